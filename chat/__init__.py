@@ -1,0 +1,1 @@
+"""Shared, pure IRC building blocks: no I/O anywhere in this package."""

@@ -1,0 +1,65 @@
+"""Split a byte stream into IRC lines with a hard bound on buffered bytes."""
+
+from __future__ import annotations
+
+from .message import MAX_LINE_BODY, MAX_TAGS
+
+# A line may carry up to MAX_TAGS bytes of tags before its 512-byte body.
+MAX_LINE = MAX_LINE_BODY + MAX_TAGS
+
+
+class LineTooLong(Exception):
+    """A line (or an unterminated partial line) exceeded the byte bound.
+
+    ``lines`` holds the complete lines that came before it in the same ``feed``, so a
+    caller can still act on them; whether they arrive depends on how the stream was
+    chunked otherwise.
+    """
+
+    def __init__(self, lines: list[bytes] | None = None) -> None:
+        super().__init__("line too long")
+        self.lines: list[bytes] = lines if lines is not None else []
+
+
+class LineBuffer:
+    """Accepts CRLF and bare LF; holds at most ``limit`` bytes (+ a CR) of a partial line."""
+
+    __slots__ = ("_buf", "limit")
+
+    def __init__(self, limit: int = MAX_LINE) -> None:
+        self._buf = b""
+        self.limit = limit
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Return the complete lines (without endings, CR stripped) in ``data``."""
+        buf = self._buf + data if self._buf else data
+        if b"\n" not in buf:
+            if self._too_long(buf):
+                self._buf = b""
+                raise LineTooLong
+            self._buf = buf
+            return []
+        lines = buf.split(b"\n")
+        tail = lines.pop()
+        out: list[bytes] = []
+        for line in lines:
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if len(line) > self.limit:
+                self._buf = b""
+                raise LineTooLong(out)
+            out.append(line)
+        if self._too_long(tail):
+            self._buf = b""
+            raise LineTooLong(out)
+        self._buf = tail
+        return out
+
+    def _too_long(self, partial: bytes) -> bool:
+        # A trailing CR may be the first half of a CRLF split across two reads: it is
+        # not counted, so the verdict does not depend on how the stream was chunked.
+        return len(partial) - partial.endswith(b"\r") > self.limit
+
+    @property
+    def pending(self) -> int:
+        return len(self._buf)

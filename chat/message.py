@@ -1,0 +1,158 @@
+"""IRC line model with IRCv3 message tags: parse and serialise, round-trip exact."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Limits from the Modern IRC / message-tags specs.
+MAX_LINE_BODY = 512  # bytes, including the trailing CRLF
+MAX_TAGS = 8191  # bytes of tag data, including the leading '@' and trailing space
+
+_ESCAPE = {";": "\\:", " ": "\\s", "\\": "\\\\", "\r": "\\r", "\n": "\\n"}
+_UNESCAPE = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
+
+
+class ParseError(ValueError):
+    """The line is not a well-formed IRC message."""
+
+
+def escape_tag_value(value: str) -> str:
+    if not any(ch in value for ch in _ESCAPE):
+        return value
+    return "".join(_ESCAPE.get(ch, ch) for ch in value)
+
+
+def unescape_tag_value(value: str) -> str:
+    if "\\" not in value:
+        return value
+    out: list[str] = []
+    i = 0
+    n = len(value)
+    while i < n:
+        ch = value[i]
+        if ch == "\\":
+            i += 1
+            if i < n:
+                nxt = value[i]
+                # An unknown escape drops the backslash, per the spec.
+                out.append(_UNESCAPE.get(nxt, nxt))
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def parse_tags(raw: str) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for item in raw.split(";"):
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        if not key:
+            continue
+        # Later duplicates win, as the spec says.
+        tags[key] = unescape_tag_value(value) if sep else ""
+    return tags
+
+
+def serialize_tags(tags: dict[str, str]) -> str:
+    parts = []
+    for key, value in tags.items():
+        parts.append(f"{key}={escape_tag_value(value)}" if value else key)
+    return ";".join(parts)
+
+
+@dataclass(slots=True)
+class Message:
+    """One IRC message. ``params`` holds middles and the trailing param alike."""
+
+    command: str
+    params: list[str] = field(default_factory=list)
+    source: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.to_line()
+
+    def to_line(self) -> str:
+        """Serialise without CRLF; the last param gets ':' only when it needs it."""
+        parts: list[str] = []
+        if self.tags:
+            parts.append("@" + serialize_tags(self.tags))
+        if self.source:
+            parts.append(":" + self.source)
+        parts.append(self.command)
+        params = self.params
+        if params:
+            for middle in params[:-1]:
+                parts.append(middle)
+            last = params[-1]
+            if not last or last[0] == ":" or " " in last:
+                parts.append(":" + last)
+            else:
+                parts.append(last)
+        return " ".join(parts)
+
+    def to_bytes(self) -> bytes:
+        return self.to_line().encode("utf-8", "surrogateescape") + b"\r\n"
+
+
+def parse(line: str) -> Message:
+    """Parse one line (without its line ending). Raises ParseError when it is empty."""
+    line = line.rstrip("\r\n")
+    tags: dict[str, str] = {}
+    source: str | None = None
+    pos = 0
+    n = len(line)
+
+    def skip_spaces(p: int) -> int:
+        while p < n and line[p] == " ":
+            p += 1
+        return p
+
+    pos = skip_spaces(pos)
+    if pos < n and line[pos] == "@":
+        end = line.find(" ", pos)
+        if end == -1:
+            raise ParseError("tags without a command")
+        tags = parse_tags(line[pos + 1 : end])
+        pos = skip_spaces(end)
+    if pos < n and line[pos] == ":":
+        end = line.find(" ", pos)
+        if end == -1:
+            raise ParseError("source without a command")
+        source = line[pos + 1 : end] or None  # ": CMD" has no source, not an empty one
+        pos = skip_spaces(end)
+    if pos >= n:
+        raise ParseError("no command")
+    end = line.find(" ", pos)
+    if end == -1:
+        return Message(line[pos:].upper(), [], source, tags)
+    command = line[pos:end].upper()
+    pos = end
+    params: list[str] = []
+    while True:
+        pos = skip_spaces(pos)
+        if pos >= n:
+            break
+        if line[pos] == ":":
+            params.append(line[pos + 1 :])
+            break
+        end = line.find(" ", pos)
+        if end == -1:
+            params.append(line[pos:])
+            break
+        params.append(line[pos:end])
+        pos = end
+    return Message(command, params, source, tags)
+
+
+def hostmask(nick: str, user: str, host: str) -> str:
+    return f"{nick}!{user}@{host}"
+
+
+def split_hostmask(mask: str) -> tuple[str, str, str]:
+    """'nick!user@host' -> (nick, user, host); missing parts are empty."""
+    nick, _, rest = mask.partition("!")
+    user, _, host = rest.partition("@")
+    return nick, user, host

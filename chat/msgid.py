@@ -1,0 +1,59 @@
+"""Sortable unique message ids: 48-bit millisecond time + 16-bit counter + 16-bit node/random.
+
+Encoded in Crockford base32 so the string order equals the time order.
+"""
+
+from __future__ import annotations
+
+import os
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_DECODE = {ch: i for i, ch in enumerate(_ALPHABET)}
+_LENGTH = 16  # 80 bits / 5
+
+
+def encode(value: int) -> str:
+    chars = []
+    for _ in range(_LENGTH):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def decode(text: str) -> int:
+    value = 0
+    for ch in text:
+        value = (value << 5) | _DECODE[ch]
+    return value
+
+
+class MsgIdGenerator:
+    """Monotonic within one process: ids from later calls always sort after earlier ones."""
+
+    def __init__(self, node: int | None = None) -> None:
+        self._node = (node if node is not None else int.from_bytes(os.urandom(2), "big")) & 0xFFFF
+        self._last_ms = 0
+        self._counter = 0
+
+    def next(self, now: float) -> str:
+        ms = int(now * 1000)
+        if ms <= self._last_ms:
+            ms = self._last_ms
+            self._counter += 1
+            if self._counter > 0xFFFF:
+                # Borrow the next millisecond rather than repeat an id.
+                ms += 1
+                self._counter = 0
+        else:
+            self._counter = 0
+        self._last_ms = ms
+        return encode((ms << 32) | (self._counter << 16) | self._node)
+
+
+def timestamp_ms(msgid: str) -> int:
+    """The millisecond timestamp embedded in an id from MsgIdGenerator."""
+    return decode(msgid) >> 32
+
+
+def is_msgid(text: str) -> bool:
+    return len(text) == _LENGTH and all(ch in _DECODE for ch in text)

@@ -1,0 +1,33 @@
+"""Nick and channel name validation."""
+
+from __future__ import annotations
+
+CHANTYPES = "#&"
+NICK_SPECIAL = "[]\\`_^{|}"
+_NICK_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" + NICK_SPECIAL)
+_NICK_REST = _NICK_FIRST | frozenset("0123456789-")
+_CHANNEL_FORBIDDEN = frozenset(" ,\x07\x00\r\n:")
+
+
+def is_valid_nick(nick: str, maxlen: int = 30) -> bool:
+    """RFC 2812 nick grammar: letter or special first, then letters, digits, specials, '-'."""
+    if not nick or len(nick) > maxlen:
+        return False
+    if nick[0] not in _NICK_FIRST:
+        return False
+    return all(ch in _NICK_REST for ch in nick[1:])
+
+
+def is_channel_name(name: str, chantypes: str = CHANTYPES) -> bool:
+    """Whether the name is addressed as a channel (starts with a channel type)."""
+    return bool(name) and name[0] in chantypes
+
+
+def is_valid_channel(name: str, maxlen: int = 50, chantypes: str = CHANTYPES) -> bool:
+    if len(name) < 2 or len(name) > maxlen or name[0] not in chantypes:
+        return False
+    return not any(ch in _CHANNEL_FORBIDDEN for ch in name)
+
+
+def is_valid_username(user: str, maxlen: int = 10) -> bool:
+    return bool(user) and not any(ch in " @\x00\r\n" for ch in user)

@@ -1,0 +1,37 @@
+"""Server configuration: one frozen dataclass that every layer reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from chat.casemap import Casemapping
+
+BACKENDS = ("auto", "asyncio", "uvloop", "select")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 6667
+    name: str = "chat.local"
+    network: str = "ChatNet"
+    motd: str | None = None  # path of the MOTD file; None -> 422
+    motd_lines: tuple[str, ...] | None = None  # loaded text (the core never reads files)
+    password: str | None = None  # server password for PASS; None -> not required
+    backend: str = "auto"
+    log_level: str = "info"
+    # Operator name -> password hash ("scrypt$..." from `chat-server --hash-password`).
+    opers: dict[str, str] = field(default_factory=dict)
+    casemapping: Casemapping = "rfc1459"
+    nicklen: int = 30
+    channellen: int = 50
+    topiclen: int = 390
+    kicklen: int = 390
+    awaylen: int = 390
+    userlen: int = 10
+    max_channels: int = 50  # per user
+    max_targets: int = 4  # TARGMAX for PRIVMSG/NOTICE and friends
+    sendq: int = 1 << 20  # bytes queued to one client before it is disconnected
+    registration_timeout: float = 60.0
+    ping_interval: float = 120.0  # idle seconds before the server pings a client
+    ping_timeout: float = 60.0  # seconds to answer that PING

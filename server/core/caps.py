@@ -1,0 +1,34 @@
+"""IRCv3 capabilities this server offers, and what each changes on the wire."""
+
+from __future__ import annotations
+
+from .state import FORM_TAGS, FORM_TIME
+
+# Name -> value advertised in CAP LS 302 (empty: no value).
+SUPPORTED: dict[str, str] = {
+    "away-notify": "",
+    "batch": "",
+    "cap-notify": "",
+    "echo-message": "",
+    "labeled-response": "",
+    "message-tags": "",
+    "multi-prefix": "",
+    "server-time": "",
+    "setname": "",
+    "userhost-in-names": "",
+}
+
+
+def tag_form(caps: set[str]) -> int:
+    form = 0
+    if "server-time" in caps:
+        form |= FORM_TIME
+    if "message-tags" in caps:
+        form |= FORM_TAGS
+    return form
+
+
+def ls_tokens(version: int) -> list[str]:
+    if version >= 302:
+        return [f"{name}={value}" if value else name for name, value in SUPPORTED.items()]
+    return list(SUPPORTED)

@@ -1,0 +1,349 @@
+"""The sans-IO server: feed it bytes per connection, collect output and effects.
+
+The transport calls ``connect``, ``data_received``, ``connection_lost``, ``tick``
+and ``shutdown``; after each of those it drains ``take_output()`` (clients whose
+``out`` holds bytes, or that are ``closing``) and ``take_effects()``. The core
+never awaits and never reads a clock other than the one it is given.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from chat import numerics as N
+from chat.casemap import folder
+from chat.message import MAX_LINE_BODY, MAX_TAGS, Message, ParseError, parse
+from chat.msgid import MsgIdGenerator
+from chat.servertime import format_time
+from server.config import ServerConfig
+
+from . import caps as caps_mod
+from .relay import Relay, add_tag
+from .state import Channel, Client
+
+log = logging.getLogger("chat.server.core")
+
+Handler = Callable[["ServerCore", Client, Message], None]
+
+# Commands a client may send before it has registered.
+PRE_REGISTRATION = frozenset({"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT"})
+MAX_CLIENT_TAGS = 4094
+
+
+class ServerCore:
+    def __init__(
+        self,
+        config: ServerConfig,
+        clock: Callable[[], float],
+        *,
+        msgids: MsgIdGenerator | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.fold = folder(config.casemapping)
+        self.msgids = msgids or MsgIdGenerator()
+        self.created = clock()
+        self.clients: dict[int, Client] = {}
+        self.nicks: dict[str, Client] = {}  # folded nick -> registered or reserving client
+        self.channels: dict[str, Channel] = {}  # folded name -> channel
+        self._dirty: list[Client] = []
+        self._effects: list[Any] = []
+        self._capture_client: Client | None = None
+        self._capture: list[bytes] | None = None
+        self._batch_seq = 0
+        self.max_clients_seen = 0
+        from .handlers import COMMANDS
+
+        self.commands: dict[str, tuple[Handler, int]] = COMMANDS
+
+    # ------------------------------------------------------------------ transport API
+
+    def connect(self, conn_id: int, ip: str, port: int, *, secure: bool = False) -> Client:
+        client = Client(conn_id, ip, port, self.clock(), secure)
+        self.clients[conn_id] = client
+        return client
+
+    def data_received(self, conn_id: int, data: bytes) -> None:
+        client = self.clients.get(conn_id)
+        if client is None or client.closing is not None:
+            return
+        try:
+            lines = client.linebuf.feed(data)
+        except Exception:
+            self.reply(client, N.ERR_INPUTTOOLONG, "Input line was too long")
+            self.disconnect(client, "Input line was too long")
+            return
+        now = self.clock()
+        client.last_recv = now
+        client.ping_sent_at = None
+        for line in lines:
+            # A line may close the connection (QUIT, bad PASS): drop the rest.
+            if line and client.closing is None:
+                self.handle_line(client, line)
+
+    def connection_lost(self, conn_id: int, reason: str = "Connection closed") -> None:
+        client = self.clients.get(conn_id)
+        if client is None:
+            return
+        if client.closing is None:
+            self.quit(client, reason, send_error=False)
+        self._forget(client)
+
+    def sendq_exceeded(self, conn_id: int) -> None:
+        client = self.clients.get(conn_id)
+        if client is not None and client.closing is None:
+            self.disconnect(client, "SendQ exceeded")
+
+    def tick(self) -> None:
+        """Timers: registration timeout, keepalive PING, ping timeout."""
+        now = self.clock()
+        cfg = self.config
+        for client in list(self.clients.values()):
+            if client.closing is not None:
+                continue
+            if not client.registered:
+                if now - client.connected_at >= cfg.registration_timeout:
+                    self.disconnect(client, "Registration timeout")
+                continue
+            if client.ping_sent_at is not None:
+                if now - client.ping_sent_at >= cfg.ping_timeout:
+                    secs = int(now - client.last_recv)
+                    self.disconnect(client, f"Ping timeout: {secs} seconds")
+            elif now - client.last_recv >= cfg.ping_interval:
+                client.ping_sent_at = now
+                self.write(client, Message("PING", [cfg.name]).to_bytes())
+
+    def shutdown(self, reason: str = "Server shutting down") -> None:
+        # Everyone is leaving at once: an ERROR each, no storm of QUITs between them.
+        for client in list(self.clients.values()):
+            if client.closing is None:
+                error = Message("ERROR", [f"Closing Link: {client.host} ({reason})"])
+                self.write(client, error.to_bytes())
+                client.closing = reason
+                if not client.out:
+                    self._dirty.append(client)
+
+    def take_output(self) -> list[Client]:
+        dirty = self._dirty
+        self._dirty = []
+        return dirty
+
+    def take_effects(self) -> list[Any]:
+        effects = self._effects
+        self._effects = []
+        return effects
+
+    # ------------------------------------------------------------------ output helpers
+
+    def write(self, client: Client, data: bytes) -> None:
+        if client is self._capture_client and self._capture is not None:
+            self._capture.append(data)
+            return
+        if client.closing is not None:
+            return
+        if not client.out:
+            self._dirty.append(client)
+        client.out.append(data)
+
+    def send(self, client: Client, msg: Message) -> None:
+        self.write(client, msg.to_bytes())
+
+    def reply(self, client: Client, code: str, *params: str) -> None:
+        self.write(client, Message(code, [client.nick, *params], self.config.name).to_bytes())
+
+    def fail(self, client: Client, command: str, code: str, *context: str) -> None:
+        """IRCv3 standard reply: FAIL <command> <code> [<context>...] :<description>."""
+        self.write(client, Message("FAIL", [command, code, *context], self.config.name).to_bytes())
+
+    def notice(self, client: Client, text: str) -> None:
+        self.write(client, Message("NOTICE", [client.nick, text], self.config.name).to_bytes())
+
+    def new_relay(
+        self,
+        source: str,
+        command: str,
+        params: list[str],
+        client_tags: dict[str, str] | None = None,
+    ) -> Relay:
+        now = self.clock()
+        return Relay(source, command, params, format_time(now), self.msgids.next(now), client_tags)
+
+    def deliver(self, client: Client, relay: Relay) -> None:
+        self.write(client, relay.for_form(client.tag_form))
+
+    def fan_out(
+        self,
+        members: Iterable[Client],
+        relay: Relay,
+        exclude: Client | None = None,
+        need_cap: str | None = None,
+    ) -> None:
+        """The hot path: shared bytes appended to each recipient's queue."""
+        forms = relay.forms
+        dirty = self._dirty
+        for member in members:
+            if member is exclude or member.closing is not None:
+                continue
+            if need_cap is not None and need_cap not in member.caps:
+                continue
+            if member is self._capture_client:
+                self.write(member, forms[member.tag_form])
+                continue
+            out = member.out
+            if not out:
+                dirty.append(member)
+            out.append(forms[member.tag_form])
+
+    def peers(self, client: Client, include_self: bool) -> list[Client]:
+        """Everyone sharing a channel with ``client``, each once."""
+        seen: dict[Client, None] = {client: None} if include_self else {}
+        for channel in client.channels.values():
+            for member in channel.members:
+                seen[member] = None
+        if not include_self:
+            seen.pop(client, None)
+        return list(seen)
+
+    def next_batch_id(self) -> str:
+        self._batch_seq += 1
+        return f"b{self._batch_seq}"
+
+    def on_channel_message(
+        self,
+        channel: Channel,
+        sender: Client,
+        relay: Relay,
+        command: str,
+        text: list[str],
+        client_tags: dict[str, str] | None,
+        status: str,
+    ) -> None:
+        """Hook for history: a channel message was relayed (default: nothing to store)."""
+
+    def emit(self, effect: Any) -> None:
+        self._effects.append(effect)
+
+    # ------------------------------------------------------------------ dispatch
+
+    def handle_line(self, client: Client, raw: bytes) -> None:
+        if raw[0:1] == b"@":
+            space = raw.find(b" ")
+            tag_len = space + 1 if space != -1 else len(raw)
+        else:
+            tag_len = 0
+        if tag_len > MAX_TAGS or len(raw) - tag_len > MAX_LINE_BODY - 2:
+            self.reply(client, N.ERR_INPUTTOOLONG, "Input line was too long")
+            return
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self.fail(client, "*", "INVALID_UTF8", "Message rejected: it was not valid UTF-8")
+            return
+        if "\x00" in text:
+            self.fail(client, "*", "INVALID_MESSAGE", "Message rejected: it contained a NUL byte")
+            return
+        try:
+            msg = parse(text)
+        except ParseError:
+            return
+        if msg.tags:
+            client_tag_bytes = sum(len(k) + len(v) + 2 for k, v in msg.tags.items() if k[0] == "+")
+            if client_tag_bytes > MAX_CLIENT_TAGS:
+                self.reply(client, N.ERR_INPUTTOOLONG, "Input line was too long")
+                return
+        label = msg.tags.get("label") if "labeled-response" in client.caps else None
+        if label is not None:
+            self._dispatch_labeled(client, msg, label)
+        else:
+            self._dispatch(client, msg)
+
+    def _dispatch(self, client: Client, msg: Message) -> None:
+        entry = self.commands.get(msg.command)
+        if entry is None:
+            if client.registered:
+                self.reply(client, N.ERR_UNKNOWNCOMMAND, msg.command, "Unknown command")
+            else:
+                self.reply(client, N.ERR_NOTREGISTERED, "You have not registered")
+            return
+        handler, min_params = entry
+        if not client.registered and msg.command not in PRE_REGISTRATION:
+            self.reply(client, N.ERR_NOTREGISTERED, "You have not registered")
+            return
+        if len(msg.params) < min_params or (
+            min_params and not msg.params[min_params - 1] and msg.command != "USER"
+        ):
+            self.reply(client, N.ERR_NEEDMOREPARAMS, msg.command, "Not enough parameters")
+            return
+        try:
+            handler(self, client, msg)
+        except Exception:
+            # A bug of ours, not the client's: keep serving everyone else.
+            log.exception("handler for %s failed", msg.command)
+
+    def _dispatch_labeled(self, client: Client, msg: Message, label: str) -> None:
+        captured: list[bytes] = []
+        self._capture_client, self._capture = client, captured
+        try:
+            self._dispatch(client, msg)
+        finally:
+            self._capture_client, self._capture = None, None
+        tag = b"label=" + label.encode("utf-8", "surrogateescape")
+        if msg.command == "QUIT" or client.closing is not None:
+            # The connection is going away; deliver what there is, unlabelled.
+            for data in captured:
+                self.write(client, data)
+            return
+        if not captured:
+            self.write(client, add_tag(Message("ACK", [], self.config.name).to_bytes(), tag))
+        elif len(captured) == 1:
+            self.write(client, add_tag(captured[0], tag))
+        else:
+            ref = self.next_batch_id()
+            start = Message("BATCH", ["+" + ref, "labeled-response"], self.config.name)
+            self.write(client, add_tag(start.to_bytes(), tag))
+            btag = b"batch=" + ref.encode()
+            for data in captured:
+                self.write(client, add_tag(data, btag))
+            self.write(client, Message("BATCH", ["-" + ref], self.config.name).to_bytes())
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def set_caps(self, client: Client, caps: set[str]) -> None:
+        client.caps = caps
+        client.tag_form = caps_mod.tag_form(caps)
+
+    def disconnect(self, client: Client, reason: str) -> None:
+        """Server-initiated close: QUIT to peers, ERROR to the client, then close."""
+        self.quit(client, reason, send_error=True)
+
+    def quit(self, client: Client, reason: str, *, send_error: bool) -> None:
+        if client.closing is not None:
+            return
+        if client.registered:
+            relay = self.new_relay(client.mask, "QUIT", [reason])
+            self.fan_out(self.peers(client, include_self=False), relay)
+        for channel in list(client.channels.values()):
+            self.remove_member(channel, client)
+        if client.folded and self.nicks.get(client.folded) is client:
+            del self.nicks[client.folded]
+        if send_error:
+            self.write(
+                client, Message("ERROR", [f"Closing Link: {client.host} ({reason})"]).to_bytes()
+            )
+        client.closing = reason
+        if not client.out:
+            self._dirty.append(client)
+
+    def _forget(self, client: Client) -> None:
+        self.clients.pop(client.conn_id, None)
+
+    def remove_member(self, channel: Channel, client: Client) -> None:
+        channel.members.pop(client, None)
+        client.channels.pop(channel.folded, None)
+        if not channel.members:
+            self.channels.pop(channel.folded, None)
+
+    def user_count(self) -> int:
+        return sum(1 for c in self.clients.values() if c.registered)

@@ -1,0 +1,41 @@
+"""Command table: name -> (handler, minimum number of parameters)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from . import channels, messaging, modes, operator, queries, registration
+
+if TYPE_CHECKING:
+    from ..core import Handler
+
+COMMANDS: dict[str, tuple[Handler, int]] = {
+    "CAP": (registration.handle_cap, 1),
+    "PASS": (registration.handle_pass, 1),
+    "NICK": (registration.handle_nick, 0),
+    "USER": (registration.handle_user, 4),
+    "PING": (registration.handle_ping, 0),
+    "PONG": (registration.handle_pong, 0),
+    "QUIT": (registration.handle_quit, 0),
+    "MOTD": (registration.handle_motd, 0),
+    "LUSERS": (registration.handle_lusers, 0),
+    "JOIN": (channels.handle_join, 1),
+    "PART": (channels.handle_part, 1),
+    "TOPIC": (channels.handle_topic, 1),
+    "NAMES": (channels.handle_names, 0),
+    "LIST": (channels.handle_list, 0),
+    "KICK": (channels.handle_kick, 2),
+    "INVITE": (channels.handle_invite, 2),
+    "MODE": (modes.handle_mode, 1),
+    "PRIVMSG": (messaging.handle_privmsg, 0),
+    "NOTICE": (messaging.handle_notice, 0),
+    "TAGMSG": (messaging.handle_tagmsg, 0),
+    "AWAY": (messaging.handle_away, 0),
+    "SETNAME": (messaging.handle_setname, 1),
+    "WHO": (queries.handle_who, 0),
+    "WHOIS": (queries.handle_whois, 1),
+    "ISON": (queries.handle_ison, 1),
+    "USERHOST": (queries.handle_userhost, 1),
+    "OPER": (operator.handle_oper, 2),
+    "KILL": (operator.handle_kill, 2),
+}

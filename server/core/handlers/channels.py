@@ -1,0 +1,262 @@
+"""Channel membership and metadata: JOIN, PART, TOPIC, NAMES, LIST, KICK, INVITE."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from chat import numerics as N
+from chat.message import Message
+from chat.names import is_channel_name, is_valid_channel
+
+from ..masks import mask_matches
+from ..state import Channel
+
+if TYPE_CHECKING:
+    from ..core import ServerCore
+    from ..state import Client
+
+NAMES_LINE_BUDGET = 400  # bytes of names per 353 line, well inside 512 with the prefix
+
+
+def is_banned(core: ServerCore, channel: Channel, client: Client) -> bool:
+    return any(mask_matches(ban.mask, client.mask, core.fold) for ban in channel.bans)
+
+
+def can_see(channel: Channel, client: Client) -> bool:
+    return "s" not in channel.modes or client in channel.members
+
+
+# ---------------------------------------------------------------------- JOIN / PART
+
+
+def handle_join(core: ServerCore, client: Client, msg: Message) -> None:
+    if msg.params[0] == "0":
+        for channel in list(client.channels.values()):
+            part(core, client, channel, "Left all channels")
+        return
+    names = msg.params[0].split(",")
+    keys = msg.params[1].split(",") if len(msg.params) > 1 else []
+    for i, name in enumerate(names):
+        if not name:
+            continue
+        join(core, client, name, keys[i] if i < len(keys) else "")
+
+
+def join(core: ServerCore, client: Client, name: str, key: str) -> None:
+    cfg = core.config
+    if not is_valid_channel(name, cfg.channellen):
+        core.reply(client, N.ERR_BADCHANMASK, name, "Invalid channel name")
+        return
+    folded = core.fold(name)
+    channel = core.channels.get(folded)
+    if channel is not None and client in channel.members:
+        return
+    if len(client.channels) >= cfg.max_channels:
+        core.reply(client, N.ERR_TOOMANYCHANNELS, name, "You have joined too many channels")
+        return
+    now = int(core.clock())
+    if channel is None:
+        channel = Channel(name=name, folded=folded, created=now)
+        core.channels[folded] = channel
+        channel.members[client] = "o"
+    else:
+        invited = client.folded in channel.invited
+        if channel.key is not None and key != channel.key and not invited:
+            core.reply(client, N.ERR_BADCHANNELKEY, channel.name, "Cannot join channel (+k)")
+            return
+        if "i" in channel.modes and not invited:
+            core.reply(client, N.ERR_INVITEONLYCHAN, channel.name, "Cannot join channel (+i)")
+            return
+        if channel.limit is not None and len(channel.members) >= channel.limit and not invited:
+            core.reply(client, N.ERR_CHANNELISFULL, channel.name, "Cannot join channel (+l)")
+            return
+        if not invited and is_banned(core, channel, client):
+            core.reply(client, N.ERR_BANNEDFROMCHAN, channel.name, "Cannot join channel (+b)")
+            return
+        channel.invited.discard(client.folded)
+        channel.members[client] = ""
+    client.channels[folded] = channel
+    core.fan_out(channel.members, core.new_relay(client.mask, "JOIN", [channel.name]))
+    if client.away is not None:
+        away = core.new_relay(client.mask, "AWAY", [client.away])
+        core.fan_out(channel.members, away, exclude=client, need_cap="away-notify")
+    if channel.topic:
+        send_topic(core, client, channel)
+    send_names(core, client, channel)
+
+
+def handle_part(core: ServerCore, client: Client, msg: Message) -> None:
+    reason = msg.params[1] if len(msg.params) > 1 else ""
+    for name in msg.params[0].split(","):
+        if not name:
+            continue
+        channel = core.channels.get(core.fold(name))
+        if channel is None:
+            core.reply(client, N.ERR_NOSUCHCHANNEL, name, "No such channel")
+        elif client not in channel.members:
+            core.reply(client, N.ERR_NOTONCHANNEL, channel.name, "You're not on that channel")
+        else:
+            part(core, client, channel, reason)
+
+
+def part(core: ServerCore, client: Client, channel: Channel, reason: str) -> None:
+    params = [channel.name, reason[: core.config.kicklen]] if reason else [channel.name]
+    core.fan_out(channel.members, core.new_relay(client.mask, "PART", params))
+    core.remove_member(channel, client)
+
+
+# ---------------------------------------------------------------------- TOPIC
+
+
+def send_topic(core: ServerCore, client: Client, channel: Channel) -> None:
+    if not channel.topic:
+        core.reply(client, N.RPL_NOTOPIC, channel.name, "No topic is set")
+        return
+    core.reply(client, N.RPL_TOPIC, channel.name, channel.topic)
+    core.reply(
+        client, N.RPL_TOPICWHOTIME, channel.name, channel.topic_setter, str(channel.topic_time)
+    )
+
+
+def handle_topic(core: ServerCore, client: Client, msg: Message) -> None:
+    name = msg.params[0]
+    channel = core.channels.get(core.fold(name))
+    if channel is None:
+        core.reply(client, N.ERR_NOSUCHCHANNEL, name, "No such channel")
+        return
+    if len(msg.params) < 2:
+        if not can_see(channel, client):
+            core.reply(client, N.ERR_NOTONCHANNEL, channel.name, "You're not on that channel")
+            return
+        send_topic(core, client, channel)
+        return
+    if client not in channel.members:
+        core.reply(client, N.ERR_NOTONCHANNEL, channel.name, "You're not on that channel")
+        return
+    if "t" in channel.modes and not channel.is_op(client):
+        core.reply(client, N.ERR_CHANOPRIVSNEEDED, channel.name, "You're not channel operator")
+        return
+    channel.topic = msg.params[1][: core.config.topiclen]
+    channel.topic_setter = client.mask
+    channel.topic_time = int(core.clock())
+    relay = core.new_relay(client.mask, "TOPIC", [channel.name, channel.topic])
+    core.fan_out(channel.members, relay)
+
+
+# ---------------------------------------------------------------------- NAMES / LIST
+
+
+def send_names(core: ServerCore, client: Client, channel: Channel) -> None:
+    multi = "multi-prefix" in client.caps
+    full = "userhost-in-names" in client.caps
+    member = client in channel.members
+    symbol = "@" if "s" in channel.modes else "="
+    entries: list[str] = []
+    for other, _modes in channel.members.items():
+        if not member and "i" in other.modes:
+            continue
+        who = other.mask if full else other.nick
+        entries.append(channel.prefix_of(other, multi) + who)
+    line: list[str] = []
+    size = 0
+    for entry in entries:
+        if line and size + len(entry) + 1 > NAMES_LINE_BUDGET:
+            core.reply(client, N.RPL_NAMREPLY, symbol, channel.name, " ".join(line))
+            line, size = [], 0
+        line.append(entry)
+        size += len(entry) + 1
+    if line:
+        core.reply(client, N.RPL_NAMREPLY, symbol, channel.name, " ".join(line))
+    core.reply(client, N.RPL_ENDOFNAMES, channel.name, "End of /NAMES list")
+
+
+def handle_names(core: ServerCore, client: Client, msg: Message) -> None:
+    if not msg.params or not msg.params[0]:
+        core.reply(client, N.RPL_ENDOFNAMES, "*", "End of /NAMES list")
+        return
+    for name in msg.params[0].split(","):
+        channel = core.channels.get(core.fold(name))
+        if channel is not None and can_see(channel, client):
+            send_names(core, client, channel)
+        else:
+            core.reply(client, N.RPL_ENDOFNAMES, name, "End of /NAMES list")
+
+
+def handle_list(core: ServerCore, client: Client, msg: Message) -> None:
+    wanted: set[str] | None = None
+    min_users, max_users = 0, None
+    for param in msg.params[:2]:
+        for item in param.split(","):
+            if item.startswith(">") and item[1:].isdigit():
+                min_users = int(item[1:]) + 1
+            elif item.startswith("<") and item[1:].isdigit():
+                max_users = int(item[1:]) - 1
+            elif is_channel_name(item):
+                wanted = (wanted or set()) | {core.fold(item)}
+    core.reply(client, N.RPL_LISTSTART, "Channel", "Users  Name")
+    for folded, channel in core.channels.items():
+        if wanted is not None and folded not in wanted:
+            continue
+        if not can_see(channel, client):
+            continue
+        count = len(channel.members)
+        if count < min_users or (max_users is not None and count > max_users):
+            continue
+        core.reply(client, N.RPL_LIST, channel.name, str(count), channel.topic)
+    core.reply(client, N.RPL_LISTEND, "End of /LIST")
+
+
+# ---------------------------------------------------------------------- KICK / INVITE
+
+
+def handle_kick(core: ServerCore, client: Client, msg: Message) -> None:
+    name = msg.params[0]
+    channel = core.channels.get(core.fold(name))
+    if channel is None:
+        core.reply(client, N.ERR_NOSUCHCHANNEL, name, "No such channel")
+        return
+    if client not in channel.members:
+        core.reply(client, N.ERR_NOTONCHANNEL, channel.name, "You're not on that channel")
+        return
+    if not channel.is_op(client):
+        core.reply(client, N.ERR_CHANOPRIVSNEEDED, channel.name, "You're not channel operator")
+        return
+    reason = (msg.params[2] if len(msg.params) > 2 and msg.params[2] else client.nick)[
+        : core.config.kicklen
+    ]
+    for nick in msg.params[1].split(",")[: core.config.max_targets]:
+        target = core.nicks.get(core.fold(nick))
+        if target is None or target not in channel.members:
+            core.reply(
+                client, N.ERR_USERNOTINCHANNEL, nick, channel.name, "They aren't on that channel"
+            )
+            continue
+        relay = core.new_relay(client.mask, "KICK", [channel.name, target.nick, reason])
+        core.fan_out(channel.members, relay)
+        core.remove_member(channel, target)
+
+
+def handle_invite(core: ServerCore, client: Client, msg: Message) -> None:
+    nick, name = msg.params[0], msg.params[1]
+    target = core.nicks.get(core.fold(nick))
+    if target is None or not target.registered:
+        core.reply(client, N.ERR_NOSUCHNICK, nick, "No such nick/channel")
+        return
+    channel = core.channels.get(core.fold(name))
+    if channel is None:
+        core.reply(client, N.ERR_NOSUCHCHANNEL, name, "No such channel")
+        return
+    if client not in channel.members:
+        core.reply(client, N.ERR_NOTONCHANNEL, channel.name, "You're not on that channel")
+        return
+    if target in channel.members:
+        core.reply(client, N.ERR_USERONCHANNEL, target.nick, channel.name, "is already on channel")
+        return
+    if "i" in channel.modes and not channel.is_op(client):
+        core.reply(client, N.ERR_CHANOPRIVSNEEDED, channel.name, "You're not channel operator")
+        return
+    channel.invited.add(target.folded)
+    core.reply(client, N.RPL_INVITING, target.nick, channel.name)
+    if target.away is not None:
+        core.reply(client, N.RPL_AWAY, target.nick, target.away)
+    core.deliver(target, core.new_relay(client.mask, "INVITE", [target.nick, channel.name]))

@@ -1,0 +1,163 @@
+"""PRIVMSG, NOTICE and TAGMSG to channels and nicks; AWAY; SETNAME."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from chat import numerics as N
+from chat.message import Message
+from chat.names import CHANTYPES
+
+from .channels import is_banned
+
+if TYPE_CHECKING:
+    from ..core import ServerCore
+    from ..state import Channel, Client
+
+REALNAME_MAX = 200
+
+
+def handle_privmsg(core: ServerCore, client: Client, msg: Message) -> None:
+    relay_message(core, client, msg)
+
+
+def handle_notice(core: ServerCore, client: Client, msg: Message) -> None:
+    relay_message(core, client, msg)
+
+
+def handle_tagmsg(core: ServerCore, client: Client, msg: Message) -> None:
+    relay_message(core, client, msg)
+
+
+def can_send(core: ServerCore, channel: Channel, client: Client) -> bool:
+    modes = channel.members.get(client)
+    if modes is None:
+        if "n" in channel.modes:
+            return False
+        modes = ""
+    if modes:  # voiced or op: always allowed
+        return True
+    if "m" in channel.modes:
+        return False
+    return not is_banned(core, channel, client)
+
+
+def relay_message(core: ServerCore, client: Client, msg: Message) -> None:
+    command = msg.command
+    params = msg.params
+    if not params or not params[0]:
+        if command == "TAGMSG":
+            core.reply(client, N.ERR_NEEDMOREPARAMS, command, "Not enough parameters")
+        else:
+            core.reply(client, N.ERR_NORECIPIENT, f"No recipient given ({command})")
+        return
+    if command == "TAGMSG":
+        text_params: list[str] = []
+    else:
+        if len(params) < 2 or not params[1]:
+            core.reply(client, N.ERR_NOTEXTTOSEND, "No text to send")
+            return
+        text_params = [params[1]]
+    client_tags: dict[str, str] | None = None
+    if msg.tags and "message-tags" in client.caps:
+        client_tags = {k: v for k, v in msg.tags.items() if k[0] == "+"} or None
+    targets = params[0].split(",")
+    limit = core.config.max_targets
+    if len(targets) > limit:
+        core.reply(client, "407", params[0], f"Too many targets, only {limit} are accepted")
+        targets = targets[:limit]
+    need_cap = "message-tags" if command == "TAGMSG" else None
+    for target in targets:
+        if not target:
+            continue
+        status = ""
+        name = target
+        while name and name[0] in "@+" and len(name) > 1 and name[1] in "@+" + CHANTYPES:
+            status += name[0]
+            name = name[1:]
+        if name[:1] in CHANTYPES:
+            _to_channel(core, client, command, name, status, text_params, client_tags, need_cap)
+        else:
+            _to_nick(core, client, command, target, text_params, client_tags, need_cap)
+    if command == "PRIVMSG":
+        client.last_speak = core.clock()
+
+
+def _to_channel(
+    core: ServerCore,
+    client: Client,
+    command: str,
+    name: str,
+    status: str,
+    text: list[str],
+    client_tags: dict[str, str] | None,
+    need_cap: str | None,
+) -> None:
+    channel = core.channels.get(core.fold(name))
+    if channel is None:
+        core.reply(client, N.ERR_NOSUCHNICK, name, "No such nick/channel")
+        return
+    if not can_send(core, channel, client):
+        core.reply(client, N.ERR_CANNOTSENDTOCHAN, channel.name, "Cannot send to channel")
+        return
+    target = status + channel.name
+    relay = core.new_relay(client.mask, command, [target, *text], client_tags)
+    if status:
+        # STATUSMSG: '@' reaches ops; '+' reaches voiced and ops.
+        allowed = "o" if "+" not in status else "ov"
+        members = [m for m, modes in channel.members.items() if any(c in modes for c in allowed)]
+        core.fan_out(members, relay, exclude=client, need_cap=need_cap)
+    else:
+        core.fan_out(channel.members, relay, exclude=client, need_cap=need_cap)
+    if "echo-message" in client.caps and (need_cap is None or need_cap in client.caps):
+        core.deliver(client, relay)
+    core.on_channel_message(channel, client, relay, command, text, client_tags, status)
+
+
+def _to_nick(
+    core: ServerCore,
+    client: Client,
+    command: str,
+    nick: str,
+    text: list[str],
+    client_tags: dict[str, str] | None,
+    need_cap: str | None,
+) -> None:
+    target = core.nicks.get(core.fold(nick))
+    if target is None or not target.registered:
+        core.reply(client, N.ERR_NOSUCHNICK, nick, "No such nick/channel")
+        return
+    relay = core.new_relay(client.mask, command, [target.nick, *text], client_tags)
+    if need_cap is None or need_cap in target.caps:
+        core.deliver(target, relay)
+    if command == "PRIVMSG" and target.away is not None:
+        core.reply(client, N.RPL_AWAY, target.nick, target.away)
+    if (
+        "echo-message" in client.caps
+        and target is not client
+        and (need_cap is None or need_cap in client.caps)
+    ):
+        core.deliver(client, relay)
+
+
+def handle_away(core: ServerCore, client: Client, msg: Message) -> None:
+    text = msg.params[0][: core.config.awaylen] if msg.params else ""
+    if text:
+        client.away = text
+        core.reply(client, N.RPL_NOWAWAY, "You have been marked as being away")
+        relay = core.new_relay(client.mask, "AWAY", [text])
+    else:
+        client.away = None
+        core.reply(client, N.RPL_UNAWAY, "You are no longer marked as being away")
+        relay = core.new_relay(client.mask, "AWAY", [])
+    core.fan_out(core.peers(client, include_self=False), relay, need_cap="away-notify")
+
+
+def handle_setname(core: ServerCore, client: Client, msg: Message) -> None:
+    realname = msg.params[0]
+    if not realname or len(realname.encode()) > REALNAME_MAX:
+        core.fail(client, "SETNAME", "INVALID_REALNAME", "Realname is not valid")
+        return
+    client.realname = realname
+    relay = core.new_relay(client.mask, "SETNAME", [realname])
+    core.fan_out(core.peers(client, include_self=True), relay, need_cap="setname")

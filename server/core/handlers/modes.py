@@ -1,0 +1,255 @@
+"""MODE for users (+i, -o) and channels (b k l o v i m n s t)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from chat import numerics as N
+from chat.message import Message
+from chat.names import is_channel_name
+
+from ..masks import normalize_mask
+from ..state import Ban, Channel
+
+if TYPE_CHECKING:
+    from ..core import ServerCore
+    from ..state import Client
+
+FLAG_MODES = frozenset("imnst")
+PARAM_MODES_PER_COMMAND = 4  # ISUPPORT MODES=4
+MAX_BANS = 100  # ISUPPORT MAXLIST=b:100
+
+
+def handle_mode(core: ServerCore, client: Client, msg: Message) -> None:
+    target = msg.params[0]
+    if is_channel_name(target):
+        channel_mode(core, client, target, msg.params[1:])
+    else:
+        user_mode(core, client, target, msg.params[1:])
+
+
+# ---------------------------------------------------------------------- user modes
+
+
+def user_mode(core: ServerCore, client: Client, target: str, args: list[str]) -> None:
+    other = core.nicks.get(core.fold(target))
+    if other is None:
+        core.reply(client, N.ERR_NOSUCHNICK, target, "No such nick/channel")
+        return
+    if other is not client:
+        core.reply(client, N.ERR_USERSDONTMATCH, "Cant change mode for other users")
+        return
+    if not args or not args[0]:
+        core.reply(client, N.RPL_UMODEIS, "+" + "".join(sorted(client.modes)))
+        return
+    adding = True
+    added: list[str] = []
+    removed: list[str] = []
+    unknown = False
+    for ch in args[0]:
+        if ch in "+-":
+            adding = ch == "+"
+        elif ch == "i":
+            if adding and "i" not in client.modes:
+                client.modes.add("i")
+                added.append("i")
+            elif not adding and "i" in client.modes:
+                client.modes.discard("i")
+                removed.append("i")
+        elif ch == "o":
+            # +o only comes from OPER; -o drops operator status.
+            if not adding and "o" in client.modes:
+                client.modes.discard("o")
+                client.oper_name = None
+                removed.append("o")
+        else:
+            unknown = True
+    if unknown:
+        core.reply(client, N.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag")
+    change = ("+" + "".join(added) if added else "") + ("-" + "".join(removed) if removed else "")
+    if change:
+        core.send(client, Message("MODE", [client.nick, change], client.mask))
+
+
+# ---------------------------------------------------------------------- channel modes
+
+
+def channel_modestring(channel: Channel, show_key: bool) -> list[str]:
+    flags = "".join(sorted(channel.modes))
+    args: list[str] = []
+    if channel.key is not None:
+        flags += "k"
+        args.append(channel.key if show_key else "*")
+    if channel.limit is not None:
+        flags += "l"
+        args.append(str(channel.limit))
+    return ["+" + flags, *args]
+
+
+def channel_mode(core: ServerCore, client: Client, name: str, args: list[str]) -> None:
+    channel = core.channels.get(core.fold(name))
+    if channel is None:
+        core.reply(client, N.ERR_NOSUCHCHANNEL, name, "No such channel")
+        return
+    if not args or not args[0]:
+        member = client in channel.members
+        core.reply(client, N.RPL_CHANNELMODEIS, channel.name, *channel_modestring(channel, member))
+        core.reply(client, N.RPL_CREATIONTIME, channel.name, str(channel.created))
+        return
+    modestring, params = args[0], list(args[1:])
+    is_op = channel.is_op(client)
+    adding = True
+    applied: list[tuple[str, str, str | None]] = []  # (sign, letter, arg)
+    param_count = 0
+    denied = False
+    for ch in modestring:
+        if ch in "+-":
+            adding = ch == "+"
+            continue
+        if ch == "b":
+            if not params:
+                if not adding:
+                    continue
+                send_ban_list(core, client, channel)
+                continue
+            mask = normalize_mask(params.pop(0))
+            param_count += 1
+            if param_count > PARAM_MODES_PER_COMMAND:
+                break
+            if not is_op:
+                denied = True
+                continue
+            if adding:
+                if len(channel.bans) >= MAX_BANS:
+                    core.reply(client, "478", channel.name, mask, "Channel ban list is full")
+                    continue
+                if any(core.fold(b.mask) == core.fold(mask) for b in channel.bans):
+                    continue
+                channel.bans.append(Ban(mask, client.mask, int(core.clock())))
+            else:
+                before = len(channel.bans)
+                channel.bans = [b for b in channel.bans if core.fold(b.mask) != core.fold(mask)]
+                if len(channel.bans) == before:
+                    continue
+            applied.append(("+" if adding else "-", "b", mask))
+        elif ch == "k":
+            if adding and not params:
+                core.reply(client, N.ERR_INVALIDMODEPARAM, channel.name, "k", "*", "Key is missing")
+                continue
+            key = params.pop(0) if params else None
+            param_count += 1
+            if param_count > PARAM_MODES_PER_COMMAND:
+                break
+            if not is_op:
+                denied = True
+                continue
+            if adding:
+                assert key is not None
+                if not key or " " in key or "," in key or len(key) > 23:
+                    core.reply(client, N.ERR_INVALIDKEY, channel.name, "Key is not well-formed")
+                    continue
+                channel.key = key
+                applied.append(("+", "k", key))
+            elif channel.key is not None:
+                channel.key = None
+                applied.append(("-", "k", "*"))
+        elif ch == "l":
+            if adding:
+                if not params:
+                    core.reply(
+                        client, N.ERR_INVALIDMODEPARAM, channel.name, "l", "*", "Limit is missing"
+                    )
+                    continue
+                raw = params.pop(0)
+                param_count += 1
+                if param_count > PARAM_MODES_PER_COMMAND:
+                    break
+                if not is_op:
+                    denied = True
+                    continue
+                if not raw.isdigit() or int(raw) <= 0:
+                    core.reply(
+                        client, N.ERR_INVALIDMODEPARAM, channel.name, "l", raw, "Invalid limit"
+                    )
+                    continue
+                channel.limit = int(raw)
+                applied.append(("+", "l", raw))
+            else:
+                if not is_op:
+                    denied = True
+                    continue
+                if channel.limit is not None:
+                    channel.limit = None
+                    applied.append(("-", "l", None))
+        elif ch in "ov":
+            if not params:
+                continue
+            nick = params.pop(0)
+            param_count += 1
+            if param_count > PARAM_MODES_PER_COMMAND:
+                break
+            if not is_op:
+                denied = True
+                continue
+            target = core.nicks.get(core.fold(nick))
+            if target is None:
+                core.reply(client, N.ERR_NOSUCHNICK, nick, "No such nick/channel")
+                continue
+            if target not in channel.members:
+                core.reply(
+                    client,
+                    N.ERR_USERNOTINCHANNEL,
+                    target.nick,
+                    channel.name,
+                    "They aren't on that channel",
+                )
+                continue
+            modes = channel.members[target]
+            if adding and ch not in modes:
+                channel.members[target] = "".join(sorted(modes + ch, key="ov".index))
+            elif not adding and ch in modes:
+                channel.members[target] = modes.replace(ch, "")
+            else:
+                continue
+            applied.append(("+" if adding else "-", ch, target.nick))
+        elif ch in FLAG_MODES:
+            if not is_op:
+                denied = True
+                continue
+            if adding and ch not in channel.modes:
+                channel.modes.add(ch)
+            elif not adding and ch in channel.modes:
+                channel.modes.discard(ch)
+            else:
+                continue
+            applied.append(("+" if adding else "-", ch, None))
+        else:
+            core.reply(client, N.ERR_UNKNOWNMODE, ch, "is unknown mode char to me")
+    if denied:
+        if client not in channel.members:
+            core.reply(client, N.ERR_NOTONCHANNEL, channel.name, "You're not on that channel")
+        else:
+            core.reply(client, N.ERR_CHANOPRIVSNEEDED, channel.name, "You're not channel operator")
+    if applied:
+        relay = core.new_relay(client.mask, "MODE", [channel.name, *render_changes(applied)])
+        core.fan_out(channel.members, relay)
+
+
+def render_changes(applied: list[tuple[str, str, str | None]]) -> list[str]:
+    out = ""
+    sign = ""
+    args: list[str] = []
+    for s, letter, arg in applied:
+        if s != sign:
+            out += s
+            sign = s
+        out += letter
+        if arg is not None:
+            args.append(arg)
+    return [out, *args]
+
+
+def send_ban_list(core: ServerCore, client: Client, channel: Channel) -> None:
+    for ban in channel.bans:
+        core.reply(client, N.RPL_BANLIST, channel.name, ban.mask, ban.setter, str(ban.set_at))
+    core.reply(client, N.RPL_ENDOFBANLIST, channel.name, "End of channel ban list")

@@ -1,0 +1,47 @@
+"""Operator commands: OPER, KILL."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from chat import numerics as N
+from chat.message import Message
+
+if TYPE_CHECKING:
+    from ..core import ServerCore
+    from ..state import Client
+
+log = logging.getLogger("chat.server.oper")
+
+
+def handle_oper(core: ServerCore, client: Client, msg: Message) -> None:
+    from server.passwords import verify_password
+
+    name, password = msg.params[0], msg.params[1]
+    stored = core.config.opers.get(name)
+    if stored is None or not verify_password(password, stored):
+        log.warning("failed OPER attempt as %r from %s (%s)", name, client.ip, client.nick)
+        core.reply(client, N.ERR_PASSWDMISMATCH, "Password incorrect")
+        return
+    client.oper_name = name
+    if "o" not in client.modes:
+        client.modes.add("o")
+        core.send(client, Message("MODE", [client.nick, "+o"], client.mask))
+    core.reply(client, N.RPL_YOUREOPER, "You are now an IRC operator")
+    log.info("%s (%s) is now operator %r", client.nick, client.ip, name)
+
+
+def handle_kill(core: ServerCore, client: Client, msg: Message) -> None:
+    if "o" not in client.modes:
+        core.reply(client, N.ERR_NOPRIVILEGES, "Permission Denied- You're not an IRC operator")
+        return
+    nick, comment = msg.params[0], msg.params[1]
+    target = core.nicks.get(core.fold(nick))
+    if target is None or not target.registered:
+        core.reply(client, N.ERR_NOSUCHNICK, nick, "No such nick/channel")
+        return
+    log.info("operator %s killed %s (%s)", client.nick, target.nick, comment)
+    reason = f"Killed ({client.nick} ({comment}))"
+    core.send(target, Message("KILL", [target.nick, comment], client.mask))
+    core.disconnect(target, reason)

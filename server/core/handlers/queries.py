@@ -1,0 +1,131 @@
+"""User queries: WHO, WHOIS, ISON, USERHOST."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from chat import numerics as N
+from chat.message import Message
+from chat.names import is_channel_name
+
+from ..masks import mask_matches
+from .channels import can_see
+
+if TYPE_CHECKING:
+    from ..core import ServerCore
+    from ..state import Channel, Client
+
+
+def _shares_channel(a: Client, b: Client) -> bool:
+    return any(folded in b.channels for folded in a.channels)
+
+
+def _visible(viewer: Client, other: Client) -> bool:
+    return "i" not in other.modes or viewer is other or _shares_channel(viewer, other)
+
+
+def _who_line(core: ServerCore, viewer: Client, other: Client, channel: Channel | None) -> None:
+    flags = "G" if other.away is not None else "H"
+    if "o" in other.modes:
+        flags += "*"
+    if channel is not None:
+        flags += channel.prefix_of(other, "multi-prefix" in viewer.caps)
+    core.reply(
+        viewer,
+        N.RPL_WHOREPLY,
+        channel.name if channel is not None else "*",
+        other.user,
+        other.host,
+        core.config.name,
+        other.nick,
+        flags,
+        f"0 {other.realname}",
+    )
+
+
+def handle_who(core: ServerCore, client: Client, msg: Message) -> None:
+    mask = msg.params[0] if msg.params and msg.params[0] else "*"
+    opers_only = len(msg.params) > 1 and "o" in msg.params[1]
+    if is_channel_name(mask):
+        channel = core.channels.get(core.fold(mask))
+        if channel is not None and can_see(channel, client):
+            member = client in channel.members
+            for other in channel.members:
+                if opers_only and "o" not in other.modes:
+                    continue
+                if member or "i" not in other.modes:
+                    _who_line(core, client, other, channel)
+    else:
+        for other in list(core.nicks.values()):
+            if not other.registered or not _visible(client, other):
+                continue
+            if opers_only and "o" not in other.modes:
+                continue
+            if (
+                mask in ("*", "0")
+                or mask_matches(mask, other.nick, core.fold)
+                or mask_matches(mask, other.mask, core.fold)
+            ):
+                _who_line(core, client, other, None)
+    core.reply(client, N.RPL_ENDOFWHO, mask, "End of WHO list")
+
+
+def handle_whois(core: ServerCore, client: Client, msg: Message) -> None:
+    nick = (msg.params[1] if len(msg.params) > 1 else msg.params[0]).split(",")[0]
+    other = core.nicks.get(core.fold(nick))
+    if other is None or not other.registered:
+        core.reply(client, N.ERR_NOSUCHNICK, nick, "No such nick/channel")
+        core.reply(client, N.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
+        return
+    core.reply(client, N.RPL_WHOISUSER, other.nick, other.user, other.host, "*", other.realname)
+    multi = "multi-prefix" in client.caps
+    chans = [
+        ch.prefix_of(other, multi) + ch.name
+        for ch in other.channels.values()
+        if "s" not in ch.modes or client in ch.members
+    ]
+    if chans:
+        core.reply(client, N.RPL_WHOISCHANNELS, other.nick, " ".join(chans))
+    core.reply(client, N.RPL_WHOISSERVER, other.nick, core.config.name, core.config.network)
+    if "o" in other.modes:
+        core.reply(client, N.RPL_WHOISOPERATOR, other.nick, "is an IRC operator")
+    if other.away is not None:
+        core.reply(client, N.RPL_AWAY, other.nick, other.away)
+    if other.secure:
+        core.reply(client, N.RPL_WHOISSECURE, other.nick, "is using a secure connection")
+    if client is other or "o" in client.modes:
+        core.reply(
+            client, N.RPL_WHOISHOST, other.nick, f"is connecting from *@{other.ip} {other.ip}"
+        )
+    idle = int(core.clock() - other.last_speak)
+    core.reply(
+        client,
+        N.RPL_WHOISIDLE,
+        other.nick,
+        str(max(idle, 0)),
+        str(int(other.connected_at)),
+        "seconds idle, signon time",
+    )
+    core.reply(client, N.RPL_ENDOFWHOIS, other.nick, "End of /WHOIS list")
+
+
+def handle_ison(core: ServerCore, client: Client, msg: Message) -> None:
+    found: list[str] = []
+    for param in msg.params:
+        for nick in param.split():
+            other = core.nicks.get(core.fold(nick))
+            if other is not None and other.registered:
+                found.append(other.nick)
+    core.reply(client, N.RPL_ISON, " ".join(found))
+
+
+def handle_userhost(core: ServerCore, client: Client, msg: Message) -> None:
+    replies: list[str] = []
+    for nick in msg.params[:5]:
+        other = core.nicks.get(core.fold(nick))
+        if other is None or not other.registered:
+            continue
+        oper = "*" if "o" in other.modes else ""
+        away = "-" if other.away is not None else "+"
+        replies.append(f"{other.nick}{oper}={away}{other.user}@{other.host}")
+    core.reply(client, N.RPL_USERHOST, " ".join(replies))

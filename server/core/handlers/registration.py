@@ -1,0 +1,264 @@
+"""Connection registration: CAP, PASS, NICK, USER, welcome burst, PING/PONG, QUIT."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from chat import numerics as N
+from chat.message import Message
+from chat.names import CHANTYPES, is_valid_nick
+from chat.servertime import format_time
+from server import VERSION
+
+from .. import caps as caps_mod
+
+if TYPE_CHECKING:
+    from ..core import ServerCore
+    from ..state import Client
+
+
+# ---------------------------------------------------------------------- CAP
+
+
+def handle_cap(core: ServerCore, client: Client, msg: Message) -> None:
+    sub = msg.params[0].upper()
+    nick = client.nick
+    name = core.config.name
+    if sub == "LS":
+        if not client.registered:
+            client.cap_negotiating = True
+        version = 0
+        if len(msg.params) > 1 and msg.params[1].isdigit():
+            version = int(msg.params[1])
+        if version >= 302:
+            client.cap_version = max(client.cap_version, version)
+            # CAP LS 302 implies cap-notify.
+            core.set_caps(client, client.caps | {"cap-notify"})
+        _send_cap_list(core, client, "LS", caps_mod.ls_tokens(version))
+    elif sub == "LIST":
+        _send_cap_list(core, client, "LIST", sorted(client.caps))
+    elif sub == "REQ":
+        if not client.registered:
+            client.cap_negotiating = True
+        wanted = msg.params[1].split() if len(msg.params) > 1 else []
+        new = set(client.caps)
+        ok = bool(wanted)
+        for item in wanted:
+            remove = item.startswith("-")
+            cap = item[1:] if remove else item
+            if cap not in caps_mod.SUPPORTED:
+                ok = False
+                break
+            if remove:
+                new.discard(cap)
+            else:
+                new.add(cap)
+        verb = "ACK" if ok else "NAK"
+        if ok:
+            core.set_caps(client, new)
+        request = msg.params[1] if len(msg.params) > 1 else ""
+        core.send(client, Message("CAP", [nick, verb, request], name))
+    elif sub == "END":
+        if not client.registered:
+            client.cap_negotiating = False
+            try_register(core, client)
+    else:
+        core.reply(client, "410", msg.params[0], "Invalid CAP command")
+
+
+def _send_cap_list(core: ServerCore, client: Client, sub: str, tokens: list[str]) -> None:
+    # Split across lines with the '*' continuation marker when one line would overflow.
+    chunks: list[list[str]] = [[]]
+    size = 0
+    for token in tokens:
+        if size + len(token) + 1 > 400 and chunks[-1]:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(token)
+        size += len(token) + 1
+    for i, chunk in enumerate(chunks):
+        params = [client.nick, sub]
+        if i < len(chunks) - 1 and client.cap_version >= 302:
+            params.append("*")
+        params.append(" ".join(chunk))
+        core.send(client, Message("CAP", params, core.config.name))
+
+
+# ---------------------------------------------------------------------- PASS / NICK / USER
+
+
+def handle_pass(core: ServerCore, client: Client, msg: Message) -> None:
+    if client.registered:
+        core.reply(client, N.ERR_ALREADYREGISTERED, "You may not reregister")
+        return
+    expected = core.config.password
+    client.pass_ok = expected is not None and _same(msg.params[0], expected)
+
+
+def _same(a: str, b: str) -> bool:
+    import hmac
+
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def handle_nick(core: ServerCore, client: Client, msg: Message) -> None:
+    if not msg.params or not msg.params[0]:
+        core.reply(client, N.ERR_NONICKNAMEGIVEN, "No nickname given")
+        return
+    nick = msg.params[0]
+    if not is_valid_nick(nick, core.config.nicklen):
+        core.reply(client, N.ERR_ERRONEUSNICKNAME, nick, "Erroneous nickname")
+        return
+    folded = core.fold(nick)
+    holder = core.nicks.get(folded)
+    if holder is not None and holder is not client:
+        core.reply(client, N.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
+        return
+    if nick == client.nick:
+        return
+    if client.registered:
+        relay = core.new_relay(client.mask, "NICK", [nick])
+        core.fan_out(core.peers(client, include_self=False), relay)
+        core.deliver(client, relay)
+        for channel in client.channels.values():
+            channel.invited.discard(client.folded)
+    if client.folded and core.nicks.get(client.folded) is client:
+        del core.nicks[client.folded]
+    client.nick = nick
+    client.folded = folded
+    core.nicks[folded] = client
+    if not client.registered:
+        try_register(core, client)
+
+
+def handle_user(core: ServerCore, client: Client, msg: Message) -> None:
+    if client.registered or client.user:
+        core.reply(client, N.ERR_ALREADYREGISTERED, "You may not reregister")
+        return
+    username, realname = msg.params[0], msg.params[3]
+    if not username:
+        core.reply(client, N.ERR_NEEDMOREPARAMS, "USER", "Not enough parameters")
+        return
+    # Usernames from USER are unverified: mark them with '~' as ident-less servers do.
+    username = "".join(ch for ch in username if ch not in " @!*?,")[: core.config.userlen]
+    client.user = "~" + (username or "user")
+    client.realname = realname or client.user
+    try_register(core, client)
+
+
+def try_register(core: ServerCore, client: Client) -> None:
+    if client.registered or client.cap_negotiating or not client.user or not client.folded:
+        return
+    if core.config.password is not None and not client.pass_ok:
+        core.reply(client, N.ERR_PASSWDMISMATCH, "Password incorrect")
+        core.disconnect(client, "Bad password")
+        return
+    client.registered = True
+    client.last_speak = core.clock()
+    cfg = core.config
+    core.max_clients_seen = max(core.max_clients_seen, core.user_count())
+    core.reply(client, N.RPL_WELCOME, f"Welcome to the {cfg.network} IRC Network {client.mask}")
+    core.reply(client, N.RPL_YOURHOST, f"Your host is {cfg.name}, running version {VERSION}")
+    core.reply(client, N.RPL_CREATED, f"This server was created {format_time(core.created)}")
+    core.reply(client, N.RPL_MYINFO, cfg.name, VERSION, "io", "bklimnostv", "bklov")
+    send_isupport(core, client)
+    send_lusers(core, client)
+    send_motd(core, client)
+
+
+def isupport_tokens(core: ServerCore) -> list[str]:
+    cfg = core.config
+    targets = cfg.max_targets
+    return [
+        f"AWAYLEN={cfg.awaylen}",
+        f"CASEMAPPING={cfg.casemapping}",
+        f"CHANLIMIT={CHANTYPES}:{cfg.max_channels}",
+        "CHANMODES=b,k,l,imnst",
+        f"CHANNELLEN={cfg.channellen}",
+        f"CHANTYPES={CHANTYPES}",
+        "ELIST=U",
+        f"KICKLEN={cfg.kicklen}",
+        "MAXLIST=b:100",
+        "MODES=4",
+        f"NETWORK={cfg.network}",
+        f"NICKLEN={cfg.nicklen}",
+        "PREFIX=(ov)@+",
+        "STATUSMSG=@+",
+        f"TARGMAX=PRIVMSG:{targets},NOTICE:{targets},TAGMSG:{targets},JOIN:,PART:,"
+        f"KICK:{targets},NAMES:1,WHOIS:1,ISON:,USERHOST:5",
+        f"TOPICLEN={cfg.topiclen}",
+        f"USERLEN={cfg.userlen}",
+        "UTF8ONLY",
+    ]
+
+
+def send_isupport(core: ServerCore, client: Client) -> None:
+    tokens = isupport_tokens(core)
+    for start in range(0, len(tokens), 12):
+        core.reply(
+            client, N.RPL_ISUPPORT, *tokens[start : start + 12], "are supported by this server"
+        )
+
+
+def send_lusers(core: ServerCore, client: Client) -> None:
+    users = [c for c in core.clients.values() if c.registered and c.closing is None]
+    invisible = sum(1 for c in users if "i" in c.modes)
+    opers = sum(1 for c in users if "o" in c.modes)
+    unknown = sum(1 for c in core.clients.values() if not c.registered and c.closing is None)
+    total = len(users)
+    core.reply(
+        client,
+        N.RPL_LUSERCLIENT,
+        f"There are {total - invisible} users and {invisible} invisible on 1 servers",
+    )
+    core.reply(client, N.RPL_LUSEROP, str(opers), "operator(s) online")
+    core.reply(client, N.RPL_LUSERUNKNOWN, str(unknown), "unknown connection(s)")
+    core.reply(client, N.RPL_LUSERCHANNELS, str(len(core.channels)), "channels formed")
+    core.reply(client, N.RPL_LUSERME, f"I have {total} clients and 0 servers")
+    peak = str(max(core.max_clients_seen, total))
+    core.reply(
+        client, N.RPL_LOCALUSERS, str(total), peak, f"Current local users {total}, max {peak}"
+    )
+    core.reply(
+        client, N.RPL_GLOBALUSERS, str(total), peak, f"Current global users {total}, max {peak}"
+    )
+
+
+def send_motd(core: ServerCore, client: Client) -> None:
+    lines = core.config.motd_lines
+    if not lines:
+        core.reply(client, N.ERR_NOMOTD, "MOTD File is missing")
+        return
+    core.reply(client, N.RPL_MOTDSTART, f"- {core.config.name} Message of the day - ")
+    for line in lines:
+        core.reply(client, N.RPL_MOTD, f"- {line}")
+    core.reply(client, N.RPL_ENDOFMOTD, "End of /MOTD command.")
+
+
+def handle_motd(core: ServerCore, client: Client, msg: Message) -> None:
+    send_motd(core, client)
+
+
+def handle_lusers(core: ServerCore, client: Client, msg: Message) -> None:
+    send_lusers(core, client)
+
+
+# ---------------------------------------------------------------------- PING / PONG / QUIT
+
+
+def handle_ping(core: ServerCore, client: Client, msg: Message) -> None:
+    if not msg.params or not msg.params[0]:
+        core.reply(client, "409", "No origin specified")
+        return
+    core.send(client, Message("PONG", [core.config.name, msg.params[0]], core.config.name))
+
+
+def handle_pong(core: ServerCore, client: Client, msg: Message) -> None:
+    # Any received line already reset the ping timer; nothing else to do.
+    return
+
+
+def handle_quit(core: ServerCore, client: Client, msg: Message) -> None:
+    reason = msg.params[0] if msg.params else ""
+    text = f"Quit: {reason}" if reason else "Quit"
+    core.quit(client, text[: core.config.kicklen], send_error=True)

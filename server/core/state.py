@@ -1,0 +1,114 @@
+"""Per-connection and per-channel state held by the core."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from chat.framing import LineBuffer
+
+# Bits of Client.tag_form: which tags a client gets on relayed messages.
+FORM_TIME = 1
+FORM_TAGS = 2
+
+
+class Client:
+    """One connection, registered or not. The transport only reads ``out`` and ``closing``."""
+
+    __slots__ = (
+        "away",
+        "cap_negotiating",
+        "cap_version",
+        "caps",
+        "channels",
+        "closing",
+        "conn_id",
+        "connected_at",
+        "folded",
+        "host",
+        "ip",
+        "last_recv",
+        "last_speak",
+        "linebuf",
+        "modes",
+        "nick",
+        "oper_name",
+        "out",
+        "pass_ok",
+        "ping_sent_at",
+        "port",
+        "realname",
+        "registered",
+        "secure",
+        "tag_form",
+        "user",
+    )
+
+    def __init__(self, conn_id: int, ip: str, port: int, now: float, secure: bool) -> None:
+        self.conn_id = conn_id
+        self.ip = ip
+        self.host = ip
+        self.port = port
+        self.secure = secure
+        self.nick = "*"
+        self.folded = ""
+        self.user = ""
+        self.realname = ""
+        self.registered = False
+        self.pass_ok = False
+        self.caps: set[str] = set()
+        self.cap_negotiating = False
+        self.cap_version = 0
+        self.tag_form = 0
+        self.channels: dict[str, Channel] = {}
+        self.modes: set[str] = set()
+        self.away: str | None = None
+        self.oper_name: str | None = None
+        self.connected_at = now
+        self.last_recv = now
+        self.last_speak = now
+        self.ping_sent_at: float | None = None
+        self.out: list[bytes] = []
+        self.closing: str | None = None
+        self.linebuf = LineBuffer()
+
+    @property
+    def mask(self) -> str:
+        return f"{self.nick}!{self.user}@{self.host}"
+
+    def __repr__(self) -> str:
+        return f"<Client {self.conn_id} {self.nick}>"
+
+
+@dataclass(slots=True)
+class Ban:
+    mask: str
+    setter: str
+    set_at: int
+
+
+@dataclass(slots=True, eq=False)
+class Channel:
+    name: str
+    folded: str
+    created: int
+    # Member -> its prefix modes ("o", "v", "ov"); dict keeps join order for NAMES.
+    members: dict[Client, str] = field(default_factory=dict)
+    topic: str = ""
+    topic_setter: str = ""
+    topic_time: int = 0
+    modes: set[str] = field(default_factory=lambda: {"n", "t"})
+    key: str | None = None
+    limit: int | None = None
+    bans: list[Ban] = field(default_factory=list)
+    invited: set[str] = field(default_factory=set)  # folded nicks
+
+    def is_op(self, client: Client) -> bool:
+        return "o" in self.members.get(client, "")
+
+    def is_voiced(self, client: Client) -> bool:
+        return "v" in self.members.get(client, "")
+
+    def prefix_of(self, client: Client, multi: bool) -> str:
+        modes = self.members.get(client, "")
+        prefix = ("@" if "o" in modes else "") + ("+" if "v" in modes else "")
+        return prefix if multi else prefix[:1]

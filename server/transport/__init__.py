@@ -1,0 +1,37 @@
+"""Event loops that drive the sans-IO core: asyncio, uvloop, and a selectors loop."""
+
+from __future__ import annotations
+
+import logging
+
+from server.config import ServerConfig
+
+log = logging.getLogger("chat.server.transport")
+
+
+def resolve_backend(backend: str) -> str:
+    """'auto' -> uvloop when importable, else asyncio."""
+    if backend != "auto":
+        return backend
+    from .asyncio_transport import uvloop_available
+
+    return "uvloop" if uvloop_available() else "asyncio"
+
+
+def run(config: ServerConfig) -> int:
+    """Serve until SIGTERM/SIGINT; return the process exit code."""
+    backend = resolve_backend(config.backend)
+    if backend == "uvloop":
+        from .asyncio_transport import uvloop_available
+
+        if not uvloop_available():
+            log.error("uvloop is not installed; use --backend asyncio or select")
+            return 2
+    log.info("backend: %s", backend)
+    if backend == "select":
+        from .select_transport import run as run_select
+
+        return run_select(config)
+    from .asyncio_transport import run as run_asyncio
+
+    return run_asyncio(config, backend)

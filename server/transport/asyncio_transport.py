@@ -1,0 +1,206 @@
+"""asyncio (and uvloop) transport: Protocol callbacks feed the core, one flush per tick."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from typing import Any, cast
+
+from server.config import ServerConfig
+from server.core import ServerCore
+
+log = logging.getLogger("chat.server.transport")
+
+TICK_SECONDS = 1.0
+CLOSE_GRACE_SECONDS = 10.0  # how long a closing socket may take to drain before abort
+
+
+class IRCProtocol(asyncio.Protocol):
+    __slots__ = ("conn_id", "server", "transport")
+
+    def __init__(self, server: AsyncioServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.conn_id = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses but quack the same.
+        self.transport = cast(asyncio.Transport, transport)
+        self.conn_id = next(self.server.ids)
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        secure = transport.get_extra_info("sslcontext") is not None
+        self.server.conns[self.conn_id] = self
+        self.server.core.connect(self.conn_id, str(peer[0]), int(peer[1]), secure=secure)
+        log.debug("connection %d from %s", self.conn_id, peer[0])
+
+    def data_received(self, data: bytes) -> None:
+        server = self.server
+        server.core.data_received(self.conn_id, data)
+        if not server.flush_scheduled:
+            server.flush_scheduled = True
+            server.loop.call_soon(server.flush)
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        server = self.server
+        server.conns.pop(self.conn_id, None)
+        reason = "Connection closed" if exc is None else f"Read error: {_describe(exc)}"
+        server.core.connection_lost(self.conn_id, reason)
+        server.schedule_flush()
+        log.debug("connection %d closed: %s", self.conn_id, reason)
+
+
+def _describe(exc: BaseException) -> str:
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+
+
+class AsyncioServer:
+    """Owns the listening socket(s) and drives a ServerCore from one event loop."""
+
+    def __init__(self, config: ServerConfig, loop: asyncio.AbstractEventLoop) -> None:
+        self.config = config
+        self.loop = loop
+        self.core = ServerCore(config, clock=time.time)
+        self.conns: dict[int, IRCProtocol] = {}
+        self.ids = itertools.count(1)
+        self.flush_scheduled = False
+        self._servers: list[asyncio.Server] = []
+        self._ticker: asyncio.TimerHandle | None = None
+        self.port = config.port
+
+    async def start(self) -> int:
+        server = await self.loop.create_server(
+            lambda: IRCProtocol(self),
+            self.config.host,
+            self.config.port,
+            reuse_address=True,
+            backlog=1024,
+        )
+        self._servers.append(server)
+        sock = server.sockets[0]
+        self.port = int(sock.getsockname()[1])
+        self._ticker = self.loop.call_later(TICK_SECONDS, self._tick)
+        log.info("listening on %s:%d", self.config.host, self.port)
+        return self.port
+
+    def _tick(self) -> None:
+        self.core.tick()
+        self.flush()
+        self._ticker = self.loop.call_later(TICK_SECONDS, self._tick)
+
+    def schedule_flush(self) -> None:
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write every queued byte with one write() per connection, then close the closing."""
+        self.flush_scheduled = False
+        core = self.core
+        sendq = self.config.sendq
+        self.run_effects(core.take_effects())
+        pending = core.take_output()
+        while pending:
+            for client in pending:
+                conn = self.conns.get(client.conn_id)
+                out = client.out
+                if conn is None or conn.transport is None:
+                    out.clear()
+                    continue
+                transport = conn.transport
+                if out:
+                    data = out[0] if len(out) == 1 else b"".join(out)
+                    out.clear()
+                    if not transport.is_closing():
+                        transport.write(data)
+                if client.closing is not None:
+                    self._close(conn, abort=transport.get_write_buffer_size() > sendq)
+                elif transport.get_write_buffer_size() > sendq:
+                    core.sendq_exceeded(client.conn_id)
+            # SendQ disconnects queue QUITs for others: deliver them in this tick too.
+            pending = core.take_output()
+
+    def run_effects(self, effects: list[Any]) -> None:
+        if effects:
+            log.debug("dropping %d effects: no effect runner configured", len(effects))
+
+    def _close(self, conn: IRCProtocol, *, abort: bool) -> None:
+        transport = conn.transport
+        if transport is None or transport.is_closing():
+            return
+        if abort:
+            transport.abort()
+            return
+        transport.close()
+        # A peer that stops reading must not hold the socket open forever.
+        self.loop.call_later(CLOSE_GRACE_SECONDS, transport.abort)
+
+    async def stop(self, reason: str = "Server shutting down") -> None:
+        """Send ERROR to everyone, close every socket, stop listening."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+        for server in self._servers:
+            server.close()
+        self.core.shutdown(reason)
+        self.flush()
+        deadline = self.loop.time() + 2.0
+        while self.conns and self.loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        for conn in list(self.conns.values()):
+            if conn.transport is not None:
+                conn.transport.abort()
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers.clear()
+
+
+def new_loop(backend: str) -> asyncio.AbstractEventLoop:
+    if backend == "uvloop":
+        import uvloop
+
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+        return loop
+    return asyncio.new_event_loop()
+
+
+def uvloop_available() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+async def serve_until_signalled(config: ServerConfig) -> int:
+    import signal
+
+    loop = asyncio.get_running_loop()
+    server = AsyncioServer(config, loop)
+    try:
+        await server.start()
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s", config.host, config.port, _describe(exc))
+        return 1
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await server.stop()
+    return 0
+
+
+def run(config: ServerConfig, backend: str) -> int:
+    loop = new_loop(backend)
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(serve_until_signalled(config))
+    finally:
+        loop.close()
+
+
+__all__ = ["AsyncioServer", "run"]
