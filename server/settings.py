@@ -1,0 +1,561 @@
+"""Build a :class:`~server.config.ServerConfig` from its sources.
+
+Precedence, lowest first: the dataclass defaults, a TOML file (``--config FILE``
+or ``CHAT_CONFIG``), environment variables (``CHAT_<FIELD>``, e.g. ``CHAT_PORT``),
+then command-line flags (``--<field>``, e.g. ``--log-level``).
+
+Every scalar field of ``ServerConfig`` is an option; the list is derived from the
+dataclass, so a new ``int``/``float``/``str``/``bool`` field (optionally ``| None``)
+gets a TOML key, an environment variable and a flag without touching this file.
+Operators come only from the ``[opers]`` table of the TOML file.
+
+Every problem raises :class:`ConfigError` with a one-line message that names the
+flag, variable or file key at fault. ``server.config`` stays a pure dataclass;
+all file reading (config file, MOTD) happens here, so the core never does I/O.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import importlib.util
+import math
+import os
+import re
+import stat
+import tomllib
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, get_args, get_origin
+
+from server.config import BACKENDS, ServerConfig
+from server.passwords import is_password_hash
+
+__all__ = [
+    "CONFIG_ENV",
+    "ENV_PREFIX",
+    "LOG_LEVELS",
+    "OPTIONS",
+    "ConfigError",
+    "Option",
+    "build_parser",
+    "config_from_args",
+    "load_config",
+    "read_motd",
+]
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+ENV_PREFIX = "CHAT_"
+CONFIG_ENV = "CHAT_CONFIG"
+MOTD_MAX_BYTES = 64 * 1024
+MOTD_LINE_BYTES = 400  # leaves room for ":<server> 372 <nick> :- " within 512 bytes
+
+Kind = Literal["str", "int", "float", "bool"]
+
+
+class ConfigError(Exception):
+    """A configuration problem, described in one line."""
+
+
+class _Invalid(ValueError):
+    """A bad value; the caller prefixes the name of the option at fault."""
+
+
+# --------------------------------------------------------------------------- options
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    name: str  # ServerConfig field name, also the TOML key
+    kind: Kind
+    optional: bool  # the field accepts None
+    choices: tuple[str, ...] | None
+    default: object
+    help: str
+    metavar: str | None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+# Fields that are not plain options: derived (motd_lines) or structured (opers).
+_NOT_OPTIONS = frozenset({"motd_lines", "opers"})
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "backend": tuple(BACKENDS),
+    "log_level": LOG_LEVELS,
+}
+
+_HELP: dict[str, str] = {
+    "host": "address to listen on",
+    "port": "TCP port to listen on (0 lets the system pick one)",
+    "name": "server name shown to clients; hostname-like and containing a dot",
+    "network": "network name advertised to clients (ISUPPORT NETWORK)",
+    "motd": "file holding the message of the day (UTF-8); without it clients get 422",
+    "password": (
+        "server password clients must send with PASS; a flag is visible in ps, "
+        "so prefer CHAT_PASSWORD or the config file"
+    ),
+    "backend": "event loop: auto (uvloop when installed, else asyncio), asyncio, uvloop, select",
+    "log_level": "logging verbosity",
+    "casemapping": "how nick and channel names compare",
+    "nicklen": "maximum nickname length",
+    "channellen": "maximum channel name length",
+    "topiclen": "maximum topic length",
+    "kicklen": "maximum kick reason length",
+    "awaylen": "maximum away message length",
+    "userlen": "maximum username length",
+    "max_channels": "channels one client may join",
+    "max_targets": "targets per PRIVMSG/NOTICE and similar commands (TARGMAX)",
+    "sendq": "bytes queued to one client before it is disconnected",
+    "registration_timeout": "seconds a new connection has to register",
+    "ping_interval": "idle seconds before the server pings a client",
+    "ping_timeout": "seconds a client has to answer that PING",
+}
+
+_METAVAR: dict[str, str] = {
+    "host": "HOST",
+    "port": "PORT",
+    "name": "NAME",
+    "network": "NAME",
+    "motd": "FILE",
+    "password": "PASSWORD",
+    "sendq": "BYTES",
+}
+
+# Inclusive integer bounds; fields not listed must be >= 1.
+_INT_BOUNDS: dict[str, tuple[int, int | None]] = {
+    "port": (0, 65535),
+    "sendq": (512, None),
+}
+_FLOAT_MAX = 1_000_000.0  # seconds; anything above is a typo, and some loops overflow
+
+_SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+_CONTROL = re.compile(r"[\x00\r\n]")
+
+
+def _classify(tp: object) -> tuple[Kind, bool, tuple[str, ...] | None] | None:
+    optional = False
+    if get_origin(tp) in (typing.Union, types.UnionType):
+        args = get_args(tp)
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) != 1 or len(rest) == len(args):
+            return None
+        optional, tp = True, rest[0]
+    if get_origin(tp) is Literal:
+        values = get_args(tp)
+        if values and all(isinstance(v, str) for v in values):
+            return "str", optional, tuple(str(v) for v in values)
+        return None
+    if tp is bool:
+        return "bool", optional, None
+    if tp is int:
+        return "int", optional, None
+    if tp is float:
+        return "float", optional, None
+    if tp is str:
+        return "str", optional, None
+    return None
+
+
+def _build_options() -> tuple[Option, ...]:
+    hints = typing.get_type_hints(ServerConfig)
+    defaults = ServerConfig()
+    options = []
+    for f in dataclasses.fields(ServerConfig):
+        if f.name in _NOT_OPTIONS:
+            continue
+        classified = _classify(hints[f.name])
+        if classified is None:
+            continue  # not a scalar: cannot be set from a flag or a variable
+        kind, optional, choices = classified
+        choices = _CHOICES.get(f.name, choices)
+        if kind == "int":
+            metavar: str | None = "N"
+        elif kind == "float":
+            metavar = "SECONDS"
+        else:
+            metavar = None if choices else "VALUE"
+        options.append(
+            Option(
+                name=f.name,
+                kind=kind,
+                optional=optional,
+                choices=choices,
+                default=getattr(defaults, f.name),
+                help=_HELP.get(f.name, f.name.replace("_", " ")),
+                metavar=_METAVAR.get(f.name, metavar),
+            )
+        )
+    return tuple(options)
+
+
+OPTIONS: tuple[Option, ...] = _build_options()
+_BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
+
+
+# --------------------------------------------------------------------------- values
+
+
+def _check(opt: Option, value: object) -> object:
+    """Validate an already-typed value for ``opt``; returns it, possibly normalised."""
+    if isinstance(value, str):
+        if _CONTROL.search(value):
+            raise _Invalid("must not contain NUL, CR or LF")
+        if opt.choices is not None:
+            folded = value.lower()
+            if folded not in opt.choices:
+                raise _Invalid(f"must be one of {', '.join(opt.choices)} (got {value!r})")
+            return folded
+        if not value:
+            raise _Invalid("must not be empty")
+        if opt.name == "name":
+            if len(value) > 63 or not _SERVER_NAME.fullmatch(value) or "." not in value:
+                raise _Invalid(
+                    f"must be a hostname-like name of at most 63 characters "
+                    f"containing a dot (got {value!r})"
+                )
+        elif opt.name in ("host", "network") and any(c.isspace() for c in value):
+            raise _Invalid(f"must not contain whitespace (got {value!r})")
+        return value
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        low, high = _INT_BOUNDS.get(opt.name, (1, None))
+        if value < low or (high is not None and value > high):
+            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise _Invalid(f"must be {bound} (got {value})")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value) or value <= 0 or value > _FLOAT_MAX:
+            raise _Invalid(f"must be a number of seconds above 0 and at most {_FLOAT_MAX:g}")
+        return value
+    raise _Invalid(f"unsupported value {value!r}")  # pragma: no cover
+
+
+_TOML_TYPE_NAMES = {bool: "boolean", int: "integer", float: "float", str: "string"}
+
+
+def _toml_type(value: object) -> str:
+    if isinstance(value, dict):
+        return "table"
+    if isinstance(value, list):
+        return "array"
+    return _TOML_TYPE_NAMES.get(type(value), "date/time")
+
+
+_EXPECTED = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false"}
+
+
+def _from_toml_value(opt: Option, value: object) -> object:
+    ok = (
+        (opt.kind == "str" and isinstance(value, str))
+        or (opt.kind == "bool" and isinstance(value, bool))
+        or (opt.kind == "int" and isinstance(value, int) and not isinstance(value, bool))
+        or (opt.kind == "float" and isinstance(value, int | float) and not isinstance(value, bool))
+    )
+    if not ok:
+        raise _Invalid(f"expected {_EXPECTED[opt.kind]}, got {_toml_type(value)}")
+    if opt.kind == "float":
+        assert isinstance(value, int | float)
+        value = float(value)
+    return _check(opt, value)
+
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _from_text(opt: Option, text: str) -> object:
+    """Parse an environment variable or command-line string for ``opt``."""
+    value: object
+    if opt.kind == "str":
+        value = text
+    elif opt.kind == "int":
+        try:
+            value = int(text.strip(), 10)
+        except ValueError:
+            raise _Invalid(f"expected an integer, got {text!r}") from None
+    elif opt.kind == "float":
+        try:
+            value = float(text.strip())
+        except ValueError:
+            raise _Invalid(f"expected a number, got {text!r}") from None
+    else:
+        word = text.strip().lower()
+        if word not in _TRUE | _FALSE:
+            raise _Invalid(f"expected one of 1/0, true/false, yes/no, on/off, got {text!r}")
+        value = word in _TRUE
+    return _check(opt, value)
+
+
+def _resolve_path(text: str, base: Path | None) -> str:
+    path = Path(text).expanduser()
+    if base is not None and not path.is_absolute():
+        path = base / path
+    return str(path)
+
+
+# --------------------------------------------------------------------------- sources
+
+
+@dataclass(slots=True)
+class _Collected:
+    values: dict[str, object] = dataclasses.field(default_factory=dict)
+    labels: dict[str, str] = dataclasses.field(default_factory=dict)  # name -> where it was set
+    opers: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def set(self, name: str, value: object, label: str) -> None:
+        self.values[name] = value
+        self.labels[name] = label
+
+
+def _suggest(key: str) -> str:
+    candidates = [*_BY_NAME, "opers"]
+    match = difflib.get_close_matches(key.replace("-", "_").lower(), candidates, n=1)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def _load_file(path: Path, origin: str, out: _Collected) -> None:
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(f"{origin}: cannot read config file {path}: {e.strerror or e}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from e
+    base = path.parent
+    for key, value in data.items():
+        if key == "opers":
+            out.opers = _load_opers(path, value)
+            continue
+        opt = _BY_NAME.get(key)
+        if opt is None:
+            raise ConfigError(f"{path}: unknown key {key!r}{_suggest(key)}")
+        try:
+            checked = _from_toml_value(opt, value)
+        except _Invalid as e:
+            raise ConfigError(f"{path}: {key}: {e}") from None
+        if key == "motd":
+            assert isinstance(checked, str)
+            checked = _resolve_path(checked, base)
+        out.set(key, checked, f"{path}: {key}")
+
+
+def _load_opers(path: Path, table: object) -> dict[str, str]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: opers: expected a table, got {_toml_type(table)}")
+    opers: dict[str, str] = {}
+    for name, stored in table.items():
+        where = f"{path}: opers.{name}"
+        if not name or any(c.isspace() or c in "\x00:" for c in name):
+            raise ConfigError(f"{where}: invalid operator name {name!r}")
+        if not isinstance(stored, str):
+            raise ConfigError(f"{where}: expected a password hash string, got {_toml_type(stored)}")
+        if not is_password_hash(stored):
+            if stored.startswith("scrypt$"):
+                raise ConfigError(
+                    f"{where}: malformed or out-of-bounds scrypt hash; "
+                    "make a new one with `chat-server --hash-password`"
+                )
+            raise ConfigError(
+                f"{where}: plaintext passwords are not accepted; store a hash made with "
+                "`chat-server --hash-password`"
+            )
+        opers[name] = stored
+    return opers
+
+
+def _load_env(environ: Mapping[str, str], out: _Collected) -> None:
+    for opt in OPTIONS:
+        text = environ.get(opt.env)
+        if not text:  # unset or empty: no effect
+            continue
+        try:
+            value = _from_text(opt, text)
+        except _Invalid as e:
+            raise ConfigError(f"{opt.env}: {e}") from None
+        if opt.name == "motd":
+            assert isinstance(value, str)
+            value = _resolve_path(value, None)
+        out.set(opt.name, value, opt.env)
+
+
+def _load_args(args: argparse.Namespace, out: _Collected) -> None:
+    for opt in OPTIONS:
+        if not hasattr(args, opt.name):  # flags default to SUPPRESS: absent unless given
+            continue
+        raw = getattr(args, opt.name)
+        try:
+            value = raw if isinstance(raw, bool) else _from_text(opt, str(raw))
+        except _Invalid as e:
+            raise ConfigError(f"{opt.flag}: {e}") from None
+        if opt.name == "motd":
+            assert isinstance(value, str)
+            value = _resolve_path(value, None)
+        out.set(opt.name, value, opt.flag)
+
+
+# --------------------------------------------------------------------------- MOTD
+
+
+def _truncate_utf8(line: str, limit: int) -> str:
+    data = line.encode("utf-8", "surrogatepass")
+    if len(data) <= limit:
+        return line
+    return data[:limit].decode("utf-8", "ignore")
+
+
+def read_motd(path: str) -> tuple[str, ...]:
+    """Read a MOTD file into lines. Raises OSError or ValueError with a readable message.
+
+    Decoding is UTF-8 with undecodable bytes replaced; a BOM is dropped. Lines are
+    split on LF, CRLF or CR only (IRC formatting codes such as \\x1d stay intact),
+    NUL bytes are removed and each line is cut to ``MOTD_LINE_BYTES`` bytes.
+    """
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):  # a FIFO or a device would block or never end
+        raise ValueError(f"{path} is not a regular file")
+    with open(path, "rb") as f:
+        data = f.read(MOTD_MAX_BYTES + 1)
+    if len(data) > MOTD_MAX_BYTES:
+        raise ValueError(f"{path} is larger than {MOTD_MAX_BYTES} bytes")
+    text = data.decode("utf-8-sig", errors="replace").replace("\x00", "")
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return tuple(_truncate_utf8(line.rstrip(" \t"), MOTD_LINE_BYTES) for line in lines)
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def _pct(text: str) -> str:
+    return text.replace("%", "%%")  # argparse %-formats help strings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``chat-server`` argument parser (every option, documented)."""
+    parser = argparse.ArgumentParser(
+        prog="chat-server",
+        description="IRC-compatible chat server.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_pct(
+            "Precedence, lowest first: built-in defaults, the TOML config file, environment\n"
+            f"variables ({ENV_PREFIX}<OPTION>, e.g. CHAT_PORT, CHAT_LOG_LEVEL), "
+            "command-line flags.\n\n"
+            'The config file takes the option names as top-level keys (log_level = "debug",\n'
+            "port = 6667, ...) and an [opers] table mapping operator names to password\n"
+            "hashes made with --hash-password:\n\n"
+            "    [opers]\n"
+            '    alice = "scrypt$16384$8$1$..."\n\n'
+            "A relative motd path in the file is relative to the file's directory."
+        ),
+    )
+    general = parser.add_argument_group("general")
+    general.add_argument(
+        "--config",
+        metavar="FILE",
+        help=f"TOML configuration file (env {CONFIG_ENV})",
+    )
+    general.add_argument(
+        "--hash-password",
+        action="store_true",
+        help=(
+            "read a password from standard input (prompting when it is a terminal), "
+            "print its hash for the [opers] table, and exit"
+        ),
+    )
+    general.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+
+    group = parser.add_argument_group("server options")
+    for opt in OPTIONS:
+        default = "none" if opt.default is None else str(opt.default)
+        help_text = f"{opt.help} (default: {default}; env {opt.env})"
+        if opt.kind == "bool":
+            group.add_argument(
+                opt.flag,
+                dest=opt.name,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=_pct(help_text),
+            )
+            continue
+        group.add_argument(
+            opt.flag,
+            dest=opt.name,
+            metavar=opt.metavar,
+            choices=opt.choices,
+            type=str.lower if opt.choices else str,
+            default=argparse.SUPPRESS,
+            help=_pct(help_text),
+        )
+    return parser
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("chat")
+    except metadata.PackageNotFoundError:
+        return "(not installed)"
+
+
+def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> ServerConfig:
+    """Merge defaults, config file, environment and parsed flags into a ServerConfig."""
+    collected = _Collected()
+    config_path = getattr(args, "config", None)
+    if config_path:
+        _load_file(Path(config_path).expanduser(), "--config", collected)
+    elif environ.get(CONFIG_ENV):
+        _load_file(Path(environ[CONFIG_ENV]).expanduser(), CONFIG_ENV, collected)
+    _load_env(environ, collected)
+    _load_args(args, collected)
+
+    values = collected.values
+    if values.get("backend") == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        raise ConfigError(
+            f"{collected.labels['backend']}: the uvloop backend needs the uvloop package, "
+            "which is not installed"
+        )
+
+    motd_lines: tuple[str, ...] | None = None
+    motd = values.get("motd")
+    if isinstance(motd, str):
+        try:
+            motd_lines = read_motd(motd)
+        except OSError as e:
+            raise ConfigError(
+                f"{collected.labels['motd']}: cannot read MOTD file {motd}: {e.strerror or e}"
+            ) from e
+        except ValueError as e:
+            raise ConfigError(f"{collected.labels['motd']}: {e}") from e
+
+    try:
+        return ServerConfig(
+            **values,  # type: ignore[arg-type]
+            motd_lines=motd_lines,
+            opers=collected.opers,
+        )
+    except (TypeError, ValueError) as e:  # a __post_init__ check added to ServerConfig
+        raise ConfigError(str(e).splitlines()[0] if str(e) else type(e).__name__) from e
+
+
+def load_config(argv: Sequence[str] | None, environ: Mapping[str, str]) -> ServerConfig:
+    """Parse ``argv`` (``sys.argv[1:]`` when None) and build the configuration.
+
+    Command-line syntax errors exit through argparse (status 2); every other problem
+    raises :class:`ConfigError`.
+    """
+    args = build_parser().parse_args(None if argv is None else list(argv))
+    return config_from_args(args, environ)
