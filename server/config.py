@@ -19,6 +19,7 @@ class ServerConfig:
     motd_lines: tuple[str, ...] | None = None  # loaded text (the core never reads files)
     password: str | None = None  # server password for PASS; None -> not required
     backend: str = "auto"
+    select_impl: str = "auto"  # select backend: "auto" (epoll/kqueue/poll) | "select"
     log_level: str = "info"
     # Operator name -> password hash ("scrypt$..." from `chat-server --hash-password`).
     opers: dict[str, str] = field(default_factory=dict)
@@ -35,3 +36,14 @@ class ServerConfig:
     registration_timeout: float = 60.0
     ping_interval: float = 120.0  # idle seconds before the server pings a client
     ping_timeout: float = 60.0  # seconds to answer that PING
+    # History: SQLite store of record ("" turns history off), Redis cache-aside.
+    db: str = "chat.db"
+    history_playback: int = 20  # messages replayed on JOIN to clients without chathistory
+    chathistory_limit: int = 100  # ISUPPORT CHATHISTORY: most messages per request
+    history_max_rows: int = 10000  # per channel; 0 keeps everything
+    history_max_age_days: int = 0  # 0 keeps messages forever
+    redis: str | None = None  # redis://host:port/db; None: no cache
+    redis_window: int = 100  # newest messages per channel kept in Redis
+    redis_timeout: float = 0.25  # seconds before a Redis call counts as failed
+    breaker_failures: int = 3  # consecutive Redis failures that open the breaker
+    breaker_cooldown: float = 5.0  # seconds open before a half-open probe

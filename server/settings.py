@@ -120,6 +120,16 @@ _HELP: dict[str, str] = {
     "registration_timeout": "seconds a new connection has to register",
     "ping_interval": "idle seconds before the server pings a client",
     "ping_timeout": "seconds a client has to answer that PING",
+    "db": "SQLite file holding channel history (store of record); empty turns history off",
+    "history_playback": "messages replayed on JOIN to clients without chathistory (0: none)",
+    "chathistory_limit": "most messages one CHATHISTORY request returns",
+    "history_max_rows": "messages kept per channel (0: no limit)",
+    "history_max_age_days": "days a message is kept (0: forever)",
+    "redis": "Redis URL for the history cache, e.g. redis://localhost:6379/0 (off when unset)",
+    "redis_window": "newest messages per channel cached in Redis",
+    "redis_timeout": "seconds before a Redis call counts as failed",
+    "breaker_failures": "consecutive Redis failures that open the circuit breaker",
+    "breaker_cooldown": "seconds the breaker stays open before probing Redis again",
 }
 
 _METAVAR: dict[str, str] = {
@@ -130,12 +140,17 @@ _METAVAR: dict[str, str] = {
     "motd": "FILE",
     "password": "PASSWORD",
     "sendq": "BYTES",
+    "db": "PATH",
+    "redis": "URL",
 }
 
 # Inclusive integer bounds; fields not listed must be >= 1.
 _INT_BOUNDS: dict[str, tuple[int, int | None]] = {
     "port": (0, 65535),
     "sendq": (512, None),
+    "history_playback": (0, 1000),
+    "history_max_rows": (0, None),
+    "history_max_age_days": (0, None),
 }
 _FLOAT_MAX = 1_000_000.0  # seconds; anything above is a typo, and some loops overflow
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import pytest
 
@@ -45,7 +46,10 @@ def server_config() -> ServerConfig:
     return ServerConfig(name="test.server", network="TestNet")
 
 
-def start_server(config: ServerConfig, backend: str) -> RunningServer:
+def start_server(config: ServerConfig, backend: str, db: str = "") -> RunningServer:
+    """Start on a free port; ``db`` replaces the default history file (never the cwd's)."""
+    if config.db == ServerConfig().db:
+        config = replace(config, db=db)
     config = replace(config, host="127.0.0.1", port=0, backend=backend)
     handle = BackgroundServer(config, backend)
     port = handle.start()
@@ -53,8 +57,10 @@ def start_server(config: ServerConfig, backend: str) -> RunningServer:
 
 
 @pytest.fixture
-async def server(backend: str, server_config: ServerConfig) -> AsyncIterator[RunningServer]:
-    running = start_server(server_config, backend)
+async def server(
+    backend: str, server_config: ServerConfig, tmp_path: Path
+) -> AsyncIterator[RunningServer]:
+    running = start_server(server_config, backend, db=str(tmp_path / "history.db"))
     try:
         yield running
     finally:

@@ -19,6 +19,16 @@ SUPPORTED: dict[str, str] = {
 }
 
 
+HISTORY_CAPS: dict[str, str] = {"draft/chathistory": ""}
+
+
+def available(history: bool) -> dict[str, str]:
+    caps = dict(SUPPORTED)
+    if history:
+        caps.update(HISTORY_CAPS)
+    return dict(sorted(caps.items()))
+
+
 def tag_form(caps: set[str]) -> int:
     form = 0
     if "server-time" in caps:
@@ -28,7 +38,8 @@ def tag_form(caps: set[str]) -> int:
     return form
 
 
-def ls_tokens(version: int) -> list[str]:
+def ls_tokens(version: int, caps: dict[str, str] | None = None) -> list[str]:
+    caps = SUPPORTED if caps is None else caps
     if version >= 302:
-        return [f"{name}={value}" if value else name for name, value in SUPPORTED.items()]
-    return list(SUPPORTED)
+        return [f"{name}={value}" if value else name for name, value in caps.items()]
+    return list(caps)

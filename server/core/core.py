@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Literal
 
 from chat import numerics as N
 from chat.casemap import folder
@@ -18,8 +18,17 @@ from chat.message import MAX_LINE_BODY, MAX_TAGS, Message, ParseError, parse
 from chat.msgid import MsgIdGenerator
 from chat.servertime import format_time
 from server.config import ServerConfig
+from server.history.model import StoredMessage
 
 from . import caps as caps_mod
+from .history import (
+    STORED_COMMANDS,
+    Pending,
+    StoreMessage,
+    deliver_history,
+    message_to_store,
+    request_playback,
+)
 from .relay import Relay, add_tag
 from .state import Channel, Client
 
@@ -54,6 +63,10 @@ class ServerCore:
         self._capture: list[bytes] | None = None
         self._batch_seq = 0
         self.max_clients_seen = 0
+        self.history_enabled = bool(config.db)
+        self.caps_available = caps_mod.available(history=self.history_enabled)
+        self._history_seq = 0
+        self._pending_history: dict[int, Pending] = {}
         from .handlers import COMMANDS
 
         self.commands: dict[str, tuple[Handler, int]] = COMMANDS
@@ -220,7 +233,48 @@ class ServerCore:
         client_tags: dict[str, str] | None,
         status: str,
     ) -> None:
-        """Hook for history: a channel message was relayed (default: nothing to store)."""
+        """A channel message was relayed: queue it for the store of record."""
+        if not self.history_enabled or status or command not in STORED_COMMANDS:
+            return
+        stored = message_to_store(
+            channel.folded,
+            channel.name,
+            sender.mask,
+            command,
+            text,
+            client_tags,
+            relay.msgid,
+            relay.time,
+        )
+        if stored is not None:
+            self._effects.append(StoreMessage(stored))
+
+    def after_join(self, client: Client, channel: Channel) -> None:
+        """Replay recent history to a joiner that will not ask for it itself."""
+        if self.history_enabled and "draft/chathistory" not in client.caps:
+            request_playback(self, client, channel.folded, channel.name)
+
+    def new_history_request(
+        self, client: Client, kind: Literal["chathistory", "playback", "targets"], channel: str
+    ) -> int:
+        self._history_seq += 1
+        self._pending_history[self._history_seq] = Pending(client.conn_id, kind, channel)
+        return self._history_seq
+
+    def history_ready(
+        self,
+        request_id: int,
+        rows: list[StoredMessage] | None = None,
+        targets: list[tuple[str, int]] | None = None,
+    ) -> None:
+        """The transport's answer to a HistoryRequest (rows None: the store failed)."""
+        pending = self._pending_history.pop(request_id, None)
+        if pending is None:
+            return
+        client = self.clients.get(pending.conn_id)
+        if client is None or client.closing is not None:
+            return
+        deliver_history(self, client, pending, rows, targets)
 
     def emit(self, effect: Any) -> None:
         self._effects.append(effect)

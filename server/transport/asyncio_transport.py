@@ -10,10 +10,14 @@ from typing import Any, cast
 
 from server.config import ServerConfig
 from server.core import ServerCore
+from server.core.history import HistoryRequest, StoreMessage
+from server.history.service import HistoryService
+from server.history.setup import build_history, prune_history
 
 log = logging.getLogger("chat.server.transport")
 
 TICK_SECONDS = 1.0
+PRUNE_INTERVAL = 60.0
 CLOSE_GRACE_SECONDS = 10.0  # how long a closing socket may take to drain before abort
 
 
@@ -70,7 +74,10 @@ class AsyncioServer:
         self.flush_scheduled = False
         self._servers: list[asyncio.Server] = []
         self._ticker: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self.port = config.port
+        self.history: HistoryService | None = build_history(config)
+        self._next_prune = 0.0
 
     async def start(self) -> int:
         server = await self.loop.create_server(
@@ -90,6 +97,9 @@ class AsyncioServer:
     def _tick(self) -> None:
         self.core.tick()
         self.flush()
+        if self.history is not None and self.loop.time() >= self._next_prune:
+            self._next_prune = self.loop.time() + PRUNE_INTERVAL
+            prune_history(self.history, self.config)
         self._ticker = self.loop.call_later(TICK_SECONDS, self._tick)
 
     def schedule_flush(self) -> None:
@@ -125,8 +135,42 @@ class AsyncioServer:
             pending = core.take_output()
 
     def run_effects(self, effects: list[Any]) -> None:
-        if effects:
-            log.debug("dropping %d effects: no effect runner configured", len(effects))
+        """Group commit: one transaction for the tick's messages, before any byte is sent."""
+        if not effects:
+            return
+        history = self.history
+        if history is None:
+            return
+        to_store = [e.message for e in effects if isinstance(e, StoreMessage)]
+        if to_store:
+            try:
+                stored = history.store.append(to_store)
+            except Exception:
+                log.exception("history commit of %d messages failed", len(to_store))
+            else:
+                history.committed(stored)
+        for effect in effects:
+            if isinstance(effect, HistoryRequest):
+                task = self.loop.create_task(self._answer(effect))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, request: HistoryRequest) -> None:
+        history = self.history
+        assert history is not None
+        try:
+            if request.query is not None:
+                rows = await history.query(request.query)
+                self.core.history_ready(request.request_id, rows=rows)
+            else:
+                targets = await history.targets(
+                    request.targets, request.start_ms, request.end_ms, 1000
+                )
+                self.core.history_ready(request.request_id, targets=targets)
+        except Exception:
+            log.exception("history request failed")
+            self.core.history_ready(request.request_id, rows=None)
+        self.schedule_flush()
 
     def _close(self, conn: IRCProtocol, *, abort: bool) -> None:
         transport = conn.transport
@@ -156,6 +200,11 @@ class AsyncioServer:
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        if self.history is not None:
+            await self.history.close()
+            self.history.store.close()
 
 
 def new_loop(backend: str) -> asyncio.AbstractEventLoop:

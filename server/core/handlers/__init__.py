@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .. import history
 from . import channels, messaging, modes, operator, queries, registration
 
 if TYPE_CHECKING:
@@ -38,4 +39,5 @@ COMMANDS: dict[str, tuple[Handler, int]] = {
     "USERHOST": (queries.handle_userhost, 1),
     "OPER": (operator.handle_oper, 2),
     "KILL": (operator.handle_kill, 2),
+    "CHATHISTORY": (history.handle_chathistory, 1),
 }

@@ -83,6 +83,7 @@ def join(core: ServerCore, client: Client, name: str, key: str) -> None:
     if channel.topic:
         send_topic(core, client, channel)
     send_names(core, client, channel)
+    core.after_join(client, channel)
 
 
 def handle_part(core: ServerCore, client: Client, msg: Message) -> None:

@@ -34,7 +34,7 @@ def handle_cap(core: ServerCore, client: Client, msg: Message) -> None:
             client.cap_version = max(client.cap_version, version)
             # CAP LS 302 implies cap-notify.
             core.set_caps(client, client.caps | {"cap-notify"})
-        _send_cap_list(core, client, "LS", caps_mod.ls_tokens(version))
+        _send_cap_list(core, client, "LS", caps_mod.ls_tokens(version, core.caps_available))
     elif sub == "LIST":
         _send_cap_list(core, client, "LIST", sorted(client.caps))
     elif sub == "REQ":
@@ -46,7 +46,7 @@ def handle_cap(core: ServerCore, client: Client, msg: Message) -> None:
         for item in wanted:
             remove = item.startswith("-")
             cap = item[1:] if remove else item
-            if cap not in caps_mod.SUPPORTED:
+            if cap not in core.caps_available:
                 ok = False
                 break
             if remove:
@@ -107,7 +107,9 @@ def handle_nick(core: ServerCore, client: Client, msg: Message) -> None:
         return
     nick = msg.params[0]
     if not is_valid_nick(nick, core.config.nicklen):
-        core.reply(client, N.ERR_ERRONEUSNICKNAME, nick, "Erroneous nickname")
+        # A nick with a space or a leading ':' cannot be echoed as a middle param.
+        shown = "*" if nick[0] == ":" or " " in nick else nick
+        core.reply(client, N.ERR_ERRONEUSNICKNAME, shown, "Erroneous nickname")
         return
     folded = core.fold(nick)
     holder = core.nicks.get(folded)
@@ -189,6 +191,11 @@ def isupport_tokens(core: ServerCore) -> list[str]:
         f"TOPICLEN={cfg.topiclen}",
         f"USERLEN={cfg.userlen}",
         "UTF8ONLY",
+        *(
+            [f"CHATHISTORY={cfg.chathistory_limit}", "MSGREFTYPES=timestamp,msgid"]
+            if core.history_enabled
+            else []
+        ),
     ]
 
 

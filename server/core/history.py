@@ -1,0 +1,243 @@
+"""Core side of history: what to store, CHATHISTORY parsing, and formatting replies.
+
+The core never reads or writes the store: it emits ``StoreMessage`` and
+``HistoryRequest`` effects, and the transport answers requests by calling
+``ServerCore.history_ready`` with the rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal
+
+from chat.message import Message, parse_tags, serialize_tags
+from chat.msgid import is_msgid
+from chat.servertime import format_time, parse_time
+from server.history.model import NO_REF, NewMessage, Query, Ref, StoredMessage
+
+if TYPE_CHECKING:
+    from .core import ServerCore
+    from .state import Channel, Client
+
+SUBCOMMANDS = ("LATEST", "BEFORE", "AFTER", "AROUND", "BETWEEN", "TARGETS")
+STORED_COMMANDS = frozenset({"PRIVMSG", "NOTICE", "TAGMSG"})
+
+
+@dataclass(frozen=True, slots=True)
+class StoreMessage:
+    """Effect: commit this message before the tick's output is flushed."""
+
+    message: NewMessage
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRequest:
+    """Effect: run ``query`` (or a TARGETS listing) and call ``core.history_ready``."""
+
+    request_id: int
+    query: Query | None
+    targets: tuple[str, ...] = ()
+    start_ms: int = 0
+    end_ms: int = 0
+
+
+@dataclass(slots=True)
+class Pending:
+    conn_id: int
+    kind: Literal["chathistory", "playback", "targets"]
+    channel: str  # display name used in replies
+
+
+def may_read_history(channel: Channel, client: Client) -> bool:
+    """Members may; outsiders only when the channel is neither secret nor invite-only."""
+    if client in channel.members:
+        return True
+    return "s" not in channel.modes and "i" not in channel.modes
+
+
+def message_to_store(
+    target: str,
+    channel: str,
+    source: str,
+    command: str,
+    text: list[str],
+    client_tags: dict[str, str] | None,
+    msgid: str,
+    time: str,
+) -> NewMessage | None:
+    if command == "TAGMSG" and not client_tags:
+        return None
+    return NewMessage(
+        target=target,
+        msgid=msgid,
+        time_ms=round(parse_time(time) * 1000),
+        source=source,
+        command=command,
+        channel=channel,
+        text=text[0] if text else "",
+        tags=serialize_tags(client_tags) if client_tags else "",
+    )
+
+
+def parse_ref(token: str) -> Ref | None:
+    if token == "*":
+        return NO_REF
+    kind, sep, value = token.partition("=")
+    if not sep:
+        return None
+    if kind == "msgid" and is_msgid(value):
+        return Ref("msgid", msgid=value)
+    if kind == "timestamp":
+        try:
+            return Ref("timestamp", time_ms=round(parse_time(value) * 1000))
+        except ValueError:
+            return None
+    return None
+
+
+def handle_chathistory(core: ServerCore, client: Client, msg: Message) -> None:
+    params = msg.params
+    sub = params[0].upper()
+    fail = core.fail
+    if not core.history_enabled:
+        core.reply(client, "421", "CHATHISTORY", "Unknown command")
+        return
+    if sub not in SUBCOMMANDS:
+        fail(client, "CHATHISTORY", "INVALID_PARAMS", params[0], "Unknown subcommand")
+        return
+    needed = 5 if sub == "BETWEEN" else 4  # subcommand, target/refs..., limit
+    if len(params) < needed:
+        fail(client, "CHATHISTORY", "INVALID_PARAMS", sub, "Not enough parameters")
+        return
+    limit_text = params[needed - 1]
+    if not limit_text.isdigit():
+        fail(client, "CHATHISTORY", "INVALID_PARAMS", sub, "Invalid limit")
+        return
+    limit = min(int(limit_text), core.config.chathistory_limit)
+    if sub == "TARGETS":
+        a, b = parse_ref(params[1]), parse_ref(params[2])
+        if a is None or b is None or a.kind != "timestamp" or b.kind != "timestamp":
+            fail(client, "CHATHISTORY", "INVALID_PARAMS", sub, "Invalid timestamp")
+            return
+        targets = tuple(client.channels)
+        rid = core.new_history_request(client, "targets", "")
+        core.emit(HistoryRequest(rid, None, targets, a.time_ms, b.time_ms))
+        return
+    target = params[1]
+    channel = core.channels.get(core.fold(target))
+    if channel is None or not may_read_history(channel, client):
+        # Private history is not kept: a nick is not an identity.
+        fail(
+            client, "CHATHISTORY", "INVALID_TARGET", sub, target, "Messages could not be retrieved"
+        )
+        return
+    ref = parse_ref(params[2])
+    ref2 = parse_ref(params[3]) if sub == "BETWEEN" else NO_REF
+    if (
+        ref is None
+        or ref2 is None
+        or (ref.kind == "none" and sub != "LATEST")
+        or (sub == "BETWEEN" and ref2.kind == "none")
+    ):
+        fail(client, "CHATHISTORY", "INVALID_PARAMS", sub, params[2], "Invalid reference")
+        return
+    q = Query(sub, channel.folded, ref, limit, ref2)  # type: ignore[arg-type]
+    rid = core.new_history_request(client, "chathistory", channel.name)
+    core.emit(HistoryRequest(rid, q))
+
+
+def request_playback(core: ServerCore, client: Client, folded: str, name: str) -> None:
+    count = core.config.history_playback
+    if count <= 0:
+        return
+    rid = core.new_history_request(client, "playback", name)
+    core.emit(HistoryRequest(rid, Query("LATEST", folded, NO_REF, count)))
+
+
+def deliver_history(
+    core: ServerCore,
+    client: Client,
+    pending: Pending,
+    rows: list[StoredMessage] | None,
+    targets: list[tuple[str, int]] | None,
+) -> None:
+    if pending.kind == "targets":
+        _send_targets(core, client, targets or [])
+        return
+    if rows is None:
+        if pending.kind == "chathistory":
+            core.fail(
+                client,
+                "CHATHISTORY",
+                "MESSAGE_ERROR",
+                "*",
+                pending.channel,
+                "Messages could not be retrieved",
+            )
+        return
+    if pending.kind == "playback" and not ("batch" in client.caps and "server-time" in client.caps):
+        _send_notices(core, client, pending.channel, rows)
+        return
+    use_batch = "batch" in client.caps
+    ref = core.next_batch_id()
+    if use_batch:
+        core.send(
+            client, Message("BATCH", ["+" + ref, "chathistory", pending.channel], core.config.name)
+        )
+    for row in rows:
+        core.write(client, format_row(client, row, pending.channel, ref if use_batch else None))
+    if use_batch:
+        core.send(client, Message("BATCH", ["-" + ref], core.config.name))
+
+
+def format_row(client: Client, row: StoredMessage, channel: str, batch: str | None) -> bytes:
+    tags: dict[str, str] = {}
+    if batch is not None:
+        tags["batch"] = batch
+    if "server-time" in client.caps:
+        tags["time"] = format_time(row.time_ms / 1000)
+    if "message-tags" in client.caps:
+        tags["msgid"] = row.msgid
+        if row.tags:
+            tags.update(parse_tags(row.tags))
+    params = [channel, row.text] if row.command != "TAGMSG" else [channel]
+    return Message(row.command, params, row.source, tags).to_bytes()
+
+
+def _send_notices(
+    core: ServerCore, client: Client, channel: str, rows: list[StoredMessage]
+) -> None:
+    for row in rows:
+        if row.command == "TAGMSG":
+            continue
+        when = datetime.fromtimestamp(row.time_ms / 1000, UTC).strftime("%H:%M")
+        nick = row.source.split("!", 1)[0]
+        text = row.text
+        if text.startswith("\x01ACTION ") and text.endswith("\x01"):
+            line = f"[{when}] * {nick} {text[8:-1]}"
+        else:
+            line = f"[{when}] <{nick}> {text}"
+        core.send(client, Message("NOTICE", [channel, line], core.config.name))
+
+
+def _send_targets(core: ServerCore, client: Client, targets: list[tuple[str, int]]) -> None:
+    use_batch = "batch" in client.caps
+    ref = core.next_batch_id()
+    if use_batch:
+        core.send(
+            client, Message("BATCH", ["+" + ref, "draft/chathistory-targets"], core.config.name)
+        )
+    for name, time_ms in targets:
+        tags = {"batch": ref} if use_batch else {}
+        core.send(
+            client,
+            Message(
+                "CHATHISTORY",
+                ["TARGETS", name, format_time(time_ms / 1000)],
+                core.config.name,
+                tags,
+            ),
+        )
+    if use_batch:
+        core.send(client, Message("BATCH", ["-" + ref], core.config.name))

@@ -1,0 +1,1 @@
+"""Room history: store of record (SQLite), Redis cache-aside, circuit breaker."""

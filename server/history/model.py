@@ -1,0 +1,76 @@
+"""What history stores and how it is asked for: pure data, shared by store and cache."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Literal
+
+Subcommand = Literal["LATEST", "BEFORE", "AFTER", "AROUND", "BETWEEN"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """One channel message. ``seq`` is assigned by the store: a per-channel total order."""
+
+    target: str  # folded channel name
+    seq: int
+    msgid: str
+    time_ms: int
+    source: str  # nick!user@host
+    command: str  # PRIVMSG, NOTICE or TAGMSG
+    channel: str  # channel name as sent (display case)
+    text: str  # empty for TAGMSG
+    tags: str = ""  # client-only tags, serialised as in a message ("+a=b;+c")
+
+    def to_json(self) -> str:
+        return json.dumps(
+            [self.target, self.seq, self.msgid, self.time_ms, self.source, self.command,
+             self.channel, self.text, self.tags],
+            separators=(",", ":"),
+        )
+
+    @staticmethod
+    def from_json(data: str | bytes) -> StoredMessage:
+        t, seq, msgid, time_ms, source, command, channel, text, tags = json.loads(data)
+        return StoredMessage(
+            str(t), int(seq), str(msgid), int(time_ms), str(source), str(command),
+            str(channel), str(text), str(tags),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message accepted by the core this tick, before the store numbers it."""
+
+    target: str
+    msgid: str
+    time_ms: int
+    source: str
+    command: str
+    channel: str
+    text: str
+    tags: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A CHATHISTORY reference: a msgid, a timestamp (ms), or '*' (none)."""
+
+    kind: Literal["msgid", "timestamp", "none"]
+    msgid: str = ""
+    time_ms: int = 0
+
+
+NO_REF = Ref("none")
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A resolved CHATHISTORY request against one channel."""
+
+    subcommand: Subcommand
+    target: str  # folded
+    ref: Ref
+    limit: int
+    ref2: Ref = NO_REF  # BETWEEN's second reference

@@ -1,0 +1,91 @@
+"""CHATHISTORY semantics over an ordered list of messages (used on cached windows)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .model import Query, Ref, StoredMessage
+
+
+def _before(row: StoredMessage, ref: Ref, ref_seq: int) -> bool:
+    return row.seq < ref_seq if ref.kind == "msgid" else row.time_ms < ref.time_ms
+
+
+def _after(row: StoredMessage, ref: Ref, ref_seq: int) -> bool:
+    return row.seq > ref_seq if ref.kind == "msgid" else row.time_ms > ref.time_ms
+
+
+def evaluate(
+    rows: Sequence[StoredMessage], q: Query, complete: bool
+) -> list[StoredMessage] | None:
+    """Answer ``q`` from ``rows`` (ascending by seq, no gaps from rows[0] to the newest).
+
+    ``complete`` says rows hold every retained message of the channel. Returns
+    None when the answer may need older messages than the window holds.
+    """
+    seqs = {}
+    for ref in (q.ref, q.ref2):
+        if ref.kind == "msgid":
+            found = next((r for r in rows if r.msgid == ref.msgid), None)
+            if found is None:
+                if not complete:
+                    return None
+                return []  # unknown msgid: nothing to return
+            seqs[ref.msgid] = found.seq
+    first = rows[0] if rows else None
+
+    def covers(ref: Ref) -> bool:
+        """Whether every message after ``ref`` is in the window."""
+        if complete or ref.kind == "msgid":
+            return True
+        return first is not None and ref.time_ms >= first.time_ms
+
+    def last_n(selected: list[StoredMessage], n: int) -> list[StoredMessage] | None:
+        if len(selected) >= n:
+            return selected[len(selected) - n :] if n else []
+        return selected if complete else None
+
+    ref, limit = q.ref, q.limit
+    rseq = seqs.get(ref.msgid, 0)
+    if q.subcommand == "LATEST":
+        if ref.kind == "none":
+            return last_n(list(rows), limit)
+        if not covers(ref):
+            return None
+        return [r for r in rows if _after(r, ref, rseq)][-limit:] if limit else []
+    if q.subcommand == "BEFORE":
+        return last_n([r for r in rows if _before(r, ref, rseq)], limit)
+    if q.subcommand == "AFTER":
+        if not covers(ref):
+            return None
+        return [r for r in rows if _after(r, ref, rseq)][:limit]
+    if q.subcommand == "AROUND":
+        half = limit // 2
+        older = last_n([r for r in rows if _before(r, ref, rseq)], half)
+        if older is None or not covers(ref):
+            return None
+        newer = [r for r in rows if not _before(r, ref, rseq)][: limit - len(older)]
+        return older + newer
+    # BETWEEN
+    ref2 = q.ref2
+    r2seq = seqs.get(ref2.msgid, 0)
+    if _ascending(q, rows, seqs):
+        if not covers(ref):
+            return None
+        return [r for r in rows if _after(r, ref, rseq) and _before(r, ref2, r2seq)][:limit]
+    return last_n([r for r in rows if _before(r, ref, rseq) and _after(r, ref2, r2seq)], limit)
+
+
+def _ascending(q: Query, rows: Sequence[StoredMessage], seqs: dict[str, int]) -> bool:
+    a, b = q.ref, q.ref2
+    if a.kind == "msgid" and b.kind == "msgid":
+        return seqs[a.msgid] <= seqs[b.msgid]
+    return ref_time(a, rows) <= ref_time(b, rows)
+
+
+def ref_time(ref: Ref, rows: Sequence[StoredMessage]) -> int:
+    if ref.kind == "msgid":
+        for r in rows:
+            if r.msgid == ref.msgid:
+                return r.time_ms
+    return ref.time_ms

@@ -1,0 +1,236 @@
+"""SQLite store of record: WAL mode, versioned schema, one transaction per tick."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+
+from .model import NewMessage, Query, Ref, StoredMessage
+
+MIGRATIONS: list[str] = [
+    # 1: messages with a per-channel sequence number as the total order.
+    """
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        target TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        msgid TEXT NOT NULL,
+        time_ms INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        command TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        text TEXT NOT NULL,
+        tags TEXT NOT NULL DEFAULT ''
+    );
+    CREATE UNIQUE INDEX messages_target_seq ON messages (target, seq);
+    CREATE UNIQUE INDEX messages_msgid ON messages (msgid);
+    CREATE INDEX messages_target_time ON messages (target, time_ms);
+    """,
+]
+
+_COLUMNS = "target, seq, msgid, time_ms, source, command, channel, text, tags"
+
+
+def _row(r: tuple[object, ...]) -> StoredMessage:
+    return StoredMessage(*r)  # type: ignore[arg-type]
+
+
+class SQLiteStore:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.reads = 0
+        self._local = threading.local()
+        self._last_seq: dict[str, int] = {}
+        self._writer = self._connect()
+        self._migrate(self._writer)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL: a commit is in the OS before it returns, so it survives kill -9 of
+        # the server (not a power cut), without an fsync per tick.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=5000")
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        current = int(row[0] or 0)
+        for version, script in enumerate(MIGRATIONS, start=1):
+            if version <= current:
+                continue
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in script.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+            conn.execute("COMMIT")
+
+    def schema_version(self) -> int:
+        row = self._writer.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        return int(row[0] or 0)
+
+    # ------------------------------------------------------------------ writes
+
+    def append(self, messages: Sequence[NewMessage]) -> list[StoredMessage]:
+        if not messages:
+            return []
+        conn = self._writer
+        stored: list[StoredMessage] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for m in messages:
+                last = self._last_seq.get(m.target)
+                if last is None:
+                    row = conn.execute(
+                        "SELECT MAX(seq) FROM messages WHERE target = ?", (m.target,)
+                    ).fetchone()
+                    last = int(row[0] or 0)
+                seq = last + 1
+                self._last_seq[m.target] = seq
+                stored.append(
+                    StoredMessage(
+                        m.target, seq, m.msgid, m.time_ms, m.source, m.command,
+                        m.channel, m.text, m.tags,
+                    )
+                )
+            conn.executemany(
+                f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (s.target, s.seq, s.msgid, s.time_ms, s.source, s.command,
+                     s.channel, s.text, s.tags)
+                    for s in stored
+                ],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            self._last_seq.clear()  # re-read from the database next time
+            raise
+        return stored
+
+    def prune(self, max_rows: int, max_age_ms: int, now_ms: int, budget: int) -> int:
+        conn = self._writer
+        deleted = 0
+        if max_age_ms > 0:
+            cur = conn.execute(
+                "DELETE FROM messages WHERE id IN "
+                "(SELECT id FROM messages WHERE time_ms < ? LIMIT ?)",
+                (now_ms - max_age_ms, budget),
+            )
+            deleted += cur.rowcount
+        if max_rows > 0 and deleted < budget:
+            over = conn.execute(
+                "SELECT target, MAX(seq) FROM messages GROUP BY target "
+                "HAVING COUNT(*) > ?",
+                (max_rows,),
+            ).fetchall()
+            for target, newest in over:
+                if deleted >= budget:
+                    break
+                cur = conn.execute(
+                    "DELETE FROM messages WHERE id IN (SELECT id FROM messages "
+                    "WHERE target = ? AND seq <= ? LIMIT ?)",
+                    (target, int(newest) - max_rows, budget - deleted),
+                )
+                deleted += cur.rowcount
+        return deleted
+
+    # ------------------------------------------------------------------ reads
+
+    def window(self, target: str, size: int) -> list[StoredMessage]:
+        self.reads += 1
+        rows = self._reader().execute(
+            f"SELECT {_COLUMNS} FROM messages WHERE target = ? ORDER BY seq DESC LIMIT ?",
+            (target, size),
+        ).fetchall()
+        return [_row(r) for r in reversed(rows)]
+
+    def _resolve(self, target: str, ref: Ref) -> tuple[int, int] | None:
+        """(seq, time_ms) of a msgid reference in this target, or None if unknown."""
+        row = self._reader().execute(
+            "SELECT seq, time_ms FROM messages WHERE msgid = ? AND target = ?",
+            (ref.msgid, target),
+        ).fetchone()
+        return (int(row[0]), int(row[1])) if row else None
+
+    def query(self, q: Query) -> list[StoredMessage]:
+        self.reads += 1
+        conn = self._reader()
+        bounds: dict[int, tuple[int, int]] = {}
+        for i, ref in enumerate((q.ref, q.ref2)):
+            if ref.kind == "msgid":
+                found = self._resolve(q.target, ref)
+                if found is None:
+                    return []
+                bounds[i] = found
+
+        def cond(i: int, ref: Ref, op: str) -> tuple[str, int]:
+            if ref.kind == "msgid":
+                return f"seq {op} ?", bounds[i][0]
+            return f"time_ms {op} ?", ref.time_ms
+
+        def select(where: list[tuple[str, int]], newest: bool, limit: int) -> list[StoredMessage]:
+            clauses = " AND ".join(["target = ?", *(c for c, _ in where)])
+            order = "DESC" if newest else "ASC"
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE {clauses} ORDER BY seq {order} LIMIT ?",
+                (q.target, *(v for _, v in where), limit),
+            ).fetchall()
+            out = [_row(r) for r in rows]
+            return out[::-1] if newest else out
+
+        limit = q.limit
+        if q.subcommand == "LATEST":
+            where = [] if q.ref.kind == "none" else [cond(0, q.ref, ">")]
+            return select(where, True, limit)
+        if q.subcommand == "BEFORE":
+            return select([cond(0, q.ref, "<")], True, limit)
+        if q.subcommand == "AFTER":
+            return select([cond(0, q.ref, ">")], False, limit)
+        if q.subcommand == "AROUND":
+            older = select([cond(0, q.ref, "<")], True, limit // 2)
+            newer = select([cond(0, q.ref, ">=")], False, limit - len(older))
+            return older + newer
+        # BETWEEN: direction from the order of the two references.
+        if q.ref.kind == "msgid" and q.ref2.kind == "msgid":
+            ascending = bounds[0][0] <= bounds[1][0]
+        else:
+            t1 = bounds[0][1] if q.ref.kind == "msgid" else q.ref.time_ms
+            t2 = bounds[1][1] if q.ref2.kind == "msgid" else q.ref2.time_ms
+            ascending = t1 <= t2
+        if ascending:
+            return select([cond(0, q.ref, ">"), cond(1, q.ref2, "<")], False, limit)
+        return select([cond(0, q.ref, "<"), cond(1, q.ref2, ">")], True, limit)
+
+    def targets(
+        self, folded: Sequence[str], start_ms: int, end_ms: int, limit: int
+    ) -> list[tuple[str, int]]:
+        self.reads += 1
+        if not folded:
+            return []
+        lo, hi = min(start_ms, end_ms), max(start_ms, end_ms)
+        marks = ",".join("?" for _ in folded)
+        rows = self._reader().execute(
+            f"SELECT target, MAX(time_ms), MAX(channel) FROM messages "
+            f"WHERE target IN ({marks}) AND time_ms > ? AND time_ms < ? "
+            f"GROUP BY target ORDER BY MAX(time_ms) ASC LIMIT ?",
+            (*folded, lo, hi, limit),
+        ).fetchall()
+        return [(str(r[2]), int(r[1])) for r in rows]
+
+    def close(self) -> None:
+        self._writer.close()
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
