@@ -1,0 +1,162 @@
+"""Zero loss: kill -9 mid-burst and SIGTERM, then history from a restarted server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.ircclient import IRCTestClient
+from tests.server.test_process import free_port, wait_listening
+
+CAPS = ["server-time", "message-tags", "batch", "draft/chathistory"]
+
+
+class ServerProcess:
+    def __init__(self, backend: str, db: Path) -> None:
+        self.backend = backend
+        self.db = db
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "server", "--port", str(self.port), "--backend",
+             self.backend, "--db", str(self.db), "--history-playback", "0"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        wait_listening(self.port, self.proc)
+
+    def signal(self, sig: int) -> int:
+        assert self.proc is not None
+        os.kill(self.proc.pid, sig)
+        return self.proc.wait(20)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def server_proc(backend: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    sp = ServerProcess(backend, tmp_path / "history.db")
+    sp.start()
+    try:
+        yield sp
+    finally:
+        sp.stop()
+
+
+async def fetch_all(port: int, channel: str) -> list[tuple[str, str]]:
+    """Every stored message of ``channel`` as (msgid, text), oldest first, by paging back."""
+    c = await IRCTestClient.open(port)
+    await c.register("reader", CAPS)
+    await c.join(channel)
+    out: list[tuple[str, str]] = []
+    ref = "*"
+    while True:
+        cmd = "LATEST" if ref == "*" else "BEFORE"
+        await c.send(f"CHATHISTORY {cmd} {channel} {ref} 100")
+        await c.expect("BATCH", lambda m: m.params[0].startswith("+"), timeout=10)
+        page: list[tuple[str, str]] = []
+        while True:
+            msg = await c.read_message(10)
+            if msg.command == "BATCH":
+                break
+            if msg.command == "PRIVMSG":
+                page.append((msg.tags["msgid"], msg.params[1]))
+        out[:0] = page
+        if len(page) < 100:
+            break
+        ref = f"msgid={page[0][0]}"
+    await c.close()
+    return out
+
+
+async def record(c: IRCTestClient, into: list[tuple[str, str]]) -> None:
+    """Collect every PRIVMSG until the connection dies."""
+    try:
+        while True:
+            msg = await c.read_message(30)
+            if msg.command == "PRIVMSG":
+                into.append((msg.tags["msgid"], msg.params[1]))
+    except (ConnectionError, TimeoutError, OSError):
+        return
+
+
+async def test_kill_9_mid_burst_loses_nothing_any_client_received(
+    server_proc: ServerProcess,
+) -> None:
+    senders = []
+    for i in range(4):
+        c = await IRCTestClient.open(server_proc.port)
+        await c.register(f"s{i}", CAPS)
+        await c.join("#burst")
+        senders.append(c)
+    observer = await IRCTestClient.open(server_proc.port)
+    await observer.register("observer", CAPS)
+    await observer.join("#burst")
+    for c in senders:
+        await c.sync()
+
+    received: dict[str, list[tuple[str, str]]] = {c.nick: [] for c in [*senders, observer]}
+    readers = [asyncio.create_task(record(c, received[c.nick])) for c in [*senders, observer]]
+
+    async def blast(c: IRCTestClient) -> None:
+        try:
+            for n in range(5000):
+                c.writer.write(f"PRIVMSG #burst :{c.nick}-{n}\r\n".encode())
+                if n % 50 == 0:
+                    await c.writer.drain()
+        except (ConnectionError, OSError):
+            return
+
+    blasters = [asyncio.create_task(blast(c)) for c in senders]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while len(received["observer"]) < 2000 and loop.time() < deadline:
+        await asyncio.sleep(0.01)
+    assert len(received["observer"]) >= 2000, "the burst never got going"
+    assert server_proc.signal(signal.SIGKILL) == -signal.SIGKILL
+    await asyncio.gather(*blasters, *readers)
+    for c in [*senders, observer]:
+        await c.close()
+
+    server_proc.start()
+    stored = await fetch_all(server_proc.port, "#burst")
+    ids = [m for m, _ in stored]
+    assert len(ids) == len(set(ids)), "a message is stored twice"
+    position = {m: i for i, m in enumerate(ids)}
+    union = {m for got in received.values() for m, _ in got}
+    missing = union - position.keys()
+    assert not missing, f"{len(missing)} received messages are not in history"
+    # Every client saw messages in the stored order.
+    for got in received.values():
+        positions = [position[m] for m, _ in got]
+        assert positions == sorted(positions)
+    # Per sender, the stored messages are its messages in the order sent.
+    for c in senders:
+        numbers = [int(t.split("-")[1]) for _, t in stored if t.startswith(c.nick + "-")]
+        assert numbers == list(range(len(numbers)))
+
+
+async def test_sigterm_keeps_every_accepted_message(server_proc: ServerProcess) -> None:
+    c = await IRCTestClient.open(server_proc.port)
+    await c.register("writer", CAPS)
+    await c.join("#calm")
+    for n in range(300):
+        c.writer.write(f"PRIVMSG #calm :line {n}\r\n".encode())
+    await c.sync()  # the server has read (accepted) every line before the PONG
+    assert server_proc.signal(signal.SIGTERM) == 0
+    await c.close()
+    server_proc.start()
+    stored = await fetch_all(server_proc.port, "#calm")
+    assert [t for _, t in stored] == [f"line {n}" for n in range(300)]
