@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from chat import numerics as N
 from chat.casemap import folder
+from chat.framing import LineTooLong
 from chat.message import MAX_LINE_BODY, MAX_TAGS, Message, ParseError, parse
 from chat.msgid import MsgIdGenerator
 from chat.servertime import format_time
@@ -39,6 +40,13 @@ Handler = Callable[["ServerCore", Client, Message], None]
 # Commands a client may send before it has registered.
 PRE_REGISTRATION = frozenset({"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT"})
 MAX_CLIENT_TAGS = 4094
+
+
+def _safe_middle(param: str) -> str:
+    # Text echoed from a client ("WHOIS :a b") must not turn into extra params.
+    if not param or " " in param or param[0] == ":":
+        return "*"
+    return param
 
 
 class ServerCore:
@@ -82,12 +90,11 @@ class ServerCore:
         client = self.clients.get(conn_id)
         if client is None or client.closing is not None:
             return
+        too_long = False
         try:
             lines = client.linebuf.feed(data)
-        except Exception:
-            self.reply(client, N.ERR_INPUTTOOLONG, "Input line was too long")
-            self.disconnect(client, "Input line was too long")
-            return
+        except LineTooLong as exc:
+            lines, too_long = exc.lines, True  # the lines before it still count
         now = self.clock()
         client.last_recv = now
         client.ping_sent_at = None
@@ -95,6 +102,9 @@ class ServerCore:
             # A line may close the connection (QUIT, bad PASS): drop the rest.
             if line and client.closing is None:
                 self.handle_line(client, line)
+        if too_long and client.closing is None:
+            self.reply(client, N.ERR_INPUTTOOLONG, "Input line was too long")
+            self.disconnect(client, "Input line was too long")
 
     def connection_lost(self, conn_id: int, reason: str = "Connection closed") -> None:
         client = self.clients.get(conn_id)
@@ -164,7 +174,10 @@ class ServerCore:
         self.write(client, msg.to_bytes())
 
     def reply(self, client: Client, code: str, *params: str) -> None:
-        self.write(client, Message(code, [client.nick, *params], self.config.name).to_bytes())
+        """A numeric; middle params echoed from the client are made safe for the wire."""
+        middles = [_safe_middle(p) for p in params[:-1]]
+        msg = Message(code, [client.nick, *middles, *params[-1:]], self.config.name)
+        self.write(client, msg.to_bytes())
 
     def fail(self, client: Client, command: str, code: str, *context: str) -> None:
         """IRCv3 standard reply: FAIL <command> <code> [<context>...] :<description>."""
@@ -295,8 +308,9 @@ class ServerCore:
         except UnicodeDecodeError:
             self.fail(client, "*", "INVALID_UTF8", "Message rejected: it was not valid UTF-8")
             return
-        if "\x00" in text:
-            self.fail(client, "*", "INVALID_MESSAGE", "Message rejected: it contained a NUL byte")
+        if "\x00" in text or "\r" in text:
+            # A bare CR would end the line early for some receivers: a forging vector.
+            self.fail(client, "*", "INVALID_MESSAGE", "Message rejected: it contained NUL or CR")
             return
         try:
             msg = parse(text)

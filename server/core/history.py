@@ -151,8 +151,10 @@ def request_playback(core: ServerCore, client: Client, folded: str, name: str) -
     count = core.config.history_playback
     if count <= 0:
         return
+    # Bound the replay at the join: later messages reach the joiner live.
+    until = core.msgids.next(core.clock())
     rid = core.new_history_request(client, "playback", name)
-    core.emit(HistoryRequest(rid, Query("LATEST", folded, NO_REF, count)))
+    core.emit(HistoryRequest(rid, Query("LATEST", folded, NO_REF, count, until_msgid=until)))
 
 
 def deliver_history(

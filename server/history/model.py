@@ -74,3 +74,6 @@ class Query:
     ref: Ref
     limit: int
     ref2: Ref = NO_REF  # BETWEEN's second reference
+    # Only messages whose msgid sorts before this one (join playback: nothing sent
+    # after the join, which the joiner receives live anyway).
+    until_msgid: str = ""

@@ -23,6 +23,8 @@ def evaluate(
     ``complete`` says rows hold every retained message of the channel. Returns
     None when the answer may need older messages than the window holds.
     """
+    if q.until_msgid:
+        rows = [r for r in rows if r.msgid < q.until_msgid]
     seqs = {}
     for ref in (q.ref, q.ref2):
         if ref.kind == "msgid":

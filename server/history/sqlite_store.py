@@ -175,12 +175,16 @@ class SQLiteStore:
                     return []
                 bounds[i] = found
 
-        def cond(i: int, ref: Ref, op: str) -> tuple[str, int]:
+        def cond(i: int, ref: Ref, op: str) -> tuple[str, int | str]:
             if ref.kind == "msgid":
                 return f"seq {op} ?", bounds[i][0]
             return f"time_ms {op} ?", ref.time_ms
 
-        def select(where: list[tuple[str, int]], newest: bool, limit: int) -> list[StoredMessage]:
+        def select(
+            where: list[tuple[str, int | str]], newest: bool, limit: int
+        ) -> list[StoredMessage]:
+            if q.until_msgid:
+                where = [*where, ("msgid < ?", q.until_msgid)]
             clauses = " AND ".join(["target = ?", *(c for c, _ in where)])
             order = "DESC" if newest else "ASC"
             rows = conn.execute(
