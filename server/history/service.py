@@ -1,31 +1,62 @@
-"""History reads for the transports: cache-aside over the store, off the loop thread."""
+"""History reads for the transports: cache-aside over the store, off the loop thread.
+
+Read: the channel's recent window from Redis; on a miss, the store's window (read on
+a thread) fills the cache; a request the window cannot answer goes to the store.
+Write: the transport commits a tick's rows to the store, then calls ``committed``,
+which queues them for one writer task that updates the cached windows in order,
+coalescing whatever accumulated during its previous round trip.
+
+The service binds to the event loop that first uses it, never at construction. The
+asyncio transport calls everything from its loop; the select transport may run the
+service on a loop of its own thread and call ``committed``/``pruned`` from the select
+thread: those two hand over to the service's loop.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, TypeVar
 
+from .cache import CachedWindow, RedisHistoryCache
 from .model import Query, StoredMessage
 from .query import evaluate
 from .store import HistoryStore
 
+if TYPE_CHECKING:
+    from server.config import ServerConfig
+
 log = logging.getLogger("chat.server.history")
+
+T = TypeVar("T")
 
 
 class HistoryService:
     """Async facade used by every backend (the select loop runs it on a thread)."""
 
-    def __init__(self, store: HistoryStore, cache: object | None = None) -> None:
+    def __init__(self, store: HistoryStore, cache: RedisHistoryCache | None = None) -> None:
         self.store = store
         self.cache = cache
         # One reader thread: SQLite reads are short, and order is easier to reason about.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-read")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: list[StoredMessage] = []  # committed, not yet sent to the cache
+        # Committed rows per channel whose cache update has not completed, oldest first.
+        self._unconfirmed: dict[str, list[StoredMessage]] = {}
+        self._writer: asyncio.Task[None] | None = None
 
-    async def _in_thread(self, fn: object, *args: object) -> object:
+    def _bind(self) -> None:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fn, *args)  # type: ignore[arg-type]
+        if self._loop is not loop:
+            self._loop = loop
+
+    async def _in_thread(self, fn: Callable[..., T], *args: object) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    # ------------------------------------------------------------------ reads
 
     async def query(self, q: Query) -> list[StoredMessage]:
         window = await self.window(q.target)
@@ -34,23 +65,158 @@ class HistoryService:
             answer = evaluate(rows, q, complete)
             if answer is not None:
                 return answer
-        result = await self._in_thread(self.store.query, q)
-        assert isinstance(result, list)
-        return result
+        return await self._in_thread(self.store.query, q)
 
     async def window(self, target: str) -> tuple[list[StoredMessage], bool] | None:
-        """The cached recent window, when a cache is configured and healthy."""
-        return None
+        """The recent window (rows, complete): cached, or read from the store on a miss.
+
+        None when no cache is configured or it is unavailable (breaker open, Redis
+        failing, a new generation being started): the caller asks the store.
+        """
+        self._bind()
+        cache = self.cache
+        if cache is None:
+            return None
+        # Rows committed before this request whose cache update has not been
+        # confirmed yet: a hit may predate them, so they are added here (a client
+        # that saw a message must find it in history, even a microsecond later).
+        unconfirmed = list(self._unconfirmed.get(target, ()))
+        got = await cache.read(target)
+        if got is None:
+            return None
+        if isinstance(got, CachedWindow):
+            return _with_unconfirmed(got.rows, got.complete, unconfirmed)
+        # Miss: the version was read before this store read; the fill is applied only
+        # if no write bumped it since, so a fill can never hide a newer message.
+        size = cache.window_size
+        rows = await self._in_thread(self.store.window, target, size)
+        complete = len(rows) < size
+        await cache.fill(got, rows, complete)
+        return rows, complete
 
     async def targets(
         self, folded: Sequence[str], start_ms: int, end_ms: int, limit: int
     ) -> list[tuple[str, int]]:
-        result = await self._in_thread(self.store.targets, list(folded), start_ms, end_ms, limit)
-        assert isinstance(result, list)
-        return result
+        self._bind()
+        return await self._in_thread(self.store.targets, list(folded), start_ms, end_ms, limit)
+
+    # ------------------------------------------------------------------ writes
 
     def committed(self, stored: list[StoredMessage]) -> None:
-        """Called on the loop thread right after a tick's messages were committed."""
+        """Called right after a tick's messages were committed. Never blocks.
+
+        On the service's loop thread the rows are queued for the writer task; from
+        another thread (the select backend) they are handed to the service's loop.
+        """
+        if self.cache is None or not stored:
+            return
+        self._on_loop(self._enqueue, list(stored))
+
+    def pruned(self, deleted: int) -> None:
+        """Called after retention deleted rows from the store: cached windows may
+        still hold them, so start over with an empty cache."""
+        if self.cache is not None and deleted > 0:
+            self._on_loop(self._invalidate_pruned)
+
+    def _invalidate_pruned(self) -> None:
+        if self.cache is not None:
+            self.cache.invalidate("retention removed messages")
+
+    def _on_loop(self, fn: Callable[..., None], *args: object) -> None:
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        loop = self._loop
+        if running is not None and (loop is None or loop is running or loop.is_closed()):
+            self._loop = running
+            fn(*args)
+        elif loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(fn, *args)
+        # else: no loop has used the cache yet, so no generation exists; the first
+        # one starts after these rows were committed and reads them from the store.
+
+    def _enqueue(self, rows: list[StoredMessage]) -> None:
+        self._pending.extend(rows)
+        for row in rows:
+            self._unconfirmed.setdefault(row.target, []).append(row)
+        if self._writer is None:
+            loop = asyncio.get_running_loop()
+            self._writer = loop.create_task(self._drain(), name="history-cache-writer")
+
+    async def _drain(self) -> None:
+        cache = self.cache
+        assert cache is not None
+        done = True
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                done = False
+                try:
+                    await cache.append(batch)
+                except Exception:
+                    log.exception("history cache update failed")
+                    cache.invalidate("a cache update failed")
+                self._confirm(batch)
+                done = True
+        finally:
+            if self._pending or not done:  # cancelled: rows the cache may never see
+                self._pending = []
+                self._unconfirmed.clear()
+                cache.invalidate("cache updates were abandoned")
+            self._writer = None
+
+    def _confirm(self, batch: list[StoredMessage]) -> None:
+        """The batch's update is over (applied, or the generation was dropped)."""
+        counts: dict[str, int] = {}
+        for row in batch:
+            counts[row.target] = counts.get(row.target, 0) + 1
+        for target, n in counts.items():
+            rows = self._unconfirmed.get(target)
+            if rows is not None:
+                del rows[:n]  # batches complete in order: theirs are the oldest rows
+                if not rows:
+                    del self._unconfirmed[target]
+
+    async def flush(self) -> None:
+        """Wait until every row passed to ``committed`` reached the cache (or was
+        given up on, which drops the cache's generation)."""
+        while self._writer is not None:
+            await asyncio.wait({self._writer})
 
     async def close(self) -> None:
+        if self.cache is not None:
+            if self._writer is not None:
+                try:
+                    await asyncio.wait_for(self.flush(), max(1.0, 4 * self.cache.timeout))
+                except TimeoutError:
+                    writer = self._writer
+                    if writer is not None:
+                        writer.cancel()
+                        await asyncio.wait({writer})
+            await self.cache.close()
         self._executor.shutdown(wait=True)
+
+
+def _with_unconfirmed(
+    rows: list[StoredMessage], complete: bool, unconfirmed: list[StoredMessage]
+) -> tuple[list[StoredMessage], bool] | None:
+    """A cached window plus the newer committed rows it may not show yet (None: a gap)."""
+    last = rows[-1].seq if rows else None
+    newer = [r for r in unconfirmed if last is None or r.seq > last]
+    if not newer:
+        return rows, complete
+    if last is not None and newer[0].seq != last + 1:
+        return None
+    return rows + newer, complete
+
+
+def build_history(config: ServerConfig) -> HistoryService | None:
+    """The service from the config: None when history is off (empty ``db``)."""
+    if not config.db:
+        return None
+    from .sqlite_store import SQLiteStore
+
+    store = SQLiteStore(config.db)
+    cache = RedisHistoryCache.from_config(config) if config.redis else None
+    return HistoryService(store, cache)

@@ -7,25 +7,13 @@ import time
 
 from server.config import ServerConfig
 
-from .service import HistoryService
-from .sqlite_store import SQLiteStore
+from .service import HistoryService, build_history
 
 log = logging.getLogger("chat.server.history")
 
+__all__ = ["build_history", "prune_history"]
+
 PRUNE_BUDGET = 5000  # rows per pass: keeps each pass short on the loop thread
-
-
-def build_history(config: ServerConfig) -> HistoryService | None:
-    """None when history is off (empty --db)."""
-    if not config.db:
-        return None
-    store = SQLiteStore(config.db)
-    cache = None
-    if config.redis:
-        from .cache import RedisHistoryCache
-
-        cache = RedisHistoryCache.from_config(config)
-    return HistoryService(store, cache)
 
 
 def prune_history(history: HistoryService, config: ServerConfig) -> int:
@@ -41,4 +29,5 @@ def prune_history(history: HistoryService, config: ServerConfig) -> int:
         return 0
     if deleted:
         log.info("retention removed %d old messages", deleted)
+        history.pruned(deleted)  # cached windows may hold what was just removed
     return deleted

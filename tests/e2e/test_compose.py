@@ -40,7 +40,9 @@ def test_compose_file_is_valid_against_the_compose_spec() -> None:
         pytest.skip("check-jsonschema is not installed (it comes with the dev extras)")
     result = subprocess.run(
         [exe, "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -85,8 +87,10 @@ class Topology:
         volume_dir = mount.split(":")[1]
         args = rewrite(
             list(service["command"]),
-            {"redis://redis:6379": f"redis://127.0.0.1:{self.redis_port}",
-             volume_dir: str(self.tmp)},
+            {
+                "redis://redis:6379": f"redis://127.0.0.1:{self.redis_port}",
+                volume_dir: str(self.tmp),
+            },
         )
         args = set_flag(args, "--host", "127.0.0.1")
         args = set_flag(args, "--port", str(self.chat_port))

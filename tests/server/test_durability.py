@@ -24,13 +24,16 @@ class ServerProcess:
         self.db = db
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.log = (db.parent / "server.log").open("ab")
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "server", "--port", str(self.port), "--backend",
-             self.backend, "--db", str(self.db), "--history-playback", "0"],
+             self.backend, "--db", str(self.db), "--history-playback", "0",
+             # Retention would legitimately prune a burst this size; keep every row.
+             "--history-max-rows", "0"],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self.log,
         )
         wait_listening(self.port, self.proc)
 
@@ -43,6 +46,7 @@ class ServerProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+        self.log.close()
 
 
 @pytest.fixture
@@ -137,7 +141,10 @@ async def test_kill_9_mid_burst_loses_nothing_any_client_received(
     position = {m: i for i, m in enumerate(ids)}
     union = {m for got in received.values() for m, _ in got}
     missing = union - position.keys()
-    assert not missing, f"{len(missing)} received messages are not in history"
+    assert not missing, (
+        f"{len(missing)} of {len(union)} received messages are not in history "
+        f"({len(ids)} stored): {sorted(missing)[:5]}"
+    )
     # Every client saw messages in the stored order.
     for got in received.values():
         positions = [position[m] for m, _ in got]

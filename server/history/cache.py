@@ -1,0 +1,436 @@
+"""Redis cache-aside for the recent window of each channel's history.
+
+Redis is only a cache: every method here answers "don't know" (None) rather than
+raise, and the caller then reads the store of record.
+
+Keys (``P`` is the prefix, ``G`` the current generation, ``T`` a folded channel)::
+
+    P G:alive      sentinel of generation G; its absence means Redis lost our data
+    P G:w:T        the window: a list of StoredMessage.to_json, oldest first, newest
+                   ``window`` messages, no gaps in seq; a first element COMPLETE
+                   means the list holds every retained message of the channel
+    P G:v:T        per-channel version: INCR by every write, read before a miss
+                   reads the store; a fill is applied only if it did not move
+
+Writes (after the store committed) append only where a window exists, trim it, and
+bump the version in one atomic round trip (a Lua script), skipping rows the window
+already holds (a fill may have read them from the store first) and dropping the window
+if a gap would appear. So a window is either absent or equal to the store's newest rows.
+
+Generations: a generation is a random token, never reused (a counter kept in Redis
+would restart after a FLUSHALL and let a late call of the old generation land in the
+new one). The cache never reads or writes a generation it has not established itself
+(SET NX of its sentinel), and it forgets its generation whenever its view of Redis
+may have diverged from the store: any failed or timed-out call, any write the
+breaker refused, the sentinel missing (FLUSHALL, restart without persistence,
+eviction), or a new connection reaching a Redis with another run_id (a restart,
+possibly from an older snapshot). The next read starts a fresh generation,
+so nothing cached before is ever served again; old generations expire by TTL.
+Rows committed before a generation starts need not be written to it: every read of
+that generation reads the store after the generation began.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError, RedisError, ResponseError
+
+from .breaker import CircuitBreaker
+from .model import StoredMessage
+
+if TYPE_CHECKING:
+    from redis.asyncio.connection import AbstractConnection
+
+    from server.config import ServerConfig
+
+log = logging.getLogger("chat.server.history")
+
+COMPLETE = "#complete"  # first list element of a window holding the whole channel
+_COMPLETE = COMPLETE.encode()
+
+
+class _Script:
+    """A Lua script run with EVALSHA, falling back to EVAL (which loads it)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.sha = hashlib.sha1(text.encode()).hexdigest()
+
+
+# Generation: create its sentinel. KEYS sentinel; ARGV ttl ms. 1 if new.
+NEW_GENERATION = _Script(
+    """
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 1 end
+return 0
+"""
+)
+
+# Read: KEYS sentinel, window, version. Returns {0} (sentinel gone), {1, window}
+# (hit) or {2, version} (miss; version '' when absent) in one round trip.
+READ = _Script(
+    """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
+local w = redis.call('LRANGE', KEYS[2], 0, -1)
+if #w > 0 then return {1, w} end
+return {2, redis.call('GET', KEYS[3]) or ''}
+"""
+)
+
+# Fill: KEYS sentinel, window, version; ARGV version seen before the store read,
+# ttl ms, complete '1'/'0', rows... Returns -1 (sentinel gone), 0 (version moved:
+# not applied), 1 (filled), 2 (someone filled it already).
+FILL = _Script(
+    f"""
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if (redis.call('GET', KEYS[3]) or '') ~= ARGV[1] then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 2 end
+if ARGV[3] == '1' then redis.call('RPUSH', KEYS[2], '{COMPLETE}') end
+for i = 4, #ARGV, 1000 do
+  redis.call('RPUSH', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+)
+
+# Append after commit: KEYS sentinel, then (window, version) per channel; ARGV window
+# size, ttl ms, then per channel: n, then n pairs (seq, json) ascending by seq.
+# Returns 0 when the sentinel is gone (nothing done), else 1.
+APPEND = _Script(
+    f"""
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local size = tonumber(ARGV[1])
+local ttl = ARGV[2]
+redis.call('PEXPIRE', KEYS[1], ttl)
+local a = 3
+for k = 2, #KEYS, 2 do
+  local wkey, vkey = KEYS[k], KEYS[k + 1]
+  local n = tonumber(ARGV[a])
+  a = a + 1
+  local tail = redis.call('LINDEX', wkey, -1)
+  if tail then
+    local last = -1
+    if tail ~= '{COMPLETE}' then last = tonumber(cjson.decode(tail)[2]) end
+    local gap = false
+    for i = 0, n - 1 do
+      local seq = tonumber(ARGV[a + 2 * i])
+      if seq > last then
+        if last >= 0 and seq ~= last + 1 then
+          gap = true
+          break
+        end
+        redis.call('RPUSH', wkey, ARGV[a + 2 * i + 1])
+        last = seq
+      end
+    end
+    if gap then
+      redis.call('DEL', wkey)
+    else
+      redis.call('LTRIM', wkey, -size, -1)
+      redis.call('PEXPIRE', wkey, ttl)
+    end
+  end
+  a = a + 2 * n
+  redis.call('INCR', vkey)
+  redis.call('PEXPIRE', vkey, ttl)
+end
+return 1
+"""
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CachedWindow:
+    """A hit: the newest rows of a channel, oldest first."""
+
+    rows: list[StoredMessage]
+    complete: bool  # the rows are every retained message of the channel
+
+
+@dataclass(frozen=True, slots=True)
+class CacheMiss:
+    """A miss, with what a fill needs: the generation and the version seen before."""
+
+    target: str
+    generation: str
+    version: bytes
+
+
+class RedisHistoryCache:
+    """Cache-aside windows in Redis, behind a circuit breaker. One event loop at a time.
+
+    Nothing is bound to a loop at construction: the client is created lazily inside
+    the running loop (and again if the cache is later used from another loop).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        window: int = 100,
+        timeout: float = 0.25,
+        breaker: CircuitBreaker | None = None,
+        prefix: str = "chat:history:",
+        ttl: float = 86_400.0,
+    ) -> None:
+        if window < 1:
+            raise ValueError("window must be at least 1")
+        self.url = url
+        self.window_size = window
+        self.timeout = timeout
+        self.breaker = breaker if breaker is not None else CircuitBreaker(3, 5.0)
+        self.prefix = prefix
+        self._ttl_ms = max(1, int(ttl * 1000))
+        self._client: aioredis.Redis | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._generation: str | None = None
+        self._epoch = 0  # bumped by every invalidation
+        self._renewing = False
+        self._run_id: str | None = None
+        # Counters for tests and stats.
+        self.attempts = 0  # Redis round trips attempted
+        self.hits = 0
+        self.misses = 0
+        self.fills = 0
+        self.invalidations = 0
+
+    @classmethod
+    def from_config(
+        cls,
+        config: ServerConfig,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        prefix: str = "chat:history:",
+    ) -> RedisHistoryCache:
+        if not config.redis:
+            raise ValueError("no Redis URL configured")
+        breaker = CircuitBreaker(config.breaker_failures, config.breaker_cooldown, clock)
+        return cls(
+            config.redis,
+            window=config.redis_window,
+            timeout=config.redis_timeout,
+            breaker=breaker,
+            prefix=prefix,
+        )
+
+    @property
+    def generation(self) -> str | None:
+        return self._generation
+
+    # ------------------------------------------------------------------ keys
+
+    def _alive(self, gen: str) -> str:
+        return f"{self.prefix}{gen}:alive"
+
+    def window_key(self, gen: str, target: str) -> str:
+        return f"{self.prefix}{gen}:w:{target}"
+
+    def version_key(self, gen: str, target: str) -> str:
+        return f"{self.prefix}{gen}:v:{target}"
+
+    # ------------------------------------------------------------------ reads
+
+    async def read(self, target: str) -> CachedWindow | CacheMiss | None:
+        """The cached window (hit), what a fill needs (miss), or None: use the store."""
+        gen = self._generation
+        if gen is None:
+            gen = await self._renew()
+            if gen is None:
+                return None
+        keys = [self._alive(gen), self.window_key(gen, target), self.version_key(gen, target)]
+        reply = await self._call(READ, keys, [])
+        if reply is None or self._generation != gen:
+            return None  # failed, or the generation was dropped meanwhile
+        code = int(reply[0])
+        if code == 0:
+            self._lost(gen)
+            return None
+        if code == 1:
+            elements: list[bytes] = reply[1]
+            complete = elements[0] == _COMPLETE
+            try:
+                rows = [StoredMessage.from_json(e) for e in elements[1 if complete else 0 :]]
+            except (ValueError, TypeError):  # not ours, or another version's format
+                self.invalidate("unreadable cached window")
+                return None
+            self.hits += 1
+            return CachedWindow(rows, complete)
+        self.misses += 1
+        return CacheMiss(target, gen, bytes(reply[1]))
+
+    async def fill(self, miss: CacheMiss, rows: Sequence[StoredMessage], complete: bool) -> bool:
+        """Store what the store returned after ``miss``, unless a write came in between."""
+        gen = miss.generation
+        if self._generation != gen:
+            return False
+        keys = [self._alive(gen), self.window_key(gen, miss.target),
+                self.version_key(gen, miss.target)]
+        args: list[str | bytes | int] = [miss.version, self._ttl_ms, 1 if complete else 0]
+        args.extend(r.to_json() for r in rows)
+        reply = await self._call(FILL, keys, args)
+        if reply is None:
+            return False
+        if int(reply) == -1:
+            self._lost(gen)
+            return False
+        if int(reply) == 1:
+            self.fills += 1
+            return True
+        return False
+
+    # ------------------------------------------------------------------ writes
+
+    async def append(self, rows: Sequence[StoredMessage]) -> None:
+        """After commit: extend the windows that exist and bump their versions."""
+        gen = self._generation
+        if gen is None or not rows:
+            # No generation: whichever starts next begins after these rows were
+            # committed, so its reads find them in the store.
+            return
+        by_target: dict[str, list[StoredMessage]] = {}
+        for row in rows:
+            by_target.setdefault(row.target, []).append(row)
+        keys = [self._alive(gen)]
+        args: list[str | int] = [self.window_size, self._ttl_ms]
+        for target, group in by_target.items():
+            group.sort(key=lambda r: r.seq)
+            keys += [self.window_key(gen, target), self.version_key(gen, target)]
+            args.append(len(group))
+            for row in group:
+                args += [row.seq, row.to_json()]
+        reply = await self._call(APPEND, keys, args, write=True)
+        if reply is not None and int(reply) == 0:
+            self._lost(gen)
+
+    # ------------------------------------------------------------------ state
+
+    def invalidate(self, why: str = "") -> None:
+        """Forget the current generation: nothing cached so far is used again."""
+        self._epoch += 1
+        if self._generation is not None:
+            self._generation = None
+            self.invalidations += 1
+            if why:
+                log.info("history cache: dropping what was cached (%s)", why)
+
+    def _lost(self, gen: str) -> None:
+        if self._generation == gen:
+            self.invalidate("Redis lost our data: flushed, restarted or evicted")
+
+    async def _renew(self) -> str | None:
+        """Start a new generation (one round trip). None while one is being started."""
+        if self._renewing:
+            return None
+        self._renewing = True
+        epoch = self._epoch
+        gen = secrets.token_hex(8)
+        try:
+            reply = await self._call(NEW_GENERATION, [self._alive(gen)], [self._ttl_ms])
+        finally:
+            self._renewing = False
+        if not reply or epoch != self._epoch:
+            return None
+        self._generation = gen
+        log.debug("history cache: generation %s", gen)
+        return gen
+
+    # ------------------------------------------------------------------ Redis
+
+    def _redis(self) -> aioredis.Redis:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop:
+            self._client = aioredis.Redis.from_url(
+                self.url,
+                socket_timeout=self.timeout,
+                socket_connect_timeout=self.timeout,
+                retry=Retry(NoBackoff(), 0),  # a failure is the breaker's business
+                redis_connect_func=self._on_connect,
+            )
+            self._client_loop = loop
+        return self._client
+
+    async def _on_connect(self, conn: AbstractConnection) -> None:
+        """Every new connection: handshake, then compare the server's run_id."""
+        await conn.on_connect()
+        try:
+            await conn.send_command("INFO", "server")
+            info = await conn.read_response()
+        except ResponseError:  # INFO not permitted: rely on the sentinel alone
+            return
+        text = info.decode() if isinstance(info, bytes) else str(info)
+        run_id = next(
+            (line.split(":", 1)[1].strip() for line in text.splitlines()
+             if line.startswith("run_id:")),
+            None,
+        )
+        if run_id is None:
+            return
+        if self._run_id is not None and run_id != self._run_id:
+            self.invalidate("Redis restarted")
+        self._run_id = run_id
+
+    async def _call(
+        self, script: _Script, keys: list[str], args: Sequence[str | bytes | int],
+        *, write: bool = False,
+    ) -> Any:
+        """One script round trip through the breaker, bounded by the timeout.
+
+        Returns None when the call failed, timed out or was not attempted.
+        """
+        if not self.breaker.allow():
+            if write:
+                self.invalidate()  # a window may now miss these rows
+            return None
+        self.attempts += 1
+        try:
+            reply = await asyncio.wait_for(self._eval(script, keys, args), self.timeout)
+        except asyncio.CancelledError:
+            self.breaker.release()
+            if write:
+                self.invalidate()
+            raise
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.debug("history cache call failed: %r", exc)
+            self.invalidate()
+            self.breaker.failure()
+            return None
+        self.breaker.success()
+        return reply
+
+    async def _eval(
+        self, script: _Script, keys: list[str], args: Sequence[str | bytes | int]
+    ) -> Any:
+        client = self._redis()
+        try:
+            return await client.execute_command(  # type: ignore[no-untyped-call]
+                "EVALSHA", script.sha, len(keys), *keys, *args
+            )
+        except NoScriptError:  # new or restarted server: EVAL loads it
+            return await client.execute_command(  # type: ignore[no-untyped-call]
+                "EVAL", script.text, len(keys), *keys, *args
+            )
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._client_loop:
+            with contextlib.suppress(RedisError, OSError):
+                await client.aclose()

@@ -1,0 +1,259 @@
+"""Cache-aside against a real redis-server and a real SQLite file: hits, misses, writes."""
+
+from __future__ import annotations
+
+from server.history.cache import COMPLETE, CacheMiss, RedisHistoryCache
+from server.history.model import NO_REF, Query, Ref, StoredMessage
+from server.history.service import HistoryService
+from server.history.sqlite_store import SQLiteStore
+from tests.history.conftest import (
+    RedisServer,
+    append,
+    assert_window_fresh,
+    cached_window,
+    make_cache,
+    new_message,
+    sample_queries,
+)
+
+
+def latest(target: str, limit: int = 50) -> Query:
+    return Query("LATEST", target, NO_REF, limit)
+
+
+async def test_miss_fills_the_cache_and_a_hit_does_not_touch_the_store(
+    redis_server: RedisServer, store: SQLiteStore
+) -> None:
+    rows = append(store, "#a", 8)
+    cache = make_cache(redis_server, window=5)
+    svc = HistoryService(store, cache)
+    try:
+        before = store.reads
+        assert await svc.query(latest("#a", 3)) == rows[-3:]
+        assert store.reads == before + 1  # the miss read the store's window
+        assert cached_window(redis_server, cache, "#a") == (rows[-5:], False)
+        gen = cache.generation
+        assert gen is not None
+        with redis_server.admin() as r:
+            raw = r.lrange(cache.window_key(gen, "#a"), 0, -1)
+        assert raw == [m.to_json().encode() for m in rows[-5:]]  # StoredMessage.to_json
+
+        reads = store.reads
+        for _ in range(5):
+            assert await svc.query(latest("#a", 3)) == rows[-3:]
+            assert await svc.query(Query("BEFORE", "#a", Ref("msgid", rows[-1].msgid), 2)) \
+                == rows[-3:-1]
+        assert store.reads == reads  # hits only
+        assert cache.hits == 10
+    finally:
+        await svc.close()
+
+
+async def test_requests_outside_the_window_go_to_the_store(
+    redis_server: RedisServer, store: SQLiteStore
+) -> None:
+    rows = append(store, "#a", 20)
+    svc = HistoryService(store, make_cache(redis_server, window=5))
+    try:
+        await svc.query(latest("#a", 1))  # fill
+        reads = store.reads
+        q = Query("BEFORE", "#a", Ref("msgid", rows[5].msgid), 3)
+        assert await svc.query(q) == rows[2:5]
+        assert store.reads == reads + 1  # one store query, the window was a hit
+        q = Query("LATEST", "#a", NO_REF, 10)  # more than the window holds
+        assert await svc.query(q) == rows[-10:]
+        assert store.reads == reads + 2
+    finally:
+        await svc.close()
+
+
+async def test_small_and_empty_channels_are_cached_as_complete(
+    redis_server: RedisServer, store: SQLiteStore
+) -> None:
+    rows = append(store, "#small", 3)
+    cache = make_cache(redis_server, window=5)
+    svc = HistoryService(store, cache)
+    try:
+        assert await svc.query(latest("#small")) == rows
+        assert await svc.query(latest("#empty")) == []
+        assert cached_window(redis_server, cache, "#small") == (rows, True)
+        assert cached_window(redis_server, cache, "#empty") == ([], True)  # the marker
+        reads = store.reads
+        # A complete window answers even what lies before its first row, and unknowns.
+        assert await svc.query(Query("BEFORE", "#small", Ref("msgid", rows[0].msgid), 5)) == []
+        assert await svc.query(Query("BEFORE", "#small", Ref("msgid", "nope"), 5)) == []
+        assert await svc.query(latest("#small", 50)) == rows
+        assert await svc.query(latest("#empty")) == []
+        assert await svc.query(Query("AFTER", "#empty", Ref("timestamp", time_ms=1), 5)) == []
+        assert store.reads == reads
+    finally:
+        await svc.close()
+
+
+async def test_writes_extend_existing_windows_and_trim_them(
+    redis_server: RedisServer, store: SQLiteStore
+) -> None:
+    rows = append(store, "#a", 3)
+    cache = make_cache(redis_server, window=5)
+    svc = HistoryService(store, cache)
+    try:
+        await svc.query(latest("#a"))
+        assert cached_window(redis_server, cache, "#a") == (rows, True)
+        more = append(store, "#a", 1)
+        svc.committed(more)
+        await svc.flush()
+        assert cached_window(redis_server, cache, "#a") == (rows + more, True)
+        more2 = append(store, "#a", 1)
+        svc.committed(more2)  # 5 rows = the window size: no longer known to be complete
+        await svc.flush()
+        assert cached_window(redis_server, cache, "#a") == (rows + more + more2, False)
+        newest = append(store, "#a", 4)
+        svc.committed(newest)
+        await svc.flush()
+        all_rows = rows + more + more2 + newest
+        assert cached_window(redis_server, cache, "#a") == (all_rows[-5:], False)
+        reads = store.reads
+        assert await svc.query(latest("#a", 5)) == all_rows[-5:]
+        assert store.reads == reads  # served from the updated window
+    finally:
+        await svc.close()
+
+
+async def test_writes_do_not_create_windows_but_bump_versions(
+    redis_server: RedisServer, store: SQLiteStore
+) -> None:
+    cache = make_cache(redis_server, window=5)
+    svc = HistoryService(store, cache)
+    try:
+        await svc.query(latest("#other"))  # establishes a generation
+        gen = cache.generation
+        assert gen is not None
+        for n in (1, 2):
+            svc.committed(append(store, "#a", 2))
+            await svc.flush()
+            with redis_server.admin() as r:
+                assert not r.exists(cache.window_key(gen, "#a"))
+                assert r.get(cache.version_key(gen, "#a")) == str(n).encode()
+    finally:
+        await svc.close()
+
+
+async def test_one_round_trip_updates_every_channel_of_a_tick(
+    redis_server: RedisServer, store: SQLiteStore
+) -> None:
+    a, b = append(store, "#a", 2), append(store, "#b", 2)
+    cache = make_cache(redis_server, window=5)
+    svc = HistoryService(store, cache)
+    try:
+        await svc.query(latest("#a"))
+        await svc.query(latest("#b"))
+        attempts = cache.attempts
+        tick = store.append([new_message("#a"), new_message("#b"), new_message("#a")])
+        svc.committed(tick)
+        await svc.flush()
+        assert cache.attempts == attempts + 1
+        assert cached_window(redis_server, cache, "#a") == ([*a, tick[0], tick[2]], True)
+        assert cached_window(redis_server, cache, "#b") == ([*b, tick[1]], True)
+    finally:
+        await svc.close()
+
+
+async def test_rows_a_fill_already_read_are_not_appended_twice(
+    redis_server: RedisServer, store: SQLiteStore
+) -> None:
+    rows = append(store, "#a", 2)
+    cache = make_cache(redis_server, window=5)
+    svc = HistoryService(store, cache)
+    try:
+        await svc.query(latest("#other"))
+        late = append(store, "#a", 2)  # committed, cache update not yet delivered
+        assert await svc.query(latest("#a")) == rows + late  # the miss fills with them
+        svc.committed(late)  # the update arrives after the fill
+        await svc.flush()
+        assert cached_window(redis_server, cache, "#a") == (rows + late, True)
+    finally:
+        await svc.close()
+
+
+async def test_a_gap_drops_the_window_instead_of_serving_it(
+    redis_server: RedisServer, store: SQLiteStore
+) -> None:
+    rows = append(store, "#a", 3)
+    cache = make_cache(redis_server, window=5)
+    svc = HistoryService(store, cache)
+    try:
+        await svc.query(latest("#a"))
+        last = rows[-1]
+        skipped = StoredMessage(
+            "#a", last.seq + 2, "gap", last.time_ms + 1, "x!y@z", "PRIVMSG", "#a", "gap"
+        )
+        await cache.append([skipped])
+        assert cached_window(redis_server, cache, "#a") is None
+    finally:
+        await svc.close()
+
+
+async def test_cached_answers_equal_store_answers_for_every_subcommand(
+    redis_server: RedisServer, store: SQLiteStore
+) -> None:
+    base = 1_750_000_000_000
+    for target, count in (("#big", 40), ("#mid", 7), ("#one", 1)):
+        # Pairs of messages share a timestamp: paging must still be exact.
+        store.append(
+            [new_message(target, f"{target} {i}", time_ms=base + (i // 2) * 1000)
+             for i in range(count)]
+        )
+    svc = HistoryService(store, make_cache(redis_server, window=10))
+    try:
+        asked = 0
+        for target in ("#big", "#mid", "#one", "#none"):
+            rows = store.window(target, 1000)
+            for q in sample_queries(rows, target):
+                assert await svc.query(q) == store.query(q), q
+                asked += 1
+        cache = svc.cache
+        assert isinstance(cache, RedisHistoryCache)
+        assert cache.hits > asked // 2
+    finally:
+        await svc.close()
+
+
+async def test_complete_marker_is_the_first_element(
+    redis_server: RedisServer, store: SQLiteStore
+) -> None:
+    append(store, "#a", 1)
+    cache = make_cache(redis_server, window=5)
+    svc = HistoryService(store, cache)
+    try:
+        got = await cache.read("#a")
+        assert isinstance(got, CacheMiss)
+        assert await cache.fill(got, store.window("#a", 5), True)
+        gen = cache.generation
+        assert gen is not None
+        with redis_server.admin() as r:
+            assert r.lindex(cache.window_key(gen, "#a"), 0) == COMPLETE.encode()
+        assert_window_fresh(redis_server, cache, "#a", store)
+    finally:
+        await svc.close()
+
+
+async def test_a_query_right_after_a_commit_sees_it_before_the_cache_update_lands(
+    redis_server: RedisServer, store: SQLiteStore
+) -> None:
+    """A client that received a message must find it in history at once."""
+    rows = append(store, "#a", 3)
+    cache = make_cache(redis_server, window=5)
+    svc = HistoryService(store, cache)
+    try:
+        await svc.query(latest("#a"))  # cached: 3 rows
+        for _ in range(5):
+            new = append(store, "#a", 1)
+            rows += new
+            svc.committed(new)  # the update is queued, not yet sent to Redis
+            reads = store.reads
+            assert await svc.query(latest("#a", 4)) == rows[-4:]
+            assert store.reads == reads  # a hit, completed by the unconfirmed rows
+        await svc.flush()
+        assert cached_window(redis_server, cache, "#a") == (rows[-5:], False)
+    finally:
+        await svc.close()
