@@ -1,0 +1,1 @@
+"""chat terminal client (prompt_toolkit); not ready yet."""
