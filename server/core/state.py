@@ -25,6 +25,7 @@ class Client:
         "connected_at",
         "folded",
         "host",
+        "invites",
         "ip",
         "last_recv",
         "last_speak",
@@ -62,6 +63,7 @@ class Client:
         self.channels: dict[str, Channel] = {}
         self.modes: set[str] = set()
         self.away: str | None = None
+        self.invites: set[str] = set()  # folded channel names this connection may enter
         self.oper_name: str | None = None
         self.connected_at = now
         self.last_recv = now
@@ -100,7 +102,6 @@ class Channel:
     key: str | None = None
     limit: int | None = None
     bans: list[Ban] = field(default_factory=list)
-    invited: set[str] = field(default_factory=set)  # folded nicks
 
     def is_op(self, client: Client) -> bool:
         return "o" in self.members.get(client, "")

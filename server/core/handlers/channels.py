@@ -60,7 +60,7 @@ def join(core: ServerCore, client: Client, name: str, key: str) -> None:
         core.channels[folded] = channel
         channel.members[client] = "o"
     else:
-        invited = client.folded in channel.invited
+        invited = folded in client.invites
         if channel.key is not None and key != channel.key and not invited:
             core.reply(client, N.ERR_BADCHANNELKEY, channel.name, "Cannot join channel (+k)")
             return
@@ -73,7 +73,7 @@ def join(core: ServerCore, client: Client, name: str, key: str) -> None:
         if not invited and is_banned(core, channel, client):
             core.reply(client, N.ERR_BANNEDFROMCHAN, channel.name, "Cannot join channel (+b)")
             return
-        channel.invited.discard(client.folded)
+        client.invites.discard(folded)
         channel.members[client] = ""
     client.channels[folded] = channel
     core.fan_out(channel.members, core.new_relay(client.mask, "JOIN", [channel.name]))
@@ -176,6 +176,8 @@ def handle_names(core: ServerCore, client: Client, msg: Message) -> None:
         core.reply(client, N.RPL_ENDOFNAMES, "*", "End of /NAMES list")
         return
     for name in msg.params[0].split(","):
+        if not name:
+            continue  # an empty item would give a 366 with an empty middle parameter
         channel = core.channels.get(core.fold(name))
         if channel is not None and can_see(channel, client):
             send_names(core, client, channel)
@@ -256,7 +258,8 @@ def handle_invite(core: ServerCore, client: Client, msg: Message) -> None:
     if "i" in channel.modes and not channel.is_op(client):
         core.reply(client, N.ERR_CHANOPRIVSNEEDED, channel.name, "You're not channel operator")
         return
-    channel.invited.add(target.folded)
+    # Bound to the connection, not the nick: a nick is not an identity.
+    target.invites.add(channel.folded)
     core.reply(client, N.RPL_INVITING, target.nick, channel.name)
     if target.away is not None:
         core.reply(client, N.RPL_AWAY, target.nick, target.away)

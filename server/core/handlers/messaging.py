@@ -29,6 +29,13 @@ def handle_tagmsg(core: ServerCore, client: Client, msg: Message) -> None:
     relay_message(core, client, msg)
 
 
+def _error(core: ServerCore, client: Client, command: str, *params: str) -> None:
+    """An error numeric, except for NOTICE: Modern IRC says servers "must not send any error
+    back to the client on receipt of a NOTICE command" (no auto-reply loops)."""
+    if command != "NOTICE":
+        core.reply(client, *params)
+
+
 def can_send(core: ServerCore, channel: Channel, client: Client) -> bool:
     modes = channel.members.get(client)
     if modes is None:
@@ -49,13 +56,13 @@ def relay_message(core: ServerCore, client: Client, msg: Message) -> None:
         if command == "TAGMSG":
             core.reply(client, N.ERR_NEEDMOREPARAMS, command, "Not enough parameters")
         else:
-            core.reply(client, N.ERR_NORECIPIENT, f"No recipient given ({command})")
+            _error(core, client, command, N.ERR_NORECIPIENT, f"No recipient given ({command})")
         return
     if command == "TAGMSG":
         text_params: list[str] = []
     else:
         if len(params) < 2 or not params[1]:
-            core.reply(client, N.ERR_NOTEXTTOSEND, "No text to send")
+            _error(core, client, command, N.ERR_NOTEXTTOSEND, "No text to send")
             return
         text_params = [params[1]]
     client_tags: dict[str, str] | None = None
@@ -64,7 +71,9 @@ def relay_message(core: ServerCore, client: Client, msg: Message) -> None:
     targets = params[0].split(",")
     limit = core.config.max_targets
     if len(targets) > limit:
-        core.reply(client, "407", params[0], f"Too many targets, only {limit} are accepted")
+        _error(
+            core, client, command, "407", params[0], f"Too many targets, only {limit} are accepted"
+        )
         targets = targets[:limit]
     need_cap = "message-tags" if command == "TAGMSG" else None
     for target in targets:
@@ -95,10 +104,12 @@ def _to_channel(
 ) -> None:
     channel = core.channels.get(core.fold(name))
     if channel is None:
-        core.reply(client, N.ERR_NOSUCHNICK, name, "No such nick/channel")
+        _error(core, client, command, N.ERR_NOSUCHNICK, name, "No such nick/channel")
         return
     if not can_send(core, channel, client):
-        core.reply(client, N.ERR_CANNOTSENDTOCHAN, channel.name, "Cannot send to channel")
+        _error(
+            core, client, command, N.ERR_CANNOTSENDTOCHAN, channel.name, "Cannot send to channel"
+        )
         return
     target = status + channel.name
     relay = core.new_relay(client.mask, command, [target, *text], client_tags)
@@ -125,7 +136,7 @@ def _to_nick(
 ) -> None:
     target = core.nicks.get(core.fold(nick))
     if target is None or not target.registered:
-        core.reply(client, N.ERR_NOSUCHNICK, nick, "No such nick/channel")
+        _error(core, client, command, N.ERR_NOSUCHNICK, nick, "No such nick/channel")
         return
     relay = core.new_relay(client.mask, command, [target.nick, *text], client_tags)
     if need_cap is None or need_cap in target.caps:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 FLAG_MODES = frozenset("imnst")
 PARAM_MODES_PER_COMMAND = 4  # ISUPPORT MODES=4
 MAX_BANS = 100  # ISUPPORT MAXLIST=b:100
+MAX_BAN_MASK = 200  # keeps 367 RPL_BANLIST (mask + setter + time) inside 512 bytes
 
 
 def handle_mode(core: ServerCore, client: Client, msg: Message) -> None:
@@ -120,6 +121,11 @@ def channel_mode(core: ServerCore, client: Client, name: str, args: list[str]) -
                 denied = True
                 continue
             if adding:
+                if len(mask) > MAX_BAN_MASK:
+                    core.reply(
+                        client, N.ERR_INVALIDMODEPARAM, channel.name, "b", "*", "Ban mask too long"
+                    )
+                    continue
                 if len(channel.bans) >= MAX_BANS:
                     core.reply(client, "478", channel.name, mask, "Channel ban list is full")
                     continue
@@ -167,13 +173,14 @@ def channel_mode(core: ServerCore, client: Client, name: str, args: list[str]) -
                 if not is_op:
                     denied = True
                     continue
-                if not raw.isdigit() or int(raw) <= 0:
+                # isascii(): str.isdigit() also accepts non-ASCII digits, which int() then reads.
+                if not (raw.isascii() and raw.isdigit()) or int(raw) <= 0:
                     core.reply(
                         client, N.ERR_INVALIDMODEPARAM, channel.name, "l", raw, "Invalid limit"
                     )
                     continue
                 channel.limit = int(raw)
-                applied.append(("+", "l", raw))
+                applied.append(("+", "l", str(channel.limit)))
             else:
                 if not is_op:
                     denied = True
@@ -191,6 +198,8 @@ def channel_mode(core: ServerCore, client: Client, name: str, args: list[str]) -
             if not is_op:
                 denied = True
                 continue
+            if not nick:
+                continue  # as if missing: no 401 with an empty middle parameter
             target = core.nicks.get(core.fold(nick))
             if target is None:
                 core.reply(client, N.ERR_NOSUCHNICK, nick, "No such nick/channel")
@@ -226,10 +235,9 @@ def channel_mode(core: ServerCore, client: Client, name: str, args: list[str]) -
         else:
             core.reply(client, N.ERR_UNKNOWNMODE, ch, "is unknown mode char to me")
     if denied:
-        if client not in channel.members:
-            core.reply(client, N.ERR_NOTONCHANNEL, channel.name, "You're not on that channel")
-        else:
-            core.reply(client, N.ERR_CHANOPRIVSNEEDED, channel.name, "You're not channel operator")
+        # Modern IRC, MODE: without the privileges to change modes, ERR_CHANOPRIVSNEEDED is
+        # returned; that holds for non-members too (ergo, InspIRCd and solanum agree).
+        core.reply(client, N.ERR_CHANOPRIVSNEEDED, channel.name, "You're not channel operator")
     if applied:
         relay = core.new_relay(client.mask, "MODE", [channel.name, *render_changes(applied)])
         core.fan_out(channel.members, relay)

@@ -44,4 +44,7 @@ def handle_kill(core: ServerCore, client: Client, msg: Message) -> None:
     log.info("operator %s killed %s (%s)", client.nick, target.nick, comment)
     reason = f"Killed ({client.nick} ({comment}))"
     core.send(target, Message("KILL", [target.nick, comment], client.mask))
+    # Modern IRC: "The user being killed and every user sharing a channel with them receives a
+    # QUIT message"; core.disconnect sends it to the peers, then ERROR to the target.
+    core.send(target, Message("QUIT", [reason], target.mask))
     core.disconnect(target, reason)

@@ -55,6 +55,11 @@ def handle_who(core: ServerCore, client: Client, msg: Message) -> None:
                     continue
                 if member or "i" not in other.modes:
                     _who_line(core, client, other, channel)
+    elif (exact := core.nicks.get(core.fold(mask))) is not None and exact.registered:
+        # "An exact nickname, in which case a single user is returned": +i hides a user from
+        # mask patterns, not from a lookup by nick (WHOIS shows them all the same).
+        if not opers_only or "o" in exact.modes:
+            _who_line(core, client, exact, None)
     else:
         for other in list(core.nicks.values()):
             if not other.registered or not _visible(client, other):
@@ -72,6 +77,9 @@ def handle_who(core: ServerCore, client: Client, msg: Message) -> None:
 
 def handle_whois(core: ServerCore, client: Client, msg: Message) -> None:
     nick = (msg.params[1] if len(msg.params) > 1 else msg.params[0]).split(",")[0]
+    if not nick:
+        core.reply(client, N.ERR_NONICKNAMEGIVEN, "No nickname given")
+        return
     other = core.nicks.get(core.fold(nick))
     if other is None or not other.registered:
         core.reply(client, N.ERR_NOSUCHNICK, nick, "No such nick/channel")

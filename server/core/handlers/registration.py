@@ -122,8 +122,6 @@ def handle_nick(core: ServerCore, client: Client, msg: Message) -> None:
         relay = core.new_relay(client.mask, "NICK", [nick])
         core.fan_out(core.peers(client, include_self=False), relay)
         core.deliver(client, relay)
-        for channel in client.channels.values():
-            channel.invited.discard(client.folded)
     if client.folded and core.nicks.get(client.folded) is client:
         del core.nicks[client.folded]
     client.nick = nick

@@ -1,0 +1,160 @@
+"""OPER (hashed passwords from config.opers) and KILL over real TCP, on every backend."""
+
+from __future__ import annotations
+
+import pytest
+
+from chat.message import Message
+from server.config import ServerConfig
+from server.passwords import hash_password
+from tests.conftest import RunningServer
+from tests.ircclient import IRCTestClient
+
+OPER_NAME = "root"
+OPER_PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="module")
+def oper_hash() -> str:
+    return hash_password(OPER_PASSWORD)
+
+
+@pytest.fixture
+def server_config(oper_hash: str) -> ServerConfig:
+    return ServerConfig(name="test.server", network="TestNet", opers={OPER_NAME: oper_hash})
+
+
+def mask(c: IRCTestClient) -> str:
+    return f"{c.nick}!~{c.nick[:10]}@127.0.0.1"
+
+
+async def ask(c: IRCTestClient, line: str) -> list[Message]:
+    """Everything the server answers to one command (after dropping anything pending)."""
+    await c.sync()
+    await c.send(line)
+    return await c.sync()
+
+
+async def oper_up(c: IRCTestClient) -> None:
+    assert "381" in [m.command for m in await ask(c, f"OPER {OPER_NAME} :{OPER_PASSWORD}")]
+
+
+# ---------------------------------------------------------------------- OPER
+
+
+async def test_oper_with_correct_password(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    msgs = await ask(alice, f"OPER {OPER_NAME} :{OPER_PASSWORD}")
+    assert [m.command for m in msgs] == ["MODE", "381"]
+    assert msgs[0].source == mask(alice)
+    assert msgs[0].params == ["alice", "+o"]
+    assert msgs[1].params[0] == "alice"
+    msgs = await ask(alice, "MODE alice")
+    assert msgs[0].command == "221" and "o" in msgs[0].params[1]
+    # Opering again changes no mode.
+    assert [m.command for m in await ask(alice, f"OPER {OPER_NAME} :{OPER_PASSWORD}")] == ["381"]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"OPER {OPER_NAME} :wrong password",
+        f"OPER {OPER_NAME} :{OPER_PASSWORD.upper()}",
+        f"OPER nobody :{OPER_PASSWORD}",
+        f"OPER {OPER_NAME.upper()} :{OPER_PASSWORD}",
+    ],
+    ids=["wrong-password", "wrong-case", "unknown-name", "name-case"],
+)
+async def test_oper_rejected(server: RunningServer, line: str) -> None:
+    alice = await server.client("alice")
+    msgs = await ask(alice, line)
+    assert [m.command for m in msgs] == ["464"]
+    assert msgs[0].params[0] == "alice"
+    assert (await ask(alice, "MODE alice"))[0].params == ["alice", "+"]
+
+
+@pytest.mark.parametrize(
+    "server_config",
+    [ServerConfig(name="test.server", network="TestNet")],
+    ids=["no-opers"],
+)
+async def test_oper_with_no_operators_configured(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    msgs = await ask(alice, f"OPER {OPER_NAME} :{OPER_PASSWORD}")
+    assert [m.command for m in msgs] == ["464"]
+
+
+@pytest.mark.parametrize("line", ["OPER", f"OPER {OPER_NAME}"])
+async def test_oper_missing_params(server: RunningServer, line: str) -> None:
+    alice = await server.client("alice")
+    msgs = await ask(alice, line)
+    assert [m.command for m in msgs] == ["461"]
+    assert msgs[0].params[:2] == ["alice", "OPER"]
+
+
+async def test_deoper_with_minus_o(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    bob = await server.client("bob")
+    await oper_up(alice)
+    msgs = await ask(alice, "MODE alice -o")
+    assert [(m.command, m.params) for m in msgs] == [("MODE", ["alice", "-o"])]
+    msgs = await ask(alice, "KILL bob :no longer allowed")
+    assert [m.command for m in msgs] == ["481"]
+    assert await bob.sync() == []
+
+
+# ---------------------------------------------------------------------- KILL
+
+
+async def test_kill_by_non_oper(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    bob = await server.client("bob")
+    msgs = await ask(alice, "KILL bob :bye")
+    assert [m.command for m in msgs] == ["481"]
+    assert msgs[0].params[0] == "alice"
+    assert await bob.sync() == []
+
+
+async def test_kill_disconnects_target_and_peers_see_quit(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    bob = await server.client("bob")
+    carol = await server.client("carol")
+    for c in (alice, bob, carol):
+        await c.join("#chan")
+    await carol.sync()
+    await oper_up(alice)
+    await alice.send("KILL BOB :flooding")
+    last = await bob.wait_closed()
+    # KILL from the operator, QUIT for himself, then ERROR and the close.
+    assert [m.command for m in last if m.command != "JOIN"] == ["KILL", "QUIT", "ERROR"]
+    kill, quit_self, error = (m for m in last if m.command != "JOIN")
+    assert kill.source == mask(alice) and kill.params == ["bob", "flooding"]
+    assert quit_self.source == mask(bob)
+    assert quit_self.params == ["Killed (alice (flooding))"]
+    assert "Killed (alice (flooding))" in error.params[0]
+
+    for peer in (alice, carol):
+        quit_msg = await peer.expect("QUIT")
+        assert quit_msg.source == mask(bob)
+        assert quit_msg.params == ["Killed (alice (flooding))"]
+    # bob is gone: the nick is free and he is no longer on the channel.
+    msgs = await ask(carol, "NAMES #chan")
+    assert msgs[0].params[3].split() == ["@alice", "carol"]
+    dave = await server.client("bob")
+    assert dave.nick == "bob"
+
+
+async def test_kill_unknown_nick(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    await oper_up(alice)
+    msgs = await ask(alice, "KILL nobody :who?")
+    assert [m.command for m in msgs] == ["401"]
+    assert msgs[0].params[:2] == ["alice", "nobody"]
+
+
+async def test_kill_missing_params(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    await oper_up(alice)
+    msgs = await ask(alice, "KILL bob")
+    assert [m.command for m in msgs] == ["461"]
+    assert msgs[0].params[:2] == ["alice", "KILL"]

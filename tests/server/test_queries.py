@@ -1,0 +1,242 @@
+"""WHO, WHOIS, ISON and USERHOST over real TCP, on every backend."""
+
+from __future__ import annotations
+
+import pytest
+
+from chat.message import Message
+from server.config import ServerConfig
+from server.passwords import hash_password
+from tests.conftest import RunningServer
+from tests.ircclient import IRCTestClient
+
+OPER_PASSWORD = "hunter2"
+
+
+@pytest.fixture(scope="module")
+def oper_hash() -> str:
+    return hash_password(OPER_PASSWORD)
+
+
+@pytest.fixture
+def server_config(oper_hash: str) -> ServerConfig:
+    return ServerConfig(name="test.server", network="TestNet", opers={"root": oper_hash})
+
+
+def mask(c: IRCTestClient) -> str:
+    return f"{c.nick}!~{c.nick[:10]}@127.0.0.1"
+
+
+def only(msgs: list[Message], command: str) -> list[Message]:
+    return [m for m in msgs if m.command == command]
+
+
+async def ask(c: IRCTestClient, line: str) -> list[Message]:
+    """Everything the server answers to one command (after dropping anything pending)."""
+    await c.sync()
+    await c.send(line)
+    return await c.sync()
+
+
+async def oper(c: IRCTestClient) -> None:
+    assert "381" in [m.command for m in await ask(c, f"OPER root {OPER_PASSWORD}")]
+
+
+async def who(c: IRCTestClient, mask: str) -> dict[str, Message]:
+    """WHO replies by nick; checks the 315 that ends them."""
+    msgs = await ask(c, f"WHO {mask}")
+    assert msgs[-1].command == "315"
+    assert msgs[-1].params == [c.nick, mask, "End of WHO list"]
+    assert [m.command for m in msgs[:-1]] == ["352"] * (len(msgs) - 1)
+    return {m.params[5]: m for m in msgs[:-1]}
+
+
+# ---------------------------------------------------------------------- WHO
+
+
+async def test_who_channel(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    bob = await server.client("bob")
+    carol = await server.client("carol")
+    for c in (alice, bob, carol):
+        await c.join("#chan")
+    await oper(carol)
+    await ask(alice, "MODE #chan +v carol")
+    await ask(bob, "AWAY :away for a bit")
+    replies = await who(bob, "#chan")
+    assert replies["alice"].params == [
+        "bob", "#chan", "~alice", "127.0.0.1", "test.server", "alice", "H@", "0 Real alice"
+    ]  # fmt: skip
+    assert replies["bob"].params[6] == "G"
+    assert replies["carol"].params[6] == "H*+"
+    assert set(replies) == {"alice", "bob", "carol"}
+
+
+async def test_who_channel_multi_prefix(server: RunningServer) -> None:
+    alice = await server.client("alice", caps=["multi-prefix"])
+    await alice.join("#chan")
+    await ask(alice, "MODE #chan +v alice")
+    assert (await who(alice, "#chan"))["alice"].params[6] == "H@+"
+
+
+async def test_who_nick(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    await server.client("bob")
+    replies = await who(alice, "BOB")
+    assert list(replies) == ["bob"]
+    params = replies["bob"].params
+    assert params[0] == "alice"
+    assert params[2:8] == ["~bob", "127.0.0.1", "test.server", "bob", "H", "0 Real bob"]
+
+
+async def test_who_wildcard_mask(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    for nick in ("bob", "bobby", "rob"):
+        await server.client(nick)
+    assert set(await who(alice, "bob*")) == {"bob", "bobby"}
+    assert set(await who(alice, "?ob")) == {"bob", "rob"}
+    assert set(await who(alice, "*!~rob@127.0.0.*")) == {"rob"}
+    assert set(await who(alice, "nomatch*")) == set()
+
+
+async def test_who_hides_invisible_users_unless_sharing_a_channel(
+    server: RunningServer,
+) -> None:
+    alice = await server.client("alice")
+    ghost = await server.client("ghost")
+    await server.client("visible")
+    await ask(ghost, "MODE ghost +i")
+    assert set(await who(alice, "*")) == {"alice", "visible"}
+    assert set(await who(ghost, "*")) == {"alice", "ghost", "visible"}
+    await alice.join("#shared")
+    await ghost.join("#shared")
+    assert set(await who(alice, "*")) == {"alice", "ghost", "visible"}
+
+
+async def test_who_exact_nick_finds_invisible_user(server: RunningServer) -> None:
+    """Modern IRC: a mask pattern lists visible users; an exact nickname returns that user."""
+    alice = await server.client("alice")
+    ghost = await server.client("ghost")
+    await ask(ghost, "MODE ghost +i")
+    assert set(await who(alice, "GHOST")) == {"ghost"}
+    assert set(await who(alice, "gho*")) == set()
+
+
+async def test_who_channel_hides_invisible_from_outsiders(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    ghost = await server.client("ghost")
+    outsider = await server.client("outsider")
+    await ask(ghost, "MODE ghost +i")
+    await alice.join("#chan")
+    await ghost.join("#chan")
+    assert set(await who(outsider, "#chan")) == {"alice"}
+    assert set(await who(alice, "#chan")) == {"alice", "ghost"}
+
+
+async def test_who_secret_channel_from_outside(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    outsider = await server.client("outsider")
+    await alice.join("#secret")
+    await ask(alice, "MODE #secret +s")
+    assert await who(outsider, "#secret") == {}
+    assert await who(outsider, "#nope") == {}
+
+
+# ---------------------------------------------------------------------- WHOIS
+
+
+async def test_whois(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    bob = await server.client("bob")
+    await alice.join("#more")
+    await bob.join("#more")
+    await bob.join("#bobs")
+    assert only(await ask(alice, "MODE #more +v bob"), "MODE")
+    msgs = await ask(alice, "WHOIS bob")
+    assert msgs[-1].command == "318"
+    assert msgs[-1].params == ["alice", "bob", "End of /WHOIS list"]
+    by = {m.command: m for m in msgs}
+    assert by["311"].params == ["alice", "bob", "~bob", "127.0.0.1", "*", "Real bob"]
+    assert by["319"].params[:2] == ["alice", "bob"]
+    assert sorted(by["319"].params[2].split()) == ["+#more", "@#bobs"]
+    assert by["312"].params == ["alice", "bob", "test.server", "TestNet"]
+    assert by["317"].params[:2] == ["alice", "bob"]
+    assert by["317"].params[2].isdigit() and by["317"].params[3].isdigit()
+    assert "313" not in by and "301" not in by
+    assert [m.command for m in msgs].index("311") == 0
+
+
+async def test_whois_oper_and_away(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    bob = await server.client("bob")
+    await oper(bob)
+    await ask(bob, "AWAY :in a meeting")
+    msgs = await ask(alice, "WHOIS BOB")
+    by = {m.command: m for m in msgs}
+    assert by["313"].params[:2] == ["alice", "bob"]
+    assert by["301"].params == ["alice", "bob", "in a meeting"]
+    assert "319" not in by  # on no channels
+    assert msgs[-1].command == "318"
+
+
+async def test_whois_hides_secret_channels(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    bob = await server.client("bob")
+    await bob.join("#secret")
+    await bob.join("#public")
+    await ask(bob, "MODE #secret +s")
+    msgs = await ask(alice, "WHOIS bob")
+    assert only(msgs, "319")[0].params[2] == "@#public"
+    msgs = await ask(bob, "WHOIS bob")
+    assert sorted(only(msgs, "319")[0].params[2].split()) == ["@#public", "@#secret"]
+
+
+async def test_whois_unknown_nick(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    msgs = await ask(alice, "WHOIS nobody")
+    assert [m.command for m in msgs] == ["401", "318"]
+    assert msgs[0].params[:2] == ["alice", "nobody"]
+    assert msgs[1].params[:2] == ["alice", "nobody"]
+
+
+async def test_whois_needs_a_nick(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    msgs = await ask(alice, "WHOIS")
+    assert [m.command for m in msgs] == ["461"]
+    # An empty nick is ERR_NONICKNAMEGIVEN, not a 401/318 with an empty parameter.
+    msgs = await ask(alice, "WHOIS ,bob")
+    assert [m.command for m in msgs] == ["431"]
+    assert msgs[0].params == ["alice", "No nickname given"]
+
+
+# ---------------------------------------------------------------------- ISON / USERHOST
+
+
+async def test_ison(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    await server.client("Bob")
+    msgs = await ask(alice, "ISON bob nobody ALICE")
+    assert [m.command for m in msgs] == ["303"]
+    assert msgs[0].params == ["alice", "Bob alice"]
+    msgs = await ask(alice, "ISON :nobody bob")
+    assert msgs[0].params == ["alice", "Bob"]
+    msgs = await ask(alice, "ISON nobody")
+    assert msgs[0].params == ["alice", ""]
+
+
+async def test_userhost(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    bob = await server.client("bob")
+    await oper(bob)
+    await ask(bob, "AWAY :away")
+    msgs = await ask(alice, "USERHOST alice nobody BOB")
+    assert [m.command for m in msgs] == ["302"]
+    assert msgs[0].params[0] == "alice"
+    assert msgs[0].params[1].split() == ["alice=+~alice@127.0.0.1", "bob*=-~bob@127.0.0.1"]
+
+
+async def test_userhost_needs_a_nick(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    msgs = await ask(alice, "USERHOST")
+    assert [m.command for m in msgs] == ["461"]
+    assert msgs[0].params[:2] == ["alice", "USERHOST"]
