@@ -1,0 +1,1 @@
+"""End-to-end tests that drive real third-party IRC clients against the server."""

@@ -1,0 +1,282 @@
+"""Interop: real third-party IRC clients against the server.
+
+irssi runs inside a private tmux server and is driven with ``send-keys``; its
+screen is read back with ``capture-pane``.  WeeChat runs headless, is driven
+through its FIFO and observed through its logger plugin.  A raw asyncio client
+sits in the same channel and checks the other direction.  Every real client
+connects through :class:`LoggingProxy`, so a failure shows the exact lines the
+client sent and what the server answered.
+
+The server under test is ours (``python -m server``); the same tests also run
+against ngircd as a reference implementation when it is installed, which keeps
+the harness itself honest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from .irc_clients import (
+    HOST,
+    Irssi,
+    LoggingProxy,
+    ProxyLine,
+    RawClient,
+    RunningServer,
+    WeeChat,
+    running_server,
+    server_skip_reason,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+CHANNEL = "#interop"
+
+
+def _server_param(kind: str) -> object:
+    reason = server_skip_reason(kind)
+    marks = [pytest.mark.skip(reason=reason)] if reason else []
+    return pytest.param(kind, id=kind, marks=marks)
+
+
+# "chat" is our server and the point of these tests; "ngircd" is the reference.
+SERVER_KINDS = [_server_param("chat"), _server_param("ngircd")]
+
+
+def needs(*binaries: str) -> pytest.MarkDecorator:
+    """Skip (before any server starts) unless every client binary is installed."""
+    missing = [b for b in binaries if shutil.which(b) is None]
+    return pytest.mark.skipif(
+        bool(missing), reason=f"needs {', '.join(missing)} (apt-get install {' '.join(missing)})"
+    )
+
+
+@pytest.fixture(params=SERVER_KINDS)
+def irc_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningServer]:
+    with running_server(request.param, tmp_path / "server") as server:
+        yield server
+
+
+@pytest.fixture
+async def raw(irc_server: RunningServer) -> AsyncIterator[RawClient]:
+    client = await RawClient("rawbob").connect(irc_server.host, irc_server.port)
+    try:
+        yield client
+    finally:
+        await client.quit()
+
+
+@pytest.fixture
+async def proxy(irc_server: RunningServer, tmp_path: Path) -> AsyncIterator[LoggingProxy]:
+    p = await LoggingProxy(irc_server.host, irc_server.port).start()
+    try:
+        yield p
+    finally:
+        await p.close()
+        # Kept for post-mortems: exactly what the real client and the server said.
+        (tmp_path / "proxy-transcript.txt").write_text(p.transcript(limit=10**7), "utf-8")
+
+
+@contextlib.contextmanager
+def diagnostics(
+    server: RunningServer, proxy: LoggingProxy, *extra: Callable[[], str]
+) -> Iterator[None]:
+    """Append the proxy transcript, server output and ``extra()`` to any assertion failure."""
+    try:
+        yield
+    except AssertionError as exc:
+        more = "\n\n".join(f() for f in extra)
+        raise AssertionError(
+            f"{exc}\n\n{proxy.transcript()}\n\n"
+            f"--- {server.kind} server output (tail) ---\n{server.output()[-3000:]}\n\n{more}"
+        ) from None
+
+
+def _server_sent(command: str) -> Callable[[ProxyLine], bool]:
+    return lambda pl: pl.direction == "S>C" and pl.msg.command == command
+
+
+_welcome = _server_sent("001")
+
+
+def _welcome_text(pl: ProxyLine) -> str:
+    """A prefix of the 001 text, as a client would display it."""
+    return pl.msg.params[-1][:40].strip() if pl.msg.params else ""
+
+
+def _unknown_commands(proxy: LoggingProxy) -> list[str]:
+    return [pl.line for pl in proxy.lines if pl.direction == "S>C" and pl.msg.command == "421"]
+
+
+@needs("irssi", "tmux")
+async def test_irssi_round_trip(
+    irc_server: RunningServer, raw: RawClient, proxy: LoggingProxy, tmp_path: Path
+) -> None:
+    token = uuid.uuid4().hex[:10]
+    irssi = Irssi(tmp_path / "irssi", "alice")
+    try:
+        with diagnostics(irc_server, proxy, irssi.debug):
+            await raw.register()
+            await raw.join(CHANNEL)
+
+            irssi.start(HOST, proxy.port)
+            welcome = await proxy.wait_for(_welcome, timeout=15, what="001 sent to irssi")
+            # Commands typed before irssi has processed 001 fail with "Not connected
+            # to server", so wait until the welcome text is on its screen.
+            await irssi.wait_for_screen(
+                re.escape(_welcome_text(welcome)), timeout=10, what="irssi showing 001"
+            )
+
+            # irssi joins: the raw client sees the JOIN, irssi shows the channel
+            # with both members (exercises irssi's parsing of JOIN/353/366).
+            mark = raw.mark()
+            await irssi.command(f"/join {CHANNEL}")
+            await raw.wait_for(
+                lambda m: m.command == "JOIN" and m.nick == "alice" and m.params[:1] == (CHANNEL,),
+                since=mark,
+                timeout=10,
+                what="alice's JOIN",
+            )
+            await irssi.wait_for_screen(
+                rf"alice .*has joined {CHANNEL}", timeout=10, what="irssi's own join"
+            )
+            await irssi.wait_for_screen(
+                rf"{CHANNEL}: Total of 2 nicks", timeout=10, what="irssi's NAMES summary"
+            )
+            # irssi then syncs the channel in the background: MODE #chan, WHO #chan,
+            # MODE #chan b.  Wait for the replies that end each query.
+            for numeric, query in (("324", "MODE"), ("315", "WHO"), ("368", "MODE b")):
+                await proxy.wait_for(
+                    _server_sent(numeric),
+                    timeout=10,
+                    what=f"{numeric} answering irssi's channel-sync {query} {CHANNEL}",
+                )
+
+            # irssi -> raw, in the channel.
+            text = f"hello from irssi {token} héllo"
+            mark = raw.mark()
+            await irssi.command(text)
+            msg = await raw.wait_for(
+                lambda m: m.command == "PRIVMSG" and token in m.params[-1],
+                since=mark,
+                timeout=10,
+                what="irssi's channel message",
+            )
+            assert msg.nick == "alice"
+            assert msg.params == (CHANNEL, text)
+
+            # raw -> irssi, in the channel: it must appear on irssi's screen.
+            await raw.send(f"PRIVMSG {CHANNEL} :hello from raw {token} wörld")
+            await irssi.wait_for_screen(
+                rf"<.?rawbob> hello from raw {token} wörld",
+                timeout=10,
+                what="raw client's channel message",
+            )
+
+            # Private messages both ways.
+            mark = raw.mark()
+            await irssi.command(f"/msg rawbob psst {token}")
+            msg = await raw.wait_for(
+                lambda m: m.command == "PRIVMSG" and m.params[:1] == ("rawbob",),
+                since=mark,
+                timeout=10,
+                what="irssi's private message",
+            )
+            assert msg.nick == "alice"
+            assert msg.params[-1] == f"psst {token}"
+            # The reply lands in irssi's query window, which is not on screen:
+            # read it from irssi's autolog instead.
+            await raw.send(f"PRIVMSG alice :psst back {token}")
+            await irssi.wait_for_log(
+                rf"<rawbob> psst back {token}$", timeout=10, what="raw client's private message"
+            )
+
+            # irssi leaves: the raw client sees the QUIT with irssi's reason.
+            mark = raw.mark()
+            await irssi.command(f"/quit leaving {token}")
+            msg = await raw.wait_for(
+                lambda m: m.command == "QUIT" and m.nick == "alice",
+                since=mark,
+                timeout=10,
+                what="alice's QUIT",
+            )
+            assert token in msg.params[-1]
+
+            assert not _unknown_commands(proxy), "server rejected commands irssi sent"
+    finally:
+        irssi.stop()
+
+
+@needs("weechat-headless")
+async def test_weechat_round_trip(
+    irc_server: RunningServer, raw: RawClient, proxy: LoggingProxy, tmp_path: Path
+) -> None:
+    token = uuid.uuid4().hex[:10]
+    wee = WeeChat(tmp_path / "weechat", "weenie")
+    chan_buffer = wee.buffer_name(CHANNEL)
+    try:
+        with diagnostics(irc_server, proxy, wee.debug):
+            await raw.register()
+            await raw.join(CHANNEL)
+
+            wee.start(HOST, proxy.port)
+            welcome = await proxy.wait_for(_welcome, timeout=15, what="001 sent to weechat")
+            # WeeChat refuses /join until it has processed 001; it logs the text then.
+            await wee.wait_for_log(
+                None, re.escape(_welcome_text(welcome)), timeout=10, what="weechat logging 001"
+            )
+
+            mark = raw.mark()
+            await wee.command(f"/join {CHANNEL}", buffer=f"irc.server.{WeeChat.SERVER}")
+            await raw.wait_for(
+                lambda m: m.command == "JOIN" and m.nick == "weenie" and m.params[:1] == (CHANNEL,),
+                since=mark,
+                timeout=10,
+                what="weenie's JOIN",
+            )
+            await wee.wait_for_log(
+                CHANNEL, rf"{CHANNEL}: 2 nicks", timeout=10, what="weechat's NAMES summary"
+            )
+
+            # weechat -> raw
+            text = f"hello from weechat {token} héllo"
+            mark = raw.mark()
+            await wee.command(text, buffer=chan_buffer)
+            msg = await raw.wait_for(
+                lambda m: m.command == "PRIVMSG" and token in m.params[-1],
+                since=mark,
+                timeout=10,
+                what="weechat's channel message",
+            )
+            assert msg.nick == "weenie"
+            assert msg.params == (CHANNEL, text)
+
+            # raw -> weechat: it must land in weechat's channel log.
+            await raw.send(f"PRIVMSG {CHANNEL} :hello from raw {token} wörld")
+            await wee.wait_for_log(
+                CHANNEL,
+                rf"\t[~&@%+]?rawbob\thello from raw {token} wörld$",
+                timeout=10,
+                what="raw client's channel message",
+            )
+
+            mark = raw.mark()
+            await wee.command(f"/quit leaving {token}")
+            msg = await raw.wait_for(
+                lambda m: m.command == "QUIT" and m.nick == "weenie",
+                since=mark,
+                timeout=10,
+                what="weenie's QUIT",
+            )
+            assert token in msg.params[-1]
+
+            assert not _unknown_commands(proxy), "server rejected commands weechat sent"
+    finally:
+        wee.stop()
