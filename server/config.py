@@ -15,6 +15,8 @@ class ServerConfig:
     port: int = 6667
     name: str = "chat.local"
     network: str = "ChatNet"
+    admin_location: str = "A chat server"  # ADMIN replies
+    admin_email: str = "admin@chat.local"
     motd: str | None = None  # path of the MOTD file; None -> 422
     motd_lines: tuple[str, ...] | None = None  # loaded text (the core never reads files)
     password: str | None = None  # server password for PASS; None -> not required

@@ -100,6 +100,8 @@ _HELP: dict[str, str] = {
     "port": "TCP port to listen on (0 lets the system pick one)",
     "name": "server name shown to clients; hostname-like and containing a dot",
     "network": "network name advertised to clients (ISUPPORT NETWORK)",
+    "admin_location": "location line of the ADMIN reply",
+    "admin_email": "contact address of the ADMIN reply",
     "motd": "file holding the message of the day (UTF-8); without it clients get 422",
     "password": (
         "server password clients must send with PASS; a flag is visible in ps, "

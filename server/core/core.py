@@ -71,6 +71,7 @@ class ServerCore:
         self._capture: list[bytes] | None = None
         self._batch_seq = 0
         self.max_clients_seen = 0
+        self.command_counts: dict[str, int] = {}  # STATS m: commands seen by name
         self.history_enabled = bool(config.db)
         self.caps_available = caps_mod.available(history=self.history_enabled)
         self._history_seq = 0
@@ -336,6 +337,8 @@ class ServerCore:
                 self.reply(client, N.ERR_NOTREGISTERED, "You have not registered")
             return
         handler, min_params = entry
+        counts = self.command_counts
+        counts[msg.command] = counts.get(msg.command, 0) + 1
         if not client.registered and msg.command not in PRE_REGISTRATION:
             self.reply(client, N.ERR_NOTREGISTERED, "You have not registered")
             return

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .. import history
-from . import channels, messaging, modes, operator, queries, registration
+from . import channels, messaging, modes, operator, queries, registration, server_info
 
 if TYPE_CHECKING:
     from ..core import Handler
@@ -40,4 +40,9 @@ COMMANDS: dict[str, tuple[Handler, int]] = {
     "OPER": (operator.handle_oper, 2),
     "KILL": (operator.handle_kill, 2),
     "CHATHISTORY": (history.handle_chathistory, 1),
+    "VERSION": (server_info.handle_version, 0),
+    "TIME": (server_info.handle_time, 0),
+    "ADMIN": (server_info.handle_admin, 0),
+    "INFO": (server_info.handle_info, 0),
+    "STATS": (server_info.handle_stats, 0),
 }

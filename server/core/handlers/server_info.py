@@ -1,0 +1,94 @@
+"""Server queries: VERSION, TIME, ADMIN, INFO, STATS."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from chat.message import Message
+from server import VERSION
+
+from .registration import send_isupport
+
+if TYPE_CHECKING:
+    from ..core import ServerCore
+    from ..state import Client
+
+RPL_STATSCOMMANDS = "212"
+RPL_ENDOFSTATS = "219"
+RPL_STATSUPTIME = "242"
+RPL_ADMINME = "256"
+RPL_ADMINLOC1 = "257"
+RPL_ADMINLOC2 = "258"
+RPL_ADMINEMAIL = "259"
+RPL_VERSION = "351"
+RPL_INFO = "371"
+RPL_ENDOFINFO = "374"
+RPL_TIME = "391"
+ERR_NOSUCHSERVER = "402"
+
+INFO_LINES = (
+    f"{VERSION}: an IRC-compatible chat server written in Python on asyncio.",
+    "Sans-IO protocol core; asyncio, uvloop and selectors transports.",
+    "History: SQLite store of record with a Redis cache-aside layer.",
+)
+
+
+def _other_server(core: ServerCore, client: Client, msg: Message) -> bool:
+    """True (after replying 402) when the client names a server other than this one."""
+    name = msg.params[0] if msg.params else ""
+    if not name or "*" in name or "?" in name:
+        return False
+    if core.fold(name) == core.fold(core.config.name):
+        return False
+    core.reply(client, ERR_NOSUCHSERVER, name, "No such server")
+    return True
+
+
+def handle_version(core: ServerCore, client: Client, msg: Message) -> None:
+    if _other_server(core, client, msg):
+        return
+    core.reply(client, RPL_VERSION, VERSION, core.config.name, "IRCv3")
+    send_isupport(core, client)
+
+
+def handle_time(core: ServerCore, client: Client, msg: Message) -> None:
+    if _other_server(core, client, msg):
+        return
+    now = core.clock()
+    human = datetime.fromtimestamp(now, UTC).strftime("%A %B %d %Y -- %H:%M:%S +00:00")
+    core.reply(client, RPL_TIME, core.config.name, str(int(now)), "0", human)
+
+
+def handle_admin(core: ServerCore, client: Client, msg: Message) -> None:
+    if _other_server(core, client, msg):
+        return
+    cfg = core.config
+    core.reply(client, RPL_ADMINME, cfg.name, "Administrative info")
+    core.reply(client, RPL_ADMINLOC1, cfg.admin_location)
+    core.reply(client, RPL_ADMINLOC2, cfg.network)
+    core.reply(client, RPL_ADMINEMAIL, cfg.admin_email)
+
+
+def handle_info(core: ServerCore, client: Client, msg: Message) -> None:
+    if _other_server(core, client, msg):
+        return
+    for line in INFO_LINES:
+        core.reply(client, RPL_INFO, line)
+    core.reply(client, RPL_ENDOFINFO, "End of INFO list")
+
+
+def handle_stats(core: ServerCore, client: Client, msg: Message) -> None:
+    letter = msg.params[0][:1] if msg.params and msg.params[0] else "*"
+    if letter == "u":
+        up = int(core.clock() - core.created)
+        days, rest = divmod(up, 86400)
+        hours, rest = divmod(rest, 3600)
+        minutes, seconds = divmod(rest, 60)
+        core.reply(
+            client, RPL_STATSUPTIME, f"Server Up {days} days {hours}:{minutes:02d}:{seconds:02d}"
+        )
+    elif letter == "m":
+        for command, count in sorted(core.command_counts.items()):
+            core.reply(client, RPL_STATSCOMMANDS, command, str(count))
+    core.reply(client, RPL_ENDOFSTATS, letter, "End of /STATS report")
