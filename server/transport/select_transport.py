@@ -1,0 +1,797 @@
+"""A plain ``selectors`` event loop driving the sans-IO core: no asyncio in the I/O path.
+
+The select backend behaves like the asyncio transport (``asyncio_transport.py``), step
+for step, so the same protocol test-suite passes on both:
+
+* One loop iteration = ``selector.select(timeout)`` -> accept / read / note writability
+  for every ready socket -> due timers (``core.tick()`` once a second, close grace
+  periods) -> callbacks handed over by other threads -> ``flush()``. The select timeout
+  is the time to the next timer deadline, so an idle server sleeps.
+* ``flush()`` mirrors ``AsyncioServer.flush``: ``run_effects(core.take_effects())``, then
+  drain ``core.take_output()`` until it is empty (a SendQ disconnect queues QUITs for
+  other clients, delivered in the same tick).
+* Write coalescing: the core appends shared ``bytes`` objects to ``Client.out``; here
+  they are joined once per connection per tick and written with at most one ``send()``
+  per connection per tick. When the connection has no unsent bytes, the joined bytes go
+  straight to ``send()`` (no copy); only the unsent tail is kept, in a per-connection
+  ``bytearray``. ``EVENT_WRITE`` is registered only while that buffer is non-empty,
+  and while it is, new output is appended without trying to send until the selector
+  reports the socket writable (asyncio's ``Transport.write`` does the same).
+* SendQ: when a connection's unsent bytes exceed ``config.sendq``,
+  ``core.sendq_exceeded()`` is called; the core queues ``ERROR`` and marks the client
+  closing, and the socket is then aborted without flushing, as asyncio does.
+* A connection the core closes (``Client.closing``) stops being read, its remaining
+  output is written best-effort, then it is shut down and closed; a peer that does not
+  read is cut off after ``CLOSE_GRACE_SECONDS``.
+
+Selector choice (``ServerConfig.select_impl``): ``"auto"`` uses
+``selectors.DefaultSelector`` (epoll on Linux, kqueue on the BSDs and macOS, else
+poll), which has no descriptor limit beyond ``RLIMIT_NOFILE``. ``"select"`` forces
+``selectors.SelectSelector``, i.e. plain ``select.select()``, which can only watch file
+descriptors below ``FD_SETSIZE`` (1024 on Linux and macOS): a larger descriptor makes
+``select()`` fail for every socket. With that implementation a connection whose
+descriptor number is ``SELECT_FD_LIMIT`` (1000) or more is refused cleanly: it gets
+``ERROR :Server is full`` and is closed, and the server keeps serving the others.
+
+Effects are executed as the asyncio transport executes them, with the same history
+service: ``run_effects`` commits the tick's ``StoreMessage`` rows in one transaction on
+the loop thread before any byte of the tick is written (group commit), then hands
+``HistoryRequest`` effects to a ``HistoryWorker``: a thread of its own running an
+asyncio loop for the async ``HistoryService`` (cache-aside reads, store reads on the
+service's executor). Results come back with ``call_soon_threadsafe(callback)``, which
+queues the callback and writes a byte to a socketpair that the select loop watches;
+the loop runs ``core.history_ready(...)`` and flushes. The same socketpair makes
+``request_stop()`` thread-safe and signal-safe. asyncio runs only on that worker
+thread, and only when history is enabled: never in the client I/O path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextlib
+import errno
+import heapq
+import itertools
+import logging
+import selectors
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from server.config import ServerConfig
+from server.core import ServerCore
+from server.core.history import HistoryRequest, StoreMessage
+from server.history.model import StoredMessage
+from server.history.service import HistoryService
+from server.history.setup import build_history, prune_history
+
+log = logging.getLogger("chat.server.transport")
+
+TICK_SECONDS = 1.0
+PRUNE_INTERVAL = 60.0  # seconds between history retention passes
+HISTORY_CLOSE_SECONDS = 10.0  # shutdown: wait this long for the history worker
+CLOSE_GRACE_SECONDS = 10.0  # how long a closing socket may take to drain before abort
+SHUTDOWN_DRAIN_SECONDS = 2.0  # graceful stop: time given to clients to read their ERROR
+RECV_SIZE = 64 * 1024
+ACCEPT_BATCH = 128  # connections accepted per listening socket per loop iteration
+ACCEPT_RETRY_SECONDS = 1.0  # pause accepting after EMFILE and friends (as asyncio does)
+BACKLOG = 1024
+FD_SETSIZE = 1024
+SELECT_FD_LIMIT = 1000  # plain select(): refuse connections on descriptors from here up
+SERVER_FULL = b"ERROR :Server is full\r\n"
+SELECT_IMPLS = ("auto", "select")
+
+_ACCEPT_RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+def _describe(exc: BaseException) -> str:
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+
+
+class Timer:
+    """A scheduled callback; ``cancel()`` makes it a no-op."""
+
+    __slots__ = ("args", "callback", "cancelled", "when")
+
+    def __init__(self, when: float, callback: Callable[..., object], args: tuple[Any, ...]) -> None:
+        self.when = when
+        self.callback = callback
+        self.args = args
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Connection:
+    """Transport-side state of one client socket."""
+
+    __slots__ = (
+        "closed",
+        "closing",
+        "conn_id",
+        "events",
+        "fd",
+        "grace",
+        "lost_reason",
+        "sent",
+        "sock",
+        "wbuf",
+        "writable",
+    )
+
+    def __init__(self, sock: socket.socket, conn_id: int) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.conn_id = conn_id
+        self.wbuf = bytearray()  # unsent bytes; non-empty <=> EVENT_WRITE registered
+        self.events = selectors.EVENT_READ  # what the selector currently watches
+        self.writable = False  # the selector reported EVENT_WRITE this iteration
+        self.sent = 0  # serial of the last flush that called send()
+        self.closing = False  # like asyncio's transport.is_closing(): no more reads/writes
+        self.closed = False
+        self.lost_reason = "Connection closed"  # given to core.connection_lost at the end
+        self.grace: Timer | None = None
+
+
+class _Listener:
+    __slots__ = ("paused", "sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.paused = False
+
+
+class _Waker:
+    __slots__ = ()
+
+
+_WAKER = _Waker()
+
+
+class HistoryWorker:
+    """Runs the async HistoryService on an asyncio loop in a thread of its own.
+
+    ``submit`` is called on the select thread; the answer is handed back with
+    ``post`` (the server's ``call_soon_threadsafe``), so the core is only ever touched
+    from the select thread. The thread starts with the first request.
+    """
+
+    def __init__(
+        self, history: HistoryService, post: Callable[[Callable[[], object]], None]
+    ) -> None:
+        self.history = history
+        self._post = post
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._futures: set[concurrent.futures.Future[None]] = set()
+
+    def _start(self) -> asyncio.AbstractEventLoop:
+        loop = asyncio.new_event_loop()
+        started = threading.Event()
+
+        def main() -> None:
+            asyncio.set_event_loop(loop)
+            loop.call_soon(started.set)
+            loop.run_forever()
+
+        self._thread = threading.Thread(target=main, name="chat-history", daemon=True)
+        self._thread.start()
+        started.wait()
+        self._loop = loop
+        return loop
+
+    def submit(self, request: HistoryRequest, answer: Callable[..., None]) -> None:
+        """Run ``request``; later, on the select thread: ``answer(request_id, rows=...)``."""
+        loop = self._loop or self._start()
+        future = asyncio.run_coroutine_threadsafe(self._answer(request, answer), loop)
+        self._futures.add(future)
+        future.add_done_callback(self._futures.discard)
+
+    async def _answer(self, request: HistoryRequest, answer: Callable[..., None]) -> None:
+        history = self.history
+        rid = request.request_id
+        try:
+            if request.query is not None:
+                rows: list[StoredMessage] = await history.query(request.query)
+                self._post(lambda: answer(rid, rows=rows))
+            else:
+                targets = await history.targets(
+                    request.targets, request.start_ms, request.end_ms, 1000
+                )
+                self._post(lambda: answer(rid, targets=targets))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("history request failed")
+            self._post(lambda: answer(rid, rows=None))
+
+    def close(self) -> None:
+        """Cancel what is in flight, close the service (cache, executor) and the store."""
+        try:
+            loop = self._loop or self._start()  # the service closes on an event loop
+            for future in list(self._futures):
+                future.cancel()
+            done = asyncio.run_coroutine_threadsafe(self.history.close(), loop)
+            try:
+                done.result(HISTORY_CLOSE_SECONDS)
+            except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+                log.warning("history service did not close in time")
+            loop.call_soon_threadsafe(loop.stop)
+            if self._thread is not None:
+                self._thread.join(HISTORY_CLOSE_SECONDS)
+            if self._thread is None or not self._thread.is_alive():
+                loop.close()
+        except Exception:
+            log.exception("closing the history service failed")
+        finally:
+            self.history.store.close()
+
+
+def make_selector(impl: str) -> selectors.BaseSelector:
+    if impl == "select":
+        return selectors.SelectSelector()
+    if impl == "auto":
+        return selectors.DefaultSelector()
+    raise ValueError(f"unknown select_impl {impl!r}: expected one of {', '.join(SELECT_IMPLS)}")
+
+
+class SelectServer:
+    """Owns the listening socket(s) and drives a ServerCore from a ``selectors`` loop.
+
+    ``listen()`` binds and returns the port; ``serve_forever()`` runs the loop on the
+    calling thread until ``request_stop()``, then shuts down gracefully.
+    """
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.selector = make_selector(config.select_impl)
+        self.core = ServerCore(config, clock=time.time)
+        self.history: HistoryService | None = build_history(config)
+        self._history_worker: HistoryWorker | None = (
+            HistoryWorker(self.history, self.call_soon_threadsafe)
+            if self.history is not None
+            else None
+        )
+        self._next_prune = 0.0
+        self.conns: dict[int, Connection] = {}
+        self.ids = itertools.count(1)
+        self.port = config.port
+        # Descriptors from max_fd up are refused (plain select() cannot watch them).
+        self.max_fd: int | None = (
+            SELECT_FD_LIMIT if isinstance(self.selector, selectors.SelectSelector) else None
+        )
+        self._listeners: list[_Listener] = []
+        self._timers: list[tuple[float, int, Timer]] = []
+        self._timer_seq = itertools.count()
+        self._ticker: Timer | None = None
+        self._ready: collections.deque[Callable[[], object]] = collections.deque()
+        self._writable: list[Connection] = []
+        self._serial = 0
+        self._stop_requested = False
+        self._stopped = False
+        self._closed = False
+        self._last_full_warning = float("-inf")
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self.selector.register(self._wake_r, selectors.EVENT_READ, _WAKER)
+
+    # ------------------------------------------------------------------ public API
+
+    def listen(self) -> int:
+        """Bind and listen on config.host:config.port; return the actual port."""
+        host = self.config.host or None
+        port = self.config.port
+        infos = socket.getaddrinfo(
+            host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
+        )
+        seen: set[tuple[int, Any]] = set()
+        socks: list[socket.socket] = []
+        try:
+            for family, socktype, proto, _name, addr in infos:
+                if (family, addr) in seen:
+                    continue
+                seen.add((family, addr))
+                sock = socket.socket(family, socktype, proto)
+                socks.append(sock)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                if port == 0 and len(socks) > 1:
+                    # Every address on the same ephemeral port as the first one.
+                    addr = (addr[0], self.port, *addr[2:])
+                sock.bind(addr)
+                sock.listen(BACKLOG)
+                sock.setblocking(False)
+                if len(socks) == 1:
+                    self.port = int(sock.getsockname()[1])
+        except OSError:
+            for sock in socks:
+                sock.close()
+            raise
+        for sock in socks:
+            listener = _Listener(sock)
+            self._listeners.append(listener)
+            self.selector.register(sock, selectors.EVENT_READ, listener)
+        log.info("listening on %s:%d", self.config.host, self.port)
+        return self.port
+
+    def request_stop(self) -> None:
+        """Ask serve_forever() to shut down; safe from any thread and from signal handlers."""
+        self._stop_requested = True
+        self._wake()
+
+    def call_soon_threadsafe(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` on the loop thread at its next iteration (then flush).
+
+        This is how a worker thread (history, cluster bus) hands results back.
+        """
+        self._ready.append(callback)
+        self._wake()
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> Timer:
+        """Loop-thread only: run ``callback(*args)`` after ``delay`` seconds."""
+        timer = Timer(time.monotonic() + delay, callback, args)
+        heapq.heappush(self._timers, (timer.when, next(self._timer_seq), timer))
+        return timer
+
+    def serve_forever(self) -> None:
+        """Run until request_stop(), then shut down gracefully and release every socket."""
+        if self._stopped:
+            raise RuntimeError("this server has already been stopped")
+        if not self._listeners:
+            self.listen()
+        self._ticker = self.call_later(TICK_SECONDS, self._tick)
+        try:
+            while not self._stop_requested:
+                self._run_once()
+            log.info("shutting down")
+            self._shutdown()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Release every socket at once, without a goodbye (see serve_forever for that)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stopped = True
+        self._close_listeners()
+        for conn in list(self.conns.values()):
+            self._finish(conn)
+        self.selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
+        if self._history_worker is not None:
+            self._history_worker.close()
+
+    # ------------------------------------------------------------------ the loop
+
+    def _run_once(self, max_timeout: float | None = None) -> None:
+        timeout = self._next_timeout()
+        if max_timeout is not None:
+            timeout = max_timeout if timeout is None else min(timeout, max_timeout)
+        events = self.selector.select(timeout)
+        for key, mask in events:
+            data = key.data
+            if type(data) is Connection:
+                try:
+                    if mask & selectors.EVENT_READ:
+                        self._read(data)
+                    if mask & selectors.EVENT_WRITE and not data.closed:
+                        data.writable = True
+                        self._writable.append(data)
+                except Exception:
+                    log.exception("internal error on connection %d", data.conn_id)
+                    self._abort(data)
+            elif type(data) is _Listener:
+                try:
+                    self._accept(data)
+                except Exception:
+                    log.exception("internal error accepting a connection")
+            else:
+                self._drain_waker()
+        if self._timers and self._timers[0][0] <= time.monotonic():
+            self._run_timers()
+        while self._ready:
+            callback = self._ready.popleft()
+            try:
+                callback()
+            except Exception:
+                log.exception("callback %r failed", callback)
+        try:
+            self.flush()
+        except Exception:
+            log.exception("flush failed")
+
+    def _next_timeout(self) -> float | None:
+        timers = self._timers
+        while timers and timers[0][2].cancelled:
+            heapq.heappop(timers)
+        if self._ready:
+            return 0.0
+        if not timers:
+            return None
+        return max(0.0, timers[0][0] - time.monotonic())
+
+    def _run_timers(self) -> None:
+        timers = self._timers
+        now = time.monotonic()
+        while timers and timers[0][0] <= now:
+            timer = heapq.heappop(timers)[2]
+            if timer.cancelled:
+                continue
+            try:
+                timer.callback(*timer.args)
+            except Exception:
+                log.exception("timer %r failed", timer.callback)
+
+    def _tick(self) -> None:
+        self._ticker = self.call_later(TICK_SECONDS, self._tick)
+        self.core.tick()
+        if self.history is not None and time.monotonic() >= self._next_prune:
+            self._next_prune = time.monotonic() + PRUNE_INTERVAL
+            prune_history(self.history, self.config)
+
+    def _wake(self) -> None:
+        # OSError: the buffer is full (a wake-up is pending anyway) or already closed.
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"\0")
+
+    def _drain_waker(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except OSError:
+            pass
+
+    # ------------------------------------------------------------------ accept / read
+
+    def _accept(self, listener: _Listener) -> None:
+        lsock = listener.sock
+        for _ in range(ACCEPT_BATCH):
+            try:
+                sock, addr = lsock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue  # the peer gave up while queued
+            except OSError as exc:
+                if exc.errno in _ACCEPT_RESOURCE_ERRNOS:
+                    log.error(
+                        "cannot accept connections (%s): pausing for %.0f s",
+                        _describe(exc),
+                        ACCEPT_RETRY_SECONDS,
+                    )
+                    self._pause_listener(listener)
+                else:
+                    log.debug("accept failed: %s", _describe(exc))
+                return
+            self._new_connection(sock, addr)
+
+    def _pause_listener(self, listener: _Listener) -> None:
+        if listener.paused:
+            return
+        listener.paused = True
+        self.selector.unregister(listener.sock)
+
+        def resume() -> None:
+            if listener.paused and listener in self._listeners:
+                listener.paused = False
+                self.selector.register(listener.sock, selectors.EVENT_READ, listener)
+
+        self.call_later(ACCEPT_RETRY_SECONDS, resume)
+
+    def _new_connection(self, sock: socket.socket, addr: Any) -> None:
+        try:
+            sock.setblocking(False)
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            fd = sock.fileno()
+            if self.max_fd is not None and fd >= self.max_fd:
+                self._refuse(sock, fd)
+                return
+            conn_id = next(self.ids)
+            conn = Connection(sock, conn_id)
+            self.selector.register(sock, selectors.EVENT_READ, conn)
+        except (OSError, ValueError) as exc:
+            log.debug("dropping a new connection: %s", _describe(exc))
+            sock.close()
+            return
+        self.conns[conn_id] = conn
+        if isinstance(addr, tuple) and len(addr) >= 2:
+            ip, port = str(addr[0]), int(addr[1])
+        else:
+            ip, port = "?", 0
+        self.core.connect(conn_id, ip, port)
+        log.debug("connection %d from %s", conn_id, ip)
+
+    def _refuse(self, sock: socket.socket, fd: int) -> None:
+        now = time.monotonic()
+        if now - self._last_full_warning >= 60.0:
+            self._last_full_warning = now
+            log.warning(
+                "server is full: select() cannot watch descriptor %d (FD_SETSIZE %d); "
+                "refusing connections (use select_impl 'auto' for more)",
+                fd,
+                FD_SETSIZE,
+            )
+        with contextlib.suppress(OSError):
+            sock.send(SERVER_FULL)
+        sock.close()
+
+    def _read(self, conn: Connection) -> None:
+        try:
+            data = conn.sock.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._lost(conn, exc)
+            return
+        if data:
+            self.core.data_received(conn.conn_id, data)
+            return
+        # EOF: close our side too, once what is queued has been written (asyncio's
+        # eof_received() -> None); the core hears about it when the socket is closed.
+        log.debug("connection %d: end of file", conn.conn_id)
+        if conn.wbuf:
+            self._begin_close(conn)
+        else:
+            self._finish(conn)
+
+    # ------------------------------------------------------------------ write / flush
+
+    def flush(self) -> None:
+        """Hand effects over, then write queued output: one send() per connection per tick."""
+        core = self.core
+        sendq = self.config.sendq
+        conns = self.conns
+        self._serial = serial = self._serial + 1
+        self.run_effects(core.take_effects())
+        pending = core.take_output()
+        while pending:
+            for client in pending:
+                out = client.out
+                conn = conns.get(client.conn_id)
+                if conn is None:
+                    out.clear()
+                    continue
+                if out:
+                    data = out[0] if len(out) == 1 else b"".join(out)
+                    out.clear()
+                    if not conn.closing:
+                        wbuf = conn.wbuf
+                        if conn.sent == serial or (wbuf and not conn.writable):
+                            wbuf += data  # sent this tick already, or socket is full
+                            if conn.events == selectors.EVENT_READ:
+                                self._set_events(conn)
+                        elif wbuf:
+                            wbuf += data
+                            self._send(conn, serial)
+                        else:
+                            self._send_bytes(conn, data, serial)
+                        if conn.closed:
+                            continue
+                if client.closing is not None:
+                    self._close(conn, abort=len(conn.wbuf) > sendq)
+                elif len(conn.wbuf) > sendq and not conn.closing:
+                    core.sendq_exceeded(client.conn_id)
+            # SendQ disconnects queue QUITs for others: deliver them in this tick too.
+            pending = core.take_output()
+        writable = self._writable
+        if writable:
+            self._writable = []
+            for conn in writable:
+                if conn.writable and not conn.closed:
+                    if conn.sent != serial and conn.wbuf:
+                        self._send(conn, serial)
+                    conn.writable = False
+
+    def _send_bytes(self, conn: Connection, data: bytes, serial: int) -> None:
+        """Nothing buffered: send ``data`` directly and keep only what the kernel refused."""
+        conn.sent = serial
+        try:
+            n = conn.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        except OSError as exc:
+            self._lost(conn, exc)
+            return
+        if n < len(data):
+            conn.wbuf += memoryview(data)[n:] if n else data
+            self._set_events(conn)
+        elif conn.closing:
+            self._finish(conn)
+
+    def _send(self, conn: Connection, serial: int) -> None:
+        """One send() of the buffered bytes."""
+        conn.sent = serial
+        conn.writable = False
+        wbuf = conn.wbuf
+        try:
+            n = conn.sock.send(wbuf)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._lost(conn, exc)
+            return
+        if n == len(wbuf):
+            wbuf.clear()
+            if conn.closing:
+                self._finish(conn)
+                return
+        else:
+            del wbuf[:n]
+        self._set_events(conn)
+
+    def _set_events(self, conn: Connection) -> None:
+        """Watch EVENT_READ unless closing, EVENT_WRITE while unsent bytes remain."""
+        events = 0 if conn.closing else selectors.EVENT_READ
+        if conn.wbuf:
+            events |= selectors.EVENT_WRITE
+        if events == conn.events:
+            return
+        try:
+            if events == 0:
+                self.selector.unregister(conn.sock)
+            elif conn.events == 0:
+                self.selector.register(conn.sock, events, conn)
+            else:
+                self.selector.modify(conn.sock, events, conn)
+        except (OSError, ValueError, KeyError) as exc:
+            log.debug("connection %d: selector update failed: %s", conn.conn_id, exc)
+        conn.events = events
+
+    def run_effects(self, effects: list[Any]) -> None:
+        """Group commit: one transaction for the tick's messages, before any byte is sent;
+        history requests go to the worker thread and come back as callbacks."""
+        if not effects:
+            return
+        history = self.history
+        worker = self._history_worker
+        if history is None or worker is None:
+            return
+        to_store = [e.message for e in effects if isinstance(e, StoreMessage)]
+        if to_store:
+            try:
+                stored = history.store.append(to_store)
+            except Exception:
+                log.exception("history commit of %d messages failed", len(to_store))
+            else:
+                history.committed(stored)
+        for effect in effects:
+            if isinstance(effect, HistoryRequest):
+                worker.submit(effect, self.core.history_ready)
+
+    # ------------------------------------------------------------------ closing
+
+    def _close(self, conn: Connection, *, abort: bool) -> None:
+        """The core closed this client: abort, or write what is left then close."""
+        if conn.closing or conn.closed:
+            return
+        if abort or not conn.wbuf:
+            self._finish(conn)
+        else:
+            self._begin_close(conn)
+
+    def _begin_close(self, conn: Connection) -> None:
+        conn.closing = True
+        self._set_events(conn)
+        # A peer that stops reading must not hold the socket open forever.
+        conn.grace = self.call_later(CLOSE_GRACE_SECONDS, self._grace_expired, conn)
+
+    def _grace_expired(self, conn: Connection) -> None:
+        if not conn.closed:
+            log.debug("connection %d: close grace period over, aborting", conn.conn_id)
+            self._finish(conn)
+
+    def _lost(self, conn: Connection, exc: OSError) -> None:
+        """The socket failed (reset, broken pipe): drop it and tell the core why."""
+        conn.lost_reason = f"Read error: {_describe(exc)}"
+        log.debug("connection %d: %s", conn.conn_id, conn.lost_reason)
+        self._finish(conn)
+
+    def _abort(self, conn: Connection) -> None:
+        if not conn.closed:
+            self._finish(conn)
+
+    def _finish(self, conn: Connection) -> None:
+        """Close the socket now, forget the connection, and tell the core."""
+        if conn.closed:
+            return
+        conn.closed = True
+        conn.closing = True
+        conn.writable = False
+        if conn.grace is not None:
+            conn.grace.cancel()
+            conn.grace = None
+        if conn.events:
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self.selector.unregister(conn.sock)
+            conn.events = 0
+        sock = conn.sock
+        if not conn.wbuf:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_WR)
+        conn.wbuf.clear()
+        sock.close()
+        self.conns.pop(conn.conn_id, None)
+        self.core.connection_lost(conn.conn_id, conn.lost_reason)
+        log.debug("connection %d closed: %s", conn.conn_id, conn.lost_reason)
+
+    def _close_listeners(self) -> None:
+        for listener in self._listeners:
+            if not listener.paused:
+                with contextlib.suppress(KeyError, ValueError, OSError):
+                    self.selector.unregister(listener.sock)
+            listener.sock.close()
+        self._listeners.clear()
+
+    def _shutdown(self, reason: str = "Server shutting down") -> None:
+        """Send ERROR to everyone, give them a moment to read it, close every socket."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+        self._close_listeners()
+        self.core.shutdown(reason)
+        self.flush()
+        deadline = time.monotonic() + SHUTDOWN_DRAIN_SECONDS
+        while self.conns:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._run_once(max_timeout=remaining)
+        for conn in list(self.conns.values()):
+            self._finish(conn)
+        self.flush()
+
+
+def run(config: ServerConfig) -> int:
+    """Serve on the calling thread until SIGTERM/SIGINT; 0 after a clean stop, 1 if no listen.
+
+    The handlers are installed before the server is built, so a signal that arrives
+    while it starts up still means a graceful stop (it is remembered until then).
+    """
+    server: SelectServer | None = None
+    early_stop = False
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal early_stop
+        if server is None:
+            early_stop = True
+        else:
+            server.request_stop()
+
+    previous: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, on_signal)
+    try:
+        try:
+            built = SelectServer(config)
+        except ValueError as exc:
+            log.error("%s", exc)
+            return 1
+        try:
+            built.listen()
+        except OSError as exc:
+            log.error("cannot listen on %s:%d: %s", config.host, config.port, _describe(exc))
+            built.close()
+            return 1
+        server = built
+        if early_stop:
+            server.request_stop()
+        server.serve_forever()
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+__all__ = ["SELECT_FD_LIMIT", "SelectServer", "run"]
