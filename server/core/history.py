@@ -110,8 +110,12 @@ def handle_chathistory(core: ServerCore, client: Client, msg: Message) -> None:
     if len(params) < needed:
         fail(client, "CHATHISTORY", "INVALID_PARAMS", sub, "Not enough parameters")
         return
+    if len(params) > needed:
+        fail(client, "CHATHISTORY", "INVALID_PARAMS", sub, "Too many parameters")
+        return
     limit_text = params[needed - 1]
-    if not limit_text.isdigit():
+    # isdigit() alone admits "²" or "٣", which int() then rejects with a ValueError.
+    if not (limit_text.isascii() and limit_text.isdigit()):
         fail(client, "CHATHISTORY", "INVALID_PARAMS", sub, "Invalid limit")
         return
     limit = min(int(limit_text), core.config.chathistory_limit)

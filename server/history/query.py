@@ -6,6 +6,11 @@ from collections.abc import Sequence
 
 from .model import Query, Ref, StoredMessage
 
+# What a reply carries. Without draft/event-playback (not offered) the chathistory
+# spec allows only PRIVMSG and NOTICE in a reply batch: stored TAGMSGs still serve as
+# references, but are never returned and do not count against the limit.
+SERVED_COMMANDS = ("PRIVMSG", "NOTICE")
+
 
 def _before(row: StoredMessage, ref: Ref, ref_seq: int) -> bool:
     return row.seq < ref_seq if ref.kind == "msgid" else row.time_ms < ref.time_ms
@@ -35,6 +40,8 @@ def evaluate(
                 return []  # unknown msgid: nothing to return
             seqs[ref.msgid] = found.seq
     first = rows[0] if rows else None
+    every = rows
+    rows = [r for r in rows if r.command in SERVED_COMMANDS]
 
     def covers(ref: Ref) -> bool:
         """Whether every message after ``ref`` is in the window."""
@@ -71,7 +78,7 @@ def evaluate(
     # BETWEEN
     ref2 = q.ref2
     r2seq = seqs.get(ref2.msgid, 0)
-    if _ascending(q, rows, seqs):
+    if _ascending(q, every, seqs):
         if not covers(ref):
             return None
         return [r for r in rows if _after(r, ref, rseq) and _before(r, ref2, r2seq)][:limit]

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Sequence
 
 from .model import NewMessage, Query, Ref, StoredMessage
+from .query import SERVED_COMMANDS
 
 MIGRATIONS: list[str] = [
     # 1: messages with a per-channel sequence number as the total order.
@@ -30,6 +31,8 @@ MIGRATIONS: list[str] = [
 ]
 
 _COLUMNS = "target, seq, msgid, time_ms, source, command, channel, text, tags"
+# Replies carry only these (see query.SERVED_COMMANDS); references may be any row.
+_SERVED = "command IN ({})".format(", ".join(f"'{c}'" for c in SERVED_COMMANDS))
 
 
 def _row(r: tuple[object, ...]) -> StoredMessage:
@@ -185,7 +188,7 @@ class SQLiteStore:
         ) -> list[StoredMessage]:
             if q.until_msgid:
                 where = [*where, ("msgid < ?", q.until_msgid)]
-            clauses = " AND ".join(["target = ?", *(c for c, _ in where)])
+            clauses = " AND ".join(["target = ?", _SERVED, *(c for c, _ in where)])
             order = "DESC" if newest else "ASC"
             rows = conn.execute(
                 f"SELECT {_COLUMNS} FROM messages WHERE {clauses} ORDER BY seq {order} LIMIT ?",
@@ -227,7 +230,7 @@ class SQLiteStore:
         marks = ",".join("?" for _ in folded)
         rows = self._reader().execute(
             f"SELECT target, MAX(time_ms), MAX(channel) FROM messages "
-            f"WHERE target IN ({marks}) AND time_ms > ? AND time_ms < ? "
+            f"WHERE target IN ({marks}) AND {_SERVED} AND time_ms > ? AND time_ms < ? "
             f"GROUP BY target ORDER BY MAX(time_ms) ASC LIMIT ?",
             (*folded, lo, hi, limit),
         ).fetchall()

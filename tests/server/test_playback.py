@@ -1,0 +1,262 @@
+"""Join playback over real TCP, on every backend.
+
+A client that will not ask for history itself (no draft/chathistory) gets the last
+``history_playback`` messages of a channel when it joins: in a ``chathistory`` batch
+when it has batch and server-time, else as NOTICEs ``[HH:MM] <nick> text`` from the
+server. Playback never holds a message sent after the join: the joiner gets those
+live, exactly once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from chat.message import Message
+from chat.servertime import parse_time
+from server.config import ServerConfig
+from tests.conftest import RunningServer
+from tests.ircclient import IRCTestClient
+from tests.server.test_chathistory import Rec, collect, read_batch
+
+SERVER = "test.server"
+N = 3  # history_playback
+CONFIG = ServerConfig(name=SERVER, network="TestNet", history_playback=N)
+FULL = ["batch", "server-time", "message-tags", "draft/chathistory"]
+
+
+@pytest.fixture
+def server_config() -> ServerConfig:
+    return CONFIG
+
+
+async def seed(server: RunningServer, channel: str = "#p") -> tuple[IRCTestClient, list[Rec]]:
+    """alice (op) and an observer in ``channel``; six messages, of which the last
+    three (what playback shows) are a NOTICE, an ACTION and a PRIVMSG, with a TAGMSG
+    among them that playback never shows."""
+    alice = await server.client("alice", ["message-tags"])
+    observer = await server.client("observer", FULL)
+    await alice.join(channel)
+    await observer.join(channel)
+    await alice.sync()
+    await observer.sync()
+    await alice.send_raw(
+        "".join(
+            f"{line}\r\n"
+            for line in (
+                f"PRIVMSG {channel} :first",
+                f"PRIVMSG {channel} :second",
+                f"PRIVMSG {channel} :third",
+                f"NOTICE {channel} :a notice",
+                f"PRIVMSG {channel} :\x01ACTION waves\x01",
+                f"@+draft/react=x TAGMSG {channel}",
+                f"PRIVMSG {channel} :newest",
+            )
+        ).encode()
+    )
+    stored = await collect(observer, 7, channel)
+    return alice, [r for r in stored if r.command != "TAGMSG"]
+
+
+def hhmm(rec: Rec) -> str:
+    return datetime.fromtimestamp(parse_time(rec.time), UTC).strftime("%H:%M")
+
+
+async def join(c: IRCTestClient, channel: str = "#p") -> list[Message]:
+    """JOIN; returns the join burst (JOIN .. 366). Playback follows it."""
+    burst = await c.join(channel)
+    assert burst[0].command == "JOIN"
+    return burst
+
+
+async def no_playback(c: IRCTestClient, channel: str, newest: Rec) -> None:
+    """Nothing arrives before the answer to a CHATHISTORY sent right after the join
+    (history requests are answered in order, so a playback would come first)."""
+    await c.send(f"CHATHISTORY LATEST {channel} * 1")
+    first = await c.read_message()
+    if first.command == "BATCH":  # batch-capable client: the answer is one batch
+        assert first.params[1:] == ["chathistory", channel]
+        m = await c.read_message()
+        assert m.tags.get("batch") == first.params[0][1:]
+        end = await c.read_message()
+        assert end.command == "BATCH" and end.params == ["-" + first.params[0][1:]]
+    else:
+        m = first
+    assert (m.command, m.params) == (newest.command, [channel, newest.text])
+    assert await c.sync() == []
+
+
+def test_default_playback_length() -> None:
+    assert ServerConfig().history_playback == 20
+
+
+async def test_batch_client_gets_last_n_in_a_chathistory_batch(server: RunningServer) -> None:
+    _, stored = await seed(server)
+    joiner = await server.client("joiner", ["batch", "server-time"])
+    await join(joiner)
+    replay = await read_batch(joiner, "chathistory", "#p")
+    want = stored[-N:]
+    assert [(m.command, m.source, m.params) for m in replay] == [
+        (r.command, r.source, [r.target, r.text]) for r in want
+    ]
+    # Its original time; no msgid or client tags without message-tags.
+    assert [set(m.tags) for m in replay] == [{"batch", "time"}] * N
+    assert [m.tags["time"] for m in replay] == [r.time for r in want]
+    assert await joiner.sync() == []
+
+    # With message-tags too, the msgids are the ones live members saw.
+    tagged = await server.client("tagged", ["batch", "server-time", "message-tags"])
+    await join(tagged)
+    replay = await read_batch(tagged, "chathistory", "#p")
+    assert [(m.tags["msgid"], m.tags["time"]) for m in replay] == [(r.msgid, r.time) for r in want]
+
+
+async def test_plain_client_gets_notices(server: RunningServer) -> None:
+    _, stored = await seed(server, "#Plain")
+    want = [
+        f"[{hhmm(r)}] * alice waves"
+        if r.text and r.text.startswith("\x01ACTION")
+        else f"[{hhmm(r)}] <alice> {r.text}"
+        for r in stored[-N:]
+    ]
+    assert [w.split("] ", 1)[1] for w in want] == [
+        "<alice> a notice",
+        "* alice waves",
+        "<alice> newest",
+    ]
+    # No caps at all, batch without server-time, server-time without batch.
+    for nick, caps in (("plain", None), ("batchonly", ["batch"]), ("timeonly", ["server-time"])):
+        c = await server.client(nick, caps)
+        await join(c, "#plain")  # any case: the replies use the channel's own name
+        notices = [await c.read_message() for _ in range(N)]
+        assert [(m.command, m.source, m.params) for m in notices] == [
+            ("NOTICE", SERVER, ["#Plain", line]) for line in want
+        ], nick
+        assert await c.sync() == []
+
+
+@pytest.mark.parametrize("server_config", [replace(CONFIG, history_playback=0)], ids=["off"])
+async def test_playback_zero_sends_nothing(server: RunningServer) -> None:
+    _, stored = await seed(server)
+    for nick, caps in (("plain", None), ("batchy", ["batch", "server-time"])):
+        c = await server.client(nick, caps)
+        await join(c)
+        await no_playback(c, "#p", stored[-1])
+
+
+async def test_chathistory_client_gets_no_playback(server: RunningServer) -> None:
+    _, stored = await seed(server)
+    for nick, caps in (("full", FULL), ("bare", ["draft/chathistory"])):
+        c = await server.client(nick, caps)
+        await join(c)
+        await no_playback(c, "#p", stored[-1])
+
+
+async def test_empty_channel_playback(server: RunningServer) -> None:
+    c = await server.client("joiner", ["batch", "server-time"])
+    await join(c, "#new")
+    assert await read_batch(c, "chathistory", "#new") == []
+    assert await c.sync() == []
+
+
+async def playback_and_live(
+    c: IRCTestClient, channel: str, live_texts: set[str]
+) -> tuple[list[Message], list[Message]]:
+    """Read until the playback batch ended and every text in ``live_texts`` arrived
+    outside it; returns (playback, live)."""
+    playback: list[Message] | None = None
+    live: list[Message] = []
+    batch_ref: str | None = None
+    inside: list[Message] = []
+    while playback is None or not live_texts <= {m.params[1] for m in live}:
+        m = await c.read_message()
+        if m.command == "BATCH" and m.params[0].startswith("+"):
+            assert m.params[1:] == ["chathistory", channel] and batch_ref is None
+            batch_ref = m.params[0][1:]
+        elif m.command == "BATCH":
+            assert batch_ref is not None and m.params == ["-" + batch_ref]
+            playback = inside
+        elif m.command in ("PRIVMSG", "NOTICE") and m.params[0] == channel:
+            if batch_ref is not None and playback is None:
+                assert m.tags.get("batch") == batch_ref
+                inside.append(m)
+            else:
+                assert "batch" not in m.tags
+                live.append(m)
+    assert await c.sync() == []
+    return playback, live
+
+
+async def test_own_message_right_after_join_is_not_played_back(server: RunningServer) -> None:
+    """JOIN and a PRIVMSG in one packet: the message is processed after the join, so
+    the joiner sees it once (echo), never in the playback."""
+    _, stored = await seed(server)
+    joiner = await server.client("joiner", ["batch", "server-time", "message-tags", "echo-message"])
+    await joiner.send_raw(b"JOIN #p\r\nPRIVMSG #p :right after\r\nPRIVMSG #p :and again\r\n")
+    playback, live = await playback_and_live(joiner, "#p", {"right after", "and again"})
+    assert [m.tags["msgid"] for m in playback] == [r.msgid for r in stored[-N:]]
+    assert [m.params[1] for m in live] == ["right after", "and again"]
+
+
+async def test_others_messages_after_join_arrive_live_exactly_once(
+    server: RunningServer,
+) -> None:
+    alice, stored = await seed(server)
+    joiner = await server.client("joiner", ["batch", "server-time", "message-tags"])
+    await joiner.send("JOIN #p")
+    # As soon as alice sees the join, she talks: those messages follow the join.
+    await alice.expect("JOIN", lambda m: (m.source or "").startswith("joiner!"))
+    texts = [f"live {n}" for n in range(10)]
+    await alice.send_raw("".join(f"PRIVMSG #p :{t}\r\n" for t in texts).encode())
+    playback, live = await playback_and_live(joiner, "#p", set(texts))
+    assert [m.tags["msgid"] for m in playback] == [r.msgid for r in stored[-N:]]
+    assert [m.params[1] for m in live] == texts
+
+
+async def test_join_and_message_back_to_back_arrive_exactly_once(
+    server: RunningServer,
+) -> None:
+    """JOIN and another user's PRIVMSG sent at the same moment: whichever the server
+    handles first, the joiner gets the message exactly once (live if it came after
+    the join, else as the newest message of the playback)."""
+    alice = await server.client("alice")
+    observer = await server.client("observer", FULL)
+    joiners = [
+        await server.client(f"joiner{n}", ["batch", "server-time", "message-tags"])
+        for n in range(5)
+    ]
+    for n in range(5):
+        channel = f"#race{n}"
+        await alice.join(channel)
+        await observer.join(channel)
+        await alice.send(f"PRIVMSG {channel} :before")
+        await observer.expect("PRIVMSG", lambda m: m.params[1:] == ["before"])
+        await alice.sync()
+        await joiners[n].send(f"JOIN {channel}")
+        await alice.send(f"PRIVMSG {channel} :racing")
+        racing = await observer.expect("PRIVMSG", lambda m: m.params[1:] == ["racing"])
+        assert racing.params[0] == channel
+        c = joiners[n]
+        playback: list[Message] | None = None
+        live: list[Message] = []
+        ref = None
+        inside: list[Message] = []
+        # Read until the playback ended; the live copy, if any, comes with the join
+        # tick or later, so a sync after the batch has seen it.
+        while playback is None:
+            m = await c.read_message()
+            if m.command == "BATCH" and m.params[0].startswith("+"):
+                ref = m.params[0][1:]
+            elif m.command == "BATCH":
+                playback = inside
+            elif m.command == "PRIVMSG":
+                (inside if ref is not None and "batch" in m.tags else live).append(m)
+        live += [m for m in await c.sync() if m.command == "PRIVMSG"]
+        ids = [m.tags["msgid"] for m in playback + live]
+        assert ids.count(racing.tags["msgid"]) == 1, (playback, live)
+        assert [m.params[1] for m in playback][:1] == ["before"]
+        if live:  # handled after the join: never in the playback
+            assert [m.tags["msgid"] for m in live] == [racing.tags["msgid"]]
+            assert [m.params[1] for m in playback] == ["before"]
