@@ -13,6 +13,11 @@ BACKENDS = ("auto", "asyncio", "uvloop", "select")
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 6667
+    # TLS listener next to the plaintext one (None: no TLS). Port 0 picks a free port.
+    tls_port: int | None = None
+    tls_cert: str | None = None  # PEM certificate, optionally followed by intermediates
+    tls_key: str | None = None  # PEM private key (unencrypted)
+    tls_handshake_timeout: float = 10.0  # seconds a TLS client has to finish its handshake
     name: str = "chat.local"
     network: str = "ChatNet"
     admin_location: str = "A chat server"  # ADMIN replies
@@ -38,6 +43,17 @@ class ServerConfig:
     registration_timeout: float = 60.0
     ping_interval: float = 120.0  # idle seconds before the server pings a client
     ping_timeout: float = 60.0  # seconds to answer that PING
+    # Abuse limits (0 turns each off).
+    flood_burst: int = 20  # lines a client may send at once before fakelag applies
+    flood_rate: float = 5.0  # lines per second a client may sustain
+    flood_max_queue: int = 100  # delayed lines beyond which: ERROR :Excess Flood
+    max_clients: int = 20000  # connections in all
+    max_per_host: int = 10  # connections per IPv4 address or IPv6 /64
+    throttle_burst: int = 10  # connects per host in a burst ...
+    throttle_rate: float = 1.0  # ... refilled at this many per second
+    oper_attempts: int = 3  # failed OPER attempts per connection per minute
+    cloak_hosts: bool = True  # show a keyed hash instead of the client's address
+    cloak_key: str = ""  # secret for cloaks; empty: a new random key per start
     # History: SQLite store of record ("" turns history off), Redis cache-aside.
     db: str = "chat.db"
     history_playback: int = 20  # messages replayed on JOIN to clients without chathistory

@@ -98,6 +98,13 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 _HELP: dict[str, str] = {
     "host": "address to listen on",
     "port": "TCP port to listen on (0 lets the system pick one)",
+    "tls_port": (
+        "TCP port of a TLS listener next to the plaintext one (0 lets the system pick "
+        "one; needs tls_cert and tls_key)"
+    ),
+    "tls_cert": "PEM certificate file for TLS, optionally followed by intermediate certificates",
+    "tls_key": "PEM private key file (unencrypted) for the TLS certificate",
+    "tls_handshake_timeout": "seconds a TLS client has to complete its handshake",
     "name": "server name shown to clients; hostname-like and containing a dot",
     "network": "network name advertised to clients (ISUPPORT NETWORK)",
     "admin_location": "location line of the ADMIN reply",
@@ -122,6 +129,16 @@ _HELP: dict[str, str] = {
     "registration_timeout": "seconds a new connection has to register",
     "ping_interval": "idle seconds before the server pings a client",
     "ping_timeout": "seconds a client has to answer that PING",
+    "flood_burst": "lines a client may send at once before they are delayed (0: no flood control)",
+    "flood_rate": "lines per second a client may sustain",
+    "flood_max_queue": "delayed lines beyond which a client is disconnected (Excess Flood)",
+    "max_clients": "connections in all (0: no limit)",
+    "max_per_host": "connections per IPv4 address or IPv6 /64 (0: no limit)",
+    "throttle_burst": "new connections per host in a burst (0: no throttle)",
+    "throttle_rate": "new connections per host per second after the burst",
+    "oper_attempts": "failed OPER attempts allowed per connection per minute",
+    "cloak_hosts": "show clients a keyed hash instead of each other's addresses",
+    "cloak_key": "secret for host cloaks (empty: random per start, cloaks change on restart)",
     "db": "SQLite file holding channel history (store of record); empty turns history off",
     "history_playback": "messages replayed on JOIN to clients without chathistory (0: none)",
     "chathistory_limit": "most messages one CHATHISTORY request returns",
@@ -137,6 +154,9 @@ _HELP: dict[str, str] = {
 _METAVAR: dict[str, str] = {
     "host": "HOST",
     "port": "PORT",
+    "tls_port": "PORT",
+    "tls_cert": "FILE",
+    "tls_key": "FILE",
     "name": "NAME",
     "network": "NAME",
     "motd": "FILE",
@@ -149,12 +169,20 @@ _METAVAR: dict[str, str] = {
 # Inclusive integer bounds; fields not listed must be >= 1.
 _INT_BOUNDS: dict[str, tuple[int, int | None]] = {
     "port": (0, 65535),
+    "tls_port": (0, 65535),
     "sendq": (512, None),
     "history_playback": (0, 1000),
+    "flood_burst": (0, None),
+    "flood_max_queue": (0, None),
+    "max_clients": (0, None),
+    "max_per_host": (0, None),
+    "throttle_burst": (0, None),
     "history_max_rows": (0, None),
     "history_max_age_days": (0, None),
 }
 _FLOAT_MAX = 1_000_000.0  # seconds; anything above is a typo, and some loops overflow
+
+_PATH_OPTIONS = frozenset({"motd", "tls_cert", "tls_key"})
 
 _SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 _CONTROL = re.compile(r"[\x00\r\n]")
@@ -362,7 +390,7 @@ def _load_file(path: Path, origin: str, out: _Collected) -> None:
             checked = _from_toml_value(opt, value)
         except _Invalid as e:
             raise ConfigError(f"{path}: {key}: {e}") from None
-        if key == "motd":
+        if key in _PATH_OPTIONS:
             assert isinstance(checked, str)
             checked = _resolve_path(checked, base)
         out.set(key, checked, f"{path}: {key}")
@@ -401,7 +429,7 @@ def _load_env(environ: Mapping[str, str], out: _Collected) -> None:
             value = _from_text(opt, text)
         except _Invalid as e:
             raise ConfigError(f"{opt.env}: {e}") from None
-        if opt.name == "motd":
+        if opt.name in _PATH_OPTIONS:
             assert isinstance(value, str)
             value = _resolve_path(value, None)
         out.set(opt.name, value, opt.env)
@@ -416,7 +444,7 @@ def _load_args(args: argparse.Namespace, out: _Collected) -> None:
             value = raw if isinstance(raw, bool) else _from_text(opt, str(raw))
         except _Invalid as e:
             raise ConfigError(f"{opt.flag}: {e}") from None
-        if opt.name == "motd":
+        if opt.name in _PATH_OPTIONS:
             assert isinstance(value, str)
             value = _resolve_path(value, None)
         out.set(opt.name, value, opt.flag)
@@ -546,6 +574,8 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Se
             "which is not installed"
         )
 
+    _check_tls(collected)
+
     motd_lines: tuple[str, ...] | None = None
     motd = values.get("motd")
     if isinstance(motd, str):
@@ -566,6 +596,36 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Se
         )
     except (TypeError, ValueError) as e:  # a __post_init__ check added to ServerConfig
         raise ConfigError(str(e).splitlines()[0] if str(e) else type(e).__name__) from e
+
+
+def _check_tls(collected: _Collected) -> None:
+    """tls_port needs a certificate and a key that load; those without the port are a mistake."""
+    values, labels = collected.values, collected.labels
+    cert, key = values.get("tls_cert"), values.get("tls_key")
+    if values.get("tls_port") is None:
+        for name in ("tls_cert", "tls_key"):
+            if values.get(name) is not None:
+                raise ConfigError(
+                    f"{labels[name]}: a TLS {name[4:]} is given but no TLS port "
+                    f"({_BY_NAME['tls_port'].flag} / {_BY_NAME['tls_port'].env})"
+                )
+        return
+    where = labels["tls_port"]
+    port = values.get("port", ServerConfig().port)
+    if values["tls_port"] != 0 and values["tls_port"] == port:
+        raise ConfigError(f"{where}: the TLS port must differ from the plaintext port {port}")
+    missing = [_BY_NAME[n] for n in ("tls_cert", "tls_key") if values.get(n) is None]
+    if missing:
+        names = " and ".join(f"{o.flag} ({o.env})" for o in missing)
+        raise ConfigError(f"{where}: a TLS listener needs {names}")
+    assert isinstance(cert, str) and isinstance(key, str)
+    from server.tls import TLSConfigError, server_context
+
+    try:
+        server_context(cert, key)  # reads both files: fail now, not at the first handshake
+    except TLSConfigError as e:
+        label = labels[e.which] if e.which else f"{labels['tls_cert']}/{labels['tls_key']}"
+        raise ConfigError(f"{label}: {e}") from None
 
 
 def load_config(argv: Sequence[str] | None, environ: Mapping[str, str]) -> ServerConfig:

@@ -40,16 +40,46 @@ def backend(request: pytest.FixtureRequest) -> str:
     return name
 
 
+# The protocol suite asserts exact hostmasks and opens hundreds of connections
+# from 127.0.0.1 as fast as it can: cloaking, flood control and per-host limits
+# are off here and proven on their own in tests/server/test_abuse_limits.py.
+TEST_DEFAULTS = {
+    "cloak_hosts": False,
+    "flood_burst": 0,
+    "max_per_host": 0,
+    "throttle_burst": 0,
+}
+
+
+def test_config(**overrides: object) -> ServerConfig:
+    """The suite's baseline config with ``overrides`` applied."""
+    return replace(
+        ServerConfig(name="test.server", network="TestNet"), **{**TEST_DEFAULTS, **overrides}
+    )
+
+
 @pytest.fixture
 def server_config() -> ServerConfig:
     """Override in a test module to change settings for its servers."""
-    return ServerConfig(name="test.server", network="TestNet")
+    return test_config()
 
 
-def start_server(config: ServerConfig, backend: str, db: str = "") -> RunningServer:
-    """Start on a free port; ``db`` replaces the default history file (never the cwd's)."""
-    if config.db == ServerConfig().db:
+def start_server(
+    config: ServerConfig, backend: str, db: str = "", *, suite_defaults: bool = True
+) -> RunningServer:
+    """Start on a free port; ``db`` replaces the default history file (never the cwd's).
+
+    With ``suite_defaults``, fields still at their product default take the
+    suite's values (TEST_DEFAULTS), so modules may build their own ServerConfig.
+    """
+    defaults = ServerConfig()
+    if config.db == defaults.db:
         config = replace(config, db=db)
+    if suite_defaults:
+        changes = {
+            k: v for k, v in TEST_DEFAULTS.items() if getattr(config, k) == getattr(defaults, k)
+        }
+        config = replace(config, **changes)  # type: ignore[arg-type]
     config = replace(config, host="127.0.0.1", port=0, backend=backend)
     handle = BackgroundServer(config, backend)
     port = handle.start()

@@ -9,6 +9,7 @@ never awaits and never reads a clock other than the one it is given.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
@@ -22,6 +23,9 @@ from server.config import ServerConfig
 from server.history.model import StoredMessage
 
 from . import caps as caps_mod
+from .cloak import cloak_host
+from .connlimits import ConnectionLimits, host_key
+from .flood import FloodGate
 from .history import (
     STORED_COMMANDS,
     Pending,
@@ -76,6 +80,11 @@ class ServerCore:
         self.caps_available = caps_mod.available(history=self.history_enabled)
         self._history_seq = 0
         self._pending_history: dict[int, Pending] = {}
+        self.limits = ConnectionLimits(
+            config.max_clients, config.max_per_host, config.throttle_burst, config.throttle_rate
+        )
+        self.cloak_key = config.cloak_key.encode() or secrets.token_bytes(32)
+        self._flooded: dict[Client, None] = {}  # clients with delayed lines
         from .handlers import COMMANDS
 
         self.commands: dict[str, tuple[Handler, int]] = COMMANDS
@@ -83,8 +92,24 @@ class ServerCore:
     # ------------------------------------------------------------------ transport API
 
     def connect(self, conn_id: int, ip: str, port: int, *, secure: bool = False) -> Client:
-        client = Client(conn_id, ip, port, self.clock(), secure)
+        """A new connection. Refused ones get an ERROR and are closed at once."""
+        now = self.clock()
+        client = Client(conn_id, ip, port, now, secure)
+        key = host_key(ip)
+        client.host_key = key
+        refusal = self.limits.admit(key, len(self.clients), now)
         self.clients[conn_id] = client
+        if refusal is not None:
+            log.info("refused connection from %s: %s", ip, refusal)
+            self.write(client, Message("ERROR", [f"Closing Link: {ip} ({refusal})"]).to_bytes())
+            client.closing = refusal  # write() above put it on the dirty list
+            return client
+        self.limits.opened(key)
+        client.counted = True
+        if self.config.cloak_hosts:
+            client.host = cloak_host(ip, self.cloak_key)
+        if self.config.flood_burst > 0:
+            client.flood = FloodGate(self.config.flood_burst, self.config.flood_rate, now)
         return client
 
     def data_received(self, conn_id: int, data: bytes) -> None:
@@ -99,10 +124,18 @@ class ServerCore:
         now = self.clock()
         client.last_recv = now
         client.ping_sent_at = None
+        gate = client.flood
         for line in lines:
             # A line may close the connection (QUIT, bad PASS): drop the rest.
-            if line and client.closing is None:
-                self.handle_line(client, line)
+            if not line or client.closing is not None:
+                continue
+            if gate is not None and "o" not in client.modes and not gate.admit(line, now):
+                if len(gate.queue) > self.config.flood_max_queue:
+                    self.disconnect(client, "Excess Flood")
+                    break
+                self._flooded[client] = None
+                continue
+            self.handle_line(client, line)
         if too_long and client.closing is None:
             self.reply(client, N.ERR_INPUTTOOLONG, "Input line was too long")
             self.disconnect(client, "Input line was too long")
@@ -124,6 +157,8 @@ class ServerCore:
         """Timers: registration timeout, keepalive PING, ping timeout."""
         now = self.clock()
         cfg = self.config
+        self._release_flooded(now)
+        self.limits.expire(now)
         for client in list(self.clients.values()):
             if client.closing is not None:
                 continue
@@ -138,6 +173,22 @@ class ServerCore:
             elif now - client.last_recv >= cfg.ping_interval:
                 client.ping_sent_at = now
                 self.write(client, Message("PING", [cfg.name]).to_bytes())
+
+    def _release_flooded(self, now: float) -> None:
+        """Fakelag: handle delayed lines as the clients' buckets refill."""
+        for client in list(self._flooded):
+            gate = client.flood
+            if gate is None or client.closing is not None:
+                del self._flooded[client]
+                continue
+            lines = gate.queue.copy() if "o" in client.modes else gate.release(now)
+            if "o" in client.modes:
+                gate.queue.clear()
+            for line in lines:
+                if client.closing is None:
+                    self.handle_line(client, line)
+            if not gate.queue:
+                del self._flooded[client]
 
     def shutdown(self, reason: str = "Server shutting down") -> None:
         # Everyone is leaving at once: an ERROR each, no storm of QUITs between them.
@@ -409,6 +460,10 @@ class ServerCore:
 
     def _forget(self, client: Client) -> None:
         self.clients.pop(client.conn_id, None)
+        self._flooded.pop(client, None)
+        if client.counted:
+            client.counted = False
+            self.limits.closed(client.host_key)
 
     def remove_member(self, channel: Channel, client: Client) -> None:
         channel.members.pop(client, None)

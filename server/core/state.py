@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from chat.framing import LineBuffer
 
+from .flood import FloodGate
+
 # Bits of Client.tag_form: which tags a client gets on relayed messages.
 FORM_TIME = 1
 FORM_TAGS = 2
@@ -23,8 +25,11 @@ class Client:
         "closing",
         "conn_id",
         "connected_at",
+        "counted",
+        "flood",
         "folded",
         "host",
+        "host_key",
         "invites",
         "ip",
         "last_recv",
@@ -32,6 +37,7 @@ class Client:
         "linebuf",
         "modes",
         "nick",
+        "oper_failures",
         "oper_name",
         "out",
         "pass_ok",
@@ -72,6 +78,10 @@ class Client:
         self.out: list[bytes] = []
         self.closing: str | None = None
         self.linebuf = LineBuffer()
+        self.host_key = ip
+        self.counted = False  # holds a slot in the per-host connection count
+        self.flood: FloodGate | None = None
+        self.oper_failures: list[float] = []
 
     @property
     def mask(self) -> str:

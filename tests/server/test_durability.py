@@ -31,7 +31,9 @@ class ServerProcess:
             [sys.executable, "-m", "server", "--port", str(self.port), "--backend",
              self.backend, "--db", str(self.db), "--history-playback", "0",
              # Retention would legitimately prune a burst this size; keep every row.
-             "--history-max-rows", "0"],
+             "--history-max-rows", "0",
+             # A burst of thousands of lines from one host: no fakelag, no host limits.
+             "--flood-burst", "0", "--max-per-host", "0", "--throttle-burst", "0"],
             stdout=subprocess.DEVNULL,
             stderr=self.log,
         )

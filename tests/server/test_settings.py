@@ -94,7 +94,11 @@ def test_option_from_env(opt: Option) -> None:
 def test_option_from_flag(opt: Option) -> None:
     value, text = sample(opt)
     assert opt.flag == "--" + opt.name.replace("_", "-")
-    config = load_config([opt.flag, text], {})
+    if opt.kind == "bool":  # switches: --name / --no-name
+        argv = [opt.flag] if value else ["--no-" + opt.flag[2:]]
+    else:
+        argv = [opt.flag, text]
+    config = load_config(argv, {})
     assert getattr(config, opt.name) == value
 
 

@@ -14,13 +14,24 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("chat.server.oper")
 
+OPER_WINDOW = 60.0  # seconds over which failed OPER attempts are counted
+
 
 def handle_oper(core: ServerCore, client: Client, msg: Message) -> None:
     from server.passwords import verify_password
 
     name, password = msg.params[0], msg.params[1]
+    now = core.clock()
+    # Failed attempts per connection are limited: each check costs ~45 ms of scrypt.
+    client.oper_failures = [t for t in client.oper_failures if now - t < OPER_WINDOW]
+    if len(client.oper_failures) >= core.config.oper_attempts:
+        log.warning("OPER attempt as %r from %s (%s) refused: too many failures",
+                    name, client.ip, client.nick)
+        core.reply(client, N.ERR_PASSWDMISMATCH, "Password incorrect")
+        return
     stored = core.config.opers.get(name)
     if stored is None or not verify_password(password, stored):
+        client.oper_failures.append(now)
         log.warning("failed OPER attempt as %r from %s (%s)", name, client.ip, client.nick)
         core.reply(client, N.ERR_PASSWDMISMATCH, "Password incorrect")
         return

@@ -1,0 +1,79 @@
+"""Connection admission: global cap, per-host concurrency and connect-rate throttle."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+
+def host_key(ip: str) -> str:
+    """IPv4 addresses count alone; IPv6 addresses count per /64 (one customer's block)."""
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            return str(addr.ipv4_mapped)
+        return str(ipaddress.IPv6Network((addr, 64), strict=False))
+    return str(addr)
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+class ConnectionLimits:
+    """Decides whether a new connection may stay; the core keeps the live counts."""
+
+    def __init__(
+        self, max_clients: int, max_per_host: int, throttle_burst: int, throttle_rate: float
+    ) -> None:
+        self.max_clients = max_clients
+        self.max_per_host = max_per_host
+        self.throttle_burst = throttle_burst
+        self.throttle_rate = throttle_rate  # connects per second refilled, per host
+        self.per_host: dict[str, int] = {}
+        self._throttle: dict[str, _Bucket] = {}
+
+    def admit(self, key: str, total: int, now: float) -> str | None:
+        """None to accept, or the reason to refuse (sent as ERROR)."""
+        if self.max_clients and total >= self.max_clients:
+            return "Server is full"
+        if self.max_per_host and self.per_host.get(key, 0) >= self.max_per_host:
+            return "Too many connections from your host"
+        if self.throttle_burst and self.throttle_rate > 0:
+            bucket = self._throttle.get(key)
+            if bucket is None:
+                bucket = self._throttle[key] = _Bucket(float(self.throttle_burst), now)
+            else:
+                bucket.tokens = min(
+                    float(self.throttle_burst),
+                    bucket.tokens + (now - bucket.updated) * self.throttle_rate,
+                )
+                bucket.updated = now
+            if bucket.tokens < 1.0:
+                return "Connecting too fast; try again later"
+            bucket.tokens -= 1.0
+        return None
+
+    def opened(self, key: str) -> None:
+        self.per_host[key] = self.per_host.get(key, 0) + 1
+
+    def closed(self, key: str) -> None:
+        count = self.per_host.get(key, 0) - 1
+        if count > 0:
+            self.per_host[key] = count
+        else:
+            self.per_host.pop(key, None)
+
+    def expire(self, now: float) -> None:
+        """Forget throttle buckets that have refilled completely."""
+        if not self._throttle or self.throttle_rate <= 0:
+            return
+        full = self.throttle_burst / self.throttle_rate
+        stale = [k for k, b in self._throttle.items() if now - b.updated >= full]
+        for key in stale:
+            del self._throttle[key]
