@@ -46,6 +46,17 @@ PRE_REGISTRATION = frozenset({"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QU
 MAX_CLIENT_TAGS = 4094
 
 
+def _is_one_batch(lines: list[bytes]) -> bool:
+    """Whether ``lines`` are exactly one batch: BATCH +ref ... BATCH -ref."""
+    first = lines[0].split(b" ", 4)
+    if first and first[0].startswith(b"@"):
+        first = first[1:]
+    if len(first) < 3 or first[1] != b"BATCH" or not first[2].startswith(b"+"):
+        return False
+    ref = first[2][1:]
+    return lines[-1].rstrip(b"\r\n").endswith(b"BATCH -" + ref)
+
+
 def _safe_middle(param: str) -> str:
     # Text echoed from a client ("WHOIS :a b") must not turn into extra params.
     if not param or " " in param or param[0] == ":":
@@ -73,6 +84,8 @@ class ServerCore:
         self._effects: list[Any] = []
         self._capture_client: Client | None = None
         self._capture: list[bytes] | None = None
+        self._label: str | None = None  # label of the request being dispatched
+        self._label_deferred = False  # that request's answer comes later
         self._batch_seq = 0
         self.max_clients_seen = 0
         self.command_counts: dict[str, int] = {}  # STATS m: commands seen by name
@@ -323,7 +336,10 @@ class ServerCore:
         self, client: Client, kind: Literal["chathistory", "playback", "targets"], channel: str
     ) -> int:
         self._history_seq += 1
-        self._pending_history[self._history_seq] = Pending(client.conn_id, kind, channel)
+        label = self._label if kind != "playback" else None
+        if label is not None:
+            self._label_deferred = True
+        self._pending_history[self._history_seq] = Pending(client.conn_id, kind, channel, label)
         return self._history_seq
 
     def history_ready(
@@ -339,7 +355,16 @@ class ServerCore:
         client = self.clients.get(pending.conn_id)
         if client is None or client.closing is not None:
             return
-        deliver_history(self, client, pending, rows, targets)
+        if pending.label is None:
+            deliver_history(self, client, pending, rows, targets)
+            return
+        captured: list[bytes] = []
+        self._capture_client, self._capture = client, captured
+        try:
+            deliver_history(self, client, pending, rows, targets)
+        finally:
+            self._capture_client, self._capture = None, None
+        self._write_labeled(client, captured, pending.label)
 
     def emit(self, effect: Any) -> None:
         self._effects.append(effect)
@@ -407,20 +432,31 @@ class ServerCore:
     def _dispatch_labeled(self, client: Client, msg: Message, label: str) -> None:
         captured: list[bytes] = []
         self._capture_client, self._capture = client, captured
+        self._label, self._label_deferred = label, False
         try:
             self._dispatch(client, msg)
         finally:
             self._capture_client, self._capture = None, None
-        tag = b"label=" + label.encode("utf-8", "surrogateescape")
+            self._label = None
         if msg.command == "QUIT" or client.closing is not None:
             # The connection is going away; deliver what there is, unlabelled.
             for data in captured:
                 self.write(client, data)
             return
+        if self._label_deferred and not captured:
+            return  # the answer comes later (history) and carries the label then
+        self._write_labeled(client, captured, label)
+
+    def _write_labeled(self, client: Client, captured: list[bytes], label: str) -> None:
+        """One labelled line, an ACK, or everything in a labeled-response batch."""
+        tag = b"label=" + label.encode("utf-8", "surrogateescape")
         if not captured:
             self.write(client, add_tag(Message("ACK", [], self.config.name).to_bytes(), tag))
-        elif len(captured) == 1:
+        elif len(captured) == 1 or _is_one_batch(captured):
+            # A reply that is itself one batch carries the label on its opening line.
             self.write(client, add_tag(captured[0], tag))
+            for data in captured[1:]:
+                self.write(client, data)
         else:
             ref = self.next_batch_id()
             start = Message("BATCH", ["+" + ref, "labeled-response"], self.config.name)

@@ -47,6 +47,7 @@ class Pending:
     conn_id: int
     kind: Literal["chathistory", "playback", "targets"]
     channel: str  # display name used in replies
+    label: str | None = None  # labeled-response label of the request, if any
 
 
 def may_read_history(channel: Channel, client: Client) -> bool:

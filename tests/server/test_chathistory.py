@@ -626,11 +626,6 @@ async def test_history_off(server: RunningServer) -> None:
         ], line
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: a labeled CHATHISTORY gets an immediate ACK and an unlabeled batch "
-    "(the answer is asynchronous and the label is not carried to it)",
-)
 async def test_labeled_request_labels_its_batch(server: RunningServer) -> None:
     ds = await build(server)
     reader = await server.client("labeler", [*CAPS, "labeled-response"])
