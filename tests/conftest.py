@@ -51,7 +51,7 @@ TEST_DEFAULTS = {
 }
 
 
-def test_config(**overrides: object) -> ServerConfig:
+def suite_config(**overrides: object) -> ServerConfig:
     """The suite's baseline config with ``overrides`` applied."""
     return replace(
         ServerConfig(name="test.server", network="TestNet"), **{**TEST_DEFAULTS, **overrides}
@@ -61,7 +61,7 @@ def test_config(**overrides: object) -> ServerConfig:
 @pytest.fixture
 def server_config() -> ServerConfig:
     """Override in a test module to change settings for its servers."""
-    return test_config()
+    return suite_config()
 
 
 def start_server(

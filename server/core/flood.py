@@ -41,9 +41,14 @@ class FloodGate:
         """Queued lines whose turn has come."""
         if not self.queue:
             return []
-        self._refill(now)
+        # Uncapped while lines wait, so a coarse timer still releases ``rate`` per second.
+        elapsed = now - self.updated
+        if elapsed > 0:
+            self.tokens += elapsed * self.rate
+            self.updated = now
         out = []
         while self.queue and self.tokens >= 1.0:
             self.tokens -= 1.0
             out.append(self.queue.popleft())
+        self.tokens = min(self.tokens, self.burst)
         return out

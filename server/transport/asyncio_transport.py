@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import ssl
 import time
 from typing import Any, cast
 
@@ -13,6 +14,8 @@ from server.core import ServerCore
 from server.core.history import HistoryRequest, StoreMessage
 from server.history.service import HistoryService
 from server.history.setup import build_history, prune_history
+from server.limits import raise_nofile_limit
+from server.tls import TLSConfigError, server_context
 
 log = logging.getLogger("chat.server.transport")
 
@@ -22,10 +25,11 @@ CLOSE_GRACE_SECONDS = 10.0  # how long a closing socket may take to drain before
 
 
 class IRCProtocol(asyncio.Protocol):
-    __slots__ = ("conn_id", "server", "transport")
+    __slots__ = ("conn_id", "secure", "server", "transport")
 
-    def __init__(self, server: AsyncioServer) -> None:
+    def __init__(self, server: AsyncioServer, secure: bool = False) -> None:
         self.server = server
+        self.secure = secure  # made by the TLS listener: connection_made() after the handshake
         self.transport: asyncio.Transport | None = None
         self.conn_id = 0
 
@@ -34,9 +38,12 @@ class IRCProtocol(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         self.conn_id = next(self.server.ids)
         peer = transport.get_extra_info("peername") or ("?", 0)
-        secure = transport.get_extra_info("sslcontext") is not None
         self.server.conns[self.conn_id] = self
-        self.server.core.connect(self.conn_id, str(peer[0]), int(peer[1]), secure=secure)
+        client = self.server.core.connect(
+            self.conn_id, str(peer[0]), int(peer[1]), secure=self.secure
+        )
+        if client.closing is not None:
+            self.server.schedule_flush()  # refused: send the ERROR and close now
         log.debug("connection %d from %s", self.conn_id, peer[0])
 
     def data_received(self, data: bytes) -> None:
@@ -76,22 +83,54 @@ class AsyncioServer:
         self._ticker: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.port = config.port
+        self.tls_port: int | None = config.tls_port  # the bound port once started
         self.history: HistoryService | None = build_history(config)
         self._next_prune = 0.0
 
     async def start(self) -> int:
-        server = await self.loop.create_server(
-            lambda: IRCProtocol(self),
-            self.config.host,
-            self.config.port,
-            reuse_address=True,
-            backlog=1024,
-        )
-        self._servers.append(server)
-        sock = server.sockets[0]
-        self.port = int(sock.getsockname()[1])
+        """Listen (plaintext, and TLS when ``config.tls_port`` is set); return the port.
+
+        Raises OSError when a port cannot be bound and TLSConfigError when the
+        certificate or key cannot be loaded; nothing is left listening then.
+        """
+        config = self.config
+        tls: ssl.SSLContext | None = None
+        if config.tls_port is not None:
+            if not config.tls_cert or not config.tls_key:
+                raise TLSConfigError("a TLS port needs a certificate and a key")
+            tls = server_context(config.tls_cert, config.tls_key)
+        try:
+            server = await self.loop.create_server(
+                lambda: IRCProtocol(self),
+                config.host,
+                config.port,
+                reuse_address=True,
+                backlog=1024,
+            )
+            self._servers.append(server)
+            self.port = int(server.sockets[0].getsockname()[1])
+            if tls is not None:
+                assert config.tls_port is not None
+                tls_server = await self.loop.create_server(
+                    lambda: IRCProtocol(self, secure=True),
+                    config.host,
+                    config.tls_port,
+                    reuse_address=True,
+                    backlog=1024,
+                    ssl=tls,
+                    ssl_handshake_timeout=config.tls_handshake_timeout,
+                )
+                self._servers.append(tls_server)
+                self.tls_port = int(tls_server.sockets[0].getsockname()[1])
+        except BaseException:
+            for listening in self._servers:
+                listening.close()
+            self._servers.clear()
+            raise
         self._ticker = self.loop.call_later(TICK_SECONDS, self._tick)
-        log.info("listening on %s:%d", self.config.host, self.port)
+        log.info("listening on %s:%d", config.host, self.port)
+        if tls is not None:
+            log.info("listening for TLS on %s:%d", config.host, self.tls_port)
         return self.port
 
     def _tick(self) -> None:
@@ -231,8 +270,11 @@ async def serve_until_signalled(config: ServerConfig) -> int:
     server = AsyncioServer(config, loop)
     try:
         await server.start()
+    except TLSConfigError as exc:
+        log.error("cannot start the TLS listener: %s", exc)
+        return 1
     except OSError as exc:
-        log.error("cannot listen on %s:%d: %s", config.host, config.port, _describe(exc))
+        log.error("cannot listen on %s: %s", _addresses(config), _describe(exc))
         return 1
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -243,7 +285,14 @@ async def serve_until_signalled(config: ServerConfig) -> int:
     return 0
 
 
+def _addresses(config: ServerConfig) -> str:
+    if config.tls_port is None:
+        return f"{config.host}:{config.port}"
+    return f"{config.host}:{config.port} (TLS: {config.tls_port})"
+
+
 def run(config: ServerConfig, backend: str) -> int:
+    raise_nofile_limit()
     loop = new_loop(backend)
     asyncio.set_event_loop(loop)
     try:

@@ -1,0 +1,60 @@
+"""The pure pieces behind the abuse limits, with a clock we control."""
+
+from __future__ import annotations
+
+from server.core.cloak import cloak_host
+from server.core.connlimits import ConnectionLimits, host_key
+from server.core.flood import FloodGate
+
+
+def test_flood_gate_passes_the_burst_then_queues_in_order() -> None:
+    gate = FloodGate(burst=3, rate=2.0, now=0.0)
+    admitted = [gate.admit(f"l{i}".encode(), 0.0) for i in range(6)]
+    assert admitted == [True, True, True, False, False, False]
+    assert gate.release(0.0) == []
+    assert gate.release(1.0) == [b"l3", b"l4"]  # 2 tokens per second
+    # A new line while others wait queues behind them, even with tokens available.
+    assert gate.admit(b"l6", 10.0) is False
+    assert gate.release(10.0) == [b"l5", b"l6"]
+    assert gate.tokens <= 3.0
+
+
+def test_flood_gate_refills_up_to_the_burst_only() -> None:
+    gate = FloodGate(burst=2, rate=1.0, now=0.0)
+    assert gate.admit(b"a", 0.0) and gate.admit(b"b", 0.0)
+    assert not gate.admit(b"c", 0.0)
+    assert gate.release(100.0) == [b"c"]
+    assert gate.tokens == 2.0
+
+
+def test_host_key_groups_ipv6_by_64_and_keeps_ipv4() -> None:
+    assert host_key("192.0.2.7") == "192.0.2.7"
+    assert host_key("2001:db8:1:2:aaaa::1") == host_key("2001:db8:1:2:bbbb::9")
+    assert host_key("2001:db8:1:2::1") != host_key("2001:db8:1:3::1")
+    assert host_key("::ffff:192.0.2.7") == "192.0.2.7"
+    assert host_key("not-an-ip") == "not-an-ip"
+
+
+def test_connection_limits_per_host_global_and_throttle() -> None:
+    limits = ConnectionLimits(max_clients=5, max_per_host=2, throttle_burst=3, throttle_rate=1.0)
+    assert limits.admit("a", total=0, now=0.0) is None
+    limits.opened("a")
+    assert limits.admit("a", total=1, now=0.0) is None
+    limits.opened("a")
+    assert limits.admit("a", total=2, now=0.0) == "Too many connections from your host"
+    limits.closed("a")
+    assert limits.admit("a", total=1, now=0.0) is None  # third connect of the burst
+    assert limits.admit("a", total=1, now=0.0) == "Connecting too fast; try again later"
+    assert limits.admit("a", total=1, now=1.0) is None  # one token back after a second
+    assert limits.admit("b", total=5, now=1.0) == "Server is full"
+    limits.expire(100.0)
+    assert limits._throttle == {}
+
+
+def test_cloaks_are_stable_keyed_and_hide_the_address() -> None:
+    a = cloak_host("192.0.2.7", b"key")
+    assert a == cloak_host("192.0.2.7", b"key")
+    assert a != cloak_host("192.0.2.7", b"other")
+    assert a != cloak_host("192.0.2.8", b"key")
+    assert "192" not in a and a.endswith(".ip")
+    assert cloak_host("2001:db8::1", b"key").endswith(".ip6")
