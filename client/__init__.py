@@ -1,1 +1,1 @@
-"""chat terminal client (prompt_toolkit); not ready yet."""
+"""chat terminal client: sans-IO session, asyncio connection, config and CLI (see README.md)."""

@@ -1,25 +1,137 @@
-"""`chat-client` entry point: a placeholder until the terminal client lands."""
+"""`chat-client`: connect to an IRC server with the terminal client."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import importlib
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .config import ClientConfig, ConfigError, ServerSettings, default_nick, default_path, load
+from .connection import Connection, ConnectionSettings
+from .session import Session, SessionConfig
+
+EPILOG = f"""\
+HOST may also name a [servers.NAME] table of the config file; without HOST the
+config's default (or only) server is used. Options override the config file.
+
+config file: {default_path()} (TOML; servers, nick, channels, colours, key bindings,
+scrollback). See client/README.md.
+
+In the client: /help lists the commands (/join /part /msg /query /me /notice /nick
+/topic /names /list /whois /away /invite /kick /mode /quit /close /win N /clear /quote).
+"""
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
         prog="chat-client",
-        description="Terminal client for chat (not ready yet: use irssi or WeeChat meanwhile).",
+        description="Terminal IRC client for chat (works with any IRC server).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("host", help="server to connect to")
-    parser.add_argument("--port", type=int, default=6667, help="server port (default 6667)")
-    parser.parse_args(argv)
-    print(
-        "chat-client is not ready yet. Meanwhile connect with irssi "
-        "(/connect HOST PORT) or WeeChat (/server add chat HOST/PORT).",
-        file=sys.stderr,
+    p.add_argument("host", nargs="?", help="server host name or address (or a config server name)")
+    p.add_argument("--port", type=int, help="server port (default 6667, or 6697 with --tls)")
+    p.add_argument("--tls", action="store_true", default=None, help="connect with TLS")
+    p.add_argument(
+        "--tls-no-verify",
+        action="store_true",
+        help="with --tls, do not verify the server certificate (self-signed test servers)",
     )
-    return 1
+    p.add_argument("--nick", help="nick name (default: from the config, else your login name)")
+    p.add_argument("--user", help="user name sent in USER (default: the nick)")
+    p.add_argument("--realname", help="real name sent in USER (default: the nick)")
+    p.add_argument("--password", help="server password (PASS)")
+    p.add_argument("--join", metavar="CHANNELS", help="channels to join, comma-separated: '#a,#b'")
+    p.add_argument("--config", metavar="FILE", help=f"config file (default {default_path()})")
+    p.add_argument(
+        "--headless",
+        action="store_true",
+        help="no full-screen UI: print lines to stdout, read commands from stdin "
+        "(for scripts; end of input quits)",
+    )
+    return p
+
+
+@dataclass(frozen=True, slots=True)
+class Setup:
+    config: ClientConfig
+    server: ServerSettings
+    session: Session
+    connection: Connection
+
+
+def build(argv: Sequence[str] | None = None) -> Setup:
+    """Parse arguments and config; raise SystemExit (via argparse) or ConfigError."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    config = load(args.config)
+    server = config.server(args.host) if args.host else config.server(None)
+    if server is None:
+        if not args.host:
+            parser.error("no HOST given and the config file has no default server")
+        server = ServerSettings(name=args.host, host=args.host)
+    if args.port is not None and not 1 <= args.port <= 65535:
+        parser.error("--port must be from 1 to 65535")
+    tls = server.tls if args.tls is None else True
+    port = args.port or server.port or (6697 if tls else 6667)
+    nick = args.nick or server.nick or config.nick or default_nick()
+    channels = list(server.channels)
+    if args.join:
+        channels += [c.strip() for c in args.join.split(",") if c.strip()]
+    for chan in channels:
+        if " " in chan:
+            parser.error(f"bad channel name {chan!r}")
+    session = Session(
+        SessionConfig(
+            nick=nick,
+            user=args.user or server.user or config.user or nick,
+            realname=args.realname or server.realname or config.realname or nick,
+            password=args.password if args.password is not None else server.password,
+            channels=tuple(dict.fromkeys(channels)),
+            server_label=server.name,
+            scrollback=config.scrollback,
+            history_lines=config.history_lines,
+            highlight_words=config.highlight_words,
+        )
+    )
+    settings = ConnectionSettings(
+        host=server.host,
+        port=port,
+        tls=tls,
+        tls_verify=server.tls_verify and not args.tls_no_verify,
+    )
+    return Setup(config, server, session, Connection(session, settings))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    raw = list(sys.argv[1:] if argv is None else argv)
+    try:
+        setup = build(raw)
+    except ConfigError as exc:
+        print(f"chat-client: {exc}", file=sys.stderr)
+        return 2
+    headless = "--headless" in raw
+    if not headless:
+        try:
+            # Imported lazily: prompt_toolkit and the UI are only needed here.
+            app = importlib.import_module("client.ui.app")
+        except ImportError as exc:
+            print(
+                f"chat-client: the full-screen UI is not available ({exc}); "
+                "running headless (lines on stdout, commands on stdin).",
+                file=sys.stderr,
+            )
+        else:
+            return int(app.run(setup.connection, setup.config))
+    from .headless import run_headless
+
+    try:
+        return asyncio.run(run_headless(setup.connection))
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,0 +1,371 @@
+"""User input: /commands, plain text for the current buffer, and tab completion.
+
+Every command works on a :class:`~client.session.Session` and produces outgoing lines
+(through ``session.send``/``say``) and/or local lines and events; bad usage produces
+a local error line, never an exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .model import BufferKind
+
+if TYPE_CHECKING:
+    from .session import Completion, Session
+
+Handler = Callable[["Session", str, float], None]
+
+
+class UsageError(Exception):
+    """Bad arguments: shown as 'Usage: ...' for the command."""
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    name: str
+    handler: Handler
+    usage: str
+    help: str
+    online: bool = True  # needs a registered connection
+
+
+COMMANDS: dict[str, Command] = {}
+ALIASES = {
+    "j": "join",
+    "leave": "part",
+    "q": "query",
+    "m": "msg",
+    "raw": "quote",
+    "w": "win",
+    "window": "win",
+    "wc": "close",
+    "h": "help",
+    "exit": "quit",
+    "action": "me",
+}
+
+
+def command(
+    name: str, usage: str, help: str, *, online: bool = True
+) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        COMMANDS[name] = Command(name, fn, usage, help, online)
+        return fn
+
+    return register
+
+
+def run_input(s: Session, text: str, now: float) -> None:
+    if not text.strip():
+        return
+    if text.startswith("/") and not text.startswith("//"):
+        name, _, args = text[1:].partition(" ")
+        name = name.lower()
+        cmd = COMMANDS.get(ALIASES.get(name, name))
+        if cmd is None:
+            s.error(f"Unknown command /{name} (try /help)", now)
+            return
+        if cmd.online and not s.registered:
+            s.error(f"/{cmd.name}: not connected", now)
+            return
+        try:
+            cmd.handler(s, args.strip(), now)
+        except UsageError as exc:
+            s.error(str(exc) or f"Usage: {cmd.usage}", now)
+        return
+    if text.startswith("//"):
+        text = text[1:]
+    buf = s.current
+    if buf.kind is BufferKind.SERVER:
+        s.error("This is the server buffer: /join a channel, /msg NICK TEXT or /quote a line", now)
+        return
+    if not s.registered:
+        s.error("Not connected: the message was not sent", now)
+        return
+    if buf.kind is BufferKind.CHANNEL and not buf.joined:
+        s.error(f"You are not in {buf.name} (/join {buf.name})", now)
+        return
+    for line in text.splitlines():
+        if line:
+            s.say(buf.name, line, now)
+
+
+def _need(args: str, minimum: int, usage: str) -> list[str]:
+    parts = args.split()
+    if len(parts) < minimum:
+        raise UsageError(f"Usage: {usage}")
+    return parts
+
+
+def _check_name(name: str, what: str) -> str:
+    if not name or any(ch in name for ch in " ,\x00\r\n\x07") or name.startswith(":"):
+        raise UsageError(f"Invalid {what}: {name!r}")
+    return name
+
+
+def _channel_arg(s: Session, args: str) -> tuple[str | None, str]:
+    """(channel, rest): an explicit leading channel, else the current channel."""
+    first, _, rest = args.partition(" ")
+    if first and s.is_channel(first):
+        return first, rest.strip()
+    if s.current.kind is BufferKind.CHANNEL:
+        return s.current.name, args
+    return None, args
+
+
+def _current_target(s: Session, what: str) -> str:
+    buf = s.current
+    if buf.kind is BufferKind.SERVER:
+        raise UsageError(f"{what} needs a channel or query buffer")
+    return buf.name
+
+
+# ---------------------------------------------------------------------- channel commands
+
+
+@command("join", "/join #channel[,#other] [key[,key]]", "Join channels (and switch to them).")
+def _join(s: Session, args: str, now: float) -> None:
+    parts = _need(args, 1, COMMANDS["join"].usage)
+    if len(parts) > 1 and all(s.is_channel(p) for p in parts):
+        names, keys = parts, []  # "/join #a #b" works too
+    else:
+        names = parts[0].split(",")
+        keys = parts[1].split(",") if len(parts) > 1 else []
+    chans = []
+    for name in names:
+        if not name:
+            continue
+        if not s.is_channel(name):
+            name = "#" + name
+        chans.append(_check_name(name, "channel"))
+    already = [c for c in chans if (b := s.buffer(c)) is not None and b.joined]
+    todo = [c for c in chans if c not in already]
+    if already and not todo:
+        s.switch(already[-1])
+        return
+    s.join(todo, keys)
+
+
+@command("part", "/part [#channel] [reason]", "Leave a channel (the buffer stays; /close it).")
+def _part(s: Session, args: str, now: float) -> None:
+    chan, reason = _channel_arg(s, args)
+    if chan is None:
+        raise UsageError("Usage: /part [#channel] [reason] (in a channel buffer)")
+    s.send("PART", chan, *([reason] if reason else []))
+
+
+@command("topic", "/topic [#channel] [new topic | -delete]", "Show or set a channel topic.")
+def _topic(s: Session, args: str, now: float) -> None:
+    chan, text = _channel_arg(s, args)
+    if chan is None:
+        raise UsageError("Usage: /topic #channel [new topic]")
+    if not text:
+        s.send("TOPIC", chan)
+    elif text == "-delete":
+        s.send("TOPIC", chan, "")
+    else:
+        s.send("TOPIC", chan, text)
+
+
+@command("names", "/names [#channel]", "List the members of a channel.")
+def _names(s: Session, args: str, now: float) -> None:
+    chan, _ = _channel_arg(s, args)
+    if chan is None:
+        raise UsageError("Usage: /names #channel")
+    s.show_names(chan)
+    s.send("NAMES", chan)
+
+
+@command("list", "/list [pattern]", "List channels on the server.")
+def _list(s: Session, args: str, now: float) -> None:
+    if args:
+        s.send("LIST", _check_name(args.split()[0], "pattern"))
+    else:
+        s.send("LIST")
+
+
+@command("invite", "/invite NICK [#channel]", "Invite someone to a channel.")
+def _invite(s: Session, args: str, now: float) -> None:
+    parts = _need(args, 1, COMMANDS["invite"].usage)
+    chan = parts[1] if len(parts) > 1 else None
+    if chan is None and s.current.kind is BufferKind.CHANNEL:
+        chan = s.current.name
+    if chan is None:
+        raise UsageError("Usage: /invite NICK #channel")
+    s.send("INVITE", _check_name(parts[0], "nick"), _check_name(chan, "channel"))
+
+
+@command("kick", "/kick [#channel] NICK [reason]", "Remove someone from a channel.")
+def _kick(s: Session, args: str, now: float) -> None:
+    chan, rest = _channel_arg(s, args)
+    nick, _, reason = rest.partition(" ")
+    if chan is None or not nick:
+        raise UsageError(f"Usage: {COMMANDS['kick'].usage}")
+    s.send("KICK", chan, _check_name(nick, "nick"), *([reason.strip()] if reason.strip() else []))
+
+
+@command("mode", "/mode [target] [+/-modes [args]]", "Show or change channel or user modes.")
+def _mode(s: Session, args: str, now: float) -> None:
+    parts = args.split()
+    if not parts or parts[0][0] in "+-":
+        target = s.current.name if s.current.kind is BufferKind.CHANNEL else s.nick
+        parts.insert(0, target)
+    for p in parts:
+        _check_name(p, "mode argument")
+    s.send("MODE", *parts)
+
+
+# ---------------------------------------------------------------------- messaging
+
+
+@command("msg", "/msg TARGET TEXT", "Send a message to a nick or channel.")
+def _msg(s: Session, args: str, now: float) -> None:
+    target, _, text = args.partition(" ")
+    if not target or not text.strip():
+        raise UsageError(f"Usage: {COMMANDS['msg'].usage}")
+    s.say(_check_name(target, "target"), text, now)
+
+
+@command("query", "/query NICK [TEXT]", "Open a private conversation (and send TEXT).")
+def _query(s: Session, args: str, now: float) -> None:
+    nick, _, text = args.partition(" ")
+    if not nick or s.is_channel(nick):
+        raise UsageError(f"Usage: {COMMANDS['query'].usage}")
+    _check_name(nick, "nick")
+    if s.open_query(nick, now) is None:
+        raise UsageError("Cannot open another buffer")
+    if text.strip():
+        if not s.registered:
+            s.error("Not connected: the message was not sent", now)
+            return
+        s.say(nick, text, now)
+
+
+@command("me", "/me ACTION", "Send an action (CTCP ACTION) to the current buffer.")
+def _me(s: Session, args: str, now: float) -> None:
+    if not args:
+        raise UsageError(f"Usage: {COMMANDS['me'].usage}")
+    s.say(_current_target(s, "/me"), args, now, action=True)
+
+
+@command("notice", "/notice TARGET TEXT", "Send a notice.")
+def _notice(s: Session, args: str, now: float) -> None:
+    target, _, text = args.partition(" ")
+    if not target or not text.strip():
+        raise UsageError(f"Usage: {COMMANDS['notice'].usage}")
+    s.notice(_check_name(target, "target"), text, now)
+
+
+# ---------------------------------------------------------------------- you and others
+
+
+@command("nick", "/nick NEWNICK", "Change your nick.")
+def _nick(s: Session, args: str, now: float) -> None:
+    parts = _need(args, 1, COMMANDS["nick"].usage)
+    s.send("NICK", _check_name(parts[0], "nick"))
+
+
+@command("whois", "/whois NICK", "Show information about someone.")
+def _whois(s: Session, args: str, now: float) -> None:
+    parts = _need(args, 1, COMMANDS["whois"].usage)
+    s.send("WHOIS", _check_name(parts[0], "nick"))
+
+
+@command("away", "/away [message]", "Set an away message; without one, come back.")
+def _away(s: Session, args: str, now: float) -> None:
+    if args:
+        s.send("AWAY", args)
+    else:
+        s.send("AWAY")
+
+
+@command("quote", "/quote RAW LINE", "Send a raw IRC line to the server.")
+def _quote(s: Session, args: str, now: float) -> None:
+    if not args:
+        raise UsageError(f"Usage: {COMMANDS['quote'].usage}")
+    s.send_raw(args)
+
+
+@command("quit", "/quit [message]", "Disconnect and exit.", online=False)
+def _quit(s: Session, args: str, now: float) -> None:
+    s.quit(args)
+
+
+# ---------------------------------------------------------------------- local
+
+
+@command("close", "/close [buffer]", "Close a buffer (parts a channel).", online=False)
+def _close(s: Session, args: str, now: float) -> None:
+    buf = s.buffer(args.split()[0]) if args else s.current
+    if buf is None:
+        raise UsageError(f"No buffer {args.split()[0]!r}")
+    if buf.kind is BufferKind.SERVER:
+        raise UsageError("The server buffer cannot be closed (use /quit)")
+    s.close_buffer(buf, now)
+
+
+@command("win", "/win N", "Switch to buffer number N (1 is the server buffer).", online=False)
+def _win(s: Session, args: str, now: float) -> None:
+    parts = _need(args, 1, COMMANDS["win"].usage)
+    if parts[0].isdigit():
+        if not s.switch(int(parts[0]) - 1):
+            raise UsageError(f"No buffer number {parts[0]} (there are {len(s.buffers)})")
+    elif not s.switch(parts[0]):
+        raise UsageError(f"No buffer {parts[0]!r}")
+
+
+@command("clear", "/clear", "Clear the current buffer's scrollback.", online=False)
+def _clear(s: Session, args: str, now: float) -> None:
+    s.clear(s.current)
+
+
+@command("help", "/help [command]", "List commands, or describe one.", online=False)
+def _help(s: Session, args: str, now: float) -> None:
+    if args:
+        name = args.split()[0].lstrip("/").lower()
+        cmd = COMMANDS.get(ALIASES.get(name, name))
+        if cmd is None:
+            raise UsageError(f"Unknown command /{name}")
+        s.info(f"{cmd.usage} — {cmd.help}", now)
+        return
+    s.info("Commands (/help COMMAND for details; //text sends text starting with /):", now)
+    for cmd in COMMANDS.values():
+        s.info(f"  {cmd.usage:<42} {cmd.help}", now)
+
+
+# ---------------------------------------------------------------------- completion
+
+
+def command_names() -> list[str]:
+    return sorted(COMMANDS)
+
+
+def complete(s: Session, text: str, cursor: int) -> Completion:
+    from .session import Completion
+
+    cursor = max(0, min(cursor, len(text)))
+    start = text.rfind(" ", 0, cursor) + 1
+    word = text[start:cursor]
+    if not word:
+        return Completion(start, cursor, [])
+    if start == 0 and word.startswith("/"):
+        stem = word[1:].lower()
+        return Completion(start, cursor, [f"/{n} " for n in command_names() if n.startswith(stem)])
+    fold = s.fold
+    stem = fold(word)
+    if word[0] in s.chantypes:
+        names = [b.name for b in s.buffers if b.kind is BufferKind.CHANNEL]
+        return Completion(start, cursor, [n for n in names if fold(n).startswith(stem)])
+    buf = s.current
+    if buf.kind is BufferKind.CHANNEL:
+        members = sorted(buf.members.values(), key=lambda m: (-m.last_spoke, fold(m.nick)))
+        nicks = [m.nick for m in members if not s.is_me(m.nick)]
+    elif buf.kind is BufferKind.QUERY:
+        nicks = [buf.name]
+    else:
+        nicks = []
+    suffix = ": " if start == 0 else " "
+    return Completion(start, cursor, [n + suffix for n in nicks if fold(n).startswith(stem)])

@@ -1,0 +1,357 @@
+"""chat-client configuration: a TOML file in the user's config directory.
+
+Location: ``$XDG_CONFIG_HOME/chat-client/config.toml`` (``~/.config/...`` when the
+variable is unset); ``--config FILE`` overrides it. A missing default file is fine
+(built-in defaults); a missing explicit file, bad TOML or a bad value is a
+:class:`ConfigError` with a one-line message naming the file and the setting.
+
+Example::
+
+    nick = "alice"                      # defaults for every server
+    scrollback = 2000                   # lines kept per buffer
+    history_lines = 100                 # lines per CHATHISTORY request
+    highlight_words = ["deploy"]        # highlighted like your nick
+    bell = false                        # ring the terminal bell on highlight
+    nicklist = true                     # show the nick list initially
+    timestamp_format = "%H:%M"
+    default_server = "home"
+
+    [servers.home]
+    host = "irc.example.org"
+    port = 6697
+    tls = true
+    channels = ["#chat", "#dev"]
+
+    [colours]                           # prompt_toolkit style strings
+    highlight = "bold #ff5f5f"
+    nicks = ["#5fafff", "#87d787"]      # palette for nick colours
+
+    [keys]                              # action = key or [keys]; the UI interprets names
+    next_buffer = "c-n"
+    toggle_nicklist = ["f7", "escape n"]
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chat.names import is_valid_nick
+
+APP_DIR = "chat-client"
+FILE_NAME = "config.toml"
+
+DEFAULT_COLOURS: dict[str, str] = {
+    "timestamp": "#808080",
+    "own_nick": "bold",
+    "highlight": "bold #ff5f5f",
+    "message": "",
+    "action": "italic",
+    "notice": "#d7af00",
+    "join": "#5f875f",
+    "part": "#875f5f",
+    "quit": "#875f5f",
+    "kick": "#d75f5f",
+    "nick": "#5f87af",
+    "topic": "#5fafaf",
+    "mode": "#8787af",
+    "info": "#808080",
+    "error": "bold #ff0000",
+    "history": "#6c6c6c",
+    "topic_bar": "reverse",
+    "status_bar": "reverse",
+    "buffer_current": "reverse bold",
+    "buffer_activity": "#afaf5f",
+    "buffer_unread": "bold",
+    "buffer_highlight": "bold #ff5f5f",
+    "nicklist": "",
+    "nicklist_away": "#6c6c6c",
+    "input": "",
+}
+
+DEFAULT_NICK_COLOURS: tuple[str, ...] = (
+    "#5fafff", "#87d787", "#d7af5f", "#d787d7", "#5fd7d7", "#ff8787",
+    "#afaf00", "#87afff", "#d7875f", "#af87ff", "#5fd787", "#ff87af",
+)  # fmt: skip
+
+# Action -> key sequences (prompt_toolkit key names, space-separated for a sequence).
+DEFAULT_KEYS: dict[str, tuple[str, ...]] = {
+    "next_buffer": ("c-n",),
+    "prev_buffer": ("c-p",),
+    **{f"buffer_{n}": (f"escape {n}",) for n in range(1, 10)},
+    "scroll_up": ("pageup",),
+    "scroll_down": ("pagedown",),
+    "complete": ("tab",),
+    "history_prev": ("up",),
+    "history_next": ("down",),
+    "toggle_nicklist": ("f7",),
+    "quit": ("c-q",),
+}
+
+_SERVER_KEYS = {
+    "host",
+    "port",
+    "tls",
+    "tls_verify",
+    "nick",
+    "user",
+    "realname",
+    "password",
+    "channels",
+}
+_TOP_KEYS = {
+    "nick",
+    "user",
+    "realname",
+    "scrollback",
+    "history_lines",
+    "highlight_words",
+    "bell",
+    "nicklist",
+    "timestamp_format",
+    "default_server",
+    "servers",
+    "colours",
+    "colors",
+    "keys",
+}
+
+
+class ConfigError(Exception):
+    """A configuration problem; ``str()`` is one line naming the file and setting."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    name: str
+    host: str
+    port: int | None = None  # None: 6697 with TLS, else 6667
+    tls: bool = False
+    tls_verify: bool = True
+    nick: str = ""
+    user: str = ""
+    realname: str = ""
+    password: str | None = None
+    channels: tuple[str, ...] = ()
+
+    @property
+    def effective_port(self) -> int:
+        if self.port is not None:
+            return self.port
+        return 6697 if self.tls else 6667
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    servers: dict[str, ServerSettings] = field(default_factory=dict)
+    default_server: str | None = None
+    nick: str = ""
+    user: str = ""
+    realname: str = ""
+    scrollback: int = 2000
+    history_lines: int = 100
+    highlight_words: tuple[str, ...] = ()
+    bell: bool = False
+    nicklist: bool = True
+    timestamp_format: str = "%H:%M"
+    colours: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_COLOURS))
+    nick_colours: tuple[str, ...] = DEFAULT_NICK_COLOURS
+    keys: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_KEYS))
+    path: Path | None = None  # the file it came from
+
+    def server(self, name: str | None) -> ServerSettings | None:
+        """The server called ``name``; with None the default (or only) server."""
+        if name is not None:
+            return self.servers.get(name)
+        if self.default_server is not None:
+            return self.servers.get(self.default_server)
+        if len(self.servers) == 1:
+            return next(iter(self.servers.values()))
+        return None
+
+
+def default_path(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    base = env.get("XDG_CONFIG_HOME") or ""
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".config"
+    return root / APP_DIR / FILE_NAME
+
+
+def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> ClientConfig:
+    """Read ``path`` (or the default file, which may be absent) and validate it."""
+    explicit = path is not None
+    file = Path(path) if path is not None else default_path(env)
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        if explicit:
+            raise ConfigError(f"{file}: no such file") from None
+        return ClientConfig()
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{file}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: invalid TOML: {exc}") from None
+    try:
+        return parse(data, file)
+    except ConfigError as exc:
+        raise ConfigError(f"{file}: {exc}") from None
+
+
+def parse(data: Mapping[str, Any], path: Path | None = None) -> ClientConfig:
+    """Validate a decoded TOML document (errors name the setting, not the file)."""
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise ConfigError(f"unknown setting {key!r}")
+    if "colours" in data and "colors" in data:
+        raise ConfigError("use either [colours] or [colors], not both")
+    defaults = {
+        "nick": _nick(data, "nick", "nick", optional=True),
+        "user": _str(data, "user", "user"),
+        "realname": _str(data, "realname", "realname"),
+    }
+    servers_raw = data.get("servers", {})
+    if not isinstance(servers_raw, dict):
+        raise ConfigError("servers: expected a table of [servers.NAME] tables")
+    servers = {name: _server(name, value) for name, value in servers_raw.items()}
+    default_server = data.get("default_server")
+    if default_server is not None:
+        if not isinstance(default_server, str):
+            raise ConfigError("default_server: expected a string")
+        if default_server not in servers:
+            raise ConfigError(f"default_server: no [servers.{default_server}] table")
+    colours = dict(DEFAULT_COLOURS)
+    nick_colours = DEFAULT_NICK_COLOURS
+    colour_table = data.get("colours", data.get("colors", {}))
+    section = "colours" if "colours" in data else "colors"
+    if not isinstance(colour_table, dict):
+        raise ConfigError(f"{section}: expected a table")
+    for key, value in colour_table.items():
+        where = f"{section}.{key}"
+        if key == "nicks":
+            nick_colours = _str_list(value, where, allow_empty=False)
+        elif key not in DEFAULT_COLOURS:
+            raise ConfigError(f"{where}: unknown colour (known: {', '.join(DEFAULT_COLOURS)})")
+        elif not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a style string such as 'bold #ff0000'")
+        else:
+            colours[key] = value
+    keys = dict(DEFAULT_KEYS)
+    key_table = data.get("keys", {})
+    if not isinstance(key_table, dict):
+        raise ConfigError("keys: expected a table")
+    for action, value in key_table.items():
+        where = f"keys.{action}"
+        if action not in DEFAULT_KEYS:
+            raise ConfigError(f"{where}: unknown action (known: {', '.join(DEFAULT_KEYS)})")
+        keys[action] = (value,) if isinstance(value, str) else _str_list(value, where)
+        if any(not k.strip() for k in keys[action]):
+            raise ConfigError(f"{where}: empty key name")
+    timestamp_format = _str(data, "timestamp_format", "timestamp_format") or "%H:%M"
+    return ClientConfig(
+        servers=servers,
+        default_server=default_server,
+        nick=defaults["nick"],
+        user=defaults["user"],
+        realname=defaults["realname"],
+        scrollback=_int(data, "scrollback", 2000, 100, 1_000_000),
+        history_lines=_int(data, "history_lines", 100, 1, 1000),
+        highlight_words=_str_list(data.get("highlight_words", []), "highlight_words"),
+        bell=_bool(data, "bell", False, "bell"),
+        nicklist=_bool(data, "nicklist", True, "nicklist"),
+        timestamp_format=timestamp_format,
+        colours=colours,
+        nick_colours=nick_colours,
+        keys=keys,
+        path=path,
+    )
+
+
+def _server(name: str, table: Any) -> ServerSettings:
+    where = f"servers.{name}"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: expected a table")
+    for key in table:
+        if key not in _SERVER_KEYS:
+            raise ConfigError(f"{where}.{key}: unknown setting")
+    host = table.get("host")
+    if not isinstance(host, str) or not host.strip() or any(c.isspace() for c in host):
+        raise ConfigError(f"{where}.host: expected a host name")
+    port = table.get("port")
+    if port is not None and (
+        not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535
+    ):
+        raise ConfigError(f"{where}.port: expected an integer from 1 to 65535, got {port!r}")
+    password = table.get("password")
+    if password is not None and not isinstance(password, str):
+        raise ConfigError(f"{where}.password: expected a string")
+    channels = _str_list(table.get("channels", []), f"{where}.channels")
+    for chan in channels:
+        if not chan or any(c in chan for c in " ,\x07\r\n\0"):
+            raise ConfigError(f"{where}.channels: invalid channel name {chan!r}")
+    return ServerSettings(
+        name=name,
+        host=host,
+        port=port,
+        tls=_bool(table, "tls", False, f"{where}.tls"),
+        tls_verify=_bool(table, "tls_verify", True, f"{where}.tls_verify"),
+        nick=_nick(table, "nick", f"{where}.nick", optional=True),
+        user=_str(table, "user", f"{where}.user"),
+        realname=_str(table, "realname", f"{where}.realname"),
+        password=password or None,
+        channels=tuple(channels),
+    )
+
+
+def _str(table: Mapping[str, Any], key: str, where: str) -> str:
+    value = table.get(key, "")
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    if any(c in value for c in "\r\n\0"):
+        raise ConfigError(f"{where}: must be a single line")
+    return value
+
+
+def _nick(table: Mapping[str, Any], key: str, where: str, *, optional: bool) -> str:
+    value = _str(table, key, where)
+    if (value or not optional) and not is_valid_nick(value):
+        raise ConfigError(f"{where}: {value!r} is not a valid nick")
+    return value
+
+
+def _bool(table: Mapping[str, Any], key: str, default: bool, where: str) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    return value
+
+
+def _int(table: Mapping[str, Any], key: str, default: int, low: int, high: int) -> int:
+    value = table.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ConfigError(f"{key}: expected an integer from {low} to {high}, got {value!r}")
+    return value
+
+
+def _str_list(value: Any, where: str, *, allow_empty: bool = True) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: expected a list of strings")
+    if not allow_empty and not value:
+        raise ConfigError(f"{where}: must not be empty")
+    return tuple(value)
+
+
+def default_nick(env: Mapping[str, str] | None = None) -> str:
+    """A nick from the login name, made valid; 'guest' when nothing usable."""
+    env = os.environ if env is None else env
+    name = env.get("USER") or env.get("LOGNAME") or ""
+    name = re.sub(r"[^A-Za-z0-9\[\]\\`_^{|}\-]", "", name)[:16]
+    return name if is_valid_nick(name) else "guest"

@@ -1,0 +1,348 @@
+"""asyncio driver for a :class:`~client.session.Session`.
+
+TCP (optionally TLS) with a bounded line reader, a write queue, PING keepalive (which
+also measures lag), dead-connection detection, and reconnection with exponential
+backoff and jitter. The session does the protocol work, including rejoining channels
+and the CHATHISTORY gap fill after a reconnect; this module only moves bytes and
+keeps time.
+
+Everything runs on one event loop; nothing blocks. UI code calls :meth:`Connection.input`
+and friends from the same loop and gets events through :meth:`Connection.subscribe`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from chat.framing import LineBuffer, LineTooLong
+
+from .model import Buffer, Event, EventCallback, QuitRequested, State
+from .session import Session
+
+log = logging.getLogger(__name__)
+
+READ_SIZE = 65536
+
+
+@dataclass(slots=True)
+class ConnectionSettings:
+    host: str
+    port: int = 6667
+    tls: bool = False
+    tls_verify: bool = True
+    ping_interval: float = 30.0  # seconds between keepalive PINGs
+    ping_timeout: float = 30.0  # no data for this long after a PING: the connection is dead
+    connect_timeout: float = 20.0
+    backoff_base: float = 1.0
+    backoff_cap: float = 60.0
+    stable_after: float = 60.0  # a connection up this long resets the backoff
+    quit_timeout: float = 3.0  # after QUIT, how long to wait for the server to close
+    reconnect: bool = True
+
+
+def backoff_delay(
+    attempt: int, base: float = 1.0, cap: float = 60.0, rand: Callable[[], float] = random.random
+) -> float:
+    """Delay before reconnect attempt ``attempt`` (0-based): exponential, capped, jittered.
+
+    "Equal jitter": half of the exponential step is fixed and half random, so clients
+    that lost the same server spread out but never retry in a tight loop.
+    """
+    step: float = min(cap, base * 2.0 ** min(attempt, 32))
+    return step / 2 + rand() * step / 2
+
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class Connection:
+    def __init__(
+        self,
+        session: Session,
+        settings: ConnectionSettings,
+        *,
+        on_event: EventCallback | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Sleep | None = None,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.session = session
+        self.settings = settings
+        self._callbacks: list[EventCallback] = [on_event] if on_event is not None else []
+        self._ssl = ssl_context
+        self._clock = clock
+        self._sleep: Sleep = sleep if sleep is not None else asyncio.sleep
+        self._rand = rand
+        self._writer: asyncio.StreamWriter | None = None
+        self._wq: deque[bytes] = deque()
+        self._wq_ready: asyncio.Event | None = None
+        self._wake: asyncio.Event | None = None
+        self._changed: asyncio.Event | None = None
+        self._quit: asyncio.Event | None = None
+        self._closing = False
+        self._last_rx = 0.0
+        self.attempt = 0  # consecutive failed or short-lived connections
+        self.running = False
+
+    # ------------------------------------------------------------------ UI-facing API
+
+    def subscribe(self, callback: EventCallback) -> None:
+        """Call ``callback(event)`` for every session event (on the event loop)."""
+        self._callbacks.append(callback)
+
+    @property
+    def closing(self) -> bool:
+        """/quit or close() was requested: no more reconnecting."""
+        return self._closing
+
+    @property
+    def connected(self) -> bool:
+        return self._writer is not None
+
+    def input(self, text: str) -> None:
+        """A line the user typed (a /command or text for the current buffer)."""
+        self.session.input(text, self._clock())
+        self.flush()
+
+    def request_older(self, buffer: Buffer) -> bool:
+        """PageUp at the top of ``buffer``: load older history if the server has it."""
+        sent = self.session.request_older(buffer, self._clock())
+        self.flush()
+        return sent
+
+    def switch(self, target: Buffer | str | int) -> bool:
+        ok = self.session.switch(target)
+        self.flush()
+        return ok
+
+    def close(self, message: str = "") -> None:
+        """Send QUIT (when connected) and stop; :meth:`run` then returns."""
+        self.session.quit(message)
+        self.flush()
+
+    def drop(self) -> None:
+        """Abort the TCP connection as a network failure would; reconnection follows."""
+        if self._writer is not None:
+            self._writer.transport.abort()
+
+    def reconnect_now(self) -> None:
+        """Skip the remaining backoff delay."""
+        if self._wake is not None:
+            self._wake.set()
+
+    def flush(self) -> None:
+        """Move the session's outgoing lines to the socket and its events to subscribers."""
+        lines = self.session.take_outgoing()
+        if lines and self._writer is not None:
+            self._wq.append("".join(line + "\r\n" for line in lines).encode("utf-8", "replace"))
+            if self._wq_ready is not None:
+                self._wq_ready.set()
+        events = self.session.take_events()
+        for event in events:
+            if isinstance(event, QuitRequested):
+                self._closing = True
+                if self._quit is not None:
+                    self._quit.set()
+                if self._wake is not None:
+                    self._wake.set()
+            self._deliver(event)
+        if self._changed is not None and (events or lines):
+            self._changed.set()
+            self._changed = asyncio.Event()
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> None:
+        """Wait until ``predicate()`` holds (checked after every change); TimeoutError."""
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                if self._changed is None:
+                    self._changed = asyncio.Event()
+                await self._changed.wait()
+
+    # ------------------------------------------------------------------ main loop
+
+    async def run(self) -> None:
+        """Connect, and reconnect after every loss, until /quit or :meth:`close`."""
+        self.running = True
+        self._wake = asyncio.Event()
+        self._changed = self._changed or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        s = self.settings
+        try:
+            while not self._closing:
+                self.session.connecting(self._clock())
+                self.flush()
+                try:
+                    reader, writer = await asyncio.wait_for(self._open(), s.connect_timeout)
+                except (OSError, TimeoutError, ssl.SSLError) as exc:
+                    self.session.error(
+                        f"Could not connect to {s.host}:{s.port}: {_describe(exc)}",
+                        self._clock(),
+                        self.session.server,
+                    )
+                    self.flush()
+                else:
+                    if self.closing:  # /quit while connecting
+                        writer.close()
+                        break
+                    started = loop.time()
+                    await self._serve(reader, writer)
+                    if loop.time() - started >= s.stable_after:
+                        self.attempt = 0
+                if self._closing or not s.reconnect:
+                    break
+                delay = backoff_delay(self.attempt, s.backoff_base, s.backoff_cap, self._rand)
+                self.attempt += 1
+                self.session.connecting(self._clock(), delay)
+                self.flush()
+                await self._pause(delay)
+        finally:
+            self.running = False
+            if self.session.state is not State.DISCONNECTED:
+                self.session.connection_lost(self._clock(), "closed")
+            self.session.reconnect_delay = None
+            self.flush()
+
+    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        s = self.settings
+        ctx = self._ssl
+        if ctx is None and s.tls:
+            ctx = ssl.create_default_context()
+            if not s.tls_verify:
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+        if ctx is None:
+            return await asyncio.open_connection(s.host, s.port)
+        return await asyncio.open_connection(s.host, s.port, ssl=ctx, server_hostname=s.host)
+
+    async def _pause(self, delay: float) -> None:
+        assert self._wake is not None
+        self._wake.clear()
+        if self._closing:
+            return
+        sleeper = asyncio.ensure_future(self._sleep(delay))
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, waker):
+                task.cancel()
+            await asyncio.gather(sleeper, waker, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        self._writer = writer
+        self._wq.clear()
+        self._wq_ready = asyncio.Event()
+        self._quit = asyncio.Event()
+        self._last_rx = loop.time()
+        self.session.connection_made(self._clock())
+        self.flush()
+        tasks = {
+            asyncio.ensure_future(self._read_loop(reader)),
+            asyncio.ensure_future(self._write_loop(writer)),
+            asyncio.ensure_future(self._keepalive()),
+            asyncio.ensure_future(self._quit_watch()),
+        }
+        reason = "connection lost"
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if not task.cancelled() and task.exception() is None:
+                    reason = task.result()
+                elif not task.cancelled():
+                    reason = _describe(task.exception())
+                break
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._writer = None
+            self._wq.clear()
+            self._quit = None
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 2.0)
+            self.session.connection_lost(self._clock(), reason)
+            self.flush()
+
+    async def _read_loop(self, reader: asyncio.StreamReader) -> str:
+        loop = asyncio.get_running_loop()
+        lines_in = LineBuffer()
+        while True:
+            try:
+                data = await reader.read(READ_SIZE)
+            except (OSError, ssl.SSLError) as exc:
+                return _describe(exc)
+            if not data:
+                return "connection closed by the server"
+            self._last_rx = loop.time()
+            try:
+                lines = lines_in.feed(data)
+            except LineTooLong as exc:
+                lines = exc.lines
+                self.session.malformed += 1
+            now = self._clock()
+            for line in lines:
+                self.session.feed(line, now)
+            self.flush()
+
+    async def _write_loop(self, writer: asyncio.StreamWriter) -> str:
+        assert self._wq_ready is not None
+        ready = self._wq_ready
+        while True:
+            await ready.wait()
+            ready.clear()
+            while self._wq:
+                writer.write(self._wq.popleft())
+            try:
+                await writer.drain()
+            except (OSError, ssl.SSLError) as exc:
+                return _describe(exc)
+
+    async def _keepalive(self) -> str:
+        loop = asyncio.get_running_loop()
+        s = self.settings
+        while True:
+            await asyncio.sleep(s.ping_interval)
+            sent = loop.time()
+            self.session.ping(self._clock())
+            self.flush()
+            await asyncio.sleep(s.ping_timeout)
+            if self._last_rx < sent:
+                return f"no reply from the server for {s.ping_timeout:g} s"
+
+    async def _quit_watch(self) -> str:
+        assert self._quit is not None
+        await self._quit.wait()
+        # Let the QUIT line go out, then give the server a moment to close first.
+        await asyncio.sleep(0)
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._writer.drain(), self.settings.quit_timeout)
+        await asyncio.sleep(self.settings.quit_timeout)
+        return "quit"
+
+    def _deliver(self, event: Event) -> None:
+        for callback in self._callbacks:
+            try:
+                callback(event)
+            except Exception:  # a UI bug must not stop the connection
+                log.exception("event callback failed")
+
+
+def _describe(exc: BaseException | None) -> str:
+    if exc is None:
+        return "unknown error"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    text = str(exc) or type(exc).__name__
+    return text

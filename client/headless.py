@@ -1,0 +1,120 @@
+"""Headless front end: display lines to stdout, commands from stdin.
+
+Useful for scripts and tests, and the fallback when the full-screen UI cannot start.
+Each line printed is ``HH:MM:SS BUFFER BODY`` where BODY is ``<nick> text``,
+``* nick action``, ``-nick- notice``, ``-- nick joined ...`` for events,
+``-- text`` for info and ``!! text`` for errors.
+
+Input lines are held until the first registration. After a ``/join`` the next
+input line waits (up to 10 s) until the channel is joined, so a script can join
+and then talk. End of input sends /quit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import threading
+import time
+from typing import TextIO
+
+from .connection import Connection
+from .model import Buffer, Event, HistoryAdded, Kind, Line, LineAdded
+
+JOIN_WAIT = 10.0
+
+
+def format_line(buffer: Buffer, line: Line, timestamp_format: str = "%H:%M:%S") -> str:
+    stamp = time.strftime(timestamp_format, time.localtime(line.time))
+    if line.kind is Kind.MESSAGE:
+        body = f"<{line.prefix}{line.nick}> {line.text}"
+    elif line.kind is Kind.ACTION:
+        body = f"* {line.nick} {line.text}"
+    elif line.kind is Kind.NOTICE:
+        body = f"-{line.nick}- {line.text}"
+    elif line.kind is Kind.ERROR:
+        body = f"!! {line.text}"
+    elif line.nick:
+        body = f"-- {line.nick} {line.text}"
+    else:
+        body = f"-- {line.text}"
+    return f"{stamp} {buffer.name} {body}"
+
+
+async def run_headless(
+    conn: Connection,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    timestamp_format: str = "%H:%M:%S",
+) -> int:
+    out = stdout if stdout is not None else sys.stdout
+    src = stdin if stdin is not None else sys.stdin
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def show(event: Event) -> None:
+        if isinstance(event, LineAdded):
+            out.write(format_line(event.buffer, event.line, timestamp_format) + "\n")
+        elif isinstance(event, HistoryAdded):
+            for line in event.lines:
+                out.write(format_line(event.buffer, line, timestamp_format) + "\n")
+        else:
+            return
+        with contextlib.suppress(Exception):
+            out.flush()
+
+    conn.subscribe(show)
+
+    def reader() -> None:  # a daemon thread: a blocked readline never holds up exit
+        try:
+            for text in src:
+                loop.call_soon_threadsafe(lines.put_nowait, text.rstrip("\r\n"))
+        except (OSError, ValueError):
+            pass
+        with contextlib.suppress(RuntimeError):  # the loop may be closed already
+            loop.call_soon_threadsafe(lines.put_nowait, None)
+
+    threading.Thread(target=reader, name="chat-stdin", daemon=True).start()
+    runner = asyncio.ensure_future(conn.run())
+    feeder = asyncio.ensure_future(_feed(conn, lines))
+    try:
+        await asyncio.wait({runner, feeder}, return_when=asyncio.FIRST_COMPLETED)
+        if not runner.done():
+            await runner
+    finally:
+        feeder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feeder
+    return 0
+
+
+async def _feed(conn: Connection, lines: asyncio.Queue[str | None]) -> None:
+    session = conn.session
+    while True:
+        text = await lines.get()
+        if text is None:
+            break
+        if text.lstrip().lower().startswith("/quit"):
+            conn.input(text)
+            return
+        with contextlib.suppress(TimeoutError):
+            await conn.wait_until(lambda: session.registered, timeout=3600)
+        conn.input(text)
+        words = text.split()
+        if words and words[0].lower() in ("/join", "/j") and len(words) > 1:
+            names = [n if session.is_channel(n) else "#" + n for n in words[1].split(",") if n]
+
+            def joined(names: list[str] = names) -> bool:
+                return all((b := session.buffer(n)) is not None and b.joined for n in names)
+
+            with contextlib.suppress(TimeoutError):
+                await conn.wait_until(joined, JOIN_WAIT)
+            if names and (buf := session.buffer(names[-1])) is not None:
+                conn.switch(buf)
+    # End of input: let pending history requests finish, then quit.
+    with contextlib.suppress(TimeoutError):
+        await conn.wait_until(
+            lambda: not any(b.history_loading for b in session.buffers), JOIN_WAIT
+        )
+    conn.close()

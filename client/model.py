@@ -1,0 +1,317 @@
+"""Client data model: display lines, buffers, members and the events the UI receives.
+
+Everything here is plain data owned by :class:`client.session.Session`; a UI reads it
+and never mutates it (it calls Session methods instead).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from .formatting import Span
+
+
+class Kind(StrEnum):
+    MESSAGE = "message"
+    ACTION = "action"  # CTCP ACTION (/me)
+    NOTICE = "notice"
+    JOIN = "join"
+    PART = "part"
+    QUIT = "quit"
+    KICK = "kick"
+    NICK = "nick"
+    TOPIC = "topic"
+    MODE = "mode"
+    ERROR = "error"
+    INFO = "info"
+
+
+# Kinds that count as unread messages (the others are "activity" only).
+MESSAGE_KINDS = frozenset({Kind.MESSAGE, Kind.ACTION, Kind.NOTICE})
+
+
+class BufferKind(StrEnum):
+    SERVER = "server"
+    CHANNEL = "channel"
+    QUERY = "query"
+
+
+class State(StrEnum):
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    REGISTERING = "registering"  # TCP is up, waiting for 001
+    CONNECTED = "connected"  # registered
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One display line. ``text``/``nick`` are sanitised: no control characters.
+
+    For message kinds ``nick`` is the sender and ``text`` the message. For events
+    (join/part/quit/kick/nick/topic/mode) ``nick`` is the actor and ``text`` the rest
+    of the sentence ("has joined #chan"); render as ``f"{nick} {text}"``. Info and
+    error lines have an empty ``nick``. ``spans`` is ``text`` split into styled runs
+    (mIRC bold/colour/...); their texts concatenate to ``text``.
+    """
+
+    time: float  # epoch seconds (server-time when the server sent it)
+    kind: Kind
+    nick: str
+    text: str
+    spans: tuple[Span, ...] = ()
+    msgid: str | None = None
+    prefix: str = ""  # the sender's highest channel prefix ("@", "+") when known
+    own: bool = False  # sent by us
+    highlight: bool = False  # mentions our nick (or a highlight word), or a private message
+    history: bool = False  # came from a CHATHISTORY batch
+
+
+@dataclass(slots=True)
+class Member:
+    nick: str
+    prefixes: str = ""  # all prefix symbols, highest rank first ("@+")
+    away: bool = False
+    last_spoke: float = 0.0
+
+    @property
+    def prefix(self) -> str:
+        """The highest prefix symbol, or ''."""
+        return self.prefixes[:1]
+
+
+class SeenIds:
+    """A bounded set of message ids: the oldest ids are forgotten first."""
+
+    __slots__ = ("_order", "_set")
+
+    def __init__(self, limit: int) -> None:
+        self._order: deque[str] = deque(maxlen=max(1, limit))
+        self._set: set[str] = set()
+
+    def add(self, msgid: str) -> bool:
+        """Remember ``msgid``; False when it was already known (a duplicate)."""
+        if msgid in self._set:
+            return False
+        if len(self._order) == self._order.maxlen:
+            self._set.discard(self._order[0])
+        self._order.append(msgid)
+        self._set.add(msgid)
+        return True
+
+    def __contains__(self, msgid: object) -> bool:
+        return msgid in self._set
+
+    def __len__(self) -> int:
+        return len(self._set)
+
+
+@dataclass(eq=False, slots=True)
+class Buffer:
+    """The server buffer, a channel or a private query."""
+
+    kind: BufferKind
+    name: str  # display name, and the target used on the wire
+    scrollback: int = 2000
+    lines: deque[Line] = field(init=False)
+    seen: SeenIds = field(init=False)
+    unread: int = 0  # message lines added while the buffer was not current
+    highlights: int = 0  # highlighted lines added while not current
+    activity: bool = False  # any line added while not current (joins, parts, ...)
+    topic: str = ""
+    topic_spans: tuple[Span, ...] = ()
+    topic_setter: str = ""
+    members: dict[str, Member] = field(default_factory=dict)  # folded nick -> member
+    joined: bool = False  # we are in the channel right now
+    rejoin: bool = False  # was joined when the connection was lost
+    key: str = ""  # channel key to rejoin with
+    history_loading: bool = False  # a CHATHISTORY request is in flight
+    history_complete: bool = False  # the server has nothing older
+    last_msgid: str | None = None  # newest msgid seen (for the reconnect gap fill)
+    last_time: float | None = None  # server time of the newest message seen
+    version: int = 0  # bumped on every change: a cheap "redraw needed" check
+
+    def __post_init__(self) -> None:
+        self.lines = deque(maxlen=max(1, self.scrollback))
+        self.seen = SeenIds(max(2 * self.scrollback, 1000))
+
+    @property
+    def is_channel(self) -> bool:
+        return self.kind is BufferKind.CHANNEL
+
+    @property
+    def highlight(self) -> bool:
+        return self.highlights > 0
+
+    @property
+    def full(self) -> bool:
+        return len(self.lines) >= (self.lines.maxlen or 0)
+
+    def sorted_members(self, ranks: str = "") -> list[Member]:
+        """Members by highest prefix (in ``ranks`` order, e.g. "~&@%+"), then by nick."""
+
+        def key(m: Member) -> tuple[int, str]:
+            p = m.prefix
+            rank = ranks.find(p) if p and p in ranks else len(ranks)
+            return rank, m.nick.lower()
+
+        return sorted(self.members.values(), key=key)
+
+    def oldest_msgid(self) -> str | None:
+        """The msgid of the oldest message line (the CHATHISTORY BEFORE reference)."""
+        for line in self.lines:
+            if line.msgid and line.kind in MESSAGE_KINDS:
+                return line.msgid
+        return None
+
+    def append(self, line: Line) -> bool:
+        """Add a live line at the bottom; False (and nothing added) for a duplicate msgid."""
+        if line.msgid is not None:
+            if not self.seen.add(line.msgid):
+                return False
+            if line.kind in MESSAGE_KINDS:  # only messages are kept in server history
+                self.last_msgid = line.msgid
+                self.last_time = line.time
+        self.lines.append(line)
+        self.version += 1
+        return True
+
+    def merge(self, batch: Iterable[Line]) -> tuple[list[Line], bool]:
+        """Merge history lines in time order, skipping known msgids.
+
+        Returns (the lines added, whether they all went above the existing ones). Older
+        history never pushes newer lines out: when the scrollback is full only what fits
+        is kept.
+        """
+        new = [ln for ln in batch if ln.msgid is None or self.seen.add(ln.msgid)]
+        if not new:
+            return [], False
+        new.sort(key=_time)
+        maxlen = self.lines.maxlen or 0
+        lines = self.lines
+        older = False
+        if not lines or new[0].time >= lines[-1].time:
+            lines.extend(new)
+            added = new[-maxlen:]
+        else:
+            # Insert each new line after the last existing line that is not newer,
+            # scanning from the bottom: existing lines keep their (arrival) order.
+            existing = list(lines)
+            i = len(existing)
+            merged_rev: list[Line] = []
+            for ln in reversed(new):
+                while i > 0 and existing[i - 1].time > ln.time:
+                    i -= 1
+                    merged_rev.append(existing[i])
+                merged_rev.append(ln)
+                if ln is new[-1]:
+                    older = i == 0  # even the newest goes above every existing line
+            if older:
+                # Older history never pushes newer lines out: keep only what fits.
+                room = maxlen - len(existing)
+                added = new[len(new) - room :] if room > 0 else []
+                merged = added + existing
+            else:
+                merged = (existing[:i] + merged_rev[::-1])[-maxlen:]
+                added = new
+            lines.clear()
+            lines.extend(merged)
+        newest = next((ln for ln in reversed(new) if ln.msgid and ln.kind in MESSAGE_KINDS), None)
+        if newest is not None and (self.last_time is None or newest.time >= self.last_time):
+            self.last_msgid = newest.msgid
+            self.last_time = newest.time
+        self.version += 1
+        return added, older
+
+    def clear(self) -> None:
+        """Forget the lines; the seen ids stay so history does not bring them back."""
+        self.lines.clear()
+        self.version += 1
+
+
+def _time(line: Line) -> float:
+    return line.time
+
+
+# ---------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class LineAdded:
+    """A live line was appended to ``buffer`` (check ``line.highlight`` for the bell)."""
+
+    buffer: Buffer
+    line: Line
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryAdded:
+    """``count`` history lines were merged into ``buffer``.
+
+    ``older`` is True when they all went above the existing lines (PageUp loading):
+    a UI scrolled up should move its offset by ``count`` to keep its position.
+    ``lines`` are the merged lines, oldest first.
+    """
+
+    buffer: Buffer
+    count: int
+    older: bool
+    lines: tuple[Line, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BufferOpened:
+    buffer: Buffer
+
+
+@dataclass(frozen=True, slots=True)
+class BufferClosed:
+    buffer: Buffer
+
+
+@dataclass(frozen=True, slots=True)
+class BufferChanged:
+    """Topic, members, unread counts, name or join state of ``buffer`` changed."""
+
+    buffer: Buffer
+
+
+@dataclass(frozen=True, slots=True)
+class BufferCleared:
+    buffer: Buffer
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentChanged:
+    """The current (visible) buffer is now ``buffer``."""
+
+    buffer: Buffer
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChanged:
+    """Own nick, connection state, lag, away status or capabilities changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class QuitRequested:
+    """The user typed /quit: the QUIT line is queued; close after sending, don't reconnect."""
+
+    message: str
+
+
+Event = (
+    LineAdded
+    | HistoryAdded
+    | BufferOpened
+    | BufferClosed
+    | BufferChanged
+    | BufferCleared
+    | CurrentChanged
+    | StatusChanged
+    | QuitRequested
+)
+
+EventCallback = Callable[[Event], None]

@@ -1,0 +1,1575 @@
+"""Sans-IO IRC client session: lines in, state + outgoing lines + UI events out.
+
+The session never touches a socket, never awaits and never reads a clock: every
+method that needs the time takes ``now`` (epoch seconds). A driver (see
+:mod:`client.connection`) feeds it received lines and user input, then drains
+:meth:`Session.take_outgoing` to the socket and :meth:`Session.take_events` to the UI.
+
+Everything a server sends is untrusted: text is sanitised before it reaches a
+:class:`~client.model.Line`, every structure is bounded, and a malformed line never
+raises out of :meth:`Session.feed`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from chat import numerics as N
+from chat.casemap import Casemapping, casefold, is_casemapping
+from chat.message import Message, ParseError, parse
+from chat.names import is_channel_name, is_valid_nick
+from chat.servertime import format_time, parse_time
+
+from .formatting import display, plain, sanitize
+from .model import (
+    MESSAGE_KINDS,
+    Buffer,
+    BufferChanged,
+    BufferCleared,
+    BufferClosed,
+    BufferKind,
+    BufferOpened,
+    CurrentChanged,
+    Event,
+    HistoryAdded,
+    Kind,
+    Line,
+    LineAdded,
+    Member,
+    QuitRequested,
+    State,
+    StatusChanged,
+)
+
+# Capabilities requested when the server offers them.
+WANTED_CAPS = (
+    "server-time",
+    "message-tags",
+    "echo-message",
+    "batch",
+    "labeled-response",
+    "draft/chathistory",
+    "multi-prefix",
+    "away-notify",
+)
+# draft/chathistory is only used with all of these (msgids, times and batches).
+HISTORY_CAPS = frozenset({"draft/chathistory", "batch", "server-time", "message-tags"})
+
+# Bounds against a hostile server.
+MAX_BUFFERS = 500
+MAX_MEMBERS = 20_000  # per channel
+MAX_OPEN_BATCHES = 32
+MAX_ISUPPORT = 256
+MAX_CAPS = 256
+MAX_NICK_ATTEMPTS = 30
+MAX_NAME = 200  # longest channel/nick accepted as a buffer name
+MAX_INPUT_LINES = 100  # lines one paste of plain text may send
+MAX_GAP_PAGES = 30  # CHATHISTORY AFTER pages fetched after one reconnect
+CTCP_REPLY_INTERVAL = 2.0  # seconds between automatic CTCP replies
+
+DEFAULT_PREFIX = ("ov", "@+")
+DEFAULT_CHANMODES = ("b", "k", "l", "imnst")
+LINE_LIMIT = 510  # bytes of an IRC line without CRLF
+HOST_ESTIMATE = 63  # longest hostname assumed when splitting long messages
+
+_CTCP_REPLIES = ("VERSION", "PING", "TIME", "CLIENTINFO")
+
+
+@dataclass(slots=True)
+class SessionConfig:
+    nick: str
+    user: str = ""  # default: the nick
+    realname: str = ""  # default: the nick
+    password: str | None = None
+    channels: tuple[str, ...] = ()  # joined after registration
+    server_label: str = "server"  # name of the server buffer
+    scrollback: int = 2000
+    max_buffers: int = MAX_BUFFERS
+    history_lines: int = 100  # per CHATHISTORY request (capped by ISUPPORT CHATHISTORY)
+    highlight_words: tuple[str, ...] = ()
+    version: str = "chat-client 0.1.0"
+
+
+@dataclass(slots=True)
+class _Batch:
+    type: str
+    params: list[str]
+    lines: list[tuple[Message, float]] = field(default_factory=list)
+
+
+HistoryKind = Literal["latest", "before", "after"]
+
+
+@dataclass(slots=True)
+class _HistoryRequest:
+    kind: HistoryKind
+    limit: int
+    gap: bool = False  # part of a reconnect gap fill
+    pages: int = 1
+
+
+@dataclass(slots=True)
+class Completion:
+    """Replace ``text[start:end]`` with one of ``candidates`` (best first)."""
+
+    start: int
+    end: int
+    candidates: list[str]
+
+
+class Session:
+    def __init__(self, config: SessionConfig) -> None:
+        self.config = config
+        self.state = State.DISCONNECTED
+        self.nick = config.nick
+        self._wanted_nick = config.nick  # the nick asked for on (re)connect
+        self.away = False
+        self.lag: float | None = None  # seconds, from the last PING/PONG round trip
+        self.caps: set[str] = set()  # enabled capabilities
+        self.available_caps: dict[str, str] = {}  # offered by the server (CAP LS)
+        self.isupport: dict[str, str] = {}
+        self.network = ""
+        self.server_name = ""
+        self.user_modes = ""
+        self.reconnect_delay: float | None = None  # set while waiting to reconnect
+        self.malformed = 0  # lines that could not be parsed
+        self.connects = 0  # connections made so far
+        self.casemapping: Casemapping = "rfc1459"
+        self.chantypes = "#&"
+        self.prefix_modes, self.prefix_symbols = DEFAULT_PREFIX
+        self.chanmodes = DEFAULT_CHANMODES
+        self.chathistory_limit = 0  # 0: no limit advertised
+        self.nicklen = 0
+
+        self._out: list[str] = []
+        self._events: list[Event] = []
+        self.buffers: list[Buffer] = []
+        self._by_key: dict[str, Buffer] = {}
+        self.server = self._new_buffer(BufferKind.SERVER, config.server_label, "")
+        self.current = self.server
+
+        self._nick_attempt = 0
+        self._cap_ls: dict[str, str] = {}
+        self._cap_negotiating = False
+        self._motd_done = False
+        self._batches: dict[str, _Batch] = {}
+        self._history: dict[str, deque[_HistoryRequest]] = {}
+        self._gap: dict[str, int] = {}  # buffer key -> missed messages fetched so far
+        self._names: dict[str, dict[str, Member]] = {}
+        self._names_shown: set[str] = set()  # /names asked by the user: show the result
+        self._switch_on_join: set[str] = set()
+        self._pings: dict[str, float] = {}
+        self._ping_seq = 0
+        self._offset = 0.0  # server clock - local clock, from server-time tags
+        self._ctcp_next = 0.0
+        self._quitting = False  # /quit was used: the coming disconnect is expected
+        self._mask_len = 0  # length of our nick!user@host as the server sees it
+        self._highlight: re.Pattern[str] | None = None
+        self._rebuild_highlight()
+
+    # ------------------------------------------------------------------ driver API
+
+    def take_outgoing(self) -> list[str]:
+        """Lines to send (without CRLF), oldest first; the queue is emptied."""
+        out, self._out = self._out, []
+        return out
+
+    def take_events(self) -> list[Event]:
+        events, self._events = self._events, []
+        return events
+
+    def connection_made(self, now: float) -> None:
+        """TCP (and TLS) is up: start CAP negotiation and registration."""
+        self.connects += 1
+        self.state = State.REGISTERING
+        self.reconnect_delay = None
+        self.caps = set()
+        self.available_caps = {}
+        self.isupport = {}
+        self._reset_isupport()
+        self._cap_ls = {}
+        self._cap_negotiating = True
+        self._motd_done = False
+        self._batches.clear()
+        self._history.clear()
+        self._names.clear()
+        self._pings.clear()
+        self._nick_attempt = 0
+        self.nick = self._wanted_nick
+        self.away = False
+        self._quitting = False
+        self._out.clear()
+        self._send("CAP", "LS", "302")
+        if self.config.password:
+            self._send("PASS", self.config.password)
+        self._send("NICK", self.nick)
+        user = self.config.user or self.config.nick
+        self._send("USER", user, "0", "*", self.config.realname or self.config.nick)
+        self._status()
+
+    def connection_lost(self, now: float, reason: str = "") -> None:
+        """The connection is gone; channels are remembered for the rejoin."""
+        was = self.state
+        self.state = State.DISCONNECTED
+        self._out.clear()
+        self._batches.clear()
+        self._history.clear()
+        self._gap.clear()
+        self._pings.clear()
+        self.lag = None
+        for buf in self.buffers:
+            if buf.kind is BufferKind.CHANNEL:
+                if buf.joined:
+                    buf.rejoin = True
+                buf.joined = False
+                buf.members.clear()
+                buf.history_loading = False
+                buf.version += 1
+                self._emit(BufferChanged(buf))
+        if was is not State.DISCONNECTED:
+            if self._quitting:
+                self._add(self.server, self._local(Kind.INFO, "Disconnected", now))
+            else:
+                text = "Disconnected" + (f": {plain(reason)}" if reason else "")
+                self._add(self.server, self._local(Kind.ERROR, text, now))
+        self._status()
+
+    def connecting(self, now: float, delay: float | None = None) -> None:
+        """The driver waits ``delay`` seconds (None: connects right now)."""
+        self.reconnect_delay = delay
+        self.state = State.DISCONNECTED if delay else State.CONNECTING
+        if delay:
+            self._add(self.server, self._local(Kind.INFO, f"Reconnecting in {delay:.1f} s", now))
+        self._status()
+
+    def ping(self, now: float) -> str:
+        """Queue a keepalive PING; the PONG sets :attr:`lag`. Returns the token."""
+        self._ping_seq += 1
+        token = f"chat-lag-{self._ping_seq}"
+        while len(self._pings) >= 8:
+            del self._pings[next(iter(self._pings))]
+        self._pings[token] = now
+        self._send("PING", token)
+        return token
+
+    def feed(self, line: str | bytes, now: float) -> None:
+        """Process one received line (without CRLF). Never raises."""
+        try:
+            if isinstance(line, bytes):
+                line = _decode(line)
+            if not line.strip():
+                return
+            try:
+                msg = parse(line)
+            except ParseError:
+                self.malformed += 1
+                return
+            self._dispatch(msg, now)
+        except Exception as exc:  # a hostile line must never take the client down
+            self.malformed += 1
+            self._add(
+                self.server,
+                self._local(Kind.ERROR, f"Ignored a line that could not be handled ({exc!r})", now),
+            )
+
+    # ------------------------------------------------------------------ UI API
+
+    @property
+    def registered(self) -> bool:
+        return self.state is State.CONNECTED
+
+    @property
+    def history_enabled(self) -> bool:
+        return self.caps >= HISTORY_CAPS
+
+    @property
+    def echo(self) -> bool:
+        return "echo-message" in self.caps
+
+    def fold(self, name: str) -> str:
+        return casefold(name, self.casemapping)
+
+    def is_channel(self, name: str) -> bool:
+        return is_channel_name(name, self.chantypes)
+
+    def buffer(self, name: str) -> Buffer | None:
+        """The channel or query buffer called ``name`` (case-insensitive)."""
+        return self._by_key.get(self.fold(name)) if name else None
+
+    def switch(self, target: Buffer | str | int) -> bool:
+        """Make a buffer current: a Buffer, a name, or a 0-based index."""
+        if isinstance(target, int):
+            if not 0 <= target < len(self.buffers):
+                return False
+            buf = self.buffers[target]
+        elif isinstance(target, str):
+            found = self.buffer(target)
+            if found is None:
+                return False
+            buf = found
+        else:
+            buf = target
+            if buf not in self.buffers:
+                return False
+        self.current = buf
+        if buf.unread or buf.highlights or buf.activity:
+            buf.unread = buf.highlights = 0
+            buf.activity = False
+            buf.version += 1
+            self._emit(BufferChanged(buf))
+        self._emit(CurrentChanged(buf))
+        return True
+
+    def switch_relative(self, step: int) -> None:
+        """Ctrl+N / Ctrl+P: the next or previous buffer, wrapping around."""
+        i = self.buffers.index(self.current)
+        self.switch((i + step) % len(self.buffers))
+
+    def member_ranks(self) -> str:
+        """Prefix symbols, highest rank first: pass to Buffer.sorted_members()."""
+        return self.prefix_symbols
+
+    def input(self, text: str, now: float) -> None:
+        """A line typed by the user: a /command or text for the current buffer."""
+        from .commands import run_input
+
+        try:
+            run_input(self, text, now)
+        except Exception as exc:  # a command bug must not kill the UI
+            self.error(f"Command failed: {exc!r}", now)
+
+    def complete(self, text: str, cursor: int | None = None) -> Completion:
+        """Tab completion of the word before ``cursor``: commands, channels or nicks."""
+        from .commands import complete
+
+        return complete(self, text, len(text) if cursor is None else cursor)
+
+    def request_older(self, buffer: Buffer, now: float) -> bool:
+        """PageUp at the top: ask for history before the oldest line. False if not possible."""
+        if (
+            not self.history_enabled
+            or not self.registered
+            or buffer.kind is BufferKind.SERVER
+            or buffer.history_loading
+            or buffer.history_complete
+            or buffer.full
+        ):
+            return False
+        limit = self._history_limit()
+        msgid = buffer.oldest_msgid()
+        if msgid is not None:
+            ref = f"msgid={msgid}"
+        elif buffer.lines:
+            ref = f"timestamp={format_time(buffer.lines[0].time)}"
+        else:
+            self._request_history(buffer, _HistoryRequest("latest", limit), "LATEST", "*")
+            return True
+        self._request_history(buffer, _HistoryRequest("before", limit), "BEFORE", ref)
+        return True
+
+    def close_buffer(self, buffer: Buffer, now: float, reason: str = "") -> bool:
+        """Close a channel or query (parting a joined channel). The server buffer stays."""
+        if buffer.kind is BufferKind.SERVER or buffer not in self.buffers:
+            return False
+        if buffer.kind is BufferKind.CHANNEL and buffer.joined and self.registered:
+            self.send("PART", buffer.name, *([reason] if reason else []))
+        i = self.buffers.index(buffer)
+        self.buffers.remove(buffer)
+        self._by_key.pop(self.fold(buffer.name), None)
+        self._history.pop(self.fold(buffer.name), None)
+        self._emit(BufferClosed(buffer))
+        if self.current is buffer:
+            self.switch(max(0, i - 1))
+        return True
+
+    def clear(self, buffer: Buffer) -> None:
+        buffer.clear()
+        self._emit(BufferCleared(buffer))
+
+    def info(self, text: str, now: float, buffer: Buffer | None = None) -> None:
+        """Add a local info line (to the current buffer by default)."""
+        self._add(buffer or self.current, self._local(Kind.INFO, text, now))
+
+    def error(self, text: str, now: float, buffer: Buffer | None = None) -> None:
+        self._add(buffer or self.current, self._local(Kind.ERROR, text, now))
+
+    def send(self, command: str, *params: str) -> None:
+        """Queue a line to the server (CR, LF and NUL are removed from parameters)."""
+        self._send(command, *params)
+
+    def send_raw(self, line: str) -> None:
+        self._out.append(line.replace("\r", "").replace("\n", "").replace("\0", ""))
+
+    def open_query(self, nick: str, now: float, switch: bool = True) -> Buffer | None:
+        buf = self._ensure(nick, BufferKind.QUERY, now)
+        if buf is not None and switch:
+            self.switch(buf)
+        return buf
+
+    def say(self, target: str, text: str, now: float, *, action: bool = False) -> None:
+        """Send PRIVMSG (split to fit a line); shown now unless echo-message will show it."""
+        self._say("PRIVMSG", target, text, now, action=action)
+
+    def notice(self, target: str, text: str, now: float) -> None:
+        self._say("NOTICE", target, text, now)
+
+    def join(
+        self, channels: Iterable[str], keys: Iterable[str] = (), *, switch: bool = True
+    ) -> None:
+        names = [c for c in channels if c]
+        key_list = list(keys)
+        for i, name in enumerate(names):
+            buf = self.buffer(name)
+            if buf is not None and i < len(key_list):
+                buf.key = key_list[i]
+            if switch:
+                self._switch_on_join.add(self.fold(name))
+        self._send_joins(names, key_list)
+
+    def quit(self, message: str = "") -> None:
+        self._quitting = True
+        if self.state in (State.REGISTERING, State.CONNECTED):
+            self._send("QUIT", message or "Leaving")
+        self._emit(QuitRequested(message))
+
+    def show_names(self, channel: str) -> None:
+        """Show the next NAMES reply for ``channel`` as a line (for /names)."""
+        if len(self._names_shown) < 32:
+            self._names_shown.add(self.fold(channel))
+
+    def local_time(self, now: float) -> float:
+        """``now`` corrected to the server's clock (from server-time tags)."""
+        return now + self._offset
+
+    # ------------------------------------------------------------------ internals: output
+
+    def _send(self, command: str, *params: str) -> None:
+        clean = [_strip_crlf(p) for p in params]
+        for p in clean[:-1]:
+            if not p or " " in p or p.startswith(":"):
+                raise ValueError(f"bad parameter for {command}: {p!r}")
+        self._out.append(Message(command, clean).to_line())
+
+    def _emit(self, event: Event) -> None:
+        self._events.append(event)
+
+    def _status(self) -> None:
+        self._emit(StatusChanged())
+
+    def _say(
+        self, command: str, target: str, text: str, now: float, *, action: bool = False
+    ) -> None:
+        overhead = len(f":{self.nick}!~{self._user_part()} {command} {target} :".encode())
+        if self._mask_len:
+            overhead = len(f": {command} {target} :".encode()) + self._mask_len
+        if action:
+            overhead += len("\x01ACTION \x01")
+        budget = max(32, LINE_LIMIT - overhead)
+        chunks = split_text(text, budget)[:MAX_INPUT_LINES]
+        buf = None
+        if not self.echo:
+            if self.is_channel(target):
+                buf = self.buffer(target)
+            else:
+                buf = self._ensure(target, BufferKind.QUERY, now)
+        for chunk in chunks:
+            body = f"\x01ACTION {chunk}\x01" if action else chunk
+            self._send(command, target, body)
+            if buf is not None:
+                kind = (
+                    Kind.ACTION
+                    if action
+                    else (Kind.NOTICE if command == "NOTICE" else Kind.MESSAGE)
+                )
+                shown, spans = display(chunk)
+                prefix = ""
+                if buf.is_channel:
+                    me = buf.members.get(self.fold(self.nick))
+                    prefix = me.prefix if me else ""
+                self._add(
+                    buf,
+                    Line(
+                        self.local_time(now), kind, self.nick, shown, spans, None, prefix, own=True
+                    ),
+                )
+
+    def _user_part(self) -> str:
+        return (self.config.user or self.config.nick)[:10] + "@" + "x" * HOST_ESTIMATE
+
+    def _send_joins(self, names: list[str], keys: list[str]) -> None:
+        """JOIN in as few lines as fit (keyed channels first, as the syntax needs)."""
+        keyed = [(n, k) for n, k in zip(names, keys, strict=False) if k]
+        plain_names = [n for n in names if n not in {n2 for n2, _ in keyed}]
+        batch: list[tuple[str, str]] = []
+        size = 0
+        for name, key in [*keyed, *((n, "") for n in plain_names)]:
+            if batch and size + len(name) + len(key) + 2 > 400:
+                self._flush_join(batch)
+                batch, size = [], 0
+            batch.append((name, key))
+            size += len(name) + len(key) + 2
+        if batch:
+            self._flush_join(batch)
+
+    def _flush_join(self, batch: list[tuple[str, str]]) -> None:
+        chans = ",".join(n for n, _ in batch)
+        keys = [k for _, k in batch if k]
+        if keys:
+            self._send("JOIN", chans, ",".join(keys))
+        else:
+            self._send("JOIN", chans)
+
+    # ------------------------------------------------------------------ internals: buffers
+
+    def _new_buffer(self, kind: BufferKind, name: str, key: str) -> Buffer:
+        buf = Buffer(kind, name, scrollback=self.config.scrollback)
+        self.buffers.append(buf)
+        self._by_key[key] = buf
+        self._emit(BufferOpened(buf))
+        return buf
+
+    def _ensure(self, name: str, kind: BufferKind, now: float) -> Buffer | None:
+        """The buffer for ``name``, created if needed; None when the name is unsafe or
+        the buffer limit is reached (the caller then uses the server buffer)."""
+        key = self.fold(name)
+        buf = self._by_key.get(key)
+        if buf is not None and key:
+            return buf
+        if not _safe_name(name) or len(self.buffers) >= self.config.max_buffers:
+            return None
+        return self._new_buffer(kind, name, key)
+
+    def _add(self, buf: Buffer, line: Line, *, count: bool = True) -> bool:
+        if not buf.append(line):
+            return False
+        if buf is not self.current and count and not line.own:
+            if line.kind in MESSAGE_KINDS:
+                buf.unread += 1
+            if line.highlight:
+                buf.highlights += 1
+            if not buf.activity or line.kind in MESSAGE_KINDS or line.highlight:
+                buf.activity = True
+                self._emit(BufferChanged(buf))
+        self._emit(LineAdded(buf, line))
+        return True
+
+    def _local(self, kind: Kind, text: str, now: float, nick: str = "") -> Line:
+        shown, spans = display(text)
+        return Line(self.local_time(now), kind, plain(nick), shown, spans)
+
+    def _line(
+        self,
+        msg: Message,
+        now: float,
+        kind: Kind,
+        text: str,
+        *,
+        nick: str = "",
+        buf: Buffer | None = None,
+        mention: bool = False,
+        history: bool = False,
+    ) -> Line:
+        when = self._msg_time(msg, now, history)
+        shown, spans = display(text)
+        own = bool(nick) and self.fold(nick) == self.fold(self.nick)
+        prefix = ""
+        if buf is not None and buf.is_channel and nick:
+            member = buf.members.get(self.fold(nick))
+            if member is not None:
+                prefix = member.prefix
+                if not history:
+                    member.last_spoke = now
+        highlight = False
+        if mention and not own:
+            highlight = (buf is not None and buf.kind is BufferKind.QUERY) or self._mentions(shown)
+        msgid = msg.tags.get("msgid") or None
+        if msgid is not None and len(msgid) > 128:
+            msgid = msgid[:128]
+        return Line(when, kind, plain(nick), shown, spans, msgid, prefix, own, highlight, history)
+
+    def _msg_time(self, msg: Message, now: float, history: bool = False) -> float:
+        stamp = msg.tags.get("time")
+        if stamp:
+            try:
+                when = parse_time(stamp)
+            except (ValueError, OverflowError, OSError):
+                return self.local_time(now)
+            if not history:
+                self._offset = when - now
+            return when
+        return self.local_time(now)
+
+    def _mentions(self, text: str) -> bool:
+        return self._highlight is not None and self._highlight.search(self.fold(text)) is not None
+
+    def _rebuild_highlight(self) -> None:
+        words = [self.nick, *self.config.highlight_words]
+        alts = "|".join(re.escape(self.fold(w)) for w in words if w)
+        if not alts:
+            self._highlight = None
+            return
+        edge = r"[\w\[\]\\`^{|}\-]"
+        self._highlight = re.compile(rf"(?<!{edge})(?:{alts})(?!{edge})")
+
+    def _target_buffer(self, name: str) -> Buffer:
+        """The buffer a numeric about ``name`` belongs in: that buffer, else the current one."""
+        return self.buffer(name) or self.current
+
+    # ------------------------------------------------------------------ internals: dispatch
+
+    def _dispatch(self, msg: Message, now: float) -> None:
+        ref = msg.tags.get("batch")
+        if ref is not None and ref in self._batches:
+            batch = self._batches[ref]
+            if batch.type in ("chathistory", "draft/chathistory") and msg.command != "BATCH":
+                if len(batch.lines) < max(self.config.scrollback, 1000):
+                    batch.lines.append((msg, now))
+                return
+        handler = _HANDLERS.get(msg.command)
+        if handler is not None:
+            handler(self, msg, now)
+        elif msg.command.isdigit() and len(msg.command) == 3:
+            self._numeric(msg, now)
+
+    def _source_nick(self, msg: Message) -> str:
+        return (msg.source or "").split("!", 1)[0]
+
+    def is_me(self, nick: str) -> bool:
+        return bool(nick) and self.fold(nick) == self.fold(self.nick)
+
+    def _from_server(self, msg: Message) -> bool:
+        src = msg.source
+        if src is None or src == self.server_name:
+            return True
+        return "!" not in src and "@" not in src and "." in src
+
+    # --- connection-level
+
+    def _on_ping(self, msg: Message, now: float) -> None:
+        self._send("PONG", msg.params[0] if msg.params else "")
+        if self.registered and not self._motd_done:
+            self._after_registration(now)  # a server that sent no end of MOTD
+
+    def _on_pong(self, msg: Message, now: float) -> None:
+        token = msg.params[-1] if msg.params else ""
+        sent = self._pings.pop(token, None)
+        if sent is None:
+            return
+        # Older unanswered pings are superseded by this answer.
+        for old in [t for t, at in self._pings.items() if at <= sent]:
+            del self._pings[old]
+        self.lag = max(0.0, now - sent)
+        self._status()
+
+    def _on_error(self, msg: Message, now: float) -> None:
+        text = msg.params[-1] if msg.params else "connection closed"
+        kind = Kind.INFO if self._quitting else Kind.ERROR
+        self._add(self.server, self._local(kind, f"Server: {text}", now))
+
+    # --- CAP
+
+    def _on_cap(self, msg: Message, now: float) -> None:
+        if len(msg.params) < 2:
+            return
+        sub = msg.params[1].upper()
+        args = msg.params[2:]
+        if sub == "LS":
+            more = len(args) >= 2 and args[0] == "*"
+            for token in (args[-1] if args else "").split()[:MAX_CAPS]:
+                name, _, value = token.partition("=")
+                if len(self._cap_ls) < MAX_CAPS:
+                    self._cap_ls[name] = value
+            if not more:
+                self.available_caps = dict(self._cap_ls)
+                self._cap_ls = {}
+                self._request_caps(self.available_caps)
+        elif sub == "ACK":
+            for token in (args[-1] if args else "").split():
+                if token.startswith("-"):
+                    self.caps.discard(token[1:])
+                else:
+                    self.caps.add(token)
+            self._end_cap()
+            self._status()
+        elif sub == "NAK":
+            self._end_cap()
+        elif sub == "NEW":
+            offered: dict[str, str] = {}
+            for token in (args[-1] if args else "").split()[:MAX_CAPS]:
+                name, _, value = token.partition("=")
+                offered[name] = value
+                if len(self.available_caps) < MAX_CAPS:
+                    self.available_caps[name] = value
+            self._request_caps(offered)
+        elif sub == "DEL":
+            for name in (args[-1] if args else "").split():
+                self.caps.discard(name)
+                self.available_caps.pop(name, None)
+            self._status()
+
+    def _request_caps(self, offered: dict[str, str]) -> None:
+        wanted = [c for c in WANTED_CAPS if c in offered and c not in self.caps]
+        if wanted:
+            self._send("CAP", "REQ", " ".join(wanted))
+        else:
+            self._end_cap()
+
+    def _end_cap(self) -> None:
+        if self._cap_negotiating:
+            self._cap_negotiating = False
+            self._send("CAP", "END")
+
+    # --- registration and ISUPPORT
+
+    def _reset_isupport(self) -> None:
+        self._set_casemapping("rfc1459")
+        self.chantypes = "#&"
+        self.prefix_modes, self.prefix_symbols = DEFAULT_PREFIX
+        self.chanmodes = DEFAULT_CHANMODES
+        self.chathistory_limit = 0
+        self.nicklen = 0
+        self.network = ""
+
+    def _welcome(self, msg: Message, now: float) -> None:
+        if msg.params and _safe_name(msg.params[0]):
+            self.nick = msg.params[0]
+        self.server_name = msg.source or ""
+        self.state = State.CONNECTED
+        self._cap_negotiating = False
+        self._rebuild_highlight()
+        text = msg.params[-1] if len(msg.params) > 1 else "Welcome"
+        mask = text.rsplit(" ", 1)[-1]
+        if "!" in mask and "@" in mask:
+            self._mask_len = len(mask) + 1
+        self._add(self.server, self._line(msg, now, Kind.INFO, text))
+        self._status()
+
+    def _isupport(self, msg: Message) -> None:
+        for token in msg.params[1:-1]:
+            if len(self.isupport) >= MAX_ISUPPORT:
+                break
+            if token.startswith("-"):
+                self.isupport.pop(token[1:], None)
+                continue
+            name, _, value = token.partition("=")
+            self.isupport[name] = value
+            if name == "PREFIX":
+                m = re.fullmatch(r"\(([A-Za-z]*)\)(\S*)", value)
+                if m and len(m.group(1)) == len(m.group(2)):
+                    self.prefix_modes, self.prefix_symbols = m.group(1), m.group(2)
+            elif name == "CHANTYPES":
+                self.chantypes = value[:8]
+            elif name == "CASEMAPPING":
+                self._set_casemapping(value if is_casemapping(value) else "ascii")
+            elif name == "CHANMODES":
+                parts = [*value.split(","), "", "", ""][:4]
+                self.chanmodes = (parts[0], parts[1], parts[2], parts[3])
+            elif name == "CHATHISTORY":
+                self.chathistory_limit = int(value) if value.isdigit() and len(value) < 7 else 0
+            elif name == "NICKLEN":
+                self.nicklen = int(value) if value.isdigit() and len(value) < 4 else 0
+            elif name == "NETWORK":
+                self.network = plain(value)[:64]
+        self._status()
+
+    def _set_casemapping(self, mapping: str) -> None:
+        if not is_casemapping(mapping):
+            mapping = "ascii"
+        new: Casemapping = mapping  # type: ignore[assignment]
+        if new == self.casemapping:
+            return
+        self.casemapping = new
+        self._by_key = {("" if b is self.server else self.fold(b.name)): b for b in self.buffers}
+        for buf in self.buffers:
+            buf.members = {self.fold(m.nick): m for m in buf.members.values()}
+        self._rebuild_highlight()
+
+    def _after_registration(self, now: float) -> None:
+        """End of MOTD: join the configured channels and rejoin after a reconnect."""
+        if self._motd_done:
+            return
+        self._motd_done = True
+        names: list[str] = []
+        keys: list[str] = []
+        seen: set[str] = set()
+        first = self.connects == 1
+        for buf in self.buffers:
+            if buf.kind is BufferKind.CHANNEL and buf.rejoin:
+                names.append(buf.name)
+                keys.append(buf.key)
+                seen.add(self.fold(buf.name))
+        if first:
+            for name in self.config.channels:
+                if name and self.fold(name) not in seen:
+                    names.append(name)
+                    keys.append("")
+                    seen.add(self.fold(name))
+        if names:
+            self._send_joins(names, keys)
+
+    def _nick_in_use(self, msg: Message, now: float) -> None:
+        if self.state is State.CONNECTED:
+            self._numeric_error(msg, now)
+            return
+        self._nick_attempt += 1
+        if self._nick_attempt > MAX_NICK_ATTEMPTS:
+            self._add(self.server, self._local(Kind.ERROR, "No usable nick found", now))
+            return
+        suffix = "_" if self._nick_attempt == 1 else f"_{self._nick_attempt}"
+        base = self._wanted_nick
+        if msg.command != N.ERR_NICKNAMEINUSE:
+            # Erroneous (or too long): keep the valid characters, 9 in all (RFC minimum).
+            base = re.sub(r"[^A-Za-z0-9\[\]\\`_^{|}\-]", "", base)
+            if not is_valid_nick(base):
+                base = "guest"
+            base = base[: max(1, 9 - len(suffix))]
+        nick = base + suffix
+        self.nick = nick
+        text = msg.params[-1] if msg.params else "Nickname is already in use"
+        self._add(
+            self.server,
+            self._local(Kind.INFO, f"{plain(text)}; trying {nick}", now),
+        )
+        self._send("NICK", nick)
+
+    # --- numerics
+
+    def _numeric(self, msg: Message, now: float) -> None:
+        code = msg.command
+        p = msg.params
+        handler = _NUMERICS.get(code)
+        if handler is not None:
+            handler(self, msg, now)
+            return
+        if code >= "400" and code < "600":
+            self._numeric_error(msg, now)
+            return
+        if code in _QUERY_NUMERICS and self.registered:
+            template = _QUERY_FORMATS.get(code)
+            text = " ".join(p[1:])
+            if template is not None and len(p) >= template[0]:
+                text = template[1].format(*p)
+            self._add(self.current, self._line(msg, now, Kind.INFO, text))
+            return
+        text = " ".join(p[1:]) if len(p) > 1 else (p[0] if p else "")
+        self._add(self.server, self._line(msg, now, Kind.INFO, text))
+
+    def _numeric_error(self, msg: Message, now: float) -> None:
+        p = msg.params
+        subject = p[1] if len(p) > 2 else ""
+        buf = self._target_buffer(subject) if subject else self.current
+        if msg.params[1:2] == ["CHATHISTORY"] and msg.command == N.ERR_UNKNOWNCOMMAND:
+            # The server does not really support it: stop asking.
+            self.caps.discard("draft/chathistory")
+            self._fail_history_all()
+            return
+        text = ": ".join(x for x in (" ".join(p[1:-1]), p[-1] if len(p) > 1 else "") if x)
+        self._add(buf, self._line(msg, now, Kind.ERROR, text or msg.command))
+
+    def _rpl_isupport(self, msg: Message, now: float) -> None:
+        self._isupport(msg)
+        self._add(self.server, self._line(msg, now, Kind.INFO, " ".join(msg.params[1:])))
+
+    def _rpl_endofmotd(self, msg: Message, now: float) -> None:
+        text = msg.params[-1] if len(msg.params) > 1 else ""
+        self._add(self.server, self._line(msg, now, Kind.INFO, text))
+        self._after_registration(now)
+
+    def _rpl_topic(self, msg: Message, now: float) -> None:
+        if len(msg.params) < 3:
+            return
+        buf = self.buffer(msg.params[1])
+        if buf is None:
+            self._add(self.current, self._line(msg, now, Kind.INFO, " ".join(msg.params[1:])))
+            return
+        buf.topic, buf.topic_spans = display(msg.params[2])
+        buf.version += 1
+        self._emit(BufferChanged(buf))
+        text = f"Topic for {msg.params[1]}: {msg.params[2]}"
+        self._add(buf, self._line(msg, now, Kind.INFO, text), count=False)
+
+    def _rpl_notopic(self, msg: Message, now: float) -> None:
+        buf = self.buffer(msg.params[1]) if len(msg.params) > 1 else None
+        if buf is not None:
+            buf.topic, buf.topic_spans = "", ()
+            buf.version += 1
+            self._emit(BufferChanged(buf))
+
+    def _rpl_topicwhotime(self, msg: Message, now: float) -> None:
+        buf = self.buffer(msg.params[1]) if len(msg.params) > 2 else None
+        if buf is not None:
+            buf.topic_setter = plain(msg.params[2].split("!", 1)[0])[:MAX_NAME]
+            self._emit(BufferChanged(buf))
+
+    def _rpl_namreply(self, msg: Message, now: float) -> None:
+        if len(msg.params) < 4:
+            return
+        key = self.fold(msg.params[2])
+        pending = self._names.get(key)
+        if pending is None:
+            if len(self._names) >= 64:
+                del self._names[next(iter(self._names))]
+            pending = self._names[key] = {}
+        for item in msg.params[3].split():
+            if len(pending) >= MAX_MEMBERS:
+                break
+            member = self._parse_member(item)
+            if member is not None:
+                pending[self.fold(member.nick)] = member
+
+    def _rpl_endofnames(self, msg: Message, now: float) -> None:
+        if len(msg.params) < 2:
+            return
+        key = self.fold(msg.params[1])
+        pending = self._names.pop(key, {})
+        buf = self._by_key.get(key)
+        if buf is not None and buf.kind is BufferKind.CHANNEL and buf.joined:
+            for folded, member in pending.items():
+                old = buf.members.get(folded)
+                if old is not None:
+                    member.away = old.away
+                    member.last_spoke = old.last_spoke
+            buf.members = pending
+            buf.version += 1
+            self._emit(BufferChanged(buf))
+        if key in self._names_shown:
+            self._names_shown.discard(key)
+            shown = [m.prefixes + m.nick for m in _sorted(pending.values(), self.prefix_symbols)]
+            more = len(shown) - 300
+            text = " ".join(shown[:300]) + (f" … and {more} more" if more > 0 else "")
+            target = buf or self.current
+            name = plain(msg.params[1])
+            self._add(target, self._local(Kind.INFO, f"Names {name} ({len(shown)}): {text}", now))
+
+    def _parse_member(self, item: str) -> Member | None:
+        i = 0
+        while i < len(item) and item[i] in self.prefix_symbols:
+            i += 1
+        nick = item[i:].split("!", 1)[0]
+        if not _safe_name(nick):
+            return None
+        ranks = self.prefix_symbols
+        prefixes = "".join(sorted(set(item[:i]), key=ranks.find))
+        return Member(nick, prefixes)
+
+    def _rpl_away(self, msg: Message, now: float) -> None:
+        if len(msg.params) < 3:
+            return
+        nick = msg.params[1]
+        buf = self.buffer(nick) or self.current
+        self._add(buf, self._line(msg, now, Kind.INFO, f"{nick} is away: {msg.params[2]}"))
+
+    def _rpl_unaway(self, msg: Message, now: float) -> None:
+        self.away = msg.command == N.RPL_NOWAWAY
+        self._add(self.current, self._line(msg, now, Kind.INFO, msg.params[-1]))
+        self._status()
+
+    def _rpl_channelmodeis(self, msg: Message, now: float) -> None:
+        if len(msg.params) < 3:
+            return
+        buf = self._target_buffer(msg.params[1])
+        modes = " ".join(msg.params[2:])
+        self._add(buf, self._line(msg, now, Kind.INFO, f"Mode {msg.params[1]}: {modes}"))
+
+    def _rpl_umodeis(self, msg: Message, now: float) -> None:
+        if len(msg.params) >= 2:
+            self.user_modes = plain(msg.params[1])[:32]
+            self._add(self.current, self._line(msg, now, Kind.INFO, f"Your modes: {msg.params[1]}"))
+            self._status()
+
+    def _rpl_list(self, msg: Message, now: float) -> None:
+        if len(msg.params) < 3:
+            return
+        topic = msg.params[3] if len(msg.params) > 3 else ""
+        text = f"{msg.params[1]} ({msg.params[2]}) {topic}".rstrip()
+        self._add(self.current, self._line(msg, now, Kind.INFO, text))
+
+    def _rpl_inviting(self, msg: Message, now: float) -> None:
+        if len(msg.params) >= 3:
+            buf = self._target_buffer(msg.params[2])
+            text = f"Invited {msg.params[1]} to {msg.params[2]}"
+            self._add(buf, self._line(msg, now, Kind.INFO, text))
+
+    # --- channel membership
+
+    def _on_join(self, msg: Message, now: float) -> None:
+        if not msg.params:
+            return
+        name = msg.params[0]
+        nick = self._source_nick(msg)
+        if self.is_me(nick):
+            if msg.source and "!" in msg.source:
+                self._mask_len = len(msg.source) + 1
+            buf = self._ensure(name, BufferKind.CHANNEL, now)
+            if buf is None:
+                self._add(
+                    self.server,
+                    self._local(Kind.ERROR, f"Cannot open a buffer for {plain(name)[:64]}", now),
+                )
+                return
+            rejoin = buf.rejoin
+            buf.joined = True
+            buf.rejoin = False
+            buf.members = {self.fold(nick): Member(nick)}
+            buf.history_complete = False
+            buf.version += 1
+            self._emit(BufferChanged(buf))
+            self._add(buf, self._line(msg, now, Kind.JOIN, f"has joined {name}", nick=nick))
+            if self.fold(name) in self._switch_on_join:
+                self._switch_on_join.discard(self.fold(name))
+                self.switch(buf)
+            self._history_on_join(buf, rejoin, now)
+            return
+        buf = self.buffer(name)
+        if buf is None or not buf.joined:
+            return
+        if len(buf.members) < MAX_MEMBERS and _safe_name(nick):
+            buf.members[self.fold(nick)] = Member(nick)
+        buf.version += 1
+        self._emit(BufferChanged(buf))
+        self._add(buf, self._line(msg, now, Kind.JOIN, f"has joined {name}", nick=nick, buf=buf))
+
+    def _on_part(self, msg: Message, now: float) -> None:
+        if not msg.params:
+            return
+        nick = self._source_nick(msg)
+        reason = msg.params[1] if len(msg.params) > 1 else ""
+        for name in msg.params[0].split(",")[:16]:
+            buf = self.buffer(name)
+            if buf is None or buf.kind is not BufferKind.CHANNEL:
+                continue
+            text = f"has left {name}" + (f" ({reason})" if reason else "")
+            line = self._line(msg, now, Kind.PART, text, nick=nick, buf=buf)
+            if self.is_me(nick):
+                buf.joined = False
+                buf.rejoin = False
+                buf.members.clear()
+            else:
+                buf.members.pop(self.fold(nick), None)
+            buf.version += 1
+            self._emit(BufferChanged(buf))
+            self._add(buf, line)
+
+    def _on_kick(self, msg: Message, now: float) -> None:
+        if len(msg.params) < 2:
+            return
+        name, victim = msg.params[0], msg.params[1]
+        reason = msg.params[2] if len(msg.params) > 2 else ""
+        buf = self.buffer(name)
+        if buf is None or buf.kind is not BufferKind.CHANNEL:
+            return
+        nick = self._source_nick(msg)
+        text = f"has kicked {victim}" + (f" ({reason})" if reason else "")
+        line = self._line(msg, now, Kind.KICK, text, nick=nick, buf=buf)
+        if self.is_me(victim):
+            buf.joined = False
+            buf.rejoin = False
+            buf.members.clear()
+            line = replace(line, highlight=True)
+        else:
+            buf.members.pop(self.fold(victim), None)
+        buf.version += 1
+        self._emit(BufferChanged(buf))
+        self._add(buf, line)
+
+    def _on_quit(self, msg: Message, now: float) -> None:
+        nick = self._source_nick(msg)
+        if not nick:
+            return
+        key = self.fold(nick)
+        reason = msg.params[0] if msg.params else ""
+        text = "has quit" + (f" ({reason})" if reason else "")
+        for buf in list(self.buffers):
+            if (buf.is_channel and key in buf.members) or (
+                buf.kind is BufferKind.QUERY and self.fold(buf.name) == key
+            ):
+                line = self._line(msg, now, Kind.QUIT, text, nick=nick, buf=buf)
+                buf.members.pop(key, None)
+                buf.version += 1
+                self._emit(BufferChanged(buf))
+                self._add(buf, line)
+
+    def _on_nick(self, msg: Message, now: float) -> None:
+        if not msg.params:
+            return
+        old, new = self._source_nick(msg), msg.params[0]
+        if not _safe_name(new):
+            return
+        old_key, new_key = self.fold(old), self.fold(new)
+        me = self.is_me(old)
+        text = f"is now known as {new}"
+        if me:
+            self.nick = self._wanted_nick = new
+            self._rebuild_highlight()
+            self._status()
+            self._add(self.server, self._line(msg, now, Kind.NICK, text, nick=old))
+        for buf in list(self.buffers):
+            if buf.is_channel and old_key in buf.members:
+                member = buf.members.pop(old_key)
+                member.nick = new
+                buf.members[new_key] = member
+                buf.version += 1
+                self._emit(BufferChanged(buf))
+                self._add(buf, self._line(msg, now, Kind.NICK, text, nick=old, buf=buf))
+            elif buf.kind is BufferKind.QUERY and self.fold(buf.name) == old_key:
+                if new_key not in self._by_key or new_key == old_key:
+                    del self._by_key[old_key]
+                    buf.name = new
+                    self._by_key[new_key] = buf
+                    buf.version += 1
+                    self._emit(BufferChanged(buf))
+                self._add(buf, self._line(msg, now, Kind.NICK, text, nick=old, buf=buf))
+
+    def _on_mode(self, msg: Message, now: float) -> None:
+        if len(msg.params) < 2:
+            return
+        target = msg.params[0]
+        nick = self._source_nick(msg) or (msg.source or "")
+        text = "sets mode " + " ".join(msg.params[1:])
+        if not self.is_channel(target):
+            if self.is_me(target):
+                self.user_modes = _apply_user_modes(self.user_modes, msg.params[1])
+                self._status()
+            self._add(self.server, self._line(msg, now, Kind.MODE, text, nick=nick))
+            return
+        buf = self.buffer(target)
+        if buf is None or buf.kind is not BufferKind.CHANNEL:
+            return
+        args = list(msg.params[2:])
+        sign = "+"
+        changed = False
+        list_modes, always, set_only, _ = self.chanmodes
+        for ch in msg.params[1][:64]:
+            if ch in "+-":
+                sign = ch
+                continue
+            if ch in self.prefix_modes:
+                if not args:
+                    break
+                who = args.pop(0)
+                member = buf.members.get(self.fold(who))
+                if member is not None:
+                    symbol = self.prefix_symbols[self.prefix_modes.index(ch)]
+                    have = set(member.prefixes)
+                    if sign == "+":
+                        have.add(symbol)
+                    else:
+                        have.discard(symbol)
+                    member.prefixes = "".join(sorted(have, key=self.prefix_symbols.find))
+                    changed = True
+            elif args and (ch in list_modes or ch in always or (ch in set_only and sign == "+")):
+                args.pop(0)
+        if changed:
+            buf.version += 1
+            self._emit(BufferChanged(buf))
+        self._add(buf, self._line(msg, now, Kind.MODE, text, nick=nick, buf=buf))
+
+    def _on_topic(self, msg: Message, now: float) -> None:
+        if len(msg.params) < 2:
+            return
+        buf = self.buffer(msg.params[0])
+        if buf is None or buf.kind is not BufferKind.CHANNEL:
+            return
+        nick = self._source_nick(msg)
+        buf.topic, buf.topic_spans = display(msg.params[1])
+        buf.topic_setter = plain(nick)[:MAX_NAME]
+        buf.version += 1
+        self._emit(BufferChanged(buf))
+        text = f"changed the topic to: {msg.params[1]}" if msg.params[1] else "cleared the topic"
+        self._add(buf, self._line(msg, now, Kind.TOPIC, text, nick=nick, buf=buf))
+
+    def _on_away(self, msg: Message, now: float) -> None:
+        key = self.fold(self._source_nick(msg))
+        away = bool(msg.params and msg.params[0])
+        for buf in self.buffers:
+            member = buf.members.get(key) if buf.is_channel else None
+            if member is not None and member.away != away:
+                member.away = away
+                buf.version += 1
+                self._emit(BufferChanged(buf))
+
+    def _on_invite(self, msg: Message, now: float) -> None:
+        if len(msg.params) < 2:
+            return
+        nick = self._source_nick(msg)
+        text = f"{nick} invites {msg.params[0]} to {msg.params[1]}"
+        self._add(self.current, self._line(msg, now, Kind.INFO, text))
+
+    def _on_fail(self, msg: Message, now: float) -> None:
+        p = msg.params
+        if len(p) < 2:
+            return
+        kind = Kind.ERROR if msg.command == "FAIL" else Kind.INFO
+        if p[0] == "CHATHISTORY":
+            for arg in p[2:-1]:
+                buf = self.buffer(arg)
+                if buf is not None and self.fold(arg) in self._history:
+                    self._history_done(buf, self._pop_history(buf), [], now)
+                    if p[1] == "INVALID_TARGET":
+                        return  # private history is simply not served: nothing to report
+                    break
+        text = f"{p[0]} {p[1]}: {p[-1]}"
+        self._add(self.current, self._line(msg, now, kind, text))
+
+    # --- messages
+
+    def _on_message(self, msg: Message, now: float) -> None:
+        self._message(msg, now, history=None)
+
+    def _message(self, msg: Message, now: float, history: Buffer | None) -> Line | None:
+        """Route a PRIVMSG/NOTICE; with ``history`` it is only turned into a Line."""
+        if len(msg.params) < 2:
+            return None
+        target, text = msg.params[0], msg.params[1]
+        nick = self._source_nick(msg)
+        notice = msg.command == "NOTICE"
+        kind = Kind.NOTICE if notice else Kind.MESSAGE
+        ctcp = None
+        if text.startswith("\x01"):
+            body = text[1:-1] if text.endswith("\x01") and len(text) > 1 else text[1:]
+            ctcp, _, rest = body.partition(" ")
+            ctcp = ctcp.upper()
+            if ctcp == "ACTION":
+                kind, text, ctcp = Kind.ACTION, rest, None
+        bare = target.lstrip(self.prefix_symbols)
+        server_msg = self._from_server(msg) or (not self.registered and not nick)
+        if history is not None:
+            buf: Buffer | None = history
+        elif self.is_channel(bare):
+            buf = self._ensure(bare, BufferKind.CHANNEL, now)
+        elif server_msg:
+            buf = self.server
+        elif self.is_me(nick):
+            buf = self._ensure(target, BufferKind.QUERY, now)
+        elif notice or ctcp:
+            buf = self.buffer(nick) or self.current
+        else:
+            buf = self._ensure(nick, BufferKind.QUERY, now)
+        if ctcp is not None:
+            if history is not None:
+                return None
+            self._ctcp(msg, nick, ctcp, text, notice, now)
+            return None
+        if buf is None:  # unsafe name or too many buffers: show it in the server buffer
+            buf = self.server
+            text = f"[{nick} → {target}] {text}"
+        line = self._line(
+            msg, now, kind, text, nick=nick or (msg.source or ""), buf=buf,
+            mention=not server_msg, history=history is not None,
+        )  # fmt: skip
+        if history is not None:
+            return line
+        self._add(buf, line)
+        return line
+
+    def _ctcp(self, msg: Message, nick: str, cmd: str, text: str, reply: bool, now: float) -> None:
+        body = text[1:-1] if text.endswith("\x01") else text[1:]
+        arg = body.partition(" ")[2]
+        if reply:
+            self.info(f"CTCP {cmd} reply from {plain(nick)}: {plain(arg)}", now)
+            return
+        if self.is_me(nick):
+            return
+        self.info(f"CTCP {cmd} from {plain(nick)}", now, self.server)
+        if cmd not in _CTCP_REPLIES or now < self._ctcp_next or not _safe_name(nick):
+            return
+        self._ctcp_next = now + CTCP_REPLY_INTERVAL
+        if cmd == "VERSION":
+            answer = self.config.version
+        elif cmd == "PING":
+            answer = plain(arg)[:64]
+        elif cmd == "TIME":
+            answer = format_time(now)
+        else:
+            answer = " ".join(_CTCP_REPLIES)
+        self._send("NOTICE", nick, f"\x01{cmd} {answer}\x01".replace(" \x01", "\x01"))
+
+    # --- batches and history
+
+    def _on_batch(self, msg: Message, now: float) -> None:
+        if not msg.params:
+            return
+        ref = msg.params[0]
+        if ref.startswith("+") and len(msg.params) >= 2:
+            while len(self._batches) >= MAX_OPEN_BATCHES:
+                self._close_batch(next(iter(self._batches)), now)
+            self._batches[ref[1:]] = _Batch(msg.params[1], msg.params[2:])
+        elif ref.startswith("-"):
+            self._close_batch(ref[1:], now)
+
+    def _close_batch(self, ref: str, now: float) -> None:
+        batch = self._batches.pop(ref, None)
+        if batch is None or batch.type not in ("chathistory", "draft/chathistory"):
+            return
+        if not batch.params:
+            return
+        name = batch.params[0]
+        if self.is_channel(name):
+            buf = self.buffer(name)
+        else:
+            buf = self._ensure(name, BufferKind.QUERY, now)
+        if buf is None:
+            return
+        lines = []
+        for m, at in batch.lines:
+            line = self._history_line(m, at, buf)
+            if line is not None:
+                lines.append(line)
+        self._history_done(buf, self._pop_history(buf), lines, now)
+
+    def _history_line(self, msg: Message, now: float, buf: Buffer) -> Line | None:
+        nick = self._source_nick(msg)
+        cmd = msg.command
+        if cmd in ("PRIVMSG", "NOTICE"):
+            return self._message(msg, now, history=buf)
+        p = msg.params
+        text = {
+            "JOIN": lambda: f"has joined {p[0]}",
+            "PART": lambda: "has left" + (f" ({p[1]})" if len(p) > 1 else ""),
+            "QUIT": lambda: "has quit" + (f" ({p[0]})" if p else ""),
+            "NICK": lambda: f"is now known as {p[0]}",
+            "TOPIC": lambda: f"changed the topic to: {p[1]}",
+            "KICK": lambda: f"has kicked {p[1]}",
+            "MODE": lambda: "sets mode " + " ".join(p[1:]),
+        }.get(cmd)
+        if text is None:
+            return None
+        try:
+            body = text()
+        except IndexError:
+            return None
+        return self._line(msg, now, Kind(cmd.lower()), body, nick=nick, buf=buf, history=True)
+
+    def _history_limit(self) -> int:
+        limit = max(1, self.config.history_lines)
+        if self.chathistory_limit:
+            limit = min(limit, self.chathistory_limit)
+        return limit
+
+    def _history_on_join(self, buf: Buffer, rejoin: bool, now: float) -> None:
+        if not self.history_enabled:
+            if rejoin:
+                self.info("— reconnected (this server keeps no history for us) —", now, buf)
+            return
+        limit = self._history_limit()
+        if rejoin and buf.last_msgid:
+            req = _HistoryRequest("after", limit, gap=True)
+            self._gap[self.fold(buf.name)] = 0
+            self._request_history(buf, req, "AFTER", f"msgid={buf.last_msgid}")
+        elif rejoin and buf.last_time is not None:
+            req = _HistoryRequest("after", limit, gap=True)
+            self._gap[self.fold(buf.name)] = 0
+            self._request_history(buf, req, "AFTER", f"timestamp={format_time(buf.last_time)}")
+        else:
+            if rejoin:
+                self.info("— reconnected —", now, buf)
+            self._request_history(buf, _HistoryRequest("latest", limit), "LATEST", "*")
+
+    def _request_history(self, buf: Buffer, req: _HistoryRequest, sub: str, ref: str) -> None:
+        key = self.fold(buf.name)
+        queue = self._history.setdefault(key, deque(maxlen=8))
+        queue.append(req)
+        buf.history_loading = True
+        self._emit(BufferChanged(buf))
+        self._send("CHATHISTORY", sub, buf.name, ref, str(req.limit))
+
+    def _pop_history(self, buf: Buffer) -> _HistoryRequest | None:
+        key = self.fold(buf.name)
+        queue = self._history.get(key)
+        req = queue.popleft() if queue else None
+        if not queue:
+            self._history.pop(key, None)
+        return req
+
+    def _history_done(
+        self, buf: Buffer, req: _HistoryRequest | None, lines: list[Line], now: float
+    ) -> None:
+        added, older = buf.merge(lines)
+        buf.history_loading = self.fold(buf.name) in self._history
+        kind = req.kind if req is not None else "latest"
+        if req is not None and kind in ("latest", "before") and len(lines) < req.limit:
+            buf.history_complete = True
+        if req is not None and req.gap:
+            key = self.fold(buf.name)
+            fetched = self._gap.get(key, 0) + len(added)
+            self._gap[key] = fetched
+            for line in added:  # missed while away: these count as unread
+                if buf is not self.current and line.kind in MESSAGE_KINDS:
+                    buf.unread += 1
+                    buf.highlights += line.highlight
+                    buf.activity = True
+            caught_up = len(added) < len(lines) or len(lines) < req.limit
+            if not caught_up and req.pages < MAX_GAP_PAGES and lines[-1].msgid:
+                nxt = _HistoryRequest("after", req.limit, gap=True, pages=req.pages + 1)
+                self._request_history(buf, nxt, "AFTER", f"msgid={lines[-1].msgid}")
+            else:
+                self._gap.pop(key, None)
+                more = "" if caught_up else " (older ones skipped)"
+                if fetched:
+                    word = "message" if fetched == 1 else "messages"
+                    text = f"— reconnected, fetched {fetched} missed {word}{more} —"
+                else:
+                    text = "— reconnected, no missed messages —"
+                self.info(text, now, buf)
+        if added:
+            self._emit(HistoryAdded(buf, len(added), older, tuple(added)))
+        buf.version += 1
+        self._emit(BufferChanged(buf))
+
+    def _fail_history_all(self) -> None:
+        self._history.clear()
+        self._gap.clear()
+        for buf in self.buffers:
+            if buf.history_loading:
+                buf.history_loading = False
+                self._emit(BufferChanged(buf))
+
+
+def _sorted(members: Iterable[Member], ranks: str) -> list[Member]:
+    def key(m: Member) -> tuple[int, str]:
+        p = m.prefix
+        return (ranks.find(p) if p and p in ranks else len(ranks)), m.nick.lower()
+
+    return sorted(members, key=key)
+
+
+def _apply_user_modes(current: str, change: str) -> str:
+    modes = set(current)
+    sign = "+"
+    for ch in change[:32]:
+        if ch in "+-":
+            sign = ch
+        elif ch.isalpha():
+            if sign == "+":
+                modes.add(ch)
+            else:
+                modes.discard(ch)
+    return "".join(sorted(modes))
+
+
+def _decode(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")  # C1 controls this yields are stripped on display
+
+
+def _strip_crlf(text: str) -> str:
+    if "\r" in text or "\n" in text or "\0" in text:
+        return text.replace("\r", " ").replace("\n", " ").replace("\0", "")
+    return text
+
+
+def _safe_name(name: str) -> bool:
+    """A nick or channel usable as a buffer name: printable, no spaces, commas or codes."""
+    return (
+        0 < len(name) <= MAX_NAME
+        and sanitize(name) == name
+        and plain(name) == name
+        and " " not in name
+        and "," not in name
+    )
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Split ``text`` into pieces of at most ``limit`` UTF-8 bytes, at spaces when possible."""
+    text = _strip_crlf(text)
+    if len(text.encode()) <= limit:
+        return [text]
+    out: list[str] = []
+    while text:
+        if len(text.encode()) <= limit:
+            out.append(text)
+            break
+        cut = 0
+        size = 0
+        for i, ch in enumerate(text):
+            size += len(ch.encode("utf-8", "surrogatepass"))
+            if size > limit:
+                break
+            cut = i + 1
+        space = text.rfind(" ", 0, cut + 1)
+        if space > cut // 2:
+            out.append(text[:space])
+            text = text[space + 1 :]
+        else:
+            out.append(text[:cut])
+            text = text[cut:]
+    return [piece for piece in out if piece] or [""]
+
+
+Handler = Callable[[Session, Message, float], None]
+
+_HANDLERS: dict[str, Handler] = {
+    "PING": Session._on_ping,
+    "PONG": Session._on_pong,
+    "ERROR": Session._on_error,
+    "CAP": Session._on_cap,
+    "JOIN": Session._on_join,
+    "PART": Session._on_part,
+    "KICK": Session._on_kick,
+    "QUIT": Session._on_quit,
+    "NICK": Session._on_nick,
+    "MODE": Session._on_mode,
+    "TOPIC": Session._on_topic,
+    "AWAY": Session._on_away,
+    "INVITE": Session._on_invite,
+    "PRIVMSG": Session._on_message,
+    "NOTICE": Session._on_message,
+    "BATCH": Session._on_batch,
+    "FAIL": Session._on_fail,
+    "WARN": Session._on_fail,
+    "NOTE": Session._on_fail,
+}
+
+_NUMERICS: dict[str, Handler] = {
+    N.RPL_WELCOME: Session._welcome,
+    N.RPL_ISUPPORT: Session._rpl_isupport,
+    N.RPL_ENDOFMOTD: Session._rpl_endofmotd,
+    N.ERR_NOMOTD: Session._rpl_endofmotd,
+    N.RPL_TOPIC: Session._rpl_topic,
+    N.RPL_NOTOPIC: Session._rpl_notopic,
+    N.RPL_TOPICWHOTIME: Session._rpl_topicwhotime,
+    N.RPL_NAMREPLY: Session._rpl_namreply,
+    N.RPL_ENDOFNAMES: Session._rpl_endofnames,
+    N.RPL_AWAY: Session._rpl_away,
+    N.RPL_UNAWAY: Session._rpl_unaway,
+    N.RPL_NOWAWAY: Session._rpl_unaway,
+    N.RPL_CHANNELMODEIS: Session._rpl_channelmodeis,
+    N.RPL_UMODEIS: Session._rpl_umodeis,
+    N.RPL_LIST: Session._rpl_list,
+    N.RPL_INVITING: Session._rpl_inviting,
+    N.ERR_NICKNAMEINUSE: Session._nick_in_use,
+    N.ERR_ERRONEUSNICKNAME: Session._nick_in_use,
+    "437": Session._nick_in_use,  # ERR_UNAVAILRESOURCE
+    N.RPL_CREATIONTIME: lambda s, m, now: None,
+}
+
+# Replies to queries the user made: shown in the current buffer.
+_QUERY_NUMERICS = frozenset(
+    {
+        N.RPL_WHOISUSER, N.RPL_WHOISSERVER, N.RPL_WHOISOPERATOR, N.RPL_WHOISIDLE,
+        N.RPL_ENDOFWHOIS, N.RPL_WHOISCHANNELS, N.RPL_WHOISHOST, N.RPL_WHOISMODES,
+        N.RPL_WHOISSECURE, "307", "320", "330", "338", "276", "378",
+        N.RPL_LISTSTART, N.RPL_LISTEND, N.RPL_WHOREPLY, N.RPL_ENDOFWHO,
+        N.RPL_BANLIST, N.RPL_ENDOFBANLIST, N.RPL_USERHOST, N.RPL_ISON,
+        "314", "369",  # WHOWAS
+    }
+)  # fmt: skip
+
+# Friendlier text for common query replies: (minimum params, format over params).
+_QUERY_FORMATS: dict[str, tuple[int, str]] = {
+    N.RPL_WHOISUSER: (6, "{1} is {2}@{3} ({5})"),
+    N.RPL_WHOISSERVER: (4, "{1} is connected to {2} ({3})"),
+    N.RPL_WHOISOPERATOR: (2, "{1} is an IRC operator"),
+    N.RPL_WHOISIDLE: (4, "{1} has been idle for {2} s"),
+    N.RPL_WHOISCHANNELS: (3, "{1} is on {2}"),
+    N.RPL_ENDOFWHOIS: (2, "End of WHOIS for {1}"),
+    "330": (3, "{1} is logged in as {2}"),
+    N.RPL_LISTSTART: (1, "Channels (users) topic:"),
+    N.RPL_LISTEND: (1, "End of channel list"),
+}

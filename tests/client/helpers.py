@@ -1,0 +1,95 @@
+"""Helpers for sans-IO session tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from chat.servertime import format_time, parse_time
+from client.model import Buffer, Kind, Line
+from client.session import Session, SessionConfig
+
+from .recorded import CHAT_BURST, CHAT_JOIN, NGIRCD_BURST, NGIRCD_JOIN
+
+NOW = 1_790_000_000.0  # an arbitrary local clock reading
+T0 = parse_time("2026-11-21T06:58:42.076Z")  # server time of the recorded JOIN #t
+
+
+def make(nick: str = "alice", **kw: object) -> Session:
+    return Session(SessionConfig(nick=nick, **kw))  # type: ignore[arg-type]
+
+
+def feed(s: Session, lines: Iterable[str | bytes], now: float = NOW) -> list[str]:
+    """Feed lines; return what the session sent meanwhile."""
+    for line in lines:
+        s.feed(line, now)
+    return s.take_outgoing()
+
+
+def chat_session(channels: tuple[str, ...] = ("#t",), **kw: object) -> Session:
+    """Registered against (a recording of) our server, joined to #t when asked."""
+    s = make(channels=channels, **kw)
+    s.connection_made(NOW)
+    feed(s, CHAT_BURST)
+    if "#t" in channels:
+        feed(s, CHAT_JOIN)
+    s.take_events()
+    return s
+
+
+def ngircd_session(channels: tuple[str, ...] = ("#t",), **kw: object) -> Session:
+    s = make(channels=channels, **kw)
+    s.connection_made(NOW)
+    feed(s, NGIRCD_BURST)
+    if "#t" in channels:
+        feed(s, NGIRCD_JOIN)
+    s.take_events()
+    return s
+
+
+def privmsg(
+    nick: str,
+    target: str,
+    text: str,
+    msgid: str | None = None,
+    t: float | None = None,
+    batch: str | None = None,
+) -> str:
+    tags = []
+    if batch is not None:
+        tags.append(f"batch={batch}")
+    if t is not None:
+        tags.append(f"time={format_time(t)}")
+    if msgid is not None:
+        tags.append(f"msgid={msgid}")
+    prefix = "@" + ";".join(tags) + " " if tags else ""
+    return f"{prefix}:{nick}!~{nick}@host PRIVMSG {target} :{text}"
+
+
+def history_batch(ref: str, target: str, rows: list[tuple[str, str, str, float]]) -> list[str]:
+    """BATCH +ref chathistory target, rows (nick, text, msgid, time), BATCH -ref."""
+    lines = [f":test.server BATCH +{ref} chathistory {target}"]
+    lines += [privmsg(n, target, text, mid, t, batch=ref) for n, text, mid, t in rows]
+    lines.append(f":test.server BATCH -{ref}")
+    return lines
+
+
+def messages(buf: Buffer) -> list[Line]:
+    return [ln for ln in buf.lines if ln.kind in (Kind.MESSAGE, Kind.ACTION, Kind.NOTICE)]
+
+
+def texts(buf: Buffer) -> list[str]:
+    return [ln.text for ln in messages(buf)]
+
+
+def all_text(s: Session) -> list[str]:
+    """Every display string in every buffer (text, nick, spans, topic, member nicks)."""
+    out: list[str] = []
+    for buf in s.buffers:
+        out.append(buf.name)
+        out.append(buf.topic)
+        out.extend(sp.text for sp in buf.topic_spans)
+        out.extend(m.nick for m in buf.members.values())
+        for ln in buf.lines:
+            out += [ln.text, ln.nick, ln.prefix]
+            out.extend(sp.text for sp in ln.spans)
+    return out

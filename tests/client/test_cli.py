@@ -1,0 +1,114 @@
+"""chat-client command line: options, config merging, headless mode."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from client import cli
+from server.config import ServerConfig
+from tests.conftest import RunningServer, start_server
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RunningServer]:
+    running = start_server(ServerConfig(name="test.server"), "asyncio", db=str(tmp_path / "h.db"))
+    try:
+        yield running
+    finally:
+        running.handle.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_user_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+
+
+def test_help_documents_every_option(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("HOST", "--port", "--tls", "--nick", "--user", "--realname", "--password",
+                   "--join", "--config", "--headless", "config.toml"):  # fmt: skip
+        assert option.lower() in out.lower(), option
+
+
+def test_options_override_the_config(tmp_path: Path) -> None:
+    conf = tmp_path / "c.toml"
+    conf.write_text(
+        'nick = "zed"\n[servers.home]\nhost = "irc.example"\ntls = true\nchannels = ["#a"]\n',
+        encoding="utf-8",
+    )
+    setup = cli.build(["home", "--config", str(conf), "--join", "#b,#a, #c"])
+    assert setup.connection.settings.host == "irc.example"
+    assert setup.connection.settings.port == 6697 and setup.connection.settings.tls
+    assert setup.session.config.nick == "zed"
+    assert setup.session.config.channels == ("#a", "#b", "#c")
+    setup = cli.build(["--config", str(conf), "--nick", "amy", "--port", "7000"])
+    assert setup.session.config.nick == "amy" and setup.connection.settings.port == 7000
+    setup = cli.build(["other.host", "--config", str(conf), "--user", "u", "--password", "pw"])
+    assert setup.connection.settings.host == "other.host"
+    assert setup.connection.settings.port == 6667
+    assert setup.session.config.user == "u" and setup.session.config.password == "pw"
+
+
+def test_bad_config_is_reported_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conf = tmp_path / "c.toml"
+    conf.write_text("scrollback = -1\n", encoding="utf-8")
+    assert cli.main(["host", "--config", str(conf), "--headless"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "scrollback" in err
+
+
+def test_no_host(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main([])
+    assert info.value.code == 2
+    assert "no HOST" in capsys.readouterr().err
+
+
+def test_headless_subprocess(server: RunningServer, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_")}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
+    env["PYTHONPATH"] = str(REPO)
+    args = ["127.0.0.1", "--port", str(server.port), "--nick", "scripty", "--headless"]
+    result = subprocess.run(
+        [sys.executable, "-m", "client.cli", *args],
+        input="/join #t\nhello from a script\n/me is done\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "#t -- scripty has joined #t" in out
+    assert "#t <@scripty> hello from a script" in out
+    assert "#t * scripty is done" in out
+    assert "\x1b" not in out
+
+
+def test_falls_back_to_headless_without_the_ui(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def no_ui(name: str) -> object:
+        raise ImportError(f"No module named {name!r}")
+
+    monkeypatch.setattr(cli.importlib, "import_module", no_ui)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("/join #t\nfallback works\n"))
+    assert cli.main(["127.0.0.1", "--port", str(server.port), "--nick", "fb"]) == 0
+    captured = capsys.readouterr()
+    assert "running headless" in captured.err
+    assert "fallback works" in captured.out

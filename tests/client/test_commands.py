@@ -1,0 +1,223 @@
+"""User commands and tab completion."""
+
+from __future__ import annotations
+
+import pytest
+
+from client.model import BufferClosed, BufferKind, Kind, QuitRequested
+from client.session import Session, split_text
+
+from .helpers import NOW, chat_session, feed, make, ngircd_session, texts
+
+
+def run(s: Session, text: str) -> list[str]:
+    s.input(text, NOW)
+    return s.take_outgoing()
+
+
+def last_error(s: Session) -> str:
+    line = s.current.lines[-1]
+    assert line.kind is Kind.ERROR, line
+    return line.text
+
+
+@pytest.fixture
+def s() -> Session:
+    session = chat_session()
+    session.switch("#t")
+    feed(session, [":bob!b@h JOIN #t", ":bobby!b@h JOIN #t", ":carol!c@h JOIN #t"])
+    return session
+
+
+@pytest.mark.parametrize(
+    ("typed", "sent"),
+    [
+        ("/join #a", ["JOIN #a"]),
+        ("/join a,#b", ["JOIN #a,#b"]),
+        ("/join #a,#b k1", ["JOIN #a,#b k1"]),
+        ("/j #a #b", ["JOIN #a,#b"]),
+        ("/part", ["PART #t"]),
+        ("/part see you", ["PART #t :see you"]),
+        ("/part #other bye", ["PART #other bye"]),
+        ("/msg bob hi there", ["PRIVMSG bob :hi there"]),
+        ("/notice bob psst", ["NOTICE bob psst"]),
+        ("/me waves", ["PRIVMSG #t :\x01ACTION waves\x01"]),
+        ("/nick alicia", ["NICK alicia"]),
+        ("/topic", ["TOPIC #t"]),
+        ("/topic a new topic", ["TOPIC #t :a new topic"]),
+        ("/topic #x new", ["TOPIC #x new"]),
+        ("/topic -delete", ["TOPIC #t :"]),
+        ("/names", ["NAMES #t"]),
+        ("/list", ["LIST"]),
+        ("/list #c*", ["LIST #c*"]),
+        ("/whois bob", ["WHOIS bob"]),
+        ("/away gone fishing", ["AWAY :gone fishing"]),
+        ("/away", ["AWAY"]),
+        ("/invite dave", ["INVITE dave #t"]),
+        ("/invite dave #x", ["INVITE dave #x"]),
+        ("/kick bob", ["KICK #t bob"]),
+        ("/kick bob be nice", ["KICK #t bob :be nice"]),
+        ("/kick #x bob", ["KICK #x bob"]),
+        ("/mode +m", ["MODE #t +m"]),
+        ("/mode +o bob", ["MODE #t +o bob"]),
+        ("/mode #x +b *!*@h", ["MODE #x +b *!*@h"]),
+        ("/mode alice +i", ["MODE alice +i"]),
+        ("/quote PRIVMSG #t :raw line", ["PRIVMSG #t :raw line"]),
+        ("/raw PING x\r\nQUIT", ["PING xQUIT"]),
+        ("/quit", ["QUIT Leaving"]),
+        ("/quit bye all", ["QUIT :bye all"]),
+        ("hello world", ["PRIVMSG #t :hello world"]),
+        ("//slash text", ["PRIVMSG #t :/slash text"]),
+        ("line one\nline two", ["PRIVMSG #t :line one", "PRIVMSG #t :line two"]),
+        ("/HELP", []),
+    ],
+)
+def test_commands_send(s: Session, typed: str, sent: list[str]) -> None:
+    assert run(s, typed) == sent
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "/join",
+        "/msg bob",
+        "/msg",
+        "/notice",
+        "/kick",
+        "/nick",
+        "/whois",
+        "/invite",
+        "/quote",
+        "/me",
+        "/win",
+        "/win 99",
+        "/win #nope",
+        "/query",
+        "/query #chan",
+        "/nosuch",
+        "/join #bad\x07name",
+        "/msg bad,target hi",
+        "/help nosuch",
+    ],
+)
+def test_bad_usage_gives_an_error_line(s: Session, typed: str) -> None:
+    assert run(s, typed) == []
+    assert last_error(s)
+
+
+def test_help_lists_commands(s: Session) -> None:
+    run(s, "/help")
+    text = "\n".join(ln.text for ln in s.current.lines)
+    for name in ("join", "part", "msg", "query", "me", "notice", "nick", "topic", "names",
+                 "list", "whois", "away", "invite", "kick", "mode", "quit", "close", "win",
+                 "clear", "help", "quote"):  # fmt: skip
+        assert f"/{name}" in text
+    run(s, "/help kick")
+    assert "/kick" in s.current.lines[-1].text
+
+
+def test_query_close_win_clear(s: Session) -> None:
+    assert run(s, "/query bob hello") == ["PRIVMSG bob hello"]
+    assert s.current.name == "bob" and s.current.kind is BufferKind.QUERY
+    assert texts(s.current) == []  # echo-message is on: shown when the echo comes
+    assert run(s, "/win 2") == [] and s.current.name == "#t"
+    assert run(s, "/win 1") == [] and s.current is s.server
+    assert run(s, "/win bob") == [] and s.current.name == "bob"
+    s.take_events()
+    assert run(s, "/close") == []
+    assert s.buffer("bob") is None
+    assert any(isinstance(e, BufferClosed) for e in s.take_events())
+    s.switch("#t")
+    feed(s, [":bob!b@h PRIVMSG #t :something"])
+    run(s, "/clear")
+    assert len(s.current.lines) == 0
+    assert run(s, "/close") == ["PART #t"]
+    assert s.buffer("#t") is None and s.current is s.server
+    feed(s, [":alice!a@h PART #t"])  # the late PART echo does not recreate it
+    assert s.buffer("#t") is None
+    run(s, "/close")
+    assert "cannot be closed" in last_error(s)
+
+
+def test_join_switches_when_joined(s: Session) -> None:
+    s.switch(s.server)
+    assert run(s, "/join #new") == ["JOIN #new"]
+    assert s.current is s.server
+    feed(s, [":alice!a@h JOIN #new"])
+    assert s.current.name == "#new"
+    # Joining a channel we are in just switches to it.
+    s.switch(s.server)
+    assert run(s, "/join #t") == []
+    assert s.current.name == "#t"
+
+
+def test_plain_text_needs_a_target() -> None:
+    s = chat_session()
+    assert s.current is s.server
+    assert run(s, "hello") == []
+    assert "server buffer" in last_error(s)
+    s.switch("#t")
+    feed(s, [":alice!a@h PART #t"])
+    assert run(s, "hello") == []
+    assert "not in #t" in last_error(s)
+
+
+def test_commands_while_disconnected() -> None:
+    s = make()
+    assert run(s, "/join #a") == []
+    assert "not connected" in last_error(s)
+    assert run(s, "/help") == []
+    s.take_events()
+    assert run(s, "/quit") == []
+    assert any(isinstance(e, QuitRequested) for e in s.take_events())
+
+
+def test_messages_without_echo_show_locally(s: Session) -> None:
+    n = ngircd_session()
+    n.switch("#t")
+    assert run(n, "/me waves") == ["PRIVMSG #t :\x01ACTION waves\x01"]
+    assert run(n, "/msg bob hi") == ["PRIVMSG bob hi"]
+    q = n.buffer("bob")
+    assert q is not None and texts(q) == ["hi"]
+    assert n.current.name == "#t"  # /msg does not switch
+    assert n.current.lines[-1].kind is Kind.ACTION
+
+
+def test_long_messages_are_split_to_fit_a_line(s: Session) -> None:
+    word = "wörd "
+    out = run(s, word * 400)
+    assert len(out) > 1
+    mask = ":alice!~a@127.0.0.1 "  # as seen in our JOIN: the server relays it in front
+    for line in out:
+        assert len(line.encode()) + len(mask) <= 510
+    assert all(len(line.encode()) + len(mask) > 450 for line in out[:-1])
+    joined = " ".join(line.split(" :", 1)[1] for line in out)
+    assert joined.split() == (word * 400).split()
+
+
+def test_split_text() -> None:
+    assert split_text("short", 100) == ["short"]
+    assert split_text("a" * 25, 10) == ["a" * 10, "a" * 10, "a" * 5]
+    assert split_text("ééééé", 4) == ["éé", "éé", "é"]
+    assert split_text("aaa bbb ccc", 7) == ["aaa bbb", "ccc"]
+
+
+# ---------------------------------------------------------------------- completion
+
+
+def test_complete_nicks_channels_commands(s: Session) -> None:
+    c = s.complete("bo")
+    assert c.start == 0 and c.end == 2
+    assert sorted(c.candidates) == ["bob: ", "bobby: "]
+    c = s.complete("hi BO")
+    assert c.start == 3 and sorted(c.candidates) == ["bob ", "bobby "]
+    assert s.complete("hi al").candidates == []  # not ourselves
+    # Recent speakers first.
+    feed(s, [":bobby!b@h PRIVMSG #t :i spoke"], now=NOW + 10)
+    assert s.complete("bo").candidates[0] == "bobby: "
+    assert s.complete("/jo").candidates == ["/join "]
+    assert "/quit " in s.complete("/q").candidates
+    assert s.complete("see #").candidates == ["#t"]
+    assert s.complete("").candidates == []
+    c = s.complete("ca and more", cursor=2)
+    assert (c.start, c.end, c.candidates) == (0, 2, ["carol: "])

@@ -1,0 +1,293 @@
+"""The asyncio connection against our real server (in-process), and reconnection."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import ssl
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from client.connection import backoff_delay
+from client.model import Kind, State
+from server.config import ServerConfig
+from server.transport.background import BackgroundServer
+from tests.conftest import RunningServer, start_server
+
+from .netutil import DEADLINE, ChatClient, has_texts, messages, texts
+
+CONFIG = ServerConfig(name="test.server", network="TestNet")
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    return str(tmp_path / "history.db")
+
+
+@pytest.fixture
+def server(db: str) -> Iterator[RunningServer]:
+    running = start_server(CONFIG, "asyncio", db=db)
+    try:
+        yield running
+    finally:
+        running.handle.stop()
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[list[ChatClient]]:
+    started: list[ChatClient] = []
+    try:
+        yield started
+    finally:
+        for c in started:
+            await c.stop()
+
+
+# ---------------------------------------------------------------------- backoff
+
+
+def test_backoff_is_exponential_capped_and_jittered() -> None:
+    low = [backoff_delay(n, 1.0, 60.0, rand=lambda: 0.0) for n in range(10)]
+    high = [backoff_delay(n, 1.0, 60.0, rand=lambda: 1.0) for n in range(10)]
+    assert low[:7] == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0]
+    assert high[:7] == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0]
+    assert max(high) == 60.0 and backoff_delay(10_000) <= 60.0
+    assert len({backoff_delay(5) for _ in range(20)}) > 1  # jitter
+
+
+# ---------------------------------------------------------------------- our server
+
+
+async def test_two_clients_talk(server: RunningServer, clients: list[ChatClient]) -> None:
+    alice = ChatClient.start(server.port, "alice", ("#t",))
+    bob = ChatClient.start(server.port, "bob", ("#t",))
+    clients += [alice, bob]
+    a_buf = await alice.joined("#t")
+    b_buf = await bob.joined("#t")
+    assert alice.session.history_enabled and alice.session.echo
+    await alice.wait(lambda: "bob" in a_buf.members, "bob in the member list")
+    alice.conn.switch(a_buf)
+    bob.conn.switch(b_buf)
+    alice.conn.input("hello bob")
+    alice.conn.input("/me waves")
+    await bob.wait(lambda: has_texts(b_buf, ["hello bob", "waves"]), "alice's messages")
+    bob.conn.input("hi alice")
+    for c in (alice, bob):
+        buf = c.session.buffer("#t")
+        await c.wait(lambda buf=buf: has_texts(buf, ["hello bob", "waves", "hi alice"]), "chat")
+    # Each message once, with server msgids and times; ours marked own.
+    a_msgs = messages(a_buf)
+    assert [m.text for m in a_msgs] == ["hello bob", "waves", "hi alice"]
+    assert all(m.msgid for m in a_msgs)
+    assert [m.own for m in a_msgs] == [True, True, False]
+    assert a_msgs[1].kind is Kind.ACTION
+    assert [m.highlight for m in messages(b_buf)] == [True, False, False]  # "hello bob"
+    assert alice.session.lag is None or alice.session.lag >= 0
+    # A third client joining later gets the history through CHATHISTORY LATEST.
+    carol = ChatClient.start(server.port, "carol", ("#t",))
+    clients.append(carol)
+    c_buf = await carol.joined("#t")
+    assert texts(c_buf) == ["hello bob", "waves", "hi alice"]
+    assert all(m.history for m in messages(c_buf))
+
+
+async def test_lag_is_measured(server: RunningServer, clients: list[ChatClient]) -> None:
+    alice = ChatClient.start(server.port, "alice", ping_interval=0.05, ping_timeout=5.0)
+    clients.append(alice)
+    await alice.wait(lambda: alice.session.lag is not None, "a PONG")
+    assert alice.session.lag is not None and alice.session.lag >= 0
+
+
+async def test_quit_is_clean(server: RunningServer, clients: list[ChatClient]) -> None:
+    alice = ChatClient.start(server.port, "alice", ("#t",))
+    bob = ChatClient.start(server.port, "bob", ("#t",))
+    clients += [alice, bob]
+    await alice.joined("#t")
+    b_buf = await bob.joined("#t")
+    await bob.wait(lambda: "alice" in b_buf.members, "alice")
+    alice.conn.input("/quit see you")
+    await asyncio.wait_for(alice.task, DEADLINE)
+    assert alice.session.state is State.DISCONNECTED
+    await bob.wait(lambda: any(ln.kind is Kind.QUIT for ln in b_buf.lines), "alice's QUIT")
+    assert "see you" in [ln for ln in b_buf.lines if ln.kind is Kind.QUIT][-1].text
+
+
+async def test_dropped_connection_rejoins_and_fills_the_gap(
+    server: RunningServer, clients: list[ChatClient]
+) -> None:
+    alice = ChatClient.start(server.port, "alice", ("#t", "#u"))
+    bob = ChatClient.start(server.port, "bob", ("#t",))
+    clients += [alice, bob]
+    a_buf = await alice.joined("#t")
+    await alice.joined("#u")
+    b_buf = await bob.joined("#t")
+    bob.conn.switch(b_buf)
+    for i in range(3):
+        bob.conn.input(f"before {i}")
+    await alice.wait(lambda: has_texts(a_buf, [f"before {i}" for i in range(3)]), "before")
+
+    alice.gate.close()
+    alice.conn.drop()  # the network fails
+    await asyncio.wait_for(alice.gate.waiting.wait(), DEADLINE)  # waiting to reconnect
+    assert not a_buf.joined and a_buf.rejoin
+    await bob.wait(lambda: "alice" not in b_buf.members, "the server to notice")
+    gap = [f"missed {i}" for i in range(5)]
+    for text in gap:
+        bob.conn.input(text)
+    await bob.wait(lambda: has_texts(b_buf, gap), "bob's echoes (stored)")
+
+    alice.gate.open()
+    await alice.joined("#t")
+    await alice.joined("#u")
+    note = "— reconnected, fetched 5 missed messages —"
+    await alice.wait(lambda: any(ln.text == note for ln in a_buf.lines), "the gap fill")
+    bob.conn.input("after")
+    await alice.wait(lambda: has_texts(a_buf, ["after"]), "live again")
+    want = [f"before {i}" for i in range(3)] + gap + ["after"]
+    assert texts(a_buf) == want  # no gap, no duplicate, in order
+    ids = [m.msgid for m in messages(a_buf)]
+    assert len(set(ids)) == len(ids)
+    assert sum("reconnected" in ln.text for ln in a_buf.lines) == 1
+    u_buf = alice.session.buffer("#u")
+    assert u_buf is not None and any(
+        "no missed messages" in ln.text or "reconnected" in ln.text for ln in u_buf.lines
+    )
+
+
+async def test_server_restart_on_the_same_database(db: str, clients: list[ChatClient]) -> None:
+    first = start_server(CONFIG, "asyncio", db=db)
+    port = first.port
+    handles = [first.handle]
+    try:
+        alice = ChatClient.start(port, "alice", ("#t",))
+        bob = ChatClient.start(port, "bob", ("#t",))
+        clients += [alice, bob]
+        a_buf = await alice.joined("#t")
+        b_buf = await bob.joined("#t")
+        bob.conn.switch(b_buf)
+        bob.conn.input("one")
+        bob.conn.input("two")
+        await alice.wait(lambda: has_texts(a_buf, ["one", "two"]), "one, two")
+
+        alice.gate.close()
+        first.handle.stop()  # both lose the connection
+        handles.remove(first.handle)
+        await asyncio.wait_for(alice.gate.waiting.wait(), DEADLINE)
+        second = BackgroundServer(
+            replace(first.config, host="127.0.0.1", port=port, db=db), "asyncio"
+        )
+        handles.append(second)
+        assert second.start() == port
+        # bob comes back first and talks while alice is still away.
+        await bob.wait(lambda: bob.session.connects >= 2 and b_buf.joined, "bob back")
+        bob.conn.input("three")
+        bob.conn.input("four")
+        await bob.wait(lambda: has_texts(b_buf, ["three", "four"]), "bob's echoes")
+
+        alice.gate.open()
+        note = "— reconnected, fetched 2 missed messages —"
+        await alice.wait(lambda: any(ln.text == note for ln in a_buf.lines), "gap fill")
+        assert a_buf.joined
+        assert texts(a_buf) == ["one", "two", "three", "four"]
+        assert texts(b_buf) == ["one", "two", "three", "four"]
+    finally:
+        for c in clients:
+            await c.stop()
+        clients.clear()
+        for handle in handles:
+            handle.stop()
+
+
+# ---------------------------------------------------------------------- fake servers
+
+
+async def test_dead_connection_is_detected_and_retried(clients: list[ChatClient]) -> None:
+    accepted = 0
+    writers: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        writers.append(writer)
+        with contextlib.suppress(Exception):
+            while await reader.read(4096):
+                pass  # read everything, answer nothing (not even PONG)
+
+    srv = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    try:
+        alice = ChatClient.start(port, "alice", ping_interval=0.1, ping_timeout=0.2)
+        clients.append(alice)
+        await alice.wait(lambda: accepted >= 2, "a second connection")
+        assert any("no reply" in ln.text for ln in alice.session.server.lines)
+    finally:
+        for w in writers:
+            w.close()
+        srv.close()
+
+
+async def test_connection_refused_backs_off_and_retries(clients: list[ChatClient]) -> None:
+    srv = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    srv.close()
+    await srv.wait_closed()
+    alice = ChatClient.start(port, "alice")
+    clients.append(alice)
+    await alice.wait(lambda: alice.conn.attempt >= 3, "three attempts")
+    errors = [ln.text for ln in alice.session.server.lines if ln.kind is Kind.ERROR]
+    assert any("Could not connect" in e for e in errors)
+    alice.conn.close()
+    await asyncio.wait_for(alice.task, DEADLINE)
+
+
+def _make_cert(tmp_path: Path) -> tuple[Path, Path] | None:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        return None
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    result = subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        capture_output=True,
+        check=False,
+    )  # fmt: skip
+    return (cert, key) if result.returncode == 0 else None
+
+
+async def test_tls(tmp_path: Path, clients: list[ChatClient]) -> None:
+    pair = _make_cert(tmp_path)
+    if pair is None:
+        pytest.skip("openssl cannot make a test certificate here")
+    cert, key = pair
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+
+    async def tiny_ircd(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(Exception):
+            while line := await reader.readline():
+                if line.startswith(b"USER"):
+                    writer.write(b":tls.test 001 alice :Welcome over TLS\r\n")
+                    writer.write(b":tls.test 422 alice :No MOTD\r\n")
+                elif line.startswith(b"QUIT"):
+                    writer.write(b"ERROR :bye\r\n")
+                    await writer.drain()
+                    break
+        writer.close()
+
+    srv = await asyncio.start_server(tiny_ircd, "127.0.0.1", 0, ssl=server_ctx)
+    port = srv.sockets[0].getsockname()[1]
+    try:
+        alice = ChatClient.start(port, "alice")
+        alice.conn.settings.tls = True
+        alice.conn._ssl = ssl.create_default_context(cafile=str(cert))
+        clients.append(alice)
+        await alice.wait(lambda: alice.session.registered, "registration over TLS")
+        assert any("over TLS" in ln.text for ln in alice.session.server.lines)
+    finally:
+        srv.close()

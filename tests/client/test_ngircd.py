@@ -1,0 +1,90 @@
+"""Against ngIRCd (no server-time, echo-message, batch or chathistory): clean degradation."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from client.model import Kind
+from tests.e2e.irc_clients import RunningServer, server_skip_reason, start_server
+
+from .netutil import ChatClient, has_texts, messages, texts
+
+pytestmark = pytest.mark.skipif(
+    server_skip_reason("ngircd") is not None, reason=server_skip_reason("ngircd") or ""
+)
+
+
+@pytest.fixture
+def ngircd(tmp_path: Path) -> Iterator[RunningServer]:
+    server = start_server("ngircd", tmp_path / "ngircd")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[list[ChatClient]]:
+    started: list[ChatClient] = []
+    try:
+        yield started
+    finally:
+        for c in started:
+            await c.stop()
+
+
+async def test_chat_without_history_caps(ngircd: RunningServer, clients: list[ChatClient]) -> None:
+    alice = ChatClient.start(ngircd.port, "alice", ("#t",))
+    clients.append(alice)
+    a_buf = await alice.joined("#t")  # first in: channel operator
+    bob = ChatClient.start(ngircd.port, "bob", ("#t",))
+    clients.append(bob)
+    b_buf = await bob.joined("#t")
+    s = alice.session
+    assert not s.history_enabled and not s.echo and "server-time" not in s.caps
+    assert s.casemapping == "ascii" and s.prefix_symbols == "~&@%+"
+    await alice.wait(lambda: "bob" in a_buf.members, "bob in the member list")
+    assert a_buf.members["alice"].prefixes == "@"
+
+    alice.conn.switch(a_buf)
+    bob.conn.switch(b_buf)
+    alice.conn.input("hello from alice")
+    alice.conn.input("/me waves")
+    bob.conn.input("hi alice")
+    want = ["hello from alice", "waves", "hi alice"]
+    await alice.wait(lambda: has_texts(a_buf, want), "the chat (alice)")
+    await bob.wait(lambda: has_texts(b_buf, want), "the chat (bob)")
+    # Own messages shown locally, exactly once (no echo-message to double them).
+    assert texts(a_buf) == want
+    assert [m.own for m in messages(a_buf)] == [True, True, False]
+    assert [m.highlight for m in messages(a_buf)] == [False, False, True]
+    assert [m.kind for m in messages(b_buf) if m.text == "waves"] == [Kind.ACTION]
+    assert all(m.msgid is None for m in messages(b_buf))
+
+    # Older history cannot be requested; nothing asks for CHATHISTORY.
+    assert not alice.conn.request_older(a_buf)
+    errors = [ln.text for b in s.buffers for ln in b.lines if ln.kind is Kind.ERROR]
+    assert errors == []
+
+    # A dropped connection is recovered: rejoin, one short note, no history request.
+    alice.conn.drop()
+    await alice.wait(lambda: s.connects >= 2 and a_buf.joined, "the rejoin")
+    await alice.wait(lambda: any("reconnected" in ln.text for ln in a_buf.lines), "the note")
+    assert sum("reconnected" in ln.text for ln in a_buf.lines) == 1
+    bob.conn.input("welcome back")
+    await alice.wait(lambda: has_texts(a_buf, ["welcome back"]), "live messages again")
+    errors = [ln.text for b in s.buffers for ln in b.lines if ln.kind is Kind.ERROR]
+    assert all("Disconnected" in e for e in errors), errors
+
+
+async def test_nick_collision_fallback(ngircd: RunningServer, clients: list[ChatClient]) -> None:
+    first = ChatClient.start(ngircd.port, "dup")
+    clients.append(first)
+    await first.wait(lambda: first.session.registered, "registration")
+    second = ChatClient.start(ngircd.port, "dup")
+    clients.append(second)
+    await second.wait(lambda: second.session.registered, "registration with a fallback nick")
+    assert second.session.nick == "dup_"

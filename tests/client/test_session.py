@@ -1,0 +1,594 @@
+"""Sans-IO session tests with lines recorded from real servers."""
+
+from __future__ import annotations
+
+import pytest
+
+from chat.servertime import format_time
+from client.model import (
+    BufferKind,
+    HistoryAdded,
+    Kind,
+    LineAdded,
+    QuitRequested,
+    State,
+)
+from client.session import MAX_MEMBERS, Session
+
+from .helpers import (
+    NOW,
+    T0,
+    chat_session,
+    feed,
+    history_batch,
+    make,
+    messages,
+    ngircd_session,
+    privmsg,
+    texts,
+)
+from .recorded import CHAT_BURST, CHAT_JOIN, NGIRCD_BURST, NGIRCD_JOIN, NO_CAP_BURST
+
+ALL_CAPS = (
+    "server-time message-tags echo-message batch labeled-response draft/chathistory "
+    "multi-prefix away-notify"
+)
+
+
+# ---------------------------------------------------------------------- registration
+
+
+def test_registration_against_our_server() -> None:
+    s = make(channels=("#t",))
+    s.connection_made(NOW)
+    assert s.take_outgoing() == ["CAP LS 302", "NICK alice", "USER alice 0 * alice"]
+    assert s.state is State.REGISTERING
+    assert feed(s, CHAT_BURST[:1]) == [f"CAP REQ :{ALL_CAPS}"]
+    assert feed(s, CHAT_BURST[1:2]) == ["CAP END"]
+    assert feed(s, CHAT_BURST[2:-1]) == []
+    assert s.state is State.CONNECTED and s.registered
+    assert s.history_enabled and s.echo
+    assert s.chathistory_limit == 100 and s.network == "TestNet"
+    assert s.prefix_symbols == "@+" and s.casemapping == "rfc1459"
+    # End of MOTD (422 here): join the configured channels.
+    assert feed(s, CHAT_BURST[-1:]) == ["JOIN #t"]
+    assert feed(s, CHAT_JOIN) == ["CHATHISTORY LATEST #t * 100"]
+    buf = s.buffer("#T")
+    assert buf is not None and buf.joined and buf.kind is BufferKind.CHANNEL
+    assert [(m.prefixes, m.nick) for m in buf.sorted_members(s.prefix_symbols)] == [("@", "alice")]
+    assert buf.history_loading
+
+
+def test_registration_against_ngircd_degrades() -> None:
+    s = make(channels=("#t",))
+    s.connection_made(NOW)
+    s.take_outgoing()
+    # Only what the server offers is requested.
+    assert feed(s, NGIRCD_BURST[:1]) == ["CAP REQ multi-prefix"]
+    assert feed(s, NGIRCD_BURST[1:2]) == ["CAP END"]
+    assert feed(s, NGIRCD_BURST[2:]) == ["JOIN #t"]
+    assert s.caps == {"multi-prefix"}
+    assert not s.history_enabled and not s.echo
+    assert s.casemapping == "ascii" and s.prefix_symbols == "~&@%+" and s.chantypes == "#&+"
+    assert s.nicklen == 9
+    # No CHATHISTORY after the JOIN.
+    assert feed(s, NGIRCD_JOIN) == []
+    buf = s.buffer("#t")
+    assert buf is not None and buf.joined and not buf.history_loading
+    assert s.request_older(buf, NOW) is False
+
+
+def test_cap_nak_still_ends_negotiation() -> None:
+    s = make()
+    s.connection_made(NOW)
+    s.take_outgoing()
+    feed(s, [":srv CAP * LS :server-time batch"])
+    assert feed(s, [":srv CAP * NAK :server-time batch"]) == ["CAP END"]
+    assert s.caps == set()
+
+
+def test_server_without_cap_registers() -> None:
+    s = make(channels=("#a",))
+    s.connection_made(NOW)
+    s.take_outgoing()
+    assert feed(s, NO_CAP_BURST) == ["JOIN #a"]
+    assert s.registered and s.caps == set()
+
+
+def test_multiline_cap_ls() -> None:
+    s = make()
+    s.connection_made(NOW)
+    s.take_outgoing()
+    assert feed(s, [":srv CAP * LS * :server-time sasl=PLAIN"]) == []
+    assert feed(s, [":srv CAP * LS :batch echo-message"]) == [
+        "CAP REQ :server-time echo-message batch"
+    ]
+    assert s.available_caps["sasl"] == "PLAIN"
+
+
+def test_password_goes_before_nick() -> None:
+    s = make(password="sekrit", user="al", realname="Alice Liddell")
+    s.connection_made(NOW)
+    assert s.take_outgoing() == [
+        "CAP LS 302",
+        "PASS sekrit",
+        "NICK alice",
+        "USER al 0 * :Alice Liddell",
+    ]
+
+
+def test_nick_in_use_fallbacks_and_retry_on_reconnect() -> None:
+    s = make()
+    s.connection_made(NOW)
+    s.take_outgoing()
+    assert feed(s, [":srv 433 * alice :Nickname is already in use"]) == ["NICK alice_"]
+    assert feed(s, [":srv 433 * alice_ :Nickname is already in use"]) == ["NICK alice_2"]
+    feed(s, [":srv 001 alice_2 :Welcome"])
+    assert s.nick == "alice_2"
+    # After registration a 433 (from /nick) is only an error line.
+    assert feed(s, [":srv 433 alice_2 bob :Nickname is already in use"]) == []
+    assert s.current.lines[-1].kind is Kind.ERROR
+    # A reconnect asks for the preferred nick again.
+    s.connection_lost(NOW)
+    s.connection_made(NOW)
+    assert "NICK alice" in s.take_outgoing()
+
+
+def test_erroneous_nick_falls_back_to_a_short_valid_one() -> None:
+    s = make(nick="averyveryverylongnick")
+    s.connection_made(NOW)
+    s.take_outgoing()
+    out = feed(s, [":srv 432 * averyveryverylongnick :Erroneous nickname"])
+    assert out == ["NICK averyver_"]
+
+
+def test_server_ping_is_answered_and_lag_measured() -> None:
+    s = chat_session()
+    assert feed(s, ["PING :abc123"]) == ["PONG abc123"]
+    token = s.ping(100.0)
+    assert s.take_outgoing() == [f"PING {token}"]
+    feed(s, [":test.server PONG test.server :bogus"], now=100.1)
+    assert s.lag is None
+    feed(s, [f":test.server PONG test.server :{token}"], now=100.25)
+    assert s.lag == pytest.approx(0.25)
+
+
+# ---------------------------------------------------------------------- members
+
+
+def test_names_with_multi_prefix() -> None:
+    s = ngircd_session()
+    feed(
+        s,
+        [
+            ":test.local 353 alice = #t :~&dave @+bob +carol",
+            ":test.local 353 alice = #t :alice %erin +@frank",
+            ":test.local 366 alice #t :End of NAMES list",
+        ],
+    )
+    buf = s.buffer("#t")
+    assert buf is not None
+    got = [(m.prefixes, m.nick) for m in buf.sorted_members(s.prefix_symbols)]
+    assert got == [
+        ("~&", "dave"),
+        ("@+", "bob"),
+        ("@+", "frank"),  # normalised to rank order
+        ("%", "erin"),
+        ("+", "carol"),
+        ("", "alice"),
+    ]
+    # A later NAMES reply replaces the list.
+    feed(s, [":test.local 353 alice = #t :alice bob", ":test.local 366 alice #t :End"])
+    assert sorted(buf.members) == ["alice", "bob"]
+
+
+def test_membership_updates() -> None:
+    s = chat_session()
+    buf = s.buffer("#t")
+    assert buf is not None
+    feed(
+        s,
+        [
+            ":bob!b@h JOIN #t",
+            ":carol!c@h JOIN #t",
+            ":dave!d@h JOIN #t",
+            ":alice!a@h MODE #t +bo *!*@spam bob",
+            ":alice!a@h MODE #t +kv key carol",
+            ":bob!b@h NICK robert",
+            ":carol!c@h PART #t :bye",
+            ":alice!a@h KICK #t dave :behave",
+        ],
+    )
+    got = {m.nick: m.prefixes for m in buf.members.values()}
+    assert got == {"alice": "@", "robert": "@"}
+    kinds = [ln.kind for ln in buf.lines]
+    for kind in (Kind.JOIN, Kind.MODE, Kind.NICK, Kind.PART, Kind.KICK):
+        assert kind in kinds
+    feed(s, [":robert!b@h QUIT :gone"])
+    assert set(buf.members) == {"alice"}
+    assert buf.lines[-1].kind is Kind.QUIT and buf.lines[-1].nick == "robert"
+
+
+def test_quit_and_nick_reach_every_channel_and_query() -> None:
+    s = chat_session(channels=())
+    feed(s, [":alice!a@h JOIN #a", ":alice!a@h JOIN #b", ":bob!b@h JOIN #a", ":bob!b@h JOIN #b"])
+    feed(s, [privmsg("bob", "alice", "psst")])
+    query = s.buffer("bob")
+    assert query is not None and query.kind is BufferKind.QUERY
+    feed(s, [":bob!b@h NICK bobby"])
+    assert s.buffer("bob") is None and s.buffer("bobby") is query and query.name == "bobby"
+    feed(s, [":bobby!b@h QUIT :bye"])
+    for name in ("#a", "#b", "bobby"):
+        buf = s.buffer(name)
+        assert buf is not None and buf.lines[-1].kind is Kind.QUIT
+
+
+def test_own_kick_part_and_nick() -> None:
+    s = chat_session()
+    buf = s.buffer("#t")
+    assert buf is not None
+    feed(s, [":alice!a@h NICK alicia"])
+    assert s.nick == "alicia"
+    feed(s, [":op!o@h KICK #t alicia :out"])
+    assert not buf.joined and buf.members == {}
+    assert buf.lines[-1].kind is Kind.KICK and buf.lines[-1].highlight
+
+
+def test_away_notify() -> None:
+    s = chat_session()
+    feed(s, [":bob!b@h JOIN #t", ":bob!b@h AWAY :lunch"])
+    buf = s.buffer("#t")
+    assert buf is not None and buf.members["bob"].away
+    feed(s, [":bob!b@h AWAY"])
+    assert not buf.members["bob"].away
+
+
+def test_topic() -> None:
+    s = chat_session()
+    feed(
+        s,
+        [
+            ":test.server 332 alice #t :the \x02topic\x02",
+            ":test.server 333 alice #t bob!b@h 1790000000",
+        ],
+    )
+    buf = s.buffer("#t")
+    assert buf is not None and buf.topic == "the topic" and buf.topic_setter == "bob"
+    assert any(sp.bold and sp.text == "topic" for sp in buf.topic_spans)
+    feed(s, [":carol!c@h TOPIC #t :new one"])
+    assert buf.topic == "new one" and buf.topic_setter == "carol"
+    assert buf.lines[-1].kind is Kind.TOPIC
+
+
+# ---------------------------------------------------------------------- history
+
+
+def test_latest_batch_is_merged_above_the_join_and_deduplicated() -> None:
+    s = chat_session()
+    buf = s.buffer("#t")
+    assert buf is not None
+    # A live message arrives before the history reply; the reply contains it too.
+    feed(s, [privmsg("bob", "#t", "live", "M3", T0 + 3)])
+    rows = [("bob", "one", "M1", T0 - 2), ("carol", "two", "M2", T0 - 1)]
+    feed(s, history_batch("b1", "#t", [*rows, ("bob", "live", "M3", T0 + 3)]))
+    assert texts(buf) == ["one", "two", "live"]
+    assert [ln.history for ln in messages(buf)] == [True, True, False]
+    # History is not unread: it is what happened before we came.
+    assert buf.unread == 1  # only the live one
+    events = [e for e in s.take_events() if isinstance(e, HistoryAdded)]
+    assert len(events) == 1 and events[0].count == 2
+    assert [ln.text for ln in events[0].lines] == ["one", "two"]
+    assert not buf.history_loading and buf.history_complete  # fewer than asked for
+
+
+def test_history_lines_are_not_unread_but_live_ones_are() -> None:
+    s = chat_session(channels=())
+    feed(s, [":alice!a@h JOIN #t"])
+    buf = s.buffer("#t")
+    assert buf is not None
+    s.switch(s.server)
+    feed(s, history_batch("b1", "#t", [("bob", "old alice", "M1", T0 + 1)]))
+    assert buf.unread == 0 and buf.highlights == 0
+    feed(s, [privmsg("bob", "#t", "new alice", "M2", T0 + 2)])
+    assert buf.unread == 1 and buf.highlights == 1
+
+
+def test_request_older_prepends_and_keeps_order() -> None:
+    s = chat_session()
+    buf = s.buffer("#t")
+    assert buf is not None
+    rows = [(f"u{i}", f"m{i}", f"M{i:03d}", T0 - 1000 + i) for i in range(100, 200)]
+    feed(s, history_batch("b1", "#t", rows))  # exactly the limit: maybe more exists
+    assert not buf.history_complete
+    assert s.request_older(buf, NOW)
+    assert s.take_outgoing() == ["CHATHISTORY BEFORE #t msgid=M100 100"]
+    assert buf.history_loading
+    assert not s.request_older(buf, NOW), "one request at a time"
+    older = [(f"u{i}", f"m{i}", f"M{i:03d}", T0 - 1000 + i) for i in range(50, 100)]
+    s.take_events()
+    feed(s, history_batch("b2", "#t", older))
+    assert texts(buf) == [f"m{i}" for i in range(50, 200)]
+    (event,) = [e for e in s.take_events() if isinstance(e, HistoryAdded)]
+    assert event.older and event.count == 50
+    assert buf.history_complete and not s.request_older(buf, NOW)
+
+
+def test_request_older_when_scrollback_is_full() -> None:
+    s = chat_session(scrollback=100)
+    buf = s.buffer("#t")
+    assert buf is not None
+    rows = [("bob", f"h{i}", f"H{i:03d}", T0 - 1000 + i) for i in range(100)]
+    feed(s, history_batch("b1", "#t", rows))  # a full page: there may be more
+    assert not buf.history_complete and not buf.history_loading
+    feed(s, [privmsg("bob", "#t", f"x{i}", f"L{i:04d}", T0 + 1000 + i) for i in range(200)])
+    assert len(buf.lines) == 100 and buf.full
+    assert not s.request_older(buf, NOW)
+
+
+def test_merge_interleaves_by_time_without_duplicates() -> None:
+    s = chat_session()
+    buf = s.buffer("#t")
+    assert buf is not None
+    feed(s, history_batch("b0", "#t", []))
+    buf.clear()
+    feed(s, [privmsg("bob", "#t", t, m, T0 + i) for t, m, i in [("b", "M2", 2), ("d", "M4", 4)]])
+    rows = [("x", "a", "M1", T0 + 1), ("x", "b", "M2", T0 + 2), ("x", "c", "M3", T0 + 3)]
+    rows += [("x", "e", "M5", T0 + 5)]
+    feed(s, history_batch("b1", "#t", rows))
+    assert texts(buf) == ["a", "b", "c", "d", "e"]
+
+
+def test_nested_batches_and_unknown_batches() -> None:
+    s = chat_session()
+    buf = s.buffer("#t")
+    assert buf is not None
+    feed(
+        s,
+        [
+            "@label=x :test.server BATCH +L labeled-response",
+            "@batch=L :test.server BATCH +H chathistory #t",
+            privmsg("bob", "#t", "nested", "N1", T0, batch="H"),
+            "@batch=L :test.server BATCH -H",
+            ":test.server BATCH -L",
+            ":test.server BATCH +n netsplit a b",
+            "@batch=n :bob!b@h QUIT :a b",
+            ":test.server BATCH -n",
+        ],
+    )
+    assert "nested" in texts(buf)
+
+
+def test_history_of_a_query_and_failures() -> None:
+    s = chat_session()
+    s.open_query("bob", NOW)
+    q = s.buffer("bob")
+    assert q is not None
+    assert s.request_older(q, NOW)
+    assert s.take_outgoing() == ["CHATHISTORY LATEST bob * 100"]
+    feed(s, ["FAIL CHATHISTORY INVALID_TARGET LATEST bob :Messages could not be retrieved"])
+    assert not q.history_loading
+
+
+def test_chathistory_unknown_command_disables_history() -> None:
+    s = chat_session()
+    feed(s, [":test.server 421 alice CHATHISTORY :Unknown command"])
+    assert not s.history_enabled
+    buf = s.buffer("#t")
+    assert buf is not None and not buf.history_loading
+
+
+# ---------------------------------------------------------------------- reconnect
+
+
+def test_reconnect_rejoins_and_fills_the_gap_once() -> None:
+    s = chat_session(history_lines=2)
+    buf = s.buffer("#t")
+    assert buf is not None
+    s.switch(buf)
+    feed(s, history_batch("b0", "#t", []))
+    feed(s, [privmsg("bob", "#t", f"m{i}", f"M{i}", T0 + i) for i in (1, 2, 3)])
+    s.connection_lost(NOW, "Connection reset")
+    assert not buf.joined and buf.rejoin and buf.members == {}
+    s.connection_made(NOW + 5)
+    s.take_outgoing()
+    assert feed(s, CHAT_BURST, NOW + 5)[-1] == "JOIN #t"
+    rejoin = [f"@time={format_time(T0 + 6.5)};msgid=J2 :alice!~a@h JOIN #t", *CHAT_JOIN[1:]]
+    assert feed(s, rejoin, NOW + 5) == ["CHATHISTORY AFTER #t msgid=M3 2"]
+    # A live message arrives before the gap fill; the fill includes it too.
+    feed(s, [privmsg("bob", "#t", "m7", "M7", T0 + 7)], NOW + 6)
+    s.switch(s.server)
+    page1 = [("bob", "m4", "M4", T0 + 4), ("bob", "m5", "M5", T0 + 5)]
+    out = feed(s, history_batch("g1", "#t", page1))
+    assert out == ["CHATHISTORY AFTER #t msgid=M5 2"]  # a full page: ask for more
+    page2 = [("bob", "m6", "M6", T0 + 6), ("bob", "m7", "M7", T0 + 7)]
+    out = feed(s, history_batch("g2", "#t", page2))
+    assert out == []  # m7 was known: caught up
+    assert texts(buf) == ["m1", "m2", "m3", "m4", "m5", "m6", "m7"]
+    notes = [ln.text for ln in buf.lines if "reconnected" in ln.text]
+    assert notes == ["— reconnected, fetched 3 missed messages —"]
+    assert buf.unread == 3  # the missed ones count as unread (plus m7, seen while current)
+
+
+def test_reconnect_without_history_says_so_once() -> None:
+    s = ngircd_session()
+    buf = s.buffer("#t")
+    assert buf is not None
+    s.connection_lost(NOW)
+    s.connection_made(NOW)
+    s.take_outgoing()
+    assert feed(s, NGIRCD_BURST)[-1] == "JOIN #t"
+    assert feed(s, NGIRCD_JOIN) == []
+    assert sum("reconnected" in ln.text for ln in buf.lines) == 1
+
+
+def test_parted_channels_are_not_rejoined() -> None:
+    s = chat_session(channels=())
+    feed(s, [":alice!a@h JOIN #a", ":alice!a@h JOIN #b", ":alice!a@h PART #b"])
+    s.connection_lost(NOW)
+    s.connection_made(NOW)
+    s.take_outgoing()
+    assert feed(s, CHAT_BURST)[-1] == "JOIN #a"
+
+
+# ---------------------------------------------------------------------- messages
+
+
+def test_echo_message_shows_own_messages_once() -> None:
+    s = chat_session()
+    s.switch("#t")
+    s.input("hello", NOW)
+    assert s.take_outgoing() == ["PRIVMSG #t hello"]
+    buf = s.buffer("#t")
+    assert buf is not None and texts(buf) == []  # shown when the echo comes back
+    feed(s, ["@time=2026-11-21T07:00:00.000Z;msgid=E1 :alice!~a@h PRIVMSG #t hello"])
+    assert texts(buf) == ["hello"]
+    assert messages(buf)[0].own and not messages(buf)[0].highlight
+    assert buf.unread == 0
+
+
+def test_without_echo_message_own_messages_are_shown_locally_once() -> None:
+    s = ngircd_session()
+    s.switch("#t")
+    s.input("hello", NOW)
+    assert s.take_outgoing() == ["PRIVMSG #t hello"]
+    buf = s.buffer("#t")
+    assert buf is not None and texts(buf) == ["hello"] and messages(buf)[0].own
+    assert messages(buf)[0].prefix == "@"
+
+
+def test_echo_of_a_private_message_goes_to_the_query() -> None:
+    s = chat_session()
+    s.input("/msg bob hi there", NOW)
+    assert s.take_outgoing() == ["PRIVMSG bob :hi there"]
+    feed(s, ["@msgid=E2 :alice!~a@h PRIVMSG bob :hi there"])
+    q = s.buffer("bob")
+    assert q is not None and texts(q) == ["hi there"]
+
+
+def test_highlights_and_unread_counts() -> None:
+    s = chat_session(highlight_words=("deploy",))
+    buf = s.buffer("#t")
+    assert buf is not None
+    s.switch(s.server)
+    cases = [
+        ("alice: ping", True),
+        ("hey ALICE!", True),
+        ("malice aforethought", False),
+        ("alice_ is someone else", False),
+        ("<alice>", True),
+        ("time to Deploy now", True),
+        ("nothing here", False),
+    ]
+    feed(s, [privmsg("bob", "#t", text) for text, _ in cases])
+    assert [ln.highlight for ln in messages(buf)] == [h for _, h in cases]
+    assert buf.unread == len(cases) and buf.highlights == 4 and buf.highlight
+    s.switch(buf)
+    assert buf.unread == 0 and buf.highlights == 0
+    # Private messages always highlight; own messages never do.
+    feed(s, [privmsg("bob", "alice", "psst"), privmsg("alice", "#t", "alice alice")])
+    q = s.buffer("bob")
+    assert q is not None and q.highlights == 1 and not messages(buf)[-1].highlight
+
+
+def test_highlight_uses_the_casemapping() -> None:
+    s = make(nick="al[ce]")
+    s.connection_made(NOW)
+    feed(s, [":srv 001 al[ce] :hi", ":srv 005 al[ce] CASEMAPPING=rfc1459 :ok", ":srv 376 x :e"])
+    feed(s, [":bob!b@h JOIN #x", ":al[ce]!a@h JOIN #x", privmsg("bob", "#x", "AL{CE} look")])
+    buf = s.buffer("#x")
+    assert buf is not None and messages(buf)[-1].highlight
+
+
+def test_ctcp_action_version_and_throttle() -> None:
+    s = chat_session()
+    feed(s, [privmsg("bob", "#t", "\x01ACTION waves\x01")])
+    buf = s.buffer("#t")
+    assert buf is not None and messages(buf)[-1].kind is Kind.ACTION
+    assert messages(buf)[-1].text == "waves"
+    out = feed(s, [privmsg("bob", "alice", "\x01VERSION\x01")], now=NOW)
+    assert out == ["NOTICE bob :\x01VERSION chat-client 0.1.0\x01"]
+    assert feed(s, [privmsg("bob", "alice", "\x01PING 1\x01")], now=NOW + 0.5) == []
+    assert feed(s, [privmsg("bob", "alice", "\x01PING 2\x01")], now=NOW + 5) == [
+        "NOTICE bob :\x01PING 2\x01"
+    ]
+    assert s.buffer("bob") is None  # CTCP requests open no query
+    s.input("/me dances", NOW)
+    assert s.take_outgoing() == []  # in the server buffer: an error, nothing sent
+    s.switch("#t")
+    s.input("/me dances", NOW)
+    assert s.take_outgoing() == ["PRIVMSG #t :\x01ACTION dances\x01"]
+
+
+def test_server_notices_go_to_the_server_buffer() -> None:
+    s = make()
+    s.connection_made(NOW)
+    feed(s, [":irc.example NOTICE * :*** Looking up your hostname"])
+    assert s.server.lines[-1].kind is Kind.NOTICE
+    assert "Looking up" in s.server.lines[-1].text
+
+
+def test_statusmsg_targets_and_playback_notices() -> None:
+    s = chat_session()
+    feed(s, [privmsg("bob", "@#t", "ops only"), ":test.server NOTICE #t :[06:58] <bob> old"])
+    buf = s.buffer("#t")
+    assert buf is not None and texts(buf) == ["ops only", "[06:58] <bob> old"]
+
+
+def test_events_for_the_ui() -> None:
+    s = chat_session()
+    s.take_events()
+    feed(s, [privmsg("bob", "#t", "hi")])
+    events = s.take_events()
+    added = [e for e in events if isinstance(e, LineAdded)]
+    assert len(added) == 1 and added[0].line.text == "hi" and added[0].buffer.name == "#t"
+    s.input("/quit bye", NOW)
+    assert s.take_outgoing() == ["QUIT bye"]
+    assert any(isinstance(e, QuitRequested) for e in s.take_events())
+
+
+def test_buffer_switching() -> None:
+    s = chat_session(channels=())
+    feed(s, [":alice!a@h JOIN #a", ":alice!a@h JOIN #b"])
+    assert [b.name for b in s.buffers][1:] == ["#a", "#b"]
+    assert s.switch(1) and s.current.name == "#a"
+    s.switch_relative(1)
+    assert s.current.name == "#b"
+    s.switch_relative(1)
+    assert s.current is s.server
+    s.switch_relative(-1)
+    assert s.current.name == "#b"
+    assert not s.switch(99) and not s.switch("#nope")
+
+
+def test_casemapping_change_rekeys_buffers() -> None:
+    s = make()
+    s.connection_made(NOW)
+    feed(s, [":srv 001 alice :hi", ":alice!a@h JOIN #A[x]"])
+    assert s.buffer("#a{x}") is not None  # rfc1459 before ISUPPORT
+    feed(s, [":srv 005 alice CASEMAPPING=ascii :ok"])
+    assert s.buffer("#a[x]") is not None and s.buffer("#a{x}") is None
+
+
+def test_session_type_is_exported() -> None:
+    assert Session.__name__ == "Session" and MAX_MEMBERS > 0
+
+
+def test_disconnect_after_quit_is_not_an_error() -> None:
+    s = chat_session()
+    s.connection_lost(NOW, "reset by peer")
+    assert s.server.lines[-1].kind is Kind.ERROR and "reset by peer" in s.server.lines[-1].text
+    s.connection_made(NOW)
+    feed(s, CHAT_BURST)
+    s.input("/quit", NOW)
+    feed(s, ["ERROR :Closing Link: (Quit: Leaving)"])
+    s.connection_lost(NOW, "connection closed by the server")
+    assert [ln.kind for ln in s.server.lines][-2:] == [Kind.INFO, Kind.INFO]
+
+
+def test_autojoin_without_end_of_motd() -> None:
+    s = make(channels=("#a",))
+    s.connection_made(NOW)
+    s.take_outgoing()
+    feed(s, [":srv 001 alice :hi"])
+    assert feed(s, ["PING :srv"]) == ["PONG srv", "JOIN #a"]
+    assert feed(s, [":srv 376 alice :End of MOTD"]) == []
