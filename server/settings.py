@@ -599,16 +599,10 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Se
 
 
 def _check_tls(collected: _Collected) -> None:
-    """tls_port needs a certificate and a key that load; those without the port are a mistake."""
+    """tls_port needs a certificate and a key that load (without tls_port they are unused)."""
     values, labels = collected.values, collected.labels
     cert, key = values.get("tls_cert"), values.get("tls_key")
     if values.get("tls_port") is None:
-        for name in ("tls_cert", "tls_key"):
-            if values.get(name) is not None:
-                raise ConfigError(
-                    f"{labels[name]}: a TLS {name[4:]} is given but no TLS port "
-                    f"({_BY_NAME['tls_port'].flag} / {_BY_NAME['tls_port'].env})"
-                )
         return
     where = labels["tls_port"]
     port = values.get("port", ServerConfig().port)

@@ -11,12 +11,16 @@ from server.config import ServerConfig
 
 
 class BackgroundServer:
-    """start() blocks until listening and returns the port; stop() shuts down gracefully."""
+    """start() blocks until listening and returns the port; stop() shuts down gracefully.
+
+    With ``config.tls_port`` set, ``tls_port`` is the bound TLS port after start().
+    """
 
     def __init__(self, config: ServerConfig, backend: str) -> None:
         self.config = config
         self.backend = backend
         self.port = 0
+        self.tls_port: int | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -43,6 +47,7 @@ class BackgroundServer:
         async def main() -> None:
             try:
                 self.port = await server.start()
+                self.tls_port = server.tls_port if self.config.tls_port is not None else None
             except BaseException as exc:
                 self._error = exc
                 self._ready.set()
@@ -63,6 +68,7 @@ class BackgroundServer:
         try:
             server = SelectServer(self.config)
             self.port = server.listen()
+            self.tls_port = server.tls_port if self.config.tls_port is not None else None
         except BaseException as exc:
             self._error = exc
             self._ready.set()

@@ -33,6 +33,21 @@ descriptors below ``FD_SETSIZE`` (1024 on Linux and macOS): a larger descriptor 
 descriptor number is ``SELECT_FD_LIMIT`` (1000) or more is refused cleanly: it gets
 ``ERROR :Server is full`` and is closed, and the server keeps serving the others.
 
+TLS (``config.tls_port``): a second set of listening sockets whose accepted sockets
+are wrapped with ``SSLContext.wrap_socket(..., do_handshake_on_connect=False)`` and
+become ``TLSConnection`` objects, a distinct type so that the plaintext hot path pays
+nothing (dispatch is on the exact type; the SSL exceptions only appear in ``except``
+clauses, which cost nothing until raised). The handshake is driven by the selector
+(``SSLWantReadError``/``SSLWantWriteError`` choose the event to wait for) under a
+deadline of ``config.tls_handshake_timeout``; until it completes the core does not
+know the connection (as with asyncio, whose ``connection_made`` comes after the
+handshake), then ``core.connect(..., secure=True)``. Reads drain ``pending()``
+decrypted bytes the selector cannot see; a read that needs the socket writable, or
+a write that needs it readable, waits for that event. Writes go through the same
+coalescing and partial-send code as plaintext (OpenSSL's partial-write and
+moving-buffer modes let a stopped ``SSL_write`` resume from the buffered tail). A
+clean close sends ``close_notify`` best-effort (``unwrap()`` without waiting).
+
 Effects are executed as the asyncio transport executes them, with the same history
 service: ``run_effects`` commits the tick's ``StoreMessage`` rows in one transaction on
 the loop thread before any byte of the tick is written (group commit), then hands
@@ -58,6 +73,7 @@ import logging
 import selectors
 import signal
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -70,6 +86,8 @@ from server.core.history import HistoryRequest, StoreMessage
 from server.history.model import StoredMessage
 from server.history.service import HistoryService
 from server.history.setup import build_history, prune_history
+from server.limits import raise_nofile_limit
+from server.tls import TLSConfigError, server_context
 
 log = logging.getLogger("chat.server.transport")
 
@@ -126,6 +144,8 @@ class Connection:
         "writable",
     )
 
+    tls = False  # class constant; TLSConnection overrides it
+
     def __init__(self, sock: socket.socket, conn_id: int) -> None:
         self.sock = sock
         self.fd = sock.fileno()
@@ -140,12 +160,34 @@ class Connection:
         self.grace: Timer | None = None
 
 
-class _Listener:
-    __slots__ = ("paused", "sock")
+class TLSConnection(Connection):
+    """A TLS client socket (an ``ssl.SSLSocket``); a distinct type, so the plaintext
+    path pays nothing for it (``_run_once`` dispatches on the exact type).
 
-    def __init__(self, sock: socket.socket) -> None:
+    Until ``handshaking`` is False the core does not know the connection: it is not in
+    ``SelectServer.conns`` and has no core client, only a handshake deadline.
+    """
+
+    __slots__ = ("addr", "deadline", "handshaking", "read_wants_write", "write_wants_read")
+
+    tls = True
+
+    def __init__(self, sock: ssl.SSLSocket, conn_id: int, addr: tuple[str, int]) -> None:
+        super().__init__(sock, conn_id)
+        self.addr = addr
+        self.handshaking = True
+        self.deadline: Timer | None = None  # handshake timeout
+        self.read_wants_write = False  # SSL_read needs the socket writable to go on
+        self.write_wants_read = False  # SSL_write needs the socket readable to go on
+
+
+class _Listener:
+    __slots__ = ("paused", "sock", "tls")
+
+    def __init__(self, sock: socket.socket, tls: ssl.SSLContext | None = None) -> None:
         self.sock = sock
         self.paused = False
+        self.tls = tls  # the TLS listener's context; None for plaintext
 
 
 class _Waker:
@@ -234,6 +276,39 @@ class HistoryWorker:
             self.history.store.close()
 
 
+def _bind(host: str, port: int) -> tuple[list[socket.socket], int]:
+    """Listening sockets for every address of ``host`` (one port); and that port."""
+    infos = socket.getaddrinfo(
+        host or None, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
+    )
+    seen: set[tuple[int, Any]] = set()
+    socks: list[socket.socket] = []
+    bound = port
+    try:
+        for family, socktype, proto, _name, addr in infos:
+            if (family, addr) in seen:
+                continue
+            seen.add((family, addr))
+            sock = socket.socket(family, socktype, proto)
+            socks.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(socks) > 1:
+                # Every address on the same ephemeral port as the first one.
+                addr = (addr[0], bound, *addr[2:])
+            sock.bind(addr)
+            sock.listen(BACKLOG)
+            sock.setblocking(False)
+            if len(socks) == 1:
+                bound = int(sock.getsockname()[1])
+    except OSError:
+        for sock in socks:
+            sock.close()
+        raise
+    return socks, bound
+
+
 def make_selector(impl: str) -> selectors.BaseSelector:
     if impl == "select":
         return selectors.SelectSelector()
@@ -263,6 +338,8 @@ class SelectServer:
         self.conns: dict[int, Connection] = {}
         self.ids = itertools.count(1)
         self.port = config.port
+        self.tls_port: int | None = config.tls_port  # the bound TLS port after listen()
+        self._handshakes: set[TLSConnection] = set()  # TLS sockets not yet handed to the core
         # Descriptors from max_fd up are refused (plain select() cannot watch them).
         self.max_fd: int | None = (
             SELECT_FD_LIMIT if isinstance(self.selector, selectors.SelectSelector) else None
@@ -286,41 +363,35 @@ class SelectServer:
     # ------------------------------------------------------------------ public API
 
     def listen(self) -> int:
-        """Bind and listen on config.host:config.port; return the actual port."""
-        host = self.config.host or None
-        port = self.config.port
-        infos = socket.getaddrinfo(
-            host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
-        )
-        seen: set[tuple[int, Any]] = set()
-        socks: list[socket.socket] = []
-        try:
-            for family, socktype, proto, _name, addr in infos:
-                if (family, addr) in seen:
-                    continue
-                seen.add((family, addr))
-                sock = socket.socket(family, socktype, proto)
-                socks.append(sock)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
-                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                if port == 0 and len(socks) > 1:
-                    # Every address on the same ephemeral port as the first one.
-                    addr = (addr[0], self.port, *addr[2:])
-                sock.bind(addr)
-                sock.listen(BACKLOG)
-                sock.setblocking(False)
-                if len(socks) == 1:
-                    self.port = int(sock.getsockname()[1])
-        except OSError:
-            for sock in socks:
-                sock.close()
-            raise
-        for sock in socks:
-            listener = _Listener(sock)
+        """Bind and listen on config.host:config.port (and config.tls_port with TLS).
+
+        Returns the actual plaintext port; ``tls_port`` holds the TLS one. Raises
+        OSError when a port cannot be bound and TLSConfigError when the certificate or
+        key cannot be loaded; nothing is left listening then.
+        """
+        config = self.config
+        tls: ssl.SSLContext | None = None
+        if config.tls_port is not None:
+            if not config.tls_cert or not config.tls_key:
+                raise TLSConfigError("a TLS port needs a certificate and a key")
+            tls = server_context(config.tls_cert, config.tls_key)
+        socks, self.port = _bind(config.host, config.port)
+        listeners = [_Listener(sock) for sock in socks]
+        if tls is not None:
+            assert config.tls_port is not None
+            try:
+                tls_socks, self.tls_port = _bind(config.host, config.tls_port)
+            except OSError:
+                for sock in socks:
+                    sock.close()
+                raise
+            listeners += [_Listener(sock, tls) for sock in tls_socks]
+        for listener in listeners:
             self._listeners.append(listener)
-            self.selector.register(sock, selectors.EVENT_READ, listener)
-        log.info("listening on %s:%d", self.config.host, self.port)
+            self.selector.register(listener.sock, selectors.EVENT_READ, listener)
+        log.info("listening on %s:%d", config.host, self.port)
+        if tls is not None:
+            log.info("listening for TLS on %s:%d", config.host, self.tls_port)
         return self.port
 
     def request_stop(self) -> None:
@@ -364,6 +435,8 @@ class SelectServer:
         self._closed = True
         self._stopped = True
         self._close_listeners()
+        for pending in list(self._handshakes):
+            self._drop_handshake(pending)
         for conn in list(self.conns.values()):
             self._finish(conn)
         self.selector.close()
@@ -391,6 +464,15 @@ class SelectServer:
                 except Exception:
                     log.exception("internal error on connection %d", data.conn_id)
                     self._abort(data)
+            elif type(data) is TLSConnection:
+                try:
+                    self._tls_event(data, mask)
+                except Exception:
+                    log.exception("internal error on TLS connection %d", data.conn_id)
+                    if data.handshaking:
+                        self._drop_handshake(data)
+                    else:
+                        self._abort(data)
             elif type(data) is _Listener:
                 try:
                     self._accept(data)
@@ -456,6 +538,7 @@ class SelectServer:
 
     def _accept(self, listener: _Listener) -> None:
         lsock = listener.sock
+        tls = listener.tls
         for _ in range(ACCEPT_BATCH):
             try:
                 sock, addr = lsock.accept()
@@ -474,7 +557,10 @@ class SelectServer:
                 else:
                     log.debug("accept failed: %s", _describe(exc))
                 return
-            self._new_connection(sock, addr)
+            if tls is None:
+                self._new_connection(sock, addr)
+            else:
+                self._new_tls_connection(sock, addr, tls)
 
     def _pause_listener(self, listener: _Listener) -> None:
         if listener.paused:
@@ -513,7 +599,7 @@ class SelectServer:
         self.core.connect(conn_id, ip, port)
         log.debug("connection %d from %s", conn_id, ip)
 
-    def _refuse(self, sock: socket.socket, fd: int) -> None:
+    def _refuse(self, sock: socket.socket, fd: int, *, tls: bool = False) -> None:
         now = time.monotonic()
         if now - self._last_full_warning >= 60.0:
             self._last_full_warning = now
@@ -523,8 +609,9 @@ class SelectServer:
                 fd,
                 FD_SETSIZE,
             )
-        with contextlib.suppress(OSError):
-            sock.send(SERVER_FULL)
+        if not tls:  # a TLS client could not read a plaintext ERROR
+            with contextlib.suppress(OSError):
+                sock.send(SERVER_FULL)
         sock.close()
 
     def _read(self, conn: Connection) -> None:
@@ -545,6 +632,180 @@ class SelectServer:
             self._begin_close(conn)
         else:
             self._finish(conn)
+
+    # ------------------------------------------------------------------ TLS
+
+    def _new_tls_connection(self, sock: socket.socket, addr: Any, ctx: ssl.SSLContext) -> None:
+        """Wrap an accepted socket; the handshake runs on the loop, bounded in time."""
+        try:
+            sock.setblocking(False)
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            fd = sock.fileno()
+            if self.max_fd is not None and fd >= self.max_fd:
+                self._refuse(sock, fd, tls=True)
+                return
+            tls_sock = ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        except (OSError, ValueError) as exc:
+            log.debug("dropping a new TLS connection: %s", _describe(exc))
+            sock.close()
+            return
+        if isinstance(addr, tuple) and len(addr) >= 2:
+            peer = (str(addr[0]), int(addr[1]))
+        else:
+            peer = ("?", 0)
+        conn = TLSConnection(tls_sock, next(self.ids), peer)
+        try:
+            self.selector.register(tls_sock, selectors.EVENT_READ, conn)
+        except (OSError, ValueError) as exc:
+            log.debug("dropping a new TLS connection: %s", _describe(exc))
+            tls_sock.close()
+            return
+        self._handshakes.add(conn)
+        conn.deadline = self.call_later(
+            self.config.tls_handshake_timeout, self._handshake_expired, conn
+        )
+        self._handshake(conn)
+
+    def _handshake(self, conn: TLSConnection) -> None:
+        sock = conn.sock
+        assert isinstance(sock, ssl.SSLSocket)
+        try:
+            sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self._tls_watch(conn, selectors.EVENT_READ)
+            return
+        except ssl.SSLWantWriteError:
+            self._tls_watch(conn, selectors.EVENT_WRITE)
+            return
+        except (OSError, ValueError) as exc:  # SSLError: garbage, old protocol; resets
+            log.debug("TLS handshake from %s failed: %s", conn.addr[0], getattr(exc, "reason", exc))
+            self._drop_handshake(conn)
+            return
+        # Established: from here on the connection is like any other, but secure.
+        conn.handshaking = False
+        self._handshakes.discard(conn)
+        self._cancel_deadline(conn)
+        self.conns[conn.conn_id] = conn
+        self._tls_watch(conn, selectors.EVENT_READ)
+        ip, port = conn.addr
+        self.core.connect(conn.conn_id, ip, port, secure=True)
+        log.debug(
+            "connection %d from %s (%s, %s)",
+            conn.conn_id,
+            ip,
+            sock.version(),
+            (sock.cipher() or ("?",))[0],
+        )
+        # The client's first lines may have come with its last handshake message.
+        self._tls_read(conn)
+
+    def _cancel_deadline(self, conn: TLSConnection) -> None:
+        if conn.deadline is not None:
+            conn.deadline.cancel()
+            conn.deadline.args = ()  # the cancelled timer stays queued: do not keep conn alive
+            conn.deadline = None
+
+    def _handshake_expired(self, conn: TLSConnection) -> None:
+        conn.deadline = None
+        if conn.handshaking and not conn.closed:
+            log.debug("TLS handshake from %s timed out", conn.addr[0])
+            self._drop_handshake(conn)
+
+    def _drop_handshake(self, conn: TLSConnection) -> None:
+        """Close a TLS socket that never became a client (the core never heard of it)."""
+        self._handshakes.discard(conn)
+        self._cancel_deadline(conn)
+        if conn.closed:
+            return
+        conn.closed = conn.closing = True
+        if conn.events:
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self.selector.unregister(conn.sock)
+            conn.events = 0
+        conn.sock.close()
+
+    def _tls_event(self, conn: TLSConnection, mask: int) -> None:
+        """The selector reported ``mask`` for a TLS socket: OpenSSL decides what it means.
+
+        A read may need the socket writable to go on (``read_wants_write``), and a
+        write readable (``write_wants_read``); each waits for the event it needs.
+        """
+        if conn.handshaking:
+            self._handshake(conn)
+            return
+        if mask & selectors.EVENT_READ or (conn.read_wants_write and mask & selectors.EVENT_WRITE):
+            if not conn.closing:
+                self._tls_read(conn)
+            if conn.closed:
+                return
+        if conn.wbuf and (
+            mask & selectors.EVENT_WRITE or (conn.write_wants_read and mask & selectors.EVENT_READ)
+        ):
+            conn.write_wants_read = False
+            if not conn.writable:
+                conn.writable = True
+                self._writable.append(conn)
+
+    def _tls_read(self, conn: TLSConnection) -> None:
+        sock = conn.sock
+        assert isinstance(sock, ssl.SSLSocket)
+        if conn.read_wants_write:
+            conn.read_wants_write = False
+            self._tls_watch(conn, self._tls_events(conn))
+        try:
+            data = sock.recv(RECV_SIZE)
+            # Bytes OpenSSL has decrypted but not returned: the selector cannot see them.
+            pending = sock.pending()
+            while data and pending:
+                data += sock.recv(pending)
+                pending = sock.pending()
+        except (ssl.SSLWantReadError, BlockingIOError, InterruptedError):
+            return
+        except ssl.SSLWantWriteError:
+            conn.read_wants_write = True
+            self._tls_watch(conn, self._tls_events(conn))
+            return
+        except ssl.SSLZeroReturnError:  # close_notify: a clean end of file
+            data = b""
+        except OSError as exc:  # SSLError (a bad record), a reset
+            self._lost(conn, exc)
+            return
+        if data:
+            self.core.data_received(conn.conn_id, data)
+            return
+        log.debug("connection %d: end of file", conn.conn_id)
+        if conn.wbuf:
+            self._begin_close(conn)
+        else:
+            self._finish(conn)
+
+    def _write_wants_read(self, conn: Connection) -> None:
+        """SSL_write needs to read first (renegotiation-like traffic): wait for readable
+        only, or the socket, always writable, would spin the loop."""
+        assert isinstance(conn, TLSConnection)
+        conn.write_wants_read = True
+        self._tls_watch(conn, selectors.EVENT_READ)
+
+    def _tls_events(self, conn: TLSConnection) -> int:
+        events = 0 if conn.closing else selectors.EVENT_READ
+        if conn.wbuf or conn.read_wants_write:
+            events |= selectors.EVENT_WRITE
+        return events
+
+    def _tls_watch(self, conn: TLSConnection, events: int) -> None:
+        if events == conn.events:
+            return
+        try:
+            if events == 0:
+                self.selector.unregister(conn.sock)
+            elif conn.events == 0:
+                self.selector.register(conn.sock, events, conn)
+            else:
+                self.selector.modify(conn.sock, events, conn)
+        except (OSError, ValueError, KeyError) as exc:
+            log.debug("connection %d: selector update failed: %s", conn.conn_id, exc)
+        conn.events = events
 
     # ------------------------------------------------------------------ write / flush
 
@@ -599,8 +860,12 @@ class SelectServer:
         conn.sent = serial
         try:
             n = conn.sock.send(data)
-        except (BlockingIOError, InterruptedError):
+        except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError):
             n = 0
+        except ssl.SSLWantReadError:  # TLS only: the write goes on once the socket is readable
+            conn.wbuf += data
+            self._write_wants_read(conn)
+            return
         except OSError as exc:
             self._lost(conn, exc)
             return
@@ -617,7 +882,10 @@ class SelectServer:
         wbuf = conn.wbuf
         try:
             n = conn.sock.send(wbuf)
-        except (BlockingIOError, InterruptedError):
+        except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError):
+            return
+        except ssl.SSLWantReadError:  # TLS only: the write goes on once the socket is readable
+            self._write_wants_read(conn)
             return
         except OSError as exc:
             self._lost(conn, exc)
@@ -718,6 +986,8 @@ class SelectServer:
             conn.events = 0
         sock = conn.sock
         if not conn.wbuf:
+            if conn.tls:
+                _tls_goodbye(sock)
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_WR)
         conn.wbuf.clear()
@@ -739,6 +1009,8 @@ class SelectServer:
         if self._ticker is not None:
             self._ticker.cancel()
         self._close_listeners()
+        for pending in list(self._handshakes):  # not clients yet: nobody to say goodbye to
+            self._drop_handshake(pending)
         self.core.shutdown(reason)
         self.flush()
         deadline = time.monotonic() + SHUTDOWN_DRAIN_SECONDS
@@ -752,12 +1024,20 @@ class SelectServer:
         self.flush()
 
 
+def _tls_goodbye(sock: socket.socket) -> None:
+    """Best effort: send close_notify without waiting for the peer's."""
+    if isinstance(sock, ssl.SSLSocket):
+        with contextlib.suppress(OSError, ValueError):
+            sock.unwrap()
+
+
 def run(config: ServerConfig) -> int:
     """Serve on the calling thread until SIGTERM/SIGINT; 0 after a clean stop, 1 if no listen.
 
     The handlers are installed before the server is built, so a signal that arrives
     while it starts up still means a graceful stop (it is remembered until then).
     """
+    raise_nofile_limit()
     server: SelectServer | None = None
     early_stop = False
 
@@ -780,8 +1060,15 @@ def run(config: ServerConfig) -> int:
             return 1
         try:
             built.listen()
+        except TLSConfigError as exc:
+            log.error("cannot start the TLS listener: %s", exc)
+            built.close()
+            return 1
         except OSError as exc:
-            log.error("cannot listen on %s:%d: %s", config.host, config.port, _describe(exc))
+            where = f"{config.host}:{config.port}"
+            if config.tls_port is not None:
+                where += f" (TLS: {config.tls_port})"
+            log.error("cannot listen on %s: %s", where, _describe(exc))
             built.close()
             return 1
         server = built

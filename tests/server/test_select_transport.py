@@ -30,6 +30,7 @@ from server.transport.select_transport import (
     Connection,
     SelectServer,
 )
+from tests.conftest import TEST_DEFAULTS
 
 TIMEOUT = 10.0
 
@@ -147,7 +148,9 @@ def running(server: SelectServer) -> Iterator[Running]:
 
 
 def config(**kwargs: Any) -> ServerConfig:
-    base: dict[str, Any] = {"name": "test.server", "host": "127.0.0.1", "port": 0, "db": ""}
+    base: dict[str, Any] = {
+        "name": "test.server", "host": "127.0.0.1", "port": 0, "db": "", **TEST_DEFAULTS
+    }
     base.update(kwargs)
     return ServerConfig(**base)
 
