@@ -40,6 +40,7 @@ class HistoryRequest:
     targets: tuple[str, ...] = ()
     start_ms: int = 0
     end_ms: int = 0
+    limit: int = 100  # TARGETS: most targets to list
 
 
 @dataclass(slots=True)
@@ -127,7 +128,7 @@ def handle_chathistory(core: ServerCore, client: Client, msg: Message) -> None:
             return
         targets = tuple(client.channels)
         rid = core.new_history_request(client, "targets", "")
-        core.emit(HistoryRequest(rid, None, targets, a.time_ms, b.time_ms))
+        core.emit(HistoryRequest(rid, None, targets, a.time_ms, b.time_ms, limit))
         return
     target = params[1]
     channel = core.channels.get(core.fold(target))

@@ -203,7 +203,7 @@ class AsyncioServer:
                 self.core.history_ready(request.request_id, rows=rows)
             else:
                 targets = await history.targets(
-                    request.targets, request.start_ms, request.end_ms, 1000
+                    request.targets, request.start_ms, request.end_ms, request.limit
                 )
                 self.core.history_ready(request.request_id, targets=targets)
         except Exception:

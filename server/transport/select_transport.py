@@ -245,7 +245,7 @@ class HistoryWorker:
                 self._post(lambda: answer(rid, rows=rows))
             else:
                 targets = await history.targets(
-                    request.targets, request.start_ms, request.end_ms, 1000
+                    request.targets, request.start_ms, request.end_ms, request.limit
                 )
                 self._post(lambda: answer(rid, targets=targets))
         except asyncio.CancelledError:

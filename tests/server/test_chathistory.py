@@ -640,3 +640,15 @@ async def test_labeled_request_labels_its_batch(server: RunningServer) -> None:
     while (m := await reader.read_message()).command != "BATCH":
         replies.append(m)
     assert_same(replies, [r for r in ds.stored if r.command in SERVED][-2:])
+
+
+async def test_targets_honours_its_limit(server: RunningServer) -> None:
+    c = await server.client("lister", CAPS)
+    for name in ("#t1", "#t2", "#t3"):
+        await c.join(name)
+        await c.send(f"PRIVMSG {name} :hello")
+    await c.sync()
+    start, end = "timestamp=2000-01-01T00:00:00.000Z", "timestamp=2999-01-01T00:00:00.000Z"
+    await c.send(f"CHATHISTORY TARGETS {start} {end} 2")
+    lines = await read_batch(c, "draft/chathistory-targets")
+    assert [m.params[1] for m in lines] == ["#t1", "#t2"]  # oldest activity first
