@@ -139,7 +139,7 @@ _HELP: dict[str, str] = {
     "oper_attempts": "failed OPER attempts allowed per connection per minute",
     "cloak_hosts": "show clients a keyed hash instead of each other's addresses",
     "cloak_key": "secret for host cloaks (empty: random per start, cloaks change on restart)",
-    "db": "SQLite file holding channel history (store of record); empty turns history off",
+    "db": "history store of record: a SQLite file, or a postgresql:// URL; empty turns history off",
     "history_playback": "messages replayed on JOIN to clients without chathistory (0: none)",
     "chathistory_limit": "most messages one CHATHISTORY request returns",
     "history_max_rows": "messages kept per channel (0: no limit)",
@@ -162,7 +162,7 @@ _METAVAR: dict[str, str] = {
     "motd": "FILE",
     "password": "PASSWORD",
     "sendq": "BYTES",
-    "db": "PATH",
+    "db": "PATH|URL",
     "redis": "URL",
 }
 

@@ -215,8 +215,8 @@ def build_history(config: ServerConfig) -> HistoryService | None:
     """The service from the config: None when history is off (empty ``db``)."""
     if not config.db:
         return None
-    from .sqlite_store import SQLiteStore
+    from .stores import open_store
 
-    store = SQLiteStore(config.db)
+    store = open_store(config.db)  # a path: SQLite; postgresql://...: PostgreSQL
     cache = RedisHistoryCache.from_config(config) if config.redis else None
     return HistoryService(store, cache)

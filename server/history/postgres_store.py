@@ -1,0 +1,385 @@
+"""PostgreSQL store of record: the shared history of a cluster (psycopg 3).
+
+Same contract as the SQLite store (see store.HistoryStore): a per-channel ``seq``
+is the total order, msgids are unique, ``append`` stores one tick's messages in
+ONE transaction on the loop thread, reads run on reader threads.
+
+Several nodes append to the same database at once, so ``seq`` cannot come from a
+per-process cache of the last number (the SQLite store's way). It is allocated
+inside the appending transaction from a ``channel_seq`` row per channel::
+
+    INSERT INTO channel_seq ... ON CONFLICT (target) DO UPDATE
+        SET last_seq = channel_seq.last_seq + EXCLUDED.last_seq RETURNING ...
+
+The upsert row-locks the channel's counter until COMMIT: another node appending to
+the same channel waits for it, then continues from the committed number. A
+transaction that fails rolls its counter update back with its rows, so numbers
+stay unique and gap-free. One statement takes a tick's counters in sorted order,
+so two nodes whose ticks touch the same channels never deadlock.
+
+Text columns that are compared or ordered (msgid for ``until_msgid``, the channel
+for TARGETS' MAX) use the "C" collation: byte order, as in SQLite and Python,
+whatever the database's default collation is.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from .model import NewMessage, Query, Ref, StoredMessage
+from .query import SERVED_COMMANDS
+
+T = TypeVar("T")
+
+# Applied in order (the pending ones in one transaction: PostgreSQL DDL is
+# transactional); their number is the schema version.
+MIGRATIONS: list[str] = [
+    # 1: messages with a per-channel sequence number as the total order, and the
+    # per-channel counters that allocate it under concurrent appends.
+    """
+    CREATE TABLE messages (
+        target TEXT COLLATE "C" NOT NULL,
+        seq BIGINT NOT NULL,
+        msgid TEXT COLLATE "C" NOT NULL,
+        time_ms BIGINT NOT NULL,
+        source TEXT NOT NULL,
+        command TEXT NOT NULL,
+        channel TEXT COLLATE "C" NOT NULL,
+        text TEXT NOT NULL,
+        tags TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (target, seq)
+    );
+    CREATE UNIQUE INDEX messages_msgid ON messages (msgid);
+    CREATE INDEX messages_target_time ON messages (target, time_ms);
+    CREATE INDEX messages_time ON messages (time_ms);
+    CREATE TABLE channel_seq (
+        target TEXT COLLATE "C" PRIMARY KEY,
+        last_seq BIGINT NOT NULL
+    );
+    """,
+]
+
+APPLICATION_NAME = "chat-history"  # in pg_stat_activity
+
+# Serialises migrations across nodes starting at once (pg_advisory_xact_lock key).
+_MIGRATION_LOCK = 0x63686174  # "chat"
+
+_COLUMNS = "target, seq, msgid, time_ms, source, command, channel, text, tags"
+# Replies carry only these (see query.SERVED_COMMANDS); references may be any row.
+_SERVED = "command IN ({})".format(", ".join(f"'{c}'" for c in SERVED_COMMANDS))
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+
+def _row(r: tuple[Any, ...]) -> StoredMessage:
+    return StoredMessage(
+        str(r[0]), int(r[1]), str(r[2]), int(r[3]), str(r[4]), str(r[5]), str(r[6]),
+        str(r[7]), str(r[8]),
+    )
+
+
+class PostgresStore:
+    """History in PostgreSQL; one writer connection, one reader connection per thread."""
+
+    def __init__(self, url: str, *, connect_timeout: int = 5) -> None:
+        self.url = url
+        self.reads = 0
+        self._connect_timeout = connect_timeout
+        self._local = threading.local()
+        self._readers: list[Conn] = []  # every reader connection, closed by close()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._writer: Conn | None = None
+        self._committing = False  # the current append has reached its COMMIT
+        self._migrate(self._write_conn())
+
+    # ------------------------------------------------------------ connections
+
+    def _connect(self) -> Conn:
+        # Defaults a URL may override: append runs on the event loop, so a server
+        # that does not answer must not block it for long.
+        given = conninfo_to_dict(self.url)
+        extra: dict[str, Any] = {}
+        if "connect_timeout" not in given:
+            extra["connect_timeout"] = self._connect_timeout
+        if "application_name" not in given:
+            extra["application_name"] = APPLICATION_NAME
+        # autocommit: a statement outside ``transaction()`` commits at once, so no
+        # connection sits idle in a transaction between calls.
+        return psycopg.connect(self.url, autocommit=True, **extra)
+
+    def _write_conn(self) -> Conn:
+        if self._closed:
+            raise RuntimeError("the history store is closed")
+        conn = self._writer
+        if conn is None or conn.closed:
+            conn = self._writer = self._connect()
+        return conn
+
+    def _read_conn(self) -> Conn:
+        if self._closed:
+            raise RuntimeError("the history store is closed")
+        conn: Conn | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._lock:
+                self._readers = [c for c in self._readers if not c.closed]
+                self._readers.append(conn)
+        return conn
+
+    def _reading(self, fn: Callable[[Conn], T]) -> T:
+        """Run a read; retried once on a fresh connection if the old one was lost
+        (the server restarted, a proxy dropped it): reads are safe to repeat."""
+        conn = self._read_conn()
+        try:
+            return fn(conn)
+        except psycopg.OperationalError:
+            if not conn.broken and not conn.closed:
+                raise
+            conn.close()
+            self._local.conn = None
+        return fn(self._read_conn())
+
+    @staticmethod
+    def _migrate(conn: Conn) -> None:
+        with conn.transaction():
+            # Nodes starting together: the first migrates, the others wait and see it.
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            current = int(row[0] or 0) if row else 0
+            for version, script in enumerate(MIGRATIONS, start=1):
+                if version <= current:
+                    continue
+                for statement in script.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+
+    def schema_version(self) -> int:
+        row = self._write_conn().execute("SELECT MAX(version) FROM schema_version").fetchone()
+        return int(row[0] or 0) if row else 0
+
+    # ------------------------------------------------------------------ writes
+
+    def append(self, messages: Sequence[NewMessage]) -> list[StoredMessage]:
+        if not messages:
+            return []
+        conn = self._write_conn()
+        try:
+            return self._append(conn, messages)
+        except psycopg.OperationalError:
+            if not (conn.broken or conn.closed):
+                raise
+            conn.close()
+            self._writer = None
+            # A connection found dead before COMMIT was sent committed nothing: one
+            # retry on a new connection is safe. Once COMMIT was sent the outcome is
+            # unknown, so the error goes to the caller (a retry could double up).
+            if self._committing:
+                raise
+        return self._append(self._write_conn(), messages)
+
+    def _append(self, conn: Conn, messages: Sequence[NewMessage]) -> list[StoredMessage]:
+        counts: dict[str, int] = {}
+        for m in messages:
+            counts[m.target] = counts.get(m.target, 0) + 1
+        targets = sorted(counts)  # lock order: the same on every node, no deadlock
+        self._committing = False
+        with conn.transaction():
+            # Reserve a block of numbers per channel; the row lock holds until
+            # COMMIT, so a concurrent appender to the channel waits for ours.
+            rows = conn.execute(
+                "INSERT INTO channel_seq (target, last_seq) "
+                "SELECT t, n FROM unnest(%s::text[], %s::bigint[]) AS a(t, n) "
+                'ORDER BY t COLLATE "C" '
+                "ON CONFLICT (target) DO UPDATE "
+                "SET last_seq = channel_seq.last_seq + EXCLUDED.last_seq "
+                "RETURNING target, last_seq",
+                (targets, [counts[t] for t in targets]),
+            ).fetchall()
+            next_seq = {str(t): int(last) - counts[str(t)] + 1 for t, last in rows}
+            stored: list[StoredMessage] = []
+            for m in messages:
+                seq = next_seq[m.target]
+                next_seq[m.target] = seq + 1
+                stored.append(
+                    StoredMessage(
+                        m.target, seq, m.msgid, m.time_ms, m.source, m.command,
+                        m.channel, m.text, m.tags,
+                    )
+                )
+            conn.execute(
+                f"INSERT INTO messages ({_COLUMNS}) SELECT * FROM unnest("
+                "%s::text[], %s::bigint[], %s::text[], %s::bigint[], %s::text[], "
+                "%s::text[], %s::text[], %s::text[], %s::text[])",
+                (
+                    [s.target for s in stored], [s.seq for s in stored],
+                    [s.msgid for s in stored], [s.time_ms for s in stored],
+                    [s.source for s in stored], [s.command for s in stored],
+                    [s.channel for s in stored], [s.text for s in stored],
+                    [s.tags for s in stored],
+                ),
+            )
+            self._committing = True  # leaving the block sends COMMIT
+        return stored
+
+    def prune(self, max_rows: int, max_age_ms: int, now_ms: int, budget: int) -> int:
+        conn = self._write_conn()
+        try:
+            return self._prune(conn, max_rows, max_age_ms, now_ms, budget)
+        except psycopg.OperationalError:
+            if not (conn.broken or conn.closed):
+                raise
+            conn.close()
+            self._writer = None
+        # Deleting by the same criteria again is safe, whatever the lost one did.
+        return self._prune(self._write_conn(), max_rows, max_age_ms, now_ms, budget)
+
+    @staticmethod
+    def _prune(conn: Conn, max_rows: int, max_age_ms: int, now_ms: int, budget: int) -> int:
+        deleted = 0
+        if max_age_ms > 0:
+            cur = conn.execute(
+                "DELETE FROM messages WHERE (target, seq) IN "
+                "(SELECT target, seq FROM messages WHERE time_ms < %s LIMIT %s)",
+                (now_ms - max_age_ms, budget),
+            )
+            deleted += max(cur.rowcount, 0)
+        if max_rows > 0 and deleted < budget:
+            # Channels holding rows older than their newest ``max_rows``: one index
+            # probe per channel counter rather than a scan of every message.
+            over = conn.execute(
+                "SELECT c.target, c.last_seq FROM channel_seq c WHERE EXISTS "
+                "(SELECT 1 FROM messages m WHERE m.target = c.target "
+                "AND m.seq <= c.last_seq - %s) ORDER BY c.target",
+                (max_rows,),
+            ).fetchall()
+            for target, newest in over:
+                if deleted >= budget:
+                    break
+                cur = conn.execute(
+                    "DELETE FROM messages WHERE target = %s AND seq IN (SELECT seq "
+                    "FROM messages WHERE target = %s AND seq <= %s ORDER BY seq LIMIT %s)",
+                    (target, target, int(newest) - max_rows, budget - deleted),
+                )
+                deleted += max(cur.rowcount, 0)
+        return deleted
+
+    # ------------------------------------------------------------------ reads
+
+    def window(self, target: str, size: int) -> list[StoredMessage]:
+        self.reads += 1
+
+        def read(conn: Conn) -> list[StoredMessage]:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE target = %s "
+                "ORDER BY seq DESC LIMIT %s",
+                (target, size),
+            ).fetchall()
+            return [_row(r) for r in reversed(rows)]
+
+        return self._reading(read)
+
+    def query(self, q: Query) -> list[StoredMessage]:
+        self.reads += 1
+
+        def read(conn: Conn) -> list[StoredMessage]:
+            # One snapshot for the reference lookups and both halves of AROUND.
+            with conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                return self._query(conn, q)
+
+        return self._reading(read)
+
+    @staticmethod
+    def _query(conn: Conn, q: Query) -> list[StoredMessage]:
+        bounds: dict[int, tuple[int, int]] = {}
+        for i, ref in enumerate((q.ref, q.ref2)):
+            if ref.kind == "msgid":
+                row = conn.execute(
+                    "SELECT seq, time_ms FROM messages WHERE msgid = %s AND target = %s",
+                    (ref.msgid, q.target),
+                ).fetchone()
+                if row is None:
+                    return []
+                bounds[i] = (int(row[0]), int(row[1]))
+
+        def cond(i: int, ref: Ref, op: str) -> tuple[str, int | str]:
+            if ref.kind == "msgid":
+                return f"seq {op} %s", bounds[i][0]
+            return f"time_ms {op} %s", ref.time_ms
+
+        def select(
+            where: list[tuple[str, int | str]], newest: bool, limit: int
+        ) -> list[StoredMessage]:
+            if q.until_msgid:
+                where = [*where, ("msgid < %s", q.until_msgid)]
+            clauses = " AND ".join(["target = %s", _SERVED, *(c for c, _ in where)])
+            order = "DESC" if newest else "ASC"
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE {clauses} "
+                f"ORDER BY seq {order} LIMIT %s",
+                (q.target, *(v for _, v in where), limit),
+            ).fetchall()
+            out = [_row(r) for r in rows]
+            return out[::-1] if newest else out
+
+        limit = q.limit
+        if q.subcommand == "LATEST":
+            where = [] if q.ref.kind == "none" else [cond(0, q.ref, ">")]
+            return select(where, True, limit)
+        if q.subcommand == "BEFORE":
+            return select([cond(0, q.ref, "<")], True, limit)
+        if q.subcommand == "AFTER":
+            return select([cond(0, q.ref, ">")], False, limit)
+        if q.subcommand == "AROUND":
+            older = select([cond(0, q.ref, "<")], True, limit // 2)
+            newer = select([cond(0, q.ref, ">=")], False, limit - len(older))
+            return older + newer
+        # BETWEEN: direction from the order of the two references.
+        if q.ref.kind == "msgid" and q.ref2.kind == "msgid":
+            ascending = bounds[0][0] <= bounds[1][0]
+        else:
+            t1 = bounds[0][1] if q.ref.kind == "msgid" else q.ref.time_ms
+            t2 = bounds[1][1] if q.ref2.kind == "msgid" else q.ref2.time_ms
+            ascending = t1 <= t2
+        if ascending:
+            return select([cond(0, q.ref, ">"), cond(1, q.ref2, "<")], False, limit)
+        return select([cond(0, q.ref, "<"), cond(1, q.ref2, ">")], True, limit)
+
+    def targets(
+        self, folded: Sequence[str], start_ms: int, end_ms: int, limit: int
+    ) -> list[tuple[str, int]]:
+        self.reads += 1
+        if not folded:
+            return []
+        lo, hi = min(start_ms, end_ms), max(start_ms, end_ms)
+
+        def read(conn: Conn) -> list[tuple[str, int]]:
+            rows = conn.execute(
+                "SELECT target, MAX(time_ms), MAX(channel) FROM messages "
+                f"WHERE target = ANY(%s::text[]) AND {_SERVED} "
+                "AND time_ms > %s AND time_ms < %s "
+                "GROUP BY target ORDER BY MAX(time_ms) ASC, target LIMIT %s",
+                (list(folded), lo, hi, limit),
+            ).fetchall()
+            return [(str(r[2]), int(r[1])) for r in rows]
+
+        return self._reading(read)
+
+    def close(self) -> None:
+        self._closed = True
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+        with self._lock:
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            conn.close()

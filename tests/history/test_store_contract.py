@@ -1,0 +1,712 @@
+"""The HistoryStore contract, run against every store of record: SQLite and PostgreSQL.
+
+Each test takes the ``store`` (or ``db`` / ``opener``) fixture, parametrised over
+["sqlite", "postgres"]: a real SQLite file, and a fresh database on a real
+PostgreSQL server (tests/history/postgres_fixture.py). Query answers are compared
+with server/history/query.py's ``evaluate`` over the channel's full row list, the
+same semantics the cached windows are served with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from itertools import cycle
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from server.history.model import NO_REF, NewMessage, Query, Ref, StoredMessage
+from server.history.postgres_store import MIGRATIONS as PG_MIGRATIONS
+from server.history.postgres_store import PostgresStore
+from server.history.query import evaluate
+from server.history.service import HistoryService
+from server.history.sqlite_store import MIGRATIONS as SQLITE_MIGRATIONS
+from server.history.sqlite_store import SQLiteStore
+from server.history.stores import open_store
+from tests.history.conftest import FakeClock, RedisServer, make_cache, sample_queries
+from tests.history.postgres_fixture import pg_server_fixture, pg_url_fixture  # noqa: F401
+
+Store = SQLiteStore | PostgresStore
+Opener = Callable[[], Store]
+
+INTEGRITY_ERRORS = (sqlite3.IntegrityError, psycopg.IntegrityError)
+BASE_MS = 1_700_000_000_000
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where the store lives: a SQLite file path or a PostgreSQL URL (fresh database)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "history.db")
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+@pytest.fixture
+def opener(db: str) -> Iterator[Opener]:
+    """Opens another store instance on the same database (another node, a restart)."""
+    opened: list[Store] = []
+
+    def open_() -> Store:
+        s = open_store(db)
+        assert isinstance(s, SQLiteStore | PostgresStore)
+        opened.append(s)
+        return s
+
+    yield open_
+    for s in opened:
+        s.close()
+
+
+@pytest.fixture
+def store(opener: Opener) -> Store:
+    return opener()
+
+
+def is_pg(store: Store) -> bool:
+    return isinstance(store, PostgresStore)
+
+
+# ---------------------------------------------------------------- data
+
+
+class Messages:
+    """Deterministic messages. Msgids mix case and punctuation so that byte order
+    (Python's, SQLite's, the stores' contract) differs from a locale's order."""
+
+    PREFIXES = ("a", "B", "c", "D", "_", "e", "-", "F")
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def new(
+        self, target: str, command: str = "PRIVMSG", time_ms: int | None = None
+    ) -> NewMessage:
+        self.n += 1
+        n = self.n
+        return NewMessage(
+            target=target,
+            msgid=f"{self.PREFIXES[n % len(self.PREFIXES)]}{n:05d}",
+            time_ms=BASE_MS + n * 1000 if time_ms is None else time_ms,
+            source=f"nick{n % 3}!user@host",
+            command=command,
+            channel=target.upper() if n % 2 else target,  # display case varies
+            text="" if command == "TAGMSG" else f"text {n} é ✓",
+            tags="+typing=active" if command == "TAGMSG" else ("+a=b" if n % 4 == 0 else ""),
+        )
+
+
+def build_dataset(store: Store) -> dict[str, list[StoredMessage]]:
+    """A known history: #chan with PRIVMSG/NOTICE/TAGMSG, runs of equal timestamps,
+    ticks of several sizes interleaved with #other. Returns each channel's rows."""
+    gen = Messages()
+    sizes = cycle([1, 4, 2, 7, 3, 1, 5])
+    rows: dict[str, list[StoredMessage]] = {"#chan": [], "#other": []}
+    i = 0
+    while len(rows["#chan"]) < 45:
+        tick: list[NewMessage] = []
+        for _ in range(next(sizes)):
+            i += 1
+            command = "TAGMSG" if i % 7 == 0 else "NOTICE" if i % 5 == 0 else "PRIVMSG"
+            time_ms = BASE_MS + (i // 3) * 1000  # three messages share each millisecond
+            tick.append(gen.new("#chan", command, time_ms))
+            if i % 4 == 0:
+                tick.append(gen.new("#other", "PRIVMSG", time_ms))
+        for s in store.append(tick):
+            rows[s.target].append(s)
+    return rows
+
+
+def queries(rows: list[StoredMessage], target: str) -> list[Query]:
+    """Every subcommand with msgid, timestamp and '*' references, edge cases included."""
+    qs = sample_queries(rows, target)
+    times = sorted({r.time_ms for r in rows})
+    for r in rows[::3]:  # TAGMSG rows too: references, never replies
+        for sub in ("LATEST", "BEFORE", "AFTER", "AROUND"):
+            for limit in (0, 1, 2, 5, 100):
+                qs.append(Query(sub, target, Ref("msgid", r.msgid), limit))  # type: ignore[arg-type]
+    for t in [*times[::4], times[0] - 1, times[-1] + 1]:
+        ref = Ref("timestamp", time_ms=t)
+        for sub in ("LATEST", "BEFORE", "AFTER", "AROUND"):
+            for limit in (1, 3, 6, 100):
+                qs.append(Query(sub, target, ref, limit))  # type: ignore[arg-type]
+    n = len(rows)
+    pairs = [(rows[1], rows[-3]), (rows[-3], rows[1]), (rows[n // 2], rows[n // 2 + 1]),
+             (rows[n // 3], rows[n // 3])]
+    for a, b in pairs:
+        for limit in (1, 4, 100):
+            qs.append(Query("BETWEEN", target, Ref("msgid", a.msgid), limit, Ref("msgid", b.msgid)))
+            qs.append(Query("BETWEEN", target, Ref("timestamp", time_ms=a.time_ms), limit,
+                            Ref("timestamp", time_ms=b.time_ms)))
+            qs.append(Query("BETWEEN", target, Ref("msgid", a.msgid), limit,
+                            Ref("timestamp", time_ms=b.time_ms)))
+    qs += [
+        Query("LATEST", target, Ref("msgid", "no-such-msgid"), 5),
+        Query("AROUND", target, Ref("msgid", "no-such-msgid"), 5),
+        Query("BETWEEN", target, Ref("msgid", rows[3].msgid), 5, Ref("msgid", "nope")),
+        Query("LATEST", "#nobody-here", NO_REF, 5),
+    ]
+    return qs
+
+
+# ---------------------------------------------------------------- writes
+
+
+def test_open_store_picks_the_backend(db: str) -> None:
+    s = open_store(db)
+    try:
+        assert isinstance(s, PostgresStore if db.startswith("postgresql://") else SQLiteStore)
+    finally:
+        s.close()
+
+
+def test_postgres_scheme_alias(pg_url: str) -> None:
+    s = open_store(pg_url.replace("postgresql://", "postgres://", 1))
+    try:
+        assert isinstance(s, PostgresStore)
+        assert s.window("#a", 5) == []
+    finally:
+        s.close()
+
+
+def test_append_numbers_each_channel_in_order(store: Store) -> None:
+    gen = Messages()
+    assert store.append([]) == []
+    tick = [gen.new("#a"), gen.new("#b"), gen.new("#a"), gen.new("#a"), gen.new("#b")]
+    stored = store.append(tick)
+    assert [(s.target, s.seq) for s in stored] == [
+        ("#a", 1), ("#b", 1), ("#a", 2), ("#a", 3), ("#b", 2),
+    ]
+    for s, m in zip(stored, tick, strict=True):  # everything else kept as given
+        assert (s.msgid, s.time_ms, s.source, s.command, s.channel, s.text, s.tags) == (
+            m.msgid, m.time_ms, m.source, m.command, m.channel, m.text, m.tags,
+        )
+    more = store.append([gen.new("#b"), gen.new("#c")])
+    assert [(s.target, s.seq) for s in more] == [("#b", 3), ("#c", 1)]
+    assert store.window("#a", 10) == [s for s in stored if s.target == "#a"]
+    assert store.window("#b", 10) == [s for s in stored + more if s.target == "#b"]
+    assert store.window("#b", 2) == [stored[4], more[0]]  # the newest, oldest first
+    assert store.window("#none", 10) == []
+
+
+def test_a_failed_append_leaves_nothing_behind(store: Store) -> None:
+    gen = Messages()
+    first = store.append([gen.new("#a"), gen.new("#b")])
+    dup = first[0].msgid
+    # The duplicate is the last of the tick: rows before it must be rolled back too.
+    bad = [gen.new("#a"), gen.new("#b"), gen.new("#c")]
+    bad.append(NewMessage("#a", dup, BASE_MS, "x!y@z", "PRIVMSG", "#a", "dup"))
+    with pytest.raises(INTEGRITY_ERRORS):
+        store.append(bad)
+    assert store.window("#a", 10) == [first[0]]
+    assert store.window("#b", 10) == [first[1]]
+    assert store.window("#c", 10) == []
+    # A duplicate inside one tick fails the same way.
+    twice = gen.new("#a")
+    with pytest.raises(INTEGRITY_ERRORS):
+        store.append([twice, twice])
+    assert store.window("#a", 10) == [first[0]]
+    # Numbering carries on with no gap where the failed ticks were.
+    after = store.append([gen.new("#a"), gen.new("#c"), gen.new("#b")])
+    assert [(s.target, s.seq) for s in after] == [("#a", 2), ("#c", 1), ("#b", 2)]
+    assert [s.seq for s in store.window("#a", 10)] == [1, 2]
+
+
+# ---------------------------------------------------------------- reads
+
+
+def test_every_subcommand_matches_the_oracle(store: Store) -> None:
+    data = build_dataset(store)
+    for target, rows in data.items():
+        assert store.window(target, 1000) == rows
+        assert [r.seq for r in rows] == list(range(1, len(rows) + 1))
+    rows = data["#chan"]
+    assert {r.command for r in rows} == {"PRIVMSG", "NOTICE", "TAGMSG"}
+    qs = queries(rows, "#chan") + queries(data["#other"], "#other")
+    reads = store.reads
+    for q in qs:
+        expected = evaluate(data.get(q.target, []), q, complete=True)
+        assert store.query(q) == expected, q
+    assert store.reads == reads + len(qs)
+
+
+def test_replies_carry_only_privmsg_and_notice(store: Store) -> None:
+    gen = Messages()
+    rows = store.append([
+        gen.new("#a", "PRIVMSG"), gen.new("#a", "TAGMSG"), gen.new("#a", "NOTICE"),
+        gen.new("#a", "TAGMSG"), gen.new("#a", "PRIVMSG"),
+    ])
+    p1, t1, n1, t2, p2 = rows
+    assert store.query(Query("LATEST", "#a", NO_REF, 10)) == [p1, n1, p2]
+    assert store.query(Query("LATEST", "#a", NO_REF, 2)) == [n1, p2]  # TAGMSGs don't count
+    # A TAGMSG still works as a reference.
+    assert store.query(Query("BEFORE", "#a", Ref("msgid", t2.msgid), 10)) == [p1, n1]
+    assert store.query(Query("AFTER", "#a", Ref("msgid", t1.msgid), 10)) == [n1, p2]
+    assert store.query(Query("AROUND", "#a", Ref("msgid", t1.msgid), 10)) == [p1, n1, p2]
+    # The window (the cache's source) holds every row.
+    assert store.window("#a", 10) == rows
+
+
+def test_timestamp_references(store: Store) -> None:
+    gen = Messages()
+    t = BASE_MS + 5_000
+    rows = store.append([
+        gen.new("#a", time_ms=t - 1000), gen.new("#a", time_ms=t), gen.new("#a", time_ms=t),
+        gen.new("#a", time_ms=t + 1000), gen.new("#a", time_ms=t + 2000),
+    ])
+    at = Ref("timestamp", time_ms=t)
+    assert store.query(Query("BEFORE", "#a", at, 10)) == rows[:1]  # strictly before
+    assert store.query(Query("AFTER", "#a", at, 10)) == rows[3:]  # strictly after
+    assert store.query(Query("LATEST", "#a", at, 10)) == rows[3:]
+    assert store.query(Query("AROUND", "#a", at, 10)) == rows  # ">=" on the newer side
+    assert store.query(Query("AROUND", "#a", at, 2)) == rows[:2]
+    between = Query("BETWEEN", "#a", Ref("timestamp", time_ms=t - 1000), 10,
+                    Ref("timestamp", time_ms=t + 2000))
+    assert store.query(between) == rows[1:4]  # both ends exclusive
+    backwards = Query("BETWEEN", "#a", Ref("timestamp", time_ms=t + 2000), 2,
+                      Ref("timestamp", time_ms=t - 1000))
+    assert store.query(backwards) == rows[2:4]  # the newest end of the range
+    for q in (between, backwards):
+        assert store.query(q) == evaluate(rows, q, complete=True)
+
+
+def test_until_msgid(store: Store) -> None:
+    data = build_dataset(store)
+    rows = data["#chan"]
+    ordered = sorted(r.msgid for r in rows)  # byte order, as the stores compare
+    checked = 0
+    for until in [*ordered[::4], "0", "~"]:
+        before = [r for r in rows if r.msgid < until]
+        qs = [Query("LATEST", "#chan", NO_REF, n, until_msgid=until) for n in (0, 1, 5, 100)]
+        for r in before[::3]:  # references the oracle can see (it filters them too)
+            for sub in ("LATEST", "BEFORE", "AFTER", "AROUND"):
+                qs.append(Query(sub, "#chan", Ref("msgid", r.msgid), 4,  # type: ignore[arg-type]
+                                until_msgid=until))
+                qs.append(Query(sub, "#chan", Ref("timestamp", time_ms=r.time_ms), 4,  # type: ignore[arg-type]
+                                until_msgid=until))
+        for q in qs:
+            got = store.query(q)
+            assert got == evaluate(rows, q, complete=True), q
+            assert all(r.msgid < until for r in got)
+            checked += len(got)
+    assert checked > 100
+    # Join playback: everything before the joiner's own message, and nothing after.
+    last = store.query(Query("LATEST", "#chan", NO_REF, 1000))
+    mid = sorted(last, key=lambda r: r.msgid)[len(last) // 2].msgid
+    got = store.query(Query("LATEST", "#chan", NO_REF, 1000, until_msgid=mid))
+    assert got == [r for r in last if r.msgid < mid]
+
+
+def test_targets(store: Store) -> None:
+    gen = Messages()
+    store.append([gen.new("#a", time_ms=BASE_MS + 1000), gen.new("#b", time_ms=BASE_MS + 2000)])
+    store.append([gen.new("#c", "TAGMSG", time_ms=BASE_MS + 2500)])  # no served message
+    store.append([gen.new("#a", time_ms=BASE_MS + 3000), gen.new("#d", time_ms=BASE_MS + 4000)])
+    store.append([gen.new("#d", "TAGMSG", time_ms=BASE_MS + 5000)])  # not its newest time
+    # The display name: the greatest (bytewise) among the channel's served rows.
+    channel = {
+        t: max(r.channel for r in store.window(t, 10) if r.command != "TAGMSG")
+        for t in ("#a", "#b", "#d")
+    }
+    assert channel["#d"] == "#D"  # not the newest row's "#d": that one is a TAGMSG
+    everything = ["#a", "#b", "#c", "#d", "#nobody"]
+    lo, hi = BASE_MS, BASE_MS + 10_000
+    assert store.targets(everything, lo, hi, 10) == [
+        (channel["#b"], BASE_MS + 2000),
+        (channel["#a"], BASE_MS + 3000),
+        (channel["#d"], BASE_MS + 4000),
+    ]
+    assert store.targets(everything, hi, lo, 10) == store.targets(everything, lo, hi, 10)
+    assert store.targets(everything, lo, hi, 2) == [
+        (channel["#b"], BASE_MS + 2000), (channel["#a"], BASE_MS + 3000),
+    ]
+    # Both ends exclusive; the newest time within the range.
+    assert store.targets(everything, BASE_MS + 1000, BASE_MS + 3000, 10) == [
+        (channel["#b"], BASE_MS + 2000),
+    ]
+    assert store.targets(everything, BASE_MS, BASE_MS + 2000, 10) == [
+        ("#A", BASE_MS + 1000),  # the display name among the rows in the range
+    ]
+    assert store.targets(["#b", "#d"], lo, hi, 10) == [
+        (channel["#b"], BASE_MS + 2000), (channel["#d"], BASE_MS + 4000),
+    ]
+    assert store.targets([], lo, hi, 10) == []
+    assert store.targets(["#c"], lo, hi, 10) == []
+
+
+# ---------------------------------------------------------------- retention
+
+
+def test_prune_by_rows(store: Store) -> None:
+    gen = Messages()
+    store.append([gen.new("#a") for _ in range(10)] + [gen.new("#b") for _ in range(3)])
+    assert store.prune(max_rows=4, max_age_ms=0, now_ms=BASE_MS, budget=100) == 6
+    assert [r.seq for r in store.window("#a", 100)] == [7, 8, 9, 10]
+    assert len(store.window("#b", 100)) == 3
+    assert store.prune(max_rows=4, max_age_ms=0, now_ms=BASE_MS, budget=100) == 0
+    # The budget caps a pass; the oldest rows go first; the next pass goes on.
+    store.append([gen.new("#a") for _ in range(5)])
+    assert store.prune(max_rows=4, max_age_ms=0, now_ms=BASE_MS, budget=2) == 2
+    assert [r.seq for r in store.window("#a", 100)] == [9, 10, 11, 12, 13, 14, 15]
+    assert store.prune(max_rows=4, max_age_ms=0, now_ms=BASE_MS, budget=100) == 3
+    assert [r.seq for r in store.window("#a", 100)] == [12, 13, 14, 15]
+    # Numbering goes on after pruning, and queries answer from what is left.
+    new = store.append([gen.new("#a")])
+    assert new[0].seq == 16
+    rows = store.window("#a", 100)
+    q = Query("BEFORE", "#a", Ref("msgid", new[0].msgid), 10)
+    assert store.query(q) == evaluate(rows, q, complete=True) == rows[:-1]
+
+
+def test_prune_by_age(store: Store) -> None:
+    gen = Messages()
+    rows = store.append(
+        [gen.new("#a", time_ms=BASE_MS + i * 1000) for i in range(6)]
+        + [gen.new("#b", time_ms=BASE_MS + i * 1000) for i in range(6)]
+    )
+    now = BASE_MS + 10_000
+    # Older than 7 s: time_ms < BASE_MS + 3000, three per channel.
+    assert store.prune(max_rows=0, max_age_ms=7000, now_ms=now, budget=4) == 4
+    assert store.prune(max_rows=0, max_age_ms=7000, now_ms=now, budget=100) == 2
+    assert store.prune(max_rows=0, max_age_ms=7000, now_ms=now, budget=100) == 0
+    assert store.window("#a", 100) == rows[3:6]
+    assert store.window("#b", 100) == rows[9:12]
+    # Both limits in one pass: by age (one per channel), then by rows (one more each).
+    assert store.prune(max_rows=1, max_age_ms=6500, now_ms=now, budget=100) == 4
+    assert store.window("#a", 100) == rows[5:6]
+    assert store.window("#b", 100) == rows[11:12]
+    assert store.prune(max_rows=0, max_age_ms=0, now_ms=now, budget=100) == 0
+
+
+# ---------------------------------------------------------------- schema
+
+
+def test_migrations_are_idempotent(opener: Opener) -> None:
+    first = opener()
+    expected = len(PG_MIGRATIONS if is_pg(first) else SQLITE_MIGRATIONS)
+    assert first.schema_version() == expected
+    rows = first.append([Messages().new("#a")])
+    first.close()
+    second = opener()
+    third = opener()  # opened twice more on the same database: nothing re-applied
+    for s in (second, third):
+        assert s.schema_version() == expected
+        assert s.window("#a", 10) == rows
+
+
+def test_postgres_nodes_starting_together_migrate_once(pg_url: str) -> None:
+    """Several nodes opening a fresh database at once: the advisory lock lets one
+    migrate, the others wait and find the schema there."""
+    barrier = threading.Barrier(4)
+    opened: list[PostgresStore] = []
+    errors: list[BaseException] = []
+
+    def node() -> None:
+        try:
+            barrier.wait(10)
+            opened.append(PostgresStore(pg_url))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=node) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    try:
+        assert errors == []
+        assert len(opened) == 4
+        with psycopg.connect(pg_url) as conn:
+            versions = conn.execute("SELECT version FROM schema_version").fetchall()
+        assert versions == [(v,) for v in range(1, len(PG_MIGRATIONS) + 1)]
+    finally:
+        for s in opened:
+            s.close()
+
+
+def test_postgres_schema_orders_msgids_bytewise(pg_url: str) -> None:
+    """The test databases' default collation is a locale's (ICU en-US), where "a" < "B";
+    the store's msgid column must still compare bytewise like Python and SQLite."""
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT 'a' < 'B'").fetchone() == (True,)
+    s = PostgresStore(pg_url)
+    try:
+        gen = Messages()
+        rows = s.append([gen.new("#a") for _ in range(8)])
+        until = "a"  # "B...", "D...", "F...", "_..." and "-..." sort before "a" bytewise
+        got = s.query(Query("LATEST", "#a", NO_REF, 100, until_msgid=until))
+        assert got == [r for r in rows if r.msgid < until]
+        assert {r.msgid[0] for r in got} == {"B", "D", "F", "-", "_"} & {r.msgid[0] for r in rows}
+    finally:
+        s.close()
+
+
+# ---------------------------------------------------------------- concurrency
+
+
+def _check_numbering(store: Store, target: str, returned: Sequence[StoredMessage]) -> None:
+    rows = store.window(target, 100_000)
+    assert [r.seq for r in rows] == list(range(1, len(rows) + 1))  # unique, gap-free
+    mine = sorted((r for r in returned if r.target == target), key=lambda r: r.seq)
+    assert mine == rows  # what append returned is exactly what was stored
+
+
+def test_postgres_concurrent_appends_from_two_nodes(opener: Opener, db: str) -> None:
+    """Two store instances (two connections, two threads) append interleaved ticks to
+    the same channels: per-channel numbers stay unique and gap-free, ticks listing
+    the channels in opposite orders never deadlock.
+
+    PostgreSQL only: the SQLite store is one node's file, numbered from a
+    per-process cache of the last seq, so two instances on one file collide.
+    """
+    if not db.startswith("postgresql://"):
+        pytest.skip("SQLite is single-node: one SQLiteStore per database file")
+    nodes = [opener(), opener()]
+    barrier = threading.Barrier(2)
+    returned: list[list[StoredMessage]] = [[], []]
+    errors: list[BaseException] = []
+
+    def node(i: int) -> None:
+        gen = Messages()
+        gen.n = (i + 1) * 1_000_000  # distinct msgids per node
+        channels = [f"#c{k:02d}" for k in range(16)] + ["#shared"]
+        if i == 1:
+            channels.reverse()  # the same channels in the opposite order
+        try:
+            barrier.wait(10)
+            for tick in range(60):
+                batch = [gen.new("#shared") for _ in range(1 + tick % 3)]
+                if tick % 2:
+                    batch = [gen.new(c) for c in channels] + batch
+                returned[i].extend(nodes[i].append(batch))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=node, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    everything = returned[0] + returned[1]
+    for target in ("#shared", "#c00", "#c07", "#c15"):
+        _check_numbering(nodes[0], target, everything)
+    # Each tick got a consecutive block of numbers per channel.
+    shared = [[r.seq for r in rows if r.target == "#shared"] for rows in returned]
+    assert len(shared[0]) == len(shared[1]) == sum(1 + t % 3 + t % 2 for t in range(60))
+
+
+def test_postgres_appenders_wait_for_the_channel_counter(pg_url: str) -> None:
+    """Deterministic interleaving: a transaction holds #a's counter row; two nodes'
+    appends to #a both block on it, then go on one after the other, numbered on
+    from the holder's committed number."""
+    nodes = [PostgresStore(pg_url), PostgresStore(pg_url)]
+    gen = Messages()
+    try:
+        nodes[0].append([gen.new("#a")])
+        returned: list[StoredMessage] = []
+        errors: list[BaseException] = []
+        with psycopg.connect(pg_url) as holder:
+            holder.execute(
+                "UPDATE channel_seq SET last_seq = last_seq + 2 WHERE target = '#a'"
+            )  # another node's tick in flight: seqs 2 and 3 are its own
+
+            def node(i: int, batch: list[NewMessage]) -> None:
+                try:
+                    returned.extend(nodes[i].append(batch))
+                except BaseException as exc:
+                    errors.append(exc)
+
+            threads = [
+                threading.Thread(target=node, args=(0, [gen.new("#a"), gen.new("#b")])),
+                threading.Thread(target=node, args=(1, [gen.new("#b"), gen.new("#a")])),
+            ]
+            for t in threads:
+                t.start()
+            deadline = time.monotonic() + 10
+            with psycopg.connect(pg_url, autocommit=True) as watch:
+                while True:
+                    row = watch.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE "
+                        "application_name = 'chat-history' AND wait_event_type = 'Lock'"
+                    ).fetchone()
+                    if row == (2,):
+                        break
+                    assert time.monotonic() < deadline, "the appenders never blocked"
+                    time.sleep(0.01)
+            assert returned == []
+            holder.execute(
+                "INSERT INTO messages (target, seq, msgid, time_ms, source, command, "
+                "channel, text) VALUES ('#a', 2, 'h2', 0, 's', 'PRIVMSG', '#a', 'x'), "
+                "('#a', 3, 'h3', 0, 's', 'PRIVMSG', '#a', 'x')"
+            )
+            holder.commit()
+        for t in threads:
+            t.join(10)
+        assert errors == []
+        assert sorted(r.seq for r in returned if r.target == "#a") == [4, 5]
+        assert sorted(r.seq for r in returned if r.target == "#b") == [1, 2]
+        assert [r.seq for r in nodes[1].window("#a", 10)] == [1, 2, 3, 4, 5]
+    finally:
+        for s in nodes:
+            s.close()
+
+
+def test_reads_from_another_thread_while_appending(store: Store) -> None:
+    """The service reads on its own thread while the loop thread commits ticks:
+    every read sees a consistent prefix of the channel, never a torn tick."""
+    gen = Messages()
+    stop = threading.Event()
+    seen: list[list[StoredMessage]] = []
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                seen.append(store.window("#a", 7))
+                seen.append(store.query(Query("LATEST", "#a", NO_REF, 7)))
+                store.targets(["#a", "#b"], 0, 2**62, 10)
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for tick in range(80):
+            store.append([gen.new("#a") for _ in range(1 + tick % 4)] + [gen.new("#b")])
+            if tick % 10 == 0:
+                time.sleep(0.002)
+    finally:
+        stop.set()
+        thread.join(30)
+    assert errors == []
+    rows = store.window("#a", 10_000)
+    sizes = {0}
+    total = 0
+    for tick in range(80):
+        total += 1 + tick % 4
+        sizes.add(total)
+    assert len(seen) > 10
+    for got in seen:
+        if got:  # a suffix of some committed prefix: whole ticks only
+            last = got[-1].seq
+            assert last in sizes
+            assert got == rows[max(0, last - 7) : last]
+
+
+def test_postgres_reconnects_after_losing_its_connections(pg_url: str) -> None:
+    """The server dropped the store's connections (restart, failover, idle kill): the
+    next append and reads go through on new connections."""
+    s = PostgresStore(pg_url)
+    try:
+        gen = Messages()
+        first = s.append([gen.new("#a")])
+        assert s.window("#a", 10) == first
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = 'chat-history'"
+            ).fetchone()
+        assert killed == (2,)  # the writer and this thread's reader
+        second = s.append([gen.new("#a")])
+        assert [r.seq for r in second] == [2]
+        assert s.window("#a", 10) == first + second
+        assert s.query(Query("LATEST", "#a", NO_REF, 10)) == first + second
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'chat-history'"
+            )
+        # A query first this time: its read-only transaction is retried as a whole.
+        assert s.query(Query("LATEST", "#a", NO_REF, 10)) == first + second
+        assert s.targets(["#a"], 0, 2**62, 5) == [("#a", second[0].time_ms)]
+        assert s.prune(max_rows=1, max_age_ms=0, now_ms=0, budget=10) == 1
+    finally:
+        s.close()
+
+
+# ---------------------------------------------------------------- the service on top
+
+
+async def test_history_service_answers_from_the_store(store: Store) -> None:
+    data = build_dataset(store)
+    rows = data["#chan"]
+    svc = HistoryService(store, cache=None)
+    try:
+        for q in queries(rows, "#chan")[::15]:
+            assert await svc.query(q) == evaluate(rows, q, complete=True)
+        assert await svc.targets(["#chan", "#other"], 0, 2**62, 10) == store.targets(
+            ["#chan", "#other"], 0, 2**62, 10
+        )
+    finally:
+        await svc.close()
+
+
+async def test_cache_aside_and_breaker_over_the_store(
+    store: Store, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Cache-aside and the circuit breaker, unchanged, over either store of record."""
+    caplog.set_level(logging.INFO, logger="chat.server.history")
+    gen = Messages()
+    clock = FakeClock()
+    cache = make_cache(redis_server, clock, window=5, failures=3, cooldown=5.0)
+    svc = HistoryService(store, cache)
+    q = Query("LATEST", "#a", NO_REF, 5)
+
+    def truth() -> list[StoredMessage]:
+        return evaluate(store.window("#a", 1000), q, complete=True) or []
+
+    try:
+        store.append([gen.new("#a") for _ in range(3)])
+        assert await svc.query(q) == truth()  # miss: the store's window fills the cache
+        reads = store.reads
+        assert await svc.query(q) == truth()  # hit
+        assert store.reads == reads + 1  # only truth()'s own read
+        svc.committed(store.append([gen.new("#a")]))
+        await svc.flush()
+        reads = store.reads
+        assert await svc.query(q) == truth()  # the write went through to the cache
+        assert store.reads == reads + 1
+        redis_server.stop()
+        for _ in range(3):
+            svc.committed(store.append([gen.new("#a")]))
+            assert await svc.query(q) == truth()
+        await svc.flush()
+        assert cache.breaker.state == "open"  # straight to the store from now on
+        svc.committed(store.append([gen.new("#a")]))
+        assert await svc.query(q) == truth()
+        redis_server.start()
+        clock.advance(5.0)
+        assert await svc.query(q) == truth()  # the probe succeeds; nothing stale
+        assert cache.breaker.state == "closed"
+        for _ in range(3):
+            assert await svc.query(q) == truth()
+    finally:
+        await svc.close()
+
+
+def test_the_service_thread_pool_reads_postgres_concurrently(pg_url: str) -> None:
+    """HistoryService runs store reads on its executor thread; the loop thread writes."""
+    s = PostgresStore(pg_url)
+    svc = HistoryService(s, cache=None)
+    gen = Messages()
+
+    async def main() -> None:
+        rows: list[StoredMessage] = []
+        for _ in range(20):
+            rows += s.append([gen.new("#a"), gen.new("#a")])
+            got = await svc.query(Query("LATEST", "#a", NO_REF, 3))
+            assert got == rows[-3:]
+        await svc.close()
+
+    asyncio.run(main())
+    s.close()
