@@ -28,9 +28,9 @@ def evaluate(
     ``complete`` says rows hold every retained message of the channel. Returns
     None when the answer may need older messages than the window holds.
     """
-    if q.until_msgid:
-        rows = [r for r in rows if r.msgid < q.until_msgid]
     seqs = {}
+    # References resolve against every message, as the stores do; until_msgid only
+    # narrows what may be returned.
     for ref in (q.ref, q.ref2):
         if ref.kind == "msgid":
             found = next((r for r in rows if r.msgid == ref.msgid), None)
@@ -41,6 +41,8 @@ def evaluate(
             seqs[ref.msgid] = found.seq
     first = rows[0] if rows else None
     every = rows
+    if q.until_msgid:
+        rows = [r for r in rows if r.msgid < q.until_msgid]
     rows = [r for r in rows if r.command in SERVED_COMMANDS]
 
     def covers(ref: Ref) -> bool:
