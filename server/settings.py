@@ -87,6 +87,9 @@ class Option:
         return ENV_PREFIX + self.name.upper()
 
 
+# String options whose empty value means something ("" db: history off).
+_MAY_BE_EMPTY = frozenset({"db", "cloak_key"})
+
 # Fields that are not plain options: derived (motd_lines) or structured (opers).
 _NOT_OPTIONS = frozenset({"motd_lines", "opers"})
 
@@ -261,7 +264,7 @@ def _check(opt: Option, value: object) -> object:
             if folded not in opt.choices:
                 raise _Invalid(f"must be one of {', '.join(opt.choices)} (got {value!r})")
             return folded
-        if not value:
+        if not value and opt.name not in _MAY_BE_EMPTY:
             raise _Invalid("must not be empty")
         if opt.name == "name":
             if len(value) > 63 or not _SERVER_NAME.fullmatch(value) or "." not in value:

@@ -440,3 +440,8 @@ def test_motd_unreadable(tmp_path: Path) -> None:
         assert "cannot read" in message
     finally:
         motd.chmod(0o644)
+
+
+def test_empty_db_turns_history_off() -> None:
+    assert load_config(["--db", ""], {}).db == ""
+    assert load_config([], {"CHAT_DB": ""}).db == ServerConfig().db  # empty env: unset
