@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -30,6 +31,8 @@ MIGRATIONS: list[str] = [
     """,
 ]
 
+CHECKPOINT_INTERVAL = 1.0  # seconds between WAL checkpoints on the background thread
+
 _COLUMNS = "target, seq, msgid, time_ms, source, command, channel, text, tags"
 # Replies carry only these (see query.SERVED_COMMANDS); references may be any row.
 _SERVED = "command IN ({})".format(", ".join(f"'{c}'" for c in SERVED_COMMANDS))
@@ -47,6 +50,13 @@ class SQLiteStore:
         self._last_seq: dict[str, int] = {}
         self._writer = self._connect()
         self._migrate(self._writer)
+        # Checkpoints fsync; the writer runs on the event loop, so they run here instead.
+        self._writer.execute("PRAGMA wal_autocheckpoint=0")
+        self._stop = threading.Event()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, name="history-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -236,7 +246,23 @@ class SQLiteStore:
         ).fetchall()
         return [(str(r[2]), int(r[1])) for r in rows]
 
+    def _checkpoint_loop(self) -> None:
+        conn = self._connect()
+        try:
+            while not self._stop.wait(CHECKPOINT_INTERVAL):
+                try:
+                    # PASSIVE never waits for the writer, so commits are never held up.
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:
+                    continue
+        finally:
+            conn.close()
+
     def close(self) -> None:
+        self._stop.set()
+        self._checkpointer.join(5)
+        with contextlib.suppress(sqlite3.Error):
+            self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         self._writer.close()
         conn = getattr(self._local, "conn", None)
         if conn is not None:
