@@ -178,12 +178,14 @@ class Buffer:
         self.version += 1
         return True
 
-    def merge(self, batch: Iterable[Line]) -> tuple[list[Line], bool]:
+    def merge(self, batch: Iterable[Line], *, above: bool = False) -> tuple[list[Line], bool]:
         """Merge history lines in time order, skipping known msgids.
 
         Returns (the lines added, whether they all went above the existing ones). Older
         history never pushes newer lines out: when the scrollback is full only what fits
-        is kept.
+        is kept. ``above`` (a CHATHISTORY BEFORE page) puts a line above existing lines
+        of the same time: server-time has millisecond resolution, so a burst of messages
+        shares timestamps, and a page of older ones must not land below them.
         """
         new = [ln for ln in batch if ln.msgid is None or self.seen.add(ln.msgid)]
         if not new:
@@ -192,7 +194,9 @@ class Buffer:
         maxlen = self.lines.maxlen or 0
         lines = self.lines
         older = False
-        if not lines or new[0].time >= lines[-1].time:
+        if not lines or (
+            new[0].time > lines[-1].time if above else new[0].time >= lines[-1].time
+        ):
             lines.extend(new)
             added = new[-maxlen:]
         else:
@@ -202,7 +206,9 @@ class Buffer:
             i = len(existing)
             merged_rev: list[Line] = []
             for ln in reversed(new):
-                while i > 0 and existing[i - 1].time > ln.time:
+                while i > 0 and (
+                    existing[i - 1].time > ln.time or (above and existing[i - 1].time == ln.time)
+                ):
                     i -= 1
                     merged_rev.append(existing[i])
                 merged_rev.append(ln)

@@ -1388,7 +1388,7 @@ class Session:
     def _history_done(
         self, buf: Buffer, req: _HistoryRequest | None, lines: list[Line], now: float
     ) -> None:
-        added, older = buf.merge(lines)
+        added, older = buf.merge(lines, above=req is not None and req.kind == "before")
         buf.history_loading = self.fold(buf.name) in self._history
         kind = req.kind if req is not None else "latest"
         if req is not None and kind in ("latest", "before") and len(lines) < req.limit:

@@ -1,0 +1,108 @@
+"""Key bindings by action name (``[keys]`` in the config, defaults in ``DEFAULT_KEYS``).
+
+A key is a prompt_toolkit key name (``c-n``, ``pageup``, ``f7``, ``tab``...); a
+space-separated list is a sequence (``escape 1`` is Alt+1, as terminals send it).
+An unknown key name is reported (one line in the server buffer), never fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+
+from ..config import DEFAULT_KEYS
+
+log = logging.getLogger(__name__)
+
+# Display names of keys ('pagedown' -> 'PgDn') for hints in the status line.
+KEY_NAMES = {"pageup": "PgUp", "pagedown": "PgDn", "escape": "Alt", "tab": "Tab"}
+
+
+class Actions(Protocol):
+    """What the bindings call (implemented by :class:`client.ui.app.ChatUI`)."""
+
+    def switch_relative(self, step: int) -> None: ...
+    def switch_to(self, index: int) -> None: ...
+    def scroll_up(self) -> None: ...
+    def scroll_down(self) -> None: ...
+    def complete(self, step: int = 1) -> None: ...
+    def history_prev(self) -> None: ...
+    def history_next(self) -> None: ...
+    def toggle_nicklist(self) -> None: ...
+    def quit(self) -> None: ...
+    def interrupt(self) -> None: ...
+
+
+Handler = Callable[[KeyPressEvent], None]
+
+
+def action_handlers(ui: Actions) -> dict[str, Handler]:
+    def call(fn: Callable[[], None]) -> Handler:
+        def handler(event: KeyPressEvent) -> None:
+            try:
+                fn()
+            except Exception:  # a UI bug must not stop the application
+                log.exception("key binding failed")
+
+        return handler
+
+    handlers: dict[str, Handler] = {
+        "next_buffer": call(lambda: ui.switch_relative(1)),
+        "prev_buffer": call(lambda: ui.switch_relative(-1)),
+        "scroll_up": call(ui.scroll_up),
+        "scroll_down": call(ui.scroll_down),
+        "complete": call(ui.complete),
+        "history_prev": call(ui.history_prev),
+        "history_next": call(ui.history_next),
+        "toggle_nicklist": call(ui.toggle_nicklist),
+        "quit": call(ui.quit),
+        # Fixed keys (not in the config): Ctrl+C and Shift+Tab.
+        "interrupt": call(ui.interrupt),
+        "complete_prev": call(lambda: ui.complete(-1)),
+    }
+    for n in range(1, 10):
+        handlers[f"buffer_{n}"] = call(lambda n=n: ui.switch_to(n - 1))  # type: ignore[misc]
+    return handlers
+
+
+def build_key_bindings(
+    ui: Actions, keys: Mapping[str, tuple[str, ...]]
+) -> tuple[KeyBindings, list[str]]:
+    """Bindings for every action; returns (bindings, problems with the configured keys)."""
+    kb = KeyBindings()
+    problems: list[str] = []
+    # Fixed keys first: a configured binding of the same key wins (added later).
+    handlers = action_handlers(ui)
+    kb.add("c-c")(handlers["interrupt"])
+    kb.add("s-tab")(handlers["complete_prev"])
+    for action, handler in handlers.items():
+        if action not in DEFAULT_KEYS:
+            continue
+        for key in keys.get(action, DEFAULT_KEYS.get(action, ())):
+            parts = key.split()
+            if not parts:
+                continue
+            try:
+                kb.add(*parts)(handler)
+            except (ValueError, KeyError, AssertionError):
+                problems.append(f"keys.{action}: unknown key {key!r} (ignored)")
+    return kb, problems
+
+
+def describe(keys: Mapping[str, tuple[str, ...]], action: str) -> str:
+    """The first key of ``action`` for display ('c-q' -> 'Ctrl+Q')."""
+    names = keys.get(action, DEFAULT_KEYS.get(action, ()))
+    if not names:
+        return ""
+    out = []
+    for part in names[0].split():
+        if part.startswith("c-") and len(part) > 2:
+            out.append("Ctrl+" + part[2:].upper())
+        elif part in KEY_NAMES:
+            out.append(KEY_NAMES[part])
+        else:
+            out.append(part[:1].upper() + part[1:])
+    return "+".join(out) if out and out[0] == "Alt" else " ".join(out)

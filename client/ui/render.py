@@ -1,0 +1,403 @@
+"""Pure rendering for the terminal UI: display lines to styled fragments, wrapped rows.
+
+Nothing here touches an application, a terminal or the event loop. All text comes
+from :class:`~client.model.Line` objects (already sanitised by the session); styles are
+prompt_toolkit class names (``class:timestamp``, ``class:nick-3``...) resolved by the
+style sheet from :func:`build_style`, and mIRC formatting becomes inline style
+attributes (``bold``, ``fg:#rrggbb``...), never control codes.
+
+The costly part (word wrapping) is cached per (line, width) in :class:`LineRenderer`,
+so a redraw only formats lines that have not been drawn at that width before.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+
+from prompt_toolkit.formatted_text import StyleAndTextTuples
+from prompt_toolkit.styles import ANSI_COLOR_NAMES, Style
+from prompt_toolkit.utils import get_cwidth
+
+from ..config import DEFAULT_COLOURS, DEFAULT_NICK_COLOURS, ClientConfig
+from ..formatting import Span
+from ..model import Kind, Line
+
+Fragments = StyleAndTextTuples
+
+# UI classes that are not (yet) configurable; the config's [colours] keys come first.
+EXTRA_STYLES: dict[str, str] = {
+    "nick_punct": "#808080",
+    "prefix": "bold",
+    "separator": "#4e4e4e",
+    "sidebar": "",
+    "buffer_parted": "#6c6c6c",
+    "buffer_number": "#808080",
+    "nicklist_header": "bold underline",
+    "prompt": "bold",
+    "more": "bold",
+    "loading": "italic #808080",
+    "status_item": "",
+}
+
+# What precedes the nick of an event line (joins, parts and quits are compact and dim).
+EVENT_MARKS: dict[Kind, str] = {
+    Kind.JOIN: "-->",
+    Kind.PART: "<--",
+    Kind.QUIT: "<--",
+    Kind.KICK: "<--",
+    Kind.NICK: "--",
+    Kind.TOPIC: "--",
+    Kind.MODE: "--",
+}
+
+# Translation table that drops any character a terminal could interpret. The session
+# already guarantees this; it is repeated here (cheaply, once per cached line) so the
+# UI can never be the one that writes a raw control character.
+_CONTROL = {c: None for c in (*range(0x00, 0x20), *range(0x7F, 0xA0))}
+
+
+def safe(text: str) -> str:
+    """``text`` without C0/C1 control characters (defence in depth)."""
+    if text.isprintable():
+        return text
+    return text.translate(_CONTROL)
+
+
+def text_width(text: str) -> int:
+    """Terminal cells taken by ``text``."""
+    return len(text) if text.isascii() else get_cwidth(text)
+
+
+def fit(text: str, width: int) -> str:
+    """``text`` cut to at most ``width`` cells ('…' marks a cut)."""
+    if width <= 0:
+        return ""
+    if text_width(text) <= width:
+        return text
+    out: list[str] = []
+    used = 0
+    for ch in text:
+        w = get_cwidth(ch)
+        if used + w > width - 1:
+            break
+        out.append(ch)
+        used += w
+    return "".join(out) + "…"
+
+
+# ---------------------------------------------------------------------- styles
+
+
+def _valid_style(value: str) -> bool:
+    """Whether prompt_toolkit can parse *and later output* the style string."""
+    try:
+        attrs = Style([("x", value)]).get_attrs_for_style_str("class:x")
+    except (ValueError, AssertionError):
+        return False
+    # The parser lets '#zzzzzz' through; the terminal output would fail on it.
+    return all(_valid_colour(c) for c in (attrs.color, attrs.bgcolor))
+
+
+def _valid_colour(colour: str | None) -> bool:
+    if not colour or colour == "default" or colour in ANSI_COLOR_NAMES:
+        return True
+    return len(colour) == 6 and all(c in "0123456789abcdefABCDEF" for c in colour)
+
+
+def build_style(config: ClientConfig) -> tuple[Style, list[str]]:
+    """The style sheet for ``config``; invalid entries fall back to the defaults.
+
+    Returns (style, problems): one line per rejected setting, for the server buffer.
+    """
+    problems: list[str] = []
+    rules: list[tuple[str, str]] = []
+    for name, value in EXTRA_STYLES.items():
+        rules.append((name, value))
+    for name, default in DEFAULT_COLOURS.items():
+        value = config.colours.get(name, default)
+        if not _valid_style(value):
+            problems.append(f"colours.{name}: invalid style {value!r}, using {default!r}")
+            value = default
+        rules.append((name, value))
+    palette = nick_palette(config.nick_colours, problems)
+    for i, value in enumerate(palette):
+        rules.append((f"nick-{i}", value))
+    return Style(rules), problems
+
+
+def nick_palette(colours: Iterable[str], problems: list[str] | None = None) -> tuple[str, ...]:
+    good = []
+    for value in colours:
+        if _valid_style(value):
+            good.append(value)
+        elif problems is not None:
+            problems.append(f"colours.nicks: invalid style {value!r} ignored")
+    return tuple(good) or DEFAULT_NICK_COLOURS
+
+
+def nick_class(nick: str, palette_size: int) -> str:
+    """A stable colour class for ``nick`` (the same in every run and every buffer)."""
+    if palette_size <= 0:
+        return ""
+    return f"class:nick-{zlib.crc32(nick.lower().encode('utf-8', 'replace')) % palette_size}"
+
+
+@lru_cache(maxsize=2048)
+def _span_style(
+    base: str,
+    bold: bool,
+    italic: bool,
+    underline: bool,
+    strike: bool,
+    reverse: bool,
+    fg: str | None,
+    bg: str | None,
+) -> str:
+    parts = [base] if base else []
+    if bold:
+        parts.append("bold")
+    if italic:
+        parts.append("italic")
+    if underline:
+        parts.append("underline")
+    if strike:
+        parts.append("strike")
+    if reverse:
+        parts.append("reverse")
+    # Colours come from client.formatting as '#rrggbb' (validated there); check anyway.
+    if fg is not None and _is_hex(fg):
+        parts.append(f"fg:{fg}")
+    if bg is not None and _is_hex(bg):
+        parts.append(f"bg:{bg}")
+    return " ".join(parts)
+
+
+def _is_hex(colour: str) -> bool:
+    return (
+        len(colour) == 7
+        and colour[0] == "#"
+        and all(c in "0123456789abcdefABCDEF" for c in colour[1:])
+    )
+
+
+def span_style(base: str, span: Span) -> str:
+    """The prompt_toolkit style of an mIRC-formatted span on top of ``base``."""
+    return _span_style(
+        base,
+        span.bold,
+        span.italic,
+        span.underline,
+        span.strikethrough,
+        span.reverse,
+        span.fg,
+        span.bg,
+    )
+
+
+def span_fragments(spans: Iterable[Span], base: str) -> Fragments:
+    return [(span_style(base, sp), safe(sp.text)) for sp in spans if sp.text]
+
+
+# ---------------------------------------------------------------------- lines
+
+
+@lru_cache(maxsize=4096)
+def format_timestamp(fmt: str, when: int) -> str:
+    if not fmt:
+        return ""
+    try:
+        return safe(time.strftime(fmt, time.localtime(when)))
+    except (ValueError, OverflowError, OSError):
+        return "?" * max(1, len(time.strftime(fmt, time.localtime(0))))
+
+
+class LineRenderer:
+    """Formats display lines and caches their wrapped rows per (line, width)."""
+
+    def __init__(
+        self,
+        timestamp_format: str = "%H:%M",
+        palette_size: int = len(DEFAULT_NICK_COLOURS),
+        cache_size: int = 4096,
+    ) -> None:
+        self.timestamp_format = timestamp_format
+        self.palette_size = palette_size
+        self.cache_size = max(64, cache_size)
+        # (id(line), width) -> (line, rows). The line is kept so an id reused by a new
+        # object after the old one was dropped can never return stale rows.
+        self._rows: dict[tuple[int, int], tuple[Line, list[Fragments]]] = {}
+        self.formatted = 0  # lines formatted so far (a cache-miss counter for tests/bench)
+
+    def nick_style(self, line: Line) -> str:
+        if line.own:
+            return "class:own_nick"
+        if line.highlight:
+            return "class:highlight"
+        return nick_class(line.nick, self.palette_size)
+
+    def fragments(self, line: Line) -> tuple[Fragments, int]:
+        """(fragments of the whole line, cells taken by the part before the text)."""
+        frags: Fragments = []
+        stamp = format_timestamp(self.timestamp_format, int(line.time))
+        if stamp:
+            ts_style = "class:timestamp class:history" if line.history else "class:timestamp"
+            frags.append((ts_style, stamp + " "))
+        kind = line.kind
+        hl = " class:highlight" if line.highlight else ""
+        nick = safe(line.nick)
+        if kind is Kind.MESSAGE:
+            frags += [
+                ("class:nick_punct", "<"),
+                ("class:prefix", safe(line.prefix)),
+                (self.nick_style(line), nick),
+                ("class:nick_punct", "> "),
+            ]
+            base = "class:message" + hl
+        elif kind is Kind.ACTION:
+            frags += [
+                ("class:action" + hl, "* "),
+                (self.nick_style(line) + " class:action", nick),
+                ("class:action", " "),
+            ]
+            base = "class:action" + hl
+        elif kind is Kind.NOTICE:
+            frags += [
+                ("class:notice", "-"),
+                (self.nick_style(line), nick),
+                ("class:notice", "- "),
+            ]
+            base = "class:notice" + hl
+        elif kind is Kind.INFO:
+            frags.append(("class:info", "-- "))
+            base = "class:info" + hl
+        elif kind is Kind.ERROR:
+            frags.append(("class:error", "!! "))
+            base = "class:error"
+        else:  # joins, parts, quits, kicks, nick changes, topics, modes: one dim line
+            style = f"class:{kind.value}"
+            frags.append((style, EVENT_MARKS.get(kind, "--") + " "))
+            if nick:
+                frags += [(style + " bold", nick), (style, " ")]
+            base = style + hl
+        indent = sum(text_width(f[1]) for f in frags)
+        spans = line.spans or ((Span(line.text),) if line.text else ())
+        frags += span_fragments(spans, base)
+        return frags, indent
+
+    def rows(self, line: Line, width: int) -> list[Fragments]:
+        """The line's rows at ``width`` cells (cached)."""
+        key = (id(line), width)
+        hit = self._rows.get(key)
+        if hit is not None and hit[0] is line:
+            return hit[1]
+        frags, indent = self.fragments(line)
+        rows = wrap(frags, width, indent)
+        self.formatted += 1
+        cache = self._rows
+        if len(cache) >= self.cache_size:
+            # Forget the oldest quarter (insertion order); visible lines come back cheaply.
+            for old in list(cache)[: self.cache_size // 4]:
+                del cache[old]
+        cache[key] = (line, rows)
+        return rows
+
+    def clear(self) -> None:
+        self._rows.clear()
+
+
+def wrap(frags: Fragments, width: int, indent: int = 0) -> list[Fragments]:
+    """Word-wrap ``frags`` to rows of at most ``width`` cells.
+
+    Continuation rows start with ``indent`` spaces (aligned under the message text)
+    unless that would leave less than half the width. Breaks at the last space of a
+    row when there is one after the prefix, else inside the word.
+    """
+    total = sum(text_width(f[1]) for f in frags)
+    if width <= 0 or total <= width:
+        return [frags]
+    if indent > width // 2:
+        indent = 0
+    cells: list[tuple[str, str, int]] = []
+    for frag in frags:
+        style, text = frag[0], frag[1]
+        if text.isascii():
+            cells.extend((style, ch, 1) for ch in text)
+        else:
+            cells.extend((style, ch, get_cwidth(ch)) for ch in text)
+    # Cells of the first row that belong to the prefix: never break inside it.
+    prefix_cells = 0
+    used = 0
+    for _, _, w in cells:
+        if used >= indent:
+            break
+        used += w
+        prefix_cells += 1
+
+    rows: list[list[tuple[str, str, int]]] = []
+    row: list[tuple[str, str, int]] = []
+    row_w = 0
+    avail = width
+    min_break = prefix_cells
+    last_space = -1
+    for cell in cells:
+        w = cell[2]
+        if row and row_w + w > avail:
+            if last_space >= 0:
+                rows.append(row[: last_space + 1])
+                row = row[last_space + 1 :]
+            else:
+                rows.append(row)
+                row = []
+            avail = width - indent
+            min_break = 0
+            row_w = sum(c[2] for c in row)
+            while row_w > avail:  # a carried word longer than a continuation row
+                k, taken = 0, 0
+                while k < len(row) and (k == 0 or taken + row[k][2] <= avail):
+                    taken += row[k][2]
+                    k += 1
+                rows.append(row[:k])
+                row = row[k:]
+                row_w -= taken
+            last_space = -1
+            for j, c in enumerate(row):
+                if c[1] == " ":
+                    last_space = j
+        if not row and rows and cell[1] == " ":
+            continue  # no leading space on a continuation row
+        row.append(cell)
+        row_w += w
+        if cell[1] == " " and len(row) > min_break:
+            last_space = len(row) - 1
+    if row or not rows:
+        rows.append(row)
+
+    out: list[Fragments] = []
+    pad: Fragments = [("", " " * indent)] if indent else []
+    for n, cells_row in enumerate(rows):
+        merged: Fragments = list(pad) if n else []
+        current: str | None = None
+        chars: list[str] = []
+        for st, ch, _ in cells_row:
+            if st != current:
+                if chars and current is not None:
+                    merged.append((current, "".join(chars)))
+                current, chars = st, []
+            chars.append(ch)
+        if chars and current is not None:
+            merged.append((current, "".join(chars)))
+        out.append(merged)
+    return out
+
+
+def plain_text(rows: Iterable[Fragments]) -> str:
+    """The text of rendered rows (for tests and debugging)."""
+    return "\n".join("".join(f[1] for f in row) for row in rows)
+
+
+def style_names(colours: Mapping[str, str]) -> list[str]:
+    """The class names a config may set (for documentation and tests)."""
+    return [*colours, *EXTRA_STYLES]

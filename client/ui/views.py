@@ -1,0 +1,349 @@
+"""UI controls: the message pane, buffer list, nick list, topic bar and status line.
+
+Every control renders only what fits on the screen. The message pane walks the
+current buffer's lines from the bottom (minus the scroll offset) and stops when the
+pane is full, taking each line's wrapped rows from the :class:`LineRenderer` cache, so
+a redraw costs O(visible rows) whatever the scrollback holds; the nick list sorts
+members only when they changed.
+
+Scroll positions are kept per buffer as an offset *from the bottom* (lines hidden
+below the pane). Older history prepended at the top therefore never moves the view;
+live lines arriving while scrolled up increase the offset so the view stays still.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import islice
+
+from prompt_toolkit.layout.controls import UIContent, UIControl
+
+from ..model import Buffer, BufferKind, HistoryAdded, State
+from ..session import Session
+from .render import Fragments, LineRenderer, fit, safe, span_fragments, text_width
+
+
+@dataclass(slots=True)
+class View:
+    """Scroll state of one buffer's message pane."""
+
+    offset: int = 0  # lines hidden below the bottom of the pane (0: following new lines)
+    shown: int = 0  # lines shown completely by the last render
+    at_top: bool = True  # the oldest line was visible in the last render
+    height: int = 0  # pane rows in the last render
+
+
+class Views:
+    """Per-buffer scroll state; forgets closed buffers."""
+
+    def __init__(self) -> None:
+        self._views: dict[Buffer, View] = {}
+
+    def __call__(self, buffer: Buffer) -> View:
+        view = self._views.get(buffer)
+        if view is None:
+            view = self._views[buffer] = View()
+        return view
+
+    def get(self, buffer: Buffer) -> View | None:
+        return self._views.get(buffer)
+
+    def forget(self, buffer: Buffer) -> None:
+        self._views.pop(buffer, None)
+
+    def line_added(self, buffer: Buffer) -> None:
+        view = self._views.get(buffer)
+        if view is not None and view.offset > 0:
+            view.offset += 1  # keep the lines on screen where they are
+
+    def history_added(self, event: HistoryAdded) -> None:
+        view = self._views.get(event.buffer)
+        if view is None or view.offset == 0 or event.older:
+            return  # older lines go above: an offset from the bottom is unaffected
+        lines = event.buffer.lines
+        n = len(lines)
+        if view.offset >= n:
+            return
+        # Lines merged below the bottom visible line push it up: follow it.
+        anchor = lines[n - 1 - view.offset]
+        view.offset += sum(1 for ln in event.lines if ln.time > anchor.time)
+
+    def page_up(self, buffer: Buffer) -> None:
+        view = self(buffer)
+        step = max(1, view.shown - 1)
+        view.offset = min(view.offset + step, max(0, len(buffer.lines) - 1))
+
+    def page_down(self, buffer: Buffer) -> None:
+        view = self(buffer)
+        view.offset = max(0, view.offset - max(1, view.shown - 1))
+
+    def bottom(self, buffer: Buffer) -> None:
+        self(buffer).offset = 0
+
+
+class MessagePane(UIControl):
+    """The current buffer's lines, bottom-anchored, rendering only the visible rows."""
+
+    def __init__(self, session: Session, renderer: LineRenderer, views: Views) -> None:
+        self.session = session
+        self.renderer = renderer
+        self.views = views
+        self.lines_rendered = 0  # lines looked at by the last render (bounded by height)
+
+    def is_focusable(self) -> bool:
+        return False
+
+    def create_content(self, width: int, height: int | None) -> UIContent:
+        height = max(1, height or 1)
+        buf = self.session.current
+        view = self.views(buf)
+        lines = buf.lines
+        n = len(lines)
+        offset = view.offset = max(0, min(view.offset, n - 1)) if n else 0
+        rows_of = self.renderer.rows
+        blocks: list[list[Fragments]] = []  # newest first
+        used = 0
+        shown = 0
+        consumed = 0
+        for line in islice(reversed(lines), offset, None):
+            rows = rows_of(line, width)
+            blocks.append(rows)
+            consumed += 1
+            used += len(rows)
+            if used <= height:
+                shown += 1
+            if used >= height:
+                break
+        at_top = offset + consumed >= n and used <= height
+        if at_top and used < height and offset > 0:
+            # Scrolled past the top: show the first page instead of empty rows.
+            while offset > 0:
+                rows = rows_of(lines[n - offset], width)
+                if used + len(rows) > height:
+                    break
+                offset -= 1
+                blocks.insert(0, rows)
+                used += len(rows)
+                shown += 1
+            view.offset = offset
+        out: list[Fragments] = []
+        if at_top and used < height:
+            note = self._top_note(buf)
+            if note:
+                out.append([("class:loading", fit(note, width))])
+        for rows in reversed(blocks):
+            out.extend(rows)
+        if len(out) > height:
+            out = out[len(out) - height :]
+        view.shown = shown
+        view.at_top = at_top
+        view.height = height
+        self.lines_rendered = consumed
+
+        def get_line(i: int) -> Fragments:
+            return out[i] if 0 <= i < len(out) else []
+
+        return UIContent(get_line=get_line, line_count=len(out), show_cursor=False)
+
+    def _top_note(self, buf: Buffer) -> str:
+        if buf.history_loading:
+            return "… loading older messages"
+        if buf.history_complete and buf.kind is not BufferKind.SERVER:
+            return "— beginning of history —"
+        return ""
+
+
+class BufferList(UIControl):
+    """Numbered buffers with unread counts ('!N': highlights); keeps the current one visible."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def is_focusable(self) -> bool:
+        return False
+
+    def preferred_width(self, max_available_width: int) -> int | None:
+        return self.width()
+
+    def width(self) -> int:
+        longest = max((text_width(b.name) for b in self.session.buffers), default=6)
+        return max(12, min(24, longest + 9))
+
+    def create_content(self, width: int, height: int | None) -> UIContent:
+        height = max(1, height or 1)
+        session = self.session
+        buffers = session.buffers
+        try:
+            current = buffers.index(session.current)
+        except ValueError:
+            current = 0
+        start = 0
+        if len(buffers) > height:
+            start = max(0, min(current - height // 2, len(buffers) - height))
+        rows = [
+            self._row(i, buffers[i], i == current, width)
+            for i in range(start, min(len(buffers), start + height))
+        ]
+
+        def get_line(i: int) -> Fragments:
+            return rows[i] if 0 <= i < len(rows) else []
+
+        return UIContent(get_line=get_line, line_count=len(rows), show_cursor=False)
+
+    @staticmethod
+    def _row(index: int, buf: Buffer, current: bool, width: int) -> Fragments:
+        counter: Fragments = []
+        if not current:
+            if buf.unread:
+                counter.append(("class:buffer_unread", str(min(buf.unread, 9999))))
+            if buf.highlights:
+                if counter:
+                    counter.append(("", " "))
+                counter.append(("class:buffer_highlight", f"!{min(buf.highlights, 999)}"))
+        counter_w = sum(len(f[1]) for f in counter)
+        number = f"{index + 1:>2} "
+        name_w = max(1, width - len(number) - counter_w - (1 if counter else 0))
+        name = fit(safe(buf.name), name_w)
+        pad = " " * max(0, width - len(number) - text_width(name) - counter_w)
+        if current:
+            style = "class:buffer_current"
+        elif buf.highlights:
+            style = "class:buffer_highlight"
+        elif buf.unread:
+            style = "class:buffer_unread"
+        elif buf.activity:
+            style = "class:buffer_activity"
+        elif buf.kind is BufferKind.CHANNEL and not buf.joined:
+            style = "class:buffer_parted"
+        else:
+            style = "class:sidebar"
+        if current:
+            return [(style, number + name + pad)]
+        return [("class:buffer_number", number), (style, name + pad), *counter]
+
+
+class NickList(UIControl):
+    """The current channel's members, ops first; sorted again only when they changed."""
+
+    def __init__(self, session: Session, versions: Callable[[Buffer], int]) -> None:
+        self.session = session
+        self.versions = versions
+        self._key: tuple[int, int, int] | None = None
+        self._rows: list[tuple[str, str, bool]] = []  # (prefix, nick, away)
+        self._width = 8
+        self.sorts = 0
+
+    def is_focusable(self) -> bool:
+        return False
+
+    def _members(self) -> list[tuple[str, str, bool]]:
+        buf = self.session.current
+        key = (id(buf), self.versions(buf), len(buf.members))
+        if key != self._key:
+            members = buf.sorted_members(self.session.member_ranks())
+            self._rows = [(safe(m.prefix), safe(m.nick), m.away) for m in members]
+            longest = max((text_width(n) for _, n, _ in self._rows), default=4)
+            self._width = max(10, min(20, longest + 2))
+            self._key = key
+            self.sorts += 1
+        return self._rows
+
+    def width(self) -> int:
+        self._members()
+        return self._width
+
+    def preferred_width(self, max_available_width: int) -> int | None:
+        return self.width()
+
+    def create_content(self, width: int, height: int | None) -> UIContent:
+        height = max(1, height or 1)
+        members = self._members()
+        count = len(members)
+        out: list[Fragments] = [
+            [("class:nicklist_header", fit(f"{count} user{'s' if count != 1 else ''}", width))]
+        ]
+        room = height - 1
+        show = max(0, room - 1) if count > room else count
+        for prefix, nick, away in members[:show]:
+            style = "class:nicklist_away" if away else "class:nicklist"
+            out.append([("class:prefix", prefix or " "), (style, fit(nick, width - 1))])
+        if show < count and room > 0:
+            out.append([("class:nicklist_away", fit(f"+{count - show} more", width))])
+
+        def get_line(i: int) -> Fragments:
+            return out[i] if 0 <= i < len(out) else []
+
+        return UIContent(get_line=get_line, line_count=len(out), show_cursor=False)
+
+
+def topic_fragments(session: Session) -> Fragments:
+    buf = session.current
+    name = safe(buf.name)
+    if buf.kind is BufferKind.CHANNEL:
+        head: Fragments = [("bold", f" {name}"), ("", ": " if buf.topic else "")]
+        if buf.topic:
+            return head + span_fragments(buf.topic_spans, "")
+        if not buf.joined:
+            return [*head, ("", " (not joined)")]
+        return [*head, ("", " (no topic)")]
+    if buf.kind is BufferKind.QUERY:
+        return [("", " Private conversation with "), ("bold", name)]
+    label = safe(session.network or session.server_name or name)
+    return [("bold", f" {label}"), ("", " — server messages (/help for commands)")]
+
+
+def status_fragments(session: Session, views: Views, *, more_key: str = "PageDown") -> Fragments:
+    frags: Fragments = []
+
+    def item(text: str, style: str = "class:status_item") -> None:
+        frags.append(("", " ["))
+        frags.append((style, text))
+        frags.append(("", "]"))
+
+    nick = safe(session.nick)
+    if session.user_modes:
+        nick += f"(+{safe(session.user_modes)})"
+    item(nick + (" (away)" if session.away else ""))
+    buffers = session.buffers
+    cur = session.current
+    try:
+        number = buffers.index(cur) + 1
+    except ValueError:
+        number = 0
+    label = f"{number}:{safe(cur.name)}"
+    if cur.kind is BufferKind.CHANNEL and cur.joined:
+        label += f" ({len(cur.members)})"
+    item(label)
+    item(_connection_text(session))
+    act = []
+    for i, buf in enumerate(buffers):
+        if buf is cur or not (buf.unread or buf.highlights):
+            continue
+        act.append((str(i + 1) + ("!" if buf.highlights else ""), bool(buf.highlights)))
+        if len(act) >= 12:
+            break
+    if act:
+        frags.append(("", " [Act: "))
+        for j, (text, hl) in enumerate(act):
+            if j:
+                frags.append(("", ","))
+            frags.append(("class:buffer_highlight" if hl else "", text))
+        frags.append(("", "]"))
+    view = views.get(cur)
+    if view is not None and view.offset > 0:
+        frags.append(("", " "))
+        frags.append(("class:more", f"-- more: {view.offset} below ({more_key}) --"))
+    return frags
+
+
+def _connection_text(session: Session) -> str:
+    state = session.state
+    if state is State.CONNECTED:
+        lag = session.lag
+        if lag is None:
+            return "connected"
+        return f"lag {lag * 1000:.0f} ms" if lag < 1 else f"lag {lag:.1f} s"
+    if state is State.DISCONNECTED and session.reconnect_delay:
+        return f"disconnected, retrying in {session.reconnect_delay:.0f} s"
+    return state.value

@@ -1,0 +1,523 @@
+"""The full-screen UI driven headlessly against our real server (in-process).
+
+Keys go in through a prompt_toolkit pipe input (the real vt100 key parser); the
+screen comes out through a vt100 output into a StringIO, so a test can read both
+what the user would see (the renderer's last screen) and every byte written to the
+terminal. Every wait has a deadline; nothing asserts on timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+from prompt_toolkit.data_structures import Size
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output.vt100 import Vt100_Output
+
+from client.config import ClientConfig
+from client.connection import Connection, ConnectionSettings
+from client.model import Buffer, Event, HistoryAdded, Kind
+from client.session import Session, SessionConfig
+from client.ui.app import ChatUI
+from tests.conftest import RunningServer, start_server, suite_config
+from tests.ircclient import IRCTestClient
+
+DEADLINE = 10.0
+
+# Keys as a terminal sends them.
+ENTER = "\r"
+TAB = "\t"
+UP = "\x1b[A"
+DOWN = "\x1b[B"
+PAGE_UP = "\x1b[5~"
+PAGE_DOWN = "\x1b[6~"
+F7 = "\x1b[18~"
+CTRL_N = "\x0e"
+CTRL_P = "\x10"
+CTRL_Q = "\x11"
+
+
+def alt(key: str) -> str:
+    return "\x1b" + key
+
+
+def _holds(predicate: Callable[[], bool]) -> bool:
+    try:
+        return predicate()
+    except AssertionError:  # e.g. a row that is not drawn yet
+        return False
+
+
+class UIClient:
+    """A ChatUI on a real Connection, with a pipe for keys and a StringIO terminal."""
+
+    def __init__(
+        self,
+        port: int,
+        nick: str,
+        *,
+        rows: int = 30,
+        columns: int = 120,
+        config: ClientConfig | None = None,
+        history_lines: int = 100,
+    ) -> None:
+        self.session = Session(SessionConfig(nick=nick, history_lines=history_lines))
+        self.conn = Connection(
+            self.session,
+            ConnectionSettings(
+                host="127.0.0.1", port=port, quit_timeout=0.5, backoff_base=0.05, backoff_cap=0.2
+            ),
+        )
+        self.events: list[Event] = []
+        self.conn.subscribe(self.events.append)
+        self._stack = contextlib.ExitStack()
+        self.pipe = self._stack.enter_context(create_pipe_input())
+        self.stream = io.StringIO()
+        self.size = Size(rows=rows, columns=columns)
+        output = Vt100_Output(self.stream, lambda: self.size, term="xterm-256color")
+        self.ui = ChatUI(self.conn, config or ClientConfig(), input=self.pipe, output=output)
+        self.task: asyncio.Task[int] | None = None
+
+    async def start(self) -> UIClient:
+        self.task = asyncio.ensure_future(self.ui.run())
+        await self.wait(lambda: self.session.registered, "registration")
+        await self.wait_screen("[connected]")
+        return self
+
+    # -- the screen
+
+    def screen(self) -> list[str]:
+        """The rows the terminal shows now (the renderer's last frame)."""
+        scr = self.ui.app.renderer._last_screen
+        if scr is None:
+            return []
+        return [
+            "".join(scr.data_buffer[y][x].char for x in range(self.size.columns)).rstrip()
+            for y in range(self.size.rows)
+        ]
+
+    def text(self) -> str:
+        return "\n".join(self.screen())
+
+    def style_of(self, needle: str) -> str:
+        """The style of the first screen cell showing ``needle``."""
+        scr = self.ui.app.renderer._last_screen
+        assert scr is not None
+        for y, row in enumerate(self.screen()):
+            x = row.find(needle)
+            if x >= 0:
+                return str(scr.data_buffer[y][x].style)
+        raise AssertionError(f"{needle!r} is not on the screen:\n{self.text()}")
+
+    def buffer_row(self, name: str) -> str:
+        """The buffer-list row of ``name`` (the sidebar left of the first '│')."""
+        for row in self.screen()[1:-2]:
+            left = row.split("│", 1)[0]
+            if left.split()[1:2] == [name]:
+                return left
+        raise AssertionError(f"{name} is not in the buffer list:\n{self.text()}")
+
+    # -- waiting and typing
+
+    async def wait(self, predicate: Callable[[], bool], what: str) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DEADLINE
+        while not _holds(predicate):
+            if self.task is not None and self.task.done():
+                raise AssertionError(f"the UI stopped while waiting for {what}")
+            if loop.time() > deadline:
+                raise AssertionError(f"timed out waiting for {what}; screen:\n{self.text()}")
+            await asyncio.sleep(0.01)
+
+    async def wait_screen(self, needle: str, present: bool = True) -> None:
+        what = f"{needle!r} {'on' if present else 'gone from'} the screen"
+        await self.wait(lambda: (needle in self.text()) == present, what)
+
+    def keys(self, data: str) -> None:
+        self.pipe.send_text(data)
+
+    async def redrawn(self) -> None:
+        """Wait for a redraw that started after this call."""
+        app = self.ui.app
+        count = app.render_counter
+        app.invalidate()
+        await self.wait(lambda: app.render_counter > count and not app.invalidated, "a redraw")
+
+    async def press(self, data: str) -> None:
+        """Send keys and wait until they are processed and drawn."""
+        app = self.ui.app
+        count = app.render_counter
+        self.keys(data)
+        await self.wait(lambda: app.render_counter > count and not app.invalidated, "a redraw")
+
+    async def command(self, text: str) -> None:
+        self.keys(text + ENTER)
+        await self.wait(lambda: self.ui.input.text == "", f"{text!r} to be sent")
+
+    async def join(self, channel: str) -> Buffer:
+        await self.command(f"/join {channel}")
+
+        def joined() -> bool:
+            buf = self.session.buffer(channel)
+            return buf is not None and buf.joined and not buf.history_loading
+
+        await self.wait(joined, f"join {channel}")
+        buf = self.session.buffer(channel)
+        assert buf is not None
+        return buf
+
+    async def stop(self) -> None:
+        try:
+            if self.task is not None and not self.task.done():
+                self.conn.close("bye")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(self.task), DEADLINE)
+                if not self.task.done():
+                    self.task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await self.task
+        finally:
+            self._stack.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RunningServer]:
+    running = start_server(suite_config(), "asyncio", db=str(tmp_path / "history.db"))
+    try:
+        yield running
+    finally:
+        running.handle.stop()
+
+
+@pytest.fixture
+async def uis() -> AsyncIterator[list[UIClient]]:
+    started: list[UIClient] = []
+    try:
+        yield started
+    finally:
+        for ui in started:
+            await ui.stop()
+
+
+Raw = Callable[[str], Awaitable[IRCTestClient]]
+
+
+@pytest.fixture
+async def raw(server: RunningServer) -> AsyncIterator[Raw]:
+    """Registered raw clients (closed at the end)."""
+    opened: list[IRCTestClient] = []
+
+    async def make(nick: str) -> IRCTestClient:
+        c = await IRCTestClient.open(server.port)
+        opened.append(c)
+        await c.register(nick)
+        return c
+
+    try:
+        yield make
+    finally:
+        for c in opened:
+            await c.close()
+
+
+async def start_ui(uis: list[UIClient], server: RunningServer, nick: str, **kw: object) -> UIClient:
+    ui = UIClient(server.port, nick, **kw)  # type: ignore[arg-type]
+    uis.append(ui)
+    return await ui.start()
+
+
+def members_of(ui: UIClient, channel: str) -> set[str]:
+    buf = ui.session.buffer(channel)
+    return {m.nick for m in buf.members.values()} if buf is not None else set()
+
+
+# ---------------------------------------------------------------------- tests
+
+
+async def test_join_send_and_receive(server: RunningServer, uis: list[UIClient], raw: Raw) -> None:
+    alice = await start_ui(uis, server, "alice")
+    assert alice.buffer_row(alice.session.server.name)  # the server buffer is listed
+    await alice.join("#t")
+    await alice.wait_screen("[#t]")  # the prompt names the current buffer
+    assert "#t" in alice.buffer_row("#t")
+    assert " #t" in alice.screen()[0]  # topic bar
+
+    bob = await raw("bob")
+    await bob.join("#t")
+    await alice.wait(lambda: "bob" in members_of(alice, "#t"), "bob in #t")
+    await alice.wait_screen("bob has joined #t")
+    await alice.wait_screen("2 users")  # nick list header
+
+    alice.keys("hello bob, from the UI" + ENTER)
+    msg = await bob.expect("PRIVMSG", lambda m: m.params[0] == "#t")
+    assert msg.params[1] == "hello bob, from the UI"
+    await alice.wait_screen("<@alice> hello bob, from the UI")
+
+    await bob.send("PRIVMSG #t :hi alice, from a raw client")
+    await alice.wait_screen("<bob> hi alice, from a raw client")
+    await bob.send("PRIVMSG #t :\x01ACTION waves\x01")
+    await alice.wait_screen("* bob waves")
+
+
+async def test_highlight_is_counted_in_the_buffer_list(
+    server: RunningServer,
+    uis: list[UIClient],
+    raw: Raw,
+) -> None:
+    alice = await start_ui(uis, server, "alice", config=ClientConfig(bell=True))
+    await alice.join("#t")
+    await alice.join("#u")  # now current: #t is in the background
+    assert alice.session.current.name == "#u"
+    bob = await raw("bob")
+    await bob.join("#t")
+    await alice.wait(lambda: "bob" in members_of(alice, "#t"), "bob in #t")
+
+    await bob.send("PRIVMSG #t :just chatting")
+    await alice.wait(lambda: alice.buffer_row("#t").split()[-1] == "1", "1 unread in #t")
+    await bob.send("PRIVMSG #t :alice: are you there?")
+    await alice.wait(lambda: alice.buffer_row("#t").split()[-2:] == ["2", "!1"], "a highlight")
+    await bob.send("PRIVMSG #t :ping alice")
+    await alice.wait(lambda: alice.buffer_row("#t").split()[-2:] == ["3", "!2"], "2 highlights")
+    assert "class:buffer_highlight" in alice.style_of("!2")
+    assert "[Act: 2!]" in alice.screen()[-2]  # status line activity
+    assert alice.ui.bells >= 1 and "\x07" in alice.stream.getvalue()  # bell = true
+
+    # Switching there resets the counters; the mention is highlighted in the pane.
+    alice.keys(alt("2"))
+    await alice.wait_screen("[#t]")
+    await alice.wait(lambda: alice.buffer_row("#t").split() == ["2", "#t"], "counters reset")
+    assert "class:highlight" in alice.style_of("are you there?")
+    assert "class:highlight" not in alice.style_of("just chatting")
+
+
+async def test_buffer_switching_keys(server: RunningServer, uis: list[UIClient]) -> None:
+    alice = await start_ui(uis, server, "alice")
+    await alice.join("#t")
+    await alice.join("#u")
+    s = alice.session
+    assert [b.name for b in s.buffers][1:] == ["#t", "#u"]
+
+    alice.keys(alt("2"))
+    await alice.wait(lambda: s.current.name == "#t", "Alt+2")
+    await alice.wait_screen("[#t]")
+    alice.keys(CTRL_N)
+    await alice.wait(lambda: s.current.name == "#u", "Ctrl+N")
+    alice.keys(CTRL_N)
+    await alice.wait(lambda: s.current is s.server, "Ctrl+N wraps around")
+    alice.keys(CTRL_P)
+    await alice.wait(lambda: s.current.name == "#u", "Ctrl+P")
+    alice.keys(alt("1"))
+    await alice.wait(lambda: s.current is s.server, "Alt+1")
+    alice.keys(alt("9"))  # no ninth buffer: nothing happens
+    await alice.command("/win 3")
+    await alice.wait(lambda: s.current.name == "#u", "/win 3")
+    await alice.wait_screen("[#u]")
+
+
+async def test_tab_completion_and_input_history(
+    server: RunningServer,
+    uis: list[UIClient],
+    raw: Raw,
+) -> None:
+    alice = await start_ui(uis, server, "alice")
+    await alice.join("#t")
+    for nick in ("bob", "bobby"):
+        c = await raw(nick)
+        await c.join("#t")
+    await alice.wait(lambda: {"bob", "bobby"} <= members_of(alice, "#t"), "bob and bobby")
+    inp = alice.ui.input
+
+    alice.keys("bo" + TAB)
+    await alice.wait(lambda: inp.text in ("bob: ", "bobby: "), "a nick completed")
+    first = inp.text
+    alice.keys(TAB)  # cycles to the other candidate
+    await alice.wait(lambda: inp.text in ("bob: ", "bobby: ") and inp.text != first, "cycling")
+    alice.keys("\x15")  # Ctrl+U: clear the line
+    await alice.wait(lambda: inp.text == "", "cleared")
+
+    alice.keys("hi bobb" + TAB)
+    await alice.wait(lambda: inp.text == "hi bobby ", "a nick completed mid-line")
+    alice.keys("\x15/jo" + TAB)
+    await alice.wait(lambda: inp.text == "/join ", "a command completed")
+    alice.keys("#" + TAB)
+    await alice.wait(lambda: inp.text == "/join #t", "a channel completed")
+    alice.keys("\x15")
+
+    await alice.command("first line")
+    await alice.command("second line")
+    alice.keys("draft")
+    alice.keys(UP)
+    await alice.wait(lambda: inp.text == "second line", "Up recalls the last line")
+    alice.keys(UP)
+    await alice.wait(lambda: inp.text == "first line", "Up again: the one before")
+    alice.keys(DOWN)
+    await alice.wait(lambda: inp.text == "second line", "Down")
+    alice.keys(DOWN)
+    await alice.wait(lambda: inp.text == "draft", "Down past the end restores the draft")
+
+
+async def test_pageup_at_top_loads_older_history_without_moving_the_view(
+    server: RunningServer,
+    uis: list[UIClient],
+    raw: Raw,
+) -> None:
+    bob = await raw("bob")
+    await bob.join("#h")
+    for i in range(40):
+        await bob.send(f"PRIVMSG #h :old-{i:02d}")
+    await bob.sync()
+
+    # 12 rows: a 9-row pane for 11 lines (the join and the latest 10 messages).
+    alice = await start_ui(uis, server, "alice", rows=12, columns=100, history_lines=10)
+    buf = await alice.join("#h")
+    await alice.wait_screen("old-39")
+    assert "old-29" not in alice.text()
+    view = alice.ui.views(buf)
+
+    # Scroll up to the top of what is loaded: no request yet.
+    for _ in range(5):
+        if view.at_top:
+            break
+        await alice.press(PAGE_UP)
+    await alice.wait(lambda: view.at_top, "the top of the loaded lines")
+    await alice.wait_screen("old-30")
+    await alice.wait_screen("more:")  # the status line says there is more below
+    pane_before = alice.screen()[1:-2]
+    seen = len(alice.events)
+
+    def loaded_older() -> bool:
+        return any(isinstance(e, HistoryAdded) and e.older for e in alice.events[seen:])
+
+    assert not loaded_older()
+
+    # PageUp at the top: CHATHISTORY BEFORE; the older lines go above, the view stays.
+    await alice.press(PAGE_UP)
+    await alice.wait(loaded_older, "older history")
+    await alice.wait(lambda: not buf.history_loading, "the history batch")
+    await alice.redrawn()
+    assert alice.screen()[1:-2] == pane_before
+    assert next(ln.text for ln in buf.lines if ln.kind is Kind.MESSAGE) == "old-20"
+
+    # The next PageUps show them.
+    await alice.press(PAGE_UP)
+    await alice.wait_screen("old-22")
+    await alice.press(PAGE_UP)
+    await alice.wait_screen("old-20")
+    assert view.at_top
+    alice.keys(PAGE_DOWN * 10)
+    await alice.wait_screen("more:", present=False)
+    await alice.wait_screen("old-39")
+
+
+async def test_nicklist_toggles(server: RunningServer, uis: list[UIClient], raw: Raw) -> None:
+    alice = await start_ui(uis, server, "alice")
+    await alice.join("#t")
+    bob = await raw("bob")
+    await bob.join("#t")
+    await alice.wait_screen("2 users")
+    assert "@alice" in alice.text()
+    alice.keys(F7)
+    await alice.wait_screen("2 users", present=False)
+    assert "@alice" not in alice.text()
+    alice.keys(F7)
+    await alice.wait_screen("2 users")
+    # Not shown outside channels.
+    alice.keys(alt("1"))
+    await alice.wait_screen("2 users", present=False)
+
+
+async def test_hostile_text_never_reaches_the_terminal(
+    server: RunningServer,
+    uis: list[UIClient],
+    raw: Raw,
+) -> None:
+    mallory = await raw("mallory")
+    await mallory.join("#evil")
+    await mallory.send("TOPIC #evil :\x1b]0;PWNED-TOPIC\x07calm \x1b[5mtopic")
+    await mallory.sync()
+    alice = await start_ui(uis, server, "alice")
+    await alice.join("#evil")
+    await alice.wait_screen("calm topic")
+
+    payloads = [
+        "PRIVMSG #evil :\x1b]0;PWNED-TITLE\x07first \x1b[2J\x1b[Hsecond \x1bcthird",
+        "PRIVMSG #evil :\x1b]8;;http://evil.example/\x07link\x1b]8;;\x07 \x9b6n done",
+        "PRIVMSG #evil :\x1bP+q544e\x1b\\dcs \x07bell \x08back \x7fdel \u202eRTL",
+        "NOTICE #evil :\x1b[1337mnotice \x1b[?1049lscreen",
+        "PRIVMSG #evil :\x01ACTION \x1b[31mgrins\x01",
+        "PRIVMSG #evil :\x02bold\x02 and \x0304red\x03 and \x1funder\x1f done",
+    ]
+    for line in payloads:
+        await mallory.send(line)
+    await alice.wait_screen("bold and red and under done")
+    await alice.wait_screen("* mallory grins")
+    text = alice.text()
+    for visible in ("first second third", "link  done", "dcs bell back del RTL", "notice screen"):
+        assert visible in text
+
+    written = alice.stream.getvalue()
+    for raw_sequence in (
+        "PWNED",
+        "\x1b]0;",
+        "\x1b]8;",
+        "\x1bc",
+        "\x9b",
+        "\x1bP",
+        "\x1b[1337m",
+        "\x1b[5m",
+        "\x1b[?1049lscreen",
+        "\x07",  # no bell: the bell option is off
+        "\x08",
+        "\x7f",
+        "\u202e",
+        "\x02",
+        "\x03",
+        "\x1f",
+        "\x01",
+    ):
+        assert raw_sequence not in written, repr(raw_sequence)
+    # mIRC formatting is rendered through styles.
+    assert "bold" in alice.style_of("bold and")
+    assert "fg:#ff0000" in alice.style_of("red and")
+    assert "underline" in alice.style_of("under done")
+
+
+async def test_rendering_is_bounded_by_the_screen(
+    server: RunningServer, uis: list[UIClient]
+) -> None:
+    alice = await start_ui(uis, server, "alice", rows=20)
+    await alice.join("#t")
+    renderer = alice.ui.renderer
+    buf = alice.session.current
+    for i in range(1500):
+        alice.session.info(f"line {i}", 0.0, buf)
+    before = renderer.formatted
+    await alice.redrawn()
+    renders = alice.ui.app.render_counter
+    alice.conn.flush()  # 1500 LineAdded events: coalesced into one redraw
+    await alice.wait_screen("line 1499")
+    await alice.redrawn()
+    assert alice.ui.app.render_counter - renders <= 3
+    # Only the lines that fit on the screen were formatted, not the scrollback.
+    assert renderer.formatted - before <= 20
+    assert alice.ui.pane.lines_rendered <= 20
+    alice.keys(PAGE_UP)
+    await alice.wait_screen("more:")
+    assert renderer.formatted - before <= 40
+
+
+async def test_quit_key_exits(server: RunningServer, uis: list[UIClient], raw: Raw) -> None:
+    bob = await raw("bob")
+    await bob.join("#t")
+    alice = await start_ui(uis, server, "alice")
+    await alice.join("#t")
+    alice.keys(CTRL_Q)
+    quit_msg = await bob.expect("QUIT")
+    assert quit_msg.source is not None and quit_msg.source.startswith("alice!")
+    assert alice.task is not None
+    assert await asyncio.wait_for(alice.task, DEADLINE) == 0

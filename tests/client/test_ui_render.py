@@ -1,0 +1,409 @@
+"""Pure parts of the UI: line formatting, wrapping, styles, key bindings, scroll state.
+
+No server and no event loop: a Session fed with recorded lines, and the controls'
+``create_content`` called directly.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Any, cast
+
+import pytest
+from prompt_toolkit.data_structures import Size
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.key_binding import KeyPressEvent
+from prompt_toolkit.output.vt100 import Vt100_Output
+
+from client.config import DEFAULT_KEYS, ClientConfig, parse
+from client.connection import Connection, ConnectionSettings
+from client.formatting import Span, display
+from client.model import Buffer, BufferKind, HistoryAdded, Kind, Line
+from client.session import Session
+from client.ui.app import ChatUI, InputHistory
+from client.ui.keys import build_key_bindings, describe
+from client.ui.render import (
+    Fragments,
+    LineRenderer,
+    build_style,
+    fit,
+    nick_class,
+    plain_text,
+    safe,
+    span_style,
+    text_width,
+    wrap,
+)
+from client.ui.views import BufferList, MessagePane, NickList, Views, status_fragments
+
+from .helpers import NOW, chat_session, feed, privmsg
+
+
+def line(text: str, nick: str = "bob", kind: Kind = Kind.MESSAGE, **kw: Any) -> Line:
+    shown, spans = display(text)
+    return Line(NOW, kind, nick, shown, spans, **kw)
+
+
+def pairs(frags: Fragments) -> list[tuple[str, str]]:
+    """(style, text) of each fragment."""
+    return [(f[0], f[1]) for f in frags]
+
+
+def row_texts(rows: list[Fragments]) -> list[str]:
+    return ["".join(t for _, t in pairs(row)) for row in rows]
+
+
+# ---------------------------------------------------------------------- formatting
+
+
+def test_message_kinds_render_like_irc_clients() -> None:
+    r = LineRenderer("%H:%M")
+
+    def text(ln: Line) -> str:
+        return plain_text(r.rows(ln, 200))[6:]  # without "HH:MM "
+
+    assert text(line("hello", prefix="@")) == "<@bob> hello"
+    assert text(line("waves", kind=Kind.ACTION)) == "* bob waves"
+    assert text(line("note", kind=Kind.NOTICE)) == "-bob- note"
+    assert text(line("has joined #t", kind=Kind.JOIN)) == "--> bob has joined #t"
+    assert text(line("has quit (bye)", kind=Kind.QUIT)) == "<-- bob has quit (bye)"
+    assert text(line("Disconnected", nick="", kind=Kind.INFO)) == "-- Disconnected"
+    assert text(line("No such nick", nick="", kind=Kind.ERROR)) == "!! No such nick"
+
+
+def test_mirc_formatting_becomes_styles_not_codes() -> None:
+    r = LineRenderer("")
+    frags, indent = r.fragments(line("\x02bold\x02 \x0304,01red\x03 \x1dit\x1d \x16rev"))
+    assert indent == len("<bob> ")
+    styles = {text: style for style, text in pairs(frags)}
+    assert "bold" in styles["bold"].split()
+    assert "fg:#ff0000" in styles["red"] and "bg:#000000" in styles["red"]
+    assert "italic" in styles["it"].split()
+    assert "reverse" in styles["rev"].split()
+    assert all(ch.isprintable() for _, t in pairs(frags) for ch in t)
+    # Colours that are not '#rrggbb' never reach the style string.
+    assert "evil" not in span_style("", Span("x", fg="evil;bg:#fff", bg="#12345g"))
+
+
+def test_highlight_own_and_history_styles() -> None:
+    r = LineRenderer("%H:%M")
+    hl, _ = r.fragments(line("alice: hi", highlight=True))
+    assert any("class:highlight" in style for style, t in pairs(hl) if t == "bob")
+    assert any("class:highlight" in style for style, t in pairs(hl) if t == "alice: hi")
+    own, _ = r.fragments(line("mine", nick="alice", own=True))
+    assert any(style == "class:own_nick" for style, t in pairs(own) if t == "alice")
+    old, _ = r.fragments(line("old", history=True))
+    assert "class:history" in old[0][0]
+
+
+def test_nick_colours_are_stable_and_spread() -> None:
+    assert nick_class("bob", 12) == nick_class("BOB", 12) == "class:nick-8"  # crc32: every run
+    classes = {nick_class(f"user{i}", 12) for i in range(100)}
+    assert len(classes) == 12
+
+
+def test_safe_strips_any_control_character() -> None:
+    assert safe("a\x1b[31mb\x07c\x9bd") == "a[31mbcd"
+    assert safe("plain text") == "plain text"
+    r = LineRenderer("")
+    # Even if a Line somehow held control characters, they are not rendered.
+    frags, _ = r.fragments(Line(NOW, Kind.MESSAGE, "x\x1b", "a\x1b]0;t\x07b"))
+    assert "\x1b" not in "".join(t for _, t in pairs(frags))
+    assert "\x07" not in "".join(t for _, t in pairs(frags))
+
+
+def test_timestamps_survive_absurd_server_times() -> None:
+    r = LineRenderer("%H:%M")
+    for when in (-1e20, 1e20, float(2**62)):
+        rows = r.rows(Line(when, Kind.MESSAGE, "bob", "hi"), 80)
+        assert plain_text(rows).endswith("<bob> hi")
+
+
+# ---------------------------------------------------------------------- wrapping
+
+
+def test_wrap_breaks_at_spaces_and_indents_under_the_text() -> None:
+    frags: Fragments = [("ts", "12:00 "), ("n", "<bob> "), ("m", "one two three four five six")]
+    rows = wrap(frags, 24, indent=12)
+    texts = row_texts(rows)
+    assert texts[0] == "12:00 <bob> one two "
+    assert all(t.startswith(" " * 12) for t in texts[1:])
+    assert all(text_width(t) <= 24 for t in texts)
+    assert " ".join("".join(texts).split()) == "12:00 <bob> one two three four five six"
+
+
+def test_wrap_hard_breaks_long_words_and_wide_characters() -> None:
+    rows = wrap([("", "x" * 50)], 20)
+    assert [len(t) for t in row_texts(rows)] == [20, 20, 10]
+    cjk = "漢字" * 15  # 60 cells
+    rows = wrap([("", cjk)], 21)
+    assert all(text_width(t) <= 21 for t in row_texts(rows))
+    assert "".join(row_texts(rows)) == cjk
+    # A prefix wider than half the width: no indent, still within the width.
+    rows = wrap([("", "p" * 15), ("", "word " * 10)], 20, indent=15)
+    assert all(len(t) <= 20 for t in row_texts(rows))
+
+
+def test_fit_cuts_by_cells() -> None:
+    assert fit("#channel", 20) == "#channel"
+    assert fit("#averyveryverylongchannel", 10) == "#averyver…"
+    assert text_width(fit("漢字漢字漢字", 7)) <= 7
+    assert fit("x", 0) == ""
+
+
+def test_rows_are_cached_per_line_and_width() -> None:
+    r = LineRenderer()
+    ln = line("hello " * 30)
+    first = r.rows(ln, 80)
+    assert r.rows(ln, 80) is first and r.formatted == 1
+    r.rows(ln, 60)
+    assert r.formatted == 2
+    # An equal but different Line object is formatted on its own (no id confusion).
+    r.rows(line("hello " * 30), 80)
+    assert r.formatted == 3
+
+
+def test_row_cache_is_bounded() -> None:
+    r = LineRenderer(cache_size=64)
+    lines = [line(f"message {i}") for i in range(1000)]
+    for ln in lines:
+        r.rows(ln, 80)
+    assert len(r._rows) <= 64
+
+
+# ---------------------------------------------------------------------- styles and keys
+
+
+def test_bad_colours_fall_back_and_are_reported() -> None:
+    cfg = parse({"colours": {"highlight": "bold #zzzzzz", "join": "#00ff00", "nicks": ["#12"]}})
+    style, problems = build_style(cfg)
+    assert any("colours.highlight" in p for p in problems)
+    assert any("colours.nicks" in p for p in problems)
+    assert not any("colours.join" in p for p in problems)
+    attrs = style.get_attrs_for_style_str("class:join")
+    assert attrs.color == "00ff00"
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def switch_relative(self, step: int) -> None:
+        self.calls.append(f"rel {step}")
+
+    def switch_to(self, index: int) -> None:
+        self.calls.append(f"win {index}")
+
+    def scroll_up(self) -> None:
+        self.calls.append("up")
+
+    def scroll_down(self) -> None:
+        self.calls.append("down")
+
+    def complete(self, step: int = 1) -> None:
+        self.calls.append(f"complete {step}")
+
+    def history_prev(self) -> None:
+        self.calls.append("prev")
+
+    def history_next(self) -> None:
+        self.calls.append("next")
+
+    def toggle_nicklist(self) -> None:
+        raise RuntimeError("a bug in an action")
+
+    def quit(self) -> None:
+        self.calls.append("quit")
+
+    def interrupt(self) -> None:
+        self.calls.append("interrupt")
+
+
+def test_key_bindings_follow_the_config() -> None:
+    cfg = parse({"keys": {"next_buffer": ["c-x n", "f2"], "quit": "nonsense-key"}})
+    kb, problems = build_key_bindings(_Recorder(), cfg.keys)
+    assert problems == ["keys.quit: unknown key 'nonsense-key' (ignored)"]
+    keys = {tuple(str(k) for k in b.keys) for b in kb.bindings}
+    assert ("Keys.ControlX", "n") in keys and ("Keys.F2",) in keys
+    assert ("Keys.ControlN",) not in keys  # replaced, not added to
+    assert ("Keys.Escape", "1") in keys  # Alt+1 default
+    assert describe(DEFAULT_KEYS, "buffer_3") == "Alt+3"
+    assert describe(DEFAULT_KEYS, "quit") == "Ctrl+Q"
+    assert describe(DEFAULT_KEYS, "scroll_down") == "PgDn"
+
+
+def test_a_failing_action_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    ui = _Recorder()
+    kb, _ = build_key_bindings(ui, DEFAULT_KEYS)
+    (binding,) = [b for b in kb.bindings if [str(k) for k in b.keys] == ["Keys.F7"]]
+    with caplog.at_level(logging.ERROR):
+        binding.handler(cast(KeyPressEvent, None))
+    assert "key binding failed" in caplog.text
+
+
+# ---------------------------------------------------------------------- input history
+
+
+def test_input_history_keeps_a_draft_and_is_bounded() -> None:
+    h = InputHistory(limit=3)
+    for text in ("a", "b", "b", "c", "d"):
+        h.add(text)
+    assert h.entries == ["b", "c", "d"]
+    assert h.prev("draft") == "d"
+    assert h.prev("d") == "c"
+    assert h.prev("c") == "b"
+    assert h.prev("b") is None  # the oldest: stays
+    assert h.next() == "c"
+    assert h.next() == "d"
+    assert h.next() == "draft"
+    assert h.next() is None
+
+
+# ---------------------------------------------------------------------- controls
+
+
+def channel_with_lines(count: int) -> tuple[Session, Buffer]:
+    s = chat_session()
+    buf = s.buffer("#t")
+    assert buf is not None
+    s.switch(buf)
+    feed(s, [privmsg("bob", "#t", f"message number {i}", f"m{i}") for i in range(count)])
+    s.take_events()
+    return s, buf
+
+
+def pane_text(pane: MessagePane, width: int = 60, height: int = 10) -> list[str]:
+    content = pane.create_content(width, height)
+    return ["".join(t for _, t, *_ in content.get_line(i))[6:] for i in range(content.line_count)]
+
+
+def test_pane_renders_only_the_visible_lines() -> None:
+    s, _ = channel_with_lines(2000)
+    r = LineRenderer()
+    pane = MessagePane(s, r, Views())
+    shown = pane_text(pane, height=10)
+    assert shown[-1] == "<bob> message number 1999"
+    assert len(shown) == 10
+    assert r.formatted == 10 and pane.lines_rendered == 10
+    feed(s, [privmsg("bob", "#t", "one more", "x1")])
+    assert pane_text(pane, height=10)[-1] == "<bob> one more"
+    assert r.formatted == 11  # one new line formatted, the rest came from the cache
+
+
+def test_scrolling_keeps_the_view_when_lines_arrive_and_history_is_prepended() -> None:
+    s, buf = channel_with_lines(50)
+    views = Views()
+    pane = MessagePane(s, LineRenderer(), views)
+    pane_text(pane)
+    views.page_up(buf)
+    before = pane_text(pane)
+    assert before[-1] == "<bob> message number 40"
+    assert views(buf).offset == 9 and not views(buf).at_top
+
+    # A live line arrives: the view stays on the same lines.
+    feed(s, [privmsg("bob", "#t", "live", "live1")])
+    views.line_added(buf)
+    assert pane_text(pane) == before
+
+    # Older history merged above: nothing moves either.
+    old = [line(f"old {i}", msgid=f"o{i}") for i in range(5)]
+    old = [
+        Line(NOW - 100 + i, ln.kind, ln.nick, ln.text, ln.spans, ln.msgid)
+        for i, ln in enumerate(old)
+    ]
+    added, older = buf.merge(old, above=True)
+    assert older
+    views.history_added(HistoryAdded(buf, len(added), older, tuple(added)))
+    assert pane_text(pane) == before
+
+    # Scrolled past the top: the first page is shown, not empty rows.
+    for _ in range(20):
+        views.page_up(buf)
+    top = pane_text(pane)
+    assert top[0] == "<bob> old 0" and len(top) == 10
+    assert views(buf).at_top
+    for _ in range(20):
+        views.page_down(buf)
+    assert views(buf).offset == 0
+
+
+def test_merge_of_a_before_page_goes_above_lines_with_the_same_time() -> None:
+    buf = Buffer(BufferKind.CHANNEL, "#t")
+    same = NOW
+    for i in range(3):
+        buf.append(Line(same, Kind.MESSAGE, "bob", f"new {i}", msgid=f"n{i}"))
+    page = [Line(same, Kind.MESSAGE, "bob", f"old {i}", msgid=f"o{i}") for i in range(3)]
+    added, older = buf.merge(page, above=True)
+    assert older and len(added) == 3
+    assert [ln.text for ln in buf.lines] == ["old 0", "old 1", "old 2", "new 0", "new 1", "new 2"]
+
+
+def test_buffer_list_and_status_show_unread_and_highlights() -> None:
+    s = chat_session(channels=("#t",))
+    s.switch(s.server)
+    feed(s, [privmsg("bob", "#t", "hi"), privmsg("bob", "#t", "alice: ping")])
+    bl = BufferList(s)
+    content = bl.create_content(bl.width(), 10)
+    rows = ["".join(t for _, t, *_ in content.get_line(i)) for i in range(content.line_count)]
+    assert rows[0].split() == ["1", "server"]
+    assert rows[1].split() == ["2", "#t", "2", "!1"]
+    status = "".join(t for _, t, *_ in status_fragments(s, Views()))
+    assert "[alice]" in status and "[Act: 2!]" in status and "[1:server]" in status
+
+
+def test_buffer_list_keeps_the_current_buffer_visible() -> None:
+    s = chat_session(channels=())
+    for i in range(40):
+        s.open_query(f"user{i}", NOW, switch=False)
+    s.switch(35)
+    bl = BufferList(s)
+    content = bl.create_content(bl.width(), 10)
+    rows = ["".join(t for _, t, *_ in content.get_line(i)) for i in range(content.line_count)]
+    assert len(rows) == 10
+    assert any(r.split()[:2] == ["36", "user34"] for r in rows)
+
+
+def test_nick_list_sorts_only_when_members_change() -> None:
+    s = chat_session()
+    buf = s.buffer("#t")
+    assert buf is not None
+    s.switch(buf)
+    versions = {"v": 0}
+    nl = NickList(s, lambda b: versions["v"])
+    content = nl.create_content(nl.width(), 5)
+    rows = ["".join(t for _, t, *_ in content.get_line(i)) for i in range(content.line_count)]
+    assert rows[0].endswith("users") or rows[0].endswith("user")
+    sorts = nl.sorts
+    nl.create_content(nl.width(), 5)
+    assert nl.sorts == sorts
+    versions["v"] += 1
+    nl.create_content(nl.width(), 5)
+    assert nl.sorts == sorts + 1
+    # More members than rows: a "+N more" line.
+    feed(s, [f":u{i}!~u@h JOIN #t" for i in range(30)])
+    content = nl.create_content(nl.width(), 5)
+    last = "".join(t for _, t, *_ in content.get_line(content.line_count - 1))
+    assert last.startswith("+") and last.endswith("more")
+
+
+def test_config_problems_are_shown_in_the_server_buffer() -> None:
+    s = chat_session(channels=())
+    conn = Connection(s, ConnectionSettings(host="127.0.0.1", port=1))
+    cfg = parse({"colours": {"error": "nonsense-colour"}, "keys": {"quit": "not-a-key"}})
+    with create_pipe_input() as pipe:
+        out = Vt100_Output(io.StringIO(), lambda: Size(rows=20, columns=80))
+        ChatUI(conn, cfg, input=pipe, output=out)
+    errors = [ln.text for ln in s.server.lines if ln.kind is Kind.ERROR]
+    assert any("colours.error" in e for e in errors)
+    assert any("keys.quit" in e for e in errors)
+
+
+def test_default_config_builds_cleanly() -> None:
+    s = chat_session(channels=())
+    conn = Connection(s, ConnectionSettings(host="127.0.0.1", port=1))
+    with create_pipe_input() as pipe:
+        out = Vt100_Output(io.StringIO(), lambda: Size(rows=20, columns=80))
+        ui = ChatUI(conn, ClientConfig(), input=pipe, output=out)
+    assert not [ln for ln in s.server.lines if ln.kind is Kind.ERROR]
+    assert ui.show_nicklist is True

@@ -1,0 +1,104 @@
+"""Smoke test: the real ``chat-client`` full-screen UI in a tmux pane against our server.
+
+The client runs as a subprocess (``python -m client.cli``) in a private tmux server;
+keys go in with ``send-keys`` and the screen comes back with ``capture-pane``. A raw
+client on the same server talks to it. Every wait is a poll with a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import RunningServer, start_server, suite_config
+from tests.e2e.irc_clients import REPO_ROOT, Tmux
+from tests.ircclient import IRCTestClient
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+DEADLINE = 15.0
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RunningServer]:
+    running = start_server(suite_config(), "asyncio", db=str(tmp_path / "history.db"))
+    try:
+        yield running
+    finally:
+        running.handle.stop()
+
+
+@pytest.fixture
+def tmux(tmp_path: Path) -> Iterator[Tmux]:
+    t = Tmux(tmp_path, width=110, height=28)
+    try:
+        yield t
+    finally:
+        t.kill()
+
+
+async def wait_for(tmux: Tmux, check: Callable[[str], bool], what: str) -> str:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE
+    while True:
+        screen = tmux.capture()
+        if check(screen):
+            return screen
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}; the pane shows:\n{screen}")
+        await asyncio.sleep(0.05)
+
+
+async def test_chat_client_in_tmux(server: RunningServer, tmux: Tmux, tmp_path: Path) -> None:
+    tmux.start(
+        [
+            sys.executable,
+            "-m",
+            "client.cli",
+            "127.0.0.1",
+            "--port",
+            str(server.port),
+            "--nick",
+            "tuser",
+        ],
+        env={
+            "PYTHONPATH": str(REPO_ROOT),
+            "XDG_CONFIG_HOME": str(tmp_path / "config"),  # no user config file
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+        },
+    )
+    await wait_for(tmux, lambda s: "[connected]" in s, "the client to register")
+    tmux.type("/join #t")
+    tmux.press("Enter")
+    await wait_for(tmux, lambda s: "tuser has joined #t" in s, "the join")
+
+    bob = await IRCTestClient.open(server.port)
+    try:
+        await bob.register("bob")
+        await bob.join("#t")
+        await bob.send("PRIVMSG #t :hello tuser, from a raw client")
+        screen = await wait_for(
+            tmux, lambda s: "<bob> hello tuser, from a raw client" in s, "bob's message"
+        )
+        assert " 2 #t" in screen  # buffer list
+        assert "[#t]" in screen  # prompt
+
+        tmux.type("hi bob, typed in tmux")
+        tmux.press("Enter")
+        msg = await bob.expect("PRIVMSG", lambda m: m.params[0] == "#t")
+        assert msg.params[1] == "hi bob, typed in tmux"
+        await wait_for(tmux, lambda s: "<@tuser> hi bob, typed in tmux" in s, "own message")
+
+        tmux.type("/quit")
+        tmux.press("Enter")
+        await bob.expect("QUIT", lambda m: (m.source or "").startswith("tuser!"))
+        await wait_for(tmux, lambda s: tmux.pane_dead(), "the client to exit")
+        assert "Traceback" not in tmux.capture()
+    finally:
+        await bob.close()
