@@ -125,6 +125,10 @@ def parse(line: str) -> Message:
         pos = skip_spaces(end)
     if pos >= n:
         raise ParseError("no command")
+    if line[pos] in ":@":
+        # ": :x" or "@ @x": a second source or tags where the command goes. Taken as a
+        # command, it would serialise to a line that parses differently (or not at all).
+        raise ParseError("no command")
     end = line.find(" ", pos)
     if end == -1:
         return Message(line[pos:].upper(), [], source, tags)

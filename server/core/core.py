@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any, Literal
 
 from chat import numerics as N
 from chat.casemap import folder
 from chat.framing import LineTooLong
-from chat.message import MAX_LINE_BODY, MAX_TAGS, Message, ParseError, parse
+from chat.message import MAX_LINE_BODY, MAX_TAGS, Message, ParseError, escape_tag_value, parse
 from chat.msgid import MsgIdGenerator
 from chat.servertime import format_time
 from server.config import ServerConfig
@@ -34,10 +35,17 @@ from .history import (
     message_to_store,
     request_playback,
 )
-from .relay import Relay, add_tag
+from .relay import Relay, add_tag, fit_line
 from .state import Channel, Client
+from .stats import CoreStats
 
 log = logging.getLogger("chat.server.core")
+
+# Settings a running server cannot change: REHASH keeps the old value and says so.
+RESTART_ONLY = (
+    "host", "port", "tls_port", "tls_cert", "tls_key", "tls_handshake_timeout", "backend",
+    "select_impl", "db", "redis", "casemapping", "metrics_port", "metrics_host", "name",
+)
 
 Handler = Callable[["ServerCore", Client, Message], None]
 
@@ -57,9 +65,18 @@ def _is_one_batch(lines: list[bytes]) -> bool:
     return lines[-1].rstrip(b"\r\n").endswith(b"BATCH -" + ref)
 
 
+MAX_ECHOED_MIDDLE = 200  # bytes: the longest name or mask a reply repeats back (ban masks)
+
+
 def _safe_middle(param: str) -> str:
-    # Text echoed from a client ("WHOIS :a b") must not turn into extra params.
-    if not param or " " in param or param[0] == ":":
+    # Text echoed from a client ("WHOIS :a b") must not turn into extra params, and a
+    # 470-byte "nick" in "401 <nick>" would push the reply past 512 bytes.
+    if (
+        not param
+        or " " in param
+        or param[0] == ":"
+        or len(param.encode("utf-8", "surrogateescape")) > MAX_ECHOED_MIDDLE
+    ):
         return "*"
     return param
 
@@ -89,6 +106,7 @@ class ServerCore:
         self._batch_seq = 0
         self.max_clients_seen = 0
         self.command_counts: dict[str, int] = {}  # STATS m: commands seen by name
+        self.stats = CoreStats()
         self.history_enabled = bool(config.db)
         self.caps_available = caps_mod.available(history=self.history_enabled)
         self._history_seq = 0
@@ -113,12 +131,15 @@ class ServerCore:
         refusal = self.limits.admit(key, len(self.clients), now)
         self.clients[conn_id] = client
         if refusal is not None:
+            self.stats.refuse(refusal)
             log.info("refused connection from %s: %s", ip, refusal)
             self.write(client, Message("ERROR", [f"Closing Link: {ip} ({refusal})"]).to_bytes())
             client.closing = refusal  # write() above put it on the dirty list
             return client
         self.limits.opened(key)
         client.counted = True
+        self.stats.connections_opened += 1
+        log.info("connection %d from %s", conn_id, ip, extra={"event": "open", "conn": conn_id})
         if self.config.cloak_hosts:
             client.host = cloak_host(ip, self.cloak_key)
         if self.config.flood_burst > 0:
@@ -144,6 +165,7 @@ class ServerCore:
                 continue
             if gate is not None and "o" not in client.modes and not gate.admit(line, now):
                 if len(gate.queue) > self.config.flood_max_queue:
+                    self.stats.flood_disconnects += 1
                     self.disconnect(client, "Excess Flood")
                     break
                 self._flooded[client] = None
@@ -164,6 +186,7 @@ class ServerCore:
     def sendq_exceeded(self, conn_id: int) -> None:
         client = self.clients.get(conn_id)
         if client is not None and client.closing is None:
+            self.stats.sendq_disconnects += 1
             self.disconnect(client, "SendQ exceeded")
 
     def tick(self) -> None:
@@ -186,6 +209,30 @@ class ServerCore:
             elif now - client.last_recv >= cfg.ping_interval:
                 client.ping_sent_at = now
                 self.write(client, Message("PING", [cfg.name]).to_bytes())
+
+    def reload(self, new: ServerConfig) -> list[str]:
+        """Take a re-read config (REHASH, SIGHUP); returns fields that need a restart."""
+        ignored = [
+            name for name in RESTART_ONLY if getattr(new, name) != getattr(self.config, name)
+        ]
+        new = replace(new, **{name: getattr(self.config, name) for name in RESTART_ONLY})
+        self.config = new
+        self.limits.max_clients = new.max_clients
+        self.limits.max_per_host = new.max_per_host
+        self.limits.throttle_burst = new.throttle_burst
+        self.limits.throttle_rate = new.throttle_rate
+        return ignored
+
+    def rehash_done(self, conn_id: int | None, source: str, error: str | None) -> None:
+        """The transport re-read the configuration for an operator's REHASH."""
+        client = self.clients.get(conn_id) if conn_id is not None else None
+        if client is None or client.closing is not None:
+            return
+        if error is None:
+            self.reply(client, "382", source, "Rehashing")
+        else:
+            text = f"Rehash failed, old config kept: {error}"
+            self.fail(client, "REHASH", "CONFIG_INVALID", text)
 
     def _release_flooded(self, now: float) -> None:
         """Fakelag: handle delayed lines as the clients' buckets refill."""
@@ -210,8 +257,12 @@ class ServerCore:
                 error = Message("ERROR", [f"Closing Link: {client.host} ({reason})"])
                 self.write(client, error.to_bytes())
                 client.closing = reason
+                client.channels.clear()
                 if not client.out:
                     self._dirty.append(client)
+        # connection_lost skips quit() for closing clients: drop what quit() would have.
+        self.channels.clear()
+        self.nicks.clear()
 
     def take_output(self) -> list[Client]:
         dirty = self._dirty
@@ -226,6 +277,8 @@ class ServerCore:
     # ------------------------------------------------------------------ output helpers
 
     def write(self, client: Client, data: bytes) -> None:
+        if len(data) > MAX_LINE_BODY:
+            data = fit_line(data)  # text from a client (topic, realname...) can overflow
         if client is self._capture_client and self._capture is not None:
             self._capture.append(data)
             return
@@ -246,7 +299,8 @@ class ServerCore:
 
     def fail(self, client: Client, command: str, code: str, *context: str) -> None:
         """IRCv3 standard reply: FAIL <command> <code> [<context>...] :<description>."""
-        self.write(client, Message("FAIL", [command, code, *context], self.config.name).to_bytes())
+        params = [command, code, *(_safe_middle(p) for p in context[:-1]), *context[-1:]]
+        self.write(client, Message("FAIL", params, self.config.name).to_bytes())
 
     def notice(self, client: Client, text: str) -> None:
         self.write(client, Message("NOTICE", [client.nick, text], self.config.name).to_bytes())
@@ -274,6 +328,7 @@ class ServerCore:
         """The hot path: shared bytes appended to each recipient's queue."""
         forms = relay.forms
         dirty = self._dirty
+        delivered = 0
         for member in members:
             if member is exclude or member.closing is not None:
                 continue
@@ -286,6 +341,10 @@ class ServerCore:
             if not out:
                 dirty.append(member)
             out.append(forms[member.tag_form])
+            delivered += 1
+        stats = self.stats
+        stats.deliveries += delivered
+        stats.relayed[relay.command] = stats.relayed.get(relay.command, 0) + 1
 
     def peers(self, client: Client, include_self: bool) -> list[Client]:
         """Everyone sharing a channel with ``client``, each once."""
@@ -399,6 +458,8 @@ class ServerCore:
                 self.reply(client, N.ERR_INPUTTOOLONG, "Input line was too long")
                 return
         label = msg.tags.get("label") if "labeled-response" in client.caps else None
+        if label is not None and not 0 < len(label.encode("utf-8", "surrogateescape")) <= 64:
+            label = None  # labeled-response: a required value that "MUST NOT exceed 64 bytes"
         if label is not None:
             self._dispatch_labeled(client, msg, label)
         else:
@@ -449,7 +510,8 @@ class ServerCore:
 
     def _write_labeled(self, client: Client, captured: list[bytes], label: str) -> None:
         """One labelled line, an ACK, or everything in a labeled-response batch."""
-        tag = b"label=" + label.encode("utf-8", "surrogateescape")
+        # Escaped: a label "a b" or one holding CR LF must stay inside its tag.
+        tag = b"label=" + escape_tag_value(label).encode("utf-8", "surrogateescape")
         if not captured:
             self.write(client, add_tag(Message("ACK", [], self.config.name).to_bytes(), tag))
         elif len(captured) == 1 or _is_one_batch(captured):
@@ -495,6 +557,11 @@ class ServerCore:
             self._dirty.append(client)
 
     def _forget(self, client: Client) -> None:
+        if client.conn_id in self.clients and client.counted:
+            log.info(
+                "connection %d closed: %s", client.conn_id, client.closing or "closed",
+                extra={"event": "close", "conn": client.conn_id},
+            )
         self.clients.pop(client.conn_id, None)
         self._flooded.pop(client, None)
         if client.counted:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chat.message import Message, serialize_tags
+from chat.message import MAX_LINE_BODY, Message, parse, serialize_tags
 
 from .state import FORM_TAGS, FORM_TIME
 
@@ -10,7 +10,7 @@ from .state import FORM_TAGS, FORM_TIME
 class Relay:
     """The four wire forms of one message: plain, +time, +msgid/client tags, both."""
 
-    __slots__ = ("forms", "msgid", "time")
+    __slots__ = ("command", "forms", "msgid", "params", "time")
 
     def __init__(
         self,
@@ -21,10 +21,16 @@ class Relay:
         msgid: str,
         client_tags: dict[str, str] | None = None,
     ) -> None:
+        self.command = command
         self.time = time
         self.msgid = msgid
         base = Message(command, params, source).to_line()
         plain = base.encode("utf-8", "surrogateescape") + b"\r\n"
+        if len(plain) > MAX_LINE_BODY:
+            # What recipients get: the last param cut so that the line fits 512 bytes.
+            params = fit_params(source, command, params)
+            plain = Message(command, params, source).to_bytes()
+        self.params = params
         time_tag = "@time=" + time + " "
         tags = {"msgid": msgid}
         if client_tags:
@@ -46,3 +52,37 @@ def add_tag(data: bytes, tag: bytes) -> bytes:
     if data.startswith(b"@"):
         return b"@" + tag + b";" + data[1:]
     return b"@" + tag + b" " + data
+
+
+def fit_params(source: str | None, command: str, params: list[str]) -> list[str]:
+    """``params`` with the last one cut (at a character boundary) so that the line,
+    CRLF included and tags excluded, fits MAX_LINE_BODY bytes. Limits such as TOPICLEN
+    count characters and a relay adds the sender's mask: either can overflow the line.
+    Unchanged when it fits, or when the other parts alone are too long."""
+    size = len(Message(command, params, source).to_line().encode("utf-8", "surrogateescape")) + 2
+    excess = size - MAX_LINE_BODY
+    if excess <= 0 or not params:
+        return params
+    last = params[-1].encode("utf-8", "surrogateescape")
+    while excess > 0 and last:
+        # 'ignore' drops the partial character left at the cut.
+        text = last[: max(len(last) - excess, 0)].decode("utf-8", "ignore")
+        fitted = [*params[:-1], text]
+        line = Message(command, fitted, source).to_line()
+        excess = len(line.encode("utf-8", "surrogateescape")) + 2 - MAX_LINE_BODY
+        last = text.encode("utf-8", "surrogateescape")
+        if excess <= 0:
+            return fitted
+    return params
+
+
+def fit_line(data: bytes) -> bytes:
+    """A serialised line (CRLF included) with its body cut to fit, as ``fit_params``."""
+    tag_len = data.find(b" ") + 1 if data[:1] == b"@" else 0
+    if len(data) - tag_len <= MAX_LINE_BODY:
+        return data
+    msg = parse(data[tag_len:].decode("utf-8", "surrogateescape"))
+    params = fit_params(msg.source, msg.command, msg.params)
+    if params is msg.params:
+        return data
+    return data[:tag_len] + Message(msg.command, params, msg.source).to_bytes()

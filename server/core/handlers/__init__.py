@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[Handler, int]] = {
     "USERHOST": (queries.handle_userhost, 1),
     "OPER": (operator.handle_oper, 2),
     "KILL": (operator.handle_kill, 2),
+    "REHASH": (operator.handle_rehash, 0),
     "CHATHISTORY": (history.handle_chathistory, 1),
     "VERSION": (server_info.handle_version, 0),
     "TIME": (server_info.handle_time, 0),

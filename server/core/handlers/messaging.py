@@ -122,7 +122,8 @@ def _to_channel(
         core.fan_out(channel.members, relay, exclude=client, need_cap=need_cap)
     if "echo-message" in client.caps and (need_cap is None or need_cap in client.caps):
         core.deliver(client, relay)
-    core.on_channel_message(channel, client, relay, command, text, client_tags, status)
+    # History keeps what the channel saw: the text as cut to fit the relayed line.
+    core.on_channel_message(channel, client, relay, command, relay.params[1:], client_tags, status)
 
 
 def _to_nick(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chat import numerics as N
-from chat.message import Message
+from chat.message import MAX_LINE_BODY, Message
 from chat.names import is_channel_name
 
 from ..masks import normalize_mask
@@ -121,7 +121,7 @@ def channel_mode(core: ServerCore, client: Client, name: str, args: list[str]) -
                 denied = True
                 continue
             if adding:
-                if len(mask) > MAX_BAN_MASK:
+                if len(mask.encode()) > MAX_BAN_MASK:  # bytes: 200 characters can be 800
                     core.reply(
                         client, N.ERR_INVALIDMODEPARAM, channel.name, "b", "*", "Ban mask too long"
                     )
@@ -238,9 +238,25 @@ def channel_mode(core: ServerCore, client: Client, name: str, args: list[str]) -
         # Modern IRC, MODE: without the privileges to change modes, ERR_CHANOPRIVSNEEDED is
         # returned; that holds for non-members too (ergo, InspIRCd and solanum agree).
         core.reply(client, N.ERR_CHANOPRIVSNEEDED, channel.name, "You're not channel operator")
-    if applied:
-        relay = core.new_relay(client.mask, "MODE", [channel.name, *render_changes(applied)])
+    # Four 120-byte ban masks and the setter's mask do not fit one line: split the change
+    # across MODE lines rather than let the relay cut the last mask short.
+    for chunk in _fitting_chunks(client.mask, channel.name, applied):
+        relay = core.new_relay(client.mask, "MODE", [channel.name, *render_changes(chunk)])
         core.fan_out(channel.members, relay)
+
+
+def _fitting_chunks(
+    source: str, name: str, applied: list[tuple[str, str, str | None]]
+) -> list[list[tuple[str, str, str | None]]]:
+    chunks: list[list[tuple[str, str, str | None]]] = []
+    for change in applied:
+        if chunks:
+            params = [name, *render_changes([*chunks[-1], change])]
+            if len(Message("MODE", params, source).to_bytes()) <= MAX_LINE_BODY:
+                chunks[-1].append(change)
+                continue
+        chunks.append([change])
+    return chunks
 
 
 def render_changes(applied: list[tuple[str, str, str | None]]) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from chat import numerics as N
@@ -41,6 +42,22 @@ def handle_oper(core: ServerCore, client: Client, msg: Message) -> None:
         core.send(client, Message("MODE", [client.nick, "+o"], client.mask))
     core.reply(client, N.RPL_YOUREOPER, "You are now an IRC operator")
     log.info("%s (%s) is now operator %r", client.nick, client.ip, name)
+
+
+@dataclass(frozen=True, slots=True)
+class Rehash:
+    """Effect: re-read the configuration; answer with ``core.rehash_done``."""
+
+    conn_id: int
+
+
+def handle_rehash(core: ServerCore, client: Client, msg: Message) -> None:
+    if "o" not in client.modes:
+        core.reply(client, N.ERR_NOPRIVILEGES, "Permission Denied- You're not an IRC operator")
+        return
+    log.info("operator %s (%s) requested REHASH", client.nick, client.oper_name,
+             extra={"event": "oper", "action": "rehash"})
+    core.emit(Rehash(client.conn_id))
 
 
 def handle_kill(core: ServerCore, client: Client, msg: Message) -> None:

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from ..state import Channel, Client
 
 
+WHOIS_CHANNELS_BUDGET = 400  # bytes of a 319/303 list, well inside 512 with the prefix
+
+
 def _shares_channel(a: Client, b: Client) -> bool:
     return any(folded in b.channels for folded in a.channels)
 
@@ -92,8 +95,9 @@ def handle_whois(core: ServerCore, client: Client, msg: Message) -> None:
         for ch in other.channels.values()
         if "s" not in ch.modes or client in ch.members
     ]
-    if chans:
-        core.reply(client, N.RPL_WHOISCHANNELS, other.nick, " ".join(chans))
+    # Up to max_channels names of up to channellen: several 319 lines, as NAMES does 353.
+    for line in _word_lines(chans, WHOIS_CHANNELS_BUDGET):
+        core.reply(client, N.RPL_WHOISCHANNELS, other.nick, line)
     core.reply(client, N.RPL_WHOISSERVER, other.nick, core.config.name, core.config.network)
     if "o" in other.modes:
         core.reply(client, N.RPL_WHOISOPERATOR, other.nick, "is an IRC operator")
@@ -119,12 +123,33 @@ def handle_whois(core: ServerCore, client: Client, msg: Message) -> None:
 
 def handle_ison(core: ServerCore, client: Client, msg: Message) -> None:
     found: list[str] = []
+    size = 0
     for param in msg.params:
         for nick in param.split():
             other = core.nicks.get(core.fold(nick))
             if other is not None and other.registered:
+                # One reply line: stop before it would overflow (a nick repeated 80 times).
+                if size + len(other.nick) + 1 > WHOIS_CHANNELS_BUDGET:
+                    break
                 found.append(other.nick)
+                size += len(other.nick) + 1
     core.reply(client, N.RPL_ISON, " ".join(found))
+
+
+def _word_lines(words: list[str], budget: int) -> list[str]:
+    """``words`` joined by spaces into lines of at most ``budget`` bytes each."""
+    lines: list[str] = []
+    line: list[str] = []
+    size = 0
+    for word in words:
+        if line and size + len(word.encode()) + 1 > budget:
+            lines.append(" ".join(line))
+            line, size = [], 0
+        line.append(word)
+        size += len(word.encode()) + 1
+    if line:
+        lines.append(" ".join(line))
+    return lines
 
 
 def handle_userhost(core: ServerCore, client: Client, msg: Message) -> None:

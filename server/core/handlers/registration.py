@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 # ---------------------------------------------------------------------- CAP
 
+CAP_REQ_MAX = 400  # bytes of a CAP REQ list; its ACK must fit one line with the prefix
+
 
 def handle_cap(core: ServerCore, client: Client, msg: Message) -> None:
     sub = msg.params[0].upper()
@@ -42,7 +44,9 @@ def handle_cap(core: ServerCore, client: Client, msg: Message) -> None:
             client.cap_negotiating = True
         wanted = msg.params[1].split() if len(msg.params) > 1 else []
         new = set(client.caps)
-        ok = bool(wanted)
+        # The ACK echoes the request whole: one that could not fit a line is refused
+        # (a NAK cut short is harmless; an ACK cut short would name a cap not granted).
+        ok = bool(wanted) and len(msg.params[1].encode()) <= CAP_REQ_MAX
         for item in wanted:
             remove = item.startswith("-")
             cap = item[1:] if remove else item
@@ -154,6 +158,7 @@ def try_register(core: ServerCore, client: Client) -> None:
         core.disconnect(client, "Bad password")
         return
     client.registered = True
+    core.stats.registrations += 1
     client.last_speak = core.clock()
     cfg = core.config
     core.max_clients_seen = max(core.max_clients_seen, core.user_count())
