@@ -23,5 +23,8 @@ RUN python -m pip install --quiet .
 USER 10001:10001
 WORKDIR /home/chat
 EXPOSE 6667
+# The probe PINGs the IRC port (defaults: 127.0.0.1:6667, or CHAT_PORT).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["chat-server", "--check"]
 ENTRYPOINT ["chat-server"]
 CMD ["--host", "0.0.0.0", "--port", "6667"]

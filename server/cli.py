@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 
 from server.config import ServerConfig
+from server.health import check
+from server.logsetup import configure_logging as setup_logging
 from server.passwords import hash_password
 from server.settings import ConfigError, build_parser, config_from_args
 
@@ -29,21 +31,9 @@ def _error(message: str) -> None:
     print(f"{PROG}: error: {message}", file=sys.stderr)
 
 
-def configure_logging(level: str) -> None:
-    """Send log records to stderr in a human-readable form at ``level``.
-
-    Idempotent: a second call replaces the handler installed by the first, and
-    handlers that others installed on the root logger are left alone.
-    """
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if handler.get_name() == _HANDLER_NAME:
-            root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.set_name(_HANDLER_NAME)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    root.addHandler(handler)
-    root.setLevel(_LEVELS.get(level, logging.INFO))
+def configure_logging(level: str, fmt: str = "text") -> None:
+    """Log to stderr at ``level``, as text or JSON lines (server.logsetup)."""
+    setup_logging(level, fmt)
 
 
 def _read_password() -> str | None:
@@ -109,12 +99,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         _error(str(e))
         return 2
-    configure_logging(config.log_level)
+    configure_logging(config.log_level, config.log_format)
+    if args.check:
+        ok, detail = check(config)
+        print(f"{PROG}: {'healthy' if ok else 'unhealthy'}: {detail}")
+        return 0 if ok else 1
     log.debug("configuration: %s", _describe(config))
 
     from server.transport import run  # lazy: keeps --help and --hash-password light
 
     try:
-        return run(config)
+        # SIGHUP and REHASH re-read the same sources: file, environment, flags.
+        return run(config, reloader=lambda: config_from_args(args, os.environ))
     except KeyboardInterrupt:
         return 130

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from chat.casemap import Casemapping
 
@@ -28,6 +29,9 @@ class ServerConfig:
     backend: str = "auto"
     select_impl: str = "auto"  # select backend: "auto" (epoll/kqueue/poll) | "select"
     log_level: str = "info"
+    log_format: Literal["text", "json"] = "text"
+    metrics_port: int | None = None  # Prometheus /metrics and /healthz; off when None
+    metrics_host: str = "127.0.0.1"
     # Operator name -> password hash ("scrypt$..." from `chat-server --hash-password`).
     opers: dict[str, str] = field(default_factory=dict)
     casemapping: Casemapping = "rfc1459"

@@ -119,6 +119,9 @@ _HELP: dict[str, str] = {
     ),
     "backend": "event loop: auto (uvloop when installed, else asyncio), asyncio, uvloop, select",
     "log_level": "logging verbosity",
+    "log_format": "log lines as human-readable text or JSON lines",
+    "metrics_port": "serve Prometheus metrics and /healthz on this HTTP port (off when unset)",
+    "metrics_host": "address for the metrics port",
     "casemapping": "how nick and channel names compare",
     "nicklen": "maximum nickname length",
     "channellen": "maximum channel name length",
@@ -175,6 +178,7 @@ _INT_BOUNDS: dict[str, tuple[int, int | None]] = {
     "tls_port": (0, 65535),
     "sendq": (512, None),
     "history_playback": (0, 1000),
+    "metrics_port": (0, 65535),
     "flood_burst": (0, None),
     "flood_max_queue": (0, None),
     "max_clients": (0, None),
@@ -521,6 +525,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=(
             "read a password from standard input (prompting when it is a terminal), "
             "print its hash for the [opers] table, and exit"
+        ),
+    )
+    general.add_argument(
+        "--check",
+        action="store_true",
+        help=(
+            "health probe: PING the server at --host/--port and exit 0 if it answers "
+            "(for Docker HEALTHCHECK)"
         ),
     )
     general.add_argument("--version", action="version", version=f"%(prog)s {_version()}")

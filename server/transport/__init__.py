@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from server.config import ServerConfig
 
@@ -18,7 +19,7 @@ def resolve_backend(backend: str) -> str:
     return "uvloop" if uvloop_available() else "asyncio"
 
 
-def run(config: ServerConfig) -> int:
+def run(config: ServerConfig, reloader: Callable[[], ServerConfig] | None = None) -> int:
     """Serve until SIGTERM/SIGINT; return the process exit code."""
     backend = resolve_backend(config.backend)
     if backend == "uvloop":
@@ -31,7 +32,7 @@ def run(config: ServerConfig) -> int:
     if backend == "select":
         from .select_transport import run as run_select
 
-        return run_select(config)
+        return run_select(config, reloader)
     from .asyncio_transport import run as run_asyncio
 
-    return run_asyncio(config, backend)
+    return run_asyncio(config, backend, reloader)

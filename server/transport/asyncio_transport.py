@@ -11,11 +11,20 @@ from typing import Any, cast
 
 from server.config import ServerConfig
 from server.core import ServerCore
+from server.core.handlers.operator import Rehash
 from server.core.history import HistoryRequest, StoreMessage
 from server.history.service import HistoryService
 from server.history.setup import build_history, prune_history
 from server.limits import raise_nofile_limit
 from server.tls import TLSConfigError, server_context
+from server.transport.ops import (
+    Reloader,
+    TransportStats,
+    commit_messages,
+    reload,
+    snapshot,
+    start_metrics,
+)
 
 log = logging.getLogger("chat.server.transport")
 
@@ -72,9 +81,17 @@ def _describe(exc: BaseException) -> str:
 class AsyncioServer:
     """Owns the listening socket(s) and drives a ServerCore from one event loop."""
 
-    def __init__(self, config: ServerConfig, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        loop: asyncio.AbstractEventLoop,
+        reloader: Reloader | None = None,
+    ) -> None:
         self.config = config
         self.loop = loop
+        self.reloader = reloader
+        self.stats = TransportStats()
+        self.metrics: Any = None
         self.core = ServerCore(config, clock=time.time)
         self.conns: dict[int, IRCProtocol] = {}
         self.ids = itertools.count(1)
@@ -127,19 +144,29 @@ class AsyncioServer:
                 listening.close()
             self._servers.clear()
             raise
-        self._ticker = self.loop.call_later(TICK_SECONDS, self._tick)
+        self._tick_due = self.loop.time() + TICK_SECONDS
+        self._ticker = self.loop.call_at(self._tick_due, self._tick)
+        self.metrics = start_metrics(
+            config,
+            lambda: snapshot(self.core, self.stats, self.history),
+            lambda: self.stats.heartbeat,
+        )
         log.info("listening on %s:%d", config.host, self.port)
         if tls is not None:
             log.info("listening for TLS on %s:%d", config.host, self.tls_port)
         return self.port
 
     def _tick(self) -> None:
+        now = self.loop.time()
+        self.stats.loop_lag = max(0.0, now - self._tick_due)
+        self.stats.heartbeat = time.monotonic()
         self.core.tick()
         self.flush()
         if self.history is not None and self.loop.time() >= self._next_prune:
             self._next_prune = self.loop.time() + PRUNE_INTERVAL
             prune_history(self.history, self.config)
-        self._ticker = self.loop.call_later(TICK_SECONDS, self._tick)
+        self._tick_due = now + TICK_SECONDS
+        self._ticker = self.loop.call_at(self._tick_due, self._tick)
 
     def schedule_flush(self) -> None:
         if not self.flush_scheduled:
@@ -177,17 +204,16 @@ class AsyncioServer:
         """Group commit: one transaction for the tick's messages, before any byte is sent."""
         if not effects:
             return
+        for effect in effects:
+            if isinstance(effect, Rehash):
+                error = reload(self.core, self.reloader)
+                self.core.rehash_done(effect.conn_id, "configuration", error)
         history = self.history
         if history is None:
             return
         to_store = [e.message for e in effects if isinstance(e, StoreMessage)]
         if to_store:
-            try:
-                stored = history.store.append(to_store)
-            except Exception:
-                log.exception("history commit of %d messages failed", len(to_store))
-            else:
-                history.committed(stored)
+            commit_messages(history, to_store, self.stats)
         for effect in effects:
             if isinstance(effect, HistoryRequest):
                 task = self.loop.create_task(self._answer(effect))
@@ -226,6 +252,9 @@ class AsyncioServer:
         """Send ERROR to everyone, close every socket, stop listening."""
         if self._ticker is not None:
             self._ticker.cancel()
+        if self.metrics is not None:
+            self.metrics.stop()
+            self.metrics = None
         for server in self._servers:
             server.close()
         self.core.shutdown(reason)
@@ -263,11 +292,11 @@ def uvloop_available() -> bool:
     return True
 
 
-async def serve_until_signalled(config: ServerConfig) -> int:
+async def serve_until_signalled(config: ServerConfig, reloader: Reloader | None = None) -> int:
     import signal
 
     loop = asyncio.get_running_loop()
-    server = AsyncioServer(config, loop)
+    server = AsyncioServer(config, loop, reloader)
     try:
         await server.start()
     except TLSConfigError as exc:
@@ -279,6 +308,12 @@ async def serve_until_signalled(config: ServerConfig) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+
+    def on_hup() -> None:
+        reload(server.core, reloader)
+        server.schedule_flush()
+
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
     await stop.wait()
     log.info("shutting down")
     await server.stop()
@@ -291,12 +326,12 @@ def _addresses(config: ServerConfig) -> str:
     return f"{config.host}:{config.port} (TLS: {config.tls_port})"
 
 
-def run(config: ServerConfig, backend: str) -> int:
+def run(config: ServerConfig, backend: str, reloader: Reloader | None = None) -> int:
     raise_nofile_limit()
     loop = new_loop(backend)
     asyncio.set_event_loop(loop)
     try:
-        return loop.run_until_complete(serve_until_signalled(config))
+        return loop.run_until_complete(serve_until_signalled(config, reloader))
     finally:
         loop.close()
 

@@ -82,12 +82,21 @@ from typing import Any
 
 from server.config import ServerConfig
 from server.core import ServerCore
+from server.core.handlers.operator import Rehash
 from server.core.history import HistoryRequest, StoreMessage
 from server.history.model import StoredMessage
 from server.history.service import HistoryService
 from server.history.setup import build_history, prune_history
 from server.limits import raise_nofile_limit
 from server.tls import TLSConfigError, server_context
+from server.transport.ops import (
+    Reloader,
+    TransportStats,
+    commit_messages,
+    reload,
+    snapshot,
+    start_metrics,
+)
 
 log = logging.getLogger("chat.server.transport")
 
@@ -324,8 +333,12 @@ class SelectServer:
     calling thread until ``request_stop()``, then shuts down gracefully.
     """
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, reloader: Reloader | None = None) -> None:
         self.config = config
+        self.reloader = reloader
+        self.stats = TransportStats()
+        self.metrics: Any = None
+        self._reload_requested = False
         self.selector = make_selector(config.select_impl)
         self.core = ServerCore(config, clock=time.time)
         self.history: HistoryService | None = build_history(config)
@@ -420,6 +433,12 @@ class SelectServer:
         if not self._listeners:
             self.listen()
         self._ticker = self.call_later(TICK_SECONDS, self._tick)
+        self._tick_due = time.monotonic() + TICK_SECONDS
+        self.metrics = start_metrics(
+            self.config,
+            lambda: snapshot(self.core, self.stats, self.history),
+            lambda: self.stats.heartbeat,
+        )
         try:
             while not self._stop_requested:
                 self._run_once()
@@ -516,7 +535,14 @@ class SelectServer:
                 log.exception("timer %r failed", timer.callback)
 
     def _tick(self) -> None:
+        now = time.monotonic()
+        self.stats.loop_lag = max(0.0, now - self._tick_due)
+        self.stats.heartbeat = now
+        self._tick_due = now + TICK_SECONDS
         self._ticker = self.call_later(TICK_SECONDS, self._tick)
+        if self._reload_requested:
+            self._reload_requested = False
+            reload(self.core, self.reloader)
         self.core.tick()
         if self.history is not None and time.monotonic() >= self._next_prune:
             self._next_prune = time.monotonic() + PRUNE_INTERVAL
@@ -922,18 +948,17 @@ class SelectServer:
         history requests go to the worker thread and come back as callbacks."""
         if not effects:
             return
+        for effect in effects:
+            if isinstance(effect, Rehash):
+                error = reload(self.core, self.reloader)
+                self.core.rehash_done(effect.conn_id, self.reload_source, error)
         history = self.history
         worker = self._history_worker
         if history is None or worker is None:
             return
         to_store = [e.message for e in effects if isinstance(e, StoreMessage)]
         if to_store:
-            try:
-                stored = history.store.append(to_store)
-            except Exception:
-                log.exception("history commit of %d messages failed", len(to_store))
-            else:
-                history.committed(stored)
+            commit_messages(history, to_store, self.stats)
         for effect in effects:
             if isinstance(effect, HistoryRequest):
                 worker.submit(effect, self.core.history_ready)
@@ -1004,8 +1029,20 @@ class SelectServer:
             listener.sock.close()
         self._listeners.clear()
 
+    @property
+    def reload_source(self) -> str:
+        return "configuration"
+
+    def request_reload(self) -> None:
+        """Signal-safe: re-read the configuration on the next timer tick (SIGHUP)."""
+        self._reload_requested = True
+        self._wake()
+
     def _shutdown(self, reason: str = "Server shutting down") -> None:
         """Send ERROR to everyone, give them a moment to read it, close every socket."""
+        if self.metrics is not None:
+            self.metrics.stop()
+            self.metrics = None
         if self._ticker is not None:
             self._ticker.cancel()
         self._close_listeners()
@@ -1031,7 +1068,7 @@ def _tls_goodbye(sock: socket.socket) -> None:
             sock.unwrap()
 
 
-def run(config: ServerConfig) -> int:
+def run(config: ServerConfig, reloader: Reloader | None = None) -> int:
     """Serve on the calling thread until SIGTERM/SIGINT; 0 after a clean stop, 1 if no listen.
 
     The handlers are installed before the server is built, so a signal that arrives
@@ -1052,9 +1089,15 @@ def run(config: ServerConfig) -> int:
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, on_signal)
+
+        def on_hup(signum: int, frame: FrameType | None) -> None:
+            if server is not None:
+                server.request_reload()
+
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hup)
     try:
         try:
-            built = SelectServer(config)
+            built = SelectServer(config, reloader)
         except ValueError as exc:
             log.error("%s", exc)
             return 1

@@ -62,7 +62,8 @@ def fake_transport(monkeypatch: pytest.MonkeyPatch) -> list[ServerConfig]:
     seen: list[ServerConfig] = []
     module = types.ModuleType("server.transport")
 
-    def run(config: ServerConfig) -> int:
+    def run(config: ServerConfig, reloader: object = None) -> int:
+        assert callable(reloader)  # SIGHUP/REHASH re-read the same sources
         seen.append(config)
         logging.getLogger("server.transport").info("pretend to serve")
         return 7
@@ -283,7 +284,7 @@ def test_logging_is_configured_once(fake_transport: list[ServerConfig]) -> None:
 def test_keyboard_interrupt_exits_130(monkeypatch: pytest.MonkeyPatch) -> None:
     module = types.ModuleType("server.transport")
 
-    def run(config: ServerConfig) -> int:
+    def run(config: ServerConfig, reloader: object = None) -> int:
         raise KeyboardInterrupt
 
     module.run = run  # type: ignore[attr-defined]

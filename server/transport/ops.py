@@ -1,0 +1,111 @@
+"""What both transports share for operations: metrics snapshot, group commit, reload."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from server.config import ServerConfig
+from server.core import ServerCore
+from server.history.model import NewMessage
+from server.history.service import HistoryService
+
+log = logging.getLogger("chat.server.ops")
+
+Reloader = Callable[[], ServerConfig]
+BREAKER_STATES = {"closed": 0, "half-open": 1, "open": 2}
+
+
+@dataclass(slots=True)
+class TransportStats:
+    history_writes: int = 0
+    history_commits: int = 0
+    history_commit_seconds: float = 0.0
+    history_commit_failures: int = 0
+    loop_lag: float = 0.0
+    heartbeat: float = field(default_factory=time.monotonic)
+
+
+def commit_messages(
+    history: HistoryService, messages: list[NewMessage], stats: TransportStats
+) -> None:
+    """Group commit: the tick's messages in one transaction, before any byte is sent."""
+    started = time.perf_counter()
+    try:
+        stored = history.store.append(messages)
+    except Exception:
+        stats.history_commit_failures += 1
+        log.exception("history commit of %d messages failed", len(messages))
+        return
+    stats.history_commit_seconds += time.perf_counter() - started
+    stats.history_commits += 1
+    stats.history_writes += len(stored)
+    history.committed(stored)
+
+
+def snapshot(
+    core: ServerCore, stats: TransportStats, history: HistoryService | None
+) -> dict[str, Any]:
+    """Copies of plain counters; safe to call from the metrics thread."""
+    cs = core.stats
+    data: dict[str, Any] = {
+        "connections": len(core.clients),
+        "connections_opened": cs.connections_opened,
+        "connections_refused": cs.refused.copy(),
+        "registrations": cs.registrations,
+        "messages_in": core.command_counts.copy(),
+        "messages_out": cs.relayed.copy(),
+        "deliveries": cs.deliveries,
+        "sendq_disconnects": cs.sendq_disconnects,
+        "flood_disconnects": cs.flood_disconnects,
+        "loop_lag_seconds": stats.loop_lag,
+    }
+    if history is not None:
+        data.update(
+            history_writes=stats.history_writes,
+            history_commits=stats.history_commits,
+            history_commit_seconds=stats.history_commit_seconds,
+            history_commit_failures=stats.history_commit_failures,
+        )
+        cache = history.cache
+        if cache is not None:
+            data.update(
+                cache_hits=cache.hits,
+                cache_misses=cache.misses,
+                cache_fills=cache.fills,
+                cache_invalidations=cache.invalidations,
+                breaker_open=BREAKER_STATES.get(cache.breaker.state, 2),
+            )
+    return data
+
+
+def reload(core: ServerCore, reloader: Reloader | None) -> str | None:
+    """Re-read the configuration into the running core; the error text, or None."""
+    if reloader is None:
+        return "no configuration source to reload"
+    try:
+        new = reloader()
+    except Exception as exc:  # ConfigError or an unreadable file: keep the old config
+        log.warning("configuration reload rejected: %s", exc)
+        return str(exc)
+    ignored = core.reload(new)
+    if ignored:
+        log.warning("reload: %s change only on restart", ", ".join(ignored))
+    log.info("configuration reloaded", extra={"event": "rehash"})
+    return None
+
+
+def start_metrics(
+    config: ServerConfig, source: Callable[[], dict[str, Any]], heartbeat: Callable[[], float]
+) -> Any:
+    """The metrics/health HTTP server when --metrics-port is set, else None."""
+    if config.metrics_port is None:
+        return None
+    from server.metrics import MetricsServer
+
+    server = MetricsServer(config.metrics_host, config.metrics_port, source, heartbeat)
+    server.start()
+    return server
