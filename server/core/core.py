@@ -107,6 +107,8 @@ class ServerCore:
         self.max_clients_seen = 0
         self.command_counts: dict[str, int] = {}  # STATS m: commands seen by name
         self.stats = CoreStats()
+        self._time_ms = -1
+        self._time_text = ""
         self.history_enabled = bool(config.db)
         self.caps_available = caps_mod.available(history=self.history_enabled)
         self._history_seq = 0
@@ -313,7 +315,10 @@ class ServerCore:
         client_tags: dict[str, str] | None = None,
     ) -> Relay:
         now = self.clock()
-        return Relay(source, command, params, format_time(now), self.msgids.next(now), client_tags)
+        ms = int(now * 1000)
+        if ms != self._time_ms:  # many messages share a millisecond: format it once
+            self._time_ms, self._time_text = ms, format_time(now)
+        return Relay(source, command, params, self._time_text, self.msgids.next(now), client_tags)
 
     def deliver(self, client: Client, relay: Relay) -> None:
         self.write(client, relay.for_form(client.tag_form))
@@ -334,13 +339,16 @@ class ServerCore:
                 continue
             if need_cap is not None and need_cap not in member.caps:
                 continue
+            data = forms[member.tag_form]
+            if data is None:
+                data = relay.build(member.tag_form)
             if member is self._capture_client:
-                self.write(member, forms[member.tag_form])
+                self.write(member, data)
                 continue
             out = member.out
             if not out:
                 dirty.append(member)
-            out.append(forms[member.tag_form])
+            out.append(data)
             delivered += 1
         stats = self.stats
         stats.deliveries += delivered

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from chat.message import MAX_LINE_BODY, Message, parse, serialize_tags
 
-from .state import FORM_TAGS, FORM_TIME
+from .state import FORM_TIME
 
 
 class Relay:
     """The four wire forms of one message: plain, +time, +msgid/client tags, both."""
 
-    __slots__ = ("command", "forms", "msgid", "params", "time")
+    __slots__ = ("client_tags", "command", "forms", "msgid", "params", "time")
 
     def __init__(
         self,
@@ -31,20 +31,30 @@ class Relay:
             params = fit_params(source, command, params)
             plain = Message(command, params, source).to_bytes()
         self.params = params
-        time_tag = "@time=" + time + " "
-        tags = {"msgid": msgid}
-        if client_tags:
-            tags.update(client_tags)
-        tagged = serialize_tags(tags)
-        self.forms: tuple[bytes, bytes, bytes, bytes] = (
-            plain,
-            time_tag.encode() + plain,
-            ("@" + tagged + " ").encode("utf-8", "surrogateescape") + plain,
-            ("@time=" + time + ";" + tagged + " ").encode("utf-8", "surrogateescape") + plain,
-        )
+        self.client_tags = client_tags
+        # Tagged forms are built the first time a recipient needs one: most channels
+        # have few clients that negotiated tags, many have none.
+        self.forms: list[bytes | None] = [plain, None, None, None]
 
     def for_form(self, form: int) -> bytes:
-        return self.forms[form & (FORM_TIME | FORM_TAGS)]
+        data = self.forms[form]
+        return data if data is not None else self.build(form)
+
+    def build(self, form: int) -> bytes:
+        plain = self.forms[0]
+        assert plain is not None
+        if form == FORM_TIME:
+            data = ("@time=" + self.time + " ").encode() + plain
+        else:
+            tags = {"msgid": self.msgid}
+            if self.client_tags:
+                tags.update(self.client_tags)
+            tagged = serialize_tags(tags)
+            if form & FORM_TIME:
+                tagged = "time=" + self.time + ";" + tagged
+            data = ("@" + tagged + " ").encode("utf-8", "surrogateescape") + plain
+        self.forms[form] = data
+        return data
 
 
 def add_tag(data: bytes, tag: bytes) -> bytes:
