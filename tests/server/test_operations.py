@@ -19,6 +19,7 @@ import pytest
 
 from server.passwords import hash_password
 from tests.conftest import RunningServer, start_server, suite_config
+from tests.history.conftest import RedisServer, redis_server  # noqa: F401
 from tests.ircclient import IRCTestClient
 from tests.server.test_process import free_port, wait_listening
 
@@ -242,3 +243,32 @@ async def test_sighup_reloads_without_dropping_connections(tmp_path: Path, backe
     finally:
         assert p.stop() == 0
     assert any("configuration reloaded" in line for line in p.lines())
+
+
+async def test_cache_and_breaker_metrics_after_known_history_reads(
+    backend: str, tmp_path: Path, redis_server: RedisServer  # noqa: F811
+) -> None:
+    port = free_port()
+    cfg = suite_config(metrics_port=port, redis=redis_server.url, history_playback=0)
+    server = start_server(cfg, backend, db=str(tmp_path / "history.db"))
+    try:
+        c = await server.client(
+            "reader", ["batch", "server-time", "message-tags", "draft/chathistory"]
+        )
+        await c.join("#h")
+        for n in range(3):
+            await c.send(f"PRIVMSG #h :m{n}")
+        await c.sync()
+        for _ in range(2):  # the first read misses and fills, the second hits
+            await c.send("CHATHISTORY LATEST #h * 10")
+            await c.expect("BATCH", lambda m: m.params[0].startswith("-"))
+        _, text = scrape(port)
+        assert sample(text, "chat_cache_misses_total") == 1
+        assert sample(text, "chat_cache_fills_total") == 1
+        assert sample(text, "chat_cache_hits_total") == 1
+        assert sample(text, "chat_breaker_open") == 0
+        assert sample(text, "chat_history_writes_total") == 3
+    finally:
+        for cl in server.clients:
+            await cl.close()
+        server.handle.stop()
