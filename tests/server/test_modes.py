@@ -4,24 +4,9 @@ from __future__ import annotations
 
 import time
 
-from chat.message import Message
 from tests.conftest import RunningServer
 from tests.ircclient import IRCTestClient
-
-
-def mask(c: IRCTestClient) -> str:
-    return f"{c.nick}!~{c.nick[:10]}@127.0.0.1"
-
-
-def only(msgs: list[Message], command: str) -> list[Message]:
-    return [m for m in msgs if m.command == command]
-
-
-async def ask(c: IRCTestClient, line: str) -> list[Message]:
-    """Everything the server answers to one command (after dropping anything pending)."""
-    await c.sync()
-    await c.send(line)
-    return await c.sync()
+from tests.server.helpers import ask, mask, only
 
 
 async def modes_of(c: IRCTestClient, channel: str) -> tuple[set[str], list[str]]:

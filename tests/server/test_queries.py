@@ -9,6 +9,7 @@ from server.config import ServerConfig
 from server.passwords import hash_password
 from tests.conftest import RunningServer
 from tests.ircclient import IRCTestClient
+from tests.server.helpers import ask, only
 
 OPER_PASSWORD = "hunter2"
 
@@ -21,21 +22,6 @@ def oper_hash() -> str:
 @pytest.fixture
 def server_config(oper_hash: str) -> ServerConfig:
     return ServerConfig(name="test.server", network="TestNet", opers={"root": oper_hash})
-
-
-def mask(c: IRCTestClient) -> str:
-    return f"{c.nick}!~{c.nick[:10]}@127.0.0.1"
-
-
-def only(msgs: list[Message], command: str) -> list[Message]:
-    return [m for m in msgs if m.command == command]
-
-
-async def ask(c: IRCTestClient, line: str) -> list[Message]:
-    """Everything the server answers to one command (after dropping anything pending)."""
-    await c.sync()
-    await c.send(line)
-    return await c.sync()
 
 
 async def oper(c: IRCTestClient) -> None:

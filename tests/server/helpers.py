@@ -1,0 +1,22 @@
+"""Small helpers the protocol tests share."""
+
+from __future__ import annotations
+
+from chat.message import Message
+from tests.ircclient import IRCTestClient
+
+
+def mask(c: IRCTestClient) -> str:
+    """The hostmask the suite's uncloaked server gives a client registered as c.nick."""
+    return f"{c.nick}!~{c.nick[:10]}@127.0.0.1"
+
+
+def only(msgs: list[Message], command: str) -> list[Message]:
+    return [m for m in msgs if m.command == command]
+
+
+async def ask(c: IRCTestClient, line: str) -> list[Message]:
+    """Everything the server answers to one command (after dropping anything pending)."""
+    await c.sync()
+    await c.send(line)
+    return await c.sync()
