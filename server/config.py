@@ -69,3 +69,9 @@ class ServerConfig:
     redis_timeout: float = 0.25  # seconds before a Redis call counts as failed
     breaker_failures: int = 3  # consecutive Redis failures that open the breaker
     breaker_cooldown: float = 5.0  # seconds open before a half-open probe
+    # Cluster: several nodes share state over Redis pub/sub (needs redis and db).
+    cluster: bool = False
+    node_id: str = ""  # this node's name in the cluster; empty: a random one per start
+    cluster_heartbeat: float = 1.0  # seconds between heartbeats and nick lease renewals
+    cluster_dead_after: float = 5.0  # a node not heard from for this long is gone
+    nick_lease: float = 15.0  # seconds a nick claim lives in Redis without renewal

@@ -88,7 +88,7 @@ class Option:
 
 
 # String options whose empty value means something ("" db: history off).
-_MAY_BE_EMPTY = frozenset({"db", "cloak_key"})
+_MAY_BE_EMPTY = frozenset({"db", "cloak_key", "node_id"})
 
 # Fields that are not plain options: derived (motd_lines) or structured (opers).
 _NOT_OPTIONS = frozenset({"motd_lines", "opers"})
@@ -152,6 +152,12 @@ _HELP: dict[str, str] = {
     "history_max_age_days": "days a message is kept (0: forever)",
     "redis": "Redis URL for the history cache, e.g. redis://localhost:6379/0 (off when unset)",
     "redis_window": "newest messages per channel cached in Redis",
+    "cluster": "run as one node of a cluster: events over Redis pub/sub, nicks claimed in "
+    "Redis; needs --redis and --db (PostgreSQL for several hosts); asyncio/uvloop only",
+    "node_id": "this node's name in the cluster (empty: a random one per start)",
+    "cluster_heartbeat": "seconds between cluster heartbeats and nick lease renewals",
+    "cluster_dead_after": "seconds without a heartbeat before a node counts as dead",
+    "nick_lease": "seconds a nick claim lives in Redis unless its node renews it",
     "redis_timeout": "seconds before a Redis call counts as failed",
     "breaker_failures": "consecutive Redis failures that open the circuit breaker",
     "breaker_cooldown": "seconds the breaker stays open before probing Redis again",

@@ -35,7 +35,7 @@ from .history import (
     message_to_store,
     request_playback,
 )
-from .relay import Relay, add_tag, fit_line
+from .relay import Relay, add_tag, fit_line, relay_wire
 from .state import Channel, Client
 from .stats import CoreStats
 
@@ -118,6 +118,16 @@ class ServerCore:
         )
         self.cloak_key = config.cloak_key.encode() or secrets.token_bytes(32)
         self._flooded: dict[Client, None] = {}  # clients with delayed lines
+        # Cluster (server/cluster): remote users by uid, event counters, pending nick claims.
+        self.cluster = config.cluster
+        self.node_id = config.node_id or secrets.token_hex(4)
+        self.remote: dict[str, Client] = {}
+        self.nick_pending: dict[str, Client] = {}  # folded nick -> client awaiting its claim
+        self.cluster_state: Any = None  # server.cluster.apply.ClusterState, when clustered
+        if self.cluster:
+            from server.cluster.apply import ClusterState
+
+            self.cluster_state = ClusterState()
         from .handlers import COMMANDS
 
         self.commands: dict[str, tuple[Handler, int]] = COMMANDS
@@ -284,7 +294,7 @@ class ServerCore:
         if client is self._capture_client and self._capture is not None:
             self._capture.append(data)
             return
-        if client.closing is not None:
+        if client.closing is not None or client.remote is not None:
             return
         if not client.out:
             self._dirty.append(client)
@@ -335,7 +345,7 @@ class ServerCore:
         dirty = self._dirty
         delivered = 0
         for member in members:
-            if member is exclude or member.closing is not None:
+            if member is exclude or member.closing is not None or member.remote is not None:
                 continue
             if need_cap is not None and need_cap not in member.caps:
                 continue
@@ -393,6 +403,8 @@ class ServerCore:
         )
         if stored is not None:
             self._effects.append(StoreMessage(stored))
+            if self.cluster_state is not None:
+                self.cluster_state.seen(channel.folded, relay.msgid)
 
     def after_join(self, client: Client, channel: Channel) -> None:
         """Replay recent history to a joiner that will not ask for it itself."""
@@ -435,6 +447,88 @@ class ServerCore:
 
     def emit(self, effect: Any) -> None:
         self._effects.append(effect)
+
+    # ------------------------------------------------------------------ cluster
+
+    def uid(self, client: Client) -> str:
+        """A user's cluster-wide id: ``node:conn``."""
+        return client.remote or f"{self.node_id}:{client.conn_id}"
+
+    def publish(self, kind: str, channels: Iterable[str], uid: str, **fields: Any) -> None:
+        """Queue a cluster event touching ``channels`` (folded names), numbered per channel."""
+        from server.cluster.apply import publish
+
+        publish(self, kind, channels, uid, fields)
+
+    def claim_nick(self, client: Client, nick: str, folded: str) -> None:
+        """Cluster: the nick is free here; ask Redis before taking it."""
+        from server.cluster.events import ClaimNick
+
+        for key, holder in list(self.nick_pending.items()):
+            if holder is client:
+                del self.nick_pending[key]
+        self.nick_pending[folded] = client
+        self._effects.append(ClaimNick(client.conn_id, self.uid(client), nick, folded))
+
+    def nick_claim_result(self, conn_id: int, nick: str, folded: str, ok: bool) -> None:
+        """The transport's answer to a ClaimNick."""
+        from server.cluster.events import ReleaseNick
+
+        client = self.clients.get(conn_id)
+        mine = client is not None and self.nick_pending.get(folded) is client
+        if not mine or client is None or client.closing is not None:
+            if ok:  # nobody wants it any more
+                self._effects.append(ReleaseNick(f"{self.node_id}:{conn_id}", folded))
+            return
+        del self.nick_pending[folded]
+        holder = self.nicks.get(folded)
+        if not ok or (holder is not None and holder is not client):
+            if ok:
+                self._effects.append(ReleaseNick(self.uid(client), folded))
+            self.reply(client, N.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
+            return
+        from .handlers.registration import apply_nick
+
+        apply_nick(self, client, nick, folded)
+
+    def release_nick(self, client: Client) -> None:
+        from server.cluster.events import ReleaseNick
+
+        for key, holder in list(self.nick_pending.items()):
+            if holder is client:
+                del self.nick_pending[key]
+        if client.folded and client.remote is None:
+            self._effects.append(ReleaseNick(self.uid(client), client.folded))
+
+    def remote_event(self, event: dict[str, Any]) -> None:
+        """An event another node published: update state, deliver to local members."""
+        from server.cluster.apply import remote_event
+
+        remote_event(self, event)
+
+    def remote_snapshot(self, snapshot: dict[str, Any]) -> None:
+        """Another node's full state (from Redis): make our view of it match."""
+        from server.cluster.apply import remote_snapshot
+
+        remote_snapshot(self, snapshot)
+
+    def remote_node_gone(self, node: str, reason: str = "*.net *.split") -> None:
+        """A node stopped or died: its users quit here."""
+        from server.cluster.apply import node_gone
+
+        node_gone(self, node, reason)
+
+    def cluster_snapshot(self) -> dict[str, Any]:
+        """This node's users and their channels, for Redis (what others resync from)."""
+        from server.cluster.apply import snapshot
+
+        return snapshot(self)
+
+    def recovered(self, channel: str, rows: list[StoredMessage] | None) -> None:
+        """Rows the store returned after a gap: deliver the ones not seen here."""
+        from server.cluster.apply import recovered
+
+        recovered(self, channel, rows or [])
 
     # ------------------------------------------------------------------ dispatch
 
@@ -552,6 +646,10 @@ class ServerCore:
         if client.registered:
             relay = self.new_relay(client.mask, "QUIT", [reason])
             self.fan_out(self.peers(client, include_self=False), relay)
+            if self.cluster:
+                self.publish("quit", client.channels, self.uid(client), r=relay_wire(client, relay))
+        if self.cluster:
+            self.release_nick(client)
         for channel in list(client.channels.values()):
             self.remove_member(channel, client)
         if client.folded and self.nicks.get(client.folded) is client:

@@ -57,6 +57,15 @@ class Relay:
         return data
 
 
+def relay_wire(source: object, relay: Relay) -> list[object]:
+    """A relay as a cluster event carries it, so every node sends identical lines.
+
+    ``source`` is the sending Client (its mask) or a mask string.
+    """
+    mask = source if isinstance(source, str) else getattr(source, "mask", "")
+    return [mask, relay.command, relay.params, relay.time, relay.msgid, relay.client_tags]
+
+
 def add_tag(data: bytes, tag: bytes) -> bytes:
     """Insert one serialised tag (b'label=x') into an already serialised line."""
     if data.startswith(b"@"):

@@ -45,6 +45,7 @@ class Client:
         "port",
         "realname",
         "registered",
+        "remote",
         "secure",
         "tag_form",
         "user",
@@ -82,6 +83,9 @@ class Client:
         self.counted = False  # holds a slot in the per-host connection count
         self.flood: FloodGate | None = None
         self.oper_failures: list[float] = []
+        # Cluster: the uid ("node:conn") of a user connected to another node. Such a
+        # client has no connection here: nothing is ever written to it.
+        self.remote: str | None = None
 
     @property
     def mask(self) -> str:

@@ -28,6 +28,12 @@ def run(config: ServerConfig, reloader: Callable[[], ServerConfig] | None = None
         if not uvloop_available():
             log.error("uvloop is not installed; use --backend asyncio or select")
             return 2
+    from server.cluster import config_problem
+
+    problem = config_problem(config, backend)
+    if problem is not None:
+        log.error("%s", problem)
+        return 2
     log.info("backend: %s", backend)
     if backend == "select":
         from .select_transport import run as run_select

@@ -103,6 +103,8 @@ class AsyncioServer:
         self.tls_port: int | None = config.tls_port  # the bound port once started
         self.history: HistoryService | None = build_history(config)
         self._next_prune = 0.0
+        self.bus: Any = None  # server.cluster.bus.ClusterBus with --cluster
+        self.announce_stop = True  # tests: False stops like a crash (no "bye")
 
     async def start(self) -> int:
         """Listen (plaintext, and TLS when ``config.tls_port`` is set); return the port.
@@ -144,6 +146,11 @@ class AsyncioServer:
                 listening.close()
             self._servers.clear()
             raise
+        if config.cluster:
+            from server.cluster.bus import ClusterBus
+
+            self.bus = ClusterBus(self.core, config, self.history, self.schedule_flush)
+            self.bus.start()
         self._tick_due = self.loop.time() + TICK_SECONDS
         self._ticker = self.loop.call_at(self._tick_due, self._tick)
         self.metrics = start_metrics(
@@ -209,11 +216,13 @@ class AsyncioServer:
                 error = reload(self.core, self.reloader)
                 self.core.rehash_done(effect.conn_id, "configuration", error)
         history = self.history
+        to_store = [e.message for e in effects if isinstance(e, StoreMessage)]
+        if to_store and history is not None:
+            commit_messages(history, to_store, self.stats)
+        if self.bus is not None:
+            self.bus.handle(effects)  # after the commit: others may read what we publish
         if history is None:
             return
-        to_store = [e.message for e in effects if isinstance(e, StoreMessage)]
-        if to_store:
-            commit_messages(history, to_store, self.stats)
         for effect in effects:
             if isinstance(effect, HistoryRequest):
                 task = self.loop.create_task(self._answer(effect))
@@ -257,6 +266,9 @@ class AsyncioServer:
             self.metrics = None
         for server in self._servers:
             server.close()
+        if self.bus is not None:
+            await self.bus.stop(announce=self.announce_stop)
+            self.bus = None
         self.core.shutdown(reason)
         self.flush()
         deadline = self.loop.time() + 2.0

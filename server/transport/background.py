@@ -25,6 +25,7 @@ class BackgroundServer:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._stopper: Callable[[], object] | None = None
+        self.server: object = None  # the AsyncioServer or SelectServer, once started
 
     def start(self) -> int:
         target = self._run_select if self.backend == "select" else self._run_asyncio
@@ -42,6 +43,7 @@ class BackgroundServer:
         loop = new_loop(self.backend)
         asyncio.set_event_loop(loop)
         server = AsyncioServer(self.config, loop)
+        self.server = server
         stop = asyncio.Event()
 
         async def main() -> None:
@@ -67,6 +69,7 @@ class BackgroundServer:
 
         try:
             server = SelectServer(self.config)
+            self.server = server
             self.port = server.listen()
             self.tls_port = server.tls_port if self.config.tls_port is not None else None
         except BaseException as exc:

@@ -334,6 +334,8 @@ class SelectServer:
     """
 
     def __init__(self, config: ServerConfig, reloader: Reloader | None = None) -> None:
+        if config.cluster:
+            raise ValueError("--cluster runs on the asyncio and uvloop backends only")
         self.config = config
         self.reloader = reloader
         self.stats = TransportStats()

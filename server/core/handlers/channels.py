@@ -9,6 +9,7 @@ from chat.message import Message
 from chat.names import is_channel_name, is_valid_channel
 
 from ..masks import mask_matches
+from ..relay import relay_wire
 from ..state import Channel
 
 if TYPE_CHECKING:
@@ -20,6 +21,16 @@ NAMES_LINE_BUDGET = 400  # bytes of names per 353 line, well inside 512 with the
 
 def is_banned(core: ServerCore, channel: Channel, client: Client) -> bool:
     return any(mask_matches(ban.mask, client.mask, core.fold) for ban in channel.bans)
+
+
+def channel_record(channel: Channel) -> dict[str, object]:
+    """A channel's metadata as cluster events and snapshots carry it."""
+    return {
+        "name": channel.name, "created": channel.created, "topic": channel.topic,
+        "setter": channel.topic_setter, "ttime": channel.topic_time,
+        "modes": sorted(channel.modes), "key": channel.key, "limit": channel.limit,
+        "bans": [[b.mask, b.setter, b.set_at] for b in channel.bans],
+    }
 
 
 def can_see(channel: Channel, client: Client) -> bool:
@@ -76,7 +87,11 @@ def join(core: ServerCore, client: Client, name: str, key: str) -> None:
         client.invites.discard(folded)
         channel.members[client] = ""
     client.channels[folded] = channel
-    core.fan_out(channel.members, core.new_relay(client.mask, "JOIN", [channel.name]))
+    relay = core.new_relay(client.mask, "JOIN", [channel.name])
+    core.fan_out(channel.members, relay)
+    if core.cluster:
+        core.publish("join", (folded,), core.uid(client), t=folded, p=channel.members[client],
+                     ch=channel_record(channel), r=relay_wire(client, relay))
     if client.away is not None:
         away = core.new_relay(client.mask, "AWAY", [client.away])
         core.fan_out(channel.members, away, exclude=client, need_cap="away-notify")
@@ -102,7 +117,11 @@ def handle_part(core: ServerCore, client: Client, msg: Message) -> None:
 
 def part(core: ServerCore, client: Client, channel: Channel, reason: str) -> None:
     params = [channel.name, reason[: core.config.kicklen]] if reason else [channel.name]
-    core.fan_out(channel.members, core.new_relay(client.mask, "PART", params))
+    relay = core.new_relay(client.mask, "PART", params)
+    core.fan_out(channel.members, relay)
+    if core.cluster:
+        core.publish("part", (channel.folded,), core.uid(client), t=channel.folded,
+                     r=relay_wire(client, relay))
     core.remove_member(channel, client)
 
 
@@ -142,6 +161,9 @@ def handle_topic(core: ServerCore, client: Client, msg: Message) -> None:
     channel.topic_time = int(core.clock())
     relay = core.new_relay(client.mask, "TOPIC", [channel.name, channel.topic])
     core.fan_out(channel.members, relay)
+    if core.cluster:
+        core.publish("topic", (channel.folded,), core.uid(client), t=channel.folded,
+                     ch=channel_record(channel), r=relay_wire(client, relay))
 
 
 # ---------------------------------------------------------------------- NAMES / LIST
@@ -236,6 +258,9 @@ def handle_kick(core: ServerCore, client: Client, msg: Message) -> None:
             continue
         relay = core.new_relay(client.mask, "KICK", [channel.name, target.nick, reason])
         core.fan_out(channel.members, relay)
+        if core.cluster:
+            core.publish("kick", (channel.folded,), core.uid(client), t=channel.folded,
+                         who=core.uid(target), r=relay_wire(client, relay))
         core.remove_member(channel, target)
 
 

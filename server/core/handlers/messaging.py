@@ -8,6 +8,7 @@ from chat import numerics as N
 from chat.message import Message
 from chat.names import CHANTYPES
 
+from ..relay import relay_wire
 from .channels import is_banned
 
 if TYPE_CHECKING:
@@ -122,6 +123,9 @@ def _to_channel(
         core.fan_out(channel.members, relay, exclude=client, need_cap=need_cap)
     if "echo-message" in client.caps and (need_cap is None or need_cap in client.caps):
         core.deliver(client, relay)
+    if core.cluster:
+        core.publish("msg", (channel.folded,), core.uid(client), t=channel.folded, st=status,
+                     cap=need_cap, r=relay_wire(client, relay))
     # History keeps what the channel saw: the text as cut to fit the relayed line.
     core.on_channel_message(channel, client, relay, command, relay.params[1:], client_tags, status)
 
@@ -140,7 +144,10 @@ def _to_nick(
         _error(core, client, command, N.ERR_NOSUCHNICK, nick, "No such nick/channel")
         return
     relay = core.new_relay(client.mask, command, [target.nick, *text], client_tags)
-    if need_cap is None or need_cap in target.caps:
+    if target.remote is not None:
+        core.publish("msg", (), core.uid(client), to=target.remote, cap=need_cap,
+                     r=relay_wire(client, relay))
+    elif need_cap is None or need_cap in target.caps:
         core.deliver(target, relay)
     if command == "PRIVMSG" and target.away is not None:
         core.reply(client, N.RPL_AWAY, target.nick, target.away)
@@ -163,6 +170,9 @@ def handle_away(core: ServerCore, client: Client, msg: Message) -> None:
         core.reply(client, N.RPL_UNAWAY, "You are no longer marked as being away")
         relay = core.new_relay(client.mask, "AWAY", [])
     core.fan_out(core.peers(client, include_self=False), relay, need_cap="away-notify")
+    if core.cluster:
+        core.publish("away", client.channels, core.uid(client), away=client.away,
+                     r=relay_wire(client, relay))
 
 
 def handle_setname(core: ServerCore, client: Client, msg: Message) -> None:

@@ -9,6 +9,7 @@ from chat.message import MAX_LINE_BODY, Message
 from chat.names import is_channel_name
 
 from ..masks import normalize_mask
+from ..relay import relay_wire
 from ..state import Ban, Channel
 
 if TYPE_CHECKING:
@@ -240,9 +241,17 @@ def channel_mode(core: ServerCore, client: Client, name: str, args: list[str]) -
         core.reply(client, N.ERR_CHANOPRIVSNEEDED, channel.name, "You're not channel operator")
     # Four 120-byte ban masks and the setter's mask do not fit one line: split the change
     # across MODE lines rather than let the relay cut the last mask short.
+    relays = []
     for chunk in _fitting_chunks(client.mask, channel.name, applied):
         relay = core.new_relay(client.mask, "MODE", [channel.name, *render_changes(chunk)])
         core.fan_out(channel.members, relay)
+        relays.append(relay_wire(client, relay))
+    if core.cluster and relays:
+        from .channels import channel_record
+
+        prefixes = {core.uid(m): p for m, p in channel.members.items()}
+        core.publish("mode", (channel.folded,), core.uid(client), t=channel.folded,
+                     ch=channel_record(channel), pre=prefixes, rs=relays)
 
 
 def _fitting_chunks(

@@ -11,6 +11,7 @@ from chat.servertime import format_time
 from server import VERSION
 
 from .. import caps as caps_mod
+from ..relay import relay_wire
 
 if TYPE_CHECKING:
     from ..core import ServerCore
@@ -122,11 +123,27 @@ def handle_nick(core: ServerCore, client: Client, msg: Message) -> None:
         return
     if nick == client.nick:
         return
+    if core.cluster and folded != client.folded:
+        pending = core.nick_pending.get(folded)
+        if pending is not None and pending is not client:
+            core.reply(client, N.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
+            return
+        core.claim_nick(client, nick, folded)  # nick_claim_result() carries on
+        return
+    apply_nick(core, client, nick, folded)
+
+
+def apply_nick(core: ServerCore, client: Client, nick: str, folded: str) -> None:
     if client.registered:
         relay = core.new_relay(client.mask, "NICK", [nick])
         core.fan_out(core.peers(client, include_self=False), relay)
         core.deliver(client, relay)
+        if core.cluster:
+            core.publish("nick", client.channels, core.uid(client), nick=nick,
+                         r=relay_wire(client, relay))
     if client.folded and core.nicks.get(client.folded) is client:
+        if core.cluster and client.folded != folded:
+            core.release_nick(client)
         del core.nicks[client.folded]
     client.nick = nick
     client.folded = folded
@@ -158,6 +175,8 @@ def try_register(core: ServerCore, client: Client) -> None:
         core.disconnect(client, "Bad password")
         return
     client.registered = True
+    if core.cluster:
+        core.publish("up", (), core.uid(client), rec=user_record(client))
     core.stats.registrations += 1
     client.last_speak = core.clock()
     cfg = core.config
@@ -169,6 +188,15 @@ def try_register(core: ServerCore, client: Client) -> None:
     send_isupport(core, client)
     send_lusers(core, client)
     send_motd(core, client)
+
+
+def user_record(client: Client) -> dict[str, object]:
+    """What other nodes need to know about a user (cluster)."""
+    return {
+        "nick": client.nick, "user": client.user, "host": client.host,
+        "realname": client.realname, "away": client.away, "modes": sorted(client.modes),
+        "secure": client.secure, "since": client.connected_at,
+    }
 
 
 def isupport_tokens(core: ServerCore) -> list[str]:
@@ -211,26 +239,30 @@ def send_isupport(core: ServerCore, client: Client) -> None:
 
 
 def send_lusers(core: ServerCore, client: Client) -> None:
-    users = [c for c in core.clients.values() if c.registered and c.closing is None]
+    local = [c for c in core.clients.values() if c.registered and c.closing is None]
+    users = local + list(core.remote.values())  # cluster: everyone on every node
     invisible = sum(1 for c in users if "i" in c.modes)
     opers = sum(1 for c in users if "o" in c.modes)
     unknown = sum(1 for c in core.clients.values() if not c.registered and c.closing is None)
     total = len(users)
+    mine = len(local)
+    servers = 1 + len({c.remote.rsplit(":", 1)[0] for c in core.remote.values() if c.remote})
     core.reply(
         client,
         N.RPL_LUSERCLIENT,
-        f"There are {total - invisible} users and {invisible} invisible on 1 servers",
+        f"There are {total - invisible} users and {invisible} invisible on {servers} servers",
     )
     core.reply(client, N.RPL_LUSEROP, str(opers), "operator(s) online")
     core.reply(client, N.RPL_LUSERUNKNOWN, str(unknown), "unknown connection(s)")
     core.reply(client, N.RPL_LUSERCHANNELS, str(len(core.channels)), "channels formed")
-    core.reply(client, N.RPL_LUSERME, f"I have {total} clients and 0 servers")
-    peak = str(max(core.max_clients_seen, total))
+    core.reply(client, N.RPL_LUSERME, f"I have {mine} clients and {servers - 1} servers")
+    peak = str(max(core.max_clients_seen, mine))
     core.reply(
-        client, N.RPL_LOCALUSERS, str(total), peak, f"Current local users {total}, max {peak}"
+        client, N.RPL_LOCALUSERS, str(mine), peak, f"Current local users {mine}, max {peak}"
     )
+    gpeak = str(max(core.max_clients_seen, total))
     core.reply(
-        client, N.RPL_GLOBALUSERS, str(total), peak, f"Current global users {total}, max {peak}"
+        client, N.RPL_GLOBALUSERS, str(total), gpeak, f"Current global users {total}, max {gpeak}"
     )
 
 

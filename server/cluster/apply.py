@@ -1,0 +1,509 @@
+"""The sans-IO side of a cluster: number outgoing events, apply incoming ones.
+
+Everything here runs inside the core's thread of control, never awaits and
+reads no clock: the bus (``server.cluster.bus``) feeds events and snapshots in
+through ``ServerCore.remote_event`` / ``remote_snapshot`` / ``remote_node_gone``
+and carries out the effects the core emits (``Publish``, ``ClaimNick``,
+``ReleaseNick``, ``Resync``, ``Recover``).
+
+Remote users are ``Client`` objects with ``remote`` set to their uid
+(``node:conn``). They sit in ``core.nicks``, ``core.remote`` and in channel member
+lists, so NAMES, WHO, WHOIS, LIST and LUSERS see them; ``write`` and ``fan_out``
+skip them, so no byte is ever queued for them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections import deque
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from server.core.relay import Relay
+from server.core.state import Ban, Channel, Client
+from server.history.model import StoredMessage
+
+from .events import Event, Publish, Recover, Resync
+
+if TYPE_CHECKING:
+    from server.core.core import ServerCore
+
+log = logging.getLogger("chat.server.cluster")
+
+RECENT_IDS = 512  # msgids remembered per channel, to tell recovered rows from seen ones
+
+
+class ClusterState:
+    """Counters and bookkeeping a clustered core keeps (no I/O)."""
+
+    def __init__(self) -> None:
+        self.g = 0  # events this node published
+        self.chan_seq: dict[str, int] = {}  # folded channel -> last seq this node used
+        self.seen_g: dict[str, int] = {}  # node -> last event counter applied
+        self.seen_chan: dict[tuple[str, str], int] = {}  # (node, channel) -> last seq
+        self.gaps = 0  # gaps noticed (metrics, tests)
+        self.recent: dict[str, tuple[deque[str], set[str]]] = {}
+        self.remote_ids = itertools.count(-1, -1)  # conn ids of remote Client objects
+
+    def seen(self, channel: str, msgid: str) -> None:
+        entry = self.recent.get(channel)
+        if entry is None:
+            entry = self.recent[channel] = (deque(), set())
+        order, ids = entry
+        if msgid in ids:
+            return
+        order.append(msgid)
+        ids.add(msgid)
+        if len(order) > RECENT_IDS:
+            ids.discard(order.popleft())
+
+
+def _state(core: ServerCore) -> ClusterState:
+    state = core.cluster_state
+    assert isinstance(state, ClusterState)
+    return state
+
+
+# ---------------------------------------------------------------------- outgoing
+
+
+def publish(
+    core: ServerCore, kind: str, channels: Iterable[str], uid: str, fields: dict[str, Any]
+) -> None:
+    state = _state(core)
+    state.g += 1
+    seqs: dict[str, int] = {}
+    for folded in channels:
+        seq = state.chan_seq.get(folded, 0) + 1
+        state.chan_seq[folded] = seq
+        seqs[folded] = seq
+    event: Event = {"k": kind, "n": core.node_id, "g": state.g, "c": seqs, "u": uid, **fields}
+    core.emit(Publish(event))
+
+
+def snapshot(core: ServerCore) -> Event:
+    from server.core.handlers.channels import channel_record
+    from server.core.handlers.registration import user_record
+
+    state = _state(core)
+    users = []
+    chans: dict[str, Any] = {}
+    for client in core.clients.values():
+        if not client.registered or client.closing is not None:
+            continue
+        record = user_record(client)
+        record["uid"] = core.uid(client)
+        record["ch"] = {f: ch.members.get(client, "") for f, ch in client.channels.items()}
+        users.append(record)
+        for folded, channel in client.channels.items():
+            if folded not in chans:
+                chans[folded] = channel_record(channel)
+    return {
+        "k": "snapshot", "n": core.node_id, "g": state.g, "c": dict(state.chan_seq),
+        "users": users, "chans": chans,
+    }
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _relay(wire: list[Any]) -> Relay:
+    source, command, params, time, msgid, tags = wire
+    return Relay(str(source), str(command), list(params), str(time), str(msgid), tags or None)
+
+
+def _node_of(uid: str) -> str:
+    return uid.rsplit(":", 1)[0]
+
+
+def resolve(core: ServerCore, uid: str) -> Client | None:
+    """The Client for a uid: one of ours or a remote one."""
+    node, _, conn = uid.rpartition(":")
+    if node == core.node_id:
+        try:
+            client = core.clients.get(int(conn))
+        except ValueError:
+            return None
+        return client if client is not None and client.registered else None
+    return core.remote.get(uid)
+
+
+def _shared_channels(core: ServerCore, node: str) -> set[str]:
+    return {
+        f for c in core.remote.values() if c.remote and _node_of(c.remote) == node
+        for f in c.channels
+    }
+
+
+def _local_peers(core: ServerCore, client: Client) -> list[Client]:
+    return [m for m in core.peers(client, include_self=False) if m.remote is None]
+
+
+def _new_remote(core: ServerCore, uid: str, record: dict[str, Any]) -> Client | None:
+    old = core.remote.get(uid)
+    if old is not None:
+        return old
+    client = Client(next(_state(core).remote_ids), "", 0, float(record.get("since", 0)), False)
+    client.remote = uid
+    client.registered = True
+    client.nick = str(record["nick"])
+    client.folded = core.fold(client.nick)
+    client.user = str(record.get("user", ""))
+    client.host = str(record.get("host", ""))
+    client.ip = client.host
+    client.realname = str(record.get("realname", ""))
+    away = record.get("away")
+    client.away = str(away) if away is not None else None
+    client.modes = set(record.get("modes", ()))
+    client.secure = bool(record.get("secure", False))
+    holder = core.nicks.get(client.folded)
+    if holder is not None and holder.remote is None:
+        # Redis claims should make this impossible; if it happens the local user keeps it.
+        log.warning("nick collision with remote user %s (%s): local user kept", client.nick, uid)
+    else:
+        core.nicks[client.folded] = client
+    core.remote[uid] = client
+    return client
+
+
+def _channel(core: ServerCore, folded: str, record: dict[str, Any] | None) -> Channel | None:
+    channel = core.channels.get(folded)
+    if channel is not None or record is None:
+        return channel
+    channel = Channel(name=str(record["name"]), folded=folded, created=int(record["created"]))
+    _set_meta(channel, record)
+    core.channels[folded] = channel
+    return channel
+
+
+def _set_meta(channel: Channel, record: dict[str, Any]) -> None:
+    channel.topic = str(record.get("topic", ""))
+    channel.topic_setter = str(record.get("setter", ""))
+    channel.topic_time = int(record.get("ttime", 0))
+    channel.modes = set(record.get("modes", ()))
+    key = record.get("key")
+    channel.key = str(key) if key is not None else None
+    limit = record.get("limit")
+    channel.limit = int(limit) if limit is not None else None
+    channel.bans = [Ban(str(m), str(s), int(t)) for m, s, t in record.get("bans", ())]
+
+
+def _remove_remote(core: ServerCore, client: Client) -> None:
+    for channel in list(client.channels.values()):
+        core.remove_member(channel, client)
+    if client.folded and core.nicks.get(client.folded) is client:
+        del core.nicks[client.folded]
+    if client.remote is not None:
+        core.remote.pop(client.remote, None)
+
+
+def _quit_remote(core: ServerCore, client: Client, reason: str, relay: Relay | None) -> None:
+    if relay is None:
+        relay = core.new_relay(client.mask, "QUIT", [reason])
+    core.fan_out(_local_peers(core, client), relay)
+    _remove_remote(core, client)
+
+
+# ---------------------------------------------------------------------- incoming
+
+
+def remote_event(core: ServerCore, event: Event) -> None:
+    node = event.get("n")
+    if not isinstance(node, str) or node == core.node_id:
+        return
+    state = _state(core)
+    kind = event.get("k")
+    g = event.get("g")
+    if kind == "hb" and isinstance(g, int):
+        # A heartbeat carries the node's event counter without taking a number itself.
+        last = state.seen_g.get(node)
+        if last is None or g > last:
+            if last is not None:
+                state.gaps += 1
+                log.warning("cluster gap from node %s: heartbeat at %d after %d", node, g, last)
+                for folded in _shared_channels(core, node):
+                    core.emit(Recover(folded))
+            core.emit(Resync(node))
+        return
+    if isinstance(g, int):
+        last = state.seen_g.get(node)
+        if last is not None and g <= last:
+            return  # a duplicate, or older than a snapshot already applied
+        state.seen_g[node] = g
+        gap = last is not None and g != last + 1
+        if kind == "hello":
+            gap = True  # a node (re)joined: read its state
+        gapped = []
+        for folded, seq in event.get("c", {}).items():
+            before = state.seen_chan.get((node, folded))
+            state.seen_chan[(node, folded)] = seq
+            if before is not None and seq != before + 1:
+                gapped.append(folded)
+        if gap or gapped:
+            if kind != "hello":
+                state.gaps += 1
+                log.warning(
+                    "cluster gap from node %s: event %s after %s (channels %s)",
+                    node, g, last, ",".join(gapped) or "-",
+                )
+            core.emit(Resync(node))
+            chans = set(gapped)
+            if gap and kind != "hello":  # which channels missed what is unknown: all shared
+                chans |= _shared_channels(core, node)
+            for folded in sorted(chans):
+                core.emit(Recover(folded))
+    handler = _HANDLERS.get(str(kind))
+    if handler is None:
+        return
+    try:
+        handler(core, event)
+    except (KeyError, TypeError, ValueError):
+        log.exception("bad cluster event from %s: %r", node, event.get("k"))
+
+
+def _on_nick(core: ServerCore, event: Event) -> None:
+    client = core.remote.get(event["u"])
+    if client is None:
+        return
+    relay = _relay(event["r"])
+    core.fan_out(_local_peers(core, client), relay)
+    nick = str(event["nick"])
+    folded = core.fold(nick)
+    if core.nicks.get(client.folded) is client:
+        del core.nicks[client.folded]
+    client.nick, client.folded = nick, folded
+    holder = core.nicks.get(folded)
+    if holder is None or holder.remote is not None:
+        core.nicks[folded] = client
+
+
+def _on_quit(core: ServerCore, event: Event) -> None:
+    client = core.remote.get(event["u"])
+    if client is not None:
+        relay = _relay(event["r"])
+        _quit_remote(core, client, str(relay.params[0]) if relay.params else "", relay)
+
+
+def _on_join(core: ServerCore, event: Event) -> None:
+    client = core.remote.get(event["u"])
+    if client is None:
+        return
+    folded = str(event["t"])
+    channel = _channel(core, folded, event.get("ch"))
+    if channel is None or client in channel.members:
+        return
+    channel.members[client] = str(event.get("p", ""))
+    client.channels[folded] = channel
+    core.fan_out(channel.members, _relay(event["r"]))
+    if client.away is not None:
+        away = core.new_relay(client.mask, "AWAY", [client.away])
+        core.fan_out(channel.members, away, need_cap="away-notify")
+
+
+def _on_part(core: ServerCore, event: Event) -> None:
+    client = core.remote.get(event["u"])
+    channel = core.channels.get(str(event["t"]))
+    if client is None or channel is None or client not in channel.members:
+        return
+    core.fan_out(channel.members, _relay(event["r"]))
+    core.remove_member(channel, client)
+
+
+def _on_kick(core: ServerCore, event: Event) -> None:
+    channel = core.channels.get(str(event["t"]))
+    target = resolve(core, str(event["who"]))
+    if channel is None or target is None or target not in channel.members:
+        return
+    core.fan_out(channel.members, _relay(event["r"]))
+    core.remove_member(channel, target)
+
+
+def _on_topic(core: ServerCore, event: Event) -> None:
+    channel = core.channels.get(str(event["t"]))
+    if channel is None:
+        return
+    record = event["ch"]
+    channel.topic = str(record.get("topic", ""))
+    channel.topic_setter = str(record.get("setter", ""))
+    channel.topic_time = int(record.get("ttime", 0))
+    core.fan_out(channel.members, _relay(event["r"]))
+
+
+def _on_mode(core: ServerCore, event: Event) -> None:
+    channel = core.channels.get(str(event["t"]))
+    if channel is None:
+        return
+    _set_meta(channel, event["ch"])
+    for uid, prefix in event.get("pre", {}).items():
+        member = resolve(core, uid)
+        if member is not None and member in channel.members:
+            channel.members[member] = str(prefix)
+    for wire in event.get("rs", ()):
+        core.fan_out(channel.members, _relay(wire))
+
+
+def _on_msg(core: ServerCore, event: Event) -> None:
+    relay = _relay(event["r"])
+    need_cap = event.get("cap")
+    to = event.get("to")
+    if to is not None:
+        target = resolve(core, str(to))
+        if (
+            target is not None
+            and target.remote is None
+            and (need_cap is None or need_cap in target.caps)
+        ):
+            core.deliver(target, relay)
+        return
+    folded = str(event["t"])
+    channel = core.channels.get(folded)
+    if channel is None:
+        return
+    _state(core).seen(folded, relay.msgid)
+    status = str(event.get("st", ""))
+    if status:
+        allowed = "o" if "+" not in status else "ov"
+        members = [m for m, modes in channel.members.items() if any(c in modes for c in allowed)]
+        core.fan_out(members, relay, need_cap=need_cap)
+    else:
+        core.fan_out(channel.members, relay, need_cap=need_cap)
+
+
+def _on_away(core: ServerCore, event: Event) -> None:
+    client = core.remote.get(event["u"])
+    if client is None:
+        return
+    away = event.get("away")
+    client.away = str(away) if away is not None else None
+    core.fan_out(_local_peers(core, client), _relay(event["r"]), need_cap="away-notify")
+
+
+def _on_user(core: ServerCore, event: Event) -> None:
+    _new_remote(core, str(event["u"]), event["rec"])
+
+
+def _on_bye(core: ServerCore, event: Event) -> None:
+    node_gone(core, str(event["n"]), "*.net *.split")
+
+
+_HANDLERS = {
+    "up": _on_user,
+    "nick": _on_nick,
+    "quit": _on_quit,
+    "join": _on_join,
+    "part": _on_part,
+    "kick": _on_kick,
+    "topic": _on_topic,
+    "mode": _on_mode,
+    "msg": _on_msg,
+    "away": _on_away,
+    "bye": _on_bye,
+}
+
+
+# ---------------------------------------------------------------------- resync
+
+
+def node_gone(core: ServerCore, node: str, reason: str) -> None:
+    gone = [c for uid, c in core.remote.items() if _node_of(uid) == node]
+    if gone:
+        log.warning("node %s is gone: %d users quit", node, len(gone))
+    for client in gone:
+        _quit_remote(core, client, reason, None)
+    state = _state(core)
+    state.seen_g.pop(node, None)
+    for key in [k for k in state.seen_chan if k[0] == node]:
+        del state.seen_chan[key]
+
+
+def remote_snapshot(core: ServerCore, snap: Event) -> None:
+    """Make our view of ``snap``'s node match it, telling local members what changed."""
+    node = snap.get("n")
+    if not isinstance(node, str) or node == core.node_id:
+        return
+    state = _state(core)
+    g = int(snap.get("g", 0))
+    last = state.seen_g.get(node)
+    if last is not None and g < last:
+        log.info("snapshot of node %s is older than its events (%d < %d): kept ours", node, g, last)
+        return
+    state.seen_g[node] = g
+    for folded, seq in snap.get("c", {}).items():
+        state.seen_chan[(node, folded)] = int(seq)
+    chans: dict[str, Any] = snap.get("chans", {})
+    want = {str(u["uid"]): u for u in snap.get("users", ())}
+    for uid, gone in list(core.remote.items()):
+        if _node_of(uid) == node and uid not in want:
+            _quit_remote(core, gone, "*.net *.split", None)
+    for uid, record in want.items():
+        existing = core.remote.get(uid)
+        client = existing or _new_remote(core, uid, record)
+        if client is None:
+            continue
+        if existing is not None and client.nick != record["nick"]:
+            relay = core.new_relay(client.mask, "NICK", [str(record["nick"])])
+            core.fan_out(_local_peers(core, client), relay)
+            if core.nicks.get(client.folded) is client:
+                del core.nicks[client.folded]
+            client.nick = str(record["nick"])
+            client.folded = core.fold(client.nick)
+            if core.nicks.get(client.folded) is None:
+                core.nicks[client.folded] = client
+        away = record.get("away")
+        client.away = str(away) if away is not None else None
+        member_of: dict[str, str] = record.get("ch", {})
+        for folded in list(client.channels):
+            if folded not in member_of:
+                left = client.channels[folded]
+                core.fan_out(left.members, core.new_relay(client.mask, "PART", [left.name]))
+                core.remove_member(left, client)
+        for folded, prefix in member_of.items():
+            existed = folded in core.channels
+            channel = _channel(core, folded, chans.get(folded))
+            if channel is None:
+                continue
+            if existed and folded in chans:
+                record_ch = chans[folded]
+                if int(record_ch.get("ttime", 0)) > channel.topic_time:
+                    channel.topic = str(record_ch.get("topic", ""))
+                    channel.topic_setter = str(record_ch.get("setter", ""))
+                    channel.topic_time = int(record_ch.get("ttime", 0))
+            if client in channel.members:
+                channel.members[client] = str(prefix)
+                continue
+            channel.members[client] = str(prefix)
+            client.channels[folded] = channel
+            core.fan_out(channel.members, core.new_relay(client.mask, "JOIN", [channel.name]))
+
+
+def recovered(core: ServerCore, folded: str, rows: list[StoredMessage]) -> None:
+    """After a gap: deliver stored messages of ``folded`` this node has not seen.
+
+    Only rows newer than the oldest msgid remembered for the channel count, so a
+    node never replays history it never had to deliver.
+    """
+    state = _state(core)
+    channel = core.channels.get(folded)
+    entry = state.recent.get(folded)
+    if channel is None or entry is None or not entry[0]:
+        return
+    order, ids = entry
+    floor = min(order)
+    count = 0
+    for row in sorted(rows, key=lambda r: r.seq):
+        if row.msgid <= floor or row.msgid in ids:
+            continue
+        from chat.message import parse_tags
+        from chat.servertime import format_time
+
+        params = [row.channel, row.text] if row.command != "TAGMSG" else [row.channel]
+        tags = parse_tags(row.tags) if row.tags else None
+        relay = Relay(row.source, row.command, params, format_time(row.time_ms / 1000),
+                      row.msgid, tags or None)
+        need_cap = "message-tags" if row.command == "TAGMSG" else None
+        core.fan_out(channel.members, relay, need_cap=need_cap)
+        state.seen(folded, row.msgid)
+        count += 1
+    if count:
+        log.warning("recovered %d missed messages in %s from the store", count, channel.name)

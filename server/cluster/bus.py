@@ -1,0 +1,315 @@
+"""The asyncio side of a cluster node: Redis pub/sub, nick leases, heartbeats, resync.
+
+One ``ClusterBus`` per node. The transport hands it the core's cluster effects
+after each tick's history commit (so a published message is already in the
+shared store), and it feeds what other nodes publish back into the core.
+
+* Events go out in order through one publisher task on one connection.
+* The listener is restarted (and logged) whenever it dies; after every
+  (re)subscribe it reloads every node's snapshot, so nothing missed while it was
+  away stays missed.
+* Every ``cluster_heartbeat`` seconds: this node's snapshot is written to Redis
+  (with a TTL), a heartbeat is published, nick leases are renewed, and nodes not
+  heard from for ``cluster_dead_after`` seconds are declared gone.
+* With Redis down the node keeps serving its own users; nick claims are granted
+  locally (logged) and re-claimed when Redis is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from server.config import ServerConfig
+from server.core import ServerCore
+from server.history.model import NO_REF, Query
+from server.history.service import HistoryService
+
+from .events import (
+    CHANNEL,
+    NICK_KEY,
+    NODE_KEY,
+    NODES_KEY,
+    ClaimNick,
+    Publish,
+    Recover,
+    ReleaseNick,
+    Resync,
+    decode,
+    encode,
+)
+
+log = logging.getLogger("chat.server.cluster")
+
+RECOVER_LIMIT = 100
+# Renew a lease we hold, or take it back if it expired (Redis restarted): never steal.
+_RENEW = """
+local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if not v then return redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) and 1 or 0 end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class ClusterBus:
+    def __init__(
+        self,
+        core: ServerCore,
+        config: ServerConfig,
+        history: HistoryService | None,
+        changed: Callable[[], None],
+    ) -> None:
+        assert config.redis
+        self.core = core
+        self.config = config
+        self.history = history
+        self.changed = changed  # schedule a flush of the core's output
+        self.node = core.node_id
+        self.redis: Any = aioredis.from_url(
+            config.redis, socket_timeout=2.0, socket_connect_timeout=2.0
+        )
+        self._queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loops: list[asyncio.Task[None]] = []
+        self._resyncing: set[str] = set()
+        self.last_heard: dict[str, float] = {}
+        self.redis_ok = True
+        self.listener_restarts = 0
+        self.subscribed = asyncio.Event()
+        self._stopping = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self._loops = [
+            asyncio.create_task(self._listen(), name="cluster-listen"),
+            asyncio.create_task(self._publisher(), name="cluster-publish"),
+            asyncio.create_task(self._heartbeat(), name="cluster-heartbeat"),
+        ]
+        log.info("cluster node %s started", self.node)
+
+    async def stop(self, *, announce: bool = True) -> None:
+        """Stop; with ``announce`` tell the others at once (else they find out by timeout)."""
+        self._stopping = True
+        self._queue.put_nowait(b"")  # wakes the publisher
+        tasks = [*self._loops, *self._tasks]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            # redis-py can swallow a cancellation mid-command; the loops also stop on the flag.
+            _, stuck = await asyncio.wait(tasks, timeout=2.0)
+            if stuck:
+                log.warning("cluster: %d tasks did not stop in time", len(stuck))
+        if announce:
+            try:
+                async with asyncio.timeout(2):
+                    await self.redis.delete(NODE_KEY + self.node)
+                    await self.redis.srem(NODES_KEY, self.node)
+                    await self.redis.publish(CHANNEL, encode({"k": "bye", "n": self.node}))
+                    for client in self.core.clients.values():
+                        if client.folded:
+                            await self.redis.eval(
+                                _RELEASE, 1, NICK_KEY + client.folded, self.core.uid(client)
+                            )
+            except (RedisError, OSError, TimeoutError) as exc:
+                log.warning("cluster: could not announce shutdown: %s", exc)
+        await self.redis.aclose()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ effects
+
+    def handle(self, effects: list[Any]) -> None:
+        """The core's cluster effects of one tick (after the history commit)."""
+        for effect in effects:
+            if isinstance(effect, Publish):
+                self._queue.put_nowait(encode(effect.event))
+            elif isinstance(effect, ClaimNick):
+                self._spawn(self._claim(effect))
+            elif isinstance(effect, ReleaseNick):
+                self._spawn(self._release(effect))
+            elif isinstance(effect, Resync):
+                if effect.node not in self._resyncing:
+                    self._resyncing.add(effect.node)
+                    self._spawn(self._resync(effect.node))
+            elif isinstance(effect, Recover):
+                self._spawn(self._recover(effect.channel))
+
+    async def _claim(self, claim: ClaimNick) -> None:
+        key = NICK_KEY + claim.folded
+        lease = int(self.config.nick_lease * 1000)
+        try:
+            ok = bool(await self.redis.set(key, claim.uid, nx=True, px=lease))
+            if not ok:
+                holder = await self.redis.get(key)
+                ok = holder is not None and holder.decode() == claim.uid
+        except (RedisError, OSError) as exc:
+            log.warning("cluster: Redis unavailable, nick %s granted locally: %s", claim.nick, exc)
+            ok = True
+        self.core.nick_claim_result(claim.conn_id, claim.nick, claim.folded, ok)
+        self.changed()
+
+    async def _release(self, release: ReleaseNick) -> None:
+        try:
+            await self.redis.eval(_RELEASE, 1, NICK_KEY + release.folded, release.uid)
+        except (RedisError, OSError) as exc:
+            log.debug("cluster: nick release failed (the lease will expire): %s", exc)
+
+    async def _resync(self, node: str) -> None:
+        try:
+            raw = await self.redis.get(NODE_KEY + node)
+        except (RedisError, OSError) as exc:
+            log.warning("cluster: cannot resync node %s: %s", node, exc)
+            return
+        finally:
+            self._resyncing.discard(node)
+        if raw is None:
+            return
+        self.last_heard.setdefault(node, time.monotonic())
+        self.core.remote_snapshot(json.loads(raw))
+        self.changed()
+
+    async def _recover(self, channel: str) -> None:
+        if self.history is None:
+            return
+        try:
+            rows = await self.history.query(Query("LATEST", channel, NO_REF, RECOVER_LIMIT))
+        except Exception:
+            log.exception("cluster: recovering %s from the store failed", channel)
+            return
+        self.core.recovered(channel, rows)
+        self.changed()
+
+    # ------------------------------------------------------------------ tasks
+
+    async def _publisher(self) -> None:
+        while not self._stopping:
+            batch = [await self._queue.get()]
+            while not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            batch = [data for data in batch if data]
+            if self._stopping or not batch:
+                break
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for data in batch:
+                        pipe.publish(CHANNEL, data)
+                    await pipe.execute()
+                self._set_ok(True)
+            except (RedisError, OSError) as exc:
+                # Others notice the gap in our counters and resync from our snapshot.
+                self._set_ok(False, exc)
+
+    def _set_ok(self, ok: bool, exc: BaseException | None = None) -> None:
+        if ok and not self.redis_ok:
+            log.warning("cluster: Redis is back")
+        elif not ok and self.redis_ok:
+            log.warning("cluster: Redis unavailable, cross-node delivery paused: %s", exc)
+        self.redis_ok = ok
+
+    async def _listen(self) -> None:
+        delay = 0.1
+        while not self._stopping:
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.subscribe(CHANNEL)
+                await self._load_all()
+                self.subscribed.set()
+                delay = 0.1
+                while not self._stopping:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is not None and message.get("type") == "message":
+                        self._received(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.subscribed.clear()
+                self.listener_restarts += 1
+                log.warning("cluster: listener died (%s); restarting in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            finally:
+                with contextlib.suppress(Exception):  # the connection may be gone already
+                    await pubsub.aclose()
+
+    def _received(self, data: bytes) -> None:
+        try:
+            event = decode(data)
+        except ValueError:
+            log.warning("cluster: undecodable event dropped")
+            return
+        node = event["n"]
+        if node == self.node:
+            return
+        if event.get("k") != "bye":
+            self.last_heard[node] = time.monotonic()
+        else:
+            self.last_heard.pop(node, None)
+        self.core.remote_event(event)
+        self.changed()
+
+    async def _load_all(self) -> None:
+        """After (re)subscribing: announce ourselves and read every other node's state."""
+        await self._announce()
+        nodes = await self.redis.smembers(NODES_KEY)
+        for raw_node in nodes:
+            node = raw_node.decode()
+            if node != self.node:
+                await self._resync(node)
+
+    async def _announce(self) -> None:
+        snap = self.core.cluster_snapshot()
+        ttl = int(max(self.config.cluster_dead_after * 2, 1.0) * 1000)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(NODE_KEY + self.node, encode(snap), px=ttl)
+            pipe.sadd(NODES_KEY, self.node)
+            pipe.publish(CHANNEL, encode({"k": "hb", "n": self.node, "g": snap["g"]}))
+            await pipe.execute()
+
+    async def _heartbeat(self) -> None:
+        interval = self.config.cluster_heartbeat
+        lease = int(self.config.nick_lease * 1000)
+        while not self._stopping:
+            await asyncio.sleep(interval)
+            was_ok = self.redis_ok
+            try:
+                await self._announce()
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for client in self.core.clients.values():
+                        if client.registered and client.folded and client.closing is None:
+                            pipe.eval(_RENEW, 1, NICK_KEY + client.folded,
+                                      self.core.uid(client), lease)
+                    await pipe.execute()
+                self._set_ok(True)
+                if not was_ok:
+                    self._spawn(self._load_all())
+            except (RedisError, OSError) as exc:
+                self._set_ok(False, exc)
+            now = time.monotonic()
+            if not self.redis_ok or not self.subscribed.is_set():
+                # We cannot hear anyone: that says nothing about them. Start afresh later.
+                for node in self.last_heard:
+                    self.last_heard[node] = now
+                continue
+            for node, heard in list(self.last_heard.items()):
+                if now - heard > self.config.cluster_dead_after:
+                    del self.last_heard[node]
+                    log.warning("cluster: node %s not heard from for %.1fs: gone",
+                                node, now - heard)
+                    self.core.remote_node_gone(node)
+                    self.changed()

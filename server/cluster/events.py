@@ -1,0 +1,70 @@
+"""Cluster effects emitted by the core, and the JSON wire format of events.
+
+An event is a JSON object. Every event carries ``n`` (the originating node), ``g``
+(that node's event counter) and ``c`` (``{folded channel: seq}``, the node's
+per-channel counter for each channel the event touches), so a receiver can tell
+when it missed something. ``k`` names the kind: up, nick, quit, join, part, kick,
+topic, mode, msg, away (from the core) and hb, hello (from the bus).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+Event = dict[str, Any]
+
+CHANNEL = "chat:cluster:events"  # the pub/sub channel every node publishes to
+NICK_KEY = "chat:cluster:nick:"  # + folded nick -> owner uid, with a lease
+NODE_KEY = "chat:cluster:node:"  # + node id -> JSON snapshot, with a lease
+NODES_KEY = "chat:cluster:nodes"  # set of node ids that ever announced themselves
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """Send ``event`` to the other nodes (after the tick's history commit)."""
+
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimNick:
+    """Claim ``folded`` for ``uid`` in Redis; answer with core.nick_claim_result()."""
+
+    conn_id: int
+    uid: str
+    nick: str
+    folded: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseNick:
+    uid: str
+    folded: str
+
+
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """Fetch ``node``'s snapshot from Redis and hand it to core.remote_snapshot()."""
+
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
+class Recover:
+    """Messages of ``channel`` may have been missed: query the store, hand rows to
+    core.recovered(channel, rows)."""
+
+    channel: str
+
+
+def encode(event: Event) -> bytes:
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def decode(data: bytes | str) -> Event:
+    event = json.loads(data)
+    if not isinstance(event, dict) or not isinstance(event.get("n"), str):
+        raise ValueError("not a cluster event")
+    return event

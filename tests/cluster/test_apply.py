@@ -1,0 +1,107 @@
+"""The sans-IO side of clustering: numbering, gaps, snapshots, node loss (no Redis)."""
+
+from __future__ import annotations
+
+from server.cluster import config_problem
+from server.cluster.events import Publish, Recover, Resync
+from server.config import ServerConfig
+from server.core import ServerCore
+from server.history.model import StoredMessage
+
+
+def make_core(node: str) -> ServerCore:
+    config = ServerConfig(cluster=True, node_id=node, redis="redis://x", flood_burst=0)
+    return ServerCore(config, clock=lambda: 1000.0)
+
+
+def register(core: ServerCore, conn: int, nick: str) -> None:
+    core.connect(conn, "127.0.0.1", 5000 + conn)
+    core.data_received(conn, f"NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\n".encode())
+    claims = core.take_effects()
+    claim = claims[-1]
+    core.nick_claim_result(claim.conn_id, claim.nick, claim.folded, True)
+
+
+def relay_events(src: ServerCore, dst: ServerCore) -> list[object]:
+    """Hand every event ``src`` published to ``dst``; return dst's effects."""
+    for effect in src.take_effects():
+        if isinstance(effect, Publish):
+            dst.remote_event(effect.event)
+    return dst.take_effects()
+
+
+def output(core: ServerCore, conn: int) -> bytes:
+    client = core.clients[conn]
+    data = b"".join(client.out)
+    client.out.clear()
+    core.take_output()
+    return data
+
+
+def test_events_carry_per_channel_sequence_numbers() -> None:
+    a = make_core("a")
+    register(a, 1, "alice")
+    a.take_effects()
+    a.data_received(1, b"JOIN #c\r\nPRIVMSG #c :one\r\nPRIVMSG #c :two\r\n")
+    events = [e.event for e in a.take_effects() if isinstance(e, Publish)]
+    assert [e["k"] for e in events] == ["join", "msg", "msg"]
+    assert [e["c"] for e in events] == [{"#c": 1}, {"#c": 2}, {"#c": 3}]
+    assert [e["g"] for e in events] == [2, 3, 4]  # 1 was "up"
+
+
+def test_remote_users_are_visible_and_a_gap_triggers_resync_and_recovery() -> None:
+    a, b = make_core("a"), make_core("b")
+    register(a, 1, "alice")
+    register(b, 1, "bob")
+    relay_events(a, b)
+    relay_events(b, a)
+    a.data_received(1, b"JOIN #c\r\n")
+    b.data_received(1, b"JOIN #c\r\n")
+    relay_events(a, b)
+    relay_events(b, a)
+    output(a, 1)
+    output(b, 1)
+    assert {c.nick for c in b.channels["#c"].members} == {"alice", "bob"}
+    a.data_received(1, b"PRIVMSG #c :seen\r\n")
+    relay_events(a, b)
+    assert b"seen" in output(b, 1)
+    a.data_received(1, b"PRIVMSG #c :lost\r\n")
+    lost = [e for e in a.take_effects() if isinstance(e, Publish)]  # never reaches b
+    a.data_received(1, b"PRIVMSG #c :after\r\n")
+    effects = relay_events(a, b)
+    assert b"after" in output(b, 1)
+    assert Resync("a") in effects and Recover("#c") in effects
+    # The store has the lost message: b delivers it once, and nothing it saw already.
+    lost_event = lost[0].event
+    src, cmd, params, _time, msgid, _tags = lost_event["r"]
+    row = StoredMessage("#c", 2, msgid, 1000000, src, cmd, "#c", params[1])
+    b.recovered("#c", [row])
+    assert output(b, 1).count(b"lost") == 1
+    b.recovered("#c", [row])
+    assert output(b, 1) == b""
+
+
+def test_node_gone_quits_its_users_and_snapshot_restores_them() -> None:
+    a, b = make_core("a"), make_core("b")
+    register(a, 1, "alice")
+    register(b, 1, "bob")
+    relay_events(a, b)
+    a.data_received(1, b"JOIN #c\r\n")
+    b.data_received(1, b"JOIN #c\r\n")
+    relay_events(a, b)
+    output(b, 1)
+    snap = a.cluster_snapshot()
+    b.remote_node_gone("a")
+    assert b"QUIT" in output(b, 1)
+    assert "alice" not in b.nicks
+    b.remote_snapshot(snap)
+    assert b"JOIN #c" in output(b, 1)
+    assert {c.nick for c in b.channels["#c"].members} == {"alice", "bob"}
+
+
+def test_cluster_config_problems() -> None:
+    assert config_problem(ServerConfig(), "select") is None
+    assert "redis" in (config_problem(ServerConfig(cluster=True), "asyncio") or "")
+    clustered = ServerConfig(cluster=True, redis="redis://x")
+    assert "select" in (config_problem(clustered, "select") or "")
+    assert config_problem(clustered, "uvloop") is None

@@ -1,0 +1,244 @@
+"""Two and three nodes over one Redis and one store: the cluster as clients see it."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.cluster.conftest import Cluster
+from tests.ircclient import IRCTestClient
+
+
+async def connect(port: int, nick: str, caps: list[str] | None = None) -> IRCTestClient:
+    client = await IRCTestClient.open(port)
+    await client.register(nick, caps)
+    return client
+
+
+async def eventually(check: object, timeout: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = check()  # type: ignore[operator]
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        assert loop.time() < deadline, "condition never held"
+        await asyncio.sleep(0.05)
+
+
+async def names(client: IRCTestClient, channel: str) -> set[str]:
+    await client.send(f"NAMES {channel}")
+    lines = await client.collect_until("366")
+    out: set[str] = set()
+    for m in lines:
+        if m.command == "353":
+            out |= {n.lstrip("@+") for n in m.params[-1].split()}
+    return out
+
+
+async def test_cross_node_messages_both_ways(cluster: Cluster) -> None:
+    p1, p2 = cluster.start("n1"), cluster.start("n2")
+    alice = await connect(p1, "alice")
+    bob = await connect(p2, "bob")
+    await alice.join("#c")
+    await bob.join("#c")
+    joined = await alice.expect("JOIN", lambda m: (m.source or "").startswith("bob!"))
+    assert joined.params[0] == "#c"
+    await alice.send("PRIVMSG #c :hello from n1")
+    got = await bob.expect("PRIVMSG")
+    assert got.source and got.source.startswith("alice!") and got.params == ["#c", "hello from n1"]
+    await bob.send("PRIVMSG #c :hello from n2")
+    got = await alice.expect("PRIVMSG")
+    assert got.params == ["#c", "hello from n2"]
+    # Private messages to a nick on the other node.
+    await alice.send("PRIVMSG bob :psst")
+    got = await bob.expect("PRIVMSG")
+    assert got.params == ["bob", "psst"]
+    await bob.send("NOTICE alice :ok")
+    got = await alice.expect("NOTICE", lambda m: m.params[0] == "alice")
+    assert got.params[1] == "ok"
+    await alice.close()
+    await bob.close()
+
+
+async def test_names_who_whois_lusers_list_see_the_cluster(cluster: Cluster) -> None:
+    p1, p2 = cluster.start("n1"), cluster.start("n2")
+    alice = await connect(p1, "alice")
+    bob = await connect(p2, "bob")
+    await alice.join("#c")
+    await bob.join("#c")
+    await eventually(lambda: _names_are(alice, "#c", {"alice", "bob"}))
+    assert await names(bob, "#c") == {"alice", "bob"}
+    await alice.send("WHOIS bob")
+    whois = await alice.collect_until("318")
+    assert any(m.command == "311" and m.params[1] == "bob" for m in whois)
+    await bob.send("WHO #c")
+    who = await bob.collect_until("315")
+    assert {m.params[5] for m in who if m.command == "352"} == {"alice", "bob"}
+    await alice.send("LUSERS")
+    lusers = await alice.collect_until("266")
+    glob = next(m for m in lusers if m.command == "266")
+    assert glob.params[1] == "2"
+    await bob.send("LIST")
+    listing = await bob.collect_until("323")
+    assert [m.params[1:3] for m in listing if m.command == "322"] == [["#c", "2"]]
+    await alice.close()
+    await bob.close()
+
+
+async def test_join_part_nick_topic_mode_kick_away_quit_across_nodes(cluster: Cluster) -> None:
+    p1, p2 = cluster.start("n1"), cluster.start("n2")
+    alice = await connect(p1, "alice", ["away-notify"])
+    bob = await connect(p2, "bob")
+    await alice.join("#c")
+    await bob.join("#c")
+    await alice.expect("JOIN", lambda m: (m.source or "").startswith("bob!"))
+    await bob.send("NICK robert")
+    await bob.expect("NICK")
+    got = await alice.expect("NICK")
+    assert got.source and got.source.startswith("bob!") and got.params == ["robert"]
+    await alice.send("TOPIC #c :new topic")
+    got = await bob.expect("TOPIC")
+    assert got.params == ["#c", "new topic"]
+    await alice.send("MODE #c +v robert")
+    got = await bob.expect("MODE")
+    assert got.params == ["#c", "+v", "robert"]
+    await bob.send("AWAY :gone")
+    got = await alice.expect("AWAY")
+    assert got.params == ["gone"]
+    await bob.send("PART #c :bye")
+    got = await alice.expect("PART")
+    assert got.params == ["#c", "bye"]
+    await bob.join("#c")
+    await alice.expect("JOIN", lambda m: (m.source or "").startswith("robert!"))
+    await alice.send("KICK #c robert :out")
+    got = await bob.expect("KICK")
+    assert got.params == ["#c", "robert", "out"]
+    assert await names(bob, "#c") == {"alice"}
+    await bob.join("#c")
+    await alice.expect("JOIN", lambda m: (m.source or "").startswith("robert!"))
+    await bob.send("QUIT :later")
+    got = await alice.expect("QUIT")
+    assert got.source and got.source.startswith("robert!") and got.params == ["Quit: later"]
+    assert await names(alice, "#c") == {"alice"}
+    await alice.close()
+
+
+async def test_nick_collision_across_nodes_gets_433(cluster: Cluster) -> None:
+    p1, p2 = cluster.start("n1"), cluster.start("n2")
+    alice = await connect(p1, "alice")
+    other = await IRCTestClient.open(p2)
+    await other.send("NICK Alice")
+    await other.send("USER x 0 * :x")
+    got = await other.expect("433")
+    assert got.params[1] == "Alice"
+    await other.send("NICK alice2")
+    await other.expect("001")
+    # A nick change onto a remote user's nick is refused too, and a released nick is free.
+    await other.send("NICK alice")
+    await other.expect("433")
+    await alice.send("NICK alicia")
+    await alice.expect("NICK")
+    await asyncio.sleep(0.3)
+    await other.send("NICK alice")
+    got = await other.expect("NICK")
+    assert got.params == ["alice"]
+    await alice.close()
+    await other.close()
+
+
+async def test_three_nodes(cluster: Cluster) -> None:
+    ports = [cluster.start(n) for n in ("n1", "n2", "n3")]
+    clients = [await connect(p, f"u{i}") for i, p in enumerate(ports)]
+    for c in clients:
+        await c.join("#three")
+    for c in clients:
+        await eventually(lambda c=c: _names_are(c, "#three", {"u0", "u1", "u2"}))
+    await clients[2].send("PRIVMSG #three :from n3")
+    for c in clients[:2]:
+        got = await c.expect("PRIVMSG")
+        assert got.params == ["#three", "from n3"]
+    for c in clients:
+        await c.close()
+
+
+async def _names_are(client: IRCTestClient, channel: str, want: set[str]) -> bool:
+    return await names(client, channel) == want
+
+
+async def test_dead_node_users_quit_elsewhere(cluster: Cluster) -> None:
+    p1, p2 = cluster.start("n1"), cluster.start("n2")
+    alice = await connect(p1, "alice")
+    bob = await connect(p2, "bob")
+    await alice.join("#c")
+    await bob.join("#c")
+    await alice.expect("JOIN", lambda m: (m.source or "").startswith("bob!"))
+    # n2 stops without a word to anyone, as if killed: n1 finds out by its silence.
+    await asyncio.to_thread(cluster.stop, "n2", announce=False)
+    got = await alice.expect("QUIT", timeout=10)
+    assert got.source and got.source.startswith("bob!")
+    assert await names(alice, "#c") == {"alice"}
+    # Its nick lease expires: the nick can be taken on n1.
+    fresh = await IRCTestClient.open(p1)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while True:
+        await fresh.send("NICK bob")
+        await fresh.send("USER bob 0 * :bob")
+        reply = await fresh.read_message()
+        while reply.command not in ("001", "433"):
+            reply = await fresh.read_message()
+        if reply.command == "001":
+            break
+        assert loop.time() < deadline, "nick lease never expired"
+        await asyncio.sleep(0.5)
+    await alice.close()
+    await fresh.close()
+
+
+async def test_shared_chathistory_from_either_node(cluster: Cluster) -> None:
+    p1, p2 = cluster.start("n1"), cluster.start("n2")
+    caps = ["draft/chathistory", "batch", "server-time", "message-tags"]
+    alice = await connect(p1, "alice", caps)
+    bob = await connect(p2, "bob", caps)
+    await alice.join("#h")
+    await bob.join("#h")
+    for i in range(3):
+        await alice.send(f"PRIVMSG #h :a{i}")
+        await bob.send(f"PRIVMSG #h :b{i}")
+    await asyncio.sleep(0.5)
+    for client in (alice, bob):
+        await client.sync()
+        await client.send("CHATHISTORY LATEST #h * 10")
+        lines = await client.collect_until("BATCH", timeout=5)
+        lines += await client.collect_until("BATCH", timeout=5)
+        texts = sorted(m.params[1] for m in lines if m.command == "PRIVMSG" and "batch" in m.tags)
+        assert texts == ["a0", "a1", "a2", "b0", "b1", "b2"]
+    await alice.close()
+    await bob.close()
+
+
+async def test_redis_restart_resyncs(cluster: Cluster) -> None:
+    p1, p2 = cluster.start("n1"), cluster.start("n2")
+    alice = await connect(p1, "alice")
+    bob = await connect(p2, "bob")
+    await alice.join("#c")
+    await bob.join("#c")
+    await alice.expect("JOIN", lambda m: (m.source or "").startswith("bob!"))
+    cluster.redis.stop()
+    # Local service goes on while Redis is away.
+    carol = await connect(p2, "carol")
+    await carol.join("#c")
+    await bob.expect("JOIN", lambda m: (m.source or "").startswith("carol!"))
+    await asyncio.sleep(0.5)
+    cluster.redis.start()
+    # n1 learns of carol from n2's snapshot once both are back, and chat flows again.
+    got = await alice.expect("JOIN", lambda m: (m.source or "").startswith("carol!"), timeout=10)
+    assert got.params == ["#c"]
+    assert await names(alice, "#c") == {"alice", "bob", "carol"}
+    await carol.send("PRIVMSG #c :back")
+    got = await alice.expect("PRIVMSG", timeout=5)
+    assert got.params == ["#c", "back"]
+    for c in (alice, bob, carol):
+        await c.close()
