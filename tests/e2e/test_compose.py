@@ -18,6 +18,7 @@ import pytest
 import redis
 import yaml
 
+from tests.history.postgres_fixture import pg_server_fixture, pg_url_fixture  # noqa: F401
 from tests.ircclient import IRCTestClient
 from tests.server.test_process import free_port, wait_listening
 
@@ -65,11 +66,14 @@ def set_flag(args: list[str], flag: str, value: str) -> list[str]:
 
 
 class Topology:
-    def __init__(self, tmp: Path) -> None:
+    """redis + PostgreSQL + two chat nodes, from the compose file's own commands."""
+
+    def __init__(self, tmp: Path, pg_url: str) -> None:
         self.tmp = tmp
+        self.pg_url = pg_url
         self.compose = load_compose()
         self.redis_port = free_port()
-        self.chat_port = free_port()
+        self.ports = {"chat1": free_port(), "chat2": free_port()}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def start_redis(self) -> None:
@@ -80,25 +84,29 @@ class Topology:
         self.procs["redis"] = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         wait_listening(self.redis_port, self.procs["redis"])
 
-    def start_chat(self) -> None:
-        service = self.compose["services"]["chat"]
+    def start_node(self, name: str) -> None:
+        service = self.compose["services"][name]
         assert service["build"] == "."
-        (mount,) = service["volumes"]
-        volume_dir = mount.split(":")[1]
+        postgres = self.compose["services"]["postgres"]["environment"]
+        compose_db = (
+            f"postgresql://{postgres['POSTGRES_USER']}:{postgres['POSTGRES_PASSWORD']}"
+            f"@postgres:5432/{postgres['POSTGRES_DB']}"
+        )
         args = rewrite(
             list(service["command"]),
-            {
-                "redis://redis:6379": f"redis://127.0.0.1:{self.redis_port}",
-                volume_dir: str(self.tmp),
-            },
+            {"redis://redis:6379": f"redis://127.0.0.1:{self.redis_port}", compose_db: self.pg_url},
         )
+        assert self.pg_url in args, "the node's --db is not the compose file's database"
         args = set_flag(args, "--host", "127.0.0.1")
-        args = set_flag(args, "--port", str(self.chat_port))
+        args = set_flag(args, "--port", str(self.ports[name]))
+        log = (self.tmp / f"{name}.log").open("ab")
         # The image's ENTRYPOINT is chat-server, i.e. `python -m server`.
-        self.procs["chat"] = subprocess.Popen(
-            [sys.executable, "-m", "server", *args], stdout=subprocess.DEVNULL
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "server", *args, "--cluster-dead-after", "3"],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
         )
-        wait_listening(self.chat_port, self.procs["chat"])
+        wait_listening(self.ports[name], self.procs[name])
 
     def kill(self, name: str) -> None:
         proc = self.procs.pop(name)
@@ -111,10 +119,10 @@ class Topology:
 
 
 @pytest.fixture
-def topology(tmp_path: Path) -> Iterator[Topology]:
+def topology(tmp_path: Path, pg_url: str) -> Iterator[Topology]:
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed (scripts/test installs it)")
-    topo = Topology(tmp_path)
+    topo = Topology(tmp_path, pg_url)
     try:
         yield topo
     finally:
@@ -137,24 +145,43 @@ async def history_texts(port: int, nick: str, channel: str) -> list[str]:
     return texts
 
 
-async def test_history_through_redis_survives_a_server_restart(topology: Topology) -> None:
+async def test_two_nodes_chat_and_share_history(topology: Topology) -> None:
     topology.start_redis()
-    topology.start_chat()
-    alice = await IRCTestClient.open(topology.chat_port)
+    topology.start_node("chat1")
+    topology.start_node("chat2")
+    alice = await IRCTestClient.open(topology.ports["chat1"])
     await alice.register("alice", CAPS)
     await alice.join("#demo")
-    for n in range(5):
-        await alice.send(f"PRIVMSG #demo :hello {n}")
-    await alice.sync()
-    await alice.close()
+    bob = await IRCTestClient.open(topology.ports["chat2"])
+    await bob.register("bob", CAPS)
+    await bob.join("#demo")
+    await alice.expect("JOIN", lambda m: (m.source or "").startswith("bob!"), timeout=10)
 
-    expected = [f"hello {n}" for n in range(5)]
-    assert await history_texts(topology.chat_port, "bob", "#demo") == expected
+    await alice.send("PRIVMSG #demo :hello from node 1")
+    got = await bob.expect("PRIVMSG", timeout=10)
+    assert got.params == ["#demo", "hello from node 1"]
+    await bob.send("PRIVMSG #demo :hello from node 2")
+    got = await alice.expect("PRIVMSG", timeout=10)
+    assert got.params == ["#demo", "hello from node 2"]
+    # One nick across the cluster.
+    dup = await IRCTestClient.open(topology.ports["chat2"])
+    await dup.send("NICK alice")
+    await dup.send("USER x 0 * :x")
+    assert (await dup.expect("433", timeout=10)).params[1] == "alice"
+    await dup.close()
+
+    expected = ["hello from node 1", "hello from node 2"]
+    assert await history_texts(topology.ports["chat2"], "carol", "#demo") == expected
     cache = redis.Redis(port=topology.redis_port)
-    assert cache.dbsize() > 0, "the history read did not fill the Redis cache"
-
-    # The server restarts on the same volume: history is still there.
-    topology.kill("chat")
-    topology.start_chat()
-    assert await history_texts(topology.chat_port, "carol", "#demo") == expected
+    assert cache.dbsize() > 0, "Redis holds neither cache nor cluster state"
     cache.close()
+
+    # kill -9 node 1: its user quits on node 2 once the node is declared dead.
+    topology.kill("chat1")
+    quit_msg = await bob.expect("QUIT", lambda m: (m.source or "").startswith("alice!"), timeout=20)
+    assert quit_msg.command == "QUIT"
+    await bob.close()
+    await alice.close()
+    # Node 1 comes back on the shared database: the history is all there.
+    topology.start_node("chat1")
+    assert await history_texts(topology.ports["chat1"], "dave", "#demo") == expected
