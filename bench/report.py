@@ -49,9 +49,106 @@ def num(value: float | None, digits: int = 0) -> str:
 def grouped(rows: list[Row], mode: str) -> dict[tuple[str, str], list[Row]]:
     groups: dict[tuple[str, str], list[Row]] = defaultdict(list)
     for r in rows:
-        if r.get("mode") == mode and "error" not in r:
+        if r.get("mode") == mode and "error" not in r and r.get("scenario") != "history":
             groups[(str(r["scenario"]), str(r["target"]))].append(r)
     return groups
+
+
+HISTORY_ORDER = {"off": 0, "sqlite": 1, "sqlite+redis": 2}
+
+
+def history_table(rows: list[Row]) -> list[str]:
+    """The history scenario's fan-out runs: each configuration against history off."""
+    groups: dict[tuple[str, str], list[Row]] = defaultdict(list)
+    for r in rows:
+        if r.get("scenario") == "history" and r.get("mode") == "traffic" and "error" not in r:
+            groups[(str(r["target"]), str(r.get("history")))].append(r)
+    if not groups:
+        return []
+    out = [
+        "| server | history | n | deliveries/s | vs off | deliveries per server CPU-s | vs off "
+        "| per (server + Redis) CPU-s | lost | p50 ms | p99 ms | server CPU % (sys) "
+        "| Redis CPU % (est.) | others CPU % |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+
+    def per_both(r: Row) -> float | None:
+        cpu = r.get("server_cpu_pct")
+        if not isinstance(cpu, (int, float)):
+            return None
+        total = cpu + (r.get("redis_cpu_pct_est") or 0.0)
+        return float(r["deliveries_per_s"]) * 100 / total if total else None
+
+    def rel(value: float | None, base: float | None, config: str) -> str:
+        if config == "off":
+            return "base"
+        if value is None or not base:
+            return "-"
+        return f"{100 * (value / base - 1):+.0f} %"
+
+    keys = sorted(groups, key=lambda k: (k[0], HISTORY_ORDER.get(k[1], 9)))
+    for target, config in keys:
+        rs = groups[(target, config)]
+        base = groups.get((target, "off"), [])
+        rate = median(rs, lambda r: r["deliveries_per_s"])
+        per_cpu = median(rs, lambda r: r["deliveries_per_server_cpu_s"])
+        redis = median(rs, lambda r: r.get("redis_cpu_pct_est"))
+        out.append(
+            f"| {target} | {config} | {len(rs)} | {num(rate)} "
+            f"| {rel(rate, median(base, lambda r: r['deliveries_per_s']), config)} "
+            f"| {num(per_cpu)}{spread(rs, lambda r: r['deliveries_per_server_cpu_s'])} "
+            f"| {rel(per_cpu, median(base, lambda r: r['deliveries_per_server_cpu_s']), config)} "
+            f"| {num(median(rs, per_both))} "
+            f"| {num(median(rs, lambda r: r['lost']))} "
+            f"| {num(median(rs, lambda r: r['latency']['p50_ms']), 2)} "
+            f"| {num(median(rs, lambda r: r['latency']['p99_ms']), 2)} "
+            f"| {num(median(rs, lambda r: r['server_cpu_pct']), 1)} "
+            f"({num(median(rs, lambda r: r.get('server_sys_pct')), 1)}) "
+            f"| {'-' if redis is None else num(redis, 1)} "
+            f"| {num(median(rs, lambda r: r.get('others_cpu_pct')), 1)} |"
+        )
+    return out
+
+
+def chathistory_table(rows: list[Row]) -> list[str]:
+    """CHATHISTORY LATEST latency per cache state (median of the runs' percentiles)."""
+    groups: dict[tuple[str, str], list[Row]] = defaultdict(list)
+    for r in rows:
+        if r.get("mode") == "chathistory" and "error" not in r:
+            for state in ("warm", "cold", "store"):
+                if state in r:
+                    groups[(str(r["target"]), state)].append(r[state] | {"limit": r["limit"]})
+    if not groups:
+        return []
+    what = {
+        "warm": "SQLite + Redis, warm cache (hits)",
+        "cold": "SQLite + Redis, FLUSHALL before each request",
+        "store": "SQLite only (no --redis)",
+    }
+    out = [
+        "| server | cache | n | requests | p50 ms | p90 ms | p99 ms | max ms "
+        "| server CPU ms per request | cache hits / misses (last run) |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    order = {"warm": 0, "cold": 1, "store": 2}
+    for target, state in sorted(groups, key=lambda k: (k[0], order[k[1]])):
+        rs = groups[(target, state)]
+        counters = rs[-1].get("server_counters") or {}
+        hm = (
+            f"{counters.get('cache_hits', 0):.0f} / {counters.get('cache_misses', 0):.0f}"
+            if counters
+            else "-"
+        )
+        out.append(
+            f"| {target} | {what[state]} | {len(rs)} | {rs[0]['requests']} x LATEST * "
+            f"{rs[0]['limit']} "
+            f"| {num(median(rs, lambda r: r['latency']['p50_ms']), 2)} "
+            f"| {num(median(rs, lambda r: r['latency']['p90_ms']), 2)} "
+            f"| {num(median(rs, lambda r: r['latency']['p99_ms']), 2)} "
+            f"| {num(median(rs, lambda r: r['latency']['max_ms']), 2)} "
+            f"| {num(median(rs, lambda r: r.get('server_cpu_ms_per_request')), 2)} | {hm} |"
+        )
+    return out
 
 
 def traffic_table(rows: list[Row]) -> list[str]:
@@ -138,6 +235,8 @@ def render(rows: list[Row]) -> str:
     parts: list[str] = []
     for title, table in (
         ("Traffic", traffic_table(rows)),
+        ("History: fan-out with history off / SQLite / SQLite + Redis", history_table(rows)),
+        ("History: CHATHISTORY LATEST latency", chathistory_table(rows)),
         ("Idle connections", idle_table(rows)),
         ("Connect/register/QUIT churn", connect_table(rows)),
     ):

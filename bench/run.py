@@ -11,6 +11,11 @@ fanout   1 channel, 200 clients, 10 senders at max rate (flow-controlled window)
 rooms    2000 clients in 200 channels of 10, 200 senders at 20 msg/s each
 idle     --clients registered idle connections (default 10000): server RSS each
 connect  connect/register/QUIT churn: registrations per second
+history  our server only: the fanout load with history off (--db ''), SQLite only,
+         and SQLite + Redis (a redis-server started on a free port, no
+         persistence), interleaved per repeat; then CHATHISTORY LATEST latency
+         (bench.histlat) with a warm cache, a cold one (FLUSHALL before each
+         request) and no Redis at all
 
 Each started server is pinned to core 0 (``taskset -c 0``), the generator to core 1,
 both on free loopback ports; started servers are stopped at the end. With
@@ -40,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.loadgen import Options, machine_busy_seconds
+from bench.loadgen import Options, machine_busy_seconds, proc_cpu_seconds
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -49,6 +54,8 @@ GENERATOR_CORE = "1"
 RT = -100  # internal nice value meaning SCHED_FIFO (--rt; see pinned())
 PEERS = ("ngircd", "inspircd")
 BACKENDS = ("uvloop", "asyncio", "select")
+# The history scenario's fan-out configurations: history off, SQLite, SQLite + Redis.
+HISTORY_CONFIGS = ("off", "sqlite", "sqlite+redis")
 
 SCENARIOS: dict[str, dict[str, Any]] = {
     "fanout": {
@@ -80,6 +87,10 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     },
     "connect": {"mode": "connect", "concurrency": 50, "clients": 1, "senders": 0},
 }
+# history: the fanout load under each of HISTORY_CONFIGS (see run_history).
+SCENARIOS["history"] = dict(SCENARIOS["fanout"])
+# CHATHISTORY latency (bench.histlat): requests per mode, messages per request, stored.
+HISTLAT = {"requests": 200, "limit": 50, "fill": 500}
 # Options a scenario run may override from the command line.
 OVERRIDABLE = (
     "clients",
@@ -217,6 +228,7 @@ class Target:
     proc: subprocess.Popen[bytes] | None = None
     tmpdir: tempfile.TemporaryDirectory[str] | None = None
     command: list[str] = field(default_factory=list)
+    redis_pid: int | None = None  # the Redis cache our server uses, if any
 
     @property
     def label(self) -> str:
@@ -243,10 +255,10 @@ OURS_BENCH_FLAGS = {
 }
 
 
-def ours_bench_flags() -> list[str]:
-    """The OURS_BENCH_FLAGS that this revision of ``python -m server`` accepts."""
+def ours_help() -> str:
+    """``python -m server --help`` of this revision ('' if it fails)."""
     try:
-        text = subprocess.run(
+        return subprocess.run(
             [sys.executable, "-m", "server", "--help"],
             cwd=REPO_ROOT,
             capture_output=True,
@@ -255,7 +267,12 @@ def ours_bench_flags() -> list[str]:
             check=False,
         ).stdout
     except (OSError, subprocess.TimeoutExpired):
-        return []
+        return ""
+
+
+def ours_bench_flags() -> list[str]:
+    """The OURS_BENCH_FLAGS that this revision of ``python -m server`` accepts."""
+    text = ours_help()
     flags: list[str] = []
     for flag, value in OURS_BENCH_FLAGS.items():
         if flag + " " in text or flag + "=" in text or flag + "\n" in text:
@@ -311,7 +328,13 @@ INSPIRCD_CONF = """\
 
 
 def start_server(
-    kind: str, backend: str, nice: int, extra_args: list[str], timeout: float, history: bool
+    kind: str,
+    backend: str,
+    nice: int,
+    extra_args: list[str],
+    timeout: float,
+    history: bool,
+    redis_url: str | None = None,
 ) -> Target:
     port = free_port()
     tmp = tempfile.TemporaryDirectory(prefix=f"bench-{kind}-")
@@ -323,6 +346,8 @@ def start_server(
         argv += ["--backend", backend, "--log-level", "warning"]
         # History on (the default) but in the temp dir, never a chat.db in the work tree.
         argv += ["--db", str(Path(tmp.name) / "history.db") if history else ""]
+        if redis_url:
+            argv += ["--redis", redis_url]
         argv += ours_bench_flags() + extra_args
         for name in list(env):
             if name.startswith("CHAT_"):
@@ -380,13 +405,63 @@ def stop_server(target: Target) -> None:
 
 @contextlib.contextmanager
 def server(
-    kind: str, backend: str, nice: int, extra_args: list[str], timeout: float, history: bool
+    kind: str,
+    backend: str,
+    nice: int,
+    extra_args: list[str],
+    timeout: float,
+    history: bool,
+    redis_url: str | None = None,
 ) -> Iterator[Target]:
-    target = start_server(kind, backend, nice, extra_args, timeout, history)
+    target = start_server(kind, backend, nice, extra_args, timeout, history, redis_url)
     try:
         yield target
     finally:
         stop_server(target)
+
+
+@dataclass
+class RedisServer:
+    port: int
+    proc: subprocess.Popen[bytes]
+    tmpdir: tempfile.TemporaryDirectory[str]
+
+    @property
+    def url(self) -> str:
+        return f"redis://{HOST}:{self.port}/0"
+
+
+@contextlib.contextmanager
+def redis_server(nice: int, timeout: float, core: str = SERVER_CORE) -> Iterator[RedisServer]:
+    """A throw-away redis-server on a free loopback port: no RDB, no AOF, temp dir.
+
+    Pinned to the server's core by default: the cache is part of the server side's cost.
+    """
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    tmp = tempfile.TemporaryDirectory(prefix="bench-redis-")
+    argv = [exe, "--bind", HOST, "--port", str(port), "--save", "", "--appendonly", "no"]
+    argv += ["--dir", tmp.name, "--daemonize", "no", "--logfile", str(Path(tmp.name) / "log")]
+    proc = subprocess.Popen(
+        pinned(core, nice, argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_listening(port, proc, timeout)
+        yield RedisServer(port, proc, tmp)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        tmp.cleanup()
 
 
 # --------------------------------------------------------------------- running
@@ -443,7 +518,17 @@ def run_one(
     waited, busy = 0.0, None
     if args.quiet_threshold > 0:
         waited, busy = wait_quiet(args.quiet_threshold, args.quiet_wait)
+    redis_cpu0 = proc_cpu_seconds(target.redis_pid)
     result, argv = run_loadgen(opts, args.nice)
+    redis_cpu1 = proc_cpu_seconds(target.redis_pid)
+    if redis_cpu0 is not None and redis_cpu1 is not None:
+        # Over the generator's whole run (setup and drain included), so an upper
+        # bound; traffic flows for about warmup + duration of it.
+        result["redis_cpu_s"] = round(redis_cpu1 - redis_cpu0, 3)
+        if opts.mode == "traffic":
+            result["redis_cpu_pct_est"] = round(
+                100 * (redis_cpu1 - redis_cpu0) / (opts.warmup + opts.duration), 1
+            )
     result["quiet_wait_s"] = round(waited, 1)
     result["busy_pct_before"] = None if busy is None else round(busy, 1)
     result["scenario"] = scenario
@@ -455,6 +540,145 @@ def run_one(
     result["history"] = args.history if target.kind == "ours" else None
     result["nice"] = args.nice
     return result
+
+
+def run_histlat(
+    target: Target,
+    redis: RedisServer | None,
+    modes: str,
+    args: argparse.Namespace,
+    metrics_port: int | None = None,
+) -> dict[str, Any]:
+    """bench.histlat against ``target``, pinned to the generator's core."""
+    argv = [sys.executable, "-m", "bench.histlat", "--json", "--port", str(target.port)]
+    argv += ["--modes", modes, "--tag", str(os.getpid() % 1000)]
+    argv += [f"--{k}={v}" for k, v in HISTLAT.items()]
+    if redis is not None:
+        argv += ["--redis-port", str(redis.port)]
+    if target.pid is not None:
+        argv += ["--server-pid", str(target.pid)]
+    if metrics_port is not None:
+        argv += ["--metrics-port", str(metrics_port)]
+    argv = pinned(GENERATOR_CORE, args.nice, argv)
+    requests = HISTLAT["requests"] * len(modes.split(","))
+    busy0 = machine_busy_seconds()
+    cpu0 = proc_cpu_seconds(target.pid)
+    t0 = time.monotonic()
+    try:
+        done = subprocess.run(
+            argv,
+            cwd=str(REPO_ROOT),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=60 + requests,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return {"mode": "chathistory", "error": "bench.histlat timed out"}
+    elapsed = time.monotonic() - t0
+    out = done.stdout.decode(errors="replace").strip().splitlines()
+    try:
+        result: dict[str, Any] = json.loads(out[-1]) if out else {}
+    except json.JSONDecodeError:
+        result = {}
+    if done.returncode != 0 or not result:
+        err = done.stderr.decode(errors="replace")[-2000:]
+        result.setdefault("error", f"exit {done.returncode}: {err}")
+    busy1, cpu1 = machine_busy_seconds(), proc_cpu_seconds(target.pid)
+    if None not in (busy0, busy1, cpu0, cpu1) and elapsed > 0:
+        # Everything but our server over the whole histlat run (the client included).
+        assert busy0 is not None and busy1 is not None and cpu0 is not None and cpu1 is not None
+        result["non_server_cpu_pct"] = round(100 * ((busy1 - busy0) - (cpu1 - cpu0)) / elapsed, 1)
+    result["mode"] = "chathistory"
+    result["histlat_command"] = shlex.join(argv)
+    return result
+
+
+def run_history(
+    backend: str, args: argparse.Namespace, overrides: dict[str, Any]
+) -> Iterator[dict[str, Any]]:
+    """The history scenario on our server with ``backend``, one repeat.
+
+    Fan-out under HISTORY_CONFIGS (each on a fresh server and, for Redis, a fresh
+    redis-server), then CHATHISTORY LATEST latency: warm and cold cache on a
+    SQLite + Redis server, and the store alone on a server without Redis.
+    """
+    label = f"ours/{backend}"
+
+    def annotate(result: dict[str, Any], config: str, target: Target | None) -> dict[str, Any]:
+        result["scenario"] = "history"
+        result["target"] = label
+        result["history"] = config
+        if config == "sqlite+redis":
+            result["redis_core"] = args.redis_core
+        if target is not None and "error" in result:
+            result["server_log"] = target.log_tail()
+        return result
+
+    def fanout(config: str) -> dict[str, Any]:
+        print(f"# history on {label}: fanout, history {config} ...", file=sys.stderr, flush=True)
+        with contextlib.ExitStack() as stack:
+            redis = (
+                stack.enter_context(redis_server(args.nice, args.start_timeout, args.redis_core))
+                if config == "sqlite+redis"
+                else None
+            )
+            target = stack.enter_context(
+                server(
+                    "ours",
+                    backend,
+                    args.nice,
+                    args.server_arg,
+                    args.start_timeout,
+                    config != "off",
+                    redis.url if redis else None,
+                )
+            )
+            if redis is not None:
+                target.redis_pid = redis.proc.pid
+            return annotate(run_one("history", target, overrides, args), config, target)
+
+    def latency(config: str, modes: str) -> dict[str, Any]:
+        print(f"# history on {label}: CHATHISTORY {modes} ...", file=sys.stderr, flush=True)
+        # The server's cache counters show whether "warm" requests really hit Redis.
+        metrics_port = free_port() if "--metrics-port" in ours_help() else None
+        extra = [*args.server_arg, "--metrics-port", str(metrics_port)] if metrics_port else []
+        with contextlib.ExitStack() as stack:
+            redis = (
+                stack.enter_context(redis_server(args.nice, args.start_timeout, args.redis_core))
+                if config == "sqlite+redis"
+                else None
+            )
+            target = stack.enter_context(
+                server(
+                    "ours",
+                    backend,
+                    args.nice,
+                    extra or args.server_arg,
+                    args.start_timeout,
+                    True,
+                    redis.url if redis else None,
+                )
+            )
+            if args.quiet_threshold > 0:
+                wait_quiet(args.quiet_threshold, args.quiet_wait)
+            result = run_histlat(target, redis, modes, args, metrics_port)
+            result["server_command"] = shlex.join(target.command)
+            result["machine"] = machine_info()
+            result["revision"] = revision()
+            result["nice"] = args.nice
+            return annotate(result, config, target)
+
+    for config in HISTORY_CONFIGS:
+        try:
+            yield fanout(config)
+        except RuntimeError as e:
+            yield annotate({"mode": "traffic", "error": str(e)}, config, None)
+    for config, modes in (("sqlite+redis", "warm,cold"), ("sqlite", "store")):
+        try:
+            yield latency(config, modes)
+        except RuntimeError as e:
+            yield annotate({"mode": "chathistory", "error": str(e)}, config, None)
 
 
 # --------------------------------------------------------------------- reporting
@@ -471,6 +695,8 @@ def _fmt(value: Any, scale: float = 1.0, digits: int = 0) -> str:
 
 def summary_row(r: dict[str, Any]) -> str:
     label = f"{r.get('scenario')} | {r.get('target')}"
+    if r.get("scenario") == "history":
+        label += f" history={r.get('history')}"
     if "error" in r:
         return f"| {label} | error: {str(r['error']).splitlines()[0][:120]} |"
     mode = r.get("mode")
@@ -490,6 +716,16 @@ def summary_row(r: dict[str, Any]) -> str:
             f"RSS {rss.get('primed')} -> {rss.get('held')} KiB | "
             f"{_fmt(r['registrations_per_s'])} reg/s | idle CPU {r['server_cpu_pct_idle']}% |"
         )
+    if mode == "chathistory":
+        parts = []
+        for m in ("warm", "cold", "store"):
+            if m in r:
+                lat = r[m]["latency"]
+                parts.append(
+                    f"{m}: p50 {lat['p50_ms']} p90 {lat['p90_ms']} p99 {lat['p99_ms']} ms, "
+                    f"{r[m].get('server_cpu_ms_per_request')} CPU-ms/req"
+                )
+        return f"| {label} | LATEST * {r.get('limit')} | " + " | ".join(parts) + " |"
     if mode == "connect":
         lat = r.get("register_latency", {})
         return (
@@ -566,6 +802,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="on",
         help="our server's SQLite history (default on, in a temp dir; off: --db '')",
     )
+    p.add_argument(
+        "--redis-core",
+        default=SERVER_CORE,
+        help=f"core the history scenario's redis-server is pinned to (default {SERVER_CORE}, "
+        "the server's)",
+    )
     p.add_argument("--start-timeout", type=float, default=20.0)
     p.add_argument("--repeat", type=int, default=1, help="runs per scenario and server")
     p.add_argument(
@@ -616,6 +858,16 @@ def main(argv: list[str] | None = None) -> int:
                     _emit(results[-1], out)
         else:
             for scenario in args.scenarios:
+                if scenario == "history":
+                    for _ in range(args.repeat):
+                        for kind, backend in targets_from(args):
+                            if kind != "ours":
+                                print(f"# history: skipping {kind} (ours only)", file=sys.stderr)
+                                continue
+                            for result in run_history(backend, args, overrides):
+                                results.append(result)
+                                _emit(result, out)
+                    continue
                 for kind, backend in targets_from(args) * args.repeat:
                     label = f"{kind}/{backend}" if backend else kind
                     print(f"# {scenario} on {label} ...", file=sys.stderr, flush=True)
