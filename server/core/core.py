@@ -19,7 +19,7 @@ from chat.casemap import folder
 from chat.framing import LineTooLong
 from chat.message import MAX_LINE_BODY, MAX_TAGS, Message, ParseError, escape_tag_value, parse
 from chat.msgid import MsgIdGenerator
-from chat.servertime import format_time
+from chat.servertime import format_time, parse_time
 from server.config import ServerConfig
 from server.history.model import StoredMessage
 
@@ -43,8 +43,20 @@ log = logging.getLogger("chat.server.core")
 
 # Settings a running server cannot change: REHASH keeps the old value and says so.
 RESTART_ONLY = (
-    "host", "port", "tls_port", "tls_cert", "tls_key", "tls_handshake_timeout", "backend",
-    "select_impl", "db", "redis", "casemapping", "metrics_port", "metrics_host", "name",
+    "host",
+    "port",
+    "tls_port",
+    "tls_cert",
+    "tls_key",
+    "tls_handshake_timeout",
+    "backend",
+    "select_impl",
+    "db",
+    "redis",
+    "casemapping",
+    "metrics_port",
+    "metrics_host",
+    "name",
 )
 
 Handler = Callable[["ServerCore", Client, Message], None]
@@ -109,6 +121,7 @@ class ServerCore:
         self.stats = CoreStats()
         self._time_ms = -1
         self._time_text = ""
+        self._time_text_ms = 0
         self.history_enabled = bool(config.db)
         self.caps_available = caps_mod.available(history=self.history_enabled)
         self._history_seq = 0
@@ -328,6 +341,7 @@ class ServerCore:
         ms = int(now * 1000)
         if ms != self._time_ms:  # many messages share a millisecond: format it once
             self._time_ms, self._time_text = ms, format_time(now)
+            self._time_text_ms = round(parse_time(self._time_text) * 1000)
         return Relay(source, command, params, self._time_text, self.msgids.next(now), client_tags)
 
     def deliver(self, client: Client, relay: Relay) -> None:
@@ -399,7 +413,10 @@ class ServerCore:
             text,
             client_tags,
             relay.msgid,
-            relay.time,
+            # Parsed once per millisecond in new_relay, so it matches the time tag exactly.
+            self._time_text_ms
+            if relay.time == self._time_text
+            else round(parse_time(relay.time) * 1000),
         )
         if stored is not None:
             self._effects.append(StoreMessage(stored))
@@ -665,7 +682,9 @@ class ServerCore:
     def _forget(self, client: Client) -> None:
         if client.conn_id in self.clients and client.counted:
             log.info(
-                "connection %d closed: %s", client.conn_id, client.closing or "closed",
+                "connection %d closed: %s",
+                client.conn_id,
+                client.closing or "closed",
                 extra={"event": "close", "conn": client.conn_id},
             )
         self.clients.pop(client.conn_id, None)

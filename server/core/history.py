@@ -66,14 +66,14 @@ def message_to_store(
     text: list[str],
     client_tags: dict[str, str] | None,
     msgid: str,
-    time: str,
+    time_ms: int,
 ) -> NewMessage | None:
     if command == "TAGMSG" and not client_tags:
         return None
     return NewMessage(
         target=target,
         msgid=msgid,
-        time_ms=round(parse_time(time) * 1000),
+        time_ms=time_ms,
         source=source,
         command=command,
         channel=channel,
