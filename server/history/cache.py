@@ -197,6 +197,9 @@ class RedisHistoryCache:
         self._client: aioredis.Redis | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self._generation: str | None = None
+        # Channels read in this generation. Only a read creates a window (its fill), so
+        # rows of any other channel need no cache write: no window, no fill in flight.
+        self.targets_read: set[str] = set()
         self._epoch = 0  # bumped by every invalidation
         self._renewing = False
         self._run_id: str | None = None
@@ -250,6 +253,7 @@ class RedisHistoryCache:
             gen = await self._renew()
             if gen is None:
                 return None
+        self.targets_read.add(target)  # before the version is read: writes now bump it
         keys = [self._alive(gen), self.window_key(gen, target), self.version_key(gen, target)]
         reply = await self._call(READ, keys, [])
         if reply is None or self._generation != gen:
@@ -322,6 +326,7 @@ class RedisHistoryCache:
         self._epoch += 1
         if self._generation is not None:
             self._generation = None
+            self.targets_read.clear()
             self.invalidations += 1
             if why:
                 log.info("history cache: dropping what was cached (%s)", why)
@@ -344,6 +349,7 @@ class RedisHistoryCache:
         if not reply or epoch != self._epoch:
             return None
         self._generation = gen
+        self.targets_read.clear()
         log.debug("history cache: generation %s", gen)
         return gen
 

@@ -137,6 +137,11 @@ class HistoryService:
         # one starts after these rows were committed and reads them from the store.
 
     def _enqueue(self, rows: list[StoredMessage]) -> None:
+        assert self.cache is not None
+        read = self.cache.targets_read
+        rows = [r for r in rows if r.target in read]  # no window, no fill: nothing to do
+        if not rows:
+            return
         self._pending.extend(rows)
         for row in rows:
             self._unconfirmed.setdefault(row.target, []).append(row)
