@@ -46,6 +46,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.maint_notifications import MaintNotificationsConfig
 
 from .breaker import CircuitBreaker
 from .model import StoredMessage
@@ -56,6 +57,8 @@ if TYPE_CHECKING:
     from server.config import ServerConfig
 
 log = logging.getLogger("chat.server.history")
+
+POOL_SIZE = 64  # Redis connections per node; calls beyond wait for a free one
 
 COMPLETE = "#complete"  # first list element of a window holding the whole channel
 _COMPLETE = COMPLETE.encode()
@@ -196,6 +199,7 @@ class RedisHistoryCache:
         self._ttl_ms = max(1, int(ttl * 1000))
         self._client: aioredis.Redis | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._slots = asyncio.Semaphore(POOL_SIZE)  # made anew with each loop's client
         self._generation: str | None = None
         # Channels read in this generation. Only a read creates a window (its fill), so
         # rows of any other channel need no cache write: no window, no fill in flight.
@@ -364,8 +368,15 @@ class RedisHistoryCache:
                 socket_connect_timeout=self.timeout,
                 retry=Retry(NoBackoff(), 0),  # a failure is the breaker's business
                 redis_connect_func=self._on_connect,
+                # With maintenance notifications on (redis-py 8's default) the pool
+                # skips its liveness check, so every connection that died with a Redis
+                # restart failed one call and opened the breaker against a healthy Redis.
+                maint_notifications_config=MaintNotificationsConfig(enabled=False),
+                max_connections=POOL_SIZE,
             )
             self._client_loop = loop
+            # Calls beyond the pool wait their turn here: a burst is not a Redis failure.
+            self._slots = asyncio.Semaphore(POOL_SIZE)
         return self._client
 
     async def _on_connect(self, conn: AbstractConnection) -> None:
@@ -396,6 +407,14 @@ class RedisHistoryCache:
 
         Returns None when the call failed, timed out or was not attempted.
         """
+        self._redis()
+        async with self._slots:
+            return await self._attempt(script, keys, args, write)
+
+    async def _attempt(
+        self, script: _Script, keys: list[str], args: Sequence[str | bytes | int], write: bool
+    ) -> Any:
+        # Asked after the slot: the breaker may have opened while this call waited.
         if not self.breaker.allow():
             if write:
                 self.invalidate()  # a window may now miss these rows
