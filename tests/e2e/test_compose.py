@@ -20,7 +20,7 @@ import yaml
 
 from tests.history.postgres_fixture import pg_server_fixture, pg_url_fixture  # noqa: F401
 from tests.ircclient import IRCTestClient
-from tests.server.test_process import free_port, wait_listening
+from tests.net import free_port, wait_listening
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,15 +16,9 @@ from server.history.breaker import CircuitBreaker
 from server.history.cache import COMPLETE, RedisHistoryCache
 from server.history.model import NO_REF, NewMessage, Query, Ref, StoredMessage
 from server.history.sqlite_store import SQLiteStore
+from tests.net import free_port
 
 REDIS_SERVER = shutil.which("redis-server")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class RedisServer:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.history.conftest import free_port
+from tests.net import free_port
 
 try:
     import psycopg

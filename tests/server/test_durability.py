@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.ircclient import IRCTestClient
-from tests.server.test_process import free_port, wait_listening
+from tests.net import free_port, wait_listening
 
 CAPS = ["server-time", "message-tags", "batch", "draft/chathistory"]
 

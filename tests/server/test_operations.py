@@ -21,7 +21,7 @@ from server.passwords import hash_password
 from tests.conftest import RunningServer, start_server, suite_config
 from tests.history.conftest import RedisServer, redis_server  # noqa: F401
 from tests.ircclient import IRCTestClient
-from tests.server.test_process import free_port, wait_listening
+from tests.net import free_port, wait_listening
 
 
 def scrape(port: int, path: str = "/metrics") -> tuple[int, str]:

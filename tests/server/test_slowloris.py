@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.server.test_process import free_port, wait_listening
+from tests.net import free_port, wait_listening
 
 CONNECTIONS = 5000
 TIMEOUT = 3  # seconds the server allows for registration in this test

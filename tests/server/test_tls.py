@@ -34,6 +34,7 @@ from server.tls import TLSConfigError, server_context
 from server.transport.select_transport import SelectServer
 from tests.conftest import RunningServer, start_server
 from tests.ircclient import IRCTestClient
+from tests.net import free_port
 
 OPENSSL = shutil.which("openssl")
 pytestmark = pytest.mark.skipif(OPENSSL is None, reason="the openssl command is needed")
@@ -641,12 +642,6 @@ def test_a_bad_certificate_stops_the_server_before_it_listens(
 # ---------------------------------------------------------------------- the process
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _soft_nofile_of(pid: int) -> str | None:
     """The soft RLIMIT_NOFILE of a running process (Linux only), as /proc shows it."""
     try:
@@ -665,7 +660,7 @@ async def test_the_process_serves_tls_and_raises_its_fd_limit(
 
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     lowered = 256 if hard == resource.RLIM_INFINITY or hard > 256 else hard
-    port, tport = _free_port(), _free_port()
+    port, tport = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_")}
 
     def lower_limit() -> None:  # the child starts with a low soft limit
