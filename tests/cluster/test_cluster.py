@@ -207,9 +207,11 @@ async def test_shared_chathistory_from_either_node(cluster: Cluster) -> None:
     for i in range(3):
         await alice.send(f"PRIVMSG #h :a{i}")
         await bob.send(f"PRIVMSG #h :b{i}")
-    await asyncio.sleep(0.5)
+    # Each node commits its own users' messages before answering their PING: once both
+    # have answered, all six are in the shared store.
     for client in (alice, bob):
         await client.sync()
+    for client in (alice, bob):
         await client.send("CHATHISTORY LATEST #h * 10")
         lines = await client.collect_until("BATCH", timeout=5)
         lines += await client.collect_until("BATCH", timeout=5)
