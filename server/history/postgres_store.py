@@ -32,7 +32,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from .model import NewMessage, Query, Ref, StoredMessage
-from .query import SERVED_COMMANDS
+from .query import SERVED_COMMANDS, Cond, run_plan
 
 T = TypeVar("T")
 
@@ -300,59 +300,30 @@ class PostgresStore:
 
     @staticmethod
     def _query(conn: Conn, q: Query) -> list[StoredMessage]:
-        bounds: dict[int, tuple[int, int]] = {}
-        for i, ref in enumerate((q.ref, q.ref2)):
-            if ref.kind == "msgid":
-                row = conn.execute(
-                    "SELECT seq, time_ms FROM messages WHERE msgid = %s AND target = %s",
-                    (ref.msgid, q.target),
-                ).fetchone()
-                if row is None:
-                    return []
-                bounds[i] = (int(row[0]), int(row[1]))
+        def resolve(ref: Ref) -> tuple[int, int] | None:
+            row = conn.execute(
+                "SELECT seq, time_ms FROM messages WHERE msgid = %s AND target = %s",
+                (ref.msgid, q.target),
+            ).fetchone()
+            return (int(row[0]), int(row[1])) if row else None
 
-        def cond(i: int, ref: Ref, op: str) -> tuple[str, int | str]:
-            if ref.kind == "msgid":
-                return f"seq {op} %s", bounds[i][0]
-            return f"time_ms {op} %s", ref.time_ms
-
-        def select(
-            where: list[tuple[str, int | str]], newest: bool, limit: int
-        ) -> list[StoredMessage]:
+        def select(conds: list[Cond], newest: bool, limit: int) -> list[StoredMessage]:
+            where = [f"{column} {op} %s" for column, op, _ in conds]
+            values: list[int | str] = [value for _, _, value in conds]
             if q.until_msgid:
-                where = [*where, ("msgid < %s", q.until_msgid)]
-            clauses = " AND ".join(["target = %s", _SERVED, *(c for c, _ in where)])
+                where.append("msgid < %s")
+                values.append(q.until_msgid)
+            clauses = " AND ".join(["target = %s", _SERVED, *where])
             order = "DESC" if newest else "ASC"
             rows = conn.execute(
                 f"SELECT {_COLUMNS} FROM messages WHERE {clauses} "
                 f"ORDER BY seq {order} LIMIT %s",
-                (q.target, *(v for _, v in where), limit),
+                (q.target, *values, limit),
             ).fetchall()
             out = [_row(r) for r in rows]
             return out[::-1] if newest else out
 
-        limit = q.limit
-        if q.subcommand == "LATEST":
-            where = [] if q.ref.kind == "none" else [cond(0, q.ref, ">")]
-            return select(where, True, limit)
-        if q.subcommand == "BEFORE":
-            return select([cond(0, q.ref, "<")], True, limit)
-        if q.subcommand == "AFTER":
-            return select([cond(0, q.ref, ">")], False, limit)
-        if q.subcommand == "AROUND":
-            older = select([cond(0, q.ref, "<")], True, limit // 2)
-            newer = select([cond(0, q.ref, ">=")], False, limit - len(older))
-            return older + newer
-        # BETWEEN: direction from the order of the two references.
-        if q.ref.kind == "msgid" and q.ref2.kind == "msgid":
-            ascending = bounds[0][0] <= bounds[1][0]
-        else:
-            t1 = bounds[0][1] if q.ref.kind == "msgid" else q.ref.time_ms
-            t2 = bounds[1][1] if q.ref2.kind == "msgid" else q.ref2.time_ms
-            ascending = t1 <= t2
-        if ascending:
-            return select([cond(0, q.ref, ">"), cond(1, q.ref2, "<")], False, limit)
-        return select([cond(0, q.ref, "<"), cond(1, q.ref2, ">")], True, limit)
+        return run_plan(q, resolve, select)
 
     def targets(
         self, folded: Sequence[str], start_ms: int, end_ms: int, limit: int

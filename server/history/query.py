@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .model import Query, Ref, StoredMessage
 
@@ -100,3 +100,58 @@ def ref_time(ref: Ref, rows: Sequence[StoredMessage]) -> int:
             if r.msgid == ref.msgid:
                 return r.time_ms
     return ref.time_ms
+
+
+# ---------------------------------------------------------------------- SQL stores
+
+# One condition of a store query: (column, operator, value), e.g. ("seq", "<", 42).
+Cond = tuple[str, str, int | str]
+Select = Callable[[list[Cond], bool, int], list[StoredMessage]]
+
+
+def run_plan(
+    q: Query,
+    resolve: Callable[[Ref], tuple[int, int] | None],
+    select: Select,
+) -> list[StoredMessage]:
+    """CHATHISTORY over a database, shared by the SQL stores.
+
+    ``resolve`` gives a msgid reference's (seq, time_ms) in ``q.target`` or None;
+    ``select(conds, newest, limit)`` returns up to ``limit`` served rows of the
+    target matching every condition (and ``until_msgid``), oldest first, taking
+    the newest ones when ``newest``.
+    """
+    bounds: dict[int, tuple[int, int]] = {}
+    for i, ref in enumerate((q.ref, q.ref2)):
+        if ref.kind == "msgid":
+            found = resolve(ref)
+            if found is None:
+                return []  # unknown msgid: nothing to return
+            bounds[i] = found
+
+    def cond(i: int, ref: Ref, op: str) -> Cond:
+        if ref.kind == "msgid":
+            return ("seq", op, bounds[i][0])
+        return ("time_ms", op, ref.time_ms)
+
+    limit = q.limit
+    if q.subcommand == "LATEST":
+        return select([] if q.ref.kind == "none" else [cond(0, q.ref, ">")], True, limit)
+    if q.subcommand == "BEFORE":
+        return select([cond(0, q.ref, "<")], True, limit)
+    if q.subcommand == "AFTER":
+        return select([cond(0, q.ref, ">")], False, limit)
+    if q.subcommand == "AROUND":
+        older = select([cond(0, q.ref, "<")], True, limit // 2)
+        newer = select([cond(0, q.ref, ">=")], False, limit - len(older))
+        return older + newer
+    # BETWEEN: direction from the order of the two references.
+    if q.ref.kind == "msgid" and q.ref2.kind == "msgid":
+        ascending = bounds[0][0] <= bounds[1][0]
+    else:
+        t1 = bounds[0][1] if q.ref.kind == "msgid" else q.ref.time_ms
+        t2 = bounds[1][1] if q.ref2.kind == "msgid" else q.ref2.time_ms
+        ascending = t1 <= t2
+    if ascending:
+        return select([cond(0, q.ref, ">"), cond(1, q.ref2, "<")], False, limit)
+    return select([cond(0, q.ref, "<"), cond(1, q.ref2, ">")], True, limit)

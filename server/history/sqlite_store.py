@@ -8,7 +8,7 @@ import threading
 from collections.abc import Sequence
 
 from .model import NewMessage, Query, Ref, StoredMessage
-from .query import SERVED_COMMANDS
+from .query import SERVED_COMMANDS, Cond, run_plan
 
 MIGRATIONS: list[str] = [
     # 1: messages with a per-channel sequence number as the total order.
@@ -180,55 +180,23 @@ class SQLiteStore:
     def query(self, q: Query) -> list[StoredMessage]:
         self.reads += 1
         conn = self._reader()
-        bounds: dict[int, tuple[int, int]] = {}
-        for i, ref in enumerate((q.ref, q.ref2)):
-            if ref.kind == "msgid":
-                found = self._resolve(q.target, ref)
-                if found is None:
-                    return []
-                bounds[i] = found
 
-        def cond(i: int, ref: Ref, op: str) -> tuple[str, int | str]:
-            if ref.kind == "msgid":
-                return f"seq {op} ?", bounds[i][0]
-            return f"time_ms {op} ?", ref.time_ms
-
-        def select(
-            where: list[tuple[str, int | str]], newest: bool, limit: int
-        ) -> list[StoredMessage]:
+        def select(conds: list[Cond], newest: bool, limit: int) -> list[StoredMessage]:
+            where = [f"{column} {op} ?" for column, op, _ in conds]
+            values: list[int | str] = [value for _, _, value in conds]
             if q.until_msgid:
-                where = [*where, ("msgid < ?", q.until_msgid)]
-            clauses = " AND ".join(["target = ?", _SERVED, *(c for c, _ in where)])
+                where.append("msgid < ?")
+                values.append(q.until_msgid)
+            clauses = " AND ".join(["target = ?", _SERVED, *where])
             order = "DESC" if newest else "ASC"
             rows = conn.execute(
                 f"SELECT {_COLUMNS} FROM messages WHERE {clauses} ORDER BY seq {order} LIMIT ?",
-                (q.target, *(v for _, v in where), limit),
+                (q.target, *values, limit),
             ).fetchall()
             out = [_row(r) for r in rows]
             return out[::-1] if newest else out
 
-        limit = q.limit
-        if q.subcommand == "LATEST":
-            where = [] if q.ref.kind == "none" else [cond(0, q.ref, ">")]
-            return select(where, True, limit)
-        if q.subcommand == "BEFORE":
-            return select([cond(0, q.ref, "<")], True, limit)
-        if q.subcommand == "AFTER":
-            return select([cond(0, q.ref, ">")], False, limit)
-        if q.subcommand == "AROUND":
-            older = select([cond(0, q.ref, "<")], True, limit // 2)
-            newer = select([cond(0, q.ref, ">=")], False, limit - len(older))
-            return older + newer
-        # BETWEEN: direction from the order of the two references.
-        if q.ref.kind == "msgid" and q.ref2.kind == "msgid":
-            ascending = bounds[0][0] <= bounds[1][0]
-        else:
-            t1 = bounds[0][1] if q.ref.kind == "msgid" else q.ref.time_ms
-            t2 = bounds[1][1] if q.ref2.kind == "msgid" else q.ref2.time_ms
-            ascending = t1 <= t2
-        if ascending:
-            return select([cond(0, q.ref, ">"), cond(1, q.ref2, "<")], False, limit)
-        return select([cond(0, q.ref, "<"), cond(1, q.ref2, ">")], True, limit)
+        return run_plan(q, lambda ref: self._resolve(q.target, ref), select)
 
     def targets(
         self, folded: Sequence[str], start_ms: int, end_ms: int, limit: int
