@@ -349,13 +349,11 @@ def test_request_stop_from_another_thread_shuts_down_gracefully() -> None:
     a.join("#c")
     b.join("#c")
     a.sync()
-    started = time.monotonic()
     stopper = threading.Thread(target=server.request_stop)
     stopper.start()
     stopper.join()
-    r.thread.join(TIMEOUT)
+    r.thread.join(TIMEOUT)  # a deadline, not a timing claim
     assert not r.thread.is_alive()
-    assert time.monotonic() - started < 3.0
     for c in (a, b):
         lines = c.read_until_eof()
         assert lines[-1] == "ERROR :Closing Link: 127.0.0.1 (Server shutting down)"
@@ -371,9 +369,10 @@ def test_request_stop_before_serving_returns_promptly() -> None:
     server = SelectServer(config())
     server.listen()
     server.request_stop()
-    started = time.monotonic()
-    server.serve_forever()
-    assert time.monotonic() - started < 1.0
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    serving.join(TIMEOUT)  # a stop requested before serving ends it at once, not never
+    assert not serving.is_alive()
     server.request_stop()  # harmless once closed
 
 
