@@ -10,30 +10,17 @@ from collections.abc import Sequence
 
 from server.config import ServerConfig
 from server.health import check
-from server.logsetup import configure_logging as setup_logging
+from server.logsetup import configure_logging
 from server.passwords import hash_password
 from server.settings import ConfigError, build_parser, config_from_args
 
 PROG = "chat-server"
-LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-_HANDLER_NAME = "chat-server-stderr"
-_LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-}
 
 log = logging.getLogger("server")
 
 
 def _error(message: str) -> None:
     print(f"{PROG}: error: {message}", file=sys.stderr)
-
-
-def configure_logging(level: str, fmt: str = "text") -> None:
-    """Log to stderr at ``level``, as text or JSON lines (server.logsetup)."""
-    setup_logging(level, fmt)
 
 
 def _read_password() -> str | None:
