@@ -1,22 +1,60 @@
-"""Hostmask globs (bans): '*' and '?' wildcards compared under the casemapping."""
+"""Hostmask globs (bans, WHO): '*' and '?' wildcards compared under the casemapping."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 
 
+@dataclass(frozen=True, slots=True)
+class _Glob:
+    """A glob split on '*': each piece has a fixed length, so no regex ever backtracks.
+
+    A single regex such as ``.*a.*a.*a.*b`` takes time exponential in the number of stars
+    on a target that nearly matches; a ban mask is user input, so the pieces are matched
+    one after another instead, each at its leftmost place (greedy is exact for globs).
+    """
+
+    head: re.Pattern[str]
+    head_len: int
+    middle: tuple[tuple[re.Pattern[str], int], ...]
+    tail: re.Pattern[str] | None  # None: no '*' at all, head must be the whole target
+    tail_len: int
+
+    def matches(self, text: str) -> bool:
+        if self.tail is None:
+            return self.head.fullmatch(text) is not None
+        end = len(text) - self.tail_len
+        if end < self.head_len or self.head.match(text) is None:
+            return False
+        if self.tail.match(text, end) is None:
+            return False
+        pos = self.head_len
+        for piece, length in self.middle:
+            found = piece.search(text, pos, end)
+            if found is None:
+                return False
+            pos = found.start() + length
+        return True
+
+
+def _piece(text: str) -> re.Pattern[str]:
+    return re.compile("".join("." if ch == "?" else re.escape(ch) for ch in text), re.DOTALL)
+
+
 @lru_cache(maxsize=4096)
-def _compile(folded_mask: str) -> re.Pattern[str]:
-    pattern = "".join(
-        ".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in folded_mask
-    )
-    return re.compile(pattern, re.DOTALL)
+def _compile(folded_mask: str) -> _Glob:
+    parts = folded_mask.split("*")
+    if len(parts) == 1:
+        return _Glob(_piece(parts[0]), len(parts[0]), (), None, 0)
+    middle = tuple((_piece(p), len(p)) for p in parts[1:-1] if p)
+    return _Glob(_piece(parts[0]), len(parts[0]), middle, _piece(parts[-1]), len(parts[-1]))
 
 
 def mask_matches(mask: str, target: str, fold: Callable[[str], str]) -> bool:
-    return _compile(fold(mask)).fullmatch(fold(target)) is not None
+    return _compile(fold(mask)).matches(fold(target))
 
 
 def normalize_mask(mask: str) -> str:
