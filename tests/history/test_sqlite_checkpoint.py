@@ -1,0 +1,33 @@
+"""The SQLite checkpoint thread runs below the event loop's priority."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from server.history.sqlite_store import CHECKPOINT_NICE, SQLiteStore
+
+
+def _nice_of(native_id: int) -> int:
+    fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[16])  # field 19 of stat; the first two are cut off with the name
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_checkpoint_thread_is_niced_and_the_caller_is_not(tmp_path: Path) -> None:
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    store = SQLiteStore(str(tmp_path / "h.db"))
+    try:
+        thread = store._checkpointer
+        assert thread.native_id is not None
+        for _ in range(500):  # the thread lowers itself as its first step
+            if _nice_of(thread.native_id) >= CHECKPOINT_NICE:
+                break
+            thread.join(0.01)
+        assert _nice_of(thread.native_id) == max(before, CHECKPOINT_NICE)
+        assert os.getpriority(os.PRIO_PROCESS, 0) == before  # the loop's thread kept its own
+    finally:
+        store.close()
