@@ -116,38 +116,31 @@ class SQLiteStore:
         if not messages:
             return []
         conn = self._writer
-        stored: list[StoredMessage] = []
+        last_seq = self._last_seq
+        rows: list[tuple[str, int, str, int, str, str, str, str, str]] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
             for m in messages:
-                last = self._last_seq.get(m.target)
+                last = last_seq.get(m.target)
                 if last is None:
                     row = conn.execute(
                         "SELECT MAX(seq) FROM messages WHERE target = ?", (m.target,)
                     ).fetchone()
                     last = int(row[0] or 0)
-                seq = last + 1
-                self._last_seq[m.target] = seq
-                stored.append(
-                    StoredMessage(
-                        m.target, seq, m.msgid, m.time_ms, m.source, m.command,
-                        m.channel, m.text, m.tags,
-                    )
+                last_seq[m.target] = seq = last + 1
+                rows.append(
+                    (m.target, seq, m.msgid, m.time_ms, m.source, m.command,
+                     m.channel, m.text, m.tags)
                 )
             conn.executemany(
-                f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (s.target, s.seq, s.msgid, s.time_ms, s.source, s.command,
-                     s.channel, s.text, s.tags)
-                    for s in stored
-                ],
+                f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
             )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             self._last_seq.clear()  # re-read from the database next time
             raise
-        return stored
+        return [StoredMessage(*r) for r in rows]
 
     def prune(self, max_rows: int, max_age_ms: int, now_ms: int, budget: int) -> int:
         conn = self._writer
