@@ -51,11 +51,19 @@ class Pending:
     label: str | None = None  # labeled-response label of the request, if any
 
 
-def may_read_history(channel: Channel, client: Client) -> bool:
-    """Members may; outsiders only when the channel is neither secret nor invite-only."""
+def may_read_history(core: ServerCore, channel: Channel, client: Client) -> bool:
+    """Members may; outsiders only where they could look in and join without more ado.
+
+    Not a secret or invite-only channel, not one with a key, and not banned from it:
+    whoever could not join must not read what was said there either.
+    """
     if client in channel.members:
         return True
-    return "s" not in channel.modes and "i" not in channel.modes
+    if "s" in channel.modes or "i" in channel.modes or channel.key is not None:
+        return False
+    from .handlers.channels import is_banned  # at call time: the handlers import this module
+
+    return not is_banned(core, channel, client)
 
 
 def message_to_store(
@@ -132,7 +140,7 @@ def handle_chathistory(core: ServerCore, client: Client, msg: Message) -> None:
         return
     target = params[1]
     channel = core.channels.get(core.fold(target))
-    if channel is None or not may_read_history(channel, client):
+    if channel is None or not may_read_history(core, channel, client):
         # Private history is not kept: a nick is not an identity.
         fail(
             client, "CHATHISTORY", "INVALID_TARGET", sub, target, "Messages could not be retrieved"

@@ -537,8 +537,14 @@ async def test_invalid_params(server: RunningServer) -> None:
 async def test_invalid_target(server: RunningServer) -> None:
     ds = await build(server)
     reader, alice = ds.reader, ds.alice
-    # Channels with history that reader is not in: +s, +i and a public one.
-    for name, mode in (("#secret", "+s"), ("#invite", "+i"), ("#public", "")):
+    # Channels with history that reader is not in: +s, +i, +k, +b on reader, and a public one.
+    for name, mode in (
+        ("#secret", "+s"),
+        ("#invite", "+i"),
+        ("#keyed", "+k sesame"),
+        ("#banned", "+b reader!*@*"),
+        ("#public", ""),
+    ):
         await alice.join(name)
         if mode:
             await alice.send(f"MODE {name} {mode}")
@@ -566,6 +572,8 @@ async def test_invalid_target(server: RunningServer) -> None:
     await invalid("#nosuch")
     await invalid("#secret")  # the same answer as for a channel that does not exist
     await invalid("#invite")
+    await invalid("#keyed")  # who could not join without the key cannot read either
+    await invalid("#banned")
     await invalid("#Secret", "CHATHISTORY BEFORE #Secret timestamp=2999-01-01T00:00:00.000Z 10")
     # Private history is not served: a nick is not an identity.
     await invalid("alice")
@@ -586,6 +594,12 @@ async def test_invalid_target(server: RunningServer) -> None:
     await reader.expect("PART")
     await reader.sync()
     await invalid("#secret")  # and no longer once they left
+    # Knowing the key is joining: then the keyed channel reads like any other.
+    await reader.send("JOIN #keyed sesame")
+    await reader.expect("JOIN")
+    await reader.sync()
+    (m,) = await history(reader, "CHATHISTORY LATEST #keyed * 10", "#keyed")
+    assert m.params == ["#keyed", "in #keyed"]
 
 
 async def test_isupport_and_cap(server: RunningServer) -> None:
