@@ -19,7 +19,9 @@ SUPPORTED: dict[str, str] = {
 }
 
 
-HISTORY_CAPS: dict[str, str] = {"draft/chathistory": ""}
+# draft/event-playback: TAGMSGs (reactions, replies with client tags) come back in
+# history too; joins, parts and quits are not stored, so there are none to replay.
+HISTORY_CAPS: dict[str, str] = {"draft/chathistory": "", "draft/event-playback": ""}
 
 
 def available(history: bool) -> dict[str, str]:

@@ -156,7 +156,14 @@ def handle_chathistory(core: ServerCore, client: Client, msg: Message) -> None:
     ):
         fail(client, "CHATHISTORY", "INVALID_PARAMS", sub, params[2], "Invalid reference")
         return
-    q = Query(sub, channel.folded, ref, limit, ref2)  # type: ignore[arg-type]
+    q = Query(
+        sub,  # type: ignore[arg-type]
+        channel.folded,
+        ref,
+        limit,
+        ref2,
+        with_tagmsg=wants_tagmsg(client),
+    )
     rid = core.new_history_request(client, "chathistory", channel.name)
     core.emit(HistoryRequest(rid, q))
 
@@ -168,7 +175,21 @@ def request_playback(core: ServerCore, client: Client, folded: str, name: str) -
     # Bound the replay at the join: later messages reach the joiner live.
     until = core.msgids.next(core.clock())
     rid = core.new_history_request(client, "playback", name)
-    core.emit(HistoryRequest(rid, Query("LATEST", folded, NO_REF, count, until_msgid=until)))
+    batched = "batch" in client.caps and "server-time" in client.caps  # else NOTICEs
+    query = Query(
+        "LATEST",
+        folded,
+        NO_REF,
+        count,
+        until_msgid=until,
+        with_tagmsg=batched and wants_tagmsg(client),
+    )
+    core.emit(HistoryRequest(rid, query))
+
+
+def wants_tagmsg(client: Client) -> bool:
+    """TAGMSGs are history for clients that asked for events and can read tags."""
+    return "draft/event-playback" in client.caps and "message-tags" in client.caps
 
 
 def deliver_history(

@@ -77,3 +77,5 @@ class Query:
     # Only messages whose msgid sorts before this one (join playback: nothing sent
     # after the join, which the joiner receives live anyway).
     until_msgid: str = ""
+    # The client negotiated message-tags: TAGMSG rows (reactions, typing...) are served too.
+    with_tagmsg: bool = False

@@ -32,7 +32,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from .model import NewMessage, Query, Ref, StoredMessage
-from .query import SERVED_COMMANDS, Cond, run_plan
+from .query import SERVED_COMMANDS, Cond, run_plan, served, served_sql
 
 T = TypeVar("T")
 
@@ -71,7 +71,7 @@ _MIGRATION_LOCK = 0x63686174  # "chat"
 
 _COLUMNS = "target, seq, msgid, time_ms, source, command, channel, text, tags"
 # Replies carry only these (see query.SERVED_COMMANDS); references may be any row.
-_SERVED = "command IN ({})".format(", ".join(f"'{c}'" for c in SERVED_COMMANDS))
+_SERVED = served_sql(SERVED_COMMANDS)
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -313,7 +313,7 @@ class PostgresStore:
             if q.until_msgid:
                 where.append("msgid < %s")
                 values.append(q.until_msgid)
-            clauses = " AND ".join(["target = %s", _SERVED, *where])
+            clauses = " AND ".join(["target = %s", served_sql(served(q)), *where])
             order = "DESC" if newest else "ASC"
             rows = conn.execute(
                 f"SELECT {_COLUMNS} FROM messages WHERE {clauses} "

@@ -6,10 +6,21 @@ from collections.abc import Callable, Sequence
 
 from .model import Query, Ref, StoredMessage
 
-# What a reply carries. Without draft/event-playback (not offered) the chathistory
-# spec allows only PRIVMSG and NOTICE in a reply batch: stored TAGMSGs still serve as
-# references, but are never returned and do not count against the limit.
+# What a reply carries. Without draft/event-playback the chathistory spec allows only
+# PRIVMSG and NOTICE in a reply batch: stored TAGMSGs still serve as references, but
+# are then not returned and do not count against the limit.
 SERVED_COMMANDS = ("PRIVMSG", "NOTICE")
+SERVED_WITH_TAGS = (*SERVED_COMMANDS, "TAGMSG")
+
+
+def served(q: Query) -> tuple[str, ...]:
+    """The commands a reply to ``q`` may carry; references may be any stored row."""
+    return SERVED_WITH_TAGS if q.with_tagmsg else SERVED_COMMANDS
+
+
+def served_sql(commands: tuple[str, ...]) -> str:
+    """SQL condition for ``commands`` (constants of this module, never client input)."""
+    return "command IN ({})".format(", ".join(f"'{c}'" for c in commands))
 
 
 def _before(row: StoredMessage, ref: Ref, ref_seq: int) -> bool:
@@ -43,7 +54,8 @@ def evaluate(
     every = rows
     if q.until_msgid:
         rows = [r for r in rows if r.msgid < q.until_msgid]
-    rows = [r for r in rows if r.command in SERVED_COMMANDS]
+    commands = served(q)
+    rows = [r for r in rows if r.command in commands]
 
     def covers(ref: Ref) -> bool:
         """Whether every message after ``ref`` is in the window."""

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Sequence
 
 from .model import NewMessage, Query, Ref, StoredMessage
-from .query import SERVED_COMMANDS, Cond, run_plan
+from .query import SERVED_COMMANDS, Cond, run_plan, served, served_sql
 
 MIGRATIONS: list[str] = [
     # 1: messages with a per-channel sequence number as the total order.
@@ -37,7 +37,7 @@ CHECKPOINT_NICE = 10  # low enough to yield to the loop at once, high enough to 
 
 _COLUMNS = "target, seq, msgid, time_ms, source, command, channel, text, tags"
 # Replies carry only these (see query.SERVED_COMMANDS); references may be any row.
-_SERVED = "command IN ({})".format(", ".join(f"'{c}'" for c in SERVED_COMMANDS))
+_SERVED = served_sql(SERVED_COMMANDS)
 
 
 def lower_thread_priority(nice: int) -> None:
@@ -197,7 +197,7 @@ class SQLiteStore:
             if q.until_msgid:
                 where.append("msgid < ?")
                 values.append(q.until_msgid)
-            clauses = " AND ".join(["target = ?", _SERVED, *where])
+            clauses = " AND ".join(["target = ?", served_sql(served(q)), *where])
             order = "DESC" if newest else "ASC"
             rows = conn.execute(
                 f"SELECT {_COLUMNS} FROM messages WHERE {clauses} ORDER BY seq {order} LIMIT ?",

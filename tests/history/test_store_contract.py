@@ -254,6 +254,16 @@ def test_replies_carry_only_privmsg_and_notice(store: Store) -> None:
     assert store.query(Query("AROUND", "#a", Ref("msgid", t1.msgid), 10)) == [p1, n1, p2]
     # The window (the cache's source) holds every row.
     assert store.window("#a", 10) == rows
+    # draft/event-playback readers get the TAGMSGs too; store and cache agree.
+    for q in (
+        Query("LATEST", "#a", NO_REF, 10, with_tagmsg=True),
+        Query("LATEST", "#a", NO_REF, 2, with_tagmsg=True),
+        Query("AFTER", "#a", Ref("msgid", p1.msgid), 2, with_tagmsg=True),
+        Query("BEFORE", "#a", Ref("msgid", p2.msgid), 10, with_tagmsg=True),
+    ):
+        assert store.query(q) == evaluate(rows, q, complete=True), q
+    assert store.query(Query("LATEST", "#a", NO_REF, 10, with_tagmsg=True)) == rows
+    assert store.query(Query("LATEST", "#a", NO_REF, 2, with_tagmsg=True)) == [t2, p2]
 
 
 def test_timestamp_references(store: Store) -> None:

@@ -6,8 +6,9 @@ model of the draft/chathistory semantics: references are exclusive, LATEST/BEFOR
 take the newest matches, AFTER the oldest, BETWEEN counts from its first reference
 in either direction, and a reply batch is in ascending order.
 
-Without draft/event-playback (not offered) a reply batch carries PRIVMSG and NOTICE
-only: a stored TAGMSG is never served, though its msgid is a valid reference.
+Without draft/event-playback a reply batch carries PRIVMSG and NOTICE only: a stored
+TAGMSG is then not served, though its msgid is a valid reference. With it (and
+message-tags) the TAGMSG comes back too, as members received it.
 """
 
 from __future__ import annotations
@@ -290,6 +291,34 @@ async def test_data_set_is_stored_as_received(server: RunningServer) -> None:
     assert reply.client_tags == (("+draft/reply", stored[0].msgid),)
     assert ds.by_text("b1").source == "robert!~bob@127.0.0.1"
     assert ds.by_text("two").source == mask("bob")
+
+
+async def test_event_playback_serves_tagmsg_as_members_received_it(
+    server: RunningServer,
+) -> None:
+    ds = await build(server)
+    stored = ds.stored
+    tagmsg = next(r for r in stored if r.command == "TAGMSG")
+    events = await server.client("events", [*CAPS, "draft/event-playback"])
+    at = stored.index(tagmsg)
+
+    def same(replies: list[Message], expected: list[Rec]) -> None:
+        assert [Rec.of(m) for m in replies] == expected
+        assert all(m.tags.get("batch") for m in replies)
+
+    # Served and counted like any message; ordered among the others by seq.
+    same(await history(events, "CHATHISTORY LATEST #h * 100"), stored[-LIMIT:])
+    window = f"CHATHISTORY AROUND #h msgid={tagmsg.msgid} 5"
+    same(await history(events, window), stored[at - 2 : at + 3])
+    # Without message-tags (a TAGMSG is nothing but tags) it is still left out.
+    bare_caps = ["batch", "server-time", "draft/chathistory", "draft/event-playback"]
+    bare = await server.client("bare", bare_caps)
+    replies = await history(bare, f"CHATHISTORY AFTER #h msgid={stored[at - 2].msgid} 3")
+    want = [stored[at - 1], *stored[at + 1 : at + 3]]
+    assert [(m.command, m.params[1]) for m in replies] == [(r.command, r.text) for r in want]
+    # And a reader without event-playback gets the same page without it.
+    replies = await history(ds.reader, window)
+    assert "TAGMSG" not in [m.command for m in replies]
 
 
 async def test_every_subcommand_answers_exactly(server: RunningServer) -> None:
@@ -608,6 +637,7 @@ async def test_isupport_and_cap(server: RunningServer) -> None:
     await c.send("CAP LS 302")
     ls = await c.expect("CAP", lambda m: m.params[1] == "LS")
     assert "draft/chathistory" in ls.params[-1].split()
+    assert "draft/event-playback" in ls.params[-1].split()
     await c.send("CAP END")
     burst = await c.register("nick")
     tokens = [p for m in burst if m.command == "005" for p in m.params[1:-1]]
@@ -624,6 +654,7 @@ async def test_history_off(server: RunningServer) -> None:
     await c.send("CAP LS 302")
     ls = await c.expect("CAP", lambda m: m.params[1] == "LS")
     assert "draft/chathistory" not in ls.params[-1]
+    assert "draft/event-playback" not in ls.params[-1]
     await c.send("CAP REQ :draft/chathistory")
     nak = await c.expect("CAP")
     assert nak.params[1] == "NAK"
