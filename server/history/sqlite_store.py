@@ -65,6 +65,7 @@ class SQLiteStore:
         self.reads = 0
         self._local = threading.local()
         self._last_seq: dict[str, int] = {}
+        self._data_version: int | None = None  # PRAGMA data_version after our last look
         self._writer = self._connect()
         self._migrate(self._writer)
         # Checkpoints fsync; the writer runs on the event loop, so they run here instead.
@@ -120,6 +121,13 @@ class SQLiteStore:
         rows: list[tuple[str, int, str, int, str, str, str, str, str]] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # Another process (a second server on the same file) committed since we
+            # last looked: the cached last numbers may be stale. Our own commits do
+            # not change data_version, so one server alone never pays for a re-read.
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._data_version:
+                last_seq.clear()
+                self._data_version = version
             for m in messages:
                 last = last_seq.get(m.target)
                 if last is None:
