@@ -62,6 +62,14 @@ def serialize_tags(tags: dict[str, str]) -> str:
     return ";".join(parts)
 
 
+def trailing(last: str) -> str:
+    """The last param as sent: ':' in front only when it is empty, starts with ':' or
+    holds a space (a middle param can be none of those)."""
+    if not last or last[0] == ":" or " " in last:
+        return ":" + last
+    return last
+
+
 @dataclass(slots=True)
 class Message:
     """One IRC message. ``params`` holds middles and the trailing param alike."""
@@ -86,11 +94,7 @@ class Message:
         if params:
             for middle in params[:-1]:
                 parts.append(middle)
-            last = params[-1]
-            if not last or last[0] == ":" or " " in last:
-                parts.append(":" + last)
-            else:
-                parts.append(last)
+            parts.append(trailing(params[-1]))
         return " ".join(parts)
 
     def to_bytes(self) -> bytes:
@@ -100,6 +104,19 @@ class Message:
 def parse(line: str) -> Message:
     """Parse one line (without its line ending). Raises ParseError when it is empty."""
     line = line.rstrip("\r\n")
+    # Most lines are "CMD a b :text" with single spaces and neither tags nor a source:
+    # those split directly. Everything else takes the general path.
+    head, colon, text = line.partition(" :")
+    if head and head[0] not in " @:" and head[-1] != " " and "  " not in head:
+        command, *params = head.split(" ")
+        if colon:
+            params.append(text)
+        return Message(command.upper(), params)
+    return parse_general(line)
+
+
+def parse_general(line: str) -> Message:
+    """``parse`` for any line: tags, source, runs of spaces."""
     tags: dict[str, str] = {}
     source: str | None = None
     pos = 0

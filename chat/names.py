@@ -15,7 +15,7 @@ def is_valid_nick(nick: str, maxlen: int = 30) -> bool:
         return False
     if nick[0] not in _NICK_FIRST:
         return False
-    return all(ch in _NICK_REST for ch in nick[1:])
+    return _NICK_REST.issuperset(nick[1:])
 
 
 def is_channel_name(name: str, chantypes: str = CHANTYPES) -> bool:
@@ -26,7 +26,7 @@ def is_channel_name(name: str, chantypes: str = CHANTYPES) -> bool:
 def is_valid_channel(name: str, maxlen: int = 50, chantypes: str = CHANTYPES) -> bool:
     if len(name) < 2 or len(name) > maxlen or name[0] not in chantypes:
         return False
-    return not any(ch in _CHANNEL_FORBIDDEN for ch in name)
+    return _CHANNEL_FORBIDDEN.isdisjoint(name)
 
 
 def is_valid_username(user: str, maxlen: int = 10) -> bool:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
 
 
+@functools.lru_cache(maxsize=4096)  # an HMAC and an address parse per connect otherwise
 def cloak_host(ip: str, key: bytes, suffix: str = "ip") -> str:
     """Stable per key, unguessable without it; v4 and v6 look different for ban masks."""
     digest = hmac.new(key, ip.encode(), hashlib.sha256).hexdigest()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 
 
+@functools.lru_cache(maxsize=4096)  # clients reconnect from the same few addresses
 def host_key(ip: str) -> str:
     """IPv4 addresses count alone; IPv6 addresses count per /64 (one customer's block)."""
     try:

@@ -17,7 +17,15 @@ from typing import Any, Literal
 from chat import numerics as N
 from chat.casemap import folder
 from chat.framing import LineTooLong
-from chat.message import MAX_LINE_BODY, MAX_TAGS, Message, ParseError, escape_tag_value, parse
+from chat.message import (
+    MAX_LINE_BODY,
+    MAX_TAGS,
+    Message,
+    ParseError,
+    escape_tag_value,
+    parse,
+    trailing,
+)
 from chat.msgid import MsgIdGenerator
 from chat.servertime import format_time, parse_time
 from server.config import ServerConfig
@@ -36,7 +44,7 @@ from .history import (
     request_playback,
 )
 from .relay import Relay, add_tag, fit_line, relay_wire
-from .state import Channel, Client
+from .state import Channel, Client, LocalCounts
 from .stats import CoreStats
 
 log = logging.getLogger("chat.server.core")
@@ -117,6 +125,10 @@ class ServerCore:
         self._label_deferred = False  # that request's answer comes later
         self._batch_seq = 0
         self.max_clients_seen = 0
+        self.counts = LocalCounts()
+        # handlers.registration.WelcomeBurst: the registration burst's fixed lines,
+        # serialised once per configuration (rebuilt when REHASH replaces self.config).
+        self.welcome: Any = None
         self.command_counts: dict[str, int] = {}  # STATS m: commands seen by name
         self.stats = CoreStats()
         self._time_ms = -1
@@ -163,6 +175,7 @@ class ServerCore:
             return client
         self.limits.opened(key)
         client.counted = True
+        self.counts.unknown += 1
         self.stats.connections_opened += 1
         log.info("connection %d from %s", conn_id, ip, extra={"event": "open", "conn": conn_id})
         if self.config.cloak_hosts:
@@ -281,7 +294,7 @@ class ServerCore:
             if client.closing is None:
                 error = Message("ERROR", [f"Closing Link: {client.host} ({reason})"])
                 self.write(client, error.to_bytes())
-                client.closing = reason
+                self._set_closing(client, reason)
                 client.channels.clear()
                 if not client.out:
                     self._dirty.append(client)
@@ -313,14 +326,33 @@ class ServerCore:
             self._dirty.append(client)
         client.out.append(data)
 
+    def write_lines(self, client: Client, lines: list[bytes]) -> None:
+        """``write`` for each line, with the checks done once (bursts of numerics)."""
+        captured = client is self._capture_client
+        if captured or client.closing is not None or client.remote is not None:
+            for data in lines:
+                self.write(client, data)
+            return
+        if not client.out:
+            self._dirty.append(client)
+        client.out += [data if len(data) <= MAX_LINE_BODY else fit_line(data) for data in lines]
+
     def send(self, client: Client, msg: Message) -> None:
         self.write(client, msg.to_bytes())
 
     def reply(self, client: Client, code: str, *params: str) -> None:
         """A numeric; middle params echoed from the client are made safe for the wire."""
-        middles = [_safe_middle(p) for p in params[:-1]]
-        msg = Message(code, [client.nick, *middles, *params[-1:]], self.config.name)
-        self.write(client, msg.to_bytes())
+        self.write(client, self.numeric(client.nick, code, *params))
+
+    def numeric(self, nick: str, code: str, *params: str) -> bytes:
+        """The line ``reply`` sends: ``Message(code, [nick, *middles, last], server)``.
+
+        Joined here rather than through Message: every reply is a numeric, and a
+        registration alone sends fourteen.
+        """
+        *middles, last = params
+        words = [":" + self.config.name, code, nick, *map(_safe_middle, middles), trailing(last)]
+        return " ".join(words).encode("utf-8", "surrogateescape") + b"\r\n"
 
     def fail(self, client: Client, command: str, code: str, *context: str) -> None:
         """IRCv3 standard reply: FAIL <command> <code> [<context>...] :<description>."""
@@ -653,6 +685,44 @@ class ServerCore:
         client.caps = caps
         client.tag_form = caps_mod.tag_form(caps)
 
+    def set_registered(self, client: Client) -> None:
+        """The client completed registration: it moves from unknown to users."""
+        client.registered = True
+        counts = self.counts
+        counts.unknown -= 1
+        counts.users += 1
+        counts.registered += 1
+        counts.invisible += "i" in client.modes
+        counts.opers += "o" in client.modes
+
+    def set_user_mode(self, client: Client, mode: str, on: bool) -> None:
+        """Add or remove a user mode; +i and +o are counted for LUSERS."""
+        if (mode in client.modes) == on:
+            return
+        if on:
+            client.modes.add(mode)
+        else:
+            client.modes.discard(mode)
+        if client.registered and client.closing is None and client.remote is None:
+            step = 1 if on else -1
+            if mode == "i":
+                self.counts.invisible += step
+            elif mode == "o":
+                self.counts.opers += step
+
+    def _set_closing(self, client: Client, reason: str) -> None:
+        """An accepted local connection starts closing: it leaves the LUSERS figures."""
+        client.closing = reason
+        if client.remote is not None:
+            return
+        counts = self.counts
+        if client.registered:
+            counts.users -= 1
+            counts.invisible -= "i" in client.modes
+            counts.opers -= "o" in client.modes
+        else:
+            counts.unknown -= 1
+
     def disconnect(self, client: Client, reason: str) -> None:
         """Server-initiated close: QUIT to peers, ERROR to the client, then close."""
         self.quit(client, reason, send_error=True)
@@ -660,9 +730,11 @@ class ServerCore:
     def quit(self, client: Client, reason: str, *, send_error: bool) -> None:
         if client.closing is not None:
             return
-        if client.registered:
+        # Nobody shares a channel with most quitting clients: then there is nothing to relay.
+        peers = self.peers(client, include_self=False) if client.registered else []
+        if peers or (client.registered and self.cluster):
             relay = self.new_relay(client.mask, "QUIT", [reason])
-            self.fan_out(self.peers(client, include_self=False), relay)
+            self.fan_out(peers, relay)
             if self.cluster:
                 self.publish("quit", client.channels, self.uid(client), r=relay_wire(client, relay))
         if self.cluster:
@@ -675,7 +747,7 @@ class ServerCore:
             self.write(
                 client, Message("ERROR", [f"Closing Link: {client.host} ({reason})"]).to_bytes()
             )
-        client.closing = reason
+        self._set_closing(client, reason)
         if not client.out:
             self._dirty.append(client)
 
@@ -687,7 +759,8 @@ class ServerCore:
                 client.closing or "closed",
                 extra={"event": "close", "conn": client.conn_id},
             )
-        self.clients.pop(client.conn_id, None)
+        if self.clients.pop(client.conn_id, None) is client and client.registered:
+            self.counts.registered -= 1
         self._flooded.pop(client, None)
         if client.counted:
             client.counted = False
@@ -700,4 +773,5 @@ class ServerCore:
             self.channels.pop(channel.folded, None)
 
     def user_count(self) -> int:
-        return sum(1 for c in self.clients.values() if c.registered)
+        """Registered local connections, closing ones included (the peak LUSERS shows)."""
+        return self.counts.registered

@@ -96,6 +96,23 @@ class Client:
 
 
 @dataclass(slots=True)
+class LocalCounts:
+    """LUSERS figures for this node's connections, kept as clients change.
+
+    Scanning every client at each registration made a connect storm quadratic.
+    ServerCore moves these at each transition: connect (unknown), set_registered
+    (unknown -> user), set_user_mode (+i, +o), closing (leaves unknown or users),
+    and forgetting the connection (registered).
+    """
+
+    unknown: int = 0  # connected, not registered, not closing
+    users: int = 0  # registered, not closing
+    invisible: int = 0  # of those users: +i
+    opers: int = 0  # of those users: +o
+    registered: int = 0  # registered and still in core.clients, closing or not (the peak)
+
+
+@dataclass(slots=True)
 class Ban:
     mask: str
     setter: str

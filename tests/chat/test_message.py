@@ -12,9 +12,11 @@ from chat.message import (
     escape_tag_value,
     hostmask,
     parse,
+    parse_general,
     parse_tags,
     serialize_tags,
     split_hostmask,
+    trailing,
     unescape_tag_value,
 )
 
@@ -379,3 +381,25 @@ def test_hostmask_round_trip(nick: str, user: str, host: str) -> None:
 )
 def test_split_hostmask(mask: str, parts: tuple[str, str, str]) -> None:
     assert split_hostmask(mask) == parts
+
+
+@pytest.mark.parametrize(
+    ("last", "sent"),
+    [("word", "word"), ("", ":"), (":x", "::x"), ("two words", ":two words"), ("a:b", "a:b")],
+)
+def test_trailing_gets_a_colon_only_when_it_needs_one(last: str, sent: str) -> None:
+    assert trailing(last) == sent
+    assert Message("X", ["m", last]).to_line() == "X m " + sent
+
+
+@given(st.text(alphabet=st.sampled_from(" :@aB#\t;="), max_size=24))
+def test_the_fast_path_parses_like_the_general_one(line: str) -> None:
+    try:
+        expected: Message | None = parse_general(line)
+    except ParseError:
+        expected = None
+    try:
+        got: Message | None = parse(line)
+    except ParseError:
+        got = None
+    assert got == expected

@@ -25,7 +25,7 @@ from chat.names import is_valid_channel, is_valid_nick
 from server.config import ServerConfig
 from server.core.core import ServerCore
 from server.core.history import HistoryRequest, StoreMessage
-from server.core.state import Client
+from server.core.state import Client, LocalCounts
 from server.history.model import StoredMessage
 
 SERVER_NAME = "fuzz.server"
@@ -67,6 +67,19 @@ def fuzz_config(**overrides: Any) -> ServerConfig:
         ping_timeout=20.0,
     )
     return replace(base, **overrides)
+
+
+def recount(core: ServerCore) -> LocalCounts:
+    """``core.counts`` computed from scratch: what LUSERS showed before it kept counts."""
+    clients = list(core.clients.values())
+    users = [c for c in clients if c.registered and c.closing is None]
+    return LocalCounts(
+        unknown=sum(1 for c in clients if not c.registered and c.closing is None),
+        users=len(users),
+        invisible=sum(1 for c in users if "i" in c.modes),
+        opers=sum(1 for c in users if "o" in c.modes),
+        registered=sum(1 for c in clients if c.registered),
+    )
 
 
 class FakeClock:
@@ -467,6 +480,9 @@ class CoreHarness:
         counted = Counter(c.host_key for c in core.clients.values() if c.counted)
         if dict(counted) != core.limits.per_host:
             _fail(f"per-host counts {core.limits.per_host} != live {dict(counted)}")
+        # The LUSERS figures the core keeps as it goes agree with a count of the clients.
+        if core.counts != recount(core):
+            _fail(f"LUSERS counts {core.counts} != live {recount(core)}")
         for client in core._flooded:
             if live.get(client.conn_id) is not client:
                 _fail(f"flood queue kept for a dead client {client!r}")

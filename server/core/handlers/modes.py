@@ -53,15 +53,15 @@ def user_mode(core: ServerCore, client: Client, target: str, args: list[str]) ->
             adding = ch == "+"
         elif ch == "i":
             if adding and "i" not in client.modes:
-                client.modes.add("i")
+                core.set_user_mode(client, "i", True)
                 added.append("i")
             elif not adding and "i" in client.modes:
-                client.modes.discard("i")
+                core.set_user_mode(client, "i", False)
                 removed.append("i")
         elif ch == "o":
             # +o only comes from OPER; -o drops operator status.
             if not adding and "o" in client.modes:
-                client.modes.discard("o")
+                core.set_user_mode(client, "o", False)
                 client.oper_name = None
                 removed.append("o")
         else:

@@ -38,7 +38,7 @@ def handle_oper(core: ServerCore, client: Client, msg: Message) -> None:
         return
     client.oper_name = name
     if "o" not in client.modes:
-        client.modes.add("o")
+        core.set_user_mode(client, "o", True)
         core.send(client, Message("MODE", [client.nick, "+o"], client.mask))
     core.reply(client, N.RPL_YOUREOPER, "You are now an IRC operator")
     log.info("%s (%s) is now operator %r", client.nick, client.ip, name)

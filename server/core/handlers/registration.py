@@ -152,6 +152,9 @@ def apply_nick(core: ServerCore, client: Client, nick: str, folded: str) -> None
         try_register(core, client)
 
 
+_NOT_IN_USERNAME = str.maketrans("", "", " @!*?,")  # dropped from the USER parameter
+
+
 def handle_user(core: ServerCore, client: Client, msg: Message) -> None:
     if client.registered or client.user:
         core.reply(client, N.ERR_ALREADYREGISTERED, "You may not reregister")
@@ -161,7 +164,7 @@ def handle_user(core: ServerCore, client: Client, msg: Message) -> None:
         core.reply(client, N.ERR_NEEDMOREPARAMS, "USER", "Not enough parameters")
         return
     # Usernames from USER are unverified: mark them with '~' as ident-less servers do.
-    username = "".join(ch for ch in username if ch not in " @!*?,")[: core.config.userlen]
+    username = username.translate(_NOT_IN_USERNAME)[: core.config.userlen]
     client.user = "~" + (username or "user")
     client.realname = realname or client.user
     try_register(core, client)
@@ -174,20 +177,82 @@ def try_register(core: ServerCore, client: Client) -> None:
         core.reply(client, N.ERR_PASSWDMISMATCH, "Password incorrect")
         core.disconnect(client, "Bad password")
         return
-    client.registered = True
+    core.set_registered(client)
     if core.cluster:
         core.publish("up", (), core.uid(client), rec=user_record(client))
     core.stats.registrations += 1
     client.last_speak = core.clock()
-    cfg = core.config
     core.max_clients_seen = max(core.max_clients_seen, core.user_count())
-    core.reply(client, N.RPL_WELCOME, f"Welcome to the {cfg.network} IRC Network {client.mask}")
-    core.reply(client, N.RPL_YOURHOST, f"Your host is {cfg.name}, running version {VERSION}")
-    core.reply(client, N.RPL_CREATED, f"This server was created {format_time(core.created)}")
-    core.reply(client, N.RPL_MYINFO, cfg.name, VERSION, "io", "bklimnostv", "bklov")
-    send_isupport(core, client)
-    send_lusers(core, client)
-    send_motd(core, client)
+    burst = welcome_burst(core)
+    nick = client.nick
+    welcome = f"Welcome to the {core.config.network} IRC Network {client.mask}"
+    lines = [
+        core.numeric(nick, N.RPL_WELCOME, welcome),
+        *_with_nick(burst.intro, nick),  # 002-004 and ISUPPORT
+        *lusers_lines(core, nick),
+        *_with_nick(burst.motd, nick),
+    ]
+    core.write_lines(client, lines)
+
+
+class WelcomeBurst:
+    """The fixed numerics of the registration burst, serialised once per configuration.
+
+    Every numeric reads ``:<server> <code> <nick> ...``; from one client to the next
+    only the nick, the mask in 001 and the LUSERS figures change. So each fixed
+    numeric is kept as its bytes before and after the nick, made by ``core.numeric``
+    like any reply. ``welcome_burst`` makes a new one when REHASH replaces ``core.config``.
+    """
+
+    __slots__ = ("config", "intro", "isupport", "motd")
+
+    def __init__(self, core: ServerCore) -> None:
+        cfg = core.config
+        self.config = cfg
+
+        def fixed(code: str, *params: str) -> tuple[bytes, bytes]:
+            return _around_nick(core, code, *params)
+
+        self.isupport = [
+            fixed(N.RPL_ISUPPORT, *tokens, "are supported by this server")
+            for tokens in isupport_lines(core)
+        ]
+        self.intro = [
+            fixed(N.RPL_YOURHOST, f"Your host is {cfg.name}, running version {VERSION}"),
+            fixed(N.RPL_CREATED, f"This server was created {format_time(core.created)}"),
+            fixed(N.RPL_MYINFO, cfg.name, VERSION, "io", "bklimnostv", "bklov"),
+            *self.isupport,
+        ]
+        if cfg.motd_lines:
+            self.motd = [
+                fixed(N.RPL_MOTDSTART, f"- {cfg.name} Message of the day - "),
+                *(fixed(N.RPL_MOTD, f"- {line}") for line in cfg.motd_lines),
+                fixed(N.RPL_ENDOFMOTD, "End of /MOTD command."),
+            ]
+        else:
+            self.motd = [fixed(N.ERR_NOMOTD, "MOTD File is missing")]
+
+
+def _around_nick(core: ServerCore, code: str, *params: str) -> tuple[bytes, bytes]:
+    """The bytes ``core.reply`` sends for this numeric, split either side of the nick."""
+    line = core.numeric("*", code, *params)
+    head = f":{core.config.name} {code} ".encode("utf-8", "surrogateescape")
+    assert line.startswith(head + b"* ")
+    return head, line[len(head) + 1 :]
+
+
+def welcome_burst(core: ServerCore) -> WelcomeBurst:
+    """The burst for the current configuration (a REHASH replaces the config object)."""
+    burst: WelcomeBurst | None = core.welcome
+    if burst is None or burst.config is not core.config:
+        burst = core.welcome = WelcomeBurst(core)
+    return burst
+
+
+def _with_nick(templates: list[tuple[bytes, bytes]], nick: str) -> list[bytes]:
+    """Fixed numerics for one client (write_lines cuts any line past 512 bytes)."""
+    name = nick.encode("utf-8", "surrogateescape")
+    return [head + name + tail for head, tail in templates]
 
 
 def user_record(client: Client) -> dict[str, object]:
@@ -230,51 +295,49 @@ def isupport_tokens(core: ServerCore) -> list[str]:
     ]
 
 
-def send_isupport(core: ServerCore, client: Client) -> None:
+def isupport_lines(core: ServerCore) -> list[list[str]]:
+    """The ISUPPORT tokens, twelve to a 005 line."""
     tokens = isupport_tokens(core)
-    for start in range(0, len(tokens), 12):
-        core.reply(
-            client, N.RPL_ISUPPORT, *tokens[start : start + 12], "are supported by this server"
-        )
+    return [tokens[start : start + 12] for start in range(0, len(tokens), 12)]
+
+
+def send_isupport(core: ServerCore, client: Client) -> None:
+    core.write_lines(client, _with_nick(welcome_burst(core).isupport, client.nick))
 
 
 def send_lusers(core: ServerCore, client: Client) -> None:
-    local = [c for c in core.clients.values() if c.registered and c.closing is None]
-    users = local + list(core.remote.values())  # cluster: everyone on every node
-    invisible = sum(1 for c in users if "i" in c.modes)
-    opers = sum(1 for c in users if "o" in c.modes)
-    unknown = sum(1 for c in core.clients.values() if not c.registered and c.closing is None)
-    total = len(users)
-    mine = len(local)
-    servers = 1 + len({c.remote.rsplit(":", 1)[0] for c in core.remote.values() if c.remote})
-    core.reply(
-        client,
-        N.RPL_LUSERCLIENT,
-        f"There are {total - invisible} users and {invisible} invisible on {servers} servers",
+    core.write_lines(client, lusers_lines(core, client.nick))
+
+
+def lusers_lines(core: ServerCore, nick: str) -> list[bytes]:
+    counts = core.counts  # local connections; remote users (cluster) are counted here
+    remote = core.remote.values()
+    invisible = counts.invisible + sum(1 for c in remote if "i" in c.modes)
+    opers = counts.opers + sum(1 for c in remote if "o" in c.modes)
+    unknown = counts.unknown
+    mine = counts.users
+    total = mine + len(remote)
+    servers = 1 + len({c.remote.rsplit(":", 1)[0] for c in remote if c.remote})
+    peak = max(core.max_clients_seen, mine)
+    gpeak = max(core.max_clients_seen, total)
+    # Numbers and fixed text only: written as they go on the wire, which is what
+    # core.reply would make of them (tests/server/test_welcome_burst.py checks that).
+    lines = (
+        f"{N.RPL_LUSERCLIENT} {nick} :There are {total - invisible} users"
+        f" and {invisible} invisible on {servers} servers",
+        f"{N.RPL_LUSEROP} {nick} {opers} :operator(s) online",
+        f"{N.RPL_LUSERUNKNOWN} {nick} {unknown} :unknown connection(s)",
+        f"{N.RPL_LUSERCHANNELS} {nick} {len(core.channels)} :channels formed",
+        f"{N.RPL_LUSERME} {nick} :I have {mine} clients and {servers - 1} servers",
+        f"{N.RPL_LOCALUSERS} {nick} {mine} {peak} :Current local users {mine}, max {peak}",
+        f"{N.RPL_GLOBALUSERS} {nick} {total} {gpeak} :Current global users {total}, max {gpeak}",
     )
-    core.reply(client, N.RPL_LUSEROP, str(opers), "operator(s) online")
-    core.reply(client, N.RPL_LUSERUNKNOWN, str(unknown), "unknown connection(s)")
-    core.reply(client, N.RPL_LUSERCHANNELS, str(len(core.channels)), "channels formed")
-    core.reply(client, N.RPL_LUSERME, f"I have {mine} clients and {servers - 1} servers")
-    peak = str(max(core.max_clients_seen, mine))
-    core.reply(
-        client, N.RPL_LOCALUSERS, str(mine), peak, f"Current local users {mine}, max {peak}"
-    )
-    gpeak = str(max(core.max_clients_seen, total))
-    core.reply(
-        client, N.RPL_GLOBALUSERS, str(total), gpeak, f"Current global users {total}, max {gpeak}"
-    )
+    prefix = f":{core.config.name} "
+    return [(prefix + line).encode("utf-8", "surrogateescape") + b"\r\n" for line in lines]
 
 
 def send_motd(core: ServerCore, client: Client) -> None:
-    lines = core.config.motd_lines
-    if not lines:
-        core.reply(client, N.ERR_NOMOTD, "MOTD File is missing")
-        return
-    core.reply(client, N.RPL_MOTDSTART, f"- {core.config.name} Message of the day - ")
-    for line in lines:
-        core.reply(client, N.RPL_MOTD, f"- {line}")
-    core.reply(client, N.RPL_ENDOFMOTD, "End of /MOTD command.")
+    core.write_lines(client, _with_nick(welcome_burst(core).motd, client.nick))
 
 
 def handle_motd(core: ServerCore, client: Client, msg: Message) -> None:
