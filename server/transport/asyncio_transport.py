@@ -34,13 +34,14 @@ CLOSE_GRACE_SECONDS = 10.0  # how long a closing socket may take to drain before
 
 
 class IRCProtocol(asyncio.Protocol):
-    __slots__ = ("conn_id", "secure", "server", "transport")
+    __slots__ = ("conn_id", "grace", "secure", "server", "transport")
 
     def __init__(self, server: AsyncioServer, secure: bool = False) -> None:
         self.server = server
         self.secure = secure  # made by the TLS listener: connection_made() after the handshake
         self.transport: asyncio.Transport | None = None
         self.conn_id = 0
+        self.grace: asyncio.TimerHandle | None = None  # aborts a close that does not drain
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses but quack the same.
@@ -68,6 +69,9 @@ class IRCProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         server = self.server
         server.conns.pop(self.conn_id, None)
+        if self.grace is not None:
+            self.grace.cancel()  # closed in time: no timer left behind per connection
+            self.grace = None
         reason = "Connection closed" if exc is None else f"Read error: {_describe(exc)}"
         server.core.connection_lost(self.conn_id, reason)
         server.schedule_flush()
@@ -255,7 +259,7 @@ class AsyncioServer:
             return
         transport.close()
         # A peer that stops reading must not hold the socket open forever.
-        self.loop.call_later(CLOSE_GRACE_SECONDS, transport.abort)
+        conn.grace = self.loop.call_later(CLOSE_GRACE_SECONDS, transport.abort)
 
     async def stop(self, reason: str = "Server shutting down") -> None:
         """Send ERROR to everyone, close every socket, stop listening."""
