@@ -199,7 +199,8 @@ class RedisHistoryCache:
         self._ttl_ms = max(1, int(ttl * 1000))
         self._client: aioredis.Redis | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
-        self._slots = asyncio.Semaphore(POOL_SIZE)  # made anew with each loop's client
+        self._retiring: set[asyncio.Task[None]] = set()  # old clients, closed shortly
+        self._slots = asyncio.Semaphore(POOL_SIZE)  # made anew for each event loop
         self._generation: str | None = None
         # Channels read in this generation. Only a read creates a window (its fill), so
         # rows of any other channel need no cache write: no window, no fill in flight.
@@ -362,6 +363,11 @@ class RedisHistoryCache:
     def _redis(self) -> aioredis.Redis:
         loop = asyncio.get_running_loop()
         if self._client is None or self._client_loop is not loop:
+            if self._client_loop is not loop:
+                # Calls beyond the pool wait their turn here: a burst is not a Redis
+                # failure. Kept when a retired client is replaced on the same loop:
+                # calls still finishing on the old client hold slots too.
+                self._slots = asyncio.Semaphore(POOL_SIZE)
             self._client = aioredis.Redis.from_url(
                 self.url,
                 socket_timeout=self.timeout,
@@ -375,8 +381,6 @@ class RedisHistoryCache:
                 max_connections=POOL_SIZE,
             )
             self._client_loop = loop
-            # Calls beyond the pool wait their turn here: a burst is not a Redis failure.
-            self._slots = asyncio.Semaphore(POOL_SIZE)
         return self._client
 
     async def _on_connect(self, conn: AbstractConnection) -> None:
@@ -397,7 +401,31 @@ class RedisHistoryCache:
             return
         if self._run_id is not None and run_id != self._run_id:
             self.invalidate("Redis restarted")
+            self._retire_client()
         self._run_id = run_id
+
+    def _retire_client(self) -> None:
+        """After a Redis restart: new calls get a new client and pool, the old one closes.
+
+        The old pool's idle connections lead to the dead server. The pool only notices
+        when it hands one out, so without this each kept a socket in CLOSE_WAIT for as
+        long as the pool did not reach it (up to POOL_SIZE descriptors, indefinitely).
+        """
+        old, self._client = self._client, None
+        if old is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._close_retired(old))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def _close_retired(self, client: aioredis.Redis) -> None:
+        try:
+            # Calls already on the old client (this connection's own, too) end within
+            # the call timeout; then nothing uses it any more.
+            await asyncio.sleep(self.timeout)
+        finally:
+            with contextlib.suppress(RedisError, OSError):
+                await client.aclose()
 
     async def _call(
         self, script: _Script, keys: list[str], args: Sequence[str | bytes | int],
@@ -449,6 +477,9 @@ class RedisHistoryCache:
             )
 
     async def close(self) -> None:
+        for task in list(self._retiring):
+            task.cancel()  # closes its client now
+        await asyncio.gather(*self._retiring, return_exceptions=True)
         client, self._client = self._client, None
         if client is None:
             return
