@@ -9,6 +9,7 @@ import ssl
 import time
 from typing import Any, cast
 
+from server import memory
 from server.config import ServerConfig
 from server.core import ServerCore
 from server.core.handlers.operator import Rehash
@@ -178,6 +179,7 @@ class AsyncioServer:
             prune_history(self.history, self.config)
         self._tick_due = now + TICK_SECONDS
         self._ticker = self.loop.call_at(self._tick_due, self._tick)
+        memory.tick(len(self.core.clients))  # give memory back after a load peak
 
     def schedule_flush(self) -> None:
         if not self.flush_scheduled:

@@ -80,6 +80,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from server import memory
 from server.config import ServerConfig
 from server.core import ServerCore
 from server.core.handlers.operator import Rehash
@@ -549,6 +550,7 @@ class SelectServer:
         if self.history is not None and time.monotonic() >= self._next_prune:
             self._next_prune = time.monotonic() + PRUNE_INTERVAL
             prune_history(self.history, self.config)
+        memory.tick(len(self.core.clients))  # give memory back after a load peak
 
     def _wake(self) -> None:
         # OSError: the buffer is full (a wake-up is pending anyway) or already closed.
