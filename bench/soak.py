@@ -53,8 +53,10 @@ The probe: by default the server runs as ``python -c '<boot>' <args>``, where
 the boot starts a daemon thread listening on a Unix socket in the temp dir and
 then runs the ``server`` module exactly as ``python -m server`` does. Asked, the
 thread answers with the number of pending asyncio tasks (by coroutine), threads
-and a ``gc`` census of live objects by type (after ``gc.collect()``), and can
-call glibc's ``malloc_trim(0)``; both run only after the primary RSS reading.
+and a ``gc`` census of live objects by type (after ``gc.collect()``), can call
+glibc's ``malloc_trim(0)`` (both only after the primary RSS reading), and tells
+where the heap is: pymalloc's arenas (``sys._debugmallocstats``, at rest only),
+glibc's ``mallinfo2()`` and SQLite's own allocation count (also every 5 s).
 That is how "no task leaked" is checked. ``--no-probe`` runs plain ``python -m
 server`` (tasks and objects unchecked).
 
@@ -106,7 +108,7 @@ LIMIT = 100  # CHATHISTORY page size (the server's default chathistory_limit)
 TAG_CAPS = b"echo-message message-tags server-time batch"
 READER_CAPS = b"batch draft/chathistory server-time message-tags"
 JOIN_FAIL = frozenset({b"403", b"405", b"471", b"473", b"474", b"475", b"477"})
-REDIS_POOL_MAX = 100  # redis-py's default ConnectionPool max_connections (the server sets none)
+REDIS_POOL_MAX = 64  # server.history.cache.POOL_SIZE: the cache's max_connections
 KEY_SPAN = 1_000_000  # message key = client id * KEY_SPAN + seq
 PROBE_ENV = "CHAT_SOAK_PROBE"
 PROBE_BOOT = (
@@ -140,6 +142,8 @@ def _probe_loop(path: str) -> None:
                 command = conn.recv(64).strip()
                 if command == b"trim":
                     reply: dict[str, Any] = {"trimmed": _malloc_trim()}
+                elif command in (b"mem", b"heap"):
+                    reply = _mem_stats(pymalloc=command == b"mem")
                 else:
                     reply = _census(collect=command == b"gc")
                 conn.sendall(json.dumps(reply).encode())
@@ -160,6 +164,79 @@ def _malloc_trim() -> int | None:
         return int(ctypes.CDLL(name).malloc_trim(0))
     except (OSError, AttributeError):
         return None
+
+
+def _mem_stats(pymalloc: bool = True) -> dict[str, Any]:
+    """Where the heap is, in bytes: pymalloc's arenas, glibc malloc (every arena), SQLite.
+
+    pymalloc (objects up to 512 bytes) takes 1 MiB arenas with mmap and returns one
+    only when it is empty; everything bigger (buffers, dict/list storage, SQLite's page
+    caches) is glibc malloc, which ``malloc_trim(0)`` can shrink. Diagnostic only.
+    """
+    import ctypes
+
+    out: dict[str, Any] = {}
+    if pymalloc:  # not for "heap" (sampled during the churn): it borrows fd 2
+        out["pymalloc"] = _pymalloc_stats()
+    fields = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+              "uordblks", "fordblks", "keepcost")
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(f, ctypes.c_size_t) for f in fields]
+
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        fn = ctypes.CDLL(None).mallinfo2  # glibc 2.33+, summed over every arena
+        fn.restype = MallInfo2
+        info = fn()
+        out["glibc"] = {f: int(getattr(info, f)) for f in fields}
+    with contextlib.suppress(OSError, AttributeError):
+        lib = ctypes.CDLL("libsqlite3.so.0")
+        lib.sqlite3_memory_used.restype = ctypes.c_int64
+        lib.sqlite3_memory_highwater.restype = ctypes.c_int64
+        out["sqlite"] = {
+            "used": int(lib.sqlite3_memory_used()),
+            "highwater": int(lib.sqlite3_memory_highwater(0)),
+        }
+    return out
+
+
+def _pymalloc_stats() -> dict[str, int]:
+    """pymalloc's arena counts and bytes, parsed from ``sys._debugmallocstats()``."""
+    import tempfile
+
+    # It prints to the C stderr: catch fd 2 for the call (at rest, so at worst a log
+    # line of that millisecond lands in the temp file).
+    with tempfile.TemporaryFile() as tmp:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(tmp.fileno(), 2)
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        tmp.seek(0)
+        text = tmp.read().decode(errors="replace")
+    wanted = {
+        "# arenas allocated current": "arenas",
+        "# arenas highwater mark": "arenas_highwater",
+        "# bytes in allocated blocks": "used",
+        "# bytes in available blocks": "free_blocks",
+        "# bytes lost to pool headers": "pool_headers",
+        "# bytes lost to quantization": "quantization",
+        "# bytes lost to arena alignment": "arena_alignment",
+    }
+    stats: dict[str, int] = {}
+    for line in text.splitlines():
+        key, sep, value = line.rpartition("=")
+        key = " ".join(key.split())
+        name = "unused_pools" if key.endswith("unused pools * 16384 bytes") else wanted.get(key)
+        if sep and name:
+            with contextlib.suppress(ValueError):
+                stats[name] = int(value.strip().replace(",", ""))
+    if "arenas" in stats:
+        stats["arena_bytes"] = stats["arenas"] << 20  # 1 MiB arenas on 64-bit 3.10+
+    return stats
 
 
 def _census(collect: bool) -> dict[str, Any]:
@@ -737,6 +814,7 @@ class Sample:
     fd_kinds: dict[str, int]
     accepted: int
     redis_up: bool
+    heap: dict[str, Any] = field(default_factory=dict)  # the probe's "heap" answer
 
 
 class Soak:
@@ -884,6 +962,7 @@ class Soak:
             fd_kinds=fd_classes(self.pid, self.port, self.redis.port, self.metrics_port),
             accepted=len(self.accepted),
             redis_up=self.redis.proc is not None,
+            heap=await asyncio.to_thread(ask_probe, self.probe_path, "heap", 5.0),
         )
         self.samples.append(s)
         return s
@@ -933,10 +1012,13 @@ class Soak:
         proc = proc_status(self.pid)
         fds = fd_classes(self.pid, self.port, self.redis.port, self.metrics_port)
         metrics = await self.metrics()
+        mem = await asyncio.to_thread(ask_probe, self.probe_path, "mem")
         census = await asyncio.to_thread(ask_probe, self.probe_path, "gc")
         after_gc = proc_status(self.pid)
+        mem_after_gc = await asyncio.to_thread(ask_probe, self.probe_path, "mem")
         await asyncio.to_thread(ask_probe, self.probe_path, "trim")
         after_trim = proc_status(self.pid)
+        mem_after_trim = await asyncio.to_thread(ask_probe, self.probe_path, "mem")
         result = {
             "label": label,
             "t": round(self.now(), 1),
@@ -944,6 +1026,9 @@ class Soak:
             "fd_kinds": fds,
             "rss_after_gc_kb": after_gc.get("VmRSS"),
             "rss_after_trim_kb": after_trim.get("VmRSS") if self.probe_path else None,
+            "proc_after_gc": after_gc,
+            "proc_after_trim": after_trim,
+            "mem": {"at rest": mem, "after gc": mem_after_gc, "after trim": mem_after_trim},
             "connections": metrics.get("chat_connections"),
             "census": census,
         }
@@ -1570,7 +1655,7 @@ def checks(soak: Soak, r: dict[str, Any]) -> list[tuple[str, bool, str]]:
     f_redis = sum(v for k, v in f_kinds.items() if k.startswith("redis "))
     out.append(
         (
-            f"Redis pool within redis-py's max_connections ({REDIS_POOL_MAX})",
+            f"Redis pool within the cache's POOL_SIZE ({REDIS_POOL_MAX})",
             f_redis <= REDIS_POOL_MAX,
             f"{b_redis} -> {f_redis}",
         )
