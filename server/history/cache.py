@@ -110,7 +110,9 @@ return 1
 )
 
 # Append after commit: KEYS sentinel, then (window, version) per channel; ARGV window
-# size, ttl ms, then per channel: n, then n pairs (seq, json) ascending by seq.
+# size, ttl ms, then per channel: n, whole, then n pairs (seq, json) ascending by seq.
+# whole=1: the n rows are the channel's newest `size` (older ones of the batch were left
+# out), so they replace the window unless it already holds something newer.
 # Returns 0 when the sentinel is gone (nothing done), else 1.
 APPEND = _Script(
     f"""
@@ -122,9 +124,18 @@ local a = 3
 for k = 2, #KEYS, 2 do
   local wkey, vkey = KEYS[k], KEYS[k + 1]
   local n = tonumber(ARGV[a])
-  a = a + 1
+  local whole = ARGV[a + 1] == '1'
+  a = a + 2
   local tail = redis.call('LINDEX', wkey, -1)
-  if tail then
+  if tail and whole then
+    local last = -1
+    if tail ~= '{COMPLETE}' then last = tonumber(cjson.decode(tail)[2]) end
+    if tonumber(ARGV[a + 2 * (n - 1)]) > last then
+      redis.call('DEL', wkey)
+      for i = 0, n - 1 do redis.call('RPUSH', wkey, ARGV[a + 2 * i + 1]) end
+      redis.call('PEXPIRE', wkey, ttl)
+    end
+  elseif tail then
     local last = -1
     if tail ~= '{COMPLETE}' then last = tonumber(cjson.decode(tail)[2]) end
     local gap = false
@@ -314,10 +325,16 @@ class RedisHistoryCache:
             by_target.setdefault(row.target, []).append(row)
         keys = [self._alive(gen)]
         args: list[str | int] = [self.window_size, self._ttl_ms]
+        size = self.window_size
         for target, group in by_target.items():
             group.sort(key=lambda r: r.seq)
+            # Under load one call can carry thousands of a channel's rows, of which the
+            # window keeps the newest `size`: encode and send only those.
+            whole = len(group) >= size
+            if whole:
+                group = group[-size:]
             keys += [self.window_key(gen, target), self.version_key(gen, target)]
-            args.append(len(group))
+            args += [len(group), 1 if whole else 0]
             for row in group:
                 args += [row.seq, row.to_json()]
         reply = await self._call(APPEND, keys, args, write=True)

@@ -185,6 +185,30 @@ async def test_rows_a_fill_already_read_are_not_appended_twice(
         await svc.close()
 
 
+async def test_a_batch_longer_than_the_window_sends_only_its_newest_rows(
+    redis_server: RedisServer, store: SQLiteStore
+) -> None:
+    rows = append(store, "#a", 3)
+    cache = make_cache(redis_server, window=5)
+    svc = HistoryService(store, cache)
+    try:
+        await svc.query(latest("#a"))
+        big = append(store, "#a", 12)  # a busy channel while the previous call was out
+        await cache.append(big)
+        assert cached_window(redis_server, cache, "#a") == (big[-5:], False)
+        # A whole batch never replaces a window holding something newer.
+        await cache.append(big[:7])
+        await cache.append(big)
+        assert cached_window(redis_server, cache, "#a") == (big[-5:], False)
+        # And the window goes on growing from its newest row as before.
+        more = append(store, "#a", 1)
+        await cache.append(more)
+        assert cached_window(redis_server, cache, "#a") == (big[-4:] + more, False)
+        assert await svc.query(latest("#a", 5)) == (rows + big + more)[-5:]
+    finally:
+        await svc.close()
+
+
 async def test_a_gap_drops_the_window_instead_of_serving_it(
     redis_server: RedisServer, store: SQLiteStore
 ) -> None:
