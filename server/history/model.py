@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 Subcommand = Literal["LATEST", "BEFORE", "AFTER", "AROUND", "BETWEEN"]
 
 
-@dataclass(frozen=True, slots=True)
-class StoredMessage:
-    """One channel message. ``seq`` is assigned by the store: a per-channel total order."""
+class StoredMessage(NamedTuple):
+    """One channel message. ``seq`` is assigned by the store: a per-channel total order.
+
+    A tuple, so the SQLite store hands the very objects it returns to ``executemany``.
+    """
 
     target: str  # folded channel name
     seq: int
@@ -24,11 +26,7 @@ class StoredMessage:
     tags: str = ""  # client-only tags, serialised as in a message ("+a=b;+c")
 
     def to_json(self) -> str:
-        return json.dumps(
-            [self.target, self.seq, self.msgid, self.time_ms, self.source, self.command,
-             self.channel, self.text, self.tags],
-            separators=(",", ":"),
-        )
+        return json.dumps(self, separators=(",", ":"))  # a JSON array, in field order
 
     @staticmethod
     def from_json(data: str | bytes) -> StoredMessage:

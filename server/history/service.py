@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, TypeVar
@@ -42,9 +43,12 @@ class HistoryService:
         # One reader thread: SQLite reads are short, and order is easier to reason about.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-read")
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending: list[StoredMessage] = []  # committed, not yet sent to the cache
-        # Committed rows per channel whose cache update has not completed, oldest first.
-        self._unconfirmed: dict[str, list[StoredMessage]] = {}
+        # Committed rows not yet sent to the cache, one list per tick. Kept per tick,
+        # not per row or channel: under load they are thousands of rows a second, and
+        # a read (rare by comparison) can pick out its channel's.
+        self._pending: list[list[StoredMessage]] = []
+        # Ticks whose cache update has not completed, oldest first (pending ones too).
+        self._unconfirmed: deque[list[StoredMessage]] = deque()
         self._writer: asyncio.Task[None] | None = None
 
     def _bind(self) -> None:
@@ -80,7 +84,7 @@ class HistoryService:
         # Rows committed before this request whose cache update has not been
         # confirmed yet: a hit may predate them, so they are added here (a client
         # that saw a message must find it in history, even a microsecond later).
-        unconfirmed = list(self._unconfirmed.get(target, ()))
+        unconfirmed = [r for tick in self._unconfirmed for r in tick if r.target == target]
         got = await cache.read(target)
         if got is None:
             return None
@@ -110,7 +114,7 @@ class HistoryService:
         """
         if self.cache is None or not stored:
             return
-        self._on_loop(self._enqueue, list(stored))
+        self._on_loop(self._enqueue, stored)
 
     def pruned(self, deleted: int) -> None:
         """Called after retention deleted rows from the store: cached windows may
@@ -142,9 +146,8 @@ class HistoryService:
         rows = [r for r in rows if r.target in read]  # no window, no fill: nothing to do
         if not rows:
             return
-        self._pending.extend(rows)
-        for row in rows:
-            self._unconfirmed.setdefault(row.target, []).append(row)
+        self._pending.append(rows)
+        self._unconfirmed.append(rows)
         if self._writer is None:
             loop = asyncio.get_running_loop()
             self._writer = loop.create_task(self._drain(), name="history-cache-writer")
@@ -155,14 +158,15 @@ class HistoryService:
         done = True
         try:
             while self._pending:
-                batch, self._pending = self._pending, []
+                ticks, self._pending = self._pending, []
                 done = False
                 try:
-                    await cache.append(batch)
+                    await cache.append([row for tick in ticks for row in tick])
                 except Exception:
                     log.exception("history cache update failed")
                     cache.invalidate("a cache update failed")
-                self._confirm(batch)
+                for _ in ticks:  # sent in order: theirs are the oldest unconfirmed
+                    self._unconfirmed.popleft()
                 done = True
         finally:
             if self._pending or not done:  # cancelled: rows the cache may never see
@@ -170,18 +174,6 @@ class HistoryService:
                 self._unconfirmed.clear()
                 cache.invalidate("cache updates were abandoned")
             self._writer = None
-
-    def _confirm(self, batch: list[StoredMessage]) -> None:
-        """The batch's update is over (applied, or the generation was dropped)."""
-        counts: dict[str, int] = {}
-        for row in batch:
-            counts[row.target] = counts.get(row.target, 0) + 1
-        for target, n in counts.items():
-            rows = self._unconfirmed.get(target)
-            if rows is not None:
-                del rows[:n]  # batches complete in order: theirs are the oldest rows
-                if not rows:
-                    del self._unconfirmed[target]
 
     async def flush(self) -> None:
         """Wait until every row passed to ``committed`` reached the cache (or was

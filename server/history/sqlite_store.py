@@ -118,7 +118,7 @@ class SQLiteStore:
             return []
         conn = self._writer
         last_seq = self._last_seq
-        rows: list[tuple[str, int, str, int, str, str, str, str, str]] = []
+        rows: list[StoredMessage] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
             # Another process (a second server on the same file) committed since we
@@ -137,8 +137,10 @@ class SQLiteStore:
                     last = int(row[0] or 0)
                 last_seq[m.target] = seq = last + 1
                 rows.append(
-                    (m.target, seq, m.msgid, m.time_ms, m.source, m.command,
-                     m.channel, m.text, m.tags)
+                    StoredMessage(
+                        m.target, seq, m.msgid, m.time_ms, m.source, m.command,
+                        m.channel, m.text, m.tags,
+                    )
                 )
             conn.executemany(
                 f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
@@ -148,7 +150,7 @@ class SQLiteStore:
             conn.execute("ROLLBACK")
             self._last_seq.clear()  # re-read from the database next time
             raise
-        return [StoredMessage(*r) for r in rows]
+        return rows
 
     def prune(self, max_rows: int, max_age_ms: int, now_ms: int, budget: int) -> int:
         conn = self._writer
