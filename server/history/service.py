@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +51,10 @@ class HistoryService:
         # Ticks whose cache update has not completed, oldest first (pending ones too).
         self._unconfirmed: deque[list[StoredMessage]] = deque()
         self._writer: asyncio.Task[None] | None = None
+        # Ticks committed on another thread (the select backend), waiting for one
+        # wake-up of the service's loop: one per burst of ticks, not one per tick.
+        self._handoff: list[list[StoredMessage]] = []
+        self._handoff_lock = threading.Lock()
 
     def _bind(self) -> None:
         loop = asyncio.get_running_loop()
@@ -114,7 +119,20 @@ class HistoryService:
         """
         if self.cache is None or not stored:
             return
-        self._on_loop(self._enqueue, stored)
+        if self._loop is None or self._loop.is_closed() or _running_loop() is self._loop:
+            self._on_loop(self._enqueue, stored)
+            return
+        with self._handoff_lock:
+            self._handoff.append(stored)
+            if len(self._handoff) > 1:
+                return  # a wake-up is already on its way and will take these too
+        self._on_loop(self._take_handoff)
+
+    def _take_handoff(self) -> None:
+        with self._handoff_lock:
+            ticks, self._handoff = self._handoff, []
+        for rows in ticks:
+            self._enqueue(rows)
 
     def pruned(self, deleted: int) -> None:
         """Called after retention deleted rows from the store: cached windows may
@@ -127,10 +145,7 @@ class HistoryService:
             self.cache.invalidate("retention removed messages")
 
     def _on_loop(self, fn: Callable[..., None], *args: object) -> None:
-        try:
-            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
+        running = _running_loop()
         loop = self._loop
         if running is not None and (loop is None or loop is running or loop.is_closed()):
             self._loop = running
@@ -193,6 +208,13 @@ class HistoryService:
                         await asyncio.wait({writer})
             await self.cache.close()
         self._executor.shutdown(wait=True)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _with_unconfirmed(

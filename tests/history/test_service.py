@@ -591,9 +591,16 @@ def test_service_on_its_own_loop_thread_with_commits_from_another_thread(
     try:
         append(store, "#a", 2)
         assert run(svc.query(latest("#a"))) == store.query(latest("#a"))
+        busy, release = threading.Event(), threading.Event()
+        loop.call_soon_threadsafe(lambda: (busy.set(), release.wait(10)))
+        assert busy.wait(10)  # the loop is held: nothing handed over can run yet
         for _ in range(5):
             svc.committed(append(store, "#a", 1))  # from this (non-loop) thread
+        # Five ticks, one wake-up of the loop: they wait together for it.
+        assert len(svc._handoff) == 5
+        release.set()
         run(svc.flush())
+        assert svc._handoff == []
         assert_window_fresh(redis_server, cache, "#a", store)
         reads = store.reads
         assert run(svc.query(latest("#a", 5))) == store.window("#a", 5)
