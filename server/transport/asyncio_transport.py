@@ -260,7 +260,10 @@ class AsyncioServer:
             transport.abort()
             return
         transport.close()
-        # A peer that stops reading must not hold the socket open forever.
+        if not conn.secure and not transport.get_write_buffer_size():
+            return  # nothing left to drain: the socket closes at once
+        # A peer that stops reading (or a TLS shutdown that never completes) must not
+        # hold the socket open forever.
         conn.grace = self.loop.call_later(CLOSE_GRACE_SECONDS, transport.abort)
 
     async def stop(self, reason: str = "Server shutting down") -> None:
