@@ -49,6 +49,8 @@ from .stats import CoreStats
 
 log = logging.getLogger("chat.server.core")
 
+HELD_LINES = 64  # lines a client may send while its OPER password is being checked
+
 # Settings a running server cannot change: REHASH keeps the old value and says so.
 RESTART_ONLY = (
     "host",
@@ -123,6 +125,9 @@ class ServerCore:
         self._capture: list[bytes] | None = None
         self._label: str | None = None  # label of the request being dispatched
         self._label_deferred = False  # that request's answer comes later
+        # OPER checks out with the transport: id -> (conn_id, oper name, label).
+        self._oper_checks: dict[int, tuple[int, str, str | None]] = {}
+        self._oper_seq = 0
         self._batch_seq = 0
         self.max_clients_seen = 0
         self.counts = LocalCounts()
@@ -208,7 +213,7 @@ class ServerCore:
                     break
                 self._flooded[client] = None
                 continue
-            self.handle_line(client, line)
+            self._take_line(client, line)
         if too_long and client.closing is None:
             self.reply(client, N.ERR_INPUTTOOLONG, "Input line was too long")
             self.disconnect(client, "Input line was too long")
@@ -284,7 +289,7 @@ class ServerCore:
                 gate.queue.clear()
             for line in lines:
                 if client.closing is None:
-                    self.handle_line(client, line)
+                    self._take_line(client, line)
             if not gate.queue:
                 del self._flooded[client]
 
@@ -469,6 +474,53 @@ class ServerCore:
             self._label_deferred = True
         self._pending_history[self._history_seq] = Pending(client.conn_id, kind, channel, label)
         return self._history_seq
+
+    def new_oper_check(self, client: Client, name: str) -> int:
+        """Hold the client's input until ``oper_checked`` answers; returns the check id."""
+        self._oper_seq += 1
+        if self._label is not None:
+            self._label_deferred = True
+        self._oper_checks[self._oper_seq] = (client.conn_id, name, self._label)
+        client.held = []
+        return self._oper_seq
+
+    def oper_checked(self, check_id: int, ok: bool) -> None:
+        """The transport's answer to a CheckOper: reply, then handle what was held."""
+        from .handlers.operator import oper_failed, oper_succeeded
+
+        found = self._oper_checks.pop(check_id, None)
+        if found is None:
+            return
+        conn_id, name, label = found
+        client = self.clients.get(conn_id)
+        if client is None or client.closing is not None:
+            return
+        held, client.held = client.held or [], None
+        captured: list[bytes] = []
+        if label is not None:
+            self._capture_client, self._capture = client, captured
+        try:
+            (oper_succeeded if ok else oper_failed)(self, client, name)
+        finally:
+            if label is not None:
+                self._capture_client, self._capture = None, None
+        if label is not None:
+            self._write_labeled(client, captured, label)
+        for line in held:  # another OPER among them holds the rest again, in order
+            self._take_line(client, line)
+
+    def _take_line(self, client: Client, line: bytes) -> None:
+        """Handle a line, or keep it while the client's OPER is being checked."""
+        held = client.held
+        if client.closing is not None:
+            return  # a line before it closed the connection (QUIT, Excess Flood)
+        if held is None:
+            self.handle_line(client, line)
+        elif len(held) >= HELD_LINES:
+            self.stats.flood_disconnects += 1
+            self.disconnect(client, "Excess Flood")
+        else:
+            held.append(line)
 
     def history_ready(
         self,

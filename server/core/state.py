@@ -28,6 +28,7 @@ class Client:
         "counted",
         "flood",
         "folded",
+        "held",
         "host",
         "host_key",
         "invites",
@@ -83,6 +84,9 @@ class Client:
         self.counted = False  # holds a slot in the per-host connection count
         self.flood: FloodGate | None = None
         self.oper_failures: list[float] = []
+        # Lines received while an OPER password is checked off the loop: handled, in
+        # order, once the answer is in (None: nothing is being checked).
+        self.held: list[bytes] | None = None
         # Cluster: the uid ("node:conn") of a user connected to another node. Such a
         # client has no connection here: nothing is ever written to it.
         self.remote: str | None = None

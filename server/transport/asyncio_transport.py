@@ -7,12 +7,13 @@ import itertools
 import logging
 import ssl
 import time
+from collections.abc import Coroutine
 from typing import Any, cast
 
 from server import memory
 from server.config import ServerConfig
 from server.core import ServerCore
-from server.core.handlers.operator import Rehash
+from server.core.handlers.operator import CheckOper, Rehash
 from server.core.history import HistoryRequest, StoreMessage
 from server.history.service import HistoryService
 from server.history.setup import build_history, prune_history
@@ -21,6 +22,7 @@ from server.tls import TLSConfigError, server_context
 from server.transport.ops import (
     Reloader,
     TransportStats,
+    check_oper,
     commit_messages,
     reload,
     snapshot,
@@ -221,6 +223,8 @@ class AsyncioServer:
             if isinstance(effect, Rehash):
                 error = reload(self.core, self.reloader)
                 self.core.rehash_done(effect.conn_id, "configuration", error)
+            elif isinstance(effect, CheckOper):
+                self._spawn(self._check_oper(effect))
         history = self.history
         to_store = [e.message for e in effects if isinstance(e, StoreMessage)]
         if to_store and history is not None:
@@ -231,9 +235,17 @@ class AsyncioServer:
             return
         for effect in effects:
             if isinstance(effect, HistoryRequest):
-                task = self.loop.create_task(self._answer(effect))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._spawn(self._answer(effect))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _check_oper(self, effect: CheckOper) -> None:
+        ok = await self.loop.run_in_executor(None, check_oper, effect)
+        self.core.oper_checked(effect.check_id, ok)
+        self.schedule_flush()
 
     async def _answer(self, request: HistoryRequest) -> None:
         history = self.history

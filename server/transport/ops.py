@@ -10,8 +10,10 @@ from typing import Any
 
 from server.config import ServerConfig
 from server.core import ServerCore
+from server.core.handlers.operator import CheckOper
 from server.history.model import NewMessage
 from server.history.service import HistoryService
+from server.passwords import verify_password
 
 log = logging.getLogger("chat.server.ops")
 
@@ -27,6 +29,15 @@ class TransportStats:
     history_commit_failures: int = 0
     loop_lag: float = 0.0
     heartbeat: float = field(default_factory=time.monotonic)
+
+
+def check_oper(effect: CheckOper) -> bool:
+    """The scrypt check of an OPER password; runs on a worker thread, never the loop."""
+    try:
+        return verify_password(effect.password, effect.stored)
+    except Exception:
+        log.exception("OPER password check failed")
+        return False
 
 
 def commit_messages(

@@ -83,7 +83,7 @@ from typing import Any
 from server import memory
 from server.config import ServerConfig
 from server.core import ServerCore
-from server.core.handlers.operator import Rehash
+from server.core.handlers.operator import CheckOper, Rehash
 from server.core.history import HistoryRequest, StoreMessage
 from server.history.model import StoredMessage
 from server.history.service import HistoryService
@@ -93,6 +93,7 @@ from server.tls import TLSConfigError, server_context
 from server.transport.ops import (
     Reloader,
     TransportStats,
+    check_oper,
     commit_messages,
     reload,
     snapshot,
@@ -350,6 +351,7 @@ class SelectServer:
             if self.history is not None
             else None
         )
+        self._oper_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._next_prune = 0.0
         self.conns: dict[int, Connection] = {}
         self.ids = itertools.count(1)
@@ -466,6 +468,8 @@ class SelectServer:
         self._wake_w.close()
         if self._history_worker is not None:
             self._history_worker.close()
+        if self._oper_pool is not None:
+            self._oper_pool.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ the loop
 
@@ -956,6 +960,8 @@ class SelectServer:
             if isinstance(effect, Rehash):
                 error = reload(self.core, self.reloader)
                 self.core.rehash_done(effect.conn_id, self.reload_source, error)
+            elif isinstance(effect, CheckOper):
+                self._check_oper(effect)
         history = self.history
         worker = self._history_worker
         if history is None or worker is None:
@@ -966,6 +972,21 @@ class SelectServer:
         for effect in effects:
             if isinstance(effect, HistoryRequest):
                 worker.submit(effect, self.core.history_ready)
+
+    def _check_oper(self, effect: CheckOper) -> None:
+        """scrypt on a thread of its own; the answer comes back through the wake-up pipe."""
+        if self._oper_pool is None:
+            self._oper_pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="oper-check"
+            )
+        future = self._oper_pool.submit(check_oper, effect)
+        check_id, core = effect.check_id, self.core
+
+        def done(f: concurrent.futures.Future[bool]) -> None:
+            ok = f.result() if not f.cancelled() else False
+            self.call_soon_threadsafe(lambda: core.oper_checked(check_id, ok))
+
+        future.add_done_callback(done)
 
     # ------------------------------------------------------------------ closing
 

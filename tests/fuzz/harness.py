@@ -24,9 +24,11 @@ from chat.msgid import MsgIdGenerator
 from chat.names import is_valid_channel, is_valid_nick
 from server.config import ServerConfig
 from server.core.core import ServerCore
+from server.core.handlers.operator import CheckOper
 from server.core.history import HistoryRequest, StoreMessage
 from server.core.state import Client, LocalCounts
 from server.history.model import StoredMessage
+from server.passwords import verify_password
 
 SERVER_NAME = "fuzz.server"
 START = 1_700_000_000.0  # a fixed epoch so that runs reproduce
@@ -193,6 +195,7 @@ class CoreHarness:
         self.next_id = 1
         self.store: list[StoredMessage] = []
         self.requests: list[HistoryRequest] = []
+        self.oper_checks: list[CheckOper] = []  # answered after each step, in order
         self.check_every_step = check_every_step
         # Like a real transport: connection_lost soon after the core closes a connection.
         # Off, closed connections linger until lose_closed() (a slow close, or a peer that
@@ -310,6 +313,8 @@ class CoreHarness:
             _fail(f"flood queues left: {core._flooded}")
         if core._pending_history:
             _fail(f"history requests left: {core._pending_history}")
+        if core._oper_checks or any(c.held is not None for c in core.clients.values()):
+            _fail(f"OPER checks left: {core._oper_checks}")
         self.check_errors()
 
     # ------------------------------------------------------------------ after each step
@@ -317,27 +322,38 @@ class CoreHarness:
     def _after_step(self) -> dict[int, list[bytes]]:
         self.steps += 1
         core = self.core
-        for effect in core.take_effects():
-            if isinstance(effect, StoreMessage):
-                m = effect.message
-                seq = len(self.store) + 1
-                self.store.append(
-                    StoredMessage(
-                        m.target,
-                        seq,
-                        m.msgid,
-                        m.time_ms,
-                        m.source,
-                        m.command,
-                        m.channel,
-                        m.text,
-                        m.tags,
+        effects = core.take_effects()
+        while effects:
+            for effect in effects:
+                if isinstance(effect, StoreMessage):
+                    m = effect.message
+                    seq = len(self.store) + 1
+                    self.store.append(
+                        StoredMessage(
+                            m.target,
+                            seq,
+                            m.msgid,
+                            m.time_ms,
+                            m.source,
+                            m.command,
+                            m.channel,
+                            m.text,
+                            m.tags,
+                        )
                     )
-                )
-            elif isinstance(effect, HistoryRequest):
-                self.requests.append(effect)
-            else:
-                _fail(f"unknown effect {effect!r}")
+                elif isinstance(effect, HistoryRequest):
+                    self.requests.append(effect)
+                elif isinstance(effect, CheckOper):
+                    self.oper_checks.append(effect)
+                else:
+                    _fail(f"unknown effect {effect!r}")
+            effects = []
+            # Like a transport: the scrypt check runs "elsewhere", and its answer is
+            # handed back once the step is over (releasing the lines it held).
+            while self.oper_checks and not effects:
+                check = self.oper_checks.pop(0)
+                core.oper_checked(check.check_id, verify_password(check.password, check.stored))
+                effects = core.take_effects()
         got: dict[int, list[bytes]] = {}
         pending = core.take_output()
         while pending:

@@ -158,3 +158,61 @@ async def test_kill_missing_params(server: RunningServer) -> None:
     msgs = await ask(alice, "KILL bob")
     assert [m.command for m in msgs] == ["461"]
     assert msgs[0].params[:2] == ["alice", "KILL"]
+
+
+# ---------------------------------------------------------------------- OPER off the loop
+
+
+async def test_lines_after_oper_wait_for_its_answer(server: RunningServer) -> None:
+    """The scrypt check runs off the loop; what the client sent after OPER is held
+    and handled in order once the answer is in, so it sees the new +o."""
+    alice = await server.client("alice")
+    await alice.sync()
+    await alice.send_raw(
+        f"OPER {OPER_NAME} :{OPER_PASSWORD}\r\nMODE alice\r\nPING :after\r\n".encode()
+    )
+    got = [await alice.read_message() for _ in range(4)]
+    assert [m.command for m in got] == ["MODE", "381", "221", "PONG"]
+    assert "o" in got[2].params[1]
+    assert got[3].params[-1] == "after"
+
+
+async def test_labelled_oper_answers_carry_the_label(server: RunningServer) -> None:
+    alice = await server.client("alice", ["labeled-response", "batch"])
+    await alice.sync()
+    await alice.send(f"@label=bad OPER {OPER_NAME} :wrong")
+    (fail,) = await alice.sync()
+    assert (fail.command, fail.tags.get("label")) == ("464", "bad")
+    await alice.send(f"@label=good OPER {OPER_NAME} :{OPER_PASSWORD}")
+    got = await alice.sync()
+    assert [m.command for m in got] == ["BATCH", "MODE", "381", "BATCH"]
+    assert got[0].tags.get("label") == "good"
+    assert got[0].params[1] == "labeled-response"
+    ref = got[0].params[0][1:]
+    assert [m.tags.get("batch") for m in got[1:3]] == [ref, ref]
+
+
+def test_the_core_never_runs_scrypt_itself(oper_hash: str) -> None:
+    """OPER emits a CheckOper effect and holds later lines; nothing is answered until
+    the transport hands the result back."""
+    import time
+
+    from server.core import ServerCore
+    from server.core.handlers.operator import CheckOper
+    from server.passwords import verify_password
+
+    core = ServerCore(ServerConfig(name="test.server", opers={OPER_NAME: oper_hash}), time.time)
+    core.connect(1, "192.0.2.1", 5000)
+    core.data_received(1, b"NICK alice\r\nUSER a 0 * :A\r\n")
+    for client in core.take_output():
+        client.out.clear()
+    core.data_received(1, f"OPER {OPER_NAME} :{OPER_PASSWORD}\r\nPING :x\r\n".encode())
+    assert core.take_output() == []  # no reply yet, not even to the PING after it
+    (check,) = core.take_effects()
+    assert isinstance(check, CheckOper) and check.stored == oper_hash
+    core.oper_checked(check.check_id, verify_password(check.password, check.stored))
+    (client,) = core.take_output()
+    lines = b"".join(client.out).decode().splitlines()
+    assert [line.split()[1] for line in lines] == ["MODE", "381", "PONG"]
+    core.oper_checked(check.check_id, False)  # a second answer to the same check: ignored
+    assert core.take_output() == []

@@ -18,9 +18,17 @@ log = logging.getLogger("chat.server.oper")
 OPER_WINDOW = 60.0  # seconds over which failed OPER attempts are counted
 
 
-def handle_oper(core: ServerCore, client: Client, msg: Message) -> None:
-    from server.passwords import verify_password
+@dataclass(frozen=True, slots=True)
+class CheckOper:
+    """Effect: run ``verify_password(password, stored)`` off the loop (scrypt takes
+    ~45 ms) and answer with ``core.oper_checked(check_id, ok)``."""
 
+    check_id: int
+    password: str
+    stored: str
+
+
+def handle_oper(core: ServerCore, client: Client, msg: Message) -> None:
     name, password = msg.params[0], msg.params[1]
     now = core.clock()
     # Failed attempts per connection are limited: each check costs ~45 ms of scrypt.
@@ -31,11 +39,20 @@ def handle_oper(core: ServerCore, client: Client, msg: Message) -> None:
         core.reply(client, N.ERR_PASSWDMISMATCH, "Password incorrect")
         return
     stored = core.config.opers.get(name)
-    if stored is None or not verify_password(password, stored):
-        client.oper_failures.append(now)
-        log.warning("failed OPER attempt as %r from %s (%s)", name, client.ip, client.nick)
-        core.reply(client, N.ERR_PASSWDMISMATCH, "Password incorrect")
+    if stored is None:
+        oper_failed(core, client, name)
         return
+    # The client's next lines wait for the answer, so nothing it sends overtakes it.
+    core.emit(CheckOper(core.new_oper_check(client, name), password, stored))
+
+
+def oper_failed(core: ServerCore, client: Client, name: str) -> None:
+    client.oper_failures.append(core.clock())
+    log.warning("failed OPER attempt as %r from %s (%s)", name, client.ip, client.nick)
+    core.reply(client, N.ERR_PASSWDMISMATCH, "Password incorrect")
+
+
+def oper_succeeded(core: ServerCore, client: Client, name: str) -> None:
     client.oper_name = name
     if "o" not in client.modes:
         core.set_user_mode(client, "o", True)
