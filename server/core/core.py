@@ -266,16 +266,42 @@ class ServerCore:
         self.limits.throttle_rate = new.throttle_rate
         return ignored
 
-    def rehash_done(self, conn_id: int | None, source: str, error: str | None) -> None:
+    def rehash_done(
+        self, conn_id: int | None, source: str, error: str | None, label: str | None = None
+    ) -> None:
         """The transport re-read the configuration for an operator's REHASH."""
         client = self.clients.get(conn_id) if conn_id is not None else None
         if client is None or client.closing is not None:
             return
-        if error is None:
-            self.reply(client, "382", source, "Rehashing")
-        else:
-            text = f"Rehash failed, old config kept: {error}"
-            self.fail(client, "REHASH", "CONFIG_INVALID", text)
+
+        def answer() -> None:
+            assert client is not None
+            if error is None:
+                self.reply(client, "382", source, "Rehashing")
+            else:
+                text = f"Rehash failed, old config kept: {error}"
+                self.fail(client, "REHASH", "CONFIG_INVALID", text)
+
+        self.answer_later(client, label, answer)
+
+    def defer_label(self) -> str | None:
+        """The label of the request being handled, whose answer comes in a later call."""
+        if self._label is not None:
+            self._label_deferred = True
+        return self._label
+
+    def answer_later(self, client: Client, label: str | None, answer: Callable[[], None]) -> None:
+        """Run ``answer`` for a deferred request, labelled as the request was."""
+        if label is None:
+            answer()
+            return
+        captured: list[bytes] = []
+        self._capture_client, self._capture = client, captured
+        try:
+            answer()
+        finally:
+            self._capture_client, self._capture = None, None
+        self._write_labeled(client, captured, label)
 
     def _release_flooded(self, now: float) -> None:
         """Fakelag: handle delayed lines as the clients' buckets refill."""
@@ -469,18 +495,14 @@ class ServerCore:
         self, client: Client, kind: Literal["chathistory", "playback", "targets"], channel: str
     ) -> int:
         self._history_seq += 1
-        label = self._label if kind != "playback" else None
-        if label is not None:
-            self._label_deferred = True
+        label = self.defer_label() if kind != "playback" else None
         self._pending_history[self._history_seq] = Pending(client.conn_id, kind, channel, label)
         return self._history_seq
 
     def new_oper_check(self, client: Client, name: str) -> int:
         """Hold the client's input until ``oper_checked`` answers; returns the check id."""
         self._oper_seq += 1
-        if self._label is not None:
-            self._label_deferred = True
-        self._oper_checks[self._oper_seq] = (client.conn_id, name, self._label)
+        self._oper_checks[self._oper_seq] = (client.conn_id, name, self.defer_label())
         client.held = []
         return self._oper_seq
 
@@ -496,16 +518,9 @@ class ServerCore:
         if client is None or client.closing is not None:
             return
         held, client.held = client.held or [], None
-        captured: list[bytes] = []
-        if label is not None:
-            self._capture_client, self._capture = client, captured
-        try:
-            (oper_succeeded if ok else oper_failed)(self, client, name)
-        finally:
-            if label is not None:
-                self._capture_client, self._capture = None, None
-        if label is not None:
-            self._write_labeled(client, captured, label)
+        self.answer_later(client, label, lambda: (oper_succeeded if ok else oper_failed)(
+            self, client, name
+        ))
         for line in held:  # another OPER among them holds the rest again, in order
             self._take_line(client, line)
 
@@ -535,16 +550,9 @@ class ServerCore:
         client = self.clients.get(pending.conn_id)
         if client is None or client.closing is not None:
             return
-        if pending.label is None:
-            deliver_history(self, client, pending, rows, targets)
-            return
-        captured: list[bytes] = []
-        self._capture_client, self._capture = client, captured
-        try:
-            deliver_history(self, client, pending, rows, targets)
-        finally:
-            self._capture_client, self._capture = None, None
-        self._write_labeled(client, captured, pending.label)
+        self.answer_later(
+            client, pending.label, lambda: deliver_history(self, client, pending, rows, targets)
+        )
 
     def emit(self, effect: Any) -> None:
         self._effects.append(effect)

@@ -222,7 +222,7 @@ class AsyncioServer:
         for effect in effects:
             if isinstance(effect, Rehash):
                 error = reload(self.core, self.reloader)
-                self.core.rehash_done(effect.conn_id, "configuration", error)
+                self.core.rehash_done(effect.conn_id, "configuration", error, effect.label)
             elif isinstance(effect, CheckOper):
                 self._spawn(self._check_oper(effect))
         history = self.history

@@ -959,7 +959,7 @@ class SelectServer:
         for effect in effects:
             if isinstance(effect, Rehash):
                 error = reload(self.core, self.reloader)
-                self.core.rehash_done(effect.conn_id, self.reload_source, error)
+                self.core.rehash_done(effect.conn_id, self.reload_source, error, effect.label)
             elif isinstance(effect, CheckOper):
                 self._check_oper(effect)
         history = self.history

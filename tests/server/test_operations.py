@@ -211,6 +211,20 @@ async def test_rehash_reloads_motd_and_rejects_a_bad_config(
         assert await motd_of(p.port, "u3") == ["- second motd"]  # old config kept
         await op.sync()  # the operator's connection survived every reload
 
+        # labeled-response: the answer, which comes after the reload, carries the label.
+        labelled = await IRCTestClient.open(p.port)
+        await labelled.register("lab", ["labeled-response", "batch"])
+        await labelled.send("OPER root pw")
+        await labelled.expect("381")
+        write_config(conf, "third motd", oper_hash)
+        await labelled.send("@label=r1 REHASH")
+        seen = [await labelled.read_message()]
+        while seen[-1].command != "382":
+            seen.append(await labelled.read_message())
+        assert seen[-1].tags.get("label") == "r1"
+        assert "ACK" not in [m.command for m in seen]  # was: an ACK, then a bare 382
+        await labelled.close()
+
         plain = await IRCTestClient.open(p.port)
         await plain.register("plain")
         await plain.send("REHASH")

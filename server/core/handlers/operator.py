@@ -66,6 +66,7 @@ class Rehash:
     """Effect: re-read the configuration; answer with ``core.rehash_done``."""
 
     conn_id: int
+    label: str | None = None  # labeled-response: the answer comes after the reload
 
 
 def handle_rehash(core: ServerCore, client: Client, msg: Message) -> None:
@@ -74,7 +75,7 @@ def handle_rehash(core: ServerCore, client: Client, msg: Message) -> None:
         return
     log.info("operator %s (%s) requested REHASH", client.nick, client.oper_name,
              extra={"event": "oper", "action": "rehash"})
-    core.emit(Rehash(client.conn_id))
+    core.emit(Rehash(client.conn_id, core.defer_label()))
 
 
 def handle_kill(core: ServerCore, client: Client, msg: Message) -> None:
