@@ -6,11 +6,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import hypothesis  # noqa: F401
 import pytest
 
 from server.config import ServerConfig
 from server.transport.background import BackgroundServer
 from tests.ircclient import IRCTestClient
+
+# hypothesis is imported above, while collection is shallow, on purpose: otherwise a run
+# without property tests first imports it from the plugin's terminal summary, deep in
+# pytest's hooks, where CPython 3.11.7 can fail compiling it under assertion rewriting
+# ("SystemError: AST constructor recursion depth mismatch") and exit 1 after passing.
 
 BACKENDS = ["asyncio", "uvloop", "select"]
 
