@@ -370,6 +370,14 @@ def _on_msg(core: ServerCore, event: Event) -> None:
         core.fan_out(channel.members, relay, need_cap=need_cap)
 
 
+def _on_invite(core: ServerCore, event: Event) -> None:
+    target = resolve(core, str(event["to"]))
+    if target is None or target.remote is not None or target.closing is not None:
+        return
+    target.invites.add(str(event["t"]))
+    core.deliver(target, _relay(event["r"]))
+
+
 def _on_away(core: ServerCore, event: Event) -> None:
     client = core.remote.get(event["u"])
     if client is None:
@@ -398,6 +406,7 @@ _HANDLERS = {
     "mode": _on_mode,
     "msg": _on_msg,
     "away": _on_away,
+    "invite": _on_invite,
     "bye": _on_bye,
 }
 

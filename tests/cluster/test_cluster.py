@@ -197,6 +197,37 @@ async def test_dead_node_users_quit_elsewhere(cluster: Cluster) -> None:
     await fresh.close()
 
 
+async def test_invite_reaches_a_user_on_the_other_node(cluster: Cluster) -> None:
+    p1, p2 = cluster.start("n1"), cluster.start("n2")
+    alice = await connect(p1, "alice")
+    bob = await connect(p2, "bob")
+    await alice.join("#priv")
+    await alice.send("MODE #priv +i")
+    await alice.expect("MODE")
+
+    async def invite_only_on_n2() -> bool:
+        await bob.send("MODE #priv")
+        got = await bob.sync()
+        return any(m.command == "324" and "i" in m.params[2] for m in got)
+
+    await eventually(invite_only_on_n2)
+    await bob.send("JOIN #priv")
+    assert "473" in [m.command for m in await bob.sync()]
+    await alice.send("INVITE bob #priv")
+    inviting = await alice.expect("341")
+    assert inviting.params[1:3] == ["bob", "#priv"]
+    invite = await bob.expect("INVITE", timeout=5)
+    assert invite.source and invite.source.startswith("alice!")
+    assert invite.params == ["bob", "#priv"]
+    await bob.send("JOIN #priv")
+    joined = await bob.expect("JOIN", timeout=5)
+    assert joined.params[0] == "#priv"
+    seen = await alice.expect("JOIN", lambda m: (m.source or "").startswith("bob!"), timeout=5)
+    assert seen.params[0] == "#priv"
+    await alice.close()
+    await bob.close()
+
+
 async def test_shared_chathistory_from_either_node(cluster: Cluster) -> None:
     p1, p2 = cluster.start("n1"), cluster.start("n2")
     caps = ["draft/chathistory", "batch", "server-time", "message-tags"]

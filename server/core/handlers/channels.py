@@ -284,8 +284,14 @@ def handle_invite(core: ServerCore, client: Client, msg: Message) -> None:
         core.reply(client, N.ERR_CHANOPRIVSNEEDED, channel.name, "You're not channel operator")
         return
     # Bound to the connection, not the nick: a nick is not an identity.
-    target.invites.add(channel.folded)
+    relay = core.new_relay(client.mask, "INVITE", [target.nick, channel.name])
+    if target.remote is not None:
+        # Its node checks the invite when the user joins there: send it to that node.
+        core.publish("invite", (), core.uid(client), to=target.remote, t=channel.folded,
+                     r=relay_wire(client, relay))
+    else:
+        target.invites.add(channel.folded)
+        core.deliver(target, relay)
     core.reply(client, N.RPL_INVITING, target.nick, channel.name)
     if target.away is not None:
         core.reply(client, N.RPL_AWAY, target.nick, target.away)
-    core.deliver(target, core.new_relay(client.mask, "INVITE", [target.nick, channel.name]))
