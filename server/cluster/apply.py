@@ -370,6 +370,24 @@ def _on_msg(core: ServerCore, event: Event) -> None:
         core.fan_out(channel.members, relay, need_cap=need_cap)
 
 
+def _on_setname(core: ServerCore, event: Event) -> None:
+    client = core.remote.get(event["u"])
+    if client is None:
+        return
+    client.realname = str(event["name"])
+    core.fan_out(_local_peers(core, client), _relay(event["r"]), need_cap="setname")
+
+
+def _on_umode(core: ServerCore, event: Event) -> None:
+    client = core.remote.get(event["u"])
+    if client is None:
+        return
+    if event.get("on"):
+        client.modes.add(str(event["m"]))
+    else:
+        client.modes.discard(str(event["m"]))
+
+
 def _on_invite(core: ServerCore, event: Event) -> None:
     target = resolve(core, str(event["to"]))
     if target is None or target.remote is not None or target.closing is not None:
@@ -407,6 +425,8 @@ _HANDLERS = {
     "msg": _on_msg,
     "away": _on_away,
     "invite": _on_invite,
+    "setname": _on_setname,
+    "umode": _on_umode,
     "bye": _on_bye,
 }
 

@@ -769,6 +769,8 @@ class ServerCore:
                 self.counts.invisible += step
             elif mode == "o":
                 self.counts.opers += step
+            if self.cluster:  # other nodes count +i/+o in LUSERS and hide +i from WHO
+                self.publish("umode", (), self.uid(client), m=mode, on=on)
 
     def _set_closing(self, client: Client, reason: str) -> None:
         """An accepted local connection starts closing: it leaves the LUSERS figures."""

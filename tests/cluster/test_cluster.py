@@ -228,6 +228,34 @@ async def test_invite_reaches_a_user_on_the_other_node(cluster: Cluster) -> None
     await bob.close()
 
 
+async def test_setname_and_user_modes_reach_the_other_node(cluster: Cluster) -> None:
+    p1, p2 = cluster.start("n1"), cluster.start("n2")
+    alice = await connect(p1, "alice", ["setname"])
+    bob = await connect(p2, "bob", ["setname"])
+    await alice.join("#c")
+    await bob.join("#c")
+    await alice.expect("JOIN", lambda m: (m.source or "").startswith("bob!"))
+    await alice.send("SETNAME :Alice Liddell")
+    got = await bob.expect("SETNAME", timeout=5)
+    assert got.source and got.source.startswith("alice!") and got.params == ["Alice Liddell"]
+    await bob.send("WHOIS alice")
+    (whois,) = [m for m in await bob.collect_until("318") if m.command == "311"]
+    assert whois.params[-1] == "Alice Liddell"
+
+    async def invisible_on_n2() -> bool:
+        await bob.send("LUSERS")
+        lines = await bob.collect_until("266")
+        (client_line,) = [m for m in lines if m.command == "251"]
+        return "and 1 invisible" in client_line.params[-1]
+
+    assert not await invisible_on_n2()
+    await alice.send("MODE alice +i")
+    await alice.expect("MODE")
+    await eventually(invisible_on_n2)
+    await alice.close()
+    await bob.close()
+
+
 async def test_shared_chathistory_from_either_node(cluster: Cluster) -> None:
     p1, p2 = cluster.start("n1"), cluster.start("n2")
     caps = ["draft/chathistory", "batch", "server-time", "message-tags"]

@@ -183,3 +183,6 @@ def handle_setname(core: ServerCore, client: Client, msg: Message) -> None:
     client.realname = realname
     relay = core.new_relay(client.mask, "SETNAME", [realname])
     core.fan_out(core.peers(client, include_self=True), relay, need_cap="setname")
+    if core.cluster:
+        core.publish("setname", client.channels, core.uid(client), name=realname,
+                     r=relay_wire(client, relay))
