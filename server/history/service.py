@@ -51,9 +51,9 @@ class HistoryService:
         # Ticks whose cache update has not completed, oldest first (pending ones too).
         self._unconfirmed: deque[list[StoredMessage]] = deque()
         self._writer: asyncio.Task[None] | None = None
-        # Ticks committed on another thread (the select backend), waiting for one
+        # Calls from another thread (the select backend), in order, waiting for one
         # wake-up of the service's loop: one per burst of ticks, not one per tick.
-        self._handoff: list[list[StoredMessage]] = []
+        self._handoff: list[tuple[Callable[..., None], tuple[object, ...]]] = []
         self._handoff_lock = threading.Lock()
 
     def _bind(self) -> None:
@@ -119,20 +119,7 @@ class HistoryService:
         """
         if self.cache is None or not stored:
             return
-        if self._loop is None or self._loop.is_closed() or _running_loop() is self._loop:
-            self._on_loop(self._enqueue, stored)
-            return
-        with self._handoff_lock:
-            self._handoff.append(stored)
-            if len(self._handoff) > 1:
-                return  # a wake-up is already on its way and will take these too
-        self._on_loop(self._take_handoff)
-
-    def _take_handoff(self) -> None:
-        with self._handoff_lock:
-            ticks, self._handoff = self._handoff, []
-        for rows in ticks:
-            self._enqueue(rows)
+        self._on_loop(self._enqueue, stored)
 
     def pruned(self, deleted: int) -> None:
         """Called after retention deleted rows from the store: cached windows may
@@ -151,9 +138,19 @@ class HistoryService:
             self._loop = running
             fn(*args)
         elif loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(fn, *args)
+            with self._handoff_lock:
+                self._handoff.append((fn, args))
+                if len(self._handoff) > 1:
+                    return  # a wake-up is already on its way and will run this too
+            loop.call_soon_threadsafe(self._run_handoff)
         # else: no loop has used the cache yet, so no generation exists; the first
         # one starts after these rows were committed and reads them from the store.
+
+    def _run_handoff(self) -> None:
+        with self._handoff_lock:
+            calls, self._handoff = self._handoff, []
+        for fn, args in calls:
+            fn(*args)
 
     def _enqueue(self, rows: list[StoredMessage]) -> None:
         assert self.cache is not None
