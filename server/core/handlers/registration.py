@@ -320,20 +320,19 @@ def lusers_lines(core: ServerCore, nick: str) -> list[bytes]:
     servers = 1 + len({c.remote.rsplit(":", 1)[0] for c in remote if c.remote})
     peak = max(core.max_clients_seen, mine)
     gpeak = max(core.max_clients_seen, total)
-    # Numbers and fixed text only: written as they go on the wire, which is what
-    # core.reply would make of them (tests/server/test_welcome_burst.py checks that).
-    lines = (
-        f"{N.RPL_LUSERCLIENT} {nick} :There are {total - invisible} users"
-        f" and {invisible} invisible on {servers} servers",
-        f"{N.RPL_LUSEROP} {nick} {opers} :operator(s) online",
-        f"{N.RPL_LUSERUNKNOWN} {nick} {unknown} :unknown connection(s)",
-        f"{N.RPL_LUSERCHANNELS} {nick} {len(core.channels)} :channels formed",
-        f"{N.RPL_LUSERME} {nick} :I have {mine} clients and {servers - 1} servers",
-        f"{N.RPL_LOCALUSERS} {nick} {mine} {peak} :Current local users {mine}, max {peak}",
-        f"{N.RPL_GLOBALUSERS} {nick} {total} {gpeak} :Current global users {total}, max {gpeak}",
-    )
-    prefix = f":{core.config.name} "
-    return [(prefix + line).encode("utf-8", "surrogateescape") + b"\r\n" for line in lines]
+    numeric = core.numeric
+    return [
+        numeric(nick, N.RPL_LUSERCLIENT, f"There are {total - invisible} users"
+                f" and {invisible} invisible on {servers} servers"),
+        numeric(nick, N.RPL_LUSEROP, str(opers), "operator(s) online"),
+        numeric(nick, N.RPL_LUSERUNKNOWN, str(unknown), "unknown connection(s)"),
+        numeric(nick, N.RPL_LUSERCHANNELS, str(len(core.channels)), "channels formed"),
+        numeric(nick, N.RPL_LUSERME, f"I have {mine} clients and {servers - 1} servers"),
+        numeric(nick, N.RPL_LOCALUSERS, str(mine), str(peak),
+                f"Current local users {mine}, max {peak}"),
+        numeric(nick, N.RPL_GLOBALUSERS, str(total), str(gpeak),
+                f"Current global users {total}, max {gpeak}"),
+    ]
 
 
 def send_motd(core: ServerCore, client: Client) -> None:
