@@ -320,19 +320,23 @@ def lusers_lines(core: ServerCore, nick: str) -> list[bytes]:
     servers = 1 + len({c.remote.rsplit(":", 1)[0] for c in remote if c.remote})
     peak = max(core.max_clients_seen, mine)
     gpeak = max(core.max_clients_seen, total)
-    numeric = core.numeric
-    return [
-        numeric(nick, N.RPL_LUSERCLIENT, f"There are {total - invisible} users"
-                f" and {invisible} invisible on {servers} servers"),
-        numeric(nick, N.RPL_LUSEROP, str(opers), "operator(s) online"),
-        numeric(nick, N.RPL_LUSERUNKNOWN, str(unknown), "unknown connection(s)"),
-        numeric(nick, N.RPL_LUSERCHANNELS, str(len(core.channels)), "channels formed"),
-        numeric(nick, N.RPL_LUSERME, f"I have {mine} clients and {servers - 1} servers"),
-        numeric(nick, N.RPL_LOCALUSERS, str(mine), str(peak),
-                f"Current local users {mine}, max {peak}"),
-        numeric(nick, N.RPL_GLOBALUSERS, str(total), str(gpeak),
-                f"Current global users {total}, max {gpeak}"),
-    ]
+    # Formatted directly rather than through core.numeric (same bytes): these seven
+    # lines are half of a registration's numerics and every param is a number or
+    # fixed text, so there is nothing to make safe.
+    head = f":{core.config.name} "
+    lines = (
+        f"{head}{N.RPL_LUSERCLIENT} {nick} :There are {total - invisible} users"
+        f" and {invisible} invisible on {servers} servers\r\n",
+        f"{head}{N.RPL_LUSEROP} {nick} {opers} :operator(s) online\r\n",
+        f"{head}{N.RPL_LUSERUNKNOWN} {nick} {unknown} :unknown connection(s)\r\n",
+        f"{head}{N.RPL_LUSERCHANNELS} {nick} {len(core.channels)} :channels formed\r\n",
+        f"{head}{N.RPL_LUSERME} {nick} :I have {mine} clients and {servers - 1} servers\r\n",
+        f"{head}{N.RPL_LOCALUSERS} {nick} {mine} {peak}"
+        f" :Current local users {mine}, max {peak}\r\n",
+        f"{head}{N.RPL_GLOBALUSERS} {nick} {total} {gpeak}"
+        f" :Current global users {total}, max {gpeak}\r\n",
+    )
+    return [line.encode("utf-8", "surrogateescape") for line in lines]
 
 
 def send_motd(core: ServerCore, client: Client) -> None:
