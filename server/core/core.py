@@ -338,6 +338,10 @@ class ServerCore:
         self._dirty = []
         return dirty
 
+    def has_work(self) -> bool:
+        """Whether a flush would find output or effects (a flush for nothing costs a tick)."""
+        return bool(self._dirty or self._effects)
+
     def take_effects(self) -> list[Any]:
         effects = self._effects
         self._effects = []

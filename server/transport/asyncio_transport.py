@@ -77,7 +77,8 @@ class IRCProtocol(asyncio.Protocol):
             self.grace = None
         reason = "Connection closed" if exc is None else f"Read error: {_describe(exc)}"
         server.core.connection_lost(self.conn_id, reason)
-        server.schedule_flush()
+        if server.core.has_work():  # a client that sent QUIT left nothing to send
+            server.schedule_flush()
         log.debug("connection %d closed: %s", self.conn_id, reason)
 
 
