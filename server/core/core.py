@@ -283,6 +283,7 @@ class ServerCore:
                 self.fail(client, "REHASH", "CONFIG_INVALID", text)
 
         self.answer_later(client, label, answer)
+        self._release_input(client)
 
     def defer_label(self) -> str | None:
         """The label of the request being handled, whose answer comes in a later call."""
@@ -507,8 +508,17 @@ class ServerCore:
         """Hold the client's input until ``oper_checked`` answers; returns the check id."""
         self._oper_seq += 1
         self._oper_checks[self._oper_seq] = (client.conn_id, name, self.defer_label())
-        client.held = []
+        self.hold_input(client)
         return self._oper_seq
+
+    def hold_input(self, client: Client) -> None:
+        """Keep the client's next lines until its pending answer is given (in order)."""
+        client.held = []
+
+    def _release_input(self, client: Client) -> None:
+        held, client.held = client.held or [], None
+        for line in held:  # a line among them that holds again keeps the rest, in order
+            self._take_line(client, line)
 
     def oper_checked(self, check_id: int, ok: bool) -> None:
         """The transport's answer to a CheckOper: reply, then handle what was held."""
@@ -521,15 +531,13 @@ class ServerCore:
         client = self.clients.get(conn_id)
         if client is None or client.closing is not None:
             return
-        held, client.held = client.held or [], None
         self.answer_later(client, label, lambda: (oper_succeeded if ok else oper_failed)(
             self, client, name
         ))
-        for line in held:  # another OPER among them holds the rest again, in order
-            self._take_line(client, line)
+        self._release_input(client)
 
     def _take_line(self, client: Client, line: bytes) -> None:
-        """Handle a line, or keep it while the client's OPER is being checked."""
+        """Handle a line, or keep it while an answer the client waits for is pending."""
         held = client.held
         if client.closing is not None:
             return  # a line before it closed the connection (QUIT, Excess Flood)

@@ -194,7 +194,10 @@ class AsyncioServer:
         self.flush_scheduled = False
         core = self.core
         sendq = self.config.sendq
-        self.run_effects(core.take_effects())
+        effects = core.take_effects()
+        while effects:  # a REHASH answered here releases held lines, which may add more
+            self.run_effects(effects)
+            effects = core.take_effects()
         pending = core.take_output()
         while pending:
             for client in pending:

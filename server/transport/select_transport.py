@@ -849,7 +849,10 @@ class SelectServer:
         sendq = self.config.sendq
         conns = self.conns
         self._serial = serial = self._serial + 1
-        self.run_effects(core.take_effects())
+        effects = core.take_effects()
+        while effects:  # a REHASH answered here releases held lines, which may add more
+            self.run_effects(effects)
+            effects = core.take_effects()
         pending = core.take_output()
         while pending:
             for client in pending:

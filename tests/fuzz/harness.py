@@ -24,7 +24,7 @@ from chat.msgid import MsgIdGenerator
 from chat.names import is_valid_channel, is_valid_nick
 from server.config import ServerConfig
 from server.core.core import ServerCore
-from server.core.handlers.operator import CheckOper
+from server.core.handlers.operator import CheckOper, Rehash
 from server.core.history import HistoryRequest, StoreMessage
 from server.core.state import Client, LocalCounts
 from server.history.model import StoredMessage
@@ -345,9 +345,11 @@ class CoreHarness:
                     self.requests.append(effect)
                 elif isinstance(effect, CheckOper):
                     self.oper_checks.append(effect)
+                elif isinstance(effect, Rehash):  # a reload that keeps the configuration
+                    core.rehash_done(effect.conn_id, "fuzz", None, effect.label)
                 else:
                     _fail(f"unknown effect {effect!r}")
-            effects = []
+            effects = core.take_effects()  # from lines a REHASH answer released
             # Like a transport: the scrypt check runs "elsewhere", and its answer is
             # handed back once the step is over (releasing the lines it held).
             while self.oper_checks and not effects:

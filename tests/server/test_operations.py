@@ -223,6 +223,13 @@ async def test_rehash_reloads_motd_and_rejects_a_bad_config(
             seen.append(await labelled.read_message())
         assert seen[-1].tags.get("label") == "r1"
         assert "ACK" not in [m.command for m in seen]  # was: an ACK, then a bare 382
+        # What follows a REHASH in the same packet is answered after its 382, in order.
+        await labelled.send_raw(b"@label=r2 REHASH\r\nPING :after\r\n")
+        seen = [await labelled.read_message()]
+        while seen[-1].command != "PONG":
+            seen.append(await labelled.read_message())
+        assert [m.command for m in seen] == ["382", "PONG"]
+        assert seen[0].tags.get("label") == "r2" and seen[1].params[-1] == "after"
         await labelled.close()
 
         plain = await IRCTestClient.open(p.port)

@@ -76,6 +76,9 @@ def handle_rehash(core: ServerCore, client: Client, msg: Message) -> None:
     log.info("operator %s (%s) requested REHASH", client.nick, client.oper_name,
              extra={"event": "oper", "action": "rehash"})
     core.emit(Rehash(client.conn_id, core.defer_label()))
+    # The 382 comes from the transport's reload: what the operator sent next is
+    # answered after it, in the order it was sent.
+    core.hold_input(client)
 
 
 def handle_kill(core: ServerCore, client: Client, msg: Message) -> None:
