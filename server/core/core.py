@@ -103,6 +103,13 @@ def _safe_middle(param: str) -> str:
     return param
 
 
+def closing_link(host: str, reason: str) -> bytes:
+    """The ERROR line that ends a connection (``write`` cuts it to 512 bytes)."""
+    # Formatted directly: one per connection, and the text always holds a space, so
+    # the param is always a trailing one.
+    return f"ERROR :Closing Link: {host} ({reason})\r\n".encode("utf-8", "surrogateescape")
+
+
 class ServerCore:
     def __init__(
         self,
@@ -175,7 +182,7 @@ class ServerCore:
         if refusal is not None:
             self.stats.refuse(refusal)
             log.info("refused connection from %s: %s", ip, refusal)
-            self.write(client, Message("ERROR", [f"Closing Link: {ip} ({refusal})"]).to_bytes())
+            self.write(client, closing_link(ip, refusal))
             client.closing = refusal  # write() above put it on the dirty list
             return client
         self.limits.opened(key)
@@ -324,8 +331,7 @@ class ServerCore:
         # Everyone is leaving at once: an ERROR each, no storm of QUITs between them.
         for client in list(self.clients.values()):
             if client.closing is None:
-                error = Message("ERROR", [f"Closing Link: {client.host} ({reason})"])
-                self.write(client, error.to_bytes())
+                self.write(client, closing_link(client.host, reason))
                 self._set_closing(client, reason)
                 client.channels.clear()
                 if not client.out:
@@ -818,9 +824,7 @@ class ServerCore:
         if client.folded and self.nicks.get(client.folded) is client:
             del self.nicks[client.folded]
         if send_error:
-            self.write(
-                client, Message("ERROR", [f"Closing Link: {client.host} ({reason})"]).to_bytes()
-            )
+            self.write(client, closing_link(client.host, reason))
         self._set_closing(client, reason)
         if not client.out:
             self._dirty.append(client)

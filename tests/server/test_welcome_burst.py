@@ -1,4 +1,4 @@
-"""The registration burst and LUSERS, built from caches and running counts.
+"""The registration burst, LUSERS and ERROR, built from caches, counts and f-strings.
 
 The core serialises the burst's fixed numerics once per configuration and keeps the
 LUSERS figures as clients come and go, instead of formatting every line and counting
@@ -21,7 +21,7 @@ from chat.message import Message
 from chat.servertime import format_time
 from server import VERSION
 from server.config import ServerConfig
-from server.core.core import ServerCore, _safe_middle
+from server.core.core import ServerCore, _safe_middle, closing_link
 from server.core.handlers.registration import isupport_tokens
 from server.core.relay import fit_line
 from server.core.state import Client
@@ -201,3 +201,10 @@ def test_numeric_is_what_message_serialises(params: list[str]) -> None:
     core = ServerCore(CONFIG, clock=lambda: 0.0)
     expected = plain_reply(core, "nick", "404", *params)
     assert fit_line(core.numeric("nick", "404", *params)) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TEXT, _TEXT)
+def test_closing_link_is_what_message_serialises(host: str, reason: str) -> None:
+    expected = Message("ERROR", [f"Closing Link: {host} ({reason})"]).to_bytes()
+    assert closing_link(host, reason) == expected
