@@ -185,9 +185,14 @@ def try_register(core: ServerCore, client: Client) -> None:
     core.max_clients_seen = max(core.max_clients_seen, core.user_count())
     burst = welcome_burst(core)
     nick = client.nick
-    welcome = f"Welcome to the {core.config.network} IRC Network {client.mask}"
+    cfg = core.config
+    # As core.numeric would make it (the text always holds spaces: a trailing param).
+    welcome = (
+        f":{cfg.name} {N.RPL_WELCOME} {nick} :Welcome to the {cfg.network} IRC Network"
+        f" {client.mask}\r\n"
+    )
     lines = [
-        core.numeric(nick, N.RPL_WELCOME, welcome),
+        welcome.encode("utf-8", "surrogateescape"),
         *_with_nick(burst.intro, nick),  # 002-004 and ISUPPORT
         *lusers_lines(core, nick),
         *_with_nick(burst.motd, nick),
