@@ -59,6 +59,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 REGISTER_FAIL = frozenset({b"431", b"432", b"433", b"436", b"437", b"464", b"465", b"ERROR"})
 JOIN_FAIL = frozenset({b"403", b"405", b"471", b"473", b"474", b"475", b"476", b"477"})
+# The commands _control acts on outside SAMPLE mode; other lines are skipped unparsed.
+CONTROL = REGISTER_FAIL | JOIN_FAIL | {b"PING", b"001", b"366"}
 
 
 # --------------------------------------------------------------------- /proc helpers
@@ -326,6 +328,11 @@ class Conn(asyncio.Protocol):
             self._sample(lines)
         else:
             for line in lines:
+                if line[:1] == b":":  # a server's line: look at its command only
+                    start = line.find(b" ") + 1
+                    end = line.find(b" ", start)
+                    if line[start : end if end > 0 else None].rstrip(b"\r") not in CONTROL:
+                        continue  # most of a registration burst: no split_line for it
                 self._control(line)
 
     # line handling
