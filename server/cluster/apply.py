@@ -43,6 +43,9 @@ class ClusterState:
         self.seen_g: dict[str, int] = {}  # node -> last event counter applied
         self.seen_chan: dict[tuple[str, str], int] = {}  # (node, channel) -> last seq
         self.gaps = 0  # gaps noticed (metrics, tests)
+        # Nodes whose snapshot was older than events already applied: what those events
+        # carried (a user who joined before we subscribed) is only in a later snapshot.
+        self.stale: set[str] = set()
         self.recent: dict[str, tuple[deque[str], set[str]]] = {}
         self.remote_ids = itertools.count(-1, -1)  # conn ids of remote Client objects
 
@@ -224,6 +227,9 @@ def remote_event(core: ServerCore, event: Event) -> None:
                 log.warning("cluster gap from node %s: heartbeat at %d after %d", node, g, last)
                 for folded in _shared_channels(core, node):
                     core.emit(Recover(folded))
+            core.emit(Resync(node))
+        elif node in state.stale and g >= last:
+            # The node writes its snapshot just before this heartbeat: now it is new enough.
             core.emit(Resync(node))
         return
     if isinstance(g, int):
@@ -442,6 +448,7 @@ def node_gone(core: ServerCore, node: str, reason: str) -> None:
         _quit_remote(core, client, reason, None)
     state = _state(core)
     state.seen_g.pop(node, None)
+    state.stale.discard(node)
     for key in [k for k in state.seen_chan if k[0] == node]:
         del state.seen_chan[key]
 
@@ -455,8 +462,17 @@ def remote_snapshot(core: ServerCore, snap: Event) -> None:
     g = int(snap.get("g", 0))
     last = state.seen_g.get(node)
     if last is not None and g < last:
-        log.info("snapshot of node %s is older than its events (%d < %d): kept ours", node, g, last)
+        log.info(
+            "snapshot of node %s is older than its events (%d < %d): kept ours, "
+            "asked for a new one", node, g, last,
+        )
+        if node not in state.stale:
+            state.stale.add(node)
+            # Ask for a snapshot now: waiting for the next heartbeat leaves a second in
+            # which the node may die with users we never heard of (they would never quit).
+            core.emit(Publish({"k": "want", "n": core.node_id, "of": node}))
         return
+    state.stale.discard(node)
     state.seen_g[node] = g
     for folded, seq in snap.get("c", {}).items():
         state.seen_chan[(node, folded)] = int(seq)

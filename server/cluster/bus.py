@@ -84,6 +84,7 @@ class ClusterBus:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._resyncing: set[str] = set()
+        self._announcing = False  # a snapshot asked for by another node is being written
         self.last_heard: dict[str, float] = {}
         self.redis_ok = True
         self.listener_restarts = 0
@@ -260,6 +261,8 @@ class ClusterBus:
             self.last_heard[node] = time.monotonic()
         else:
             self.last_heard.pop(node, None)
+        if event.get("k") == "want" and event.get("of") == self.node:
+            self._announce_soon()  # another node holds a snapshot of ours that is stale
         self.core.remote_event(event)
         self.changed()
 
@@ -271,6 +274,22 @@ class ClusterBus:
             node = raw_node.decode()
             if node != self.node:
                 await self._resync(node)
+
+    def _announce_soon(self) -> None:
+        """Write our snapshot (and heartbeat) now, once, whoever asks how often."""
+        if self._announcing:
+            return
+        self._announcing = True
+
+        async def announce() -> None:
+            try:
+                await self._announce()
+            except (RedisError, OSError) as exc:
+                log.debug("cluster: snapshot on request failed (heartbeat will do): %s", exc)
+            finally:
+                self._announcing = False
+
+        self._spawn(announce())
 
     async def _announce(self) -> None:
         snap = self.core.cluster_snapshot()

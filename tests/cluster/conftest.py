@@ -25,16 +25,18 @@ class Cluster:
         self.db = db
         self.nodes: dict[str, BackgroundServer] = {}
 
-    def config(self, node: str) -> ServerConfig:
+    def config(self, node: str, **overrides: Any) -> ServerConfig:
+        fields: dict[str, Any] = {
+            "cluster_heartbeat": 0.2, "cluster_dead_after": 1.5, "nick_lease": 2.0, **overrides
+        }
         return replace(
             ephemeral(ServerConfig()),
             name=f"{node}.chat.local", db=self.db, redis=self.redis.url, cluster=True,
-            node_id=node, cluster_heartbeat=0.2, cluster_dead_after=1.5, nick_lease=2.0,
-            flood_burst=0, throttle_burst=0, max_per_host=0,
+            node_id=node, flood_burst=0, throttle_burst=0, max_per_host=0, **fields,
         )
 
-    def start(self, node: str) -> int:
-        server = BackgroundServer(self.config(node), "asyncio")
+    def start(self, node: str, **overrides: Any) -> int:
+        server = BackgroundServer(self.config(node, **overrides), "asyncio")
         port = server.start()
         self.nodes[node] = server
         deadline = time.monotonic() + 10

@@ -99,6 +99,43 @@ def test_node_gone_quits_its_users_and_snapshot_restores_them() -> None:
     assert {c.nick for c in b.channels["#c"].members} == {"alice", "bob"}
 
 
+def test_a_stale_snapshot_is_read_again_after_the_next_heartbeat() -> None:
+    # b subscribes while a's first events are in flight: it misses alice's "up" and
+    # JOIN, sees a later event (a gap), and the snapshot it then reads was written
+    # before alice existed. The next heartbeat's snapshot has her: b must read it,
+    # or alice never quits on b when a dies.
+    a, b = make_core("a"), make_core("b")
+    old_snapshot = a.cluster_snapshot()
+    register(a, 1, "alice")
+    a.data_received(1, b"JOIN #c\r\n")
+    missed = a.take_effects()
+    assert [e.event["k"] for e in missed if isinstance(e, Publish)] == ["up", "join"]
+    register(b, 1, "bob")
+    b.take_effects()
+    b.data_received(1, b"JOIN #c\r\n")
+    b.take_effects()
+    b.remote_snapshot(old_snapshot)  # what b reads when it subscribes
+    a.data_received(1, b"PRIVMSG #c :hi\r\n")
+    effects = relay_events(a, b)
+    assert Resync("a") in effects  # the gap
+    b.remote_snapshot(old_snapshot)  # still the only one: older than the events seen
+    assert "alice" not in b.nicks
+    asks = [e.event for e in b.take_effects() if isinstance(e, Publish)]
+    assert asks == [{"k": "want", "n": "b", "of": "a"}]  # a writes one at once
+    b.remote_snapshot(old_snapshot)
+    assert b.take_effects() == []  # asked once per stale episode
+    heartbeat = {"k": "hb", "n": "a", "g": a.cluster_snapshot()["g"]}
+    b.remote_event(heartbeat)
+    assert Resync("a") in b.take_effects()  # same counter, but the snapshot was stale
+    b.remote_snapshot(a.cluster_snapshot())
+    assert "alice" in b.nicks
+    output(b, 1)
+    b.remote_event(heartbeat)
+    assert Resync("a") not in b.take_effects()  # up to date now: no more reads
+    b.remote_node_gone("a")
+    assert b"QUIT" in output(b, 1)
+
+
 def test_cluster_config_problems() -> None:
     assert config_problem(ServerConfig(), "select") is None
     assert "redis" in (config_problem(ServerConfig(cluster=True), "asyncio") or "")

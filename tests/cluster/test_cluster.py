@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
+import redis
+
+from server.cluster.events import CHANNEL, NODE_KEY, encode
 from tests.cluster.conftest import Cluster
 from tests.ircclient import IRCTestClient
 
@@ -303,3 +307,24 @@ async def test_redis_restart_resyncs(cluster: Cluster) -> None:
     assert got.params == ["#c", "back"]
     for c in (alice, bob, carol):
         await c.close()
+
+
+async def test_a_node_asked_for_its_snapshot_writes_it_at_once(cluster: Cluster) -> None:
+    # A node whose copy of n1's snapshot is older than n1's events asks for a new
+    # one instead of waiting for n1's next heartbeat (30 s here): n1 may die before.
+    port = cluster.start("n1", cluster_heartbeat=30.0, cluster_dead_after=90.0)
+    r = redis.Redis(port=cluster.redis.port)
+
+    def nicks() -> set[str]:
+        raw = r.get(NODE_KEY + "n1")
+        assert raw is not None
+        return {u["nick"] for u in json.loads(raw)["users"]}
+
+    try:
+        alice = await connect(port, "alice")
+        assert nicks() == set()  # written when n1 subscribed, before alice came
+        r.publish(CHANNEL, encode({"k": "want", "n": "n2", "of": "n1"}))
+        await eventually(lambda: nicks() == {"alice"})
+        await alice.close()
+    finally:
+        r.close()
