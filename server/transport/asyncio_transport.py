@@ -351,6 +351,7 @@ async def serve_until_signalled(config: ServerConfig, reloader: Reloader | None 
         server.schedule_flush()
 
     loop.add_signal_handler(signal.SIGHUP, on_hup)
+    memory.freeze_startup()  # after the handlers: a SIGTERM meanwhile is a clean stop
     await stop.wait()
     log.info("shutting down")
     await server.stop()

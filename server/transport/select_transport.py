@@ -1145,6 +1145,7 @@ def run(config: ServerConfig, reloader: Reloader | None = None) -> int:
         server = built
         if early_stop:
             server.request_stop()
+        memory.freeze_startup()
         server.serve_forever()
         return 0
     finally:

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
+
+import pytest
 
 from server.memory import MemoryReleaser, Release, malloc_trim, release
+from tests.net import free_port, wait_listening
 
 
 class Clock:
@@ -97,3 +105,27 @@ def test_the_real_release_collects_and_trims() -> None:
         os.confstr("CS_GNU_LIBC_VERSION")
     )
     assert (trimmed is not None) == glibc
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "select"])
+def test_the_server_process_freezes_its_start_up_objects(tmp_path: Path, backend: str) -> None:
+    port = free_port()
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "server", "--port", str(port), "--db", "",
+             "--backend", backend, "--log-level", "debug"],
+            stdout=subprocess.DEVNULL, stderr=log,
+        )
+        try:
+            wait_listening(port, proc)
+            deadline = time.monotonic() + 15
+            while "start-up objects" not in log_path.read_text():
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.02)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(15) == 0
+    frozen = [line for line in log_path.read_text().splitlines() if "start-up objects" in line]
+    assert len(frozen) == 1
+    assert int(frozen[0].split("froze ")[1].split()[0]) > 10_000  # modules, classes, ...
