@@ -129,9 +129,20 @@ class ClusterBus:
         await self.redis.aclose()
 
     def _spawn(self, coro: Any) -> None:
+        if self._stopping:
+            # stop() cancels what it finds and then closes the client: a task started
+            # later would run against a closing pool (redis-py then fails inside itself).
+            coro.close()
+            return
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # Retrieved here, not by the garbage collector at some later moment.
+            log.warning("cluster: background task %s failed: %r", task.get_coro(), exc)
 
     # ------------------------------------------------------------------ effects
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
+import pytest
 import redis
 
 from server.cluster.events import CHANNEL, NODE_KEY, encode
@@ -328,3 +330,29 @@ async def test_a_node_asked_for_its_snapshot_writes_it_at_once(cluster: Cluster)
         await alice.close()
     finally:
         r.close()
+
+
+async def test_the_bus_logs_a_failed_task_and_starts_none_once_stopping(
+    cluster: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    cluster.start("n1")
+    bus = cluster.bus("n1")
+    loop = cluster.nodes["n1"].server.loop  # type: ignore[attr-defined]
+
+    async def fails() -> None:
+        raise AttributeError("'NoneType' object has no attribute 'writelines'")
+
+    async def spawn_and_wait() -> None:
+        bus._spawn(fails())
+        while bus._tasks:
+            await asyncio.sleep(0.01)
+
+    with caplog.at_level(logging.WARNING, logger="chat.server.cluster"):
+        asyncio.run_coroutine_threadsafe(spawn_and_wait(), loop).result(5)
+    assert any("background task" in r.getMessage() and "writelines" in r.getMessage()
+               for r in caplog.records)
+    cluster.stop("n1")
+    started = fails()
+    bus._spawn(started)  # e.g. a nick release from the shutdown's last flush
+    assert not bus._tasks
+    assert started.cr_frame is None  # closed, never run
