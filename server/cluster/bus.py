@@ -32,6 +32,7 @@ from server.config import ServerConfig
 from server.core import ServerCore
 from server.history.model import NO_REF, Query
 from server.history.service import HistoryService
+from server.tasks import spawn
 
 from .events import (
     CHANNEL,
@@ -81,7 +82,7 @@ class ClusterBus:
             config.redis, socket_timeout=2.0, socket_connect_timeout=2.0
         )
         self._queue: asyncio.Queue[bytes] = asyncio.Queue()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._resyncing: set[str] = set()
         self._announcing = False  # a snapshot asked for by another node is being written
@@ -134,15 +135,7 @@ class ClusterBus:
             # later would run against a closing pool (redis-py then fails inside itself).
             coro.close()
             return
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            # Retrieved here, not by the garbage collector at some later moment.
-            log.warning("cluster: background task %s failed: %r", task.get_coro(), exc)
+        spawn(self._tasks, coro, log)
 
     # ------------------------------------------------------------------ effects
 

@@ -48,6 +48,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.maint_notifications import MaintNotificationsConfig
 
+from server.tasks import spawn
+
 from .breaker import CircuitBreaker
 from .model import StoredMessage
 
@@ -210,7 +212,7 @@ class RedisHistoryCache:
         self._ttl_ms = max(1, int(ttl * 1000))
         self._client: aioredis.Redis | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
-        self._retiring: set[asyncio.Task[None]] = set()  # old clients, closed shortly
+        self._retiring: set[asyncio.Task[Any]] = set()  # old clients, closed shortly
         self._slots = asyncio.Semaphore(POOL_SIZE)  # made anew for each event loop
         self._generation: str | None = None
         # Channels read in this generation. Only a read creates a window (its fill), so
@@ -431,9 +433,7 @@ class RedisHistoryCache:
         old, self._client = self._client, None
         if old is None:
             return
-        task = asyncio.get_running_loop().create_task(self._close_retired(old))
-        self._retiring.add(task)
-        task.add_done_callback(self._retiring.discard)
+        spawn(self._retiring, self._close_retired(old), log)
 
     async def _close_retired(self, client: aioredis.Redis) -> None:
         try:

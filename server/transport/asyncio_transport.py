@@ -18,6 +18,7 @@ from server.core.history import HistoryRequest, StoreMessage
 from server.history.service import HistoryService
 from server.history.setup import build_history, prune_history
 from server.limits import raise_nofile_limit
+from server.tasks import spawn
 from server.tls import TLSConfigError, server_context
 from server.transport.ops import (
     Reloader,
@@ -106,7 +107,7 @@ class AsyncioServer:
         self.flush_scheduled = False
         self._servers: list[asyncio.Server] = []
         self._ticker: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.port = config.port
         self.tls_port: int | None = config.tls_port  # the bound port once started
         self.history: HistoryService | None = build_history(config)
@@ -242,9 +243,7 @@ class AsyncioServer:
                 self._spawn(self._answer(effect))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = self.loop.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        spawn(self._tasks, coro, log, self.loop)
 
     async def _check_oper(self, effect: CheckOper) -> None:
         ok = await self.loop.run_in_executor(None, check_oper, effect)
