@@ -49,7 +49,7 @@ from .stats import CoreStats
 
 log = logging.getLogger("chat.server.core")
 
-HELD_LINES = 64  # lines a client may send while its OPER password is being checked
+HELD_LINES = 64  # lines a client may send while its OPER or REHASH awaits its answer
 
 # Settings a running server cannot change: REHASH keeps the old value and says so.
 RESTART_ONLY = (

@@ -84,8 +84,8 @@ class Client:
         self.counted = False  # holds a slot in the per-host connection count
         self.flood: FloodGate | None = None
         self.oper_failures: list[float] = []
-        # Lines received while an OPER password is checked off the loop: handled, in
-        # order, once the answer is in (None: nothing is being checked).
+        # Lines received while the client's OPER (checked off the loop) or REHASH
+        # awaits its answer: handled, in order, once it is in (None: nothing pending).
         self.held: list[bytes] | None = None
         # Cluster: the uid ("node:conn") of a user connected to another node. Such a
         # client has no connection here: nothing is ever written to it.
