@@ -34,6 +34,10 @@ MIGRATIONS: list[str] = [
 
 CHECKPOINT_INTERVAL = 1.0  # seconds between WAL checkpoints on the background thread
 CHECKPOINT_NICE = 10  # low enough to yield to the loop at once, high enough to keep up
+# A commit writes every page it touched (the table's leaf and three index leaves) to
+# the WAL and checksums it: with 1 KiB pages a one-message commit costs ~20 % less
+# than with the 4 KiB default. Applies to new databases; existing ones keep theirs.
+PAGE_SIZE = 1024
 
 _COLUMNS = "target, seq, msgid, time_ms, source, command, channel, text, tags"
 # Replies carry only these (see query.SERVED_COMMANDS); references may be any row.
@@ -78,6 +82,7 @@ class SQLiteStore:
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA page_size={PAGE_SIZE}")  # no-op once the file has pages
         conn.execute("PRAGMA journal_mode=WAL")
         # NORMAL: a commit is in the OS before it returns, so it survives kill -9 of
         # the server (not a power cut), without an fsync per tick.

@@ -1,14 +1,18 @@
-"""The SQLite checkpoint thread runs below the event loop's priority."""
+"""SQLite store file: the checkpoint thread runs below the loop's priority; page size."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
 import pytest
 
+from server.history import sqlite_store
 from server.history.sqlite_store import CHECKPOINT_NICE, SQLiteStore
+from tests.history.conftest import append
 
 
 def _nice_of(native_id: int) -> int:
@@ -31,3 +35,20 @@ def test_checkpoint_thread_is_niced_and_the_caller_is_not(tmp_path: Path) -> Non
         assert os.getpriority(os.PRIO_PROCESS, 0) == before  # the loop's thread kept its own
     finally:
         store.close()
+
+
+def test_new_databases_get_small_pages_and_old_ones_keep_theirs(tmp_path: Path) -> None:
+    fresh = SQLiteStore(str(tmp_path / "new.db"))
+    assert fresh._writer.execute("PRAGMA page_size").fetchone()[0] == sqlite_store.PAGE_SIZE
+    fresh.close()
+    old_path = str(tmp_path / "old.db")
+    with contextlib.closing(sqlite3.connect(old_path)) as conn:
+        conn.execute("PRAGMA page_size=4096")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE unrelated (x INTEGER)")
+    old = SQLiteStore(old_path)
+    try:
+        assert old._writer.execute("PRAGMA page_size").fetchone()[0] == 4096
+        assert [m.seq for m in append(old, "#a", 3)] == [1, 2, 3]
+    finally:
+        old.close()
