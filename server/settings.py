@@ -143,6 +143,7 @@ _HELP: dict[str, str] = {
     "throttle_burst": "new connections per host in a burst (0: no throttle)",
     "throttle_rate": "new connections per host per second after the burst",
     "oper_attempts": "failed OPER attempts allowed per connection per minute",
+    "whowas_size": "nicks remembered for WHOWAS, the oldest forgotten first (0: off)",
     "cloak_hosts": "show clients a keyed hash instead of each other's addresses",
     "cloak_key": "secret for host cloaks (empty: random per start, cloaks change on restart)",
     "db": "history store of record: a SQLite file, or a postgresql:// URL; empty turns history off",

@@ -205,6 +205,7 @@ def _quit_remote(core: ServerCore, client: Client, reason: str, relay: Relay | N
     if relay is None:
         relay = core.new_relay(client.mask, "QUIT", [reason])
     core.fan_out(_local_peers(core, client), relay)
+    core.remember(client)
     _remove_remote(core, client)
 
 
@@ -276,6 +277,8 @@ def _on_nick(core: ServerCore, event: Event) -> None:
     core.fan_out(_local_peers(core, client), relay)
     nick = str(event["nick"])
     folded = core.fold(nick)
+    if folded != client.folded:
+        core.remember(client)
     if core.nicks.get(client.folded) is client:
         del core.nicks[client.folded]
     client.nick, client.folded = nick, folded

@@ -46,6 +46,7 @@ from .history import (
 from .relay import Relay, add_tag, fit_line, relay_wire
 from .state import Channel, Client, LocalCounts
 from .stats import CoreStats
+from .whowas import WhowasEntry, WhowasLog
 
 log = logging.getLogger("chat.server.core")
 
@@ -142,6 +143,7 @@ class ServerCore:
         # serialised once per configuration (rebuilt when REHASH replaces self.config).
         self.welcome: Any = None
         self.command_counts: dict[str, int] = {}  # STATS m: commands seen by name
+        self.whowas = WhowasLog(config.whowas_size)
         self.stats = CoreStats()
         self._time_ms = -1
         self._time_text = ""
@@ -271,6 +273,7 @@ class ServerCore:
         self.limits.max_per_host = new.max_per_host
         self.limits.throttle_burst = new.throttle_burst
         self.limits.throttle_rate = new.throttle_rate
+        self.whowas.resize(new.whowas_size)
         return ignored
 
     def rehash_done(
@@ -819,6 +822,7 @@ class ServerCore:
                 self.publish("quit", client.channels, self.uid(client), r=relay_wire(client, relay))
         if self.cluster:
             self.release_nick(client)
+        self.remember(client)
         for channel in list(client.channels.values()):
             self.remove_member(channel, client)
         if client.folded and self.nicks.get(client.folded) is client:
@@ -828,6 +832,14 @@ class ServerCore:
         self._set_closing(client, reason)
         if not client.out:
             self._dirty.append(client)
+
+    def remember(self, client: Client) -> None:
+        """Keep a registered user's nick for WHOWAS as they give it up (QUIT, NICK)."""
+        if client.registered:
+            self.whowas.record(
+                client.folded,
+                WhowasEntry(client.nick, client.user, client.host, client.realname, self.clock()),
+            )
 
     def _forget(self, client: Client) -> None:
         if client.conn_id in self.clients and client.counted:

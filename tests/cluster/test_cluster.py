@@ -131,6 +131,34 @@ async def test_join_part_nick_topic_mode_kick_away_quit_across_nodes(cluster: Cl
     await alice.close()
 
 
+async def test_whowas_sees_nicks_given_up_on_the_other_node(cluster: Cluster) -> None:
+    p1, p2 = cluster.start("n1"), cluster.start("n2")
+    alice = await connect(p1, "alice")
+    bob = await connect(p2, "bob")
+    carol = await connect(p2, "carol")
+    await bob.join("#c")
+    await alice.join("#c")
+    await bob.expect("JOIN", lambda m: (m.source or "").startswith("alice!"))
+    await alice.send("WHOIS bob")
+    shown = (await alice.expect("311")).params[3]  # the host as node 1 shows it: a cloak
+    assert shown != "127.0.0.1"
+    await bob.send("NICK robert")
+    await alice.expect("NICK")
+    await carol.send("QUIT :later")
+    await carol.wait_closed()
+
+    async def whowas(nick: str) -> list[list[str]]:
+        await alice.send(f"WHOWAS {nick}")
+        return [m.params for m in await alice.collect_until("369") if m.command == "314"]
+
+    assert await whowas("bob") == [["alice", "bob", "~bob", shown, "*", "Real bob"]]
+    # carol shared no channel with alice: her QUIT reaches node 1 over the bus all the same.
+    await eventually(lambda: whowas("carol"))
+    assert [p[1] for p in await whowas("carol")] == ["carol"]
+    await alice.close()
+    await bob.close()
+
+
 async def test_nick_collision_across_nodes_gets_433(cluster: Cluster) -> None:
     p1, p2 = cluster.start("n1"), cluster.start("n2")
     alice = await connect(p1, "alice")

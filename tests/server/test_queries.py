@@ -1,13 +1,17 @@
-"""WHO, WHOIS, ISON and USERHOST over real TCP, on every backend."""
+"""WHO, WHOIS, WHOWAS, ISON and USERHOST over real TCP, on every backend."""
 
 from __future__ import annotations
+
+import calendar
+import time
+from pathlib import Path
 
 import pytest
 
 from chat.message import Message
 from server.config import ServerConfig
 from server.passwords import hash_password
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, start_server, suite_config
 from tests.ircclient import IRCTestClient
 from tests.server.helpers import ask, only
 
@@ -193,6 +197,97 @@ async def test_whois_needs_a_nick(server: RunningServer) -> None:
     msgs = await ask(alice, "WHOIS ,bob")
     assert [m.command for m in msgs] == ["431"]
     assert msgs[0].params == ["alice", "No nickname given"]
+
+
+# ---------------------------------------------------------------------- WHOWAS
+
+
+async def quit_(c: IRCTestClient) -> None:
+    """QUIT and wait until the server has closed the connection (so it is recorded)."""
+    await c.send("QUIT :bye")
+    await c.wait_closed()
+
+
+async def whowas(c: IRCTestClient, line: str) -> list[Message]:
+    """The replies to one WHOWAS; checks the 369 that ends them."""
+    msgs = await ask(c, line)
+    assert msgs[-1].command == "369"
+    return msgs
+
+
+async def test_whowas_shows_who_quit_newest_first(server: RunningServer) -> None:
+    bob = await server.client("bob")
+    for _ in range(2):
+        await quit_(await server.client("alice"))
+    old = await server.client("carol")
+    await ask(old, "NICK alice")  # a NICK gives the old one up too
+    await ask(old, "NICK Alice")  # a case-only change keeps it: nothing new recorded
+    await quit_(old)
+    before = time.time()
+    msgs = await whowas(bob, "WHOWAS ALICE")  # casemapped, as every nick lookup
+    assert [m.command for m in msgs] == ["314", "312"] * 3 + ["369"]
+    users = [m.params for m in only(msgs, "314")]
+    # Newest first: carol's client quit as "Alice" last (its NICK gave up "carol").
+    assert users[0] == ["bob", "Alice", "~carol", "127.0.0.1", "*", "Real carol"]
+    assert users[1:3] == [["bob", "alice", "~alice", "127.0.0.1", "*", "Real alice"]] * 2
+    servers = [m.params for m in only(msgs, "312")]
+    assert {tuple(p[:3]) for p in servers} == {("bob", "Alice", "test.server"),
+                                               ("bob", "alice", "test.server")}  # fmt: skip
+    left = [calendar.timegm(time.strptime(p[3], "%a %b %d %H:%M:%S %Y")) for p in servers]
+    assert all(before - 60 <= t <= time.time() + 1 for t in left)  # when they left, in UTC
+    assert msgs[-1].params == ["bob", "ALICE", "End of WHOWAS"]
+    carol = only(await whowas(bob, "WHOWAS carol"), "314")
+    assert [m.params[1:4] for m in carol] == [["carol", "~carol", "127.0.0.1"]]
+
+
+async def test_whowas_count_limits_the_entries(server: RunningServer) -> None:
+    bob = await server.client("bob")
+    for _ in range(3):
+        await quit_(await server.client("alice"))
+    for count, expected in (("1", 1), ("2", 2), ("9", 3), ("0", 3), ("-1", 3), ("x", 3)):
+        msgs = await whowas(bob, f"WHOWAS alice {count}")
+        assert len(only(msgs, "314")) == expected, count
+    # A target server parameter is accepted and ignored: there is one server.
+    assert len(only(await whowas(bob, "WHOWAS alice 2 test.server"), "314")) == 2
+
+
+async def test_whowas_unknown_online_and_unregistered_nicks(server: RunningServer) -> None:
+    bob = await server.client("bob")
+    for nick in ("nobody", "bob"):  # never used, and in use but never given up
+        msgs = await whowas(bob, f"WHOWAS {nick}")
+        assert [m.command for m in msgs] == ["406", "369"]
+        assert msgs[0].params == ["bob", nick, "There was no such nickname"]
+        assert msgs[1].params == ["bob", nick, "End of WHOWAS"]
+    half = await server.client()
+    await half.send("NICK dave")  # never registers: not a user anyone could see
+    await quit_(half)
+    assert [m.command for m in await whowas(bob, "WHOWAS dave")] == ["406", "369"]
+    # Garbage is echoed safely: a nick that cannot be a middle parameter becomes "*".
+    msgs = await whowas(bob, "WHOWAS :a b")
+    assert msgs[0].params == ["bob", "*", "There was no such nickname"]
+
+
+async def test_whowas_needs_a_nick(server: RunningServer) -> None:
+    bob = await server.client("bob")
+    assert [m.command for m in await ask(bob, "WHOWAS")] == ["461"]
+    msgs = await ask(bob, "WHOWAS ,alice")
+    assert [m.command for m in msgs] == ["431"]
+    assert msgs[0].params == ["bob", "No nickname given"]
+
+
+async def test_whowas_remembers_at_most_whowas_size(backend: str, tmp_path: Path) -> None:
+    running = start_server(suite_config(whowas_size=2), backend, db=str(tmp_path / "h.db"))
+    try:
+        bob = await running.client("bob")
+        for nick in ("n1", "n2", "n3"):
+            await quit_(await running.client(nick))
+        assert [m.command for m in await whowas(bob, "WHOWAS n1")] == ["406", "369"]
+        for nick in ("n2", "n3"):
+            assert len(only(await whowas(bob, f"WHOWAS {nick}"), "314")) == 1
+    finally:
+        for c in running.clients:
+            await c.close()
+        running.handle.stop()
 
 
 # ---------------------------------------------------------------------- ISON / USERHOST

@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[Handler, int]] = {
     "SETNAME": (messaging.handle_setname, 1),
     "WHO": (queries.handle_who, 0),
     "WHOIS": (queries.handle_whois, 1),
+    "WHOWAS": (queries.handle_whowas, 1),
     "ISON": (queries.handle_ison, 1),
     "USERHOST": (queries.handle_userhost, 1),
     "OPER": (operator.handle_oper, 2),

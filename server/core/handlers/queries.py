@@ -1,7 +1,8 @@
-"""User queries: WHO, WHOIS, ISON, USERHOST."""
+"""User queries: WHO, WHOIS, WHOWAS, ISON, USERHOST."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from chat import numerics as N
@@ -119,6 +120,26 @@ def handle_whois(core: ServerCore, client: Client, msg: Message) -> None:
         "seconds idle, signon time",
     )
     core.reply(client, N.RPL_ENDOFWHOIS, other.nick, "End of /WHOIS list")
+
+
+def handle_whowas(core: ServerCore, client: Client, msg: Message) -> None:
+    # WHOWAS <nick>[,<nick>...] [<count> [<server>]]: the first nick only, as WHOIS.
+    nick = msg.params[0].split(",")[0]
+    if not nick:
+        core.reply(client, N.ERR_NONICKNAMEGIVEN, "No nickname given")
+        return
+    count = msg.params[1] if len(msg.params) > 1 else ""
+    # A count that is missing, not a number or not positive asks for every entry.
+    limit = int(count) if count.isdigit() and len(count) < 6 else 0
+    entries = core.whowas.lookup(core.fold(nick), limit)
+    if not entries:
+        core.reply(client, N.ERR_WASNOSUCHNICK, nick, "There was no such nickname")
+    for entry in entries:
+        core.reply(client, N.RPL_WHOWASUSER, entry.nick, entry.user, entry.host, "*",
+                   entry.realname)  # fmt: skip
+        left = datetime.fromtimestamp(entry.left_at, UTC).strftime("%a %b %d %H:%M:%S %Y")
+        core.reply(client, N.RPL_WHOISSERVER, entry.nick, core.config.name, left)
+    core.reply(client, N.RPL_ENDOFWHOWAS, nick, "End of WHOWAS")
 
 
 def handle_ison(core: ServerCore, client: Client, msg: Message) -> None:

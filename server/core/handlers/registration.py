@@ -141,6 +141,8 @@ def apply_nick(core: ServerCore, client: Client, nick: str, folded: str) -> None
         if core.cluster:
             core.publish("nick", client.channels, core.uid(client), nick=nick,
                          r=relay_wire(client, relay))
+    if client.folded != folded:
+        core.remember(client)  # a case-only change keeps the nick: nothing to remember
     if client.folded and core.nicks.get(client.folded) is client:
         if core.cluster and client.folded != folded:
             core.release_nick(client)
