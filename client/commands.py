@@ -274,6 +274,18 @@ def _whois(s: Session, args: str, now: float) -> None:
     s.send("WHOIS", _check_name(parts[0], "nick"))
 
 
+@command("whowas", "/whowas NICK [COUNT]", "Show who recently used a nick, newest first.")
+def _whowas(s: Session, args: str, now: float) -> None:
+    parts = _need(args, 1, COMMANDS["whowas"].usage)
+    nick = _check_name(parts[0], "nick")
+    if len(parts) > 1:
+        if not parts[1].isdigit():
+            raise UsageError(f"Usage: {COMMANDS['whowas'].usage}")
+        s.send("WHOWAS", nick, parts[1])
+    else:
+        s.send("WHOWAS", nick)
+
+
 @command("away", "/away [message]", "Set an away message; without one, come back.")
 def _away(s: Session, args: str, now: float) -> None:
     if args:

@@ -161,6 +161,7 @@ class Session:
         self._gap: dict[str, int] = {}  # buffer key -> missed messages fetched so far
         self._names: dict[str, dict[str, Member]] = {}
         self._names_shown: set[str] = set()  # /names asked by the user: show the result
+        self._last_query_numeric = ""  # the previous reply shown for a query (WHOIS, WHOWAS)
         self._switch_on_join: set[str] = set()
         self._pings: dict[str, float] = {}
         self._ping_seq = 0
@@ -850,6 +851,9 @@ class Session:
             return
         if code in _QUERY_NUMERICS and self.registered:
             template = _QUERY_FORMATS.get(code)
+            if code == N.RPL_WHOISSERVER and self._last_query_numeric == N.RPL_WHOWASUSER:
+                template = _WHOWAS_SERVER  # after a 314, a 312 says when they left
+            self._last_query_numeric = code
             text = " ".join(p[1:])
             if template is not None and len(p) >= template[0]:
                 text = template[1].format(*p)
@@ -1557,14 +1561,18 @@ _QUERY_NUMERICS = frozenset(
         N.RPL_WHOISSECURE, "307", "320", "330", "338", "276", "378",
         N.RPL_LISTSTART, N.RPL_LISTEND, N.RPL_WHOREPLY, N.RPL_ENDOFWHO,
         N.RPL_BANLIST, N.RPL_ENDOFBANLIST, N.RPL_USERHOST, N.RPL_ISON,
-        "314", "369",  # WHOWAS
+        N.RPL_WHOWASUSER, N.RPL_ENDOFWHOWAS,
     }
 )  # fmt: skip
+
+_WHOWAS_SERVER = (4, "{1} left {2} at {3}")
 
 # Friendlier text for common query replies: (minimum params, format over params).
 _QUERY_FORMATS: dict[str, tuple[int, str]] = {
     N.RPL_WHOISUSER: (6, "{1} is {2}@{3} ({5})"),
     N.RPL_WHOISSERVER: (4, "{1} is connected to {2} ({3})"),
+    N.RPL_WHOWASUSER: (6, "{1} was {2}@{3} ({5})"),
+    N.RPL_ENDOFWHOWAS: (2, "End of WHOWAS for {1}"),
     N.RPL_WHOISOPERATOR: (2, "{1} is an IRC operator"),
     N.RPL_WHOISIDLE: (4, "{1} has been idle for {2} s"),
     N.RPL_WHOISCHANNELS: (3, "{1} is on {2}"),

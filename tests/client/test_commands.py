@@ -51,6 +51,8 @@ def s() -> Session:
         ("/list", ["LIST"]),
         ("/list #c*", ["LIST #c*"]),
         ("/whois bob", ["WHOIS bob"]),
+        ("/whowas bob", ["WHOWAS bob"]),
+        ("/whowas bob 3", ["WHOWAS bob 3"]),
         ("/away gone fishing", ["AWAY :gone fishing"]),
         ("/away", ["AWAY"]),
         ("/invite dave", ["INVITE dave #t"]),
@@ -86,6 +88,8 @@ def test_commands_send(s: Session, typed: str, sent: list[str]) -> None:
         "/kick",
         "/nick",
         "/whois",
+        "/whowas",
+        "/whowas bob many",
         "/invite",
         "/quote",
         "/me",
@@ -109,8 +113,8 @@ def test_help_lists_commands(s: Session) -> None:
     run(s, "/help")
     text = "\n".join(ln.text for ln in s.current.lines)
     for name in ("join", "part", "msg", "query", "me", "notice", "nick", "topic", "names",
-                 "list", "whois", "away", "invite", "kick", "mode", "quit", "close", "win",
-                 "clear", "help", "quote"):  # fmt: skip
+                 "list", "whois", "whowas", "away", "invite", "kick", "mode", "quit", "close",
+                 "win", "clear", "help", "quote"):  # fmt: skip
         assert f"/{name}" in text
     run(s, "/help kick")
     assert "/kick" in s.current.lines[-1].text

@@ -519,6 +519,33 @@ def test_ctcp_action_version_and_throttle() -> None:
     assert s.take_outgoing() == ["PRIVMSG #t :\x01ACTION dances\x01"]
 
 
+def test_whois_and_whowas_replies_are_shown_in_words() -> None:
+    s = chat_session()
+    feed(s, [
+        ":srv 311 alice bob ~bob h1 * :Real bob",
+        ":srv 312 alice bob srv :TestNet",
+        ":srv 318 alice bob :End of /WHOIS list",
+        ":srv 314 alice carol ~carol h2 * :Real carol",
+        ":srv 312 alice carol srv :Sat Nov 21 15:00:00 2026",
+        ":srv 314 alice carol ~c h3 * :Old carol",
+        ":srv 312 alice carol srv :Fri Nov 20 09:00:00 2026",
+        ":srv 369 alice carol :End of WHOWAS",
+    ])  # fmt: skip
+    assert [ln.text for ln in list(s.current.lines)[-8:]] == [
+        "bob is ~bob@h1 (Real bob)",
+        "bob is connected to srv (TestNet)",
+        "End of WHOIS for bob",
+        "carol was ~carol@h2 (Real carol)",
+        "carol left srv at Sat Nov 21 15:00:00 2026",
+        "carol was ~c@h3 (Old carol)",
+        "carol left srv at Fri Nov 20 09:00:00 2026",
+        "End of WHOWAS for carol",
+    ]
+    feed(s, [":srv 406 alice dave :There was no such nickname"])
+    error = s.current.lines[-1]
+    assert (error.kind, error.text) == (Kind.ERROR, "dave: There was no such nickname")
+
+
 def test_server_notices_go_to_the_server_buffer() -> None:
     s = make()
     s.connection_made(NOW)
