@@ -46,7 +46,7 @@ from .history import (
 from .relay import Relay, add_tag, fit_line, relay_wire
 from .state import Channel, Client, LocalCounts
 from .stats import CoreStats
-from .whowas import WhowasEntry, WhowasLog
+from .whowas import WhowasLog
 
 log = logging.getLogger("chat.server.core")
 
@@ -837,8 +837,7 @@ class ServerCore:
         """Keep a registered user's nick for WHOWAS as they give it up (QUIT, NICK)."""
         if client.registered:
             self.whowas.record(
-                client.folded,
-                WhowasEntry(client.nick, client.user, client.host, client.realname, self.clock()),
+                client.folded, client.nick, client.user, client.host, client.realname, self.clock()
             )
 
     def _forget(self, client: Client) -> None:

@@ -5,15 +5,16 @@ from __future__ import annotations
 from server.core.whowas import WhowasEntry, WhowasLog
 
 
-def entry(nick: str, at: float) -> WhowasEntry:
-    return WhowasEntry(nick, "~u", "host", "Real", at)
+def record(log: WhowasLog, nick: str, at: float) -> None:
+    log.record(nick.lower(), nick, "~u", "host", "Real", at)
 
 
 def test_lookup_is_newest_first_and_count_limits_it() -> None:
     log = WhowasLog(10)
     for at in (1.0, 2.0, 3.0):
-        log.record("alice", entry("alice", at))
-    log.record("bob", entry("bob", 4.0))
+        record(log, "alice", at)
+    record(log, "bob", 4.0)
+    assert log.lookup("alice")[0] == WhowasEntry("alice", "~u", "host", "Real", 3.0)
     assert [e.left_at for e in log.lookup("alice")] == [3.0, 2.0, 1.0]
     assert [e.left_at for e in log.lookup("alice", 2)] == [3.0, 2.0]
     assert [e.left_at for e in log.lookup("alice", -1)] == [3.0, 2.0, 1.0]
@@ -22,25 +23,24 @@ def test_lookup_is_newest_first_and_count_limits_it() -> None:
 
 def test_the_oldest_entry_of_any_nick_goes_first() -> None:
     log = WhowasLog(3)
-    log.record("alice", entry("alice", 1.0))
-    log.record("bob", entry("bob", 2.0))
-    log.record("alice", entry("alice", 3.0))
-    log.record("carol", entry("carol", 4.0))  # pushes out alice's first entry
+    record(log, "alice", 1.0)
+    record(log, "bob", 2.0)
+    record(log, "alice", 3.0)
+    record(log, "carol", 4.0)  # pushes out alice's first entry
     assert [e.left_at for e in log.lookup("alice")] == [3.0]
-    log.record("dave", entry("dave", 5.0))  # pushes out bob's only entry
+    record(log, "dave", 5.0)  # pushes out bob's only entry
     assert log.lookup("bob") == []
     assert len(log) == 3
-    assert "bob" not in log._by_nick  # no empty per-nick queue is kept
 
 
 def test_resize_forgets_the_oldest_and_zero_turns_it_off() -> None:
     log = WhowasLog(5)
     for i in range(5):
-        log.record(f"n{i}", entry(f"n{i}", float(i)))
+        record(log, f"n{i}", float(i))
     log.resize(2)
     assert [n for n in ("n0", "n1", "n2", "n3", "n4") if log.lookup(n)] == ["n3", "n4"]
     log.resize(0)
-    log.record("x", entry("x", 9.0))
+    record(log, "x", 9.0)
     assert len(log) == 0
     assert log.lookup("x") == []
     assert WhowasLog(-3).capacity == 0
