@@ -193,6 +193,7 @@ _INT_BOUNDS: dict[str, tuple[int, int | None]] = {
     "throttle_burst": (0, None),
     "history_max_rows": (0, None),
     "history_max_age_days": (0, None),
+    "whowas_size": (0, 100_000),  # WHOWAS scans the log: keep a lookup within milliseconds
 }
 _FLOAT_MAX = 1_000_000.0  # seconds; anything above is a typo, and some loops overflow
 

@@ -171,6 +171,10 @@ def test_port_zero_is_allowed() -> None:
     assert load_config(["--port", "0"], {}).port == 0
 
 
+def test_whowas_size_zero_turns_whowas_off() -> None:
+    assert load_config(["--whowas-size", "0"], {}).whowas_size == 0
+
+
 def test_opers_table(tmp_path: Path) -> None:
     path = write(tmp_path, f'[opers]\nalice = "{OPER_HASH}"\nbob = "{OPER_HASH}"\n')
     config = load_config(["--config", str(path)], {})
@@ -251,6 +255,8 @@ TOML_ERRORS = [
     ("port = -1", ["port", "65535"]),
     ("nicklen = 0", ["nicklen", "at least 1"]),
     ("sendq = 10", ["sendq", "at least"]),
+    ("whowas_size = -1", ["whowas_size", "between 0 and 100000"]),
+    ("whowas_size = 100001", ["whowas_size", "100000"]),
     ('ping_timeout = "30"', ["ping_timeout", "number", "string"]),
     ("ping_timeout = 0", ["ping_timeout", "above 0"]),
     ("ping_interval = -5.0", ["ping_interval", "above 0"]),
