@@ -44,3 +44,12 @@ def test_resize_forgets_the_oldest_and_zero_turns_it_off() -> None:
     assert len(log) == 0
     assert log.lookup("x") == []
     assert WhowasLog(-3).capacity == 0
+
+
+def test_fields_come_back_as_given_and_times_in_whole_seconds() -> None:
+    log = WhowasLog(4)
+    log.record("[a]", "{A}", "~u", "c1.c2.ip", "Real: name with \0 and spaces ", 1_790_000_123.9)
+    log.record("[a]b", "[a]b", "~v", "h", "other", 1.0)  # a longer nick with the same start
+    assert log.lookup("[a]") == [
+        WhowasEntry("{A}", "~u", "c1.c2.ip", "Real: name with \0 and spaces ", 1_790_000_123.0)
+    ]
