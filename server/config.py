@@ -44,6 +44,7 @@ class ServerConfig:
     max_channels: int = 50  # per user
     max_targets: int = 4  # TARGMAX for PRIVMSG/NOTICE and friends
     whowas_size: int = 256  # nicks remembered for WHOWAS; 0 turns WHOWAS off
+    monitor_limit: int = 100  # nicks one client may MONITOR (ISUPPORT MONITOR)
     sendq: int = 1 << 20  # bytes queued to one client before it is disconnected
     registration_timeout: float = 60.0
     ping_interval: float = 120.0  # idle seconds before the server pings a client

@@ -144,6 +144,7 @@ _HELP: dict[str, str] = {
     "throttle_rate": "new connections per host per second after the burst",
     "oper_attempts": "failed OPER attempts allowed per connection per minute",
     "whowas_size": "nicks remembered for WHOWAS, the oldest forgotten first (0: off)",
+    "monitor_limit": "nicks one client may watch with MONITOR",
     "cloak_hosts": "show clients a keyed hash instead of each other's addresses",
     "cloak_key": "secret for host cloaks (empty: random per start, cloaks change on restart)",
     "db": "history store of record: a SQLite file, or a postgresql:// URL; empty turns history off",
@@ -194,6 +195,7 @@ _INT_BOUNDS: dict[str, tuple[int, int | None]] = {
     "history_max_rows": (0, None),
     "history_max_age_days": (0, None),
     "whowas_size": (0, 100_000),  # WHOWAS scans the log: keep a lookup within milliseconds
+    "monitor_limit": (1, 10_000),
 }
 _FLOAT_MAX = 1_000_000.0  # seconds; anything above is a typo, and some loops overflow
 

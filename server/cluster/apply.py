@@ -166,6 +166,7 @@ def _new_remote(core: ServerCore, uid: str, record: dict[str, Any]) -> Client | 
         log.warning("nick collision with remote user %s (%s): local user kept", client.nick, uid)
     else:
         core.nicks[client.folded] = client
+        core.nick_online(client)
     core.remote[uid] = client
     return client
 
@@ -197,6 +198,7 @@ def _remove_remote(core: ServerCore, client: Client) -> None:
         core.remove_member(channel, client)
     if client.folded and core.nicks.get(client.folded) is client:
         del core.nicks[client.folded]
+        core.nick_offline(client.folded, client.nick)
     if client.remote is not None:
         core.remote.pop(client.remote, None)
 
@@ -277,14 +279,19 @@ def _on_nick(core: ServerCore, event: Event) -> None:
     core.fan_out(_local_peers(core, client), relay)
     nick = str(event["nick"])
     folded = core.fold(nick)
-    if folded != client.folded:
+    given_up = folded != client.folded
+    if given_up:
         core.remember(client)
     if core.nicks.get(client.folded) is client:
         del core.nicks[client.folded]
+        if given_up:
+            core.nick_offline(client.folded, client.nick)
     client.nick, client.folded = nick, folded
     holder = core.nicks.get(folded)
     if holder is None or holder.remote is not None:
         core.nicks[folded] = client
+        if given_up:
+            core.nick_online(client)
 
 
 def _on_quit(core: ServerCore, event: Event) -> None:

@@ -43,6 +43,7 @@ from .history import (
     message_to_store,
     request_playback,
 )
+from .monitor import MonitorIndex
 from .relay import Relay, add_tag, fit_line, relay_wire
 from .state import Channel, Client, LocalCounts
 from .stats import CoreStats
@@ -144,6 +145,7 @@ class ServerCore:
         self.welcome: Any = None
         self.command_counts: dict[str, int] = {}  # STATS m: commands seen by name
         self.whowas = WhowasLog(config.whowas_size)
+        self.monitor = MonitorIndex()
         self.stats = CoreStats()
         self._time_ms = -1
         self._time_text = ""
@@ -823,6 +825,8 @@ class ServerCore:
         if self.cluster:
             self.release_nick(client)
         self.remember(client)
+        if client.registered:
+            self.nick_offline(client.folded, client.nick)
         for channel in list(client.channels.values()):
             self.remove_member(channel, client)
         if client.folded and self.nicks.get(client.folded) is client:
@@ -832,6 +836,20 @@ class ServerCore:
         self._set_closing(client, reason)
         if not client.out:
             self._dirty.append(client)
+
+    def nick_online(self, client: Client) -> None:
+        """730 to the clients that MONITOR the nick ``client`` now holds."""
+        watching = self.monitor.watchers.get(client.folded)
+        if watching:
+            for watcher in watching:
+                self.reply(watcher, N.RPL_MONONLINE, client.mask)
+
+    def nick_offline(self, folded: str, nick: str) -> None:
+        """731 to the clients that MONITOR ``nick``, which nobody holds any more."""
+        watching = self.monitor.watchers.get(folded)
+        if watching:
+            for watcher in watching:
+                self.reply(watcher, N.RPL_MONOFFLINE, nick)
 
     def remember(self, client: Client) -> None:
         """Keep a registered user's nick for WHOWAS as they give it up (QUIT, NICK)."""
@@ -850,6 +868,8 @@ class ServerCore:
             )
         if self.clients.pop(client.conn_id, None) is client and client.registered:
             self.counts.registered -= 1
+        if client.monitoring is not None:
+            self.monitor.clear(client)
         self._flooded.pop(client, None)
         if client.counted:
             client.counted = False

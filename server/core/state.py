@@ -37,6 +37,7 @@ class Client:
         "last_speak",
         "linebuf",
         "modes",
+        "monitoring",
         "nick",
         "oper_failures",
         "oper_name",
@@ -72,6 +73,7 @@ class Client:
         self.modes: set[str] = set()
         self.away: str | None = None
         self.invites: set[str] = set()  # folded channel names this connection may enter
+        self.monitoring: dict[str, str] | None = None  # MONITOR list: folded -> as written
         self.oper_name: str | None = None
         self.connected_at = now
         self.last_recv = now

@@ -159,6 +159,23 @@ async def test_whowas_sees_nicks_given_up_on_the_other_node(cluster: Cluster) ->
     await bob.close()
 
 
+async def test_monitor_hears_users_of_the_other_node(cluster: Cluster) -> None:
+    p1, p2 = cluster.start("n1"), cluster.start("n2")
+    alice = await connect(p1, "alice")
+    await alice.send("MONITOR + carol,dan")
+    assert (await alice.expect("731")).params == ["alice", "carol,dan"]
+    carol = await connect(p2, "carol")
+    got = await alice.expect("730")
+    assert got.params[1].startswith("carol!~carol@")
+    await carol.send("NICK dan")
+    assert (await alice.expect("731")).params == ["alice", "carol"]
+    assert (await alice.expect("730")).params[1].startswith("dan!~carol@")
+    await carol.send("QUIT :later")
+    await carol.wait_closed()
+    assert (await alice.expect("731")).params == ["alice", "dan"]
+    await alice.close()
+
+
 async def test_nick_collision_across_nodes_gets_433(cluster: Cluster) -> None:
     p1, p2 = cluster.start("n1"), cluster.start("n2")
     alice = await connect(p1, "alice")

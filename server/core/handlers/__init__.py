@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .. import history
-from . import channels, messaging, modes, operator, queries, registration, server_info
+from . import channels, messaging, modes, monitor, operator, queries, registration, server_info
 
 if TYPE_CHECKING:
     from ..core import Handler
@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[Handler, int]] = {
     "WHO": (queries.handle_who, 0),
     "WHOIS": (queries.handle_whois, 1),
     "WHOWAS": (queries.handle_whowas, 1),
+    "MONITOR": (monitor.handle_monitor, 1),
     "ISON": (queries.handle_ison, 1),
     "USERHOST": (queries.handle_userhost, 1),
     "OPER": (operator.handle_oper, 2),

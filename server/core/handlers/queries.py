@@ -97,7 +97,7 @@ def handle_whois(core: ServerCore, client: Client, msg: Message) -> None:
         if "s" not in ch.modes or client in ch.members
     ]
     # Up to max_channels names of up to channellen: several 319 lines, as NAMES does 353.
-    for line in _word_lines(chans, WHOIS_CHANNELS_BUDGET):
+    for line in word_lines(chans, WHOIS_CHANNELS_BUDGET):
         core.reply(client, N.RPL_WHOISCHANNELS, other.nick, line)
     core.reply(client, N.RPL_WHOISSERVER, other.nick, core.config.name, core.config.network)
     if "o" in other.modes:
@@ -157,19 +157,19 @@ def handle_ison(core: ServerCore, client: Client, msg: Message) -> None:
     core.reply(client, N.RPL_ISON, " ".join(found))
 
 
-def _word_lines(words: list[str], budget: int) -> list[str]:
-    """``words`` joined by spaces into lines of at most ``budget`` bytes each."""
+def word_lines(words: list[str], budget: int, sep: str = " ") -> list[str]:
+    """``words`` joined by ``sep`` into lines of at most ``budget`` bytes each."""
     lines: list[str] = []
     line: list[str] = []
     size = 0
     for word in words:
         if line and size + len(word.encode()) + 1 > budget:
-            lines.append(" ".join(line))
+            lines.append(sep.join(line))
             line, size = [], 0
         line.append(word)
         size += len(word.encode()) + 1
     if line:
-        lines.append(" ".join(line))
+        lines.append(sep.join(line))
     return lines
 
 

@@ -141,8 +141,10 @@ def apply_nick(core: ServerCore, client: Client, nick: str, folded: str) -> None
         if core.cluster:
             core.publish("nick", client.channels, core.uid(client), nick=nick,
                          r=relay_wire(client, relay))
-    if client.folded != folded:
-        core.remember(client)  # a case-only change keeps the nick: nothing to remember
+    given_up = client.registered and client.folded != folded  # not a change of case
+    if given_up:
+        core.remember(client)
+        core.nick_offline(client.folded, client.nick)
     if client.folded and core.nicks.get(client.folded) is client:
         if core.cluster and client.folded != folded:
             core.release_nick(client)
@@ -150,6 +152,8 @@ def apply_nick(core: ServerCore, client: Client, nick: str, folded: str) -> None
     client.nick = nick
     client.folded = folded
     core.nicks[folded] = client
+    if given_up:
+        core.nick_online(client)
     if not client.registered:
         try_register(core, client)
 
@@ -180,6 +184,7 @@ def try_register(core: ServerCore, client: Client) -> None:
         core.disconnect(client, "Bad password")
         return
     core.set_registered(client)
+    core.nick_online(client)
     if core.cluster:
         core.publish("up", (), core.uid(client), rec=user_record(client))
     core.stats.registrations += 1
@@ -285,6 +290,7 @@ def isupport_tokens(core: ServerCore) -> list[str]:
         f"KICKLEN={cfg.kicklen}",
         "MAXLIST=b:100",
         "MODES=4",
+        f"MONITOR={cfg.monitor_limit}",
         f"NETWORK={cfg.network}",
         f"NICKLEN={cfg.nicklen}",
         "PREFIX=(ov)@+",

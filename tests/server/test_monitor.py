@@ -1,0 +1,117 @@
+"""MONITOR (IRCv3) over real TCP, on every backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from chat.message import Message
+from server.core.core import ServerCore
+from tests.conftest import RunningServer, start_server, suite_config
+from tests.ircclient import IRCTestClient
+from tests.server.helpers import ask, mask
+
+
+async def quit_(c: IRCTestClient) -> None:
+    await c.send("QUIT :bye")
+    await c.wait_closed()
+
+
+def replies(msgs: list[Message], code: str) -> list[str]:
+    return [m.params[-1] for m in msgs if m.command == code]
+
+
+async def test_isupport_advertises_the_limit(server: RunningServer) -> None:
+    c = await IRCTestClient.open(server.port)
+    server.clients.append(c)
+    burst = await c.register("alice")
+    tokens = [t for m in burst if m.command == "005" for t in m.params[1:-1]]
+    assert "MONITOR=100" in tokens
+
+
+async def test_watchers_hear_nicks_come_and_go(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    msgs = await ask(alice, "MONITOR + Bob,carol")
+    assert replies(msgs, "731") == ["Bob,carol"]  # as written, both offline
+    bob = await server.client("bob")  # casemapped: Bob is bob
+    assert (await alice.expect("730")).params == ["alice", mask(bob)]
+    await bob.send("NICK bobby")
+    assert (await alice.expect("731")).params == ["alice", "bob"]
+    await bob.send("NICK BOB")
+    await bob.expect("NICK")
+    assert (await alice.expect("730")).params == ["alice", "BOB!~bob@127.0.0.1"]
+    await bob.send("NICK Bob")  # a change of case gives nothing up: no 731/730
+    await bob.expect("NICK")
+    assert replies(await ask(alice, "MONITOR S"), "730") == ["Bob!~bob@127.0.0.1"]
+    await quit_(bob)
+    assert (await alice.expect("731")).params == ["alice", "Bob"]
+    carol = await server.client("carol")
+    assert (await alice.expect("730")).params == ["alice", mask(carol)]
+    # Adding a nick someone holds answers 730 at once.
+    dave = await server.client("dave")
+    msgs = await ask(alice, "MONITOR + dave,nobody")
+    assert replies(msgs, "730") == [mask(dave)]
+    assert replies(msgs, "731") == ["nobody"]
+
+
+async def test_list_remove_clear_and_status(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    await server.client("bob")
+    await ask(alice, "MONITOR + bob,carol,#chan,dave")  # a channel is not a nick: ignored
+    msgs = await ask(alice, "MONITOR L")
+    assert [m.command for m in msgs] == ["732", "733"]
+    assert msgs[0].params == ["alice", "bob,carol,dave"]
+    assert msgs[1].params == ["alice", "End of MONITOR list"]
+    assert await ask(alice, "MONITOR - CAROL") == []
+    assert replies(await ask(alice, "MONITOR L"), "732") == ["bob,dave"]
+    msgs = await ask(alice, "MONITOR S")
+    assert replies(msgs, "730") == ["bob!~bob@127.0.0.1"]
+    assert replies(msgs, "731") == ["dave"]
+    assert await ask(alice, "MONITOR C") == []
+    assert [m.command for m in await ask(alice, "MONITOR L")] == ["733"]
+    await server.client("carol")  # no longer watched: alice hears nothing
+    assert [m.command for m in await alice.sync()] == []
+    assert [m.command for m in await ask(alice, "MONITOR +")] == ["461"]
+    assert await ask(alice, "MONITOR X") == []  # no such subcommand: ignored
+
+
+async def test_the_list_is_bounded(backend: str, tmp_path: Path) -> None:
+    running = start_server(suite_config(monitor_limit=2), backend, db=str(tmp_path / "h.db"))
+    try:
+        alice = await running.client("alice")
+        msgs = await ask(alice, "MONITOR + n1,n2,n3,n4")
+        full = [m for m in msgs if m.command == "734"]
+        assert [m.params for m in full] == [["alice", "2", "n3,n4", "Monitor list is full"]]
+        assert replies(msgs, "731") == ["n1,n2"]
+        assert replies(await ask(alice, "MONITOR + n1"), "731") == ["n1"]  # already there
+        assert replies(await ask(alice, "MONITOR L"), "732") == ["n1,n2"]
+    finally:
+        for c in running.clients:
+            await c.close()
+        running.handle.stop()
+
+
+async def test_a_watcher_that_leaves_is_forgotten(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    await ask(alice, "MONITOR + bob")
+    await quit_(alice)
+    watcher = await server.client("erin")
+    await ask(watcher, "MONITOR + bob")
+    bob = await server.client("bob")  # erin is told; alice's closed connection is not
+    assert (await watcher.expect("730")).params == ["erin", mask(bob)]
+
+
+def test_the_index_forgets_watchers_and_empty_nicks() -> None:
+    core = ServerCore(suite_config(db=""), lambda: 1_790_000_000.0)
+    for conn_id, nick in ((1, "alice"), (2, "erin")):
+        core.connect(conn_id, "127.0.0.1", 40000 + conn_id)
+        core.data_received(conn_id, f"NICK {nick}\r\nUSER u 0 * :R\r\n".encode())
+        core.data_received(conn_id, b"MONITOR + bob,carol\r\n")
+    core.data_received(2, b"MONITOR - carol\r\n")
+    assert {f: sorted(c.nick for c in w) for f, w in core.monitor.watchers.items()} == {
+        "bob": ["alice", "erin"], "carol": ["alice"]
+    }  # fmt: skip
+    core.connection_lost(1)
+    assert {f: [c.nick for c in w] for f, w in core.monitor.watchers.items()} == {"bob": ["erin"]}
+    core.data_received(2, b"MONITOR C\r\n")
+    assert core.monitor.watchers == {}
+    assert core.clients[2].monitoring is None
