@@ -825,7 +825,7 @@ class ServerCore:
         if self.cluster:
             self.release_nick(client)
         self.remember(client)
-        if client.registered:
+        if client.registered and self.monitor.watchers:
             self.nick_offline(client.folded, client.nick)
         for channel in list(client.channels.values()):
             self.remove_member(channel, client)

@@ -184,7 +184,8 @@ def try_register(core: ServerCore, client: Client) -> None:
         core.disconnect(client, "Bad password")
         return
     core.set_registered(client)
-    core.nick_online(client)
+    if core.monitor.watchers:  # the connect path: no call when nobody monitors
+        core.nick_online(client)
     if core.cluster:
         core.publish("up", (), core.uid(client), rec=user_record(client))
     core.stats.registrations += 1
