@@ -57,3 +57,29 @@ async def test_traffic_mode_delivers_everything_it_sends(server: RunningServer) 
     assert got["lost"] == 0 and got["extra"] == 0
     assert got["sampled_gaps"] == 0 and got["sampled_reorders"] == 0
     assert got["latency"]["samples"] > 0
+
+
+async def test_connect_mode_stops_by_itself_against_a_silent_server() -> None:
+    # Accepts and reads, never answers: every registration must time out (10 s),
+    # be reported as a failure, and the run must still end on its own.
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        while await reader.read(4096):
+            pass
+
+    listener = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        got = await loadgen(
+            port, "--mode", "connect", "--concurrency", "2", "--duration", "0.5",
+            "--warmup", "0", "--prefix", "ls",
+        )
+    finally:
+        for w in held:
+            w.close()
+        listener.close()
+    assert got["registrations"] == 0
+    assert got["failures"] and all("TimeoutError" in f for f in got["failures"])
+    assert len(held) == 2  # one connection per worker, each waited out, none retried early
