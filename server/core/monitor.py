@@ -9,27 +9,27 @@ if TYPE_CHECKING:
 
 
 class MonitorIndex:
-    """Folded nick -> the clients watching it, each with the target as they wrote it.
+    """Folded nick -> the clients watching it.
 
-    Each watcher's own list is ``client.monitoring`` (folded -> as written), made on
-    its first MONITOR, so a client that never uses MONITOR costs nothing.
+    Each watcher's own list is ``client.monitoring`` (folded -> the target as written),
+    made on its first MONITOR, so a client that never uses MONITOR costs nothing.
     """
 
     def __init__(self) -> None:
-        self.watchers: dict[str, dict[Client, str]] = {}
+        self.watchers: dict[str, set[Client]] = {}
 
     def add(self, client: Client, folded: str, target: str) -> None:
         if client.monitoring is None:
             client.monitoring = {}
         client.monitoring[folded] = target
-        self.watchers.setdefault(folded, {})[client] = target
+        self.watchers.setdefault(folded, set()).add(client)
 
     def remove(self, client: Client, folded: str) -> None:
         if client.monitoring is None or client.monitoring.pop(folded, None) is None:
             return
         watching = self.watchers.get(folded)
         if watching is not None:
-            watching.pop(client, None)
+            watching.discard(client)
             if not watching:
                 del self.watchers[folded]
 

@@ -20,3 +20,9 @@ async def ask(c: IRCTestClient, line: str) -> list[Message]:
     await c.sync()
     await c.send(line)
     return await c.sync()
+
+
+async def quit_and_wait(c: IRCTestClient) -> None:
+    """QUIT and wait until the server has closed the connection (it is gone for everyone)."""
+    await c.send("QUIT :bye")
+    await c.wait_closed()

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import pytest
 
 from chat.message import Message
 from server.core.core import ServerCore
-from tests.conftest import RunningServer, start_server, suite_config
+from tests.conftest import RunningServer, suite_config
 from tests.ircclient import IRCTestClient
-from tests.server.helpers import ask, mask
-
-
-async def quit_(c: IRCTestClient) -> None:
-    await c.send("QUIT :bye")
-    await c.wait_closed()
+from tests.server.helpers import ask, mask, quit_and_wait
 
 
 def replies(msgs: list[Message], code: str) -> list[str]:
@@ -42,7 +37,7 @@ async def test_watchers_hear_nicks_come_and_go(server: RunningServer) -> None:
     await bob.send("NICK Bob")  # a change of case gives nothing up: no 731/730
     await bob.expect("NICK")
     assert replies(await ask(alice, "MONITOR S"), "730") == ["Bob!~bob@127.0.0.1"]
-    await quit_(bob)
+    await quit_and_wait(bob)
     assert (await alice.expect("731")).params == ["alice", "Bob"]
     carol = await server.client("carol")
     assert (await alice.expect("730")).params == ["alice", mask(carol)]
@@ -74,26 +69,21 @@ async def test_list_remove_clear_and_status(server: RunningServer) -> None:
     assert await ask(alice, "MONITOR X") == []  # no such subcommand: ignored
 
 
-async def test_the_list_is_bounded(backend: str, tmp_path: Path) -> None:
-    running = start_server(suite_config(monitor_limit=2), backend, db=str(tmp_path / "h.db"))
-    try:
-        alice = await running.client("alice")
-        msgs = await ask(alice, "MONITOR + n1,n2,n3,n4")
-        full = [m for m in msgs if m.command == "734"]
-        assert [m.params for m in full] == [["alice", "2", "n3,n4", "Monitor list is full"]]
-        assert replies(msgs, "731") == ["n1,n2"]
-        assert replies(await ask(alice, "MONITOR + n1"), "731") == ["n1"]  # already there
-        assert replies(await ask(alice, "MONITOR L"), "732") == ["n1,n2"]
-    finally:
-        for c in running.clients:
-            await c.close()
-        running.handle.stop()
+@pytest.mark.parametrize("server_config", [suite_config(monitor_limit=2)])
+async def test_the_list_is_bounded(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    msgs = await ask(alice, "MONITOR + n1,n2,n3,n4")
+    full = [m for m in msgs if m.command == "734"]
+    assert [m.params for m in full] == [["alice", "2", "n3,n4", "Monitor list is full"]]
+    assert replies(msgs, "731") == ["n1,n2"]
+    assert replies(await ask(alice, "MONITOR + n1"), "731") == ["n1"]  # already there
+    assert replies(await ask(alice, "MONITOR L"), "732") == ["n1,n2"]
 
 
 async def test_a_watcher_that_leaves_is_forgotten(server: RunningServer) -> None:
     alice = await server.client("alice")
     await ask(alice, "MONITOR + bob")
-    await quit_(alice)
+    await quit_and_wait(alice)
     watcher = await server.client("erin")
     await ask(watcher, "MONITOR + bob")
     bob = await server.client("bob")  # erin is told; alice's closed connection is not

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import calendar
 import time
-from pathlib import Path
 
 import pytest
 
 from chat.message import Message
 from server.config import ServerConfig
 from server.passwords import hash_password
-from tests.conftest import RunningServer, start_server, suite_config
+from tests.conftest import RunningServer, suite_config
 from tests.ircclient import IRCTestClient
-from tests.server.helpers import ask, only
+from tests.server.helpers import ask, only, quit_and_wait
 
 OPER_PASSWORD = "hunter2"
 
@@ -202,12 +201,6 @@ async def test_whois_needs_a_nick(server: RunningServer) -> None:
 # ---------------------------------------------------------------------- WHOWAS
 
 
-async def quit_(c: IRCTestClient) -> None:
-    """QUIT and wait until the server has closed the connection (so it is recorded)."""
-    await c.send("QUIT :bye")
-    await c.wait_closed()
-
-
 async def whowas(c: IRCTestClient, line: str) -> list[Message]:
     """The replies to one WHOWAS; checks the 369 that ends them."""
     msgs = await ask(c, line)
@@ -218,11 +211,11 @@ async def whowas(c: IRCTestClient, line: str) -> list[Message]:
 async def test_whowas_shows_who_quit_newest_first(server: RunningServer) -> None:
     bob = await server.client("bob")
     for _ in range(2):
-        await quit_(await server.client("alice"))
+        await quit_and_wait(await server.client("alice"))
     old = await server.client("carol")
     await ask(old, "NICK alice")  # a NICK gives the old one up too
     await ask(old, "NICK Alice")  # a case-only change keeps it: nothing new recorded
-    await quit_(old)
+    await quit_and_wait(old)
     before = time.time()
     msgs = await whowas(bob, "WHOWAS ALICE")  # casemapped, as every nick lookup
     assert [m.command for m in msgs] == ["314", "312"] * 3 + ["369"]
@@ -243,7 +236,7 @@ async def test_whowas_shows_who_quit_newest_first(server: RunningServer) -> None
 async def test_whowas_count_limits_the_entries(server: RunningServer) -> None:
     bob = await server.client("bob")
     for _ in range(3):
-        await quit_(await server.client("alice"))
+        await quit_and_wait(await server.client("alice"))
     for count, expected in (("1", 1), ("2", 2), ("9", 3), ("0", 3), ("-1", 3), ("x", 3)):
         msgs = await whowas(bob, f"WHOWAS alice {count}")
         assert len(only(msgs, "314")) == expected, count
@@ -260,7 +253,7 @@ async def test_whowas_unknown_online_and_unregistered_nicks(server: RunningServe
         assert msgs[1].params == ["bob", nick, "End of WHOWAS"]
     half = await server.client()
     await half.send("NICK dave")  # never registers: not a user anyone could see
-    await quit_(half)
+    await quit_and_wait(half)
     assert [m.command for m in await whowas(bob, "WHOWAS dave")] == ["406", "369"]
     # Garbage is echoed safely: a nick that cannot be a middle parameter becomes "*".
     msgs = await whowas(bob, "WHOWAS :a b")
@@ -275,19 +268,14 @@ async def test_whowas_needs_a_nick(server: RunningServer) -> None:
     assert msgs[0].params == ["bob", "No nickname given"]
 
 
-async def test_whowas_remembers_at_most_whowas_size(backend: str, tmp_path: Path) -> None:
-    running = start_server(suite_config(whowas_size=2), backend, db=str(tmp_path / "h.db"))
-    try:
-        bob = await running.client("bob")
-        for nick in ("n1", "n2", "n3"):
-            await quit_(await running.client(nick))
-        assert [m.command for m in await whowas(bob, "WHOWAS n1")] == ["406", "369"]
-        for nick in ("n2", "n3"):
-            assert len(only(await whowas(bob, f"WHOWAS {nick}"), "314")) == 1
-    finally:
-        for c in running.clients:
-            await c.close()
-        running.handle.stop()
+@pytest.mark.parametrize("server_config", [suite_config(whowas_size=2)])
+async def test_whowas_remembers_at_most_whowas_size(server: RunningServer) -> None:
+    bob = await server.client("bob")
+    for nick in ("n1", "n2", "n3"):
+        await quit_and_wait(await server.client(nick))
+    assert [m.command for m in await whowas(bob, "WHOWAS n1")] == ["406", "369"]
+    for nick in ("n2", "n3"):
+        assert len(only(await whowas(bob, f"WHOWAS {nick}"), "314")) == 1
 
 
 # ---------------------------------------------------------------------- ISON / USERHOST
