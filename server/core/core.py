@@ -384,6 +384,16 @@ class ServerCore:
             self._dirty.append(client)
         client.out += [data if len(data) <= MAX_LINE_BODY else fit_line(data) for data in lines]
 
+    def write_block(self, client: Client, block: bytes) -> None:
+        """Several whole lines in one bytes object, each already known to fit a line."""
+        captured = client is self._capture_client
+        if captured or client.closing is not None or client.remote is not None:
+            self.write_lines(client, block.splitlines(keepends=True))
+            return
+        if not client.out:
+            self._dirty.append(client)
+        client.out.append(block)
+
     def send(self, client: Client, msg: Message) -> None:
         self.write(client, msg.to_bytes())
 

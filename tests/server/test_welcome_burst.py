@@ -29,6 +29,9 @@ from tests.fuzz.harness import CoreHarness, fuzz_config, recount
 
 CONFIG = replace(fuzz_config(), flood_burst=0, throttle_burst=0, max_per_host=0, max_clients=0)
 LONG_MOTD = ("short", "é" * 300, "x" * 600, "")
+# A MOTD line that fits with a nick of up to 5 characters and is cut for a longer one:
+# the burst goes out whole for short nicks and line by line (cut) for long ones.
+EDGE_MOTD = ("y" * (512 - len(f":{CONFIG.name} 372 ") - len(" :- \r\n") - 5),)
 
 
 def plain_reply(core: ServerCore, nick: str, code: str, *params: str) -> bytes:
@@ -108,10 +111,11 @@ def register(h: CoreHarness, nick: str) -> tuple[int, list[bytes]]:
         replace(CONFIG, db=""),  # no CHATHISTORY tokens in ISUPPORT
         replace(CONFIG, motd_lines=None),
         replace(CONFIG, motd_lines=LONG_MOTD, network="Ünï Net", nicklen=30),
+        replace(CONFIG, motd_lines=EDGE_MOTD),
     ],
-    ids=["history", "no-history", "no-motd", "long-motd"],
+    ids=["history", "no-history", "no-motd", "long-motd", "edge-motd"],
 )
-@pytest.mark.parametrize("nick", ["a", "n" * 9, "[weird]^_`"])
+@pytest.mark.parametrize("nick", ["a", "n" * 5, "n" * 6, "n" * 9, "[weird]^_`"])
 def test_burst_is_what_one_message_per_line_gives(config: ServerConfig, nick: str) -> None:
     with CoreHarness(config) as h:
         register(h, "first")
@@ -120,6 +124,7 @@ def test_burst_is_what_one_message_per_line_gives(config: ServerConfig, nick: st
         assert client is not None
         # Counted at the moment of registration: the recount after it is the same.
         assert got == plain_burst(h.core, client)
+        assert all(len(line) <= 512 for line in got)
 
 
 def test_motd_and_version_send_the_cached_lines() -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 from chat import numerics as N
-from chat.message import Message
+from chat.message import MAX_LINE_BODY, Message
 from chat.names import CHANTYPES, is_valid_nick
 from chat.servertime import format_time
 from server import VERSION
@@ -198,26 +199,37 @@ def try_register(core: ServerCore, client: Client) -> None:
     welcome = (
         f":{cfg.name} {N.RPL_WELCOME} {nick} :Welcome to the {cfg.network} IRC Network"
         f" {client.mask}\r\n"
+    ).encode("utf-8", "surrogateescape")
+    name = nick.encode("utf-8", "surrogateescape")
+    block = b"".join(
+        (
+            welcome,
+            name.join(burst.intro),  # 002-004 and ISUPPORT
+            lusers_text(core, nick).encode("utf-8", "surrogateescape"),
+            name.join(burst.motd),
+        )
     )
-    lines = [
-        welcome.encode("utf-8", "surrogateescape"),
-        *_with_nick(burst.intro, nick),  # 002-004 and ISUPPORT
-        *lusers_lines(core, nick),
-        *_with_nick(burst.motd, nick),
-    ]
-    core.write_lines(client, lines)
+    # One bytes object for the twenty-odd lines: a registration costs a join, not
+    # twenty encodes, list appends and length checks. Only a nick past what the
+    # burst was sized for (REHASH lowered NICKLEN) or an overlong 001 takes the
+    # line-by-line path, which cuts long lines.
+    if len(name) <= burst.nick_room and len(welcome) <= MAX_LINE_BODY:
+        core.write_block(client, block)
+    else:
+        core.write_lines(client, block.splitlines(keepends=True))
 
 
 class WelcomeBurst:
     """The fixed numerics of the registration burst, serialised once per configuration.
 
     Every numeric reads ``:<server> <code> <nick> ...``; from one client to the next
-    only the nick, the mask in 001 and the LUSERS figures change. So each fixed
-    numeric is kept as its bytes before and after the nick, made by ``core.numeric``
-    like any reply. ``welcome_burst`` makes a new one when REHASH replaces ``core.config``.
+    only the nick, the mask in 001 and the LUSERS figures change. So each run of fixed
+    numerics is kept as the bytes between its nicks (``nick.join(parts)`` gives the
+    lines), made by ``core.numeric`` like any reply. ``welcome_burst`` makes a new one
+    when REHASH replaces ``core.config``.
     """
 
-    __slots__ = ("config", "intro", "isupport", "motd")
+    __slots__ = ("config", "intro", "isupport", "motd", "nick_room")
 
     def __init__(self, core: ServerCore) -> None:
         cfg = core.config
@@ -226,24 +238,43 @@ class WelcomeBurst:
         def fixed(code: str, *params: str) -> tuple[bytes, bytes]:
             return _around_nick(core, code, *params)
 
-        self.isupport = [
+        isupport = [
             fixed(N.RPL_ISUPPORT, *tokens, "are supported by this server")
             for tokens in isupport_lines(core)
         ]
-        self.intro = [
+        intro = [
             fixed(N.RPL_YOURHOST, f"Your host is {cfg.name}, running version {VERSION}"),
             fixed(N.RPL_CREATED, f"This server was created {format_time(core.created)}"),
             fixed(N.RPL_MYINFO, cfg.name, VERSION, "io", "bklimnostv", "bklov"),
-            *self.isupport,
+            *isupport,
         ]
         if cfg.motd_lines:
-            self.motd = [
+            motd = [
                 fixed(N.RPL_MOTDSTART, f"- {cfg.name} Message of the day - "),
                 *(fixed(N.RPL_MOTD, f"- {line}") for line in cfg.motd_lines),
                 fixed(N.RPL_ENDOFMOTD, "End of /MOTD command."),
             ]
         else:
-            self.motd = [fixed(N.ERR_NOMOTD, "MOTD File is missing")]
+            motd = [fixed(N.ERR_NOMOTD, "MOTD File is missing")]
+        self.isupport = _between_nicks(isupport)
+        self.intro = _between_nicks(intro)
+        self.motd = _between_nicks(motd)
+        # The longest nick whose burst lines all fit; LUSERS counts sized as 15 digits.
+        widest = lusers_text(core, "", figure=10**15 - 1).encode().splitlines()
+        longest = max(
+            max(len(head) + len(tail) for head, tail in intro + motd),
+            max(len(line) + 2 for line in widest),
+        )
+        self.nick_room = MAX_LINE_BODY - longest
+
+
+def _between_nicks(lines: list[tuple[bytes, bytes]]) -> list[bytes]:
+    """``(head, tail)`` pairs as the parts that ``nick.join`` turns into the lines."""
+    parts = [lines[0][0]]
+    for (_, tail), (head, _) in pairwise(lines):
+        parts.append(tail + head)
+    parts.append(lines[-1][1])
+    return parts
 
 
 def _around_nick(core: ServerCore, code: str, *params: str) -> tuple[bytes, bytes]:
@@ -260,12 +291,6 @@ def welcome_burst(core: ServerCore) -> WelcomeBurst:
     if burst is None or burst.config is not core.config:
         burst = core.welcome = WelcomeBurst(core)
     return burst
-
-
-def _with_nick(templates: list[tuple[bytes, bytes]], nick: str) -> list[bytes]:
-    """Fixed numerics for one client (write_lines cuts any line past 512 bytes)."""
-    name = nick.encode("utf-8", "surrogateescape")
-    return [head + name + tail for head, tail in templates]
 
 
 def user_record(client: Client) -> dict[str, object]:
@@ -316,45 +341,59 @@ def isupport_lines(core: ServerCore) -> list[list[str]]:
 
 
 def send_isupport(core: ServerCore, client: Client) -> None:
-    core.write_lines(client, _with_nick(welcome_burst(core).isupport, client.nick))
+    _send_lines(core, client, _nick_join(welcome_burst(core).isupport, client.nick))
 
 
 def send_lusers(core: ServerCore, client: Client) -> None:
-    core.write_lines(client, lusers_lines(core, client.nick))
+    _send_lines(core, client, lusers_text(core, client.nick).encode("utf-8", "surrogateescape"))
 
 
-def lusers_lines(core: ServerCore, nick: str) -> list[bytes]:
+def send_motd(core: ServerCore, client: Client) -> None:
+    _send_lines(core, client, _nick_join(welcome_burst(core).motd, client.nick))
+
+
+def _nick_join(parts: list[bytes], nick: str) -> bytes:
+    return nick.encode("utf-8", "surrogateescape").join(parts)
+
+
+def _send_lines(core: ServerCore, client: Client, block: bytes) -> None:
+    """Numerics asked for by command: line by line, so long ones are cut."""
+    core.write_lines(client, block.splitlines(keepends=True))
+
+
+def lusers_text(core: ServerCore, nick: str, *, figure: int | None = None) -> str:
+    """The seven LUSERS numerics as one string (``figure`` stands in for every count)."""
     counts = core.counts  # local connections; remote users (cluster) are counted here
     remote = core.remote.values()
-    invisible = counts.invisible + sum(1 for c in remote if "i" in c.modes)
-    opers = counts.opers + sum(1 for c in remote if "o" in c.modes)
-    unknown = counts.unknown
-    mine = counts.users
+    invisible, opers, mine, servers = counts.invisible, counts.opers, counts.users, 1
+    if remote:
+        invisible += sum(1 for c in remote if "i" in c.modes)
+        opers += sum(1 for c in remote if "o" in c.modes)
+        servers += len({c.remote.rsplit(":", 1)[0] for c in remote if c.remote})
     total = mine + len(remote)
-    servers = 1 + len({c.remote.rsplit(":", 1)[0] for c in remote if c.remote})
+    unknown, channels = counts.unknown, len(core.channels)
     peak = max(core.max_clients_seen, mine)
     gpeak = max(core.max_clients_seen, total)
+    users = total - invisible
+    if figure is not None:
+        invisible = opers = unknown = channels = mine = peak = total = gpeak = users = figure
+        servers = figure
     # Formatted directly rather than through core.numeric (same bytes): these seven
     # lines are half of a registration's numerics and every param is a number or
     # fixed text, so there is nothing to make safe.
     head = f":{core.config.name} "
-    lines = (
-        f"{head}{N.RPL_LUSERCLIENT} {nick} :There are {total - invisible} users"
-        f" and {invisible} invisible on {servers} servers\r\n",
-        f"{head}{N.RPL_LUSEROP} {nick} {opers} :operator(s) online\r\n",
-        f"{head}{N.RPL_LUSERUNKNOWN} {nick} {unknown} :unknown connection(s)\r\n",
-        f"{head}{N.RPL_LUSERCHANNELS} {nick} {len(core.channels)} :channels formed\r\n",
-        f"{head}{N.RPL_LUSERME} {nick} :I have {mine} clients and {servers - 1} servers\r\n",
+    return (
+        f"{head}{N.RPL_LUSERCLIENT} {nick} :There are {users} users"
+        f" and {invisible} invisible on {servers} servers\r\n"
+        f"{head}{N.RPL_LUSEROP} {nick} {opers} :operator(s) online\r\n"
+        f"{head}{N.RPL_LUSERUNKNOWN} {nick} {unknown} :unknown connection(s)\r\n"
+        f"{head}{N.RPL_LUSERCHANNELS} {nick} {channels} :channels formed\r\n"
+        f"{head}{N.RPL_LUSERME} {nick} :I have {mine} clients and {servers - 1} servers\r\n"
         f"{head}{N.RPL_LOCALUSERS} {nick} {mine} {peak}"
-        f" :Current local users {mine}, max {peak}\r\n",
+        f" :Current local users {mine}, max {peak}\r\n"
         f"{head}{N.RPL_GLOBALUSERS} {nick} {total} {gpeak}"
-        f" :Current global users {total}, max {gpeak}\r\n",
+        f" :Current global users {total}, max {gpeak}\r\n"
     )
-    return [line.encode("utf-8", "surrogateescape") for line in lines]
-
-
-def send_motd(core: ServerCore, client: Client) -> None:
-    core.write_lines(client, _with_nick(welcome_burst(core).motd, client.nick))
 
 
 def handle_motd(core: ServerCore, client: Client, msg: Message) -> None:
