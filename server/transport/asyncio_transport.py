@@ -58,7 +58,6 @@ class IRCProtocol(asyncio.Protocol):
         )
         if client.closing is not None:
             self.server.schedule_flush()  # refused: send the ERROR and close now
-        log.debug("connection %d from %s", self.conn_id, peer[0])
 
     def data_received(self, data: bytes) -> None:
         server = self.server
@@ -80,7 +79,6 @@ class IRCProtocol(asyncio.Protocol):
         server.core.connection_lost(self.conn_id, reason)
         if server.core.has_work():  # a client that sent QUIT left nothing to send
             server.schedule_flush()
-        log.debug("connection %d closed: %s", self.conn_id, reason)
 
 
 def _describe(exc: BaseException) -> str:

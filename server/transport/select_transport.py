@@ -631,7 +631,6 @@ class SelectServer:
         else:
             ip, port = "?", 0
         self.core.connect(conn_id, ip, port)
-        log.debug("connection %d from %s", conn_id, ip)
 
     def _refuse(self, sock: socket.socket, fd: int, *, tls: bool = False) -> None:
         now = time.monotonic()
