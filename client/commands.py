@@ -286,6 +286,34 @@ def _whowas(s: Session, args: str, now: float) -> None:
         s.send("WHOWAS", nick)
 
 
+@command(
+    "notify",
+    "/notify [add|del] [NICK...]",
+    "Watch nicks come and go (without NICK: show the list); also `notify` in the config.",
+    online=False,
+)
+def _notify(s: Session, args: str, now: float) -> None:
+    words = args.replace(",", " ").split()
+    if not words:
+        s.show_notify(now)
+        return
+    action = words[0].lower()
+    if action in ("add", "del", "remove", "rm"):
+        words = words[1:]
+    else:
+        action = "add"  # irssi's form: /notify NICK
+    if not words:
+        raise UsageError(f"Usage: {COMMANDS['notify'].usage}")
+    nicks = list(dict.fromkeys(_check_name(word, "nick") for word in words))
+    for nick in nicks:
+        if s.is_channel(nick):
+            raise UsageError(f"Not a nick: {nick!r}")
+    if action == "add":
+        s.watch(nicks, now)
+    else:
+        s.unwatch(nicks, now)
+
+
 @command("away", "/away [message]", "Set an away message; without one, come back.")
 def _away(s: Session, args: str, now: float) -> None:
     if args:

@@ -11,6 +11,7 @@ Example::
     scrollback = 2000                   # lines kept per buffer
     history_lines = 100                 # lines per CHATHISTORY request
     highlight_words = ["deploy"]        # highlighted like your nick
+    notify = ["bob"]                    # nicks to watch come and go (every server)
     bell = false                        # ring the terminal bell on highlight
     nicklist = true                     # show the nick list initially
     timestamp_format = "%H:%M"
@@ -21,6 +22,7 @@ Example::
     port = 6697
     tls = true
     channels = ["#chat", "#dev"]
+    notify = ["carol"]                  # added to the list above on this server
 
     [colours]                           # prompt_toolkit style strings
     highlight = "bold #ff5f5f"
@@ -103,6 +105,7 @@ _SERVER_KEYS = {
     "realname",
     "password",
     "channels",
+    "notify",
 }
 _TOP_KEYS = {
     "nick",
@@ -111,6 +114,7 @@ _TOP_KEYS = {
     "scrollback",
     "history_lines",
     "highlight_words",
+    "notify",
     "bell",
     "nicklist",
     "timestamp_format",
@@ -138,6 +142,7 @@ class ServerSettings:
     realname: str = ""
     password: str | None = None
     channels: tuple[str, ...] = ()
+    notify: tuple[str, ...] = ()
 
     @property
     def effective_port(self) -> int:
@@ -156,6 +161,7 @@ class ClientConfig:
     scrollback: int = 2000
     history_lines: int = 100
     highlight_words: tuple[str, ...] = ()
+    notify: tuple[str, ...] = ()
     bell: bool = False
     nicklist: bool = True
     timestamp_format: str = "%H:%M"
@@ -265,6 +271,7 @@ def parse(data: Mapping[str, Any], path: Path | None = None) -> ClientConfig:
         scrollback=_int(data, "scrollback", 2000, 100, 1_000_000),
         history_lines=_int(data, "history_lines", 100, 1, 1000),
         highlight_words=_str_list(data.get("highlight_words", []), "highlight_words"),
+        notify=_nick_list(data, "notify"),
         bell=_bool(data, "bell", False, "bell"),
         nicklist=_bool(data, "nicklist", True, "nicklist"),
         timestamp_format=timestamp_format,
@@ -308,6 +315,7 @@ def _server(name: str, table: Any) -> ServerSettings:
         realname=_str(table, "realname", f"{where}.realname"),
         password=password or None,
         channels=tuple(channels),
+        notify=_nick_list(table, "notify", f"{where}.notify"),
     )
 
 
@@ -325,6 +333,15 @@ def _nick(table: Mapping[str, Any], key: str, where: str, *, optional: bool) -> 
     if (value or not optional) and not is_valid_nick(value):
         raise ConfigError(f"{where}: {value!r} is not a valid nick")
     return value
+
+
+def _nick_list(table: Mapping[str, Any], key: str, where: str = "") -> tuple[str, ...]:
+    where = where or key
+    nicks = _str_list(table.get(key, []), where)
+    for nick in nicks:
+        if not is_valid_nick(nick, maxlen=64):
+            raise ConfigError(f"{where}: {nick!r} is not a valid nick")
+    return tuple(nicks)
 
 
 def _bool(table: Mapping[str, Any], key: str, default: bool, where: str) -> bool:

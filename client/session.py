@@ -44,6 +44,7 @@ from .model import (
     State,
     StatusChanged,
 )
+from .notify import NotifyList, Watched, chunks
 
 # Capabilities requested when the server offers them.
 WANTED_CAPS = (
@@ -91,6 +92,7 @@ class SessionConfig:
     max_buffers: int = MAX_BUFFERS
     history_lines: int = 100  # per CHATHISTORY request (capped by ISUPPORT CHATHISTORY)
     highlight_words: tuple[str, ...] = ()
+    notify: tuple[str, ...] = ()  # nicks to watch (MONITOR, or ISON polling)
     version: str = "chat-client 0.1.0"
 
 
@@ -171,6 +173,8 @@ class Session:
         self._mask_len = 0  # length of our nick!user@host as the server sees it
         self._highlight: re.Pattern[str] | None = None
         self._rebuild_highlight()
+        self.notify = NotifyList(config.notify, self.fold)
+        self._ison_polls: deque[list[str]] = deque()  # nicks of each ISON we sent, in order
 
     # ------------------------------------------------------------------ driver API
 
@@ -204,6 +208,8 @@ class Session:
         self.away = False
         self._quitting = False
         self._out.clear()
+        self.notify.forget_states()
+        self._ison_polls.clear()
         self._send("CAP", "LS", "302")
         if self.config.password:
             self._send("PASS", self.config.password)
@@ -221,6 +227,7 @@ class Session:
         self._history.clear()
         self._gap.clear()
         self._pings.clear()
+        self._ison_polls.clear()
         self.lag = None
         for buf in self.buffers:
             if buf.kind is BufferKind.CHANNEL:
@@ -255,6 +262,9 @@ class Session:
             del self._pings[next(iter(self._pings))]
         self._pings[token] = now
         self._send("PING", token)
+        # A poll still unanswered means a slow (or penalising) server: skip this one.
+        if self.registered and self.notify and not self.monitor_supported and not self._ison_polls:
+            self._poll(self.notify.nicks())
         return token
 
     def feed(self, line: str | bytes, now: float) -> None:
@@ -441,6 +451,42 @@ class Session:
         """Show the next NAMES reply for ``channel`` as a line (for /names)."""
         if len(self._names_shown) < 32:
             self._names_shown.add(self.fold(channel))
+
+    @property
+    def monitor_supported(self) -> bool:
+        return "MONITOR" in self.isupport
+
+    def watch(self, nicks: list[str], now: float) -> None:
+        """Add nicks to the notify list and, when connected, ask the server about them."""
+        added = [nick for nick in nicks if self.notify.add(nick)]
+        known = [nick for nick in nicks if nick not in added]
+        if known:
+            self.info(f"Already on the notify list: {', '.join(known)}", now)
+        if not added:
+            return
+        self.info(f"Watching {', '.join(added)}", now)
+        if self.registered:
+            self._watch(added)
+
+    def unwatch(self, nicks: list[str], now: float) -> None:
+        removed = [w.nick for w in (self.notify.remove(nick) for nick in nicks) if w]
+        missing = [nick for nick in nicks if nick not in removed]
+        if missing:
+            self.info(f"Not on the notify list: {', '.join(missing)}", now)
+        if not removed:
+            return
+        self.info(f"No longer watching {', '.join(removed)}", now)
+        if self.registered and self.monitor_supported:
+            for part in chunks(removed):
+                self._send("MONITOR", "-", ",".join(part))
+
+    def show_notify(self, now: float) -> None:
+        if not self.notify:
+            self.info("The notify list is empty (/notify add NICK)", now)
+            return
+        state = {True: "online", False: "offline", None: "unknown"}
+        entries = [f"{w.nick} ({state[w.online]})" for w in self.notify.watched.values()]
+        self.info(f"Notify list: {', '.join(entries)}", now)
 
     def local_time(self, now: float) -> float:
         """``now`` corrected to the server's clock (from server-time tags)."""
@@ -787,6 +833,7 @@ class Session:
         self._by_key = {("" if b is self.server else self.fold(b.name)): b for b in self.buffers}
         for buf in self.buffers:
             buf.members = {self.fold(m.nick): m for m in buf.members.values()}
+        self.notify.refold(self.fold)
         self._rebuild_highlight()
 
     def _after_registration(self, now: float) -> None:
@@ -811,6 +858,64 @@ class Session:
                     seen.add(self.fold(name))
         if names:
             self._send_joins(names, keys)
+        if self.notify:
+            self._watch(self.notify.nicks())
+
+    def _watch(self, nicks: list[str]) -> None:
+        if self.monitor_supported:
+            for part in chunks(nicks):
+                self._send("MONITOR", "+", ",".join(part))
+        else:
+            self._poll(nicks)
+
+    def _poll(self, nicks: list[str]) -> None:
+        """ISON for servers without MONITOR; the replies come back in order."""
+        for part in chunks(nicks):
+            if len(self._ison_polls) >= 64:  # a server that never answers ISON
+                return
+            self._ison_polls.append(part)
+            self._send("ISON", *part)
+
+    def _announce(self, watched: Watched, now: float) -> None:
+        """A watched nick came or went: say so where the user is, and in its query."""
+        if watched.online:
+            host = watched.mask.split("!", 1)[1] if "!" in watched.mask else ""
+            text = "is online" + (f" ({host})" if host else "")
+            line = self._local(Kind.JOIN, text, now, nick=watched.nick)
+        else:
+            line = self._local(Kind.QUIT, "is offline", now, nick=watched.nick)
+        self._add(self.current, line)
+        query = self.buffer(watched.nick)
+        if query is not None and query is not self.current and not query.is_channel:
+            self._add(query, line)
+
+    def _rpl_mononline(self, msg: Message, now: float) -> None:
+        for target in (msg.params[-1] if len(msg.params) > 1 else "").split(","):
+            nick = target.split("!", 1)[0]
+            watched = self.notify.seen(nick, True, target) if nick else None
+            if watched is not None:
+                self._announce(watched, now)
+
+    def _rpl_monoffline(self, msg: Message, now: float) -> None:
+        for nick in (msg.params[-1] if len(msg.params) > 1 else "").split(","):
+            watched = self.notify.seen(nick, False) if nick else None
+            if watched is not None:
+                self._announce(watched, now)
+
+    def _err_monlistfull(self, msg: Message, now: float) -> None:
+        p = msg.params
+        limit, targets = (p[1], p[2]) if len(p) > 3 else ("?", p[-1] if p else "")
+        text = f"The server watches at most {limit} nicks: not watching {targets}"
+        self._add(self.current, self._local(Kind.ERROR, text.replace(",", ", "), now))
+
+    def _rpl_ison(self, msg: Message, now: float) -> None:
+        if not self._ison_polls:
+            self._show_query(msg, now)  # the user's own /quote ISON
+            return
+        asked = self._ison_polls.popleft()
+        online = (msg.params[-1] if len(msg.params) > 1 else "").split()
+        for watched in self.notify.polled(asked, online):
+            self._announce(watched, now)
 
     def _nick_in_use(self, msg: Message, now: float) -> None:
         if self.state is State.CONNECTED:
@@ -850,17 +955,22 @@ class Session:
             self._numeric_error(msg, now)
             return
         if code in _QUERY_NUMERICS and self.registered:
-            template = _QUERY_FORMATS.get(code)
-            if code == N.RPL_WHOISSERVER and self._last_query_numeric == N.RPL_WHOWASUSER:
-                template = _WHOWAS_SERVER  # after a 314, a 312 says when they left
-            self._last_query_numeric = code
-            text = " ".join(p[1:])
-            if template is not None and len(p) >= template[0]:
-                text = template[1].format(*p)
-            self._add(self.current, self._line(msg, now, Kind.INFO, text))
+            self._show_query(msg, now)
             return
         text = " ".join(p[1:]) if len(p) > 1 else (p[0] if p else "")
         self._add(self.server, self._line(msg, now, Kind.INFO, text))
+
+    def _show_query(self, msg: Message, now: float) -> None:
+        """A reply to a query the user made, in the current buffer."""
+        code, p = msg.command, msg.params
+        template = _QUERY_FORMATS.get(code)
+        if code == N.RPL_WHOISSERVER and self._last_query_numeric == N.RPL_WHOWASUSER:
+            template = _WHOWAS_SERVER  # after a 314, a 312 says when they left
+        self._last_query_numeric = code
+        text = " ".join(p[1:])
+        if template is not None and len(p) >= template[0]:
+            text = template[1].format(*p)
+        self._add(self.current, self._line(msg, now, Kind.INFO, text))
 
     def _numeric_error(self, msg: Message, now: float) -> None:
         p = msg.params
@@ -1551,6 +1661,10 @@ _NUMERICS: dict[str, Handler] = {
     N.ERR_ERRONEUSNICKNAME: Session._nick_in_use,
     "437": Session._nick_in_use,  # ERR_UNAVAILRESOURCE
     N.RPL_CREATIONTIME: lambda s, m, now: None,
+    N.RPL_MONONLINE: Session._rpl_mononline,
+    N.RPL_MONOFFLINE: Session._rpl_monoffline,
+    N.ERR_MONLISTFULL: Session._err_monlistfull,
+    N.RPL_ISON: Session._rpl_ison,
 }
 
 # Replies to queries the user made: shown in the current buffer.

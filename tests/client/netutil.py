@@ -50,10 +50,11 @@ class ChatClient:
         nick: str,
         channels: tuple[str, ...] = (),
         host: str = "127.0.0.1",
+        notify: tuple[str, ...] = (),
         **settings: float,
     ) -> ChatClient:
         settings.setdefault("quit_timeout", 1.0)
-        session = Session(SessionConfig(nick=nick, channels=channels))
+        session = Session(SessionConfig(nick=nick, channels=channels, notify=notify))
         gate = Gate()
         conn = Connection(
             session,
