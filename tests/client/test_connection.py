@@ -7,7 +7,7 @@ import contextlib
 import shutil
 import ssl
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -36,16 +36,6 @@ def server(db: str) -> Iterator[RunningServer]:
         yield running
     finally:
         running.handle.stop()
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[list[ChatClient]]:
-    started: list[ChatClient] = []
-    try:
-        yield started
-    finally:
-        for c in started:
-            await c.stop()
 
 
 # ---------------------------------------------------------------------- backoff

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,16 +24,6 @@ def ngircd(tmp_path: Path) -> Iterator[RunningServer]:
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[list[ChatClient]]:
-    started: list[ChatClient] = []
-    try:
-        yield started
-    finally:
-        for c in started:
-            await c.stop()
 
 
 async def test_chat_without_history_caps(ngircd: RunningServer, clients: list[ChatClient]) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -189,16 +189,6 @@ def ours(tmp_path: Path) -> Iterator[RunningServer]:
         yield running
     finally:
         running.handle.stop()
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[list[ChatClient]]:
-    started: list[ChatClient] = []
-    try:
-        yield started
-    finally:
-        for c in started:
-            await c.stop()
 
 
 # A keepalive (and so an ISON poll) about every second.
