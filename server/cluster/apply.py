@@ -48,6 +48,8 @@ class ClusterState:
         self.stale: set[str] = set()
         self.recent: dict[str, tuple[deque[str], set[str]]] = {}
         self.remote_ids = itertools.count(-1, -1)  # conn ids of remote Client objects
+        # node -> its server name, from its snapshots (LINKS); dropped when the node goes.
+        self.names: dict[str, str] = {}
 
     def seen(self, channel: str, msgid: str) -> None:
         entry = self.recent.get(channel)
@@ -104,8 +106,20 @@ def snapshot(core: ServerCore) -> Event:
                 chans[folded] = channel_record(channel)
     return {
         "k": "snapshot", "n": core.node_id, "g": state.g, "c": dict(state.chan_seq),
-        "users": users, "chans": chans,
+        "name": core.config.name, "users": users, "chans": chans,
     }
+
+
+def other_servers(core: ServerCore) -> list[str]:
+    """The server names of the other nodes this one knows of (LINKS).
+
+    A node is known from its snapshot (which names it) or from its users (LUSERS
+    counts those); one whose snapshot has not been read yet shows as its node id.
+    """
+    state = _state(core)
+    nodes = set(state.names) | {_node_of(uid) for uid in core.remote}
+    nodes.discard(core.node_id)
+    return sorted(state.names.get(node, node) for node in nodes)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -425,6 +439,19 @@ def _on_user(core: ServerCore, event: Event) -> None:
     _new_remote(core, str(event["u"]), event["rec"])
 
 
+def _on_wallops(core: ServerCore, event: Event) -> None:
+    from server.core.handlers.operator import deliver_wallops
+
+    deliver_wallops(core, _relay(event["r"]))
+
+
+def _on_knock(core: ServerCore, event: Event) -> None:
+    channel = core.channels.get(str(event["t"]))
+    if channel is not None:
+        ops = [m for m, modes in channel.members.items() if "o" in modes]
+        core.fan_out(ops, _relay(event["r"]))
+
+
 def _on_bye(core: ServerCore, event: Event) -> None:
     node_gone(core, str(event["n"]), "*.net *.split")
 
@@ -443,6 +470,8 @@ _HANDLERS = {
     "invite": _on_invite,
     "setname": _on_setname,
     "umode": _on_umode,
+    "wallops": _on_wallops,
+    "knock": _on_knock,
     "bye": _on_bye,
 }
 
@@ -459,6 +488,7 @@ def node_gone(core: ServerCore, node: str, reason: str) -> None:
     state = _state(core)
     state.seen_g.pop(node, None)
     state.stale.discard(node)
+    state.names.pop(node, None)
     for key in [k for k in state.seen_chan if k[0] == node]:
         del state.seen_chan[key]
 
@@ -469,6 +499,9 @@ def remote_snapshot(core: ServerCore, snap: Event) -> None:
     if not isinstance(node, str) or node == core.node_id:
         return
     state = _state(core)
+    name = snap.get("name")
+    if isinstance(name, str) and name:
+        state.names[node] = name
     g = int(snap.get("g", 0))
     last = state.seen_g.get(node)
     if last is not None and g < last:

@@ -33,6 +33,7 @@ class Client:
         "host_key",
         "invites",
         "ip",
+        "knocks",
         "last_recv",
         "last_speak",
         "linebuf",
@@ -73,6 +74,7 @@ class Client:
         self.modes: set[str] = set()
         self.away: str | None = None
         self.invites: set[str] = set()  # folded channel names this connection may enter
+        self.knocks: dict[str, float] | None = None  # KNOCK: folded channel -> when (clock)
         self.monitoring: dict[str, str] | None = None  # MONITOR list: folded -> as written
         self.oper_name: str | None = None
         self.connected_at = now

@@ -76,7 +76,7 @@ target = st.one_of(
     st.lists(good_nick, min_size=1, max_size=5).map(",".join),
     nick,
 )
-modestring = st.text(alphabet="+-bklovimnstqaxOI", min_size=0, max_size=8)
+modestring = st.text(alphabet="+-bklovimnstwqaxOI", min_size=0, max_size=8)
 mode_arg = st.one_of(
     good_nick,
     st.sampled_from(["*!*@*", "ali*", "*!~bob@*", "key", "3", "0", "-1", "٣", "a,b", ""]),
@@ -166,6 +166,9 @@ def command_line(draw: st.DrawFn) -> str:
                 "ADMIN",
                 "INFO",
                 "STATS",
+                "WALLOPS",
+                "LINKS",
+                "KNOCK",
                 "BOGUS",
             ]
         )
@@ -246,6 +249,17 @@ def command_line(draw: st.DrawFn) -> str:
         params = [draw(good_nick), _trailing(t)]
     elif kind == "STATS":
         params = [draw(st.sampled_from(["u", "m", "x", ""])) or ":"]
+    elif kind == "WALLOPS":
+        params = [_trailing(t)]
+    elif kind == "LINKS":
+        masks = st.sampled_from(["*", "fuzz.*", "*.other", "FUZZ.SERVER", "f?zz.server"])
+        params = draw(st.lists(masks, max_size=2))
+        if params and draw(st.booleans()):
+            params[-1] = _trailing(draw(st.sampled_from(["", "a b", params[-1]])))
+    elif kind == "KNOCK":
+        params = [draw(st.one_of(good_channel, channel_list, good_nick))]
+        if draw(st.booleans()):
+            params.append(_trailing(t))
     else:
         params = draw(st.lists(middle, max_size=3))
     # Sometimes drop trailing parameters: every handler must cope with too few.

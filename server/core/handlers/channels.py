@@ -1,4 +1,4 @@
-"""Channel membership and metadata: JOIN, PART, TOPIC, NAMES, LIST, KICK, INVITE."""
+"""Channel membership and metadata: JOIN, PART, TOPIC, NAMES, LIST, KICK, INVITE, KNOCK."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ..state import Client
 
 NAMES_LINE_BUDGET = 400  # bytes of names per 353 line, well inside 512 with the prefix
+KNOCK_WINDOW = 60.0  # seconds before the same user may KNOCK on the same channel again
 
 
 def is_banned(core: ServerCore, channel: Channel, client: Client) -> bool:
@@ -295,3 +296,51 @@ def handle_invite(core: ServerCore, client: Client, msg: Message) -> None:
     core.reply(client, N.RPL_INVITING, target.nick, channel.name)
     if target.away is not None:
         core.reply(client, N.RPL_AWAY, target.nick, target.away)
+
+
+# ---------------------------------------------------------------------- KNOCK
+
+
+def handle_knock(core: ServerCore, client: Client, msg: Message) -> None:
+    """KNOCK <channel> [:<message>]: ask the operators of a closed channel for an invite.
+
+    Closed means +i, +k or full (+l), as solanum has it. The channel operators get
+    ``:<server> NOTICE @<channel> :[Knock] by <mask> (<message>)``, on every node;
+    the knocker gets 711. A user may knock on a channel once per KNOCK_WINDOW.
+    """
+    name = msg.params[0].split(",", 1)[0]  # one channel per KNOCK
+    channel = core.channels.get(core.fold(name)) if name else None
+    if channel is None:
+        core.reply(client, N.ERR_NOSUCHCHANNEL, name, "No such channel")
+        return
+    if client in channel.members:
+        core.reply(client, N.ERR_KNOCKONCHAN, channel.name, "You're already on that channel")
+        return
+    full = channel.limit is not None and len(channel.members) >= channel.limit
+    if "i" not in channel.modes and channel.key is None and not full:
+        core.reply(client, N.ERR_CHANOPEN, channel.name, "Channel is open")
+        return
+    if is_banned(core, channel, client):
+        core.reply(client, N.ERR_CANNOTSENDTOCHAN, channel.name, "Cannot send to channel")
+        return
+    now = core.clock()
+    knocks = client.knocks
+    if knocks is None:
+        knocks = client.knocks = {}
+    else:
+        for folded, when in list(knocks.items()):  # only recent knocks are kept
+            if now - when >= KNOCK_WINDOW:
+                del knocks[folded]
+    if channel.folded in knocks:
+        core.reply(client, N.ERR_TOOMANYKNOCK, channel.name, "Too many KNOCKs (user)")
+        return
+    knocks[channel.folded] = now
+    text = msg.params[1] if len(msg.params) > 1 and msg.params[1] else "has asked for an invite"
+    server = core.config.name
+    relay = core.new_relay(
+        server, "NOTICE", ["@" + channel.name, f"[Knock] by {client.mask} ({text})"]
+    )
+    core.fan_out([m for m, modes in channel.members.items() if "o" in modes], relay)
+    if core.cluster:
+        core.publish("knock", (), core.uid(client), t=channel.folded, r=relay_wire(server, relay))
+    core.reply(client, N.RPL_KNOCKDLVR, channel.name, "Your KNOCK has been delivered")

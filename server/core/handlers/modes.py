@@ -1,4 +1,4 @@
-"""MODE for users (+i, -o) and channels (b k l o v i m n s t)."""
+"""MODE for users (+i, +w, -o) and channels (b k l o v i m n s t)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ..state import Client
 
 FLAG_MODES = frozenset("imnst")
+SELF_USER_MODES = frozenset("iw")  # user modes anyone may set or unset on themselves
 PARAM_MODES_PER_COMMAND = 4  # ISUPPORT MODES=4
 MAX_BANS = 100  # ISUPPORT MAXLIST=b:100
 MAX_BAN_MASK = 200  # keeps 367 RPL_BANLIST (mask + setter + time) inside 512 bytes
@@ -51,13 +52,13 @@ def user_mode(core: ServerCore, client: Client, target: str, args: list[str]) ->
     for ch in args[0]:
         if ch in "+-":
             adding = ch == "+"
-        elif ch == "i":
-            if adding and "i" not in client.modes:
-                core.set_user_mode(client, "i", True)
-                added.append("i")
-            elif not adding and "i" in client.modes:
-                core.set_user_mode(client, "i", False)
-                removed.append("i")
+        elif ch in SELF_USER_MODES:
+            if adding and ch not in client.modes:
+                core.set_user_mode(client, ch, True)
+                added.append(ch)
+            elif not adding and ch in client.modes:
+                core.set_user_mode(client, ch, False)
+                removed.append(ch)
         elif ch == "o":
             # +o only comes from OPER; -o drops operator status.
             if not adding and "o" in client.modes:

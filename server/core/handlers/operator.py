@@ -1,4 +1,4 @@
-"""Operator commands: OPER, KILL."""
+"""Operator commands: OPER, KILL, REHASH, WALLOPS."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ from typing import TYPE_CHECKING
 from chat import numerics as N
 from chat.message import Message
 
+from ..relay import relay_wire
+
 if TYPE_CHECKING:
     from ..core import ServerCore
+    from ..relay import Relay
     from ..state import Client
 
 log = logging.getLogger("chat.server.oper")
@@ -97,3 +100,23 @@ def handle_kill(core: ServerCore, client: Client, msg: Message) -> None:
     # QUIT message"; core.disconnect sends it to the peers, then ERROR to the target.
     core.send(target, Message("QUIT", [reason], target.mask))
     core.disconnect(target, reason)
+
+
+def handle_wallops(core: ServerCore, client: Client, msg: Message) -> None:
+    """``:nick!user@host WALLOPS :text`` to every user with +w (the sender too, if +w)."""
+    if "o" not in client.modes:
+        core.reply(client, N.ERR_NOPRIVILEGES, "Permission Denied- You're not an IRC operator")
+        return
+    relay = core.new_relay(client.mask, "WALLOPS", [msg.params[0]])
+    deliver_wallops(core, relay)
+    if core.cluster:
+        core.publish("wallops", (), core.uid(client), r=relay_wire(client, relay))
+    log.info("operator %s (%s) sent WALLOPS", client.nick, client.oper_name,
+             extra={"event": "oper", "action": "wallops"})
+
+
+def deliver_wallops(core: ServerCore, relay: Relay) -> None:
+    """A WALLOPS to this node's registered users with +w (a rare command: one scan)."""
+    core.fan_out(
+        [c for c in core.clients.values() if c.registered and "w" in c.modes], relay
+    )

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from ..core import ServerCore
     from ..state import Client
 
+USER_MODES = "iow"  # RPL_MYINFO: invisible, operator, wallops
+
 
 # ---------------------------------------------------------------------- CAP
 
@@ -245,7 +247,7 @@ class WelcomeBurst:
         intro = [
             fixed(N.RPL_YOURHOST, f"Your host is {cfg.name}, running version {VERSION}"),
             fixed(N.RPL_CREATED, f"This server was created {format_time(core.created)}"),
-            fixed(N.RPL_MYINFO, cfg.name, VERSION, "io", "bklimnostv", "bklov"),
+            fixed(N.RPL_MYINFO, cfg.name, VERSION, USER_MODES, "bklimnostv", "bklov"),
             *isupport,
         ]
         if cfg.motd_lines:
@@ -314,6 +316,7 @@ def isupport_tokens(core: ServerCore) -> list[str]:
         f"CHANTYPES={CHANTYPES}",
         "ELIST=U",
         f"KICKLEN={cfg.kicklen}",
+        "KNOCK",
         "MAXLIST=b:100",
         "MODES=4",
         f"MONITOR={cfg.monitor_limit}",

@@ -1,13 +1,15 @@
-"""Server queries: VERSION, TIME, ADMIN, INFO, STATS."""
+"""Server queries: VERSION, TIME, ADMIN, INFO, STATS, LINKS."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from chat import numerics as N
 from chat.message import Message
 from server import VERSION
 
+from ..masks import mask_matches
 from .registration import send_isupport
 
 if TYPE_CHECKING:
@@ -92,3 +94,34 @@ def handle_stats(core: ServerCore, client: Client, msg: Message) -> None:
         for command, count in sorted(core.command_counts.items()):
             core.reply(client, RPL_STATSCOMMANDS, command, str(count))
     core.reply(client, RPL_ENDOFSTATS, letter, "End of /STATS report")
+
+
+def linked_servers(core: ServerCore) -> list[tuple[str, int]]:
+    """(name, hop count): this server, then the other cluster nodes it knows of."""
+    servers = [(core.config.name, 0)]
+    if core.cluster:
+        from server.cluster.apply import other_servers
+
+        servers += [(name, 1) for name in other_servers(core)]  # all one hop: the bus
+    return servers
+
+
+def handle_links(core: ServerCore, client: Client, msg: Message) -> None:
+    """LINKS [[<remote server>] <server mask>]: 364 per matching server, then 365.
+
+    Every node sees the same cluster, so a <remote server> this node knows of is
+    answered here (no forwarding); one it does not know gets 402.
+    """
+    servers = linked_servers(core)
+    params = msg.params[:2]
+    if len(params) == 2 and params[0]:
+        remote = params[0]
+        if not any(mask_matches(remote, name, core.fold) for name, _ in servers):
+            core.reply(client, ERR_NOSUCHSERVER, remote, "No such server")
+            return
+    mask = params[-1] if params else ""
+    info = core.config.network
+    for name, hops in servers:
+        if not mask or mask_matches(mask, name, core.fold):
+            core.reply(client, N.RPL_LINKS, "*", name, f"{hops} {info}")
+    core.reply(client, N.RPL_ENDOFLINKS, mask or "*", "End of /LINKS list")
