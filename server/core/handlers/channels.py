@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chat import numerics as N
+from chat.masks import mask_matches
 from chat.message import Message
 from chat.names import is_channel_name, is_valid_channel
 
-from ..masks import mask_matches
 from ..relay import relay_wire
 from ..state import Channel
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chat import numerics as N
+from chat.masks import normalize_mask
 from chat.message import MAX_LINE_BODY, Message
 from chat.names import is_channel_name
 
-from ..masks import normalize_mask
 from ..relay import relay_wire
 from ..state import Ban, Channel
 

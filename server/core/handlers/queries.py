@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from chat import numerics as N
+from chat.masks import mask_matches
 from chat.message import Message
 from chat.names import is_channel_name
 
-from ..masks import mask_matches
 from .channels import can_see
 
 if TYPE_CHECKING:

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from chat import numerics as N
+from chat.masks import mask_matches
 from chat.message import Message
 from server import VERSION
 
-from ..masks import mask_matches
 from .registration import send_isupport
 
 if TYPE_CHECKING:

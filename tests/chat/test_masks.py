@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chat.casemap import folder
-from server.core.masks import mask_matches, normalize_mask
+from chat.masks import mask_matches, normalize_mask
 
 
 def _reference(mask: str, target: str) -> bool:
