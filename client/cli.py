@@ -21,8 +21,8 @@ config file: {default_path()} (TOML; servers, nick, channels, colours, key bindi
 scrollback). See client/README.md.
 
 In the client: /help lists the commands (/join /part /msg /query /me /notice /nick
-/topic /names /list /whois /whowas /notify /away /invite /kick /mode /quit /close /win N /clear
-/quote).
+/topic /names /list /whois /whowas /notify /ignore /away /invite /kick /mode /quit /close
+/win N /clear /quote).
 """
 
 
@@ -97,6 +97,7 @@ def build(argv: Sequence[str] | None = None) -> Setup:
             history_lines=config.history_lines,
             highlight_words=config.highlight_words,
             notify=tuple(dict.fromkeys((*config.notify, *server.notify))),
+            ignore=(*config.ignore, *server.ignore),
         )
     )
     settings = ConnectionSettings(

@@ -314,6 +314,38 @@ def _notify(s: Session, args: str, now: float) -> None:
         s.unwatch(nicks, now)
 
 
+@command(
+    "ignore",
+    "/ignore [add|del] [MASK...]",
+    "Drop messages, notices, CTCPs and invites from a nick or nick!user@host mask"
+    " (without MASK: show the list); also `ignore` in the config.",
+    online=False,
+)
+def _ignore(s: Session, args: str, now: float) -> None:
+    words = args.split()
+    if not words:
+        s.show_ignores(now)
+        return
+    action = words[0].lower()
+    if action in ("add", "del", "remove", "rm"):
+        words = words[1:]
+    else:
+        action = "add"
+    if not words:
+        raise UsageError(f"Usage: {COMMANDS['ignore'].usage}")
+    masks = [_check_name(word, "mask") for word in words]
+    if action == "add":
+        s.ignore(masks, now)
+    else:
+        s.unignore(masks, now)
+
+
+@command("unignore", "/unignore MASK...", "Stop ignoring a nick or mask.", online=False)
+def _unignore(s: Session, args: str, now: float) -> None:
+    masks = [_check_name(word, "mask") for word in _need(args, 1, COMMANDS["unignore"].usage)]
+    s.unignore(masks, now)
+
+
 @command("away", "/away [message]", "Set an away message; without one, come back.")
 def _away(s: Session, args: str, now: float) -> None:
     if args:

@@ -12,6 +12,7 @@ Example::
     history_lines = 100                 # lines per CHATHISTORY request
     highlight_words = ["deploy"]        # highlighted like your nick
     notify = ["bob"]                    # nicks to watch come and go (every server)
+    ignore = ["spammer", "*!*@bad.example"]  # drop their messages (every server)
     bell = false                        # ring the terminal bell on highlight
     nicklist = true                     # show the nick list initially
     timestamp_format = "%H:%M"
@@ -23,6 +24,7 @@ Example::
     tls = true
     channels = ["#chat", "#dev"]
     notify = ["carol"]                  # added to the list above on this server
+    ignore = ["troll"]                  # likewise
 
     [colours]                           # prompt_toolkit style strings
     highlight = "bold #ff5f5f"
@@ -106,6 +108,7 @@ _SERVER_KEYS = {
     "password",
     "channels",
     "notify",
+    "ignore",
 }
 _TOP_KEYS = {
     "nick",
@@ -115,6 +118,7 @@ _TOP_KEYS = {
     "history_lines",
     "highlight_words",
     "notify",
+    "ignore",
     "bell",
     "nicklist",
     "timestamp_format",
@@ -143,6 +147,7 @@ class ServerSettings:
     password: str | None = None
     channels: tuple[str, ...] = ()
     notify: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
 
     @property
     def effective_port(self) -> int:
@@ -162,6 +167,7 @@ class ClientConfig:
     history_lines: int = 100
     highlight_words: tuple[str, ...] = ()
     notify: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
     bell: bool = False
     nicklist: bool = True
     timestamp_format: str = "%H:%M"
@@ -272,6 +278,7 @@ def parse(data: Mapping[str, Any], path: Path | None = None) -> ClientConfig:
         history_lines=_int(data, "history_lines", 100, 1, 1000),
         highlight_words=_str_list(data.get("highlight_words", []), "highlight_words"),
         notify=_nick_list(data, "notify"),
+        ignore=_mask_list(data, "ignore"),
         bell=_bool(data, "bell", False, "bell"),
         nicklist=_bool(data, "nicklist", True, "nicklist"),
         timestamp_format=timestamp_format,
@@ -316,6 +323,7 @@ def _server(name: str, table: Any) -> ServerSettings:
         password=password or None,
         channels=tuple(channels),
         notify=_nick_list(table, "notify", f"{where}.notify"),
+        ignore=_mask_list(table, "ignore", f"{where}.ignore"),
     )
 
 
@@ -342,6 +350,15 @@ def _nick_list(table: Mapping[str, Any], key: str, where: str = "") -> tuple[str
         if not is_valid_nick(nick, maxlen=64):
             raise ConfigError(f"{where}: {nick!r} is not a valid nick")
     return tuple(nicks)
+
+
+def _mask_list(table: Mapping[str, Any], key: str, where: str = "") -> tuple[str, ...]:
+    where = where or key
+    masks = _str_list(table.get(key, []), where)
+    for mask in masks:
+        if not mask or any(c in mask for c in " ,\x00\r\n\x07"):
+            raise ConfigError(f"{where}: {mask!r} is not a nick or mask")
+    return tuple(masks)
 
 
 def _bool(table: Mapping[str, Any], key: str, default: bool, where: str) -> bool:

@@ -25,6 +25,7 @@ from chat.names import is_channel_name, is_valid_nick
 from chat.servertime import format_time, parse_time
 
 from .formatting import display, plain, sanitize
+from .ignore import IgnoreList
 from .model import (
     MESSAGE_KINDS,
     Buffer,
@@ -93,6 +94,7 @@ class SessionConfig:
     history_lines: int = 100  # per CHATHISTORY request (capped by ISUPPORT CHATHISTORY)
     highlight_words: tuple[str, ...] = ()
     notify: tuple[str, ...] = ()  # nicks to watch (MONITOR, or ISON polling)
+    ignore: tuple[str, ...] = ()  # masks whose messages are dropped
     version: str = "chat-client 0.1.0"
 
 
@@ -174,6 +176,7 @@ class Session:
         self._highlight: re.Pattern[str] | None = None
         self._rebuild_highlight()
         self.notify = NotifyList(config.notify, self.fold)
+        self.ignores = IgnoreList(config.ignore, self.fold)
         self._ison_polls: deque[list[str]] = deque()  # nicks of each ISON we sent, in order
 
     # ------------------------------------------------------------------ driver API
@@ -480,6 +483,21 @@ class Session:
             for part in chunks(removed):
                 self._send("MONITOR", "-", ",".join(part))
 
+    def ignore(self, masks: list[str], now: float) -> None:
+        for mask in masks:
+            full = self.ignores.add(mask)
+            self.info(f"Ignoring {full}" if full else f"Already ignored: {mask}", now)
+
+    def unignore(self, masks: list[str], now: float) -> None:
+        for mask in masks:
+            full = self.ignores.remove(mask)
+            self.info(f"No longer ignoring {full}" if full else f"Not ignored: {mask}", now)
+
+    def show_ignores(self, now: float) -> None:
+        masks = self.ignores.masks()
+        text = f"Ignoring: {', '.join(masks)}" if masks else "Nobody is ignored (/ignore NICK)"
+        self.info(text, now)
+
     def show_notify(self, now: float) -> None:
         if not self.notify:
             self.info("The notify list is empty (/notify add NICK)", now)
@@ -682,6 +700,12 @@ class Session:
         elif msg.command.isdigit() and len(msg.command) == 3:
             self._numeric(msg, now)
 
+    def _ignored(self, msg: Message) -> bool:
+        """From an ignored sender (never ourselves: our own echoes always show)."""
+        return bool(self.ignores) and (
+            self.ignores.matches(msg.source) and not self.is_me(self._source_nick(msg))
+        )
+
     def _source_nick(self, msg: Message) -> str:
         return (msg.source or "").split("!", 1)[0]
 
@@ -834,6 +858,7 @@ class Session:
         for buf in self.buffers:
             buf.members = {self.fold(m.nick): m for m in buf.members.values()}
         self.notify.refold(self.fold)
+        self.ignores.refold(self.fold)
         self._rebuild_highlight()
 
     def _after_registration(self, now: float) -> None:
@@ -1310,6 +1335,8 @@ class Session:
         if len(msg.params) < 2:
             return
         nick = self._source_nick(msg)
+        if self._ignored(msg):
+            return
         text = f"{nick} invites {msg.params[0]} to {msg.params[1]}"
         self._add(self.current, self._line(msg, now, Kind.INFO, text))
 
@@ -1351,6 +1378,8 @@ class Session:
                 kind, text, ctcp = Kind.ACTION, rest, None
         bare = target.lstrip(self.prefix_symbols)
         server_msg = self._from_server(msg) or (not self.registered and not nick)
+        if not server_msg and self._ignored(msg):
+            return None
         if history is not None:
             buf: Buffer | None = history
         elif self.is_channel(bare):

@@ -113,8 +113,8 @@ def test_help_lists_commands(s: Session) -> None:
     run(s, "/help")
     text = "\n".join(ln.text for ln in s.current.lines)
     for name in ("join", "part", "msg", "query", "me", "notice", "nick", "topic", "names",
-                 "list", "whois", "whowas", "notify", "away", "invite", "kick", "mode", "quit",
-                 "close", "win", "clear", "help", "quote"):  # fmt: skip
+                 "list", "whois", "whowas", "notify", "ignore", "unignore", "away", "invite",
+                 "kick", "mode", "quit", "close", "win", "clear", "help", "quote"):  # fmt: skip
         assert f"/{name}" in text
     run(s, "/help kick")
     assert "/kick" in s.current.lines[-1].text
