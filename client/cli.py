@@ -21,8 +21,8 @@ config file: {default_path()} (TOML; servers, nick, channels, colours, key bindi
 scrollback). See client/README.md.
 
 In the client: /help lists the commands (/join /part /msg /query /me /notice /nick
-/topic /names /list /whois /whowas /notify /ignore /away /invite /kick /mode /quit /close
-/win N /clear /quote).
+/topic /names /list /whois /whowas /notify /ignore /away /invite /knock /kick /mode /wallops
+/quit /close /win N /clear /quote).
 """
 
 

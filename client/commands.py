@@ -198,6 +198,18 @@ def _invite(s: Session, args: str, now: float) -> None:
     s.send("INVITE", _check_name(parts[0], "nick"), _check_name(chan, "channel"))
 
 
+@command("knock", "/knock #channel [message]", "Ask a closed channel's operators for an invite.")
+def _knock(s: Session, args: str, now: float) -> None:
+    chan, _, text = args.partition(" ")
+    if not chan or not s.is_channel(chan):
+        raise UsageError(f"Usage: {COMMANDS['knock'].usage}")
+    _check_name(chan, "channel")
+    if text.strip():
+        s.send("KNOCK", chan, text.strip())
+    else:
+        s.send("KNOCK", chan)
+
+
 @command("kick", "/kick [#channel] NICK [reason]", "Remove someone from a channel.")
 def _kick(s: Session, args: str, now: float) -> None:
     chan, rest = _channel_arg(s, args)
@@ -352,6 +364,13 @@ def _away(s: Session, args: str, now: float) -> None:
         s.send("AWAY", args)
     else:
         s.send("AWAY")
+
+
+@command("wallops", "/wallops TEXT", "Operators: send TEXT to everyone with user mode +w.")
+def _wallops(s: Session, args: str, now: float) -> None:
+    if not args.strip():
+        raise UsageError(f"Usage: {COMMANDS['wallops'].usage}")
+    s.send("WALLOPS", args.strip())
 
 
 @command("quote", "/quote RAW LINE", "Send a raw IRC line to the server.")

@@ -1340,6 +1340,13 @@ class Session:
         text = f"{nick} invites {msg.params[0]} to {msg.params[1]}"
         self._add(self.current, self._line(msg, now, Kind.INFO, text))
 
+    def _on_wallops(self, msg: Message, now: float) -> None:
+        """An operators' broadcast (user mode +w): in the server buffer."""
+        if not msg.params or self._ignored(msg):
+            return
+        nick = self._source_nick(msg) or (msg.source or "")
+        self._add(self.server, self._line(msg, now, Kind.NOTICE, msg.params[-1], nick=nick))
+
     def _on_fail(self, msg: Message, now: float) -> None:
         p = msg.params
         if len(p) < 2:
@@ -1661,6 +1668,7 @@ _HANDLERS: dict[str, Handler] = {
     "TOPIC": Session._on_topic,
     "AWAY": Session._on_away,
     "INVITE": Session._on_invite,
+    "WALLOPS": Session._on_wallops,
     "PRIVMSG": Session._on_message,
     "NOTICE": Session._on_message,
     "BATCH": Session._on_batch,

@@ -57,6 +57,9 @@ def s() -> Session:
         ("/away", ["AWAY"]),
         ("/invite dave", ["INVITE dave #t"]),
         ("/invite dave #x", ["INVITE dave #x"]),
+        ("/knock #closed", ["KNOCK #closed"]),
+        ("/knock #closed let me in", ["KNOCK #closed :let me in"]),
+        ("/wallops hear ye", ["WALLOPS :hear ye"]),
         ("/kick bob", ["KICK #t bob"]),
         ("/kick bob be nice", ["KICK #t bob :be nice"]),
         ("/kick #x bob", ["KICK #x bob"]),
@@ -90,6 +93,9 @@ def test_commands_send(s: Session, typed: str, sent: list[str]) -> None:
         "/whois",
         "/whowas",
         "/whowas bob many",
+        "/knock",
+        "/knock bob",
+        "/wallops",
         "/invite",
         "/quote",
         "/me",
@@ -114,7 +120,8 @@ def test_help_lists_commands(s: Session) -> None:
     text = "\n".join(ln.text for ln in s.current.lines)
     for name in ("join", "part", "msg", "query", "me", "notice", "nick", "topic", "names",
                  "list", "whois", "whowas", "notify", "ignore", "unignore", "away", "invite",
-                 "kick", "mode", "quit", "close", "win", "clear", "help", "quote"):  # fmt: skip
+                 "knock", "wallops", "kick", "mode", "quit", "close", "win", "clear", "help",
+                 "quote"):  # fmt: skip
         assert f"/{name}" in text
     run(s, "/help kick")
     assert "/kick" in s.current.lines[-1].text

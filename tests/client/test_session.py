@@ -619,3 +619,13 @@ def test_autojoin_without_end_of_motd() -> None:
     feed(s, [":srv 001 alice :hi"])
     assert feed(s, ["PING :srv"]) == ["PONG srv", "JOIN #a"]
     assert feed(s, [":srv 376 alice :End of MOTD"]) == []
+
+
+def test_wallops_is_shown_in_the_server_buffer() -> None:
+    s = chat_session()
+    feed(s, [":oper!~o@h WALLOPS :maintenance at noon", ":srv.example WALLOPS :from a server"])
+    got = [(ln.kind, ln.nick, ln.text) for ln in list(s.server.lines)[-2:]]
+    assert got == [
+        (Kind.NOTICE, "oper", "maintenance at noon"),
+        (Kind.NOTICE, "srv.example", "from a server"),
+    ]
