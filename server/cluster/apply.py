@@ -405,7 +405,8 @@ def _on_setname(core: ServerCore, event: Event) -> None:
     if client is None:
         return
     client.realname = str(event["name"])
-    core.fan_out(_local_peers(core, client), _relay(event["r"]), need_cap="setname")
+    audience = core.with_watchers(client, _local_peers(core, client))
+    core.fan_out(audience, _relay(event["r"]), need_cap="setname")
 
 
 def _on_umode(core: ServerCore, event: Event) -> None:
@@ -432,7 +433,8 @@ def _on_away(core: ServerCore, event: Event) -> None:
         return
     away = event.get("away")
     client.away = str(away) if away is not None else None
-    core.fan_out(_local_peers(core, client), _relay(event["r"]), need_cap="away-notify")
+    audience = core.with_watchers(client, _local_peers(core, client))
+    core.fan_out(audience, _relay(event["r"]), need_cap="away-notify")
 
 
 def _on_user(core: ServerCore, event: Event) -> None:

@@ -10,6 +10,7 @@ SUPPORTED: dict[str, str] = {
     "batch": "",
     "cap-notify": "",
     "echo-message": "",
+    "extended-monitor": "",
     "labeled-response": "",
     "message-tags": "",
     "multi-prefix": "",

@@ -477,6 +477,18 @@ class ServerCore:
             seen.pop(client, None)
         return list(seen)
 
+    def with_watchers(self, client: Client, audience: list[Client]) -> list[Client]:
+        """``audience`` plus those MONITORing ``client`` with extended-monitor, each once.
+
+        extended-monitor: AWAY and SETNAME reach a client's watchers as if they shared
+        a channel (``fan_out``'s ``need_cap`` still asks for away-notify / setname).
+        """
+        watching = self.monitor.watchers.get(client.folded) if self.monitor.watchers else None
+        if not watching:
+            return audience
+        extra = [w for w in watching if "extended-monitor" in w.caps]
+        return list(dict.fromkeys([*audience, *extra])) if extra else audience
+
     def next_batch_id(self) -> str:
         self._batch_seq += 1
         return f"b{self._batch_seq}"

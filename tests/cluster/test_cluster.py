@@ -176,6 +176,24 @@ async def test_monitor_hears_users_of_the_other_node(cluster: Cluster) -> None:
     await alice.close()
 
 
+async def test_extended_monitor_hears_away_and_setname_from_the_other_node(
+    cluster: Cluster,
+) -> None:
+    p1, p2 = cluster.start("n1"), cluster.start("n2")
+    alice = await connect(p1, "alice", ["extended-monitor", "away-notify", "setname"])
+    carol = await connect(p2, "carol")
+    await alice.send("MONITOR + carol")
+    await alice.expect("730")
+    await carol.send("AWAY :on the other node")
+    got = await alice.expect("AWAY")
+    assert got.source is not None and got.source.startswith("carol!")
+    assert got.params == ["on the other node"]
+    await carol.send("SETNAME :Carol Remote")
+    assert (await alice.expect("SETNAME")).params == ["Carol Remote"]
+    await alice.close()
+    await carol.close()
+
+
 async def test_nick_collision_across_nodes_gets_433(cluster: Cluster) -> None:
     p1, p2 = cluster.start("n1"), cluster.start("n2")
     alice = await connect(p1, "alice")

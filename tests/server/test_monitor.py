@@ -105,3 +105,45 @@ def test_the_index_forgets_watchers_and_empty_nicks() -> None:
     core.data_received(2, b"MONITOR C\r\n")
     assert core.monitor.watchers == {}
     assert core.clients[2].monitoring is None
+
+
+# ---------------------------------------------------------------------- extended-monitor
+
+
+async def test_extended_monitor_sends_away_and_setname_to_watchers(server: RunningServer) -> None:
+    caps = ["extended-monitor", "away-notify", "setname"]
+    watcher = await server.client("watcher", caps=caps)
+    plain = await server.client("plain", caps=["away-notify", "setname"])  # no extended-monitor
+    await ask(watcher, "MONITOR + bob")
+    await ask(plain, "MONITOR + bob")
+    bob = await server.client("bob")
+    await watcher.expect("730")
+    await bob.send("AWAY :lunch")
+    got = await watcher.expect("AWAY")
+    assert (got.source, got.params) == (mask(bob), ["lunch"])
+    await bob.send("AWAY")
+    assert (await watcher.expect("AWAY")).params == []
+    await bob.send("SETNAME :Bob Builder")
+    got = await watcher.expect("SETNAME")
+    assert (got.source, got.params) == (mask(bob), ["Bob Builder"])
+    # Without extended-monitor, watching is not sharing a channel: nothing.
+    assert [m.command for m in await plain.sync()] == ["730"]
+
+
+async def test_extended_monitor_needs_the_notify_cap_and_never_doubles(
+    server: RunningServer,
+) -> None:
+    both = await server.client("both", caps=["extended-monitor", "away-notify"])
+    no_away = await server.client("noaway", caps=["extended-monitor"])
+    bob = await server.client("bob")
+    for c in (both, no_away):
+        await ask(c, "MONITOR + bob")
+    for c in (both, bob):
+        await c.send("JOIN #shared")
+        await c.expect("366")
+    await both.sync()
+    await bob.send("AWAY :gone")
+    await bob.expect("306")
+    got = await both.sync()
+    assert [(m.command, m.params) for m in got] == [("AWAY", ["gone"])]  # once, not twice
+    assert [m.command for m in await no_away.sync()] == []  # away-notify not enabled

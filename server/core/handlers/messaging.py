@@ -169,7 +169,8 @@ def handle_away(core: ServerCore, client: Client, msg: Message) -> None:
         client.away = None
         core.reply(client, N.RPL_UNAWAY, "You are no longer marked as being away")
         relay = core.new_relay(client.mask, "AWAY", [])
-    core.fan_out(core.peers(client, include_self=False), relay, need_cap="away-notify")
+    audience = core.with_watchers(client, core.peers(client, include_self=False))
+    core.fan_out(audience, relay, exclude=client, need_cap="away-notify")
     if core.cluster:
         core.publish("away", client.channels, core.uid(client), away=client.away,
                      r=relay_wire(client, relay))
@@ -182,7 +183,8 @@ def handle_setname(core: ServerCore, client: Client, msg: Message) -> None:
         return
     client.realname = realname
     relay = core.new_relay(client.mask, "SETNAME", [realname])
-    core.fan_out(core.peers(client, include_self=True), relay, need_cap="setname")
+    audience = core.with_watchers(client, core.peers(client, include_self=True))
+    core.fan_out(audience, relay, need_cap="setname")
     if core.cluster:
         core.publish("setname", client.channels, core.uid(client), name=realname,
                      r=relay_wire(client, relay))
