@@ -21,6 +21,7 @@ class Watched:
     online: bool | None = None  # None: not asked since this connection started
     mask: str = ""  # nick!user@host while online, when the server said
     asked: bool = False  # added by the user just now: report its first state, even offline
+    away: str | None = None  # the away message, when AWAY said so (away-notify)
 
 
 class NotifyList:
@@ -58,7 +59,7 @@ class NotifyList:
     def forget_states(self) -> None:
         """A new connection: nothing is known until the server answers again."""
         for watched in self.watched.values():
-            watched.online, watched.mask, watched.asked = None, "", False
+            watched.online, watched.mask, watched.asked, watched.away = None, "", False, None
 
     def seen(self, nick: str, online: bool, mask: str = "") -> Watched | None:
         """Record a nick's state; the entry when the change should be shown, else None.
@@ -73,9 +74,16 @@ class NotifyList:
         before, asked = watched.online, watched.asked
         watched.online, watched.asked = online, False
         watched.mask = mask if online else ""
+        if before is not online:
+            watched.away = None  # a new session: not away until AWAY says so
         if online:
             return watched if before is not True else None
         return watched if before is True or asked else None
+
+    def set_away(self, nick: str, away: str | None) -> None:
+        watched = self.watched.get(self._fold(nick))
+        if watched is not None:
+            watched.away = away
 
     def polled(self, asked: Iterable[str], online: Iterable[str]) -> list[Watched]:
         """An ISON reply: of the nicks ``asked`` about, only ``online`` are on."""

@@ -57,6 +57,7 @@ WANTED_CAPS = (
     "draft/chathistory",
     "multi-prefix",
     "away-notify",
+    "extended-monitor",  # AWAY of notify-list nicks we share no channel with
 )
 # draft/chathistory is only used with all of these (msgids, times and batches).
 HISTORY_CAPS = frozenset({"draft/chathistory", "batch", "server-time", "message-tags"})
@@ -178,6 +179,7 @@ class Session:
         self.notify = NotifyList(config.notify, self.fold)
         self.ignores = IgnoreList(config.ignore, self.fold)
         self._ison_polls: deque[list[str]] = deque()  # nicks of each ISON we sent, in order
+        self._ison_skipped = 0  # keepalives without a poll while one was unanswered
 
     # ------------------------------------------------------------------ driver API
 
@@ -265,10 +267,24 @@ class Session:
             del self._pings[next(iter(self._pings))]
         self._pings[token] = now
         self._send("PING", token)
-        # A poll still unanswered means a slow (or penalising) server: skip this one.
-        if self.registered and self.notify and not self.monitor_supported and not self._ison_polls:
-            self._poll(self.notify.nicks())
+        if self.registered and self.notify and not self.monitor_supported:
+            self._poll_notify()
         return token
+
+    def _poll_notify(self) -> None:
+        """ISON the notify list at a keepalive.
+
+        A poll still unanswered means a slow (or penalising) server: skip this turn.
+        After three such turns the answers are taken as lost (a server that dropped or
+        refused them), or the notify list would never be polled again.
+        """
+        if self._ison_polls:
+            self._ison_skipped += 1
+            if self._ison_skipped < 3:
+                return
+            self._ison_polls.clear()
+        self._ison_skipped = 0
+        self._poll(self.notify.nicks())
 
     def feed(self, line: str | bytes, now: float) -> None:
         """Process one received line (without CRLF). Never raises."""
@@ -503,7 +519,10 @@ class Session:
             self.info("The notify list is empty (/notify add NICK)", now)
             return
         state = {True: "online", False: "offline", None: "unknown"}
-        entries = [f"{w.nick} ({state[w.online]})" for w in self.notify.watched.values()]
+        entries = [
+            f"{w.nick} ({state[w.online]}" + (f", away: {w.away})" if w.away else ")")
+            for w in self.notify.watched.values()
+        ]
         self.info(f"Notify list: {', '.join(entries)}", now)
 
     def local_time(self, now: float) -> float:
@@ -1322,8 +1341,10 @@ class Session:
         self._add(buf, self._line(msg, now, Kind.TOPIC, text, nick=nick, buf=buf))
 
     def _on_away(self, msg: Message, now: float) -> None:
-        key = self.fold(self._source_nick(msg))
+        nick = self._source_nick(msg)
+        key = self.fold(nick)
         away = bool(msg.params and msg.params[0])
+        self.notify.set_away(nick, plain(msg.params[0])[:200] if away else None)
         for buf in self.buffers:
             member = buf.members.get(key) if buf.is_channel else None
             if member is not None and member.away != away:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -151,6 +152,20 @@ def test_ison_polls_where_the_server_has_no_monitor() -> None:
     assert infos(s)[-1] == "zed"
 
 
+def test_polls_never_answered_are_given_up_after_three_keepalives() -> None:
+    s = make(channels=(), notify=("bob",))
+    assert register(s, NGIRCD_BURST) == ["ISON bob"]  # never answered
+    for n in (1, 2):
+        s.ping(NOW)
+        assert s.take_outgoing() == [f"PING chat-lag-{n}"]
+    s.ping(NOW)
+    assert s.take_outgoing() == ["PING chat-lag-3", "ISON bob"]
+    feed(s, [":test.local 303 alice :bob"])  # the new poll's answer counts
+    assert events(s) == [(Kind.JOIN, "bob", "is online")]
+    s.ping(NOW)
+    assert s.take_outgoing() == ["PING chat-lag-4", "ISON bob"]
+
+
 def test_no_polling_without_a_list_or_with_monitor() -> None:
     s = make(channels=())
     register(s, NGIRCD_BURST)
@@ -231,3 +246,39 @@ async def test_ngircd_is_polled_with_ison(tmp_path: Path, clients: list[ChatClie
             await c.stop()
         clients.clear()
         ngircd.stop()
+
+
+def test_away_of_a_watched_nick_shows_in_the_list() -> None:
+    s = make(channels=(), notify=("bob",))
+    register(s, CHAT_BURST, MONITOR_005)
+    feed(s, [":test.server 730 alice :bob!~b@h", ":bob!~b@h AWAY :at lunch"])
+    s.show_notify(NOW)
+    assert infos(s)[-1] == "Notify list: bob (online, away: at lunch)"
+    feed(s, [":bob!~b@h AWAY"])
+    s.show_notify(NOW)
+    assert infos(s)[-1] == "Notify list: bob (online)"
+    feed(s, [":bob!~b@h AWAY :again", ":test.server 731 alice :bob"])
+    s.show_notify(NOW)
+    assert infos(s)[-1] == "Notify list: bob (offline)"
+
+
+async def test_our_server_sends_away_of_watched_nicks(
+    ours: RunningServer, clients: list[ChatClient]
+) -> None:
+    alice = ChatClient.start(ours.port, "alice", notify=("bob",))
+    clients.append(alice)
+    await alice.wait(lambda: "extended-monitor" in alice.session.caps, "extended-monitor")
+    bob = ChatClient.start(ours.port, "bob")
+    clients.append(bob)
+    await alice.wait(lambda: said(alice, Kind.JOIN, "bob"), "bob is online")
+    await bob.wait(lambda: bob.session.registered, "bob's registration")
+    bob.conn.input("/away back soon")
+    # An AWAY changes no buffer, so ask for the list until it shows (as a user would).
+    want = "Notify list: bob (online, away: back soon)"
+    for _ in range(300):
+        alice.conn.input("/notify")
+        if any(ln.text == want for ln in alice.session.current.lines):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError(f"never saw {want!r}")
