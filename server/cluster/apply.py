@@ -189,7 +189,10 @@ def _channel(core: ServerCore, folded: str, record: dict[str, Any] | None) -> Ch
     channel = core.channels.get(folded)
     if channel is not None or record is None:
         return channel
-    channel = Channel(name=str(record["name"]), folded=folded, created=int(record["created"]))
+    channel = Channel(
+        name=str(record["name"]), folded=folded, created=int(record["created"]),
+        origin=str(record.get("origin", "")),
+    )
     _set_meta(channel, record)
     core.channels[folded] = channel
     return channel
@@ -320,15 +323,49 @@ def _on_join(core: ServerCore, event: Event) -> None:
     if client is None:
         return
     folded = str(event["t"])
-    channel = _channel(core, folded, event.get("ch"))
+    known = core.channels.get(folded)
+    record = event.get("ch")
+    channel = _channel(core, folded, record)
     if channel is None or client in channel.members:
         return
-    channel.members[client] = str(event.get("p", ""))
+    status = str(event.get("p", ""))
+    if known is not None and event.get("new") and record is not None:
+        status = _creation_race(core, channel, record, str(event["n"]), status)
+    channel.members[client] = status
     client.channels[folded] = channel
     core.fan_out(channel.members, _relay(event["r"]))
     if client.away is not None:
         away = core.new_relay(client.mask, "AWAY", [client.away])
         core.fan_out(channel.members, away, need_cap="away-notify")
+
+
+def _creation_race(
+    core: ServerCore, channel: Channel, record: dict[str, Any], node: str, status: str
+) -> str:
+    """Two nodes made the same channel before hearing of each other: the older wins.
+
+    As TS6 servers do: the channel made first (by time, then by node id) keeps its
+    creator's ops; the other side's members lose their statuses (a MODE from the
+    server tells local members) and its metadata gives way. Every node decides the
+    same way from the same two records, so all end with one set of ops. Returns the
+    status the joining (remote) creator keeps.
+    """
+    theirs = (int(record["created"]), node)
+    ours = (channel.created, channel.origin)
+    if theirs >= ours:
+        return "" if theirs > ours else status  # ours is older: their creator gets nothing
+    channel.created, channel.origin = theirs
+    _set_meta(channel, record)
+    for member, modes in list(channel.members.items()):
+        if not modes:
+            continue
+        channel.members[member] = ""
+        letters = "".join(m for m in "ov" if m in modes)
+        change = core.new_relay(
+            core.config.name, "MODE", [channel.name, "-" + letters, *[member.nick] * len(letters)]
+        )
+        core.fan_out(channel.members, change)
+    return status
 
 
 def _on_part(core: ServerCore, event: Event) -> None:

@@ -141,6 +141,7 @@ class Channel:
     key: str | None = None
     limit: int | None = None
     bans: list[Ban] = field(default_factory=list)
+    origin: str = ""  # cluster: the node that created it (ties on `created` go to the lower)
 
     def is_op(self, client: Client) -> bool:
         return "o" in self.members.get(client, "")

@@ -9,9 +9,9 @@ from server.core import ServerCore
 from server.history.model import StoredMessage
 
 
-def make_core(node: str) -> ServerCore:
+def make_core(node: str, now: float = 1000.0) -> ServerCore:
     config = ServerConfig(cluster=True, node_id=node, redis="redis://x", flood_burst=0)
-    return ServerCore(config, clock=lambda: 1000.0)
+    return ServerCore(config, clock=lambda: now)
 
 
 def register(core: ServerCore, conn: int, nick: str) -> None:
@@ -134,6 +134,55 @@ def test_a_stale_snapshot_is_read_again_after_the_next_heartbeat() -> None:
     assert Resync("a") not in b.take_effects()  # up to date now: no more reads
     b.remote_node_gone("a")
     assert b"QUIT" in output(b, 1)
+
+
+def ops(core: ServerCore, channel: str) -> set[str]:
+    return {m.nick for m, modes in core.channels[channel].members.items() if "o" in modes}
+
+
+def exchange(a: ServerCore, b: ServerCore) -> None:
+    """Both nodes' published events, crossing (neither has seen the other's yet)."""
+    from_a = [e.event for e in a.take_effects() if isinstance(e, Publish)]
+    from_b = [e.event for e in b.take_effects() if isinstance(e, Publish)]
+    for event in from_a:
+        b.remote_event(event)
+    for event in from_b:
+        a.remote_event(event)
+
+
+def race_to_create(a: ServerCore, b: ServerCore) -> None:
+    """alice on a and bob on b both make #c before either hears of the other."""
+    register(a, 1, "alice")
+    register(b, 1, "bob")
+    exchange(a, b)
+    a.data_received(1, b"JOIN #c\r\n")
+    b.data_received(1, b"JOIN #c\r\n")
+    output(a, 1)
+    output(b, 1)
+    exchange(a, b)
+
+
+def test_two_nodes_making_one_channel_at_once_end_with_the_older_ones_op() -> None:
+    a, b = make_core("a"), make_core("b")  # the same second: node id "a" is older
+    race_to_create(a, b)
+    assert ops(a, "#c") == ops(b, "#c") == {"alice"}
+    assert b"MODE #c -o bob" in output(b, 1)  # bob saw his op taken
+    assert b"MODE" not in output(a, 1)  # alice's side never gave bob ops
+    assert a.channels["#c"].origin == b.channels["#c"].origin == "a"
+
+
+def test_the_earlier_creation_wins_whatever_the_node_id() -> None:
+    a, b = make_core("a"), make_core("b", now=999.0)
+    race_to_create(a, b)
+    assert ops(a, "#c") == ops(b, "#c") == {"bob"}
+    assert b"MODE #c -o alice" in output(a, 1)
+    assert a.channels["#c"].created == b.channels["#c"].created == 999
+    # A later join is an ordinary join: no race, no status.
+    register(a, 2, "carol")
+    relay_events(a, b)
+    a.data_received(2, b"JOIN #c\r\n")
+    relay_events(a, b)
+    assert ops(a, "#c") == ops(b, "#c") == {"bob"}
 
 
 def test_cluster_config_problems() -> None:

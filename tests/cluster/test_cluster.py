@@ -194,6 +194,30 @@ async def test_extended_monitor_hears_away_and_setname_from_the_other_node(
     await carol.close()
 
 
+async def test_a_channel_made_on_two_nodes_at_once_has_one_op(cluster: Cluster) -> None:
+    p1, p2 = cluster.start("n1"), cluster.start("n2")
+    alice = await connect(p1, "alice")
+    bob = await connect(p2, "bob")
+    # Whether or not the JOINs cross on the bus, both nodes must agree on one op.
+    await asyncio.gather(alice.send("JOIN #race"), bob.send("JOIN #race"))
+    await alice.expect("366")
+    await bob.expect("366")
+
+    async def with_prefixes(client: IRCTestClient) -> set[str]:
+        await client.send("NAMES #race")
+        lines = await client.collect_until("366")
+        return {n for m in lines if m.command == "353" for n in m.params[-1].split()}
+
+    async def agreed() -> bool:
+        by_alice, by_bob = await with_prefixes(alice), await with_prefixes(bob)
+        ops = {n for n in by_alice if n.startswith("@")}
+        return by_alice == by_bob and len(by_alice) == 2 and len(ops) == 1
+
+    await eventually(agreed)
+    await alice.close()
+    await bob.close()
+
+
 async def test_nick_collision_across_nodes_gets_433(cluster: Cluster) -> None:
     p1, p2 = cluster.start("n1"), cluster.start("n2")
     alice = await connect(p1, "alice")

@@ -31,6 +31,7 @@ def channel_record(channel: Channel) -> dict[str, object]:
         "setter": channel.topic_setter, "ttime": channel.topic_time,
         "modes": sorted(channel.modes), "key": channel.key, "limit": channel.limit,
         "bans": [[b.mask, b.setter, b.set_at] for b in channel.bans],
+        "origin": channel.origin,
     }
 
 
@@ -67,8 +68,9 @@ def join(core: ServerCore, client: Client, name: str, key: str) -> None:
         core.reply(client, N.ERR_TOOMANYCHANNELS, name, "You have joined too many channels")
         return
     now = int(core.clock())
+    created = channel is None
     if channel is None:
-        channel = Channel(name=name, folded=folded, created=now)
+        channel = Channel(name=name, folded=folded, created=now, origin=core.node_id)
         core.channels[folded] = channel
         channel.members[client] = "o"
     else:
@@ -91,8 +93,9 @@ def join(core: ServerCore, client: Client, name: str, key: str) -> None:
     relay = core.new_relay(client.mask, "JOIN", [channel.name])
     core.fan_out(channel.members, relay)
     if core.cluster:
+        # ``new``: this join made the channel, which another node may have made too.
         core.publish("join", (folded,), core.uid(client), t=folded, p=channel.members[client],
-                     ch=channel_record(channel), r=relay_wire(client, relay))
+                     ch=channel_record(channel), new=created, r=relay_wire(client, relay))
     if client.away is not None:
         away = core.new_relay(client.mask, "AWAY", [client.away])
         core.fan_out(channel.members, away, exclude=client, need_cap="away-notify")
