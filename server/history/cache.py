@@ -28,6 +28,10 @@ possibly from an older snapshot). The next read starts a fresh generation,
 so nothing cached before is ever served again; old generations expire by TTL.
 Rows committed before a generation starts need not be written to it: every read of
 that generation reads the store after the generation began.
+
+A hit comes back as one string (the window's JSON arrays joined by ',') that one
+``json.loads`` decodes: as a list of elements, redis-py's pure-Python reply parser
+and a ``json.loads`` and field conversion per row cost more than reading the store.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import secrets
 import time
@@ -63,7 +68,6 @@ log = logging.getLogger("chat.server.history")
 POOL_SIZE = 64  # Redis connections per node; calls beyond wait for a free one
 
 COMPLETE = "#complete"  # first list element of a window holding the whole channel
-_COMPLETE = COMPLETE.encode()
 
 
 class _Script:
@@ -82,14 +86,18 @@ return 0
 """
 )
 
-# Read: KEYS sentinel, window, version. Returns {0} (sentinel gone), {1, window}
-# (hit) or {2, version} (miss; version '' when absent) in one round trip.
+# Read: KEYS sentinel, window, version. Returns, in one round trip, {0} (sentinel
+# gone), {2, version} (miss; version '' when absent) or {1, complete, rows} (hit):
+# rows = the window's JSON arrays after its COMPLETE marker (complete 1), joined by ','
+# (one bulk string and one json.loads, not an element and a json.loads per row).
 READ = _Script(
-    """
-if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
+    f"""
+if redis.call('EXISTS', KEYS[1]) == 0 then return {{0}} end
 local w = redis.call('LRANGE', KEYS[2], 0, -1)
-if #w > 0 then return {1, w} end
-return {2, redis.call('GET', KEYS[3]) or ''}
+if #w == 0 then return {{2, redis.call('GET', KEYS[3]) or ''}} end
+local c = 0
+if w[1] == '{COMPLETE}' then c = 1 end
+return {{1, c, table.concat(w, ',', c + 1)}}
 """
 )
 
@@ -168,11 +176,30 @@ return 1
 )
 
 
+def decode_rows(joined: bytes) -> tuple[StoredMessage, ...]:
+    """Rows from READ's string: ``StoredMessage.to_json`` arrays joined by ','.
+
+    One ``json.loads`` for them all. The arrays were written by this process in its
+    own generation, so the fields are not converted one by one as
+    ``StoredMessage.from_json`` does: a row of another shape (another version's
+    format, or not ours) raises ValueError or TypeError, and so does a seq or time_ms
+    that is not an integer (comparisons rely on them).
+    """
+    rows = tuple(map(_make_row, json.loads(b"[" + joined + b"]")))
+    for row in rows:
+        if type(row[1]) is not int or type(row[3]) is not int:
+            raise TypeError("seq and time_ms must be integers")
+    return rows
+
+
+_make_row = StoredMessage._make  # TypeError unless the array has exactly every field
+
+
 @dataclass(frozen=True, slots=True)
 class CachedWindow:
     """A hit: the newest rows of a channel, oldest first."""
 
-    rows: list[StoredMessage]
+    rows: tuple[StoredMessage, ...]
     complete: bool  # the rows are every retained message of the channel
 
 
@@ -281,15 +308,16 @@ class RedisHistoryCache:
             self._lost(gen)
             return None
         if code == 1:
-            elements: list[bytes] = reply[1]
-            complete = elements[0] == _COMPLETE
             try:
-                rows = [StoredMessage.from_json(e) for e in elements[1 if complete else 0 :]]
+                rows = decode_rows(reply[2])
             except (ValueError, TypeError):  # not ours, or another version's format
                 self.invalidate("unreadable cached window")
                 return None
             self.hits += 1
-            return CachedWindow(rows, complete)
+            return CachedWindow(rows, int(reply[1]) == 1)
+        if code != 2:
+            self.invalidate(f"unexpected cache reply {code}")
+            return None
         self.misses += 1
         return CacheMiss(target, gen, bytes(reply[1]))
 
@@ -466,7 +494,10 @@ class RedisHistoryCache:
             return None
         self.attempts += 1
         try:
-            reply = await asyncio.wait_for(self._eval(script, keys, args), self.timeout)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for runs the call as
+            # a task of its own, one more task and loop iteration per round trip.
+            async with asyncio.timeout(self.timeout):
+                reply = await self._eval(script, keys, args)
         except asyncio.CancelledError:
             self.breaker.release()
             if write:

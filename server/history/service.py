@@ -76,7 +76,7 @@ class HistoryService:
                 return answer
         return await self._in_thread(self.store.query, q)
 
-    async def window(self, target: str) -> tuple[list[StoredMessage], bool] | None:
+    async def window(self, target: str) -> tuple[Sequence[StoredMessage], bool] | None:
         """The recent window (rows, complete): cached, or read from the store on a miss.
 
         None when no cache is configured or it is unavailable (breaker open, Redis
@@ -215,16 +215,21 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 
 
 def _with_unconfirmed(
-    rows: list[StoredMessage], complete: bool, unconfirmed: list[StoredMessage]
-) -> tuple[list[StoredMessage], bool] | None:
-    """A cached window plus the newer committed rows it may not show yet (None: a gap)."""
+    rows: Sequence[StoredMessage], complete: bool, unconfirmed: list[StoredMessage]
+) -> tuple[Sequence[StoredMessage], bool] | None:
+    """A cached window plus the newer committed rows it may not show yet (None: a gap).
+
+    ``rows`` may be shared with later hits (the cache keeps them): never modified.
+    """
+    if not unconfirmed:
+        return rows, complete
     last = rows[-1].seq if rows else None
     newer = [r for r in unconfirmed if last is None or r.seq > last]
     if not newer:
         return rows, complete
     if last is not None and newer[0].seq != last + 1:
         return None
-    return rows + newer, complete
+    return [*rows, *newer], complete
 
 
 def build_history(config: ServerConfig) -> HistoryService | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 from server.history.cache import COMPLETE, CacheMiss, RedisHistoryCache
 from server.history.model import NO_REF, Query, Ref, StoredMessage
 from server.history.service import HistoryService
@@ -289,5 +291,94 @@ async def test_a_query_right_after_a_commit_sees_it_before_the_cache_update_land
             assert store.reads == reads  # a hit, completed by the unconfirmed rows
         await svc.flush()
         assert cached_window(redis_server, cache, "#a") == (rows[-5:], False)
+    finally:
+        await svc.close()
+
+
+# ---------------------------------------------------------------------- hits as one string
+
+
+async def test_a_window_dropped_and_refilled_is_read_correctly(
+    redis_server: RedisServer, store: SQLiteStore
+) -> None:
+    rows = append(store, "#a", 4)
+    cache = make_cache(redis_server, window=5)
+    svc = HistoryService(store, cache)
+    try:
+        await svc.query(latest("#a"))
+        gen = cache.generation
+        assert gen is not None
+        for _ in range(2):
+            with redis_server.admin() as r:
+                r.delete(cache.window_key(gen, "#a"))  # evicted or expired
+            more = append(store, "#a", 1)  # committed; its cache update not sent yet
+            rows += more
+            reads = store.reads
+            assert await svc.query(latest("#a", 5)) == rows[-5:]  # miss, refilled
+            assert store.reads == reads + 1
+            svc.committed(more)
+            await svc.flush()
+            assert await svc.query(latest("#a", 5)) == rows[-5:]
+            assert store.reads == reads + 1
+            assert_window_fresh(redis_server, cache, "#a", store)
+    finally:
+        await svc.close()
+
+
+async def test_an_unreadable_window_drops_the_generation(
+    redis_server: RedisServer, store: SQLiteStore
+) -> None:
+    rows = append(store, "#a", 3)
+    cache = make_cache(redis_server, window=5)
+    svc = HistoryService(store, cache)
+    try:
+        await svc.query(latest("#a"))
+        gen = cache.generation
+        assert gen is not None
+        other = make_cache(redis_server, window=5)
+        for bad in (b"not json", b'["#a",1,"m",2]', b'["#a","1","m",2,"s","PRIVMSG","#a","t",""]'):
+            other._generation = gen
+            with redis_server.admin() as r:
+                r.lset(cache.window_key(gen, "#a"), 1, bad)
+            assert await other.read("#a") is None
+            assert other.generation is None
+        await other.close()
+        assert await svc.query(latest("#a")) == rows
+    finally:
+        await svc.close()
+
+
+async def test_random_reads_writes_and_evictions_always_match_the_store(
+    redis_server: RedisServer, store: SQLiteStore
+) -> None:
+    rng = random.Random(7)
+    targets = ["#a", "#b", "#c"]
+    cache = make_cache(redis_server, window=6)
+    svc = HistoryService(store, cache)
+    try:
+        for step in range(300):
+            action = rng.random()
+            if action < 0.4:
+                rows = store.append(
+                    [new_message(rng.choice(targets)) for _ in range(rng.choice((1, 1, 2, 8)))]
+                )
+                svc.committed(rows)
+                if rng.random() < 0.7:
+                    await svc.flush()
+            elif action < 0.45 and cache.generation is not None:
+                with redis_server.admin() as r:
+                    r.delete(cache.window_key(cache.generation, rng.choice(targets)))
+            elif action < 0.47:
+                cache.invalidate("test")
+            else:
+                target = rng.choice(targets)
+                rows = store.window(target, 200)
+                for q in [latest(target, rng.randint(0, 8)), *rng.sample(
+                        sample_queries(rows, target), 2)]:
+                    assert await svc.query(q) == store.query(q), (step, q)
+            for target in targets:
+                if not svc._unconfirmed:
+                    assert_window_fresh(redis_server, cache, target, store)
+        assert cache.hits > 10 and cache.misses > 0
     finally:
         await svc.close()
