@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from server.core.history import STORED_COMMANDS, HistoryStale
 from server.core.relay import Relay
 from server.core.state import Ban, Channel, Client
 from server.history.model import StoredMessage
@@ -429,6 +430,8 @@ def _on_msg(core: ServerCore, event: Event) -> None:
         return
     _state(core).seen(folded, relay.msgid)
     status = str(event.get("st", ""))
+    if core.history_enabled and not status and relay.command in STORED_COMMANDS:
+        core.emit(HistoryStale(folded))  # the sender's node stored it in the shared store
     if status:
         allowed = "o" if "+" not in status else "ov"
         members = [m for m, modes in channel.members.items() if any(c in modes for c in allowed)]

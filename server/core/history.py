@@ -32,6 +32,14 @@ class StoreMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class HistoryStale:
+    """Effect: another cluster node stored a message in this channel (folded), so any
+    window of it this node cached is out of date."""
+
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
 class HistoryRequest:
     """Effect: run ``query`` (or a TARGETS listing) and call ``core.history_ready``."""
 

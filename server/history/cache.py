@@ -176,6 +176,22 @@ return 1
 )
 
 
+# Drop: KEYS sentinel, then (window, version) per channel; ARGV ttl ms. Deletes the
+# windows and bumps the versions (a fill that read the store before is not applied).
+# Returns 0 when the sentinel is gone, else 1.
+DROP = _Script(
+    """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+for k = 2, #KEYS, 2 do
+  redis.call('DEL', KEYS[k])
+  redis.call('INCR', KEYS[k + 1])
+  redis.call('PEXPIRE', KEYS[k + 1], ARGV[1])
+end
+return 1
+"""
+)
+
+
 def decode_rows(joined: bytes) -> tuple[StoredMessage, ...]:
     """Rows from READ's string: ``StoredMessage.to_json`` arrays joined by ','.
 
@@ -253,6 +269,7 @@ class RedisHistoryCache:
         self.hits = 0
         self.misses = 0
         self.fills = 0
+        self.drops = 0  # windows dropped because another node wrote to their channel
         self.invalidations = 0
 
     @classmethod
@@ -368,6 +385,19 @@ class RedisHistoryCache:
             for row in group:
                 args += [row.seq, row.to_json()]
         reply = await self._call(APPEND, keys, args, write=True)
+        if reply is not None and int(reply) == 0:
+            self._lost(gen)
+
+    async def drop(self, targets: Sequence[str]) -> None:
+        """Another node committed to these channels: their windows here are stale."""
+        gen = self._generation
+        if gen is None or not targets:
+            return  # the next generation reads the store after those commits
+        keys = [self._alive(gen)]
+        for target in targets:
+            keys += [self.window_key(gen, target), self.version_key(gen, target)]
+        self.drops += len(targets)
+        reply = await self._call(DROP, keys, [self._ttl_ms], write=True)
         if reply is not None and int(reply) == 0:
             self._lost(gen)
 

@@ -48,6 +48,8 @@ class HistoryService:
         # not per row or channel: under load they are thousands of rows a second, and
         # a read (rare by comparison) can pick out its channel's.
         self._pending: list[list[StoredMessage]] = []
+        self._stale: set[str] = set()  # channels another node wrote to (cluster)
+        self._dropping: set[str] = set()  # their windows being dropped right now
         # Ticks whose cache update has not completed, oldest first (pending ones too).
         self._unconfirmed: deque[list[StoredMessage]] = deque()
         self._writer: asyncio.Task[None] | None = None
@@ -90,6 +92,8 @@ class HistoryService:
         # confirmed yet: a hit may predate them, so they are added here (a client
         # that saw a message must find it in history, even a microsecond later).
         unconfirmed = [r for tick in self._unconfirmed for r in tick if r.target == target]
+        if target in self._stale or target in self._dropping:
+            return None  # another node wrote to it and the window is not dropped yet
         got = await cache.read(target)
         if got is None:
             return None
@@ -120,6 +124,23 @@ class HistoryService:
         if self.cache is None or not stored:
             return
         self._on_loop(self._enqueue, stored)
+
+    def stale(self, targets: list[str]) -> None:
+        """Another node committed to these channels (cluster): drop their windows here,
+        so the next read fills them from the shared store. Never blocks."""
+        if self.cache is not None and targets:
+            self._on_loop(self._enqueue_stale, targets)
+
+    def _enqueue_stale(self, targets: list[str]) -> None:
+        assert self.cache is not None
+        read = self.cache.targets_read
+        fresh = {t for t in targets if t in read}  # no window, no fill: nothing to drop
+        if not fresh:
+            return
+        self._stale |= fresh
+        if self._writer is None:
+            loop = asyncio.get_running_loop()
+            self._writer = loop.create_task(self._drain(), name="history-cache-writer")
 
     def pruned(self, deleted: int) -> None:
         """Called after retention deleted rows from the store: cached windows may
@@ -169,20 +190,27 @@ class HistoryService:
         assert cache is not None
         done = True
         try:
-            while self._pending:
+            while self._pending or self._stale:
                 ticks, self._pending = self._pending, []
+                stale, self._stale = self._stale, set()
+                self._dropping = stale  # reads of these skip the cache until dropped
                 done = False
                 try:
-                    await cache.append([row for tick in ticks for row in tick])
+                    if ticks:
+                        await cache.append([row for tick in ticks for row in tick])
+                    if stale:
+                        await cache.drop(sorted(stale))
                 except Exception:
                     log.exception("history cache update failed")
                     cache.invalidate("a cache update failed")
+                self._dropping = set()
                 for _ in ticks:  # sent in order: theirs are the oldest unconfirmed
                     self._unconfirmed.popleft()
                 done = True
         finally:
-            if self._pending or not done:  # cancelled: rows the cache may never see
+            if self._pending or self._stale or not done:  # cancelled: updates never sent
                 self._pending = []
+                self._stale, self._dropping = set(), set()
                 self._unconfirmed.clear()
                 cache.invalidate("cache updates were abandoned")
             self._writer = None

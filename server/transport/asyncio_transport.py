@@ -14,7 +14,7 @@ from server import memory
 from server.config import ServerConfig
 from server.core import ServerCore
 from server.core.handlers.operator import CheckOper, Rehash
-from server.core.history import HistoryRequest, StoreMessage
+from server.core.history import HistoryRequest, HistoryStale, StoreMessage
 from server.history.service import HistoryService
 from server.history.setup import build_history, prune_history
 from server.limits import raise_nofile_limit
@@ -236,6 +236,9 @@ class AsyncioServer:
             self.bus.handle(effects)  # after the commit: others may read what we publish
         if history is None:
             return
+        stale = [e.target for e in effects if isinstance(e, HistoryStale)]
+        if stale:
+            history.stale(stale)
         for effect in effects:
             if isinstance(effect, HistoryRequest):
                 self._spawn(self._answer(effect))

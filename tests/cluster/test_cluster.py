@@ -373,6 +373,35 @@ async def test_shared_chathistory_from_either_node(cluster: Cluster) -> None:
     await bob.close()
 
 
+async def test_history_read_on_one_node_shows_what_the_other_node_stored(
+    cluster: Cluster,
+) -> None:
+    p1, p2 = cluster.start("n1"), cluster.start("n2")
+    caps = ["draft/chathistory", "batch", "server-time", "message-tags"]
+    alice = await connect(p1, "alice", caps)
+    bob = await connect(p2, "bob", caps)
+    await alice.join("#h")
+    await bob.join("#h")
+
+    async def history() -> list[str]:
+        await alice.send("CHATHISTORY LATEST #h * 10")
+        lines = await alice.collect_until("BATCH", timeout=5)
+        lines += await alice.collect_until("BATCH", timeout=5)
+        return [m.params[1] for m in lines if m.command == "PRIVMSG" and "batch" in m.tags]
+
+    await alice.send("PRIVMSG #h :a0")
+    await alice.sync()
+    assert await history() == ["a0"]  # n1 now has #h's window in its Redis cache
+    for text in ("b0", "b1"):
+        await bob.send(f"PRIVMSG #h :{text}")
+        await alice.expect("PRIVMSG", lambda m, t=text: m.params[-1] == t)  # type: ignore[misc]
+        # Seen live, so it must be in history at once, though n2 stored it.
+        assert (await history())[-1] == text
+    assert await history() == ["a0", "b0", "b1"]
+    await alice.close()
+    await bob.close()
+
+
 async def test_redis_restart_resyncs(cluster: Cluster) -> None:
     p1, p2 = cluster.start("n1"), cluster.start("n2")
     alice = await connect(p1, "alice")

@@ -132,6 +132,52 @@ async def test_fill_racing_a_write_never_leaves_a_stale_window(
         await svc.close()
 
 
+async def test_another_nodes_commit_drops_the_window_here(
+    redis_server: RedisServer, store: SQLiteStore
+) -> None:
+    old = append(store, "#a", 3)
+    cache = make_cache(redis_server, window=5)
+    svc = HistoryService(store, cache)
+    try:
+        assert await svc.query(latest("#a")) == old  # miss, filled
+        assert await svc.query(latest("#a")) == old  # hit
+        theirs = store.append([new_message("#a")])  # another node, same shared store
+        assert await svc.query(latest("#a")) == old  # what the cache alone would serve
+        svc.stale(["#a", "#never-read"])
+        # Until the drop lands, reads of #a skip the cache: the message a client was
+        # just sent live is in its history at once.
+        assert await svc.query(latest("#a")) == old + theirs
+        await svc.flush()
+        assert cached_window(redis_server, cache, "#a") is None
+        assert cache.drops == 1  # #never-read had no window to drop
+        assert await svc.query(latest("#a")) == old + theirs  # miss, filled again
+        assert cached_window(redis_server, cache, "#a") == (old + theirs, True)
+    finally:
+        await svc.close()
+
+
+async def test_a_drop_refuses_a_fill_that_read_the_store_before_it(
+    redis_server: RedisServer, store: SQLiteStore
+) -> None:
+    old = append(store, "#a", 3)
+    gated = GatedStore(store)
+    cache = make_cache(redis_server, window=5)
+    svc = HistoryService(gated, cache)
+    try:
+        # Reader: misses, reads the version, reads the store (3 rows), parks.
+        reader = await _reader_parked_after_store_read(svc, gated, latest("#a"))
+        theirs = store.append([new_message("#a")])  # another node commits
+        svc.stale(["#a"])
+        await svc.flush()
+        gated.go.set()
+        assert await reader == old
+        assert cache.fills == 0  # the version moved: the stale fill was refused
+        assert await svc.query(latest("#a")) == old + theirs
+    finally:
+        gated.go.set()
+        await svc.close()
+
+
 async def test_without_the_version_check_the_same_interleaving_is_stale(
     redis_server: RedisServer, store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
