@@ -236,9 +236,10 @@ class AsyncioServer:
             self.bus.handle(effects)  # after the commit: others may read what we publish
         if history is None:
             return
-        stale = [e.target for e in effects if isinstance(e, HistoryStale)]
-        if stale:
-            history.stale(stale)
+        if self.bus is not None:  # only cluster events mark windows stale
+            stale = [e.target for e in effects if isinstance(e, HistoryStale)]
+            if stale:
+                history.stale(stale)
         for effect in effects:
             if isinstance(effect, HistoryRequest):
                 self._spawn(self._answer(effect))
