@@ -131,6 +131,12 @@ def _relay(wire: list[Any]) -> Relay:
     return Relay(str(source), str(command), list(params), str(time), str(msgid), tags or None)
 
 
+def server_name(core: ServerCore, client: Client) -> str:
+    """The server name of the node a remote user is on (its node id until known)."""
+    node = _node_of(client.remote or "")
+    return _state(core).names.get(node, node)
+
+
 def _node_of(uid: str) -> str:
     return uid.rsplit(":", 1)[0]
 

@@ -654,6 +654,14 @@ class ServerCore:
         if client.folded and client.remote is None:
             self._effects.append(ReleaseNick(self.uid(client), client.folded))
 
+    def server_of(self, client: Client) -> str:
+        """The name of the server a user is on: ours, or another node's (WHO, WHOIS)."""
+        if client.remote is None:
+            return self.config.name
+        from server.cluster.apply import server_name
+
+        return server_name(self, client)
+
     def remote_event(self, event: dict[str, Any]) -> None:
         """An event another node published: update state, deliver to local members."""
         from server.cluster.apply import remote_event

@@ -79,9 +79,18 @@ async def test_names_who_whois_lusers_list_see_the_cluster(cluster: Cluster) -> 
     await alice.send("WHOIS bob")
     whois = await alice.collect_until("318")
     assert any(m.command == "311" and m.params[1] == "bob" for m in whois)
+
+    async def bob_on_n2() -> bool:  # the node's name comes with its snapshot
+        await alice.send("WHOIS bob")
+        lines = await alice.collect_until("318")
+        return [m.params[2] for m in lines if m.command == "312"] == ["n2.chat.local"]
+
+    await eventually(bob_on_n2)
     await bob.send("WHO #c")
     who = await bob.collect_until("315")
     assert {m.params[5] for m in who if m.command == "352"} == {"alice", "bob"}
+    where = {m.params[5]: (m.params[4], m.params[7].split()[0]) for m in who if m.command == "352"}
+    assert where == {"alice": ("n1.chat.local", "1"), "bob": ("n2.chat.local", "0")}
     await alice.send("LUSERS")
     lusers = await alice.collect_until("266")
     glob = next(m for m in lusers if m.command == "266")

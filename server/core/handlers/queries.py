@@ -40,10 +40,10 @@ def _who_line(core: ServerCore, viewer: Client, other: Client, channel: Channel 
         channel.name if channel is not None else "*",
         other.user,
         other.host,
-        core.config.name,
+        core.server_of(other),
         other.nick,
         flags,
-        f"0 {other.realname}",
+        f"{0 if other.remote is None else 1} {other.realname}",  # hops: a node is one away
     )
 
 
@@ -99,7 +99,7 @@ def handle_whois(core: ServerCore, client: Client, msg: Message) -> None:
     # Up to max_channels names of up to channellen: several 319 lines, as NAMES does 353.
     for line in word_lines(chans, WHOIS_CHANNELS_BUDGET):
         core.reply(client, N.RPL_WHOISCHANNELS, other.nick, line)
-    core.reply(client, N.RPL_WHOISSERVER, other.nick, core.config.name, core.config.network)
+    core.reply(client, N.RPL_WHOISSERVER, other.nick, core.server_of(other), core.config.network)
     if "o" in other.modes:
         core.reply(client, N.RPL_WHOISOPERATOR, other.nick, "is an IRC operator")
     if other.away is not None:
