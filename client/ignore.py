@@ -1,7 +1,8 @@
 """Ignored senders: nicks or ``nick!user@host`` masks with ``*`` and ``?``.
 
 Messages, notices, CTCP requests and invites from a matching source are dropped
-before they reach a buffer (so no query opens and no CTCP reply goes out).
+before they reach a buffer (so no query opens and no CTCP reply goes out); their
+joins, parts, quits and nick changes update the member lists without a line.
 Masks compare under the server's casemapping.
 """
 

@@ -1189,13 +1189,16 @@ class Session:
             buf.members[self.fold(nick)] = Member(nick)
         buf.version += 1
         self._emit(BufferChanged(buf))
-        self._add(buf, self._line(msg, now, Kind.JOIN, f"has joined {name}", nick=nick, buf=buf))
+        if not self._ignored(msg):  # the member list follows; the line is not shown
+            line = self._line(msg, now, Kind.JOIN, f"has joined {name}", nick=nick, buf=buf)
+            self._add(buf, line)
 
     def _on_part(self, msg: Message, now: float) -> None:
         if not msg.params:
             return
         nick = self._source_nick(msg)
         reason = msg.params[1] if len(msg.params) > 1 else ""
+        hidden = self._ignored(msg)
         for name in msg.params[0].split(",")[:16]:
             buf = self.buffer(name)
             if buf is None or buf.kind is not BufferKind.CHANNEL:
@@ -1210,7 +1213,8 @@ class Session:
                 buf.members.pop(self.fold(nick), None)
             buf.version += 1
             self._emit(BufferChanged(buf))
-            self._add(buf, line)
+            if not hidden:
+                self._add(buf, line)
 
     def _on_kick(self, msg: Message, now: float) -> None:
         if len(msg.params) < 2:
@@ -1241,6 +1245,7 @@ class Session:
         key = self.fold(nick)
         reason = msg.params[0] if msg.params else ""
         text = "has quit" + (f" ({reason})" if reason else "")
+        hidden = self._ignored(msg)
         for buf in list(self.buffers):
             if (buf.is_channel and key in buf.members) or (
                 buf.kind is BufferKind.QUERY and self.fold(buf.name) == key
@@ -1249,7 +1254,8 @@ class Session:
                 buf.members.pop(key, None)
                 buf.version += 1
                 self._emit(BufferChanged(buf))
-                self._add(buf, line)
+                if not hidden:
+                    self._add(buf, line)
 
     def _on_nick(self, msg: Message, now: float) -> None:
         if not msg.params:
@@ -1259,6 +1265,7 @@ class Session:
             return
         old_key, new_key = self.fold(old), self.fold(new)
         me = self.is_me(old)
+        hidden = self._ignored(msg)
         text = f"is now known as {new}"
         if me:
             self.nick = self._wanted_nick = new
@@ -1272,7 +1279,8 @@ class Session:
                 buf.members[new_key] = member
                 buf.version += 1
                 self._emit(BufferChanged(buf))
-                self._add(buf, self._line(msg, now, Kind.NICK, text, nick=old, buf=buf))
+                if not hidden:
+                    self._add(buf, self._line(msg, now, Kind.NICK, text, nick=old, buf=buf))
             elif buf.kind is BufferKind.QUERY and self.fold(buf.name) == old_key:
                 if new_key not in self._by_key or new_key == old_key:
                     del self._by_key[old_key]

@@ -134,3 +134,20 @@ async def test_an_ignored_user_on_a_real_server(clients: list[ChatClient]) -> No
             await c.stop()
         clients.clear()
         running.handle.stop()
+
+
+def test_joins_parts_quits_and_nicks_of_ignored_users_are_hidden_not_lost() -> None:
+    s = chat_session(ignore=("bob",))
+    chan = s.buffer("#t")
+    assert chan is not None
+    feed(s, [":bob!~b@h JOIN #t", ":carol!~c@h JOIN #t"])
+    assert set(chan.members) == {"alice", "bob", "carol"}  # the member list is true
+    feed(s, [":bob!~b@h NICK bobby", ":bobby!~b@h PART #t :bye"])
+    assert set(chan.members) == {"alice", "carol"}
+    feed(s, [":bob!~b@h JOIN #t", ":bob!~b@h QUIT :gone", ":carol!~c@h QUIT :gone too"])
+    events = [(ln.kind, ln.nick) for ln in chan.lines if ln.kind is not Kind.INFO]
+    # bob's join, quit and nick change are not shown; after the NICK, "bobby" no
+    # longer matches "bob!*@*" (as in irssi), so that PART is.
+    assert events == [
+        (Kind.JOIN, "alice"), (Kind.JOIN, "carol"), (Kind.PART, "bobby"), (Kind.QUIT, "carol"),
+    ]
