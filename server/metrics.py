@@ -43,6 +43,7 @@ SCHEMA: dict[str, tuple[str, str, str | None]] = {
     "cache_misses": ("counter", "History reads that missed Redis", None),
     "cache_fills": ("counter", "Windows filled into Redis", None),
     "cache_invalidations": ("counter", "Times the Redis generation was dropped", None),
+    "cache_drops": ("counter", "Windows dropped because another node wrote to them", None),
     "breaker_open": ("gauge", "Redis circuit breaker: 0 closed, 1 half-open, 2 open", None),
     "loop_lag_seconds": ("gauge", "How late the last one-second timer ran", None),
 }

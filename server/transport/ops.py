@@ -88,6 +88,7 @@ def snapshot(
                 cache_misses=cache.misses,
                 cache_fills=cache.fills,
                 cache_invalidations=cache.invalidations,
+                cache_drops=cache.drops,
                 breaker_open=BREAKER_STATES.get(cache.breaker.state, 2),
             )
     return data

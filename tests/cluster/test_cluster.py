@@ -407,6 +407,8 @@ async def test_history_read_on_one_node_shows_what_the_other_node_stored(
         # Seen live, so it must be in history at once, though n2 stored it.
         assert (await history())[-1] == text
     assert await history() == ["a0", "b0", "b1"]
+    cache = cluster.nodes["n1"].server.history.cache  # type: ignore[attr-defined]
+    assert cache.drops >= 1  # n1 dropped its #h window for n2's messages
     await alice.close()
     await bob.close()
 

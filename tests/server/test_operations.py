@@ -287,6 +287,7 @@ async def test_cache_and_breaker_metrics_after_known_history_reads(
         assert sample(text, "chat_cache_misses_total") == 1
         assert sample(text, "chat_cache_fills_total") == 1
         assert sample(text, "chat_cache_hits_total") == 1
+        assert sample(text, "chat_cache_drops_total") == 0  # no other node wrote to #h
         assert sample(text, "chat_breaker_open") == 0
         assert sample(text, "chat_history_writes_total") == 3
     finally:
