@@ -494,10 +494,11 @@ def _on_wallops(core: ServerCore, event: Event) -> None:
 
 
 def _on_knock(core: ServerCore, event: Event) -> None:
+    from server.core.handlers.channels import deliver_knock
+
     channel = core.channels.get(str(event["t"]))
     if channel is not None:
-        ops = [m for m, modes in channel.members.items() if "o" in modes]
-        core.fan_out(ops, _relay(event["r"]))
+        deliver_knock(core, channel, _relay(event["r"]))
 
 
 def _on_bye(core: ServerCore, event: Event) -> None:

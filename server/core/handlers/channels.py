@@ -14,6 +14,7 @@ from ..state import Channel
 
 if TYPE_CHECKING:
     from ..core import ServerCore
+    from ..relay import Relay
     from ..state import Client
 
 NAMES_LINE_BUDGET = 400  # bytes of names per 353 line, well inside 512 with the prefix
@@ -343,7 +344,12 @@ def handle_knock(core: ServerCore, client: Client, msg: Message) -> None:
     relay = core.new_relay(
         server, "NOTICE", ["@" + channel.name, f"[Knock] by {client.mask} ({text})"]
     )
-    core.fan_out([m for m, modes in channel.members.items() if "o" in modes], relay)
+    deliver_knock(core, channel, relay)
     if core.cluster:
         core.publish("knock", (), core.uid(client), t=channel.folded, r=relay_wire(server, relay))
     core.reply(client, N.RPL_KNOCKDLVR, channel.name, "Your KNOCK has been delivered")
+
+
+def deliver_knock(core: ServerCore, channel: Channel, relay: Relay) -> None:
+    """A KNOCK notice to the channel's operators on this node."""
+    core.fan_out([m for m, modes in channel.members.items() if "o" in modes], relay)
