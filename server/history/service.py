@@ -88,12 +88,12 @@ class HistoryService:
         cache = self.cache
         if cache is None:
             return None
+        if target in self._stale or target in self._dropping:
+            return None  # another node wrote to it and the window is not dropped yet
         # Rows committed before this request whose cache update has not been
         # confirmed yet: a hit may predate them, so they are added here (a client
         # that saw a message must find it in history, even a microsecond later).
         unconfirmed = [r for tick in self._unconfirmed for r in tick if r.target == target]
-        if target in self._stale or target in self._dropping:
-            return None  # another node wrote to it and the window is not dropped yet
         got = await cache.read(target)
         if got is None:
             return None
@@ -138,9 +138,7 @@ class HistoryService:
         if not fresh:
             return
         self._stale |= fresh
-        if self._writer is None:
-            loop = asyncio.get_running_loop()
-            self._writer = loop.create_task(self._drain(), name="history-cache-writer")
+        self._start_writer()
 
     def pruned(self, deleted: int) -> None:
         """Called after retention deleted rows from the store: cached windows may
@@ -181,6 +179,10 @@ class HistoryService:
             return
         self._pending.append(rows)
         self._unconfirmed.append(rows)
+        self._start_writer()
+
+    def _start_writer(self) -> None:
+        """One task sends the queued cache updates, in order; started when idle."""
         if self._writer is None:
             loop = asyncio.get_running_loop()
             self._writer = loop.create_task(self._drain(), name="history-cache-writer")
