@@ -309,18 +309,12 @@ def _notify(s: Session, args: str, now: float) -> None:
     if not words:
         s.show_notify(now)
         return
-    action = words[0].lower()
-    if action in ("add", "del", "remove", "rm"):
-        words = words[1:]
-    else:
-        action = "add"  # irssi's form: /notify NICK
-    if not words:
-        raise UsageError(f"Usage: {COMMANDS['notify'].usage}")
+    adding, words = _add_or_del(words, COMMANDS["notify"].usage)
     nicks = list(dict.fromkeys(_check_name(word, "nick") for word in words))
     for nick in nicks:
         if s.is_channel(nick):
             raise UsageError(f"Not a nick: {nick!r}")
-    if action == "add":
+    if adding:
         s.watch(nicks, now)
     else:
         s.unwatch(nicks, now)
@@ -338,18 +332,23 @@ def _ignore(s: Session, args: str, now: float) -> None:
     if not words:
         s.show_ignores(now)
         return
-    action = words[0].lower()
-    if action in ("add", "del", "remove", "rm"):
-        words = words[1:]
-    else:
-        action = "add"
-    if not words:
-        raise UsageError(f"Usage: {COMMANDS['ignore'].usage}")
+    adding, words = _add_or_del(words, COMMANDS["ignore"].usage)
     masks = [_check_name(word, "mask") for word in words]
-    if action == "add":
+    if adding:
         s.ignore(masks, now)
     else:
         s.unignore(masks, now)
+
+
+def _add_or_del(words: list[str], usage: str) -> tuple[bool, list[str]]:
+    """``[add|del|remove|rm] NAME...`` (no verb: add, irssi's form) -> (adding, names)."""
+    verb = words[0].lower()
+    adding = verb not in ("del", "remove", "rm")
+    if verb in ("add", "del", "remove", "rm"):
+        words = words[1:]
+    if not words:
+        raise UsageError(f"Usage: {usage}")
+    return adding, words
 
 
 @command("unignore", "/unignore MASK...", "Stop ignoring a nick or mask.", online=False)

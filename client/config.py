@@ -40,7 +40,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -344,21 +344,25 @@ def _nick(table: Mapping[str, Any], key: str, where: str, *, optional: bool) -> 
 
 
 def _nick_list(table: Mapping[str, Any], key: str, where: str = "") -> tuple[str, ...]:
-    where = where or key
-    nicks = _str_list(table.get(key, []), where)
-    for nick in nicks:
-        if not is_valid_nick(nick, maxlen=64):
-            raise ConfigError(f"{where}: {nick!r} is not a valid nick")
-    return tuple(nicks)
+    return _checked_list(table, key, where, lambda n: is_valid_nick(n, maxlen=64), "a valid nick")
 
 
 def _mask_list(table: Mapping[str, Any], key: str, where: str = "") -> tuple[str, ...]:
+    def valid(mask: str) -> bool:
+        return bool(mask) and not any(c in mask for c in " ,\x00\r\n\x07")
+
+    return _checked_list(table, key, where, valid, "a nick or mask")
+
+
+def _checked_list(
+    table: Mapping[str, Any], key: str, where: str, valid: Callable[[str], bool], what: str
+) -> tuple[str, ...]:
     where = where or key
-    masks = _str_list(table.get(key, []), where)
-    for mask in masks:
-        if not mask or any(c in mask for c in " ,\x00\r\n\x07"):
-            raise ConfigError(f"{where}: {mask!r} is not a nick or mask")
-    return tuple(masks)
+    items = _str_list(table.get(key, []), where)
+    for item in items:
+        if not valid(item):
+            raise ConfigError(f"{where}: {item!r} is not {what}")
+    return items
 
 
 def _bool(table: Mapping[str, Any], key: str, default: bool, where: str) -> bool:
