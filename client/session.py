@@ -488,8 +488,14 @@ class Session:
             self._watch(added)
 
     def unwatch(self, nicks: list[str], now: float) -> None:
-        removed = [w.nick for w in (self.notify.remove(nick) for nick in nicks) if w]
-        missing = [nick for nick in nicks if nick not in removed]
+        removed: list[str] = []
+        missing: list[str] = []
+        for nick in nicks:
+            watched = self.notify.remove(nick)  # under the casemapping: BOB removes bob
+            if watched is None:
+                missing.append(nick)
+            else:
+                removed.append(watched.nick)
         if missing:
             self.info(f"Not on the notify list: {', '.join(missing)}", now)
         if not removed:

@@ -84,6 +84,17 @@ def test_notify_command_adds_and_removes_while_connected() -> None:
     assert s.take_outgoing() == []
 
 
+def test_removing_a_nick_in_another_case_removes_it() -> None:
+    s = make(channels=())
+    register(s, CHAT_BURST, MONITOR_005)
+    s.input("/notify bob", NOW)
+    s.take_outgoing()
+    s.input("/notify del BOB", NOW)
+    assert s.take_outgoing() == ["MONITOR - bob"]
+    assert infos(s)[-1] == "No longer watching bob"
+    assert not any(t.startswith("Not on the notify list") for t in infos(s))
+
+
 def test_offline_additions_are_sent_at_registration() -> None:
     s = make(channels=())
     s.input("/notify bob", NOW)  # not connected: kept for later
