@@ -10,6 +10,7 @@ import hypothesis  # noqa: F401
 import pytest
 
 from server.config import ServerConfig
+from server.passwords import hash_password
 from server.transport.background import BackgroundServer
 from tests.ircclient import IRCTestClient
 
@@ -19,6 +20,16 @@ from tests.ircclient import IRCTestClient
 # ("SystemError: AST constructor recursion depth mismatch") and exit 1 after passing.
 
 BACKENDS = ["asyncio", "uvloop", "select"]
+
+# An operator for the tests that need one (config.opers maps the name to oper_hash).
+OPER_NAME = "root"
+OPER_PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="session")
+def oper_hash() -> str:
+    """The scrypt hash of OPER_PASSWORD, made once: scrypt is slow on purpose."""
+    return hash_password(OPER_PASSWORD)
 
 
 @dataclass

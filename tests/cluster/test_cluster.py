@@ -33,13 +33,14 @@ async def eventually(check: object, timeout: float = 5.0) -> None:
         await asyncio.sleep(0.05)
 
 
-async def names(client: IRCTestClient, channel: str) -> set[str]:
+async def names(client: IRCTestClient, channel: str, *, prefixes: bool = False) -> set[str]:
+    """The channel's nicks as NAMES shows them (with @/+ when ``prefixes``)."""
     await client.send(f"NAMES {channel}")
     lines = await client.collect_until("366")
     out: set[str] = set()
     for m in lines:
         if m.command == "353":
-            out |= {n.lstrip("@+") for n in m.params[-1].split()}
+            out |= {n if prefixes else n.lstrip("@+") for n in m.params[-1].split()}
     return out
 
 
@@ -212,13 +213,9 @@ async def test_a_channel_made_on_two_nodes_at_once_has_one_op(cluster: Cluster) 
     await alice.expect("366")
     await bob.expect("366")
 
-    async def with_prefixes(client: IRCTestClient) -> set[str]:
-        await client.send("NAMES #race")
-        lines = await client.collect_until("366")
-        return {n for m in lines if m.command == "353" for n in m.params[-1].split()}
-
     async def agreed() -> bool:
-        by_alice, by_bob = await with_prefixes(alice), await with_prefixes(bob)
+        by_alice = await names(alice, "#race", prefixes=True)
+        by_bob = await names(bob, "#race", prefixes=True)
         ops = {n for n in by_alice if n.startswith("@")}
         return by_alice == by_bob and len(by_alice) == 2 and len(ops) == 1
 

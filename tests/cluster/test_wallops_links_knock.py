@@ -8,18 +8,15 @@ from chat.message import Message
 from server.cluster.apply import other_servers
 from server.config import ServerConfig
 from server.core import ServerCore
-from server.passwords import hash_password
 from tests.cluster.conftest import Cluster
 from tests.cluster.test_cluster import connect, eventually
+from tests.conftest import OPER_NAME, OPER_PASSWORD
 from tests.ircclient import IRCTestClient
 
-OPER_NAME = "root"
-OPER_PASSWORD = "correct horse battery"
 
-
-@pytest.fixture(scope="module")
-def opers() -> dict[str, str]:
-    return {OPER_NAME: hash_password(OPER_PASSWORD)}
+@pytest.fixture
+def opers(oper_hash: str) -> dict[str, str]:
+    return {OPER_NAME: oper_hash}
 
 
 async def links(client: IRCTestClient, *args: str) -> list[list[str]]:

@@ -6,17 +6,8 @@ import pytest
 
 from chat.message import Message
 from server.config import ServerConfig
-from server.passwords import hash_password
-from tests.conftest import RunningServer
+from tests.conftest import OPER_NAME, OPER_PASSWORD, RunningServer
 from tests.ircclient import IRCTestClient
-
-OPER_NAME = "root"
-OPER_PASSWORD = "correct horse battery"
-
-
-@pytest.fixture(scope="module")
-def oper_hash() -> str:
-    return hash_password(OPER_PASSWORD)
 
 
 @pytest.fixture

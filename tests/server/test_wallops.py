@@ -6,21 +6,11 @@ import pytest
 
 from chat.message import Message
 from server.config import ServerConfig
-from server.passwords import hash_password
-from tests.conftest import RunningServer, suite_config
+from tests.conftest import OPER_NAME, OPER_PASSWORD, RunningServer, suite_config
 from tests.ircclient import IRCTestClient
 from tests.server.helpers import ask, mask
 
 SERVER = "test.server"
-OPER_NAME = "root"
-OPER_PASSWORD = "correct horse battery"
-
-
-@pytest.fixture(scope="module")
-def oper_hash() -> str:
-    return hash_password(OPER_PASSWORD)
-
-
 @pytest.fixture
 def server_config(oper_hash: str) -> ServerConfig:
     return suite_config(opers={OPER_NAME: oper_hash})
