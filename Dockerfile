@@ -8,7 +8,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_ROOT_USER_ACTION=ignore
 
 # An unprivileged account to run the server. Its home is the working directory, where
-# the default SQLite history (chat.db) goes; /data is for a volume (--db /data/chat.db),
+# the default SQLite history (chat.db) and ban file (bans.json) go; /data is for a volume
+# (--db /data/chat.db --ban-file /data/bans.json),
 # owned by the account so that a fresh named volume is writable too.
 RUN groupadd --gid 10001 chat \
     && useradd --uid 10001 --gid 10001 --create-home --no-log-init --shell /usr/sbin/nologin chat \

@@ -60,6 +60,7 @@ class ServerConfig:
     oper_attempts: int = 3  # failed OPER attempts per connection per minute
     cloak_hosts: bool = True  # show a keyed hash instead of the client's address
     cloak_key: str = ""  # secret for cloaks; empty: a new random key per start
+    ban_file: str = "bans.json"  # K-/D-lines kept across restarts ("": only in memory)
     # History: SQLite store of record ("" turns history off), Redis cache-aside.
     db: str = "chat.db"
     history_playback: int = 20  # messages replayed on JOIN to clients without chathistory

@@ -147,6 +147,8 @@ _HELP: dict[str, str] = {
     "monitor_limit": "nicks one client may watch with MONITOR",
     "cloak_hosts": "show clients a keyed hash instead of each other's addresses",
     "cloak_key": "secret for host cloaks (empty: random per start, cloaks change on restart)",
+    "ban_file": "file that keeps operators' K-lines and D-lines across restarts "
+    "(empty: bans last until the server stops)",
     "db": "history store of record: a SQLite file, or a postgresql:// URL; empty turns history off",
     "history_playback": "messages replayed on JOIN to clients without chathistory (0: none)",
     "chathistory_limit": "most messages one CHATHISTORY request returns",
@@ -177,6 +179,7 @@ _METAVAR: dict[str, str] = {
     "password": "PASSWORD",
     "sendq": "BYTES",
     "db": "PATH|URL",
+    "ban_file": "FILE",
     "redis": "URL",
 }
 

@@ -82,9 +82,15 @@ def server_config() -> ServerConfig:
 
 
 def start_server(
-    config: ServerConfig, backend: str, db: str = "", *, suite_defaults: bool = True
+    config: ServerConfig,
+    backend: str,
+    db: str = "",
+    *,
+    bans: str = "",
+    suite_defaults: bool = True,
 ) -> RunningServer:
-    """Start on a free port; ``db`` replaces the default history file (never the cwd's).
+    """Start on a free port; ``db`` and ``bans`` replace the default history and ban
+    files (never the cwd's).
 
     With ``suite_defaults``, fields still at their product default take the
     suite's values (TEST_DEFAULTS), so modules may build their own ServerConfig.
@@ -92,6 +98,8 @@ def start_server(
     defaults = ServerConfig()
     if config.db == defaults.db:
         config = replace(config, db=db)
+    if config.ban_file == defaults.ban_file:
+        config = replace(config, ban_file=bans)
     if suite_defaults:
         changes = {
             k: v for k, v in TEST_DEFAULTS.items() if getattr(config, k) == getattr(defaults, k)
@@ -107,7 +115,9 @@ def start_server(
 async def server(
     backend: str, server_config: ServerConfig, tmp_path: Path
 ) -> AsyncIterator[RunningServer]:
-    running = start_server(server_config, backend, db=str(tmp_path / "history.db"))
+    running = start_server(
+        server_config, backend, db=str(tmp_path / "history.db"), bans=str(tmp_path / "bans.json")
+    )
     try:
         yield running
     finally:

@@ -501,6 +501,19 @@ def _on_knock(core: ServerCore, event: Event) -> None:
         deliver_knock(core, channel, _relay(event["r"]))
 
 
+def _on_ban(core: ServerCore, event: Event) -> None:
+    from server.core.bans import ServerBan
+    from server.core.handlers.bans import add_ban
+
+    add_ban(core, ServerBan.from_record(event["b"]))  # enforced on this node's users, and saved
+
+
+def _on_unban(core: ServerCore, event: Event) -> None:
+    from server.core.handlers.bans import remove_ban
+
+    remove_ban(core, str(event["t"]), str(event["m"]))
+
+
 def _on_bye(core: ServerCore, event: Event) -> None:
     node_gone(core, str(event["n"]), "*.net *.split")
 
@@ -521,6 +534,8 @@ _HANDLERS = {
     "umode": _on_umode,
     "wallops": _on_wallops,
     "knock": _on_knock,
+    "ban": _on_ban,
+    "unban": _on_unban,
     "bye": _on_bye,
 }
 

@@ -32,6 +32,7 @@ from server.config import ServerConfig
 from server.history.model import StoredMessage
 
 from . import caps as caps_mod
+from .bans import BanList
 from .cloak import cloak_host
 from .connlimits import ConnectionLimits, host_key
 from .flood import FloodGate
@@ -64,6 +65,7 @@ RESTART_ONLY = (
     "backend",
     "select_impl",
     "db",
+    "ban_file",
     "redis",
     "casemapping",
     "metrics_port",
@@ -154,6 +156,7 @@ class ServerCore:
         self.caps_available = caps_mod.available(history=self.history_enabled)
         self._history_seq = 0
         self._pending_history: dict[int, Pending] = {}
+        self.bans = BanList(self.fold)  # K-/D-lines; the transport loads the saved ones
         self.limits = ConnectionLimits(
             config.max_clients, config.max_per_host, config.throttle_burst, config.throttle_rate
         )
@@ -182,6 +185,10 @@ class ServerCore:
         key = host_key(ip)
         client.host_key = key
         refusal = self.limits.admit(key, len(self.clients), now)
+        if self.bans.dlines:
+            dline = self.bans.dline_for(ip)
+            if dline is not None:
+                refusal = f"D-Lined: {dline.reason}"
         self.clients[conn_id] = client
         if refusal is not None:
             self.stats.refuse(refusal)
@@ -249,6 +256,10 @@ class ServerCore:
         cfg = self.config
         self._release_flooded(now)
         self.limits.expire(now)
+        if self.bans:
+            from .handlers.bans import expire_bans
+
+            expire_bans(self)
         for client in list(self.clients.values()):
             if client.closing is not None:
                 continue

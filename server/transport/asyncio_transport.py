@@ -11,8 +11,10 @@ from collections.abc import Coroutine
 from typing import Any, cast
 
 from server import memory
+from server.banfile import save_bans
 from server.config import ServerConfig
 from server.core import ServerCore
+from server.core.handlers.bans import SaveBans
 from server.core.handlers.operator import CheckOper, Rehash
 from server.core.history import HistoryRequest, HistoryStale, StoreMessage
 from server.history.service import HistoryService
@@ -26,6 +28,7 @@ from server.transport.ops import (
     check_oper,
     commit_messages,
     reload,
+    restore_bans,
     snapshot,
     start_metrics,
 )
@@ -100,6 +103,7 @@ class AsyncioServer:
         self.stats = TransportStats()
         self.metrics: Any = None
         self.core = ServerCore(config, clock=time.time)
+        restore_bans(self.core)
         self.conns: dict[int, IRCProtocol] = {}
         self.ids = itertools.count(1)
         self.flush_scheduled = False
@@ -228,6 +232,8 @@ class AsyncioServer:
                 self.core.rehash_done(effect.conn_id, "configuration", error, effect.label)
             elif isinstance(effect, CheckOper):
                 self._spawn(self._check_oper(effect))
+            elif isinstance(effect, SaveBans):  # rare (operators, expiry) and small
+                save_bans(self.core.config.ban_file, effect.bans)
         history = self.history
         to_store = [e.message for e in effects if isinstance(e, StoreMessage)]
         if to_store and history is not None:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from server.banfile import load_bans
 from server.config import ServerConfig
 from server.core import ServerCore
 from server.core.handlers.operator import CheckOper
@@ -38,6 +39,14 @@ def check_oper(effect: CheckOper) -> bool:
     except Exception:
         log.exception("OPER password check failed")
         return False
+
+
+def restore_bans(core: ServerCore) -> None:
+    """Put the ban file's unexpired K-/D-lines in force (at start, before any connection)."""
+    bans = load_bans(core.config.ban_file)
+    core.bans.load(bans, core.clock())
+    if bans:
+        log.info("%d bans in force from %s", len(core.bans), core.config.ban_file)
 
 
 def commit_messages(

@@ -81,8 +81,10 @@ from types import FrameType
 from typing import Any
 
 from server import memory
+from server.banfile import save_bans
 from server.config import ServerConfig
 from server.core import ServerCore
+from server.core.handlers.bans import SaveBans
 from server.core.handlers.operator import CheckOper, Rehash
 from server.core.history import HistoryRequest, StoreMessage
 from server.history.model import StoredMessage
@@ -96,6 +98,7 @@ from server.transport.ops import (
     check_oper,
     commit_messages,
     reload,
+    restore_bans,
     snapshot,
     start_metrics,
 )
@@ -345,6 +348,7 @@ class SelectServer:
         self._reload_requested = False
         self.selector = make_selector(config.select_impl)
         self.core = ServerCore(config, clock=time.time)
+        restore_bans(self.core)
         self.history: HistoryService | None = build_history(config)
         self._history_worker: HistoryWorker | None = (
             HistoryWorker(self.history, self.call_soon_threadsafe)
@@ -964,6 +968,8 @@ class SelectServer:
                 self.core.rehash_done(effect.conn_id, self.reload_source, error, effect.label)
             elif isinstance(effect, CheckOper):
                 self._check_oper(effect)
+            elif isinstance(effect, SaveBans):  # rare (operators, expiry) and small
+                save_bans(self.core.config.ban_file, effect.bans)
         history = self.history
         worker = self._history_worker
         if history is None or worker is None:

@@ -27,7 +27,8 @@ class Cluster:
 
     def config(self, node: str, **overrides: Any) -> ServerConfig:
         fields: dict[str, Any] = {
-            "cluster_heartbeat": 0.2, "cluster_dead_after": 1.5, "nick_lease": 2.0, **overrides
+            "cluster_heartbeat": 0.2, "cluster_dead_after": 1.5, "nick_lease": 2.0,
+            "ban_file": "", **overrides,
         }
         return replace(
             ephemeral(ServerConfig()),

@@ -149,7 +149,8 @@ def running(server: SelectServer) -> Iterator[Running]:
 
 def config(**kwargs: Any) -> ServerConfig:
     base: dict[str, Any] = {
-        "name": "test.server", "host": "127.0.0.1", "port": 0, "db": "", **TEST_DEFAULTS
+        "name": "test.server", "host": "127.0.0.1", "port": 0, "db": "", "ban_file": "",
+        **TEST_DEFAULTS,
     }
     base.update(kwargs)
     return ServerConfig(**base)

@@ -5,7 +5,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .. import history
-from . import channels, messaging, modes, monitor, operator, queries, registration, server_info
+from . import (
+    bans,
+    channels,
+    messaging,
+    modes,
+    monitor,
+    operator,
+    queries,
+    registration,
+    server_info,
+)
 
 if TYPE_CHECKING:
     from ..core import Handler
@@ -44,6 +54,10 @@ COMMANDS: dict[str, tuple[Handler, int]] = {
     "KILL": (operator.handle_kill, 2),
     "REHASH": (operator.handle_rehash, 0),
     "WALLOPS": (operator.handle_wallops, 1),
+    "KLINE": (bans.handle_kline, 1),
+    "UNKLINE": (bans.handle_unkline, 1),
+    "DLINE": (bans.handle_dline, 1),
+    "UNDLINE": (bans.handle_undline, 1),
     "CHATHISTORY": (history.handle_chathistory, 1),
     "VERSION": (server_info.handle_version, 0),
     "TIME": (server_info.handle_time, 0),

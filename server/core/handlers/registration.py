@@ -13,6 +13,7 @@ from server import VERSION
 
 from .. import caps as caps_mod
 from ..relay import relay_wire
+from .bans import banned_by, refuse
 
 if TYPE_CHECKING:
     from ..core import ServerCore
@@ -186,6 +187,11 @@ def try_register(core: ServerCore, client: Client) -> None:
         core.reply(client, N.ERR_PASSWDMISMATCH, "Password incorrect")
         core.disconnect(client, "Bad password")
         return
+    if core.bans.klines:
+        ban = banned_by(core, client)
+        if ban is not None:
+            refuse(core, client, ban)
+            return
     core.set_registered(client)
     if core.monitor.watchers:  # the connect path: no call when nobody monitors
         core.nick_online(client)

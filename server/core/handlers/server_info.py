@@ -10,6 +10,7 @@ from chat.masks import mask_matches
 from chat.message import Message
 from server import VERSION
 
+from .bans import stats_bans
 from .registration import send_isupport
 
 if TYPE_CHECKING:
@@ -90,6 +91,8 @@ def handle_stats(core: ServerCore, client: Client, msg: Message) -> None:
         core.reply(
             client, RPL_STATSUPTIME, f"Server Up {days} days {hours}:{minutes:02d}:{seconds:02d}"
         )
+    elif letter in "kKdD":
+        stats_bans(core, client, letter.upper())
     elif letter == "m":
         for command, count in sorted(core.command_counts.items()):
             core.reply(client, RPL_STATSCOMMANDS, command, str(count))

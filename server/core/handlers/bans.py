@@ -1,0 +1,194 @@
+"""Server bans: KLINE, UNKLINE, DLINE, UNDLINE and STATS k/d (operators only)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from chat import numerics as N
+from chat.message import Message
+
+from ..bans import (
+    DLINE,
+    KLINE,
+    MAX_REASON,
+    BadMask,
+    ServerBan,
+    describe_duration,
+    dline_mask,
+    kline_mask,
+    parse_duration,
+)
+
+if TYPE_CHECKING:
+    from ..core import ServerCore
+    from ..state import Client
+
+log = logging.getLogger("chat.server.oper")
+
+QUIT_REASON = {KLINE: "K-Lined", DLINE: "D-Lined"}  # what peers see; the reason is the user's
+NAME = {KLINE: "K-Line", DLINE: "D-Line"}
+
+
+@dataclass(frozen=True, slots=True)
+class SaveBans:
+    """Effect: write the bans now in force to the ban file (replacing it)."""
+
+    bans: tuple[ServerBan, ...]
+
+
+def _is_oper(core: ServerCore, client: Client) -> bool:
+    if "o" in client.modes:
+        return True
+    core.reply(client, N.ERR_NOPRIVILEGES, "Permission Denied- You're not an IRC operator")
+    return False
+
+
+def _split(params: list[str]) -> tuple[int | None, str, str]:
+    """``[duration] <mask> [reason]`` -> (seconds or None, mask, reason)."""
+    seconds = parse_duration(params[0]) if len(params) > 1 else None
+    rest = params[1:] if seconds is not None else params
+    reason = rest[1] if len(rest) > 1 and rest[1] else "No reason"
+    return seconds, rest[0], reason[:MAX_REASON]
+
+
+def _looks_like_nick(text: str) -> bool:
+    return not any(ch in text for ch in "@.:/*?")
+
+
+def handle_kline(core: ServerCore, client: Client, msg: Message) -> None:
+    """KLINE [minutes|30m|2h|7d] <user@host | nick> [:reason]."""
+    if _is_oper(core, client):
+        _set(core, client, KLINE, msg.params)
+
+
+def handle_dline(core: ServerCore, client: Client, msg: Message) -> None:
+    """DLINE [minutes|30m|2h|7d] <ip | cidr | nick> [:reason]."""
+    if _is_oper(core, client):
+        _set(core, client, DLINE, msg.params)
+
+
+def handle_unkline(core: ServerCore, client: Client, msg: Message) -> None:
+    if _is_oper(core, client):
+        _unset(core, client, KLINE, msg.params[0])
+
+
+def handle_undline(core: ServerCore, client: Client, msg: Message) -> None:
+    if _is_oper(core, client):
+        _unset(core, client, DLINE, msg.params[0])
+
+
+def _set(core: ServerCore, client: Client, kind: str, params: list[str]) -> None:
+    seconds, target, reason = _split(params)
+    if not target:
+        core.reply(client, N.ERR_NEEDMOREPARAMS, f"{kind}LINE", "Not enough parameters")
+        return
+    if _looks_like_nick(target):
+        user = core.nicks.get(core.fold(target))
+        if user is None or not user.registered:
+            core.reply(client, N.ERR_NOSUCHNICK, target, "No such nick/channel")
+            return
+        # A user on another node is known by their (possibly cloaked) host only.
+        target = user.ip if kind == DLINE else f"*@{user.ip}"
+    try:
+        mask = kline_mask(target) if kind == KLINE else dline_mask(target)
+    except BadMask as exc:
+        core.notice(client, f"Not a valid {NAME[kind]}: {exc}")
+        return
+    now = core.clock()
+    expires = None if not seconds else now + seconds
+    setter = f"{client.nick} ({client.oper_name or '-'})"
+    ban = ServerBan(kind, mask, reason, setter, now, expires)
+    replaced, removed = add_ban(core, ban)
+    if core.cluster:
+        core.publish("ban", (), core.uid(client), b=ban.to_record())
+    length = f"temporary {describe_duration(seconds)} " if seconds else ""
+    verb = "Updated" if replaced is not None else "Added"
+    note = f", {removed} disconnected" if removed else ""
+    core.notice(client, f"{verb} {length}{NAME[kind]} [{mask}] ({reason}){note}")
+    log.info("operator %s %s %s%s [%s] (%s)", client.nick, verb.lower(), length, NAME[kind],
+             mask, reason, extra={"event": "oper", "action": "ban"})
+
+
+def _unset(core: ServerCore, client: Client, kind: str, target: str) -> None:
+    try:
+        mask = kline_mask(target) if kind == KLINE else dline_mask(target)
+    except BadMask:
+        mask = target
+    if remove_ban(core, kind, mask) is None:
+        core.notice(client, f"No {NAME[kind]} for [{target}]")
+        return
+    if core.cluster:
+        core.publish("unban", (), core.uid(client), t=kind, m=mask)
+    core.notice(client, f"{NAME[kind]} for [{mask}] is removed")
+    log.info("operator %s removed %s %s", client.nick, NAME[kind], mask,
+             extra={"event": "oper", "action": "unban"})
+
+
+def add_ban(core: ServerCore, ban: ServerBan) -> tuple[ServerBan | None, int]:
+    """Put a ban in force here and save it; returns (the ban it replaced, users disconnected)."""
+    replaced = core.bans.add(ban)
+    core.emit(SaveBans(tuple(core.bans)))
+    removed = 0
+    for other in list(core.clients.values()):
+        match = banned_by(core, other) if other.closing is None else None
+        if match is None:
+            continue
+        if "o" in other.modes:  # operators stay: a ban must not lock out its own setter
+            core.notice(other, f"*** A {NAME[ban.kind]} [{ban.mask}] matches you")
+            continue
+        refuse(core, other, match)
+        removed += 1
+    return replaced, removed
+
+
+def remove_ban(core: ServerCore, kind: str, mask: str) -> ServerBan | None:
+    ban = core.bans.remove(kind, mask)
+    if ban is not None:
+        core.emit(SaveBans(tuple(core.bans)))
+    return ban
+
+
+def expire_bans(core: ServerCore) -> None:
+    """Drop the temporary bans whose time is up (from the core's tick)."""
+    gone = core.bans.expire(core.clock())
+    for ban in gone:
+        log.info("%s [%s] expired", NAME[ban.kind], ban.mask)
+    if gone:
+        core.emit(SaveBans(tuple(core.bans)))
+
+
+def banned_by(core: ServerCore, client: Client) -> ServerBan | None:
+    """The ban that shuts this local connection out, if any."""
+    bans = core.bans
+    if client.remote is not None:
+        return None
+    return bans.dline_for(client.ip) or (
+        bans.kline_for(client.user, client.ip, client.host) if client.user else None
+    )
+
+
+def refuse(core: ServerCore, client: Client, ban: ServerBan) -> None:
+    """465 with the operator's reason, then ERROR and close; peers see only K-/D-Lined."""
+    core.reply(client, N.ERR_YOUREBANNEDCREEP, f"You are banned from this server- {ban.reason}")
+    core.disconnect(client, QUIT_REASON[ban.kind])
+
+
+def stats_bans(core: ServerCore, client: Client, kind: str) -> None:
+    """STATS k (216 per K-line) or d (225 per D-line), for operators."""
+    if not _is_oper(core, client):
+        return
+    for ban in core.bans:
+        if ban.kind != kind:
+            continue
+        reason = ban.reason
+        if ban.expires is not None:
+            until = datetime.fromtimestamp(ban.expires, UTC).strftime("%Y-%m-%d %H:%M UTC")
+            reason = f"{reason} (until {until})"
+        if kind == KLINE:
+            user, _, host = ban.mask.rpartition("@")
+            core.reply(client, N.RPL_STATSKLINE, "K", host, "*", user, reason)
+        else:
+            core.reply(client, N.RPL_STATSDLINE, "D", ban.mask, reason)

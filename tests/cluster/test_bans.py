@@ -1,0 +1,65 @@
+"""K-/D-lines set on one node hold on every node (real Redis, real ban files)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.cluster.conftest import Cluster
+from tests.cluster.test_cluster import connect, eventually
+from tests.conftest import OPER_NAME, OPER_PASSWORD
+from tests.ircclient import IRCTestClient
+
+
+async def refused(port: int, nick: str, user: str) -> list[str]:
+    c = await IRCTestClient.open(port)
+    await c.send(f"NICK {nick}")
+    await c.send(f"USER {user} 0 * :Real")
+    commands = [m.command for m in await c.wait_closed()]
+    await c.close()
+    return commands
+
+
+def saved(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    return [b["mask"] for b in json.loads(path.read_text())["bans"]]
+
+
+async def test_kline_on_one_node_holds_on_the_others(
+    cluster: Cluster, oper_hash: str, tmp_path: Path
+) -> None:
+    opers = {OPER_NAME: oper_hash}
+    files = {n: tmp_path / f"{n}-bans.json" for n in ("n1", "n2")}
+    p1 = cluster.start("n1", opers=opers, ban_file=str(files["n1"]))
+    p2 = cluster.start("n2", opers=opers, ban_file=str(files["n2"]))
+    root = await connect(p1, "root")
+    carol = await connect(p1, "carol")
+    spam = await connect(p2, "spam")
+    for c in (carol, spam):
+        await c.send("JOIN #chan")
+        await c.expect("366")
+    await carol.expect("JOIN", lambda m: bool(m.source and m.source.startswith("spam!")))
+    await root.send(f"OPER {OPER_NAME} :{OPER_PASSWORD}")
+    await root.expect("381")
+
+    await root.send("KLINE 1h spam@127.0.0.1 :spam")
+    notice = await root.expect("NOTICE")
+    assert notice.params[1] == "Added temporary 1 h K-Line [spam@127.0.0.1] (spam)"
+    # (Joining at once on two nodes may also have brought a MODE from the creation race.)
+    closing = [m.command for m in await spam.wait_closed() if m.command not in ("JOIN", "MODE")]
+    assert closing == ["465", "ERROR"]
+    quit_msg = await carol.expect("QUIT")
+    assert quit_msg.source and quit_msg.source.startswith("spam!")
+    assert quit_msg.params == ["K-Lined"]
+    assert saved(files["n1"]) == saved(files["n2"]) == ["spam@127.0.0.1"]
+    # Another nick: the banned user's own may still be held in Redis for a moment.
+    assert await refused(p2, "spam2", "spam") == ["465", "ERROR"]
+
+    await root.send("UNKLINE spam@127.0.0.1")
+    assert (await root.expect("NOTICE")).params[1] == "K-Line for [spam@127.0.0.1] is removed"
+    await eventually(lambda: saved(files["n2"]) == [])
+    again = await connect(p2, "spam")
+    assert again.nick == "spam"
+    for c in (root, carol, spam, again):
+        await c.close()
