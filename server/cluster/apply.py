@@ -214,7 +214,9 @@ def _set_meta(channel: Channel, record: dict[str, Any]) -> None:
     channel.key = str(key) if key is not None else None
     limit = record.get("limit")
     channel.limit = int(limit) if limit is not None else None
-    channel.bans = [Ban(str(m), str(s), int(t)) for m, s, t in record.get("bans", ())]
+    for letter, key in (("b", "bans"), ("e", "excepts"), ("I", "invex")):
+        masks = channel.mask_list(letter)
+        masks[:] = [Ban(str(m), str(s), int(t)) for m, s, t in record.get(key, ())]
 
 
 def _remove_remote(core: ServerCore, client: Client) -> None:

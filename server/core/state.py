@@ -140,8 +140,14 @@ class Channel:
     modes: set[str] = field(default_factory=lambda: {"n", "t"})
     key: str | None = None
     limit: int | None = None
-    bans: list[Ban] = field(default_factory=list)
+    bans: list[Ban] = field(default_factory=list)  # +b
+    excepts: list[Ban] = field(default_factory=list)  # +e: exempt from +b
+    invex: list[Ban] = field(default_factory=list)  # +I: may join while +i
     origin: str = ""  # cluster: the node that created it (ties on `created` go to the lower)
+
+    def mask_list(self, letter: str) -> list[Ban]:
+        """The list behind list mode ``letter`` (b, e or I)."""
+        return self.bans if letter == "b" else self.excepts if letter == "e" else self.invex
 
     def is_op(self, client: Client) -> bool:
         return "o" in self.members.get(client, "")

@@ -12,6 +12,7 @@ import redis
 from server.cluster.events import CHANNEL, NODE_KEY, encode
 from tests.cluster.conftest import Cluster
 from tests.ircclient import IRCTestClient
+from tests.server.helpers import ask
 
 
 async def connect(port: int, nick: str, caps: list[str] | None = None) -> IRCTestClient:
@@ -325,6 +326,29 @@ async def test_invite_reaches_a_user_on_the_other_node(cluster: Cluster) -> None
     assert seen.params[0] == "#priv"
     await alice.close()
     await bob.close()
+
+
+async def test_exception_and_invite_lists_hold_on_the_other_node(cluster: Cluster) -> None:
+    p1, p2 = cluster.start("n1"), cluster.start("n2")
+    alice = await connect(p1, "alice")
+    await alice.join("#c")
+    for change in ("+i", "+I carol!*@*", "+b carol!*@*", "+e carol!*@*"):
+        await alice.send(f"MODE #c {change}")
+        await alice.expect("MODE")
+    dave = await connect(p2, "dave")
+
+    async def lists_on_n2() -> bool:
+        await dave.send("MODE #c e")
+        return any(m.command == "348" for m in await dave.sync())
+
+    await eventually(lists_on_n2)
+    assert (await ask(dave, "MODE #c I"))[0].params[2] == "carol!*@*"
+    assert "473" in [m.command for m in await ask(dave, "JOIN #c")]
+    carol = await connect(p2, "carol")  # +I opens +i, +e overrides +b
+    await carol.send("JOIN #c")
+    assert (await carol.expect("JOIN")).params[0] == "#c"
+    for c in (alice, dave, carol):
+        await c.close()
 
 
 async def test_setname_and_user_modes_reach_the_other_node(cluster: Cluster) -> None:

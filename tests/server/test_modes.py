@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.conftest import RunningServer
 from tests.ircclient import IRCTestClient
 from tests.server.helpers import ask, mask, only
@@ -292,6 +294,71 @@ async def test_banned_member_cannot_speak(server: RunningServer) -> None:
     msgs = await ask(bob, "PRIVMSG #chan :still here")
     assert [m.command for m in msgs] == ["404"]
     assert only(await carol.sync(), "PRIVMSG") == []
+
+
+@pytest.mark.parametrize(
+    ("letter", "entry", "end", "text"),
+    [("e", "348", "349", "End of channel exception list"),
+     ("I", "346", "347", "End of channel invite list")],
+)
+async def test_exception_and_invite_lists(
+    server: RunningServer, letter: str, entry: str, end: str, text: str
+) -> None:
+    alice, bob = await channel_of(server, "alice", "bob")
+    await alice.send(f"MODE #chan +{letter} friend")
+    msg = await bob.expect("MODE")
+    assert msg.source == mask(alice) and msg.params == ["#chan", f"+{letter}", "friend!*@*"]
+    msgs = await ask(bob, f"MODE #chan {letter}")
+    assert [m.command for m in msgs] == [entry, end]
+    assert msgs[0].params[:4] == ["bob", "#chan", "friend!*@*", mask(alice)]
+    assert msgs[1].params == ["bob", "#chan", text]
+    assert only(await ask(bob, f"MODE #chan +{letter} other"), "482")  # ops only
+    await alice.send(f"MODE #chan -{letter} FRIEND!*@*")
+    assert (await bob.expect("MODE")).params[:2] == ["#chan", f"-{letter}"]
+    assert [m.command for m in await ask(bob, f"MODE #chan +{letter}")] == [end]
+    # The lists are separate: +e and +I masks are not bans.
+    await ask(alice, f"MODE #chan +{letter} carol")
+    assert [m.command for m in await ask(alice, "MODE #chan +b")] == ["368"]
+
+
+async def test_ban_exception_lets_a_banned_user_join_and_speak(server: RunningServer) -> None:
+    alice, bob = await channel_of(server, "alice", "bob")
+    await ask(alice, "MODE #chan +b *!*@127.0.0.1")
+    assert [m.command for m in await ask(bob, "PRIVMSG #chan :hi")] == ["404"]
+    await ask(alice, "MODE #chan +e bob!*@*")
+    assert await ask(bob, "PRIVMSG #chan :now I may") == []
+    assert (await alice.expect("PRIVMSG")).params == ["#chan", "now I may"]
+    carol = await server.client("carol")
+    assert [m.command for m in await ask(carol, "JOIN #chan")] == ["474"]
+    await ask(bob, "PART #chan")
+    assert only(await bob.join("#chan"), "JOIN")  # the exception lets him back in
+
+
+async def test_invite_exception_lets_a_matching_user_join_an_invite_only_channel(
+    server: RunningServer,
+) -> None:
+    (alice,) = await channel_of(server, "alice")
+    await ask(alice, "MODE #chan +i")
+    await ask(alice, "MODE #chan +I trusted*!*@*")
+    stranger = await server.client("stranger")
+    assert [m.command for m in await ask(stranger, "JOIN #chan")] == ["473"]
+    trusted = await server.client("trusted1")
+    assert only(await trusted.join("#chan"), "JOIN")
+    # +I opens +i only: a ban still keeps a matching user out.
+    await ask(alice, "MODE #chan +b trusted2!*@*")
+    other = await server.client("trusted2")
+    assert [m.command for m in await ask(other, "JOIN #chan")] == ["474"]
+
+
+async def test_mask_lists_are_bounded(server: RunningServer) -> None:
+    (alice,) = await channel_of(server, "alice")
+    for start in range(0, 100, 4):
+        masks = " ".join(f"m{i}!*@*" for i in range(start, start + 4))
+        await ask(alice, f"MODE #chan +eeee {masks}")
+    msgs = await ask(alice, "MODE #chan +e one!*@*")
+    assert [m.command for m in msgs] == ["478"]
+    assert msgs[0].params[1:] == ["#chan", "one!*@*", "Channel exception list is full"]
+    assert only(await ask(alice, "MODE #chan +b one!*@*"), "MODE")  # each list its own
 
 
 # ---------------------------------------------------------------------- errors

@@ -10,7 +10,7 @@ from chat.message import Message
 from chat.names import is_channel_name, is_valid_channel
 
 from ..relay import relay_wire
-from ..state import Channel
+from ..state import Ban, Channel
 
 if TYPE_CHECKING:
     from ..core import ServerCore
@@ -21,8 +21,17 @@ NAMES_LINE_BUDGET = 400  # bytes of names per 353 line, well inside 512 with the
 KNOCK_WINDOW = 60.0  # seconds before the same user may KNOCK on the same channel again
 
 
+def on_list(core: ServerCore, masks: list[Ban], client: Client) -> bool:
+    return any(mask_matches(ban.mask, client.mask, core.fold) for ban in masks)
+
+
 def is_banned(core: ServerCore, channel: Channel, client: Client) -> bool:
-    return any(mask_matches(ban.mask, client.mask, core.fold) for ban in channel.bans)
+    """Matched by a +b mask and by no +e mask."""
+    return on_list(core, channel.bans, client) and not on_list(core, channel.excepts, client)
+
+
+def _records(masks: list[Ban]) -> list[list[object]]:
+    return [[b.mask, b.setter, b.set_at] for b in masks]
 
 
 def channel_record(channel: Channel) -> dict[str, object]:
@@ -31,7 +40,8 @@ def channel_record(channel: Channel) -> dict[str, object]:
         "name": channel.name, "created": channel.created, "topic": channel.topic,
         "setter": channel.topic_setter, "ttime": channel.topic_time,
         "modes": sorted(channel.modes), "key": channel.key, "limit": channel.limit,
-        "bans": [[b.mask, b.setter, b.set_at] for b in channel.bans],
+        "bans": _records(channel.bans), "excepts": _records(channel.excepts),
+        "invex": _records(channel.invex),
         "origin": channel.origin,
     }
 
@@ -79,7 +89,7 @@ def join(core: ServerCore, client: Client, name: str, key: str) -> None:
         if channel.key is not None and key != channel.key and not invited:
             core.reply(client, N.ERR_BADCHANNELKEY, channel.name, "Cannot join channel (+k)")
             return
-        if "i" in channel.modes and not invited:
+        if "i" in channel.modes and not invited and not on_list(core, channel.invex, client):
             core.reply(client, N.ERR_INVITEONLYCHAN, channel.name, "Cannot join channel (+i)")
             return
         if channel.limit is not None and len(channel.members) >= channel.limit and not invited:

@@ -1,4 +1,4 @@
-"""MODE for users (+i, +w, -o) and channels (b k l o v i m n s t)."""
+"""MODE for users (+i, +w, -o) and channels (b e I k l o v i m n s t)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,13 @@ if TYPE_CHECKING:
 FLAG_MODES = frozenset("imnst")
 SELF_USER_MODES = frozenset("iw")  # user modes anyone may set or unset on themselves
 PARAM_MODES_PER_COMMAND = 4  # ISUPPORT MODES=4
-MAX_BANS = 100  # ISUPPORT MAXLIST=b:100
+MAX_BANS = 100  # per list: ISUPPORT MAXLIST=b:100,e:100,I:100
+# List modes: letter -> (entry numeric, end numeric, end text).
+LIST_MODES = {
+    "b": (N.RPL_BANLIST, N.RPL_ENDOFBANLIST, "End of channel ban list"),
+    "e": (N.RPL_EXCEPTLIST, N.RPL_ENDOFEXCEPTLIST, "End of channel exception list"),
+    "I": (N.RPL_INVITELIST, N.RPL_ENDOFINVITELIST, "End of channel invite list"),
+}
 MAX_BAN_MASK = 200  # keeps 367 RPL_BANLIST (mask + setter + time) inside 512 bytes
 
 
@@ -109,11 +115,10 @@ def channel_mode(core: ServerCore, client: Client, name: str, args: list[str]) -
         if ch in "+-":
             adding = ch == "+"
             continue
-        if ch == "b":
+        if ch in LIST_MODES:
             if not params:
-                if not adding:
-                    continue
-                send_ban_list(core, client, channel)
+                if adding:
+                    send_mask_list(core, client, channel, ch)
                 continue
             mask = normalize_mask(params.pop(0))
             param_count += 1
@@ -122,24 +127,8 @@ def channel_mode(core: ServerCore, client: Client, name: str, args: list[str]) -
             if not is_op:
                 denied = True
                 continue
-            if adding:
-                if len(mask.encode()) > MAX_BAN_MASK:  # bytes: 200 characters can be 800
-                    core.reply(
-                        client, N.ERR_INVALIDMODEPARAM, channel.name, "b", "*", "Ban mask too long"
-                    )
-                    continue
-                if len(channel.bans) >= MAX_BANS:
-                    core.reply(client, "478", channel.name, mask, "Channel ban list is full")
-                    continue
-                if any(core.fold(b.mask) == core.fold(mask) for b in channel.bans):
-                    continue
-                channel.bans.append(Ban(mask, client.mask, int(core.clock())))
-            else:
-                before = len(channel.bans)
-                channel.bans = [b for b in channel.bans if core.fold(b.mask) != core.fold(mask)]
-                if len(channel.bans) == before:
-                    continue
-            applied.append(("+" if adding else "-", "b", mask))
+            if _change_mask_list(core, client, channel, ch, adding, mask):
+                applied.append(("+" if adding else "-", ch, mask))
         elif ch == "k":
             if adding and not params:
                 core.reply(client, N.ERR_INVALIDMODEPARAM, channel.name, "k", "*", "Key is missing")
@@ -283,7 +272,32 @@ def render_changes(applied: list[tuple[str, str, str | None]]) -> list[str]:
     return [out, *args]
 
 
-def send_ban_list(core: ServerCore, client: Client, channel: Channel) -> None:
-    for ban in channel.bans:
-        core.reply(client, N.RPL_BANLIST, channel.name, ban.mask, ban.setter, str(ban.set_at))
-    core.reply(client, N.RPL_ENDOFBANLIST, channel.name, "End of channel ban list")
+def _change_mask_list(
+    core: ServerCore, client: Client, channel: Channel, letter: str, adding: bool, mask: str
+) -> bool:
+    """Add or remove ``mask`` on list mode ``letter``; True when the list changed."""
+    masks = channel.mask_list(letter)
+    folded = core.fold(mask)
+    if not adding:
+        before = len(masks)
+        masks[:] = [b for b in masks if core.fold(b.mask) != folded]
+        return len(masks) != before
+    if len(mask.encode()) > MAX_BAN_MASK:  # bytes: 200 characters can be 800
+        core.reply(client, N.ERR_INVALIDMODEPARAM, channel.name, letter, "*", "Mask too long")
+        return False
+    if len(masks) >= MAX_BANS:
+        what = LIST_MODES[letter][2].removeprefix("End of channel ")
+        core.reply(client, N.ERR_BANLISTFULL, channel.name, mask, f"Channel {what} is full")
+        return False
+    if any(core.fold(b.mask) == folded for b in masks):
+        return False
+    masks.append(Ban(mask, client.mask, int(core.clock())))
+    return True
+
+
+def send_mask_list(core: ServerCore, client: Client, channel: Channel, letter: str) -> None:
+    """367/368 for +b, 348/349 for +e, 346/347 for +I."""
+    entry, end, text = LIST_MODES[letter]
+    for ban in channel.mask_list(letter):
+        core.reply(client, entry, channel.name, ban.mask, ban.setter, str(ban.set_at))
+    core.reply(client, end, channel.name, text)

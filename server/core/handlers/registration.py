@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ..state import Client
 
 USER_MODES = "iow"  # RPL_MYINFO: invisible, operator, wallops
+CHANNEL_MODES = "Ibeiklmnostv"  # RPL_MYINFO; those with a parameter follow it
 
 
 # ---------------------------------------------------------------------- CAP
@@ -253,7 +254,7 @@ class WelcomeBurst:
         intro = [
             fixed(N.RPL_YOURHOST, f"Your host is {cfg.name}, running version {VERSION}"),
             fixed(N.RPL_CREATED, f"This server was created {format_time(core.created)}"),
-            fixed(N.RPL_MYINFO, cfg.name, VERSION, USER_MODES, "bklimnostv", "bklov"),
+            fixed(N.RPL_MYINFO, cfg.name, VERSION, USER_MODES, CHANNEL_MODES, "Ibeklov"),
             *isupport,
         ]
         if cfg.motd_lines:
@@ -317,13 +318,15 @@ def isupport_tokens(core: ServerCore) -> list[str]:
         f"AWAYLEN={cfg.awaylen}",
         f"CASEMAPPING={cfg.casemapping}",
         f"CHANLIMIT={CHANTYPES}:{cfg.max_channels}",
-        "CHANMODES=b,k,l,imnst",
+        "CHANMODES=beI,k,l,imnst",
         f"CHANNELLEN={cfg.channellen}",
         f"CHANTYPES={CHANTYPES}",
         "ELIST=U",
+        "EXCEPTS=e",
+        "INVEX=I",
         f"KICKLEN={cfg.kicklen}",
         "KNOCK",
-        "MAXLIST=b:100",
+        "MAXLIST=b:100,e:100,I:100",
         "MODES=4",
         f"MONITOR={cfg.monitor_limit}",
         f"NETWORK={cfg.network}",
