@@ -45,6 +45,7 @@ ALIASES = {
     "h": "help",
     "exit": "quit",
     "action": "me",
+    "kb": "kickban",
 }
 
 
@@ -217,6 +218,87 @@ def _kick(s: Session, args: str, now: float) -> None:
     if chan is None or not nick:
         raise UsageError(f"Usage: {COMMANDS['kick'].usage}")
     s.send("KICK", chan, _check_name(nick, "nick"), *([reason.strip()] if reason.strip() else []))
+
+
+DEFAULT_MODES = 3  # parameter modes per MODE line when the server gives no ISUPPORT MODES
+MAX_MODES = 12
+
+
+def _modes_per_line(s: Session) -> int:
+    value = s.isupport.get("MODES")
+    if value is None:
+        return DEFAULT_MODES
+    return min(int(value), MAX_MODES) if value.isdigit() and int(value) > 0 else MAX_MODES
+
+
+def _send_modes(s: Session, chan: str, change: str, params: list[str]) -> None:
+    """``MODE chan +ooo a b c``, as many lines as ISUPPORT MODES asks for."""
+    per = _modes_per_line(s)
+    sign, letter = change[0], change[1]
+    for i in range(0, len(params), per):
+        chunk = params[i : i + per]
+        s.send("MODE", chan, sign + letter * len(chunk), *chunk)
+
+
+def _channel_and_names(s: Session, args: str, name: str) -> tuple[str, list[str]]:
+    chan, rest = _channel_arg(s, args)
+    names = rest.split()
+    if chan is None or not names:
+        raise UsageError(f"Usage: {COMMANDS[name].usage}")
+    return chan, [_check_name(n, "nick or mask") for n in names]
+
+
+def ban_mask(s: Session, chan: str, who: str) -> str:
+    """A mask as given, or for a member's nick ``*!*@host`` (``nick!*@*`` if unknown)."""
+    if "!" in who or "@" in who or "*" in who:
+        return who
+    buf = s.buffer(chan)
+    member = buf.members.get(s.fold(who)) if buf is not None else None
+    if member is not None and member.userhost:
+        return "*!*@" + member.userhost.partition("@")[2]
+    return f"{who}!*@*"
+
+
+def _status_command(name: str, change: str, what: str) -> None:
+    @command(name, f"/{name} [#channel] NICK...", what)
+    def run(s: Session, args: str, now: float) -> None:
+        chan, nicks = _channel_and_names(s, args, name)
+        _send_modes(s, chan, change, nicks)
+
+
+_status_command("op", "+o", "Give channel operator status.")
+_status_command("deop", "-o", "Take channel operator status away.")
+_status_command("voice", "+v", "Let someone speak in a moderated channel.")
+_status_command("devoice", "-v", "Take voice away.")
+
+
+@command("ban", "/ban [#channel] [NICK|MASK...]", "Ban nicks (by host) or masks; list bans.")
+def _ban(s: Session, args: str, now: float) -> None:
+    chan, rest = _channel_arg(s, args)
+    if chan is None:
+        raise UsageError(f"Usage: {COMMANDS['ban'].usage}")
+    if not rest.split():
+        s.send("MODE", chan, "+b")  # the ban list
+        return
+    chan, names = _channel_and_names(s, args, "ban")
+    _send_modes(s, chan, "+b", [ban_mask(s, chan, n) for n in names])
+
+
+@command("unban", "/unban [#channel] NICK|MASK...", "Lift bans.")
+def _unban(s: Session, args: str, now: float) -> None:
+    chan, names = _channel_and_names(s, args, "unban")
+    _send_modes(s, chan, "-b", [ban_mask(s, chan, n) for n in names])
+
+
+@command("kickban", "/kickban [#channel] NICK [reason]", "Ban someone by host, then kick them.")
+def _kickban(s: Session, args: str, now: float) -> None:
+    chan, rest = _channel_arg(s, args)
+    nick, _, reason = rest.partition(" ")
+    if chan is None or not nick:
+        raise UsageError(f"Usage: {COMMANDS['kickban'].usage}")
+    _check_name(nick, "nick")
+    s.send("MODE", chan, "+b", ban_mask(s, chan, nick))
+    s.send("KICK", chan, nick, *([reason.strip()] if reason.strip() else []))
 
 
 @command("mode", "/mode [target] [+/-modes [args]]", "Show or change channel or user modes.")

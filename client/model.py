@@ -73,6 +73,7 @@ class Line:
 class Member:
     nick: str
     prefixes: str = ""  # all prefix symbols, highest rank first ("@+")
+    userhost: str = ""  # user@host when the server said (JOIN, userhost-in-names)
     away: bool = False
     last_spoke: float = 0.0
 

@@ -58,6 +58,7 @@ WANTED_CAPS = (
     "multi-prefix",
     "away-notify",
     "extended-monitor",  # AWAY of notify-list nicks we share no channel with
+    "userhost-in-names",  # members' hosts, for /ban NICK
 )
 # draft/chathistory is only used with all of these (msgids, times and batches).
 HISTORY_CAPS = frozenset({"draft/chathistory", "batch", "server-time", "message-tags"})
@@ -1113,12 +1114,12 @@ class Session:
         i = 0
         while i < len(item) and item[i] in self.prefix_symbols:
             i += 1
-        nick = item[i:].split("!", 1)[0]
+        nick, _, userhost = item[i:].partition("!")
         if not _safe_name(nick):
             return None
         ranks = self.prefix_symbols
         prefixes = "".join(sorted(set(item[:i]), key=ranks.find))
-        return Member(nick, prefixes)
+        return Member(nick, prefixes, _userhost(userhost))
 
     def _rpl_away(self, msg: Message, now: float) -> None:
         if len(msg.params) < 3:
@@ -1178,7 +1179,7 @@ class Session:
             rejoin = buf.rejoin
             buf.joined = True
             buf.rejoin = False
-            buf.members = {self.fold(nick): Member(nick)}
+            buf.members = {self.fold(nick): Member(nick, userhost=_source_userhost(msg))}
             buf.history_complete = False
             buf.version += 1
             self._emit(BufferChanged(buf))
@@ -1192,7 +1193,7 @@ class Session:
         if buf is None or not buf.joined:
             return
         if len(buf.members) < MAX_MEMBERS and _safe_name(nick):
-            buf.members[self.fold(nick)] = Member(nick)
+            buf.members[self.fold(nick)] = Member(nick, userhost=_source_userhost(msg))
         buf.version += 1
         self._emit(BufferChanged(buf))
         if not self._ignored(msg):  # the member list follows; the line is not shown
@@ -1649,6 +1650,16 @@ def _strip_crlf(text: str) -> str:
     return text
 
 
+def _userhost(text: str) -> str:
+    """``user@host`` as a server gave it, or '' when it is not one we would put in a ban."""
+    user, at, host = text.partition("@")
+    return text if at and user and host and _safe_name(text) else ""
+
+
+def _source_userhost(msg: Message) -> str:
+    return _userhost(msg.source.partition("!")[2]) if msg.source else ""
+
+
 def _safe_name(name: str) -> bool:
     """A nick or channel usable as a buffer name: printable, no spaces, commas or codes."""
     return (
@@ -1746,7 +1757,8 @@ _QUERY_NUMERICS = frozenset(
         N.RPL_ENDOFWHOIS, N.RPL_WHOISCHANNELS, N.RPL_WHOISHOST, N.RPL_WHOISMODES,
         N.RPL_WHOISSECURE, "307", "320", "330", "338", "276", "378",
         N.RPL_LISTSTART, N.RPL_LISTEND, N.RPL_WHOREPLY, N.RPL_ENDOFWHO,
-        N.RPL_BANLIST, N.RPL_ENDOFBANLIST, N.RPL_USERHOST, N.RPL_ISON,
+        N.RPL_BANLIST, N.RPL_ENDOFBANLIST, N.RPL_EXCEPTLIST, N.RPL_ENDOFEXCEPTLIST,
+        N.RPL_INVITELIST, N.RPL_ENDOFINVITELIST, N.RPL_USERHOST, N.RPL_ISON,
         N.RPL_WHOWASUSER, N.RPL_ENDOFWHOWAS,
     }
 )  # fmt: skip
@@ -1764,6 +1776,12 @@ _QUERY_FORMATS: dict[str, tuple[int, str]] = {
     N.RPL_WHOISCHANNELS: (3, "{1} is on {2}"),
     N.RPL_ENDOFWHOIS: (2, "End of WHOIS for {1}"),
     "330": (3, "{1} is logged in as {2}"),
+    N.RPL_BANLIST: (4, "{1}: ban {2} (set by {3})"),
+    N.RPL_ENDOFBANLIST: (2, "End of {1} ban list"),
+    N.RPL_EXCEPTLIST: (4, "{1}: ban exception {2} (set by {3})"),
+    N.RPL_ENDOFEXCEPTLIST: (2, "End of {1} exception list"),
+    N.RPL_INVITELIST: (4, "{1}: invite exception {2} (set by {3})"),
+    N.RPL_ENDOFINVITELIST: (2, "End of {1} invite list"),
     N.RPL_LISTSTART: (1, "Channels (users) topic:"),
     N.RPL_LISTEND: (1, "End of channel list"),
 }

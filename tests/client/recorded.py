@@ -6,7 +6,7 @@ from __future__ import annotations
 # Our server: CAP LS 302 ... CAP END, then JOIN #t and NAMES.
 CHAT_BURST = r"""
 :test.server CAP * LS :away-notify batch cap-notify draft/chathistory echo-message labeled-response message-tags multi-prefix server-time setname userhost-in-names
-:test.server CAP alice ACK :server-time message-tags echo-message batch labeled-response draft/chathistory multi-prefix away-notify
+:test.server CAP alice ACK :server-time message-tags echo-message batch labeled-response draft/chathistory multi-prefix away-notify userhost-in-names
 :test.server 001 alice :Welcome to the TestNet IRC Network alice!~a@127.0.0.1
 :test.server 002 alice :Your host is test.server, running version chat-0.1.0
 :test.server 003 alice :This server was created 2026-11-21T06:58:41.176Z
@@ -25,7 +25,7 @@ CHAT_BURST = r"""
 
 CHAT_JOIN = r"""
 @time=2026-11-21T06:58:42.076Z;msgid=06GZSSKD3G0012WN :alice!~a@127.0.0.1 JOIN #t
-:test.server 353 alice = #t @alice
+:test.server 353 alice = #t @alice!~a@127.0.0.1
 :test.server 366 alice #t :End of /NAMES list
 """.strip().splitlines()
 

@@ -67,6 +67,20 @@ def s() -> Session:
         ("/mode +o bob", ["MODE #t +o bob"]),
         ("/mode #x +b *!*@h", ["MODE #x +b *!*@h"]),
         ("/mode alice +i", ["MODE alice +i"]),
+        ("/op bob", ["MODE #t +o bob"]),
+        ("/op bob carol bobby", ["MODE #t +ooo bob carol bobby"]),
+        ("/deop #x bob", ["MODE #x -o bob"]),
+        ("/voice bob carol", ["MODE #t +vv bob carol"]),
+        ("/devoice bob", ["MODE #t -v bob"]),
+        ("/ban", ["MODE #t +b"]),
+        ("/ban #x", ["MODE #x +b"]),
+        ("/ban bob", ["MODE #t +b *!*@h"]),  # bob!b@h joined #t: banned by host
+        ("/ban troll", ["MODE #t +b troll!*@*"]),  # not a member: by nick
+        ("/ban *!*@bad.example n!u@h", ["MODE #t +bb *!*@bad.example n!u@h"]),
+        ("/unban bob", ["MODE #t -b *!*@h"]),
+        ("/unban #x *!*@h", ["MODE #x -b *!*@h"]),
+        ("/kickban bob", ["MODE #t +b *!*@h", "KICK #t bob"]),
+        ("/kb bob stop that", ["MODE #t +b *!*@h", "KICK #t bob :stop that"]),
         ("/quote PRIVMSG #t :raw line", ["PRIVMSG #t :raw line"]),
         ("/raw PING x\r\nQUIT", ["PING xQUIT"]),
         ("/quit", ["QUIT Leaving"]),
@@ -95,6 +109,11 @@ def test_commands_send(s: Session, typed: str, sent: list[str]) -> None:
         "/whowas bob many",
         "/knock",
         "/knock bob",
+        "/op",
+        "/deop #x",
+        "/unban",
+        "/kickban",
+        "/op bad,nick",
         "/wallops",
         "/invite",
         "/quote",
@@ -120,11 +139,52 @@ def test_help_lists_commands(s: Session) -> None:
     text = "\n".join(ln.text for ln in s.current.lines)
     for name in ("join", "part", "msg", "query", "me", "notice", "nick", "topic", "names",
                  "list", "whois", "whowas", "notify", "ignore", "unignore", "away", "invite",
-                 "knock", "wallops", "kick", "mode", "quit", "close", "win", "clear", "help",
+                 "knock", "wallops", "kick", "mode", "op", "deop", "voice", "devoice", "ban",
+                 "unban", "kickban", "quit", "close", "win", "clear", "help",
                  "quote"):  # fmt: skip
         assert f"/{name}" in text
     run(s, "/help kick")
     assert "/kick" in s.current.lines[-1].text
+
+
+def test_status_modes_follow_isupport_modes(s: Session) -> None:
+    s.isupport["MODES"] = "2"
+    assert run(s, "/op a b c d e") == ["MODE #t +oo a b", "MODE #t +oo c d", "MODE #t +o e"]
+    del s.isupport["MODES"]  # none advertised: RFC 2812's three
+    assert run(s, "/voice a b c d") == ["MODE #t +vvv a b c", "MODE #t +v d"]
+    s.isupport["MODES"] = ""  # no limit: still bounded per line
+    assert run(s, "/deop " + " ".join("abcdefghijklmn")) == [
+        "MODE #t -oooooooooooo a b c d e f g h i j k l", "MODE #t -oo m n"]
+
+
+def test_ban_uses_hosts_from_names(s: Session) -> None:
+    feed(s, [":test.server 353 alice = #t :@alice!~a@127.0.0.1 +dave!~d@dave.example "
+             "erin!e",
+             ":test.server 366 alice #t :End of /NAMES list"])
+    assert run(s, "/ban dave") == ["MODE #t +b *!*@dave.example"]
+    assert run(s, "/ban erin") == ["MODE #t +b erin!*@*"]  # no host given: by nick
+    feed(s, [":dave!~d@dave.example NICK david"])
+    assert run(s, "/kb david bye") == ["MODE #t +b *!*@dave.example", "KICK #t david bye"]
+
+
+def test_channel_commands_need_a_channel() -> None:
+    s = chat_session(channels=())
+    for typed in ("/op bob", "/ban", "/unban bob", "/kickban bob"):
+        assert run(s, typed) == [], typed
+        assert last_error(s).startswith("Usage: /")
+
+
+def test_mask_lists_are_shown_in_the_current_buffer(s: Session) -> None:
+    feed(s, [":test.server 367 alice #t *!*@bad.example op!o@h 1763700000",
+             ":test.server 368 alice #t :End of channel ban list",
+             ":test.server 348 alice #t friend!*@* op!o@h 1763700000",
+             ":test.server 349 alice #t :End of channel exception list",
+             ":test.server 346 alice #t trusted!*@* op!o@h 1763700000",
+             ":test.server 347 alice #t :End of channel invite list"])
+    assert [ln.text for ln in s.current.lines][-6:] == [
+        "#t: ban *!*@bad.example (set by op!o@h)", "End of #t ban list",
+        "#t: ban exception friend!*@* (set by op!o@h)", "End of #t exception list",
+        "#t: invite exception trusted!*@* (set by op!o@h)", "End of #t invite list"]
 
 
 def test_query_close_win_clear(s: Session) -> None:

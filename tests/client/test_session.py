@@ -31,7 +31,7 @@ from .recorded import CHAT_BURST, CHAT_JOIN, NGIRCD_BURST, NGIRCD_JOIN, NO_CAP_B
 
 ALL_CAPS = (
     "server-time message-tags echo-message batch labeled-response draft/chathistory "
-    "multi-prefix away-notify"
+    "multi-prefix away-notify userhost-in-names"
 )
 
 
