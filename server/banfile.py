@@ -9,32 +9,36 @@ import os
 import tempfile
 from pathlib import Path
 
-from server.core.bans import ServerBan
+from server.core.bans import Removal, ServerBan
 
 log = logging.getLogger("chat.server.bans")
 
 VERSION = 1
 
 
-def load_bans(path: str) -> list[ServerBan]:
-    """The saved bans; none when the file does not exist yet.
+Saved = tuple[list[ServerBan], list[Removal]]
+
+
+def load_bans(path: str) -> Saved:
+    """The saved bans and removals; none when the file does not exist yet.
 
     An unreadable file is moved aside (``.corrupt``) rather than overwritten by
     the next ban, so an operator can still recover what it held.
     """
     if not path:
-        return []
+        return [], []
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        return []
+        return [], []
     except OSError as exc:
         log.error("cannot read the ban file %s: %s; starting without bans", path, exc)
-        return []
+        return [], []
     try:
         data = json.loads(text)
         records = data["bans"] if isinstance(data, dict) else None
-        if not isinstance(records, list):
+        removed = data.get("removed", []) if isinstance(data, dict) else None
+        if not isinstance(records, list) or not isinstance(removed, list):
             raise ValueError("no list of bans")
     except (ValueError, KeyError) as exc:
         aside = f"{path}.corrupt"
@@ -42,22 +46,32 @@ def load_bans(path: str) -> list[ServerBan]:
                   path, exc, aside)
         with contextlib.suppress(OSError):
             os.replace(path, aside)
-        return []
+        return [], []
     bans = []
     for record in records:
         try:
             bans.append(ServerBan.from_record(record))
         except ValueError as exc:
             log.warning("ban file %s: skipped an entry (%s): %r", path, exc, record)
-    return bans
+    removals = []
+    for record in removed:
+        try:
+            removals.append(Removal.from_record(record))
+        except ValueError as exc:
+            log.warning("ban file %s: skipped a removal (%s): %r", path, exc, record)
+    return bans, removals
 
 
-def save_bans(path: str, bans: tuple[ServerBan, ...]) -> None:
-    """Replace the file with ``bans``: write a temporary file, fsync it, rename it."""
+def save_bans(path: str, bans: tuple[ServerBan, ...], removed: tuple[Removal, ...] = ()) -> None:
+    """Replace the file: write a temporary file, fsync it, rename it."""
     if not path:
         return
     target = Path(path)
-    data = json.dumps({"version": VERSION, "bans": [b.to_record() for b in bans]}, indent=1)
+    data = json.dumps({
+        "version": VERSION,
+        "bans": [b.to_record() for b in bans],
+        "removed": [r.to_record() for r in removed],
+    }, indent=1)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
         try:

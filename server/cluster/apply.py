@@ -108,6 +108,8 @@ def snapshot(core: ServerCore) -> Event:
     return {
         "k": "snapshot", "n": core.node_id, "g": state.g, "c": dict(state.chan_seq),
         "name": core.config.name, "users": users, "chans": chans,
+        "bans": [b.to_record() for b in core.bans],
+        "unbans": [r.to_record() for r in core.bans.removals()],
     }
 
 
@@ -505,15 +507,30 @@ def _on_knock(core: ServerCore, event: Event) -> None:
 
 def _on_ban(core: ServerCore, event: Event) -> None:
     from server.core.bans import ServerBan
-    from server.core.handlers.bans import add_ban
+    from server.core.handlers.bans import merge_remote
 
-    add_ban(core, ServerBan.from_record(event["b"]))  # enforced on this node's users, and saved
+    merge_remote(core, [ServerBan.from_record(event["b"])], [])  # enforced here, and saved
 
 
 def _on_unban(core: ServerCore, event: Event) -> None:
-    from server.core.handlers.bans import remove_ban
+    from server.core.bans import Removal
+    from server.core.handlers.bans import merge_remote
 
-    remove_ban(core, str(event["t"]), str(event["m"]))
+    merge_remote(core, [], [Removal(str(event["t"]), str(event["m"]), float(event["at"]))])
+
+
+def _merge_bans(core: ServerCore, snap: Event) -> None:
+    """Bans set or lifted while this node was away reach it through the snapshots."""
+    from server.core.bans import Removal, ServerBan
+    from server.core.handlers.bans import merge_remote
+
+    try:
+        bans = [ServerBan.from_record(r) for r in snap.get("bans", ())]
+        removals = [Removal.from_record(r) for r in snap.get("unbans", ())]
+    except (TypeError, ValueError):
+        log.warning("bad bans in the snapshot of node %s", snap.get("n"))
+        return
+    merge_remote(core, bans, removals)
 
 
 def _on_bye(core: ServerCore, event: Event) -> None:
@@ -583,6 +600,7 @@ def remote_snapshot(core: ServerCore, snap: Event) -> None:
         return
     state.stale.discard(node)
     state.seen_g[node] = g
+    _merge_bans(core, snap)
     for folded, seq in snap.get("c", {}).items():
         state.seen_chan[(node, folded)] = int(seq)
     chans: dict[str, Any] = snap.get("chans", {})

@@ -15,6 +15,7 @@ DLINE = "D"
 MAX_SECONDS = 366 * 86400  # a temporary ban lasts at most a year
 MAX_MASK = 128
 MAX_REASON = 180  # leaves room for the 465 line around it
+REMOVALS_KEPT = 30 * 86400  # seconds a lifted ban is remembered (see Removal)
 # The narrowest networks a ban may cover: a /8 of IPv4 or a /24 of IPv6 is already a lot.
 MIN_PREFIX = {4: 8, 6: 24}
 _DURATION = re.compile(r"(\d{1,7})([smhdw]?)")
@@ -57,6 +58,30 @@ class ServerBan:
         canonical = kline_mask(mask) if kind == KLINE else dline_mask(mask)
         return cls(kind, canonical, reason, setter, float(set_at),
                    None if expires is None else float(expires))
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """A ban lifted at ``at``: kept a while so that a node that still has the ban
+    (it was down) does not bring it back through its cluster snapshot."""
+
+    kind: str
+    mask: str
+    at: float
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, record: Any) -> Removal:
+        if not isinstance(record, dict):
+            raise ValueError("a removal is an object")
+        kind, mask, at = record.get("kind"), record.get("mask"), record.get("at")
+        if kind not in (KLINE, DLINE) or not isinstance(mask, str):
+            raise ValueError("a removal needs kind K or D and a mask")
+        if not isinstance(at, int | float):
+            raise ValueError("a removal's time is a number")
+        return cls(kind, mask, float(at))
 
 
 def parse_duration(text: str) -> int | None:
@@ -137,22 +162,46 @@ def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 
 
 class BanList:
-    """The bans in force, keyed by (kind, folded mask); expired ones drop out on ``expire``."""
+    """The bans in force, keyed by (kind, folded mask); expired ones drop out on ``expire``.
+
+    Between nodes the newer change to a mask wins: a ban set at ``set_at`` against a
+    removal at ``at`` (last writer wins, by each node's wall clock).
+    """
 
     def __init__(self, fold: Callable[[str], str]) -> None:
         self.fold = fold
         self._rules: dict[tuple[str, str], _Rule] = {}
+        self._removed: dict[tuple[str, str], Removal] = {}
         self.dlines = 0  # counts: the connect path skips the checks when there are none
         self.klines = 0
 
     def __len__(self) -> int:
         return len(self._rules)
 
+    def __bool__(self) -> bool:  # the tick has work while bans or removals are kept
+        return bool(self._rules or self._removed)
+
     def __iter__(self) -> Iterator[ServerBan]:
         return iter(sorted((r.ban for r in self._rules.values()), key=lambda b: b.set_at))
 
     def key(self, kind: str, mask: str) -> tuple[str, str]:
         return kind, self.fold(mask)
+
+    def get(self, kind: str, mask: str) -> ServerBan | None:
+        rule = self._rules.get(self.key(kind, mask))
+        return None if rule is None else rule.ban
+
+    def removals(self) -> list[Removal]:
+        return sorted(self._removed.values(), key=lambda r: r.at)
+
+    def is_news(self, ban: ServerBan) -> bool:
+        """True when ``ban`` (from another node) is newer than what is known of its mask."""
+        key = self.key(ban.kind, ban.mask)
+        removal = self._removed.get(key)
+        if removal is not None and removal.at >= ban.set_at:
+            return False
+        rule = self._rules.get(key)
+        return rule is None or rule.ban.set_at < ban.set_at
 
     def add(self, ban: ServerBan) -> ServerBan | None:
         """Put ``ban`` in force (replacing one on the same mask); returns the replaced one."""
@@ -162,31 +211,54 @@ class BanList:
             user, _, host = ban.mask.rpartition("@")
             net = _network(host) if ("/" in host or _ip(host) is not None) else None
             rule = _Rule(ban, user, host, net)
-        old = self._rules.pop(self.key(ban.kind, ban.mask), None)
+        key = self.key(ban.kind, ban.mask)
+        old = self._rules.pop(key, None)
         if old is not None:
             self._count(old.ban, -1)
-        self._rules[self.key(ban.kind, ban.mask)] = rule
+        self._removed.pop(key, None)  # set again after it was lifted
+        self._rules[key] = rule
         self._count(ban, 1)
         return None if old is None else old.ban
 
-    def remove(self, kind: str, mask: str) -> ServerBan | None:
-        rule = self._rules.pop(self.key(kind, mask), None)
+    def remove(self, kind: str, mask: str, at: float | None = None) -> ServerBan | None:
+        """Lift the ban on ``mask``; with ``at``, remember the removal (see Removal)."""
+        key = self.key(kind, mask)
+        if at is not None:
+            known = self._removed.get(key)
+            if known is None or known.at < at:
+                self._removed[key] = Removal(kind, mask, at)
+        rule = self._rules.pop(key, None)
         if rule is None:
             return None
         self._count(rule.ban, -1)
         return rule.ban
 
-    def load(self, bans: Iterable[ServerBan], now: float) -> None:
+    def load(self, bans: Iterable[ServerBan], removals: Iterable[Removal], now: float) -> None:
         for ban in bans:
             if ban.expires is None or ban.expires > now:
                 self.add(ban)
+        for removal in removals:
+            if now - removal.at < REMOVALS_KEPT and self.is_news_removal(removal):
+                self.remove(removal.kind, removal.mask, removal.at)
+
+    def is_news_removal(self, removal: Removal) -> bool:
+        """True when ``removal`` is newer than the ban (or removal) known for its mask."""
+        key = self.key(removal.kind, removal.mask)
+        known = self._removed.get(key)
+        if known is not None and known.at >= removal.at:
+            return False
+        rule = self._rules.get(key)
+        return rule is None or rule.ban.set_at <= removal.at
 
     def expire(self, now: float) -> list[ServerBan]:
-        """Drop the bans whose time is up; returns them."""
+        """Drop the bans whose time is up (returned) and removals kept long enough."""
         gone = [r.ban for r in self._rules.values() if r.ban.expires is not None
                 and r.ban.expires <= now]
         for ban in gone:
             self.remove(ban.kind, ban.mask)
+        old = [k for k, r in self._removed.items() if now - r.at >= REMOVALS_KEPT]
+        for key in old:
+            del self._removed[key]
         return gone
 
     def dline_for(self, ip: str) -> ServerBan | None:

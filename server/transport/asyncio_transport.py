@@ -233,7 +233,7 @@ class AsyncioServer:
             elif isinstance(effect, CheckOper):
                 self._spawn(self._check_oper(effect))
             elif isinstance(effect, SaveBans):  # rare (operators, expiry) and small
-                save_bans(self.core.config.ban_file, effect.bans)
+                save_bans(self.core.config.ban_file, effect.bans, effect.removed)
         history = self.history
         to_store = [e.message for e in effects if isinstance(e, StoreMessage)]
         if to_store and history is not None:

@@ -43,8 +43,8 @@ def check_oper(effect: CheckOper) -> bool:
 
 def restore_bans(core: ServerCore) -> None:
     """Put the ban file's unexpired K-/D-lines in force (at start, before any connection)."""
-    bans = load_bans(core.config.ban_file)
-    core.bans.load(bans, core.clock())
+    bans, removals = load_bans(core.config.ban_file)
+    core.bans.load(bans, removals, core.clock())
     if bans:
         log.info("%d bans in force from %s", len(core.bans), core.config.ban_file)
 

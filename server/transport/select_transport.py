@@ -969,7 +969,7 @@ class SelectServer:
             elif isinstance(effect, CheckOper):
                 self._check_oper(effect)
             elif isinstance(effect, SaveBans):  # rare (operators, expiry) and small
-                save_bans(self.core.config.ban_file, effect.bans)
+                save_bans(self.core.config.ban_file, effect.bans, effect.removed)
         history = self.history
         worker = self._history_worker
         if history is None or worker is None:

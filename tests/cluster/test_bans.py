@@ -63,3 +63,43 @@ async def test_kline_on_one_node_holds_on_the_others(
     assert again.nick == "spam"
     for c in (root, carol, spam, again):
         await c.close()
+
+
+async def test_a_node_that_was_away_catches_up_with_bans_and_removals(
+    cluster: Cluster, oper_hash: str, tmp_path: Path
+) -> None:
+    opers = {OPER_NAME: oper_hash}
+    files = {n: tmp_path / f"{n}-bans.json" for n in ("n1", "n2")}
+
+    def start(node: str) -> int:
+        return cluster.start(node, opers=opers, ban_file=str(files[node]))
+
+    p1 = start("n1")
+    start("n2")
+    root = await connect(p1, "root")
+    await root.send(f"OPER {OPER_NAME} :{OPER_PASSWORD}")
+    await root.expect("381")
+    await root.send("KLINE old@127.0.0.1 :set while both were up")
+    await root.expect("NOTICE")
+    await eventually(lambda: saved(files["n2"]) == ["old@127.0.0.1"])
+
+    cluster.stop("n2")
+    await root.send("KLINE new@127.0.0.1 :set while n2 was away")
+    await root.expect("NOTICE")
+    await root.send("UNKLINE old@127.0.0.1")
+    await root.expect("NOTICE")
+    assert saved(files["n2"]) == ["old@127.0.0.1"]  # n2's file is behind
+
+    # Back up: n1's snapshot brings the new ban and the removal; n2's stale copy of the
+    # old ban does not come back to n1, since its removal is newer.
+    p2 = start("n2")
+    await eventually(lambda: saved(files["n2"]) == ["new@127.0.0.1"])
+    assert await refused(p2, "new", "new") == ["465", "ERROR"]
+    old = await connect(p2, "old")
+    assert old.nick == "old"
+    assert saved(files["n1"]) == ["new@127.0.0.1"]
+    await root.send("STATS k")
+    listed = await root.collect_until("219")
+    assert [m.params[4] for m in listed if m.command == "216"] == ["new"]
+    for c in (root, old):
+        await c.close()

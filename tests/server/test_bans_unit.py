@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,10 @@ from server.core.bans import (
     DLINE,
     KLINE,
     MAX_SECONDS,
+    REMOVALS_KEPT,
     BadMask,
     BanList,
+    Removal,
     ServerBan,
     describe_duration,
     dline_mask,
@@ -136,7 +139,7 @@ def test_add_replace_remove_and_counts() -> None:
 def test_expire_and_load_skip_bans_whose_time_is_up() -> None:
     bans = BanList(folder("rfc1459"))
     bans.load([ban(KLINE, "a@h.x", expires=50.0), ban(KLINE, "b@h.x", expires=200.0),
-               ban(DLINE, "192.0.2.1")], now=100.0)
+               ban(DLINE, "192.0.2.1")], [], now=100.0)
     assert [b.mask for b in bans] == ["b@h.x", "192.0.2.1"]
     assert [b.mask for b in bans.expire(199.0)] == []
     assert [b.mask for b in bans.expire(200.0)] == ["b@h.x"]
@@ -158,20 +161,52 @@ def test_from_record_rejects_malformed(record: object) -> None:
         ServerBan.from_record(record)
 
 
+def test_the_newer_change_to_a_mask_wins() -> None:
+    bans = BanList(folder("rfc1459"))
+    old, new = ban(KLINE, "u@h.x"), replace(ban(KLINE, "U@H.x"), set_at=300.0)
+    assert bans.is_news(old)
+    bans.add(old)
+    assert not bans.is_news(old) and bans.is_news(new)
+    # Lifted at 200: the ban set at 100 is old news, the one set at 300 is not.
+    assert not bans.is_news_removal(Removal(KLINE, "u@h.x", 50.0))
+    assert bans.is_news_removal(removal := Removal(KLINE, "u@h.x", 200.0))
+    assert bans.remove(KLINE, "u@h.x", removal.at) is old
+    assert bans.removals() == [removal] and not bans.is_news(old) and bans.is_news(new)
+    assert not bans.is_news_removal(removal)
+    bans.add(new)  # set again after the removal: the removal is forgotten
+    assert bans.removals() == [] and not bans.is_news_removal(removal)
+    # A removal of a mask never banned here is remembered too, for later snapshots.
+    bans.remove(DLINE, "192.0.2.1", 400.0)
+    assert not bans.is_news(ban(DLINE, "192.0.2.1"))
+    assert bans  # removals alone keep the tick's expiry running
+    bans.expire(400.0 + REMOVALS_KEPT)
+    assert bans.removals() == [] and bans.is_news(ban(DLINE, "192.0.2.1"))
+
+
+def test_load_applies_removals_newer_than_the_bans() -> None:
+    bans = BanList(folder("rfc1459"))
+    bans.load([ban(KLINE, "a@h.x"), ban(KLINE, "b@h.x")],
+              [Removal(KLINE, "a@h.x", 150.0), Removal(KLINE, "b@h.x", 50.0),
+               Removal(KLINE, "c@h.x", 1.0)], now=200.0 + REMOVALS_KEPT - 100)
+    assert [b.mask for b in bans] == ["b@h.x"]
+    assert [r.mask for r in bans.removals()] == ["a@h.x"]  # c's is too old to keep
+
+
 def test_ban_file_round_trip(tmp_path: Path) -> None:
     path = str(tmp_path / "bans.json")
-    assert load_bans(path) == []  # not there yet
+    assert load_bans(path) == ([], [])  # not there yet
     bans = (ban(KLINE, "u@h.example", expires=500.0), ban(DLINE, "192.0.2.0/24"))
-    save_bans(path, bans)
-    assert load_bans(path) == list(bans)
+    removed = (Removal(KLINE, "x@h.example", 99.0),)
+    save_bans(path, bans, removed)
+    assert load_bans(path) == (list(bans), list(removed))
     save_bans(path, ())
-    assert load_bans(path) == []
+    assert load_bans(path) == ([], [])
     assert [p.name for p in tmp_path.iterdir()] == ["bans.json"]  # no temporary left
 
 
 def test_ban_file_off_and_unwritable(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     save_bans("", (ban(KLINE, "u@h.example"),))
-    assert load_bans("") == []
+    assert load_bans("") == ([], [])
     caplog.set_level(logging.ERROR, "chat.server.bans")
     save_bans(str(tmp_path / "missing" / "bans.json"), (ban(KLINE, "u@h.example"),))
     assert "cannot save 1 bans" in caplog.text

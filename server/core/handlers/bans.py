@@ -15,6 +15,7 @@ from ..bans import (
     KLINE,
     MAX_REASON,
     BadMask,
+    Removal,
     ServerBan,
     describe_duration,
     dline_mask,
@@ -34,9 +35,14 @@ NAME = {KLINE: "K-Line", DLINE: "D-Line"}
 
 @dataclass(frozen=True, slots=True)
 class SaveBans:
-    """Effect: write the bans now in force to the ban file (replacing it)."""
+    """Effect: write the bans now in force, and the removals kept, to the ban file."""
 
     bans: tuple[ServerBan, ...]
+    removed: tuple[Removal, ...] = ()
+
+
+def _save(core: ServerCore) -> None:
+    core.emit(SaveBans(tuple(core.bans), tuple(core.bans.removals())))
 
 
 def _is_oper(core: ServerCore, client: Client) -> bool:
@@ -117,11 +123,12 @@ def _unset(core: ServerCore, client: Client, kind: str, target: str) -> None:
         mask = kline_mask(target) if kind == KLINE else dline_mask(target)
     except BadMask:
         mask = target
-    if remove_ban(core, kind, mask) is None:
+    now = core.clock()
+    if remove_ban(core, Removal(kind, mask, now)) is None:
         core.notice(client, f"No {NAME[kind]} for [{target}]")
         return
     if core.cluster:
-        core.publish("unban", (), core.uid(client), t=kind, m=mask)
+        core.publish("unban", (), core.uid(client), t=kind, m=mask, at=now)
     core.notice(client, f"{NAME[kind]} for [{mask}] is removed")
     log.info("operator %s removed %s %s", client.nick, NAME[kind], mask,
              extra={"event": "oper", "action": "unban"})
@@ -130,7 +137,7 @@ def _unset(core: ServerCore, client: Client, kind: str, target: str) -> None:
 def add_ban(core: ServerCore, ban: ServerBan) -> tuple[ServerBan | None, int]:
     """Put a ban in force here and save it; returns (the ban it replaced, users disconnected)."""
     replaced = core.bans.add(ban)
-    core.emit(SaveBans(tuple(core.bans)))
+    _save(core)
     removed = 0
     for other in list(core.clients.values()):
         match = banned_by(core, other) if other.closing is None else None
@@ -144,11 +151,23 @@ def add_ban(core: ServerCore, ban: ServerBan) -> tuple[ServerBan | None, int]:
     return replaced, removed
 
 
-def remove_ban(core: ServerCore, kind: str, mask: str) -> ServerBan | None:
-    ban = core.bans.remove(kind, mask)
-    if ban is not None:
-        core.emit(SaveBans(tuple(core.bans)))
+def remove_ban(core: ServerCore, removal: Removal) -> ServerBan | None:
+    """Lift a ban here and save (the removal too, for the cluster); returns the ban."""
+    ban = core.bans.remove(removal.kind, removal.mask, removal.at)
+    _save(core)
     return ban
+
+
+def merge_remote(core: ServerCore, bans: list[ServerBan], removals: list[Removal]) -> None:
+    """Another node's bans and removals (an event or its snapshot): the newer change to
+    each mask wins, so nodes that missed events agree again."""
+    now = core.clock()
+    for removal in removals:
+        if core.bans.is_news_removal(removal):
+            remove_ban(core, removal)
+    for ban in bans:
+        if (ban.expires is None or ban.expires > now) and core.bans.is_news(ban):
+            add_ban(core, ban)
 
 
 def expire_bans(core: ServerCore) -> None:
@@ -157,7 +176,7 @@ def expire_bans(core: ServerCore) -> None:
     for ban in gone:
         log.info("%s [%s] expired", NAME[ban.kind], ban.mask)
     if gone:
-        core.emit(SaveBans(tuple(core.bans)))
+        _save(core)
 
 
 def banned_by(core: ServerCore, client: Client) -> ServerBan | None:
