@@ -59,6 +59,7 @@ WANTED_CAPS = (
     "away-notify",
     "extended-monitor",  # AWAY of notify-list nicks we share no channel with
     "userhost-in-names",  # members' hosts, for /ban NICK
+    "invite-notify",  # who invites whom to our channels
 )
 # draft/chathistory is only used with all of these (msgids, times and batches).
 HISTORY_CAPS = frozenset({"draft/chathistory", "batch", "server-time", "message-tags"})
@@ -1373,8 +1374,16 @@ class Session:
         nick = self._source_nick(msg)
         if self._ignored(msg):
             return
-        text = f"{nick} invites {msg.params[0]} to {msg.params[1]}"
-        self._add(self.current, self._line(msg, now, Kind.INFO, text))
+        target, channel = msg.params[0], msg.params[1]
+        if self.is_me(target):
+            text = f"{nick} invites {target} to {channel}"
+            self._add(self.current, self._line(msg, now, Kind.INFO, text))
+            return
+        # invite-notify: someone else was invited to a channel we are on.
+        buf = self.buffer(channel)
+        text = f"{nick} invited {target} to {channel}"
+        self._add(buf if buf is not None else self.current,
+                  self._line(msg, now, Kind.INFO, text, buf=buf))
 
     def _on_wallops(self, msg: Message, now: float) -> None:
         """An operators' broadcast (user mode +w): in the server buffer."""

@@ -470,11 +470,16 @@ def _on_umode(core: ServerCore, event: Event) -> None:
 
 
 def _on_invite(core: ServerCore, event: Event) -> None:
+    from server.core.handlers.channels import notify_invite
+
+    relay = _relay(event["r"])
     target = resolve(core, str(event["to"]))
-    if target is None or target.remote is not None or target.closing is not None:
-        return
-    target.invites.add(str(event["t"]))
-    core.deliver(target, _relay(event["r"]))
+    if target is not None and target.remote is None and target.closing is None:
+        target.invites.add(str(event["t"]))
+        core.deliver(target, relay)
+    channel = core.channels.get(str(event["t"]))
+    if channel is not None:
+        notify_invite(core, channel, relay, () if target is None else (target,))
 
 
 def _on_away(core: ServerCore, event: Event) -> None:

@@ -11,6 +11,7 @@ SUPPORTED: dict[str, str] = {
     "cap-notify": "",
     "echo-message": "",
     "extended-monitor": "",
+    "invite-notify": "",
     "labeled-response": "",
     "message-tags": "",
     "multi-prefix": "",

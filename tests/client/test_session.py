@@ -629,3 +629,13 @@ def test_wallops_is_shown_in_the_server_buffer() -> None:
         (Kind.NOTICE, "oper", "maintenance at noon"),
         (Kind.NOTICE, "srv.example", "from a server"),
     ]
+
+
+def test_invites_to_us_and_invite_notify_for_others() -> None:
+    s = chat_session()  # joined to #t, the current buffer is the server's
+    feed(s, [":bob!b@h INVITE alice #secret"])
+    assert s.server.lines[-1].text == "bob invites alice to #secret"
+    feed(s, [":bob!b@h INVITE carol #t"])  # invite-notify: in the channel's buffer
+    buf = s.buffer("#t")
+    assert buf is not None and buf.lines[-1].text == "bob invited carol to #t"
+    assert s.server.lines[-1].text == "bob invites alice to #secret"

@@ -328,6 +328,28 @@ async def test_invite_reaches_a_user_on_the_other_node(cluster: Cluster) -> None
     await bob.close()
 
 
+async def test_invite_notify_reaches_members_on_the_other_node(cluster: Cluster) -> None:
+    p1, p2 = cluster.start("n1"), cluster.start("n2")
+    alice = await connect(p1, "alice")
+    carol = await connect(p1, "carol")
+    bob = await connect(p2, "bob", ["invite-notify"])
+    await alice.join("#c")
+
+    async def on_n2_with_alice() -> bool:
+        await bob.send("JOIN #c")
+        return "366" in [m.command for m in await bob.sync()]
+
+    await eventually(on_n2_with_alice)
+    await alice.send("INVITE carol #c")
+    await alice.expect("341")
+    assert (await carol.expect("INVITE")).params == ["carol", "#c"]
+    seen = await bob.expect("INVITE")
+    assert seen.source and seen.source.startswith("alice!")
+    assert seen.params == ["carol", "#c"]
+    for c in (alice, carol, bob):
+        await c.close()
+
+
 async def test_exception_and_invite_lists_hold_on_the_other_node(cluster: Cluster) -> None:
     p1, p2 = cluster.start("n1"), cluster.start("n2")
     alice = await connect(p1, "alice")

@@ -670,6 +670,39 @@ async def test_invite(server: RunningServer) -> None:
     assert msg.params == ["bob", "#chan"]
 
 
+async def test_invite_notify_tells_members_who_may_invite(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    bob = await server.client("bob", caps=["invite-notify"])
+    carol = await server.client("carol")  # no invite-notify
+    dave = await server.client("dave", caps=["invite-notify"])
+    for c in (alice, bob, carol):
+        await c.join("#chan")
+    await alice.sync()
+    await bob.sync()
+    await alice.send("INVITE dave #chan")
+    assert [m.command for m in await alice.sync()] == ["341"]  # the inviter: 341 only
+    seen = await bob.expect("INVITE")
+    assert seen.source == mask(alice) and seen.params == ["dave", "#chan"]
+    assert (await dave.expect("INVITE")).params == ["dave", "#chan"]  # once, as the target
+    assert only(await dave.sync(), "INVITE") == []
+    assert only(await carol.sync(), "INVITE") == []
+
+    # On an invite-only channel only its operators may invite, and only they are told.
+    frank = await server.client("frank", caps=["invite-notify"])
+    await frank.join("#chan")
+    await alice.send("MODE #chan +io frank")
+    await alice.sync()
+    await bob.sync()
+    await frank.sync()
+    erin = await server.client("erin")
+    await alice.send("INVITE erin #chan")
+    await alice.expect("341")
+    seen = await frank.expect("INVITE")
+    assert seen.source == mask(alice) and seen.params == ["erin", "#chan"]
+    assert only(await bob.sync(), "INVITE") == []  # no operator of the +i channel
+    assert (await erin.expect("INVITE")).params == ["erin", "#chan"]
+
+
 async def test_invite_errors(server: RunningServer) -> None:
     alice = await server.client("alice")
     bob = await server.client("bob")

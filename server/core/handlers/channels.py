@@ -300,16 +300,32 @@ def handle_invite(core: ServerCore, client: Client, msg: Message) -> None:
         return
     # Bound to the connection, not the nick: a nick is not an identity.
     relay = core.new_relay(client.mask, "INVITE", [target.nick, channel.name])
-    if target.remote is not None:
-        # Its node checks the invite when the user joins there: send it to that node.
-        core.publish("invite", (), core.uid(client), to=target.remote, t=channel.folded,
-                     r=relay_wire(client, relay))
-    else:
+    if target.remote is None:
         target.invites.add(channel.folded)
         core.deliver(target, relay)
+    if core.cluster:
+        # The target's node checks the invite when the user joins there; every node
+        # tells its members with invite-notify.
+        core.publish("invite", (), core.uid(client), to=core.uid(target), t=channel.folded,
+                     r=relay_wire(client, relay))
+    notify_invite(core, channel, relay, (client, target))
     core.reply(client, N.RPL_INVITING, target.nick, channel.name)
     if target.away is not None:
         core.reply(client, N.RPL_AWAY, target.nick, target.away)
+
+
+def notify_invite(
+    core: ServerCore, channel: Channel, relay: Relay, skip: tuple[Client, ...]
+) -> None:
+    """invite-notify: local members who may invite (all; on +i its ops) see the INVITE."""
+    ops_only = "i" in channel.modes
+    watchers = [
+        m for m, prefix in channel.members.items()
+        if m.remote is None and "invite-notify" in m.caps and m not in skip
+        and (not ops_only or "o" in prefix)
+    ]
+    if watchers:
+        core.fan_out(watchers, relay)
 
 
 # ---------------------------------------------------------------------- KNOCK
