@@ -148,6 +148,7 @@ class ServerCore:
         self.command_counts: dict[str, int] = {}  # STATS m: commands seen by name
         self.whowas = WhowasLog(config.whowas_size)
         self.monitor = MonitorIndex()
+        self.snotice_users: dict[Client, None] = {}  # local operators with user mode +s
         self.stats = CoreStats()
         self._time_ms = -1
         self._time_text = ""
@@ -226,8 +227,7 @@ class ServerCore:
                 continue
             if gate is not None and "o" not in client.modes and not gate.admit(line, now):
                 if len(gate.queue) > self.config.flood_max_queue:
-                    self.stats.flood_disconnects += 1
-                    self.disconnect(client, "Excess Flood")
+                    self.flood_disconnect(client)
                     break
                 self._flooded[client] = None
                 continue
@@ -248,7 +248,13 @@ class ServerCore:
         client = self.clients.get(conn_id)
         if client is not None and client.closing is None:
             self.stats.sendq_disconnects += 1
+            self.snotice(f"SendQ exceeded: {self.describe(client)}")
             self.disconnect(client, "SendQ exceeded")
+
+    def flood_disconnect(self, client: Client) -> None:
+        self.stats.flood_disconnects += 1
+        self.snotice(f"Excess Flood: {self.describe(client)}")
+        self.disconnect(client, "Excess Flood")
 
     def tick(self) -> None:
         """Timers: registration timeout, keepalive PING, ping timeout."""
@@ -430,6 +436,18 @@ class ServerCore:
     def notice(self, client: Client, text: str) -> None:
         self.write(client, Message("NOTICE", [client.nick, text], self.config.name).to_bytes())
 
+    def snotice(self, text: str, skip: Client | None = None) -> None:
+        """A server notice to this node's operators with user mode +s (rare events only),
+        but ``skip``: the operator who did it, and was answered already."""
+        for client in self.snotice_users:
+            if client.closing is None and client is not skip:
+                self.notice(client, f"*** Notice -- {text}")
+
+    @staticmethod
+    def describe(client: Client) -> str:
+        """``nick (user@address)`` for server notices: operators see real addresses."""
+        return f"{client.nick or '*'} ({client.user or '*'}@{client.ip})"
+
     def new_relay(
         self,
         source: str,
@@ -588,8 +606,7 @@ class ServerCore:
         if held is None:
             self.handle_line(client, line)
         elif len(held) >= HELD_LINES:
-            self.stats.flood_disconnects += 1
-            self.disconnect(client, "Excess Flood")
+            self.flood_disconnect(client)
         else:
             held.append(line)
 
@@ -827,6 +844,11 @@ class ServerCore:
             client.modes.add(mode)
         else:
             client.modes.discard(mode)
+        if mode == "s" and client.remote is None:
+            if on:
+                self.snotice_users[client] = None
+            else:
+                self.snotice_users.pop(client, None)
         if client.registered and client.closing is None and client.remote is None:
             step = 1 if on else -1
             if mode == "i":
@@ -912,6 +934,7 @@ class ServerCore:
         if client.monitoring is not None:
             self.monitor.clear(client)
         self._flooded.pop(client, None)
+        self.snotice_users.pop(client, None)
         if client.counted:
             client.counted = False
             self.limits.closed(client.host_key)

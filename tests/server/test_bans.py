@@ -125,7 +125,7 @@ async def test_kline_by_nick_bans_the_host_but_not_operators(server: RunningServ
     assert [m.command for m in await bob.wait_closed()] == ["465", "ERROR"]
     assert [m.command for m in await refused_at_registration(server, "eve")] == ["465", "ERROR"]
     # Still an operator, still connected.
-    assert (await ask(root, "MODE root"))[0].params[1] == "+o"
+    assert (await ask(root, "MODE root"))[0].params[1] == "+os"
 
 
 async def test_kline_user_glob_matches_the_unverified_tilde(server: RunningServer) -> None:

@@ -38,10 +38,10 @@ async def test_oper_with_correct_password(server: RunningServer) -> None:
     msgs = await ask(alice, f"OPER {OPER_NAME} :{OPER_PASSWORD}")
     assert [m.command for m in msgs] == ["MODE", "381"]
     assert msgs[0].source == mask(alice)
-    assert msgs[0].params == ["alice", "+o"]
+    assert msgs[0].params == ["alice", "+os"]  # operator, and server notices
     assert msgs[1].params[0] == "alice"
     msgs = await ask(alice, "MODE alice")
-    assert msgs[0].command == "221" and "o" in msgs[0].params[1]
+    assert msgs[0].command == "221" and msgs[0].params[1] == "+os"
     # Opering again changes no mode.
     assert [m.command for m in await ask(alice, f"OPER {OPER_NAME} :{OPER_PASSWORD}")] == ["381"]
 
@@ -88,7 +88,7 @@ async def test_deoper_with_minus_o(server: RunningServer) -> None:
     bob = await server.client("bob")
     await oper_up(alice)
     msgs = await ask(alice, "MODE alice -o")
-    assert [(m.command, m.params) for m in msgs] == [("MODE", ["alice", "-o"])]
+    assert [(m.command, m.params) for m in msgs] == [("MODE", ["alice", "-os"])]
     msgs = await ask(alice, "KILL bob :no longer allowed")
     assert [m.command for m in msgs] == ["481"]
     assert await bob.sync() == []

@@ -114,6 +114,8 @@ def _set(core: ServerCore, client: Client, kind: str, params: list[str]) -> None
     verb = "Updated" if replaced is not None else "Added"
     note = f", {removed} disconnected" if removed else ""
     core.notice(client, f"{verb} {length}{NAME[kind]} [{mask}] ({reason}){note}")
+    core.snotice(f"{client.nick} {verb.lower()} {length}{NAME[kind]} for [{mask}] [{reason}]",
+                 skip=client)
     log.info("operator %s %s %s%s [%s] (%s)", client.nick, verb.lower(), length, NAME[kind],
              mask, reason, extra={"event": "oper", "action": "ban"})
 
@@ -130,6 +132,7 @@ def _unset(core: ServerCore, client: Client, kind: str, target: str) -> None:
     if core.cluster:
         core.publish("unban", (), core.uid(client), t=kind, m=mask, at=now)
     core.notice(client, f"{NAME[kind]} for [{mask}] is removed")
+    core.snotice(f"{client.nick} has removed the {NAME[kind]} for [{mask}]", skip=client)
     log.info("operator %s removed %s %s", client.nick, NAME[kind], mask,
              extra={"event": "oper", "action": "unban"})
 
@@ -175,6 +178,7 @@ def expire_bans(core: ServerCore) -> None:
     gone = core.bans.expire(core.clock())
     for ban in gone:
         log.info("%s [%s] expired", NAME[ban.kind], ban.mask)
+        core.snotice(f"Temporary {NAME[ban.kind]} for [{ban.mask}] expired")
     if gone:
         _save(core)
 

@@ -1,4 +1,4 @@
-"""MODE for users (+i, +w, -o) and channels (b e I k l o v i m n s t)."""
+"""MODE for users (+i, +w, +s, -o) and channels (b e I k l o v i m n s t)."""
 
 from __future__ import annotations
 
@@ -66,11 +66,22 @@ def user_mode(core: ServerCore, client: Client, target: str, args: list[str]) ->
                 core.set_user_mode(client, ch, False)
                 removed.append(ch)
         elif ch == "o":
-            # +o only comes from OPER; -o drops operator status.
+            # +o only comes from OPER; -o drops operator status, and server notices.
             if not adding and "o" in client.modes:
                 core.set_user_mode(client, "o", False)
                 client.oper_name = None
                 removed.append("o")
+                if "s" in client.modes:
+                    core.set_user_mode(client, "s", False)
+                    removed.append("s")
+        elif ch == "s":
+            # Server notices carry users' real addresses: operators only.
+            if adding and "s" not in client.modes and "o" in client.modes:
+                core.set_user_mode(client, "s", True)
+                added.append("s")
+            elif not adding and "s" in client.modes:
+                core.set_user_mode(client, "s", False)
+                removed.append("s")
         else:
             unknown = True
     if unknown:

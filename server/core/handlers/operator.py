@@ -52,16 +52,21 @@ def handle_oper(core: ServerCore, client: Client, msg: Message) -> None:
 def oper_failed(core: ServerCore, client: Client, name: str) -> None:
     client.oper_failures.append(core.clock())
     log.warning("failed OPER attempt as %r from %s (%s)", name, client.ip, client.nick)
+    core.snotice(f"Failed OPER attempt as {name} by {core.describe(client)}")
     core.reply(client, N.ERR_PASSWDMISMATCH, "Password incorrect")
 
 
 def oper_succeeded(core: ServerCore, client: Client, name: str) -> None:
+    """+o, and +s (server notices) as operators usually start with."""
     client.oper_name = name
-    if "o" not in client.modes:
-        core.set_user_mode(client, "o", True)
-        core.send(client, Message("MODE", [client.nick, "+o"], client.mask))
+    change = "".join(m for m in "os" if m not in client.modes)
+    for mode in change:
+        core.set_user_mode(client, mode, True)
+    if change:
+        core.send(client, Message("MODE", [client.nick, "+" + change], client.mask))
     core.reply(client, N.RPL_YOUREOPER, "You are now an IRC operator")
     log.info("%s (%s) is now operator %r", client.nick, client.ip, name)
+    core.snotice(f"{core.describe(client)} is now an operator ({name})", skip=client)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +83,7 @@ def handle_rehash(core: ServerCore, client: Client, msg: Message) -> None:
         return
     log.info("operator %s (%s) requested REHASH", client.nick, client.oper_name,
              extra={"event": "oper", "action": "rehash"})
+    core.snotice(f"{client.nick} is rehashing the server configuration", skip=client)
     core.emit(Rehash(client.conn_id, core.defer_label()))
     # The 382 comes from the transport's reload: what the operator sent next is
     # answered after it, in the order it was sent.
@@ -94,6 +100,8 @@ def handle_kill(core: ServerCore, client: Client, msg: Message) -> None:
         core.reply(client, N.ERR_NOSUCHNICK, nick, "No such nick/channel")
         return
     log.info("operator %s killed %s (%s)", client.nick, target.nick, comment)
+    core.snotice(f"Received KILL message for {core.describe(target)} from {client.nick} "
+                 f"({comment})", skip=client)
     reason = f"Killed ({client.nick} ({comment}))"
     core.send(target, Message("KILL", [target.nick, comment], client.mask))
     # Modern IRC: "The user being killed and every user sharing a channel with them receives a

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ..core import ServerCore
     from ..state import Client
 
-USER_MODES = "iow"  # RPL_MYINFO: invisible, operator, wallops
+USER_MODES = "iosw"  # RPL_MYINFO: invisible, operator, server notices, wallops
 CHANNEL_MODES = "Ibeiklmnostv"  # RPL_MYINFO; those with a parameter follow it
 
 
