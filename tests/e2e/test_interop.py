@@ -158,6 +158,11 @@ async def test_irssi_round_trip(
                     timeout=10,
                     what=f"{numeric} answering irssi's channel-sync {query} {CHANNEL}",
                 )
+            # Our server has WHOX, so irssi's WHO asks for fields: 354 lines, with its token.
+            whox = [pl.msg for pl in proxy.lines if pl.direction == "S>C"
+                    and pl.msg.command == "354"]
+            if irc_server.kind == "chat":
+                assert len(whox) == 2 and all(m.params[1] == "743" for m in whox), whox
 
             # irssi -> raw, in the channel.
             text = f"hello from irssi {token} héllo"

@@ -10,7 +10,7 @@ import pytest
 from chat.message import Message
 from server.config import ServerConfig
 from server.passwords import hash_password
-from tests.conftest import RunningServer, suite_config
+from tests.conftest import RunningServer, start_server, suite_config
 from tests.ircclient import IRCTestClient
 from tests.server.helpers import ask, only, quit_and_wait
 
@@ -132,6 +132,57 @@ async def test_who_secret_channel_from_outside(server: RunningServer) -> None:
 
 
 # ---------------------------------------------------------------------- WHOIS
+
+
+async def test_whox_fields_in_fixed_order_with_token(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    bob = await server.client("bob")
+    for c in (alice, bob):
+        await c.join("#chan")
+    tokens = [t for m in await ask(alice, "VERSION") if m.command == "005" for t in m.params]
+    assert "WHOX" in tokens
+    # Asked in any order, answered as t c u i h s n f d l a o r; realname last.
+    msgs = await ask(alice, "WHO #chan %rnatcfhuisdlo,42")
+    assert [m.command for m in msgs] == ["354", "354", "315"]
+    by_nick = {m.params[7]: m.params for m in msgs[:-1]}
+    bob_fields = by_nick["bob"]
+    assert bob_fields[:10] == ["alice", "42", "#chan", "~bob", "127.0.0.1", "127.0.0.1",
+                               "test.server", "bob", "H", "0"]
+    assert bob_fields[10].isdigit()  # idle seconds
+    assert bob_fields[11:] == ["0", "n/a", "Real bob"]  # no account, no op level
+    assert by_nick["alice"][8] == "H@"
+    assert msgs[-1].params == ["alice", "#chan", "End of WHO list"]
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [("%n", ["bob"]), ("%tn", ["0", "bob"]), ("%nt,1234", ["0", "bob"]),
+     ("%cn,7", ["*", "bob"]), ("o%n", [])],  # o: operators only
+)
+async def test_whox_by_nick(server: RunningServer, options: str, expected: list[str]) -> None:
+    alice = await server.client("alice")
+    await server.client("bob")
+    msgs = await ask(alice, f"WHO bob {options}")
+    assert [m.params[1:] for m in msgs if m.command == "354"] == ([expected] if expected else [])
+    assert msgs[-1].command == "315"
+
+
+async def test_whox_hides_cloaked_addresses_from_users(backend: str) -> None:
+    # Cloaks are a product default the suite turns off: start with them on.
+    config = suite_config(cloak_hosts=True, db="")
+    server = start_server(config, backend, suite_defaults=False)
+    try:
+        alice = await server.client("alice")
+        bob = await server.client("bob")
+        msgs = await ask(alice, "WHO bob %ih")
+        [(ip, host)] = [m.params[1:] for m in msgs if m.command == "354"]
+        assert ip == "255.255.255.255" and host.endswith(".ip")
+        msgs = await ask(bob, "WHO bob %ih")
+        assert [m.params[1] for m in msgs if m.command == "354"] == ["127.0.0.1"]
+    finally:
+        for c in server.clients:
+            await c.close()
+        server.handle.stop()
 
 
 async def test_whois(server: RunningServer) -> None:

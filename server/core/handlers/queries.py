@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -28,28 +29,88 @@ def _visible(viewer: Client, other: Client) -> bool:
     return "i" not in other.modes or viewer is other or _shares_channel(viewer, other)
 
 
-def _who_line(core: ServerCore, viewer: Client, other: Client, channel: Channel | None) -> None:
+# WHOX (ISUPPORT WHOX): `WHO <mask> %<fields>[,<token>]` answers with one 354 per user,
+# holding the asked fields in this order whatever order they were asked in.
+WHOX_FIELDS = "tcuihsnfdlaor"
+HIDDEN_IP = "255.255.255.255"  # WHOX's "i" for an address the asker may not see
+
+
+@dataclass(frozen=True, slots=True)
+class Whox:
+    fields: str  # the asked letters of WHOX_FIELDS, in that order
+    token: str
+
+
+def parse_who_options(arg: str) -> tuple[str, Whox | None]:
+    """``o%cnf,42`` -> ("o", Whox("cnf", "42")): filter flags, then the WHOX request."""
+    flags, percent, rest = arg.partition("%")
+    if not percent:
+        return flags, None
+    letters, _, token = rest.partition(",")
+    fields = "".join(f for f in WHOX_FIELDS if f in letters)
+    valid = token.isascii() and token.isdigit() and len(token) <= 3
+    return flags, Whox(fields, token if valid else "0")
+
+
+def _who_line(
+    core: ServerCore, viewer: Client, other: Client, channel: Channel | None,
+    whox: Whox | None = None,
+) -> None:
     flags = "G" if other.away is not None else "H"
     if "o" in other.modes:
         flags += "*"
     if channel is not None:
         flags += channel.prefix_of(other, "multi-prefix" in viewer.caps)
-    core.reply(
-        viewer,
-        N.RPL_WHOREPLY,
-        channel.name if channel is not None else "*",
-        other.user,
-        other.host,
-        core.server_of(other),
-        other.nick,
-        flags,
-        f"{0 if other.remote is None else 1} {other.realname}",  # hops: a node is one away
-    )
+    name = channel.name if channel is not None else "*"
+    hops = 0 if other.remote is None else 1  # a node is one away
+    if whox is None:
+        core.reply(viewer, N.RPL_WHOREPLY, name, other.user, other.host, core.server_of(other),
+                   other.nick, flags, f"{hops} {other.realname}")
+        return
+    core.reply(viewer, N.RPL_WHOSPCRPL, *[
+        _whox_field(core, viewer, other, f, whox.token, name, flags, hops) for f in whox.fields
+    ])
+
+
+def _whox_field(
+    core: ServerCore, viewer: Client, other: Client, field: str, token: str, channel: str,
+    flags: str, hops: int,
+) -> str:
+    if field == "t":
+        return token
+    if field == "c":
+        return channel
+    if field == "u":
+        return other.user
+    if field == "i":
+        # Cloaks hide addresses from users; operators and the user themselves see them.
+        shown = other.remote is None and (
+            not core.config.cloak_hosts or viewer is other or "o" in viewer.modes
+        )
+        return other.ip if shown else HIDDEN_IP
+    if field == "h":
+        return other.host
+    if field == "s":
+        return core.server_of(other)
+    if field == "n":
+        return other.nick
+    if field == "f":
+        return flags
+    if field == "d":
+        return str(hops)
+    if field == "l":
+        return str(max(int(core.clock() - other.last_speak), 0)) if other.remote is None else "0"
+    if field == "a":
+        return "0"  # no accounts: never logged in
+    if field == "o":
+        return "n/a"
+    return other.realname  # "r", always the last field
 
 
 def handle_who(core: ServerCore, client: Client, msg: Message) -> None:
     mask = msg.params[0] if msg.params and msg.params[0] else "*"
-    opers_only = len(msg.params) > 1 and "o" in msg.params[1]
+    filters, whox = parse_who_options(msg.params[1]) if len(msg.params) > 1 else ("", None)
+    opers_only = "o" in filters
     if is_channel_name(mask):
         channel = core.channels.get(core.fold(mask))
         if channel is not None and can_see(channel, client):
@@ -58,12 +119,12 @@ def handle_who(core: ServerCore, client: Client, msg: Message) -> None:
                 if opers_only and "o" not in other.modes:
                     continue
                 if member or "i" not in other.modes:
-                    _who_line(core, client, other, channel)
+                    _who_line(core, client, other, channel, whox)
     elif (exact := core.nicks.get(core.fold(mask))) is not None and exact.registered:
         # "An exact nickname, in which case a single user is returned": +i hides a user from
         # mask patterns, not from a lookup by nick (WHOIS shows them all the same).
         if not opers_only or "o" in exact.modes:
-            _who_line(core, client, exact, None)
+            _who_line(core, client, exact, None, whox)
     else:
         for other in list(core.nicks.values()):
             if not other.registered or not _visible(client, other):
@@ -75,7 +136,7 @@ def handle_who(core: ServerCore, client: Client, msg: Message) -> None:
                 or mask_matches(mask, other.nick, core.fold)
                 or mask_matches(mask, other.mask, core.fold)
             ):
-                _who_line(core, client, other, None)
+                _who_line(core, client, other, None, whox)
     core.reply(client, N.RPL_ENDOFWHO, mask, "End of WHO list")
 
 

@@ -338,6 +338,7 @@ def isupport_tokens(core: ServerCore) -> list[str]:
         f"TOPICLEN={cfg.topiclen}",
         f"USERLEN={cfg.userlen}",
         "UTF8ONLY",
+        "WHOX",
         *(
             [f"CHATHISTORY={cfg.chathistory_limit}", "MSGREFTYPES=timestamp,msgid"]
             if core.history_enabled
