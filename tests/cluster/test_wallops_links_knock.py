@@ -72,6 +72,11 @@ async def test_links_lists_every_node(cluster: Cluster) -> None:
         return await links(alice) == both
 
     await eventually(lists_both)
+    # LUSERS counts the same servers, n2 without users too.
+    await alice.send("LUSERS")
+    lusers = {m.command: m.params[-1] for m in await alice.collect_until("266")}
+    assert lusers["251"] == "There are 1 users and 0 invisible on 2 servers"
+    assert lusers["255"] == "I have 1 clients and 1 servers"
     assert await links(alice, "n2.*") == [both[1], ["alice", "n2.*", "End of /LINKS list"]]
     # n2 is a server this node knows: LINKS n2.chat.local <mask> is answered here.
     assert await links(alice, "n2.chat.local", "*") == both

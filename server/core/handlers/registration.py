@@ -382,7 +382,10 @@ def lusers_text(core: ServerCore, nick: str, *, figure: int | None = None) -> st
     if remote:
         invisible += sum(1 for c in remote if "i" in c.modes)
         opers += sum(1 for c in remote if "o" in c.modes)
-        servers += len({c.remote.rsplit(":", 1)[0] for c in remote if c.remote})
+    if core.cluster:  # every node this one knows of, with users or not (as LINKS lists)
+        from server.cluster.apply import other_servers
+
+        servers += len(other_servers(core))
     total = mine + len(remote)
     unknown, channels = counts.unknown, len(core.channels)
     peak = max(core.max_clients_seen, mine)
