@@ -211,13 +211,22 @@ def _knock(s: Session, args: str, now: float) -> None:
         s.send("KNOCK", chan)
 
 
-@command("kick", "/kick [#channel] NICK [reason]", "Remove someone from a channel.")
-def _kick(s: Session, args: str, now: float) -> None:
+def _kick_args(s: Session, args: str, name: str) -> tuple[str, str, str]:
+    """``[#channel] NICK [reason]`` -> (channel, nick, reason)."""
     chan, rest = _channel_arg(s, args)
     nick, _, reason = rest.partition(" ")
     if chan is None or not nick:
-        raise UsageError(f"Usage: {COMMANDS['kick'].usage}")
-    s.send("KICK", chan, _check_name(nick, "nick"), *([reason.strip()] if reason.strip() else []))
+        raise UsageError(f"Usage: {COMMANDS[name].usage}")
+    return chan, _check_name(nick, "nick"), reason.strip()
+
+
+def _send_kick(s: Session, chan: str, nick: str, reason: str) -> None:
+    s.send("KICK", chan, nick, *([reason] if reason else []))
+
+
+@command("kick", "/kick [#channel] NICK [reason]", "Remove someone from a channel.")
+def _kick(s: Session, args: str, now: float) -> None:
+    _send_kick(s, *_kick_args(s, args, "kick"))
 
 
 DEFAULT_MODES = 3  # parameter modes per MODE line when the server gives no ISUPPORT MODES
@@ -292,13 +301,9 @@ def _unban(s: Session, args: str, now: float) -> None:
 
 @command("kickban", "/kickban [#channel] NICK [reason]", "Ban someone by host, then kick them.")
 def _kickban(s: Session, args: str, now: float) -> None:
-    chan, rest = _channel_arg(s, args)
-    nick, _, reason = rest.partition(" ")
-    if chan is None or not nick:
-        raise UsageError(f"Usage: {COMMANDS['kickban'].usage}")
-    _check_name(nick, "nick")
+    chan, nick, reason = _kick_args(s, args, "kickban")
     s.send("MODE", chan, "+b", ban_mask(s, chan, nick))
-    s.send("KICK", chan, nick, *([reason.strip()] if reason.strip() else []))
+    _send_kick(s, chan, nick, reason)
 
 
 @command("mode", "/mode [target] [+/-modes [args]]", "Show or change channel or user modes.")

@@ -7,13 +7,16 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from server.core.bans import Removal, ServerBan
 
 log = logging.getLogger("chat.server.bans")
 
 VERSION = 1
+T = TypeVar("T")
 
 
 Saved = tuple[list[ServerBan], list[Removal]]
@@ -47,19 +50,19 @@ def load_bans(path: str) -> Saved:
         with contextlib.suppress(OSError):
             os.replace(path, aside)
         return [], []
-    bans = []
+    bans = _parsed(path, records, ServerBan.from_record)
+    return bans, _parsed(path, removed, Removal.from_record)
+
+
+def _parsed(path: str, records: list[Any], parse: Callable[[Any], T]) -> list[T]:
+    """Each record that ``parse`` accepts; the others are logged and skipped."""
+    out = []
     for record in records:
         try:
-            bans.append(ServerBan.from_record(record))
+            out.append(parse(record))
         except ValueError as exc:
             log.warning("ban file %s: skipped an entry (%s): %r", path, exc, record)
-    removals = []
-    for record in removed:
-        try:
-            removals.append(Removal.from_record(record))
-        except ValueError as exc:
-            log.warning("ban file %s: skipped a removal (%s): %r", path, exc, record)
-    return bans, removals
+    return out
 
 
 def save_bans(path: str, bans: tuple[ServerBan, ...], removed: tuple[Removal, ...] = ()) -> None:
