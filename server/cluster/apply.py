@@ -51,6 +51,9 @@ class ClusterState:
         self.remote_ids = itertools.count(-1, -1)  # conn ids of remote Client objects
         # node -> its server name, from its snapshots (LINKS); dropped when the node goes.
         self.names: dict[str, str] = {}
+        # node -> the bans and removals of its last merged snapshot: an unchanged list
+        # (nearly every heartbeat) is not parsed and merged again.
+        self.ban_views: dict[str, Any] = {}
 
     def seen(self, channel: str, msgid: str) -> None:
         entry = self.recent.get(channel)
@@ -529,13 +532,19 @@ def _merge_bans(core: ServerCore, snap: Event) -> None:
     from server.core.bans import Removal, ServerBan
     from server.core.handlers.bans import merge_remote
 
+    node = str(snap.get("n"))
+    views = _state(core).ban_views
+    view = (snap.get("bans"), snap.get("unbans"))
+    if views.get(node) == view:
+        return
     try:
         bans = [ServerBan.from_record(r) for r in snap.get("bans", ())]
         removals = [Removal.from_record(r) for r in snap.get("unbans", ())]
     except (TypeError, ValueError):
-        log.warning("bad bans in the snapshot of node %s", snap.get("n"))
+        log.warning("bad bans in the snapshot of node %s", node)
         return
     merge_remote(core, bans, removals)
+    views[node] = view
 
 
 def _on_bye(core: ServerCore, event: Event) -> None:
@@ -577,6 +586,7 @@ def node_gone(core: ServerCore, node: str, reason: str) -> None:
     state.seen_g.pop(node, None)
     state.stale.discard(node)
     state.names.pop(node, None)
+    state.ban_views.pop(node, None)
     for key in [k for k in state.seen_chan if k[0] == node]:
         del state.seen_chan[key]
 
