@@ -330,3 +330,17 @@ def test_such_a_line_from_a_client_is_ignored() -> None:
         alice = h.register("alice")
         assert h.send_line(alice, ": :PRIVMSG alice :hi") == {}
         h.finish()
+
+
+# ---------------------------------------------------------------------- WHOX
+
+
+@pytest.mark.parametrize("options", ["%", "%xyz", "o%", "%,42"])
+def test_who_with_whox_options_but_no_field_is_a_plain_who(options: str) -> None:
+    """`WHO #chan %` once made a 354 with no parameter at all: the handler crashed."""
+    with harness() as h:
+        alice = h.register("alice")
+        h.send_line(alice, "JOIN #chan")
+        got = h.send_line(alice, f"WHO #chan {options}")
+        replies = [parse(line.decode()).command for line in got[alice]]
+        assert replies == (["315"] if options.startswith("o") else ["352", "315"])

@@ -48,6 +48,8 @@ def parse_who_options(arg: str) -> tuple[str, Whox | None]:
         return flags, None
     letters, _, token = rest.partition(",")
     fields = "".join(f for f in WHOX_FIELDS if f in letters)
+    if not fields:  # "%" alone or unknown letters: a 354 with nothing in it helps nobody
+        return flags, None
     valid = token.isascii() and token.isdigit() and len(token) <= 3
     return flags, Whox(fields, token if valid else "0")
 
