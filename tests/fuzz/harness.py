@@ -23,7 +23,9 @@ from chat.message import MAX_LINE_BODY, MAX_TAGS, ParseError, parse
 from chat.msgid import MsgIdGenerator
 from chat.names import is_valid_channel, is_valid_nick
 from server.config import ServerConfig
+from server.core.bans import ServerBan
 from server.core.core import ServerCore
+from server.core.handlers.bans import SaveBans, banned_by
 from server.core.handlers.operator import CheckOper, Rehash
 from server.core.history import HistoryRequest, StoreMessage
 from server.core.state import Client, LocalCounts
@@ -196,6 +198,7 @@ class CoreHarness:
         self.store: list[StoredMessage] = []
         self.requests: list[HistoryRequest] = []
         self.oper_checks: list[CheckOper] = []  # answered after each step, in order
+        self.saved_bans: tuple[ServerBan, ...] = ()
         self.check_every_step = check_every_step
         # Like a real transport: connection_lost soon after the core closes a connection.
         # Off, closed connections linger until lose_closed() (a slow close, or a peer that
@@ -315,6 +318,10 @@ class CoreHarness:
             _fail(f"history requests left: {core._pending_history}")
         if core._oper_checks or any(c.held is not None for c in core.clients.values()):
             _fail(f"OPER checks left: {core._oper_checks}")
+        if core.snotice_users:
+            _fail(f"server-notice users left: {core.snotice_users}")
+        if tuple(core.bans) != self.saved_bans:
+            _fail("the bans in force are not the last ones saved")
         self.check_errors()
 
     # ------------------------------------------------------------------ after each step
@@ -347,6 +354,8 @@ class CoreHarness:
                     self.oper_checks.append(effect)
                 elif isinstance(effect, Rehash):  # a reload that keeps the configuration
                     core.rehash_done(effect.conn_id, "fuzz", None, effect.label)
+                elif isinstance(effect, SaveBans):
+                    self.saved_bans = effect.bans  # a transport writes them to the ban file
                 else:
                     _fail(f"unknown effect {effect!r}")
             effects = core.take_effects()  # from lines a REHASH answer released
@@ -449,6 +458,12 @@ class CoreHarness:
             if client.registered:
                 if not client.folded or not client.user:
                     _fail(f"registered {client!r} without nick or user")
+                if "o" not in client.modes and banned_by(core, client) is not None:
+                    _fail(f"{client!r} stays registered under {banned_by(core, client)}")
+                if ("s" in client.modes) != (client in core.snotice_users):
+                    _fail(f"{client!r}: user mode +s and the server-notice list disagree")
+                if "s" in client.modes and "o" not in client.modes:
+                    _fail(f"{client!r} has server notices without being an operator")
                 if not is_valid_nick(client.nick, self.config.nicklen):
                     _fail(f"registered {client!r} has an invalid nick {client.nick!r}")
             if client.folded:

@@ -24,6 +24,8 @@ CAPS = [
     "setname",
     "userhost-in-names",
     "draft/chathistory",
+    "extended-monitor",
+    "invite-notify",
     "bogus",
     "-batch",
     "-message-tags",
@@ -76,7 +78,7 @@ target = st.one_of(
     st.lists(good_nick, min_size=1, max_size=5).map(",".join),
     nick,
 )
-modestring = st.text(alphabet="+-bklovimnstwqaxOI", min_size=0, max_size=8)
+modestring = st.text(alphabet="+-beklovimnstwqaxOI", min_size=0, max_size=8)
 mode_arg = st.one_of(
     good_nick,
     st.sampled_from(["*!*@*", "ali*", "*!~bob@*", "key", "3", "0", "-1", "٣", "a,b", ""]),
@@ -92,6 +94,24 @@ ref = st.one_of(
     ),
     st.builds(lambda s: "timestamp=" + s, text),
     st.sampled_from(["msgid=", "timestamp=", "bogus=1", "x"]),
+)
+# KLINE/DLINE masks: fitting ones (the harness's clients come from 192.0.2.x), ones that
+# must be refused, nicks, and junk.
+ban_mask = st.one_of(
+    st.sampled_from([
+        "*@192.0.2.1", "~u*@192.0.2.0/24", "x@198.51.100.0/24", "192.0.2.2", "192.0.2.0/25",
+        "2001:db8::/48", "*@*", "*@*.*", "u@0.0.0.0/0", "10.0.0.0/4", "a!b@c", "@", "u@",
+        "::ffff:192.0.2.3", "*@*.ip", "host.example",
+    ]),
+    good_nick,
+    middle,
+    long_middle,
+)
+whox_options = st.builds(
+    lambda flags, fields, token: f"{flags}%{fields}" + (f",{token}" if token else ""),
+    st.sampled_from(["", "o"]),
+    st.text(alphabet="tcuihsnfdlaorxyz%", max_size=16),
+    st.one_of(st.just(""), st.sampled_from(["1", "42", "999", "1000", "x", "٣"]), middle),
 )
 limit = st.one_of(
     st.integers(min_value=0, max_value=200).map(str), st.sampled_from(["²", "-1", ""])
@@ -169,6 +189,10 @@ def command_line(draw: st.DrawFn) -> str:
                 "WALLOPS",
                 "LINKS",
                 "KNOCK",
+                "KLINE",
+                "DLINE",
+                "UNKLINE",
+                "UNDLINE",
                 "BOGUS",
             ]
         )
@@ -216,7 +240,7 @@ def command_line(draw: st.DrawFn) -> str:
     elif kind == "WHO":
         params = [draw(st.one_of(good_channel, good_nick, st.sampled_from(["*", "0", "a*", ""])))]
         if draw(st.booleans()):
-            params.append("o")
+            params.append(draw(st.one_of(st.just("o"), whox_options)))
     elif kind == "WHOIS":
         params = [draw(st.one_of(good_nick, nick))]
         if draw(st.booleans()):
@@ -248,7 +272,14 @@ def command_line(draw: st.DrawFn) -> str:
     elif kind == "KILL":
         params = [draw(good_nick), _trailing(t)]
     elif kind == "STATS":
-        params = [draw(st.sampled_from(["u", "m", "x", ""])) or ":"]
+        params = [draw(st.sampled_from(["u", "m", "x", "k", "K", "d", ""])) or ":"]
+    elif kind in ("KLINE", "DLINE", "UNKLINE", "UNDLINE"):
+        params = [draw(ban_mask)]
+        if kind in ("KLINE", "DLINE") and draw(st.booleans()):
+            params.insert(0, draw(st.sampled_from(["0", "1", "30", "90s", "2h", "7d", "1w",
+                                                   "99999999", "-5", "1y"])))
+        if draw(st.booleans()):
+            params.append(_trailing(t))
     elif kind == "WALLOPS":
         params = [_trailing(t)]
     elif kind == "LINKS":
