@@ -57,7 +57,9 @@ class Client:
     def __init__(self, conn_id: int, ip: str, port: int, now: float, secure: bool) -> None:
         self.conn_id = conn_id
         self.ip = ip
-        self.host = ip
+        # "::1" cannot be a middle parameter (a leading ':' starts the trailing one): as
+        # other servers do, show such an address as "0::1".
+        self.host = "0" + ip if ip.startswith(":") else ip
         self.port = port
         self.secure = secure
         self.nick = "*"

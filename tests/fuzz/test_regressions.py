@@ -344,3 +344,15 @@ def test_who_with_whox_options_but_no_field_is_a_plain_who(options: str) -> None
         got = h.send_line(alice, f"WHO #chan {options}")
         replies = [parse(line.decode()).command for line in got[alice]]
         assert replies == (["315"] if options.startswith("o") else ["352", "315"])
+
+
+def test_an_address_with_a_leading_colon_is_shown_with_a_zero() -> None:
+    """From "::1" the host was "::1", which replies turned into "*" (a middle parameter
+    cannot start with ':'); WHO, WHOIS and WHOX now say "0::1", as other servers do."""
+    with harness(cloak_hosts=False) as h:
+        alice = h.register("alice", ip="::1")
+        who = [parse(line.decode()) for line in h.send_line(alice, "WHO alice %ih")[alice]]
+        assert who[0].command == "354" and who[0].params[1:] == ["0::1", "0::1"]
+        got = h.send_line(alice, "WHOIS alice")
+        whois = parse(got[alice][0].decode())
+        assert whois.command == "311" and whois.params[3] == "0::1"

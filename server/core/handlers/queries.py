@@ -89,7 +89,7 @@ def _whox_field(
         shown = other.remote is None and (
             not core.config.cloak_hosts or viewer is other or "o" in viewer.modes
         )
-        return other.ip if shown else HIDDEN_IP
+        return ("0" + other.ip if other.ip.startswith(":") else other.ip) if shown else HIDDEN_IP
     if field == "h":
         return other.host
     if field == "s":
