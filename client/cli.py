@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .chatlog import ChatLog, safe_name
 from .config import ClientConfig, ConfigError, ServerSettings, default_nick, default_path, load
 from .connection import Connection, ConnectionSettings
 from .session import Session, SessionConfig
@@ -116,7 +117,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"chat-client: {exc}", file=sys.stderr)
         return 2
-    headless = "--headless" in raw
+    chatlog = None
+    if setup.config.log_dir is not None:
+        chatlog = ChatLog(setup.config.log_dir / safe_name(setup.server.name))
+        setup.connection.subscribe(chatlog.handle)
+    try:
+        return _run(setup, headless="--headless" in raw)
+    finally:
+        if chatlog is not None:
+            chatlog.close()
+
+
+def _run(setup: Setup, *, headless: bool) -> int:
     if not headless:
         try:
             # Imported lazily: prompt_toolkit and the UI are only needed here.

@@ -16,6 +16,7 @@ Example::
     bell = false                        # ring the terminal bell on highlight
     nicklist = true                     # show the nick list initially
     timestamp_format = "%H:%M"
+    log_dir = "~/irclogs"               # one file per buffer, under a folder per server
     default_server = "home"
 
     [servers.home]
@@ -122,6 +123,7 @@ _TOP_KEYS = {
     "bell",
     "nicklist",
     "timestamp_format",
+    "log_dir",
     "default_server",
     "servers",
     "colours",
@@ -171,6 +173,7 @@ class ClientConfig:
     bell: bool = False
     nicklist: bool = True
     timestamp_format: str = "%H:%M"
+    log_dir: Path | None = None  # chat logs (client.chatlog); None: no logs
     colours: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_COLOURS))
     nick_colours: tuple[str, ...] = DEFAULT_NICK_COLOURS
     keys: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_KEYS))
@@ -282,11 +285,21 @@ def parse(data: Mapping[str, Any], path: Path | None = None) -> ClientConfig:
         bell=_bool(data, "bell", False, "bell"),
         nicklist=_bool(data, "nicklist", True, "nicklist"),
         timestamp_format=timestamp_format,
+        log_dir=_log_dir(data, path),
         colours=colours,
         nick_colours=nick_colours,
         keys=keys,
         path=path,
     )
+
+
+def _log_dir(data: Mapping[str, Any], path: Path | None) -> Path | None:
+    """``log_dir`` with ``~`` expanded; a relative one is under the config file's folder."""
+    text = _str(data, "log_dir", "log_dir")
+    if not text:
+        return None
+    folder = Path(text).expanduser()
+    return folder if folder.is_absolute() or path is None else path.parent / folder
 
 
 def _server(name: str, table: Any) -> ServerSettings:

@@ -1,0 +1,138 @@
+"""Chat logs on disk: one text file per buffer, appended as lines arrive (``log_dir``).
+
+Live lines are written as they come. History lines (CHATHISTORY on join, the gap fill
+after a reconnect) are written only when they are newer than the file was when this
+run first opened it, and not already written in this run (by msgid): what was missed
+while the client was away or disconnected lands in the log, nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import OrderedDict, deque
+from pathlib import Path
+from typing import TextIO
+
+from .model import Buffer, BufferKind, HistoryAdded, Kind, Line, LineAdded
+
+log = logging.getLogger("chat.client.chatlog")
+
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+OPEN_FILES = 32  # least recently written files are closed beyond this
+SEEN_IDS = 2000  # msgids remembered per file for this run
+_UNSAFE = re.compile(r"[^\w#&+.-]")
+_EVENT_KINDS = frozenset({Kind.JOIN, Kind.PART, Kind.QUIT, Kind.KICK, Kind.NICK, Kind.TOPIC,
+                          Kind.MODE, Kind.INFO, Kind.ERROR})
+
+
+def safe_name(name: str) -> str:
+    """A file name from a buffer or network name: no path separators, no dot-files."""
+    cleaned = _UNSAFE.sub("_", name.lower())[:100].lstrip(".")
+    return cleaned or "_"
+
+
+def format_line(line: Line) -> str:
+    stamp = time.strftime(TIME_FORMAT, time.localtime(line.time))
+    if line.kind is Kind.MESSAGE:
+        return f"{stamp} <{line.prefix}{line.nick}> {line.text}"
+    if line.kind is Kind.ACTION:
+        return f"{stamp} * {line.nick} {line.text}"
+    if line.kind is Kind.NOTICE:
+        return f"{stamp} -{line.nick}- {line.text}"
+    actor = f"{line.nick} " if line.nick and line.kind in _EVENT_KINDS else ""
+    return f"{stamp} -!- {actor}{line.text}"
+
+
+def _newest_time(path: Path) -> float:
+    """The time of the file's last line, 0 when there is none (or it cannot be read)."""
+    try:
+        with path.open("rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - 4096))
+            tail = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return 0.0
+    for text in reversed(tail):
+        try:
+            return time.mktime(time.strptime(text[:19], TIME_FORMAT))
+        except (ValueError, OverflowError):
+            continue
+    return 0.0
+
+
+class _File:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.since = _newest_time(path)  # history at or before this is in the file already
+        self._order: deque[str] = deque()
+        self._ids: set[str] = set()
+
+    def first_sight(self, msgid: str) -> bool:
+        """True the first time ``msgid`` is seen in this run (the last SEEN_IDS count)."""
+        if msgid in self._ids:
+            return False
+        self._ids.add(msgid)
+        self._order.append(msgid)
+        if len(self._order) > SEEN_IDS:
+            self._ids.discard(self._order.popleft())
+        return True
+
+
+class ChatLog:
+    """Subscribe ``handle`` to a connection's events; ``close`` at exit."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._files: dict[str, _File] = {}
+        self._open: OrderedDict[str, TextIO] = OrderedDict()
+        self.failed = False  # a write failed: logging stopped (said once in the log)
+
+    def handle(self, event: object) -> None:
+        if self.failed:
+            return
+        if isinstance(event, LineAdded):
+            self._write(event.buffer, [event.line], history=False)
+        elif isinstance(event, HistoryAdded) and event.lines:
+            self._write(event.buffer, list(event.lines), history=True)
+
+    def close(self) -> None:
+        for handle in self._open.values():
+            handle.close()
+        self._open.clear()
+
+    def _write(self, buffer: Buffer, lines: list[Line], *, history: bool) -> None:
+        name = "server" if buffer.kind is BufferKind.SERVER else safe_name(buffer.name)
+        entry = self._files.get(name)
+        if entry is None:
+            entry = self._files[name] = _File(self.root / f"{name}.log")
+        out = []
+        for line in lines:
+            if line.msgid is not None and not entry.first_sight(line.msgid):
+                continue
+            if history and line.time <= entry.since:
+                continue
+            out.append(format_line(line) + "\n")
+        if not out:
+            return
+        try:
+            handle = self._handle(name, entry)
+            handle.write("".join(out))
+            handle.flush()
+        except OSError as exc:
+            self.failed = True
+            log.warning("chat log stopped: cannot write %s: %s", entry.path, exc)
+            self.close()
+
+    def _handle(self, name: str, entry: _File) -> TextIO:
+        handle = self._open.pop(name, None)
+        if handle is None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            handle = entry.path.open("a", encoding="utf-8")
+            if len(self._open) >= OPEN_FILES:
+                _, oldest = self._open.popitem(last=False)
+                oldest.close()
+        self._open[name] = handle  # most recently written last
+        return handle

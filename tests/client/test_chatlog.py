@@ -1,0 +1,147 @@
+"""Chat logs on disk (log_dir): formats, what history adds, failures, and the CLI wiring."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from client.chatlog import TIME_FORMAT, ChatLog, safe_name
+from client.config import ConfigError, parse
+from client.session import Session
+from server.config import ServerConfig
+from tests.conftest import RunningServer, start_server
+
+from .helpers import NOW, chat_session, feed
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def stamp(t: float) -> str:
+    return time.strftime(TIME_FORMAT, time.localtime(t))
+
+
+def logged(s: Session, log: ChatLog) -> None:
+    for event in s.take_events():
+        log.handle(event)
+
+
+def lines_of(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def test_live_lines_are_appended_per_buffer(tmp_path: Path) -> None:
+    s = chat_session()
+    log = ChatLog(tmp_path / "home")
+    feed(s, [":bob!b@h PRIVMSG #t :hello there",
+             ":bob!b@h PRIVMSG #t :\x01ACTION waves\x01",
+             ":bob!b@h NOTICE #t :psst",
+             ":carol!c@h JOIN #t",
+             ":bob!b@h PRIVMSG alice :just you",
+             ":srv.example NOTICE alice :server news"])
+    logged(s, log)
+    log.close()
+    buf = s.buffer("#t")
+    assert buf is not None
+    when = stamp(buf.lines[-1].time)  # the time the client gave the line
+    assert lines_of(tmp_path / "home" / "#t.log") == [
+        f"{when} <bob> hello there", f"{when} * bob waves", f"{when} -bob- psst",
+        f"{when} -!- carol has joined #t"]
+    assert lines_of(tmp_path / "home" / "bob.log") == [f"{when} <bob> just you"]
+    assert any("server news" in ln for ln in lines_of(tmp_path / "home" / "server.log"))
+
+
+def test_history_adds_only_what_the_log_lacks(tmp_path: Path) -> None:
+    folder = tmp_path / "home"
+    folder.mkdir()
+    before = NOW - 3600
+    (folder / "#t.log").write_text(f"{stamp(before)} <bob> logged last time\n")
+    s = chat_session(channels=())
+    feed(s, [":alice!a@h JOIN #t"])
+    log = ChatLog(folder)
+    logged(s, log)
+    # The join's history: one line the file has (its time), two it lacks, then a live
+    # line, then the same history again (a gap fill): nothing is written twice.
+    batch = [
+        ":srv BATCH +h chathistory #t",
+        f"@batch=h;time={iso(before)};msgid=m1 :bob!b@h PRIVMSG #t :logged last time",
+        f"@batch=h;time={iso(before + 60)};msgid=m2 :bob!b@h PRIVMSG #t :missed one",
+        f"@batch=h;time={iso(before + 120)};msgid=m3 :bob!b@h PRIVMSG #t :missed two",
+        ":srv BATCH -h",
+    ]
+    feed(s, batch)
+    feed(s, ["@time=" + iso(NOW) + ";msgid=m4 :bob!b@h PRIVMSG #t :live"])
+    feed(s, [line.replace("+h", "+g").replace("=h", "=g").replace("-h", "-g") for line in batch])
+    logged(s, log)
+    log.close()
+    texts = [ln[20:] for ln in lines_of(folder / "#t.log")]
+    assert texts == ["<bob> logged last time", "-!- alice has joined #t", "<bob> missed one",
+                     "<bob> missed two", "<bob> live"]
+
+
+def iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(t))
+
+
+@pytest.mark.parametrize(
+    ("name", "file"),
+    [("#Chan", "#chan"), ("../etc/passwd", "_etc_passwd"), ("a/b\\c", "a_b_c"), ("..", "_"),
+     ("&local", "&local"), ("", "_")],
+)
+def test_safe_name(name: str, file: str) -> None:
+    assert safe_name(name) == file
+
+
+def test_a_failed_write_stops_logging_without_raising(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    s = chat_session()
+    log = ChatLog(blocker / "home")
+    feed(s, [":bob!b@h PRIVMSG #t :hello"])
+    logged(s, log)
+    assert log.failed
+    feed(s, [":bob!b@h PRIVMSG #t :again"])
+    logged(s, log)  # still nothing raised
+
+
+def test_log_dir_config(tmp_path: Path) -> None:
+    assert parse({}).log_dir is None
+    assert parse({"log_dir": "/var/log/irc"}).log_dir == Path("/var/log/irc")
+    assert parse({"log_dir": "logs"}, tmp_path / "config.toml").log_dir == tmp_path / "logs"
+    assert parse({"log_dir": "~/irclogs"}).log_dir == Path.home() / "irclogs"
+    with pytest.raises(ConfigError):
+        parse({"log_dir": 5})
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RunningServer]:
+    running = start_server(ServerConfig(name="test.server"), "asyncio", db=str(tmp_path / "h.db"))
+    try:
+        yield running
+    finally:
+        running.handle.stop()
+
+
+def test_the_client_writes_logs_under_the_servers_name(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    config = tmp_path / "xdg" / "chat-client" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(f'log_dir = "logs"\n[servers.Home]\nhost = "127.0.0.1"\n'
+                      f"port = {server.port}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_")}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
+    env["PYTHONPATH"] = str(REPO)
+    result = subprocess.run(
+        [sys.executable, "-m", "client.cli", "Home", "--nick", "scripty", "--headless"],
+        input="/join #t\nhello from a script\n",
+        capture_output=True, text=True, timeout=60, env=env, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    texts = [ln[20:] for ln in lines_of(config.parent / "logs" / "home" / "#t.log")]
+    assert texts == ["-!- scripty has joined #t", "<@scripty> hello from a script"]
