@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
+from tests.conftest import RunningServer, start_server, suite_config
+
 from .netutil import ChatClient
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RunningServer]:
+    """Our server, on asyncio: these tests are about the client, not the backends."""
+    running = start_server(suite_config(), "asyncio", db=str(tmp_path / "history.db"))
+    try:
+        yield running
+    finally:
+        running.handle.stop()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,7 @@ import pytest
 from client.chatlog import TIME_FORMAT, ChatLog, safe_name
 from client.config import ConfigError, parse
 from client.session import Session
-from server.config import ServerConfig
-from tests.conftest import RunningServer, start_server
+from tests.conftest import RunningServer
 
 from .helpers import NOW, chat_session, feed
 
@@ -116,15 +114,6 @@ def test_log_dir_config(tmp_path: Path) -> None:
     assert parse({"log_dir": "~/irclogs"}).log_dir == Path.home() / "irclogs"
     with pytest.raises(ConfigError):
         parse({"log_dir": 5})
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RunningServer]:
-    running = start_server(ServerConfig(name="test.server"), "asyncio", db=str(tmp_path / "h.db"))
-    try:
-        yield running
-    finally:
-        running.handle.stop()
 
 
 def test_the_client_writes_logs_under_the_servers_name(

@@ -6,25 +6,14 @@ import io
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from client import cli
-from server.config import ServerConfig
-from tests.conftest import RunningServer, start_server
+from tests.conftest import RunningServer
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RunningServer]:
-    running = start_server(ServerConfig(name="test.server"), "asyncio", db=str(tmp_path / "h.db"))
-    try:
-        yield running
-    finally:
-        running.handle.stop()
 
 
 @pytest.fixture(autouse=True)

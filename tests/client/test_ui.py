@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from prompt_toolkit.data_structures import Size
@@ -24,7 +23,7 @@ from client.connection import Connection, ConnectionSettings
 from client.model import Buffer, Event, HistoryAdded, Kind
 from client.session import Session, SessionConfig
 from client.ui.app import ChatUI
-from tests.conftest import RunningServer, start_server, suite_config
+from tests.conftest import RunningServer
 from tests.ircclient import IRCTestClient
 
 DEADLINE = 10.0
@@ -183,15 +182,6 @@ class UIClient:
                         await self.task
         finally:
             self._stack.close()
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RunningServer]:
-    running = start_server(suite_config(), "asyncio", db=str(tmp_path / "history.db"))
-    try:
-        yield running
-    finally:
-        running.handle.stop()
 
 
 @pytest.fixture

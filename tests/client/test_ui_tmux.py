@@ -15,22 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import RunningServer, start_server, suite_config
+from tests.conftest import RunningServer
 from tests.e2e.irc_clients import REPO_ROOT, Tmux
 from tests.ircclient import IRCTestClient
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
 DEADLINE = 15.0
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RunningServer]:
-    running = start_server(suite_config(), "asyncio", db=str(tmp_path / "history.db"))
-    try:
-        yield running
-    finally:
-        running.handle.stop()
 
 
 @pytest.fixture
