@@ -19,6 +19,9 @@ class ServerConfig:
     tls_cert: str | None = None  # PEM certificate, optionally followed by intermediates
     tls_key: str | None = None  # PEM private key (unencrypted)
     tls_handshake_timeout: float = 10.0  # seconds a TLS client has to finish its handshake
+    # IRCv3 STS: clients told to use the TLS port, and to keep doing so for this many
+    # seconds (0: not advertised). Only with a certificate clients can verify.
+    sts_duration: int = 0
     name: str = "chat.local"
     network: str = "ChatNet"
     admin_location: str = "A chat server"  # ADMIN replies

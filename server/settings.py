@@ -108,6 +108,11 @@ _HELP: dict[str, str] = {
     "tls_cert": "PEM certificate file for TLS, optionally followed by intermediate certificates",
     "tls_key": "PEM private key file (unencrypted) for the TLS certificate",
     "tls_handshake_timeout": "seconds a TLS client has to complete its handshake",
+    "sts_duration": (
+        "advertise IRCv3 STS: clients on the plaintext port move to the TLS port and keep "
+        "to it for this many seconds (0: off; needs tls_port and a certificate clients "
+        "can verify)"
+    ),
     "name": "server name shown to clients; hostname-like and containing a dot",
     "network": "network name advertised to clients (ISUPPORT NETWORK)",
     "admin_location": "location line of the ADMIN reply",
@@ -199,6 +204,7 @@ _INT_BOUNDS: dict[str, tuple[int, int | None]] = {
     "history_max_age_days": (0, None),
     "whowas_size": (0, 100_000),  # WHOWAS scans the log: keep a lookup within milliseconds
     "monitor_limit": (1, 10_000),
+    "sts_duration": (0, 400 * 86400),
 }
 _FLOAT_MAX = 1_000_000.0  # seconds; anything above is a typo, and some loops overflow
 
@@ -631,6 +637,8 @@ def _check_tls(collected: _Collected) -> None:
     values, labels = collected.values, collected.labels
     cert, key = values.get("tls_cert"), values.get("tls_key")
     if values.get("tls_port") is None:
+        if values.get("sts_duration"):
+            raise ConfigError(f"{labels['sts_duration']}: STS needs a TLS listener (tls_port)")
         return
     where = labels["tls_port"]
     port = values.get("port", ServerConfig().port)

@@ -47,3 +47,10 @@ def ls_tokens(version: int, caps: dict[str, str] | None = None) -> list[str]:
     if version >= 302:
         return [f"{name}={value}" if value else name for name, value in caps.items()]
     return list(caps)
+
+
+def sts_value(duration: int, tls_port: int | None, secure: bool) -> str | None:
+    """The ``sts`` cap's value: the TLS port on plaintext, the policy's duration on TLS."""
+    if not duration or tls_port is None:
+        return None
+    return f"duration={duration}" if secure else f"port={tls_port}"

@@ -155,6 +155,7 @@ class ServerCore:
         self._time_text_ms = 0
         self.history_enabled = bool(config.db)
         self.caps_available = caps_mod.available(history=self.history_enabled)
+        self.sts_port: int | None = None  # the bound TLS port, set by the transport (STS)
         self._history_seq = 0
         self._pending_history: dict[int, Pending] = {}
         self.bans = BanList(self.fold)  # K-/D-lines; the transport loads the saved ones

@@ -152,6 +152,7 @@ class AsyncioServer:
                 )
                 self._servers.append(tls_server)
                 self.tls_port = int(tls_server.sockets[0].getsockname()[1])
+                self.core.sts_port = self.tls_port
         except BaseException:
             for listening in self._servers:
                 listening.close()

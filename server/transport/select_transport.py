@@ -408,6 +408,7 @@ class SelectServer:
                     sock.close()
                 raise
             listeners += [_Listener(sock, tls) for sock in tls_socks]
+            self.core.sts_port = self.tls_port
         for listener in listeners:
             self._listeners.append(listener)
             self.selector.register(listener.sock, selectors.EVENT_READ, listener)

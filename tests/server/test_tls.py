@@ -606,6 +606,49 @@ def test_tls_options_are_validated(pki: PKI, tmp_path: Path) -> None:
     assert "not a regular file" in msg
 
 
+# ---------------------------------------------------------------------- STS
+
+
+async def cap_ls(c: IRCTestClient, version: str = "302") -> dict[str, str]:
+    await c.send(f"CAP LS {version}")
+    reply = await c.expect("CAP", lambda m: m.params[1] == "LS")
+    return dict(t.partition("=")[::2] for t in reply.params[-1].split())
+
+
+async def test_sts_sends_plaintext_clients_to_the_tls_port(
+    backend: str, pki: PKI, tmp_path: Path
+) -> None:
+    running = start_server(tls_config(pki, sts_duration=86400), backend, db="")
+    try:
+        plain = await running.client()
+        caps = await cap_ls(plain)
+        assert caps["sts"] == f"port={tls_port(running)}"
+        assert "sts" not in await cap_ls(plain, "")  # no values before 302: not offered
+        await plain.send("CAP REQ sts")  # listed, never requestable
+        assert (await plain.expect("CAP", lambda m: m.params[1] in ("ACK", "NAK"))).params[1] \
+            == "NAK"
+        async with connected(running, pki) as secure:
+            assert (await cap_ls(secure))["sts"] == "duration=86400"
+    finally:
+        for c in running.clients:
+            await c.close()
+        running.handle.stop()
+
+
+async def test_no_sts_unless_asked_for(tls_server: RunningServer, pki: PKI) -> None:
+    plain = await tls_server.client()
+    assert "sts" not in await cap_ls(plain)
+    async with connected(tls_server, pki) as secure:
+        assert "sts" not in await cap_ls(secure)
+
+
+def test_sts_needs_a_tls_listener() -> None:
+    with pytest.raises(ConfigError) as e:
+        load_config(["--sts-duration", "3600"], {})
+    assert str(e.value) == "--sts-duration: STS needs a TLS listener (tls_port)"
+    assert load_config(["--sts-duration", "0"], {}).sts_duration == 0
+
+
 def test_tls_paths_in_a_config_file_are_relative_to_it(pki: PKI, tmp_path: Path) -> None:
     conf_dir = tmp_path / "etc"
     conf_dir.mkdir()

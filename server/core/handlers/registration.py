@@ -42,7 +42,11 @@ def handle_cap(core: ServerCore, client: Client, msg: Message) -> None:
             client.cap_version = max(client.cap_version, version)
             # CAP LS 302 implies cap-notify.
             core.set_caps(client, client.caps | {"cap-notify"})
-        _send_cap_list(core, client, "LS", caps_mod.ls_tokens(version, core.caps_available))
+        caps = core.caps_available
+        sts = caps_mod.sts_value(core.config.sts_duration, core.sts_port, client.secure)
+        if sts is not None and version >= 302:  # a value only 302 clients can read
+            caps = dict(sorted({**caps, "sts": sts}.items()))  # listed, never requestable
+        _send_cap_list(core, client, "LS", caps_mod.ls_tokens(version, caps))
     elif sub == "LIST":
         _send_cap_list(core, client, "LIST", sorted(client.caps))
     elif sub == "REQ":
