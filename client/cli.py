@@ -13,6 +13,8 @@ from .chatlog import ChatLog, safe_name
 from .config import ClientConfig, ConfigError, ServerSettings, default_nick, default_path, load
 from .connection import Connection, ConnectionSettings
 from .session import Session, SessionConfig
+from .sts import StsStore
+from .sts import default_path as sts_path
 
 EPILOG = f"""\
 HOST may also name a [servers.NAME] table of the config file; without HOST the
@@ -107,7 +109,8 @@ def build(argv: Sequence[str] | None = None) -> Setup:
         tls=tls,
         tls_verify=server.tls_verify and not args.tls_no_verify,
     )
-    return Setup(config, server, session, Connection(session, settings))
+    connection = Connection(session, settings, sts=StsStore(sts_path()))
+    return Setup(config, server, session, connection)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 
 from chat.framing import LineBuffer, LineTooLong
 
-from .model import Buffer, Event, EventCallback, QuitRequested, State
+from .model import Buffer, Event, EventCallback, QuitRequested, State, StsPolicy, StsUpgrade
 from .session import Session
+from .sts import StsStore
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +75,13 @@ class Connection:
         clock: Callable[[], float] = time.time,
         sleep: Sleep | None = None,
         rand: Callable[[], float] = random.random,
+        sts: StsStore | None = None,
     ) -> None:
         self.session = session
         self.settings = settings
+        self.sts = sts  # IRCv3 STS policies kept across runs (None: this run only)
+        self._sts_port: int | None = None  # TLS port a server told us to use (STS)
+        self._upgrade: int | None = None  # StsUpgrade seen: reconnect there at once
         self._callbacks: list[EventCallback] = [on_event] if on_event is not None else []
         self._ssl = ssl_context
         self._clock = clock
@@ -148,6 +153,11 @@ class Connection:
                 self._wq_ready.set()
         events = self.session.take_events()
         for event in events:
+            if isinstance(event, StsUpgrade):
+                self._upgrade = event.port
+                self.drop()
+            elif isinstance(event, StsPolicy):
+                self._keep_policy(event.duration)
             if isinstance(event, QuitRequested):
                 self._closing = True
                 if self._quit is not None:
@@ -180,11 +190,14 @@ class Connection:
             while not self._closing:
                 self.session.connecting(self._clock())
                 self.flush()
+                tls, port = self.endpoint()
                 try:
-                    reader, writer = await asyncio.wait_for(self._open(), s.connect_timeout)
+                    reader, writer = await asyncio.wait_for(
+                        self._open(tls, port), s.connect_timeout
+                    )
                 except (OSError, TimeoutError, ssl.SSLError) as exc:
                     self.session.error(
-                        f"Could not connect to {s.host}:{s.port}: {_describe(exc)}",
+                        f"Could not connect to {s.host}:{port}: {_describe(exc)}",
                         self._clock(),
                         self.session.server,
                     )
@@ -194,9 +207,13 @@ class Connection:
                         writer.close()
                         break
                     started = loop.time()
-                    await self._serve(reader, writer)
+                    await self._serve(reader, writer, secure=tls)
                     if loop.time() - started >= s.stable_after:
                         self.attempt = 0
+                if self._upgrade is not None and not self._closing:
+                    # STS: straight to the TLS port, and never back to plaintext.
+                    self._sts_port, self._upgrade = self._upgrade, None
+                    continue
                 if self._closing or not s.reconnect:
                     break
                 delay = backoff_delay(self.attempt, s.backoff_base, s.backoff_cap, self._rand)
@@ -211,17 +228,44 @@ class Connection:
             self.session.reconnect_delay = None
             self.flush()
 
-    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    def endpoint(self) -> tuple[bool, int]:
+        """(TLS?, port) for the next connection: STS policies override plaintext."""
+        s = self.settings
+        if s.tls:
+            return True, s.port
+        if self._sts_port is not None:
+            return True, self._sts_port
+        policy = self.sts.get(s.host, self._clock()) if self.sts is not None else None
+        if policy is not None:
+            return True, policy.port
+        return False, s.port
+
+    def _verifies(self) -> bool:
+        if self._ssl is not None:
+            return self._ssl.verify_mode != ssl.CERT_NONE
+        return self.settings.tls_verify
+
+    def _keep_policy(self, duration: int) -> None:
+        """STS over TLS: remember it (only when the certificate was verified)."""
+        tls, port = self.endpoint()
+        if self.sts is None or not tls or not self._verifies():
+            return
+        self.sts.set(self.settings.host, port, duration, self._clock())
+
+    async def _open(
+        self, tls: bool, port: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         s = self.settings
         ctx = self._ssl
-        if ctx is None and s.tls:
+        if ctx is None and tls:
             ctx = ssl.create_default_context()
             if not s.tls_verify:
                 ctx.check_hostname = False
                 ctx.verify_mode = ssl.CERT_NONE
-        if ctx is None:
-            return await asyncio.open_connection(s.host, s.port)
-        return await asyncio.open_connection(s.host, s.port, ssl=ctx, server_hostname=s.host)
+        if not tls:
+            return await asyncio.open_connection(s.host, port)
+        assert ctx is not None
+        return await asyncio.open_connection(s.host, port, ssl=ctx, server_hostname=s.host)
 
     async def _pause(self, delay: float) -> None:
         assert self._wake is not None
@@ -237,14 +281,16 @@ class Connection:
                 task.cancel()
             await asyncio.gather(sleeper, waker, return_exceptions=True)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, secure: bool
+    ) -> None:
         loop = asyncio.get_running_loop()
         self._writer = writer
         self._wq.clear()
         self._wq_ready = asyncio.Event()
         self._quit = asyncio.Event()
         self._last_rx = loop.time()
-        self.session.connection_made(self._clock())
+        self.session.connection_made(self._clock(), secure=secure)
         self.flush()
         tasks = {
             asyncio.ensure_future(self._read_loop(reader)),

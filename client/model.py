@@ -309,6 +309,20 @@ class QuitRequested:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class StsUpgrade:
+    """A plaintext connection was told to use TLS on ``port`` (IRCv3 STS): reconnect."""
+
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class StsPolicy:
+    """Over TLS the server asked to be reached only over TLS for ``duration`` seconds."""
+
+    duration: int
+
+
 Event = (
     LineAdded
     | HistoryAdded
@@ -319,6 +333,8 @@ Event = (
     | CurrentChanged
     | StatusChanged
     | QuitRequested
+    | StsUpgrade
+    | StsPolicy
 )
 
 EventCallback = Callable[[Event], None]

@@ -44,8 +44,11 @@ from .model import (
     QuitRequested,
     State,
     StatusChanged,
+    StsPolicy,
+    StsUpgrade,
 )
 from .notify import NotifyList, Watched, chunks
+from .sts import parse_sts, valid_duration, valid_port
 
 # Capabilities requested when the server offers them.
 WANTED_CAPS = (
@@ -145,6 +148,7 @@ class Session:
         self.reconnect_delay: float | None = None  # set while waiting to reconnect
         self.malformed = 0  # lines that could not be parsed
         self.connects = 0  # connections made so far
+        self.secure = False  # the current connection is TLS
         self.casemapping: Casemapping = "rfc1459"
         self.chantypes = "#&"
         self.prefix_modes, self.prefix_symbols = DEFAULT_PREFIX
@@ -194,9 +198,10 @@ class Session:
         events, self._events = self._events, []
         return events
 
-    def connection_made(self, now: float) -> None:
-        """TCP (and TLS) is up: start CAP negotiation and registration."""
+    def connection_made(self, now: float, *, secure: bool = False) -> None:
+        """TCP (and TLS, when ``secure``) is up: start CAP negotiation and registration."""
         self.connects += 1
+        self.secure = secure
         self.state = State.REGISTERING
         self.reconnect_delay = None
         self.caps = set()
@@ -784,7 +789,8 @@ class Session:
             if not more:
                 self.available_caps = dict(self._cap_ls)
                 self._cap_ls = {}
-                self._request_caps(self.available_caps)
+                if not self._sts(now):
+                    self._request_caps(self.available_caps)
         elif sub == "ACK":
             for token in (args[-1] if args else "").split():
                 if token.startswith("-"):
@@ -808,6 +814,26 @@ class Session:
                 self.caps.discard(name)
                 self.available_caps.pop(name, None)
             self._status()
+
+    def _sts(self, now: float) -> bool:
+        """IRCv3 STS in CAP LS: True when this plaintext connection must move to TLS
+        (registration stops here; the connection reconnects on ``StsUpgrade``)."""
+        value = self.available_caps.get("sts")
+        if value is None:
+            return False
+        params = parse_sts(value)
+        if not self.secure:
+            port = valid_port(params.get("port", ""))
+            if port is None:
+                return False
+            text = f"The server asks for TLS (STS): reconnecting securely to port {port}"
+            self._add(self.server, self._local(Kind.INFO, text, now))
+            self._emit(StsUpgrade(port))
+            return True
+        duration = valid_duration(params.get("duration", ""))
+        if duration is not None:
+            self._emit(StsPolicy(duration))
+        return False
 
     def _request_caps(self, offered: dict[str, str]) -> None:
         wanted = [c for c in WANTED_CAPS if c in offered and c not in self.caps]

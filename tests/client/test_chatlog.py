@@ -125,6 +125,7 @@ def test_the_client_writes_logs_under_the_servers_name(
                       f"port = {server.port}\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_")}
     env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
     env["PYTHONPATH"] = str(REPO)
     result = subprocess.run(
         [sys.executable, "-m", "client.cli", "Home", "--nick", "scripty", "--headless"],

@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(autouse=True)
 def no_user_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
 
 
 def test_help_documents_every_option(capsys: pytest.CaptureFixture[str]) -> None:
@@ -70,6 +71,7 @@ def test_no_host(capsys: pytest.CaptureFixture[str]) -> None:
 def test_headless_subprocess(server: RunningServer, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_")}
     env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
     env["PYTHONPATH"] = str(REPO)
     args = ["127.0.0.1", "--port", str(server.port), "--nick", "scripty", "--headless"]
     result = subprocess.run(

@@ -1,0 +1,111 @@
+"""IRCv3 STS policies the client keeps: host -> TLS port, until the policy expires.
+
+A server that says ``sts=duration=D`` over a verified TLS connection asks to be reached
+only over TLS for D seconds; the client then never connects to it in plaintext.
+Stored as JSON in ``$XDG_STATE_HOME/chat-client/sts.json`` (``~/.local/state/...``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("chat.client.sts")
+
+MAX_POLICIES = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    port: int
+    expires: float  # epoch seconds
+
+
+def parse_sts(value: str) -> dict[str, str]:
+    """``port=6697,duration=300`` -> {"port": "6697", "duration": "300"}."""
+    out: dict[str, str] = {}
+    for item in value.split(","):
+        key, _, val = item.partition("=")
+        if key:
+            out[key] = val
+    return out
+
+
+def valid_port(text: str) -> int | None:
+    return int(text) if text.isascii() and text.isdigit() and 0 < int(text) < 65536 else None
+
+
+def valid_duration(text: str) -> int | None:
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 10 else None
+
+
+def default_path(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    base = env.get("XDG_STATE_HOME") or ""
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".local" / "state"
+    return root / "chat-client" / "sts.json"
+
+
+class StsStore:
+    """The policies, read at start and written when one changes."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._policies: dict[str, Policy] = {}
+        if path is not None:
+            self._load(path)
+
+    def get(self, host: str, now: float) -> Policy | None:
+        policy = self._policies.get(host.lower())
+        return policy if policy is not None and policy.expires > now else None
+
+    def set(self, host: str, port: int, duration: int, now: float) -> None:
+        """Record (or, with duration 0, drop) the policy for ``host``."""
+        key = host.lower()
+        if duration <= 0:
+            if self._policies.pop(key, None) is None:
+                return
+        else:
+            self._policies[key] = Policy(port, now + duration)
+            expired = [h for h, p in self._policies.items() if p.expires <= now]
+            for h in expired:
+                del self._policies[h]
+            while len(self._policies) > MAX_POLICIES:
+                del self._policies[next(iter(self._policies))]
+        self._save()
+
+    def _load(self, path: Path) -> None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring the STS policy file %s: %s", path, exc)
+            return
+        if not isinstance(data, dict):
+            return
+        for host, entry in list(data.items())[:MAX_POLICIES]:
+            if isinstance(entry, dict):
+                port, expires = entry.get("port"), entry.get("expires")
+                if isinstance(port, int) and 0 < port < 65536 and isinstance(
+                    expires, int | float
+                ):
+                    self._policies[str(host).lower()] = Policy(port, float(expires))
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        data = {h: {"port": p.port, "expires": p.expires} for h, p in self._policies.items()}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".sts.", dir=self.path.parent)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(data, f)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            log.warning("cannot save STS policies to %s: %s", self.path, exc)

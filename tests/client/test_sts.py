@@ -1,0 +1,120 @@
+"""IRCv3 STS in the client: the session's part, the policy store, and a real TLS server."""
+
+from __future__ import annotations
+
+import json
+import ssl
+from pathlib import Path
+
+import pytest
+
+from client.model import StsPolicy, StsUpgrade
+from client.session import Session
+from client.sts import StsStore, default_path, parse_sts, valid_duration, valid_port
+from server.config import ServerConfig
+from tests.conftest import start_server
+
+from .helpers import NOW, feed, make
+from .netutil import ChatClient
+from .test_connection import _make_cert
+
+
+def negotiate(s: Session, ls: str, *, secure: bool) -> tuple[list[str], list[object]]:
+    s.connection_made(NOW, secure=secure)
+    s.take_outgoing()
+    s.take_events()
+    out = feed(s, [f":srv CAP * LS :{ls}"])
+    return out, [e for e in s.take_events() if isinstance(e, StsUpgrade | StsPolicy)]
+
+
+def test_plaintext_connection_is_told_to_upgrade() -> None:
+    s = make()
+    out, events = negotiate(s, "multi-prefix sts=port=6697,duration=300", secure=False)
+    assert events == [StsUpgrade(6697)]
+    assert out == []  # no CAP REQ, no CAP END: registration stops here
+    assert "reconnecting securely to port 6697" in s.server.lines[-1].text
+
+
+def test_secure_connection_gets_the_policy_and_registers() -> None:
+    s = make()
+    out, events = negotiate(s, "multi-prefix sts=duration=300,port=6697", secure=True)
+    assert events == [StsPolicy(300)]
+    assert out == ["CAP REQ multi-prefix"]
+
+
+@pytest.mark.parametrize("value", ["port=0", "port=x", "port=70000", "duration=1", "", "port"])
+def test_a_bad_sts_value_on_plaintext_is_ignored(value: str) -> None:
+    out, events = negotiate(make(), f"multi-prefix sts={value}", secure=False)
+    assert events == [] and out == ["CAP REQ multi-prefix"]
+
+
+@pytest.mark.parametrize("value", ["duration=-5", "duration=x", "port=6697", "duration="])
+def test_a_bad_duration_over_tls_is_ignored(value: str) -> None:
+    _, events = negotiate(make(), f"sts={value}", secure=True)
+    assert events == []
+
+
+def test_parsers() -> None:
+    assert parse_sts("port=6697,duration=300,preload") == {
+        "port": "6697", "duration": "300", "preload": ""}
+    assert valid_port("6697") == 6697 and valid_port("٣") is None and valid_port("0") is None
+    assert valid_duration("0") == 0 and valid_duration("12345678901") is None
+
+
+def test_store_keeps_expires_and_drops_policies(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "sts.json"
+    store = StsStore(path)
+    assert store.get("irc.example", 100.0) is None
+    store.set("IRC.example", 6697, 300, 100.0)
+    policy = store.get("irc.EXAMPLE", 399.0)
+    assert policy is not None and policy.port == 6697
+    assert store.get("irc.example", 400.0) is None  # expired
+    again = StsStore(path)  # read back from the file
+    assert again.get("irc.example", 200.0) == policy
+    again.set("irc.example", 6697, 0, 200.0)  # duration 0: the policy is dropped
+    assert StsStore(path).get("irc.example", 200.0) is None
+    assert [p.name for p in path.parent.iterdir()] == ["sts.json"]
+
+
+def test_store_survives_a_bad_file(tmp_path: Path) -> None:
+    path = tmp_path / "sts.json"
+    path.write_text("{not json")
+    assert StsStore(path).get("x", 0.0) is None
+    path.write_text(json.dumps({"x": {"port": "6697", "expires": 9e99}, "y": [1]}))
+    assert StsStore(path).get("x", 0.0) is None
+    assert default_path({"XDG_STATE_HOME": "/s"}) == Path("/s/chat-client/sts.json")
+
+
+async def test_the_client_moves_to_tls_and_stays_there(tmp_path: Path) -> None:
+    pair = _make_cert(tmp_path)
+    if pair is None:
+        pytest.skip("openssl cannot make a test certificate here")
+    cert, key = pair
+    config = ServerConfig(name="test.server", tls_port=0, tls_cert=str(cert), tls_key=str(key),
+                          sts_duration=3600)
+    running = start_server(config, "asyncio", db="")
+    store_path = tmp_path / "sts.json"
+    started: list[ChatClient] = []
+    try:
+        tls_port = running.handle.tls_port
+        assert tls_port is not None
+        for nick in ("alice", "bob"):
+            c = ChatClient.start(running.port, nick)  # both are pointed at plaintext
+            c.conn.sts = StsStore(store_path)
+            c.conn._ssl = ssl.create_default_context(cafile=str(cert))
+            started.append(c)
+            await c.wait(lambda c=c: c.session.registered, f"{nick} registered")  # type: ignore[misc]
+            assert c.session.secure and c.conn.endpoint() == (True, tls_port)
+        alice, bob = started
+        # alice learnt it on her first connection; bob, from the stored policy, never
+        # touched plaintext at all.
+        assert alice.session.connects == 2
+        assert any("reconnecting securely" in ln.text for ln in alice.session.server.lines)
+        assert bob.session.connects == 1
+        assert not any("reconnecting securely" in ln.text for ln in bob.session.server.lines)
+        saved = json.loads(store_path.read_text())
+        assert saved["127.0.0.1"]["port"] == tls_port
+    finally:
+        for c in started:
+            await c.stop()
+        running.handle.stop()
