@@ -281,22 +281,30 @@ _status_command("voice", "+v", "Let someone speak in a moderated channel.")
 _status_command("devoice", "-v", "Take voice away.")
 
 
-@command("ban", "/ban [#channel] [NICK|MASK...]", "Ban nicks (by host) or masks; list bans.")
-def _ban(s: Session, args: str, now: float) -> None:
-    chan, rest = _channel_arg(s, args)
-    if chan is None:
-        raise UsageError(f"Usage: {COMMANDS['ban'].usage}")
-    if not rest.split():
-        s.send("MODE", chan, "+b")  # the ban list
-        return
-    chan, names = _channel_and_names(s, args, "ban")
-    _send_modes(s, chan, "+b", [ban_mask(s, chan, n) for n in names])
+def _mask_commands(add: str, remove: str, letter: str, what: str, undo: str) -> None:
+    """/ban and /unban, /quiet and /unquiet: list mode ``letter`` on nicks (by host) or
+    masks; ``add`` alone asks for the list."""
+
+    @command(add, f"/{add} [#channel] [NICK|MASK...]", what)
+    def run_add(s: Session, args: str, now: float) -> None:
+        chan, rest = _channel_arg(s, args)
+        if chan is None:
+            raise UsageError(f"Usage: {COMMANDS[add].usage}")
+        if not rest.split():
+            s.send("MODE", chan, "+" + letter)  # the list
+            return
+        chan, names = _channel_and_names(s, args, add)
+        _send_modes(s, chan, "+" + letter, [ban_mask(s, chan, n) for n in names])
+
+    @command(remove, f"/{remove} [#channel] NICK|MASK...", undo)
+    def run_remove(s: Session, args: str, now: float) -> None:
+        chan, names = _channel_and_names(s, args, remove)
+        _send_modes(s, chan, "-" + letter, [ban_mask(s, chan, n) for n in names])
 
 
-@command("unban", "/unban [#channel] NICK|MASK...", "Lift bans.")
-def _unban(s: Session, args: str, now: float) -> None:
-    chan, names = _channel_and_names(s, args, "unban")
-    _send_modes(s, chan, "-b", [ban_mask(s, chan, n) for n in names])
+_mask_commands("ban", "unban", "b", "Ban nicks (by host) or masks; list bans.", "Lift bans.")
+_mask_commands("quiet", "unquiet", "q", "Keep nicks (by host) or masks from speaking (+q).",
+               "Let them speak again.")
 
 
 @command("kickban", "/kickban [#channel] NICK [reason]", "Ban someone by host, then kick them.")

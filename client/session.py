@@ -1793,7 +1793,8 @@ _QUERY_NUMERICS = frozenset(
         N.RPL_WHOISSECURE, "307", "320", "330", "338", "276", "378",
         N.RPL_LISTSTART, N.RPL_LISTEND, N.RPL_WHOREPLY, N.RPL_ENDOFWHO,
         N.RPL_BANLIST, N.RPL_ENDOFBANLIST, N.RPL_EXCEPTLIST, N.RPL_ENDOFEXCEPTLIST,
-        N.RPL_INVITELIST, N.RPL_ENDOFINVITELIST, N.RPL_USERHOST, N.RPL_ISON,
+        N.RPL_INVITELIST, N.RPL_ENDOFINVITELIST, N.RPL_QUIETLIST, N.RPL_ENDOFQUIETLIST,
+        N.RPL_USERHOST, N.RPL_ISON,
         N.RPL_WHOWASUSER, N.RPL_ENDOFWHOWAS,
     }
 )  # fmt: skip
@@ -1817,6 +1818,8 @@ _QUERY_FORMATS: dict[str, tuple[int, str]] = {
     N.RPL_ENDOFEXCEPTLIST: (2, "End of {1} exception list"),
     N.RPL_INVITELIST: (4, "{1}: invite exception {2} (set by {3})"),
     N.RPL_ENDOFINVITELIST: (2, "End of {1} invite list"),
+    N.RPL_QUIETLIST: (5, "{1}: quiet {3} (set by {4})"),  # <chan> q <mask> <setter> <time>
+    N.RPL_ENDOFQUIETLIST: (2, "End of {1} quiet list"),
     N.RPL_LISTSTART: (1, "Channels (users) topic:"),
     N.RPL_LISTEND: (1, "End of channel list"),
 }

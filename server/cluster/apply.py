@@ -219,7 +219,7 @@ def _set_meta(channel: Channel, record: dict[str, Any]) -> None:
     channel.key = str(key) if key is not None else None
     limit = record.get("limit")
     channel.limit = int(limit) if limit is not None else None
-    for letter, key in (("b", "bans"), ("e", "excepts"), ("I", "invex")):
+    for letter, key in (("b", "bans"), ("e", "excepts"), ("I", "invex"), ("q", "quiets")):
         masks = channel.mask_list(letter)
         masks[:] = [Ban(str(m), str(s), int(t)) for m, s, t in record.get(key, ())]
 

@@ -145,11 +145,13 @@ class Channel:
     bans: list[Ban] = field(default_factory=list)  # +b
     excepts: list[Ban] = field(default_factory=list)  # +e: exempt from +b
     invex: list[Ban] = field(default_factory=list)  # +I: may join while +i
+    quiets: list[Ban] = field(default_factory=list)  # +q: may not speak (+e exempts)
     origin: str = ""  # cluster: the node that created it (ties on `created` go to the lower)
 
     def mask_list(self, letter: str) -> list[Ban]:
-        """The list behind list mode ``letter`` (b, e or I)."""
-        return self.bans if letter == "b" else self.excepts if letter == "e" else self.invex
+        """The list behind list mode ``letter`` (b, e, I or q)."""
+        lists = {"b": self.bans, "e": self.excepts, "I": self.invex, "q": self.quiets}
+        return lists[letter]
 
     def is_op(self, client: Client) -> bool:
         return "o" in self.members.get(client, "")

@@ -80,6 +80,9 @@ def s() -> Session:
         ("/unban bob", ["MODE #t -b *!*@h"]),
         ("/unban #x *!*@h", ["MODE #x -b *!*@h"]),
         ("/kickban bob", ["MODE #t +b *!*@h", "KICK #t bob"]),
+        ("/quiet", ["MODE #t +q"]),
+        ("/quiet bob troll", ["MODE #t +qq *!*@h troll!*@*"]),
+        ("/unquiet #x *!*@h", ["MODE #x -q *!*@h"]),
         ("/kb bob stop that", ["MODE #t +b *!*@h", "KICK #t bob :stop that"]),
         ("/quote PRIVMSG #t :raw line", ["PRIVMSG #t :raw line"]),
         ("/raw PING x\r\nQUIT", ["PING xQUIT"]),
@@ -113,6 +116,7 @@ def test_commands_send(s: Session, typed: str, sent: list[str]) -> None:
         "/deop #x",
         "/unban",
         "/kickban",
+        "/unquiet",
         "/op bad,nick",
         "/wallops",
         "/invite",
@@ -140,7 +144,7 @@ def test_help_lists_commands(s: Session) -> None:
     for name in ("join", "part", "msg", "query", "me", "notice", "nick", "topic", "names",
                  "list", "whois", "whowas", "notify", "ignore", "unignore", "away", "invite",
                  "knock", "wallops", "kick", "mode", "op", "deop", "voice", "devoice", "ban",
-                 "unban", "kickban", "quit", "close", "win", "clear", "help",
+                 "unban", "kickban", "quiet", "unquiet", "quit", "close", "win", "clear", "help",
                  "quote"):  # fmt: skip
         assert f"/{name}" in text
     run(s, "/help kick")
@@ -180,11 +184,14 @@ def test_mask_lists_are_shown_in_the_current_buffer(s: Session) -> None:
              ":test.server 348 alice #t friend!*@* op!o@h 1763700000",
              ":test.server 349 alice #t :End of channel exception list",
              ":test.server 346 alice #t trusted!*@* op!o@h 1763700000",
-             ":test.server 347 alice #t :End of channel invite list"])
-    assert [ln.text for ln in s.current.lines][-6:] == [
+             ":test.server 347 alice #t :End of channel invite list",
+             ":test.server 728 alice #t q mute!*@* op!o@h 1763700000",
+             ":test.server 729 alice #t q :End of channel quiet list"])
+    assert [ln.text for ln in s.current.lines][-8:] == [
         "#t: ban *!*@bad.example (set by op!o@h)", "End of #t ban list",
         "#t: ban exception friend!*@* (set by op!o@h)", "End of #t exception list",
-        "#t: invite exception trusted!*@* (set by op!o@h)", "End of #t invite list"]
+        "#t: invite exception trusted!*@* (set by op!o@h)", "End of #t invite list",
+        "#t: quiet mute!*@* (set by op!o@h)", "End of #t quiet list"]
 
 
 def test_query_close_win_clear(s: Session) -> None:

@@ -354,7 +354,7 @@ async def test_exception_and_invite_lists_hold_on_the_other_node(cluster: Cluste
     p1, p2 = cluster.start("n1"), cluster.start("n2")
     alice = await connect(p1, "alice")
     await alice.join("#c")
-    for change in ("+i", "+I carol!*@*", "+b carol!*@*", "+e carol!*@*"):
+    for change in ("+i", "+I carol!*@*", "+b carol!*@*", "+e carol!*@*", "+q dave!*@*"):
         await alice.send(f"MODE #c {change}")
         await alice.expect("MODE")
     dave = await connect(p2, "dave")
@@ -365,6 +365,7 @@ async def test_exception_and_invite_lists_hold_on_the_other_node(cluster: Cluste
 
     await eventually(lists_on_n2)
     assert (await ask(dave, "MODE #c I"))[0].params[2] == "carol!*@*"
+    assert (await ask(dave, "MODE #c q"))[0].params[2:4] == ["q", "dave!*@*"]
     assert "473" in [m.command for m in await ask(dave, "JOIN #c")]
     carol = await connect(p2, "carol")  # +I opens +i, +e overrides +b
     await carol.send("JOIN #c")

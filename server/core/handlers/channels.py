@@ -30,6 +30,11 @@ def is_banned(core: ServerCore, channel: Channel, client: Client) -> bool:
     return on_list(core, channel.bans, client) and not on_list(core, channel.excepts, client)
 
 
+def is_quieted(core: ServerCore, channel: Channel, client: Client) -> bool:
+    """Matched by a +q mask (may not speak) and by no +e mask."""
+    return on_list(core, channel.quiets, client) and not on_list(core, channel.excepts, client)
+
+
 def _records(masks: list[Ban]) -> list[list[object]]:
     return [[b.mask, b.setter, b.set_at] for b in masks]
 
@@ -41,7 +46,7 @@ def channel_record(channel: Channel) -> dict[str, object]:
         "setter": channel.topic_setter, "ttime": channel.topic_time,
         "modes": sorted(channel.modes), "key": channel.key, "limit": channel.limit,
         "bans": _records(channel.bans), "excepts": _records(channel.excepts),
-        "invex": _records(channel.invex),
+        "invex": _records(channel.invex), "quiets": _records(channel.quiets),
         "origin": channel.origin,
     }
 

@@ -9,7 +9,7 @@ from chat.message import Message
 from chat.names import CHANTYPES
 
 from ..relay import relay_wire
-from .channels import is_banned
+from .channels import is_banned, is_quieted
 
 if TYPE_CHECKING:
     from ..core import ServerCore
@@ -47,7 +47,7 @@ def can_send(core: ServerCore, channel: Channel, client: Client) -> bool:
         return True
     if "m" in channel.modes:
         return False
-    return not is_banned(core, channel, client)
+    return not is_banned(core, channel, client) and not is_quieted(core, channel, client)
 
 
 def relay_message(core: ServerCore, client: Client, msg: Message) -> None:

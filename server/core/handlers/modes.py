@@ -1,4 +1,4 @@
-"""MODE for users (+i, +w, +s, -o) and channels (b e I k l o v i m n s t)."""
+"""MODE for users (+i, +w, +s, -o) and channels (b e I q k l o v i m n s t)."""
 
 from __future__ import annotations
 
@@ -19,12 +19,14 @@ if TYPE_CHECKING:
 FLAG_MODES = frozenset("imnst")
 SELF_USER_MODES = frozenset("iw")  # user modes anyone may set or unset on themselves
 PARAM_MODES_PER_COMMAND = 4  # ISUPPORT MODES=4
-MAX_BANS = 100  # per list: ISUPPORT MAXLIST=b:100,e:100,I:100
-# List modes: letter -> (entry numeric, end numeric, end text).
+MAX_BANS = 100  # per list: ISUPPORT MAXLIST=b:100,e:100,I:100,q:100
+# List modes: letter -> (entry numeric, end numeric, end text). The quiet list's
+# numerics (solanum's 728/729) carry the mode letter after the channel.
 LIST_MODES = {
     "b": (N.RPL_BANLIST, N.RPL_ENDOFBANLIST, "End of channel ban list"),
     "e": (N.RPL_EXCEPTLIST, N.RPL_ENDOFEXCEPTLIST, "End of channel exception list"),
     "I": (N.RPL_INVITELIST, N.RPL_ENDOFINVITELIST, "End of channel invite list"),
+    "q": (N.RPL_QUIETLIST, N.RPL_ENDOFQUIETLIST, "End of channel quiet list"),
 }
 MAX_BAN_MASK = 200  # keeps 367 RPL_BANLIST (mask + setter + time) inside 512 bytes
 
@@ -307,8 +309,9 @@ def _change_mask_list(
 
 
 def send_mask_list(core: ServerCore, client: Client, channel: Channel, letter: str) -> None:
-    """367/368 for +b, 348/349 for +e, 346/347 for +I."""
+    """367/368 for +b, 348/349 for +e, 346/347 for +I, 728/729 for +q."""
     entry, end, text = LIST_MODES[letter]
+    where = [channel.name, "q"] if letter == "q" else [channel.name]
     for ban in channel.mask_list(letter):
-        core.reply(client, entry, channel.name, ban.mask, ban.setter, str(ban.set_at))
-    core.reply(client, end, channel.name, text)
+        core.reply(client, entry, *where, ban.mask, ban.setter, str(ban.set_at))
+    core.reply(client, end, *where, text)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ..state import Client
 
 USER_MODES = "iosw"  # RPL_MYINFO: invisible, operator, server notices, wallops
-CHANNEL_MODES = "Ibeiklmnostv"  # RPL_MYINFO; those with a parameter follow it
+CHANNEL_MODES = "Ibeiklmnoqstv"  # RPL_MYINFO; those with a parameter follow it
 
 
 # ---------------------------------------------------------------------- CAP
@@ -258,7 +258,7 @@ class WelcomeBurst:
         intro = [
             fixed(N.RPL_YOURHOST, f"Your host is {cfg.name}, running version {VERSION}"),
             fixed(N.RPL_CREATED, f"This server was created {format_time(core.created)}"),
-            fixed(N.RPL_MYINFO, cfg.name, VERSION, USER_MODES, CHANNEL_MODES, "Ibeklov"),
+            fixed(N.RPL_MYINFO, cfg.name, VERSION, USER_MODES, CHANNEL_MODES, "Ibekloqv"),
             *isupport,
         ]
         if cfg.motd_lines:
@@ -322,7 +322,7 @@ def isupport_tokens(core: ServerCore) -> list[str]:
         f"AWAYLEN={cfg.awaylen}",
         f"CASEMAPPING={cfg.casemapping}",
         f"CHANLIMIT={CHANTYPES}:{cfg.max_channels}",
-        "CHANMODES=beI,k,l,imnst",
+        "CHANMODES=beIq,k,l,imnst",
         f"CHANNELLEN={cfg.channellen}",
         f"CHANTYPES={CHANTYPES}",
         "ELIST=U",
@@ -330,7 +330,7 @@ def isupport_tokens(core: ServerCore) -> list[str]:
         "INVEX=I",
         f"KICKLEN={cfg.kicklen}",
         "KNOCK",
-        "MAXLIST=b:100,e:100,I:100",
+        "MAXLIST=b:100,e:100,I:100,q:100",
         "MODES=4",
         f"MONITOR={cfg.monitor_limit}",
         f"NETWORK={cfg.network}",
