@@ -161,6 +161,10 @@ def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     return addr
 
 
+def is_address(text: str) -> bool:
+    return _ip(text) is not None
+
+
 class BanList:
     """The bans in force, keyed by (kind, folded mask); expired ones drop out on ``expire``.
 

@@ -43,6 +43,10 @@ async def test_kline_on_one_node_holds_on_the_others(
     await root.send(f"OPER {OPER_NAME} :{OPER_PASSWORD}")
     await root.expect("381")
 
+    # n1 knows spam (on n2) by the cloak only: no D-line by nick from here.
+    await root.send("DLINE spam :x")
+    assert (await root.expect("NOTICE")).params[1] == (
+        "spam is on another server, whose address is not known here: D-line the address")
     await root.send("KLINE 1h spam@127.0.0.1 :spam")
     notice = await root.expect("NOTICE")
     assert notice.params[1] == "Added temporary 1 h K-Line [spam@127.0.0.1] (spam)"

@@ -191,6 +191,9 @@ async def test_ban_on_unknown_nick(server: RunningServer) -> None:
     await oper_up(root)
     msgs = await ask(root, "KLINE 10 nobody :x")
     assert [(m.command, m.params[1]) for m in msgs] == [("401", "nobody")]
+    # Lifting a ban that is not there changes nothing, not even the file.
+    assert await notice(root, "UNKLINE x@192.0.2.9") == "No K-Line for [x@192.0.2.9]"
+    assert not Path(server.config.ban_file).exists()
 
 
 async def test_kline_again_updates_it(server: RunningServer) -> None:

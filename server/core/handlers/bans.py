@@ -19,6 +19,7 @@ from ..bans import (
     ServerBan,
     describe_duration,
     dline_mask,
+    is_address,
     kline_mask,
     parse_duration,
 )
@@ -96,7 +97,11 @@ def _set(core: ServerCore, client: Client, kind: str, params: list[str]) -> None
         if user is None or not user.registered:
             core.reply(client, N.ERR_NOSUCHNICK, target, "No such nick/channel")
             return
-        # A user on another node is known by their (possibly cloaked) host only.
+        # A user on another node is known here by their (possibly cloaked) host only.
+        if kind == DLINE and user.remote is not None and not is_address(user.ip):
+            core.notice(client, f"{user.nick} is on another server, whose address is not "
+                                "known here: D-line the address")
+            return
         target = user.ip if kind == DLINE else f"*@{user.ip}"
     try:
         mask = kline_mask(target) if kind == KLINE else dline_mask(target)
@@ -125,10 +130,11 @@ def _unset(core: ServerCore, client: Client, kind: str, target: str) -> None:
         mask = kline_mask(target) if kind == KLINE else dline_mask(target)
     except BadMask:
         mask = target
-    now = core.clock()
-    if remove_ban(core, Removal(kind, mask, now)) is None:
+    if core.bans.get(kind, mask) is None:
         core.notice(client, f"No {NAME[kind]} for [{target}]")
         return
+    now = core.clock()
+    remove_ban(core, Removal(kind, mask, now))
     if core.cluster:
         core.publish("unban", (), core.uid(client), t=kind, m=mask, at=now)
     core.notice(client, f"{NAME[kind]} for [{mask}] is removed")
@@ -147,7 +153,8 @@ def add_ban(core: ServerCore, ban: ServerBan) -> tuple[ServerBan | None, int]:
         if match is None:
             continue
         if "o" in other.modes:  # operators stay: a ban must not lock out its own setter
-            core.notice(other, f"*** A {NAME[ban.kind]} [{ban.mask}] matches you")
+            if match is ban:
+                core.notice(other, f"*** A {NAME[ban.kind]} [{ban.mask}] matches you")
             continue
         refuse(core, other, match)
         removed += 1
