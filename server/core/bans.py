@@ -51,6 +51,8 @@ class ServerBan:
             raise ValueError("a ban needs kind K or D and a mask")
         if not isinstance(reason, str) or not isinstance(setter, str):
             raise ValueError("a ban needs a reason and a setter")
+        if any(c in reason + setter for c in "\r\n\0"):  # they go into reply lines
+            raise ValueError("a ban's reason and setter are single lines")
         if not isinstance(set_at, int | float) or not (
             expires is None or isinstance(expires, int | float)
         ):

@@ -154,6 +154,8 @@ def test_expire_and_load_skip_bans_whose_time_is_up() -> None:
      {"kind": "D", "mask": "a.b", "reason": "r", "setter": "s", "set_at": 1, "expires": None},
      {"kind": "K", "mask": "a@b.c", "reason": 5, "setter": "s", "set_at": 1, "expires": None},
      {"kind": "K", "mask": "a@b.c", "reason": "r", "setter": "s", "set_at": "1",
+      "expires": None},
+     {"kind": "K", "mask": "a@b.c", "reason": "r\r\nQUIT", "setter": "s", "set_at": 1,
       "expires": None}],
 )
 def test_from_record_rejects_malformed(record: object) -> None:
