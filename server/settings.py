@@ -88,7 +88,7 @@ class Option:
 
 
 # String options whose empty value means something ("" db: history off).
-_MAY_BE_EMPTY = frozenset({"db", "cloak_key", "node_id"})
+_MAY_BE_EMPTY = frozenset({"db", "cloak_key", "node_id", "ban_file"})
 
 # Fields that are not plain options: derived (motd_lines) or structured (opers).
 _NOT_OPTIONS = frozenset({"motd_lines", "opers"})

@@ -454,3 +454,11 @@ def test_motd_unreadable(tmp_path: Path) -> None:
 def test_empty_db_turns_history_off() -> None:
     assert load_config(["--db", ""], {}).db == ""
     assert load_config([], {"CHAT_DB": ""}).db == ServerConfig().db  # empty env: unset
+
+
+def test_empty_ban_file_keeps_bans_in_memory_only(tmp_path: Path) -> None:
+    assert load_config(["--ban-file", ""], {}).ban_file == ""
+    path = tmp_path / "chat.toml"
+    path.write_text('ban_file = ""\n')
+    assert load_config(["--config", str(path)], {}).ban_file == ""
+    assert load_config([], {}).ban_file == "bans.json"
