@@ -101,6 +101,7 @@ def build(argv: Sequence[str] | None = None) -> Setup:
             highlight_words=config.highlight_words,
             notify=tuple(dict.fromkeys((*config.notify, *server.notify))),
             ignore=(*config.ignore, *server.ignore),
+            send_typing=config.send_typing,
         )
     )
     settings = ConnectionSettings(

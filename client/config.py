@@ -17,6 +17,7 @@ Example::
     nicklist = true                     # show the nick list initially
     timestamp_format = "%H:%M"
     log_dir = "~/irclogs"               # one file per buffer, under a folder per server
+    send_typing = true                  # tell others when you type (IRCv3 typing)
     default_server = "home"
 
     [servers.home]
@@ -124,6 +125,7 @@ _TOP_KEYS = {
     "nicklist",
     "timestamp_format",
     "log_dir",
+    "send_typing",
     "default_server",
     "servers",
     "colours",
@@ -174,6 +176,7 @@ class ClientConfig:
     nicklist: bool = True
     timestamp_format: str = "%H:%M"
     log_dir: Path | None = None  # chat logs (client.chatlog); None: no logs
+    send_typing: bool = False  # others' typing is shown either way
     colours: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_COLOURS))
     nick_colours: tuple[str, ...] = DEFAULT_NICK_COLOURS
     keys: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_KEYS))
@@ -286,6 +289,7 @@ def parse(data: Mapping[str, Any], path: Path | None = None) -> ClientConfig:
         nicklist=_bool(data, "nicklist", True, "nicklist"),
         timestamp_format=timestamp_format,
         log_dir=_log_dir(data, path),
+        send_typing=_bool(data, "send_typing", False, "send_typing"),
         colours=colours,
         nick_colours=nick_colours,
         keys=keys,

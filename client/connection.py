@@ -118,6 +118,11 @@ class Connection:
         self.session.input(text, self._clock())
         self.flush()
 
+    def typed(self, text: str) -> None:
+        """The input line changed (typing notifications, when enabled)."""
+        self.session.typed(text, self._clock())
+        self.flush()
+
     def request_older(self, buffer: Buffer) -> bool:
         """PageUp at the top of ``buffer``: load older history if the server has it."""
         sent = self.session.request_older(buffer, self._clock())

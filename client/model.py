@@ -132,6 +132,9 @@ class Buffer:
     history_complete: bool = False  # the server has nothing older
     last_msgid: str | None = None  # newest msgid seen (for the reconnect gap fill)
     last_time: float | None = None  # server time of the newest message seen
+    # IRCv3 typing: folded nick -> (nick, "active" or "paused", until when).
+    typing: dict[str, tuple[str, str, float]] = field(default_factory=dict)
+    typing_sent: float = 0.0  # when we last said we were typing here (0: not typing)
     version: int = 0  # bumped on every change: a cheap "redraw needed" check
 
     def __post_init__(self) -> None:

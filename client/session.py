@@ -101,6 +101,7 @@ class SessionConfig:
     highlight_words: tuple[str, ...] = ()
     notify: tuple[str, ...] = ()  # nicks to watch (MONITOR, or ISON polling)
     ignore: tuple[str, ...] = ()  # masks whose messages are dropped
+    send_typing: bool = False  # tell others when we type (IRCv3 +typing); shown either way
     version: str = "chat-client 0.1.0"
 
 
@@ -567,6 +568,9 @@ class Session:
             overhead += len("\x01ACTION \x01")
         budget = max(32, LINE_LIMIT - overhead)
         chunks = split_text(text, budget)[:MAX_INPUT_LINES]
+        sent_to = self.buffer(target)
+        if sent_to is not None:
+            sent_to.typing_sent = 0.0  # the message ends our typing there
         buf = None
         if not self.echo:
             if self.is_channel(target):
@@ -1411,6 +1415,60 @@ class Session:
         self._add(buf if buf is not None else self.current,
                   self._line(msg, now, Kind.INFO, text, buf=buf))
 
+    def _on_tagmsg(self, msg: Message, now: float) -> None:
+        """IRCv3 typing notifications (``+typing``); other TAGMSGs are not shown."""
+        state = msg.tags.get("+typing", "")
+        if state not in (*_TYPING_FOR, "done") or not msg.params:
+            return
+        nick = self._source_nick(msg)
+        if not nick or self.is_me(nick) or self._ignored(msg):
+            return
+        target = msg.params[0].lstrip(self.prefix_symbols)
+        buf = self.buffer(target) if self.is_channel(target) else self.buffer(nick)
+        if buf is None:  # no buffer is opened just to say someone types
+            return
+        key = self.fold(nick)
+        if state == "done":
+            if buf.typing.pop(key, None) is None:
+                return
+        else:
+            buf.typing[key] = (nick, state, now + _TYPING_FOR[state])
+        buf.version += 1
+        self._emit(BufferChanged(buf))
+
+    def typing_nicks(self, buf: Buffer, now: float) -> list[str]:
+        """Who is typing in ``buf`` now (expired entries are dropped)."""
+        channel = buf.kind is BufferKind.CHANNEL
+        for key in [
+            k for k, (_, _, until) in buf.typing.items()
+            if until <= now or (channel and k not in buf.members)  # left, quit, kicked
+        ]:
+            del buf.typing[key]
+        return sorted(n for n, state, _ in buf.typing.values() if state == "active")
+
+    def typed(self, text: str, now: float) -> None:
+        """The input line now holds ``text``: tell the current buffer's peers, at most
+        every TYPING_EVERY seconds (only with ``send_typing`` and message-tags)."""
+        buf = self.current
+        if (
+            not self.config.send_typing
+            or not self.registered
+            or "message-tags" not in self.caps
+            or buf.kind is BufferKind.SERVER
+            or (buf.kind is BufferKind.CHANNEL and not buf.joined)
+        ):
+            return
+        writing = bool(text) and (not text.startswith("/") or text.startswith("//"))
+        if writing and now - buf.typing_sent >= TYPING_EVERY:
+            buf.typing_sent = now
+            self._send_typing(buf, "active")
+        elif not writing and buf.typing_sent:
+            buf.typing_sent = 0.0
+            self._send_typing(buf, "done")
+
+    def _send_typing(self, buf: Buffer, state: str) -> None:
+        self._out.append(Message("TAGMSG", [buf.name], tags={"+typing": state}).to_line())
+
     def _on_wallops(self, msg: Message, now: float) -> None:
         """An operators' broadcast (user mode +w): in the server buffer."""
         if not msg.params or self._ignored(msg):
@@ -1484,6 +1542,8 @@ class Session:
         )  # fmt: skip
         if history is not None:
             return line
+        if buf.typing.pop(self.fold(nick), None) is not None:  # a message ends typing
+            buf.version += 1
         self._add(buf, line)
         return line
 
@@ -1735,6 +1795,10 @@ def split_text(text: str, limit: int) -> list[str]:
 
 Handler = Callable[[Session, Message, float], None]
 
+# IRCv3 typing: how long a notification holds without another, and how often we send.
+_TYPING_FOR = {"active": 6.0, "paused": 30.0}
+TYPING_EVERY = 3.0
+
 _HANDLERS: dict[str, Handler] = {
     "PING": Session._on_ping,
     "PONG": Session._on_pong,
@@ -1751,6 +1815,7 @@ _HANDLERS: dict[str, Handler] = {
     "INVITE": Session._on_invite,
     "WALLOPS": Session._on_wallops,
     "PRIVMSG": Session._on_message,
+    "TAGMSG": Session._on_tagmsg,
     "NOTICE": Session._on_message,
     "BATCH": Session._on_batch,
     "FAIL": Session._on_fail,

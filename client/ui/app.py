@@ -158,7 +158,9 @@ class ChatUI:
             accept_handler=self._accept,
             history=DummyHistory(),
             name="input",
+            on_text_changed=self._typed,
         )
+        self._typing_handle: asyncio.TimerHandle | None = None
         self.input_window = Window(
             BufferControl(buffer=self.input),
             width=lambda: Dimension.exact(self._input_width()),
@@ -287,9 +289,25 @@ class ChatUI:
         return topic_fragments(self.session)
 
     def _status(self) -> Fragments:
-        return status_fragments(
-            self.session, self.views, more_key=describe(self.config.keys, "scroll_down")
+        now = time.time()
+        frags = status_fragments(
+            self.session, self.views, more_key=describe(self.config.keys, "scroll_down"),
+            now=now,
         )
+        typing = self.session.current.typing
+        if typing:  # redraw when the first notice runs out, so "is typing" goes away
+            until = min(u for _, _, u in typing.values())
+            with contextlib.suppress(RuntimeError):
+                loop = asyncio.get_running_loop()
+                if self._typing_handle is not None:
+                    self._typing_handle.cancel()
+                self._typing_handle = loop.call_later(
+                    max(until - now, 0.0) + 0.05, self.app.invalidate
+                )
+        return frags
+
+    def _typed(self, buff: InputBuffer) -> None:
+        self.connection.typed(buff.text)
 
     def _prompt(self) -> Fragments:
         return [("class:prompt", self._prompt_text())]

@@ -40,6 +40,7 @@ EXTRA_STYLES: dict[str, str] = {
     "more": "bold",
     "loading": "italic #808080",
     "status_item": "",
+    "typing": "italic",
 }
 
 # What precedes the nick of an event line (joins, parts and quits are compact and dim).

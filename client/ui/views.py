@@ -293,7 +293,9 @@ def topic_fragments(session: Session) -> Fragments:
     return [("bold", f" {label}"), ("", " — server messages (/help for commands)")]
 
 
-def status_fragments(session: Session, views: Views, *, more_key: str = "PageDown") -> Fragments:
+def status_fragments(
+    session: Session, views: Views, *, more_key: str = "PageDown", now: float = 0.0
+) -> Fragments:
     frags: Fragments = []
 
     def item(text: str, style: str = "class:status_item") -> None:
@@ -330,11 +332,22 @@ def status_fragments(session: Session, views: Views, *, more_key: str = "PageDow
                 frags.append(("", ","))
             frags.append(("class:buffer_highlight" if hl else "", text))
         frags.append(("", "]"))
+    typing = session.typing_nicks(cur, now) if cur.typing else []
+    if typing:
+        item(typing_text([safe(n) for n in typing]), "class:typing")
     view = views.get(cur)
     if view is not None and view.offset > 0:
         frags.append(("", " "))
         frags.append(("class:more", f"-- more: {view.offset} below ({more_key}) --"))
     return frags
+
+
+def typing_text(nicks: list[str]) -> str:
+    if len(nicks) == 1:
+        return f"{nicks[0]} is typing"
+    if len(nicks) <= 3:
+        return f"{', '.join(nicks)} are typing"
+    return f"{len(nicks)} people are typing"
 
 
 def _connection_text(session: Session) -> str:
