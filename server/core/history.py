@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 SUBCOMMANDS = ("LATEST", "BEFORE", "AFTER", "AROUND", "BETWEEN", "TARGETS")
 STORED_COMMANDS = frozenset({"PRIVMSG", "NOTICE", "TAGMSG"})
+# Client tags that say something about now, not the conversation: never stored (IRCv3
+# typing), so a TAGMSG carrying nothing else is relayed and not kept.
+EPHEMERAL_TAGS = frozenset({"+typing", "+draft/typing"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,8 @@ def message_to_store(
     msgid: str,
     time_ms: int,
 ) -> NewMessage | None:
+    if client_tags and not EPHEMERAL_TAGS.isdisjoint(client_tags):
+        client_tags = {k: v for k, v in client_tags.items() if k not in EPHEMERAL_TAGS}
     if command == "TAGMSG" and not client_tags:
         return None
     return NewMessage(

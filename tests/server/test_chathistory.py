@@ -321,6 +321,26 @@ async def test_event_playback_serves_tagmsg_as_members_received_it(
     assert "TAGMSG" not in [m.command for m in replies]
 
 
+async def test_typing_notifications_are_relayed_but_never_stored(
+    server: RunningServer,
+) -> None:
+    alice = await server.client("alice", CAPS)
+    bob = await server.client("bob", [*CAPS, "draft/event-playback"])
+    for c in (alice, bob):
+        await c.join("#typing")
+    await bob.sync()
+    await alice.send("@+typing=active TAGMSG #typing")
+    live = await bob.expect("TAGMSG")
+    assert live.tags.get("+typing") == "active"
+    await alice.send("@+typing=active;+draft/react=wave TAGMSG #typing")
+    await alice.send("PRIVMSG #typing :hello")
+    await bob.expect("PRIVMSG")
+    replies = await history(bob, "CHATHISTORY LATEST #typing * 10", "#typing")
+    # The reaction is kept, without the typing tag; the bare typing TAGMSG is not.
+    assert [(m.command, m.tags.get("+draft/react"), "+typing" in m.tags) for m in replies] == [
+        ("TAGMSG", "wave", False), ("PRIVMSG", None, False)]
+
+
 async def test_every_subcommand_answers_exactly(server: RunningServer) -> None:
     ds = await build(server)
     stored, reader = ds.stored, ds.reader
