@@ -812,6 +812,8 @@ class Session:
                 offered[name] = value
                 if len(self.available_caps) < MAX_CAPS:
                     self.available_caps[name] = value
+            if "sts" in offered and self._sts(now):
+                return
             self._request_caps(offered)
         elif sub == "DEL":
             for name in (args[-1] if args else "").split():

@@ -54,6 +54,13 @@ def test_a_bad_duration_over_tls_is_ignored(value: str) -> None:
     assert events == []
 
 
+def test_sts_in_cap_new_is_followed_too() -> None:
+    s = make()
+    negotiate(s, "multi-prefix", secure=False)
+    feed(s, [":srv CAP alice NEW :sts=port=6697"])
+    assert [e for e in s.take_events() if isinstance(e, StsUpgrade)] == [StsUpgrade(6697)]
+
+
 def test_parsers() -> None:
     assert parse_sts("port=6697,duration=300,preload") == {
         "port": "6697", "duration": "300", "preload": ""}
