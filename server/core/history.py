@@ -89,8 +89,8 @@ def message_to_store(
 ) -> NewMessage | None:
     if client_tags and not EPHEMERAL_TAGS.isdisjoint(client_tags):
         client_tags = {k: v for k, v in client_tags.items() if k not in EPHEMERAL_TAGS}
-    if command == "TAGMSG" and not client_tags:
-        return None
+    if command == "TAGMSG" and not any(k[0] == "+" for k in client_tags or ()):
+        return None  # nothing a client said: only the server's "bot" tag, or nothing
     return NewMessage(
         target=target,
         msgid=msgid,

@@ -80,7 +80,8 @@ async def test_welcome_burst_in_either_order(server: RunningServer, user_first: 
     )
     assert burst[1] == numeric("002", "alice", f"Your host is {SERVER}, running version {VERSION}")
     assert burst[2].params[1].startswith("This server was created ")
-    assert burst[3] == numeric("004", "alice", SERVER, VERSION, "iosw", "Ibeiklmnoqstv", "Ibekloqv")
+    modes = ("Biosw", "Ibeiklmnoqstv", "Ibekloqv")  # user, channel, channel with a parameter
+    assert burst[3] == numeric("004", "alice", SERVER, VERSION, *modes)
     # The connection is usable afterwards and nothing else is pending.
     assert await c.sync() == []
 

@@ -1,4 +1,4 @@
-"""MODE for users (+i, +w, +s, -o) and channels (b e I q k l o v i m n s t)."""
+"""MODE for users (+i, +w, +B, +s, -o) and channels (b e I q k l o v i m n s t)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ..state import Client
 
 FLAG_MODES = frozenset("imnst")
-SELF_USER_MODES = frozenset("iw")  # user modes anyone may set or unset on themselves
+SELF_USER_MODES = frozenset("iwB")  # user modes anyone may set or unset on themselves
 PARAM_MODES_PER_COMMAND = 4  # ISUPPORT MODES=4
 MAX_BANS = 100  # per list: ISUPPORT MAXLIST=b:100,e:100,I:100,q:100
 # List modes: letter -> (entry numeric, end numeric, end text). The quiet list's

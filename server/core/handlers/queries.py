@@ -61,6 +61,8 @@ def _who_line(
     flags = "G" if other.away is not None else "H"
     if "o" in other.modes:
         flags += "*"
+    if "B" in other.modes:
+        flags += "B"
     if channel is not None:
         flags += channel.prefix_of(other, "multi-prefix" in viewer.caps)
     name = channel.name if channel is not None else "*"
@@ -165,6 +167,8 @@ def handle_whois(core: ServerCore, client: Client, msg: Message) -> None:
     core.reply(client, N.RPL_WHOISSERVER, other.nick, core.server_of(other), core.config.network)
     if "o" in other.modes:
         core.reply(client, N.RPL_WHOISOPERATOR, other.nick, "is an IRC operator")
+    if "B" in other.modes:
+        core.reply(client, N.RPL_WHOISBOT, other.nick, f"is a bot on {core.config.network}")
     if other.away is not None:
         core.reply(client, N.RPL_AWAY, other.nick, other.away)
     if other.secure:

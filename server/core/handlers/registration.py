@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ..core import ServerCore
     from ..state import Client
 
-USER_MODES = "iosw"  # RPL_MYINFO: invisible, operator, server notices, wallops
+USER_MODES = "Biosw"  # RPL_MYINFO: bot, invisible, operator, server notices, wallops
 CHANNEL_MODES = "Ibeiklmnoqstv"  # RPL_MYINFO; those with a parameter follow it
 
 
@@ -320,6 +320,7 @@ def isupport_tokens(core: ServerCore) -> list[str]:
     targets = cfg.max_targets
     return [
         f"AWAYLEN={cfg.awaylen}",
+        "BOT=B",
         f"CASEMAPPING={cfg.casemapping}",
         f"CHANLIMIT={CHANTYPES}:{cfg.max_channels}",
         "CHANMODES=beIq,k,l,imnst",
