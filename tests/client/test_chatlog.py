@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from client.chatlog import TIME_FORMAT, ChatLog, safe_name
+from client.chatlog import OPEN_FILES, TIME_FORMAT, ChatLog, safe_name
 from client.config import ConfigError, parse
 from client.session import Session
 from tests.conftest import RunningServer
@@ -93,6 +93,20 @@ def iso(t: float) -> str:
 )
 def test_safe_name(name: str, file: str) -> None:
     assert safe_name(name) == file
+
+
+def test_more_buffers_than_open_files(tmp_path: Path) -> None:
+    """Past OPEN_FILES the least recently written file is closed, and reopened later."""
+    s = chat_session()
+    log = ChatLog(tmp_path / "home")
+    nicks = [f"user{i}" for i in range(OPEN_FILES + 5)]
+    for round_ in (1, 2):
+        feed(s, [f":{n}!u@h PRIVMSG alice :round {round_}" for n in nicks])
+        logged(s, log)
+    log.close()
+    for n in nicks:
+        assert [ln[20:] for ln in lines_of(tmp_path / "home" / f"{n}.log")] == [
+            f"<{n}> round 1", f"<{n}> round 2"]
 
 
 def test_a_failed_write_stops_logging_without_raising(tmp_path: Path) -> None:

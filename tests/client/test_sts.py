@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 import ssl
 from pathlib import Path
 
@@ -125,3 +127,36 @@ async def test_the_client_moves_to_tls_and_stays_there(tmp_path: Path) -> None:
         for c in started:
             await c.stop()
         running.handle.stop()
+
+
+async def test_after_an_upgrade_the_client_never_falls_back_to_plaintext(
+    tmp_path: Path,
+) -> None:
+    """The TLS port it was sent to refuses: it keeps trying TLS there, not plaintext."""
+    with socket.socket() as probe:  # a port with nothing listening
+        probe.bind(("127.0.0.1", 0))
+        dead_port = probe.getsockname()[1]
+    plaintext_connections = 0
+
+    async def tiny_ircd(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal plaintext_connections
+        plaintext_connections += 1
+        while line := await reader.readline():
+            if line.startswith(b"CAP LS"):
+                writer.write(f":srv CAP * LS :sts=port={dead_port}\r\n".encode())
+        writer.close()
+
+    srv = await asyncio.start_server(tiny_ircd, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    alice = ChatClient.start(port, "alice")
+    alice.conn.sts = StsStore(tmp_path / "sts.json")
+    try:
+        await alice.wait(lambda: alice.conn.attempt >= 3, "three failed TLS attempts")
+        assert alice.conn.endpoint() == (True, dead_port)
+        assert plaintext_connections == 1
+        errors = [ln.text for ln in alice.session.server.lines if f":{dead_port}:" in ln.text]
+        assert errors and all("Could not connect" in e for e in errors)
+        assert not (tmp_path / "sts.json").exists()  # no policy without a TLS session
+    finally:
+        await alice.stop()
+        srv.close()
