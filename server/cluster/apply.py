@@ -513,6 +513,10 @@ def _on_knock(core: ServerCore, event: Event) -> None:
         deliver_knock(core, channel, _relay(event["r"]))
 
 
+def _on_snotice(core: ServerCore, event: Event) -> None:
+    core.snotice(str(event["t"]), local=True)
+
+
 def _on_ban(core: ServerCore, event: Event) -> None:
     from server.core.bans import ServerBan
     from server.core.handlers.bans import merge_remote
@@ -567,6 +571,7 @@ _HANDLERS = {
     "umode": _on_umode,
     "wallops": _on_wallops,
     "knock": _on_knock,
+    "snotice": _on_snotice,
     "ban": _on_ban,
     "unban": _on_unban,
     "bye": _on_bye,

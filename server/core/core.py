@@ -437,12 +437,16 @@ class ServerCore:
     def notice(self, client: Client, text: str) -> None:
         self.write(client, Message("NOTICE", [client.nick, text], self.config.name).to_bytes())
 
-    def snotice(self, text: str, skip: Client | None = None) -> None:
-        """A server notice to this node's operators with user mode +s (rare events only),
-        but ``skip``: the operator who did it, and was answered already."""
+    def snotice(self, text: str, skip: Client | None = None, *, local: bool = False) -> None:
+        """A server notice to the operators with user mode +s (rare events only), but
+        ``skip``: the operator who did it, and was answered already. Clustered, the other
+        nodes' operators get it too, marked with this server's name (unless ``local``:
+        it came from another node)."""
         for client in self.snotice_users:
             if client.closing is None and client is not skip:
                 self.notice(client, f"*** Notice -- {text}")
+        if self.cluster and not local:
+            self.publish("snotice", (), f"{self.node_id}:0", t=f"[{self.config.name}] {text}")
 
     @staticmethod
     def describe(client: Client) -> str:

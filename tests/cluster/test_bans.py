@@ -107,3 +107,21 @@ async def test_a_node_that_was_away_catches_up_with_bans_and_removals(
     assert [m.params[4] for m in listed if m.command == "216"] == ["new"]
     for c in (root, old):
         await c.close()
+
+
+async def test_server_notices_reach_operators_on_every_node(
+    cluster: Cluster, oper_hash: str
+) -> None:
+    opers = {OPER_NAME: oper_hash}
+    p1, p2 = cluster.start("n1", opers=opers), cluster.start("n2", opers=opers)
+    root = await connect(p1, "root")
+    await root.send(f"OPER {OPER_NAME} :{OPER_PASSWORD}")
+    await root.expect("381")
+    mallory = await connect(p2, "mallory")
+    await mallory.send(f"OPER {OPER_NAME} :guess")
+    await mallory.expect("464")
+    notice = await root.expect("NOTICE", lambda m: "Failed OPER" in m.params[-1])
+    assert notice.params[-1] == (f"*** Notice -- [n2.chat.local] Failed OPER attempt as "
+                                 f"{OPER_NAME} by mallory (~mallory@127.0.0.1)")
+    for c in (root, mallory):
+        await c.close()

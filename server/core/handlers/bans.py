@@ -185,7 +185,8 @@ def expire_bans(core: ServerCore) -> None:
     gone = core.bans.expire(core.clock())
     for ban in gone:
         log.info("%s [%s] expired", NAME[ban.kind], ban.mask)
-        core.snotice(f"Temporary {NAME[ban.kind]} for [{ban.mask}] expired")
+        # Every node expires its own copy: each tells only its own operators.
+        core.snotice(f"Temporary {NAME[ban.kind]} for [{ban.mask}] expired", local=True)
     if gone:
         _save(core)
 
