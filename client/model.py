@@ -135,6 +135,7 @@ class Buffer:
     # IRCv3 typing: folded nick -> (nick, "active" or "paused", until when).
     typing: dict[str, tuple[str, str, float]] = field(default_factory=dict)
     typing_sent: float = 0.0  # when we last said we were typing here (0: not typing)
+    read_marker: Line | None = None  # the newest line when we last left this buffer
     version: int = 0  # bumped on every change: a cheap "redraw needed" check
 
     def __post_init__(self) -> None:

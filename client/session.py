@@ -353,6 +353,10 @@ class Session:
             buf = target
             if buf not in self.buffers:
                 return False
+        left = self.current
+        if left is not buf:  # what was read there ends here: the UI marks what comes after
+            left.read_marker = left.lines[-1] if left.lines else None
+            left.version += 1
         self.current = buf
         if buf.unread or buf.highlights or buf.activity:
             buf.unread = buf.highlights = 0

@@ -41,6 +41,7 @@ EXTRA_STYLES: dict[str, str] = {
     "loading": "italic #808080",
     "status_item": "",
     "typing": "italic",
+    "read_marker": "#5f5f87",
 }
 
 # What precedes the nick of an event line (joins, parts and quits are compact and dim).

@@ -82,6 +82,9 @@ class Views:
         self(buffer).offset = 0
 
 
+READ_MARKER = "─"  # the read marker's line is this, the pane's width
+
+
 class MessagePane(UIControl):
     """The current buffer's lines, bottom-anchored, rendering only the visible rows."""
 
@@ -106,11 +109,20 @@ class MessagePane(UIControl):
         used = 0
         shown = 0
         consumed = 0
+        marker = buf.read_marker
+        newer = offset > 0  # lines below this one exist (shown or scrolled past)
         for line in islice(reversed(lines), offset, None):
+            if line is marker and newer:
+                # Everything below arrived after we last left the buffer.
+                blocks.append([[("class:read_marker", fit(READ_MARKER * width, width))]])
+                used += 1
+                if used >= height:
+                    break
             rows = rows_of(line, width)
             blocks.append(rows)
             consumed += 1
             used += len(rows)
+            newer = True
             if used <= height:
                 shown += 1
             if used >= height:

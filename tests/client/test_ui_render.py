@@ -407,3 +407,21 @@ def test_default_config_builds_cleanly() -> None:
         ui = ChatUI(conn, ClientConfig(), input=pipe, output=out)
     assert not [ln for ln in s.server.lines if ln.kind is Kind.ERROR]
     assert ui.show_nicklist is True
+
+
+def test_read_marker_shows_what_came_while_away() -> None:
+    s, buf = channel_with_lines(3)
+    pane = MessagePane(s, LineRenderer(), Views())
+    assert not any("─" in t for t in pane_text(pane))  # never left: no marker
+    s.switch(s.server)
+    feed(s, [privmsg("bob", "#t", "while away 1", "a1"),
+             privmsg("bob", "#t", "while away 2", "a2")])
+    s.switch(buf)
+    shown = pane_text(pane)
+    marker = next(i for i, t in enumerate(shown) if "─" in t)
+    assert shown[marker - 1] == "<bob> message number 2"
+    assert shown[marker + 1 :] == ["<bob> while away 1", "<bob> while away 2"]
+    # Leaving again with nothing new: the marker moves to the end, so it is not drawn.
+    s.switch(s.server)
+    s.switch(buf)
+    assert not any("─" in t for t in pane_text(pane))
