@@ -61,6 +61,8 @@ class ServerConfig:
     throttle_burst: int = 10  # connects per host in a burst ...
     throttle_rate: float = 1.0  # ... refilled at this many per second
     oper_attempts: int = 3  # failed OPER attempts per connection per minute
+    target_limit: int = 10  # new nicks a client may message at once (0: no limit) ...
+    target_refill: float = 6.0  # ... and seconds until it may message one more
     cloak_hosts: bool = True  # show a keyed hash instead of the client's address
     cloak_key: str = ""  # secret for cloaks; empty: a new random key per start
     ban_file: str = "bans.json"  # K-/D-lines kept across restarts ("": only in memory)

@@ -148,6 +148,11 @@ _HELP: dict[str, str] = {
     "throttle_burst": "new connections per host in a burst (0: no throttle)",
     "throttle_rate": "new connections per host per second after the burst",
     "oper_attempts": "failed OPER attempts allowed per connection per minute",
+    "target_limit": (
+        "new nicks a client may send private messages to at once; replies and nicks "
+        "messaged lately do not count (0: no limit; operators are exempt)"
+    ),
+    "target_refill": "seconds after which a client may message one more new nick",
     "whowas_size": "nicks remembered for WHOWAS, the oldest forgotten first (0: off)",
     "monitor_limit": "nicks one client may watch with MONITOR",
     "cloak_hosts": "show clients a keyed hash instead of each other's addresses",
@@ -200,6 +205,7 @@ _INT_BOUNDS: dict[str, tuple[int, int | None]] = {
     "max_clients": (0, None),
     "max_per_host": (0, None),
     "throttle_burst": (0, None),
+    "target_limit": (0, 1000),
     "history_max_rows": (0, None),
     "history_max_age_days": (0, None),
     "whowas_size": (0, 100_000),  # WHOWAS scans the log: keep a lookup within milliseconds

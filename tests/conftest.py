@@ -58,11 +58,13 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 # The protocol suite asserts exact hostmasks and opens hundreds of connections
-# from 127.0.0.1 as fast as it can: cloaking, flood control and per-host limits
-# are off here and proven on their own in tests/server/test_abuse_limits.py.
+# from 127.0.0.1 as fast as it can: cloaking, flood control, per-host limits and
+# the private-message target limit are off here and proven on their own
+# (tests/server/test_abuse_limits.py, test_target_limit.py).
 TEST_DEFAULTS = {
     "cloak_hosts": False,
     "flood_burst": 0,
+    "target_limit": 0,
     "max_per_host": 0,
     "throttle_burst": 0,
 }

@@ -436,6 +436,11 @@ def _on_msg(core: ServerCore, event: Event) -> None:
             and (need_cap is None or need_cap in target.caps)
         ):
             core.deliver(target, relay)
+            sender = core.remote.get(str(event.get("u")))
+            if sender is not None:  # the local user may answer the remote one freely
+                from server.core.handlers.messaging import note_sender
+
+                note_sender(core, target, sender.folded)
         return
     folded = str(event["t"])
     channel = core.channels.get(folded)

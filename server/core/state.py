@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from chat.framing import LineBuffer
 
 from .flood import FloodGate
+from .targets import TargetGate
 
 # Bits of Client.tag_form: which tags a client gets on relayed messages.
 FORM_TIME = 1
@@ -51,6 +52,7 @@ class Client:
         "remote",
         "secure",
         "tag_form",
+        "targets",
         "user",
     )
 
@@ -90,6 +92,7 @@ class Client:
         self.counted = False  # holds a slot in the per-host connection count
         self.flood: FloodGate | None = None
         self.oper_failures: list[float] = []
+        self.targets: TargetGate | None = None  # made at the first private message
         # Lines received while the client's OPER (checked off the loop) or REHASH
         # awaits its answer: handled, in order, once it is in (None: nothing pending).
         self.held: list[bytes] | None = None

@@ -328,6 +328,30 @@ async def test_invite_reaches_a_user_on_the_other_node(cluster: Cluster) -> None
     await bob.close()
 
 
+async def test_answering_a_user_on_another_node_is_free(cluster: Cluster) -> None:
+    p1, p2 = cluster.start("n1", target_limit=1, target_refill=1000.0), cluster.start("n2")
+    alice = await connect(p1, "alice")
+    bob = await connect(p2, "bob")
+    carol = await connect(p2, "carol")
+
+    async def sees_carol() -> bool:
+        await alice.send("ISON carol bob")
+        reply = (await alice.expect("303")).params[-1].split()
+        return sorted(reply) == ["bob", "carol"]
+
+    await eventually(sees_carol)
+    await alice.send("PRIVMSG carol :hi")  # alice's one new target
+    await carol.expect("PRIVMSG")
+    await alice.send("PRIVMSG bob :hi")
+    assert (await alice.expect("707")).params[1] == "bob"
+    await bob.send("PRIVMSG alice :hello from n2")
+    await alice.expect("PRIVMSG")
+    await alice.send("PRIVMSG bob :hello back")  # an answer: free
+    assert (await bob.expect("PRIVMSG")).params[1] == "hello back"
+    for c in (alice, bob, carol):
+        await c.close()
+
+
 async def test_invite_notify_reaches_members_on_the_other_node(cluster: Cluster) -> None:
     p1, p2 = cluster.start("n1"), cluster.start("n2")
     alice = await connect(p1, "alice")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from server.core.cloak import cloak_host
 from server.core.connlimits import ConnectionLimits, host_key
 from server.core.flood import FloodGate
+from server.core.targets import TargetGate
 
 
 def test_flood_gate_passes_the_burst_then_queues_in_order() -> None:
@@ -58,3 +59,16 @@ def test_cloaks_are_stable_keyed_and_hide_the_address() -> None:
     assert a != cloak_host("192.0.2.8", b"key")
     assert "192" not in a and a.endswith(".ip")
     assert cloak_host("2001:db8::1", b"key").endswith(".ip6")
+
+
+def test_target_gate_refills_one_new_target_at_a_time() -> None:
+    gate = TargetGate(limit=2, refill=10.0, now=0.0)
+    assert gate.allow("a", 0.0) and gate.allow("b", 0.0)
+    assert not gate.allow("c", 1.0)
+    assert gate.allow("a", 1.0)  # known: free
+    assert gate.allow("c", 11.0)  # one token back after 10 s
+    assert not gate.allow("d", 12.0)
+    # Only the last `limit` nicks stay known: "b" has dropped out.
+    assert list(gate.recent) == ["a", "c"]
+    gate.remember("e")  # someone wrote to us: answering is free
+    assert gate.allow("e", 12.0) and list(gate.recent) == ["c", "e"]

@@ -9,6 +9,7 @@ from chat.message import Message
 from chat.names import CHANTYPES
 
 from ..relay import relay_wire
+from ..targets import TargetGate
 from .channels import is_banned, is_quieted
 
 if TYPE_CHECKING:
@@ -132,6 +133,32 @@ def _to_channel(
     core.on_channel_message(channel, client, relay, command, relay.params[1:], client_tags, status)
 
 
+def _may_start_talking(core: ServerCore, client: Client, target: Client) -> bool:
+    """The target-change limit (operators and messages to oneself are exempt); the
+    target, when local, may then answer freely."""
+    cfg = core.config
+    if not cfg.target_limit or "o" in client.modes or target is client:
+        return True
+    now = core.clock()
+    gate = client.targets
+    if gate is None:
+        gate = client.targets = TargetGate(cfg.target_limit, cfg.target_refill, now)
+    if not gate.allow(target.folded, now):
+        return False
+    note_sender(core, target, client.folded)
+    return True
+
+
+def note_sender(core: ServerCore, target: Client, sender: str) -> None:
+    """``target`` (a local user) was written to by ``sender``: answering is free."""
+    if target.remote is not None or not core.config.target_limit:
+        return
+    if target.targets is None:
+        target.targets = TargetGate(core.config.target_limit, core.config.target_refill,
+                                    core.clock())
+    target.targets.remember(sender)
+
+
 def _to_nick(
     core: ServerCore,
     client: Client,
@@ -144,6 +171,10 @@ def _to_nick(
     target = core.nicks.get(core.fold(nick))
     if target is None or not target.registered:
         _error(core, client, command, N.ERR_NOSUCHNICK, nick, "No such nick/channel")
+        return
+    if not _may_start_talking(core, client, target):
+        _error(core, client, command, N.ERR_TARGCHANGE, target.nick,
+               "Targets changing too fast, message dropped")
         return
     relay = core.new_relay(client.mask, command, [target.nick, *text], client_tags)
     if target.remote is not None:
