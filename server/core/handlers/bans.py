@@ -23,6 +23,7 @@ from ..bans import (
     kline_mask,
     parse_duration,
 )
+from .operator import is_oper
 
 if TYPE_CHECKING:
     from ..core import ServerCore
@@ -46,13 +47,6 @@ def _save(core: ServerCore) -> None:
     core.emit(SaveBans(tuple(core.bans), tuple(core.bans.removals())))
 
 
-def _is_oper(core: ServerCore, client: Client) -> bool:
-    if "o" in client.modes:
-        return True
-    core.reply(client, N.ERR_NOPRIVILEGES, "Permission Denied- You're not an IRC operator")
-    return False
-
-
 def _split(params: list[str]) -> tuple[int | None, str, str]:
     """``[duration] <mask> [reason]`` -> (seconds or None, mask, reason)."""
     seconds = parse_duration(params[0]) if len(params) > 1 else None
@@ -67,23 +61,23 @@ def _looks_like_nick(text: str) -> bool:
 
 def handle_kline(core: ServerCore, client: Client, msg: Message) -> None:
     """KLINE [minutes|30m|2h|7d] <user@host | nick> [:reason]."""
-    if _is_oper(core, client):
+    if is_oper(core, client):
         _set(core, client, KLINE, msg.params)
 
 
 def handle_dline(core: ServerCore, client: Client, msg: Message) -> None:
     """DLINE [minutes|30m|2h|7d] <ip | cidr | nick> [:reason]."""
-    if _is_oper(core, client):
+    if is_oper(core, client):
         _set(core, client, DLINE, msg.params)
 
 
 def handle_unkline(core: ServerCore, client: Client, msg: Message) -> None:
-    if _is_oper(core, client):
+    if is_oper(core, client):
         _unset(core, client, KLINE, msg.params[0])
 
 
 def handle_undline(core: ServerCore, client: Client, msg: Message) -> None:
-    if _is_oper(core, client):
+    if is_oper(core, client):
         _unset(core, client, DLINE, msg.params[0])
 
 
@@ -209,7 +203,7 @@ def refuse(core: ServerCore, client: Client, ban: ServerBan) -> None:
 
 def stats_bans(core: ServerCore, client: Client, kind: str) -> None:
     """STATS k (216 per K-line) or d (225 per D-line), for operators."""
-    if not _is_oper(core, client):
+    if not is_oper(core, client):
         return
     for ban in core.bans:
         if ban.kind != kind:

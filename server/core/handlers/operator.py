@@ -31,6 +31,14 @@ class CheckOper:
     stored: str
 
 
+def is_oper(core: ServerCore, client: Client) -> bool:
+    """True for an operator; anyone else gets 481 (operator-only commands start here)."""
+    if "o" in client.modes:
+        return True
+    core.reply(client, N.ERR_NOPRIVILEGES, "Permission Denied- You're not an IRC operator")
+    return False
+
+
 def handle_oper(core: ServerCore, client: Client, msg: Message) -> None:
     name, password = msg.params[0], msg.params[1]
     now = core.clock()
@@ -78,8 +86,7 @@ class Rehash:
 
 
 def handle_rehash(core: ServerCore, client: Client, msg: Message) -> None:
-    if "o" not in client.modes:
-        core.reply(client, N.ERR_NOPRIVILEGES, "Permission Denied- You're not an IRC operator")
+    if not is_oper(core, client):
         return
     log.info("operator %s (%s) requested REHASH", client.nick, client.oper_name,
              extra={"event": "oper", "action": "rehash"})
@@ -91,8 +98,7 @@ def handle_rehash(core: ServerCore, client: Client, msg: Message) -> None:
 
 
 def handle_kill(core: ServerCore, client: Client, msg: Message) -> None:
-    if "o" not in client.modes:
-        core.reply(client, N.ERR_NOPRIVILEGES, "Permission Denied- You're not an IRC operator")
+    if not is_oper(core, client):
         return
     nick, comment = msg.params[0], msg.params[1]
     target = core.nicks.get(core.fold(nick))
@@ -112,8 +118,7 @@ def handle_kill(core: ServerCore, client: Client, msg: Message) -> None:
 
 def handle_wallops(core: ServerCore, client: Client, msg: Message) -> None:
     """``:nick!user@host WALLOPS :text`` to every user with +w (the sender too, if +w)."""
-    if "o" not in client.modes:
-        core.reply(client, N.ERR_NOPRIVILEGES, "Permission Denied- You're not an IRC operator")
+    if not is_oper(core, client):
         return
     relay = core.new_relay(client.mask, "WALLOPS", [msg.params[0]])
     deliver_wallops(core, relay)
