@@ -22,7 +22,9 @@ KNOCK_WINDOW = 60.0  # seconds before the same user may KNOCK on the same channe
 
 
 def on_list(core: ServerCore, masks: list[Ban], client: Client) -> bool:
-    return any(mask_matches(ban.mask, client.mask, core.fold) for ban in masks)
+    # Every message to a channel asks about +b and +q, and most lists are empty:
+    # answer those without building the client's mask or a generator.
+    return bool(masks) and any(mask_matches(ban.mask, client.mask, core.fold) for ban in masks)
 
 
 def is_banned(core: ServerCore, channel: Channel, client: Client) -> bool:
