@@ -14,6 +14,12 @@ FORM_TIME = 1
 FORM_TAGS = 2
 
 
+def shown_address(ip: str) -> str:
+    """``ip`` as replies show it: "::1" cannot be a middle parameter (a leading ':'
+    starts the trailing one), so, as other servers do, it is shown as "0::1"."""
+    return "0" + ip if ip.startswith(":") else ip
+
+
 class Client:
     """One connection, registered or not. The transport only reads ``out`` and ``closing``."""
 
@@ -59,9 +65,7 @@ class Client:
     def __init__(self, conn_id: int, ip: str, port: int, now: float, secure: bool) -> None:
         self.conn_id = conn_id
         self.ip = ip
-        # "::1" cannot be a middle parameter (a leading ':' starts the trailing one): as
-        # other servers do, show such an address as "0::1".
-        self.host = "0" + ip if ip.startswith(":") else ip
+        self.host = shown_address(ip)
         self.port = port
         self.secure = secure
         self.nick = "*"

@@ -11,6 +11,7 @@ from chat.masks import mask_matches
 from chat.message import Message
 from chat.names import is_channel_name
 
+from ..state import shown_address
 from .channels import can_see
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ def _whox_field(
         shown = other.remote is None and (
             not core.config.cloak_hosts or viewer is other or "o" in viewer.modes
         )
-        return ("0" + other.ip if other.ip.startswith(":") else other.ip) if shown else HIDDEN_IP
+        return shown_address(other.ip) if shown else HIDDEN_IP
     if field == "h":
         return other.host
     if field == "s":
