@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from client.connection import Connection, ConnectionSettings
 from client.model import Buffer, Event, Kind, Line
@@ -109,3 +112,19 @@ def texts(buf: Buffer) -> list[str]:
 
 def has_texts(buf: Buffer | None, wanted: list[str]) -> bool:
     return buf is not None and all(w in texts(buf) for w in wanted)
+
+
+def make_cert(tmp_path: Path) -> tuple[Path, Path] | None:
+    """A self-signed certificate for localhost and 127.0.0.1, or None without openssl."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        return None
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    result = subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        capture_output=True,
+        check=False,
+    )  # fmt: skip
+    return (cert, key) if result.returncode == 0 else None

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import ssl
-import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -19,7 +17,7 @@ from server.config import ServerConfig
 from server.transport.background import BackgroundServer
 from tests.conftest import RunningServer, start_server
 
-from .netutil import DEADLINE, ChatClient, has_texts, messages, texts
+from .netutil import DEADLINE, ChatClient, has_texts, make_cert, messages, texts
 
 CONFIG = ServerConfig(name="test.server", network="TestNet")
 
@@ -235,23 +233,8 @@ async def test_connection_refused_backs_off_and_retries(clients: list[ChatClient
     await asyncio.wait_for(alice.task, DEADLINE)
 
 
-def _make_cert(tmp_path: Path) -> tuple[Path, Path] | None:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        return None
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    result = subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        capture_output=True,
-        check=False,
-    )  # fmt: skip
-    return (cert, key) if result.returncode == 0 else None
-
-
 async def test_tls(tmp_path: Path, clients: list[ChatClient]) -> None:
-    pair = _make_cert(tmp_path)
+    pair = make_cert(tmp_path)
     if pair is None:
         pytest.skip("openssl cannot make a test certificate here")
     cert, key = pair

@@ -17,8 +17,7 @@ from server.config import ServerConfig
 from tests.conftest import start_server
 
 from .helpers import NOW, feed, make
-from .netutil import ChatClient
-from .test_connection import _make_cert
+from .netutil import ChatClient, make_cert
 
 
 def negotiate(s: Session, ls: str, *, secure: bool) -> tuple[list[str], list[object]]:
@@ -95,7 +94,7 @@ def test_store_survives_a_bad_file(tmp_path: Path) -> None:
 
 
 async def test_the_client_moves_to_tls_and_stays_there(tmp_path: Path) -> None:
-    pair = _make_cert(tmp_path)
+    pair = make_cert(tmp_path)
     if pair is None:
         pytest.skip("openssl cannot make a test certificate here")
     cert, key = pair
