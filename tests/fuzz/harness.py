@@ -23,9 +23,9 @@ from chat.message import MAX_LINE_BODY, MAX_TAGS, ParseError, parse
 from chat.msgid import MsgIdGenerator
 from chat.names import is_valid_channel, is_valid_nick
 from server.config import ServerConfig
-from server.core.bans import ServerBan
+from server.core.bans import BanList, ServerBan
 from server.core.core import ServerCore
-from server.core.handlers.bans import SaveBans, banned_by
+from server.core.handlers.bans import SaveBans, banned_by, matching_ban
 from server.core.handlers.operator import CheckOper, Rehash
 from server.core.history import HistoryRequest, StoreMessage
 from server.core.state import Client, LocalCounts
@@ -199,6 +199,8 @@ class CoreHarness:
         self.requests: list[HistoryRequest] = []
         self.oper_checks: list[CheckOper] = []  # answered after each step, in order
         self.saved_bans: tuple[ServerBan, ...] = ()
+        # Bans each connection was exempt from as an operator: it stays after dropping +o.
+        self.exempt: dict[int, set[tuple[str, str, float]]] = {}
         self.check_every_step = check_every_step
         # Like a real transport: connection_lost soon after the core closes a connection.
         # Off, closed connections linger until lose_closed() (a slow close, or a peer that
@@ -429,6 +431,23 @@ class CoreHarness:
             self._errors.records.clear()
             _fail(f"the core logged an error: {detail}")
 
+    def ban_in_force(self, client: Client) -> ServerBan | None:
+        """A ban that should have shut ``client`` out: bans are checked when set and at
+        registration, and an operator is exempt from those set meanwhile, even after -o."""
+        core = self.core
+        exempt = self.exempt.get(client.conn_id)
+        if "o" in client.modes:
+            marks = {(b.kind, core.fold(b.mask), b.set_at) for b in core.bans}
+            self.exempt[client.conn_id] = marks if exempt is None else exempt | marks
+            return None
+        if not exempt:
+            return banned_by(core, client)
+        binding = BanList(core.fold)
+        for ban in core.bans:
+            if (ban.kind, core.fold(ban.mask), ban.set_at) not in exempt:
+                binding.add(ban)
+        return matching_ban(binding, client)
+
     def check_state(self) -> None:
         core = self.core
         fold = core.fold
@@ -458,8 +477,9 @@ class CoreHarness:
             if client.registered:
                 if not client.folded or not client.user:
                     _fail(f"registered {client!r} without nick or user")
-                if "o" not in client.modes and banned_by(core, client) is not None:
-                    _fail(f"{client!r} stays registered under {banned_by(core, client)}")
+                ban = self.ban_in_force(client)
+                if ban is not None:
+                    _fail(f"{client!r} stays registered under {ban}")
                 if ("s" in client.modes) != (client in core.snotice_users):
                     _fail(f"{client!r}: user mode +s and the server-notice list disagree")
                 if "s" in client.modes and "o" not in client.modes:

@@ -356,3 +356,26 @@ def test_an_address_with_a_leading_colon_is_shown_with_a_zero() -> None:
         got = h.send_line(alice, "WHOIS alice")
         whois = parse(got[alice][0].decode())
         assert whois.command == "311" and whois.params[3] == "0::1"
+
+
+# ---------------------------------------------------------------------- server bans
+
+
+def test_an_operator_exempt_from_a_ban_stays_after_dropping_o() -> None:
+    """Bans are checked when set and at registration (as on solanum): an operator the
+    ban matched stays connected after MODE -o. The harness once called that a bug; a ban
+    set after -o still disconnects."""
+    with harness() as h:
+        alice = h.register("alice", ip="192.0.2.1")
+        h.send_line(alice, "OPER root hunter2")
+        h.send_line(alice, "KLINE *@*.1 :mine")
+        h.send_line(alice, "MODE alice -o")
+        assert h.core.clients[alice].modes == set()
+        got = h.send_line(alice, "PING still")
+        assert parse(got[alice][0].decode()).command == "PONG"
+        bob = h.register("bob", ip="192.0.2.2")
+        h.send_line(bob, "OPER root hunter2")
+        got = h.send_line(bob, "KLINE *@192.0.2.* :all of them")
+        assert [parse(line.decode()).command for line in got[alice]] == ["465", "ERROR"]
+        assert alice not in h.core.clients
+        h.finish()

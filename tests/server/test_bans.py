@@ -128,6 +128,23 @@ async def test_kline_by_nick_bans_the_host_but_not_operators(server: RunningServ
     assert (await ask(root, "MODE root"))[0].params[1] == "+os"
 
 
+async def test_an_exempt_operator_stays_after_mode_minus_o(server: RunningServer) -> None:
+    # Bans are checked when set and at connect (as on solanum), not again on -o.
+    root = await server.client("root")
+    other = await server.client("other")
+    await oper_up(root)
+    await oper_up(other)
+    texts = [m.params[-1] for m in await ask(root, "KLINE *@127.0.0.1 :all")]
+    assert texts == ["*** A K-Line [*@127.0.0.1] matches you", "Added K-Line [*@127.0.0.1] (all)"]
+    assert [m.command for m in await ask(root, "MODE root -o")] == ["MODE"]
+    assert [m.command for m in await ask(root, "PING here")] == ["PONG"]
+    # A ban set now is checked against root like anyone.
+    await notice(other, "UNKLINE *@127.0.0.1")
+    texts = [m.params[-1] for m in await ask(other, "KLINE *@127.0.0.* :again")]
+    assert "Added K-Line [*@127.0.0.*] (again), 1 disconnected" in texts
+    assert [m.command for m in await root.wait_closed()] == ["465", "ERROR"]
+
+
 async def test_kline_user_glob_matches_the_unverified_tilde(server: RunningServer) -> None:
     root = await server.client("root")
     await oper_up(root)

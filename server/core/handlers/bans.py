@@ -15,6 +15,7 @@ from ..bans import (
     KLINE,
     MAX_REASON,
     BadMask,
+    BanList,
     Removal,
     ServerBan,
     describe_duration,
@@ -187,7 +188,11 @@ def expire_bans(core: ServerCore) -> None:
 
 def banned_by(core: ServerCore, client: Client) -> ServerBan | None:
     """The ban that shuts this local connection out, if any."""
-    bans = core.bans
+    return matching_ban(core.bans, client)
+
+
+def matching_ban(bans: BanList, client: Client) -> ServerBan | None:
+    """The ban in ``bans`` that this local connection matches, if any."""
     if client.remote is not None:
         return None
     return bans.dline_for(client.ip) or (
