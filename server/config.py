@@ -60,7 +60,7 @@ class ServerConfig:
     max_per_host: int = 10  # connections per IPv4 address or IPv6 /64
     throttle_burst: int = 10  # connects per host in a burst ...
     throttle_rate: float = 1.0  # ... refilled at this many per second
-    oper_attempts: int = 3  # failed OPER attempts per connection per minute
+    oper_attempts: int = 3  # failed password checks (OPER, SASL) per connection per minute
     target_limit: int = 10  # new nicks a client may message at once (0: no limit) ...
     target_refill: float = 6.0  # ... and seconds until it may message one more
     cloak_hosts: bool = True  # show a keyed hash instead of the client's address

@@ -147,7 +147,7 @@ _HELP: dict[str, str] = {
     "max_per_host": "connections per IPv4 address or IPv6 /64 (0: no limit)",
     "throttle_burst": "new connections per host in a burst (0: no throttle)",
     "throttle_rate": "new connections per host per second after the burst",
-    "oper_attempts": "failed OPER attempts allowed per connection per minute",
+    "oper_attempts": "failed password checks (OPER, SASL) allowed per connection per minute",
     "target_limit": (
         "new nicks a client may send private messages to at once; replies and nicks "
         "messaged lately do not count (0: no limit; operators are exempt)"

@@ -74,6 +74,7 @@ RESTART_ONLY = (
 )
 
 Handler = Callable[["ServerCore", Client, Message], None]
+Answer = Callable[[Client, Any], None]  # what to do with a result computed off the loop
 
 # Commands a client may send before it has registered.
 PRE_REGISTRATION = frozenset({"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT"})
@@ -137,8 +138,10 @@ class ServerCore:
         self._label: str | None = None  # label of the request being dispatched
         self._label_deferred = False  # that request's answer comes later
         # OPER checks out with the transport: id -> (conn_id, oper name, label).
-        self._oper_checks: dict[int, tuple[int, str, str | None]] = {}
-        self._oper_seq = 0
+        # Answers the transport computes off the loop (password checks): check id ->
+        # (conn_id, label, what to do with the answer).
+        self.pending_answers: dict[int, tuple[int, str | None, Answer]] = {}
+        self._answer_seq = 0
         self._batch_seq = 0
         self.max_clients_seen = 0
         self.counts = LocalCounts()
@@ -571,12 +574,14 @@ class ServerCore:
         self._pending_history[self._history_seq] = Pending(client.conn_id, kind, channel, label)
         return self._history_seq
 
-    def new_oper_check(self, client: Client, name: str) -> int:
-        """Hold the client's input until ``oper_checked`` answers; returns the check id."""
-        self._oper_seq += 1
-        self._oper_checks[self._oper_seq] = (client.conn_id, name, self.defer_label())
+    def await_answer(self, client: Client, answer: Answer) -> int:
+        """Hold the client's input until ``answered`` brings the transport's result for
+        the returned check id; then ``answer(client, result)`` runs, labelled as the
+        request was."""
+        self._answer_seq += 1
+        self.pending_answers[self._answer_seq] = (client.conn_id, self.defer_label(), answer)
         self.hold_input(client)
-        return self._oper_seq
+        return self._answer_seq
 
     def hold_input(self, client: Client) -> None:
         """Keep the client's next lines until its pending answer is given (in order)."""
@@ -587,20 +592,17 @@ class ServerCore:
         for line in held:  # a line among them that holds again keeps the rest, in order
             self._take_line(client, line)
 
-    def oper_checked(self, check_id: int, ok: bool) -> None:
-        """The transport's answer to a CheckOper: reply, then handle what was held."""
-        from .handlers.operator import oper_failed, oper_succeeded
-
-        found = self._oper_checks.pop(check_id, None)
+    def answered(self, check_id: int, result: Any) -> None:
+        """The transport's answer to a check (CheckOper, an account request): handle it,
+        then the lines the client sent meanwhile."""
+        found = self.pending_answers.pop(check_id, None)
         if found is None:
             return
-        conn_id, name, label = found
+        conn_id, label, answer = found
         client = self.clients.get(conn_id)
         if client is None or client.closing is not None:
             return
-        self.answer_later(client, label, lambda: (oper_succeeded if ok else oper_failed)(
-            self, client, name
-        ))
+        self.answer_later(client, label, lambda: answer(client, result))
         self._release_input(client)
 
     def _take_line(self, client: Client, line: bytes) -> None:

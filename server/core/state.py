@@ -47,10 +47,10 @@ class Client:
         "modes",
         "monitoring",
         "nick",
-        "oper_failures",
         "oper_name",
         "out",
         "pass_ok",
+        "password_failures",
         "ping_sent_at",
         "port",
         "realname",
@@ -95,7 +95,7 @@ class Client:
         self.host_key = ip
         self.counted = False  # holds a slot in the per-host connection count
         self.flood: FloodGate | None = None
-        self.oper_failures: list[float] = []
+        self.password_failures: list[float] = []  # OPER, SASL: when, for the limit
         self.targets: TargetGate | None = None  # made at the first private message
         # Lines received while the client's OPER (checked off the loop) or REHASH
         # awaits its answer: handled, in order, once it is in (None: nothing pending).

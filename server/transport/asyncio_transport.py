@@ -256,7 +256,7 @@ class AsyncioServer:
 
     async def _check_oper(self, effect: CheckOper) -> None:
         ok = await self.loop.run_in_executor(None, check_oper, effect)
-        self.core.oper_checked(effect.check_id, ok)
+        self.core.answered(effect.check_id, ok)
         self.schedule_flush()
 
     async def _answer(self, request: HistoryRequest) -> None:

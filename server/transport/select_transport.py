@@ -993,7 +993,7 @@ class SelectServer:
 
         def done(f: concurrent.futures.Future[bool]) -> None:
             ok = f.result() if not f.cancelled() else False
-            self.call_soon_threadsafe(lambda: core.oper_checked(check_id, ok))
+            self.call_soon_threadsafe(lambda: core.answered(check_id, ok))
 
         future.add_done_callback(done)
 

@@ -318,8 +318,8 @@ class CoreHarness:
             _fail(f"flood queues left: {core._flooded}")
         if core._pending_history:
             _fail(f"history requests left: {core._pending_history}")
-        if core._oper_checks or any(c.held is not None for c in core.clients.values()):
-            _fail(f"OPER checks left: {core._oper_checks}")
+        if core.pending_answers or any(c.held is not None for c in core.clients.values()):
+            _fail(f"checks left unanswered: {core.pending_answers}")
         if core.snotice_users:
             _fail(f"server-notice users left: {core.snotice_users}")
         if tuple(core.bans) != self.saved_bans:
@@ -365,7 +365,7 @@ class CoreHarness:
             # handed back once the step is over (releasing the lines it held).
             while self.oper_checks and not effects:
                 check = self.oper_checks.pop(0)
-                core.oper_checked(check.check_id, verify_password(check.password, check.stored))
+                core.answered(check.check_id, verify_password(check.password, check.stored))
                 effects = core.take_effects()
         got: dict[int, list[bytes]] = {}
         pending = core.take_output()

@@ -201,9 +201,9 @@ def test_the_core_never_runs_scrypt_itself(oper_hash: str) -> None:
     assert core.take_output() == []  # no reply yet, not even to the PING after it
     (check,) = core.take_effects()
     assert isinstance(check, CheckOper) and check.stored == oper_hash
-    core.oper_checked(check.check_id, verify_password(check.password, check.stored))
+    core.answered(check.check_id, verify_password(check.password, check.stored))
     (client,) = core.take_output()
     lines = b"".join(client.out).decode().splitlines()
     assert [line.split()[1] for line in lines] == ["MODE", "381", "PONG"]
-    core.oper_checked(check.check_id, False)  # a second answer to the same check: ignored
+    core.answered(check.check_id, False)  # a second answer to the same check: ignored
     assert core.take_output() == []

@@ -24,7 +24,7 @@ OPER_WINDOW = 60.0  # seconds over which failed OPER attempts are counted
 @dataclass(frozen=True, slots=True)
 class CheckOper:
     """Effect: run ``verify_password(password, stored)`` off the loop (scrypt takes
-    ~45 ms) and answer with ``core.oper_checked(check_id, ok)``."""
+    ~45 ms) and answer with ``core.answered(check_id, ok)``."""
 
     check_id: int
     password: str
@@ -41,10 +41,7 @@ def is_oper(core: ServerCore, client: Client) -> bool:
 
 def handle_oper(core: ServerCore, client: Client, msg: Message) -> None:
     name, password = msg.params[0], msg.params[1]
-    now = core.clock()
-    # Failed attempts per connection are limited: each check costs ~45 ms of scrypt.
-    client.oper_failures = [t for t in client.oper_failures if now - t < OPER_WINDOW]
-    if len(client.oper_failures) >= core.config.oper_attempts:
+    if too_many_failures(core, client):
         log.warning("OPER attempt as %r from %s (%s) refused: too many failures",
                     name, client.ip, client.nick)
         core.reply(client, N.ERR_PASSWDMISMATCH, "Password incorrect")
@@ -53,12 +50,24 @@ def handle_oper(core: ServerCore, client: Client, msg: Message) -> None:
     if stored is None:
         oper_failed(core, client, name)
         return
+
+    def answer(client: Client, ok: bool) -> None:
+        (oper_succeeded if ok else oper_failed)(core, client, name)
+
     # The client's next lines wait for the answer, so nothing it sends overtakes it.
-    core.emit(CheckOper(core.new_oper_check(client, name), password, stored))
+    core.emit(CheckOper(core.await_answer(client, answer), password, stored))
+
+
+def too_many_failures(core: ServerCore, client: Client) -> bool:
+    """Failed password checks (OPER, SASL) per connection are limited: each costs
+    ~45 ms of scrypt."""
+    now = core.clock()
+    client.password_failures = [t for t in client.password_failures if now - t < OPER_WINDOW]
+    return len(client.password_failures) >= core.config.oper_attempts
 
 
 def oper_failed(core: ServerCore, client: Client, name: str) -> None:
-    client.oper_failures.append(core.clock())
+    client.password_failures.append(core.clock())
     log.warning("failed OPER attempt as %r from %s (%s)", name, client.ip, client.nick)
     core.snotice(f"Failed OPER attempt as {name} by {core.describe(client)}")
     core.reply(client, N.ERR_PASSWDMISMATCH, "Password incorrect")
