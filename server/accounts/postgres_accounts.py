@@ -1,0 +1,138 @@
+"""Accounts in PostgreSQL (psycopg 3): the ``accounts`` table of the history database.
+
+Several nodes of a cluster share the table; the primary key makes a name's creation
+atomic across all of them (``INSERT ... ON CONFLICT DO NOTHING``). The history
+store's versioned migrations do not include this table: the account store creates
+it with ``CREATE TABLE IF NOT EXISTS``, under an advisory lock so that nodes
+starting together do not race on the catalog.
+
+One connection behind a lock: registrations and logins are rare next to the scrypt
+hash around each, and one connection per node keeps the server's share of
+``max_connections`` small.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from .model import Account
+
+T = TypeVar("T")
+
+APPLICATION_NAME = "chat-accounts"  # in pg_stat_activity
+
+# Serialises the CREATE TABLE of nodes starting at once (pg_advisory_xact_lock key).
+# Concurrent CREATE TABLE IF NOT EXISTS of one name can fail on pg_type's unique index.
+_SCHEMA_LOCK = 0x61636374  # "acct"
+
+# The folded name compares byte-wise ("C"), as in SQLite and Python, whatever the
+# database's default collation. BIGINT: milliseconds since 1970 overflow INTEGER.
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS accounts (
+    folded TEXT COLLATE "C" PRIMARY KEY,
+    name TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    created_ms BIGINT NOT NULL
+)
+"""
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+
+class PostgresAccountStore:
+    """Accounts in the PostgreSQL database at ``url`` (shared by a cluster's nodes)."""
+
+    def __init__(self, url: str, *, connect_timeout: int = 5) -> None:
+        self.url = url
+        self._connect_timeout = connect_timeout
+        self._lock = threading.Lock()
+        self._closed = False
+        self._conn: Conn | None = None
+        # Connects here, so a bad --db stops the server at start-up.
+        with self._lock:
+            conn = self._connection()
+            try:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                    conn.execute(_SCHEMA)
+            except BaseException:
+                conn.close()
+                raise
+
+    def _connect(self) -> Conn:
+        # Defaults a URL may override, as the history store's connections have.
+        given = conninfo_to_dict(self.url)
+        extra: dict[str, Any] = {}
+        if "connect_timeout" not in given:
+            extra["connect_timeout"] = self._connect_timeout
+        if "application_name" not in given:
+            extra["application_name"] = APPLICATION_NAME
+        # autocommit: each statement is its own transaction, committed (durably, as
+        # the server's synchronous_commit says) before execute() returns.
+        return psycopg.connect(self.url, autocommit=True, **extra)
+
+    def _connection(self) -> Conn:
+        """The connection, opened again if lost. Call with the lock held."""
+        if self._closed:
+            raise RuntimeError("the account store is closed")
+        conn = self._conn
+        if conn is None or conn.closed or conn.broken:
+            conn = self._conn = self._connect()
+        return conn
+
+    def _run(self, fn: Callable[[Conn, bool], T]) -> T:
+        """``fn(conn, retried)`` under the lock; run once more on a new connection if
+        the old one turned out to be dead (the server restarted, a proxy dropped it),
+        so the first call after an outage succeeds rather than failing a login."""
+        with self._lock:
+            conn = self._connection()
+            try:
+                return fn(conn, False)
+            except psycopg.OperationalError:
+                if not (conn.broken or conn.closed):
+                    raise
+                conn.close()
+                self._conn = None
+            return fn(self._connection(), True)
+
+    def create(self, folded: str, account: Account) -> bool:
+        def insert(conn: Conn, retried: bool) -> bool:
+            row = conn.execute(
+                "INSERT INTO accounts (folded, name, password_hash, created_ms) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (folded) DO NOTHING RETURNING 1",
+                (folded, account.name, account.password_hash, account.created_ms),
+            ).fetchone()
+            if row is not None:
+                return True
+            if not retried:
+                return False
+            # The lost attempt may have committed before its connection died. Its row
+            # is ours only if it holds our hash: a fresh random salt, so no one
+            # else's registration can carry the same one.
+            return _find(conn, folded) == account
+
+        return self._run(insert)
+
+    def find(self, folded: str) -> Account | None:
+        return self._run(lambda conn, _retried: _find(conn, folded))
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+
+def _find(conn: Conn, folded: str) -> Account | None:
+    row = conn.execute(
+        "SELECT name, password_hash, created_ms FROM accounts WHERE folded = %s", (folded,)
+    ).fetchone()
+    if row is None:
+        return None
+    return Account(str(row[0]), str(row[1]), int(row[2]))

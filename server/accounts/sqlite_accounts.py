@@ -1,0 +1,105 @@
+"""Accounts in SQLite: the ``accounts`` table of the history store's database file.
+
+The history store (server/history/sqlite_store.py) owns the file's versioned
+migrations; this table is not one of them. The account store creates it with
+``CREATE TABLE IF NOT EXISTS`` on its own, so either store may open the file
+first, and neither one's schema version depends on the other.
+
+One connection behind a lock: creates and lookups are rare (a registration, a SASL
+login) next to the scrypt hash around each, so a connection per worker thread would
+buy nothing. The connection waits up to ``busy_timeout`` for the history writer's
+transaction on the loop thread, never the other way round for long: each create is
+one short statement.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+from server.history.sqlite_store import PAGE_SIZE
+
+from .model import Account
+
+BUSY_TIMEOUT_MS = 5000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS accounts (
+    folded TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+)
+"""
+
+
+class SQLiteAccountStore:
+    """Accounts in the SQLite file at ``path`` (WAL; shared with the history store)."""
+
+    def __init__(self, path: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._closed = False
+        # Raises here (a missing directory, a file that is not a database), so a bad
+        # --db stops the server at start-up rather than failing every login later.
+        self._conn = self._connect(busy_timeout_ms)
+        try:
+            self._conn.execute(_SCHEMA)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _connect(self, busy_timeout_ms: int) -> sqlite3.Connection:
+        # isolation_level=None: each statement is its own transaction, committed before
+        # execute() returns. check_same_thread=False: any worker thread, under the lock.
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            # First, so that the pragmas below wait for the history writer too.
+            conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            # The history store's page size, in case this store creates the file:
+            # a no-op once the file has pages, so it never changes an existing one.
+            conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
+            conn.execute("PRAGMA journal_mode=WAL")
+            # As the history store: in WAL mode a commit is in the OS before it
+            # returns, so it survives kill -9 of the server (not a power cut).
+            conn.execute("PRAGMA synchronous=NORMAL")
+        except BaseException:
+            conn.close()
+            raise
+        # wal_autocheckpoint is left at its default: a checkpoint our rare commits
+        # start runs on the worker thread, and it keeps the WAL bounded if no history
+        # store shares the file.
+        return conn
+
+    def _open_conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise RuntimeError("the account store is closed")
+        return self._conn
+
+    def create(self, folded: str, account: Account) -> bool:
+        with self._lock:
+            # The primary key makes this atomic across connections and processes
+            # (another server on the same file): a second insert of `folded` is ignored.
+            cur = self._open_conn().execute(
+                "INSERT INTO accounts (folded, name, password_hash, created_ms) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (folded) DO NOTHING",
+                (folded, account.name, account.password_hash, account.created_ms),
+            )
+            return cur.rowcount == 1
+
+    def find(self, folded: str) -> Account | None:
+        with self._lock:
+            row = self._open_conn().execute(
+                "SELECT name, password_hash, created_ms FROM accounts WHERE folded = ?",
+                (folded,),
+            ).fetchone()
+        if row is None:
+            return None
+        return Account(str(row[0]), str(row[1]), int(row[2]))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._conn.close()

@@ -1,0 +1,65 @@
+"""The AccountStore protocol, and the in-memory store used without a database."""
+
+from __future__ import annotations
+
+import threading
+from typing import Protocol
+
+from .model import Account
+
+
+class AccountStore(Protocol):
+    """Called from worker threads (any thread, several at once), never the event loop.
+
+    ``folded`` is the account name already case-folded by the caller: the unique key.
+    ``Account.name`` keeps the case as registered. Every method of a closed store
+    raises; a store error (I/O, a lost database connection) raises too, and the
+    caller (service.py) turns it into a refusal.
+    """
+
+    def create(self, folded: str, account: Account) -> bool:
+        """Store ``account`` under ``folded``; False when ``folded`` exists already.
+
+        Atomic on the unique key: of concurrent creates of one name (from any thread,
+        or any node sharing the database), exactly one returns True.
+        """
+        ...
+
+    def find(self, folded: str) -> Account | None:
+        """The account stored under ``folded``, or None."""
+        ...
+
+    def close(self) -> None:
+        """Release the store's connections; later calls raise."""
+        ...
+
+
+class MemoryAccountStore:
+    """Accounts in a dict, for ``--db ""``: everything is lost on restart."""
+
+    def __init__(self) -> None:
+        self._accounts: dict[str, Account] = {}
+        # Workers call in from several threads; check-then-insert must be one step.
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("the account store is closed")
+
+    def create(self, folded: str, account: Account) -> bool:
+        with self._lock:
+            self._check_open()
+            if folded in self._accounts:
+                return False
+            self._accounts[folded] = account
+            return True
+
+    def find(self, folded: str) -> Account | None:
+        with self._lock:
+            self._check_open()
+            return self._accounts.get(folded)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True

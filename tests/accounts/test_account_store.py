@@ -1,0 +1,393 @@
+"""The account store: one contract over every store (memory, SQLite, PostgreSQL),
+each backend's own durability, and the login/register service on top.
+
+Real parts only: a SQLite file under tmp_path, and a fresh schema on a real
+PostgreSQL server (tests/history/postgres_fixture.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from server.accounts import Account, AccountStore, MemoryAccountStore, open_accounts
+from server.accounts.postgres_accounts import APPLICATION_NAME, PostgresAccountStore
+from server.accounts.service import RegisterResult, login, register
+from server.accounts.sqlite_accounts import SQLiteAccountStore
+from server.history.model import NewMessage
+from server.history.sqlite_store import PAGE_SIZE, SQLiteStore
+from server.passwords import is_password_hash
+from tests.history.postgres_fixture import (  # noqa: F401
+    PostgresServer,
+    pg_server_fixture,
+    pg_url_fixture,
+)
+
+NOW_MS = 1_700_000_000_123  # past 2**31: a 32-bit column would not hold it
+LOGGER = "chat.server.accounts"
+
+Opener = Callable[[], AccountStore]
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The --db setting: "" (memory), a SQLite file path, a PostgreSQL URL."""
+    if request.param == "memory":
+        return ""
+    if request.param == "sqlite":
+        return str(tmp_path / "chat.db")
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+@pytest.fixture
+def opener(db: str) -> Iterator[Opener]:
+    """Opens another store on the same database (another node); memory: the same one,
+    since a second memory store would be a different, empty set of accounts."""
+    opened: list[AccountStore] = []
+
+    def open_() -> AccountStore:
+        if not db and opened:
+            return opened[0]
+        s = open_accounts(db)
+        expected = (
+            MemoryAccountStore if not db
+            else PostgresAccountStore if db.startswith("postgresql://")
+            else SQLiteAccountStore
+        )
+        assert type(s) is expected
+        opened.append(s)
+        return s
+
+    yield open_
+    for s in opened:
+        s.close()
+
+
+@pytest.fixture
+def store(opener: Opener) -> AccountStore:
+    return opener()
+
+
+def account(name: str, n: int = 0) -> Account:
+    """An account with a distinguishable (not real) hash: the store does not care."""
+    return Account(name=name, password_hash=f"scrypt$hash-{name}-{n}", created_ms=NOW_MS + n)
+
+
+def create_concurrently(stores: list[AccountStore], folded: str, count: int) -> list[bool]:
+    """``count`` threads, released together, each creating ``folded`` with its own
+    account (thread i uses ``stores[i % len(stores)]``)."""
+    barrier = threading.Barrier(count)
+
+    def create(i: int) -> bool:
+        barrier.wait(timeout=30)
+        return stores[i % len(stores)].create(folded, account("Race", i))
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(create, range(count)))
+
+
+# ---------------------------------------------------------------- contract
+
+
+def test_create_then_find_keeps_name_case_and_hash(store: AccountStore) -> None:
+    alice = Account(name="Alice", password_hash="scrypt$16384$8$1$c2FsdA==$a2V5", created_ms=NOW_MS)
+    unicode_ = Account(name="Ünïcødé", password_hash="scrypt$x", created_ms=NOW_MS + 1)
+    assert store.create("alice", alice) is True
+    assert store.create("ünïcødé", unicode_) is True
+    assert store.find("alice") == alice
+    assert store.find("ünïcødé") == unicode_
+
+
+def test_find_unknown_is_none(store: AccountStore) -> None:
+    assert store.find("nobody") is None
+    assert store.create("alice", account("Alice")) is True
+    assert store.find("nobody") is None
+    # The key is the folded name as given: the store does not fold on its own.
+    assert store.find("Alice") is None
+    assert store.find("alic") is None
+
+
+def test_create_twice_keeps_the_first(store: AccountStore) -> None:
+    first = account("Alice", 1)
+    assert store.create("alice", first) is True
+    assert store.create("alice", account("ALICE", 2)) is False
+    assert store.find("alice") == first
+
+
+def test_concurrent_creates_of_one_name_exactly_one_wins(opener: Opener) -> None:
+    # Two store objects on one database (two nodes; memory: one store) so the unique
+    # key itself decides, not only a store's own lock.
+    stores = [opener(), opener()]
+    results = create_concurrently(stores, "race", 16)
+    assert results.count(True) == 1
+    winner = results.index(True)
+    assert stores[0].find("race") == account("Race", winner)
+    assert stores[1].find("race") == account("Race", winner)
+
+
+def test_closed_store_raises(store: AccountStore) -> None:
+    assert store.create("alice", account("Alice")) is True
+    store.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        store.find("alice")
+    with pytest.raises(RuntimeError, match="closed"):
+        store.create("bob", account("Bob"))
+    store.close()  # a second close is harmless (the fixture closes it again too)
+
+
+# ---------------------------------------------------------------- SQLite
+
+
+def test_sqlite_survives_close_and_reopen(tmp_path: Path) -> None:
+    path = str(tmp_path / "chat.db")
+    s = SQLiteAccountStore(path)
+    assert s.create("alice", account("Alice")) is True
+    s.close()
+    s = SQLiteAccountStore(path)
+    try:
+        assert s.find("alice") == account("Alice")
+        assert s.create("alice", account("Alice", 2)) is False
+    finally:
+        s.close()
+
+
+def test_sqlite_bad_path_fails_at_open(tmp_path: Path) -> None:
+    with pytest.raises(sqlite3.OperationalError):
+        SQLiteAccountStore(str(tmp_path / "no-such-dir" / "chat.db"))
+    not_db = tmp_path / "not.db"
+    not_db.write_bytes(b"this is not a database file" * 100)
+    with pytest.raises(sqlite3.DatabaseError):
+        SQLiteAccountStore(str(not_db))
+
+
+def test_sqlite_shares_the_file_with_a_busy_history_store(tmp_path: Path) -> None:
+    path = str(tmp_path / "chat.db")
+    # The account store opens (creates) the file first: it must leave it as the
+    # history store would have made it (WAL, its page size).
+    accounts = SQLiteAccountStore(path)
+    history = SQLiteStore(path)
+    ticks, per_tick, names = 300, 5, 60
+    errors: list[BaseException] = []
+
+    def append_history() -> None:
+        try:
+            for t in range(ticks):
+                history.append([
+                    NewMessage(
+                        target="#chan", msgid=f"m{t}-{i}", time_ms=NOW_MS + t,
+                        source="nick!user@host", command="PRIVMSG", channel="#chan",
+                        text=f"tick {t} message {i}",
+                    )
+                    for i in range(per_tick)
+                ])
+        except BaseException as e:  # reported by the assertion below
+            errors.append(e)
+
+    writer = threading.Thread(target=append_history)
+    try:
+        writer.start()
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            created = list(
+                pool.map(lambda i: accounts.create(f"user{i}", account(f"User{i}", i)),
+                         range(names))
+            )
+        writer.join(60)
+        assert not writer.is_alive()
+        assert errors == []
+        assert created == [True] * names
+        assert all(accounts.find(f"user{i}") == account(f"User{i}", i) for i in range(names))
+        rows = history.window("#chan", ticks * per_tick + 10)
+        assert len(rows) == ticks * per_tick
+        assert [r.seq for r in rows] == list(range(1, ticks * per_tick + 1))
+        assert history.schema_version() == 1
+    finally:
+        history.close()
+        accounts.close()
+    check = sqlite3.connect(path)
+    try:
+        assert check.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert check.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE
+        assert check.execute("SELECT COUNT(*) FROM accounts").fetchone()[0] == names
+        assert check.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == ticks * per_tick
+    finally:
+        check.close()
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+
+def test_postgres_survives_a_new_store_object(pg_url: str) -> None:
+    s = PostgresAccountStore(pg_url)
+    assert s.create("alice", account("Alice")) is True
+    s.close()
+    # The other spelling of the scheme opens the same kind of store.
+    s2 = open_accounts(pg_url.replace("postgresql://", "postgres://", 1))
+    try:
+        assert isinstance(s2, PostgresAccountStore)
+        assert s2.find("alice") == account("Alice")
+        assert s2.create("alice", account("Alice", 2)) is False
+    finally:
+        s2.close()
+
+
+def test_postgres_nodes_starting_together_all_open(pg_url: str) -> None:
+    # Concurrent CREATE TABLE IF NOT EXISTS of one table can fail in PostgreSQL;
+    # the stores serialise it, so every node starts.
+    count = 6
+    barrier = threading.Barrier(count)
+
+    def open_() -> PostgresAccountStore:
+        barrier.wait(timeout=30)
+        return PostgresAccountStore(pg_url)
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        futures = [pool.submit(open_) for _ in range(count)]
+        stores = [f.result(timeout=60) for f in futures]
+    try:
+        assert stores[0].create("alice", account("Alice")) is True
+        assert all(s.find("alice") == account("Alice") for s in stores)
+    finally:
+        for s in stores:
+            s.close()
+
+
+def terminate_account_connections(pg_server: PostgresServer) -> int:
+    """Kill the account stores' server connections, as a PostgreSQL restart would;
+    returns how many, once they are gone."""
+    query = "SELECT pid FROM pg_stat_activity WHERE application_name = %s"
+    with pg_server.admin() as admin:
+        pids = [r[0] for r in admin.execute(query, (APPLICATION_NAME,)).fetchall()]
+        for pid in pids:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        deadline = time.monotonic() + 10
+        while admin.execute(query, (APPLICATION_NAME,)).fetchall():
+            assert time.monotonic() < deadline, "connections not terminated"
+            time.sleep(0.01)
+    return len(pids)
+
+
+def test_postgres_reconnects_after_losing_its_connection(
+    pg_url: str, pg_server: PostgresServer
+) -> None:
+    s = PostgresAccountStore(pg_url)
+    try:
+        assert s.create("alice", account("Alice")) is True
+        assert terminate_account_connections(pg_server) == 1
+        assert s.find("alice") == account("Alice")  # the first call after the loss
+        assert terminate_account_connections(pg_server) == 1
+        assert s.create("bob", account("Bob")) is True
+        assert s.find("bob") == account("Bob")
+    finally:
+        s.close()
+
+
+# ---------------------------------------------------------------- service
+
+
+def test_register_then_login(store: AccountStore) -> None:
+    assert register(store, "alice", "Alice", "s3cret pass", NOW_MS) is RegisterResult.OK
+    got = login(store, "alice", "s3cret pass")
+    assert got is not None
+    assert got.name == "Alice"
+    assert got.created_ms == NOW_MS
+    assert is_password_hash(got.password_hash)
+    assert "s3cret" not in got.password_hash
+    assert login(store, "alice", "wrong pass") is None
+    assert login(store, "nobody", "s3cret pass") is None
+    # Taken: the second registration changes nothing, the first password still works.
+    assert register(store, "alice", "ALICE", "other pass", NOW_MS + 5) is RegisterResult.EXISTS
+    assert login(store, "alice", "other pass") is None
+    again = login(store, "alice", "s3cret pass")
+    assert again == got
+
+
+def test_unknown_account_costs_a_password_check() -> None:
+    store = MemoryAccountStore()
+    assert register(store, "alice", "Alice", "pw", NOW_MS) is RegisterResult.OK
+
+    def fastest(fn: Callable[[], object]) -> float:
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            assert fn() is None
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    wrong = fastest(lambda: login(store, "alice", "wrong"))
+    unknown = fastest(lambda: login(store, "nobody", "wrong"))
+    # Without the dummy check an unknown name answers ~1000 times faster.
+    assert unknown > wrong / 4, (unknown, wrong)
+
+
+def assert_logged_failure(caplog: pytest.LogCaptureFixture, *passwords: str) -> None:
+    """The failure was logged as an error with its traceback, and no password with it."""
+    records = [r for r in caplog.records if r.name == LOGGER]
+    assert records, "the store failure was not logged"
+    assert all(r.levelno == logging.ERROR and r.exc_info is not None for r in records)
+    for password in passwords:
+        assert password not in caplog.text
+
+
+def test_closed_store_refuses_without_raising(
+    store: AccountStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert register(store, "alice", "Alice", "pw one", NOW_MS) is RegisterResult.OK
+    store.close()
+    with caplog.at_level(logging.ERROR, logger=LOGGER):
+        assert register(store, "bob", "Bob", "pw two", NOW_MS) is RegisterResult.UNAVAILABLE
+        assert login(store, "alice", "pw one") is None
+    assert_logged_failure(caplog, "pw one", "pw two")
+    assert len([r for r in caplog.records if r.name == LOGGER]) == 2
+
+
+def test_sqlite_locked_database_refuses_then_recovers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = str(tmp_path / "chat.db")
+    store = SQLiteAccountStore(path, busy_timeout_ms=50)
+    assert register(store, "alice", "Alice", "pw one", NOW_MS) is RegisterResult.OK
+    # Another process holding the file's lock for longer than the busy timeout.
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN EXCLUSIVE")
+        with caplog.at_level(logging.ERROR, logger=LOGGER):
+            assert register(store, "bob", "Bob", "pw two", NOW_MS) is RegisterResult.UNAVAILABLE
+        assert_logged_failure(caplog, "pw two")
+        assert "locked" in caplog.text
+        other.execute("ROLLBACK")
+        # Once the lock is gone, the store works again: the failure left nothing behind.
+        assert register(store, "bob", "Bob", "pw two", NOW_MS) is RegisterResult.OK
+        assert login(store, "bob", "pw two") is not None
+        assert login(store, "alice", "pw one") is not None
+    finally:
+        other.close()
+        store.close()
+
+
+def test_postgres_missing_table_refuses_without_raising(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = PostgresAccountStore(pg_url)
+    try:
+        assert register(store, "alice", "Alice", "pw one", NOW_MS) is RegisterResult.OK
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("DROP TABLE accounts")
+        with caplog.at_level(logging.ERROR, logger=LOGGER):
+            assert register(store, "bob", "Bob", "pw two", NOW_MS) is RegisterResult.UNAVAILABLE
+            assert login(store, "alice", "pw one") is None
+        assert_logged_failure(caplog, "pw one", "pw two")
+        assert "accounts" in caplog.text
+    finally:
+        store.close()
