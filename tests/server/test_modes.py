@@ -121,7 +121,7 @@ async def test_flag_modes_set_and_unset(server: RunningServer) -> None:
 
 async def test_several_modes_in_one_command_make_one_broadcast(server: RunningServer) -> None:
     alice, bob, carol = await channel_of(server, "alice", "bob", "carol")
-    await alice.send("MODE #chan +mv-t+o bob carol")
+    await ask(alice, "MODE #chan +mv-t+o bob carol")  # handled once alice's PONG is back
     msgs = only(await carol.sync(), "MODE")
     assert len(msgs) == 1
     assert msgs[0].params == ["#chan", "+mv-t+o", "bob", "carol"]
