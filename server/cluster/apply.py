@@ -20,6 +20,8 @@ from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from server.core.handlers.accounts import notify_account
+from server.core.handlers.channels import announce_join
 from server.core.history import STORED_COMMANDS, HistoryStale
 from server.core.relay import Relay
 from server.core.state import Ban, Channel, Client
@@ -186,6 +188,7 @@ def _new_remote(core: ServerCore, uid: str, record: dict[str, Any]) -> Client | 
     client.away = str(away) if away is not None else None
     client.modes = set(record.get("modes", ()))
     client.secure = bool(record.get("secure", False))
+    client.account = _account(record)
     holder = core.nicks.get(client.folded)
     if holder is not None and holder.remote is None:
         # Redis claims should make this impossible; if it happens the local user keeps it.
@@ -347,7 +350,7 @@ def _on_join(core: ServerCore, event: Event) -> None:
         status = _creation_race(core, channel, record, str(event["n"]), status)
     channel.members[client] = status
     client.channels[folded] = channel
-    core.fan_out(channel.members, _relay(event["r"]))
+    announce_join(core, client, channel, _relay(event["r"]))
     if client.away is not None:
         away = core.new_relay(client.mask, "AWAY", [client.away])
         core.fan_out(channel.members, away, need_cap="away-notify")
@@ -477,6 +480,19 @@ def _on_umode(core: ServerCore, event: Event) -> None:
         client.modes.discard(str(event["m"]))
 
 
+def _account(record: Any) -> str | None:
+    account = record.get("account")
+    return str(account) if account is not None else None
+
+
+def _on_account(core: ServerCore, event: Event) -> None:
+    client = core.remote.get(event["u"])
+    if client is None:
+        return
+    client.account = str(event["a"])
+    notify_account(core, client, _relay(event["r"]))
+
+
 def _on_invite(core: ServerCore, event: Event) -> None:
     from server.core.handlers.channels import notify_invite
 
@@ -571,6 +587,7 @@ _HANDLERS = {
     "mode": _on_mode,
     "msg": _on_msg,
     "away": _on_away,
+    "account": _on_account,
     "invite": _on_invite,
     "setname": _on_setname,
     "umode": _on_umode,
@@ -649,6 +666,7 @@ def remote_snapshot(core: ServerCore, snap: Event) -> None:
                 core.nicks[client.folded] = client
         away = record.get("away")
         client.away = str(away) if away is not None else None
+        client.account = _account(record)
         member_of: dict[str, str] = record.get("ch", {})
         for folded in list(client.channels):
             if folded not in member_of:
@@ -671,7 +689,8 @@ def remote_snapshot(core: ServerCore, snap: Event) -> None:
                 continue
             channel.members[client] = str(prefix)
             client.channels[folded] = channel
-            core.fan_out(channel.members, core.new_relay(client.mask, "JOIN", [channel.name]))
+            relay = core.new_relay(client.mask, "JOIN", [channel.name])
+            announce_join(core, client, channel, relay)
 
 
 def recovered(core: ServerCore, folded: str, rows: list[StoredMessage]) -> None:

@@ -6,15 +6,20 @@ from .state import FORM_TAGS, FORM_TIME
 
 # Name -> value advertised in CAP LS 302 (empty: no value).
 SUPPORTED: dict[str, str] = {
+    "account-notify": "",
+    "account-tag": "",
     "away-notify": "",
     "batch": "",
     "cap-notify": "",
+    "draft/account-registration": "before-connect,custom-account-name",
     "echo-message": "",
+    "extended-join": "",
     "extended-monitor": "",
     "invite-notify": "",
     "labeled-response": "",
     "message-tags": "",
     "multi-prefix": "",
+    "sasl": "PLAIN",
     "server-time": "",
     "setname": "",
     "userhost-in-names": "",
@@ -37,7 +42,9 @@ def tag_form(caps: set[str]) -> int:
     form = 0
     if "server-time" in caps:
         form |= FORM_TIME
-    if "message-tags" in caps:
+    # account-tag clients get the tagged form (msgid too): the account rides with the
+    # message's other tags, serialised once per form.
+    if "message-tags" in caps or "account-tag" in caps:
         form |= FORM_TAGS
     return form
 

@@ -77,7 +77,9 @@ Handler = Callable[["ServerCore", Client, Message], None]
 Answer = Callable[[Client, Any], None]  # what to do with a result computed off the loop
 
 # Commands a client may send before it has registered.
-PRE_REGISTRATION = frozenset({"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT"})
+PRE_REGISTRATION = frozenset(
+    {"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT", "AUTHENTICATE", "REGISTER", "VERIFY"}
+)
 MAX_CLIENT_TAGS = 4094
 
 

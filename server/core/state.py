@@ -24,6 +24,7 @@ class Client:
     """One connection, registered or not. The transport only reads ``out`` and ``closing``."""
 
     __slots__ = (
+        "account",
         "away",
         "cap_negotiating",
         "cap_version",
@@ -56,6 +57,7 @@ class Client:
         "realname",
         "registered",
         "remote",
+        "sasl",
         "secure",
         "tag_form",
         "targets",
@@ -81,6 +83,8 @@ class Client:
         self.channels: dict[str, Channel] = {}
         self.modes: set[str] = set()
         self.away: str | None = None
+        self.account: str | None = None  # the account logged in to (SASL, REGISTER)
+        self.sasl: str | None = None  # an AUTHENTICATE exchange: the base64 so far
         self.invites: set[str] = set()  # folded channel names this connection may enter
         self.knocks: dict[str, float] | None = None  # KNOCK: folded channel -> when (clock)
         self.monitoring: dict[str, str] | None = None  # MONITOR list: folded -> as written

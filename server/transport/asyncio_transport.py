@@ -7,13 +7,14 @@ import itertools
 import logging
 import ssl
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, cast
 
 from server import memory
 from server.banfile import save_bans
 from server.config import ServerConfig
 from server.core import ServerCore
+from server.core.handlers.accounts import Login, Register
 from server.core.handlers.bans import SaveBans
 from server.core.handlers.operator import CheckOper, Rehash
 from server.core.history import HistoryRequest, HistoryStale, StoreMessage
@@ -25,8 +26,10 @@ from server.tls import TLSConfigError, server_context
 from server.transport.ops import (
     Reloader,
     TransportStats,
+    answer_account,
     check_oper,
     commit_messages,
+    open_account_store,
     reload,
     restore_bans,
     snapshot,
@@ -113,6 +116,7 @@ class AsyncioServer:
         self.port = config.port
         self.tls_port: int | None = config.tls_port  # the bound port once started
         self.history: HistoryService | None = build_history(config)
+        self.accounts = open_account_store(config)
         self._next_prune = 0.0
         self.bus: Any = None  # server.cluster.bus.ClusterBus with --cluster
         self.announce_stop = True  # tests: False stops like a crash (no "bye")
@@ -232,7 +236,9 @@ class AsyncioServer:
                 error = reload(self.core, self.reloader)
                 self.core.rehash_done(effect.conn_id, "configuration", error, effect.label)
             elif isinstance(effect, CheckOper):
-                self._spawn(self._check_oper(effect))
+                self._spawn(self._off_loop(effect.check_id, check_oper, effect))
+            elif isinstance(effect, Login | Register):
+                self._spawn(self._off_loop(effect.check_id, answer_account, self.accounts, effect))
             elif isinstance(effect, SaveBans):  # rare (operators, expiry) and small
                 save_bans(self.core.config.ban_file, effect.bans, effect.removed)
         history = self.history
@@ -254,9 +260,11 @@ class AsyncioServer:
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         spawn(self._tasks, coro, log, self.loop)
 
-    async def _check_oper(self, effect: CheckOper) -> None:
-        ok = await self.loop.run_in_executor(None, check_oper, effect)
-        self.core.answered(effect.check_id, ok)
+    async def _off_loop(self, check_id: int, work: Callable[..., Any], *args: Any) -> None:
+        """A password check (scrypt, the account store) on a worker thread; the core
+        gets the answer back on the loop."""
+        result = await self.loop.run_in_executor(None, work, *args)
+        self.core.answered(check_id, result)
         self.schedule_flush()
 
     async def _answer(self, request: HistoryRequest) -> None:
@@ -318,6 +326,8 @@ class AsyncioServer:
         if self.history is not None:
             await self.history.close()
             self.history.store.close()
+        if self.accounts is not None:
+            self.accounts.close()
 
 
 def new_loop(backend: str) -> asyncio.AbstractEventLoop:

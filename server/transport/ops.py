@@ -8,9 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from server.accounts import AccountStore, open_accounts
+from server.accounts.service import login, register
 from server.banfile import load_bans
 from server.config import ServerConfig
 from server.core import ServerCore
+from server.core.handlers.accounts import Login, Register
 from server.core.handlers.operator import CheckOper
 from server.history.model import NewMessage
 from server.history.service import HistoryService
@@ -39,6 +42,28 @@ def check_oper(effect: CheckOper) -> bool:
     except Exception:
         log.exception("OPER password check failed")
         return False
+
+
+def open_account_store(config: ServerConfig) -> AccountStore | None:
+    """The accounts' store of record (the ``--db`` database, or memory for ``""``); None,
+    logged, when it cannot be opened: logins and registrations then fail, politely."""
+    try:
+        return open_accounts(config.db)
+    except Exception:
+        log.exception("the account store cannot be opened: SASL and REGISTER will fail")
+        return None
+
+
+def answer_account(store: AccountStore | None, effect: Login | Register) -> str | None:
+    """The answer to an account request (the account's name for a login, a
+    RegisterResult value for a registration); runs on a worker thread, never the loop."""
+    if isinstance(effect, Login):
+        account = login(store, effect.folded, effect.password) if store is not None else None
+        return None if account is None else account.name
+    if store is None:
+        return "unavailable"
+    now_ms = int(time.time() * 1000)
+    return register(store, effect.folded, effect.name, effect.password, now_ms).value
 
 
 def restore_bans(core: ServerCore) -> None:

@@ -84,6 +84,7 @@ from server import memory
 from server.banfile import save_bans
 from server.config import ServerConfig
 from server.core import ServerCore
+from server.core.handlers.accounts import Login, Register
 from server.core.handlers.bans import SaveBans
 from server.core.handlers.operator import CheckOper, Rehash
 from server.core.history import HistoryRequest, StoreMessage
@@ -95,8 +96,10 @@ from server.tls import TLSConfigError, server_context
 from server.transport.ops import (
     Reloader,
     TransportStats,
+    answer_account,
     check_oper,
     commit_messages,
+    open_account_store,
     reload,
     restore_bans,
     snapshot,
@@ -355,6 +358,7 @@ class SelectServer:
             if self.history is not None
             else None
         )
+        self.accounts = open_account_store(config)
         self._oper_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._next_prune = 0.0
         self.conns: dict[int, Connection] = {}
@@ -475,6 +479,8 @@ class SelectServer:
             self._history_worker.close()
         if self._oper_pool is not None:
             self._oper_pool.shutdown(wait=False, cancel_futures=True)
+        if self.accounts is not None:
+            self.accounts.close()
 
     # ------------------------------------------------------------------ the loop
 
@@ -968,7 +974,9 @@ class SelectServer:
                 error = reload(self.core, self.reloader)
                 self.core.rehash_done(effect.conn_id, self.reload_source, error, effect.label)
             elif isinstance(effect, CheckOper):
-                self._check_oper(effect)
+                self._off_loop(effect.check_id, check_oper, effect)
+            elif isinstance(effect, Login | Register):
+                self._off_loop(effect.check_id, answer_account, self.accounts, effect)
             elif isinstance(effect, SaveBans):  # rare (operators, expiry) and small
                 save_bans(self.core.config.ban_file, effect.bans, effect.removed)
         history = self.history
@@ -982,18 +990,19 @@ class SelectServer:
             if isinstance(effect, HistoryRequest):
                 worker.submit(effect, self.core.history_ready)
 
-    def _check_oper(self, effect: CheckOper) -> None:
-        """scrypt on a thread of its own; the answer comes back through the wake-up pipe."""
+    def _off_loop(self, check_id: int, work: Callable[..., Any], *args: Any) -> None:
+        """A password check (scrypt, the account store) on a thread of its own; the
+        answer comes back through the wake-up pipe."""
         if self._oper_pool is None:
             self._oper_pool = concurrent.futures.ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix="oper-check"
+                max_workers=1, thread_name_prefix="password-check"
             )
-        future = self._oper_pool.submit(check_oper, effect)
-        check_id, core = effect.check_id, self.core
+        future = self._oper_pool.submit(work, *args)
+        core = self.core
 
-        def done(f: concurrent.futures.Future[bool]) -> None:
-            ok = f.result() if not f.cancelled() else False
-            self.call_soon_threadsafe(lambda: core.answered(check_id, ok))
+        def done(f: concurrent.futures.Future[Any]) -> None:
+            result = None if f.cancelled() or f.exception() is not None else f.result()
+            self.call_soon_threadsafe(lambda: core.answered(check_id, result))
 
         future.add_done_callback(done)
 

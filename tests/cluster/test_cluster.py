@@ -551,3 +551,51 @@ async def test_the_bus_logs_a_failed_task_and_starts_none_once_stopping(
     bus._spawn(started)  # e.g. a nick release from the shutdown's last flush
     assert not bus._tasks
     assert started.cr_frame is None  # closed, never run
+
+
+async def test_accounts_show_on_every_node(cluster: Cluster) -> None:
+    import base64
+
+    p1, p2 = cluster.start("n1"), cluster.start("n2")
+    alice = await connect(p1, "alice")
+    bob = await connect(p2, "bob", ["account-notify", "extended-join", "account-tag"])
+    await alice.join("#c")
+    await bob.join("#c")
+    await alice.expect("JOIN", lambda m: (m.source or "").startswith("bob!"))
+    assert [m.command for m in await ask(alice, "REGISTER * * sesame-open")] == [
+        "REGISTER", "900"]
+    got = await bob.expect("ACCOUNT", timeout=5)
+    assert got.source and got.source.startswith("alice!") and got.params == ["alice"]
+    await bob.send("WHOIS alice")
+    whois = [m for m in await bob.collect_until("318") if m.command == "330"]
+    assert [m.params[1:3] for m in whois] == [["alice", "alice"]]
+    await alice.send("PRIVMSG #c :hello")
+    assert (await bob.expect("PRIVMSG", timeout=5)).tags.get("account") == "alice"
+    # The account store is shared: the account registered on n1 logs in on n2, and a
+    # user joining on n2 shows its account to n1's extended-join clients.
+    carol = await IRCTestClient.open(p2)
+    await carol.send("CAP LS 302")
+    await carol.send("CAP REQ :sasl")
+    await carol.expect("CAP", lambda m: m.params[1] == "ACK")
+    await carol.send("AUTHENTICATE PLAIN")
+    await carol.expect("AUTHENTICATE")
+    await carol.send("AUTHENTICATE " + base64.b64encode(b"\0alice\0sesame-open").decode())
+    assert (await carol.expect("903")).params[-1] == "SASL authentication successful"
+    await carol.send("CAP END")
+    await carol.register("carol")
+    watcher = await connect(p1, "watcher", ["extended-join"])
+    await watcher.join("#c")
+    await carol.send("JOIN #c")
+    joined = await watcher.expect("JOIN", lambda m: (m.source or "").startswith("carol!"))
+    assert joined.params == ["#c", "alice", "Real carol"]
+    # A node started later learns the accounts of users already on the others.
+    p3 = cluster.start("n3")
+    dave = await connect(p3, "dave")
+
+    async def n3_knows_alice() -> bool:
+        await dave.send("WHOIS alice")
+        return any(m.command == "330" for m in await dave.collect_until("318"))
+
+    await eventually(n3_knows_alice)
+    for c in (alice, bob, carol, watcher, dave):
+        await c.close()

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from .. import history
 from . import (
+    accounts,
     bans,
     channels,
     messaging,
@@ -51,6 +52,9 @@ COMMANDS: dict[str, tuple[Handler, int]] = {
     "ISON": (queries.handle_ison, 1),
     "USERHOST": (queries.handle_userhost, 1),
     "OPER": (operator.handle_oper, 2),
+    "AUTHENTICATE": (accounts.handle_authenticate, 1),
+    "REGISTER": (accounts.handle_register, 3),
+    "VERIFY": (accounts.handle_verify, 2),
     "KILL": (operator.handle_kill, 2),
     "REHASH": (operator.handle_rehash, 0),
     "WALLOPS": (operator.handle_wallops, 1),

@@ -9,12 +9,11 @@ from chat.masks import mask_matches
 from chat.message import Message
 from chat.names import is_channel_name, is_valid_channel
 
-from ..relay import relay_wire
+from ..relay import Relay, relay_wire
 from ..state import Ban, Channel
 
 if TYPE_CHECKING:
     from ..core import ServerCore
-    from ..relay import Relay
     from ..state import Client
 
 NAMES_LINE_BUDGET = 400  # bytes of names per 353 line, well inside 512 with the prefix
@@ -109,7 +108,7 @@ def join(core: ServerCore, client: Client, name: str, key: str) -> None:
         channel.members[client] = ""
     client.channels[folded] = channel
     relay = core.new_relay(client.mask, "JOIN", [channel.name])
-    core.fan_out(channel.members, relay)
+    announce_join(core, client, channel, relay)
     if core.cluster:
         # ``new``: this join made the channel, which another node may have made too.
         core.publish("join", (folded,), core.uid(client), t=folded, p=channel.members[client],
@@ -121,6 +120,18 @@ def join(core: ServerCore, client: Client, name: str, key: str) -> None:
         send_topic(core, client, channel)
     send_names(core, client, channel)
     core.after_join(client, channel)
+
+
+def announce_join(core: ServerCore, client: Client, channel: Channel, relay: Relay) -> None:
+    """The JOIN to the members; those with extended-join get the account and realname."""
+    members = channel.members
+    if not any("extended-join" in m.caps for m in members):
+        core.fan_out(members, relay)
+        return
+    core.fan_out([m for m in members if "extended-join" not in m.caps], relay)
+    params = [channel.name, client.account or "*", client.realname]
+    extended = Relay(client.mask, "JOIN", params, relay.time, relay.msgid)
+    core.fan_out([m for m in members if "extended-join" in m.caps], extended)
 
 
 def handle_part(core: ServerCore, client: Client, msg: Message) -> None:

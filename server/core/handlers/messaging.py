@@ -72,6 +72,8 @@ def relay_message(core: ServerCore, client: Client, msg: Message) -> None:
         client_tags = {k: v for k, v in msg.tags.items() if k[0] == "+"} or None
     if "B" in client.modes:  # IRCv3 bot mode: its messages say so
         client_tags = {**(client_tags or {}), "bot": ""}
+    if client.account is not None:  # IRCv3 account-tag
+        client_tags = {**(client_tags or {}), "account": client.account}
     targets = params[0].split(",")
     limit = core.config.max_targets
     if len(targets) > limit:

@@ -106,7 +106,7 @@ def _whox_field(
     if field == "l":
         return str(max(int(core.clock() - other.last_speak), 0)) if other.remote is None else "0"
     if field == "a":
-        return "0"  # no accounts: never logged in
+        return other.account or "0"  # 0: not logged in
     if field == "o":
         return "n/a"
     return other.realname  # "r", always the last field
@@ -170,6 +170,8 @@ def handle_whois(core: ServerCore, client: Client, msg: Message) -> None:
         core.reply(client, N.RPL_WHOISOPERATOR, other.nick, "is an IRC operator")
     if "B" in other.modes:
         core.reply(client, N.RPL_WHOISBOT, other.nick, f"is a bot on {core.config.network}")
+    if other.account is not None:
+        core.reply(client, N.RPL_WHOISACCOUNT, other.nick, other.account, "is logged in as")
     if other.away is not None:
         core.reply(client, N.RPL_AWAY, other.nick, other.away)
     if other.secure:

@@ -13,6 +13,7 @@ from server import VERSION
 
 from .. import caps as caps_mod
 from ..relay import relay_wire
+from .accounts import abort_sasl
 from .bans import banned_by, refuse
 
 if TYPE_CHECKING:
@@ -197,6 +198,8 @@ def try_register(core: ServerCore, client: Client) -> None:
         if ban is not None:
             refuse(core, client, ban)
             return
+    if client.sasl is not None:
+        abort_sasl(core, client)
     core.set_registered(client)
     if core.monitor.watchers:  # the connect path: no call when nobody monitors
         core.nick_online(client)
@@ -311,7 +314,7 @@ def user_record(client: Client) -> dict[str, object]:
     return {
         "nick": client.nick, "user": client.user, "host": client.host,
         "realname": client.realname, "away": client.away, "modes": sorted(client.modes),
-        "secure": client.secure, "since": client.connected_at,
+        "secure": client.secure, "since": client.connected_at, "account": client.account,
     }
 
 

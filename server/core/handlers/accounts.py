@@ -1,0 +1,224 @@
+"""Accounts: SASL PLAIN (AUTHENTICATE), IRCv3 account registration (REGISTER), and
+what a login changes for others (account-notify, the account tag, WHOIS 330).
+
+The password work (scrypt, the store of record) is the transport's, off the loop: the
+core emits ``Login``/``Register`` and holds the client's input until ``core.answered``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from chat import numerics as N
+from chat.message import Message
+from chat.names import is_valid_nick
+
+from ..relay import relay_wire
+from .operator import too_many_failures
+
+if TYPE_CHECKING:
+    from ..core import ServerCore
+    from ..relay import Relay
+    from ..state import Client
+
+log = logging.getLogger("chat.server.accounts")
+
+SASL_CHUNK = 400  # an AUTHENTICATE line carries at most this much; exactly this: more follows
+SASL_MAX = 1200  # base64 bytes of one PLAIN exchange (two names and a password)
+MIN_PASSWORD = 8
+MAX_PASSWORD = 300  # bytes; the spec's advice, so that it fits a line to services too
+REGISTERED = "ok"  # the answers to Register (server.accounts.service.RegisterResult values)
+EXISTS = "exists"
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    """Effect: check ``password`` against the account ``folded`` off the loop; answer
+    with ``core.answered(check_id, name)``, the account's name or None."""
+
+    check_id: int
+    folded: str
+    password: str
+
+
+@dataclass(frozen=True, slots=True)
+class Register:
+    """Effect: create the account off the loop; answer with ``core.answered(check_id,
+    result)``: "ok", "exists" or "unavailable"."""
+
+    check_id: int
+    folded: str
+    name: str
+    password: str
+
+
+# ---------------------------------------------------------------------- SASL
+
+
+def handle_authenticate(core: ServerCore, client: Client, msg: Message) -> None:
+    arg = msg.params[0]
+    if "sasl" not in client.caps:
+        _sasl_failed(core, client)
+        return
+    if client.account is not None:
+        core.reply(client, N.ERR_SASLALREADY, "You have already authenticated using SASL")
+        return
+    if arg == "*":
+        client.sasl = None
+        core.reply(client, N.ERR_SASLABORTED, "SASL authentication aborted")
+        return
+    if client.sasl is None:  # the first line names the mechanism
+        if arg.upper() != "PLAIN":
+            core.reply(client, N.RPL_SASLMECHS, "PLAIN", "are available SASL mechanisms")
+            _sasl_failed(core, client)
+            return
+        client.sasl = ""
+        core.send(client, Message("AUTHENTICATE", ["+"]))
+        return
+    if len(arg) > SASL_CHUNK or len(client.sasl) + len(arg) > SASL_MAX:
+        client.sasl = None
+        core.reply(client, N.ERR_SASLTOOLONG, "SASL message too long")
+        return
+    if arg != "+":
+        client.sasl += arg
+    if len(arg) == SASL_CHUNK:
+        return  # a full chunk: the rest follows
+    data, client.sasl = client.sasl, None
+    credentials = _plain(data)
+    if credentials is None:
+        _sasl_failed(core, client)
+        return
+    authcid, password = credentials
+    if too_many_failures(core, client):
+        log.warning("SASL login as %r from %s refused: too many failures", authcid, client.ip)
+        _sasl_failed(core, client)
+        return
+
+    def answer(client: Client, name: str | None) -> None:
+        if name is None:
+            client.password_failures.append(core.clock())
+            log.warning("failed SASL login as %r from %s (%s)", authcid, client.ip, client.nick)
+            _sasl_failed(core, client)
+            return
+        log_in(core, client, name)
+        core.reply(client, N.RPL_SASLSUCCESS, "SASL authentication successful")
+
+    core.emit(Login(core.await_answer(client, answer), core.fold(authcid), password))
+
+
+def _plain(data: str) -> tuple[str, str] | None:
+    """``authzid NUL authcid NUL password`` (RFC 4616), base64; None when malformed.
+
+    Logging in as someone else (an authzid other than the authcid) is not allowed."""
+    try:
+        raw = base64.b64decode(data, validate=True)
+        authzid, authcid, password = raw.decode("utf-8").split("\0")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    if not authcid or not password or (authzid and authzid != authcid):
+        return None
+    return authcid, password
+
+
+def _sasl_failed(core: ServerCore, client: Client) -> None:
+    core.reply(client, N.ERR_SASLFAIL, "SASL authentication failed")
+
+
+def abort_sasl(core: ServerCore, client: Client) -> None:
+    """Registration completed in the middle of an exchange: it ends there (sasl-3.1)."""
+    client.sasl = None
+    core.reply(client, N.ERR_SASLABORTED, "SASL authentication aborted")
+
+
+# ---------------------------------------------------------------------- REGISTER / VERIFY
+
+
+def handle_register(core: ServerCore, client: Client, msg: Message) -> None:
+    """``REGISTER <account> {<email> | *} <password>``; the email is not used."""
+    account, password = msg.params[0], msg.params[2]
+    if client.account is not None:
+        core.fail(client, "REGISTER", "ALREADY_AUTHENTICATED", client.account,
+                  f"You are already logged in as {client.account}")
+        return
+    if account == "*":
+        if not client.folded:
+            core.fail(client, "REGISTER", "NEED_NICK", "*", "Send NICK first")
+            return
+        account = client.nick
+    if not client.registered and core.config.password is not None and not client.pass_ok:
+        # Early registration must not get round the server password.
+        core.fail(client, "REGISTER", "TEMPORARILY_UNAVAILABLE", account,
+                  "Send the server password (PASS) first")
+        return
+    if not is_valid_nick(account, core.config.nicklen):
+        core.fail(client, "REGISTER", "BAD_ACCOUNT_NAME", account,
+                  "An account name must be a valid nickname")
+        return
+    if len(password) < MIN_PASSWORD:
+        core.fail(client, "REGISTER", "WEAK_PASSWORD", account,
+                  f"The password must be at least {MIN_PASSWORD} characters long")
+        return
+    if len(password.encode("utf-8", "surrogateescape")) > MAX_PASSWORD:
+        core.fail(client, "REGISTER", "UNACCEPTABLE_PASSWORD", account,
+                  f"The password must be at most {MAX_PASSWORD} bytes long")
+        return
+    if too_many_failures(core, client):
+        core.fail(client, "REGISTER", "TEMPORARILY_UNAVAILABLE", account,
+                  "Too many attempts; try again later")
+        return
+    # Every attempt costs a scrypt hash: each counts against the limit, success too.
+    client.password_failures.append(core.clock())
+
+    def answer(client: Client, result: str) -> None:
+        if result == REGISTERED:
+            log.info("account %r registered by %s (%s)", account, client.nick, client.ip)
+            core.send(client, Message(
+                "REGISTER", ["SUCCESS", account, f"Account {account} registered"],
+                core.config.name))
+            log_in(core, client, account)
+        elif result == EXISTS:
+            core.fail(client, "REGISTER", "ACCOUNT_EXISTS", account,
+                      "An account with that name exists already")
+        else:
+            core.fail(client, "REGISTER", "TEMPORARILY_UNAVAILABLE", account,
+                      "Accounts cannot be registered right now; try again later")
+
+    check = core.await_answer(client, answer)
+    core.emit(Register(check, core.fold(account), account, password))
+
+
+def handle_verify(core: ServerCore, client: Client, msg: Message) -> None:
+    """Registration never asks for a code here, so there is none to verify."""
+    account = msg.params[0]
+    if client.account is not None:
+        core.fail(client, "VERIFY", "ALREADY_AUTHENTICATED", client.account,
+                  f"You are already logged in as {client.account}")
+        return
+    core.fail(client, "VERIFY", "INVALID_CODE", account, "No verification is pending")
+
+
+# ---------------------------------------------------------------------- logged in
+
+
+def log_in(core: ServerCore, client: Client, name: str) -> None:
+    """900, and for a registered user ACCOUNT to those sharing a channel (and itself)
+    with account-notify, on every node."""
+    client.account = name
+    # Before registration the mask may lack parts: '*' stands for them.
+    shown = f"{client.nick}!{client.user or '*'}@{client.host}"
+    core.reply(client, N.RPL_LOGGEDIN, shown, name, f"You are now logged in as {name}")
+    if not client.registered:
+        return  # nobody can see the user yet; JOINs and WHOIS will show it
+    relay = core.new_relay(client.mask, "ACCOUNT", [name])
+    notify_account(core, client, relay)
+    if core.cluster:
+        core.publish("account", (), core.uid(client), a=name, r=relay_wire(client, relay))
+
+
+def notify_account(core: ServerCore, client: Client, relay: Relay) -> None:
+    audience = core.peers(client, include_self=client.remote is None)
+    core.fan_out(audience, relay, need_cap="account-notify")

@@ -1,0 +1,262 @@
+"""Accounts over real TCP on every backend: REGISTER, SASL PLAIN, and what a login shows
+(900, WHOIS 330, WHOX %a, account-notify, extended-join, account-tag), kept in the real
+SQLite database of the suite's server."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from chat.message import Message
+from tests.conftest import RunningServer, start_server, suite_config
+from tests.ircclient import IRCTestClient
+from tests.server.helpers import ask, mask, only
+
+PASSWORD = "tr0ub4dor&3"
+
+
+def plain(authcid: str, password: str, authzid: str = "") -> str:
+    return base64.b64encode(f"{authzid}\0{authcid}\0{password}".encode()).decode()
+
+
+async def register_account(c: IRCTestClient, account: str = "*", password: str = PASSWORD) -> None:
+    msgs = await ask(c, f"REGISTER {account} * {password}")
+    assert [m.command for m in msgs] == ["REGISTER", "900"], msgs
+
+
+async def sasl_connection(server: RunningServer, caps: str = "sasl") -> IRCTestClient:
+    """A connection that negotiated ``caps`` and has not registered yet."""
+    c = await server.client()
+    await c.send("CAP LS 302")
+    await c.send(f"CAP REQ :{caps}")
+    await c.expect("CAP", lambda m: m.params[1] == "ACK")
+    return c
+
+
+async def authenticate(c: IRCTestClient, *lines: str) -> list[Message]:
+    """AUTHENTICATE PLAIN, then ``lines``; what the server answered to the last one."""
+    await c.send("AUTHENTICATE PLAIN")
+    assert (await c.expect("AUTHENTICATE")).params == ["+"]
+    for line in lines[:-1]:
+        await c.send(f"AUTHENTICATE {line}")
+    return await ask(c, f"AUTHENTICATE {lines[-1]}")
+
+
+async def finish_registration(c: IRCTestClient, nick: str) -> list[Message]:
+    await c.send("CAP END")
+    await c.send(f"NICK {nick}")
+    await c.send(f"USER {nick} 0 * :Real {nick}")
+    burst = await c.collect_until("376", "422")
+    c.nick = nick
+    return burst
+
+
+async def test_caps_are_offered(server: RunningServer) -> None:
+    c = await server.client()
+    await c.send("CAP LS 302")
+    tokens = (await c.expect("CAP")).params[-1].split()
+    for cap in ("sasl=PLAIN", "account-notify", "account-tag", "extended-join",
+                "draft/account-registration=before-connect,custom-account-name"):
+        assert cap in tokens
+
+
+async def test_register_logs_in_and_whois_shows_the_account(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    msgs = await ask(alice, f"REGISTER * alice@example.org {PASSWORD}")
+    assert [(m.command, m.params) for m in msgs] == [
+        ("REGISTER", ["SUCCESS", "alice", "Account alice registered"]),
+        ("900", ["alice", mask(alice), "alice", "You are now logged in as alice"]),
+    ]
+    bob = await server.client("bob")
+    whois = await ask(bob, "WHOIS alice")
+    assert only(whois, "330")[0].params == ["bob", "alice", "alice", "is logged in as"]
+    assert only(await ask(bob, "WHOIS bob"), "330") == []
+    # Names are case-insensitive: the account exists for ALICE too.
+    msgs = await ask(bob, f"REGISTER ALICE * {PASSWORD}")
+    assert [(m.command, m.params[:3]) for m in msgs] == [
+        ("FAIL", ["REGISTER", "ACCOUNT_EXISTS", "ALICE"])]
+    again = await ask(alice, f"REGISTER alice2 * {PASSWORD}")
+    assert [(m.command, m.params[:3]) for m in again] == [
+        ("FAIL", ["REGISTER", "ALREADY_AUTHENTICATED", "alice"])]
+
+
+@pytest.mark.parametrize(
+    ("line", "code"),
+    [
+        ("REGISTER * * short", "WEAK_PASSWORD"),
+        ("REGISTER #chan * longenough", "BAD_ACCOUNT_NAME"),
+        ("REGISTER 9lives * longenough", "BAD_ACCOUNT_NAME"),
+        ("REGISTER * * " + "p" * 301, "UNACCEPTABLE_PASSWORD"),
+        ("VERIFY carol 12345", "INVALID_CODE"),
+    ],
+)
+async def test_register_refusals(server: RunningServer, line: str, code: str) -> None:
+    carol = await server.client("carol")
+    msgs = await ask(carol, line)
+    assert [(m.command, m.params[1]) for m in msgs] == [("FAIL", code)], msgs
+    assert only(await ask(carol, "WHOIS carol"), "330") == []
+
+
+async def test_register_before_connect_with_its_own_name(server: RunningServer) -> None:
+    c = await server.client()
+    need = await ask(c, f"REGISTER * * {PASSWORD}")  # no nick yet: the account is unnamed
+    assert [(m.command, m.params[:3]) for m in need] == [("FAIL", ["REGISTER", "NEED_NICK", "*"])]
+    await c.send("NICK dave")
+    msgs = await ask(c, f"REGISTER dave_acct * {PASSWORD}")
+    assert [m.command for m in msgs] == ["REGISTER", "900"]
+    assert msgs[1].params[:3] == ["dave", "dave!*@127.0.0.1", "dave_acct"]
+    await c.send("USER dave 0 * :Dave")
+    await c.expect("001")
+    c.nick = "dave"
+    whox = await ask(c, "WHO dave %na")
+    assert only(whox, "354")[0].params[1:] == ["dave", "dave_acct"]
+
+
+async def test_sasl_plain_before_registration(server: RunningServer) -> None:
+    await register_account(await server.client("erin"))
+    c = await sasl_connection(server)
+    msgs = await authenticate(c, plain("Erin", PASSWORD))
+    assert [(m.command, m.params[1:]) for m in msgs] == [
+        ("900", ["*!*@127.0.0.1", "erin", "You are now logged in as erin"]),
+        ("903", ["SASL authentication successful"]),
+    ]
+    await finish_registration(c, "erin_")
+    assert only(await ask(c, "WHOIS erin_"), "330")[0].params[2] == "erin"
+    assert only(await ask(c, "AUTHENTICATE PLAIN"), "907")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        plain("frank", "wrong password"),
+        plain("nobody", PASSWORD),
+        plain("frank", PASSWORD, authzid="root"),  # someone else's identity
+        "not base64!",
+        base64.b64encode(b"frank\0" + PASSWORD.encode()).decode(),  # one NUL
+        base64.b64encode(b"\0frank\0\xff\xfe").decode(),  # not UTF-8
+    ],
+)
+async def test_sasl_failures(server: RunningServer, data: str) -> None:
+    await register_account(await server.client("frank"))
+    c = await sasl_connection(server)
+    assert [m.command for m in await authenticate(c, data)] == ["904"]
+    burst = await finish_registration(c, "guest")
+    assert "001" in [m.command for m in burst]
+    assert only(await ask(c, "WHOIS guest"), "330") == []
+
+
+async def test_sasl_protocol_errors(server: RunningServer) -> None:
+    without = await server.client()
+    assert [m.command for m in await ask(without, "AUTHENTICATE PLAIN")] == ["904"]
+    c = await sasl_connection(server)
+    msgs = await ask(c, "AUTHENTICATE EXTERNAL")
+    assert [m.command for m in msgs] == ["908", "904"] and msgs[0].params[1] == "PLAIN"
+    await ask(c, "AUTHENTICATE PLAIN")
+    assert [m.command for m in await ask(c, "AUTHENTICATE *")] == ["906"]
+    assert [m.command for m in await authenticate(c, "A" * 401)] == ["905"]
+    # CAP END in the middle of an exchange ends it: 906, then the welcome.
+    await c.send("AUTHENTICATE PLAIN")
+    await c.expect("AUTHENTICATE")
+    burst = await finish_registration(c, "gina")
+    assert [m.command for m in burst][:2] == ["906", "001"]
+
+
+async def test_sasl_in_chunks_of_400(server: RunningServer) -> None:
+    # '\0hank\0' and 294 characters make 300 bytes: exactly 400 of base64, then '+'.
+    long_password = "x" * 294
+    await register_account(await server.client("hank"), password=long_password)
+    data = plain("hank", long_password)
+    assert len(data) == 400
+    c = await sasl_connection(server)
+    assert [m.command for m in await authenticate(c, data, "+")] == ["900", "903"]
+    c2 = await sasl_connection(server)
+    half = plain("hank", PASSWORD + "x" * 300)  # over two full chunks and more: too long
+    chunks = [half[i:i + 400] for i in range(0, len(half), 400)]
+    assert len(chunks) >= 2
+    assert [m.command for m in await authenticate(c2, *chunks)][-1:] in (["905"], ["904"])
+
+
+async def test_failed_attempts_are_limited(server: RunningServer) -> None:
+    await register_account(await server.client("ivan"))
+    c = await sasl_connection(server)
+    for _ in range(3):
+        assert [m.command for m in await authenticate(c, plain("ivan", "bad password"))] == [
+            "904"]
+    # The limit is reached: even the right password is refused for now.
+    assert [m.command for m in await authenticate(c, plain("ivan", PASSWORD))] == ["904"]
+
+
+async def test_account_notify_extended_join_and_account_tag(server: RunningServer) -> None:
+    watcher = await server.client("watcher", ["account-notify", "extended-join"])
+    tagged = await server.client("tagged", ["account-tag"])
+    plain_client = await server.client("plainc")
+    judy = await server.client("judy", ["account-notify"])
+    for c in (watcher, tagged, plain_client, judy):
+        await c.join("#room")
+    await watcher.sync()
+    await tagged.sync()
+    await plain_client.sync()
+    msgs = await ask(judy, f"REGISTER * * {PASSWORD}")
+    # account-notify: ACCOUNT to peers with the cap, and to the user itself.
+    assert [m.command for m in msgs] == ["REGISTER", "900", "ACCOUNT"]
+    account = await watcher.expect("ACCOUNT")
+    assert (account.source, account.params) == (mask(judy), ["judy"])
+    assert only(await plain_client.sync(), "ACCOUNT") == []
+    # extended-join: account and realname; '*' when not logged in.
+    kim = await server.client("kim")
+    await kim.join("#room")
+    joined = await watcher.expect("JOIN")
+    assert joined.params == ["#room", "*", "Real kim"]
+    assert (await plain_client.expect("JOIN")).params == ["#room"]
+    await judy.send("PART #room")
+    await judy.send("JOIN #room")
+    joined = await watcher.expect("JOIN", lambda m: m.source == mask(judy))
+    assert joined.params == ["#room", "judy", "Real judy"]
+    # account-tag: the sender's account on its messages; none for others.
+    await judy.send("PRIVMSG #room :hello")
+    got = await tagged.expect("PRIVMSG")
+    assert got.tags.get("account") == "judy"
+    await kim.send("PRIVMSG #room :hi")
+    assert "account" not in (await tagged.expect("PRIVMSG")).tags
+    assert (await plain_client.expect("PRIVMSG")).tags == {}
+
+
+async def test_server_password_is_required_before_early_register(backend: str,
+                                                                 tmp_path: Path) -> None:
+    running = start_server(suite_config(password="letmein"), backend,
+                           db=str(tmp_path / "h.db"))
+    try:
+        c = await running.client()
+        await c.send("NICK mallory")
+        msgs = await ask(c, f"REGISTER * * {PASSWORD}")
+        assert [(m.command, m.params[1]) for m in msgs] == [
+            ("FAIL", "TEMPORARILY_UNAVAILABLE")]
+    finally:
+        for c in running.clients:
+            await c.close()
+        running.handle.stop()
+
+
+async def test_accounts_survive_a_restart(backend: str, tmp_path: Path) -> None:
+    db = str(tmp_path / "chat.db")
+    first = start_server(suite_config(), backend, db=db)
+    try:
+        await register_account(await first.client("lena"))
+    finally:
+        for c in first.clients:
+            await c.close()
+        first.handle.stop()
+    second = start_server(suite_config(), backend, db=db)
+    try:
+        c = await sasl_connection(second)
+        assert [m.command for m in await authenticate(c, plain("lena", PASSWORD))] == [
+            "900", "903"]
+        other = await second.client("lena")
+        msgs = await ask(other, f"REGISTER * * {PASSWORD}")
+        assert msgs[0].params[1] == "ACCOUNT_EXISTS"
+    finally:
+        for c in second.clients:
+            await c.close()
+        second.handle.stop()
