@@ -22,9 +22,11 @@ from chat.framing import MAX_LINE
 from chat.message import MAX_LINE_BODY, MAX_TAGS, ParseError, parse
 from chat.msgid import MsgIdGenerator
 from chat.names import is_valid_channel, is_valid_nick
+from server.accounts import Account, MemoryAccountStore
 from server.config import ServerConfig
 from server.core.bans import BanList, ServerBan
 from server.core.core import ServerCore
+from server.core.handlers.accounts import SASL_MAX, Login, Register
 from server.core.handlers.bans import SaveBans, banned_by, matching_ban
 from server.core.handlers.operator import CheckOper, Rehash
 from server.core.history import HistoryRequest, StoreMessage
@@ -197,7 +199,9 @@ class CoreHarness:
         self.next_id = 1
         self.store: list[StoredMessage] = []
         self.requests: list[HistoryRequest] = []
-        self.oper_checks: list[CheckOper] = []  # answered after each step, in order
+        # Password checks (OPER, SASL, REGISTER): answered after each step, in order.
+        self.oper_checks: list[CheckOper | Login | Register] = []
+        self.accounts = MemoryAccountStore()  # what the transport's account store holds
         self.saved_bans: tuple[ServerBan, ...] = ()
         # Bans each connection was exempt from as an operator: it stays after dropping +o.
         self.exempt: dict[int, set[tuple[str, str, float]]] = {}
@@ -352,7 +356,7 @@ class CoreHarness:
                     )
                 elif isinstance(effect, HistoryRequest):
                     self.requests.append(effect)
-                elif isinstance(effect, CheckOper):
+                elif isinstance(effect, CheckOper | Login | Register):
                     self.oper_checks.append(effect)
                 elif isinstance(effect, Rehash):  # a reload that keeps the configuration
                     core.rehash_done(effect.conn_id, "fuzz", None, effect.label)
@@ -365,7 +369,7 @@ class CoreHarness:
             # handed back once the step is over (releasing the lines it held).
             while self.oper_checks and not effects:
                 check = self.oper_checks.pop(0)
-                core.answered(check.check_id, verify_password(check.password, check.stored))
+                core.answered(check.check_id, self.answer_check(check))
                 effects = core.take_effects()
         got: dict[int, list[bytes]] = {}
         pending = core.take_output()
@@ -431,6 +435,17 @@ class CoreHarness:
             self._errors.records.clear()
             _fail(f"the core logged an error: {detail}")
 
+    def answer_check(self, check: CheckOper | Login | Register) -> object:
+        """What the transport answers: as server.transport.ops does, with cheap hashes."""
+        if isinstance(check, CheckOper):
+            return verify_password(check.password, check.stored)
+        if isinstance(check, Login):
+            account = self.accounts.find(check.folded)
+            ok = account is not None and verify_password(check.password, account.password_hash)
+            return account.name if ok and account is not None else None
+        new = Account(check.name, cheap_oper_hash(check.password), int(self.clock() * 1000))
+        return "ok" if self.accounts.create(check.folded, new) else "exists"
+
     def ban_in_force(self, client: Client) -> ServerBan | None:
         """A ban that should have shut ``client`` out: bans are checked when set and at
         registration, and an operator is exempt from those set meanwhile, even after -o."""
@@ -463,6 +478,8 @@ class CoreHarness:
                 _fail(f"{client!r} holds output the transport was never told about")
             if client.closing is not None and not conn.closed_by_core:
                 _fail(f"{client!r} is closing but was never handed to the transport")
+            if client.sasl is not None and len(client.sasl) > SASL_MAX:
+                _fail(f"{client!r} holds {len(client.sasl)} bytes of SASL")
             if client.linebuf.pending > MAX_LINE + 1:
                 _fail(f"{client!r} buffers {client.linebuf.pending} bytes of a partial line")
             if (
@@ -484,6 +501,10 @@ class CoreHarness:
                     _fail(f"{client!r}: user mode +s and the server-notice list disagree")
                 if "s" in client.modes and "o" not in client.modes:
                     _fail(f"{client!r} has server notices without being an operator")
+                if client.account is not None and self.accounts.find(
+                    fold(client.account)
+                ) is None:
+                    _fail(f"{client!r} is logged in to {client.account!r}, which does not exist")
                 if not is_valid_nick(client.nick, self.config.nicklen):
                     _fail(f"registered {client!r} has an invalid nick {client.nick!r}")
             if client.folded:

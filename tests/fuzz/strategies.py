@@ -26,6 +26,10 @@ CAPS = [
     "draft/chathistory",
     "extended-monitor",
     "invite-notify",
+    "sasl",
+    "account-notify",
+    "account-tag",
+    "extended-join",
     "bogus",
     "-batch",
     "-message-tags",
@@ -193,6 +197,9 @@ def command_line(draw: st.DrawFn) -> str:
                 "DLINE",
                 "UNKLINE",
                 "UNDLINE",
+                "AUTHENTICATE",
+                "REGISTER",
+                "VERIFY",
                 "BOGUS",
             ]
         )
@@ -280,6 +287,17 @@ def command_line(draw: st.DrawFn) -> str:
                                                    "99999999", "-5", "1y"])))
         if draw(st.booleans()):
             params.append(_trailing(t))
+    elif kind == "AUTHENTICATE":
+        # The mechanism, PLAIN credentials (the harness's accounts use PASSWORD), or junk.
+        params = [draw(st.sampled_from(["PLAIN", "plain", "EXTERNAL", "*", "+", "=", "A" * 400,
+                                        "AGFsaWNlAHBhc3N3b3JkMQ==", "AGJvYgB3cm9uZ3Bhc3M=",
+                                        "YWxpY2UAYWxpY2UAcGFzc3dvcmQx", "not base64"]))]
+    elif kind == "REGISTER":
+        params = [draw(st.one_of(st.just("*"), good_nick, nick)),
+                  draw(st.sampled_from(["*", "a@b.c"])),
+                  draw(st.sampled_from(["password1", "short", "x" * 301, ":"]))]
+    elif kind == "VERIFY":
+        params = [draw(st.one_of(st.just("*"), good_nick)), draw(middle)]
     elif kind == "WALLOPS":
         params = [_trailing(t)]
     elif kind == "LINKS":

@@ -379,3 +379,23 @@ def test_an_operator_exempt_from_a_ban_stays_after_dropping_o() -> None:
         assert [parse(line.decode()).command for line in got[alice]] == ["465", "ERROR"]
         assert alice not in h.core.clients
         h.finish()
+
+
+# ---------------------------------------------------------------------- accounts
+
+
+def test_the_harness_answers_account_requests() -> None:
+    """REGISTER and SASL PLAIN through the harness's account store: the fuzzer's
+    account invariants check real logins, not only refusals."""
+    with harness() as h:
+        alice = h.register("alice", caps="account-notify")
+        got = h.send_line(alice, "REGISTER * * password1")
+        assert [parse(line.decode()).command for line in got[alice]] == [
+            "REGISTER", "900", "ACCOUNT"]
+        bob = h.connect("192.0.2.2")
+        h.send_line(bob, "CAP REQ sasl")
+        h.send_line(bob, "AUTHENTICATE PLAIN")
+        got = h.send_line(bob, "AUTHENTICATE AGFsaWNlAHBhc3N3b3JkMQ==")  # \0alice\0password1
+        assert [parse(line.decode()).command for line in got[bob]] == ["900", "903"]
+        assert h.core.clients[bob].account == "alice"
+        h.finish()
