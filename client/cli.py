@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .chatlog import ChatLog, safe_name
@@ -16,6 +17,8 @@ from .session import Session, SessionConfig
 from .sts import StsStore
 from .sts import default_path as sts_path
 
+SASL_PASSWORD_ENV = "CHAT_SASL_PASSWORD"
+
 EPILOG = f"""\
 HOST may also name a [servers.NAME] table of the config file; without HOST the
 config's default (or only) server is used. Options override the config file.
@@ -23,9 +26,13 @@ config's default (or only) server is used. Options override the config file.
 config file: {default_path()} (TOML; servers, nick, channels, colours, key bindings,
 scrollback). See client/README.md.
 
+SASL login at connect: --sasl-username NAME (or sasl_username in the config) with
+the password in the environment variable {SASL_PASSWORD_ENV} (or sasl_password in the
+config); there is no option for the password, so that it never shows in ps.
+
 In the client: /help lists the commands (/join /part /msg /query /me /notice /nick
-/topic /names /list /whois /whowas /notify /ignore /away /invite /knock /kick /mode /wallops
-/quit /close /win N /clear /quote).
+/topic /names /list /whois /whowas /notify /ignore /away /register /invite /knock /kick
+/mode /wallops /quit /close /win N /clear /quote).
 """
 
 
@@ -48,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", help="user name sent in USER (default: the nick)")
     p.add_argument("--realname", help="real name sent in USER (default: the nick)")
     p.add_argument("--password", help="server password (PASS)")
+    p.add_argument(
+        "--sasl-username",
+        metavar="NAME",
+        help=f"log in to account NAME at connect (SASL PLAIN); the password comes from "
+        f"${SASL_PASSWORD_ENV} or the config file",
+    )
     p.add_argument("--join", metavar="CHANNELS", help="channels to join, comma-separated: '#a,#b'")
     p.add_argument("--config", metavar="FILE", help=f"config file (default {default_path()})")
     p.add_argument(
@@ -67,8 +80,9 @@ class Setup:
     connection: Connection
 
 
-def build(argv: Sequence[str] | None = None) -> Setup:
+def build(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> Setup:
     """Parse arguments and config; raise SystemExit (via argparse) or ConfigError."""
+    env = os.environ if env is None else env
     parser = build_parser()
     args = parser.parse_args(argv)
     config = load(args.config)
@@ -88,12 +102,19 @@ def build(argv: Sequence[str] | None = None) -> Setup:
     for chan in channels:
         if " " in chan:
             parser.error(f"bad channel name {chan!r}")
+    sasl_username = args.sasl_username or server.sasl_username
+    if sasl_username is not None and any(c.isspace() for c in sasl_username):
+        parser.error("--sasl-username: expected an account name without spaces")
+    # The environment wins over the file, as options do; never an option (ps shows those).
+    sasl_password = env.get(SASL_PASSWORD_ENV) or server.sasl_password
     session = Session(
         SessionConfig(
             nick=nick,
             user=args.user or server.user or config.user or nick,
             realname=args.realname or server.realname or config.realname or nick,
             password=args.password if args.password is not None else server.password,
+            sasl_username=sasl_username,
+            sasl_password=sasl_password,
             channels=tuple(dict.fromkeys(channels)),
             server_label=server.name,
             scrollback=config.scrollback,

@@ -452,6 +452,28 @@ def _unignore(s: Session, args: str, now: float) -> None:
     s.unignore(masks, now)
 
 
+@command(
+    "register",
+    "/register [ACCOUNT] PASSWORD",
+    "Create an account (named after your nick without ACCOUNT) and log in to it.",
+)
+def _register(s: Session, args: str, now: float) -> None:
+    """IRCv3 draft/account-registration: ``REGISTER <account|*> * <password>``.
+
+    The password is never shown: errors name only the account, and nothing local
+    echoes the command (the UI keeps it out of the input history too)."""
+    parts = args.split()
+    if not 1 <= len(parts) <= 2:
+        raise UsageError(f"Usage: {COMMANDS['register'].usage} (the password without spaces)")
+    if "draft/account-registration" not in s.available_caps:
+        s.error("This server does not offer account registration (draft/account-registration)",
+                now)  # fmt: skip
+        return
+    account = _check_name(parts[0], "account name") if len(parts) == 2 else "*"
+    s.send("REGISTER", account, "*", parts[-1])
+    s.info(f"Registering the account {s.nick if account == '*' else account}…", now)
+
+
 @command("away", "/away [message]", "Set an away message; without one, come back.")
 def _away(s: Session, args: str, now: float) -> None:
     if args:

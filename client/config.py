@@ -25,6 +25,8 @@ Example::
     port = 6697
     tls = true
     channels = ["#chat", "#dev"]
+    sasl_username = "alice"             # log in to this account at connect (SASL PLAIN)...
+    sasl_password = "secret"            # ...or set CHAT_SASL_PASSWORD instead
     notify = ["carol"]                  # added to the list above on this server
     ignore = ["troll"]                  # likewise
 
@@ -108,6 +110,8 @@ _SERVER_KEYS = {
     "user",
     "realname",
     "password",
+    "sasl_username",
+    "sasl_password",
     "channels",
     "notify",
     "ignore",
@@ -149,6 +153,8 @@ class ServerSettings:
     user: str = ""
     realname: str = ""
     password: str | None = None
+    sasl_username: str | None = None  # SASL PLAIN at connect, with a password
+    sasl_password: str | None = field(default=None, repr=False)
     channels: tuple[str, ...] = ()
     notify: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
@@ -324,6 +330,14 @@ def _server(name: str, table: Any) -> ServerSettings:
     password = table.get("password")
     if password is not None and not isinstance(password, str):
         raise ConfigError(f"{where}.password: expected a string")
+    sasl_username = _str(table, "sasl_username", f"{where}.sasl_username")
+    if any(c.isspace() for c in sasl_username):
+        raise ConfigError(f"{where}.sasl_username: expected an account name without spaces")
+    sasl_password = table.get("sasl_password")
+    if sasl_password is not None and not isinstance(sasl_password, str):
+        raise ConfigError(f"{where}.sasl_password: expected a string")
+    if sasl_password is not None and "\0" in sasl_password:
+        raise ConfigError(f"{where}.sasl_password: must not contain NUL")
     channels = _str_list(table.get("channels", []), f"{where}.channels")
     for chan in channels:
         if not chan or any(c in chan for c in " ,\x07\r\n\0"):
@@ -338,6 +352,8 @@ def _server(name: str, table: Any) -> ServerSettings:
         user=_str(table, "user", f"{where}.user"),
         realname=_str(table, "realname", f"{where}.realname"),
         password=password or None,
+        sasl_username=sasl_username or None,
+        sasl_password=sasl_password or None,
         channels=tuple(channels),
         notify=_nick_list(table, "notify", f"{where}.notify"),
         ignore=_mask_list(table, "ignore", f"{where}.ignore"),

@@ -12,6 +12,7 @@ raises out of :meth:`Session.feed`.
 
 from __future__ import annotations
 
+import base64
 import re
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -78,6 +79,8 @@ MAX_NAME = 200  # longest channel/nick accepted as a buffer name
 MAX_INPUT_LINES = 100  # lines one paste of plain text may send
 MAX_GAP_PAGES = 30  # CHATHISTORY AFTER pages fetched after one reconnect
 CTCP_REPLY_INTERVAL = 2.0  # seconds between automatic CTCP replies
+SASL_CHUNK = 400  # bytes of base64 per AUTHENTICATE line (IRCv3 sasl-3.1)
+SASL_TIMEOUT = 20.0  # an exchange still unanswered at a keepalive after this is given up
 
 DEFAULT_PREFIX = ("ov", "@+")
 DEFAULT_CHANMODES = ("b", "k", "l", "imnst")
@@ -93,6 +96,8 @@ class SessionConfig:
     user: str = ""  # default: the nick
     realname: str = ""  # default: the nick
     password: str | None = None
+    sasl_username: str | None = None  # SASL PLAIN at connect when both are set
+    sasl_password: str | None = field(default=None, repr=False)
     channels: tuple[str, ...] = ()  # joined after registration
     server_label: str = "server"  # name of the server buffer
     scrollback: int = 2000
@@ -113,6 +118,9 @@ class _Batch:
 
 
 HistoryKind = Literal["latest", "before", "after"]
+# SASL at connect: idle -> requested (CAP REQ) -> started (AUTHENTICATE PLAIN) -> sent
+# (the credentials) -> done; "done" also when it was not offered or failed.
+SaslStep = Literal["idle", "requested", "started", "sent", "done"]
 
 
 @dataclass(slots=True)
@@ -146,6 +154,7 @@ class Session:
         self.network = ""
         self.server_name = ""
         self.user_modes = ""
+        self.account: str | None = None  # logged in as (900), None when not
         self.reconnect_delay: float | None = None  # set while waiting to reconnect
         self.malformed = 0  # lines that could not be parsed
         self.connects = 0  # connections made so far
@@ -167,6 +176,9 @@ class Session:
         self._nick_attempt = 0
         self._cap_ls: dict[str, str] = {}
         self._cap_negotiating = False
+        self._sasl: SaslStep = "idle"
+        self._sasl_since = 0.0
+        self._registered_account: str | None = None  # REGISTER SUCCESS: a hint follows 900
         self._motd_done = False
         self._batches: dict[str, _Batch] = {}
         self._history: dict[str, deque[_HistoryRequest]] = {}
@@ -211,6 +223,10 @@ class Session:
         self._reset_isupport()
         self._cap_ls = {}
         self._cap_negotiating = True
+        self._sasl = "idle"
+        self._sasl_since = now
+        self._registered_account = None
+        self.account = None
         self._motd_done = False
         self._batches.clear()
         self._history.clear()
@@ -229,6 +245,12 @@ class Session:
         self._send("NICK", self.nick)
         user = self.config.user or self.config.nick
         self._send("USER", user, "0", "*", self.config.realname or self.config.nick)
+        if self.connects == 1 and bool(self.config.sasl_username) != bool(
+            self.config.sasl_password
+        ):
+            missing = "password" if self.config.sasl_username else "username"
+            text = f"SASL needs a username and a password; the {missing} is missing: not logging in"
+            self._add(self.server, self._local(Kind.ERROR, text, now))
         self._status()
 
     def connection_lost(self, now: float, reason: str = "") -> None:
@@ -275,6 +297,9 @@ class Session:
             del self._pings[next(iter(self._pings))]
         self._pings[token] = now
         self._send("PING", token)
+        if self._sasl in ("started", "sent") and now - self._sasl_since >= SASL_TIMEOUT:
+            self._send("AUTHENTICATE", "*")  # a server that never answers: registration goes on
+            self._sasl_over("no answer from the server", now)
         if self.registered and self.notify and not self.monitor_supported:
             self._poll_notify()
         return token
@@ -319,6 +344,11 @@ class Session:
     @property
     def registered(self) -> bool:
         return self.state is State.CONNECTED
+
+    @property
+    def sasl_configured(self) -> bool:
+        """A SASL username and password are set: log in at every connect."""
+        return bool(self.config.sasl_username and self.config.sasl_password)
 
     @property
     def history_enabled(self) -> bool:
@@ -798,16 +828,25 @@ class Session:
                 self.available_caps = dict(self._cap_ls)
                 self._cap_ls = {}
                 if not self._sts(now):
-                    self._request_caps(self.available_caps)
+                    self._request_caps(self.available_caps, now)
         elif sub == "ACK":
-            for token in (args[-1] if args else "").split():
+            acked = (args[-1] if args else "").split()
+            for token in acked:
                 if token.startswith("-"):
                     self.caps.discard(token[1:])
                 else:
                     self.caps.add(token)
-            self._end_cap()
+            if self._sasl == "requested" and "sasl" in acked:
+                self._sasl, self._sasl_since = "started", now
+                self._send("AUTHENTICATE", "PLAIN")  # CAP END waits for its outcome
+            elif self._sasl == "requested":
+                self._sasl_over("the server did not enable SASL", now)
+            else:
+                self._end_cap()
             self._status()
         elif sub == "NAK":
+            if self._sasl == "requested":
+                self._sasl_over("the server refused the sasl capability", now)
             self._end_cap()
         elif sub == "NEW":
             offered: dict[str, str] = {}
@@ -818,7 +857,7 @@ class Session:
                     self.available_caps[name] = value
             if "sts" in offered and self._sts(now):
                 return
-            self._request_caps(offered)
+            self._request_caps(offered, now)
         elif sub == "DEL":
             for name in (args[-1] if args else "").split():
                 self.caps.discard(name)
@@ -845,8 +884,11 @@ class Session:
             self._emit(StsPolicy(duration))
         return False
 
-    def _request_caps(self, offered: dict[str, str]) -> None:
+    def _request_caps(self, offered: dict[str, str], now: float) -> None:
         wanted = [c for c in WANTED_CAPS if c in offered and c not in self.caps]
+        if self._sasl_offered(offered, now):
+            wanted.append("sasl")
+            self._sasl = "requested"
         if wanted:
             self._send("CAP", "REQ", " ".join(wanted))
         else:
@@ -856,6 +898,136 @@ class Session:
         if self._cap_negotiating:
             self._cap_negotiating = False
             self._send("CAP", "END")
+
+    # --- SASL PLAIN at connect (IRCv3 sasl-3.1/3.2)
+
+    def _sasl_user(self) -> str:
+        return plain(self.config.sasl_username or "")
+
+    def _sasl_offered(self, offered: dict[str, str], now: float) -> bool:
+        """Whether to request sasl in this CAP LS answer: configured, still registering,
+        and offered with PLAIN (or with no list of mechanisms). When it is not, say so:
+        the connection goes on without logging in."""
+        if not self.sasl_configured or not self._cap_negotiating or self._sasl != "idle":
+            return False
+        mechanisms = offered.get("sasl")
+        if mechanisms is None:
+            reason = "the server does not offer SASL"
+        elif mechanisms and "PLAIN" not in mechanisms.upper().split(","):
+            reason = f"the server offers SASL only as {plain(mechanisms)[:64]}, not PLAIN"
+        else:
+            return True
+        self._sasl_over(reason, now, tried=False)
+        return False
+
+    def _sasl_over(self, reason: str, now: float, *, tried: bool = True) -> None:
+        """SASL did not log us in: an error line, and registration goes on without it
+        (CAP END, when an attempt held it back)."""
+        self._sasl = "done"
+        verb = "failed" if tried else "skipped"
+        text = f"SASL login as {self._sasl_user()} {verb}: {reason}; connecting without logging in"
+        self._add(self.server, self._local(Kind.ERROR, text, now))
+        if tried:
+            self._end_cap()
+
+    def _on_authenticate(self, msg: Message, now: float) -> None:
+        """The server's challenge: PLAIN has only an empty one (``+``), answered with
+        base64(authzid NUL authcid NUL password) in 400-byte lines; a last line of
+        exactly 400 is followed by ``+``."""
+        if self._sasl != "started":
+            return
+        if msg.params[:1] != ["+"]:
+            self._send("AUTHENTICATE", "*")  # not PLAIN's empty challenge: abort (906)
+            return
+        user = self.config.sasl_username or ""
+        password = self.config.sasl_password or ""
+        raw = f"\0{user}\0{password}".encode("utf-8", "surrogateescape")
+        data = base64.b64encode(raw).decode("ascii")
+        chunks = [data[i : i + SASL_CHUNK] for i in range(0, len(data), SASL_CHUNK)]
+        if not chunks or len(chunks[-1]) == SASL_CHUNK:
+            chunks.append("+")
+        for chunk in chunks:
+            self._send("AUTHENTICATE", chunk)
+        self._sasl = "sent"
+
+    def _rpl_loggedin(self, msg: Message, now: float) -> None:
+        """900 ``<nick> <mask> <account> :You are now logged in as <account>``."""
+        p = msg.params
+        if len(p) >= 3:
+            self.account = plain(p[2])[:MAX_NAME]
+        text = p[3] if len(p) >= 4 else f"You are now logged in as {self.account}"
+        buf = self.current if self.registered else self.server
+        self._add(buf, self._line(msg, now, Kind.INFO, text))
+        account, self._registered_account = self._registered_account, None
+        if account is not None and not self.sasl_configured:
+            hint = (
+                f"To log in as {account} when connecting: --sasl-username {account} with "
+                "CHAT_SASL_PASSWORD set, or sasl_username and sasl_password in the config"
+            )
+            self.info(hint, now, buf)
+        self._status()
+
+    def _rpl_loggedout(self, msg: Message, now: float) -> None:
+        self.account = None
+        buf = self.current if self.registered else self.server
+        self._add(buf, self._line(msg, now, Kind.INFO, msg.params[-1] if msg.params else ""))
+        self._status()
+
+    def _sasl_reply(self, msg: Message, now: float) -> None:
+        """903 success, 902/904/905/906 failures, 907 already, 908 the mechanisms."""
+        code, p = msg.command, msg.params
+        text = p[-1] if len(p) > 1 else code
+        if self._sasl in ("started", "sent"):
+            if code == "903":
+                self._sasl = "done"
+                self._end_cap()
+                if self.account is None:  # no 900 said it
+                    self._add(self.server, self._line(msg, now, Kind.INFO, text))
+            elif code == "907":
+                self._sasl = "done"
+                self._end_cap()
+                self._add(self.server, self._line(msg, now, Kind.INFO, text))
+            elif code == "908":
+                mechanisms = p[1] if len(p) > 2 else "?"
+                self._sasl_over(f"the server offers {mechanisms}, not PLAIN", now)
+            else:
+                self._sasl_over(text, now)
+            return
+        if not self.registered and self._sasl == "done":
+            return  # the tail of an exchange already reported (904 after 908, 906 after *)
+        kind = Kind.INFO if code in ("903", "907", "908") else Kind.ERROR
+        if code == "908" and len(p) > 2:
+            text = f"SASL mechanisms: {p[1]}"
+        self._add(self.current if self.registered else self.server,
+                  self._line(msg, now, kind, text))  # fmt: skip
+
+    # --- accounts
+
+    def _on_account(self, msg: Message, now: float) -> None:
+        """account-notify (never requested; a /quote CAP REQ may turn it on): only our
+        own account is followed, as AWAY only updates state."""
+        if msg.params and self.is_me(self._source_nick(msg)):
+            name = msg.params[0]
+            self.account = None if name == "*" else plain(name)[:MAX_NAME]
+            self._status()
+
+    def _on_register(self, msg: Message, now: float) -> None:
+        """``REGISTER SUCCESS|VERIFICATION_REQUIRED <account> :message`` (the 900 follows
+        a success)."""
+        p = msg.params
+        if len(p) < 2:
+            return
+        sub, account = p[0].upper(), p[1]
+        message = p[2] if len(p) > 2 else ""
+        if sub == "SUCCESS":
+            self._add(self.current, self._line(
+                msg, now, Kind.INFO, message or f"Account {account} registered"))
+            self._registered_account = plain(account)[:MAX_NAME]  # the 900 that follows
+        elif sub == "VERIFICATION_REQUIRED":
+            text = f"Account {account} must be verified: {message}"
+            self._add(self.current, self._line(msg, now, Kind.INFO, text))
+        else:
+            self._add(self.current, self._line(msg, now, Kind.INFO, " ".join(p)))
 
     # --- registration and ISUPPORT
 
@@ -874,6 +1046,11 @@ class Session:
         self.server_name = msg.source or ""
         self.state = State.CONNECTED
         self._cap_negotiating = False
+        if self.sasl_configured and self._sasl != "done":  # no CAP, or it ended elsewhere
+            idle = self._sasl == "idle"
+            reason = "the server does not support capabilities (CAP)" if idle else (
+                "the server completed the connection first")
+            self._sasl_over(reason, now, tried=not idle)
         self._rebuild_highlight()
         text = msg.params[-1] if len(msg.params) > 1 else "Welcome"
         mask = text.rsplit(" ", 1)[-1]
@@ -1496,6 +1673,10 @@ class Session:
                         return  # private history is simply not served: nothing to report
                     break
         text = f"{p[0]} {p[1]}: {p[-1]}"
+        if p[0] == "REGISTER" and msg.command == "FAIL":
+            # The account parameter is not always the one asked for (ALREADY_AUTHENTICATED
+            # names the current one): the line before says which was asked for.
+            text = f"Account registration failed: {p[-1]} ({p[1]})"
         self._add(self.current, self._line(msg, now, kind, text))
 
     # --- messages
@@ -1825,6 +2006,9 @@ _HANDLERS: dict[str, Handler] = {
     "NOTICE": Session._on_message,
     "BATCH": Session._on_batch,
     "FAIL": Session._on_fail,
+    "AUTHENTICATE": Session._on_authenticate,
+    "REGISTER": Session._on_register,
+    "ACCOUNT": Session._on_account,
     "WARN": Session._on_fail,
     "NOTE": Session._on_fail,
 }
@@ -1854,6 +2038,10 @@ _NUMERICS: dict[str, Handler] = {
     N.RPL_MONOFFLINE: Session._rpl_monoffline,
     N.ERR_MONLISTFULL: Session._err_monlistfull,
     N.RPL_ISON: Session._rpl_ison,
+    # Accounts and SASL (numbers as IRCv3 sasl-3.1 gives them).
+    "900": Session._rpl_loggedin,
+    "901": Session._rpl_loggedout,
+    **{code: Session._sasl_reply for code in ("902", "903", "904", "905", "906", "907", "908")},
 }
 
 # Replies to queries the user made: shown in the current buffer.

@@ -390,7 +390,8 @@ class ChatUI:
 
     def _accept(self, buff: InputBuffer) -> bool:
         text = buff.text
-        self.history.add(text)
+        if not text.lower().startswith("/register "):  # it carries a password
+            self.history.add(text)
         self._completing = None
         if text.strip() and not text.startswith("/"):
             self.views.bottom(self.session.current)  # sending a message: follow the chat

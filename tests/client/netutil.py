@@ -54,10 +54,14 @@ class ChatClient:
         channels: tuple[str, ...] = (),
         host: str = "127.0.0.1",
         notify: tuple[str, ...] = (),
+        sasl: tuple[str, str] | None = None,  # (username, password): SASL PLAIN at connect
         **settings: float,
     ) -> ChatClient:
         settings.setdefault("quit_timeout", 1.0)
-        session = Session(SessionConfig(nick=nick, channels=channels, notify=notify))
+        user, password = sasl if sasl is not None else (None, None)
+        session = Session(SessionConfig(
+            nick=nick, channels=channels, notify=notify, sasl_username=user, sasl_password=password,
+        ))  # fmt: skip
         gate = Gate()
         conn = Connection(
             session,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import subprocess
@@ -28,8 +29,31 @@ def test_help_documents_every_option(capsys: pytest.CaptureFixture[str]) -> None
     assert info.value.code == 0
     out = capsys.readouterr().out
     for option in ("HOST", "--port", "--tls", "--nick", "--user", "--realname", "--password",
-                   "--join", "--config", "--headless", "config.toml"):  # fmt: skip
+                   "--join", "--config", "--headless", "config.toml", "--sasl-username",
+                   "CHAT_SASL_PASSWORD", "/register"):  # fmt: skip
         assert option.lower() in out.lower(), option
+
+
+def test_sasl_settings(tmp_path: Path) -> None:
+    conf = tmp_path / "c.toml"
+    conf.write_text('[servers.home]\nhost = "h"\nsasl_username = "amy"\nsasl_password = "file"\n',
+                    encoding="utf-8")  # fmt: skip
+    config = cli.build(["home", "--config", str(conf)], env={}).session.config
+    assert (config.sasl_username, config.sasl_password) == ("amy", "file")
+    env = {"CHAT_SASL_PASSWORD": "from env"}  # the environment wins over the file
+    argv = ["home", "--config", str(conf), "--sasl-username", "bo"]
+    config = cli.build(argv, env=env).session.config
+    assert (config.sasl_username, config.sasl_password) == ("bo", "from env")
+    config = cli.build(["other.host", "--sasl-username", "cy"], env=env).session.config
+    assert (config.sasl_username, config.sasl_password) == ("cy", "from env")
+    assert cli.build(["other.host"], env=env).session.config.sasl_username is None
+
+
+@pytest.mark.parametrize("argv", [["h", "--sasl-password", "pw"], ["h", "--sasl-username", "a b"]])
+def test_sasl_options_that_are_refused(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.build(argv, env={})
+    assert info.value.code == 2
 
 
 def test_options_override_the_config(tmp_path: Path) -> None:
@@ -89,6 +113,29 @@ def test_headless_subprocess(server: RunningServer, tmp_path: Path) -> None:
     assert "#t <@scripty> hello from a script" in out
     assert "#t * scripty is done" in out
     assert "\x1b" not in out
+
+
+async def test_headless_sasl_login_with_the_password_from_the_environment(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    maker = await server.client("maker")
+    await maker.send("REGISTER scripty * tr0ub4dor&3")
+    await maker.expect("900")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_")}
+    env.update(XDG_CONFIG_HOME=str(tmp_path / "xdg"), XDG_STATE_HOME=str(tmp_path / "state"),
+               PYTHONPATH=str(REPO), CHAT_SASL_PASSWORD="tr0ub4dor&3")  # fmt: skip
+    args = ["127.0.0.1", "--port", str(server.port), "--nick", "bot", "--sasl-username", "scripty"]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "client.cli", *args, "--headless",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(b"/whois bot\n"), 60)
+    assert proc.returncode == 0, err
+    text = out.decode()
+    assert "You are now logged in as scripty" in text
+    assert "bot is logged in as scripty" in text  # the server's WHOIS agrees
+    assert "tr0ub4dor" not in text
 
 
 def test_falls_back_to_headless_without_the_ui(

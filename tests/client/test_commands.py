@@ -131,6 +131,8 @@ def test_commands_send(s: Session, typed: str, sent: list[str]) -> None:
         "/join #bad\x07name",
         "/msg bad,target hi",
         "/help nosuch",
+        "/register",
+        "/register acct my pass word",
     ],
 )
 def test_bad_usage_gives_an_error_line(s: Session, typed: str) -> None:
@@ -145,7 +147,7 @@ def test_help_lists_commands(s: Session) -> None:
                  "list", "whois", "whowas", "notify", "ignore", "unignore", "away", "invite",
                  "knock", "wallops", "kick", "mode", "op", "deop", "voice", "devoice", "ban",
                  "unban", "kickban", "quiet", "unquiet", "quit", "close", "win", "clear", "help",
-                 "quote"):  # fmt: skip
+                 "quote", "register"):  # fmt: skip
         assert f"/{name}" in text
     run(s, "/help kick")
     assert "/kick" in s.current.lines[-1].text

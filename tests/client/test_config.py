@@ -28,6 +28,8 @@ port = 6697
 tls = true
 channels = ["#chat", "#dev"]
 password = "pw"
+sasl_username = "alice"
+sasl_password = "s3cret pass"
 
 [servers.local]
 host = "127.0.0.1"
@@ -74,6 +76,8 @@ def test_good_config(tmp_path: Path) -> None:
     assert home is not None and home.host == "irc.example.org" and home.tls
     assert home.effective_port == 6697 and home.channels == ("#chat", "#dev")
     assert home.password == "pw"
+    assert home.sasl_username == "alice" and home.sasl_password == "s3cret pass"
+    assert "s3cret" not in repr(home)  # tracebacks and debug prints keep it to themselves
     local = config.server("local")
     assert local is not None and local.effective_port == 6667
     assert config.scrollback == 5000 and config.bell and config.nick == "alice"
@@ -99,6 +103,10 @@ def test_good_config(tmp_path: Path) -> None:
         ('[servers.x]\nhost = "h"\nchannels = "#a"', "servers.x.channels: expected a list"),
         ('[servers.x]\nhost = "h"\nchannels = ["#a b"]', "invalid channel name"),
         ('[servers.x]\nhost = "h"\nwhat = 1', "servers.x.what: unknown setting"),
+        ('[servers.x]\nhost = "h"\nsasl_username = "a b"', "servers.x.sasl_username: expected"),
+        ('[servers.x]\nhost = "h"\nsasl_username = 5', "servers.x.sasl_username: expected"),
+        ('[servers.x]\nhost = "h"\nsasl_password = 5', "servers.x.sasl_password: expected"),
+        ('[servers.x]\nhost = "h"\nsasl_password = "a\\u0000b"', "must not contain NUL"),
         ('default_server = "nope"', "default_server: no [servers.nope] table"),
         ('[colours]\nbogus = "red"', "colours.bogus: unknown colour"),
         ("[colours]\nerror = 1", "colours.error: expected a style string"),

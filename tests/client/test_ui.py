@@ -351,6 +351,23 @@ async def test_tab_completion_and_input_history(
     await alice.wait(lambda: inp.text == "draft", "Down past the end restores the draft")
 
 
+async def test_register_keeps_the_password_off_the_screen_and_out_of_the_history(
+    server: RunningServer, uis: list[UIClient]
+) -> None:
+    alice = await start_ui(uis, server, "alice")
+    inp = alice.ui.input
+    await alice.command("/help register")
+    await alice.command("/register tr0ub4dor&3")
+    await alice.wait(lambda: alice.session.account == "alice", "the account")
+    await alice.wait_screen("You are now logged in as alice")
+    assert "tr0ub4dor" not in alice.text()
+    alice.keys(UP)  # the line before /register comes back, not /register
+    await alice.wait(lambda: inp.text == "/help register", "Up")
+    alice.keys(UP)
+    await alice.redrawn()
+    assert inp.text == "/help register"  # nothing older
+
+
 async def test_pageup_at_top_loads_older_history_without_moving_the_view(
     server: RunningServer,
     uis: list[UIClient],
