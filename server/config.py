@@ -66,6 +66,7 @@ class ServerConfig:
     cloak_hosts: bool = True  # show a keyed hash instead of the client's address
     cloak_key: str = ""  # secret for cloaks; empty: a new random key per start
     ban_file: str = "bans.json"  # K-/D-lines kept across restarts ("": only in memory)
+    reserve_account_nicks: bool = True  # an account's name is a nick for it alone
     # History: SQLite store of record ("" turns history off), Redis cache-aside.
     db: str = "chat.db"
     history_playback: int = 20  # messages replayed on JOIN to clients without chathistory

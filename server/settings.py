@@ -156,6 +156,7 @@ _HELP: dict[str, str] = {
     "whowas_size": "nicks remembered for WHOWAS, the oldest forgotten first (0: off)",
     "monitor_limit": "nicks one client may watch with MONITOR",
     "cloak_hosts": "show clients a keyed hash instead of each other's addresses",
+    "reserve_account_nicks": "keep each account's name as a nick for those logged in to it",
     "cloak_key": "secret for host cloaks (empty: random per start, cloaks change on restart)",
     "ban_file": "file that keeps operators' K-lines and D-lines across restarts "
     "(empty: bans last until the server stops)",

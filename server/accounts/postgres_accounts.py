@@ -121,6 +121,12 @@ class PostgresAccountStore:
     def find(self, folded: str) -> Account | None:
         return self._run(lambda conn, _retried: _find(conn, folded))
 
+    def names(self) -> list[str]:
+        def select(conn: Conn, _retried: bool) -> list[str]:
+            return [str(row[0]) for row in conn.execute("SELECT folded FROM accounts")]
+
+        return self._run(select)
+
     def close(self) -> None:
         with self._lock:
             self._closed = True

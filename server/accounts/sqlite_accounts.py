@@ -97,6 +97,11 @@ class SQLiteAccountStore:
             return None
         return Account(str(row[0]), str(row[1]), int(row[2]))
 
+    def names(self) -> list[str]:
+        with self._lock:
+            rows = self._open_conn().execute("SELECT folded FROM accounts").fetchall()
+        return [str(row[0]) for row in rows]
+
     def close(self) -> None:
         with self._lock:
             if self._closed:

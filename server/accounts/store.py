@@ -29,6 +29,10 @@ class AccountStore(Protocol):
         """The account stored under ``folded``, or None."""
         ...
 
+    def names(self) -> list[str]:
+        """Every account's folded name (the nicks they reserve), read at start."""
+        ...
+
     def close(self) -> None:
         """Release the store's connections; later calls raise."""
         ...
@@ -59,6 +63,11 @@ class MemoryAccountStore:
         with self._lock:
             self._check_open()
             return self._accounts.get(folded)
+
+    def names(self) -> list[str]:
+        with self._lock:
+            self._check_open()
+            return list(self._accounts)
 
     def close(self) -> None:
         with self._lock:

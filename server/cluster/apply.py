@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from server.core.handlers.accounts import notify_account
+from server.core.handlers.accounts import account_registered, notify_account
 from server.core.handlers.channels import announce_join
 from server.core.history import STORED_COMMANDS, HistoryStale
 from server.core.relay import Relay
@@ -493,6 +493,10 @@ def _on_account(core: ServerCore, event: Event) -> None:
     notify_account(core, client, _relay(event["r"]))
 
 
+def _on_newacct(core: ServerCore, event: Event) -> None:
+    account_registered(core, str(event["f"]))
+
+
 def _on_invite(core: ServerCore, event: Event) -> None:
     from server.core.handlers.channels import notify_invite
 
@@ -588,6 +592,7 @@ _HANDLERS = {
     "msg": _on_msg,
     "away": _on_away,
     "account": _on_account,
+    "newacct": _on_newacct,
     "invite": _on_invite,
     "setname": _on_setname,
     "umode": _on_umode,

@@ -143,6 +143,9 @@ class ServerCore:
         # Answers the transport computes off the loop (password checks): check id ->
         # (conn_id, label, what to do with the answer).
         self.pending_answers: dict[int, tuple[int, str | None, Answer]] = {}
+        # Folded names of the registered accounts: the nicks they reserve. The transport
+        # loads them at start; REGISTER here and on other nodes adds to them.
+        self.account_names: set[str] = set()
         self._answer_seq = 0
         self._batch_seq = 0
         self.max_clients_seen = 0

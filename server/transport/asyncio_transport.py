@@ -29,6 +29,7 @@ from server.transport.ops import (
     answer_account,
     check_oper,
     commit_messages,
+    load_account_names,
     open_account_store,
     reload,
     restore_bans,
@@ -117,6 +118,7 @@ class AsyncioServer:
         self.tls_port: int | None = config.tls_port  # the bound port once started
         self.history: HistoryService | None = build_history(config)
         self.accounts = open_account_store(config)
+        load_account_names(self.core, self.accounts)
         self._next_prune = 0.0
         self.bus: Any = None  # server.cluster.bus.ClusterBus with --cluster
         self.announce_stop = True  # tests: False stops like a crash (no "bye")

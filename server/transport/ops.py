@@ -54,6 +54,19 @@ def open_account_store(config: ServerConfig) -> AccountStore | None:
         return None
 
 
+def load_account_names(core: ServerCore, store: AccountStore | None) -> None:
+    """At start: the registered accounts' names, which reserve their nicks."""
+    if store is None:
+        return
+    try:
+        core.account_names = set(store.names())
+    except Exception:
+        log.exception("account names could not be read: their nicks are not reserved")
+        return
+    if core.account_names:
+        log.info("%d accounts", len(core.account_names))
+
+
 def answer_account(store: AccountStore | None, effect: Login | Register) -> str | None:
     """The answer to an account request (the account's name for a login, a
     RegisterResult value for a registration); runs on a worker thread, never the loop."""

@@ -99,6 +99,7 @@ from server.transport.ops import (
     answer_account,
     check_oper,
     commit_messages,
+    load_account_names,
     open_account_store,
     reload,
     restore_bans,
@@ -359,6 +360,7 @@ class SelectServer:
             else None
         )
         self.accounts = open_account_store(config)
+        load_account_names(self.core, self.accounts)
         self._oper_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._next_prune = 0.0
         self.conns: dict[int, Connection] = {}

@@ -119,6 +119,14 @@ def test_find_unknown_is_none(store: AccountStore) -> None:
     assert store.find("alic") is None
 
 
+def test_names_lists_every_folded_name(store: AccountStore, opener: Opener) -> None:
+    assert store.names() == []
+    for folded, name in (("alice", "Alice"), ("bob[]", "Bob{}"), ("ünï", "Ünï")):
+        assert store.create(folded, account(name))
+    assert sorted(store.names()) == ["alice", "bob[]", "ünï"]
+    assert sorted(opener().names()) == ["alice", "bob[]", "ünï"]  # another store object
+
+
 def test_create_twice_keeps_the_first(store: AccountStore) -> None:
     first = account("Alice", 1)
     assert store.create("alice", first) is True

@@ -26,7 +26,7 @@ from server.accounts import Account, MemoryAccountStore
 from server.config import ServerConfig
 from server.core.bans import BanList, ServerBan
 from server.core.core import ServerCore
-from server.core.handlers.accounts import SASL_MAX, Login, Register
+from server.core.handlers.accounts import SASL_MAX, Login, Register, reserved_for_other
 from server.core.handlers.bans import SaveBans, banned_by, matching_ban
 from server.core.handlers.operator import CheckOper, Rehash
 from server.core.history import HistoryRequest, StoreMessage
@@ -505,6 +505,8 @@ class CoreHarness:
                     fold(client.account)
                 ) is None:
                     _fail(f"{client!r} is logged in to {client.account!r}, which does not exist")
+                if reserved_for_other(core, client, client.folded):
+                    _fail(f"{client!r} uses the nick of account {client.folded!r}")
                 if not is_valid_nick(client.nick, self.config.nicklen):
                     _fail(f"registered {client!r} has an invalid nick {client.nick!r}")
             if client.folded:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from chat.message import Message
+from server.core.handlers.accounts import RESERVED
 from tests.conftest import RunningServer, start_server, suite_config
 from tests.ircclient import IRCTestClient
 from tests.server.helpers import ask, mask, only
@@ -253,10 +254,63 @@ async def test_accounts_survive_a_restart(backend: str, tmp_path: Path) -> None:
         c = await sasl_connection(second)
         assert [m.command for m in await authenticate(c, plain("lena", PASSWORD))] == [
             "900", "903"]
-        other = await second.client("lena")
-        msgs = await ask(other, f"REGISTER * * {PASSWORD}")
+        other = await second.client("other")
+        msgs = await ask(other, f"REGISTER lena * {PASSWORD}")
         assert msgs[0].params[1] == "ACCOUNT_EXISTS"
+        # The nick is still reserved after the restart (names read from the store).
+        assert only(await ask(other, "NICK lena"), "433")[0].params[-1] == RESERVED
     finally:
         for c in second.clients:
             await c.close()
         second.handle.stop()
+
+
+# ---------------------------------------------------------------------- reserved nicks
+
+
+async def test_an_accounts_name_is_reserved_for_it(server: RunningServer) -> None:
+    owner = await server.client("mia")
+    await register_account(owner)
+    await owner.send("QUIT :bye")
+    await owner.wait_closed()
+    # Someone else connecting as mia is told, and registers once it picks another nick.
+    c = await server.client()
+    await c.send("NICK mia")
+    await c.send("USER mia 0 * :Not Mia")
+    refused = await c.expect("433")
+    assert refused.params[1:] == ["mia", RESERVED]
+    await c.send("NICK mia_")
+    await c.expect("001")
+    c.nick = "mia_"
+    assert only(await ask(c, "NICK MIA"), "433")[0].params[-1] == RESERVED
+    # Logged in with SASL, the owner gets it (case as given).
+    sasl = await sasl_connection(server)
+    await authenticate(sasl, plain("mia", PASSWORD))
+    burst = await finish_registration(sasl, "Mia")
+    assert burst[0].command == "001" and burst[0].params[0] == "Mia"
+    # And a logged-in user may take its own account's nick later too.
+    await ask(sasl, "NICK away_mia")
+    assert only(await ask(sasl, "NICK mia"), "NICK")[0].params == ["mia"]
+
+
+async def test_a_nick_in_use_cannot_become_someone_elses_account(server: RunningServer) -> None:
+    await server.client("nora")
+    other = await server.client("other")
+    msgs = await ask(other, f"REGISTER nora * {PASSWORD}")
+    assert [(m.command, m.params[:3]) for m in msgs] == [
+        ("FAIL", ["REGISTER", "BAD_ACCOUNT_NAME", "nora"])]
+
+
+async def test_reservation_can_be_turned_off(backend: str, tmp_path: Path) -> None:
+    running = start_server(suite_config(reserve_account_nicks=False), backend,
+                           db=str(tmp_path / "h.db"))
+    try:
+        owner = await running.client("olga")
+        await register_account(owner)
+        second = await running.client("second")
+        assert only(await ask(owner, "NICK olga2"), "NICK")
+        assert only(await ask(second, "NICK olga"), "NICK")[0].params == ["olga"]
+    finally:
+        for c in running.clients:
+            await c.close()
+        running.handle.stop()

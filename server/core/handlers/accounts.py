@@ -31,6 +31,7 @@ SASL_CHUNK = 400  # an AUTHENTICATE line carries at most this much; exactly this
 SASL_MAX = 1200  # base64 bytes of one PLAIN exchange (two names and a password)
 MIN_PASSWORD = 8
 MAX_PASSWORD = 300  # bytes; the spec's advice, so that it fits a line to services too
+ACCOUNT_EXISTS_TEXT = "An account with that name exists already"
 REGISTERED = "ok"  # the answers to Register (server.accounts.service.RegisterResult values)
 EXISTS = "exists"
 
@@ -158,6 +159,16 @@ def handle_register(core: ServerCore, client: Client, msg: Message) -> None:
         core.fail(client, "REGISTER", "BAD_ACCOUNT_NAME", account,
                   "An account name must be a valid nickname")
         return
+    if core.fold(account) in core.account_names:  # known here: no need to ask the store
+        core.fail(client, "REGISTER", "ACCOUNT_EXISTS", account,
+                  ACCOUNT_EXISTS_TEXT)
+        return
+    holder = core.nicks.get(core.fold(account))
+    if holder is not None and holder is not client:
+        # Its name would become a nick someone else is using.
+        core.fail(client, "REGISTER", "BAD_ACCOUNT_NAME", account,
+                  "That name is a nickname in use by someone else")
+        return
     if len(password) < MIN_PASSWORD:
         core.fail(client, "REGISTER", "WEAK_PASSWORD", account,
                   f"The password must be at least {MIN_PASSWORD} characters long")
@@ -172,23 +183,31 @@ def handle_register(core: ServerCore, client: Client, msg: Message) -> None:
         return
     # Every attempt costs a scrypt hash: each counts against the limit, success too.
     client.password_failures.append(core.clock())
+    folded = core.fold(account)
+    # Reserved while the store decides, so that nobody takes the nick meanwhile.
+    reserved_now = folded not in core.account_names
+    core.account_names.add(folded)
 
     def answer(client: Client, result: str) -> None:
         if result == REGISTERED:
             log.info("account %r registered by %s (%s)", account, client.nick, client.ip)
+            if core.cluster:
+                core.publish("newacct", (), core.uid(client), f=folded)
             core.send(client, Message(
                 "REGISTER", ["SUCCESS", account, f"Account {account} registered"],
                 core.config.name))
             log_in(core, client, account)
         elif result == EXISTS:
             core.fail(client, "REGISTER", "ACCOUNT_EXISTS", account,
-                      "An account with that name exists already")
+                      ACCOUNT_EXISTS_TEXT)
         else:
+            if reserved_now:
+                core.account_names.discard(folded)
             core.fail(client, "REGISTER", "TEMPORARILY_UNAVAILABLE", account,
                       "Accounts cannot be registered right now; try again later")
 
     check = core.await_answer(client, answer)
-    core.emit(Register(check, core.fold(account), account, password))
+    core.emit(Register(check, folded, account, password))
 
 
 def handle_verify(core: ServerCore, client: Client, msg: Message) -> None:
@@ -199,6 +218,36 @@ def handle_verify(core: ServerCore, client: Client, msg: Message) -> None:
                   f"You are already logged in as {client.account}")
         return
     core.fail(client, "VERIFY", "INVALID_CODE", account, "No verification is pending")
+
+
+# ---------------------------------------------------------------------- reserved nicks
+
+
+RESERVED = "Nickname is reserved by a different account"
+
+
+def reserved_for_other(core: ServerCore, client: Client, folded: str) -> bool:
+    """True when the nick ``folded`` is an account's name and ``client`` is not
+    logged in to that account."""
+    if folded not in core.account_names or not core.config.reserve_account_nicks:
+        return False
+    return client.account is None or core.fold(client.account) != folded
+
+
+def refuse_reserved_nick(core: ServerCore, client: Client) -> None:
+    """At registration: 433 and the nick is given up; the client picks another (as
+    irssi and WeeChat do on 433) or logs in first."""
+    core.reply(client, N.ERR_NICKNAMEINUSE, client.nick, RESERVED)
+    if core.nicks.get(client.folded) is client:
+        if core.cluster:
+            core.release_nick(client)
+        del core.nicks[client.folded]
+    client.nick, client.folded = "*", ""
+
+
+def account_registered(core: ServerCore, folded: str) -> None:
+    """An account now exists (here or on another node): its name is reserved."""
+    core.account_names.add(folded)
 
 
 # ---------------------------------------------------------------------- logged in

@@ -13,7 +13,7 @@ from server import VERSION
 
 from .. import caps as caps_mod
 from ..relay import relay_wire
-from .accounts import abort_sasl
+from .accounts import RESERVED, abort_sasl, refuse_reserved_nick, reserved_for_other
 from .bans import banned_by, refuse
 
 if TYPE_CHECKING:
@@ -131,6 +131,10 @@ def handle_nick(core: ServerCore, client: Client, msg: Message) -> None:
     if holder is not None and holder is not client:
         core.reply(client, N.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
         return
+    # Before registration the nick is checked at the end (SASL may log in meanwhile).
+    if client.registered and core.account_names and reserved_for_other(core, client, folded):
+        core.reply(client, N.ERR_NICKNAMEINUSE, nick, RESERVED)
+        return
     if nick == client.nick:
         return
     if core.cluster and folded != client.folded:
@@ -200,6 +204,9 @@ def try_register(core: ServerCore, client: Client) -> None:
             return
     if client.sasl is not None:
         abort_sasl(core, client)
+    if core.account_names and reserved_for_other(core, client, client.folded):
+        refuse_reserved_nick(core, client)
+        return
     core.set_registered(client)
     if core.monitor.watchers:  # the connect path: no call when nobody monitors
         core.nick_online(client)
