@@ -597,5 +597,17 @@ async def test_accounts_show_on_every_node(cluster: Cluster) -> None:
         return any(m.command == "330" for m in await dave.collect_until("318"))
 
     await eventually(n3_knows_alice)
+    # An account registered on n1 reserves its nick on n2 at once.
+    zed = await connect(p1, "zed")
+    assert [m.command for m in await ask(zed, "REGISTER * * zed-password")] == [
+        "REGISTER", "900"]
+    await zed.send("QUIT :bye")
+    await zed.wait_closed()
+
+    async def reserved_on_n2() -> bool:
+        msgs = await ask(bob, "NICK zed")
+        return any(m.command == "433" and "reserved" in m.params[-1] for m in msgs)
+
+    await eventually(reserved_on_n2)
     for c in (alice, bob, carol, watcher, dave):
         await c.close()
