@@ -38,8 +38,22 @@ class StoredMessage(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
+class DirectPair:
+    """The two accounts of a direct message: who sent it and to whom (folded and as shown)."""
+
+    sender: str
+    sender_name: str
+    recipient: str
+    recipient_name: str
+
+
+@dataclass(frozen=True, slots=True)
 class NewMessage:
-    """A message accepted by the core this tick, before the store numbers it."""
+    """A message accepted by the core this tick, before the store numbers it.
+
+    A direct message between accounts has ``target`` = its conversation key and
+    ``dm`` set: the store then also records the conversation for both accounts.
+    """
 
     target: str
     msgid: str
@@ -49,6 +63,7 @@ class NewMessage:
     channel: str
     text: str
     tags: str = ""
+    dm: DirectPair | None = None  # set on direct messages between accounts only
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,10 @@ so two nodes whose ticks touch the same channels never deadlock.
 Text columns that are compared or ordered (msgid for ``until_msgid``, the channel
 for TARGETS' MAX) use the "C" collation: byte order, as in SQLite and Python,
 whatever the database's default collation is.
+
+Direct messages also upsert one ``conversations`` row per account and partner in
+the appending transaction, after the counters and in key order, so concurrent
+ticks lock those rows in the same order too.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from .model import NewMessage, Query, Ref, StoredMessage
 from .query import SERVED_COMMANDS, Cond, run_plan, served, served_sql
+from .store import conversation_rows
 
 T = TypeVar("T")
 
@@ -61,6 +66,19 @@ MIGRATIONS: list[str] = [
         target TEXT COLLATE "C" PRIMARY KEY,
         last_seq BIGINT NOT NULL
     );
+    """,
+    # 2: direct-message conversations per account, for CHATHISTORY TARGETS: one row
+    # per (account, partner), upserted with the messages (see store.conversation_rows).
+    """
+    CREATE TABLE conversations (
+        account TEXT COLLATE "C" NOT NULL,
+        partner TEXT COLLATE "C" NOT NULL,
+        partner_name TEXT NOT NULL,
+        target TEXT COLLATE "C" NOT NULL,
+        last_ms BIGINT NOT NULL,
+        PRIMARY KEY (account, partner)
+    );
+    CREATE INDEX conversations_account_last ON conversations (account, last_ms);
     """,
 ]
 
@@ -227,6 +245,24 @@ class PostgresStore:
                     [s.tags for s in stored],
                 ),
             )
+            conversations = conversation_rows(messages)
+            if conversations:
+                # One row per key (ON CONFLICT may not touch a row twice in one
+                # statement), in key order; the newest message wins, as in SQLite.
+                conn.execute(
+                    "INSERT INTO conversations "
+                    "(account, partner, partner_name, target, last_ms) "
+                    "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], "
+                    "%s::text[], %s::bigint[]) AS c(a, p, n, t, l) "
+                    'ORDER BY a COLLATE "C", p COLLATE "C" '
+                    "ON CONFLICT (account, partner) DO UPDATE SET "
+                    "partner_name = CASE WHEN EXCLUDED.last_ms >= conversations.last_ms "
+                    "THEN EXCLUDED.partner_name ELSE conversations.partner_name END, "
+                    "target = CASE WHEN EXCLUDED.last_ms >= conversations.last_ms "
+                    "THEN EXCLUDED.target ELSE conversations.target END, "
+                    "last_ms = GREATEST(conversations.last_ms, EXCLUDED.last_ms)",
+                    tuple(list(column) for column in zip(*conversations, strict=True)),
+                )
             self._committing = True  # leaving the block sends COMMIT
         return stored
 
@@ -244,6 +280,8 @@ class PostgresStore:
 
     @staticmethod
     def _prune(conn: Conn, max_rows: int, max_age_ms: int, now_ms: int, budget: int) -> int:
+        # Only messages: conversations rows are left alone (one tiny row per account
+        # and partner), so a conversation stays listed after its messages expire.
         deleted = 0
         if max_age_ms > 0:
             cur = conn.execute(
@@ -342,6 +380,23 @@ class PostgresStore:
                 (list(folded), lo, hi, limit),
             ).fetchall()
             return [(str(r[2]), int(r[1])) for r in rows]
+
+        return self._reading(read)
+
+    def conversations(
+        self, account: str, start_ms: int, end_ms: int, limit: int
+    ) -> list[tuple[str, str, int]]:
+        self.reads += 1
+        lo, hi = min(start_ms, end_ms), max(start_ms, end_ms)
+
+        def read(conn: Conn) -> list[tuple[str, str, int]]:
+            rows = conn.execute(
+                "SELECT partner_name, target, last_ms FROM conversations "
+                "WHERE account = %s AND last_ms > %s AND last_ms < %s "
+                "ORDER BY last_ms ASC, partner LIMIT %s",
+                (account, lo, hi, limit),
+            ).fetchall()
+            return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
 
         return self._reading(read)
 

@@ -113,6 +113,13 @@ class HistoryService:
         self._bind()
         return await self._in_thread(self.store.targets, list(folded), start_ms, end_ms, limit)
 
+    async def conversations(
+        self, account: str, start_ms: int, end_ms: int, limit: int
+    ) -> list[tuple[str, str, int]]:
+        """(partner_name, target key, last_ms) of ``account``'s direct conversations."""
+        self._bind()
+        return await self._in_thread(self.store.conversations, account, start_ms, end_ms, limit)
+
     # ------------------------------------------------------------------ writes
 
     def committed(self, stored: list[StoredMessage]) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from .model import NewMessage, Query, Ref, StoredMessage
 from .query import SERVED_COMMANDS, Cond, run_plan, served, served_sql
+from .store import conversation_rows
 
 MIGRATIONS: list[str] = [
     # 1: messages with a per-channel sequence number as the total order.
@@ -30,6 +31,21 @@ MIGRATIONS: list[str] = [
     CREATE UNIQUE INDEX messages_msgid ON messages (msgid);
     CREATE INDEX messages_target_time ON messages (target, time_ms);
     """,
+    # 2: direct-message conversations per account, for CHATHISTORY TARGETS: one row
+    # per (account, partner), upserted with the messages (see store.conversation_rows).
+    # WITHOUT ROWID: the index's entries end with the key, so it also serves the
+    # (last_ms, partner) order of conversations() without a sort.
+    """
+    CREATE TABLE conversations (
+        account TEXT NOT NULL,
+        partner TEXT NOT NULL,
+        partner_name TEXT NOT NULL,
+        target TEXT NOT NULL,
+        last_ms INTEGER NOT NULL,
+        PRIMARY KEY (account, partner)
+    ) WITHOUT ROWID;
+    CREATE INDEX conversations_account_last ON conversations (account, last_ms);
+    """,
 ]
 
 CHECKPOINT_INTERVAL = 1.0  # seconds between WAL checkpoints on the background thread
@@ -48,6 +64,16 @@ PAGE_SIZE = 1024
 _COLUMNS = "target, seq, msgid, time_ms, source, command, channel, text, tags"
 # Replies carry only these (see query.SERVED_COMMANDS); references may be any row.
 _SERVED = served_sql(SERVED_COMMANDS)
+# The newest message wins a conversation row: its time, partner name and target
+# (every SET expression reads the row as it was, so the CASEs see the old last_ms).
+_UPSERT_CONVERSATION = (
+    "INSERT INTO conversations (account, partner, partner_name, target, last_ms) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (account, partner) DO UPDATE SET "
+    "partner_name = CASE WHEN excluded.last_ms >= last_ms "
+    "THEN excluded.partner_name ELSE partner_name END, "
+    "target = CASE WHEN excluded.last_ms >= last_ms THEN excluded.target ELSE target END, "
+    "last_ms = MAX(last_ms, excluded.last_ms)"
+)
 
 
 def lower_thread_priority(nice: int) -> None:
@@ -117,11 +143,20 @@ class SQLiteStore:
             if version <= current:
                 continue
             conn.execute("BEGIN IMMEDIATE")
-            for statement in script.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
-            conn.execute("COMMIT")
+            try:
+                # Another server on the same file may have applied it since we looked.
+                row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+                if int(row[0] or 0) < version:
+                    for statement in script.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO schema_version (version) VALUES (?)", (version,)
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
 
     def schema_version(self) -> int:
         row = self._writer.execute("SELECT MAX(version) FROM schema_version").fetchone()
@@ -168,6 +203,9 @@ class SQLiteStore:
             conn.executemany(
                 f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
             )
+            conversations = conversation_rows(messages)
+            if conversations:
+                conn.executemany(_UPSERT_CONVERSATION, conversations)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -176,6 +214,8 @@ class SQLiteStore:
         return rows
 
     def prune(self, max_rows: int, max_age_ms: int, now_ms: int, budget: int) -> int:
+        # Only messages: conversations rows are left alone (one tiny row per account
+        # and partner), so a conversation stays listed after its messages expire.
         conn = self._writer
         deleted = 0
         if max_age_ms > 0:
@@ -256,6 +296,19 @@ class SQLiteStore:
             (*folded, lo, hi, limit),
         ).fetchall()
         return [(str(r[2]), int(r[1])) for r in rows]
+
+    def conversations(
+        self, account: str, start_ms: int, end_ms: int, limit: int
+    ) -> list[tuple[str, str, int]]:
+        self.reads += 1
+        lo, hi = min(start_ms, end_ms), max(start_ms, end_ms)
+        rows = self._reader().execute(
+            "SELECT partner_name, target, last_ms FROM conversations "
+            "WHERE account = ? AND last_ms > ? AND last_ms < ? "
+            "ORDER BY last_ms ASC, partner LIMIT ?",
+            (account, lo, hi, limit),
+        ).fetchall()
+        return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
 
     def _checkpoint_loop(self) -> None:
         lower_thread_priority(CHECKPOINT_NICE)

@@ -7,6 +7,9 @@ from typing import Protocol
 
 from .model import NewMessage, Query, StoredMessage
 
+# One row of the conversations table: (account, partner, partner_name, target, last_ms).
+ConversationRow = tuple[str, str, str, str, int]
+
 
 class HistoryStore(Protocol):
     """Writes happen on the loop thread (one transaction per tick); reads on any thread."""
@@ -14,7 +17,11 @@ class HistoryStore(Protocol):
     reads: int  # number of query/window calls served, for cache-effectiveness tests
 
     def append(self, messages: Sequence[NewMessage]) -> list[StoredMessage]:
-        """Store one tick's messages in one transaction; returns them numbered."""
+        """Store one tick's messages in one transaction; returns them numbered.
+
+        Messages with ``dm`` set also update both accounts' conversations rows
+        (see ``conversation_rows``) in the same transaction.
+        """
         ...
 
     def query(self, q: Query) -> list[StoredMessage]: ...
@@ -29,8 +36,40 @@ class HistoryStore(Protocol):
         """(channel, newest time_ms) for targets with messages in the time range."""
         ...
 
+    def conversations(
+        self, account: str, start_ms: int, end_ms: int, limit: int
+    ) -> list[tuple[str, str, int]]:
+        """(partner_name, target key, last_ms) of ``account``'s conversations whose last message
+        falls strictly between the two times (either order), oldest first, at most ``limit``."""
+        ...
+
     def prune(self, max_rows: int, max_age_ms: int, now_ms: int, budget: int) -> int:
         """Delete at most ``budget`` rows beyond the retention limits; returns how many."""
         ...
 
     def close(self) -> None: ...
+
+
+def conversation_rows(messages: Sequence[NewMessage]) -> list[ConversationRow]:
+    """The conversations rows a tick's direct messages upsert, one per (account, partner),
+    sorted by that key (the same lock order on every node).
+
+    Each direct message gives the sender's row (partner: the recipient) and the
+    recipient's (partner: the sender); a note to oneself gives one. Per key, the
+    message with the greatest ``time_ms`` wins (the later one in the tick on a tie):
+    its time, its partner's display name and its target. The stores apply the same
+    rule against the row already stored.
+    """
+    latest: dict[tuple[str, str], tuple[str, str, int]] = {}
+    for m in messages:
+        dm = m.dm
+        if dm is None:
+            continue
+        sides = [(dm.sender, dm.recipient, dm.recipient_name)]
+        if dm.recipient != dm.sender:
+            sides.append((dm.recipient, dm.sender, dm.sender_name))
+        for account, partner, name in sides:
+            seen = latest.get((account, partner))
+            if seen is None or m.time_ms >= seen[2]:
+                latest[(account, partner)] = (name, m.target, m.time_ms)
+    return [(a, p, *latest[(a, p)]) for a, p in sorted(latest)]

@@ -87,6 +87,11 @@ class GatedStore:
     ) -> list[tuple[str, int]]:
         return self.inner.targets(folded, start_ms, end_ms, limit)
 
+    def conversations(
+        self, account: str, start_ms: int, end_ms: int, limit: int
+    ) -> list[tuple[str, str, int]]:
+        return self.inner.conversations(account, start_ms, end_ms, limit)
+
     def prune(self, max_rows: int, max_age_ms: int, now_ms: int, budget: int) -> int:
         return self.inner.prune(max_rows, max_age_ms, now_ms, budget)
 

@@ -10,6 +10,8 @@ same semantics the cached windows are served with.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
 import sqlite3
 import threading
@@ -21,7 +23,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from server.history.model import NO_REF, NewMessage, Query, Ref, StoredMessage
+from server.history.model import NO_REF, DirectPair, NewMessage, Query, Ref, StoredMessage
 from server.history.postgres_store import MIGRATIONS as PG_MIGRATIONS
 from server.history.postgres_store import PostgresStore
 from server.history.query import evaluate
@@ -103,6 +105,43 @@ class Messages:
             text="" if command == "TAGMSG" else f"text {n} é ✓",
             tags="+typing=active" if command == "TAGMSG" else ("+a=b" if n % 4 == 0 else ""),
         )
+
+    def dm(
+        self, sender_name: str, recipient_name: str, time_ms: int | None = None,
+        *, sender: str = "", recipient: str = "",
+    ) -> NewMessage:
+        """A direct message between two accounts (folded: lower case unless given),
+        stored under their conversation key, as the core stores one."""
+        sender = sender or sender_name.lower()
+        recipient = recipient or recipient_name.lower()
+        return dataclasses.replace(
+            self.new(conversation_key(sender, recipient), time_ms=time_ms),
+            source=f"{sender_name}!user@host",
+            channel=recipient_name,
+            dm=DirectPair(sender, sender_name, recipient, recipient_name),
+        )
+
+
+def conversation_key(a: str, b: str) -> str:
+    return "$" + "$".join(sorted((a, b)))
+
+
+ConversationRow = tuple[str, str, str, str, int]
+
+
+def conversation_table(db: str) -> list[ConversationRow]:
+    """Every row of the conversations table, read with a connection of the test's own."""
+    sql = (
+        "SELECT account, partner, partner_name, target, last_ms FROM conversations "
+        "ORDER BY account, partner"
+    )
+    if db.startswith("postgresql://"):
+        with psycopg.connect(db) as conn:
+            return [(str(a), str(p), str(n), str(t), int(ms))
+                    for a, p, n, t, ms in conn.execute(sql).fetchall()]
+    with contextlib.closing(sqlite3.connect(db)) as lite:
+        return [(str(a), str(p), str(n), str(t), int(ms))
+                for a, p, n, t, ms in lite.execute(sql).fetchall()]
 
 
 def build_dataset(store: Store) -> dict[str, list[StoredMessage]]:
@@ -353,6 +392,342 @@ def test_targets(store: Store) -> None:
     assert store.targets(["#c"], lo, hi, 10) == []
 
 
+# ---------------------------------------------------------------- direct messages
+
+
+def test_conversations_list_the_partner_on_both_sides(db: str, store: Store) -> None:
+    gen = Messages()
+    ab = conversation_key("alice", "bob")
+    ac = conversation_key("alice", "carol")
+    rows = store.append([
+        gen.dm("Alice", "Bob", BASE_MS + 1000),
+        gen.new("#chan", time_ms=BASE_MS + 1500),
+        gen.dm("Carol", "Alice", BASE_MS + 2000),
+    ])
+    assert ab == "$alice$bob" and ac == "$alice$carol"
+    assert [(r.target, r.seq, r.channel) for r in rows] == [
+        (ab, 1, "Bob"), ("#chan", 1, "#chan"), (ac, 1, "Alice"),
+    ]
+    assert store.window(ab, 10) == rows[:1]  # the messages are ordinary rows
+    lo, hi = BASE_MS, BASE_MS + 10_000
+    reads = store.reads
+    assert store.conversations("alice", lo, hi, 10) == [
+        ("Bob", ab, BASE_MS + 1000), ("Carol", ac, BASE_MS + 2000),
+    ]
+    assert store.conversations("bob", lo, hi, 10) == [("Alice", ab, BASE_MS + 1000)]
+    assert store.conversations("carol", lo, hi, 10) == [("Alice", ac, BASE_MS + 2000)]
+    assert store.conversations("dave", lo, hi, 10) == []
+    assert store.conversations("Alice", lo, hi, 10) == []  # keys are folded names
+    assert store.reads == reads + 5
+    assert conversation_table(db) == [
+        ("alice", "bob", "Bob", ab, BASE_MS + 1000),
+        ("alice", "carol", "Carol", ac, BASE_MS + 2000),
+        ("bob", "alice", "Alice", ab, BASE_MS + 1000),
+        ("carol", "alice", "Alice", ac, BASE_MS + 2000),
+    ]
+
+
+def test_conversations_time_range_limit_and_order(store: Store) -> None:
+    gen = Messages()
+    store.append([gen.dm("Alice", "Bob", BASE_MS + 3000), gen.dm("Dave", "Alice", BASE_MS + 1000)])
+    store.append([gen.dm("Alice", "Erin", BASE_MS + 4000)])
+    store.append([gen.dm("Carol", "Alice", BASE_MS + 2000), gen.dm("Bob", "Carol", BASE_MS + 5000)])
+    k = {p: conversation_key("alice", p) for p in ("bob", "carol", "dave", "erin")}
+    everything = [
+        ("Dave", k["dave"], BASE_MS + 1000), ("Carol", k["carol"], BASE_MS + 2000),
+        ("Bob", k["bob"], BASE_MS + 3000), ("Erin", k["erin"], BASE_MS + 4000),
+    ]
+    lo, hi = BASE_MS, BASE_MS + 10_000
+    assert store.conversations("alice", lo, hi, 10) == everything  # oldest first
+    assert store.conversations("alice", hi, lo, 10) == everything  # either order
+    assert store.conversations("alice", lo, hi, 2) == everything[:2]  # the oldest ones
+    assert store.conversations("alice", lo, hi, 0) == []
+    # Both ends exclusive.
+    assert store.conversations("alice", BASE_MS + 1000, BASE_MS + 4000, 10) == everything[1:3]
+    assert store.conversations("alice", BASE_MS + 4000, BASE_MS + 1000, 10) == everything[1:3]
+    assert store.conversations("alice", BASE_MS + 999, BASE_MS + 1001, 10) == everything[:1]
+    assert store.conversations("alice", BASE_MS + 1000, BASE_MS + 1001, 10) == []
+    assert store.conversations("alice", BASE_MS + 4000, BASE_MS + 4000, 10) == []
+    # Bob's own list has Carol's conversation too (last message at +5000).
+    assert store.conversations("bob", lo, hi, 10) == [
+        ("Alice", k["bob"], BASE_MS + 3000),
+        ("Carol", conversation_key("bob", "carol"), BASE_MS + 5000),
+    ]
+
+
+def test_conversations_with_the_same_time_are_in_partner_order(store: Store) -> None:
+    """Ties on last_ms go by the partner's folded name, bytewise: "ab" < "a{" here,
+    where a locale's order (the PostgreSQL test database's) puts "a{" first."""
+    gen = Messages()
+    t = BASE_MS + 1000
+    store.append([
+        gen.dm("Alice", "a{", t), gen.dm("Alice", "ab", t), gen.dm("Alice", "Zed", t - 500),
+    ])
+    assert store.conversations("alice", 0, 2**62, 10) == [
+        ("Zed", conversation_key("alice", "zed"), t - 500),
+        ("ab", conversation_key("alice", "ab"), t),
+        ("a{", conversation_key("alice", "a{"), t),
+    ]
+    assert store.conversations("alice", 0, 2**62, 2)[-1][0] == "ab"
+
+
+def test_a_later_message_updates_the_conversation(db: str, store: Store) -> None:
+    gen = Messages()
+    ab = conversation_key("alice", "bob")
+    store.append([gen.dm("Alice", "Bob", BASE_MS + 1000)])
+    # Bob, renamed to "BOBBY" for display (same account), answers later.
+    store.append([gen.dm("BOBBY", "alice", BASE_MS + 5000, sender="bob")])
+    assert store.conversations("alice", 0, 2**62, 10) == [("BOBBY", ab, BASE_MS + 5000)]
+    assert store.conversations("bob", 0, 2**62, 10) == [("alice", ab, BASE_MS + 5000)]
+    # An older message (another node's clock behind) changes neither time nor name.
+    store.append([gen.dm("Alice", "Robert", BASE_MS + 2000, recipient="bob")])
+    assert store.conversations("alice", 0, 2**62, 10) == [("BOBBY", ab, BASE_MS + 5000)]
+    assert store.conversations("bob", 0, 2**62, 10) == [("alice", ab, BASE_MS + 5000)]
+    # The same time: the later message's names win.
+    store.append([gen.dm("ALICE", "Bobby", BASE_MS + 5000, sender="alice", recipient="bob")])
+    assert store.conversations("alice", 0, 2**62, 10) == [("Bobby", ab, BASE_MS + 5000)]
+    assert store.conversations("bob", 0, 2**62, 10) == [("ALICE", ab, BASE_MS + 5000)]
+    # Several messages of the pair in one tick, out of time order: the newest wins.
+    store.append([
+        gen.dm("Alice", "B1", BASE_MS + 9000, recipient="bob"),
+        gen.dm("B2", "A2", BASE_MS + 8000, sender="bob", recipient="alice"),
+        gen.dm("B3", "A3", BASE_MS + 9000, sender="bob", recipient="alice"),
+        gen.dm("Alice", "B4", BASE_MS + 7000, recipient="bob"),
+    ])
+    assert store.conversations("alice", 0, 2**62, 10) == [("B3", ab, BASE_MS + 9000)]
+    assert store.conversations("bob", 0, 2**62, 10) == [("A3", ab, BASE_MS + 9000)]
+    assert conversation_table(db) == [
+        ("alice", "bob", "B3", ab, BASE_MS + 9000),
+        ("bob", "alice", "A3", ab, BASE_MS + 9000),
+    ]
+    assert len(store.window(ab, 100)) == 8  # every message kept, one conversation row
+
+
+def test_a_note_to_oneself_is_one_conversation(db: str, store: Store) -> None:
+    gen = Messages()
+    aa = conversation_key("alice", "alice")
+    assert aa == "$alice$alice"
+    # Twice in one tick: one upsert row per key (PostgreSQL refuses two in one statement).
+    store.append([
+        gen.dm("Alice", "alice", BASE_MS + 1000),
+        gen.dm("Alice", "ALICE", BASE_MS + 2000),
+        gen.dm("Alice", "Bob", BASE_MS + 1500),
+    ])
+    assert store.conversations("alice", 0, 2**62, 10) == [
+        ("Bob", conversation_key("alice", "bob"), BASE_MS + 1500),
+        ("ALICE", aa, BASE_MS + 2000),  # the name it was sent to
+    ]
+    assert [r for r in conversation_table(db) if r[0] == r[1]] == [
+        ("alice", "alice", "ALICE", aa, BASE_MS + 2000),
+    ]
+
+
+def test_messages_without_dm_leave_conversations_alone(db: str, store: Store) -> None:
+    gen = Messages()
+    plain = NewMessage(
+        conversation_key("alice", "bob"), "plain1", BASE_MS, "Alice!u@h", "PRIVMSG", "Bob", "hi"
+    )  # even under a conversation key: only ``dm`` makes a conversation
+    rows = store.append([gen.new("#a"), plain, gen.new("#b", "TAGMSG"), gen.new("#a", "NOTICE")])
+    assert len(rows) == 4
+    assert store.window(plain.target, 10) == [rows[1]]
+    assert conversation_table(db) == []
+    assert store.conversations("alice", 0, 2**62, 10) == []
+    assert store.conversations("bob", 0, 2**62, 10) == []
+
+
+def test_conversations_are_in_the_appending_transaction(db: str, store: Store) -> None:
+    gen = Messages()
+    ab = conversation_key("alice", "bob")
+    first = store.append([gen.dm("Alice", "Bob", BASE_MS + 1000)])
+    before = conversation_table(db)
+    assert len(before) == 2
+    # A duplicate msgid, last in the tick: the messages fail, no conversation moves.
+    bad = [gen.dm("Alice", "Carol", BASE_MS + 2000), gen.dm("Bob", "Alice", BASE_MS + 3000)]
+    bad.append(dataclasses.replace(gen.dm("Dave", "Erin", BASE_MS + 4000), msgid=first[0].msgid))
+    with pytest.raises(INTEGRITY_ERRORS):
+        store.append(bad)
+    assert conversation_table(db) == before
+    assert store.window(ab, 10) == first
+    assert store.window(conversation_key("alice", "carol"), 10) == []
+    assert store.conversations("alice", 0, 2**62, 10) == [("Bob", ab, BASE_MS + 1000)]
+    # A conversation row the database refuses (a NULL name, which the types forbid):
+    # the tick's messages, written before it, are rolled back with it.
+    refused = dataclasses.replace(
+        gen.dm("Alice", "Bob", BASE_MS + 6000),
+        dm=DirectPair("alice", "Alice", "bob", None),  # type: ignore[arg-type]
+    )
+    with pytest.raises(INTEGRITY_ERRORS):
+        store.append([gen.new("#a"), gen.dm("Alice", "Carol", BASE_MS + 5000), refused])
+    assert conversation_table(db) == before
+    assert store.window("#a", 10) == []
+    assert store.window(ab, 10) == first
+    assert store.window(conversation_key("alice", "carol"), 10) == []
+    # The store goes on: numbering without a gap, conversations updated.
+    after = store.append([gen.dm("Bob", "Alice", BASE_MS + 7000), gen.new("#a")])
+    assert [(r.target, r.seq) for r in after] == [(ab, 2), ("#a", 1)]
+    assert store.conversations("alice", 0, 2**62, 10) == [("Bob", ab, BASE_MS + 7000)]
+
+
+def test_concurrent_direct_messages_from_two_nodes(opener: Opener) -> None:
+    """Two nodes append ticks of direct messages among the same accounts, in opposite
+    orders: no deadlock (PostgreSQL row locks), and each conversation row ends up
+    with its newest message's time and name, whichever node committed last."""
+    nodes = [opener(), opener()]
+    accounts = ["alice", "bob", "carol", "dave", "erin"]
+    barrier = threading.Barrier(2)
+    sent: list[list[NewMessage]] = [[], []]
+    errors: list[BaseException] = []
+
+    def node(i: int) -> None:
+        gen = Messages()
+        gen.n = (i + 1) * 1_000_000
+        pairs = [(a, b) for a in accounts for b in accounts]
+        if i:
+            pairs.reverse()
+        try:
+            for tick in range(30):
+                barrier.wait(10)
+                batch = [
+                    gen.dm(f"{a.upper()}{i}", f"{b.title()}{tick}", BASE_MS + tick * 10 + i,
+                           sender=a, recipient=b)
+                    for a, b in pairs[tick % 3 :: 2]
+                ]
+                nodes[i].append(batch)
+                sent[i].extend(batch)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=node, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    expected: dict[tuple[str, str], tuple[str, str, int]] = {}
+    for m in sent[0] + sent[1]:
+        assert m.dm is not None
+        sides = [(m.dm.sender, m.dm.recipient, m.dm.recipient_name),
+                 (m.dm.recipient, m.dm.sender, m.dm.sender_name)]
+        for account, partner, name in sides[: 1 if m.dm.sender == m.dm.recipient else 2]:
+            seen = expected.get((account, partner))
+            # Times differ between the nodes; within a tick, the later message wins.
+            if seen is None or m.time_ms >= seen[2]:
+                expected[(account, partner)] = (name, m.target, m.time_ms)
+    assert len(expected) == len(accounts) ** 2
+    for account in accounts:
+        want = sorted(
+            ((n, t, ms) for (a, p), (n, t, ms) in expected.items() if a == account),
+            key=lambda c: (c[2], c[1]),
+        )
+        got = nodes[1].conversations(account, 0, 2**62, 100)
+        assert sorted(got, key=lambda c: (c[2], c[1])) == want
+        assert [c[2] for c in got] == sorted(c[2] for c in got)
+
+
+def _create_v1_database(db: str) -> None:
+    """A database as version 1 of the schema left it, with two messages in #a."""
+    insert = (
+        "INSERT INTO messages (target, seq, msgid, time_ms, source, command, channel, text) "
+        "VALUES ('#a', 1, 'old1', 1000, 'n!u@h', 'PRIVMSG', '#A', 'one'), "
+        "('#a', 2, 'old2', 2000, 'n!u@h', 'NOTICE', '#a', 'two')"
+    )
+    if db.startswith("postgresql://"):
+        with psycopg.connect(db) as conn:
+            conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+            for statement in PG_MIGRATIONS[0].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+            conn.execute(insert)
+            conn.execute("INSERT INTO channel_seq (target, last_seq) VALUES ('#a', 2)")
+        return
+    with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as lite:
+        lite.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        lite.executescript(SQLITE_MIGRATIONS[0])
+        lite.execute("INSERT INTO schema_version (version) VALUES (1)")
+        lite.execute(insert)
+
+
+def test_a_version_1_database_migrates(db: str, opener: Opener) -> None:
+    _create_v1_database(db)
+    old = [
+        StoredMessage("#a", 1, "old1", 1000, "n!u@h", "PRIVMSG", "#A", "one", ""),
+        StoredMessage("#a", 2, "old2", 2000, "n!u@h", "NOTICE", "#a", "two", ""),
+    ]
+    store = opener()
+    assert store.schema_version() == 2
+    assert store.window("#a", 10) == old  # the old rows, intact
+    assert conversation_table(db) == []  # the table is there, empty
+    gen = Messages()
+    new = store.append([gen.new("#a"), gen.dm("Alice", "Bob", BASE_MS)])
+    assert [(r.target, r.seq) for r in new] == [("#a", 3), ("$alice$bob", 1)]
+    assert store.conversations("bob", 0, 2**62, 10) == [("Alice", "$alice$bob", BASE_MS)]
+    store.close()
+    again = opener()  # nothing re-applied on the next start
+    assert again.schema_version() == 2
+    assert again.window("#a", 10) == [*old, new[0]]
+    assert again.conversations("alice", 0, 2**62, 10) == [("Bob", "$alice$bob", BASE_MS)]
+    if db.startswith("postgresql://"):
+        with psycopg.connect(db) as conn:
+            versions = conn.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()
+            indexes = conn.execute(
+                "SELECT indexdef FROM pg_indexes WHERE tablename = 'conversations' "
+                "AND indexname = 'conversations_account_last'"
+            ).fetchall()
+            collations = conn.execute(
+                "SELECT column_name, collation_name FROM information_schema.columns "
+                "WHERE table_name = 'conversations' AND collation_name IS NOT NULL "
+                "ORDER BY column_name"
+            ).fetchall()
+        assert len(indexes) == 1 and "(account, last_ms)" in indexes[0][0]
+        assert collations == [("account", "C"), ("partner", "C"), ("target", "C")]
+    else:
+        with contextlib.closing(sqlite3.connect(db)) as lite:
+            versions = lite.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()
+            index = lite.execute("PRAGMA index_info(conversations_account_last)").fetchall()
+        assert [r[2] for r in index] == ["account", "last_ms"]
+    assert versions == [(1,), (2,)]
+
+
+def test_sqlite_servers_upgrading_one_file_together(tmp_path: Path) -> None:
+    """Two servers on one file start at once: the second finds version 2 applied
+    while it waited for the write lock, and must not apply it again."""
+    path = str(tmp_path / "history.db")
+    _create_v1_database(path)
+    holder = sqlite3.connect(path, isolation_level=None)
+    opened: list[SQLiteStore] = []
+    errors: list[BaseException] = []
+    try:
+        holder.execute("PRAGMA journal_mode=WAL")
+        holder.execute("BEGIN IMMEDIATE")  # the other server, migrating right now
+
+        def start() -> None:
+            try:
+                opened.append(SQLiteStore(path))
+            except BaseException as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=start)
+        thread.start()
+        time.sleep(0.3)  # it read version 1 and waits for the lock (busy_timeout 5 s)
+        for statement in SQLITE_MIGRATIONS[1].split(";"):
+            if statement.strip():
+                holder.execute(statement)
+        holder.execute("INSERT INTO schema_version (version) VALUES (2)")
+        holder.execute("COMMIT")
+        thread.join(30)
+        assert errors == []
+        assert len(opened) == 1 and opened[0].schema_version() == 2
+        versions = holder.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()
+        assert versions == [(1,), (2,)]
+        assert opened[0].append([Messages().dm("Alice", "Bob", BASE_MS)])[0].seq == 1
+        assert opened[0].conversations("alice", 0, 2**62, 5) == [("Bob", "$alice$bob", BASE_MS)]
+    finally:
+        for s in opened:
+            s.close()
+        holder.close()
+
+
 # ---------------------------------------------------------------- retention
 
 
@@ -575,6 +950,7 @@ def test_reads_from_another_thread_while_appending(store: Store) -> None:
     gen = Messages()
     stop = threading.Event()
     seen: list[list[StoredMessage]] = []
+    talks: list[list[tuple[str, str, int]]] = []
     errors: list[BaseException] = []
 
     def reader() -> None:
@@ -583,6 +959,7 @@ def test_reads_from_another_thread_while_appending(store: Store) -> None:
                 seen.append(store.window("#a", 7))
                 seen.append(store.query(Query("LATEST", "#a", NO_REF, 7)))
                 store.targets(["#a", "#b"], 0, 2**62, 10)
+                talks.append(store.conversations("alice", 0, 2**62, 10))
         except BaseException as exc:
             errors.append(exc)
 
@@ -590,7 +967,10 @@ def test_reads_from_another_thread_while_appending(store: Store) -> None:
     thread.start()
     try:
         for tick in range(80):
-            store.append([gen.new("#a") for _ in range(1 + tick % 4)] + [gen.new("#b")])
+            store.append(
+                [gen.new("#a") for _ in range(1 + tick % 4)]
+                + [gen.new("#b"), gen.dm("Alice", "Bob", BASE_MS + tick)]
+            )
             if tick % 10 == 0:
                 time.sleep(0.002)
     finally:
@@ -604,6 +984,13 @@ def test_reads_from_another_thread_while_appending(store: Store) -> None:
         total += 1 + tick % 4
         sizes.add(total)
     assert len(seen) > 10
+    # Conversations read from that thread: Bob's row, at the time of some commit.
+    assert all(
+        t == [] or (len(t) == 1 and t[0][:2] == ("Bob", "$alice$bob")
+                    and BASE_MS <= t[0][2] < BASE_MS + 80)
+        for t in talks
+    )
+    assert store.conversations("alice", 0, 2**62, 10) == [("Bob", "$alice$bob", BASE_MS + 79)]
     for got in seen:
         if got:  # a suffix of some committed prefix: whole ticks only
             last = got[-1].seq
@@ -637,6 +1024,14 @@ def test_postgres_reconnects_after_losing_its_connections(pg_url: str) -> None:
         # A query first this time: its read-only transaction is retried as a whole.
         assert s.query(Query("LATEST", "#a", NO_REF, 10)) == first + second
         assert s.targets(["#a"], 0, 2**62, 5) == [("#a", second[0].time_ms)]
+        third = s.append([gen.dm("Alice", "Bob")])
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'chat-history'"
+            )
+        # conversations() first: retried on a new connection like the other reads.
+        assert s.conversations("bob", 0, 2**62, 5) == [("Alice", "$alice$bob", third[0].time_ms)]
         assert s.prune(max_rows=1, max_age_ms=0, now_ms=0, budget=10) == 1
     finally:
         s.close()
@@ -655,6 +1050,20 @@ async def test_history_service_answers_from_the_store(store: Store) -> None:
         assert await svc.targets(["#chan", "#other"], 0, 2**62, 10) == store.targets(
             ["#chan", "#other"], 0, 2**62, 10
         )
+        gen = Messages()
+        gen.n = 1_000_000  # msgids apart from the dataset's
+        store.append([gen.dm("Alice", "Bob", BASE_MS + 5), gen.dm("Carol", "Alice", BASE_MS + 9)])
+        reads = store.reads
+        assert await svc.conversations("alice", BASE_MS + 10, 0, 10) == [
+            ("Bob", "$alice$bob", BASE_MS + 5), ("Carol", "$alice$carol", BASE_MS + 9),
+        ]
+        assert await svc.conversations("alice", 0, BASE_MS + 9, 10) == [
+            ("Bob", "$alice$bob", BASE_MS + 5),
+        ]
+        assert await svc.conversations("carol", 0, 2**62, 1) == [
+            ("Alice", "$alice$carol", BASE_MS + 9),
+        ]
+        assert store.reads == reads + 3  # each one a store read, on the service's thread
     finally:
         await svc.close()
 
