@@ -432,6 +432,9 @@ def _on_msg(core: ServerCore, event: Event) -> None:
     need_cap = event.get("cap")
     to = event.get("to")
     if to is not None:
+        kept = event.get("h")
+        if kept is not None and core.history_enabled:
+            core.emit(HistoryStale(str(kept)))  # a private conversation's window
         target = resolve(core, str(to))
         if (
             target is not None

@@ -29,7 +29,7 @@ from chat.message import (
 from chat.msgid import MsgIdGenerator
 from chat.servertime import format_time, parse_time
 from server.config import ServerConfig
-from server.history.model import StoredMessage
+from server.history.model import DirectPair, StoredMessage
 
 from . import caps as caps_mod
 from .bans import BanList
@@ -41,6 +41,7 @@ from .history import (
     Pending,
     StoreMessage,
     deliver_history,
+    dm_key,
     message_to_store,
     request_playback,
 )
@@ -556,15 +557,52 @@ class ServerCore:
             text,
             client_tags,
             relay.msgid,
-            # Parsed once per millisecond in new_relay, so it matches the time tag exactly.
-            self._time_text_ms
-            if relay.time == self._time_text
-            else round(parse_time(relay.time) * 1000),
+            self._relay_time_ms(relay),
         )
         if stored is not None:
             self._effects.append(StoreMessage(stored))
             if self.cluster_state is not None:
                 self.cluster_state.seen(channel.folded, relay.msgid)
+
+    def on_private_message(
+        self,
+        sender: Client,
+        target: Client,
+        relay: Relay,
+        command: str,
+        client_tags: dict[str, str] | None,
+    ) -> str | None:
+        """A private message was relayed: stored only between two accounts (a nick is
+        not an identity), under their conversation's key, which is returned."""
+        if (
+            sender.account is None
+            or target.account is None
+            or not self.history_enabled
+            or command not in STORED_COMMANDS
+        ):
+            return None
+        a, b = self.fold(sender.account), self.fold(target.account)
+        stored = message_to_store(
+            dm_key(a, b),
+            target.nick,
+            sender.mask,
+            command,
+            relay.params[1:],
+            client_tags,
+            relay.msgid,
+            self._relay_time_ms(relay),
+            DirectPair(a, sender.account, b, target.account),
+        )
+        if stored is None:
+            return None
+        self._effects.append(StoreMessage(stored))
+        return stored.target
+
+    def _relay_time_ms(self, relay: Relay) -> int:
+        # Parsed once per millisecond in new_relay, so it matches the time tag exactly.
+        if relay.time == self._time_text:
+            return self._time_text_ms
+        return round(parse_time(relay.time) * 1000)
 
     def after_join(self, client: Client, channel: Channel) -> None:
         """Replay recent history to a joiner that will not ask for it itself."""

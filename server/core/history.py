@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Literal
 
 from chat.message import Message, parse_tags, serialize_tags
 from chat.msgid import is_msgid
+from chat.names import CHANTYPES
 from chat.servertime import format_time, parse_time
-from server.history.model import NO_REF, NewMessage, Query, Ref, StoredMessage
+from server.history.model import NO_REF, DirectPair, NewMessage, Query, Ref, StoredMessage
 
 if TYPE_CHECKING:
     from .core import ServerCore
@@ -52,6 +53,7 @@ class HistoryRequest:
     start_ms: int = 0
     end_ms: int = 0
     limit: int = 100  # TARGETS: most targets to list
+    account: str = ""  # TARGETS: also this (folded) account's private conversations
 
 
 @dataclass(slots=True)
@@ -77,6 +79,17 @@ def may_read_history(core: ServerCore, channel: Channel, client: Client) -> bool
     return not is_banned(core, channel, client)
 
 
+def dm_key(a: str, b: str) -> str:
+    """The history target of the private conversation between the (folded) accounts
+    ``a`` and ``b``: '$' occurs in no channel or account name."""
+    first, second = sorted((a, b))
+    return f"${first}${second}"
+
+
+def is_dm_key(target: str) -> bool:
+    return target[:1] == "$"
+
+
 def message_to_store(
     target: str,
     channel: str,
@@ -86,6 +99,7 @@ def message_to_store(
     client_tags: dict[str, str] | None,
     msgid: str,
     time_ms: int,
+    dm: DirectPair | None = None,
 ) -> NewMessage | None:
     if client_tags and not EPHEMERAL_TAGS.isdisjoint(client_tags):
         client_tags = {k: v for k, v in client_tags.items() if k not in EPHEMERAL_TAGS}
@@ -100,6 +114,7 @@ def message_to_store(
         channel=channel,
         text=text[0] if text else "",
         tags=serialize_tags(client_tags) if client_tags else "",
+        dm=dm,
     )
 
 
@@ -149,12 +164,13 @@ def handle_chathistory(core: ServerCore, client: Client, msg: Message) -> None:
             return
         targets = tuple(client.channels)
         rid = core.new_history_request(client, "targets", "")
-        core.emit(HistoryRequest(rid, None, targets, a.time_ms, b.time_ms, limit))
+        account = core.fold(client.account) if client.account is not None else ""
+        core.emit(HistoryRequest(rid, None, targets, a.time_ms, b.time_ms, limit, account))
         return
     target = params[1]
     channel = core.channels.get(core.fold(target))
-    if channel is None or not may_read_history(core, channel, client):
-        # Private history is not kept: a nick is not an identity.
+    key = channel.folded if channel is not None else conversation_of(core, client, target)
+    if key is None or (channel is not None and not may_read_history(core, channel, client)):
         fail(
             client, "CHATHISTORY", "INVALID_TARGET", sub, target, "Messages could not be retrieved"
         )
@@ -171,14 +187,31 @@ def handle_chathistory(core: ServerCore, client: Client, msg: Message) -> None:
         return
     q = Query(
         sub,  # type: ignore[arg-type]
-        channel.folded,
+        key,
         ref,
         limit,
         ref2,
         with_tagmsg=wants_tagmsg(client),
     )
-    rid = core.new_history_request(client, "chathistory", channel.name)
+    rid = core.new_history_request(client, "chathistory", channel.name if channel else target)
     core.emit(HistoryRequest(rid, q))
+
+
+def conversation_of(core: ServerCore, client: Client, nick: str) -> str | None:
+    """The history key of ``client``'s private conversation with ``nick``: only between
+    accounts (a nick is not an identity). ``nick`` is a user logged in now, or an
+    account's name (its owner may be away)."""
+    if client.account is None or nick[:1] in CHANTYPES:
+        return None
+    folded = core.fold(nick)
+    holder = core.nicks.get(folded)
+    if holder is not None and holder.account is not None:
+        partner = core.fold(holder.account)
+    elif folded in core.account_names:
+        partner = folded
+    else:
+        return None
+    return dm_key(core.fold(client.account), partner)
 
 
 def request_playback(core: ServerCore, client: Client, folded: str, name: str) -> None:
@@ -235,8 +268,11 @@ def deliver_history(
         core.send(
             client, Message("BATCH", ["+" + ref, "chathistory", pending.channel], core.config.name)
         )
+    batch = ref if use_batch else None
     for row in rows:
-        core.write(client, format_row(client, row, pending.channel, ref if use_batch else None))
+        # A private message is replayed as it was sent: to the nick it was sent to.
+        shown = row.channel if is_dm_key(row.target) else pending.channel
+        core.write(client, format_row(client, row, shown, batch))
     if use_batch:
         core.send(client, Message("BATCH", ["-" + ref], core.config.name))
 

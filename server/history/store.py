@@ -1,4 +1,4 @@
-"""The store-of-record interface; SQLite fills it today, PostgreSQL can later."""
+"""The store-of-record interface: SQLite and PostgreSQL fill it."""
 
 from __future__ import annotations
 

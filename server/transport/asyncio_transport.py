@@ -29,6 +29,7 @@ from server.transport.ops import (
     answer_account,
     check_oper,
     commit_messages,
+    list_targets,
     load_account_names,
     open_account_store,
     reload,
@@ -277,9 +278,7 @@ class AsyncioServer:
                 rows = await history.query(request.query)
                 self.core.history_ready(request.request_id, rows=rows)
             else:
-                targets = await history.targets(
-                    request.targets, request.start_ms, request.end_ms, request.limit
-                )
+                targets = await list_targets(history, request)
                 self.core.history_ready(request.request_id, targets=targets)
         except Exception:
             log.exception("history request failed")

@@ -15,6 +15,7 @@ from server.config import ServerConfig
 from server.core import ServerCore
 from server.core.handlers.accounts import Login, Register
 from server.core.handlers.operator import CheckOper
+from server.core.history import HistoryRequest
 from server.history.model import NewMessage
 from server.history.service import HistoryService
 from server.passwords import verify_password
@@ -85,6 +86,18 @@ def restore_bans(core: ServerCore) -> None:
     core.bans.load(bans, removals, core.clock())
     if bans:
         log.info("%d bans in force from %s", len(core.bans), core.config.ban_file)
+
+
+async def list_targets(history: HistoryService, request: HistoryRequest) -> list[tuple[str, int]]:
+    """CHATHISTORY TARGETS: the channels', and an account's private conversations'
+    (by the partner's account name), in the order and limit the store gives each."""
+    start, end, limit = request.start_ms, request.end_ms, request.limit
+    targets = await history.targets(request.targets, start, end, limit)
+    if not request.account:
+        return targets
+    talks = await history.conversations(request.account, start, end, limit)
+    merged = [*targets, *((name, last_ms) for name, _key, last_ms in talks)]
+    return sorted(merged, key=lambda t: t[1])[:limit]
 
 
 def commit_messages(

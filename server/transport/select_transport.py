@@ -99,6 +99,7 @@ from server.transport.ops import (
     answer_account,
     check_oper,
     commit_messages,
+    list_targets,
     load_account_names,
     open_account_store,
     reload,
@@ -262,9 +263,7 @@ class HistoryWorker:
                 rows: list[StoredMessage] = await history.query(request.query)
                 self._post(lambda: answer(rid, rows=rows))
             else:
-                targets = await history.targets(
-                    request.targets, request.start_ms, request.end_ms, request.limit
-                )
+                targets = await list_targets(history, request)
                 self._post(lambda: answer(rid, targets=targets))
         except asyncio.CancelledError:
             raise

@@ -611,3 +611,39 @@ async def test_accounts_show_on_every_node(cluster: Cluster) -> None:
     await eventually(reserved_on_n2)
     for c in (alice, bob, carol, watcher, dave):
         await c.close()
+
+
+async def test_private_history_between_accounts_on_two_nodes(cluster: Cluster) -> None:
+    p1, p2 = cluster.start("n1"), cluster.start("n2")
+    caps = ["draft/chathistory", "batch", "server-time", "message-tags"]
+    alice = await connect(p1, "alice", caps)
+    bob = await connect(p2, "bob", caps)
+    for c in (alice, bob):
+        assert [m.command for m in await ask(c, "REGISTER * * long-password")] == [
+            "REGISTER", "900"]
+
+    async def history(c: IRCTestClient, partner: str) -> list[str]:
+        await c.send(f"CHATHISTORY LATEST {partner} * 10")
+        lines = await c.collect_until("BATCH", timeout=5)
+        lines += await c.collect_until("BATCH", timeout=5)
+        return [m.params[1] for m in lines if m.command == "PRIVMSG" and "batch" in m.tags]
+
+    async def knows_account(c: IRCTestClient, nick: str) -> bool:
+        await c.send(f"WHOIS {nick}")
+        return any(m.command == "330" for m in await c.collect_until("318"))
+
+    # Each node stores its own users' messages, once it knows both accounts.
+    await eventually(lambda: knows_account(alice, "bob"))
+    await eventually(lambda: knows_account(bob, "alice"))
+    await alice.send("PRIVMSG bob :a0")
+    await bob.expect("PRIVMSG")
+    await alice.sync()
+    assert await history(alice, "bob") == ["a0"]  # n1 has the window cached now
+    for text in ("b0", "b1"):
+        await bob.send(f"PRIVMSG alice :{text}")
+        await alice.expect("PRIVMSG", lambda m, t=text: m.params[-1] == t)  # type: ignore[misc]
+        # Seen live, so in history at once, though n2 stored it.
+        assert (await history(alice, "bob"))[-1] == text
+    assert await history(bob, "alice") == ["a0", "b0", "b1"]
+    await alice.close()
+    await bob.close()

@@ -179,9 +179,11 @@ def _to_nick(
                "Targets changing too fast, message dropped")
         return
     relay = core.new_relay(client.mask, command, [target.nick, *text], client_tags)
+    stored = core.on_private_message(client, target, relay, command, client_tags)
     if target.remote is not None:
+        # ``h``: the conversation's history key, for the nodes' caches (None: not kept).
         core.publish("msg", (), core.uid(client), to=target.remote, cap=need_cap,
-                     r=relay_wire(client, relay))
+                     r=relay_wire(client, relay), h=stored)
     elif need_cap is None or need_cap in target.caps:
         core.deliver(target, relay)
     if command == "PRIVMSG" and target.away is not None:
