@@ -29,7 +29,7 @@ from server.core.core import ServerCore
 from server.core.handlers.accounts import SASL_MAX, Login, Register, reserved_for_other
 from server.core.handlers.bans import SaveBans, banned_by, matching_ban
 from server.core.handlers.operator import CheckOper, Rehash
-from server.core.history import HistoryRequest, StoreMessage
+from server.core.history import HistoryRequest, StoreMessage, dm_key, is_dm_key
 from server.core.state import Client, LocalCounts
 from server.history.model import StoredMessage
 from server.passwords import verify_password
@@ -340,6 +340,10 @@ class CoreHarness:
             for effect in effects:
                 if isinstance(effect, StoreMessage):
                     m = effect.message
+                    if is_dm_key(m.target) != (m.dm is not None) or (
+                        m.dm is not None and dm_key(m.dm.sender, m.dm.recipient) != m.target
+                    ):
+                        _fail(f"a private message stored under the wrong key: {m!r}")
                     seq = len(self.store) + 1
                     self.store.append(
                         StoredMessage(

@@ -399,3 +399,16 @@ def test_the_harness_answers_account_requests() -> None:
         assert [parse(line.decode()).command for line in got[bob]] == ["900", "903"]
         assert h.core.clients[bob].account == "alice"
         h.finish()
+
+
+def test_private_messages_between_accounts_are_stored_under_their_pair() -> None:
+    with harness(db="on") as h:  # history on (the harness keeps the rows)
+        alice = h.register("alice")
+        bob = h.register("bob", ip="192.0.2.2")
+        h.register("carol", ip="192.0.2.3")
+        h.send_line(alice, "REGISTER * * password1")
+        h.send_line(bob, "REGISTER * * password2")
+        h.send_line(alice, "PRIVMSG bob :hi")
+        h.send_line(alice, "PRIVMSG carol :no account, not kept")
+        assert [(m.target, m.channel, m.text) for m in h.store] == [("$alice$bob", "bob", "hi")]
+        h.finish()
