@@ -81,6 +81,7 @@ target = st.one_of(
     channel_list,
     st.lists(good_nick, min_size=1, max_size=5).map(",".join),
     nick,
+    st.sampled_from(["NickServ", "nickserv"]),
 )
 modestring = st.text(alphabet="+-beklovimnstwqaxOI", min_size=0, max_size=8)
 mode_arg = st.one_of(
@@ -200,6 +201,7 @@ def command_line(draw: st.DrawFn) -> str:
                 "AUTHENTICATE",
                 "REGISTER",
                 "VERIFY",
+                "NS",
                 "BOGUS",
             ]
         )
@@ -296,6 +298,10 @@ def command_line(draw: st.DrawFn) -> str:
         params = [draw(st.one_of(st.just("*"), good_nick, nick)),
                   draw(st.sampled_from(["*", "a@b.c"])),
                   draw(st.sampled_from(["password1", "short", "x" * 301, ":"]))]
+    elif kind == "NS":  # NickServ, also reached as PRIVMSG NickServ (see target)
+        params = [draw(st.sampled_from(["HELP", "REGISTER password1", "IDENTIFY password1",
+                                        "IDENTIFY alice password1", "LOGIN bob x", "REGISTER",
+                                        "identify", "DROP"]))]
     elif kind == "VERIFY":
         params = [draw(st.one_of(st.just("*"), good_nick)), draw(middle)]
     elif kind == "WALLOPS":

@@ -314,3 +314,48 @@ async def test_reservation_can_be_turned_off(backend: str, tmp_path: Path) -> No
         for c in running.clients:
             await c.close()
         running.handle.stop()
+
+
+# ---------------------------------------------------------------------- NickServ
+
+
+def nickserv_says(msgs: list[Message]) -> list[str]:
+    return [m.params[-1] for m in msgs
+            if m.command == "NOTICE" and (m.source or "").startswith("NickServ!")]
+
+
+async def test_nickserv_register_and_identify(server: RunningServer) -> None:
+    pat = await server.client("pat")
+    msgs = await ask(pat, f"PRIVMSG NickServ :REGISTER {PASSWORD} pat@example.org")
+    assert nickserv_says(msgs) == ["Account pat registered"]
+    assert only(msgs, "900")[0].params[2] == "pat"
+    await pat.send("QUIT :bye")
+    await pat.wait_closed()
+    other = await server.client("pat_")
+    assert nickserv_says(await ask(other, "PRIVMSG NickServ :IDENTIFY pat wrong-one")) == [
+        "Invalid account name or password"]
+    msgs = await ask(other, f"NS IDENTIFY pat {PASSWORD}")  # the NS command works too
+    assert nickserv_says(msgs) == ["You are now logged in as pat"]
+    assert only(msgs, "900")[0].params[2] == "pat"
+    assert nickserv_says(await ask(other, f"NICKSERV IDENTIFY {PASSWORD}")) == [
+        "You are already logged in as pat"]
+    # Logged in, the reserved nick is pat_'s to take.
+    assert only(await ask(other, "NICK pat"), "NICK")[0].params == ["pat"]
+
+
+async def test_nickserv_help_and_mistakes(server: RunningServer) -> None:
+    quinn = await server.client("quinn")
+    help_lines = nickserv_says(await ask(quinn, "PRIVMSG NickServ :help"))
+    assert any(line.startswith("REGISTER") for line in help_lines)
+    assert any(line.startswith("IDENTIFY") for line in help_lines)
+    assert nickserv_says(await ask(quinn, "PRIVMSG NickServ :REGISTER")) == [
+        "Syntax: REGISTER <password> [email]"]
+    assert nickserv_says(await ask(quinn, "PRIVMSG NickServ :REGISTER short")) == [
+        "The password must be at least 8 characters long"]
+    assert nickserv_says(await ask(quinn, "PRIVMSG NickServ :DROP me")) == [
+        "Unknown command DROP: /msg NickServ HELP"]
+    # Nobody can be NickServ, nor register it as an account.
+    assert only(await ask(quinn, "NICK NickServ"), "433")[0].params[-1] == (
+        "Nickname is reserved for services")
+    msgs = await ask(quinn, f"REGISTER nickserv * {PASSWORD}")
+    assert [(m.command, m.params[1]) for m in msgs] == [("FAIL", "BAD_ACCOUNT_NAME")]

@@ -10,8 +10,9 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from chat import numerics as N
 from chat.message import Message
@@ -32,6 +33,7 @@ SASL_MAX = 1200  # base64 bytes of one PLAIN exchange (two names and a password)
 MIN_PASSWORD = 8
 MAX_PASSWORD = 300  # bytes; the spec's advice, so that it fits a line to services too
 ACCOUNT_EXISTS_TEXT = "An account with that name exists already"
+SERVICE_NAMES = frozenset({"nickserv"})  # nicks of the server's services (folded)
 REGISTERED = "ok"  # the answers to Register (server.accounts.service.RegisterResult values)
 EXISTS = "exists"
 
@@ -94,21 +96,39 @@ def handle_authenticate(core: ServerCore, client: Client, msg: Message) -> None:
         _sasl_failed(core, client)
         return
     authcid, password = credentials
+
+    def succeeded(name: str) -> None:
+        core.reply(client, N.RPL_SASLSUCCESS, "SASL authentication successful")
+
+    check_login(core, client, authcid, password, succeeded, lambda: _sasl_failed(core, client))
+
+
+def check_login(
+    core: ServerCore,
+    client: Client,
+    account: str,
+    password: str,
+    succeeded: Callable[[str], None],
+    failed: Callable[[], None],
+) -> None:
+    """Check ``password`` for ``account`` off the loop; on success log the client in
+    (900, ACCOUNT) and call ``succeeded(name)``, else ``failed()``. Failures count
+    against the per-connection limit, with OPER's."""
     if too_many_failures(core, client):
-        log.warning("SASL login as %r from %s refused: too many failures", authcid, client.ip)
-        _sasl_failed(core, client)
+        log.warning("login as %r from %s refused: too many failures", account, client.ip)
+        failed()
         return
 
     def answer(client: Client, name: str | None) -> None:
         if name is None:
             client.password_failures.append(core.clock())
-            log.warning("failed SASL login as %r from %s (%s)", authcid, client.ip, client.nick)
-            _sasl_failed(core, client)
+            log.warning("failed login as %r from %s (%s)", account, client.ip, client.nick)
+            failed()
             return
         log_in(core, client, name)
-        core.reply(client, N.RPL_SASLSUCCESS, "SASL authentication successful")
+        succeeded(name)
 
-    core.emit(Login(core.await_answer(client, answer), core.fold(authcid), password))
+    core.emit(Login(core.await_answer(client, answer), core.fold(account), password))
 
 
 def _plain(data: str) -> tuple[str, str] | None:
@@ -138,52 +158,75 @@ def abort_sasl(core: ServerCore, client: Client) -> None:
 # ---------------------------------------------------------------------- REGISTER / VERIFY
 
 
+class Replies(Protocol):
+    """How an account request is answered: REGISTER's FAIL/SUCCESS lines, or
+    NickServ's notices."""
+
+    def fail(self, code: str, account: str, text: str) -> None: ...
+
+    def success(self, account: str, text: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterReplies:
+    core: ServerCore
+    client: Client
+
+    def fail(self, code: str, account: str, text: str) -> None:
+        self.core.fail(self.client, "REGISTER", code, account, text)
+
+    def success(self, account: str, text: str) -> None:
+        self.core.send(self.client, Message("REGISTER", ["SUCCESS", account, text],
+                                            self.core.config.name))
+
+
 def handle_register(core: ServerCore, client: Client, msg: Message) -> None:
     """``REGISTER <account> {<email> | *} <password>``; the email is not used."""
-    account, password = msg.params[0], msg.params[2]
+    register_account(core, client, msg.params[0], msg.params[2], RegisterReplies(core, client))
+
+
+def register_account(
+    core: ServerCore, client: Client, account: str, password: str, replies: Replies
+) -> None:
+    """Create ``account`` (``*``: the current nick) and log the client in to it."""
     if client.account is not None:
-        core.fail(client, "REGISTER", "ALREADY_AUTHENTICATED", client.account,
-                  f"You are already logged in as {client.account}")
+        replies.fail("ALREADY_AUTHENTICATED", client.account,
+                     f"You are already logged in as {client.account}")
         return
     if account == "*":
         if not client.folded:
-            core.fail(client, "REGISTER", "NEED_NICK", "*", "Send NICK first")
+            replies.fail("NEED_NICK", "*", "Send NICK first")
             return
         account = client.nick
     if not client.registered and core.config.password is not None and not client.pass_ok:
         # Early registration must not get round the server password.
-        core.fail(client, "REGISTER", "TEMPORARILY_UNAVAILABLE", account,
-                  "Send the server password (PASS) first")
+        replies.fail("TEMPORARILY_UNAVAILABLE", account, "Send the server password (PASS) first")
         return
-    if not is_valid_nick(account, core.config.nicklen):
-        core.fail(client, "REGISTER", "BAD_ACCOUNT_NAME", account,
-                  "An account name must be a valid nickname")
+    folded = core.fold(account)
+    if not is_valid_nick(account, core.config.nicklen) or folded in SERVICE_NAMES:
+        replies.fail("BAD_ACCOUNT_NAME", account, "An account name must be a valid nickname")
         return
-    if core.fold(account) in core.account_names:  # known here: no need to ask the store
-        core.fail(client, "REGISTER", "ACCOUNT_EXISTS", account,
-                  ACCOUNT_EXISTS_TEXT)
+    if folded in core.account_names:  # known here: no need to ask the store
+        replies.fail("ACCOUNT_EXISTS", account, ACCOUNT_EXISTS_TEXT)
         return
-    holder = core.nicks.get(core.fold(account))
+    holder = core.nicks.get(folded)
     if holder is not None and holder is not client:
         # Its name would become a nick someone else is using.
-        core.fail(client, "REGISTER", "BAD_ACCOUNT_NAME", account,
-                  "That name is a nickname in use by someone else")
+        replies.fail("BAD_ACCOUNT_NAME", account, "That name is a nickname in use by someone else")
         return
     if len(password) < MIN_PASSWORD:
-        core.fail(client, "REGISTER", "WEAK_PASSWORD", account,
-                  f"The password must be at least {MIN_PASSWORD} characters long")
+        replies.fail("WEAK_PASSWORD", account,
+                     f"The password must be at least {MIN_PASSWORD} characters long")
         return
     if len(password.encode("utf-8", "surrogateescape")) > MAX_PASSWORD:
-        core.fail(client, "REGISTER", "UNACCEPTABLE_PASSWORD", account,
-                  f"The password must be at most {MAX_PASSWORD} bytes long")
+        replies.fail("UNACCEPTABLE_PASSWORD", account,
+                     f"The password must be at most {MAX_PASSWORD} bytes long")
         return
     if too_many_failures(core, client):
-        core.fail(client, "REGISTER", "TEMPORARILY_UNAVAILABLE", account,
-                  "Too many attempts; try again later")
+        replies.fail("TEMPORARILY_UNAVAILABLE", account, "Too many attempts; try again later")
         return
     # Every attempt costs a scrypt hash: each counts against the limit, success too.
     client.password_failures.append(core.clock())
-    folded = core.fold(account)
     # Reserved while the store decides, so that nobody takes the nick meanwhile.
     reserved_now = folded not in core.account_names
     core.account_names.add(folded)
@@ -193,18 +236,15 @@ def handle_register(core: ServerCore, client: Client, msg: Message) -> None:
             log.info("account %r registered by %s (%s)", account, client.nick, client.ip)
             if core.cluster:
                 core.publish("newacct", (), core.uid(client), f=folded)
-            core.send(client, Message(
-                "REGISTER", ["SUCCESS", account, f"Account {account} registered"],
-                core.config.name))
+            replies.success(account, f"Account {account} registered")
             log_in(core, client, account)
         elif result == EXISTS:
-            core.fail(client, "REGISTER", "ACCOUNT_EXISTS", account,
-                      ACCOUNT_EXISTS_TEXT)
+            replies.fail("ACCOUNT_EXISTS", account, ACCOUNT_EXISTS_TEXT)
         else:
             if reserved_now:
                 core.account_names.discard(folded)
-            core.fail(client, "REGISTER", "TEMPORARILY_UNAVAILABLE", account,
-                      "Accounts cannot be registered right now; try again later")
+            replies.fail("TEMPORARILY_UNAVAILABLE", account,
+                         "Accounts cannot be registered right now; try again later")
 
     check = core.await_answer(client, answer)
     core.emit(Register(check, folded, account, password))

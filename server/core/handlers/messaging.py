@@ -10,7 +10,9 @@ from chat.names import CHANTYPES
 
 from ..relay import relay_wire
 from ..targets import TargetGate
+from .accounts import SERVICE_NAMES
 from .channels import is_banned, is_quieted
+from .nickserv import nickserv
 
 if TYPE_CHECKING:
     from ..core import ServerCore
@@ -170,7 +172,12 @@ def _to_nick(
     client_tags: dict[str, str] | None,
     need_cap: str | None,
 ) -> None:
-    target = core.nicks.get(core.fold(nick))
+    folded = core.fold(nick)
+    if folded in SERVICE_NAMES:  # NickServ answers PRIVMSGs; anything else is dropped
+        if command == "PRIVMSG":
+            nickserv(core, client, text[0])
+        return
+    target = core.nicks.get(folded)
     if target is None or not target.registered:
         _error(core, client, command, N.ERR_NOSUCHNICK, nick, "No such nick/channel")
         return

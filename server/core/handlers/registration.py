@@ -13,7 +13,13 @@ from server import VERSION
 
 from .. import caps as caps_mod
 from ..relay import relay_wire
-from .accounts import RESERVED, abort_sasl, refuse_reserved_nick, reserved_for_other
+from .accounts import (
+    RESERVED,
+    SERVICE_NAMES,
+    abort_sasl,
+    refuse_reserved_nick,
+    reserved_for_other,
+)
 from .bans import banned_by, refuse
 
 if TYPE_CHECKING:
@@ -130,6 +136,9 @@ def handle_nick(core: ServerCore, client: Client, msg: Message) -> None:
     holder = core.nicks.get(folded)
     if holder is not None and holder is not client:
         core.reply(client, N.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
+        return
+    if folded in SERVICE_NAMES:
+        core.reply(client, N.ERR_NICKNAMEINUSE, nick, "Nickname is reserved for services")
         return
     # Before registration the nick is checked at the end (SASL may log in meanwhile).
     if client.registered and core.account_names and reserved_for_other(core, client, folded):

@@ -1,0 +1,76 @@
+"""NickServ, where irssi and WeeChat users look for it: ``/msg NickServ REGISTER``,
+``IDENTIFY`` and ``HELP`` (or the NICKSERV and NS commands), on the same accounts as
+REGISTER and SASL. Answers are notices from ``NickServ``; nobody can take that nick."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from chat.message import Message
+
+from .accounts import check_login, register_account
+
+if TYPE_CHECKING:
+    from ..core import ServerCore
+    from ..state import Client
+
+NICK = "NickServ"
+
+HELP = [
+    "NickServ keeps accounts: an account's name is a nick only its owner may use.",
+    "REGISTER <password> [email]  registers your current nick as an account",
+    "IDENTIFY [account] <password>  logs you in (LOGIN works too)",
+    "Better: let your client log in with SASL PLAIN when it connects.",
+]
+
+
+def tell(core: ServerCore, client: Client, text: str) -> None:
+    source = f"{NICK}!{NICK}@{core.config.name}"
+    core.send(client, Message("NOTICE", [client.nick, text], source))
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeReplies:
+    core: ServerCore
+    client: Client
+
+    def fail(self, code: str, account: str, text: str) -> None:
+        tell(self.core, self.client, text)
+
+    def success(self, account: str, text: str) -> None:
+        tell(self.core, self.client, text)
+
+
+def handle_nickserv(core: ServerCore, client: Client, msg: Message) -> None:
+    """``NICKSERV <command> ...`` and ``NS ...``: as a message to NickServ."""
+    nickserv(core, client, " ".join(msg.params))
+
+
+def nickserv(core: ServerCore, client: Client, text: str) -> None:
+    words = text.split()
+    command = words[0].upper() if words else "HELP"
+    args = words[1:]
+    if command == "HELP":
+        for line in HELP:
+            tell(core, client, line)
+    elif command == "REGISTER":
+        if not args:
+            tell(core, client, "Syntax: REGISTER <password> [email]")
+            return
+        register_account(core, client, "*", args[0], NoticeReplies(core, client))
+    elif command in ("IDENTIFY", "LOGIN"):
+        if not args:
+            tell(core, client, "Syntax: IDENTIFY [account] <password>")
+            return
+        if client.account is not None:
+            tell(core, client, f"You are already logged in as {client.account}")
+            return
+        account, password = (client.nick, args[0]) if len(args) == 1 else (args[0], args[1])
+        check_login(
+            core, client, account, password,
+            lambda name: tell(core, client, f"You are now logged in as {name}"),
+            lambda: tell(core, client, "Invalid account name or password"),
+        )
+    else:
+        tell(core, client, f"Unknown command {command}: /msg {NICK} HELP")
