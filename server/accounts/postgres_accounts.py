@@ -121,6 +121,15 @@ class PostgresAccountStore:
     def find(self, folded: str) -> Account | None:
         return self._run(lambda conn, _retried: _find(conn, folded))
 
+    def set_password(self, folded: str, password_hash: str) -> bool:
+        def update(conn: Conn, _retried: bool) -> bool:
+            cur = conn.execute(
+                "UPDATE accounts SET password_hash = %s WHERE folded = %s", (password_hash, folded)
+            )
+            return cur.rowcount == 1
+
+        return self._run(update)
+
     def names(self) -> list[str]:
         def select(conn: Conn, _retried: bool) -> list[str]:
             return [str(row[0]) for row in conn.execute("SELECT folded FROM accounts")]

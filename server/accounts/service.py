@@ -66,6 +66,15 @@ def login(store: AccountStore, folded: str, password: str) -> Account | None:
     return account
 
 
+def change_password(store: AccountStore, folded: str, password: str) -> bool:
+    """Give the account ``folded`` a new password (hashed); False when it failed."""
+    try:
+        return store.set_password(folded, hash_password(password))
+    except Exception:
+        log.exception("account store: changing the password of %r failed", folded)
+        return False
+
+
 def register(
     store: AccountStore, folded: str, name: str, password: str, now_ms: int
 ) -> RegisterResult:

@@ -97,6 +97,13 @@ class SQLiteAccountStore:
             return None
         return Account(str(row[0]), str(row[1]), int(row[2]))
 
+    def set_password(self, folded: str, password_hash: str) -> bool:
+        with self._lock:
+            cur = self._open_conn().execute(
+                "UPDATE accounts SET password_hash = ? WHERE folded = ?", (password_hash, folded)
+            )
+            return cur.rowcount == 1
+
     def names(self) -> list[str]:
         with self._lock:
             rows = self._open_conn().execute("SELECT folded FROM accounts").fetchall()

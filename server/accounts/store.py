@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from typing import Protocol
 
 from .model import Account
@@ -31,6 +32,10 @@ class AccountStore(Protocol):
 
     def names(self) -> list[str]:
         """Every account's folded name (the nicks they reserve), read at start."""
+        ...
+
+    def set_password(self, folded: str, password_hash: str) -> bool:
+        """Replace the account's password hash; False when there is no such account."""
         ...
 
     def close(self) -> None:
@@ -68,6 +73,15 @@ class MemoryAccountStore:
         with self._lock:
             self._check_open()
             return list(self._accounts)
+
+    def set_password(self, folded: str, password_hash: str) -> bool:
+        with self._lock:
+            self._check_open()
+            account = self._accounts.get(folded)
+            if account is None:
+                return False
+            self._accounts[folded] = replace(account, password_hash=password_hash)
+            return True
 
     def close(self) -> None:
         with self._lock:

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.accounts import AccountStore, open_accounts
-from server.accounts.service import login, register
+from server.accounts.service import change_password, login, register
 from server.banfile import load_bans
 from server.config import ServerConfig
 from server.core import ServerCore
-from server.core.handlers.accounts import Login, Register
+from server.core.handlers.accounts import Login, Register, SetPassword
 from server.core.handlers.operator import CheckOper
 from server.core.history import HistoryRequest
 from server.history.model import NewMessage
@@ -68,9 +68,14 @@ def load_account_names(core: ServerCore, store: AccountStore | None) -> None:
         log.info("%d accounts", len(core.account_names))
 
 
-def answer_account(store: AccountStore | None, effect: Login | Register) -> str | None:
+def answer_account(
+    store: AccountStore | None, effect: Login | Register | SetPassword
+) -> str | bool | None:
     """The answer to an account request (the account's name for a login, a
-    RegisterResult value for a registration); runs on a worker thread, never the loop."""
+    RegisterResult value for a registration, success of a password change); runs on a
+    worker thread, never the loop."""
+    if isinstance(effect, SetPassword):
+        return store is not None and change_password(store, effect.folded, effect.password)
     if isinstance(effect, Login):
         account = login(store, effect.folded, effect.password) if store is not None else None
         return None if account is None else account.name

@@ -119,6 +119,16 @@ def test_find_unknown_is_none(store: AccountStore) -> None:
     assert store.find("alic") is None
 
 
+def test_set_password_replaces_only_the_hash(store: AccountStore, opener: Opener) -> None:
+    assert store.set_password("nobody", "scrypt$new") is False
+    first = account("Alice", 1)
+    assert store.create("alice", first)
+    assert store.create("bob", account("Bob", 2))
+    assert store.set_password("alice", "scrypt$new") is True
+    assert opener().find("alice") == Account("Alice", "scrypt$new", first.created_ms)
+    assert store.find("bob") == account("Bob", 2)
+
+
 def test_names_lists_every_folded_name(store: AccountStore, opener: Opener) -> None:
     assert store.names() == []
     for folded, name in (("alice", "Alice"), ("bob[]", "Bob{}"), ("ünï", "Ünï")):

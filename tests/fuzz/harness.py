@@ -26,7 +26,13 @@ from server.accounts import Account, MemoryAccountStore
 from server.config import ServerConfig
 from server.core.bans import BanList, ServerBan
 from server.core.core import ServerCore
-from server.core.handlers.accounts import SASL_MAX, Login, Register, reserved_for_other
+from server.core.handlers.accounts import (
+    SASL_MAX,
+    Login,
+    Register,
+    SetPassword,
+    reserved_for_other,
+)
 from server.core.handlers.bans import SaveBans, banned_by, matching_ban
 from server.core.handlers.operator import CheckOper, Rehash
 from server.core.history import HistoryRequest, StoreMessage, dm_key, is_dm_key
@@ -200,7 +206,7 @@ class CoreHarness:
         self.store: list[StoredMessage] = []
         self.requests: list[HistoryRequest] = []
         # Password checks (OPER, SASL, REGISTER): answered after each step, in order.
-        self.oper_checks: list[CheckOper | Login | Register] = []
+        self.oper_checks: list[CheckOper | Login | Register | SetPassword] = []
         self.accounts = MemoryAccountStore()  # what the transport's account store holds
         self.saved_bans: tuple[ServerBan, ...] = ()
         # Bans each connection was exempt from as an operator: it stays after dropping +o.
@@ -360,7 +366,7 @@ class CoreHarness:
                     )
                 elif isinstance(effect, HistoryRequest):
                     self.requests.append(effect)
-                elif isinstance(effect, CheckOper | Login | Register):
+                elif isinstance(effect, CheckOper | Login | Register | SetPassword):
                     self.oper_checks.append(effect)
                 elif isinstance(effect, Rehash):  # a reload that keeps the configuration
                     core.rehash_done(effect.conn_id, "fuzz", None, effect.label)
@@ -439,10 +445,12 @@ class CoreHarness:
             self._errors.records.clear()
             _fail(f"the core logged an error: {detail}")
 
-    def answer_check(self, check: CheckOper | Login | Register) -> object:
+    def answer_check(self, check: CheckOper | Login | Register | SetPassword) -> object:
         """What the transport answers: as server.transport.ops does, with cheap hashes."""
         if isinstance(check, CheckOper):
             return verify_password(check.password, check.stored)
+        if isinstance(check, SetPassword):
+            return self.accounts.set_password(check.folded, cheap_oper_hash(check.password))
         if isinstance(check, Login):
             account = self.accounts.find(check.folded)
             ok = account is not None and verify_password(check.password, account.password_hash)

@@ -301,7 +301,8 @@ def command_line(draw: st.DrawFn) -> str:
     elif kind == "NS":  # NickServ, also reached as PRIVMSG NickServ (see target)
         params = [draw(st.sampled_from(["HELP", "REGISTER password1", "IDENTIFY password1",
                                         "IDENTIFY alice password1", "LOGIN bob x", "REGISTER",
-                                        "identify", "DROP"]))]
+                                        "identify", "DROP", "SET PASSWORD password2",
+                                        "SET PASSWORD x", "set"]))]
     elif kind == "VERIFY":
         params = [draw(st.one_of(st.just("*"), good_nick)), draw(middle)]
     elif kind == "WALLOPS":

@@ -359,3 +359,19 @@ async def test_nickserv_help_and_mistakes(server: RunningServer) -> None:
         "Nickname is reserved for services")
     msgs = await ask(quinn, f"REGISTER nickserv * {PASSWORD}")
     assert [(m.command, m.params[1]) for m in msgs] == [("FAIL", "BAD_ACCOUNT_NAME")]
+
+
+async def test_nickserv_set_password(server: RunningServer) -> None:
+    rosa = await server.client("rosa")
+    assert nickserv_says(await ask(rosa, "NS SET PASSWORD new-password")) == [
+        "You are not logged in"]
+    await register_account(rosa)
+    assert nickserv_says(await ask(rosa, "NS SET PASSWORD tiny")) == [
+        "The password must be at least 8 characters long"]
+    assert nickserv_says(await ask(rosa, "PRIVMSG NickServ :SET PASSWORD new-password")) == [
+        "The password of rosa is changed"]
+    old = await sasl_connection(server)
+    assert [m.command for m in await authenticate(old, plain("rosa", PASSWORD))] == ["904"]
+    new = await sasl_connection(server)
+    assert [m.command for m in await authenticate(new, plain("rosa", "new-password"))] == [
+        "900", "903"]

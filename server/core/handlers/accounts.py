@@ -59,6 +59,16 @@ class Register:
     password: str
 
 
+@dataclass(frozen=True, slots=True)
+class SetPassword:
+    """Effect: give the account ``folded`` a new password off the loop; answer with
+    ``core.answered(check_id, ok)``."""
+
+    check_id: int
+    folded: str
+    password: str
+
+
 # ---------------------------------------------------------------------- SASL
 
 
@@ -214,13 +224,7 @@ def register_account(
         # Its name would become a nick someone else is using.
         replies.fail("BAD_ACCOUNT_NAME", account, "That name is a nickname in use by someone else")
         return
-    if len(password) < MIN_PASSWORD:
-        replies.fail("WEAK_PASSWORD", account,
-                     f"The password must be at least {MIN_PASSWORD} characters long")
-        return
-    if len(password.encode("utf-8", "surrogateescape")) > MAX_PASSWORD:
-        replies.fail("UNACCEPTABLE_PASSWORD", account,
-                     f"The password must be at most {MAX_PASSWORD} bytes long")
+    if not acceptable_password(password, account, replies):
         return
     if too_many_failures(core, client):
         replies.fail("TEMPORARILY_UNAVAILABLE", account, "Too many attempts; try again later")
@@ -248,6 +252,42 @@ def register_account(
 
     check = core.await_answer(client, answer)
     core.emit(Register(check, folded, account, password))
+
+
+def acceptable_password(password: str, account: str, replies: Replies) -> bool:
+    if len(password) < MIN_PASSWORD:
+        replies.fail("WEAK_PASSWORD", account,
+                     f"The password must be at least {MIN_PASSWORD} characters long")
+        return False
+    if len(password.encode("utf-8", "surrogateescape")) > MAX_PASSWORD:
+        replies.fail("UNACCEPTABLE_PASSWORD", account,
+                     f"The password must be at most {MAX_PASSWORD} bytes long")
+        return False
+    return True
+
+
+def change_password(core: ServerCore, client: Client, password: str, replies: Replies) -> None:
+    """A new password for the account the client is logged in to."""
+    account = client.account
+    if account is None:
+        replies.fail("ACCOUNT_REQUIRED", "*", "You are not logged in")
+        return
+    if not acceptable_password(password, account, replies):
+        return
+    if too_many_failures(core, client):  # each change costs a scrypt hash
+        replies.fail("TEMPORARILY_UNAVAILABLE", account, "Too many attempts; try again later")
+        return
+    client.password_failures.append(core.clock())
+
+    def answer(client: Client, ok: bool) -> None:
+        if ok:
+            log.info("account %r: password changed by %s (%s)", account, client.nick, client.ip)
+            replies.success(account, f"The password of {account} is changed")
+        else:
+            replies.fail("TEMPORARILY_UNAVAILABLE", account,
+                         "The password could not be changed; try again later")
+
+    core.emit(SetPassword(core.await_answer(client, answer), core.fold(account), password))
 
 
 def handle_verify(core: ServerCore, client: Client, msg: Message) -> None:

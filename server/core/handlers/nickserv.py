@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from chat.message import Message
 
-from .accounts import check_login, register_account
+from .accounts import change_password, check_login, register_account
 
 if TYPE_CHECKING:
     from ..core import ServerCore
@@ -21,6 +21,7 @@ HELP = [
     "NickServ keeps accounts: an account's name is a nick only its owner may use.",
     "REGISTER <password> [email]  registers your current nick as an account",
     "IDENTIFY [account] <password>  logs you in (LOGIN works too)",
+    "SET PASSWORD <new password>  changes the password of the account you are logged in to",
     "Better: let your client log in with SASL PLAIN when it connects.",
 ]
 
@@ -72,5 +73,10 @@ def nickserv(core: ServerCore, client: Client, text: str) -> None:
             lambda name: tell(core, client, f"You are now logged in as {name}"),
             lambda: tell(core, client, "Invalid account name or password"),
         )
+    elif command == "SET" and args[:1] and args[0].upper() == "PASSWORD":
+        if len(args) < 2:
+            tell(core, client, "Syntax: SET PASSWORD <new password>")
+            return
+        change_password(core, client, args[1], NoticeReplies(core, client))
     else:
         tell(core, client, f"Unknown command {command}: /msg {NICK} HELP")
