@@ -1,9 +1,11 @@
 """Chat logs on disk: one text file per buffer, appended as lines arrive (``log_dir``).
 
-Live lines are written as they come. History lines (CHATHISTORY on join, the gap fill
-after a reconnect) are written only when they are newer than the file was when this
-run first opened it, and not already written in this run (by msgid): what was missed
-while the client was away or disconnected lands in the log, nothing twice.
+Live lines are written as they come. History lines (CHATHISTORY when a channel is
+joined or a query opens, PageUp, the gap fill after a reconnect) are written only when
+they are newer than the file was when this run first opened it, and not already written
+in this run (by msgid): what was missed while the client was away or disconnected lands
+in the log, nothing twice. The file's times have whole seconds, so "newer" means a later
+second: a line in the same second as the file's last one is taken as logged already.
 """
 
 from __future__ import annotations
@@ -112,7 +114,7 @@ class ChatLog:
         for line in lines:
             if line.msgid is not None and not entry.first_sight(line.msgid):
                 continue
-            if history and line.time <= entry.since:
+            if history and int(line.time) <= entry.since:  # the file has whole seconds
                 continue
             out.append(format_line(line) + "\n")
         if not out:

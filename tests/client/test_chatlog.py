@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from chat.servertime import format_time
 from client.chatlog import OPEN_FILES, TIME_FORMAT, ChatLog, safe_name
 from client.config import ConfigError, parse
 from client.session import Session
@@ -80,6 +81,26 @@ def test_history_adds_only_what_the_log_lacks(tmp_path: Path) -> None:
     texts = [ln[20:] for ln in lines_of(folder / "#t.log")]
     assert texts == ["<bob> logged last time", "-!- alice has joined #t", "<bob> missed one",
                      "<bob> missed two", "<bob> live"]
+
+
+def test_history_in_the_files_last_second_is_not_written_again(tmp_path: Path) -> None:
+    """The file keeps whole seconds: a history line at 12:00:00.5 is the one logged as
+    12:00:00 by the last run (a query's history here, as a new session fetches it)."""
+    folder = tmp_path / "home"
+    folder.mkdir()
+    before = float(int(NOW - 3600))
+    (folder / "bob.log").write_text(f"{stamp(before)} <bob> logged last time\n")
+    s = chat_session(channels=())
+    log = ChatLog(folder)
+    feed(s, [":srv BATCH +h chathistory bob",
+             f"@batch=h;time={format_time(before + 0.5)};msgid=m1 :bob!b@h PRIVMSG alice :logged "
+             "last time",
+             f"@batch=h;time={format_time(before + 1.25)};msgid=m2 :bob!b@h PRIVMSG alice :missed",
+             ":srv BATCH -h"])  # fmt: skip
+    logged(s, log)
+    log.close()
+    assert [ln[20:] for ln in lines_of(folder / "bob.log")] == [
+        "<bob> logged last time", "<bob> missed"]
 
 
 def iso(t: float) -> str:
