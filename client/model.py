@@ -130,6 +130,9 @@ class Buffer:
     key: str = ""  # channel key to rejoin with
     history_loading: bool = False  # a CHATHISTORY request is in flight
     history_complete: bool = False  # the server has nothing older
+    # A query whose history the server refused (CHATHISTORY INVALID_TARGET: the partner or
+    # we have no account): not asked again on this connection.
+    no_history: bool = False
     last_msgid: str | None = None  # newest msgid seen (for the reconnect gap fill)
     last_time: float | None = None  # server time of the newest message seen
     # IRCv3 typing: folded nick -> (nick, "active" or "paused", until when).

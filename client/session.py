@@ -78,6 +78,7 @@ MAX_NICK_ATTEMPTS = 30
 MAX_NAME = 200  # longest channel/nick accepted as a buffer name
 MAX_INPUT_LINES = 100  # lines one paste of plain text may send
 MAX_GAP_PAGES = 30  # CHATHISTORY AFTER pages fetched after one reconnect
+MAX_TARGETS = 50  # queries CHATHISTORY TARGETS may open after one reconnect
 CTCP_REPLY_INTERVAL = 2.0  # seconds between automatic CTCP replies
 SASL_CHUNK = 400  # bytes of base64 per AUTHENTICATE line (IRCv3 sasl-3.1)
 SASL_TIMEOUT = 20.0  # an exchange still unanswered at a keepalive after this is given up
@@ -132,6 +133,15 @@ class _HistoryRequest:
 
 
 @dataclass(slots=True)
+class _Targets:
+    """CHATHISTORY TARGETS asked after a reconnect: conversations with messages since
+    ``since`` (server time) open queries, at most ``left`` more."""
+
+    since: float
+    left: int
+
+
+@dataclass(slots=True)
 class Completion:
     """Replace ``text[start:end]`` with one of ``candidates`` (best first)."""
 
@@ -183,6 +193,10 @@ class Session:
         self._batches: dict[str, _Batch] = {}
         self._history: dict[str, deque[_HistoryRequest]] = {}
         self._gap: dict[str, int] = {}  # buffer key -> missed messages fetched so far
+        # Query keys -> history answers still due for a buffer that is gone (closed, or
+        # renamed by a NICK): they are dropped, not shown in a reopened buffer.
+        self._orphans: dict[str, int] = {}
+        self._targets: _Targets | None = None  # a CHATHISTORY TARGETS in flight
         self._names: dict[str, dict[str, Member]] = {}
         self._names_shown: set[str] = set()  # /names asked by the user: show the result
         self._last_query_numeric = ""  # the previous reply shown for a query (WHOIS, WHOWAS)
@@ -230,6 +244,8 @@ class Session:
         self._motd_done = False
         self._batches.clear()
         self._history.clear()
+        self._orphans.clear()
+        self._targets = None
         self._names.clear()
         self._pings.clear()
         self._nick_attempt = 0
@@ -239,6 +255,8 @@ class Session:
         self._out.clear()
         self.notify.forget_states()
         self._ison_polls.clear()
+        for buf in self.buffers:
+            buf.no_history = False  # a new connection may have accounts where the last had none
         self._send("CAP", "LS", "302")
         if self.config.password:
             self._send("PASS", self.config.password)
@@ -261,10 +279,15 @@ class Session:
         self._batches.clear()
         self._history.clear()
         self._gap.clear()
+        self._orphans.clear()
+        self._targets = None
         self._pings.clear()
         self._ison_polls.clear()
         self.lag = None
         for buf in self.buffers:
+            if buf.kind is BufferKind.QUERY and buf.history_loading:
+                buf.history_loading = False
+                self._emit(BufferChanged(buf))
             if buf.kind is BufferKind.CHANNEL:
                 if buf.joined:
                     buf.rejoin = True
@@ -355,6 +378,12 @@ class Session:
         return self.caps >= HISTORY_CAPS
 
     @property
+    def query_history_enabled(self) -> bool:
+        """Private (query) history can be asked for: draft/chathistory, and logged in to
+        an account (servers keep private history only between accounts)."""
+        return self.history_enabled and self.account is not None
+
+    @property
     def echo(self) -> bool:
         return "echo-message" in self.caps
 
@@ -426,6 +455,8 @@ class Session:
             not self.history_enabled
             or not self.registered
             or buffer.kind is BufferKind.SERVER
+            or (buffer.kind is BufferKind.QUERY and not self.query_history_enabled)
+            or buffer.no_history
             or buffer.history_loading
             or buffer.history_complete
             or buffer.full
@@ -451,8 +482,12 @@ class Session:
             self.send("PART", buffer.name, *([reason] if reason else []))
         i = self.buffers.index(buffer)
         self.buffers.remove(buffer)
-        self._by_key.pop(self.fold(buffer.name), None)
-        self._history.pop(self.fold(buffer.name), None)
+        key = self.fold(buffer.name)
+        self._by_key.pop(key, None)
+        if buffer.kind is BufferKind.QUERY:
+            self._orphan(key)
+        self._history.pop(key, None)
+        self._gap.pop(key, None)
         self._emit(BufferClosed(buffer))
         if self.current is buffer:
             self.switch(max(0, i - 1))
@@ -667,16 +702,25 @@ class Session:
         self._emit(BufferOpened(buf))
         return buf
 
-    def _ensure(self, name: str, kind: BufferKind, now: float) -> Buffer | None:
+    def _ensure(
+        self, name: str, kind: BufferKind, now: float, *, fetch: bool = True
+    ) -> Buffer | None:
         """The buffer for ``name``, created if needed; None when the name is unsafe or
-        the buffer limit is reached (the caller then uses the server buffer)."""
+        the buffer limit is reached (the caller then uses the server buffer).
+
+        A new query asks for the recent conversation (CHATHISTORY LATEST) when the server
+        can have it, unless ``fetch`` is False; what is shown live meanwhile is merged
+        with it by msgid."""
         key = self.fold(name)
         buf = self._by_key.get(key)
         if buf is not None and key:
             return buf
         if not _safe_name(name) or len(self.buffers) >= self.config.max_buffers:
             return None
-        return self._new_buffer(kind, name, key)
+        buf = self._new_buffer(kind, name, key)
+        if kind is BufferKind.QUERY and fetch and self.registered:
+            self._history_for_query(buf, now)
+        return buf
 
     def _add(self, buf: Buffer, line: Line, *, count: bool = True) -> bool:
         if not buf.append(line):
@@ -707,10 +751,12 @@ class Session:
         buf: Buffer | None = None,
         mention: bool = False,
         history: bool = False,
+        own: bool | None = None,
     ) -> Line:
         when = self._msg_time(msg, now, history)
         shown, spans = display(text)
-        own = bool(nick) and self.fold(nick) == self.fold(self.nick)
+        if own is None:
+            own = bool(nick) and self.fold(nick) == self.fold(self.nick)
         prefix = ""
         if buf is not None and buf.is_channel and nick:
             member = buf.members.get(self.fold(nick))
@@ -1125,6 +1171,11 @@ class Session:
             self._send_joins(names, keys)
         if self.notify:
             self._watch(self.notify.nicks())
+        for buf in self.buffers:
+            if buf.kind is BufferKind.QUERY:  # the recent conversation, or what was missed
+                self._history_for_query(buf, now)
+        if not first:
+            self._ask_targets(now)
 
     def _watch(self, nicks: list[str]) -> None:
         if self.monitor_supported:
@@ -1507,6 +1558,15 @@ class Session:
                     del self._by_key[old_key]
                     buf.name = new
                     self._by_key[new_key] = buf
+                    if new_key != old_key and old_key in self._history:
+                        # Answers come back under the name asked for: ask again under
+                        # the new one (the server keeps the conversation by account).
+                        kinds = {req.kind for req in self._history[old_key]}
+                        self._orphan(old_key)
+                        self._gap.pop(old_key, None)
+                        buf.history_loading = False
+                        if kinds != {"before"}:  # PageUp asks again by itself
+                            self._history_for_query(buf, now, latest="latest" in kinds)
                     buf.version += 1
                     self._emit(BufferChanged(buf))
                 self._add(buf, self._line(msg, now, Kind.NICK, text, nick=old, buf=buf))
@@ -1665,10 +1725,15 @@ class Session:
             return
         kind = Kind.ERROR if msg.command == "FAIL" else Kind.INFO
         if p[0] == "CHATHISTORY":
+            if p[2:3] == ["TARGETS"] and self._targets is not None:
+                self._targets = None  # asked on our own after a reconnect: not an error
+                return
             for arg in p[2:-1]:
+                if self._orphan_answer(arg):  # for a query closed or renamed meanwhile
+                    return
                 buf = self.buffer(arg)
                 if buf is not None and self.fold(arg) in self._history:
-                    self._history_done(buf, self._pop_history(buf), [], now)
+                    self._history_failed(buf, p[1])
                     if p[1] == "INVALID_TARGET":
                         return  # private history is simply not served: nothing to report
                     break
@@ -1723,9 +1788,15 @@ class Session:
         if buf is None:  # unsafe name or too many buffers: show it in the server buffer
             buf = self.server
             text = f"[{nick} → {target}] {text}"
+        own = None
+        if history is not None and history.kind is BufferKind.QUERY and not self.is_me(nick):
+            # Private history holds both sides: what we sent under another nick (another
+            # session of our account, or before a nick change) went to the partner.
+            partner = self.fold(history.name)
+            own = self.fold(bare) == partner and self.fold(nick) != partner
         line = self._line(
             msg, now, kind, text, nick=nick or (msg.source or ""), buf=buf,
-            mention=not server_msg, history=history is not None,
+            mention=not server_msg, history=history is not None, own=own,
         )  # fmt: skip
         if history is not None:
             return line
@@ -1771,6 +1842,9 @@ class Session:
 
     def _close_batch(self, ref: str, now: float) -> None:
         batch = self._batches.pop(ref, None)
+        if batch is not None and batch.type in ("draft/chathistory-targets", "chathistory-targets"):
+            self._targets = None
+            return
         if batch is None or batch.type not in ("chathistory", "draft/chathistory"):
             return
         if not batch.params:
@@ -1778,8 +1852,10 @@ class Session:
         name = batch.params[0]
         if self.is_channel(name):
             buf = self.buffer(name)
-        else:
-            buf = self._ensure(name, BufferKind.QUERY, now)
+        elif self._orphan_answer(name):  # the query was closed or renamed meanwhile
+            return
+        else:  # a server may send a conversation unasked: it opens the query
+            buf = self._ensure(name, BufferKind.QUERY, now, fetch=False)
         if buf is None:
             return
         lines = []
@@ -1837,6 +1913,64 @@ class Session:
                 self.info("— reconnected —", now, buf)
             self._request_history(buf, _HistoryRequest("latest", limit), "LATEST", "*")
 
+    def _history_for_query(self, buf: Buffer, now: float, *, latest: bool = False) -> None:
+        """A query's history, when the server can have it: the recent conversation for a
+        new one (or one with no message yet, or ``latest``), else what was missed since
+        its newest message (after a reconnect; paged like a channel's gap fill)."""
+        if (
+            not self.query_history_enabled
+            or buf.no_history
+            or buf.history_loading
+            or buf.name.startswith(":")  # not sendable as a middle parameter
+        ):
+            return
+        limit = self._history_limit()
+        if buf.last_msgid and not latest:
+            ref = f"msgid={buf.last_msgid}"
+        elif buf.last_time is not None and not latest:
+            ref = f"timestamp={format_time(buf.last_time)}"
+        else:
+            self._request_history(buf, _HistoryRequest("latest", limit), "LATEST", "*")
+            return
+        self._gap[self.fold(buf.name)] = 0
+        self._request_history(buf, _HistoryRequest("after", limit, gap=True), "AFTER", ref)
+
+    def _ask_targets(self, now: float) -> None:
+        """After a reconnect: which conversations got messages since the newest message
+        we saw (CHATHISTORY TARGETS); those without a query open one, gap-filled."""
+        seen = [b.last_time for b in self.buffers if b.last_time is not None]
+        if not self.query_history_enabled or not seen:
+            return
+        since = max(seen)
+        limit = min(self._history_limit(), MAX_TARGETS)
+        self._targets = _Targets(since, limit)
+        until = format_time(self.local_time(now) + 60)  # a server clock a little ahead
+        self._send("CHATHISTORY", "TARGETS", f"timestamp={format_time(since)}",
+                   f"timestamp={until}", str(limit))  # fmt: skip
+
+    def _on_chathistory(self, msg: Message, now: float) -> None:
+        """``CHATHISTORY TARGETS <target> <time>``, in answer to :meth:`_ask_targets`."""
+        p, targets = msg.params, self._targets
+        if targets is None or len(p) < 2 or p[0].upper() != "TARGETS":
+            return
+        name = p[1]
+        mine = self.account is not None and self.fold(name) == self.fold(self.account)
+        if (
+            targets.left <= 0
+            or self.is_channel(name)
+            or self.is_me(name)
+            or mine  # notes to ourselves
+            or name.startswith(":")  # not sendable as a middle parameter
+            or not _safe_name(name)
+            or self.buffer(name) is not None  # open: its own gap fill covers it
+        ):
+            return
+        targets.left -= 1
+        buf = self._ensure(name, BufferKind.QUERY, now, fetch=False)
+        if buf is not None:
+            buf.last_time = targets.since  # fetch from there: it all counts as missed
+            self._history_for_query(buf, now)
+
     def _request_history(self, buf: Buffer, req: _HistoryRequest, sub: str, ref: str) -> None:
         key = self.fold(buf.name)
         queue = self._history.setdefault(key, deque(maxlen=8))
@@ -1866,7 +2000,7 @@ class Session:
             fetched = self._gap.get(key, 0) + len(added)
             self._gap[key] = fetched
             for line in added:  # missed while away: these count as unread
-                if buf is not self.current and line.kind in MESSAGE_KINDS:
+                if buf is not self.current and line.kind in MESSAGE_KINDS and not line.own:
                     buf.unread += 1
                     buf.highlights += line.highlight
                     buf.activity = True
@@ -1879,18 +2013,51 @@ class Session:
                 more = "" if caught_up else " (older ones skipped)"
                 if fetched:
                     word = "message" if fetched == 1 else "messages"
-                    text = f"— reconnected, fetched {fetched} missed {word}{more} —"
-                else:
-                    text = "— reconnected, no missed messages —"
-                self.info(text, now, buf)
+                    self.info(f"— reconnected, fetched {fetched} missed {word}{more} —", now, buf)
+                elif buf.is_channel:  # (a query says nothing when nothing was missed)
+                    self.info("— reconnected, no missed messages —", now, buf)
         if added:
             self._emit(HistoryAdded(buf, len(added), older, tuple(added)))
+        buf.version += 1
+        self._emit(BufferChanged(buf))
+
+    def _orphan(self, key: str) -> None:
+        """The query ``key`` is gone: the answers still due for it are to be dropped."""
+        due = len(self._history.pop(key, ()))
+        if due and (key in self._orphans or len(self._orphans) < MAX_BUFFERS):
+            self._orphans[key] = self._orphans.get(key, 0) + due
+
+    def _orphan_answer(self, name: str) -> bool:
+        """A history answer for ``name`` that is to be dropped (one of them is counted)."""
+        key = self.fold(name)
+        due = self._orphans.get(key, 0)
+        if not due:
+            return False
+        if due > 1:
+            self._orphans[key] = due - 1
+        else:
+            del self._orphans[key]
+        return True
+
+    def _history_failed(self, buf: Buffer, code: str) -> None:
+        """A FAIL answered ``buf``'s oldest request: it ends, and is not asked again
+        (PageUp) on this connection."""
+        req = self._pop_history(buf)
+        key = self.fold(buf.name)
+        if req is not None and req.gap:
+            self._gap.pop(key, None)
+        if code == "INVALID_TARGET" and buf.kind is BufferKind.QUERY:
+            buf.no_history = True  # no accounts on both sides: the server keeps none
+        elif req is not None and req.kind in ("latest", "before"):
+            buf.history_complete = True
+        buf.history_loading = key in self._history
         buf.version += 1
         self._emit(BufferChanged(buf))
 
     def _fail_history_all(self) -> None:
         self._history.clear()
         self._gap.clear()
+        self._targets = None
         for buf in self.buffers:
             if buf.history_loading:
                 buf.history_loading = False
@@ -2005,6 +2172,7 @@ _HANDLERS: dict[str, Handler] = {
     "TAGMSG": Session._on_tagmsg,
     "NOTICE": Session._on_message,
     "BATCH": Session._on_batch,
+    "CHATHISTORY": Session._on_chathistory,
     "FAIL": Session._on_fail,
     "AUTHENTICATE": Session._on_authenticate,
     "REGISTER": Session._on_register,

@@ -161,6 +161,8 @@ class MessagePane(UIControl):
     def _top_note(self, buf: Buffer) -> str:
         if buf.history_loading:
             return "… loading older messages"
+        if buf.no_history:
+            return "— no history kept for this conversation —"
         if buf.history_complete and buf.kind is not BufferKind.SERVER:
             return "— beginning of history —"
         return ""

@@ -45,6 +45,7 @@ class ChatClient:
     gate: Gate
     task: asyncio.Task[None]
     events: list[Event] = field(default_factory=list)
+    sent: list[str] = field(default_factory=list)  # every line the client sent
 
     @classmethod
     def start(
@@ -55,12 +56,14 @@ class ChatClient:
         host: str = "127.0.0.1",
         notify: tuple[str, ...] = (),
         sasl: tuple[str, str] | None = None,  # (username, password): SASL PLAIN at connect
+        history_lines: int = 100,
         **settings: float,
     ) -> ChatClient:
         settings.setdefault("quit_timeout", 1.0)
         user, password = sasl if sasl is not None else (None, None)
         session = Session(SessionConfig(
             nick=nick, channels=channels, notify=notify, sasl_username=user, sasl_password=password,
+            history_lines=history_lines,
         ))  # fmt: skip
         gate = Gate()
         conn = Connection(
@@ -76,6 +79,14 @@ class ChatClient:
         )
         client = cls(session, conn, gate, asyncio.ensure_future(conn.run()))
         conn.subscribe(client.events.append)
+        take = session.take_outgoing
+
+        def record() -> list[str]:  # the connection drains the session through this
+            lines = take()
+            client.sent.extend(lines)
+            return lines
+
+        session.take_outgoing = record  # type: ignore[method-assign]
         return client
 
     async def wait(self, predicate: Callable[[], bool], what: str = "") -> None:

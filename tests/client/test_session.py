@@ -359,14 +359,17 @@ def test_nested_batches_and_unknown_batches() -> None:
 
 
 def test_history_of_a_query_and_failures() -> None:
+    """Private history is asked for only when logged in (tests/client/test_query_history.py
+    has the rest)."""
     s = chat_session()
-    s.open_query("bob", NOW)
-    q = s.buffer("bob")
+    q = s.open_query("bob", NOW)
+    assert q is not None and s.take_outgoing() == [] and not s.request_older(q, NOW)
+    feed(s, [":test.server 900 alice alice!~a@h alice :You are now logged in as alice"])
+    q = s.open_query("carol", NOW)
     assert q is not None
-    assert s.request_older(q, NOW)
-    assert s.take_outgoing() == ["CHATHISTORY LATEST bob * 100"]
-    feed(s, ["FAIL CHATHISTORY INVALID_TARGET LATEST bob :Messages could not be retrieved"])
-    assert not q.history_loading
+    assert s.take_outgoing() == ["CHATHISTORY LATEST carol * 100"]
+    feed(s, ["FAIL CHATHISTORY INVALID_TARGET LATEST carol :Messages could not be retrieved"])
+    assert not q.history_loading and q.no_history
 
 
 def test_chathistory_unknown_command_disables_history() -> None:
