@@ -18,7 +18,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
+
+from server.history.postgres_store import connect
 
 from .model import Account
 
@@ -65,16 +66,9 @@ class PostgresAccountStore:
                 raise
 
     def _connect(self) -> Conn:
-        # Defaults a URL may override, as the history store's connections have.
-        given = conninfo_to_dict(self.url)
-        extra: dict[str, Any] = {}
-        if "connect_timeout" not in given:
-            extra["connect_timeout"] = self._connect_timeout
-        if "application_name" not in given:
-            extra["application_name"] = APPLICATION_NAME
-        # autocommit: each statement is its own transaction, committed (durably, as
-        # the server's synchronous_commit says) before execute() returns.
-        return psycopg.connect(self.url, autocommit=True, **extra)
+        # Each statement is its own transaction, committed (durably, as the server's
+        # synchronous_commit says) before execute() returns.
+        return connect(self.url, self._connect_timeout, APPLICATION_NAME)
 
     def _connection(self) -> Conn:
         """The connection, opened again if lost. Call with the lock held."""

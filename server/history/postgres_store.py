@@ -94,6 +94,18 @@ _SERVED = served_sql(SERVED_COMMANDS)
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 
+def connect(url: str, connect_timeout: int, application_name: str) -> Conn:
+    """An autocommit connection (a statement outside ``transaction()`` commits at once,
+    so no connection sits idle in a transaction), with defaults the URL may override."""
+    given = conninfo_to_dict(url)
+    extra: dict[str, Any] = {}
+    if "connect_timeout" not in given:
+        extra["connect_timeout"] = connect_timeout
+    if "application_name" not in given:
+        extra["application_name"] = application_name  # in pg_stat_activity
+    return psycopg.connect(url, autocommit=True, **extra)
+
+
 def _row(r: tuple[Any, ...]) -> StoredMessage:
     return StoredMessage(
         str(r[0]), int(r[1]), str(r[2]), int(r[3]), str(r[4]), str(r[5]), str(r[6]),
@@ -119,17 +131,9 @@ class PostgresStore:
     # ------------------------------------------------------------ connections
 
     def _connect(self) -> Conn:
-        # Defaults a URL may override: append runs on the event loop, so a server
-        # that does not answer must not block it for long.
-        given = conninfo_to_dict(self.url)
-        extra: dict[str, Any] = {}
-        if "connect_timeout" not in given:
-            extra["connect_timeout"] = self._connect_timeout
-        if "application_name" not in given:
-            extra["application_name"] = APPLICATION_NAME
-        # autocommit: a statement outside ``transaction()`` commits at once, so no
-        # connection sits idle in a transaction between calls.
-        return psycopg.connect(self.url, autocommit=True, **extra)
+        # append runs on the event loop: a server that does not answer must not block
+        # it for long (the timeout).
+        return connect(self.url, self._connect_timeout, APPLICATION_NAME)
 
     def _write_conn(self) -> Conn:
         if self._closed:

@@ -47,11 +47,7 @@ async def authenticate(c: IRCTestClient, *lines: str) -> list[Message]:
 
 async def finish_registration(c: IRCTestClient, nick: str) -> list[Message]:
     await c.send("CAP END")
-    await c.send(f"NICK {nick}")
-    await c.send(f"USER {nick} 0 * :Real {nick}")
-    burst = await c.collect_until("376", "422")
-    c.nick = nick
-    return burst
+    return await c.register(nick)
 
 
 async def test_caps_are_offered(server: RunningServer) -> None:
