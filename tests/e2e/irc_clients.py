@@ -567,8 +567,8 @@ class Tmux:
 
 
 IRSSI_CONFIG = """\
-servers = ( );
-chatnets = {{ }};
+servers = ( {servers} );
+chatnets = {{ {chatnets} }};
 channels = ( );
 settings = {{
   core = {{
@@ -598,22 +598,66 @@ settings = {{
 """
 
 
-class Irssi:
-    """irssi in tmux with a throw-away home directory."""
+# SASL needs a network (chatnet) in irssi: one network holding the credentials
+# and one server entry in it that irssi connects to on start.
+IRSSI_SASL_CHATNET = """\
+{network} = {{
+    type = "IRC";
+    sasl_mechanism = "PLAIN";
+    sasl_username = "{username}";
+    sasl_password = "{password}";
+  }};"""
 
-    def __init__(self, workdir: Path, nick: str) -> None:
+IRSSI_SASL_SERVER = """{{
+    address = "{host}";
+    chatnet = "{network}";
+    port = "{port}";
+    use_tls = "no";
+    tls_verify = "no";
+    autoconnect = "yes";
+  }}"""
+
+
+class Irssi:
+    """irssi in tmux with a throw-away home directory.
+
+    With ``sasl=(username, password)`` irssi logs in with SASL PLAIN: the config
+    gets a network with those credentials and an autoconnect server entry in it.
+    """
+
+    NETWORK = "testnet"
+
+    def __init__(self, workdir: Path, nick: str, *, sasl: tuple[str, str] | None = None) -> None:
         self.nick = nick
+        self.sasl = sasl
         self.home = workdir / "irssi-home"
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
-        (self.home / "config").write_text(
-            IRSSI_CONFIG.format(nick=nick, home=self.home), encoding="utf-8"
-        )
+        self._write_config()
         self.tmux = Tmux(workdir)
 
+    def _write_config(self, host: str = HOST, port: int = 0) -> None:
+        servers = chatnets = ""
+        if self.sasl is not None:
+            username, password = self.sasl
+            chatnets = IRSSI_SASL_CHATNET.format(
+                network=self.NETWORK, username=username, password=password
+            )
+            servers = IRSSI_SASL_SERVER.format(host=host, port=port, network=self.NETWORK)
+        (self.home / "config").write_text(
+            IRSSI_CONFIG.format(
+                nick=self.nick, home=self.home, servers=servers, chatnets=chatnets
+            ),
+            encoding="utf-8",
+        )
+
     def start(self, host: str, port: int) -> None:
+        command = ["irssi", f"--home={self.home}", "-n", self.nick]
+        if self.sasl is None:
+            command += ["-c", host, "-p", str(port)]
+        else:
+            self._write_config(host, port)  # the autoconnect server entry connects
         self.tmux.start(
-            ["irssi", f"--home={self.home}", "-n", self.nick, "-c", host, "-p", str(port)],
-            env={"LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": str(self.home)},
+            command, env={"LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": str(self.home)}
         )
 
     def input_line(self) -> str:
@@ -698,12 +742,26 @@ class Irssi:
 
 
 class WeeChat:
-    """weechat-headless with a throw-away ``--dir``, driven through its FIFO."""
+    """weechat-headless with a throw-away ``--dir``, driven through its FIFO.
+
+    ``alternates`` are further nicks for WeeChat's ``nicks`` list, tried in turn
+    when the server refuses a nick while connecting.  With ``sasl=(username,
+    password)`` WeeChat logs in with SASL PLAIN and disconnects if that fails.
+    """
 
     SERVER = "test"
 
-    def __init__(self, workdir: Path, nick: str) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        nick: str,
+        *,
+        alternates: tuple[str, ...] = (),
+        sasl: tuple[str, str] | None = None,
+    ) -> None:
         self.nick = nick
+        self.alternates = alternates
+        self.sasl = sasl
         self.home = workdir / "weechat-home"
         self.home.mkdir(parents=True, exist_ok=True)
         self.out_path = workdir / "weechat.out"
@@ -716,12 +774,22 @@ class WeeChat:
             "/set logger.file.auto_log on",
             "/set script.scripts.download_enabled off",
             f"/server add {self.SERVER} {host}/{port} -notls",
-            f"/set {srv}.nicks {self.nick}",
+            f"/set {srv}.nicks {','.join((self.nick, *self.alternates))}",
             f"/set {srv}.username {self.nick}",
             f'/set {srv}.realname "weechat interop"',
             f"/set {srv}.autoreconnect off",
-            f"/connect {self.SERVER}",
         ]
+        if self.sasl is not None:
+            username, password = self.sasl
+            # Commands are ';'-separated and WeeChat evaluates ${...} in the password.
+            assert not set(";${}\"") & set(username + password), "keep SASL test values plain"
+            commands += [
+                f"/set {srv}.sasl_mechanism plain",
+                f'/set {srv}.sasl_username "{username}"',
+                f'/set {srv}.sasl_password "{password}"',
+                f"/set {srv}.sasl_fail disconnect",
+            ]
+        commands.append(f"/connect {self.SERVER}")
         env = dict(os.environ, LANG="C.UTF-8", LC_ALL="C.UTF-8", HOME=str(self.home))
         with self.out_path.open("wb") as out:
             self.proc = subprocess.Popen(

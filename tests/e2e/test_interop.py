@@ -9,7 +9,8 @@ client sent and what the server answered.
 
 The server under test is ours (``python -m server``); the same tests also run
 against ngircd as a reference implementation when it is installed, which keeps
-the harness itself honest.
+the harness itself honest.  The account tests (SASL PLAIN logins, a registered
+account's reserved nick) are for our server only: ngircd has no accounts.
 """
 
 from __future__ import annotations
@@ -283,5 +284,325 @@ async def test_weechat_round_trip(
             assert token in msg.params[-1]
 
             assert not _unknown_commands(proxy), "server rejected commands weechat sent"
+    finally:
+        wee.stop()
+
+
+# ---------------------------------------------------------------------------
+# Accounts: SASL PLAIN logins and reserved nicks (our server only: ngircd has
+# neither SASL nor accounts).
+# ---------------------------------------------------------------------------
+
+PASSWORD = "interop-secret-1"
+
+
+def _chat_only(irc_server: RunningServer) -> None:
+    if irc_server.kind != "chat":
+        pytest.skip(f"{irc_server.kind} has no SASL or account registration; accounts are ours")
+
+
+async def _create_account(irc_server: RunningServer, account: str) -> None:
+    """Register ``account`` (draft/account-registration) from a throw-away connection."""
+    maker = await RawClient("maker").connect(irc_server.host, irc_server.port)
+    try:
+        await maker.register()
+        await maker.send(f"REGISTER {account} * {PASSWORD}")
+        done = await maker.wait_for(
+            lambda m: m.command in ("900", "FAIL"), timeout=15, what=f"REGISTER {account}"
+        )
+        assert done.command == "900" and done.params[2] == account, maker.transcript()
+        assert any(
+            m.command == "REGISTER" and m.params[:2] == ("SUCCESS", account) for m in maker.received
+        ), maker.transcript()
+    finally:
+        await maker.quit()
+
+
+async def _whois_account(raw: RawClient, nick: str) -> str | None:
+    """The account WHOIS shows for ``nick`` (330), or None; asserts the nick is online."""
+    mark = raw.mark()
+    await raw.send(f"WHOIS {nick}")
+    await raw.wait_for(
+        lambda m: m.command == "318", since=mark, timeout=10, what=f"318 end of WHOIS {nick}"
+    )
+    replies = raw.received[mark:]
+    assert any(m.command == "311" and m.params[1] == nick for m in replies), raw.transcript()
+    logged_in = [m for m in replies if m.command == "330"]
+    assert len(logged_in) <= 1, logged_in
+    if not logged_in:
+        return None
+    assert logged_in[0].params[1] == nick
+    return logged_in[0].params[2]
+
+
+def _requested_caps(proxy: LoggingProxy) -> set[str]:
+    caps: set[str] = set()
+    for pl in proxy.client_sent("CAP"):
+        if pl.msg.params[:1] == ("REQ",):
+            caps.update(cap.lower() for cap in pl.msg.params[-1].split())
+    return caps
+
+
+def _acked_caps(proxy: LoggingProxy) -> set[str]:
+    caps: set[str] = set()
+    for pl in proxy.lines:
+        if pl.direction == "S>C" and pl.msg.command == "CAP" and pl.msg.params[1:2] == ("ACK",):
+            caps.update(cap.lower() for cap in pl.msg.params[-1].split())
+    return caps
+
+
+def _refusals(proxy: LoggingProxy) -> list[str]:
+    """Unknown-command errors, standard-reply FAILs and SASL failures sent to the client."""
+    bad = {"421", "FAIL", "904", "905", "906", "907", "908"}
+    return [pl.line for pl in proxy.lines if pl.direction == "S>C" and pl.msg.command in bad]
+
+
+async def _assert_sasl_login(proxy: LoggingProxy, account: str) -> None:
+    """The client asked for sasl, sent AUTHENTICATE PLAIN and the server said 900 and 903,
+    all before the 001 that ends registration."""
+    await proxy.wait_for(_welcome, timeout=15, what="001")
+    assert "sasl" in _requested_caps(proxy) and "sasl" in _acked_caps(proxy)
+    plain = [pl for pl in proxy.client_sent("AUTHENTICATE") if pl.msg.params == ("PLAIN",)]
+    assert len(plain) == 1, "expected one AUTHENTICATE PLAIN from the client"
+    logged_in = [pl for pl in proxy.lines if _server_sent("900")(pl)]
+    success = [pl for pl in proxy.lines if _server_sent("903")(pl)]
+    welcome = next(pl for pl in proxy.lines if _welcome(pl))
+    assert len(logged_in) == 1 and logged_in[0].msg.params[2] == account, logged_in
+    assert len(success) == 1, success
+    at = proxy.lines.index
+    assert at(plain[0]) < at(logged_in[0]) < at(success[0]) < at(welcome), "out of order"
+
+
+@needs("weechat-headless")
+async def test_weechat_sasl_plain_login(
+    irc_server: RunningServer, raw: RawClient, proxy: LoggingProxy, tmp_path: Path
+) -> None:
+    _chat_only(irc_server)
+    wee = WeeChat(tmp_path / "weechat", "weenie", sasl=("weenie", PASSWORD))
+    try:
+        with diagnostics(irc_server, proxy, wee.debug):
+            await _create_account(irc_server, "weenie")
+            await raw.register()
+            await raw.join(CHANNEL)
+
+            wee.start(HOST, proxy.port)
+            await _assert_sasl_login(proxy, "weenie")
+            # WeeChat refuses /join until it has processed 001; it logs the text then.
+            welcome = next(pl for pl in proxy.lines if _welcome(pl))
+            await wee.wait_for_log(
+                None, re.escape(_welcome_text(welcome)), timeout=10, what="weechat logging 001"
+            )
+            # 900 and 903 as WeeChat shows them, in its server buffer.
+            await wee.wait_for_log(
+                None, r"You are now logged in as weenie", timeout=10, what="weechat logging 900"
+            )
+            await wee.wait_for_log(
+                None, r"SASL authentication successful", timeout=10, what="weechat logging 903"
+            )
+            assert await _whois_account(raw, "weenie") == "weenie"
+
+            mark = raw.mark()
+            since = len(proxy.lines)
+            await wee.command(f"/join {CHANNEL}", buffer=f"irc.server.{WeeChat.SERVER}")
+            await raw.wait_for(
+                lambda m: m.command == "JOIN" and m.nick == "weenie" and m.params[:1] == (CHANNEL,),
+                since=mark,
+                timeout=10,
+                what="weenie's JOIN",
+            )
+            echo = await proxy.wait_for(
+                lambda pl: _server_sent("JOIN")(pl) and pl.msg.nick == "weenie",
+                since=since,
+                timeout=10,
+                what="weenie's own JOIN echoed to weechat",
+            )
+            if "extended-join" in _requested_caps(proxy):
+                # JOIN <channel> <account> :<realname>
+                assert echo.msg.params == (CHANNEL, "weenie", "weechat interop"), echo.line
+            else:
+                assert echo.msg.params == (CHANNEL,), echo.line
+            await wee.wait_for_log(
+                CHANNEL, rf"{CHANNEL}: 2 nicks", timeout=10, what="weechat's NAMES summary"
+            )
+
+            assert not _refusals(proxy), "server refused something weechat sent"
+    finally:
+        wee.stop()
+
+
+@needs("irssi", "tmux")
+async def test_irssi_sasl_plain_login(
+    irc_server: RunningServer, raw: RawClient, proxy: LoggingProxy, tmp_path: Path
+) -> None:
+    _chat_only(irc_server)
+    irssi = Irssi(tmp_path / "irssi", "alice", sasl=("alice", PASSWORD))
+    try:
+        with diagnostics(irc_server, proxy, irssi.debug):
+            await _create_account(irc_server, "alice")
+            await raw.register()
+            await raw.join(CHANNEL)
+
+            irssi.start(HOST, proxy.port)
+            await _assert_sasl_login(proxy, "alice")
+            welcome = next(pl for pl in proxy.lines if _welcome(pl))
+            await irssi.wait_for_screen(
+                re.escape(_welcome_text(welcome)), timeout=10, what="irssi showing 001"
+            )
+            # irssi's own message for 903, and the 900 it prints as it came (the login
+            # happens before irssi sends NICK, so the 900 is for "*!*@host").
+            await irssi.wait_for_screen(
+                r"-!- SASL authentication succeeded", timeout=10, what="irssi showing 903"
+            )
+            await irssi.wait_for_screen(
+                r"alice You are now logged in as alice", timeout=10, what="irssi showing 900"
+            )
+            assert await _whois_account(raw, "alice") == "alice"
+
+            mark = raw.mark()
+            since = len(proxy.lines)
+            await irssi.command(f"/join {CHANNEL}")
+            await raw.wait_for(
+                lambda m: m.command == "JOIN" and m.nick == "alice" and m.params[:1] == (CHANNEL,),
+                since=mark,
+                timeout=10,
+                what="alice's JOIN",
+            )
+            echo = await proxy.wait_for(
+                lambda pl: _server_sent("JOIN")(pl) and pl.msg.nick == "alice",
+                since=since,
+                timeout=10,
+                what="alice's own JOIN echoed to irssi",
+            )
+            if "extended-join" in _requested_caps(proxy):
+                assert echo.msg.params == (CHANNEL, "alice", "irssi interop"), echo.line
+            else:
+                assert echo.msg.params == (CHANNEL,), echo.line
+            await irssi.wait_for_screen(
+                rf"alice .*has joined {CHANNEL}", timeout=10, what="irssi's own join"
+            )
+            await irssi.wait_for_screen(
+                rf"{CHANNEL}: Total of 2 nicks", timeout=10, what="irssi's NAMES summary"
+            )
+
+            assert not _refusals(proxy), "server refused something irssi sent"
+    finally:
+        irssi.stop()
+
+
+def _reserved_433(nick: str) -> Callable[[ProxyLine], bool]:
+    return lambda pl: (
+        _server_sent("433")(pl)
+        and pl.msg.params[1:2] == (nick,)
+        and "reserved" in pl.msg.params[-1].lower()
+    )
+
+
+async def _assert_fell_back(proxy: LoggingProxy, taken: str, fallback: str) -> None:
+    """Registration: 433 "reserved" for ``taken``, then the client tries ``fallback``
+    and gets 001 under it; no SASL was attempted."""
+    refused = await proxy.wait_for(
+        _reserved_433(taken), timeout=15, what=f"433 reserved for {taken}"
+    )
+    start = proxy.lines.index(refused)
+    await proxy.wait_for(
+        lambda pl: pl.direction == "C>S" and pl.msg.command == "NICK"
+        and pl.msg.params[:1] == (fallback,),
+        since=start,
+        timeout=10,
+        what=f"the client trying its alternate nick {fallback}",
+    )
+    welcome = await proxy.wait_for(_welcome, since=start, timeout=10, what=f"001 for {fallback}")
+    assert welcome.msg.params[0] == fallback, welcome.line
+    assert not proxy.client_sent("AUTHENTICATE")
+
+
+@needs("irssi", "tmux")
+async def test_irssi_falls_back_from_a_reserved_nick(
+    irc_server: RunningServer, raw: RawClient, proxy: LoggingProxy, tmp_path: Path
+) -> None:
+    _chat_only(irc_server)
+    irssi = Irssi(tmp_path / "irssi", "alice")  # no SASL: alice is someone else's account
+    try:
+        with diagnostics(irc_server, proxy, irssi.debug):
+            await _create_account(irc_server, "alice")
+            await raw.register()
+            await raw.join(CHANNEL)
+
+            irssi.start(HOST, proxy.port)
+            await _assert_fell_back(proxy, "alice", "alice_")
+            welcome = next(pl for pl in proxy.lines if _welcome(pl))
+            await irssi.wait_for_screen(
+                re.escape(_welcome_text(welcome)), timeout=10, what="irssi showing 001"
+            )
+            # irssi says nothing on screen about the refused nick; it just carries on.
+            assert await _whois_account(raw, "alice_") is None
+
+            mark = raw.mark()
+            await irssi.command(f"/join {CHANNEL}")
+            await raw.wait_for(
+                lambda m: m.command == "JOIN" and m.nick == "alice_" and m.params[:1] == (CHANNEL,),
+                since=mark,
+                timeout=10,
+                what="alice_'s JOIN",
+            )
+
+            # Once registered, asking for the reserved nick is refused the same way.
+            since = len(proxy.lines)
+            await irssi.command("/nick alice")
+            await proxy.wait_for(
+                _reserved_433("alice"), since=since, timeout=10, what="433 for /nick alice"
+            )
+            await _whois_account(raw, "alice_")  # still there under the fallback nick
+            # irssi prints its own text for 433 (not the server's) in the status window.
+            await irssi.command("/window 1")
+            await irssi.wait_for_screen(
+                r"-!- Nick alice is already in use", timeout=10, what="irssi showing the 433"
+            )
+
+            assert not _refusals(proxy), "server refused something irssi sent"
+    finally:
+        irssi.stop()
+
+
+@needs("weechat-headless")
+async def test_weechat_falls_back_from_a_reserved_nick(
+    irc_server: RunningServer, raw: RawClient, proxy: LoggingProxy, tmp_path: Path
+) -> None:
+    _chat_only(irc_server)
+    wee = WeeChat(tmp_path / "weechat", "weenie", alternates=("weenie_",))
+    try:
+        with diagnostics(irc_server, proxy, wee.debug):
+            await _create_account(irc_server, "weenie")
+            await raw.register()
+            await raw.join(CHANNEL)
+
+            wee.start(HOST, proxy.port)
+            await _assert_fell_back(proxy, "weenie", "weenie_")
+            await wee.wait_for_log(
+                None,
+                r'nickname "weenie" is already in use, trying nickname "weenie_"',
+                timeout=10,
+                what="weechat logging its switch to the alternate nick",
+            )
+            welcome = next(pl for pl in proxy.lines if _welcome(pl))
+            await wee.wait_for_log(
+                None, re.escape(_welcome_text(welcome)), timeout=10, what="weechat logging 001"
+            )
+            assert await _whois_account(raw, "weenie_") is None
+
+            mark = raw.mark()
+            await wee.command(f"/join {CHANNEL}", buffer=f"irc.server.{WeeChat.SERVER}")
+            await raw.wait_for(
+                lambda m: m.command == "JOIN" and m.nick == "weenie_"
+                and m.params[:1] == (CHANNEL,),
+                since=mark,
+                timeout=10,
+                what="weenie_'s JOIN",
+            )
+            await wee.wait_for_log(
+                CHANNEL, rf"{CHANNEL}: 2 nicks", timeout=10, what="weechat's NAMES summary"
+            )
+
+            assert not _refusals(proxy), "server refused something weechat sent"
     finally:
         wee.stop()
