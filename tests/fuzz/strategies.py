@@ -83,7 +83,7 @@ target = st.one_of(
     nick,
     st.sampled_from(["NickServ", "nickserv"]),
 )
-modestring = st.text(alphabet="+-beklovimnstwqaxOI", min_size=0, max_size=8)
+modestring = st.text(alphabet="+-beklovimnrstwqaxOIR", min_size=0, max_size=8)
 mode_arg = st.one_of(
     good_nick,
     st.sampled_from(["*!*@*", "ali*", "*!~bob@*", "key", "3", "0", "-1", "٣", "a,b", ""]),

@@ -371,3 +371,37 @@ async def test_nickserv_set_password(server: RunningServer) -> None:
     new = await sasl_connection(server)
     assert [m.command for m in await authenticate(new, plain("rosa", "new-password"))] == [
         "900", "903"]
+
+
+# ---------------------------------------------------------------------- +r and +R
+
+
+async def test_channel_mode_r_admits_only_logged_in_users(server: RunningServer) -> None:
+    op = await server.client("op")
+    await op.join("#members")
+    assert only(await ask(op, "MODE #members +r"), "MODE")[0].params == ["#members", "+r"]
+    guest = await server.client("guest")
+    refused = only(await ask(guest, "JOIN #members"), "477")
+    assert refused[0].params[1] == "#members"
+    member = await server.client("member")
+    await register_account(member)
+    assert only(await member.join("#members"), "366")
+    # An invite still lets a guest in, as for +i, +k and +l.
+    await ask(op, "INVITE guest #members")
+    assert only(await guest.join("#members"), "366")
+
+
+async def test_user_mode_r_takes_messages_only_from_accounts(server: RunningServer) -> None:
+    sam = await server.client("sam")
+    assert only(await ask(sam, "MODE sam +R"), "MODE")[0].params == ["sam", "+R"]
+    stranger = await server.client("stranger")
+    refused = only(await ask(stranger, "PRIVMSG sam :hi there"), "477")
+    assert refused[0].params[1] == "sam"
+    known = await server.client("known")
+    await register_account(known)
+    await sam.sync()
+    await known.send("PRIVMSG sam :hello from an account")
+    assert (await sam.expect("PRIVMSG")).params[-1] == "hello from an account"
+    assert only(await ask(sam, "MODE sam -R"), "MODE")[0].params == ["sam", "-R"]
+    await stranger.send("PRIVMSG sam :now?")
+    assert (await sam.expect("PRIVMSG")).params[-1] == "now?"

@@ -104,6 +104,10 @@ def join(core: ServerCore, client: Client, name: str, key: str) -> None:
         if not invited and is_banned(core, channel, client):
             core.reply(client, N.ERR_BANNEDFROMCHAN, channel.name, "Cannot join channel (+b)")
             return
+        if "r" in channel.modes and client.account is None and not invited:
+            core.reply(client, N.ERR_NEEDREGGEDNICK, channel.name,
+                       "Cannot join channel (+r) - you need to be logged in to an account")
+            return
         client.invites.discard(folded)
         channel.members[client] = ""
     client.channels[folded] = channel

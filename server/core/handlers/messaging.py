@@ -181,6 +181,15 @@ def _to_nick(
     if target is None or not target.registered:
         _error(core, client, command, N.ERR_NOSUCHNICK, nick, "No such nick/channel")
         return
+    if (
+        "R" in target.modes
+        and client.account is None
+        and target is not client
+        and "o" not in client.modes
+    ):
+        _error(core, client, command, N.ERR_NEEDREGGEDNICK, target.nick,
+               "You must be logged in to an account to message this user")
+        return
     if not _may_start_talking(core, client, target):
         _error(core, client, command, N.ERR_TARGCHANGE, target.nick,
                "Targets changing too fast, message dropped")

@@ -16,8 +16,10 @@ if TYPE_CHECKING:
     from ..core import ServerCore
     from ..state import Client
 
-FLAG_MODES = frozenset("imnst")
-SELF_USER_MODES = frozenset("iwB")  # user modes anyone may set or unset on themselves
+FLAG_MODES = frozenset("imnrst")  # r: only users logged in to an account may join
+# User modes anyone may set or unset on themselves; R: private messages only from
+# users logged in to an account.
+SELF_USER_MODES = frozenset("iwBR")
 PARAM_MODES_PER_COMMAND = 4  # ISUPPORT MODES=4
 MAX_BANS = 100  # per list: ISUPPORT MAXLIST=b:100,e:100,I:100,q:100
 # List modes: letter -> (entry numeric, end numeric, end text). The quiet list's

@@ -26,8 +26,9 @@ if TYPE_CHECKING:
     from ..core import ServerCore
     from ..state import Client
 
-USER_MODES = "Biosw"  # RPL_MYINFO: bot, invisible, operator, server notices, wallops
-CHANNEL_MODES = "Ibeiklmnoqstv"  # RPL_MYINFO; those with a parameter follow it
+# RPL_MYINFO: bot, registered-only PMs, invisible, operator, server notices, wallops
+USER_MODES = "BRiosw"
+CHANNEL_MODES = "Ibeiklmnoqrstv"  # RPL_MYINFO; those with a parameter follow it
 
 
 # ---------------------------------------------------------------------- CAP
@@ -342,7 +343,7 @@ def isupport_tokens(core: ServerCore) -> list[str]:
         "BOT=B",
         f"CASEMAPPING={cfg.casemapping}",
         f"CHANLIMIT={CHANTYPES}:{cfg.max_channels}",
-        "CHANMODES=beIq,k,l,imnst",
+        "CHANMODES=beIq,k,l,imnrst",
         f"CHANNELLEN={cfg.channellen}",
         f"CHANTYPES={CHANTYPES}",
         "ELIST=U",
