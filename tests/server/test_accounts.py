@@ -274,7 +274,7 @@ async def test_an_accounts_name_is_reserved_for_it(server: RunningServer) -> Non
     await c.send("NICK mia")
     await c.send("USER mia 0 * :Not Mia")
     refused = await c.expect("433")
-    assert refused.params[1:] == ["mia", RESERVED]
+    assert refused.params == ["*", "mia", RESERVED]
     await c.send("NICK mia_")
     await c.expect("001")
     c.nick = "mia_"

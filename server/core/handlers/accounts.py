@@ -317,12 +317,13 @@ def reserved_for_other(core: ServerCore, client: Client, folded: str) -> bool:
 def refuse_reserved_nick(core: ServerCore, client: Client) -> None:
     """At registration: 433 and the nick is given up; the client picks another (as
     irssi and WeeChat do on 433) or logs in first."""
-    core.reply(client, N.ERR_NICKNAMEINUSE, client.nick, RESERVED)
+    nick = client.nick
     if core.nicks.get(client.folded) is client:
         if core.cluster:
             core.release_nick(client)
         del core.nicks[client.folded]
     client.nick, client.folded = "*", ""
+    core.reply(client, N.ERR_NICKNAMEINUSE, nick, RESERVED)  # "433 * nick": no nick yet
 
 
 def account_registered(core: ServerCore, folded: str) -> None:
