@@ -66,3 +66,27 @@ def normalize_mask(mask: str) -> str:
     if "@" not in mask:
         return f"{mask}@*"
     return mask
+
+
+# Extended bans (solanum's syntax, ISUPPORT EXTBAN=$,a): "$a" matches users logged in
+# to any account, "$a:<glob>" those whose account matches, "$~a" users logged in to
+# none. They go in the b, e, I and q lists beside nick!user@host masks.
+EXTBAN_PREFIX = "$"
+EXTBAN_TYPES = "a"
+
+
+def is_valid_extban(mask: str) -> bool:
+    if mask in ("$a", "$~a"):
+        return True
+    return mask.startswith("$a:") and len(mask) > 3 and " " not in mask
+
+
+def extban_matches(mask: str, account: str | None, fold: Callable[[str], str]) -> bool:
+    """Whether the extban ``mask`` matches a user logged in to ``account`` (or none)."""
+    if mask == "$~a":
+        return account is None
+    if account is None:
+        return False
+    if mask == "$a":
+        return True
+    return _compile(fold(mask[3:])).matches(fold(account))

@@ -86,7 +86,8 @@ target = st.one_of(
 modestring = st.text(alphabet="+-beklovimnrstwqaxOIR", min_size=0, max_size=8)
 mode_arg = st.one_of(
     good_nick,
-    st.sampled_from(["*!*@*", "ali*", "*!~bob@*", "key", "3", "0", "-1", "٣", "a,b", ""]),
+    st.sampled_from(["*!*@*", "ali*", "*!~bob@*", "key", "3", "0", "-1", "٣", "a,b", "",
+                     "$a", "$~a", "$a:ali*", "$a:", "$x:y", "$"]),
     middle,
     long_middle,
 )

@@ -405,3 +405,33 @@ async def test_user_mode_r_takes_messages_only_from_accounts(server: RunningServ
     assert only(await ask(sam, "MODE sam -R"), "MODE")[0].params == ["sam", "-R"]
     await stranger.send("PRIVMSG sam :now?")
     assert (await sam.expect("PRIVMSG")).params[-1] == "now?"
+
+
+# ---------------------------------------------------------------------- extbans
+
+
+async def test_account_extbans(server: RunningServer) -> None:
+    op = await server.client("op")
+    await op.join("#ext")
+    tokens = [t for m in await ask(op, "VERSION") if m.command == "005" for t in m.params]
+    assert "EXTBAN=$,a" in tokens
+    # $~a: nobody without an account gets in; an exception for one account name.
+    msgs = await ask(op, "MODE #ext +b $~a")
+    assert only(msgs, "MODE")[0].params == ["#ext", "+b", "$~a"]
+    guest = await server.client("guest")
+    assert only(await ask(guest, "JOIN #ext"), "474")
+    tess = await server.client("tess")
+    await register_account(tess)
+    assert only(await tess.join("#ext"), "366")
+    # $a:<glob> bans accounts by name, and +e $a:<glob> excepts them.
+    await ask(op, "MODE #ext +b $a:uma*")
+    uma = await server.client("uma")
+    await register_account(uma)
+    assert only(await ask(uma, "JOIN #ext"), "474")
+    await ask(op, "MODE #ext +e $a:UMA")  # account names are case-insensitive
+    assert only(await uma.join("#ext"), "366")
+    listed = [m.params[2] for m in only(await ask(op, "MODE #ext b"), "367")]
+    assert listed == ["$~a", "$a:uma*"]
+    # Unknown extban types are refused, not stored as nick masks.
+    bad = only(await ask(op, "MODE #ext +b $x:foo"), "696")
+    assert bad[0].params[1:4] == ["#ext", "b", "$x:foo"]

@@ -63,8 +63,8 @@ def plain_lusers(core: ServerCore, nick: str) -> list[bytes]:
 def plain_isupport(core: ServerCore, nick: str) -> list[bytes]:
     tokens = isupport_tokens(core)
     return [
-        plain_reply(core, nick, N.RPL_ISUPPORT, *tokens[i : i + 12], "are supported by this server")
-        for i in range(0, len(tokens), 12)
+        plain_reply(core, nick, N.RPL_ISUPPORT, *tokens[i : i + 13], "are supported by this server")
+        for i in range(0, len(tokens), 13)
     ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chat import numerics as N
-from chat.masks import mask_matches
+from chat.masks import EXTBAN_PREFIX, extban_matches, mask_matches
 from chat.message import Message
 from chat.names import is_channel_name, is_valid_channel
 
@@ -23,7 +23,13 @@ KNOCK_WINDOW = 60.0  # seconds before the same user may KNOCK on the same channe
 def on_list(core: ServerCore, masks: list[Ban], client: Client) -> bool:
     # Every message to a channel asks about +b and +q, and most lists are empty:
     # answer those without building the client's mask or a generator.
-    return bool(masks) and any(mask_matches(ban.mask, client.mask, core.fold) for ban in masks)
+    return bool(masks) and any(_matches(core, ban.mask, client) for ban in masks)
+
+
+def _matches(core: ServerCore, mask: str, client: Client) -> bool:
+    if mask[0] == EXTBAN_PREFIX:
+        return extban_matches(mask, client.account, core.fold)
+    return mask_matches(mask, client.mask, core.fold)
 
 
 def is_banned(core: ServerCore, channel: Channel, client: Client) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chat import numerics as N
-from chat.masks import normalize_mask
+from chat.masks import EXTBAN_PREFIX, is_valid_extban, normalize_mask
 from chat.message import MAX_LINE_BODY, Message
 from chat.names import is_channel_name
 
@@ -135,12 +135,18 @@ def channel_mode(core: ServerCore, client: Client, name: str, args: list[str]) -
                 if adding:
                     send_mask_list(core, client, channel, ch)
                 continue
-            mask = normalize_mask(params.pop(0))
+            given = params.pop(0)
+            extban = given.startswith(EXTBAN_PREFIX)
+            mask = given if extban else normalize_mask(given)
             param_count += 1
             if param_count > PARAM_MODES_PER_COMMAND:
                 break
             if not is_op:
                 denied = True
+                continue
+            if extban and not is_valid_extban(mask):
+                core.reply(client, N.ERR_INVALIDMODEPARAM, channel.name, ch, mask,
+                           "Unknown extended ban (EXTBAN=$,a: $a, $a:<account>, $~a)")
                 continue
             if _change_mask_list(core, client, channel, ch, adding, mask):
                 applied.append(("+" if adding else "-", ch, mask))

@@ -348,6 +348,7 @@ def isupport_tokens(core: ServerCore) -> list[str]:
         f"CHANTYPES={CHANTYPES}",
         "ELIST=U",
         "EXCEPTS=e",
+        "EXTBAN=$,a",
         "INVEX=I",
         f"KICKLEN={cfg.kicklen}",
         "KNOCK",
@@ -373,9 +374,9 @@ def isupport_tokens(core: ServerCore) -> list[str]:
 
 
 def isupport_lines(core: ServerCore) -> list[list[str]]:
-    """The ISUPPORT tokens, twelve to a 005 line."""
+    """The ISUPPORT tokens, thirteen to a 005 line (as many as Modern IRC allows)."""
     tokens = isupport_tokens(core)
-    return [tokens[start : start + 12] for start in range(0, len(tokens), 12)]
+    return [tokens[start : start + 13] for start in range(0, len(tokens), 13)]
 
 
 def send_isupport(core: ServerCore, client: Client) -> None:
