@@ -523,8 +523,9 @@ class ServerCore:
     def with_watchers(self, client: Client, audience: list[Client]) -> list[Client]:
         """``audience`` plus those MONITORing ``client`` with extended-monitor, each once.
 
-        extended-monitor: AWAY and SETNAME reach a client's watchers as if they shared
-        a channel (``fan_out``'s ``need_cap`` still asks for away-notify / setname).
+        extended-monitor: AWAY, SETNAME and ACCOUNT reach a client's watchers as if they
+        shared a channel (``fan_out``'s ``need_cap`` still asks for away-notify,
+        setname or account-notify).
         """
         watching = self.monitor.watchers.get(client.folded) if self.monitor.watchers else None
         if not watching:

@@ -435,3 +435,17 @@ async def test_account_extbans(server: RunningServer) -> None:
     # Unknown extban types are refused, not stored as nick masks.
     bad = only(await ask(op, "MODE #ext +b $x:foo"), "696")
     assert bad[0].params[1:4] == ["#ext", "b", "$x:foo"]
+
+
+async def test_account_notify_reaches_extended_monitor_watchers(server: RunningServer) -> None:
+    watcher = await server.client("watcher", ["account-notify", "extended-monitor"])
+    plain_watcher = await server.client("plainw", ["account-notify"])
+    for c in (watcher, plain_watcher):
+        await ask(c, "MONITOR + vera")
+    vera = await server.client("vera")  # shares no channel with either
+    await watcher.sync()
+    await plain_watcher.sync()
+    await register_account(vera)
+    got = await watcher.expect("ACCOUNT")
+    assert (got.source, got.params) == (mask(vera), ["vera"])
+    assert only(await plain_watcher.sync(), "ACCOUNT") == []

@@ -350,5 +350,6 @@ def log_in(core: ServerCore, client: Client, name: str) -> None:
 
 
 def notify_account(core: ServerCore, client: Client, relay: Relay) -> None:
-    audience = core.peers(client, include_self=client.remote is None)
+    # extended-monitor: those MONITORing the user hear it too, as for AWAY.
+    audience = core.with_watchers(client, core.peers(client, include_self=client.remote is None))
     core.fan_out(audience, relay, need_cap="account-notify")
