@@ -67,6 +67,9 @@ class ServerConfig:
     cloak_key: str = ""  # secret for cloaks; empty: a new random key per start
     ban_file: str = "bans.json"  # K-/D-lines kept across restarts ("": only in memory)
     reserve_account_nicks: bool = True  # an account's name is a nick for it alone
+    allow_register: bool = True  # REGISTER / NickServ REGISTER create accounts
+    account_limit: int = 3  # accounts a host may register at once (0: no limit) ...
+    account_refill: float = 1200.0  # ... and seconds until it may register one more
     # History: SQLite store of record ("" turns history off), Redis cache-aside.
     db: str = "chat.db"
     history_playback: int = 20  # messages replayed on JOIN to clients without chathistory

@@ -157,6 +157,9 @@ _HELP: dict[str, str] = {
     "monitor_limit": "nicks one client may watch with MONITOR",
     "cloak_hosts": "show clients a keyed hash instead of each other's addresses",
     "reserve_account_nicks": "keep each account's name as a nick for those logged in to it",
+    "allow_register": "let users register accounts (REGISTER, NickServ REGISTER)",
+    "account_limit": "accounts one host (an IPv4 address or an IPv6 /64) may register at once",
+    "account_refill": "seconds until a host may register one more account",
     "cloak_key": "secret for host cloaks (empty: random per start, cloaks change on restart)",
     "ban_file": "file that keeps operators' K-lines and D-lines across restarts "
     "(empty: bans last until the server stops)",

@@ -31,10 +31,12 @@ SUPPORTED: dict[str, str] = {
 HISTORY_CAPS: dict[str, str] = {"draft/chathistory": "", "draft/event-playback": ""}
 
 
-def available(history: bool) -> dict[str, str]:
+def available(history: bool, register: bool = True) -> dict[str, str]:
     caps = dict(SUPPORTED)
     if history:
         caps.update(HISTORY_CAPS)
+    if not register:  # REGISTER is refused: do not advertise it
+        del caps["draft/account-registration"]
     return dict(sorted(caps.items()))
 
 

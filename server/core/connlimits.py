@@ -1,4 +1,5 @@
-"""Connection admission: global cap, per-host concurrency and connect-rate throttle."""
+"""Connection admission: global cap, per-host concurrency and connect-rate throttle;
+and the per-host token bucket that the throttle (and account registration) use."""
 
 from __future__ import annotations
 
@@ -27,6 +28,42 @@ class _Bucket:
     updated: float
 
 
+class HostRate:
+    """A token bucket per host: ``burst`` at once, refilled at ``rate`` per second.
+    Off (everything allowed) when either is 0; both may change at run time (REHASH)."""
+
+    def __init__(self, burst: int, rate: float) -> None:
+        self.burst = burst
+        self.rate = rate
+        self._buckets: dict[str, _Bucket] = {}
+
+    def take(self, key: str, now: float) -> bool:
+        """Spend one token of ``key``'s bucket; False when there is none left."""
+        if not self.burst or self.rate <= 0:
+            return True
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = _Bucket(float(self.burst), now)
+        else:
+            bucket.tokens = min(
+                float(self.burst), bucket.tokens + (now - bucket.updated) * self.rate
+            )
+            bucket.updated = now
+        if bucket.tokens < 1.0:
+            return False
+        bucket.tokens -= 1.0
+        return True
+
+    def expire(self, now: float) -> None:
+        """Forget buckets that have refilled completely."""
+        if not self._buckets or self.rate <= 0:
+            return
+        full = self.burst / self.rate
+        stale = [k for k, b in self._buckets.items() if now - b.updated >= full]
+        for key in stale:
+            del self._buckets[key]
+
+
 class ConnectionLimits:
     """Decides whether a new connection may stay; the core keeps the live counts."""
 
@@ -35,10 +72,8 @@ class ConnectionLimits:
     ) -> None:
         self.max_clients = max_clients
         self.max_per_host = max_per_host
-        self.throttle_burst = throttle_burst
-        self.throttle_rate = throttle_rate  # connects per second refilled, per host
+        self.throttle = HostRate(throttle_burst, throttle_rate)  # connects per host
         self.per_host: dict[str, int] = {}
-        self._throttle: dict[str, _Bucket] = {}
 
     def admit(self, key: str, total: int, now: float) -> str | None:
         """None to accept, or the reason to refuse (sent as ERROR)."""
@@ -46,19 +81,8 @@ class ConnectionLimits:
             return "Server is full"
         if self.max_per_host and self.per_host.get(key, 0) >= self.max_per_host:
             return "Too many connections from your host"
-        if self.throttle_burst and self.throttle_rate > 0:
-            bucket = self._throttle.get(key)
-            if bucket is None:
-                bucket = self._throttle[key] = _Bucket(float(self.throttle_burst), now)
-            else:
-                bucket.tokens = min(
-                    float(self.throttle_burst),
-                    bucket.tokens + (now - bucket.updated) * self.throttle_rate,
-                )
-                bucket.updated = now
-            if bucket.tokens < 1.0:
-                return "Connecting too fast; try again later"
-            bucket.tokens -= 1.0
+        if not self.throttle.take(key, now):
+            return "Connecting too fast; try again later"
         return None
 
     def opened(self, key: str) -> None:
@@ -72,10 +96,4 @@ class ConnectionLimits:
             self.per_host.pop(key, None)
 
     def expire(self, now: float) -> None:
-        """Forget throttle buckets that have refilled completely."""
-        if not self._throttle or self.throttle_rate <= 0:
-            return
-        full = self.throttle_burst / self.throttle_rate
-        stale = [k for k, b in self._throttle.items() if now - b.updated >= full]
-        for key in stale:
-            del self._throttle[key]
+        self.throttle.expire(now)

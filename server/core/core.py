@@ -34,7 +34,7 @@ from server.history.model import DirectPair, StoredMessage
 from . import caps as caps_mod
 from .bans import BanList
 from .cloak import cloak_host
-from .connlimits import ConnectionLimits, host_key
+from .connlimits import ConnectionLimits, HostRate, host_key
 from .flood import FloodGate
 from .history import (
     STORED_COMMANDS,
@@ -75,6 +75,11 @@ RESTART_ONLY = (
 )
 
 Handler = Callable[["ServerCore", Client, Message], None]
+
+
+def _per_second(refill: float) -> float:
+    """A refill period (seconds per token) as a rate; 0 turns the limit off."""
+    return 1.0 / refill if refill > 0 else 0.0
 Answer = Callable[[Client, Any], None]  # what to do with a result computed off the loop
 
 # Commands a client may send before it has registered.
@@ -163,7 +168,7 @@ class ServerCore:
         self._time_text = ""
         self._time_text_ms = 0
         self.history_enabled = bool(config.db)
-        self.caps_available = caps_mod.available(history=self.history_enabled)
+        self.caps_available = caps_mod.available(self.history_enabled, config.allow_register)
         self.sts_port: int | None = None  # the bound TLS port, set by the transport (STS)
         self._history_seq = 0
         self._pending_history: dict[int, Pending] = {}
@@ -171,6 +176,8 @@ class ServerCore:
         self.limits = ConnectionLimits(
             config.max_clients, config.max_per_host, config.throttle_burst, config.throttle_rate
         )
+        # Accounts registered per host: each reserves a nick and a row for good.
+        self.account_rate = HostRate(config.account_limit, _per_second(config.account_refill))
         self.cloak_key = config.cloak_key.encode() or secrets.token_bytes(32)
         self._flooded: dict[Client, None] = {}  # clients with delayed lines
         # Cluster (server/cluster): remote users by uid, event counters, pending nick claims.
@@ -272,6 +279,7 @@ class ServerCore:
         cfg = self.config
         self._release_flooded(now)
         self.limits.expire(now)
+        self.account_rate.expire(now)
         if self.bans:
             from .handlers.bans import expire_bans
 
@@ -300,8 +308,12 @@ class ServerCore:
         self.config = new
         self.limits.max_clients = new.max_clients
         self.limits.max_per_host = new.max_per_host
-        self.limits.throttle_burst = new.throttle_burst
-        self.limits.throttle_rate = new.throttle_rate
+        self.limits.throttle.burst = new.throttle_burst
+        self.limits.throttle.rate = new.throttle_rate
+        # Clients that negotiated already are not told (no CAP DEL/NEW for it).
+        self.caps_available = caps_mod.available(self.history_enabled, new.allow_register)
+        self.account_rate.burst = new.account_limit
+        self.account_rate.rate = _per_second(new.account_refill)
         self.whowas.resize(new.whowas_size)
         return ignored
 

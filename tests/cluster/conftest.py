@@ -33,7 +33,8 @@ class Cluster:
         return replace(
             ephemeral(ServerConfig()),
             name=f"{node}.chat.local", db=self.db, redis=self.redis.url, cluster=True,
-            node_id=node, flood_burst=0, throttle_burst=0, max_per_host=0, **fields,
+            node_id=node, flood_burst=0, throttle_burst=0, max_per_host=0, account_limit=0,
+            **fields,
         )
 
     def start(self, node: str, **overrides: Any) -> int:

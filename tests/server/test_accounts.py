@@ -449,3 +449,47 @@ async def test_account_notify_reaches_extended_monitor_watchers(server: RunningS
     got = await watcher.expect("ACCOUNT")
     assert (got.source, got.params) == (mask(vera), ["vera"])
     assert only(await plain_watcher.sync(), "ACCOUNT") == []
+
+
+# ---------------------------------------------------------------------- registration limits
+
+
+async def test_accounts_per_host_are_limited(backend: str, tmp_path: Path) -> None:
+    running = start_server(suite_config(account_limit=2, account_refill=3600.0), backend,
+                           db=str(tmp_path / "h.db"))
+    try:
+        for nick in ("first", "second"):
+            await register_account(await running.client(nick))
+        third = await running.client("third")
+        msgs = await ask(third, f"REGISTER * * {PASSWORD}")
+        assert [(m.command, m.params[1]) for m in msgs] == [("FAIL", "TEMPORARILY_UNAVAILABLE")]
+        assert "Too many accounts" in msgs[0].params[-1]
+        # Logging in is not limited: the accounts made still work.
+        c = await sasl_connection(running)
+        assert [m.command for m in await authenticate(c, plain("first", PASSWORD))] == [
+            "900", "903"]
+    finally:
+        for c in running.clients:
+            await c.close()
+        running.handle.stop()
+
+
+async def test_registration_can_be_closed(backend: str, tmp_path: Path) -> None:
+    running = start_server(suite_config(allow_register=False), backend,
+                           db=str(tmp_path / "h.db"))
+    try:
+        c = await running.client()
+        await c.send("CAP LS 302")
+        tokens = (await c.expect("CAP")).params[-1].split()
+        assert "sasl=PLAIN" in tokens
+        assert not any(t.startswith("draft/account-registration") for t in tokens)
+        await c.send("CAP END")
+        await c.register("wendy")
+        msgs = await ask(c, f"REGISTER * * {PASSWORD}")
+        assert [(m.command, m.params[1]) for m in msgs] == [("FAIL", "TEMPORARILY_UNAVAILABLE")]
+        assert nickserv_says(await ask(c, f"NS REGISTER {PASSWORD}")) == [
+            "Accounts are not registered here"]
+    finally:
+        for c in running.clients:
+            await c.close()
+        running.handle.stop()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from server.core.cloak import cloak_host
-from server.core.connlimits import ConnectionLimits, host_key
+from server.core.connlimits import ConnectionLimits, HostRate, host_key
 from server.core.flood import FloodGate
 from server.core.targets import TargetGate
 
@@ -49,7 +49,19 @@ def test_connection_limits_per_host_global_and_throttle() -> None:
     assert limits.admit("a", total=1, now=1.0) is None  # one token back after a second
     assert limits.admit("b", total=5, now=1.0) == "Server is full"
     limits.expire(100.0)
-    assert limits._throttle == {}
+    assert limits.throttle._buckets == {}
+
+
+def test_host_rate_is_a_bucket_per_host_and_off_at_zero() -> None:
+    rate = HostRate(burst=2, rate=0.5)
+    assert [rate.take("a", 0.0) for _ in range(3)] == [True, True, False]
+    assert rate.take("b", 0.0)  # another host has its own bucket
+    assert not rate.take("a", 1.0)  # half a token back
+    assert rate.take("a", 2.0)
+    rate.expire(10.0)
+    assert rate._buckets == {}
+    off = HostRate(burst=0, rate=0.5)
+    assert all(off.take("a", 0.0) for _ in range(10))
 
 
 def test_cloaks_are_stable_keyed_and_hide_the_address() -> None:

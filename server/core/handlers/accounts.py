@@ -199,6 +199,9 @@ def register_account(
     core: ServerCore, client: Client, account: str, password: str, replies: Replies
 ) -> None:
     """Create ``account`` (``*``: the current nick) and log the client in to it."""
+    if not core.config.allow_register:
+        replies.fail("TEMPORARILY_UNAVAILABLE", account, "Accounts are not registered here")
+        return
     if client.account is not None:
         replies.fail("ALREADY_AUTHENTICATED", client.account,
                      f"You are already logged in as {client.account}")
@@ -228,6 +231,12 @@ def register_account(
         return
     if too_many_failures(core, client):
         replies.fail("TEMPORARILY_UNAVAILABLE", account, "Too many attempts; try again later")
+        return
+    if not core.account_rate.take(client.host_key, core.clock()):
+        log.warning("REGISTER of %r from %s refused: too many accounts from that host",
+                    account, client.ip)
+        replies.fail("TEMPORARILY_UNAVAILABLE", account,
+                     "Too many accounts registered from your host; try again later")
         return
     # Every attempt costs a scrypt hash: each counts against the limit, success too.
     client.password_failures.append(core.clock())
