@@ -12,7 +12,6 @@ raises out of :meth:`Session.feed`.
 
 from __future__ import annotations
 
-import base64
 import re
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -49,6 +48,7 @@ from .model import (
     StsUpgrade,
 )
 from .notify import NotifyList, Watched, chunks
+from .sasl import SaslLogin
 from .sts import parse_sts, valid_duration, valid_port
 
 # Capabilities requested when the server offers them.
@@ -80,8 +80,6 @@ MAX_INPUT_LINES = 100  # lines one paste of plain text may send
 MAX_GAP_PAGES = 30  # CHATHISTORY AFTER pages fetched after one reconnect
 MAX_TARGETS = 50  # queries CHATHISTORY TARGETS may open after one reconnect
 CTCP_REPLY_INTERVAL = 2.0  # seconds between automatic CTCP replies
-SASL_CHUNK = 400  # bytes of base64 per AUTHENTICATE line (IRCv3 sasl-3.1)
-SASL_TIMEOUT = 20.0  # an exchange still unanswered at a keepalive after this is given up
 
 DEFAULT_PREFIX = ("ov", "@+")
 DEFAULT_CHANMODES = ("b", "k", "l", "imnst")
@@ -119,9 +117,6 @@ class _Batch:
 
 
 HistoryKind = Literal["latest", "before", "after"]
-# SASL at connect: idle -> requested (CAP REQ) -> started (AUTHENTICATE PLAIN) -> sent
-# (the credentials) -> done; "done" also when it was not offered or failed.
-SaslStep = Literal["idle", "requested", "started", "sent", "done"]
 
 
 @dataclass(slots=True)
@@ -186,8 +181,7 @@ class Session:
         self._nick_attempt = 0
         self._cap_ls: dict[str, str] = {}
         self._cap_negotiating = False
-        self._sasl: SaslStep = "idle"
-        self._sasl_since = 0.0
+        self._sasl = SaslLogin(config, self)
         self._registered_account: str | None = None  # REGISTER SUCCESS: a hint follows 900
         self._motd_done = False
         self._batches: dict[str, _Batch] = {}
@@ -237,8 +231,7 @@ class Session:
         self._reset_isupport()
         self._cap_ls = {}
         self._cap_negotiating = True
-        self._sasl = "idle"
-        self._sasl_since = now
+        self._sasl.reset(now)
         self._registered_account = None
         self.account = None
         self._motd_done = False
@@ -263,12 +256,8 @@ class Session:
         self._send("NICK", self.nick)
         user = self.config.user or self.config.nick
         self._send("USER", user, "0", "*", self.config.realname or self.config.nick)
-        if self.connects == 1 and bool(self.config.sasl_username) != bool(
-            self.config.sasl_password
-        ):
-            missing = "password" if self.config.sasl_username else "username"
-            text = f"SASL needs a username and a password; the {missing} is missing: not logging in"
-            self._add(self.server, self._local(Kind.ERROR, text, now))
+        if self.connects == 1:
+            self._sasl.check_credentials(now)
         self._status()
 
     def connection_lost(self, now: float, reason: str = "") -> None:
@@ -320,9 +309,7 @@ class Session:
             del self._pings[next(iter(self._pings))]
         self._pings[token] = now
         self._send("PING", token)
-        if self._sasl in ("started", "sent") and now - self._sasl_since >= SASL_TIMEOUT:
-            self._send("AUTHENTICATE", "*")  # a server that never answers: registration goes on
-            self._sasl_over("no answer from the server", now)
+        self._sasl.keepalive(now)
         if self.registered and self.notify and not self.monitor_supported:
             self._poll_notify()
         return token
@@ -371,7 +358,7 @@ class Session:
     @property
     def sasl_configured(self) -> bool:
         """A SASL username and password are set: log in at every connect."""
-        return bool(self.config.sasl_username and self.config.sasl_password)
+        return self._sasl.configured
 
     @property
     def history_enabled(self) -> bool:
@@ -882,18 +869,12 @@ class Session:
                     self.caps.discard(token[1:])
                 else:
                     self.caps.add(token)
-            if self._sasl == "requested" and "sasl" in acked:
-                self._sasl, self._sasl_since = "started", now
-                self._send("AUTHENTICATE", "PLAIN")  # CAP END waits for its outcome
-            elif self._sasl == "requested":
-                self._sasl_over("the server did not enable SASL", now)
-            else:
-                self._end_cap()
+            if not self._sasl.cap_acked(acked, now):
+                self.end_cap()
             self._status()
         elif sub == "NAK":
-            if self._sasl == "requested":
-                self._sasl_over("the server refused the sasl capability", now)
-            self._end_cap()
+            self._sasl.cap_refused(now)
+            self.end_cap()
         elif sub == "NEW":
             offered: dict[str, str] = {}
             for token in (args[-1] if args else "").split()[:MAX_CAPS]:
@@ -932,69 +913,24 @@ class Session:
 
     def _request_caps(self, offered: dict[str, str], now: float) -> None:
         wanted = [c for c in WANTED_CAPS if c in offered and c not in self.caps]
-        if self._sasl_offered(offered, now):
-            wanted.append("sasl")
-            self._sasl = "requested"
+        if self._cap_negotiating and self._sasl.request(offered, now):
+            wanted.append("sasl")  # only while registering: CAP END waits for the login
         if wanted:
             self._send("CAP", "REQ", " ".join(wanted))
         else:
-            self._end_cap()
+            self.end_cap()
 
-    def _end_cap(self) -> None:
+    def end_cap(self) -> None:
+        """End CAP negotiation (once): the server completes registration. The SASL
+        login holds it back until its exchange is over, then calls this."""
         if self._cap_negotiating:
             self._cap_negotiating = False
             self._send("CAP", "END")
 
-    # --- SASL PLAIN at connect (IRCv3 sasl-3.1/3.2)
-
-    def _sasl_user(self) -> str:
-        return plain(self.config.sasl_username or "")
-
-    def _sasl_offered(self, offered: dict[str, str], now: float) -> bool:
-        """Whether to request sasl in this CAP LS answer: configured, still registering,
-        and offered with PLAIN (or with no list of mechanisms). When it is not, say so:
-        the connection goes on without logging in."""
-        if not self.sasl_configured or not self._cap_negotiating or self._sasl != "idle":
-            return False
-        mechanisms = offered.get("sasl")
-        if mechanisms is None:
-            reason = "the server does not offer SASL"
-        elif mechanisms and "PLAIN" not in mechanisms.upper().split(","):
-            reason = f"the server offers SASL only as {plain(mechanisms)[:64]}, not PLAIN"
-        else:
-            return True
-        self._sasl_over(reason, now, tried=False)
-        return False
-
-    def _sasl_over(self, reason: str, now: float, *, tried: bool = True) -> None:
-        """SASL did not log us in: an error line, and registration goes on without it
-        (CAP END, when an attempt held it back)."""
-        self._sasl = "done"
-        verb = "failed" if tried else "skipped"
-        text = f"SASL login as {self._sasl_user()} {verb}: {reason}; connecting without logging in"
-        self._add(self.server, self._local(Kind.ERROR, text, now))
-        if tried:
-            self._end_cap()
+    # --- accounts, and SASL PLAIN at connect (client/sasl.py)
 
     def _on_authenticate(self, msg: Message, now: float) -> None:
-        """The server's challenge: PLAIN has only an empty one (``+``), answered with
-        base64(authzid NUL authcid NUL password) in 400-byte lines; a last line of
-        exactly 400 is followed by ``+``."""
-        if self._sasl != "started":
-            return
-        if msg.params[:1] != ["+"]:
-            self._send("AUTHENTICATE", "*")  # not PLAIN's empty challenge: abort (906)
-            return
-        user = self.config.sasl_username or ""
-        password = self.config.sasl_password or ""
-        raw = f"\0{user}\0{password}".encode("utf-8", "surrogateescape")
-        data = base64.b64encode(raw).decode("ascii")
-        chunks = [data[i : i + SASL_CHUNK] for i in range(0, len(data), SASL_CHUNK)]
-        if not chunks or len(chunks[-1]) == SASL_CHUNK:
-            chunks.append("+")
-        for chunk in chunks:
-            self._send("AUTHENTICATE", chunk)
-        self._sasl = "sent"
+        self._sasl.challenge(msg.params)
 
     def _rpl_loggedin(self, msg: Message, now: float) -> None:
         """900 ``<nick> <mask> <account> :You are now logged in as <account>``."""
@@ -1021,33 +957,11 @@ class Session:
 
     def _sasl_reply(self, msg: Message, now: float) -> None:
         """903 success, 902/904/905/906 failures, 907 already, 908 the mechanisms."""
-        code, p = msg.command, msg.params
-        text = p[-1] if len(p) > 1 else code
-        if self._sasl in ("started", "sent"):
-            if code == "903":
-                self._sasl = "done"
-                self._end_cap()
-                if self.account is None:  # no 900 said it
-                    self._add(self.server, self._line(msg, now, Kind.INFO, text))
-            elif code == "907":
-                self._sasl = "done"
-                self._end_cap()
-                self._add(self.server, self._line(msg, now, Kind.INFO, text))
-            elif code == "908":
-                mechanisms = p[1] if len(p) > 2 else "?"
-                self._sasl_over(f"the server offers {mechanisms}, not PLAIN", now)
-            else:
-                self._sasl_over(text, now)
-            return
-        if not self.registered and self._sasl == "done":
-            return  # the tail of an exchange already reported (904 after 908, 906 after *)
-        kind = Kind.INFO if code in ("903", "907", "908") else Kind.ERROR
-        if code == "908" and len(p) > 2:
-            text = f"SASL mechanisms: {p[1]}"
-        self._add(self.current if self.registered else self.server,
-                  self._line(msg, now, kind, text))  # fmt: skip
-
-    # --- accounts
+        shown = self._sasl.reply(msg.command, msg.params, now)
+        if shown is not None:
+            kind, text = shown
+            buf = self.current if self.registered else self.server
+            self._add(buf, self._line(msg, now, kind, text))
 
     def _on_account(self, msg: Message, now: float) -> None:
         """account-notify (never requested; a /quote CAP REQ may turn it on): only our
@@ -1092,11 +1006,7 @@ class Session:
         self.server_name = msg.source or ""
         self.state = State.CONNECTED
         self._cap_negotiating = False
-        if self.sasl_configured and self._sasl != "done":  # no CAP, or it ended elsewhere
-            idle = self._sasl == "idle"
-            reason = "the server does not support capabilities (CAP)" if idle else (
-                "the server completed the connection first")
-            self._sasl_over(reason, now, tried=not idle)
+        self._sasl.welcomed(now)
         self._rebuild_highlight()
         text = msg.params[-1] if len(msg.params) > 1 else "Welcome"
         mask = text.rsplit(" ", 1)[-1]

@@ -16,7 +16,8 @@ import pytest
 
 from client.chatlog import ChatLog
 from client.model import Kind
-from client.session import SASL_TIMEOUT, Session
+from client.sasl import SASL_TIMEOUT
+from client.session import Session
 from tests.conftest import RunningServer
 from tests.e2e.irc_clients import RunningServer as ExternalServer
 from tests.e2e.irc_clients import server_skip_reason, start_server
