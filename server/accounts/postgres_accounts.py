@@ -124,6 +124,13 @@ class PostgresAccountStore:
 
         return self._run(update)
 
+    def delete(self, folded: str) -> bool:
+        def remove(conn: Conn, _retried: bool) -> bool:
+            cur = conn.execute("DELETE FROM accounts WHERE folded = %s", (folded,))
+            return cur.rowcount == 1
+
+        return self._run(remove)
+
     def names(self) -> list[str]:
         def select(conn: Conn, _retried: bool) -> list[str]:
             return [str(row[0]) for row in conn.execute("SELECT folded FROM accounts")]

@@ -75,6 +75,15 @@ def change_password(store: AccountStore, folded: str, password: str) -> bool:
         return False
 
 
+def drop(store: AccountStore, folded: str) -> bool:
+    """Delete the account ``folded``; False when there is none or the store failed."""
+    try:
+        return store.delete(folded)
+    except Exception:
+        log.exception("account store: dropping account %r failed", folded)
+        return False
+
+
 def register(
     store: AccountStore, folded: str, name: str, password: str, now_ms: int
 ) -> RegisterResult:

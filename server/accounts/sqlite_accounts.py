@@ -104,6 +104,11 @@ class SQLiteAccountStore:
             )
             return cur.rowcount == 1
 
+    def delete(self, folded: str) -> bool:
+        with self._lock:
+            cur = self._open_conn().execute("DELETE FROM accounts WHERE folded = ?", (folded,))
+            return cur.rowcount == 1
+
     def names(self) -> list[str]:
         with self._lock:
             rows = self._open_conn().execute("SELECT folded FROM accounts").fetchall()

@@ -38,6 +38,10 @@ class AccountStore(Protocol):
         """Replace the account's password hash; False when there is no such account."""
         ...
 
+    def delete(self, folded: str) -> bool:
+        """Remove the account; False when there is no such account."""
+        ...
+
     def close(self) -> None:
         """Release the store's connections; later calls raise."""
         ...
@@ -82,6 +86,11 @@ class MemoryAccountStore:
                 return False
             self._accounts[folded] = replace(account, password_hash=password_hash)
             return True
+
+    def delete(self, folded: str) -> bool:
+        with self._lock:
+            self._check_open()
+            return self._accounts.pop(folded, None) is not None
 
     def close(self) -> None:
         with self._lock:

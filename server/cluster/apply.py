@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from server.core.handlers.accounts import account_registered, notify_account
+from server.core.handlers.accounts import account_dropped, account_registered, notify_account
 from server.core.handlers.channels import announce_join
 from server.core.history import STORED_COMMANDS, HistoryStale
 from server.core.relay import Relay
@@ -492,12 +492,17 @@ def _on_account(core: ServerCore, event: Event) -> None:
     client = core.remote.get(event["u"])
     if client is None:
         return
-    client.account = str(event["a"])
+    account = str(event["a"])
+    client.account = None if account == "*" else account  # "*": logged out
     notify_account(core, client, _relay(event["r"]))
 
 
 def _on_newacct(core: ServerCore, event: Event) -> None:
     account_registered(core, str(event["f"]))
+
+
+def _on_dropacct(core: ServerCore, event: Event) -> None:
+    account_dropped(core, str(event["f"]))
 
 
 def _on_invite(core: ServerCore, event: Event) -> None:
@@ -596,6 +601,7 @@ _HANDLERS = {
     "away": _on_away,
     "account": _on_account,
     "newacct": _on_newacct,
+    "dropacct": _on_dropacct,
     "invite": _on_invite,
     "setname": _on_setname,
     "umode": _on_umode,

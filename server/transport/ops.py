@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.accounts import AccountStore, open_accounts
-from server.accounts.service import change_password, login, register
+from server.accounts.service import change_password, drop, login, register
 from server.banfile import load_bans
 from server.config import ServerConfig
 from server.core import ServerCore
-from server.core.handlers.accounts import Login, Register, SetPassword
+from server.core.handlers.accounts import DropAccount, Login, Register, SetPassword
 from server.core.handlers.operator import CheckOper
 from server.core.history import HistoryRequest
 from server.history.model import NewMessage
@@ -69,11 +69,13 @@ def load_account_names(core: ServerCore, store: AccountStore | None) -> None:
 
 
 def answer_account(
-    store: AccountStore | None, effect: Login | Register | SetPassword
+    store: AccountStore | None, effect: Login | Register | SetPassword | DropAccount
 ) -> str | bool | None:
     """The answer to an account request (the account's name for a login, a
     RegisterResult value for a registration, success of a password change); runs on a
     worker thread, never the loop."""
+    if isinstance(effect, DropAccount):
+        return store is not None and drop(store, effect.folded)
     if isinstance(effect, SetPassword):
         return store is not None and change_password(store, effect.folded, effect.password)
     if isinstance(effect, Login):

@@ -84,7 +84,7 @@ from server import memory
 from server.banfile import save_bans
 from server.config import ServerConfig
 from server.core import ServerCore
-from server.core.handlers.accounts import Login, Register, SetPassword
+from server.core.handlers.accounts import DropAccount, Login, Register, SetPassword
 from server.core.handlers.bans import SaveBans
 from server.core.handlers.operator import CheckOper, Rehash
 from server.core.history import HistoryRequest, StoreMessage
@@ -976,7 +976,7 @@ class SelectServer:
                 self.core.rehash_done(effect.conn_id, self.reload_source, error, effect.label)
             elif isinstance(effect, CheckOper):
                 self._off_loop(effect.check_id, check_oper, effect)
-            elif isinstance(effect, Login | Register | SetPassword):
+            elif isinstance(effect, Login | Register | SetPassword | DropAccount):
                 self._off_loop(effect.check_id, answer_account, self.accounts, effect)
             elif isinstance(effect, SaveBans):  # rare (operators, expiry) and small
                 save_bans(self.core.config.ban_file, effect.bans, effect.removed)

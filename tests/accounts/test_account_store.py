@@ -129,6 +129,17 @@ def test_set_password_replaces_only_the_hash(store: AccountStore, opener: Opener
     assert store.find("bob") == account("Bob", 2)
 
 
+def test_delete_removes_one_account(store: AccountStore, opener: Opener) -> None:
+    assert store.delete("nobody") is False
+    assert store.create("alice", account("Alice"))
+    assert store.create("bob", account("Bob"))
+    assert store.delete("alice") is True
+    assert opener().find("alice") is None
+    assert store.names() == ["bob"]
+    assert store.delete("alice") is False
+    assert store.create("alice", account("Alice", 2))  # the name is free again
+
+
 def test_names_lists_every_folded_name(store: AccountStore, opener: Opener) -> None:
     assert store.names() == []
     for folded, name in (("alice", "Alice"), ("bob[]", "Bob{}"), ("ünï", "Ünï")):

@@ -647,3 +647,30 @@ async def test_private_history_between_accounts_on_two_nodes(cluster: Cluster) -
     assert await history(bob, "alice") == ["a0", "b0", "b1"]
     await alice.close()
     await bob.close()
+
+
+async def test_a_dropped_account_is_gone_on_every_node(cluster: Cluster, oper_hash: str) -> None:
+    from tests.conftest import OPER_NAME, OPER_PASSWORD
+
+    p1 = cluster.start("n1", opers={OPER_NAME: oper_hash})
+    p2 = cluster.start("n2")
+    user = await connect(p2, "yuri")
+    assert [m.command for m in await ask(user, "REGISTER * * yuri-password")] == [
+        "REGISTER", "900"]
+    await user.join("#c")
+    root = await connect(p1, "root", ["account-notify"])
+    await root.join("#c")
+    await user.expect("JOIN", lambda m: (m.source or "").startswith("root!"))
+    assert "381" in [m.command for m in await ask(root, f"OPER {OPER_NAME} :{OPER_PASSWORD}")]
+    await root.send("NS DROP yuri")
+    assert (await user.expect("901", timeout=5)).params[-1] == "You are now logged out"
+    got = await root.expect("ACCOUNT", timeout=5)
+    assert got.source and got.source.startswith("yuri!") and got.params == ["*"]
+    other = await connect(p2, "other")
+
+    async def nick_free_on_n2() -> bool:
+        return any(m.command == "NICK" for m in await ask(other, "NICK yuri_alt"))
+
+    await eventually(nick_free_on_n2)
+    for c in (user, root, other):
+        await c.close()

@@ -28,6 +28,7 @@ from server.core.bans import BanList, ServerBan
 from server.core.core import ServerCore
 from server.core.handlers.accounts import (
     SASL_MAX,
+    DropAccount,
     Login,
     Register,
     SetPassword,
@@ -41,6 +42,7 @@ from server.history.model import StoredMessage
 from server.passwords import verify_password
 
 SERVER_NAME = "fuzz.server"
+Check = CheckOper | Login | Register | SetPassword | DropAccount  # answered off the loop
 START = 1_700_000_000.0  # a fixed epoch so that runs reproduce
 OPER_NAME = "root"
 OPER_PASSWORD = "hunter2"
@@ -206,7 +208,7 @@ class CoreHarness:
         self.store: list[StoredMessage] = []
         self.requests: list[HistoryRequest] = []
         # Password checks (OPER, SASL, REGISTER): answered after each step, in order.
-        self.oper_checks: list[CheckOper | Login | Register | SetPassword] = []
+        self.oper_checks: list[Check] = []
         self.accounts = MemoryAccountStore()  # what the transport's account store holds
         self.saved_bans: tuple[ServerBan, ...] = ()
         # Bans each connection was exempt from as an operator: it stays after dropping +o.
@@ -366,7 +368,7 @@ class CoreHarness:
                     )
                 elif isinstance(effect, HistoryRequest):
                     self.requests.append(effect)
-                elif isinstance(effect, CheckOper | Login | Register | SetPassword):
+                elif isinstance(effect, Check):
                     self.oper_checks.append(effect)
                 elif isinstance(effect, Rehash):  # a reload that keeps the configuration
                     core.rehash_done(effect.conn_id, "fuzz", None, effect.label)
@@ -445,10 +447,12 @@ class CoreHarness:
             self._errors.records.clear()
             _fail(f"the core logged an error: {detail}")
 
-    def answer_check(self, check: CheckOper | Login | Register | SetPassword) -> object:
+    def answer_check(self, check: Check) -> object:
         """What the transport answers: as server.transport.ops does, with cheap hashes."""
         if isinstance(check, CheckOper):
             return verify_password(check.password, check.stored)
+        if isinstance(check, DropAccount):
+            return self.accounts.delete(check.folded)
         if isinstance(check, SetPassword):
             return self.accounts.set_password(check.folded, cheap_oper_hash(check.password))
         if isinstance(check, Login):

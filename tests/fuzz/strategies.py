@@ -303,7 +303,7 @@ def command_line(draw: st.DrawFn) -> str:
         params = [draw(st.sampled_from(["HELP", "REGISTER password1", "IDENTIFY password1",
                                         "IDENTIFY alice password1", "LOGIN bob x", "REGISTER",
                                         "identify", "DROP", "SET PASSWORD password2",
-                                        "SET PASSWORD x", "set"]))]
+                                        "SET PASSWORD x", "set", "DROP alice", "DROP"]))]
     elif kind == "VERIFY":
         params = [draw(st.one_of(st.just("*"), good_nick)), draw(middle)]
     elif kind == "WALLOPS":

@@ -11,7 +11,7 @@ import pytest
 
 from chat.message import Message
 from server.core.handlers.accounts import RESERVED
-from tests.conftest import RunningServer, start_server, suite_config
+from tests.conftest import OPER_NAME, OPER_PASSWORD, RunningServer, start_server, suite_config
 from tests.ircclient import IRCTestClient
 from tests.server.helpers import ask, mask, only
 
@@ -348,8 +348,8 @@ async def test_nickserv_help_and_mistakes(server: RunningServer) -> None:
         "Syntax: REGISTER <password> [email]"]
     assert nickserv_says(await ask(quinn, "PRIVMSG NickServ :REGISTER short")) == [
         "The password must be at least 8 characters long"]
-    assert nickserv_says(await ask(quinn, "PRIVMSG NickServ :DROP me")) == [
-        "Unknown command DROP: /msg NickServ HELP"]
+    assert nickserv_says(await ask(quinn, "PRIVMSG NickServ :GHOST me")) == [
+        "Unknown command GHOST: /msg NickServ HELP"]
     # Nobody can be NickServ, nor register it as an account.
     assert only(await ask(quinn, "NICK NickServ"), "433")[0].params[-1] == (
         "Nickname is reserved for services")
@@ -489,6 +489,43 @@ async def test_registration_can_be_closed(backend: str, tmp_path: Path) -> None:
         assert [(m.command, m.params[1]) for m in msgs] == [("FAIL", "TEMPORARILY_UNAVAILABLE")]
         assert nickserv_says(await ask(c, f"NS REGISTER {PASSWORD}")) == [
             "Accounts are not registered here"]
+    finally:
+        for c in running.clients:
+            await c.close()
+        running.handle.stop()
+
+
+# ---------------------------------------------------------------------- DROP
+
+
+async def test_an_operator_drops_an_account(backend: str, oper_hash: str, tmp_path: Path) -> None:
+    config = suite_config(opers={OPER_NAME: oper_hash})
+    running = start_server(config, backend, db=str(tmp_path / "h.db"))
+    try:
+        spam = await running.client("spammer")
+        await register_account(spam)
+        await spam.join("#c")
+        peer = await running.client("peer", ["account-notify"])
+        await peer.join("#c")
+        assert nickserv_says(await ask(peer, "NS DROP spammer")) == [
+            "Permission denied: only operators may drop accounts"]
+        root = await running.client("root")
+        assert "381" in [m.command for m in await ask(root, f"OPER {OPER_NAME} :{OPER_PASSWORD}")]
+        await spam.sync()
+        await peer.sync()
+        assert nickserv_says(await ask(root, "PRIVMSG NickServ :DROP SPAMMER")) == [
+            "Account SPAMMER dropped"]
+        # Its user is logged out, and everyone who saw the login is told.
+        assert (await spam.expect("901")).params[-1] == "You are now logged out"
+        got = await peer.expect("ACCOUNT")
+        assert (got.source, got.params) == (mask(spam), ["*"])
+        assert only(await ask(peer, "WHOIS spammer"), "330") == []
+        # The nick is free and the name can be registered again; logging in fails.
+        assert only(await ask(peer, "NICK spammer_2"), "NICK")
+        c = await sasl_connection(running)
+        assert [m.command for m in await authenticate(c, plain("spammer", PASSWORD))] == ["904"]
+        assert nickserv_says(await ask(root, "NS DROP spammer")) == [
+            "Account spammer could not be dropped: no such account, or the database failed"]
     finally:
         for c in running.clients:
             await c.close()

@@ -69,6 +69,15 @@ class SetPassword:
     password: str
 
 
+@dataclass(frozen=True, slots=True)
+class DropAccount:
+    """Effect: delete the account ``folded`` off the loop; answer with
+    ``core.answered(check_id, ok)``."""
+
+    check_id: int
+    folded: str
+
+
 # ---------------------------------------------------------------------- SASL
 
 
@@ -356,6 +365,51 @@ def log_in(core: ServerCore, client: Client, name: str) -> None:
     notify_account(core, client, relay)
     if core.cluster:
         core.publish("account", (), core.uid(client), a=name, r=relay_wire(client, relay))
+
+
+def log_out(core: ServerCore, client: Client) -> None:
+    """901, and ACCOUNT * to those who were told of the login, on every node."""
+    client.account = None
+    core.reply(client, N.RPL_LOGGEDOUT, client.mask, "You are now logged out")
+    if not client.registered:
+        return
+    relay = core.new_relay(client.mask, "ACCOUNT", ["*"])
+    notify_account(core, client, relay)
+    if core.cluster:
+        core.publish("account", (), core.uid(client), a="*", r=relay_wire(client, relay))
+
+
+def drop_account(core: ServerCore, client: Client, account: str, replies: Replies) -> None:
+    """An operator deletes an account (spam, abuse): its users are logged out and its
+    nick is free again, on every node. Its private history stays in the store."""
+    folded = core.fold(account)
+
+    def answer(client: Client, ok: bool) -> None:
+        if not ok:
+            replies.fail("ACCOUNT_UNKNOWN", account,
+                         f"Account {account} could not be dropped: no such account, "
+                         "or the database failed")
+            return
+        log.info("operator %s (%s) dropped account %r", client.nick, client.oper_name, account)
+        core.snotice(f"Account {account} dropped by {client.nick} ({client.oper_name})",
+                     skip=client)
+        replies.success(account, f"Account {account} dropped")
+        account_dropped(core, folded)
+        if core.cluster:
+            core.publish("dropacct", (), core.uid(client), f=folded)
+
+    core.emit(DropAccount(core.await_answer(client, answer), folded))
+
+
+def account_dropped(core: ServerCore, folded: str) -> None:
+    """The account is gone (dropped here or on another node): its nick is free, and
+    this node's users logged in to it are logged out."""
+    core.account_names.discard(folded)
+    for client in list(core.clients.values()):
+        if client.account is not None and client.closing is None and (
+            core.fold(client.account) == folded
+        ):
+            log_out(core, client)
 
 
 def notify_account(core: ServerCore, client: Client, relay: Relay) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from chat.message import Message
 
-from .accounts import change_password, check_login, register_account
+from .accounts import change_password, check_login, drop_account, register_account
 
 if TYPE_CHECKING:
     from ..core import ServerCore
@@ -22,6 +22,7 @@ HELP = [
     "REGISTER <password> [email]  registers your current nick as an account",
     "IDENTIFY [account] <password>  logs you in (LOGIN works too)",
     "SET PASSWORD <new password>  changes the password of the account you are logged in to",
+    "DROP <account>  deletes an account (operators only)",
     "Better: let your client log in with SASL PLAIN when it connects.",
 ]
 
@@ -78,5 +79,12 @@ def nickserv(core: ServerCore, client: Client, text: str) -> None:
             tell(core, client, "Syntax: SET PASSWORD <new password>")
             return
         change_password(core, client, args[1], NoticeReplies(core, client))
+    elif command == "DROP":
+        if "o" not in client.modes:
+            tell(core, client, "Permission denied: only operators may drop accounts")
+        elif not args:
+            tell(core, client, "Syntax: DROP <account>")
+        else:
+            drop_account(core, client, args[0], NoticeReplies(core, client))
     else:
         tell(core, client, f"Unknown command {command}: /msg {NICK} HELP")
