@@ -16,7 +16,6 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Literal
 
 from chat import numerics as N
 from chat.casemap import Casemapping, casefold, is_casemapping
@@ -25,6 +24,7 @@ from chat.names import is_channel_name, is_valid_nick
 from chat.servertime import format_time, parse_time
 
 from .formatting import display, plain, sanitize
+from .history import HISTORY_BATCHES, ChatHistory
 from .ignore import IgnoreList
 from .model import (
     MESSAGE_KINDS,
@@ -36,7 +36,6 @@ from .model import (
     BufferOpened,
     CurrentChanged,
     Event,
-    HistoryAdded,
     Kind,
     Line,
     LineAdded,
@@ -77,8 +76,6 @@ MAX_CAPS = 256
 MAX_NICK_ATTEMPTS = 30
 MAX_NAME = 200  # longest channel/nick accepted as a buffer name
 MAX_INPUT_LINES = 100  # lines one paste of plain text may send
-MAX_GAP_PAGES = 30  # CHATHISTORY AFTER pages fetched after one reconnect
-MAX_TARGETS = 50  # queries CHATHISTORY TARGETS may open after one reconnect
 CTCP_REPLY_INTERVAL = 2.0  # seconds between automatic CTCP replies
 
 DEFAULT_PREFIX = ("ov", "@+")
@@ -114,26 +111,6 @@ class _Batch:
     type: str
     params: list[str]
     lines: list[tuple[Message, float]] = field(default_factory=list)
-
-
-HistoryKind = Literal["latest", "before", "after"]
-
-
-@dataclass(slots=True)
-class _HistoryRequest:
-    kind: HistoryKind
-    limit: int
-    gap: bool = False  # part of a reconnect gap fill
-    pages: int = 1
-
-
-@dataclass(slots=True)
-class _Targets:
-    """CHATHISTORY TARGETS asked after a reconnect: conversations with messages since
-    ``since`` (server time) open queries, at most ``left`` more."""
-
-    since: float
-    left: int
 
 
 @dataclass(slots=True)
@@ -185,12 +162,7 @@ class Session:
         self._registered_account: str | None = None  # REGISTER SUCCESS: a hint follows 900
         self._motd_done = False
         self._batches: dict[str, _Batch] = {}
-        self._history: dict[str, deque[_HistoryRequest]] = {}
-        self._gap: dict[str, int] = {}  # buffer key -> missed messages fetched so far
-        # Query keys -> history answers still due for a buffer that is gone (closed, or
-        # renamed by a NICK): they are dropped, not shown in a reopened buffer.
-        self._orphans: dict[str, int] = {}
-        self._targets: _Targets | None = None  # a CHATHISTORY TARGETS in flight
+        self._history = ChatHistory(config, self)
         self._names: dict[str, dict[str, Member]] = {}
         self._names_shown: set[str] = set()  # /names asked by the user: show the result
         self._last_query_numeric = ""  # the previous reply shown for a query (WHOIS, WHOWAS)
@@ -236,9 +208,7 @@ class Session:
         self.account = None
         self._motd_done = False
         self._batches.clear()
-        self._history.clear()
-        self._orphans.clear()
-        self._targets = None
+        self._history.connection_made()
         self._names.clear()
         self._pings.clear()
         self._nick_attempt = 0
@@ -248,8 +218,6 @@ class Session:
         self._out.clear()
         self.notify.forget_states()
         self._ison_polls.clear()
-        for buf in self.buffers:
-            buf.no_history = False  # a new connection may have accounts where the last had none
         self._send("CAP", "LS", "302")
         if self.config.password:
             self._send("PASS", self.config.password)
@@ -266,17 +234,14 @@ class Session:
         self.state = State.DISCONNECTED
         self._out.clear()
         self._batches.clear()
-        self._history.clear()
-        self._gap.clear()
-        self._orphans.clear()
-        self._targets = None
+        self._history.connection_lost()
         self._pings.clear()
         self._ison_polls.clear()
         self.lag = None
         for buf in self.buffers:
             if buf.kind is BufferKind.QUERY and buf.history_loading:
                 buf.history_loading = False
-                self._emit(BufferChanged(buf))
+                self.emit(BufferChanged(buf))
             if buf.kind is BufferKind.CHANNEL:
                 if buf.joined:
                     buf.rejoin = True
@@ -284,7 +249,7 @@ class Session:
                 buf.members.clear()
                 buf.history_loading = False
                 buf.version += 1
-                self._emit(BufferChanged(buf))
+                self.emit(BufferChanged(buf))
         if was is not State.DISCONNECTED:
             if self._quitting:
                 self._add(self.server, self._local(Kind.INFO, "Disconnected", now))
@@ -408,8 +373,8 @@ class Session:
             buf.unread = buf.highlights = 0
             buf.activity = False
             buf.version += 1
-            self._emit(BufferChanged(buf))
-        self._emit(CurrentChanged(buf))
+            self.emit(BufferChanged(buf))
+        self.emit(CurrentChanged(buf))
         return True
 
     def switch_relative(self, step: int) -> None:
@@ -438,28 +403,7 @@ class Session:
 
     def request_older(self, buffer: Buffer, now: float) -> bool:
         """PageUp at the top: ask for history before the oldest line. False if not possible."""
-        if (
-            not self.history_enabled
-            or not self.registered
-            or buffer.kind is BufferKind.SERVER
-            or (buffer.kind is BufferKind.QUERY and not self.query_history_enabled)
-            or buffer.no_history
-            or buffer.history_loading
-            or buffer.history_complete
-            or buffer.full
-        ):
-            return False
-        limit = self._history_limit()
-        msgid = buffer.oldest_msgid()
-        if msgid is not None:
-            ref = f"msgid={msgid}"
-        elif buffer.lines:
-            ref = f"timestamp={format_time(buffer.lines[0].time)}"
-        else:
-            self._request_history(buffer, _HistoryRequest("latest", limit), "LATEST", "*")
-            return True
-        self._request_history(buffer, _HistoryRequest("before", limit), "BEFORE", ref)
-        return True
+        return self._history.request_older(buffer)
 
     def close_buffer(self, buffer: Buffer, now: float, reason: str = "") -> bool:
         """Close a channel or query (parting a joined channel). The server buffer stays."""
@@ -471,18 +415,15 @@ class Session:
         self.buffers.remove(buffer)
         key = self.fold(buffer.name)
         self._by_key.pop(key, None)
-        if buffer.kind is BufferKind.QUERY:
-            self._orphan(key)
-        self._history.pop(key, None)
-        self._gap.pop(key, None)
-        self._emit(BufferClosed(buffer))
+        self._history.buffer_closed(key, query=buffer.kind is BufferKind.QUERY)
+        self.emit(BufferClosed(buffer))
         if self.current is buffer:
             self.switch(max(0, i - 1))
         return True
 
     def clear(self, buffer: Buffer) -> None:
         buffer.clear()
-        self._emit(BufferCleared(buffer))
+        self.emit(BufferCleared(buffer))
 
     def info(self, text: str, now: float, buffer: Buffer | None = None) -> None:
         """Add a local info line (to the current buffer by default)."""
@@ -498,8 +439,12 @@ class Session:
     def send_raw(self, line: str) -> None:
         self._out.append(line.replace("\r", "").replace("\n", "").replace("\0", ""))
 
-    def open_query(self, nick: str, now: float, switch: bool = True) -> Buffer | None:
-        buf = self._ensure(nick, BufferKind.QUERY, now)
+    def open_query(
+        self, nick: str, now: float, switch: bool = True, *, fetch: bool = True
+    ) -> Buffer | None:
+        """The query with ``nick``, opened if needed (asking for its history unless
+        ``fetch`` is False); None when it cannot be (see :meth:`_ensure`)."""
+        buf = self._ensure(nick, BufferKind.QUERY, now, fetch=fetch)
         if buf is not None and switch:
             self.switch(buf)
         return buf
@@ -528,7 +473,7 @@ class Session:
         self._quitting = True
         if self.state in (State.REGISTERING, State.CONNECTED):
             self._send("QUIT", message or "Leaving")
-        self._emit(QuitRequested(message))
+        self.emit(QuitRequested(message))
 
     def show_names(self, channel: str) -> None:
         """Show the next NAMES reply for ``channel`` as a line (for /names)."""
@@ -608,11 +553,12 @@ class Session:
                 raise ValueError(f"bad parameter for {command}: {p!r}")
         self._out.append(Message(command, clean).to_line())
 
-    def _emit(self, event: Event) -> None:
+    def emit(self, event: Event) -> None:
+        """Queue a UI event (see :meth:`take_events`)."""
         self._events.append(event)
 
     def _status(self) -> None:
-        self._emit(StatusChanged())
+        self.emit(StatusChanged())
 
     def _say(
         self, command: str, target: str, text: str, now: float, *, action: bool = False
@@ -686,7 +632,7 @@ class Session:
         buf = Buffer(kind, name, scrollback=self.config.scrollback)
         self.buffers.append(buf)
         self._by_key[key] = buf
-        self._emit(BufferOpened(buf))
+        self.emit(BufferOpened(buf))
         return buf
 
     def _ensure(
@@ -706,7 +652,7 @@ class Session:
             return None
         buf = self._new_buffer(kind, name, key)
         if kind is BufferKind.QUERY and fetch and self.registered:
-            self._history_for_query(buf, now)
+            self._history.for_query(buf, now)
         return buf
 
     def _add(self, buf: Buffer, line: Line, *, count: bool = True) -> bool:
@@ -719,8 +665,8 @@ class Session:
                 buf.highlights += 1
             if not buf.activity or line.kind in MESSAGE_KINDS or line.highlight:
                 buf.activity = True
-                self._emit(BufferChanged(buf))
-        self._emit(LineAdded(buf, line))
+                self.emit(BufferChanged(buf))
+        self.emit(LineAdded(buf, line))
         return True
 
     def _local(self, kind: Kind, text: str, now: float, nick: str = "") -> Line:
@@ -793,7 +739,7 @@ class Session:
         ref = msg.tags.get("batch")
         if ref is not None and ref in self._batches:
             batch = self._batches[ref]
-            if batch.type in ("chathistory", "draft/chathistory") and msg.command != "BATCH":
+            if batch.type in HISTORY_BATCHES and msg.command != "BATCH":
                 if len(batch.lines) < max(self.config.scrollback, 1000):
                     batch.lines.append((msg, now))
                 return
@@ -904,11 +850,11 @@ class Session:
                 return False
             text = f"The server asks for TLS (STS): reconnecting securely to port {port}"
             self._add(self.server, self._local(Kind.INFO, text, now))
-            self._emit(StsUpgrade(port))
+            self.emit(StsUpgrade(port))
             return True
         duration = valid_duration(params.get("duration", ""))
         if duration is not None:
-            self._emit(StsPolicy(duration))
+            self.emit(StsPolicy(duration))
         return False
 
     def _request_caps(self, offered: dict[str, str], now: float) -> None:
@@ -1083,9 +1029,9 @@ class Session:
             self._watch(self.notify.nicks())
         for buf in self.buffers:
             if buf.kind is BufferKind.QUERY:  # the recent conversation, or what was missed
-                self._history_for_query(buf, now)
+                self._history.for_query(buf, now)
         if not first:
-            self._ask_targets(now)
+            self._history.ask_targets(now)
 
     def _watch(self, nicks: list[str]) -> None:
         if self.monitor_supported:
@@ -1205,7 +1151,7 @@ class Session:
         if msg.params[1:2] == ["CHATHISTORY"] and msg.command == N.ERR_UNKNOWNCOMMAND:
             # The server does not really support it: stop asking.
             self.caps.discard("draft/chathistory")
-            self._fail_history_all()
+            self._history.fail_all()
             return
         text = ": ".join(x for x in (" ".join(p[1:-1]), p[-1] if len(p) > 1 else "") if x)
         self._add(buf, self._line(msg, now, Kind.ERROR, text or msg.command))
@@ -1228,7 +1174,7 @@ class Session:
             return
         buf.topic, buf.topic_spans = display(msg.params[2])
         buf.version += 1
-        self._emit(BufferChanged(buf))
+        self.emit(BufferChanged(buf))
         text = f"Topic for {msg.params[1]}: {msg.params[2]}"
         self._add(buf, self._line(msg, now, Kind.INFO, text), count=False)
 
@@ -1237,13 +1183,13 @@ class Session:
         if buf is not None:
             buf.topic, buf.topic_spans = "", ()
             buf.version += 1
-            self._emit(BufferChanged(buf))
+            self.emit(BufferChanged(buf))
 
     def _rpl_topicwhotime(self, msg: Message, now: float) -> None:
         buf = self.buffer(msg.params[1]) if len(msg.params) > 2 else None
         if buf is not None:
             buf.topic_setter = plain(msg.params[2].split("!", 1)[0])[:MAX_NAME]
-            self._emit(BufferChanged(buf))
+            self.emit(BufferChanged(buf))
 
     def _rpl_namreply(self, msg: Message, now: float) -> None:
         if len(msg.params) < 4:
@@ -1275,7 +1221,7 @@ class Session:
                     member.last_spoke = old.last_spoke
             buf.members = pending
             buf.version += 1
-            self._emit(BufferChanged(buf))
+            self.emit(BufferChanged(buf))
         if key in self._names_shown:
             self._names_shown.discard(key)
             shown = [m.prefixes + m.nick for m in _sorted(pending.values(), self.prefix_symbols)]
@@ -1357,12 +1303,12 @@ class Session:
             buf.members = {self.fold(nick): Member(nick, userhost=_source_userhost(msg))}
             buf.history_complete = False
             buf.version += 1
-            self._emit(BufferChanged(buf))
+            self.emit(BufferChanged(buf))
             self._add(buf, self._line(msg, now, Kind.JOIN, f"has joined {name}", nick=nick))
             if self.fold(name) in self._switch_on_join:
                 self._switch_on_join.discard(self.fold(name))
                 self.switch(buf)
-            self._history_on_join(buf, rejoin, now)
+            self._history.on_join(buf, rejoin, now)
             return
         buf = self.buffer(name)
         if buf is None or not buf.joined:
@@ -1370,7 +1316,7 @@ class Session:
         if len(buf.members) < MAX_MEMBERS and _safe_name(nick):
             buf.members[self.fold(nick)] = Member(nick, userhost=_source_userhost(msg))
         buf.version += 1
-        self._emit(BufferChanged(buf))
+        self.emit(BufferChanged(buf))
         if not self._ignored(msg):  # the member list follows; the line is not shown
             line = self._line(msg, now, Kind.JOIN, f"has joined {name}", nick=nick, buf=buf)
             self._add(buf, line)
@@ -1394,7 +1340,7 @@ class Session:
             else:
                 buf.members.pop(self.fold(nick), None)
             buf.version += 1
-            self._emit(BufferChanged(buf))
+            self.emit(BufferChanged(buf))
             if not hidden:
                 self._add(buf, line)
 
@@ -1417,7 +1363,7 @@ class Session:
         else:
             buf.members.pop(self.fold(victim), None)
         buf.version += 1
-        self._emit(BufferChanged(buf))
+        self.emit(BufferChanged(buf))
         self._add(buf, line)
 
     def _on_quit(self, msg: Message, now: float) -> None:
@@ -1435,7 +1381,7 @@ class Session:
                 line = self._line(msg, now, Kind.QUIT, text, nick=nick, buf=buf)
                 buf.members.pop(key, None)
                 buf.version += 1
-                self._emit(BufferChanged(buf))
+                self.emit(BufferChanged(buf))
                 if not hidden:
                     self._add(buf, line)
 
@@ -1460,7 +1406,7 @@ class Session:
                 member.nick = new
                 buf.members[new_key] = member
                 buf.version += 1
-                self._emit(BufferChanged(buf))
+                self.emit(BufferChanged(buf))
                 if not hidden:
                     self._add(buf, self._line(msg, now, Kind.NICK, text, nick=old, buf=buf))
             elif buf.kind is BufferKind.QUERY and self.fold(buf.name) == old_key:
@@ -1468,17 +1414,10 @@ class Session:
                     del self._by_key[old_key]
                     buf.name = new
                     self._by_key[new_key] = buf
-                    if new_key != old_key and old_key in self._history:
-                        # Answers come back under the name asked for: ask again under
-                        # the new one (the server keeps the conversation by account).
-                        kinds = {req.kind for req in self._history[old_key]}
-                        self._orphan(old_key)
-                        self._gap.pop(old_key, None)
-                        buf.history_loading = False
-                        if kinds != {"before"}:  # PageUp asks again by itself
-                            self._history_for_query(buf, now, latest="latest" in kinds)
+                    if new_key != old_key:
+                        self._history.query_renamed(buf, old_key, now)
                     buf.version += 1
-                    self._emit(BufferChanged(buf))
+                    self.emit(BufferChanged(buf))
                 self._add(buf, self._line(msg, now, Kind.NICK, text, nick=old, buf=buf))
 
     def _on_mode(self, msg: Message, now: float) -> None:
@@ -1522,7 +1461,7 @@ class Session:
                 args.pop(0)
         if changed:
             buf.version += 1
-            self._emit(BufferChanged(buf))
+            self.emit(BufferChanged(buf))
         self._add(buf, self._line(msg, now, Kind.MODE, text, nick=nick, buf=buf))
 
     def _on_topic(self, msg: Message, now: float) -> None:
@@ -1535,7 +1474,7 @@ class Session:
         buf.topic, buf.topic_spans = display(msg.params[1])
         buf.topic_setter = plain(nick)[:MAX_NAME]
         buf.version += 1
-        self._emit(BufferChanged(buf))
+        self.emit(BufferChanged(buf))
         text = f"changed the topic to: {msg.params[1]}" if msg.params[1] else "cleared the topic"
         self._add(buf, self._line(msg, now, Kind.TOPIC, text, nick=nick, buf=buf))
 
@@ -1549,7 +1488,7 @@ class Session:
             if member is not None and member.away != away:
                 member.away = away
                 buf.version += 1
-                self._emit(BufferChanged(buf))
+                self.emit(BufferChanged(buf))
 
     def _on_invite(self, msg: Message, now: float) -> None:
         if len(msg.params) < 2:
@@ -1587,7 +1526,7 @@ class Session:
         else:
             buf.typing[key] = (nick, state, now + _TYPING_FOR[state])
         buf.version += 1
-        self._emit(BufferChanged(buf))
+        self.emit(BufferChanged(buf))
 
     def typing_nicks(self, buf: Buffer, now: float) -> list[str]:
         """Who is typing in ``buf`` now (expired entries are dropped)."""
@@ -1634,19 +1573,8 @@ class Session:
         if len(p) < 2:
             return
         kind = Kind.ERROR if msg.command == "FAIL" else Kind.INFO
-        if p[0] == "CHATHISTORY":
-            if p[2:3] == ["TARGETS"] and self._targets is not None:
-                self._targets = None  # asked on our own after a reconnect: not an error
-                return
-            for arg in p[2:-1]:
-                if self._orphan_answer(arg):  # for a query closed or renamed meanwhile
-                    return
-                buf = self.buffer(arg)
-                if buf is not None and self.fold(arg) in self._history:
-                    self._history_failed(buf, p[1])
-                    if p[1] == "INVALID_TARGET":
-                        return  # private history is simply not served: nothing to report
-                    break
+        if p[0] == "CHATHISTORY" and self._history.on_fail(p):
+            return
         text = f"{p[0]} {p[1]}: {p[-1]}"
         if p[0] == "REGISTER" and msg.command == "FAIL":
             # The account parameter is not always the one asked for (ALREADY_AUTHENTICATED
@@ -1737,7 +1665,7 @@ class Session:
             answer = " ".join(_CTCP_REPLIES)
         self._send("NOTICE", nick, f"\x01{cmd} {answer}\x01".replace(" \x01", "\x01"))
 
-    # --- batches and history
+    # --- batches and history (client/history.py)
 
     def _on_batch(self, msg: Message, now: float) -> None:
         if not msg.params:
@@ -1752,30 +1680,11 @@ class Session:
 
     def _close_batch(self, ref: str, now: float) -> None:
         batch = self._batches.pop(ref, None)
-        if batch is not None and batch.type in ("draft/chathistory-targets", "chathistory-targets"):
-            self._targets = None
-            return
-        if batch is None or batch.type not in ("chathistory", "draft/chathistory"):
-            return
-        if not batch.params:
-            return
-        name = batch.params[0]
-        if self.is_channel(name):
-            buf = self.buffer(name)
-        elif self._orphan_answer(name):  # the query was closed or renamed meanwhile
-            return
-        else:  # a server may send a conversation unasked: it opens the query
-            buf = self._ensure(name, BufferKind.QUERY, now, fetch=False)
-        if buf is None:
-            return
-        lines = []
-        for m, at in batch.lines:
-            line = self._history_line(m, at, buf)
-            if line is not None:
-                lines.append(line)
-        self._history_done(buf, self._pop_history(buf), lines, now)
+        if batch is not None:
+            self._history.on_batch(batch.type, batch.params, batch.lines, now)
 
-    def _history_line(self, msg: Message, now: float, buf: Buffer) -> Line | None:
+    def history_line(self, msg: Message, now: float, buf: Buffer) -> Line | None:
+        """A message of a chathistory batch for ``buf`` as a line; None when not shown."""
         nick = self._source_nick(msg)
         cmd = msg.command
         if cmd in ("PRIVMSG", "NOTICE"):
@@ -1798,180 +1707,12 @@ class Session:
             return None
         return self._line(msg, now, Kind(cmd.lower()), body, nick=nick, buf=buf, history=True)
 
-    def _history_limit(self) -> int:
-        limit = max(1, self.config.history_lines)
-        if self.chathistory_limit:
-            limit = min(limit, self.chathistory_limit)
-        return limit
-
-    def _history_on_join(self, buf: Buffer, rejoin: bool, now: float) -> None:
-        if not self.history_enabled:
-            if rejoin:
-                self.info("— reconnected (this server keeps no history for us) —", now, buf)
-            return
-        limit = self._history_limit()
-        if rejoin and buf.last_msgid:
-            req = _HistoryRequest("after", limit, gap=True)
-            self._gap[self.fold(buf.name)] = 0
-            self._request_history(buf, req, "AFTER", f"msgid={buf.last_msgid}")
-        elif rejoin and buf.last_time is not None:
-            req = _HistoryRequest("after", limit, gap=True)
-            self._gap[self.fold(buf.name)] = 0
-            self._request_history(buf, req, "AFTER", f"timestamp={format_time(buf.last_time)}")
-        else:
-            if rejoin:
-                self.info("— reconnected —", now, buf)
-            self._request_history(buf, _HistoryRequest("latest", limit), "LATEST", "*")
-
-    def _history_for_query(self, buf: Buffer, now: float, *, latest: bool = False) -> None:
-        """A query's history, when the server can have it: the recent conversation for a
-        new one (or one with no message yet, or ``latest``), else what was missed since
-        its newest message (after a reconnect; paged like a channel's gap fill)."""
-        if (
-            not self.query_history_enabled
-            or buf.no_history
-            or buf.history_loading
-            or buf.name.startswith(":")  # not sendable as a middle parameter
-        ):
-            return
-        limit = self._history_limit()
-        if buf.last_msgid and not latest:
-            ref = f"msgid={buf.last_msgid}"
-        elif buf.last_time is not None and not latest:
-            ref = f"timestamp={format_time(buf.last_time)}"
-        else:
-            self._request_history(buf, _HistoryRequest("latest", limit), "LATEST", "*")
-            return
-        self._gap[self.fold(buf.name)] = 0
-        self._request_history(buf, _HistoryRequest("after", limit, gap=True), "AFTER", ref)
-
-    def _ask_targets(self, now: float) -> None:
-        """After a reconnect: which conversations got messages since the newest message
-        we saw (CHATHISTORY TARGETS); those without a query open one, gap-filled."""
-        seen = [b.last_time for b in self.buffers if b.last_time is not None]
-        if not self.query_history_enabled or not seen:
-            return
-        since = max(seen)
-        limit = min(self._history_limit(), MAX_TARGETS)
-        self._targets = _Targets(since, limit)
-        until = format_time(self.local_time(now) + 60)  # a server clock a little ahead
-        self._send("CHATHISTORY", "TARGETS", f"timestamp={format_time(since)}",
-                   f"timestamp={until}", str(limit))  # fmt: skip
-
     def _on_chathistory(self, msg: Message, now: float) -> None:
-        """``CHATHISTORY TARGETS <target> <time>``, in answer to :meth:`_ask_targets`."""
-        p, targets = msg.params, self._targets
-        if targets is None or len(p) < 2 or p[0].upper() != "TARGETS":
-            return
-        name = p[1]
-        mine = self.account is not None and self.fold(name) == self.fold(self.account)
-        if (
-            targets.left <= 0
-            or self.is_channel(name)
-            or self.is_me(name)
-            or mine  # notes to ourselves
-            or name.startswith(":")  # not sendable as a middle parameter
-            or not _safe_name(name)
-            or self.buffer(name) is not None  # open: its own gap fill covers it
-        ):
-            return
-        targets.left -= 1
-        buf = self._ensure(name, BufferKind.QUERY, now, fetch=False)
-        if buf is not None:
-            buf.last_time = targets.since  # fetch from there: it all counts as missed
-            self._history_for_query(buf, now)
-
-    def _request_history(self, buf: Buffer, req: _HistoryRequest, sub: str, ref: str) -> None:
-        key = self.fold(buf.name)
-        queue = self._history.setdefault(key, deque(maxlen=8))
-        queue.append(req)
-        buf.history_loading = True
-        self._emit(BufferChanged(buf))
-        self._send("CHATHISTORY", sub, buf.name, ref, str(req.limit))
-
-    def _pop_history(self, buf: Buffer) -> _HistoryRequest | None:
-        key = self.fold(buf.name)
-        queue = self._history.get(key)
-        req = queue.popleft() if queue else None
-        if not queue:
-            self._history.pop(key, None)
-        return req
-
-    def _history_done(
-        self, buf: Buffer, req: _HistoryRequest | None, lines: list[Line], now: float
-    ) -> None:
-        added, older = buf.merge(lines, above=req is not None and req.kind == "before")
-        buf.history_loading = self.fold(buf.name) in self._history
-        kind = req.kind if req is not None else "latest"
-        if req is not None and kind in ("latest", "before") and len(lines) < req.limit:
-            buf.history_complete = True
-        if req is not None and req.gap:
-            key = self.fold(buf.name)
-            fetched = self._gap.get(key, 0) + len(added)
-            self._gap[key] = fetched
-            for line in added:  # missed while away: these count as unread
-                if buf is not self.current and line.kind in MESSAGE_KINDS and not line.own:
-                    buf.unread += 1
-                    buf.highlights += line.highlight
-                    buf.activity = True
-            caught_up = len(added) < len(lines) or len(lines) < req.limit
-            if not caught_up and req.pages < MAX_GAP_PAGES and lines[-1].msgid:
-                nxt = _HistoryRequest("after", req.limit, gap=True, pages=req.pages + 1)
-                self._request_history(buf, nxt, "AFTER", f"msgid={lines[-1].msgid}")
-            else:
-                self._gap.pop(key, None)
-                more = "" if caught_up else " (older ones skipped)"
-                if fetched:
-                    word = "message" if fetched == 1 else "messages"
-                    self.info(f"— reconnected, fetched {fetched} missed {word}{more} —", now, buf)
-                elif buf.is_channel:  # (a query says nothing when nothing was missed)
-                    self.info("— reconnected, no missed messages —", now, buf)
-        if added:
-            self._emit(HistoryAdded(buf, len(added), older, tuple(added)))
-        buf.version += 1
-        self._emit(BufferChanged(buf))
-
-    def _orphan(self, key: str) -> None:
-        """The query ``key`` is gone: the answers still due for it are to be dropped."""
-        due = len(self._history.pop(key, ()))
-        if due and (key in self._orphans or len(self._orphans) < MAX_BUFFERS):
-            self._orphans[key] = self._orphans.get(key, 0) + due
-
-    def _orphan_answer(self, name: str) -> bool:
-        """A history answer for ``name`` that is to be dropped (one of them is counted)."""
-        key = self.fold(name)
-        due = self._orphans.get(key, 0)
-        if not due:
-            return False
-        if due > 1:
-            self._orphans[key] = due - 1
-        else:
-            del self._orphans[key]
-        return True
-
-    def _history_failed(self, buf: Buffer, code: str) -> None:
-        """A FAIL answered ``buf``'s oldest request: it ends, and is not asked again
-        (PageUp) on this connection."""
-        req = self._pop_history(buf)
-        key = self.fold(buf.name)
-        if req is not None and req.gap:
-            self._gap.pop(key, None)
-        if code == "INVALID_TARGET" and buf.kind is BufferKind.QUERY:
-            buf.no_history = True  # no accounts on both sides: the server keeps none
-        elif req is not None and req.kind in ("latest", "before"):
-            buf.history_complete = True
-        buf.history_loading = key in self._history
-        buf.version += 1
-        self._emit(BufferChanged(buf))
-
-    def _fail_history_all(self) -> None:
-        self._history.clear()
-        self._gap.clear()
-        self._targets = None
-        for buf in self.buffers:
-            if buf.history_loading:
-                buf.history_loading = False
-                self._emit(BufferChanged(buf))
+        """``CHATHISTORY TARGETS <target> <time>``: a conversation with messages since
+        we left, when its name is one a query can have."""
+        p = msg.params
+        if len(p) >= 2 and p[0].upper() == "TARGETS" and _safe_name(p[1]):
+            self._history.on_target(p[1], now)
 
 
 def _sorted(members: Iterable[Member], ranks: str) -> list[Member]:

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from chat.servertime import format_time
 from client.chatlog import ChatLog
+from client.history import MAX_TARGETS
 from client.model import Buffer, BufferKind, Kind
-from client.session import MAX_TARGETS, Session
+from client.session import Session
 from client.ui.render import LineRenderer
 from client.ui.views import MessagePane, Views
 from tests.conftest import RunningServer

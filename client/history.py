@@ -1,0 +1,388 @@
+"""Chat history (IRCv3 draft/chathistory): what the session asks for, and what it does
+with the answers.
+
+A channel asks for its recent lines when joined (LATEST) and, after a reconnect, for
+what it missed (AFTER its newest msgid, paged until caught up: the gap fill); PageUp
+pages back (BEFORE). A query does the same, but only when logged in (servers keep
+private history only between accounts), and after a reconnect CHATHISTORY TARGETS
+opens queries for the conversations that got messages meanwhile. Answers come as
+batches, merged into their buffer by time and msgid.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from chat.message import Message
+from chat.servertime import format_time
+
+from .model import MESSAGE_KINDS, Buffer, BufferChanged, BufferKind, Event, HistoryAdded, Line
+
+MAX_GAP_PAGES = 30  # CHATHISTORY AFTER pages fetched after one reconnect
+MAX_TARGETS = 50  # queries CHATHISTORY TARGETS may open after one reconnect
+MAX_ORPHANS = 500  # queries gone with answers still due (one per buffer: MAX_BUFFERS)
+
+# Batch types that carry history, and a TARGETS listing.
+HISTORY_BATCHES = frozenset({"chathistory", "draft/chathistory"})
+TARGETS_BATCHES = frozenset({"chathistory-targets", "draft/chathistory-targets"})
+
+HistoryKind = Literal["latest", "before", "after"]
+
+
+@dataclass(slots=True)
+class _HistoryRequest:
+    kind: HistoryKind
+    limit: int
+    gap: bool = False  # part of a reconnect gap fill
+    pages: int = 1
+
+
+@dataclass(slots=True)
+class _Targets:
+    """CHATHISTORY TARGETS asked after a reconnect: conversations with messages since
+    ``since`` (server time) open queries, at most ``left`` more."""
+
+    since: float
+    left: int
+
+
+class HistorySettings(Protocol):
+    """Where the request size is read (a :class:`client.session.SessionConfig`)."""
+
+    @property
+    def history_lines(self) -> int: ...
+
+
+class HistorySession(Protocol):
+    """What history needs from :class:`client.session.Session`."""
+
+    @property
+    def buffers(self) -> list[Buffer]: ...
+    @property
+    def current(self) -> Buffer: ...
+    @property
+    def account(self) -> str | None: ...
+    @property
+    def chathistory_limit(self) -> int: ...
+    @property
+    def registered(self) -> bool: ...
+    @property
+    def history_enabled(self) -> bool: ...
+    @property
+    def query_history_enabled(self) -> bool: ...
+    def fold(self, name: str) -> str: ...
+    def buffer(self, name: str) -> Buffer | None: ...
+    def is_channel(self, name: str) -> bool: ...
+    def is_me(self, nick: str) -> bool: ...
+    def local_time(self, now: float) -> float: ...
+    def send(self, command: str, *params: str) -> None: ...
+    def emit(self, event: Event) -> None: ...
+    def info(self, text: str, now: float, buffer: Buffer | None = None) -> None: ...
+    def open_query(
+        self, nick: str, now: float, switch: bool = True, *, fetch: bool = True
+    ) -> Buffer | None: ...
+    def history_line(self, msg: Message, now: float, buf: Buffer) -> Line | None: ...
+
+
+class ChatHistory:
+    """One session's history requests in flight, keyed by folded buffer name, and what
+    follows from them: gap fills under way, answers due for queries that are gone, and a
+    TARGETS listing."""
+
+    def __init__(self, settings: HistorySettings, session: HistorySession) -> None:
+        self._settings = settings
+        self._session = session
+        self._requests: dict[str, deque[_HistoryRequest]] = {}  # oldest first
+        self._gap: dict[str, int] = {}  # buffer key -> missed messages fetched so far
+        # Query keys -> history answers still due for a buffer that is gone (closed, or
+        # renamed by a NICK): they are dropped, not shown in a reopened buffer.
+        self._orphans: dict[str, int] = {}
+        self._targets: _Targets | None = None  # a CHATHISTORY TARGETS in flight
+
+    # ------------------------------------------------------------------ the session's life
+
+    def connection_made(self) -> None:
+        self._requests.clear()
+        self._orphans.clear()
+        self._targets = None
+        for buf in self._session.buffers:
+            buf.no_history = False  # a new connection may have accounts where the last had none
+
+    def connection_lost(self) -> None:
+        self._requests.clear()
+        self._gap.clear()
+        self._orphans.clear()
+        self._targets = None
+
+    def buffer_closed(self, key: str, *, query: bool) -> None:
+        if query:
+            self._orphan(key)
+        self._requests.pop(key, None)
+        self._gap.pop(key, None)
+
+    def query_renamed(self, buf: Buffer, old_key: str, now: float) -> None:
+        """A NICK renamed a query to another key. Answers come back under the name asked
+        for: ask again under the new one (the server keeps the conversation by account)."""
+        if old_key not in self._requests:
+            return
+        kinds = {req.kind for req in self._requests[old_key]}
+        self._orphan(old_key)
+        self._gap.pop(old_key, None)
+        buf.history_loading = False
+        if kinds != {"before"}:  # PageUp asks again by itself
+            self.for_query(buf, now, latest="latest" in kinds)
+
+    def fail_all(self) -> None:
+        """The server does not really support CHATHISTORY: nothing asked is coming."""
+        self._requests.clear()
+        self._gap.clear()
+        self._targets = None
+        for buf in self._session.buffers:
+            if buf.history_loading:
+                buf.history_loading = False
+                self._session.emit(BufferChanged(buf))
+
+    # ------------------------------------------------------------------ requests
+
+    def request_older(self, buf: Buffer) -> bool:
+        """PageUp at the top: ask for history before the oldest line. False if not possible."""
+        s = self._session
+        if (
+            not s.history_enabled
+            or not s.registered
+            or buf.kind is BufferKind.SERVER
+            or (buf.kind is BufferKind.QUERY and not s.query_history_enabled)
+            or buf.no_history
+            or buf.history_loading
+            or buf.history_complete
+            or buf.full
+        ):
+            return False
+        limit = self._limit()
+        msgid = buf.oldest_msgid()
+        if msgid is not None:
+            ref = f"msgid={msgid}"
+        elif buf.lines:
+            ref = f"timestamp={format_time(buf.lines[0].time)}"
+        else:
+            self._request(buf, _HistoryRequest("latest", limit), "LATEST", "*")
+            return True
+        self._request(buf, _HistoryRequest("before", limit), "BEFORE", ref)
+        return True
+
+    def on_join(self, buf: Buffer, rejoin: bool, now: float) -> None:
+        s = self._session
+        if not s.history_enabled:
+            if rejoin:
+                s.info("— reconnected (this server keeps no history for us) —", now, buf)
+            return
+        limit = self._limit()
+        if rejoin and buf.last_msgid:
+            req = _HistoryRequest("after", limit, gap=True)
+            self._gap[s.fold(buf.name)] = 0
+            self._request(buf, req, "AFTER", f"msgid={buf.last_msgid}")
+        elif rejoin and buf.last_time is not None:
+            req = _HistoryRequest("after", limit, gap=True)
+            self._gap[s.fold(buf.name)] = 0
+            self._request(buf, req, "AFTER", f"timestamp={format_time(buf.last_time)}")
+        else:
+            if rejoin:
+                s.info("— reconnected —", now, buf)
+            self._request(buf, _HistoryRequest("latest", limit), "LATEST", "*")
+
+    def for_query(self, buf: Buffer, now: float, *, latest: bool = False) -> None:
+        """A query's history, when the server can have it: the recent conversation for a
+        new one (or one with no message yet, or ``latest``), else what was missed since
+        its newest message (after a reconnect; paged like a channel's gap fill)."""
+        if (
+            not self._session.query_history_enabled
+            or buf.no_history
+            or buf.history_loading
+            or buf.name.startswith(":")  # not sendable as a middle parameter
+        ):
+            return
+        limit = self._limit()
+        if buf.last_msgid and not latest:
+            ref = f"msgid={buf.last_msgid}"
+        elif buf.last_time is not None and not latest:
+            ref = f"timestamp={format_time(buf.last_time)}"
+        else:
+            self._request(buf, _HistoryRequest("latest", limit), "LATEST", "*")
+            return
+        self._gap[self._session.fold(buf.name)] = 0
+        self._request(buf, _HistoryRequest("after", limit, gap=True), "AFTER", ref)
+
+    def ask_targets(self, now: float) -> None:
+        """After a reconnect: which conversations got messages since the newest message
+        we saw (CHATHISTORY TARGETS); those without a query open one, gap-filled."""
+        s = self._session
+        seen = [b.last_time for b in s.buffers if b.last_time is not None]
+        if not s.query_history_enabled or not seen:
+            return
+        since = max(seen)
+        limit = min(self._limit(), MAX_TARGETS)
+        self._targets = _Targets(since, limit)
+        until = format_time(s.local_time(now) + 60)  # a server clock a little ahead
+        s.send("CHATHISTORY", "TARGETS", f"timestamp={format_time(since)}",
+               f"timestamp={until}", str(limit))  # fmt: skip
+
+    def _limit(self) -> int:
+        limit = max(1, self._settings.history_lines)
+        if self._session.chathistory_limit:
+            limit = min(limit, self._session.chathistory_limit)
+        return limit
+
+    def _request(self, buf: Buffer, req: _HistoryRequest, sub: str, ref: str) -> None:
+        key = self._session.fold(buf.name)
+        queue = self._requests.setdefault(key, deque(maxlen=8))
+        queue.append(req)
+        buf.history_loading = True
+        self._session.emit(BufferChanged(buf))
+        self._session.send("CHATHISTORY", sub, buf.name, ref, str(req.limit))
+
+    def _pop(self, buf: Buffer) -> _HistoryRequest | None:
+        key = self._session.fold(buf.name)
+        queue = self._requests.get(key)
+        req = queue.popleft() if queue else None
+        if not queue:
+            self._requests.pop(key, None)
+        return req
+
+    # ------------------------------------------------------------------ answers
+
+    def on_target(self, name: str, now: float) -> None:
+        """``CHATHISTORY TARGETS <name> <time>``, in answer to :meth:`ask_targets` (the
+        session has checked that ``name`` is usable as a buffer name)."""
+        s, targets = self._session, self._targets
+        if targets is None:
+            return
+        mine = s.account is not None and s.fold(name) == s.fold(s.account)
+        if (
+            targets.left <= 0
+            or s.is_channel(name)
+            or s.is_me(name)
+            or mine  # notes to ourselves
+            or name.startswith(":")  # not sendable as a middle parameter
+            or s.buffer(name) is not None  # open: its own gap fill covers it
+        ):
+            return
+        targets.left -= 1
+        buf = s.open_query(name, now, switch=False, fetch=False)
+        if buf is not None:
+            buf.last_time = targets.since  # fetch from there: it all counts as missed
+            self.for_query(buf, now)
+
+    def on_batch(
+        self, kind: str, params: list[str], messages: list[tuple[Message, float]], now: float
+    ) -> None:
+        """A batch ended: a chathistory answer is merged into its buffer."""
+        if kind in TARGETS_BATCHES:
+            self._targets = None
+            return
+        if kind not in HISTORY_BATCHES or not params:
+            return
+        s = self._session
+        name = params[0]
+        if s.is_channel(name):
+            buf = s.buffer(name)
+        elif self._orphan_answer(name):  # the query was closed or renamed meanwhile
+            return
+        else:  # a server may send a conversation unasked: it opens the query
+            buf = s.open_query(name, now, switch=False, fetch=False)
+        if buf is None:
+            return
+        lines = []
+        for m, at in messages:
+            line = s.history_line(m, at, buf)
+            if line is not None:
+                lines.append(line)
+        self._done(buf, self._pop(buf), lines, now)
+
+    def on_fail(self, params: list[str]) -> bool:
+        """``FAIL CHATHISTORY <code> ...`` (or WARN, NOTE): the request it answers ends.
+        True when it is not to be shown."""
+        p, s = params, self._session
+        if p[2:3] == ["TARGETS"] and self._targets is not None:
+            self._targets = None  # asked on our own after a reconnect: not an error
+            return True
+        for arg in p[2:-1]:
+            if self._orphan_answer(arg):  # for a query closed or renamed meanwhile
+                return True
+            buf = s.buffer(arg)
+            if buf is not None and s.fold(arg) in self._requests:
+                self._failed(buf, p[1])
+                # Private history is simply not served: nothing to report.
+                return p[1] == "INVALID_TARGET"
+        return False
+
+    def _done(
+        self, buf: Buffer, req: _HistoryRequest | None, lines: list[Line], now: float
+    ) -> None:
+        s = self._session
+        added, older = buf.merge(lines, above=req is not None and req.kind == "before")
+        buf.history_loading = s.fold(buf.name) in self._requests
+        kind = req.kind if req is not None else "latest"
+        if req is not None and kind in ("latest", "before") and len(lines) < req.limit:
+            buf.history_complete = True
+        if req is not None and req.gap:
+            key = s.fold(buf.name)
+            fetched = self._gap.get(key, 0) + len(added)
+            self._gap[key] = fetched
+            for line in added:  # missed while away: these count as unread
+                if buf is not s.current and line.kind in MESSAGE_KINDS and not line.own:
+                    buf.unread += 1
+                    buf.highlights += line.highlight
+                    buf.activity = True
+            caught_up = len(added) < len(lines) or len(lines) < req.limit
+            if not caught_up and req.pages < MAX_GAP_PAGES and lines[-1].msgid:
+                nxt = _HistoryRequest("after", req.limit, gap=True, pages=req.pages + 1)
+                self._request(buf, nxt, "AFTER", f"msgid={lines[-1].msgid}")
+            else:
+                self._gap.pop(key, None)
+                more = "" if caught_up else " (older ones skipped)"
+                if fetched:
+                    word = "message" if fetched == 1 else "messages"
+                    s.info(f"— reconnected, fetched {fetched} missed {word}{more} —", now, buf)
+                elif buf.is_channel:  # (a query says nothing when nothing was missed)
+                    s.info("— reconnected, no missed messages —", now, buf)
+        if added:
+            s.emit(HistoryAdded(buf, len(added), older, tuple(added)))
+        buf.version += 1
+        s.emit(BufferChanged(buf))
+
+    def _failed(self, buf: Buffer, code: str) -> None:
+        """A FAIL answered ``buf``'s oldest request: it ends, and is not asked again
+        (PageUp) on this connection."""
+        req = self._pop(buf)
+        key = self._session.fold(buf.name)
+        if req is not None and req.gap:
+            self._gap.pop(key, None)
+        if code == "INVALID_TARGET" and buf.kind is BufferKind.QUERY:
+            buf.no_history = True  # no accounts on both sides: the server keeps none
+        elif req is not None and req.kind in ("latest", "before"):
+            buf.history_complete = True
+        buf.history_loading = key in self._requests
+        buf.version += 1
+        self._session.emit(BufferChanged(buf))
+
+    # ------------------------------------------------------------------ queries gone
+
+    def _orphan(self, key: str) -> None:
+        """The query ``key`` is gone: the answers still due for it are to be dropped."""
+        due = len(self._requests.pop(key, ()))
+        if due and (key in self._orphans or len(self._orphans) < MAX_ORPHANS):
+            self._orphans[key] = self._orphans.get(key, 0) + due
+
+    def _orphan_answer(self, name: str) -> bool:
+        """A history answer for ``name`` that is to be dropped (one of them is counted)."""
+        key = self._session.fold(name)
+        due = self._orphans.get(key, 0)
+        if not due:
+            return False
+        if due > 1:
+            self._orphans[key] = due - 1
+        else:
+            del self._orphans[key]
+        return True
