@@ -31,7 +31,7 @@ the password in the environment variable {SASL_PASSWORD_ENV} (or sasl_password i
 config); there is no option for the password, so that it never shows in ps.
 
 In the client: /help lists the commands (/join /part /msg /query /me /notice /nick
-/topic /names /list /whois /whowas /notify /ignore /away /register /invite /knock /kick
+/topic /names /list /whois /whowas /notify /ignore /away /register /ns /invite /knock /kick
 /mode /wallops /quit /close /win N /clear /quote).
 """
 

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .model import BufferKind
+from .model import Buffer, BufferKind
+from .passwords import mask_message, mask_nickserv, secret_raw
 
 if TYPE_CHECKING:
     from .session import Completion, Session
@@ -33,6 +34,7 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {}
+NICKSERV_NICK = "NickServ"  # /ns sends to it
 ALIASES = {
     "j": "join",
     "leave": "part",
@@ -46,6 +48,7 @@ ALIASES = {
     "exit": "quit",
     "action": "me",
     "kb": "kickban",
+    "nickserv": "ns",
 }
 
 
@@ -92,6 +95,33 @@ def run_input(s: Session, text: str, now: float) -> None:
     for line in text.splitlines():
         if line:
             s.say(buf.name, line, now)
+
+
+def secret_input(text: str, current: Buffer) -> bool:
+    """Whether a typed line carries a password (typed in buffer ``current``): the UI
+    keeps it out of the input history. /register; /msg, /query, /notice or /ns to
+    NickServ with IDENTIFY, REGISTER, SET PASSWORD...; such text typed in a NickServ
+    query; /quote lines with credentials (NS, NICKSERV, PASS, OPER, AUTHENTICATE...)."""
+    if text.startswith("/") and not text.startswith("//"):
+        name, _, args = text[1:].partition(" ")
+        name = name.lower()
+        name = ALIASES.get(name, name)
+        args = args.strip()
+        if name == "register":
+            return True
+        if name == "quote":
+            return secret_raw(args)
+        if name == "ns":
+            return mask_nickserv(args) != args
+        if name in ("msg", "query", "notice"):
+            target, _, rest = args.partition(" ")
+            return mask_message(target, rest) != rest
+        return False
+    if text.startswith("//"):
+        text = text[1:]
+    return current.kind is BufferKind.QUERY and any(
+        mask_message(current.name, line) != line for line in text.splitlines()
+    )
 
 
 def _need(args: str, minimum: int, usage: str) -> list[str]:
@@ -349,6 +379,18 @@ def _query(s: Session, args: str, now: float) -> None:
             s.error("Not connected: the message was not sent", now)
             return
         s.say(nick, text, now)
+
+
+@command(
+    "ns",
+    "/ns TEXT",
+    "Send TEXT to NickServ (/msg NickServ TEXT): IDENTIFY [account] password,"
+    " REGISTER password [email], SET PASSWORD new, HELP; passwords show as ********.",
+)
+def _ns(s: Session, args: str, now: float) -> None:
+    if not args:
+        raise UsageError(f"Usage: {COMMANDS['ns'].usage}")
+    s.say(NICKSERV_NICK, args, now)
 
 
 @command("me", "/me ACTION", "Send an action (CTCP ACTION) to the current buffer.")

@@ -47,6 +47,7 @@ from .model import (
     StsUpgrade,
 )
 from .notify import NotifyList, Watched, chunks
+from .passwords import mask_message
 from .sasl import SaslLogin
 from .sts import parse_sts, valid_duration, valid_port
 
@@ -579,10 +580,14 @@ class Session:
                 buf = self.buffer(target)
             else:
                 buf = self._ensure(target, BufferKind.QUERY, now)
+        masked = text if action else mask_message(target, text)
+        # A password to NickServ is sent as typed, but shown (once) masked.
+        shown_chunks = chunks if masked == text else [masked]
         for chunk in chunks:
             body = f"\x01ACTION {chunk}\x01" if action else chunk
             self._send(command, target, body)
-            if buf is not None:
+        if buf is not None:
+            for chunk in shown_chunks:
                 kind = (
                     Kind.ACTION
                     if action
@@ -1623,6 +1628,8 @@ class Session:
                 return None
             self._ctcp(msg, nick, ctcp, text, notice, now)
             return None
+        if kind is not Kind.ACTION:
+            text = mask_message(bare, text)  # our echo (or history) to NickServ
         if buf is None:  # unsafe name or too many buffers: show it in the server buffer
             buf = self.server
             text = f"[{nick} → {target}] {text}"

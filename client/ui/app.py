@@ -39,6 +39,7 @@ from prompt_toolkit.layout import (
 from prompt_toolkit.layout.controls import BufferControl, FormattedTextControl
 from prompt_toolkit.output import Output
 
+from ..commands import secret_input
 from ..config import ClientConfig
 from ..connection import Connection
 from ..model import (
@@ -390,7 +391,7 @@ class ChatUI:
 
     def _accept(self, buff: InputBuffer) -> bool:
         text = buff.text
-        if not text.lower().startswith("/register "):  # it carries a password
+        if not secret_input(text, self.session.current):  # no passwords in the history
             self.history.add(text)
         self._completing = None
         if text.strip() and not text.startswith("/"):

@@ -368,6 +368,41 @@ async def test_register_keeps_the_password_off_the_screen_and_out_of_the_history
     assert inp.text == "/help register"  # nothing older
 
 
+async def test_nickserv_passwords_stay_off_the_screen_and_out_of_the_history(
+    server: RunningServer, uis: list[UIClient]
+) -> None:
+    secret = "s3cret-Pa55word"
+    alice = await start_ui(uis, server, "alice")
+    s = alice.session
+    inp = alice.ui.input
+    await alice.command("/help ns")
+    await alice.command(f"/ns REGISTER {secret}")
+    await alice.wait(lambda: s.account == "alice", "the account")
+    await alice.wait_screen("You are now logged in as alice")
+    await alice.command("/msg NickServ HELP")  # no password: kept
+    await alice.command(f"/msg nickserv SET PASSWORD {secret}2")
+    await alice.command(f"/quote NS IDENTIFY alice {secret}")
+    await alice.command(f"/m NICKSERV identify {secret}")
+    await alice.command("/query NickServ")
+    await alice.wait(lambda: s.current.name == "NickServ", "the query")
+    await alice.command(f"identify alice {secret}")  # typed in the query
+    await alice.command("hello")
+    await alice.redrawn()
+    assert secret not in alice.text()
+    wanted = ["hello", "/query NickServ", "/msg NickServ HELP", "/help ns"]
+    for text in wanted:  # Up walks back over the lines without a password only
+        alice.keys(UP)
+
+        def recalled(text: str = text) -> bool:
+            return inp.text == text
+
+        await alice.wait(recalled, f"Up to {text!r}")
+    alice.keys(UP)
+    await alice.redrawn()
+    assert inp.text == "/help ns"  # nothing older
+    assert all(secret not in entry for entry in alice.ui.history.entries)
+
+
 async def test_pageup_at_top_loads_older_history_without_moving_the_view(
     server: RunningServer,
     uis: list[UIClient],
