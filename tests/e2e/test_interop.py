@@ -19,7 +19,7 @@ import contextlib
 import re
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -357,6 +357,34 @@ def _refusals(proxy: LoggingProxy) -> list[str]:
     return [pl.line for pl in proxy.lines if pl.direction == "S>C" and pl.msg.command in bad]
 
 
+async def _join_as_account(
+    raw: RawClient, proxy: LoggingProxy, nick: str, realname: str, join: Awaitable[None]
+) -> None:
+    """Run ``join`` (the real client's /join of CHANNEL, logged in to the account
+    ``nick``): the raw client sees the JOIN, and the client's own copy is the extended
+    form (account and realname) exactly when it requested extended-join."""
+    mark = raw.mark()
+    since = len(proxy.lines)
+    await join
+    await raw.wait_for(
+        lambda m: m.command == "JOIN" and m.nick == nick and m.params[:1] == (CHANNEL,),
+        since=mark,
+        timeout=10,
+        what=f"{nick}'s JOIN",
+    )
+    echo = await proxy.wait_for(
+        lambda pl: _server_sent("JOIN")(pl) and pl.msg.nick == nick,
+        since=since,
+        timeout=10,
+        what=f"{nick}'s own JOIN echoed to it",
+    )
+    if "extended-join" in _requested_caps(proxy):
+        # JOIN <channel> <account> :<realname>
+        assert echo.msg.params == (CHANNEL, nick, realname), echo.line
+    else:
+        assert echo.msg.params == (CHANNEL,), echo.line
+
+
 async def _assert_sasl_login(proxy: LoggingProxy, account: str) -> None:
     """The client asked for sasl, sent AUTHENTICATE PLAIN and the server said 900 and 903,
     all before the 001 that ends registration."""
@@ -401,26 +429,10 @@ async def test_weechat_sasl_plain_login(
             )
             assert await _whois_account(raw, "weenie") == "weenie"
 
-            mark = raw.mark()
-            since = len(proxy.lines)
-            await wee.command(f"/join {CHANNEL}", buffer=f"irc.server.{WeeChat.SERVER}")
-            await raw.wait_for(
-                lambda m: m.command == "JOIN" and m.nick == "weenie" and m.params[:1] == (CHANNEL,),
-                since=mark,
-                timeout=10,
-                what="weenie's JOIN",
+            await _join_as_account(
+                raw, proxy, "weenie", "weechat interop",
+                wee.command(f"/join {CHANNEL}", buffer=f"irc.server.{WeeChat.SERVER}"),
             )
-            echo = await proxy.wait_for(
-                lambda pl: _server_sent("JOIN")(pl) and pl.msg.nick == "weenie",
-                since=since,
-                timeout=10,
-                what="weenie's own JOIN echoed to weechat",
-            )
-            if "extended-join" in _requested_caps(proxy):
-                # JOIN <channel> <account> :<realname>
-                assert echo.msg.params == (CHANNEL, "weenie", "weechat interop"), echo.line
-            else:
-                assert echo.msg.params == (CHANNEL,), echo.line
             await wee.wait_for_log(
                 CHANNEL, rf"{CHANNEL}: 2 nicks", timeout=10, what="weechat's NAMES summary"
             )
@@ -458,25 +470,9 @@ async def test_irssi_sasl_plain_login(
             )
             assert await _whois_account(raw, "alice") == "alice"
 
-            mark = raw.mark()
-            since = len(proxy.lines)
-            await irssi.command(f"/join {CHANNEL}")
-            await raw.wait_for(
-                lambda m: m.command == "JOIN" and m.nick == "alice" and m.params[:1] == (CHANNEL,),
-                since=mark,
-                timeout=10,
-                what="alice's JOIN",
+            await _join_as_account(
+                raw, proxy, "alice", "irssi interop", irssi.command(f"/join {CHANNEL}")
             )
-            echo = await proxy.wait_for(
-                lambda pl: _server_sent("JOIN")(pl) and pl.msg.nick == "alice",
-                since=since,
-                timeout=10,
-                what="alice's own JOIN echoed to irssi",
-            )
-            if "extended-join" in _requested_caps(proxy):
-                assert echo.msg.params == (CHANNEL, "alice", "irssi interop"), echo.line
-            else:
-                assert echo.msg.params == (CHANNEL,), echo.line
             await irssi.wait_for_screen(
                 rf"alice .*has joined {CHANNEL}", timeout=10, what="irssi's own join"
             )
