@@ -640,8 +640,10 @@ class ServerCore:
         return self._answer_seq
 
     def hold_input(self, client: Client) -> None:
-        """Keep the client's next lines until its pending answer is given (in order)."""
-        client.held = []
+        """Keep the client's next lines until its pending answer is given (in order);
+        lines held already stay held."""
+        if client.held is None:
+            client.held = []
 
     def _release_input(self, client: Client) -> None:
         held, client.held = client.held or [], None
@@ -659,7 +661,10 @@ class ServerCore:
         if client is None or client.closing is not None:
             return
         self.answer_later(client, label, lambda: answer(client, result))
-        self._release_input(client)
+        # An answer may ask for another (a password checked, then the account dropped):
+        # what the client sent meanwhile waits for that one too.
+        if not any(entry[0] == conn_id for entry in self.pending_answers.values()):
+            self._release_input(client)
 
     def _take_line(self, client: Client, line: bytes) -> None:
         """Handle a line, or keep it while an answer the client waits for is pending."""

@@ -412,3 +412,17 @@ def test_private_messages_between_accounts_are_stored_under_their_pair() -> None
         h.send_line(alice, "PRIVMSG carol :no account, not kept")
         assert [(m.target, m.channel, m.text) for m in h.store] == [("$alice$bob", "bob", "hi")]
         h.finish()
+
+
+def test_lines_wait_for_a_chain_of_answers() -> None:
+    """NS DROP checks the password, then drops: two answers in a row. The second hold
+    once replaced the first's held lines, so a PING sent meanwhile was lost (a real
+    client hung); now it waits for both and is answered last."""
+    with harness() as h:
+        xena = h.register("xena")
+        h.send_line(xena, "REGISTER * * password1")
+        got = h.send(xena, b"NS DROP xena password1\r\nPING after\r\n")
+        replies = [parse(line.decode()) for line in got[xena]]
+        assert [m.command for m in replies] == ["NOTICE", "901", "PONG"]
+        assert replies[-1].params[-1] == "after"
+        h.finish()

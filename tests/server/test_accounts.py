@@ -508,7 +508,9 @@ async def test_an_operator_drops_an_account(backend: str, oper_hash: str, tmp_pa
         peer = await running.client("peer", ["account-notify"])
         await peer.join("#c")
         assert nickserv_says(await ask(peer, "NS DROP spammer")) == [
-            "Permission denied: only operators may drop accounts"]
+            "Syntax: DROP <your account> <password> (operators: DROP <account>)"]
+        assert nickserv_says(await ask(peer, f"NS DROP spammer {PASSWORD}")) == [
+            "Log in to spammer to drop it"]
         root = await running.client("root")
         assert "381" in [m.command for m in await ask(root, f"OPER {OPER_NAME} :{OPER_PASSWORD}")]
         await spam.sync()
@@ -530,3 +532,18 @@ async def test_an_operator_drops_an_account(backend: str, oper_hash: str, tmp_pa
         for c in running.clients:
             await c.close()
         running.handle.stop()
+
+
+async def test_a_user_drops_its_own_account(server: RunningServer) -> None:
+    xena = await server.client("xena")
+    await register_account(xena)
+    assert nickserv_says(await ask(xena, "NS DROP xena wrong-password")) == [
+        "Wrong password: the account stays"]
+    assert only(await ask(xena, "WHOIS xena"), "330")
+    msgs = await ask(xena, f"NS DROP XENA {PASSWORD}")
+    assert nickserv_says(msgs) == ["Account xena dropped"]
+    assert [m.command for m in msgs if m.command in ("900", "901")] == ["901"]
+    assert only(await ask(xena, "WHOIS xena"), "330") == []
+    # Gone: the name can be registered anew.
+    assert [m.command for m in await ask(xena, f"REGISTER * * {PASSWORD}")] == [
+        "REGISTER", "900"]

@@ -129,10 +129,12 @@ def check_login(
     password: str,
     succeeded: Callable[[str], None],
     failed: Callable[[], None],
+    *,
+    log_in_too: bool = True,
 ) -> None:
     """Check ``password`` for ``account`` off the loop; on success log the client in
-    (900, ACCOUNT) and call ``succeeded(name)``, else ``failed()``. Failures count
-    against the per-connection limit, with OPER's."""
+    (900, ACCOUNT; unless not ``log_in_too``) and call ``succeeded(name)``, else
+    ``failed()``. Failures count against the per-connection limit, with OPER's."""
     if too_many_failures(core, client):
         log.warning("login as %r from %s refused: too many failures", account, client.ip)
         failed()
@@ -144,7 +146,8 @@ def check_login(
             log.warning("failed login as %r from %s (%s)", account, client.ip, client.nick)
             failed()
             return
-        log_in(core, client, name)
+        if log_in_too:
+            log_in(core, client, name)
         succeeded(name)
 
     core.emit(Login(core.await_answer(client, answer), core.fold(account), password))
@@ -379,9 +382,26 @@ def log_out(core: ServerCore, client: Client) -> None:
         core.publish("account", (), core.uid(client), a="*", r=relay_wire(client, relay))
 
 
+def drop_own_account(
+    core: ServerCore, client: Client, account: str, password: str, replies: Replies
+) -> None:
+    """A user deletes the account it is logged in to, giving its password again."""
+    if client.account is None or core.fold(client.account) != core.fold(account):
+        replies.fail("ACCOUNT_REQUIRED", account, f"Log in to {account} to drop it")
+        return
+
+    def verified(name: str) -> None:
+        drop_account(core, client, name, replies)
+
+    def refused() -> None:
+        replies.fail("INVALID_PASSWORD", account, "Wrong password: the account stays")
+
+    check_login(core, client, account, password, verified, refused, log_in_too=False)
+
+
 def drop_account(core: ServerCore, client: Client, account: str, replies: Replies) -> None:
-    """An operator deletes an account (spam, abuse): its users are logged out and its
-    nick is free again, on every node. Its private history stays in the store."""
+    """Delete an account (an operator: spam, abuse; or its owner): its users are logged
+    out and its nick is free again, on every node. Its private history stays."""
     folded = core.fold(account)
 
     def answer(client: Client, ok: bool) -> None:
@@ -390,9 +410,9 @@ def drop_account(core: ServerCore, client: Client, account: str, replies: Replie
                          f"Account {account} could not be dropped: no such account, "
                          "or the database failed")
             return
-        log.info("operator %s (%s) dropped account %r", client.nick, client.oper_name, account)
-        core.snotice(f"Account {account} dropped by {client.nick} ({client.oper_name})",
-                     skip=client)
+        who = f"{client.nick} ({client.oper_name or 'its owner'})"
+        log.info("account %r dropped by %s", account, who)
+        core.snotice(f"Account {account} dropped by {who}", skip=client)
         replies.success(account, f"Account {account} dropped")
         account_dropped(core, folded)
         if core.cluster:

@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING
 
 from chat.message import Message
 
-from .accounts import change_password, check_login, drop_account, register_account
+from .accounts import (
+    change_password,
+    check_login,
+    drop_account,
+    drop_own_account,
+    register_account,
+)
 
 if TYPE_CHECKING:
     from ..core import ServerCore
@@ -22,7 +28,7 @@ HELP = [
     "REGISTER <password> [email]  registers your current nick as an account",
     "IDENTIFY [account] <password>  logs you in (LOGIN works too)",
     "SET PASSWORD <new password>  changes the password of the account you are logged in to",
-    "DROP <account>  deletes an account (operators only)",
+    "DROP <account> <password>  deletes your account (operators: DROP <account>, any)",
     "Better: let your client log in with SASL PLAIN when it connects.",
 ]
 
@@ -80,11 +86,15 @@ def nickserv(core: ServerCore, client: Client, text: str) -> None:
             return
         change_password(core, client, args[1], NoticeReplies(core, client))
     elif command == "DROP":
-        if "o" not in client.modes:
-            tell(core, client, "Permission denied: only operators may drop accounts")
+        replies = NoticeReplies(core, client)
+        if len(args) >= 2:  # DROP <account> <password>: one's own
+            drop_own_account(core, client, args[0], args[1], replies)
+        elif "o" not in client.modes:
+            tell(core, client, "Syntax: DROP <your account> <password> "
+                               "(operators: DROP <account>)")
         elif not args:
             tell(core, client, "Syntax: DROP <account>")
         else:
-            drop_account(core, client, args[0], NoticeReplies(core, client))
+            drop_account(core, client, args[0], replies)
     else:
         tell(core, client, f"Unknown command {command}: /msg {NICK} HELP")
