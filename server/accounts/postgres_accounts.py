@@ -1,9 +1,10 @@
-"""Accounts in PostgreSQL (psycopg 3): the ``accounts`` table of the history database.
+"""Accounts in PostgreSQL (psycopg 3): the ``accounts`` table of the history database,
+and beside it ``read_markers`` (IRCv3 draft/read-marker, per account and target).
 
 Several nodes of a cluster share the table; the primary key makes a name's creation
 atomic across all of them (``INSERT ... ON CONFLICT DO NOTHING``). The history
-store's versioned migrations do not include this table: the account store creates
-it with ``CREATE TABLE IF NOT EXISTS``, under an advisory lock so that nodes
+store's versioned migrations do not include these tables: the account store creates
+them with ``CREATE TABLE IF NOT EXISTS``, under an advisory lock so that nodes
 starting together do not race on the catalog.
 
 One connection behind a lock: registrations and logins are rare next to the scrypt
@@ -42,6 +43,15 @@ CREATE TABLE IF NOT EXISTS accounts (
 )
 """
 
+_MARKERS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS read_markers (
+    account TEXT COLLATE "C" NOT NULL,
+    target TEXT COLLATE "C" NOT NULL,
+    time_ms BIGINT NOT NULL,
+    PRIMARY KEY (account, target)
+)
+"""
+
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 
@@ -61,6 +71,7 @@ class PostgresAccountStore:
                 with conn.transaction():
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
                     conn.execute(_SCHEMA)
+                    conn.execute(_MARKERS_SCHEMA)
             except BaseException:
                 conn.close()
                 raise
@@ -126,10 +137,40 @@ class PostgresAccountStore:
 
     def delete(self, folded: str) -> bool:
         def remove(conn: Conn, _retried: bool) -> bool:
-            cur = conn.execute("DELETE FROM accounts WHERE folded = %s", (folded,))
+            # One transaction: the account and its markers go together or not at all.
+            with conn.transaction():
+                conn.execute("DELETE FROM read_markers WHERE account = %s", (folded,))
+                cur = conn.execute("DELETE FROM accounts WHERE folded = %s", (folded,))
             return cur.rowcount == 1
 
         return self._run(remove)
+
+    def read_markers(self) -> list[tuple[str, str, int]]:
+        def select(conn: Conn, _retried: bool) -> list[tuple[str, str, int]]:
+            rows = conn.execute("SELECT account, target, time_ms FROM read_markers")
+            return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
+
+        return self._run(select)
+
+    def set_read_marker(self, account: str, target: str, time_ms: int) -> None:
+        def upsert(conn: Conn, _retried: bool) -> None:
+            # Atomic across nodes: a conflicting update waits for the other node's row
+            # and compares with its committed value, so the later time always stays.
+            # Idempotent, so running it again after a lost connection is harmless.
+            conn.execute(
+                "INSERT INTO read_markers (account, target, time_ms) VALUES (%s, %s, %s) "
+                "ON CONFLICT (account, target) "
+                "DO UPDATE SET time_ms = GREATEST(read_markers.time_ms, EXCLUDED.time_ms)",
+                (account, target, time_ms),
+            )
+
+        self._run(upsert)
+
+    def drop_read_markers(self, account: str) -> None:
+        def remove(conn: Conn, _retried: bool) -> None:
+            conn.execute("DELETE FROM read_markers WHERE account = %s", (account,))
+
+        self._run(remove)
 
     def names(self) -> list[str]:
         def select(conn: Conn, _retried: bool) -> list[str]:

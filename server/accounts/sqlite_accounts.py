@@ -1,7 +1,8 @@
-"""Accounts in SQLite: the ``accounts`` table of the history store's database file.
+"""Accounts in SQLite: the ``accounts`` table of the history store's database file,
+and beside it ``read_markers`` (IRCv3 draft/read-marker, per account and target).
 
 The history store (server/history/sqlite_store.py) owns the file's versioned
-migrations; this table is not one of them. The account store creates it with
+migrations; these tables are not among them. The account store creates them with
 ``CREATE TABLE IF NOT EXISTS`` on its own, so either store may open the file
 first, and neither one's schema version depends on the other.
 
@@ -32,6 +33,15 @@ CREATE TABLE IF NOT EXISTS accounts (
 )
 """
 
+_MARKERS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS read_markers (
+    account TEXT NOT NULL,
+    target TEXT NOT NULL,
+    time_ms INTEGER NOT NULL,
+    PRIMARY KEY (account, target)
+)
+"""
+
 
 class SQLiteAccountStore:
     """Accounts in the SQLite file at ``path`` (WAL; shared with the history store)."""
@@ -45,6 +55,7 @@ class SQLiteAccountStore:
         self._conn = self._connect(busy_timeout_ms)
         try:
             self._conn.execute(_SCHEMA)
+            self._conn.execute(_MARKERS_SCHEMA)
         except BaseException:
             self._conn.close()
             raise
@@ -106,8 +117,40 @@ class SQLiteAccountStore:
 
     def delete(self, folded: str) -> bool:
         with self._lock:
-            cur = self._open_conn().execute("DELETE FROM accounts WHERE folded = ?", (folded,))
+            conn = self._open_conn()
+            # One transaction: the account and its markers go together or not at all.
+            # IMMEDIATE takes the write lock at BEGIN (waiting up to busy_timeout).
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("DELETE FROM read_markers WHERE account = ?", (folded,))
+                cur = conn.execute("DELETE FROM accounts WHERE folded = ?", (folded,))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
             return cur.rowcount == 1
+
+    def read_markers(self) -> list[tuple[str, str, int]]:
+        with self._lock:
+            rows = self._open_conn().execute(
+                "SELECT account, target, time_ms FROM read_markers"
+            ).fetchall()
+        return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
+
+    def set_read_marker(self, account: str, target: str, time_ms: int) -> None:
+        with self._lock:
+            # One statement, so atomic against another server on the same file too.
+            self._open_conn().execute(
+                "INSERT INTO read_markers (account, target, time_ms) VALUES (?, ?, ?) "
+                "ON CONFLICT (account, target) "
+                "DO UPDATE SET time_ms = MAX(read_markers.time_ms, excluded.time_ms)",
+                (account, target, time_ms),
+            )
+
+    def drop_read_markers(self, account: str) -> None:
+        with self._lock:
+            self._open_conn().execute("DELETE FROM read_markers WHERE account = ?", (account,))
 
     def names(self) -> list[str]:
         with self._lock:

@@ -39,7 +39,20 @@ class AccountStore(Protocol):
         ...
 
     def delete(self, folded: str) -> bool:
-        """Remove the account; False when there is no such account."""
+        """Remove the account and its read markers; False when there is no such account."""
+        ...
+
+    def read_markers(self) -> list[tuple[str, str, int]]:
+        """Every (account, target, time_ms) kept: the server reads them all at start."""
+        ...
+
+    def set_read_marker(self, account: str, target: str, time_ms: int) -> None:
+        """Keep ``time_ms`` for (account, target) unless a later one is kept already
+        (markers only move forward, also when two nodes write at once)."""
+        ...
+
+    def drop_read_markers(self, account: str) -> None:
+        """Forget the account's markers (it was dropped)."""
         ...
 
     def close(self) -> None:
@@ -52,6 +65,8 @@ class MemoryAccountStore:
 
     def __init__(self) -> None:
         self._accounts: dict[str, Account] = {}
+        # account -> target -> time_ms of the last message read (IRCv3 read markers)
+        self._markers: dict[str, dict[str, int]] = {}
         # Workers call in from several threads; check-then-insert must be one step.
         self._lock = threading.Lock()
         self._closed = False
@@ -90,7 +105,28 @@ class MemoryAccountStore:
     def delete(self, folded: str) -> bool:
         with self._lock:
             self._check_open()
+            self._markers.pop(folded, None)
             return self._accounts.pop(folded, None) is not None
+
+    def read_markers(self) -> list[tuple[str, str, int]]:
+        with self._lock:
+            self._check_open()
+            return [
+                (account, target, time_ms)
+                for account, targets in self._markers.items()
+                for target, time_ms in targets.items()
+            ]
+
+    def set_read_marker(self, account: str, target: str, time_ms: int) -> None:
+        with self._lock:
+            self._check_open()
+            targets = self._markers.setdefault(account, {})
+            targets[target] = max(time_ms, targets.get(target, time_ms))
+
+    def drop_read_markers(self, account: str) -> None:
+        with self._lock:
+            self._check_open()
+            self._markers.pop(account, None)
 
     def close(self) -> None:
         with self._lock:

@@ -173,7 +173,129 @@ def test_closed_store_raises(store: AccountStore) -> None:
         store.find("alice")
     with pytest.raises(RuntimeError, match="closed"):
         store.create("bob", account("Bob"))
+    with pytest.raises(RuntimeError, match="closed"):
+        store.read_markers()
+    with pytest.raises(RuntimeError, match="closed"):
+        store.set_read_marker("alice", "#chan", NOW_MS)
+    with pytest.raises(RuntimeError, match="closed"):
+        store.drop_read_markers("alice")
     store.close()  # a second close is harmless (the fixture closes it again too)
+
+
+# ---------------------------------------------------------------- read markers
+
+
+def test_read_marker_set_then_read(store: AccountStore, opener: Opener) -> None:
+    assert store.read_markers() == []
+    store.set_read_marker("alice", "#chan", NOW_MS)
+    assert store.read_markers() == [("alice", "#chan", NOW_MS)]
+    assert opener().read_markers() == [("alice", "#chan", NOW_MS)]  # another node
+
+
+def test_read_marker_only_moves_forward(store: AccountStore) -> None:
+    store.set_read_marker("alice", "#chan", NOW_MS + 10)
+    store.set_read_marker("alice", "#chan", NOW_MS + 5)  # older: ignored
+    assert store.read_markers() == [("alice", "#chan", NOW_MS + 10)]
+    store.set_read_marker("alice", "#chan", NOW_MS + 10)  # the same: no change
+    assert store.read_markers() == [("alice", "#chan", NOW_MS + 10)]
+    store.set_read_marker("alice", "#chan", NOW_MS + 20)  # newer: kept
+    assert store.read_markers() == [("alice", "#chan", NOW_MS + 20)]
+
+
+def test_read_markers_per_account_and_target(store: AccountStore) -> None:
+    store.set_read_marker("alice", "#chan", NOW_MS + 1)
+    store.set_read_marker("alice", "bob[]", NOW_MS + 2)
+    store.set_read_marker("bob[]", "#chan", NOW_MS + 3)
+    store.set_read_marker("ünï", "#ünï", NOW_MS + 4)
+    store.set_read_marker("alice", "#Chan", NOW_MS + 5)  # keys are taken as given
+    # Moving one marker leaves every other where it was.
+    store.set_read_marker("alice", "#chan", NOW_MS + 6)
+    assert sorted(store.read_markers()) == [
+        ("alice", "#Chan", NOW_MS + 5),
+        ("alice", "#chan", NOW_MS + 6),
+        ("alice", "bob[]", NOW_MS + 2),
+        ("bob[]", "#chan", NOW_MS + 3),
+        ("ünï", "#ünï", NOW_MS + 4),
+    ]
+
+
+def test_delete_removes_the_accounts_markers_only(store: AccountStore, opener: Opener) -> None:
+    assert store.create("alice", account("Alice"))
+    assert store.create("bob", account("Bob"))
+    store.set_read_marker("alice", "#chan", NOW_MS)
+    store.set_read_marker("alice", "bob", NOW_MS + 1)
+    store.set_read_marker("bob", "#chan", NOW_MS + 2)
+    store.set_read_marker("bob", "alice", NOW_MS + 3)
+    assert store.delete("alice") is True
+    expected = [("bob", "#chan", NOW_MS + 2), ("bob", "alice", NOW_MS + 3)]
+    assert sorted(store.read_markers()) == expected
+    assert sorted(opener().read_markers()) == expected
+    # A new account of the same name starts without the old one's markers.
+    assert store.create("alice", account("Alice", 2))
+    assert sorted(store.read_markers()) == expected
+
+
+def test_drop_read_markers(store: AccountStore) -> None:
+    assert store.create("alice", account("Alice"))
+    store.set_read_marker("alice", "#chan", NOW_MS)
+    store.set_read_marker("alice", "#other", NOW_MS + 1)
+    store.set_read_marker("bob", "#chan", NOW_MS + 2)
+    store.drop_read_markers("nobody")  # no markers: nothing happens
+    store.drop_read_markers("alice")
+    assert store.read_markers() == [("bob", "#chan", NOW_MS + 2)]
+    assert store.find("alice") == account("Alice")  # the account itself stays
+    store.set_read_marker("alice", "#chan", NOW_MS - 1)  # no old marker to stay behind
+    assert sorted(store.read_markers()) == [
+        ("alice", "#chan", NOW_MS - 1), ("bob", "#chan", NOW_MS + 2)
+    ]
+
+
+def test_concurrent_read_marker_sets_end_at_the_maximum(opener: Opener) -> None:
+    # Two store objects (two nodes). Each thread writes its highest time first and
+    # then lower ones, so a store where the last write wins ends below the maximum.
+    stores = [opener(), opener()]
+    count, targets = 16, ["#a", "#b", "bob"]
+    barrier = threading.Barrier(count)
+
+    def set_markers(i: int) -> None:
+        s = stores[i % len(stores)]
+        barrier.wait(timeout=30)
+        for time_ms in (NOW_MS + 1000 + i, NOW_MS + 500 + i, NOW_MS + i):
+            for target in targets:
+                s.set_read_marker("alice", target, time_ms)
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        list(pool.map(set_markers, range(count)))
+    expected = [("alice", t, NOW_MS + 1000 + count - 1) for t in targets]
+    assert sorted(stores[0].read_markers()) == expected
+    assert sorted(stores[1].read_markers()) == expected
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def durable_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A --db setting that outlives its store: a SQLite file or a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "chat.db")
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+def test_read_markers_survive_close_and_reopen(durable_db: str) -> None:
+    s = open_accounts(durable_db)
+    try:
+        s.set_read_marker("alice", "#chan", NOW_MS + 7)
+        s.set_read_marker("bob", "alice", NOW_MS)
+    finally:
+        s.close()
+    s = open_accounts(durable_db)
+    try:
+        assert sorted(s.read_markers()) == [
+            ("alice", "#chan", NOW_MS + 7), ("bob", "alice", NOW_MS)
+        ]
+        s.set_read_marker("alice", "#chan", NOW_MS + 6)  # still only moves forward
+        assert ("alice", "#chan", NOW_MS + 7) in s.read_markers()
+    finally:
+        s.close()
 
 
 # ---------------------------------------------------------------- SQLite
