@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from server.core.handlers.accounts import account_dropped, account_registered, notify_account
 from server.core.handlers.channels import announce_join
+from server.core.handlers.readmarker import marker_moved
 from server.core.history import STORED_COMMANDS, HistoryStale
 from server.core.relay import Relay
 from server.core.state import Ban, Channel, Client
@@ -505,6 +506,10 @@ def _on_dropacct(core: ServerCore, event: Event) -> None:
     account_dropped(core, str(event["f"]))
 
 
+def _on_markread(core: ServerCore, event: Event) -> None:
+    marker_moved(core, str(event["a"]), str(event["t"]), str(event["n"]), int(event["ms"]))
+
+
 def _on_invite(core: ServerCore, event: Event) -> None:
     from server.core.handlers.channels import notify_invite
 
@@ -602,6 +607,7 @@ _HANDLERS = {
     "account": _on_account,
     "newacct": _on_newacct,
     "dropacct": _on_dropacct,
+    "markread": _on_markread,
     "invite": _on_invite,
     "setname": _on_setname,
     "umode": _on_umode,

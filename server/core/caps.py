@@ -18,6 +18,7 @@ SUPPORTED: dict[str, str] = {
     "invite-notify": "",
     "labeled-response": "",
     "message-tags": "",
+    "draft/read-marker": "",
     "multi-prefix": "",
     "sasl": "PLAIN",
     "server-time": "",

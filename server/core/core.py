@@ -152,6 +152,9 @@ class ServerCore:
         # Folded names of the registered accounts: the nicks they reserve. The transport
         # loads them at start; REGISTER here and on other nodes adds to them.
         self.account_names: set[str] = set()
+        # draft/read-marker: (folded account, folded target) -> time (ms) of the last
+        # message read; read from the account store at start, written behind.
+        self.read_markers: dict[tuple[str, str], int] = {}
         self._answer_seq = 0
         self._batch_seq = 0
         self.max_clients_seen = 0

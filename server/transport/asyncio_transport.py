@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import itertools
 import logging
 import ssl
@@ -17,6 +18,7 @@ from server.core import ServerCore
 from server.core.handlers.accounts import DropAccount, Login, Register, SetPassword
 from server.core.handlers.bans import SaveBans
 from server.core.handlers.operator import CheckOper, Rehash
+from server.core.handlers.readmarker import SaveReadMarker
 from server.core.history import HistoryRequest, HistoryStale, StoreMessage
 from server.history.service import HistoryService
 from server.history.setup import build_history, prune_history
@@ -31,9 +33,11 @@ from server.transport.ops import (
     commit_messages,
     list_targets,
     load_account_names,
+    load_read_markers,
     open_account_store,
     reload,
     restore_bans,
+    save_read_marker,
     snapshot,
     start_metrics,
 )
@@ -119,7 +123,13 @@ class AsyncioServer:
         self.tls_port: int | None = config.tls_port  # the bound port once started
         self.history: HistoryService | None = build_history(config)
         self.accounts = open_account_store(config)
+        # Password checks and account-store calls, one at a time, in order; stop()
+        # lets the queued ones (read markers written behind) finish.
+        self._accounts_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="accounts"
+        )
         load_account_names(self.core, self.accounts)
+        load_read_markers(self.core, self.accounts)
         self._next_prune = 0.0
         self.bus: Any = None  # server.cluster.bus.ClusterBus with --cluster
         self.announce_stop = True  # tests: False stops like a crash (no "bye")
@@ -242,6 +252,9 @@ class AsyncioServer:
                 self._spawn(self._off_loop(effect.check_id, check_oper, effect))
             elif isinstance(effect, Login | Register | SetPassword | DropAccount):
                 self._spawn(self._off_loop(effect.check_id, answer_account, self.accounts, effect))
+            elif isinstance(effect, SaveReadMarker):  # written behind: nothing waits
+                self.loop.run_in_executor(self._accounts_pool, save_read_marker, self.accounts,
+                                          effect)
             elif isinstance(effect, SaveBans):  # rare (operators, expiry) and small
                 save_bans(self.core.config.ban_file, effect.bans, effect.removed)
         history = self.history
@@ -266,7 +279,7 @@ class AsyncioServer:
     async def _off_loop(self, check_id: int, work: Callable[..., Any], *args: Any) -> None:
         """A password check (scrypt, the account store) on a worker thread; the core
         gets the answer back on the loop."""
-        result = await self.loop.run_in_executor(None, work, *args)
+        result = await self.loop.run_in_executor(self._accounts_pool, work, *args)
         self.core.answered(check_id, result)
         self.schedule_flush()
 
@@ -327,6 +340,7 @@ class AsyncioServer:
         if self.history is not None:
             await self.history.close()
             self.history.store.close()
+        self._accounts_pool.shutdown(wait=True)
         if self.accounts is not None:
             self.accounts.close()
 

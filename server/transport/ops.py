@@ -15,6 +15,7 @@ from server.config import ServerConfig
 from server.core import ServerCore
 from server.core.handlers.accounts import DropAccount, Login, Register, SetPassword
 from server.core.handlers.operator import CheckOper
+from server.core.handlers.readmarker import SaveReadMarker
 from server.core.history import HistoryRequest
 from server.history.model import NewMessage
 from server.history.service import HistoryService
@@ -66,6 +67,33 @@ def load_account_names(core: ServerCore, store: AccountStore | None) -> None:
         return
     if core.account_names:
         log.info("%d accounts", len(core.account_names))
+
+
+def load_read_markers(core: ServerCore, store: AccountStore | None) -> None:
+    """At start: every account's read markers (draft/read-marker)."""
+    if store is None:
+        return
+    try:
+        rows = store.read_markers()
+    except Exception:
+        log.exception("read markers could not be read: they start empty")
+        return
+    # A marker written as its account was dropped elsewhere may outlive it: skip those.
+    known = core.account_names
+    core.read_markers = {
+        (account, target): time_ms for account, target, time_ms in rows if account in known
+    }
+
+
+def save_read_marker(store: AccountStore | None, effect: SaveReadMarker) -> None:
+    """Write a moved read marker behind; runs on a worker thread. A failure loses only
+    that move (the marker in memory stands), so it is logged and not retried."""
+    if store is None:
+        return
+    try:
+        store.set_read_marker(effect.account, effect.target, effect.time_ms)
+    except Exception:
+        log.exception("saving the read marker of %r on %r failed", effect.account, effect.target)
 
 
 def answer_account(

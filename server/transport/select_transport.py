@@ -87,6 +87,7 @@ from server.core import ServerCore
 from server.core.handlers.accounts import DropAccount, Login, Register, SetPassword
 from server.core.handlers.bans import SaveBans
 from server.core.handlers.operator import CheckOper, Rehash
+from server.core.handlers.readmarker import SaveReadMarker
 from server.core.history import HistoryRequest, StoreMessage
 from server.history.model import StoredMessage
 from server.history.service import HistoryService
@@ -101,9 +102,11 @@ from server.transport.ops import (
     commit_messages,
     list_targets,
     load_account_names,
+    load_read_markers,
     open_account_store,
     reload,
     restore_bans,
+    save_read_marker,
     snapshot,
     start_metrics,
 )
@@ -360,6 +363,7 @@ class SelectServer:
         )
         self.accounts = open_account_store(config)
         load_account_names(self.core, self.accounts)
+        load_read_markers(self.core, self.accounts)
         self._oper_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._next_prune = 0.0
         self.conns: dict[int, Connection] = {}
@@ -478,8 +482,8 @@ class SelectServer:
         self._wake_w.close()
         if self._history_worker is not None:
             self._history_worker.close()
-        if self._oper_pool is not None:
-            self._oper_pool.shutdown(wait=False, cancel_futures=True)
+        if self._oper_pool is not None:  # queued work (read markers) finishes first
+            self._oper_pool.shutdown(wait=True)
         if self.accounts is not None:
             self.accounts.close()
 
@@ -978,6 +982,8 @@ class SelectServer:
                 self._off_loop(effect.check_id, check_oper, effect)
             elif isinstance(effect, Login | Register | SetPassword | DropAccount):
                 self._off_loop(effect.check_id, answer_account, self.accounts, effect)
+            elif isinstance(effect, SaveReadMarker):  # written behind: nothing waits
+                self._pool().submit(save_read_marker, self.accounts, effect)
             elif isinstance(effect, SaveBans):  # rare (operators, expiry) and small
                 save_bans(self.core.config.ban_file, effect.bans, effect.removed)
         history = self.history
@@ -991,14 +997,18 @@ class SelectServer:
             if isinstance(effect, HistoryRequest):
                 worker.submit(effect, self.core.history_ready)
 
+    def _pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        """The worker thread for password checks and the account store."""
+        if self._oper_pool is None:
+            self._oper_pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="accounts"
+            )
+        return self._oper_pool
+
     def _off_loop(self, check_id: int, work: Callable[..., Any], *args: Any) -> None:
         """A password check (scrypt, the account store) on a thread of its own; the
         answer comes back through the wake-up pipe."""
-        if self._oper_pool is None:
-            self._oper_pool = concurrent.futures.ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix="password-check"
-            )
-        future = self._oper_pool.submit(work, *args)
+        future = self._pool().submit(work, *args)
         core = self.core
 
         def done(f: concurrent.futures.Future[Any]) -> None:

@@ -674,3 +674,24 @@ async def test_a_dropped_account_is_gone_on_every_node(cluster: Cluster, oper_ha
     await eventually(nick_free_on_n2)
     for c in (user, root, other):
         await c.close()
+
+
+async def test_read_markers_reach_the_accounts_sessions_on_other_nodes(cluster: Cluster) -> None:
+    p1, p2 = cluster.start("n1"), cluster.start("n2")
+    first = await connect(p1, "rm_a", ["draft/read-marker"])
+    assert "900" in [m.command for m in await ask(first, "REGISTER rm * marker-password")]
+    second = await connect(p2, "rm_b", ["draft/read-marker"])
+
+    async def logged_in_on_n2() -> bool:  # n2 learns of the new account's name
+        msgs = await ask(second, "NS IDENTIFY rm marker-password")
+        return "900" in [m.command for m in msgs]
+
+    await eventually(logged_in_on_n2)
+    stamp = "timestamp=2026-01-02T03:04:05.678Z"
+    await first.send(f"MARKREAD #room {stamp}")
+    got = await second.expect("MARKREAD", timeout=5)
+    assert got.params == ["#room", stamp]
+    assert [m.params for m in await ask(second, "MARKREAD #room") if m.command == "MARKREAD"] == [
+        ["#room", stamp]]
+    await first.close()
+    await second.close()

@@ -36,6 +36,7 @@ from server.core.handlers.accounts import (
 )
 from server.core.handlers.bans import SaveBans, banned_by, matching_ban
 from server.core.handlers.operator import CheckOper, Rehash
+from server.core.handlers.readmarker import SaveReadMarker
 from server.core.history import HistoryRequest, StoreMessage, dm_key, is_dm_key
 from server.core.state import Client, LocalCounts
 from server.history.model import StoredMessage
@@ -372,6 +373,11 @@ class CoreHarness:
                     self.oper_checks.append(effect)
                 elif isinstance(effect, Rehash):  # a reload that keeps the configuration
                     core.rehash_done(effect.conn_id, "fuzz", None, effect.label)
+                elif isinstance(effect, SaveReadMarker):  # written behind by a transport
+                    # Markers only move forward: the one kept is this one or a later one.
+                    kept = self.core.read_markers.get((effect.account, effect.target))
+                    if kept is None or kept < effect.time_ms:
+                        _fail(f"a read marker saved beyond the one kept: {effect!r}")
                 elif isinstance(effect, SaveBans):
                     self.saved_bans = effect.bans  # a transport writes them to the ban file
                 else:

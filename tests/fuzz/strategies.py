@@ -30,6 +30,7 @@ CAPS = [
     "account-notify",
     "account-tag",
     "extended-join",
+    "draft/read-marker",
     "bogus",
     "-batch",
     "-message-tags",
@@ -203,6 +204,7 @@ def command_line(draw: st.DrawFn) -> str:
                 "REGISTER",
                 "VERIFY",
                 "NS",
+                "MARKREAD",
                 "BOGUS",
             ]
         )
@@ -304,6 +306,12 @@ def command_line(draw: st.DrawFn) -> str:
                                         "IDENTIFY alice password1", "LOGIN bob x", "REGISTER",
                                         "identify", "DROP", "SET PASSWORD password2",
                                         "SET PASSWORD x", "set", "DROP alice", "DROP"]))]
+    elif kind == "MARKREAD":
+        params = [draw(st.one_of(good_channel, good_nick, channel))]
+        if draw(st.booleans()):
+            params.append(draw(st.sampled_from([
+                "timestamp=2023-11-14T22:13:20.000Z", "timestamp=2001-01-01T00:00:00.000Z",
+                "timestamp=2999-01-01T00:00:00.000Z", "timestamp=bogus", "*", "2023-11-14"])))
     elif kind == "VERIFY":
         params = [draw(st.one_of(st.just("*"), good_nick)), draw(middle)]
     elif kind == "WALLOPS":

@@ -15,6 +15,7 @@ from . import (
     nickserv,
     operator,
     queries,
+    readmarker,
     registration,
     server_info,
 )
@@ -58,6 +59,7 @@ COMMANDS: dict[str, tuple[Handler, int]] = {
     "VERIFY": (accounts.handle_verify, 2),
     "NICKSERV": (nickserv.handle_nickserv, 0),
     "NS": (nickserv.handle_nickserv, 0),
+    "MARKREAD": (readmarker.handle_markread, 0),
     "KILL": (operator.handle_kill, 2),
     "REHASH": (operator.handle_rehash, 0),
     "WALLOPS": (operator.handle_wallops, 1),

@@ -20,6 +20,7 @@ from chat.names import is_valid_nick
 
 from ..relay import relay_wire
 from .operator import too_many_failures
+from .readmarker import forget_markers
 
 if TYPE_CHECKING:
     from ..core import ServerCore
@@ -425,6 +426,7 @@ def account_dropped(core: ServerCore, folded: str) -> None:
     """The account is gone (dropped here or on another node): its nick is free, and
     this node's users logged in to it are logged out."""
     core.account_names.discard(folded)
+    forget_markers(core, folded)
     for client in list(core.clients.values()):
         if client.account is not None and client.closing is None and (
             core.fold(client.account) == folded

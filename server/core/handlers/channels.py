@@ -11,6 +11,8 @@ from chat.names import is_channel_name, is_valid_channel
 
 from ..relay import Relay, relay_wire
 from ..state import Ban, Channel
+from .readmarker import CAP as READ_MARKER_CAP
+from .readmarker import marker_on_join
 
 if TYPE_CHECKING:
     from ..core import ServerCore
@@ -128,6 +130,8 @@ def join(core: ServerCore, client: Client, name: str, key: str) -> None:
         core.fan_out(channel.members, away, exclude=client, need_cap="away-notify")
     if channel.topic:
         send_topic(core, client, channel)
+    if READ_MARKER_CAP in client.caps:  # before the names end, as the spec asks
+        marker_on_join(core, client, channel.name)
     send_names(core, client, channel)
     core.after_join(client, channel)
 

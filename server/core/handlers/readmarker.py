@@ -1,0 +1,104 @@
+"""IRCv3 draft/read-marker: ``MARKREAD`` keeps, per account and target, the time of the
+last message the user has read, and tells the user's other sessions (on every node).
+
+The markers live in ``core.read_markers`` (read from the account store at start) so
+that answers need no database round trip; each change is written behind
+(``SaveReadMarker``). Markers only move forward. Only logged-in users have them: they
+belong to the person, not to a nick.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from chat.message import Message
+from chat.names import is_channel_name, is_valid_nick
+from chat.servertime import format_time, parse_time
+
+if TYPE_CHECKING:
+    from ..core import ServerCore
+    from ..state import Client
+
+CAP = "draft/read-marker"
+
+
+@dataclass(frozen=True, slots=True)
+class SaveReadMarker:
+    """Effect: keep ``time_ms`` for (account, target) in the account store (written
+    behind: nothing waits for it; the store keeps the later of two)."""
+
+    account: str
+    target: str
+    time_ms: int
+
+
+def handle_markread(core: ServerCore, client: Client, msg: Message) -> None:
+    """``MARKREAD <target>`` (get) and ``MARKREAD <target> timestamp=...`` (set)."""
+    if not msg.params or not msg.params[0]:
+        core.fail(client, "MARKREAD", "NEED_MORE_PARAMS", "Missing parameters")
+        return
+    target = msg.params[0]
+    if not (is_channel_name(target) or is_valid_nick(target, core.config.nicklen)):
+        core.fail(client, "MARKREAD", "INVALID_PARAMS", target, "Invalid target")
+        return
+    if client.account is None:
+        core.fail(client, "MARKREAD", "ACCOUNT_REQUIRED", target,
+                  "Log in to an account to keep read markers")
+        return
+    account, folded = core.fold(client.account), core.fold(target)
+    stored = core.read_markers.get((account, folded))
+    if len(msg.params) < 2:
+        send_marker(core, client, target, stored)
+        return
+    text = msg.params[1]
+    try:
+        if not text.startswith("timestamp="):
+            raise ValueError(text)
+        time_ms = round(parse_time(text[len("timestamp="):]) * 1000)
+    except ValueError:
+        core.fail(client, "MARKREAD", "INVALID_PARAMS", text, "Invalid timestamp")
+        return
+    time_ms = min(time_ms, round(core.clock() * 1000))  # never ahead of the server
+    if stored is not None and time_ms <= stored:
+        send_marker(core, client, target, stored)  # the newer one stands
+        return
+    core.emit(SaveReadMarker(account, folded, time_ms))
+    marker_moved(core, account, folded, target, time_ms)
+    if core.cluster:
+        core.publish("markread", (), core.uid(client), a=account, t=folded, n=target, ms=time_ms)
+
+
+def marker_moved(core: ServerCore, account: str, folded: str, shown: str, time_ms: int) -> None:
+    """Keep the new marker and tell every local session of the account that asked."""
+    stored = core.read_markers.get((account, folded))
+    if stored is not None and stored >= time_ms:
+        return
+    core.read_markers[(account, folded)] = time_ms
+    for other in core.clients.values():
+        if (
+            CAP in other.caps
+            and other.account is not None
+            and other.closing is None
+            and core.fold(other.account) == account
+        ):
+            send_marker(core, other, shown, time_ms)
+
+
+def send_marker(core: ServerCore, client: Client, target: str, time_ms: int | None) -> None:
+    when = "*" if time_ms is None else "timestamp=" + format_time(time_ms / 1000)
+    core.send(client, Message("MARKREAD", [target, when], core.config.name))
+
+
+def marker_on_join(core: ServerCore, client: Client, channel_name: str) -> None:
+    """After a JOIN, before its names end: the channel's marker (``*``: none)."""
+    stored = None
+    if client.account is not None:
+        stored = core.read_markers.get((core.fold(client.account), core.fold(channel_name)))
+    send_marker(core, client, channel_name, stored)
+
+
+def forget_markers(core: ServerCore, account: str) -> None:
+    """The account was dropped: its markers go (the store drops its rows with it)."""
+    for key in [k for k in core.read_markers if k[0] == account]:
+        del core.read_markers[key]

@@ -1,0 +1,90 @@
+"""IRCv3 draft/read-marker over real TCP on every backend: markers per account, kept
+in the suite server's real SQLite file, shared between a user's sessions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import RunningServer, start_server, suite_config
+from tests.ircclient import IRCTestClient
+from tests.server.helpers import ask, only
+
+CAPS = ["draft/read-marker", "sasl"]
+PASSWORD = "marker-password"
+T1 = "timestamp=2026-01-02T03:04:05.678Z"
+T0 = "timestamp=2025-12-31T23:59:59.000Z"
+T2 = "timestamp=2026-02-03T04:05:06.789Z"
+
+
+async def session(server: RunningServer, nick: str, *, register: bool = False) -> IRCTestClient:
+    """A registered user with the cap, logged in to the account ``ann``."""
+    c = await server.client(nick, CAPS)
+    line = f"REGISTER ann * {PASSWORD}" if register else f"NS IDENTIFY ann {PASSWORD}"
+    assert "900" in [m.command for m in await ask(c, line)]
+    return c
+
+
+def markreads(msgs: list) -> list[list[str]]:  # type: ignore[type-arg]
+    return [m.params for m in only(msgs, "MARKREAD")]
+
+
+async def test_markers_are_kept_per_account_and_shared(server: RunningServer) -> None:
+    first = await session(server, "ann_a", register=True)
+    second = await session(server, "ann_b")
+    assert markreads(await ask(first, "MARKREAD #room")) == [["#room", "*"]]
+    assert markreads(await ask(first, f"MARKREAD #room {T1}")) == [["#room", T1]]
+    # The other session hears of it; an older time does not move it back.
+    assert markreads(await second.sync()) == [["#room", T1]]
+    assert markreads(await ask(second, f"MARKREAD #Room {T0}")) == [["#Room", T1]]
+    assert markreads(await first.sync()) == []
+    assert markreads(await ask(second, f"MARKREAD #room {T2}")) == [["#room", T2]]
+    assert markreads(await first.sync()) == [["#room", T2]]
+    # Private targets too; someone else's markers are their own.
+    assert markreads(await ask(first, f"MARKREAD bob {T1}")) == [["bob", T1]]
+    other = await server.client("other", CAPS)
+    assert [(m.command, m.params[1]) for m in await ask(other, "MARKREAD #room")] == [
+        ("FAIL", "ACCOUNT_REQUIRED")]
+
+
+async def test_join_sends_the_marker_before_the_names_end(server: RunningServer) -> None:
+    ann = await session(server, "ann_a", register=True)
+    await ask(ann, f"MARKREAD #room {T1}")
+    lines = await ann.join("#room")
+    commands = [m.command for m in lines]
+    assert commands.index("MARKREAD") < commands.index("366")
+    assert markreads(lines) == [["#room", T1]]
+    fresh = [m.params for m in only(await ann.join("#new"), "MARKREAD")]
+    assert fresh == [["#new", "*"]]
+    plain = await server.client("plain")
+    assert only(await plain.join("#room"), "MARKREAD") == []  # no cap, no MARKREAD
+
+
+async def test_bad_markread(server: RunningServer) -> None:
+    ann = await session(server, "ann_a", register=True)
+    for line, code in (("MARKREAD", "NEED_MORE_PARAMS"), ("MARKREAD #room bogus", "INVALID_PARAMS"),
+                       ("MARKREAD #room timestamp=not-a-time", "INVALID_PARAMS"),
+                       ("MARKREAD :bad target", "INVALID_PARAMS")):
+        msgs = await ask(ann, line)
+        assert [(m.command, m.params[1]) for m in msgs] == [("FAIL", code)], line
+    # A marker in the future is kept as now, not later.
+    future = markreads(await ask(ann, "MARKREAD #room timestamp=2999-01-01T00:00:00.000Z"))
+    assert future[0][1] < "timestamp=2999"
+
+
+async def test_markers_survive_a_restart(backend: str, tmp_path: Path) -> None:
+    db = str(tmp_path / "chat.db")
+    first = start_server(suite_config(), backend, db=db)
+    try:
+        ann = await session(first, "ann_a", register=True)
+        await ask(ann, f"MARKREAD #room {T1}")
+        await ann.close()
+    finally:
+        first.handle.stop()
+    second = start_server(suite_config(), backend, db=db)
+    try:
+        ann = await session(second, "ann_b")
+        assert markreads(await ask(ann, "MARKREAD #room")) == [["#room", T1]]
+    finally:
+        for c in second.clients:
+            await c.close()
+        second.handle.stop()
