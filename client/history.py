@@ -330,8 +330,14 @@ class ChatHistory:
             key = s.fold(buf.name)
             fetched = self._gap.get(key, 0) + len(added)
             self._gap[key] = fetched
+            read = buf.marked_ms  # draft/read-marker: read up to here elsewhere
             for line in added:  # missed while away: these count as unread
-                if buf is not s.current and line.kind in MESSAGE_KINDS and not line.own:
+                if (
+                    buf is not s.current
+                    and line.kind in MESSAGE_KINDS
+                    and not line.own
+                    and (read is None or round(line.time * 1000) > read)
+                ):
                     buf.unread += 1
                     buf.highlights += line.highlight
                     buf.activity = True

@@ -139,6 +139,9 @@ class Buffer:
     typing: dict[str, tuple[str, str, float]] = field(default_factory=dict)
     typing_sent: float = 0.0  # when we last said we were typing here (0: not typing)
     read_marker: Line | None = None  # the newest line when we last left this buffer
+    # IRCv3 draft/read-marker: the newest "read up to" time the server has for this
+    # buffer (ms since the epoch), told by it or sent by us; None: not known.
+    marked_ms: int | None = None
     version: int = 0  # bumped on every change: a cheap "redraw needed" check
 
     def __post_init__(self) -> None:

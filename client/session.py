@@ -64,9 +64,11 @@ WANTED_CAPS = (
     "extended-monitor",  # AWAY of notify-list nicks we share no channel with
     "userhost-in-names",  # members' hosts, for /ban NICK
     "invite-notify",  # who invites whom to our channels
+    "draft/read-marker",  # what the account's other sessions have read (MARKREAD)
 )
 # draft/chathistory is only used with all of these (msgids, times and batches).
 HISTORY_CAPS = frozenset({"draft/chathistory", "batch", "server-time", "message-tags"})
+READ_MARKER_CAP = "draft/read-marker"
 
 # Bounds against a hostile server.
 MAX_BUFFERS = 500
@@ -219,6 +221,8 @@ class Session:
         self._out.clear()
         self.notify.forget_states()
         self._ison_polls.clear()
+        for buf in self.buffers:  # the server says again (JOIN, or asked for queries)
+            buf.marked_ms = None
         self._send("CAP", "LS", "302")
         if self.config.password:
             self._send("PASS", self.config.password)
@@ -278,6 +282,7 @@ class Session:
         self._sasl.keepalive(now)
         if self.registered and self.notify and not self.monitor_supported:
             self._poll_notify()
+        self._mark_read(self.current)  # what arrived while it was in view: read
         return token
 
     def _poll_notify(self) -> None:
@@ -337,6 +342,17 @@ class Session:
         return self.history_enabled and self.account is not None
 
     @property
+    def read_markers_enabled(self) -> bool:
+        """IRCv3 draft/read-marker is usable: the cap (with server-time, as markers are
+        server times), logged in to an account (the server keeps markers per account)."""
+        return (
+            self.registered
+            and self.account is not None
+            and READ_MARKER_CAP in self.caps
+            and "server-time" in self.caps
+        )
+
+    @property
     def echo(self) -> bool:
         return "echo-message" in self.caps
 
@@ -376,6 +392,9 @@ class Session:
             buf.version += 1
             self.emit(BufferChanged(buf))
         self.emit(CurrentChanged(buf))
+        if left is not buf and left in self.buffers:  # read while it was in view
+            self._mark_read(left)
+        self._mark_read(buf)
         return True
 
     def switch_relative(self, step: int) -> None:
@@ -658,6 +677,8 @@ class Session:
         buf = self._new_buffer(kind, name, key)
         if kind is BufferKind.QUERY and fetch and self.registered:
             self._history.for_query(buf, now)
+        if kind is BufferKind.QUERY:
+            self._ask_marker(buf)  # a channel's comes with the JOIN
         return buf
 
     def _add(self, buf: Buffer, line: Line, *, count: bool = True) -> bool:
@@ -1035,6 +1056,7 @@ class Session:
         for buf in self.buffers:
             if buf.kind is BufferKind.QUERY:  # the recent conversation, or what was missed
                 self._history.for_query(buf, now)
+                self._ask_marker(buf)
         if not first:
             self._history.ask_targets(now)
 
@@ -1580,12 +1602,88 @@ class Session:
         kind = Kind.ERROR if msg.command == "FAIL" else Kind.INFO
         if p[0] == "CHATHISTORY" and self._history.on_fail(p):
             return
+        if p[0] == "MARKREAD":  # the client's own background request: nothing to show
+            return
         text = f"{p[0]} {p[1]}: {p[-1]}"
         if p[0] == "REGISTER" and msg.command == "FAIL":
             # The account parameter is not always the one asked for (ALREADY_AUTHENTICATED
             # names the current one): the line before says which was asked for.
             text = f"Account registration failed: {p[-1]} ({p[1]})"
         self._add(self.current, self._line(msg, now, kind, text))
+
+    # --- read markers (IRCv3 draft/read-marker)
+
+    def _mark_read(self, buf: Buffer) -> None:
+        """``buf`` has been read up to its newest message: tell the server (and so the
+        account's other sessions) when that is newer than what it has."""
+        when = buf.last_time  # server time of the newest message (one with a msgid)
+        if (
+            when is None
+            or buf.kind is BufferKind.SERVER
+            or buf.name.startswith(":")
+            or not self.read_markers_enabled
+        ):
+            return
+        ms = _ms(when)
+        if buf.marked_ms is not None and ms <= buf.marked_ms:
+            return
+        buf.marked_ms = ms
+        self._send("MARKREAD", buf.name, "timestamp=" + format_time(ms / 1000))
+
+    def _ask_marker(self, buf: Buffer) -> None:
+        if self.read_markers_enabled and not buf.name.startswith(":"):
+            self._send("MARKREAD", buf.name)
+
+    def _on_markread(self, msg: Message, now: float) -> None:
+        """``MARKREAD <target> timestamp=…``: the account has read ``target`` up to then,
+        in this session or another (``*``: nothing known). Never shown."""
+        p = msg.params
+        if len(p) < 2 or not p[1].startswith("timestamp="):
+            return
+        buf = self.buffer(p[0])
+        if buf is None:  # no buffer is opened for a marker
+            return
+        try:
+            ms = _ms(parse_time(p[1][len("timestamp=") :]))
+        except (ValueError, OverflowError, OSError):
+            return
+        if buf.marked_ms is None or ms > buf.marked_ms:
+            buf.marked_ms = ms
+        if buf is not self.current:  # in view, everything is read already
+            self._read_elsewhere(buf, ms)
+
+    def _read_elsewhere(self, buf: Buffer, ms: int) -> None:
+        """Lines at or before ``ms`` were read (in another session): they no longer
+        count, and when that is all of them the buffer is read, as if the user had
+        looked at it here (the pane's rule goes under them). Later lines stay unread."""
+        unread = highlights = 0
+        later = False  # a line of others after the point read (events too)
+        read_to: Line | None = None  # the newest line at or before it
+        rule_below = False  # the local read marker is there already, or further down
+        for line in reversed(buf.lines):  # lines arrive in time order
+            if line is buf.read_marker:
+                rule_below = True
+            if _ms(line.time) <= ms:
+                read_to = line
+                break
+            if line.own:
+                continue
+            if line.kind in MESSAGE_KINDS:
+                unread += 1
+                highlights += line.highlight
+            else:
+                later = True
+        before = (buf.unread, buf.highlights, buf.activity)
+        buf.unread = min(buf.unread, unread)
+        buf.highlights = min(buf.highlights, highlights)
+        if not unread and not later:
+            buf.activity = False
+        moved = read_to is not None and not rule_below and read_to is not buf.read_marker
+        if moved:
+            buf.read_marker = read_to
+        if moved or (buf.unread, buf.highlights, buf.activity) != before:
+            buf.version += 1
+            self.emit(BufferChanged(buf))
 
     # --- messages
 
@@ -1744,6 +1842,11 @@ def _apply_user_modes(current: str, change: str) -> str:
     return "".join(sorted(modes))
 
 
+def _ms(when: float) -> int:
+    """Epoch seconds as whole milliseconds (server-time's precision)."""
+    return round(when * 1000)
+
+
 def _decode(data: bytes) -> str:
     try:
         return data.decode("utf-8")
@@ -1835,6 +1938,7 @@ _HANDLERS: dict[str, Handler] = {
     "AUTHENTICATE": Session._on_authenticate,
     "REGISTER": Session._on_register,
     "ACCOUNT": Session._on_account,
+    "MARKREAD": Session._on_markread,
     "WARN": Session._on_fail,
     "NOTE": Session._on_fail,
 }
