@@ -128,6 +128,7 @@ class AsyncioServer:
         self._accounts_pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="accounts"
         )
+        self._accounts_closed = False
         load_account_names(self.core, self.accounts)
         load_read_markers(self.core, self.accounts)
         self._next_prune = 0.0
@@ -248,13 +249,10 @@ class AsyncioServer:
             if isinstance(effect, Rehash):
                 error = reload(self.core, self.reloader)
                 self.core.rehash_done(effect.conn_id, "configuration", error, effect.label)
-            elif isinstance(effect, CheckOper):
-                self._spawn(self._off_loop(effect.check_id, check_oper, effect))
-            elif isinstance(effect, Login | Register | SetPassword | DropAccount):
-                self._spawn(self._off_loop(effect.check_id, answer_account, self.accounts, effect))
-            elif isinstance(effect, SaveReadMarker):  # written behind: nothing waits
-                self.loop.run_in_executor(self._accounts_pool, save_read_marker, self.accounts,
-                                          effect)
+            elif isinstance(
+                effect, CheckOper | Login | Register | SetPassword | DropAccount | SaveReadMarker
+            ):
+                self._account_work(effect)
             elif isinstance(effect, SaveBans):  # rare (operators, expiry) and small
                 save_bans(self.core.config.ban_file, effect.bans, effect.removed)
         history = self.history
@@ -275,6 +273,19 @@ class AsyncioServer:
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         spawn(self._tasks, coro, log, self.loop)
+
+    def _account_work(
+        self, effect: CheckOper | Login | Register | SetPassword | DropAccount | SaveReadMarker
+    ) -> None:
+        """Password checks and account-store calls, on the account worker thread."""
+        if self._accounts_closed:
+            return  # stopping: work submitted now could not run
+        if isinstance(effect, SaveReadMarker):  # written behind: nothing waits
+            self.loop.run_in_executor(self._accounts_pool, save_read_marker, self.accounts, effect)
+        elif isinstance(effect, CheckOper):
+            self._spawn(self._off_loop(effect.check_id, check_oper, effect))
+        else:
+            self._spawn(self._off_loop(effect.check_id, answer_account, self.accounts, effect))
 
     async def _off_loop(self, check_id: int, work: Callable[..., Any], *args: Any) -> None:
         """A password check (scrypt, the account store) on a worker thread; the core
@@ -340,6 +351,7 @@ class AsyncioServer:
         if self.history is not None:
             await self.history.close()
             self.history.store.close()
+        self._accounts_closed = True
         self._accounts_pool.shutdown(wait=True)
         if self.accounts is not None:
             self.accounts.close()
