@@ -666,13 +666,18 @@ async def test_a_dropped_account_is_gone_on_every_node(cluster: Cluster, oper_ha
     assert (await user.expect("901", timeout=5)).params[-1] == "You are now logged out"
     got = await root.expect("ACCOUNT", timeout=5)
     assert got.source and got.source.startswith("yuri!") and got.params == ["*"]
+    # The name is no longer reserved: once yuri has gone, anyone may take the nick.
+    await user.send("QUIT :bye")
+    await user.wait_closed()
     other = await connect(p2, "other")
 
-    async def nick_free_on_n2() -> bool:
-        return any(m.command == "NICK" for m in await ask(other, "NICK yuri_alt"))
+    async def takes_the_nick() -> bool:
+        # Clustered, NICK is answered once Redis has granted the claim: wait for it.
+        await other.send("NICK yuri")
+        return (await other.collect_until("NICK", "433", timeout=5))[-1].command == "NICK"
 
-    await eventually(nick_free_on_n2)
-    for c in (user, root, other):
+    await eventually(takes_the_nick)
+    for c in (root, other):
         await c.close()
 
 
