@@ -1,8 +1,10 @@
-"""Accounts: SASL PLAIN (AUTHENTICATE), IRCv3 account registration (REGISTER), and
-what a login changes for others (account-notify, the account tag, WHOIS 330).
+"""Accounts: SASL PLAIN (AUTHENTICATE), IRCv3 account registration (REGISTER),
+password changes and drops (for NickServ), reserved nicks, and what a login changes
+for others (account-notify, the account tag, WHOIS 330).
 
 The password work (scrypt, the store of record) is the transport's, off the loop: the
-core emits ``Login``/``Register`` and holds the client's input until ``core.answered``.
+core emits ``Login``/``Register``/``SetPassword``/``DropAccount`` and holds the
+client's input until ``core.answered``.
 """
 
 from __future__ import annotations
