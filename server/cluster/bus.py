@@ -22,7 +22,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -91,6 +91,9 @@ class ClusterBus:
         self.listener_restarts = 0
         self.subscribed = asyncio.Event()
         self._stopping = False
+        # Set by the transport: re-read what events may have been missed and a snapshot
+        # does not carry (the account names), after every (re)subscription.
+        self.after_subscribe: Callable[[], Awaitable[None]] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -278,6 +281,8 @@ class ClusterBus:
             node = raw_node.decode()
             if node != self.node:
                 await self._resync(node)
+        if self.after_subscribe is not None:
+            await self.after_subscribe()
 
     def _announce_soon(self) -> None:
         """Write our snapshot (and heartbeat) now, once, whoever asks how often."""

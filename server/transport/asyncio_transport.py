@@ -180,6 +180,7 @@ class AsyncioServer:
             from server.cluster.bus import ClusterBus
 
             self.bus = ClusterBus(self.core, config, self.history, self.schedule_flush)
+            self.bus.after_subscribe = self._refresh_account_names
             self.bus.start()
         self._tick_due = self.loop.time() + TICK_SECONDS
         self._ticker = self.loop.call_at(self._tick_due, self._tick)
@@ -273,6 +274,18 @@ class AsyncioServer:
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         spawn(self._tasks, coro, log, self.loop)
+
+    async def _refresh_account_names(self) -> None:
+        """Clustered, after (re)subscribing: accounts registered on other nodes while
+        their events could not reach us are in the shared store; reserve their names."""
+        if self._accounts_closed or self.accounts is None:
+            return
+        try:
+            names = await self.loop.run_in_executor(self._accounts_pool, self.accounts.names)
+        except Exception:
+            log.exception("account names could not be re-read")
+            return
+        self.core.account_names.update(names)  # only added: a name being registered stays
 
     def _account_work(
         self, effect: CheckOper | Login | Register | SetPassword | DropAccount | SaveReadMarker

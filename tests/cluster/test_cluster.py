@@ -700,3 +700,22 @@ async def test_read_markers_reach_the_accounts_sessions_on_other_nodes(cluster: 
         ["#room", stamp]]
     await first.close()
     await second.close()
+
+
+async def test_an_account_made_while_redis_was_down_is_reserved_after(cluster: Cluster) -> None:
+    p1, p2 = cluster.start("n1"), cluster.start("n2")
+    maker = await connect(p1, "maker")
+    bob = await connect(p2, "bob")
+    cluster.redis.stop()
+    # n1's newacct event is lost; the account is in the shared store all the same.
+    assert [m.command for m in await ask(maker, "REGISTER zoe * zoe-password")] == [
+        "REGISTER", "900"]
+    cluster.redis.start()
+
+    async def reserved_on_n2() -> bool:
+        msgs = await ask(bob, "NICK zoe")
+        return any(m.command == "433" and "reserved" in m.params[-1] for m in msgs)
+
+    await eventually(reserved_on_n2, timeout=15)
+    await maker.close()
+    await bob.close()
