@@ -180,7 +180,7 @@ class AsyncioServer:
             from server.cluster.bus import ClusterBus
 
             self.bus = ClusterBus(self.core, config, self.history, self.schedule_flush)
-            self.bus.after_subscribe = self._refresh_account_names
+            self.bus.after_subscribe = self._refresh_accounts
             self.bus.start()
         self._tick_due = self.loop.time() + TICK_SECONDS
         self._ticker = self.loop.call_at(self._tick_due, self._tick)
@@ -275,17 +275,26 @@ class AsyncioServer:
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         spawn(self._tasks, coro, log, self.loop)
 
-    async def _refresh_account_names(self) -> None:
-        """Clustered, after (re)subscribing: accounts registered on other nodes while
-        their events could not reach us are in the shared store; reserve their names."""
-        if self._accounts_closed or self.accounts is None:
+    async def _refresh_accounts(self) -> None:
+        """Clustered, after (re)subscribing: what other nodes did while their events
+        could not reach us is in the shared store. Accounts registered meanwhile get
+        their names reserved (only added: a name being registered here stays), and
+        read markers that moved are taken (only forward)."""
+        store = self.accounts
+        if self._accounts_closed or store is None:
             return
         try:
-            names = await self.loop.run_in_executor(self._accounts_pool, self.accounts.names)
+            names = await self.loop.run_in_executor(self._accounts_pool, store.names)
+            markers = await self.loop.run_in_executor(self._accounts_pool, store.read_markers)
         except Exception:
-            log.exception("account names could not be re-read")
+            log.exception("account names and read markers could not be re-read")
             return
-        self.core.account_names.update(names)  # only added: a name being registered stays
+        core = self.core
+        core.account_names.update(names)
+        kept = core.read_markers
+        for account, target, time_ms in markers:
+            if account in core.account_names and kept.get((account, target), -1) < time_ms:
+                kept[(account, target)] = time_ms
 
     def _account_work(
         self, effect: CheckOper | Login | Register | SetPassword | DropAccount | SaveReadMarker

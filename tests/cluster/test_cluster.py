@@ -702,14 +702,16 @@ async def test_read_markers_reach_the_accounts_sessions_on_other_nodes(cluster: 
     await second.close()
 
 
-async def test_an_account_made_while_redis_was_down_is_reserved_after(cluster: Cluster) -> None:
+async def test_what_an_outage_lost_is_read_from_the_store_after(cluster: Cluster) -> None:
     p1, p2 = cluster.start("n1"), cluster.start("n2")
-    maker = await connect(p1, "maker")
-    bob = await connect(p2, "bob")
+    maker = await connect(p1, "maker", ["draft/read-marker"])
+    bob = await connect(p2, "bob", ["draft/read-marker"])
     cluster.redis.stop()
-    # n1's newacct event is lost; the account is in the shared store all the same.
+    # n1's newacct and markread events are lost; the shared store has both.
     assert [m.command for m in await ask(maker, "REGISTER zoe * zoe-password")] == [
         "REGISTER", "900"]
+    stamp = "timestamp=2026-01-02T03:04:05.678Z"
+    assert [m.params for m in await ask(maker, f"MARKREAD #room {stamp}")] == [["#room", stamp]]
     cluster.redis.start()
 
     async def reserved_on_n2() -> bool:
@@ -717,5 +719,8 @@ async def test_an_account_made_while_redis_was_down_is_reserved_after(cluster: C
         return any(m.command == "433" and "reserved" in m.params[-1] for m in msgs)
 
     await eventually(reserved_on_n2, timeout=15)
+    assert "900" in [m.command for m in await ask(bob, "NS IDENTIFY zoe zoe-password")]
+    markers = [m.params for m in await ask(bob, "MARKREAD #room") if m.command == "MARKREAD"]
+    assert markers == [["#room", stamp]]
     await maker.close()
     await bob.close()
