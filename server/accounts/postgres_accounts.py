@@ -58,9 +58,12 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 class PostgresAccountStore:
     """Accounts in the PostgreSQL database at ``url`` (shared by a cluster's nodes)."""
 
-    def __init__(self, url: str, *, connect_timeout: int = 5) -> None:
+    def __init__(
+        self, url: str, *, connect_timeout: int = 5, statement_timeout_ms: int = 5000
+    ) -> None:
         self.url = url
         self._connect_timeout = connect_timeout
+        self._statement_timeout_ms = statement_timeout_ms
         self._lock = threading.Lock()
         self._closed = False
         self._conn: Conn | None = None
@@ -79,7 +82,11 @@ class PostgresAccountStore:
     def _connect(self) -> Conn:
         # Each statement is its own transaction, committed (durably, as the server's
         # synchronous_commit says) before execute() returns.
-        return connect(self.url, self._connect_timeout, APPLICATION_NAME)
+        conn = connect(self.url, self._connect_timeout, APPLICATION_NAME)
+        # One worker thread serves every login and registration: a statement stuck
+        # on a lock or a sick server must fail, not hold all of them.
+        conn.execute(f"SET statement_timeout = {int(self._statement_timeout_ms)}")
+        return conn
 
     def _connection(self) -> Conn:
         """The connection, opened again if lost. Call with the lock held."""

@@ -542,3 +542,19 @@ def test_postgres_missing_table_refuses_without_raising(
         assert "accounts" in caplog.text
     finally:
         store.close()
+
+
+def test_postgres_statements_time_out(pg_url: str) -> None:
+    """A statement that cannot finish (here: a row locked by another transaction) fails
+    after the store's statement timeout instead of holding the worker thread."""
+    store = PostgresAccountStore(pg_url, statement_timeout_ms=300)
+    try:
+        assert store.create("alice", account("Alice"))
+        with psycopg.connect(pg_url) as locker:
+            locker.execute("SELECT 1 FROM accounts WHERE folded = 'alice' FOR UPDATE")
+            with pytest.raises(psycopg.errors.QueryCanceled):
+                store.set_password("alice", "scrypt$new")
+            locker.rollback()
+        assert store.set_password("alice", "scrypt$new")  # the lock is gone: it works
+    finally:
+        store.close()
