@@ -305,7 +305,7 @@ def command_line(draw: st.DrawFn) -> str:
         params = [draw(st.sampled_from(["HELP", "REGISTER password1", "IDENTIFY password1",
                                         "IDENTIFY alice password1", "LOGIN bob x", "REGISTER",
                                         "identify", "DROP", "SET PASSWORD password2",
-                                        "SET PASSWORD x", "set", "DROP alice", "DROP"]))]
+                                        "SET PASSWORD x", "set", "DROP alice", "DROP", "LOGOUT"]))]
     elif kind == "MARKREAD":
         params = [draw(st.one_of(good_channel, good_nick, channel))]
         if draw(st.booleans()):

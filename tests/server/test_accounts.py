@@ -547,3 +547,18 @@ async def test_a_user_drops_its_own_account(server: RunningServer) -> None:
     # Gone: the name can be registered anew.
     assert [m.command for m in await ask(xena, f"REGISTER * * {PASSWORD}")] == [
         "REGISTER", "900"]
+
+
+async def test_nickserv_logout(server: RunningServer) -> None:
+    yves = await server.client("yves", ["account-notify"])
+    assert nickserv_says(await ask(yves, "NS LOGOUT")) == ["You are not logged in"]
+    assert [m.command for m in await ask(yves, f"REGISTER * * {PASSWORD}")] == [
+        "REGISTER", "900", "ACCOUNT"]
+    assert nickserv_says(await ask(yves, "NS LOGOUT")) == [
+        "Change your nick first: it is reserved for your account"]
+    await ask(yves, "NICK yves_away")
+    msgs = await ask(yves, "NS LOGOUT")
+    assert nickserv_says(msgs) == ["You are logged out of yves"]
+    assert [m.command for m in msgs if m.command in ("901", "ACCOUNT")] == ["901", "ACCOUNT"]
+    assert only(await ask(yves, "WHOIS yves_away"), "330") == []
+    assert only(await ask(yves, "NICK yves"), "433")  # still reserved, for the account

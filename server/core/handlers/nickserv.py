@@ -14,6 +14,7 @@ from .accounts import (
     check_login,
     drop_account,
     drop_own_account,
+    log_out,
     register_account,
 )
 
@@ -28,6 +29,7 @@ HELP = [
     "REGISTER <password> [email]  registers your current nick as an account",
     "IDENTIFY [account] <password>  logs you in (LOGIN works too)",
     "SET PASSWORD <new password>  changes the password of the account you are logged in to",
+    "LOGOUT  logs you out (under a nick other than your account's name)",
     "DROP <account> <password>  deletes your account (operators: DROP <account>, any)",
     "Better: let your client log in with SASL PLAIN when it connects.",
 ]
@@ -85,6 +87,16 @@ def nickserv(core: ServerCore, client: Client, text: str) -> None:
             tell(core, client, "Syntax: SET PASSWORD <new password>")
             return
         change_password(core, client, args[1], NoticeReplies(core, client))
+    elif command == "LOGOUT":
+        if client.account is None:
+            tell(core, client, "You are not logged in")
+        elif core.config.reserve_account_nicks and core.fold(client.account) == client.folded:
+            # Logged out, the user would hold a nick reserved for someone logged in.
+            tell(core, client, "Change your nick first: it is reserved for your account")
+        else:
+            account = client.account
+            log_out(core, client)
+            tell(core, client, f"You are logged out of {account}")
     elif command == "DROP":
         replies = NoticeReplies(core, client)
         if len(args) >= 2:  # DROP <account> <password>: one's own
