@@ -152,6 +152,9 @@ class ServerCore:
         # Folded names of the registered accounts: the nicks they reserve. The transport
         # loads them at start; REGISTER here and on other nodes adds to them.
         self.account_names: set[str] = set()
+        # Local clients logged in, by folded account: who hears of a moved read marker,
+        # who is logged out when an account is dropped (without scanning every client).
+        self.account_sessions: dict[str, dict[Client, None]] = {}
         # draft/read-marker: (folded account, folded target) -> time (ms) of the last
         # message read; read from the account store at start, written behind.
         self.read_markers: dict[tuple[str, str], int] = {}
@@ -897,6 +900,19 @@ class ServerCore:
         client.caps = caps
         client.tag_form = caps_mod.tag_form(caps)
 
+    def set_account(self, client: Client, name: str | None) -> None:
+        """Log a local client in to ``name`` (None: out), keeping ``account_sessions``."""
+        if client.account is not None:
+            folded = self.fold(client.account)
+            sessions = self.account_sessions.get(folded)
+            if sessions is not None:
+                sessions.pop(client, None)
+                if not sessions:
+                    del self.account_sessions[folded]
+        client.account = name
+        if name is not None:
+            self.account_sessions.setdefault(self.fold(name), {})[client] = None
+
     def set_registered(self, client: Client) -> None:
         """The client completed registration: it moves from unknown to users."""
         client.registered = True
@@ -1006,6 +1022,8 @@ class ServerCore:
             self.monitor.clear(client)
         self._flooded.pop(client, None)
         self.snotice_users.pop(client, None)
+        if client.account is not None:
+            self.set_account(client, None)
         if client.counted:
             client.counted = False
             self.limits.closed(client.host_key)

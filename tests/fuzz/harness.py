@@ -488,6 +488,12 @@ class CoreHarness:
     def check_state(self) -> None:
         core = self.core
         fold = core.fold
+        sessions: dict[str, set[Client]] = {}
+        for client in core.clients.values():
+            if client.account is not None:
+                sessions.setdefault(fold(client.account), set()).add(client)
+        if sessions != {a: set(c) for a, c in core.account_sessions.items()}:
+            _fail(f"account_sessions {core.account_sessions} != the clients' accounts")
         live = {c.conn_id: c for c in core.clients.values()}
         # Clients: the table is keyed by conn_id, every one is a connection we opened.
         for conn_id, client in core.clients.items():

@@ -361,7 +361,7 @@ def account_registered(core: ServerCore, folded: str) -> None:
 def log_in(core: ServerCore, client: Client, name: str) -> None:
     """900, and for a registered user ACCOUNT to those sharing a channel (and itself)
     with account-notify, on every node."""
-    client.account = name
+    core.set_account(client, name)
     # Before registration the mask may lack parts: '*' stands for them.
     shown = f"{client.nick}!{client.user or '*'}@{client.host}"
     core.reply(client, N.RPL_LOGGEDIN, shown, name, f"You are now logged in as {name}")
@@ -375,7 +375,7 @@ def log_in(core: ServerCore, client: Client, name: str) -> None:
 
 def log_out(core: ServerCore, client: Client) -> None:
     """901, and ACCOUNT * to those who were told of the login, on every node."""
-    client.account = None
+    core.set_account(client, None)
     core.reply(client, N.RPL_LOGGEDOUT, client.mask, "You are now logged out")
     if not client.registered:
         return
@@ -429,10 +429,8 @@ def account_dropped(core: ServerCore, folded: str) -> None:
     this node's users logged in to it are logged out."""
     core.account_names.discard(folded)
     forget_markers(core, folded)
-    for client in list(core.clients.values()):
-        if client.account is not None and client.closing is None and (
-            core.fold(client.account) == folded
-        ):
+    for client in list(core.account_sessions.get(folded, ())):
+        if client.closing is None:
             log_out(core, client)
 
 

@@ -75,13 +75,8 @@ def marker_moved(core: ServerCore, account: str, folded: str, shown: str, time_m
     if stored is not None and stored >= time_ms:
         return
     core.read_markers[(account, folded)] = time_ms
-    for other in core.clients.values():
-        if (
-            CAP in other.caps
-            and other.account is not None
-            and other.closing is None
-            and core.fold(other.account) == account
-        ):
+    for other in core.account_sessions.get(account, ()):
+        if CAP in other.caps and other.closing is None:
             send_marker(core, other, shown, time_ms)
 
 
