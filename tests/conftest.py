@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -113,6 +114,19 @@ def start_server(
     handle = BackgroundServer(config, backend)
     port = handle.start()
     return RunningServer(backend, config, port, handle)
+
+
+@contextlib.asynccontextmanager
+async def serving(config: ServerConfig, backend: str, db: str = "") -> AsyncIterator[RunningServer]:
+    """``start_server`` for a test's own configuration (or a restart): its clients are
+    closed and the server stopped afterwards, as the ``server`` fixture does."""
+    running = start_server(config, backend, db=db)
+    try:
+        yield running
+    finally:
+        for c in running.clients:
+            await c.close()
+        running.handle.stop()
 
 
 @pytest.fixture

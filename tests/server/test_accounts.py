@@ -11,7 +11,7 @@ import pytest
 
 from chat.message import Message
 from server.core.handlers.accounts import RESERVED
-from tests.conftest import OPER_NAME, OPER_PASSWORD, RunningServer, start_server, suite_config
+from tests.conftest import OPER_NAME, OPER_PASSWORD, RunningServer, serving, suite_config
 from tests.ircclient import IRCTestClient
 from tests.server.helpers import ask, mask, only
 
@@ -222,31 +222,20 @@ async def test_account_notify_extended_join_and_account_tag(server: RunningServe
 
 async def test_server_password_is_required_before_early_register(backend: str,
                                                                  tmp_path: Path) -> None:
-    running = start_server(suite_config(password="letmein"), backend,
-                           db=str(tmp_path / "h.db"))
-    try:
+    async with serving(suite_config(password="letmein"), backend,
+                       db=str(tmp_path / "h.db")) as running:
         c = await running.client()
         await c.send("NICK mallory")
         msgs = await ask(c, f"REGISTER * * {PASSWORD}")
         assert [(m.command, m.params[1]) for m in msgs] == [
             ("FAIL", "TEMPORARILY_UNAVAILABLE")]
-    finally:
-        for c in running.clients:
-            await c.close()
-        running.handle.stop()
 
 
 async def test_accounts_survive_a_restart(backend: str, tmp_path: Path) -> None:
     db = str(tmp_path / "chat.db")
-    first = start_server(suite_config(), backend, db=db)
-    try:
+    async with serving(suite_config(), backend, db=db) as first:
         await register_account(await first.client("lena"))
-    finally:
-        for c in first.clients:
-            await c.close()
-        first.handle.stop()
-    second = start_server(suite_config(), backend, db=db)
-    try:
+    async with serving(suite_config(), backend, db=db) as second:
         c = await sasl_connection(second)
         assert [m.command for m in await authenticate(c, plain("lena", PASSWORD))] == [
             "900", "903"]
@@ -255,10 +244,6 @@ async def test_accounts_survive_a_restart(backend: str, tmp_path: Path) -> None:
         assert msgs[0].params[1] == "ACCOUNT_EXISTS"
         # The nick is still reserved after the restart (names read from the store).
         assert only(await ask(other, "NICK lena"), "433")[0].params[-1] == RESERVED
-    finally:
-        for c in second.clients:
-            await c.close()
-        second.handle.stop()
 
 
 # ---------------------------------------------------------------------- reserved nicks
@@ -298,18 +283,13 @@ async def test_a_nick_in_use_cannot_become_someone_elses_account(server: Running
 
 
 async def test_reservation_can_be_turned_off(backend: str, tmp_path: Path) -> None:
-    running = start_server(suite_config(reserve_account_nicks=False), backend,
-                           db=str(tmp_path / "h.db"))
-    try:
+    async with serving(suite_config(reserve_account_nicks=False), backend,
+                       db=str(tmp_path / "h.db")) as running:
         owner = await running.client("olga")
         await register_account(owner)
         second = await running.client("second")
         assert only(await ask(owner, "NICK olga2"), "NICK")
         assert only(await ask(second, "NICK olga"), "NICK")[0].params == ["olga"]
-    finally:
-        for c in running.clients:
-            await c.close()
-        running.handle.stop()
 
 
 # ---------------------------------------------------------------------- NickServ
@@ -455,9 +435,8 @@ async def test_account_notify_reaches_extended_monitor_watchers(server: RunningS
 
 
 async def test_accounts_per_host_are_limited(backend: str, tmp_path: Path) -> None:
-    running = start_server(suite_config(account_limit=2, account_refill=3600.0), backend,
-                           db=str(tmp_path / "h.db"))
-    try:
+    async with serving(suite_config(account_limit=2, account_refill=3600.0), backend,
+                       db=str(tmp_path / "h.db")) as running:
         for nick in ("first", "second"):
             await register_account(await running.client(nick))
         third = await running.client("third")
@@ -468,16 +447,11 @@ async def test_accounts_per_host_are_limited(backend: str, tmp_path: Path) -> No
         c = await sasl_connection(running)
         assert [m.command for m in await authenticate(c, plain("first", PASSWORD))] == [
             "900", "903"]
-    finally:
-        for c in running.clients:
-            await c.close()
-        running.handle.stop()
 
 
 async def test_registration_can_be_closed(backend: str, tmp_path: Path) -> None:
-    running = start_server(suite_config(allow_register=False), backend,
-                           db=str(tmp_path / "h.db"))
-    try:
+    async with serving(suite_config(allow_register=False), backend,
+                       db=str(tmp_path / "h.db")) as running:
         c = await running.client()
         await c.send("CAP LS 302")
         tokens = (await c.expect("CAP")).params[-1].split()
@@ -489,10 +463,6 @@ async def test_registration_can_be_closed(backend: str, tmp_path: Path) -> None:
         assert [(m.command, m.params[1]) for m in msgs] == [("FAIL", "TEMPORARILY_UNAVAILABLE")]
         assert nickserv_says(await ask(c, f"NS REGISTER {PASSWORD}")) == [
             "Accounts are not registered here"]
-    finally:
-        for c in running.clients:
-            await c.close()
-        running.handle.stop()
 
 
 # ---------------------------------------------------------------------- DROP
@@ -500,8 +470,7 @@ async def test_registration_can_be_closed(backend: str, tmp_path: Path) -> None:
 
 async def test_an_operator_drops_an_account(backend: str, oper_hash: str, tmp_path: Path) -> None:
     config = suite_config(opers={OPER_NAME: oper_hash})
-    running = start_server(config, backend, db=str(tmp_path / "h.db"))
-    try:
+    async with serving(config, backend, db=str(tmp_path / "h.db")) as running:
         spam = await running.client("spammer")
         await register_account(spam)
         await spam.join("#c")
@@ -528,10 +497,6 @@ async def test_an_operator_drops_an_account(backend: str, oper_hash: str, tmp_pa
         assert [m.command for m in await authenticate(c, plain("spammer", PASSWORD))] == ["904"]
         assert nickserv_says(await ask(root, "NS DROP spammer")) == [
             "Account spammer could not be dropped: no such account, or the database failed"]
-    finally:
-        for c in running.clients:
-            await c.close()
-        running.handle.stop()
 
 
 async def test_a_user_drops_its_own_account(server: RunningServer) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import RunningServer, start_server, suite_config
+from tests.conftest import RunningServer, serving, suite_config
 from tests.ircclient import IRCTestClient
 from tests.server.helpers import ask, only
 
@@ -73,18 +73,10 @@ async def test_bad_markread(server: RunningServer) -> None:
 
 async def test_markers_survive_a_restart(backend: str, tmp_path: Path) -> None:
     db = str(tmp_path / "chat.db")
-    first = start_server(suite_config(), backend, db=db)
-    try:
+    async with serving(suite_config(), backend, db=db) as first:
         ann = await session(first, "ann_a", register=True)
         await ask(ann, f"MARKREAD #room {T1}")
         await ann.close()
-    finally:
-        first.handle.stop()
-    second = start_server(suite_config(), backend, db=db)
-    try:
+    async with serving(suite_config(), backend, db=db) as second:
         ann = await session(second, "ann_b")
         assert markreads(await ask(ann, "MARKREAD #room")) == [["#room", T1]]
-    finally:
-        for c in second.clients:
-            await c.close()
-        second.handle.stop()
