@@ -32,14 +32,15 @@ from server.transport.ops import (
     check_oper,
     commit_messages,
     list_targets,
-    load_account_names,
-    load_read_markers,
+    load_account_state,
     open_account_store,
+    read_account_state,
     reload,
     restore_bans,
     save_read_marker,
     snapshot,
     start_metrics,
+    take_account_state,
 )
 
 log = logging.getLogger("chat.server.transport")
@@ -129,8 +130,7 @@ class AsyncioServer:
             max_workers=1, thread_name_prefix="accounts"
         )
         self._accounts_closed = False
-        load_account_names(self.core, self.accounts)
-        load_read_markers(self.core, self.accounts)
+        load_account_state(self.core, self.accounts)
         self._next_prune = 0.0
         self.bus: Any = None  # server.cluster.bus.ClusterBus with --cluster
         self.announce_stop = True  # tests: False stops like a crash (no "bye")
@@ -277,24 +277,15 @@ class AsyncioServer:
 
     async def _refresh_accounts(self) -> None:
         """Clustered, after (re)subscribing: what other nodes did while their events
-        could not reach us is in the shared store. Accounts registered meanwhile get
-        their names reserved (only added: a name being registered here stays), and
-        read markers that moved are taken (only forward)."""
-        store = self.accounts
-        if self._accounts_closed or store is None:
+        could not reach us (accounts registered, read markers moved) is in the shared
+        store."""
+        if self._accounts_closed:
             return
-        try:
-            names = await self.loop.run_in_executor(self._accounts_pool, store.names)
-            markers = await self.loop.run_in_executor(self._accounts_pool, store.read_markers)
-        except Exception:
-            log.exception("account names and read markers could not be re-read")
-            return
-        core = self.core
-        core.account_names.update(names)
-        kept = core.read_markers
-        for account, target, time_ms in markers:
-            if account in core.account_names and kept.get((account, target), -1) < time_ms:
-                kept[(account, target)] = time_ms
+        state = await self.loop.run_in_executor(
+            self._accounts_pool, read_account_state, self.accounts
+        )
+        if state is not None:
+            take_account_state(self.core, state)
 
     def _account_work(
         self, effect: CheckOper | Login | Register | SetPassword | DropAccount | SaveReadMarker

@@ -56,33 +56,42 @@ def open_account_store(config: ServerConfig) -> AccountStore | None:
         return None
 
 
-def load_account_names(core: ServerCore, store: AccountStore | None) -> None:
-    """At start: the registered accounts' names, which reserve their nicks."""
-    if store is None:
-        return
-    try:
-        core.account_names = set(store.names())
-    except Exception:
-        log.exception("account names could not be read: their nicks are not reserved")
-        return
-    if core.account_names:
-        log.info("%d accounts", len(core.account_names))
+AccountState = tuple[list[str], list[tuple[str, str, int]]]  # names, read markers
 
 
-def load_read_markers(core: ServerCore, store: AccountStore | None) -> None:
-    """At start: every account's read markers (draft/read-marker)."""
+def read_account_state(store: AccountStore | None) -> AccountState | None:
+    """Every account's name and read markers from the store (None, logged, on a failure);
+    blocking: at start, or on a worker thread."""
     if store is None:
-        return
+        return None
     try:
-        rows = store.read_markers()
+        return store.names(), store.read_markers()
     except Exception:
-        log.exception("read markers could not be read: they start empty")
-        return
-    # A marker written as its account was dropped elsewhere may outlive it: skip those.
-    known = core.account_names
-    core.read_markers = {
-        (account, target): time_ms for account, target, time_ms in rows if account in known
-    }
+        log.exception("account names and read markers could not be read")
+        return None
+
+
+def take_account_state(core: ServerCore, state: AccountState) -> None:
+    """Add what the store holds to the core's view: names reserve their nicks (only
+    added: a name being registered here stays), markers only move forward, and a
+    marker written as its account was dropped elsewhere (which may outlive it) is
+    skipped. At start this fills the empty view; after a cluster outage it adds what
+    other nodes did meanwhile."""
+    names, markers = state
+    core.account_names.update(names)
+    kept = core.read_markers
+    for account, target, time_ms in markers:
+        if account in core.account_names and kept.get((account, target), -1) < time_ms:
+            kept[(account, target)] = time_ms
+
+
+def load_account_state(core: ServerCore, store: AccountStore | None) -> None:
+    """At start: the accounts' names and read markers."""
+    state = read_account_state(store)
+    if state is not None:
+        take_account_state(core, state)
+        if core.account_names:
+            log.info("%d accounts", len(core.account_names))
 
 
 def save_read_marker(store: AccountStore | None, effect: SaveReadMarker) -> None:

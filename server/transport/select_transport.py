@@ -101,8 +101,7 @@ from server.transport.ops import (
     check_oper,
     commit_messages,
     list_targets,
-    load_account_names,
-    load_read_markers,
+    load_account_state,
     open_account_store,
     reload,
     restore_bans,
@@ -362,8 +361,7 @@ class SelectServer:
             else None
         )
         self.accounts = open_account_store(config)
-        load_account_names(self.core, self.accounts)
-        load_read_markers(self.core, self.accounts)
+        load_account_state(self.core, self.accounts)
         self._oper_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._next_prune = 0.0
         self.conns: dict[int, Connection] = {}
