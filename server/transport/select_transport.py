@@ -362,7 +362,7 @@ class SelectServer:
         )
         self.accounts = open_account_store(config)
         load_account_state(self.core, self.accounts)
-        self._oper_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._accounts_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._next_prune = 0.0
         self.conns: dict[int, Connection] = {}
         self.ids = itertools.count(1)
@@ -480,8 +480,8 @@ class SelectServer:
         self._wake_w.close()
         if self._history_worker is not None:
             self._history_worker.close()
-        if self._oper_pool is not None:  # queued work (read markers) finishes first
-            self._oper_pool.shutdown(wait=True)
+        if self._accounts_pool is not None:  # queued work (read markers) finishes first
+            self._accounts_pool.shutdown(wait=True)
         if self.accounts is not None:
             self.accounts.close()
 
@@ -997,11 +997,11 @@ class SelectServer:
 
     def _pool(self) -> concurrent.futures.ThreadPoolExecutor:
         """The worker thread for password checks and the account store."""
-        if self._oper_pool is None:
-            self._oper_pool = concurrent.futures.ThreadPoolExecutor(
+        if self._accounts_pool is None:
+            self._accounts_pool = concurrent.futures.ThreadPoolExecutor(
                 max_workers=1, thread_name_prefix="accounts"
             )
-        return self._oper_pool
+        return self._accounts_pool
 
     def _off_loop(self, check_id: int, work: Callable[..., Any], *args: Any) -> None:
         """A password check (scrypt, the account store) on a thread of its own; the
