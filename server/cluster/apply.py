@@ -465,6 +465,16 @@ def _on_msg(core: ServerCore, event: Event) -> None:
         core.fan_out(channel.members, relay, need_cap=need_cap)
 
 
+def _on_kill(core: ServerCore, event: Event) -> None:
+    """A KILL (or NickServ GHOST) of one of our users, issued on another node."""
+    target = resolve(core, str(event["u"]))
+    if target is None or target.remote is not None:
+        return
+    from server.core.handlers.operator import kill
+
+    kill(core, target, str(event["s"]), str(event["by"]), str(event["why"]))
+
+
 def _on_setname(core: ServerCore, event: Event) -> None:
     client = core.remote.get(event["u"])
     if client is None:
@@ -603,6 +613,7 @@ _HANDLERS = {
     "topic": _on_topic,
     "mode": _on_mode,
     "msg": _on_msg,
+    "kill": _on_kill,
     "away": _on_away,
     "account": _on_account,
     "newacct": _on_newacct,

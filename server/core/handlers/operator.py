@@ -1,4 +1,4 @@
-"""Operator commands: OPER, KILL, REHASH, WALLOPS."""
+"""Operator commands: OPER, KILL, REHASH, WALLOPS; the kill NickServ GHOST uses too."""
 
 from __future__ import annotations
 
@@ -117,11 +117,22 @@ def handle_kill(core: ServerCore, client: Client, msg: Message) -> None:
     log.info("operator %s killed %s (%s)", client.nick, target.nick, comment)
     core.snotice(f"Received KILL message for {core.describe(target)} from {client.nick} "
                  f"({comment})", skip=client)
-    reason = f"Killed ({client.nick} ({comment}))"
-    core.send(target, Message("KILL", [target.nick, comment], client.mask))
-    # Modern IRC: "The user being killed and every user sharing a channel with them receives a
-    # QUIT message"; core.disconnect sends it to the peers, then ERROR to the target.
-    core.send(target, Message("QUIT", [reason], target.mask))
+    kill(core, target, client.mask, client.nick, comment)
+
+
+def kill(core: ServerCore, target: Client, source: str, killer: str, comment: str) -> None:
+    """Disconnect ``target`` as a KILL does, on whichever node it is connected to."""
+    if target.remote is not None:
+        # Its own node disconnects it; the QUIT comes back as that node's event.
+        core.publish("kill", (), target.remote, s=source, by=killer, why=comment)
+        return
+    reason = f"Killed ({killer} ({comment}))"
+    if target.registered:
+        core.send(target, Message("KILL", [target.nick, comment], source))
+        # Modern IRC: "The user being killed and every user sharing a channel with them
+        # receives a QUIT message"; core.disconnect sends it to the peers, then ERROR to
+        # the target.
+        core.send(target, Message("QUIT", [reason], target.mask))
     core.disconnect(target, reason)
 
 
