@@ -234,6 +234,10 @@ def _remove_remote(core: ServerCore, client: Client) -> None:
     if client.folded and core.nicks.get(client.folded) is client:
         del core.nicks[client.folded]
         core.nick_offline(client.folded, client.nick)
+        if core.regaining:
+            from server.core.handlers.nickserv import nick_freed
+
+            nick_freed(core, client.folded)
     if client.remote is not None:
         core.remote.pop(client.remote, None)
 

@@ -64,6 +64,16 @@ return 0
 """
 
 
+# Take a nick whose holder is nobody, ourselves, or a ghost (REGAIN): the ghost's node
+# may not have released it yet when its QUIT arrives.
+_CLAIM_FROM_GHOST = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] and holder ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+return 1
+"""
+
+
 class ClusterBus:
     def __init__(
         self,
@@ -162,7 +172,12 @@ class ClusterBus:
         key = NICK_KEY + claim.folded
         lease = int(self.config.nick_lease * 1000)
         try:
-            ok = bool(await self.redis.set(key, claim.uid, nx=True, px=lease))
+            if claim.ghost:
+                ok = bool(await self.redis.eval(
+                    _CLAIM_FROM_GHOST, 1, key, claim.uid, claim.ghost, lease
+                ))
+            else:
+                ok = bool(await self.redis.set(key, claim.uid, nx=True, px=lease))
             if not ok:
                 holder = await self.redis.get(key)
                 ok = holder is not None and holder.decode() == claim.uid

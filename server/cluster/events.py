@@ -38,6 +38,7 @@ class ClaimNick:
     uid: str
     nick: str
     folded: str
+    ghost: str = ""  # NickServ REGAIN: the uid of a ghost whose claim may be taken over
 
 
 @dataclass(frozen=True, slots=True)

@@ -191,6 +191,9 @@ class ServerCore:
         self.node_id = config.node_id or secrets.token_hex(4)
         self.remote: dict[str, Client] = {}
         self.nick_pending: dict[str, Client] = {}  # folded nick -> client awaiting its claim
+        # NickServ REGAIN of a remote user's nick: folded -> (client, nick as asked,
+        # the ghost's uid), claimed when the QUIT of that user comes from its node.
+        self.regaining: dict[str, tuple[Client, str, str]] = {}
         self.cluster_state: Any = None  # server.cluster.apply.ClusterState, when clustered
         if self.cluster:
             from server.cluster.apply import ClusterState
@@ -716,15 +719,16 @@ class ServerCore:
 
         publish(self, kind, channels, uid, fields)
 
-    def claim_nick(self, client: Client, nick: str, folded: str) -> None:
-        """Cluster: the nick is free here; ask Redis before taking it."""
+    def claim_nick(self, client: Client, nick: str, folded: str, ghost: str = "") -> None:
+        """Cluster: the nick is free here; ask Redis before taking it (from ``ghost``,
+        the uid of a user NickServ REGAIN disconnected, too)."""
         from server.cluster.events import ClaimNick
 
         for key, holder in list(self.nick_pending.items()):
             if holder is client:
                 del self.nick_pending[key]
         self.nick_pending[folded] = client
-        self._effects.append(ClaimNick(client.conn_id, self.uid(client), nick, folded))
+        self._effects.append(ClaimNick(client.conn_id, self.uid(client), nick, folded, ghost))
 
     def nick_claim_result(self, conn_id: int, nick: str, folded: str, ok: bool) -> None:
         """The transport's answer to a ClaimNick."""

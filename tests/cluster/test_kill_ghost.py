@@ -1,4 +1,4 @@
-"""KILL of a user connected to another node (real Redis)."""
+"""KILL and NickServ GHOST/REGAIN of a user connected to another node (real Redis)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,19 @@ import pytest
 from tests.cluster.conftest import Cluster
 from tests.cluster.test_cluster import connect, eventually
 from tests.conftest import OPER_NAME, OPER_PASSWORD
-from tests.server.helpers import only
+from tests.server.helpers import ask, only
+
+PASSWORD = "sesame-open"
 
 
 @pytest.fixture
 def opers(oper_hash: str) -> dict[str, str]:
     return {OPER_NAME: oper_hash}
+
+
+def nickserv_says(msgs: list) -> list[str]:  # type: ignore[type-arg]
+    return [m.params[-1] for m in msgs
+            if m.command == "NOTICE" and (m.source or "").startswith("NickServ!")]
 
 
 async def test_kill_disconnects_a_user_on_the_other_node(
@@ -48,4 +55,36 @@ async def test_kill_disconnects_a_user_on_the_other_node(
 
     await eventually(took_bob)
     for c in (alice, dave, carol):
+        await c.close()
+
+
+async def test_regain_takes_the_nick_from_a_ghost_on_the_other_node(cluster: Cluster) -> None:
+    p1, p2 = cluster.start("n1"), cluster.start("n2")
+    lost = await connect(p1, "ivy")
+    assert [m.command for m in await ask(lost, f"REGISTER * * {PASSWORD}")] == [
+        "REGISTER", "900"]
+    watcher = await connect(p1, "watcher")
+    back = await connect(p2, "ivy_")
+
+    async def logged_in() -> bool:  # the account reaches n2 through the shared store
+        msgs = await ask(back, f"NS IDENTIFY ivy {PASSWORD}")
+        return "You are now logged in as ivy" in nickserv_says(msgs)
+
+    await eventually(logged_in)
+    await back.send("NS REGAIN")
+    assert (await back.expect("NOTICE", timeout=5)).params[-1] == "ivy has been ghosted"
+    nick = await back.expect("NICK", timeout=5)
+    assert nick.params == ["ivy"]
+    last = await lost.wait_closed()
+    kill = only(last, "KILL")[0]
+    assert kill.source == "NickServ!NickServ@n2.chat.local"
+    assert kill.params == ["ivy", "GHOST command used by ivy_"]
+
+    async def n1_sees_ivy_on_n2() -> bool:
+        await watcher.send("WHOIS ivy")
+        lines = await watcher.collect_until("318")
+        return any(m.command == "312" and m.params[2] == "n2.chat.local" for m in lines)
+
+    await eventually(n1_sees_ivy_on_n2)
+    for c in (watcher, back):
         await c.close()

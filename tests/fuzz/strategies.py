@@ -305,7 +305,9 @@ def command_line(draw: st.DrawFn) -> str:
         params = [draw(st.sampled_from(["HELP", "REGISTER password1", "IDENTIFY password1",
                                         "IDENTIFY alice password1", "LOGIN bob x", "REGISTER",
                                         "identify", "DROP", "SET PASSWORD password2",
-                                        "SET PASSWORD x", "set", "DROP alice", "DROP", "LOGOUT"]))]
+                                        "SET PASSWORD x", "set", "DROP alice", "DROP", "LOGOUT",
+                                        "GHOST alice", "GHOST bob", "GHOST", "REGAIN",
+                                        "REGAIN alice", "RECOVER bob"]))]
     elif kind == "MARKREAD":
         params = [draw(st.one_of(good_channel, good_nick, channel))]
         if draw(st.booleans()):

@@ -328,8 +328,8 @@ async def test_nickserv_help_and_mistakes(server: RunningServer) -> None:
         "Syntax: REGISTER <password> [email]"]
     assert nickserv_says(await ask(quinn, "PRIVMSG NickServ :REGISTER short")) == [
         "The password must be at least 8 characters long"]
-    assert nickserv_says(await ask(quinn, "PRIVMSG NickServ :GHOST me")) == [
-        "Unknown command GHOST: /msg NickServ HELP"]
+    assert nickserv_says(await ask(quinn, "PRIVMSG NickServ :FROB me")) == [
+        "Unknown command FROB: /msg NickServ HELP"]
     # Nobody can be NickServ, nor register it as an account.
     assert only(await ask(quinn, "NICK NickServ"), "433")[0].params[-1] == (
         "Nickname is reserved for services")
@@ -527,3 +527,96 @@ async def test_nickserv_logout(server: RunningServer) -> None:
     assert [m.command for m in msgs if m.command in ("901", "ACCOUNT")] == ["901", "ACCOUNT"]
     assert only(await ask(yves, "WHOIS yves_away"), "330") == []
     assert only(await ask(yves, "NICK yves"), "433")  # still reserved, for the account
+
+
+async def test_nickserv_ghost_disconnects_a_lost_session(server: RunningServer) -> None:
+    lost = await server.client("gwen")  # the session whose connection is lost
+    await register_account(lost)
+    carol = await server.client("carol_g")
+    await lost.join("#g")
+    await carol.join("#g")
+    await carol.sync()
+    # Back under another nick, not logged in yet: NickServ will not.
+    back = await server.client("gwen_")
+    assert nickserv_says(await ask(back, "NS GHOST gwen")) == ["You are not logged in"]
+    assert only(await ask(back, "NICK gwen"), "433")  # held, and reserved
+    await ask(back, f"NS IDENTIFY gwen {PASSWORD}")
+    assert nickserv_says(await ask(back, "NS GHOST gwen_")) == ["You cannot ghost yourself"]
+    assert nickserv_says(await ask(back, "NS GHOST carol_g")) == [
+        "carol_g is neither your account's nick nor in use by a session logged in to gwen"]
+    assert nickserv_says(await ask(back, "NS GHOST")) == ["Syntax: GHOST <nick>"]
+    assert await carol.sync() == []
+    msgs = await ask(back, "NS GHOST GWEN")
+    assert nickserv_says(msgs) == ["gwen has been ghosted"]
+    last = await lost.wait_closed()
+    kill = only(last, "KILL")[0]
+    assert kill.source == "NickServ!NickServ@test.server"
+    assert kill.params == ["gwen", "GHOST command used by gwen_"]
+    assert only(last, "ERROR")
+    quit_msg = await carol.expect("QUIT")
+    assert quit_msg.source == mask(lost)
+    assert quit_msg.params == ["Killed (NickServ (GHOST command used by gwen_))"]
+    # The nick is free for its account now; ghosting it again finds nobody.
+    assert nickserv_says(await ask(back, "NS GHOST gwen")) == ["gwen is not online"]
+    assert only(await ask(back, "NICK gwen"), "NICK")[0].params == ["gwen"]
+
+
+async def test_nickserv_ghost_reaches_any_session_of_the_account(server: RunningServer) -> None:
+    phone = await server.client("hal_phone")
+    await ask(phone, f"REGISTER hal * {PASSWORD}")
+    laptop = await server.client("hal_laptop")
+    await ask(laptop, f"NS IDENTIFY hal {PASSWORD}")
+    assert nickserv_says(await ask(laptop, "NS GHOST hal_phone")) == [
+        "hal_phone has been ghosted"]
+    await phone.wait_closed()
+    # A nick the account neither owns nor has a session on is not its to ghost.
+    other = await server.client("hal2")
+    assert nickserv_says(await ask(laptop, "NS GHOST hal2")) == [
+        "hal2 is neither your account's nick nor in use by a session logged in to hal"]
+    assert await other.sync() == []
+
+
+async def test_nickserv_regain_ghosts_and_takes_the_nick(server: RunningServer) -> None:
+    lost = await server.client("ivy")
+    await register_account(lost)
+    watcher = await server.client("ivy_watch", ["extended-monitor"])
+    await ask(watcher, "MONITOR + ivy")
+    # SASL at connect, the nick held by the lost session: the client falls back.
+    back = await sasl_connection(server)
+    await authenticate(back, plain("ivy", PASSWORD))
+    await back.send("CAP END")
+    await back.send("NICK ivy")
+    await back.send("USER ivy 0 * :Ivy")
+    assert (await back.expect("433")).params[1] == "ivy"
+    await back.send("NICK ivy_")
+    await back.collect_until("376", "422")
+    msgs = await ask(back, "PRIVMSG NickServ :REGAIN")
+    assert nickserv_says(msgs) == ["ivy has been ghosted"]
+    nick = only(msgs, "NICK")
+    assert nick and nick[0].params == ["ivy"] and nick[0].source == "ivy_!~ivy@127.0.0.1"
+    back.nick = "ivy"
+    await lost.wait_closed()
+    # MONITOR saw the nick go and come back.
+    assert [m.command for m in await watcher.sync()] == ["731", "730"]
+    assert nickserv_says(await ask(back, "NS RECOVER")) == ["You are ivy already"]
+    # Free, REGAIN only takes it.
+    await ask(back, "NICK ivy_again")
+    back.nick = "ivy_again"
+    msgs = await ask(back, "NS REGAIN ivy")
+    assert nickserv_says(msgs) == []
+    assert only(msgs, "NICK")[0].params == ["ivy"]
+
+
+async def test_nickserv_ghost_respects_turned_off_reservation(
+    backend: str, tmp_path: Path
+) -> None:
+    async with serving(suite_config(reserve_account_nicks=False), backend,
+                       db=str(tmp_path / "h.db")) as running:
+        owner = await running.client("jon")
+        await register_account(owner)
+        await ask(owner, "NICK jon_")
+        squatter = await running.client("jon")  # allowed: the nick is not reserved
+        msgs = await ask(owner, "NS REGAIN")
+        assert nickserv_says(msgs) == [
+            "jon is neither your account's nick nor in use by a session logged in to jon"]
+        assert await squatter.sync() == []

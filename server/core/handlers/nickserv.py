@@ -1,12 +1,14 @@
 """NickServ, where irssi and WeeChat users look for it: ``/msg NickServ REGISTER``,
-``IDENTIFY`` and ``HELP`` (or the NICKSERV and NS commands), on the same accounts as
-REGISTER and SASL. Answers are notices from ``NickServ``; nobody can take that nick."""
+``IDENTIFY``, ``GHOST``, ``REGAIN`` and ``HELP`` (or the NICKSERV and NS commands), on
+the same accounts as REGISTER and SASL. Answers are notices from ``NickServ``; nobody
+can take that nick."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from chat import numerics as N
 from chat.message import Message
 
 from .accounts import (
@@ -17,6 +19,8 @@ from .accounts import (
     log_out,
     register_account,
 )
+from .operator import kill
+from .registration import handle_nick
 
 if TYPE_CHECKING:
     from ..core import ServerCore
@@ -29,6 +33,8 @@ HELP = [
     "REGISTER <password> [email]  registers your current nick as an account",
     "IDENTIFY [account] <password>  logs you in (LOGIN works too)",
     "SET PASSWORD <new password>  changes the password of the account you are logged in to",
+    "GHOST <nick>  disconnects your own other session holding <nick> (a lost connection)",
+    "REGAIN [nick]  ghosts whoever holds your account's nick (or <nick>) and takes it",
     "LOGOUT  logs you out (under a nick other than your account's name)",
     "DROP <account> <password>  deletes your account (operators: DROP <account>, any)",
     "Better: let your client log in with SASL PLAIN when it connects.",
@@ -87,6 +93,16 @@ def nickserv(core: ServerCore, client: Client, text: str) -> None:
             tell(core, client, "Syntax: SET PASSWORD <new password>")
             return
         change_password(core, client, args[1], NoticeReplies(core, client))
+    elif command == "GHOST":
+        if not args:
+            tell(core, client, "Syntax: GHOST <nick>")
+            return
+        ghost(core, client, args[0], regain=False)
+    elif command in ("REGAIN", "RECOVER"):
+        if client.account is None:
+            tell(core, client, "You are not logged in")
+            return
+        ghost(core, client, args[0] if args else client.account, regain=True)
     elif command == "LOGOUT":
         if client.account is None:
             tell(core, client, "You are not logged in")
@@ -110,3 +126,64 @@ def nickserv(core: ServerCore, client: Client, text: str) -> None:
             drop_account(core, client, args[0], replies)
     else:
         tell(core, client, f"Unknown command {command}: /msg {NICK} HELP")
+
+
+def ghost(core: ServerCore, client: Client, nick: str, *, regain: bool) -> None:
+    """GHOST: disconnect whoever holds ``nick`` if it is the account's reserved nick or
+    the holder is logged in to the same account; REGAIN: then take the nick."""
+    if client.account is None:
+        tell(core, client, "You are not logged in")
+        return
+    folded = core.fold(nick)
+    holder = core.nicks.get(folded)
+    if holder is client:
+        tell(core, client, f"You are {client.nick} already" if regain
+             else "You cannot ghost yourself")
+        return
+    mine = core.fold(client.account)
+    reserved = folded == mine and core.config.reserve_account_nicks
+    same_account = (
+        holder is not None and holder.account is not None and core.fold(holder.account) == mine
+    )
+    if not (reserved or same_account):
+        tell(core, client, f"{nick} is neither your account's nick nor in use by "
+                           f"a session logged in to {client.account}")
+        return
+    ghost_uid = core.uid(holder) if holder is not None else ""
+    if holder is not None:
+        kill(core, holder, f"{NICK}!{NICK}@{core.config.name}", NICK,
+             f"GHOST command used by {client.nick}")
+        tell(core, client, f"{holder.nick} has been ghosted")
+    elif not regain:
+        tell(core, client, f"{nick} is not online")
+        return
+    if not regain:
+        return
+    if holder is not None and holder.remote is not None:
+        # Its node disconnects it: the nick is taken when that node's QUIT arrives.
+        core.regaining[folded] = (client, nick, ghost_uid)
+        return
+    take_nick(core, client, nick, ghost_uid)
+
+
+def nick_freed(core: ServerCore, folded: str) -> None:
+    """A remote user's nick is free here: a REGAIN waiting for it takes it now."""
+    waiting = core.regaining.pop(folded, None)
+    if waiting is None:
+        return
+    client, nick, ghost = waiting
+    if core.clients.get(client.conn_id) is client and client.closing is None:
+        take_nick(core, client, nick, ghost)
+
+
+def take_nick(core: ServerCore, client: Client, nick: str, ghost: str) -> None:
+    """NICK for REGAIN. Clustered, the claim in Redis may still be the ghost's (its
+    release and this claim race): the claim takes it over from that uid."""
+    if not core.cluster:
+        handle_nick(core, client, Message("NICK", [nick]))
+        return
+    folded = core.fold(nick)
+    if core.nicks.get(folded) is None and core.nick_pending.get(folded) in (None, client):
+        core.claim_nick(client, nick, folded, ghost)
+    else:
+        core.reply(client, N.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
