@@ -985,6 +985,15 @@ class Session:
         if "!" in mask and "@" in mask:
             self._mask_len = len(mask) + 1
         self._add(self.server, self._line(msg, now, Kind.INFO, text))
+        wanted = self.fold(self._wanted_nick)
+        if self.account and self.fold(self.account) == wanted != self.fold(self.nick):
+            # Not done for the user: the holder may be its other, live session.
+            self._add(self.server, self._local(
+                Kind.INFO,
+                f"{self._wanted_nick} is held by another connection; if it is a lost "
+                "one of yours, /ns REGAIN takes it back",
+                now,
+            ))
         self._status()
 
     def _isupport(self, msg: Message) -> None:

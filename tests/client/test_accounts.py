@@ -74,6 +74,25 @@ async def test_sasl_login_at_connect(server: RunningServer, clients: list[ChatCl
     await erin.wait(lambda: "erin is logged in as erin" in server_texts(s), "WHOIS 330")
 
 
+async def test_a_ghost_holding_the_nick_gets_a_regain_hint(
+    server: RunningServer, clients: list[ChatClient]
+) -> None:
+    await make_account(server, "gina")
+    ghost = await server.client("ghost_g")  # the lost session, logged in as gina
+    await ask(ghost, f"NS IDENTIFY gina {PASSWORD}")
+    assert only(await ask(ghost, "NICK gina"), "NICK")
+    gina = ChatClient.start(server.port, "gina", sasl=("gina", PASSWORD))
+    clients.append(gina)
+    await gina.wait(lambda: gina.session.registered, "registration")
+    s = gina.session
+    assert s.nick == "gina_" and s.account == "gina"
+    hint = "gina is held by another connection; if it is a lost one of yours, /ns REGAIN"
+    assert any(text.startswith(hint) for text in server_texts(s))
+    gina.conn.input("/ns REGAIN")
+    await gina.wait(lambda: s.nick == "gina", "the nick back")
+    await ghost.wait_closed()
+
+
 async def test_a_wrong_password_is_an_error_and_the_client_connects_anyway(
     server: RunningServer, clients: list[ChatClient]
 ) -> None:
