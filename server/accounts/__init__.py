@@ -1,4 +1,5 @@
-"""Registered accounts (SASL PLAIN, IRCv3 account registration): the store of record.
+"""Registered accounts (SASL PLAIN, IRCv3 account registration) and the channels
+registered with ChanServ: the store of record.
 
 ``open_accounts(db)`` opens the store for the server's ``--db`` setting, the same
 database the history store uses: nothing for ``""`` (accounts kept in memory), a
@@ -9,10 +10,16 @@ from __future__ import annotations
 
 from server.history.stores import is_postgres
 
-from .model import Account
+from .model import Account, RegisteredChannel
 from .store import AccountStore, MemoryAccountStore
 
-__all__ = ["Account", "AccountStore", "MemoryAccountStore", "open_accounts"]
+__all__ = [
+    "Account",
+    "AccountStore",
+    "MemoryAccountStore",
+    "RegisteredChannel",
+    "open_accounts",
+]
 
 
 def open_accounts(db: str) -> AccountStore:

@@ -12,3 +12,14 @@ class Account:
     name: str  # the account name as registered (shown to users)
     password_hash: str  # the format of server.passwords.hash_password
     created_ms: int  # unix time in milliseconds
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredChannel:
+    """A channel registered with ChanServ: who owns it, and its state when last changed."""
+
+    name: str  # the channel name as registered (shown to users)
+    founder: str  # the founder's account name, case-folded by the caller
+    created_ms: int  # unix time in milliseconds
+    ops: tuple[str, ...] = ()  # folded account names ChanServ gives +o on join, besides the founder
+    state: str = "{}"  # JSON text of the channel's topic, modes and lists; opaque to the store

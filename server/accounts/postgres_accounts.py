@@ -1,8 +1,10 @@
 """Accounts in PostgreSQL (psycopg 3): the ``accounts`` table of the history database,
-and beside it ``read_markers`` (IRCv3 draft/read-marker, per account and target).
+and beside it ``read_markers`` (IRCv3 draft/read-marker, per account and target) and
+``registered_channels`` (ChanServ's registrations).
 
 Several nodes of a cluster share the table; the primary key makes a name's creation
-atomic across all of them (``INSERT ... ON CONFLICT DO NOTHING``). The history
+atomic across all of them (``INSERT ... ON CONFLICT DO NOTHING``), and a channel's
+registration likewise. The history
 store's versioned migrations do not include these tables: the account store creates
 them with ``CREATE TABLE IF NOT EXISTS``, under an advisory lock so that nodes
 starting together do not race on the catalog.
@@ -22,7 +24,7 @@ import psycopg
 
 from server.history.postgres_store import connect
 
-from .model import Account
+from .model import Account, RegisteredChannel
 
 T = TypeVar("T")
 
@@ -52,6 +54,24 @@ CREATE TABLE IF NOT EXISTS read_markers (
 )
 """
 
+# ops: the folded account names joined by single spaces ("" for none). state: TEXT,
+# not JSONB, so the caller's JSON comes back byte for byte.
+_CHANNELS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS registered_channels (
+    folded TEXT COLLATE "C" PRIMARY KEY,
+    name TEXT NOT NULL,
+    founder TEXT COLLATE "C" NOT NULL,
+    created_ms BIGINT NOT NULL,
+    ops TEXT NOT NULL,
+    state TEXT NOT NULL
+)
+"""
+
+# Dropping an account deletes the channels it founded.
+_CHANNELS_FOUNDER_INDEX = (
+    "CREATE INDEX IF NOT EXISTS registered_channels_founder ON registered_channels (founder)"
+)
+
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 
@@ -75,6 +95,8 @@ class PostgresAccountStore:
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
                     conn.execute(_SCHEMA)
                     conn.execute(_MARKERS_SCHEMA)
+                    conn.execute(_CHANNELS_SCHEMA)
+                    conn.execute(_CHANNELS_FOUNDER_INDEX)
             except BaseException:
                 conn.close()
                 raise
@@ -144,9 +166,11 @@ class PostgresAccountStore:
 
     def delete(self, folded: str) -> bool:
         def remove(conn: Conn, _retried: bool) -> bool:
-            # One transaction: the account and its markers go together or not at all.
+            # One transaction: the account, its markers and its channels go together
+            # or not at all.
             with conn.transaction():
                 conn.execute("DELETE FROM read_markers WHERE account = %s", (folded,))
+                conn.execute("DELETE FROM registered_channels WHERE founder = %s", (folded,))
                 cur = conn.execute("DELETE FROM accounts WHERE folded = %s", (folded,))
             return cur.rowcount == 1
 
@@ -179,6 +203,54 @@ class PostgresAccountStore:
 
         self._run(remove)
 
+    def channels(self) -> list[tuple[str, RegisteredChannel]]:
+        def select(conn: Conn, _retried: bool) -> list[tuple[str, RegisteredChannel]]:
+            rows = conn.execute(
+                "SELECT folded, name, founder, created_ms, ops, state FROM registered_channels"
+            )
+            return [(str(r[0]), _channel(r[1:])) for r in rows]
+
+        return self._run(select)
+
+    def register_channel(self, folded: str, channel: RegisteredChannel) -> bool:
+        def insert(conn: Conn, retried: bool) -> bool:
+            cur = conn.execute(
+                "INSERT INTO registered_channels "
+                "(folded, name, founder, created_ms, ops, state) "
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (folded) DO NOTHING",
+                (
+                    folded, channel.name, channel.founder, channel.created_ms,
+                    " ".join(channel.ops), channel.state,
+                ),
+            )
+            if cur.rowcount == 1:
+                return True
+            if not retried:
+                return False
+            # The lost attempt may have committed before its connection died: the row
+            # is taken as ours when it is exactly ours (same founder, same millisecond).
+            return _find_channel(conn, folded) == channel
+
+        return self._run(insert)
+
+    def save_channel(self, folded: str, channel: RegisteredChannel) -> bool:
+        def update(conn: Conn, _retried: bool) -> bool:
+            cur = conn.execute(
+                "UPDATE registered_channels SET founder = %s, ops = %s, state = %s "
+                "WHERE folded = %s",
+                (channel.founder, " ".join(channel.ops), channel.state, folded),
+            )
+            return cur.rowcount == 1
+
+        return self._run(update)
+
+    def drop_channel(self, folded: str) -> bool:
+        def remove(conn: Conn, _retried: bool) -> bool:
+            cur = conn.execute("DELETE FROM registered_channels WHERE folded = %s", (folded,))
+            return cur.rowcount == 1
+
+        return self._run(remove)
+
     def names(self) -> list[str]:
         def select(conn: Conn, _retried: bool) -> list[str]:
             return [str(row[0]) for row in conn.execute("SELECT folded FROM accounts")]
@@ -200,3 +272,20 @@ def _find(conn: Conn, folded: str) -> Account | None:
     if row is None:
         return None
     return Account(str(row[0]), str(row[1]), int(row[2]))
+
+
+def _find_channel(conn: Conn, folded: str) -> RegisteredChannel | None:
+    row = conn.execute(
+        "SELECT name, founder, created_ms, ops, state FROM registered_channels "
+        "WHERE folded = %s",
+        (folded,),
+    ).fetchone()
+    return None if row is None else _channel(row)
+
+
+def _channel(row: tuple[Any, ...]) -> RegisteredChannel:
+    """A registration from (name, founder, created_ms, ops, state)."""
+    name, founder, created_ms, ops, state = row
+    return RegisteredChannel(
+        str(name), str(founder), int(created_ms), tuple(str(ops).split()), str(state)
+    )

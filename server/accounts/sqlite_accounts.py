@@ -1,5 +1,6 @@
 """Accounts in SQLite: the ``accounts`` table of the history store's database file,
-and beside it ``read_markers`` (IRCv3 draft/read-marker, per account and target).
+and beside it ``read_markers`` (IRCv3 draft/read-marker, per account and target) and
+``registered_channels`` (ChanServ's registrations).
 
 The history store (server/history/sqlite_store.py) owns the file's versioned
 migrations; these tables are not among them. The account store creates them with
@@ -20,7 +21,7 @@ import threading
 
 from server.history.sqlite_store import PAGE_SIZE
 
-from .model import Account
+from .model import Account, RegisteredChannel
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -42,6 +43,23 @@ CREATE TABLE IF NOT EXISTS read_markers (
 )
 """
 
+# ops: the folded account names joined by single spaces ("" for none).
+_CHANNELS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS registered_channels (
+    folded TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    founder TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    ops TEXT NOT NULL,
+    state TEXT NOT NULL
+)
+"""
+
+# Dropping an account deletes the channels it founded.
+_CHANNELS_FOUNDER_INDEX = (
+    "CREATE INDEX IF NOT EXISTS registered_channels_founder ON registered_channels (founder)"
+)
+
 
 class SQLiteAccountStore:
     """Accounts in the SQLite file at ``path`` (WAL; shared with the history store)."""
@@ -56,6 +74,8 @@ class SQLiteAccountStore:
         try:
             self._conn.execute(_SCHEMA)
             self._conn.execute(_MARKERS_SCHEMA)
+            self._conn.execute(_CHANNELS_SCHEMA)
+            self._conn.execute(_CHANNELS_FOUNDER_INDEX)
         except BaseException:
             self._conn.close()
             raise
@@ -118,11 +138,13 @@ class SQLiteAccountStore:
     def delete(self, folded: str) -> bool:
         with self._lock:
             conn = self._open_conn()
-            # One transaction: the account and its markers go together or not at all.
-            # IMMEDIATE takes the write lock at BEGIN (waiting up to busy_timeout).
+            # One transaction: the account, its markers and its channels go together
+            # or not at all. IMMEDIATE takes the write lock at BEGIN (waiting up to
+            # busy_timeout).
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.execute("DELETE FROM read_markers WHERE account = ?", (folded,))
+                conn.execute("DELETE FROM registered_channels WHERE founder = ?", (folded,))
                 cur = conn.execute("DELETE FROM accounts WHERE folded = ?", (folded,))
                 conn.execute("COMMIT")
             except BaseException:
@@ -152,6 +174,45 @@ class SQLiteAccountStore:
         with self._lock:
             self._open_conn().execute("DELETE FROM read_markers WHERE account = ?", (account,))
 
+    def channels(self) -> list[tuple[str, RegisteredChannel]]:
+        with self._lock:
+            rows = self._open_conn().execute(
+                "SELECT folded, name, founder, created_ms, ops, state FROM registered_channels"
+            ).fetchall()
+        return [
+            (str(r[0]), RegisteredChannel(str(r[1]), str(r[2]), int(r[3]), _ops(r[4]), str(r[5])))
+            for r in rows
+        ]
+
+    def register_channel(self, folded: str, channel: RegisteredChannel) -> bool:
+        with self._lock:
+            # Atomic across connections and processes through the primary key, as create.
+            cur = self._open_conn().execute(
+                "INSERT INTO registered_channels "
+                "(folded, name, founder, created_ms, ops, state) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (folded) DO NOTHING",
+                (
+                    folded, channel.name, channel.founder, channel.created_ms,
+                    " ".join(channel.ops), channel.state,
+                ),
+            )
+            return cur.rowcount == 1
+
+    def save_channel(self, folded: str, channel: RegisteredChannel) -> bool:
+        with self._lock:
+            cur = self._open_conn().execute(
+                "UPDATE registered_channels SET founder = ?, ops = ?, state = ? WHERE folded = ?",
+                (channel.founder, " ".join(channel.ops), channel.state, folded),
+            )
+            return cur.rowcount == 1
+
+    def drop_channel(self, folded: str) -> bool:
+        with self._lock:
+            cur = self._open_conn().execute(
+                "DELETE FROM registered_channels WHERE folded = ?", (folded,)
+            )
+            return cur.rowcount == 1
+
     def names(self) -> list[str]:
         with self._lock:
             rows = self._open_conn().execute("SELECT folded FROM accounts").fetchall()
@@ -163,3 +224,7 @@ class SQLiteAccountStore:
                 return
             self._closed = True
             self._conn.close()
+
+
+def _ops(text: object) -> tuple[str, ...]:
+    return tuple(str(text).split())

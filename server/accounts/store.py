@@ -6,7 +6,7 @@ import threading
 from dataclasses import replace
 from typing import Protocol
 
-from .model import Account
+from .model import Account, RegisteredChannel
 
 
 class AccountStore(Protocol):
@@ -39,7 +39,8 @@ class AccountStore(Protocol):
         ...
 
     def delete(self, folded: str) -> bool:
-        """Remove the account and its read markers; False when there is no such account."""
+        """Remove the account, its read markers and the channels it founded; False when
+        there is no such account. One transaction: all of it goes, or none."""
         ...
 
     def read_markers(self) -> list[tuple[str, str, int]]:
@@ -55,6 +56,27 @@ class AccountStore(Protocol):
         """Forget the account's markers (it was dropped)."""
         ...
 
+    def channels(self) -> list[tuple[str, RegisteredChannel]]:
+        """Every registered channel as (folded channel name, registration), read at start."""
+        ...
+
+    def register_channel(self, folded: str, channel: RegisteredChannel) -> bool:
+        """Store ``channel`` under ``folded``; False when ``folded`` is registered already.
+
+        Atomic on the unique key, as ``create``: of concurrent registrations of one
+        channel (any thread, any node), exactly one returns True.
+        """
+        ...
+
+    def save_channel(self, folded: str, channel: RegisteredChannel) -> bool:
+        """Replace the founder, ops and state of a registered channel (its name and
+        created_ms stay); False, and nothing stored, when ``folded`` is not registered."""
+        ...
+
+    def drop_channel(self, folded: str) -> bool:
+        """Remove the channel's registration; False when ``folded`` is not registered."""
+        ...
+
     def close(self) -> None:
         """Release the store's connections; later calls raise."""
         ...
@@ -67,6 +89,7 @@ class MemoryAccountStore:
         self._accounts: dict[str, Account] = {}
         # account -> target -> time_ms of the last message read (IRCv3 read markers)
         self._markers: dict[str, dict[str, int]] = {}
+        self._channels: dict[str, RegisteredChannel] = {}
         # Workers call in from several threads; check-then-insert must be one step.
         self._lock = threading.Lock()
         self._closed = False
@@ -106,6 +129,9 @@ class MemoryAccountStore:
         with self._lock:
             self._check_open()
             self._markers.pop(folded, None)
+            self._channels = {
+                name: c for name, c in self._channels.items() if c.founder != folded
+            }
             return self._accounts.pop(folded, None) is not None
 
     def read_markers(self) -> list[tuple[str, str, int]]:
@@ -127,6 +153,35 @@ class MemoryAccountStore:
         with self._lock:
             self._check_open()
             self._markers.pop(account, None)
+
+    def channels(self) -> list[tuple[str, RegisteredChannel]]:
+        with self._lock:
+            self._check_open()
+            return list(self._channels.items())
+
+    def register_channel(self, folded: str, channel: RegisteredChannel) -> bool:
+        with self._lock:
+            self._check_open()
+            if folded in self._channels:
+                return False
+            self._channels[folded] = channel
+            return True
+
+    def save_channel(self, folded: str, channel: RegisteredChannel) -> bool:
+        with self._lock:
+            self._check_open()
+            old = self._channels.get(folded)
+            if old is None:
+                return False
+            self._channels[folded] = replace(
+                old, founder=channel.founder, ops=channel.ops, state=channel.state
+            )
+            return True
+
+    def drop_channel(self, folded: str) -> bool:
+        with self._lock:
+            self._check_open()
+            return self._channels.pop(folded, None) is not None
 
     def close(self) -> None:
         with self._lock:

@@ -18,7 +18,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from server.accounts import Account, AccountStore, MemoryAccountStore, open_accounts
+from server.accounts import (
+    Account,
+    AccountStore,
+    MemoryAccountStore,
+    RegisteredChannel,
+    open_accounts,
+)
 from server.accounts.postgres_accounts import APPLICATION_NAME, PostgresAccountStore
 from server.accounts.service import RegisterResult, login, register
 from server.accounts.sqlite_accounts import SQLiteAccountStore
@@ -298,6 +304,153 @@ def test_read_markers_survive_close_and_reopen(durable_db: str) -> None:
         s.close()
 
 
+# ---------------------------------------------------------------- registered channels
+
+# Not re-serialised by any store: odd spacing, key order, escapes and non-ASCII stay.
+STATE = '{"topic": "Ünïcødé ☕ 🎉\\n", "modes":"+nt",  "bans": ["*!*@x"], "esc": "\\u00e9"}'
+
+
+def channel(
+    name: str, founder: str, n: int = 0, ops: tuple[str, ...] = (), state: str = "{}"
+) -> RegisteredChannel:
+    return RegisteredChannel(
+        name=name, founder=founder, created_ms=NOW_MS + n, ops=ops, state=state
+    )
+
+
+def test_register_channel_then_channels(store: AccountStore, opener: Opener) -> None:
+    assert store.channels() == []
+    plain = channel("#Chan", "alice", 1)
+    full = channel("#Ünï", "bob[]", 2, ops=("alice", "carol[]", "ünï"), state=STATE)
+    one_op = channel("#one", "alice", 3, ops=("bob[]",), state="")
+    assert store.register_channel("#chan", plain) is True
+    assert store.register_channel("#ünï", full) is True
+    assert store.register_channel("#one", one_op) is True
+    expected = [("#chan", plain), ("#one", one_op), ("#ünï", full)]
+    assert sorted(store.channels()) == expected
+    assert sorted(opener().channels()) == expected  # another store object (node)
+    # The key is the folded name as given: no folding by the store.
+    assert store.register_channel("#Chan", plain) is True
+
+
+def test_register_channel_twice_keeps_the_first(store: AccountStore, opener: Opener) -> None:
+    first = channel("#chan", "alice", 1, ops=("bob",), state='{"topic": "first"}')
+    assert store.register_channel("#chan", first) is True
+    assert store.register_channel("#chan", channel("#CHAN", "bob", 2)) is False
+    assert opener().register_channel("#chan", channel("#Chan", "carol", 3)) is False
+    assert store.channels() == [("#chan", first)]
+
+
+def test_concurrent_channel_registrations_exactly_one_wins(opener: Opener) -> None:
+    stores = [opener(), opener()]  # two nodes; memory: one store
+    count = 16
+    barrier = threading.Barrier(count)
+
+    def attempt(i: int) -> RegisteredChannel:
+        return channel("#Race", f"user{i}", i, state=f'{{"n": {i}}}')
+
+    def register_(i: int) -> bool:
+        barrier.wait(timeout=30)
+        return stores[i % len(stores)].register_channel("#race", attempt(i))
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        results = list(pool.map(register_, range(count)))
+    assert results.count(True) == 1
+    winner = attempt(results.index(True))
+    assert stores[0].channels() == [("#race", winner)]
+    assert stores[1].channels() == [("#race", winner)]
+
+
+def test_save_channel_replaces_founder_ops_and_state(store: AccountStore, opener: Opener) -> None:
+    first = channel("#Chan", "alice", 1, ops=("bob", "carol"), state='{"topic": "old"}')
+    other = channel("#other", "alice", 2, ops=("bob",), state='{"topic": "other"}')
+    assert store.register_channel("#chan", first)
+    assert store.register_channel("#other", other)
+    # name and created_ms in the saved object are ignored: they stay as registered.
+    saved = channel("#CHAN", "dave", 99, ops=("erin", "ünï"), state=STATE)
+    assert store.save_channel("#chan", saved) is True
+    expected = [
+        ("#chan", channel("#Chan", "dave", 1, ops=("erin", "ünï"), state=STATE)),
+        ("#other", other),
+    ]
+    assert sorted(store.channels()) == expected
+    assert sorted(opener().channels()) == expected
+    # Back to no ops: the empty tuple round-trips.
+    assert store.save_channel("#chan", channel("#Chan", "dave", 1, state="{}")) is True
+    assert sorted(store.channels())[0] == ("#chan", channel("#Chan", "dave", 1))
+
+
+def test_save_unknown_channel_inserts_nothing(store: AccountStore) -> None:
+    assert store.save_channel("#nowhere", channel("#nowhere", "alice")) is False
+    assert store.channels() == []
+    assert store.register_channel("#chan", channel("#chan", "alice"))
+    assert store.save_channel("#Chan", channel("#Chan", "bob")) is False  # key as given
+    assert store.channels() == [("#chan", channel("#chan", "alice"))]
+
+
+def test_drop_channel(store: AccountStore, opener: Opener) -> None:
+    assert store.drop_channel("#chan") is False
+    assert store.register_channel("#chan", channel("#chan", "alice", 1))
+    assert store.register_channel("#other", channel("#other", "alice", 2))
+    assert store.drop_channel("#chan") is True
+    assert store.drop_channel("#chan") is False
+    assert store.channels() == [("#other", channel("#other", "alice", 2))]
+    assert opener().channels() == [("#other", channel("#other", "alice", 2))]
+    assert store.save_channel("#chan", channel("#chan", "bob")) is False
+    assert store.register_channel("#chan", channel("#chan", "bob", 3)) is True  # free again
+    assert ("#chan", channel("#chan", "bob", 3)) in store.channels()
+
+
+def test_delete_removes_the_channels_the_account_founded(
+    store: AccountStore, opener: Opener
+) -> None:
+    assert store.create("alice", account("Alice"))
+    assert store.create("bob", account("Bob"))
+    assert store.register_channel("#a1", channel("#A1", "alice", 1, ops=("bob",)))
+    assert store.register_channel("#a2", channel("#a2", "alice", 2))
+    bobs = channel("#b", "bob", 3, ops=("carol",), state='{"topic": "kept"}')
+    assert store.register_channel("#b", bobs)
+    store.set_read_marker("alice", "#a1", NOW_MS)
+    assert store.delete("alice") is True
+    assert store.channels() == [("#b", bobs)]
+    assert opener().channels() == [("#b", bobs)]
+    assert store.read_markers() == []
+    assert store.find("bob") == account("Bob")
+    assert store.register_channel("#a1", channel("#a1", "bob", 4)) is True  # free again
+
+
+def test_closed_store_raises_on_channel_methods(store: AccountStore) -> None:
+    assert store.register_channel("#chan", channel("#chan", "alice"))
+    store.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        store.channels()
+    with pytest.raises(RuntimeError, match="closed"):
+        store.register_channel("#other", channel("#other", "alice"))
+    with pytest.raises(RuntimeError, match="closed"):
+        store.save_channel("#chan", channel("#chan", "bob"))
+    with pytest.raises(RuntimeError, match="closed"):
+        store.drop_channel("#chan")
+    with pytest.raises(RuntimeError, match="closed"):
+        store.delete("alice")
+
+
+def test_channels_survive_close_and_reopen(durable_db: str) -> None:
+    registered = channel("#Chan", "alice", 1, ops=("bob", "ünï"), state=STATE)
+    s = open_accounts(durable_db)
+    try:
+        assert s.register_channel("#chan", registered)
+        assert s.register_channel("#gone", channel("#gone", "alice", 2))
+        assert s.drop_channel("#gone")
+    finally:
+        s.close()
+    s = open_accounts(durable_db)
+    try:
+        assert s.channels() == [("#chan", registered)]
+        assert s.register_channel("#chan", channel("#chan", "bob")) is False
+    finally:
+        s.close()
+
+
 # ---------------------------------------------------------------- SQLite
 
 
@@ -310,6 +463,32 @@ def test_sqlite_survives_close_and_reopen(tmp_path: Path) -> None:
     try:
         assert s.find("alice") == account("Alice")
         assert s.create("alice", account("Alice", 2)) is False
+    finally:
+        s.close()
+
+
+def test_sqlite_file_from_before_channels_gains_the_table(tmp_path: Path) -> None:
+    # A file written before registered_channels existed: opening adds the table and
+    # keeps the accounts.
+    path = str(tmp_path / "chat.db")
+    old = sqlite3.connect(path)
+    try:
+        old.execute(
+            "CREATE TABLE accounts (folded TEXT PRIMARY KEY, name TEXT NOT NULL, "
+            "password_hash TEXT NOT NULL, created_ms INTEGER NOT NULL)"
+        )
+        old.execute(
+            "INSERT INTO accounts VALUES ('alice', 'Alice', 'scrypt$hash-Alice-0', ?)", (NOW_MS,)
+        )
+        old.commit()
+    finally:
+        old.close()
+    s = SQLiteAccountStore(path)
+    try:
+        assert s.find("alice") == account("Alice")
+        assert s.channels() == []
+        assert s.register_channel("#chan", channel("#chan", "alice")) is True
+        assert s.channels() == [("#chan", channel("#chan", "alice"))]
     finally:
         s.close()
 
