@@ -35,6 +35,7 @@ class Command:
 
 COMMANDS: dict[str, Command] = {}
 NICKSERV_NICK = "NickServ"  # /ns sends to it
+CHANSERV_NICK = "ChanServ"  # /cs sends to it
 ALIASES = {
     "j": "join",
     "leave": "part",
@@ -49,6 +50,7 @@ ALIASES = {
     "action": "me",
     "kb": "kickban",
     "nickserv": "ns",
+    "chanserv": "cs",
 }
 
 
@@ -391,6 +393,18 @@ def _ns(s: Session, args: str, now: float) -> None:
     if not args:
         raise UsageError(f"Usage: {COMMANDS['ns'].usage}")
     s.say(NICKSERV_NICK, args, now)
+
+
+@command(
+    "cs",
+    "/cs TEXT",
+    "Send TEXT to ChanServ (/msg ChanServ TEXT): REGISTER #channel, OP #channel [nick],"
+    " ACCESS #channel ADD account, INFO #channel, DROP #channel, HELP.",
+)
+def _cs(s: Session, args: str, now: float) -> None:
+    if not args:
+        raise UsageError(f"Usage: {COMMANDS['cs'].usage}")
+    s.say(CHANSERV_NICK, args, now)
 
 
 @command("me", "/me ACTION", "Send an action (CTCP ACTION) to the current buffer.")
