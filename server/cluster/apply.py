@@ -21,11 +21,12 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from server.core.handlers.accounts import account_dropped, account_registered, notify_account
-from server.core.handlers.channels import announce_join
+from server.core.handlers.channels import announce_join, set_channel_record
+from server.core.handlers.chanserv import channel_changed, from_record
 from server.core.handlers.readmarker import marker_moved
 from server.core.history import STORED_COMMANDS, HistoryStale
 from server.core.relay import Relay
-from server.core.state import Ban, Channel, Client
+from server.core.state import Channel, Client
 from server.history.model import StoredMessage
 
 from .events import Event, Publish, Recover, Resync
@@ -209,23 +210,9 @@ def _channel(core: ServerCore, folded: str, record: dict[str, Any] | None) -> Ch
         name=str(record["name"]), folded=folded, created=int(record["created"]),
         origin=str(record.get("origin", "")),
     )
-    _set_meta(channel, record)
+    set_channel_record(channel, record)
     core.channels[folded] = channel
     return channel
-
-
-def _set_meta(channel: Channel, record: dict[str, Any]) -> None:
-    channel.topic = str(record.get("topic", ""))
-    channel.topic_setter = str(record.get("setter", ""))
-    channel.topic_time = int(record.get("ttime", 0))
-    channel.modes = set(record.get("modes", ()))
-    key = record.get("key")
-    channel.key = str(key) if key is not None else None
-    limit = record.get("limit")
-    channel.limit = int(limit) if limit is not None else None
-    for letter, key in (("b", "bans"), ("e", "excepts"), ("I", "invex"), ("q", "quiets")):
-        masks = channel.mask_list(letter)
-        masks[:] = [Ban(str(m), str(s), int(t)) for m, s, t in record.get(key, ())]
 
 
 def _remove_remote(core: ServerCore, client: Client) -> None:
@@ -377,7 +364,7 @@ def _creation_race(
     if theirs >= ours:
         return "" if theirs > ours else status  # ours is older: their creator gets nothing
     channel.created, channel.origin = theirs
-    _set_meta(channel, record)
+    set_channel_record(channel, record)
     for member, modes in list(channel.members.items()):
         if not modes:
             continue
@@ -417,19 +404,30 @@ def _on_topic(core: ServerCore, event: Event) -> None:
     channel.topic_setter = str(record.get("setter", ""))
     channel.topic_time = int(record.get("ttime", 0))
     core.fan_out(channel.members, _relay(event["r"]))
+    channel_changed(core, channel, here=False)
 
 
 def _on_mode(core: ServerCore, event: Event) -> None:
     channel = core.channels.get(str(event["t"]))
     if channel is None:
         return
-    _set_meta(channel, event["ch"])
+    set_channel_record(channel, event["ch"])
     for uid, prefix in event.get("pre", {}).items():
         member = resolve(core, uid)
         if member is not None and member in channel.members:
             channel.members[member] = str(prefix)
     for wire in event.get("rs", ()):
         core.fan_out(channel.members, _relay(wire))
+    channel_changed(core, channel, here=False)
+
+
+def _on_chanreg(core: ServerCore, event: Event) -> None:
+    """A channel registered, or its access list changed, on another node."""
+    core.registered_channels[str(event["t"])] = from_record(event["reg"])
+
+
+def _on_chandrop(core: ServerCore, event: Event) -> None:
+    core.registered_channels.pop(str(event["t"]), None)
 
 
 def _on_msg(core: ServerCore, event: Event) -> None:
@@ -517,7 +515,7 @@ def _on_newacct(core: ServerCore, event: Event) -> None:
 
 
 def _on_dropacct(core: ServerCore, event: Event) -> None:
-    account_dropped(core, str(event["f"]))
+    account_dropped(core, str(event["f"]), here=False)
 
 
 def _on_markread(core: ServerCore, event: Event) -> None:
@@ -622,6 +620,8 @@ _HANDLERS = {
     "account": _on_account,
     "newacct": _on_newacct,
     "dropacct": _on_dropacct,
+    "chanreg": _on_chanreg,
+    "chandrop": _on_chandrop,
     "markread": _on_markread,
     "invite": _on_invite,
     "setname": _on_setname,

@@ -28,6 +28,7 @@ from chat.message import (
 )
 from chat.msgid import MsgIdGenerator
 from chat.servertime import format_time, parse_time
+from server.accounts.model import RegisteredChannel
 from server.config import ServerConfig
 from server.history.model import DirectPair, StoredMessage
 
@@ -191,6 +192,8 @@ class ServerCore:
         self.node_id = config.node_id or secrets.token_hex(4)
         self.remote: dict[str, Client] = {}
         self.nick_pending: dict[str, Client] = {}  # folded nick -> client awaiting its claim
+        # ChanServ: folded channel name -> its registration (from the account store).
+        self.registered_channels: dict[str, RegisteredChannel] = {}
         # NickServ REGAIN of a remote user's nick: folded -> (client, nick as asked,
         # the ghost's uid), claimed when the QUIT of that user comes from its node.
         self.regaining: dict[str, tuple[Client, str, str]] = {}

@@ -15,10 +15,8 @@ from server import memory
 from server.banfile import save_bans
 from server.config import ServerConfig
 from server.core import ServerCore
-from server.core.handlers.accounts import DropAccount, Login, Register, SetPassword
 from server.core.handlers.bans import SaveBans
 from server.core.handlers.operator import CheckOper, Rehash
-from server.core.handlers.readmarker import SaveReadMarker
 from server.core.history import HistoryRequest, HistoryStale, StoreMessage
 from server.history.service import HistoryService
 from server.history.setup import build_history, prune_history
@@ -26,8 +24,12 @@ from server.limits import raise_nofile_limit
 from server.tasks import spawn
 from server.tls import TLSConfigError, server_context
 from server.transport.ops import (
+    ANSWERED,
+    WRITTEN_BEHIND,
+    AnsweredEffect,
     Reloader,
     TransportStats,
+    WrittenBehind,
     answer_account,
     check_oper,
     commit_messages,
@@ -37,10 +39,10 @@ from server.transport.ops import (
     read_account_state,
     reload,
     restore_bans,
-    save_read_marker,
     snapshot,
     start_metrics,
     take_account_state,
+    write_behind,
 )
 
 log = logging.getLogger("chat.server.transport")
@@ -250,9 +252,7 @@ class AsyncioServer:
             if isinstance(effect, Rehash):
                 error = reload(self.core, self.reloader)
                 self.core.rehash_done(effect.conn_id, "configuration", error, effect.label)
-            elif isinstance(
-                effect, CheckOper | Login | Register | SetPassword | DropAccount | SaveReadMarker
-            ):
+            elif isinstance(effect, (CheckOper, *ANSWERED, *WRITTEN_BEHIND)):
                 self._account_work(effect)
             elif isinstance(effect, SaveBans):  # rare (operators, expiry) and small
                 save_bans(self.core.config.ban_file, effect.bans, effect.removed)
@@ -287,14 +287,12 @@ class AsyncioServer:
         if state is not None:
             take_account_state(self.core, state)
 
-    def _account_work(
-        self, effect: CheckOper | Login | Register | SetPassword | DropAccount | SaveReadMarker
-    ) -> None:
+    def _account_work(self, effect: CheckOper | AnsweredEffect | WrittenBehind) -> None:
         """Password checks and account-store calls, on the account worker thread."""
         if self._accounts_closed:
             return  # stopping: work submitted now could not run
-        if isinstance(effect, SaveReadMarker):  # written behind: nothing waits
-            self.loop.run_in_executor(self._accounts_pool, save_read_marker, self.accounts, effect)
+        if isinstance(effect, WRITTEN_BEHIND):  # nothing waits
+            self.loop.run_in_executor(self._accounts_pool, write_behind, self.accounts, effect)
         elif isinstance(effect, CheckOper):
             self._spawn(self._off_loop(effect.check_id, check_oper, effect))
         else:

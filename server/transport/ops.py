@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.accounts import AccountStore, open_accounts
+from server.accounts.model import RegisteredChannel
 from server.accounts.service import change_password, drop, login, register
 from server.banfile import load_bans
 from server.config import ServerConfig
 from server.core import ServerCore
 from server.core.handlers.accounts import DropAccount, Login, Register, SetPassword
+from server.core.handlers.chanserv import DropChannel, RegisterChannel, SaveChannel
 from server.core.handlers.operator import CheckOper
 from server.core.handlers.readmarker import SaveReadMarker
 from server.core.history import HistoryRequest
@@ -56,18 +58,32 @@ def open_account_store(config: ServerConfig) -> AccountStore | None:
         return None
 
 
-AccountState = tuple[list[str], list[tuple[str, str, int]]]  # names, read markers
+# Account requests a client waits for (answered with core.answered), and account-store
+# writes nothing waits for (written behind, in order, on the account worker).
+ANSWERED = (Login, Register, SetPassword, DropAccount, RegisterChannel)
+AnsweredEffect = Login | Register | SetPassword | DropAccount | RegisterChannel
+WRITTEN_BEHIND = (SaveReadMarker, SaveChannel, DropChannel)
+WrittenBehind = SaveReadMarker | SaveChannel | DropChannel
+
+
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    """What the account store holds that the core keeps in memory."""
+
+    names: list[str]
+    markers: list[tuple[str, str, int]]  # (account, target, time_ms)
+    channels: list[tuple[str, RegisteredChannel]]  # ChanServ registrations
 
 
 def read_account_state(store: AccountStore | None) -> AccountState | None:
-    """Every account's name and read markers from the store (None, logged, on a failure);
-    blocking: at start, or on a worker thread."""
+    """Every account's name, the read markers and the registered channels from the store
+    (None, logged, on a failure); blocking: at start, or on a worker thread."""
     if store is None:
         return None
     try:
-        return store.names(), store.read_markers()
+        return AccountState(store.names(), store.read_markers(), store.channels())
     except Exception:
-        log.exception("account names and read markers could not be read")
+        log.exception("account names, read markers and channels could not be read")
         return None
 
 
@@ -75,42 +91,50 @@ def take_account_state(core: ServerCore, state: AccountState) -> None:
     """Add what the store holds to the core's view: names reserve their nicks (only
     added: a name being registered here stays), markers only move forward, and a
     marker written as its account was dropped elsewhere (which may outlive it) is
-    skipped. At start this fills the empty view; after a cluster outage it adds what
-    other nodes did meanwhile."""
-    names, markers = state
-    core.account_names.update(names)
+    skipped; registered channels are as stored (one being registered here stays). At
+    start this fills the empty view; after a cluster outage it adds what other nodes
+    did meanwhile."""
+    core.account_names.update(state.names)
     kept = core.read_markers
-    for account, target, time_ms in markers:
+    for account, target, time_ms in state.markers:
         if account in core.account_names and kept.get((account, target), -1) < time_ms:
             kept[(account, target)] = time_ms
+    core.registered_channels.update(state.channels)
 
 
 def load_account_state(core: ServerCore, store: AccountStore | None) -> None:
-    """At start: the accounts' names and read markers."""
+    """At start: the accounts' names, read markers and registered channels."""
     state = read_account_state(store)
     if state is not None:
         take_account_state(core, state)
         if core.account_names:
-            log.info("%d accounts", len(core.account_names))
+            log.info("%d accounts, %d registered channels",
+                     len(core.account_names), len(core.registered_channels))
 
 
-def save_read_marker(store: AccountStore | None, effect: SaveReadMarker) -> None:
-    """Write a moved read marker behind; runs on a worker thread. A failure loses only
-    that move (the marker in memory stands), so it is logged and not retried."""
+def write_behind(store: AccountStore | None, effect: WrittenBehind) -> None:
+    """A moved read marker or a channel registration's change, written behind on a
+    worker thread. A failure loses only that write (memory stands), so it is logged
+    and not retried."""
     if store is None:
         return
     try:
-        store.set_read_marker(effect.account, effect.target, effect.time_ms)
+        if isinstance(effect, SaveReadMarker):
+            store.set_read_marker(effect.account, effect.target, effect.time_ms)
+        elif isinstance(effect, SaveChannel):
+            store.save_channel(effect.folded, effect.channel)
+        else:
+            store.drop_channel(effect.folded)
     except Exception:
-        log.exception("saving the read marker of %r on %r failed", effect.account, effect.target)
+        log.exception("account store: writing %r failed", effect)
 
 
-def answer_account(
-    store: AccountStore | None, effect: Login | Register | SetPassword | DropAccount
-) -> str | bool | None:
+def answer_account(store: AccountStore | None, effect: AnsweredEffect) -> str | bool | None:
     """The answer to an account request (the account's name for a login, a
-    RegisterResult value for a registration, success of a password change); runs on a
-    worker thread, never the loop."""
+    RegisterResult value for a registration of an account or a channel, success of a
+    password change); runs on a worker thread, never the loop."""
+    if isinstance(effect, RegisterChannel):
+        return register_channel(store, effect)
     if isinstance(effect, DropAccount):
         return store is not None and drop(store, effect.folded)
     if isinstance(effect, SetPassword):
@@ -122,6 +146,17 @@ def answer_account(
         return "unavailable"
     now_ms = int(time.time() * 1000)
     return register(store, effect.folded, effect.name, effect.password, now_ms).value
+
+
+def register_channel(store: AccountStore | None, effect: RegisterChannel) -> str:
+    if store is None:
+        return "unavailable"
+    try:
+        created = store.register_channel(effect.folded, effect.channel)
+    except Exception:
+        log.exception("account store: registering channel %r failed", effect.folded)
+        return "unavailable"
+    return "ok" if created else "exists"
 
 
 def restore_bans(core: ServerCore) -> None:

@@ -84,10 +84,8 @@ from server import memory
 from server.banfile import save_bans
 from server.config import ServerConfig
 from server.core import ServerCore
-from server.core.handlers.accounts import DropAccount, Login, Register, SetPassword
 from server.core.handlers.bans import SaveBans
 from server.core.handlers.operator import CheckOper, Rehash
-from server.core.handlers.readmarker import SaveReadMarker
 from server.core.history import HistoryRequest, StoreMessage
 from server.history.model import StoredMessage
 from server.history.service import HistoryService
@@ -95,6 +93,8 @@ from server.history.setup import build_history, prune_history
 from server.limits import raise_nofile_limit
 from server.tls import TLSConfigError, server_context
 from server.transport.ops import (
+    ANSWERED,
+    WRITTEN_BEHIND,
     Reloader,
     TransportStats,
     answer_account,
@@ -105,9 +105,9 @@ from server.transport.ops import (
     open_account_store,
     reload,
     restore_bans,
-    save_read_marker,
     snapshot,
     start_metrics,
+    write_behind,
 )
 
 log = logging.getLogger("chat.server.transport")
@@ -978,10 +978,10 @@ class SelectServer:
                 self.core.rehash_done(effect.conn_id, self.reload_source, error, effect.label)
             elif isinstance(effect, CheckOper):
                 self._off_loop(effect.check_id, check_oper, effect)
-            elif isinstance(effect, Login | Register | SetPassword | DropAccount):
+            elif isinstance(effect, ANSWERED):
                 self._off_loop(effect.check_id, answer_account, self.accounts, effect)
-            elif isinstance(effect, SaveReadMarker):  # written behind: nothing waits
-                self._pool().submit(save_read_marker, self.accounts, effect)
+            elif isinstance(effect, WRITTEN_BEHIND):  # nothing waits
+                self._pool().submit(write_behind, self.accounts, effect)
             elif isinstance(effect, SaveBans):  # rare (operators, expiry) and small
                 save_bans(self.core.config.ban_file, effect.bans, effect.removed)
         history = self.history

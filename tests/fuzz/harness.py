@@ -35,6 +35,7 @@ from server.core.handlers.accounts import (
     reserved_for_other,
 )
 from server.core.handlers.bans import SaveBans, banned_by, matching_ban
+from server.core.handlers.chanserv import DropChannel, RegisterChannel, SaveChannel
 from server.core.handlers.operator import CheckOper, Rehash
 from server.core.handlers.readmarker import SaveReadMarker
 from server.core.history import HistoryRequest, StoreMessage, dm_key, is_dm_key
@@ -43,7 +44,8 @@ from server.history.model import StoredMessage
 from server.passwords import verify_password
 
 SERVER_NAME = "fuzz.server"
-Check = CheckOper | Login | Register | SetPassword | DropAccount  # answered off the loop
+# answered off the loop
+Check = CheckOper | Login | Register | SetPassword | DropAccount | RegisterChannel
 START = 1_700_000_000.0  # a fixed epoch so that runs reproduce
 OPER_NAME = "root"
 OPER_PASSWORD = "hunter2"
@@ -380,6 +382,10 @@ class CoreHarness:
                         _fail(f"a read marker saved beyond the one kept: {effect!r}")
                 elif isinstance(effect, SaveBans):
                     self.saved_bans = effect.bans  # a transport writes them to the ban file
+                elif isinstance(effect, SaveChannel):  # written behind, as a transport does
+                    self.accounts.save_channel(effect.folded, effect.channel)
+                elif isinstance(effect, DropChannel):
+                    self.accounts.drop_channel(effect.folded)
                 else:
                     _fail(f"unknown effect {effect!r}")
             effects = core.take_effects()  # from lines a REHASH answer released
@@ -457,6 +463,8 @@ class CoreHarness:
         """What the transport answers: as server.transport.ops does, with cheap hashes."""
         if isinstance(check, CheckOper):
             return verify_password(check.password, check.stored)
+        if isinstance(check, RegisterChannel):
+            return "ok" if self.accounts.register_channel(check.folded, check.channel) else "exists"
         if isinstance(check, DropAccount):
             return self.accounts.delete(check.folded)
         if isinstance(check, SetPassword):
@@ -494,6 +502,16 @@ class CoreHarness:
                 sessions.setdefault(fold(client.account), set()).add(client)
         if sessions != {a: set(c) for a, c in core.account_sessions.items()}:
             _fail(f"account_sessions {core.account_sessions} != the clients' accounts")
+        if not core.pending_answers:
+            # What ChanServ keeps in memory is what the store of record holds.
+            stored = dict(self.accounts.channels())
+            if stored != core.registered_channels:
+                _fail(f"registered channels {core.registered_channels} != stored {stored}")
+            for folded, registered in stored.items():
+                if registered.founder not in core.account_names:
+                    _fail(f"{folded} is registered to {registered.founder}, not an account")
+                if not set(registered.ops) <= core.account_names:
+                    _fail(f"{folded}'s access list names dropped accounts: {registered.ops}")
         live = {c.conn_id: c for c in core.clients.values()}
         # Clients: the table is keyed by conn_id, every one is a connection we opened.
         for conn_id, client in core.clients.items():

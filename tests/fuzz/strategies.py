@@ -82,7 +82,7 @@ target = st.one_of(
     channel_list,
     st.lists(good_nick, min_size=1, max_size=5).map(",".join),
     nick,
-    st.sampled_from(["NickServ", "nickserv"]),
+    st.sampled_from(["NickServ", "nickserv", "ChanServ"]),
 )
 modestring = st.text(alphabet="+-beklovimnrstwqaxOIR", min_size=0, max_size=8)
 mode_arg = st.one_of(
@@ -204,6 +204,7 @@ def command_line(draw: st.DrawFn) -> str:
                 "REGISTER",
                 "VERIFY",
                 "NS",
+                "CS",
                 "MARKREAD",
                 "BOGUS",
             ]
@@ -308,6 +309,12 @@ def command_line(draw: st.DrawFn) -> str:
                                         "SET PASSWORD x", "set", "DROP alice", "DROP", "LOGOUT",
                                         "GHOST alice", "GHOST bob", "GHOST", "REGAIN",
                                         "REGAIN alice", "RECOVER bob"]))]
+    elif kind == "CS":  # ChanServ, also reached as PRIVMSG ChanServ (see target)
+        command = draw(st.sampled_from(["REGISTER", "INFO", "OP", "DEOP", "ACCESS", "DROP",
+                                        "HELP", "register", "FROB", ""]))
+        rest = draw(st.sampled_from(["", " alice", " bob", " ADD alice", " ADD bob",
+                                     " DEL bob", " LIST", " add", " ADD nobody"]))
+        params = [f"{command} {draw(st.one_of(good_channel, channel, good_nick))}{rest}"]
     elif kind == "MARKREAD":
         params = [draw(st.one_of(good_channel, good_nick, channel))]
         if draw(st.booleans()):

@@ -36,7 +36,7 @@ SASL_MAX = 1200  # base64 bytes of one PLAIN exchange (two names and a password)
 MIN_PASSWORD = 8
 MAX_PASSWORD = 300  # bytes; the spec's advice, so that it fits a line to services too
 ACCOUNT_EXISTS_TEXT = "An account with that name exists already"
-SERVICE_NAMES = frozenset({"nickserv"})  # nicks of the server's services (folded)
+SERVICE_NAMES = frozenset({"nickserv", "chanserv"})  # nicks of the server's services (folded)
 REGISTERED = "ok"  # the answers to Register (server.accounts.service.RegisterResult values)
 EXISTS = "exists"
 
@@ -424,11 +424,14 @@ def drop_account(core: ServerCore, client: Client, account: str, replies: Replie
     core.emit(DropAccount(core.await_answer(client, answer), folded))
 
 
-def account_dropped(core: ServerCore, folded: str) -> None:
-    """The account is gone (dropped here or on another node): its nick is free, and
-    this node's users logged in to it are logged out."""
+def account_dropped(core: ServerCore, folded: str, *, here: bool = True) -> None:
+    """The account is gone (dropped ``here`` or on another node): its nick is free,
+    this node's users logged in to it are logged out, and its channels are gone."""
+    from .chanserv import account_gone
+
     core.account_names.discard(folded)
     forget_markers(core, folded)
+    account_gone(core, folded, here=here)
     for client in list(core.account_sessions.get(folded, ())):
         if client.closing is None:
             log_out(core, client)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chat import numerics as N
 from chat.masks import EXTBAN_PREFIX, extban_matches, mask_matches
@@ -60,6 +60,21 @@ def channel_record(channel: Channel) -> dict[str, object]:
     }
 
 
+def set_channel_record(channel: Channel, record: dict[str, Any]) -> None:
+    """The inverse of ``channel_record`` for the metadata (not the name, time or origin)."""
+    channel.topic = str(record.get("topic", ""))
+    channel.topic_setter = str(record.get("setter", ""))
+    channel.topic_time = int(record.get("ttime", 0))
+    channel.modes = set(record.get("modes", ()))
+    key = record.get("key")
+    channel.key = str(key) if key is not None else None
+    limit = record.get("limit")
+    channel.limit = int(limit) if limit is not None else None
+    for letter, field in (("b", "bans"), ("e", "excepts"), ("I", "invex"), ("q", "quiets")):
+        masks = channel.mask_list(letter)
+        masks[:] = [Ban(str(m), str(s), int(t)) for m, s, t in record.get(field, ())]
+
+
 def can_see(channel: Channel, client: Client) -> bool:
     return "s" not in channel.modes or client in channel.members
 
@@ -94,30 +109,26 @@ def join(core: ServerCore, client: Client, name: str, key: str) -> None:
         return
     now = int(core.clock())
     created = channel is None
-    if channel is None:
-        channel = Channel(name=name, folded=folded, created=now, origin=core.node_id)
-        core.channels[folded] = channel
-        channel.members[client] = "o"
+    registered = core.registered_channels.get(folded) if core.registered_channels else None
+    if registered is None:
+        trusted = created  # the creator of an unregistered channel gets +o
     else:
-        invited = folded in client.invites
-        if channel.key is not None and key != channel.key and not invited:
-            core.reply(client, N.ERR_BADCHANNELKEY, channel.name, "Cannot join channel (+k)")
-            return
-        if "i" in channel.modes and not invited and not on_list(core, channel.invex, client):
-            core.reply(client, N.ERR_INVITEONLYCHAN, channel.name, "Cannot join channel (+i)")
-            return
-        if channel.limit is not None and len(channel.members) >= channel.limit and not invited:
-            core.reply(client, N.ERR_CHANNELISFULL, channel.name, "Cannot join channel (+l)")
-            return
-        if not invited and is_banned(core, channel, client):
-            core.reply(client, N.ERR_BANNEDFROMCHAN, channel.name, "Cannot join channel (+b)")
-            return
-        if "r" in channel.modes and client.account is None and not invited:
-            core.reply(client, N.ERR_NEEDREGGEDNICK, channel.name,
-                       "Cannot join channel (+r) - you need to be logged in to an account")
-            return
-        client.invites.discard(folded)
-        channel.members[client] = ""
+        from .chanserv import is_trusted, restore
+
+        # Only the founder and the access list: an op's changes would be kept.
+        trusted = is_trusted(core, registered, client)
+    if channel is None:
+        channel = Channel(name=registered.name if registered else name, folded=folded,
+                          created=now, origin=core.node_id)
+        if registered is not None:
+            restore(channel, registered)  # its kept key, bans and +i apply to this join
+    if not trusted and refused(core, client, channel, key):
+        return
+    if created:
+        core.channels[folded] = channel
+    client.invites.discard(folded)
+    # Joining a registered channel with members, the founder gets +o from ChanServ below.
+    channel.members[client] = "o" if trusted and (created or registered is None) else ""
     client.channels[folded] = channel
     relay = core.new_relay(client.mask, "JOIN", [channel.name])
     announce_join(core, client, channel, relay)
@@ -134,6 +145,29 @@ def join(core: ServerCore, client: Client, name: str, key: str) -> None:
         marker_on_join(core, client, channel.name)
     send_names(core, client, channel)
     core.after_join(client, channel)
+    if registered is not None and trusted and not created:
+        from .chanserv import give_op
+
+        give_op(core, channel, client)
+
+
+def refused(core: ServerCore, client: Client, channel: Channel, key: str) -> bool:
+    """Whether the channel's key, +i, +l, bans or +r keep the client out (told why)."""
+    invited = channel.folded in client.invites
+    if channel.key is not None and key != channel.key and not invited:
+        core.reply(client, N.ERR_BADCHANNELKEY, channel.name, "Cannot join channel (+k)")
+    elif "i" in channel.modes and not invited and not on_list(core, channel.invex, client):
+        core.reply(client, N.ERR_INVITEONLYCHAN, channel.name, "Cannot join channel (+i)")
+    elif channel.limit is not None and len(channel.members) >= channel.limit and not invited:
+        core.reply(client, N.ERR_CHANNELISFULL, channel.name, "Cannot join channel (+l)")
+    elif not invited and is_banned(core, channel, client):
+        core.reply(client, N.ERR_BANNEDFROMCHAN, channel.name, "Cannot join channel (+b)")
+    elif "r" in channel.modes and client.account is None and not invited:
+        core.reply(client, N.ERR_NEEDREGGEDNICK, channel.name,
+                   "Cannot join channel (+r) - you need to be logged in to an account")
+    else:
+        return False
+    return True
 
 
 def announce_join(core: ServerCore, client: Client, channel: Channel, relay: Relay) -> None:
@@ -211,6 +245,10 @@ def handle_topic(core: ServerCore, client: Client, msg: Message) -> None:
     if core.cluster:
         core.publish("topic", (channel.folded,), core.uid(client), t=channel.folded,
                      ch=channel_record(channel), r=relay_wire(client, relay))
+    if channel.folded in core.registered_channels:
+        from .chanserv import channel_changed
+
+        channel_changed(core, channel)
 
 
 # ---------------------------------------------------------------------- NAMES / LIST

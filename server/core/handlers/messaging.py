@@ -12,6 +12,7 @@ from ..relay import relay_wire
 from ..targets import TargetGate
 from .accounts import SERVICE_NAMES
 from .channels import is_banned, is_quieted
+from .chanserv import chanserv
 from .nickserv import nickserv
 
 if TYPE_CHECKING:
@@ -173,9 +174,9 @@ def _to_nick(
     need_cap: str | None,
 ) -> None:
     folded = core.fold(nick)
-    if folded in SERVICE_NAMES:  # NickServ answers PRIVMSGs; anything else is dropped
+    if folded in SERVICE_NAMES:  # services answer PRIVMSGs; anything else is dropped
         if command == "PRIVMSG":
-            nickserv(core, client, text[0])
+            (chanserv if folded == "chanserv" else nickserv)(core, client, text[0])
         return
     target = core.nicks.get(folded)
     if target is None or not target.registered:

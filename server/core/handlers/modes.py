@@ -263,6 +263,10 @@ def channel_mode(core: ServerCore, client: Client, name: str, args: list[str]) -
         prefixes = {core.uid(m): p for m, p in channel.members.items()}
         core.publish("mode", (channel.folded,), core.uid(client), t=channel.folded,
                      ch=channel_record(channel), pre=prefixes, rs=relays)
+    if relays and channel.folded in core.registered_channels:
+        from .chanserv import channel_changed
+
+        channel_changed(core, channel)
 
 
 def _fitting_chunks(
