@@ -390,9 +390,13 @@ def _query(s: Session, args: str, now: float) -> None:
     " REGISTER password [email], SET PASSWORD new, HELP; passwords show as ********.",
 )
 def _ns(s: Session, args: str, now: float) -> None:
+    _to_service(s, NICKSERV_NICK, "ns", args, now)
+
+
+def _to_service(s: Session, service: str, name: str, args: str, now: float) -> None:
     if not args:
-        raise UsageError(f"Usage: {COMMANDS['ns'].usage}")
-    s.say(NICKSERV_NICK, args, now)
+        raise UsageError(f"Usage: {COMMANDS[name].usage}")
+    s.say(service, args, now)
 
 
 @command(
@@ -402,9 +406,7 @@ def _ns(s: Session, args: str, now: float) -> None:
     " ACCESS #channel ADD account, INFO #channel, DROP #channel, HELP.",
 )
 def _cs(s: Session, args: str, now: float) -> None:
-    if not args:
-        raise UsageError(f"Usage: {COMMANDS['cs'].usage}")
-    s.say(CHANSERV_NICK, args, now)
+    _to_service(s, CHANSERV_NICK, "cs", args, now)
 
 
 @command("me", "/me ACTION", "Send an action (CTCP ACTION) to the current buffer.")

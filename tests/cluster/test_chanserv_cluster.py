@@ -6,14 +6,9 @@ from __future__ import annotations
 from tests.cluster.conftest import Cluster
 from tests.cluster.test_cluster import connect, eventually
 from tests.ircclient import IRCTestClient
-from tests.server.helpers import ask, only
+from tests.server.helpers import ask, chanserv_says, only
 
 PASSWORD = "sesame-open"
-
-
-def chanserv_says(msgs: list) -> list[str]:  # type: ignore[type-arg]
-    return [m.params[-1] for m in msgs
-            if m.command == "NOTICE" and (m.source or "").startswith("ChanServ!")]
 
 
 async def with_account(port: int, nick: str) -> IRCTestClient:

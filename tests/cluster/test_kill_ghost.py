@@ -7,7 +7,7 @@ import pytest
 from tests.cluster.conftest import Cluster
 from tests.cluster.test_cluster import connect, eventually
 from tests.conftest import OPER_NAME, OPER_PASSWORD
-from tests.server.helpers import ask, only
+from tests.server.helpers import ask, nickserv_says, only
 
 PASSWORD = "sesame-open"
 
@@ -15,11 +15,6 @@ PASSWORD = "sesame-open"
 @pytest.fixture
 def opers(oper_hash: str) -> dict[str, str]:
     return {OPER_NAME: oper_hash}
-
-
-def nickserv_says(msgs: list) -> list[str]:  # type: ignore[type-arg]
-    return [m.params[-1] for m in msgs
-            if m.command == "NOTICE" and (m.source or "").startswith("NickServ!")]
 
 
 async def test_kill_disconnects_a_user_on_the_other_node(

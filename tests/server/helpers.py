@@ -26,3 +26,17 @@ async def quit_and_wait(c: IRCTestClient) -> None:
     """QUIT and wait until the server has closed the connection (it is gone for everyone)."""
     await c.send("QUIT :bye")
     await c.wait_closed()
+
+
+def service_says(msgs: list[Message], service: str) -> list[str]:
+    """The texts of the notices ``service`` (NickServ, ChanServ) sent among ``msgs``."""
+    return [m.params[-1] for m in msgs
+            if m.command == "NOTICE" and (m.source or "").startswith(service + "!")]
+
+
+def nickserv_says(msgs: list[Message]) -> list[str]:
+    return service_says(msgs, "NickServ")
+
+
+def chanserv_says(msgs: list[Message]) -> list[str]:
+    return service_says(msgs, "ChanServ")

@@ -13,7 +13,7 @@ from chat.message import Message
 from server.core.handlers.accounts import RESERVED
 from tests.conftest import OPER_NAME, OPER_PASSWORD, RunningServer, serving, suite_config
 from tests.ircclient import IRCTestClient
-from tests.server.helpers import ask, mask, only
+from tests.server.helpers import ask, mask, nickserv_says, only
 
 PASSWORD = "tr0ub4dor&3"
 
@@ -293,11 +293,6 @@ async def test_reservation_can_be_turned_off(backend: str, tmp_path: Path) -> No
 
 
 # ---------------------------------------------------------------------- NickServ
-
-
-def nickserv_says(msgs: list[Message]) -> list[str]:
-    return [m.params[-1] for m in msgs
-            if m.command == "NOTICE" and (m.source or "").startswith("NickServ!")]
 
 
 async def test_nickserv_register_and_identify(server: RunningServer) -> None:

@@ -6,18 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chat.message import Message
 from tests.conftest import RunningServer, serving, suite_config
 from tests.ircclient import IRCTestClient
-from tests.server.helpers import ask, only, quit_and_wait
+from tests.server.helpers import ask, chanserv_says, only, quit_and_wait
 
 PASSWORD = "tr0ub4dor&3"
 CHANSERV = "ChanServ!ChanServ@test.server"
-
-
-def chanserv_says(msgs: list[Message]) -> list[str]:
-    return [m.params[-1] for m in msgs
-            if m.command == "NOTICE" and (m.source or "").startswith("ChanServ!")]
 
 
 async def with_account(server: RunningServer, nick: str) -> IRCTestClient:

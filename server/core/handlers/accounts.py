@@ -37,6 +37,12 @@ MIN_PASSWORD = 8
 MAX_PASSWORD = 300  # bytes; the spec's advice, so that it fits a line to services too
 ACCOUNT_EXISTS_TEXT = "An account with that name exists already"
 SERVICE_NAMES = frozenset({"nickserv", "chanserv"})  # nicks of the server's services (folded)
+
+
+def service_notice(core: ServerCore, client: Client, service: str, text: str) -> None:
+    """A NOTICE from one of the server's services (NickServ, ChanServ)."""
+    source = f"{service}!{service}@{core.config.name}"
+    core.send(client, Message("NOTICE", [client.nick, text], source))
 REGISTERED = "ok"  # the answers to Register (server.accounts.service.RegisterResult values)
 EXISTS = "exists"
 

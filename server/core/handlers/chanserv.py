@@ -16,6 +16,7 @@ from chat.servertime import format_time
 from server.accounts.model import RegisteredChannel
 
 from ..relay import relay_wire
+from .accounts import service_notice
 from .channels import channel_record, set_channel_record
 
 if TYPE_CHECKING:
@@ -64,8 +65,7 @@ class DropChannel:
 
 
 def tell(core: ServerCore, client: Client, text: str) -> None:
-    source = f"{NICK}!{NICK}@{core.config.name}"
-    core.send(client, Message("NOTICE", [client.nick, text], source))
+    service_notice(core, client, NICK, text)
 
 
 def handle_chanserv(core: ServerCore, client: Client, msg: Message) -> None:

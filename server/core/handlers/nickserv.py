@@ -18,6 +18,7 @@ from .accounts import (
     drop_own_account,
     log_out,
     register_account,
+    service_notice,
 )
 from .operator import kill
 from .registration import handle_nick
@@ -42,8 +43,7 @@ HELP = [
 
 
 def tell(core: ServerCore, client: Client, text: str) -> None:
-    source = f"{NICK}!{NICK}@{core.config.name}"
-    core.send(client, Message("NOTICE", [client.nick, text], source))
+    service_notice(core, client, NICK, text)
 
 
 @dataclass(frozen=True, slots=True)
