@@ -205,6 +205,7 @@ def command_line(draw: st.DrawFn) -> str:
                 "VERIFY",
                 "NS",
                 "CS",
+                "HELP",
                 "MARKREAD",
                 "BOGUS",
             ]
@@ -330,6 +331,8 @@ def command_line(draw: st.DrawFn) -> str:
         params = draw(st.lists(masks, max_size=2))
         if params and draw(st.booleans()):
             params[-1] = _trailing(draw(st.sampled_from(["", "a b", params[-1]])))
+    elif kind == "HELP":
+        params = [draw(st.one_of(st.sampled_from(["join", "KILL", "cs", "*", "cmodes"]), middle))]
     elif kind == "KNOCK":
         params = [draw(st.one_of(good_channel, channel_list, good_nick))]
         if draw(st.booleans()):

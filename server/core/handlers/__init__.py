@@ -10,6 +10,7 @@ from . import (
     bans,
     channels,
     chanserv,
+    help,
     messaging,
     modes,
     monitor,
@@ -77,4 +78,6 @@ COMMANDS: dict[str, tuple[Handler, int]] = {
     "INFO": (server_info.handle_info, 0),
     "STATS": (server_info.handle_stats, 0),
     "LINKS": (server_info.handle_links, 0),
+    "HELP": (help.handle_help, 0),
+    "HELPOP": (help.handle_help, 0),
 }
