@@ -1994,6 +1994,7 @@ _QUERY_NUMERICS = frozenset(
         N.RPL_INVITELIST, N.RPL_ENDOFINVITELIST, N.RPL_QUIETLIST, N.RPL_ENDOFQUIETLIST,
         N.RPL_USERHOST, N.RPL_ISON,
         N.RPL_WHOWASUSER, N.RPL_ENDOFWHOWAS,
+        N.RPL_HELPSTART, N.RPL_HELPTXT, N.RPL_ENDOFHELP,
     }
 )  # fmt: skip
 
@@ -2001,6 +2002,10 @@ _WHOWAS_SERVER = (4, "{1} left {2} at {3}")
 
 # Friendlier text for common query replies: (minimum params, format over params).
 _QUERY_FORMATS: dict[str, tuple[int, str]] = {
+    # HELP (/quote help): the text without the subject each line repeats.
+    N.RPL_HELPSTART: (3, "{2}"),
+    N.RPL_HELPTXT: (3, "{2}"),
+    N.RPL_ENDOFHELP: (3, "{2}"),
     N.RPL_WHOISUSER: (6, "{1} is {2}@{3} ({5})"),
     N.RPL_WHOISSERVER: (4, "{1} is connected to {2} ({3})"),
     N.RPL_WHOWASUSER: (6, "{1} was {2}@{3} ({5})"),

@@ -91,6 +91,25 @@ async def test_lag_is_measured(server: RunningServer, clients: list[ChatClient])
     assert alice.session.lag is not None and alice.session.lag >= 0
 
 
+async def test_server_help_shows_in_the_current_buffer(
+    server: RunningServer, clients: list[ChatClient]
+) -> None:
+    reader = ChatClient.start(server.port, "reader", ("#help",))
+    clients.append(reader)
+    await reader.joined("#help")
+    reader.session.switch("#help")
+    reader.conn.input("/quote HELP join")
+    buf = reader.session.current
+    assert buf.name == "#help"
+
+    def shown() -> list[str]:
+        return [ln.text for ln in buf.lines if ln.kind is Kind.INFO]
+
+    await reader.wait(lambda: "End of /HELP" in shown(), "the end of the help")
+    # The subject each line repeats is not shown.
+    assert shown()[-3].startswith("JOIN <#channel>"), shown()
+
+
 async def test_quit_is_clean(server: RunningServer, clients: list[ChatClient]) -> None:
     alice = ChatClient.start(server.port, "alice", ("#t",))
     bob = ChatClient.start(server.port, "bob", ("#t",))
