@@ -602,3 +602,69 @@ async def test_weechat_falls_back_from_a_reserved_nick(
             assert not _refusals(proxy), "server refused something weechat sent"
     finally:
         wee.stop()
+
+
+@needs("irssi", "tmux")
+async def test_irssi_regains_its_nick_and_registers_a_channel(
+    irc_server: RunningServer, raw: RawClient, proxy: LoggingProxy, tmp_path: Path
+) -> None:
+    """A lost session holds alice; irssi logs in with SASL, falls back to alice_, takes
+    the nick back with NickServ REGAIN, registers a channel with ChanServ, and gets +o
+    from ChanServ when it rejoins."""
+    _chat_only(irc_server)
+    irssi = Irssi(tmp_path / "irssi", "alice", sasl=("alice", PASSWORD))
+    ghost = RawClient("alice")
+    try:
+        with diagnostics(irc_server, proxy, irssi.debug):
+            await _create_account(irc_server, "alice")
+            await ghost.connect(irc_server.host, irc_server.port)
+            await ghost.send("NICK ghost")
+            await ghost.send("USER ghost 0 * :the lost session")
+            await ghost.wait_for(lambda m: m.command == "001", timeout=10, what="ghost's 001")
+            await ghost.send(f"NS IDENTIFY alice {PASSWORD}")
+            await ghost.wait_for(lambda m: m.command == "900", timeout=15, what="ghost's login")
+            await ghost.send("NICK alice")
+            await ghost.wait_for(lambda m: m.command == "NICK", timeout=10, what="ghost as alice")
+            await raw.register()
+
+            irssi.start(HOST, proxy.port)
+            await _assert_sasl_login(proxy, "alice")
+            await irssi.command("/msg NickServ REGAIN")
+            await ghost.wait_for(lambda m: m.command == "KILL", timeout=10, what="the KILL")
+            await proxy.wait_for(
+                lambda pl: _server_sent("NICK")(pl) and pl.msg.params[:1] == ("alice",),
+                timeout=10, what="NICK alice for irssi",
+            )
+            await irssi.wait_for_screen(
+                r"You're now known as alice", timeout=10, what="irssi's new nick"
+            )
+
+            await irssi.command("/join #owned")
+            await irssi.wait_for_screen(
+                r"Total of 1 nicks", timeout=10, what="irssi alone in #owned, its operator"
+            )
+            await raw.join("#owned")
+            await irssi.command("/msg ChanServ REGISTER #owned")
+            await irssi.wait_for_log(  # in irssi's ChanServ query window
+                r"-ChanServ\(ChanServ@[^)]*\)- #owned is registered to alice", timeout=10,
+                what="ChanServ's answer in irssi",
+            )
+            since = len(proxy.lines)
+            await irssi.command("/part #owned")
+            await proxy.wait_for(  # irssi joins only a channel it knows it has left
+                _server_sent("PART"), since=since, timeout=10, what="irssi's PART echoed"
+            )
+            mark = raw.mark()
+            await irssi.command("/join #owned")
+            mode = await raw.wait_for(
+                lambda m: m.command == "MODE" and m.params == ("#owned", "+o", "alice"),
+                since=mark, timeout=10, what="ChanServ's +o",
+            )
+            assert mode.nick == "ChanServ"
+            await irssi.wait_for_screen(
+                r"mode/#owned \[\+o alice\] by ChanServ", timeout=10, what="irssi's mode line"
+            )
+            assert not _refusals(proxy), "server refused something irssi sent"
+    finally:
+        irssi.stop()
+        await ghost.close()
