@@ -187,3 +187,17 @@ async def test_registrations_and_state_survive_a_restart(backend: str, tmp_path:
         assert only(joined, "353")[0].params[-1] == "@kh"  # on the access list
         modes = only(await ask(helper, "MODE #lasting"), "324")[0].params
         assert modes[2].startswith("+") and "l" in modes[2] and "50" in modes[3:]
+
+
+async def test_logging_in_on_the_channel_gets_op(server: RunningServer) -> None:
+    founder = await registered_channel(server, "mona", "#later")
+    await ask(founder, "NICK mona_away")
+    await ask(founder, "NS LOGOUT")
+    await ask(founder, "CS DEOP #later")  # refused: logged out, not on the access list
+    assert only(await ask(founder, "MODE #later -o mona_away"), "MODE")
+    watcher = await server.client("watcher_m")
+    await watcher.join("#later")
+    msgs = await ask(founder, f"NS IDENTIFY mona {PASSWORD}")
+    assert [(m.source, m.params) for m in only(msgs, "MODE")] == [
+        (CHANSERV, ["#later", "+o", "mona_away"])]
+    assert (await watcher.expect("MODE")).params == ["#later", "+o", "mona_away"]

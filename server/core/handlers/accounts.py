@@ -377,6 +377,10 @@ def log_in(core: ServerCore, client: Client, name: str) -> None:
     notify_account(core, client, relay)
     if core.cluster:
         core.publish("account", (), core.uid(client), a=name, r=relay_wire(client, relay))
+    if core.registered_channels and client.channels:
+        from .chanserv import op_trusted
+
+        op_trusted(core, client)  # the founder who logs in after joining gets +o too
 
 
 def log_out(core: ServerCore, client: Client) -> None:

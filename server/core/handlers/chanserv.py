@@ -152,6 +152,14 @@ def give_op(core: ServerCore, channel: Channel, target: Client, adding: bool = T
                      ch=channel_record(channel), pre=prefixes, rs=[relay_wire(source, relay)])
 
 
+def op_trusted(core: ServerCore, client: Client) -> None:
+    """+o in the registered channels the client is in and whose access list has it."""
+    for folded, channel in list(client.channels.items()):
+        registered = core.registered_channels.get(folded)
+        if registered is not None and is_trusted(core, registered, client):
+            give_op(core, channel, client)
+
+
 def registered_here(core: ServerCore, folded: str, registered: RegisteredChannel) -> None:
     """A registration (or its access list) changed here: keep it, and tell the other nodes."""
     core.registered_channels[folded] = registered
