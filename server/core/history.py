@@ -307,6 +307,20 @@ def _send_notices(
         core.send(client, Message("NOTICE", [channel, line], core.config.name))
 
 
+def partner_nick(core: ServerCore, account: str) -> str:
+    """A conversation is kept per account: named by its partner's nick while the
+    partner is online here (the nick it goes by, and that a query window is named
+    after), else by the account's name."""
+    folded = core.fold(account)
+    sessions = core.account_sessions.get(folded)
+    if not sessions:
+        return account
+    for session in sessions:
+        if session.folded == folded and session.registered:
+            return session.nick
+    return next((s.nick for s in sessions if s.registered), account)
+
+
 def _send_targets(core: ServerCore, client: Client, targets: list[tuple[str, int]]) -> None:
     use_batch = "batch" in client.caps
     ref = core.next_batch_id()
@@ -315,6 +329,8 @@ def _send_targets(core: ServerCore, client: Client, targets: list[tuple[str, int
             client, Message("BATCH", ["+" + ref, "draft/chathistory-targets"], core.config.name)
         )
     for name, time_ms in targets:
+        if name[:1] not in CHANTYPES:
+            name = partner_nick(core, name)
         tags = {"batch": ref} if use_batch else {}
         core.send(
             client,

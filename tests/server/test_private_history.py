@@ -117,3 +117,24 @@ async def test_targets_lists_conversations_beside_channels(server: RunningServer
     msgs = await answer(bob, "CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00.000Z "
                              "timestamp=2999-01-01T00:00:00.000Z 10")
     assert [m.params[1] for m in only(msgs, "CHATHISTORY")] == ["alice"]
+
+
+async def test_targets_names_a_conversation_by_the_partners_nick_while_online(
+    server: RunningServer,
+) -> None:
+    alice = await account_user(server, "alice")
+    bob = await account_user(server, "bob")
+    await alice.send("PRIVMSG bob :before the nick change")
+    await bob.expect("PRIVMSG")
+    await ask(bob, "NICK bob_phone")
+    targets = ("CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00.000Z "
+               "timestamp=2999-01-01T00:00:00.000Z 10")
+    msgs = await answer(alice, targets)
+    assert [m.params[1] for m in only(msgs, "CHATHISTORY")] == ["bob_phone"]
+    # The name it gives finds the conversation.
+    rows = await history(alice, "CHATHISTORY LATEST bob_phone * 10")
+    assert [m.params[-1] for m in rows] == ["before the nick change"]
+    await bob.send("QUIT :bye")
+    await bob.wait_closed()
+    msgs = await answer(alice, targets)
+    assert [m.params[1] for m in only(msgs, "CHATHISTORY")] == ["bob"]  # offline: the account
