@@ -14,7 +14,13 @@ from server.accounts.service import change_password, drop, login, register
 from server.banfile import load_bans
 from server.config import ServerConfig
 from server.core import ServerCore
-from server.core.handlers.accounts import DropAccount, Login, Register, SetPassword
+from server.core.handlers.accounts import (
+    DropAccount,
+    FindAccount,
+    Login,
+    Register,
+    SetPassword,
+)
 from server.core.handlers.chanserv import DropChannel, RegisterChannel, SaveChannel
 from server.core.handlers.operator import CheckOper
 from server.core.handlers.readmarker import SaveReadMarker
@@ -60,8 +66,8 @@ def open_account_store(config: ServerConfig) -> AccountStore | None:
 
 # Account requests a client waits for (answered with core.answered), and account-store
 # writes nothing waits for (written behind, in order, on the account worker).
-ANSWERED = (Login, Register, SetPassword, DropAccount, RegisterChannel)
-AnsweredEffect = Login | Register | SetPassword | DropAccount | RegisterChannel
+ANSWERED = (Login, Register, SetPassword, DropAccount, FindAccount, RegisterChannel)
+AnsweredEffect = Login | Register | SetPassword | DropAccount | FindAccount | RegisterChannel
 WRITTEN_BEHIND = (SaveReadMarker, SaveChannel, DropChannel)
 WrittenBehind = SaveReadMarker | SaveChannel | DropChannel
 
@@ -129,12 +135,17 @@ def write_behind(store: AccountStore | None, effect: WrittenBehind) -> None:
         log.exception("account store: writing %r failed", effect)
 
 
-def answer_account(store: AccountStore | None, effect: AnsweredEffect) -> str | bool | None:
+def answer_account(
+    store: AccountStore | None, effect: AnsweredEffect
+) -> str | bool | tuple[str, int] | None:
     """The answer to an account request (the account's name for a login, a
     RegisterResult value for a registration of an account or a channel, success of a
-    password change); runs on a worker thread, never the loop."""
+    password change, name and creation time for a lookup); runs on a worker thread,
+    never the loop."""
     if isinstance(effect, RegisterChannel):
         return register_channel(store, effect)
+    if isinstance(effect, FindAccount):
+        return find_account(store, effect.folded)
     if isinstance(effect, DropAccount):
         return store is not None and drop(store, effect.folded)
     if isinstance(effect, SetPassword):
@@ -146,6 +157,17 @@ def answer_account(store: AccountStore | None, effect: AnsweredEffect) -> str | 
         return "unavailable"
     now_ms = int(time.time() * 1000)
     return register(store, effect.folded, effect.name, effect.password, now_ms).value
+
+
+def find_account(store: AccountStore | None, folded: str) -> tuple[str, int] | None:
+    if store is None:
+        return None
+    try:
+        account = store.find(folded)
+    except Exception:
+        log.exception("account store: looking up account %r failed", folded)
+        return None
+    return None if account is None else (account.name, account.created_ms)
 
 
 def register_channel(store: AccountStore | None, effect: RegisterChannel) -> str:

@@ -29,6 +29,7 @@ from server.core.core import ServerCore
 from server.core.handlers.accounts import (
     SASL_MAX,
     DropAccount,
+    FindAccount,
     Login,
     Register,
     SetPassword,
@@ -45,7 +46,7 @@ from server.passwords import verify_password
 
 SERVER_NAME = "fuzz.server"
 # answered off the loop
-Check = CheckOper | Login | Register | SetPassword | DropAccount | RegisterChannel
+Check = CheckOper | Login | Register | SetPassword | DropAccount | FindAccount | RegisterChannel
 START = 1_700_000_000.0  # a fixed epoch so that runs reproduce
 OPER_NAME = "root"
 OPER_PASSWORD = "hunter2"
@@ -463,6 +464,9 @@ class CoreHarness:
         """What the transport answers: as server.transport.ops does, with cheap hashes."""
         if isinstance(check, CheckOper):
             return verify_password(check.password, check.stored)
+        if isinstance(check, FindAccount):
+            found = self.accounts.find(check.folded)
+            return None if found is None else (found.name, found.created_ms)
         if isinstance(check, RegisterChannel):
             return "ok" if self.accounts.register_channel(check.folded, check.channel) else "exists"
         if isinstance(check, DropAccount):

@@ -309,7 +309,8 @@ def command_line(draw: st.DrawFn) -> str:
                                         "identify", "DROP", "SET PASSWORD password2",
                                         "SET PASSWORD x", "set", "DROP alice", "DROP", "LOGOUT",
                                         "GHOST alice", "GHOST bob", "GHOST", "REGAIN",
-                                        "REGAIN alice", "RECOVER bob"]))]
+                                        "REGAIN alice", "RECOVER bob", "INFO", "INFO bob",
+                                        "info nobody"]))]
     elif kind == "CS":  # ChanServ, also reached as PRIVMSG ChanServ (see target)
         command = draw(st.sampled_from(["REGISTER", "INFO", "OP", "DEOP", "ACCESS", "DROP",
                                         "HELP", "register", "FROB", ""]))

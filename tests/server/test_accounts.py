@@ -615,3 +615,20 @@ async def test_nickserv_ghost_respects_turned_off_reservation(
         assert nickserv_says(msgs) == [
             "jon is neither your account's nick nor in use by a session logged in to jon"]
         assert await squatter.sync() == []
+
+
+async def test_nickserv_info(server: RunningServer) -> None:
+    kay = await server.client("kay")
+    await register_account(kay)
+    phone = await server.client("kay_phone")
+    await ask(phone, f"NS IDENTIFY kay {PASSWORD}")
+    other = await server.client("other_k")
+    said = nickserv_says(await ask(other, "NS INFO KAY"))
+    assert len(said) == 2 and said[0].startswith("kay is registered since 20"), said
+    assert said[1] == "Logged in now as: kay, kay_phone"
+    assert nickserv_says(await ask(other, "NS INFO")) == ["other_k is not a registered account"]
+    await kay.send("QUIT :bye")
+    await kay.wait_closed()
+    await ask(phone, "NS LOGOUT")
+    assert nickserv_says(await ask(other, "NS INFO kay"))[1:] == [
+        "Not logged in on this server now"]

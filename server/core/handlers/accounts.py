@@ -43,6 +43,8 @@ def service_notice(core: ServerCore, client: Client, service: str, text: str) ->
     """A NOTICE from one of the server's services (NickServ, ChanServ)."""
     source = f"{service}!{service}@{core.config.name}"
     core.send(client, Message("NOTICE", [client.nick, text], source))
+
+
 REGISTERED = "ok"  # the answers to Register (server.accounts.service.RegisterResult values)
 EXISTS = "exists"
 
@@ -76,6 +78,15 @@ class SetPassword:
     check_id: int
     folded: str
     password: str
+
+
+@dataclass(frozen=True, slots=True)
+class FindAccount:
+    """Effect: look the account ``folded`` up off the loop; answer with
+    ``core.answered(check_id, found)``: (name, created_ms), or None."""
+
+    check_id: int
+    folded: str
 
 
 @dataclass(frozen=True, slots=True)

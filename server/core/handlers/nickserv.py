@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING
 
 from chat import numerics as N
 from chat.message import Message
+from chat.servertime import format_time
 
 from .accounts import (
+    FindAccount,
     change_password,
     check_login,
     drop_account,
@@ -37,6 +39,7 @@ HELP = [
     "GHOST <nick>  disconnects your own other session holding <nick> (a lost connection)",
     "REGAIN [nick]  ghosts whoever holds your account's nick (or <nick>) and takes it",
     "LOGOUT  logs you out (under a nick other than your account's name)",
+    "INFO [account]  when an account was registered, and who is using it now",
     "DROP <account> <password>  deletes your account (operators: DROP <account>, any)",
     "Better: let your client log in with SASL PLAIN when it connects.",
 ]
@@ -103,6 +106,8 @@ def nickserv(core: ServerCore, client: Client, text: str) -> None:
             tell(core, client, "You are not logged in")
             return
         ghost(core, client, args[0] if args else client.account, regain=True)
+    elif command == "INFO":
+        info(core, client, args[0] if args else client.account or client.nick)
     elif command == "LOGOUT":
         if client.account is None:
             tell(core, client, "You are not logged in")
@@ -126,6 +131,27 @@ def nickserv(core: ServerCore, client: Client, text: str) -> None:
             drop_account(core, client, args[0], replies)
     else:
         tell(core, client, f"Unknown command {command}: /msg {NICK} HELP")
+
+
+def info(core: ServerCore, client: Client, name: str) -> None:
+    """INFO: the account's name and registration time (from the store), and the nicks
+    of its sessions on this server."""
+    folded = core.fold(name)
+    if folded not in core.account_names:
+        tell(core, client, f"{name} is not a registered account")
+        return
+
+    def answer(client: Client, found: object) -> None:
+        if not isinstance(found, tuple):
+            tell(core, client, f"{name} is not a registered account")
+            return
+        account, created_ms = found
+        tell(core, client, f"{account} is registered since {format_time(created_ms / 1000)}")
+        nicks = sorted(c.nick for c in core.account_sessions.get(folded, ()) if c.registered)
+        tell(core, client, f"Logged in now as: {', '.join(nicks)}" if nicks
+             else "Not logged in on this server now")
+
+    core.emit(FindAccount(core.await_answer(client, answer), folded))
 
 
 def ghost(core: ServerCore, client: Client, nick: str, *, regain: bool) -> None:
