@@ -1,5 +1,5 @@
-"""Registered accounts (SASL PLAIN, IRCv3 account registration) and the channels
-registered with ChanServ: the store of record.
+"""Registered accounts (SASL PLAIN, IRCv3 account registration), the channels
+registered with ChanServ and the memos MemoServ keeps: the store of record.
 
 ``open_accounts(db)`` opens the store for the server's ``--db`` setting, the same
 database the history store uses: nothing for ``""`` (accounts kept in memory), a
@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from server.history.stores import is_postgres
 
-from .model import Account, RegisteredChannel
+from .model import Account, Memo, RegisteredChannel
 from .store import AccountStore, MemoryAccountStore
 
 __all__ = [
     "Account",
     "AccountStore",
+    "Memo",
     "MemoryAccountStore",
     "RegisteredChannel",
     "open_accounts",

@@ -23,3 +23,14 @@ class RegisteredChannel:
     created_ms: int  # unix time in milliseconds
     ops: tuple[str, ...] = ()  # folded account names ChanServ gives +o on join, besides the founder
     state: str = "{}"  # JSON text of the channel's topic, modes and lists; opaque to the store
+
+
+@dataclass(frozen=True, slots=True)
+class Memo:
+    """A message left for an account (MemoServ), kept until its recipient deletes it."""
+
+    memo_id: int  # given by the store; increases with each memo sent, never reused
+    sender: str  # the sender's account name as shown
+    sent_ms: int  # unix time in milliseconds
+    text: str
+    read: bool = False

@@ -1,6 +1,6 @@
 """Accounts in PostgreSQL (psycopg 3): the ``accounts`` table of the history database,
-and beside it ``read_markers`` (IRCv3 draft/read-marker, per account and target) and
-``registered_channels`` (ChanServ's registrations).
+and beside it ``read_markers`` (IRCv3 draft/read-marker, per account and target),
+``registered_channels`` (ChanServ's registrations) and ``memos`` (MemoServ's).
 
 Several nodes of a cluster share the table; the primary key makes a name's creation
 atomic across all of them (``INSERT ... ON CONFLICT DO NOTHING``), and a channel's
@@ -24,7 +24,7 @@ import psycopg
 
 from server.history.postgres_store import connect
 
-from .model import Account, RegisteredChannel
+from .model import Account, Memo, RegisteredChannel
 
 T = TypeVar("T")
 
@@ -33,6 +33,11 @@ APPLICATION_NAME = "chat-accounts"  # in pg_stat_activity
 # Serialises the CREATE TABLE of nodes starting at once (pg_advisory_xact_lock key).
 # Concurrent CREATE TABLE IF NOT EXISTS of one name can fail on pg_type's unique index.
 _SCHEMA_LOCK = 0x61636374  # "acct"
+
+# With hashtext(recipient), the pg_advisory_xact_lock(int, int) key that serialises
+# sends to one recipient across nodes. Two-int keys never meet the one-bigint keys
+# above and in the history store; a hash collision only makes two recipients wait.
+_MEMO_LOCK = 0x6D656D6F  # "memo"
 
 # The folded name compares byte-wise ("C"), as in SQLite and Python, whatever the
 # database's default collation. BIGINT: milliseconds since 1970 overflow INTEGER.
@@ -72,6 +77,25 @@ _CHANNELS_FOUNDER_INDEX = (
     "CREATE INDEX IF NOT EXISTS registered_channels_founder ON registered_channels (founder)"
 )
 
+# BIGSERIAL: a sequence never hands out a value twice, even when the inserting
+# transaction rolls back, so a deleted memo's id is never reused.
+_MEMOS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS memos (
+    memo_id BIGSERIAL PRIMARY KEY,
+    recipient TEXT COLLATE "C" NOT NULL,
+    sender TEXT NOT NULL,
+    sent_ms BIGINT NOT NULL,
+    text TEXT NOT NULL,
+    read BOOLEAN NOT NULL DEFAULT FALSE
+)
+"""
+
+_MEMOS_RECIPIENT_INDEX = "CREATE INDEX IF NOT EXISTS memos_recipient ON memos (recipient, memo_id)"
+
+# memo_id is a BIGINT: a larger id (typed by a user) matches no memo, and sending it
+# would fail the statement.
+_MAX_ID = 2**63 - 1
+
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 
@@ -97,6 +121,8 @@ class PostgresAccountStore:
                     conn.execute(_MARKERS_SCHEMA)
                     conn.execute(_CHANNELS_SCHEMA)
                     conn.execute(_CHANNELS_FOUNDER_INDEX)
+                    conn.execute(_MEMOS_SCHEMA)
+                    conn.execute(_MEMOS_RECIPIENT_INDEX)
             except BaseException:
                 conn.close()
                 raise
@@ -119,10 +145,13 @@ class PostgresAccountStore:
             conn = self._conn = self._connect()
         return conn
 
-    def _run(self, fn: Callable[[Conn, bool], T]) -> T:
+    def _run(
+        self, fn: Callable[[Conn, bool], T], *, may_retry: Callable[[], bool] = lambda: True
+    ) -> T:
         """``fn(conn, retried)`` under the lock; run once more on a new connection if
         the old one turned out to be dead (the server restarted, a proxy dropped it),
-        so the first call after an outage succeeds rather than failing a login."""
+        so the first call after an outage succeeds rather than failing a login.
+        ``may_retry()`` False after the failure: raise it instead."""
         with self._lock:
             conn = self._connection()
             try:
@@ -132,6 +161,8 @@ class PostgresAccountStore:
                     raise
                 conn.close()
                 self._conn = None
+                if not may_retry():
+                    raise
             return fn(self._connection(), True)
 
     def create(self, folded: str, account: Account) -> bool:
@@ -166,10 +197,11 @@ class PostgresAccountStore:
 
     def delete(self, folded: str) -> bool:
         def remove(conn: Conn, _retried: bool) -> bool:
-            # One transaction: the account, its markers and its channels go together
-            # or not at all.
+            # One transaction: the account, its markers, its channels and its memos
+            # go together or not at all.
             with conn.transaction():
                 conn.execute("DELETE FROM read_markers WHERE account = %s", (folded,))
+                conn.execute("DELETE FROM memos WHERE recipient = %s", (folded,))
                 conn.execute("DELETE FROM registered_channels WHERE founder = %s", (folded,))
                 cur = conn.execute("DELETE FROM accounts WHERE folded = %s", (folded,))
             return cur.rowcount == 1
@@ -250,6 +282,92 @@ class PostgresAccountStore:
             return cur.rowcount == 1
 
         return self._run(remove)
+
+    def send_memo(
+        self, recipient: str, sender: str, sent_ms: int, text: str, limit: int
+    ) -> int | None:
+        # Set once COMMIT is sent: a connection lost after that leaves unknown whether
+        # the memo was stored, and sending it again could deliver it twice. Before
+        # that, the server rolled the transaction back, and a retry is safe.
+        committing = False
+
+        def insert(conn: Conn, _retried: bool) -> int | None:
+            nonlocal committing
+            with conn.transaction():
+                # Held to the end of the transaction: a concurrent send to the same
+                # recipient (any node) waits here, then counts our memo.
+                conn.execute(
+                    "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_MEMO_LOCK, recipient)
+                )
+                row = conn.execute(
+                    "SELECT COUNT(*) FROM memos WHERE recipient = %s", (recipient,)
+                ).fetchone()
+                if row is None or int(row[0]) >= limit:
+                    return None
+                row = conn.execute(
+                    "INSERT INTO memos (recipient, sender, sent_ms, text) "
+                    "VALUES (%s, %s, %s, %s) RETURNING memo_id",
+                    (recipient, sender, sent_ms, text),
+                ).fetchone()
+                committing = True
+            assert row is not None
+            return int(row[0])
+
+        return self._run(insert, may_retry=lambda: not committing)
+
+    def memos(self, recipient: str) -> list[Memo]:
+        def select(conn: Conn, _retried: bool) -> list[Memo]:
+            rows = conn.execute(
+                "SELECT memo_id, sender, sent_ms, text, read FROM memos "
+                "WHERE recipient = %s ORDER BY memo_id",
+                (recipient,),
+            )
+            return [Memo(int(r[0]), str(r[1]), int(r[2]), str(r[3]), bool(r[4])) for r in rows]
+
+        return self._run(select)
+
+    def mark_memo_read(self, recipient: str, memo_id: int) -> bool:
+        def update(conn: Conn, _retried: bool) -> bool:
+            if not 0 < memo_id <= _MAX_ID:
+                return False
+            # Idempotent (a row already read still counts as updated), so a retry
+            # after a lost connection answers as the lost attempt would have.
+            cur = conn.execute(
+                "UPDATE memos SET read = TRUE WHERE recipient = %s AND memo_id = %s",
+                (recipient, memo_id),
+            )
+            return cur.rowcount == 1
+
+        return self._run(update)
+
+    def delete_memos(self, recipient: str, memo_ids: list[int]) -> int:
+        ids = sorted({i for i in memo_ids if 0 < i <= _MAX_ID})
+        # As in send_memo: once COMMIT is sent, a retry would count 0 for memos the
+        # lost attempt may have deleted.
+        committing = False
+
+        def remove(conn: Conn, _retried: bool) -> int:
+            nonlocal committing
+            if not ids:
+                return 0
+            with conn.transaction():
+                cur = conn.execute(
+                    "DELETE FROM memos WHERE recipient = %s AND memo_id = ANY(%s::bigint[])",
+                    (recipient, ids),
+                )
+                committing = True
+            return cur.rowcount
+
+        return self._run(remove, may_retry=lambda: not committing)
+
+    def unread_memos(self) -> list[tuple[str, int]]:
+        def select(conn: Conn, _retried: bool) -> list[tuple[str, int]]:
+            rows = conn.execute(
+                "SELECT recipient, COUNT(*) FROM memos WHERE NOT read GROUP BY recipient"
+            )
+            return [(str(r[0]), int(r[1])) for r in rows]
+
+        return self._run(select)
 
     def names(self) -> list[str]:
         def select(conn: Conn, _retried: bool) -> list[str]:

@@ -1,6 +1,6 @@
 """Accounts in SQLite: the ``accounts`` table of the history store's database file,
-and beside it ``read_markers`` (IRCv3 draft/read-marker, per account and target) and
-``registered_channels`` (ChanServ's registrations).
+and beside it ``read_markers`` (IRCv3 draft/read-marker, per account and target),
+``registered_channels`` (ChanServ's registrations) and ``memos`` (MemoServ's).
 
 The history store (server/history/sqlite_store.py) owns the file's versioned
 migrations; these tables are not among them. The account store creates them with
@@ -21,7 +21,7 @@ import threading
 
 from server.history.sqlite_store import PAGE_SIZE
 
-from .model import Account, RegisteredChannel
+from .model import Account, Memo, RegisteredChannel
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -60,6 +60,25 @@ _CHANNELS_FOUNDER_INDEX = (
     "CREATE INDEX IF NOT EXISTS registered_channels_founder ON registered_channels (founder)"
 )
 
+# AUTOINCREMENT: a deleted memo's id is never given again (plain INTEGER PRIMARY KEY
+# would reuse the highest one), so an id a user saw never names another memo.
+_MEMOS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS memos (
+    memo_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    recipient TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    sent_ms INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    read INTEGER NOT NULL DEFAULT 0
+)
+"""
+
+_MEMOS_RECIPIENT_INDEX = "CREATE INDEX IF NOT EXISTS memos_recipient ON memos (recipient, memo_id)"
+
+# SQLite integers are 64-bit: a larger id (typed by a user) matches no memo, and
+# binding it would raise OverflowError.
+_MAX_ID = 2**63 - 1
+
 
 class SQLiteAccountStore:
     """Accounts in the SQLite file at ``path`` (WAL; shared with the history store)."""
@@ -76,6 +95,8 @@ class SQLiteAccountStore:
             self._conn.execute(_MARKERS_SCHEMA)
             self._conn.execute(_CHANNELS_SCHEMA)
             self._conn.execute(_CHANNELS_FOUNDER_INDEX)
+            self._conn.execute(_MEMOS_SCHEMA)
+            self._conn.execute(_MEMOS_RECIPIENT_INDEX)
         except BaseException:
             self._conn.close()
             raise
@@ -138,12 +159,13 @@ class SQLiteAccountStore:
     def delete(self, folded: str) -> bool:
         with self._lock:
             conn = self._open_conn()
-            # One transaction: the account, its markers and its channels go together
-            # or not at all. IMMEDIATE takes the write lock at BEGIN (waiting up to
-            # busy_timeout).
+            # One transaction: the account, its markers, its channels and its memos
+            # go together or not at all. IMMEDIATE takes the write lock at BEGIN
+            # (waiting up to busy_timeout).
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.execute("DELETE FROM read_markers WHERE account = ?", (folded,))
+                conn.execute("DELETE FROM memos WHERE recipient = ?", (folded,))
                 conn.execute("DELETE FROM registered_channels WHERE founder = ?", (folded,))
                 cur = conn.execute("DELETE FROM accounts WHERE folded = ?", (folded,))
                 conn.execute("COMMIT")
@@ -212,6 +234,74 @@ class SQLiteAccountStore:
                 "DELETE FROM registered_channels WHERE folded = ?", (folded,)
             )
             return cur.rowcount == 1
+
+    def send_memo(
+        self, recipient: str, sender: str, sent_ms: int, text: str, limit: int
+    ) -> int | None:
+        with self._lock:
+            conn = self._open_conn()
+            # IMMEDIATE takes the file's write lock before the count, so no other
+            # connection or process can insert between the count and our insert.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                (count,) = conn.execute(
+                    "SELECT COUNT(*) FROM memos WHERE recipient = ?", (recipient,)
+                ).fetchone()
+                memo_id = None
+                if count < limit:
+                    cur = conn.execute(
+                        "INSERT INTO memos (recipient, sender, sent_ms, text) VALUES (?, ?, ?, ?)",
+                        (recipient, sender, sent_ms, text),
+                    )
+                    memo_id = cur.lastrowid
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return memo_id
+
+    def memos(self, recipient: str) -> list[Memo]:
+        with self._lock:
+            rows = self._open_conn().execute(
+                "SELECT memo_id, sender, sent_ms, text, read FROM memos "
+                "WHERE recipient = ? ORDER BY memo_id",
+                (recipient,),
+            ).fetchall()
+        return [Memo(int(r[0]), str(r[1]), int(r[2]), str(r[3]), bool(r[4])) for r in rows]
+
+    def mark_memo_read(self, recipient: str, memo_id: int) -> bool:
+        with self._lock:
+            conn = self._open_conn()
+            if not 0 < memo_id <= _MAX_ID:
+                return False
+            cur = conn.execute(
+                "UPDATE memos SET read = 1 WHERE recipient = ? AND memo_id = ?",
+                (recipient, memo_id),
+            )
+            return cur.rowcount == 1
+
+    def delete_memos(self, recipient: str, memo_ids: list[int]) -> int:
+        ids = sorted({i for i in memo_ids if 0 < i <= _MAX_ID})
+        with self._lock:
+            conn = self._open_conn()
+            if not ids:
+                return 0
+            # Far below SQLite's bound on parameters (999 at least): the ids come from
+            # one IRC line or one recipient's memos, both short.
+            marks = ", ".join("?" * len(ids))
+            cur = conn.execute(
+                f"DELETE FROM memos WHERE recipient = ? AND memo_id IN ({marks})",
+                (recipient, *ids),
+            )
+            return cur.rowcount
+
+    def unread_memos(self) -> list[tuple[str, int]]:
+        with self._lock:
+            rows = self._open_conn().execute(
+                "SELECT recipient, COUNT(*) FROM memos WHERE read = 0 GROUP BY recipient"
+            ).fetchall()
+        return [(str(r[0]), int(r[1])) for r in rows]
 
     def names(self) -> list[str]:
         with self._lock:

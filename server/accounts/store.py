@@ -6,7 +6,7 @@ import threading
 from dataclasses import replace
 from typing import Protocol
 
-from .model import Account, RegisteredChannel
+from .model import Account, Memo, RegisteredChannel
 
 
 class AccountStore(Protocol):
@@ -39,8 +39,9 @@ class AccountStore(Protocol):
         ...
 
     def delete(self, folded: str) -> bool:
-        """Remove the account, its read markers and the channels it founded; False when
-        there is no such account. One transaction: all of it goes, or none."""
+        """Remove the account, its read markers, the channels it founded and the memos
+        sent to it; False when there is no such account. One transaction: all of it
+        goes, or none."""
         ...
 
     def read_markers(self) -> list[tuple[str, str, int]]:
@@ -77,6 +78,35 @@ class AccountStore(Protocol):
         """Remove the channel's registration; False when ``folded`` is not registered."""
         ...
 
+    def send_memo(
+        self, recipient: str, sender: str, sent_ms: int, text: str, limit: int
+    ) -> int | None:
+        """Store an unread memo for ``recipient`` and return its new memo_id; None, and
+        nothing stored, when the recipient has ``limit`` memos already (read or not).
+
+        The count and the insert are one step against concurrent senders (any thread,
+        any node), so the limit is never exceeded. The store does not check that the
+        account exists: the caller does.
+        """
+        ...
+
+    def memos(self, recipient: str) -> list[Memo]:
+        """The recipient's memos, oldest (lowest memo_id) first."""
+        ...
+
+    def mark_memo_read(self, recipient: str, memo_id: int) -> bool:
+        """Mark the recipient's memo read; False when the recipient has no such memo."""
+        ...
+
+    def delete_memos(self, recipient: str, memo_ids: list[int]) -> int:
+        """Delete those of ``memo_ids`` that are the recipient's memos (others'
+        are never touched); returns how many were deleted."""
+        ...
+
+    def unread_memos(self) -> list[tuple[str, int]]:
+        """(recipient, unread count) for every recipient with an unread memo, read at start."""
+        ...
+
     def close(self) -> None:
         """Release the store's connections; later calls raise."""
         ...
@@ -90,6 +120,8 @@ class MemoryAccountStore:
         # account -> target -> time_ms of the last message read (IRCv3 read markers)
         self._markers: dict[str, dict[str, int]] = {}
         self._channels: dict[str, RegisteredChannel] = {}
+        self._memos: dict[str, list[Memo]] = {}  # recipient -> memos, oldest first
+        self._last_memo_id = 0
         # Workers call in from several threads; check-then-insert must be one step.
         self._lock = threading.Lock()
         self._closed = False
@@ -129,6 +161,7 @@ class MemoryAccountStore:
         with self._lock:
             self._check_open()
             self._markers.pop(folded, None)
+            self._memos.pop(folded, None)
             self._channels = {
                 name: c for name, c in self._channels.items() if c.founder != folded
             }
@@ -182,6 +215,55 @@ class MemoryAccountStore:
         with self._lock:
             self._check_open()
             return self._channels.pop(folded, None) is not None
+
+    def send_memo(
+        self, recipient: str, sender: str, sent_ms: int, text: str, limit: int
+    ) -> int | None:
+        with self._lock:
+            self._check_open()
+            kept = self._memos.get(recipient, [])
+            if len(kept) >= limit:
+                return None
+            self._last_memo_id += 1
+            memo = Memo(self._last_memo_id, sender, sent_ms, text)
+            self._memos.setdefault(recipient, []).append(memo)
+            return memo.memo_id
+
+    def memos(self, recipient: str) -> list[Memo]:
+        with self._lock:
+            self._check_open()
+            return list(self._memos.get(recipient, []))
+
+    def mark_memo_read(self, recipient: str, memo_id: int) -> bool:
+        with self._lock:
+            self._check_open()
+            kept = self._memos.get(recipient, [])
+            for i, memo in enumerate(kept):
+                if memo.memo_id == memo_id:
+                    kept[i] = replace(memo, read=True)
+                    return True
+            return False
+
+    def delete_memos(self, recipient: str, memo_ids: list[int]) -> int:
+        with self._lock:
+            self._check_open()
+            kept = self._memos.get(recipient, [])
+            gone = set(memo_ids)
+            left = [memo for memo in kept if memo.memo_id not in gone]
+            if left:
+                self._memos[recipient] = left
+            else:
+                self._memos.pop(recipient, None)
+            return len(kept) - len(left)
+
+    def unread_memos(self) -> list[tuple[str, int]]:
+        with self._lock:
+            self._check_open()
+            counts = [
+                (recipient, sum(not memo.read for memo in kept))
+                for recipient, kept in self._memos.items()
+            ]
+            return [(recipient, n) for recipient, n in counts if n]
 
     def close(self) -> None:
         with self._lock:

@@ -21,6 +21,7 @@ import pytest
 from server.accounts import (
     Account,
     AccountStore,
+    Memo,
     MemoryAccountStore,
     RegisteredChannel,
     open_accounts,
@@ -451,6 +452,212 @@ def test_channels_survive_close_and_reopen(durable_db: str) -> None:
         s.close()
 
 
+# ---------------------------------------------------------------- memos
+
+# Non-ASCII, quotes, a backslash, SQL and format placeholders: all kept as sent.
+MEMO_TEXT = "Ünïcødé ☕ 🎉 it's \"quoted\" \\ %s ? $1 '; DROP TABLE memos; --"
+
+
+def test_send_memo_then_memos(store: AccountStore, opener: Opener) -> None:
+    assert store.memos("alice") == []
+    first = store.send_memo("alice", "Bob", NOW_MS, "hello", 10)
+    second = store.send_memo("alice", "Ünï", NOW_MS + 1, MEMO_TEXT, 10)
+    to_bob = store.send_memo("bob", "Alice", NOW_MS + 2, "for bob", 10)
+    third = store.send_memo("alice", "Bob", NOW_MS - 5, "", 10)  # an earlier clock
+    assert first is not None and second is not None and third is not None
+    assert to_bob is not None
+    assert first < second < to_bob < third  # in the order sent, whatever sent_ms says
+    expected = [
+        Memo(first, "Bob", NOW_MS, "hello", False),
+        Memo(second, "Ünï", NOW_MS + 1, MEMO_TEXT, False),
+        Memo(third, "Bob", NOW_MS - 5, "", False),
+    ]
+    assert store.memos("alice") == expected
+    assert opener().memos("alice") == expected  # another store object (node)
+    assert store.memos("bob") == [Memo(to_bob, "Alice", NOW_MS + 2, "for bob")]
+    # The key is the recipient as given: no folding by the store.
+    assert store.memos("Alice") == []
+    assert store.memos("nobody") == []
+
+
+def test_send_memo_limit_counts_read_and_unread(store: AccountStore) -> None:
+    assert store.send_memo("alice", "Bob", NOW_MS, "one", 0) is None  # no room at all
+    one = store.send_memo("alice", "Bob", NOW_MS, "one", 2)
+    two = store.send_memo("alice", "Bob", NOW_MS + 1, "two", 2)
+    assert one is not None and two is not None
+    assert store.mark_memo_read("alice", one)
+    assert store.send_memo("alice", "Carol", NOW_MS + 2, "three", 2) is None
+    assert [m.memo_id for m in store.memos("alice")] == [one, two]
+    assert store.unread_memos() == [("alice", 1)]
+    assert store.send_memo("bob", "Carol", NOW_MS, "for bob", 2) is not None  # its own count
+    assert store.delete_memos("alice", [one]) == 1
+    three = store.send_memo("alice", "Carol", NOW_MS + 3, "three", 2)
+    assert three is not None
+    assert [m.memo_id for m in store.memos("alice")] == [two, three]
+    assert store.send_memo("alice", "Carol", NOW_MS + 4, "four", 2) is None
+    # The limit is the caller's, per call (a setting changed): a higher one leaves room.
+    assert store.send_memo("alice", "Carol", NOW_MS + 4, "four", 3) is not None
+
+
+def test_concurrent_send_memo_never_exceeds_the_limit(opener: Opener) -> None:
+    # Four store objects on one database (four nodes; memory: one store), so the
+    # database's own locking decides, not only a store's lock.
+    stores = [opener() for _ in range(4)]
+    count, limit = 24, 5
+    barrier = threading.Barrier(count)
+
+    def send(i: int) -> int | None:
+        s = stores[i % len(stores)]
+        barrier.wait(timeout=30)
+        return s.send_memo("alice", f"user{i}", NOW_MS + i, f"memo {i}", limit)
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        results = list(pool.map(send, range(count)))
+    sent = sorted(r for r in results if r is not None)
+    assert len(sent) == limit
+    assert len(set(sent)) == limit
+    for s in stores:
+        kept = s.memos("alice")
+        assert [m.memo_id for m in kept] == sent
+        assert all(m.text == f"memo {results.index(m.memo_id)}" for m in kept)
+
+
+def test_mark_memo_read(store: AccountStore, opener: Opener) -> None:
+    one = store.send_memo("alice", "Bob", NOW_MS, "one", 10)
+    two = store.send_memo("alice", "Bob", NOW_MS + 1, "two", 10)
+    bobs = store.send_memo("bob", "Alice", NOW_MS + 2, "for bob", 10)
+    assert one is not None and two is not None and bobs is not None
+    assert store.mark_memo_read("alice", two) is True
+    expected = [Memo(one, "Bob", NOW_MS, "one"), Memo(two, "Bob", NOW_MS + 1, "two", True)]
+    assert store.memos("alice") == expected
+    assert opener().memos("alice") == expected
+    assert store.mark_memo_read("alice", two) is True  # already read: still its memo
+    assert store.memos("alice") == expected
+    # Not alice's: an unknown id, bob's memo (which stays unread), ids no store has.
+    for memo_id in (bobs + 1000, bobs, 0, -1, 2**70):
+        assert store.mark_memo_read("alice", memo_id) is False
+    assert store.mark_memo_read("nobody", one) is False
+    assert store.memos("bob") == [Memo(bobs, "Alice", NOW_MS + 2, "for bob", False)]
+    assert store.memos("alice") == expected
+
+
+def test_delete_memos_deletes_only_the_recipients_own(
+    store: AccountStore, opener: Opener
+) -> None:
+    ids = [store.send_memo("alice", "Bob", NOW_MS + n, f"m{n}", 10) for n in range(4)]
+    bobs = store.send_memo("bob", "Alice", NOW_MS, "for bob", 10)
+    assert None not in ids and bobs is not None
+    a0, a1, a2, a3 = (i for i in ids if i is not None)
+    assert store.delete_memos("alice", []) == 0
+    assert store.delete_memos("nobody", [a0, a1]) == 0
+    # bob's id, an unknown one, ids no store has, and a duplicate: only two deleted.
+    assert store.delete_memos("alice", [a1, bobs, a3, a3, bobs + 1000, 0, -5, 2**70]) == 2
+    assert [m.memo_id for m in store.memos("alice")] == [a0, a2]
+    assert [m.memo_id for m in opener().memos("alice")] == [a0, a2]
+    assert store.memos("bob") == [Memo(bobs, "Alice", NOW_MS, "for bob")]
+    assert store.delete_memos("alice", [a1, a3]) == 0  # gone already
+    assert store.delete_memos("alice", [a2, a0]) == 2
+    assert store.memos("alice") == []
+    assert store.unread_memos() == [("bob", 1)]
+
+
+def test_unread_memos_counts_per_recipient(store: AccountStore, opener: Opener) -> None:
+    assert store.unread_memos() == []
+    sent = {
+        who: [store.send_memo(who, "Zed", NOW_MS + n, f"m{n}", 10) for n in range(count)]
+        for who, count in (("alice", 3), ("bob[]", 2), ("ünï", 1))
+    }
+    assert sorted(store.unread_memos()) == [("alice", 3), ("bob[]", 2), ("ünï", 1)]
+    for who, memo_id in [("alice", i) for i in sent["alice"][:2]] + [("ünï", sent["ünï"][0])]:
+        assert memo_id is not None
+        assert store.mark_memo_read(who, memo_id)
+    # ünï has only read memos left: not listed, though the memo is still kept.
+    expected = [("alice", 1), ("bob[]", 2)]
+    assert sorted(store.unread_memos()) == expected
+    assert sorted(opener().unread_memos()) == expected
+    assert len(store.memos("ünï")) == 1
+    assert store.delete_memos("bob[]", [i for i in sent["bob[]"] if i is not None]) == 2
+    assert store.unread_memos() == [("alice", 1)]
+
+
+def test_memo_ids_are_not_reused_after_deletion(store: AccountStore) -> None:
+    first = store.send_memo("alice", "Bob", NOW_MS, "one", 10)
+    last = store.send_memo("bob", "Alice", NOW_MS, "two", 10)
+    assert first is not None and last is not None
+    # Delete the highest id, then every memo: the next id is still higher.
+    assert store.delete_memos("bob", [last]) == 1
+    again = store.send_memo("bob", "Alice", NOW_MS, "three", 10)
+    assert again is not None and again > last
+    assert store.delete_memos("alice", [first]) == 1
+    assert store.delete_memos("bob", [again]) == 1
+    after = store.send_memo("alice", "Bob", NOW_MS, "four", 10)
+    assert after is not None and after > again
+    assert store.memos("alice") == [Memo(after, "Bob", NOW_MS, "four")]
+
+
+def test_delete_removes_the_accounts_memos(store: AccountStore, opener: Opener) -> None:
+    assert store.create("alice", account("Alice"))
+    assert store.create("bob", account("Bob"))
+    for n in range(3):
+        assert store.send_memo("alice", "Bob", NOW_MS + n, f"to alice {n}", 10) is not None
+    to_bob = store.send_memo("bob", "Alice", NOW_MS, "from alice", 10)
+    assert to_bob is not None
+    assert store.delete("alice") is True
+    assert store.memos("alice") == []
+    assert opener().memos("alice") == []
+    # Memos alice sent stay with their recipient.
+    assert store.memos("bob") == [Memo(to_bob, "Alice", NOW_MS, "from alice")]
+    assert store.unread_memos() == [("bob", 1)]
+    # A new account of the same name starts without the old one's memos, with room.
+    assert store.create("alice", account("Alice", 2))
+    assert store.memos("alice") == []
+    assert store.send_memo("alice", "Bob", NOW_MS, "new", 1) is not None
+
+
+def test_closed_store_raises_on_memo_methods(store: AccountStore) -> None:
+    memo_id = store.send_memo("alice", "Bob", NOW_MS, "hello", 10)
+    assert memo_id is not None
+    store.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        store.send_memo("alice", "Bob", NOW_MS, "again", 10)
+    with pytest.raises(RuntimeError, match="closed"):
+        store.memos("alice")
+    with pytest.raises(RuntimeError, match="closed"):
+        store.mark_memo_read("alice", memo_id)
+    with pytest.raises(RuntimeError, match="closed"):
+        store.delete_memos("alice", [memo_id])
+    with pytest.raises(RuntimeError, match="closed"):
+        store.delete_memos("alice", [])
+    with pytest.raises(RuntimeError, match="closed"):
+        store.unread_memos()
+
+
+def test_memos_survive_close_and_reopen(durable_db: str) -> None:
+    s = open_accounts(durable_db)
+    try:
+        kept = s.send_memo("alice", "Bob", NOW_MS, MEMO_TEXT, 10)
+        read = s.send_memo("alice", "Carol", NOW_MS + 1, "read", 10)
+        gone = s.send_memo("bob", "Alice", NOW_MS + 2, "gone", 10)
+        assert kept is not None and read is not None and gone is not None
+        assert s.mark_memo_read("alice", read)
+        assert s.delete_memos("bob", [gone]) == 1
+    finally:
+        s.close()
+    s = open_accounts(durable_db)
+    try:
+        assert s.memos("alice") == [
+            Memo(kept, "Bob", NOW_MS, MEMO_TEXT, False),
+            Memo(read, "Carol", NOW_MS + 1, "read", True),
+        ]
+        assert s.memos("bob") == []
+        assert s.unread_memos() == [("alice", 1)]
+        assert s.send_memo("alice", "Dave", NOW_MS, "third", 2) is None  # still counted
+        later = s.send_memo("bob", "Alice", NOW_MS + 3, "later", 10)
+        assert later is not None and later > gone  # the deleted id stays used
+    finally:
+        s.close()
+
+
 # ---------------------------------------------------------------- SQLite
 
 
@@ -467,9 +674,9 @@ def test_sqlite_survives_close_and_reopen(tmp_path: Path) -> None:
         s.close()
 
 
-def test_sqlite_file_from_before_channels_gains_the_table(tmp_path: Path) -> None:
-    # A file written before registered_channels existed: opening adds the table and
-    # keeps the accounts.
+def test_sqlite_file_from_before_channels_gains_the_tables(tmp_path: Path) -> None:
+    # A file written before registered_channels and memos existed: opening adds the
+    # tables and keeps the accounts.
     path = str(tmp_path / "chat.db")
     old = sqlite3.connect(path)
     try:
@@ -489,6 +696,10 @@ def test_sqlite_file_from_before_channels_gains_the_table(tmp_path: Path) -> Non
         assert s.channels() == []
         assert s.register_channel("#chan", channel("#chan", "alice")) is True
         assert s.channels() == [("#chan", channel("#chan", "alice"))]
+        assert s.memos("alice") == []
+        memo_id = s.send_memo("alice", "Bob", NOW_MS, "hello", 10)
+        assert memo_id is not None
+        assert s.memos("alice") == [Memo(memo_id, "Bob", NOW_MS, "hello")]
     finally:
         s.close()
 
@@ -619,6 +830,57 @@ def test_postgres_reconnects_after_losing_its_connection(
         assert terminate_account_connections(pg_server) == 1
         assert s.create("bob", account("Bob")) is True
         assert s.find("bob") == account("Bob")
+    finally:
+        s.close()
+
+
+def test_postgres_send_memo_after_losing_its_connection(
+    pg_url: str, pg_server: PostgresServer
+) -> None:
+    # The connection died while idle: the send fails before anything reaches the
+    # database, so the store retries it, and it is stored once.
+    s = PostgresAccountStore(pg_url)
+    try:
+        first = s.send_memo("alice", "Bob", NOW_MS, "one", 10)
+        assert terminate_account_connections(pg_server) == 1
+        second = s.send_memo("alice", "Bob", NOW_MS + 1, "two", 10)
+        assert first is not None and second is not None and second > first
+        assert s.memos("alice") == [
+            Memo(first, "Bob", NOW_MS, "one"), Memo(second, "Bob", NOW_MS + 1, "two")
+        ]
+        assert terminate_account_connections(pg_server) == 1
+        assert s.delete_memos("alice", [first, second]) == 2
+        assert s.memos("alice") == []
+    finally:
+        s.close()
+
+
+def test_postgres_send_memo_lost_at_commit_is_not_sent_again(pg_url: str) -> None:
+    """A connection lost during COMMIT leaves unknown whether the memo was stored:
+    the store raises rather than send it again (and maybe deliver it twice)."""
+    s = PostgresAccountStore(pg_url)
+    try:
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            # A deferred trigger runs inside COMMIT: the first time, it ends its own
+            # connection there (so this memo is not stored).
+            admin.execute("CREATE SEQUENCE memo_commits")
+            admin.execute(
+                "CREATE FUNCTION die_at_first_commit() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                "BEGIN IF nextval('memo_commits') = 1 THEN "
+                "PERFORM pg_terminate_backend(pg_backend_pid()); PERFORM pg_sleep(5); "
+                "END IF; RETURN NULL; END $$"
+            )
+            admin.execute(
+                "CREATE CONSTRAINT TRIGGER die_at_first_commit AFTER INSERT ON memos "
+                "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW "
+                "EXECUTE FUNCTION die_at_first_commit()"
+            )
+        with pytest.raises(psycopg.OperationalError):
+            s.send_memo("alice", "Bob", NOW_MS, "lost", 10)
+        assert s.memos("alice") == []  # on a new connection
+        memo_id = s.send_memo("alice", "Bob", NOW_MS + 1, "sent", 10)
+        assert memo_id is not None
+        assert s.memos("alice") == [Memo(memo_id, "Bob", NOW_MS + 1, "sent")]
     finally:
         s.close()
 
