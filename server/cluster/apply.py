@@ -81,6 +81,9 @@ def _state(core: ServerCore) -> ClusterState:
 # ---------------------------------------------------------------------- outgoing
 
 
+_ENVELOPE = frozenset("kngcu")  # every event's own keys (kind, node, counters, user)
+
+
 def publish(
     core: ServerCore, kind: str, channels: Iterable[str], uid: str, fields: dict[str, Any]
 ) -> None:
@@ -91,6 +94,8 @@ def publish(
         seq = state.chan_seq.get(folded, 0) + 1
         state.chan_seq[folded] = seq
         seqs[folded] = seq
+    if fields.keys() & _ENVELOPE:  # a field named like these would silently replace it
+        raise ValueError(f"cluster event fields {sorted(fields.keys() & _ENVELOPE)} are reserved")
     event: Event = {"k": kind, "n": core.node_id, "g": state.g, "c": seqs, "u": uid, **fields}
     core.emit(Publish(event))
 
@@ -519,7 +524,7 @@ def _on_dropacct(core: ServerCore, event: Event) -> None:
 
 
 def _on_markread(core: ServerCore, event: Event) -> None:
-    marker_moved(core, str(event["a"]), str(event["t"]), str(event["n"]), int(event["ms"]))
+    marker_moved(core, str(event["a"]), str(event["t"]), str(event["tn"]), int(event["ms"]))
 
 
 def _on_invite(core: ServerCore, event: Event) -> None:

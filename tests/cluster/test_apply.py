@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from server.cluster import config_problem
 from server.cluster.events import Publish, Recover, Resync
 from server.config import ServerConfig
@@ -191,3 +193,13 @@ def test_cluster_config_problems() -> None:
     clustered = ServerConfig(cluster=True, redis="redis://x")
     assert "select" in (config_problem(clustered, "select") or "")
     assert config_problem(clustered, "uvloop") is None
+
+
+def test_an_event_field_may_not_replace_the_envelope() -> None:
+    core = make_core("a")
+    for reserved in ("k", "n", "g", "c", "u"):
+        with pytest.raises(ValueError, match="reserved"):
+            core.publish("memo", (), "a:1", **{reserved: 1})
+    core.publish("memo", (), "a:1", t="bob", unread=1)
+    event = next(e.event for e in core.take_effects() if isinstance(e, Publish))
+    assert event["n"] == "a" and event["unread"] == 1

@@ -66,7 +66,7 @@ def handle_markread(core: ServerCore, client: Client, msg: Message) -> None:
     core.emit(SaveReadMarker(account, folded, time_ms))
     marker_moved(core, account, folded, target, time_ms)
     if core.cluster:
-        core.publish("markread", (), core.uid(client), a=account, t=folded, n=target, ms=time_ms)
+        core.publish("markread", (), core.uid(client), a=account, t=folded, tn=target, ms=time_ms)
 
 
 def marker_moved(core: ServerCore, account: str, folded: str, shown: str, time_ms: int) -> None:
