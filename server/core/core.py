@@ -149,7 +149,10 @@ class ServerCore:
         # OPER checks out with the transport: id -> (conn_id, oper name, label).
         # Answers the transport computes off the loop (password checks): check id ->
         # (conn_id, label, what to do with the answer).
-        self.pending_answers: dict[int, tuple[int, str | None, Answer]] = {}
+        # check id -> (conn_id, label, answer, what to do if the client has left).
+        self.pending_answers: dict[
+            int, tuple[int, str | None, Answer, Callable[[Any], None] | None]
+        ] = {}
         # Folded names of the registered accounts: the nicks they reserve. The transport
         # loads them at start; REGISTER here and on other nodes adds to them.
         self.account_names: set[str] = set()
@@ -642,12 +645,17 @@ class ServerCore:
         self._pending_history[self._history_seq] = Pending(client.conn_id, kind, channel, label)
         return self._history_seq
 
-    def await_answer(self, client: Client, answer: Answer) -> int:
+    def await_answer(
+        self, client: Client, answer: Answer, orphaned: Callable[[Any], None] | None = None
+    ) -> int:
         """Hold the client's input until ``answered`` brings the transport's result for
         the returned check id; then ``answer(client, result)`` runs, labelled as the
-        request was."""
+        request was. If the client has left by then, ``orphaned(result)`` runs instead:
+        what the store did (a memo stored, a name registered) matters to others too."""
         self._answer_seq += 1
-        self.pending_answers[self._answer_seq] = (client.conn_id, self.defer_label(), answer)
+        self.pending_answers[self._answer_seq] = (
+            client.conn_id, self.defer_label(), answer, orphaned
+        )
         self.hold_input(client)
         return self._answer_seq
 
@@ -668,9 +676,11 @@ class ServerCore:
         found = self.pending_answers.pop(check_id, None)
         if found is None:
             return
-        conn_id, label, answer = found
+        conn_id, label, answer, orphaned = found
         client = self.clients.get(conn_id)
         if client is None or client.closing is not None:
+            if orphaned is not None:
+                orphaned(result)
             return
         self.answer_later(client, label, lambda: answer(client, result))
         # An answer may ask for another (a password checked, then the account dropped):

@@ -724,3 +724,20 @@ async def test_what_an_outage_lost_is_read_from_the_store_after(cluster: Cluster
     assert markers == [["#room", stamp]]
     await maker.close()
     await bob.close()
+
+
+async def test_an_account_registered_by_a_client_that_left_is_known_everywhere(
+    cluster: Cluster,
+) -> None:
+    p1, p2 = cluster.start("n1"), cluster.start("n2")
+    quick = await connect(p1, "quick")
+    await quick.send("REGISTER * * long-password")
+    await quick.close()  # gone before the store (and scrypt) answered
+    other = await connect(p2, "other")
+
+    async def reserved_on_n2() -> bool:
+        msgs = await ask(other, "NICK quick")
+        return any(m.command == "433" and "reserved" in m.params[-1] for m in msgs)
+
+    await eventually(reserved_on_n2)
+    await other.close()

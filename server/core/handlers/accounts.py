@@ -276,22 +276,27 @@ def register_account(
     reserved_now = folded not in core.account_names
     core.account_names.add(folded)
 
+    def stored(result: str) -> None:  # whether or not the client is still here
+        if result == REGISTERED:
+            if core.cluster:
+                core.publish("newacct", (), f"{core.node_id}:{conn_id}", f=folded)
+        elif result != EXISTS and reserved_now:
+            core.account_names.discard(folded)
+
     def answer(client: Client, result: str) -> None:
+        stored(result)
         if result == REGISTERED:
             log.info("account %r registered by %s (%s)", account, client.nick, client.ip)
-            if core.cluster:
-                core.publish("newacct", (), core.uid(client), f=folded)
             replies.success(account, f"Account {account} registered")
             log_in(core, client, account)
         elif result == EXISTS:
             replies.fail("ACCOUNT_EXISTS", account, ACCOUNT_EXISTS_TEXT)
         else:
-            if reserved_now:
-                core.account_names.discard(folded)
             replies.fail("TEMPORARILY_UNAVAILABLE", account,
                          "Accounts cannot be registered right now; try again later")
 
-    check = core.await_answer(client, answer)
+    conn_id = client.conn_id
+    check = core.await_answer(client, answer, stored)
     core.emit(Register(check, folded, account, password))
 
 

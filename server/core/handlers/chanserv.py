@@ -220,20 +220,25 @@ def _register(core: ServerCore, client: Client, args: list[str]) -> None:
     )
     core.registered_channels[folded] = registered  # nobody registers it meanwhile
 
-    def answer(client: Client, result: object) -> None:
+    def stored(result: object) -> None:  # whether or not the founder is still here
         if result == "ok":
             current = core.registered_channels.get(folded, registered)
             if current is not registered:  # changed while the store was asked: keep that
                 core.emit(SaveChannel(folded, current))
             registered_here(core, folded, current)
-            tell(core, client, f"{channel.name} is registered to {client.account or founder}")
-            return
-        if core.registered_channels.get(folded) is registered:
+        elif core.registered_channels.get(folded) is registered:
             del core.registered_channels[folded]
-        tell(core, client, f"{channel.name} is registered already" if result == "exists"
-             else "The channel could not be registered now; try again later")
 
-    core.emit(RegisterChannel(core.await_answer(client, answer), folded, registered))
+    def answer(client: Client, result: object) -> None:
+        stored(result)
+        if result == "ok":
+            tell(core, client, f"{channel.name} is registered to {client.account or founder}")
+        else:
+            tell(core, client, f"{channel.name} is registered already" if result == "exists"
+                 else "The channel could not be registered now; try again later")
+
+    check = core.await_answer(client, answer, stored)
+    core.emit(RegisterChannel(check, folded, registered))
 
 
 def _registered(core: ServerCore, client: Client, name: str) -> RegisteredChannel | None:
