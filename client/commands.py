@@ -36,6 +36,7 @@ class Command:
 COMMANDS: dict[str, Command] = {}
 NICKSERV_NICK = "NickServ"  # /ns sends to it
 CHANSERV_NICK = "ChanServ"  # /cs sends to it
+MEMOSERV_NICK = "MemoServ"  # /ms sends to it
 ALIASES = {
     "j": "join",
     "leave": "part",
@@ -51,6 +52,7 @@ ALIASES = {
     "kb": "kickban",
     "nickserv": "ns",
     "chanserv": "cs",
+    "memoserv": "ms",
 }
 
 
@@ -407,6 +409,16 @@ def _to_service(s: Session, service: str, name: str, args: str, now: float) -> N
 )
 def _cs(s: Session, args: str, now: float) -> None:
     _to_service(s, CHANSERV_NICK, "cs", args, now)
+
+
+@command(
+    "ms",
+    "/ms TEXT",
+    "Send TEXT to MemoServ (/msg MemoServ TEXT): SEND account text, LIST, READ NEW,"
+    " DEL number, HELP.",
+)
+def _ms(s: Session, args: str, now: float) -> None:
+    _to_service(s, MEMOSERV_NICK, "ms", args, now)
 
 
 @command("me", "/me ACTION", "Send an action (CTCP ACTION) to the current buffer.")

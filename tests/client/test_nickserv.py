@@ -249,14 +249,18 @@ def test_ns_needs_text_and_is_in_help() -> None:
     assert s.current.lines[-1].text.startswith("/ns TEXT — Send TEXT to NickServ")
 
 
-def test_cs_sends_to_chanserv() -> None:
+def test_cs_and_ms_send_to_chanserv_and_memoserv() -> None:
     s = chat_session()
     s.input("/cs", NOW)
     assert s.take_outgoing() == []
     assert s.current.lines[-1].text.startswith("Usage: /cs TEXT")
     s.input("/cs REGISTER #chat", NOW)
     s.input("/chanserv OP #chat", NOW)  # the alias
-    assert s.take_outgoing() == ["PRIVMSG ChanServ :REGISTER #chat", "PRIVMSG ChanServ :OP #chat"]
+    s.input("/ms SEND bob see you", NOW)
+    s.input("/memoserv READ NEW", NOW)
+    assert s.take_outgoing() == ["PRIVMSG ChanServ :REGISTER #chat", "PRIVMSG ChanServ :OP #chat",
+                                 "PRIVMSG MemoServ :SEND bob see you",
+                                 "PRIVMSG MemoServ :READ NEW"]
 
 
 # ---------------------------------------------------------------------- our server, over TCP
