@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from server.core.handlers.accounts import account_dropped, account_registered, notify_account
 from server.core.handlers.channels import announce_join, set_channel_record
 from server.core.handlers.chanserv import channel_changed, from_record
+from server.core.handlers.memoserv import memo_count
 from server.core.handlers.readmarker import marker_moved
 from server.core.history import STORED_COMMANDS, HistoryStale
 from server.core.relay import Relay
@@ -431,6 +432,11 @@ def _on_chanreg(core: ServerCore, event: Event) -> None:
     core.registered_channels[str(event["t"])] = from_record(event["reg"])
 
 
+def _on_memo(core: ServerCore, event: Event) -> None:
+    """An account's unread memos changed on another node (``f``: a new one, from whom)."""
+    memo_count(core, str(event["t"]), int(event["unread"]), str(event.get("f") or ""))
+
+
 def _on_chandrop(core: ServerCore, event: Event) -> None:
     core.registered_channels.pop(str(event["t"]), None)
 
@@ -627,6 +633,7 @@ _HANDLERS = {
     "dropacct": _on_dropacct,
     "chanreg": _on_chanreg,
     "chandrop": _on_chandrop,
+    "memo": _on_memo,
     "markread": _on_markread,
     "invite": _on_invite,
     "setname": _on_setname,

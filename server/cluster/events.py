@@ -4,9 +4,9 @@ An event is a JSON object. Every event carries ``n`` (the originating node), ``g
 (that node's event counter) and ``c`` (``{folded channel: seq}``, the node's
 per-channel counter for each channel the event touches), so a receiver can tell
 when it missed something. ``k`` names the kind: up, nick, quit, join, part, kick,
-topic, mode, msg, kill, away, account, newacct, dropacct, markread, invite, setname, umode, wallops,
-knock, ban, unban, snotice, want (from the core) and hb, bye (from the bus); hello is still
-understood.
+topic, mode, msg, kill, away, account, newacct, dropacct, markread, chanreg, chandrop,
+memo, invite, setname, umode, wallops, knock, ban, unban, snotice, want (from the core)
+and hb, bye (from the bus); hello is still understood.
 """
 
 from __future__ import annotations

@@ -197,6 +197,8 @@ class ServerCore:
         self.nick_pending: dict[str, Client] = {}  # folded nick -> client awaiting its claim
         # ChanServ: folded channel name -> its registration (from the account store).
         self.registered_channels: dict[str, RegisteredChannel] = {}
+        # MemoServ: folded account -> unread memos (from the account store).
+        self.unread_memos: dict[str, int] = {}
         # NickServ REGAIN of a remote user's nick: folded -> (client, nick as asked,
         # the ghost's uid), claimed when the QUIT of that user comes from its node.
         self.regaining: dict[str, tuple[Client, str, str]] = {}

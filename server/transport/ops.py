@@ -22,6 +22,7 @@ from server.core.handlers.accounts import (
     SetPassword,
 )
 from server.core.handlers.chanserv import DropChannel, RegisterChannel, SaveChannel
+from server.core.handlers.memoserv import MAX_MEMOS, DeleteMemos, ListMemos, MarkMemoRead, SendMemo
 from server.core.handlers.operator import CheckOper
 from server.core.handlers.readmarker import SaveReadMarker
 from server.core.history import HistoryRequest
@@ -66,10 +67,15 @@ def open_account_store(config: ServerConfig) -> AccountStore | None:
 
 # Account requests a client waits for (answered with core.answered), and account-store
 # writes nothing waits for (written behind, in order, on the account worker).
-ANSWERED = (Login, Register, SetPassword, DropAccount, FindAccount, RegisterChannel)
-AnsweredEffect = Login | Register | SetPassword | DropAccount | FindAccount | RegisterChannel
-WRITTEN_BEHIND = (SaveReadMarker, SaveChannel, DropChannel)
-WrittenBehind = SaveReadMarker | SaveChannel | DropChannel
+ANSWERED = (
+    Login, Register, SetPassword, DropAccount, FindAccount, RegisterChannel, SendMemo, ListMemos
+)
+AnsweredEffect = (
+    Login | Register | SetPassword | DropAccount | FindAccount | RegisterChannel | SendMemo
+    | ListMemos
+)
+WRITTEN_BEHIND = (SaveReadMarker, SaveChannel, DropChannel, MarkMemoRead, DeleteMemos)
+WrittenBehind = SaveReadMarker | SaveChannel | DropChannel | MarkMemoRead | DeleteMemos
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +85,7 @@ class AccountState:
     names: list[str]
     markers: list[tuple[str, str, int]]  # (account, target, time_ms)
     channels: list[tuple[str, RegisteredChannel]]  # ChanServ registrations
+    memos: list[tuple[str, int]]  # (account, unread memos)
 
 
 def read_account_state(store: AccountStore | None) -> AccountState | None:
@@ -87,9 +94,11 @@ def read_account_state(store: AccountStore | None) -> AccountState | None:
     if store is None:
         return None
     try:
-        return AccountState(store.names(), store.read_markers(), store.channels())
+        return AccountState(
+            store.names(), store.read_markers(), store.channels(), store.unread_memos()
+        )
     except Exception:
-        log.exception("account names, read markers and channels could not be read")
+        log.exception("account names, read markers, channels and memos could not be read")
         return None
 
 
@@ -106,6 +115,9 @@ def take_account_state(core: ServerCore, state: AccountState) -> None:
         if account in core.account_names and kept.get((account, target), -1) < time_ms:
             kept[(account, target)] = time_ms
     core.registered_channels.update(state.channels)
+    # Counts, not events: what the store holds is the whole truth (the writes behind
+    # this node's own changes ran before this read, on the same worker).
+    core.unread_memos = dict(state.memos)
 
 
 def load_account_state(core: ServerCore, store: AccountStore | None) -> None:
@@ -129,15 +141,17 @@ def write_behind(store: AccountStore | None, effect: WrittenBehind) -> None:
             store.set_read_marker(effect.account, effect.target, effect.time_ms)
         elif isinstance(effect, SaveChannel):
             store.save_channel(effect.folded, effect.channel)
-        else:
+        elif isinstance(effect, DropChannel):
             store.drop_channel(effect.folded)
+        elif isinstance(effect, MarkMemoRead):
+            store.mark_memo_read(effect.recipient, effect.memo_id)
+        else:
+            store.delete_memos(effect.recipient, list(effect.memo_ids))
     except Exception:
         log.exception("account store: writing %r failed", effect)
 
 
-def answer_account(
-    store: AccountStore | None, effect: AnsweredEffect
-) -> str | bool | tuple[str, int] | None:
+def answer_account(store: AccountStore | None, effect: AnsweredEffect) -> object:
     """The answer to an account request (the account's name for a login, a
     RegisterResult value for a registration of an account or a channel, success of a
     password change, name and creation time for a lookup); runs on a worker thread,
@@ -146,6 +160,8 @@ def answer_account(
         return register_channel(store, effect)
     if isinstance(effect, FindAccount):
         return find_account(store, effect.folded)
+    if isinstance(effect, SendMemo | ListMemos):
+        return memo_request(store, effect)
     if isinstance(effect, DropAccount):
         return store is not None and drop(store, effect.folded)
     if isinstance(effect, SetPassword):
@@ -168,6 +184,23 @@ def find_account(store: AccountStore | None, folded: str) -> tuple[str, int] | N
         log.exception("account store: looking up account %r failed", folded)
         return None
     return None if account is None else (account.name, account.created_ms)
+
+
+def memo_request(store: AccountStore | None, effect: SendMemo | ListMemos) -> object:
+    """A sent memo's id ("full" when the box is, "unavailable" when the store failed),
+    or an account's memos (None when the store failed)."""
+    try:
+        if isinstance(effect, ListMemos):
+            return None if store is None else store.memos(effect.recipient)
+        if store is None:
+            return "unavailable"
+        memo_id = store.send_memo(
+            effect.recipient, effect.sender, effect.sent_ms, effect.text, MAX_MEMOS
+        )
+    except Exception:
+        log.exception("account store: memos of %r failed", effect.recipient)
+        return None if isinstance(effect, ListMemos) else "unavailable"
+    return "full" if memo_id is None else memo_id
 
 
 def register_channel(store: AccountStore | None, effect: RegisterChannel) -> str:

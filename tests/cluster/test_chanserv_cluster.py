@@ -6,7 +6,7 @@ from __future__ import annotations
 from tests.cluster.conftest import Cluster
 from tests.cluster.test_cluster import connect, eventually
 from tests.ircclient import IRCTestClient
-from tests.server.helpers import ask, chanserv_says, only
+from tests.server.helpers import ask, chanserv_says, only, service_says
 
 PASSWORD = "sesame-open"
 
@@ -61,4 +61,31 @@ async def test_a_registration_reaches_every_node(cluster: Cluster) -> None:
 
     await eventually(n2_forgot)
     for c in (alice, bob, carol):
+        await c.close()
+
+
+async def test_a_memo_reaches_its_account_on_the_other_node(cluster: Cluster) -> None:
+    p1, p2 = cluster.start("n1"), cluster.start("n2")
+    alice = await with_account(p1, "alice")
+    bob = await with_account(p2, "bob")
+
+    async def sent() -> bool:  # bob's account reaches n1 through its event
+        said = service_says(await ask(alice, "MS SEND bob meet at noon"), "MemoServ")
+        return said == ["Memo sent to bob"]
+
+    await eventually(sent)
+    told = await bob.expect("NOTICE", lambda m: (m.source or "").startswith("MemoServ!"),
+                            timeout=5)
+    assert told.params[-1] == "You have a new memo from alice: /msg MemoServ READ NEW"
+    read = service_says(await ask(bob, "MS READ NEW"), "MemoServ")
+    assert len(read) == 1 and read[0].endswith("): meet at noon")
+    # Read on n2: a login on n1 hears of no unread memo.
+    other = await connect(p1, "bobs_phone")
+
+    async def nothing_waits() -> bool:
+        msgs = await ask(other, "NS LOGOUT") + await ask(other, f"NS IDENTIFY bob {PASSWORD}")
+        return bool(only(msgs, "900")) and service_says(msgs, "MemoServ") == []
+
+    await eventually(nothing_waits)
+    for c in (alice, bob, other):
         await c.close()

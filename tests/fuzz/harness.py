@@ -37,6 +37,13 @@ from server.core.handlers.accounts import (
 )
 from server.core.handlers.bans import SaveBans, banned_by, matching_ban
 from server.core.handlers.chanserv import DropChannel, RegisterChannel, SaveChannel
+from server.core.handlers.memoserv import (
+    MAX_MEMOS,
+    DeleteMemos,
+    ListMemos,
+    MarkMemoRead,
+    SendMemo,
+)
 from server.core.handlers.operator import CheckOper, Rehash
 from server.core.handlers.readmarker import SaveReadMarker
 from server.core.history import HistoryRequest, StoreMessage, dm_key, is_dm_key
@@ -46,7 +53,10 @@ from server.passwords import verify_password
 
 SERVER_NAME = "fuzz.server"
 # answered off the loop
-Check = CheckOper | Login | Register | SetPassword | DropAccount | FindAccount | RegisterChannel
+Check = (
+    CheckOper | Login | Register | SetPassword | DropAccount | FindAccount | RegisterChannel
+    | SendMemo | ListMemos
+)
 START = 1_700_000_000.0  # a fixed epoch so that runs reproduce
 OPER_NAME = "root"
 OPER_PASSWORD = "hunter2"
@@ -387,6 +397,10 @@ class CoreHarness:
                     self.accounts.save_channel(effect.folded, effect.channel)
                 elif isinstance(effect, DropChannel):
                     self.accounts.drop_channel(effect.folded)
+                elif isinstance(effect, MarkMemoRead):
+                    self.accounts.mark_memo_read(effect.recipient, effect.memo_id)
+                elif isinstance(effect, DeleteMemos):
+                    self.accounts.delete_memos(effect.recipient, list(effect.memo_ids))
                 else:
                     _fail(f"unknown effect {effect!r}")
             effects = core.take_effects()  # from lines a REHASH answer released
@@ -464,6 +478,13 @@ class CoreHarness:
         """What the transport answers: as server.transport.ops does, with cheap hashes."""
         if isinstance(check, CheckOper):
             return verify_password(check.password, check.stored)
+        if isinstance(check, SendMemo):
+            memo_id = self.accounts.send_memo(
+                check.recipient, check.sender, check.sent_ms, check.text, MAX_MEMOS
+            )
+            return "full" if memo_id is None else memo_id
+        if isinstance(check, ListMemos):
+            return self.accounts.memos(check.recipient)
         if isinstance(check, FindAccount):
             found = self.accounts.find(check.folded)
             return None if found is None else (found.name, found.created_ms)
@@ -516,6 +537,9 @@ class CoreHarness:
                     _fail(f"{folded} is registered to {registered.founder}, not an account")
                 if not set(registered.ops) <= core.account_names:
                     _fail(f"{folded}'s access list names dropped accounts: {registered.ops}")
+            unread = dict(self.accounts.unread_memos())
+            if unread != core.unread_memos:
+                _fail(f"unread memos {core.unread_memos} != stored {unread}")
         live = {c.conn_id: c for c in core.clients.values()}
         # Clients: the table is keyed by conn_id, every one is a connection we opened.
         for conn_id, client in core.clients.items():

@@ -82,7 +82,7 @@ target = st.one_of(
     channel_list,
     st.lists(good_nick, min_size=1, max_size=5).map(",".join),
     nick,
-    st.sampled_from(["NickServ", "nickserv", "ChanServ"]),
+    st.sampled_from(["NickServ", "nickserv", "ChanServ", "MemoServ"]),
 )
 modestring = st.text(alphabet="+-beklovimnrstwqaxOIR", min_size=0, max_size=8)
 mode_arg = st.one_of(
@@ -205,6 +205,7 @@ def command_line(draw: st.DrawFn) -> str:
                 "VERIFY",
                 "NS",
                 "CS",
+                "MS",
                 "HELP",
                 "MARKREAD",
                 "BOGUS",
@@ -332,6 +333,11 @@ def command_line(draw: st.DrawFn) -> str:
         params = draw(st.lists(masks, max_size=2))
         if params and draw(st.booleans()):
             params[-1] = _trailing(draw(st.sampled_from(["", "a b", params[-1]])))
+    elif kind == "MS":  # MemoServ, also reached as PRIVMSG MemoServ (see target)
+        params = [draw(st.sampled_from(["SEND alice hello", "SEND bob hi there", "SEND nobody x",
+                                        "SEND alice", "LIST", "READ NEW", "READ 1", "READ 9",
+                                        "READ x", "DEL 1", "DEL ALL", "DEL", "help", "FROB",
+                                        "SEND bob " + "x" * 301]))]
     elif kind == "HELP":
         params = [draw(st.one_of(st.sampled_from(["join", "KILL", "cs", "*", "cmodes"]), middle))]
     elif kind == "KNOCK":

@@ -36,7 +36,8 @@ SASL_MAX = 1200  # base64 bytes of one PLAIN exchange (two names and a password)
 MIN_PASSWORD = 8
 MAX_PASSWORD = 300  # bytes; the spec's advice, so that it fits a line to services too
 ACCOUNT_EXISTS_TEXT = "An account with that name exists already"
-SERVICE_NAMES = frozenset({"nickserv", "chanserv"})  # nicks of the server's services (folded)
+# Nicks of the server's services (folded).
+SERVICE_NAMES = frozenset({"nickserv", "chanserv", "memoserv"})
 
 
 def service_notice(core: ServerCore, client: Client, service: str, text: str) -> None:
@@ -397,6 +398,10 @@ def log_in(core: ServerCore, client: Client, name: str) -> None:
         from .chanserv import op_trusted
 
         op_trusted(core, client)  # the founder who logs in after joining gets +o too
+    if core.unread_memos:
+        from .memoserv import logged_in
+
+        logged_in(core, client)
 
 
 def log_out(core: ServerCore, client: Client) -> None:
@@ -458,6 +463,7 @@ def account_dropped(core: ServerCore, folded: str, *, here: bool = True) -> None
     core.account_names.discard(folded)
     forget_markers(core, folded)
     account_gone(core, folded, here=here)
+    core.unread_memos.pop(folded, None)  # the store dropped its memos with it
     for client in list(core.account_sessions.get(folded, ())):
         if client.closing is None:
             log_out(core, client)

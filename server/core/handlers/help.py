@@ -58,6 +58,9 @@ TOPICS: dict[str, tuple[str, ...]] = {
     "MARKREAD": ("MARKREAD <target> [timestamp=<time>]",
                  "IRCv3 read markers: where you read up to, shared by your sessions "
                  "(logged in)."),
+    "MEMOSERV": ("MEMOSERV <command> ... (also MS, or /msg MemoServ)",
+                 "Messages for accounts not online, found on logging in: SEND, LIST, READ, "
+                 "DEL. MEMOSERV HELP for more."),
     "MODE": ("MODE <#channel> [<modes> [<args>...]] | MODE <nick> [<modes>]",
              "Shows or changes channel modes (CMODES) or your user modes (UMODES)."),
     "MONITOR": ("MONITOR +<nick>[,...] | -<nick>[,...] | C | L | S",
@@ -110,7 +113,7 @@ OPER_TOPICS: dict[str, tuple[str, ...]] = {
     "WALLOPS": ("WALLOPS :<text>", "A notice to everyone with +w (operators)."),
 }
 
-ALIASES = {"CS": "CHANSERV", "NS": "NICKSERV", "HELPOP": "HELP"}
+ALIASES = {"CS": "CHANSERV", "NS": "NICKSERV", "MS": "MEMOSERV", "HELPOP": "HELP"}
 
 
 def handle_help(core: ServerCore, client: Client, msg: Message) -> None:

@@ -13,7 +13,10 @@ from ..targets import TargetGate
 from .accounts import SERVICE_NAMES
 from .channels import is_banned, is_quieted
 from .chanserv import chanserv
+from .memoserv import memoserv
 from .nickserv import nickserv
+
+SERVICES = {"nickserv": nickserv, "chanserv": chanserv, "memoserv": memoserv}
 
 if TYPE_CHECKING:
     from ..core import ServerCore
@@ -176,7 +179,7 @@ def _to_nick(
     folded = core.fold(nick)
     if folded in SERVICE_NAMES:  # services answer PRIVMSGs; anything else is dropped
         if command == "PRIVMSG":
-            (chanserv if folded == "chanserv" else nickserv)(core, client, text[0])
+            SERVICES[folded](core, client, text[0])
         return
     target = core.nicks.get(folded)
     if target is None or not target.registered:

@@ -250,6 +250,10 @@ def try_register(core: ServerCore, client: Client) -> None:
         core.write_block(client, block)
     else:
         core.write_lines(client, block.splitlines(keepends=True))
+    if core.unread_memos and client.account is not None:  # logged in with SASL
+        from .memoserv import logged_in
+
+        logged_in(core, client)
 
 
 class WelcomeBurst:
