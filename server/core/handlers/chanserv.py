@@ -10,7 +10,6 @@ import json
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from chat.message import Message
 from chat.names import is_channel_name
 from chat.servertime import format_time
 from server.accounts.model import RegisteredChannel
@@ -66,11 +65,6 @@ class DropChannel:
 
 def tell(core: ServerCore, client: Client, text: str) -> None:
     service_notice(core, client, NICK, text)
-
-
-def handle_chanserv(core: ServerCore, client: Client, msg: Message) -> None:
-    """``CHANSERV <command> ...`` and ``CS ...``: as a message to ChanServ."""
-    chanserv(core, client, " ".join(msg.params))
 
 
 def chanserv(core: ServerCore, client: Client, text: str) -> None:

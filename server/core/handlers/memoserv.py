@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from chat.message import Message
 from chat.servertime import format_time
 from server.accounts.model import Memo
 
@@ -73,11 +72,6 @@ class DeleteMemos:
 
 def tell(core: ServerCore, client: Client, text: str) -> None:
     service_notice(core, client, NICK, text)
-
-
-def handle_memoserv(core: ServerCore, client: Client, msg: Message) -> None:
-    """``MEMOSERV <command> ...`` and ``MS ...``: as a message to MemoServ."""
-    memoserv(core, client, " ".join(msg.params))
 
 
 def memoserv(core: ServerCore, client: Client, text: str) -> None:

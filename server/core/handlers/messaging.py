@@ -17,6 +17,15 @@ from .memoserv import memoserv
 from .nickserv import nickserv
 
 SERVICES = {"nickserv": nickserv, "chanserv": chanserv, "memoserv": memoserv}
+SERVICE_COMMANDS = {
+    "NICKSERV": nickserv, "NS": nickserv, "CHANSERV": chanserv, "CS": chanserv,
+    "MEMOSERV": memoserv, "MS": memoserv,
+}
+
+
+def handle_service(core: ServerCore, client: Client, msg: Message) -> None:
+    """``NS <text>``, ``CHANSERV <text>``...: as ``PRIVMSG NickServ :<text>``."""
+    SERVICE_COMMANDS[msg.command.upper()](core, client, " ".join(msg.params))
 
 if TYPE_CHECKING:
     from ..core import ServerCore

@@ -61,11 +61,6 @@ class NoticeReplies:
         tell(self.core, self.client, text)
 
 
-def handle_nickserv(core: ServerCore, client: Client, msg: Message) -> None:
-    """``NICKSERV <command> ...`` and ``NS ...``: as a message to NickServ."""
-    nickserv(core, client, " ".join(msg.params))
-
-
 def nickserv(core: ServerCore, client: Client, text: str) -> None:
     words = text.split()
     command = words[0].upper() if words else "HELP"
