@@ -86,7 +86,14 @@ async def test_refusals(server: RunningServer) -> None:
         "anon_m is not a registered account"]
     assert memoserv_says(await ask(erin, "MS SEND erin")) == ["Syntax: SEND <account|nick> <text>"]
     assert memoserv_says(await ask(erin, "MS SEND erin " + "x" * 301)) == [
-        "A memo holds at most 300 characters"]
+        "A memo holds at most 300 bytes"]
+    assert memoserv_says(await ask(erin, "MS SEND erin " + "é" * 151)) == [
+        "A memo holds at most 300 bytes"]  # 302 bytes in UTF-8
+    # The longest memo reads back whole, in one line.
+    longest = "é" * 150
+    assert memoserv_says(await ask(erin, f"MS SEND erin {longest}")) == ["Memo sent to erin"]
+    read = memoserv_says(await ask(erin, "MS READ NEW"))
+    assert len(read) == 1 and read[0].endswith(f"): {longest}")
     assert memoserv_says(await ask(erin, "MS READ")) == ["Syntax: READ <number|NEW>"]
     assert memoserv_says(await ask(erin, "MS FROB")) == ["Unknown command FROB: /msg MemoServ HELP"]
     assert any(line.startswith("SEND <account|nick>")

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 NICK = "MemoServ"
 MAX_MEMOS = 30  # per account, read or not
-MAX_TEXT = 300  # characters of one memo
+MAX_TEXT = 300  # bytes of one memo: READ's line (with sender and time) stays whole
 PREVIEW = 60  # characters of a memo LIST shows
 
 HELP = [
@@ -115,8 +115,8 @@ def _send(core: ServerCore, client: Client, rest: str) -> None:
     if not target or not text:
         tell(core, client, "Syntax: SEND <account|nick> <text>")
         return
-    if len(text) > MAX_TEXT:
-        tell(core, client, f"A memo holds at most {MAX_TEXT} characters")
+    if len(text.encode("utf-8", "surrogateescape")) > MAX_TEXT:
+        tell(core, client, f"A memo holds at most {MAX_TEXT} bytes")
         return
     recipient = _account_of(core, target)
     if recipient is None:
@@ -126,7 +126,8 @@ def _send(core: ServerCore, client: Client, rest: str) -> None:
 
     def stored(result: object) -> None:  # whether or not the sender is still here
         if isinstance(result, int) and not isinstance(result, bool):
-            unread_changed(core, recipient, core.unread_memos.get(recipient, 0) + 1, sender)
+            unread = core.unread_memos.get(recipient, 0) + 1
+            unread_changed(core, recipient, unread, sender, skip=client)
 
     def answer(client: Client, result: object) -> None:
         stored(result)
@@ -213,15 +214,20 @@ def _delete(core: ServerCore, client: Client, recipient: str, memos: list[Memo],
          else f"Memo {picked[0][0]} deleted")
 
 
-def unread_changed(core: ServerCore, recipient: str, unread: int, sender: str = "") -> None:
+def unread_changed(
+    core: ServerCore, recipient: str, unread: int, sender: str = "", skip: Client | None = None
+) -> None:
     """A new memo from ``sender`` (when given), or memos read or deleted, here: keep the
-    count, tell the account's sessions of a new memo, and the other nodes."""
-    memo_count(core, recipient, unread, sender)
+    count, tell the account's sessions of a new memo (but ``skip``, who sent it to
+    itself), and the other nodes."""
+    memo_count(core, recipient, unread, sender, skip)
     if core.cluster:
         core.publish("memo", (), f"{core.node_id}:0", t=recipient, unread=unread, f=sender)
 
 
-def memo_count(core: ServerCore, recipient: str, unread: int, sender: str = "") -> None:
+def memo_count(
+    core: ServerCore, recipient: str, unread: int, sender: str = "", skip: Client | None = None
+) -> None:
     """The account's unread count (here or on another node); a new memo is announced
     to its sessions on this node."""
     if unread > 0:
@@ -230,7 +236,7 @@ def memo_count(core: ServerCore, recipient: str, unread: int, sender: str = "") 
         core.unread_memos.pop(recipient, None)
     if sender:
         for session in core.account_sessions.get(recipient, ()):
-            if session.registered and session.remote is None:
+            if session.registered and session.remote is None and session is not skip:
                 tell(core, session, f"You have a new memo from {sender}: "
                                     f"/msg {NICK} READ NEW")
 
