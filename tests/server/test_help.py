@@ -8,7 +8,7 @@ import pytest
 from chat.message import MAX_LINE_BODY, Message
 from server.config import ServerConfig
 from server.core.handlers import COMMANDS
-from server.core.handlers.help import ALIASES, OPER_TOPICS, TOPICS
+from server.core.handlers.help import ALIASES, OPER_TOPICS, TOPICS, WRAP, wrap_words
 from tests.conftest import OPER_NAME, OPER_PASSWORD, RunningServer
 from tests.server.helpers import ask, only
 
@@ -62,3 +62,11 @@ async def test_unknown_and_operator_topics(server: RunningServer) -> None:
     assert kill[0] == ("704", "kill", "KILL <nick> :<reason>")
     index = " ".join(text for _, _, text in help_lines(await ask(c, "HELP")))
     assert "KLINE" in index.split()
+
+
+def test_wrapped_names_fit_their_lines() -> None:
+    names = [f"account{i:02}" + "x" * 20 for i in range(50)]  # ChanServ's longest list
+    lines = wrap_words(names)
+    assert " ".join(lines).split() == names
+    assert all(len(line) <= WRAP for line in lines) and len(lines) > 1
+    assert wrap_words([]) == [] and wrap_words(["y" * 400]) == ["y" * 400]

@@ -17,6 +17,7 @@ from server.accounts.model import RegisteredChannel
 from ..relay import relay_wire
 from .accounts import service_notice
 from .channels import channel_record, set_channel_record
+from .help import wrap_words
 
 if TYPE_CHECKING:
     from ..core import ServerCore
@@ -277,7 +278,9 @@ def _access(core: ServerCore, client: Client, args: list[str]) -> None:
             tell(core, client, f"You are not on the access list of {registered.name}")
             return
         tell(core, client, f"{registered.name}: founder {registered.founder}; operators: "
-                           f"{' '.join(registered.ops) or '(none)'}")
+                           f"{'' if registered.ops else '(none)'}".rstrip())
+        for line in wrap_words(list(registered.ops)):  # up to 50 names of 30 characters
+            tell(core, client, line)
         return
     if client.account is None or core.fold(client.account) != registered.founder:
         tell(core, client, f"Only the founder of {registered.name} changes its access list")

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from ..core import ServerCore
     from ..state import Client
 
-WRAP = 300  # characters of topic names per index line
+WRAP = 300  # characters of names per line: a notice or numeric around them fits 512 bytes
 
 # Subject -> lines; the first is the syntax (or a title), shown in RPL_HELPSTART.
 TOPICS: dict[str, tuple[str, ...]] = {
@@ -121,7 +121,7 @@ def handle_help(core: ServerCore, client: Client, msg: Message) -> None:
     subject = msg.params[0] if msg.params and msg.params[0] else ""
     if not subject:
         names = sorted(TOPICS) + (sorted(OPER_TOPICS) if oper else [])
-        lines = ["Help topics (HELP <topic>):", *_wrap(names)]
+        lines = ["Help topics (HELP <topic>):", *wrap_words(names)]
         _send(core, client, "*", (*lines, "End of /HELP"))
         return
     key = subject.upper()
@@ -140,7 +140,9 @@ def _send(core: ServerCore, client: Client, subject: str, lines: tuple[str, ...]
     core.reply(client, N.RPL_ENDOFHELP, subject, lines[-1])
 
 
-def _wrap(names: list[str]) -> list[str]:
+def wrap_words(names: list[str]) -> list[str]:
+    """``names`` joined by spaces into lines of at most WRAP characters (one line
+    each for names longer than that)."""
     lines: list[str] = []
     line = ""
     for name in names:
