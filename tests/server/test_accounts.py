@@ -625,7 +625,7 @@ async def test_nickserv_info(server: RunningServer) -> None:
     other = await server.client("other_k")
     said = nickserv_says(await ask(other, "NS INFO KAY"))
     assert len(said) == 2 and said[0].startswith("kay is registered since 20"), said
-    assert said[1] == "Logged in now as: kay, kay_phone"
+    assert said[1] == "Logged in now as: kay kay_phone"
     assert nickserv_says(await ask(other, "NS INFO")) == ["other_k is not a registered account"]
     await kay.send("QUIT :bye")
     await kay.wait_closed()

@@ -22,6 +22,7 @@ from .accounts import (
     register_account,
     service_notice,
 )
+from .help import wrap_words
 from .operator import kill
 from .registration import handle_nick
 
@@ -143,8 +144,11 @@ def info(core: ServerCore, client: Client, name: str) -> None:
         account, created_ms = found
         tell(core, client, f"{account} is registered since {format_time(created_ms / 1000)}")
         nicks = sorted(c.nick for c in core.account_sessions.get(folded, ()) if c.registered)
-        tell(core, client, f"Logged in now as: {', '.join(nicks)}" if nicks
-             else "Not logged in on this server now")
+        if not nicks:
+            tell(core, client, "Not logged in on this server now")
+            return
+        for line in wrap_words(["Logged in now as:", *nicks]):  # many sessions: many lines
+            tell(core, client, line)
 
     core.emit(FindAccount(core.await_answer(client, answer), folded))
 
