@@ -668,3 +668,78 @@ async def test_irssi_regains_its_nick_and_registers_a_channel(
     finally:
         irssi.stop()
         await ghost.close()
+
+
+@needs("weechat-headless")
+async def test_weechat_regains_its_nick_and_registers_a_channel(
+    irc_server: RunningServer, raw: RawClient, proxy: LoggingProxy, tmp_path: Path
+) -> None:
+    """As irssi above: WeeChat logged in with SASL falls back from a nick its lost
+    session holds, takes it back with NickServ REGAIN, registers a channel and gets
+    ChanServ's +o on rejoining."""
+    _chat_only(irc_server)
+    wee = WeeChat(tmp_path / "weechat", "wendy", alternates=("wendy_",),
+                  sasl=("wendy", PASSWORD))
+    ghost = RawClient("wendy")
+    server_buffer = f"irc.server.{WeeChat.SERVER}"
+    try:
+        with diagnostics(irc_server, proxy, wee.debug):
+            await _create_account(irc_server, "wendy")
+            await ghost.connect(irc_server.host, irc_server.port)
+            await ghost.send("NICK ghost")
+            await ghost.send("USER ghost 0 * :the lost session")
+            await ghost.wait_for(lambda m: m.command == "001", timeout=10, what="ghost's 001")
+            await ghost.send(f"NS IDENTIFY wendy {PASSWORD}")
+            await ghost.wait_for(lambda m: m.command == "900", timeout=15, what="ghost's login")
+            await ghost.send("NICK wendy")
+            await ghost.wait_for(lambda m: m.command == "NICK", timeout=10, what="ghost as wendy")
+            await raw.register()
+
+            wee.start(HOST, proxy.port)
+            await _assert_sasl_login(proxy, "wendy")
+            welcome = next(pl for pl in proxy.lines if _welcome(pl))
+            assert welcome.msg.params[0] == "wendy_"
+            await wee.wait_for_log(
+                None, re.escape(_welcome_text(welcome)), timeout=10, what="weechat logging 001"
+            )
+            await wee.command("/msg NickServ REGAIN", buffer=server_buffer)
+            await ghost.wait_for(lambda m: m.command == "KILL", timeout=10, what="the KILL")
+            await proxy.wait_for(
+                lambda pl: _server_sent("NICK")(pl) and pl.msg.params[:1] == ("wendy",),
+                timeout=10, what="NICK wendy for weechat",
+            )
+            await wee.wait_for_log(
+                None, r"You are now known as wendy", timeout=10, what="weechat's new nick"
+            )
+
+            await wee.command("/join #owned", buffer=server_buffer)
+            await wee.wait_for_log(
+                "#owned", r"#owned: 1 nick", timeout=10, what="weechat alone in #owned"
+            )
+            await raw.join("#owned")
+            since = len(proxy.lines)
+            await wee.command("/msg ChanServ REGISTER #owned", buffer=server_buffer)
+            await proxy.wait_for(
+                lambda pl: _server_sent("NOTICE")(pl)
+                and pl.msg.params[-1] == "#owned is registered to wendy",
+                since=since, timeout=10, what="ChanServ's answer",
+            )
+            since = len(proxy.lines)
+            await wee.command("/part #owned", buffer=wee.buffer_name("#owned"))
+            await proxy.wait_for(
+                _server_sent("PART"), since=since, timeout=10, what="weechat's PART echoed"
+            )
+            mark = raw.mark()
+            await wee.command("/join #owned", buffer=server_buffer)
+            mode = await raw.wait_for(
+                lambda m: m.command == "MODE" and m.params == ("#owned", "+o", "wendy"),
+                since=mark, timeout=10, what="ChanServ's +o",
+            )
+            assert mode.nick == "ChanServ"
+            await wee.wait_for_log(
+                "#owned", r"\[\+o wendy\] by ChanServ", timeout=10, what="weechat's mode line"
+            )
+            assert not _refusals(proxy), "server refused something weechat sent"
+    finally:
+        wee.stop()
+        await ghost.close()
