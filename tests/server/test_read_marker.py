@@ -80,3 +80,18 @@ async def test_markers_survive_a_restart(backend: str, tmp_path: Path) -> None:
     async with serving(suite_config(), backend, db=db) as second:
         ann = await session(second, "ann_b")
         assert markreads(await ask(ann, "MARKREAD #room")) == [["#room", T1]]
+
+
+async def test_a_conversations_marker_follows_the_partners_account(
+    server: RunningServer,
+) -> None:
+    ann = await session(server, "ann_m", register=True)
+    bob = await server.client("bob_m")
+    assert "900" in [m.command for m in await ask(bob, f"REGISTER bobacct * {PASSWORD}")]
+    assert markreads(await ask(ann, f"MARKREAD bob_m {T1}")) == [["bob_m", T1]]
+    await ask(bob, "NICK bob_elsewhere")
+    # The same conversation under the new nick, and under the account's name.
+    assert markreads(await ask(ann, "MARKREAD bob_elsewhere")) == [["bob_elsewhere", T1]]
+    assert markreads(await ask(ann, "MARKREAD bobacct")) == [["bobacct", T1]]
+    # A nick nobody logged in holds has its own marker.
+    assert markreads(await ask(ann, "MARKREAD bob_m")) == [["bob_m", "*"]]

@@ -46,7 +46,7 @@ def handle_markread(core: ServerCore, client: Client, msg: Message) -> None:
         core.fail(client, "MARKREAD", "ACCOUNT_REQUIRED", target,
                   "Log in to an account to keep read markers")
         return
-    account, folded = core.fold(client.account), core.fold(target)
+    account, folded = core.fold(client.account), marker_key(core, target)
     stored = core.read_markers.get((account, folded))
     if len(msg.params) < 2:
         send_marker(core, client, target, stored)
@@ -67,6 +67,20 @@ def handle_markread(core: ServerCore, client: Client, msg: Message) -> None:
     marker_moved(core, account, folded, target, time_ms)
     if core.cluster:
         core.publish("markread", (), core.uid(client), a=account, t=folded, tn=target, ms=time_ms)
+
+
+def marker_key(core: ServerCore, target: str) -> str:
+    """What a marker is kept under: a channel's folded name; for a conversation, the
+    partner's account while the nick is logged in (private history is kept per account,
+    and so a nick change keeps the marker), else the folded nick (for an account's
+    owner, its name)."""
+    folded = core.fold(target)
+    if is_channel_name(target):
+        return folded
+    holder = core.nicks.get(folded)
+    if holder is not None and holder.account is not None:
+        return core.fold(holder.account)
+    return folded
 
 
 def marker_moved(core: ServerCore, account: str, folded: str, shown: str, time_ms: int) -> None:
