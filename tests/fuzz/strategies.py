@@ -314,9 +314,10 @@ def command_line(draw: st.DrawFn) -> str:
                                         "info nobody"]))]
     elif kind == "CS":  # ChanServ, also reached as PRIVMSG ChanServ (see target)
         command = draw(st.sampled_from(["REGISTER", "INFO", "OP", "DEOP", "ACCESS", "DROP",
-                                        "HELP", "register", "FROB", ""]))
+                                        "SET", "HELP", "register", "FROB", ""]))
         rest = draw(st.sampled_from(["", " alice", " bob", " ADD alice", " ADD bob",
-                                     " DEL bob", " LIST", " add", " ADD nobody"]))
+                                     " DEL bob", " LIST", " add", " ADD nobody",
+                                     " FOUNDER bob", " founder alice", " FOUNDER"]))
         params = [f"{command} {draw(st.one_of(good_channel, channel, good_nick))}{rest}"]
     elif kind == "MARKREAD":
         params = [draw(st.one_of(good_channel, good_nick, channel))]

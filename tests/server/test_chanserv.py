@@ -201,3 +201,24 @@ async def test_logging_in_on_the_channel_gets_op(server: RunningServer) -> None:
     assert [(m.source, m.params) for m in only(msgs, "MODE")] == [
         (CHANSERV, ["#later", "+o", "mona_away"])]
     assert (await watcher.expect("MODE")).params == ["#later", "+o", "mona_away"]
+
+
+async def test_set_founder_gives_the_channel_away(server: RunningServer) -> None:
+    founder = await registered_channel(server, "nora", "#gift")
+    heir = await with_account(server, "heir")
+    assert chanserv_says(await ask(heir, "CS SET #gift FOUNDER heir")) == [
+        "Only the founder of #gift gives it away"]
+    assert chanserv_says(await ask(founder, "CS SET #gift FOUNDER nobody")) == [
+        "nobody is not a registered account"]
+    assert chanserv_says(await ask(founder, "CS SET #gift")) == [
+        "Syntax: SET <#channel> FOUNDER <account>"]
+    assert chanserv_says(await ask(founder, "CS SET #gift FOUNDER Heir")) == [
+        "#gift now belongs to Heir"]
+    assert chanserv_says(await ask(heir, "CS ACCESS #gift LIST")) == [
+        "#gift: founder heir; operators:", "nora"]
+    assert chanserv_says(await ask(heir, "CS ACCESS #gift DEL nora")) == [
+        "nora removed from the access list of #gift"]
+    assert chanserv_says(await ask(founder, "CS ACCESS #gift ADD nora")) == [
+        "Only the founder of #gift changes its access list"]
+    info = chanserv_says(await ask(founder, "CS INFO #gift"))
+    assert info[0].startswith("#gift is registered to heir since ")

@@ -35,6 +35,8 @@ HELP = [
     "OP <#channel> [nick]  gives +o (founder and access list only); DEOP takes it",
     "ACCESS <#channel> LIST | ADD <account> | DEL <account>  the accounts ChanServ ops "
     "on join (the founder changes it)",
+    "SET <#channel> FOUNDER <account>  gives the channel to another account (you stay "
+    "on its access list)",
     "DROP <#channel>  unregisters a channel (its founder, or an IRC operator)",
 ]
 
@@ -314,6 +316,35 @@ def _access(core: ServerCore, client: Client, args: list[str]) -> None:
     tell(core, client, done)
 
 
+def _set(core: ServerCore, client: Client, args: list[str]) -> None:
+    registered = _registered(core, client, args[0])
+    if registered is None:
+        return
+    if len(args) < 3 or args[1].upper() != "FOUNDER":
+        tell(core, client, "Syntax: SET <#channel> FOUNDER <account>")
+        return
+    if client.account is None or core.fold(client.account) != registered.founder:
+        tell(core, client, f"Only the founder of {registered.name} gives it away")
+        return
+    heir = core.fold(args[2])
+    if heir not in core.account_names:
+        tell(core, client, f"{args[2]} is not a registered account")
+        return
+    if heir == registered.founder:
+        tell(core, client, f"{args[2]} is the founder of {registered.name} already")
+        return
+    if sum(1 for r in core.registered_channels.values() if r.founder == heir) >= MAX_PER_ACCOUNT:
+        tell(core, client, f"{args[2]} has {MAX_PER_ACCOUNT} channels, the most an account may")
+        return
+    # The old founder stays an operator (on the access list), the new one leaves it.
+    ops = tuple(o for o in (*registered.ops, registered.founder) if o != heir)[-MAX_ACCESS:]
+    registered = replace(registered, founder=heir, ops=ops)
+    folded = core.fold(args[0])
+    registered_here(core, folded, registered)
+    core.emit(SaveChannel(folded, registered))
+    tell(core, client, f"{registered.name} now belongs to {args[2]}")
+
+
 def _drop(core: ServerCore, client: Client, args: list[str]) -> None:
     registered = _registered(core, client, args[0])
     if registered is None:
@@ -337,5 +368,6 @@ _COMMANDS = {
     "OP": ("<#channel> [nick]", lambda core, client, args: _op(core, client, args, True)),
     "DEOP": ("<#channel> [nick]", lambda core, client, args: _op(core, client, args, False)),
     "ACCESS": ("<#channel> LIST | ADD <account> | DEL <account>", _access),
+    "SET": ("<#channel> FOUNDER <account>", _set),
     "DROP": ("<#channel>", _drop),
 }

@@ -28,7 +28,7 @@ TOPICS: dict[str, tuple[str, ...]] = {
             "IRCv3 capability negotiation: CAP LS lists what this server offers."),
     "CHANSERV": ("CHANSERV <command> ... (also CS, or /msg ChanServ)",
                  "Registered channels keep their topic, modes and lists and op only their "
-                 "founder and access list: REGISTER, INFO, OP, DEOP, ACCESS, DROP. "
+                 "founder and access list: REGISTER, INFO, OP, DEOP, ACCESS, SET, DROP. "
                  "CHANSERV HELP for more."),
     "CHATHISTORY": ("CHATHISTORY LATEST|BEFORE|AFTER|AROUND|BETWEEN <target> ... | TARGETS ...",
                     "IRCv3 chathistory: earlier messages of a channel (or of a conversation "
