@@ -48,6 +48,7 @@ from .model import (
 )
 from .notify import NotifyList, Watched, chunks
 from .passwords import mask_message
+from .replies import QUERY_NUMERICS, query_text
 from .sasl import SaslLogin
 from .sts import parse_sts, valid_duration, valid_port
 
@@ -1162,7 +1163,7 @@ class Session:
         if code >= "400" and code < "600":
             self._numeric_error(msg, now)
             return
-        if code in _QUERY_NUMERICS and self.registered:
+        if code in QUERY_NUMERICS and self.registered:
             self._show_query(msg, now)
             return
         text = " ".join(p[1:]) if len(p) > 1 else (p[0] if p else "")
@@ -1170,14 +1171,9 @@ class Session:
 
     def _show_query(self, msg: Message, now: float) -> None:
         """A reply to a query the user made, in the current buffer."""
-        code, p = msg.command, msg.params
-        template = _QUERY_FORMATS.get(code)
-        if code == N.RPL_WHOISSERVER and self._last_query_numeric == N.RPL_WHOWASUSER:
-            template = _WHOWAS_SERVER  # after a 314, a 312 says when they left
-        self._last_query_numeric = code
-        text = " ".join(p[1:])
-        if template is not None and len(p) >= template[0]:
-            text = template[1].format(*p)
+        after_whowas = self._last_query_numeric == N.RPL_WHOWASUSER
+        self._last_query_numeric = msg.command
+        text = query_text(msg.command, msg.params, after_whowas)
         self._add(self.current, self._line(msg, now, Kind.INFO, text))
 
     def _numeric_error(self, msg: Message, now: float) -> None:
@@ -1981,48 +1977,4 @@ _NUMERICS: dict[str, Handler] = {
     "900": Session._rpl_loggedin,
     "901": Session._rpl_loggedout,
     **{code: Session._sasl_reply for code in ("902", "903", "904", "905", "906", "907", "908")},
-}
-
-# Replies to queries the user made: shown in the current buffer.
-_QUERY_NUMERICS = frozenset(
-    {
-        N.RPL_WHOISUSER, N.RPL_WHOISSERVER, N.RPL_WHOISOPERATOR, N.RPL_WHOISIDLE,
-        N.RPL_ENDOFWHOIS, N.RPL_WHOISCHANNELS, N.RPL_WHOISHOST, N.RPL_WHOISMODES,
-        N.RPL_WHOISSECURE, "307", "320", "330", "338", "276", "378",
-        N.RPL_LISTSTART, N.RPL_LISTEND, N.RPL_WHOREPLY, N.RPL_ENDOFWHO,
-        N.RPL_BANLIST, N.RPL_ENDOFBANLIST, N.RPL_EXCEPTLIST, N.RPL_ENDOFEXCEPTLIST,
-        N.RPL_INVITELIST, N.RPL_ENDOFINVITELIST, N.RPL_QUIETLIST, N.RPL_ENDOFQUIETLIST,
-        N.RPL_USERHOST, N.RPL_ISON,
-        N.RPL_WHOWASUSER, N.RPL_ENDOFWHOWAS,
-        N.RPL_HELPSTART, N.RPL_HELPTXT, N.RPL_ENDOFHELP,
-    }
-)  # fmt: skip
-
-_WHOWAS_SERVER = (4, "{1} left {2} at {3}")
-
-# Friendlier text for common query replies: (minimum params, format over params).
-_QUERY_FORMATS: dict[str, tuple[int, str]] = {
-    # HELP (/quote help): the text without the subject each line repeats.
-    N.RPL_HELPSTART: (3, "{2}"),
-    N.RPL_HELPTXT: (3, "{2}"),
-    N.RPL_ENDOFHELP: (3, "{2}"),
-    N.RPL_WHOISUSER: (6, "{1} is {2}@{3} ({5})"),
-    N.RPL_WHOISSERVER: (4, "{1} is connected to {2} ({3})"),
-    N.RPL_WHOWASUSER: (6, "{1} was {2}@{3} ({5})"),
-    N.RPL_ENDOFWHOWAS: (2, "End of WHOWAS for {1}"),
-    N.RPL_WHOISOPERATOR: (2, "{1} is an IRC operator"),
-    N.RPL_WHOISIDLE: (4, "{1} has been idle for {2} s"),
-    N.RPL_WHOISCHANNELS: (3, "{1} is on {2}"),
-    N.RPL_ENDOFWHOIS: (2, "End of WHOIS for {1}"),
-    "330": (3, "{1} is logged in as {2}"),
-    N.RPL_BANLIST: (4, "{1}: ban {2} (set by {3})"),
-    N.RPL_ENDOFBANLIST: (2, "End of {1} ban list"),
-    N.RPL_EXCEPTLIST: (4, "{1}: ban exception {2} (set by {3})"),
-    N.RPL_ENDOFEXCEPTLIST: (2, "End of {1} exception list"),
-    N.RPL_INVITELIST: (4, "{1}: invite exception {2} (set by {3})"),
-    N.RPL_ENDOFINVITELIST: (2, "End of {1} invite list"),
-    N.RPL_QUIETLIST: (5, "{1}: quiet {3} (set by {4})"),  # <chan> q <mask> <setter> <time>
-    N.RPL_ENDOFQUIETLIST: (2, "End of {1} quiet list"),
-    N.RPL_LISTSTART: (1, "Channels (users) topic:"),
-    N.RPL_LISTEND: (1, "End of channel list"),
 }

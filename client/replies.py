@@ -1,0 +1,61 @@
+"""Replies to the queries a user makes (WHOIS, WHOWAS, WHO, LIST, ban lists, HELP):
+which numerics they are, and friendlier text for the common ones."""
+
+from __future__ import annotations
+
+from chat import numerics as N
+
+# Replies to queries the user made: shown in the current buffer.
+QUERY_NUMERICS = frozenset(
+    {
+        N.RPL_WHOISUSER, N.RPL_WHOISSERVER, N.RPL_WHOISOPERATOR, N.RPL_WHOISIDLE,
+        N.RPL_ENDOFWHOIS, N.RPL_WHOISCHANNELS, N.RPL_WHOISHOST, N.RPL_WHOISMODES,
+        N.RPL_WHOISSECURE, "307", "320", "330", "338", "276", "378",
+        N.RPL_LISTSTART, N.RPL_LISTEND, N.RPL_WHOREPLY, N.RPL_ENDOFWHO,
+        N.RPL_BANLIST, N.RPL_ENDOFBANLIST, N.RPL_EXCEPTLIST, N.RPL_ENDOFEXCEPTLIST,
+        N.RPL_INVITELIST, N.RPL_ENDOFINVITELIST, N.RPL_QUIETLIST, N.RPL_ENDOFQUIETLIST,
+        N.RPL_USERHOST, N.RPL_ISON,
+        N.RPL_WHOWASUSER, N.RPL_ENDOFWHOWAS,
+        N.RPL_HELPSTART, N.RPL_HELPTXT, N.RPL_ENDOFHELP,
+    }
+)  # fmt: skip
+
+WHOWAS_SERVER = (4, "{1} left {2} at {3}")
+
+# Friendlier text for common query replies: (minimum params, format over params).
+QUERY_FORMATS: dict[str, tuple[int, str]] = {
+    # HELP (/quote help): the text without the subject each line repeats.
+    N.RPL_HELPSTART: (3, "{2}"),
+    N.RPL_HELPTXT: (3, "{2}"),
+    N.RPL_ENDOFHELP: (3, "{2}"),
+    N.RPL_WHOISUSER: (6, "{1} is {2}@{3} ({5})"),
+    N.RPL_WHOISSERVER: (4, "{1} is connected to {2} ({3})"),
+    N.RPL_WHOWASUSER: (6, "{1} was {2}@{3} ({5})"),
+    N.RPL_ENDOFWHOWAS: (2, "End of WHOWAS for {1}"),
+    N.RPL_WHOISOPERATOR: (2, "{1} is an IRC operator"),
+    N.RPL_WHOISIDLE: (4, "{1} has been idle for {2} s"),
+    N.RPL_WHOISCHANNELS: (3, "{1} is on {2}"),
+    N.RPL_ENDOFWHOIS: (2, "End of WHOIS for {1}"),
+    "330": (3, "{1} is logged in as {2}"),
+    N.RPL_BANLIST: (4, "{1}: ban {2} (set by {3})"),
+    N.RPL_ENDOFBANLIST: (2, "End of {1} ban list"),
+    N.RPL_EXCEPTLIST: (4, "{1}: ban exception {2} (set by {3})"),
+    N.RPL_ENDOFEXCEPTLIST: (2, "End of {1} exception list"),
+    N.RPL_INVITELIST: (4, "{1}: invite exception {2} (set by {3})"),
+    N.RPL_ENDOFINVITELIST: (2, "End of {1} invite list"),
+    N.RPL_QUIETLIST: (5, "{1}: quiet {3} (set by {4})"),  # <chan> q <mask> <setter> <time>
+    N.RPL_ENDOFQUIETLIST: (2, "End of {1} quiet list"),
+    N.RPL_LISTSTART: (1, "Channels (users) topic:"),
+    N.RPL_LISTEND: (1, "End of channel list"),
+}
+
+
+def query_text(code: str, params: list[str], after_whowas: bool) -> str:
+    """The text to show for query reply ``code``; ``after_whowas``: the reply before it
+    was a 314 (then a 312 says when they left, not where they are)."""
+    template = QUERY_FORMATS.get(code)
+    if code == N.RPL_WHOISSERVER and after_whowas:
+        template = WHOWAS_SERVER
+    if template is not None and len(params) >= template[0]:
+        return template[1].format(*params)
+    return " ".join(params[1:])
