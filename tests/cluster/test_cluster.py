@@ -12,7 +12,7 @@ import redis
 from server.cluster.events import CHANNEL, NODE_KEY, encode
 from tests.cluster.conftest import Cluster
 from tests.ircclient import IRCTestClient
-from tests.server.helpers import ask
+from tests.server.helpers import ask, service_says
 
 
 async def connect(port: int, nick: str, caps: list[str] | None = None) -> IRCTestClient:
@@ -712,6 +712,12 @@ async def test_what_an_outage_lost_is_read_from_the_store_after(cluster: Cluster
         "REGISTER", "900"]
     stamp = "timestamp=2026-01-02T03:04:05.678Z"
     assert [m.params for m in await ask(maker, f"MARKREAD #room {stamp}")] == [["#room", stamp]]
+    # So are a channel registration and a memo (chanreg and memo events).
+    await maker.join("#zroom")
+    assert service_says(await ask(maker, "CS REGISTER #zroom"), "ChanServ") == [
+        "#zroom is registered to zoe"]
+    assert service_says(await ask(maker, "MS SEND zoe remember"), "MemoServ") == [
+        "Memo sent to zoe"]
     cluster.redis.start()
 
     async def reserved_on_n2() -> bool:
@@ -719,7 +725,11 @@ async def test_what_an_outage_lost_is_read_from_the_store_after(cluster: Cluster
         return any(m.command == "433" and "reserved" in m.params[-1] for m in msgs)
 
     await eventually(reserved_on_n2, timeout=15)
-    assert "900" in [m.command for m in await ask(bob, "NS IDENTIFY zoe zoe-password")]
+    info = service_says(await ask(bob, "CS INFO #zroom"), "ChanServ")
+    assert info and info[0].startswith("#zroom is registered to zoe"), info
+    msgs = await ask(bob, "NS IDENTIFY zoe zoe-password")
+    assert "900" in [m.command for m in msgs]
+    assert service_says(msgs, "MemoServ") == ["You have 1 unread memo: /msg MemoServ READ NEW"]
     markers = [m.params for m in await ask(bob, "MARKREAD #room") if m.command == "MARKREAD"]
     assert markers == [["#room", stamp]]
     await maker.close()
