@@ -132,3 +132,19 @@ async def test_sasl_login_hears_of_memos_after_the_welcome(backend: str, tmp_pat
         said = memoserv_says(await c.sync())
         assert burst[0].command == "001"
         assert said == ["You have 1 unread memo: /msg MemoServ READ NEW"]
+
+
+async def test_a_message_to_an_offline_account_suggests_a_memo(server: RunningServer) -> None:
+    hana = await with_account(server, "hana")
+    ivan = await with_account(server, "ivan")
+    await ivan.send("QUIT :bye")
+    await ivan.wait_closed()
+    msgs = await ask(hana, "PRIVMSG ivan :are you there?")
+    assert [m.command for m in msgs] == ["401", "NOTICE"]
+    assert memoserv_says(msgs) == [
+        "ivan is not online; /msg MemoServ SEND ivan <text> leaves a memo"]
+    # Not for a NOTICE, nor a nick that is no account, nor a sender without one.
+    assert await ask(hana, "NOTICE ivan :hm") == []
+    assert memoserv_says(await ask(hana, "PRIVMSG nobody_here :hi")) == []
+    anon = await server.client("anon_h")
+    assert [m.command for m in await ask(anon, "PRIVMSG ivan :hi")] == ["401"]

@@ -241,6 +241,13 @@ def memo_count(
                                     f"/msg {NICK} READ NEW")
 
 
+def offline_hint(core: ServerCore, client: Client, account: str) -> None:
+    """A PRIVMSG to an account's nick while nobody uses it got 401: say how to leave
+    it a memo instead."""
+    tell(core, client, f"{account} is not online; /msg {NICK} SEND {account} <text> "
+                       "leaves a memo")
+
+
 def logged_in(core: ServerCore, client: Client) -> None:
     """On logging in: how many memos wait."""
     unread = core.unread_memos.get(core.fold(client.account or ""), 0)

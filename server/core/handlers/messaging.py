@@ -13,7 +13,7 @@ from ..targets import TargetGate
 from .accounts import SERVICE_NAMES
 from .channels import is_banned, is_quieted
 from .chanserv import chanserv
-from .memoserv import memoserv
+from .memoserv import memoserv, offline_hint
 from .nickserv import nickserv
 
 SERVICES = {"nickserv": nickserv, "chanserv": chanserv, "memoserv": memoserv}
@@ -193,6 +193,8 @@ def _to_nick(
     target = core.nicks.get(folded)
     if target is None or not target.registered:
         _error(core, client, command, N.ERR_NOSUCHNICK, nick, "No such nick/channel")
+        if command == "PRIVMSG" and folded in core.account_names and client.account:
+            offline_hint(core, client, nick)
         return
     if (
         "R" in target.modes
