@@ -995,7 +995,7 @@ class ServerCore:
             self.release_nick(client)
         self.remember(client)
         if client.registered and self.monitor.watchers:
-            self.nick_offline(client.folded, client.nick)
+            self.nick_offline(client.folded, client.nick, gone=client)
         for channel in list(client.channels.values()):
             self.remove_member(channel, client)
         if client.folded and self.nicks.get(client.folded) is client:
@@ -1013,12 +1013,14 @@ class ServerCore:
             for watcher in watching:
                 self.reply(watcher, N.RPL_MONONLINE, client.mask)
 
-    def nick_offline(self, folded: str, nick: str) -> None:
-        """731 to the clients that MONITOR ``nick``, which nobody holds any more."""
+    def nick_offline(self, folded: str, nick: str, gone: Client | None = None) -> None:
+        """731 to the clients that MONITOR ``nick``, which nobody holds any more (not to
+        ``gone``, the user leaving, who may have been watching its own nick)."""
         watching = self.monitor.watchers.get(folded)
         if watching:
             for watcher in watching:
-                self.reply(watcher, N.RPL_MONOFFLINE, nick)
+                if watcher is not gone:
+                    self.reply(watcher, N.RPL_MONOFFLINE, nick)
 
     def remember(self, client: Client) -> None:
         """Keep a registered user's nick for WHOWAS as they give it up (QUIT, NICK)."""

@@ -426,3 +426,16 @@ def test_lines_wait_for_a_chain_of_answers() -> None:
         assert [m.command for m in replies] == ["NOTICE", "901", "PONG"]
         assert replies[-1].params[-1] == "after"
         h.finish()
+
+
+def test_a_user_watching_its_own_nick_gets_no_731_as_it_leaves() -> None:
+    """The core fuzzer: alice MONITORs alice, then her connection is lost; the 731 for
+    her own nick was written to her dead connection. Others watching still get it."""
+    with harness() as h:
+        alice = h.register("alice")
+        bob = h.register("bob")
+        h.send_line(alice, "MONITOR + alice")
+        h.send_line(bob, "MONITOR + alice")
+        got = h.lose(alice)  # the harness fails on output after connection_lost
+        assert [parse(line.decode()).command for line in got[bob]] == ["731"]
+        h.finish()

@@ -147,3 +147,14 @@ async def test_extended_monitor_needs_the_notify_cap_and_never_doubles(
     got = await both.sync()
     assert [(m.command, m.params) for m in got] == [("AWAY", ["gone"])]  # once, not twice
     assert [m.command for m in await no_away.sync()] == []  # away-notify not enabled
+
+
+async def test_watching_ones_own_nick_says_nothing_as_one_quits(server: RunningServer) -> None:
+    me = await server.client("narcissus")
+    other = await server.client("echo_m")
+    await ask(me, "MONITOR + narcissus")
+    await ask(other, "MONITOR + narcissus")
+    await me.send("QUIT :bye")
+    last = await me.wait_closed()
+    assert [m.command for m in last] == ["ERROR"]  # no 731 about itself first
+    assert [(m.command, m.params[1]) for m in await other.sync()] == [("731", "narcissus")]
