@@ -18,6 +18,7 @@ from ..relay import relay_wire
 from .accounts import service_notice
 from .channels import channel_record, set_channel_record
 from .help import wrap_words
+from .modes import publish_mode, set_prefix
 
 if TYPE_CHECKING:
     from ..core import ServerCore
@@ -135,18 +136,13 @@ def is_trusted(core: ServerCore, registered: RegisteredChannel, client: Client) 
 
 def give_op(core: ServerCore, channel: Channel, target: Client, adding: bool = True) -> None:
     """``:ChanServ MODE #channel +o nick`` (or -o), on every node."""
-    modes = channel.members[target]
-    if adding == ("o" in modes):
+    if not set_prefix(channel, target, "o", adding):
         return
-    channel.members[target] = "".join(sorted(modes + "o", key="ov".index)) if adding else (
-        modes.replace("o", ""))
     source = f"{NICK}!{NICK}@{core.config.name}"
     relay = core.new_relay(source, "MODE", [channel.name, "+o" if adding else "-o", target.nick])
     core.fan_out(channel.members, relay)
     if core.cluster:
-        prefixes = {core.uid(m): p for m, p in channel.members.items()}
-        core.publish("mode", (channel.folded,), core.uid(target), t=channel.folded,
-                     ch=channel_record(channel), pre=prefixes, rs=[relay_wire(source, relay)])
+        publish_mode(core, channel, core.uid(target), [relay_wire(source, relay)])
 
 
 def op_trusted(core: ServerCore, client: Client) -> None:

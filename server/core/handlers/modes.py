@@ -225,12 +225,7 @@ def channel_mode(core: ServerCore, client: Client, name: str, args: list[str]) -
                     "They aren't on that channel",
                 )
                 continue
-            modes = channel.members[target]
-            if adding and ch not in modes:
-                channel.members[target] = "".join(sorted(modes + ch, key="ov".index))
-            elif not adding and ch in modes:
-                channel.members[target] = modes.replace(ch, "")
-            else:
+            if not set_prefix(channel, target, ch, adding):
                 continue
             applied.append(("+" if adding else "-", ch, target.nick))
         elif ch in FLAG_MODES:
@@ -258,15 +253,32 @@ def channel_mode(core: ServerCore, client: Client, name: str, args: list[str]) -
         core.fan_out(channel.members, relay)
         relays.append(relay_wire(client, relay))
     if core.cluster and relays:
-        from .channels import channel_record
-
-        prefixes = {core.uid(m): p for m, p in channel.members.items()}
-        core.publish("mode", (channel.folded,), core.uid(client), t=channel.folded,
-                     ch=channel_record(channel), pre=prefixes, rs=relays)
+        publish_mode(core, channel, core.uid(client), relays)
     if relays and channel.folded in core.registered_channels:
         from .chanserv import channel_changed
 
         channel_changed(core, channel)
+
+
+def set_prefix(channel: Channel, target: Client, letter: str, adding: bool) -> bool:
+    """Give or take a member's o or v; False when it had it, or lacked it, already."""
+    modes = channel.members[target]
+    if adding == (letter in modes):
+        return False
+    channel.members[target] = (
+        "".join(sorted(modes + letter, key="ov".index)) if adding else modes.replace(letter, "")
+    )
+    return True
+
+
+def publish_mode(core: ServerCore, channel: Channel, uid: str, relays: list[list[object]]) -> None:
+    """A channel's MODE lines to the other nodes, with its metadata and prefixes as they
+    now are."""
+    from .channels import channel_record
+
+    prefixes = {core.uid(m): p for m, p in channel.members.items()}
+    core.publish("mode", (channel.folded,), uid, t=channel.folded,
+                 ch=channel_record(channel), pre=prefixes, rs=relays)
 
 
 def _fitting_chunks(
