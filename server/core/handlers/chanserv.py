@@ -153,6 +153,12 @@ def op_trusted(core: ServerCore, client: Client) -> None:
             give_op(core, channel, client)
 
 
+def has_most_channels(core: ServerCore, account: str) -> bool:
+    """Whether the folded ``account`` founded as many channels as one may."""
+    owned = sum(1 for r in core.registered_channels.values() if r.founder == account)
+    return owned >= MAX_PER_ACCOUNT
+
+
 def registered_here(core: ServerCore, folded: str, registered: RegisteredChannel) -> None:
     """A registration (or its access list) changed here: keep it, and tell the other nodes."""
     core.registered_channels[folded] = registered
@@ -203,8 +209,7 @@ def _register(core: ServerCore, client: Client, args: list[str]) -> None:
         tell(core, client, f"{channel.name} is registered already")
         return
     founder = core.fold(client.account)
-    owned = sum(1 for r in core.registered_channels.values() if r.founder == founder)
-    if owned >= MAX_PER_ACCOUNT:
+    if has_most_channels(core, founder):
         tell(core, client, f"An account may register {MAX_PER_ACCOUNT} channels; "
                            f"{client.account} has")
         return
@@ -329,7 +334,7 @@ def _set(core: ServerCore, client: Client, args: list[str]) -> None:
     if heir == registered.founder:
         tell(core, client, f"{args[2]} is the founder of {registered.name} already")
         return
-    if sum(1 for r in core.registered_channels.values() if r.founder == heir) >= MAX_PER_ACCOUNT:
+    if has_most_channels(core, heir):
         tell(core, client, f"{args[2]} has {MAX_PER_ACCOUNT} channels, the most an account may")
         return
     # The old founder stays an operator (on the access list), the new one leaves it.
