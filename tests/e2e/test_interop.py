@@ -604,6 +604,19 @@ async def test_weechat_falls_back_from_a_reserved_nick(
         wee.stop()
 
 
+async def _hold_as_ghost(ghost: RawClient, irc_server: RunningServer, account: str) -> None:
+    """``ghost`` connects, logs in to ``account`` and takes its nick: a session whose
+    client has gone away without the server knowing yet."""
+    await ghost.connect(irc_server.host, irc_server.port)
+    await ghost.send("NICK ghost")
+    await ghost.send("USER ghost 0 * :the lost session")
+    await ghost.wait_for(lambda m: m.command == "001", timeout=10, what="ghost's 001")
+    await ghost.send(f"NS IDENTIFY {account} {PASSWORD}")
+    await ghost.wait_for(lambda m: m.command == "900", timeout=15, what="ghost's login")
+    await ghost.send(f"NICK {account}")
+    await ghost.wait_for(lambda m: m.command == "NICK", timeout=10, what=f"ghost as {account}")
+
+
 @needs("irssi", "tmux")
 async def test_irssi_regains_its_nick_and_registers_a_channel(
     irc_server: RunningServer, raw: RawClient, proxy: LoggingProxy, tmp_path: Path
@@ -617,14 +630,7 @@ async def test_irssi_regains_its_nick_and_registers_a_channel(
     try:
         with diagnostics(irc_server, proxy, irssi.debug):
             await _create_account(irc_server, "alice")
-            await ghost.connect(irc_server.host, irc_server.port)
-            await ghost.send("NICK ghost")
-            await ghost.send("USER ghost 0 * :the lost session")
-            await ghost.wait_for(lambda m: m.command == "001", timeout=10, what="ghost's 001")
-            await ghost.send(f"NS IDENTIFY alice {PASSWORD}")
-            await ghost.wait_for(lambda m: m.command == "900", timeout=15, what="ghost's login")
-            await ghost.send("NICK alice")
-            await ghost.wait_for(lambda m: m.command == "NICK", timeout=10, what="ghost as alice")
+            await _hold_as_ghost(ghost, irc_server, "alice")
             await raw.register()
 
             irssi.start(HOST, proxy.port)
@@ -685,14 +691,7 @@ async def test_weechat_regains_its_nick_and_registers_a_channel(
     try:
         with diagnostics(irc_server, proxy, wee.debug):
             await _create_account(irc_server, "wendy")
-            await ghost.connect(irc_server.host, irc_server.port)
-            await ghost.send("NICK ghost")
-            await ghost.send("USER ghost 0 * :the lost session")
-            await ghost.wait_for(lambda m: m.command == "001", timeout=10, what="ghost's 001")
-            await ghost.send(f"NS IDENTIFY wendy {PASSWORD}")
-            await ghost.wait_for(lambda m: m.command == "900", timeout=15, what="ghost's login")
-            await ghost.send("NICK wendy")
-            await ghost.wait_for(lambda m: m.command == "NICK", timeout=10, what="ghost as wendy")
+            await _hold_as_ghost(ghost, irc_server, "wendy")
             await raw.register()
 
             wee.start(HOST, proxy.port)
