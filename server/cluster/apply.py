@@ -478,6 +478,13 @@ def _on_msg(core: ServerCore, event: Event) -> None:
         core.fan_out(channel.members, relay, need_cap=need_cap)
 
 
+def _on_stale(core: ServerCore, event: Event) -> None:
+    """Another node changed a private conversation's history that no user here was
+    sent anything about: a window of it cached here is out of date."""
+    if core.history_enabled:
+        core.emit(HistoryStale(str(event["h"])))
+
+
 def _on_kill(core: ServerCore, event: Event) -> None:
     """A KILL (or NickServ GHOST) of one of our users, issued on another node."""
     target = resolve(core, str(event["u"]))
@@ -626,6 +633,7 @@ _HANDLERS = {
     "topic": _on_topic,
     "mode": _on_mode,
     "msg": _on_msg,
+    "stale": _on_stale,
     "kill": _on_kill,
     "away": _on_away,
     "account": _on_account,

@@ -649,6 +649,49 @@ async def test_private_history_between_accounts_on_two_nodes(cluster: Cluster) -
     await bob.close()
 
 
+async def test_private_history_of_two_users_on_one_node_read_on_another(
+    cluster: Cluster,
+) -> None:
+    """A conversation between two users of n1, read by one of them from n2 too: n2's
+    cached window must not hide what n1 stored after it was cached."""
+    p1, p2 = cluster.start("n1"), cluster.start("n2")
+    caps = ["draft/chathistory", "batch", "server-time", "message-tags"]
+    alice = await connect(p1, "alice", caps)
+    bob = await connect(p1, "bob", caps)
+    for c in (alice, bob):
+        assert [m.command for m in await ask(c, "REGISTER * * long-password")] == [
+            "REGISTER", "900"]
+    phone = await connect(p2, "alicephone", caps)  # alice's second session, on n2
+    await eventually(lambda: _identified(phone, "alice"))
+
+    async def history(c: IRCTestClient) -> list[str]:
+        await c.send("CHATHISTORY LATEST bob * 10")
+        lines = await c.collect_until("BATCH", timeout=5)
+        lines += await c.collect_until("BATCH", timeout=5)
+        return [m.params[1] for m in lines if m.command == "PRIVMSG" and "batch" in m.tags]
+
+    await alice.send("PRIVMSG bob :first")
+    await bob.expect("PRIVMSG")
+    await alice.sync()
+    assert await history(phone) == ["first"]  # n2 has the window cached now
+    await alice.send("PRIVMSG bob :second")
+    await bob.expect("PRIVMSG")
+    await alice.sync()
+
+    async def phone_sees_second() -> bool:
+        return (await history(phone))[-1:] == ["second"]
+
+    await eventually(phone_sees_second)
+    for c in (alice, bob, phone):
+        await c.close()
+
+
+async def _identified(c: IRCTestClient, account: str) -> bool:
+    """NickServ IDENTIFY, once n2 knows the account (it may be an event away)."""
+    await c.send(f"NS IDENTIFY {account} long-password")
+    return any(m.command == "900" for m in await c.collect_until("900", "NOTICE", timeout=5))
+
+
 async def test_a_dropped_account_is_gone_on_every_node(cluster: Cluster, oper_hash: str) -> None:
     from tests.conftest import OPER_NAME, OPER_PASSWORD
 

@@ -215,8 +215,11 @@ def _to_nick(
         # ``h``: the conversation's history key, for the nodes' caches (None: not kept).
         core.publish("msg", (), core.uid(client), to=target.remote, cap=need_cap,
                      r=relay_wire(client, relay), h=stored)
-    elif need_cap is None or need_cap in target.caps:
-        core.deliver(target, relay)
+    else:
+        if need_cap is None or need_cap in target.caps:
+            core.deliver(target, relay)
+        if stored is not None and core.cluster:  # other nodes may cache this conversation
+            core.publish("stale", (), core.uid(client), h=stored)
     if command == "PRIVMSG" and target.away is not None:
         core.reply(client, N.RPL_AWAY, target.nick, target.away)
     if (
