@@ -67,6 +67,9 @@ class Line:
     own: bool = False  # sent by us
     highlight: bool = False  # mentions our nick (or a highlight word), or a private message
     history: bool = False  # came from a CHATHISTORY batch
+    # Deleted (IRCv3 message-redaction): ``text`` is a placeholder such as "(message
+    # deleted by carol: spam)"; time, kind, nick and msgid are the original message's.
+    redacted: bool = False
 
 
 @dataclass(slots=True)
@@ -177,6 +180,26 @@ class Buffer:
                 return line.msgid
         return None
 
+    def find_message(self, msgid: str) -> Line | None:
+        """The message line (``MESSAGE_KINDS``) with ``msgid``, searching newest first."""
+        for line in reversed(self.lines):
+            if line.msgid == msgid and line.kind in MESSAGE_KINDS:
+                return line
+        return None
+
+    def replace(self, old: Line, new: Line) -> bool:
+        """Put ``new`` where ``old`` is (the same object, searched newest first); the read
+        marker follows. False when ``old`` is no longer in the scrollback."""
+        lines = self.lines
+        for back, line in enumerate(reversed(lines)):
+            if line is old:
+                lines[len(lines) - 1 - back] = new
+                if self.read_marker is old:
+                    self.read_marker = new
+                self.version += 1
+                return True
+        return False
+
     def append(self, line: Line) -> bool:
         """Add a live line at the bottom; False (and nothing added) for a duplicate msgid."""
         if line.msgid is not None:
@@ -279,6 +302,30 @@ class HistoryAdded:
 
 
 @dataclass(frozen=True, slots=True)
+class LineRedacted:
+    """A message of ``buffer`` was deleted (IRCv3 message-redaction): ``old`` was
+    replaced, in place, by ``line`` (``redacted`` set, a placeholder for its text). ``by``
+    deleted it at ``time`` (server time), giving ``reason`` ('' when none);
+    ``by_sender``: the one who sent it did."""
+
+    buffer: Buffer
+    old: Line
+    line: Line
+    by: str
+    reason: str
+    time: float
+    by_sender: bool
+
+    def describe(self, sent: str) -> str:
+        """A sentence for a log: "carol deleted bob's message of <sent>: spam", where
+        ``sent`` is the message's time as the caller writes times."""
+        whose = "their" if self.by_sender else f"{self.old.nick}'s"
+        return f"{self.by} deleted {whose} message of {sent}" + (
+            f": {self.reason}" if self.reason else ""
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class BufferOpened:
     buffer: Buffer
 
@@ -336,6 +383,7 @@ class StsPolicy:
 Event = (
     LineAdded
     | HistoryAdded
+    | LineRedacted
     | BufferOpened
     | BufferClosed
     | BufferChanged

@@ -23,7 +23,7 @@ from chat.message import Message, ParseError, parse
 from chat.names import is_channel_name, is_valid_nick
 from chat.servertime import format_time, parse_time
 
-from .formatting import display, plain, sanitize
+from .formatting import Span, display, plain, sanitize
 from .history import HISTORY_BATCHES, ChatHistory
 from .ignore import IgnoreList
 from .model import (
@@ -39,6 +39,7 @@ from .model import (
     Kind,
     Line,
     LineAdded,
+    LineRedacted,
     Member,
     QuitRequested,
     State,
@@ -66,10 +67,16 @@ WANTED_CAPS = (
     "userhost-in-names",  # members' hosts, for /ban NICK
     "invite-notify",  # who invites whom to our channels
     "draft/read-marker",  # what the account's other sessions have read (MARKREAD)
+    "draft/message-redaction",  # deleted messages (REDACT); only with message-tags
 )
 # draft/chathistory is only used with all of these (msgids, times and batches).
 HISTORY_CAPS = frozenset({"draft/chathistory", "batch", "server-time", "message-tags"})
 READ_MARKER_CAP = "draft/read-marker"
+REDACT_CAP = "draft/message-redaction"
+# What a deleted message shows instead of its text (plus " by <nick>" when the sender
+# did not delete it, and ": <reason>" when one was given).
+REDACTED_TEXT = "(message deleted"
+MAX_REASON = 300  # characters of a deletion reason kept
 
 # Bounds against a hostile server.
 MAX_BUFFERS = 500
@@ -352,6 +359,11 @@ class Session:
             and READ_MARKER_CAP in self.caps
             and "server-time" in self.caps
         )
+
+    @property
+    def redaction_enabled(self) -> bool:
+        """IRCv3 draft/message-redaction is negotiated: REDACT can be sent (and arrives)."""
+        return REDACT_CAP in self.caps and "message-tags" in self.caps
 
     @property
     def echo(self) -> bool:
@@ -885,7 +897,13 @@ class Session:
         return False
 
     def _request_caps(self, offered: dict[str, str], now: float) -> None:
-        wanted = [c for c in WANTED_CAPS if c in offered and c not in self.caps]
+        wanted = [
+            c for c in WANTED_CAPS
+            if c in offered
+            and c not in self.caps
+            # Message ids are message tags: deleting messages needs them.
+            and (c != REDACT_CAP or "message-tags" in self.available_caps)
+        ]  # fmt: skip
         if self._cap_negotiating and self._sasl.request(offered, now):
             wanted.append("sasl")  # only while registering: CAP END waits for the login
         if wanted:
@@ -1609,6 +1627,13 @@ class Session:
             return
         if p[0] == "MARKREAD":  # the client's own background request: nothing to show
             return
+        if p[0] == "REDACT" and msg.command == "FAIL":
+            # FAIL REDACT <code> <target> [<msgid> [<window>]] :text, in the buffer
+            # the message was in.
+            buf = self.buffer(p[2]) if len(p) > 3 else None
+            text = f"Message not deleted: {p[-1]} ({p[1]})"
+            self._add(buf or self.current, self._line(msg, now, kind, text))
+            return
         text = f"{p[0]} {p[1]}: {p[-1]}"
         if p[0] == "REGISTER" and msg.command == "FAIL":
             # The account parameter is not always the one asked for (ALREADY_AUTHENTICATED
@@ -1774,6 +1799,46 @@ class Session:
         else:
             answer = " ".join(_CTCP_REPLIES)
         self._send("NOTICE", nick, f"\x01{cmd} {answer}\x01".replace(" \x01", "\x01"))
+
+    # --- deleted messages (IRCv3 draft/message-redaction)
+
+    def _on_redact(self, msg: Message, now: float) -> None:
+        """``REDACT <target> <msgid> [:reason]``: the message with ``msgid`` was deleted.
+        Its line stays, with a placeholder for its text that says by whom (unknown
+        messages, and ones deleted already, are ignored)."""
+        p = msg.params
+        if len(p) < 2:
+            return
+        target, msgid = p[0], p[1]
+        nick = self._source_nick(msg)
+        bare = target.lstrip(self.prefix_symbols)
+        buf: Buffer | None
+        if self.is_channel(bare):
+            buf = self.buffer(bare)
+        elif self.is_me(target):  # a private message to us: the query with its sender
+            buf = self.buffer(nick)
+        elif self.is_me(nick):  # ours, to ``target`` (or the echo of our own REDACT)
+            buf = self.buffer(target)
+        else:
+            return
+        if buf is None:
+            return
+        old = buf.find_message(msgid)
+        if old is None or old.redacted:
+            return
+        by = plain(nick or msg.source or "")[:MAX_NAME]
+        reason = plain(p[2])[:MAX_REASON] if len(p) > 2 else ""
+        # The sender deleted it: the same nick, or ours deleted by us (a line of ours
+        # can carry another nick: history from another session of the account).
+        by_sender = (bool(nick) and self.fold(nick) == self.fold(old.nick)) or (
+            old.own and self.is_me(nick)
+        )
+        text = REDACTED_TEXT + ("" if by_sender else f" by {by}")
+        text += f": {reason})" if reason else ")"
+        new = replace(old, text=text, spans=(Span(text),), highlight=False, redacted=True)
+        if buf.replace(old, new):
+            when = self._msg_time(msg, now)
+            self.emit(LineRedacted(buf, old, new, by, reason, when, by_sender))
 
     # --- batches and history (client/history.py)
 
@@ -1944,6 +2009,7 @@ _HANDLERS: dict[str, Handler] = {
     "REGISTER": Session._on_register,
     "ACCOUNT": Session._on_account,
     "MARKREAD": Session._on_markread,
+    "REDACT": Session._on_redact,
     "WARN": Session._on_fail,
     "NOTE": Session._on_fail,
 }

@@ -1,0 +1,222 @@
+"""IRCv3 draft/message-redaction in the client: deleted messages keep their line, with
+a dimmed placeholder that says who deleted them.
+
+Sans-IO cases first (REDACT and FAIL REDACT from the server), then the end-to-end case
+against our real server over TCP.
+"""
+
+from __future__ import annotations
+
+from chat.servertime import parse_time
+from client.model import BufferKind, Kind, LineAdded, LineRedacted
+from client.session import Session
+
+from .helpers import NOW, T0, chat_session, feed, history_batch, make, privmsg, texts
+from .recorded import CHAT_BURST
+
+CAP = "draft/message-redaction"
+REDACT_TIME = "2026-11-21T07:00:00.000Z"
+
+
+def redact_session(channels: tuple[str, ...] = ("#t",)) -> Session:
+    """Registered against our server (recorded) offering draft/message-redaction, in #t
+    with bob and carol, #t current."""
+    s = make(channels=channels)
+    s.connection_made(NOW)
+    ls, ack, *rest = CHAT_BURST
+    feed(s, [f"{ls} {CAP}", f"{ack} {CAP}", *rest])
+    if "#t" in channels:
+        feed(s, [":alice!~a@h JOIN #t", ":bob!b@h JOIN #t", ":carol!c@h JOIN #t"])
+        s.switch("#t")
+    s.take_events()
+    return s
+
+
+def redact(nick: str, target: str, msgid: str, reason: str | None = None) -> str:
+    """The REDACT the server relays (with its own msgid and time)."""
+    tail = f" :{reason}" if reason is not None else ""
+    tags = f"@time={REDACT_TIME};msgid=r-{msgid}"
+    return f"{tags} :{nick}!~{nick}@host REDACT {target} {msgid}{tail}"
+
+
+def redacted(s: Session) -> list[LineRedacted]:
+    return [e for e in s.take_events() if isinstance(e, LineRedacted)]
+
+
+# ---------------------------------------------------------------------- capability
+
+
+def test_the_capability_is_requested_with_message_tags() -> None:
+    s = make()
+    s.connection_made(NOW)
+    s.take_outgoing()
+    sent = feed(s, [f":srv CAP * LS :message-tags echo-message {CAP}"])
+    assert sent == [f"CAP REQ :message-tags echo-message {CAP}"]
+    feed(s, [f":srv CAP alice ACK :message-tags echo-message {CAP}"])
+    assert s.redaction_enabled
+
+
+def test_the_capability_is_not_requested_without_message_tags() -> None:
+    s = make()
+    s.connection_made(NOW)
+    s.take_outgoing()
+    assert feed(s, [f":srv CAP * LS :echo-message {CAP}"]) == ["CAP REQ echo-message"]
+    assert not chat_session().redaction_enabled  # our recorded server: not offered
+
+
+# ---------------------------------------------------------------------- REDACT
+
+
+def test_a_message_deleted_by_its_sender_keeps_its_line_with_a_placeholder() -> None:
+    s = redact_session()
+    feed(s, [privmsg("bob", "#t", "oops, wrong window", "m1", T0 + 1),
+             privmsg("carol", "#t", "after it", "m2", T0 + 2)])
+    buf = s.buffer("#t")
+    assert buf is not None
+    old = buf.find_message("m1")
+    assert old is not None
+    index = list(buf.lines).index(old)
+    s.take_events()
+    version = buf.version
+
+    assert feed(s, [redact("bob", "#t", "m1")]) == []
+    new = buf.lines[index]  # in place: the lines around it did not move
+    assert new.redacted and new.text == "(message deleted)"
+    assert "".join(sp.text for sp in new.spans) == new.text
+    assert (new.nick, new.time, new.msgid, new.kind) == ("bob", old.time, "m1", Kind.MESSAGE)
+    assert texts(buf) == ["(message deleted)", "after it"]
+    assert buf.version > version
+    events = s.take_events()
+    assert not any(isinstance(e, LineAdded) for e in events)  # nothing new is appended
+    [event] = [e for e in events if isinstance(e, LineRedacted)]
+    assert (event.buffer, event.old, event.line) == (buf, old, new)
+    assert (event.by, event.reason, event.by_sender) == ("bob", "", True)
+    assert event.time == parse_time(REDACT_TIME)  # the REDACT's server time
+
+
+def test_a_message_deleted_by_someone_else_says_who_and_why() -> None:
+    s = redact_session()
+    feed(s, [privmsg("bob", "#t", "join my network", "m1", T0 + 1),
+             redact("carol", "#t", "m1", "spam \x0304please\x03\x1b[2J")])
+    buf = s.buffer("#t")
+    assert buf is not None
+    [line] = [ln for ln in buf.lines if ln.msgid == "m1"]
+    assert line.text == "(message deleted by carol: spam please)"  # no codes, no ESC
+    assert line.nick == "bob"  # still who sent it
+    [event] = redacted(s)
+    assert (event.by, event.reason, event.by_sender) == ("carol", "spam please", False)
+    assert event.describe("07:00") == "carol deleted bob's message of 07:00: spam please"
+
+
+def test_own_message_deleted_by_us() -> None:
+    s = redact_session()
+    feed(s, [privmsg("alice", "#t", "hi all, alice here", "m1", T0 + 1)])  # the echo
+    feed(s, [redact("alice", "#t", "m1", "typo")])  # the confirmation
+    buf = s.buffer("#t")
+    assert buf is not None
+    assert texts(buf) == ["(message deleted: typo)"]
+    assert buf.lines[-1].own and buf.lines[-1].redacted
+    [event] = redacted(s)
+    assert event.describe("07:00") == "alice deleted their message of 07:00: typo"
+
+
+def test_the_placeholder_is_no_highlight() -> None:
+    s = redact_session()
+    feed(s, [privmsg("bob", "#t", "alice: look at this", "m1", T0 + 1)])
+    buf = s.buffer("#t")
+    assert buf is not None and buf.lines[-1].highlight
+    feed(s, [redact("bob", "#t", "m1")])
+    assert not buf.lines[-1].highlight
+
+
+def test_unknown_messages_and_repeated_deletions_are_ignored() -> None:
+    s = redact_session()
+    feed(s, [privmsg("bob", "#t", "keep me", "m1", T0 + 1)])
+    buf = s.buffer("#t")
+    assert buf is not None
+    s.take_events()
+    before = list(buf.lines)
+    feed(s, [redact("bob", "#t", "nope"),  # no such message
+             redact("bob", "#elsewhere", "m1"),  # not where it was
+             redact("bob", "dave", "m1"),  # a private REDACT between others
+             redact("bob", "alice", "m1"),  # the query with bob: there is none
+             ":bob!b@h REDACT #t"])  # malformed
+    assert list(buf.lines) == before and redacted(s) == []
+    assert s.buffer("bob") is None  # no query is opened for it
+    assert not any(ln.kind is Kind.ERROR for b in s.buffers for ln in b.lines)
+
+    feed(s, [redact("bob", "#t", "m1")])
+    assert len(redacted(s)) == 1
+    feed(s, [redact("carol", "#t", "m1", "again")])  # deleted already: not twice
+    assert redacted(s) == [] and texts(buf) == ["(message deleted)"]
+
+
+def test_a_deleted_message_is_not_shown_again_by_history() -> None:
+    s = redact_session()
+    feed(s, [privmsg("bob", "#t", "secret", "m1", T0 + 1), redact("bob", "#t", "m1")])
+    buf = s.buffer("#t")
+    assert buf is not None
+    # A server that still has it (or a history answer in flight meanwhile).
+    feed(s, history_batch("h1", "#t", [("bob", "secret", "m1", T0 + 1)]))
+    feed(s, [privmsg("bob", "#t", "secret", "m1", T0 + 1)])  # and a duplicate live copy
+    assert texts(buf) == ["(message deleted)"]
+    assert "secret" not in [ln.text for ln in buf.lines]
+
+
+def test_history_lines_can_be_deleted() -> None:
+    s = redact_session()
+    feed(s, history_batch("h1", "#t", [("bob", "old one", "h-1", T0 - 60),
+                                       ("carol", "older news", "h-2", T0 - 30)]))
+    feed(s, [redact("carol", "#t", "h-1", "off topic")])
+    buf = s.buffer("#t")
+    assert buf is not None
+    assert texts(buf) == ["(message deleted by carol: off topic)", "older news"]
+    assert [ln.history for ln in buf.lines if ln.msgid == "h-1"] == [True]
+
+
+def test_private_messages_are_found_in_the_query_with_the_other_party() -> None:
+    s = redact_session()
+    feed(s, [privmsg("bob", "alice", "psst", "p1", T0 + 1),  # bob to us: query bob
+             privmsg("alice", "bob", "what?", "p2", T0 + 2)])  # our echo: query bob too
+    query = s.buffer("bob")
+    assert query is not None and query.kind is BufferKind.QUERY
+    feed(s, [redact("bob", "alice", "p1")])  # bob deletes his: the target is us
+    feed(s, [redact("alice", "bob", "p2")])  # we delete ours: the target is bob
+    assert texts(query) == ["(message deleted)", "(message deleted)"]
+    assert [(e.buffer, e.by) for e in redacted(s)] == [(query, "bob"), (query, "alice")]
+
+
+def test_the_read_marker_follows_the_replaced_line() -> None:
+    s = redact_session()
+    feed(s, [privmsg("bob", "#t", "last before leaving", "m1", T0 + 1)])
+    s.switch(0)  # leave #t: its newest line is the read marker
+    buf = s.buffer("#t")
+    assert buf is not None and buf.read_marker is not None and buf.read_marker.msgid == "m1"
+    feed(s, [redact("bob", "#t", "m1")])
+    assert buf.read_marker is buf.lines[-1] and buf.read_marker.redacted
+
+
+# ---------------------------------------------------------------------- FAIL REDACT
+
+
+def test_fail_redact_is_an_error_line_in_the_buffer_concerned() -> None:
+    s = redact_session()
+    feed(s, [privmsg("alice", "bob", "hi", "p1", T0 + 1)])
+    s.switch(0)  # the server buffer is current
+    feed(s, [
+        ":srv FAIL REDACT REDACT_FORBIDDEN #t m1 :You are not authorised to delete this message",
+        ":srv FAIL REDACT REDACT_WINDOW_EXPIRED bob p1 300 :You can no longer delete this message",
+        ":srv FAIL REDACT INVALID_TARGET #nowhere :You cannot delete messages from #nowhere",
+    ])
+    chan, query = s.buffer("#t"), s.buffer("bob")
+    assert chan is not None and query is not None
+    assert (chan.lines[-1].kind, chan.lines[-1].text) == (
+        Kind.ERROR,
+        "Message not deleted: You are not authorised to delete this message (REDACT_FORBIDDEN)",
+    )
+    assert (query.lines[-1].kind, query.lines[-1].text) == (
+        Kind.ERROR,
+        "Message not deleted: You can no longer delete this message (REDACT_WINDOW_EXPIRED)",
+    )
+    last = s.server.lines[-1]  # no such buffer: where the user is
+    assert last.kind is Kind.ERROR and "(INVALID_TARGET)" in last.text
