@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .model import Buffer, BufferKind
+from .model import MESSAGE_KINDS, Buffer, BufferKind, Line
 from .passwords import mask_message, mask_nickserv, secret_raw
 
 if TYPE_CHECKING:
@@ -436,6 +436,61 @@ def _notice(s: Session, args: str, now: float) -> None:
     s.notice(_check_name(target, "target"), text, now)
 
 
+@command(
+    "redact",
+    "/redact [NICK] [reason]",
+    "Delete your newest message in this buffer (or NICK's: channel operators may);"
+    " it shows as (message deleted) to everyone whose client supports it.",
+)
+def _redact(s: Session, args: str, now: float) -> None:
+    """IRCv3 draft/message-redaction: ``REDACT <buffer> <msgid> [:reason]`` for the newest
+    message here (that has a msgid) sent by NICK, or by us. The first word is NICK only
+    when a message here is from that nick; otherwise it all is the reason. The line
+    changes when the server's REDACT comes back; its refusals are FAIL REDACT."""
+    buf = s.current
+    if buf.kind is BufferKind.SERVER:
+        raise UsageError("/redact deletes a message in a channel or query buffer")
+    if not s.redaction_enabled:
+        s.error("This server cannot delete messages (no draft/message-redaction)", now)
+        return
+    first, _, rest = args.partition(" ")
+    nick: str | None = None
+    reason = args
+    if first and any(_sent_by(s, ln, first) for ln in buf.lines):
+        nick, reason = first, rest.strip()
+    line = deletable(s, buf, nick)
+    if line is None or line.msgid is None:
+        whose = "of yours" if nick is None or s.is_me(nick) else f"from {nick}"
+        s.error(f"No message {whose} to delete in {buf.name}", now)
+        return
+    s.send("REDACT", buf.name, line.msgid, *([reason] if reason else []))
+
+
+def _sent_by(s: Session, line: Line, nick: str | None) -> bool:
+    """A message line from ``nick`` (None, or our nick: from us)."""
+    if line.kind not in MESSAGE_KINDS:
+        return False
+    if nick is None or s.is_me(nick):
+        return line.own
+    return s.fold(line.nick) == s.fold(nick)
+
+
+def deletable(s: Session, buf: Buffer, nick: str | None) -> Line | None:
+    """The newest message in ``buf`` sent by ``nick`` (None: by us) that /redact can
+    name: it has a msgid (usable as a parameter) and is not deleted already."""
+    for line in reversed(buf.lines):
+        msgid = line.msgid
+        if (
+            msgid
+            and not line.redacted
+            and " " not in msgid
+            and not msgid.startswith(":")
+            and _sent_by(s, line, nick)
+        ):
+            return line
+    return None
+
+
 # ---------------------------------------------------------------------- you and others
 
 
@@ -637,6 +692,13 @@ def complete(s: Session, text: str, cursor: int) -> Completion:
         names = [b.name for b in s.buffers if b.kind is BufferKind.CHANNEL]
         return Completion(start, cursor, [n for n in names if fold(n).startswith(stem)])
     buf = s.current
+    if text[:start].lower() == "/redact ":  # whose message: those who wrote here
+        senders: dict[str, str] = {}  # folded -> as written, newest first
+        for ln in reversed(buf.lines):
+            if ln.kind in MESSAGE_KINDS and ln.nick and not ln.own and not s.is_me(ln.nick):
+                senders.setdefault(fold(ln.nick), ln.nick)
+        names = [n + " " for key, n in senders.items() if key.startswith(stem)]
+        return Completion(start, cursor, names)
     if buf.kind is BufferKind.CHANNEL:
         members = sorted(buf.members.values(), key=lambda m: (-m.last_spoke, fold(m.nick)))
         nicks = [m.nick for m in members if not s.is_me(m.nick)]

@@ -147,7 +147,7 @@ def test_help_lists_commands(s: Session) -> None:
                  "list", "whois", "whowas", "notify", "ignore", "unignore", "away", "invite",
                  "knock", "wallops", "kick", "mode", "op", "deop", "voice", "devoice", "ban",
                  "unban", "kickban", "quiet", "unquiet", "quit", "close", "win", "clear", "help",
-                 "quote", "register"):  # fmt: skip
+                 "quote", "register", "redact"):  # fmt: skip
         assert f"/{name}" in text
     run(s, "/help kick")
     assert "/kick" in s.current.lines[-1].text

@@ -220,3 +220,108 @@ def test_fail_redact_is_an_error_line_in_the_buffer_concerned() -> None:
     )
     last = s.server.lines[-1]  # no such buffer: where the user is
     assert last.kind is Kind.ERROR and "(INVALID_TARGET)" in last.text
+
+
+# ---------------------------------------------------------------------- /redact
+
+
+def run(s: Session, text: str) -> list[str]:
+    s.input(text, NOW)
+    return s.take_outgoing()
+
+
+def last_error(s: Session) -> str:
+    line = s.current.lines[-1]
+    assert line.kind is Kind.ERROR, line
+    return line.text
+
+
+def chatted(s: Session) -> None:
+    """#t: ours m1 and m4 (echoes), bob's m2 and m5, carol's m3; newest last."""
+    feed(s, [privmsg("alice", "#t", "first of mine", "m1", T0 + 1),
+             privmsg("bob", "#t", "bob speaks", "m2", T0 + 2),
+             privmsg("carol", "#t", "spam spam", "m3", T0 + 3),
+             privmsg("alice", "#t", "second of mine", "m4", T0 + 4),
+             privmsg("bob", "#t", "bob again", "m5", T0 + 5)])
+
+
+def test_redact_deletes_our_newest_message_here() -> None:
+    s = redact_session()
+    chatted(s)
+    assert run(s, "/redact") == ["REDACT #t m4"]
+    # Nothing changes before the server's REDACT comes back.
+    buf = s.buffer("#t")
+    assert buf is not None and not any(ln.redacted for ln in buf.lines)
+    feed(s, [redact("alice", "#t", "m4")])
+    assert run(s, "/redact") == ["REDACT #t m1"]  # deleted ones are skipped
+
+
+def test_redact_reason_and_nick() -> None:
+    s = redact_session()
+    chatted(s)
+    assert run(s, "/redact oops, typo") == ["REDACT #t m4 :oops, typo"]  # not a nick here
+    assert run(s, "/redact bob") == ["REDACT #t m5"]
+    assert run(s, "/redact BOB spam, sorry") == ["REDACT #t m5 :spam, sorry"]  # casemapping
+    assert run(s, "/redact carol spam") == ["REDACT #t m3 spam"]
+    assert run(s, "/redact alice ours") == ["REDACT #t m4 ours"]  # our own nick: ours
+    # A member who never wrote here is no nick for /redact: it all is the reason.
+    feed(s, [":dave!d@h JOIN #t"])
+    assert run(s, "/redact dave is wrong") == ["REDACT #t m4 :dave is wrong"]
+
+
+def test_redact_in_a_query() -> None:
+    s = redact_session()
+    feed(s, [privmsg("alice", "bob", "to bob", "p1", T0 + 1),
+             privmsg("bob", "alice", "to alice", "p2", T0 + 2)])
+    s.switch("bob")
+    assert run(s, "/redact") == ["REDACT bob p1"]
+    assert run(s, "/redact bob rude") == ["REDACT bob p2 rude"]  # the server will refuse
+
+
+def test_redact_needs_a_message_with_a_msgid() -> None:
+    s = redact_session()
+    feed(s, [privmsg("bob", "#t", "no msgid from this server"),
+             r"@msgid=bad\sid :carol!c@h PRIVMSG #t :an id with a space"])
+    buf = s.buffer("#t")
+    assert buf is not None and buf.lines[-1].msgid == "bad id"  # not usable as a parameter
+    assert run(s, "/redact") == []
+    assert last_error(s) == "No message of yours to delete in #t"
+    assert run(s, "/redact bob") == []
+    assert last_error(s) == "No message from bob to delete in #t"
+    assert run(s, "/redact carol") == []
+    assert last_error(s) == "No message from carol to delete in #t"
+    feed(s, [privmsg("carol", "#t", "spam", "m2", T0 + 2), redact("carol", "#t", "m2")])
+    assert run(s, "/redact carol") == []  # deleted already
+    assert last_error(s) == "No message from carol to delete in #t"
+
+
+def test_redact_local_errors() -> None:
+    s = chat_session()  # no draft/message-redaction
+    s.switch("#t")
+    feed(s, [privmsg("alice", "#t", "mine", "m1", T0 + 1)])
+    assert run(s, "/redact") == []
+    assert last_error(s) == "This server cannot delete messages (no draft/message-redaction)"
+
+    s = redact_session()
+    chatted(s)
+    s.switch(0)
+    assert run(s, "/redact") == []
+    assert "channel or query" in last_error(s)
+    s.switch("#t")
+    s.connection_lost(NOW)
+    assert run(s, "/redact") == []
+    assert last_error(s) == "/redact: not connected"
+
+
+def test_redact_help_and_completion() -> None:
+    s = redact_session()
+    chatted(s)
+    run(s, "/help redact")
+    assert s.current.lines[-1].text.startswith("/redact [NICK] [reason] — Delete your newest")
+    assert s.complete("/red").candidates == ["/redact "]
+    feed(s, [":bobby!b@h JOIN #t", ":dave!d@h JOIN #t"])  # members who never wrote here
+    assert s.complete("/redact b").candidates == ["bob "]
+    assert s.complete("/redact ").candidates == []
+    assert s.complete("/redact c").candidates == ["carol "]
+    assert s.complete("/redact a").candidates == []  # not ourselves
+    assert s.complete("hi b").candidates == ["bob ", "bobby "]  # elsewhere: members
