@@ -6,6 +6,10 @@ they are newer than the file was when this run first opened it, and not already 
 in this run (by msgid): what was missed while the client was away or disconnected lands
 in the log, nothing twice. The file's times have whole seconds, so "newer" means a later
 second: a line in the same second as the file's last one is taken as logged already.
+
+A deleted message (IRCv3 message-redaction) is not taken out of the file: the deletion
+is a line of its own, at the time it was made, naming the message by its sender and time:
+``-!- carol deleted bob's message of 2026-11-21 19:55:03: spam``.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from collections import OrderedDict, deque
 from pathlib import Path
 from typing import TextIO
 
-from .model import Buffer, BufferKind, HistoryAdded, Kind, Line, LineAdded
+from .model import Buffer, BufferKind, HistoryAdded, Kind, Line, LineAdded, LineRedacted
 
 log = logging.getLogger("chat.client.chatlog")
 
@@ -45,6 +49,13 @@ def format_line(line: Line) -> str:
         return f"{stamp} -{line.nick}- {line.text}"
     actor = f"{line.nick} " if line.nick and line.kind in _EVENT_KINDS else ""
     return f"{stamp} -!- {actor}{line.text}"
+
+
+def format_redaction(event: LineRedacted) -> str:
+    """The log line of a deletion: when it was made, who deleted which message."""
+    stamp = time.strftime(TIME_FORMAT, time.localtime(event.time))
+    sent = time.strftime(TIME_FORMAT, time.localtime(event.old.time))
+    return f"{stamp} -!- {event.describe(sent)}"
 
 
 def _newest_time(path: Path) -> float:
@@ -99,17 +110,24 @@ class ChatLog:
             self._write(event.buffer, [event.line], history=False)
         elif isinstance(event, HistoryAdded) and event.lines:
             self._write(event.buffer, list(event.lines), history=True)
+        elif isinstance(event, LineRedacted):
+            name, entry = self._file(event.buffer)
+            self._append(name, entry, [format_redaction(event) + "\n"])
 
     def close(self) -> None:
         for handle in self._open.values():
             handle.close()
         self._open.clear()
 
-    def _write(self, buffer: Buffer, lines: list[Line], *, history: bool) -> None:
+    def _file(self, buffer: Buffer) -> tuple[str, _File]:
         name = "server" if buffer.kind is BufferKind.SERVER else safe_name(buffer.name)
         entry = self._files.get(name)
         if entry is None:
             entry = self._files[name] = _File(self.root / f"{name}.log")
+        return name, entry
+
+    def _write(self, buffer: Buffer, lines: list[Line], *, history: bool) -> None:
+        name, entry = self._file(buffer)
         out = []
         for line in lines:
             if line.msgid is not None and not entry.first_sight(line.msgid):
@@ -117,6 +135,9 @@ class ChatLog:
             if history and int(line.time) <= entry.since:  # the file has whole seconds
                 continue
             out.append(format_line(line) + "\n")
+        self._append(name, entry, out)
+
+    def _append(self, name: str, entry: _File, out: list[str]) -> None:
         if not out:
             return
         try:

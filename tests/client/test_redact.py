@@ -7,7 +7,11 @@ against our real server over TCP.
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 from chat.servertime import parse_time
+from client.chatlog import TIME_FORMAT, ChatLog
 from client.model import BufferKind, Kind, LineAdded, LineRedacted
 from client.session import Session
 
@@ -194,6 +198,33 @@ def test_the_read_marker_follows_the_replaced_line() -> None:
     assert buf is not None and buf.read_marker is not None and buf.read_marker.msgid == "m1"
     feed(s, [redact("bob", "#t", "m1")])
     assert buf.read_marker is buf.lines[-1] and buf.read_marker.redacted
+
+
+def test_the_chat_log_records_the_deletion_as_a_line_of_its_own(tmp_path: Path) -> None:
+    s = redact_session()
+    log = ChatLog(tmp_path)
+    feed(s, [privmsg("bob", "#t", "buy my stuff", "m1", T0 + 1),
+             privmsg("bob", "#t", "sorry", "m2", T0 + 2),
+             redact("carol", "#t", "m1", "spam"),
+             privmsg("bob", "alice", "oops", "p1", T0 + 3),
+             redact("bob", "alice", "p1")])
+    for event in s.take_events():
+        log.handle(event)
+    log.close()
+
+    def stamp(t: float) -> str:
+        return time.strftime(TIME_FORMAT, time.localtime(t))
+
+    deleted_at = stamp(parse_time(REDACT_TIME))
+    channel = (tmp_path / "#t.log").read_text(encoding="utf-8").splitlines()
+    assert channel[-3:] == [  # what was written stays; the deletion follows
+        f"{stamp(T0 + 1)} <bob> buy my stuff",
+        f"{stamp(T0 + 2)} <bob> sorry",
+        f"{deleted_at} -!- carol deleted bob's message of {stamp(T0 + 1)}: spam",
+    ]
+    query = (tmp_path / "bob.log").read_text(encoding="utf-8").splitlines()
+    assert query == [f"{stamp(T0 + 3)} <bob> oops",
+                     f"{deleted_at} -!- bob deleted their message of {stamp(T0 + 3)}"]
 
 
 # ---------------------------------------------------------------------- FAIL REDACT
