@@ -3,7 +3,8 @@
 Useful for scripts and tests, and the fallback when the full-screen UI cannot start.
 Each line printed is ``HH:MM:SS BUFFER BODY`` where BODY is ``<nick> text``,
 ``* nick action``, ``-nick- notice``, ``-- nick joined ...`` for events,
-``-- text`` for info and ``!! text`` for errors.
+``-- text`` for info and ``!! text`` for errors; a deleted message (IRCv3
+message-redaction) is ``-- carol deleted bob's message of HH:MM:SS: reason``.
 
 Input lines are held until the first registration. After a ``/join`` the next
 input line waits (up to 10 s) until the channel is joined, so a script can join
@@ -20,7 +21,7 @@ import time
 from typing import TextIO
 
 from .connection import Connection
-from .model import Buffer, Event, HistoryAdded, Kind, Line, LineAdded
+from .model import Buffer, Event, HistoryAdded, Kind, Line, LineAdded, LineRedacted
 
 JOIN_WAIT = 10.0
 
@@ -42,6 +43,12 @@ def format_line(buffer: Buffer, line: Line, timestamp_format: str = "%H:%M:%S") 
     return f"{stamp} {buffer.name} {body}"
 
 
+def format_redaction(event: LineRedacted, timestamp_format: str = "%H:%M:%S") -> str:
+    stamp = time.strftime(timestamp_format, time.localtime(event.time))
+    sent = time.strftime(timestamp_format, time.localtime(event.old.time))
+    return f"{stamp} {event.buffer.name} -- {event.describe(sent)}"
+
+
 async def run_headless(
     conn: Connection,
     stdin: TextIO | None = None,
@@ -59,6 +66,8 @@ async def run_headless(
         elif isinstance(event, HistoryAdded):
             for line in event.lines:
                 out.write(format_line(event.buffer, line, timestamp_format) + "\n")
+        elif isinstance(event, LineRedacted):
+            out.write(format_redaction(event, timestamp_format) + "\n")
         else:
             return
         with contextlib.suppress(Exception):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from chat.servertime import parse_time
 from client.chatlog import TIME_FORMAT, ChatLog
+from client.headless import format_redaction
 from client.model import BufferKind, Kind, LineAdded, LineRedacted
 from client.session import Session
 
@@ -225,6 +226,20 @@ def test_the_chat_log_records_the_deletion_as_a_line_of_its_own(tmp_path: Path) 
     query = (tmp_path / "bob.log").read_text(encoding="utf-8").splitlines()
     assert query == [f"{stamp(T0 + 3)} <bob> oops",
                      f"{deleted_at} -!- bob deleted their message of {stamp(T0 + 3)}"]
+
+
+def test_headless_mode_prints_the_deletion() -> None:
+    s = redact_session()
+    feed(s, [privmsg("bob", "#t", "buy my stuff", "m1", T0 + 1),
+             redact("carol", "#t", "m1", "spam")])
+    [event] = redacted(s)
+
+    def hm(t: float) -> str:
+        return time.strftime("%H:%M", time.localtime(t))
+
+    assert format_redaction(event, "%H:%M") == (
+        f"{hm(parse_time(REDACT_TIME))} #t -- carol deleted bob's message of {hm(T0 + 1)}: spam"
+    )
 
 
 # ---------------------------------------------------------------------- FAIL REDACT
