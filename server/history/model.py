@@ -8,6 +8,11 @@ from typing import Literal, NamedTuple
 
 Subcommand = Literal["LATEST", "BEFORE", "AFTER", "AROUND", "BETWEEN"]
 
+# The ``command`` of a redacted message's row (draft/message-redaction): a tombstone
+# with empty text and tags. Never served (see query.SERVED_COMMANDS), but its msgid
+# still resolves as a reference and its seq keeps the channel's numbering gap-free.
+REDACTED_COMMAND = "REDACT"
+
 
 class StoredMessage(NamedTuple):
     """One channel message. ``seq`` is assigned by the store: a per-channel total order.
@@ -20,7 +25,7 @@ class StoredMessage(NamedTuple):
     msgid: str
     time_ms: int
     source: str  # nick!user@host
-    command: str  # PRIVMSG, NOTICE or TAGMSG
+    command: str  # PRIVMSG, NOTICE or TAGMSG; REDACTED_COMMAND once redacted
     channel: str  # channel name as sent (display case)
     text: str  # empty for TAGMSG
     tags: str = ""  # client-only tags, serialised as in a message ("+a=b;+c")
@@ -35,6 +40,13 @@ class StoredMessage(NamedTuple):
             str(t), int(seq), str(msgid), int(time_ms), str(source), str(command),
             str(channel), str(text), str(tags),
         )
+
+
+class FoundMessage(NamedTuple):
+    """A message looked up by msgid and who sent it."""
+
+    row: StoredMessage
+    sender: str  # as in NewMessage.sender
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +76,9 @@ class NewMessage:
     text: str
     tags: str = ""
     dm: DirectPair | None = None  # set on direct messages between accounts only
+    # Who sent it, for REDACT's "own message" check: "a:<folded account>" or
+    # "c:<connection id>". Stored with the row, never served in replies.
+    sender: str = ""
 
 
 @dataclass(frozen=True, slots=True)

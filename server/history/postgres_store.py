@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from .model import NewMessage, Query, Ref, StoredMessage
+from .model import REDACTED_COMMAND, FoundMessage, NewMessage, Query, Ref, StoredMessage
 from .query import SERVED_COMMANDS, Cond, run_plan, served, served_sql
 from .store import conversation_rows
 
@@ -79,6 +79,11 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (account, partner)
     );
     CREATE INDEX conversations_account_last ON conversations (account, last_ms);
+    """,
+    # 3: who sent each message (NewMessage.sender), for REDACT's own-message check;
+    # older rows have none. A constant default: no table rewrite.
+    """
+    ALTER TABLE messages ADD COLUMN sender TEXT NOT NULL DEFAULT ''
     """,
 ]
 
@@ -190,12 +195,13 @@ class PostgresStore:
 
     # ------------------------------------------------------------------ writes
 
-    def append(self, messages: Sequence[NewMessage]) -> list[StoredMessage]:
-        if not messages:
-            return []
+    def _writing(self, fn: Callable[[Conn], T]) -> T:
+        """Run a write transaction ``fn`` on the writer connection. ``fn`` sets
+        ``_committing`` as it leaves its transaction block (which sends COMMIT)."""
         conn = self._write_conn()
+        self._committing = False
         try:
-            return self._append(conn, messages)
+            return fn(conn)
         except psycopg.OperationalError:
             if not (conn.broken or conn.closed):
                 raise
@@ -206,14 +212,20 @@ class PostgresStore:
             # unknown, so the error goes to the caller (a retry could double up).
             if self._committing:
                 raise
-        return self._append(self._write_conn(), messages)
+        conn = self._write_conn()
+        self._committing = False
+        return fn(conn)
+
+    def append(self, messages: Sequence[NewMessage]) -> list[StoredMessage]:
+        if not messages:
+            return []
+        return self._writing(lambda conn: self._append(conn, messages))
 
     def _append(self, conn: Conn, messages: Sequence[NewMessage]) -> list[StoredMessage]:
         counts: dict[str, int] = {}
         for m in messages:
             counts[m.target] = counts.get(m.target, 0) + 1
         targets = sorted(counts)  # lock order: the same on every node, no deadlock
-        self._committing = False
         with conn.transaction():
             # Reserve a block of numbers per channel; the row lock holds until
             # COMMIT, so a concurrent appender to the channel waits for ours.
@@ -238,15 +250,15 @@ class PostgresStore:
                     )
                 )
             conn.execute(
-                f"INSERT INTO messages ({_COLUMNS}) SELECT * FROM unnest("
+                f"INSERT INTO messages ({_COLUMNS}, sender) SELECT * FROM unnest("
                 "%s::text[], %s::bigint[], %s::text[], %s::bigint[], %s::text[], "
-                "%s::text[], %s::text[], %s::text[], %s::text[])",
+                "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])",
                 (
                     [s.target for s in stored], [s.seq for s in stored],
                     [s.msgid for s in stored], [s.time_ms for s in stored],
                     [s.source for s in stored], [s.command for s in stored],
                     [s.channel for s in stored], [s.text for s in stored],
-                    [s.tags for s in stored],
+                    [s.tags for s in stored], [m.sender for m in messages],
                 ),
             )
             conversations = conversation_rows(messages)
@@ -269,6 +281,19 @@ class PostgresStore:
                 )
             self._committing = True  # leaving the block sends COMMIT
         return stored
+
+    def redact(self, target: str, msgid: str) -> bool:
+        def update(conn: Conn) -> bool:
+            with conn.transaction():
+                cur = conn.execute(
+                    "UPDATE messages SET command = %s, text = '', tags = '' "
+                    "WHERE msgid = %s AND target = %s AND command <> %s",
+                    (REDACTED_COMMAND, msgid, target, REDACTED_COMMAND),
+                )
+                self._committing = True  # leaving the block sends COMMIT
+            return cur.rowcount > 0
+
+        return self._writing(update)
 
     def prune(self, max_rows: int, max_age_ms: int, now_ms: int, budget: int) -> int:
         conn = self._write_conn()
@@ -326,6 +351,18 @@ class PostgresStore:
                 (target, size),
             ).fetchall()
             return [_row(r) for r in reversed(rows)]
+
+        return self._reading(read)
+
+    def find(self, target: str, msgid: str) -> FoundMessage | None:
+        self.reads += 1
+
+        def read(conn: Conn) -> FoundMessage | None:
+            row = conn.execute(
+                f"SELECT {_COLUMNS}, sender FROM messages WHERE msgid = %s AND target = %s",
+                (msgid, target),
+            ).fetchone()
+            return FoundMessage(_row(row), str(row[9])) if row else None
 
         return self._reading(read)
 

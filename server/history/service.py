@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, TypeVar
 
 from .cache import CachedWindow, RedisHistoryCache
-from .model import Query, StoredMessage
+from .model import FoundMessage, Query, StoredMessage
 from .query import evaluate
 from .store import HistoryStore
 
@@ -120,6 +120,12 @@ class HistoryService:
         self._bind()
         return await self._in_thread(self.store.conversations, account, start_ms, end_ms, limit)
 
+    async def find(self, target: str, msgid: str) -> FoundMessage | None:
+        """``target``'s stored message ``msgid`` (redacted too) and who sent it, from the
+        store: cached windows keep no senders."""
+        self._bind()
+        return await self._in_thread(self.store.find, target, msgid)
+
     # ------------------------------------------------------------------ writes
 
     def committed(self, stored: list[StoredMessage]) -> None:
@@ -133,8 +139,9 @@ class HistoryService:
         self._on_loop(self._enqueue, stored)
 
     def stale(self, targets: list[str]) -> None:
-        """Another node committed to these channels (cluster): drop their windows here,
-        so the next read fills them from the shared store. Never blocks."""
+        """Another node committed to these channels (cluster), or a message in them was
+        redacted on this node (after ``store.redact``): drop their windows here, so the
+        next read fills them from the store. Never blocks."""
         if self.cache is not None and targets:
             self._on_loop(self._enqueue_stale, targets)
 

@@ -8,7 +8,7 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 
-from .model import NewMessage, Query, Ref, StoredMessage
+from .model import REDACTED_COMMAND, FoundMessage, NewMessage, Query, Ref, StoredMessage
 from .query import SERVED_COMMANDS, Cond, run_plan, served, served_sql
 from .store import conversation_rows
 
@@ -46,6 +46,11 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX conversations_account_last ON conversations (account, last_ms);
     """,
+    # 3: who sent each message (NewMessage.sender), for REDACT's own-message check;
+    # older rows have none.
+    """
+    ALTER TABLE messages ADD COLUMN sender TEXT NOT NULL DEFAULT ''
+    """,
 ]
 
 CHECKPOINT_INTERVAL = 1.0  # seconds between WAL checkpoints on the background thread
@@ -62,6 +67,7 @@ WAL_RESTART_BYTES = 64 << 20
 PAGE_SIZE = 1024
 
 _COLUMNS = "target, seq, msgid, time_ms, source, command, channel, text, tags"
+_INSERT = f"INSERT INTO messages ({_COLUMNS}, sender) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 # Replies carry only these (see query.SERVED_COMMANDS); references may be any row.
 _SERVED = served_sql(SERVED_COMMANDS)
 # The newest message wins a conversation row: its time, partner name and target
@@ -170,6 +176,7 @@ class SQLiteStore:
         conn = self._writer
         last_seq = self._last_seq
         rows: list[StoredMessage] = []
+        params: list[tuple[object, ...]] = []  # each row and its sender, for the INSERT
         if self.wal_catch_up:
             self.wal_catch_up = False
             # The frames the checkpoint thread missed, and fsyncs: 1-5 ms on the loop,
@@ -194,15 +201,14 @@ class SQLiteStore:
                     ).fetchone()
                     last = int(row[0] or 0)
                 last_seq[m.target] = seq = last + 1
-                rows.append(
-                    StoredMessage(
-                        m.target, seq, m.msgid, m.time_ms, m.source, m.command,
-                        m.channel, m.text, m.tags,
-                    )
+                stored = StoredMessage(
+                    m.target, seq, m.msgid, m.time_ms, m.source, m.command,
+                    m.channel, m.text, m.tags,
                 )
-            conn.executemany(
-                f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
-            )
+                rows.append(stored)
+                # One tuple concatenation in C (unpacking into a new tuple is slower).
+                params.append(stored + (m.sender,))  # noqa: RUF005
+            conn.executemany(_INSERT, params)
             conversations = conversation_rows(messages)
             if conversations:
                 conn.executemany(_UPSERT_CONVERSATION, conversations)
@@ -212,6 +218,16 @@ class SQLiteStore:
             self._last_seq.clear()  # re-read from the database next time
             raise
         return rows
+
+    def redact(self, target: str, msgid: str) -> bool:
+        # One statement: its own transaction (the connection is in autocommit mode).
+        # Sequence numbers do not move, so _last_seq stays right.
+        cur = self._writer.execute(
+            "UPDATE messages SET command = ?, text = '', tags = '' "
+            "WHERE msgid = ? AND target = ? AND command != ?",
+            (REDACTED_COMMAND, msgid, target, REDACTED_COMMAND),
+        )
+        return cur.rowcount > 0
 
     def prune(self, max_rows: int, max_age_ms: int, now_ms: int, budget: int) -> int:
         # Only messages: conversations rows are left alone (one tiny row per account
@@ -251,6 +267,14 @@ class SQLiteStore:
             (target, size),
         ).fetchall()
         return [_row(r) for r in reversed(rows)]
+
+    def find(self, target: str, msgid: str) -> FoundMessage | None:
+        self.reads += 1
+        row = self._reader().execute(
+            f"SELECT {_COLUMNS}, sender FROM messages WHERE msgid = ? AND target = ?",
+            (msgid, target),
+        ).fetchone()
+        return FoundMessage(_row(row[:-1]), str(row[-1])) if row else None
 
     def _resolve(self, target: str, ref: Ref) -> tuple[int, int] | None:
         """(seq, time_ms) of a msgid reference in this target, or None if unknown."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from .model import NewMessage, Query, StoredMessage
+from .model import FoundMessage, NewMessage, Query, StoredMessage
 
 # One row of the conversations table: (account, partner, partner_name, target, last_ms).
 ConversationRow = tuple[str, str, str, str, int]
@@ -14,7 +14,7 @@ ConversationRow = tuple[str, str, str, str, int]
 class HistoryStore(Protocol):
     """Writes happen on the loop thread (one transaction per tick); reads on any thread."""
 
-    reads: int  # number of query/window calls served, for cache-effectiveness tests
+    reads: int  # number of reads served (query, window, find...), for cache-effectiveness tests
 
     def append(self, messages: Sequence[NewMessage]) -> list[StoredMessage]:
         """Store one tick's messages in one transaction; returns them numbered.
@@ -24,7 +24,23 @@ class HistoryStore(Protocol):
         """
         ...
 
+    def redact(self, target: str, msgid: str) -> bool:
+        """Turn ``target``'s message ``msgid`` into a tombstone, in one transaction on
+        the loop thread: command REDACTED_COMMAND, empty text and tags; everything
+        else (seq, msgid, time, source, channel, sender) kept. Returns whether a row
+        changed: False if ``target`` has no such message or it was already redacted.
+
+        Cached windows may still hold the old row: the caller drops them
+        (HistoryService.stale).
+        """
+        ...
+
     def query(self, q: Query) -> list[StoredMessage]: ...
+
+    def find(self, target: str, msgid: str) -> FoundMessage | None:
+        """``target``'s stored row whose msgid is ``msgid`` (a redacted one too) and
+        who sent it; None if ``target`` has no such row."""
+        ...
 
     def window(self, target: str, size: int) -> list[StoredMessage]:
         """The newest ``size`` messages of ``target``, oldest first."""

@@ -20,7 +20,15 @@ from server.config import ServerConfig
 from server.history import cache as cache_module
 from server.history.breaker import CircuitBreaker
 from server.history.cache import RedisHistoryCache
-from server.history.model import NO_REF, NewMessage, Query, Ref, StoredMessage
+from server.history.model import (
+    NO_REF,
+    REDACTED_COMMAND,
+    FoundMessage,
+    NewMessage,
+    Query,
+    Ref,
+    StoredMessage,
+)
 from server.history.service import HistoryService, build_history
 from server.history.sqlite_store import SQLiteStore
 from tests.history.conftest import (
@@ -79,8 +87,14 @@ class GatedStore:
     def append(self, messages: Sequence[NewMessage]) -> list[StoredMessage]:
         return self.inner.append(messages)
 
+    def redact(self, target: str, msgid: str) -> bool:
+        return self.inner.redact(target, msgid)
+
     def query(self, q: Query) -> list[StoredMessage]:
         return self.inner.query(q)
+
+    def find(self, target: str, msgid: str) -> FoundMessage | None:
+        return self.inner.find(target, msgid)
 
     def targets(
         self, folded: Sequence[str], start_ms: int, end_ms: int, limit: int
@@ -209,6 +223,45 @@ async def test_without_the_version_check_the_same_interleaving_is_stale(
         assert await svc.query(latest("#a")) == old  # ...and served
     finally:
         gated.go.set()
+        await svc.close()
+
+
+async def test_a_redaction_drops_the_cached_window(
+    redis_server: RedisServer, store: SQLiteStore
+) -> None:
+    sent = [replace(new_message("#a"), sender=f"a:user{i}") for i in range(4)]
+    old = store.append(sent)
+    gone = old[1]
+    cache = make_cache(redis_server, window=5)
+    svc = HistoryService(store, cache)
+    try:
+        assert await svc.query(latest("#a")) == old  # miss, filled
+        assert await svc.query(latest("#a")) == old  # hit
+        assert store.redact("#a", gone.msgid) is True
+        assert await svc.query(latest("#a")) == old  # what the cache alone would serve
+        redacted = [old[0], gone._replace(command=REDACTED_COMMAND, text="", tags=""), *old[2:]]
+        served = [old[0], *old[2:]]
+        svc.stale(["#a"])  # as the transport does after store.redact
+        # Until the drop lands, reads of #a skip the cache.
+        assert await svc.query(latest("#a")) == served
+        await svc.flush()
+        assert cached_window(redis_server, cache, "#a") is None
+        assert cache.drops == 1
+        assert await svc.query(latest("#a")) == served  # miss, filled again
+        assert cached_window(redis_server, cache, "#a") == (redacted, True)
+        reads = store.reads
+        assert await svc.query(latest("#a")) == served  # hit
+        # The tombstone still resolves as a reference, from the cached window.
+        assert await svc.query(Query("AFTER", "#a", Ref("msgid", gone.msgid), 5)) == old[2:]
+        assert await svc.query(Query("BEFORE", "#a", Ref("msgid", gone.msgid), 5)) == old[:1]
+        assert store.reads == reads
+        # find() reads the store (the cache keeps no senders), on the reader thread.
+        assert await svc.find("#a", gone.msgid) == FoundMessage(redacted[1], "a:user1")
+        assert await svc.find("#a", old[3].msgid) == (old[3], "a:user3")
+        assert await svc.find("#a", "no-such-msgid") is None
+        assert await svc.find("#b", old[0].msgid) is None
+        assert store.reads == reads + 4
+    finally:
         await svc.close()
 
 

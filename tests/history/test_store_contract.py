@@ -23,7 +23,16 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from server.history.model import NO_REF, DirectPair, NewMessage, Query, Ref, StoredMessage
+from server.history.model import (
+    NO_REF,
+    REDACTED_COMMAND,
+    DirectPair,
+    FoundMessage,
+    NewMessage,
+    Query,
+    Ref,
+    StoredMessage,
+)
 from server.history.postgres_store import MIGRATIONS as PG_MIGRATIONS
 from server.history.postgres_store import PostgresStore
 from server.history.query import evaluate
@@ -104,6 +113,7 @@ class Messages:
             channel=target.upper() if n % 2 else target,  # display case varies
             text="" if command == "TAGMSG" else f"text {n} é ✓",
             tags="+typing=active" if command == "TAGMSG" else ("+a=b" if n % 4 == 0 else ""),
+            sender=f"a:nick{n % 3}" if n % 2 else f"c:{n}",  # an account's or a connection's
         )
 
     def dm(
@@ -392,6 +402,128 @@ def test_targets(store: Store) -> None:
     assert store.targets(["#c"], lo, hi, 10) == []
 
 
+# ---------------------------------------------------------------- redaction
+
+
+def tombstone(row: StoredMessage) -> StoredMessage:
+    """What ``redact`` leaves of a row."""
+    return row._replace(command=REDACTED_COMMAND, text="", tags="")
+
+
+def test_find_returns_the_row_and_who_sent_it(store: Store) -> None:
+    gen = Messages()
+    sent = [gen.new("#a"), gen.new("#b"), gen.new("#a", "TAGMSG"), gen.new("#a", "NOTICE")]
+    unsigned = dataclasses.replace(gen.new("#a"), sender="")  # as before senders were kept
+    rows = store.append([*sent, unsigned])
+    assert {m.sender for m in sent} >= {"a:nick1", "c:2"}
+    reads = store.reads
+    for m, row in zip([*sent, unsigned], rows, strict=True):
+        assert store.find(m.target, m.msgid) == FoundMessage(row, m.sender)
+    assert store.find("#a", unsigned.msgid) == (rows[4], "")
+    assert store.find("#a", "no-such-msgid") is None
+    assert store.find("#nobody", "no-such-msgid") is None
+    assert store.find("#a", sent[1].msgid) is None  # #b's message, asked of #a
+    assert store.find("#b", sent[0].msgid) is None
+    assert store.find("#A", sent[0].msgid) is None  # targets are folded names
+    assert store.reads == reads + len(rows) + 6
+    # Reads run on any thread (the service's reader thread).
+    got: list[FoundMessage | None] = []
+    thread = threading.Thread(target=lambda: got.append(store.find("#b", sent[1].msgid)))
+    thread.start()
+    thread.join(10)
+    assert got == [(rows[1], sent[1].sender)]
+    # Direct messages too: their target is the conversation key.
+    dm = gen.dm("Alice", "Bob", BASE_MS)
+    [stored] = store.append([dm])
+    assert store.find(conversation_key("alice", "bob"), dm.msgid) == (stored, dm.sender)
+
+
+def test_redact_leaves_a_tombstone_that_is_never_served(store: Store) -> None:
+    data = build_dataset(store)
+    rows, other = data["#chan"], data["#other"]
+    # The first and last rows, a run in the middle, a NOTICE, a TAGMSG, one with tags.
+    picks = {0, 1, 2, 20, len(rows) - 1}
+    picks.add(next(i for i, r in enumerate(rows) if r.command == "NOTICE"))
+    picks.add(next(i for i, r in enumerate(rows) if r.command == "TAGMSG"))
+    picks.add(next(i for i, r in enumerate(rows) if r.tags and r.command == "PRIVMSG"))
+    senders = {r.msgid: found.sender for r in rows if (found := store.find("#chan", r.msgid))}
+    for i in sorted(picks):
+        assert store.redact("#chan", rows[i].msgid) is True
+    expected = [tombstone(r) if i in picks else r for i, r in enumerate(rows)]
+    for i in picks:
+        # Command, text and tags gone; target, seq, msgid, time, source, channel, sender kept.
+        assert store.find("#chan", rows[i].msgid) == (expected[i], senders[rows[i].msgid])
+        assert expected[i][:5] == rows[i][:5] and expected[i].channel == rows[i].channel
+    # The window (the cache's source) still holds every row: numbering stays gap-free.
+    assert store.window("#chan", 1000) == expected
+    assert [r.seq for r in store.window("#chan", 1000)] == list(range(1, len(rows) + 1))
+    assert store.window("#other", 1000) == other  # another channel: untouched
+    # Again, or an unknown msgid, or another channel's msgid: nothing changes.
+    assert store.redact("#chan", rows[0].msgid) is False
+    assert store.redact("#chan", "no-such-msgid") is False
+    assert store.redact("#other", rows[3].msgid) is False
+    assert store.redact("#chan", other[0].msgid) is False
+    assert store.window("#chan", 1000) == expected
+    assert store.window("#other", 1000) == other
+    # Every subcommand, with and without TAGMSGs, answers as evaluate() does over the
+    # channel's rows: no tombstone returned, and a tombstone still works as a reference.
+    qs = queries(expected, "#chan")
+    for i in picks:
+        ref = Ref("msgid", rows[i].msgid)
+        for sub in ("LATEST", "BEFORE", "AFTER", "AROUND"):
+            qs.append(Query(sub, "#chan", ref, 5))
+        qs.append(Query("BETWEEN", "#chan", ref, 10, Ref("msgid", rows[len(rows) // 2].msgid)))
+    qs += [dataclasses.replace(q, with_tagmsg=True) for q in qs]
+    served = 0
+    for q in qs:
+        got = store.query(q)
+        assert got == evaluate(expected if q.target == "#chan" else [], q, complete=True), q
+        assert all(r.command != REDACTED_COMMAND for r in got), q
+        served += len(got)
+    assert served > 1000
+    # AFTER msgid=<redacted>: the messages after it, as if it were still there.
+    after = store.query(Query("AFTER", "#chan", Ref("msgid", rows[1].msgid), 3))
+    assert after == [r for r in expected[2:] if r.command in ("PRIVMSG", "NOTICE")][:3]
+    assert after[0].seq > rows[2].seq  # rows[2] was redacted as well
+    assert store.query(Query("LATEST", "#chan", NO_REF, 1))[0].seq < rows[-1].seq
+    # Numbering goes on after the tombstones.
+    gen = Messages()
+    gen.n = 1_000_000  # msgids apart from the dataset's
+    [new] = store.append([gen.new("#chan", time_ms=BASE_MS + 10**6)])
+    assert new.seq == len(rows) + 1
+
+
+def test_a_redacted_message_no_longer_lists_its_target(store: Store) -> None:
+    gen = Messages()
+    solo, a, b = store.append([
+        gen.new("#solo", time_ms=BASE_MS + 1000),
+        gen.new("#a", time_ms=BASE_MS + 2000), gen.new("#a", time_ms=BASE_MS + 3000),
+    ])
+    everything = ["#solo", "#a"]
+    assert store.targets(everything, 0, 2**62, 10) == [
+        (solo.channel, solo.time_ms), (max(a.channel, b.channel), b.time_ms),
+    ]
+    assert store.redact("#solo", solo.msgid) and store.redact("#a", b.msgid)
+    # TARGETS goes by served messages, like CHATHISTORY: #a by its older message.
+    assert store.targets(everything, 0, 2**62, 10) == [(a.channel, a.time_ms)]
+
+
+def test_the_sender_survives_reopening(opener: Opener) -> None:
+    first = opener()
+    gen = Messages()
+    sent = [gen.new("#a"), gen.new("#a"), gen.dm("Alice", "Bob")]
+    rows = first.append(sent)
+    assert first.redact("#a", rows[1].msgid)
+    first.close()
+    again = opener()  # a restart, or another node on the shared database
+    assert again.find("#a", rows[0].msgid) == (rows[0], sent[0].sender)
+    assert again.find("#a", rows[1].msgid) == (tombstone(rows[1]), sent[1].sender)
+    assert again.find(rows[2].target, rows[2].msgid) == (rows[2], sent[2].sender)
+    assert again.redact("#a", rows[1].msgid) is False
+    assert again.redact("#a", rows[0].msgid) is True
+    assert again.window("#a", 10) == [tombstone(rows[0]), tombstone(rows[1])]
+
+
 # ---------------------------------------------------------------- direct messages
 
 
@@ -624,8 +756,8 @@ def test_concurrent_direct_messages_from_two_nodes(opener: Opener) -> None:
         assert [c[2] for c in got] == sorted(c[2] for c in got)
 
 
-def _create_v1_database(db: str) -> None:
-    """A database as version 1 of the schema left it, with two messages in #a."""
+def _create_old_database(db: str, version: int) -> None:
+    """A database as the first ``version`` migrations left it, with two messages in #a."""
     insert = (
         "INSERT INTO messages (target, seq, msgid, time_ms, source, command, channel, text) "
         "VALUES ('#a', 1, 'old1', 1000, 'n!u@h', 'PRIVMSG', '#A', 'one'), "
@@ -634,28 +766,39 @@ def _create_v1_database(db: str) -> None:
     if db.startswith("postgresql://"):
         with psycopg.connect(db) as conn:
             conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-            for statement in PG_MIGRATIONS[0].split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+            for v, script in enumerate(PG_MIGRATIONS[:version], start=1):
+                for statement in script.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (v,))
             conn.execute(insert)
             conn.execute("INSERT INTO channel_seq (target, last_seq) VALUES ('#a', 2)")
         return
     with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as lite:
         lite.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-        lite.executescript(SQLITE_MIGRATIONS[0])
-        lite.execute("INSERT INTO schema_version (version) VALUES (1)")
+        for v, script in enumerate(SQLITE_MIGRATIONS[:version], start=1):
+            lite.executescript(script)
+            lite.execute("INSERT INTO schema_version (version) VALUES (?)", (v,))
         lite.execute(insert)
+
+
+def _create_v1_database(db: str) -> None:
+    _create_old_database(db, 1)
+
+
+OLD_ROWS = [
+    StoredMessage("#a", 1, "old1", 1000, "n!u@h", "PRIVMSG", "#A", "one", ""),
+    StoredMessage("#a", 2, "old2", 2000, "n!u@h", "NOTICE", "#a", "two", ""),
+]
 
 
 def test_a_version_1_database_migrates(db: str, opener: Opener) -> None:
     _create_v1_database(db)
-    old = [
-        StoredMessage("#a", 1, "old1", 1000, "n!u@h", "PRIVMSG", "#A", "one", ""),
-        StoredMessage("#a", 2, "old2", 2000, "n!u@h", "NOTICE", "#a", "two", ""),
-    ]
+    old = OLD_ROWS
     store = opener()
-    assert store.schema_version() == 2
+    latest = len(PG_MIGRATIONS if is_pg(store) else SQLITE_MIGRATIONS)
+    assert latest == 3
+    assert store.schema_version() == latest
     assert store.window("#a", 10) == old  # the old rows, intact
     assert conversation_table(db) == []  # the table is there, empty
     gen = Messages()
@@ -664,7 +807,7 @@ def test_a_version_1_database_migrates(db: str, opener: Opener) -> None:
     assert store.conversations("bob", 0, 2**62, 10) == [("Alice", "$alice$bob", BASE_MS)]
     store.close()
     again = opener()  # nothing re-applied on the next start
-    assert again.schema_version() == 2
+    assert again.schema_version() == latest
     assert again.window("#a", 10) == [*old, new[0]]
     assert again.conversations("alice", 0, 2**62, 10) == [("Bob", "$alice$bob", BASE_MS)]
     if db.startswith("postgresql://"):
@@ -686,12 +829,49 @@ def test_a_version_1_database_migrates(db: str, opener: Opener) -> None:
             versions = lite.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()
             index = lite.execute("PRAGMA index_info(conversations_account_last)").fetchall()
         assert [r[2] for r in index] == ["account", "last_ms"]
-    assert versions == [(1,), (2,)]
+    assert versions == [(1,), (2,), (3,)]
+
+
+def test_a_version_2_database_migrates_and_its_messages_can_be_redacted(
+    db: str, opener: Opener
+) -> None:
+    _create_old_database(db, 2)
+    store = opener()
+    assert store.schema_version() == 3
+    assert store.window("#a", 10) == OLD_ROWS  # the old rows, intact
+    assert store.find("#a", "old1") == FoundMessage(OLD_ROWS[0], "")  # nobody recorded
+    assert store.redact("#a", "old2") is True
+    assert store.find("#a", "old2") == (tombstone(OLD_ROWS[1]), "")
+    assert store.query(Query("LATEST", "#a", NO_REF, 10)) == OLD_ROWS[:1]
+    gen = Messages()
+    sent = gen.new("#a")
+    [new] = store.append([sent])
+    assert new.seq == 3
+    assert store.find("#a", sent.msgid) == (new, sent.sender) and sent.sender
+    store.close()
+    again = opener()  # nothing re-applied on the next start
+    assert again.schema_version() == 3
+    assert again.window("#a", 10) == [OLD_ROWS[0], tombstone(OLD_ROWS[1]), new]
+    if db.startswith("postgresql://"):
+        with psycopg.connect(db) as conn:
+            versions = conn.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()
+            column = conn.execute(
+                "SELECT is_nullable, column_default FROM information_schema.columns "
+                "WHERE table_name = 'messages' AND column_name = 'sender'"
+            ).fetchall()
+        assert column == [("NO", "''::text")]
+    else:
+        with contextlib.closing(sqlite3.connect(db)) as lite:
+            versions = lite.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()
+            info = lite.execute("PRAGMA table_info(messages)").fetchall()
+        assert [(c[1], c[2], c[3], c[4]) for c in info][-1] == ("sender", "TEXT", 1, "''")
+    assert versions == [(1,), (2,), (3,)]
 
 
 def test_sqlite_servers_upgrading_one_file_together(tmp_path: Path) -> None:
     """Two servers on one file start at once: the second finds version 2 applied
-    while it waited for the write lock, and must not apply it again."""
+    while it waited for the write lock, and must not apply it again (it applies
+    the later ones)."""
     path = str(tmp_path / "history.db")
     _create_v1_database(path)
     holder = sqlite3.connect(path, isolation_level=None)
@@ -717,9 +897,9 @@ def test_sqlite_servers_upgrading_one_file_together(tmp_path: Path) -> None:
         holder.execute("COMMIT")
         thread.join(30)
         assert errors == []
-        assert len(opened) == 1 and opened[0].schema_version() == 2
+        assert len(opened) == 1 and opened[0].schema_version() == len(SQLITE_MIGRATIONS)
         versions = holder.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()
-        assert versions == [(1,), (2,)]
+        assert versions == [(v,) for v in range(1, len(SQLITE_MIGRATIONS) + 1)]
         assert opened[0].append([Messages().dm("Alice", "Bob", BASE_MS)])[0].seq == 1
         assert opened[0].conversations("alice", 0, 2**62, 5) == [("Bob", "$alice$bob", BASE_MS)]
     finally:
@@ -1032,6 +1212,22 @@ def test_postgres_reconnects_after_losing_its_connections(pg_url: str) -> None:
             )
         # conversations() first: retried on a new connection like the other reads.
         assert s.conversations("bob", 0, 2**62, 5) == [("Alice", "$alice$bob", third[0].time_ms)]
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'chat-history'"
+            )
+        # redact() first: the dead writer fails before COMMIT, so it is retried once...
+        assert s.redact("#a", first[0].msgid) is True
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'chat-history'"
+            )
+        # ...and find() like the other reads.
+        found = s.find("#a", first[0].msgid)
+        assert found is not None and found.row.command == REDACTED_COMMAND
+        assert s.query(Query("LATEST", "#a", NO_REF, 10)) == second
         assert s.prune(max_rows=1, max_age_ms=0, now_ms=0, budget=10) == 1
     finally:
         s.close()
