@@ -71,6 +71,7 @@ DEFAULT_COLOURS: dict[str, str] = {
     "info": "#808080",
     "error": "bold #ff0000",
     "history": "#6c6c6c",
+    "redacted": "italic #6c6c6c",  # a deleted message's placeholder
     "topic_bar": "reverse",
     "status_bar": "reverse",
     "buffer_current": "reverse bold",

@@ -285,6 +285,8 @@ class LineRenderer:
                 frags += [(style + " bold", nick), (style, " ")]
             base = style + hl
         indent = sum(text_width(f[1]) for f in frags)
+        if line.redacted:  # a deleted message: its placeholder, dimmed
+            base = "class:redacted"
         spans = line.spans or ((Span(line.text),) if line.text else ())
         frags += span_fragments(spans, base)
         return frags, indent

@@ -425,3 +425,32 @@ def test_read_marker_shows_what_came_while_away() -> None:
     s.switch(s.server)
     s.switch(buf)
     assert not any("─" in t for t in pane_text(pane))
+
+
+def test_a_deleted_message_is_drawn_again_with_its_placeholder_dimmed() -> None:
+    s, _ = channel_with_lines(3)
+    r = LineRenderer()
+    pane = MessagePane(s, r, Views())
+    assert pane_text(pane)[-2] == "<bob> message number 1"  # drawn: in the row cache
+    feed(s, [":carol!c@h REDACT #t m1 :spam"])
+    shown = pane_text(pane)
+    assert shown[-3:] == ["<bob> message number 0",
+                          "<bob> (message deleted by carol: spam)",
+                          "<bob> message number 2"]  # in place
+    content = pane.create_content(60, 10)
+    row = pairs(content.get_line(len(shown) - 2))
+    styles = {text: style for style, text in row}
+    assert styles["(message deleted by carol: spam)"] == "class:redacted"  # the text: dim
+    assert styles["bob"] == nick_class("bob", r.palette_size)  # who sent it, as ever
+    style, _ = build_style(ClientConfig())
+    attrs = style.get_attrs_for_style_str("class:redacted")
+    assert attrs.italic and attrs.color == "6c6c6c"
+
+
+def test_deleted_actions_and_notices_keep_their_form() -> None:
+    r = LineRenderer("")
+    for kind, shown in ((Kind.ACTION, "* bob (message deleted)"),
+                        (Kind.NOTICE, "-bob- (message deleted)")):
+        frags, _ = r.fragments(line("(message deleted)", kind=kind, redacted=True))
+        assert "".join(t for _, t in pairs(frags)) == shown
+        assert pairs(frags)[-1] == ("class:redacted", "(message deleted)")
