@@ -74,6 +74,7 @@ class ServerConfig:
     db: str = "chat.db"
     history_playback: int = 20  # messages replayed on JOIN to clients without chathistory
     chathistory_limit: int = 100  # ISUPPORT CHATHISTORY: most messages per request
+    redact_window: int = 86400  # seconds one may REDACT one's own message (0: no limit)
     history_max_rows: int = 10000  # per channel; 0 keeps everything
     history_max_age_days: int = 0  # 0 keeps messages forever
     redis: str | None = None  # redis://host:port/db; None: no cache

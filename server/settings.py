@@ -166,6 +166,8 @@ _HELP: dict[str, str] = {
     "db": "history store of record: a SQLite file, or a postgresql:// URL; empty turns history off",
     "history_playback": "messages replayed on JOIN to clients without chathistory (0: none)",
     "chathistory_limit": "most messages one CHATHISTORY request returns",
+    "redact_window": "seconds during which users may delete (REDACT) their own messages "
+    "(0: no limit; channel operators may delete any message of their channel)",
     "history_max_rows": "messages kept per channel (0: no limit)",
     "history_max_age_days": "days a message is kept (0: forever)",
     "redis": "Redis URL for the history cache, e.g. redis://localhost:6379/0 (off when unset)",
@@ -203,6 +205,7 @@ _INT_BOUNDS: dict[str, tuple[int, int | None]] = {
     "tls_port": (0, 65535),
     "sendq": (512, None),
     "history_playback": (0, 1000),
+    "redact_window": (0, None),
     "metrics_port": (0, 65535),
     "flood_burst": (0, None),
     "flood_max_queue": (0, None),

@@ -441,6 +441,9 @@ def _on_chandrop(core: ServerCore, event: Event) -> None:
     core.registered_channels.pop(str(event["t"]), None)
 
 
+_CHANGES_HISTORY = STORED_COMMANDS | {"REDACT"}
+
+
 def _on_msg(core: ServerCore, event: Event) -> None:
     relay = _relay(event["r"])
     need_cap = event.get("cap")
@@ -468,8 +471,9 @@ def _on_msg(core: ServerCore, event: Event) -> None:
         return
     _state(core).seen(folded, relay.msgid)
     status = str(event.get("st", ""))
-    if core.history_enabled and not status and relay.command in STORED_COMMANDS:
-        core.emit(HistoryStale(folded))  # the sender's node stored it in the shared store
+    if core.history_enabled and not status and relay.command in _CHANGES_HISTORY:
+        # The sender's node stored it in (or deleted it from) the shared store.
+        core.emit(HistoryStale(folded))
     if status:
         allowed = "o" if "+" not in status else "ov"
         members = [m for m, modes in channel.members.items() if any(c in modes for c in allowed)]

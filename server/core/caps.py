@@ -29,7 +29,10 @@ SUPPORTED: dict[str, str] = {
 
 # draft/event-playback: TAGMSGs (reactions, replies with client tags) come back in
 # history too; joins, parts and quits are not stored, so there are none to replay.
-HISTORY_CAPS: dict[str, str] = {"draft/chathistory": "", "draft/event-playback": ""}
+# draft/message-redaction: REDACT deletes stored messages, so it needs history too.
+HISTORY_CAPS: dict[str, str] = {
+    "draft/chathistory": "", "draft/event-playback": "", "draft/message-redaction": "",
+}
 
 
 def available(history: bool, register: bool = True) -> dict[str, str]:

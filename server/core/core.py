@@ -45,6 +45,7 @@ from .history import (
     dm_key,
     message_to_store,
     request_playback,
+    sender_key,
 )
 from .monitor import MonitorIndex
 from .relay import Relay, add_tag, fit_line, relay_wire
@@ -193,6 +194,7 @@ class ServerCore:
         # Cluster (server/cluster): remote users by uid, event counters, pending nick claims.
         self.cluster = config.cluster
         self.node_id = config.node_id or secrets.token_hex(4)
+        self.run_id = secrets.token_hex(4)  # this run of the server, also with a fixed node_id
         self.remote: dict[str, Client] = {}
         self.nick_pending: dict[str, Client] = {}  # folded nick -> client awaiting its claim
         # ChanServ: folded channel name -> its registration (from the account store).
@@ -588,6 +590,7 @@ class ServerCore:
             client_tags,
             relay.msgid,
             self._relay_time_ms(relay),
+            sender=sender_key(self, sender),
         )
         if stored is not None:
             self._effects.append(StoreMessage(stored))
@@ -622,6 +625,7 @@ class ServerCore:
             relay.msgid,
             self._relay_time_ms(relay),
             DirectPair(a, sender.account, b, target.account),
+            sender=sender_key(self, sender),
         )
         if stored is None:
             return None

@@ -90,6 +90,19 @@ def is_dm_key(target: str) -> bool:
     return target[:1] == "$"
 
 
+def sender_key(core: ServerCore, client: Client) -> str:
+    """Who sent a message, as stored for REDACT: the account when logged in, else
+    this connection."""
+    if client.account is not None:
+        return "a:" + core.fold(client.account)
+    return connection_key(core, client)
+
+
+def connection_key(core: ServerCore, client: Client) -> str:
+    """This connection, for good: its uid and this server run's id (conn ids restart)."""
+    return f"c:{core.uid(client)}:{core.run_id}"
+
+
 def message_to_store(
     target: str,
     channel: str,
@@ -100,6 +113,7 @@ def message_to_store(
     msgid: str,
     time_ms: int,
     dm: DirectPair | None = None,
+    sender: str = "",
 ) -> NewMessage | None:
     if client_tags and not EPHEMERAL_TAGS.isdisjoint(client_tags):
         client_tags = {k: v for k, v in client_tags.items() if k not in EPHEMERAL_TAGS}
@@ -115,6 +129,7 @@ def message_to_store(
         text=text[0] if text else "",
         tags=serialize_tags(client_tags) if client_tags else "",
         dm=dm,
+        sender=sender,
     )
 
 

@@ -17,6 +17,7 @@ from server.config import ServerConfig
 from server.core import ServerCore
 from server.core.handlers.bans import SaveBans
 from server.core.handlers.operator import CheckOper, Rehash
+from server.core.handlers.redact import FindMessage, RedactMessage
 from server.core.history import HistoryRequest, HistoryStale, StoreMessage
 from server.history.service import HistoryService
 from server.history.setup import build_history, prune_history
@@ -33,10 +34,12 @@ from server.transport.ops import (
     answer_account,
     check_oper,
     commit_messages,
+    find_message,
     list_targets,
     load_account_state,
     open_account_store,
     read_account_state,
+    redact_messages,
     reload,
     restore_bans,
     snapshot,
@@ -257,9 +260,13 @@ class AsyncioServer:
             elif isinstance(effect, SaveBans):  # rare (operators, expiry) and small
                 save_bans(self.core.config.ban_file, effect.bans, effect.removed)
         history = self.history
-        to_store = [e.message for e in effects if isinstance(e, StoreMessage)]
-        if to_store and history is not None:
-            commit_messages(history, to_store, self.stats)
+        if history is not None:
+            to_store = [e.message for e in effects if isinstance(e, StoreMessage)]
+            if to_store:
+                commit_messages(history, to_store, self.stats)
+            redactions = [e for e in effects if isinstance(e, RedactMessage)]
+            if redactions:
+                redact_messages(history, redactions)
         if self.bus is not None:
             self.bus.handle(effects)  # after the commit: others may read what we publish
         if history is None:
@@ -271,6 +278,8 @@ class AsyncioServer:
         for effect in effects:
             if isinstance(effect, HistoryRequest):
                 self._spawn(self._answer(effect))
+            elif isinstance(effect, FindMessage):
+                self._spawn(self._find(effect))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         spawn(self._tasks, coro, log, self.loop)
@@ -318,6 +327,11 @@ class AsyncioServer:
         except Exception:
             log.exception("history request failed")
             self.core.history_ready(request.request_id, rows=None)
+        self.schedule_flush()
+
+    async def _find(self, effect: FindMessage) -> None:
+        assert self.history is not None
+        self.core.answered(effect.check_id, await find_message(self.history, effect))
         self.schedule_flush()
 
     def _close(self, conn: IRCProtocol, *, abort: bool) -> None:

@@ -25,6 +25,7 @@ from server.core.handlers.chanserv import DropChannel, RegisterChannel, SaveChan
 from server.core.handlers.memoserv import MAX_MEMOS, DeleteMemos, ListMemos, MarkMemoRead, SendMemo
 from server.core.handlers.operator import CheckOper
 from server.core.handlers.readmarker import SaveReadMarker
+from server.core.handlers.redact import FindMessage, RedactMessage
 from server.core.history import HistoryRequest
 from server.history.model import NewMessage
 from server.history.service import HistoryService
@@ -249,6 +250,31 @@ def commit_messages(
     stats.history_commits += 1
     stats.history_writes += len(stored)
     history.committed(stored)
+
+
+def redact_messages(history: HistoryService, redactions: list[RedactMessage]) -> None:
+    """The tick's REDACTs made tombstones in the store (after its messages were
+    committed, before any byte is sent), then their cached windows dropped. A failure
+    is logged and the REDACT still goes out, as a message whose commit failed does:
+    the store keeps the message."""
+    changed: list[str] = []
+    for redaction in redactions:
+        try:
+            if history.store.redact(redaction.target, redaction.msgid):
+                changed.append(redaction.target)
+        except Exception:
+            log.exception("history: redacting %s failed", redaction.msgid)
+    history.stale(changed)
+
+
+async def find_message(history: HistoryService, effect: FindMessage) -> object:
+    """The answer to a REDACT's lookup: the message and its sender, None, or
+    "unavailable" (logged) when the store failed."""
+    try:
+        return await history.find(effect.target, effect.msgid)
+    except Exception:
+        log.exception("history: looking up %s failed", effect.msgid)
+        return "unavailable"
 
 
 def snapshot(

@@ -76,7 +76,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from types import FrameType
 from typing import Any
 
@@ -86,6 +86,7 @@ from server.config import ServerConfig
 from server.core import ServerCore
 from server.core.handlers.bans import SaveBans
 from server.core.handlers.operator import CheckOper, Rehash
+from server.core.handlers.redact import FindMessage, RedactMessage
 from server.core.history import HistoryRequest, StoreMessage
 from server.history.model import StoredMessage
 from server.history.service import HistoryService
@@ -100,9 +101,11 @@ from server.transport.ops import (
     answer_account,
     check_oper,
     commit_messages,
+    find_message,
     list_targets,
     load_account_state,
     open_account_store,
+    redact_messages,
     reload,
     restore_bans,
     snapshot,
@@ -252,10 +255,22 @@ class HistoryWorker:
 
     def submit(self, request: HistoryRequest, answer: Callable[..., None]) -> None:
         """Run ``request``; later, on the select thread: ``answer(request_id, rows=...)``."""
+        self._run(self._answer(request, answer))
+
+    def find(self, effect: FindMessage, answer: Callable[[int, object], None]) -> None:
+        """Look a REDACT's message up; later, on the select thread: ``answer(check_id,
+        found)``."""
+        self._run(self._find(effect, answer))
+
+    def _run(self, work: Coroutine[Any, Any, None]) -> None:
         loop = self._loop or self._start()
-        future = asyncio.run_coroutine_threadsafe(self._answer(request, answer), loop)
+        future = asyncio.run_coroutine_threadsafe(work, loop)
         self._futures.add(future)
         future.add_done_callback(self._futures.discard)
+
+    async def _find(self, effect: FindMessage, answer: Callable[[int, object], None]) -> None:
+        found = await find_message(self.history, effect)
+        self._post(lambda: answer(effect.check_id, found))
 
     async def _answer(self, request: HistoryRequest, answer: Callable[..., None]) -> None:
         history = self.history
@@ -991,9 +1006,14 @@ class SelectServer:
         to_store = [e.message for e in effects if isinstance(e, StoreMessage)]
         if to_store:
             commit_messages(history, to_store, self.stats)
+        redactions = [e for e in effects if isinstance(e, RedactMessage)]
+        if redactions:
+            redact_messages(history, redactions)
         for effect in effects:
             if isinstance(effect, HistoryRequest):
                 worker.submit(effect, self.core.history_ready)
+            elif isinstance(effect, FindMessage):
+                worker.find(effect, self.core.answered)
 
     def _pool(self) -> concurrent.futures.ThreadPoolExecutor:
         """The worker thread for password checks and the account store."""

@@ -46,16 +46,17 @@ from server.core.handlers.memoserv import (
 )
 from server.core.handlers.operator import CheckOper, Rehash
 from server.core.handlers.readmarker import SaveReadMarker
+from server.core.handlers.redact import FindMessage, RedactMessage
 from server.core.history import HistoryRequest, StoreMessage, dm_key, is_dm_key
 from server.core.state import Client, LocalCounts
-from server.history.model import StoredMessage
+from server.history.model import REDACTED_COMMAND, FoundMessage, StoredMessage
 from server.passwords import verify_password
 
 SERVER_NAME = "fuzz.server"
 # answered off the loop
 Check = (
     CheckOper | Login | Register | SetPassword | DropAccount | FindAccount | RegisterChannel
-    | SendMemo | ListMemos
+    | SendMemo | ListMemos | FindMessage
 )
 START = 1_700_000_000.0  # a fixed epoch so that runs reproduce
 OPER_NAME = "root"
@@ -219,6 +220,7 @@ class CoreHarness:
         self.core = ServerCore(self.config, self.clock, msgids=MsgIdGenerator(node=7))
         self.conns: dict[int, Conn] = {}
         self.next_id = 1
+        self.senders: dict[str, str] = {}  # msgid -> who sent it, as the stores keep it
         self.store: list[StoredMessage] = []
         self.requests: list[HistoryRequest] = []
         # Password checks (OPER, SASL, REGISTER): answered after each step, in order.
@@ -256,7 +258,12 @@ class CoreHarness:
         return conn_id
 
     def send(self, conn_id: int, data: bytes) -> dict[int, list[bytes]]:
-        """Feed bytes; returns the complete lines each connection got in this step."""
+        """Feed bytes; returns the complete lines each connection got in this step.
+
+        ``%MSGID%`` stands for the newest stored message's id (REDACT needs a real one).
+        """
+        if b"%MSGID%" in data and self.store:
+            data = data.replace(b"%MSGID%", self.store[-1].msgid.encode())
         self.core.data_received(conn_id, data)
         got = self._after_step()
         for other, lines in got.items():
@@ -316,7 +323,11 @@ class CoreHarness:
             ]
             self.core.history_ready(req.request_id, None if fail else [], targets[-5:])
         else:
-            rows = [m for m in self.store if m.target == req.query.target]
+            rows = [
+                m
+                for m in self.store
+                if m.target == req.query.target and m.command != REDACTED_COMMAND
+            ]
             self.core.history_ready(req.request_id, None if fail else rows[-req.query.limit :])
         return self._after_step()
 
@@ -367,6 +378,7 @@ class CoreHarness:
                     ):
                         _fail(f"a private message stored under the wrong key: {m!r}")
                     seq = len(self.store) + 1
+                    self.senders[m.msgid] = m.sender
                     self.store.append(
                         StoredMessage(
                             m.target,
@@ -382,6 +394,13 @@ class CoreHarness:
                     )
                 elif isinstance(effect, HistoryRequest):
                     self.requests.append(effect)
+                elif isinstance(effect, RedactMessage):  # in the tick, as a transport does
+                    self.store = [
+                        r._replace(command=REDACTED_COMMAND, text="", tags="")
+                        if r.msgid == effect.msgid and r.target == effect.target
+                        else r
+                        for r in self.store
+                    ]
                 elif isinstance(effect, Check):
                     self.oper_checks.append(effect)
                 elif isinstance(effect, Rehash):  # a reload that keeps the configuration
@@ -485,6 +504,12 @@ class CoreHarness:
             return "full" if memo_id is None else memo_id
         if isinstance(check, ListMemos):
             return self.accounts.memos(check.recipient)
+        if isinstance(check, FindMessage):
+            row = next(
+                (r for r in self.store if r.target == check.target and r.msgid == check.msgid),
+                None,
+            )
+            return None if row is None else FoundMessage(row, self.senders[row.msgid])
         if isinstance(check, FindAccount):
             found = self.accounts.find(check.folded)
             return None if found is None else (found.name, found.created_ms)

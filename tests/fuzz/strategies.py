@@ -208,6 +208,7 @@ def command_line(draw: st.DrawFn) -> str:
                 "MS",
                 "HELP",
                 "MARKREAD",
+                "REDACT",
                 "BOGUS",
             ]
         )
@@ -274,6 +275,14 @@ def command_line(draw: st.DrawFn) -> str:
         params.append(draw(limit))
         if sub == "TARGETS":
             params = [sub, draw(ref), draw(ref), draw(limit)]
+    elif kind == "REDACT":
+        # %MSGID% is a stored message's id, filled in by the harness when it is sent.
+        params = [
+            draw(st.one_of(good_channel, good_nick, channel)),
+            draw(st.one_of(st.just("%MSGID%"), ref.map(lambda r: r.partition("=")[2]), middle)),
+        ]
+        if draw(st.booleans()):
+            params.append(_trailing(t))
     elif kind in ("QUIT", "AWAY", "SETNAME"):
         params = [_trailing(t)]
     elif kind in ("PING", "PONG"):

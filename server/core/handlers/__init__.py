@@ -16,6 +16,7 @@ from . import (
     operator,
     queries,
     readmarker,
+    redact,
     registration,
     server_info,
 )
@@ -68,6 +69,7 @@ COMMANDS: dict[str, tuple[Handler, int]] = {
     "DLINE": (bans.handle_dline, 1),
     "UNDLINE": (bans.handle_undline, 1),
     "CHATHISTORY": (history.handle_chathistory, 1),
+    "REDACT": (redact.handle_redact, 2),
     "VERSION": (server_info.handle_version, 0),
     "TIME": (server_info.handle_time, 0),
     "ADMIN": (server_info.handle_admin, 0),

@@ -81,6 +81,9 @@ TOPICS: dict[str, tuple[str, ...]] = {
     "PRIVMSG": ("PRIVMSG <target>[,...] :<text>",
                 "A message to a channel (also @#channel for its ops) or a nick."),
     "QUIT": ("QUIT [:<reason>]", "Disconnects."),
+    "REDACT": ("REDACT <target> <msgid> [:<reason>]",
+               "Deletes a message from history: your own; a channel operator, any in the "
+               "channel. Others with draft/message-redaction are told."),
     "REGISTER": ("REGISTER <account|*> <email|*> <password>",
                  "IRCv3 account registration (* names it after your nick); logs you in."),
     "SETNAME": ("SETNAME :<realname>", "Changes your realname."),
