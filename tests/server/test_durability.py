@@ -169,3 +169,25 @@ async def test_sigterm_keeps_every_accepted_message(server_proc: ServerProcess) 
     server_proc.start()
     stored = await fetch_all(server_proc.port, "#calm")
     assert [t for _, t in stored] == [f"line {n}" for n in range(300)]
+
+
+async def test_kill_9_after_a_redact_keeps_the_message_deleted(
+    server_proc: ServerProcess,
+) -> None:
+    """The tombstone is committed before the REDACT is sent: once anyone saw the REDACT,
+    a crash cannot bring the message back."""
+    caps = [*CAPS, "echo-message", "draft/message-redaction"]
+    alice = await IRCTestClient.open(server_proc.port)
+    await alice.register("alice", caps)
+    await alice.join("#r")
+    ids = []
+    for text in ("keep", "secret", "also keep"):
+        await alice.send(f"PRIVMSG #r :{text}")
+        ids.append((await alice.expect("PRIVMSG", lambda m, t=text: m.params[-1] == t))
+                   .tags["msgid"])
+    await alice.send(f"REDACT #r {ids[1]}")
+    await alice.expect("REDACT")
+    assert server_proc.signal(signal.SIGKILL) == -signal.SIGKILL
+    await alice.close()
+    server_proc.start()
+    assert await fetch_all(server_proc.port, "#r") == [(ids[0], "keep"), (ids[2], "also keep")]
