@@ -1,8 +1,8 @@
 """IRCv3 draft/message-redaction in the client: deleted messages keep their line, with
 a dimmed placeholder that says who deleted them.
 
-Sans-IO cases first (REDACT and FAIL REDACT from the server), then the end-to-end case
-against our real server over TCP.
+Sans-IO cases first (REDACT and FAIL REDACT from the server, /redact, the chat log),
+then end-to-end cases against our real server over TCP.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from client.chatlog import TIME_FORMAT, ChatLog
 from client.headless import format_redaction
 from client.model import BufferKind, Kind, LineAdded, LineRedacted
 from client.session import Session
+from tests.conftest import RunningServer
 
 from .helpers import NOW, T0, chat_session, feed, history_batch, make, privmsg, texts
+from .netutil import ChatClient, has_texts, messages
 from .recorded import CHAT_BURST
 
 CAP = "draft/message-redaction"
@@ -371,3 +373,58 @@ def test_redact_help_and_completion() -> None:
     assert s.complete("/redact c").candidates == ["carol "]
     assert s.complete("/redact a").candidates == []  # not ourselves
     assert s.complete("hi b").candidates == ["bob ", "bobby "]  # elsewhere: members
+
+
+# ---------------------------------------------------------------------- real server
+
+
+async def test_a_message_deleted_by_its_sender_shows_as_deleted_to_the_others(
+    server: RunningServer, clients: list[ChatClient]
+) -> None:
+    alice = ChatClient.start(server.port, "alice", ("#room",))
+    bob = ChatClient.start(server.port, "bob", ("#room",))
+    clients += [alice, bob]
+    mine, theirs = await alice.joined("#room"), await bob.joined("#room")
+    assert CAP in alice.session.caps and CAP in bob.session.caps  # offered, and requested
+    alice.conn.switch("#room")
+    alice.conn.input("meet at 5, the code is 1234")
+    for c, buf in ((alice, mine), (bob, theirs)):
+        await c.wait(lambda buf=buf: has_texts(buf, ["meet at 5, the code is 1234"]), "it")
+    [sent] = messages(mine)  # the echo, with its msgid
+    assert sent.msgid
+
+    alice.conn.input("/redact wrong channel, sorry")  # "wrong" is nobody's nick: a reason
+    assert [ln for ln in alice.sent if ln.startswith("REDACT")] == [
+        f"REDACT #room {sent.msgid} :wrong channel, sorry"]
+    await bob.wait(lambda: any(ln.redacted for ln in theirs.lines), "the deletion")
+    [line] = messages(theirs)
+    assert (line.nick, line.text, line.msgid) == (
+        "alice", "(message deleted: wrong channel, sorry)", sent.msgid)
+    assert [(e.by, e.reason) for e in bob.events if isinstance(e, LineRedacted)] == [
+        ("alice", "wrong channel, sorry")]
+    # The sender's own line changes with the server's confirmation.
+    await alice.wait(lambda: any(ln.redacted for ln in mine.lines), "the confirmation")
+    assert texts(mine) == ["(message deleted: wrong channel, sorry)"]
+
+
+async def test_the_server_refusing_a_deletion_is_an_error_line(
+    server: RunningServer, clients: list[ChatClient]
+) -> None:
+    alice = ChatClient.start(server.port, "alice", ("#room",))
+    clients.append(alice)
+    mine = await alice.joined("#room")  # first in: channel operator
+    bob = ChatClient.start(server.port, "bob", ("#room",))
+    clients.append(bob)
+    theirs = await bob.joined("#room")
+    assert CAP in bob.session.caps
+    alice.conn.switch("#room")
+    bob.conn.switch("#room")
+    alice.conn.input("not yours to delete")
+    for c, buf in ((alice, mine), (bob, theirs)):
+        await c.wait(lambda buf=buf: has_texts(buf, ["not yours to delete"]), "alice's message")
+
+    bob.conn.input("/redact alice")  # bob is no operator
+    await bob.wait(lambda: theirs.lines[-1].kind is Kind.ERROR, "the refusal")
+    assert theirs.lines[-1].text.startswith("Message not deleted: ")
+    assert theirs.lines[-1].text.endswith("(REDACT_FORBIDDEN)")
+    assert texts(theirs) == texts(mine) == ["not yours to delete"]  # still there
