@@ -17,8 +17,8 @@ from server.config import ServerConfig
 from server.core import ServerCore
 from server.core.handlers.bans import SaveBans
 from server.core.handlers.operator import CheckOper, Rehash
-from server.core.handlers.redact import FindMessage, RedactMessage
-from server.core.history import HistoryRequest, HistoryStale, StoreMessage
+from server.core.handlers.redact import FindMessage
+from server.core.history import HistoryRequest, HistoryStale
 from server.history.service import HistoryService
 from server.history.setup import build_history, prune_history
 from server.limits import raise_nofile_limit
@@ -33,19 +33,18 @@ from server.transport.ops import (
     WrittenBehind,
     answer_account,
     check_oper,
-    commit_messages,
     find_message,
     list_targets,
     load_account_state,
     open_account_store,
     read_account_state,
-    redact_messages,
     reload,
     restore_bans,
     snapshot,
     start_metrics,
     take_account_state,
     write_behind,
+    write_history,
 )
 
 log = logging.getLogger("chat.server.transport")
@@ -261,12 +260,7 @@ class AsyncioServer:
                 save_bans(self.core.config.ban_file, effect.bans, effect.removed)
         history = self.history
         if history is not None:
-            to_store = [e.message for e in effects if isinstance(e, StoreMessage)]
-            if to_store:
-                commit_messages(history, to_store, self.stats)
-            redactions = [e for e in effects if isinstance(e, RedactMessage)]
-            if redactions:
-                redact_messages(history, redactions)
+            write_history(history, effects, self.stats)
         if self.bus is not None:
             self.bus.handle(effects)  # after the commit: others may read what we publish
         if history is None:

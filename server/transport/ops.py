@@ -26,7 +26,7 @@ from server.core.handlers.memoserv import MAX_MEMOS, DeleteMemos, ListMemos, Mar
 from server.core.handlers.operator import CheckOper
 from server.core.handlers.readmarker import SaveReadMarker
 from server.core.handlers.redact import FindMessage, RedactMessage
-from server.core.history import HistoryRequest
+from server.core.history import HistoryRequest, StoreMessage
 from server.history.model import NewMessage
 from server.history.service import HistoryService
 from server.passwords import verify_password
@@ -250,6 +250,17 @@ def commit_messages(
     stats.history_commits += 1
     stats.history_writes += len(stored)
     history.committed(stored)
+
+
+def write_history(history: HistoryService, effects: list[Any], stats: TransportStats) -> None:
+    """The tick's history writes, before any byte is sent: its messages in one
+    transaction, then its redactions."""
+    to_store = [e.message for e in effects if isinstance(e, StoreMessage)]
+    if to_store:
+        commit_messages(history, to_store, stats)
+    redactions = [e for e in effects if isinstance(e, RedactMessage)]
+    if redactions:
+        redact_messages(history, redactions)
 
 
 def redact_messages(history: HistoryService, redactions: list[RedactMessage]) -> None:

@@ -86,8 +86,8 @@ from server.config import ServerConfig
 from server.core import ServerCore
 from server.core.handlers.bans import SaveBans
 from server.core.handlers.operator import CheckOper, Rehash
-from server.core.handlers.redact import FindMessage, RedactMessage
-from server.core.history import HistoryRequest, StoreMessage
+from server.core.handlers.redact import FindMessage
+from server.core.history import HistoryRequest
 from server.history.model import StoredMessage
 from server.history.service import HistoryService
 from server.history.setup import build_history, prune_history
@@ -100,17 +100,16 @@ from server.transport.ops import (
     TransportStats,
     answer_account,
     check_oper,
-    commit_messages,
     find_message,
     list_targets,
     load_account_state,
     open_account_store,
-    redact_messages,
     reload,
     restore_bans,
     snapshot,
     start_metrics,
     write_behind,
+    write_history,
 )
 
 log = logging.getLogger("chat.server.transport")
@@ -1003,12 +1002,7 @@ class SelectServer:
         worker = self._history_worker
         if history is None or worker is None:
             return
-        to_store = [e.message for e in effects if isinstance(e, StoreMessage)]
-        if to_store:
-            commit_messages(history, to_store, self.stats)
-        redactions = [e for e in effects if isinstance(e, RedactMessage)]
-        if redactions:
-            redact_messages(history, redactions)
+        write_history(history, effects, self.stats)
         for effect in effects:
             if isinstance(effect, HistoryRequest):
                 worker.submit(effect, self.core.history_ready)
