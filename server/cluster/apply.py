@@ -25,7 +25,7 @@ from server.core.handlers.channels import announce_join, set_channel_record
 from server.core.handlers.chanserv import channel_changed, from_record
 from server.core.handlers.memoserv import memo_count
 from server.core.handlers.readmarker import marker_moved
-from server.core.history import STORED_COMMANDS, HistoryStale
+from server.core.history import REDACT_CAP, STORED_COMMANDS, HistoryStale, row_params
 from server.core.relay import Relay
 from server.core.state import Channel, Client
 from server.history.model import StoredMessage
@@ -442,6 +442,8 @@ def _on_chandrop(core: ServerCore, event: Event) -> None:
 
 
 _CHANGES_HISTORY = STORED_COMMANDS | {"REDACT"}
+# What a member needs to be sent a recovered row of these kinds.
+_NEEDS_CAP = {"TAGMSG": "message-tags", "REDACT": REDACT_CAP}
 
 
 def _on_msg(core: ServerCore, event: Event) -> None:
@@ -772,11 +774,10 @@ def recovered(core: ServerCore, folded: str, rows: list[StoredMessage]) -> None:
         from chat.message import parse_tags
         from chat.servertime import format_time
 
-        params = [row.channel, row.text] if row.command != "TAGMSG" else [row.channel]
         tags = parse_tags(row.tags) if row.tags else None
-        relay = Relay(row.source, row.command, params, format_time(row.time_ms / 1000),
-                      row.msgid, tags or None)
-        need_cap = "message-tags" if row.command == "TAGMSG" else None
+        relay = Relay(row.source, row.command, row_params(row, row.channel),
+                      format_time(row.time_ms / 1000), row.msgid, tags or None)
+        need_cap = _NEEDS_CAP.get(row.command)
         core.fan_out(channel.members, relay, need_cap=need_cap)
         state.seen(folded, row.msgid)
         count += 1

@@ -211,7 +211,8 @@ class ClusterBus:
         if self.history is None:
             return
         try:
-            rows = await self.history.query(Query("LATEST", channel, NO_REF, RECOVER_LIMIT))
+            query = Query("LATEST", channel, NO_REF, RECOVER_LIMIT, with_redactions=True)
+            rows = await self.history.query(query)
         except Exception:
             log.exception("cluster: recovering %s from the store failed", channel)
             return

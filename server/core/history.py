@@ -15,7 +15,15 @@ from chat.message import Message, parse_tags, serialize_tags
 from chat.msgid import is_msgid
 from chat.names import CHANTYPES
 from chat.servertime import format_time, parse_time
-from server.history.model import NO_REF, DirectPair, NewMessage, Query, Ref, StoredMessage
+from server.history.model import (
+    NO_REF,
+    REDACT_EVENT,
+    DirectPair,
+    NewMessage,
+    Query,
+    Ref,
+    StoredMessage,
+)
 
 if TYPE_CHECKING:
     from .core import ServerCore
@@ -26,6 +34,8 @@ STORED_COMMANDS = frozenset({"PRIVMSG", "NOTICE", "TAGMSG"})
 # Client tags that say something about now, not the conversation: never stored (IRCv3
 # typing), so a TAGMSG carrying nothing else is relayed and not kept.
 EPHEMERAL_TAGS = frozenset({"+typing", "+draft/typing"})
+# Clients with it are sent REDACTs, live and in history (handlers/redact.py).
+REDACT_CAP = "draft/message-redaction"
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +217,7 @@ def handle_chathistory(core: ServerCore, client: Client, msg: Message) -> None:
         limit,
         ref2,
         with_tagmsg=wants_tagmsg(client),
+        with_redactions=REDACT_CAP in client.caps,
     )
     rid = core.new_history_request(client, "chathistory", channel.name if channel else target)
     core.emit(HistoryRequest(rid, q))
@@ -244,6 +255,7 @@ def request_playback(core: ServerCore, client: Client, folded: str, name: str) -
         count,
         until_msgid=until,
         with_tagmsg=batched and wants_tagmsg(client),
+        with_redactions=batched and REDACT_CAP in client.caps,
     )
     core.emit(HistoryRequest(rid, query))
 
@@ -302,15 +314,23 @@ def format_row(client: Client, row: StoredMessage, channel: str, batch: str | No
         tags["msgid"] = row.msgid
         if row.tags:
             tags.update(parse_tags(row.tags))
-    params = [channel, row.text] if row.command != "TAGMSG" else [channel]
-    return Message(row.command, params, row.source, tags).to_bytes()
+    return Message(row.command, row_params(row, channel), row.source, tags).to_bytes()
+
+
+def row_params(row: StoredMessage, target: str) -> list[str]:
+    """A stored row's parameters as relayed to ``target``."""
+    if row.command == "TAGMSG":
+        return [target]
+    if row.command == REDACT_EVENT:  # text: "<deleted msgid>[ <reason>]"
+        return [target, *row.text.split(" ", 1)]
+    return [target, row.text]
 
 
 def _send_notices(
     core: ServerCore, client: Client, channel: str, rows: list[StoredMessage]
 ) -> None:
     for row in rows:
-        if row.command == "TAGMSG":
+        if row.command not in ("PRIVMSG", "NOTICE"):
             continue
         when = datetime.fromtimestamp(row.time_ms / 1000, UTC).strftime("%H:%M")
         nick = row.source.split("!", 1)[0]

@@ -11,7 +11,11 @@ Subcommand = Literal["LATEST", "BEFORE", "AFTER", "AROUND", "BETWEEN"]
 # The ``command`` of a redacted message's row (draft/message-redaction): a tombstone
 # with empty text and tags. Never served (see query.SERVED_COMMANDS), but its msgid
 # still resolves as a reference and its seq keeps the channel's numbering gap-free.
-REDACTED_COMMAND = "REDACT"
+REDACTED_COMMAND = "REDACTED"
+# The ``command`` of the row that records a deletion: the REDACT as relayed (its own
+# msgid and time, the redactor as source; text: "<deleted msgid>[ <reason>]"), served
+# to clients with draft/message-redaction, so that those who were away learn of it.
+REDACT_EVENT = "REDACT"
 
 
 class StoredMessage(NamedTuple):
@@ -107,3 +111,5 @@ class Query:
     until_msgid: str = ""
     # The client negotiated message-tags: TAGMSG rows (reactions, typing...) are served too.
     with_tagmsg: bool = False
+    # The client negotiated draft/message-redaction: REDACT_EVENT rows are served too.
+    with_redactions: bool = False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from .model import Query, Ref, StoredMessage
+from .model import REDACT_EVENT, Query, Ref, StoredMessage
 
 # What a reply carries. Without draft/event-playback the chathistory spec allows only
 # PRIVMSG and NOTICE in a reply batch: stored TAGMSGs still serve as references, but
@@ -15,7 +15,8 @@ SERVED_WITH_TAGS = (*SERVED_COMMANDS, "TAGMSG")
 
 def served(q: Query) -> tuple[str, ...]:
     """The commands a reply to ``q`` may carry; references may be any stored row."""
-    return SERVED_WITH_TAGS if q.with_tagmsg else SERVED_COMMANDS
+    commands = SERVED_WITH_TAGS if q.with_tagmsg else SERVED_COMMANDS
+    return (*commands, REDACT_EVENT) if q.with_redactions else commands
 
 
 def served_sql(commands: tuple[str, ...]) -> str:

@@ -49,7 +49,8 @@ from server.core.handlers.readmarker import SaveReadMarker
 from server.core.handlers.redact import FindMessage, RedactMessage
 from server.core.history import HistoryRequest, StoreMessage, dm_key, is_dm_key
 from server.core.state import Client, LocalCounts
-from server.history.model import REDACTED_COMMAND, FoundMessage, StoredMessage
+from server.history.model import REDACT_EVENT, REDACTED_COMMAND, FoundMessage, StoredMessage
+from server.history.query import served
 from server.passwords import verify_password
 
 SERVER_NAME = "fuzz.server"
@@ -326,7 +327,7 @@ class CoreHarness:
             rows = [
                 m
                 for m in self.store
-                if m.target == req.query.target and m.command != REDACTED_COMMAND
+                if m.target == req.query.target and m.command in served(req.query)
             ]
             self.core.history_ready(req.request_id, None if fail else rows[-req.query.limit :])
         return self._after_step()
@@ -373,7 +374,10 @@ class CoreHarness:
             for effect in effects:
                 if isinstance(effect, StoreMessage):
                     m = effect.message
-                    if is_dm_key(m.target) != (m.dm is not None) or (
+                    # A deletion's record is not conversation activity: no dm pair.
+                    if (is_dm_key(m.target) and m.command != REDACT_EVENT) != (
+                        m.dm is not None
+                    ) or (
                         m.dm is not None and dm_key(m.dm.sender, m.dm.recipient) != m.target
                     ):
                         _fail(f"a private message stored under the wrong key: {m!r}")

@@ -25,6 +25,7 @@ import pytest
 
 from server.history.model import (
     NO_REF,
+    REDACT_EVENT,
     REDACTED_COMMAND,
     DirectPair,
     FoundMessage,
@@ -491,6 +492,32 @@ def test_redact_leaves_a_tombstone_that_is_never_served(store: Store) -> None:
     gen.n = 1_000_000  # msgids apart from the dataset's
     [new] = store.append([gen.new("#chan", time_ms=BASE_MS + 10**6)])
     assert new.seq == len(rows) + 1
+
+
+def test_redact_events_are_served_only_to_who_asks_for_them(store: Store) -> None:
+    """The record of a deletion (a REDACT_EVENT row, appended as any message) is served
+    with ``with_redactions`` only, and counts as a row of the reply when it is."""
+    gen = Messages()
+    rows = store.append([gen.new("#r") for _ in range(6)])
+    store.redact("#r", rows[2].msgid)
+    [event] = store.append([
+        dataclasses.replace(gen.new("#r"), command=REDACT_EVENT, text=f"{rows[2].msgid} spam",
+                            tags="")
+    ])
+    more = store.append([gen.new("#r") for _ in range(3)])
+    expected = [*rows[:2], tombstone(rows[2]), *rows[3:], event, *more]
+    assert store.window("#r", 100) == expected
+    assert store.query(Query("LATEST", "#r", NO_REF, 3)) == more
+    assert store.query(Query("LATEST", "#r", NO_REF, 4, with_redactions=True)) == [event, *more]
+    qs = queries(expected, "#r")
+    qs += [dataclasses.replace(q, with_redactions=True) for q in qs]
+    seen = 0
+    for q in qs:
+        got = store.query(q)
+        assert got == evaluate(expected if q.target == "#r" else [], q, complete=True), q
+        assert (event in got) <= q.with_redactions, q
+        seen += event in got
+    assert seen > 10
 
 
 def test_a_redacted_message_no_longer_lists_its_target(store: Store) -> None:

@@ -305,3 +305,84 @@ async def test_the_cached_window_forgets_a_deleted_message(
         assert await history(bob, "#r") == ["m0", "m2", "m3", "m5"]
         assert await history(bob, "#r", f"msgid={ids[4]}", "AFTER") == ["m5"]
         assert later
+
+
+async def batch(c: IRCTestClient, line: str) -> list[Message]:
+    """The lines of the chathistory batch answering ``line``."""
+    await c.send(line)
+    await c.expect("BATCH")
+    lines = await c.collect_until("BATCH")
+    return lines[:-1]
+
+
+async def test_history_tells_those_with_the_capability_what_was_deleted(
+    server: RunningServer,
+) -> None:
+    """Who was away learns of a deletion from CHATHISTORY: the REDACT comes back where
+    it happened (after the message), to clients with the capability only."""
+    alice, bob, _ = await room(server)
+    first = await say(alice, "#r", "first")
+    gone = await say(alice, "#r", "oops")
+    await alice.send(f"REDACT #r {gone} :typo")
+    redact = await alice.expect("REDACT")
+    last = await say(bob, "#r", "last")
+    late = await server.client("late", CAPS)
+    await late.join("#r")
+
+    got = await batch(late, "CHATHISTORY LATEST #r * 10")
+    assert [(m.command, m.params) for m in got] == [
+        ("PRIVMSG", ["#r", "first"]),
+        ("REDACT", ["#r", gone, "typo"]),
+        ("PRIVMSG", ["#r", "last"]),
+    ]
+    assert got[1].source == mask(alice)
+    assert got[1].tags["msgid"] == redact.tags["msgid"]
+    assert got[1].tags["time"] == redact.tags["time"]
+    # A reconnecting client's gap fill after the deleted message sees the REDACT too.
+    after = await batch(late, f"CHATHISTORY AFTER #r msgid={first} 10")
+    assert [m.command for m in after] == ["REDACT", "PRIVMSG"]
+    # Without the capability: only the messages.
+    reader = await server.client("reader", ["batch", "server-time", "message-tags",
+                                            "draft/chathistory"])
+    await reader.join("#r")
+    got = await batch(reader, "CHATHISTORY LATEST #r * 10")
+    assert [(m.command, m.params[-1]) for m in got] == [("PRIVMSG", "first"), ("PRIVMSG", "last")]
+    # The record of a deletion cannot itself be deleted.
+    assert fails(await ask(alice, f"REDACT #r {redact.tags['msgid']}")) == [
+        ["REDACT", "UNKNOWN_MSGID", "#r", redact.tags["msgid"]]]
+    assert last
+
+
+@pytest.mark.parametrize("server_config", [suite_config(history_playback=5)], ids=["playback"])
+async def test_join_playback_carries_the_redact(server: RunningServer) -> None:
+    alice = await server.client("alice", CAPS)
+    await alice.join("#r")
+    gone = await say(alice, "#r", "oops")
+    await alice.send(f"REDACT #r {gone}")
+    await alice.expect("REDACT")
+    # Batch-capable clients without chathistory get the playback as a batch.
+    late = await server.client("late", ["batch", "server-time", "message-tags", CAP])
+    await late.join("#r")
+    await late.expect("BATCH")  # the playback follows the join
+    lines = await late.collect_until("BATCH")
+    assert [(m.command, m.params) for m in lines[:-1]] == [("REDACT", ["#r", gone])]
+    # Clients without batch get notices of messages only: nothing to show here.
+    old = await server.client("old")
+    lines = await old.join("#r")
+    assert [m for m in lines if m.command == "NOTICE" and m.params[0] == "#r"] == []
+
+
+async def test_private_history_carries_the_redact(server: RunningServer) -> None:
+    alice = await server.client("alice", CAPS)
+    bob = await server.client("bob", CAPS)
+    for c in (alice, bob):
+        await register(c)
+    gone = await say(alice, "bob", "wrong window")
+    await bob.expect("PRIVMSG")
+    await alice.send(f"REDACT bob {gone}")
+    await bob.expect("REDACT")
+    got = await batch(bob, "CHATHISTORY LATEST alice * 10")
+    assert [(m.source, m.command, m.params) for m in got] == [
+        (mask(alice), "REDACT", ["bob", gone])]
+    assert [m.params for m in await batch(alice, "CHATHISTORY LATEST bob * 10")] == [
+        ["bob", gone]]

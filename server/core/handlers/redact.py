@@ -16,16 +16,24 @@ from chat import numerics as N
 from chat.message import Message
 from chat.msgid import is_msgid
 from chat.names import CHANTYPES
-from server.history.model import FoundMessage
+from chat.servertime import parse_time
+from server.history.model import REDACT_EVENT, FoundMessage
 
-from ..history import STORED_COMMANDS, connection_key, conversation_of, sender_key
-from ..relay import relay_wire
+from ..history import (
+    REDACT_CAP,
+    STORED_COMMANDS,
+    StoreMessage,
+    connection_key,
+    conversation_of,
+    message_to_store,
+    sender_key,
+)
+from ..relay import Relay, relay_wire
 
 if TYPE_CHECKING:
     from ..core import ServerCore
     from ..state import Channel, Client
 
-REDACT_CAP = "draft/message-redaction"
 REASON_MAX = 300  # bytes of a reason; the relayed line must still fit
 
 
@@ -117,12 +125,21 @@ def _answered(
     core.emit(RedactMessage(key, msgid))
     params = [target, msgid, reason] if reason else [target, msgid]
     if channel is not None:
-        _to_channel(core, client, channel, params)
+        relay = _to_channel(core, client, channel, params)
     else:
-        _to_partner(core, client, target, key, params)
+        relay = _to_partner(core, client, target, key, params)
+    # Kept in history too, for those who were away: sent to them in CHATHISTORY.
+    event = message_to_store(
+        key, relay.params[0], client.mask, REDACT_EVENT, [" ".join(relay.params[1:])], None,
+        relay.msgid, round(parse_time(relay.time) * 1000), sender=sender_key(core, client),
+    )
+    if event is not None:
+        core.emit(StoreMessage(event))
 
 
-def _to_channel(core: ServerCore, client: Client, channel: Channel, params: list[str]) -> None:
+def _to_channel(
+    core: ServerCore, client: Client, channel: Channel, params: list[str]
+) -> Relay:
     params[0] = channel.name
     relay = core.new_relay(client.mask, "REDACT", params)
     core.fan_out(channel.members, relay, exclude=client, need_cap=REDACT_CAP)
@@ -130,11 +147,12 @@ def _to_channel(core: ServerCore, client: Client, channel: Channel, params: list
     if core.cluster:
         core.publish("msg", (channel.folded,), core.uid(client), t=channel.folded, st="",
                      cap=REDACT_CAP, r=relay_wire(client, relay))
+    return relay
 
 
 def _to_partner(
     core: ServerCore, client: Client, nick: str, key: str, params: list[str]
-) -> None:
+) -> Relay:
     """A private message's REDACT goes where the message went: to the nick, if it is
     still online (its window is stale on every node either way)."""
     partner = core.nicks.get(core.fold(nick))
@@ -152,6 +170,7 @@ def _to_partner(
         if core.cluster:  # other nodes may cache the conversation's window
             core.publish("stale", (), core.uid(client), h=key)
     core.deliver(client, relay)
+    return relay
 
 
 def _cut(reason: str) -> str:
