@@ -39,6 +39,15 @@ class _HistoryRequest:
     pages: int = 1
 
 
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """What a chathistory batch held, whether shown or not: ``count`` messages, the
+    newest (the last) with ``newest_msgid``."""
+
+    count: int
+    newest_msgid: str | None
+
+
 @dataclass(slots=True)
 class _Targets:
     """CHATHISTORY TARGETS asked after a reconnect: conversations with messages since
@@ -298,7 +307,10 @@ class ChatHistory:
             line = s.history_line(m, at, buf)
             if line is not None:
                 lines.append(line)
-        self._done(buf, self._pop(buf), lines, now)
+        # Paging goes by what the server sent, shown or not (a CTCP, an ignored sender):
+        # its count against the limit, and its newest msgid for the next AFTER page.
+        newest = next((m.tags["msgid"] for m, _ in reversed(messages) if m.tags.get("msgid")), None)
+        self._done(buf, self._pop(buf), lines, now, _Answer(len(messages), newest))
 
     def on_fail(self, params: list[str]) -> bool:
         """``FAIL CHATHISTORY <code> ...`` (or WARN, NOTE): the request it answers ends.
@@ -318,13 +330,18 @@ class ChatHistory:
         return False
 
     def _done(
-        self, buf: Buffer, req: _HistoryRequest | None, lines: list[Line], now: float
+        self,
+        buf: Buffer,
+        req: _HistoryRequest | None,
+        lines: list[Line],
+        now: float,
+        answer: _Answer,
     ) -> None:
         s = self._session
         added, older = buf.merge(lines, above=req is not None and req.kind == "before")
         buf.history_loading = s.fold(buf.name) in self._requests
         kind = req.kind if req is not None else "latest"
-        if req is not None and kind in ("latest", "before") and len(lines) < req.limit:
+        if req is not None and kind in ("latest", "before") and answer.count < req.limit:
             buf.history_complete = True
         if req is not None and req.gap:
             key = s.fold(buf.name)
@@ -341,10 +358,10 @@ class ChatHistory:
                     buf.unread += 1
                     buf.highlights += line.highlight
                     buf.activity = True
-            caught_up = len(added) < len(lines) or len(lines) < req.limit
-            if not caught_up and req.pages < MAX_GAP_PAGES and lines[-1].msgid:
+            caught_up = len(added) < len(lines) or answer.count < req.limit
+            if not caught_up and req.pages < MAX_GAP_PAGES and answer.newest_msgid:
                 nxt = _HistoryRequest("after", req.limit, gap=True, pages=req.pages + 1)
-                self._request(buf, nxt, "AFTER", f"msgid={lines[-1].msgid}")
+                self._request(buf, nxt, "AFTER", f"msgid={answer.newest_msgid}")
             else:
                 self._gap.pop(key, None)
                 more = "" if caught_up else " (older ones skipped)"

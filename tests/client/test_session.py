@@ -412,6 +412,35 @@ def test_reconnect_rejoins_and_fills_the_gap_once() -> None:
     assert buf.unread == 3  # the missed ones count as unread (plus m7, seen while current)
 
 
+def test_paging_counts_what_the_server_sent_not_what_is_shown() -> None:
+    s = chat_session(history_lines=3, ignore=("dave!*@*",))
+    buf = s.buffer("#t")
+    assert buf is not None
+    # A full page of which a CTCP and an ignored sender are not shown: more may exist.
+    rows = [("bob", "one", "M1", T0 + 1), ("carol", "\x01PING 1\x01", "M2", T0 + 2),
+            ("dave", "ignored", "M3", T0 + 3)]
+    feed(s, history_batch("b1", "#t", rows))
+    assert texts(buf) == ["one"] and not buf.history_complete
+    assert s.request_older(buf, NOW)
+    assert s.take_outgoing() == ["CHATHISTORY BEFORE #t msgid=M1 3"]
+    feed(s, history_batch("b2", "#t", [("dave", "x", "M0", T0)]))
+    assert buf.history_complete
+
+    # The gap fill pages on from the newest message sent, shown or not.
+    s.connection_lost(NOW)
+    s.connection_made(NOW + 5)
+    feed(s, CHAT_BURST, NOW + 5)
+    assert feed(s, CHAT_JOIN, NOW + 5) == ["CHATHISTORY AFTER #t msgid=M1 3"]
+    page = [("bob", "two", "M4", T0 + 4), ("dave", "a", "M5", T0 + 5), ("dave", "b", "M6", T0 + 6)]
+    assert feed(s, history_batch("g1", "#t", page)) == ["CHATHISTORY AFTER #t msgid=M6 3"]
+    page = [("dave", "c", "M7", T0 + 7), ("dave", "d", "M8", T0 + 8), ("dave", "e", "M9", T0 + 9)]
+    assert feed(s, history_batch("g2", "#t", page)) == ["CHATHISTORY AFTER #t msgid=M9 3"]
+    assert feed(s, history_batch("g3", "#t", [("bob", "three", "M10", T0 + 10)])) == []
+    assert texts(buf) == ["one", "two", "three"]
+    assert [ln.text for ln in buf.lines if "reconnected" in ln.text] == [
+        "— reconnected, fetched 2 missed messages —"]
+
+
 def test_reconnect_without_history_says_so_once() -> None:
     s = ngircd_session()
     buf = s.buffer("#t")
