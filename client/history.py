@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from chat.message import Message
-from chat.servertime import format_time
+from chat.servertime import format_time, parse_time
 
 from .model import MESSAGE_KINDS, Buffer, BufferChanged, BufferKind, Event, HistoryAdded, Line
 
@@ -42,10 +42,12 @@ class _HistoryRequest:
 @dataclass(frozen=True, slots=True)
 class _Answer:
     """What a chathistory batch held, whether shown or not: ``count`` messages, the
-    newest (the last) with ``newest_msgid``."""
+    newest (the last) with ``newest_msgid``, the oldest (the first) with a msgid and a
+    server time at ``oldest`` (time, msgid)."""
 
     count: int
     newest_msgid: str | None
+    oldest: tuple[float, str] | None
 
 
 @dataclass(slots=True)
@@ -109,6 +111,9 @@ class ChatHistory:
         # renamed by a NICK): they are dropped, not shown in a reopened buffer.
         self._orphans: dict[str, int] = {}
         self._targets: _Targets | None = None  # a CHATHISTORY TARGETS in flight
+        # Buffer key -> (time, msgid) of the oldest message a LATEST or BEFORE answer held,
+        # shown or not: PageUp goes on from there when it is older than every line.
+        self._floor: dict[str, tuple[float, str]] = {}
 
     # ------------------------------------------------------------------ the session's life
 
@@ -130,10 +135,14 @@ class ChatHistory:
             self._orphan(key)
         self._requests.pop(key, None)
         self._gap.pop(key, None)
+        self._floor.pop(key, None)
 
     def query_renamed(self, buf: Buffer, old_key: str, now: float) -> None:
         """A NICK renamed a query to another key. Answers come back under the name asked
         for: ask again under the new one (the server keeps the conversation by account)."""
+        floor = self._floor.pop(old_key, None)
+        if floor is not None:  # the same conversation: the server keeps it by account
+            self._floor[self._session.fold(buf.name)] = floor
         if old_key not in self._requests:
             return
         kinds = {req.kind for req in self._requests[old_key]}
@@ -170,9 +179,12 @@ class ChatHistory:
         ):
             return False
         limit = self._limit()
-        msgid = buf.oldest_msgid()
-        if msgid is not None:
-            ref = f"msgid={msgid}"
+        oldest = buf.oldest_message()
+        floor = self._floor.get(s.fold(buf.name))
+        if floor is not None and (oldest is None or floor[0] < oldest.time):
+            ref = f"msgid={floor[1]}"  # a page with nothing shown (all deletions, say)
+        elif oldest is not None:
+            ref = f"msgid={oldest.msgid}"
         elif buf.lines:
             ref = f"timestamp={format_time(buf.lines[0].time)}"
         else:
@@ -308,9 +320,11 @@ class ChatHistory:
             if line is not None:
                 lines.append(line)
         # Paging goes by what the server sent, shown or not (a CTCP, an ignored sender):
-        # its count against the limit, and its newest msgid for the next AFTER page.
+        # its count against the limit, its newest msgid for the next AFTER page, its
+        # oldest for the next BEFORE one.
         newest = next((m.tags["msgid"] for m, _ in reversed(messages) if m.tags.get("msgid")), None)
-        self._done(buf, self._pop(buf), lines, now, _Answer(len(messages), newest))
+        oldest = next(filter(None, (_stamp(m) for m, _ in messages)), None)
+        self._done(buf, self._pop(buf), lines, now, _Answer(len(messages), newest, oldest))
 
     def on_fail(self, params: list[str]) -> bool:
         """``FAIL CHATHISTORY <code> ...`` (or WARN, NOTE): the request it answers ends.
@@ -343,6 +357,14 @@ class ChatHistory:
         kind = req.kind if req is not None else "latest"
         if req is not None and kind in ("latest", "before") and answer.count < req.limit:
             buf.history_complete = True
+        floor = self._floor.get(s.fold(buf.name))
+        if (
+            req is not None
+            and kind in ("latest", "before")
+            and answer.oldest is not None
+            and (floor is None or answer.oldest[0] < floor[0])
+        ):
+            self._floor[s.fold(buf.name)] = answer.oldest
         if req is not None and req.gap:
             key = s.fold(buf.name)
             fetched = self._gap.get(key, 0) + len(added)
@@ -409,3 +431,14 @@ class ChatHistory:
         else:
             del self._orphans[key]
         return True
+
+
+def _stamp(msg: Message) -> tuple[float, str] | None:
+    """(server time, msgid) of a history message; None without both."""
+    msgid, stamp = msg.tags.get("msgid"), msg.tags.get("time")
+    if not msgid or not stamp:
+        return None
+    try:
+        return parse_time(stamp), msgid
+    except (ValueError, OverflowError, OSError):
+        return None

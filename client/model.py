@@ -173,11 +173,11 @@ class Buffer:
 
         return sorted(self.members.values(), key=key)
 
-    def oldest_msgid(self) -> str | None:
-        """The msgid of the oldest message line (the CHATHISTORY BEFORE reference)."""
+    def oldest_message(self) -> Line | None:
+        """The oldest message line with a msgid (a CHATHISTORY BEFORE reference)."""
         for line in self.lines:
             if line.msgid and line.kind in MESSAGE_KINDS:
-                return line.msgid
+                return line
         return None
 
     def find_message(self, msgid: str) -> Line | None:

@@ -441,6 +441,21 @@ def test_paging_counts_what_the_server_sent_not_what_is_shown() -> None:
         "— reconnected, fetched 2 missed messages —"]
 
 
+def test_pageup_goes_on_past_a_page_with_nothing_shown() -> None:
+    s = chat_session(history_lines=2, ignore=("dave!*@*",))
+    buf = s.buffer("#t")
+    assert buf is not None
+    feed(s, history_batch("b1", "#t", [("bob", "a", "M5", T0 + 5), ("bob", "b", "M6", T0 + 6)]))
+    assert s.request_older(buf, NOW)
+    assert s.take_outgoing() == ["CHATHISTORY BEFORE #t msgid=M5 2"]
+    feed(s, history_batch("b2", "#t", [("dave", "x", "M3", T0 + 3), ("dave", "y", "M4", T0 + 4)]))
+    assert texts(buf) == ["a", "b"] and not buf.history_complete
+    assert s.request_older(buf, NOW)
+    assert s.take_outgoing() == ["CHATHISTORY BEFORE #t msgid=M3 2"]  # not M5 again
+    feed(s, history_batch("b3", "#t", [("bob", "c", "M2", T0 + 2)]))
+    assert texts(buf) == ["c", "a", "b"] and buf.history_complete
+
+
 def test_reconnect_without_history_says_so_once() -> None:
     s = ngircd_session()
     buf = s.buffer("#t")
