@@ -4,7 +4,8 @@ Who may: the sender (the same account, or the same connection when not logged in
 for ``redact_window`` seconds; a channel's operators, any message of their channel;
 IRC operators, any channel message. The store keeps the message as a tombstone (no
 text, never served by CHATHISTORY, still a reference), and the REDACT reaches the
-conversation's members that negotiated the capability, the way a PRIVMSG would.
+conversation's members that negotiated the capability, the way a PRIVMSG would; it is
+stored too, and CHATHISTORY serves it to them, for those who were away.
 """
 
 from __future__ import annotations
