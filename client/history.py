@@ -6,7 +6,8 @@ what it missed (AFTER its newest msgid, paged until caught up: the gap fill); Pa
 pages back (BEFORE). A query does the same, but only when logged in (servers keep
 private history only between accounts), and after a reconnect CHATHISTORY TARGETS
 opens queries for the conversations that got messages meanwhile. Answers come as
-batches, merged into their buffer by time and msgid.
+batches, merged into their buffer by time and msgid. A deletion in an answer (REDACT,
+draft/message-redaction) is no line: the message's line gets its placeholder.
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ class HistorySession(Protocol):
         self, nick: str, now: float, switch: bool = True, *, fetch: bool = True
     ) -> Buffer | None: ...
     def history_line(self, msg: Message, now: float, buf: Buffer) -> Line | None: ...
+    def history_redaction(self, msg: Message, now: float, buf: Buffer) -> str | None: ...
 
 
 class ChatHistory:
@@ -306,24 +308,38 @@ class ChatHistory:
             return
         s = self._session
         name = params[0]
+        deletions = [(m, at) for m, at in messages if m.command == "REDACT"]
+        others = [(m, at) for m, at in messages if m.command != "REDACT"]
         if s.is_channel(name):
             buf = s.buffer(name)
         elif self._orphan_answer(name):  # the query was closed or renamed meanwhile
             return
+        elif deletions and not others:  # nothing to open a query for
+            buf = s.buffer(name)
         else:  # a server may send a conversation unasked: it opens the query
             buf = s.open_query(name, now, switch=False, fetch=False)
         if buf is None:
             return
+        # Deletions made while we were away (draft/message-redaction) are no lines: a
+        # line with that msgid gets its placeholder, and the message itself, should this
+        # answer (whichever comes first) or a later one still hold it, is not shown.
+        deleted: set[str] = set()
+        for m, at in deletions:
+            msgid = s.history_redaction(m, at, buf)
+            if msgid is not None:
+                deleted.add(msgid)
+                buf.seen.add(msgid)
         lines = []
-        for m, at in messages:
+        for m, at in others:
             line = s.history_line(m, at, buf)
-            if line is not None:
+            if line is not None and line.msgid not in deleted:
                 lines.append(line)
         # Paging goes by what the server sent, shown or not (a CTCP, an ignored sender):
         # its count against the limit, its newest msgid for the next AFTER page, its
-        # oldest for the next BEFORE one.
-        newest = next((m.tags["msgid"] for m, _ in reversed(messages) if m.tags.get("msgid")), None)
-        oldest = next(filter(None, (_stamp(m) for m, _ in messages)), None)
+        # oldest for the next BEFORE one (a deletion's only when there is nothing else).
+        refs = [m for m, _ in others or messages]
+        newest = next((m.tags["msgid"] for m in reversed(refs) if m.tags.get("msgid")), None)
+        oldest = next(filter(None, map(_stamp, refs)), None)
         self._done(buf, self._pop(buf), lines, now, _Answer(len(messages), newest, oldest))
 
     def on_fail(self, params: list[str]) -> bool:

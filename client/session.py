@@ -1821,8 +1821,31 @@ class Session:
             buf = self.buffer(target)
         else:
             return
-        if buf is None:
-            return
+        if buf is not None:
+            self._redact(buf, msg, msgid, now)
+
+    def history_redaction(self, msg: Message, now: float, buf: Buffer) -> str | None:
+        """A REDACT in a chathistory batch for ``buf`` (a deletion made while we were not
+        there to see it): the msgid it deletes, None when it is not about ``buf``. A line
+        of ``buf`` with that msgid is replaced as by a live REDACT."""
+        p = msg.params
+        if len(p) < 2 or not p[1]:
+            return None
+        target = p[0].lstrip(self.prefix_symbols)
+        if buf.is_channel != self.is_channel(target) or (
+            buf.is_channel and self.fold(target) != self.fold(buf.name)
+        ):
+            return None  # (a query's may name either side, under any of its nicks)
+        self._redact(buf, msg, p[1], now, history=True)
+        return p[1]
+
+    def _redact(
+        self, buf: Buffer, msg: Message, msgid: str, now: float, *, history: bool = False
+    ) -> None:
+        """Replace the message line of ``buf`` with ``msgid`` by its placeholder (unknown
+        messages, and ones deleted already, are ignored)."""
+        p = msg.params
+        nick = self._source_nick(msg)
         old = buf.find_message(msgid)
         if old is None or old.redacted:
             return
@@ -1837,7 +1860,7 @@ class Session:
         text += f": {reason})" if reason else ")"
         new = replace(old, text=text, spans=(Span(text),), highlight=False, redacted=True)
         if buf.replace(old, new):
-            when = self._msg_time(msg, now)
+            when = self._msg_time(msg, now, history)
             self.emit(LineRedacted(buf, old, new, by, reason, when, by_sender))
 
     # --- batches and history (client/history.py)

@@ -10,14 +10,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from chat.servertime import parse_time
+from chat.servertime import format_time, parse_time
 from client.chatlog import TIME_FORMAT, ChatLog
 from client.headless import format_redaction
-from client.model import BufferKind, Kind, LineAdded, LineRedacted
+from client.model import BufferKind, HistoryAdded, Kind, LineAdded, LineRedacted
 from client.session import Session
 from tests.conftest import RunningServer
 
-from .helpers import NOW, T0, chat_session, feed, history_batch, make, privmsg, texts
+from .helpers import NOW, T0, all_text, chat_session, feed, history_batch, make, privmsg, texts
 from .netutil import ChatClient, has_texts, messages
 from .recorded import CHAT_BURST
 
@@ -25,13 +25,17 @@ CAP = "draft/message-redaction"
 REDACT_TIME = "2026-11-21T07:00:00.000Z"
 
 
-def redact_session(channels: tuple[str, ...] = ("#t",)) -> Session:
+_LS, _ACK, *_REST = CHAT_BURST
+BURST = [f"{_LS} {CAP}", f"{_ACK} {CAP}", *_REST]  # our server, recorded, with the cap
+LOGIN = ":test.server 900 alice alice!~a@h alice :You are now logged in as alice"
+
+
+def redact_session(channels: tuple[str, ...] = ("#t",), **kw: object) -> Session:
     """Registered against our server (recorded) offering draft/message-redaction, in #t
-    with bob and carol, #t current."""
-    s = make(channels=channels)
+    with bob and carol, #t current (its history asked for: ``CHATHISTORY LATEST``)."""
+    s = make(channels=channels, **kw)
     s.connection_made(NOW)
-    ls, ack, *rest = CHAT_BURST
-    feed(s, [f"{ls} {CAP}", f"{ack} {CAP}", *rest])
+    feed(s, BURST)
     if "#t" in channels:
         feed(s, [":alice!~a@h JOIN #t", ":bob!b@h JOIN #t", ":carol!c@h JOIN #t"])
         s.switch("#t")
@@ -48,6 +52,30 @@ def redact(nick: str, target: str, msgid: str, reason: str | None = None) -> str
 
 def redacted(s: Session) -> list[LineRedacted]:
     return [e for e in s.take_events() if isinstance(e, LineRedacted)]
+
+
+def stored_redact(
+    batch: str, nick: str, target: str, msgid: str, t: float, reason: str | None = None
+) -> str:
+    """A REDACT in a chathistory batch, as the server keeps it: at the deletion's time,
+    with its own msgid (``r-`` and the deleted one's)."""
+    tail = f" :{reason}" if reason is not None else ""
+    tags = f"@batch={batch};time={format_time(t)};msgid=r-{msgid};account={nick}"
+    return f"{tags} :{nick}!~{nick}@host REDACT {target} {msgid}{tail}"
+
+
+def batch(ref: str, target: str, lines: list[str]) -> list[str]:
+    return [f":test.server BATCH +{ref} chathistory {target}", *lines,
+            f":test.server BATCH -{ref}"]  # fmt: skip
+
+
+def rejoin(s: Session, *lines: str) -> list[str]:
+    """Lose the connection, register again and rejoin #t (first ``lines``, such as a
+    LOGIN); what the session sent on the rejoin."""
+    s.connection_lost(NOW, "Connection reset")
+    s.connection_made(NOW + 60)
+    feed(s, [*lines, *BURST], NOW + 60)
+    return feed(s, [":alice!~a@h JOIN #t", ":bob!b@h JOIN #t", ":carol!c@h JOIN #t"], NOW + 60)
 
 
 # ---------------------------------------------------------------------- capability
@@ -179,6 +207,191 @@ def test_history_lines_can_be_deleted() -> None:
     assert buf is not None
     assert texts(buf) == ["(message deleted by carol: off topic)", "older news"]
     assert [ln.history for ln in buf.lines if ln.msgid == "h-1"] == [True]
+
+
+# ---------------------------------------------------------------------- REDACT in history
+
+
+def test_join_history_applies_deletions_and_never_shows_a_deleted_text() -> None:
+    s = redact_session()
+    buf = s.buffer("#t")
+    assert buf is not None
+    # A live message comes before the history answer; it was deleted meanwhile.
+    feed(s, [privmsg("bob", "#t", "live, then deleted", "m4", T0 + 4)])
+    s.take_events()
+    h = "h1"
+    out = feed(s, batch(h, "#t", [
+        privmsg("bob", "#t", "hello", "m1", T0 + 1, batch=h),
+        # Merged by time, a deletion can come before the message it deletes, or after.
+        stored_redact(h, "carol", "#t", "m2", T0 + 2.5, "spam"),
+        privmsg("dave", "#t", "buy my stuff", "m2", T0 + 2, batch=h),
+        privmsg("erin", "#t", "my password is hunter2", "m3", T0 + 3, batch=h),
+        stored_redact(h, "erin", "#t", "m3", T0 + 3.5),
+        privmsg("bob", "#t", "live, then deleted", "m4", T0 + 4, batch=h),
+        stored_redact(h, "bob", "#t", "m4", T0 + 5, "oops"),
+        stored_redact(h, "carol", "#t", "m0", T0 + 6),  # unknown here: ignored
+        stored_redact(h, "carol", "#elsewhere", "m1", T0 + 7),  # not this channel's
+    ]))  # fmt: skip
+    assert out == []
+    assert texts(buf) == ["hello", "(message deleted: oops)"]
+    assert {ln.kind for ln in buf.lines} == {Kind.JOIN, Kind.MESSAGE}  # no line of a REDACT
+    assert not {"buy my stuff", "my password is hunter2", "live, then deleted"} & set(all_text(s))
+    events = s.take_events()
+    [deletion] = [e for e in events if isinstance(e, LineRedacted)]
+    assert (deletion.old.msgid, deletion.by, deletion.reason) == ("m4", "bob", "oops")
+    assert deletion.by_sender and deletion.time == T0 + 5  # the deletion's server time
+    [added] = [e for e in events if isinstance(e, HistoryAdded)]
+    assert [ln.text for ln in added.lines] == ["hello"]
+    assert buf.history_complete  # 9 of the 100 asked for: that was all
+    # The deleted ones stay unseen: a later answer cannot show them either.
+    feed(s, history_batch("h2", "#t", [("dave", "buy my stuff", "m2", T0 + 2),
+                                       ("erin", "my password is hunter2", "m3", T0 + 3)]))
+    assert texts(buf) == ["hello", "(message deleted: oops)"]
+    assert s.buffer("carol") is None and s.buffer("#elsewhere") is None
+
+
+def test_the_gap_fill_after_a_reconnect_applies_the_deletions_made_meanwhile() -> None:
+    s = redact_session(history_lines=2)
+    buf = s.buffer("#t")
+    assert buf is not None
+    feed(s, batch("h0", "#t", []))
+    feed(s, [privmsg("bob", "#t", "join my network", "m1", T0 + 1),
+             privmsg("bob", "#t", "alice: did you see it?", "m2", T0 + 2)])
+    assert buf.lines[-1].highlight
+    s.switch(0)  # elsewhere: what was missed counts as unread
+    unread, highlights = buf.unread, buf.highlights
+    s.take_events()
+
+    assert rejoin(s) == ["CHATHISTORY AFTER #t msgid=m2 2"]
+    # A full page of deletions (one of a message never seen here): ask on from the last.
+    g = "g1"
+    out = feed(s, batch(g, "#t", [stored_redact(g, "carol", "#t", "m1", T0 + 10, "spam"),
+                                  stored_redact(g, "carol", "#t", "m0", T0 + 11, "spam")]))
+    assert out == ["CHATHISTORY AFTER #t msgid=r-m0 2"]
+    g = "g2"
+    out = feed(s, batch(g, "#t", [privmsg("bob", "#t", "alice: ping", "m3", T0 + 12, batch=g),
+                                  stored_redact(g, "bob", "#t", "m2", T0 + 13)]))
+    assert out == ["CHATHISTORY AFTER #t msgid=m3 2"]  # a message, not a deletion
+    g = "g3"
+    out = feed(s, batch(g, "#t", [stored_redact(g, "bob", "#t", "m2", T0 + 13)]))  # again
+    assert out == []  # caught up
+    assert texts(buf) == ["(message deleted by carol: spam)", "(message deleted)", "alice: ping"]
+    notes = [ln.text for ln in buf.lines if "reconnected" in ln.text]
+    assert notes == ["— reconnected, fetched 1 missed message —"]  # not the deletions
+    assert (buf.unread, buf.highlights) == (unread + 1, highlights + 1)  # "alice: ping"
+    events = s.take_events()
+    assert [(e.old.msgid, e.by, e.time) for e in events if isinstance(e, LineRedacted)] == [
+        ("m1", "carol", T0 + 10), ("m2", "bob", T0 + 13)]
+    assert [e.count for e in events if isinstance(e, HistoryAdded)] == [1]
+    assert [b.name for b in s.buffers] == ["server", "#t"]  # none opened
+
+
+def test_a_reconnect_with_only_deletions_missed() -> None:
+    s = redact_session()
+    buf = s.buffer("#t")
+    assert buf is not None
+    feed(s, batch("h0", "#t", []))
+    feed(s, [privmsg("bob", "#t", "typo", "m1", T0 + 1)])
+    assert rejoin(s) == ["CHATHISTORY AFTER #t msgid=m1 100"]
+    feed(s, batch("g1", "#t", [stored_redact("g1", "bob", "#t", "m1", T0 + 2)]))
+    assert texts(buf) == ["(message deleted)"]
+    assert buf.lines[-1].text == "— reconnected, no missed messages —"
+    # The next reconnect asks from the same message; its deletion is not applied twice.
+    assert rejoin(s) == ["CHATHISTORY AFTER #t msgid=m1 100"]
+    s.take_events()
+    feed(s, batch("g2", "#t", [stored_redact("g2", "bob", "#t", "m1", T0 + 2)]))
+    assert redacted(s) == [] and texts(buf) == ["(message deleted)"]
+
+
+def test_page_up_applies_deletions_and_pages_from_real_messages() -> None:
+    s = redact_session(history_lines=3)
+    buf = s.buffer("#t")
+    assert buf is not None
+    feed(s, history_batch("h1", "#t", [("bob", f"n{i}", f"m{i}", T0 + i) for i in (7, 8, 9)]))
+    s.take_events()
+    assert s.request_older(buf, NOW)
+    assert s.take_outgoing() == ["CHATHISTORY BEFORE #t msgid=m7 3"]
+    h = "b1"
+    feed(s, batch(h, "#t", [
+        stored_redact(h, "carol", "#t", "m1", T0 + 4),  # the oldest of the page
+        privmsg("bob", "#t", "n5", "m5", T0 + 5, batch=h),
+        privmsg("bob", "#t", "n6", "m6", T0 + 6, batch=h),
+    ]))  # fmt: skip
+    assert texts(buf) == ["n5", "n6", "n7", "n8", "n9"]
+    assert not buf.history_complete  # a full page: maybe more
+    [added] = [e for e in s.take_events() if isinstance(e, HistoryAdded)]
+    assert added.count == 2
+    assert s.request_older(buf, NOW)
+    assert s.take_outgoing() == ["CHATHISTORY BEFORE #t msgid=m5 3"]  # a real message's
+    # A page of deletions only (m1's again, two of messages older still).
+    h = "b2"
+    feed(s, batch(h, "#t", [stored_redact(h, "carol", "#t", "m2", T0 + 3.5),
+                            stored_redact(h, "carol", "#t", "m3", T0 + 3.6),
+                            stored_redact(h, "carol", "#t", "m1", T0 + 4)]))
+    assert texts(buf) == ["n5", "n6", "n7", "n8", "n9"] and not buf.history_complete
+    assert s.request_older(buf, NOW)
+    assert s.take_outgoing() == ["CHATHISTORY BEFORE #t msgid=r-m2 3"]  # past them
+    # A server that still returns the deleted messages: they are not shown.
+    feed(s, history_batch("b3", "#t", [("bob", "n1", "m1", T0 + 1), ("bob", "n2", "m2", T0 + 2),
+                                       ("bob", "n3", "m3", T0 + 3)]))
+    assert texts(buf) == ["n5", "n6", "n7", "n8", "n9"] and redacted(s) == []
+
+
+def test_query_history_applies_deletions_of_either_side() -> None:
+    s = redact_session(channels=())
+    feed(s, [LOGIN])
+    out = feed(s, [privmsg("bob", "alice", "psst", "p1", T0 + 1),
+                   privmsg("alice", "bob", "what?", "p2", T0 + 2)])
+    assert out == ["CHATHISTORY LATEST bob * 100"]
+    query = s.buffer("bob")
+    assert query is not None
+    counts = (query.unread, query.highlights)
+    h = "q1"
+    feed(s, batch(h, "bob", [
+        privmsg("bob", "alice", "psst", "p1", T0 + 1, batch=h),
+        privmsg("alice", "bob", "what?", "p2", T0 + 2, batch=h),
+        stored_redact(h, "bob", "alice", "p1", T0 + 3),  # bob deleted his: to us
+        stored_redact(h, "alice", "bob", "p2", T0 + 4, "nm"),  # we did (another session)
+        privmsg("bob", "alice", "gone", "p3", T0 + 5, batch=h),
+        stored_redact(h, "bob", "alice", "p3", T0 + 6),
+        stored_redact(h, "bob", "#t", "p4", T0 + 7),  # a channel's: not this query's
+    ]))  # fmt: skip
+    assert texts(query) == ["(message deleted)", "(message deleted: nm)"]
+    assert [(e.buffer, e.by) for e in redacted(s)] == [(query, "bob"), (query, "alice")]
+    assert (query.unread, query.highlights) == counts  # nothing new
+    # A conversation not open that had only deletions opens no query.
+    assert feed(s, batch("q2", "carol", [stored_redact("q2", "carol", "alice", "c1", T0)])) == []
+    assert s.buffer("carol") is None
+
+
+def test_the_chat_log_records_a_deletion_learnt_from_history_once(tmp_path: Path) -> None:
+    s = redact_session()
+    log = ChatLog(tmp_path)
+
+    def logged(lines: list[str]) -> None:
+        feed(s, lines)
+        for event in s.take_events():
+            log.handle(event)
+
+    logged(batch("h0", "#t", []))
+    logged([privmsg("bob", "#t", "buy my stuff", "m1", T0 + 1)])
+    rejoin(s)
+    g = "g1"
+    logged(batch(g, "#t", [privmsg("dave", "#t", "never seen", "m2", T0 + 2, batch=g),
+                           stored_redact(g, "carol", "#t", "m1", T0 + 3, "spam"),
+                           stored_redact(g, "dave", "#t", "m2", T0 + 4)]))
+    rejoin(s)  # again: the same deletion comes again
+    logged(batch("g2", "#t", [stored_redact("g2", "carol", "#t", "m1", T0 + 3, "spam")]))
+    log.close()
+
+    def stamp(t: float) -> str:
+        return time.strftime(TIME_FORMAT, time.localtime(t))
+
+    written = (tmp_path / "#t.log").read_text(encoding="utf-8").splitlines()
+    assert [ln for ln in written if "<" in ln or "deleted" in ln] == [
+        f"{stamp(T0 + 1)} <bob> buy my stuff",
+        f"{stamp(T0 + 3)} -!- carol deleted bob's message of {stamp(T0 + 1)}: spam",
+    ]
 
 
 def test_private_messages_are_found_in_the_query_with_the_other_party() -> None:
