@@ -7,6 +7,7 @@ then end-to-end cases against our real server over TCP.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from client.session import Session
 from tests.conftest import RunningServer
 
 from .helpers import NOW, T0, all_text, chat_session, feed, history_batch, make, privmsg, texts
-from .netutil import ChatClient, has_texts, messages
+from .netutil import DEADLINE, ChatClient, has_texts, messages
 from .recorded import CHAT_BURST
 
 CAP = "draft/message-redaction"
@@ -641,3 +642,56 @@ async def test_the_server_refusing_a_deletion_is_an_error_line(
     assert theirs.lines[-1].text.startswith("Message not deleted: ")
     assert theirs.lines[-1].text.endswith("(REDACT_FORBIDDEN)")
     assert texts(theirs) == texts(mine) == ["not yours to delete"]  # still there
+
+
+async def test_a_deletion_made_while_away_is_applied_when_back(
+    server: RunningServer, clients: list[ChatClient], tmp_path: Path
+) -> None:
+    alice = ChatClient.start(server.port, "alice", ("#room",))
+    bob = ChatClient.start(server.port, "bob", ("#room",))
+    clients += [alice, bob]
+    mine, theirs = await alice.joined("#room"), await bob.joined("#room")
+    log = ChatLog(tmp_path / "logs")
+    bob.conn.subscribe(log.handle)
+    alice.conn.switch("#room")
+    alice.conn.input("hello")
+    alice.conn.input("the door code is 1234")
+    for c, buf in ((alice, mine), (bob, theirs)):
+        await c.wait(lambda buf=buf: has_texts(buf, ["hello", "the door code is 1234"]), "it")
+    [secret] = [ln for ln in messages(mine) if ln.text == "the door code is 1234"]
+
+    # bob's connection goes down; meanwhile alice deletes it, and says something else.
+    s = bob.session
+    bob.gate.close()
+    bob.conn.drop()
+    await asyncio.wait_for(bob.gate.waiting.wait(), DEADLINE)  # waiting to reconnect
+    alice.conn.input("/redact")
+    await alice.wait(lambda: any(ln.redacted for ln in mine.lines), "the confirmation")
+    alice.conn.input("sorry, wrong window")
+    await alice.wait(lambda: has_texts(mine, ["sorry, wrong window"]), "the echo")
+    bob.gate.open()
+    await bob.wait(lambda: s.connects == 2 and s.registered, "the reconnect")
+    await bob.wait(
+        lambda: has_texts(theirs, ["sorry, wrong window"]) and not theirs.history_loading,
+        "the gap fill",
+    )
+    assert [ln for ln in bob.sent if ln.startswith("CHATHISTORY AFTER")] == [
+        f"CHATHISTORY AFTER #room msgid={secret.msgid} 100"]
+    assert texts(theirs) == ["hello", "(message deleted)", "sorry, wrong window"]
+    [line] = [ln for ln in theirs.lines if ln.msgid == secret.msgid]
+    assert line.redacted and line.nick == "alice"
+    assert [(e.by, e.by_sender) for e in bob.events if isinstance(e, LineRedacted)] == [
+        ("alice", True)]
+    notes = [ln.text for ln in theirs.lines if "reconnected" in ln.text]
+    assert notes == ["— reconnected, fetched 1 missed message —"]  # not the deletion
+    log.close()
+    written = (tmp_path / "logs" / "#room.log").read_text(encoding="utf-8")
+    assert written.count("alice deleted their message of") == 1
+
+    # A new client for bob, joining: the join history neither has it nor says REDACT.
+    other = ChatClient.start(server.port, "bob2", ("#room",))
+    clients.append(other)
+    fresh = await other.joined("#room")
+    assert texts(fresh) == ["hello", "sorry, wrong window"]
+    assert not any("1234" in ln.text or "REDACT" in ln.text for ln in fresh.lines)
+    assert not any(isinstance(e, LineRedacted) for e in other.events)
