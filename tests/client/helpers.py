@@ -93,3 +93,16 @@ def all_text(s: Session) -> list[str]:
             out += [ln.text, ln.nick, ln.prefix]
             out.extend(sp.text for sp in ln.spans)
     return out
+
+
+def run(s: Session, text: str) -> list[str]:
+    """What the user typed: the lines it sends."""
+    s.input(text, NOW)
+    return s.take_outgoing()
+
+
+def last_error(s: Session) -> str:
+    """The text of the current buffer's last line, an error line."""
+    line = s.current.lines[-1]
+    assert line.kind is Kind.ERROR, line
+    return line.text

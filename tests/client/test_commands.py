@@ -7,18 +7,7 @@ import pytest
 from client.model import BufferClosed, BufferKind, Kind, QuitRequested
 from client.session import Session, split_text
 
-from .helpers import NOW, chat_session, feed, make, ngircd_session, texts
-
-
-def run(s: Session, text: str) -> list[str]:
-    s.input(text, NOW)
-    return s.take_outgoing()
-
-
-def last_error(s: Session) -> str:
-    line = s.current.lines[-1]
-    assert line.kind is Kind.ERROR, line
-    return line.text
+from .helpers import NOW, chat_session, feed, last_error, make, ngircd_session, run, texts
 
 
 @pytest.fixture

@@ -18,7 +18,19 @@ from client.model import BufferKind, HistoryAdded, Kind, LineAdded, LineRedacted
 from client.session import Session
 from tests.conftest import RunningServer
 
-from .helpers import NOW, T0, all_text, chat_session, feed, history_batch, make, privmsg, texts
+from .helpers import (
+    NOW,
+    T0,
+    all_text,
+    chat_session,
+    feed,
+    history_batch,
+    last_error,
+    make,
+    privmsg,
+    run,
+    texts,
+)
 from .netutil import DEADLINE, ChatClient, has_texts, messages
 from .recorded import CHAT_BURST
 
@@ -485,17 +497,6 @@ def test_fail_redact_is_an_error_line_in_the_buffer_concerned() -> None:
 
 
 # ---------------------------------------------------------------------- /redact
-
-
-def run(s: Session, text: str) -> list[str]:
-    s.input(text, NOW)
-    return s.take_outgoing()
-
-
-def last_error(s: Session) -> str:
-    line = s.current.lines[-1]
-    assert line.kind is Kind.ERROR, line
-    return line.text
 
 
 def chatted(s: Session) -> None:
