@@ -226,11 +226,18 @@ async def test_messages_sent_before_logging_in_stay_the_connections(
     assert await history(alice, "#r") == []
 
 
-async def test_private_messages_between_accounts(server: RunningServer) -> None:
+async def two_accounts(server: RunningServer) -> tuple[IRCTestClient, IRCTestClient]:
+    """alice and bob, each logged in to an account of that name: their private
+    messages are kept."""
     alice = await server.client("alice", CAPS)
     bob = await server.client("bob", CAPS)
     for c in (alice, bob):
         await register(c)
+    return alice, bob
+
+
+async def test_private_messages_between_accounts(server: RunningServer) -> None:
+    alice, bob = await two_accounts(server)
     first = await say(alice, "bob", "one")
     await bob.expect("PRIVMSG")
     second = await say(alice, "bob", "two")
@@ -373,10 +380,7 @@ async def test_join_playback_carries_the_redact(server: RunningServer) -> None:
 
 
 async def test_private_history_carries_the_redact(server: RunningServer) -> None:
-    alice = await server.client("alice", CAPS)
-    bob = await server.client("bob", CAPS)
-    for c in (alice, bob):
-        await register(c)
+    alice, bob = await two_accounts(server)
     gone = await say(alice, "bob", "wrong window")
     await bob.expect("PRIVMSG")
     await alice.send(f"REDACT bob {gone}")
