@@ -48,6 +48,7 @@ class ServerConfig:
     max_targets: int = 4  # TARGMAX for PRIVMSG/NOTICE and friends
     whowas_size: int = 256  # nicks remembered for WHOWAS; 0 turns WHOWAS off
     monitor_limit: int = 100  # nicks one client may MONITOR (ISUPPORT MONITOR)
+    accept_limit: int = 50  # users one client may ACCEPT past its +g (ISUPPORT ACCEPT)
     sendq: int = 1 << 20  # bytes queued to one client before it is disconnected
     registration_timeout: float = 60.0
     ping_interval: float = 120.0  # idle seconds before the server pings a client

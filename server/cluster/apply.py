@@ -114,6 +114,8 @@ def snapshot(core: ServerCore) -> Event:
         record = user_record(client)
         record["uid"] = core.uid(client)
         record["ch"] = {f: ch.members.get(client, "") for f, ch in client.channels.items()}
+        if client.accepting:  # caller ID: the users it lets through (+g)
+            record["acc"] = [core.uid(user) for user in client.accepting]
         users.append(record)
         for folded, channel in client.channels.items():
             if folded not in chans:
@@ -231,6 +233,7 @@ def _remove_remote(core: ServerCore, client: Client) -> None:
             from server.core.handlers.nickserv import nick_freed
 
             nick_freed(core, client.folded)
+    core.accept.forget(client)
     if client.remote is not None:
         core.remote.pop(client.remote, None)
 
@@ -520,6 +523,41 @@ def _on_umode(core: ServerCore, event: Event) -> None:
         client.modes.discard(str(event["m"]))
 
 
+def _users(core: ServerCore, uids: Iterable[Any]) -> list[Client]:
+    """The users behind ``uids`` that this node knows (an accept list's entries)."""
+    found = (resolve(core, str(uid)) for uid in uids)
+    return [user for user in found if user is not None and user.closing is None]
+
+
+def _on_accept(core: ServerCore, event: Event) -> None:
+    """A remote user's accept list changed: our copy, which our users' messages to it
+    are checked against (caller ID is enforced on the sender's node)."""
+    owner = core.remote.get(event["u"])
+    if owner is not None:
+        core.accept.replace(owner, _users(core, event["a"]))
+
+
+def _on_callerid(core: ServerCore, event: Event) -> None:
+    """A user of another node messaged one of ours through +g, and was refused there:
+    718 to ours (at most once a minute), and ``informed`` back when it went out."""
+    from server.core.handlers.callerid import notify
+
+    target = resolve(core, str(event["to"]))
+    if target is None or target.remote is not None or target.closing is not None:
+        return
+    if "g" in target.modes and notify(core, target, str(event["s"]), str(event["h"])):
+        core.publish("informed", (), core.uid(target), to=str(event["u"]), t=target.nick)
+
+
+def _on_informed(core: ServerCore, event: Event) -> None:
+    """The +g user of another node was told of our user's message: 717 to ours."""
+    from server.core.handlers.callerid import informed
+
+    sender = resolve(core, str(event["to"]))
+    if sender is not None and sender.remote is None and sender.closing is None:
+        informed(core, sender, str(event["t"]))
+
+
 def _account(record: Any) -> str | None:
     account = record.get("account")
     return str(account) if account is not None else None
@@ -652,6 +690,9 @@ _HANDLERS = {
     "invite": _on_invite,
     "setname": _on_setname,
     "umode": _on_umode,
+    "accept": _on_accept,
+    "callerid": _on_callerid,
+    "informed": _on_informed,
     "wallops": _on_wallops,
     "knock": _on_knock,
     "snotice": _on_snotice,
@@ -752,6 +793,11 @@ def remote_snapshot(core: ServerCore, snap: Event) -> None:
             client.channels[folded] = channel
             relay = core.new_relay(client.mask, "JOIN", [channel.name])
             announce_join(core, client, channel, relay)
+    # Accept lists once every user of the snapshot is known (they may name each other).
+    for uid, record in want.items():
+        owner = core.remote.get(uid)
+        if owner is not None and (owner.accepting or record.get("acc")):
+            core.accept.replace(owner, _users(core, record.get("acc", ())))
 
 
 def recovered(core: ServerCore, folded: str, rows: list[StoredMessage]) -> None:

@@ -5,8 +5,8 @@ An event is a JSON object. Every event carries ``n`` (the originating node), ``g
 per-channel counter for each channel the event touches), so a receiver can tell
 when it missed something. ``k`` names the kind: up, nick, quit, join, part, kick,
 topic, mode, msg, kill, away, account, newacct, dropacct, markread, chanreg, chandrop,
-memo, invite, setname, umode, wallops, knock, ban, unban, snotice, want (from the core)
-and hb, bye (from the bus); hello is still understood.
+memo, invite, setname, umode, accept, callerid, informed, wallops, knock, ban, unban,
+snotice, want (from the core) and hb, bye (from the bus); hello is still understood.
 """
 
 from __future__ import annotations

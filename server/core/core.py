@@ -34,6 +34,7 @@ from server.history.model import DirectPair, StoredMessage
 
 from . import caps as caps_mod
 from .bans import BanList
+from .callerid import AcceptIndex
 from .cloak import cloak_host
 from .connlimits import ConnectionLimits, HostRate, host_key
 from .flood import FloodGate
@@ -173,6 +174,7 @@ class ServerCore:
         self.command_counts: dict[str, int] = {}  # STATS m: commands seen by name
         self.whowas = WhowasLog(config.whowas_size)
         self.monitor = MonitorIndex()
+        self.accept = AcceptIndex()  # caller ID (+g): accept lists, both ways
         self.snotice_users: dict[Client, None] = {}  # local operators with user mode +s
         self.stats = CoreStats()
         self._time_ms = -1
@@ -397,6 +399,7 @@ class ServerCore:
                 self.write(client, closing_link(client.host, reason))
                 self._set_closing(client, reason)
                 client.channels.clear()
+                self.accept.forget(client)
                 if not client.out:
                     self._dirty.append(client)
         # connection_lost skips quit() for closing clients: drop what quit() would have.
@@ -1004,6 +1007,7 @@ class ServerCore:
             self.remove_member(channel, client)
         if client.folded and self.nicks.get(client.folded) is client:
             del self.nicks[client.folded]
+        self.accept.forget(client)  # off every accept list, and its own list gone
         if send_error:
             self.write(client, closing_link(client.host, reason))
         self._set_closing(client, reason)

@@ -24,6 +24,7 @@ class Client:
     """One connection, registered or not. The transport only reads ``out`` and ``closing``."""
 
     __slots__ = (
+        "accepting",
         "account",
         "away",
         "cap_negotiating",
@@ -88,6 +89,9 @@ class Client:
         self.invites: set[str] = set()  # folded channel names this connection may enter
         self.knocks: dict[str, float] | None = None  # KNOCK: folded channel -> when (clock)
         self.monitoring: dict[str, str] | None = None  # MONITOR list: folded -> as written
+        # ACCEPT list (caller ID, +g): the users let through, in the order added; made
+        # on the first ACCEPT (kept in step with ServerCore.accept, see callerid.py).
+        self.accepting: dict[Client, None] | None = None
         self.oper_name: str | None = None
         self.connected_at = now
         self.last_recv = now

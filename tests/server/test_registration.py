@@ -63,7 +63,7 @@ async def raw_register(c: IRCTestClient, nick: str, *, user_first: bool = False)
 
 
 BURST = [
-    "001", "002", "003", "004", "005", "005",
+    "001", "002", "003", "004", "005", "005", "005",
     "251", "252", "253", "254", "255", "265", "266",
     "375", "372", "372", "376",
 ]  # fmt: skip
@@ -80,7 +80,7 @@ async def test_welcome_burst_in_either_order(server: RunningServer, user_first: 
     )
     assert burst[1] == numeric("002", "alice", f"Your host is {SERVER}, running version {VERSION}")
     assert burst[2].params[1].startswith("This server was created ")
-    modes = ("BRiosw", "Ibeiklmnoqrstv", "Ibekloqv")  # user, channel, channel with a parameter
+    modes = ("BRgiosw", "Ibeiklmnoqrstv", "Ibekloqv")  # user, channel, channel with a parameter
     assert burst[3] == numeric("004", "alice", SERVER, VERSION, *modes)
     # The connection is usable afterwards and nothing else is pending.
     assert await c.sync() == []
@@ -108,6 +108,8 @@ async def test_isupport_tokens(server: RunningServer) -> None:
     assert tokens["TOPICLEN"] == str(cfg.topiclen)
     assert tokens["NETWORK"] == "TestNet"
     assert tokens["STATUSMSG"] == "@+"
+    assert tokens["CALLERID"] == "g"
+    assert tokens["ACCEPT"] == str(cfg.accept_limit)
     assert "UTF8ONLY" in tokens and tokens["UTF8ONLY"] is None
     if history_on(server):
         assert tokens["CHATHISTORY"] == str(cfg.chathistory_limit)

@@ -57,7 +57,7 @@ async def test_myinfo_advertises_w(server: RunningServer) -> None:
     server.clients.append(c)
     burst = await c.register("alice")
     (myinfo,) = [m for m in burst if m.command == "004"]
-    assert myinfo.params[3] == "BRiosw"
+    assert myinfo.params[3] == "BRgiosw"
 
 
 # ---------------------------------------------------------------------- WALLOPS

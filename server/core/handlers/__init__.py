@@ -8,6 +8,7 @@ from .. import history
 from . import (
     accounts,
     bans,
+    callerid,
     channels,
     help,
     messaging,
@@ -52,6 +53,7 @@ COMMANDS: dict[str, tuple[Handler, int]] = {
     "WHOIS": (queries.handle_whois, 1),
     "WHOWAS": (queries.handle_whowas, 1),
     "MONITOR": (monitor.handle_monitor, 1),
+    "ACCEPT": (callerid.handle_accept, 1),
     "ISON": (queries.handle_ison, 1),
     "USERHOST": (queries.handle_userhost, 1),
     "OPER": (operator.handle_oper, 2),

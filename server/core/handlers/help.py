@@ -18,6 +18,10 @@ WRAP = 300  # characters of names per line: a notice or numeric around them fits
 
 # Subject -> lines; the first is the syntax (or a title), shown in RPL_HELPSTART.
 TOPICS: dict[str, tuple[str, ...]] = {
+    "ACCEPT": ("ACCEPT <nick>[,<nick>...] | ACCEPT -<nick>[,...] | ACCEPT *",
+               "With user mode +g only users on your accept list reach you in private: "
+               "adds them (-<nick> removes; * lists). An entry follows nick changes and "
+               "goes when the user quits."),
     "ADMIN": ("ADMIN", "Who runs this server, and how to reach them."),
     "AUTHENTICATE": ("AUTHENTICATE PLAIN, then AUTHENTICATE <base64>",
                      "SASL PLAIN login (request the sasl capability first); see also NICKSERV."),
@@ -93,7 +97,8 @@ TOPICS: dict[str, tuple[str, ...]] = {
     "TOPIC": ("TOPIC <#channel> [:<topic>]", "Shows or sets a channel's topic."),
     "UMODES": ("User modes",
                "+i invisible; +w receive WALLOPS; +B a bot; +R private messages only from "
-               "logged-in users; +o operator (OPER), +s server notices (operators)."),
+               "logged-in users; +g private messages only from your ACCEPT list (caller "
+               "ID); +o operator (OPER), +s server notices (operators)."),
     "USER": ("USER <username> 0 * :<realname>", "Registration, with NICK."),
     "USERHOST": ("USERHOST <nick> ...", "Hostmasks of up to five nicks."),
     "VERIFY": ("VERIFY <account> <code>", "Account verification (nothing needs it here)."),

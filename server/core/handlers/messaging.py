@@ -11,6 +11,7 @@ from chat.names import CHANTYPES
 from ..relay import relay_wire
 from ..targets import TargetGate
 from .accounts import SERVICE_NAMES
+from .callerid import blocks as callerid_blocks
 from .channels import is_banned, is_quieted
 from .chanserv import chanserv
 from .memoserv import memoserv, offline_hint
@@ -205,6 +206,8 @@ def _to_nick(
         _error(core, client, command, N.ERR_NEEDREGGEDNICK, target.nick,
                "You must be logged in to an account to message this user")
         return
+    if "g" in target.modes and callerid_blocks(core, client, target, command):
+        return  # caller ID: not on the target's ACCEPT list (716/717/718 in callerid.py)
     if not _may_start_talking(core, client, target):
         _error(core, client, command, N.ERR_TARGCHANGE, target.nick,
                "Targets changing too fast, message dropped")

@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 
 FLAG_MODES = frozenset("imnrst")  # r: only users logged in to an account may join
 # User modes anyone may set or unset on themselves; R: private messages only from
-# users logged in to an account.
-SELF_USER_MODES = frozenset("iwBR")
+# users logged in to an account; g: only from users on one's ACCEPT list (caller ID).
+SELF_USER_MODES = frozenset("iwBRg")
 PARAM_MODES_PER_COMMAND = 4  # ISUPPORT MODES=4
 MAX_BANS = 100  # per list: ISUPPORT MAXLIST=b:100,e:100,I:100,q:100
 # List modes: letter -> (entry numeric, end numeric, end text). The quiet list's

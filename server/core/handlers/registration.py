@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ..state import Client
 
 # RPL_MYINFO: bot, registered-only PMs, invisible, operator, server notices, wallops
-USER_MODES = "BRiosw"
+USER_MODES = "BRgiosw"
 CHANNEL_MODES = "Ibeiklmnoqrstv"  # RPL_MYINFO; those with a parameter follow it
 
 
@@ -343,8 +343,10 @@ def isupport_tokens(core: ServerCore) -> list[str]:
     cfg = core.config
     targets = cfg.max_targets
     return [
+        f"ACCEPT={cfg.accept_limit}",
         f"AWAYLEN={cfg.awaylen}",
         "BOT=B",
+        "CALLERID=g",
         f"CASEMAPPING={cfg.casemapping}",
         f"CHANLIMIT={CHANTYPES}:{cfg.max_channels}",
         "CHANMODES=beIq,k,l,imnrst",
