@@ -83,6 +83,7 @@ def fuzz_config(**overrides: Any) -> ServerConfig:
         cloak_key="fuzz",
         max_channels=4,
         max_targets=3,
+        accept_limit=3,
         max_clients=12,
         max_per_host=4,
         throttle_burst=6,
@@ -360,6 +361,8 @@ class CoreHarness:
             _fail(f"checks left unanswered: {core.pending_answers}")
         if core.snotice_users:
             _fail(f"server-notice users left: {core.snotice_users}")
+        if core.accept.accepted_by or core.accept.told:
+            _fail(f"accept lists left: {core.accept.accepted_by}, {core.accept.told}")
         if tuple(core.bans) != self.saved_bans:
             _fail("the bans in force are not the last ones saved")
         self.check_errors()
@@ -665,8 +668,33 @@ class CoreHarness:
         for client in core._flooded:
             if live.get(client.conn_id) is not client:
                 _fail(f"flood queue kept for a dead client {client!r}")
+        self.check_accept_lists(live)
         if len(core._pending_history) > len(self.requests):
             _fail("the core waits for history answers nobody was asked for")
+
+    def check_accept_lists(self, live: dict[int, Client]) -> None:
+        """Caller ID: every list holds live users, within the limit, and the reverse index
+        says exactly the same; nobody gone is on a list, or has one."""
+        core = self.core
+        index = core.accept
+        pairs: set[tuple[Client, Client]] = set()
+        for client in core.clients.values():
+            if client.accepting is None:
+                continue
+            if client.closing is not None or not client.registered:
+                _fail(f"{client!r} keeps an accept list after leaving (or before registering)")
+            if not client.accepting or len(client.accepting) > self.config.accept_limit:
+                _fail(f"{client!r} has an accept list of {len(client.accepting)}")
+            pairs |= {(client, user) for user in client.accepting}
+        for owner, user in pairs:
+            if live.get(user.conn_id) is not user or user.closing is not None:
+                _fail(f"{owner!r} accepts {user!r}, who is gone")
+        reverse = {(owner, user) for user, owners in index.accepted_by.items() for owner in owners}
+        if reverse != pairs or any(not owners for owners in index.accepted_by.values()):
+            _fail(f"accept index {index.accepted_by} disagrees with the lists {pairs}")
+        for client in index.told:
+            if live.get(client.conn_id) is not client:
+                _fail(f"caller ID notice time kept for a dead client {client!r}")
 
     # ------------------------------------------------------------------ conveniences
 

@@ -84,7 +84,7 @@ target = st.one_of(
     nick,
     st.sampled_from(["NickServ", "nickserv", "ChanServ", "MemoServ"]),
 )
-modestring = st.text(alphabet="+-beklovimnrstwqaxOIR", min_size=0, max_size=8)
+modestring = st.text(alphabet="+-beklovimnrstwqaxOIRg", min_size=0, max_size=8)
 mode_arg = st.one_of(
     good_nick,
     st.sampled_from(["*!*@*", "ali*", "*!~bob@*", "key", "3", "0", "-1", "٣", "a,b", "",
@@ -209,6 +209,7 @@ def command_line(draw: st.DrawFn) -> str:
                 "HELP",
                 "MARKREAD",
                 "REDACT",
+                "ACCEPT",
                 "BOGUS",
             ]
         )
@@ -350,6 +351,11 @@ def command_line(draw: st.DrawFn) -> str:
                                         "SEND bob " + "x" * 301]))]
     elif kind == "HELP":
         params = [draw(st.one_of(st.sampled_from(["join", "KILL", "cs", "*", "cmodes"]), middle))]
+    elif kind == "ACCEPT":
+        # Adds, removals (-nick) and lists (*), mixed in one comma list as clients may.
+        entry = st.one_of(good_nick, good_nick.map(lambda n: "-" + n), nick,
+                          st.sampled_from(["*", "-", "", "-*", "--alice"]))
+        params = [",".join(draw(st.lists(entry, min_size=1, max_size=5)))]
     elif kind == "KNOCK":
         params = [draw(st.one_of(good_channel, channel_list, good_nick))]
         if draw(st.booleans()):

@@ -294,6 +294,21 @@ def test_shutdown_leaves_no_nick_or_channel_behind() -> None:
         assert h.core.clients == {}
 
 
+def test_shutdown_leaves_no_accept_list_behind() -> None:
+    # Was (found by fuzz_core before caller ID was committed): shutdown() skips quit(), so
+    # the closing clients kept their accept lists, and their places on others', until the
+    # transport reported each connection lost.
+    with harness() as h:
+        alice = h.register("alice")
+        bob = h.register("bob")
+        h.send_line(alice, "MODE alice +g")
+        h.send_line(alice, "ACCEPT bob")
+        h.send_line(bob, "ACCEPT alice")
+        h.shutdown()  # check_state: nobody closing keeps a list or is on one
+        assert h.core.accept.accepted_by == {}
+        h.finish()
+
+
 # ---------------------------------------------------------------------- the checker itself
 
 
