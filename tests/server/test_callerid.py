@@ -196,13 +196,40 @@ async def test_channels_are_unaffected_and_minus_g_lifts_it(server: RunningServe
     assert await gets(alice, bob, "in private again")
 
 
-async def test_messaging_someone_does_not_accept_them(server: RunningServer) -> None:
+async def test_whoever_a_g_user_messages_may_answer(server: RunningServer) -> None:
+    """As on solanum: a +g user's PRIVMSG puts its target on its list."""
     alice = await server.client("alice")
     await plus_g(alice)
     bob = await server.client("bob")
-    assert await gets(bob, alice, "hello bob")  # a +g user may write to anyone
-    assert not await gets(alice, bob, "hello back")  # unlike solanum: no automatic entry
+    carol = await server.client("carol")
+    await ask(alice, f"NOTICE {carol.nick} :a notice adds no one")
     assert await accept_list(alice) == []
+    assert await gets(bob, alice, "hello bob")  # a +g user may write to anyone
+    assert await accept_list(alice) == ["bob"]
+    assert await gets(alice, bob, "hello back")
+    assert not await gets(alice, carol, "and me?")
+    # An operator is not added: operators get through anyway.
+    oper = await server.client("oper")
+    assert "381" in [m.command for m in await ask(oper, f"OPER {OPER_NAME} :{OPER_PASSWORD}")]
+    assert await gets(oper, alice, "hello oper")
+    assert await accept_list(alice) == ["bob"]
+
+
+@pytest.mark.parametrize(
+    "server_config", [suite_config(accept_limit=1)], ids=["accept-limit-1"]
+)
+async def test_with_the_list_full_the_target_cannot_answer(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    await plus_g(alice)
+    await server.client("bob")
+    carol = await server.client("carol")
+    assert await ask(alice, "ACCEPT bob") == []
+    await carol.sync()
+    msgs = await ask(alice, f"PRIVMSG {carol.nick} :hi carol")
+    assert [(m.command, m.params[1]) for m in msgs] == [("494", "carol")]
+    assert [m.params[-1] for m in only(await carol.sync(), "PRIVMSG")] == ["hi carol"]
+    assert await accept_list(alice) == ["bob"]
+    assert not await gets(alice, carol, "cannot answer")
 
 
 # ---------------------------------------------------------------------- against the core

@@ -6,7 +6,9 @@ told of it, ``717``; the target is told (``718``) at most once a minute, whoever
 sender (charybdis's ``caller_id_wait``). A NOTICE or TAGMSG is dropped without a word to
 either side: Modern IRC forbids automatic replies to NOTICE, and a TAGMSG (typing, a
 reaction) is no reason to disturb anyone. Operators, messages to oneself and accepted
-users get through. Unlike solanum, messaging someone does not put them on your own list.
+users get through. As on solanum, a +g user's PRIVMSG puts its target on its own list
+(unless the target is an operator, who gets through anyway), so that it can be answered;
+with the list full, ``494`` says that it cannot.
 
 Clustered, the sender's node decides (it alone can refuse before the message is stored
 and relayed), from its copy of the target's list: every ACCEPT change publishes the whole
@@ -71,9 +73,27 @@ def handle_accept(core: ServerCore, client: Client, msg: Message) -> None:
         else:
             core.accept.add(client, user)
             changed = True
-    if changed and core.cluster:
+    if changed:
+        _publish(core, client)
+
+
+def _publish(core: ServerCore, client: Client) -> None:
+    """Clustered: ``client``'s whole list, as uids, for the other nodes' copies."""
+    if core.cluster:
         core.publish("accept", (), core.uid(client),
                      a=[core.uid(user) for user in client.accepting or ()])  # fmt: skip
+
+
+def let_answer(core: ServerCore, client: Client, target: Client) -> None:
+    """``client`` (+g) sent ``target`` a PRIVMSG: ``target`` may answer it."""
+    if target is client or "o" in target.modes or accepts(client, target):
+        return
+    if len(client.accepting or ()) >= core.config.accept_limit:
+        core.reply(client, N.ERR_OWNMODE, target.nick,
+                   "is not on your accept list, which is full: they cannot answer you (+g)")
+        return
+    core.accept.add(client, target)
+    _publish(core, client)
 
 
 def _list(core: ServerCore, client: Client) -> None:

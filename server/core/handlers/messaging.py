@@ -12,6 +12,7 @@ from ..relay import relay_wire
 from ..targets import TargetGate
 from .accounts import SERVICE_NAMES
 from .callerid import blocks as callerid_blocks
+from .callerid import let_answer
 from .channels import is_banned, is_quieted
 from .chanserv import chanserv
 from .memoserv import memoserv, offline_hint
@@ -223,8 +224,11 @@ def _to_nick(
             core.deliver(target, relay)
         if stored is not None and core.cluster:  # other nodes may cache this conversation
             core.publish("stale", (), core.uid(client), h=stored)
-    if command == "PRIVMSG" and target.away is not None:
-        core.reply(client, N.RPL_AWAY, target.nick, target.away)
+    if command == "PRIVMSG":
+        if target.away is not None:
+            core.reply(client, N.RPL_AWAY, target.nick, target.away)
+        if "g" in client.modes:  # caller ID: whoever a +g user messages may answer
+            let_answer(core, client, target)
     if (
         "echo-message" in client.caps
         and target is not client
