@@ -225,6 +225,7 @@ class Session:
         self._nick_attempt = 0
         self.nick = self._wanted_nick
         self.away = False
+        self.user_modes = ""  # a new connection starts without the old one's (+g, +i...)
         self._quitting = False
         self._out.clear()
         self.notify.forget_states()

@@ -134,6 +134,18 @@ def test_nick_in_use_fallbacks_and_retry_on_reconnect() -> None:
     assert "NICK alice" in s.take_outgoing()
 
 
+def test_user_modes_follow_mode_lines_and_are_forgotten_on_reconnect() -> None:
+    s = chat_session(channels=())
+    feed(s, [":alice!~alice@host MODE alice :+gi"])
+    assert s.user_modes == "gi"
+    feed(s, [":alice!~alice@host MODE alice :-i"])
+    assert s.user_modes == "g"
+    # The server starts a new connection without them: the status line must not show +g.
+    s.connection_lost(NOW)
+    s.connection_made(NOW)
+    assert s.user_modes == ""
+
+
 def test_erroneous_nick_falls_back_to_a_short_valid_one() -> None:
     s = make(nick="averyveryverylongnick")
     s.connection_made(NOW)
