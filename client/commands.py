@@ -571,6 +571,32 @@ def _add_or_del(words: list[str], usage: str) -> tuple[bool, list[str]]:
     return adding, words
 
 
+@command(
+    "accept",
+    "/accept [NICK[,NICK...] | -NICK | *]",
+    "Caller ID: while you have user mode +g (/mode YOURNICK +g) only nicks you accept may"
+    " message you privately; -NICK takes it back; without NICK (or *): show the list.",
+)
+def _accept(s: Session, args: str, now: float) -> None:
+    """``ACCEPT nick,-nick`` (as on solanum and charybdis), then ``ACCEPT *`` to show
+    the list the server then has (it does not confirm a change)."""
+    if s.callerid_mode is None:
+        s.error("This server has no caller ID (+g)", now)
+        return
+    words = args.replace(",", " ").split()
+    if not words or words == ["*"]:
+        s.send("ACCEPT", "*")
+        return
+    entries: list[str] = []
+    for word in words:
+        nick = word.removeprefix("-")
+        if nick == "*" or s.is_channel(nick):
+            raise UsageError(f"Not a nick: {word!r} (usage: {COMMANDS['accept'].usage})")
+        _check_name(nick, "nick")
+        entries.append(word)
+    s.accept(list(dict.fromkeys(entries)))
+
+
 @command("unignore", "/unignore MASK...", "Stop ignoring a nick or mask.", online=False)
 def _unignore(s: Session, args: str, now: float) -> None:
     masks = [_check_name(word, "mask") for word in _need(args, 1, COMMANDS["unignore"].usage)]
@@ -699,12 +725,38 @@ def complete(s: Session, text: str, cursor: int) -> Completion:
                 senders.setdefault(fold(ln.nick), ln.nick)
         names = [n + " " for key, n in senders.items() if key.startswith(stem)]
         return Completion(start, cursor, names)
-    if buf.kind is BufferKind.CHANNEL:
-        members = sorted(buf.members.values(), key=lambda m: (-m.last_spoke, fold(m.nick)))
-        nicks = [m.nick for m in members if not s.is_me(m.nick)]
-    elif buf.kind is BufferKind.QUERY:
-        nicks = [buf.name]
-    else:
-        nicks = []
+    if text[:start].lower().startswith("/accept "):
+        return _complete_accept(s, start, word, cursor)
+    nicks = _buffer_nicks(s, buf)
     suffix = ": " if start == 0 else " "
     return Completion(start, cursor, [n + suffix for n in nicks if fold(n).startswith(stem)])
+
+
+def _buffer_nicks(s: Session, buf: Buffer) -> list[str]:
+    """Nicks to complete in ``buf``: a channel's members (recent speakers first, not
+    us), a query's partner."""
+    if buf.kind is BufferKind.CHANNEL:
+        members = sorted(buf.members.values(), key=lambda m: (-m.last_spoke, s.fold(m.nick)))
+        return [m.nick for m in members if not s.is_me(m.nick)]
+    if buf.kind is BufferKind.QUERY:
+        return [buf.name]
+    return []
+
+
+def _complete_accept(s: Session, start: int, word: str, cursor: int) -> Completion:
+    """/accept's nicks: the word's last one after ``,`` or ``-``; the current buffer's
+    nicks, then the partners of open queries."""
+    from .session import Completion
+
+    skip = word.rfind(",") + 1
+    if word[skip : skip + 1] == "-":
+        skip += 1
+    stem = s.fold(word[skip:])
+    nicks = _buffer_nicks(s, s.current)
+    nicks += [b.name for b in s.buffers if b.kind is BufferKind.QUERY]
+    found: dict[str, str] = {}  # folded -> as written, in order
+    for nick in nicks:
+        key = s.fold(nick)
+        if key.startswith(stem) and not s.is_me(nick):
+            found.setdefault(key, nick)
+    return Completion(start + skip, cursor, [n + " " for n in found.values()])

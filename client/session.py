@@ -88,6 +88,8 @@ MAX_NICK_ATTEMPTS = 30
 MAX_NAME = 200  # longest channel/nick accepted as a buffer name
 MAX_INPUT_LINES = 100  # lines one paste of plain text may send
 CTCP_REPLY_INTERVAL = 2.0  # seconds between automatic CTCP replies
+MAX_ACCEPT_LIST = 1000  # nicks of an accept list (281 lines) gathered for one line
+ACCEPT_CHUNK = 400  # bytes of nicks per ACCEPT line sent
 
 DEFAULT_PREFIX = ("ov", "@+")
 DEFAULT_CHANMODES = ("b", "k", "l", "imnst")
@@ -190,6 +192,8 @@ class Session:
         self.ignores = IgnoreList(config.ignore, self.fold)
         self._ison_polls: deque[list[str]] = deque()  # nicks of each ISON we sent, in order
         self._ison_skipped = 0  # keepalives without a poll while one was unanswered
+        self._accept_list: list[str] = []  # caller ID: the nicks of 281s, until the 282
+        self._accept_more = 0  # ... and how many more there were than MAX_ACCEPT_LIST
 
     # ------------------------------------------------------------------ driver API
 
@@ -230,6 +234,7 @@ class Session:
         self._out.clear()
         self.notify.forget_states()
         self._ison_polls.clear()
+        self._accept_list, self._accept_more = [], 0
         for buf in self.buffers:  # the server says again (JOIN, or asked for queries)
             buf.marked_ms = None
         self._send("CAP", "LS", "302")
@@ -517,6 +522,31 @@ class Session:
     @property
     def monitor_supported(self) -> bool:
         return "MONITOR" in self.isupport
+
+    @property
+    def callerid_mode(self) -> str | None:
+        """Caller ID's user mode letter (ISUPPORT ``CALLERID``; ``g`` when it names none),
+        None when the server has no caller ID."""
+        value = self.isupport.get("CALLERID")
+        if value is None:
+            return None
+        return value if len(value) == 1 and value.isalpha() else "g"
+
+    def accept(self, entries: list[str]) -> None:
+        """Caller ID: ``ACCEPT nick,-nick,...`` (in as many lines as it takes), then
+        ``ACCEPT *``. A change the server makes is not confirmed, so the list it then
+        holds is shown (after the refusals, 457/458/456, if any)."""
+        line: list[str] = []
+        size = 0
+        for entry in entries:
+            if line and size + len(entry.encode()) + 1 > ACCEPT_CHUNK:
+                self._send("ACCEPT", ",".join(line))
+                line, size = [], 0
+            line.append(entry)
+            size += len(entry.encode()) + 1
+        if line:
+            self._send("ACCEPT", ",".join(line))
+        self._send("ACCEPT", "*")
 
     def watch(self, nicks: list[str], now: float) -> None:
         """Add nicks to the notify list and, when connected, ask the server about them."""
@@ -1144,6 +1174,91 @@ class Session:
         online = (msg.params[-1] if len(msg.params) > 1 else "").split()
         for watched in self.notify.polled(asked, online):
             self._announce(watched, now)
+
+    # --- caller ID (user mode +g and ACCEPT, as on solanum and charybdis)
+
+    def _callerid_letter(self) -> str:
+        return self.callerid_mode or "g"
+
+    def _rpl_acceptlist(self, msg: Message, now: float) -> None:
+        """281 ``<me> <nick> <nick>...``: part of our accept list (the 282 shows it)."""
+        for param in msg.params[1:]:
+            for nick in param.split():
+                if len(self._accept_list) < MAX_ACCEPT_LIST:
+                    self._accept_list.append(plain(nick)[:MAX_NAME])
+                else:
+                    self._accept_more += 1
+
+    def _rpl_endofaccept(self, msg: Message, now: float) -> None:
+        """282: the end of the accept list: one line, where the user is."""
+        nicks, more = self._accept_list, self._accept_more
+        self._accept_list, self._accept_more = [], 0
+        text = f"Accepted: {', '.join(nicks)}" if nicks else "Your accept list is empty"
+        if more:
+            text += f" … and {more} more"
+        self._add(self.current, self._line(msg, now, Kind.INFO, text))
+
+    def _err_targumodeg(self, msg: Message, now: float) -> None:
+        """716 ``<me> <target> :is in +g mode``: our PRIVMSG to ``target`` was dropped."""
+        p = msg.params
+        if len(p) < 3:
+            self._numeric_error(msg, now)
+            return
+        text = (
+            f"{plain(p[1])} has +{self._callerid_letter()} (server-side ignore):"
+            " your message was not delivered"
+        )
+        self._add(self._target_buffer(p[1]), self._line(msg, now, Kind.ERROR, text))
+
+    def _rpl_targnotify(self, msg: Message, now: float) -> None:
+        """717 ``<me> <target> :has been informed``: follows a 716 when ``target`` was
+        told of our message (at most once a minute)."""
+        p = msg.params
+        if len(p) < 3:
+            self._numeric_error(msg, now)
+            return
+        text = f"{plain(p[1])} was told that you tried to message them"
+        self._add(self._target_buffer(p[1]), self._line(msg, now, Kind.INFO, text))
+
+    def _rpl_umodegmsg(self, msg: Message, now: float) -> None:
+        """718 ``<me> <sender> <user@host> :is messaging you``: our +g dropped a private
+        message. A highlight, as the message would have been (the server says so at
+        most once a minute), where the user is and in the sender's query; nothing for
+        an ignored sender."""
+        p = msg.params
+        if len(p) < 4:
+            self._numeric_error(msg, now)
+            return
+        sender, userhost = p[1], p[2]
+        if self.ignores.matches(f"{sender}!{userhost}"):
+            return
+        nick = plain(sender)[:MAX_NAME]
+        text = (
+            f"{nick} ({plain(userhost)[:MAX_NAME]}) is trying to message you, but you have"
+            f" +{self._callerid_letter()}: /accept {nick} to let them"
+        )
+        line = replace(self._line(msg, now, Kind.INFO, text), highlight=True)
+        self._add(self.current, line)
+        query = self.buffer(sender)
+        if query is not None and query is not self.current and query.kind is BufferKind.QUERY:
+            self._add(query, line)
+
+    def _err_accept(self, msg: Message, now: float) -> None:
+        """456 (the accept list is full), 457 (already on it), 458 (not on it): replies
+        to /accept, where the user is; 494 (a +g user's PRIVMSG could not put its target
+        on the full list), where the message was."""
+        p = msg.params
+        words = p[1:]  # "<nick> :<text>", or only the text (456)
+        text = " ".join([*map(plain, words[:-1]), *words[-1:]]) or msg.command
+        if msg.command == N.ERR_ACCEPTFULL:
+            limit = self.isupport.get("ACCEPT", "")
+            if limit.isdigit() and len(limit) < 6:
+                text += f" (at most {limit})"
+            text += ": /accept -NICK makes room"
+        buf = self.current
+        if msg.command == N.ERR_OWNMODE and len(p) > 2:
+            buf = self._target_buffer(p[1])
+        self._add(buf, self._line(msg, now, Kind.ERROR, text))
 
     def _nick_in_use(self, msg: Message, now: float) -> None:
         if self.state is State.CONNECTED:
@@ -2063,6 +2178,16 @@ _NUMERICS: dict[str, Handler] = {
     N.RPL_MONOFFLINE: Session._rpl_monoffline,
     N.ERR_MONLISTFULL: Session._err_monlistfull,
     N.RPL_ISON: Session._rpl_ison,
+    # Caller ID (user mode +g, ACCEPT), as on solanum and charybdis.
+    N.RPL_ACCEPTLIST: Session._rpl_acceptlist,
+    N.RPL_ENDOFACCEPT: Session._rpl_endofaccept,
+    N.ERR_TARGUMODEG: Session._err_targumodeg,
+    N.RPL_TARGNOTIFY: Session._rpl_targnotify,
+    N.RPL_UMODEGMSG: Session._rpl_umodegmsg,
+    N.ERR_ACCEPTFULL: Session._err_accept,
+    N.ERR_ACCEPTEXIST: Session._err_accept,
+    N.ERR_ACCEPTNOT: Session._err_accept,
+    N.ERR_OWNMODE: Session._err_accept,
     # Accounts and SASL (numbers as IRCv3 sasl-3.1 gives them).
     "900": Session._rpl_loggedin,
     "901": Session._rpl_loggedout,
