@@ -116,6 +116,7 @@ def build(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
             sasl_username=sasl_username,
             sasl_password=sasl_password,
             channels=tuple(dict.fromkeys(channels)),
+            user_modes=server.user_modes,
             server_label=server.name,
             scrollback=config.scrollback,
             history_lines=config.history_lines,

@@ -25,6 +25,7 @@ Example::
     port = 6697
     tls = true
     channels = ["#chat", "#dev"]
+    user_modes = "+g"                   # set on yourself after every connect (+g: caller ID)
     sasl_username = "alice"             # log in to this account at connect (SASL PLAIN)...
     sasl_password = "secret"            # ...or set CHAT_SASL_PASSWORD instead
     notify = ["carol"]                  # added to the list above on this server
@@ -51,6 +52,7 @@ from typing import Any
 
 from chat.names import is_valid_nick
 
+USER_MODES = re.compile(r"[+-][A-Za-z+-]{1,30}")  # what MODE <own nick> may take
 APP_DIR = "chat-client"
 FILE_NAME = "config.toml"
 
@@ -114,6 +116,7 @@ _SERVER_KEYS = {
     "sasl_username",
     "sasl_password",
     "channels",
+    "user_modes",
     "notify",
     "ignore",
 }
@@ -157,6 +160,7 @@ class ServerSettings:
     sasl_username: str | None = None  # SASL PLAIN at connect, with a password
     sasl_password: str | None = field(default=None, repr=False)
     channels: tuple[str, ...] = ()
+    user_modes: str = ""  # e.g. "+g": set on ourselves after every registration
     notify: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
 
@@ -343,6 +347,10 @@ def _server(name: str, table: Any) -> ServerSettings:
     for chan in channels:
         if not chan or any(c in chan for c in " ,\x07\r\n\0"):
             raise ConfigError(f"{where}.channels: invalid channel name {chan!r}")
+    user_modes = _str(table, "user_modes", f"{where}.user_modes")
+    if user_modes and not USER_MODES.fullmatch(user_modes):
+        raise ConfigError(f"{where}.user_modes: expected modes like \"+g\" or \"+iw-x\", "
+                          f"got {user_modes!r}")
     return ServerSettings(
         name=name,
         host=host,
@@ -356,6 +364,7 @@ def _server(name: str, table: Any) -> ServerSettings:
         sasl_username=sasl_username or None,
         sasl_password=sasl_password or None,
         channels=tuple(channels),
+        user_modes=user_modes,
         notify=_nick_list(table, "notify", f"{where}.notify"),
         ignore=_mask_list(table, "ignore", f"{where}.ignore"),
     )

@@ -108,6 +108,7 @@ class SessionConfig:
     sasl_username: str | None = None  # SASL PLAIN at connect when both are set
     sasl_password: str | None = field(default=None, repr=False)
     channels: tuple[str, ...] = ()  # joined after registration
+    user_modes: str = ""  # set on ourselves after every registration, e.g. "+g"
     server_label: str = "server"  # name of the server buffer
     scrollback: int = 2000
     max_buffers: int = MAX_BUFFERS
@@ -1102,6 +1103,8 @@ class Session:
                 names.append(buf.name)
                 keys.append(buf.key)
                 seen.add(self.fold(buf.name))
+        if self.config.user_modes:  # the server forgot them with the last connection
+            self._send("MODE", self.nick, self.config.user_modes)
         if first:
             for name in self.config.channels:
                 if name and self.fold(name) not in seen:

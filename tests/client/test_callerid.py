@@ -3,8 +3,11 @@ numerics that say a private message was dropped, shown where the user looks."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from client.config import load
 from client.model import BufferChanged, BufferKind, BufferOpened, Kind, Line, LineAdded
 from client.session import Session
 from client.ui.views import Views, status_fragments
@@ -12,6 +15,7 @@ from tests.conftest import RunningServer
 
 from .helpers import NOW, chat_session, feed, last_error, make, ngircd_session, privmsg, run
 from .netutil import ChatClient, has_texts, texts
+from .recorded import CHAT_BURST
 
 # Our server's ISUPPORT tokens for caller ID (the recorded burst predates them).
 CALLERID_005 = ":test.server 005 alice ACCEPT=50 CALLERID=g :are supported by this server"
@@ -322,3 +326,21 @@ async def test_caller_id_against_our_server(
     )
     refusal = list(a.current.lines)[-2]
     assert (refusal.kind, refusal.text) == (Kind.ERROR, "bob is not on your accept list")
+
+
+def test_configured_user_modes_are_set_after_every_registration(tmp_path: Path) -> None:
+    """``user_modes = "+g"`` in a server's table: the server forgets a connection's
+    modes, so the client sets them again after each registration."""
+    path = tmp_path / "config.toml"
+    path.write_text('[servers.home]\nhost = "h"\nuser_modes = "+gw"\n', encoding="utf-8")
+    assert load(path).servers["home"].user_modes == "+gw"
+    s = make(user_modes="+g")
+    s.connection_made(NOW)
+    sent = feed(s, CHAT_BURST)
+    assert sent[-1] == "MODE alice +g"
+    s.connection_lost(NOW + 1)
+    s.connection_made(NOW + 2)
+    assert feed(s, CHAT_BURST, NOW + 2).count("MODE alice +g") == 1
+    plain = make()
+    plain.connection_made(NOW)
+    assert not [line for line in feed(plain, CHAT_BURST) if line.startswith("MODE")]

@@ -102,6 +102,8 @@ def test_good_config(tmp_path: Path) -> None:
         ('[servers.x]\nhost = "h"\nport = 70000', "servers.x.port: expected an integer from 1"),
         ('[servers.x]\nhost = "h"\nchannels = "#a"', "servers.x.channels: expected a list"),
         ('[servers.x]\nhost = "h"\nchannels = ["#a b"]', "invalid channel name"),
+        ('[servers.x]\nhost = "h"\nuser_modes = "g"', "servers.x.user_modes: expected modes"),
+        ('[servers.x]\nhost = "h"\nuser_modes = "+g x"', "servers.x.user_modes: expected"),
         ('[servers.x]\nhost = "h"\nwhat = 1', "servers.x.what: unknown setting"),
         ('[servers.x]\nhost = "h"\nsasl_username = "a b"', "servers.x.sasl_username: expected"),
         ('[servers.x]\nhost = "h"\nsasl_username = 5', "servers.x.sasl_username: expected"),
