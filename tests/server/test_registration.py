@@ -80,7 +80,7 @@ async def test_welcome_burst_in_either_order(server: RunningServer, user_first: 
     )
     assert burst[1] == numeric("002", "alice", f"Your host is {SERVER}, running version {VERSION}")
     assert burst[2].params[1].startswith("This server was created ")
-    modes = ("BRgiosw", "Ibeiklmnoqrstv", "Ibekloqv")  # user, channel, channel with a parameter
+    modes = ("BRgiosw", "CIbceiklmnoqrstv", "Ibekloqv")  # user, channel, channel with a parameter
     assert burst[3] == numeric("004", "alice", SERVER, VERSION, *modes)
     # The connection is usable afterwards and nothing else is pending.
     assert await c.sync() == []
@@ -101,7 +101,7 @@ async def test_isupport_tokens(server: RunningServer) -> None:
     cfg = server.config
     assert tokens["CASEMAPPING"] == "rfc1459"
     assert tokens["CHANTYPES"] == "#&"
-    assert tokens["CHANMODES"] == "beIq,k,l,imnrst"
+    assert tokens["CHANMODES"] == "beIq,k,l,Ccimnrst"
     assert tokens["PREFIX"] == "(ov)@+"
     assert tokens["NICKLEN"] == str(cfg.nicklen)
     assert tokens["CHANNELLEN"] == str(cfg.channellen)

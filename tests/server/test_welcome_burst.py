@@ -90,7 +90,7 @@ def plain_burst(core: ServerCore, client: Client) -> list[bytes]:
         r(N.RPL_WELCOME, f"Welcome to the {cfg.network} IRC Network {client.mask}"),
         r(N.RPL_YOURHOST, f"Your host is {cfg.name}, running version {VERSION}"),
         r(N.RPL_CREATED, f"This server was created {format_time(core.created)}"),
-        r(N.RPL_MYINFO, cfg.name, VERSION, "BRgiosw", "Ibeiklmnoqrstv", "Ibekloqv"),
+        r(N.RPL_MYINFO, cfg.name, VERSION, "BRgiosw", "CIbceiklmnoqrstv", "Ibekloqv"),
         *plain_isupport(core, nick),
         *plain_lusers(core, nick),
         *plain_motd(core, nick),

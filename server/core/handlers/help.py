@@ -41,7 +41,8 @@ TOPICS: dict[str, tuple[str, ...]] = {
                "+b/+q/+e/+I <mask>: ban, quiet, ban exception, invite exception (EXTBANS "
                "for $a masks); +k <key>; +l <limit>; +i invite only; +m moderated; +n no "
                "outside messages; +s secret; +t only ops set the topic; +r only users "
-               "logged in may join; +o/+v <nick>: operator, voice."),
+               "logged in may join; +C no CTCPs but ACTION (/me); +c colours and "
+               "formatting stripped; +o/+v <nick>: operator, voice."),
     "EXTBANS": ("Account extbans in +b, +q, +e and +I",
                 "$a: anyone logged in; $a:<account glob>: those accounts; $~a: anyone not "
                 "logged in (MODE #chan +b $~a keeps them out)."),

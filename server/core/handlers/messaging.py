@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chat import numerics as N
+from chat.formatting import strip_formatting
 from chat.message import Message
 from chat.names import CHANTYPES
 
@@ -134,6 +135,12 @@ def _to_channel(
             core, client, command, N.ERR_CANNOTSENDTOCHAN, channel.name, "Cannot send to channel"
         )
         return
+    modes = channel.modes
+    if ("c" in modes or "C" in modes) and text:
+        filtered = _channel_filters(core, client, command, channel, text[0])
+        if filtered is None:
+            return
+        text = [filtered]
     target = status + channel.name
     relay = core.new_relay(client.mask, command, [target, *text], client_tags)
     if status:
@@ -150,6 +157,32 @@ def _to_channel(
                      cap=need_cap, r=relay_wire(client, relay))
     # History keeps what the channel saw: the text as cut to fit the relayed line.
     core.on_channel_message(channel, client, relay, command, relay.params[1:], client_tags, status)
+
+
+def _channel_filters(
+    core: ServerCore, client: Client, command: str, channel: Channel, text: str
+) -> str | None:
+    """Channel modes +c (colours and formatting stripped) and +C (no CTCPs but ACTION),
+    for everyone, operators and voiced users too, as on solanum: the text to relay, or
+    None when it is refused (412 or 404; a NOTICE silently). Stripping comes first, so
+    formatting in front of a CTCP cannot slip it past +C."""
+    if "c" in channel.modes:
+        text = strip_formatting(text)
+        if not text:  # nothing but formatting
+            _error(core, client, command, N.ERR_NOTEXTTOSEND, "No text to send")
+            return None
+    if "C" in channel.modes and text[0] == "\x01" and not _is_action(text):
+        _error(core, client, command, N.ERR_CANNOTSENDTOCHAN, channel.name,
+               "Cannot send to channel (+C: no CTCPs)")
+        return None
+    return text
+
+
+def _is_action(ctcp: str) -> bool:
+    """``\\x01ACTION ...`` (a ``/me``): the CTCP command, ACTION in any case, ends at a
+    space, the closing ``\\x01`` or the end of the text."""
+    word = ctcp[1:7]
+    return word.isascii() and word.upper() == "ACTION" and ctcp[7:8] in ("", " ", "\x01")
 
 
 def _may_start_talking(core: ServerCore, client: Client, target: Client) -> bool:

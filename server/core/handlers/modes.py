@@ -1,4 +1,4 @@
-"""MODE for users (+i, +w, +B, +s, -o) and channels (b e I q k l o v i m n s t)."""
+"""MODE for users (+i, +w, +B, +s, -o) and channels (b e I q k l o v C c i m n r s t)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ if TYPE_CHECKING:
     from ..core import ServerCore
     from ..state import Client
 
-FLAG_MODES = frozenset("imnrst")  # r: only users logged in to an account may join
+# r: only users logged in to an account may join; C: no CTCPs but ACTION; c: formatting
+# stripped (both applied in messaging._to_channel).
+FLAG_MODES = frozenset("Ccimnrst")
 # User modes anyone may set or unset on themselves; R: private messages only from
 # users logged in to an account; g: only from users on one's ACCEPT list (caller ID).
 SELF_USER_MODES = frozenset("iwBRg")

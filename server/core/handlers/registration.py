@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 # RPL_MYINFO: bot, registered-only PMs, invisible, operator, server notices, wallops
 USER_MODES = "BRgiosw"
-CHANNEL_MODES = "Ibeiklmnoqrstv"  # RPL_MYINFO; those with a parameter follow it
+CHANNEL_MODES = "CIbceiklmnoqrstv"  # RPL_MYINFO; those with a parameter follow it
 
 
 # ---------------------------------------------------------------------- CAP
@@ -349,7 +349,7 @@ def isupport_tokens(core: ServerCore) -> list[str]:
         "CALLERID=g",
         f"CASEMAPPING={cfg.casemapping}",
         f"CHANLIMIT={CHANTYPES}:{cfg.max_channels}",
-        "CHANMODES=beIq,k,l,imnrst",
+        "CHANMODES=beIq,k,l,Ccimnrst",
         f"CHANNELLEN={cfg.channellen}",
         f"CHANTYPES={CHANTYPES}",
         "ELIST=U",
