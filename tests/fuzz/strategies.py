@@ -39,7 +39,9 @@ TAG_KEYS = ["label", "+typing", "+draft/reply", "+a", "msgid", "time", "batch", 
 
 # Text with the characters that matter on the wire: separators, escapes, formatting,
 # multi-byte UTF-8 (byte limits vs character limits), and a leading ':'.
-_WIRE_CHARS = st.sampled_from([*" :;,\\@!*?+#&=~^|[]{}\x01\x02\x03\x1d\x7f\t", "é", "☃", "𝄞"])
+_WIRE_CHARS = st.sampled_from(
+    [*" :;,\\@!*?+#&=~^|[]{}\x01\x02\x03\x04\x0f\x1d\x7f\t", "é", "☃", "𝄞"]
+)
 _TEXT_CHARS = st.one_of(
     st.characters(min_codepoint=0x21, max_codepoint=0x7E),
     _WIRE_CHARS,
@@ -84,7 +86,7 @@ target = st.one_of(
     nick,
     st.sampled_from(["NickServ", "nickserv", "ChanServ", "MemoServ"]),
 )
-modestring = st.text(alphabet="+-beklovimnrstwqaxOIRg", min_size=0, max_size=8)
+modestring = st.text(alphabet="+-beklovimnrstwqaxOIRgCc", min_size=0, max_size=8)
 mode_arg = st.one_of(
     good_nick,
     st.sampled_from(["*!*@*", "ali*", "*!~bob@*", "key", "3", "0", "-1", "٣", "a,b", "",
