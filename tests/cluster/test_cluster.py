@@ -21,6 +21,12 @@ async def connect(port: int, nick: str, caps: list[str] | None = None) -> IRCTes
     return client
 
 
+async def register_account(c: IRCTestClient) -> None:
+    """REGISTER an account named after the nick (password ``long-password``)."""
+    assert [m.command for m in await ask(c, "REGISTER * * long-password")] == [
+        "REGISTER", "900"]
+
+
 async def eventually(check: object, timeout: float = 5.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -619,8 +625,7 @@ async def test_private_history_between_accounts_on_two_nodes(cluster: Cluster) -
     alice = await connect(p1, "alice", caps)
     bob = await connect(p2, "bob", caps)
     for c in (alice, bob):
-        assert [m.command for m in await ask(c, "REGISTER * * long-password")] == [
-            "REGISTER", "900"]
+        await register_account(c)
 
     async def history(c: IRCTestClient, partner: str) -> list[str]:
         await c.send(f"CHATHISTORY LATEST {partner} * 10")
@@ -659,8 +664,7 @@ async def test_private_history_of_two_users_on_one_node_read_on_another(
     alice = await connect(p1, "alice", caps)
     bob = await connect(p1, "bob", caps)
     for c in (alice, bob):
-        assert [m.command for m in await ask(c, "REGISTER * * long-password")] == [
-            "REGISTER", "900"]
+        await register_account(c)
     phone = await connect(p2, "alicephone", caps)  # alice's second session, on n2
     await eventually(lambda: _identified(phone, "alice"))
 

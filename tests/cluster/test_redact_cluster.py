@@ -7,9 +7,8 @@ cached window of the conversation no longer serves the message.
 from __future__ import annotations
 
 from tests.cluster.conftest import Cluster
-from tests.cluster.test_cluster import connect, eventually
+from tests.cluster.test_cluster import connect, eventually, register_account
 from tests.ircclient import IRCTestClient
-from tests.server.helpers import ask
 
 CAP = "draft/message-redaction"
 CAPS = ["message-tags", "echo-message", "batch", "server-time", "draft/chathistory", CAP]
@@ -58,8 +57,7 @@ async def test_a_private_message_deleted_across_nodes(cluster: Cluster) -> None:
     alice = await connect(p1, "alice", CAPS)
     bob = await connect(p2, "bob", CAPS)
     for c in (alice, bob):
-        assert [m.command for m in await ask(c, "REGISTER * * long-password")] == [
-            "REGISTER", "900"]
+        await register_account(c)
 
     async def knows(c: IRCTestClient, nick: str) -> bool:
         await c.send(f"WHOIS {nick}")
