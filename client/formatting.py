@@ -104,7 +104,8 @@ class Span:
     bg: str | None = None
 
 
-_COLOUR_ARGS = re.compile(r"(\d{1,2})?(?:,(\d{1,2}))?")
+# ASCII digits only: \d would read "\x03٣" as colour 3 and eat the text's first character.
+_COLOUR_ARGS = re.compile(r"([0-9]{1,2})?(?:,([0-9]{1,2}))?")
 _HEX_ARGS = re.compile(r"([0-9A-Fa-f]{6})?(?:,([0-9A-Fa-f]{6}))?")
 
 

@@ -65,6 +65,8 @@ def test_mirc_codes_become_spans() -> None:
     assert spans[1].strikethrough
     assert render("") == ()
     assert plain("\x0399,99x\x03,5y") == "x,5y"
+    # Colour numbers are ASCII digits: other digits are text (as mIRC and the server's +c).
+    assert plain("\x03٣x") == "٣x" and render("\x03٣x")[0].fg is None
 
 
 def test_incoming_text_is_clean_everywhere() -> None:
