@@ -115,6 +115,11 @@ async def test_join_part_nick_topic_mode_kick_away_quit_across_nodes(cluster: Cl
     alice = await connect(p1, "alice", ["away-notify"])
     bob = await connect(p2, "bob")
     await alice.join("#c")
+
+    async def n2_knows_it() -> bool:  # else n2 makes #c too: a creation race, a MODE -o
+        return "alice" in await names(bob, "#c")
+
+    await eventually(n2_knows_it)
     await bob.join("#c")
     await alice.expect("JOIN", lambda m: (m.source or "").startswith("bob!"))
     await bob.send("NICK robert")
