@@ -288,3 +288,21 @@ def test_no_state_for_clients_that_never_use_accept() -> None:
     core.data_received(2, b"ACCEPT alice\r\n")
     core.connection_lost(2)  # an owner who goes takes its list along
     assert core.accept.accepted_by == {} and core.accept.told == {}
+
+
+async def test_an_invite_is_held_back_too(server: RunningServer) -> None:
+    """As on solanum: INVITE from someone not on the list is refused like a PRIVMSG."""
+    alice = await server.client("alice")
+    await plus_g(alice)
+    bob = await server.client("bob")
+    await bob.join("#room")
+    await alice.sync()
+    msgs = await ask(bob, "INVITE alice #room")
+    assert [(m.command, m.params[1:]) for m in msgs] == [
+        ("716", ["alice", IGNORING]), ("717", ["alice", INFORMED])]
+    got = await alice.sync()
+    assert [m.command for m in got] == ["718"] and "INVITE" not in [m.command for m in got]
+    assert await ask(alice, "ACCEPT bob") == []
+    msgs = await ask(bob, "INVITE alice #room")
+    assert [m.command for m in msgs] == ["341"]
+    assert [m.params for m in only(await alice.sync(), "INVITE")] == [["alice", "#room"]]

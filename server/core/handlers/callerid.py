@@ -6,7 +6,8 @@ told of it, ``717``; the target is told (``718``) at most once a minute, whoever
 sender (charybdis's ``caller_id_wait``). A NOTICE or TAGMSG is dropped without a word to
 either side: Modern IRC forbids automatic replies to NOTICE, and a TAGMSG (typing, a
 reaction) is no reason to disturb anyone. Operators, messages to oneself and accepted
-users get through. As on solanum, a +g user's PRIVMSG puts its target on its own list
+users get through. An INVITE is held back as a PRIVMSG is (716/717/718), as on solanum.
+As on solanum, a +g user's PRIVMSG puts its target on its own list
 (unless the target is an operator, who gets through anyway), so that it can be answered;
 with the list full, ``494`` says that it cannot.
 
@@ -111,11 +112,11 @@ def _list(core: ServerCore, client: Client) -> None:
 
 
 def blocks(core: ServerCore, client: Client, target: Client, command: str) -> bool:
-    """Whether ``target``'s +g keeps ``client``'s private message (``command``) from it;
-    if so, who is told what (see the module's text). ``target`` has +g."""
+    """Whether ``target``'s +g keeps ``client``'s private message or INVITE (``command``)
+    from it; if so, who is told what (see the module's text). ``target`` has +g."""
     if target is client or "o" in client.modes or accepts(target, client):
         return False
-    if command != "PRIVMSG":
+    if command in ("NOTICE", "TAGMSG"):
         return True
     core.reply(client, N.ERR_TARGUMODEG, target.nick, IGNORING)
     userhost = f"{client.user}@{client.host}"

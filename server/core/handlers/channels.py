@@ -368,6 +368,11 @@ def handle_invite(core: ServerCore, client: Client, msg: Message) -> None:
     if "i" in channel.modes and not channel.is_op(client):
         core.reply(client, N.ERR_CHANOPRIVSNEEDED, channel.name, "You're not channel operator")
         return
+    if "g" in target.modes:  # caller ID holds back INVITEs too, as on solanum
+        from .callerid import blocks
+
+        if blocks(core, client, target, "INVITE"):
+            return
     # Bound to the connection, not the nick: a nick is not an identity.
     relay = core.new_relay(client.mask, "INVITE", [target.nick, channel.name])
     if target.remote is None:
