@@ -296,9 +296,11 @@ async def test_weechat_round_trip(
 PASSWORD = "interop-secret-1"
 
 
-def _chat_only(irc_server: RunningServer) -> None:
+def _chat_only(
+    irc_server: RunningServer, why: str = "no SASL or account registration; accounts are ours"
+) -> None:
     if irc_server.kind != "chat":
-        pytest.skip(f"{irc_server.kind} has no SASL or account registration; accounts are ours")
+        pytest.skip(f"{irc_server.kind} has {why}")
 
 
 async def _create_account(irc_server: RunningServer, account: str) -> None:
@@ -742,3 +744,70 @@ async def test_weechat_regains_its_nick_and_registers_a_channel(
     finally:
         wee.stop()
         await ghost.close()
+
+
+# ---------------------------------------------------------------------------
+# Caller ID (+g, ACCEPT): WeeChat knows solanum's numerics (our server only).
+# ---------------------------------------------------------------------------
+
+
+async def test_weechat_with_caller_id(
+    irc_server: RunningServer, raw: RawClient, proxy: LoggingProxy, tmp_path: Path
+) -> None:
+    """A WeeChat user sets +g: a stranger's message is held back (716/717 to the
+    stranger, WeeChat shows the 718), /quote ACCEPT lets it through, and WeeChat's own
+    message to someone lets that someone answer."""
+    _chat_only(irc_server, "no caller ID (user mode +g, ACCEPT)")
+    wee = WeeChat(tmp_path / "weechat", "gwen")
+    server_buffer = f"irc.server.{WeeChat.SERVER}"
+    try:
+        with diagnostics(irc_server, proxy, wee.debug):
+            await raw.register()
+            wee.start(HOST, proxy.port)
+            welcome = await proxy.wait_for(_welcome, timeout=15, what="001 sent to weechat")
+            await wee.wait_for_log(
+                None, re.escape(_welcome_text(welcome)), timeout=10, what="weechat logging 001"
+            )
+            await wee.command("/mode gwen +g", buffer=server_buffer)
+            await proxy.wait_for(
+                lambda pl: _server_sent("MODE")(pl) and pl.msg.params[-1:] == ("+g",),
+                timeout=10, what="MODE gwen +g",
+            )
+
+            mark = raw.mark()
+            await raw.send("PRIVMSG gwen :knock knock")
+            refused = await raw.wait_for(
+                lambda m: m.command == "716", since=mark, timeout=10, what="716"
+            )
+            assert refused.params[1] == "gwen"
+            await raw.wait_for(lambda m: m.command == "717", since=mark, timeout=10, what="717")
+            await wee.wait_for_log(
+                None, r"rawbob.*is messaging you, and you have umode \+g", timeout=10,
+                what="weechat showing the 718",
+            )
+            assert "knock knock" not in wee.log_text("rawbob")
+
+            await wee.command("/quote ACCEPT rawbob", buffer=server_buffer)
+            await wee.command("/quote ACCEPT *", buffer=server_buffer)
+            await proxy.wait_for(_server_sent("282"), timeout=10, what="the accept list")
+            await raw.send("PRIVMSG gwen :second try")
+            await wee.wait_for_log(
+                "rawbob", r"rawbob\tsecond try$", timeout=10, what="the accepted message"
+            )
+
+            # gwen writes to someone new: they may answer at once (solanum's rule).
+            carol = await RawClient("carol").connect(irc_server.host, irc_server.port)
+            try:
+                await carol.register()
+                await wee.command("/msg carol hello carol", buffer=server_buffer)
+                await carol.wait_for(lambda m: m.command == "PRIVMSG", timeout=10,
+                                     what="gwen's message to carol")
+                await carol.send("PRIVMSG gwen :hello gwen")
+                await wee.wait_for_log(
+                    "carol", r"carol\thello gwen$", timeout=10, what="carol's answer"
+                )
+            finally:
+                await carol.quit()
+            assert not _refusals(proxy), "server refused something weechat sent"
+    finally:
+        wee.stop()
