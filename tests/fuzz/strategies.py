@@ -199,6 +199,7 @@ def command_line(draw: st.DrawFn) -> str:
                 "LINKS",
                 "KNOCK",
                 "KLINE",
+                "SAMODE",
                 "DLINE",
                 "UNKLINE",
                 "UNDLINE",
@@ -237,7 +238,7 @@ def command_line(draw: st.DrawFn) -> str:
         params = [draw(channel_list)]
         if draw(st.booleans()):
             params.append(_trailing(t))
-    elif kind == "MODE":
+    elif kind in ("MODE", "SAMODE"):
         params = [draw(st.one_of(good_channel, good_nick, channel))]
         if draw(st.integers(min_value=0, max_value=4)):
             params.append(draw(modestring) or "+")

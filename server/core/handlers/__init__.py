@@ -66,6 +66,7 @@ COMMANDS: dict[str, tuple[Handler, int]] = {
     "KILL": (operator.handle_kill, 2),
     "REHASH": (operator.handle_rehash, 0),
     "WALLOPS": (operator.handle_wallops, 1),
+    "SAMODE": (operator.handle_samode, 2),
     "KLINE": (bans.handle_kline, 1),
     "UNKLINE": (bans.handle_unkline, 1),
     "DLINE": (bans.handle_dline, 1),

@@ -117,6 +117,9 @@ OPER_TOPICS: dict[str, tuple[str, ...]] = {
     "KLINE": ("KLINE [<duration>] <user@host|nick> [:<reason>]",
               "Bans user@host masks; a duration in minutes or as 30m, 2h, 7d (operators)."),
     "REHASH": ("REHASH", "Reloads the configuration (operators)."),
+    "SAMODE": ("SAMODE <#channel> <modes> [<args>]",
+               "Changes a channel's modes as its operators could, member or not "
+               "(operators)."),
     "UNDLINE": ("UNDLINE <address|cidr>", "Lifts a D-line (operators)."),
     "UNKLINE": ("UNKLINE <user@host>", "Lifts a K-line (operators)."),
     "WALLOPS": ("WALLOPS :<text>", "A notice to everyone with +w (operators)."),

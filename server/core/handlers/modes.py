@@ -112,18 +112,22 @@ def channel_modestring(channel: Channel, show_key: bool) -> list[str]:
     return ["+" + flags, *args]
 
 
-def channel_mode(core: ServerCore, client: Client, name: str, args: list[str]) -> None:
+def channel_mode(
+    core: ServerCore, client: Client, name: str, args: list[str], *, override: bool = False
+) -> bool:
+    """MODE on a channel (``override``: SAMODE, an IRC operator acting as a channel
+    operator); whether any change was made."""
     channel = core.channels.get(core.fold(name))
     if channel is None:
         core.reply(client, N.ERR_NOSUCHCHANNEL, name, "No such channel")
-        return
+        return False
     if not args or not args[0]:
         member = client in channel.members
         core.reply(client, N.RPL_CHANNELMODEIS, channel.name, *channel_modestring(channel, member))
         core.reply(client, N.RPL_CREATIONTIME, channel.name, str(channel.created))
-        return
+        return False
     modestring, params = args[0], list(args[1:])
-    is_op = channel.is_op(client)
+    is_op = override or channel.is_op(client)
     adding = True
     applied: list[tuple[str, str, str | None]] = []  # (sign, letter, arg)
     param_count = 0
@@ -260,6 +264,7 @@ def channel_mode(core: ServerCore, client: Client, name: str, args: list[str]) -
         from .chanserv import channel_changed
 
         channel_changed(core, channel)
+    return bool(relays)
 
 
 def set_prefix(channel: Channel, target: Client, letter: str, adding: bool) -> bool:

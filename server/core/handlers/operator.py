@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from chat import numerics as N
 from chat.message import Message
+from chat.names import is_channel_name
 
 from ..relay import relay_wire
 
@@ -134,6 +135,25 @@ def kill(core: ServerCore, target: Client, source: str, killer: str, comment: st
         # the target.
         core.send(target, Message("QUIT", [reason], target.mask))
     core.disconnect(target, reason)
+
+
+def handle_samode(core: ServerCore, client: Client, msg: Message) -> None:
+    """``SAMODE <#channel> <modes> [args]``: an IRC operator changes a channel's modes as
+    its operators could, member or not (a channel left without operators, a takeover);
+    the MODE comes from the operator, and the other operators are told."""
+    if not is_oper(core, client):
+        return
+    name = msg.params[0]
+    if not is_channel_name(name):
+        core.reply(client, N.ERR_NOSUCHCHANNEL, name, "No such channel")
+        return
+    from .modes import channel_mode
+
+    if channel_mode(core, client, name, msg.params[1:], override=True):
+        changes = " ".join(msg.params[1:])
+        core.snotice(f"{client.nick} used SAMODE: {name} {changes}", skip=client)
+        log.info("operator %s (%s) used SAMODE %s %s", client.nick, client.oper_name, name,
+                 changes, extra={"event": "oper", "action": "samode"})
 
 
 def handle_wallops(core: ServerCore, client: Client, msg: Message) -> None:
