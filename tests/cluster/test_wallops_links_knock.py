@@ -176,3 +176,31 @@ def test_a_remote_wallops_and_knock_reach_local_users_only_as_they_should() -> N
         "alice": b":x!~x@h WALLOPS hi\r\n:b.chat.local NOTICE @#c :[Knock] by x!~x@h (hi)\r\n"
     }
     assert Message("WALLOPS", ["hi"], "x!~x@h").to_bytes() in out["alice"]
+
+
+async def test_samode_from_another_node(cluster: Cluster, opers: dict[str, str]) -> None:
+    """An operator on n1, not in the channel, gives +o in a channel whose members are
+    all on n2: every node applies it."""
+    p1, p2 = cluster.start("n1", opers=opers), cluster.start("n2", opers=opers)
+    root = await connect(p1, "root")
+    await root.send(f"OPER {OPER_NAME} :{OPER_PASSWORD}")
+    await root.expect("381")
+    alice = await connect(p2, "alice")
+    bob = await connect(p2, "bob")
+    for c in (alice, bob):
+        await c.join("#lost")
+    await alice.send("PART #lost")
+    await bob.expect("PART")
+
+    async def n1_knows_it() -> bool:
+        await root.send("NAMES #lost")
+        return any(m.command == "353" for m in await root.collect_until("366"))
+
+    await eventually(n1_knows_it)
+    await root.send("SAMODE #lost +o bob")
+    got = await bob.expect("MODE", timeout=5)
+    assert got.params == ["#lost", "+o", "bob"] and (got.source or "").startswith("root!")
+    await bob.send("MODE #lost +m")
+    assert (await bob.expect("MODE")).params == ["#lost", "+m"]
+    for c in (root, alice, bob):
+        await c.close()
