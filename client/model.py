@@ -70,6 +70,33 @@ class Line:
     # Deleted (IRCv3 message-redaction): ``text`` is a placeholder such as "(message
     # deleted by carol: spam)"; time, kind, nick and msgid are the original message's.
     redacted: bool = False
+    # IRCv3 reactions (``+draft/react``) to this message, oldest first: one per nick and
+    # text (see :meth:`reaction_groups` for what to draw).
+    reactions: tuple[Reaction, ...] = ()
+
+    def reaction_groups(self) -> list[tuple[str, tuple[str, ...], bool]]:
+        """The reactions by text, in the order each text first came: (text, the nicks
+        who reacted with it, whether we did)."""
+        groups: dict[str, tuple[list[str], list[bool]]] = {}
+        for r in self.reactions:
+            nicks, own = groups.setdefault(r.text, ([], []))
+            nicks.append(r.nick)
+            own.append(r.own)
+        return [(text, tuple(nicks), any(own)) for text, (nicks, own) in groups.items()]
+
+
+@dataclass(frozen=True, slots=True)
+class Reaction:
+    """``nick`` reacted to a message with ``text`` (IRCv3 ``+draft/react``: an emoji or a
+    short text, sanitised) at ``time`` (server time). ``msgids`` are the reaction's own
+    (its TAGMSG's; more than one when the same was sent again, none when the server gave
+    none): a REDACT of one of them takes it back. ``own``: ours."""
+
+    text: str
+    nick: str
+    time: float
+    msgids: tuple[str, ...] = ()
+    own: bool = False
 
 
 @dataclass(slots=True)
@@ -185,6 +212,16 @@ class Buffer:
         for line in reversed(self.lines):
             if line.msgid == msgid and line.kind in MESSAGE_KINDS:
                 return line
+        return None
+
+    def find_reaction(self, msgid: str) -> tuple[Line, Reaction] | None:
+        """The line holding the reaction whose own msgid is ``msgid``, and that reaction
+        (newest line first)."""
+        for line in reversed(self.lines):
+            if line.reactions:
+                for reaction in line.reactions:
+                    if msgid in reaction.msgids:
+                        return line, reaction
         return None
 
     def replace(self, old: Line, new: Line) -> bool:
@@ -326,6 +363,39 @@ class LineRedacted:
 
 
 @dataclass(frozen=True, slots=True)
+class LineReacted:
+    """A reaction (IRCv3 ``+draft/react``) to a message of ``buffer`` came or, when
+    ``removed``, was taken back (a REDACT of the reaction's msgid): ``old`` was replaced,
+    in place, by ``line`` (its ``reactions`` changed). ``nick`` reacted with ``text``;
+    ``time`` (server time) is when that, or the removal, happened; ``msgid`` is the
+    reaction's own. ``by`` removed it ('' when the reactor did); ``by_sender``: the
+    message's sender reacted; ``history``: learnt from a history answer."""
+
+    buffer: Buffer
+    old: Line
+    line: Line
+    nick: str
+    text: str
+    time: float
+    msgid: str | None = None
+    by_sender: bool = False
+    removed: bool = False
+    by: str = ""
+    history: bool = False
+
+    def describe(self, sent: str) -> str:
+        """A sentence for a log: "alice reacted 👍 to bob's message of <sent>", where
+        ``sent`` is the message's time as the caller writes times."""
+        whose = "their" if self.by_sender else f"{self.old.nick}'s"
+        if not self.removed:
+            return f"{self.nick} reacted {self.text} to {whose} message of {sent}"
+        if not self.by:
+            return f"{self.nick} took back {self.text} from {whose} message of {sent}"
+        whose = f"{self.old.nick}'s"
+        return f"{self.by} removed {self.nick}'s {self.text} from {whose} message of {sent}"
+
+
+@dataclass(frozen=True, slots=True)
 class BufferOpened:
     buffer: Buffer
 
@@ -384,6 +454,7 @@ Event = (
     LineAdded
     | HistoryAdded
     | LineRedacted
+    | LineReacted
     | BufferOpened
     | BufferClosed
     | BufferChanged

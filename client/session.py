@@ -39,9 +39,11 @@ from .model import (
     Kind,
     Line,
     LineAdded,
+    LineReacted,
     LineRedacted,
     Member,
     QuitRequested,
+    Reaction,
     State,
     StatusChanged,
     StsPolicy,
@@ -73,6 +75,14 @@ WANTED_CAPS = (
 HISTORY_CAPS = frozenset({"draft/chathistory", "batch", "server-time", "message-tags"})
 READ_MARKER_CAP = "draft/read-marker"
 REDACT_CAP = "draft/message-redaction"
+# IRCv3 reactions: a TAGMSG with these client tags (the reaction, the msgid reacted to).
+REACT_TAG = "+draft/react"
+REPLY_TAG = "+draft/reply"
+MAX_REACTION = 32  # characters of a reaction's text kept (longer ones are cut)
+MAX_REACTION_TEXTS = 20  # different reactions (texts) kept per line
+MAX_REACTIONS = 200  # reactions (one per nick and text) kept per line
+MAX_REACTION_IDS = 4  # msgids kept for one nick's same reaction sent again
+MAX_MSGID = 128  # characters of a msgid kept
 # What a deleted message shows instead of its text (plus " by <nick>" when the sender
 # did not delete it, and ": <reason>" when one was given).
 REDACTED_TEXT = "(message deleted"
@@ -771,9 +781,7 @@ class Session:
         highlight = False
         if mention and not own:
             highlight = (buf is not None and buf.kind is BufferKind.QUERY) or self._mentions(shown)
-        msgid = msg.tags.get("msgid") or None
-        if msgid is not None and len(msgid) > 128:
-            msgid = msgid[:128]
+        msgid = _msgid(msg)
         return Line(when, kind, plain(nick), shown, spans, msgid, prefix, own, highlight, history)
 
     def _msg_time(self, msg: Message, now: float, history: bool = False) -> float:
@@ -1677,7 +1685,10 @@ class Session:
                   self._line(msg, now, Kind.INFO, text, buf=buf))
 
     def _on_tagmsg(self, msg: Message, now: float) -> None:
-        """IRCv3 typing notifications (``+typing``); other TAGMSGs are not shown."""
+        """IRCv3 typing notifications (``+typing``) and reactions (``+draft/react``);
+        other TAGMSGs are not shown."""
+        if REACT_TAG in msg.tags and msg.params:
+            self._on_reaction(msg, now)
         state = msg.tags.get("+typing", "")
         if state not in (*_TYPING_FOR, "done") or not msg.params:
             return
@@ -1928,20 +1939,24 @@ class Session:
         p = msg.params
         if len(p) < 2:
             return
-        target, msgid = p[0], p[1]
+        buf = self._about_buffer(msg)
+        if buf is not None:
+            self._redact(buf, msg, p[1], now)
+
+    def _about_buffer(self, msg: Message) -> Buffer | None:
+        """The open buffer a REDACT or a reaction (``<command> <target> ...``) is about:
+        the channel, or for a private one the query with the other party. None when
+        there is none (no buffer is opened for it)."""
+        target = msg.params[0]
         nick = self._source_nick(msg)
         bare = target.lstrip(self.prefix_symbols)
-        buf: Buffer | None
         if self.is_channel(bare):
-            buf = self.buffer(bare)
-        elif self.is_me(target):  # a private message to us: the query with its sender
-            buf = self.buffer(nick)
-        elif self.is_me(nick):  # ours, to ``target`` (or the echo of our own REDACT)
-            buf = self.buffer(target)
-        else:
-            return
-        if buf is not None:
-            self._redact(buf, msg, msgid, now)
+            return self.buffer(bare)
+        if self.is_me(target):  # private, to us: the query with the sender
+            return self.buffer(nick)
+        if self.is_me(nick):  # ours, to ``target`` (or the echo of our own)
+            return self.buffer(target)
+        return None
 
     def history_redaction(self, msg: Message, now: float, buf: Buffer) -> str | None:
         """A REDACT in a chathistory batch for ``buf`` (a deletion made while we were not
@@ -1966,7 +1981,10 @@ class Session:
         p = msg.params
         nick = self._source_nick(msg)
         old = buf.find_message(msgid)
-        if old is None or old.redacted:
+        if old is None:  # a reaction's msgid: it is taken back
+            self._unreact(buf, msg, msgid, now, history=history)
+            return
+        if old.redacted:
             return
         by = plain(nick or msg.source or "")[:MAX_NAME]
         reason = plain(p[2])[:MAX_REASON] if len(p) > 2 else ""
@@ -1977,10 +1995,113 @@ class Session:
         )
         text = REDACTED_TEXT + ("" if by_sender else f" by {by}")
         text += f": {reason})" if reason else ")"
-        new = replace(old, text=text, spans=(Span(text),), highlight=False, redacted=True)
+        # A deleted message's reactions go with it.
+        new = replace(
+            old, text=text, spans=(Span(text),), highlight=False, redacted=True, reactions=()
+        )
         if buf.replace(old, new):
             when = self._msg_time(msg, now, history)
             self.emit(LineRedacted(buf, old, new, by, reason, when, by_sender))
+
+    # --- reactions (IRCv3 +draft/react and +draft/reply client tags on a TAGMSG)
+
+    def _on_reaction(self, msg: Message, now: float) -> None:
+        """``@+draft/react=👍;+draft/reply=<msgid> TAGMSG <target>``: annotates the
+        message line with that msgid (newest first) in the channel, or for a private one
+        the query with the other party. No buffer is opened for it; it is never unread."""
+        if self._ignored(msg):
+            return
+        buf = self._about_buffer(msg)
+        if buf is not None:
+            self._reaction(buf, msg, now)
+
+    def _reaction(self, buf: Buffer, msg: Message, now: float, *, history: bool = False) -> None:
+        nick = self._source_nick(msg)
+        text = reaction_text(msg.tags.get(REACT_TAG, ""))
+        reply = msg.tags.get(REPLY_TAG, "")[:MAX_MSGID]
+        if not nick or not text or not reply:
+            return
+        when = self._msg_time(msg, now, history)
+        self._add_reaction(buf, reply, text, nick, _msgid(msg), when, history=history)
+
+    def _add_reaction(
+        self,
+        buf: Buffer,
+        reply: str,
+        text: str,
+        nick: str,
+        msgid: str | None,
+        when: float,
+        *,
+        history: bool = False,
+    ) -> None:
+        """``nick`` reacted with ``text`` to the message ``reply`` of ``buf``: its line is
+        replaced by one with the reaction (``LineReacted``). A reaction known already (by
+        msgid, or taken back), to a message not in the buffer or deleted, or over the
+        bounds is ignored; the same nick's same reaction counts once."""
+        if msgid is not None and msgid in buf.seen:
+            return
+        old = buf.find_message(reply)
+        if old is None or old.redacted:
+            return
+        key = self.fold(nick)
+        reactions = old.reactions
+        for i, r in enumerate(reactions):
+            if r.text == text and self.fold(r.nick) == key:  # sent again: counts once
+                if msgid is not None and len(r.msgids) < MAX_REACTION_IDS:
+                    # Kept, so that taking it back takes back every copy.
+                    again = replace(r, msgids=(*r.msgids, msgid))
+                    new = replace(old, reactions=(*reactions[:i], again, *reactions[i + 1 :]))
+                    if buf.replace(old, new):
+                        buf.seen.add(msgid)
+                return
+        texts = {r.text for r in reactions}
+        if len(reactions) >= MAX_REACTIONS or (
+            text not in texts and len(texts) >= MAX_REACTION_TEXTS
+        ):
+            return
+        # In a query, a nick other than the partner's is ours (history from another
+        # session of the account, or before a nick change).
+        own = key != self.fold(buf.name) if buf.kind is BufferKind.QUERY else self.is_me(nick)
+        shown = plain(nick)[:MAX_NAME]
+        reaction = Reaction(text, shown, when, (msgid,) if msgid else (), own)
+        new = replace(old, reactions=(*reactions, reaction))
+        if not buf.replace(old, new):
+            return
+        if msgid is not None:
+            buf.seen.add(msgid)
+        by_sender = key == self.fold(old.nick) or (own and old.own)
+        self.emit(LineReacted(buf, old, new, shown, text, when, msgid, by_sender,
+                              history=history))  # fmt: skip
+
+    def _unreact(
+        self, buf: Buffer, msg: Message, msgid: str, now: float, *, history: bool = False
+    ) -> None:
+        """A REDACT of a reaction's msgid: the reaction is taken back (by the one who
+        reacted; a channel operator may remove others'). Unknown msgids are ignored."""
+        found = buf.find_reaction(msgid)
+        if found is None:
+            return
+        old, reaction = found
+        rest = tuple(m for m in reaction.msgids if m != msgid)
+        others = tuple(r for r in old.reactions if r is not reaction)
+        if rest:  # sent more than once: still there through the other copies
+            kept = replace(reaction, msgids=rest)
+            new = replace(old, reactions=tuple(kept if r is reaction else r for r in old.reactions))
+            buf.replace(old, new)
+            return
+        new = replace(old, reactions=others)
+        if not buf.replace(old, new):
+            return
+        nick = self._source_nick(msg)
+        who = self.fold(nick)
+        by = "" if who == self.fold(reaction.nick) or (reaction.own and self.is_me(nick)) else (
+            plain(nick or msg.source or "")[:MAX_NAME])  # fmt: skip
+        key = self.fold(reaction.nick)
+        by_sender = key == self.fold(old.nick) or (reaction.own and old.own)
+        when = self._msg_time(msg, now, history)
+        self.emit(LineReacted(buf, old, new, reaction.nick, reaction.text, when, msgid,
+                              by_sender, removed=True, by=by, history=history))  # fmt: skip
 
     # --- batches and history (client/history.py)
 
@@ -2057,6 +2178,17 @@ def _apply_user_modes(current: str, change: str) -> str:
 def _ms(when: float) -> int:
     """Epoch seconds as whole milliseconds (server-time's precision)."""
     return round(when * 1000)
+
+
+def _msgid(msg: Message) -> str | None:
+    """The message's msgid tag (cut to MAX_MSGID), None without one."""
+    return (msg.tags.get("msgid") or "")[:MAX_MSGID] or None
+
+
+def reaction_text(value: str) -> str:
+    """A reaction as shown: sanitised, without formatting or surrounding spaces, at most
+    MAX_REACTION characters; '' when nothing is left."""
+    return plain(value).strip()[:MAX_REACTION].strip()
 
 
 def _decode(data: bytes) -> str:

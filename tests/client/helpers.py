@@ -82,7 +82,8 @@ def texts(buf: Buffer) -> list[str]:
 
 
 def all_text(s: Session) -> list[str]:
-    """Every display string in every buffer (text, nick, spans, topic, member nicks)."""
+    """Every display string in every buffer (text, nick, spans, reactions, topic, member
+    nicks)."""
     out: list[str] = []
     for buf in s.buffers:
         out.append(buf.name)
@@ -92,6 +93,8 @@ def all_text(s: Session) -> list[str]:
         for ln in buf.lines:
             out += [ln.text, ln.nick, ln.prefix]
             out.extend(sp.text for sp in ln.spans)
+            for r in ln.reactions:
+                out += [r.text, r.nick]
     return out
 
 

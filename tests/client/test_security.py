@@ -7,9 +7,10 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chat.message import Message
 from client.formatting import display, plain, render, sanitize
 from client.model import BufferKind, Kind
-from client.session import MAX_MEMBERS, MAX_OPEN_BATCHES
+from client.session import MAX_MEMBERS, MAX_OPEN_BATCHES, MAX_REACTION
 
 from .helpers import NOW, T0, all_text, chat_session, feed, make, messages, privmsg, texts
 
@@ -149,6 +150,21 @@ def test_any_line_never_raises(line: str | bytes) -> None:
     SESSION.take_outgoing()
     SESSION.take_events()
     assert_clean(all_text(SESSION))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(max_size=60), st.text(min_size=1, max_size=20))
+def test_any_reaction_displays_clean(text: str, nick: str) -> None:
+    s = chat_session()
+    feed(s, [privmsg("bob", "#t", "react to me", "m1"),
+             Message("TAGMSG", ["#t"], f"{nick.replace(' ', '_')}!u@h",
+                     {"msgid": "r1", "+draft/react": text, "+draft/reply": "m1"}).to_line()])
+    assert_clean(all_text(s))
+    buf = s.buffer("#t")
+    assert buf is not None
+    line = buf.find_message("m1")
+    assert line is not None
+    assert all(0 < len(r.text) <= MAX_REACTION for r in line.reactions)
 
 
 def test_malformed_lines_are_ignored() -> None:

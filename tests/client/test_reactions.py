@@ -1,0 +1,301 @@
+"""IRCv3 reactions in the client: ``+draft/react`` / ``+draft/reply`` TAGMSGs annotate the
+message they answer (``  [👍 2 ❤️ 1]``), come back in history with draft/event-playback,
+and are taken back with REDACT of the reaction's own msgid.
+"""
+
+from __future__ import annotations
+
+from chat.message import Message
+from chat.servertime import format_time, parse_time
+from client.model import BufferKind, Kind, LineAdded, LineReacted, LineRedacted
+from client.session import MAX_REACTION, MAX_REACTION_TEXTS, MAX_REACTIONS, Session
+
+from .helpers import (
+    NOW,
+    T0,
+    all_text,
+    feed,
+    make,
+    privmsg,
+    texts,
+)
+from .netutil import messages
+from .recorded import CHAT_BURST
+
+CAPS = "draft/event-playback draft/message-redaction"
+_LS, _ACK, *_REST = CHAT_BURST
+BURST = [f"{_LS} {CAPS}", f"{_ACK} {CAPS}", *_REST]  # our server, recorded, with the caps
+REDACT_TIME = "2026-11-21T07:00:00.000Z"
+
+
+def react_session(channels: tuple[str, ...] = ("#t",), **kw: object) -> Session:
+    """Registered against our server (recorded) offering draft/event-playback and
+    draft/message-redaction, in #t with bob, carol and dave, #t current."""
+    s = make(channels=channels, **kw)
+    s.connection_made(NOW)
+    feed(s, BURST)
+    if "#t" in channels:
+        feed(s, [":alice!~a@h JOIN #t", ":bob!b@h JOIN #t", ":carol!c@h JOIN #t",
+                 ":dave!d@h JOIN #t"])  # fmt: skip
+        s.switch("#t")
+    s.take_events()
+    return s
+
+
+def reaction(
+    nick: str,
+    target: str,
+    text: str,
+    reply: str,
+    msgid: str | None = None,
+    t: float | None = None,
+    batch: str | None = None,
+) -> str:
+    """``@+draft/react=<text>;+draft/reply=<reply> :nick TAGMSG target`` (tag values
+    escaped as on the wire)."""
+    tags: dict[str, str] = {}
+    if batch is not None:
+        tags["batch"] = batch
+    if t is not None:
+        tags["time"] = format_time(t)
+    if msgid is not None:
+        tags["msgid"] = msgid
+    tags["+draft/react"] = text
+    tags["+draft/reply"] = reply
+    return Message("TAGMSG", [target], f"{nick}!~{nick}@host", tags).to_line()
+
+
+def redact(nick: str, target: str, msgid: str, batch: str | None = None) -> str:
+    tags = f"@time={REDACT_TIME};msgid=d-{msgid}" + (f";batch={batch}" if batch else "")
+    return f"{tags} :{nick}!~{nick}@host REDACT {target} {msgid}"
+
+
+def shown(s: Session, msgid: str, name: str = "#t") -> list[tuple[str, tuple[str, ...]]]:
+    """The reactions of the line ``msgid`` of buffer ``name``: (text, nicks) by text."""
+    buf = s.buffer(name)
+    assert buf is not None
+    line = buf.find_message(msgid)
+    assert line is not None
+    return [(text, nicks) for text, nicks, _ in line.reaction_groups()]
+
+
+def reacted(s: Session) -> list[LineReacted]:
+    return [e for e in s.take_events() if isinstance(e, LineReacted)]
+
+
+def said(s: Session) -> None:
+    """#t: bob's m1, ours m2 (an echo), carol's m3, newest last."""
+    feed(s, [privmsg("bob", "#t", "lunch at noon?", "m1", T0 + 1),
+             privmsg("alice", "#t", "sure", "m2", T0 + 2),
+             privmsg("carol", "#t", "where?", "m3", T0 + 3)])
+
+
+# ---------------------------------------------------------------------- live reactions
+
+
+def test_a_reaction_annotates_its_line_in_place() -> None:
+    s = react_session()
+    said(s)
+    buf = s.buffer("#t")
+    assert buf is not None
+    old = buf.find_message("m1")
+    assert old is not None
+    index = list(buf.lines).index(old)
+    s.switch(0)  # elsewhere: reactions are still no unread, highlight or activity
+    s.take_events()
+    counts = (buf.unread, buf.highlights, buf.activity)
+    version = buf.version
+
+    assert feed(s, [reaction("dave", "#t", "👍", "m1", "r1", T0 + 4),
+                    reaction("carol", "#t", "❤️", "m1", "r2", T0 + 5),
+                    reaction("carol", "#t", "👍", "m1", "r3", T0 + 6)]) == []
+    new = buf.lines[index]  # in place: the lines around it did not move
+    assert [ln.msgid for ln in messages(buf)] == ["m1", "m2", "m3"]
+    assert (new.text, new.nick, new.time, new.msgid) == (old.text, old.nick, old.time, "m1")
+    assert shown(s, "m1") == [("👍", ("dave", "carol")), ("❤️", ("carol",))]
+    assert [r.msgids for r in new.reactions] == [("r1",), ("r2",), ("r3",)]
+    assert (buf.unread, buf.highlights, buf.activity) == counts and buf.version > version
+    events = s.take_events()
+    assert not any(isinstance(e, LineAdded) for e in events)  # no line of its own
+    first, *_ = [e for e in events if isinstance(e, LineReacted)]
+    assert (first.old, first.nick, first.text, first.msgid) == (old, "dave", "👍", "r1")
+    assert not first.removed and not first.history and first.time == T0 + 4
+    assert first.describe("07:00") == "dave reacted 👍 to bob's message of 07:00"
+    assert [b.name for b in s.buffers] == ["server", "#t"]
+
+
+def test_the_same_reaction_from_the_same_nick_counts_once() -> None:
+    s = react_session()
+    said(s)
+    feed(s, [reaction("dave", "#t", "👍", "m1", "r1", T0 + 4)])
+    s.take_events()
+    feed(s, [reaction("DAVE", "#t", "👍", "m1", "r2", T0 + 5),  # casemapping: the same nick
+             reaction("dave", "#t", "👍", "m1", "r1", T0 + 4)])  # the very same, again
+    assert shown(s, "m1") == [("👍", ("dave",))]
+    assert reacted(s) == []  # nothing new to show or log
+    buf = s.buffer("#t")
+    assert buf is not None
+    line = buf.find_message("m1")
+    assert line is not None and line.reactions[0].msgids == ("r1", "r2")
+
+
+def test_our_own_reaction_comes_with_its_echo() -> None:
+    s = react_session()
+    said(s)
+    feed(s, [reaction("alice", "#t", "🎉", "m1", "r1", T0 + 4),  # the echo of ours
+             reaction("bob", "#t", "🎉", "m2", "r2", T0 + 5)])  # bob on our message
+    buf = s.buffer("#t")
+    assert buf is not None
+    m1, m2 = buf.find_message("m1"), buf.find_message("m2")
+    assert m1 is not None and m2 is not None
+    assert [(r.nick, r.own, r.msgids) for r in m1.reactions] == [("alice", True, ("r1",))]
+    assert m1.reaction_groups() == [("🎉", ("alice",), True)]
+    assert m2.reaction_groups() == [("🎉", ("bob",), False)]
+    assert not m2.highlight and buf.highlights == 0  # a reaction to us is no highlight
+    ours, bobs = reacted(s)
+    assert ours.describe("07:00") == "alice reacted 🎉 to bob's message of 07:00"
+    assert bobs.describe("07:00") == "bob reacted 🎉 to alice's message of 07:00"
+    feed(s, [reaction("carol", "#t", "👍", "m3", "r3", T0 + 6)])
+    assert reacted(s)[0].describe("07:00") == "carol reacted 👍 to their message of 07:00"
+
+
+def test_private_reactions_go_to_the_query_and_open_none() -> None:
+    s = react_session()
+    feed(s, [privmsg("bob", "alice", "psst", "p1", T0 + 1),
+             privmsg("alice", "bob", "what?", "p2", T0 + 2)])
+    query = s.buffer("bob")
+    assert query is not None and query.kind is BufferKind.QUERY
+    feed(s, [reaction("bob", "alice", "👀", "p2", "r1", T0 + 3),  # bob to us
+             reaction("alice", "bob", "😂", "p1", "r2", T0 + 4)])  # our echo, to bob
+    assert shown(s, "p2", "bob") == [("👀", ("bob",))]
+    assert shown(s, "p1", "bob") == [("😂", ("alice",))]
+    assert [e.buffer for e in reacted(s)] == [query, query]
+    feed(s, [reaction("carol", "alice", "👍", "p1", "r3"),  # no query with carol
+             reaction("bob", "carol", "👍", "p1", "r4")])  # between others
+    assert s.buffer("carol") is None and reacted(s) == []
+    assert shown(s, "p1", "bob") == [("😂", ("alice",))]
+
+
+def test_reactions_to_unknown_messages_and_malformed_ones_are_ignored() -> None:
+    s = react_session()
+    said(s)
+    buf = s.buffer("#t")
+    assert buf is not None
+    before = list(buf.lines)
+    s.take_events()
+    feed(s, [reaction("dave", "#t", "👍", "nope", "r1"),  # no such message
+             reaction("dave", "#elsewhere", "👍", "m1", "r2"),  # not where it is
+             reaction("dave", "#t", "", "m1", "r3"),  # no reaction
+             reaction("dave", "#t", " \x02\x03 ", "m1", "r4"),  # nothing but codes
+             reaction("dave", "#t", "👍", "", "r5"),  # no message named
+             "@+draft/react=👍 :dave!d@h TAGMSG #t",  # no +draft/reply at all
+             "@+draft/reply=m1 :dave!d@h TAGMSG #t",  # a reply without a reaction
+             "@+draft/react=👍;+draft/reply=m1 :dave!d@h TAGMSG",  # no target
+             reaction("dave", "#t", "👍", "m1", "r6")[:-3]])  # #t cut: no such buffer
+    assert list(buf.lines) == before and reacted(s) == []
+    assert [b.name for b in s.buffers] == ["server", "#t"]
+    assert not any(ln.kind is Kind.ERROR for b in s.buffers for ln in b.lines)
+    # The unknown reaction is not remembered: the same msgid later, on a line, counts.
+    feed(s, [reaction("dave", "#t", "👍", "m1", "r1")])
+    assert shown(s, "m1") == [("👍", ("dave",))]
+
+
+def test_reactions_from_ignored_nicks_are_dropped() -> None:
+    s = react_session(ignore=("dave",))
+    said(s)
+    feed(s, [reaction("dave", "#t", "🤡", "m1", "r1"), reaction("bob", "#t", "👍", "m1", "r2")])
+    assert shown(s, "m1") == [("👍", ("bob",))]
+
+
+def test_reaction_text_is_sanitised_and_bounded() -> None:
+    s = react_session()
+    said(s)
+    feed(s, [reaction("dave", "#t", "\x1b[31mhi\x1b]0;pwned\x07 \x0304red\x03\u202e", "m1", "r1"),
+             reaction("carol", "#t", "  x" * 40, "m1", "r2")])
+    [(first, _), (second, _)] = shown(s, "m1")
+    assert first == "hi red"  # no escapes, no codes, no bidi override
+    assert len(second) <= MAX_REACTION and second == ("x  " * 11)[:MAX_REACTION].strip()
+    assert "\x1b" not in "".join(all_text(s))
+    # A nick with codes is shown plain too.
+    feed(s, [reaction("\x02eve\x02", "#t", "👍", "m2", "r3")])
+    assert shown(s, "m2") == [("👍", ("eve",))]
+
+
+def test_the_reactions_kept_per_line_are_bounded() -> None:
+    s = react_session()
+    said(s)
+    feed(s, [reaction("dave", "#t", f"r{i}", "m1", f"a{i}") for i in range(MAX_REACTION_TEXTS + 5)])
+    assert [t for t, _ in shown(s, "m1")] == [f"r{i}" for i in range(MAX_REACTION_TEXTS)]
+    feed(s, [reaction(f"n{i}", "#t", "r0", "m1", f"b{i}") for i in range(MAX_REACTIONS + 50)])
+    buf = s.buffer("#t")
+    assert buf is not None
+    line = buf.find_message("m1")
+    assert line is not None and len(line.reactions) == MAX_REACTIONS
+    # One nick's same reaction sent many times keeps a few msgids, still counted once.
+    feed(s, [reaction("carol", "#t", "🙂", "m2", f"c{i}") for i in range(50)])
+    m2 = buf.find_message("m2")
+    assert m2 is not None and len(m2.reactions) == 1 and len(m2.reactions[0].msgids) == 4
+
+
+def test_deleting_a_message_drops_its_reactions() -> None:
+    s = react_session()
+    said(s)
+    feed(s, [reaction("dave", "#t", "👍", "m1", "r1"), redact("bob", "#t", "m1")])
+    buf = s.buffer("#t")
+    assert buf is not None
+    line = buf.find_message("m1")
+    assert line is not None and line.redacted and line.reactions == ()
+    s.take_events()
+    feed(s, [reaction("carol", "#t", "👍", "m1", "r2")])  # to a deleted message
+    assert reacted(s) == []
+
+
+# ---------------------------------------------------------------------- taking back
+
+
+def test_a_redact_of_the_reactions_msgid_takes_it_back() -> None:
+    s = react_session()
+    said(s)
+    feed(s, [reaction("dave", "#t", "👍", "m1", "r1", T0 + 4),
+             reaction("carol", "#t", "👍", "m1", "r2", T0 + 5)])
+    buf = s.buffer("#t")
+    assert buf is not None
+    s.take_events()
+    assert feed(s, [redact("dave", "#t", "r1")]) == []
+    assert shown(s, "m1") == [("👍", ("carol",))]
+    assert texts(buf) == ["lunch at noon?", "sure", "where?"]  # no line deleted
+    events = s.take_events()
+    assert not any(isinstance(e, LineRedacted) for e in events)
+    [event] = [e for e in events if isinstance(e, LineReacted)]
+    assert (event.nick, event.text, event.msgid, event.removed, event.by) == (
+        "dave", "👍", "r1", True, "")
+    assert event.time == parse_time(REDACT_TIME)
+    assert event.describe("07:00") == "dave took back 👍 from bob's message of 07:00"
+    # A channel operator removing someone else's says who.
+    feed(s, [redact("bob", "#t", "r2")])
+    [event] = reacted(s)
+    assert event.by == "bob" and shown(s, "m1") == []
+    assert event.describe("07:00") == "bob removed carol's 👍 from bob's message of 07:00"
+    # Taken back, it stays so: a late copy does not bring it back; nor twice.
+    feed(s, [reaction("dave", "#t", "👍", "m1", "r1"), redact("dave", "#t", "r1")])
+    assert shown(s, "m1") == [] and reacted(s) == []
+
+
+def test_a_reaction_sent_twice_stays_until_both_are_taken_back() -> None:
+    s = react_session()
+    said(s)
+    feed(s, [reaction("dave", "#t", "👍", "m1", "r1"), reaction("dave", "#t", "👍", "m1", "r2")])
+    s.take_events()
+    feed(s, [redact("dave", "#t", "r1")])
+    assert shown(s, "m1") == [("👍", ("dave",))] and reacted(s) == []
+    feed(s, [redact("dave", "#t", "r2")])
+    assert shown(s, "m1") == [] and [e.removed for e in reacted(s)] == [True]
+
+
+def test_a_private_reaction_is_taken_back_in_the_query() -> None:
+    s = react_session()
+    feed(s, [privmsg("bob", "alice", "psst", "p1", T0 + 1),
+             reaction("alice", "bob", "👍", "p1", "r1"),  # ours (the echo)
+             reaction("bob", "alice", "👀", "p1", "r2")])
+    feed(s, [redact("alice", "bob", "r1"), redact("bob", "alice", "r2")])
+    assert shown(s, "p1", "bob") == []
