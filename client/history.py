@@ -7,7 +7,8 @@ pages back (BEFORE). A query does the same, but only when logged in (servers kee
 private history only between accounts), and after a reconnect CHATHISTORY TARGETS
 opens queries for the conversations that got messages meanwhile. Answers come as
 batches, merged into their buffer by time and msgid. A deletion in an answer (REDACT,
-draft/message-redaction) is no line: the message's line gets its placeholder.
+draft/message-redaction) is no line: the message's line gets its placeholder. Nor is a
+reaction (a TAGMSG with ``+draft/react``, draft/event-playback): it annotates its line.
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ class HistorySession(Protocol):
     ) -> Buffer | None: ...
     def history_line(self, msg: Message, now: float, buf: Buffer) -> Line | None: ...
     def history_redaction(self, msg: Message, now: float, buf: Buffer) -> str | None: ...
+    def history_reaction(self, msg: Message, now: float, buf: Buffer) -> None: ...
 
 
 class ChatHistory:
@@ -310,11 +312,15 @@ class ChatHistory:
         name = params[0]
         deletions = [(m, at) for m, at in messages if m.command == "REDACT"]
         others = [(m, at) for m, at in messages if m.command != "REDACT"]
+        # TAGMSGs (draft/event-playback): reactions, never lines; applied once the
+        # answer's lines are in, so a reaction may come before its message, or after.
+        reactions = [(m, at) for m, at in others if m.command == "TAGMSG"]
+        texts = [(m, at) for m, at in others if m.command != "TAGMSG"]
         if s.is_channel(name):
             buf = s.buffer(name)
         elif self._orphan_answer(name):  # the query was closed or renamed meanwhile
             return
-        elif deletions and not others:  # nothing to open a query for
+        elif (deletions or reactions) and not texts:  # nothing to open a query for
             buf = s.buffer(name)
         else:  # a server may send a conversation unasked: it opens the query
             buf = s.open_query(name, now, switch=False, fetch=False)
@@ -330,17 +336,21 @@ class ChatHistory:
                 deleted.add(msgid)
                 buf.seen.add(msgid)
         lines = []
-        for m, at in others:
+        for m, at in texts:
             line = s.history_line(m, at, buf)
             if line is not None and line.msgid not in deleted:
                 lines.append(line)
-        # Paging goes by what the server sent, shown or not (a CTCP, an ignored sender):
-        # its count against the limit, its newest msgid for the next AFTER page, its
-        # oldest for the next BEFORE one (a deletion's only when there is nothing else).
+        # Paging goes by what the server sent, shown or not (a CTCP, an ignored sender, a
+        # reaction): its count against the limit, its newest msgid for the next AFTER
+        # page, its oldest for the next BEFORE one (a deletion's only when there is
+        # nothing else).
         refs = [m for m, _ in others or messages]
         newest = next((m.tags["msgid"] for m in reversed(refs) if m.tags.get("msgid")), None)
         oldest = next(filter(None, map(_stamp, refs)), None)
         self._done(buf, self._pop(buf), lines, now, _Answer(len(messages), newest, oldest))
+        for m, at in reactions:  # taken back in this answer already: not applied
+            if m.tags.get("msgid") not in deleted:
+                s.history_reaction(m, at, buf)
 
     def on_fail(self, params: list[str]) -> bool:
         """``FAIL CHATHISTORY <code> ...`` (or WARN, NOTE): the request it answers ends.

@@ -70,11 +70,13 @@ WANTED_CAPS = (
     "invite-notify",  # who invites whom to our channels
     "draft/read-marker",  # what the account's other sessions have read (MARKREAD)
     "draft/message-redaction",  # deleted messages (REDACT); only with message-tags
+    "draft/event-playback",  # reactions (TAGMSG) in history; only with chathistory + tags
 )
 # draft/chathistory is only used with all of these (msgids, times and batches).
 HISTORY_CAPS = frozenset({"draft/chathistory", "batch", "server-time", "message-tags"})
 READ_MARKER_CAP = "draft/read-marker"
 REDACT_CAP = "draft/message-redaction"
+EVENT_PLAYBACK_CAP = "draft/event-playback"
 # IRCv3 reactions: a TAGMSG with these client tags (the reaction, the msgid reacted to).
 REACT_TAG = "+draft/react"
 REPLY_TAG = "+draft/reply"
@@ -943,6 +945,9 @@ class Session:
             and c not in self.caps
             # Message ids are message tags: deleting messages needs them.
             and (c != REDACT_CAP or "message-tags" in self.available_caps)
+            # TAGMSGs in history: only of use with history, and tags to read.
+            and (c != EVENT_PLAYBACK_CAP or {"draft/chathistory", "message-tags"}
+                 <= self.available_caps.keys())
         ]  # fmt: skip
         if self._cap_negotiating and self._sasl.request(offered, now):
             wanted.append("sasl")  # only while registering: CAP END waits for the login
@@ -1963,15 +1968,19 @@ class Session:
         there to see it): the msgid it deletes, None when it is not about ``buf``. A line
         of ``buf`` with that msgid is replaced as by a live REDACT."""
         p = msg.params
-        if len(p) < 2 or not p[1]:
+        if len(p) < 2 or not p[1] or not self._history_about(msg, buf):
             return None
-        target = p[0].lstrip(self.prefix_symbols)
-        if buf.is_channel != self.is_channel(target) or (
-            buf.is_channel and self.fold(target) != self.fold(buf.name)
-        ):
-            return None  # (a query's may name either side, under any of its nicks)
         self._redact(buf, msg, p[1], now, history=True)
         return p[1]
+
+    def _history_about(self, msg: Message, buf: Buffer) -> bool:
+        """An item of a chathistory batch for ``buf`` (a REDACT, a TAGMSG) is about it:
+        the same channel, or private when ``buf`` is a query (a query's may name either
+        side, under any of its nicks)."""
+        target = msg.params[0].lstrip(self.prefix_symbols) if msg.params else ""
+        if buf.is_channel != self.is_channel(target):
+            return False
+        return not buf.is_channel or self.fold(target) == self.fold(buf.name)
 
     def _redact(
         self, buf: Buffer, msg: Message, msgid: str, now: float, *, history: bool = False
@@ -2014,6 +2023,12 @@ class Session:
         buf = self._about_buffer(msg)
         if buf is not None:
             self._reaction(buf, msg, now)
+
+    def history_reaction(self, msg: Message, now: float, buf: Buffer) -> None:
+        """A TAGMSG in a chathistory batch for ``buf`` (draft/event-playback): a reaction
+        is applied as a live one would be (no line of its own)."""
+        if REACT_TAG in msg.tags and self._history_about(msg, buf) and not self._ignored(msg):
+            self._reaction(buf, msg, now, history=True)
 
     def _reaction(self, buf: Buffer, msg: Message, now: float, *, history: bool = False) -> None:
         nick = self._source_nick(msg)

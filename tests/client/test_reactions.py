@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from chat.message import Message
 from chat.servertime import format_time, parse_time
-from client.model import BufferKind, Kind, LineAdded, LineReacted, LineRedacted
+from client.model import BufferKind, HistoryAdded, Kind, LineAdded, LineReacted, LineRedacted
 from client.session import MAX_REACTION, MAX_REACTION_TEXTS, MAX_REACTIONS, Session
 
 from .helpers import (
@@ -15,6 +15,7 @@ from .helpers import (
     T0,
     all_text,
     feed,
+    history_batch,
     make,
     privmsg,
     texts,
@@ -25,6 +26,7 @@ from .recorded import CHAT_BURST
 CAPS = "draft/event-playback draft/message-redaction"
 _LS, _ACK, *_REST = CHAT_BURST
 BURST = [f"{_LS} {CAPS}", f"{_ACK} {CAPS}", *_REST]  # our server, recorded, with the caps
+LOGIN = ":test.server 900 alice alice!~a@h alice :You are now logged in as alice"
 REDACT_TIME = "2026-11-21T07:00:00.000Z"
 
 
@@ -70,6 +72,11 @@ def redact(nick: str, target: str, msgid: str, batch: str | None = None) -> str:
     return f"{tags} :{nick}!~{nick}@host REDACT {target} {msgid}"
 
 
+def batch(ref: str, target: str, lines: list[str]) -> list[str]:
+    return [f":test.server BATCH +{ref} chathistory {target}", *lines,
+            f":test.server BATCH -{ref}"]  # fmt: skip
+
+
 def shown(s: Session, msgid: str, name: str = "#t") -> list[tuple[str, tuple[str, ...]]]:
     """The reactions of the line ``msgid`` of buffer ``name``: (text, nicks) by text."""
     buf = s.buffer(name)
@@ -88,6 +95,32 @@ def said(s: Session) -> None:
     feed(s, [privmsg("bob", "#t", "lunch at noon?", "m1", T0 + 1),
              privmsg("alice", "#t", "sure", "m2", T0 + 2),
              privmsg("carol", "#t", "where?", "m3", T0 + 3)])
+
+
+def rejoin(s: Session) -> list[str]:
+    """Lose the connection, register again and rejoin #t; what the session sent then."""
+    s.connection_lost(NOW, "Connection reset")
+    s.connection_made(NOW + 60)
+    feed(s, BURST, NOW + 60)
+    return feed(s, [":alice!~a@h JOIN #t", ":bob!b@h JOIN #t", ":carol!c@h JOIN #t"], NOW + 60)
+
+
+# ---------------------------------------------------------------------- capability
+
+
+def test_event_playback_is_requested_with_chathistory_and_message_tags() -> None:
+    s = make()
+    s.connection_made(NOW)
+    s.take_outgoing()
+    sent = feed(s, [":srv CAP * LS :message-tags batch draft/chathistory draft/event-playback"])
+    assert sent == ["CAP REQ :message-tags batch draft/chathistory draft/event-playback"]
+    for offered in ("message-tags draft/event-playback",  # no history: of no use
+                    "draft/chathistory draft/event-playback"):  # no tags to read
+        s = make()
+        s.connection_made(NOW)
+        s.take_outgoing()
+        assert "draft/event-playback" not in feed(s, [f":srv CAP * LS :{offered}"])[0]
+    assert "draft/event-playback" in react_session().caps
 
 
 # ---------------------------------------------------------------------- live reactions
@@ -299,3 +332,105 @@ def test_a_private_reaction_is_taken_back_in_the_query() -> None:
              reaction("bob", "alice", "👀", "p1", "r2")])
     feed(s, [redact("alice", "bob", "r1"), redact("bob", "alice", "r2")])
     assert shown(s, "p1", "bob") == []
+
+
+# ---------------------------------------------------------------------- history
+
+
+def test_join_history_applies_reactions_in_either_order_and_shows_no_line() -> None:
+    s = react_session()
+    buf = s.buffer("#t")
+    assert buf is not None
+    h = "h1"
+    out = feed(s, batch(h, "#t", [
+        privmsg("bob", "#t", "lunch at noon?", "m1", T0 + 1, batch=h),
+        reaction("carol", "#t", "👍", "m1", "r1", T0 + 2, batch=h),
+        reaction("dave", "#t", "🍕", "m2", "r2", T0 + 2.5, batch=h),  # before its message
+        privmsg("carol", "#t", "pizza?", "m2", T0 + 3, batch=h),
+        reaction("dave", "#t", "👍", "m1", "r3", T0 + 4, batch=h),
+        reaction("erin", "#t", "🙃", "m1", "r4", T0 + 5, batch=h),
+        redact("erin", "#t", "r4", batch=h),  # taken back: never shown
+        reaction("dave", "#t", "👍", "m0", "r5", T0 + 6, batch=h),  # not in the buffer
+        reaction("dave", "#elsewhere", "👍", "m1", "r6", T0 + 7, batch=h),  # not this one's
+        "@batch=h1;msgid=t1 :dave!d@h TAGMSG #t",  # a TAGMSG with nothing to show
+    ]))  # fmt: skip
+    assert out == []
+    assert texts(buf) == ["lunch at noon?", "pizza?"]  # no line of a TAGMSG or REDACT
+    assert {ln.kind for ln in buf.lines} == {Kind.JOIN, Kind.MESSAGE}
+    assert shown(s, "m1") == [("👍", ("carol", "dave"))]
+    assert shown(s, "m2") == [("🍕", ("dave",))]
+    assert buf.history_complete  # 10 of the 100 asked for: that was all
+    events = s.take_events()
+    [added] = [e for e in events if isinstance(e, HistoryAdded)]
+    assert added.count == 2  # lines only
+    history = [e for e in events if isinstance(e, LineReacted)]
+    assert [(e.nick, e.text, e.time, e.history) for e in history] == [
+        ("carol", "👍", T0 + 2, True), ("dave", "🍕", T0 + 2.5, True),
+        ("dave", "👍", T0 + 4, True)]
+    assert events.index(added) < events.index(history[0])  # the message first, for logs
+    assert (buf.unread, buf.highlights) == (0, 0)
+    # A live copy of one of them (or a later answer) does not count it again.
+    feed(s, [reaction("carol", "#t", "👍", "m1", "r1", T0 + 2)])
+    assert reacted(s) == [] and shown(s, "m1") == [("👍", ("carol", "dave"))]
+
+
+def test_a_full_page_counts_reactions_and_pages_on_from_them() -> None:
+    s = react_session(history_lines=3)
+    buf = s.buffer("#t")
+    assert buf is not None
+    feed(s, batch("h0", "#t", []))
+    said(s)
+    assert rejoin(s) == ["CHATHISTORY AFTER #t msgid=m3 3"]
+    # Missed while away: reactions only, a full page of them.
+    g = "g1"
+    out = feed(s, batch(g, "#t", [reaction("dave", "#t", "👍", "m1", "r1", T0 + 10, batch=g),
+                                  reaction("bob", "#t", "👍", "m2", "r2", T0 + 11, batch=g),
+                                  reaction("carol", "#t", "😂", "m2", "r3", T0 + 12, batch=g)]))
+    assert out == ["CHATHISTORY AFTER #t msgid=r3 3"]  # on from the newest item
+    g = "g2"
+    out = feed(s, batch(g, "#t", [redact("dave", "#t", "r1", batch=g),
+                                  privmsg("bob", "#t", "so?", "m4", T0 + 14, batch=g)]))
+    assert out == []  # caught up
+    assert shown(s, "m1") == []  # reacted, then taken back while we were away
+    assert shown(s, "m2") == [("👍", ("bob",)), ("😂", ("carol",))]
+    notes = [ln.text for ln in buf.lines if "reconnected" in ln.text]
+    assert notes == ["— reconnected, fetched 1 missed message —"]  # not the reactions
+    assert [b.name for b in s.buffers] == ["server", "#t"]
+
+
+def test_page_up_brings_older_reactions_and_pages_from_the_oldest_item() -> None:
+    s = react_session(history_lines=3)
+    buf = s.buffer("#t")
+    assert buf is not None
+    feed(s, history_batch("h1", "#t", [("bob", f"n{i}", f"m{i}", T0 + i) for i in (7, 8, 9)]))
+    assert s.request_older(buf, NOW)
+    assert s.take_outgoing() == ["CHATHISTORY BEFORE #t msgid=m7 3"]
+    h = "b1"
+    feed(s, batch(h, "#t", [reaction("dave", "#t", "👍", "m2", "r1", T0 + 4, batch=h),
+                            privmsg("bob", "#t", "n5", "m5", T0 + 5, batch=h),
+                            reaction("carol", "#t", "👀", "m5", "r2", T0 + 6, batch=h)]))
+    assert texts(buf) == ["n5", "n7", "n8", "n9"]
+    assert shown(s, "m5") == [("👀", ("carol",))]
+    assert not buf.history_complete  # a full page: maybe more
+    assert s.request_older(buf, NOW)
+    assert s.take_outgoing() == ["CHATHISTORY BEFORE #t msgid=r1 3"]  # past the reaction
+
+
+def test_query_history_with_reactions_only_opens_no_query() -> None:
+    s = react_session(channels=())
+    feed(s, [LOGIN])
+    out = feed(s, [privmsg("bob", "alice", "psst", "p1", T0 + 1)])
+    assert out == ["CHATHISTORY LATEST bob * 100"]
+    h = "q1"
+    feed(s, batch(h, "bob", [privmsg("bob", "alice", "psst", "p1", T0 + 1, batch=h),
+                             reaction("alice", "bob", "👍", "p1", "r1", T0 + 2, batch=h),
+                             reaction("bob", "alice", "❤️", "p1", "r2", T0 + 3, batch=h)]))
+    query = s.buffer("bob")
+    assert query is not None
+    line = query.find_message("p1")
+    assert line is not None
+    assert [(r.text, r.nick, r.own) for r in line.reactions] == [
+        ("👍", "alice", True), ("❤️", "bob", False)]
+    assert feed(s, batch("q2", "carol", [reaction("carol", "alice", "👍", "c1", "r3", T0,
+                                                  batch="q2")])) == []
+    assert s.buffer("carol") is None
