@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .model import MESSAGE_KINDS, Buffer, BufferKind, Line
+from .model import MESSAGE_KINDS, Buffer, BufferKind, Line, Reaction
 from .passwords import mask_message, mask_nickserv, secret_raw
 
 if TYPE_CHECKING:
@@ -491,6 +491,127 @@ def deletable(s: Session, buf: Buffer, nick: str | None) -> Line | None:
     return None
 
 
+# Reactions typed as :shortcodes: (a terminal may make emoji hard to type); Tab
+# completes them to the emoji.
+SHORTCODES: dict[str, str] = {
+    ":+1:": "👍", ":thumbsup:": "👍", ":-1:": "👎", ":thumbsdown:": "👎",
+    ":heart:": "❤️", ":joy:": "😂", ":rofl:": "🤣", ":smile:": "😄", ":laughing:": "😆",
+    ":wink:": "😉", ":cry:": "😢", ":sob:": "😭", ":thinking:": "🤔", ":eyes:": "👀",
+    ":tada:": "🎉", ":fire:": "🔥", ":rocket:": "🚀", ":100:": "💯", ":pray:": "🙏",
+    ":clap:": "👏", ":wave:": "👋", ":ok_hand:": "👌", ":check:": "✅", ":x:": "❌",
+    ":star:": "⭐",
+}  # fmt: skip
+
+
+def _reaction_arg(word: str) -> str:
+    """The reaction typed: a :shortcode:'s emoji, or the word itself (checked)."""
+    from .session import MAX_REACTION, reaction_text
+
+    word = SHORTCODES.get(word.lower(), word)
+    text = reaction_text(word)
+    if not text or text != word:  # (cut to MAX_REACTION, or control characters)
+        raise UsageError(
+            f"A reaction is an emoji, a :shortcode: or a word of at most {MAX_REACTION}"
+            f" characters, not {word!r}"
+        )
+    return text
+
+
+@command(
+    "react",
+    "/react EMOJI [NICK]",
+    "React to the newest message in this buffer (NICK's, if given) with an emoji,"
+    " a :shortcode: such as :+1: or a short word; shown as [👍 1] after the message.",
+)
+def _react(s: Session, args: str, now: float) -> None:
+    """IRCv3 reactions: ``@+draft/react=<emoji>;+draft/reply=<msgid> TAGMSG <buffer>``
+    for the newest message here (that has a msgid), sent by NICK when given. The line
+    shows it when the server's echo comes back (at once without echo-message)."""
+    buf = s.current
+    if buf.kind is BufferKind.SERVER:
+        raise UsageError("/react reacts to a message in a channel or query buffer")
+    words = args.split()
+    if not 1 <= len(words) <= 2:
+        raise UsageError(f"Usage: {COMMANDS['react'].usage}")
+    text = _reaction_arg(words[0])
+    nick = words[1] if len(words) > 1 else None
+    if "message-tags" not in s.caps:
+        s.error("This server cannot carry reactions (no message-tags)", now)
+        return
+    if buf.kind is BufferKind.CHANNEL and not buf.joined:
+        s.error(f"You are not in {buf.name} (/join {buf.name})", now)
+        return
+    line = reactable(s, buf, nick)
+    if line is None:
+        whose = f" from {nick}" if nick is not None else ""
+        s.error(f"No message{whose} to react to in {buf.name}", now)
+        return
+    if any(r.own and r.text == text for r in line.reactions):
+        s.error(f"You reacted {text} to that message already (/unreact {text})", now)
+        return
+    s.react(buf, line, text, now)
+
+
+def reactable(s: Session, buf: Buffer, nick: str | None) -> Line | None:
+    """The newest message in ``buf`` (sent by ``nick`` when given; our own nick: by us)
+    that can take a reaction: it has a msgid and is not deleted."""
+    for line in reversed(buf.lines):
+        if line.msgid and not line.redacted and line.kind in MESSAGE_KINDS and (
+            nick is None or _sent_by(s, line, nick)
+        ):
+            return line
+    return None
+
+
+@command(
+    "unreact",
+    "/unreact [EMOJI]",
+    "Take back your newest reaction in this buffer (of EMOJI, if given).",
+)
+def _unreact(s: Session, args: str, now: float) -> None:
+    """``REDACT <buffer> <msgid>`` for our newest reaction here (its msgid came with the
+    echo; one REDACT per copy when it was sent more than once). The line changes when
+    the server's REDACT comes back."""
+    buf = s.current
+    if buf.kind is BufferKind.SERVER:
+        raise UsageError("/unreact takes back a reaction in a channel or query buffer")
+    words = args.split()
+    if len(words) > 1:
+        raise UsageError(f"Usage: {COMMANDS['unreact'].usage}")
+    text = _reaction_arg(words[0]) if words else None
+    if not s.redaction_enabled:
+        s.error("This server cannot take reactions back (no draft/message-redaction)", now)
+        return
+    reaction = own_reaction(buf, text)
+    if reaction is None:
+        what = f" {text}" if text is not None else ""
+        s.error(f"No reaction{what} of yours to take back in {buf.name}", now)
+        return
+    for msgid in reaction.msgids:
+        if _param_safe(msgid):
+            s.send("REDACT", buf.name, msgid)
+
+
+def own_reaction(buf: Buffer, text: str | None) -> Reaction | None:
+    """Our newest reaction (by its time; the later line on a tie) in ``buf``, of ``text``
+    when given, that can be taken back: it has a msgid usable as a parameter."""
+    best: Reaction | None = None
+    for line in buf.lines:
+        for r in line.reactions:
+            if (
+                r.own
+                and (text is None or r.text == text)
+                and any(_param_safe(m) for m in r.msgids)
+                and (best is None or r.time >= best.time)
+            ):
+                best = r
+    return best
+
+
+def _param_safe(msgid: str) -> bool:
+    return bool(msgid) and " " not in msgid and not msgid.startswith(":")
+
+
 # ---------------------------------------------------------------------- you and others
 
 
@@ -727,9 +848,43 @@ def complete(s: Session, text: str, cursor: int) -> Completion:
         return Completion(start, cursor, names)
     if text[:start].lower().startswith("/accept "):
         return _complete_accept(s, start, word, cursor)
+    before = text[:start].split()
+    if before and before[0].lower() in ("/react", "/unreact") and text[:start].endswith(" "):
+        return _complete_reaction(s, before, start, word, cursor)
     nicks = _buffer_nicks(s, buf)
     suffix = ": " if start == 0 else " "
     return Completion(start, cursor, [n + suffix for n in nicks if fold(n).startswith(stem)])
+
+
+def _complete_reaction(
+    s: Session, before: list[str], start: int, word: str, cursor: int
+) -> Completion:
+    """/react's emoji (a :shortcode:'s, or one used here, newest first) then the nick
+    (of those who wrote here); /unreact's emoji (ours here)."""
+    from .session import Completion
+
+    buf = s.current
+    if len(before) == 1:
+        unreact = before[0].lower() == "/unreact"
+        used: dict[str, None] = {}  # texts, newest first
+        for line in reversed(buf.lines):
+            for r in reversed(line.reactions):
+                if r.own or not unreact:
+                    used.setdefault(r.text)
+        found = [t for t in used if t.startswith(word)]
+        if word.startswith(":") and not unreact:
+            stem = word.lower()
+            found += [e for code, e in SHORTCODES.items() if code.startswith(stem)]
+        return Completion(start, cursor, [t + " " for t in dict.fromkeys(found)])
+    if len(before) == 2 and before[0].lower() == "/react":
+        stem = s.fold(word)
+        senders: dict[str, str] = {}  # folded -> as written, newest first
+        for ln in reversed(buf.lines):
+            if ln.kind in MESSAGE_KINDS and ln.nick and ln.msgid and not ln.own:
+                senders.setdefault(s.fold(ln.nick), ln.nick)
+        names = [n + " " for key, n in senders.items() if key.startswith(stem)]
+        return Completion(start, cursor, names)
+    return Completion(start, cursor, [])
 
 
 def _buffer_nicks(s: Session, buf: Buffer) -> list[str]:

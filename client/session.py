@@ -2039,6 +2039,14 @@ class Session:
         when = self._msg_time(msg, now, history)
         self._add_reaction(buf, reply, text, nick, _msgid(msg), when, history=history)
 
+    def react(self, buf: Buffer, line: Line, text: str, now: float) -> None:
+        """Send a reaction to ``line`` (it has a msgid) of ``buf``; shown when the echo
+        comes back (it carries the reaction's msgid), or at once without echo-message."""
+        tags = {REACT_TAG: text, REPLY_TAG: line.msgid or ""}
+        self._out.append(Message("TAGMSG", [buf.name], tags=tags).to_line())
+        if not self.echo and line.msgid:
+            self._add_reaction(buf, line.msgid, text, self.nick, None, self.local_time(now))
+
     def _add_reaction(
         self,
         buf: Buffer,

@@ -14,10 +14,13 @@ from .helpers import (
     NOW,
     T0,
     all_text,
+    chat_session,
     feed,
     history_batch,
+    last_error,
     make,
     privmsg,
+    run,
     texts,
 )
 from .netutil import messages
@@ -434,3 +437,131 @@ def test_query_history_with_reactions_only_opens_no_query() -> None:
     assert feed(s, batch("q2", "carol", [reaction("carol", "alice", "👍", "c1", "r3", T0,
                                                   batch="q2")])) == []
     assert s.buffer("carol") is None
+
+
+# ---------------------------------------------------------------------- /react, /unreact
+
+
+def test_react_sends_a_tagmsg_for_the_newest_message() -> None:
+    s = react_session()
+    said(s)
+    assert run(s, "/react 👍") == ["@+draft/react=👍;+draft/reply=m3 TAGMSG #t"]
+    assert run(s, "/react :+1: bob") == ["@+draft/react=👍;+draft/reply=m1 TAGMSG #t"]
+    assert run(s, "/react :TADA: BOB") == ["@+draft/react=🎉;+draft/reply=m1 TAGMSG #t"]
+    assert run(s, "/react lol alice") == ["@+draft/react=lol;+draft/reply=m2 TAGMSG #t"]
+    # Nothing changes before the echo comes back with the reaction's msgid.
+    assert shown(s, "m3") == []
+    feed(s, [reaction("alice", "#t", "👍", "m3", "r1")])
+    assert shown(s, "m3") == [("👍", ("alice",))]
+    assert run(s, "/react 👍") == []
+    assert last_error(s) == "You reacted 👍 to that message already (/unreact 👍)"
+    assert run(s, "/react ❤️") == ["@+draft/react=❤️;+draft/reply=m3 TAGMSG #t"]
+
+
+def test_react_in_a_query_and_without_echo_message() -> None:
+    s = react_session()
+    feed(s, [privmsg("bob", "alice", "psst", "p1", T0 + 1)])
+    s.switch("bob")
+    assert run(s, "/react 👀") == ["@+draft/react=👀;+draft/reply=p1 TAGMSG bob"]
+    # A server without echo-message: shown at once (it cannot be taken back: no msgid).
+    s = react_session()
+    s.caps.discard("echo-message")
+    said(s)
+    assert run(s, "/react 👍 carol") == ["@+draft/react=👍;+draft/reply=m3 TAGMSG #t"]
+    assert shown(s, "m3") == [("👍", ("alice",))]
+    [event] = reacted(s)
+    assert event.msgid is None and event.line.reactions[0].own
+    assert run(s, "/unreact") == []
+    assert last_error(s) == "No reaction of yours to take back in #t"
+
+
+def test_react_local_errors() -> None:
+    s = react_session()
+    said(s)
+    feed(s, [":bob!b@h PRIVMSG #t :no msgid from this server"])
+    assert run(s, "/react 👍 erin") == []
+    assert last_error(s) == "No message from erin to react to in #t"
+    assert run(s, "/react") == [] and last_error(s) == "Usage: /react EMOJI [NICK]"
+    assert run(s, "/react 👍 bob extra") == []
+    assert "Usage" in last_error(s)
+    assert run(s, f"/react {'x' * (MAX_REACTION + 1)}") == []
+    assert last_error(s).startswith("A reaction is an emoji, a :shortcode: or a word")
+    assert run(s, "/react \x02bold") == [] and "A reaction is" in last_error(s)
+    feed(s, [redact("carol", "#t", "m3")])
+    assert run(s, "/react 👍 carol") == []  # deleted: nothing to react to
+    assert last_error(s) == "No message from carol to react to in #t"
+    feed(s, [":alice!~a@h PART #t"])
+    assert run(s, "/react 👍") == [] and last_error(s) == "You are not in #t (/join #t)"
+    s.switch(0)
+    assert run(s, "/react 👍") == [] and "channel or query" in last_error(s)
+    s.switch("#t")
+    s.connection_lost(NOW)
+    assert run(s, "/react 👍") == [] and last_error(s) == "/react: not connected"
+
+    s = make(channels=("#t",))  # no message-tags at all (ngIRCd, say)
+    s.connection_made(NOW)
+    feed(s, [":srv CAP * LS :multi-prefix", ":srv CAP alice ACK :multi-prefix", *_REST[:-1],
+             _REST[-1], ":alice!~a@h JOIN #t", privmsg("bob", "#t", "hi", "m1")])
+    s.switch("#t")
+    assert run(s, "/react 👍") == []
+    assert last_error(s) == "This server cannot carry reactions (no message-tags)"
+
+    s = react_session()
+    feed(s, [":bob!b@h PRIVMSG #t :no msgid"])
+    assert run(s, "/react 👍") == [] and last_error(s) == "No message to react to in #t"
+
+
+def test_unreact_takes_back_our_newest_reaction() -> None:
+    s = react_session()
+    said(s)
+    feed(s, [reaction("alice", "#t", "👍", "m1", "r1", T0 + 4),
+             reaction("alice", "#t", "🍕", "m1", "r2", T0 + 5),
+             reaction("alice", "#t", "👍", "m3", "r3", T0 + 6),
+             reaction("dave", "#t", "❤️", "m3", "r4", T0 + 7)])
+    assert run(s, "/unreact") == ["REDACT #t r3"]
+    assert run(s, "/unreact 🍕") == ["REDACT #t r2"]
+    assert run(s, "/unreact :+1:") == ["REDACT #t r3"]
+    assert shown(s, "m3") == [("👍", ("alice",)), ("❤️", ("dave",))]  # until the server says
+    feed(s, [redact("alice", "#t", "r3")])  # the confirmation
+    assert shown(s, "m3") == [("❤️", ("dave",))]
+    assert run(s, "/unreact 👍") == ["REDACT #t r1"]
+    assert run(s, "/unreact ❤️") == []  # dave's, not ours
+    assert last_error(s) == "No reaction ❤️ of yours to take back in #t"
+    # Sent twice (another session of ours, say): both copies go.
+    feed(s, [reaction("alice", "#t", "👀", "m2", "r5", T0 + 8),
+             reaction("alice", "#t", "👀", "m2", "r6", T0 + 9)])
+    assert run(s, "/unreact") == ["REDACT #t r5", "REDACT #t r6"]
+
+
+def test_unreact_local_errors() -> None:
+    s = chat_session()  # no draft/message-redaction
+    s.switch("#t")
+    feed(s, [privmsg("bob", "#t", "hi", "m1"), reaction("alice", "#t", "👍", "m1", "r1")])
+    assert run(s, "/unreact") == []
+    assert last_error(s) == "This server cannot take reactions back (no draft/message-redaction)"
+    s = react_session()
+    said(s)
+    assert run(s, "/unreact") == [] and last_error(s) == "No reaction of yours to take back in #t"
+    assert run(s, "/unreact a b") == [] and "Usage" in last_error(s)
+    s.switch(0)
+    assert run(s, "/unreact") == [] and "channel or query" in last_error(s)
+
+
+def test_react_help_and_completion() -> None:
+    s = react_session()
+    said(s)
+    feed(s, [reaction("dave", "#t", "lol", "m1", "r1"), reaction("alice", "#t", "🍕", "m1", "r2")])
+    run(s, "/help react")
+    assert s.current.lines[-1].text.startswith("/react EMOJI [NICK] — React to the newest")
+    run(s, "/help unreact")
+    assert s.current.lines[-1].text.startswith("/unreact [EMOJI] — Take back your newest")
+    assert s.complete("/rea").candidates == ["/react "]
+    assert s.complete("/unr").candidates == ["/unreact "]
+    assert s.complete("/react :thumbsu").candidates == ["👍 "]  # shortcodes become the emoji
+    assert s.complete("/react :t").candidates == ["👍 ", "👎 ", "🤔 ", "🎉 "]
+    assert s.complete("/react l").candidates == ["lol "]  # used here already
+    assert s.complete("/react 👍 b").candidates == ["bob "]  # who wrote here
+    assert s.complete("/react 👍 c").candidates == ["carol "]
+    assert s.complete("/react 👍 a").candidates == []  # not ourselves
+    assert s.complete("/unreact 🍕").candidates == ["🍕 "]  # ours only
+    assert s.complete("/unreact l").candidates == []
