@@ -74,6 +74,7 @@ DEFAULT_COLOURS: dict[str, str] = {
     "error": "bold #ff0000",
     "history": "#6c6c6c",
     "redacted": "italic #6c6c6c",  # a deleted message's placeholder
+    "reactions": "#87afaf",  # the reactions after a message: [👍 2 ❤️ 1]
     "topic_bar": "reverse",
     "status_bar": "reverse",
     "buffer_current": "reverse bold",

@@ -289,6 +289,8 @@ class LineRenderer:
             base = "class:redacted"
         spans = line.spans or ((Span(line.text),) if line.text else ())
         frags += span_fragments(spans, base)
+        if line.reactions:
+            frags += reaction_fragments(line)
         return frags, indent
 
     def rows(self, line: Line, width: int) -> list[Fragments]:
@@ -310,6 +312,17 @@ class LineRenderer:
 
     def clear(self) -> None:
         self._rows.clear()
+
+
+def reaction_fragments(line: Line) -> Fragments:
+    """The reactions after a message, ``  [👍 2 ❤️ 1]`` (IRCv3 reactions): each text
+    with how many reacted with it, in the order they first came; ours in bold."""
+    frags: Fragments = [("class:reactions", "  [")]
+    for i, (text, nicks, own) in enumerate(line.reaction_groups()):
+        style = "class:reactions bold" if own else "class:reactions"
+        frags.append((style, f"{' ' if i else ''}{safe(text)} {len(nicks)}"))
+    frags.append(("class:reactions", "]"))
+    return frags
 
 
 def wrap(frags: Fragments, width: int, indent: int = 0) -> list[Fragments]:

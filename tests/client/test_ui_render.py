@@ -454,3 +454,27 @@ def test_deleted_actions_and_notices_keep_their_form() -> None:
         frags, _ = r.fragments(line("(message deleted)", kind=kind, redacted=True))
         assert "".join(t for _, t in pairs(frags)) == shown
         assert pairs(frags)[-1] == ("class:redacted", "(message deleted)")
+
+
+def test_reactions_are_drawn_after_the_message_and_ours_in_bold() -> None:
+    s, _ = channel_with_lines(3)
+    r = LineRenderer()
+    pane = MessagePane(s, r, Views())
+    assert pane_text(pane)[-2] == "<bob> message number 1"  # drawn: in the row cache
+    formatted = r.formatted
+    feed(s, ["@msgid=r1;+draft/react=👍;+draft/reply=m1 :carol!c@h TAGMSG #t",
+             "@msgid=r2;+draft/react=❤️;+draft/reply=m1 :alice!a@h TAGMSG #t",  # our echo
+             "@msgid=r3;+draft/react=👍;+draft/reply=m1 :dave!d@h TAGMSG #t"])
+    shown = pane_text(pane)
+    assert shown[-3:] == ["<bob> message number 0",
+                          "<bob> message number 1  [👍 2 ❤️ 1]",
+                          "<bob> message number 2"]  # in place, drawn anew
+    assert r.formatted == formatted + 1
+    row = pairs(pane.create_content(60, 10).get_line(len(shown) - 2))
+    assert row[-4:] == [("class:reactions", "  ["), ("class:reactions", "👍 2"),
+                        ("class:reactions bold", " ❤️ 1"), ("class:reactions", "]")]
+    style, _ = build_style(ClientConfig())
+    assert style.get_attrs_for_style_str("class:reactions").color == "87afaf"
+    # A narrow pane wraps the reactions like text, under the message.
+    narrow = pane_text(pane, width=30)
+    assert "[👍 2 ❤️ 1]" in narrow[-2] and narrow[-3].startswith("<bob> message number 1")
