@@ -9,7 +9,10 @@ second: a line in the same second as the file's last one is taken as logged alre
 
 A deleted message (IRCv3 message-redaction) is not taken out of the file: the deletion
 is a line of its own, at the time it was made, naming the message by its sender and time:
-``-!- carol deleted bob's message of 2026-11-21 19:55:03: spam``.
+``-!- carol deleted bob's message of 2026-11-21 19:55:03: spam``. A reaction (IRCv3
+``+draft/react``) is a line of its own too, once (by its msgid; one from history only
+when newer than the file), and so is taking it back:
+``-!- alice reacted 👍 to bob's message of 2026-11-21 19:55:03``.
 """
 
 from __future__ import annotations
@@ -21,7 +24,16 @@ from collections import OrderedDict, deque
 from pathlib import Path
 from typing import TextIO
 
-from .model import Buffer, BufferKind, HistoryAdded, Kind, Line, LineAdded, LineRedacted
+from .model import (
+    Buffer,
+    BufferKind,
+    HistoryAdded,
+    Kind,
+    Line,
+    LineAdded,
+    LineReacted,
+    LineRedacted,
+)
 
 log = logging.getLogger("chat.client.chatlog")
 
@@ -53,6 +65,13 @@ def format_line(line: Line) -> str:
 
 def format_redaction(event: LineRedacted) -> str:
     """The log line of a deletion: when it was made, who deleted which message."""
+    stamp = time.strftime(TIME_FORMAT, time.localtime(event.time))
+    sent = time.strftime(TIME_FORMAT, time.localtime(event.old.time))
+    return f"{stamp} -!- {event.describe(sent)}"
+
+
+def format_reaction(event: LineReacted) -> str:
+    """The log line of a reaction (or of taking it back): when, who, to which message."""
     stamp = time.strftime(TIME_FORMAT, time.localtime(event.time))
     sent = time.strftime(TIME_FORMAT, time.localtime(event.old.time))
     return f"{stamp} -!- {event.describe(sent)}"
@@ -113,6 +132,8 @@ class ChatLog:
         elif isinstance(event, LineRedacted):
             name, entry = self._file(event.buffer)
             self._append(name, entry, [format_redaction(event) + "\n"])
+        elif isinstance(event, LineReacted):
+            self._reaction(event)
 
     def close(self) -> None:
         for handle in self._open.values():
@@ -125,6 +146,14 @@ class ChatLog:
         if entry is None:
             entry = self._files[name] = _File(self.root / f"{name}.log")
         return name, entry
+
+    def _reaction(self, event: LineReacted) -> None:
+        name, entry = self._file(event.buffer)
+        if not event.removed and event.msgid is not None and not entry.first_sight(event.msgid):
+            return  # written already
+        if event.history and not event.removed and int(event.time) <= entry.since:
+            return  # before the file's last line: in it already
+        self._append(name, entry, [format_reaction(event) + "\n"])
 
     def _write(self, buffer: Buffer, lines: list[Line], *, history: bool) -> None:
         name, entry = self._file(buffer)

@@ -4,7 +4,8 @@ Useful for scripts and tests, and the fallback when the full-screen UI cannot st
 Each line printed is ``HH:MM:SS BUFFER BODY`` where BODY is ``<nick> text``,
 ``* nick action``, ``-nick- notice``, ``-- nick joined ...`` for events,
 ``-- text`` for info and ``!! text`` for errors; a deleted message (IRCv3
-message-redaction) is ``-- carol deleted bob's message of HH:MM:SS: reason``.
+message-redaction) is ``-- carol deleted bob's message of HH:MM:SS: reason``, a
+reaction ``-- alice reacted 👍 to bob's message of HH:MM:SS``.
 
 Input lines are held until the first registration. After a ``/join`` the next
 input line waits (up to 10 s) until the channel is joined, so a script can join
@@ -21,7 +22,7 @@ import time
 from typing import TextIO
 
 from .connection import Connection
-from .model import Buffer, Event, HistoryAdded, Kind, Line, LineAdded, LineRedacted
+from .model import Buffer, Event, HistoryAdded, Kind, Line, LineAdded, LineReacted, LineRedacted
 
 JOIN_WAIT = 10.0
 
@@ -41,6 +42,12 @@ def format_line(buffer: Buffer, line: Line, timestamp_format: str = "%H:%M:%S") 
     else:
         body = f"-- {line.text}"
     return f"{stamp} {buffer.name} {body}"
+
+
+def format_reaction(event: LineReacted, timestamp_format: str = "%H:%M:%S") -> str:
+    stamp = time.strftime(timestamp_format, time.localtime(event.time))
+    sent = time.strftime(timestamp_format, time.localtime(event.old.time))
+    return f"{stamp} {event.buffer.name} -- {event.describe(sent)}"
 
 
 def format_redaction(event: LineRedacted, timestamp_format: str = "%H:%M:%S") -> str:
@@ -68,6 +75,8 @@ async def run_headless(
                 out.write(format_line(event.buffer, line, timestamp_format) + "\n")
         elif isinstance(event, LineRedacted):
             out.write(format_redaction(event, timestamp_format) + "\n")
+        elif isinstance(event, LineReacted):
+            out.write(format_reaction(event, timestamp_format) + "\n")
         else:
             return
         with contextlib.suppress(Exception):

@@ -5,8 +5,13 @@ and are taken back with REDACT of the reaction's own msgid.
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 from chat.message import Message
 from chat.servertime import format_time, parse_time
+from client.chatlog import TIME_FORMAT, ChatLog
+from client.headless import format_reaction
 from client.model import BufferKind, HistoryAdded, Kind, LineAdded, LineReacted, LineRedacted
 from client.session import MAX_REACTION, MAX_REACTION_TEXTS, MAX_REACTIONS, Session
 
@@ -565,3 +570,75 @@ def test_react_help_and_completion() -> None:
     assert s.complete("/react 👍 a").candidates == []  # not ourselves
     assert s.complete("/unreact 🍕").candidates == ["🍕 "]  # ours only
     assert s.complete("/unreact l").candidates == []
+
+
+# ---------------------------------------------------------------------- logs
+
+
+def test_the_chat_log_writes_each_reaction_once(tmp_path: Path) -> None:
+    s = react_session()
+    log = ChatLog(tmp_path)
+
+    def logged(lines: list[str]) -> None:
+        feed(s, lines)
+        for event in s.take_events():
+            log.handle(event)
+
+    logged(batch("h0", "#t", []))
+    logged([privmsg("bob", "#t", "lunch at noon?", "m1", T0 + 1),
+            reaction("dave", "#t", "👍", "m1", "r1", T0 + 2)])
+    rejoin(s)
+    g = "g1"  # the gap fill brings it again, and one made while away
+    logged(batch(g, "#t", [reaction("dave", "#t", "👍", "m1", "r1", T0 + 2, batch=g),
+                           reaction("carol", "#t", "🍕", "m1", "r2", T0 + 3, batch=g)]))
+    logged([redact("dave", "#t", "r1")])
+    log.close()
+
+    def stamp(t: float) -> str:
+        return time.strftime(TIME_FORMAT, time.localtime(t))
+
+    written = (tmp_path / "#t.log").read_text(encoding="utf-8").splitlines()
+    assert [ln for ln in written if "<" in ln or "message of" in ln] == [
+        f"{stamp(T0 + 1)} <bob> lunch at noon?",
+        f"{stamp(T0 + 2)} -!- dave reacted 👍 to bob's message of {stamp(T0 + 1)}",
+        f"{stamp(T0 + 3)} -!- carol reacted 🍕 to bob's message of {stamp(T0 + 1)}",
+        f"{stamp(parse_time(REDACT_TIME))} -!- dave took back 👍 from bob's message of "
+        f"{stamp(T0 + 1)}",
+    ]
+
+
+def test_history_reactions_older_than_the_log_are_not_written_again(tmp_path: Path) -> None:
+    def stamp(t: float) -> str:
+        return time.strftime(TIME_FORMAT, time.localtime(t))
+
+    (tmp_path / "#t.log").write_text(
+        f"{stamp(T0 + 1)} <bob> lunch at noon?\n"
+        f"{stamp(T0 + 2)} -!- dave reacted 👍 to bob's message of {stamp(T0 + 1)}\n",
+        encoding="utf-8",
+    )
+    s = react_session()
+    log = ChatLog(tmp_path)
+    h = "h1"  # a new run: the join history holds what the file has, and one more
+    feed(s, batch(h, "#t", [privmsg("bob", "#t", "lunch at noon?", "m1", T0 + 1, batch=h),
+                            reaction("dave", "#t", "👍", "m1", "r1", T0 + 2, batch=h),
+                            reaction("carol", "#t", "🍕", "m1", "r2", T0 + 5, batch=h)]))
+    for event in s.take_events():
+        log.handle(event)
+    log.close()
+    written = (tmp_path / "#t.log").read_text(encoding="utf-8").splitlines()
+    assert written[2:] == [f"{stamp(T0 + 5)} -!- carol reacted 🍕 to bob's message of "
+                           f"{stamp(T0 + 1)}"]  # fmt: skip
+
+
+def test_headless_mode_prints_the_reaction() -> None:
+    s = react_session()
+    feed(s, [privmsg("bob", "#t", "lunch at noon?", "m1", T0 + 1),
+             reaction("dave", "#t", "👍", "m1", "r1", T0 + 2)])
+    [event] = reacted(s)
+
+    def hm(t: float) -> str:
+        return time.strftime("%H:%M", time.localtime(t))
+
+    assert format_reaction(event, "%H:%M") == (
+        f"{hm(T0 + 2)} #t -- dave reacted 👍 to bob's message of {hm(T0 + 1)}"
+    )
