@@ -1,6 +1,9 @@
 """IRCv3 reactions in the client: ``+draft/react`` / ``+draft/reply`` TAGMSGs annotate the
 message they answer (``  [👍 2 ❤️ 1]``), come back in history with draft/event-playback,
 and are taken back with REDACT of the reaction's own msgid.
+
+Sans-IO cases first (live, echo, history batches, take-back, bounds, commands, the chat
+log), then an end-to-end case against our real server over TCP.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from client.chatlog import TIME_FORMAT, ChatLog
 from client.headless import format_reaction
 from client.model import BufferKind, HistoryAdded, Kind, LineAdded, LineReacted, LineRedacted
 from client.session import MAX_REACTION, MAX_REACTION_TEXTS, MAX_REACTIONS, Session
+from client.ui.render import LineRenderer, plain_text
+from tests.conftest import RunningServer
 
 from .helpers import (
     NOW,
@@ -28,7 +33,7 @@ from .helpers import (
     run,
     texts,
 )
-from .netutil import messages
+from .netutil import ChatClient, has_texts, messages
 from .recorded import CHAT_BURST
 
 CAPS = "draft/event-playback draft/message-redaction"
@@ -642,3 +647,59 @@ def test_headless_mode_prints_the_reaction() -> None:
     assert format_reaction(event, "%H:%M") == (
         f"{hm(T0 + 2)} #t -- dave reacted 👍 to bob's message of {hm(T0 + 1)}"
     )
+
+
+# ---------------------------------------------------------------------- real server
+
+
+def drawn(line: object) -> str:
+    """A line as the message pane draws it (no timestamp)."""
+    return plain_text(LineRenderer("").rows(line, 200))  # type: ignore[arg-type]
+
+
+async def test_a_reaction_reaches_others_is_kept_in_history_and_taken_back(
+    server: RunningServer, clients: list[ChatClient]
+) -> None:
+    alice = ChatClient.start(server.port, "alice", ("#room",))
+    bob = ChatClient.start(server.port, "bob", ("#room",))
+    clients += [alice, bob]
+    mine, theirs = await alice.joined("#room"), await bob.joined("#room")
+    assert "draft/event-playback" in alice.session.caps  # offered, and requested
+    bob.conn.switch("#room")
+    bob.conn.input("lunch at noon?")
+    for c, buf in ((alice, mine), (bob, theirs)):
+        await c.wait(lambda buf=buf: has_texts(buf, ["lunch at noon?"]), "bob's message")
+    [said] = messages(theirs)
+    assert said.msgid
+
+    alice.conn.switch("#room")
+    alice.conn.input("/react 👍")
+    assert f"@+draft/react=👍;+draft/reply={said.msgid} TAGMSG #room" in alice.sent
+    await bob.wait(lambda: bool(messages(theirs)[0].reactions), "the reaction")
+    [line] = messages(theirs)
+    assert drawn(line) == "<bob> lunch at noon?  [👍 1]"
+    assert line.reaction_groups() == [("👍", ("alice",), False)]
+    await alice.wait(lambda: bool(messages(mine)[0].reactions), "the echo")
+    [own] = messages(mine)[0].reactions
+    assert own.own and own.msgids  # the echo brought its msgid
+
+    # carol joins later: the join history brings the reaction, not a line of it.
+    carol = ChatClient.start(server.port, "carol", ("#room",))
+    clients.append(carol)
+    hers = await carol.joined("#room")
+    assert [drawn(ln) for ln in messages(hers)] == ["<bob> lunch at noon?  [👍 1]"]
+    assert not any("TAGMSG" in ln.text or "👍" in ln.text for ln in hers.lines)
+
+    alice.conn.input("/unreact")
+    assert f"REDACT #room {own.msgids[0]}" in alice.sent
+    for c, buf in ((bob, theirs), (carol, hers), (alice, mine)):
+        await c.wait(lambda buf=buf: not messages(buf)[0].reactions, "the take-back")
+    assert drawn(messages(theirs)[0]) == "<bob> lunch at noon?"
+    removed = [e for e in bob.events if isinstance(e, LineReacted) and e.removed]
+    assert [(e.nick, e.text) for e in removed] == [("alice", "👍")]
+
+    # dave, later still: taken back, it is not in history either.
+    dave = ChatClient.start(server.port, "dave", ("#room",))
+    clients.append(dave)
+    his = await dave.joined("#room")
+    assert [drawn(ln) for ln in messages(his)] == ["<bob> lunch at noon?"]
