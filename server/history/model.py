@@ -113,3 +113,15 @@ class Query:
     with_tagmsg: bool = False
     # The client negotiated draft/message-redaction: REDACT_EVENT rows are served too.
     with_redactions: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    """A SEARCH request, resolved to the history targets the user may read."""
+
+    targets: tuple[str, ...]  # folded channel names and/or conversation keys ("$a$b")
+    text: str = ""  # substring to find, case-insensitive for ASCII letters ("" matches all)
+    sender: str = ""  # only messages from this nick (case-insensitive, ASCII), "" any
+    after_ms: int = 0  # only messages strictly after this time (0: no bound)
+    before_ms: int = 0  # only messages strictly before this time (0: no bound)
+    limit: int = 100

@@ -35,9 +35,17 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from .model import REDACTED_COMMAND, FoundMessage, NewMessage, Query, Ref, StoredMessage
+from .model import (
+    REDACTED_COMMAND,
+    FoundMessage,
+    NewMessage,
+    Query,
+    Ref,
+    Search,
+    StoredMessage,
+)
 from .query import SERVED_COMMANDS, Cond, run_plan, served, served_sql
-from .store import conversation_rows
+from .store import conversation_rows, search_limit, search_patterns
 
 T = TypeVar("T")
 
@@ -95,6 +103,8 @@ _MIGRATION_LOCK = 0x63686174  # "chat"
 _COLUMNS = "target, seq, msgid, time_ms, source, command, channel, text, tags"
 # Replies carry only these (see query.SERVED_COMMANDS); references may be any row.
 _SERVED = served_sql(SERVED_COMMANDS)
+# Folds ASCII letters only, whatever the database's locale (lower() and ILIKE follow it).
+_ASCII_FOLD = "translate({}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -421,6 +431,44 @@ class PostgresStore:
                 (list(folded), lo, hi, limit),
             ).fetchall()
             return [(str(r[2]), int(r[1])) for r in rows]
+
+        return self._reading(read)
+
+    def search(self, q: Search) -> list[StoredMessage]:
+        self.reads += 1
+        limit = search_limit(q)
+        targets = sorted(set(q.targets))
+        if not targets or limit == 0:
+            return []
+        where = ["x.target = t.target", _SERVED]
+        values: list[int | str] = []
+        if q.after_ms:
+            where.append("time_ms > %s")
+            values.append(q.after_ms)
+        if q.before_ms:
+            where.append("time_ms < %s")
+            values.append(q.before_ms)
+        text, sender = search_patterns(q)
+        if text:
+            where.append(_ASCII_FOLD.format("text") + " LIKE %s ESCAPE '\\'")
+            values.append(text)
+        if sender:
+            where.append(_ASCII_FOLD.format("source") + " LIKE %s ESCAPE '\\'")
+            values.append(sender)
+        columns = ", ".join(f"m.{c.strip()}" for c in _COLUMNS.split(","))
+        # Per target, a LATERAL subquery: an index scan of that target's rows only
+        # (never messages_time, which would read every target's), top ``limit`` kept;
+        # then the newest ``limit`` of those.
+        sql = (
+            f"SELECT {columns} FROM unnest(%s::text[]) AS t(target) CROSS JOIN LATERAL "
+            f"(SELECT {_COLUMNS} FROM messages x WHERE {' AND '.join(where)} "
+            "ORDER BY time_ms DESC, seq DESC LIMIT %s) AS m "
+            "ORDER BY m.time_ms DESC, m.target DESC, m.seq DESC LIMIT %s"
+        )
+
+        def read(conn: Conn) -> list[StoredMessage]:
+            rows = conn.execute(sql, (targets, *values, limit, limit)).fetchall()
+            return [_row(r) for r in reversed(rows)]
 
         return self._reading(read)
 

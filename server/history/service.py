@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, TypeVar
 
 from .cache import CachedWindow, RedisHistoryCache
-from .model import FoundMessage, Query, StoredMessage
+from .model import FoundMessage, Query, Search, StoredMessage
 from .query import evaluate
 from .store import HistoryStore
 
@@ -119,6 +119,11 @@ class HistoryService:
         """(partner_name, target key, last_ms) of ``account``'s direct conversations."""
         self._bind()
         return await self._in_thread(self.store.conversations, account, start_ms, end_ms, limit)
+
+    async def search(self, q: Search) -> list[StoredMessage]:
+        """The store's answer to a SEARCH (see HistoryStore.search); never cached."""
+        self._bind()
+        return await self._in_thread(self.store.search, q)
 
     async def find(self, target: str, msgid: str) -> FoundMessage | None:
         """``target``'s stored message ``msgid`` (redacted too) and who sent it, from the

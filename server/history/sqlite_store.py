@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import os
 import sqlite3
 import threading
 from collections.abc import Sequence
 
-from .model import REDACTED_COMMAND, FoundMessage, NewMessage, Query, Ref, StoredMessage
+from .model import (
+    REDACTED_COMMAND,
+    FoundMessage,
+    NewMessage,
+    Query,
+    Ref,
+    Search,
+    StoredMessage,
+)
 from .query import SERVED_COMMANDS, Cond, run_plan, served, served_sql
-from .store import conversation_rows
+from .store import conversation_rows, search_limit, search_patterns
 
 MIGRATIONS: list[str] = [
     # 1: messages with a per-channel sequence number as the total order.
@@ -333,6 +343,48 @@ class SQLiteStore:
             (account, lo, hi, limit),
         ).fetchall()
         return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
+
+    def search(self, q: Search) -> list[StoredMessage]:
+        self.reads += 1
+        limit = search_limit(q)
+        targets = sorted(set(q.targets))
+        if not targets or limit == 0:
+            return []
+        where = ["target = ?", _SERVED]
+        values: list[int | str] = []
+        if q.after_ms:
+            where.append("time_ms > ?")
+            values.append(q.after_ms)
+        if q.before_ms:
+            where.append("time_ms < ?")
+            values.append(q.before_ms)
+        # LIKE folds ASCII letters only (no ICU), as the patterns expect.
+        text, sender = search_patterns(q)
+        if text:
+            where.append("text LIKE ? ESCAPE '\\'")
+            values.append(text)
+        if sender:
+            where.append("source LIKE ? ESCAPE '\\'")
+            values.append(sender)
+        # One walk down messages_target_time per target, newest first, stopping at
+        # ``limit`` hits: never other targets' rows, never more than needed of these.
+        sql = (
+            f"SELECT {_COLUMNS} FROM messages WHERE {' AND '.join(where)} "
+            "ORDER BY time_ms DESC, seq DESC LIMIT ?"
+        )
+        conn = self._reader()
+        conn.execute("BEGIN")  # one snapshot for every target
+        try:
+            hits = [
+                [_row(r) for r in conn.execute(sql, (t, *values, limit)).fetchall()]
+                for t in targets
+            ]
+        finally:
+            conn.execute("COMMIT")
+        newest = heapq.merge(
+            *hits, key=lambda r: (r.time_ms, r.target, r.seq), reverse=True
+        )
+        return list(itertools.islice(newest, limit))[::-1]
 
     def _checkpoint_loop(self) -> None:
         lower_thread_priority(CHECKPOINT_NICE)

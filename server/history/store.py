@@ -5,10 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from .model import FoundMessage, NewMessage, Query, StoredMessage
+from .model import FoundMessage, NewMessage, Query, Search, StoredMessage
 
 # One row of the conversations table: (account, partner, partner_name, target, last_ms).
 ConversationRow = tuple[str, str, str, str, int]
+
+# The most rows one search returns, whatever it asks for (a LIMIT both databases take).
+MAX_SEARCH_LIMIT = (1 << 31) - 1
+# ASCII letters only, as SQLite's LIKE folds them (str.lower() also folds non-ASCII).
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 class HistoryStore(Protocol):
@@ -59,6 +64,12 @@ class HistoryStore(Protocol):
         falls strictly between the two times (either order), oldest first, at most ``limit``."""
         ...
 
+    def search(self, q: Search) -> list[StoredMessage]:
+        """The newest ``q.limit`` PRIVMSG and NOTICE rows of ``q.targets`` matching every
+        condition of ``q`` (see search_patterns), oldest first: ascending by time_ms,
+        then target, then seq. Never TAGMSG, tombstones or REDACT events; no targets: []."""
+        ...
+
     def prune(self, max_rows: int, max_age_ms: int, now_ms: int, budget: int) -> int:
         """Delete at most ``budget`` rows beyond the retention limits; returns how many."""
         ...
@@ -89,3 +100,27 @@ def conversation_rows(messages: Sequence[NewMessage]) -> list[ConversationRow]:
             if seen is None or m.time_ms >= seen[2]:
                 latest[(account, partner)] = (name, m.target, m.time_ms)
     return [(a, p, *latest[(a, p)]) for a, p in sorted(latest)]
+
+
+def ascii_lower(text: str) -> str:
+    """``text`` with ASCII letters lowered, every other character kept."""
+    return text.translate(_ASCII_LOWER)
+
+
+def like_escape(text: str) -> str:
+    """``text`` as a LIKE pattern matching it literally (with ``ESCAPE '\\'``)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search_limit(q: Search) -> int:
+    """``q.limit`` bounded to [0, MAX_SEARCH_LIMIT]."""
+    return max(0, min(q.limit, MAX_SEARCH_LIMIT))
+
+
+def search_patterns(q: Search) -> tuple[str, str]:
+    """LIKE patterns (``ESCAPE '\\'``, ASCII letters lowered) for ``text`` and ``source``:
+    the text contains ``q.text``; the source starts with ``q.sender`` + "!". Both
+    compared with ASCII letters folded; "" where ``q`` sets no condition."""
+    text = f"%{like_escape(ascii_lower(q.text))}%" if q.text else ""
+    sender = f"{like_escape(ascii_lower(q.sender))}!%" if q.sender else ""
+    return text, sender

@@ -27,6 +27,7 @@ from server.history.model import (
     NewMessage,
     Query,
     Ref,
+    Search,
     StoredMessage,
 )
 from server.history.service import HistoryService, build_history
@@ -631,6 +632,36 @@ async def test_unreachable_redis_from_the_start(store: SQLiteStore) -> None:
             assert await svc.query(latest("#a")) == store.query(latest("#a"))
         await svc.flush()
         assert cache.breaker.state == "open"
+    finally:
+        await svc.close()
+
+
+async def test_search_returns_the_stores_answer_read_off_the_loop(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texts = ["Hello there", "nothing", "say HELLO", "hello again", "bye"]
+    store.append([new_message(t, text) for t in ("#s", "#t", "#u") for text in texts])
+    threads: list[threading.Thread] = []
+    real = store.search
+
+    def spy(q: Search) -> list[StoredMessage]:
+        threads.append(threading.current_thread())
+        return real(q)
+
+    monkeypatch.setattr(store, "search", spy)
+    svc = HistoryService(store, cache=None)
+    try:
+        q = Search(("#s", "#t"), "hello", limit=4)
+        reads = store.reads
+        got = await svc.search(q)
+        assert store.reads == reads + 1
+        assert got == store.search(q)
+        assert [(r.target, r.text) for r in got] == [
+            ("#s", "hello again"), ("#t", "Hello there"), ("#t", "say HELLO"),
+            ("#t", "hello again"),
+        ]
+        assert threads[0] is not threading.current_thread()  # on the reader thread
+        assert await svc.search(Search((), "hello")) == []
     finally:
         await svc.close()
 

@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from itertools import cycle
+from itertools import cycle, product
 from pathlib import Path
 
 import psycopg
@@ -32,6 +32,7 @@ from server.history.model import (
     NewMessage,
     Query,
     Ref,
+    Search,
     StoredMessage,
 )
 from server.history.postgres_store import MIGRATIONS as PG_MIGRATIONS
@@ -781,6 +782,149 @@ def test_concurrent_direct_messages_from_two_nodes(opener: Opener) -> None:
         got = nodes[1].conversations(account, 0, 2**62, 100)
         assert sorted(got, key=lambda c: (c[2], c[1])) == want
         assert [c[2] for c in got] == sorted(c[2] for c in got)
+
+
+# ---------------------------------------------------------------- search
+
+SEARCH_TEXTS = (
+    "Hello World", "hello", "HELLO there", "héllo", "HÉLLO", "say hello_world",
+    "100% sure", "100 percent", "snake_case", "snakeXcase", "back\\slash", "back\\\\slash",
+    "back/slash", "Ünïcode ✓", "ünïcode", "50%_off", "a_b%c\\d", "naïve Café", "x",
+)
+# The nick of each row's source; "%", "_" and "\" appear in none (nor may they).
+SEARCH_NICKS = ("Alice", "alice", "ALICE_", "alicex", "bob", "Bob", "al", "Zoë", "zoË")
+DM_KEY = "$alice$bob"
+SEARCHED = ("#a", "#b", DM_KEY)  # "#c" and "$bob$carol" are never asked for
+
+
+def ascii_fold(text: str) -> str:
+    return "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in text)
+
+
+def search_reference(rows: Sequence[StoredMessage], q: Search) -> list[StoredMessage]:
+    """What ``search`` must answer, by a plain filter over every stored row."""
+    hits = sorted(
+        (
+            r for r in rows
+            if r.target in q.targets
+            and r.command in ("PRIVMSG", "NOTICE")
+            and ascii_fold(q.text) in ascii_fold(r.text)
+            and (not q.sender or ascii_fold(r.source).startswith(ascii_fold(q.sender) + "!"))
+            and (not q.after_ms or r.time_ms > q.after_ms)
+            and (not q.before_ms or r.time_ms < q.before_ms)
+        ),
+        key=lambda r: (r.time_ms, r.target, r.seq),
+    )
+    limit = max(0, q.limit)
+    return hits[max(0, len(hits) - limit):] if limit else []
+
+
+def build_search_dataset(store: Store) -> list[StoredMessage]:
+    """Rows over channels and conversations, with varied texts, senders and times (runs
+    of equal times within a target and across targets), TAGMSGs, tombstones and REDACT
+    events. Returns every row as now stored."""
+    gen = Messages()
+    targets = ("#a", "#b", "#c", DM_KEY, "$bob$carol")
+    stored: list[StoredMessage] = []
+    i = 0
+    for tick in range(40):
+        batch: list[NewMessage] = []
+        for _ in range(1 + tick % 4):
+            i += 1
+            target = targets[i % len(targets)] if i % 6 else targets[(i // 6) % 3]
+            command = "TAGMSG" if i % 11 == 0 else "NOTICE" if i % 5 == 0 else "PRIVMSG"
+            nick = SEARCH_NICKS[(i * 7) % len(SEARCH_NICKS)]
+            m = gen.new(target, command, BASE_MS + (i // 4) * 1000)  # ties galore
+            batch.append(dataclasses.replace(
+                m, source=f"{nick}!~{nick.lower()}@host",
+                text="" if command == "TAGMSG" else SEARCH_TEXTS[i % len(SEARCH_TEXTS)],
+            ))
+        stored += store.append(batch)
+    # Tombstones: rows that would match searches once, never served again.
+    redacted = [r for r in stored if r.command == "PRIVMSG"][3::7]
+    for r in redacted:
+        assert store.redact(r.target, r.msgid)
+    # REDACT events (texts that match searches), and a TAGMSG with a text.
+    events = [
+        dataclasses.replace(
+            gen.new(r.target, REDACT_EVENT, r.time_ms + 1), text=f"{r.msgid} hello 100% x",
+            source="Alice!~alice@host", tags="",
+        )
+        for r in redacted
+    ]
+    stored += store.append([
+        *events, dataclasses.replace(gen.new("#a", "TAGMSG"), text="hello", source="bob!b@h"),
+    ])
+    gone = {r.msgid for r in redacted}
+    stored = [tombstone(r) if r.msgid in gone else r for r in stored]
+    by_target = {t: [r for r in stored if r.target == t] for t in targets}
+    for t in targets:
+        assert store.window(t, 10_000) == by_target[t]  # as the test believes
+    return stored
+
+
+def test_search_matches_the_reference(store: Store) -> None:
+    rows = build_search_dataset(store)
+    times = sorted({r.time_ms for r in rows})
+    mid = times[len(times) // 2]
+    windows = [(0, 0), (mid, 0), (0, mid), (times[3], times[-4])]
+    target_sets = [SEARCHED, ("#a",), (DM_KEY, "#b"), ("#b", "#nowhere", "#b")]
+    texts = ["", "hello", "HeLLo", "héllo", "HÉLLO", "%", "_", "\\", "\\\\", "0% s",
+             "snake_c", "ünï", "Ünï", "café", "x"]
+    senders = ["", "alice", "ALICE", "alice_", "al", "a%", "al_ce", "zoë", "bob"]
+    limits = cycle([1000, 0, 1, 3, 100, 7, -5])
+    reads = store.reads
+    asked = answered = 0
+    for text, sender, (after, before), targets in product(
+        texts, senders, windows, target_sets
+    ):
+        q = Search(targets, text, sender, after, before, next(limits))
+        got = store.search(q)
+        assert got == search_reference(rows, q), q
+        asked += 1
+        answered += len(got)
+    assert answered > 500
+    assert store.reads == reads + asked  # one read per search
+
+
+def test_search_selects_literally_and_serves_only_messages(store: Store) -> None:
+    rows = build_search_dataset(store)
+    everything = store.search(Search(SEARCHED, limit=10_000))
+    assert everything == search_reference(rows, Search(SEARCHED, limit=10_000))
+    # Empty text matches every served row of the targets asked for, oldest first.
+    assert {r.target for r in everything} == set(SEARCHED)
+    assert all(r.command in ("PRIVMSG", "NOTICE") for r in everything)
+    assert {r.command for r in rows} >= {"TAGMSG", REDACTED_COMMAND, REDACT_EVENT}
+    keys = [(r.time_ms, r.target, r.seq) for r in everything]
+    assert keys == sorted(keys)
+    # The newest N, still oldest first; the cut falls inside runs of equal times too.
+    for n in range(1, 12):
+        assert store.search(Search(SEARCHED, limit=n)) == everything[-n:]
+    assert store.search(Search(SEARCHED, limit=0)) == []
+    assert store.search(Search(SEARCHED, limit=-1)) == []
+    assert store.search(Search((), "hello")) == []
+    assert store.search(Search(("#nowhere",))) == []
+    # Wildcards in the text and the sender are literal.
+    for char in ("%", "_", "\\"):
+        got = store.search(Search(SEARCHED, char, limit=1000))
+        assert got and all(char in r.text for r in got), char
+        assert len(got) < len(everything)
+    assert {r.text for r in store.search(Search(SEARCHED, "\\\\", limit=1000))} == {
+        "back\\\\slash"
+    }
+    assert store.search(Search(SEARCHED, sender="al_ce")) == []
+    assert store.search(Search(SEARCHED, sender="%")) == []
+    # ASCII letters fold, others do not.
+    hello = store.search(Search(SEARCHED, "HELLO", limit=1000))
+    assert {r.text for r in hello} == {"Hello World", "hello", "HELLO there", "say hello_world"}
+    assert {r.text for r in store.search(Search(SEARCHED, "HÉLLO", limit=1000))} == {"HÉLLO"}
+    alice = store.search(Search(SEARCHED, sender="ALICE", limit=1000))
+    assert {r.source.split("!")[0] for r in alice} == {"Alice", "alice"}
+    # Time bounds are strict.
+    t = everything[len(everything) // 2].time_ms
+    assert all(r.time_ms > t for r in store.search(Search(SEARCHED, after_ms=t, limit=1000)))
+    assert all(r.time_ms < t for r in store.search(Search(SEARCHED, before_ms=t, limit=1000)))
+    assert store.search(Search(SEARCHED, after_ms=t, before_ms=t + 1)) == []
 
 
 def _create_old_database(db: str, version: int) -> None:
