@@ -32,6 +32,7 @@ SUPPORTED: dict[str, str] = {
 # draft/message-redaction: REDACT deletes stored messages, so it needs history too.
 HISTORY_CAPS: dict[str, str] = {
     "draft/chathistory": "", "draft/event-playback": "", "draft/message-redaction": "",
+    "soju.im/search": "",
 }
 
 

@@ -647,7 +647,10 @@ class ServerCore:
             request_playback(self, client, channel.folded, channel.name)
 
     def new_history_request(
-        self, client: Client, kind: Literal["chathistory", "playback", "targets"], channel: str
+        self,
+        client: Client,
+        kind: Literal["chathistory", "playback", "targets", "search"],
+        channel: str,
     ) -> int:
         self._history_seq += 1
         label = self.defer_label() if kind != "playback" else None

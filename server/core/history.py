@@ -22,6 +22,7 @@ from server.history.model import (
     NewMessage,
     Query,
     Ref,
+    Search,
     StoredMessage,
 )
 
@@ -64,12 +65,13 @@ class HistoryRequest:
     end_ms: int = 0
     limit: int = 100  # TARGETS: most targets to list
     account: str = ""  # TARGETS: also this (folded) account's private conversations
+    search: Search | None = None  # SEARCH (handlers/search.py), answered with rows
 
 
 @dataclass(slots=True)
 class Pending:
     conn_id: int
-    kind: Literal["chathistory", "playback", "targets"]
+    kind: Literal["chathistory", "playback", "targets", "search"]
     channel: str  # display name used in replies
     label: str | None = None  # labeled-response label of the request, if any
 
@@ -275,6 +277,9 @@ def deliver_history(
     if pending.kind == "targets":
         _send_targets(core, client, targets or [])
         return
+    if pending.kind == "search":
+        _send_results(core, client, rows)
+        return
     if rows is None:
         if pending.kind == "chathistory":
             core.fail(
@@ -324,6 +329,21 @@ def row_params(row: StoredMessage, target: str) -> list[str]:
     if row.command == REDACT_EVENT:  # text: "<deleted msgid>[ <reason>]"
         return [target, *row.text.split(" ", 1)]
     return [target, row.text]
+
+
+def _send_results(core: ServerCore, client: Client, rows: list[StoredMessage] | None) -> None:
+    """SEARCH's answer: a ``soju.im/search`` batch of the rows, each where it was said."""
+    if rows is None:
+        core.fail(client, "SEARCH", "TEMPORARILY_UNAVAILABLE", "Messages could not be searched")
+        return
+    use_batch = "batch" in client.caps
+    ref = core.next_batch_id()
+    if use_batch:
+        core.send(client, Message("BATCH", ["+" + ref, "soju.im/search"], core.config.name))
+    for row in rows:
+        core.write(client, format_row(client, row, row.channel, ref if use_batch else None))
+    if use_batch:
+        core.send(client, Message("BATCH", ["-" + ref], core.config.name))
 
 
 def _send_notices(

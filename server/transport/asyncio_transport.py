@@ -312,7 +312,10 @@ class AsyncioServer:
         history = self.history
         assert history is not None
         try:
-            if request.query is not None:
+            if request.search is not None:
+                found = await history.search(request.search)
+                self.core.history_ready(request.request_id, rows=found)
+            elif request.query is not None:
                 rows = await history.query(request.query)
                 self.core.history_ready(request.request_id, rows=rows)
             else:

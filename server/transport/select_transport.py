@@ -275,7 +275,10 @@ class HistoryWorker:
         history = self.history
         rid = request.request_id
         try:
-            if request.query is not None:
+            if request.search is not None:
+                found: list[StoredMessage] = await history.search(request.search)
+                self._post(lambda: answer(rid, rows=found))
+            elif request.query is not None:
                 rows: list[StoredMessage] = await history.query(request.query)
                 self._post(lambda: answer(rid, rows=rows))
             else:

@@ -317,7 +317,16 @@ class CoreHarness:
         if not self.requests:
             return {}
         req = self.requests.pop(index % len(self.requests))
-        if req.query is None:
+        if req.search is not None:
+            q = req.search
+            hits = [
+                m for m in self.store
+                if m.target in q.targets and m.command in ("PRIVMSG", "NOTICE")
+                and q.text.lower() in m.text.lower()
+            ]
+            hits = hits[len(hits) - q.limit :] if q.limit else []
+            self.core.history_ready(req.request_id, None if fail else hits)
+        elif req.query is None:
             targets = [
                 (m.channel, m.time_ms)
                 for m in self.store

@@ -213,6 +213,7 @@ def command_line(draw: st.DrawFn) -> str:
                 "MARKREAD",
                 "REDACT",
                 "ACCEPT",
+                "SEARCH",
                 "BOGUS",
             ]
         )
@@ -279,6 +280,13 @@ def command_line(draw: st.DrawFn) -> str:
         params.append(draw(limit))
         if sub == "TARGETS":
             params = [sub, draw(ref), draw(ref), draw(limit)]
+    elif kind == "SEARCH":
+        # soju.im/search: message-tag syntax, with good, bad and escaped values.
+        keys = draw(st.lists(st.sampled_from(["text", "in", "from", "after", "before", "limit",
+                                              "x"]), min_size=0, max_size=5))
+        values = st.one_of(good_channel, good_nick, text, limit,
+                           st.sampled_from(["2023-11-14T22:13:20.000Z", "nope", "a\\sb", ""]))
+        params = [";".join(f"{k}={draw(values)}" for k in keys) or ":"]
     elif kind == "REDACT":
         # %MSGID% is a stored message's id, filled in by the harness when it is sent.
         params = [

@@ -19,6 +19,7 @@ from . import (
     readmarker,
     redact,
     registration,
+    search,
     server_info,
 )
 
@@ -73,6 +74,7 @@ COMMANDS: dict[str, tuple[Handler, int]] = {
     "UNDLINE": (bans.handle_undline, 1),
     "CHATHISTORY": (history.handle_chathistory, 1),
     "REDACT": (redact.handle_redact, 2),
+    "SEARCH": (search.handle_search, 1),
     "VERSION": (server_info.handle_version, 0),
     "TIME": (server_info.handle_time, 0),
     "ADMIN": (server_info.handle_admin, 0),

@@ -91,6 +91,9 @@ TOPICS: dict[str, tuple[str, ...]] = {
                "channel. Others with draft/message-redaction are told."),
     "REGISTER": ("REGISTER <account|*> <email|*> <password>",
                  "IRCv3 account registration (* names it after your nick); logs you in."),
+    "SEARCH": ("SEARCH text=<words>[;in=<#channel|nick>][;from=<nick>][;limit=<n>]",
+               "Finds messages in history you may read (soju.im/search): the newest "
+               "matches, oldest first; without in=, your channels."),
     "SETNAME": ("SETNAME :<realname>", "Changes your realname."),
     "STATS": ("STATS <letter>", "u: uptime; m: commands used; k, d: bans (operators)."),
     "TAGMSG": ("TAGMSG <target>", "A message with only client tags (typing, reactions)."),
