@@ -125,6 +125,9 @@ class ChatLog:
     def handle(self, event: object) -> None:
         if self.failed:
             return
+        buffer = getattr(event, "buffer", None)
+        if buffer is not None and buffer.kind is BufferKind.SEARCH:
+            return  # search results: old messages, logged (if at all) where they were said
         if isinstance(event, LineAdded):
             self._write(event.buffer, [event.line], history=False)
         elif isinstance(event, HistoryAdded) and event.lines:

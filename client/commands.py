@@ -90,6 +90,9 @@ def run_input(s: Session, text: str, now: float) -> None:
     if buf.kind is BufferKind.SERVER:
         s.error("This is the server buffer: /join a channel, /msg NICK TEXT or /quote a line", now)
         return
+    if buf.kind is BufferKind.SEARCH:
+        s.error("These are search results: /search TEXT searches again, /close closes them", now)
+        return
     if not s.registered:
         s.error("Not connected: the message was not sent", now)
         return
@@ -153,7 +156,7 @@ def _channel_arg(s: Session, args: str) -> tuple[str | None, str]:
 
 def _current_target(s: Session, what: str) -> str:
     buf = s.current
-    if buf.kind is BufferKind.SERVER:
+    if buf.kind not in (BufferKind.CHANNEL, BufferKind.QUERY):
         raise UsageError(f"{what} needs a channel or query buffer")
     return buf.name
 
@@ -220,6 +223,59 @@ def _list(s: Session, args: str, now: float) -> None:
         s.send("LIST", _check_name(args.split()[0], "pattern"))
     else:
         s.send("LIST")
+
+
+SEARCH_OPTIONS = ("-in", "-from", "-all")
+
+
+@command(
+    "search",
+    "/search [-in TARGET] [-from NICK] [-all] TEXT",
+    "Search the server's messages (soju.im/search): in this channel or query, in TARGET,"
+    " or everywhere (-all, or from the server buffer); -from NICK: by NICK (TEXT may then"
+    " be left out). Results, newest 100, go to the *search* buffer.",
+)
+def _search(s: Session, args: str, now: float) -> None:
+    """``SEARCH text=…;in=…;from=…;limit=N`` (values escaped as message-tag values);
+    options come first, anything else starts the text (``--`` ends them)."""
+    target: str | None = None
+    sender: str | None = None
+    everywhere = False
+    rest = args
+    while rest.startswith("-"):
+        word, _, tail = rest.partition(" ")
+        option = word.lower()
+        if option == "--":
+            rest = tail.lstrip()
+            break
+        if option not in SEARCH_OPTIONS:
+            break
+        rest = tail.lstrip()
+        if option == "-all":
+            everywhere = True
+            continue
+        value, _, rest = rest.partition(" ")
+        rest = rest.lstrip()
+        if not value:
+            raise UsageError(f"{option} needs a value. Usage: {COMMANDS['search'].usage}")
+        if option == "-in":
+            target = _check_name(value, "target")
+        else:
+            sender = _check_name(value, "nick")
+    text = rest.strip()
+    if not text and sender is None:
+        raise UsageError(f"Search for what? Usage: {COMMANDS['search'].usage}")
+    if target is None and not everywhere and s.current.kind in (
+        BufferKind.CHANNEL,
+        BufferKind.QUERY,
+    ):
+        target = s.current.name
+    if everywhere:
+        target = None
+    if not s.search_enabled:
+        s.error("This server has no message search (soju.im/search)", now)
+        return
+    s.search(text, target, sender, now)
 
 
 @command("invite", "/invite NICK [#channel]", "Invite someone to a channel.")
@@ -448,7 +504,7 @@ def _redact(s: Session, args: str, now: float) -> None:
     when a message here is from that nick; otherwise it all is the reason. The line
     changes when the server's REDACT comes back; its refusals are FAIL REDACT."""
     buf = s.current
-    if buf.kind is BufferKind.SERVER:
+    if buf.kind not in (BufferKind.CHANNEL, BufferKind.QUERY):
         raise UsageError("/redact deletes a message in a channel or query buffer")
     if not s.redaction_enabled:
         s.error("This server cannot delete messages (no draft/message-redaction)", now)
@@ -528,7 +584,7 @@ def _react(s: Session, args: str, now: float) -> None:
     for the newest message here (that has a msgid), sent by NICK when given. The line
     shows it when the server's echo comes back (at once without echo-message)."""
     buf = s.current
-    if buf.kind is BufferKind.SERVER:
+    if buf.kind not in (BufferKind.CHANNEL, BufferKind.QUERY):
         raise UsageError("/react reacts to a message in a channel or query buffer")
     words = args.split()
     if not 1 <= len(words) <= 2:
@@ -573,7 +629,7 @@ def _unreact(s: Session, args: str, now: float) -> None:
     echo; one REDACT per copy when it was sent more than once). The line changes when
     the server's REDACT comes back."""
     buf = s.current
-    if buf.kind is BufferKind.SERVER:
+    if buf.kind not in (BufferKind.CHANNEL, BufferKind.QUERY):
         raise UsageError("/unreact takes back a reaction in a channel or query buffer")
     words = args.split()
     if len(words) > 1:
@@ -778,7 +834,7 @@ def _quit(s: Session, args: str, now: float) -> None:
 
 @command("close", "/close [buffer]", "Close a buffer (parts a channel).", online=False)
 def _close(s: Session, args: str, now: float) -> None:
-    buf = s.buffer(args.split()[0]) if args else s.current
+    buf = s.find_buffer(args.split()[0]) if args else s.current
     if buf is None:
         raise UsageError(f"No buffer {args.split()[0]!r}")
     if buf.kind is BufferKind.SERVER:
@@ -835,6 +891,11 @@ def complete(s: Session, text: str, cursor: int) -> Completion:
         return Completion(start, cursor, [f"/{n} " for n in command_names() if n.startswith(stem)])
     fold = s.fold
     stem = fold(word)
+    before = text[:start].split()
+    if before and before[0].lower() == "/search":
+        found = _complete_search(s, before, word)
+        if found is not None:
+            return Completion(start, cursor, found)
     if word[0] in s.chantypes:
         names = [b.name for b in s.buffers if b.kind is BufferKind.CHANNEL]
         return Completion(start, cursor, [n for n in names if fold(n).startswith(stem)])
@@ -848,7 +909,6 @@ def complete(s: Session, text: str, cursor: int) -> Completion:
         return Completion(start, cursor, names)
     if text[:start].lower().startswith("/accept "):
         return _complete_accept(s, start, word, cursor)
-    before = text[:start].split()
     if before and before[0].lower() in ("/react", "/unreact") and text[:start].endswith(" "):
         return _complete_reaction(s, before, start, word, cursor)
     nicks = _buffer_nicks(s, buf)
@@ -885,6 +945,37 @@ def _complete_reaction(
         names = [n + " " for key, n in senders.items() if key.startswith(stem)]
         return Completion(start, cursor, names)
     return Completion(start, cursor, [])
+
+
+def _complete_search(s: Session, before: list[str], word: str) -> list[str] | None:
+    """/search's options (while only options came before), ``-in``'s channels and
+    queries, ``-from``'s nicks (the current buffer's, then query partners); None: the
+    word is text (ordinary completion)."""
+    fold = s.fold
+    stem = fold(word)
+    prev = before[-1].lower()
+    options_only = all(
+        w.lower() in SEARCH_OPTIONS or before[i - 1].lower() in ("-in", "-from")
+        for i, w in enumerate(before[1:], 1)
+    )
+    if not options_only:
+        return None
+    if prev == "-in":
+        names = [b.name for b in s.buffers if b.kind is BufferKind.CHANNEL]
+        names += [b.name for b in s.buffers if b.kind is BufferKind.QUERY]
+        return [n + " " for n in names if fold(n).startswith(stem)]
+    if prev == "-from":
+        found: dict[str, str] = {}  # folded -> as written, in order
+        nicks = _buffer_nicks(s, s.current)
+        nicks += [b.name for b in s.buffers if b.kind is BufferKind.QUERY]
+        nicks.append(s.nick)  # (our own messages: last)
+        for nick in nicks:
+            if fold(nick).startswith(stem):
+                found.setdefault(fold(nick), nick)
+        return [n + " " for n in found.values()]
+    if word.startswith("-"):
+        return [o + " " for o in SEARCH_OPTIONS if o.startswith(word.lower())]
+    return None
 
 
 def _buffer_nicks(s: Session, buf: Buffer) -> list[str]:

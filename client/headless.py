@@ -41,6 +41,8 @@ def format_line(buffer: Buffer, line: Line, timestamp_format: str = "%H:%M:%S") 
         body = f"-- {line.nick} {line.text}"
     else:
         body = f"-- {line.text}"
+    if line.where:  # a search result: where it was said
+        body = f"{line.where} {body}"
     return f"{stamp} {buffer.name} {body}"
 
 

@@ -174,7 +174,7 @@ class ChatHistory:
         if (
             not s.history_enabled
             or not s.registered
-            or buf.kind is BufferKind.SERVER
+            or buf.kind in (BufferKind.SERVER, BufferKind.SEARCH)
             or (buf.kind is BufferKind.QUERY and not s.query_history_enabled)
             or buf.no_history
             or buf.history_loading

@@ -37,6 +37,9 @@ class BufferKind(StrEnum):
     SERVER = "server"
     CHANNEL = "channel"
     QUERY = "query"
+    # Message search results (``/search``, soju.im/search): lines from any channel or
+    # query, each naming where it was said (``Line.where``); never sent to.
+    SEARCH = "search"
 
 
 class State(StrEnum):
@@ -73,6 +76,9 @@ class Line:
     # IRCv3 reactions (``+draft/react``) to this message, oldest first: one per nick and
     # text (see :meth:`reaction_groups` for what to draw).
     reactions: tuple[Reaction, ...] = ()
+    # A search result (a ``BufferKind.SEARCH`` buffer): the channel, or the nick of the
+    # private conversation, the message was said in; drawn before the nick.
+    where: str = ""
 
     def reaction_groups(self) -> list[tuple[str, tuple[str, ...], bool]]:
         """The reactions by text, in the order each text first came: (text, the nicks
@@ -305,6 +311,16 @@ class Buffer:
     def clear(self) -> None:
         """Forget the lines; the seen ids stay so history does not bring them back."""
         self.lines.clear()
+        self.version += 1
+
+    def reset(self, lines: Iterable[Line]) -> None:
+        """Hold exactly ``lines`` (the newest that fit), forgetting the old lines, seen
+        ids and read marker: a search buffer's new results. Nothing is counted as
+        unread and no newest message is remembered for history or read markers."""
+        self.lines.clear()
+        self.lines.extend(lines)
+        self.seen = SeenIds(max(2 * self.scrollback, 1000))
+        self.read_marker = None
         self.version += 1
 
 

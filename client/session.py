@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 
 from chat import numerics as N
 from chat.casemap import Casemapping, casefold, is_casemapping
-from chat.message import Message, ParseError, parse
+from chat.message import Message, ParseError, parse, serialize_tags
 from chat.names import is_channel_name, is_valid_nick
 from chat.servertime import format_time, parse_time
 
@@ -36,6 +36,7 @@ from .model import (
     BufferOpened,
     CurrentChanged,
     Event,
+    HistoryAdded,
     Kind,
     Line,
     LineAdded,
@@ -71,12 +72,19 @@ WANTED_CAPS = (
     "draft/read-marker",  # what the account's other sessions have read (MARKREAD)
     "draft/message-redaction",  # deleted messages (REDACT); only with message-tags
     "draft/event-playback",  # reactions (TAGMSG) in history; only with chathistory + tags
+    "soju.im/search",  # message search (/search); only with batch (the results are one)
 )
 # draft/chathistory is only used with all of these (msgids, times and batches).
 HISTORY_CAPS = frozenset({"draft/chathistory", "batch", "server-time", "message-tags"})
 READ_MARKER_CAP = "draft/read-marker"
 REDACT_CAP = "draft/message-redaction"
 EVENT_PLAYBACK_CAP = "draft/event-playback"
+# Message search (soju.im/search): SEARCH <attrs>, answered by a batch of this type.
+SEARCH_CAP = "soju.im/search"
+SEARCH_BATCH = "soju.im/search"
+SEARCH_BUFFER = "*search*"  # the results buffer's name (no nick or channel has a '*')
+SEARCH_LIMIT = 100  # results asked for (the newest matches), at most scrollback - 2
+MAX_PENDING_SEARCHES = 8  # searches awaiting their answer (answered in order)
 # IRCv3 reactions: a TAGMSG with these client tags (the reaction, the msgid reacted to).
 REACT_TAG = "+draft/react"
 REPLY_TAG = "+draft/reply"
@@ -137,6 +145,26 @@ class _Batch:
     type: str
     params: list[str]
     lines: list[tuple[Message, float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    """A ``/search`` sent and not answered yet: ``text`` (may be '' with ``sender``), in
+    ``target`` (None: all our channels and conversations), by ``sender`` (None: anyone),
+    at most ``limit`` results; typed in ``origin``."""
+
+    text: str
+    target: str | None
+    sender: str | None
+    limit: int
+    origin: Buffer
+
+    def describe(self) -> str:
+        """'Search for "foo" from bob in #chan' (the results header, without the count)."""
+        what = f'Search for "{self.text}"' if self.text else "Search for messages"
+        if self.sender:
+            what += f" from {self.sender}"
+        return what + (f" in {self.target}" if self.target else " in all conversations")
 
 
 @dataclass(slots=True)
@@ -207,6 +235,7 @@ class Session:
         self._ison_skipped = 0  # keepalives without a poll while one was unanswered
         self._accept_list: list[str] = []  # caller ID: the nicks of 281s, until the 282
         self._accept_more = 0  # ... and how many more there were than MAX_ACCEPT_LIST
+        self._searches: deque[Search] = deque(maxlen=MAX_PENDING_SEARCHES)  # sent, unanswered
 
     # ------------------------------------------------------------------ driver API
 
@@ -266,6 +295,7 @@ class Session:
         self.state = State.DISCONNECTED
         self._out.clear()
         self._batches.clear()
+        self._searches.clear()
         self._history.connection_lost()
         self._pings.clear()
         self._ison_polls.clear()
@@ -385,6 +415,17 @@ class Session:
         return REDACT_CAP in self.caps and "message-tags" in self.caps
 
     @property
+    def search_enabled(self) -> bool:
+        """soju.im/search is negotiated (with batch, which carries the results)."""
+        return SEARCH_CAP in self.caps and "batch" in self.caps
+
+    @property
+    def search_buffer(self) -> Buffer | None:
+        """The message search results buffer (``*search*``), None until a search is
+        answered (or after it is closed)."""
+        return next((b for b in self.buffers if b.kind is BufferKind.SEARCH), None)
+
+    @property
     def echo(self) -> bool:
         return "echo-message" in self.caps
 
@@ -398,6 +439,14 @@ class Session:
         """The channel or query buffer called ``name`` (case-insensitive)."""
         return self._by_key.get(self.fold(name)) if name else None
 
+    def find_buffer(self, name: str) -> Buffer | None:
+        """Any buffer the user may name (``/win``, ``/close``): a channel or query, or
+        the search results (``*search*``), which server lines never reach by name."""
+        found = self.buffer(name)
+        if found is None and name and self.fold(name) == self.fold(SEARCH_BUFFER):
+            found = self.search_buffer
+        return found
+
     def switch(self, target: Buffer | str | int) -> bool:
         """Make a buffer current: a Buffer, a name, or a 0-based index."""
         if isinstance(target, int):
@@ -405,7 +454,7 @@ class Session:
                 return False
             buf = self.buffers[target]
         elif isinstance(target, str):
-            found = self.buffer(target)
+            found = self.find_buffer(target)
             if found is None:
                 return False
             buf = found
@@ -466,8 +515,9 @@ class Session:
         i = self.buffers.index(buffer)
         self.buffers.remove(buffer)
         key = self.fold(buffer.name)
-        self._by_key.pop(key, None)
-        self._history.buffer_closed(key, query=buffer.kind is BufferKind.QUERY)
+        if self._by_key.get(key) is buffer:  # (the search buffer is not there)
+            self._by_key.pop(key)
+            self._history.buffer_closed(key, query=buffer.kind is BufferKind.QUERY)
         self.emit(BufferClosed(buffer))
         if self.current is buffer:
             self.switch(max(0, i - 1))
@@ -820,7 +870,9 @@ class Session:
         ref = msg.tags.get("batch")
         if ref is not None and ref in self._batches:
             batch = self._batches[ref]
-            if batch.type in HISTORY_BATCHES and msg.command != "BATCH":
+            if (
+                batch.type in HISTORY_BATCHES or batch.type == SEARCH_BATCH
+            ) and msg.command != "BATCH":
                 if len(batch.lines) < max(self.config.scrollback, 1000):
                     batch.lines.append((msg, now))
                 return
@@ -948,6 +1000,8 @@ class Session:
             # TAGMSGs in history: only of use with history, and tags to read.
             and (c != EVENT_PLAYBACK_CAP or {"draft/chathistory", "message-tags"}
                  <= self.available_caps.keys())
+            # The results come as a batch.
+            and (c != SEARCH_CAP or "batch" in self.available_caps)
         ]  # fmt: skip
         if self._cap_negotiating and self._sasl.request(offered, now):
             wanted.append("sasl")  # only while registering: CAP END waits for the login
@@ -1095,7 +1149,11 @@ class Session:
         if new == self.casemapping:
             return
         self.casemapping = new
-        self._by_key = {("" if b is self.server else self.fold(b.name)): b for b in self.buffers}
+        self._by_key = {
+            ("" if b is self.server else self.fold(b.name)): b
+            for b in self.buffers
+            if b.kind is not BufferKind.SEARCH
+        }
         for buf in self.buffers:
             buf.members = {self.fold(m.nick): m for m in buf.members.values()}
         self.notify.refold(self.fold)
@@ -1330,6 +1388,8 @@ class Session:
         p = msg.params
         subject = p[1] if len(p) > 2 else ""
         buf = self._target_buffer(subject) if subject else self.current
+        if msg.params[1:2] == ["SEARCH"] and self._searches:
+            self._searches.popleft()  # answered (421, say): no batch comes
         if msg.params[1:2] == ["CHATHISTORY"] and msg.command == N.ERR_UNKNOWNCOMMAND:
             # The server does not really support it: stop asking.
             self.caps.discard("draft/chathistory")
@@ -1731,7 +1791,7 @@ class Session:
             not self.config.send_typing
             or not self.registered
             or "message-tags" not in self.caps
-            or buf.kind is BufferKind.SERVER
+            or buf.kind in (BufferKind.SERVER, BufferKind.SEARCH)
             or (buf.kind is BufferKind.CHANNEL and not buf.joined)
         ):
             return
@@ -1762,6 +1822,13 @@ class Session:
             return
         if p[0] == "MARKREAD":  # the client's own background request: nothing to show
             return
+        if p[0] == "SEARCH" and msg.command == "FAIL":
+            # FAIL SEARCH <code> [...] :text: the oldest search sent is answered.
+            search = self._searches.popleft() if self._searches else None
+            what = f'"{search.text}"' if search and search.text else "messages"
+            text = f"Search for {what} failed: {p[-1]} ({p[1]})"
+            self._add(self.current, self._line(msg, now, kind, text))
+            return
         if p[0] == "REDACT" and msg.command == "FAIL":
             # FAIL REDACT <code> <target> [<msgid> [<window>]] :text, in the buffer
             # the message was in.
@@ -1784,7 +1851,7 @@ class Session:
         when = buf.last_time  # server time of the newest message (one with a msgid)
         if (
             when is None
-            or buf.kind is BufferKind.SERVER
+            or buf.kind in (BufferKind.SERVER, BufferKind.SEARCH)
             or buf.name.startswith(":")
             or not self.read_markers_enabled
         ):
@@ -2128,6 +2195,80 @@ class Session:
 
     # --- batches and history (client/history.py)
 
+    # --- message search (soju.im/search)
+
+    def search(self, text: str, target: str | None, sender: str | None, now: float) -> None:
+        """``SEARCH <attrs>`` for messages holding ``text`` (may be '' with ``sender``), in
+        ``target`` (None: all our channels and conversations), by ``sender``; the answer
+        (a batch) replaces the search buffer's lines. The caller checked
+        :attr:`search_enabled`."""
+        limit = max(1, min(SEARCH_LIMIT, self.config.scrollback - 2))
+        attrs: dict[str, str] = {}
+        if text:
+            attrs["text"] = text
+        if target:
+            attrs["in"] = target
+        if sender:
+            attrs["from"] = sender
+        attrs["limit"] = str(limit)
+        self._send("SEARCH", serialize_tags(attrs))
+        self._searches.append(Search(text, target, sender, limit, self.current))
+
+    def _search_results(self, messages: list[tuple[Message, float]], now: float) -> None:
+        """A search answer (its batch ended): the search buffer, opened if needed, holds
+        a header and the messages, oldest first, each naming where it was said. They
+        are no live messages: no unread, highlight, chat log line or read marker, and
+        no channel or query sees them. Shown at once when the user is still where the
+        search was typed (or in the search buffer)."""
+        search = self._searches.popleft() if self._searches else None
+        buf = self.search_buffer
+        if buf is None:
+            buf = Buffer(BufferKind.SEARCH, SEARCH_BUFFER, scrollback=self.config.scrollback)
+            self.buffers.append(buf)
+            self.emit(BufferOpened(buf))
+        limit = search.limit if search is not None else max(1, self.config.scrollback - 2)
+        results: list[Line] = []
+        for msg, at in messages:
+            line = self._search_line(msg, at, buf)
+            if line is not None:
+                results.append(line)
+        results.sort(key=lambda ln: ln.time)  # (stable: the server's order on a tie)
+        results = results[-limit:]
+        count = len(results)
+        head = search.describe() if search is not None else "Search"
+        head += f": {count} result{'' if count == 1 else 's'}"
+        if search is not None and count >= search.limit:
+            head += f" (the newest {count}; narrow the search for older ones)"
+        lines = [self._local(Kind.INFO, head, now), *results]
+        if not results:
+            lines.append(self._local(Kind.INFO, "No results", now))
+        buf.reset(lines)
+        self.emit(BufferCleared(buf))
+        self.emit(HistoryAdded(buf, len(lines), False, tuple(lines)))
+        if search is None or self.current in (search.origin, buf):
+            self.switch(buf)
+        elif not buf.activity:
+            buf.activity = True
+            self.emit(BufferChanged(buf))
+
+    def _search_line(self, msg: Message, now: float, buf: Buffer) -> Line | None:
+        """A message of a search answer as a result line (a history line naming where it
+        was said), None when it is not shown (not a message, a CTCP, ignored)."""
+        if msg.command not in ("PRIVMSG", "NOTICE") or len(msg.params) < 2:
+            return None
+        line = self._message(msg, now, history=buf)
+        if line is None:
+            return None
+        target = msg.params[0]
+        bare = target.lstrip(self.prefix_symbols)
+        if self.is_channel(bare):
+            where = bare
+        elif self.is_me(self._source_nick(msg)):
+            where = target  # sent by us: the conversation with its target
+        else:
+            where = line.nick  # someone else's private message: sent to us
+        return replace(line, highlight=False, where=plain(where)[:MAX_NAME])
+
     def _on_batch(self, msg: Message, now: float) -> None:
         if not msg.params:
             return
@@ -2141,7 +2282,9 @@ class Session:
 
     def _close_batch(self, ref: str, now: float) -> None:
         batch = self._batches.pop(ref, None)
-        if batch is not None:
+        if batch is not None and batch.type == SEARCH_BATCH:
+            self._search_results(batch.lines, now)
+        elif batch is not None:
             self._history.on_batch(batch.type, batch.params, batch.lines, now)
 
     def history_line(self, msg: Message, now: float, buf: Buffer) -> Line | None:
