@@ -42,6 +42,7 @@ EXTRA_STYLES: dict[str, str] = {
     "status_item": "",
     "typing": "italic",
     "read_marker": "#5f5f87",
+    "where": "#5f87af",  # a search result's channel or conversation
 }
 
 # What precedes the nick of an event line (joins, parts and quits are compact and dim).
@@ -247,6 +248,8 @@ class LineRenderer:
         if stamp:
             ts_style = "class:timestamp class:history" if line.history else "class:timestamp"
             frags.append((ts_style, stamp + " "))
+        if line.where:  # a search result: where it was said
+            frags.append(("class:where", safe(line.where) + " "))
         kind = line.kind
         hl = " class:highlight" if line.highlight else ""
         nick = safe(line.nick)

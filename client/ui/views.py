@@ -303,6 +303,11 @@ def topic_fragments(session: Session) -> Fragments:
         return [*head, ("", " (no topic)")]
     if buf.kind is BufferKind.QUERY:
         return [("", " Private conversation with "), ("bold", name)]
+    if buf.kind is BufferKind.SEARCH:
+        return [
+            ("bold", f" {name}"),
+            ("", " — message search results (/search TEXT again, /close to close)"),
+        ]
     label = safe(session.network or session.server_name or name)
     return [("bold", f" {label}"), ("", " — server messages (/help for commands)")]
 
