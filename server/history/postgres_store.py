@@ -438,7 +438,7 @@ class PostgresStore:
         self.reads += 1
         limit = search_limit(q)
         targets = sorted(set(q.targets))
-        if not targets or limit == 0:
+        if (not targets and not q.account) or limit == 0:
             return []
         where = ["x.target = t.target", _SERVED]
         values: list[int | str] = []
@@ -460,14 +460,15 @@ class PostgresStore:
         # (never messages_time, which would read every target's), top ``limit`` kept;
         # then the newest ``limit`` of those.
         sql = (
-            f"SELECT {columns} FROM unnest(%s::text[]) AS t(target) CROSS JOIN LATERAL "
+            f"SELECT {columns} FROM (SELECT unnest(%s::text[]) UNION "
+            "SELECT target FROM conversations WHERE account = %s) AS t(target) CROSS JOIN LATERAL "
             f"(SELECT {_COLUMNS} FROM messages x WHERE {' AND '.join(where)} "
             "ORDER BY time_ms DESC, seq DESC LIMIT %s) AS m "
             "ORDER BY m.time_ms DESC, m.target DESC, m.seq DESC LIMIT %s"
         )
 
         def read(conn: Conn) -> list[StoredMessage]:
-            rows = conn.execute(sql, (targets, *values, limit, limit)).fetchall()
+            rows = conn.execute(sql, (targets, q.account, *values, limit, limit)).fetchall()
             return [_row(r) for r in reversed(rows)]
 
         return self._reading(read)

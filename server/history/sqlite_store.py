@@ -347,8 +347,7 @@ class SQLiteStore:
     def search(self, q: Search) -> list[StoredMessage]:
         self.reads += 1
         limit = search_limit(q)
-        targets = sorted(set(q.targets))
-        if not targets or limit == 0:
+        if (not q.targets and not q.account) or limit == 0:
             return []
         where = ["target = ?", _SERVED]
         values: list[int | str] = []
@@ -375,6 +374,11 @@ class SQLiteStore:
         conn = self._reader()
         conn.execute("BEGIN")  # one snapshot for every target
         try:
+            keys = set(q.targets)
+            if q.account:
+                keys.update(str(r[0]) for r in conn.execute(
+                    "SELECT target FROM conversations WHERE account = ?", (q.account,)))
+            targets = sorted(keys)
             hits = [
                 [_row(r) for r in conn.execute(sql, (t, *values, limit)).fetchall()]
                 for t in targets

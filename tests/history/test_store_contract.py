@@ -863,6 +863,22 @@ def build_search_dataset(store: Store) -> list[StoredMessage]:
     return stored
 
 
+def test_search_covers_an_accounts_conversations(store: Store) -> None:
+    """``account``: also every private conversation of that account (from the
+    conversations table), beside the given targets; never anyone else's."""
+    gen = Messages()
+    rows = store.append([
+        gen.dm("Alice", "Bob"), gen.new("#a"), gen.dm("Carol", "Alice"), gen.dm("Bob", "Carol"),
+        gen.new("#b"),
+    ])
+    ab, chan_a, ca, bc, _ = rows
+    assert store.search(Search(("#a",), "text", account="alice")) == [ab, chan_a, ca]
+    assert store.search(Search((), "text", account="bob")) == [ab, bc]
+    assert store.search(Search((), "text", account="bob", limit=1)) == [bc]
+    assert store.search(Search((), "text", account="dave")) == []
+    assert store.search(Search(("#b",), "text", account="nobody")) == [rows[4]]
+
+
 def test_search_matches_the_reference(store: Store) -> None:
     rows = build_search_dataset(store)
     times = sorted({r.time_ms for r in rows})

@@ -123,6 +123,16 @@ async def test_private_conversations_between_accounts(server: RunningServer) -> 
     await bob.expect("PRIVMSG")
     got = await search(bob, "text=needle;in=alice")
     assert [(m.source, m.params) for m in got] == [(mask(alice), ["bob", "psst, the needle"])]
+    # Without in=: the user's channels and its own conversations, not others'.
+    await bob.join("#t")
+    await asyncio.sleep(0.01)  # a later millisecond: results are in time order
+    await say(bob, "#t", "a channel needle")
+    assert texts(await search(bob, "text=needle")) == ["psst, the needle", "a channel needle"]
+    carol = await server.client("carol", CAPS)
+    assert [m.command for m in await ask(carol, "REGISTER * * long-password")] == [
+        "REGISTER", "900"]
+    await carol.join("#t")
+    assert texts(await search(carol, "text=needle")) == ["a channel needle"]
 
 
 async def test_bad_requests(server: RunningServer) -> None:

@@ -5,7 +5,7 @@ case-insensitive), ``in=`` (a channel, or a nick for the private conversation wi
 account), ``from=`` (a nick), ``after=``/``before=`` (timestamps) and ``limit=``. The
 answer is a ``soju.im/search`` batch of the newest matches, oldest first, formatted as
 CHATHISTORY formats rows. Only what CHATHISTORY would let the user read is searched;
-without ``in=``, the channels the user is in.
+without ``in=``, the channels the user is in and its own private conversations.
 """
 
 from __future__ import annotations
@@ -56,15 +56,18 @@ def handle_search(core: ServerCore, client: Client, msg: Message) -> None:
                 _invalid(core, client, f"Invalid {key}= timestamp")
                 return
     where = attrs.get("in")
-    if where is None:
+    account = ""
+    if where is None:  # the user's channels and, logged in, its private conversations
         targets = tuple(client.channels)
+        account = core.fold(client.account) if client.account is not None else ""
     else:
         readable = _readable(core, client, where)
         if readable is None:
             core.fail(client, "SEARCH", "INVALID_TARGET", where, "Messages could not be searched")
             return
         targets = (readable,)
-    search = Search(targets, text, sender, bounds.get("after", 0), bounds.get("before", 0), limit)
+    search = Search(targets, text, sender, bounds.get("after", 0), bounds.get("before", 0), limit,
+                    account)
     rid = core.new_history_request(client, "search", where or "")
     core.emit(HistoryRequest(rid, None, search=search))
 
