@@ -19,6 +19,11 @@ cold   ``FLUSHALL`` on Redis before each request (outside the timed interval): t
        server finds its generation gone, reads the store and refills the cache.
 store  no Redis flushing: meant for a server started without ``--redis``, where
        every request reads SQLite.
+search ``SEARCH text=fill;in=<channel>;limit=<limit>`` (soju.im/search): every
+       stored message matches, so the store stops after the newest ``limit``.
+search-miss
+       ``SEARCH text=<absent>;in=<channel>;limit=<limit>``: nothing matches, so every
+       stored message of the channel is scanned (the worst case); replies are empty.
 
 With ``--metrics-port`` (the server's Prometheus port) each mode also reports how
 the server's cache_hits/cache_misses/cache_fills/cache_invalidations and
@@ -44,7 +49,8 @@ from typing import Any
 from bench.loadgen import latency_summary, proc_cpu_seconds
 
 CAPS = b"draft/chathistory batch server-time message-tags"
-MODES = ("warm", "cold", "store")
+SEARCH_CAPS = CAPS + b" soju.im/search"  # requested only for the search modes
+MODES = ("warm", "cold", "store", "search", "search-miss")
 
 
 def parse_line(line: bytes) -> tuple[dict[bytes, bytes], bytes, list[bytes]]:
@@ -180,6 +186,24 @@ async def latest(client: Client, channel: bytes, limit: int) -> int:
             raise RuntimeError(f"CHATHISTORY failed: {params!r}")
 
 
+async def search(client: Client, channel: bytes, text: bytes, limit: int) -> int:
+    """One SEARCH (soju.im/search); the number of messages in its batch."""
+    client.send(b"SEARCH text=" + text + b";in=" + channel + b";limit=" + str(limit).encode())
+    ref = b""
+    count = 0
+    while True:
+        tags, cmd, params = await client.read()
+        if cmd == b"BATCH" and params:
+            if params[0].startswith(b"+") and params[1:2] == [b"soju.im/search"]:
+                ref = params[0][1:]
+            elif ref and params[0] == b"-" + ref:
+                return count
+        elif cmd in (b"PRIVMSG", b"NOTICE") and ref and tags.get(b"batch") == ref:
+            count += 1
+        elif cmd == b"FAIL":
+            raise RuntimeError(f"SEARCH failed: {params!r}")
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     host, channel = args.host, args.channel.encode()
     step = args.timeout
@@ -189,7 +213,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         async with asyncio.timeout(step):
             await writer.register(b"hlw" + args.tag.encode())
-            await reader.register(b"hlr" + args.tag.encode(), CAPS)
+            searching = any(m.startswith("search") for m in args.modes)
+            await reader.register(b"hlr" + args.tag.encode(), SEARCH_CAPS if searching else CAPS)
             await writer.join(channel)
             await reader.join(channel)
         # Fill: the reader sees a message only after it was committed to the store.
@@ -218,9 +243,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     if mode == "cold":
                         await flushall(host, args.redis_port)
                     t0 = time.perf_counter_ns()
-                    n = await latest(reader, channel, args.limit)
+                    if mode == "search":
+                        n = await search(reader, channel, b"fill", args.limit)
+                    elif mode == "search-miss":
+                        n = await search(reader, channel, b"absent-word", args.limit)
+                    else:
+                        n = await latest(reader, channel, args.limit)
                     samples.append(time.perf_counter_ns() - t0)
-                if n != args.limit:
+                if n != (0 if mode == "search-miss" else args.limit):
                     bad += 1
             elapsed = time.perf_counter() - t_start
             cpu1 = proc_cpu_seconds(args.server_pid)
