@@ -43,6 +43,9 @@ class HistoryService:
         self.cache = cache
         # One reader thread: SQLite reads are short, and order is easier to reason about.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-read")
+        # SEARCH on a thread of its own: a search that matches nothing scans a channel's
+        # every row (milliseconds), and must not hold up CHATHISTORY behind it.
+        self._searcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-search")
         self._loop: asyncio.AbstractEventLoop | None = None
         # Committed rows not yet sent to the cache, one list per tick. Kept per tick,
         # not per row or channel: under load they are thousands of rows a second, and
@@ -123,7 +126,8 @@ class HistoryService:
     async def search(self, q: Search) -> list[StoredMessage]:
         """The store's answer to a SEARCH (see HistoryStore.search); never cached."""
         self._bind()
-        return await self._in_thread(self.store.search, q)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._searcher, self.store.search, q)
 
     async def find(self, target: str, msgid: str) -> FoundMessage | None:
         """``target``'s stored message ``msgid`` (redacted too) and who sent it, from the
@@ -254,6 +258,7 @@ class HistoryService:
                         await asyncio.wait({writer})
             await self.cache.close()
         self._executor.shutdown(wait=True)
+        self._searcher.shutdown(wait=True)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

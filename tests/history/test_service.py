@@ -666,6 +666,35 @@ async def test_search_returns_the_stores_answer_read_off_the_loop(
         await svc.close()
 
 
+async def test_a_slow_search_does_not_hold_up_chathistory(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Searches have a thread of their own: a scan that takes long (here: held until
+    the test lets it go) leaves CHATHISTORY reads free to run."""
+    store.append([new_message("#s", f"line {i}") for i in range(5)])
+    started, release = threading.Event(), threading.Event()
+    real = store.search
+
+    def slow(q: Search) -> list[StoredMessage]:
+        started.set()
+        assert release.wait(10), "the test never let the search go"
+        return real(q)
+
+    monkeypatch.setattr(store, "search", slow)
+    svc = HistoryService(store, cache=None)
+    try:
+        searching = asyncio.ensure_future(svc.search(Search(("#s",), "line", limit=2)))
+        assert await asyncio.to_thread(started.wait, 10)
+        rows = await asyncio.wait_for(svc.query(Query("LATEST", "#s", NO_REF, 3)), 5)
+        assert [r.text for r in rows] == ["line 2", "line 3", "line 4"]
+        assert not searching.done()
+        release.set()
+        assert [r.text for r in await searching] == ["line 3", "line 4"]
+    finally:
+        release.set()
+        await svc.close()
+
+
 # ---------------------------------------------------------------- wiring
 
 
