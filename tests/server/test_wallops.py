@@ -136,7 +136,9 @@ async def test_a_long_wallops_is_cut_to_fit_the_line(server: RunningServer) -> N
     alice = await server.client("alice")
     await oper_up(alice)
     bob = await wallops_user(server, "bob")
-    await alice.send("WALLOPS :" + "x" * 480)
+    # ask: the server has handled the WALLOPS before bob's sync is sent (two
+    # connections: without it, bob's PING could be handled first).
+    assert await ask(alice, "WALLOPS :" + "x" * 480) == []
     (got,) = await bob.sync()
     assert got.command == "WALLOPS" and got.source == mask(alice)
     assert len(got.to_bytes()) == 512
