@@ -2076,8 +2076,28 @@ class Session:
             old, text=text, spans=(Span(text),), highlight=False, redacted=True, reactions=()
         )
         if buf.replace(old, new):
+            self._uncount(buf, old)
             when = self._msg_time(msg, now, history)
             self.emit(LineRedacted(buf, old, new, by, reason, when, by_sender))
+
+    def _uncount(self, buf: Buffer, old: Line) -> None:
+        """A deleted message that was still unread (one of the newest ``buf.unread``
+        messages of others) no longer counts, nor as a highlight."""
+        if buf is self.current or old.own or old.kind not in MESSAGE_KINDS or not buf.unread:
+            return
+        seen = 0
+        for line in reversed(buf.lines):
+            if line.msgid == old.msgid:  # the placeholder now stands where it was
+                buf.unread -= 1
+                if old.highlight and buf.highlights:
+                    buf.highlights -= 1
+                self.emit(BufferChanged(buf))
+                return
+            if line.own or line.kind not in MESSAGE_KINDS or line.redacted:
+                continue  # never counted, or uncounted when it was deleted
+            seen += 1
+            if seen >= buf.unread:
+                return
 
     # --- reactions (IRCv3 +draft/react and +draft/reply client tags on a TAGMSG)
 

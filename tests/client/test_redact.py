@@ -371,7 +371,9 @@ def test_query_history_applies_deletions_of_either_side() -> None:
     ]))  # fmt: skip
     assert texts(query) == ["(message deleted)", "(message deleted: nm)"]
     assert [(e.buffer, e.by) for e in redacted(s)] == [(query, "bob"), (query, "alice")]
-    assert (query.unread, query.highlights) == counts  # nothing new
+    # Nothing new counts; bob's "psst", unread (a private message: a highlight), was
+    # deleted, so it no longer does.
+    assert counts == (1, 1) and (query.unread, query.highlights) == (0, 0)
     # A conversation not open that had only deletions opens no query.
     assert feed(s, batch("q2", "carol", [stored_redact("q2", "carol", "alice", "c1", T0)])) == []
     assert s.buffer("carol") is None
@@ -696,3 +698,25 @@ async def test_a_deletion_made_while_away_is_applied_when_back(
     assert texts(fresh) == ["hello", "sorry, wrong window"]
     assert not any("1234" in ln.text or "REDACT" in ln.text for ln in fresh.lines)
     assert not any(isinstance(e, LineRedacted) for e in other.events)
+
+
+def test_a_deleted_unread_message_no_longer_counts() -> None:
+    """Unread and highlight counters drop by a deleted message that was still unread;
+    one already read, or ours, changes nothing."""
+    s = redact_session()
+    feed(s, [privmsg("bob", "#t", "read already", "m0", T0 + 1)])  # #t is current
+    s.switch(0)  # away to the server buffer
+    buf = s.buffer("#t")
+    assert buf is not None and s.current is not buf
+    feed(s, [
+        privmsg("bob", "#t", "one", "m1", T0 + 2),
+        privmsg("bob", "#t", "alice: two", "m2", T0 + 3),
+        privmsg("carol", "#t", "three", "m3", T0 + 4),
+    ])
+    assert (buf.unread, buf.highlights) == (3, 1)
+    feed(s, [redact("bob", "#t", "m2")])
+    assert (buf.unread, buf.highlights) == (2, 0)
+    feed(s, [redact("bob", "#t", "m0")])  # read before we left: not counted
+    assert (buf.unread, buf.highlights) == (2, 0)
+    feed(s, [redact("bob", "#t", "m1"), redact("carol", "#t", "m3")])
+    assert (buf.unread, buf.highlights) == (0, 0)
