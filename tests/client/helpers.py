@@ -109,3 +109,25 @@ def last_error(s: Session) -> str:
     line = s.current.lines[-1]
     assert line.kind is Kind.ERROR, line
     return line.text
+
+
+def burst_offering(caps: str) -> list[str]:
+    """The recording of our server's registration, also offering and acknowledging
+    ``caps`` (space-separated)."""
+    ls, ack, *rest = CHAT_BURST
+    return [f"{ls} {caps}", f"{ack} {caps}", *rest]
+
+
+def joined_session(
+    burst: list[str], members: tuple[str, ...], channels: tuple[str, ...] = ("#t",),
+    **kw: object,
+) -> Session:
+    """Registered with ``burst``; in #t (when asked) with ``members``, #t current."""
+    s = make(channels=channels, **kw)
+    s.connection_made(NOW)
+    feed(s, burst)
+    if "#t" in channels:
+        feed(s, [":alice!~a@h JOIN #t", *(f":{n}!{n[0]}@h JOIN #t" for n in members)])
+        s.switch("#t")
+    s.take_events()
+    return s

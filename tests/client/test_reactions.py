@@ -24,9 +24,11 @@ from .helpers import (
     NOW,
     T0,
     all_text,
+    burst_offering,
     chat_session,
     feed,
     history_batch,
+    joined_session,
     last_error,
     make,
     privmsg,
@@ -37,8 +39,7 @@ from .netutil import ChatClient, has_texts, messages
 from .recorded import CHAT_BURST
 
 CAPS = "draft/event-playback draft/message-redaction"
-_LS, _ACK, *_REST = CHAT_BURST
-BURST = [f"{_LS} {CAPS}", f"{_ACK} {CAPS}", *_REST]  # our server, recorded, with the caps
+BURST = burst_offering(CAPS)  # our server, recorded, with the caps
 LOGIN = ":test.server 900 alice alice!~a@h alice :You are now logged in as alice"
 REDACT_TIME = "2026-11-21T07:00:00.000Z"
 
@@ -46,15 +47,7 @@ REDACT_TIME = "2026-11-21T07:00:00.000Z"
 def react_session(channels: tuple[str, ...] = ("#t",), **kw: object) -> Session:
     """Registered against our server (recorded) offering draft/event-playback and
     draft/message-redaction, in #t with bob, carol and dave, #t current."""
-    s = make(channels=channels, **kw)
-    s.connection_made(NOW)
-    feed(s, BURST)
-    if "#t" in channels:
-        feed(s, [":alice!~a@h JOIN #t", ":bob!b@h JOIN #t", ":carol!c@h JOIN #t",
-                 ":dave!d@h JOIN #t"])  # fmt: skip
-        s.switch("#t")
-    s.take_events()
-    return s
+    return joined_session(BURST, ("bob", "carol", "dave"), channels, **kw)
 
 
 def reaction(
@@ -510,8 +503,8 @@ def test_react_local_errors() -> None:
 
     s = make(channels=("#t",))  # no message-tags at all (ngIRCd, say)
     s.connection_made(NOW)
-    feed(s, [":srv CAP * LS :multi-prefix", ":srv CAP alice ACK :multi-prefix", *_REST[:-1],
-             _REST[-1], ":alice!~a@h JOIN #t", privmsg("bob", "#t", "hi", "m1")])
+    feed(s, [":srv CAP * LS :multi-prefix", ":srv CAP alice ACK :multi-prefix", *CHAT_BURST[2:],
+             ":alice!~a@h JOIN #t", privmsg("bob", "#t", "hi", "m1")])
     s.switch("#t")
     assert run(s, "/react 👍") == []
     assert last_error(s) == "This server cannot carry reactions (no message-tags)"

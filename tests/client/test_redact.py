@@ -22,9 +22,11 @@ from .helpers import (
     NOW,
     T0,
     all_text,
+    burst_offering,
     chat_session,
     feed,
     history_batch,
+    joined_session,
     last_error,
     make,
     privmsg,
@@ -32,28 +34,19 @@ from .helpers import (
     texts,
 )
 from .netutil import DEADLINE, ChatClient, has_texts, messages
-from .recorded import CHAT_BURST
 
 CAP = "draft/message-redaction"
 REDACT_TIME = "2026-11-21T07:00:00.000Z"
 
 
-_LS, _ACK, *_REST = CHAT_BURST
-BURST = [f"{_LS} {CAP}", f"{_ACK} {CAP}", *_REST]  # our server, recorded, with the cap
+BURST = burst_offering(CAP)  # our server, recorded, with the cap
 LOGIN = ":test.server 900 alice alice!~a@h alice :You are now logged in as alice"
 
 
 def redact_session(channels: tuple[str, ...] = ("#t",), **kw: object) -> Session:
     """Registered against our server (recorded) offering draft/message-redaction, in #t
     with bob and carol, #t current (its history asked for: ``CHATHISTORY LATEST``)."""
-    s = make(channels=channels, **kw)
-    s.connection_made(NOW)
-    feed(s, BURST)
-    if "#t" in channels:
-        feed(s, [":alice!~a@h JOIN #t", ":bob!b@h JOIN #t", ":carol!c@h JOIN #t"])
-        s.switch("#t")
-    s.take_events()
-    return s
+    return joined_session(BURST, ("bob", "carol"), channels, **kw)
 
 
 def redact(nick: str, target: str, msgid: str, reason: str | None = None) -> str:

@@ -25,13 +25,12 @@ from client.ui.render import LineRenderer, plain_text
 from client.ui.views import BufferList, MessagePane, Views, status_fragments, topic_fragments
 from tests.conftest import RunningServer
 
-from .helpers import NOW, T0, feed, last_error, make, messages, privmsg, run
+from .helpers import NOW, T0, burst_offering, feed, last_error, make, messages, privmsg, run
 from .netutil import ChatClient, has_texts
 from .recorded import CHAT_BURST, CHAT_JOIN
 
 CAP = "soju.im/search"
-_LS, _ACK, *_REST = CHAT_BURST
-BURST = [f"{_LS} {CAP}", f"{_ACK} {CAP}", *_REST]  # our server, recorded, with the cap
+BURST = burst_offering(CAP)  # our server, recorded, with the cap
 
 
 def search_session(*, cap: bool = True) -> Session:
