@@ -171,37 +171,30 @@ def scrape(host: str, port: int | None) -> dict[str, float]:
 async def latest(client: Client, channel: bytes, limit: int) -> int:
     """One CHATHISTORY LATEST; the number of messages in its batch."""
     client.send(b"CHATHISTORY LATEST " + channel + b" * " + str(limit).encode())
-    ref = b""
-    count = 0
-    while True:
-        tags, cmd, params = await client.read()
-        if cmd == b"BATCH" and params:
-            if params[0].startswith(b"+") and params[1:2] == [b"chathistory"]:
-                ref = params[0][1:]
-            elif ref and params[0] == b"-" + ref:
-                return count
-        elif cmd in (b"PRIVMSG", b"NOTICE") and ref and tags.get(b"batch") == ref:
-            count += 1
-        elif cmd == b"FAIL":
-            raise RuntimeError(f"CHATHISTORY failed: {params!r}")
+    return await batch_size(client, b"chathistory")
 
 
 async def search(client: Client, channel: bytes, text: bytes, limit: int) -> int:
     """One SEARCH (soju.im/search); the number of messages in its batch."""
     client.send(b"SEARCH text=" + text + b";in=" + channel + b";limit=" + str(limit).encode())
+    return await batch_size(client, b"soju.im/search")
+
+
+async def batch_size(client: Client, kind: bytes) -> int:
+    """The messages in the next batch of type ``kind``, read to its end (a FAIL raises)."""
     ref = b""
     count = 0
     while True:
         tags, cmd, params = await client.read()
         if cmd == b"BATCH" and params:
-            if params[0].startswith(b"+") and params[1:2] == [b"soju.im/search"]:
+            if params[0].startswith(b"+") and params[1:2] == [kind]:
                 ref = params[0][1:]
             elif ref and params[0] == b"-" + ref:
                 return count
         elif cmd in (b"PRIVMSG", b"NOTICE") and ref and tags.get(b"batch") == ref:
             count += 1
         elif cmd == b"FAIL":
-            raise RuntimeError(f"SEARCH failed: {params!r}")
+            raise RuntimeError(f"{kind.decode()} request failed: {params!r}")
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
