@@ -45,7 +45,7 @@ from .model import (
     StoredMessage,
 )
 from .query import SERVED_COMMANDS, Cond, run_plan, served, served_sql
-from .store import conversation_rows, search_limit, search_patterns
+from .store import conversation_rows, search_conditions, search_limit
 
 T = TypeVar("T")
 
@@ -440,21 +440,8 @@ class PostgresStore:
         targets = sorted(set(q.targets))
         if (not targets and not q.account) or limit == 0:
             return []
-        where = ["x.target = t.target", _SERVED]
-        values: list[int | str] = []
-        if q.after_ms:
-            where.append("time_ms > %s")
-            values.append(q.after_ms)
-        if q.before_ms:
-            where.append("time_ms < %s")
-            values.append(q.before_ms)
-        text, sender = search_patterns(q)
-        if text:
-            where.append(_ASCII_FOLD.format("text") + " LIKE %s ESCAPE '\\'")
-            values.append(text)
-        if sender:
-            where.append(_ASCII_FOLD.format("source") + " LIKE %s ESCAPE '\\'")
-            values.append(sender)
+        conditions, values = search_conditions(q, "%s", _ASCII_FOLD)
+        where = ["x.target = t.target", _SERVED, *conditions]
         columns = ", ".join(f"m.{c.strip()}" for c in _COLUMNS.split(","))
         # Per target, a LATERAL subquery: an index scan of that target's rows only
         # (never messages_time, which would read every target's), top ``limit`` kept;

@@ -20,7 +20,7 @@ from .model import (
     StoredMessage,
 )
 from .query import SERVED_COMMANDS, Cond, run_plan, served, served_sql
-from .store import conversation_rows, search_limit, search_patterns
+from .store import conversation_rows, search_conditions, search_limit
 
 MIGRATIONS: list[str] = [
     # 1: messages with a per-channel sequence number as the total order.
@@ -349,22 +349,9 @@ class SQLiteStore:
         limit = search_limit(q)
         if (not q.targets and not q.account) or limit == 0:
             return []
-        where = ["target = ?", _SERVED]
-        values: list[int | str] = []
-        if q.after_ms:
-            where.append("time_ms > ?")
-            values.append(q.after_ms)
-        if q.before_ms:
-            where.append("time_ms < ?")
-            values.append(q.before_ms)
         # LIKE folds ASCII letters only (no ICU), as the patterns expect.
-        text, sender = search_patterns(q)
-        if text:
-            where.append("text LIKE ? ESCAPE '\\'")
-            values.append(text)
-        if sender:
-            where.append("source LIKE ? ESCAPE '\\'")
-            values.append(sender)
+        conditions, values = search_conditions(q, "?", "{}")
+        where = ["target = ?", _SERVED, *conditions]
         # One walk down messages_target_time per target, newest first, stopping at
         # ``limit`` hits: never other targets' rows, never more than needed of these.
         sql = (

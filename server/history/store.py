@@ -124,3 +124,23 @@ def search_patterns(q: Search) -> tuple[str, str]:
     text = f"%{like_escape(ascii_lower(q.text))}%" if q.text else ""
     sender = f"{like_escape(ascii_lower(q.sender))}!%" if q.sender else ""
     return text, sender
+
+
+def search_conditions(q: Search, mark: str, fold: str) -> tuple[list[str], list[int | str]]:
+    """The SQL conditions of ``q`` beyond its targets (time bounds, text, sender) and
+    their values, for a store whose placeholder is ``mark`` and whose ASCII-only case
+    folding of a column is ``fold`` (a format string: ``fold.format(column)``)."""
+    where: list[str] = []
+    values: list[int | str] = []
+    if q.after_ms:
+        where.append(f"time_ms > {mark}")
+        values.append(q.after_ms)
+    if q.before_ms:
+        where.append(f"time_ms < {mark}")
+        values.append(q.before_ms)
+    text, sender = search_patterns(q)
+    for column, pattern in (("text", text), ("source", sender)):
+        if pattern:
+            where.append(f"{fold.format(column)} LIKE {mark} ESCAPE '\\'")
+            values.append(pattern)
+    return where, values
