@@ -557,6 +557,35 @@ async def test_list_elist_user_counts(server: RunningServer) -> None:
     assert set(await list_channels(viewer, ">1,<3")) == {"#two"}
 
 
+async def test_list_elist_masks_and_negation(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    for name in ("#chat", "#Chatter", "#python", "#other"):
+        await alice.join(name)
+    assert set(await list_channels(alice, "*CHAT*")) == {"#chat", "#Chatter"}
+    assert set(await list_channels(alice, "#?ython,#oth*")) == {"#python", "#other"}
+    assert set(await list_channels(alice, "!*chat*")) == {"#python", "#other"}
+    assert set(await list_channels(alice, "*t*,!#chat")) == {"#Chatter", "#python", "#other"}
+    # A mask and a count together: both must hold.
+    assert set(await list_channels(alice, "*chat*,>1")) == set()
+
+
+async def test_list_elist_creation_and_topic_times(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    await alice.join("#topical")
+    await alice.send("TOPIC #topical :fresh")
+    await alice.join("#bare")
+    await alice.sync()
+    # Both were made (and the topic set) within the last minute, none before it.
+    assert set(await list_channels(alice, "C<1")) == {"#topical", "#bare"}
+    assert set(await list_channels(alice, "C>1")) == set()
+    # A channel without a topic had no topic change in any period.
+    assert set(await list_channels(alice, "T<1")) == {"#topical"}
+    assert set(await list_channels(alice, "T>1")) == set()
+    await alice.send("VERSION")
+    tokens = [t for m in await alice.sync() if m.command == "005" for t in m.params]
+    assert "ELIST=CMNTU" in tokens
+
+
 # ---------------------------------------------------------------------- KICK
 
 

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 from chat import numerics as N
 from chat.masks import EXTBAN_PREFIX, extban_matches, mask_matches
 from chat.message import Message
-from chat.names import is_channel_name, is_valid_channel
+from chat.names import is_valid_channel
 
+from ..listing import parse_list
 from ..relay import Relay, relay_wire
 from ..state import Ban, Channel
 from .readmarker import CAP as READ_MARKER_CAP
@@ -293,26 +294,12 @@ def handle_names(core: ServerCore, client: Client, msg: Message) -> None:
 
 
 def handle_list(core: ServerCore, client: Client, msg: Message) -> None:
-    wanted: set[str] | None = None
-    min_users, max_users = 0, None
-    for param in msg.params[:2]:
-        for item in param.split(","):
-            if item.startswith(">") and item[1:].isdigit():
-                min_users = int(item[1:]) + 1
-            elif item.startswith("<") and item[1:].isdigit():
-                max_users = int(item[1:]) - 1
-            elif is_channel_name(item):
-                wanted = (wanted or set()) | {core.fold(item)}
+    query = parse_list(msg.params, core.clock(), core.fold)
     core.reply(client, N.RPL_LISTSTART, "Channel", "Users  Name")
-    for folded, channel in core.channels.items():
-        if wanted is not None and folded not in wanted:
-            continue
-        if not can_see(channel, client):
-            continue
-        count = len(channel.members)
-        if count < min_users or (max_users is not None and count > max_users):
-            continue
-        core.reply(client, N.RPL_LIST, channel.name, str(count), channel.topic)
+    for channel in core.channels.values():
+        if can_see(channel, client) and query.wants(channel, core.fold):
+            core.reply(client, N.RPL_LIST, channel.name, str(len(channel.members)),
+                       channel.topic)
     core.reply(client, N.RPL_LISTEND, "End of /LIST")
 
 

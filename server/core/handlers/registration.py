@@ -12,6 +12,7 @@ from chat.servertime import format_time
 from server import VERSION
 
 from .. import caps as caps_mod
+from ..listing import ELIST
 from ..relay import relay_wire
 from .accounts import (
     RESERVED,
@@ -352,7 +353,7 @@ def isupport_tokens(core: ServerCore) -> list[str]:
         "CHANMODES=beIq,k,l,Ccimnrst",
         f"CHANNELLEN={cfg.channellen}",
         f"CHANTYPES={CHANTYPES}",
-        "ELIST=U",
+        f"ELIST={ELIST}",
         "EXCEPTS=e",
         "EXTBAN=$,a",
         "INVEX=I",

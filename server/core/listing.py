@@ -1,0 +1,91 @@
+"""LIST's filters (ISUPPORT ``ELIST=CMNTU``), parsed from its parameters.
+
+As on solanum/charybdis: ``>n``/``<n`` member counts; ``C<m`` channels created within the
+last m minutes, ``C>m`` created more than m minutes ago; ``T<m``/``T>m`` the same for the
+topic's last change (a channel without a topic has none within any period); a glob
+(``*chat*``) names channels by mask and ``!glob`` leaves them out; a plain channel name
+(or a list of them) asks about those channels only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from chat.masks import mask_matches
+from chat.names import is_channel_name
+
+from .state import Channel
+
+ELIST = "CMNTU"
+
+
+@dataclass(slots=True)
+class ListQuery:
+    names: set[str] | None = None  # folded channel names asked for; None: any
+    min_users: int = 0
+    max_users: int | None = None
+    created_after: float | None = None  # epoch seconds
+    created_before: float | None = None
+    topic_after: float | None = None
+    topic_before: float | None = None
+    masks: list[str] = field(default_factory=list)  # any of them must match
+    not_masks: list[str] = field(default_factory=list)  # none of them may match
+
+    def wants(self, channel: Channel, fold: Callable[[str], str]) -> bool:
+        if self.names is not None and channel.folded not in self.names:
+            return False
+        count = len(channel.members)
+        if count < self.min_users or (self.max_users is not None and count > self.max_users):
+            return False
+        if not _within(channel.created, self.created_after, self.created_before):
+            return False
+        if (self.topic_after is not None or self.topic_before is not None) and (
+            not channel.topic_time
+            or not _within(channel.topic_time, self.topic_after, self.topic_before)
+        ):
+            return False
+        if self.masks and not any(mask_matches(m, channel.name, fold) for m in self.masks):
+            return False
+        return not any(mask_matches(m, channel.name, fold) for m in self.not_masks)
+
+
+def _within(when: float, after: float | None, before: float | None) -> bool:
+    return (after is None or when > after) and (before is None or when < before)
+
+
+def parse_list(params: list[str], now: float, fold: Callable[[str], str]) -> ListQuery:
+    """The query LIST's first parameter asks for (the second, a server name, is ignored
+    when it is not a filter: this server is the whole network as LIST sees it)."""
+    query = ListQuery()
+    for param in params[:2]:
+        for item in param.split(","):
+            _parse_item(query, item, now, fold)
+    return query
+
+
+def _parse_item(query: ListQuery, item: str, now: float, fold: Callable[[str], str]) -> None:
+    head, rest = item[:1], item[1:]
+    if head in "<>" and rest.isdigit():
+        if head == ">":
+            query.min_users = max(query.min_users, int(rest) + 1)
+        else:
+            query.max_users = int(rest) - 1
+    elif head in ("C", "c", "T", "t") and rest[:1] in ("<", ">") and rest[1:].isdigit():
+        minutes_ago = now - 60 * int(rest[1:])
+        topic = head in ("T", "t")
+        if rest[0] == "<":  # within the last n minutes
+            if topic:
+                query.topic_after = minutes_ago
+            else:
+                query.created_after = minutes_ago
+        elif topic:
+            query.topic_before = minutes_ago
+        else:
+            query.created_before = minutes_ago
+    elif head == "!" and rest:
+        query.not_masks.append(rest)
+    elif "*" in item or "?" in item:
+        query.masks.append(item)
+    elif is_channel_name(item):
+        query.names = (query.names or set()) | {fold(item)}
