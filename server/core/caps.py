@@ -12,6 +12,8 @@ SUPPORTED: dict[str, str] = {
     "batch": "",
     "cap-notify": "",
     "draft/account-registration": "before-connect,custom-account-name",
+    "draft/no-implicit-names": "",
+    "draft/pre-away": "",
     "echo-message": "",
     "extended-join": "",
     "extended-monitor": "",
@@ -20,6 +22,7 @@ SUPPORTED: dict[str, str] = {
     "message-tags": "",
     "draft/read-marker": "",
     "multi-prefix": "",
+    "no-implicit-names": "",
     "sasl": "PLAIN",
     "server-time": "",
     "setname": "",
@@ -34,6 +37,12 @@ HISTORY_CAPS: dict[str, str] = {
     "draft/chathistory": "", "draft/event-playback": "", "draft/message-redaction": "",
     "soju.im/search": "",
 }
+
+
+# JOIN without its NAMES reply (IRCv3 no-implicit-names; some clients still ask for it
+# under its draft name).
+NO_IMPLICIT_NAMES = frozenset({"no-implicit-names", "draft/no-implicit-names"})
+PRE_AWAY = "draft/pre-away"
 
 
 def available(history: bool, register: bool = True) -> dict[str, str]:

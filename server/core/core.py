@@ -87,7 +87,8 @@ Answer = Callable[[Client, Any], None]  # what to do with a result computed off 
 
 # Commands a client may send before it has registered.
 PRE_REGISTRATION = frozenset(
-    {"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT", "AUTHENTICATE", "REGISTER", "VERIFY"}
+    {"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT", "AUTHENTICATE", "REGISTER", "VERIFY",
+     "AWAY"}  # AWAY only with draft/pre-away: its handler checks
 )
 MAX_CLIENT_TAGS = 4094
 
@@ -1018,11 +1019,18 @@ class ServerCore:
             self._dirty.append(client)
 
     def nick_online(self, client: Client) -> None:
-        """730 to the clients that MONITOR the nick ``client`` now holds."""
+        """730 to the clients that MONITOR the nick ``client`` now holds, and to those
+        with extended-monitor and away-notify its AWAY when it is away (set before
+        registration with draft/pre-away, or before a nick change)."""
         watching = self.monitor.watchers.get(client.folded)
         if watching:
             for watcher in watching:
                 self.reply(watcher, N.RPL_MONONLINE, client.mask)
+            if client.away is not None:
+                told = [w for w in watching if "extended-monitor" in w.caps]
+                if told:
+                    away = self.new_relay(client.mask, "AWAY", [client.away])
+                    self.fan_out(told, away, need_cap="away-notify")
 
     def nick_offline(self, folded: str, nick: str, gone: Client | None = None) -> None:
         """731 to the clients that MONITOR ``nick``, which nobody holds any more (not to

@@ -9,6 +9,7 @@ from chat.masks import EXTBAN_PREFIX, extban_matches, mask_matches
 from chat.message import Message
 from chat.names import is_valid_channel
 
+from ..caps import NO_IMPLICIT_NAMES
 from ..listing import parse_list
 from ..relay import Relay, relay_wire
 from ..state import Ban, Channel
@@ -144,7 +145,8 @@ def join(core: ServerCore, client: Client, name: str, key: str) -> None:
         send_topic(core, client, channel)
     if READ_MARKER_CAP in client.caps:  # before the names end, as the spec asks
         marker_on_join(core, client, channel.name)
-    send_names(core, client, channel)
+    if NO_IMPLICIT_NAMES.isdisjoint(client.caps):
+        send_names(core, client, channel)
     core.after_join(client, channel)
     if registered is not None and trusted and not created:
         from .chanserv import give_op

@@ -9,6 +9,7 @@ from chat.formatting import strip_formatting
 from chat.message import Message
 from chat.names import CHANTYPES
 
+from ..caps import PRE_AWAY
 from ..relay import relay_wire
 from ..targets import TargetGate
 from .accounts import SERVICE_NAMES
@@ -272,6 +273,18 @@ def _to_nick(
 
 def handle_away(core: ServerCore, client: Client, msg: Message) -> None:
     text = msg.params[0][: core.config.awaylen] if msg.params else ""
+    if not client.registered:
+        # draft/pre-away: the state is set now and told to no one; watchers learn it
+        # when the user comes online (registration's MONITOR notices).
+        if PRE_AWAY not in client.caps:
+            core.reply(client, N.ERR_NOTREGISTERED, "You have not registered")
+            return
+        client.away = text or None
+        if text:
+            core.reply(client, N.RPL_NOWAWAY, "You have been marked as being away")
+        else:
+            core.reply(client, N.RPL_UNAWAY, "You are no longer marked as being away")
+        return
     if text:
         client.away = text
         core.reply(client, N.RPL_NOWAWAY, "You have been marked as being away")
