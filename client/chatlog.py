@@ -13,6 +13,10 @@ is a line of its own, at the time it was made, naming the message by its sender 
 ``+draft/react``) is a line of its own too, once (by its msgid; one from history only
 when newer than the file), and so is taking it back:
 ``-!- alice reacted 👍 to bob's message of 2026-11-21 19:55:03``.
+
+Our own messages are written once, when the server confirms them (their echo, or the
+history after a reconnect; at once on a server without echo-message), never while
+pending; one that failed was not said, and is not written.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from typing import TextIO
 from .model import (
     Buffer,
     BufferKind,
+    Delivery,
+    DeliveryChanged,
     HistoryAdded,
     Kind,
     Line,
@@ -128,8 +134,9 @@ class ChatLog:
         buffer = getattr(event, "buffer", None)
         if buffer is not None and buffer.kind is BufferKind.SEARCH:
             return  # search results: old messages, logged (if at all) where they were said
-        if isinstance(event, LineAdded):
-            self._write(event.buffer, [event.line], history=False)
+        if isinstance(event, LineAdded | DeliveryChanged):
+            if event.line.delivery is Delivery.DELIVERED:  # not pending, not failed
+                self._write(event.buffer, [event.line], history=False)
         elif isinstance(event, HistoryAdded) and event.lines:
             self._write(event.buffer, list(event.lines), history=True)
         elif isinstance(event, LineRedacted):

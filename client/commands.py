@@ -86,22 +86,28 @@ def run_input(s: Session, text: str, now: float) -> None:
         return
     if text.startswith("//"):
         text = text[1:]
+    if _can_say_here(s, now):
+        for line in text.splitlines():
+            if line:
+                s.say(s.current.name, line, now)
+
+
+def _can_say_here(s: Session, now: float) -> bool:
+    """Whether a message typed into the current buffer can be taken: sent now, or kept
+    in the outbox while the connection is down (the driver reconnecting). If not, an
+    error line says why."""
     buf = s.current
     if buf.kind is BufferKind.SERVER:
         s.error("This is the server buffer: /join a channel, /msg NICK TEXT or /quote a line", now)
-        return
-    if buf.kind is BufferKind.SEARCH:
+    elif buf.kind is BufferKind.SEARCH:
         s.error("These are search results: /search TEXT searches again, /close closes them", now)
-        return
-    if not s.registered:
+    elif not s.registered and not s.reconnecting:
         s.error("Not connected: the message was not sent", now)
-        return
-    if buf.kind is BufferKind.CHANNEL and not buf.joined:
+    elif not s.outbox.accepts(buf):
         s.error(f"You are not in {buf.name} (/join {buf.name})", now)
-        return
-    for line in text.splitlines():
-        if line:
-            s.say(buf.name, line, now)
+    else:
+        return True
+    return False
 
 
 def secret_input(text: str, current: Buffer) -> bool:
@@ -152,13 +158,6 @@ def _channel_arg(s: Session, args: str) -> tuple[str | None, str]:
     if s.current.kind is BufferKind.CHANNEL:
         return s.current.name, args
     return None, args
-
-
-def _current_target(s: Session, what: str) -> str:
-    buf = s.current
-    if buf.kind not in (BufferKind.CHANNEL, BufferKind.QUERY):
-        raise UsageError(f"{what} needs a channel or query buffer")
-    return buf.name
 
 
 # ---------------------------------------------------------------------- channel commands
@@ -477,11 +476,32 @@ def _ms(s: Session, args: str, now: float) -> None:
     _to_service(s, MEMOSERV_NICK, "ms", args, now)
 
 
-@command("me", "/me ACTION", "Send an action (CTCP ACTION) to the current buffer.")
+@command(
+    "me", "/me ACTION", "Send an action (CTCP ACTION) to the current buffer.", online=False
+)
 def _me(s: Session, args: str, now: float) -> None:
     if not args:
         raise UsageError(f"Usage: {COMMANDS['me'].usage}")
-    s.say(_current_target(s, "/me"), args, now, action=True)
+    if _can_say_here(s, now):
+        s.say(s.current.name, args, now, action=True)
+
+
+@command(
+    "resend",
+    "/resend",
+    "Send this buffer's failed messages (marked \"not sent\" or \"may not have been"
+    " delivered\") again, in order.",
+    online=False,
+)
+def _resend(s: Session, args: str, now: float) -> None:
+    buf = s.current
+    if not _can_say_here(s, now):
+        return
+    count = s.outbox.resend(buf, now)
+    if count is None:
+        s.error("Not sent: too many messages are waiting to be sent", now)
+    elif not count:
+        s.error(f"No failed messages to resend in {buf.name}", now)
 
 
 @command("notice", "/notice TARGET TEXT", "Send a notice.")
@@ -826,7 +846,7 @@ def _quote(s: Session, args: str, now: float) -> None:
 
 @command("quit", "/quit [message]", "Disconnect and exit.", online=False)
 def _quit(s: Session, args: str, now: float) -> None:
-    s.quit(args)
+    s.quit(args, now)
 
 
 # ---------------------------------------------------------------------- local

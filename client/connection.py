@@ -136,7 +136,7 @@ class Connection:
 
     def close(self, message: str = "") -> None:
         """Send QUIT (when connected) and stop; :meth:`run` then returns."""
-        self.session.quit(message)
+        self.session.quit(message, self._clock())
         self.flush()
 
     def drop(self) -> None:

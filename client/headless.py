@@ -5,7 +5,9 @@ Each line printed is ``HH:MM:SS BUFFER BODY`` where BODY is ``<nick> text``,
 ``* nick action``, ``-nick- notice``, ``-- nick joined ...`` for events,
 ``-- text`` for info and ``!! text`` for errors; a deleted message (IRCv3
 message-redaction) is ``-- carol deleted bob's message of HH:MM:SS: reason``, a
-reaction ``-- alice reacted 👍 to bob's message of HH:MM:SS``.
+reaction ``-- alice reacted 👍 to bob's message of HH:MM:SS``. Our own message is
+printed once, when the server confirms it (not while pending); one that fails is an
+error line, ``!! <text> (not sent: <reason>)``.
 
 Input lines are held until the first registration. After a ``/join`` the next
 input line waits (up to 10 s) until the channel is joined, so a script can join
@@ -19,10 +21,22 @@ import contextlib
 import sys
 import threading
 import time
+from dataclasses import replace
 from typing import TextIO
 
 from .connection import Connection
-from .model import Buffer, Event, HistoryAdded, Kind, Line, LineAdded, LineReacted, LineRedacted
+from .model import (
+    Buffer,
+    Delivery,
+    DeliveryChanged,
+    Event,
+    HistoryAdded,
+    Kind,
+    Line,
+    LineAdded,
+    LineReacted,
+    LineRedacted,
+)
 
 JOIN_WAIT = 10.0
 
@@ -70,8 +84,13 @@ async def run_headless(
     lines: asyncio.Queue[str | None] = asyncio.Queue()
 
     def show(event: Event) -> None:
-        if isinstance(event, LineAdded):
-            out.write(format_line(event.buffer, event.line, timestamp_format) + "\n")
+        if isinstance(event, LineAdded | DeliveryChanged):
+            line = event.line
+            if line.delivery is Delivery.PENDING:
+                return  # shown when the server confirms it
+            if line.delivery is Delivery.FAILED:
+                line = replace(line, kind=Kind.ERROR, text=f"{line.text} ({line.note})")
+            out.write(format_line(event.buffer, line, timestamp_format) + "\n")
         elif isinstance(event, HistoryAdded):
             for line in event.lines:
                 out.write(format_line(event.buffer, line, timestamp_format) + "\n")
@@ -132,9 +151,11 @@ async def _feed(conn: Connection, lines: asyncio.Queue[str | None]) -> None:
                 await conn.wait_until(joined, JOIN_WAIT)
             if names and (buf := session.buffer(names[-1])) is not None:
                 conn.switch(buf)
-    # End of input: let pending history requests finish, then quit.
+    # End of input: let pending history requests and messages finish, then quit.
     with contextlib.suppress(TimeoutError):
         await conn.wait_until(
-            lambda: not any(b.history_loading for b in session.buffers), JOIN_WAIT
+            lambda: not session.outbox.pending
+            and not any(b.history_loading for b in session.buffers),
+            JOIN_WAIT,
         )
     conn.close()

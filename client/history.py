@@ -68,6 +68,14 @@ class HistorySettings(Protocol):
     def history_lines(self) -> int: ...
 
 
+class HistoryListener(Protocol):
+    """Who waits for history (the outbox, client/outbox.py: our messages written before
+    the connection died may be in it)."""
+
+    def confirm(self, buf: Buffer, lines: list[Line]) -> list[Line]: ...
+    def history_done(self, buf: Buffer, ok: bool, now: float) -> None: ...
+
+
 class HistorySession(Protocol):
     """What history needs from :class:`client.session.Session`."""
 
@@ -106,9 +114,12 @@ class ChatHistory:
     follows from them: gap fills under way, answers due for queries that are gone, and a
     TARGETS listing."""
 
-    def __init__(self, settings: HistorySettings, session: HistorySession) -> None:
+    def __init__(
+        self, settings: HistorySettings, session: HistorySession, listener: HistoryListener
+    ) -> None:
         self._settings = settings
         self._session = session
+        self._listener = listener
         self._requests: dict[str, deque[_HistoryRequest]] = {}  # oldest first
         self._gap: dict[str, int] = {}  # buffer key -> missed messages fetched so far
         # Query keys -> history answers still due for a buffer that is gone (closed, or
@@ -156,15 +167,16 @@ class ChatHistory:
         if kinds != {"before"}:  # PageUp asks again by itself
             self.for_query(buf, now, latest="latest" in kinds)
 
-    def fail_all(self) -> None:
+    def fail_all(self, now: float) -> None:
         """The server does not really support CHATHISTORY: nothing asked is coming."""
         self._requests.clear()
         self._gap.clear()
         self._targets = None
-        for buf in self._session.buffers:
+        for buf in list(self._session.buffers):
             if buf.history_loading:
                 buf.history_loading = False
                 self._session.emit(BufferChanged(buf))
+                self._listener.history_done(buf, False, now)
 
     # ------------------------------------------------------------------ requests
 
@@ -352,7 +364,7 @@ class ChatHistory:
             if m.tags.get("msgid") not in deleted:
                 s.history_reaction(m, at, buf)
 
-    def on_fail(self, params: list[str]) -> bool:
+    def on_fail(self, params: list[str], now: float) -> bool:
         """``FAIL CHATHISTORY <code> ...`` (or WARN, NOTE): the request it answers ends.
         True when it is not to be shown."""
         p, s = params, self._session
@@ -364,7 +376,7 @@ class ChatHistory:
                 return True
             buf = s.buffer(arg)
             if buf is not None and s.fold(arg) in self._requests:
-                self._failed(buf, p[1])
+                self._failed(buf, p[1], now)
                 # Private history is simply not served: nothing to report.
                 return p[1] == "INVALID_TARGET"
         return False
@@ -378,6 +390,7 @@ class ChatHistory:
         answer: _Answer,
     ) -> None:
         s = self._session
+        lines = self._listener.confirm(buf, lines)  # our own, sent before a reconnect
         added, older = buf.merge(lines, above=req is not None and req.kind == "before")
         buf.history_loading = s.fold(buf.name) in self._requests
         kind = req.kind if req is not None else "latest"
@@ -422,8 +435,10 @@ class ChatHistory:
             s.emit(HistoryAdded(buf, len(added), older, tuple(added)))
         buf.version += 1
         s.emit(BufferChanged(buf))
+        if not buf.history_loading:
+            self._listener.history_done(buf, True, now)
 
-    def _failed(self, buf: Buffer, code: str) -> None:
+    def _failed(self, buf: Buffer, code: str, now: float) -> None:
         """A FAIL answered ``buf``'s oldest request: it ends, and is not asked again
         (PageUp) on this connection."""
         req = self._pop(buf)
@@ -437,6 +452,8 @@ class ChatHistory:
         buf.history_loading = key in self._requests
         buf.version += 1
         self._session.emit(BufferChanged(buf))
+        if not buf.history_loading:
+            self._listener.history_done(buf, False, now)
 
     # ------------------------------------------------------------------ queries gone
 

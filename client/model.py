@@ -42,6 +42,16 @@ class BufferKind(StrEnum):
     SEARCH = "search"
 
 
+class Delivery(StrEnum):
+    """How far our own message has got (every other line is ``DELIVERED``)."""
+
+    DELIVERED = "delivered"
+    # Typed but not confirmed by the server yet: waiting for the connection (or the
+    # channel's rejoin), or written and waiting for its echo.
+    PENDING = "pending"
+    FAILED = "failed"  # not sent, or not known to be: ``Line.note`` says why
+
+
 class State(StrEnum):
     DISCONNECTED = "disconnected"
     CONNECTING = "connecting"
@@ -79,6 +89,11 @@ class Line:
     # A search result (a ``BufferKind.SEARCH`` buffer): the channel, or the nick of the
     # private conversation, the message was said in; drawn before the nick.
     where: str = ""
+    # Our own message on its way (client/outbox.py): drawn dimmed with a marker while
+    # PENDING, as an error when FAILED; ``note`` says more ("not sent yet", "not sent:
+    # Cannot send to channel"). Confirmed, the line is replaced by the server's.
+    delivery: Delivery = Delivery.DELIVERED
+    note: str = ""
 
     def reaction_groups(self) -> list[tuple[str, tuple[str, ...], bool]]:
         """The reactions by text, in the order each text first came: (text, the nicks
@@ -239,6 +254,32 @@ class Buffer:
                 lines[len(lines) - 1 - back] = new
                 if self.read_marker is old:
                     self.read_marker = new
+                self.version += 1
+                return True
+        return False
+
+    def settle(self, old: Line, new: Line) -> bool:
+        """Put our confirmed message ``new`` (the server's line, with its msgid) where its
+        pending line ``old`` is, remembering the msgid as :meth:`append` would. False
+        when ``old`` is no longer in the scrollback."""
+        if not self.replace(old, new):
+            return False
+        if new.msgid is not None:
+            self.seen.add(new.msgid)
+            if new.kind in MESSAGE_KINDS and (self.last_time is None or new.time >= self.last_time):
+                self.last_msgid = new.msgid
+                self.last_time = new.time
+        return True
+
+    def remove(self, line: Line) -> bool:
+        """Take ``line`` (the same object) out; the read marker moves to the line above."""
+        lines = self.lines
+        for back, ln in enumerate(reversed(lines)):
+            if ln is line:
+                i = len(lines) - 1 - back
+                if self.read_marker is line:
+                    self.read_marker = lines[i - 1] if i else None
+                del lines[i]
                 self.version += 1
                 return True
         return False
@@ -412,6 +453,19 @@ class LineReacted:
 
 
 @dataclass(frozen=True, slots=True)
+class DeliveryChanged:
+    """Our own message in ``buffer`` got further (client/outbox.py): ``old`` was replaced,
+    in place, by ``line``. ``line.delivery`` is DELIVERED when the server confirmed it
+    (its echo, or history after a reconnect: the server's time and msgid; at once on a
+    server without echo-message), FAILED when it was refused or may be lost, PENDING
+    when it was written after waiting for the connection."""
+
+    buffer: Buffer
+    old: Line
+    line: Line
+
+
+@dataclass(frozen=True, slots=True)
 class BufferOpened:
     buffer: Buffer
 
@@ -471,6 +525,7 @@ Event = (
     | HistoryAdded
     | LineRedacted
     | LineReacted
+    | DeliveryChanged
     | BufferOpened
     | BufferClosed
     | BufferChanged

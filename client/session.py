@@ -51,6 +51,7 @@ from .model import (
     StsUpgrade,
 )
 from .notify import NotifyList, Watched, chunks
+from .outbox import Outbox
 from .passwords import mask_message
 from .replies import QUERY_NUMERICS, query_text
 from .sasl import SaslLogin
@@ -145,6 +146,7 @@ class _Batch:
     type: str
     params: list[str]
     lines: list[tuple[Message, float]] = field(default_factory=list)
+    label: str | None = None  # a labeled-response batch: the label it answers
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +218,9 @@ class Session:
         self._registered_account: str | None = None  # REGISTER SUCCESS: a hint follows 900
         self._motd_done = False
         self._batches: dict[str, _Batch] = {}
-        self._history = ChatHistory(config, self)
+        self.outbox = Outbox(self)  # our messages until the server confirms them
+        self._history = ChatHistory(config, self, self.outbox)
+        self._label: str | None = None  # labeled-response: the label of what is handled
         self._names: dict[str, dict[str, Member]] = {}
         self._names_shown: set[str] = set()  # /names asked by the user: show the result
         self._last_query_numeric = ""  # the previous reply shown for a query (WHOIS, WHOWAS)
@@ -266,6 +270,7 @@ class Session:
         self._motd_done = False
         self._batches.clear()
         self._history.connection_made()
+        self.outbox.connection_made()
         self._names.clear()
         self._pings.clear()
         self._nick_attempt = 0
@@ -297,6 +302,7 @@ class Session:
         self._batches.clear()
         self._searches.clear()
         self._history.connection_lost()
+        self.outbox.connection_lost(quitting=self._quitting)
         self._pings.clear()
         self._ison_polls.clear()
         self.lag = None
@@ -382,6 +388,12 @@ class Session:
     @property
     def registered(self) -> bool:
         return self.state is State.CONNECTED
+
+    @property
+    def reconnecting(self) -> bool:
+        """Not registered, but will be again (not after /quit): messages typed now wait
+        in the outbox."""
+        return not self.registered and not self._quitting and self.connects > 0
 
     @property
     def sasl_configured(self) -> bool:
@@ -521,6 +533,10 @@ class Session:
         self.emit(BufferClosed(buffer))
         if self.current is buffer:
             self.switch(max(0, i - 1))
+        dropped = self.outbox.closed(buffer)
+        if dropped:
+            text = f"Closed {buffer.name}: {dropped} unsent message{'' if dropped == 1 else 's'}"
+            self.info(text + " dropped", now)
         return True
 
     def clear(self, buffer: Buffer) -> None:
@@ -534,9 +550,9 @@ class Session:
     def error(self, text: str, now: float, buffer: Buffer | None = None) -> None:
         self._add(buffer or self.current, self._local(Kind.ERROR, text, now))
 
-    def send(self, command: str, *params: str) -> None:
+    def send(self, command: str, *params: str, tags: dict[str, str] | None = None) -> None:
         """Queue a line to the server (CR, LF and NUL are removed from parameters)."""
-        self._send(command, *params)
+        self._send(command, *params, tags=tags)
 
     def send_raw(self, line: str) -> None:
         self._out.append(line.replace("\r", "").replace("\n", "").replace("\0", ""))
@@ -571,8 +587,9 @@ class Session:
                 self._switch_on_join.add(self.fold(name))
         self._send_joins(names, key_list)
 
-    def quit(self, message: str = "") -> None:
+    def quit(self, message: str, now: float) -> None:
         self._quitting = True
+        self.outbox.quit(now)
         if self.state in (State.REGISTERING, State.CONNECTED):
             self._send("QUIT", message or "Leaving")
         self.emit(QuitRequested(message))
@@ -673,12 +690,12 @@ class Session:
 
     # ------------------------------------------------------------------ internals: output
 
-    def _send(self, command: str, *params: str) -> None:
+    def _send(self, command: str, *params: str, tags: dict[str, str] | None = None) -> None:
         clean = [_strip_crlf(p) for p in params]
         for p in clean[:-1]:
             if not p or " " in p or p.startswith(":"):
                 raise ValueError(f"bad parameter for {command}: {p!r}")
-        self._out.append(Message(command, clean).to_line())
+        self._out.append(Message(command, clean, tags=tags or {}).to_line())
 
     def emit(self, event: Event) -> None:
         """Queue a UI event (see :meth:`take_events`)."""
@@ -700,36 +717,26 @@ class Session:
         sent_to = self.buffer(target)
         if sent_to is not None:
             sent_to.typing_sent = 0.0  # the message ends our typing there
-        buf = None
-        if not self.echo:
-            if self.is_channel(target):
-                buf = self.buffer(target)
-            else:
-                buf = self._ensure(target, BufferKind.QUERY, now)
+        bare = target.lstrip(self.prefix_symbols)
+        if self.is_channel(bare):
+            buf = self.buffer(bare)
+        else:
+            buf = self._ensure(target, BufferKind.QUERY, now)
         masked = text if action else mask_message(target, text)
-        # A password to NickServ is sent as typed, but shown (once) masked.
-        shown_chunks = chunks if masked == text else [masked]
+        # A password to NickServ is sent as typed, but shown masked.
+        if buf is not None and (self.echo or not self.outbox.ready(buf)):
+            pieces = [(chunk, chunk if masked == text else masked) for chunk in chunks]
+            if not self.outbox.add(buf, command, target, pieces, now, action=action):
+                self.error("Not sent: too many messages are waiting to be sent", now)
+            return
         for chunk in chunks:
             body = f"\x01ACTION {chunk}\x01" if action else chunk
             self._send(command, target, body)
-        if buf is not None:
-            for chunk in shown_chunks:
-                kind = (
-                    Kind.ACTION
-                    if action
-                    else (Kind.NOTICE if command == "NOTICE" else Kind.MESSAGE)
-                )
-                shown, spans = display(chunk)
-                prefix = ""
-                if buf.is_channel:
-                    me = buf.members.get(self.fold(self.nick))
-                    prefix = me.prefix if me else ""
-                self._add(
-                    buf,
-                    Line(
-                        self.local_time(now), kind, self.nick, shown, spans, None, prefix, own=True
-                    ),
-                )
+        if buf is None:
+            return
+        kind = Kind.ACTION if action else (Kind.NOTICE if command == "NOTICE" else Kind.MESSAGE)
+        for shown in chunks if masked == text else [masked]:
+            self._add(buf, self.outbox.line(buf, kind, shown, now))
 
     def _user_part(self) -> str:
         return (self.config.user or self.config.nick)[:10] + "@" + "x" * HOST_ESTIMATE
@@ -868,19 +875,29 @@ class Session:
 
     def _dispatch(self, msg: Message, now: float) -> None:
         ref = msg.tags.get("batch")
-        if ref is not None and ref in self._batches:
-            batch = self._batches[ref]
-            if (
-                batch.type in HISTORY_BATCHES or batch.type == SEARCH_BATCH
-            ) and msg.command != "BATCH":
-                if len(batch.lines) < max(self.config.scrollback, 1000):
-                    batch.lines.append((msg, now))
-                return
-        handler = _HANDLERS.get(msg.command)
-        if handler is not None:
-            handler(self, msg, now)
-        elif msg.command.isdigit() and len(msg.command) == 3:
-            self._numeric(msg, now)
+        batch = self._batches.get(ref) if ref is not None else None
+        if (
+            batch is not None
+            and (batch.type in HISTORY_BATCHES or batch.type == SEARCH_BATCH)
+            and msg.command != "BATCH"
+        ):
+            if len(batch.lines) < max(self.config.scrollback, 1000):
+                batch.lines.append((msg, now))
+            return
+        label = msg.tags.get("label")
+        # What answers one of our messages (labeled-response) says so: the line itself,
+        # or the labelled batch it is in.
+        self._label = label if label is not None else batch.label if batch else None
+        try:
+            handler = _HANDLERS.get(msg.command)
+            if handler is not None:
+                handler(self, msg, now)
+            elif msg.command.isdigit() and len(msg.command) == 3:
+                self._numeric(msg, now)
+        finally:
+            self._label = None
+        if label is not None and msg.command != "BATCH":
+            self.outbox.answered(label)
 
     def _ignored(self, msg: Message) -> bool:
         """From an ignored sender (never ourselves: our own echoes always show)."""
@@ -1190,6 +1207,7 @@ class Session:
             if buf.kind is BufferKind.QUERY:  # the recent conversation, or what was missed
                 self._history.for_query(buf, now)
                 self._ask_marker(buf)
+        self.outbox.registered(now)
         if not first:
             self._history.ask_targets(now)
 
@@ -1365,6 +1383,8 @@ class Session:
         code = msg.command
         p = msg.params
         handler = _NUMERICS.get(code)
+        if self.outbox.refused(code, p, self._label) and handler is None:
+            return  # the message's line says why it was not sent
         if handler is not None:
             handler(self, msg, now)
             return
@@ -1393,7 +1413,7 @@ class Session:
         if msg.params[1:2] == ["CHATHISTORY"] and msg.command == N.ERR_UNKNOWNCOMMAND:
             # The server does not really support it: stop asking.
             self.caps.discard("draft/chathistory")
-            self._history.fail_all()
+            self._history.fail_all(now)
             return
         text = ": ".join(x for x in (" ".join(p[1:-1]), p[-1] if len(p) > 1 else "") if x)
         self._add(buf, self._line(msg, now, Kind.ERROR, text or msg.command))
@@ -1551,6 +1571,7 @@ class Session:
                 self._switch_on_join.discard(self.fold(name))
                 self.switch(buf)
             self._history.on_join(buf, rejoin, now)
+            self.outbox.target_ready(buf, now)
             return
         buf = self.buffer(name)
         if buf is None or not buf.joined:
@@ -1818,7 +1839,9 @@ class Session:
         if len(p) < 2:
             return
         kind = Kind.ERROR if msg.command == "FAIL" else Kind.INFO
-        if p[0] == "CHATHISTORY" and self._history.on_fail(p):
+        if p[0] == "CHATHISTORY" and self._history.on_fail(p, now):
+            return
+        if msg.command == "FAIL" and self.outbox.refused("FAIL", p, self._label):
             return
         if p[0] == "MARKREAD":  # the client's own background request: nothing to show
             return
@@ -1958,6 +1981,7 @@ class Session:
                 return None
             self._ctcp(msg, nick, ctcp, text, notice, now)
             return None
+        raw = text
         if kind is not Kind.ACTION:
             text = mask_message(bare, text)  # our echo (or history) to NickServ
         if buf is None:  # unsafe name or too many buffers: show it in the server buffer
@@ -1977,6 +2001,8 @@ class Session:
             return line
         if buf.typing.pop(self.fold(nick), None) is not None:  # a message ends typing
             buf.version += 1
+        if line.own and self.outbox.echo(target, kind, raw, line, self._label):
+            return line  # it took the place of its pending line
         self._add(buf, line)
         return line
 
@@ -2296,12 +2322,14 @@ class Session:
         if ref.startswith("+") and len(msg.params) >= 2:
             while len(self._batches) >= MAX_OPEN_BATCHES:
                 self._close_batch(next(iter(self._batches)), now)
-            self._batches[ref[1:]] = _Batch(msg.params[1], msg.params[2:])
+            self._batches[ref[1:]] = _Batch(msg.params[1], msg.params[2:], label=self._label)
         elif ref.startswith("-"):
             self._close_batch(ref[1:], now)
 
     def _close_batch(self, ref: str, now: float) -> None:
         batch = self._batches.pop(ref, None)
+        if batch is not None and batch.label is not None:
+            self.outbox.answered(batch.label)
         if batch is not None and batch.type == SEARCH_BATCH:
             self._search_results(batch.lines, now)
         elif batch is not None:

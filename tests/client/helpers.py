@@ -118,6 +118,18 @@ def burst_offering(caps: str) -> list[str]:
     return [f"{ls} {caps}", f"{ack} {caps}", *rest]
 
 
+def burst_without(*caps: str) -> list[str]:
+    """The recording of our server's registration, with ``caps`` neither offered nor
+    acknowledged."""
+    ls, ack, *rest = CHAT_BURST
+
+    def drop(line: str) -> str:
+        head, _, offered = line.partition(" :")
+        return head + " :" + " ".join(c for c in offered.split() if c not in caps)
+
+    return [drop(ls), drop(ack), *rest]
+
+
 def joined_session(
     burst: list[str], members: tuple[str, ...], channels: tuple[str, ...] = ("#t",),
     **kw: object,

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from client.connection import Connection, ConnectionSettings
-from client.model import Buffer, Event, Kind, Line
+from client.model import Buffer, Delivery, Event, Kind, Line
 from client.session import Session, SessionConfig
 
 DEADLINE = 15.0
@@ -89,6 +89,11 @@ class ChatClient:
         session.take_outgoing = record  # type: ignore[method-assign]
         return client
 
+    @property
+    def untagged(self) -> list[str]:
+        """The lines sent, without their tags (the outbox labels messages)."""
+        return [line.split(" ", 1)[1] if line.startswith("@") else line for line in self.sent]
+
     async def wait(self, predicate: Callable[[], bool], what: str = "") -> None:
         try:
             await self.conn.wait_until(predicate, DEADLINE)
@@ -126,7 +131,12 @@ def texts(buf: Buffer) -> list[str]:
 
 
 def has_texts(buf: Buffer | None, wanted: list[str]) -> bool:
-    return buf is not None and all(w in texts(buf) for w in wanted)
+    """``buf`` shows all of ``wanted`` as delivered messages (ours: confirmed by the
+    server, not pending)."""
+    if buf is None:
+        return False
+    delivered = [m.text for m in messages(buf) if m.delivery is Delivery.DELIVERED]
+    return all(w in delivered for w in wanted)
 
 
 def make_cert(tmp_path: Path) -> tuple[Path, Path] | None:

@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from client.config import load
-from client.model import BufferChanged, BufferKind, BufferOpened, Kind, Line, LineAdded
+from client.model import (
+    BufferChanged,
+    BufferKind,
+    BufferOpened,
+    Delivery,
+    Kind,
+    Line,
+    LineAdded,
+)
 from client.session import Session
 from client.ui.views import Views, status_fragments
 from tests.conftest import RunningServer
@@ -291,13 +299,19 @@ async def test_caller_id_against_our_server(
     await alice.wait(lambda: "g" in a.user_modes, "+g")
     assert "alice(+g)" in "".join(t for _, t, *_ in status_fragments(a, Views()))
 
-    # bob's message is dropped: he is told so where he typed it, alice that he tried.
+    # bob's message is dropped: he is told so in the query with alice, where his
+    # message shows as not sent; alice is told that he tried.
     bob.conn.input("/msg alice are you there?")
-    await bob.wait(lambda: any("told" in ln.text for ln in b.current.lines), "the 716 and 717")
-    assert [(ln.kind, ln.text) for ln in list(b.current.lines)[-2:]] == [
+    to_alice = b.buffer("alice")
+    assert to_alice is not None
+    await bob.wait(lambda: any("told" in ln.text for ln in to_alice.lines), "the 716 and 717")
+    assert [(ln.kind, ln.text) for ln in list(to_alice.lines)[-3:]] == [
+        (Kind.MESSAGE, "are you there?"),
         (Kind.ERROR, "alice has +g (server-side ignore): your message was not delivered"),
         (Kind.INFO, "alice was told that you tried to message them"),
     ]
+    assert to_alice.lines[-3].delivery is Delivery.FAILED
+    assert to_alice.lines[-3].note == "not sent: alice is in +g mode (server-side ignore.)"
     def tried_lines() -> list[Line]:
         return [ln for ln in a.current.lines if "trying to message you" in ln.text]
 

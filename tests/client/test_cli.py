@@ -111,6 +111,7 @@ def test_headless_subprocess(server: RunningServer, tmp_path: Path) -> None:
     out = result.stdout
     assert "#t -- scripty has joined #t" in out
     assert "#t <@scripty> hello from a script" in out
+    assert out.count("hello from a script") == 1  # once, confirmed: never while pending
     assert "#t * scripty is done" in out
     assert "\x1b" not in out
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from client.model import BufferClosed, BufferKind, Kind, QuitRequested
+from client.model import BufferClosed, BufferKind, Delivery, Kind, QuitRequested
 from client.session import Session, split_text
 
 from .helpers import NOW, chat_session, feed, last_error, make, ngircd_session, run, texts
@@ -28,9 +28,9 @@ def s() -> Session:
         ("/part", ["PART #t"]),
         ("/part see you", ["PART #t :see you"]),
         ("/part #other bye", ["PART #other bye"]),
-        ("/msg bob hi there", ["PRIVMSG bob :hi there"]),
-        ("/notice bob psst", ["NOTICE bob psst"]),
-        ("/me waves", ["PRIVMSG #t :\x01ACTION waves\x01"]),
+        ("/msg bob hi there", ["@label=o1 PRIVMSG bob :hi there"]),  # (labeled-response)
+        ("/notice bob psst", ["@label=o1 NOTICE bob psst"]),
+        ("/me waves", ["@label=o1 PRIVMSG #t :\x01ACTION waves\x01"]),
         ("/nick alicia", ["NICK alicia"]),
         ("/topic", ["TOPIC #t"]),
         ("/topic a new topic", ["TOPIC #t :a new topic"]),
@@ -77,9 +77,10 @@ def s() -> Session:
         ("/raw PING x\r\nQUIT", ["PING xQUIT"]),
         ("/quit", ["QUIT Leaving"]),
         ("/quit bye all", ["QUIT :bye all"]),
-        ("hello world", ["PRIVMSG #t :hello world"]),
-        ("//slash text", ["PRIVMSG #t :/slash text"]),
-        ("line one\nline two", ["PRIVMSG #t :line one", "PRIVMSG #t :line two"]),
+        ("hello world", ["@label=o1 PRIVMSG #t :hello world"]),
+        ("//slash text", ["@label=o1 PRIVMSG #t :/slash text"]),
+        ("line one\nline two", ["@label=o1 PRIVMSG #t :line one",
+                                 "@label=o2 PRIVMSG #t :line two"]),
         ("/HELP", []),
     ],
 )
@@ -186,9 +187,11 @@ def test_mask_lists_are_shown_in_the_current_buffer(s: Session) -> None:
 
 
 def test_query_close_win_clear(s: Session) -> None:
-    assert run(s, "/query bob hello") == ["PRIVMSG bob hello"]
+    assert run(s, "/query bob hello") == ["@label=o1 PRIVMSG bob hello"]
     assert s.current.name == "bob" and s.current.kind is BufferKind.QUERY
-    assert texts(s.current) == []  # echo-message is on: shown when the echo comes
+    # echo-message is on: pending until the echo comes
+    assert texts(s.current) == ["hello"]
+    assert s.current.lines[-1].delivery is Delivery.PENDING
     assert run(s, "/win 2") == [] and s.current.name == "#t"
     assert run(s, "/win 1") == [] and s.current is s.server
     assert run(s, "/win bob") == [] and s.current.name == "bob"
@@ -256,12 +259,18 @@ def test_long_messages_are_split_to_fit_a_line(s: Session) -> None:
     word = "wörd "
     out = run(s, word * 400)
     assert len(out) > 1
+    # Each piece has a label of its own (its own pending line); tags have a budget of
+    # their own, apart from the 512 bytes of the line.
+    assert [line.split(" ", 1)[0] for line in out] == [f"@label=o{i + 1}" for i in range(len(out))]
+    out = [line.split(" ", 1)[1] for line in out]
     mask = ":alice!~a@127.0.0.1 "  # as seen in our JOIN: the server relays it in front
     for line in out:
         assert len(line.encode()) + len(mask) <= 510
     assert all(len(line.encode()) + len(mask) > 450 for line in out[:-1])
     joined = " ".join(line.split(" :", 1)[1] for line in out)
     assert joined.split() == (word * 400).split()
+    shown = list(s.current.lines)[-len(out) :]
+    assert [ln.delivery for ln in shown] == [Delivery.PENDING] * len(out)
 
 
 def test_split_text() -> None:

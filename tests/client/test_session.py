@@ -7,6 +7,7 @@ import pytest
 from chat.servertime import format_time
 from client.model import (
     BufferKind,
+    Delivery,
     HistoryAdded,
     Kind,
     LineAdded,
@@ -496,12 +497,14 @@ def test_echo_message_shows_own_messages_once() -> None:
     s = chat_session()
     s.switch("#t")
     s.input("hello", NOW)
-    assert s.take_outgoing() == ["PRIVMSG #t hello"]
+    assert s.take_outgoing() == ["@label=o1 PRIVMSG #t hello"]
     buf = s.buffer("#t")
-    assert buf is not None and texts(buf) == []  # shown when the echo comes back
-    feed(s, ["@time=2026-11-21T07:00:00.000Z;msgid=E1 :alice!~a@h PRIVMSG #t hello"])
+    assert buf is not None and texts(buf) == ["hello"]  # pending until the echo comes back
+    assert messages(buf)[0].delivery is Delivery.PENDING
+    feed(s, ["@label=o1;time=2026-11-21T07:00:00.000Z;msgid=E1 :alice!~a@h PRIVMSG #t hello"])
     assert texts(buf) == ["hello"]
     assert messages(buf)[0].own and not messages(buf)[0].highlight
+    assert messages(buf)[0].delivery is Delivery.DELIVERED and messages(buf)[0].msgid == "E1"
     assert buf.unread == 0
 
 
@@ -518,8 +521,8 @@ def test_without_echo_message_own_messages_are_shown_locally_once() -> None:
 def test_echo_of_a_private_message_goes_to_the_query() -> None:
     s = chat_session()
     s.input("/msg bob hi there", NOW)
-    assert s.take_outgoing() == ["PRIVMSG bob :hi there"]
-    feed(s, ["@msgid=E2 :alice!~a@h PRIVMSG bob :hi there"])
+    assert s.take_outgoing() == ["@label=o1 PRIVMSG bob :hi there"]
+    feed(s, ["@label=o1;msgid=E2 :alice!~a@h PRIVMSG bob :hi there"])
     q = s.buffer("bob")
     assert q is not None and texts(q) == ["hi there"]
 
@@ -575,7 +578,7 @@ def test_ctcp_action_version_and_throttle() -> None:
     assert s.take_outgoing() == []  # in the server buffer: an error, nothing sent
     s.switch("#t")
     s.input("/me dances", NOW)
-    assert s.take_outgoing() == ["PRIVMSG #t :\x01ACTION dances\x01"]
+    assert s.take_outgoing() == ["@label=o1 PRIVMSG #t :\x01ACTION dances\x01"]
 
 
 def test_whois_and_whowas_replies_are_shown_in_words() -> None:

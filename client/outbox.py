@@ -1,0 +1,445 @@
+"""The outbox: a message the user typed is never silently lost.
+
+With echo-message, a message (PRIVMSG, /me, NOTICE; each piece of a long one) shows at
+once as a PENDING line of its buffer and is written with a ``label`` tag when
+labeled-response is on. Its echo (matched by the label, else by target and text,
+oldest first) replaces that line in place with the server's (time, msgid); an error
+answering it (a numeric, FAIL) makes the line FAILED with the reason. Without
+echo-message a message shows as sent when it is written, as it always did.
+
+Typed while the connection is down (the driver reconnecting), a message waits: for a
+channel until the rejoin's JOIN (a +n channel would refuse it before), for a query
+until registration. Written but not confirmed when the connection died, it is looked
+for in the history the reconnect fetches (the gap fill): found (our own, the same
+text, not before it was sent), that history line takes its place; not found, it is
+written again. Where there is no history to look in, it is FAILED with "may not have
+been delivered" and ``/resend`` writes it again. A buffer's messages go out in the
+order they were typed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import Enum
+from typing import Protocol
+
+from .formatting import display, plain
+from .model import (
+    Buffer,
+    BufferKind,
+    Delivery,
+    DeliveryChanged,
+    Event,
+    Kind,
+    Line,
+    LineAdded,
+)
+
+MAX_WAITING = 100  # messages on their way (not failed) in all; more are refused
+MAX_FAILED = 100  # failed messages kept for /resend (the oldest are forgotten first)
+MAX_REASON = 300  # characters of a refusal's reason kept
+HISTORY_SLACK = 5.0  # seconds a history copy may seem older than its send (clocks)
+LABEL_CAP = "labeled-response"
+
+NOT_YET = "not sent yet"
+MAYBE_LOST = "may not have been delivered; /resend to send it again"
+
+# Numerics refusing a PRIVMSG/NOTICE, naming its target second: without labels a
+# refusal goes to the oldest message awaiting its echo to that target.
+SEND_ERRORS = frozenset({
+    "401",  # ERR_NOSUCHNICK
+    "403",  # ERR_NOSUCHCHANNEL
+    "404",  # ERR_CANNOTSENDTOCHAN
+    "407",  # ERR_TOOMANYTARGETS
+    "477",  # ERR_NEEDREGGEDNICK (a +R channel on some servers)
+    "486",  # ERR_NONONREG (caller ID: only registered users may message)
+    "492",  # ERR_NOCTCP / ERR_CANNOTSENDTOUSER
+    "531",  # ERR_CANTSENDTOUSER
+    "716",  # ERR_TARGUMODEG (caller ID: the target has +g)
+})  # fmt: skip
+# Numerics refusing a JOIN, naming the channel second: the rejoin a channel's waiting
+# messages wait for will not come.
+JOIN_ERRORS = frozenset({"403", "405", "471", "473", "474", "475", "476", "477", "489", "520"})
+
+
+class _Step(Enum):
+    WAITING = "waiting"  # not written: for the connection, the rejoin, or history
+    SENT = "sent"  # written on this connection; its echo has not come yet
+    UNCONFIRMED = "unconfirmed"  # written on a connection that died before the echo
+    FAILED = "failed"  # refused, or may be lost: only /resend writes it again
+
+
+@dataclass(eq=False, slots=True)
+class Outgoing:
+    """One message (one piece of what was typed) on its way to ``target``."""
+
+    buffer: Buffer
+    command: str  # PRIVMSG or NOTICE
+    target: str
+    text: str  # as written, without the CTCP ACTION wrapping
+    action: bool
+    line: Line  # its line in ``buffer``, replaced as it gets further
+    step: _Step = _Step.WAITING
+    nick: str = ""  # ours when it was written
+    label: str | None = None
+    sent_at: float = 0.0  # when it was written, by the server's clock as far as known
+
+    @property
+    def kind(self) -> Kind:
+        if self.action:
+            return Kind.ACTION
+        return Kind.NOTICE if self.command == "NOTICE" else Kind.MESSAGE
+
+
+class OutboxSession(Protocol):
+    """What the outbox needs from :class:`client.session.Session`."""
+
+    @property
+    def registered(self) -> bool: ...
+    @property
+    def echo(self) -> bool: ...
+    @property
+    def caps(self) -> set[str]: ...
+    @property
+    def nick(self) -> str: ...
+    def fold(self, name: str) -> str: ...
+    def local_time(self, now: float) -> float: ...
+    def send(self, command: str, *params: str, tags: dict[str, str] | None = None) -> None: ...
+    def emit(self, event: Event) -> None: ...
+    def info(self, text: str, now: float, buffer: Buffer | None = None) -> None: ...
+
+
+class Outbox:
+    """A session's messages from typed to confirmed (or failed), in the order typed."""
+
+    def __init__(self, session: OutboxSession) -> None:
+        self._s = session
+        self._entries: list[Outgoing] = []
+        self._labels: dict[str, Outgoing] = {}  # labels written on this connection
+        self._next_label = 0
+        self._refused: set[Buffer] = set()  # channels whose rejoin failed (this connection)
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def unsent(self) -> int:
+        """Messages not written yet, or to be written again (waiting for the connection,
+        a rejoin or the history after a reconnect)."""
+        return sum(e.step in (_Step.WAITING, _Step.UNCONFIRMED) for e in self._entries)
+
+    @property
+    def pending(self) -> int:
+        """Messages on their way: not confirmed by the server yet, nor failed."""
+        return sum(e.step is not _Step.FAILED for e in self._entries)
+
+    def accepts(self, buf: Buffer) -> bool:
+        """A message typed into ``buf`` can be taken (now or after the reconnect): a
+        query, a channel we are in, or one the reconnect will rejoin."""
+        if buf.kind is BufferKind.CHANNEL:
+            return buf.joined or (buf.rejoin and buf not in self._refused)
+        return buf.kind is BufferKind.QUERY
+
+    def ready(self, buf: Buffer) -> bool:
+        """A message to ``buf`` can be written now."""
+        return self._s.registered and (buf.joined or buf.kind is not BufferKind.CHANNEL)
+
+    def line(self, buf: Buffer, kind: Kind, text: str, now: float) -> Line:
+        """Our message as we show it before the server says anything about it."""
+        s = self._s
+        shown, spans = display(text)
+        me = buf.members.get(s.fold(s.nick)) if buf.is_channel else None
+        prefix = me.prefix if me else ""
+        return Line(s.local_time(now), kind, s.nick, shown, spans, None, prefix, own=True)
+
+    # ------------------------------------------------------------------ typed
+
+    def add(
+        self,
+        buf: Buffer,
+        command: str,
+        target: str,
+        pieces: list[tuple[str, str]],
+        now: float,
+        *,
+        action: bool = False,
+    ) -> bool:
+        """Take a message for ``target`` shown in ``buf``: ``pieces`` are (text to write,
+        text to show), one line each. False (nothing taken) when the outbox is full."""
+        if self.pending + len(pieces) > MAX_WAITING:
+            return False
+        for text, shown in pieces:
+            kind = Kind.ACTION if action else Kind.NOTICE if command == "NOTICE" else Kind.MESSAGE
+            line = self.line(buf, kind, shown, now)
+            self._enqueue(Outgoing(buf, command, target, text, action, line), now)
+        return True
+
+    def resend(self, buf: Buffer, now: float) -> int | None:
+        """``/resend``: the failed messages of ``buf`` go out again, in order, from the
+        bottom of the buffer. How many; None when the outbox has no room for them."""
+        failed = [e for e in self._entries if e.buffer is buf and e.step is _Step.FAILED]
+        if self.pending + len(failed) > MAX_WAITING:
+            return None
+        for entry in failed:
+            self._entries.remove(entry)
+            buf.remove(entry.line)
+            entry.step, entry.label = _Step.WAITING, None
+            entry.line = self.line(buf, entry.kind, entry.line.text, now)
+            self._enqueue(entry, now)
+        return len(failed)
+
+    def _enqueue(self, entry: Outgoing, now: float) -> None:
+        buf = entry.buffer
+        # Behind a message of this buffer that still waits, it waits too: in order.
+        behind = any(
+            e.buffer is buf and e.step in (_Step.WAITING, _Step.UNCONFIRMED)
+            for e in self._entries
+        )
+        self._entries.append(entry)
+        write = self.ready(buf) and not behind
+        entry.line = replace(entry.line, delivery=Delivery.PENDING, note="" if write else NOT_YET)
+        if buf.append(entry.line):
+            self._s.emit(LineAdded(buf, entry.line))
+        if write:
+            self._write(entry, now)
+
+    def _write(self, entry: Outgoing, now: float) -> None:
+        s = self._s
+        body = f"\x01ACTION {entry.text}\x01" if entry.action else entry.text
+        entry.nick = s.nick
+        entry.sent_at = s.local_time(now)
+        if not s.echo:  # nothing will confirm it: shown as sent, as it always was
+            s.send(entry.command, entry.target, body)
+            self._entries.remove(entry)
+            sent = self.line(entry.buffer, entry.kind, entry.line.text, now)
+            self._update(entry, sent)
+            return
+        tags = None
+        if LABEL_CAP in s.caps:
+            self._next_label += 1
+            entry.label = f"o{self._next_label}"
+            self._labels[entry.label] = entry
+            tags = {"label": entry.label}
+        entry.step = _Step.SENT
+        s.send(entry.command, entry.target, body, tags=tags)
+        if entry.line.note:
+            self._update(entry, replace(entry.line, note=""))
+
+    # ------------------------------------------------------------------ answers
+
+    def echo(self, target: str, kind: Kind, text: str, line: Line, label: str | None) -> bool:
+        """Our message came back (echo-message) as ``line``: it takes the place of the
+        message's pending line. False when it answers none of ours, or that line has
+        left the scrollback (the caller then adds it as any line)."""
+        if label is not None:
+            entry = self._labels.pop(label, None)
+        else:  # no labels: the oldest of ours to that target with that text
+            key = self._s.fold(target)
+            entry = next(
+                (e for e in self._entries
+                 if e.step is _Step.SENT and e.label is None and e.kind is kind
+                 and e.text == text and self._s.fold(e.target) == key),
+                None,
+            )  # fmt: skip
+        if entry is None or entry.step is not _Step.SENT:
+            return False
+        self._entries.remove(entry)
+        return self._settle(entry, line)
+
+    def answered(self, label: str) -> None:
+        """The server's whole answer to ``label`` came (an ACK, the end of its batch):
+        a message it neither echoed nor refused was taken without an echo."""
+        entry = self._labels.pop(label, None)
+        if entry is not None and entry.step is _Step.SENT:
+            self._entries.remove(entry)
+            self._update(entry, replace(entry.line, delivery=Delivery.DELIVERED))
+
+    def refused(self, code: str, params: list[str], label: str | None) -> bool:
+        """A numeric (or ``FAIL``) came: a message of ours it refuses is FAILED.
+        True when one was (its line tells the reason: nothing else needs saying)."""
+        p = params
+        if code != "FAIL" and not ("400" <= code < "600" or code in SEND_ERRORS):
+            return False
+        if code == "FAIL":
+            reason = f"{p[-1]} ({p[1]})" if len(p) > 2 else " ".join(p)
+        else:
+            reason = p[-1] if len(p) > 1 else code
+            if len(p) > 2 and reason[:1].islower():  # "bob" "is in +g mode": one sentence
+                reason = f"{p[1]} {reason}"
+        reason = plain(reason)[:MAX_REASON]  # the server's words: no codes or controls
+        if label is not None:
+            entry = self._labels.pop(label, None)
+            if entry is None or entry.step is not _Step.SENT:
+                return False
+            self._fail(entry, f"not sent: {reason}")
+            return True
+        if code in JOIN_ERRORS and len(p) > 2:
+            self._rejoin_refused(p[1], reason)
+        if code not in SEND_ERRORS or len(p) < 3:
+            return False
+        key = self._s.fold(p[1])
+        for entry in self._entries:  # (a labelled one's refusal carries its label)
+            if entry.step is _Step.SENT and entry.label is None and key in (
+                self._s.fold(entry.target),
+                self._s.fold(entry.buffer.name),
+            ):
+                self._fail(entry, f"not sent: {reason}")
+                return True
+        return False
+
+    def _rejoin_refused(self, name: str, reason: str) -> None:
+        """A JOIN for ``name`` was refused: what waits for that channel's rejoin fails."""
+        key = self._s.fold(name)
+        for entry in list(self._entries):
+            buf = entry.buffer
+            if (
+                buf.kind is BufferKind.CHANNEL
+                and not buf.joined
+                and self._s.fold(buf.name) == key
+                and entry.step in (_Step.WAITING, _Step.UNCONFIRMED)
+            ):
+                self._refused.add(buf)
+                self._fail(entry, f"not sent: {reason}")
+
+    # ------------------------------------------------------------------ history
+
+    def confirm(self, buf: Buffer, lines: list[Line]) -> list[Line]:
+        """History for ``buf`` (after a reconnect): a line that is a message of ours
+        written before the connection died (ours, the same kind and text, not older
+        than its send) takes the place of its pending line. The other lines, to merge."""
+        mine = [e for e in self._entries if e.buffer is buf and e.step is _Step.UNCONFIRMED]
+        if not mine:
+            return lines
+        rest: list[Line] = []
+        for line in lines:
+            entry = next((e for e in mine if self._copy_of(e, line)), None)
+            if entry is None:
+                rest.append(line)
+                continue
+            mine.remove(entry)
+            self._entries.remove(entry)
+            if not self._settle(entry, line):
+                rest.append(line)
+        return rest
+
+    def _copy_of(self, entry: Outgoing, line: Line) -> bool:
+        s = self._s
+        return (
+            line.msgid is not None
+            and line.msgid not in entry.buffer.seen
+            and line.kind is entry.kind
+            and line.text == entry.line.text
+            and (line.own or s.fold(line.nick) == s.fold(entry.nick))
+            and line.time >= entry.sent_at - HISTORY_SLACK
+        )
+
+    def history_done(self, buf: Buffer, ok: bool, now: float) -> None:
+        """``buf``'s history requests are answered (``ok``), or failed: what waited for
+        them goes out, in order."""
+        if self.ready(buf) and not buf.history_loading:
+            self._release(buf, history=ok, now=now)
+
+    # ------------------------------------------------------------------ the connection
+
+    def connection_made(self) -> None:
+        self._labels.clear()
+        self._refused.clear()
+
+    def connection_lost(self, *, quitting: bool) -> None:
+        """Messages awaiting their echo may or may not have been delivered."""
+        self._labels.clear()
+        for entry in list(self._entries):
+            if entry.step is _Step.SENT:
+                entry.label = None
+                if quitting:
+                    self._fail(entry, MAYBE_LOST)
+                else:
+                    entry.step = _Step.UNCONFIRMED
+
+    def target_ready(self, buf: Buffer, now: float) -> None:
+        """``buf`` can be written to again (a channel's JOIN, a query's registration):
+        its waiting messages go out, unless some wait for its history (the gap fill)."""
+        self._refused.discard(buf)
+        if not self.ready(buf) or not any(e.buffer is buf for e in self._entries):
+            return
+        if buf.history_loading and any(
+            e.buffer is buf and e.step is _Step.UNCONFIRMED for e in self._entries
+        ):
+            return  # history_done decides
+        self._release(buf, history=False, now=now)
+
+    def registered(self, now: float) -> None:
+        """After registration: queries can be written to; a channel that will not be
+        rejoined never will (its rejoin comes with its JOIN)."""
+        for buf in list(dict.fromkeys(e.buffer for e in self._entries)):
+            if buf.kind is BufferKind.QUERY:
+                self.target_ready(buf, now)
+            elif not buf.rejoin and not buf.joined:
+                for entry in self._of(buf, _Step.WAITING, _Step.UNCONFIRMED):
+                    maybe = entry.step is _Step.UNCONFIRMED
+                    self._fail(entry, MAYBE_LOST if maybe else f"not sent: not in {buf.name}")
+
+    def _release(self, buf: Buffer, *, history: bool, now: float) -> None:
+        """Write ``buf``'s waiting messages; those written before the connection died are
+        written again when ``history`` did not have them, else they fail."""
+        for entry in self._of(buf, _Step.WAITING, _Step.UNCONFIRMED):
+            if entry.step is _Step.UNCONFIRMED and not history:
+                self._fail(entry, MAYBE_LOST)
+            else:
+                self._write(entry, now)
+
+    # ------------------------------------------------------------------ dropped
+
+    def quit(self, now: float) -> None:
+        """/quit: what was not written is dropped (one line per buffer says so)."""
+        dropped: dict[Buffer, int] = {}
+        for entry in self._of(None, _Step.WAITING, _Step.UNCONFIRMED):
+            maybe = entry.step is _Step.UNCONFIRMED
+            self._fail(entry, "may not have been delivered" if maybe else "not sent (/quit)")
+            dropped[entry.buffer] = dropped.get(entry.buffer, 0) + 1
+        for buf, count in dropped.items():
+            self._s.info(f"/quit: {_messages(count)} not sent", now, buf)
+
+    def closed(self, buf: Buffer) -> int:
+        """``buf`` was closed: its messages are forgotten. How many were not written."""
+        gone = [e for e in self._entries if e.buffer is buf]
+        self._entries = [e for e in self._entries if e.buffer is not buf]
+        for entry in gone:
+            if entry.label is not None:
+                self._labels.pop(entry.label, None)
+        self._refused.discard(buf)
+        return sum(e.step in (_Step.WAITING, _Step.UNCONFIRMED) for e in gone)
+
+    # ------------------------------------------------------------------ internals
+
+    def _of(self, buf: Buffer | None, *steps: _Step) -> list[Outgoing]:
+        return [
+            e for e in self._entries if (buf is None or e.buffer is buf) and e.step in steps
+        ]
+
+    def _settle(self, entry: Outgoing, line: Line) -> bool:
+        old = entry.line
+        entry.line = line
+        if not entry.buffer.settle(old, line):
+            return False
+        self._s.emit(DeliveryChanged(entry.buffer, old, line))
+        return True
+
+    def _update(self, entry: Outgoing, line: Line) -> None:
+        old = entry.line
+        entry.line = line
+        if entry.buffer.replace(old, line):
+            self._s.emit(DeliveryChanged(entry.buffer, old, line))
+
+    def _fail(self, entry: Outgoing, note: str) -> None:
+        if entry.label is not None:
+            self._labels.pop(entry.label, None)
+            entry.label = None
+        entry.step = _Step.FAILED
+        self._update(entry, replace(entry.line, delivery=Delivery.FAILED, note=note))
+        failed = [e for e in self._entries if e.step is _Step.FAILED]
+        for old in failed[: max(0, len(failed) - MAX_FAILED)]:
+            self._entries.remove(old)  # its line stays; /resend forgets it
+
+
+def _messages(count: int) -> str:
+    return f"{count} message" + ("" if count == 1 else "s")

@@ -1,0 +1,417 @@
+"""The outbox (client/outbox.py): own messages pending until confirmed, failed with a
+reason, kept while disconnected, and neither lost nor doubled across a reconnect."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from chat.servertime import format_time
+from client.chatlog import ChatLog
+from client.model import (
+    Buffer,
+    Delivery,
+    DeliveryChanged,
+    Kind,
+    Line,
+    LineAdded,
+    QuitRequested,
+)
+from client.outbox import MAX_WAITING, MAYBE_LOST, NOT_YET
+from client.session import Session
+
+from .helpers import (
+    NOW,
+    T0,
+    burst_without,
+    chat_session,
+    feed,
+    history_batch,
+    joined_session,
+    last_error,
+    messages,
+    privmsg,
+    run,
+    texts,
+)
+from .recorded import CHAT_BURST, CHAT_JOIN
+
+NO_LABELS = burst_without("labeled-response")
+
+
+def labelled(label: str, line: str) -> str:
+    """``line`` (a server line with tags) carrying ``label`` too."""
+    assert line.startswith("@")
+    return f"@label={label};{line[1:]}"
+
+
+def echo(text: str, msgid: str, t: float, target: str = "#t", label: str | None = None) -> str:
+    """Our own message as the server echoes it."""
+    line = privmsg("alice", target, text, msgid, t)
+    return labelled(label, line) if label is not None else line
+
+
+def in_t(**kw: object) -> tuple[Session, Buffer]:
+    """Registered with our server, in #t (current) with bob; #t's history has one
+    message of bob's (msgid M1), so a reconnect fills the gap after it."""
+    s = chat_session(**kw)
+    buf = s.buffer("#t")
+    assert buf is not None
+    s.switch(buf)
+    feed(s, [":bob!b@h JOIN #t", *history_batch("b0", "#t", [("bob", "earlier", "M1", T0 + 1)])])
+    s.take_events()
+    return s, buf
+
+
+def reconnect(s: Session, burst: list[str] = CHAT_BURST, now: float = NOW + 60) -> list[str]:
+    """The connection dies and comes back, registered (the rejoin's JOIN not here yet):
+    what the session sent meanwhile."""
+    s.connection_lost(now - 30, "Connection reset by peer")
+    s.connection_made(now)
+    return feed(s, burst, now)
+
+
+def rejoin(s: Session, now: float = NOW + 60) -> list[str]:
+    """The server's answer to the rejoin: what the session sent then."""
+    join = f"@time={format_time(T0 + 60)};msgid=J2 :alice!~a@127.0.0.1 JOIN #t"
+    return feed(s, [join, *CHAT_JOIN[1:]], now)
+
+
+def privmsgs(out: list[str]) -> list[str]:
+    return [line for line in out if " PRIVMSG " in line or line.startswith("PRIVMSG ")]
+
+
+def own(buf: Buffer) -> list[Line]:
+    return [ln for ln in messages(buf) if ln.own]
+
+
+def states(buf: Buffer) -> list[tuple[str, Delivery, str]]:
+    return [(ln.text, ln.delivery, ln.note) for ln in own(buf)]
+
+
+# ---------------------------------------------------------------------- pending, confirmed
+
+
+def test_a_message_is_pending_until_its_labelled_echo_replaces_it_in_place() -> None:
+    s, buf = in_t()
+    assert run(s, "hello") == ["@label=o1 PRIVMSG #t hello"]
+    [pending] = own(buf)
+    assert pending.delivery is Delivery.PENDING and pending.note == ""
+    assert pending.msgid is None and pending.nick == "alice" and pending.prefix == "@"
+    events = s.take_events()
+    assert [type(e) for e in events] == [LineAdded]
+    feed(s, [privmsg("bob", "#t", "meanwhile", "M2", T0 + 2)])  # said before the echo
+    feed(s, [echo("hello", "E1", T0 + 3, label="o1")])
+    assert texts(buf) == ["earlier", "hello", "meanwhile"]  # where it was typed
+    [line] = own(buf)
+    assert line.delivery is Delivery.DELIVERED and line.msgid == "E1" and line.time == T0 + 3
+    changed = [e for e in s.take_events() if isinstance(e, DeliveryChanged)]
+    assert [(e.old, e.line) for e in changed] == [(pending, line)]
+    assert buf.last_msgid == "E1" and "E1" in buf.seen  # history will not bring it again
+    assert buf.unread == 0 and buf.highlights == 0
+
+
+def test_without_labels_the_echo_confirms_the_oldest_pending_line_with_its_text() -> None:
+    s = joined_session(NO_LABELS, ("bob",))
+    buf = s.current
+    assert run(s, "same\nother\nsame") == ["PRIVMSG #t same", "PRIVMSG #t other", "PRIVMSG #t same"]
+    assert [ln.delivery for ln in own(buf)] == [Delivery.PENDING] * 3
+    feed(s, [echo("same", "E1", T0 + 1)])
+    assert [(ln.text, ln.msgid) for ln in own(buf)] == [("same", "E1"), ("other", None),
+                                                        ("same", None)]  # fmt: skip
+    # Ours to another target, or a text we did not send (another client of ours): a
+    # line of its own; nothing pending changes.
+    feed(s, [echo("same", "X1", T0 + 2, target="#elsewhere"), echo("never typed", "X2", T0 + 2)])
+    assert [(ln.text, ln.msgid) for ln in own(buf)] == [
+        ("same", "E1"), ("other", None), ("same", None), ("never typed", "X2")]
+    feed(s, [echo("other", "E2", T0 + 3), echo("same", "E3", T0 + 4)])
+    assert [(ln.text, ln.msgid, ln.delivery) for ln in own(buf)][:3] == [
+        ("same", "E1", Delivery.DELIVERED), ("other", "E2", Delivery.DELIVERED),
+        ("same", "E3", Delivery.DELIVERED)]  # fmt: skip
+    assert not s.outbox.pending
+
+
+def test_each_piece_of_a_long_message_is_a_pending_line_of_its_own() -> None:
+    s, buf = in_t()
+    out = run(s, "word " * 300)
+    assert len(out) == 4 and [o.split()[0] for o in out] == [f"@label=o{i}" for i in (1, 2, 3, 4)]
+    assert [ln.delivery for ln in own(buf)] == [Delivery.PENDING] * 4
+    feed(s, [echo(out[1].split(" :", 1)[1], "E2", T0 + 2, label="o2")])
+    assert [ln.msgid for ln in own(buf)] == [None, "E2", None, None]
+
+
+def test_actions_notices_and_queries_are_pending_too() -> None:
+    s, buf = in_t()
+    assert run(s, "/me waves") == ["@label=o1 PRIVMSG #t :\x01ACTION waves\x01"]
+    assert run(s, "/notice #t heads up") == ["@label=o2 NOTICE #t :heads up"]
+    assert run(s, "/msg bob psst") == ["@label=o3 PRIVMSG bob psst"]
+    query = s.buffer("bob")
+    assert query is not None  # opened for the pending line, as the echo would
+    assert [(ln.kind, ln.delivery) for ln in own(buf)] == [
+        (Kind.ACTION, Delivery.PENDING), (Kind.NOTICE, Delivery.PENDING)]
+    assert [(ln.text, ln.delivery) for ln in own(query)] == [("psst", Delivery.PENDING)]
+    feed(s, [labelled("o1", privmsg("alice", "#t", "\x01ACTION waves\x01", "E1", T0 + 2)),
+             "@label=o2;msgid=E2 :alice!~a@h NOTICE #t :heads up",
+             echo("psst", "E3", T0 + 3, target="bob", label="o3")])  # fmt: skip
+    assert [ln.msgid for ln in own(buf)] == ["E1", "E2"] and own(query)[0].msgid == "E3"
+    assert not s.outbox.pending
+
+
+def test_an_answer_without_an_echo_or_an_error_delivers_it() -> None:
+    # A server that echoes nothing to a service (ours, to NickServ): the end of the
+    # labelled answer (here an ACK) settles it.
+    s, _ = in_t()
+    run(s, "/msg NickServ HELP")
+    query = s.buffer("NickServ")
+    assert query is not None and own(query)[0].delivery is Delivery.PENDING
+    feed(s, ["@label=o1 :test.server ACK"])
+    assert own(query)[0].delivery is Delivery.DELIVERED and not s.outbox.pending
+
+
+def test_without_echo_message_a_message_shows_as_sent_at_once() -> None:
+    s = joined_session(burst_without("echo-message"), ("bob",))
+    assert run(s, "hello") == ["PRIVMSG #t hello"]  # no label: nothing to match
+    assert states(s.current) == [("hello", Delivery.DELIVERED, "")]
+    assert not s.outbox.pending
+
+
+# ---------------------------------------------------------------------- refused
+
+
+def test_a_labelled_refusal_fails_the_line_with_the_reason() -> None:
+    s, buf = in_t()
+    run(s, "one")
+    run(s, "two")
+    before = len(buf.lines)
+    feed(s, ["@label=o1 :test.server 404 alice #t :Cannot send to channel",
+             "@label=o2 :test.server FAIL PRIVMSG MESSAGE_TOO_FAST #t :Slow down\x1b[2J\x02"])
+    assert states(buf) == [("one", Delivery.FAILED, "not sent: Cannot send to channel"),
+                           ("two", Delivery.FAILED, "not sent: Slow down (MESSAGE_TOO_FAST)")]
+    assert len(buf.lines) == before  # the failed line says it all: no error line
+    # (The server's words are shown without terminal escapes or formatting codes.)
+    assert not s.outbox.pending
+
+
+def test_a_caller_id_refusal_in_a_labelled_batch_fails_the_message() -> None:
+    s, _ = in_t()
+    run(s, "/msg carol hi")
+    feed(s, ["@label=o1 :test.server BATCH +b1 labeled-response",
+             "@batch=b1 :test.server 716 alice carol :is in +g mode (server-side ignore.)",
+             "@batch=b1 :test.server 717 alice carol :has been informed that you messaged them.",
+             ":test.server BATCH -b1"])  # fmt: skip
+    query = s.buffer("carol")
+    assert query is not None
+    assert states(query) == [("hi", Delivery.FAILED,
+                              "not sent: carol is in +g mode (server-side ignore.)")]
+    assert [ln.kind for ln in query.lines][-2:] == [Kind.ERROR, Kind.INFO]  # 716, 717
+
+
+def test_without_labels_a_refusal_goes_to_the_message_to_its_target_only() -> None:
+    s = joined_session(NO_LABELS, ("bob",))
+    run(s, "in the channel")
+    run(s, "/msg dave are you there?")
+    dave = s.buffer("dave")
+    assert dave is not None
+    feed(s, [":test.server 401 alice dave :No such nick/channel"])
+    assert states(dave) == [("are you there?", Delivery.FAILED,
+                             "not sent: No such nick/channel")]
+    assert states(s.current) == [("in the channel", Delivery.PENDING, "")]  # untouched
+    # A refusal naming nobody we wait for is an error line as before.
+    feed(s, [":test.server 404 alice #other :Cannot send to channel"])
+    assert last_error(s) == "#other: Cannot send to channel"
+    assert states(s.current) == [("in the channel", Delivery.PENDING, "")]
+    feed(s, [":test.server 404 alice #t :Cannot send to channel"])
+    assert states(s.current) == [("in the channel", Delivery.FAILED,
+                                  "not sent: Cannot send to channel")]
+
+
+# ---------------------------------------------------------------------- typed while away
+
+
+def test_typed_while_disconnected_waits_for_the_rejoin_then_goes_out() -> None:
+    s, buf = in_t()
+    s.connection_lost(NOW + 1, "Connection reset by peer")
+    assert s.reconnecting
+    assert run(s, "anyone here?") == []
+    assert run(s, "/me is back") == []
+    assert states(buf) == [("anyone here?", Delivery.PENDING, NOT_YET),
+                           ("is back", Delivery.PENDING, NOT_YET)]
+    assert s.outbox.unsent == 2
+    # Other commands still need the server.
+    assert run(s, "/join #other") == [] and last_error(s) == "/join: not connected"
+
+    out = reconnect(s)
+    assert out[-1] == "JOIN #t" and not privmsgs(out)  # never before the JOIN: +n
+    out = rejoin(s)
+    assert out == ["CHATHISTORY AFTER #t msgid=M1 100", "@label=o1 PRIVMSG #t :anyone here?",
+                   "@label=o2 PRIVMSG #t :\x01ACTION is back\x01"]  # fmt: skip
+    assert states(buf) == [("anyone here?", Delivery.PENDING, ""),
+                           ("is back", Delivery.PENDING, "")]
+    assert s.outbox.unsent == 0
+    feed(s, [echo("anyone here?", "E1", T0 + 61, label="o1")])
+    assert own(buf)[0].delivery is Delivery.DELIVERED
+
+
+def test_typed_into_a_query_while_disconnected_goes_out_after_registration() -> None:
+    s, _ = in_t()
+    s.open_query("bob", NOW)
+    s.connection_lost(NOW + 1)
+    assert run(s, "still there?") == []
+    query = s.buffer("bob")
+    assert query is not None and states(query) == [("still there?", Delivery.PENDING, NOT_YET)]
+    s.connection_made(NOW + 60)
+    out = feed(s, CHAT_BURST[:-1], NOW + 60)
+    assert not privmsgs(out)  # not registered before the end of the MOTD
+    out = feed(s, CHAT_BURST[-1:], NOW + 60)
+    assert privmsgs(out) == ["@label=o1 PRIVMSG bob :still there?"]
+
+
+def test_after_quit_typing_says_not_connected() -> None:
+    s, buf = in_t()
+    s.quit("bye", NOW)
+    s.connection_lost(NOW + 1)
+    assert not s.reconnecting
+    assert run(s, "hello?") == []
+    assert last_error(s) == "Not connected: the message was not sent"
+    assert own(buf) == []
+
+
+def test_the_outbox_is_bounded() -> None:
+    s, buf = in_t()
+    s.connection_lost(NOW + 1)
+    run(s, "\n".join(f"m{i}" for i in range(MAX_WAITING)))
+    assert s.outbox.pending == MAX_WAITING
+    run(s, "one too many")
+    assert last_error(s) == "Not sent: too many messages are waiting to be sent"
+    assert len(own(buf)) == MAX_WAITING and s.outbox.pending == MAX_WAITING
+
+
+def test_quit_and_closing_a_buffer_drop_what_was_not_sent() -> None:
+    s, buf = in_t()
+    s.open_query("bob", NOW)
+    s.switch(buf)
+    s.connection_lost(NOW + 1)
+    run(s, "one")
+    run(s, "two")
+    s.switch("bob")
+    run(s, "psst")
+    query = s.current
+    run(s, "/close")
+    assert s.buffer("bob") is None
+    assert s.current.lines[-1].text == "Closed bob: 1 unsent message dropped"
+    assert s.outbox.pending == 2
+    s.switch(buf)
+    run(s, "/quit")
+    assert any(isinstance(e, QuitRequested) for e in s.take_events())
+    assert states(buf) == [("one", Delivery.FAILED, "not sent (/quit)"),
+                           ("two", Delivery.FAILED, "not sent (/quit)")]
+    assert buf.lines[-1].text == "/quit: 2 messages not sent"
+    assert not s.outbox.pending and own(query)  # (the closed query kept its lines)
+
+
+def test_a_refused_rejoin_fails_what_waited_for_it() -> None:
+    s, buf = in_t()
+    s.connection_lost(NOW + 1)
+    run(s, "let me back in")
+    reconnect(s)
+    out = feed(s, [":test.server 474 alice #t :Cannot join channel (+b)"], NOW + 60)
+    assert not privmsgs(out)
+    assert states(buf) == [("let me back in", Delivery.FAILED,
+                            "not sent: Cannot join channel (+b)")]
+    assert run(s, "and now?") == [] and last_error(s) == "You are not in #t (/join #t)"
+
+
+# ---------------------------------------------------------------------- written, then lost
+
+
+def test_unconfirmed_at_disconnect_and_found_in_the_gap_fill_is_not_sent_again() -> None:
+    s, buf = in_t()
+    s.input("did this arrive?", NOW + 10)  # (the server's clock: T0 + 10)
+    assert s.take_outgoing() == ["@label=o1 PRIVMSG #t :did this arrive?"]
+    reconnect(s)
+    assert states(buf) == [("did this arrive?", Delivery.PENDING, "")]
+    s.input("typed while away", NOW + 50)  # behind it: waits for what the history says
+    out = rejoin(s)
+    assert out == ["CHATHISTORY AFTER #t msgid=M1 100"]  # nothing sent yet
+    rows = [("bob", "missed", "M2", T0 + 5), ("alice", "did this arrive?", "M3", T0 + 10.2),
+            ("bob", "answer", "M4", T0 + 12)]  # fmt: skip
+    out = feed(s, history_batch("g1", "#t", rows), NOW + 61)
+    assert privmsgs(out) == ["@label=o2 PRIVMSG #t :typed while away"]  # not the first again
+    assert texts(buf) == ["earlier", "missed", "did this arrive?", "answer", "typed while away"]
+    confirmed = own(buf)[0]
+    assert confirmed.delivery is Delivery.DELIVERED and confirmed.msgid == "M3"
+    assert [ln.text for ln in buf.lines if "reconnected" in ln.text] == [
+        "— reconnected, fetched 2 missed messages —"]  # ours is not one of them
+
+
+def test_unconfirmed_and_not_in_the_gap_fill_is_sent_again_once() -> None:
+    s, buf = in_t(history_lines=2)
+    run(s, "lost in transit")
+    reconnect(s)
+    assert rejoin(s) == ["CHATHISTORY AFTER #t msgid=M1 2"]
+    # Ours, but said long before (another session of ours): not this one.
+    old = [("alice", "lost in transit", "M0", T0 - 600), ("bob", "missed", "M2", T0 + 2)]
+    out = feed(s, history_batch("g1", "#t", old), NOW + 61)
+    assert out == ["CHATHISTORY AFTER #t msgid=M2 2"]  # a full page: the fill goes on
+    out = feed(s, history_batch("g2", "#t", [("bob", "more", "M3", T0 + 3)]), NOW + 61)
+    assert out == ["@label=o2 PRIVMSG #t :lost in transit"]  # caught up: written again
+    feed(s, [echo("lost in transit", "E9", T0 + 62, label="o2")])
+    assert [(ln.text, ln.msgid, ln.delivery) for ln in own(buf)] == [
+        ("lost in transit", "M0", Delivery.DELIVERED),  # (the old one, from history)
+        ("lost in transit", "E9", Delivery.DELIVERED)]  # fmt: skip
+    assert not s.outbox.pending
+
+
+def test_unconfirmed_without_history_fails_and_resend_sends_it_again() -> None:
+    no_history = burst_without("draft/chathistory")
+    s = joined_session(no_history, ("bob",))
+    buf = s.current
+    assert run(s, "hello?") == ["@label=o1 PRIVMSG #t hello?"]
+    reconnect(s, no_history)
+    assert not privmsgs(rejoin(s))
+    assert states(buf) == [("hello?", Delivery.FAILED, MAYBE_LOST)]
+    assert run(s, "/resend") == ["@label=o2 PRIVMSG #t hello?"]
+    # Sent again from the bottom of the buffer, pending.
+    assert buf.lines[-1].text == "hello?" and buf.lines[-1].delivery is Delivery.PENDING
+    assert len(own(buf)) == 1
+    feed(s, [echo("hello?", "E2", T0 + 70, label="o2")])
+    assert states(buf) == [("hello?", Delivery.DELIVERED, "")]
+    assert run(s, "/resend") == [] and last_error(s) == "No failed messages to resend in #t"
+
+
+def test_a_query_without_history_while_not_logged_in_fails_instead_of_guessing() -> None:
+    s, _ = in_t()
+    run(s, "/msg bob ping")
+    query = s.buffer("bob")
+    assert query is not None
+    reconnect(s)  # not logged in: the server keeps no private history for us
+    assert states(query) == [("ping", Delivery.FAILED, MAYBE_LOST)]
+    s.switch(query)
+    assert run(s, "/resend") == ["@label=o2 PRIVMSG bob ping"]
+
+
+def test_help_describes_resend() -> None:
+    s, _ = in_t()
+    run(s, "/help resend")
+    assert s.current.lines[-1].text.startswith("/resend — Send this buffer's failed messages")
+
+
+# ---------------------------------------------------------------------- logs
+
+
+def test_the_chat_log_has_a_message_once_when_confirmed_never_pending_or_failed(
+    tmp_path: Path,
+) -> None:
+    s, _ = in_t()
+    log = ChatLog(tmp_path)
+    run(s, "confirmed one")
+    run(s, "refused one")
+    for event in s.take_events():
+        log.handle(event)
+    assert not (tmp_path / "#t.log").exists()  # nothing while pending
+    feed(s, [echo("confirmed one", "E1", T0 + 2, label="o1"),
+             "@label=o2 :test.server 404 alice #t :Cannot send to channel"])  # fmt: skip
+    for event in s.take_events():
+        log.handle(event)
+    log.close()
+    logged = [ln[20:] for ln in (tmp_path / "#t.log").read_text().splitlines()]
+    assert logged == ["<@alice> confirmed one"]
