@@ -75,6 +75,8 @@ DEFAULT_COLOURS: dict[str, str] = {
     "history": "#6c6c6c",
     "redacted": "italic #6c6c6c",  # a deleted message's placeholder
     "reactions": "#87afaf",  # the reactions after a message: [👍 2 ❤️ 1]
+    "pending": "#6c6c6c",  # our message until the server confirms it (… not sent yet)
+    "failed": "#d75f5f",  # our message that was not sent (✗ not sent: reason)
     "topic_bar": "reverse",
     "status_bar": "reverse",
     "buffer_current": "reverse bold",

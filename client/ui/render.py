@@ -23,7 +23,7 @@ from prompt_toolkit.utils import get_cwidth
 
 from ..config import DEFAULT_COLOURS, DEFAULT_NICK_COLOURS, ClientConfig
 from ..formatting import Span
-from ..model import Kind, Line
+from ..model import Delivery, Kind, Line
 
 Fragments = StyleAndTextTuples
 
@@ -55,6 +55,10 @@ EVENT_MARKS: dict[Kind, str] = {
     Kind.TOPIC: "--",
     Kind.MODE: "--",
 }
+
+# What follows our own message on its way: pending (dimmed) or failed (with the reason).
+PENDING_MARK = "…"
+FAILED_MARK = "✗"
 
 # Translation table that drops any character a terminal could interpret. The session
 # already guarantees this; it is repeated here (cheaply, once per cached line) so the
@@ -290,10 +294,14 @@ class LineRenderer:
         indent = sum(text_width(f[1]) for f in frags)
         if line.redacted:  # a deleted message: its placeholder, dimmed
             base = "class:redacted"
+        elif line.delivery is Delivery.PENDING:  # not confirmed by the server yet
+            base += " class:pending"
         spans = line.spans or ((Span(line.text),) if line.text else ())
         frags += span_fragments(spans, base)
         if line.reactions:
             frags += reaction_fragments(line)
+        if line.delivery is not Delivery.DELIVERED:
+            frags += delivery_fragments(line)
         return frags, indent
 
     def rows(self, line: Line, width: int) -> list[Fragments]:
@@ -315,6 +323,14 @@ class LineRenderer:
 
     def clear(self) -> None:
         self._rows.clear()
+
+
+def delivery_fragments(line: Line) -> Fragments:
+    """After our message on its way: ``  …`` while pending (``  … not sent yet`` while
+    it waits for the connection), ``  ✗ not sent: reason`` when it failed."""
+    if line.delivery is Delivery.FAILED:
+        return [("class:failed", f"  {FAILED_MARK} {safe(line.note)}".rstrip())]
+    return [("class:pending", f"  {PENDING_MARK} {safe(line.note)}".rstrip())]
 
 
 def reaction_fragments(line: Line) -> Fragments:

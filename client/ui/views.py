@@ -337,6 +337,9 @@ def status_fragments(
         label += f" ({len(cur.members)})"
     item(label)
     item(_connection_text(session))
+    unsent = session.outbox.unsent  # typed while the connection was down, not written yet
+    if unsent:
+        item(f"{unsent} unsent", "class:pending")
     act = []
     for i, buf in enumerate(buffers):
         if buf is cur or not (buf.unread or buf.highlights):

@@ -18,6 +18,8 @@ from client.model import (
 )
 from client.outbox import MAX_WAITING, MAYBE_LOST, NOT_YET
 from client.session import Session
+from client.ui.render import LineRenderer, plain_text
+from client.ui.views import Views, status_fragments
 
 from .helpers import (
     NOW,
@@ -236,6 +238,8 @@ def test_typed_while_disconnected_waits_for_the_rejoin_then_goes_out() -> None:
     assert states(buf) == [("anyone here?", Delivery.PENDING, NOT_YET),
                            ("is back", Delivery.PENDING, NOT_YET)]
     assert s.outbox.unsent == 2
+    status = "".join(t for _, t, *_ in status_fragments(s, Views()))
+    assert "[2 unsent]" in status
     # Other commands still need the server.
     assert run(s, "/join #other") == [] and last_error(s) == "/join: not connected"
 
@@ -395,7 +399,7 @@ def test_help_describes_resend() -> None:
     assert s.current.lines[-1].text.startswith("/resend — Send this buffer's failed messages")
 
 
-# ---------------------------------------------------------------------- logs
+# ---------------------------------------------------------------------- logs and drawing
 
 
 def test_the_chat_log_has_a_message_once_when_confirmed_never_pending_or_failed(
@@ -415,3 +419,18 @@ def test_the_chat_log_has_a_message_once_when_confirmed_never_pending_or_failed(
     log.close()
     logged = [ln[20:] for ln in (tmp_path / "#t.log").read_text().splitlines()]
     assert logged == ["<@alice> confirmed one"]
+
+
+def test_pending_and_failed_lines_are_drawn_with_their_marker() -> None:
+    s, buf = in_t()
+    s.connection_lost(NOW + 1)
+    run(s, "later")
+    r = LineRenderer("")
+    [line] = own(buf)
+    assert plain_text(r.rows(line, 80)) == "<alice> later  … not sent yet"
+    frags, _ = r.fragments(line)
+    assert all("class:pending" in style for style, *_ in frags[-2:])  # dimmed
+    s.quit("", NOW + 2)
+    [line] = own(buf)
+    assert plain_text(r.rows(line, 80)) == "<alice> later  ✗ not sent (/quit)"
+    assert r.fragments(line)[0][-1][0] == "class:failed"
