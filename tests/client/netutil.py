@@ -7,12 +7,14 @@ import contextlib
 import shutil
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from client.connection import Connection, ConnectionSettings
 from client.model import Buffer, Delivery, Event, Kind, Line
 from client.session import Session, SessionConfig
+from server.transport.background import BackgroundServer
+from tests.conftest import RunningServer
 
 DEADLINE = 15.0
 
@@ -120,6 +122,80 @@ class ChatClient:
                 self.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
+
+
+async def restart_server(first: RunningServer, db: str, client: ChatClient) -> BackgroundServer:
+    """Stop ``first`` (its clients lose their connections) and, once ``client`` waits to
+    reconnect (held at its gate, to be opened by the caller), start the server again on
+    the same port and database."""
+    client.gate.close()
+    first.handle.stop()
+    await asyncio.wait_for(client.gate.waiting.wait(), DEADLINE)
+    second = BackgroundServer(
+        replace(first.config, host="127.0.0.1", port=first.port, db=db), first.backend
+    )
+    assert second.start() == first.port
+    return second
+
+
+class Relay:
+    """A TCP relay in front of a server, standing in for the network: it can hold what
+    the server sends (the echo of a message lost with the connection) or what the
+    client sends (a message that never arrives), and cut every connection."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.hold_down = False  # keep what the server sends from the client
+        self.hold_up = False  # keep what the client sends from the server
+        self.held = 0  # bytes kept back so far
+        self.connections = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        self.connections += 1
+        self._writers += [writer, up_writer]
+        await asyncio.gather(
+            self._pump(reader, up_writer, up=True),
+            self._pump(up_reader, writer, up=False),
+            return_exceptions=True,
+        )
+
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, up: bool
+    ) -> None:
+        try:
+            while data := await reader.read(65536):
+                if self.hold_up if up else self.hold_down:
+                    self.held += len(data)  # never delivered: lost with the connection
+                    continue
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.transport.abort()  # one side gone: the other with it, held bytes too
+
+    def cut(self) -> None:
+        """Every connection fails at once (what was held is lost)."""
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def stop(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
 
 
 def messages(buf: Buffer) -> list[Line]:

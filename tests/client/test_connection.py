@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,10 +13,17 @@ import pytest
 from client.connection import backoff_delay
 from client.model import Kind, State
 from server.config import ServerConfig
-from server.transport.background import BackgroundServer
 from tests.conftest import RunningServer, start_server
 
-from .netutil import DEADLINE, ChatClient, has_texts, make_cert, messages, texts
+from .netutil import (
+    DEADLINE,
+    ChatClient,
+    has_texts,
+    make_cert,
+    messages,
+    restart_server,
+    texts,
+)
 
 CONFIG = ServerConfig(name="test.server", network="TestNet")
 
@@ -181,15 +187,8 @@ async def test_server_restart_on_the_same_database(db: str, clients: list[ChatCl
         bob.conn.input("two")
         await alice.wait(lambda: has_texts(a_buf, ["one", "two"]), "one, two")
 
-        alice.gate.close()
-        first.handle.stop()  # both lose the connection
         handles.remove(first.handle)
-        await asyncio.wait_for(alice.gate.waiting.wait(), DEADLINE)
-        second = BackgroundServer(
-            replace(first.config, host="127.0.0.1", port=port, db=db), "asyncio"
-        )
-        handles.append(second)
-        assert second.start() == port
+        handles.append(await restart_server(first, db, alice))  # both lose the connection
         # bob comes back first and talks while alice is still away.
         await bob.wait(lambda: bob.session.connects >= 2 and b_buf.joined, "bob back")
         bob.conn.input("three")

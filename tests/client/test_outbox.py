@@ -3,6 +3,7 @@ reason, kept while disconnected, and neither lost nor doubled across a reconnect
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from chat.servertime import format_time
@@ -20,6 +21,8 @@ from client.outbox import MAX_WAITING, MAYBE_LOST, NOT_YET
 from client.session import Session
 from client.ui.render import LineRenderer, plain_text
 from client.ui.views import Views, status_fragments
+from server.config import ServerConfig
+from tests.conftest import RunningServer, start_server
 
 from .helpers import (
     NOW,
@@ -35,6 +38,8 @@ from .helpers import (
     run,
     texts,
 )
+from .netutil import DEADLINE, ChatClient, Relay, has_texts, restart_server
+from .netutil import texts as all_texts
 from .recorded import CHAT_BURST, CHAT_JOIN
 
 NO_LABELS = burst_without("labeled-response")
@@ -434,3 +439,128 @@ def test_pending_and_failed_lines_are_drawn_with_their_marker() -> None:
     [line] = own(buf)
     assert plain_text(r.rows(line, 80)) == "<alice> later  ✗ not sent (/quit)"
     assert r.fragments(line)[0][-1][0] == "class:failed"
+
+
+# ---------------------------------------------------------------------- our server, over TCP
+
+
+async def talking_in_t(
+    port: int, relay: Relay, clients: list[ChatClient]
+) -> tuple[ChatClient, ChatClient, Buffer, Buffer]:
+    """alice (through ``relay``) and bob (straight to the server) in #t, each having
+    seen bob's "before"; #t current for both."""
+    alice = ChatClient.start(relay.port, "alice", ("#t",))
+    bob = ChatClient.start(port, "bob", ("#t",))
+    clients += [alice, bob]
+    a_buf, b_buf = await alice.joined("#t"), await bob.joined("#t")
+    alice.conn.switch(a_buf)
+    bob.conn.switch(b_buf)
+    bob.conn.input("before")
+    await alice.wait(lambda: has_texts(a_buf, ["before"]), "bob's message")
+    return alice, bob, a_buf, b_buf
+
+
+async def settled(c: ChatClient, buf: Buffer, connects: int) -> None:
+    """``c`` reconnected ``connects`` times in all, rejoined, history fetched, and has
+    nothing on its way."""
+    s = c.session
+    await c.wait(
+        lambda: s.connects >= connects and buf.joined and not buf.history_loading
+        and not s.outbox.pending,
+        "the reconnect, the gap fill and the outbox",
+    )
+
+
+def shown_once(buf: Buffer, text: str) -> Line:
+    """The one line of ``buf`` saying ``text``: confirmed, with the server's msgid."""
+    lines = [ln for ln in messages(buf) if ln.text == text]
+    assert len(lines) == 1, lines
+    assert lines[0].delivery is Delivery.DELIVERED and lines[0].msgid
+    return lines[0]
+
+
+async def in_history_once(port: int, text: str, clients: list[ChatClient]) -> None:
+    """A newcomer to #t gets ``text`` from the server's history exactly once."""
+    carol = ChatClient.start(port, "carol", ("#t",))
+    clients.append(carol)
+    c_buf = await carol.joined("#t")
+    assert all_texts(c_buf).count(text) == 1, all_texts(c_buf)
+
+
+async def test_a_message_whose_echo_died_with_the_server_is_kept_once(
+    tmp_path: Path, clients: list[ChatClient]
+) -> None:
+    db = str(tmp_path / "history.db")
+    first = start_server(ServerConfig(name="test.server", network="TestNet"), "asyncio", db=db)
+    port = first.port
+    handles = [first.handle]
+    relay = Relay(port)
+    await relay.start()
+    try:
+        alice, bob, a_buf, b_buf = await talking_in_t(port, relay, clients)
+        relay.hold_down = True  # what the server sends alice now is lost
+        alice.conn.input("did it arrive?")
+        await bob.wait(lambda: has_texts(b_buf, ["did it arrive?"]), "alice's message")
+        [pending] = [ln for ln in messages(a_buf) if ln.text == "did it arrive?"]
+        assert pending.delivery is Delivery.PENDING  # delivered, but alice cannot know
+
+        # The server dies before the echo reaches alice; it comes back on the same
+        # port and database.
+        handles.remove(first.handle)
+        handles.append(await restart_server(first, db, alice))
+        relay.hold_down = False
+        alice.gate.open()
+        await settled(alice, a_buf, 2)
+
+        # The gap fill had it: its line took the pending one's place; never sent again.
+        shown_once(a_buf, "did it arrive?")
+        assert alice.untagged.count("PRIVMSG #t :did it arrive?") == 1
+        assert all_texts(a_buf) == ["before", "did it arrive?"]
+        await in_history_once(port, "did it arrive?", clients)
+    finally:
+        for c in clients:
+            await c.stop()
+        clients.clear()
+        await relay.stop()
+        for handle in handles:
+            handle.stop()
+
+
+async def test_lost_on_the_way_or_typed_while_away_it_arrives_once(
+    server: RunningServer, clients: list[ChatClient]
+) -> None:
+    relay = Relay(server.port)
+    await relay.start()
+    try:
+        alice, bob, a_buf, b_buf = await talking_in_t(server.port, relay, clients)
+
+        # Written, but lost on the way with the connection: not in the gap fill, so
+        # written again, once.
+        relay.hold_up = True
+        alice.conn.input("lost on the way")
+        async with asyncio.timeout(DEADLINE):
+            while not relay.held:
+                await asyncio.sleep(0.01)
+        relay.hold_up = False
+        relay.cut()
+        await settled(alice, a_buf, 2)
+        shown_once(a_buf, "lost on the way")
+        assert alice.untagged.count("PRIVMSG #t :lost on the way") == 2
+        await bob.wait(lambda: has_texts(b_buf, ["lost on the way"]), "alice's message")
+        assert all_texts(b_buf).count("lost on the way") == 1
+
+        # Typed while the connection is down: pending, then sent after the rejoin.
+        alice.gate.close()
+        relay.cut()
+        await asyncio.wait_for(alice.gate.waiting.wait(), DEADLINE)
+        alice.conn.input("typed while away")
+        [waiting] = [ln for ln in messages(a_buf) if ln.text == "typed while away"]
+        assert (waiting.delivery, waiting.note) == (Delivery.PENDING, NOT_YET)
+        alice.gate.open()
+        await settled(alice, a_buf, 3)
+        shown_once(a_buf, "typed while away")
+        await bob.wait(lambda: has_texts(b_buf, ["typed while away"]), "alice's message")
+        assert all_texts(a_buf) == ["before", "lost on the way", "typed while away"]
+        await in_history_once(server.port, "lost on the way", clients)
+    finally:
+        await relay.stop()
