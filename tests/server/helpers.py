@@ -40,3 +40,14 @@ def nickserv_says(msgs: list[Message]) -> list[str]:
 
 def chanserv_says(msgs: list[Message]) -> list[str]:
     return service_says(msgs, "ChanServ")
+
+
+async def cap_ls(c: IRCTestClient) -> list[str]:
+    """Every token of the answer to CAP LS 302, across its continuation lines."""
+    await c.send("CAP LS 302")
+    tokens: list[str] = []
+    while True:
+        m = await c.expect("CAP", lambda m: m.params[1] == "LS")
+        tokens += m.params[-1].split()
+        if len(m.params) < 4:  # no '*' continuation marker: the last line
+            return tokens

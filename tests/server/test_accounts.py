@@ -13,7 +13,7 @@ from chat.message import Message
 from server.core.handlers.accounts import RESERVED
 from tests.conftest import OPER_NAME, OPER_PASSWORD, RunningServer, serving, suite_config
 from tests.ircclient import IRCTestClient
-from tests.server.helpers import ask, mask, nickserv_says, only
+from tests.server.helpers import ask, cap_ls, mask, nickserv_says, only
 
 PASSWORD = "tr0ub4dor&3"
 
@@ -52,8 +52,7 @@ async def finish_registration(c: IRCTestClient, nick: str) -> list[Message]:
 
 async def test_caps_are_offered(server: RunningServer) -> None:
     c = await server.client()
-    await c.send("CAP LS 302")
-    tokens = (await c.expect("CAP")).params[-1].split()
+    tokens = await cap_ls(c)
     for cap in ("sasl=PLAIN", "account-notify", "account-tag", "extended-join",
                 "draft/account-registration=before-connect,custom-account-name"):
         assert cap in tokens
@@ -448,8 +447,7 @@ async def test_registration_can_be_closed(backend: str, tmp_path: Path) -> None:
     async with serving(suite_config(allow_register=False), backend,
                        db=str(tmp_path / "h.db")) as running:
         c = await running.client()
-        await c.send("CAP LS 302")
-        tokens = (await c.expect("CAP")).params[-1].split()
+        tokens = await cap_ls(c)
         assert "sasl=PLAIN" in tokens
         assert not any(t.startswith("draft/account-registration") for t in tokens)
         await c.send("CAP END")

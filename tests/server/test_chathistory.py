@@ -24,6 +24,7 @@ from chat.servertime import format_time, parse_time
 from server.config import ServerConfig
 from tests.conftest import RunningServer
 from tests.ircclient import IRCTestClient
+from tests.server.helpers import cap_ls
 
 SERVER = "test.server"
 LIMIT = 25  # ISUPPORT CHATHISTORY
@@ -654,10 +655,9 @@ async def test_invalid_target(server: RunningServer) -> None:
 async def test_isupport_and_cap(server: RunningServer) -> None:
     c = await IRCTestClient.open(server.port)
     server.clients.append(c)
-    await c.send("CAP LS 302")
-    ls = await c.expect("CAP", lambda m: m.params[1] == "LS")
-    assert "draft/chathistory" in ls.params[-1].split()
-    assert "draft/event-playback" in ls.params[-1].split()
+    tokens = await cap_ls(c)
+    assert "draft/chathistory" in tokens
+    assert "draft/event-playback" in tokens
     await c.send("CAP END")
     burst = await c.register("nick")
     tokens = [p for m in burst if m.command == "005" for p in m.params[1:-1]]
@@ -671,10 +671,9 @@ async def test_isupport_and_cap(server: RunningServer) -> None:
 async def test_history_off(server: RunningServer) -> None:
     c = await IRCTestClient.open(server.port)
     server.clients.append(c)
-    await c.send("CAP LS 302")
-    ls = await c.expect("CAP", lambda m: m.params[1] == "LS")
-    assert "draft/chathistory" not in ls.params[-1]
-    assert "draft/event-playback" not in ls.params[-1]
+    tokens = await cap_ls(c)
+    assert "draft/chathistory" not in tokens
+    assert "draft/event-playback" not in tokens
     await c.send("CAP REQ :draft/chathistory")
     nak = await c.expect("CAP")
     assert nak.params[1] == "NAK"

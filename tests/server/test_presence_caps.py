@@ -6,14 +6,13 @@ import pytest
 
 from tests.conftest import RunningServer
 from tests.ircclient import IRCTestClient
-from tests.server.helpers import ask
+from tests.server.helpers import ask, cap_ls
 
 
 async def test_both_are_offered(server: RunningServer) -> None:
     c = await IRCTestClient.open(server.port)
     server.clients.append(c)
-    await c.send("CAP LS 302")
-    offered = " ".join((await c.expect("CAP")).params[-1].split()).split()
+    offered = await cap_ls(c)
     for cap in ("no-implicit-names", "draft/no-implicit-names", "draft/pre-away"):
         assert cap in offered
 

@@ -21,7 +21,7 @@ from server.config import ServerConfig
 from tests.conftest import OPER_NAME, OPER_PASSWORD, RunningServer, serving, suite_config
 from tests.history.conftest import RedisServer, redis_server  # noqa: F401
 from tests.ircclient import IRCTestClient
-from tests.server.helpers import ask, mask, only
+from tests.server.helpers import ask, cap_ls, mask, only
 
 CAP = "draft/message-redaction"
 CAPS = ["message-tags", "echo-message", "batch", "server-time", "draft/chathistory", CAP]
@@ -67,9 +67,7 @@ async def room(server: RunningServer) -> tuple[IRCTestClient, IRCTestClient, IRC
 
 async def test_capability_is_offered_with_history(server: RunningServer) -> None:
     c = await server.client()
-    await c.send("CAP LS 302")
-    ls = await c.expect("CAP")
-    assert CAP in ls.params[-1].split()
+    assert CAP in await cap_ls(c)
 
 
 async def test_sender_deletes_own_message(server: RunningServer) -> None:
@@ -286,8 +284,7 @@ async def test_own_messages_only_within_the_window(server: RunningServer) -> Non
 async def test_without_history_there_is_nothing_to_delete(backend: str) -> None:
     async with serving(suite_config(db=""), backend) as srv:
         c = await srv.client()
-        await c.send("CAP LS 302")
-        assert CAP not in (await c.expect("CAP")).params[-1].split()
+        assert CAP not in await cap_ls(c)
         alice = await srv.client("alice")
         assert [m.command for m in await ask(alice, f"REDACT #r {UNKNOWN}")] == ["421"]
 

@@ -14,7 +14,7 @@ from chat.message import Message
 from server.config import ServerConfig
 from tests.conftest import RunningServer, suite_config
 from tests.ircclient import IRCTestClient
-from tests.server.helpers import ask, mask
+from tests.server.helpers import ask, cap_ls, mask
 
 CAP = "soju.im/search"
 CAPS = ["batch", "server-time", "message-tags", "echo-message", CAP]
@@ -46,8 +46,7 @@ async def say(c: IRCTestClient, target: str, text: str) -> Message:
 
 async def test_capability_and_help(server: RunningServer) -> None:
     c = await server.client()
-    await c.send("CAP LS 302")
-    assert CAP in (await c.expect("CAP")).params[-1].split()
+    assert CAP in await cap_ls(c)
     alice = await server.client("alice")
     assert [m.command for m in await ask(alice, "HELP SEARCH")][:1] == ["704"]
 

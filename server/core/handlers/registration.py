@@ -90,15 +90,19 @@ def handle_cap(core: ServerCore, client: Client, msg: Message) -> None:
 
 
 def _send_cap_list(core: ServerCore, client: Client, sub: str, tokens: list[str]) -> None:
-    # Split across lines with the '*' continuation marker when one line would overflow.
+    # Split across lines with the '*' continuation marker when one line would overflow
+    # (only 302 clients know the marker: the others get a second line, which is what
+    # servers do, but the list has room to spare on one line for them).
+    overhead = len(f":{core.config.name} CAP {client.nick} {sub} * :\r\n".encode())
+    budget = MAX_LINE_BODY - overhead
     chunks: list[list[str]] = [[]]
     size = 0
     for token in tokens:
-        if size + len(token) + 1 > 400 and chunks[-1]:
+        if size + len(token.encode()) + 1 > budget and chunks[-1]:
             chunks.append([])
             size = 0
         chunks[-1].append(token)
-        size += len(token) + 1
+        size += len(token.encode()) + 1
     for i, chunk in enumerate(chunks):
         params = [client.nick, sub]
         if i < len(chunks) - 1 and client.cap_version >= 302:
