@@ -49,6 +49,8 @@ class ServerConfig:
     whowas_size: int = 256  # nicks remembered for WHOWAS; 0 turns WHOWAS off
     monitor_limit: int = 100  # nicks one client may MONITOR (ISUPPORT MONITOR)
     accept_limit: int = 50  # users one client may ACCEPT past its +g (ISUPPORT ACCEPT)
+    multiline_max_bytes: int = 4096  # draft/multiline message size (0: not offered)
+    multiline_max_lines: int = 100  # lines in one draft/multiline message
     sendq: int = 1 << 20  # bytes queued to one client before it is disconnected
     registration_timeout: float = 60.0
     ping_interval: float = 120.0  # idle seconds before the server pings a client

@@ -156,6 +156,10 @@ _HELP: dict[str, str] = {
     "whowas_size": "nicks remembered for WHOWAS, the oldest forgotten first (0: off)",
     "monitor_limit": "nicks one client may watch with MONITOR",
     "accept_limit": "users one client may put on its ACCEPT list (caller ID, user mode +g)",
+    "multiline_max_bytes": (
+        "bytes one multi-line message (IRCv3 draft/multiline) may hold (0: not offered)"
+    ),
+    "multiline_max_lines": "lines one multi-line message (IRCv3 draft/multiline) may hold",
     "cloak_hosts": "show clients a keyed hash instead of each other's addresses",
     "reserve_account_nicks": "keep each account's name as a nick for those logged in to it",
     "allow_register": "let users register accounts (REGISTER, NickServ REGISTER)",
@@ -219,6 +223,8 @@ _INT_BOUNDS: dict[str, tuple[int, int | None]] = {
     "whowas_size": (0, 100_000),  # WHOWAS scans the log: keep a lookup within milliseconds
     "monitor_limit": (1, 10_000),
     "accept_limit": (1, 1000),
+    "multiline_max_bytes": (0, 65536),
+    "multiline_max_lines": (1, 1000),
     "sts_duration": (0, 400 * 86400),
 }
 _FLOAT_MAX = 1_000_000.0  # seconds; anything above is a typo, and some loops overflow

@@ -25,7 +25,8 @@ from server.core.handlers.channels import announce_join, set_channel_record
 from server.core.handlers.chanserv import channel_changed, from_record
 from server.core.handlers.memoserv import memo_count
 from server.core.handlers.readmarker import marker_moved
-from server.core.history import REDACT_CAP, STORED_COMMANDS, HistoryStale, row_params
+from server.core.history import REDACT_CAP, STORED_COMMANDS, HistoryStale, relay_from_row
+from server.core.multiline import MultilineRelay
 from server.core.relay import Relay
 from server.core.state import Channel, Client
 from server.history.model import StoredMessage
@@ -144,7 +145,12 @@ def other_servers(core: ServerCore) -> list[str]:
 
 
 def _relay(wire: list[Any]) -> Relay:
-    source, command, params, time, msgid, tags = wire
+    """The relay ``relay_wire`` describes (a seventh item: a multiline message's lines)."""
+    source, command, params, time, msgid, tags = wire[:6]
+    if len(wire) > 6 and wire[6]:
+        lines = [(str(text), bool(concat)) for text, concat in wire[6]]
+        return MultilineRelay(str(source), str(params[0]), lines, str(time), str(msgid),
+                              tags or None)
     return Relay(str(source), str(command), list(params), str(time), str(msgid), tags or None)
 
 
@@ -817,12 +823,7 @@ def recovered(core: ServerCore, folded: str, rows: list[StoredMessage]) -> None:
     for row in sorted(rows, key=lambda r: r.seq):
         if row.msgid <= floor or row.msgid in ids:
             continue
-        from chat.message import parse_tags
-        from chat.servertime import format_time
-
-        tags = parse_tags(row.tags) if row.tags else None
-        relay = Relay(row.source, row.command, row_params(row, row.channel),
-                      format_time(row.time_ms / 1000), row.msgid, tags or None)
+        relay = relay_from_row(row)
         need_cap = _NEEDS_CAP.get(row.command)
         core.fan_out(channel.members, relay, need_cap=need_cap)
         state.seen(folded, row.msgid)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .state import FORM_TAGS, FORM_TIME
+from .state import FORM_MULTILINE, FORM_TAGS, FORM_TIME
 
 # Name -> value advertised in CAP LS 302 (empty: no value).
 SUPPORTED: dict[str, str] = {
@@ -45,8 +45,14 @@ NO_IMPLICIT_NAMES = frozenset({"no-implicit-names", "draft/no-implicit-names"})
 PRE_AWAY = "draft/pre-away"
 
 
-def available(history: bool, register: bool = True) -> dict[str, str]:
+def available(
+    history: bool, register: bool = True, multiline: tuple[int, int] = (0, 0)
+) -> dict[str, str]:
+    """What CAP LS offers; ``multiline``: draft/multiline's (max-bytes, max-lines),
+    not offered when max-bytes is 0."""
     caps = dict(SUPPORTED)
+    if multiline[0]:
+        caps["draft/multiline"] = f"max-bytes={multiline[0]},max-lines={multiline[1]}"
     if history:
         caps.update(HISTORY_CAPS)
     if not register:  # REGISTER is refused: do not advertise it
@@ -62,6 +68,8 @@ def tag_form(caps: set[str]) -> int:
     # message's other tags, serialised once per form.
     if "message-tags" in caps or "account-tag" in caps:
         form |= FORM_TAGS
+    if "draft/multiline" in caps and "batch" in caps:
+        form |= FORM_MULTILINE
     return form
 
 

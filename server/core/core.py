@@ -49,6 +49,8 @@ from .history import (
     sender_key,
 )
 from .monitor import MonitorIndex
+from .multiline import CAP as MULTILINE_CAP
+from .multiline import Line, MultilineRelay, batch_line_cost
 from .relay import Relay, add_tag, fit_line, relay_wire
 from .state import Channel, Client, LocalCounts
 from .stats import CoreStats
@@ -182,7 +184,10 @@ class ServerCore:
         self._time_text = ""
         self._time_text_ms = 0
         self.history_enabled = bool(config.db)
-        self.caps_available = caps_mod.available(self.history_enabled, config.allow_register)
+        self.caps_available = caps_mod.available(
+            self.history_enabled, config.allow_register,
+            (config.multiline_max_bytes, config.multiline_max_lines),
+        )
         self.sts_port: int | None = None  # the bound TLS port, set by the transport (STS)
         self._history_seq = 0
         self._pending_history: dict[int, Pending] = {}
@@ -264,8 +269,12 @@ class ServerCore:
             # A line may close the connection (QUIT, bad PASS): drop the rest.
             if not line or client.closing is not None:
                 continue
-            if gate is not None and "o" not in client.modes and not gate.admit(line, now):
-                if len(gate.queue) > self.config.flood_max_queue:
+            if (
+                gate is not None
+                and "o" not in client.modes
+                and not gate.admit(line, now, batch_line_cost(client.caps, line))
+            ):
+                if gate.queued > self.config.flood_max_queue:
                     self.flood_disconnect(client)
                     break
                 self._flooded[client] = None
@@ -333,7 +342,10 @@ class ServerCore:
         self.limits.throttle.burst = new.throttle_burst
         self.limits.throttle.rate = new.throttle_rate
         # Clients that negotiated already are not told (no CAP DEL/NEW for it).
-        self.caps_available = caps_mod.available(self.history_enabled, new.allow_register)
+        self.caps_available = caps_mod.available(
+            self.history_enabled, new.allow_register,
+            (new.multiline_max_bytes, new.multiline_max_lines),
+        )
         self.account_rate.burst = new.account_limit
         self.account_rate.rate = _per_second(new.account_refill)
         self.whowas.resize(new.whowas_size)
@@ -384,9 +396,7 @@ class ServerCore:
             if gate is None or client.closing is not None:
                 del self._flooded[client]
                 continue
-            lines = gate.queue.copy() if "o" in client.modes else gate.release(now)
-            if "o" in client.modes:
-                gate.queue.clear()
+            lines = gate.clear() if "o" in client.modes else gate.release(now)
             for line in lines:
                 if client.closing is None:
                     self._take_line(client, line)
@@ -503,12 +513,18 @@ class ServerCore:
         command: str,
         params: list[str],
         client_tags: dict[str, str] | None = None,
+        lines: list[Line] | None = None,
     ) -> Relay:
+        """A message to relay; ``lines``: a draft/multiline PRIVMSG's (``params`` then
+        only names the target)."""
         now = self.clock()
         ms = int(now * 1000)
         if ms != self._time_ms:  # many messages share a millisecond: format it once
             self._time_ms, self._time_text = ms, format_time(now)
             self._time_text_ms = round(parse_time(self._time_text) * 1000)
+        if lines is not None:
+            return MultilineRelay(source, params[0], lines, self._time_text,
+                                  self.msgids.next(now), client_tags)
         return Relay(source, command, params, self._time_text, self.msgids.next(now), client_tags)
 
     def deliver(self, client: Client, relay: Relay) -> None:
@@ -853,6 +869,15 @@ class ServerCore:
             if client_tag_bytes > MAX_CLIENT_TAGS:
                 self.reply(client, N.ERR_INPUTTOOLONG, "Input line was too long")
                 return
+        if client.multiline is not None:
+            from .handlers.batch import take_line
+
+            if take_line(self, client, msg):
+                return
+        elif "batch" in msg.tags and MULTILINE_CAP in client.caps:
+            # Lines of a batch cost less (flood control): one that is not open is void.
+            self.fail(client, "BATCH", "MULTILINE_INVALID", "No such batch is open")
+            return
         label = msg.tags.get("label") if "labeled-response" in client.caps else None
         if label is not None and not 0 < len(label.encode("utf-8", "surrogateescape")) <= 64:
             label = None  # labeled-response: a required value that "MUST NOT exceed 64 bytes"

@@ -26,6 +26,10 @@ from server.history.model import (
     StoredMessage,
 )
 
+from .multiline import MultilineRelay, fit_lines, is_multiline, render, split_combined
+from .relay import Relay
+from .state import FORM_MULTILINE
+
 if TYPE_CHECKING:
     from .core import ServerCore
     from .state import Channel, Client
@@ -310,16 +314,34 @@ def deliver_history(
 
 
 def format_row(client: Client, row: StoredMessage, channel: str, batch: str | None) -> bytes:
+    """A stored row as ``client`` is sent it (a multiline message: as a nested batch, or
+    its lines), inside history batch ``batch`` when not None."""
     tags: dict[str, str] = {}
-    if batch is not None:
-        tags["batch"] = batch
     if "server-time" in client.caps:
         tags["time"] = format_time(row.time_ms / 1000)
     if "message-tags" in client.caps:
         tags["msgid"] = row.msgid
         if row.tags:
             tags.update(parse_tags(row.tags))
+    if row.command == "PRIVMSG" and is_multiline(row.text):
+        lines = fit_lines(row.source, channel, split_combined(row.text))
+        rest = {k: v for k, v in tags.items() if k != "msgid"}
+        ref = "ml" + row.msgid if client.tag_form & FORM_MULTILINE else None
+        return render(row.source, channel, lines, head=tags, rest=rest, ref=ref, outer=batch)
+    if batch is not None:
+        tags = {"batch": batch, **tags}
     return Message(row.command, row_params(row, channel), row.source, tags).to_bytes()
+
+
+def relay_from_row(row: StoredMessage) -> Relay:
+    """A stored row relayed again as it was first (cluster gap recovery)."""
+    tags = parse_tags(row.tags) if row.tags else None
+    time = format_time(row.time_ms / 1000)
+    if row.command == "PRIVMSG" and is_multiline(row.text):
+        return MultilineRelay(row.source, row.channel, split_combined(row.text), time,
+                              row.msgid, tags or None)
+    return Relay(row.source, row.command, row_params(row, row.channel), time, row.msgid,
+                 tags or None)
 
 
 def row_params(row: StoredMessage, target: str) -> list[str]:
@@ -354,12 +376,14 @@ def _send_notices(
             continue
         when = datetime.fromtimestamp(row.time_ms / 1000, UTC).strftime("%H:%M")
         nick = row.source.split("!", 1)[0]
-        text = row.text
-        if text.startswith("\x01ACTION ") and text.endswith("\x01"):
-            line = f"[{when}] * {nick} {text[8:-1]}"
-        else:
-            line = f"[{when}] <{nick}> {text}"
-        core.send(client, Message("NOTICE", [channel, line], core.config.name))
+        for text in row.text.split("\n"):  # a multiline message: a notice per line
+            if not text:
+                continue
+            if text.startswith("\x01ACTION ") and text.endswith("\x01"):
+                line = f"[{when}] * {nick} {text[8:-1]}"
+            else:
+                line = f"[{when}] <{nick}> {text}"
+            core.send(client, Message("NOTICE", [channel, line], core.config.name))
 
 
 def partner_nick(core: ServerCore, account: str) -> str:

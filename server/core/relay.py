@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chat.message import MAX_LINE_BODY, Message, parse, serialize_tags
 
-from .state import FORM_TIME
+from .state import FORM_MULTILINE, FORM_TIME
 
 
 class Relay:
@@ -33,14 +33,19 @@ class Relay:
         self.params = params
         self.client_tags = client_tags
         # Tagged forms are built the first time a recipient needs one: most channels
-        # have few clients that negotiated tags, many have none.
-        self.forms: list[bytes | None] = [plain, None, None, None]
+        # have few clients that negotiated tags, many have none. Forms 4-7 are those of
+        # draft/multiline clients (FORM_MULTILINE), the same bytes for a one-line message.
+        self.forms: list[bytes | None] = [plain, None, None, None, None, None, None, None]
 
     def for_form(self, form: int) -> bytes:
         data = self.forms[form]
         return data if data is not None else self.build(form)
 
     def build(self, form: int) -> bytes:
+        if form & FORM_MULTILINE:
+            data = self.for_form(form & ~FORM_MULTILINE)
+            self.forms[form] = data
+            return data
         plain = self.forms[0]
         assert plain is not None
         if form == FORM_TIME:
@@ -63,7 +68,11 @@ def relay_wire(source: object, relay: Relay) -> list[object]:
     ``source`` is the sending Client (its mask) or a mask string.
     """
     mask = source if isinstance(source, str) else getattr(source, "mask", "")
-    return [mask, relay.command, relay.params, relay.time, relay.msgid, relay.client_tags]
+    wire = [mask, relay.command, relay.params, relay.time, relay.msgid, relay.client_tags]
+    lines = getattr(relay, "lines", None)  # a multiline message's own line structure
+    if lines is not None:
+        wire.append([[text, concat] for text, concat in lines])
+    return wire
 
 
 def add_tag(data: bytes, tag: bytes) -> bytes:

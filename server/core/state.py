@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from chat.framing import LineBuffer
 
 from .flood import FloodGate
 from .targets import TargetGate
 
+if TYPE_CHECKING:
+    from .handlers.batch import OpenBatch
+
 # Bits of Client.tag_form: which tags a client gets on relayed messages.
 FORM_TIME = 1
 FORM_TAGS = 2
+FORM_MULTILINE = 4  # draft/multiline (with batch): multiline messages come as a batch
 
 
 def shown_address(ip: str) -> str:
@@ -48,6 +53,7 @@ class Client:
         "linebuf",
         "modes",
         "monitoring",
+        "multiline",
         "nick",
         "oper_name",
         "out",
@@ -87,6 +93,8 @@ class Client:
         self.account: str | None = None  # the account logged in to (SASL, REGISTER)
         self.sasl: str | None = None  # an AUTHENTICATE exchange: the base64 so far
         self.invites: set[str] = set()  # folded channel names this connection may enter
+        # draft/multiline: the batch of PRIVMSG lines being received (batch.OpenBatch).
+        self.multiline: OpenBatch | None = None
         self.knocks: dict[str, float] | None = None  # KNOCK: folded channel -> when (clock)
         self.monitoring: dict[str, str] | None = None  # MONITOR list: folded -> as written
         # ACCEPT list (caller ID, +g): the users let through, in the order added; made

@@ -84,6 +84,8 @@ def fuzz_config(**overrides: Any) -> ServerConfig:
         max_channels=4,
         max_targets=3,
         accept_limit=3,
+        multiline_max_lines=4,
+        multiline_max_bytes=600,
         max_clients=12,
         max_per_host=4,
         throttle_burst=6,
@@ -599,9 +601,15 @@ class CoreHarness:
                 _fail(f"{client!r} buffers {client.linebuf.pending} bytes of a partial line")
             if (
                 client.flood is not None
-                and len(client.flood.queue) > self.config.flood_max_queue + 1
+                and client.flood.queued > self.config.flood_max_queue + 1
             ):
-                _fail(f"{client!r} has {len(client.flood.queue)} delayed lines")
+                _fail(f"{client!r} has {client.flood.queued} tokens' worth of delayed lines")
+            batch = client.multiline
+            if batch is not None and (
+                len(batch.lines) > self.config.multiline_max_lines
+                or batch.size > self.config.multiline_max_bytes
+            ):
+                _fail(f"{client!r} holds a multiline batch past its limits")
             if client.closing is not None:
                 if client.channels:
                     _fail(f"closing {client!r} is still in {list(client.channels)}")

@@ -31,11 +31,17 @@ CAPS = [
     "account-tag",
     "extended-join",
     "draft/read-marker",
+    "draft/multiline",
+    "no-implicit-names",
+    "draft/pre-away",
     "bogus",
     "-batch",
     "-message-tags",
 ]
-TAG_KEYS = ["label", "+typing", "+draft/reply", "+a", "msgid", "time", "batch", "+x/y.z", "k"]
+TAG_KEYS = ["label", "+typing", "+draft/reply", "+a", "msgid", "time", "batch", "+x/y.z", "k",
+            "draft/multiline-concat"]
+# draft/multiline: the batch references clients use (few, so that lines meet their batch).
+BATCH_REFS = ["1", "2"]
 
 # Text with the characters that matter on the wire: separators, escapes, formatting,
 # multi-byte UTF-8 (byte limits vs character limits), and a leading ':'.
@@ -138,6 +144,8 @@ def tag_prefix(draw: st.DrawFn) -> str:
         return ""
     keys = draw(st.lists(st.one_of(st.sampled_from(TAG_KEYS), middle), max_size=4))
     items = []
+    if draw(st.integers(min_value=0, max_value=2)) == 0:  # a line of a multiline batch
+        items.append("batch=" + draw(st.sampled_from(BATCH_REFS)))
     for key in keys:
         key = key.replace(";", "").replace("=", "").replace(" ", "")
         if not key:
@@ -214,6 +222,7 @@ def command_line(draw: st.DrawFn) -> str:
                 "REDACT",
                 "ACCEPT",
                 "SEARCH",
+                "BATCH",
                 "BOGUS",
             ]
         )
@@ -362,6 +371,12 @@ def command_line(draw: st.DrawFn) -> str:
                                         "SEND bob " + "x" * 301]))]
     elif kind == "HELP":
         params = [draw(st.one_of(st.sampled_from(["join", "KILL", "cs", "*", "cmodes"]), middle))]
+    elif kind == "BATCH":
+        bref = draw(st.sampled_from(BATCH_REFS))
+        params = draw(st.sampled_from([
+            ["+" + bref, "draft/multiline", draw(target)], ["-" + bref],
+            ["+" + bref, "other/type", "#a"], ["+", "draft/multiline", "#a"], [bref],
+        ]))
     elif kind == "ACCEPT":
         # Adds, removals (-nick) and lists (*), mixed in one comma list as clients may.
         entry = st.one_of(good_nick, good_nick.map(lambda n: "-" + n), nick,

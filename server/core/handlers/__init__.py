@@ -8,6 +8,7 @@ from .. import history
 from . import (
     accounts,
     bans,
+    batch,
     callerid,
     channels,
     help,
@@ -48,6 +49,7 @@ COMMANDS: dict[str, tuple[Handler, int]] = {
     "PRIVMSG": (messaging.handle_privmsg, 0),
     "NOTICE": (messaging.handle_notice, 0),
     "TAGMSG": (messaging.handle_tagmsg, 0),
+    "BATCH": (batch.handle_batch, 1),
     "AWAY": (messaging.handle_away, 0),
     "SETNAME": (messaging.handle_setname, 1),
     "WHO": (queries.handle_who, 0),

@@ -28,6 +28,9 @@ TOPICS: dict[str, tuple[str, ...]] = {
     "AWAY": ("AWAY [:<message>]",
              "Marks you away with <message> (shown in WHOIS and to those messaging you); "
              "without one, back."),
+    "BATCH": ("BATCH +<ref> draft/multiline <target> ... BATCH -<ref>",
+              "Sends the PRIVMSG lines tagged batch=<ref> between them as one multi-line "
+              "message (IRCv3 draft/multiline; limits in CAP LS)."),
     "CAP": ("CAP LS [302] | REQ :<caps> | LIST | END",
             "IRCv3 capability negotiation: CAP LS lists what this server offers."),
     "CHANSERV": ("CHANSERV <command> ... (also CS, or /msg ChanServ)",
@@ -58,7 +61,9 @@ TOPICS: dict[str, tuple[str, ...]] = {
     "KNOCK": ("KNOCK <#channel> [:<message>]",
               "Asks the ops of an invite-only, keyed or full channel for an invite."),
     "LINKS": ("LINKS [[<server>] <mask>]", "The servers of this network."),
-    "LIST": ("LIST [<#channel>[,...]] [>n|<n]", "Channels, their sizes and topics."),
+    "LIST": ("LIST [<filter>[,<filter>...]]",
+             "Channels, their sizes and topics. Filters: #names, masks (*chat*), !mask, "
+             ">n/<n users, C<m/C>m created within/before m minutes, T<m/T>m topic set."),
     "LUSERS": ("LUSERS", "How many users, operators and channels there are."),
     "MARKREAD": ("MARKREAD <target> [timestamp=<time>]",
                  "IRCv3 read markers: where you read up to, shared by your sessions "

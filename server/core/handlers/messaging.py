@@ -10,6 +10,7 @@ from chat.message import Message
 from chat.names import CHANTYPES
 
 from ..caps import PRE_AWAY
+from ..multiline import Line, combine
 from ..relay import relay_wire
 from ..targets import TargetGate
 from .accounts import SERVICE_NAMES
@@ -70,7 +71,11 @@ def can_send(core: ServerCore, channel: Channel, client: Client) -> bool:
     return not is_banned(core, channel, client) and not is_quieted(core, channel, client)
 
 
-def relay_message(core: ServerCore, client: Client, msg: Message) -> None:
+def relay_message(
+    core: ServerCore, client: Client, msg: Message, lines: list[Line] | None = None
+) -> None:
+    """PRIVMSG, NOTICE or TAGMSG; ``lines``: a draft/multiline PRIVMSG's lines (``msg``
+    then holds the batch's target and tags, and the combined text)."""
     command = msg.command
     params = msg.params
     if not params or not params[0]:
@@ -110,9 +115,10 @@ def relay_message(core: ServerCore, client: Client, msg: Message) -> None:
             status += name[0]
             name = name[1:]
         if name[:1] in CHANTYPES:
-            _to_channel(core, client, command, name, status, text_params, client_tags, need_cap)
+            _to_channel(core, client, command, name, status, text_params, client_tags, need_cap,
+                        lines)
         else:
-            _to_nick(core, client, command, target, text_params, client_tags, need_cap)
+            _to_nick(core, client, command, target, text_params, client_tags, need_cap, lines)
     if command == "PRIVMSG":
         client.last_speak = core.clock()
 
@@ -126,6 +132,7 @@ def _to_channel(
     text: list[str],
     client_tags: dict[str, str] | None,
     need_cap: str | None,
+    lines: list[Line] | None = None,
 ) -> None:
     channel = core.channels.get(core.fold(name))
     if channel is None:
@@ -137,13 +144,18 @@ def _to_channel(
         )
         return
     modes = channel.modes
-    if ("c" in modes or "C" in modes) and text:
+    if ("c" in modes or "C" in modes) and lines is not None:
+        lines = _filter_lines(core, client, channel, lines)
+        if lines is None:
+            return
+        text = [combine(lines)]
+    elif ("c" in modes or "C" in modes) and text:
         filtered = _channel_filters(core, client, command, channel, text[0])
         if filtered is None:
             return
         text = [filtered]
     target = status + channel.name
-    relay = core.new_relay(client.mask, command, [target, *text], client_tags)
+    relay = core.new_relay(client.mask, command, [target, *text], client_tags, lines)
     if status:
         # STATUSMSG: '@' reaches ops; '+' reaches voiced and ops.
         allowed = "o" if "+" not in status else "ov"
@@ -177,6 +189,25 @@ def _channel_filters(
                "Cannot send to channel (+C: no CTCPs)")
         return None
     return text
+
+
+def _filter_lines(
+    core: ServerCore, client: Client, channel: Channel, lines: list[Line]
+) -> list[Line] | None:
+    """+c and +C for a multiline message: each line stripped, and refused whole when
+    one of them is a CTCP other than ACTION, or when nothing but formatting is left."""
+    if "c" in channel.modes:
+        lines = [(strip_formatting(text), concat) for text, concat in lines]
+        if not any(text for text, _concat in lines):
+            core.reply(client, N.ERR_NOTEXTTOSEND, "No text to send")
+            return None
+    if "C" in channel.modes and any(
+        text[:1] == "\x01" and not _is_action(text) for text, _concat in lines
+    ):
+        core.reply(client, N.ERR_CANNOTSENDTOCHAN, channel.name,
+                   "Cannot send to channel (+C: no CTCPs)")
+        return None
+    return lines
 
 
 def _is_action(ctcp: str) -> bool:
@@ -220,10 +251,14 @@ def _to_nick(
     text: list[str],
     client_tags: dict[str, str] | None,
     need_cap: str | None,
+    lines: list[Line] | None = None,
 ) -> None:
     folded = core.fold(nick)
     if folded in SERVICE_NAMES:  # services answer PRIVMSGs; anything else is dropped
-        if command == "PRIVMSG":
+        if lines is not None:
+            core.fail(client, "BATCH", "MULTILINE_INVALID",
+                      "Services take one line at a time")
+        elif command == "PRIVMSG":
             SERVICES[folded](core, client, text[0])
         return
     target = core.nicks.get(folded)
@@ -247,7 +282,7 @@ def _to_nick(
         _error(core, client, command, N.ERR_TARGCHANGE, target.nick,
                "Targets changing too fast, message dropped")
         return
-    relay = core.new_relay(client.mask, command, [target.nick, *text], client_tags)
+    relay = core.new_relay(client.mask, command, [target.nick, *text], client_tags, lines)
     stored = core.on_private_message(client, target, relay, command, client_tags)
     if target.remote is not None:
         # ``h``: the conversation's history key, for the nodes' caches (None: not kept).

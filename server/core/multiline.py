@@ -1,0 +1,170 @@
+"""IRCv3 ``draft/multiline`` on the wire: one message of several lines.
+
+A multiline message is a list of ``(text, concat)`` lines: ``concat`` joins a line to
+the previous one without a line feed (``draft/multiline-concat``). Clients with the
+capability get it as a ``draft/multiline`` batch, the opening line carrying the
+message's tags (msgid, time, account, client tags); the others get its non-blank
+lines as plain PRIVMSGs, the msgid on the first only. History stores the combined text
+(lines joined by ``\\n``), which no single-line message can contain, and replays it
+split on the line feeds again.
+"""
+
+from __future__ import annotations
+
+from chat.message import MAX_LINE_BODY, Message, serialize_tags
+
+from .relay import Relay
+from .state import FORM_MULTILINE, FORM_TAGS, FORM_TIME
+
+CAP = "draft/multiline"
+BATCH_TYPE = "draft/multiline"
+CONCAT = "draft/multiline-concat"
+
+Line = tuple[str, bool]  # (text, joined to the previous line without a line feed)
+
+# A multiline message's lines come all at once: ten of them cost one line's token
+# (flood control), so a pasted block is not held back by the fakelag line by line.
+BATCH_LINE_COST = 0.1
+
+
+def batch_line_cost(caps: set[str], line: bytes) -> float:
+    """What flood control charges for a raw ``line`` from a client with ``caps``."""
+    if line[:1] == b"@" and CAP in caps:
+        end = line.find(b" ")
+        tags = line[1:end] if end != -1 else line[1:]
+        if tags.startswith(b"batch=") or b";batch=" in tags:
+            return BATCH_LINE_COST
+    return 1.0
+
+
+def combine(lines: list[Line]) -> str:
+    """The message the lines make: joined by line feeds, but concatenated lines."""
+    out: list[str] = []
+    for i, (text, concat) in enumerate(lines):
+        if i and not concat:
+            out.append("\n")
+        out.append(text)
+    return "".join(out)
+
+
+def content_size(lines: list[Line]) -> int:
+    """Bytes as ``max-bytes`` counts them: the texts plus one per joining line feed."""
+    return len(combine(lines).encode("utf-8", "surrogateescape"))
+
+
+def split_combined(text: str) -> list[Line]:
+    """A stored message's lines (the line structure before concatenation is not kept)."""
+    return [(piece, False) for piece in text.split("\n")]
+
+
+def is_multiline(text: str) -> bool:
+    return "\n" in text
+
+
+def fit_lines(source: str, target: str, lines: list[Line]) -> list[Line]:
+    """``lines`` with any that would overflow a relayed line (the sender's mask is
+    longer than what the client counted on) cut into concatenated pieces, at a
+    character boundary, after a space when there is one near the cut: nothing is
+    lost, and a client with the capability joins them again."""
+    budget = MAX_LINE_BODY - len(f":{source} PRIVMSG {target} :\r\n".encode())
+    budget = max(budget, 64)
+    out: list[Line] = []
+    for text, concat in lines:
+        data = text.encode("utf-8", "surrogateescape")
+        if len(data) <= budget:
+            out.append((text, concat))
+            continue
+        first = True
+        while data:
+            cut = len(data) if len(data) <= budget else _cut_at(data, budget)
+            piece = data[:cut].decode("utf-8", "surrogateescape")
+            out.append((piece, concat if first else True))
+            data = data[cut:]
+            first = False
+    return out
+
+
+def _cut_at(data: bytes, budget: int) -> int:
+    cut = budget
+    while cut > 0 and (data[cut] & 0xC0) == 0x80:  # not inside a UTF-8 sequence
+        cut -= 1
+    space = data.rfind(b" ", max(cut - 60, 1), cut)
+    return space + 1 if space != -1 else max(cut, 1)
+
+
+def render(
+    source: str,
+    target: str,
+    lines: list[Line],
+    *,
+    head: dict[str, str],
+    rest: dict[str, str],
+    ref: str | None,
+    outer: str | None = None,
+) -> bytes:
+    """The message as bytes: a ``draft/multiline`` batch ``ref`` whose opening line
+    carries ``head`` (``ref`` None: the fallback, non-blank lines only, ``head`` on the
+    first and ``rest`` on the others). ``outer``: the batch it is part of (history)."""
+    wrap = {"batch": outer} if outer is not None else {}
+    parts: list[bytes] = []
+    if ref is not None:
+        parts.append(_line({**wrap, **head}, source, "BATCH", ["+" + ref, BATCH_TYPE, target]))
+        for text, concat in lines:
+            tags = {"batch": ref, CONCAT: ""} if concat else {"batch": ref}
+            parts.append(_line(tags, source, "PRIVMSG", [target, text]))
+        parts.append(_line(wrap, source, "BATCH", ["-" + ref]))
+        return b"".join(parts)
+    for text, _concat in lines:
+        if text:
+            parts.append(_line({**wrap, **(rest if parts else head)}, source, "PRIVMSG",
+                               [target, text]))
+    return b"".join(parts)
+
+
+def _line(tags: dict[str, str], source: str, command: str, params: list[str]) -> bytes:
+    data = Message(command, params, source).to_bytes()
+    if not tags:
+        return data
+    return b"@" + serialize_tags(tags).encode("utf-8", "surrogateescape") + b" " + data
+
+
+class MultilineRelay(Relay):
+    """A multiline PRIVMSG in the eight forms fan-out hands out (the tag forms, each
+    as a batch for clients with the capability or as fallback lines). ``params`` is
+    ``[target, combined text]``, as history stores it."""
+
+    __slots__ = ("lines", "source")
+
+    def __init__(
+        self,
+        source: str,
+        target: str,
+        lines: list[Line],
+        time: str,
+        msgid: str,
+        client_tags: dict[str, str] | None = None,
+    ) -> None:
+        self.command = "PRIVMSG"
+        self.time = time
+        self.msgid = msgid
+        self.client_tags = client_tags
+        self.source = source
+        self.lines = fit_lines(source, target, lines)
+        self.params = [target, combine(self.lines)]
+        self.forms = [None] * 8
+
+    def build(self, form: int) -> bytes:
+        head: dict[str, str] = {}
+        rest: dict[str, str] = {}
+        if form & FORM_TIME:
+            head["time"] = rest["time"] = self.time
+        if form & FORM_TAGS:
+            head["msgid"] = self.msgid
+            if self.client_tags:
+                head.update(self.client_tags)
+                rest.update(self.client_tags)
+        # The batch's reference: unique on any connection, the same bytes for everyone.
+        ref = "ml" + self.msgid if form & FORM_MULTILINE else None
+        data = render(self.source, self.params[0], self.lines, head=head, rest=rest, ref=ref)
+        self.forms[form] = data
+        return data
