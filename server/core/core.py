@@ -269,16 +269,15 @@ class ServerCore:
             # A line may close the connection (QUIT, bad PASS): drop the rest.
             if not line or client.closing is not None:
                 continue
-            if (
-                gate is not None
-                and "o" not in client.modes
-                and not gate.admit(line, now, batch_line_cost(client.caps, line))
-            ):
-                if gate.queued > self.config.flood_max_queue:
-                    self.flood_disconnect(client)
-                    break
-                self._flooded[client] = None
-                continue
+            if gate is not None and "o" not in client.modes:
+                # A line with tags (64: '@') may be a multiline batch's: it costs less.
+                cost = batch_line_cost(client.caps, line) if line[0] == 64 else 1.0
+                if not gate.admit(line, now, cost):
+                    if gate.queued > self.config.flood_max_queue:
+                        self.flood_disconnect(client)
+                        break
+                    self._flooded[client] = None
+                    continue
             self._take_line(client, line)
         if too_long and client.closing is None:
             self.reply(client, N.ERR_INPUTTOOLONG, "Input line was too long")
