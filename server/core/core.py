@@ -50,7 +50,7 @@ from .history import (
 )
 from .monitor import MonitorIndex
 from .multiline import CAP as MULTILINE_CAP
-from .multiline import Line, MultilineRelay, batch_line_cost
+from .multiline import Line, MultilineRelay, batch_line_cost, has_batch_tag
 from .relay import Relay, add_tag, fit_line, relay_wire
 from .state import Channel, Client, LocalCounts
 from .stats import CoreStats
@@ -945,7 +945,10 @@ class ServerCore:
             self.write(client, add_tag(start.to_bytes(), tag))
             btag = b"batch=" + ref.encode()
             for data in captured:
-                self.write(client, add_tag(data, btag))
+                # A multiline message is several lines: those of its own batch stay in
+                # it, its opening and closing lines (or its fallback lines) join this one.
+                for line in data.splitlines(keepends=True) if data.count(b"\n") > 1 else (data,):
+                    self.write(client, line if has_batch_tag(line) else add_tag(line, btag))
             self.write(client, Message("BATCH", ["-" + ref], self.config.name).to_bytes())
 
     # ------------------------------------------------------------------ lifecycle

@@ -29,12 +29,16 @@ BATCH_LINE_COST = 0.1
 
 def batch_line_cost(caps: set[str], line: bytes) -> float:
     """What flood control charges for a raw ``line`` from a client with ``caps``."""
-    if line[:1] == b"@" and CAP in caps:
-        end = line.find(b" ")
-        tags = line[1:end] if end != -1 else line[1:]
-        if tags.startswith(b"batch=") or b";batch=" in tags:
-            return BATCH_LINE_COST
-    return 1.0
+    return BATCH_LINE_COST if CAP in caps and has_batch_tag(line) else 1.0
+
+
+def has_batch_tag(line: bytes) -> bool:
+    """Whether a serialised line carries a ``batch`` tag."""
+    if line[:1] != b"@":
+        return False
+    end = line.find(b" ")
+    tags = line[:end] if end != -1 else line
+    return tags.startswith(b"@batch=") or b";batch=" in tags
 
 
 def combine(lines: list[Line]) -> str:

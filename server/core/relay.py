@@ -105,7 +105,10 @@ def fit_params(source: str | None, command: str, params: list[str]) -> list[str]
 
 
 def fit_line(data: bytes) -> bytes:
-    """A serialised line (CRLF included) with its body cut to fit, as ``fit_params``."""
+    """A serialised line (CRLF included) with its body cut to fit, as ``fit_params``.
+    Several lines (a multiline message, made to fit line by line) are left as they are."""
+    if data.find(b"\n") != len(data) - 1:
+        return data
     tag_len = data.find(b" ") + 1 if data[:1] == b"@" else 0
     if len(data) - tag_len <= MAX_LINE_BODY:
         return data

@@ -304,3 +304,49 @@ async def test_a_pasted_block_passes_flood_control(server: RunningServer) -> Non
     await alice.send_raw(b"".join(b"PRIVMSG #test :flood %d\r\n" % i for i in range(40)))
     closing = await alice.wait_closed()
     assert closing[-1].command == "ERROR" and "Excess Flood" in closing[-1].params[-1]
+
+
+async def test_a_block_longer_than_a_line_comes_back_whole(server: RunningServer) -> None:
+    """The echo and the history replay of a message of many lines (far more than one
+    line's 512 bytes in all) are each one batch, every line as sent."""
+    alice, bob, _charlie = await trio(server)
+    block = [f"{i:02d} " + "z" * 60 for i in range(20)]
+    await send_batch(alice, "#test", block)
+    start, echo = await read_multiline(alice)
+    assert start.tags["label"] == "xyz"
+    assert [m.params[1] for m in echo] == block
+    await read_multiline(bob)
+    late = await server.client("late2", caps=[*ML, "draft/chathistory"])
+    await late.send("@label=h CHATHISTORY LATEST #test * 10")
+    outer = await late.expect("BATCH")
+    assert outer.tags["label"] == "h" and outer.params[1] == "chathistory"
+    _inner, lines = await read_multiline(late)
+    assert [m.params[1] for m in lines] == block
+    assert (await late.read_message()).params == ["-" + outer.params[0][1:]]
+
+
+async def test_a_labelled_answer_with_more_wraps_the_multiline_batch_whole(
+    server: RunningServer,
+) -> None:
+    """A private multiline message to an away user: the echo and the 301 go back in one
+    labeled-response batch, the multiline batch nested in it (its opening and closing
+    lines in the outer batch, its PRIVMSGs in its own)."""
+    alice = await server.client("alice", caps=ML)
+    bob = await server.client("bob", caps=ML)
+    await bob.send("AWAY :gone")
+    await bob.expect("306")
+    await send_batch(alice, "bob", ["one", "two"], opening_tags="label=dm")
+    outer = await alice.expect("BATCH")
+    assert outer.tags["label"] == "dm" and outer.params[1] == "labeled-response"
+    ref = outer.params[0][1:]
+    got = await alice.collect_until("BATCH")  # up to the nested batch's opening line
+    while got[-1].params[0] != "-" + ref:
+        got += await alice.collect_until("BATCH")
+    got.pop()  # the labeled-response batch's own end
+    for m in got:
+        if m.command == "BATCH" or m.command == "301":
+            assert m.tags["batch"] == ref, m
+        else:
+            assert m.command == "PRIVMSG" and m.tags["batch"].startswith("ml"), m
+    assert [m.params[1] for m in got if m.command == "PRIVMSG"] == ["one", "two"]
+    assert "301" in [m.command for m in got]
