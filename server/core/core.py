@@ -899,9 +899,8 @@ class ServerCore:
         if not client.registered and msg.command not in PRE_REGISTRATION:
             self.reply(client, N.ERR_NOTREGISTERED, "You have not registered")
             return
-        if len(msg.params) < min_params or (
-            min_params and not msg.params[min_params - 1] and msg.command != "USER"
-        ):
+        # An empty last required parameter is a missing one (USER's realname too).
+        if len(msg.params) < min_params or (min_params and not msg.params[min_params - 1]):
             self.reply(client, N.ERR_NEEDMOREPARAMS, msg.command, "Not enough parameters")
             return
         try:

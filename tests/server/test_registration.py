@@ -370,7 +370,9 @@ async def test_user_after_registration_gives_462(server: RunningServer) -> None:
     assert await c.expect("462") == numeric("462", "alice", "You may not reregister")
 
 
-@pytest.mark.parametrize("line", ["USER", "USER a", "USER a 0", "USER a 0 *"])
+@pytest.mark.parametrize(
+    "line", ["USER", "USER a", "USER a 0", "USER a 0 *", "USER a 0 * :", "USER : 0 * :R"]
+)  # an empty realname or username is a missing one (modern-irc issue 85)
 async def test_user_with_too_few_params_gives_461(server: RunningServer, line: str) -> None:
     c = await server.client()
     await c.send(line)
