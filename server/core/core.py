@@ -95,6 +95,15 @@ PRE_REGISTRATION = frozenset(
 MAX_CLIENT_TAGS = 4094
 
 
+def _command_of(raw: bytes) -> str:
+    """The command a rejected line names, for its FAIL ("*" when it names none)."""
+    try:
+        command = parse(raw.split(b"\x00", 1)[0].decode("utf-8", "replace")).command
+    except ParseError:
+        return "*"
+    return command.upper() if command.isascii() and command.isalnum() else "*"
+
+
 def _is_one_batch(lines: list[bytes]) -> bool:
     """Whether ``lines`` are exactly one batch: BATCH +ref ... BATCH -ref."""
     first = lines[0].split(b" ", 4)
@@ -853,11 +862,13 @@ class ServerCore:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            self.fail(client, "*", "INVALID_UTF8", "Message rejected: it was not valid UTF-8")
+            self.fail(client, _command_of(raw), "INVALID_UTF8",
+                      "Message rejected: it was not valid UTF-8")
             return
         if "\x00" in text or "\r" in text:
             # A bare CR would end the line early for some receivers: a forging vector.
-            self.fail(client, "*", "INVALID_MESSAGE", "Message rejected: it contained NUL or CR")
+            self.fail(client, _command_of(raw), "INVALID_MESSAGE",
+                      "Message rejected: it contained NUL or CR")
             return
         try:
             msg = parse(text)

@@ -163,19 +163,23 @@ async def test_client_only_tags_over_4094_bytes_give_417(server: RunningServer) 
 
 
 @pytest.mark.parametrize(
-    "raw",
+    ("raw", "command"),
     [
-        b"PRIVMSG #chan :caf\xe9\r\n",
-        b"PRIVMSG #chan :\xff\xfe\r\n",
-        b"@+x=\xc3 PRIVMSG #chan :hi\r\n",
+        (b"PRIVMSG #chan :caf\xe9\r\n", "PRIVMSG"),
+        (b"privmsg #chan :\xff\xfe\r\n", "PRIVMSG"),
+        (b"@+x=\xc3 NOTICE #chan :hi\r\n", "NOTICE"),
+        (b"\xe9T #chan :hi\r\n", "*"),  # no command to name
     ],
-    ids=["latin1", "bom", "in-tags"],
+    ids=["latin1", "bom", "in-tags", "in-command"],
 )
-async def test_invalid_utf8_fails_and_is_not_relayed(server: RunningServer, raw: bytes) -> None:
+async def test_invalid_utf8_fails_and_is_not_relayed(
+    server: RunningServer, raw: bytes, command: str
+) -> None:
     alice, bob = await pair(server)
     await alice.send_raw(raw)
+    # The FAIL names the command the line was (IRCv3 UTF8ONLY; irctest).
     assert await alice.expect("FAIL") == Message(
-        "FAIL", ["*", "INVALID_UTF8", "Message rejected: it was not valid UTF-8"], SERVER
+        "FAIL", [command, "INVALID_UTF8", "Message rejected: it was not valid UTF-8"], SERVER
     )
     assert await alice.sync() == []
     assert await bob.sync() == []
@@ -185,20 +189,24 @@ async def test_invalid_utf8_fails_and_is_not_relayed(server: RunningServer, raw:
 async def test_invalid_utf8_before_registration(server: RunningServer) -> None:
     c = await server.client()
     await c.send_raw(b"NICK \xe9\xe9\r\n")
-    assert (await c.expect("FAIL")).params[:2] == ["*", "INVALID_UTF8"]
+    assert (await c.expect("FAIL")).params[:2] == ["NICK", "INVALID_UTF8"]
     await c.send("NICK alice")
     await c.send("USER alice 0 * :Alice")
     assert (await c.collect_until("376", "422"))[0].command == "001"
 
 
 @pytest.mark.parametrize(
-    "raw", [b"PRIVMSG #chan :a\x00b\r\n", b"PRIVMSG #ch\x00an :hi\r\n", b"\x00\r\n"]
+    ("raw", "command"),
+    [(b"PRIVMSG #chan :a\x00b\r\n", "PRIVMSG"), (b"PRIVMSG #ch\x00an :hi\r\n", "PRIVMSG"),
+     (b"\x00\r\n", "*")],
 )
-async def test_nul_byte_fails_and_is_not_relayed(server: RunningServer, raw: bytes) -> None:
+async def test_nul_byte_fails_and_is_not_relayed(
+    server: RunningServer, raw: bytes, command: str
+) -> None:
     alice, bob = await pair(server)
     await alice.send_raw(raw)
     assert await alice.expect("FAIL") == Message(
-        "FAIL", ["*", "INVALID_MESSAGE", "Message rejected: it contained NUL or CR"], SERVER
+        "FAIL", [command, "INVALID_MESSAGE", "Message rejected: it contained NUL or CR"], SERVER
     )
     assert await bob.sync() == []
     await still_works(server, alice, bob)
@@ -207,7 +215,7 @@ async def test_nul_byte_fails_and_is_not_relayed(server: RunningServer, raw: byt
 async def test_bare_cr_inside_a_line_is_never_relayed(server: RunningServer) -> None:
     alice, bob = await pair(server)
     await alice.send_raw(b"PRIVMSG #chan :hi\r:evil!x@y PRIVMSG #chan :forged\r\n")
-    assert (await alice.expect("FAIL")).params[:2] == ["*", "INVALID_MESSAGE"]
+    assert (await alice.expect("FAIL")).params[:2] == ["PRIVMSG", "INVALID_MESSAGE"]
     received = await bob.sync()
     assert not [m for m in received if m.command == "PRIVMSG"]
 
