@@ -19,7 +19,6 @@ from chat.casemap import folder
 from chat.framing import LineTooLong
 from chat.message import (
     MAX_LINE_BODY,
-    MAX_TAGS,
     Message,
     ParseError,
     escape_tag_value,
@@ -92,6 +91,8 @@ PRE_REGISTRATION = frozenset(
     {"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT", "AUTHENTICATE", "REGISTER", "VERIFY",
      "AWAY"}  # AWAY only with draft/pre-away: its handler checks
 )
+# message-tags: "Clients MUST NOT send messages with tag data exceeding 4094 bytes, this
+# includes tags with or without the client-only prefix" (the data between '@' and ' ').
 MAX_CLIENT_TAGS = 4094
 
 
@@ -856,7 +857,7 @@ class ServerCore:
             tag_len = space + 1 if space != -1 else len(raw)
         else:
             tag_len = 0
-        if tag_len > MAX_TAGS or len(raw) - tag_len > MAX_LINE_BODY - 2:
+        if tag_len > MAX_CLIENT_TAGS + 2 or len(raw) - tag_len > MAX_LINE_BODY - 2:
             self.reply(client, N.ERR_INPUTTOOLONG, "Input line was too long")
             return
         try:
@@ -874,11 +875,6 @@ class ServerCore:
             msg = parse(text)
         except ParseError:
             return
-        if msg.tags:
-            client_tag_bytes = sum(len(k) + len(v) + 2 for k, v in msg.tags.items() if k[0] == "+")
-            if client_tag_bytes > MAX_CLIENT_TAGS:
-                self.reply(client, N.ERR_INPUTTOOLONG, "Input line was too long")
-                return
         if client.multiline is not None:
             from .handlers.batch import take_line
 

@@ -134,29 +134,35 @@ async def test_body_limit_counts_bytes_not_characters(server: RunningServer) -> 
     assert await bob.sync() == []
 
 
-async def test_tags_up_to_8191_bytes_are_accepted(server: RunningServer) -> None:
+async def test_tag_data_up_to_4094_bytes_is_accepted(server: RunningServer) -> None:
     c = await server.client("alice")
-    # '@' + 'a=' + value + ' ' is the whole tag section: make it exactly 8191 bytes.
-    value = "v" * (8191 - 4)
+    # '@' + 'a=' + value + ' ': the whole tag section, exactly 4096 bytes.
+    value = "v" * (4096 - 4)
     await c.send(f"@a={value} PING token")
     assert (await c.expect("PONG")).params == [SERVER, "token"]
 
 
-async def test_tags_over_8191_bytes_give_417(server: RunningServer) -> None:
+async def test_tag_data_over_4094_bytes_gives_417(server: RunningServer) -> None:
+    """message-tags: a client's tag data, client-only tags or not, is at most 4094 bytes;
+    the server "MUST reply with ERR_INPUTTOOLONG" (8191 is the limit with its own tags)."""
     c = await server.client("alice")
-    value = "v" * (8192 - 4)
+    value = "v" * (4097 - 4)
     await c.send(f"@a={value} PING token")
     assert await c.expect("417") == numeric("417", "alice", TOO_LONG)
     assert await c.sync() == []  # no PONG for the rejected line, still connected
 
 
-async def test_client_only_tags_over_4094_bytes_give_417(server: RunningServer) -> None:
+async def test_client_tags_over_the_limit_give_417_and_are_not_relayed(
+    server: RunningServer,
+) -> None:
     alice, bob = await pair(server)
     await alice.send("CAP REQ message-tags")
     await alice.expect("CAP")
-    await alice.send(f"@+big={'v' * 4100} PRIVMSG #chan :hi")
+    # As irctest: 4095 bytes of tag data in all, only part of it client-only.
+    await alice.send(f"@foo=bar;+big={'v' * 4082} TAGMSG #chan")
     assert await alice.expect("417") == numeric("417", "alice", TOO_LONG)
-    assert await bob.sync() == []
+    await alice.send(f"@foo=bar;+big={'v' * 4081} PRIVMSG #chan :hi")
+    assert (await bob.expect("PRIVMSG")).params == ["#chan", "hi"]
 
 
 # ---------------------------------------------------------------------- encoding and NUL
