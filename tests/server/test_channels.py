@@ -12,6 +12,7 @@ from chat.message import Message
 from server.config import ServerConfig
 from tests.conftest import RunningServer
 from tests.ircclient import IRCTestClient
+from tests.server.helpers import ask
 
 
 def config(**changes: Any) -> ServerConfig:
@@ -609,6 +610,28 @@ async def test_kick_broadcast_and_target_removed(server: RunningServer) -> None:
     assert [m.command for m in msgs] == ["404"]
     assert msgs[0].params[:2] == ["bob", "#chan"]
     assert only(await carol.sync(), "PRIVMSG") == []
+
+
+async def test_kick_channels_and_nicks_in_pairs(server: RunningServer) -> None:
+    """RFC 2812: as many channels as nicks kick each nick from its channel (irctest's
+    double kick); one channel and several nicks kick them all from it."""
+    alice = await server.client("alice")
+    bob = await server.client("bob")
+    carol = await server.client("carol")
+    for name in ("#a", "#b"):
+        for c in (alice, bob, carol):
+            await c.join(name)
+    await alice.sync()
+    await alice.send("KICK #a,#b bob,carol :bye")
+    kicks = [await alice.expect("KICK") for _ in range(2)]
+    assert [m.params for m in kicks] == [["#a", "bob", "bye"], ["#b", "carol", "bye"]]
+    assert names_of(await names(alice, "#a")) == ["@alice", "carol"]
+    assert names_of(await names(alice, "#b")) == ["@alice", "bob"]
+    await alice.send("KICK #a,#a carol,nobody :again")  # the same channel twice, too
+    assert (await alice.expect("KICK")).params == ["#a", "carol", "again"]
+    assert (await alice.expect("441")).params[1:3] == ["nobody", "#a"]
+    # Two channels and three nicks: no pairing.
+    assert [m.command for m in await ask(alice, "KICK #a,#b x,y,z")] == ["461"]
 
 
 async def test_kick_default_reason(server: RunningServer) -> None:

@@ -309,7 +309,24 @@ def handle_list(core: ServerCore, client: Client, msg: Message) -> None:
 
 
 def handle_kick(core: ServerCore, client: Client, msg: Message) -> None:
-    name = msg.params[0]
+    """``KICK #chan nick[,nick...]``, or (RFC 2812) as many channels as nicks, in pairs."""
+    names = msg.params[0].split(",")
+    nicks = msg.params[1].split(",")[: core.config.max_targets]
+    reason = (msg.params[2] if len(msg.params) > 2 and msg.params[2] else client.nick)[
+        : core.config.kicklen
+    ]
+    if len(names) == 1:
+        _kick(core, client, names[0], nicks, reason)
+    elif len(names) == len(msg.params[1].split(",")):
+        for name, nick in zip(names[: len(nicks)], nicks, strict=True):
+            _kick(core, client, name, [nick], reason)
+    else:
+        core.reply(client, N.ERR_NEEDMOREPARAMS, "KICK", "Not enough parameters")
+
+
+def _kick(core: ServerCore, client: Client, name: str, nicks: list[str], reason: str) -> None:
+    if not name:  # "KICK ,#chan a,b": nothing to name in a reply
+        return
     channel = core.channels.get(core.fold(name))
     if channel is None:
         core.reply(client, N.ERR_NOSUCHCHANNEL, name, "No such channel")
@@ -320,10 +337,7 @@ def handle_kick(core: ServerCore, client: Client, msg: Message) -> None:
     if not channel.is_op(client):
         core.reply(client, N.ERR_CHANOPRIVSNEEDED, channel.name, "You're not channel operator")
         return
-    reason = (msg.params[2] if len(msg.params) > 2 and msg.params[2] else client.nick)[
-        : core.config.kicklen
-    ]
-    for nick in msg.params[1].split(",")[: core.config.max_targets]:
+    for nick in nicks:
         target = core.nicks.get(core.fold(nick))
         if target is None or target not in channel.members:
             core.reply(
