@@ -63,8 +63,8 @@ async def test_links_lists_every_node(cluster: Cluster) -> None:
     alice = await connect(p1, "alice")
     info = ServerConfig().network
     both = [
-        ["alice", "*", "n1.chat.local", f"0 {info}"],
-        ["alice", "*", "n2.chat.local", f"1 {info}"],
+        ["alice", "n1.chat.local", "n1.chat.local", f"0 {info}"],
+        ["alice", "n2.chat.local", "n1.chat.local", f"1 {info}"],
         ["alice", "*", "End of /LINKS list"],
     ]
 

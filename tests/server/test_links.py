@@ -15,7 +15,7 @@ def numeric(code: str, *params: str) -> Message:
     return Message(code, list(params), SERVER)
 
 
-SELF = numeric("364", "alice", "*", SERVER, "0 TestNet")
+SELF = numeric("364", "alice", SERVER, SERVER, "0 TestNet")  # itself, linked to itself
 
 
 def end(mask: str = "*") -> Message:

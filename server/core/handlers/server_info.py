@@ -124,7 +124,10 @@ def handle_links(core: ServerCore, client: Client, msg: Message) -> None:
             return
     mask = params[-1] if params else ""
     info = core.config.network
+    here = core.config.name
     for name, hops in servers:
         if not mask or mask_matches(mask, name, core.fold):
-            core.reply(client, N.RPL_LINKS, "*", name, f"{hops} {info}")
+            # "<server> <the server it links through>", as solanum and ergo send it (and
+            # irctest expects); the other nodes are linked to this one over the bus.
+            core.reply(client, N.RPL_LINKS, name, here, f"{hops} {info}")
     core.reply(client, N.RPL_ENDOFLINKS, mask or "*", "End of /LINKS list")
