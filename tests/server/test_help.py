@@ -59,7 +59,7 @@ async def test_unknown_and_operator_topics(server: RunningServer) -> None:
     assert only(await ask(c, "HELP KILL"), "524")
     assert only(await ask(c, f"OPER {OPER_NAME} :{OPER_PASSWORD}"), "381")
     kill = help_lines(await ask(c, "HELP kill"))
-    assert kill[0] == ("704", "kill", "KILL <nick> :<reason>")
+    assert kill[0] == ("704", "kill", "KILL <nick> [:<reason>]")
     index = " ".join(text for _, _, text in help_lines(await ask(c, "HELP")))
     assert "KLINE" in index.split()
 

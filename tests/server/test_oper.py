@@ -146,9 +146,21 @@ async def test_kill_unknown_nick(server: RunningServer) -> None:
 async def test_kill_missing_params(server: RunningServer) -> None:
     alice = await server.client("alice")
     await oper_up(alice)
-    msgs = await ask(alice, "KILL bob")
+    msgs = await ask(alice, "KILL")
     assert [m.command for m in msgs] == ["461"]
     assert msgs[0].params[:2] == ["alice", "KILL"]
+
+
+async def test_kill_without_a_comment_gives_the_operators_nick(server: RunningServer) -> None:
+    """irssi's /kill and irctest send no comment: the killer's nick stands in."""
+    alice = await server.client("alice")
+    bob = await server.client("bob")
+    await oper_up(alice)
+    await alice.send("KILL bob")
+    closing = await bob.wait_closed()
+    assert [m.command for m in closing] == ["KILL", "QUIT", "ERROR"]  # QUIT: its own
+    assert closing[0].params == ["bob", "alice"]
+    assert "Killed (alice (alice))" in closing[-1].params[-1]
 
 
 # ---------------------------------------------------------------------- OPER off the loop

@@ -66,7 +66,7 @@ COMMANDS: dict[str, tuple[Handler, int]] = {
     # The services, also as commands: the rest of the line is what a PRIVMSG would say.
     **{name: (messaging.handle_service, 0) for name in messaging.SERVICE_COMMANDS},
     "MARKREAD": (readmarker.handle_markread, 0),
-    "KILL": (operator.handle_kill, 2),
+    "KILL": (operator.handle_kill, 1),
     "REHASH": (operator.handle_rehash, 0),
     "WALLOPS": (operator.handle_wallops, 1),
     "SAMODE": (operator.handle_samode, 2),

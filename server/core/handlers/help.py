@@ -121,7 +121,7 @@ TOPICS: dict[str, tuple[str, ...]] = {
 OPER_TOPICS: dict[str, tuple[str, ...]] = {
     "DLINE": ("DLINE [<duration>] <address|cidr|nick> [:<reason>]",
               "Bans addresses; a duration in minutes or as 30m, 2h, 7d (operators)."),
-    "KILL": ("KILL <nick> :<reason>", "Disconnects a user (operators)."),
+    "KILL": ("KILL <nick> [:<reason>]", "Disconnects a user (operators)."),
     "KLINE": ("KLINE [<duration>] <user@host|nick> [:<reason>]",
               "Bans user@host masks; a duration in minutes or as 30m, 2h, 7d (operators)."),
     "REHASH": ("REHASH", "Reloads the configuration (operators)."),

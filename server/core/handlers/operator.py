@@ -110,7 +110,10 @@ def handle_rehash(core: ServerCore, client: Client, msg: Message) -> None:
 def handle_kill(core: ServerCore, client: Client, msg: Message) -> None:
     if not is_oper(core, client):
         return
-    nick, comment = msg.params[0], msg.params[1]
+    nick = msg.params[0]
+    # The comment is required by the spec, but irssi's and others' /kill send none:
+    # the operator's nick stands in, as on solanum.
+    comment = msg.params[1] if len(msg.params) > 1 and msg.params[1] else client.nick
     target = core.nicks.get(core.fold(nick))
     if target is None or not target.registered:
         core.reply(client, N.ERR_NOSUCHNICK, nick, "No such nick/channel")
