@@ -448,6 +448,10 @@ class ServerCore:
         if client is self._capture_client and self._capture is not None:
             self._capture.append(data)
             return
+        self._queue(client, data)
+
+    def _queue(self, client: Client, data: bytes) -> None:
+        """``data`` for ``client``'s next write, never part of a labelled answer."""
         if client.closing is not None or client.remote is not None:
             return
         if not client.out:
@@ -538,6 +542,11 @@ class ServerCore:
 
     def deliver(self, client: Client, relay: Relay) -> None:
         self.write(client, relay.for_form(client.tag_form))
+
+    def deliver_unlabelled(self, client: Client, relay: Relay) -> None:
+        """``deliver``, outside the labelled answer being made (a message to oneself
+        with echo-message: the echo answers the label, the delivery does not)."""
+        self._queue(client, relay.for_form(client.tag_form))
 
     def fan_out(
         self,

@@ -189,6 +189,29 @@ async def test_labeled_echo_carries_label(server: RunningServer) -> None:
     assert await alice.sync() == []
 
 
+@pytest.mark.parametrize("command", ["PRIVMSG", "NOTICE", "TAGMSG"])
+async def test_a_labelled_message_to_oneself_is_an_echo_and_a_delivery(
+    server: RunningServer, command: str
+) -> None:
+    """Two messages, the echo labelled and the delivery not, no labeled-response batch
+    around them (irctest; ergo)."""
+    caps = [*LABEL_CAPS, "echo-message", "message-tags"]
+    alice = await server.client("alice", caps=caps)
+    text = "" if command == "TAGMSG" else " :hi"
+    await alice.send(f"@label=s1;+x=y {command} alice{text}")
+    got = [await alice.expect(command) for _ in range(2)]
+    assert sorted(m.tags.get("label", "") for m in got) == ["", "s1"]
+    assert got[0].tags["msgid"] == got[1].tags["msgid"]
+    assert all(m.tags["+x"] == "y" for m in got)
+    assert await alice.sync() == []
+    # Without echo-message, the delivery alone.
+    bob = await server.client("bob", caps=LABEL_CAPS)
+    await bob.send("@label=s2 PRIVMSG bob :hi")
+    delivered = await bob.expect("PRIVMSG")
+    assert delivered.params == ["bob", "hi"]
+    assert [m.command for m in await bob.sync()] == []
+
+
 def check_batch(messages: list[Message], label: str) -> list[Message]:
     """Validate a labeled-response batch; return the messages inside it."""
     start, *inner, end = messages

@@ -290,7 +290,10 @@ def _to_nick(
                      r=relay_wire(client, relay), h=stored)
     else:
         if need_cap is None or need_cap in target.caps:
-            core.deliver(target, relay)
+            if target is client and "echo-message" in client.caps:
+                core.deliver_unlabelled(target, relay)  # the echo below is the answer
+            else:
+                core.deliver(target, relay)
         if stored is not None and core.cluster:  # other nodes may cache this conversation
             core.publish("stale", (), core.uid(client), h=stored)
     if command == "PRIVMSG":
@@ -298,11 +301,8 @@ def _to_nick(
             core.reply(client, N.RPL_AWAY, target.nick, target.away)
         if "g" in client.modes:  # caller ID: whoever a +g user messages may answer
             let_answer(core, client, target)
-    if (
-        "echo-message" in client.caps
-        and target is not client
-        and (need_cap is None or need_cap in client.caps)
-    ):
+    # To oneself too: the delivery and the echo are two messages (irctest; ergo).
+    if "echo-message" in client.caps and (need_cap is None or need_cap in client.caps):
         core.deliver(client, relay)
 
 
