@@ -44,6 +44,10 @@ async def test_markers_are_kept_per_account_and_shared(server: RunningServer) ->
     other = await server.client("other", CAPS)
     assert [(m.command, m.params[1]) for m in await ask(other, "MARKREAD #room")] == [
         ("FAIL", "ACCOUNT_REQUIRED")]
+    # A malformed request is told so before the missing account (irctest).
+    for bad in ("timestamp=*", "bogus"):
+        assert [(m.command, m.params[1]) for m in await ask(other, f"MARKREAD #room {bad}")] \
+            == [("FAIL", "INVALID_PARAMS")]
 
 
 async def test_join_sends_the_marker_before_the_names_end(server: RunningServer) -> None:

@@ -42,22 +42,24 @@ def handle_markread(core: ServerCore, client: Client, msg: Message) -> None:
     if not (is_channel_name(target) or is_valid_nick(target, core.config.nicklen)):
         core.fail(client, "MARKREAD", "INVALID_PARAMS", target, "Invalid target")
         return
+    time_ms: int | None = None
+    if len(msg.params) > 1:  # a bad request is told so first, logged in or not
+        text = msg.params[1]
+        try:
+            if not text.startswith("timestamp="):
+                raise ValueError(text)
+            time_ms = round(parse_time(text[len("timestamp="):]) * 1000)
+        except ValueError:
+            core.fail(client, "MARKREAD", "INVALID_PARAMS", text, "Invalid timestamp")
+            return
     if client.account is None:
         core.fail(client, "MARKREAD", "ACCOUNT_REQUIRED", target,
                   "Log in to an account to keep read markers")
         return
     account, folded = core.fold(client.account), marker_key(core, target)
     stored = core.read_markers.get((account, folded))
-    if len(msg.params) < 2:
+    if time_ms is None:
         send_marker(core, client, target, stored)
-        return
-    text = msg.params[1]
-    try:
-        if not text.startswith("timestamp="):
-            raise ValueError(text)
-        time_ms = round(parse_time(text[len("timestamp="):]) * 1000)
-    except ValueError:
-        core.fail(client, "MARKREAD", "INVALID_PARAMS", text, "Invalid timestamp")
         return
     time_ms = min(time_ms, round(core.clock() * 1000))  # never ahead of the server
     if stored is not None and time_ms <= stored:
