@@ -73,6 +73,7 @@ class ServerConfig:
     allow_register: bool = True  # REGISTER / NickServ REGISTER create accounts
     account_limit: int = 3  # accounts a host may register at once (0: no limit) ...
     account_refill: float = 1200.0  # ... and seconds until it may register one more
+    password_min_length: int = 8  # characters in an account's password, at least
     # History: SQLite store of record ("" turns history off), Redis cache-aside.
     db: str = "chat.db"
     history_playback: int = 20  # messages replayed on JOIN to clients without chathistory

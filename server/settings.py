@@ -165,6 +165,7 @@ _HELP: dict[str, str] = {
     "allow_register": "let users register accounts (REGISTER, NickServ REGISTER)",
     "account_limit": "accounts one host (an IPv4 address or an IPv6 /64) may register at once",
     "account_refill": "seconds until a host may register one more account",
+    "password_min_length": "characters an account's password must have at least",
     "cloak_key": "secret for host cloaks (empty: random per start, cloaks change on restart)",
     "ban_file": "file that keeps operators' K-lines and D-lines across restarts "
     "(empty: bans last until the server stops)",
@@ -223,6 +224,7 @@ _INT_BOUNDS: dict[str, tuple[int, int | None]] = {
     "whowas_size": (0, 100_000),  # WHOWAS scans the log: keep a lookup within milliseconds
     "monitor_limit": (1, 10_000),
     "accept_limit": (1, 1000),
+    "password_min_length": (1, 256),
     "multiline_max_bytes": (0, 65536),
     "multiline_max_lines": (1, 1000),
     "sts_duration": (0, 400 * 86400),

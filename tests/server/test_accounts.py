@@ -95,6 +95,14 @@ async def test_register_refusals(server: RunningServer, line: str, code: str) ->
     assert only(await ask(carol, "WHOIS carol"), "330") == []
 
 
+@pytest.mark.parametrize("server_config", [suite_config(password_min_length=3)], ids=["min3"])
+async def test_the_shortest_password_is_configurable(server: RunningServer) -> None:
+    carol = await server.client("carol")
+    assert [(m.command, m.params[1]) for m in await ask(carol, "REGISTER * * ab")] == [
+        ("FAIL", "WEAK_PASSWORD")]
+    assert [m.command for m in await ask(carol, "REGISTER * * abc")] == ["REGISTER", "900"]
+
+
 async def test_register_before_connect_with_its_own_name(server: RunningServer) -> None:
     c = await server.client()
     need = await ask(c, f"REGISTER * * {PASSWORD}")  # no nick yet: the account is unnamed

@@ -33,7 +33,6 @@ log = logging.getLogger("chat.server.accounts")
 
 SASL_CHUNK = 400  # an AUTHENTICATE line carries at most this much; exactly this: more follows
 SASL_MAX = 1200  # base64 bytes of one PLAIN exchange (two names and a password)
-MIN_PASSWORD = 8
 MAX_PASSWORD = 300  # bytes; the spec's advice, so that it fits a line to services too
 ACCOUNT_EXISTS_TEXT = "An account with that name exists already"
 # Nicks of the server's services (folded).
@@ -260,7 +259,7 @@ def register_account(
         # Its name would become a nick someone else is using.
         replies.fail("BAD_ACCOUNT_NAME", account, "That name is a nickname in use by someone else")
         return
-    if not acceptable_password(password, account, replies):
+    if not acceptable_password(password, account, replies, core.config.password_min_length):
         return
     if too_many_failures(core, client):
         replies.fail("TEMPORARILY_UNAVAILABLE", account, "Too many attempts; try again later")
@@ -301,10 +300,11 @@ def register_account(
     core.emit(Register(check, folded, account, password))
 
 
-def acceptable_password(password: str, account: str, replies: Replies) -> bool:
-    if len(password) < MIN_PASSWORD:
+def acceptable_password(password: str, account: str, replies: Replies, least: int) -> bool:
+    """``least``: the shortest password taken (``--password-min-length``)."""
+    if len(password) < least:
         replies.fail("WEAK_PASSWORD", account,
-                     f"The password must be at least {MIN_PASSWORD} characters long")
+                     f"The password must be at least {least} characters long")
         return False
     if len(password.encode("utf-8", "surrogateescape")) > MAX_PASSWORD:
         replies.fail("UNACCEPTABLE_PASSWORD", account,
@@ -319,7 +319,7 @@ def change_password(core: ServerCore, client: Client, password: str, replies: Re
     if account is None:
         replies.fail("ACCOUNT_REQUIRED", "*", "You are not logged in")
         return
-    if not acceptable_password(password, account, replies):
+    if not acceptable_password(password, account, replies, core.config.password_min_length):
         return
     if too_many_failures(core, client):  # each change costs a scrypt hash
         replies.fail("TEMPORARILY_UNAVAILABLE", account, "Too many attempts; try again later")
