@@ -5,7 +5,8 @@ sequences (CSI, OSC, DCS, ...), C0/C1 control characters, DEL, bidi embedding an
 override controls, line/paragraph separators and lone surrogates, and keeps only
 the mIRC formatting codes (bold, colour, italic, ...). :func:`render` then turns
 those codes into :class:`Span` objects, so the text handed to a UI contains no
-control character at all. Pure functions, no I/O.
+control character at all (but the line feeds of a multi-line message, kept by
+:func:`display_lines`). Pure functions, no I/O.
 """
 
 from __future__ import annotations
@@ -200,6 +201,24 @@ def display(text: str) -> tuple[str, tuple[Span, ...]]:
         return clean, ((Span(clean),) if clean else ())
     spans = render(clean)
     return "".join(s.text for s in spans), spans
+
+
+def display_lines(text: str) -> tuple[str, tuple[Span, ...]]:
+    """:func:`display` for a message of several lines (IRCv3 multiline): each line is
+    sanitised on its own and the line feeds between them are kept, the one control
+    character let through (as a ``Span("\\n")`` of its own). Formatting does not run
+    on into the next line, as it does not for clients that get the lines as messages."""
+    if "\n" not in text:
+        return display(text)
+    shown: list[str] = []
+    spans: list[Span] = []
+    for i, part in enumerate(text.split("\n")):
+        clean, part_spans = display(part)
+        if i:
+            spans.append(Span("\n"))
+        shown.append(clean)
+        spans.extend(part_spans)
+    return "\n".join(shown), tuple(spans)
 
 
 def plain(text: str) -> str:

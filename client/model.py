@@ -61,7 +61,9 @@ class State(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Line:
-    """One display line. ``text``/``nick`` are sanitised: no control characters.
+    """One display line. ``text``/``nick`` are sanitised: no control characters, but
+    the line feeds of a message of several lines (IRCv3 multiline): draw each of its
+    lines on rows of their own (the spans hold them as ``Span("\\n")``).
 
     For message kinds ``nick`` is the sender and ``text`` the message. For events
     (join/part/quit/kick/nick/topic/mode) ``nick`` is the actor and ``text`` the rest

@@ -23,7 +23,8 @@ from chat.message import Message, ParseError, parse, serialize_tags
 from chat.names import is_channel_name, is_valid_nick
 from chat.servertime import format_time, parse_time
 
-from .formatting import Span, display, plain, sanitize
+from . import multiline
+from .formatting import Span, display, display_lines, plain, sanitize
 from .history import HISTORY_BATCHES, ChatHistory
 from .ignore import IgnoreList
 from .model import (
@@ -50,6 +51,7 @@ from .model import (
     StsPolicy,
     StsUpgrade,
 )
+from .multiline import MultilineMessage
 from .notify import NotifyList, Watched, chunks
 from .outbox import Outbox
 from .passwords import mask_message
@@ -74,6 +76,7 @@ WANTED_CAPS = (
     "draft/message-redaction",  # deleted messages (REDACT); only with message-tags
     "draft/event-playback",  # reactions (TAGMSG) in history; only with chathistory + tags
     "soju.im/search",  # message search (/search); only with batch (the results are one)
+    "draft/multiline",  # messages of several lines; only with batch and message-tags
 )
 # draft/chathistory is only used with all of these (msgids, times and batches).
 HISTORY_CAPS = frozenset({"draft/chathistory", "batch", "server-time", "message-tags"})
@@ -147,6 +150,8 @@ class _Batch:
     params: list[str]
     lines: list[tuple[Message, float]] = field(default_factory=list)
     label: str | None = None  # a labeled-response batch: the label it answers
+    opener: Message | None = None  # a draft/multiline batch: its BATCH line (the tags)
+    parent: str | None = None  # the batch the BATCH line was in (history, search)
 
 
 @dataclass(frozen=True, slots=True)
@@ -827,7 +832,9 @@ class Session:
         own: bool | None = None,
     ) -> Line:
         when = self._msg_time(msg, now, history)
-        shown, spans = display(text)
+        # Line feeds are kept only in a message assembled from a multiline batch.
+        multi = isinstance(msg, MultilineMessage)
+        shown, spans = display_lines(text) if multi else display(text)
         if own is None:
             own = bool(nick) and self.fold(nick) == self.fold(self.nick)
         prefix = ""
@@ -881,7 +888,10 @@ class Session:
             and (batch.type in HISTORY_BATCHES or batch.type == SEARCH_BATCH)
             and msg.command != "BATCH"
         ):
-            if len(batch.lines) < max(self.config.scrollback, 1000):
+            self._keep(batch, msg, now)
+            return
+        if batch is not None and batch.type == multiline.BATCH_TYPE and msg.command != "BATCH":
+            if len(batch.lines) < multiline.MAX_LINES:  # shown when the batch ends
                 batch.lines.append((msg, now))
             return
         label = msg.tags.get("label")
@@ -898,6 +908,12 @@ class Session:
             self._label = None
         if label is not None and msg.command != "BATCH":
             self.outbox.answered(label)
+
+    def _keep(self, batch: _Batch, msg: Message, now: float) -> None:
+        """A message of a history or search batch, kept until it ends (a hostile
+        server's endless batch: no more than a buffer can show)."""
+        if len(batch.lines) < max(self.config.scrollback, 1000):
+            batch.lines.append((msg, now))
 
     def _ignored(self, msg: Message) -> bool:
         """From an ignored sender (never ourselves: our own echoes always show)."""
@@ -1019,6 +1035,8 @@ class Session:
                  <= self.available_caps.keys())
             # The results come as a batch.
             and (c != SEARCH_CAP or "batch" in self.available_caps)
+            # A batch of lines, some tagged draft/multiline-concat.
+            and (c != multiline.CAP or {"batch", "message-tags"} <= self.available_caps.keys())
         ]  # fmt: skip
         if self._cap_negotiating and self._sasl.request(offered, now):
             wanted.append("sasl")  # only while registering: CAP END waits for the login
@@ -2322,18 +2340,44 @@ class Session:
         if ref.startswith("+") and len(msg.params) >= 2:
             while len(self._batches) >= MAX_OPEN_BATCHES:
                 self._close_batch(next(iter(self._batches)), now)
-            self._batches[ref[1:]] = _Batch(msg.params[1], msg.params[2:], label=self._label)
+            kind = msg.params[1]
+            opener = msg if kind == multiline.BATCH_TYPE else None
+            self._batches[ref[1:]] = _Batch(
+                kind, msg.params[2:], label=self._label, opener=opener,
+                parent=msg.tags.get("batch"),
+            )  # fmt: skip
         elif ref.startswith("-"):
             self._close_batch(ref[1:], now)
 
     def _close_batch(self, ref: str, now: float) -> None:
         batch = self._batches.pop(ref, None)
-        if batch is not None and batch.label is not None:
+        if batch is None:
+            return
+        if batch.opener is not None:  # before the label's end: the echo it may be
+            self._multiline(batch, batch.opener, now)
+        if batch.label is not None:
             self.outbox.answered(batch.label)
-        if batch is not None and batch.type == SEARCH_BATCH:
+        if batch.type == SEARCH_BATCH:
             self._search_results(batch.lines, now)
-        elif batch is not None:
+        elif batch.opener is None:
             self._history.on_batch(batch.type, batch.params, batch.lines, now)
+
+    def _multiline(self, batch: _Batch, opener: Message, now: float) -> None:
+        """A ``draft/multiline`` batch ended: its message, one PRIVMSG of several lines.
+        Nested in a history or search batch it is one of that batch's messages;
+        otherwise it is handled as a live PRIVMSG (labelled as its BATCH line was)."""
+        msg = multiline.assemble(opener, [m for m, _ in batch.lines])
+        if msg is None:
+            return
+        outer = self._batches.get(batch.parent) if batch.parent is not None else None
+        if outer is not None and (outer.type in HISTORY_BATCHES or outer.type == SEARCH_BATCH):
+            self._keep(outer, msg, now)
+            return
+        label, self._label = self._label, batch.label
+        try:
+            self._on_message(msg, now)
+        finally:
+            self._label = label
 
     def history_line(self, msg: Message, now: float, buf: Buffer) -> Line | None:
         """A message of a chathistory batch for ``buf`` as a line; None when not shown."""

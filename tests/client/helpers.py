@@ -113,9 +113,11 @@ def last_error(s: Session) -> str:
 
 def burst_offering(caps: str) -> list[str]:
     """The recording of our server's registration, also offering and acknowledging
-    ``caps`` (space-separated)."""
+    ``caps`` (space-separated; a ``name=value`` is offered with its value and
+    acknowledged by name)."""
     ls, ack, *rest = CHAT_BURST
-    return [f"{ls} {caps}", f"{ack} {caps}", *rest]
+    names = " ".join(cap.partition("=")[0] for cap in caps.split())
+    return [f"{ls} {caps}", f"{ack} {names}", *rest]
 
 
 def burst_without(*caps: str) -> list[str]:
