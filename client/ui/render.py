@@ -56,6 +56,10 @@ EVENT_MARKS: dict[Kind, str] = {
     Kind.MODE: "--",
 }
 
+# Between the lines of a multi-line message in a line's fragments: rows() starts a new
+# row there (it never reaches the terminal).
+ROW_BREAK: tuple[str, str] = ("", "\n")
+
 # What follows our own message on its way: pending (dimmed) or failed (with the reason).
 PENDING_MARK = "…"
 FAILED_MARK = "✗"
@@ -297,7 +301,10 @@ class LineRenderer:
         elif line.delivery is Delivery.PENDING:  # not confirmed by the server yet
             base += " class:pending"
         spans = line.spans or ((Span(line.text),) if line.text else ())
-        frags += span_fragments(spans, base)
+        if "\n" in line.text:  # a multi-line message: ROW_BREAK between its lines
+            frags += multiline_fragments(spans, base)
+        else:
+            frags += span_fragments(spans, base)
         if line.reactions:
             frags += reaction_fragments(line)
         if line.delivery is not Delivery.DELIVERED:
@@ -311,7 +318,7 @@ class LineRenderer:
         if hit is not None and hit[0] is line:
             return hit[1]
         frags, indent = self.fragments(line)
-        rows = wrap(frags, width, indent)
+        rows = wrap_lines(frags, width, indent)
         self.formatted += 1
         cache = self._rows
         if len(cache) >= self.cache_size:
@@ -323,6 +330,20 @@ class LineRenderer:
 
     def clear(self) -> None:
         self._rows.clear()
+
+
+def multiline_fragments(spans: Iterable[Span], base: str) -> Fragments:
+    """:func:`span_fragments` of a multi-line message's text, with a ROW_BREAK where
+    each line feed was (the session keeps them only there)."""
+    frags: Fragments = []
+    for sp in spans:
+        style = span_style(base, sp)
+        for i, part in enumerate(sp.text.split("\n")):
+            if i:
+                frags.append(ROW_BREAK)
+            if part:
+                frags.append((style, safe(part)))
+    return frags
 
 
 def delivery_fragments(line: Line) -> Fragments:
@@ -427,6 +448,25 @@ def wrap(frags: Fragments, width: int, indent: int = 0) -> list[Fragments]:
             merged.append((current, "".join(chars)))
         out.append(merged)
     return out
+
+
+def wrap_lines(frags: Fragments, width: int, indent: int = 0) -> list[Fragments]:
+    """:func:`wrap`, each line of a multi-line message (ROW_BREAK between them) on rows
+    of its own: the first after the timestamp and nick, the others indented under it
+    (as wrapped rows are)."""
+    if ROW_BREAK not in frags:
+        return wrap(frags, width, indent)
+    pad = indent if indent <= width // 2 else 0
+    lines: list[Fragments] = [[]]
+    for frag in frags:
+        if frag == ROW_BREAK:
+            lines.append([("", " " * pad)] if pad else [])
+        else:
+            lines[-1].append(frag)
+    rows = wrap(lines[0], width, indent)
+    for line in lines[1:]:
+        rows += wrap(line, width, pad)
+    return rows
 
 
 def plain_text(rows: Iterable[Fragments]) -> str:

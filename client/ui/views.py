@@ -9,6 +9,8 @@ members only when they changed.
 Scroll positions are kept per buffer as an offset *from the bottom* (lines hidden
 below the pane). Older history prepended at the top therefore never moves the view;
 live lines arriving while scrolled up increase the offset so the view stays still.
+A line taller than the pane (a long multi-line message) is paged through by rows:
+``View.cut`` rows of the bottom line are hidden below the pane meanwhile.
 """
 
 from __future__ import annotations
@@ -29,9 +31,18 @@ class View:
     """Scroll state of one buffer's message pane."""
 
     offset: int = 0  # lines hidden below the bottom of the pane (0: following new lines)
+    cut: int = 0  # rows of the bottom line hidden below the pane (it is taller than it)
     shown: int = 0  # lines shown completely by the last render
+    clipped: int = 0  # rows of the top line above the pane in the last render
+    tall: bool = False  # the bottom line was taller than the pane in the last render
     at_top: bool = True  # the oldest line was visible in the last render
     height: int = 0  # pane rows in the last render
+    top_first: bool = False  # PageDown came: show a tall bottom line from its top
+
+    @property
+    def scrolled(self) -> bool:
+        """Not following new lines: scrolled up (by lines, or into a tall line)."""
+        return self.offset > 0 or self.cut > 0
 
 
 class Views:
@@ -54,12 +65,12 @@ class Views:
 
     def line_added(self, buffer: Buffer) -> None:
         view = self._views.get(buffer)
-        if view is not None and view.offset > 0:
+        if view is not None and view.scrolled:
             view.offset += 1  # keep the lines on screen where they are
 
     def history_added(self, event: HistoryAdded) -> None:
         view = self._views.get(event.buffer)
-        if view is None or view.offset == 0 or event.older:
+        if view is None or not view.scrolled or event.older:
             return  # older lines go above: an offset from the bottom is unaffected
         lines = event.buffer.lines
         n = len(lines)
@@ -71,15 +82,26 @@ class Views:
 
     def page_up(self, buffer: Buffer) -> None:
         view = self(buffer)
+        page = max(1, view.height - 1)
+        if view.tall and view.clipped > 0:  # inside a line taller than the pane
+            view.cut += min(view.clipped, page)
+            return
         step = max(1, view.shown - 1)
         view.offset = min(view.offset + step, max(0, len(buffer.lines) - 1))
+        view.cut = 0
 
     def page_down(self, buffer: Buffer) -> None:
         view = self(buffer)
-        view.offset = max(0, view.offset - max(1, view.shown - 1))
+        if view.cut > 0:  # inside a line taller than the pane
+            view.cut = max(0, view.cut - max(1, view.height - 1))
+            return
+        offset = max(0, view.offset - max(1, view.shown - 1))
+        view.top_first = offset < view.offset
+        view.offset = offset
 
     def bottom(self, buffer: Buffer) -> None:
-        self(buffer).offset = 0
+        view = self(buffer)
+        view.offset = view.cut = 0
 
 
 READ_MARKER = "─"  # the read marker's line is this, the pane's width
@@ -111,6 +133,8 @@ class MessagePane(UIControl):
         consumed = 0
         marker = buf.read_marker
         newer = offset > 0  # lines below this one exist (shown or scrolled past)
+        cut = 0
+        tall = False
         for line in islice(reversed(lines), offset, None):
             if line is marker and newer:
                 # Everything below arrived after we last left the buffer.
@@ -119,6 +143,12 @@ class MessagePane(UIControl):
                 if used >= height:
                     break
             rows = rows_of(line, width)
+            room = height - used
+            if not consumed and len(rows) > room:  # the bottom line is taller than the pane
+                tall = True
+                hidden = len(rows) - room  # at most: its top row at the pane's top
+                cut = hidden if view.top_first else min(view.cut, hidden)
+                rows = rows[: len(rows) - cut]
             blocks.append(rows)
             consumed += 1
             used += len(rows)
@@ -146,8 +176,10 @@ class MessagePane(UIControl):
                 out.append([("class:loading", fit(note, width))])
         for rows in reversed(blocks):
             out.extend(rows)
+        view.clipped = max(0, len(out) - height)
         if len(out) > height:
             out = out[len(out) - height :]
+        view.cut, view.tall, view.top_first = cut, tall, False
         view.shown = shown
         view.at_top = at_top
         view.height = height
@@ -358,9 +390,10 @@ def status_fragments(
     if typing:
         item(typing_text([safe(n) for n in typing]), "class:typing")
     view = views.get(cur)
-    if view is not None and view.offset > 0:
+    if view is not None and view.scrolled:
+        below = view.offset + (view.cut > 0)  # (a tall line partly below counts)
         frags.append(("", " "))
-        frags.append(("class:more", f"-- more: {view.offset} below ({more_key}) --"))
+        frags.append(("class:more", f"-- more: {below} below ({more_key}) --"))
     return frags
 
 

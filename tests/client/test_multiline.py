@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from chat.servertime import format_time
-from client.model import Buffer, Kind, Line, LineAdded
+from client.model import Buffer, Delivery, Kind, Line, LineAdded
 from client.session import Session
+from client.ui.render import LineRenderer, plain_text
+from client.ui.views import MessagePane, Views, status_fragments
 
 from .helpers import (
     NOW,
@@ -183,3 +187,69 @@ def test_search_results_hold_multiline_messages() -> None:
     assert [(ln.where, ln.nick, ln.text, ln.msgid) for ln in messages(result)] == [
         ("#t", "bob", "one\ntwo", "M1")]
     assert texts(s.current) == ["one\ntwo"] and texts(s.buffer("#t")) == []  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------- showing
+
+
+def multiline_line(text: str) -> Line:
+    """bob's message of ``text`` (its lines sent as a batch), as the session makes it."""
+    s = in_t()
+    feed(s, batch("ml1", "bob", "#t", text.split("\n"), "M1", T0))
+    return messages(s.current)[0]
+
+
+def test_a_multiline_message_is_drawn_on_rows_under_its_text() -> None:
+    r = LineRenderer("")  # no timestamp
+    line = multiline_line("first\n\n\x02third\x02 " + "word " * 6)
+    assert plain_text(r.rows(line, 80)).split("\n") == [
+        "<bob> first", "      ", "      third word word word word word word "]
+    wrapped = plain_text(r.rows(line, 24)).split("\n")
+    assert wrapped == ["<bob> first", "      ", "      third word word ",
+                       "      word word word ", "      word "]  # fmt: skip
+    frags, _ = r.fragments(line)
+    assert any("bold" in style for style, text, *_ in frags if text == "third")
+    assert all("\n" not in text for row in r.rows(line, 24) for _, text, *_ in row)
+    # Pending and failed marks, and reactions, come after the last line.
+    pending = plain_text(r.rows(replace(line, delivery=Delivery.PENDING), 80)).split("\n")
+    assert pending[-1].endswith("word   …")
+
+
+def test_a_message_taller_than_the_pane_is_paged_through() -> None:
+    s = in_t()
+    buf = s.current
+    feed(s, [privmsg("carol", "#t", "above", "M0", T0)])
+    feed(s, batch("ml1", "bob", "#t", [f"row {i}" for i in range(25)], "M1", T0 + 1))
+    views = Views()
+    pane = MessagePane(s, LineRenderer(""), views)
+
+    def screen() -> list[str]:
+        content = pane.create_content(40, 10)
+        return [plain_text([content.get_line(i)]) for i in range(content.line_count)]
+
+    assert screen()[-1].strip() == "row 24" and len(screen()) == 10
+    seen: list[str] = []
+    for _ in range(10):  # PageUp until the line above shows
+        rows = screen()
+        seen += [row.strip() for row in rows]
+        if "<carol> above" in rows:
+            break
+        views.page_up(buf)
+    assert "<carol> above" in rows
+    assert "<bob> row 0" in seen and all(f"row {i}" in " ".join(seen) for i in range(25))
+    # Scrolled into the message, the status line says there is more below.
+    views.page_down(buf)
+    rows = screen()
+    assert rows[0] == "<bob> row 0"  # from above, a tall message shows from its top
+    status = "".join(t for _, t, *_ in status_fragments(s, views))
+    assert "-- more: 1 below" in status
+    while views(buf).scrolled:
+        views.page_down(buf)
+        screen()
+    assert screen()[-1].strip() == "row 24"
+    # A new line while scrolled into it keeps the view where it is.
+    views.page_up(buf)
+    before = screen()
+    feed(s, [privmsg("carol", "#t", "later", "M2", T0 + 2)])
+    views.line_added(buf)
+    assert screen() == before
