@@ -86,10 +86,8 @@ def run_input(s: Session, text: str, now: float) -> None:
         return
     if text.startswith("//"):
         text = text[1:]
-    if _can_say_here(s, now):
-        for line in text.splitlines():
-            if line:
-                s.say(s.current.name, line, now)
+    if _can_say_here(s, now):  # (line breaks: one multi-line message, or one per line)
+        s.say(s.current.name, text, now)
 
 
 def _can_say_here(s: Session, now: float) -> bool:

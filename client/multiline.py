@@ -7,12 +7,18 @@ opening BATCH line's tags (msgid, time, account, client tags). The session then
 handles it as any PRIVMSG, so highlights, ignores, reactions, deletions, history and
 the outbox see one message.
 
+Sent, text with line breaks is planned into batches (:func:`plan`): a line too long
+for one IRC line is cut into concatenated pieces, and a block over the server's
+``max-bytes`` or ``max-lines`` is sent as several messages, each within them.
 Pure functions and plain data; no I/O.
 """
 
 from __future__ import annotations
 
+import re
+import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from chat.message import Message
 
@@ -23,9 +29,21 @@ CONCAT = "draft/multiline-concat"
 MAX_LINES = 1000  # lines of a received batch kept (a hostile server's endless batch)
 MAX_TEXT = 65536  # characters of a received message kept
 
+# A line break as typed or pasted (str.splitlines would also split on \x1d and \x1e,
+# the italic and strikethrough codes).
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
 # One line of a batch: its text, and whether it is joined to the previous one without
 # a line feed (draft/multiline-concat).
 WireLine = tuple[str, bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What the server takes in one multi-line message (the cap's value)."""
+
+    max_bytes: int  # the combined text, a byte per joining line feed
+    max_lines: int | None = None  # lines of the batch; None: no limit given
 
 
 class MultilineMessage(Message):
@@ -33,6 +51,20 @@ class MultilineMessage(Message):
     feeds, which no message from the wire can. Only these keep them when shown."""
 
     __slots__ = ()
+
+
+def parse_limits(value: str) -> Limits | None:
+    """The cap's value (``max-bytes=4096,max-lines=100``); None without a usable
+    ``max-bytes`` (the spec makes it required). Unknown keys are ignored."""
+    found: dict[str, int] = {}
+    for token in value.split(","):
+        key, _, number = token.partition("=")
+        if key in ("max-bytes", "max-lines") and number.isdigit() and len(number) < 10:
+            found[key] = int(number)
+    max_bytes = found.get("max-bytes", 0)
+    if max_bytes <= 0:
+        return None
+    return Limits(max_bytes, found.get("max-lines") or None)
 
 
 # ---------------------------------------------------------------------- receiving
@@ -73,3 +105,83 @@ def assemble(opener: Message, lines: Sequence[Message]) -> MultilineMessage | No
     tags.update((k, v) for k, v in opener.tags.items() if k not in drop)
     source = first.source or opener.source
     return MultilineMessage(first.command, [target, text], source, tags)
+
+
+# ---------------------------------------------------------------------- sending
+
+
+def split_concat(text: str, limit: int) -> list[str]:
+    """``text`` in pieces of at most ``limit`` UTF-8 bytes that concatenate to it: cut
+    after a space when there is one in the second half of a piece (the space stays at
+    the end of the piece, so the words stay apart in clients that show the pieces as
+    lines), never inside a character."""
+    limit = max(limit, 4)  # any character fits
+    out: list[str] = []
+    while _size(text) > limit:
+        cut = size = 0
+        for i, ch in enumerate(text):
+            size += len(ch.encode("utf-8", "surrogatepass"))
+            if size > limit:
+                break
+            cut = i + 1
+        space = text.rfind(" ", 0, cut)
+        if space + 1 > cut // 2:
+            cut = space + 1
+        out.append(text[:cut])
+        text = text[cut:]
+    out.append(text)
+    return out
+
+
+def plan(text: str, budget: int, limits: Limits) -> list[list[WireLine]]:
+    """The messages to send for ``text`` (holding line breaks): each a list of batch
+    lines, within ``limits``. A line longer than ``budget`` bytes (what one IRC line
+    leaves for the text) is cut into concatenated pieces. When the block is over the
+    limits it is cut into several messages, between lines when a line fits in one.
+    Blank lines at the start and end of the text, and of each message, are left out."""
+    lines = LINE_BREAK.split(text)
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    piece_limit = max(1, min(budget, limits.max_bytes))
+    max_lines = limits.max_lines or sys.maxsize
+    groups: list[list[WireLine]] = []
+    group: list[WireLine] = []
+    size = 0
+    for line in lines:
+        pieces = split_concat(line, piece_limit)
+        fits_alone = len(pieces) <= max_lines and _size(line) <= limits.max_bytes
+        room = len(group) + len(pieces) <= max_lines and size + 1 + _size(line) <= limits.max_bytes
+        if group and fits_alone and not room:
+            groups.append(group)  # the line fits in a message of its own: start one
+            group, size = [], 0
+        for i, piece in enumerate(pieces):
+            concat = i > 0
+            add = _size(piece) + (1 if group and not concat else 0)
+            if group and (len(group) >= max_lines or size + add > limits.max_bytes):
+                groups.append(group)
+                group, size = [], 0
+                concat, add = False, _size(piece)
+            group.append((piece, concat))
+            size += add
+    groups.append(group)
+    return [g for g in map(_trim, groups) if g]
+
+
+def _trim(group: list[WireLine]) -> list[WireLine]:
+    """A message without the blank lines at its start and end (a line feed that was
+    between two messages)."""
+    start, end = 0, len(group)
+    while start < end and not group[start][0].strip():
+        start += 1
+    while end > start and not group[end - 1][0].strip():
+        end -= 1
+    kept = group[start:end]
+    if kept and kept[0][1]:
+        kept[0] = (kept[0][0], False)  # the first line joins nothing
+    return kept
+
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))

@@ -15,6 +15,12 @@ text, not before it was sent), that history line takes its place; not found, it 
 written again. Where there is no history to look in, it is FAILED with "may not have
 been delivered" and ``/resend`` writes it again. A buffer's messages go out in the
 order they were typed.
+
+A message of several lines (IRCv3 draft/multiline) is one entry and one pending line:
+written as a batch, the label on its BATCH line; its echo is a batch too, assembled by
+the session into one line, and a ``FAIL BATCH MULTILINE_*`` fails it. Should the server
+no longer take such messages when it is (re)written, its lines go out as messages of
+their own.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Protocol
 
-from .formatting import display, plain
+from .formatting import display_lines, plain
 from .model import (
     Buffer,
     BufferKind,
@@ -34,6 +40,7 @@ from .model import (
     Line,
     LineAdded,
 )
+from .multiline import Limits, WireLine
 
 MAX_WAITING = 100  # messages on their way (not failed) in all; more are refused
 MAX_FAILED = 100  # failed messages kept for /resend (the oldest are forgotten first)
@@ -62,6 +69,17 @@ SEND_ERRORS = frozenset({
 JOIN_ERRORS = frozenset({"403", "405", "471", "473", "474", "475", "476", "477", "489", "520"})
 
 
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """One message to write: ``text`` as written (a multi-line one's combined text),
+    ``shown`` as shown (a password masked), ``lines`` the draft/multiline batch's lines
+    (None: one PRIVMSG or NOTICE)."""
+
+    text: str
+    shown: str
+    lines: tuple[WireLine, ...] | None = None
+
+
 class _Step(Enum):
     WAITING = "waiting"  # not written: for the connection, the rejoin, or history
     SENT = "sent"  # written on this connection; its echo has not come yet
@@ -79,6 +97,7 @@ class Outgoing:
     text: str  # as written, without the CTCP ACTION wrapping
     action: bool
     line: Line  # its line in ``buffer``, replaced as it gets further
+    lines: tuple[WireLine, ...] | None = None  # a draft/multiline batch's lines
     step: _Step = _Step.WAITING
     nick: str = ""  # ours when it was written
     label: str | None = None
@@ -102,9 +121,20 @@ class OutboxSession(Protocol):
     def caps(self) -> set[str]: ...
     @property
     def nick(self) -> str: ...
+    @property
+    def multiline_limits(self) -> Limits | None: ...
     def fold(self, name: str) -> str: ...
     def local_time(self, now: float) -> float: ...
-    def send(self, command: str, *params: str, tags: dict[str, str] | None = None) -> None: ...
+    def write_message(
+        self,
+        command: str,
+        target: str,
+        text: str,
+        *,
+        lines: tuple[WireLine, ...] | None = None,
+        action: bool = False,
+        tags: dict[str, str] | None = None,
+    ) -> None: ...
     def emit(self, event: Event) -> None: ...
     def info(self, text: str, now: float, buffer: Buffer | None = None) -> None: ...
 
@@ -146,7 +176,7 @@ class Outbox:
     def line(self, buf: Buffer, kind: Kind, text: str, now: float) -> Line:
         """Our message as we show it before the server says anything about it."""
         s = self._s
-        shown, spans = display(text)
+        shown, spans = display_lines(text)  # (line feeds only in a multi-line message)
         me = buf.members.get(s.fold(s.nick)) if buf.is_channel else None
         prefix = me.prefix if me else ""
         return Line(s.local_time(now), kind, s.nick, shown, spans, None, prefix, own=True)
@@ -158,19 +188,20 @@ class Outbox:
         buf: Buffer,
         command: str,
         target: str,
-        pieces: list[tuple[str, str]],
+        pieces: list[Piece],
         now: float,
         *,
         action: bool = False,
     ) -> bool:
-        """Take a message for ``target`` shown in ``buf``: ``pieces`` are (text to write,
-        text to show), one line each. False (nothing taken) when the outbox is full."""
+        """Take a message for ``target`` shown in ``buf``: ``pieces`` are its messages,
+        one line each. False (nothing taken) when the outbox is full."""
         if self.pending + len(pieces) > MAX_WAITING:
             return False
-        for text, shown in pieces:
-            kind = Kind.ACTION if action else Kind.NOTICE if command == "NOTICE" else Kind.MESSAGE
-            line = self.line(buf, kind, shown, now)
-            self._enqueue(Outgoing(buf, command, target, text, action, line), now)
+        kind = Kind.ACTION if action else Kind.NOTICE if command == "NOTICE" else Kind.MESSAGE
+        for piece in pieces:
+            line = self.line(buf, kind, piece.shown, now)
+            entry = Outgoing(buf, command, target, piece.text, action, line, lines=piece.lines)
+            self._enqueue(entry, now)
         return True
 
     def resend(self, buf: Buffer, now: float) -> int | None:
@@ -204,11 +235,13 @@ class Outbox:
 
     def _write(self, entry: Outgoing, now: float) -> None:
         s = self._s
-        body = f"\x01ACTION {entry.text}\x01" if entry.action else entry.text
+        if entry.lines is not None and s.multiline_limits is None:
+            self._unbatch(entry, now)
+            return
         entry.nick = s.nick
         entry.sent_at = s.local_time(now)
         if not s.echo:  # nothing will confirm it: shown as sent, as it always was
-            s.send(entry.command, entry.target, body)
+            self._send(entry, None)
             self._entries.remove(entry)
             sent = self.line(entry.buffer, entry.kind, entry.line.text, now)
             self._update(entry, sent)
@@ -220,9 +253,34 @@ class Outbox:
             self._labels[entry.label] = entry
             tags = {"label": entry.label}
         entry.step = _Step.SENT
-        s.send(entry.command, entry.target, body, tags=tags)
+        self._send(entry, tags)
         if entry.line.note:
             self._update(entry, replace(entry.line, note=""))
+
+    def _send(self, entry: Outgoing, tags: dict[str, str] | None) -> None:
+        self._s.write_message(
+            entry.command, entry.target, entry.text, lines=entry.lines, action=entry.action,
+            tags=tags,
+        )  # fmt: skip
+
+    def _unbatch(self, entry: Outgoing, now: float) -> None:
+        """A multi-line message to be written on a connection without draft/multiline
+        (a reconnect to a server that no longer offers it): its lines go out as messages
+        of their own, in its place among the waiting ones, each with a pending line."""
+        buf = entry.buffer
+        at = self._entries.index(entry)
+        self._entries.remove(entry)
+        buf.remove(entry.line)
+        for text, _concat in entry.lines or ():
+            if not text:
+                continue  # (no blank messages)
+            line = replace(self.line(buf, entry.kind, text, now), delivery=Delivery.PENDING)
+            piece = Outgoing(buf, entry.command, entry.target, text, entry.action, line)
+            self._entries.insert(at, piece)
+            at += 1
+            if buf.append(line):
+                self._s.emit(LineAdded(buf, line))
+            self._write(piece, now)
 
     # ------------------------------------------------------------------ answers
 
@@ -272,6 +330,13 @@ class Outbox:
                 return False
             self._fail(entry, f"not sent: {reason}")
             return True
+        if code == "FAIL" and p[0] == "BATCH":
+            # Without labels: our oldest multi-line message awaiting its echo.
+            entry = next((e for e in self._entries if e.step is _Step.SENT
+                          and e.label is None and e.lines is not None), None)  # fmt: skip
+            if entry is not None:
+                self._fail(entry, f"not sent: {reason}")
+            return entry is not None
         if code in JOIN_ERRORS and len(p) > 2:
             self._rejoin_refused(p[1], reason)
         if code not in SEND_ERRORS or len(p) < 3:

@@ -51,9 +51,9 @@ from .model import (
     StsPolicy,
     StsUpgrade,
 )
-from .multiline import MultilineMessage
+from .multiline import Limits, MultilineMessage, WireLine
 from .notify import NotifyList, Watched, chunks
-from .outbox import Outbox
+from .outbox import Outbox, Piece
 from .passwords import mask_message
 from .replies import QUERY_NUMERICS, query_text
 from .sasl import SaslLogin
@@ -223,6 +223,7 @@ class Session:
         self._registered_account: str | None = None  # REGISTER SUCCESS: a hint follows 900
         self._motd_done = False
         self._batches: dict[str, _Batch] = {}
+        self._batch_seq = 0  # draft/multiline batches we sent (their references)
         self.outbox = Outbox(self)  # our messages until the server confirms them
         self._history = ChatHistory(config, self, self.outbox)
         self._label: str | None = None  # labeled-response: the label of what is handled
@@ -445,6 +446,15 @@ class Session:
     @property
     def echo(self) -> bool:
         return "echo-message" in self.caps
+
+    @property
+    def multiline_limits(self) -> Limits | None:
+        """IRCv3 draft/multiline is negotiated (with batch) and the server said how much
+        one message may hold: text with line breaks goes out as one message. None: it
+        goes out as a message per line."""
+        if multiline.CAP not in self.caps or "batch" not in self.caps:
+            return None
+        return multiline.parse_limits(self.available_caps.get(multiline.CAP, ""))
 
     def fold(self, name: str) -> str:
         return casefold(name, self.casemapping)
@@ -712,13 +722,9 @@ class Session:
     def _say(
         self, command: str, target: str, text: str, now: float, *, action: bool = False
     ) -> None:
-        overhead = len(f":{self.nick}!~{self._user_part()} {command} {target} :".encode())
-        if self._mask_len:
-            overhead = len(f": {command} {target} :".encode()) + self._mask_len
-        if action:
-            overhead += len("\x01ACTION \x01")
-        budget = max(32, LINE_LIMIT - overhead)
-        chunks = split_text(text, budget)[:MAX_INPUT_LINES]
+        pieces = self._pieces(command, target, text, action)
+        if not pieces:
+            return
         sent_to = self.buffer(target)
         if sent_to is not None:
             sent_to.typing_sent = 0.0  # the message ends our typing there
@@ -727,21 +733,74 @@ class Session:
             buf = self.buffer(bare)
         else:
             buf = self._ensure(target, BufferKind.QUERY, now)
-        masked = text if action else mask_message(target, text)
-        # A password to NickServ is sent as typed, but shown masked.
         if buf is not None and (self.echo or not self.outbox.ready(buf)):
-            pieces = [(chunk, chunk if masked == text else masked) for chunk in chunks]
             if not self.outbox.add(buf, command, target, pieces, now, action=action):
                 self.error("Not sent: too many messages are waiting to be sent", now)
             return
-        for chunk in chunks:
-            body = f"\x01ACTION {chunk}\x01" if action else chunk
-            self._send(command, target, body)
+        for piece in pieces:
+            self.write_message(command, target, piece.text, lines=piece.lines, action=action)
         if buf is None:
             return
         kind = Kind.ACTION if action else (Kind.NOTICE if command == "NOTICE" else Kind.MESSAGE)
-        for shown in chunks if masked == text else [masked]:
-            self._add(buf, self.outbox.line(buf, kind, shown, now))
+        previous = None
+        for piece in pieces:
+            if piece.shown != piece.text and piece.shown == previous:
+                continue  # a password to NickServ is shown masked, once for its pieces
+            previous = piece.shown
+            self._add(buf, self.outbox.line(buf, kind, piece.shown, now))
+
+    def _pieces(self, command: str, target: str, text: str, action: bool) -> list[Piece]:
+        """The messages ``text`` makes: pieces that fit a line each; with line breaks (a
+        PRIVMSG), one draft/multiline message when the server takes them (several past
+        its limits), else a message per line. Actions and notices stay one line."""
+        budget = self._text_budget(command, target, action)
+        if action or command != "PRIVMSG" or not multiline.LINE_BREAK.search(text):
+            chunks = split_text(text, budget)[:MAX_INPUT_LINES]
+            masked = text if action else mask_message(target, text)
+            return [Piece(chunk, chunk if masked == text else masked) for chunk in chunks]
+        lines = multiline.LINE_BREAK.split(text)
+        limits = self.multiline_limits
+        if limits is None or any(mask_message(target, line) != line for line in lines):
+            # (A password to NickServ: each line is shown masked on its own.)
+            return [p for line in lines if line for p in self._pieces(command, target, line, False)]
+        pieces = []
+        for group in multiline.plan(text, budget, limits):
+            combined = multiline.combine(group)
+            pieces.append(Piece(combined, combined, tuple(group) if len(group) > 1 else None))
+        return pieces
+
+    def _text_budget(self, command: str, target: str, action: bool) -> int:
+        """Bytes of text one line to ``target`` can carry, as others will get it (with
+        our nick!user@host in front)."""
+        overhead = len(f":{self.nick}!~{self._user_part()} {command} {target} :".encode())
+        if self._mask_len:
+            overhead = len(f": {command} {target} :".encode()) + self._mask_len
+        if action:
+            overhead += len("\x01ACTION \x01")
+        return max(32, LINE_LIMIT - overhead)
+
+    def write_message(
+        self,
+        command: str,
+        target: str,
+        text: str,
+        *,
+        lines: tuple[WireLine, ...] | None = None,
+        action: bool = False,
+        tags: dict[str, str] | None = None,
+    ) -> None:
+        """Write one message: a PRIVMSG or NOTICE, or with ``lines`` a draft/multiline
+        batch of them (``tags``, a label, go on its BATCH line)."""
+        if lines is None:
+            self._send(command, target, f"\x01ACTION {text}\x01" if action else text, tags=tags)
+            return
+        self._batch_seq += 1
+        ref = f"ml{self._batch_seq}"
+        self._send("BATCH", "+" + ref, multiline.BATCH_TYPE, target, tags=tags)
+        for line, concat in lines:
+            line_tags = {"batch": ref, multiline.CONCAT: ""} if concat else {"batch": ref}
+            self._send("PRIVMSG", target, line, tags=line_tags)
+        self._send("BATCH", "-" + ref)
 
     def _user_part(self) -> str:
         return (self.config.user or self.config.nick)[:10] + "@" + "x" * HOST_ESTIMATE

@@ -1,12 +1,14 @@
 """IRCv3 draft/multiline in the client (client/multiline.py): a batch of lines received
-(live, in history, in search results) is one message."""
+(live, in history, in search results) is one message; text with line breaks is sent as
+one; the outbox, the pane, the chat log and headless mode treat it as one."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 from chat.servertime import format_time
-from client.model import Buffer, Delivery, Kind, Line, LineAdded
+from client.model import Buffer, Delivery, DeliveryChanged, Kind, Line, LineAdded
+from client.multiline import Limits, combine, parse_limits, plan, split_concat
 from client.session import Session
 from client.ui.render import LineRenderer, plain_text
 from client.ui.views import MessagePane, Views, status_fragments
@@ -17,6 +19,7 @@ from .helpers import (
     burst_offering,
     burst_without,
     feed,
+    history_batch,
     joined_session,
     make,
     messages,
@@ -24,6 +27,7 @@ from .helpers import (
     run,
     texts,
 )
+from .recorded import CHAT_BURST
 
 ML = "draft/multiline=max-bytes=4096,max-lines=100"
 BURST = burst_offering(ML)  # our server, recorded, offering multiline messages
@@ -70,18 +74,29 @@ def own(buf: Buffer) -> list[Line]:
 # ---------------------------------------------------------------------- capability
 
 
-def test_requested_with_batch_and_message_tags() -> None:
+def test_requested_with_batch_and_message_tags_and_its_limits_are_read() -> None:
     s = make()
     s.connection_made(NOW)
     s.take_outgoing()
     out = feed(s, BURST[:1])
     assert "draft/multiline" in out[0].split(" :", 1)[1].split()
+    feed(s, BURST[1:])
+    assert s.multiline_limits == Limits(4096, 100)
     for missing in ("batch", "message-tags"):
         s = make()
         s.connection_made(NOW)
         s.take_outgoing()
         out = feed(s, [burst_without(missing)[0] + " " + ML])
         assert "draft/multiline" not in out[0], missing
+
+
+def test_the_limits_value() -> None:
+    assert parse_limits("max-bytes=4096,max-lines=100") == Limits(4096, 100)
+    assert parse_limits("max-lines=5,future=1,max-bytes=40000") == Limits(40000, 5)
+    assert parse_limits("max-bytes=400") == Limits(400, None)  # max-lines is optional
+    # max-bytes is required: without it (or with nonsense) nothing is sent as a batch.
+    for value in ("", "max-lines=5", "max-bytes=0", "max-bytes=-1", "max-bytes=lots"):
+        assert parse_limits(value) is None, value
 
 
 # ---------------------------------------------------------------------- receiving
@@ -253,3 +268,175 @@ def test_a_message_taller_than_the_pane_is_paged_through() -> None:
     feed(s, [privmsg("carol", "#t", "later", "M2", T0 + 2)])
     views.line_added(buf)
     assert screen() == before
+
+
+# ---------------------------------------------------------------------- sending
+
+
+def test_text_with_line_breaks_goes_out_as_one_batch_and_one_pending_line() -> None:
+    s = in_t()
+    out = run(s, "one\n\ntwo  \r\nthree")
+    assert out == [
+        "@label=o1 BATCH +ml1 draft/multiline #t",
+        "@batch=ml1 PRIVMSG #t one",
+        "@batch=ml1 PRIVMSG #t :",
+        "@batch=ml1 PRIVMSG #t :two  ",
+        "@batch=ml1 PRIVMSG #t three",
+        "BATCH -ml1",
+    ]
+    [line] = own(s.current)
+    assert (line.text, line.delivery) == ("one\n\ntwo  \nthree", Delivery.PENDING)
+    # Blank lines at the start and end are left out; what is left of one line is a
+    # plain message.
+    assert run(s, "\n\n  \nsolo\n\n") == ["@label=o2 PRIVMSG #t solo"]
+
+
+def test_a_long_line_is_cut_into_concatenated_pieces_at_words() -> None:
+    s = in_t()
+    long = " ".join(f"wörd{i}" for i in range(200))  # 1500 bytes, not ASCII
+    out = run(s, "short\n" + long)
+    inner = [line for line in out if line.startswith("@batch=")]
+    pieces = [line.split(" :", 1)[1] if " :" in line else line.rsplit(" ", 1)[1]
+              for line in inner]  # fmt: skip
+    assert pieces[0] == "short" and "".join(pieces[1:]) == long
+    assert [";draft/multiline-concat" in line for line in inner] == [False, False] + [True] * (
+        len(inner) - 2)
+    budget = 510 - len(":alice!~a@h PRIVMSG #t :")  # (the mask of our JOIN)
+    assert all(len(p.encode()) <= budget for p in pieces)
+    assert all(p.endswith(" ") for p in pieces[1:-1])  # at a word, the space kept
+    [line] = own(s.current)
+    assert line.text == "short\n" + long
+
+
+def test_split_concat_never_cuts_a_character() -> None:
+    text = "é" * 101 + "€" * 50 + "😀" * 30
+    for limit in (4, 5, 7, 100, 333):
+        pieces = split_concat(text, limit)
+        assert "".join(pieces) == text
+        assert all(0 < len(p.encode()) <= limit for p in pieces), limit
+
+
+def test_over_the_limits_it_goes_out_as_several_messages_within_them() -> None:
+    s = in_t([line.replace("max-bytes=4096,max-lines=100", "max-bytes=40,max-lines=3")
+              for line in BURST])  # fmt: skip
+    out = run(s, "one\ntwo\nthree\nfour\nfive")
+    assert [line for line in out if "BATCH" in line] == [
+        "@label=o1 BATCH +ml1 draft/multiline #t", "BATCH -ml1",
+        "@label=o2 BATCH +ml2 draft/multiline #t", "BATCH -ml2"]  # fmt: skip
+    assert [ln.text for ln in own(s.current)] == ["one\ntwo\nthree", "four\nfive"]
+    # A line over max-bytes: concatenated pieces, in as many messages as it takes.
+    limits = Limits(40, 3)
+    for text in ("x" * 100 + "\nend", "a\n" * 9):
+        groups = plan(text, 400, limits)
+        for group in groups:
+            assert len(group) <= 3
+            assert sum(len(t) for t, _ in group) + sum(not c for _, c in group[1:]) <= 40
+            assert not group[0][1]  # a message never starts with a concatenated line
+        assert "\n".join(combine(group) for group in groups).replace("\n", "") == text.replace(
+            "\n", "")
+    assert [len(group) for group in plan("x" * 100 + "\nend", 400, limits)] == [1, 1, 2]
+
+
+def test_without_the_capability_each_line_is_a_message() -> None:
+    s = in_t(CHAT_BURST)
+    assert s.multiline_limits is None
+    assert run(s, "one\n\ntwo") == ["@label=o1 PRIVMSG #t one", "@label=o2 PRIVMSG #t two"]
+    assert [ln.text for ln in own(s.current)] == ["one", "two"]
+
+
+def test_actions_and_notices_stay_one_line() -> None:
+    s = in_t()
+    assert run(s, "/me waves\nat all") == ["@label=o1 PRIVMSG #t :\x01ACTION waves at all\x01"]
+    assert run(s, "/notice #t heads\nup") == ["@label=o2 NOTICE #t :heads up"]
+
+
+def test_a_password_to_nickserv_is_never_a_multiline_message() -> None:
+    s = in_t()
+    out = run(s, "/msg NickServ IDENTIFY secret\nHELP")
+    assert out == ["@label=o1 PRIVMSG NickServ :IDENTIFY secret", "@label=o2 PRIVMSG NickServ HELP"]
+    query = s.buffer("NickServ")
+    assert query is not None
+    assert [ln.text for ln in own(query)] == ["IDENTIFY ********", "HELP"]
+
+
+# ---------------------------------------------------------------------- the outbox
+
+
+def test_the_labelled_echo_batch_confirms_the_pending_line() -> None:
+    s = in_t()
+    buf = s.current
+    run(s, "one\ntwo")
+    [pending] = own(buf)
+    s.take_events()
+    feed(s, batch("mlE1", "alice", "#t", ["one", "two"], "E1", T0 + 3, label="o1"))
+    [line] = own(buf)
+    assert (line.text, line.msgid, line.delivery) == ("one\ntwo", "E1", Delivery.DELIVERED)
+    changed = [e for e in s.take_events() if isinstance(e, DeliveryChanged)]
+    assert [(e.old, e.line) for e in changed] == [(pending, line)]
+    assert not s.outbox.pending and len(messages(buf)) == 1
+
+
+def test_without_labels_the_echo_is_matched_by_its_text() -> None:
+    s = in_t(NO_LABELS)
+    buf = s.current
+    assert run(s, "one\ntwo")[0] == "BATCH +ml1 draft/multiline #t"
+    run(s, "three\nfour")
+    # The server may cut the lines elsewhere (a longer mask): the text is what counts.
+    feed(s, batch("x", "alice", "#t", ["thr", ("ee", True), "four"], "E2", T0 + 2))
+    feed(s, batch("y", "alice", "#t", ["one", "two"], "E1", T0 + 3))
+    assert [(ln.text, ln.msgid) for ln in own(buf)] == [("one\ntwo", "E1"), ("three\nfour", "E2")]
+    assert not s.outbox.pending
+
+
+def test_a_fail_batch_fails_the_pending_line_with_the_reason() -> None:
+    s = in_t()
+    run(s, "one\ntwo")
+    feed(s, ["@label=o1 :test.server FAIL BATCH MULTILINE_MAX_BYTES 4096 "
+             ":Multiline batch max-bytes exceeded"])  # fmt: skip
+    [line] = own(s.current)
+    assert line.delivery is Delivery.FAILED
+    assert line.note == "not sent: Multiline batch max-bytes exceeded (MULTILINE_MAX_BYTES)"
+    # Without labels: our oldest multi-line message awaiting its echo.
+    s = in_t(NO_LABELS)
+    run(s, "plain")
+    run(s, "one\ntwo")
+    feed(s, [":test.server FAIL BATCH MULTILINE_INVALID :Invalid multiline batch"])
+    assert [(ln.text, ln.delivery) for ln in own(s.current)] == [
+        ("plain", Delivery.PENDING), ("one\ntwo", Delivery.FAILED)]
+
+
+def test_without_echo_message_it_shows_as_sent_at_once() -> None:
+    s = in_t([line.replace(" echo-message", "") for line in BURST])
+    assert run(s, "one\ntwo") == [
+        "BATCH +ml1 draft/multiline #t", "@batch=ml1 PRIVMSG #t one",
+        "@batch=ml1 PRIVMSG #t two", "BATCH -ml1"]  # fmt: skip
+    assert [(ln.text, ln.delivery) for ln in own(s.current)] == [("one\ntwo", Delivery.DELIVERED)]
+
+
+def test_after_a_reconnect_history_confirms_it_or_its_lines_go_out_alone() -> None:
+    s = in_t()
+    buf = s.current
+    feed(s, history_batch("h0", "#t", [("bob", "earlier", "M1", T0 + 1)]))
+    run(s, "one\ntwo")
+    s.connection_lost(NOW + 1, "reset")
+    s.connection_made(NOW + 60)
+    feed(s, BURST, NOW + 60)
+    rejoin = f"@time={format_time(T0 + 60)};msgid=J2 :alice!~a@127.0.0.1 JOIN #t"
+    out = feed(s, [rejoin], NOW + 60)
+    assert out[-1] == "CHATHISTORY AFTER #t msgid=M1 100"  # and nothing written yet
+    feed(s, [":test.server BATCH +h1 chathistory #t",
+             *batch("ml", "alice", "#t", ["one", "two"], "E1", T0 + 5, outer="h1"),
+             ":test.server BATCH -h1"], NOW + 60)  # fmt: skip
+    assert [(ln.text, ln.msgid, ln.delivery) for ln in own(buf)] == [
+        ("one\ntwo", "E1", Delivery.DELIVERED)]
+    # Typed while away, written after a reconnect to a server without multiline
+    # messages: its lines go out as messages of their own.
+    s.connection_lost(NOW + 70, "reset")
+    run(s, "three\nfour")
+    s.connection_made(NOW + 80)
+    feed(s, CHAT_BURST, NOW + 80)
+    out = feed(s, [rejoin.replace("J2", "J3")], NOW + 80)
+    assert [line for line in out if "PRIVMSG" in line] == [
+        "@label=o2 PRIVMSG #t three", "@label=o3 PRIVMSG #t four"]
+    assert [(ln.text, ln.delivery) for ln in own(buf)][1:] == [
+        ("three", Delivery.PENDING), ("four", Delivery.PENDING)]
