@@ -14,6 +14,10 @@ is a line of its own, at the time it was made, naming the message by its sender 
 when newer than the file), and so is taking it back:
 ``-!- alice reacted 👍 to bob's message of 2026-11-21 19:55:03``.
 
+A message of several lines (IRCv3 multiline) is written once, its first line after the
+time and nick and the others below it, indented under the text:
+``2026-11-21 19:55:03 <bob> first`` then ``                          second``.
+
 Our own messages are written once, when the server confirms them (their echo, or the
 history after a reconnect; at once on a server without echo-message), never while
 pending; one that failed was not said, and is not written.
@@ -60,13 +64,23 @@ def safe_name(name: str) -> str:
 def format_line(line: Line) -> str:
     stamp = time.strftime(TIME_FORMAT, time.localtime(line.time))
     if line.kind is Kind.MESSAGE:
-        return f"{stamp} <{line.prefix}{line.nick}> {line.text}"
-    if line.kind is Kind.ACTION:
-        return f"{stamp} * {line.nick} {line.text}"
-    if line.kind is Kind.NOTICE:
-        return f"{stamp} -{line.nick}- {line.text}"
-    actor = f"{line.nick} " if line.nick and line.kind in _EVENT_KINDS else ""
-    return f"{stamp} -!- {actor}{line.text}"
+        head = f"{stamp} <{line.prefix}{line.nick}> "
+    elif line.kind is Kind.ACTION:
+        head = f"{stamp} * {line.nick} "
+    elif line.kind is Kind.NOTICE:
+        head = f"{stamp} -{line.nick}- "
+    else:
+        actor = f"{line.nick} " if line.nick and line.kind in _EVENT_KINDS else ""
+        head = f"{stamp} -!- {actor}"
+    return head + indent_lines(line.text, len(head))
+
+
+def indent_lines(text: str, width: int) -> str:
+    """A multi-line message's text with its lines after the first indented by ``width``
+    spaces (under the first line's text); other text as it is."""
+    if "\n" not in text:
+        return text
+    return text.replace("\n", "\n" + " " * width)
 
 
 def format_redaction(event: LineRedacted) -> str:

@@ -7,7 +7,8 @@ Each line printed is ``HH:MM:SS BUFFER BODY`` where BODY is ``<nick> text``,
 message-redaction) is ``-- carol deleted bob's message of HH:MM:SS: reason``, a
 reaction ``-- alice reacted 👍 to bob's message of HH:MM:SS``. Our own message is
 printed once, when the server confirms it (not while pending); one that fails is an
-error line, ``!! <text> (not sent: <reason>)``.
+error line, ``!! <text> (not sent: <reason>)``. A message of several lines (IRCv3
+multiline) prints its lines after the first below it, indented under its text.
 
 Input lines are held until the first registration. After a ``/join`` the next
 input line waits (up to 10 s) until the channel is joined, so a script can join
@@ -24,6 +25,7 @@ import time
 from dataclasses import replace
 from typing import TextIO
 
+from .chatlog import indent_lines
 from .connection import Connection
 from .model import (
     Buffer,
@@ -44,20 +46,21 @@ JOIN_WAIT = 10.0
 def format_line(buffer: Buffer, line: Line, timestamp_format: str = "%H:%M:%S") -> str:
     stamp = time.strftime(timestamp_format, time.localtime(line.time))
     if line.kind is Kind.MESSAGE:
-        body = f"<{line.prefix}{line.nick}> {line.text}"
+        body = f"<{line.prefix}{line.nick}> "
     elif line.kind is Kind.ACTION:
-        body = f"* {line.nick} {line.text}"
+        body = f"* {line.nick} "
     elif line.kind is Kind.NOTICE:
-        body = f"-{line.nick}- {line.text}"
+        body = f"-{line.nick}- "
     elif line.kind is Kind.ERROR:
-        body = f"!! {line.text}"
+        body = "!! "
     elif line.nick:
-        body = f"-- {line.nick} {line.text}"
+        body = f"-- {line.nick} "
     else:
-        body = f"-- {line.text}"
+        body = "-- "
     if line.where:  # a search result: where it was said
         body = f"{line.where} {body}"
-    return f"{stamp} {buffer.name} {body}"
+    head = f"{stamp} {buffer.name} {body}"
+    return head + indent_lines(line.text, len(head))
 
 
 def format_reaction(event: LineReacted, timestamp_format: str = "%H:%M:%S") -> str:

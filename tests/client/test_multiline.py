@@ -5,8 +5,11 @@ one; the outbox, the pane, the chat log and headless mode treat it as one."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 from chat.servertime import format_time
+from client.chatlog import ChatLog
+from client.headless import format_line
 from client.model import Buffer, Delivery, DeliveryChanged, Kind, Line, LineAdded
 from client.multiline import Limits, combine, parse_limits, plan, split_concat
 from client.session import Session
@@ -440,3 +443,21 @@ def test_after_a_reconnect_history_confirms_it_or_its_lines_go_out_alone() -> No
         "@label=o2 PRIVMSG #t three", "@label=o3 PRIVMSG #t four"]
     assert [(ln.text, ln.delivery) for ln in own(buf)][1:] == [
         ("three", Delivery.PENDING), ("four", Delivery.PENDING)]
+
+
+# ---------------------------------------------------------------------- logs
+
+
+def test_the_chat_log_and_headless_mode_write_it_once_indented(tmp_path: Path) -> None:
+    s = in_t()
+    log = ChatLog(tmp_path)
+    feed(s, batch("ml1", "bob", "#t", ["first", "", "third"], "M1", T0))
+    for event in s.take_events():
+        log.handle(event)
+    log.close()
+    written = (tmp_path / "#t.log").read_text(encoding="utf-8").splitlines()
+    assert [line[20:] for line in written] == ["<bob> first", "      ", "      third"]
+    assert written[1] == " " * 26 and written[2] == " " * 26 + "third"
+    shown = format_line(s.current, messages(s.current)[0], "%H:%M").split("\n")
+    assert shown[0].endswith(" #t <bob> first")
+    assert shown[2] == " " * len(shown[0][: -len("first")]) + "third"
