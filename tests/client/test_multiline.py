@@ -4,17 +4,30 @@ one; the outbox, the pane, the chat log and headless mode treat it as one."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+from prompt_toolkit.data_structures import Size
+from prompt_toolkit.input import PipeInput, create_pipe_input
+from prompt_toolkit.output.vt100 import Vt100_Output
+
 from chat.servertime import format_time
 from client.chatlog import ChatLog
+from client.config import ClientConfig
+from client.connection import Connection, ConnectionSettings
 from client.headless import format_line
 from client.model import Buffer, Delivery, DeliveryChanged, Kind, Line, LineAdded
 from client.multiline import Limits, combine, parse_limits, plan, split_concat
-from client.session import Session
+from client.session import Session, SessionConfig
+from client.ui.app import ChatUI
 from client.ui.render import LineRenderer, plain_text
 from client.ui.views import MessagePane, Views, status_fragments
+from tests.conftest import RunningServer
 
 from .helpers import (
     NOW,
@@ -30,6 +43,7 @@ from .helpers import (
     run,
     texts,
 )
+from .netutil import DEADLINE, ChatClient, has_texts
 from .recorded import CHAT_BURST
 
 ML = "draft/multiline=max-bytes=4096,max-lines=100"
@@ -461,3 +475,123 @@ def test_the_chat_log_and_headless_mode_write_it_once_indented(tmp_path: Path) -
     shown = format_line(s.current, messages(s.current)[0], "%H:%M").split("\n")
     assert shown[0].endswith(" #t <bob> first")
     assert shown[2] == " " * len(shown[0][: -len("first")]) + "third"
+
+
+# ---------------------------------------------------------------------- our server
+
+
+async def test_a_pasted_block_is_one_message_for_the_others_and_in_history(
+    server: RunningServer, clients: list[ChatClient]
+) -> None:
+    alice = ChatClient.start(server.port, "alice", ("#t",))
+    bob = ChatClient.start(server.port, "bob", ("#t",))
+    clients += [alice, bob]
+    a_buf = await alice.joined("#t")
+    b_buf = await bob.joined("#t")
+    assert alice.session.multiline_limits == Limits(4096, 100)
+    await alice.wait(lambda: "bob" in a_buf.members, "bob in #t")
+    alice.conn.switch(a_buf)
+    long = " ".join(f"wörd{i}" for i in range(120))  # 1000 bytes: three IRC lines
+    block = "first line\n\n" + long
+    alice.conn.input(block)
+    await bob.wait(lambda: has_texts(b_buf, [block]), "the block")
+    [got] = messages(b_buf)
+    assert got.text == block and got.msgid and not got.own
+    await alice.wait(lambda: has_texts(a_buf, [block]), "alice's echo")
+    [mine] = messages(a_buf)
+    assert mine.own and mine.msgid == got.msgid and not alice.session.outbox.pending
+    batches = [line for line in alice.untagged if line.startswith("BATCH")]
+    assert batches == ["BATCH +ml1 draft/multiline #t", "BATCH -ml1"]
+    assert sum("draft/multiline-concat" in line for line in alice.sent) >= 2
+
+    # bob is away while alice sends another; his reconnect's gap fill brings it, once.
+    bob.gate.close()
+    bob.conn.drop()
+    await asyncio.wait_for(bob.gate.waiting.wait(), DEADLINE)
+    await alice.wait(lambda: "bob" not in a_buf.members, "bob gone")
+    alice.conn.input("while\nyou were away")
+    await alice.wait(lambda: has_texts(a_buf, ["while\nyou were away"]), "the second")
+    bob.gate.open()
+    note = "— reconnected, fetched 1 missed message —"
+    await bob.wait(lambda: any(ln.text == note for ln in b_buf.lines), "the gap fill")
+    assert [m.text for m in messages(b_buf)] == [block, "while\nyou were away"]
+    # A newcomer gets both from history (LATEST), each once.
+    carol = ChatClient.start(server.port, "carol", ("#t",))
+    clients.append(carol)
+    c_buf = await carol.joined("#t")
+    assert [(m.text, m.history) for m in messages(c_buf)] == [
+        (block, True), ("while\nyou were away", True)]
+
+
+@pytest.fixture
+async def ui_alice(server: RunningServer) -> AsyncIterator[tuple[ChatUI, PipeInput]]:
+    """alice in the full-screen UI: keys go in through the pipe, the screen into a
+    StringIO."""
+    session = Session(SessionConfig(nick="alice", channels=("#t",)))
+    settings = ConnectionSettings(host="127.0.0.1", port=server.port, quit_timeout=0.5)
+    conn = Connection(session, settings)
+    with create_pipe_input() as pipe:
+        size = Size(rows=20, columns=100)
+        output = Vt100_Output(io.StringIO(), lambda: size, term="xterm-256color")
+        ui = ChatUI(conn, ClientConfig(), input=pipe, output=output)
+        task = asyncio.ensure_future(ui.run())
+        try:
+            yield ui, pipe
+        finally:
+            conn.close("bye")
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(task, DEADLINE)
+
+
+async def test_a_paste_into_the_input_is_sent_as_one_message(
+    server: RunningServer, clients: list[ChatClient], ui_alice: tuple[ChatUI, PipeInput]
+) -> None:
+    ui, pipe = ui_alice
+    bob = ChatClient.start(server.port, "bob", ("#t",))
+    clients.append(bob)
+    b_buf = await bob.joined("#t")
+    conn = ui.connection
+
+    def joined() -> bool:
+        buf = ui.session.buffer("#t")
+        return buf is not None and buf.joined and "bob" in buf.members
+
+    await conn.wait_until(joined, DEADLINE)
+    ui.session.switch("#t")
+    # A bracketed paste (as a terminal sends it), then Enter.
+    pipe.send_text("\x1b[200~line one\r\n\r\nline three\x1b[201~")
+    await poll(lambda: "\n" in ui.input.text, "the paste in the input field")
+    pipe.send_text("\r")
+    await bob.wait(lambda: has_texts(b_buf, ["line one\n\nline three"]), "the paste")
+    a_buf = ui.session.buffer("#t")
+    await conn.wait_until(lambda: has_texts(a_buf, ["line one\n\nline three"]), DEADLINE)
+
+    def drawn() -> list[str]:
+        screen = ui.app.renderer._last_screen
+        if screen is None:
+            return []
+        return ["".join(screen.data_buffer[y][x].char for x in range(100)).rstrip()
+                for y in range(20)]  # fmt: skip
+
+    def shows() -> bool:
+        rows = [(row.split("│")[1] if "│" in row else row).rstrip() for row in drawn()]
+        at = next((i for i, row in enumerate(rows) if row.endswith("alice> line one")), -1)
+        if at < 0 or at + 2 >= len(rows):
+            return False
+        indent = rows[at].index("line one")
+        return rows[at + 2] == " " * indent + "line three"
+
+    ui.app.invalidate()
+    await poll(shows, "the message on rows of its own", lambda: "\n".join(drawn()))
+
+
+async def poll(
+    predicate: Callable[[], bool], what: str, show: Callable[[], str] = lambda: ""
+) -> None:
+    """Wait until ``predicate()`` holds, looking again every 10 ms (keys and the screen
+    are no connection state to be told about); fail after DEADLINE, showing ``show()``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE
+    while not predicate():
+        assert loop.time() < deadline, f"timed out waiting for {what}\n{show()}"
+        await asyncio.sleep(0.01)
