@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .state import FORM_MULTILINE, FORM_TAGS, FORM_TIME
+from .state import FORM_ACCOUNT, FORM_MULTILINE, FORM_TAGS, FORM_TIME
 
 # Name -> value advertised in CAP LS 302 (empty: no value).
 SUPPORTED: dict[str, str] = {
@@ -64,10 +64,10 @@ def tag_form(caps: set[str]) -> int:
     form = 0
     if "server-time" in caps:
         form |= FORM_TIME
-    # account-tag clients get the tagged form (msgid too): the account rides with the
-    # message's other tags, serialised once per form.
-    if "message-tags" in caps or "account-tag" in caps:
-        form |= FORM_TAGS
+    if "message-tags" in caps:
+        form |= FORM_TAGS  # msgid and the sender's tags, the account among them
+    elif "account-tag" in caps:
+        form |= FORM_ACCOUNT
     if "draft/multiline" in caps and "batch" in caps:
         form |= FORM_MULTILINE
     return form

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from chat.message import MAX_LINE_BODY, Message, serialize_tags
 
-from .relay import Relay
-from .state import FORM_MULTILINE, FORM_TAGS, FORM_TIME
+from .relay import Relay, form_tags
+from .state import FORM_MULTILINE, FORMS
 
 CAP = "draft/multiline"
 BATCH_TYPE = "draft/multiline"
@@ -155,18 +155,11 @@ class MultilineRelay(Relay):
         self.source = source
         self.lines = fit_lines(source, target, lines)
         self.params = [target, combine(self.lines)]
-        self.forms = [None] * 8
+        self.forms = [None] * FORMS
 
     def build(self, form: int) -> bytes:
-        head: dict[str, str] = {}
-        rest: dict[str, str] = {}
-        if form & FORM_TIME:
-            head["time"] = rest["time"] = self.time
-        if form & FORM_TAGS:
-            head["msgid"] = self.msgid
-            if self.client_tags:
-                head.update(self.client_tags)
-                rest.update(self.client_tags)
+        head = form_tags(form, self.time, self.msgid, self.client_tags)
+        rest = {k: v for k, v in head.items() if k != "msgid"}
         # The batch's reference: unique on any connection, the same bytes for everyone.
         ref = "ml" + self.msgid if form & FORM_MULTILINE else None
         data = render(self.source, self.params[0], self.lines, head=head, rest=rest, ref=ref)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chat.message import MAX_LINE_BODY, Message, parse, serialize_tags
 
-from .state import FORM_MULTILINE, FORM_TIME
+from .state import FORM_ACCOUNT, FORM_MULTILINE, FORM_TAGS, FORM_TIME, FORMS
 
 
 class Relay:
@@ -33,9 +33,10 @@ class Relay:
         self.params = params
         self.client_tags = client_tags
         # Tagged forms are built the first time a recipient needs one: most channels
-        # have few clients that negotiated tags, many have none. Forms 4-7 are those of
-        # draft/multiline clients (FORM_MULTILINE), the same bytes for a one-line message.
-        self.forms: list[bytes | None] = [plain, None, None, None, None, None, None, None]
+        # have few clients that negotiated tags, many have none. Forms with
+        # FORM_MULTILINE are those of draft/multiline clients: the same bytes for a
+        # one-line message.
+        self.forms: list[bytes | None] = [plain, *[None] * (FORMS - 1)]
 
     def for_form(self, form: int) -> bytes:
         data = self.forms[form]
@@ -48,18 +49,30 @@ class Relay:
             return data
         plain = self.forms[0]
         assert plain is not None
-        if form == FORM_TIME:
-            data = ("@time=" + self.time + " ").encode() + plain
-        else:
-            tags = {"msgid": self.msgid}
-            if self.client_tags:
-                tags.update(self.client_tags)
-            tagged = serialize_tags(tags)
-            if form & FORM_TIME:
-                tagged = "time=" + self.time + ";" + tagged
-            data = ("@" + tagged + " ").encode("utf-8", "surrogateescape") + plain
+        tags = form_tags(form, self.time, self.msgid, self.client_tags)
+        data = plain
+        if tags:
+            data = ("@" + serialize_tags(tags) + " ").encode("utf-8", "surrogateescape") + plain
         self.forms[form] = data
         return data
+
+
+def form_tags(
+    form: int, time: str, msgid: str, client_tags: dict[str, str] | None
+) -> dict[str, str]:
+    """The tags a message carries for clients of tag form ``form``: time (server-time);
+    msgid and the sender's tags (message-tags); or only the account (account-tag alone:
+    no msgid, no client-only tags for a client that did not ask for tags)."""
+    tags: dict[str, str] = {}
+    if form & FORM_TIME:
+        tags["time"] = time
+    if form & FORM_TAGS:
+        tags["msgid"] = msgid
+        if client_tags:
+            tags.update(client_tags)
+    elif form & FORM_ACCOUNT and client_tags and "account" in client_tags:
+        tags["account"] = client_tags["account"]
+    return tags
 
 
 def relay_wire(source: object, relay: Relay) -> list[object]:

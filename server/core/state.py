@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 FORM_TIME = 1
 FORM_TAGS = 2
 FORM_MULTILINE = 4  # draft/multiline (with batch): multiline messages come as a batch
+FORM_ACCOUNT = 8  # account-tag without message-tags: the account tag, no other
+FORMS = 16  # tag forms a relay may be serialised in
 
 
 def shown_address(ip: str) -> str:
