@@ -228,6 +228,20 @@ async def test_account_notify_extended_join_and_account_tag(server: RunningServe
     assert (await plain_client.expect("PRIVMSG")).tags == {}
 
 
+async def test_account_tag_alone_gets_no_client_only_tags(server: RunningServer) -> None:
+    tagged = await server.client("tagged", ["account-tag"])
+    full = await server.client("full", ["message-tags"])
+    sender = await server.client("sender", ["message-tags"])
+    for c in (tagged, full, sender):
+        await c.join("#room")
+    await ask(sender, f"REGISTER * * {PASSWORD}")
+    for c in (tagged, full):
+        await c.sync()
+    await sender.send("@+draft/reply=x PRIVMSG #room :hello")
+    assert (await tagged.expect("PRIVMSG")).tags == {"account": "sender"}
+    assert set((await full.expect("PRIVMSG")).tags) == {"msgid", "account", "+draft/reply"}
+
+
 async def test_server_password_is_required_before_early_register(backend: str,
                                                                  tmp_path: Path) -> None:
     async with serving(suite_config(password="letmein"), backend,
