@@ -24,6 +24,7 @@ class ServerConfig:
     sts_duration: int = 0
     name: str = "chat.local"
     network: str = "ChatNet"
+    description: str = ""  # what LINKS and WHOIS say of the server ("": the network name)
     admin_location: str = "A chat server"  # ADMIN replies
     admin_email: str = "admin@chat.local"
     motd: str | None = None  # path of the MOTD file; None -> 422

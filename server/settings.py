@@ -115,6 +115,7 @@ _HELP: dict[str, str] = {
     ),
     "name": "server name shown to clients; hostname-like and containing a dot",
     "network": "network name advertised to clients (ISUPPORT NETWORK)",
+    "description": "what LINKS and WHOIS say about this server (empty: the network name)",
     "admin_location": "location line of the ADMIN reply",
     "admin_email": "contact address of the ADMIN reply",
     "motd": "file holding the message of the day (UTF-8); without it clients get 422",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chat.message import Message
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, suite_config
 from tests.server.helpers import ask
 
 SERVER = "test.server"
@@ -62,3 +62,14 @@ async def test_links_echoes_odd_masks_safely(server: RunningServer) -> None:
 async def test_links_before_registration(server: RunningServer) -> None:
     c = await server.client()
     assert await ask(c, "LINKS") == [numeric("451", "*", "You have not registered")]
+
+
+@pytest.mark.parametrize(
+    "server_config", [suite_config(description="The test server")], ids=["described"]
+)
+async def test_the_description_shows_in_links_and_whois(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    assert await ask(alice, "LINKS") == [
+        numeric("364", "alice", SERVER, SERVER, "0 The test server"), end()]
+    whois = await ask(alice, "WHOIS alice")
+    assert [m.params[2:] for m in whois if m.command == "312"] == [[SERVER, "The test server"]]

@@ -13,6 +13,7 @@ from chat.names import is_channel_name
 
 from ..state import shown_address
 from .channels import can_see
+from .server_info import server_description
 
 if TYPE_CHECKING:
     from ..core import ServerCore
@@ -165,7 +166,8 @@ def handle_whois(core: ServerCore, client: Client, msg: Message) -> None:
     # Up to max_channels names of up to channellen: several 319 lines, as NAMES does 353.
     for line in word_lines(chans, WHOIS_CHANNELS_BUDGET):
         core.reply(client, N.RPL_WHOISCHANNELS, other.nick, line)
-    core.reply(client, N.RPL_WHOISSERVER, other.nick, core.server_of(other), core.config.network)
+    core.reply(client, N.RPL_WHOISSERVER, other.nick, core.server_of(other),
+               server_description(core))
     if "o" in other.modes:
         core.reply(client, N.RPL_WHOISOPERATOR, other.nick, "is an IRC operator")
     if "B" in other.modes:

@@ -109,6 +109,11 @@ def linked_servers(core: ServerCore) -> list[tuple[str, int]]:
     return servers
 
 
+def server_description(core: ServerCore) -> str:
+    """The server's description (``--description``, else the network's name)."""
+    return core.config.description or core.config.network
+
+
 def handle_links(core: ServerCore, client: Client, msg: Message) -> None:
     """LINKS [[<remote server>] <server mask>]: 364 per matching server, then 365.
 
@@ -123,7 +128,7 @@ def handle_links(core: ServerCore, client: Client, msg: Message) -> None:
             core.reply(client, ERR_NOSUCHSERVER, remote, "No such server")
             return
     mask = params[-1] if params else ""
-    info = core.config.network
+    info = server_description(core)
     here = core.config.name
     for name, hops in servers:
         if not mask or mask_matches(mask, name, core.fold):
