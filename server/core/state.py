@@ -53,6 +53,7 @@ class Client:
         "last_recv",
         "last_speak",
         "linebuf",
+        "markers",
         "modes",
         "monitoring",
         "multiline",
@@ -95,6 +96,8 @@ class Client:
         self.account: str | None = None  # the account logged in to (SASL, REGISTER)
         self.sasl: str | None = None  # an AUTHENTICATE exchange: the base64 so far
         self.invites: set[str] = set()  # folded channel names this connection may enter
+        # draft/read-marker without an account: folded target -> ms, this connection's.
+        self.markers: dict[str, int] | None = None
         # draft/multiline: the batch of PRIVMSG lines being received (batch.OpenBatch).
         self.multiline: OpenBatch | None = None
         self.knocks: dict[str, float] | None = None  # KNOCK: folded channel -> when (clock)

@@ -45,7 +45,7 @@ from server.core.handlers.memoserv import (
     SendMemo,
 )
 from server.core.handlers.operator import CheckOper, Rehash
-from server.core.handlers.readmarker import SaveReadMarker
+from server.core.handlers.readmarker import CONNECTION_MARKERS, SaveReadMarker
 from server.core.handlers.redact import FindMessage, RedactMessage
 from server.core.history import HistoryRequest, StoreMessage, dm_key, is_dm_key
 from server.core.state import Client, LocalCounts
@@ -610,6 +610,8 @@ class CoreHarness:
                 or batch.size > self.config.multiline_max_bytes
             ):
                 _fail(f"{client!r} holds a multiline batch past its limits")
+            if client.markers is not None and len(client.markers) > CONNECTION_MARKERS:
+                _fail(f"{client!r} keeps {len(client.markers)} read markers")
             if client.closing is not None:
                 if client.channels:
                     _fail(f"closing {client!r} is still in {list(client.channels)}")

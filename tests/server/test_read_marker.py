@@ -42,12 +42,30 @@ async def test_markers_are_kept_per_account_and_shared(server: RunningServer) ->
     # Private targets too; someone else's markers are their own.
     assert markreads(await ask(first, f"MARKREAD bob {T1}")) == [["bob", T1]]
     other = await server.client("other", CAPS)
-    assert [(m.command, m.params[1]) for m in await ask(other, "MARKREAD #room")] == [
-        ("FAIL", "ACCOUNT_REQUIRED")]
-    # A malformed request is told so before the missing account (irctest).
+    assert markreads(await ask(other, "MARKREAD #room")) == [["#room", "*"]]
+
+
+async def test_a_connection_without_an_account_keeps_its_own_markers(
+    server: RunningServer,
+) -> None:
+    """Not logged in: markers work for the connection (irctest), seen by nobody else and
+    gone with it."""
+    ann = await session(server, "ann_a", register=True)
+    assert markreads(await ask(ann, f"MARKREAD #room {T1}")) == [["#room", T1]]
+    guest = await server.client("guest", CAPS)
+    assert markreads(await ask(guest, "MARKREAD #room")) == [["#room", "*"]]  # not ann's
+    assert markreads(await ask(guest, f"MARKREAD #room {T2}")) == [["#room", T2]]
+    assert markreads(await ask(guest, f"MARKREAD #room {T0}")) == [["#room", T2]]  # forward
+    assert markreads(await ask(guest, f"MARKREAD Ann {T1}")) == [["Ann", T1]]
+    assert markreads(await ask(guest, "MARKREAD ann")) == [["ann", T1]]
+    assert markreads(await guest.join("#room")) == [["#room", T2]]
+    assert markreads(await ann.sync()) == []
+    assert markreads(await ask(ann, "MARKREAD #room")) == [["#room", T1]]
     for bad in ("timestamp=*", "bogus"):
-        assert [(m.command, m.params[1]) for m in await ask(other, f"MARKREAD #room {bad}")] \
+        assert [(m.command, m.params[1]) for m in await ask(guest, f"MARKREAD #room {bad}")] \
             == [("FAIL", "INVALID_PARAMS")]
+    again = await server.client("guest2", CAPS)
+    assert markreads(await again.join("#room")) == [["#room", "*"]]
 
 
 async def test_join_sends_the_marker_before_the_names_end(server: RunningServer) -> None:

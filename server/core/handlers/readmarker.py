@@ -3,8 +3,9 @@ last message the user has read, and tells the user's other sessions (on every no
 
 The markers live in ``core.read_markers`` (read from the account store at start) so
 that answers need no database round trip; each change is written behind
-(``SaveReadMarker``). Markers only move forward. Only logged-in users have them: they
-belong to the person, not to a nick.
+(``SaveReadMarker``). Markers only move forward. They belong to the person, not to a
+nick: a connection not logged in keeps its own on the connection (``Client.markers``),
+gone with it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from ..state import Client
 
 CAP = "draft/read-marker"
+CONNECTION_MARKERS = 100  # targets a connection not logged in keeps markers for
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +55,7 @@ def handle_markread(core: ServerCore, client: Client, msg: Message) -> None:
             core.fail(client, "MARKREAD", "INVALID_PARAMS", text, "Invalid timestamp")
             return
     if client.account is None:
-        core.fail(client, "MARKREAD", "ACCOUNT_REQUIRED", target,
-                  "Log in to an account to keep read markers")
+        _connection_marker(core, client, target, time_ms)
         return
     account, folded = core.fold(client.account), marker_key(core, target)
     stored = core.read_markers.get((account, folded))
@@ -69,6 +70,25 @@ def handle_markread(core: ServerCore, client: Client, msg: Message) -> None:
     marker_moved(core, account, folded, target, time_ms)
     if core.cluster:
         core.publish("markread", (), core.uid(client), a=account, t=folded, tn=target, ms=time_ms)
+
+
+def _connection_marker(
+    core: ServerCore, client: Client, target: str, time_ms: int | None
+) -> None:
+    """MARKREAD for a connection without an account: its markers live on it alone."""
+    folded = core.fold(target)
+    markers = client.markers
+    stored = markers.get(folded) if markers else None
+    if time_ms is None or (stored is not None and time_ms <= stored):
+        send_marker(core, client, target, stored)
+        return
+    time_ms = min(time_ms, round(core.clock() * 1000))
+    if markers is None:
+        markers = client.markers = {}
+    elif folded not in markers and len(markers) >= CONNECTION_MARKERS:
+        del markers[next(iter(markers))]  # the oldest target makes room
+    markers[folded] = time_ms
+    send_marker(core, client, target, time_ms)
 
 
 def marker_key(core: ServerCore, target: str) -> str:
@@ -103,9 +123,10 @@ def send_marker(core: ServerCore, client: Client, target: str, time_ms: int | No
 
 def marker_on_join(core: ServerCore, client: Client, channel_name: str) -> None:
     """After a JOIN, before its names end: the channel's marker (``*``: none)."""
-    stored = None
     if client.account is not None:
         stored = core.read_markers.get((core.fold(client.account), core.fold(channel_name)))
+    else:
+        stored = client.markers.get(core.fold(channel_name)) if client.markers else None
     send_marker(core, client, channel_name, stored)
 
 
