@@ -45,7 +45,7 @@ from .model import (
     StoredMessage,
 )
 from .query import SERVED_COMMANDS, Cond, run_plan, served, served_sql
-from .store import conversation_rows, search_conditions, search_limit
+from .store import conversation_rows, latest_within, search_conditions, search_limit
 
 T = TypeVar("T")
 
@@ -423,14 +423,15 @@ class PostgresStore:
         lo, hi = min(start_ms, end_ms), max(start_ms, end_ms)
 
         def read(conn: Conn) -> list[tuple[str, int]]:
+            # Each target's latest served message (DISTINCT ON walks the
+            # (target, time_ms) index from each target's newest end).
             rows = conn.execute(
-                "SELECT target, MAX(time_ms), MAX(channel) FROM messages "
+                "SELECT DISTINCT ON (target) channel, time_ms FROM messages "
                 f"WHERE target = ANY(%s::text[]) AND {_SERVED} "
-                "AND time_ms > %s AND time_ms < %s "
-                "GROUP BY target ORDER BY MAX(time_ms) ASC, target LIMIT %s",
-                (list(folded), lo, hi, limit),
+                "ORDER BY target, time_ms DESC, seq DESC",
+                (list(folded),),
             ).fetchall()
-            return [(str(r[2]), int(r[1])) for r in rows]
+            return latest_within(((str(r[0]), int(r[1])) for r in rows), lo, hi, limit)
 
         return self._reading(read)
 

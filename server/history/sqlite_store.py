@@ -20,7 +20,7 @@ from .model import (
     StoredMessage,
 )
 from .query import SERVED_COMMANDS, Cond, run_plan, served, served_sql
-from .store import conversation_rows, search_conditions, search_limit
+from .store import conversation_rows, latest_within, search_conditions, search_limit
 
 MIGRATIONS: list[str] = [
     # 1: messages with a per-channel sequence number as the total order.
@@ -322,14 +322,19 @@ class SQLiteStore:
         if not folded:
             return []
         lo, hi = min(start_ms, end_ms), max(start_ms, end_ms)
-        marks = ",".join("?" for _ in folded)
-        rows = self._reader().execute(
-            f"SELECT target, MAX(time_ms), MAX(channel) FROM messages "
-            f"WHERE target IN ({marks}) AND {_SERVED} AND time_ms > ? AND time_ms < ? "
-            f"GROUP BY target ORDER BY MAX(time_ms) ASC LIMIT ?",
-            (*folded, lo, hi, limit),
-        ).fetchall()
-        return [(str(r[2]), int(r[1])) for r in rows]
+        # Each target's latest served message: one walk down messages_target_time from
+        # its newest end, stopping at the first served row.
+        sql = (
+            f"SELECT channel, time_ms FROM messages WHERE target = ? AND {_SERVED} "
+            "ORDER BY time_ms DESC, seq DESC LIMIT 1"
+        )
+        conn = self._reader()
+        conn.execute("BEGIN")  # one snapshot for every target
+        try:
+            latest = [conn.execute(sql, (t,)).fetchone() for t in dict.fromkeys(folded)]
+        finally:
+            conn.execute("COMMIT")
+        return latest_within(((str(r[0]), int(r[1])) for r in latest if r), lo, hi, limit)
 
     def conversations(
         self, account: str, start_ms: int, end_ms: int, limit: int

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from .model import FoundMessage, NewMessage, Query, Search, StoredMessage
@@ -54,7 +54,8 @@ class HistoryStore(Protocol):
     def targets(
         self, folded: Sequence[str], start_ms: int, end_ms: int, limit: int
     ) -> list[tuple[str, int]]:
-        """(channel, newest time_ms) for targets with messages in the time range."""
+        """(display name, time_ms) of the targets whose latest served message is strictly
+        inside the time range (``latest_within``), oldest first."""
         ...
 
     def conversations(
@@ -100,6 +101,16 @@ def conversation_rows(messages: Sequence[NewMessage]) -> list[ConversationRow]:
             if seen is None or m.time_ms >= seen[2]:
                 latest[(account, partner)] = (name, m.target, m.time_ms)
     return [(a, p, *latest[(a, p)]) for a, p in sorted(latest)]
+
+
+def latest_within(
+    latest: Iterable[tuple[str, int]], lo: int, hi: int, limit: int
+) -> list[tuple[str, int]]:
+    """CHATHISTORY TARGETS from each target's latest served message (display name,
+    time): those whose latest message falls strictly between ``lo`` and ``hi`` (one with
+    a later message is left out: its latest is not in the window), oldest first."""
+    found = sorted(((t, name) for name, t in latest if lo < t < hi))
+    return [(name, t) for t, name in found[: max(limit, 0)]]
 
 
 def ascii_lower(text: str) -> str:
