@@ -21,10 +21,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from chat.message import Message
+from chat.multiline import (
+    BATCH_TYPE,
+    CAP,
+    CONCAT,
+    Line,
+    combine,
+    split_concat,
+    utf8_size,
+)
 
-CAP = "draft/multiline"
-BATCH_TYPE = "draft/multiline"
-CONCAT = "draft/multiline-concat"
+# The names and pieces shared with the server, used through this module too.
+__all__ = ["BATCH_TYPE", "CAP", "CONCAT", "Limits", "MultilineMessage", "WireLine", "assemble",
+           "combine", "parse_limits", "plan", "split_concat"]
 
 MAX_LINES = 1000  # lines of a received batch kept (a hostile server's endless batch)
 MAX_TEXT = 65536  # characters of a received message kept
@@ -33,9 +42,8 @@ MAX_TEXT = 65536  # characters of a received message kept
 # the italic and strikethrough codes).
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
-# One line of a batch: its text, and whether it is joined to the previous one without
-# a line feed (draft/multiline-concat).
-WireLine = tuple[str, bool]
+# One line of a batch (chat.multiline.Line).
+WireLine = Line
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,16 +78,6 @@ def parse_limits(value: str) -> Limits | None:
 # ---------------------------------------------------------------------- receiving
 
 
-def combine(lines: Sequence[WireLine]) -> str:
-    """The message the lines make: joined by line feeds, concatenated lines directly."""
-    out: list[str] = []
-    for i, (text, concat) in enumerate(lines):
-        if i and not concat:
-            out.append("\n")
-        out.append(text)
-    return "".join(out)
-
-
 def assemble(opener: Message, lines: Sequence[Message]) -> MultilineMessage | None:
     """The message of a batch: its opening ``BATCH +ref draft/multiline <target>`` line
     and the lines it held. None when it holds no text (nothing to show).
@@ -110,29 +108,6 @@ def assemble(opener: Message, lines: Sequence[Message]) -> MultilineMessage | No
 # ---------------------------------------------------------------------- sending
 
 
-def split_concat(text: str, limit: int) -> list[str]:
-    """``text`` in pieces of at most ``limit`` UTF-8 bytes that concatenate to it: cut
-    after a space when there is one in the second half of a piece (the space stays at
-    the end of the piece, so the words stay apart in clients that show the pieces as
-    lines), never inside a character."""
-    limit = max(limit, 4)  # any character fits
-    out: list[str] = []
-    while _size(text) > limit:
-        cut = size = 0
-        for i, ch in enumerate(text):
-            size += len(ch.encode("utf-8", "surrogatepass"))
-            if size > limit:
-                break
-            cut = i + 1
-        space = text.rfind(" ", 0, cut)
-        if space + 1 > cut // 2:
-            cut = space + 1
-        out.append(text[:cut])
-        text = text[cut:]
-    out.append(text)
-    return out
-
-
 def plan(text: str, budget: int, limits: Limits) -> list[list[WireLine]]:
     """The messages to send for ``text`` (holding line breaks): each a list of batch
     lines, within ``limits``. A line longer than ``budget`` bytes (what one IRC line
@@ -151,18 +126,19 @@ def plan(text: str, budget: int, limits: Limits) -> list[list[WireLine]]:
     size = 0
     for line in lines:
         pieces = split_concat(line, piece_limit)
-        fits_alone = len(pieces) <= max_lines and _size(line) <= limits.max_bytes
-        room = len(group) + len(pieces) <= max_lines and size + 1 + _size(line) <= limits.max_bytes
+        fits_alone = len(pieces) <= max_lines and utf8_size(line) <= limits.max_bytes
+        room = (len(group) + len(pieces) <= max_lines
+                and size + 1 + utf8_size(line) <= limits.max_bytes)
         if group and fits_alone and not room:
             groups.append(group)  # the line fits in a message of its own: start one
             group, size = [], 0
         for i, piece in enumerate(pieces):
             concat = i > 0
-            add = _size(piece) + (1 if group and not concat else 0)
+            add = utf8_size(piece) + (1 if group and not concat else 0)
             if group and (len(group) >= max_lines or size + add > limits.max_bytes):
                 groups.append(group)
                 group, size = [], 0
-                concat, add = False, _size(piece)
+                concat, add = False, utf8_size(piece)
             group.append((piece, concat))
             size += add
     groups.append(group)
@@ -181,7 +157,3 @@ def _trim(group: list[WireLine]) -> list[WireLine]:
     if kept and kept[0][1]:
         kept[0] = (kept[0][0], False)  # the first line joins nothing
     return kept
-
-
-def _size(text: str) -> int:
-    return len(text.encode("utf-8", "surrogatepass"))

@@ -26,6 +26,8 @@ from chat.message import (
     trailing,
 )
 from chat.msgid import MsgIdGenerator
+from chat.multiline import CAP as MULTILINE_CAP
+from chat.multiline import Line
 from chat.servertime import format_time, parse_time
 from server.accounts.model import RegisteredChannel
 from server.config import ServerConfig
@@ -48,8 +50,7 @@ from .history import (
     sender_key,
 )
 from .monitor import MonitorIndex
-from .multiline import CAP as MULTILINE_CAP
-from .multiline import Line, MultilineRelay, batch_line_cost, has_batch_tag
+from .multiline import MultilineRelay, batch_line_cost, has_batch_tag
 from .relay import Relay, add_tag, fit_line, relay_wire
 from .state import Channel, Client, LocalCounts
 from .stats import CoreStats

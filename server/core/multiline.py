@@ -1,8 +1,7 @@
 """IRCv3 ``draft/multiline`` on the wire: one message of several lines.
 
-A multiline message is a list of ``(text, concat)`` lines: ``concat`` joins a line to
-the previous one without a line feed (``draft/multiline-concat``). Clients with the
-capability get it as a ``draft/multiline`` batch, the opening line carrying the
+A multiline message is a list of ``(text, concat)`` lines (``chat.multiline``). Clients
+with the capability get it as a ``draft/multiline`` batch, the opening line carrying the
 message's tags (msgid, time, account, client tags); the others get its non-blank
 lines as plain PRIVMSGs, the msgid on the first only. History stores the combined text
 (lines joined by ``\\n``), which no single-line message can contain, and replays it
@@ -12,15 +11,10 @@ split on the line feeds again.
 from __future__ import annotations
 
 from chat.message import MAX_LINE_BODY, Message, serialize_tags
+from chat.multiline import BATCH_TYPE, CAP, CONCAT, Line, combine, split_concat
 
 from .relay import Relay, form_tags
 from .state import FORM_MULTILINE, FORMS
-
-CAP = "draft/multiline"
-BATCH_TYPE = "draft/multiline"
-CONCAT = "draft/multiline-concat"
-
-Line = tuple[str, bool]  # (text, joined to the previous line without a line feed)
 
 # A multiline message's lines come all at once: ten of them cost one line's token
 # (flood control), so a pasted block is not held back by the fakelag line by line.
@@ -41,21 +35,6 @@ def has_batch_tag(line: bytes) -> bool:
     return tags.startswith(b"@batch=") or b";batch=" in tags
 
 
-def combine(lines: list[Line]) -> str:
-    """The message the lines make: joined by line feeds, but concatenated lines."""
-    out: list[str] = []
-    for i, (text, concat) in enumerate(lines):
-        if i and not concat:
-            out.append("\n")
-        out.append(text)
-    return "".join(out)
-
-
-def content_size(lines: list[Line]) -> int:
-    """Bytes as ``max-bytes`` counts them: the texts plus one per joining line feed."""
-    return len(combine(lines).encode("utf-8", "surrogateescape"))
-
-
 def split_combined(text: str) -> list[Line]:
     """A stored message's lines (the line structure before concatenation is not kept)."""
     return [(piece, False) for piece in text.split("\n")]
@@ -67,33 +46,15 @@ def is_multiline(text: str) -> bool:
 
 def fit_lines(source: str, target: str, lines: list[Line]) -> list[Line]:
     """``lines`` with any that would overflow a relayed line (the sender's mask is
-    longer than what the client counted on) cut into concatenated pieces, at a
-    character boundary, after a space when there is one near the cut: nothing is
+    longer than what the client counted on) cut into concatenated pieces: nothing is
     lost, and a client with the capability joins them again."""
-    budget = MAX_LINE_BODY - len(f":{source} PRIVMSG {target} :\r\n".encode())
-    budget = max(budget, 64)
+    budget = max(MAX_LINE_BODY - len(f":{source} PRIVMSG {target} :\r\n".encode()), 64)
     out: list[Line] = []
     for text, concat in lines:
-        data = text.encode("utf-8", "surrogateescape")
-        if len(data) <= budget:
-            out.append((text, concat))
-            continue
-        first = True
-        while data:
-            cut = len(data) if len(data) <= budget else _cut_at(data, budget)
-            piece = data[:cut].decode("utf-8", "surrogateescape")
-            out.append((piece, concat if first else True))
-            data = data[cut:]
-            first = False
+        pieces = split_concat(text, budget)
+        out.append((pieces[0], concat))
+        out.extend((piece, True) for piece in pieces[1:])
     return out
-
-
-def _cut_at(data: bytes, budget: int) -> int:
-    cut = budget
-    while cut > 0 and (data[cut] & 0xC0) == 0x80:  # not inside a UTF-8 sequence
-        cut -= 1
-    space = data.rfind(b" ", max(cut - 60, 1), cut)
-    return space + 1 if space != -1 else max(cut, 1)
 
 
 def render(

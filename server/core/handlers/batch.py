@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from chat.message import Message
+from chat.multiline import BATCH_TYPE, CAP, CONCAT, Line, combine
 
-from ..multiline import BATCH_TYPE, CAP, CONCAT, Line, combine
 from .messaging import relay_message
 
 if TYPE_CHECKING:

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 from chat import numerics as N
 from chat.formatting import strip_formatting
 from chat.message import Message
+from chat.multiline import Line, combine
 from chat.names import CHANTYPES
 
 from ..caps import PRE_AWAY
-from ..multiline import Line, combine
 from ..relay import relay_wire
 from ..targets import TargetGate
 from .accounts import SERVICE_NAMES
