@@ -811,3 +811,48 @@ async def test_weechat_with_caller_id(
             assert not _refusals(proxy), "server refused something weechat sent"
     finally:
         wee.stop()
+
+
+@needs("weechat-headless")
+async def test_weechat_gets_a_multiline_message_as_its_lines(
+    irc_server: RunningServer, raw: RawClient, proxy: LoggingProxy, tmp_path: Path
+) -> None:
+    """A draft/multiline message from a client with the capability reaches WeeChat
+    (3.8: without it) as the lines it was sent in, blank lines left out, a long
+    concatenated line as its pieces; nothing WeeChat cannot parse."""
+    _chat_only(irc_server, "no draft/multiline")
+    wee = WeeChat(tmp_path / "weechat", "mona")
+    try:
+        with diagnostics(irc_server, proxy, wee.debug):
+            await raw.send("CAP REQ :batch draft/multiline")
+            await raw.wait_for(lambda m: m.command == "CAP" and m.params[1] == "ACK",
+                               timeout=10, what="CAP ACK")
+            await raw.send("CAP END")
+            await raw.register()
+            await raw.join(CHANNEL)
+            wee.start(HOST, proxy.port)
+            welcome = await proxy.wait_for(_welcome, timeout=15, what="001 sent to weechat")
+            await wee.wait_for_log(
+                None, re.escape(_welcome_text(welcome)), timeout=10, what="weechat logging 001"
+            )
+            mark = raw.mark()
+            await wee.command(f"/join {CHANNEL}", buffer=f"irc.server.{WeeChat.SERVER}")
+            await raw.wait_for(lambda m: m.command == "JOIN" and m.nick == "mona", since=mark,
+                               timeout=10, what="mona's JOIN")
+            for line in (f"BATCH +p1 draft/multiline {CHANNEL}",
+                         f"@batch=p1 PRIVMSG {CHANNEL} :first line",
+                         f"@batch=p1 PRIVMSG {CHANNEL} :",
+                         f"@batch=p1 PRIVMSG {CHANNEL} :  indented second ",
+                         f"@batch=p1;draft/multiline-concat PRIVMSG {CHANNEL} :and its tail",
+                         "BATCH -p1"):
+                await raw.send(line)
+            for text in ("first line", "  indented second ", "and its tail"):
+                await wee.wait_for_log(CHANNEL, rf"rawbob\t{re.escape(text.rstrip())}",
+                                       timeout=10, what=f"the line {text!r}")
+            relayed = [pl.msg for pl in proxy.lines
+                       if pl.direction == "S>C" and pl.msg.command == "PRIVMSG"]
+            assert [m.params[-1] for m in relayed] == [
+                "first line", "  indented second ", "and its tail"]
+            assert not _refusals(proxy), "server refused something weechat sent"
+    finally:
+        wee.stop()
