@@ -246,7 +246,7 @@ def _remove_remote(core: ServerCore, client: Client) -> None:
 
 def _quit_remote(core: ServerCore, client: Client, reason: str, relay: Relay | None) -> None:
     if relay is None:
-        relay = core.new_relay(client.mask, "QUIT", [reason])
+        relay = core.new_relay(client, "QUIT", [reason])
     core.fan_out(_local_peers(core, client), relay)
     core.remember(client)
     _remove_remote(core, client)
@@ -359,7 +359,7 @@ def _on_join(core: ServerCore, event: Event) -> None:
     client.channels[folded] = channel
     announce_join(core, client, channel, _relay(event["r"]))
     if client.away is not None:
-        away = core.new_relay(client.mask, "AWAY", [client.away])
+        away = core.new_relay(client, "AWAY", [client.away])
         core.fan_out(channel.members, away, need_cap="away-notify")
 
 
@@ -764,7 +764,7 @@ def remote_snapshot(core: ServerCore, snap: Event) -> None:
         if client is None:
             continue
         if existing is not None and client.nick != record["nick"]:
-            relay = core.new_relay(client.mask, "NICK", [str(record["nick"])])
+            relay = core.new_relay(client, "NICK", [str(record["nick"])])
             core.fan_out(_local_peers(core, client), relay)
             if core.nicks.get(client.folded) is client:
                 del core.nicks[client.folded]
@@ -779,7 +779,7 @@ def remote_snapshot(core: ServerCore, snap: Event) -> None:
         for folded in list(client.channels):
             if folded not in member_of:
                 left = client.channels[folded]
-                core.fan_out(left.members, core.new_relay(client.mask, "PART", [left.name]))
+                core.fan_out(left.members, core.new_relay(client, "PART", [left.name]))
                 core.remove_member(left, client)
         for folded, prefix in member_of.items():
             existed = folded in core.channels
@@ -797,7 +797,7 @@ def remote_snapshot(core: ServerCore, snap: Event) -> None:
                 continue
             channel.members[client] = str(prefix)
             client.channels[folded] = channel
-            relay = core.new_relay(client.mask, "JOIN", [channel.name])
+            relay = core.new_relay(client, "JOIN", [channel.name])
             announce_join(core, client, channel, relay)
     # Accept lists once every user of the snapshot is known (they may name each other).
     for uid, record in want.items():

@@ -523,14 +523,20 @@ class ServerCore:
 
     def new_relay(
         self,
-        source: str,
+        source: Client | str,
         command: str,
         params: list[str],
         client_tags: dict[str, str] | None = None,
         lines: list[Line] | None = None,
     ) -> Relay:
-        """A message to relay; ``lines``: a draft/multiline PRIVMSG's (``params`` then
-        only names the target)."""
+        """A message to relay from ``source`` (a user, or a server's or service's
+        mask); ``lines``: a draft/multiline PRIVMSG's (``params`` then only names the
+        target). A logged-in user's messages carry its account (IRCv3 account-tag:
+        every message it sends, JOIN, INVITE or QUIT as much as PRIVMSG)."""
+        if not isinstance(source, str):
+            if source.account is not None and not (client_tags and "account" in client_tags):
+                client_tags = {**(client_tags or {}), "account": source.account}
+            source = source.mask
         now = self.clock()
         ms = int(now * 1000)
         if ms != self._time_ms:  # many messages share a millisecond: format it once
@@ -1041,7 +1047,7 @@ class ServerCore:
         # Nobody shares a channel with most quitting clients: then there is nothing to relay.
         peers = self.peers(client, include_self=False) if client.registered else []
         if peers or (client.registered and self.cluster):
-            relay = self.new_relay(client.mask, "QUIT", [reason])
+            relay = self.new_relay(client, "QUIT", [reason])
             self.fan_out(peers, relay)
             if self.cluster:
                 self.publish("quit", client.channels, self.uid(client), r=relay_wire(client, relay))
@@ -1072,7 +1078,7 @@ class ServerCore:
             if client.away is not None:
                 told = [w for w in watching if "extended-monitor" in w.caps]
                 if told:
-                    away = self.new_relay(client.mask, "AWAY", [client.away])
+                    away = self.new_relay(client, "AWAY", [client.away])
                     self.fan_out(told, away, need_cap="away-notify")
 
     def nick_offline(self, folded: str, nick: str, gone: Client | None = None) -> None:

@@ -242,6 +242,35 @@ async def test_account_tag_alone_gets_no_client_only_tags(server: RunningServer)
     assert set((await full.expect("PRIVMSG")).tags) == {"msgid", "account", "+draft/reply"}
 
 
+async def test_account_tag_is_on_every_message_a_user_sends(server: RunningServer) -> None:
+    """Not only PRIVMSG: JOIN, TOPIC, INVITE, KICK, NICK, PART, QUIT (irctest's
+    testInvite; the account-tag spec)."""
+    tagged = await server.client("tagged", ["account-tag"])
+    judy = await server.client("judy")
+    await ask(judy, f"REGISTER * * {PASSWORD}")
+    await tagged.join("#room")
+    await tagged.send("MODE #room -t")
+    await judy.send("JOIN #room")
+    assert (await tagged.expect("JOIN")).tags == {"account": "judy"}
+    await judy.send("TOPIC #room :new topic")
+    assert (await tagged.expect("TOPIC")).tags == {"account": "judy"}
+    await judy.join("#other")
+    await judy.send("INVITE tagged #other")
+    assert (await tagged.expect("INVITE")).tags == {"account": "judy"}
+    await judy.send("NICK judy2")
+    assert (await tagged.expect("NICK")).tags == {"account": "judy"}
+    await judy.send("PART #room")
+    assert (await tagged.expect("PART")).tags == {"account": "judy"}
+    await tagged.send("JOIN #other")
+    await tagged.expect("366")
+    await judy.send("QUIT :bye")
+    assert (await tagged.expect("QUIT")).tags == {"account": "judy"}
+    # A user not logged in: none.
+    kim = await server.client("kim")
+    await kim.send("JOIN #room")
+    assert (await tagged.expect("JOIN")).tags == {}
+
+
 async def test_server_password_is_required_before_early_register(backend: str,
                                                                  tmp_path: Path) -> None:
     async with serving(suite_config(password="letmein"), backend,

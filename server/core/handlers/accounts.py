@@ -390,7 +390,7 @@ def log_in(core: ServerCore, client: Client, name: str) -> None:
     core.reply(client, N.RPL_LOGGEDIN, shown, name, f"You are now logged in as {name}")
     if not client.registered:
         return  # nobody can see the user yet; JOINs and WHOIS will show it
-    relay = core.new_relay(client.mask, "ACCOUNT", [name])
+    relay = core.new_relay(client, "ACCOUNT", [name])
     notify_account(core, client, relay)
     if core.cluster:
         core.publish("account", (), core.uid(client), a=name, r=relay_wire(client, relay))
@@ -410,7 +410,7 @@ def log_out(core: ServerCore, client: Client) -> None:
     core.reply(client, N.RPL_LOGGEDOUT, client.mask, "You are now logged out")
     if not client.registered:
         return
-    relay = core.new_relay(client.mask, "ACCOUNT", ["*"])
+    relay = core.new_relay(client, "ACCOUNT", ["*"])
     notify_account(core, client, relay)
     if core.cluster:
         core.publish("account", (), core.uid(client), a="*", r=relay_wire(client, relay))

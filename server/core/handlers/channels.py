@@ -132,14 +132,14 @@ def join(core: ServerCore, client: Client, name: str, key: str) -> None:
     # Joining a registered channel with members, the founder gets +o from ChanServ below.
     channel.members[client] = "o" if trusted and (created or registered is None) else ""
     client.channels[folded] = channel
-    relay = core.new_relay(client.mask, "JOIN", [channel.name])
+    relay = core.new_relay(client, "JOIN", [channel.name])
     announce_join(core, client, channel, relay)
     if core.cluster:
         # ``new``: this join made the channel, which another node may have made too.
         core.publish("join", (folded,), core.uid(client), t=folded, p=channel.members[client],
                      ch=channel_record(channel), new=created, r=relay_wire(client, relay))
     if client.away is not None:
-        away = core.new_relay(client.mask, "AWAY", [client.away])
+        away = core.new_relay(client, "AWAY", [client.away])
         core.fan_out(channel.members, away, exclude=client, need_cap="away-notify")
     if channel.topic:
         send_topic(core, client, channel)
@@ -181,7 +181,7 @@ def announce_join(core: ServerCore, client: Client, channel: Channel, relay: Rel
         return
     core.fan_out([m for m in members if "extended-join" not in m.caps], relay)
     params = [channel.name, client.account or "*", client.realname]
-    extended = Relay(client.mask, "JOIN", params, relay.time, relay.msgid)
+    extended = Relay(client.mask, "JOIN", params, relay.time, relay.msgid, relay.client_tags)
     core.fan_out([m for m in members if "extended-join" in m.caps], extended)
 
 
@@ -201,7 +201,7 @@ def handle_part(core: ServerCore, client: Client, msg: Message) -> None:
 
 def part(core: ServerCore, client: Client, channel: Channel, reason: str) -> None:
     params = [channel.name, reason[: core.config.kicklen]] if reason else [channel.name]
-    relay = core.new_relay(client.mask, "PART", params)
+    relay = core.new_relay(client, "PART", params)
     core.fan_out(channel.members, relay)
     if core.cluster:
         core.publish("part", (channel.folded,), core.uid(client), t=channel.folded,
@@ -243,7 +243,7 @@ def handle_topic(core: ServerCore, client: Client, msg: Message) -> None:
     channel.topic = msg.params[1][: core.config.topiclen]
     channel.topic_setter = client.mask
     channel.topic_time = int(core.clock())
-    relay = core.new_relay(client.mask, "TOPIC", [channel.name, channel.topic])
+    relay = core.new_relay(client, "TOPIC", [channel.name, channel.topic])
     core.fan_out(channel.members, relay)
     if core.cluster:
         core.publish("topic", (channel.folded,), core.uid(client), t=channel.folded,
@@ -344,7 +344,7 @@ def _kick(core: ServerCore, client: Client, name: str, nicks: list[str], reason:
                 client, N.ERR_USERNOTINCHANNEL, nick, channel.name, "They aren't on that channel"
             )
             continue
-        relay = core.new_relay(client.mask, "KICK", [channel.name, target.nick, reason])
+        relay = core.new_relay(client, "KICK", [channel.name, target.nick, reason])
         core.fan_out(channel.members, relay)
         if core.cluster:
             core.publish("kick", (channel.folded,), core.uid(client), t=channel.folded,
@@ -377,7 +377,7 @@ def handle_invite(core: ServerCore, client: Client, msg: Message) -> None:
         if blocks(core, client, target, "INVITE"):
             return
     # Bound to the connection, not the nick: a nick is not an identity.
-    relay = core.new_relay(client.mask, "INVITE", [target.nick, channel.name])
+    relay = core.new_relay(client, "INVITE", [target.nick, channel.name])
     if target.remote is None:
         target.invites.add(channel.folded)
         core.deliver(target, relay)

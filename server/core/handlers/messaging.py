@@ -155,7 +155,7 @@ def _to_channel(
             return
         text = [filtered]
     target = status + channel.name
-    relay = core.new_relay(client.mask, command, [target, *text], client_tags, lines)
+    relay = core.new_relay(client, command, [target, *text], client_tags, lines)
     if status:
         # STATUSMSG: '@' reaches ops; '+' reaches voiced and ops.
         allowed = "o" if "+" not in status else "ov"
@@ -282,7 +282,7 @@ def _to_nick(
         _error(core, client, command, N.ERR_TARGCHANGE, target.nick,
                "Targets changing too fast, message dropped")
         return
-    relay = core.new_relay(client.mask, command, [target.nick, *text], client_tags, lines)
+    relay = core.new_relay(client, command, [target.nick, *text], client_tags, lines)
     stored = core.on_private_message(client, target, relay, command, client_tags)
     if target.remote is not None:
         # ``h``: the conversation's history key, for the nodes' caches (None: not kept).
@@ -323,11 +323,11 @@ def handle_away(core: ServerCore, client: Client, msg: Message) -> None:
     if text:
         client.away = text
         core.reply(client, N.RPL_NOWAWAY, "You have been marked as being away")
-        relay = core.new_relay(client.mask, "AWAY", [text])
+        relay = core.new_relay(client, "AWAY", [text])
     else:
         client.away = None
         core.reply(client, N.RPL_UNAWAY, "You are no longer marked as being away")
-        relay = core.new_relay(client.mask, "AWAY", [])
+        relay = core.new_relay(client, "AWAY", [])
     audience = core.with_watchers(client, core.peers(client, include_self=False))
     core.fan_out(audience, relay, exclude=client, need_cap="away-notify")
     if core.cluster:
@@ -341,7 +341,7 @@ def handle_setname(core: ServerCore, client: Client, msg: Message) -> None:
         core.fail(client, "SETNAME", "INVALID_REALNAME", "Realname is not valid")
         return
     client.realname = realname
-    relay = core.new_relay(client.mask, "SETNAME", [realname])
+    relay = core.new_relay(client, "SETNAME", [realname])
     audience = core.with_watchers(client, core.peers(client, include_self=True))
     core.fan_out(audience, relay, need_cap="setname")
     if core.cluster:

@@ -255,7 +255,7 @@ def channel_mode(
     # across MODE lines rather than let the relay cut the last mask short.
     relays = []
     for chunk in _fitting_chunks(client.mask, channel.name, applied):
-        relay = core.new_relay(client.mask, "MODE", [channel.name, *render_changes(chunk)])
+        relay = core.new_relay(client, "MODE", [channel.name, *render_changes(chunk)])
         core.fan_out(channel.members, relay)
         relays.append(relay_wire(client, relay))
     if core.cluster and relays:

@@ -163,7 +163,7 @@ def handle_wallops(core: ServerCore, client: Client, msg: Message) -> None:
     """``:nick!user@host WALLOPS :text`` to every user with +w (the sender too, if +w)."""
     if not is_oper(core, client):
         return
-    relay = core.new_relay(client.mask, "WALLOPS", [msg.params[0]])
+    relay = core.new_relay(client, "WALLOPS", [msg.params[0]])
     deliver_wallops(core, relay)
     if core.cluster:
         core.publish("wallops", (), core.uid(client), r=relay_wire(client, relay))

@@ -142,7 +142,7 @@ def _to_channel(
     core: ServerCore, client: Client, channel: Channel, params: list[str]
 ) -> Relay:
     params[0] = channel.name
-    relay = core.new_relay(client.mask, "REDACT", params)
+    relay = core.new_relay(client, "REDACT", params)
     core.fan_out(channel.members, relay, exclude=client, need_cap=REDACT_CAP)
     core.deliver(client, relay)  # the sender's confirmation, with or without the cap
     if core.cluster:
@@ -161,7 +161,7 @@ def _to_partner(
         partner = None
     else:
         params[0] = partner.nick
-    relay = core.new_relay(client.mask, "REDACT", params)
+    relay = core.new_relay(client, "REDACT", params)
     if partner is not None and partner.remote is not None:
         core.publish("msg", (), core.uid(client), to=partner.remote, cap=REDACT_CAP,
                      r=relay_wire(client, relay), h=key)

@@ -164,7 +164,7 @@ def handle_nick(core: ServerCore, client: Client, msg: Message) -> None:
 
 def apply_nick(core: ServerCore, client: Client, nick: str, folded: str) -> None:
     if client.registered:
-        relay = core.new_relay(client.mask, "NICK", [nick])
+        relay = core.new_relay(client, "NICK", [nick])
         core.fan_out(core.peers(client, include_self=False), relay)
         core.deliver(client, relay)
         if core.cluster:
