@@ -112,6 +112,21 @@ def _welcome_text(pl: ProxyLine) -> str:
     return pl.msg.params[-1][:40].strip() if pl.msg.params else ""
 
 
+async def _weechat_took(wee: WeeChat, welcome: ProxyLine) -> None:
+    """Wait until WeeChat has processed 001 (it refuses /join before; it logs the
+    text then)."""
+    await wee.wait_for_log(
+        None, re.escape(_welcome_text(welcome)), timeout=10, what="weechat logging 001"
+    )
+
+
+async def _start_weechat(wee: WeeChat, proxy: LoggingProxy) -> None:
+    """Start WeeChat through the proxy and wait until it has taken 001."""
+    wee.start(HOST, proxy.port)
+    await _weechat_took(wee, await proxy.wait_for(_welcome, timeout=15,
+                                                  what="001 sent to weechat"))
+
+
 def _unknown_commands(proxy: LoggingProxy) -> list[str]:
     return [pl.line for pl in proxy.lines if pl.direction == "S>C" and pl.msg.command == "421"]
 
@@ -232,12 +247,7 @@ async def test_weechat_round_trip(
             await raw.register()
             await raw.join(CHANNEL)
 
-            wee.start(HOST, proxy.port)
-            welcome = await proxy.wait_for(_welcome, timeout=15, what="001 sent to weechat")
-            # WeeChat refuses /join until it has processed 001; it logs the text then.
-            await wee.wait_for_log(
-                None, re.escape(_welcome_text(welcome)), timeout=10, what="weechat logging 001"
-            )
+            await _start_weechat(wee, proxy)
 
             mark = raw.mark()
             await wee.command(f"/join {CHANNEL}", buffer=f"irc.server.{WeeChat.SERVER}")
@@ -417,11 +427,7 @@ async def test_weechat_sasl_plain_login(
 
             wee.start(HOST, proxy.port)
             await _assert_sasl_login(proxy, "weenie")
-            # WeeChat refuses /join until it has processed 001; it logs the text then.
-            welcome = next(pl for pl in proxy.lines if _welcome(pl))
-            await wee.wait_for_log(
-                None, re.escape(_welcome_text(welcome)), timeout=10, what="weechat logging 001"
-            )
+            await _weechat_took(wee, next(pl for pl in proxy.lines if _welcome(pl)))
             # 900 and 903 as WeeChat shows them, in its server buffer.
             await wee.wait_for_log(
                 None, r"You are now logged in as weenie", timeout=10, what="weechat logging 900"
@@ -582,10 +588,7 @@ async def test_weechat_falls_back_from_a_reserved_nick(
                 timeout=10,
                 what="weechat logging its switch to the alternate nick",
             )
-            welcome = next(pl for pl in proxy.lines if _welcome(pl))
-            await wee.wait_for_log(
-                None, re.escape(_welcome_text(welcome)), timeout=10, what="weechat logging 001"
-            )
+            await _weechat_took(wee, next(pl for pl in proxy.lines if _welcome(pl)))
             assert await _whois_account(raw, "weenie_") is None
 
             mark = raw.mark()
@@ -700,9 +703,7 @@ async def test_weechat_regains_its_nick_and_registers_a_channel(
             await _assert_sasl_login(proxy, "wendy")
             welcome = next(pl for pl in proxy.lines if _welcome(pl))
             assert welcome.msg.params[0] == "wendy_"
-            await wee.wait_for_log(
-                None, re.escape(_welcome_text(welcome)), timeout=10, what="weechat logging 001"
-            )
+            await _weechat_took(wee, welcome)
             await wee.command("/msg NickServ REGAIN", buffer=server_buffer)
             await ghost.wait_for(lambda m: m.command == "KILL", timeout=10, what="the KILL")
             await proxy.wait_for(
@@ -763,11 +764,7 @@ async def test_weechat_with_caller_id(
     try:
         with diagnostics(irc_server, proxy, wee.debug):
             await raw.register()
-            wee.start(HOST, proxy.port)
-            welcome = await proxy.wait_for(_welcome, timeout=15, what="001 sent to weechat")
-            await wee.wait_for_log(
-                None, re.escape(_welcome_text(welcome)), timeout=10, what="weechat logging 001"
-            )
+            await _start_weechat(wee, proxy)
             await wee.command("/mode gwen +g", buffer=server_buffer)
             await proxy.wait_for(
                 lambda pl: _server_sent("MODE")(pl) and pl.msg.params[-1:] == ("+g",),
@@ -830,11 +827,7 @@ async def test_weechat_gets_a_multiline_message_as_its_lines(
             await raw.send("CAP END")
             await raw.register()
             await raw.join(CHANNEL)
-            wee.start(HOST, proxy.port)
-            welcome = await proxy.wait_for(_welcome, timeout=15, what="001 sent to weechat")
-            await wee.wait_for_log(
-                None, re.escape(_welcome_text(welcome)), timeout=10, what="weechat logging 001"
-            )
+            await _start_weechat(wee, proxy)
             mark = raw.mark()
             await wee.command(f"/join {CHANNEL}", buffer=f"irc.server.{WeeChat.SERVER}")
             await raw.wait_for(lambda m: m.command == "JOIN" and m.nick == "mona", since=mark,
