@@ -8,7 +8,7 @@ import itertools
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from .model import (
     REDACTED_COMMAND,
@@ -149,6 +149,17 @@ class SQLiteStore:
             conn = self._connect()
             self._local.conn = conn
         return conn
+
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        """This thread's reader inside one read transaction: several queries (one per
+        target) see the same database."""
+        conn = self._reader()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
 
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> None:
@@ -328,12 +339,8 @@ class SQLiteStore:
             f"SELECT channel, time_ms FROM messages WHERE target = ? AND {_SERVED} "
             "ORDER BY time_ms DESC, seq DESC LIMIT 1"
         )
-        conn = self._reader()
-        conn.execute("BEGIN")  # one snapshot for every target
-        try:
+        with self._snapshot() as conn:
             latest = [conn.execute(sql, (t,)).fetchone() for t in dict.fromkeys(folded)]
-        finally:
-            conn.execute("COMMIT")
         return latest_within(((str(r[0]), int(r[1])) for r in latest if r), lo, hi, limit)
 
     def conversations(
@@ -363,9 +370,7 @@ class SQLiteStore:
             f"SELECT {_COLUMNS} FROM messages WHERE {' AND '.join(where)} "
             "ORDER BY time_ms DESC, seq DESC LIMIT ?"
         )
-        conn = self._reader()
-        conn.execute("BEGIN")  # one snapshot for every target
-        try:
+        with self._snapshot() as conn:
             keys = set(q.targets)
             if q.account:
                 keys.update(str(r[0]) for r in conn.execute(
@@ -375,8 +380,6 @@ class SQLiteStore:
                 [_row(r) for r in conn.execute(sql, (t, *values, limit)).fetchall()]
                 for t in targets
             ]
-        finally:
-            conn.execute("COMMIT")
         newest = heapq.merge(
             *hits, key=lambda r: (r.time_ms, r.target, r.seq), reverse=True
         )
