@@ -30,6 +30,7 @@ from tests.server.test_chathistory import (
     history,
     token,
 )
+from tests.server.test_multiline import ML, read_multiline, send_batch
 
 SERVER = "test.server"
 LOGGER = "chat.server.history"
@@ -301,3 +302,28 @@ async def test_redis_paused(
         lambda: [r.msgid for r in room.stored[-WINDOW:]] in cached_windows(redis_server),
         "the cache holds the current window again",
     )
+
+
+async def test_a_multiline_message_comes_back_whole_from_the_cached_window(
+    server: RunningServer,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    """Its line feeds survive the window's JSON in Redis: the cold read (the store)
+    and the warm one (the window) replay the same nested draft/multiline batch."""
+    caps = [*ML, "draft/chathistory"]
+    alice = await server.client("alice", caps=caps)
+    await alice.join("#h")
+    block = ["first", "", "  second", "x" * 300]
+    await send_batch(alice, "#h", block, opening_tags="")
+    await read_multiline(alice)
+    replies = []
+    for _ in range(2):  # cold, then from the window the first read filled
+        await alice.send("CHATHISTORY LATEST #h * 10")
+        outer = await alice.expect("BATCH")
+        assert outer.params[1] == "chathistory"
+        inner, lines = await read_multiline(alice)
+        assert inner.tags["batch"] == outer.params[0][1:]
+        assert (await alice.read_message()).params == ["-" + outer.params[0][1:]]
+        replies.append((inner.tags["msgid"], [m.params[1] for m in lines]))
+    assert replies[0] == replies[1] and replies[0][1] == block
+    assert cached_windows(redis_server) == [[replies[0][0]]]
