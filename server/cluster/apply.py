@@ -25,7 +25,13 @@ from server.core.handlers.channels import announce_join, set_channel_record
 from server.core.handlers.chanserv import channel_changed, from_record
 from server.core.handlers.memoserv import memo_count
 from server.core.handlers.readmarker import marker_moved
-from server.core.history import REDACT_CAP, STORED_COMMANDS, HistoryStale, relay_from_row
+from server.core.history import (
+    REDACT_CAP,
+    STORED_COMMANDS,
+    STORED_EVENTS,
+    HistoryStale,
+    relay_from_row,
+)
 from server.core.multiline import MultilineRelay
 from server.core.relay import Relay
 from server.core.state import Channel, Client
@@ -418,7 +424,11 @@ def _on_topic(core: ServerCore, event: Event) -> None:
     channel.topic = str(record.get("topic", ""))
     channel.topic_setter = str(record.get("setter", ""))
     channel.topic_time = int(record.get("ttime", 0))
-    core.fan_out(channel.members, _relay(event["r"]))
+    relay = _relay(event["r"])
+    core.fan_out(channel.members, relay)
+    if core.history_enabled:
+        core.emit(HistoryStale(channel.folded))  # the sender's node stored it
+    _state(core).seen(channel.folded, relay.msgid)
     channel_changed(core, channel, here=False)
 
 
@@ -823,6 +833,8 @@ def recovered(core: ServerCore, folded: str, rows: list[StoredMessage]) -> None:
     for row in sorted(rows, key=lambda r: r.seq):
         if row.msgid <= floor or row.msgid in ids:
             continue
+        if row.command in STORED_EVENTS:
+            continue  # a topic change: its state comes with the node's snapshot
         relay = relay_from_row(row)
         need_cap = _NEEDS_CAP.get(row.command)
         core.fan_out(channel.members, relay, need_cap=need_cap)

@@ -41,6 +41,7 @@ from .connlimits import ConnectionLimits, HostRate, host_key
 from .flood import FloodGate
 from .history import (
     STORED_COMMANDS,
+    STORED_EVENTS,
     Pending,
     StoreMessage,
     deliver_history,
@@ -624,7 +625,9 @@ class ServerCore:
         status: str,
     ) -> None:
         """A channel message was relayed: queue it for the store of record."""
-        if not self.history_enabled or status or command not in STORED_COMMANDS:
+        if not self.history_enabled or status or (
+            command not in STORED_COMMANDS and command not in STORED_EVENTS
+        ):
             return
         stored = message_to_store(
             channel.folded,

@@ -25,6 +25,7 @@ from server.history.model import (
     Search,
     StoredMessage,
 )
+from server.history.query import EVENT_COMMANDS
 
 from .multiline import MultilineRelay, fit_lines, is_multiline, render, split_combined
 from .relay import Relay
@@ -36,6 +37,10 @@ if TYPE_CHECKING:
 
 SUBCOMMANDS = ("LATEST", "BEFORE", "AFTER", "AROUND", "BETWEEN", "TARGETS")
 STORED_COMMANDS = frozenset({"PRIVMSG", "NOTICE", "TAGMSG"})
+# Channel events stored beside the messages, served to draft/event-playback clients:
+# a topic change, which a client reading history shows in place.
+STORED_EVENTS = frozenset(EVENT_COMMANDS)
+EVENT_PLAYBACK = "draft/event-playback"
 # Client tags that say something about now, not the conversation: never stored (IRCv3
 # typing), so a TAGMSG carrying nothing else is relayed and not kept.
 EPHEMERAL_TAGS = frozenset({"+typing", "+draft/typing"})
@@ -223,6 +228,7 @@ def handle_chathistory(core: ServerCore, client: Client, msg: Message) -> None:
         limit,
         ref2,
         with_tagmsg=wants_tagmsg(client),
+        with_events=EVENT_PLAYBACK in client.caps,
         with_redactions=REDACT_CAP in client.caps,
     )
     rid = core.new_history_request(client, "chathistory", channel.name if channel else target)
@@ -261,6 +267,7 @@ def request_playback(core: ServerCore, client: Client, folded: str, name: str) -
         count,
         until_msgid=until,
         with_tagmsg=batched and wants_tagmsg(client),
+        with_events=batched and EVENT_PLAYBACK in client.caps,
         with_redactions=batched and REDACT_CAP in client.caps,
     )
     core.emit(HistoryRequest(rid, query))
@@ -268,7 +275,7 @@ def request_playback(core: ServerCore, client: Client, folded: str, name: str) -
 
 def wants_tagmsg(client: Client) -> bool:
     """TAGMSGs are history for clients that asked for events and can read tags."""
-    return "draft/event-playback" in client.caps and "message-tags" in client.caps
+    return EVENT_PLAYBACK in client.caps and "message-tags" in client.caps
 
 
 def deliver_history(

@@ -111,6 +111,8 @@ class Query:
     until_msgid: str = ""
     # The client negotiated message-tags: TAGMSG rows (reactions, typing...) are served too.
     with_tagmsg: bool = False
+    # The client negotiated draft/event-playback: channel events (topic changes) too.
+    with_events: bool = False
     # The client negotiated draft/message-redaction: REDACT_EVENT rows are served too.
     with_redactions: bool = False
 

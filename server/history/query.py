@@ -11,11 +11,14 @@ from .model import REDACT_EVENT, Query, Ref, StoredMessage
 # are then not returned and do not count against the limit.
 SERVED_COMMANDS = ("PRIVMSG", "NOTICE")
 SERVED_WITH_TAGS = (*SERVED_COMMANDS, "TAGMSG")
+EVENT_COMMANDS = ("TOPIC",)  # draft/event-playback: channel events kept beside messages
 
 
 def served(q: Query) -> tuple[str, ...]:
     """The commands a reply to ``q`` may carry; references may be any stored row."""
     commands = SERVED_WITH_TAGS if q.with_tagmsg else SERVED_COMMANDS
+    if q.with_events:
+        commands = (*commands, *EVENT_COMMANDS)
     return (*commands, REDACT_EVENT) if q.with_redactions else commands
 
 

@@ -203,3 +203,32 @@ def test_an_event_field_may_not_replace_the_envelope() -> None:
     core.publish("memo", (), "a:1", t="bob", unread=1)
     event = next(e.event for e in core.take_effects() if isinstance(e, Publish))
     assert event["n"] == "a" and event["unread"] == 1
+
+
+def test_a_topic_change_drops_other_nodes_windows_and_is_never_recovered() -> None:
+    """The sender's node stores the change (an event for draft/event-playback): other
+    nodes drop their cached window of the channel. A missed one is not replayed from
+    the store after a gap: the topic itself comes with the node's snapshot."""
+    from server.core.history import HistoryStale
+
+    a, b = make_core("a"), make_core("b")
+    register(a, 1, "alice")
+    register(b, 1, "bob")
+    relay_events(a, b)
+    relay_events(b, a)
+    a.data_received(1, b"JOIN #c\r\n")
+    b.data_received(1, b"JOIN #c\r\n")
+    relay_events(a, b)
+    relay_events(b, a)
+    output(b, 1)
+    a.data_received(1, b"TOPIC #c :fresh\r\n")
+    effects = relay_events(a, b)
+    assert b":alice" in output(b, 1)
+    assert b.history_enabled and HistoryStale("#c") in effects
+    a.data_received(1, b"PRIVMSG #c :seen\r\n")
+    relay_events(a, b)
+    output(b, 1)
+    row = StoredMessage("#c", 9, "0" * 16, 1000000, "alice!a@h", "TOPIC", "#c", "lost topic")
+    newer = row._replace(msgid="Z" * 16)
+    b.recovered("#c", [newer])
+    assert b"lost topic" not in output(b, 1)

@@ -80,7 +80,7 @@ async def collect(c: IRCTestClient, count: int, channel: str) -> list[Rec]:
     out: list[Rec] = []
     while len(out) < count:
         m = await c.read_message()
-        if m.command in ("PRIVMSG", "NOTICE", "TAGMSG") and m.params[0] == channel:
+        if m.command in ("PRIVMSG", "NOTICE", "TAGMSG", "TOPIC") and m.params[0] == channel:
             out.append(Rec.of(m))
     return out
 
@@ -221,10 +221,10 @@ class DataSet:
 
 
 async def build(server: RunningServer) -> DataSet:
-    """30 stored messages in #h (29 PRIVMSG/NOTICE and one TAGMSG), from two users,
-    with bursts sharing a millisecond, client tags, an ACTION, a repeated text, and
-    joins, parts, quits, a topic, a nick change, a STATUSMSG and a private message
-    in between (none of which is channel history)."""
+    """31 stored rows in #h (29 PRIVMSG/NOTICE, a TAGMSG and a topic change, the last
+    two served only with draft/event-playback), from two users, with bursts sharing a
+    millisecond, client tags, an ACTION, a repeated text, and joins, parts, quits, a
+    nick change, a STATUSMSG and a private message in between (none of which is kept)."""
     alice = await server.client("alice", ["message-tags"])
     reader = await server.client("reader", CAPS)
     bob = await server.client("bob", ["message-tags"])
@@ -254,7 +254,7 @@ async def build(server: RunningServer) -> DataSet:
     await burst(bob, "NICK robert")
     await burst(bob, *(f"{'NOTICE' if n % 3 == 0 else 'PRIVMSG'} #h :b{n}" for n in range(1, 13)))
     await burst(alice, f"@+draft/reply={first[0].msgid} PRIVMSG #h :reply", "PRIVMSG #h :last")
-    stored = first + await collect(reader, 29, "#h")
+    stored = first + await collect(reader, 30, "#h")
     await reader.sync()
     for c in (alice, bob):
         await c.sync()  # nothing was queued for them that matters
@@ -267,20 +267,21 @@ async def build(server: RunningServer) -> DataSet:
 async def test_data_set_is_stored_as_received(server: RunningServer) -> None:
     ds = await build(server)
     stored = ds.stored
-    assert len(stored) == 30
+    assert len(stored) == 31
     assert [r.command for r in stored].count("TAGMSG") == 1
+    assert [(r.command, r.text) for r in stored if r.command == "TOPIC"] == [("TOPIC", "a topic")]
     # Some messages share a millisecond (bursts), which timestamp references must handle.
     assert len({r.ms for r in stored}) < len(stored)
     # Nothing but channel messages, and the repeated text twice with two msgids.
     assert [r.text for r in stored].count("same text") == 2
-    assert len({r.msgid for r in stored}) == 30
+    assert len({r.msgid for r in stored}) == 31
     # Everything served (no TAGMSG), in the order live members received it.
     replies = await history(ds.reader, "CHATHISTORY LATEST #h * 100")
     assert_same(replies, [r for r in stored if r.command in SERVED][-LIMIT:])
     everything = await history(ds.reader, f"CHATHISTORY BEFORE #h msgid={stored[10].msgid} 100")
     assert_same(everything, [r for r in stored[:10] if r.command in SERVED])
-    # Joins, parts, quits, topic, nick changes, STATUSMSG and private messages are not
-    # channel history: a full walk through the history shows PRIVMSG/NOTICE only.
+    # Joins, parts, quits, nick changes, STATUSMSG and private messages are not channel
+    # history, and the topic change is an event: a full walk shows PRIVMSG/NOTICE only.
     walk = replies + everything
     assert {m.command for m in walk} <= set(SERVED)
     texts = [m.params[1] for m in walk]
@@ -320,6 +321,35 @@ async def test_event_playback_serves_tagmsg_as_members_received_it(
     # And a reader without event-playback gets the same page without it.
     replies = await history(ds.reader, window)
     assert "TAGMSG" not in [m.command for m in replies]
+
+
+async def test_topic_changes_are_replayed_with_event_playback(server: RunningServer) -> None:
+    """A topic change is kept as an event: clients with draft/event-playback get it
+    in history where it happened (as its members saw it); others do not, and it never
+    counts for them."""
+    alice = await server.client("alice", ["message-tags", "server-time"])
+    events = await server.client("events", [*CAPS, "draft/event-playback"])
+    plain = await server.client("plainr", CAPS)
+    for c in (alice, events, plain):
+        await c.join("#t")
+    await alice.sync()
+    await events.sync()
+    await alice.send("PRIVMSG #t :before")
+    await alice.send("TOPIC #t :the new topic")
+    live = await events.expect("TOPIC")
+    await alice.send("PRIVMSG #t :after")
+    await events.expect("PRIVMSG", lambda m: m.params[-1] == "after")
+    await events.sync()
+    await plain.sync()
+    events.backlog.clear()
+    replies = await history(events, "CHATHISTORY LATEST #t * 10", "#t")
+    assert [(m.command, m.params[-1]) for m in replies] == [
+        ("PRIVMSG", "before"), ("TOPIC", "the new topic"), ("PRIVMSG", "after")]
+    topic = replies[1]
+    assert (topic.source, topic.params) == (live.source, live.params)
+    assert (topic.tags["msgid"], topic.tags["time"]) == (live.tags["msgid"], live.tags["time"])
+    assert [m.params[-1] for m in await history(plain, "CHATHISTORY LATEST #t * 2", "#t")] == [
+        "before", "after"]
 
 
 async def test_typing_notifications_are_relayed_but_never_stored(

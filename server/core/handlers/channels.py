@@ -248,6 +248,9 @@ def handle_topic(core: ServerCore, client: Client, msg: Message) -> None:
     if core.cluster:
         core.publish("topic", (channel.folded,), core.uid(client), t=channel.folded,
                      ch=channel_record(channel), r=relay_wire(client, relay))
+    # Kept in history as an event (draft/event-playback clients are replayed it).
+    core.on_channel_message(channel, client, relay, "TOPIC", [channel.topic],
+                            relay.client_tags, "")
     if channel.folded in core.registered_channels:
         from .chanserv import channel_changed
 
