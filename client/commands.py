@@ -820,12 +820,14 @@ def _register(s: Session, args: str, now: float) -> None:
     s.info(f"Registering the account {s.nick if account == '*' else account}…", now)
 
 
-@command("away", "/away [message]", "Set an away message; without one, come back.")
+@command(
+    "away",
+    "/away [message]",
+    "Set an away message; without one, come back. Kept across reconnects.",
+    online=False,
+)
 def _away(s: Session, args: str, now: float) -> None:
-    if args:
-        s.send("AWAY", args)
-    else:
-        s.send("AWAY")
+    s.set_away(args, now)
 
 
 @command("wallops", "/wallops TEXT", "Operators: send TEXT to everyone with user mode +w.")

@@ -59,6 +59,8 @@ from .replies import QUERY_NUMERICS, query_text
 from .sasl import SaslLogin
 from .sts import parse_sts, valid_duration, valid_port
 
+PRE_AWAY_CAP = "draft/pre-away"
+
 # Capabilities requested when the server offers them.
 WANTED_CAPS = (
     "server-time",
@@ -69,6 +71,7 @@ WANTED_CAPS = (
     "draft/chathistory",
     "multi-prefix",
     "away-notify",
+    "draft/pre-away",  # /away kept across a reconnect is set before registration ends
     "extended-monitor",  # AWAY of notify-list nicks we share no channel with
     "userhost-in-names",  # members' hosts, for /ban NICK
     "invite-notify",  # who invites whom to our channels
@@ -190,6 +193,10 @@ class Session:
         self.nick = config.nick
         self._wanted_nick = config.nick  # the nick asked for on (re)connect
         self.away = False
+        # What /away asked for, kept across reconnects (None: present); the server
+        # forgets a connection's away state with it.
+        self.away_message: str | None = None
+        self._away_sent = False  # this connection was told it (draft/pre-away)
         self.lag: float | None = None  # seconds, from the last PING/PONG round trip
         self.caps: set[str] = set()  # enabled capabilities
         self.available_caps: dict[str, str] = {}  # offered by the server (CAP LS)
@@ -283,6 +290,7 @@ class Session:
         self.nick = self._wanted_nick
         self.away = False
         self.user_modes = ""  # a new connection starts without the old one's (+g, +i...)
+        self._away_sent = False
         self._quitting = False
         self._out.clear()
         self.notify.forget_states()
@@ -601,6 +609,17 @@ class Session:
             if switch:
                 self._switch_on_join.add(self.fold(name))
         self._send_joins(names, key_list)
+
+    def set_away(self, message: str, now: float) -> None:
+        """/away: away with ``message`` ("": back), kept for later connections too.
+        While not registered it is only kept (and said so)."""
+        self.away_message = message or None
+        if self.registered:
+            self._send("AWAY", *([message] if message else []))
+        elif message:
+            self.info(f"You will be marked away when connected: {message}", now)
+        else:
+            self.info("You will not be marked away when connected", now)
 
     def quit(self, message: str, now: float) -> None:
         self._quitting = True
@@ -1109,6 +1128,9 @@ class Session:
         login holds it back until its exchange is over, then calls this."""
         if self._cap_negotiating:
             self._cap_negotiating = False
+            if self.away_message and PRE_AWAY_CAP in self.caps:
+                self._send("AWAY", self.away_message)  # away from the first moment
+                self._away_sent = True
             self._send("CAP", "END")
 
     # --- accounts, and SASL PLAIN at connect (client/sasl.py)
@@ -1259,6 +1281,8 @@ class Session:
         if self._motd_done:
             return
         self._motd_done = True
+        if self.away_message and not self._away_sent:
+            self._send("AWAY", self.away_message)  # the new connection starts present
         names: list[str] = []
         keys: list[str] = []
         seen: set[str] = set()

@@ -282,3 +282,30 @@ async def test_tls(tmp_path: Path, clients: list[ChatClient]) -> None:
         assert any("over TLS" in ln.text for ln in alice.session.server.lines)
     finally:
         srv.close()
+
+
+async def test_away_survives_a_dropped_connection(
+    server: RunningServer, clients: list[ChatClient]
+) -> None:
+    """/away, the connection fails, the client reconnects: the server has it away again
+    (set before registration ends: our server offers draft/pre-away), and a watcher
+    with extended-monitor hears it come back online away."""
+    alice = ChatClient.start(server.port, "alice", ("#t",))
+    bob = ChatClient.start(server.port, "bob", ("#t",))
+    clients += [alice, bob]
+    await alice.joined("#t")
+    b_buf = await bob.joined("#t")
+    alice.conn.input("/away at lunch")
+    await alice.wait(lambda: alice.session.away, "alice marked away")
+    await bob.wait(lambda: "alice" in b_buf.members and b_buf.members["alice"].away,
+                   "bob seeing alice away")
+    alice.gate.close()
+    alice.conn.drop()
+    await asyncio.wait_for(alice.gate.waiting.wait(), DEADLINE)
+    await bob.wait(lambda: "alice" not in b_buf.members, "the server to notice")
+    alice.gate.open()
+    await alice.joined("#t")
+    assert "draft/pre-away" in alice.session.caps
+    await alice.wait(lambda: alice.session.away, "alice away again (306)")
+    await bob.wait(lambda: "alice" in b_buf.members and b_buf.members["alice"].away,
+                   "bob seeing the rejoined alice away")
