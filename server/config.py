@@ -75,6 +75,8 @@ class ServerConfig:
     account_limit: int = 3  # accounts a host may register at once (0: no limit) ...
     account_refill: float = 1200.0  # ... and seconds until it may register one more
     password_min_length: int = 8  # characters in an account's password, at least
+    memo_limit: int = 5  # memos an account may send at once (0: no limit) ...
+    memo_refill: float = 60.0  # ... and seconds until it may send one more
     # History: SQLite store of record ("" turns history off), Redis cache-aside.
     db: str = "chat.db"
     history_playback: int = 20  # messages replayed on JOIN to clients without chathistory

@@ -167,6 +167,8 @@ _HELP: dict[str, str] = {
     "account_limit": "accounts one host (an IPv4 address or an IPv6 /64) may register at once",
     "account_refill": "seconds until a host may register one more account",
     "password_min_length": "characters an account's password must have at least",
+    "memo_limit": "memos an account may send at once with MemoServ (0: no limit)",
+    "memo_refill": "seconds until an account may send one more memo",
     "cloak_key": "secret for host cloaks (empty: random per start, cloaks change on restart)",
     "ban_file": "file that keeps operators' K-lines and D-lines across restarts "
     "(empty: bans last until the server stops)",
@@ -226,6 +228,7 @@ _INT_BOUNDS: dict[str, tuple[int, int | None]] = {
     "monitor_limit": (1, 10_000),
     "accept_limit": (1, 1000),
     "password_min_length": (1, 256),
+    "memo_limit": (0, 1000),
     "multiline_max_bytes": (0, 65536),
     "multiline_max_lines": (1, 1000),
     "sts_duration": (0, 400 * 86400),

@@ -209,6 +209,8 @@ class ServerCore:
         )
         # Accounts registered per host: each reserves a nick and a row for good.
         self.account_rate = HostRate(config.account_limit, _per_second(config.account_refill))
+        # MemoServ SEND per sender account: filling someone's memo box takes time.
+        self.memo_rate = HostRate(config.memo_limit, _per_second(config.memo_refill))
         self.cloak_key = config.cloak_key.encode() or secrets.token_bytes(32)
         self._flooded: dict[Client, None] = {}  # clients with delayed lines
         # Cluster (server/cluster): remote users by uid, event counters, pending nick claims.
@@ -322,6 +324,7 @@ class ServerCore:
         self._release_flooded(now)
         self.limits.expire(now)
         self.account_rate.expire(now)
+        self.memo_rate.expire(now)
         if self.bans:
             from .handlers.bans import expire_bans
 
@@ -359,6 +362,8 @@ class ServerCore:
         )
         self.account_rate.burst = new.account_limit
         self.account_rate.rate = _per_second(new.account_refill)
+        self.memo_rate.burst = new.memo_limit
+        self.memo_rate.rate = _per_second(new.memo_refill)
         self.whowas.resize(new.whowas_size)
         return ignored
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
+import pytest
+
 from chat.message import Message
 from server.core.handlers.memoserv import MAX_MEMOS
 from tests.conftest import RunningServer, serving, suite_config
@@ -109,6 +111,25 @@ async def test_a_full_memo_box(server: RunningServer) -> None:
         f"frank's memo box is full ({MAX_MEMOS})"]
     said = memoserv_says(await ask(frank, "MS LIST"))
     assert said[0] == f"You have {MAX_MEMOS} memos ({MAX_MEMOS} unread):"
+
+
+@pytest.mark.parametrize(
+    "server_config", [suite_config(memo_limit=2, memo_refill=3600)], ids=["two-per-hour"]
+)
+async def test_a_sender_may_not_fill_a_memo_box_at_once(server: RunningServer) -> None:
+    """The sender's account has a memo rate (--memo-limit at once, one more per
+    --memo-refill): refused past it, for any recipient; others may still send."""
+    gina = await with_account(server, "gina")
+    hugo = await with_account(server, "hugo")
+    for i in range(2):
+        assert memoserv_says(await ask(hugo, f"MS SEND gina note {i}")) == ["Memo sent to gina"]
+    assert memoserv_says(await ask(hugo, "MS SEND gina note 2")) == [
+        "You are sending memos too fast; wait a minute"]
+    assert memoserv_says(await ask(hugo, "MS SEND hugo to myself")) == [
+        "You are sending memos too fast; wait a minute"]
+    assert memoserv_says(await ask(gina, "MS SEND hugo thanks")) == ["Memo sent to hugo"]
+    said = memoserv_says(await ask(gina, "MS LIST"))
+    assert said[0] == "You have 2 memos (2 unread):"
 
 
 async def test_sasl_login_hears_of_memos_after_the_welcome(backend: str, tmp_path: Path) -> None:

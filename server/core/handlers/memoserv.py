@@ -123,6 +123,9 @@ def _send(core: ServerCore, client: Client, rest: str) -> None:
         tell(core, client, f"{target} is not a registered account")
         return
     sender = client.account or ""
+    if not core.memo_rate.take(core.fold(sender), core.clock()):
+        tell(core, client, "You are sending memos too fast; wait a minute")
+        return
 
     def stored(result: object) -> None:  # whether or not the sender is still here
         if isinstance(result, int) and not isinstance(result, bool):
