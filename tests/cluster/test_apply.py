@@ -51,7 +51,9 @@ def test_events_carry_per_channel_sequence_numbers() -> None:
     assert [e["g"] for e in events] == [2, 3, 4]  # 1 was "up"
 
 
-def test_remote_users_are_visible_and_a_gap_triggers_resync_and_recovery() -> None:
+def two_nodes_in_a_channel() -> tuple[ServerCore, ServerCore]:
+    """Node a with alice (conn 1), node b with bob (conn 1), both in #c, each node
+    knowing the other's user; their output so far drained."""
     a, b = make_core("a"), make_core("b")
     register(a, 1, "alice")
     register(b, 1, "bob")
@@ -63,6 +65,11 @@ def test_remote_users_are_visible_and_a_gap_triggers_resync_and_recovery() -> No
     relay_events(b, a)
     output(a, 1)
     output(b, 1)
+    return a, b
+
+
+def test_remote_users_are_visible_and_a_gap_triggers_resync_and_recovery() -> None:
+    a, b = two_nodes_in_a_channel()
     assert {c.nick for c in b.channels["#c"].members} == {"alice", "bob"}
     a.data_received(1, b"PRIVMSG #c :seen\r\n")
     relay_events(a, b)
@@ -211,16 +218,7 @@ def test_a_topic_change_drops_other_nodes_windows_and_is_never_recovered() -> No
     the store after a gap: the topic itself comes with the node's snapshot."""
     from server.core.history import HistoryStale
 
-    a, b = make_core("a"), make_core("b")
-    register(a, 1, "alice")
-    register(b, 1, "bob")
-    relay_events(a, b)
-    relay_events(b, a)
-    a.data_received(1, b"JOIN #c\r\n")
-    b.data_received(1, b"JOIN #c\r\n")
-    relay_events(a, b)
-    relay_events(b, a)
-    output(b, 1)
+    a, b = two_nodes_in_a_channel()
     a.data_received(1, b"TOPIC #c :fresh\r\n")
     effects = relay_events(a, b)
     assert b":alice" in output(b, 1)
