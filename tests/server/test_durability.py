@@ -61,7 +61,7 @@ def server_proc(backend: str, tmp_path: Path) -> Iterator[ServerProcess]:
         sp.stop()
 
 
-async def fetch_all(port: int, channel: str) -> list[tuple[str, str]]:
+async def fetch_all(port: int, channel: str) -> list[tuple[str | None, str]]:
     """Every stored message of ``channel`` as (msgid, text), oldest first, by paging back."""
     c = await IRCTestClient.open(port)
     await c.register("reader", CAPS)
@@ -77,8 +77,8 @@ async def fetch_all(port: int, channel: str) -> list[tuple[str, str]]:
             msg = await c.read_message(10)
             if msg.command == "BATCH":
                 break
-            if msg.command == "PRIVMSG":
-                page.append((msg.tags["msgid"], msg.params[1]))
+            if msg.command == "PRIVMSG":  # a multiline message's later lines: no msgid
+                page.append((msg.tags.get("msgid"), msg.params[1]))
         out[:0] = page
         if len(page) < 100:
             break
@@ -191,3 +191,29 @@ async def test_kill_9_after_a_redact_keeps_the_message_deleted(
     await alice.close()
     server_proc.start()
     assert await fetch_all(server_proc.port, "#r") == [(ids[0], "keep"), (ids[2], "also keep")]
+
+
+async def test_kill_9_after_a_multiline_echo_keeps_the_whole_message(
+    server_proc: ServerProcess,
+) -> None:
+    """A draft/multiline message is committed whole before anyone receives it: after
+    kill -9, the restarted server replays it with every line (a client without the
+    capability reads its lines; one with it, one nested batch)."""
+    caps = [*CAPS, "echo-message", "draft/multiline"]
+    alice = await IRCTestClient.open(server_proc.port)
+    await alice.register("alice", caps)
+    await alice.join("#m")
+    lines = ["first", "", "  indented", "last " + "y" * 200]
+    await alice.send("BATCH +k draft/multiline #m")
+    for line in lines:
+        await alice.send(f"@batch=k PRIVMSG #m :{line}")
+    await alice.send("BATCH -k")
+    start = await alice.expect("BATCH", lambda m: m.params[0].startswith("+"))
+    await alice.expect("BATCH", lambda m: m.params[0] == "-" + start.params[0][1:])
+    msgid = start.tags["msgid"]
+    assert server_proc.signal(signal.SIGKILL) == -signal.SIGKILL
+    await alice.close()
+    server_proc.start()
+    # Without draft/multiline: its non-blank lines, the msgid on the first.
+    assert await fetch_all(server_proc.port, "#m") == [
+        (msgid, "first"), *[(None, text) for text in lines[2:]]]
