@@ -404,6 +404,7 @@ class ChatHistory:
             and (floor is None or answer.oldest[0] < floor[0])
         ):
             self._floor[s.fold(buf.name)] = answer.oldest
+        complete = True  # what was asked for came whole (a gap fill may stop short)
         if req is not None and req.gap:
             key = s.fold(buf.name)
             fetched = self._gap.get(key, 0) + len(added)
@@ -425,6 +426,7 @@ class ChatHistory:
                 self._request(buf, nxt, "AFTER", f"msgid={answer.newest_msgid}")
             else:
                 self._gap.pop(key, None)
+                complete = caught_up
                 more = "" if caught_up else " (older ones skipped)"
                 if fetched:
                     word = "message" if fetched == 1 else "messages"
@@ -436,7 +438,9 @@ class ChatHistory:
         buf.version += 1
         s.emit(BufferChanged(buf))
         if not buf.history_loading:
-            self._listener.history_done(buf, True, now)
+            # A gap fill cut short may not have reached a message of ours: the outbox
+            # must then not guess that it was lost (it would send it twice).
+            self._listener.history_done(buf, complete, now)
 
     def _failed(self, buf: Buffer, code: str, now: float) -> None:
         """A FAIL answered ``buf``'s oldest request: it ends, and is not asked again

@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from chat.servertime import format_time
+from client import history as client_history
 from client.chatlog import ChatLog
 from client.model import (
     Buffer,
@@ -368,6 +371,23 @@ def test_unconfirmed_and_not_in_the_gap_fill_is_sent_again_once() -> None:
         ("lost in transit", "M0", Delivery.DELIVERED),  # (the old one, from history)
         ("lost in transit", "E9", Delivery.DELIVERED)]  # fmt: skip
     assert not s.outbox.pending
+
+
+def test_unconfirmed_and_a_gap_fill_cut_short_fails_instead_of_a_duplicate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The gap fill stops at MAX_GAP_PAGES without catching up: our message may be in
+    what it did not fetch, so it is not written again (it could arrive twice) but
+    failed for /resend."""
+    monkeypatch.setattr(client_history, "MAX_GAP_PAGES", 1)
+    s, buf = in_t(history_lines=2)
+    run(s, "maybe sent")
+    reconnect(s)
+    assert rejoin(s) == ["CHATHISTORY AFTER #t msgid=M1 2"]
+    page = [("bob", "one", "M2", T0 + 2), ("bob", "two", "M3", T0 + 3)]  # full: not caught up
+    out = feed(s, history_batch("g1", "#t", page), NOW + 61)
+    assert privmsgs(out) == []  # neither another page nor a second copy
+    assert states(buf)[-1] == ("maybe sent", Delivery.FAILED, MAYBE_LOST)
 
 
 def test_unconfirmed_without_history_fails_and_resend_sends_it_again() -> None:
