@@ -231,6 +231,7 @@ class Connection:
             if self.session.state is not State.DISCONNECTED:
                 self.session.connection_lost(self._clock(), "closed")
             self.session.reconnect_delay = None
+            self.session.stopped(self._clock())
             self.flush()
 
     def endpoint(self) -> tuple[bool, int]:

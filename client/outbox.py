@@ -454,15 +454,16 @@ class Outbox:
 
     # ------------------------------------------------------------------ dropped
 
-    def quit(self, now: float) -> None:
-        """/quit: what was not written is dropped (one line per buffer says so)."""
+    def quit(self, now: float, why: str = "/quit") -> None:
+        """/quit, or no connection to come (``why``): what was not written is dropped
+        (one line per buffer says so)."""
         dropped: dict[Buffer, int] = {}
         for entry in self._of(None, _Step.WAITING, _Step.UNCONFIRMED):
             maybe = entry.step is _Step.UNCONFIRMED
-            self._fail(entry, "may not have been delivered" if maybe else "not sent (/quit)")
+            self._fail(entry, "may not have been delivered" if maybe else f"not sent ({why})")
             dropped[entry.buffer] = dropped.get(entry.buffer, 0) + 1
         for buf, count in dropped.items():
-            self._s.info(f"/quit: {_messages(count)} not sent", now, buf)
+            self._s.info(f"{why}: {_messages(count)} not sent", now, buf)
 
     def closed(self, buf: Buffer) -> int:
         """``buf`` was closed: its messages are forgotten. How many were not written."""

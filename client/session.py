@@ -621,6 +621,13 @@ class Session:
         else:
             self.info("You will not be marked away when connected", now)
 
+    def stopped(self, now: float) -> None:
+        """The driver will not connect again (reconnecting is off, or it was closed):
+        what waits in the outbox cannot go out, and nothing typed will wait."""
+        if not self._quitting:
+            self._quitting = True
+            self.outbox.quit(now, "no more connections")
+
     def quit(self, message: str, now: float) -> None:
         self._quitting = True
         self.outbox.quit(now)

@@ -287,6 +287,20 @@ def test_after_quit_typing_says_not_connected() -> None:
     assert own(buf) == []
 
 
+def test_when_no_connection_will_come_waiting_messages_fail_and_typing_stops() -> None:
+    """The driver gave up (reconnecting off, or closed): what waited cannot go out, and
+    nothing typed afterwards waits for a connection that will not come."""
+    s, buf = in_t()
+    s.connection_lost(NOW + 1, "Connection reset by peer")
+    assert run(s, "queued") == []
+    s.stopped(NOW + 2)
+    assert not s.reconnecting
+    assert states(buf)[-1] == ("queued", Delivery.FAILED, "not sent (no more connections)")
+    assert any(ln.text == "no more connections: 1 message not sent" for ln in buf.lines)
+    assert run(s, "hello?") == []
+    assert last_error(s) == "Not connected: the message was not sent"
+
+
 def test_the_outbox_is_bounded() -> None:
     s, buf = in_t()
     s.connection_lost(NOW + 1)
