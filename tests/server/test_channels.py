@@ -722,6 +722,24 @@ async def test_invite(server: RunningServer) -> None:
     assert msg.params == ["bob", "#chan"]
 
 
+async def test_invite_alone_lists_the_channels_one_is_invited_to(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    bob = await server.client("bob")
+    assert [(m.command, m.params[1:]) for m in await ask(bob, "INVITE")] == [
+        ("337", ["End of /INVITE list"])]
+    for name in ("#Zed", "#abc"):
+        await alice.join(name)
+        await alice.send(f"INVITE bob {name}")
+        await alice.expect("341")
+    listed = await ask(bob, "INVITE")
+    assert [(m.command, m.params[1:]) for m in listed] == [
+        ("336", ["#abc"]), ("336", ["#Zed"]), ("337", ["End of /INVITE list"])]
+    await bob.join("#abc")  # an invite is used up by joining
+    assert [m.params[1] for m in await ask(bob, "INVITE") if m.command == "336"] == ["#Zed"]
+    # One parameter is still a missing one.
+    assert [m.command for m in await ask(bob, "INVITE alice")] == ["461"]
+
+
 async def test_invite_notify_tells_members_who_may_invite(server: RunningServer) -> None:
     alice = await server.client("alice")
     bob = await server.client("bob", caps=["invite-notify"])

@@ -43,7 +43,7 @@ COMMANDS: dict[str, tuple[Handler, int]] = {
     "NAMES": (channels.handle_names, 0),
     "LIST": (channels.handle_list, 0),
     "KICK": (channels.handle_kick, 2),
-    "INVITE": (channels.handle_invite, 2),
+    "INVITE": (channels.handle_invite, 0),
     "KNOCK": (channels.handle_knock, 1),
     "MODE": (modes.handle_mode, 1),
     "PRIVMSG": (messaging.handle_privmsg, 0),

@@ -356,6 +356,17 @@ def _kick(core: ServerCore, client: Client, name: str, nicks: list[str], reason:
 
 
 def handle_invite(core: ServerCore, client: Client, msg: Message) -> None:
+    if not msg.params:
+        # Modern IRC: the channels this user has been invited to (and may still join).
+        for folded in sorted(client.invites):
+            channel = core.channels.get(folded)
+            if channel is not None:
+                core.reply(client, N.RPL_INVITEDLIST, channel.name)
+        core.reply(client, N.RPL_ENDOFINVITEDLIST, "End of /INVITE list")
+        return
+    if len(msg.params) < 2 or not msg.params[1]:
+        core.reply(client, N.ERR_NEEDMOREPARAMS, "INVITE", "Not enough parameters")
+        return
     nick, name = msg.params[0], msg.params[1]
     target = core.nicks.get(core.fold(nick))
     if target is None or not target.registered:

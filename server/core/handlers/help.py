@@ -51,8 +51,9 @@ TOPICS: dict[str, tuple[str, ...]] = {
                 "logged in (MODE #chan +b $~a keeps them out)."),
     "HELP": ("HELP [<subject>] (also HELPOP)", "HELP alone lists the subjects."),
     "INFO": ("INFO", "About this server's software."),
-    "INVITE": ("INVITE <nick> <#channel>",
-               "Invites <nick> (needed on +i channels; ops only there)."),
+    "INVITE": ("INVITE [<nick> <#channel>]",
+               "Invites <nick> (needed on +i channels; ops only there). Alone: the "
+               "channels you are invited to."),
     "ISON": ("ISON <nick> ...", "Which of these nicks are online (MONITOR is better)."),
     "JOIN": ("JOIN <#channel>[,<#channel>...] [<key>[,<key>...]] | JOIN 0",
              "Joins channels, making those that do not exist (you are their operator "
