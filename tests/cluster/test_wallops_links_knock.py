@@ -193,8 +193,12 @@ async def test_samode_from_another_node(cluster: Cluster, opers: dict[str, str])
     await bob.expect("PART")
 
     async def n1_knows_it() -> bool:
+        """n1 has applied every event of n2's: bob in #lost, alice gone (a SAMODE sent
+        while n1 had seen only some of them named a nick not in the channel yet)."""
         await root.send("NAMES #lost")
-        return any(m.command == "353" for m in await root.collect_until("366"))
+        listed = [m.params[-1].split() for m in await root.collect_until("366")
+                  if m.command == "353"]
+        return listed == [["bob"]]
 
     await eventually(n1_knows_it)
     await root.send("SAMODE #lost +o bob")
