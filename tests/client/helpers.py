@@ -65,12 +65,25 @@ def privmsg(
     return f"{prefix}:{nick}!~{nick}@host PRIVMSG {target} :{text}"
 
 
+def chathistory_batch(ref: str, target: str, lines: list[str]) -> list[str]:
+    """``lines`` (tagged ``batch=ref`` already) inside BATCH +ref chathistory target."""
+    return [f":test.server BATCH +{ref} chathistory {target}", *lines,
+            f":test.server BATCH -{ref}"]  # fmt: skip
+
+
 def history_batch(ref: str, target: str, rows: list[tuple[str, str, str, float]]) -> list[str]:
     """BATCH +ref chathistory target, rows (nick, text, msgid, time), BATCH -ref."""
-    lines = [f":test.server BATCH +{ref} chathistory {target}"]
-    lines += [privmsg(n, target, text, mid, t, batch=ref) for n, text, mid, t in rows]
-    lines.append(f":test.server BATCH -{ref}")
-    return lines
+    return chathistory_batch(
+        ref, target, [privmsg(n, target, text, mid, t, batch=ref) for n, text, mid, t in rows]
+    )
+
+
+def reconnect(s: Session, burst: list[str] = CHAT_BURST, now: float = NOW + 60) -> list[str]:
+    """The connection dies and comes back, registered with ``burst`` (no JOIN answered
+    yet): what the session sent meanwhile."""
+    s.connection_lost(now - 30, "Connection reset by peer")
+    s.connection_made(now)
+    return feed(s, burst, now)
 
 
 def messages(buf: Buffer) -> list[Line]:

@@ -3,15 +3,7 @@ registration ends when the server offers draft/pre-away, else right after it."""
 
 from __future__ import annotations
 
-from tests.client.helpers import CHAT_BURST, NOW, burst_offering, chat_session, feed
-
-
-def reconnect(s, burst: list[str]) -> list[str]:  # type: ignore[no-untyped-def]
-    """Lose the connection, make a new one, register with ``burst``: what was sent."""
-    s.connection_lost(NOW, "gone")
-    s.connection_made(NOW)
-    sent = s.take_outgoing()
-    return sent + feed(s, burst)
+from tests.client.helpers import CHAT_BURST, NOW, burst_offering, chat_session, feed, reconnect
 
 
 def test_away_is_set_again_after_a_reconnect() -> None:

@@ -38,6 +38,7 @@ from .helpers import (
     last_error,
     messages,
     privmsg,
+    reconnect,
     run,
     texts,
 )
@@ -70,14 +71,6 @@ def in_t(**kw: object) -> tuple[Session, Buffer]:
     feed(s, [":bob!b@h JOIN #t", *history_batch("b0", "#t", [("bob", "earlier", "M1", T0 + 1)])])
     s.take_events()
     return s, buf
-
-
-def reconnect(s: Session, burst: list[str] = CHAT_BURST, now: float = NOW + 60) -> list[str]:
-    """The connection dies and comes back, registered (the rejoin's JOIN not here yet):
-    what the session sent meanwhile."""
-    s.connection_lost(now - 30, "Connection reset by peer")
-    s.connection_made(now)
-    return feed(s, burst, now)
 
 
 def rejoin(s: Session, now: float = NOW + 60) -> list[str]:

@@ -35,6 +35,7 @@ from .helpers import (
     run,
     texts,
 )
+from .helpers import chathistory_batch as batch
 from .netutil import ChatClient, has_texts, messages
 from .recorded import CHAT_BURST
 
@@ -76,11 +77,6 @@ def reaction(
 def redact(nick: str, target: str, msgid: str, batch: str | None = None) -> str:
     tags = f"@time={REDACT_TIME};msgid=d-{msgid}" + (f";batch={batch}" if batch else "")
     return f"{tags} :{nick}!~{nick}@host REDACT {target} {msgid}"
-
-
-def batch(ref: str, target: str, lines: list[str]) -> list[str]:
-    return [f":test.server BATCH +{ref} chathistory {target}", *lines,
-            f":test.server BATCH -{ref}"]  # fmt: skip
 
 
 def shown(s: Session, msgid: str, name: str = "#t") -> list[tuple[str, tuple[str, ...]]]:

@@ -33,6 +33,7 @@ from .helpers import (
     run,
     texts,
 )
+from .helpers import chathistory_batch as batch
 from .netutil import DEADLINE, ChatClient, has_texts, messages
 
 CAP = "draft/message-redaction"
@@ -68,11 +69,6 @@ def stored_redact(
     tail = f" :{reason}" if reason is not None else ""
     tags = f"@batch={batch};time={format_time(t)};msgid=r-{msgid};account={nick}"
     return f"{tags} :{nick}!~{nick}@host REDACT {target} {msgid}{tail}"
-
-
-def batch(ref: str, target: str, lines: list[str]) -> list[str]:
-    return [f":test.server BATCH +{ref} chathistory {target}", *lines,
-            f":test.server BATCH -{ref}"]  # fmt: skip
 
 
 def rejoin(s: Session, *lines: str) -> list[str]:
