@@ -6,6 +6,8 @@ from chat.message import MAX_LINE_BODY, Message, parse, serialize_tags
 
 from .state import FORM_ACCOUNT, FORM_MULTILINE, FORM_TAGS, FORM_TIME, FORMS
 
+_UNBUILT: tuple[None, ...] = (None,) * (FORMS - 1)  # a new relay's forms but the plain one
+
 
 class Relay:
     """The four wire forms of one message: plain, +time, +msgid/client tags, both."""
@@ -36,7 +38,7 @@ class Relay:
         # have few clients that negotiated tags, many have none. Forms with
         # FORM_MULTILINE are those of draft/multiline clients: the same bytes for a
         # one-line message.
-        self.forms: list[bytes | None] = [plain, *[None] * (FORMS - 1)]
+        self.forms: list[bytes | None] = [plain, *_UNBUILT]
 
     def for_form(self, form: int) -> bytes:
         data = self.forms[form]
