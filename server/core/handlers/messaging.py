@@ -96,8 +96,6 @@ def relay_message(
         client_tags = {k: v for k, v in msg.tags.items() if k[0] == "+"} or None
     if "B" in client.modes:  # IRCv3 bot mode: its messages say so
         client_tags = {**(client_tags or {}), "bot": ""}
-    if client.account is not None:  # IRCv3 account-tag
-        client_tags = {**(client_tags or {}), "account": client.account}
     targets = params[0].split(",")
     limit = core.config.max_targets
     if len(targets) > limit:
@@ -169,7 +167,8 @@ def _to_channel(
         core.publish("msg", (channel.folded,), core.uid(client), t=channel.folded, st=status,
                      cap=need_cap, r=relay_wire(client, relay))
     # History keeps what the channel saw: the text as cut to fit the relayed line.
-    core.on_channel_message(channel, client, relay, command, relay.params[1:], client_tags, status)
+    core.on_channel_message(channel, client, relay, command, relay.params[1:], relay.client_tags,
+                            status)  # the relay's tags: new_relay added the account
 
 
 def _channel_filters(
@@ -283,7 +282,7 @@ def _to_nick(
                "Targets changing too fast, message dropped")
         return
     relay = core.new_relay(client, command, [target.nick, *text], client_tags, lines)
-    stored = core.on_private_message(client, target, relay, command, client_tags)
+    stored = core.on_private_message(client, target, relay, command, relay.client_tags)
     if target.remote is not None:
         # ``h``: the conversation's history key, for the nodes' caches (None: not kept).
         core.publish("msg", (), core.uid(client), to=target.remote, cap=need_cap,
