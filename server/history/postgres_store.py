@@ -1,7 +1,7 @@
 """PostgreSQL store of record: the shared history of a cluster (psycopg 3).
 
 Same contract as the SQLite store (see store.HistoryStore): a per-channel ``seq``
-is the total order, msgids are unique, ``append`` stores one tick's messages in
+is the total order, msgids are unique per target, ``append`` stores one tick's messages in
 ONE transaction on the loop thread, reads run on reader threads.
 
 Several nodes append to the same database at once, so ``seq`` cannot come from a
@@ -92,6 +92,12 @@ MIGRATIONS: list[str] = [
     # older rows have none. A constant default: no table rewrite.
     """
     ALTER TABLE messages ADD COLUMN sender TEXT NOT NULL DEFAULT ''
+    """,
+    # 4: a msgid is unique within a target, not across them: a QUIT or a nick change
+    # is one message, kept in each channel its user was in (event playback).
+    """
+    DROP INDEX messages_msgid;
+    CREATE UNIQUE INDEX messages_msgid_target ON messages (msgid, target)
     """,
 ]
 

@@ -61,6 +61,13 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE messages ADD COLUMN sender TEXT NOT NULL DEFAULT ''
     """,
+    # 4: a msgid is unique within a target, not across them: a QUIT or a nick change
+    # is one message, kept in each channel its user was in (event playback). The
+    # msgid comes first, as before, so a target's reads keep walking messages_target_seq.
+    """
+    DROP INDEX messages_msgid;
+    CREATE UNIQUE INDEX messages_msgid_target ON messages (msgid, target)
+    """,
 ]
 
 CHECKPOINT_INTERVAL = 1.0  # seconds between WAL checkpoints on the background thread

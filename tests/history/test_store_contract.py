@@ -272,6 +272,30 @@ def test_a_failed_append_leaves_nothing_behind(store: Store) -> None:
     assert [s.seq for s in store.window("#a", 10)] == [1, 2]
 
 
+def test_one_msgid_is_kept_in_several_targets(store: Store) -> None:
+    """A QUIT or nick change is one message shown in each channel its user was in: the
+    same msgid is stored once per target, and found (and referenced) in each."""
+    gen = Messages()
+    quit_id = "01JQUIT0000000000000000000"
+    rows = store.append([
+        gen.new("#a"),
+        NewMessage("#a", quit_id, BASE_MS + 5, "q!q@h", "QUIT", "#a", "bye"),
+        NewMessage("#b", quit_id, BASE_MS + 5, "q!q@h", "QUIT", "#b", "bye"),
+        gen.new("#b"),
+    ])
+    assert [(r.target, r.seq, r.msgid == quit_id) for r in rows] == [
+        ("#a", 1, False), ("#a", 2, True), ("#b", 1, True), ("#b", 2, False)]
+    for target in ("#a", "#b"):
+        found = store.find(target, quit_id)
+        assert found is not None and found.row.target == target
+    assert store.find("#c", quit_id) is None
+    before_b = store.query(Query("BEFORE", "#b", Ref("msgid", msgid=rows[3].msgid), 10,
+                                 with_events=True))
+    assert [(r.target, r.command) for r in before_b] == [("#b", "QUIT")]
+    after_a = store.query(Query("AFTER", "#a", Ref("msgid", msgid=quit_id), 10))
+    assert after_a == []
+
+
 # ---------------------------------------------------------------- reads
 
 
@@ -699,9 +723,10 @@ def test_conversations_are_in_the_appending_transaction(db: str, store: Store) -
     first = store.append([gen.dm("Alice", "Bob", BASE_MS + 1000)])
     before = conversation_table(db)
     assert len(before) == 2
-    # A duplicate msgid, last in the tick: the messages fail, no conversation moves.
+    # A msgid already in its conversation, last in the tick: the messages fail, no
+    # conversation moves.
     bad = [gen.dm("Alice", "Carol", BASE_MS + 2000), gen.dm("Bob", "Alice", BASE_MS + 3000)]
-    bad.append(dataclasses.replace(gen.dm("Dave", "Erin", BASE_MS + 4000), msgid=first[0].msgid))
+    bad.append(dataclasses.replace(gen.dm("Bob", "Alice", BASE_MS + 4000), msgid=first[0].msgid))
     with pytest.raises(INTEGRITY_ERRORS):
         store.append(bad)
     assert conversation_table(db) == before
@@ -982,7 +1007,7 @@ def test_a_version_1_database_migrates(db: str, opener: Opener) -> None:
     old = OLD_ROWS
     store = opener()
     latest = len(PG_MIGRATIONS if is_pg(store) else SQLITE_MIGRATIONS)
-    assert latest == 3
+    assert latest == 4
     assert store.schema_version() == latest
     assert store.window("#a", 10) == old  # the old rows, intact
     assert conversation_table(db) == []  # the table is there, empty
@@ -1014,7 +1039,7 @@ def test_a_version_1_database_migrates(db: str, opener: Opener) -> None:
             versions = lite.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()
             index = lite.execute("PRAGMA index_info(conversations_account_last)").fetchall()
         assert [r[2] for r in index] == ["account", "last_ms"]
-    assert versions == [(1,), (2,), (3,)]
+    assert versions == [(1,), (2,), (3,), (4,)]
 
 
 def test_a_version_2_database_migrates_and_its_messages_can_be_redacted(
@@ -1022,7 +1047,7 @@ def test_a_version_2_database_migrates_and_its_messages_can_be_redacted(
 ) -> None:
     _create_old_database(db, 2)
     store = opener()
-    assert store.schema_version() == 3
+    assert store.schema_version() == 4
     assert store.window("#a", 10) == OLD_ROWS  # the old rows, intact
     assert store.find("#a", "old1") == FoundMessage(OLD_ROWS[0], "")  # nobody recorded
     assert store.redact("#a", "old2") is True
@@ -1035,7 +1060,7 @@ def test_a_version_2_database_migrates_and_its_messages_can_be_redacted(
     assert store.find("#a", sent.msgid) == (new, sent.sender) and sent.sender
     store.close()
     again = opener()  # nothing re-applied on the next start
-    assert again.schema_version() == 3
+    assert again.schema_version() == 4
     assert again.window("#a", 10) == [OLD_ROWS[0], tombstone(OLD_ROWS[1]), new]
     if db.startswith("postgresql://"):
         with psycopg.connect(db) as conn:
@@ -1050,7 +1075,41 @@ def test_a_version_2_database_migrates_and_its_messages_can_be_redacted(
             versions = lite.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()
             info = lite.execute("PRAGMA table_info(messages)").fetchall()
         assert [(c[1], c[2], c[3], c[4]) for c in info][-1] == ("sender", "TEXT", 1, "''")
-    assert versions == [(1,), (2,), (3,)]
+    assert versions == [(1,), (2,), (3,), (4,)]
+
+
+def test_a_version_3_database_keeps_one_msgid_per_target(db: str, opener: Opener) -> None:
+    """Version 4: msgids unique per target (a QUIT kept in each of its channels), the
+    old rows intact, and a msgid repeated within one target still refused."""
+    _create_old_database(db, 3)
+    store = opener()
+    assert store.schema_version() == 4
+    assert store.window("#a", 10) == OLD_ROWS
+    [b] = store.append([NewMessage("#b", "old1", 3000, "n!u@h", "QUIT", "#b", "bye")])
+    assert (b.target, b.seq, b.msgid) == ("#b", 1, "old1")
+    with pytest.raises(INTEGRITY_ERRORS):
+        store.append([NewMessage("#a", "old2", 4000, "n!u@h", "PRIVMSG", "#a", "again")])
+    assert store.window("#a", 10) == OLD_ROWS
+    assert store.find("#a", "old1") == FoundMessage(OLD_ROWS[0], "")
+    assert store.find("#b", "old1") == FoundMessage(b, "")
+    if db.startswith("postgresql://"):
+        with psycopg.connect(db) as conn:
+            indexes = conn.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'messages' "
+                "AND indexname LIKE 'messages_msgid%'"
+            ).fetchall()
+        assert [name for name, _ in indexes] == ["messages_msgid_target"]
+        assert "UNIQUE" in indexes[0][1] and "(msgid, target)" in indexes[0][1]
+    else:
+        with contextlib.closing(sqlite3.connect(db)) as lite:
+            names = lite.execute(
+                "SELECT name FROM sqlite_master "
+                "WHERE type = 'index' AND name LIKE 'messages_msgid%'"
+            ).fetchall()
+            columns = lite.execute("PRAGMA index_info(messages_msgid_target)").fetchall()
+        assert names == [("messages_msgid_target",)]
+        assert [c[2] for c in columns] == ["msgid", "target"]
+    store.close()
 
 
 def test_sqlite_servers_upgrading_one_file_together(tmp_path: Path) -> None:
