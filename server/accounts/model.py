@@ -12,6 +12,10 @@ class Account:
     name: str  # the account name as registered (shown to users)
     password_hash: str  # the format of server.passwords.hash_password
     created_ms: int  # unix time in milliseconds
+    # SASL SCRAM-SHA-256 credentials (chat.scram.Credentials.to_text), derived from the
+    # password whenever the server sees it; None for an account from before SCRAM
+    # until its next PLAIN login.
+    scram: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

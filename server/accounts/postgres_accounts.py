@@ -7,7 +7,8 @@ atomic across all of them (``INSERT ... ON CONFLICT DO NOTHING``), and a channel
 registration likewise. The history
 store's versioned migrations do not include these tables: the account store creates
 them with ``CREATE TABLE IF NOT EXISTS``, under an advisory lock so that nodes
-starting together do not race on the catalog.
+starting together do not race on the catalog, and adds a column added since
+(``accounts.scram``) to an older database with ``ADD COLUMN IF NOT EXISTS``.
 
 One connection behind a lock: registrations and logins are rare next to the scrypt
 hash around each, and one connection per node keeps the server's share of
@@ -46,9 +47,13 @@ CREATE TABLE IF NOT EXISTS accounts (
     folded TEXT COLLATE "C" PRIMARY KEY,
     name TEXT NOT NULL,
     password_hash TEXT NOT NULL,
-    created_ms BIGINT NOT NULL
+    created_ms BIGINT NOT NULL,
+    scram TEXT
 )
 """
+
+# Databases from before SCRAM: the column is added at start (NULL: no credentials yet).
+_SCRAM_COLUMN = "ALTER TABLE accounts ADD COLUMN IF NOT EXISTS scram TEXT"
 
 _MARKERS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS read_markers (
@@ -118,6 +123,7 @@ class PostgresAccountStore:
                 with conn.transaction():
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
                     conn.execute(_SCHEMA)
+                    conn.execute(_SCRAM_COLUMN)
                     conn.execute(_MARKERS_SCHEMA)
                     conn.execute(_CHANNELS_SCHEMA)
                     conn.execute(_CHANNELS_FOUNDER_INDEX)
@@ -168,9 +174,9 @@ class PostgresAccountStore:
     def create(self, folded: str, account: Account) -> bool:
         def insert(conn: Conn, retried: bool) -> bool:
             row = conn.execute(
-                "INSERT INTO accounts (folded, name, password_hash, created_ms) "
-                "VALUES (%s, %s, %s, %s) ON CONFLICT (folded) DO NOTHING RETURNING 1",
-                (folded, account.name, account.password_hash, account.created_ms),
+                "INSERT INTO accounts (folded, name, password_hash, created_ms, scram) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (folded) DO NOTHING RETURNING 1",
+                (folded, account.name, account.password_hash, account.created_ms, account.scram),
             ).fetchone()
             if row is not None:
                 return True
@@ -186,10 +192,24 @@ class PostgresAccountStore:
     def find(self, folded: str) -> Account | None:
         return self._run(lambda conn, _retried: _find(conn, folded))
 
-    def set_password(self, folded: str, password_hash: str) -> bool:
+    def set_password(self, folded: str, password_hash: str, scram: str | None = None) -> bool:
         def update(conn: Conn, _retried: bool) -> bool:
             cur = conn.execute(
-                "UPDATE accounts SET password_hash = %s WHERE folded = %s", (password_hash, folded)
+                "UPDATE accounts SET password_hash = %s, scram = %s WHERE folded = %s",
+                (password_hash, scram, folded),
+            )
+            return cur.rowcount == 1
+
+        return self._run(update)
+
+    def set_scram(self, folded: str, password_hash: str, scram: str) -> bool:
+        def update(conn: Conn, _retried: bool) -> bool:
+            # Only while the hash is the one the credentials were derived from: a
+            # password change on any node meanwhile wins. Idempotent, so a retry after
+            # a lost connection is harmless.
+            cur = conn.execute(
+                "UPDATE accounts SET scram = %s WHERE folded = %s AND password_hash = %s",
+                (scram, folded, password_hash),
             )
             return cur.rowcount == 1
 
@@ -385,11 +405,12 @@ class PostgresAccountStore:
 
 def _find(conn: Conn, folded: str) -> Account | None:
     row = conn.execute(
-        "SELECT name, password_hash, created_ms FROM accounts WHERE folded = %s", (folded,)
+        "SELECT name, password_hash, created_ms, scram FROM accounts WHERE folded = %s",
+        (folded,),
     ).fetchone()
     if row is None:
         return None
-    return Account(str(row[0]), str(row[1]), int(row[2]))
+    return Account(str(row[0]), str(row[1]), int(row[2]), None if row[3] is None else str(row[3]))
 
 
 def _find_channel(conn: Conn, folded: str) -> RegisteredChannel | None:

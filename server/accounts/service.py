@@ -1,7 +1,10 @@
 """Log in and register against the account store. Runs on a worker thread, never the
 event loop: each call spends one scrypt hash (tens of milliseconds) and a store call.
+Wherever the password is seen (a registration, a change, a PLAIN login of an account
+from before SCRAM) its SCRAM-SHA-256 credentials are derived (PBKDF2, a few ms) and
+stored with it, so that the account can log in with SCRAM from then on.
 
-Neither function raises for a store failure: it is logged and answered as a failed
+No function here raises for a store failure: it is logged and answered as a failed
 login or an unavailable registration, so a database outage refuses logins rather
 than breaking the connection handling that called in.
 """
@@ -12,6 +15,7 @@ import base64
 import enum
 import logging
 
+from chat import scram
 from server.passwords import (
     DEFAULT_N,
     DEFAULT_P,
@@ -63,13 +67,39 @@ def login(store: AccountStore, folded: str, password: str) -> Account | None:
         return None
     if not verify_password(password, account.password_hash):
         return None
+    if account.scram is None:
+        _upgrade(store, folded, account, password)
     return account
 
 
-def change_password(store: AccountStore, folded: str, password: str) -> bool:
-    """Give the account ``folded`` a new password (hashed); False when it failed."""
+def _upgrade(store: AccountStore, folded: str, account: Account, password: str) -> None:
+    """SCRAM credentials for an account from before SCRAM, now that its password is
+    known; the login succeeds whether or not they could be stored."""
     try:
-        return store.set_password(folded, hash_password(password))
+        store.set_scram(folded, account.password_hash, scram.derive(password).to_text())
+    except Exception:
+        log.exception("account store: storing SCRAM credentials of %r failed", folded)
+
+
+def scram_credentials(store: AccountStore, folded: str) -> tuple[str, str] | None:
+    """(the account's name, its SCRAM credentials as stored) for SASL SCRAM-SHA-256;
+    None for an unknown account, one without credentials, or a store failure (the
+    exchange then goes on with decoy credentials and fails at the proof)."""
+    try:
+        account = store.find(folded)
+    except Exception:
+        log.exception("account store: looking up account %r failed", folded)
+        return None
+    if account is None or account.scram is None:
+        return None
+    return account.name, account.scram
+
+
+def change_password(store: AccountStore, folded: str, password: str) -> bool:
+    """Give the account ``folded`` a new password (hashed, and its SCRAM credentials);
+    False when it failed."""
+    try:
+        return store.set_password(folded, hash_password(password), scram.derive(password).to_text())
     except Exception:
         log.exception("account store: changing the password of %r failed", folded)
         return False
@@ -91,7 +121,12 @@ def register(
 
     The caller has validated the name and password; EXISTS when ``folded`` is taken.
     """
-    account = Account(name=name, password_hash=hash_password(password), created_ms=now_ms)
+    account = Account(
+        name=name,
+        password_hash=hash_password(password),
+        created_ms=now_ms,
+        scram=scram.derive(password).to_text(),
+    )
     try:
         created = store.create(folded, account)
     except Exception:

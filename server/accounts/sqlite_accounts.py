@@ -5,7 +5,8 @@ and beside it ``read_markers`` (IRCv3 draft/read-marker, per account and target)
 The history store (server/history/sqlite_store.py) owns the file's versioned
 migrations; these tables are not among them. The account store creates them with
 ``CREATE TABLE IF NOT EXISTS`` on its own, so either store may open the file
-first, and neither one's schema version depends on the other.
+first, and neither one's schema version depends on the other. A column added since
+(``accounts.scram``) is added to an older file at open when it is missing.
 
 One connection behind a lock: creates and lookups are rare (a registration, a SASL
 login) next to the scrypt hash around each, so a connection per worker thread would
@@ -30,9 +31,13 @@ CREATE TABLE IF NOT EXISTS accounts (
     folded TEXT PRIMARY KEY,
     name TEXT NOT NULL,
     password_hash TEXT NOT NULL,
-    created_ms INTEGER NOT NULL
+    created_ms INTEGER NOT NULL,
+    scram TEXT
 )
 """
+
+# Files from before SCRAM: the column is added at open (NULL: no credentials yet).
+_SCRAM_COLUMN = "ALTER TABLE accounts ADD COLUMN scram TEXT"
 
 _MARKERS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS read_markers (
@@ -92,6 +97,7 @@ class SQLiteAccountStore:
         self._conn = self._connect(busy_timeout_ms)
         try:
             self._conn.execute(_SCHEMA)
+            self._add_scram_column()
             self._conn.execute(_MARKERS_SCHEMA)
             self._conn.execute(_CHANNELS_SCHEMA)
             self._conn.execute(_CHANNELS_FOUNDER_INDEX)
@@ -100,6 +106,21 @@ class SQLiteAccountStore:
         except BaseException:
             self._conn.close()
             raise
+
+    def _add_scram_column(self) -> None:
+        """The migration of a file from before SCRAM, once: SQLite has no ADD COLUMN IF
+        NOT EXISTS, so look first; another process opening the same file may add it
+        between the look and the ALTER, which then fails harmlessly."""
+        if not self._has_scram_column():
+            try:
+                self._conn.execute(_SCRAM_COLUMN)
+            except sqlite3.OperationalError:
+                if not self._has_scram_column():
+                    raise
+
+    def _has_scram_column(self) -> bool:
+        columns = self._conn.execute("PRAGMA table_info(accounts)").fetchall()
+        return any(row[1] == "scram" for row in columns)
 
     def _connect(self, busy_timeout_ms: int) -> sqlite3.Connection:
         # isolation_level=None: each statement is its own transaction, committed before
@@ -133,26 +154,37 @@ class SQLiteAccountStore:
             # The primary key makes this atomic across connections and processes
             # (another server on the same file): a second insert of `folded` is ignored.
             cur = self._open_conn().execute(
-                "INSERT INTO accounts (folded, name, password_hash, created_ms) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (folded) DO NOTHING",
-                (folded, account.name, account.password_hash, account.created_ms),
+                "INSERT INTO accounts (folded, name, password_hash, created_ms, scram) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (folded) DO NOTHING",
+                (folded, account.name, account.password_hash, account.created_ms, account.scram),
             )
             return cur.rowcount == 1
 
     def find(self, folded: str) -> Account | None:
         with self._lock:
             row = self._open_conn().execute(
-                "SELECT name, password_hash, created_ms FROM accounts WHERE folded = ?",
+                "SELECT name, password_hash, created_ms, scram FROM accounts WHERE folded = ?",
                 (folded,),
             ).fetchone()
         if row is None:
             return None
-        return Account(str(row[0]), str(row[1]), int(row[2]))
+        return Account(str(row[0]), str(row[1]), int(row[2]), _text_or_none(row[3]))
 
-    def set_password(self, folded: str, password_hash: str) -> bool:
+    def set_password(self, folded: str, password_hash: str, scram: str | None = None) -> bool:
         with self._lock:
             cur = self._open_conn().execute(
-                "UPDATE accounts SET password_hash = ? WHERE folded = ?", (password_hash, folded)
+                "UPDATE accounts SET password_hash = ?, scram = ? WHERE folded = ?",
+                (password_hash, scram, folded),
+            )
+            return cur.rowcount == 1
+
+    def set_scram(self, folded: str, password_hash: str, scram: str) -> bool:
+        with self._lock:
+            # One statement: a password change by another process is either before it
+            # (no row matches) or after it (and replaces these credentials).
+            cur = self._open_conn().execute(
+                "UPDATE accounts SET scram = ? WHERE folded = ? AND password_hash = ?",
+                (scram, folded, password_hash),
             )
             return cur.rowcount == 1
 
@@ -318,3 +350,7 @@ class SQLiteAccountStore:
 
 def _ops(text: object) -> tuple[str, ...]:
     return tuple(str(text).split())
+
+
+def _text_or_none(value: object) -> str | None:
+    return None if value is None else str(value)

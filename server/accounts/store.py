@@ -34,8 +34,15 @@ class AccountStore(Protocol):
         """Every account's folded name (the nicks they reserve), read at start."""
         ...
 
-    def set_password(self, folded: str, password_hash: str) -> bool:
-        """Replace the account's password hash; False when there is no such account."""
+    def set_password(self, folded: str, password_hash: str, scram: str | None = None) -> bool:
+        """Replace the account's password hash and its SCRAM credentials (None: none,
+        never the old password's); False when there is no such account."""
+        ...
+
+    def set_scram(self, folded: str, password_hash: str, scram: str) -> bool:
+        """Give the account SCRAM credentials if its password hash is still
+        ``password_hash``, the password they were derived from (a change of password
+        meanwhile wins); False when it is not, or there is no such account."""
         ...
 
     def delete(self, folded: str) -> bool:
@@ -148,13 +155,22 @@ class MemoryAccountStore:
             self._check_open()
             return list(self._accounts)
 
-    def set_password(self, folded: str, password_hash: str) -> bool:
+    def set_password(self, folded: str, password_hash: str, scram: str | None = None) -> bool:
         with self._lock:
             self._check_open()
             account = self._accounts.get(folded)
             if account is None:
                 return False
-            self._accounts[folded] = replace(account, password_hash=password_hash)
+            self._accounts[folded] = replace(account, password_hash=password_hash, scram=scram)
+            return True
+
+    def set_scram(self, folded: str, password_hash: str, scram: str) -> bool:
+        with self._lock:
+            self._check_open()
+            account = self._accounts.get(folded)
+            if account is None or account.password_hash != password_hash:
+                return False
+            self._accounts[folded] = replace(account, scram=scram)
             return True
 
     def delete(self, folded: str) -> bool:

@@ -18,6 +18,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from chat.scram import Credentials, ScramClient, ScramError, ScramServer
 from server.accounts import (
     Account,
     AccountStore,
@@ -27,7 +28,13 @@ from server.accounts import (
     open_accounts,
 )
 from server.accounts.postgres_accounts import APPLICATION_NAME, PostgresAccountStore
-from server.accounts.service import RegisterResult, login, register
+from server.accounts.service import (
+    RegisterResult,
+    change_password,
+    login,
+    register,
+    scram_credentials,
+)
 from server.accounts.sqlite_accounts import SQLiteAccountStore
 from server.history.model import NewMessage
 from server.history.sqlite_store import MIGRATIONS, PAGE_SIZE, SQLiteStore
@@ -134,6 +141,34 @@ def test_set_password_replaces_only_the_hash(store: AccountStore, opener: Opener
     assert store.set_password("alice", "scrypt$new") is True
     assert opener().find("alice") == Account("Alice", "scrypt$new", first.created_ms)
     assert store.find("bob") == account("Bob", 2)
+
+
+def test_scram_credentials_are_kept_and_replaced_with_the_password(
+    store: AccountStore, opener: Opener
+) -> None:
+    # Opaque text to the stores (chat.scram.Credentials.to_text in the server).
+    alice = Account("Alice", "scrypt$old", NOW_MS, scram="SCRAM-SHA-256$old")
+    assert store.create("alice", alice)
+    assert opener().find("alice") == alice
+    assert store.set_password("alice", "scrypt$new", "SCRAM-SHA-256$new")
+    assert opener().find("alice") == Account("Alice", "scrypt$new", NOW_MS, "SCRAM-SHA-256$new")
+    # A new password without credentials never keeps the old password's.
+    assert store.set_password("alice", "scrypt$newer")
+    assert opener().find("alice") == Account("Alice", "scrypt$newer", NOW_MS, None)
+
+
+def test_set_scram_only_while_the_hash_is_the_one_given(
+    store: AccountStore, opener: Opener
+) -> None:
+    assert store.set_scram("nobody", "scrypt$x", "SCRAM-SHA-256$x") is False
+    assert store.create("alice", account("Alice"))
+    assert store.find("alice") == account("Alice")  # scram None: from before SCRAM
+    # The password changed since the login that derived them: nothing stored.
+    assert store.set_scram("alice", "scrypt$other", "SCRAM-SHA-256$stale") is False
+    assert opener().find("alice") == account("Alice")
+    assert store.set_scram("alice", account("Alice").password_hash, "SCRAM-SHA-256$x") is True
+    found = opener().find("alice")
+    assert found is not None and found.scram == "SCRAM-SHA-256$x"
 
 
 def test_delete_removes_one_account(store: AccountStore, opener: Opener) -> None:
@@ -301,6 +336,20 @@ def test_read_markers_survive_close_and_reopen(durable_db: str) -> None:
         ]
         s.set_read_marker("alice", "#chan", NOW_MS + 6)  # still only moves forward
         assert ("alice", "#chan", NOW_MS + 7) in s.read_markers()
+    finally:
+        s.close()
+
+
+def test_scram_credentials_survive_close_and_reopen(durable_db: str) -> None:
+    s = open_accounts(durable_db)
+    try:
+        assert register(s, "alice", "Alice", "s3cret pass", NOW_MS) is RegisterResult.OK
+    finally:
+        s.close()
+    s = open_accounts(durable_db)
+    try:
+        found = scram_credentials(s, "alice")
+        assert found is not None and scram_logs_in(found[1], "s3cret pass")
     finally:
         s.close()
 
@@ -674,22 +723,31 @@ def test_sqlite_survives_close_and_reopen(tmp_path: Path) -> None:
         s.close()
 
 
-def test_sqlite_file_from_before_channels_gains_the_tables(tmp_path: Path) -> None:
-    # A file written before registered_channels and memos existed: opening adds the
-    # tables and keeps the accounts.
+# The accounts table as the first account stores made it (no scram column), holding
+# account("Alice"); the same DDL for SQLite and PostgreSQL.
+OLD_ACCOUNTS = (
+    "CREATE TABLE accounts (folded TEXT PRIMARY KEY, name TEXT NOT NULL, "
+    "password_hash TEXT NOT NULL, created_ms BIGINT NOT NULL)"
+)
+OLD_ALICE = "INSERT INTO accounts VALUES ('alice', 'Alice', 'scrypt$hash-Alice-0', 1700000000123)"
+
+
+def old_sqlite_file(tmp_path: Path) -> str:
+    """A file written before registered_channels, memos and SCRAM existed."""
     path = str(tmp_path / "chat.db")
     old = sqlite3.connect(path)
     try:
-        old.execute(
-            "CREATE TABLE accounts (folded TEXT PRIMARY KEY, name TEXT NOT NULL, "
-            "password_hash TEXT NOT NULL, created_ms INTEGER NOT NULL)"
-        )
-        old.execute(
-            "INSERT INTO accounts VALUES ('alice', 'Alice', 'scrypt$hash-Alice-0', ?)", (NOW_MS,)
-        )
+        old.execute(OLD_ACCOUNTS)
+        old.execute(OLD_ALICE)
         old.commit()
     finally:
         old.close()
+    return path
+
+
+def test_sqlite_file_from_before_channels_gains_the_tables(tmp_path: Path) -> None:
+    # Opening adds the tables and keeps the accounts.
+    path = old_sqlite_file(tmp_path)
     s = SQLiteAccountStore(path)
     try:
         assert s.find("alice") == account("Alice")
@@ -702,6 +760,34 @@ def test_sqlite_file_from_before_channels_gains_the_tables(tmp_path: Path) -> No
         assert s.memos("alice") == [Memo(memo_id, "Bob", NOW_MS, "hello")]
     finally:
         s.close()
+
+
+def assert_gains_the_scram_column(opened: Callable[[], AccountStore]) -> None:
+    """An old database opened (twice: the column is added once): the accounts are
+    kept, without credentials, and take them."""
+    s, again = opened(), opened()
+    try:
+        assert s.find("alice") == account("Alice")
+        assert s.set_scram("alice", "scrypt$hash-Alice-0", "SCRAM-SHA-256$x")
+        found = again.find("alice")
+        assert found is not None and found.scram == "SCRAM-SHA-256$x"
+        assert s.create("bob", Account("Bob", "scrypt$b", NOW_MS, "SCRAM-SHA-256$b"))
+        assert again.find("bob") == Account("Bob", "scrypt$b", NOW_MS, "SCRAM-SHA-256$b")
+    finally:
+        s.close()
+        again.close()
+
+
+def test_sqlite_file_from_before_scram_gains_the_column(tmp_path: Path) -> None:
+    path = old_sqlite_file(tmp_path)
+    assert_gains_the_scram_column(lambda: SQLiteAccountStore(path))
+
+
+def test_postgres_database_from_before_scram_gains_the_column(pg_url: str) -> None:
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute(OLD_ACCOUNTS)
+        admin.execute(OLD_ALICE)
+    assert_gains_the_scram_column(lambda: PostgresAccountStore(pg_url))
 
 
 def test_sqlite_bad_path_fails_at_open(tmp_path: Path) -> None:
@@ -903,6 +989,47 @@ def test_register_then_login(store: AccountStore) -> None:
     assert login(store, "alice", "other pass") is None
     again = login(store, "alice", "s3cret pass")
     assert again == got
+
+
+def scram_logs_in(stored: str, password: str) -> bool:
+    """Whether a SCRAM-SHA-256 exchange with ``password`` passes these stored credentials."""
+    credentials = Credentials.from_text(stored)
+    assert credentials is not None
+    client = ScramClient("alice", password)
+    server = ScramServer(client.first())
+    try:
+        client.verify(server.final(client.final(server.first(credentials))))
+    except ScramError:
+        return False
+    return True
+
+
+def test_the_password_gives_scram_credentials_wherever_it_is_seen(store: AccountStore) -> None:
+    assert scram_credentials(store, "alice") is None
+    assert register(store, "alice", "Alice", "first pass", NOW_MS) is RegisterResult.OK
+    found = scram_credentials(store, "alice")
+    assert found is not None and found[0] == "Alice"
+    assert scram_logs_in(found[1], "first pass") and not scram_logs_in(found[1], "other pass")
+    assert "first pass" not in found[1]
+    assert change_password(store, "alice", "second pass")
+    found = scram_credentials(store, "alice")
+    assert found is not None and scram_logs_in(found[1], "second pass")
+    assert not scram_logs_in(found[1], "first pass")
+
+
+def test_a_plain_login_gives_an_account_from_before_scram_its_credentials(
+    store: AccountStore,
+) -> None:
+    assert register(store, "alice", "Alice", "the pass", NOW_MS) is RegisterResult.OK
+    old = store.find("alice")
+    assert old is not None
+    assert store.set_password("alice", old.password_hash)  # as before SCRAM: none
+    assert scram_credentials(store, "alice") is None
+    assert login(store, "alice", "wrong pass") is None
+    assert scram_credentials(store, "alice") is None  # a failed login derives nothing
+    assert login(store, "alice", "the pass") is not None
+    found = scram_credentials(store, "alice")
+    assert found is not None and scram_logs_in(found[1], "the pass")
 
 
 def test_unknown_account_costs_a_password_check() -> None:
