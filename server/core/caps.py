@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from chat.sasl import MECHANISMS
+
 from .state import FORM_ACCOUNT, FORM_MULTILINE, FORM_TAGS, FORM_TIME
+
+SASL_MECHANISMS = ",".join(MECHANISMS)  # CAP LS's sasl value and 908's list
 
 # Name -> value advertised in CAP LS 302 (empty: no value).
 SUPPORTED: dict[str, str] = {
@@ -23,7 +27,7 @@ SUPPORTED: dict[str, str] = {
     "draft/read-marker": "",
     "multi-prefix": "",
     "no-implicit-names": "",
-    "sasl": "PLAIN",
+    "sasl": SASL_MECHANISMS,
     "server-time": "",
     "setname": "",
     "userhost-in-names": "",

@@ -11,6 +11,7 @@ from .flood import FloodGate
 from .targets import TargetGate
 
 if TYPE_CHECKING:
+    from .handlers.accounts import ScramExchange
     from .handlers.batch import OpenBatch
 
 # Bits of Client.tag_form: which tags a client gets on relayed messages.
@@ -68,6 +69,7 @@ class Client:
         "registered",
         "remote",
         "sasl",
+        "scram",
         "secure",
         "tag_form",
         "targets",
@@ -95,6 +97,7 @@ class Client:
         self.away: str | None = None
         self.account: str | None = None  # the account logged in to (SASL, REGISTER)
         self.sasl: str | None = None  # an AUTHENTICATE exchange: the base64 so far
+        self.scram: ScramExchange | None = None  # that exchange's SCRAM state, if SCRAM
         self.invites: set[str] = set()  # folded channel names this connection may enter
         # draft/read-marker without an account: folded target -> ms, this connection's.
         self.markers: dict[str, int] | None = None

@@ -10,13 +10,14 @@ from typing import Any
 
 from server.accounts import AccountStore, open_accounts
 from server.accounts.model import RegisteredChannel
-from server.accounts.service import change_password, drop, login, register
+from server.accounts.service import change_password, drop, login, register, scram_credentials
 from server.banfile import load_bans
 from server.config import ServerConfig
 from server.core import ServerCore
 from server.core.handlers.accounts import (
     DropAccount,
     FindAccount,
+    FindScram,
     Login,
     Register,
     SetPassword,
@@ -69,11 +70,12 @@ def open_account_store(config: ServerConfig) -> AccountStore | None:
 # Account requests a client waits for (answered with core.answered), and account-store
 # writes nothing waits for (written behind, in order, on the account worker).
 ANSWERED = (
-    Login, Register, SetPassword, DropAccount, FindAccount, RegisterChannel, SendMemo, ListMemos
+    Login, Register, SetPassword, DropAccount, FindAccount, FindScram, RegisterChannel, SendMemo,
+    ListMemos,
 )
 AnsweredEffect = (
-    Login | Register | SetPassword | DropAccount | FindAccount | RegisterChannel | SendMemo
-    | ListMemos
+    Login | Register | SetPassword | DropAccount | FindAccount | FindScram | RegisterChannel
+    | SendMemo | ListMemos
 )
 WRITTEN_BEHIND = (SaveReadMarker, SaveChannel, DropChannel, MarkMemoRead, DeleteMemos)
 WrittenBehind = SaveReadMarker | SaveChannel | DropChannel | MarkMemoRead | DeleteMemos
@@ -155,8 +157,10 @@ def write_behind(store: AccountStore | None, effect: WrittenBehind) -> None:
 def answer_account(store: AccountStore | None, effect: AnsweredEffect) -> object:
     """The answer to an account request (the account's name for a login, a
     RegisterResult value for a registration of an account or a channel, success of a
-    password change, name and creation time for a lookup); runs on a worker thread,
-    never the loop."""
+    password change, name and creation time for a lookup, name and SCRAM credentials);
+    runs on a worker thread, never the loop."""
+    if isinstance(effect, FindScram):
+        return None if store is None else scram_credentials(store, effect.folded)
     if isinstance(effect, RegisterChannel):
         return register_channel(store, effect)
     if isinstance(effect, FindAccount):

@@ -30,6 +30,7 @@ from server.core.handlers.accounts import (
     SASL_MAX,
     DropAccount,
     FindAccount,
+    FindScram,
     Login,
     Register,
     SetPassword,
@@ -56,8 +57,8 @@ from server.passwords import verify_password
 SERVER_NAME = "fuzz.server"
 # answered off the loop
 Check = (
-    CheckOper | Login | Register | SetPassword | DropAccount | FindAccount | RegisterChannel
-    | SendMemo | ListMemos | FindMessage
+    CheckOper | Login | Register | SetPassword | DropAccount | FindAccount | FindScram
+    | RegisterChannel | SendMemo | ListMemos | FindMessage
 )
 START = 1_700_000_000.0  # a fixed epoch so that runs reproduce
 OPER_NAME = "root"
@@ -531,6 +532,9 @@ class CoreHarness:
         if isinstance(check, FindAccount):
             found = self.accounts.find(check.folded)
             return None if found is None else (found.name, found.created_ms)
+        if isinstance(check, FindScram):  # the harness's accounts have none: decoys
+            found = self.accounts.find(check.folded)
+            return None if found is None or found.scram is None else (found.name, found.scram)
         if isinstance(check, RegisterChannel):
             return "ok" if self.accounts.register_channel(check.folded, check.channel) else "exists"
         if isinstance(check, DropAccount):

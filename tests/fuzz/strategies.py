@@ -326,10 +326,13 @@ def command_line(draw: st.DrawFn) -> str:
         if draw(st.booleans()):
             params.append(_trailing(t))
     elif kind == "AUTHENTICATE":
-        # The mechanism, PLAIN credentials (the harness's accounts use PASSWORD), or junk.
+        # The mechanism, PLAIN credentials (the harness's accounts use PASSWORD), SCRAM's
+        # client-first (n,,n=alice,r=abc) and a client-final of the wrong nonce, or junk.
         params = [draw(st.sampled_from(["PLAIN", "plain", "EXTERNAL", "*", "+", "=", "A" * 400,
                                         "AGFsaWNlAHBhc3N3b3JkMQ==", "AGJvYgB3cm9uZ3Bhc3M=",
-                                        "YWxpY2UAYWxpY2UAcGFzc3dvcmQx", "not base64"]))]
+                                        "YWxpY2UAYWxpY2UAcGFzc3dvcmQx", "not base64",
+                                        "SCRAM-SHA-256", "biwsbj1hbGljZSxyPWFiYw==",
+                                        "Yz1iaXdzLHI9YWJjLHA9QUFBQQ=="]))]
     elif kind == "REGISTER":
         params = [draw(st.one_of(st.just("*"), good_nick, nick)),
                   draw(st.sampled_from(["*", "a@b.c"])),

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
+
+import psycopg
+
 from chat.message import Message
+from server.history.stores import is_postgres
 from tests.ircclient import IRCTestClient
 
 
@@ -51,3 +56,18 @@ async def cap_ls(c: IRCTestClient) -> list[str]:
         tokens += m.params[-1].split()
         if len(m.params) < 4:  # no '*' continuation marker: the last line
             return tokens
+
+
+def forget_scram(db: str, folded: str) -> None:
+    """Make ``folded`` an account from before SCRAM (no credentials), in the running
+    server's database (a SQLite file or a PostgreSQL URL), behind the server's back."""
+    if is_postgres(db):
+        with psycopg.connect(db, autocommit=True) as pg:
+            pg.execute("UPDATE accounts SET scram = NULL WHERE folded = %s", (folded,))
+        return
+    conn = sqlite3.connect(db, timeout=5)
+    try:
+        conn.execute("UPDATE accounts SET scram = NULL WHERE folded = ?", (folded,))
+        conn.commit()
+    finally:
+        conn.close()

@@ -53,7 +53,7 @@ async def finish_registration(c: IRCTestClient, nick: str) -> list[Message]:
 async def test_caps_are_offered(server: RunningServer) -> None:
     c = await server.client()
     tokens = await cap_ls(c)
-    for cap in ("sasl=PLAIN", "account-notify", "account-tag", "extended-join",
+    for cap in ("sasl=PLAIN,SCRAM-SHA-256", "account-notify", "account-tag", "extended-join",
                 "draft/account-registration=before-connect,custom-account-name"):
         assert cap in tokens
 
@@ -156,7 +156,8 @@ async def test_sasl_protocol_errors(server: RunningServer) -> None:
     assert [m.command for m in await ask(without, "AUTHENTICATE PLAIN")] == ["904"]
     c = await sasl_connection(server)
     msgs = await ask(c, "AUTHENTICATE EXTERNAL")
-    assert [m.command for m in msgs] == ["908", "904"] and msgs[0].params[1] == "PLAIN"
+    assert [m.command for m in msgs] == ["908", "904"]
+    assert msgs[0].params[1] == "PLAIN,SCRAM-SHA-256"
     await ask(c, "AUTHENTICATE PLAIN")
     assert [m.command for m in await ask(c, "AUTHENTICATE *")] == ["906"]
     assert [m.command for m in await authenticate(c, "A" * 401)] == ["905"]
@@ -500,7 +501,7 @@ async def test_registration_can_be_closed(backend: str, tmp_path: Path) -> None:
                        db=str(tmp_path / "h.db")) as running:
         c = await running.client()
         tokens = await cap_ls(c)
-        assert "sasl=PLAIN" in tokens
+        assert "sasl=PLAIN,SCRAM-SHA-256" in tokens
         assert not any(t.startswith("draft/account-registration") for t in tokens)
         await c.send("CAP END")
         await c.register("wendy")

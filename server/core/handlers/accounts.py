@@ -1,10 +1,12 @@
-"""Accounts: SASL PLAIN (AUTHENTICATE), IRCv3 account registration (REGISTER),
-password changes and drops (for NickServ), reserved nicks, and what a login changes
-for others (account-notify, the account tag, WHOIS 330).
+"""Accounts: SASL PLAIN and SCRAM-SHA-256 (AUTHENTICATE), IRCv3 account registration
+(REGISTER), password changes and drops (for NickServ), reserved nicks, and what a login
+changes for others (account-notify, the account tag, WHOIS 330).
 
 The password work (scrypt, the store of record) is the transport's, off the loop: the
-core emits ``Login``/``Register``/``SetPassword``/``DropAccount`` and holds the
-client's input until ``core.answered``.
+core emits ``Login``/``Register``/``SetPassword``/``DropAccount``/``FindScram`` and
+holds the client's input until ``core.answered``. SCRAM's own maths (chat.scram) is a
+few HMACs, done here; the PBKDF2 behind the stored credentials ran where the password
+was seen.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from chat import numerics as N
+from chat import sasl as framing
+from chat import scram
 from chat.message import Message
 from chat.names import is_valid_nick
 
+from ..caps import SASL_MECHANISMS
 from ..relay import relay_wire
 from .operator import too_many_failures
 from .readmarker import forget_markers
@@ -31,8 +36,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("chat.server.accounts")
 
-SASL_CHUNK = 400  # an AUTHENTICATE line carries at most this much; exactly this: more follows
-SASL_MAX = 1200  # base64 bytes of one PLAIN exchange (two names and a password)
+SASL_CHUNK = framing.CHUNK  # an AUTHENTICATE line carries at most this; exactly this: more follows
+# base64 bytes of one client message (PLAIN: two names and a password; SCRAM: a name
+# and a nonce, or the nonces and a proof)
+SASL_MAX = 1200
 MAX_PASSWORD = 300  # bytes; the spec's advice, so that it fits a line to services too
 ACCOUNT_EXISTS_TEXT = "An account with that name exists already"
 # Nicks of the server's services (folded).
@@ -90,6 +97,25 @@ class FindAccount:
 
 
 @dataclass(frozen=True, slots=True)
+class FindScram:
+    """Effect: the SCRAM-SHA-256 credentials of the account ``folded``, off the loop;
+    answer with ``core.answered(check_id, found)``: (name, stored credentials) or None
+    (no such account, none stored yet, or the store failed)."""
+
+    check_id: int
+    folded: str
+
+
+@dataclass(slots=True)
+class ScramExchange:
+    """A SASL SCRAM-SHA-256 exchange in progress (``Client.scram``)."""
+
+    server: scram.ScramServer | None = None  # once the client-first message is in
+    name: str | None = None  # the account's name; None: decoy credentials
+    proven: bool = False  # the server-final message went out: the client's '+' ends it
+
+
+@dataclass(frozen=True, slots=True)
 class DropAccount:
     """Effect: delete the account ``folded`` off the loop; answer with
     ``core.answered(check_id, ok)``."""
@@ -110,26 +136,32 @@ def handle_authenticate(core: ServerCore, client: Client, msg: Message) -> None:
         core.reply(client, N.ERR_SASLALREADY, "You have already authenticated using SASL")
         return
     if arg == "*":
-        client.sasl = None
+        _end_sasl(client)
         core.reply(client, N.ERR_SASLABORTED, "SASL authentication aborted")
         return
     if client.sasl is None:  # the first line names the mechanism
-        if arg.upper() != "PLAIN":
-            core.reply(client, N.RPL_SASLMECHS, "PLAIN", "are available SASL mechanisms")
+        mechanism = arg.upper()
+        if mechanism not in framing.MECHANISMS:
+            core.reply(client, N.RPL_SASLMECHS, SASL_MECHANISMS, "are available SASL mechanisms")
             _sasl_failed(core, client)
             return
         client.sasl = ""
+        client.scram = ScramExchange() if mechanism == scram.MECHANISM else None
         core.send(client, Message("AUTHENTICATE", ["+"]))
         return
     if len(arg) > SASL_CHUNK or len(client.sasl) + len(arg) > SASL_MAX:
-        client.sasl = None
+        _end_sasl(client)
         core.reply(client, N.ERR_SASLTOOLONG, "SASL message too long")
         return
-    if arg != "+":
-        client.sasl += arg
-    if len(arg) == SASL_CHUNK:
-        return  # a full chunk: the rest follows
-    data, client.sasl = client.sasl, None
+    data, complete = framing.add_line(client.sasl, arg)
+    if not complete:
+        client.sasl = data  # a full chunk: the rest follows
+        return
+    if client.scram is not None:
+        client.sasl = ""  # the exchange goes on; its next message starts empty
+        _scram_step(core, client, client.scram, data)
+        return
+    client.sasl = None  # PLAIN is one message
     credentials = _plain(data)
     if credentials is None:
         _sasl_failed(core, client)
@@ -140,6 +172,85 @@ def handle_authenticate(core: ServerCore, client: Client, msg: Message) -> None:
         core.reply(client, N.RPL_SASLSUCCESS, "SASL authentication successful")
 
     check_login(core, client, authcid, password, succeeded, lambda: _sasl_failed(core, client))
+
+
+def _scram_step(core: ServerCore, client: Client, exchange: ScramExchange, data: str) -> None:
+    """One client message of SCRAM-SHA-256: client-first (the credentials are looked up
+    off the loop, then the server-first goes out), client-final (the proof checked,
+    the server-final out), then the empty answer that ends it: 900 and 903."""
+    if exchange.proven:
+        if data or exchange.name is None:  # SCRAM's last client message is empty
+            _scram_failed(core, client, "a non-empty answer to the server-final message")
+            return
+        _end_sasl(client)
+        log_in(core, client, exchange.name)
+        core.reply(client, N.RPL_SASLSUCCESS, "SASL authentication successful")
+        return
+    try:
+        message = base64.b64decode(data, validate=True)
+        if exchange.server is None:
+            _scram_first(core, client, exchange, scram.ScramServer(message))
+            return
+        final = exchange.server.final(message)
+    except ValueError as e:  # not base64 (binascii.Error, or not ASCII), or a ScramError
+        if exchange.server is not None:  # past the look-up: a failed attempt, counted
+            client.password_failures.append(core.clock())
+        _scram_failed(core, client, str(e))
+        return
+    if exchange.name is None:  # decoy credentials: no proof matches (defensive)
+        _scram_failed(core, client, "no credentials")
+        return
+    exchange.proven = True
+    _send_sasl(core, client, final)
+
+
+def _scram_first(
+    core: ServerCore, client: Client, exchange: ScramExchange, server: scram.ScramServer
+) -> None:
+    """The client-first message is well formed: look the account's credentials up."""
+    if server.authzid and server.authzid != server.username:  # as PLAIN: no one else's
+        _scram_failed(core, client, "an authorization identity of someone else")
+        return
+    if too_many_failures(core, client):
+        log.warning("login as %r from %s refused: too many failures", server.username, client.ip)
+        _end_sasl(client)
+        _sasl_failed(core, client)
+        return
+    folded = core.fold(server.username)
+
+    def answer(client: Client, found: tuple[str, str] | None) -> None:
+        if client.scram is not exchange:
+            return  # the exchange ended meanwhile
+        credentials = scram.Credentials.from_text(found[1]) if found is not None else None
+        if found is not None and credentials is not None:
+            exchange.name = found[0]
+        else:
+            # No account, or none for SCRAM yet: a server-first message like any other
+            # (a salt that never changes for the name), so the name's existence does
+            # not show; the proof fails.
+            credentials = scram.decoy(core.cloak_key, folded)
+        exchange.server = server
+        _send_sasl(core, client, server.first(credentials))
+
+    core.emit(FindScram(core.await_answer(client, answer), folded))
+
+
+def _scram_failed(core: ServerCore, client: Client, why: str) -> None:
+    exchange = client.scram
+    name = exchange.server.username if exchange is not None and exchange.server else "?"
+    log.warning("failed SCRAM login as %r from %s (%s): %s", name, client.ip, client.nick, why)
+    _end_sasl(client)
+    _sasl_failed(core, client)
+
+
+def _send_sasl(core: ServerCore, client: Client, message: bytes) -> None:
+    for line in framing.to_lines(message):
+        core.send(client, Message("AUTHENTICATE", [line]))
+
+
+def _end_sasl(client: Client) -> None:
+    client.sasl = None
+    client.scram = None
 
 
 def check_login(
@@ -193,7 +304,7 @@ def _sasl_failed(core: ServerCore, client: Client) -> None:
 
 def abort_sasl(core: ServerCore, client: Client) -> None:
     """Registration completed in the middle of an exchange: it ends there (sasl-3.1)."""
-    client.sasl = None
+    _end_sasl(client)
     core.reply(client, N.ERR_SASLABORTED, "SASL authentication aborted")
 
 
