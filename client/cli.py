@@ -58,8 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--sasl-username",
         metavar="NAME",
-        help=f"log in to account NAME at connect (SASL PLAIN); the password comes from "
-        f"${SASL_PASSWORD_ENV} or the config file",
+        help=f"log in to account NAME at connect (SASL SCRAM-SHA-256 or PLAIN); the password "
+        f"comes from ${SASL_PASSWORD_ENV} or the config file",
     )
     p.add_argument("--join", metavar="CHANNELS", help="channels to join, comma-separated: '#a,#b'")
     p.add_argument("--config", metavar="FILE", help=f"config file (default {default_path()})")

@@ -26,7 +26,7 @@ Example::
     tls = true
     channels = ["#chat", "#dev"]
     user_modes = "+g"                   # set on yourself after every connect (+g: caller ID)
-    sasl_username = "alice"             # log in to this account at connect (SASL PLAIN)...
+    sasl_username = "alice"             # log in to this account at connect (SASL)...
     sasl_password = "secret"            # ...or set CHAT_SASL_PASSWORD instead
     notify = ["carol"]                  # added to the list above on this server
     ignore = ["troll"]                  # likewise
@@ -160,7 +160,7 @@ class ServerSettings:
     user: str = ""
     realname: str = ""
     password: str | None = None
-    sasl_username: str | None = None  # SASL PLAIN at connect, with a password
+    sasl_username: str | None = None  # SASL at connect (SCRAM-SHA-256 or PLAIN), with a password
     sasl_password: str | None = field(default=None, repr=False)
     channels: tuple[str, ...] = ()
     user_modes: str = ""  # e.g. "+g": set on ourselves after every registration

@@ -1,10 +1,16 @@
-"""SASL PLAIN at connect (IRCv3 sasl-3.1/3.2): logging in before registration ends.
+"""SASL at connect (IRCv3 sasl-3.1/3.2): logging in before registration ends, with
+SCRAM-SHA-256 when the server offers it, else PLAIN.
 
-``sasl`` is requested with the other capabilities when the server offers it with PLAIN
-(or with no list of mechanisms); after the ACK the credentials go out in AUTHENTICATE
-lines and CAP END waits for the outcome. A login that is not offered, refused, failed
-or never answered is reported with an error line, and registration goes on without it
-(WeeChat's ``sasl_fail=continue``). Every connection logs in again.
+``sasl`` is requested with the other capabilities when the server offers it with
+SCRAM-SHA-256 or PLAIN (or with no list of mechanisms: PLAIN); after the ACK the
+exchange runs in AUTHENTICATE lines and CAP END waits for its outcome. SCRAM never
+sends the password, and the login counts only once the server has proved it holds the
+password's credentials (its signature); a wrong one is a failed login, aborted. When
+SCRAM fails (904: a wrong password, or an account the server has no SCRAM credentials
+for yet) and PLAIN is offered too, PLAIN is tried once on the same connection. A login
+that is not offered, refused, failed or never answered is reported with an error
+line, and registration goes on without it (WeeChat's ``sasl_fail=continue``). Every
+connection logs in again.
 """
 
 from __future__ import annotations
@@ -12,14 +18,19 @@ from __future__ import annotations
 import base64
 from typing import Literal, Protocol
 
+from chat import sasl as framing
+from chat.scram import MECHANISM as SCRAM
+from chat.scram import ScramClient, ScramError
+
 from .formatting import plain
 from .model import Buffer, Kind
 
-SASL_CHUNK = 400  # bytes of base64 per AUTHENTICATE line (IRCv3 sasl-3.1)
+SASL_CHUNK = framing.CHUNK  # bytes of base64 per AUTHENTICATE line (IRCv3 sasl-3.1)
 SASL_TIMEOUT = 20.0  # an exchange still unanswered at a keepalive after this is given up
+MAX_MESSAGE = 4 * SASL_CHUNK  # base64 of one server message; a longer one is refused
 
-# SASL at connect: idle -> requested (CAP REQ) -> started (AUTHENTICATE PLAIN) -> sent
-# (the credentials) -> done; "done" also when it was not offered or failed.
+# SASL at connect: idle -> requested (CAP REQ) -> started (AUTHENTICATE <mechanism>) ->
+# sent (our first message) -> done; "done" also when it was not offered or failed.
 SaslStep = Literal["idle", "requested", "started", "sent", "done"]
 
 
@@ -54,6 +65,11 @@ class SaslLogin:
         self._session = session
         self.step: SaslStep = "idle"
         self.since = 0.0  # when the exchange began (SASL_TIMEOUT counts from there)
+        self._mechanism = "PLAIN"  # or SCRAM-SHA-256, when the server offers it
+        self._plain_after = False  # PLAIN is offered too: tried if SCRAM fails
+        self._scram: ScramClient | None = None  # a SCRAM exchange's state
+        self._proof_sent = False  # SCRAM: the client-final went out
+        self._incoming = ""  # SCRAM: the base64 of the server message so far
 
     @property
     def configured(self) -> bool:
@@ -74,16 +90,23 @@ class SaslLogin:
 
     def request(self, offered: dict[str, str], now: float) -> bool:
         """Whether to request sasl with these offered capabilities (CAP negotiation still
-        open): configured, not asked yet, and offered with PLAIN (or with no list of
-        mechanisms). When it is not, say so: the connection goes on without logging in."""
+        open): configured, not asked yet, and offered with SCRAM-SHA-256 or PLAIN (or
+        with no list of mechanisms). When it is not, say so: the connection goes on
+        without logging in."""
         if not self.configured or self.step != "idle":
             return False
-        mechanisms = offered.get("sasl")
-        if mechanisms is None:
+        value = offered.get("sasl")
+        mechanisms = value.upper().split(",") if value else []
+        if value is None:
             reason = "the server does not offer SASL"
-        elif mechanisms and "PLAIN" not in mechanisms.upper().split(","):
-            reason = f"the server offers SASL only as {plain(mechanisms)[:64]}, not PLAIN"
+        elif mechanisms and SCRAM not in mechanisms and "PLAIN" not in mechanisms:
+            reason = (
+                f"the server offers SASL only as {plain(value)[:64]}, not {SCRAM} or PLAIN"
+            )
         else:
+            # No list (sasl-3.1 servers): PLAIN, which every server with SASL takes.
+            self._mechanism = SCRAM if SCRAM in mechanisms else "PLAIN"
+            self._plain_after = self._mechanism == SCRAM and "PLAIN" in mechanisms
             self.step = "requested"
             return True
         self._over(reason, now, tried=False)
@@ -94,8 +117,7 @@ class SaslLogin:
         if self.step != "requested":
             return False
         if "sasl" in acked:
-            self.step, self.since = "started", now
-            self._session.send("AUTHENTICATE", "PLAIN")  # CAP END waits for its outcome
+            self._start(now)  # CAP END waits for its outcome
         else:
             self._over("the server did not enable SASL", now)
         return True
@@ -120,25 +142,51 @@ class SaslLogin:
                 "the server completed the connection first")
             self._over(reason, now, tried=not idle)
 
-    def challenge(self, params: list[str]) -> None:
-        """The server's challenge: PLAIN has only an empty one (``+``), answered with
-        base64(authzid NUL authcid NUL password) in 400-byte lines; a last line of
-        exactly 400 is followed by ``+``."""
-        if self.step != "started":
+    def challenge(self, params: list[str], now: float) -> None:
+        """An AUTHENTICATE line from the server: the empty challenge (``+``) that
+        starts both mechanisms, then SCRAM's server-first and server-final messages
+        (base64, in 400-byte lines as ours)."""
+        if self.step == "started":
+            if params[:1] != ["+"]:
+                self._session.send("AUTHENTICATE", "*")  # not the empty challenge: abort (906)
+                return
+            user = self._credentials.sasl_username or ""
+            password = self._credentials.sasl_password or ""
+            if self._mechanism == SCRAM:
+                self._scram = ScramClient(user, password)
+                message = self._scram.first()
+            else:
+                message = f"\0{user}\0{password}".encode("utf-8", "surrogateescape")
+            self._send(message)
+            self.step = "sent"
+        elif self.step == "sent" and self._scram is not None and params:
+            self._scram_message(self._scram, params[0], now)
+
+    def _scram_message(self, scram: ScramClient, param: str, now: float) -> None:
+        """One line of a SCRAM server message; the whole message answered: the proof
+        for the server-first, ``+`` for a server-final whose signature is right."""
+        self._incoming, complete = framing.add_line(self._incoming, param)
+        if len(self._incoming) > MAX_MESSAGE:
+            self._abort("the server's SASL message is too long", now)
             return
-        if params[:1] != ["+"]:
-            self._session.send("AUTHENTICATE", "*")  # not PLAIN's empty challenge: abort (906)
+        if not complete:
             return
-        user = self._credentials.sasl_username or ""
-        password = self._credentials.sasl_password or ""
-        raw = f"\0{user}\0{password}".encode("utf-8", "surrogateescape")
-        data = base64.b64encode(raw).decode("ascii")
-        chunks = [data[i : i + SASL_CHUNK] for i in range(0, len(data), SASL_CHUNK)]
-        if not chunks or len(chunks[-1]) == SASL_CHUNK:
-            chunks.append("+")
-        for chunk in chunks:
-            self._session.send("AUTHENTICATE", chunk)
-        self.step = "sent"
+        data, self._incoming = self._incoming, ""
+        try:
+            message = base64.b64decode(data, validate=True)
+            if not self._proof_sent:
+                self._send(scram.final(message))
+                self._proof_sent = True
+                return
+            scram.verify(message)
+        except ScramError as e:  # malformed, or a server that cannot prove it knows the password
+            self._abort(str(e), now)
+            return
+        except ValueError:  # binascii.Error, or not even ASCII
+            self._abort("the server's SASL message is not base64", now)
+            return
+        self._scram = None  # done: any further AUTHENTICATE line is not ours to answer
+        self._session.send("AUTHENTICATE", "+")  # the login is the server's to confirm
 
     def reply(self, code: str, params: list[str], now: float) -> tuple[Kind, str] | None:
         """903 success, 902/904/905/906 failures, 907 already, 908 the mechanisms: the
@@ -157,7 +205,14 @@ class SaslLogin:
                 return Kind.INFO, text
             if code == "908":
                 mechanisms = p[1] if len(p) > 2 else "?"
-                self._over(f"the server offers {mechanisms}, not PLAIN", now)
+                if self._plain_after and "PLAIN" in mechanisms.upper().split(","):
+                    return None  # the 904 that follows tries PLAIN
+                self._over(f"the server offers {mechanisms}, not {self._mechanism}", now)
+            elif code == "904" and self._plain_after:
+                # SCRAM failed: a wrong password, or an account from before the server
+                # kept SCRAM credentials. PLAIN once (which gives it them, on ours).
+                self._mechanism, self._plain_after = "PLAIN", False
+                self._start(now)
             else:
                 self._over(text, now)
             return None
@@ -167,6 +222,21 @@ class SaslLogin:
         if code == "908" and len(p) > 2:
             text = f"SASL mechanisms: {p[1]}"
         return kind, text
+
+    def _start(self, now: float) -> None:
+        """AUTHENTICATE with the chosen mechanism: a new exchange."""
+        self.step, self.since = "started", now
+        self._scram, self._proof_sent, self._incoming = None, False, ""
+        self._session.send("AUTHENTICATE", self._mechanism)
+
+    def _send(self, message: bytes) -> None:
+        for line in framing.to_lines(message):
+            self._session.send("AUTHENTICATE", line)
+
+    def _abort(self, reason: str, now: float) -> None:
+        """Our side gives the exchange up (906 follows): not logged in."""
+        self._session.send("AUTHENTICATE", "*")
+        self._over(reason, now)
 
     def _over(self, reason: str, now: float, *, tried: bool = True) -> None:
         """SASL did not log us in: an error line, and registration goes on without it

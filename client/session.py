@@ -132,7 +132,7 @@ class SessionConfig:
     user: str = ""  # default: the nick
     realname: str = ""  # default: the nick
     password: str | None = None
-    sasl_username: str | None = None  # SASL PLAIN at connect when both are set
+    sasl_username: str | None = None  # SASL at connect when both are set
     sasl_password: str | None = field(default=None, repr=False)
     channels: tuple[str, ...] = ()  # joined after registration
     user_modes: str = ""  # set on ourselves after every registration, e.g. "+g"
@@ -1140,10 +1140,10 @@ class Session:
                 self._away_sent = True
             self._send("CAP", "END")
 
-    # --- accounts, and SASL PLAIN at connect (client/sasl.py)
+    # --- accounts, and SASL at connect (client/sasl.py)
 
     def _on_authenticate(self, msg: Message, now: float) -> None:
-        self._sasl.challenge(msg.params)
+        self._sasl.challenge(msg.params, now)
 
     def _rpl_loggedin(self, msg: Message, now: float) -> None:
         """900 ``<nick> <mask> <account> :You are now logged in as <account>``."""

@@ -57,7 +57,7 @@ class ChatClient:
         channels: tuple[str, ...] = (),
         host: str = "127.0.0.1",
         notify: tuple[str, ...] = (),
-        sasl: tuple[str, str] | None = None,  # (username, password): SASL PLAIN at connect
+        sasl: tuple[str, str] | None = None,  # (username, password): SASL at connect
         history_lines: int = 100,
         **settings: float,
     ) -> ChatClient:

@@ -1,19 +1,25 @@
-"""Accounts in the client: SASL PLAIN at connect and /register, against our real server
-over TCP (the server's own view checked with a second connection's WHOIS 330), and
-against ngIRCd, a real server that has never heard of SASL.
+"""Accounts in the client: SASL at connect (SCRAM-SHA-256, PLAIN when SCRAM is not
+offered or fails) and /register, against our real server over TCP (the server's own
+view checked with a second connection's WHOIS 330), against ngIRCd, a real server that
+has never heard of SASL, and against a fake server whose SCRAM signature is wrong.
 
 At the end, a few sans-IO cases the real servers cannot produce (a server offering only
-EXTERNAL, one without CAP, one that never answers AUTHENTICATE).
+EXTERNAL, or only PLAIN, one without CAP, one that never answers AUTHENTICATE).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
-from collections.abc import Iterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from chat import sasl
+from chat.message import parse
+from chat.scram import ScramServer, derive
 from client.chatlog import ChatLog
 from client.model import Kind
 from client.sasl import SASL_TIMEOUT
@@ -21,7 +27,7 @@ from client.session import Session
 from tests.conftest import RunningServer
 from tests.e2e.irc_clients import RunningServer as ExternalServer
 from tests.e2e.irc_clients import server_skip_reason, start_server
-from tests.server.helpers import ask, only
+from tests.server.helpers import ask, forget_scram, only
 
 from .helpers import NOW, all_text, feed, make
 from .netutil import ChatClient
@@ -62,6 +68,11 @@ async def test_sasl_login_at_connect(server: RunningServer, clients: list[ChatCl
     await erin.wait(lambda: erin.session.registered, "registration")
     s = erin.session
     assert s.account == "erin" and "sasl" in s.caps
+    # Offered, SCRAM is used: the password never went over the wire.
+    assert [line for line in erin.sent if line.startswith("AUTHENTICATE ")][:1] == [
+        "AUTHENTICATE SCRAM-SHA-256"]
+    assert "AUTHENTICATE PLAIN" not in erin.sent
+    assert not any(base64.b64encode(PASSWORD.encode()).decode()[:8] in line for line in erin.sent)
     shown = server_texts(s)
     logged_in = shown.index(LOGGED_IN.format("erin"))
     welcome = next(i for i, text in enumerate(shown) if text.startswith("Welcome"))
@@ -104,6 +115,8 @@ async def test_a_wrong_password_is_an_error_and_the_client_connects_anyway(
     assert s.registered and s.account is None
     errors = server_texts(s, Kind.ERROR)
     assert [e for e in errors if e.startswith("SASL login as frank failed")], errors
+    assert len(errors) == 1  # SCRAM's failure is not reported: PLAIN was tried after it
+    assert "AUTHENTICATE SCRAM-SHA-256" in frank.sent and "AUTHENTICATE PLAIN" in frank.sent
     assert not any("not the password" in text for text in all_text(s))
     assert await whois_account(server, "frank") is None
 
@@ -112,17 +125,118 @@ async def test_a_wrong_password_is_an_error_and_the_client_connects_anyway(
 async def test_credentials_go_in_400_byte_chunks(
     server: RunningServer, clients: list[ChatClient], extra: int
 ) -> None:
-    """extra 0: the base64 is exactly 400 bytes, one full line, so a '+' must follow
-    (without it the server would wait for more and registration would never end);
-    extra 3: 404 bytes, a full line and a short one."""
+    """PLAIN's credentials (for an account without SCRAM credentials, so that SCRAM
+    fails first): extra 0: the base64 is exactly 400 bytes, one full line, so a '+'
+    must follow (without it the server would wait for more and registration would never
+    end); extra 3: 404 bytes, a full line and a short one."""
     password = "x" * (300 - len("hank") - 2 + extra)
     assert len(base64.b64encode(f"\0hank\0{password}".encode())) == 400 + 4 * (extra > 0)
     await make_account(server, "hank", password)
+    forget_scram(server.config.db, "hank")
     hank = ChatClient.start(server.port, "hank", sasl=("hank", password))
     clients.append(hank)
     await hank.wait(lambda: hank.session.registered, "registration")
     assert hank.session.account == "hank"
     assert await whois_account(server, "hank") == "hank"
+    assert "AUTHENTICATE PLAIN" in hank.sent
+
+
+async def test_an_account_from_before_scram_logs_in_with_plain_then_scram(
+    server: RunningServer, clients: list[ChatClient]
+) -> None:
+    """SCRAM fails (the server has no credentials for the account yet): PLAIN on the same
+    connection logs in, with no error shown, and gives the server the credentials, so
+    that the next connection logs in with SCRAM alone."""
+    await make_account(server, "kate")
+    forget_scram(server.config.db, "kate")
+    first = ChatClient.start(server.port, "kate", sasl=("kate", PASSWORD))
+    clients.append(first)
+    await first.wait(lambda: first.session.registered, "registration")
+    assert first.session.account == "kate" and server_texts(first.session, Kind.ERROR) == []
+    methods = [line for line in first.sent if line in SASL_STARTS]
+    assert methods == ["AUTHENTICATE SCRAM-SHA-256", "AUTHENTICATE PLAIN"]
+    second = ChatClient.start(server.port, "kate2", sasl=("kate", PASSWORD))
+    clients.append(second)
+    await second.wait(lambda: second.session.registered, "registration")
+    assert second.session.account == "kate"
+    assert [line for line in second.sent if line in SASL_STARTS] == [
+        "AUTHENTICATE SCRAM-SHA-256"]
+    assert await whois_account(server, "kate2") == "kate"
+
+
+SASL_STARTS = ("AUTHENTICATE SCRAM-SHA-256", "AUTHENTICATE PLAIN")
+
+
+@contextlib.asynccontextmanager
+async def forging_server(password: str) -> AsyncIterator[tuple[int, list[str]]]:
+    """A fake server offering only SCRAM-SHA-256, whose exchange is right up to the
+    server-final message, which carries a signature it could not have made; then it
+    welcomes the client all the same. Yields its port and the lines it received."""
+    received: list[str] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        def say(line: str) -> None:
+            writer.write(f":fake.test {line}\r\n".encode())
+
+        scram: ScramServer | None = None
+        gathered = ""
+        with contextlib.suppress(ConnectionError):
+            while raw := await reader.readline():
+                line = raw.decode().rstrip("\r\n")
+                received.append(line)
+                msg = parse(line)
+                if msg.command == "CAP" and msg.params[0] == "LS":
+                    say("CAP * LS :sasl=SCRAM-SHA-256")
+                elif msg.command == "CAP" and msg.params[0] == "REQ":
+                    say(f"CAP * ACK :{msg.params[1]}")
+                elif msg.command == "AUTHENTICATE" and msg.params[0] == "SCRAM-SHA-256":
+                    writer.write(b"AUTHENTICATE +\r\n")
+                elif msg.command == "AUTHENTICATE" and msg.params[0] not in ("*", "+"):
+                    gathered, done = sasl.add_line(gathered, msg.params[0])
+                    if not done:
+                        continue
+                    data, gathered = base64.b64decode(gathered), ""
+                    if scram is None:
+                        scram = ScramServer(data)
+                        reply = scram.first(derive(password))
+                    else:
+                        scram.final(data)  # the client's proof is right...
+                        reply = b"v=" + base64.b64encode(bytes(32))  # ...our signature not
+                    for part in sasl.to_lines(reply):
+                        writer.write(f"AUTHENTICATE {part}\r\n".encode())
+                elif msg.command == "AUTHENTICATE" and msg.params[0] == "*":
+                    say("906 * :SASL authentication aborted")
+                elif msg.command == "CAP" and msg.params[0] == "END":  # USER came before
+                    say("001 lee :Welcome to the fake network")
+                    say("422 lee :MOTD File is missing")
+                elif msg.command == "QUIT":
+                    break
+                await writer.drain()
+        writer.close()
+
+    srv = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield srv.sockets[0].getsockname()[1], received
+    finally:
+        srv.close()
+
+
+async def test_a_wrong_server_signature_is_a_failed_login(clients: list[ChatClient]) -> None:
+    async with forging_server(PASSWORD) as (port, received):
+        lee = ChatClient.start(port, "lee", sasl=("lee", PASSWORD))
+        clients.append(lee)
+        await lee.wait(lambda: lee.session.registered, "registration")
+        s = lee.session
+        assert s.account is None
+        assert errors(s) == [
+            "SASL login as lee failed: the server's signature is wrong; "
+            "connecting without logging in"
+        ]
+        sasl_lines = [line for line in received if line.startswith("AUTHENTICATE")]
+        assert len(sasl_lines) == 4  # the mechanism, client-first, client-final, then:
+        assert sasl_lines[-1] == "AUTHENTICATE *"  # abort, never '+'
+        assert "AUTHENTICATE +" not in received
+        assert received.index("AUTHENTICATE *") < received.index("CAP END")
 
 
 async def test_every_reconnect_logs_in_again(
@@ -259,9 +373,101 @@ def test_a_server_offering_only_other_mechanisms_is_not_asked() -> None:
     assert feed(s, [":srv CAP * LS :multi-prefix sasl=EXTERNAL"]) == ["CAP REQ multi-prefix"]
     assert feed(s, [":srv CAP * ACK :multi-prefix"]) == ["CAP END"]
     assert errors(s) == [
-        "SASL login as lee skipped: the server offers SASL only as EXTERNAL, not PLAIN; "
-        "connecting without logging in"
+        "SASL login as lee skipped: the server offers SASL only as EXTERNAL, not "
+        "SCRAM-SHA-256 or PLAIN; connecting without logging in"
     ]
+
+
+def authenticate_lines(message: bytes) -> list[str]:
+    return [f"AUTHENTICATE {line}" for line in sasl.to_lines(message)]
+
+
+def scram_exchange(s: Session, offered: str, password: str = "hunter2hunter2") -> list[str]:
+    """Offer ``offered`` and play a SCRAM server to the end (the server-final message);
+    what the client sent last."""
+    feed(s, [f":srv CAP * LS :sasl={offered}"])
+    assert feed(s, [":srv CAP * ACK :sasl"]) == ["AUTHENTICATE SCRAM-SHA-256"]
+    (first,) = feed(s, ["AUTHENTICATE +"])
+    server = ScramServer(base64.b64decode(first.split()[1]))
+    assert server.username == "lee"
+    final = feed(s, authenticate_lines(server.first(derive(password))))
+    assert len(final) == 1
+    return feed(s, authenticate_lines(server.final(base64.b64decode(final[0].split()[1]))))
+
+
+def test_scram_on_the_wire() -> None:
+    s = sasl_session()
+    assert scram_exchange(s, "PLAIN,SCRAM-SHA-256") == ["AUTHENTICATE +"]
+    assert feed(s, [":srv 900 lee lee!*@h lee :You are now logged in as lee"]) == []
+    assert feed(s, [":srv 903 lee :SASL authentication successful"]) == ["CAP END"]
+    assert s.account == "lee" and errors(s) == []
+
+
+def test_a_failed_scram_tries_plain_once_when_offered() -> None:
+    s = sasl_session()
+    feed(s, [":srv CAP * LS :sasl=SCRAM-SHA-256,PLAIN", ":srv CAP * ACK :sasl"])
+    feed(s, ["AUTHENTICATE +"])
+    # The server has no SCRAM credentials for the account: 904 at the first message.
+    assert feed(s, [":srv 904 lee :SASL authentication failed"]) == ["AUTHENTICATE PLAIN"]
+    token = base64.b64encode(b"\0lee\0hunter2hunter2").decode()
+    assert feed(s, ["AUTHENTICATE +"]) == [f"AUTHENTICATE {token}"]
+    assert feed(s, [":srv 904 lee :SASL authentication failed"]) == ["CAP END"]  # once only
+    assert errors(s) == [
+        "SASL login as lee failed: SASL authentication failed; connecting without logging in"]
+
+
+def test_a_failed_scram_ends_the_login_when_plain_is_not_offered() -> None:
+    s = sasl_session()
+    feed(s, [":srv CAP * LS :sasl=SCRAM-SHA-256", ":srv CAP * ACK :sasl", "AUTHENTICATE +"])
+    assert feed(s, [":srv 904 lee :SASL authentication failed"]) == ["CAP END"]
+    assert len(errors(s)) == 1
+
+
+def test_908_then_904_during_scram_tries_plain() -> None:
+    s = sasl_session()
+    feed(s, [":srv CAP * LS :sasl=SCRAM-SHA-256,PLAIN", ":srv CAP * ACK :sasl"])
+    assert feed(s, [":srv 908 lee PLAIN :are available SASL mechanisms"]) == []
+    assert feed(s, [":srv 904 lee :SASL authentication failed"]) == ["AUTHENTICATE PLAIN"]
+
+
+def test_a_server_offering_only_plain_gets_plain() -> None:
+    s = sasl_session()
+    feed(s, [":srv CAP * LS :sasl=PLAIN"])
+    assert feed(s, [":srv CAP * ACK :sasl"]) == ["AUTHENTICATE PLAIN"]
+
+
+def test_a_wrong_server_signature_is_not_answered_with_plus() -> None:
+    s = sasl_session()
+    feed(s, [":srv CAP * LS :sasl=SCRAM-SHA-256,PLAIN", ":srv CAP * ACK :sasl"])
+    (first,) = feed(s, ["AUTHENTICATE +"])
+    server = ScramServer(base64.b64decode(first.split()[1]))
+    (final,) = feed(s, authenticate_lines(server.first(derive("hunter2hunter2"))))
+    server.final(base64.b64decode(final.split()[1]))  # our proof is right...
+    forged = authenticate_lines(b"v=" + base64.b64encode(bytes(32)))  # ...its signature not
+    assert feed(s, forged) == ["AUTHENTICATE *", "CAP END"]  # no '+', and no PLAIN after
+    assert errors(s) == [
+        "SASL login as lee failed: the server's signature is wrong; "
+        "connecting without logging in"]
+    assert feed(s, [":srv 906 lee :SASL authentication aborted"]) == []  # told once
+    assert s.account is None
+
+
+@pytest.mark.parametrize(
+    "server_first",
+    [
+        b"r=someone-elses,s=c2FsdA==,i=4096",
+        b"e=unknown-user",
+        b"not scram",
+    ],
+)
+def test_a_bad_server_first_message_aborts(server_first: bytes) -> None:
+    s = sasl_session()
+    feed(s, [":srv CAP * LS :sasl=SCRAM-SHA-256", ":srv CAP * ACK :sasl", "AUTHENTICATE +"])
+    assert feed(s, authenticate_lines(server_first)) == ["AUTHENTICATE *", "CAP END"]
+    assert len(errors(s)) == 1 and s.account is None
+    s = sasl_session()
+    feed(s, [":srv CAP * LS :sasl=SCRAM-SHA-256", ":srv CAP * ACK :sasl", "AUTHENTICATE +"])
+    assert feed(s, ["AUTHENTICATE !!!!"]) == ["AUTHENTICATE *", "CAP END"]
 
 
 def test_a_server_without_cap_is_reported_once() -> None:
