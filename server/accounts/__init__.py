@@ -1,4 +1,4 @@
-"""Registered accounts (SASL PLAIN, IRCv3 account registration), the channels
+"""Registered accounts (SASL PLAIN and SCRAM-SHA-256, IRCv3 account registration), the channels
 registered with ChanServ and the memos MemoServ keeps: the store of record.
 
 ``open_accounts(db)`` opens the store for the server's ``--db`` setting, the same
