@@ -407,7 +407,8 @@ class ChatHistory:
         complete = True  # what was asked for came whole (a gap fill may stop short)
         if req is not None and req.gap:
             key = s.fold(buf.name)
-            fetched = self._gap.get(key, 0) + len(added)
+            # Messages: the joins, parts... a server with event playback sends are no news.
+            fetched = self._gap.get(key, 0) + sum(ln.kind in MESSAGE_KINDS for ln in added)
             self._gap[key] = fetched
             read = buf.marked_ms  # draft/read-marker: read up to here elsewhere
             for line in added:  # missed while away: these count as unread

@@ -80,6 +80,7 @@ class ServerConfig:
     # History: SQLite store of record ("" turns history off), Redis cache-aside.
     db: str = "chat.db"
     history_playback: int = 20  # messages replayed on JOIN to clients without chathistory
+    history_events: bool = True  # joins, parts, kicks, quits, nick and mode changes kept
     chathistory_limit: int = 100  # ISUPPORT CHATHISTORY: most messages per request
     redact_window: int = 86400  # seconds one may REDACT one's own message (0: no limit)
     history_max_rows: int = 10000  # per channel; 0 keeps everything

@@ -312,10 +312,20 @@ def remote_event(core: ServerCore, event: Event) -> None:
     handler = _HANDLERS.get(str(kind))
     if handler is None:
         return
+    if core.history_enabled and (
+        kind == "topic" or (kind in _STORED_EVENT_KINDS and core.config.history_events)
+    ):
+        # The sending node kept it in those channels' history (event playback).
+        for folded in event.get("c", {}):
+            core.emit(HistoryStale(str(folded)))
     try:
         handler(core, event)
     except (KeyError, TypeError, ValueError):
         log.exception("bad cluster event from %s: %r", node, event.get("k"))
+
+
+# Events whose channels' windows cached here are out of date once they arrive.
+_STORED_EVENT_KINDS = frozenset({"join", "part", "kick", "quit", "nick", "mode", "topic"})
 
 
 def _on_nick(core: ServerCore, event: Event) -> None:
@@ -424,11 +434,7 @@ def _on_topic(core: ServerCore, event: Event) -> None:
     channel.topic = str(record.get("topic", ""))
     channel.topic_setter = str(record.get("setter", ""))
     channel.topic_time = int(record.get("ttime", 0))
-    relay = _relay(event["r"])
-    core.fan_out(channel.members, relay)
-    if core.history_enabled:
-        core.emit(HistoryStale(channel.folded))  # the sender's node stored it
-    _state(core).seen(channel.folded, relay.msgid)
+    core.fan_out(channel.members, _relay(event["r"]))
     channel_changed(core, channel, here=False)
 
 
@@ -834,7 +840,7 @@ def recovered(core: ServerCore, folded: str, rows: list[StoredMessage]) -> None:
         if row.msgid <= floor or row.msgid in ids:
             continue
         if row.command in STORED_EVENTS:
-            continue  # a topic change: its state comes with the node's snapshot
+            continue  # a join, topic change...: its state comes with the node's snapshot
         relay = relay_from_row(row)
         need_cap = _NEEDS_CAP.get(row.command)
         core.fan_out(channel.members, relay, need_cap=need_cap)

@@ -23,6 +23,7 @@ from chat.message import (
     ParseError,
     escape_tag_value,
     parse,
+    serialize_tags,
     trailing,
 )
 from chat.msgid import MsgIdGenerator
@@ -31,7 +32,7 @@ from chat.multiline import Line
 from chat.servertime import format_time, parse_time
 from server.accounts.model import RegisteredChannel
 from server.config import ServerConfig
-from server.history.model import DirectPair, StoredMessage
+from server.history.model import DirectPair, NewMessage, StoredMessage
 
 from . import caps as caps_mod
 from .bans import BanList
@@ -41,7 +42,6 @@ from .connlimits import ConnectionLimits, HostRate, host_key
 from .flood import FloodGate
 from .history import (
     STORED_COMMANDS,
-    STORED_EVENTS,
     Pending,
     StoreMessage,
     deliver_history,
@@ -630,9 +630,7 @@ class ServerCore:
         status: str,
     ) -> None:
         """A channel message was relayed: queue it for the store of record."""
-        if not self.history_enabled or status or (
-            command not in STORED_COMMANDS and command not in STORED_EVENTS
-        ):
+        if not self.history_enabled or status or command not in STORED_COMMANDS:
             return
         stored = message_to_store(
             channel.folded,
@@ -649,6 +647,25 @@ class ServerCore:
             self._effects.append(StoreMessage(stored))
             if self.cluster_state is not None:
                 self.cluster_state.seen(channel.folded, relay.msgid)
+
+    def on_channel_event(
+        self, channels: Iterable[Channel], source: str, relay: Relay, text: str
+    ) -> None:
+        """``source``'s JOIN, PART, KICK, QUIT, NICK, MODE or TOPIC went to these channels'
+        members: kept in their history (``text``: its parameters as ``row_params`` reads
+        them) for draft/event-playback clients, one row per channel, the relay's msgid.
+        A topic change is part of the conversation: kept even without history_events."""
+        if not self.history_enabled or not (
+            self.config.history_events or relay.command == "TOPIC"
+        ):
+            return
+        time_ms = self._relay_time_ms(relay)
+        tags = serialize_tags(relay.client_tags) if relay.client_tags else ""
+        for channel in channels:
+            self._effects.append(StoreMessage(NewMessage(
+                channel.folded, relay.msgid, time_ms, source, relay.command,
+                channel.name, text, tags,
+            )))
 
     def on_private_message(
         self,
@@ -1054,9 +1071,10 @@ class ServerCore:
             return
         # Nobody shares a channel with most quitting clients: then there is nothing to relay.
         peers = self.peers(client, include_self=False) if client.registered else []
-        if peers or (client.registered and self.cluster):
+        if client.registered and (peers or self.cluster or client.channels):
             relay = self.new_relay(client, "QUIT", [reason])
             self.fan_out(peers, relay)
+            self.on_channel_event(client.channels.values(), client.mask, relay, reason)
             if self.cluster:
                 self.publish("quit", client.channels, self.uid(client), r=relay_wire(client, relay))
         if self.cluster:

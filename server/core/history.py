@@ -37,8 +37,8 @@ if TYPE_CHECKING:
 
 SUBCOMMANDS = ("LATEST", "BEFORE", "AFTER", "AROUND", "BETWEEN", "TARGETS")
 STORED_COMMANDS = frozenset({"PRIVMSG", "NOTICE", "TAGMSG"})
-# Channel events stored beside the messages, served to draft/event-playback clients:
-# a topic change, which a client reading history shows in place.
+# Channel events stored beside the messages (ServerCore.on_channel_event), served to
+# draft/event-playback clients where they happened.
 STORED_EVENTS = frozenset(EVENT_COMMANDS)
 EVENT_PLAYBACK = "draft/event-playback"
 # Client tags that say something about now, not the conversation: never stored (IRCv3
@@ -337,7 +337,8 @@ def format_row(client: Client, row: StoredMessage, channel: str, batch: str | No
         return render(row.source, channel, lines, head=tags, rest=rest, ref=ref, outer=batch)
     if batch is not None:
         tags = {"batch": batch, **tags}
-    return Message(row.command, row_params(row, channel), row.source, tags).to_bytes()
+    params = row_params(row, channel, extended_join="extended-join" in client.caps)
+    return Message(row.command, params, row.source, tags).to_bytes()
 
 
 def relay_from_row(row: StoredMessage) -> Relay:
@@ -351,13 +352,26 @@ def relay_from_row(row: StoredMessage) -> Relay:
                  tags or None)
 
 
-def row_params(row: StoredMessage, target: str) -> list[str]:
-    """A stored row's parameters as relayed to ``target``."""
-    if row.command == "TAGMSG":
+def row_params(row: StoredMessage, target: str, *, extended_join: bool = False) -> list[str]:
+    """A stored row's parameters as relayed to ``target`` (a JOIN with the account and
+    realname for ``extended_join`` clients). ``text`` holds an event's parameters
+    as ``ServerCore.on_channel_event`` was given them."""
+    command, text = row.command, row.text
+    if command in ("PRIVMSG", "NOTICE", "TOPIC"):
+        return [target, text]
+    if command == "TAGMSG":
         return [target]
-    if row.command == REDACT_EVENT:  # text: "<deleted msgid>[ <reason>]"
-        return [target, *row.text.split(" ", 1)]
-    return [target, row.text]
+    if command == REDACT_EVENT:  # text: "<deleted msgid>[ <reason>]"
+        return [target, *text.split(" ", 1)]
+    if command == "JOIN":  # text: "<account or *> <realname>"
+        return [target, *text.split(" ", 1)] if extended_join else [target]
+    if command == "PART":  # text: the reason, or ""
+        return [target, text] if text else [target]
+    if command == "KICK":  # text: "<nick> <reason>"
+        return [target, *text.split(" ", 1)]
+    if command == "MODE":  # text: the changes and their arguments, space-separated
+        return [target, *text.split(" ")]
+    return [text]  # QUIT (the reason) and NICK (the new nick): no target
 
 
 def _send_results(core: ServerCore, client: Client, rows: list[StoredMessage] | None) -> None:

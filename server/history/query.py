@@ -11,7 +11,9 @@ from .model import REDACT_EVENT, Query, Ref, StoredMessage
 # are then not returned and do not count against the limit.
 SERVED_COMMANDS = ("PRIVMSG", "NOTICE")
 SERVED_WITH_TAGS = (*SERVED_COMMANDS, "TAGMSG")
-EVENT_COMMANDS = ("TOPIC",)  # draft/event-playback: channel events kept beside messages
+# draft/event-playback: channel events kept beside the messages (a QUIT or NICK in each
+# channel its user was in).
+EVENT_COMMANDS = ("TOPIC", "JOIN", "PART", "KICK", "QUIT", "NICK", "MODE")
 
 
 def served(q: Query) -> tuple[str, ...]:

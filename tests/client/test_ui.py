@@ -414,11 +414,12 @@ async def test_pageup_at_top_loads_older_history_without_moving_the_view(
         await bob.send(f"PRIVMSG #h :old-{i:02d}")
     await bob.sync()
 
-    # 12 rows: a 9-row pane for 11 lines (the join and the latest 10 messages).
+    # 12 rows: a 9-row pane for 10 lines (the join, and the latest 9 messages: the
+    # server keeps the join too, and it counts against the 10 asked for).
     alice = await start_ui(uis, server, "alice", rows=12, columns=100, history_lines=10)
     buf = await alice.join("#h")
     await alice.wait_screen("old-39")
-    assert "old-29" not in alice.text()
+    assert "old-30" not in alice.text()
     view = alice.ui.views(buf)
 
     # Scroll up to the top of what is loaded: no request yet.
@@ -427,7 +428,7 @@ async def test_pageup_at_top_loads_older_history_without_moving_the_view(
             break
         await alice.press(PAGE_UP)
     await alice.wait(lambda: view.at_top, "the top of the loaded lines")
-    await alice.wait_screen("old-30")
+    await alice.wait_screen("old-31")
     await alice.wait_screen("more:")  # the status line says there is more below
     pane_before = alice.screen()[1:-2]
     seen = len(alice.events)
@@ -443,13 +444,13 @@ async def test_pageup_at_top_loads_older_history_without_moving_the_view(
     await alice.wait(lambda: not buf.history_loading, "the history batch")
     await alice.redrawn()
     assert alice.screen()[1:-2] == pane_before
-    assert next(ln.text for ln in buf.lines if ln.kind is Kind.MESSAGE) == "old-20"
+    assert next(ln.text for ln in buf.lines if ln.kind is Kind.MESSAGE) == "old-21"
 
     # The next PageUps show them.
     await alice.press(PAGE_UP)
-    await alice.wait_screen("old-22")
+    await alice.wait_screen("old-23")
     await alice.press(PAGE_UP)
-    await alice.wait_screen("old-20")
+    await alice.wait_screen("old-21")
     assert view.at_top
     alice.keys(PAGE_DOWN * 10)
     await alice.wait_screen("more:", present=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from server.cluster import config_problem
@@ -230,3 +232,45 @@ def test_a_topic_change_drops_other_nodes_windows_and_is_never_recovered() -> No
     newer = row._replace(msgid="Z" * 16)
     b.recovered("#c", [newer])
     assert b"lost topic" not in output(b, 1)
+
+
+@pytest.mark.parametrize(
+    "line", ["MODE #c +v carol", "PART #c :bye", "KICK #c carol :out", "NICK alicia", "QUIT :gone"]
+)
+def test_channel_events_drop_other_nodes_windows_and_are_never_recovered(line: str) -> None:
+    """Joins, parts, kicks, quits, nick and mode changes are kept for event playback by
+    the node they happened on: the others drop their cached windows of the channel, and
+    never replay such a row after a gap (the state comes with the node's snapshot)."""
+    from server.core.history import HistoryStale
+
+    a, b = two_nodes_in_a_channel()
+    register(a, 2, "carol")
+    a.data_received(2, b"JOIN #c\r\n")
+    relay_events(a, b)
+    a.data_received(1, f"{line}\r\n".encode())
+    if line.startswith("NICK"):  # a nick is claimed cluster-wide first
+        claim = a.take_effects()[-1]
+        a.nick_claim_result(claim.conn_id, claim.nick, claim.folded, True)
+    assert HistoryStale("#c") in relay_events(a, b)
+    a.data_received(2 if line[0] in "PQ" else 1, b"PRIVMSG #c :seen\r\n")  # by a member
+    relay_events(a, b)
+    output(b, 1)
+    row = StoredMessage("#c", 9, "Y" * 16, 1000000, "x!a@h", line.split()[0], "#c", "x y")
+    b.recovered("#c", [row])
+    assert output(b, 1) == b""
+    b.recovered("#c", [row._replace(msgid="Z" * 16, command="PRIVMSG")])
+    assert b"PRIVMSG #c :x y" in output(b, 1)  # a message missed would have been
+
+
+def test_a_join_on_another_node_drops_the_window_unless_events_are_not_kept() -> None:
+    from server.core.history import HistoryStale
+
+    for kept in (True, False):
+        a, b = two_nodes_in_a_channel()
+        b.config = replace(b.config, history_events=kept)
+        register(a, 2, "carol")
+        relay_events(a, b)
+        a.data_received(2, b"JOIN #c\r\n")
+        assert (HistoryStale("#c") in relay_events(a, b)) is kept
+        a.data_received(1, b"TOPIC #c :always kept\r\n")
+        assert HistoryStale("#c") in relay_events(a, b)

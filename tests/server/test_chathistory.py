@@ -35,8 +35,10 @@ UNKNOWN_MSGID = "0000000000000000"  # well-formed, never issued
 
 @pytest.fixture
 def server_config() -> ServerConfig:
-    # No join playback: every test reads history explicitly.
-    return ServerConfig(name=SERVER, network="TestNet", chathistory_limit=LIMIT, history_playback=0)
+    # No join playback: every test reads history explicitly. No joins, parts, quits or
+    # nick changes kept: the data set's are not history here (test_event_playback.py).
+    return ServerConfig(name=SERVER, network="TestNet", chathistory_limit=LIMIT,
+                        history_playback=0, history_events=False)
 
 
 # ---------------------------------------------------------------------- records

@@ -326,4 +326,35 @@ async def test_a_multiline_message_comes_back_whole_from_the_cached_window(
         assert (await alice.read_message()).params == ["-" + outer.params[0][1:]]
         replies.append((inner.tags["msgid"], [m.params[1] for m in lines]))
     assert replies[0] == replies[1] and replies[0][1] == block
-    assert cached_windows(redis_server) == [[replies[0][0]]]
+    [window] = cached_windows(redis_server)  # alice's JOIN (an event), then the message
+    assert window[-1] == replies[0][0] and len(window) == 2
+
+
+async def test_events_are_served_from_the_cached_window_as_from_the_store(
+    server: RunningServer,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    """A window holding joins, a nick change and a part beside messages answers an
+    event-playback reader and a reader without it exactly as the store does."""
+    events = await server.client("events", [*CAPS, "draft/event-playback"])
+    plain = await server.client("plain", CAPS)
+    for c in (events, plain):
+        await c.join("#h")
+    visitor = await server.client("visitor")
+    await visitor.join("#h")
+    await visitor.send("PRIVMSG #h :hi")
+    await visitor.send("NICK guest")
+    await visitor.send("PART #h :bye")
+    await events.expect("PART")
+    await plain.sync()
+    answers: dict[str, list[list[tuple[str, str]]]] = {"events": [], "plain": []}
+    for _ in range(2):  # cold (the store, filling the window), then warm (the window)
+        for name, c in (("events", events), ("plain", plain)):
+            replies = await history(c, "CHATHISTORY LATEST #h * 4")
+            answers[name].append([(m.command, m.tags["msgid"]) for m in replies])
+    assert answers["events"][0] == answers["events"][1]
+    assert [cmd for cmd, _ in answers["events"][0]] == ["JOIN", "PRIVMSG", "NICK", "PART"]
+    assert answers["plain"][0] == answers["plain"][1]
+    assert [cmd for cmd, _ in answers["plain"][0]] == ["PRIVMSG"]
+    [window] = cached_windows(redis_server)
+    assert window[-4:] == [msgid for _, msgid in answers["events"][0]]

@@ -79,7 +79,7 @@ async def test_metrics_count_known_traffic_exactly(
     assert sample(text, "chat_messages_out_total", 'command="JOIN"') == 2
     # JOINs reach 1 then 2 members; each PRIVMSG reaches bob only.
     assert sample(text, "chat_deliveries_total") == 1 + 2 + 3
-    assert sample(text, "chat_history_writes_total") == 3
+    assert sample(text, "chat_history_writes_total") == 3 + 2  # and the JOINs (events)
     assert sample(text, "chat_sendq_disconnects_total") == 0
     assert sample(text, "chat_loop_lag_seconds") >= 0
     assert scrape(port, "/healthz") == (200, "ok\n")
@@ -289,7 +289,7 @@ async def test_cache_and_breaker_metrics_after_known_history_reads(
         assert sample(text, "chat_cache_hits_total") == 1
         assert sample(text, "chat_cache_drops_total") == 0  # no other node wrote to #h
         assert sample(text, "chat_breaker_open") == 0
-        assert sample(text, "chat_history_writes_total") == 3
+        assert sample(text, "chat_history_writes_total") == 3 + 1  # and the JOIN (an event)
     finally:
         for cl in server.clients:
             await cl.close()

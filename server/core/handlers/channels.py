@@ -134,6 +134,8 @@ def join(core: ServerCore, client: Client, name: str, key: str) -> None:
     client.channels[folded] = channel
     relay = core.new_relay(client, "JOIN", [channel.name])
     announce_join(core, client, channel, relay)
+    core.on_channel_event((channel,), client.mask, relay,
+                          f"{client.account or '*'} {client.realname}")
     if core.cluster:
         # ``new``: this join made the channel, which another node may have made too.
         core.publish("join", (folded,), core.uid(client), t=folded, p=channel.members[client],
@@ -203,6 +205,7 @@ def part(core: ServerCore, client: Client, channel: Channel, reason: str) -> Non
     params = [channel.name, reason[: core.config.kicklen]] if reason else [channel.name]
     relay = core.new_relay(client, "PART", params)
     core.fan_out(channel.members, relay)
+    core.on_channel_event((channel,), client.mask, relay, params[1] if len(params) > 1 else "")
     if core.cluster:
         core.publish("part", (channel.folded,), core.uid(client), t=channel.folded,
                      r=relay_wire(client, relay))
@@ -248,9 +251,7 @@ def handle_topic(core: ServerCore, client: Client, msg: Message) -> None:
     if core.cluster:
         core.publish("topic", (channel.folded,), core.uid(client), t=channel.folded,
                      ch=channel_record(channel), r=relay_wire(client, relay))
-    # Kept in history as an event (draft/event-playback clients are replayed it).
-    core.on_channel_message(channel, client, relay, "TOPIC", [channel.topic],
-                            relay.client_tags, "")
+    core.on_channel_event((channel,), client.mask, relay, channel.topic)
     if channel.folded in core.registered_channels:
         from .chanserv import channel_changed
 
@@ -349,6 +350,7 @@ def _kick(core: ServerCore, client: Client, name: str, nicks: list[str], reason:
             continue
         relay = core.new_relay(client, "KICK", [channel.name, target.nick, reason])
         core.fan_out(channel.members, relay)
+        core.on_channel_event((channel,), client.mask, relay, f"{target.nick} {reason}")
         if core.cluster:
             core.publish("kick", (channel.folded,), core.uid(client), t=channel.folded,
                          who=core.uid(target), r=relay_wire(client, relay))

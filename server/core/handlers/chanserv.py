@@ -139,8 +139,10 @@ def give_op(core: ServerCore, channel: Channel, target: Client, adding: bool = T
     if not set_prefix(channel, target, "o", adding):
         return
     source = f"{NICK}!{NICK}@{core.config.name}"
-    relay = core.new_relay(source, "MODE", [channel.name, "+o" if adding else "-o", target.nick])
+    change = ["+o" if adding else "-o", target.nick]
+    relay = core.new_relay(source, "MODE", [channel.name, *change])
     core.fan_out(channel.members, relay)
+    core.on_channel_event((channel,), source, relay, " ".join(change))
     if core.cluster:
         publish_mode(core, channel, core.uid(target), [relay_wire(source, relay)])
 

@@ -255,8 +255,10 @@ def channel_mode(
     # across MODE lines rather than let the relay cut the last mask short.
     relays = []
     for chunk in _fitting_chunks(client.mask, channel.name, applied):
-        relay = core.new_relay(client, "MODE", [channel.name, *render_changes(chunk)])
+        change = render_changes(chunk)
+        relay = core.new_relay(client, "MODE", [channel.name, *change])
         core.fan_out(channel.members, relay)
+        core.on_channel_event((channel,), client.mask, relay, " ".join(change))
         relays.append(relay_wire(client, relay))
     if core.cluster and relays:
         publish_mode(core, channel, core.uid(client), relays)

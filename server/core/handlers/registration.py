@@ -166,6 +166,7 @@ def apply_nick(core: ServerCore, client: Client, nick: str, folded: str) -> None
     if client.registered:
         relay = core.new_relay(client, "NICK", [nick])
         core.fan_out(core.peers(client, include_self=False), relay)
+        core.on_channel_event(client.channels.values(), client.mask, relay, nick)
         core.deliver(client, relay)
         if core.cluster:
             core.publish("nick", client.channels, core.uid(client), nick=nick,
