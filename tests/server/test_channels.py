@@ -497,6 +497,19 @@ async def test_names_several_channels(server: RunningServer) -> None:
     ]
 
 
+async def test_names_takes_as_many_channels_as_targmax_says(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    await alice.send("VERSION")  # ISUPPORT again
+    isupport = " ".join(" ".join(m.params) for m in await alice.sync() if m.command == "005")
+    assert "NAMES:4," in isupport
+    for name in ("#a", "#b", "#c", "#d", "#e"):
+        await alice.join(name)
+    await alice.send("NAMES #a,#b,,#c,#d,#e")
+    msgs = await alice.sync()
+    assert [(m.command, m.params[1]) for m in msgs if m.command in ("407", "366")] == [
+        ("407", "#a,#b,,#c,#d,#e"), ("366", "#a"), ("366", "#b"), ("366", "#c"), ("366", "#d")]
+
+
 async def test_names_skips_empty_list_items(server: RunningServer) -> None:
     alice = await server.client("alice")
     await alice.join("#a")

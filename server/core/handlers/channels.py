@@ -289,9 +289,13 @@ def handle_names(core: ServerCore, client: Client, msg: Message) -> None:
     if not msg.params or not msg.params[0]:
         core.reply(client, N.RPL_ENDOFNAMES, "*", "End of /NAMES list")
         return
-    for name in msg.params[0].split(","):
-        if not name:
-            continue  # an empty item would give a 366 with an empty middle parameter
+    names = [name for name in msg.params[0].split(",") if name]  # an empty one: no 366
+    limit = core.config.max_targets  # TARGMAX: each channel may be a long reply
+    if len(names) > limit:
+        core.reply(client, N.ERR_TOOMANYTARGETS, msg.params[0],
+                   f"Too many targets, only {limit} are accepted")
+        names = names[:limit]
+    for name in names:
         channel = core.channels.get(core.fold(name))
         if channel is not None and can_see(channel, client):
             send_names(core, client, channel)

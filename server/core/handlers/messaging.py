@@ -100,7 +100,8 @@ def relay_message(
     limit = core.config.max_targets
     if len(targets) > limit:
         _error(
-            core, client, command, "407", params[0], f"Too many targets, only {limit} are accepted"
+            core, client, command, N.ERR_TOOMANYTARGETS, params[0],
+            f"Too many targets, only {limit} are accepted",
         )
         targets = targets[:limit]
     need_cap = "message-tags" if command == "TAGMSG" else None

@@ -372,7 +372,7 @@ def isupport_tokens(core: ServerCore) -> list[str]:
         "PREFIX=(ov)@+",
         "STATUSMSG=@+",
         f"TARGMAX=PRIVMSG:{targets},NOTICE:{targets},TAGMSG:{targets},JOIN:,PART:,"
-        f"KICK:{targets},NAMES:1,WHOIS:1,ISON:,USERHOST:5",
+        f"KICK:{targets},NAMES:{targets},WHOIS:1,ISON:,USERHOST:5",
         f"TOPICLEN={cfg.topiclen}",
         f"USERLEN={cfg.userlen}",
         "UTF8ONLY",
