@@ -55,6 +55,7 @@ class SaslSession(Protocol):
     def send(self, command: str, *params: str) -> None: ...
     def error(self, text: str, now: float, buffer: Buffer | None = None) -> None: ...
     def end_cap(self) -> None: ...
+    def quit(self, message: str, now: float) -> None: ...
 
 
 class SaslLogin:
@@ -195,6 +196,17 @@ class SaslLogin:
         p = params
         text = p[-1] if len(p) > 1 else code
         if self.step in ("started", "sent"):
+            if code == "903" and self._scram is not None:
+                # Logged in before the server proved it knows the password: SCRAM's
+                # point is lost, and this may not be the server meant. Leave it.
+                self.step = "done"
+                user = plain(self._credentials.sasl_username or "")
+                self._session.error(
+                    f"SASL login as {user}: the server said yes without proving it knows "
+                    "the password (no SCRAM signature); disconnecting", now,
+                    self._session.server)
+                self._session.quit("SASL: the server was not verified", now)
+                return None
             if code == "903":
                 self.step = "done"
                 self._session.end_cap()

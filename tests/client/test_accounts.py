@@ -21,7 +21,7 @@ from chat import sasl
 from chat.message import parse
 from chat.scram import ScramServer, derive
 from client.chatlog import ChatLog
-from client.model import Kind
+from client.model import Kind, QuitRequested
 from client.sasl import SASL_TIMEOUT
 from client.session import Session
 from tests.conftest import RunningServer
@@ -450,6 +450,24 @@ def test_a_wrong_server_signature_is_not_answered_with_plus() -> None:
         "connecting without logging in"]
     assert feed(s, [":srv 906 lee :SASL authentication aborted"]) == []  # told once
     assert s.account is None
+
+
+def test_success_without_the_servers_signature_disconnects() -> None:
+    """903 before the server-final message: the server never proved it knows the
+    password, so it may be an impostor that took the proof. Leave, not reconnecting."""
+    s = sasl_session()
+    feed(s, [":srv CAP * LS :sasl=SCRAM-SHA-256,PLAIN", ":srv CAP * ACK :sasl"])
+    (first,) = feed(s, ["AUTHENTICATE +"])
+    server = ScramServer(base64.b64decode(first.split()[1]))
+    assert len(feed(s, authenticate_lines(server.first(derive("hunter2hunter2"))))) == 1
+    s.take_events()
+    sent = feed(s, [":srv 900 lee lee!*@h lee :You are now logged in as lee",
+                    ":srv 903 lee :SASL authentication successful"])  # fmt: skip
+    assert sent == ["QUIT :SASL: the server was not verified"]
+    assert any(isinstance(e, QuitRequested) for e in s.take_events())
+    assert errors(s) == [
+        "SASL login as lee: the server said yes without proving it knows the password "
+        "(no SCRAM signature); disconnecting"]
 
 
 @pytest.mark.parametrize(
