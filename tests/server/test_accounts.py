@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 
 from chat.message import Message
-from server.core.handlers.accounts import RESERVED
 from tests.conftest import OPER_NAME, OPER_PASSWORD, RunningServer, serving, suite_config
 from tests.ircclient import IRCTestClient
-from tests.server.helpers import ask, cap_ls, mask, nickserv_says, only
+from tests.server.helpers import ask, cap_ls, mask, nickserv_says, only, quit_and_wait
 
 PASSWORD = "tr0ub4dor&3"
 
@@ -295,10 +294,28 @@ async def test_accounts_survive_a_restart(backend: str, tmp_path: Path) -> None:
         msgs = await ask(other, f"REGISTER lena * {PASSWORD}")
         assert msgs[0].params[1] == "ACCOUNT_EXISTS"
         # The nick is still reserved after the restart (names read from the store).
-        assert only(await ask(other, "NICK lena"), "433")[0].params[-1] == RESERVED
+        assert only(await ask(other, "NICK lena"), "433")[0].params[-1] == reserved_for("lena")
 
 
 # ---------------------------------------------------------------------- reserved nicks
+
+
+def reserved_for(nick: str) -> str:
+    """433's reason to a client logged in to no account: how to get the nick."""
+    return (f"Nickname is reserved for the account {nick}: log in to it first (SASL, or "
+            f"/msg NickServ IDENTIFY {nick} <password>)")
+
+
+async def test_a_user_of_another_account_is_told_it_is_someone_elses(
+    server: RunningServer,
+) -> None:
+    owner = await server.client("noor")
+    await register_account(owner)
+    await quit_and_wait(owner)
+    other = await server.client("omar")
+    await register_account(other)
+    assert only(await ask(other, "NICK noor"), "433")[0].params[-1] == (
+        "Nickname is reserved by a different account")
 
 
 async def test_an_accounts_name_is_reserved_for_it(server: RunningServer) -> None:
@@ -311,11 +328,11 @@ async def test_an_accounts_name_is_reserved_for_it(server: RunningServer) -> Non
     await c.send("NICK mia")
     await c.send("USER mia 0 * :Not Mia")
     refused = await c.expect("433")
-    assert refused.params == ["*", "mia", RESERVED]
+    assert refused.params == ["*", "mia", reserved_for("mia")]
     await c.send("NICK mia_")
     await c.expect("001")
     c.nick = "mia_"
-    assert only(await ask(c, "NICK MIA"), "433")[0].params[-1] == RESERVED
+    assert only(await ask(c, "NICK MIA"), "433")[0].params[-1] == reserved_for("MIA")
     # Logged in with SASL, the owner gets it (case as given).
     sasl = await sasl_connection(server)
     await authenticate(sasl, plain("mia", PASSWORD))
@@ -357,6 +374,10 @@ async def test_nickserv_register_and_identify(server: RunningServer) -> None:
     other = await server.client("pat_")
     assert nickserv_says(await ask(other, "PRIVMSG NickServ :IDENTIFY pat wrong-one")) == [
         "Invalid account name or password"]
+    # With the password alone the nick names the account: a fallback nick says so.
+    assert nickserv_says(await ask(other, f"PRIVMSG NickServ :IDENTIFY {PASSWORD}")) == [
+        "Invalid account name or password (for account pat_; IDENTIFY <account> "
+        "<password> for another)"]
     msgs = await ask(other, f"NS IDENTIFY pat {PASSWORD}")  # the NS command works too
     assert nickserv_says(msgs) == ["You are now logged in as pat"]
     assert only(msgs, "900")[0].params[2] == "pat"

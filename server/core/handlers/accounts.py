@@ -461,7 +461,13 @@ def handle_verify(core: ServerCore, client: Client, msg: Message) -> None:
 # ---------------------------------------------------------------------- reserved nicks
 
 
-RESERVED = "Nickname is reserved by a different account"
+def reserved(client: Client, nick: str) -> str:
+    """433's reason for a nick that is an account's name: how to get it, when the
+    client is logged in to no account at all."""
+    if client.account is not None:
+        return "Nickname is reserved by a different account"
+    return (f"Nickname is reserved for the account {nick}: log in to it first (SASL, or "
+            f"/msg NickServ IDENTIFY {nick} <password>)")
 
 
 def reserved_for_other(core: ServerCore, client: Client, folded: str) -> bool:
@@ -481,7 +487,7 @@ def refuse_reserved_nick(core: ServerCore, client: Client) -> None:
             core.release_nick(client)
         del core.nicks[client.folded]
     client.nick, client.folded = "*", ""
-    core.reply(client, N.ERR_NICKNAMEINUSE, nick, RESERVED)  # "433 * nick": no nick yet
+    core.reply(client, N.ERR_NICKNAMEINUSE, nick, reserved(client, nick))  # "433 * nick"
 
 
 def account_registered(core: ServerCore, folded: str) -> None:

@@ -82,10 +82,13 @@ def nickserv(core: ServerCore, client: Client, text: str) -> None:
             tell(core, client, f"You are already logged in as {client.account}")
             return
         account, password = (client.nick, args[0]) if len(args) == 1 else (args[0], args[1])
+        refusal = "Invalid account name or password"
+        if len(args) == 1:  # the nick taken for the account: say so (a fallback nick_?)
+            refusal += f" (for account {account}; IDENTIFY <account> <password> for another)"
         check_login(
             core, client, account, password,
             lambda name: tell(core, client, f"You are now logged in as {name}"),
-            lambda: tell(core, client, "Invalid account name or password"),
+            lambda: tell(core, client, refusal),
         )
     elif command == "SET" and args[:1] and args[0].upper() == "PASSWORD":
         if len(args) < 2:

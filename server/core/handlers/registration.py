@@ -15,10 +15,10 @@ from .. import caps as caps_mod
 from ..listing import ELIST
 from ..relay import relay_wire
 from .accounts import (
-    RESERVED,
     SERVICE_NAMES,
     abort_sasl,
     refuse_reserved_nick,
+    reserved,
     reserved_for_other,
 )
 from .bans import banned_by, refuse
@@ -148,7 +148,7 @@ def handle_nick(core: ServerCore, client: Client, msg: Message) -> None:
         return
     # Before registration the nick is checked at the end (SASL may log in meanwhile).
     if client.registered and core.account_names and reserved_for_other(core, client, folded):
-        core.reply(client, N.ERR_NICKNAMEINUSE, nick, RESERVED)
+        core.reply(client, N.ERR_NICKNAMEINUSE, nick, reserved(client, nick))
         return
     if nick == client.nick:
         return
