@@ -98,6 +98,7 @@ DEFAULT_KEYS: dict[str, tuple[str, ...]] = {
     "next_buffer": ("c-n",),
     "prev_buffer": ("c-p",),
     **{f"buffer_{n}": (f"escape {n}",) for n in range(1, 10)},
+    "buffer_10": ("escape 0",),  # Alt+0, as in irssi
     "scroll_up": ("pageup",),
     "scroll_down": ("pagedown",),
     "complete": ("tab",),

@@ -52,7 +52,7 @@ from ..model import (
     HistoryAdded,
     LineAdded,
 )
-from .keys import build_key_bindings, describe
+from .keys import build_key_bindings, describe, no_numeric_argument
 from .render import Fragments, LineRenderer, build_style, fit, nick_palette, safe, text_width
 from .views import (
     BufferList,
@@ -187,6 +187,7 @@ class ChatUI:
         self.app.after_render += self._after_render
         self.app.timeoutlen = 0.5  # Alt+N arrives as ESC N: do not wait long for the N
         self.app.ttimeoutlen = 0.05
+        self.app.key_processor.after_key_press += no_numeric_argument
         now = time.time()
         for problem in problems:
             self.session.error(f"config: {problem}", now, self.session.server)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+from prompt_toolkit.key_binding.key_processor import KeyProcessor
 
 from ..config import DEFAULT_KEYS
 
@@ -63,9 +64,18 @@ def action_handlers(ui: Actions) -> dict[str, Handler]:
         "interrupt": call(ui.interrupt),
         "complete_prev": call(lambda: ui.complete(-1)),
     }
-    for n in range(1, 10):
+    for n in range(1, 11):
         handlers[f"buffer_{n}"] = call(lambda n=n: ui.switch_to(n - 1))  # type: ignore[misc]
     return handlers
+
+
+def _ignore(event: KeyPressEvent) -> None:
+    pass
+
+
+def no_numeric_argument(key_processor: KeyProcessor) -> None:
+    """After each key press: forget any Emacs numeric argument (see build_key_bindings)."""
+    key_processor.arg = None
 
 
 def build_key_bindings(
@@ -78,6 +88,13 @@ def build_key_bindings(
     handlers = action_handlers(ui)
     kb.add("c-c")(handlers["interrupt"])
     kb.add("s-tab")(handlers["complete_prev"])
+    # prompt_toolkit's Emacs bindings make Meta+digit and Meta+- a numeric argument
+    # for the next key: Alt+0 then "/" would insert "/" zero times (and Alt+5 "x" five
+    # times). The input line has no use for repeat counts: every Meta+digit that is not
+    # bound to an action (e.g. rebound elsewhere) does nothing. ChatUI also drops any
+    # argument after each key (no_numeric_argument).
+    for key in (*"0123456789", "-"):
+        kb.add("escape", key)(_ignore)
     for action, handler in handlers.items():
         if action not in DEFAULT_KEYS:
             continue

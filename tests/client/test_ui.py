@@ -309,6 +309,38 @@ async def test_buffer_switching_keys(server: RunningServer, uis: list[UIClient])
     await alice.wait_screen("[#u]")
 
 
+async def test_meta_digits_switch_buffers_and_never_repeat_or_swallow_keys(
+    server: RunningServer, uis: list[UIClient]
+) -> None:
+    # buffer_3 moved to F3: Alt+3 is bound to no action, which in prompt_toolkit's
+    # Emacs mode would be a numeric argument for the next key.
+    config = ClientConfig()
+    config.keys["buffer_3"] = ("f3",)
+    alice = await start_ui(uis, server, "alice", config=config)
+    s, inp = alice.session, alice.ui.input
+    await alice.join("#t")
+
+    # Alt+0 with no tenth buffer does nothing, and the "/" after it is typed: this is
+    # a command, not the message "win 1" to #t.
+    alice.keys(alt("0") + "/win 1")
+    await alice.wait(lambda: inp.text == "/win 1", "the command typed after Alt+0")
+    alice.keys(ENTER)
+    await alice.wait(lambda: s.current is s.server, "/win 1 after Alt+0")
+    assert not any(line.text == "win 1" for line in s.buffer("#t").lines)  # type: ignore[union-attr]
+
+    alice.keys(alt("3") + "ab" + alt("-") + "cd" + alt("5") + alt("7") + "e")
+    await alice.wait(lambda: inp.text == "abcde", "each key typed once")
+    alice.keys("\x15")  # Ctrl+U
+
+    for n in range(2, 11):  # buffers 2..10 (the server buffer is 1)
+        await alice.join(f"#c{n}")
+    assert len(s.buffers) == 11 and s.buffers[9].name == "#c9"
+    alice.keys(alt("0"))
+    await alice.wait(lambda: s.current.name == "#c9", "Alt+0: the tenth buffer")
+    alice.keys("x")
+    await alice.wait(lambda: inp.text == "x", "x typed once after Alt+0")
+
+
 async def test_tab_completion_and_input_history(
     server: RunningServer,
     uis: list[UIClient],
