@@ -392,19 +392,30 @@ def _send_results(core: ServerCore, client: Client, rows: list[StoredMessage] | 
 def _send_notices(
     core: ServerCore, client: Client, channel: str, rows: list[StoredMessage]
 ) -> None:
+    """Join playback for clients that cannot tell a batch of history from live lines:
+    notices from the server. With server-time each carries the message's time (the
+    client shows it as the line's); without, the text says when, in UTC (with the
+    date unless it was today)."""
+    stamped = "server-time" in client.caps
+    today = datetime.fromtimestamp(core.clock(), UTC).date()
     for row in rows:
         if row.command not in ("PRIVMSG", "NOTICE"):
             continue
-        when = datetime.fromtimestamp(row.time_ms / 1000, UTC).strftime("%H:%M")
         nick = row.source.split("!", 1)[0]
+        if stamped:
+            tags, when = {"time": format_time(row.time_ms / 1000)}, ""
+        else:
+            at = datetime.fromtimestamp(row.time_ms / 1000, UTC)
+            shape = "%H:%M UTC" if at.date() == today else "%Y-%m-%d %H:%M UTC"
+            tags, when = {}, f"[{at.strftime(shape)}] "
         for text in row.text.split("\n"):  # a multiline message: a notice per line
             if not text:
                 continue
             if text.startswith("\x01ACTION ") and text.endswith("\x01"):
-                line = f"[{when}] * {nick} {text[8:-1]}"
+                line = f"{when}* {nick} {text[8:-1]}"
             else:
-                line = f"[{when}] <{nick}> {text}"
-            core.send(client, Message("NOTICE", [channel, line], core.config.name))
+                line = f"{when}<{nick}> {text}"
+            core.send(client, Message("NOTICE", [channel, line], core.config.name, tags))
 
 
 def partner_nick(core: ServerCore, account: str) -> str:

@@ -2,7 +2,7 @@
 
 A client that will not ask for history itself (no draft/chathistory) gets the last
 ``history_playback`` messages of a channel when it joins: in a ``chathistory`` batch
-when it has batch and server-time, else as NOTICEs ``[HH:MM] <nick> text`` from the
+when it has batch and server-time, else as NOTICEs ``[HH:MM UTC] <nick> text`` from the
 server. Playback never holds a message sent after the join: the joiner gets those
 live, exactly once.
 """
@@ -115,26 +115,27 @@ async def test_batch_client_gets_last_n_in_a_chathistory_batch(server: RunningSe
 
 async def test_plain_client_gets_notices(server: RunningServer) -> None:
     _, stored = await seed(server, "#Plain")
-    want = [
-        f"[{hhmm(r)}] * alice waves"
-        if r.text and r.text.startswith("\x01ACTION")
-        else f"[{hhmm(r)}] <alice> {r.text}"
-        for r in stored[-N:]
-    ]
-    assert [w.split("] ", 1)[1] for w in want] == [
-        "<alice> a notice",
-        "* alice waves",
-        "<alice> newest",
-    ]
-    # No caps at all, batch without server-time, server-time without batch.
-    for nick, caps in (("plain", None), ("batchonly", ["batch"]), ("timeonly", ["server-time"])):
+    said = ["<alice> a notice", "* alice waves", "<alice> newest"]
+    assert [r.text for r in stored[-N:]] == ["a notice", "\x01ACTION waves\x01", "newest"]
+    # No caps, or batch without server-time: the time (UTC; seeded today) in the text.
+    for nick, caps in (("plain", None), ("batchonly", ["batch"])):
         c = await server.client(nick, caps)
         await join(c, "#plain")  # any case: the replies use the channel's own name
         notices = [await c.read_message() for _ in range(N)]
-        assert [(m.command, m.source, m.params) for m in notices] == [
-            ("NOTICE", SERVER, ["#Plain", line]) for line in want
+        assert [(m.command, m.source, m.params, m.tags) for m in notices] == [
+            ("NOTICE", SERVER, ["#Plain", f"[{hhmm(r)} UTC] {line}"], {})
+            for r, line in zip(stored[-N:], said, strict=True)
         ], nick
         assert await c.sync() == []
+    # server-time without batch: each notice carries the message's own time instead.
+    c = await server.client("timeonly", ["server-time"])
+    await join(c, "#plain")
+    notices = [await c.read_message() for _ in range(N)]
+    assert [(m.command, m.params, m.tags) for m in notices] == [
+        ("NOTICE", ["#Plain", line], {"time": r.time})
+        for r, line in zip(stored[-N:], said, strict=True)
+    ]
+    assert await c.sync() == []
 
 
 @pytest.mark.parametrize("server_config", [replace(CONFIG, history_playback=0)], ids=["off"])
@@ -260,3 +261,28 @@ async def test_join_and_message_back_to_back_arrive_exactly_once(
         if live:  # handled after the join: never in the playback
             assert [m.tags["msgid"] for m in live] == [racing.tags["msgid"]]
             assert [m.params[1] for m in playback] == ["before"]
+
+
+def test_a_notice_of_an_earlier_day_says_the_date() -> None:
+    """Without server-time the text carries the time: with the date (UTC) when the
+    message is not from today."""
+    from server.core import ServerCore
+    from server.core.history import _send_notices
+    from server.history.model import StoredMessage
+
+    now = 1_795_000_000.0  # 2026-11-18 11:06:40 UTC
+    core = ServerCore(ServerConfig(name=SERVER, flood_burst=0), clock=lambda: now)
+    core.connect(1, "127.0.0.1", 5000)
+    core.data_received(1, b"NICK plain\r\nUSER plain 0 * :Plain\r\n")
+    client = core.clients[1]
+    client.out.clear()
+    rows = [StoredMessage("#c", 1, "a" * 16, int(now - 86400) * 1000, "bob!b@h", "PRIVMSG",
+                          "#c", "yesterday"),
+            StoredMessage("#c", 2, "b" * 16, int(now - 60) * 1000, "bob!b@h", "PRIVMSG",
+                          "#c", "just now")]  # fmt: skip
+    _send_notices(core, client, "#c", rows)
+    sent = b"".join(client.out).decode().splitlines()
+    assert sent == [
+        f":{SERVER} NOTICE #c :[2026-11-17 11:06 UTC] <bob> yesterday",
+        f":{SERVER} NOTICE #c :[11:05 UTC] <bob> just now",
+    ]
