@@ -124,6 +124,7 @@ class OutboxSession(Protocol):
     @property
     def multiline_limits(self) -> Limits | None: ...
     def fold(self, name: str) -> str: ...
+    def buffer(self, name: str) -> Buffer | None: ...
     def local_time(self, now: float) -> float: ...
     def write_message(
         self,
@@ -352,18 +353,15 @@ class Outbox:
         return False
 
     def _rejoin_refused(self, name: str, reason: str) -> None:
-        """A JOIN for ``name`` was refused: what waits for that channel's rejoin fails."""
-        key = self._s.fold(name)
-        for entry in list(self._entries):
-            buf = entry.buffer
-            if (
-                buf.kind is BufferKind.CHANNEL
-                and not buf.joined
-                and self._s.fold(buf.name) == key
-                and entry.step in (_Step.WAITING, _Step.UNCONFIRMED)
-            ):
-                self._refused.add(buf)
-                self._fail(entry, f"not sent: {reason}")
+        """A JOIN for ``name`` was refused: what waits for that channel's rejoin fails,
+        and what is typed there next is refused at once (:meth:`accepts`), also when
+        nothing waited yet, until a JOIN comes (this connection)."""
+        buf = self._s.buffer(name)
+        if buf is None or buf.kind is not BufferKind.CHANNEL or buf.joined:
+            return
+        self._refused.add(buf)
+        for entry in self._of(buf, _Step.WAITING, _Step.UNCONFIRMED):
+            self._fail(entry, f"not sent: {reason}")
 
     # ------------------------------------------------------------------ history
 

@@ -339,6 +339,18 @@ def test_a_refused_rejoin_fails_what_waited_for_it() -> None:
     assert run(s, "and now?") == [] and last_error(s) == "You are not in #t (/join #t)"
 
 
+def test_a_refused_rejoin_with_nothing_waiting_refuses_what_is_typed_next() -> None:
+    s, buf = in_t()
+    reconnect(s)
+    feed(s, [":test.server 474 alice #t :Cannot join channel (+b)"], NOW + 60)
+    assert run(s, "anyone?") == [] and last_error(s) == "You are not in #t (/join #t)"
+    assert not own(buf) and not s.outbox.pending and not s.outbox.unsent
+    # The next connection tries the rejoin again; typing waits for it as before.
+    reconnect(s, now=NOW + 120)
+    run(s, "back?")
+    assert states(buf) == [("back?", Delivery.PENDING, NOT_YET)]
+
+
 # ---------------------------------------------------------------------- written, then lost
 
 
