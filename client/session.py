@@ -1551,7 +1551,7 @@ class Session:
     def _rpl_notopic(self, msg: Message, now: float) -> None:
         buf = self.buffer(msg.params[1]) if len(msg.params) > 1 else None
         if buf is not None:
-            buf.topic, buf.topic_spans = "", ()
+            buf.topic, buf.topic_spans, buf.topic_setter = "", (), ""
             buf.version += 1
             self.emit(BufferChanged(buf))
 
@@ -1671,6 +1671,9 @@ class Session:
             buf.joined = True
             buf.rejoin = False
             buf.members = {self.fold(nick): Member(nick, userhost=_source_userhost(msg))}
+            # The topic may have changed (or gone) while we were out; a 332 follows the
+            # JOIN only when one is set (no 331 comes on JOIN).
+            buf.topic, buf.topic_spans, buf.topic_setter = "", (), ""
             buf.history_complete = False
             buf.version += 1
             self.emit(BufferChanged(buf))

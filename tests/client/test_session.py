@@ -26,6 +26,7 @@ from .helpers import (
     messages,
     ngircd_session,
     privmsg,
+    reconnect,
     texts,
 )
 from .recorded import CHAT_BURST, CHAT_JOIN, NGIRCD_BURST, NGIRCD_JOIN, NO_CAP_BURST
@@ -271,6 +272,23 @@ def test_topic() -> None:
     feed(s, [":carol!c@h TOPIC #t :new one"])
     assert buf.topic == "new one" and buf.topic_setter == "carol"
     assert buf.lines[-1].kind is Kind.TOPIC
+
+
+def test_our_join_forgets_the_old_topic() -> None:
+    s = chat_session()
+    buf = s.buffer("#t")
+    assert buf is not None
+    topic = [":test.server 332 alice #t :old topic", ":test.server 333 alice #t bob!b@h 1"]
+    feed(s, topic)
+    # Parted, and the topic removed meanwhile: the JOIN comes without a 332 (nor a 331).
+    feed(s, [":alice!~a@127.0.0.1 PART #t", *CHAT_JOIN])
+    assert (buf.topic, buf.topic_spans, buf.topic_setter) == ("", (), "")
+    feed(s, [":alice!~a@127.0.0.1 PART #t", *CHAT_JOIN[:1], *topic, *CHAT_JOIN[1:]])
+    assert buf.topic == "old topic" and buf.topic_setter == "bob"  # a 332 sets it again
+    # The same across a reconnect's rejoin.
+    reconnect(s)
+    feed(s, CHAT_JOIN, NOW + 60)
+    assert buf.joined and (buf.topic, buf.topic_setter) == ("", "")
 
 
 # ---------------------------------------------------------------------- history
