@@ -2075,6 +2075,10 @@ class Session:
         server_msg = self._from_server(msg) or (not self.registered and not nick)
         if not server_msg and self._ignored(msg):
             return None
+        if ctcp is not None:  # shown (and answered) by _ctcp alone: it opens no buffer
+            if history is None:
+                self._ctcp(msg, nick, ctcp, text, notice, now)
+            return None
         if history is not None:
             buf: Buffer | None = history
         elif self.is_channel(bare):
@@ -2083,15 +2087,10 @@ class Session:
             buf = self.server
         elif self.is_me(nick):
             buf = self._ensure(target, BufferKind.QUERY, now)
-        elif notice or ctcp:
+        elif notice:
             buf = self.buffer(nick) or self.current
         else:
             buf = self._ensure(nick, BufferKind.QUERY, now)
-        if ctcp is not None:
-            if history is not None:
-                return None
-            self._ctcp(msg, nick, ctcp, text, notice, now)
-            return None
         raw = text
         if kind is not Kind.ACTION:
             text = mask_message(bare, text)  # our echo (or history) to NickServ
@@ -2120,10 +2119,10 @@ class Session:
     def _ctcp(self, msg: Message, nick: str, cmd: str, text: str, reply: bool, now: float) -> None:
         body = text[1:-1] if text.endswith("\x01") else text[1:]
         arg = body.partition(" ")[2]
+        if self.is_me(nick):  # the echo of our own request or reply (echo-message)
+            return
         if reply:
             self.info(f"CTCP {cmd} reply from {plain(nick)}: {plain(arg)}", now)
-            return
-        if self.is_me(nick):
             return
         self.info(f"CTCP {cmd} from {plain(nick)}", now, self.server)
         if cmd not in _CTCP_REPLIES or now < self._ctcp_next or not _safe_name(nick):

@@ -579,6 +579,24 @@ def test_highlight_uses_the_casemapping() -> None:
     assert buf is not None and messages(buf)[-1].highlight
 
 
+def test_the_echo_of_our_own_ctcp_reply_is_neither_shown_nor_a_query() -> None:
+    s = chat_session()  # (echo-message)
+    s.switch("#t")
+    buf = s.current
+    out = feed(s, [privmsg("bob", "alice", "\x01VERSION\x01")], now=NOW)
+    assert out == ["NOTICE bob :\x01VERSION chat-client 0.1.0\x01"]
+    before = list(buf.lines)
+    # The server echoes our reply back to us.
+    echo = "@msgid=E1 :alice!~a@127.0.0.1 NOTICE bob :\x01VERSION chat-client 0.1.0\x01"
+    assert feed(s, [echo], now=NOW + 0.1) == []
+    assert list(buf.lines) == before  # no "CTCP VERSION reply from alice"
+    assert not any("reply from" in ln.text for b in s.buffers for ln in b.lines)
+    assert s.buffer("bob") is None  # and no query with bob opened for it
+    # A reply from someone else is still shown where the user is.
+    feed(s, [":bob!b@h NOTICE alice :\x01VERSION other 1.0\x01"], now=NOW + 1)
+    assert buf.lines[-1].text == "CTCP VERSION reply from bob: other 1.0"
+
+
 def test_ctcp_action_version_and_throttle() -> None:
     s = chat_session()
     feed(s, [privmsg("bob", "#t", "\x01ACTION waves\x01")])
