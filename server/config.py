@@ -68,7 +68,7 @@ class ServerConfig:
     target_limit: int = 10  # new nicks a client may message at once (0: no limit) ...
     target_refill: float = 6.0  # ... and seconds until it may message one more
     cloak_hosts: bool = True  # show a keyed hash instead of the client's address
-    cloak_key: str = ""  # secret for cloaks; empty: a new random key per start
+    cloak_key: str = ""  # secret for cloaks; empty: one kept in the --db database
     ban_file: str = "bans.json"  # K-/D-lines kept across restarts ("": only in memory)
     reserve_account_nicks: bool = True  # an account's name is a nick for it alone
     allow_register: bool = True  # REGISTER / NickServ REGISTER create accounts

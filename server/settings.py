@@ -169,7 +169,8 @@ _HELP: dict[str, str] = {
     "password_min_length": "characters an account's password must have at least",
     "memo_limit": "memos an account may send at once with MemoServ (0: no limit)",
     "memo_refill": "seconds until an account may send one more memo",
-    "cloak_key": "secret for host cloaks (empty: random per start, cloaks change on restart)",
+    "cloak_key": "secret for host cloaks (empty: a random one kept in the --db database, "
+    "so cloaks stay the same across restarts; random per start without a database)",
     "ban_file": "file that keeps operators' K-lines and D-lines across restarts "
     "(empty: bans last until the server stops)",
     "db": "history store of record: a SQLite file, or a postgresql:// URL; empty turns history off",

@@ -17,6 +17,7 @@ hash around each, and one connection per node keeps the server's share of
 
 from __future__ import annotations
 
+import secrets
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -26,6 +27,7 @@ import psycopg
 from server.history.postgres_store import connect
 
 from .model import Account, Memo, RegisteredChannel
+from .store import SECRET_BYTES
 
 T = TypeVar("T")
 
@@ -97,6 +99,14 @@ CREATE TABLE IF NOT EXISTS memos (
 
 _MEMOS_RECIPIENT_INDEX = "CREATE INDEX IF NOT EXISTS memos_recipient ON memos (recipient, memo_id)"
 
+# Secrets the server keeps across restarts (AccountStore.secret): the cloak key.
+_SECRETS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS server_secrets (
+    name TEXT COLLATE "C" PRIMARY KEY,
+    value TEXT NOT NULL
+)
+"""
+
 # memo_id is a BIGINT: a larger id (typed by a user) matches no memo, and sending it
 # would fail the statement.
 _MAX_ID = 2**63 - 1
@@ -129,6 +139,7 @@ class PostgresAccountStore:
                     conn.execute(_CHANNELS_FOUNDER_INDEX)
                     conn.execute(_MEMOS_SCHEMA)
                     conn.execute(_MEMOS_RECIPIENT_INDEX)
+                    conn.execute(_SECRETS_SCHEMA)
             except BaseException:
                 conn.close()
                 raise
@@ -379,6 +390,21 @@ class PostgresAccountStore:
             return cur.rowcount
 
         return self._run(remove, may_retry=lambda: not committing)
+
+    def secret(self, name: str) -> str:
+        def get(conn: Conn, _retried: bool) -> str:
+            # Whichever node asks first makes it; the others read it.
+            conn.execute(
+                "INSERT INTO server_secrets (name, value) VALUES (%s, %s) "
+                "ON CONFLICT (name) DO NOTHING",
+                (name, secrets.token_hex(SECRET_BYTES)),
+            )
+            row = conn.execute("SELECT value FROM server_secrets WHERE name = %s", (name,))
+            found = row.fetchone()
+            assert found is not None  # inserted, or there already
+            return str(found[0])
+
+        return self._run(get)
 
     def unread_memos(self) -> list[tuple[str, int]]:
         def select(conn: Conn, _retried: bool) -> list[tuple[str, int]]:

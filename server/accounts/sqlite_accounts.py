@@ -17,12 +17,14 @@ one short statement.
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 import threading
 
 from server.history.sqlite_store import PAGE_SIZE
 
 from .model import Account, Memo, RegisteredChannel
+from .store import SECRET_BYTES
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -80,6 +82,14 @@ CREATE TABLE IF NOT EXISTS memos (
 
 _MEMOS_RECIPIENT_INDEX = "CREATE INDEX IF NOT EXISTS memos_recipient ON memos (recipient, memo_id)"
 
+# Secrets the server keeps across restarts (AccountStore.secret): the cloak key.
+_SECRETS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS server_secrets (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+)
+"""
+
 # SQLite integers are 64-bit: a larger id (typed by a user) matches no memo, and
 # binding it would raise OverflowError.
 _MAX_ID = 2**63 - 1
@@ -103,6 +113,7 @@ class SQLiteAccountStore:
             self._conn.execute(_CHANNELS_FOUNDER_INDEX)
             self._conn.execute(_MEMOS_SCHEMA)
             self._conn.execute(_MEMOS_RECIPIENT_INDEX)
+            self._conn.execute(_SECRETS_SCHEMA)
         except BaseException:
             self._conn.close()
             raise
@@ -327,6 +338,18 @@ class SQLiteAccountStore:
                 (recipient, *ids),
             )
             return cur.rowcount
+
+    def secret(self, name: str) -> str:
+        with self._lock:
+            conn = self._open_conn()
+            # Whichever server sharing the file asks first makes it; the others read it.
+            conn.execute(
+                "INSERT INTO server_secrets (name, value) VALUES (?, ?) "
+                "ON CONFLICT (name) DO NOTHING",
+                (name, secrets.token_hex(SECRET_BYTES)),
+            )
+            row = conn.execute("SELECT value FROM server_secrets WHERE name = ?", (name,))
+            return str(row.fetchone()[0])
 
     def unread_memos(self) -> list[tuple[str, int]]:
         with self._lock:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import secrets
 import threading
 from dataclasses import replace
 from typing import Protocol
 
 from .model import Account, Memo, RegisteredChannel
+
+SECRET_BYTES = 32  # of a stored secret (AccountStore.secret), as hex
 
 
 class AccountStore(Protocol):
@@ -114,6 +117,11 @@ class AccountStore(Protocol):
         """(recipient, unread count) for every recipient with an unread memo, read at start."""
         ...
 
+    def secret(self, name: str) -> str:
+        """A random secret kept under ``name``, made on the first ask: the same for
+        every server sharing the store, and across restarts."""
+        ...
+
     def close(self) -> None:
         """Release the store's connections; later calls raise."""
         ...
@@ -129,6 +137,7 @@ class MemoryAccountStore:
         self._channels: dict[str, RegisteredChannel] = {}
         self._memos: dict[str, list[Memo]] = {}  # recipient -> memos, oldest first
         self._last_memo_id = 0
+        self._secrets: dict[str, str] = {}
         # Workers call in from several threads; check-then-insert must be one step.
         self._lock = threading.Lock()
         self._closed = False
@@ -271,6 +280,11 @@ class MemoryAccountStore:
             else:
                 self._memos.pop(recipient, None)
             return len(kept) - len(left)
+
+    def secret(self, name: str) -> str:
+        with self._lock:
+            self._check_open()
+            return self._secrets.setdefault(name, secrets.token_hex(SECRET_BYTES))
 
     def unread_memos(self) -> list[tuple[str, int]]:
         with self._lock:

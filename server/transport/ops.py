@@ -124,7 +124,14 @@ def take_account_state(core: ServerCore, state: AccountState) -> None:
 
 
 def load_account_state(core: ServerCore, store: AccountStore | None) -> None:
-    """At start: the accounts' names, read markers and registered channels."""
+    """At start: the cloak key kept in the store (without ``--cloak-key``, so that cloaks
+    and the bans on them outlive a restart, and every node of a cluster cloaks alike),
+    the accounts' names, read markers and registered channels."""
+    if store is not None and not core.config.cloak_key:
+        try:
+            core.cloak_key = store.secret("cloak_key").encode()
+        except Exception:
+            log.exception("the kept cloak key could not be read: cloaks change on restart")
     state = read_account_state(store)
     if state is not None:
         take_account_state(core, state)

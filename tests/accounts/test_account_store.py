@@ -124,6 +124,20 @@ def test_create_then_find_keeps_name_case_and_hash(store: AccountStore) -> None:
     assert store.find("ünïcødé") == unicode_
 
 
+def test_a_secret_is_made_once_and_shared(opener: Opener) -> None:
+    """The first ask makes it; every later ask, another store on the same database (a
+    node) and a reopened one (a restart) get the same; another name, another secret."""
+    first = opener()
+    key = first.secret("cloak_key")
+    assert len(bytes.fromhex(key)) == 32
+    second = opener()
+    assert second.secret("cloak_key") == key == first.secret("cloak_key")
+    assert second.secret("other") not in ("", key)
+    asked = [opener() for _ in range(3)]
+    with ThreadPoolExecutor(max_workers=3) as pool:  # nodes starting at once
+        assert set(pool.map(lambda st: st.secret("fresh"), asked)) == {asked[0].secret("fresh")}
+
+
 def test_find_unknown_is_none(store: AccountStore) -> None:
     assert store.find("nobody") is None
     assert store.create("alice", account("Alice")) is True

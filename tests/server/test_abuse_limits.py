@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 from server.config import ServerConfig
 from server.passwords import hash_password
@@ -159,6 +160,28 @@ async def test_hosts_are_cloaked_consistently_and_real_ip_only_for_self(backend:
         assert any("127.0.0.1" in m.params[-1] for m in own if m.command == "378")
     finally:
         await stop(server)
+
+
+async def test_without_a_cloak_key_cloaks_outlive_a_restart(backend: str, tmp_path: Path) -> None:
+    """The key is kept in the database: an address has the same cloak after a restart
+    (and the bans on it still match); with no database it is random per start."""
+
+    async def cloak_once(db: str) -> str:
+        config = replace(product_config(max_per_host=0, throttle_burst=0), db=db)
+        server = await started(backend, config)
+        try:
+            c = await server.client("carl")
+            await c.send("WHOIS carl")
+            whois = await c.collect_until("318")
+            return next(m for m in whois if m.command == "311").params[3]
+        finally:
+            await stop(server)
+
+    db = str(tmp_path / "chat.db")
+    first = await cloak_once(db)
+    assert first.endswith(".ip") and "127.0.0.1" not in first
+    assert await cloak_once(db) == first
+    assert await cloak_once("") != await cloak_once("")
 
 
 async def test_failed_oper_attempts_are_limited(backend: str) -> None:
