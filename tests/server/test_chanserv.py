@@ -113,6 +113,11 @@ async def test_the_founder_gets_op_from_chanserv_and_passes_key_and_invite_only(
     msgs = await ask(founder, "CS OP #door guest")
     assert [(m.source, m.params) for m in only(msgs, "MODE")] == [
         (CHANSERV, ["#door", "+o", "guest"])]
+    # Asking for what is so already: said, not silently ignored.
+    assert chanserv_says(await ask(founder, "CS OP #door guest")) == [
+        "guest is already an operator of #door"]
+    assert chanserv_says(await ask(founder, "CS DEOP #door")) == [
+        "gail is not an operator of #door"]
 
 
 async def test_the_access_list(server: RunningServer) -> None:
@@ -127,6 +132,8 @@ async def test_the_access_list(server: RunningServer) -> None:
         "Helper added to the access list of #acl"]
     assert chanserv_says(await ask(founder, "CS ACCESS #acl LIST")) == [
         "#acl: founder hana; operators:", "helper"]
+    info = chanserv_says(await ask(founder, "CS INFO #acl"))
+    assert len(info) == 1 and info[0].endswith("; 1 more account on its access list")
     assert chanserv_says(await ask(stranger, "CS ACCESS #acl LIST")) == [
         "You are not on the access list of #acl"]
     joined = await helper.join("#acl")

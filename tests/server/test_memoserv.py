@@ -63,6 +63,7 @@ async def test_a_memo_waits_for_its_account(server: RunningServer) -> None:
     assert memoserv_says(await ask(bob, "MS READ 1"))[0].endswith("): and bring the key")
     assert memoserv_says(await ask(bob, "MS DEL 5")) == [
         "No memo 5: you have 1 (LIST shows them)"]
+    assert memoserv_says(await ask(bob, "MS LIST"))[0] == "You have 1 memo (0 unread):"
     assert memoserv_says(await ask(bob, "MS DEL ALL")) == ["All your memos are deleted"]
     assert memoserv_says(await ask(bob, "MS LIST")) == ["You have no memos"]
     # Nothing waits now: the next login hears nothing from MemoServ.

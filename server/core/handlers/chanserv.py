@@ -17,7 +17,7 @@ from server.accounts.model import RegisteredChannel
 from ..relay import relay_wire
 from .accounts import service_notice
 from .channels import channel_record, set_channel_record
-from .help import wrap_words
+from .help import counted, wrap_words
 from .modes import publish_mode, set_prefix
 
 if TYPE_CHECKING:
@@ -134,10 +134,11 @@ def is_trusted(core: ServerCore, registered: RegisteredChannel, client: Client) 
     return account == registered.founder or account in registered.ops
 
 
-def give_op(core: ServerCore, channel: Channel, target: Client, adding: bool = True) -> None:
-    """``:ChanServ MODE #channel +o nick`` (or -o), on every node."""
+def give_op(core: ServerCore, channel: Channel, target: Client, adding: bool = True) -> bool:
+    """``:ChanServ MODE #channel +o nick`` (or -o), on every node; False when the
+    target had (or lacked) +o already."""
     if not set_prefix(channel, target, "o", adding):
-        return
+        return False
     source = f"{NICK}!{NICK}@{core.config.name}"
     change = ["+o" if adding else "-o", target.nick]
     relay = core.new_relay(source, "MODE", [channel.name, *change])
@@ -145,6 +146,7 @@ def give_op(core: ServerCore, channel: Channel, target: Client, adding: bool = T
     core.on_channel_event((channel,), source, relay, " ".join(change))
     if core.cluster:
         publish_mode(core, channel, core.uid(target), [relay_wire(source, relay)])
+    return True
 
 
 def op_trusted(core: ServerCore, client: Client) -> None:
@@ -254,7 +256,7 @@ def _info(core: ServerCore, client: Client, args: list[str]) -> None:
         return
     when = format_time(registered.created_ms / 1000)
     tell(core, client, f"{registered.name} is registered to {registered.founder} since {when}; "
-                       f"{len(registered.ops)} more accounts on its access list")
+                       f"{counted(len(registered.ops), 'more account')} on its access list")
 
 
 def _op(core: ServerCore, client: Client, args: list[str], adding: bool) -> None:
@@ -269,7 +271,9 @@ def _op(core: ServerCore, client: Client, args: list[str], adding: bool) -> None
     if channel is None or target is None or target not in channel.members:
         tell(core, client, f"{args[1] if len(args) > 1 else client.nick} is not on {args[0]}")
         return
-    give_op(core, channel, target, adding)
+    if not give_op(core, channel, target, adding):
+        state = "already" if adding else "not"
+        tell(core, client, f"{target.nick} is {state} an operator of {channel.name}")
 
 
 def _access(core: ServerCore, client: Client, args: list[str]) -> None:

@@ -161,6 +161,11 @@ def _send(core: ServerCore, client: Client, subject: str, lines: tuple[str, ...]
     core.reply(client, N.RPL_ENDOFHELP, subject, lines[-1])
 
 
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless one: "1 memo", "2 memos", "0 accounts"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def wrap_words(names: list[str]) -> list[str]:
     """``names`` joined by spaces into lines of at most WRAP characters (one line
     each for names longer than that)."""

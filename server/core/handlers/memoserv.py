@@ -14,6 +14,7 @@ from chat.servertime import format_time
 from server.accounts.model import Memo
 
 from .accounts import service_notice
+from .help import counted
 
 if TYPE_CHECKING:
     from ..core import ServerCore
@@ -163,7 +164,7 @@ def _list(core: ServerCore, client: Client, memos: list[Memo]) -> None:
         tell(core, client, "You have no memos")
         return
     unread = sum(1 for m in memos if not m.read)
-    tell(core, client, f"You have {len(memos)} memos ({unread} unread):")
+    tell(core, client, f"You have {counted(len(memos), 'memo')} ({unread} unread):")
     for number, memo in enumerate(memos, 1):
         preview = memo.text if len(memo.text) <= PREVIEW else memo.text[: PREVIEW - 1] + "…"
         mark = " " if memo.read else "*"
@@ -255,5 +256,5 @@ def logged_in(core: ServerCore, client: Client) -> None:
     """On logging in: how many memos wait."""
     unread = core.unread_memos.get(core.fold(client.account or ""), 0)
     if unread:
-        tell(core, client, f"You have {unread} unread memo{'s' if unread > 1 else ''}: "
+        tell(core, client, f"You have {counted(unread, 'unread memo')}: "
                            f"/msg {NICK} READ NEW")
