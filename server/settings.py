@@ -180,7 +180,7 @@ _HELP: dict[str, str] = {
     "chathistory_limit": "most messages one CHATHISTORY request returns",
     "redact_window": "seconds during which users may delete (REDACT) their own messages "
     "(0: no limit; channel operators may delete any message of their channel)",
-    "history_max_rows": "messages kept per channel (0: no limit)",
+    "history_max_rows": "rows kept per channel, messages and events alike (0: no limit)",
     "history_max_age_days": "days a message is kept (0: forever)",
     "redis": "Redis URL for the history cache, e.g. redis://localhost:6379/0 (off when unset)",
     "redis_window": "newest messages per channel cached in Redis",
