@@ -66,28 +66,49 @@ def command(
     return register
 
 
-def run_input(s: Session, text: str, now: float) -> None:
+# Commands that take text of several lines (typed "/msg bob ", then a paste): their
+# text is a message (one multi-line message, or one per line) or is joined into one line.
+PASTE_COMMANDS = frozenset({"msg", "query", "notice", "me", "ns", "cs", "ms", "topic", "away"})
+
+
+def run_input(s: Session, text: str, now: float) -> bool:
+    """Run what the user typed. False when it was neither run nor sent and belongs back
+    in the input line to be corrected (an error line says why): an unknown command, or
+    text of several lines (a paste) starting with ``/`` that is not one of the
+    ``PASTE_COMMANDS`` — a pasted block is never run as a command, nor sent as a message
+    (it may be commands for another client, with a password); ``//`` sends it. True
+    otherwise (usage errors included: the command was understood)."""
     if not text.strip():
-        return
+        return True
     if text.startswith("/") and not text.startswith("//"):
-        name, _, args = text[1:].partition(" ")
+        line = text.rstrip()  # (a trailing line break, e.g. a pasted command line)
+        name, args = [*line[1:].split(None, 1), "", ""][:2]
         name = name.lower()
         cmd = COMMANDS.get(ALIASES.get(name, name))
+        shown = name[:40] + ("…" if len(name) > 40 else "")
+        several = "\n" in line or "\r" in line
+        if several and (cmd is None or cmd.name not in PASTE_COMMANDS):
+            s.error(
+                f"Not run: several lines starting with /{shown} (a paste?) are not a "
+                "command; put // before them to send them as a message", now,
+            )  # fmt: skip
+            return False
         if cmd is None:
-            s.error(f"Unknown command /{name} (try /help)", now)
-            return
+            s.error(f"Unknown command /{shown} (try /help; // sends a line starting with /)", now)
+            return False
         if cmd.online and not s.registered:
             s.error(f"/{cmd.name}: not connected", now)
-            return
+            return True
         try:
             cmd.handler(s, args.strip(), now)
         except UsageError as exc:
             s.error(str(exc) or f"Usage: {cmd.usage}", now)
-        return
+        return True
     if text.startswith("//"):
         text = text[1:]
     if _can_say_here(s, now):  # (line breaks: one multi-line message, or one per line)
         s.say(s.current.name, text, now)
+    return True
 
 
 def _can_say_here(s: Session, now: float) -> bool:

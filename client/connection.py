@@ -113,10 +113,12 @@ class Connection:
     def connected(self) -> bool:
         return self._writer is not None
 
-    def input(self, text: str) -> None:
-        """A line the user typed (a /command or text for the current buffer)."""
-        self.session.input(text, self._clock())
+    def input(self, text: str) -> bool:
+        """A line the user typed (a /command or text for the current buffer). False when
+        it should stay in the input line to be corrected (see :meth:`Session.input`)."""
+        taken = self.session.input(text, self._clock())
         self.flush()
+        return taken
 
     def typed(self, text: str) -> None:
         """The input line changed (typing notifications, when enabled)."""

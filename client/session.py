@@ -522,14 +522,18 @@ class Session:
         """Prefix symbols, highest rank first: pass to Buffer.sorted_members()."""
         return self.prefix_symbols
 
-    def input(self, text: str, now: float) -> None:
-        """A line typed by the user: a /command or text for the current buffer."""
+    def input(self, text: str, now: float) -> bool:
+        """A line typed by the user: a /command or text for the current buffer. False
+        when it was neither run nor sent and belongs back in the input line to be
+        corrected (an unknown command, a paste starting with ``/``; an error line says
+        why), see :func:`client.commands.run_input`."""
         from .commands import run_input
 
         try:
-            run_input(self, text, now)
+            return run_input(self, text, now)
         except Exception as exc:  # a command bug must not kill the UI
             self.error(f"Command failed: {exc!r}", now)
+            return True
 
     def complete(self, text: str, cursor: int | None = None) -> Completion:
         """Tab completion of the word before ``cursor``: commands, channels or nicks."""

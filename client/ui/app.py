@@ -392,12 +392,20 @@ class ChatUI:
 
     def _accept(self, buff: InputBuffer) -> bool:
         text = buff.text
-        if not secret_input(text, self.session.current):  # no passwords in the history
-            self.history.add(text)
+        current = self.session.current
         self._completing = None
+        if not self.connection.input(text):
+            # Neither run nor sent (an unknown command, a paste starting with "/"): it
+            # stays in the input line to be corrected; the error line says why. The
+            # cursor goes after the "/": at the command name, and a "/" typed there
+            # makes it "//", a message.
+            self.views.bottom(current)
+            buff.cursor_position = 1
+            return True  # keep the input line
+        if not secret_input(text, current):  # no passwords in the history
+            self.history.add(text)
         if text.strip() and not text.startswith("/"):
-            self.views.bottom(self.session.current)  # sending a message: follow the chat
-        self.connection.input(text)
+            self.views.bottom(current)  # sending a message: follow the chat
         return False  # clear the input line
 
     def switch_relative(self, step: int) -> None:

@@ -74,7 +74,7 @@ def s() -> Session:
         ("/unquiet #x *!*@h", ["MODE #x -q *!*@h"]),
         ("/kb bob stop that", ["MODE #t +b *!*@h", "KICK #t bob :stop that"]),
         ("/quote PRIVMSG #t :raw line", ["PRIVMSG #t :raw line"]),
-        ("/raw PING x\r\nQUIT", ["PING xQUIT"]),
+        ("/raw PING x\0y", ["PING xy"]),  # (several lines: not run, see below)
         ("/quit", ["QUIT Leaving"]),
         ("/quit bye all", ["QUIT :bye all"]),
         ("hello world", ["@label=o1 PRIVMSG #t :hello world"]),
@@ -161,6 +161,33 @@ def test_ban_uses_hosts_from_names(s: Session) -> None:
     assert run(s, "/ban erin") == ["MODE #t +b erin!*@*"]  # no host given: by nick
     feed(s, [":dave!~d@dave.example NICK david"])
     assert run(s, "/kb david bye") == ["MODE #t +b *!*@dave.example", "KICK #t david bye"]
+
+
+def test_an_unknown_command_or_a_pasted_block_starting_with_a_slash_is_given_back(
+    s: Session,
+) -> None:
+    # False: neither run nor sent, the UI keeps it in the input line.
+    assert s.input("/mgs bob a long message with a typo in the command", NOW) is False
+    assert s.take_outgoing() == [] and last_error(s).startswith("Unknown command /mgs")
+    for paste in ("/etc/passwd is a file\nand another line",  # not a command at all
+                  "/join #a\n/join #b",  # commands (not run as one /join "#a /join")
+                  "/set sasl_password hunter2\r\n/connect libera",  # another client's
+                  "/raw PING x\r\nQUIT",  # not one raw line "PING xQUIT"
+                  "/nosuch\n"):  # fmt: skip
+        assert s.input(paste, NOW) is False, paste
+        assert s.take_outgoing() == [], paste
+        assert "put // before them" in last_error(s) or "Unknown command" in last_error(s)
+        assert not any("hunter2" in ln.text for ln in s.current.lines)
+    # The text of a command that sends text may be a paste ("/msg bob " then a paste);
+    # a command line with a line break after it is that command; // sends the block.
+    assert s.input("/msg bob one\ntwo", NOW) is True
+    assert s.take_outgoing() == ["@label=o1 PRIVMSG bob one", "@label=o2 PRIVMSG bob two"]
+    assert s.input("/join #a\n", NOW) is True and s.take_outgoing() == ["JOIN #a"]
+    assert s.input("//etc/passwd is a file\nand another line", NOW) is True
+    assert s.take_outgoing() == ["@label=o3 PRIVMSG #t :/etc/passwd is a file",
+                                 "@label=o4 PRIVMSG #t :and another line"]  # fmt: skip
+    assert s.input("/join", NOW) is True  # bad usage: understood, an error line
+    assert last_error(s).startswith("Usage: /join")
 
 
 def test_channel_commands_need_a_channel() -> None:

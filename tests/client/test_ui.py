@@ -341,6 +341,36 @@ async def test_meta_digits_switch_buffers_and_never_repeat_or_swallow_keys(
     await alice.wait(lambda: inp.text == "x", "x typed once after Alt+0")
 
 
+async def test_an_unknown_command_or_a_paste_starting_with_a_slash_stays_in_the_input(
+    server: RunningServer, uis: list[UIClient], raw: Raw
+) -> None:
+    alice = await start_ui(uis, server, "alice")
+    inp = alice.ui.input
+    await alice.join("#t")
+    bob = await raw("bob")
+    await bob.join("#t")
+    await alice.wait(lambda: "bob" in members_of(alice, "#t"), "bob in #t")
+
+    typo = "/mgs bob a long message I would hate to type again"
+    alice.keys(typo + ENTER)
+    await alice.wait_screen("Unknown command /mgs")
+    assert inp.text == typo and inp.cursor_position == 1  # kept, to be corrected
+
+    alice.keys("\x03")  # Ctrl+C
+    await alice.wait(lambda: inp.text == "", "cleared")
+    # A bracketed paste (as a terminal sends it), then Enter.
+    alice.keys("\x1b[200~/etc/passwd is a file\r\nand another line\x1b[201~")
+    await alice.wait(lambda: "\n" in inp.text, "the paste in the input line")
+    alice.keys(ENTER)
+    await alice.wait_screen("several lines starting with /etc/passwd")
+    assert inp.text == "/etc/passwd is a file\nand another line"
+    # The cursor is after the "/": another "/" and Enter, and // sends it as a message.
+    alice.keys("/" + ENTER)
+    msg = await bob.expect("PRIVMSG", lambda m: m.params[0] == "#t")
+    assert msg.params[1] == "/etc/passwd is a file"
+    await alice.wait(lambda: inp.text == "", "the input line cleared once sent")
+
+
 async def test_tab_completion_and_input_history(
     server: RunningServer,
     uis: list[UIClient],
