@@ -838,6 +838,7 @@ def _register(s: Session, args: str, now: float) -> None:
         return
     account = _check_name(parts[0], "account name") if len(parts) == 2 else "*"
     s.send("REGISTER", account, "*", parts[-1])
+    s.login_attempt(None if account == "*" else account, parts[-1], now)  # for reconnects
     s.info(f"Registering the account {s.nick if account == '*' else account}…", now)
 
 

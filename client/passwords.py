@@ -96,6 +96,22 @@ def mask_nickserv(text: str) -> str:
     return text if shown is None else " ".join([words[0], *shown])
 
 
+def nickserv_login(text: str) -> tuple[str | None, str] | None:
+    """``(account, password)`` when ``text`` sent to NickServ logs in with a password:
+    ``IDENTIFY [account] password`` (``ID``, ``LOGIN``), or ``REGISTER password
+    [email]``, which logs in to the new account. ``account`` is None when the services
+    take the nick's (our server, Atheme and Anope do). None for anything else."""
+    words = text.split()
+    if not words:
+        return None
+    command, args = words[0].upper(), words[1:]
+    if command in ("IDENTIFY", "ID", "LOGIN") and len(args) in (1, 2):
+        return (args[0] if len(args) == 2 else None), args[-1]
+    if command == "REGISTER" and args:
+        return None, args[0]
+    return None
+
+
 def mask_message(target: str, text: str) -> str:
     """What to show of a PRIVMSG or NOTICE to ``target``: masked when it is NickServ."""
     return mask_nickserv(text) if is_nickserv(target) else text

@@ -11,11 +11,16 @@ for yet) and PLAIN is offered too, PLAIN is tried once on the same connection. A
 that is not offered, refused, failed or never answered is reported with an error
 line, and registration goes on without it (WeeChat's ``sasl_fail=continue``). Every
 connection logs in again.
+
+Without configured credentials, those of a login made during the session (``/register``,
+NickServ ``IDENTIFY``: :meth:`SaslLogin.learn`) are used from the next connect on, for
+the rest of the session: kept in memory only, never shown, logged or written.
 """
 
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from chat import sasl as framing
@@ -28,6 +33,7 @@ from .model import Buffer, Kind
 SASL_CHUNK = framing.CHUNK  # bytes of base64 per AUTHENTICATE line (IRCv3 sasl-3.1)
 SASL_TIMEOUT = 20.0  # an exchange still unanswered at a keepalive after this is given up
 MAX_MESSAGE = 4 * SASL_CHUNK  # base64 of one server message; a longer one is refused
+ATTEMPT_WINDOW = 120.0  # seconds a password sent to log in waits for its 900
 
 # SASL at connect: idle -> requested (CAP REQ) -> started (AUTHENTICATE <mechanism>) ->
 # sent (our first message) -> done; "done" also when it was not offered or failed.
@@ -43,6 +49,24 @@ class Credentials(Protocol):
     def sasl_password(self) -> str | None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Learned:
+    """An account and its password that logged in during the session (never shown)."""
+
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """A password sent to log in (``/register``, NickServ ``IDENTIFY``), awaiting the
+    900; ``account`` None: whichever the server names (the nick's)."""
+
+    account: str | None
+    password: str = field(repr=False)
+    at: float = 0.0
+
+
 class SaslSession(Protocol):
     """What a login needs from :class:`client.session.Session`."""
 
@@ -52,6 +76,7 @@ class SaslSession(Protocol):
     def account(self) -> str | None: ...
     @property
     def registered(self) -> bool: ...
+    def fold(self, name: str) -> str: ...
     def send(self, command: str, *params: str) -> None: ...
     def error(self, text: str, now: float, buffer: Buffer | None = None) -> None: ...
     def end_cap(self) -> None: ...
@@ -71,11 +96,63 @@ class SaslLogin:
         self._scram: ScramClient | None = None  # a SCRAM exchange's state
         self._proof_sent = False  # SCRAM: the client-final went out
         self._incoming = ""  # SCRAM: the base64 of the server message so far
+        self._learned: Learned | None = None  # a login made during the session
+        self._attempt: _Attempt | None = None  # a password on its way to a login
 
     @property
     def configured(self) -> bool:
         """A SASL username and password are set: log in at every connect."""
         return bool(self._credentials.sasl_username and self._credentials.sasl_password)
+
+    @property
+    def enabled(self) -> bool:
+        """Log in at connect: credentials configured, or learnt during the session."""
+        return self.configured or self._learned is not None
+
+    @property
+    def learned(self) -> str | None:
+        """The account whose credentials were learnt (used when none are configured)."""
+        return self._learned.username if self._learned is not None else None
+
+    def attempt(self, account: str | None, password: str, now: float) -> None:
+        """A password was sent to log in (``/register``, NickServ ``IDENTIFY`` or
+        ``REGISTER``): learnt when a 900 follows (:meth:`logged_in`)."""
+        self._attempt = _Attempt(account, password, now)
+
+    def logged_in(self, account: str, now: float) -> bool:
+        """A 900 after registration: when it answers the last :meth:`attempt` (recent,
+        and to the account it named), its credentials are learnt. Whether they were."""
+        attempt, self._attempt = self._attempt, None
+        if attempt is None or now - attempt.at > ATTEMPT_WINDOW:
+            return False
+        fold = self._session.fold
+        if attempt.account is not None and fold(attempt.account) != fold(account):
+            return False
+        return self.learn(account, attempt.password)
+
+    def forget(self) -> None:
+        """Logged out (901) during the session: reconnects no longer log in by themselves."""
+        self._learned = self._attempt = None
+
+    def learn(self, username: str, password: str) -> bool:
+        """A login with a password succeeded during the session: the next connects log
+        in with it when nothing is configured. False for what SASL cannot send."""
+        if not username or not password or any(c in username for c in " \0\r\n"):
+            return False
+        self._learned = Learned(username, password)
+        return True
+
+    @property
+    def _username(self) -> str:
+        if self.configured or self._learned is None:
+            return self._credentials.sasl_username or ""
+        return self._learned.username
+
+    @property
+    def _password(self) -> str:
+        if self.configured or self._learned is None:
+            return self._credentials.sasl_password or ""
+        return self._learned.password
 
     def reset(self, now: float) -> None:
         """A new connection: nothing asked yet."""
@@ -94,7 +171,7 @@ class SaslLogin:
         open): configured, not asked yet, and offered with SCRAM-SHA-256 or PLAIN (or
         with no list of mechanisms). When it is not, say so: the connection goes on
         without logging in."""
-        if not self.configured or self.step != "idle":
+        if not self.enabled or self.step != "idle":
             return False
         value = offered.get("sasl")
         mechanisms = value.upper().split(",") if value else []
@@ -137,7 +214,7 @@ class SaslLogin:
 
     def welcomed(self, now: float) -> None:
         """Registration completed (001) before the login ended."""
-        if self.configured and self.step != "done":  # no CAP, or it ended elsewhere
+        if self.enabled and self.step != "done":  # no CAP, or it ended elsewhere
             idle = self.step == "idle"
             reason = "the server does not support capabilities (CAP)" if idle else (
                 "the server completed the connection first")
@@ -151,8 +228,7 @@ class SaslLogin:
             if params[:1] != ["+"]:
                 self._session.send("AUTHENTICATE", "*")  # not the empty challenge: abort (906)
                 return
-            user = self._credentials.sasl_username or ""
-            password = self._credentials.sasl_password or ""
+            user, password = self._username, self._password
             if self._mechanism == SCRAM:
                 self._scram = ScramClient(user, password)
                 message = self._scram.first()
@@ -200,7 +276,7 @@ class SaslLogin:
                 # Logged in before the server proved it knows the password: SCRAM's
                 # point is lost, and this may not be the server meant. Leave it.
                 self.step = "done"
-                user = plain(self._credentials.sasl_username or "")
+                user = plain(self._username)
                 self._session.error(
                     f"SASL login as {user}: the server said yes without proving it knows "
                     "the password (no SCRAM signature); disconnecting", now,
@@ -255,7 +331,7 @@ class SaslLogin:
         (CAP END, when an attempt held it back)."""
         self.step = "done"
         verb = "failed" if tried else "skipped"
-        user = plain(self._credentials.sasl_username or "")
+        user = plain(self._username)
         text = f"SASL login as {user} {verb}: {reason}; connecting without logging in"
         self._session.error(text, now, self._session.server)
         if tried:

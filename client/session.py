@@ -54,7 +54,7 @@ from .model import (
 from .multiline import Limits, MultilineMessage, WireLine
 from .notify import NotifyList, Watched, chunks
 from .outbox import Outbox, Piece
-from .passwords import mask_message
+from .passwords import is_nickserv, mask_message, nickserv_login
 from .replies import QUERY_NUMERICS, query_text
 from .sasl import SaslLogin
 from .sts import parse_sts, valid_duration, valid_port
@@ -415,6 +415,18 @@ class Session:
         return self._sasl.configured
 
     @property
+    def sasl_learned(self) -> str | None:
+        """The account a login during this session (``/register``, NickServ
+        ``IDENTIFY``) was made to: connects log in to it when nothing is configured."""
+        return self._sasl.learned
+
+    def login_attempt(self, account: str | None, password: str, now: float) -> None:
+        """A password was sent to log in (``/register``): when the 900 follows, the next
+        connects of this session log in with it (SASL), unless credentials are
+        configured. ``account`` None: the one the server names. Kept in memory only."""
+        self._sasl.attempt(account, password, now)
+
+    @property
     def history_enabled(self) -> bool:
         return self.caps >= HISTORY_CAPS
 
@@ -755,6 +767,11 @@ class Session:
         pieces = self._pieces(command, target, text, action)
         if not pieces:
             return
+        if command == "PRIVMSG" and not action and is_nickserv(target):
+            for line in multiline.LINE_BREAK.split(text):  # IDENTIFY [account] password
+                login = nickserv_login(line)
+                if login is not None:
+                    self._sasl.attempt(*login, now)
         sent_to = self.buffer(target)
         if sent_to is not None:
             sent_to.typing_sent = 0.0  # the message ends our typing there
@@ -1157,17 +1174,28 @@ class Session:
         text = p[3] if len(p) >= 4 else f"You are now logged in as {self.account}"
         buf = self.current if self.registered else self.server
         self._add(buf, self._line(msg, now, Kind.INFO, text))
+        # A login with a password during the session (/register, NickServ IDENTIFY):
+        # reconnects log in with it (SASL), as the server may keep the nick for it.
+        learned = (self.registered and self.account is not None
+                   and self._sasl.logged_in(self.account, now))  # fmt: skip
         account, self._registered_account = self._registered_account, None
+        hints = []
+        if learned and not self.sasl_configured:
+            hints.append(f"Reconnects log in as {self.account} for the rest of this session")
         if account is not None and not self.sasl_configured:
-            hint = (
-                f"To log in as {account} when connecting: --sasl-username {account} with "
+            hints.append(
+                f"to log in as {account} when connecting: --sasl-username {account} with "
                 "CHAT_SASL_PASSWORD set, or sasl_username and sasl_password in the config"
             )
-            self.info(hint, now, buf)
+        if hints:
+            hint = "; ".join(hints)
+            self.info(hint[:1].upper() + hint[1:], now, buf)
         self._status()
 
     def _rpl_loggedout(self, msg: Message, now: float) -> None:
         self.account = None
+        if self.registered:  # (/ns LOGOUT): a reconnect does not log in again by itself
+            self._sasl.forget()
         buf = self.current if self.registered else self.server
         self._add(buf, self._line(msg, now, Kind.INFO, msg.params[-1] if msg.params else ""))
         self._status()

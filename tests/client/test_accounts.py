@@ -24,13 +24,15 @@ from client.chatlog import ChatLog
 from client.model import Kind, QuitRequested
 from client.sasl import SASL_TIMEOUT
 from client.session import Session
-from tests.conftest import RunningServer
+from server.transport.background import BackgroundServer
+from tests.conftest import RunningServer, suite_config
+from tests.conftest import start_server as start_chat_server
 from tests.e2e.irc_clients import RunningServer as ExternalServer
 from tests.e2e.irc_clients import server_skip_reason, start_server
 from tests.server.helpers import ask, forget_scram, only
 
-from .helpers import NOW, all_text, feed, make
-from .netutil import ChatClient
+from .helpers import NOW, all_text, burst_offering, chat_session, feed, make, reconnect
+from .netutil import ChatClient, restart_server
 
 PASSWORD = "tr0ub4dor&3"
 LOGGED_IN = "You are now logged in as {}"
@@ -308,6 +310,138 @@ async def test_register_with_an_account_name(
         lambda: any("(ALREADY_AUTHENTICATED)" in t for t in server_texts(ivy.session, Kind.ERROR)),
         "the refusal",
     )
+
+
+async def test_a_register_during_the_session_logs_reconnects_in(
+    clients: list[ChatClient], tmp_path: Path
+) -> None:
+    """The server keeps a registered account's nick for it: a reconnect that did not
+    log in came back as alicia_, out of the account (its ChanServ access, its bans'
+    exceptions). After /register, reconnects log in with SASL, password in memory only."""
+    db = str(tmp_path / "chat.db")
+    server = start_chat_server(suite_config(), "asyncio", db=db)
+    handles = [server.handle]
+    try:
+        await register_then_restart(server, db, handles, clients, tmp_path)
+    finally:
+        for c in clients:
+            await c.stop()
+        for handle in handles:
+            handle.stop()
+
+
+async def register_then_restart(
+    server: RunningServer, db: str, handles: list[BackgroundServer],
+    clients: list[ChatClient], tmp_path: Path,
+) -> None:  # fmt: skip
+    alicia = ChatClient.start(server.port, "alicia", ("#t",))
+    clients.append(alicia)
+    chatlog = ChatLog(tmp_path / "logs")
+    alicia.conn.subscribe(chatlog.handle)
+    s = alicia.session
+    await alicia.joined("#t")
+    assert s.account is None and s.sasl_learned is None
+    alicia.conn.input(f"/register {PASSWORD}")
+    await alicia.wait(lambda: s.account == "alicia", "the account")
+    assert s.sasl_learned == "alicia" and not s.sasl_configured
+    assert any(text.startswith("Reconnects log in as alicia for the rest of this session; "
+                               "to log in as alicia when connecting: --sasl-username alicia")
+               for text in server_texts(s))  # fmt: skip
+
+    # The server restarts (same database): the client comes back logged in, as alicia.
+    handles.remove(server.handle)
+    handles.append(await restart_server(server, db, alicia))
+    sent_before = len(alicia.sent)
+    alicia.gate.open()
+    await alicia.wait(lambda: s.connects == 2 and s.registered, "the reconnect")
+    await alicia.joined("#t")
+    assert s.nick == "alicia" and s.account == "alicia"
+    assert "AUTHENTICATE SCRAM-SHA-256" in alicia.sent[sent_before:]
+    assert await whois_account(server, "alicia") == "alicia"
+    assert not [e for e in server_texts(s, Kind.ERROR) if "SASL" in e]
+    await alicia.stop()
+    chatlog.close()
+    logged = "".join(p.read_text() for p in (tmp_path / "logs").rglob("*.log"))
+    assert PASSWORD not in logged and not any(PASSWORD in text for text in all_text(s))
+    assert PASSWORD not in repr(s._sasl._learned)
+
+
+async def test_a_nickserv_identify_during_the_session_logs_reconnects_in(
+    server: RunningServer, clients: list[ChatClient], tmp_path: Path
+) -> None:
+    await make_account(server, "bert")
+    bert = ChatClient.start(server.port, "bert")
+    clients.append(bert)
+    chatlog = ChatLog(tmp_path / "logs")
+    bert.conn.subscribe(chatlog.handle)
+    s = bert.session
+    await bert.wait(lambda: s.registered, "registration")
+    assert s.nick == "bert_"  # bert is kept for the account's owner
+    bert.conn.input("/ns IDENTIFY bert wr0ng-guess")  # refused: nothing learnt
+    await bert.wait(lambda: any(text.startswith("Invalid account name or password")
+                                for text in all_text(s)), "the refusal")  # fmt: skip
+    assert s.sasl_learned is None
+    bert.conn.input(f"/ns IDENTIFY bert {PASSWORD}")
+    await bert.wait(lambda: s.account == "bert", "the login (900)")
+    assert s.sasl_learned == "bert"
+    assert "Reconnects log in as bert for the rest of this session" in all_text(s)
+
+    bert.conn.drop()
+    await bert.wait(lambda: s.connects == 2 and s.registered, "the reconnect")
+    assert s.account == "bert" and s.nick == "bert"  # logged in at connect: the nick too
+    assert await whois_account(server, "bert") == "bert"
+    chatlog.close()
+    logged = "".join(p.read_text() for p in (tmp_path / "logs").rglob("*.log"))
+    for secret in (PASSWORD, "wr0ng-guess"):
+        assert secret not in logged and not any(secret in text for text in all_text(s))
+
+
+def test_only_a_900_answering_the_password_sent_is_learnt() -> None:
+    s = chat_session()
+    welcome = ":test.server 900 alice alice!~a@h {} :You are now logged in as {}"
+    s.input("/msg NickServ IDENTIFY other s3cret-one", NOW)
+    feed(s, [welcome.format("alice", "alice")], NOW + 1)  # another account's 900
+    assert s.sasl_learned is None
+    s.input("/ns IDENTIFY s3cret-two", NOW + 2)  # the account the server takes: any
+    feed(s, [welcome.format("Alice", "Alice")], NOW + 2 + 121)  # too late
+    assert s.sasl_learned is None
+    s.input("/ns IDENTIFY s3cret-two", NOW + 200)
+    feed(s, [welcome.format("Alice", "Alice")], NOW + 201)
+    assert s.sasl_learned == "Alice"
+    # The next connection logs in with it (SCRAM offered here: the password is not sent).
+    s.connection_lost(NOW + 300)
+    s.connection_made(NOW + 301)
+    s.take_outgoing()
+    ls = ":test.server CAP * LS :sasl=SCRAM-SHA-256,PLAIN server-time"
+    assert feed(s, [ls], NOW + 301) == ["CAP REQ :server-time sasl"]
+    out = feed(s, [":test.server CAP alice ACK :server-time sasl", "AUTHENTICATE +"], NOW + 301)
+    assert out[0] == "AUTHENTICATE SCRAM-SHA-256"
+    first = base64.b64decode(out[1].split()[1])
+    assert first.startswith(b"n,,n=Alice,r=")
+    assert not any("s3cret" in text for text in all_text(s))
+
+
+def test_logging_out_forgets_the_login_made_during_the_session() -> None:
+    s = chat_session()
+    s.input("/ns IDENTIFY s3cret", NOW)
+    feed(s, [":test.server 900 alice alice!~a@h alice :You are now logged in as alice"])
+    assert s.sasl_learned == "alice"
+    feed(s, [":test.server 901 alice alice!~a@h :You are now logged out"])  # /ns LOGOUT
+    assert s.sasl_learned is None
+    out = reconnect(s, burst_offering("sasl=PLAIN"))
+    assert not any(line.startswith("AUTHENTICATE") or "sasl" in line for line in out)
+
+
+def test_configured_credentials_win_over_a_login_made_during_the_session() -> None:
+    s = chat_session(sasl_username="lee", sasl_password="configured-pw")
+    s.input("/ns IDENTIFY s3cret", NOW)
+    feed(s, [":test.server 900 alice alice!~a@h alice :You are now logged in as alice"])
+    assert not any("Reconnects log in" in text for text in all_text(s))
+    s.connection_lost(NOW + 1)
+    s.connection_made(NOW + 2)
+    feed(s, [":test.server CAP * LS :sasl=PLAIN", ":test.server CAP alice ACK :sasl"])
+    out = feed(s, ["AUTHENTICATE +"])
+    assert base64.b64decode(out[0].split()[1]) == b"\0lee\0configured-pw"
 
 
 # ---------------------------------------------------------------------- without SASL
