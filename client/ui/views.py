@@ -327,12 +327,12 @@ def topic_fragments(session: Session) -> Fragments:
     buf = session.current
     name = safe(buf.name)
     if buf.kind is BufferKind.CHANNEL:
-        head: Fragments = [("bold", f" {name}"), ("", ": " if buf.topic else "")]
+        head: Fragments = [("bold", f" {name}")]
+        if not buf.joined:  # before the topic, which may be long (and is the old one)
+            head.append(("", " (not joined)"))
         if buf.topic:
-            return head + span_fragments(buf.topic_spans, "")
-        if not buf.joined:
-            return [*head, ("", " (not joined)")]
-        return [*head, ("", " (no topic)")]
+            return [*head, ("", ": "), *span_fragments(buf.topic_spans, "")]
+        return head if not buf.joined else [*head, ("", " (no topic)")]
     if buf.kind is BufferKind.QUERY:
         return [("", " Private conversation with "), ("bold", name)]
     if buf.kind is BufferKind.SEARCH:

@@ -35,7 +35,14 @@ from client.ui.render import (
     text_width,
     wrap,
 )
-from client.ui.views import BufferList, MessagePane, NickList, Views, status_fragments
+from client.ui.views import (
+    BufferList,
+    MessagePane,
+    NickList,
+    Views,
+    status_fragments,
+    topic_fragments,
+)
 
 from .helpers import NOW, chat_session, feed, privmsg
 
@@ -478,3 +485,19 @@ def test_reactions_are_drawn_after_the_message_and_ours_in_bold() -> None:
     # A narrow pane wraps the reactions like text, under the message.
     narrow = pane_text(pane, width=30)
     assert "[👍 2 ❤️ 1]" in narrow[-2] and narrow[-3].startswith("<bob> message number 1")
+
+
+def test_the_topic_bar_says_not_joined_also_with_a_topic() -> None:
+    s = chat_session()
+    s.switch("#t")
+
+    def bar() -> str:
+        return "".join(text for _, text, *_ in topic_fragments(s))
+
+    assert bar() == " #t (no topic)"
+    feed(s, [":test.server 332 alice #t :the \x02old\x02 topic"])
+    assert bar() == " #t: the old topic"
+    feed(s, [":op!o@h KICK #t alice :out"])
+    assert bar() == " #t (not joined): the old topic"  # the marker before the topic
+    feed(s, [":test.server 331 alice #t :No topic is set"])
+    assert bar() == " #t (not joined)"
