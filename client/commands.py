@@ -219,6 +219,7 @@ def _topic(s: Session, args: str, now: float) -> None:
     if chan is None:
         raise UsageError("Usage: /topic #channel [new topic]")
     if not text:
+        s.show_topic(chan)
         s.send("TOPIC", chan)
     elif text == "-delete":
         s.send("TOPIC", chan, "")

@@ -236,6 +236,7 @@ class Session:
         self._label: str | None = None  # labeled-response: the label of what is handled
         self._names: dict[str, dict[str, Member]] = {}
         self._names_shown: set[str] = set()  # /names asked by the user: show the result
+        self._topic_shown: set[str] = set()  # /topic asked by the user: say "no topic" too
         self._last_query_numeric = ""  # the previous reply shown for a query (WHOIS, WHOWAS)
         self._switch_on_join: set[str] = set()
         self._pings: dict[str, float] = {}
@@ -285,6 +286,7 @@ class Session:
         self._history.connection_made()
         self.outbox.connection_made()
         self._names.clear()
+        self._topic_shown.clear()
         self._pings.clear()
         self._nick_attempt = 0
         self.nick = self._wanted_nick
@@ -655,6 +657,12 @@ class Session:
         """Show the next NAMES reply for ``channel`` as a line (for /names)."""
         if len(self._names_shown) < 32:
             self._names_shown.add(self.fold(channel))
+
+    def show_topic(self, channel: str) -> None:
+        """Say so when the next TOPIC reply for ``channel`` is 331 (for /topic): the
+        user asked, and the topic bar alone does not answer."""
+        if len(self._topic_shown) < 32:
+            self._topic_shown.add(self.fold(channel))
 
     @property
     def monitor_supported(self) -> bool:
@@ -1570,6 +1578,7 @@ class Session:
     def _rpl_topic(self, msg: Message, now: float) -> None:
         if len(msg.params) < 3:
             return
+        self._topic_shown.discard(self.fold(msg.params[1]))
         buf = self.buffer(msg.params[1])
         if buf is None:
             self._add(self.current, self._line(msg, now, Kind.INFO, " ".join(msg.params[1:])))
@@ -1581,11 +1590,16 @@ class Session:
         self._add(buf, self._line(msg, now, Kind.INFO, text), count=False)
 
     def _rpl_notopic(self, msg: Message, now: float) -> None:
-        buf = self.buffer(msg.params[1]) if len(msg.params) > 1 else None
+        name = msg.params[1] if len(msg.params) > 1 else ""
+        buf = self.buffer(name)
         if buf is not None:
             buf.topic, buf.topic_spans, buf.topic_setter = "", (), ""
             buf.version += 1
             self.emit(BufferChanged(buf))
+        if name and self.fold(name) in self._topic_shown:  # /topic asked
+            self._topic_shown.discard(self.fold(name))
+            text = f"No topic is set for {name}"
+            self._add(buf or self.current, self._line(msg, now, Kind.INFO, text), count=False)
 
     def _rpl_topicwhotime(self, msg: Message, now: float) -> None:
         buf = self.buffer(msg.params[1]) if len(msg.params) > 2 else None

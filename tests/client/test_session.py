@@ -274,6 +274,25 @@ def test_topic() -> None:
     assert buf.lines[-1].kind is Kind.TOPIC
 
 
+def test_topic_asked_when_there_is_none_says_so() -> None:
+    s = chat_session()
+    s.switch("#t")
+    buf = s.current
+    notopic = ":test.server 331 alice {} :No topic is set"
+    feed(s, [notopic.format("#t")])  # not asked (some servers send it on JOIN): no line
+    assert buf.lines[-1].kind is not Kind.INFO
+    s.input("/topic", NOW)
+    assert s.take_outgoing() == ["TOPIC #t"]
+    feed(s, [notopic.format("#t")])
+    assert buf.lines[-1].text == "No topic is set for #t" and buf.lines[-1].kind is Kind.INFO
+    assert buf.unread == 0
+    s.input("/topic #elsewhere", NOW)  # a channel we are not in: where the user is
+    feed(s, [notopic.format("#elsewhere")])
+    assert buf.lines[-1].text == "No topic is set for #elsewhere"
+    feed(s, [notopic.format("#elsewhere")])  # answered once
+    assert [ln.text for ln in buf.lines].count("No topic is set for #elsewhere") == 1
+
+
 def test_our_join_forgets_the_old_topic() -> None:
     s = chat_session()
     buf = s.buffer("#t")
