@@ -170,12 +170,18 @@ class MessagePane(UIControl):
                 shown += 1
             view.offset = offset
         out: list[Fragments] = []
-        if at_top and used < height:
-            note = self._top_note(buf)
-            if note:
-                out.append([("class:loading", fit(note, width))])
+        note = self._top_note(buf) if at_top and not tall else ""
+        # Scrolled up to the oldest line (not following new lines), the note above it
+        # ("beginning of history") is shown even when the pane is full: it then takes
+        # the place of the bottom row.
+        keep_top = bool(note) and used >= height and offset > 0
+        if note and (used < height or keep_top):
+            out.append([("class:loading", fit(note, width))])
         for rows in reversed(blocks):
             out.extend(rows)
+        if keep_top and len(out) > height:
+            out = out[:height]  # the bottom line is no longer shown whole
+            shown = max(1, shown - 1)
         view.clipped = max(0, len(out) - height)
         if len(out) > height:
             out = out[len(out) - height :]

@@ -328,7 +328,8 @@ def test_scrolling_keeps_the_view_when_lines_arrive_and_history_is_prepended() -
     for _ in range(20):
         views.page_up(buf)
     top = pane_text(pane)
-    assert top[0] == "<bob> old 0" and len(top) == 10
+    # (The JOIN's history request is unanswered here: the note says it is loading.)
+    assert top[:2] == ["ing older messages", "<bob> old 0"] and len(top) == 10
     assert views(buf).at_top
     for _ in range(20):
         views.page_down(buf)
@@ -501,3 +502,33 @@ def test_the_topic_bar_says_not_joined_also_with_a_topic() -> None:
     assert bar() == " #t (not joined): the old topic"  # the marker before the topic
     feed(s, [":test.server 331 alice #t :No topic is set"])
     assert bar() == " #t (not joined)"
+
+
+def test_beginning_of_history_shows_at_the_top_also_when_the_pane_is_full() -> None:
+    s, buf = channel_with_lines(50)
+    buf.history_loading, buf.history_complete = False, True  # (the server had nothing older)
+    views = Views()
+    pane = MessagePane(s, LineRenderer(), views)
+
+    def rows() -> list[str]:
+        content = pane.create_content(60, 10)
+        return ["".join(t for _, t, *_ in content.get_line(i)) for i in range(content.line_count)]
+
+    assert "beginning of history" not in "".join(rows())  # the bottom: the newest lines
+    for _ in range(20):
+        views.page_up(buf)
+    top = rows()
+    assert len(top) == 10 and top[0] == "— beginning of history —"
+    assert top[1].endswith("alice has joined #t")  # the oldest line, under it
+    assert views(buf).at_top
+    for _ in range(20):
+        views.page_down(buf)
+    assert views(buf).offset == 0 and rows()[-1].endswith("message number 49")
+    # Following new lines with the whole buffer exactly filling the pane: the newest
+    # row is never given up for the note.
+    s2, buf2 = channel_with_lines(9)  # 10 lines with the JOIN
+    buf2.history_loading, buf2.history_complete = False, True
+    pane2 = MessagePane(s2, LineRenderer(), Views())
+    content = pane2.create_content(60, 10)
+    last = "".join(t for _, t, *_ in content.get_line(content.line_count - 1))
+    assert last.endswith("message number 8") and content.line_count == 10
