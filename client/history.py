@@ -407,8 +407,11 @@ class ChatHistory:
         complete = True  # what was asked for came whole (a gap fill may stop short)
         if req is not None and req.gap:
             key = s.fold(buf.name)
-            # Messages: the joins, parts... a server with event playback sends are no news.
-            fetched = self._gap.get(key, 0) + sum(ln.kind in MESSAGE_KINDS for ln in added)
+            # Others' messages: the joins, parts... a server with event playback sends are
+            # no news, and neither are our own (sent again after the reconnect, say).
+            fetched = self._gap.get(key, 0) + sum(
+                ln.kind in MESSAGE_KINDS and not ln.own for ln in added
+            )
             self._gap[key] = fetched
             read = buf.marked_ms  # draft/read-marker: read up to here elsewhere
             for line in added:  # missed while away: these count as unread

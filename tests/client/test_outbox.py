@@ -374,6 +374,20 @@ def test_unconfirmed_at_disconnect_and_found_in_the_gap_fill_is_not_sent_again()
         "— reconnected, fetched 2 missed messages —"]  # ours is not one of them
 
 
+def test_our_own_messages_in_the_gap_fill_are_not_counted_as_missed() -> None:
+    s = joined_session(burst_without("echo-message"), ("bob",))  # ours: shown when written
+    buf = s.current
+    feed(s, history_batch("b0", "#t", [("bob", "earlier", "M1", T0 + 1)]))
+    assert run(s, "mine") == ["PRIVMSG #t mine"]
+    reconnect(s, burst_without("echo-message"))
+    rejoin(s)
+    rows = [("alice", "mine", "M2", T0 + 5), ("bob", "missed", "M3", T0 + 6),
+            ("alice", "typed after the reconnect", "M4", T0 + 61)]  # fmt: skip
+    feed(s, history_batch("g1", "#t", rows), NOW + 61)
+    assert [ln.text for ln in buf.lines if "reconnected" in ln.text] == [
+        "— reconnected, fetched 1 missed message —"]  # bob's alone
+
+
 def test_unconfirmed_and_not_in_the_gap_fill_is_sent_again_once() -> None:
     s, buf = in_t(history_lines=2)
     run(s, "lost in transit")

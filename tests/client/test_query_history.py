@@ -276,7 +276,7 @@ def test_the_gap_fill_of_a_query_says_only_what_was_missed() -> None:
     assert [ln.own for ln in bob.lines if ln.kind is Kind.MESSAGE] == [False, True, False]
     assert bob.unread == unread + 1  # only bob's line counts
     assert [ln.text for ln in bob.lines if "reconnected" in ln.text] == [
-        "— reconnected, fetched 2 missed messages —"]
+        "— reconnected, fetched 1 missed message —"]  # (and in the note: ours is no news)
     assert not any("reconnected" in ln.text for ln in carol.lines)  # nothing missed: quiet
 
 
