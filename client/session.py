@@ -124,6 +124,9 @@ LINE_LIMIT = 510  # bytes of an IRC line without CRLF
 HOST_ESTIMATE = 63  # longest hostname assumed when splitting long messages
 
 _CTCP_REPLIES = ("VERSION", "PING", "TIME", "CLIENTINFO")
+# Numerics whose optional leading parameters (counts) are repeated in their text:
+# RPL_LOCALUSERS, RPL_GLOBALUSERS.
+_COUNTS_IN_TEXT = frozenset({"265", "266"})
 
 
 @dataclass(slots=True)
@@ -1543,6 +1546,8 @@ class Session:
             self._show_query(msg, now)
             return
         text = " ".join(p[1:]) if len(p) > 1 else (p[0] if p else "")
+        if code in _COUNTS_IN_TEXT and len(p) > 1:
+            text = p[-1]  # "1 1 :Current local users 1, max 1": the text says it
         self._add(self.server, self._line(msg, now, Kind.INFO, text))
 
     def _show_query(self, msg: Message, now: float) -> None:

@@ -756,3 +756,13 @@ def test_invites_to_us_and_invite_notify_for_others() -> None:
     buf = s.buffer("#t")
     assert buf is not None and buf.lines[-1].text == "bob invited carol to #t"
     assert s.server.lines[-1].text == "bob invites alice to #secret"
+
+
+def test_lusers_counts_are_shown_as_their_text() -> None:
+    s = chat_session()
+    shown = [ln.text for ln in s.server.lines]
+    assert "Current local users 1, max 1" in shown  # not "1 1 Current local users 1, max 1"
+    assert "Current global users 1, max 1" in shown
+    assert "0 operator(s) online" in shown  # (252's count is not in its text: kept)
+    n = ngircd_session()
+    assert "Current local users: 1, Max: 1" in [ln.text for ln in n.server.lines]
