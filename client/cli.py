@@ -116,6 +116,7 @@ def build(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
             sasl_username=sasl_username,
             sasl_password=sasl_password,
             channels=tuple(dict.fromkeys(channels)),
+            show_first_channel=True,  # --join #a: the user lands in #a, not the server buffer
             user_modes=server.user_modes,
             server_label=server.name,
             scrollback=config.scrollback,

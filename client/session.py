@@ -138,6 +138,7 @@ class SessionConfig:
     sasl_username: str | None = None  # SASL at connect when both are set
     sasl_password: str | None = field(default=None, repr=False)
     channels: tuple[str, ...] = ()  # joined after registration
+    show_first_channel: bool = False  # switch to channels[0] once joined (chat-client does)
     user_modes: str = ""  # set on ourselves after every registration, e.g. "+g"
     server_label: str = "server"  # name of the server buffer
     scrollback: int = 2000
@@ -242,6 +243,9 @@ class Session:
         self._topic_shown: set[str] = set()  # /topic asked by the user: say "no topic" too
         self._last_query_numeric = ""  # the previous reply shown for a query (WHOIS, WHOWAS)
         self._switch_on_join: set[str] = set()
+        # The first configured channel (--join): shown once joined, unless the user has
+        # gone to another buffer by then.
+        self._switch_to_first: str | None = None
         self._pings: dict[str, float] = {}
         self._ping_seq = 0
         self._offset = 0.0  # server clock - local clock, from server-time tags
@@ -1345,6 +1349,9 @@ class Session:
         if self.config.user_modes:  # the server forgot them with the last connection
             self._send("MODE", self.nick, self.config.user_modes)
         if first:
+            wanted = [name for name in self.config.channels if name]
+            if wanted and self.config.show_first_channel and self.current is self.server:
+                self._switch_to_first = self.fold(wanted[0])
             for name in self.config.channels:
                 if name and self.fold(name) not in seen:
                     names.append(name)
@@ -1732,6 +1739,10 @@ class Session:
             if self.fold(name) in self._switch_on_join:
                 self._switch_on_join.discard(self.fold(name))
                 self.switch(buf)
+            elif self.fold(name) == self._switch_to_first:
+                self._switch_to_first = None
+                if self.current is self.server:  # the user has not gone elsewhere
+                    self.switch(buf)
             self._history.on_join(buf, rejoin, now)
             self.outbox.target_ready(buf, now)
             return

@@ -14,6 +14,9 @@ import pytest
 from client import cli
 from tests.conftest import RunningServer
 
+from .helpers import NOW, feed, make
+from .recorded import CHAT_BURST
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -73,6 +76,35 @@ def test_options_override_the_config(tmp_path: Path) -> None:
     assert setup.connection.settings.host == "other.host"
     assert setup.connection.settings.port == 6667
     assert setup.session.config.user == "u" and setup.session.config.password == "pw"
+
+
+def test_join_on_the_command_line_lands_in_the_first_channel(tmp_path: Path) -> None:
+    conf = tmp_path / "c.toml"
+    conf.write_text('nick = "alice"\n', encoding="utf-8")
+    s = cli.build(["irc.example", "--config", str(conf), "--join", "#b,#a"]).session
+    s.connection_made(NOW)
+    assert "JOIN #b,#a" in feed(s, CHAT_BURST)
+    feed(s, [":alice!~a@127.0.0.1 JOIN #a"])  # the second one comes first: stay
+    assert s.current is s.server
+    feed(s, [":alice!~a@127.0.0.1 JOIN #b"])
+    assert s.current.name == "#b"
+    feed(s, [":alice!~a@127.0.0.1 PART #b", ":alice!~a@127.0.0.1 JOIN #b"])
+    assert s.current.name == "#b"  # (once)
+
+
+def test_the_first_channel_is_not_shown_once_the_user_went_elsewhere() -> None:
+    s = make(channels=("#a",), show_first_channel=True)
+    s.connection_made(NOW)
+    feed(s, CHAT_BURST)
+    s.open_query("bob", NOW)
+    s.switch("bob")
+    feed(s, [":alice!~a@127.0.0.1 JOIN #a"])
+    assert s.current.name == "bob"
+    # The session alone (tests, scripts) stays where it is unless asked.
+    t = make(channels=("#a",))
+    t.connection_made(NOW)
+    feed(t, [*CHAT_BURST, ":alice!~a@127.0.0.1 JOIN #a"])
+    assert t.current is t.server
 
 
 def test_bad_config_is_reported_in_one_line(
