@@ -69,8 +69,8 @@ class HistorySettings(Protocol):
 
 
 class HistoryListener(Protocol):
-    """Who waits for history (the outbox, client/outbox.py: our messages written before
-    the connection died may be in it)."""
+    """Who waits for history (the outbox, client/outbox.py: our messages still without a
+    msgid, written before the connection died or not, may be in it)."""
 
     def confirm(self, buf: Buffer, lines: list[Line]) -> list[Line]: ...
     def history_done(self, buf: Buffer, ok: bool, now: float) -> None: ...
@@ -390,7 +390,7 @@ class ChatHistory:
         answer: _Answer,
     ) -> None:
         s = self._session
-        lines = self._listener.confirm(buf, lines)  # our own, sent before a reconnect
+        lines = self._listener.confirm(buf, lines)  # our own, shown already (no msgid)
         added, older = buf.merge(lines, above=req is not None and req.kind == "before")
         buf.history_loading = s.fold(buf.name) in self._requests
         kind = req.kind if req is not None else "latest"

@@ -14,7 +14,9 @@ for in the history the reconnect fetches (the gap fill): found (our own, the sam
 text, not before it was sent), that history line takes its place; not found, it is
 written again. Where there is no history to look in, it is FAILED with "may not have
 been delivered" and ``/resend`` writes it again. A buffer's messages go out in the
-order they were typed.
+order they were typed. Any history (a gap fill, a join's, PageUp's) holding a message
+of ours still shown without a msgid (awaiting its echo, or shown as sent without
+echo-message) gives that line the msgid instead of showing it twice: :meth:`confirm`.
 
 A message of several lines (IRCv3 draft/multiline) is one entry and one pending line:
 written as a batch, the label on its BATCH line; its echo is a batch too, assembled by
@@ -31,6 +33,7 @@ from typing import Protocol
 
 from .formatting import display_lines, plain
 from .model import (
+    MESSAGE_KINDS,
     Buffer,
     BufferKind,
     Delivery,
@@ -46,6 +49,7 @@ MAX_WAITING = 100  # messages on their way (not failed) in all; more are refused
 MAX_FAILED = 100  # failed messages kept for /resend (the oldest are forgotten first)
 MAX_REASON = 300  # characters of a refusal's reason kept
 HISTORY_SLACK = 5.0  # seconds a history copy may seem older than its send (clocks)
+MATCH_WINDOW = 60.0  # seconds after a message shown as sent that its history copy may be
 LABEL_CAP = "labeled-response"
 
 NOT_YET = "not sent yet"
@@ -293,10 +297,13 @@ class Outbox:
             entry = self._labels.pop(label, None)
         else:  # no labels: the oldest of ours to that target with that text
             key = self._s.fold(target)
+            # (An echo whose msgid is shown already is a copy of one that history
+            # confirmed: it answers none of those still pending.)
             entry = next(
                 (e for e in self._entries
                  if e.step is _Step.SENT and e.label is None and e.kind is kind
-                 and e.text == text and self._s.fold(e.target) == key),
+                 and e.text == text and self._s.fold(e.target) == key
+                 and (line.msgid is None or line.msgid not in e.buffer.seen)),
                 None,
             )  # fmt: skip
         if entry is None or entry.step is not _Step.SENT:
@@ -366,34 +373,71 @@ class Outbox:
     # ------------------------------------------------------------------ history
 
     def confirm(self, buf: Buffer, lines: list[Line]) -> list[Line]:
-        """History for ``buf`` (after a reconnect): a line that is a message of ours
-        written before the connection died (ours, the same kind and text, not older
-        than its send) takes the place of its pending line. The other lines, to merge."""
-        mine = [e for e in self._entries if e.buffer is buf and e.step is _Step.UNCONFIRMED]
+        """History for ``buf`` (a gap fill after a reconnect, a join's, PageUp's): a
+        message of ours in it that is shown already without a msgid takes that line's
+        place instead of being added. Such a line is one written and awaiting its echo
+        (on this connection, or before the connection died: then it is not written
+        again), or one shown as sent (without echo-message, or taken without an echo).
+        A copy is ours (our nick, or ours in a query), the same kind and text, not seen
+        before, not older than the send (minus HISTORY_SLACK) and, for a line shown as
+        sent, at most MATCH_WINDOW after it; matched one to one, oldest first, so a
+        message said twice is two. The other lines, to merge."""
+        if not any(ln.msgid is not None and ln.kind in MESSAGE_KINDS for ln in lines):
+            return lines
+        mine = self._unconfirmed(buf)
         if not mine:
             return lines
         rest: list[Line] = []
         for line in lines:
-            entry = next((e for e in mine if self._copy_of(e, line)), None)
-            if entry is None:
+            found = next((m for m in mine if self._copy_of(buf, m, line)), None)
+            if found is None:
                 rest.append(line)
                 continue
-            mine.remove(entry)
+            mine.remove(found)
+            if not line.own:  # (said under our nick of then)
+                line = replace(line, own=True, highlight=False)
+            shown, entry = found
+            if entry is None:  # shown (and logged) as sent already: it gets the msgid
+                buf.settle(shown, line)
+                continue
             self._entries.remove(entry)
+            if entry.label is not None:  # its echo, should it still come, is a copy
+                self._labels.pop(entry.label, None)
+                entry.label = None
             if not self._settle(entry, line):
                 rest.append(line)
         return rest
 
-    def _copy_of(self, entry: Outgoing, line: Line) -> bool:
+    def _unconfirmed(self, buf: Buffer) -> list[tuple[Line, Outgoing | None]]:
+        """Our messages in ``buf`` that history may hold and that have no msgid yet,
+        oldest first: (its line, its entry while it awaits its echo)."""
+        found: list[tuple[Line, Outgoing | None]] = [
+            (e.line, e) for e in self._entries
+            if e.buffer is buf and e.step in (_Step.SENT, _Step.UNCONFIRMED)
+        ]  # fmt: skip
+        found += [
+            (ln, None) for ln in buf.lines
+            if ln.own and ln.msgid is None and ln.kind in MESSAGE_KINDS
+            and ln.delivery is Delivery.DELIVERED
+        ]  # fmt: skip
+        found.sort(key=lambda m: m[0].time)
+        return found
+
+    def _copy_of(self, buf: Buffer, mine: tuple[Line, Outgoing | None], line: Line) -> bool:
         s = self._s
-        return (
+        shown, entry = mine
+        nick = entry.nick if entry is not None else shown.nick
+        if not (
             line.msgid is not None
-            and line.msgid not in entry.buffer.seen
-            and line.kind is entry.kind
-            and line.text == entry.line.text
-            and (line.own or s.fold(line.nick) == s.fold(entry.nick))
-            and line.time >= entry.sent_at - HISTORY_SLACK
-        )
+            and line.msgid not in buf.seen
+            and line.kind is shown.kind
+            and line.text == shown.text
+            and (line.own or s.fold(line.nick) == s.fold(nick))
+        ):
+            return False
+        if entry is not None:
+            return line.time >= entry.sent_at - HISTORY_SLACK
+        return shown.time - HISTORY_SLACK <= line.time <= shown.time + MATCH_WINDOW
 
     def history_done(self, buf: Buffer, ok: bool, now: float) -> None:
         """``buf``'s history requests are answered (``ok``), or failed: what waited for

@@ -388,6 +388,97 @@ def test_our_own_messages_in_the_gap_fill_are_not_counted_as_missed() -> None:
         "— reconnected, fetched 1 missed message —"]  # bob's alone
 
 
+def test_without_echo_message_ours_in_the_gap_fill_takes_the_shown_lines_place() -> None:
+    """Without echo-message our message is shown at once, without a msgid: the gap fill
+    after a reconnect holding it gives that line its msgid and time (no second copy)."""
+    no_echo = burst_without("echo-message")
+    s = joined_session(no_echo, ("bob",))
+    buf = s.current
+    feed(s, [privmsg("bob", "#t", "earlier", "M1", T0 + 1)])  # (the server's clock: T0 + 1)
+    assert run(s, "mine") == ["PRIVMSG #t mine"]
+    s.take_events()
+    reconnect(s, no_echo)
+    rejoin(s)
+    rows = [("alice", "mine", "M2", T0 + 5), ("bob", "missed", "M3", T0 + 6)]
+    feed(s, history_batch("g1", "#t", rows), NOW + 61)
+    assert texts(buf) == ["earlier", "mine", "missed"]
+    [mine] = own(buf)
+    assert (mine.msgid, mine.time, mine.delivery) == ("M2", T0 + 5, Delivery.DELIVERED)
+    assert "M2" in buf.seen
+    # Shown (and logged) once already: no event says it again.
+    assert not [e for e in s.take_events() if isinstance(e, DeliveryChanged | LineAdded)
+                and e.line.text == "mine"]  # fmt: skip
+
+
+def test_without_echo_message_a_repeated_message_is_matched_one_to_one_in_order() -> None:
+    no_echo = burst_without("echo-message")
+    s = joined_session(no_echo, ("bob",))
+    buf = s.current
+    feed(s, [privmsg("bob", "#t", "earlier", "M1", T0 + 1)])  # (the server's clock: T0 + 1)
+    run(s, "ok")
+    run(s, "ok")  # said twice: two messages
+    run(s, "later")
+    reconnect(s, no_echo)
+    rejoin(s)
+    # The server got the first "ok" and "later"; the second "ok" was lost. An "ok" of
+    # ours from long before (another session) is no copy of either.
+    rows = [("alice", "ok", "M0", T0 - 600), ("alice", "ok", "M2", T0 + 2),
+            ("alice", "later", "M3", T0 + 3)]  # fmt: skip
+    feed(s, history_batch("g1", "#t", rows), NOW + 61)
+    assert [(ln.text, ln.msgid) for ln in own(buf)] == [
+        ("ok", "M0"), ("ok", "M2"), ("ok", None), ("later", "M3")]
+
+
+def test_without_echo_message_ours_in_a_querys_history_under_another_nick_is_merged() -> None:
+    """In a query every line not from the partner is ours: what we said as alice_ (our
+    nick then) is the line shown as sent."""
+    no_echo = burst_without("echo-message")
+    s = joined_session(no_echo, ("bob",))
+    feed(s, [privmsg("bob", "alice", "psst", "Q1", T0 + 1)])  # (the server's clock: T0 + 1)
+    query = s.buffer("bob")
+    assert query is not None
+    run(s, "/msg bob hi")
+    rows = [("alice_", "hi", "Q2", T0 + 3), ("bob", "hi yourself", "Q3", T0 + 4)]
+    feed(s, history_batch("q1", "bob", rows))
+    assert [(ln.nick, ln.text, ln.msgid, ln.own) for ln in messages(query)] == [
+        ("bob", "psst", "Q1", False), ("alice_", "hi", "Q2", True),
+        ("bob", "hi yourself", "Q3", False)]  # fmt: skip
+
+
+def test_ours_in_history_before_its_echo_is_not_shown_twice() -> None:
+    """With echo-message, a message written on this connection whose copy comes in
+    history before its echo: the history line confirms it, the echo adds nothing."""
+    s, buf = in_t()
+    reconnect(s)
+    assert rejoin(s) == ["CHATHISTORY AFTER #t msgid=M1 100"]
+    assert run(s, "hello") == ["@label=o1 PRIVMSG #t hello"]  # written at once
+    rows = [("bob", "missed", "M2", T0 + 50), ("alice", "hello", "M3", T0 + 61)]
+    feed(s, history_batch("g1", "#t", rows), NOW + 61)
+    assert texts(buf) == ["earlier", "missed", "hello"]
+    assert states(buf) == [("hello", Delivery.DELIVERED, "")] and own(buf)[0].msgid == "M3"
+    feed(s, [echo("hello", "M3", T0 + 61, label="o1")])
+    assert texts(buf) == ["earlier", "missed", "hello"] and not s.outbox.pending
+    assert [ln.text for ln in buf.lines if "reconnected" in ln.text] == [
+        "— reconnected, fetched 1 missed message —"]
+
+
+def test_ours_in_history_before_its_unlabelled_echo_confirms_the_right_copy() -> None:
+    """Without labels the echo is matched by its text: the echo of a message history
+    has confirmed already must not confirm the next pending one with the same text."""
+    s = joined_session(NO_LABELS, ("bob",))
+    buf = s.current
+    assert run(s, "same\nsame") == ["PRIVMSG #t same", "PRIVMSG #t same"]
+    # (LATEST history, e.g. after a rejoin, that holds the first one already)
+    feed(s, history_batch("h1", "#t", [("alice", "same", "E1", T0 + 1)]))
+    assert [(ln.text, ln.msgid) for ln in own(buf)] == [("same", "E1"), ("same", None)]
+    feed(s, [echo("same", "E1", T0 + 1)])  # the first one's echo: nothing new
+    assert [(ln.text, ln.msgid) for ln in own(buf)] == [("same", "E1"), ("same", None)]
+    feed(s, [echo("same", "E2", T0 + 2)])
+    assert [(ln.text, ln.msgid, ln.delivery) for ln in own(buf)] == [
+        ("same", "E1", Delivery.DELIVERED), ("same", "E2", Delivery.DELIVERED)]
+    assert not s.outbox.pending
+
+
 def test_unconfirmed_and_not_in_the_gap_fill_is_sent_again_once() -> None:
     s, buf = in_t(history_lines=2)
     run(s, "lost in transit")
