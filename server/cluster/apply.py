@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from chat.msgid import encode as encode_msgid
 from server.core.handlers.accounts import account_dropped, account_registered, notify_account
 from server.core.handlers.channels import announce_join, set_channel_record
 from server.core.handlers.chanserv import channel_changed, from_record
@@ -45,6 +46,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("chat.server.cluster")
 
 RECENT_IDS = 512  # msgids remembered per channel, to tell recovered rows from seen ones
+# How far two nodes' clocks may disagree: a channel that had no message here yet is
+# recovered from this long before the last contact with the node that went silent.
+CLOCK_SKEW_MS = 5000
 
 
 class ClusterState:
@@ -60,6 +64,9 @@ class ClusterState:
         # carried (a user who joined before we subscribed) is only in a later snapshot.
         self.stale: set[str] = set()
         self.recent: dict[str, tuple[deque[str], set[str]]] = {}
+        self.heard_ms: dict[str, int] = {}  # node -> when its last in-order event came
+        # Channel -> msgid floor for its recovery, when it had no message here yet.
+        self.recover_from: dict[str, str] = {}
         self.remote_ids = itertools.count(-1, -1)  # conn ids of remote Client objects
         # node -> its server name, from its snapshots (LINKS); dropped when the node goes.
         self.names: dict[str, str] = {}
@@ -182,6 +189,20 @@ def resolve(core: ServerCore, uid: str) -> Client | None:
     return core.remote.get(uid)
 
 
+def _recover(core: ServerCore, folded: str, heard_ms: int | None) -> None:
+    """Recover ``folded`` from the store after a gap. A channel no message of which came
+    here yet has no msgid to recover after: it gets a floor from the last contact with
+    the node that went silent (``heard_ms``), so a message missed in it is delivered
+    late rather than never."""
+    state = _state(core)
+    entry = state.recent.get(folded)
+    if (entry is None or not entry[0]) and heard_ms is not None:
+        floor = encode_msgid(max(heard_ms - CLOCK_SKEW_MS, 0) << 32)
+        known = state.recover_from.get(folded)
+        state.recover_from[folded] = floor if known is None else min(known, floor)
+    core.emit(Recover(folded))
+
+
 def _shared_channels(core: ServerCore, node: str) -> set[str]:
     return {
         f for c in core.remote.values() if c.remote and _node_of(c.remote) == node
@@ -268,6 +289,9 @@ def remote_event(core: ServerCore, event: Event) -> None:
     state = _state(core)
     kind = event.get("k")
     g = event.get("g")
+    heard = state.heard_ms.get(node)
+    if isinstance(g, int):
+        state.heard_ms[node] = int(core.clock() * 1000)
     if kind == "hb" and isinstance(g, int):
         # A heartbeat carries the node's event counter without taking a number itself.
         last = state.seen_g.get(node)
@@ -276,7 +300,7 @@ def remote_event(core: ServerCore, event: Event) -> None:
                 state.gaps += 1
                 log.warning("cluster gap from node %s: heartbeat at %d after %d", node, g, last)
                 for folded in _shared_channels(core, node):
-                    core.emit(Recover(folded))
+                    _recover(core, folded, heard)
             core.emit(Resync(node))
         elif node in state.stale and g >= last:
             # The node writes its snapshot just before this heartbeat: now it is new enough.
@@ -308,7 +332,7 @@ def remote_event(core: ServerCore, event: Event) -> None:
             if gap and kind != "hello":  # which channels missed what is unknown: all shared
                 chans |= _shared_channels(core, node)
             for folded in sorted(chans):
-                core.emit(Recover(folded))
+                _recover(core, folded, heard)
     handler = _HANDLERS.get(str(kind))
     if handler is None:
         return
@@ -825,16 +849,22 @@ def remote_snapshot(core: ServerCore, snap: Event) -> None:
 def recovered(core: ServerCore, folded: str, rows: list[StoredMessage]) -> None:
     """After a gap: deliver stored messages of ``folded`` this node has not seen.
 
-    Only rows newer than the oldest msgid remembered for the channel count, so a
-    node never replays history it never had to deliver.
+    Only rows newer than the oldest msgid remembered for the channel count (when no
+    message of it came here yet: those since the last contact with the node that went
+    silent, less clock skew), so a node never replays much it never had to deliver.
     """
     state = _state(core)
     channel = core.channels.get(folded)
     entry = state.recent.get(folded)
-    if channel is None or entry is None or not entry[0]:
+    gap_floor = state.recover_from.pop(folded, None)
+    if channel is None:
         return
-    order, ids = entry
-    floor = min(order)
+    if gap_floor is not None:  # nothing had come here at the gap: from the last contact
+        floor, ids = gap_floor, entry[1] if entry is not None else set()
+    elif entry is not None and entry[0]:
+        floor, ids = min(entry[0]), entry[1]
+    else:
+        return
     count = 0
     for row in sorted(rows, key=lambda r: r.seq):
         if row.msgid <= floor or row.msgid in ids:

@@ -274,3 +274,32 @@ def test_a_join_on_another_node_drops_the_window_unless_events_are_not_kept() ->
         assert (HistoryStale("#c") in relay_events(a, b)) is kept
         a.data_received(1, b"TOPIC #c :always kept\r\n")
         assert HistoryStale("#c") in relay_events(a, b)
+
+
+@pytest.mark.parametrize("next_contact", ["message", "heartbeat"])
+def test_a_message_missed_in_a_channel_with_none_seen_yet_is_recovered(
+    next_contact: str,
+) -> None:
+    """No message of #c had reached b when the first one was lost: b has no msgid to
+    recover after, so it recovers from its last contact with a (less clock skew)
+    instead of dropping the message for good."""
+    a, b = two_nodes_in_a_channel()
+    assert "#c" not in b.cluster_state.recent  # type: ignore[union-attr]
+    a.data_received(1, b"PRIVMSG #c :lost\r\n")
+    lost = [e for e in a.take_effects() if isinstance(e, Publish)]  # never reaches b
+    if next_contact == "message":
+        a.data_received(1, b"PRIVMSG #c :after\r\n")
+        effects = relay_events(a, b)
+        assert b"after" in output(b, 1)
+    else:
+        b.remote_event({"k": "hb", "n": "a", "g": a.cluster_state.g})  # type: ignore[union-attr]
+        effects = b.take_effects()
+    assert Recover("#c") in effects
+    src, cmd, params, _time, msgid, _tags = lost[0].event["r"]
+    row = StoredMessage("#c", 3, msgid, 1000000, src, cmd, "#c", params[1])
+    older = row._replace(seq=1, msgid="0" * 16, text="from before b's last contact")
+    b.recovered("#c", [older, row])
+    got = output(b, 1)
+    assert got.count(b"lost") == 1 and b"before" not in got
+    b.recovered("#c", [row])  # once only
+    assert output(b, 1) == b""
