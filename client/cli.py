@@ -125,6 +125,8 @@ def build(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
             notify=tuple(dict.fromkeys((*config.notify, *server.notify))),
             ignore=(*config.ignore, *server.ignore),
             send_typing=config.send_typing,
+            events=config.events,
+            smart_filter_minutes=config.smart_filter_minutes,
         )
     )
     settings = ConnectionSettings(

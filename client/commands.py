@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from .model import MESSAGE_KINDS, Buffer, BufferKind, Line, Reaction
 from .passwords import mask_message, mask_nickserv, secret_raw
+from .smartfilter import Events
 
 if TYPE_CHECKING:
     from .session import Completion, Session
@@ -898,6 +899,21 @@ def _win(s: Session, args: str, now: float) -> None:
 @command("clear", "/clear", "Clear the current buffer's scrollback.", online=False)
 def _clear(s: Session, args: str, now: float) -> None:
     s.clear(s.current)
+
+
+@command(
+    "filter",
+    "/filter [all|smart|none]",
+    "Joins, parts, quits and nick changes in channels: show all, smart (only of nicks"
+    " who spoke there within a few minutes of them; the default) or none; without a"
+    " word, the next of these. For this session; `events` in the config.",
+    online=False,
+)
+def _filter(s: Session, args: str, now: float) -> None:
+    words = args.lower().split()
+    if len(words) > 1 or (words and words[0] not in tuple(Events)):
+        raise UsageError(f"Usage: {COMMANDS['filter'].usage}")
+    s.set_filter(Events(words[0]) if words else None, now)
 
 
 @command("help", "/help [command]", "List commands, or describe one.", online=False)

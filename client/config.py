@@ -18,6 +18,8 @@ Example::
     timestamp_format = "%H:%M"
     log_dir = "~/irclogs"               # one file per buffer, under a folder per server
     send_typing = true                  # tell others when you type (IRCv3 typing)
+    events = "smart"                    # joins/parts/quits shown: "all", "smart", "none"
+    smart_filter_minutes = 5            # smart: of nicks who spoke within this many minutes
     default_server = "home"
 
     [servers.home]
@@ -51,6 +53,8 @@ from pathlib import Path
 from typing import Any
 
 from chat.names import is_valid_nick
+
+from .smartfilter import DEFAULT_MINUTES, Events
 
 USER_MODES = re.compile(r"[+-][A-Za-z+-]{1,30}")  # what MODE <own nick> may take
 APP_DIR = "chat-client"
@@ -138,6 +142,8 @@ _TOP_KEYS = {
     "timestamp_format",
     "log_dir",
     "send_typing",
+    "events",
+    "smart_filter_minutes",
     "default_server",
     "servers",
     "colours",
@@ -192,6 +198,10 @@ class ClientConfig:
     timestamp_format: str = "%H:%M"
     log_dir: Path | None = None  # chat logs (client.chatlog); None: no logs
     send_typing: bool = False  # others' typing is shown either way
+    # Joins, parts, quits and nick changes shown in channels (client/smartfilter.py):
+    # "all", "smart" (of nicks who spoke within smart_filter_minutes) or "none".
+    events: str = Events.SMART
+    smart_filter_minutes: int = DEFAULT_MINUTES
     colours: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_COLOURS))
     nick_colours: tuple[str, ...] = DEFAULT_NICK_COLOURS
     keys: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_KEYS))
@@ -305,11 +315,21 @@ def parse(data: Mapping[str, Any], path: Path | None = None) -> ClientConfig:
         timestamp_format=timestamp_format,
         log_dir=_log_dir(data, path),
         send_typing=_bool(data, "send_typing", False, "send_typing"),
+        events=_events(data),
+        smart_filter_minutes=_int(data, "smart_filter_minutes", DEFAULT_MINUTES, 1, 1440),
         colours=colours,
         nick_colours=nick_colours,
         keys=keys,
         path=path,
     )
+
+
+def _events(data: Mapping[str, Any]) -> str:
+    value = data.get("events", Events.SMART)
+    if value not in tuple(Events):
+        known = ", ".join(f'"{e}"' for e in Events)
+        raise ConfigError(f"events: expected one of {known}, got {value!r}")
+    return Events(value)
 
 
 def _log_dir(data: Mapping[str, Any], path: Path | None) -> Path | None:

@@ -6,6 +6,7 @@ and never mutates it (it calls Session methods instead).
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right, insort
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -31,6 +32,9 @@ class Kind(StrEnum):
 
 # Kinds that count as unread messages (the others are "activity" only).
 MESSAGE_KINDS = frozenset({Kind.MESSAGE, Kind.ACTION, Kind.NOTICE})
+
+# The text of a nick change line (``Kind.NICK``) before the new nick.
+NICK_CHANGE = "is now known as "
 
 
 class BufferKind(StrEnum):
@@ -196,6 +200,12 @@ class Buffer:
     # buffer (ms since the epoch), told by it or sent by us; None: not known.
     marked_ms: int | None = None
     version: int = 0  # bumped on every change: a cheap "redraw needed" check
+    fold: Callable[[str], str] = field(default=str.lower, repr=False)  # (casemapping)
+    # Folded nick -> times of their messages here, oldest first: when each nick spoke
+    # (the smart filter of joins and parts). It may still hold times of lines gone
+    # from the scrollback; it is rebuilt from the lines when it grows past them.
+    spoken: dict[str, list[float]] = field(init=False, default_factory=dict, repr=False)
+    spoken_count: int = field(init=False, default=0, repr=False)
 
     def __post_init__(self) -> None:
         self.lines = deque(maxlen=max(1, self.scrollback))
@@ -222,6 +232,38 @@ class Buffer:
             return rank, m.nick.lower()
 
         return sorted(self.members.values(), key=key)
+
+    def spoke(self, nick: str, start: float, end: float) -> bool:
+        """Whether ``nick`` sent a message here timed from ``start`` to ``end`` (both
+        included; a nick change carries the newest time before it to the new nick)."""
+        times = self.spoken.get(self.fold(nick))
+        if not times:
+            return False
+        i = bisect_left(times, start)
+        return i < len(times) and times[i] <= end
+
+    def _note_spoken(self, lines: Iterable[Line]) -> None:
+        spoken, fold = self.spoken, self.fold
+        for line in lines:
+            if line.kind in MESSAGE_KINDS:
+                if line.nick:
+                    insort(spoken.setdefault(fold(line.nick), []), line.time)
+                    self.spoken_count += 1
+            elif line.kind is Kind.NICK and line.text.startswith(NICK_CHANGE):
+                times = spoken.get(fold(line.nick))
+                i = bisect_right(times, line.time) if times else 0
+                if times and i:
+                    new = fold(line.text[len(NICK_CHANGE) :])
+                    insort(spoken.setdefault(new, []), times[i - 1])
+                    self.spoken_count += 1
+        if self.spoken_count > 2 * len(self.lines) + 64:
+            self._index_spoken()
+
+    def _index_spoken(self) -> None:
+        """``spoken`` anew from the lines held."""
+        self.spoken = {}
+        self.spoken_count = 0
+        self._note_spoken(self.lines)
 
     def oldest_message(self) -> Line | None:
         """The oldest message line with a msgid (a CHATHISTORY BEFORE reference)."""
@@ -295,6 +337,8 @@ class Buffer:
                 self.last_msgid = line.msgid
                 self.last_time = line.time
         self.lines.append(line)
+        if line.kind in MESSAGE_KINDS or line.kind is Kind.NICK:
+            self._note_spoken((line,))
         self.version += 1
         return True
 
@@ -344,6 +388,7 @@ class Buffer:
                 added = new
             lines.clear()
             lines.extend(merged)
+        self._note_spoken(added)
         newest = next((ln for ln in reversed(new) if ln.msgid and ln.kind in MESSAGE_KINDS), None)
         if newest is not None and (self.last_time is None or newest.time >= self.last_time):
             self.last_msgid = newest.msgid
@@ -364,6 +409,7 @@ class Buffer:
         self.lines.extend(lines)
         self.seen = SeenIds(max(2 * self.scrollback, 1000))
         self.read_marker = None
+        self._index_spoken()
         self.version += 1
 
 

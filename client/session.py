@@ -29,6 +29,7 @@ from .history import HISTORY_BATCHES, ChatHistory
 from .ignore import IgnoreList
 from .model import (
     MESSAGE_KINDS,
+    NICK_CHANGE,
     Buffer,
     BufferChanged,
     BufferCleared,
@@ -57,6 +58,7 @@ from .outbox import Outbox, Piece
 from .passwords import is_nickserv, mask_message, nickserv_login
 from .replies import QUERY_NUMERICS, query_text
 from .sasl import SaslLogin
+from .smartfilter import DEFAULT_MINUTES, EventFilter, Events
 from .sts import parse_sts, valid_duration, valid_port
 
 PRE_AWAY_CAP = "draft/pre-away"
@@ -148,6 +150,10 @@ class SessionConfig:
     notify: tuple[str, ...] = ()  # nicks to watch (MONITOR, or ISON polling)
     ignore: tuple[str, ...] = ()  # masks whose messages are dropped
     send_typing: bool = False  # tell others when we type (IRCv3 +typing); shown either way
+    # Joins, parts, quits and nick changes shown in channels: "all", "smart" (of nicks
+    # who spoke within smart_filter_minutes) or "none" (client/smartfilter.py).
+    events: str = Events.SMART
+    smart_filter_minutes: int = DEFAULT_MINUTES
     version: str = "chat-client 0.1.0"
 
 
@@ -258,6 +264,8 @@ class Session:
         self.ignores = IgnoreList(config.ignore, self.fold)
         self._ison_polls: deque[list[str]] = deque()  # nicks of each ISON we sent, in order
         self._ison_skipped = 0  # keepalives without a poll while one was unanswered
+        # Joins, parts... hidden from view (the message pane asks :meth:`hidden`).
+        self.event_filter = EventFilter(Events(config.events), config.smart_filter_minutes)
         self._accept_list: list[str] = []  # caller ID: the nicks of 281s, until the 282
         self._accept_more = 0  # ... and how many more there were than MAX_ACCEPT_LIST
         self._searches: deque[Search] = deque(maxlen=MAX_PENDING_SEARCHES)  # sent, unanswered
@@ -533,6 +541,23 @@ class Session:
             self._mark_read(left)
         self._mark_read(buf)
         return True
+
+    def hidden(self, buf: Buffer, line: Line) -> bool:
+        """Whether ``line`` of ``buf`` is left out of view (a join, part, quit or nick
+        change the filter hides, client/smartfilter.py); it stays in the buffer."""
+        return self.event_filter.hides(buf, line)
+
+    def set_filter(self, mode: Events | None, now: float) -> None:
+        """``/filter``: show joins, parts, quits and nick changes by ``mode`` (None: the
+        next mode, all -> smart -> none -> all) for the rest of this session."""
+        if mode is None:
+            modes = list(Events)
+            mode = modes[(modes.index(self.event_filter.mode) + 1) % len(modes)]
+        self.event_filter.mode = mode
+        for buf in self.buffers:
+            buf.version += 1  # drawn anew
+        self.info(self.event_filter.describe(), now)
+        self.emit(BufferChanged(self.current))
 
     def switch_relative(self, step: int) -> None:
         """Ctrl+N / Ctrl+P: the next or previous buffer, wrapping around."""
@@ -893,7 +918,7 @@ class Session:
     # ------------------------------------------------------------------ internals: buffers
 
     def _new_buffer(self, kind: BufferKind, name: str, key: str) -> Buffer:
-        buf = Buffer(kind, name, scrollback=self.config.scrollback)
+        buf = Buffer(kind, name, scrollback=self.config.scrollback, fold=self.fold)
         self.buffers.append(buf)
         self._by_key[key] = buf
         self.emit(BufferOpened(buf))
@@ -924,7 +949,7 @@ class Session:
     def _add(self, buf: Buffer, line: Line, *, count: bool = True) -> bool:
         if not buf.append(line):
             return False
-        if buf is not self.current and count and not line.own:
+        if buf is not self.current and count and not line.own and not self.hidden(buf, line):
             if line.kind in MESSAGE_KINDS:
                 buf.unread += 1
             if line.highlight:
@@ -1830,12 +1855,12 @@ class Session:
         old_key, new_key = self.fold(old), self.fold(new)
         me = self.is_me(old)
         hidden = self._ignored(msg)
-        text = f"is now known as {new}"
+        text = NICK_CHANGE + new
         if me:
             self.nick = self._wanted_nick = new
             self._rebuild_highlight()
             self._status()
-            self._add(self.server, self._line(msg, now, Kind.NICK, text, nick=old))
+            self._add(self.server, self._line(msg, now, Kind.NICK, text, nick=old, own=True))
         for buf in list(self.buffers):
             if buf.is_channel and old_key in buf.members:
                 member = buf.members.pop(old_key)
@@ -1844,7 +1869,8 @@ class Session:
                 buf.version += 1
                 self.emit(BufferChanged(buf))
                 if not hidden:
-                    self._add(buf, self._line(msg, now, Kind.NICK, text, nick=old, buf=buf))
+                    line = self._line(msg, now, Kind.NICK, text, nick=old, buf=buf, own=me)
+                    self._add(buf, line)
             elif buf.kind is BufferKind.QUERY and self.fold(buf.name) == old_key:
                 if new_key not in self._by_key or new_key == old_key:
                     del self._by_key[old_key]
@@ -2099,7 +2125,7 @@ class Session:
             if line.kind in MESSAGE_KINDS:
                 unread += 1
                 highlights += line.highlight
-            else:
+            elif not self.hidden(buf, line):
                 later = True
         before = (buf.unread, buf.highlights, buf.activity)
         buf.unread = min(buf.unread, unread)
@@ -2544,7 +2570,7 @@ class Session:
             "JOIN": lambda: f"has joined {p[0]}",
             "PART": lambda: "has left" + (f" ({p[1]})" if len(p) > 1 else ""),
             "QUIT": lambda: "has quit" + (f" ({p[0]})" if p else ""),
-            "NICK": lambda: f"is now known as {p[0]}",
+            "NICK": lambda: NICK_CHANGE + p[0],
             "TOPIC": lambda: f"changed the topic to: {p[1]}",
             "KICK": lambda: f"has kicked {p[1]}",
             "MODE": lambda: "sets mode " + " ".join(p[1:]),

@@ -136,7 +136,7 @@ class ChatUI:
         self.connection = connection
         self.session = connection.session
         self.config = config
-        self.views = Views()
+        self.views = Views(self.session.hidden)  # (joins and parts the filter hides)
         self._member_versions: dict[Buffer, int] = {}
         self.show_nicklist = config.nicklist
         self.history = InputHistory()

@@ -11,17 +11,22 @@ below the pane). Older history prepended at the top therefore never moves the vi
 live lines arriving while scrolled up increase the offset so the view stays still.
 A line taller than the pane (a long multi-line message) is paged through by rows:
 ``View.cut`` rows of the bottom line are hidden below the pane meanwhile.
+
+Lines the join/part filter hides (``Session.hidden``, client/smartfilter.py) stay in
+the buffer and count in the offset like any line, but are never drawn: the pane walks
+past them, paging moves by the lines shown, and "N below" counts only those.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import islice
 
 from prompt_toolkit.layout.controls import UIContent, UIControl
 
-from ..model import Buffer, BufferKind, HistoryAdded, State
+from ..model import Buffer, BufferKind, HistoryAdded, Line, State
 from ..session import Session
 from .render import Fragments, LineRenderer, fit, safe, span_fragments, text_width
 
@@ -38,6 +43,8 @@ class View:
     at_top: bool = True  # the oldest line was visible in the last render
     height: int = 0  # pane rows in the last render
     top_first: bool = False  # PageDown came: show a tall bottom line from its top
+    below_key: tuple[int, int] = (-1, -1)  # (buffer version, offset) `below` counted at
+    below: int = 0  # lines drawn (not hidden) among the `offset` lines below the pane
 
     @property
     def scrolled(self) -> bool:
@@ -45,11 +52,17 @@ class View:
         return self.offset > 0 or self.cut > 0
 
 
-class Views:
-    """Per-buffer scroll state; forgets closed buffers."""
+def _never(buffer: Buffer, line: Line) -> bool:
+    return False
 
-    def __init__(self) -> None:
+
+class Views:
+    """Per-buffer scroll state; forgets closed buffers. ``hidden(buffer, line)``: a line
+    not drawn (``Session.hidden``; the pane asks it too)."""
+
+    def __init__(self, hidden: Callable[[Buffer, Line], bool] = _never) -> None:
         self._views: dict[Buffer, View] = {}
+        self.hidden = hidden
 
     def __call__(self, buffer: Buffer) -> View:
         view = self._views.get(buffer)
@@ -86,8 +99,18 @@ class Views:
         if view.tall and view.clipped > 0:  # inside a line taller than the pane
             view.cut += min(view.clipped, page)
             return
+        # The top line shown whole becomes the bottom one (counting drawn lines only).
         step = max(1, view.shown - 1)
-        view.offset = min(view.offset + step, max(0, len(buffer.lines) - 1))
+        hidden = self.hidden
+        offset = view.offset
+        drawn = -1  # lines drawn from the bottom one up (it is 0)
+        for i, line in enumerate(islice(reversed(buffer.lines), view.offset, None), view.offset):
+            if not hidden(buffer, line):
+                offset = i
+                drawn += 1
+                if drawn == step:
+                    break
+        view.offset = offset  # (fewer above: the top line drawn)
         view.cut = 0
 
     def page_down(self, buffer: Buffer) -> None:
@@ -95,9 +118,27 @@ class Views:
         if view.cut > 0:  # inside a line taller than the pane
             view.cut = max(0, view.cut - max(1, view.height - 1))
             return
-        offset = max(0, view.offset - max(1, view.shown - 1))
+        # The line ``step`` drawn lines below the bottom one becomes the bottom one.
+        step = max(1, view.shown - 1)
+        hidden = self.hidden
+        nearest: deque[int] = deque(maxlen=step)  # drawn lines below (offsets), nearest last
+        for i, line in enumerate(islice(reversed(buffer.lines), view.offset)):
+            if not hidden(buffer, line):
+                nearest.append(i)
+        offset = nearest[0] if len(nearest) == step else 0
         view.top_first = offset < view.offset
         view.offset = offset
+
+    def below(self, buffer: Buffer) -> int:
+        """Lines drawn (not hidden) below the pane: those scrolled past."""
+        view = self(buffer)
+        key = (buffer.version, view.offset)
+        if view.below_key != key:
+            hidden = self.hidden
+            below = islice(reversed(buffer.lines), view.offset)
+            view.below = sum(1 for line in below if not hidden(buffer, line))
+            view.below_key = key
+        return view.below
 
     def bottom(self, buffer: Buffer) -> None:
         view = self(buffer)
@@ -127,24 +168,28 @@ class MessagePane(UIControl):
         n = len(lines)
         offset = view.offset = max(0, min(view.offset, n - 1)) if n else 0
         rows_of = self.renderer.rows
+        is_hidden = self.views.hidden
         blocks: list[list[Fragments]] = []  # newest first
         used = 0
         shown = 0
-        consumed = 0
+        consumed = 0  # lines walked past (drawn or hidden)
         marker = buf.read_marker
-        newer = offset > 0  # lines below this one exist (shown or scrolled past)
+        newer = False  # lines drawn below this one (shown, or scrolled past: see below)
         cut = 0
         tall = False
         for line in islice(reversed(lines), offset, None):
-            if line is marker and newer:
+            if line is marker and (newer or (offset > 0 and self.views.below(buf) > 0)):
                 # Everything below arrived after we last left the buffer.
                 blocks.append([[("class:read_marker", fit(READ_MARKER * width, width))]])
                 used += 1
                 if used >= height:
                     break
+            if is_hidden(buf, line):  # (a join or part the filter hides)
+                consumed += 1
+                continue
             rows = rows_of(line, width)
             room = height - used
-            if not consumed and len(rows) > room:  # the bottom line is taller than the pane
+            if not newer and len(rows) > room:  # the bottom line is taller than the pane
                 tall = True
                 hidden = len(rows) - room  # at most: its top row at the pane's top
                 cut = hidden if view.top_first else min(view.cut, hidden)
@@ -157,11 +202,19 @@ class MessagePane(UIControl):
                 shown += 1
             if used >= height:
                 break
-        at_top = offset + consumed >= n and used <= height
+        at_top = used <= height and (
+            offset + consumed >= n
+            # (only hidden lines above)
+            or all(is_hidden(buf, ln) for ln in islice(reversed(lines), offset + consumed, None))
+        )
         if at_top and used < height and offset > 0:
             # Scrolled past the top: show the first page instead of empty rows.
             while offset > 0:
-                rows = rows_of(lines[n - offset], width)
+                line = lines[n - offset]
+                if is_hidden(buf, line):
+                    offset -= 1
+                    continue
+                rows = rows_of(line, width)
                 if used + len(rows) > height:
                     break
                 offset -= 1
@@ -396,8 +449,9 @@ def status_fragments(
     if typing:
         item(typing_text([safe(n) for n in typing]), "class:typing")
     view = views.get(cur)
-    if view is not None and view.scrolled:
-        below = view.offset + (view.cut > 0)  # (a tall line partly below counts)
+    # (Lines drawn below: those the join/part filter hides do not count.)
+    below = views.below(cur) + (view.cut > 0) if view is not None and view.scrolled else 0
+    if below:  # (a tall line partly below counts)
         frags.append(("", " "))
         frags.append(("class:more", f"-- more: {below} below ({more_key}) --"))
     return frags

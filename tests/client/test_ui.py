@@ -240,8 +240,9 @@ async def test_join_send_and_receive(server: RunningServer, uis: list[UIClient],
     bob = await raw("bob")
     await bob.join("#t")
     await alice.wait(lambda: "bob" in members_of(alice, "#t"), "bob in #t")
-    await alice.wait_screen("bob has joined #t")
     await alice.wait_screen("2 users")  # nick list header
+    # (bob has not spoken: the smart filter hides his join until he does)
+    assert "bob has joined #t" not in alice.text()
 
     alice.keys("hello bob, from the UI" + ENTER)
     msg = await bob.expect("PRIVMSG", lambda m: m.params[0] == "#t")
@@ -250,6 +251,7 @@ async def test_join_send_and_receive(server: RunningServer, uis: list[UIClient],
 
     await bob.send("PRIVMSG #t :hi alice, from a raw client")
     await alice.wait_screen("<bob> hi alice, from a raw client")
+    await alice.wait_screen("bob has joined #t")  # he spoke right after joining
     await bob.send("PRIVMSG #t :\x01ACTION waves\x01")
     await alice.wait_screen("* bob waves")
 
@@ -517,6 +519,79 @@ async def test_pageup_at_top_loads_older_history_without_moving_the_view(
     alice.keys(PAGE_DOWN * 10)
     await alice.wait_screen("more:", present=False)
     await alice.wait_screen("old-39")
+
+
+async def test_a_channel_full_of_hidden_joins_shows_its_messages_and_pages_by_them(
+    server: RunningServer,
+    uis: list[UIClient],
+    raw: Raw,
+) -> None:
+    # 12 rows: a 9-row pane.
+    alice = await start_ui(uis, server, "alice", rows=12, columns=100)
+    buf = await alice.join("#f")
+    bob = await raw("bob")
+    await bob.join("#f")
+    zed = await raw("zed")  # comes and goes, never says a word
+    for i in range(20):
+        for _ in range(2):
+            await zed.join("#f")
+            await zed.send("PART #f")
+        await bob.send(f"PRIVMSG #f :line-{i:02d}")
+    await bob.sync()
+    await alice.wait_screen("line-19")
+    assert sum(ln.nick == "zed" for ln in buf.lines) == 80  # kept, not drawn
+    pane = "\n".join(alice.screen()[1:-2])
+    assert "zed" not in pane and "line-11" in pane and "line-10" not in pane
+    assert "more:" not in alice.text()
+
+    # PageUp: the top line drawn becomes the bottom one, past the hidden lines.
+    await alice.press(PAGE_UP)
+    pane = "\n".join(alice.screen()[1:-2])
+    assert "line-03" in pane and "line-11" in pane and "line-12" not in pane
+    assert "zed" not in pane
+    assert "-- more: 8 below" in alice.text()  # the messages below, not the joins
+    await alice.press(PAGE_DOWN)
+    await alice.wait_screen("line-19")
+    assert "more:" not in alice.text()
+
+    # Shown again for this session: the joins are drawn.
+    await alice.command("/filter all")
+    await alice.wait_screen("zed has left #f")
+
+
+async def test_pageup_goes_on_through_history_pages_of_hidden_joins(
+    server: RunningServer,
+    uis: list[UIClient],
+    raw: Raw,
+) -> None:
+    bob = await raw("bob")
+    await bob.join("#g")
+    for i in range(5):
+        await bob.send(f"PRIVMSG #g :old-{i:02d}")
+    zed = await raw("zed")
+    for _ in range(20):
+        await zed.join("#g")
+        await zed.send("PART #g")
+    for i in range(2):
+        await bob.send(f"PRIVMSG #g :new-{i:02d}")
+    await bob.sync()
+
+    # Pages of 10: the latest holds zed's comings and goings (hidden) and the 2 new
+    # messages; the older ones only his. Each PageUp at the top asks for the next.
+    alice = await start_ui(uis, server, "alice", rows=12, columns=100, history_lines=10)
+    buf = await alice.join("#g")
+    await alice.wait_screen("new-01")
+    view = alice.ui.views(buf)
+    for _ in range(8):
+        if "old-04" in alice.text():
+            break
+        assert view.at_top and "zed" not in alice.text()
+        await alice.press(PAGE_UP)
+        await alice.wait(lambda: not buf.history_loading, "the history batch")
+        await alice.redrawn()
+    await alice.wait_screen("old-04")
+    assert "zed" not in alice.text()
+    assert sum(ln.nick == "zed" for ln in buf.lines) == 40
 
 
 async def test_nicklist_toggles(server: RunningServer, uis: list[UIClient], raw: Raw) -> None:

@@ -1,0 +1,86 @@
+"""Which join, part, quit and nick-change lines of a channel are hidden from view.
+
+As WeeChat's ``irc.look.smart_filter`` (and irssi users' hide-joins scripts): in a
+busy channel most lines are people coming and going, and history (with IRCv3
+draft/event-playback) brings those back too. Three modes (config ``events``, the
+``/filter`` command for the session):
+
+* ``all``: every such line is shown.
+* ``smart`` (the default): the line of a nick who has not spoken in the channel lately
+  is hidden. It is shown when the nick sent a message there within ``minutes`` before
+  it (the old nick, for a nick change), and a join (or a nick change) also when the
+  nick speaks within ``minutes`` after it, so the join of someone who then talks shows
+  up once they do. Times are the lines' own (server time), so history lines follow the
+  same rule as live ones.
+* ``none``: all of them are hidden.
+
+Our own lines, kicks, topic and mode changes are always shown, and so are the notify
+list's "is online" lines (a ``Kind.JOIN`` too); queries and the server buffer are
+never filtered. Hiding is a display matter only: the lines stay in the buffer (chat
+logs, search, history paging and msgid dedup see them all); the message pane skips
+them, and a hidden line does not make a buffer look active.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .model import NICK_CHANGE, Buffer, BufferKind, Kind, Line
+
+
+class Events(StrEnum):
+    """Which joins, parts, quits and nick changes are shown."""
+
+    ALL = "all"
+    SMART = "smart"
+    NONE = "none"
+
+
+DEFAULT_MINUTES = 5
+
+# The kinds filtered, with how the session's text for each begins (a line of such a
+# kind with other text, e.g. the notify list's "bob is online", is never hidden).
+FILTERED: dict[Kind, str] = {
+    Kind.JOIN: "has joined ",
+    Kind.PART: "has left",
+    Kind.QUIT: "has quit",
+    Kind.NICK: NICK_CHANGE,
+}
+
+
+@dataclass(slots=True)
+class EventFilter:
+    mode: Events = Events.SMART
+    minutes: int = DEFAULT_MINUTES  # smart: "spoke lately" is within this many minutes
+
+    def hides(self, buf: Buffer, line: Line) -> bool:
+        """Whether ``line`` of ``buf`` is left out of view."""
+        if self.mode is Events.ALL or buf.kind is not BufferKind.CHANNEL or line.own:
+            return False
+        mark = FILTERED.get(line.kind)
+        if mark is None or not line.text.startswith(mark):
+            return False
+        if self.mode is Events.NONE:
+            return True
+        window = self.minutes * 60.0
+        at = line.time
+        if buf.spoke(line.nick, at - window, at):
+            return False
+        if line.kind is Kind.JOIN:
+            return not buf.spoke(line.nick, at, at + window)
+        if line.kind is Kind.NICK:
+            return not buf.spoke(line.text[len(mark) :], at, at + window)
+        return True
+
+    def describe(self) -> str:
+        """What the mode shows, as a sentence."""
+        if self.mode is Events.ALL:
+            return "Showing all joins, parts, quits and nick changes (/filter all)"
+        if self.mode is Events.NONE:
+            return "Hiding joins, parts, quits and nick changes in channels (/filter none)"
+        minutes = f"{self.minutes} minute" + ("" if self.minutes == 1 else "s")
+        return (
+            "Showing joins, parts, quits and nick changes in channels only of nicks who"
+            f" spoke there within {minutes} of them (/filter smart)"
+        )
