@@ -65,6 +65,7 @@ class ClusterState:
         self.stale: set[str] = set()
         self.recent: dict[str, tuple[deque[str], set[str]]] = {}
         self.heard_ms: dict[str, int] = {}  # node -> when its last in-order event came
+        self.runs: dict[str, str] = {}  # node -> the run of it we know (event key "e")
         # Channel -> msgid floor for its recovery, when it had no message here yet.
         self.recover_from: dict[str, str] = {}
         self.remote_ids = itertools.count(-1, -1)  # conn ids of remote Client objects
@@ -96,7 +97,9 @@ def _state(core: ServerCore) -> ClusterState:
 # ---------------------------------------------------------------------- outgoing
 
 
-_ENVELOPE = frozenset("kngcu")  # every event's own keys (kind, node, counters, user)
+# Every event's own keys: kind, node, counters, user, and the node's run (``e``: the
+# counters start again when a node restarts, under the same node id).
+_ENVELOPE = frozenset("kngcue")
 
 
 def publish(
@@ -111,7 +114,10 @@ def publish(
         seqs[folded] = seq
     if fields.keys() & _ENVELOPE:  # a field named like these would silently replace it
         raise ValueError(f"cluster event fields {sorted(fields.keys() & _ENVELOPE)} are reserved")
-    event: Event = {"k": kind, "n": core.node_id, "g": state.g, "c": seqs, "u": uid, **fields}
+    event: Event = {
+        "k": kind, "n": core.node_id, "g": state.g, "c": seqs, "u": uid, "e": core.run_id,
+        **fields,
+    }
     core.emit(Publish(event))
 
 
@@ -136,6 +142,7 @@ def snapshot(core: ServerCore) -> Event:
                 chans[folded] = channel_record(channel)
     return {
         "k": "snapshot", "n": core.node_id, "g": state.g, "c": dict(state.chan_seq),
+        "e": core.run_id,
         "name": core.config.name, "users": users, "chans": chans,
         "bans": [b.to_record() for b in core.bans],
         "unbans": [r.to_record() for r in core.bans.removals()],
@@ -201,6 +208,21 @@ def _recover(core: ServerCore, folded: str, heard_ms: int | None) -> None:
         known = state.recover_from.get(folded)
         state.recover_from[folded] = floor if known is None else min(known, floor)
     core.emit(Recover(folded))
+
+
+def _same_run(core: ServerCore, node: str, event: Event) -> None:
+    """A node restarted under its id (a new run, say within --cluster-dead-after): its
+    counters start again, so what we knew of it is forgotten and its old users quit,
+    and the new run is taken as a node never heard of (its snapshot is read)."""
+    run = event.get("e")
+    if not isinstance(run, str):
+        return  # a node from before runs were sent: as before
+    state = _state(core)
+    known = state.runs.get(node)
+    if known is not None and known != run:
+        log.warning("node %s restarted (a new run): its earlier users quit", node)
+        node_gone(core, node, "*.net *.split")
+    state.runs[node] = run
 
 
 def _shared_channels(core: ServerCore, node: str) -> set[str]:
@@ -286,6 +308,7 @@ def remote_event(core: ServerCore, event: Event) -> None:
     node = event.get("n")
     if not isinstance(node, str) or node == core.node_id:
         return
+    _same_run(core, node, event)
     state = _state(core)
     kind = event.get("k")
     g = event.get("g")
@@ -759,6 +782,7 @@ def node_gone(core: ServerCore, node: str, reason: str) -> None:
         _quit_remote(core, client, reason, None)
     state = _state(core)
     state.seen_g.pop(node, None)
+    state.heard_ms.pop(node, None)
     state.stale.discard(node)
     state.names.pop(node, None)
     state.ban_views.pop(node, None)
@@ -771,6 +795,7 @@ def remote_snapshot(core: ServerCore, snap: Event) -> None:
     node = snap.get("n")
     if not isinstance(node, str) or node == core.node_id:
         return
+    _same_run(core, node, snap)
     state = _state(core)
     name = snap.get("name")
     if isinstance(name, str) and name:

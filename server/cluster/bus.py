@@ -132,7 +132,8 @@ class ClusterBus:
                 async with asyncio.timeout(2):
                     await self.redis.delete(NODE_KEY + self.node)
                     await self.redis.srem(NODES_KEY, self.node)
-                    await self.redis.publish(CHANNEL, encode({"k": "bye", "n": self.node}))
+                    bye = {"k": "bye", "n": self.node, "e": self.core.run_id}
+                    await self.redis.publish(CHANNEL, encode(bye))
                     for client in self.core.clients.values():
                         if client.folded:
                             await self.redis.eval(
@@ -322,7 +323,8 @@ class ClusterBus:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.set(NODE_KEY + self.node, encode(snap), px=ttl)
             pipe.sadd(NODES_KEY, self.node)
-            pipe.publish(CHANNEL, encode({"k": "hb", "n": self.node, "g": snap["g"]}))
+            pipe.publish(CHANNEL, encode({"k": "hb", "n": self.node, "g": snap["g"],
+                                          "e": snap["e"]}))
             await pipe.execute()
 
     async def _heartbeat(self) -> None:

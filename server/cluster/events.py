@@ -3,7 +3,9 @@
 An event is a JSON object. Every event carries ``n`` (the originating node), ``g``
 (that node's event counter) and ``c`` (``{folded channel: seq}``, the node's
 per-channel counter for each channel the event touches), so a receiver can tell
-when it missed something. ``k`` names the kind: up, nick, quit, join, part, kick,
+when it missed something, and ``e`` (the node's run: its counters start again when
+it restarts under the same id, which a new ``e`` tells; heartbeats and snapshots
+carry it too). ``k`` names the kind: up, nick, quit, join, part, kick,
 topic, mode, msg, kill, away, account, newacct, dropacct, markread, chanreg, chandrop,
 memo, invite, setname, umode, accept, callerid, informed, wallops, knock, ban, unban,
 snotice, want (from the core) and hb, bye (from the bus); hello is still understood.

@@ -303,3 +303,36 @@ def test_a_message_missed_in_a_channel_with_none_seen_yet_is_recovered(
     assert got.count(b"lost") == 1 and b"before" not in got
     b.recovered("#c", [row])  # once only
     assert output(b, 1) == b""
+
+
+def test_a_node_restarted_under_its_id_is_heard_again() -> None:
+    """Restarted within --cluster-dead-after under the same id, a node's counters start
+    again: its events used to be dropped as duplicates and its snapshot as stale, for
+    good (its new users invisible, its old ones ghosts). A new run resets our view."""
+    a, b = two_nodes_in_a_channel()
+    for n in range(5):
+        a.data_received(1, f"PRIVMSG #c :before {n}\r\n".encode())
+    relay_events(a, b)
+    output(b, 1)
+    again = make_core("a")  # the same node id, a new run, counters from zero
+    assert again.run_id != a.run_id
+    register(again, 1, "carol")
+    again.data_received(1, b"JOIN #c\r\nPRIVMSG #c :hello again\r\n")
+    relay_events(again, b)
+    seen = output(b, 1)
+    assert b"alice" in seen and b"QUIT" in seen  # the old run's user is gone
+    assert b"JOIN #c" in seen and b"hello again" in seen
+    assert {c.nick for c in b.channels["#c"].members} == {"bob", "carol"}
+    assert "alice" not in b.nicks and "carol" in b.nicks
+
+
+def test_a_snapshot_of_a_new_run_replaces_the_old_one() -> None:
+    a, b = two_nodes_in_a_channel()
+    for n in range(3):
+        a.data_received(1, f"PRIVMSG #c :m{n}\r\n".encode())
+    relay_events(a, b)
+    again = make_core("a")
+    register(again, 1, "dora")
+    again.take_effects()
+    b.remote_snapshot(again.cluster_snapshot())
+    assert "alice" not in b.nicks and "dora" in b.nicks

@@ -804,3 +804,32 @@ async def test_an_account_registered_by_a_client_that_left_is_known_everywhere(
 
     await eventually(reserved_on_n2)
     await other.close()
+
+
+async def test_a_node_restarted_at_once_under_its_id_is_heard_again(cluster: Cluster) -> None:
+    """Killed and back within --cluster-dead-after (as a container restart does): its
+    counters start again, yet the other node must not take its new events for old
+    ones. The old run's user quits, the new run's users are seen and heard."""
+    p1 = cluster.start("n1", cluster_dead_after=30.0)
+    p2 = cluster.start("n2", cluster_dead_after=30.0)
+    watcher = await connect(p1, "watcher")
+    await watcher.join("#rs")
+    before = await connect(p2, "before")
+    await before.join("#rs")
+    await watcher.expect("JOIN", lambda m: (m.source or "").startswith("before!"))
+    for n in range(5):
+        await before.send(f"PRIVMSG #rs :old {n}")
+    await watcher.expect("PRIVMSG", lambda m: m.params[-1] == "old 4")
+    cluster.stop("n2", announce=False)  # a crash: no bye
+    p2 = cluster.start("n2", cluster_dead_after=30.0)
+    quit_ = await watcher.expect("QUIT", lambda m: (m.source or "").startswith("before!"),
+                                 timeout=10)  # fmt: skip
+    assert quit_.params == ["*.net *.split"]
+    after = await connect(p2, "after")
+    await after.join("#rs")
+    await watcher.expect("JOIN", lambda m: (m.source or "").startswith("after!"), timeout=10)
+    await after.send("PRIVMSG #rs :new run")
+    assert (await watcher.expect("PRIVMSG", timeout=10)).params == ["#rs", "new run"]
+    assert await names(watcher, "#rs") == {"watcher", "after"}
+    for c in (watcher, after):
+        await c.close()
