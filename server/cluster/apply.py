@@ -816,8 +816,14 @@ def remote_snapshot(core: ServerCore, snap: Event) -> None:
     state.stale.discard(node)
     state.seen_g[node] = g
     _merge_bans(core, snap)
+    heard = state.heard_ms.get(node)
     for folded, seq in snap.get("c", {}).items():
+        before = state.seen_chan.get((node, folded))
         state.seen_chan[(node, folded)] = int(seq)
+        if before is not None and int(seq) > before and folded in core.channels:
+            # Events in it that never came (published while Redis was away, or while
+            # we were not subscribed): its messages are in the store.
+            _recover(core, str(folded), heard)
     chans: dict[str, Any] = snap.get("chans", {})
     want = {str(u["uid"]): u for u in snap.get("users", ())}
     for uid, gone in list(core.remote.items()):

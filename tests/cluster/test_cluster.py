@@ -833,3 +833,31 @@ async def test_a_node_restarted_at_once_under_its_id_is_heard_again(cluster: Clu
     assert await names(watcher, "#rs") == {"watcher", "after"}
     for c in (watcher, after):
         await c.close()
+
+
+async def test_messages_sent_while_redis_was_away_reach_the_other_node(
+    cluster: Cluster,
+) -> None:
+    """Published into a Redis that was not there: lost in transit, but stored. When
+    Redis is back the other node sees from the snapshot that the channel moved on,
+    and delivers them from the store, late and once."""
+    p1, p2 = cluster.start("n1"), cluster.start("n2")
+    ra = await connect(p1, "ra")
+    rb = await connect(p2, "rb")
+    await ra.join("#rec")
+    await rb.join("#rec")
+    await ra.expect("JOIN", lambda m: (m.source or "").startswith("rb!"))
+    await ra.send("PRIVMSG #rec :before")
+    await rb.expect("PRIVMSG", lambda m: m.params[-1] == "before")
+    cluster.redis.stop()
+    for n in range(4):
+        await ra.send(f"PRIVMSG #rec :during {n}")
+    await ra.sync()
+    await asyncio.sleep(0.3)
+    cluster.redis.start()
+    got = [await rb.expect("PRIVMSG", timeout=10) for _ in range(4)]
+    assert [m.params[-1] for m in got] == [f"during {n}" for n in range(4)]
+    await ra.send("PRIVMSG #rec :after")
+    assert (await rb.expect("PRIVMSG", timeout=5)).params[-1] == "after"  # none twice
+    for c in (ra, rb):
+        await c.close()
