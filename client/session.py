@@ -54,7 +54,7 @@ from .model import (
 )
 from .multiline import Limits, MultilineMessage, WireLine
 from .notify import NotifyList, Watched, chunks
-from .outbox import Outbox, Piece
+from .outbox import JOIN_ERRORS, Outbox, Piece
 from .passwords import is_nickserv, mask_message, nickserv_login
 from .replies import QUERY_NUMERICS, query_text
 from .sasl import SaslLogin
@@ -218,6 +218,7 @@ class Session:
         self.reconnect_delay: float | None = None  # set while waiting to reconnect
         self.malformed = 0  # lines that could not be parsed
         self.connects = 0  # connections made so far
+        self.registrations = 0  # connections that got as far as the end of the MOTD
         self.secure = False  # the current connection is TLS
         self.casemapping: Casemapping = "rfc1459"
         self.chantypes = "#&"
@@ -252,6 +253,10 @@ class Session:
         # The first configured channel (--join): shown once joined, unless the user has
         # gone to another buffer by then.
         self._switch_to_first: str | None = None
+        # Configured channels (--join) not answered yet (our JOIN, or a refusal): joined
+        # at every registration until then, as a connection may end before it gets
+        # that far (an STS upgrade, a restart) or before the server answers.
+        self._autojoin: list[str] = list(dict.fromkeys(c for c in config.channels if c))
         self._pings: dict[str, float] = {}
         self._ping_seq = 0
         self._offset = 0.0  # server clock - local clock, from server-time tags
@@ -1362,10 +1367,10 @@ class Session:
         self._motd_done = True
         if self.away_message and not self._away_sent:
             self._send("AWAY", self.away_message)  # the new connection starts present
+        self.registrations += 1
         names: list[str] = []
         keys: list[str] = []
         seen: set[str] = set()
-        first = self.connects == 1
         for buf in self.buffers:
             if buf.kind is BufferKind.CHANNEL and buf.rejoin:
                 names.append(buf.name)
@@ -1373,15 +1378,22 @@ class Session:
                 seen.add(self.fold(buf.name))
         if self.config.user_modes:  # the server forgot them with the last connection
             self._send("MODE", self.nick, self.config.user_modes)
-        if first:
-            wanted = [name for name in self.config.channels if name]
-            if wanted and self.config.show_first_channel and self.current is self.server:
-                self._switch_to_first = self.fold(wanted[0])
-            for name in self.config.channels:
-                if name and self.fold(name) not in seen:
-                    names.append(name)
-                    keys.append("")
-                    seen.add(self.fold(name))
+        # The configured channels: on the first registration, and on later ones those
+        # no connection got an answer for yet (not the first connection's: it may have
+        # ended before registering).
+        wanted = [name for name in self._autojoin if self.fold(name) not in seen]
+        first_wanted = self.config.channels[0] if self.config.channels else ""
+        if (
+            wanted
+            and self.config.show_first_channel
+            and self.current is self.server
+            and self.fold(wanted[0]) == self.fold(first_wanted)
+        ):
+            self._switch_to_first = self.fold(wanted[0])
+        for name in wanted:
+            names.append(name)
+            keys.append("")
+            seen.add(self.fold(name))
         if names:
             self._send_joins(names, keys)
         if self.notify:
@@ -1391,8 +1403,15 @@ class Session:
                 self._history.for_query(buf, now)
                 self._ask_marker(buf)
         self.outbox.registered(now)
-        if not first:
+        if self.registrations > 1:
             self._history.ask_targets(now)
+
+    def _autojoin_answered(self, name: str) -> None:
+        """Our JOIN for ``name`` came, or the server refused it: a configured channel is
+        not joined again by later registrations (a rejoin follows the buffer)."""
+        if self._autojoin:
+            key = self.fold(name)
+            self._autojoin = [c for c in self._autojoin if self.fold(c) != key]
 
     def _watch(self, nicks: list[str]) -> None:
         if self.monitor_supported:
@@ -1566,6 +1585,8 @@ class Session:
         code = msg.command
         p = msg.params
         handler = _NUMERICS.get(code)
+        if code in JOIN_ERRORS and len(p) > 2:
+            self._autojoin_answered(p[1])
         if self.outbox.refused(code, p, self._label) and handler is None:
             return  # the message's line says why it was not sent
         if handler is not None:
@@ -1750,6 +1771,7 @@ class Session:
                     self._local(Kind.ERROR, f"Cannot open a buffer for {plain(name)[:64]}", now),
                 )
                 return
+            self._autojoin_answered(name)
             rejoin = buf.rejoin
             buf.joined = True
             buf.rejoin = False

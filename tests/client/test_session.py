@@ -527,6 +527,37 @@ def test_parted_channels_are_not_rejoined() -> None:
     assert feed(s, CHAT_BURST)[-1] == "JOIN #a"
 
 
+def test_configured_channels_wait_for_a_connection_that_registers() -> None:
+    """The first connection ends before the end of the MOTD (an STS upgrade, a restart,
+    a K-line): the channels are joined on the first one that registers."""
+    s = make(channels=("#t", "#u"))
+    s.connection_made(NOW)
+    s.take_outgoing()
+    assert feed(s, [":srv CAP * LS :sts=port=6697"]) == []  # told to move to TLS
+    s.connection_lost(NOW, "connection closed")
+    s.connection_made(NOW + 1, secure=True)
+    s.take_outgoing()
+    feed(s, CHAT_BURST[:3], NOW + 1)  # welcomed, but lost before the end of the MOTD
+    s.connection_lost(NOW + 2, "Connection reset by peer")
+    s.connection_made(NOW + 5, secure=True)
+    s.take_outgoing()
+    assert feed(s, CHAT_BURST, NOW + 5)[-1] == "JOIN #t,#u"
+
+
+def test_configured_channels_are_joined_until_the_server_answers() -> None:
+    """Registered, JOIN sent, lost before the answer: joined again. Once joined (#t) or
+    refused (#u), a configured channel is not asked for again: #t is rejoined as an
+    open channel, #u, refused, and #v, parted, are not."""
+    s = make(channels=("#t", "#u", "#v"))
+    s.connection_made(NOW)
+    assert feed(s, CHAT_BURST)[-1] == "JOIN #t,#u,#v"
+    assert reconnect(s)[-1] == "JOIN #t,#u,#v"
+    feed(s, [*CHAT_JOIN, ":test.server 473 alice #u :Cannot join channel (+i)",
+             ":alice!~a@h JOIN #v", ":alice!~a@h PART #v"])  # fmt: skip
+    assert reconnect(s)[-1] == "JOIN #t"
+    assert reconnect(s)[-1] == "JOIN #t"  # (not answered this time: rejoined as before)
+
+
 # ---------------------------------------------------------------------- messages
 
 

@@ -159,3 +159,24 @@ async def test_after_an_upgrade_the_client_never_falls_back_to_plaintext(
     finally:
         await alice.stop()
         srv.close()
+
+
+async def test_channels_are_joined_after_the_upgrade(tmp_path: Path) -> None:
+    """--join #t, pointed at plaintext: the first connection ends at CAP LS (STS), the
+    TLS one registers and joins #t (it joined nothing, the first connection counted)."""
+    pair = make_cert(tmp_path)
+    if pair is None:
+        pytest.skip("openssl cannot make a test certificate here")
+    cert, key = pair
+    config = ServerConfig(name="test.server", tls_port=0, tls_cert=str(cert), tls_key=str(key),
+                          sts_duration=300)
+    running = start_server(config, "asyncio", db="")
+    alice = ChatClient.start(running.port, "alice", ("#t",))
+    alice.conn._ssl = ssl.create_default_context(cafile=str(cert))
+    try:
+        buf = await alice.joined("#t")
+        assert alice.session.secure and alice.session.connects == 2
+        assert buf.joined
+    finally:
+        await alice.stop()
+        running.handle.stop()
