@@ -26,6 +26,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from server.config import ServerConfig
@@ -88,8 +90,13 @@ class ClusterBus:
         self.history = history
         self.changed = changed  # schedule a flush of the core's output
         self.node = core.node_id
+        # One retry on a fresh connection: after Redis restarts, every pooled connection
+        # is dead, and its first command failed (a nick release lost until the lease
+        # ran out; a claim "granted locally" that split the nick between two nodes).
+        # Every command here may run twice: SET NX, the scripts and PUBLISH are safe so.
         self.redis: Any = aioredis.from_url(
-            config.redis, socket_timeout=2.0, socket_connect_timeout=2.0
+            config.redis, socket_timeout=2.0, socket_connect_timeout=2.0,
+            retry=Retry(NoBackoff(), 1),
         )
         self._queue: asyncio.Queue[bytes] = asyncio.Queue()
         self._tasks: set[asyncio.Task[Any]] = set()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from dataclasses import replace
 
 import pytest
 import redis
 
-from server.cluster.events import CHANNEL, NODE_KEY, encode
+from server.cluster.events import CHANNEL, NICK_KEY, NODE_KEY, encode
+from server.transport.background import BackgroundServer
 from tests.cluster.conftest import Cluster
 from tests.ircclient import IRCTestClient
 from tests.server.helpers import ask, service_says
@@ -861,3 +863,67 @@ async def test_messages_sent_while_redis_was_away_reach_the_other_node(
     assert (await rb.expect("PRIVMSG", timeout=5)).params[-1] == "after"  # none twice
     for c in (ra, rb):
         await c.close()
+
+
+class CuttingProxy:
+    """TCP between a node and the real Redis that cuts, once when armed, the connection
+    on which a command containing ``marker`` comes: a pooled connection Redis closed
+    (it restarted) that the pool did not know about yet."""
+
+    def __init__(self, redis_port: int, marker: bytes) -> None:
+        self.redis_port = redis_port
+        self.marker = marker
+        self.armed = False
+        self.cut = 0
+
+    async def start(self) -> int:
+        server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.server = server
+        return int(server.sockets[0].getsockname()[1])
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.redis_port)
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, up: bool) -> None:
+            while data := await src.read(65536):
+                if up and self.armed and self.marker in data:
+                    self.armed = False
+                    self.cut += 1
+                    writer.close()
+                    up_writer.close()
+                    return
+                dst.write(data)
+                await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pump(reader, up_writer, True), pump(up_reader, writer, False),
+                             return_exceptions=True)  # fmt: skip
+
+
+async def test_a_nick_release_survives_a_connection_redis_closed(cluster: Cluster) -> None:
+    """A command on a pooled connection that Redis had closed (it restarted) is sent
+    again on a new one: the release of a quitting user's nick failed so, and the nick
+    stayed claimed for its whole lease (a claim failing so was "granted locally",
+    splitting the nick between two nodes)."""
+    proxy = CuttingProxy(cluster.redis.port, b"EVAL")
+    proxy_port = await proxy.start()
+    config = replace(cluster.config("n2", nick_lease=30.0, cluster_heartbeat=30.0),
+                     redis=f"redis://127.0.0.1:{proxy_port}/0")  # fmt: skip
+    node = BackgroundServer(config, "asyncio")
+    port = node.start()
+    cluster.nodes["n2"] = node
+    try:
+        zed = await connect(port, "zed")
+        r = redis.Redis(port=cluster.redis.port)
+        assert r.get(NICK_KEY + "zed") is not None
+        proxy.armed = True
+        await zed.send("QUIT :bye")
+        await zed.wait_closed()
+
+        async def released() -> bool:
+            return r.get(NICK_KEY + "zed") is None
+
+        await eventually(released, timeout=5)  # not the 30 s lease
+        assert proxy.cut == 1
+    finally:
+        proxy.server.close()
