@@ -1782,7 +1782,8 @@ class Session:
             buf.history_complete = False
             buf.version += 1
             self.emit(BufferChanged(buf))
-            self._add(buf, self._line(msg, now, Kind.JOIN, f"has joined {name}", nick=nick))
+            text = event_text("JOIN", msg.params) or ""
+            self._add(buf, self._line(msg, now, Kind.JOIN, text, nick=nick))
             if self.fold(name) in self._switch_on_join:
                 self._switch_on_join.discard(self.fold(name))
                 self.switch(buf)
@@ -1801,20 +1802,20 @@ class Session:
         buf.version += 1
         self.emit(BufferChanged(buf))
         if not self._ignored(msg):  # the member list follows; the line is not shown
-            line = self._line(msg, now, Kind.JOIN, f"has joined {name}", nick=nick, buf=buf)
+            text = event_text("JOIN", msg.params) or ""
+            line = self._line(msg, now, Kind.JOIN, text, nick=nick, buf=buf)
             self._add(buf, line)
 
     def _on_part(self, msg: Message, now: float) -> None:
         if not msg.params:
             return
         nick = self._source_nick(msg)
-        reason = msg.params[1] if len(msg.params) > 1 else ""
         hidden = self._ignored(msg)
         for name in msg.params[0].split(",")[:16]:
             buf = self.buffer(name)
             if buf is None or buf.kind is not BufferKind.CHANNEL:
                 continue
-            text = f"has left {name}" + (f" ({reason})" if reason else "")
+            text = event_text("PART", msg.params, name) or ""
             line = self._line(msg, now, Kind.PART, text, nick=nick, buf=buf)
             if self.is_me(nick):
                 buf.joined = False
@@ -1831,12 +1832,11 @@ class Session:
         if len(msg.params) < 2:
             return
         name, victim = msg.params[0], msg.params[1]
-        reason = msg.params[2] if len(msg.params) > 2 else ""
         buf = self.buffer(name)
         if buf is None or buf.kind is not BufferKind.CHANNEL:
             return
         nick = self._source_nick(msg)
-        text = f"has kicked {victim}" + (f" ({reason})" if reason else "")
+        text = event_text("KICK", msg.params) or ""
         line = self._line(msg, now, Kind.KICK, text, nick=nick, buf=buf)
         if self.is_me(victim):
             buf.joined = False
@@ -1854,8 +1854,7 @@ class Session:
         if not nick:
             return
         key = self.fold(nick)
-        reason = msg.params[0] if msg.params else ""
-        text = "has quit" + (f" ({reason})" if reason else "")
+        text = event_text("QUIT", msg.params) or ""
         hidden = self._ignored(msg)
         for buf in list(self.buffers):
             if (buf.is_channel and key in buf.members) or (
@@ -1877,7 +1876,7 @@ class Session:
         old_key, new_key = self.fold(old), self.fold(new)
         me = self.is_me(old)
         hidden = self._ignored(msg)
-        text = NICK_CHANGE + new
+        text = event_text("NICK", msg.params) or ""
         if me:
             self.nick = self._wanted_nick = new
             self._rebuild_highlight()
@@ -1909,7 +1908,7 @@ class Session:
             return
         target = msg.params[0]
         nick = self._source_nick(msg) or (msg.source or "")
-        text = "sets mode " + " ".join(msg.params[1:])
+        text = event_text("MODE", msg.params) or ""
         if not self.is_channel(target):
             if self.is_me(target):
                 self.user_modes = _apply_user_modes(self.user_modes, msg.params[1])
@@ -1959,7 +1958,7 @@ class Session:
         buf.topic_setter = plain(nick)[:MAX_NAME]
         buf.version += 1
         self.emit(BufferChanged(buf))
-        text = f"changed the topic to: {msg.params[1]}" if msg.params[1] else "cleared the topic"
+        text = event_text("TOPIC", msg.params) or ""
         self._add(buf, self._line(msg, now, Kind.TOPIC, text, nick=nick, buf=buf))
 
     def _on_away(self, msg: Message, now: float) -> None:
@@ -2587,21 +2586,13 @@ class Session:
         cmd = msg.command
         if cmd in ("PRIVMSG", "NOTICE"):
             return self._message(msg, now, history=buf)
-        p = msg.params
-        text = {
-            "JOIN": lambda: f"has joined {p[0]}",
-            "PART": lambda: "has left" + (f" ({p[1]})" if len(p) > 1 else ""),
-            "QUIT": lambda: "has quit" + (f" ({p[0]})" if p else ""),
-            "NICK": lambda: NICK_CHANGE + p[0],
-            "TOPIC": lambda: f"changed the topic to: {p[1]}",
-            "KICK": lambda: f"has kicked {p[1]}",
-            "MODE": lambda: "sets mode " + " ".join(p[1:]),
-        }.get(cmd)
-        if text is None:
-            return None
-        try:
-            body = text()
-        except IndexError:
+        # The text the live line has (a PART of several channels: this one's).
+        channel = ""
+        if cmd == "PART" and msg.params:
+            names = msg.params[0].split(",")
+            channel = next((n for n in names if self.fold(n) == self.fold(buf.name)), buf.name)
+        body = event_text(cmd, msg.params, channel)
+        if body is None:
             return None
         return self._line(msg, now, Kind(cmd.lower()), body, nick=nick, buf=buf, history=True)
 
@@ -2611,6 +2602,32 @@ class Session:
         p = msg.params
         if len(p) >= 2 and p[0].upper() == "TARGETS" and _safe_name(p[1]):
             self._history.on_target(p[1], now)
+
+
+def event_text(command: str, params: list[str], channel: str = "") -> str | None:
+    """The text after the nick of a join, part, quit, nick change, kick, topic or mode
+    line, the same for a live line and one from history; ``channel``: the PART's channel
+    this line is for (one of a list). None for other commands, or without the
+    parameters the line needs."""
+    p = params
+    if command == "JOIN" and p:
+        return f"has joined {p[0]}"
+    if command == "PART" and p:
+        reason = p[1] if len(p) > 1 else ""
+        return f"has left {channel or p[0]}" + (f" ({reason})" if reason else "")
+    if command == "QUIT":
+        reason = p[0] if p else ""
+        return "has quit" + (f" ({reason})" if reason else "")
+    if command == "NICK" and p:
+        return NICK_CHANGE + p[0]
+    if command == "KICK" and len(p) >= 2:
+        reason = p[2] if len(p) > 2 else ""
+        return f"has kicked {p[1]}" + (f" ({reason})" if reason else "")
+    if command == "TOPIC" and len(p) >= 2:
+        return f"changed the topic to: {p[1]}" if p[1] else "cleared the topic"
+    if command == "MODE" and len(p) >= 2:
+        return "sets mode " + " ".join(p[1:])
+    return None
 
 
 def _sorted(members: Iterable[Member], ranks: str) -> list[Member]:

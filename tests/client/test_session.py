@@ -20,8 +20,10 @@ from .helpers import (
     NOW,
     T0,
     chat_session,
+    chathistory_batch,
     feed,
     history_batch,
+    joined_session,
     make,
     messages,
     ngircd_session,
@@ -341,6 +343,42 @@ def test_history_lines_are_not_unread_but_live_ones_are() -> None:
     assert buf.unread == 0 and buf.highlights == 0
     feed(s, [privmsg("bob", "#t", "new alice", "M2", T0 + 2)])
     assert buf.unread == 1 and buf.highlights == 1
+
+
+# A line of each event kind (and its variants): shown live, then as history.
+EVENTS = [
+    ":dave!~d@h JOIN #t",
+    ":bob!~b@h PART #t :gone home",
+    ":bob!~b@h PART #t",
+    ":bob!~b@h PART #t :",  # an empty reason: none
+    ":bob!~b@h PART #u,#t :bye",  # several channels: this one's line
+    ":bob!~b@h QUIT :Ping timeout",
+    ":bob!~b@h QUIT",
+    ":bob!~b@h NICK robert",
+    ":carol!~c@h KICK #t bob :spamming",
+    ":carol!~c@h KICK #t bob",
+    ":carol!~c@h TOPIC #t :a \x02new\x02 topic",
+    ":carol!~c@h TOPIC #t :",  # removed
+    ":carol!~c@h MODE #t +ov bob carol",
+    ":test.server MODE #t +n",
+]
+
+
+@pytest.mark.parametrize("event", EVENTS)
+def test_history_event_lines_read_as_the_live_ones(event: str) -> None:
+    live = joined_session(CHAT_BURST, ("bob", "carol"))
+    feed(live, [event])
+    buf = live.buffer("#t")
+    assert buf is not None
+    shown = buf.lines[-1]
+    past = joined_session(CHAT_BURST, ("bob", "carol"))
+    stamp = f"@batch=h1;time={format_time(T0 - 60)};msgid=E1 "
+    feed(past, chathistory_batch("h1", "#t", [stamp + event]))
+    old = past.buffer("#t")
+    assert old is not None
+    got = [ln for ln in old.lines if ln.history and ln.kind is shown.kind]
+    assert len(got) == 1 and got[0].kind is not Kind.INFO
+    assert (got[0].nick, got[0].text, got[0].spans) == (shown.nick, shown.text, shown.spans)
 
 
 def test_request_older_prepends_and_keeps_order() -> None:
