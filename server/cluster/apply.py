@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from chat.message import Message
 from chat.msgid import encode as encode_msgid
 from server.core.handlers.accounts import account_dropped, account_registered, notify_account
 from server.core.handlers.channels import announce_join, set_channel_record
@@ -255,14 +256,45 @@ def _new_remote(core: ServerCore, uid: str, record: dict[str, Any]) -> Client | 
     client.secure = bool(record.get("secure", False))
     client.account = _account(record)
     holder = core.nicks.get(client.folded)
-    if holder is not None and holder.remote is None:
-        # Redis claims should make this impossible; if it happens the local user keeps it.
-        log.warning("nick collision with remote user %s (%s): local user kept", client.nick, uid)
-    else:
+    if holder is None or holder.remote is not None or _collision(core, holder, client):
         core.nicks[client.folded] = client
         core.nick_online(client)
     core.remote[uid] = client
     return client
+
+
+def _collision(core: ServerCore, local: Client, remote: Client) -> bool:
+    """A remote user has the nick a local one holds: two nodes each granted it while they
+    could not reach Redis (a claim is granted locally then). Every node decides alike:
+    whoever connected first keeps it (then the lower uid). A local user who loses is
+    renamed to a free nick, told why, and the others hear of the change. True when the
+    remote user gets the nick here."""
+    assert remote.remote is not None
+    ours, theirs = (local.connected_at, core.uid(local)), (remote.connected_at, remote.remote)
+    log.warning("nick collision on %s between %s (here) and %s: %s keeps it", local.nick,
+                ours[1], theirs[1], ours[1] if ours <= theirs else theirs[1])
+    if ours <= theirs:
+        return False
+    from server.core.handlers.registration import apply_nick
+
+    taken = local.nick
+    nick = _free_nick(core, taken)
+    apply_nick(core, local, nick, core.fold(nick))
+    core.send(local, Message("NOTICE", [nick, (
+        f"*** {taken} was given to someone else as well while the servers could not reach "
+        f"each other; they had it first, so you are {nick} now")], core.config.name))
+    return True
+
+
+def _free_nick(core: ServerCore, nick: str) -> str:
+    """``nick`` with a suffix that makes it one nobody here holds, within NICKLEN."""
+    room = core.config.nicklen
+    for n in itertools.count(1):
+        tail = f"_{n}" if n > 1 else "_"
+        candidate = nick[: room - len(tail)] + tail
+        if core.fold(candidate) not in core.nicks:
+            return candidate
+    raise AssertionError("unreachable")
 
 
 def _channel(core: ServerCore, folded: str, record: dict[str, Any] | None) -> Channel | None:
@@ -392,7 +424,7 @@ def _on_nick(core: ServerCore, event: Event) -> None:
             core.nick_offline(client.folded, client.nick)
     client.nick, client.folded = nick, folded
     holder = core.nicks.get(folded)
-    if holder is None or holder.remote is not None:
+    if holder is None or holder.remote is not None or _collision(core, holder, client):
         core.nicks[folded] = client
         if given_up:
             core.nick_online(client)
@@ -841,7 +873,8 @@ def remote_snapshot(core: ServerCore, snap: Event) -> None:
                 del core.nicks[client.folded]
             client.nick = str(record["nick"])
             client.folded = core.fold(client.nick)
-            if core.nicks.get(client.folded) is None:
+            holder = core.nicks.get(client.folded)
+            if holder is None or (holder.remote is None and _collision(core, holder, client)):
                 core.nicks[client.folded] = client
         away = record.get("away")
         client.away = str(away) if away is not None else None

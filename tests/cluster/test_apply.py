@@ -355,3 +355,29 @@ def test_a_snapshot_newer_than_the_events_recovers_the_channels_that_moved() -> 
     assert output(b, 1).count(b"during the outage") == 1
     b.remote_snapshot(a.cluster_snapshot())  # nothing moved since: nothing to recover
     assert Recover("#c") not in b.take_effects()
+
+
+def test_a_nick_given_on_two_nodes_during_an_outage_goes_to_who_came_first() -> None:
+    """Without Redis each node grants nicks locally: two users got "twin". When the
+    nodes hear of each other, both decide alike: the one connected first keeps it,
+    the other is renamed (told why) and every node learns the new nick."""
+    a, b = make_core("a", now=1000.0), make_core("b", now=1001.0)
+    register(a, 1, "twin")  # connected first
+    register(b, 1, "twin")
+    for core in (a, b):
+        core.data_received(1, b"JOIN #s\r\n")
+    from_a, from_b = (
+        [e.event for e in core.take_effects() if isinstance(e, Publish)] for core in (a, b))
+    for event in from_a:  # a's user and join reach b: b's twin loses the nick
+        b.remote_event(event)
+    told = output(b, 1)
+    assert b":twin!" in told and b"NICK twin_" in told and b"had it first" in told
+    assert b.clients[1].nick == "twin_"
+    for event in from_b:  # b's user (still "twin" then) and join reach a: a's keeps it
+        a.remote_event(event)
+    relay_events(b, a)  # then b's nick change
+    assert a.clients[1].nick == "twin"
+    for core in (a, b):
+        assert {c.nick for c in core.channels["#s"].members} == {"twin", "twin_"}
+        assert core.nicks["twin"].nick == "twin" and core.nicks["twin_"].nick == "twin_"
+    assert a.nicks["twin"].remote is None and b.nicks["twin"].remote == a.uid(a.clients[1])

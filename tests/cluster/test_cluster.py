@@ -927,3 +927,26 @@ async def test_a_nick_release_survives_a_connection_redis_closed(cluster: Cluste
         assert proxy.cut == 1
     finally:
         proxy.server.close()
+
+
+async def test_a_nick_taken_on_both_nodes_while_redis_was_away_is_sorted_out(
+    cluster: Cluster,
+) -> None:
+    p1, p2 = cluster.start("n1"), cluster.start("n2")
+    cluster.redis.stop()
+    first = await connect(p1, "twin")  # granted locally on each node
+    second = await connect(p2, "twin")
+    cluster.redis.start()
+    renamed = await second.expect("NICK", timeout=10)
+    assert (renamed.source or "").startswith("twin!") and renamed.params == ["twin_"]
+    await second.expect("NOTICE", lambda m: "had it first" in m.params[-1])
+
+    async def one_each() -> bool:
+        await first.send("WHOIS twin_")
+        return any(m.command == "311" for m in await first.collect_until("318"))
+
+    await eventually(one_each, timeout=5)
+    await first.send("PRIVMSG twin_ :found you")
+    assert (await second.expect("PRIVMSG", timeout=5)).params == ["twin_", "found you"]
+    for c in (first, second):
+        await c.close()
