@@ -176,7 +176,8 @@ _HELP: dict[str, str] = {
     "db": "history store of record: a SQLite file, or a postgresql:// URL; empty turns history off",
     "history_playback": "messages replayed on JOIN to clients without chathistory (0: none)",
     "history_events": "keep joins, parts, kicks, quits, nick and mode changes in channel "
-    "history for clients with draft/event-playback (topic changes are always kept)",
+    "history for clients with draft/event-playback (topic changes are always kept; "
+    "false stores no more of them, those kept already are still replayed)",
     "chathistory_limit": "most messages one CHATHISTORY request returns",
     "redact_window": "seconds during which users may delete (REDACT) their own messages "
     "(0: no limit; channel operators may delete any message of their channel)",
