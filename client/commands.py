@@ -715,7 +715,7 @@ def _param_safe(msgid: str) -> bool:
 @command("nick", "/nick NEWNICK", "Change your nick.")
 def _nick(s: Session, args: str, now: float) -> None:
     parts = _need(args, 1, COMMANDS["nick"].usage)
-    s.send("NICK", _check_name(parts[0], "nick"))
+    s.change_nick(_check_name(parts[0], "nick"))
 
 
 @command("whois", "/whois NICK", "Show information about someone.")

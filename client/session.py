@@ -56,6 +56,7 @@ from .multiline import Limits, MultilineMessage, WireLine
 from .notify import NotifyList, Watched, chunks
 from .outbox import JOIN_ERRORS, Outbox, Piece
 from .passwords import is_nickserv, mask_message, nickserv_login
+from .regain import NickRegain
 from .replies import QUERY_NUMERICS, query_text
 from .sasl import SaslLogin
 from .smartfilter import DEFAULT_MINUTES, EventFilter, Events
@@ -235,6 +236,8 @@ class Session:
         self.current = self.server
 
         self._nick_attempt = 0
+        self._nick_taken = False  # the nick asked for was in use at this registration
+        self._regain = NickRegain()  # getting it back later (client/regain.py)
         self._cap_ls: dict[str, str] = {}
         self._cap_negotiating = False
         self._sasl = SaslLogin(config, self)
@@ -309,6 +312,8 @@ class Session:
         self._topic_shown.clear()
         self._pings.clear()
         self._nick_attempt = 0
+        self._nick_taken = False
+        self._regain.stop()  # (the server forgot the last connection's MONITOR list)
         self.nick = self._wanted_nick
         self.away = False
         self.user_modes = ""  # a new connection starts without the old one's (+g, +i...)
@@ -381,6 +386,8 @@ class Session:
         self._sasl.keepalive(now)
         if self.registered and self.notify and not self.monitor_supported:
             self._poll_notify()
+        if self.registered and self._regain.due(now):
+            self._try_regain()
         self._mark_read(self.current)  # what arrived while it was in view: read
         return token
 
@@ -1235,6 +1242,8 @@ class Session:
         if hints:
             hint = "; ".join(hints)
             self.info(hint[:1].upper() + hint[1:], now, buf)
+        if self.registered and self.account and self._regain.is_target(self.account, self.fold):
+            self._try_regain()  # the server may keep the account's name for it
         self._status()
 
     def _rpl_loggedout(self, msg: Message, now: float) -> None:
@@ -1303,6 +1312,14 @@ class Session:
         if "!" in mask and "@" in mask:
             self._mask_len = len(mask) + 1
         self._add(self.server, self._line(msg, now, Kind.INFO, text))
+        if self._nick_taken and not self.is_me(self._wanted_nick):
+            self._regain.start(self._wanted_nick, now)
+            self._add(self.server, self._local(
+                Kind.INFO,
+                f"{self._wanted_nick} is in use: trying to get it back when it is free "
+                "(/nick stops this)",
+                now,
+            ))
         wanted = self.fold(self._wanted_nick)
         if self.account and self.fold(self.account) == wanted != self.fold(self.nick):
             # Not done for the user: the holder may be its other, live session.
@@ -1398,6 +1415,10 @@ class Session:
             self._send_joins(names, keys)
         if self.notify:
             self._watch(self.notify.nicks())
+        target = self._regain.target
+        if target is not None and self.monitor_supported and target not in self.notify:
+            self._send("MONITOR", "+", target)  # 731 says when it is free
+            self._regain.monitored = True
         for buf in self.buffers:
             if buf.kind is BufferKind.QUERY:  # the recent conversation, or what was missed
                 self._history.for_query(buf, now)
@@ -1453,6 +1474,27 @@ class Session:
             watched = self.notify.seen(nick, False) if nick else None
             if watched is not None:
                 self._announce(watched, now)
+            if nick and self._regain.is_target(nick, self.fold) and not self._regain.asked:
+                self._try_regain()  # our nick is free
+
+    # --- getting our nick back (client/regain.py)
+
+    def _try_regain(self) -> None:
+        if self._regain.target is not None and self.registered:
+            self._regain.asked = True
+            self._send("NICK", self._regain.target)
+
+    def _stop_regain(self) -> None:
+        target = self._regain.target
+        monitored = self._regain.stop()
+        if monitored and target is not None and target not in self.notify and self.registered:
+            self._send("MONITOR", "-", target)
+
+    def change_nick(self, nick: str) -> None:
+        """``/nick``: the user's choice; the fallback nick's own nick is not tried for
+        any more."""
+        self._stop_regain()
+        self._send("NICK", nick)
 
     def _err_monlistfull(self, msg: Message, now: float) -> None:
         p = msg.params
@@ -1555,9 +1597,24 @@ class Session:
         self._add(buf, self._line(msg, now, Kind.ERROR, text))
 
     def _nick_in_use(self, msg: Message, now: float) -> None:
+        p = msg.params
+        about = p[1] if len(p) > 2 else ""
         if self.state is State.CONNECTED:
+            if about and self._regain.asked and self._regain.is_target(about, self.fold):
+                self._regain.asked = False
+                if msg.command != N.ERR_ERRONEUSNICKNAME:
+                    if self._regain.exhausted and not self._regain.monitored:
+                        self._stop_regain()
+                        self.info(f"{about} is still in use: no more tries to get it "
+                                  f"back (/nick {about} to try again)", now, self.server)
+                    return  # a try of ours: said nothing when it was made either
+                self._stop_regain()  # never ours to have
             self._numeric_error(msg, now)
             return
+        if msg.command != N.ERR_ERRONEUSNICKNAME and about and self.fold(about) == self.fold(
+            self._wanted_nick
+        ):
+            self._nick_taken = True  # in use: to be got back once free
         self._nick_attempt += 1
         if self._nick_attempt > MAX_NICK_ATTEMPTS:
             self._add(self.server, self._local(Kind.ERROR, "No usable nick found", now))
@@ -1879,6 +1936,8 @@ class Session:
         text = event_text("NICK", msg.params) or ""
         if me:
             self.nick = self._wanted_nick = new
+            if self._regain.is_target(new, self.fold):
+                self._stop_regain()  # got it back
             self._rebuild_highlight()
             self._status()
             self._add(self.server, self._line(msg, now, Kind.NICK, text, nick=old, own=True))

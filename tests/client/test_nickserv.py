@@ -312,7 +312,10 @@ async def test_identify_through_msg_nickserv_logs_in(
     await alice.wait(lambda: LOGGED_IN.format("alice") in notices_from_nickserv(s),
                      "NickServ's notice")  # fmt: skip
     assert f"PRIVMSG nickserv :IDENTIFY alice {PASSWORD}" in alice.untagged  # sent as typed
-    assert await whois_account(server, s.nick) == "alice"  # alice_: the nick was reserved
+    # Registered as alice_ (the nick was reserved for the account); logged in, the
+    # client takes it (client/regain.py).
+    await alice.wait(lambda: s.nick == "alice", "the account's nick")
+    assert await whois_account(server, "alice") == "alice"
     await alice.wait(lambda: not s.outbox.pending, "our messages confirmed")
     log.close()
     assert_nowhere(PASSWORD, alice, tmp_path)
@@ -321,7 +324,7 @@ async def test_identify_through_msg_nickserv_logs_in(
     # answer confirms the line, masked as without.
     shown = f"IDENTIFY alice {MASK}"
     assert nickserv_texts(s)[0] == shown
-    assert f"<{s.nick}> {shown}" in (tmp_path / "logs" / "nickserv.log").read_text()
+    assert f"<alice_> {shown}" in (tmp_path / "logs" / "nickserv.log").read_text()
 
 
 async def test_a_wrong_password_is_refused_and_not_shown(
