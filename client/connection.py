@@ -96,6 +96,7 @@ class Connection:
         self._closing = False
         self._last_rx = 0.0
         self.attempt = 0  # consecutive failed or short-lived connections
+        self._tls_hint_shown = False  # the untrusted-certificate hint (once a run)
         self.running = False
 
     # ------------------------------------------------------------------ UI-facing API
@@ -208,6 +209,8 @@ class Connection:
                         self._clock(),
                         self.session.server,
                     )
+                    if isinstance(exc, ssl.SSLCertVerificationError):
+                        self._tls_hint(exc)
                     self.flush()
                 else:
                     if self.closing:  # /quit while connecting
@@ -247,6 +250,21 @@ class Connection:
         if policy is not None:
             return True, policy.port
         return False, s.port
+
+    def _tls_hint(self, exc: ssl.SSLCertVerificationError) -> None:
+        """The certificate did not verify: say once what to do about it. Retrying goes
+        on as after any failure (a certificate may be renewed; /quit stops it)."""
+        if self._tls_hint_shown:
+            return
+        self._tls_hint_shown = True
+        why = exc.verify_message or "self-signed?"
+        self.session.error(
+            f"TLS: the server's certificate is not trusted ({why}): use --tls-no-verify "
+            "(tls_verify = false in the config), or trust it with "
+            "SSL_CERT_FILE=<its PEM file>; still retrying",
+            self._clock(),
+            self.session.server,
+        )
 
     def _verifies(self) -> bool:
         if self._ssl is not None:

@@ -309,3 +309,48 @@ async def test_away_survives_a_dropped_connection(
     await alice.wait(lambda: alice.session.away, "alice away again (306)")
     await bob.wait(lambda: "alice" in b_buf.members and b_buf.members["alice"].away,
                    "bob seeing the rejoined alice away")
+
+
+async def test_an_untrusted_certificate_says_what_to_do_once(
+    tmp_path: Path, clients: list[ChatClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--tls to a self-signed server: every attempt fails verification; one line says
+    why and what to do; retrying goes on, and trusting the certificate as the line
+    says (SSL_CERT_FILE) lets the next attempt in."""
+    pair = make_cert(tmp_path)
+    if pair is None:
+        pytest.skip("openssl cannot make a test certificate here")
+    cert, key = pair
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+
+    async def tiny_ircd(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(Exception):
+            while line := await reader.readline():
+                if line.startswith(b"USER"):
+                    writer.write(b":tls.test 001 alice :Welcome over TLS\r\n")
+                    writer.write(b":tls.test 422 alice :No MOTD\r\n")
+        writer.close()
+
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    srv = await asyncio.start_server(tiny_ircd, "127.0.0.1", 0, ssl=server_ctx)
+    port = srv.sockets[0].getsockname()[1]
+    try:
+        alice = ChatClient.start(port, "alice")  # verifying, with the system's CAs
+        alice.conn.settings.tls = True
+        clients.append(alice)
+        await alice.wait(lambda: alice.conn.attempt >= 3, "three attempts")
+        errors = [ln.text for ln in alice.session.server.lines if ln.kind is Kind.ERROR]
+        failed = [e for e in errors if e.startswith("Could not connect")]
+        assert len(failed) >= 3 and all("CERTIFICATE_VERIFY_FAILED" in e for e in failed)
+        hints = [e for e in errors if e.startswith("TLS: ")]
+        assert len(hints) == 1  # e.g. (OpenSSL 3's words for why):
+        assert hints[0].replace("self signed", "self-signed") == (
+            "TLS: the server's certificate is not trusted (self-signed certificate): use "
+            "--tls-no-verify (tls_verify = false in the config), or trust it with "
+            "SSL_CERT_FILE=<its PEM file>; still retrying")
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        await alice.wait(lambda: alice.session.registered, "registration, trusted")
+        assert alice.session.secure
+    finally:
+        srv.close()
