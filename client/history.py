@@ -213,7 +213,7 @@ class ChatHistory:
         s = self._session
         if not s.history_enabled:
             if rejoin:
-                s.info("— reconnected (this server keeps no history for us) —", now, buf)
+                s.info("Reconnected (this server keeps no history for us)", now, buf)
             return
         limit = self._limit()
         if rejoin and buf.last_msgid:
@@ -226,7 +226,7 @@ class ChatHistory:
             self._request(buf, req, "AFTER", f"timestamp={format_time(buf.last_time)}")
         else:
             if rejoin:
-                s.info("— reconnected —", now, buf)
+                s.info("Reconnected", now, buf)
             self._request(buf, _HistoryRequest("latest", limit), "LATEST", "*")
 
     def for_query(self, buf: Buffer, now: float, *, latest: bool = False) -> None:
@@ -434,9 +434,9 @@ class ChatHistory:
                 more = "" if caught_up else " (older ones skipped)"
                 if fetched:
                     word = "message" if fetched == 1 else "messages"
-                    s.info(f"— reconnected, fetched {fetched} missed {word}{more} —", now, buf)
+                    s.info(f"Reconnected, fetched {fetched} missed {word}{more}", now, buf)
                 elif buf.is_channel:  # (a query says nothing when nothing was missed)
-                    s.info("— reconnected, no missed messages —", now, buf)
+                    s.info("Reconnected, no missed messages", now, buf)
         if added:
             s.emit(HistoryAdded(buf, len(added), older, tuple(added)))
         buf.version += 1

@@ -157,7 +157,7 @@ async def test_dropped_connection_rejoins_and_fills_the_gap(
     alice.gate.open()
     await alice.joined("#t")
     await alice.joined("#u")
-    note = "— reconnected, fetched 5 missed messages —"
+    note = "Reconnected, fetched 5 missed messages"
     await alice.wait(lambda: any(ln.text == note for ln in a_buf.lines), "the gap fill")
     bob.conn.input("after")
     await alice.wait(lambda: has_texts(a_buf, ["after"]), "live again")
@@ -165,10 +165,10 @@ async def test_dropped_connection_rejoins_and_fills_the_gap(
     assert texts(a_buf) == want  # no gap, no duplicate, in order
     ids = [m.msgid for m in messages(a_buf)]
     assert len(set(ids)) == len(ids)
-    assert sum("reconnected" in ln.text for ln in a_buf.lines) == 1
+    assert sum("Reconnected" in ln.text for ln in a_buf.lines) == 1
     u_buf = alice.session.buffer("#u")
     assert u_buf is not None and any(
-        "no missed messages" in ln.text or "reconnected" in ln.text for ln in u_buf.lines
+        "no missed messages" in ln.text or "Reconnected" in ln.text for ln in u_buf.lines
     )
 
 
@@ -196,7 +196,7 @@ async def test_server_restart_on_the_same_database(db: str, clients: list[ChatCl
         await bob.wait(lambda: has_texts(b_buf, ["three", "four"]), "bob's echoes")
 
         alice.gate.open()
-        note = "— reconnected, fetched 2 missed messages —"
+        note = "Reconnected, fetched 2 missed messages"
         await alice.wait(lambda: any(ln.text == note for ln in a_buf.lines), "gap fill")
         assert a_buf.joined
         assert texts(a_buf) == ["one", "two", "three", "four"]

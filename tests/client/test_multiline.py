@@ -512,7 +512,7 @@ async def test_a_pasted_block_is_one_message_for_the_others_and_in_history(
     alice.conn.input("while\nyou were away")
     await alice.wait(lambda: has_texts(a_buf, ["while\nyou were away"]), "the second")
     bob.gate.open()
-    note = "— reconnected, fetched 1 missed message —"
+    note = "Reconnected, fetched 1 missed message"
     await bob.wait(lambda: any(ln.text == note for ln in b_buf.lines), "the gap fill")
     assert [m.text for m in messages(b_buf)] == [block, "while\nyou were away"]
     # A newcomer gets both from history (LATEST), each once.

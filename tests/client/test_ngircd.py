@@ -62,8 +62,8 @@ async def test_chat_without_history_caps(ngircd: RunningServer, clients: list[Ch
     # A dropped connection is recovered: rejoin, one short note, no history request.
     alice.conn.drop()
     await alice.wait(lambda: s.connects >= 2 and a_buf.joined, "the rejoin")
-    await alice.wait(lambda: any("reconnected" in ln.text for ln in a_buf.lines), "the note")
-    assert sum("reconnected" in ln.text for ln in a_buf.lines) == 1
+    await alice.wait(lambda: any("Reconnected" in ln.text for ln in a_buf.lines), "the note")
+    assert sum("Reconnected" in ln.text for ln in a_buf.lines) == 1
     bob.conn.input("welcome back")
     await alice.wait(lambda: has_texts(a_buf, ["welcome back"]), "live messages again")
     errors = [ln.text for b in s.buffers for ln in b.lines if ln.kind is Kind.ERROR]

@@ -370,8 +370,8 @@ def test_unconfirmed_at_disconnect_and_found_in_the_gap_fill_is_not_sent_again()
     assert texts(buf) == ["earlier", "missed", "did this arrive?", "answer", "typed while away"]
     confirmed = own(buf)[0]
     assert confirmed.delivery is Delivery.DELIVERED and confirmed.msgid == "M3"
-    assert [ln.text for ln in buf.lines if "reconnected" in ln.text] == [
-        "— reconnected, fetched 2 missed messages —"]  # ours is not one of them
+    assert [ln.text for ln in buf.lines if "Reconnected" in ln.text] == [
+        "Reconnected, fetched 2 missed messages"]  # ours is not one of them
 
 
 def test_our_own_messages_in_the_gap_fill_are_not_counted_as_missed() -> None:
@@ -384,8 +384,8 @@ def test_our_own_messages_in_the_gap_fill_are_not_counted_as_missed() -> None:
     rows = [("alice", "mine", "M2", T0 + 5), ("bob", "missed", "M3", T0 + 6),
             ("alice", "typed after the reconnect", "M4", T0 + 61)]  # fmt: skip
     feed(s, history_batch("g1", "#t", rows), NOW + 61)
-    assert [ln.text for ln in buf.lines if "reconnected" in ln.text] == [
-        "— reconnected, fetched 1 missed message —"]  # bob's alone
+    assert [ln.text for ln in buf.lines if "Reconnected" in ln.text] == [
+        "Reconnected, fetched 1 missed message"]  # bob's alone
 
 
 def test_without_echo_message_ours_in_the_gap_fill_takes_the_shown_lines_place() -> None:
@@ -458,8 +458,8 @@ def test_ours_in_history_before_its_echo_is_not_shown_twice() -> None:
     assert states(buf) == [("hello", Delivery.DELIVERED, "")] and own(buf)[0].msgid == "M3"
     feed(s, [echo("hello", "M3", T0 + 61, label="o1")])
     assert texts(buf) == ["earlier", "missed", "hello"] and not s.outbox.pending
-    assert [ln.text for ln in buf.lines if "reconnected" in ln.text] == [
-        "— reconnected, fetched 1 missed message —"]
+    assert [ln.text for ln in buf.lines if "Reconnected" in ln.text] == [
+        "Reconnected, fetched 1 missed message"]
 
 
 def test_ours_in_history_before_its_unlabelled_echo_confirms_the_right_copy() -> None:

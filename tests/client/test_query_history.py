@@ -160,8 +160,8 @@ async def test_a_reconnect_fetches_what_the_accounts_other_session_got(
     await alice.wait(lambda: s.connects == 2 and s.registered, "the reconnect")
     buf = await settled(alice, "bob", ["before the drop", "while you were out"])
     assert texts(buf) == ["before the drop", "while you were out"]
-    notes = [ln.text for ln in buf.lines if "reconnected" in ln.text]
-    assert notes == ["— reconnected, fetched 1 missed message —"]
+    notes = [ln.text for ln in buf.lines if "Reconnected" in ln.text]
+    assert notes == ["Reconnected, fetched 1 missed message"]
     assert [ln.split()[1] for ln in history_asked(alice, "bob")] == ["LATEST", "AFTER"]
     # carol had no query open: CHATHISTORY TARGETS since the last message seen opened it.
     assert any(ln.startswith("CHATHISTORY TARGETS ") for ln in alice.sent)
@@ -170,10 +170,10 @@ async def test_a_reconnect_fetches_what_the_accounts_other_session_got(
     assert s.current is s.server  # opened in the background
     log.close()
     assert logged(tmp_path / "logs" / "bob.log") == [  # the note, then what it speaks of
-        "<bob> before the drop", "-!- — reconnected, fetched 1 missed message —",
+        "<bob> before the drop", "-!- Reconnected, fetched 1 missed message",
         "<bob> while you were out"]
     assert logged(tmp_path / "logs" / "carol.log") == [
-        "-!- — reconnected, fetched 1 missed message —", "<carol> carol here"]
+        "-!- Reconnected, fetched 1 missed message", "<carol> carol here"]
 
 
 async def test_a_query_without_accounts_on_both_sides_asks_once(
@@ -275,9 +275,9 @@ def test_the_gap_fill_of_a_query_says_only_what_was_missed() -> None:
     assert texts(bob) == ["hi", "from my phone", "seen it"]
     assert [ln.own for ln in bob.lines if ln.kind is Kind.MESSAGE] == [False, True, False]
     assert bob.unread == unread + 1  # only bob's line counts
-    assert [ln.text for ln in bob.lines if "reconnected" in ln.text] == [
-        "— reconnected, fetched 1 missed message —"]  # (and in the note: ours is no news)
-    assert not any("reconnected" in ln.text for ln in carol.lines)  # nothing missed: quiet
+    assert [ln.text for ln in bob.lines if "Reconnected" in ln.text] == [
+        "Reconnected, fetched 1 missed message"]  # (and in the note: ours is no news)
+    assert not any("Reconnected" in ln.text for ln in carol.lines)  # nothing missed: quiet
 
 
 def test_refused_history_is_asked_again_on_the_next_connection_only() -> None:

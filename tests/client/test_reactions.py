@@ -395,8 +395,8 @@ def test_a_full_page_counts_reactions_and_pages_on_from_them() -> None:
     assert out == []  # caught up
     assert shown(s, "m1") == []  # reacted, then taken back while we were away
     assert shown(s, "m2") == [("👍", ("bob",)), ("😂", ("carol",))]
-    notes = [ln.text for ln in buf.lines if "reconnected" in ln.text]
-    assert notes == ["— reconnected, fetched 1 missed message —"]  # not the reactions
+    notes = [ln.text for ln in buf.lines if "Reconnected" in ln.text]
+    assert notes == ["Reconnected, fetched 1 missed message"]  # not the reactions
     assert [b.name for b in s.buffers] == ["server", "#t"]
 
 

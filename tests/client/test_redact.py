@@ -278,8 +278,8 @@ def test_the_gap_fill_after_a_reconnect_applies_the_deletions_made_meanwhile() -
     out = feed(s, batch(g, "#t", [stored_redact(g, "bob", "#t", "m2", T0 + 13)]))  # again
     assert out == []  # caught up
     assert texts(buf) == ["(message deleted by carol: spam)", "(message deleted)", "alice: ping"]
-    notes = [ln.text for ln in buf.lines if "reconnected" in ln.text]
-    assert notes == ["— reconnected, fetched 1 missed message —"]  # not the deletions
+    notes = [ln.text for ln in buf.lines if "Reconnected" in ln.text]
+    assert notes == ["Reconnected, fetched 1 missed message"]  # not the deletions
     assert (buf.unread, buf.highlights) == (unread + 1, highlights + 1)  # "alice: ping"
     events = s.take_events()
     assert [(e.old.msgid, e.by, e.time) for e in events if isinstance(e, LineRedacted)] == [
@@ -297,7 +297,7 @@ def test_a_reconnect_with_only_deletions_missed() -> None:
     assert rejoin(s) == ["CHATHISTORY AFTER #t msgid=m1 100"]
     feed(s, batch("g1", "#t", [stored_redact("g1", "bob", "#t", "m1", T0 + 2)]))
     assert texts(buf) == ["(message deleted)"]
-    assert buf.lines[-1].text == "— reconnected, no missed messages —"
+    assert buf.lines[-1].text == "Reconnected, no missed messages"
     # The next reconnect asks from the same message; its deletion is not applied twice.
     assert rejoin(s) == ["CHATHISTORY AFTER #t msgid=m1 100"]
     s.take_events()
@@ -674,8 +674,8 @@ async def test_a_deletion_made_while_away_is_applied_when_back(
     assert line.redacted and line.nick == "alice"
     assert [(e.by, e.by_sender) for e in bob.events if isinstance(e, LineRedacted)] == [
         ("alice", True)]
-    notes = [ln.text for ln in theirs.lines if "reconnected" in ln.text]
-    assert notes == ["— reconnected, fetched 1 missed message —"]  # not the deletion
+    notes = [ln.text for ln in theirs.lines if "Reconnected" in ln.text]
+    assert notes == ["Reconnected, fetched 1 missed message"]  # not the deletion
     log.close()
     written = (tmp_path / "logs" / "#room.log").read_text(encoding="utf-8")
     assert written.count("alice deleted their message of") == 1

@@ -495,8 +495,8 @@ def test_reconnect_rejoins_and_fills_the_gap_once() -> None:
     out = feed(s, history_batch("g2", "#t", page2))
     assert out == []  # m7 was known: caught up
     assert texts(buf) == ["m1", "m2", "m3", "m4", "m5", "m6", "m7"]
-    notes = [ln.text for ln in buf.lines if "reconnected" in ln.text]
-    assert notes == ["— reconnected, fetched 3 missed messages —"]
+    notes = [ln.text for ln in buf.lines if "Reconnected" in ln.text]
+    assert notes == ["Reconnected, fetched 3 missed messages"]
     assert buf.unread == 3  # the missed ones count as unread (plus m7, seen while current)
 
 
@@ -525,8 +525,8 @@ def test_paging_counts_what_the_server_sent_not_what_is_shown() -> None:
     assert feed(s, history_batch("g2", "#t", page)) == ["CHATHISTORY AFTER #t msgid=M9 3"]
     assert feed(s, history_batch("g3", "#t", [("bob", "three", "M10", T0 + 10)])) == []
     assert texts(buf) == ["one", "two", "three"]
-    assert [ln.text for ln in buf.lines if "reconnected" in ln.text] == [
-        "— reconnected, fetched 2 missed messages —"]
+    assert [ln.text for ln in buf.lines if "Reconnected" in ln.text] == [
+        "Reconnected, fetched 2 missed messages"]
 
 
 def test_pageup_goes_on_past_a_page_with_nothing_shown() -> None:
@@ -553,7 +553,7 @@ def test_reconnect_without_history_says_so_once() -> None:
     s.take_outgoing()
     assert feed(s, NGIRCD_BURST)[-1] == "JOIN #t"
     assert feed(s, NGIRCD_JOIN) == []
-    assert sum("reconnected" in ln.text for ln in buf.lines) == 1
+    assert sum("Reconnected" in ln.text for ln in buf.lines) == 1
 
 
 def test_parted_channels_are_not_rejoined() -> None:

@@ -44,7 +44,8 @@ from client.ui.views import (
     topic_fragments,
 )
 
-from .helpers import NOW, chat_session, feed, privmsg
+from .helpers import NOW, T0, chat_session, feed, history_batch, privmsg, reconnect
+from .recorded import CHAT_JOIN
 
 
 def line(text: str, nick: str = "bob", kind: Kind = Kind.MESSAGE, **kw: Any) -> Line:
@@ -77,6 +78,22 @@ def test_message_kinds_render_like_irc_clients() -> None:
     assert text(line("has quit (bye)", kind=Kind.QUIT)) == "<-- bob has quit (bye)"
     assert text(line("Disconnected", nick="", kind=Kind.INFO)) == "-- Disconnected"
     assert text(line("No such nick", nick="", kind=Kind.ERROR)) == "!! No such nick"
+
+
+def test_the_reconnect_note_has_one_marker() -> None:
+    """The session's note after a reconnect's gap fill is an info line like any: the
+    pane's `-- ` is its only dash (it was `-- — reconnected, … —`)."""
+    s = chat_session()
+    buf = s.buffer("#t")
+    assert buf is not None
+    feed(s, [privmsg("bob", "#t", "m1", "M1", T0 + 1)])
+    reconnect(s)
+    feed(s, [f"@msgid=J2 {CHAT_JOIN[0].split(' ', 1)[1]}", *CHAT_JOIN[1:]])
+    feed(s, history_batch("g1", "#t", [("bob", "m2", "M2", T0 + 2)]))
+    note = buf.lines[-1]
+    assert note.kind is Kind.INFO
+    r = LineRenderer("%H:%M")
+    assert plain_text(r.rows(note, 200))[6:] == "-- Reconnected, fetched 1 missed message"
 
 
 def test_mirc_formatting_becomes_styles_not_codes() -> None:
