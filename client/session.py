@@ -265,6 +265,7 @@ class Session:
         self._offset = 0.0  # server clock - local clock, from server-time tags
         self._ctcp_next = 0.0
         self._quitting = False  # /quit was used: the coming disconnect is expected
+        self._upgrading = False  # STS: this connection ends to reconnect with TLS
         self._mask_len = 0  # length of our nick!user@host as the server sees it
         self._highlight: re.Pattern[str] | None = None
         self._rebuild_highlight()
@@ -319,6 +320,7 @@ class Session:
         self.user_modes = ""  # a new connection starts without the old one's (+g, +i...)
         self._away_sent = False
         self._quitting = False
+        self._upgrading = False
         self._out.clear()
         self.notify.forget_states()
         self._ison_polls.clear()
@@ -362,6 +364,9 @@ class Session:
         if was is not State.DISCONNECTED:
             if self._quitting:
                 self._add(self.server, self._local(Kind.INFO, "Disconnected", now))
+            elif self._upgrading:  # meant to be: no error
+                text = "Disconnected, to reconnect with TLS (STS)"
+                self._add(self.server, self._local(Kind.INFO, text, now))
             else:
                 text = "Disconnected" + (f": {plain(reason)}" if reason else "")
                 self._add(self.server, self._local(Kind.ERROR, text, now))
@@ -1174,6 +1179,7 @@ class Session:
                 return False
             text = f"The server asks for TLS (STS): reconnecting securely to port {port}"
             self._add(self.server, self._local(Kind.INFO, text, now))
+            self._upgrading = True
             self.emit(StsUpgrade(port))
             return True
         duration = valid_duration(params.get("duration", ""))

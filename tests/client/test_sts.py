@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from client.model import StsPolicy, StsUpgrade
+from client.model import Kind, StsPolicy, StsUpgrade
 from client.session import Session
 from client.sts import StsStore, default_path, parse_sts, valid_duration, valid_port
 from server.config import ServerConfig
@@ -34,6 +34,20 @@ def test_plaintext_connection_is_told_to_upgrade() -> None:
     assert events == [StsUpgrade(6697)]
     assert out == []  # no CAP REQ, no CAP END: registration stops here
     assert "reconnecting securely to port 6697" in s.server.lines[-1].text
+
+
+def test_the_upgrade_disconnect_is_no_error() -> None:
+    s = make()
+    negotiate(s, "sts=port=6697", secure=False)
+    s.connection_lost(NOW, "connection closed")  # the connection drops it on StsUpgrade
+    last = s.server.lines[-1]
+    assert (last.kind, last.text) == (Kind.INFO, "Disconnected, to reconnect with TLS (STS)")
+    assert not [ln for ln in s.server.lines if ln.kind is Kind.ERROR]
+    # A later connection lost for real is an error again.
+    s.connection_made(NOW, secure=True)
+    feed(s, [":srv CAP * LS :sts=duration=300", ":srv 001 alice :hi"])
+    s.connection_lost(NOW, "Connection reset by peer")
+    assert s.server.lines[-1].kind is Kind.ERROR
 
 
 def test_secure_connection_gets_the_policy_and_registers() -> None:
@@ -177,6 +191,10 @@ async def test_channels_are_joined_after_the_upgrade(tmp_path: Path) -> None:
         buf = await alice.joined("#t")
         assert alice.session.secure and alice.session.connects == 2
         assert buf.joined
+        # The plaintext connection ended on purpose: an info line, no error.
+        server_lines = [(ln.kind, ln.text) for ln in alice.session.server.lines]
+        assert (Kind.INFO, "Disconnected, to reconnect with TLS (STS)") in server_lines
+        assert not [text for kind, text in server_lines if kind is Kind.ERROR]
     finally:
         await alice.stop()
         running.handle.stop()
