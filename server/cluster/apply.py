@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from chat.message import Message
+from chat.message import Message, parse_tags
 from chat.msgid import encode as encode_msgid
 from server.core.handlers.accounts import account_dropped, account_registered, notify_account
 from server.core.handlers.channels import announce_join, set_channel_record
@@ -39,7 +39,7 @@ from server.core.relay import Relay
 from server.core.state import Channel, Client
 from server.history.model import StoredMessage
 
-from .events import Event, Publish, Recover, Resync
+from .events import Event, Publish, Recover, RecoverDirect, Resync
 
 if TYPE_CHECKING:
     from server.core.core import ServerCore
@@ -65,6 +65,9 @@ class ClusterState:
         # carried (a user who joined before we subscribed) is only in a later snapshot.
         self.stale: set[str] = set()
         self.recent: dict[str, tuple[deque[str], set[str]]] = {}
+        # Folded account -> msgids of private messages it sent or was sent here: a
+        # recovery of its conversations delivers only the others.
+        self.direct: dict[str, tuple[deque[str], set[str]]] = {}
         self.heard_ms: dict[str, int] = {}  # node -> when its last in-order event came
         self.runs: dict[str, str] = {}  # node -> the run of it we know (event key "e")
         # Channel -> msgid floor for its recovery, when it had no message here yet.
@@ -77,16 +80,24 @@ class ClusterState:
         self.ban_views: dict[str, Any] = {}
 
     def seen(self, channel: str, msgid: str) -> None:
-        entry = self.recent.get(channel)
-        if entry is None:
-            entry = self.recent[channel] = (deque(), set())
-        order, ids = entry
-        if msgid in ids:
-            return
-        order.append(msgid)
-        ids.add(msgid)
-        if len(order) > RECENT_IDS:
-            ids.discard(order.popleft())
+        _remember(self.recent, channel, msgid)
+
+    def seen_direct(self, account: str, msgid: str) -> None:
+        _remember(self.direct, account, msgid)
+
+
+def _remember(table: dict[str, tuple[deque[str], set[str]]], key: str, msgid: str) -> None:
+    """``msgid`` among the last RECENT_IDS of ``key``."""
+    entry = table.get(key)
+    if entry is None:
+        entry = table[key] = (deque(), set())
+    order, ids = entry
+    if msgid in ids:
+        return
+    order.append(msgid)
+    ids.add(msgid)
+    if len(order) > RECENT_IDS:
+        ids.discard(order.popleft())
 
 
 def _state(core: ServerCore) -> ClusterState:
@@ -116,7 +127,7 @@ def publish(
     if fields.keys() & _ENVELOPE:  # a field named like these would silently replace it
         raise ValueError(f"cluster event fields {sorted(fields.keys() & _ENVELOPE)} are reserved")
     event: Event = {
-        "k": kind, "n": core.node_id, "g": state.g, "c": seqs, "u": uid, "e": core.run_id,
+        "k": kind, "n": core.node_id, "g": state.g, "c": seqs, "u": uid, "e": run_of(core),
         **fields,
     }
     core.emit(Publish(event))
@@ -143,7 +154,7 @@ def snapshot(core: ServerCore) -> Event:
                 chans[folded] = channel_record(channel)
     return {
         "k": "snapshot", "n": core.node_id, "g": state.g, "c": dict(state.chan_seq),
-        "e": core.run_id,
+        "e": run_of(core),
         "name": core.config.name, "users": users, "chans": chans,
         "bans": [b.to_record() for b in core.bans],
         "unbans": [r.to_record() for r in core.bans.removals()],
@@ -208,22 +219,48 @@ def _recover(core: ServerCore, folded: str, heard_ms: int | None) -> None:
         floor = encode_msgid(max(heard_ms - CLOCK_SKEW_MS, 0) << 32)
         known = state.recover_from.get(folded)
         state.recover_from[folded] = floor if known is None else min(known, floor)
+    if core.history_enabled:  # a window cached here may lack what never came
+        core.emit(HistoryStale(folded))
     core.emit(Recover(folded))
 
 
-def _same_run(core: ServerCore, node: str, event: Event) -> None:
+def run_of(core: ServerCore) -> str:
+    """This run of the node, as events carry it: its start time first, so a later run
+    sorts after an earlier one."""
+    return f"{core.started_ms:013d}:{core.run_id}"
+
+
+def _current_run(core: ServerCore, node: str, event: Event) -> bool:
     """A node restarted under its id (a new run, say within --cluster-dead-after): its
     counters start again, so what we knew of it is forgotten and its old users quit,
-    and the new run is taken as a node never heard of (its snapshot is read)."""
+    and the new run is taken as a node never heard of (its snapshot is read). False
+    for what an earlier run left behind (its snapshot, read before the new one's)."""
     run = event.get("e")
     if not isinstance(run, str):
-        return  # a node from before runs were sent: as before
+        return True  # a node from before runs were sent: as before
     state = _state(core)
     known = state.runs.get(node)
-    if known is not None and known != run:
+    if known is not None and run < known:
+        return False
+    if known is not None and run != known:
         log.warning("node %s restarted (a new run): its earlier users quit", node)
         node_gone(core, node, "*.net *.split")
     state.runs[node] = run
+    return True
+
+
+def _recover_direct(core: ServerCore, heard_ms: int | None) -> None:
+    """After a gap in another node's events: private messages from its users may be
+    among what never came. Those between accounts are in the store: ask for the
+    conversations of our logged-in users since the last contact (less clock skew)."""
+    if heard_ms is None or not core.history_enabled:
+        return
+    accounts = {
+        core.fold(c.account) for c in core.clients.values()
+        if c.registered and c.account is not None and c.closing is None
+    }
+    if accounts:
+        core.emit(RecoverDirect(tuple(sorted(accounts)), max(heard_ms - CLOCK_SKEW_MS, 0)))
 
 
 def _shared_channels(core: ServerCore, node: str) -> set[str]:
@@ -340,7 +377,8 @@ def remote_event(core: ServerCore, event: Event) -> None:
     node = event.get("n")
     if not isinstance(node, str) or node == core.node_id:
         return
-    _same_run(core, node, event)
+    if not _current_run(core, node, event):
+        return
     state = _state(core)
     kind = event.get("k")
     g = event.get("g")
@@ -356,6 +394,7 @@ def remote_event(core: ServerCore, event: Event) -> None:
                 log.warning("cluster gap from node %s: heartbeat at %d after %d", node, g, last)
                 for folded in _shared_channels(core, node):
                     _recover(core, folded, heard)
+                _recover_direct(core, heard)
             core.emit(Resync(node))
         elif node in state.stale and g >= last:
             # The node writes its snapshot just before this heartbeat: now it is new enough.
@@ -388,6 +427,8 @@ def remote_event(core: ServerCore, event: Event) -> None:
                 chans |= _shared_channels(core, node)
             for folded in sorted(chans):
                 _recover(core, folded, heard)
+            if gap and kind != "hello":
+                _recover_direct(core, heard)
     handler = _HANDLERS.get(str(kind))
     if handler is None:
         return
@@ -565,6 +606,8 @@ def _on_msg(core: ServerCore, event: Event) -> None:
             and (need_cap is None or need_cap in target.caps)
         ):
             core.deliver(target, relay)
+            if target.account is not None:
+                _state(core).seen_direct(core.fold(target.account), relay.msgid)
             sender = core.remote.get(str(event.get("u")))
             if sender is not None:  # the local user may answer the remote one freely
                 from server.core.handlers.messaging import note_sender
@@ -827,7 +870,8 @@ def remote_snapshot(core: ServerCore, snap: Event) -> None:
     node = snap.get("n")
     if not isinstance(node, str) or node == core.node_id:
         return
-    _same_run(core, node, snap)
+    if not _current_run(core, node, snap):
+        return
     state = _state(core)
     name = snap.get("name")
     if isinstance(name, str) and name:
@@ -849,6 +893,8 @@ def remote_snapshot(core: ServerCore, snap: Event) -> None:
     state.seen_g[node] = g
     _merge_bans(core, snap)
     heard = state.heard_ms.get(node)
+    if last is not None and g > last:  # events that never came: private messages too
+        _recover_direct(core, heard)
     for folded, seq in snap.get("c", {}).items():
         before = state.seen_chan.get((node, folded))
         state.seen_chan[(node, folded)] = int(seq)
@@ -908,6 +954,34 @@ def remote_snapshot(core: ServerCore, snap: Event) -> None:
         owner = core.remote.get(uid)
         if owner is not None and (owner.accepting or record.get("acc")):
             core.accept.replace(owner, _users(core, record.get("acc", ())))
+
+
+def recovered_direct(core: ServerCore, account: str, rows: list[StoredMessage]) -> None:
+    """After a gap: deliver the stored private messages to ``account`` (folded) that its
+    sessions here were not sent, each to every one of them (by its nick now)."""
+    state = _state(core)
+    sessions = [
+        c for c in core.clients.values()
+        if c.registered and c.closing is None and c.account is not None
+        and core.fold(c.account) == account
+    ]
+    entry = state.direct.get(account)
+    seen = entry[1] if entry is not None else set()
+    count = 0
+    for row in sorted(rows, key=lambda r: (r.time_ms, r.seq)):
+        if row.msgid in seen or row.command not in STORED_COMMANDS:
+            continue
+        sender = parse_tags(row.tags).get("account", "") if row.tags else ""
+        if not sender or core.fold(sender) == account:
+            continue  # one of its own (from a session elsewhere), or not between accounts
+        need_cap = _NEEDS_CAP.get(row.command)
+        for session in sessions:
+            if need_cap is None or need_cap in session.caps:
+                core.deliver(session, relay_from_row(row._replace(channel=session.nick)))
+        state.seen_direct(account, row.msgid)
+        count += 1
+    if count:
+        log.warning("recovered %d missed private messages to %s from the store", count, account)
 
 
 def recovered(core: ServerCore, folded: str, rows: list[StoredMessage]) -> None:

@@ -32,10 +32,11 @@ from redis.exceptions import RedisError
 
 from server.config import ServerConfig
 from server.core import ServerCore
-from server.history.model import NO_REF, Query
+from server.history.model import NO_REF, Query, Ref
 from server.history.service import HistoryService
 from server.tasks import spawn
 
+from .apply import run_of
 from .events import (
     CHANNEL,
     NICK_KEY,
@@ -44,6 +45,7 @@ from .events import (
     ClaimNick,
     Publish,
     Recover,
+    RecoverDirect,
     ReleaseNick,
     Resync,
     decode,
@@ -53,6 +55,7 @@ from .events import (
 log = logging.getLogger("chat.server.cluster")
 
 RECOVER_LIMIT = 100
+RECOVER_CONVERSATIONS = 50  # of one account, active since a gap began, recovered
 # Renew a lease we hold, or take it back if it expired (Redis restarted): never steal.
 _RENEW = """
 local v = redis.call('GET', KEYS[1])
@@ -139,7 +142,7 @@ class ClusterBus:
                 async with asyncio.timeout(2):
                     await self.redis.delete(NODE_KEY + self.node)
                     await self.redis.srem(NODES_KEY, self.node)
-                    bye = {"k": "bye", "n": self.node, "e": self.core.run_id}
+                    bye = {"k": "bye", "n": self.node, "e": run_of(self.core)}
                     await self.redis.publish(CHANNEL, encode(bye))
                     for client in self.core.clients.values():
                         if client.folded:
@@ -175,6 +178,8 @@ class ClusterBus:
                     self._spawn(self._resync(effect.node))
             elif isinstance(effect, Recover):
                 self._spawn(self._recover(effect.channel))
+            elif isinstance(effect, RecoverDirect):
+                self._spawn(self._recover_direct(effect))
 
     async def _claim(self, claim: ClaimNick) -> None:
         key = NICK_KEY + claim.folded
@@ -220,11 +225,34 @@ class ClusterBus:
             return
         try:
             query = Query("LATEST", channel, NO_REF, RECOVER_LIMIT, with_redactions=True)
-            rows = await self.history.query(query)
+            rows = await self.history.query_store(query)
         except Exception:
             log.exception("cluster: recovering %s from the store failed", channel)
             return
         self.core.recovered(channel, rows)
+        self.changed()
+
+    async def _recover_direct(self, effect: RecoverDirect) -> None:
+        """Each account's conversations active since the gap began, and their messages
+        since then (a few reads per logged-in user, only after a gap)."""
+        if self.history is None:
+            return
+        since = Ref("timestamp", time_ms=effect.since_ms)
+        until = int(time.time() * 1000) + 1
+        for account in effect.accounts:
+            try:
+                talks = await self.history.conversations(
+                    account, effect.since_ms, until, RECOVER_CONVERSATIONS)
+                rows = []
+                for _partner, key, _last in talks:
+                    query = Query("AFTER", key, since, RECOVER_LIMIT)
+                    rows += await self.history.query_store(query)
+                # Windows of these conversations cached here may lack them too.
+                self.history.stale([key for _partner, key, _last in talks])
+            except Exception:
+                log.exception("cluster: recovering private messages of %s failed", account)
+                continue
+            self.core.recovered_direct(account, rows)
         self.changed()
 
     # ------------------------------------------------------------------ tasks

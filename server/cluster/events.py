@@ -64,6 +64,16 @@ class Recover:
     channel: str
 
 
+@dataclass(frozen=True, slots=True)
+class RecoverDirect:
+    """Private messages to these (folded) accounts, users here, may have been missed
+    since ``since_ms``: read their conversations since then from the store, hand the
+    rows to core.recovered_direct(account, rows)."""
+
+    accounts: tuple[str, ...]
+    since_ms: int
+
+
 def encode(event: Event) -> bytes:
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
 

@@ -217,6 +217,7 @@ class ServerCore:
         self.cluster = config.cluster
         self.node_id = config.node_id or secrets.token_hex(4)
         self.run_id = secrets.token_hex(4)  # this run of the server, also with a fixed node_id
+        self.started_ms = int(clock() * 1000)
         self.remote: dict[str, Client] = {}
         self.nick_pending: dict[str, Client] = {}  # folded nick -> client awaiting its claim
         # ChanServ: folded channel name -> its registration (from the account store).
@@ -700,6 +701,10 @@ class ServerCore:
         if stored is None:
             return None
         self._effects.append(StoreMessage(stored))
+        if self.cluster_state is not None:  # a recovery after a gap must not repeat it
+            self.cluster_state.seen_direct(a, relay.msgid)
+            if target.remote is None:
+                self.cluster_state.seen_direct(b, relay.msgid)
         return stored.target
 
     def _relay_time_ms(self, relay: Relay) -> int:
@@ -883,6 +888,13 @@ class ServerCore:
         from server.cluster.apply import snapshot
 
         return snapshot(self)
+
+    def recovered_direct(self, account: str, rows: list[StoredMessage] | None) -> None:
+        """Private messages to ``account`` the store returned after a gap: deliver the
+        ones its sessions here were not sent."""
+        from server.cluster.apply import recovered_direct
+
+        recovered_direct(self, account, rows or [])
 
     def recovered(self, channel: str, rows: list[StoredMessage] | None) -> None:
         """Rows the store returned after a gap: deliver the ones not seen here."""

@@ -81,6 +81,12 @@ class HistoryService:
                 return answer
         return await self._in_thread(self.store.query, q)
 
+    async def query_store(self, q: Query) -> list[StoredMessage]:
+        """The store's answer, never a cached window: after a cluster gap the windows
+        here may lack what never came (their drops were lost with it)."""
+        self._bind()
+        return await self._in_thread(self.store.query, q)
+
     async def window(self, target: str) -> tuple[Sequence[StoredMessage], bool] | None:
         """The recent window (rows, complete): cached, or read from the store on a miss.
 

@@ -837,6 +837,13 @@ async def test_a_node_restarted_at_once_under_its_id_is_heard_again(cluster: Clu
         await c.close()
 
 
+async def channel_history(c: IRCTestClient, channel: str) -> list[str]:
+    await c.send(f"CHATHISTORY LATEST {channel} * 50")
+    lines = await c.collect_until("BATCH", timeout=5)
+    lines += await c.collect_until("BATCH", timeout=5)
+    return [m.params[-1] for m in lines if m.command == "PRIVMSG" and "batch" in m.tags]
+
+
 async def test_messages_sent_while_redis_was_away_reach_the_other_node(
     cluster: Cluster,
 ) -> None:
@@ -845,12 +852,13 @@ async def test_messages_sent_while_redis_was_away_reach_the_other_node(
     and delivers them from the store, late and once."""
     p1, p2 = cluster.start("n1"), cluster.start("n2")
     ra = await connect(p1, "ra")
-    rb = await connect(p2, "rb")
+    rb = await connect(p2, "rb", ["batch", "server-time", "message-tags", "draft/chathistory"])
     await ra.join("#rec")
     await rb.join("#rec")
     await ra.expect("JOIN", lambda m: (m.source or "").startswith("rb!"))
     await ra.send("PRIVMSG #rec :before")
     await rb.expect("PRIVMSG", lambda m: m.params[-1] == "before")
+    assert await channel_history(rb, "#rec") == ["before"]  # n2 caches the window
     cluster.redis.stop()
     for n in range(4):
         await ra.send(f"PRIVMSG #rec :during {n}")
@@ -861,6 +869,9 @@ async def test_messages_sent_while_redis_was_away_reach_the_other_node(
     assert [m.params[-1] for m in got] == [f"during {n}" for n in range(4)]
     await ra.send("PRIVMSG #rec :after")
     assert (await rb.expect("PRIVMSG", timeout=5)).params[-1] == "after"  # none twice
+    # And n2's history is not the window it cached before the outage.
+    assert await channel_history(rb, "#rec") == [
+        "before", *(f"during {n}" for n in range(4)), "after"]
     for c in (ra, rb):
         await c.close()
 
@@ -949,4 +960,30 @@ async def test_a_nick_taken_on_both_nodes_while_redis_was_away_is_sorted_out(
     await first.send("PRIVMSG twin_ :found you")
     assert (await second.expect("PRIVMSG", timeout=5)).params == ["twin_", "found you"]
     for c in (first, second):
+        await c.close()
+
+
+async def test_a_private_message_sent_while_redis_was_away_reaches_its_recipient(
+    cluster: Cluster,
+) -> None:
+    """Between accounts it is stored; the event carrying it to the other node was lost.
+    When Redis is back the recipient's node recovers it from the store, once."""
+    p1, p2 = cluster.start("n1"), cluster.start("n2")
+    alice = await connect(p1, "alice")
+    bob = await connect(p2, "bob")
+    for c in (alice, bob):
+        await register_account(c)
+    await alice.send("PRIVMSG bob :before")
+    await bob.expect("PRIVMSG", lambda m: m.params[-1] == "before", timeout=5)
+    cluster.redis.stop()
+    await alice.send("PRIVMSG bob :while Redis was away")
+    await alice.sync()
+    await asyncio.sleep(0.3)
+    cluster.redis.start()
+    got = await bob.expect("PRIVMSG", timeout=10)
+    assert (got.source or "").startswith("alice!")
+    assert got.params == ["bob", "while Redis was away"]
+    await alice.send("PRIVMSG bob :after")
+    assert (await bob.expect("PRIVMSG", timeout=10)).params[-1] == "after"  # none twice
+    for c in (alice, bob):
         await c.close()
