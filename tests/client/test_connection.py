@@ -251,26 +251,33 @@ async def test_connection_refused_backs_off_and_retries(clients: list[ChatClient
     await asyncio.wait_for(alice.task, DEADLINE)
 
 
-async def test_tls(tmp_path: Path, clients: list[ChatClient]) -> None:
+def tls_context(tmp_path: Path) -> tuple[Path, ssl.SSLContext]:
+    """A self-signed certificate (its file) and a server context holding it."""
     pair = make_cert(tmp_path)
     if pair is None:
         pytest.skip("openssl cannot make a test certificate here")
     cert, key = pair
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_ctx.load_cert_chain(cert, key)
+    return cert, server_ctx
 
-    async def tiny_ircd(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(Exception):
-            while line := await reader.readline():
-                if line.startswith(b"USER"):
-                    writer.write(b":tls.test 001 alice :Welcome over TLS\r\n")
-                    writer.write(b":tls.test 422 alice :No MOTD\r\n")
-                elif line.startswith(b"QUIT"):
-                    writer.write(b"ERROR :bye\r\n")
-                    await writer.drain()
-                    break
-        writer.close()
 
+async def tiny_ircd(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Welcomes whoever sends USER (001, 422); ERROR and close on QUIT."""
+    with contextlib.suppress(Exception):
+        while line := await reader.readline():
+            if line.startswith(b"USER"):
+                writer.write(b":tls.test 001 alice :Welcome over TLS\r\n")
+                writer.write(b":tls.test 422 alice :No MOTD\r\n")
+            elif line.startswith(b"QUIT"):
+                writer.write(b"ERROR :bye\r\n")
+                await writer.drain()
+                break
+    writer.close()
+
+
+async def test_tls(tmp_path: Path, clients: list[ChatClient]) -> None:
+    cert, server_ctx = tls_context(tmp_path)
     srv = await asyncio.start_server(tiny_ircd, "127.0.0.1", 0, ssl=server_ctx)
     port = srv.sockets[0].getsockname()[1]
     try:
@@ -317,21 +324,7 @@ async def test_an_untrusted_certificate_says_what_to_do_once(
     """--tls to a self-signed server: every attempt fails verification; one line says
     why and what to do; retrying goes on, and trusting the certificate as the line
     says (SSL_CERT_FILE) lets the next attempt in."""
-    pair = make_cert(tmp_path)
-    if pair is None:
-        pytest.skip("openssl cannot make a test certificate here")
-    cert, key = pair
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_ctx.load_cert_chain(cert, key)
-
-    async def tiny_ircd(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(Exception):
-            while line := await reader.readline():
-                if line.startswith(b"USER"):
-                    writer.write(b":tls.test 001 alice :Welcome over TLS\r\n")
-                    writer.write(b":tls.test 422 alice :No MOTD\r\n")
-        writer.close()
-
+    cert, server_ctx = tls_context(tmp_path)
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     srv = await asyncio.start_server(tiny_ircd, "127.0.0.1", 0, ssl=server_ctx)
     port = srv.sockets[0].getsockname()[1]
