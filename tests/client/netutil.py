@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import pytest
+
 from client.connection import Connection, ConnectionSettings
 from client.model import Buffer, Delivery, Event, Kind, Line
 from client.session import Session, SessionConfig
@@ -213,6 +215,14 @@ def has_texts(buf: Buffer | None, wanted: list[str]) -> bool:
         return False
     delivered = [m.text for m in messages(buf) if m.delivery is Delivery.DELIVERED]
     return all(w in delivered for w in wanted)
+
+
+def cert_or_skip(tmp_path: Path) -> tuple[Path, Path]:
+    """``make_cert``'s certificate and key; the test is skipped without openssl."""
+    pair = make_cert(tmp_path)
+    if pair is None:
+        pytest.skip("openssl cannot make a test certificate here")
+    return pair
 
 
 def make_cert(tmp_path: Path) -> tuple[Path, Path] | None:

@@ -18,8 +18,8 @@ from tests.conftest import RunningServer, start_server
 from .netutil import (
     DEADLINE,
     ChatClient,
+    cert_or_skip,
     has_texts,
-    make_cert,
     messages,
     restart_server,
     texts,
@@ -253,10 +253,7 @@ async def test_connection_refused_backs_off_and_retries(clients: list[ChatClient
 
 def tls_context(tmp_path: Path) -> tuple[Path, ssl.SSLContext]:
     """A self-signed certificate (its file) and a server context holding it."""
-    pair = make_cert(tmp_path)
-    if pair is None:
-        pytest.skip("openssl cannot make a test certificate here")
-    cert, key = pair
+    cert, key = cert_or_skip(tmp_path)
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_ctx.load_cert_chain(cert, key)
     return cert, server_ctx

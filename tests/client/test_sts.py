@@ -17,7 +17,7 @@ from server.config import ServerConfig
 from tests.conftest import start_server
 
 from .helpers import NOW, feed, make
-from .netutil import ChatClient, make_cert
+from .netutil import ChatClient, cert_or_skip
 
 
 def negotiate(s: Session, ls: str, *, secure: bool) -> tuple[list[str], list[object]]:
@@ -108,10 +108,7 @@ def test_store_survives_a_bad_file(tmp_path: Path) -> None:
 
 
 async def test_the_client_moves_to_tls_and_stays_there(tmp_path: Path) -> None:
-    pair = make_cert(tmp_path)
-    if pair is None:
-        pytest.skip("openssl cannot make a test certificate here")
-    cert, key = pair
+    cert, key = cert_or_skip(tmp_path)
     config = ServerConfig(name="test.server", tls_port=0, tls_cert=str(cert), tls_key=str(key),
                           sts_duration=3600)
     running = start_server(config, "asyncio", db="")
@@ -178,10 +175,7 @@ async def test_after_an_upgrade_the_client_never_falls_back_to_plaintext(
 async def test_channels_are_joined_after_the_upgrade(tmp_path: Path) -> None:
     """--join #t, pointed at plaintext: the first connection ends at CAP LS (STS), the
     TLS one registers and joins #t (it joined nothing, the first connection counted)."""
-    pair = make_cert(tmp_path)
-    if pair is None:
-        pytest.skip("openssl cannot make a test certificate here")
-    cert, key = pair
+    cert, key = cert_or_skip(tmp_path)
     config = ServerConfig(name="test.server", tls_port=0, tls_cert=str(cert), tls_key=str(key),
                           sts_duration=300)
     running = start_server(config, "asyncio", db="")
