@@ -79,7 +79,7 @@ class HistoryService:
             answer = evaluate(rows, q, complete)
             if answer is not None:
                 return answer
-        return await self._in_thread(self.store.query, q)
+        return await self.query_store(q)
 
     async def query_store(self, q: Query) -> list[StoredMessage]:
         """The store's answer, never a cached window: after a cluster gap the windows
