@@ -1081,9 +1081,11 @@ class ServerCore:
     def quit(self, client: Client, reason: str, *, send_error: bool) -> None:
         if client.closing is not None:
             return
-        # Nobody shares a channel with most quitting clients: then there is nothing to relay.
+        # Nobody shares a channel with most quitting clients: then there is nothing to
+        # relay, nor to keep unless its channels keep quits as history events.
         peers = self.peers(client, include_self=False) if client.registered else []
-        if client.registered and (peers or self.cluster or client.channels):
+        keeps = bool(client.channels) and self.history_enabled and self.config.history_events
+        if client.registered and (peers or self.cluster or keeps):
             relay = self.new_relay(client, "QUIT", [reason])
             self.fan_out(peers, relay)
             self.on_channel_event(client.channels.values(), client.mask, relay, reason)
