@@ -8,6 +8,7 @@ the Up/Down input history (:func:`commands.secret_input` uses :func:`secret_raw`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from chat.message import ParseError, parse
@@ -110,6 +111,30 @@ def nickserv_login(text: str) -> tuple[str | None, str] | None:
     if command == "REGISTER" and args:
         return None, args[0]
     return None
+
+
+def nickserv_password_change(text: str) -> str | None:
+    """The new password when ``text`` sent to NickServ changes the account's password:
+    ``SET PASSWORD new`` (``SET PASS``; our server, Atheme, Anope) or ``PASSWD current
+    new [new]`` (Ergo). None for anything else."""
+    words = text.split()
+    if len(words) == 3 and words[0].upper() == "SET" and words[1].upper() in ("PASSWORD", "PASS"):
+        return words[2]
+    if len(words) in (3, 4) and words[0].upper() == "PASSWD":
+        return words[2] if len(words) == 3 or words[2] == words[3] else None
+    return None
+
+
+# Services confirm a change in their own words ("The password of alice is changed",
+# Atheme's "...has been changed to...", Anope's "Password for alice changed.", Ergo's
+# "Password changed"); a refusal says what went wrong, often with "changed" in it too.
+_REFUSAL = re.compile(r"\b(not|cannot|can't|couldn't|failed|fail|error|invalid|incorrect|"
+                      r"denied|wrong|must|too)\b", re.IGNORECASE)
+
+
+def confirms_password_change(text: str) -> bool:
+    """Whether NickServ's ``text`` reads as a successful password change."""
+    return "changed" in text.lower() and _REFUSAL.search(text) is None
 
 
 def mask_message(target: str, text: str) -> str:

@@ -98,6 +98,7 @@ class SaslLogin:
         self._incoming = ""  # SCRAM: the base64 of the server message so far
         self._learned: Learned | None = None  # a login made during the session
         self._attempt: _Attempt | None = None  # a password on its way to a login
+        self._change: _Attempt | None = None  # a new password sent to NickServ
 
     @property
     def configured(self) -> bool:
@@ -132,7 +133,26 @@ class SaslLogin:
 
     def forget(self) -> None:
         """Logged out (901) during the session: reconnects no longer log in by themselves."""
-        self._learned = self._attempt = None
+        self._learned = self._attempt = self._change = None
+
+    def change_sent(self, password: str, now: float) -> None:
+        """A new password was sent to NickServ (``SET PASSWORD``): used from the next
+        connect on once NickServ confirms it (:meth:`change_confirmed`)."""
+        self._change = _Attempt(None, password, now)
+
+    def change_confirmed(self, account: str | None, now: float) -> bool:
+        """NickServ confirmed a password change of ``account`` (the one logged in to):
+        reconnects log in with the new password, also over a configured one of the same
+        account. Whether a change was waiting for it."""
+        change, self._change = self._change, None
+        if change is None or account is None or now - change.at > ATTEMPT_WINDOW:
+            return False
+        return self.learn(account, change.password)
+
+    @property
+    def configured_outdated(self) -> bool:
+        """The configured password is not the one reconnects use (changed since)."""
+        return self.configured and self._uses_learned
 
     def learn(self, username: str, password: str) -> bool:
         """A login with a password succeeded during the session: the next connects log
@@ -143,16 +163,30 @@ class SaslLogin:
         return True
 
     @property
+    def _uses_learned(self) -> bool:
+        """Log in with what was learnt: nothing is configured, or the configured
+        account's password was changed (or given again) during the session."""
+        learned = self._learned
+        if learned is None:
+            return False
+        if not self.configured:
+            return True
+        fold = self._session.fold
+        return fold(learned.username) == fold(self._credentials.sasl_username or "")
+
+    @property
     def _username(self) -> str:
-        if self.configured or self._learned is None:
-            return self._credentials.sasl_username or ""
-        return self._learned.username
+        if self._uses_learned:
+            assert self._learned is not None
+            return self._learned.username
+        return self._credentials.sasl_username or ""
 
     @property
     def _password(self) -> str:
-        if self.configured or self._learned is None:
-            return self._credentials.sasl_password or ""
-        return self._learned.password
+        if self._uses_learned:
+            assert self._learned is not None
+            return self._learned.password
+        return self._credentials.sasl_password or ""
 
     def reset(self, now: float) -> None:
         """A new connection: nothing asked yet."""

@@ -55,7 +55,13 @@ from .model import (
 from .multiline import Limits, MultilineMessage, WireLine
 from .notify import NotifyList, Watched, chunks
 from .outbox import JOIN_ERRORS, Outbox, Piece
-from .passwords import is_nickserv, mask_message, nickserv_login
+from .passwords import (
+    confirms_password_change,
+    is_nickserv,
+    mask_message,
+    nickserv_login,
+    nickserv_password_change,
+)
 from .regain import NickRegain
 from .replies import QUERY_NUMERICS, query_text
 from .sasl import SaslLogin
@@ -829,6 +835,9 @@ class Session:
                 login = nickserv_login(line)
                 if login is not None:
                     self._sasl.attempt(*login, now)
+                change = nickserv_password_change(line)
+                if change is not None:
+                    self._sasl.change_sent(change, now)
         sent_to = self.buffer(target)
         if sent_to is not None:
             sent_to.typing_sent = 0.0  # the message ends our typing there
@@ -2288,7 +2297,19 @@ class Session:
         if line.own and self.outbox.echo(target, kind, raw, line, self._label):
             return line  # it took the place of its pending line
         self._add(buf, line)
+        if notice and is_nickserv(nick) and confirms_password_change(raw):
+            self._password_changed(now, buf)
         return line
+
+    def _password_changed(self, now: float, buf: Buffer) -> None:
+        """NickServ confirmed a ``SET PASSWORD`` we sent: reconnects use the new one."""
+        if not self._sasl.change_confirmed(self.account, now):
+            return
+        text = "Reconnects log in with the new password for the rest of this session"
+        if self._sasl.configured_outdated:
+            text += ("; the configured password is the old one: update sasl_password in the"
+                     " config (or CHAT_SASL_PASSWORD)")
+        self.info(text, now, buf)
 
     def _ctcp(self, msg: Message, nick: str, cmd: str, text: str, reply: bool, now: float) -> None:
         body = text[1:-1] if text.endswith("\x01") else text[1:]

@@ -651,3 +651,73 @@ def test_half_the_credentials_is_said_and_not_used() -> None:
     assert "CAP REQ multi-prefix" in feed(s, [":srv CAP * LS :multi-prefix sasl"])
     assert errors(s) == [
         "SASL needs a username and a password; the password is missing: not logging in"]
+
+
+NICKSERV_NOTICE = ":NickServ!NickServ@services.test NOTICE alice :{}"
+
+
+@pytest.mark.parametrize(
+    ("typed", "confirmation"),
+    [
+        ("/ns SET PASSWORD n3w-secret", "The password of lee is changed"),  # ours
+        ("/msg NickServ set pass n3w-secret", "Password for lee changed."),  # Anope
+        ("/ns PASSWD configured-pw n3w-secret n3w-secret", "Password changed"),  # Ergo
+    ],
+)
+def test_a_confirmed_password_change_is_used_by_reconnects(typed: str, confirmation: str) -> None:
+    s = chat_session(sasl_username="lee", sasl_password="configured-pw")
+    feed(s, [":test.server 900 alice alice!~a@h lee :You are now logged in as lee"])
+    s.input(typed, NOW + 1)
+    feed(s, [NICKSERV_NOTICE.format(confirmation)], NOW + 2)
+    assert any(text.startswith("Reconnects log in with the new password for the rest of this "
+                               "session; the configured password is the old one")
+               for text in all_text(s))  # fmt: skip
+    assert sasl_plain_at_reconnect(s, NOW + 60) == b"\0lee\0n3w-secret"
+    assert not any("n3w-secret" in text for text in all_text(s))
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "The password could not be changed; try again later",  # ours, refused
+        "The password must be at least 8 characters long",
+        "Password changed",  # ...but too late: not an answer to ours
+    ],
+)
+def test_a_password_change_not_confirmed_keeps_the_old_password(answer: str) -> None:
+    s = chat_session(sasl_username="lee", sasl_password="configured-pw")
+    feed(s, [":test.server 900 alice alice!~a@h lee :You are now logged in as lee"])
+    s.input("/ns SET PASSWORD n3w-secret", NOW)
+    late = answer == "Password changed"
+    feed(s, [NICKSERV_NOTICE.format(answer)], NOW + (200 if late else 1))
+    feed(s, [NICKSERV_NOTICE.format("Password changed")], NOW + 201)  # none waiting now
+    assert not any(text.startswith("Reconnects log in") for text in all_text(s))
+    assert sasl_plain_at_reconnect(s, NOW + 260) == b"\0lee\0configured-pw"
+
+
+def sasl_plain_at_reconnect(s: Session, now: float) -> bytes:
+    """The connection drops and comes back offering PLAIN: what the client sends."""
+    s.connection_lost(now - 1)
+    s.connection_made(now)
+    feed(s, [":test.server CAP * LS :sasl=PLAIN", ":test.server CAP alice ACK :sasl"], now)
+    out = feed(s, ["AUTHENTICATE +"], now)
+    return base64.b64decode(out[0].split()[1])
+
+
+async def test_a_password_changed_through_nickserv_logs_reconnects_in(
+    server: RunningServer, clients: list[ChatClient]
+) -> None:
+    await make_account(server, "carla")
+    carla = ChatClient.start(server.port, "carla", sasl=("carla", PASSWORD))
+    clients.append(carla)
+    s = carla.session
+    await carla.wait(lambda: s.registered and s.account == "carla", "the SASL login")
+    carla.conn.input("/ns SET PASSWORD n3w-passw0rd")
+    await carla.wait(lambda: any(text.startswith("Reconnects log in with the new password")
+                                 for text in all_text(s)), "the confirmation")  # fmt: skip
+    carla.conn.drop()
+    await carla.wait(lambda: s.connects == 2 and s.registered, "the reconnect")
+    # The server now refuses the old password, so the login proves the new one was used.
+    assert s.account == "carla" and s.nick == "carla"
+    assert await whois_account(server, "carla") == "carla"
+    assert not [e for e in server_texts(s, Kind.ERROR) if "SASL" in e]
