@@ -123,7 +123,10 @@ MAX_CAPS = 256
 MAX_NICK_ATTEMPTS = 30
 MAX_NAME = 200  # longest channel/nick accepted as a buffer name
 MAX_INPUT_LINES = 100  # lines one paste of plain text may send
-CTCP_REPLY_INTERVAL = 2.0  # seconds between automatic CTCP replies
+# Automatic CTCP replies: a burst of a few (VERSION, then PING...), then one per interval,
+# so that many senders at once cannot make the server drop us for flooding.
+CTCP_REPLY_BURST = 3
+CTCP_REPLY_INTERVAL = 2.0  # seconds per reply once the burst is spent
 MAX_ACCEPT_LIST = 1000  # nicks of an accept list (281 lines) gathered for one line
 ACCEPT_CHUNK = 400  # bytes of nicks per ACCEPT line sent
 
@@ -269,7 +272,8 @@ class Session:
         self._pings: dict[str, float] = {}
         self._ping_seq = 0
         self._offset = 0.0  # server clock - local clock, from server-time tags
-        self._ctcp_next = 0.0
+        self._ctcp_tokens = float(CTCP_REPLY_BURST)
+        self._ctcp_at = 0.0  # when the tokens were counted
         self._quitting = False  # /quit was used: the coming disconnect is expected
         self._upgrading = False  # STS: this connection ends to reconnect with TLS
         self._mask_len = 0  # length of our nick!user@host as the server sees it
@@ -2320,9 +2324,8 @@ class Session:
             self.info(f"CTCP {cmd} reply from {plain(nick)}: {plain(arg)}", now)
             return
         self.info(f"CTCP {cmd} from {plain(nick)}", now, self.server)
-        if cmd not in _CTCP_REPLIES or now < self._ctcp_next or not _safe_name(nick):
+        if cmd not in _CTCP_REPLIES or not _safe_name(nick) or not self._ctcp_token(now):
             return
-        self._ctcp_next = now + CTCP_REPLY_INTERVAL
         if cmd == "VERSION":
             answer = self.config.version
         elif cmd == "PING":
@@ -2332,6 +2335,16 @@ class Session:
         else:
             answer = " ".join(_CTCP_REPLIES)
         self._send("NOTICE", nick, f"\x01{cmd} {answer}\x01".replace(" \x01", "\x01"))
+
+    def _ctcp_token(self, now: float) -> bool:
+        """Whether an automatic CTCP reply may go out now (takes its token)."""
+        earned = max(0.0, now - self._ctcp_at) / CTCP_REPLY_INTERVAL
+        self._ctcp_tokens = min(float(CTCP_REPLY_BURST), self._ctcp_tokens + earned)
+        self._ctcp_at = now
+        if self._ctcp_tokens < 1.0:
+            return False
+        self._ctcp_tokens -= 1.0
+        return True
 
     # --- deleted messages (IRCv3 draft/message-redaction)
 

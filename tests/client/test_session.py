@@ -693,10 +693,16 @@ def test_ctcp_action_version_and_throttle() -> None:
     assert messages(buf)[-1].text == "waves"
     out = feed(s, [privmsg("bob", "alice", "\x01VERSION\x01")], now=NOW)
     assert out == ["NOTICE bob :\x01VERSION chat-client 0.1.0\x01"]
-    assert feed(s, [privmsg("bob", "alice", "\x01PING 1\x01")], now=NOW + 0.5) == []
-    assert feed(s, [privmsg("bob", "alice", "\x01PING 2\x01")], now=NOW + 5) == [
-        "NOTICE bob :\x01PING 2\x01"
+    # A PING right after the VERSION is answered (a burst of three), then one per 2 s.
+    assert feed(s, [privmsg("bob", "alice", "\x01PING 1\x01")], now=NOW + 0.5) == [
+        "NOTICE bob :\x01PING 1\x01"
     ]
+    assert feed(s, [privmsg("carl", "alice", "\x01TIME\x01")], now=NOW + 0.6) != []
+    assert feed(s, [privmsg("dora", "alice", "\x01PING 2\x01")], now=NOW + 0.7) == []
+    assert feed(s, [privmsg("dora", "alice", "\x01PING 3\x01")], now=NOW + 2.8) == [
+        "NOTICE dora :\x01PING 3\x01"
+    ]
+    assert feed(s, [privmsg("dora", "alice", "\x01PING 4\x01")], now=NOW + 3.0) == []
     assert s.buffer("bob") is None  # CTCP requests open no query
     s.input("/me dances", NOW)
     assert s.take_outgoing() == []  # in the server buffer: an error, nothing sent
