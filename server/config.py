@@ -29,6 +29,7 @@ class ServerConfig:
     admin_email: str = "admin@chat.local"
     motd: str | None = None  # path of the MOTD file; None -> 422
     motd_lines: tuple[str, ...] | None = None  # loaded text (the core never reads files)
+    config_file: str | None = None  # the TOML file read (--config): what REHASH re-reads
     password: str | None = None  # server password for PASS; None -> not required
     backend: str = "auto"
     select_impl: str = "auto"  # select backend: "auto" (epoll/kqueue/poll) | "select"

@@ -90,8 +90,8 @@ class Option:
 # String options whose empty value means something ("" db: history off).
 _MAY_BE_EMPTY = frozenset({"db", "cloak_key", "node_id", "ban_file"})
 
-# Fields that are not plain options: derived (motd_lines) or structured (opers).
-_NOT_OPTIONS = frozenset({"motd_lines", "opers"})
+# Fields that are not plain options: derived (motd_lines, config_file) or structured (opers).
+_NOT_OPTIONS = frozenset({"motd_lines", "config_file", "opers"})
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "backend": tuple(BACKENDS),
@@ -625,10 +625,13 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Se
     """Merge defaults, config file, environment and parsed flags into a ServerConfig."""
     collected = _Collected()
     config_path = getattr(args, "config", None)
+    config_file: Path | None = None
     if config_path:
-        _load_file(Path(config_path).expanduser(), "--config", collected)
+        config_file = Path(config_path).expanduser()
+        _load_file(config_file, "--config", collected)
     elif environ.get(CONFIG_ENV):
-        _load_file(Path(environ[CONFIG_ENV]).expanduser(), CONFIG_ENV, collected)
+        config_file = Path(environ[CONFIG_ENV]).expanduser()
+        _load_file(config_file, CONFIG_ENV, collected)
     _load_env(environ, collected)
     _load_args(args, collected)
 
@@ -658,6 +661,7 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Se
             **values,  # type: ignore[arg-type]
             motd_lines=motd_lines,
             opers=collected.opers,
+            config_file=str(config_file) if config_file is not None else None,
         )
     except (TypeError, ValueError) as e:  # a __post_init__ check added to ServerConfig
         raise ConfigError(str(e).splitlines()[0] if str(e) else type(e).__name__) from e

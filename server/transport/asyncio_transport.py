@@ -38,6 +38,7 @@ from server.transport.ops import (
     load_account_state,
     open_account_store,
     read_account_state,
+    rehash,
     reload,
     restore_bans,
     snapshot,
@@ -252,8 +253,7 @@ class AsyncioServer:
             return
         for effect in effects:
             if isinstance(effect, Rehash):
-                error = reload(self.core, self.reloader)
-                self.core.rehash_done(effect.conn_id, "configuration", error, effect.label)
+                rehash(self.core, self.reloader, effect)
             elif isinstance(effect, (CheckOper, *ANSWERED, *WRITTEN_BEHIND)):
                 self._account_work(effect)
             elif isinstance(effect, SaveBans):  # rare (operators, expiry) and small

@@ -24,7 +24,7 @@ from server.core.handlers.accounts import (
 )
 from server.core.handlers.chanserv import DropChannel, RegisterChannel, SaveChannel
 from server.core.handlers.memoserv import MAX_MEMOS, DeleteMemos, ListMemos, MarkMemoRead, SendMemo
-from server.core.handlers.operator import CheckOper
+from server.core.handlers.operator import CheckOper, Rehash
 from server.core.handlers.readmarker import SaveReadMarker
 from server.core.handlers.redact import FindMessage, RedactMessage
 from server.core.history import HistoryRequest, StoreMessage
@@ -350,6 +350,13 @@ def reload(core: ServerCore, reloader: Reloader | None) -> str | None:
         log.warning("reload: %s change only on restart", ", ".join(ignored))
     log.info("configuration reloaded", extra={"event": "rehash"})
     return None
+
+
+def rehash(core: ServerCore, reloader: Reloader | None, effect: Rehash) -> None:
+    """An operator's REHASH: reload, then answer naming the file re-read (382)."""
+    error = reload(core, reloader)
+    source = core.config.config_file or "configuration"  # only flags and environment
+    core.rehash_done(effect.conn_id, source, error, effect.label)
 
 
 def start_metrics(

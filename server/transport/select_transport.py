@@ -104,6 +104,7 @@ from server.transport.ops import (
     list_targets,
     load_account_state,
     open_account_store,
+    rehash,
     reload,
     restore_bans,
     snapshot,
@@ -991,8 +992,7 @@ class SelectServer:
             return
         for effect in effects:
             if isinstance(effect, Rehash):
-                error = reload(self.core, self.reloader)
-                self.core.rehash_done(effect.conn_id, self.reload_source, error, effect.label)
+                rehash(self.core, self.reloader, effect)
             elif isinstance(effect, CheckOper):
                 self._off_loop(effect.check_id, check_oper, effect)
             elif isinstance(effect, ANSWERED):
@@ -1097,10 +1097,6 @@ class SelectServer:
                     self.selector.unregister(listener.sock)
             listener.sock.close()
         self._listeners.clear()
-
-    @property
-    def reload_source(self) -> str:
-        return "configuration"
 
     def request_reload(self) -> None:
         """Signal-safe: re-read the configuration on the next timer tick (SIGHUP)."""

@@ -200,7 +200,7 @@ async def test_rehash_reloads_motd_and_rejects_a_bad_config(
 
         write_config(conf, "second motd", oper_hash)
         await op.send("REHASH")
-        assert (await op.expect("382")).params[-1] == "Rehashing"
+        assert (await op.expect("382")).params[1:] == [str(conf), "Rehashing"]  # the file
         assert await motd_of(p.port, "u2") == ["- second motd"]
 
         conf.write_text("port = 'not a number'\n")

@@ -65,7 +65,7 @@ def test_every_scalar_field_is_an_option() -> None:
     fields = {f.name for f in dataclasses.fields(ServerConfig)}
     # motd_lines is derived from motd, opers comes from the [opers] table. Any other
     # field missing here has a type settings.py does not know how to parse.
-    assert fields - names == {"motd_lines", "opers"}
+    assert fields - names == {"motd_lines", "config_file", "opers"}
 
 
 # --------------------------------------------------------------------------- each option
@@ -230,6 +230,7 @@ root = "{OPER_HASH}"
         topiclen=300,
         max_channels=20,
         opers={"root": OPER_HASH},
+        config_file=str(path),
     )
 
 
@@ -248,6 +249,7 @@ TOML_ERRORS = [
     ("prot = 6667", ["'prot'", "unknown key", "did you mean 'port'"]),
     ('log-level = "info"', ["'log-level'", "unknown key", "log_level"]),
     ("motd_lines = []", ["'motd_lines'", "unknown key"]),
+    ('config_file = "x.toml"', ["'config_file'", "unknown key"]),
     ("[server]\nport = 1", ["'server'", "unknown key"]),
     ('port = "6667"', ["port", "integer", "string"]),
     ("port = true", ["port", "integer", "boolean"]),
