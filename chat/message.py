@@ -62,10 +62,16 @@ def serialize_tags(tags: dict[str, str]) -> str:
     return ";".join(parts)
 
 
-def trailing(last: str) -> str:
-    """The last param as sent: ':' in front only when it is empty, starts with ':' or
-    holds a space (a middle param can be none of those)."""
-    if not last or last[0] == ":" or " " in last:
+# Commands whose last param is always sent with ':', needed or not, as Ergo does: many
+# bots and scripts take the text after " :" as a message's, and mIRC reads a NAMES
+# reply (353) only that way. Also WHOIS channels (319) and USERHOST (302).
+FORCE_TRAILING = frozenset({"PRIVMSG", "NOTICE", "353", "319", "302"})
+
+
+def trailing(last: str, force: bool = False) -> str:
+    """The last param as sent: ':' in front when it is empty, starts with ':' or holds
+    a space (a middle param can be none of those), or when ``force``d."""
+    if force or not last or last[0] == ":" or " " in last:
         return ":" + last
     return last
 
@@ -83,7 +89,8 @@ class Message:
         return self.to_line()
 
     def to_line(self) -> str:
-        """Serialise without CRLF; the last param gets ':' only when it needs it."""
+        """Serialise without CRLF; the last param gets ':' when it needs it (always for
+        :data:`FORCE_TRAILING` commands)."""
         parts: list[str] = []
         if self.tags:
             parts.append("@" + serialize_tags(self.tags))
@@ -94,7 +101,7 @@ class Message:
         if params:
             for middle in params[:-1]:
                 parts.append(middle)
-            parts.append(trailing(params[-1]))
+            parts.append(trailing(params[-1], self.command in FORCE_TRAILING))
         return " ".join(parts)
 
     def to_bytes(self) -> bytes:

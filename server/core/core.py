@@ -18,6 +18,7 @@ from chat import numerics as N
 from chat.casemap import folder
 from chat.framing import LineTooLong
 from chat.message import (
+    FORCE_TRAILING,
     MAX_LINE_BODY,
     Message,
     ParseError,
@@ -501,7 +502,8 @@ class ServerCore:
         registration alone sends fourteen.
         """
         *middles, last = params
-        words = [":" + self.config.name, code, nick, *map(_safe_middle, middles), trailing(last)]
+        last = trailing(last, code in FORCE_TRAILING)
+        words = [":" + self.config.name, code, nick, *map(_safe_middle, middles), last]
         return " ".join(words).encode("utf-8", "surrogateescape") + b"\r\n"
 
     def fail(self, client: Client, command: str, code: str, *context: str) -> None:

@@ -268,7 +268,7 @@ def test_unescape_never_fails_and_reescape_is_stable(raw: str) -> None:
     ("msg", "line"),
     [
         (Message("PING"), "PING"),
-        (Message("PRIVMSG", ["#chan", "hello"]), "PRIVMSG #chan hello"),
+        (Message("PRIVMSG", ["#chan", "hello"]), "PRIVMSG #chan :hello"),
         (Message("PRIVMSG", ["#chan", "hello world"]), "PRIVMSG #chan :hello world"),
         (Message("PRIVMSG", ["#chan", ":)"]), "PRIVMSG #chan ::)"),
         (Message("PRIVMSG", ["#chan", ""]), "PRIVMSG #chan :"),

@@ -29,7 +29,7 @@ def s() -> Session:
         ("/part see you", ["PART #t :see you"]),
         ("/part #other bye", ["PART #other bye"]),
         ("/msg bob hi there", ["@label=o1 PRIVMSG bob :hi there"]),  # (labeled-response)
-        ("/notice bob psst", ["@label=o1 NOTICE bob psst"]),
+        ("/notice bob psst", ["@label=o1 NOTICE bob :psst"]),
         ("/me waves", ["@label=o1 PRIVMSG #t :\x01ACTION waves\x01"]),
         ("/nick alicia", ["NICK alicia"]),
         ("/topic", ["TOPIC #t"]),
@@ -181,7 +181,7 @@ def test_an_unknown_command_or_a_pasted_block_starting_with_a_slash_is_given_bac
     # The text of a command that sends text may be a paste ("/msg bob " then a paste);
     # a command line with a line break after it is that command; // sends the block.
     assert s.input("/msg bob one\ntwo", NOW) is True
-    assert s.take_outgoing() == ["@label=o1 PRIVMSG bob one", "@label=o2 PRIVMSG bob two"]
+    assert s.take_outgoing() == ["@label=o1 PRIVMSG bob :one", "@label=o2 PRIVMSG bob :two"]
     assert s.input("/join #a\n", NOW) is True and s.take_outgoing() == ["JOIN #a"]
     assert s.input("//etc/passwd is a file\nand another line", NOW) is True
     assert s.take_outgoing() == ["@label=o3 PRIVMSG #t :/etc/passwd is a file",
@@ -214,7 +214,7 @@ def test_mask_lists_are_shown_in_the_current_buffer(s: Session) -> None:
 
 
 def test_query_close_win_clear(s: Session) -> None:
-    assert run(s, "/query bob hello") == ["@label=o1 PRIVMSG bob hello"]
+    assert run(s, "/query bob hello") == ["@label=o1 PRIVMSG bob :hello"]
     assert s.current.name == "bob" and s.current.kind is BufferKind.QUERY
     # echo-message is on: pending until the echo comes
     assert texts(s.current) == ["hello"]
@@ -275,7 +275,7 @@ def test_messages_without_echo_show_locally(s: Session) -> None:
     n = ngircd_session()
     n.switch("#t")
     assert run(n, "/me waves") == ["PRIVMSG #t :\x01ACTION waves\x01"]
-    assert run(n, "/msg bob hi") == ["PRIVMSG bob hi"]
+    assert run(n, "/msg bob hi") == ["PRIVMSG bob :hi"]
     q = n.buffer("bob")
     assert q is not None and texts(q) == ["hi"]
     assert n.current.name == "#t"  # /msg does not switch

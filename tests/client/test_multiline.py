@@ -295,17 +295,17 @@ def test_text_with_line_breaks_goes_out_as_one_batch_and_one_pending_line() -> N
     out = run(s, "one\n\ntwo  \r\nthree")
     assert out == [
         "@label=o1 BATCH +ml1 draft/multiline #t",
-        "@batch=ml1 PRIVMSG #t one",
+        "@batch=ml1 PRIVMSG #t :one",
         "@batch=ml1 PRIVMSG #t :",
         "@batch=ml1 PRIVMSG #t :two  ",
-        "@batch=ml1 PRIVMSG #t three",
+        "@batch=ml1 PRIVMSG #t :three",
         "BATCH -ml1",
     ]
     [line] = own(s.current)
     assert (line.text, line.delivery) == ("one\n\ntwo  \nthree", Delivery.PENDING)
     # Blank lines at the start and end are left out; what is left of one line is a
     # plain message.
-    assert run(s, "\n\n  \nsolo\n\n") == ["@label=o2 PRIVMSG #t solo"]
+    assert run(s, "\n\n  \nsolo\n\n") == ["@label=o2 PRIVMSG #t :solo"]
 
 
 def test_a_long_line_is_cut_into_concatenated_pieces_at_words() -> None:
@@ -357,7 +357,7 @@ def test_over_the_limits_it_goes_out_as_several_messages_within_them() -> None:
 def test_without_the_capability_each_line_is_a_message() -> None:
     s = in_t(CHAT_BURST)
     assert s.multiline_limits is None
-    assert run(s, "one\n\ntwo") == ["@label=o1 PRIVMSG #t one", "@label=o2 PRIVMSG #t two"]
+    assert run(s, "one\n\ntwo") == ["@label=o1 PRIVMSG #t :one", "@label=o2 PRIVMSG #t :two"]
     assert [ln.text for ln in own(s.current)] == ["one", "two"]
 
 
@@ -370,7 +370,10 @@ def test_actions_and_notices_stay_one_line() -> None:
 def test_a_password_to_nickserv_is_never_a_multiline_message() -> None:
     s = in_t()
     out = run(s, "/msg NickServ IDENTIFY secret\nHELP")
-    assert out == ["@label=o1 PRIVMSG NickServ :IDENTIFY secret", "@label=o2 PRIVMSG NickServ HELP"]
+    assert out == [
+        "@label=o1 PRIVMSG NickServ :IDENTIFY secret",
+        "@label=o2 PRIVMSG NickServ :HELP",
+    ]
     query = s.buffer("NickServ")
     assert query is not None
     assert [ln.text for ln in own(query)] == ["IDENTIFY ********", "HELP"]
@@ -425,8 +428,8 @@ def test_a_fail_batch_fails_the_pending_line_with_the_reason() -> None:
 def test_without_echo_message_it_shows_as_sent_at_once() -> None:
     s = in_t([line.replace(" echo-message", "") for line in BURST])
     assert run(s, "one\ntwo") == [
-        "BATCH +ml1 draft/multiline #t", "@batch=ml1 PRIVMSG #t one",
-        "@batch=ml1 PRIVMSG #t two", "BATCH -ml1"]  # fmt: skip
+        "BATCH +ml1 draft/multiline #t", "@batch=ml1 PRIVMSG #t :one",
+        "@batch=ml1 PRIVMSG #t :two", "BATCH -ml1"]  # fmt: skip
     assert [(ln.text, ln.delivery) for ln in own(s.current)] == [("one\ntwo", Delivery.DELIVERED)]
 
 
@@ -454,7 +457,7 @@ def test_after_a_reconnect_history_confirms_it_or_its_lines_go_out_alone() -> No
     feed(s, CHAT_BURST, NOW + 80)
     out = feed(s, [rejoin.replace("J2", "J3")], NOW + 80)
     assert [line for line in out if "PRIVMSG" in line] == [
-        "@label=o2 PRIVMSG #t three", "@label=o3 PRIVMSG #t four"]
+        "@label=o2 PRIVMSG #t :three", "@label=o3 PRIVMSG #t :four"]
     assert [(ln.text, ln.delivery) for ln in own(buf)][1:] == [
         ("three", Delivery.PENDING), ("four", Delivery.PENDING)]
 

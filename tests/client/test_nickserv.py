@@ -222,7 +222,7 @@ def test_without_echo_our_line_is_shown_masked_and_sent_unchanged() -> None:
     s.input("set password hunter22", NOW)
     assert s.take_outgoing() == [
         "PRIVMSG NickServ :IDENTIFY alice hunter22",
-        "PRIVMSG nickserv HELP",
+        "PRIVMSG nickserv :HELP",
         "NOTICE NickServ :REGISTER hunter22",
         "PRIVMSG NickServ :set password hunter22",
     ]

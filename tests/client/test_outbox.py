@@ -96,7 +96,7 @@ def states(buf: Buffer) -> list[tuple[str, Delivery, str]]:
 
 def test_a_message_is_pending_until_its_labelled_echo_replaces_it_in_place() -> None:
     s, buf = in_t()
-    assert run(s, "hello") == ["@label=o1 PRIVMSG #t hello"]
+    assert run(s, "hello") == ["@label=o1 PRIVMSG #t :hello"]
     [pending] = own(buf)
     assert pending.delivery is Delivery.PENDING and pending.note == ""
     assert pending.msgid is None and pending.nick == "alice" and pending.prefix == "@"
@@ -116,7 +116,11 @@ def test_a_message_is_pending_until_its_labelled_echo_replaces_it_in_place() -> 
 def test_without_labels_the_echo_confirms_the_oldest_pending_line_with_its_text() -> None:
     s = joined_session(NO_LABELS, ("bob",))
     buf = s.current
-    assert run(s, "same\nother\nsame") == ["PRIVMSG #t same", "PRIVMSG #t other", "PRIVMSG #t same"]
+    assert run(s, "same\nother\nsame") == [
+        "PRIVMSG #t :same",
+        "PRIVMSG #t :other",
+        "PRIVMSG #t :same",
+    ]
     assert [ln.delivery for ln in own(buf)] == [Delivery.PENDING] * 3
     feed(s, [echo("same", "E1", T0 + 1)])
     assert [(ln.text, ln.msgid) for ln in own(buf)] == [("same", "E1"), ("other", None),
@@ -146,7 +150,7 @@ def test_actions_notices_and_queries_are_pending_too() -> None:
     s, buf = in_t()
     assert run(s, "/me waves") == ["@label=o1 PRIVMSG #t :\x01ACTION waves\x01"]
     assert run(s, "/notice #t heads up") == ["@label=o2 NOTICE #t :heads up"]
-    assert run(s, "/msg bob psst") == ["@label=o3 PRIVMSG bob psst"]
+    assert run(s, "/msg bob psst") == ["@label=o3 PRIVMSG bob :psst"]
     query = s.buffer("bob")
     assert query is not None  # opened for the pending line, as the echo would
     assert [(ln.kind, ln.delivery) for ln in own(buf)] == [
@@ -172,7 +176,7 @@ def test_an_answer_without_an_echo_or_an_error_delivers_it() -> None:
 
 def test_without_echo_message_a_message_shows_as_sent_at_once() -> None:
     s = joined_session(burst_without("echo-message"), ("bob",))
-    assert run(s, "hello") == ["PRIVMSG #t hello"]  # no label: nothing to match
+    assert run(s, "hello") == ["PRIVMSG #t :hello"]  # no label: nothing to match
     assert states(s.current) == [("hello", Delivery.DELIVERED, "")]
     assert not s.outbox.pending
 
@@ -378,7 +382,7 @@ def test_our_own_messages_in_the_gap_fill_are_not_counted_as_missed() -> None:
     s = joined_session(burst_without("echo-message"), ("bob",))  # ours: shown when written
     buf = s.current
     feed(s, history_batch("b0", "#t", [("bob", "earlier", "M1", T0 + 1)]))
-    assert run(s, "mine") == ["PRIVMSG #t mine"]
+    assert run(s, "mine") == ["PRIVMSG #t :mine"]
     reconnect(s, burst_without("echo-message"))
     rejoin(s)
     rows = [("alice", "mine", "M2", T0 + 5), ("bob", "missed", "M3", T0 + 6),
@@ -395,7 +399,7 @@ def test_without_echo_message_ours_in_the_gap_fill_takes_the_shown_lines_place()
     s = joined_session(no_echo, ("bob",))
     buf = s.current
     feed(s, [privmsg("bob", "#t", "earlier", "M1", T0 + 1)])  # (the server's clock: T0 + 1)
-    assert run(s, "mine") == ["PRIVMSG #t mine"]
+    assert run(s, "mine") == ["PRIVMSG #t :mine"]
     s.take_events()
     reconnect(s, no_echo)
     rejoin(s)
@@ -451,7 +455,7 @@ def test_ours_in_history_before_its_echo_is_not_shown_twice() -> None:
     s, buf = in_t()
     reconnect(s)
     assert rejoin(s) == ["CHATHISTORY AFTER #t msgid=M1 100"]
-    assert run(s, "hello") == ["@label=o1 PRIVMSG #t hello"]  # written at once
+    assert run(s, "hello") == ["@label=o1 PRIVMSG #t :hello"]  # written at once
     rows = [("bob", "missed", "M2", T0 + 50), ("alice", "hello", "M3", T0 + 61)]
     feed(s, history_batch("g1", "#t", rows), NOW + 61)
     assert texts(buf) == ["earlier", "missed", "hello"]
@@ -467,7 +471,7 @@ def test_ours_in_history_before_its_unlabelled_echo_confirms_the_right_copy() ->
     has confirmed already must not confirm the next pending one with the same text."""
     s = joined_session(NO_LABELS, ("bob",))
     buf = s.current
-    assert run(s, "same\nsame") == ["PRIVMSG #t same", "PRIVMSG #t same"]
+    assert run(s, "same\nsame") == ["PRIVMSG #t :same", "PRIVMSG #t :same"]
     # (LATEST history, e.g. after a rejoin, that holds the first one already)
     feed(s, history_batch("h1", "#t", [("alice", "same", "E1", T0 + 1)]))
     assert [(ln.text, ln.msgid) for ln in own(buf)] == [("same", "E1"), ("same", None)]
@@ -518,11 +522,11 @@ def test_unconfirmed_without_history_fails_and_resend_sends_it_again() -> None:
     no_history = burst_without("draft/chathistory")
     s = joined_session(no_history, ("bob",))
     buf = s.current
-    assert run(s, "hello?") == ["@label=o1 PRIVMSG #t hello?"]
+    assert run(s, "hello?") == ["@label=o1 PRIVMSG #t :hello?"]
     reconnect(s, no_history)
     assert not privmsgs(rejoin(s))
     assert states(buf) == [("hello?", Delivery.FAILED, MAYBE_LOST)]
-    assert run(s, "/resend") == ["@label=o2 PRIVMSG #t hello?"]
+    assert run(s, "/resend") == ["@label=o2 PRIVMSG #t :hello?"]
     # Sent again from the bottom of the buffer, pending.
     assert buf.lines[-1].text == "hello?" and buf.lines[-1].delivery is Delivery.PENDING
     assert len(own(buf)) == 1
@@ -539,7 +543,7 @@ def test_a_query_without_history_while_not_logged_in_fails_instead_of_guessing()
     reconnect(s)  # not logged in: the server keeps no private history for us
     assert states(query) == [("ping", Delivery.FAILED, MAYBE_LOST)]
     s.switch(query)
-    assert run(s, "/resend") == ["@label=o2 PRIVMSG bob ping"]
+    assert run(s, "/resend") == ["@label=o2 PRIVMSG bob :ping"]
 
 
 def test_help_describes_resend() -> None:

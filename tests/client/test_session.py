@@ -603,11 +603,11 @@ def test_echo_message_shows_own_messages_once() -> None:
     s = chat_session()
     s.switch("#t")
     s.input("hello", NOW)
-    assert s.take_outgoing() == ["@label=o1 PRIVMSG #t hello"]
+    assert s.take_outgoing() == ["@label=o1 PRIVMSG #t :hello"]
     buf = s.buffer("#t")
     assert buf is not None and texts(buf) == ["hello"]  # pending until the echo comes back
     assert messages(buf)[0].delivery is Delivery.PENDING
-    feed(s, ["@label=o1;time=2026-11-21T07:00:00.000Z;msgid=E1 :alice!~a@h PRIVMSG #t hello"])
+    feed(s, ["@label=o1;time=2026-11-21T07:00:00.000Z;msgid=E1 :alice!~a@h PRIVMSG #t :hello"])
     assert texts(buf) == ["hello"]
     assert messages(buf)[0].own and not messages(buf)[0].highlight
     assert messages(buf)[0].delivery is Delivery.DELIVERED and messages(buf)[0].msgid == "E1"
@@ -618,7 +618,7 @@ def test_without_echo_message_own_messages_are_shown_locally_once() -> None:
     s = ngircd_session()
     s.switch("#t")
     s.input("hello", NOW)
-    assert s.take_outgoing() == ["PRIVMSG #t hello"]
+    assert s.take_outgoing() == ["PRIVMSG #t :hello"]
     buf = s.buffer("#t")
     assert buf is not None and texts(buf) == ["hello"] and messages(buf)[0].own
     assert messages(buf)[0].prefix == "@"

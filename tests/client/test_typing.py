@@ -90,7 +90,7 @@ def test_sending_is_throttled_and_ends_with_done() -> None:
     s.typed("hi", NOW + 6)
     s.input("hi", NOW + 6)  # sent: the message itself ends the typing
     s.typed("", NOW + 6)
-    assert s.take_outgoing() == ["@+typing=active TAGMSG #t", "@label=o1 PRIVMSG #t hi"]
+    assert s.take_outgoing() == ["@+typing=active TAGMSG #t", "@label=o1 PRIVMSG #t :hi"]
     s.switch(s.server)
     s.typed("x", NOW + 20)  # not to the server buffer
     assert s.take_outgoing() == []
