@@ -77,10 +77,13 @@ def run_input(s: Session, text: str, now: float) -> bool:
     in the input line to be corrected (an error line says why): an unknown command, or
     text of several lines (a paste) starting with ``/`` that is not one of the
     ``PASTE_COMMANDS`` — a pasted block is never run as a command, nor sent as a message
-    (it may be commands for another client, with a password); ``//`` sends it. True
-    otherwise (usage errors included: the command was understood)."""
+    (it may be commands for another client, with a password); ``//`` sends it; or a
+    line ``//command text`` (a command retyped after a kept ``/``: sent when entered a
+    second time in a row). True otherwise (usage errors included: the command was
+    understood)."""
     if not text.strip():
         return True
+    confirmed, s.slash_refused = s.slash_refused == text, None
     if text.startswith("/") and not text.startswith("//"):
         line = text.rstrip()  # (a trailing line break, e.g. a pasted command line)
         name, args = [*line[1:].split(None, 1), "", ""][:2]
@@ -106,10 +109,30 @@ def run_input(s: Session, text: str, now: float) -> bool:
             s.error(str(exc) or f"Usage: {cmd.usage}", now)
         return True
     if text.startswith("//"):
+        if _looks_like_a_command(text[2:]) and not confirmed:
+            # Almost always a command retyped after a "/" kept in the input line (a
+            # typo'd "/mgs NickServ IDENTIFY pw"): it must not reach a channel, with its
+            # password, by accident. The same line entered again is sent.
+            s.slash_refused = text
+            s.error(
+                f"Not sent: //{text[2:].split(None, 1)[0][:40]} looks like a command "
+                "typed after a /; press Enter again to send it as a message", now,
+            )  # fmt: skip
+            return False
         text = text[1:]
     if _can_say_here(s, now):  # (line breaks: one multi-line message, or one per line)
         s.say(s.current.name, text, now)
     return True
+
+
+def _looks_like_a_command(rest: str) -> bool:
+    """Whether ``rest`` (after ``//``) is one line starting with a command name, or an
+    alias, followed by more text."""
+    if "\n" in rest or "\r" in rest:
+        return False  # a paste: // was put before it on purpose, as the error line said
+    name, _, args = rest.partition(" ")
+    name = name.lower()
+    return bool(args.strip()) and ALIASES.get(name, name) in COMMANDS
 
 
 def _can_say_here(s: Session, now: float) -> bool:

@@ -288,6 +288,9 @@ class Session:
         self._accept_list: list[str] = []  # caller ID: the nicks of 281s, until the 282
         self._accept_more = 0  # ... and how many more there were than MAX_ACCEPT_LIST
         self._searches: deque[Search] = deque(maxlen=MAX_PENDING_SEARCHES)  # sent, unanswered
+        # A "//command text" line refused once (see commands.run_input): sent if the
+        # user enters it again.
+        self.slash_refused: str | None = None
 
     # ------------------------------------------------------------------ driver API
 

@@ -397,10 +397,10 @@ class ChatUI:
         if not self.connection.input(text):
             # Neither run nor sent (an unknown command, a paste starting with "/"): it
             # stays in the input line to be corrected; the error line says why. The
-            # cursor goes after the "/": at the command name, and a "/" typed there
-            # makes it "//", a message.
+            # cursor goes to the end (as WeeChat): a command retyped there is another
+            # unknown command, never a "//" message to the channel.
             self.views.bottom(current)
-            buff.cursor_position = 1
+            buff.cursor_position = len(text)
             return True  # keep the input line
         if not secret_input(text, current):  # no passwords in the history
             self.history.add(text)

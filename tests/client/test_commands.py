@@ -190,6 +190,30 @@ def test_an_unknown_command_or_a_pasted_block_starting_with_a_slash_is_given_bac
     assert last_error(s).startswith("Usage: /join")
 
 
+def test_a_command_retyped_after_a_slash_is_not_sent_to_the_channel_unless_entered_again(
+    s: Session,
+) -> None:
+    # "/mgs NickServ IDENTIFY pw" kept, then "/msg ..." typed after its "/".
+    typed = "//msg NickServ IDENTIFY hunter2mgs NickServ IDENTIFY hunter2"
+    assert s.input(typed, NOW) is False  # given back to the input line
+    assert s.take_outgoing() == []
+    assert "//msg looks like a command" in last_error(s)
+    assert not any("hunter2" in ln.text for ln in s.current.lines)
+    for alias in ("//j #a", "//MSG bob hi", "//ns identify pw"):
+        assert s.input(alias, NOW) is False and s.take_outgoing() == [], alias
+    # Entered again at once: meant. Sent as a message starting with "/".
+    assert s.input("//join #a please", NOW) is False
+    assert run(s, "//join #a please") == ["@label=o1 PRIVMSG #t :/join #a please"]
+    # ...only the very next input confirms it.
+    assert s.input("//join #a please", NOW) is False
+    assert run(s, "/names") == ["NAMES #t"]
+    assert s.input("//join #a please", NOW) is False
+    # Not a command name followed by text: sent at once.
+    assert run(s, "//join") == ["@label=o2 PRIVMSG #t :/join"]
+    assert run(s, "//shrug me") == ["@label=o3 PRIVMSG #t :/shrug me"]
+    assert run(s, "// msg x") == ["@label=o4 PRIVMSG #t :/ msg x"]
+
+
 def test_channel_commands_need_a_channel() -> None:
     s = chat_session(channels=())
     for typed in ("/op bob", "/ban", "/unban bob", "/kickban bob"):
