@@ -1692,6 +1692,10 @@ class Session:
     def _numeric_error(self, msg: Message, now: float) -> None:
         p = msg.params
         subject = p[1] if len(p) > 2 else ""
+        if len(p) > 3 and self.is_channel(p[2]) and not self.is_channel(subject):
+            # "<nick> <#chan> :text" (441, 443...): about the channel, where the /kick or
+            # /invite was typed, not the nick's query.
+            subject = p[2]
         buf = self._target_buffer(subject) if subject else self.current
         if msg.params[1:2] == ["SEARCH"] and self._searches:
             self._searches.popleft()  # answered (421, say): no batch comes

@@ -24,6 +24,7 @@ from .helpers import (
     feed,
     history_batch,
     joined_session,
+    last_error,
     make,
     messages,
     ngircd_session,
@@ -841,3 +842,22 @@ def test_lusers_counts_are_shown_as_their_text() -> None:
     assert "0 operator(s) online" in shown  # (252's count is not in its text: kept)
     n = ngircd_session()
     assert "Current local users: 1, Max: 1" in [ln.text for ln in n.server.lines]
+
+
+def test_errors_about_a_nick_on_a_channel_go_to_the_channel_not_the_nicks_query() -> None:
+    s = joined_session(CHAT_BURST, ("carol",))
+    bob = s.open_query("bob", NOW, switch=False)
+    assert bob is not None
+    feed(s, [":srv 441 alice bob #t :They aren't on that channel",  # /kick bob in #t
+             ":srv 443 alice bob #t :is already on channel"])  # /invite bob in #t  # fmt: skip
+    t = s.buffer("#t")
+    assert t is not None and t is s.current
+    assert [ln.text for ln in t.lines][-2:] == [
+        "bob #t: They aren't on that channel", "bob #t: is already on channel"]  # fmt: skip
+    assert not any(ln.kind is Kind.ERROR for ln in bob.lines)
+    # A channel we have no buffer for: where the user is.
+    feed(s, [":srv 441 alice bob #elsewhere :They aren't on that channel"])
+    assert last_error(s) == "bob #elsewhere: They aren't on that channel"
+    # An error about the nick alone still goes to its query.
+    feed(s, [":srv 401 alice bob :No such nick/channel"])
+    assert bob.lines[-1].text == "bob: No such nick/channel"
