@@ -8,6 +8,7 @@ from chat import numerics as N
 from chat.message import Message
 from chat.names import is_valid_nick
 
+from ..services import pseudo_client
 from .queries import WHOIS_CHANNELS_BUDGET, word_lines
 
 if TYPE_CHECKING:
@@ -64,6 +65,9 @@ def _status(core: ServerCore, client: Client, targets: list[str]) -> None:
     online: list[str] = []
     offline: list[str] = []
     for target in targets:
+        if (service := pseudo_client(core, target)) is not None:
+            online.append(service.mask(core))  # always online: nothing to tell later
+            continue
         other = core.nicks.get(core.fold(target))
         if other is not None and other.registered:
             online.append(other.mask)

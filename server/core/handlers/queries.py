@@ -11,6 +11,7 @@ from chat.masks import mask_matches
 from chat.message import Message
 from chat.names import is_channel_name
 
+from ..services import PseudoClient, pseudo_client
 from ..state import shown_address
 from .channels import can_see
 from .server_info import server_description
@@ -113,6 +114,23 @@ def _whox_field(
     return other.realname  # "r", always the last field
 
 
+def _service_who_line(
+    core: ServerCore, viewer: Client, service: PseudoClient, whox: Whox | None
+) -> None:
+    # "H" alone, as Ergo: a service is here and never away, and no IRC operator ("*").
+    name = core.config.name
+    if whox is None:
+        core.reply(viewer, N.RPL_WHOREPLY, "*", service.nick, name, name, service.nick, "H",
+                   f"0 {service.realname}")
+        return
+    values = {
+        "t": whox.token, "c": "*", "u": service.nick, "i": HIDDEN_IP, "h": name, "s": name,
+        "n": service.nick, "f": "H", "d": "0", "l": "0", "a": "0", "o": "n/a",
+        "r": service.realname,
+    }
+    core.reply(viewer, N.RPL_WHOSPCRPL, *[values[f] for f in whox.fields])
+
+
 def handle_who(core: ServerCore, client: Client, msg: Message) -> None:
     mask = msg.params[0] if msg.params and msg.params[0] else "*"
     filters, whox = parse_who_options(msg.params[1]) if len(msg.params) > 1 else ("", None)
@@ -126,6 +144,9 @@ def handle_who(core: ServerCore, client: Client, msg: Message) -> None:
                     continue
                 if member or "i" not in other.modes:
                     _who_line(core, client, other, channel, whox)
+    elif (service := pseudo_client(core, mask)) is not None:
+        if not opers_only:
+            _service_who_line(core, client, service, whox)
     elif (exact := core.nicks.get(core.fold(mask))) is not None and exact.registered:
         # "An exact nickname, in which case a single user is returned": +i hides a user from
         # mask patterns, not from a lookup by nick (WHOIS shows them all the same).
@@ -150,6 +171,9 @@ def handle_whois(core: ServerCore, client: Client, msg: Message) -> None:
     nick = (msg.params[1] if len(msg.params) > 1 else msg.params[0]).split(",")[0]
     if not nick:
         core.reply(client, N.ERR_NONICKNAMEGIVEN, "No nickname given")
+        return
+    if (service := pseudo_client(core, nick)) is not None:
+        _whois_service(core, client, service)
         return
     other = core.nicks.get(core.fold(nick))
     if other is None or not other.registered:
@@ -194,6 +218,16 @@ def handle_whois(core: ServerCore, client: Client, msg: Message) -> None:
     core.reply(client, N.RPL_ENDOFWHOIS, other.nick, "End of /WHOIS list")
 
 
+def _whois_service(core: ServerCore, client: Client, service: PseudoClient) -> None:
+    nick = service.nick
+    core.reply(client, N.RPL_WHOISUSER, nick, nick, core.config.name, "*", service.realname)
+    core.reply(client, N.RPL_WHOISSERVER, nick, core.config.name, server_description(core))
+    # 313 with this text, as Ergo and Anope send: clients show it as is, and a service
+    # is not an operator a user could ask for help.
+    core.reply(client, N.RPL_WHOISOPERATOR, nick, "is a Network Service")
+    core.reply(client, N.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
+
+
 def handle_whowas(core: ServerCore, client: Client, msg: Message) -> None:
     # WHOWAS <nick>[,<nick>...] [<count> [<server>]]: the first nick only, as WHOIS.
     nick = msg.params[0].split(",")[0]
@@ -219,13 +253,17 @@ def handle_ison(core: ServerCore, client: Client, msg: Message) -> None:
     size = 0
     for param in msg.params:
         for nick in param.split():
-            other = core.nicks.get(core.fold(nick))
-            if other is not None and other.registered:
-                # One reply line: stop before it would overflow (a nick repeated 80 times).
-                if size + len(other.nick) + 1 > WHOIS_CHANNELS_BUDGET:
-                    break
-                found.append(other.nick)
-                size += len(other.nick) + 1
+            if (service := pseudo_client(core, nick)) is not None:
+                shown = service.nick
+            elif (other := core.nicks.get(core.fold(nick))) is not None and other.registered:
+                shown = other.nick
+            else:
+                continue
+            # One reply line: stop before it would overflow (a nick repeated 80 times).
+            if size + len(shown) + 1 > WHOIS_CHANNELS_BUDGET:
+                break
+            found.append(shown)
+            size += len(shown) + 1
     core.reply(client, N.RPL_ISON, " ".join(found))
 
 
@@ -248,6 +286,9 @@ def word_lines(words: list[str], budget: int, sep: str = " ") -> list[str]:
 def handle_userhost(core: ServerCore, client: Client, msg: Message) -> None:
     replies: list[str] = []
     for nick in msg.params[:5]:
+        if (service := pseudo_client(core, nick)) is not None:
+            replies.append(f"{service.nick}=+{service.nick}@{core.config.name}")
+            continue
         other = core.nicks.get(core.fold(nick))
         if other is None or not other.registered:
             continue

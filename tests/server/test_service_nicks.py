@@ -1,0 +1,64 @@
+"""The built-in services as pseudo-clients (WHOIS, WHO, ISON, USERHOST, MONITOR), their
+reserved nicks, over real TCP on every backend."""
+
+from __future__ import annotations
+
+from tests.conftest import RunningServer
+from tests.server.helpers import ask, only
+
+
+async def test_whois_shows_a_network_service(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    msgs = await ask(alice, "WHOIS nickserv")
+    assert [m.command for m in msgs] == ["311", "312", "313", "318"]
+    assert msgs[0].params == ["alice", "NickServ", "NickServ", "test.server", "*",
+                              "Nickname Services"]
+    assert msgs[1].params[:3] == ["alice", "NickServ", "test.server"]
+    assert msgs[2].params == ["alice", "NickServ", "is a Network Service"]
+    assert msgs[3].params == ["alice", "NickServ", "End of /WHOIS list"]
+    msgs = await ask(alice, "WHOIS ChanServ ChanServ")  # the remote form: the same answer
+    assert [m.params[1:3] for m in only(msgs, "311")] == [["ChanServ", "ChanServ"]]
+
+
+async def test_whowas_knows_no_service(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    msgs = await ask(alice, "WHOWAS NickServ")
+    assert [m.command for m in msgs] == ["406", "369"]
+
+
+async def test_ison_and_userhost_see_services_online(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    msgs = await ask(alice, "ISON nickserv CHANSERV nobody MemoServ")
+    assert msgs[0].params == ["alice", "NickServ ChanServ MemoServ"]
+    msgs = await ask(alice, "USERHOST NickServ nobody alice")
+    assert msgs[0].params[1].split() == [
+        "NickServ=+NickServ@test.server", "alice=+~alice@127.0.0.1"
+    ]
+
+
+async def test_who_and_whox_list_a_service(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    msgs = await ask(alice, "WHO NickServ")
+    assert [m.command for m in msgs] == ["352", "315"]
+    assert msgs[0].params == ["alice", "*", "NickServ", "test.server", "test.server",
+                              "NickServ", "H", "0 Nickname Services"]
+    msgs = await ask(alice, "WHO memoserv %tcuihsnfdlaor,7")
+    assert [m.command for m in msgs] == ["354", "315"]
+    assert msgs[0].params == ["alice", "7", "*", "MemoServ", "255.255.255.255",
+                              "test.server", "test.server", "MemoServ", "H", "0", "0", "0",
+                              "n/a", "Memo Services"]
+    # Not an IRC operator: WHO's "o" filter leaves it out.
+    assert [m.command for m in await ask(alice, "WHO NickServ o")] == ["315"]
+
+
+async def test_monitor_sees_services_online(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    msgs = await ask(alice, "MONITOR + NickServ,nobody,chanserv")
+    assert [m.params[-1] for m in only(msgs, "730")] == [
+        "NickServ!NickServ@test.server,ChanServ!ChanServ@test.server"
+    ]
+    assert [m.params[-1] for m in only(msgs, "731")] == ["nobody"]
+    msgs = await ask(alice, "MONITOR S")
+    assert [m.params[-1] for m in only(msgs, "730")] == [
+        "NickServ!NickServ@test.server,ChanServ!ChanServ@test.server"
+    ]
