@@ -21,7 +21,8 @@ class MonitorIndex:
     def add(self, client: Client, folded: str, target: str) -> None:
         if client.monitoring is None:
             client.monitoring = {}
-        client.monitoring[folded] = target
+        # The first spelling stays: adding "MNBo" after "mnbo" changes nothing.
+        client.monitoring.setdefault(folded, target)
         self.watchers.setdefault(folded, set()).add(client)
 
     def remove(self, client: Client, folded: str) -> None:

@@ -62,3 +62,16 @@ async def test_monitor_sees_services_online(server: RunningServer) -> None:
     assert [m.params[-1] for m in only(msgs, "730")] == [
         "NickServ!NickServ@test.server,ChanServ!ChanServ@test.server"
     ]
+
+
+async def test_monitor_keeps_one_entry_per_casemapped_nick(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    await server.client("mnbo")
+    msgs = await ask(alice, "MONITOR + mnbo,nosucho,MNBo,NOSUCHO")
+    assert [m.params[-1] for m in only(msgs, "730")] == ["mnbo!~mnbo@127.0.0.1"]
+    assert [m.params[-1] for m in only(msgs, "731")] == ["nosucho"]
+    msgs = await ask(alice, "MONITOR + MNBO")  # already there: told again, not listed twice
+    assert [m.params[-1] for m in only(msgs, "730")] == ["mnbo!~mnbo@127.0.0.1"]
+    assert [m.params[-1] for m in only(await ask(alice, "MONITOR L"), "732")] == [
+        "mnbo,nosucho"
+    ]

@@ -44,10 +44,14 @@ def _add(core: ServerCore, client: Client, targets: list[str]) -> None:
     limit = core.config.monitor_limit
     added: list[str] = []
     full: list[str] = []
+    seen: set[str] = set()
     for target in targets:
         if not is_valid_nick(target, core.config.nicklen):
             continue  # a channel or garbage: nobody can ever hold it
         folded = core.fold(target)
+        if folded in seen:
+            continue  # "mnbo,MNBo" is one nick: one entry, one 730/731
+        seen.add(folded)
         monitoring = client.monitoring or {}
         if folded not in monitoring and len(monitoring) >= limit:
             full.append(target)
