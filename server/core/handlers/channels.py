@@ -8,6 +8,7 @@ from chat import numerics as N
 from chat.masks import EXTBAN_PREFIX, extban_matches, mask_matches
 from chat.message import Message
 from chat.names import is_valid_channel
+from chat.utf8 import truncate_utf8
 
 from ..caps import NO_IMPLICIT_NAMES
 from ..listing import parse_list
@@ -202,7 +203,8 @@ def handle_part(core: ServerCore, client: Client, msg: Message) -> None:
 
 
 def part(core: ServerCore, client: Client, channel: Channel, reason: str) -> None:
-    params = [channel.name, reason[: core.config.kicklen]] if reason else [channel.name]
+    reason = truncate_utf8(reason, core.config.kicklen)
+    params = [channel.name, reason] if reason else [channel.name]
     relay = core.new_relay(client, "PART", params)
     core.fan_out(channel.members, relay)
     core.on_channel_event((channel,), client.mask, relay, params[1] if len(params) > 1 else "")
@@ -243,7 +245,7 @@ def handle_topic(core: ServerCore, client: Client, msg: Message) -> None:
     if "t" in channel.modes and not channel.is_op(client):
         core.reply(client, N.ERR_CHANOPRIVSNEEDED, channel.name, "You're not channel operator")
         return
-    channel.topic = msg.params[1][: core.config.topiclen]
+    channel.topic = truncate_utf8(msg.params[1], core.config.topiclen)
     channel.topic_setter = client.mask
     channel.topic_time = int(core.clock())
     relay = core.new_relay(client, "TOPIC", [channel.name, channel.topic])
@@ -320,9 +322,10 @@ def handle_kick(core: ServerCore, client: Client, msg: Message) -> None:
     """``KICK #chan nick[,nick...]``, or (RFC 2812) as many channels as nicks, in pairs."""
     names = msg.params[0].split(",")
     nicks = msg.params[1].split(",")[: core.config.max_targets]
-    reason = (msg.params[2] if len(msg.params) > 2 and msg.params[2] else client.nick)[
-        : core.config.kicklen
-    ]
+    reason = truncate_utf8(
+        msg.params[2] if len(msg.params) > 2 and msg.params[2] else client.nick,
+        core.config.kicklen,
+    )
     if len(names) == 1:
         _kick(core, client, names[0], nicks, reason)
     elif len(names) == len(msg.params[1].split(",")):

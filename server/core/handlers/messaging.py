@@ -9,6 +9,7 @@ from chat.formatting import strip_formatting
 from chat.message import Message
 from chat.multiline import Line, combine
 from chat.names import CHANTYPES
+from chat.utf8 import truncate_utf8
 
 from ..caps import PRE_AWAY
 from ..relay import relay_wire
@@ -20,6 +21,7 @@ from .channels import is_banned, is_quieted
 from .chanserv import chanserv
 from .memoserv import memoserv, offline_hint
 from .nickserv import nickserv
+from .registration import REALNAME_MAX
 
 SERVICES = {"nickserv": nickserv, "chanserv": chanserv, "memoserv": memoserv}
 SERVICE_COMMANDS = {
@@ -35,8 +37,6 @@ def handle_service(core: ServerCore, client: Client, msg: Message) -> None:
 if TYPE_CHECKING:
     from ..core import ServerCore
     from ..state import Channel, Client
-
-REALNAME_MAX = 200
 
 
 def handle_privmsg(core: ServerCore, client: Client, msg: Message) -> None:
@@ -307,7 +307,7 @@ def _to_nick(
 
 
 def handle_away(core: ServerCore, client: Client, msg: Message) -> None:
-    text = msg.params[0][: core.config.awaylen] if msg.params else ""
+    text = truncate_utf8(msg.params[0], core.config.awaylen) if msg.params else ""
     if not client.registered:
         # draft/pre-away: the state is set now and told to no one; watchers learn it
         # when the user comes online (registration's MONITOR notices).

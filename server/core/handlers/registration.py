@@ -9,6 +9,7 @@ from chat import numerics as N
 from chat.message import MAX_LINE_BODY, Message
 from chat.names import CHANTYPES, is_valid_nick
 from chat.servertime import format_time
+from chat.utf8 import truncate_utf8
 from server import VERSION
 
 from .. import caps as caps_mod
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 # RPL_MYINFO: bot, registered-only PMs, invisible, operator, server notices, wallops
 USER_MODES = "BRgiosw"
 CHANNEL_MODES = "CIbceiklmnoqrstv"  # RPL_MYINFO; those with a parameter follow it
+REALNAME_MAX = 200  # bytes: USER cuts to it, SETNAME refuses more (one can restore the other)
 
 
 # ---------------------------------------------------------------------- CAP
@@ -202,7 +204,7 @@ def handle_user(core: ServerCore, client: Client, msg: Message) -> None:
     # Usernames from USER are unverified: mark them with '~' as ident-less servers do.
     username = username.translate(_NOT_IN_USERNAME)[: core.config.userlen]
     client.user = "~" + (username or "user")
-    client.realname = realname or client.user
+    client.realname = truncate_utf8(realname, REALNAME_MAX) or client.user
     try_register(core, client)
 
 
@@ -476,4 +478,4 @@ def handle_pong(core: ServerCore, client: Client, msg: Message) -> None:
 def handle_quit(core: ServerCore, client: Client, msg: Message) -> None:
     reason = msg.params[0] if msg.params else ""
     text = f"Quit: {reason}" if reason else "Quit"
-    core.quit(client, text[: core.config.kicklen], send_error=True)
+    core.quit(client, truncate_utf8(text, core.config.kicklen), send_error=True)
