@@ -594,6 +594,20 @@ class Session:
         i = self.buffers.index(self.current)
         self.switch((i + step) % len(self.buffers))
 
+    def next_active(self) -> Buffer | None:
+        """Alt+A (as irssi): the buffer to go to next, one with highlights first, then
+        unread messages, then other activity; the first after the current one in the
+        list among equals. None when no other buffer has any."""
+        start = self.buffers.index(self.current)
+        best: Buffer | None = None
+        best_level = 0
+        for i in range(1, len(self.buffers)):
+            buf = self.buffers[(start + i) % len(self.buffers)]
+            level = 3 if buf.highlights else 2 if buf.unread else 1 if buf.activity else 0
+            if level > best_level:
+                best, best_level = buf, level
+        return best
+
     def member_ranks(self) -> str:
         """Prefix symbols, highest rank first: pass to Buffer.sorted_members()."""
         return self.prefix_symbols

@@ -430,6 +430,24 @@ class ChatUI:
         self.views.page_down(self.session.current)
         self.app.invalidate()
 
+    def scroll_bottom(self) -> None:
+        """Back to the newest line, following new ones again."""
+        self.views.bottom(self.session.current)
+        self.app.invalidate()
+
+    def end_key(self) -> None:
+        """End: the end of the input line; on an empty one, scroll to the bottom."""
+        if self.input.text:
+            self.input.cursor_position += self.input.document.get_end_of_line_position()
+        else:
+            self.scroll_bottom()
+
+    def next_active(self) -> None:
+        """Alt+A: the buffer with highlights, else unread messages, else activity."""
+        buf = self.session.next_active()
+        if buf is not None:
+            self.connection.switch(buf)
+
     def complete(self, step: int = 1) -> None:
         doc = self.input.document
         text, cursor = doc.text, doc.cursor_position

@@ -33,11 +33,21 @@ class Actions(Protocol):
     def history_prev(self) -> None: ...
     def history_next(self) -> None: ...
     def toggle_nicklist(self) -> None: ...
+    def scroll_bottom(self) -> None: ...
+    def end_key(self) -> None: ...
+    def next_active(self) -> None: ...
     def quit(self) -> None: ...
     def interrupt(self) -> None: ...
 
 
 Handler = Callable[[KeyPressEvent], None]
+
+# Actions with default keys that config.DEFAULT_KEYS does not list (yet): bound to these
+# unless the config's keys name them. Ctrl+End and Alt+End as irssi and WeeChat.
+UI_KEYS: dict[str, tuple[str, ...]] = {
+    "scroll_bottom": ("c-end", "escape end"),
+    "next_active": ("escape a",),
+}
 
 
 def action_handlers(ui: Actions) -> dict[str, Handler]:
@@ -60,9 +70,12 @@ def action_handlers(ui: Actions) -> dict[str, Handler]:
         "history_next": call(ui.history_next),
         "toggle_nicklist": call(ui.toggle_nicklist),
         "quit": call(ui.quit),
-        # Fixed keys (not in the config): Ctrl+C and Shift+Tab.
+        "scroll_bottom": call(ui.scroll_bottom),
+        "next_active": call(ui.next_active),
+        # Fixed keys (not in the config): Ctrl+C, Shift+Tab and End.
         "interrupt": call(ui.interrupt),
         "complete_prev": call(lambda: ui.complete(-1)),
+        "end": call(ui.end_key),
     }
     for n in range(1, 11):
         handlers[f"buffer_{n}"] = call(lambda n=n: ui.switch_to(n - 1))  # type: ignore[misc]
@@ -88,6 +101,7 @@ def build_key_bindings(
     handlers = action_handlers(ui)
     kb.add("c-c")(handlers["interrupt"])
     kb.add("s-tab")(handlers["complete_prev"])
+    kb.add("end")(handlers["end"])  # end of the line; on an empty one, scroll to the bottom
     # prompt_toolkit's Emacs bindings make Meta+digit and Meta+- a numeric argument
     # for the next key: Alt+0 then "/" would insert "/" zero times (and Alt+5 "x" five
     # times). The input line has no use for repeat counts: every Meta+digit that is not
@@ -96,9 +110,9 @@ def build_key_bindings(
     for key in (*"0123456789", "-"):
         kb.add("escape", key)(_ignore)
     for action, handler in handlers.items():
-        if action not in DEFAULT_KEYS:
+        if action not in DEFAULT_KEYS and action not in UI_KEYS:
             continue
-        for key in keys.get(action, DEFAULT_KEYS.get(action, ())):
+        for key in keys.get(action, DEFAULT_KEYS.get(action, UI_KEYS.get(action, ()))):
             parts = key.split()
             if not parts:
                 continue
@@ -111,7 +125,7 @@ def build_key_bindings(
 
 def describe(keys: Mapping[str, tuple[str, ...]], action: str) -> str:
     """The first key of ``action`` for display ('c-q' -> 'Ctrl+Q')."""
-    names = keys.get(action, DEFAULT_KEYS.get(action, ()))
+    names = keys.get(action, DEFAULT_KEYS.get(action, UI_KEYS.get(action, ())))
     if not names:
         return ""
     out = []

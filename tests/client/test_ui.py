@@ -39,6 +39,8 @@ F7 = "\x1b[18~"
 CTRL_N = "\x0e"
 CTRL_P = "\x10"
 CTRL_Q = "\x11"
+END = "\x1b[F"
+CTRL_END = "\x1b[1;5F"
 
 
 def alt(key: str) -> str:
@@ -309,6 +311,54 @@ async def test_buffer_switching_keys(server: RunningServer, uis: list[UIClient])
     await alice.command("/win 3")
     await alice.wait(lambda: s.current.name == "#u", "/win 3")
     await alice.wait_screen("[#u]")
+
+
+async def test_end_keys_scroll_to_the_bottom_and_alt_a_goes_to_activity(
+    server: RunningServer, uis: list[UIClient], raw: Raw
+) -> None:
+    alice = await start_ui(uis, server, "alice", rows=12)
+    t = await alice.join("#t")
+    bob = await raw("bob")
+    await bob.join("#t")
+    for i in range(30):
+        await bob.send(f"PRIVMSG #t :line-{i:02d}")
+    await alice.wait_screen("line-29")
+    view = alice.ui.views(t)
+    inp = alice.ui.input
+    for key in (END, CTRL_END, alt(END)):
+        await alice.press(PAGE_UP * 2)
+        assert view.offset > 0
+        await alice.press(key)
+        await alice.wait(lambda: view.offset == 0, f"{key!r}: the bottom")
+        await alice.wait_screen("line-29")
+    # End in a line with text: the end of that line, the view stays.
+    await alice.press(PAGE_UP)
+    offset = view.offset
+    alice.keys("draft\x1b[H")  # Home
+    await alice.wait(lambda: inp.cursor_position == 0, "Home")
+    await alice.press(END)
+    assert inp.cursor_position == len("draft") and view.offset == offset
+    alice.keys("\x15")
+
+    # Alt+A: highlights first, then messages, then other activity.
+    await alice.command("/filter all")  # bob's join in #u is activity
+    u = await alice.join("#u")
+    v = await alice.join("#v")
+    await bob.join("#u")
+    await bob.join("#v")
+    await alice.command("/win 1")
+    await bob.send("PRIVMSG #t :just talk")
+    await bob.send("PRIVMSG #v :alice: look")
+    await alice.wait(lambda: t.unread == 1 and v.highlights == 1 and u.activity, "activity")
+    alice.keys(alt("a"))
+    await alice.wait(lambda: alice.session.current is v, "Alt+A: the highlight")
+    alice.keys(alt("a"))
+    await alice.wait(lambda: alice.session.current is t, "Alt+A: the message")
+    alice.keys(alt("a"))
+    await alice.wait(lambda: alice.session.current is u, "Alt+A: bob's join")
+    alice.keys(alt("a") + "x")  # nothing left: stays
+    await alice.wait(lambda: inp.text == "x", "x typed")
+    assert alice.session.current is u
 
 
 async def test_meta_digits_switch_buffers_and_never_repeat_or_swallow_keys(
