@@ -321,18 +321,24 @@ def handle_list(core: ServerCore, client: Client, msg: Message) -> None:
 def handle_kick(core: ServerCore, client: Client, msg: Message) -> None:
     """``KICK #chan nick[,nick...]``, or (RFC 2812) as many channels as nicks, in pairs."""
     names = msg.params[0].split(",")
-    nicks = msg.params[1].split(",")[: core.config.max_targets]
+    given = msg.params[1].split(",")
+    if len(names) != 1 and len(names) != len(given):
+        core.reply(client, N.ERR_NEEDMOREPARAMS, "KICK", "Not enough parameters")
+        return
+    limit = core.config.max_targets  # TARGMAX KICK
+    nicks = given[:limit]
+    if len(given) > limit:  # the first ones are kicked: the rest are named, not dropped silently
+        core.reply(client, N.ERR_TOOMANYTARGETS, ",".join(given[limit:]),
+                   f"Too many targets, only {limit} are accepted")
     reason = truncate_utf8(
         msg.params[2] if len(msg.params) > 2 and msg.params[2] else client.nick,
         core.config.kicklen,
     )
     if len(names) == 1:
         _kick(core, client, names[0], nicks, reason)
-    elif len(names) == len(msg.params[1].split(",")):
+    else:
         for name, nick in zip(names[: len(nicks)], nicks, strict=True):
             _kick(core, client, name, [nick], reason)
-    else:
-        core.reply(client, N.ERR_NEEDMOREPARAMS, "KICK", "Not enough parameters")
 
 
 def _kick(core: ServerCore, client: Client, name: str, nicks: list[str], reason: str) -> None:
