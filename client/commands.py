@@ -7,6 +7,7 @@ a local error line, never an exception.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -554,6 +555,30 @@ def _notice(s: Session, args: str, now: float) -> None:
     if not target or not text.strip():
         raise UsageError(f"Usage: {COMMANDS['notice'].usage}")
     s.notice(_check_name(target, "target"), text, now)
+
+
+@command("ctcp", "/ctcp TARGET CMD [args]", "Send a CTCP request (VERSION, PING, TIME...).")
+def _ctcp(s: Session, args: str, now: float) -> None:
+    target, cmd, rest = [*args.split(None, 2), "", ""][:3]
+    if not target or not cmd:
+        raise UsageError(f"Usage: {COMMANDS['ctcp'].usage}")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", cmd):
+        raise UsageError(f"Invalid CTCP command: {cmd[:40]!r}")
+    s.ctcp(_check_name(target, "target"), cmd, rest.strip(), now)
+
+
+@command("ping", "/ping NICK", "CTCP PING: how long a reply from NICK takes.")
+def _ping(s: Session, args: str, now: float) -> None:
+    if len(args.split()) != 1:
+        raise UsageError(f"Usage: {COMMANDS['ping'].usage}")
+    s.ctcp(_check_name(args.strip(), "target"), "PING", "", now)
+
+
+@command("version", "/version NICK", "CTCP VERSION: which client NICK uses.")
+def _version(s: Session, args: str, now: float) -> None:
+    if len(args.split()) != 1:
+        raise UsageError(f"Usage: {COMMANDS['version'].usage}")
+    s.ctcp(_check_name(args.strip(), "target"), "VERSION", "", now)
 
 
 @command(

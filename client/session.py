@@ -127,6 +127,7 @@ MAX_INPUT_LINES = 100  # lines one paste of plain text may send
 # so that many senders at once cannot make the server drop us for flooding.
 CTCP_REPLY_BURST = 3
 CTCP_REPLY_INTERVAL = 2.0  # seconds per reply once the burst is spent
+MAX_CTCP_PINGS = 16  # /ping times remembered for their replies
 MAX_ACCEPT_LIST = 1000  # nicks of an accept list (281 lines) gathered for one line
 ACCEPT_CHUNK = 400  # bytes of nicks per ACCEPT line sent
 
@@ -274,6 +275,7 @@ class Session:
         self._offset = 0.0  # server clock - local clock, from server-time tags
         self._ctcp_tokens = float(CTCP_REPLY_BURST)
         self._ctcp_at = 0.0  # when the tokens were counted
+        self._ctcp_pings: dict[str, float] = {}  # /ping: our token -> when it was sent
         self._quitting = False  # /quit was used: the coming disconnect is expected
         self._upgrading = False  # STS: this connection ends to reconnect with TLS
         self._mask_len = 0  # length of our nick!user@host as the server sees it
@@ -2342,6 +2344,10 @@ class Session:
         if self.is_me(nick):  # the echo of our own request or reply (echo-message)
             return
         if reply:
+            sent = self._ctcp_pings.get(arg.strip()) if cmd == "PING" else None
+            if sent is not None:  # (kept: a ping to a channel gets several replies)
+                self.info(f"CTCP PING reply from {plain(nick)}: {max(0.0, now - sent):.3f} s", now)
+                return
             self.info(f"CTCP {cmd} reply from {plain(nick)}: {plain(arg)}", now)
             return
         self.info(f"CTCP {cmd} from {plain(nick)}", now, self.server)
@@ -2356,6 +2362,19 @@ class Session:
         else:
             answer = " ".join(_CTCP_REPLIES)
         self._send("NOTICE", nick, f"\x01{cmd} {answer}\x01".replace(" \x01", "\x01"))
+
+    def ctcp(self, target: str, cmd: str, args: str, now: float) -> None:
+        """``/ctcp``: send CTCP ``cmd`` to ``target``. A PING without ``args`` carries
+        the time, so its reply shows the round trip."""
+        cmd = cmd.upper()
+        args = args.replace("\x01", "")
+        if cmd == "PING" and not args:
+            args = str(round(now * 1000))
+            self._ctcp_pings[args] = now
+            while len(self._ctcp_pings) > MAX_CTCP_PINGS:
+                del self._ctcp_pings[next(iter(self._ctcp_pings))]
+        self._send("PRIVMSG", target, f"\x01{cmd} {args}\x01" if args else f"\x01{cmd}\x01")
+        self.info(f"CTCP {cmd} to {plain(target)}", now)
 
     def _ctcp_token(self, now: float) -> bool:
         """Whether an automatic CTCP reply may go out now (takes its token)."""

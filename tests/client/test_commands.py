@@ -350,3 +350,24 @@ def test_complete_nicks_channels_commands(s: Session) -> None:
     assert s.complete("").candidates == []
     c = s.complete("ca and more", cursor=2)
     assert (c.start, c.end, c.candidates) == (0, 2, ["carol: "])
+
+
+def test_ctcp_ping_and_version_commands(s: Session) -> None:
+    assert run(s, "/ctcp bob version") == ["PRIVMSG bob :\x01VERSION\x01"]
+    assert s.current.lines[-1].text == "CTCP VERSION to bob"
+    assert run(s, "/ctcp #t clientinfo x y") == ["PRIVMSG #t :\x01CLIENTINFO x y\x01"]
+    assert run(s, "/version bob") == ["PRIVMSG bob :\x01VERSION\x01"]
+    feed(s, [":bob!b@h NOTICE alice :\x01VERSION irssi 1.4\x01"])
+    assert s.current.lines[-1].text == "CTCP VERSION reply from bob: irssi 1.4"
+    # /ping carries the time; the reply shows the round trip.
+    token = str(round(NOW * 1000))
+    assert run(s, "/ping bob") == [f"PRIVMSG bob :\x01PING {token}\x01"]
+    feed(s, [f":bob!b@h NOTICE alice :\x01PING {token}\x01"], now=NOW + 0.25)
+    assert s.current.lines[-1].text == "CTCP PING reply from bob: 0.250 s"
+    feed(s, [":bob!b@h NOTICE alice :\x01PING 12345\x01"])  # not ours: as it came
+    assert s.current.lines[-1].text == "CTCP PING reply from bob: 12345"
+    assert s.buffer("bob") is None  # no query opened
+    for bad in ("/ctcp bob", "/ctcp", "/ctcp bob VER\x01SION", "/ping", "/ping a b",
+                "/version", "/ctcp bo,b VERSION"):  # fmt: skip
+        assert run(s, bad) == [], bad
+        assert s.current.lines[-1].kind is Kind.ERROR, bad
