@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
-from chat.message import Message, parse_tags, serialize_tags
+from chat.message import MAX_LINE_BODY, Message, parse_tags, serialize_tags
 from chat.msgid import is_msgid
+from chat.multiline import split_concat, utf8_size
 from chat.names import CHANTYPES
 from chat.servertime import format_time, parse_time
 from server.history.model import (
@@ -27,7 +28,7 @@ from server.history.model import (
 )
 from server.history.query import EVENT_COMMANDS
 
-from .multiline import MultilineRelay, fit_lines, is_multiline, render, split_combined
+from .multiline import MultilineRelay, render, stored_lines
 from .relay import Relay
 from .state import FORM_MULTILINE
 
@@ -330,11 +331,16 @@ def format_row(client: Client, row: StoredMessage, channel: str, batch: str | No
         tags["msgid"] = row.msgid
         if row.tags:
             tags.update(parse_tags(row.tags))
-    if row.command == "PRIVMSG" and is_multiline(row.text):
-        lines = fit_lines(row.source, channel, split_combined(row.text))
-        rest = {k: v for k, v in tags.items() if k != "msgid"}
-        ref = "ml" + row.msgid if client.tag_form & FORM_MULTILINE else None
-        return render(row.source, channel, lines, head=tags, rest=rest, ref=ref, outer=batch)
+    if row.command in ("PRIVMSG", "NOTICE"):
+        lines = stored_lines(row.source, channel, row.text)
+        if len(lines) > 1:
+            rest = {k: v for k, v in tags.items() if k != "msgid"}
+            # Only PRIVMSGs are ever received as draft/multiline: a long NOTICE (a
+            # longer mask than its sender counted on) comes back as its lines.
+            multiline = row.command == "PRIVMSG" and client.tag_form & FORM_MULTILINE
+            ref = "ml" + row.msgid if multiline else None
+            return render(row.source, channel, lines, head=tags, rest=rest, ref=ref,
+                          outer=batch, command=row.command)
     if batch is not None:
         tags = {"batch": batch, **tags}
     params = row_params(row, channel, extended_join="extended-join" in client.caps)
@@ -345,9 +351,10 @@ def relay_from_row(row: StoredMessage) -> Relay:
     """A stored row relayed again as it was first (cluster gap recovery)."""
     tags = parse_tags(row.tags) if row.tags else None
     time = format_time(row.time_ms / 1000)
-    if row.command == "PRIVMSG" and is_multiline(row.text):
-        return MultilineRelay(row.source, row.channel, split_combined(row.text), time,
-                              row.msgid, tags or None)
+    if row.command == "PRIVMSG":
+        lines = stored_lines(row.source, row.channel, row.text)
+        if len(lines) > 1:
+            return MultilineRelay(row.source, row.channel, lines, time, row.msgid, tags or None)
     return Relay(row.source, row.command, row_params(row, row.channel), time, row.msgid,
                  tags or None)
 
@@ -397,6 +404,7 @@ def _send_notices(
     client shows it as the line's); without, the text says when, in UTC (with the
     date unless it was today)."""
     stamped = "server-time" in client.caps
+    server = core.config.name
     today = datetime.fromtimestamp(core.clock(), UTC).date()
     for row in rows:
         if row.command not in ("PRIVMSG", "NOTICE"):
@@ -412,10 +420,14 @@ def _send_notices(
             if not text:
                 continue
             if text.startswith("\x01ACTION ") and text.endswith("\x01"):
-                line = f"{when}* {nick} {text[8:-1]}"
+                head, text = f"{when}* {nick} ", text[8:-1]
             else:
-                line = f"{when}<{nick}> {text}"
-            core.send(client, Message("NOTICE", [channel, line], core.config.name, tags))
+                head = f"{when}<{nick}> "
+            # A line longer than a notice has room for (joined by multiline-concat, or
+            # the prefix) continues in the next notice: cut, it would lose its end.
+            room = MAX_LINE_BODY - utf8_size(f":{server} NOTICE {channel} :{head}\r\n")
+            for piece in split_concat(text, room):
+                core.send(client, Message("NOTICE", [channel, head + piece], server, tags))
 
 
 def partner_nick(core: ServerCore, account: str) -> str:

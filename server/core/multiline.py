@@ -4,8 +4,9 @@ A multiline message is a list of ``(text, concat)`` lines (``chat.multiline``). 
 with the capability get it as a ``draft/multiline`` batch, the opening line carrying the
 message's tags (msgid, time, account, client tags); the others get its non-blank
 lines as plain PRIVMSGs, the msgid on the first only. History stores the combined text
-(lines joined by ``\\n``), which no single-line message can contain, and replays it
-split on the line feeds again.
+(lines joined by ``\\n``, concatenated lines directly) and replays it as the lines that
+fit (``stored_lines``): the concatenation points are not stored, so a message longer
+than a line is cut again wherever it must be.
 """
 
 from __future__ import annotations
@@ -40,8 +41,11 @@ def split_combined(text: str) -> list[Line]:
     return [(piece, False) for piece in text.split("\n")]
 
 
-def is_multiline(text: str) -> bool:
-    return "\n" in text
+def stored_lines(source: str, target: str, text: str) -> list[Line]:
+    """A stored message's text as the lines it is replayed in to ``target``: more than
+    one when it held line feeds, or was longer than a line (joined by
+    draft/multiline-concat, which leaves no line feed: replayed as one, it was cut)."""
+    return fit_lines(source, target, split_combined(text))
 
 
 def fit_lines(source: str, target: str, lines: list[Line]) -> list[Line]:
@@ -66,6 +70,7 @@ def render(
     rest: dict[str, str],
     ref: str | None,
     outer: str | None = None,
+    command: str = "PRIVMSG",
 ) -> bytes:
     """The message as bytes: a ``draft/multiline`` batch ``ref`` whose opening line
     carries ``head`` (``ref`` None: the fallback, non-blank lines only, ``head`` on the
@@ -76,12 +81,12 @@ def render(
         parts.append(_line({**wrap, **head}, source, "BATCH", ["+" + ref, BATCH_TYPE, target]))
         for text, concat in lines:
             tags = {"batch": ref, CONCAT: ""} if concat else {"batch": ref}
-            parts.append(_line(tags, source, "PRIVMSG", [target, text]))
+            parts.append(_line(tags, source, command, [target, text]))
         parts.append(_line(wrap, source, "BATCH", ["-" + ref]))
         return b"".join(parts)
     for text, _concat in lines:
         if text:
-            parts.append(_line({**wrap, **(rest if parts else head)}, source, "PRIVMSG",
+            parts.append(_line({**wrap, **(rest if parts else head)}, source, command,
                                [target, text]))
     return b"".join(parts)
 

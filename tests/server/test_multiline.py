@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from chat.message import Message
+from chat.message import Message, parse
 from server.config import ServerConfig
 from tests.conftest import RunningServer, suite_config
 from tests.ircclient import IRCTestClient
@@ -350,3 +350,48 @@ async def test_a_labelled_answer_with_more_wraps_the_multiline_batch_whole(
             assert m.command == "PRIVMSG" and m.tags["batch"].startswith("ml"), m
     assert [m.params[1] for m in got if m.command == "PRIVMSG"] == ["one", "two"]
     assert "301" in [m.command for m in got]
+
+
+def fits(m: Message) -> bool:
+    """Whether ``m`` without its tags fits in one line of 512 bytes."""
+    return len(Message(m.command, m.params, m.source).to_bytes()) <= 512
+
+
+async def test_a_line_split_with_concat_replays_whole(server: RunningServer) -> None:
+    """A long line a client split with draft/multiline-concat only is stored without a
+    line feed: history still replays all of it, in lines that fit (concatenated again
+    for draft/multiline clients), not as one line of 800 characters that gets cut."""
+    alice, bob, _charlie = await trio(server)
+    a, b = "A" * 399, "B" * 400
+    await send_batch(alice, "#test", [a, "+" + b])
+    start, _ = await read_multiline(bob)
+    late = await server.client("late", caps=[*ML, "draft/chathistory"])
+    await late.send("CHATHISTORY LATEST #test * 1")
+    outer = await late.expect("BATCH")
+    inner, lines = await read_multiline(late)
+    assert inner.tags["msgid"] == start.tags["msgid"]
+    assert joined(lines) == a + b and len(lines) > 1 and all(map(fits, lines))
+    assert (await late.read_message()).params == ["-" + outer.params[0][1:]]
+    plain = await server.client("plainh", caps=[*BASE, "draft/chathistory"])
+    await plain.send("CHATHISTORY LATEST #test * 1")
+    await plain.expect("BATCH")
+    got = [m for m in await plain.collect_until("BATCH") if m.command == "PRIVMSG"]
+    assert "".join(m.params[1] for m in got) == a + b and all(map(fits, got))
+    assert got[0].tags["msgid"] == start.tags["msgid"]
+
+
+def test_a_recovered_long_line_is_relayed_in_lines_that_fit() -> None:
+    """The cluster's gap recovery relays a stored line longer than one line as a
+    multiline message too: a batch that concatenates, or plain lines."""
+    from server.core.history import relay_from_row
+    from server.core.state import FORM_MULTILINE
+    from server.history.model import StoredMessage
+
+    text = "A" * 399 + "B" * 400
+    row = StoredMessage("#c", 1, "a" * 16, 1_795_000_000_000, "bob!b@h", "PRIVMSG", "#c", text)
+    relay = relay_from_row(row)
+    for form in (0, FORM_MULTILINE):
+        lines = [m for m in map(parse, relay.build(form).decode().splitlines())
+                 if m.command == "PRIVMSG"]
+        assert len(lines) > 1 and all(map(fits, lines))
+        assert "".join(m.params[1] for m in lines) == text

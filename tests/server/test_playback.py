@@ -286,3 +286,34 @@ def test_a_notice_of_an_earlier_day_says_the_date() -> None:
         f":{SERVER} NOTICE #c :[2026-11-17 11:06 UTC] <bob> yesterday",
         f":{SERVER} NOTICE #c :[11:05 UTC] <bob> just now",
     ]
+
+
+def fits(m: Message) -> bool:
+    """Whether ``m`` without its tags fits in one line of 512 bytes."""
+    return len(Message(m.command, m.params, m.source).to_bytes()) <= 512
+
+
+async def test_a_line_longer_than_a_line_is_played_back_whole(server: RunningServer) -> None:
+    """A draft/multiline message joined by multiline-concat only (one long line) is
+    played back in lines that fit, as PRIVMSGs in the batch or as notices, nothing cut."""
+    alice = await server.client("alice", ["batch", "draft/multiline"])
+    await alice.join("#long")
+    a, b = "A" * 399, "B" * 400
+    await alice.send_raw(
+        b"BATCH +x draft/multiline #long\r\n@batch=x PRIVMSG #long :" + a.encode()
+        + b"\r\n@batch=x;draft/multiline-concat PRIVMSG #long :" + b.encode()
+        + b"\r\nBATCH -x\r\n"
+    )
+    await alice.sync()
+    batchy = await server.client("batchy", ["batch", "server-time"])
+    await join(batchy, "#long")
+    replay = await read_batch(batchy, "chathistory", "#long")
+    assert "".join(m.params[1] for m in replay) == a + b and all(map(fits, replay))
+    plain = await server.client("plain")
+    await join(plain, "#long")
+    notices = [await plain.read_message()]
+    while sum(len(m.params[1].split("> ", 1)[1]) for m in notices) < len(a + b):
+        notices.append(await plain.read_message())
+    assert len(notices) > 1 and all(map(fits, notices))
+    assert all(m.params[1].startswith("[") for m in notices)
+    assert "".join(m.params[1].split("<alice> ", 1)[1] for m in notices) == a + b
