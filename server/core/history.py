@@ -400,9 +400,10 @@ def _send_notices(
     core: ServerCore, client: Client, channel: str, rows: list[StoredMessage]
 ) -> None:
     """Join playback for clients that cannot tell a batch of history from live lines:
-    notices from the server. With server-time each carries the message's time (the
-    client shows it as the line's); without, the text says when, in UTC (with the
-    date unless it was today)."""
+    notices from the server whose text says when, in UTC (with the date unless it was
+    today). With server-time they carry the message's time too, but the text keeps
+    it: irssi shows that tag only with show_server_time, off by default, and old
+    lines would look new."""
     stamped = "server-time" in client.caps
     server = core.config.name
     today = datetime.fromtimestamp(core.clock(), UTC).date()
@@ -410,12 +411,9 @@ def _send_notices(
         if row.command not in ("PRIVMSG", "NOTICE"):
             continue
         nick = row.source.split("!", 1)[0]
-        if stamped:
-            tags, when = {"time": format_time(row.time_ms / 1000)}, ""
-        else:
-            at = datetime.fromtimestamp(row.time_ms / 1000, UTC)
-            shape = "%H:%M UTC" if at.date() == today else "%Y-%m-%d %H:%M UTC"
-            tags, when = {}, f"[{at.strftime(shape)}] "
+        tags = {"time": format_time(row.time_ms / 1000)} if stamped else {}
+        at = datetime.fromtimestamp(row.time_ms / 1000, UTC)
+        when = f"[{at.strftime('%H:%M UTC' if at.date() == today else '%Y-%m-%d %H:%M UTC')}] "
         for text in row.text.split("\n"):  # a multiline message: a notice per line
             if not text:
                 continue

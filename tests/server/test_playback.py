@@ -127,12 +127,13 @@ async def test_plain_client_gets_notices(server: RunningServer) -> None:
             for r, line in zip(stored[-N:], said, strict=True)
         ], nick
         assert await c.sync() == []
-    # server-time without batch: each notice carries the message's own time instead.
+    # server-time without batch: each notice carries the message's own time too, and
+    # the text still says it (irssi shows the tag's time only when set up to).
     c = await server.client("timeonly", ["server-time"])
     await join(c, "#plain")
     notices = [await c.read_message() for _ in range(N)]
     assert [(m.command, m.params, m.tags) for m in notices] == [
-        ("NOTICE", ["#Plain", line], {"time": r.time})
+        ("NOTICE", ["#Plain", f"[{hhmm(r)} UTC] {line}"], {"time": r.time})
         for r, line in zip(stored[-N:], said, strict=True)
     ]
     assert await c.sync() == []
