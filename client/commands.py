@@ -80,11 +80,13 @@ def run_input(s: Session, text: str, now: float) -> bool:
     ``PASTE_COMMANDS`` — a pasted block is never run as a command, nor sent as a message
     (it may be commands for another client, with a password); ``//`` sends it; or a
     line ``//command text`` (a command retyped after a kept ``/``: sent when entered a
-    second time in a row). True otherwise (usage errors included: the command was
+    second time in a row); text that cannot be sent (here, or now: too many waiting),
+    also a command's. True otherwise (usage errors included: the command was
     understood)."""
     if not text.strip():
         return True
     confirmed, s.slash_refused = s.slash_refused == text, None
+    s.input_refused = False
     if text.startswith("/") and not text.startswith("//"):
         line = text.rstrip()  # (a trailing line break, e.g. a pasted command line)
         name, args = [*line[1:].split(None, 1), "", ""][:2]
@@ -108,7 +110,7 @@ def run_input(s: Session, text: str, now: float) -> bool:
             cmd.handler(s, args.strip(), now)
         except UsageError as exc:
             s.error(str(exc) or f"Usage: {cmd.usage}", now)
-        return True
+        return not s.input_refused  # (its text could not be sent: kept, as typed text)
     if text.startswith("//"):
         if _looks_like_a_command(text[2:]) and not confirmed:
             # Almost always a command retyped after a "/" kept in the input line (a
@@ -123,7 +125,7 @@ def run_input(s: Session, text: str, now: float) -> bool:
         text = text[1:]
     if _can_say_here(s, now):  # (line breaks: one multi-line message, or one per line)
         s.say(s.current.name, text, now)
-    return True
+    return not s.input_refused
 
 
 def _looks_like_a_command(rest: str) -> bool:
@@ -151,6 +153,7 @@ def _can_say_here(s: Session, now: float) -> bool:
         s.error(f"You are not in {buf.name} (/join {buf.name})", now)
     else:
         return True
+    s.input_refused = True
     return False
 
 
@@ -481,6 +484,7 @@ def _query(s: Session, args: str, now: float) -> None:
     if text.strip():
         if not s.registered:
             s.error("Not connected: the message was not sent", now)
+            s.input_refused = True
             return
         s.say(nick, text, now)
 

@@ -290,6 +290,9 @@ class Session:
         self._accept_list: list[str] = []  # caller ID: the nicks of 281s, until the 282
         self._accept_more = 0  # ... and how many more there were than MAX_ACCEPT_LIST
         self._searches: deque[Search] = deque(maxlen=MAX_PENDING_SEARCHES)  # sent, unanswered
+        # Set when typed text was refused (not sent, and not waiting in the outbox):
+        # the input goes back to the input line (commands.run_input).
+        self.input_refused = False
         # A "//command text" line refused once (see commands.run_input): sent if the
         # user enters it again.
         self.slash_refused: str | None = None
@@ -872,6 +875,7 @@ class Session:
         if buf is not None and (self.echo or not self.outbox.ready(buf)):
             if not self.outbox.add(buf, command, target, pieces, now, action=action):
                 self.error("Not sent: too many messages are waiting to be sent", now)
+                self.input_refused = True
             return
         for piece in pieces:
             self.write_message(command, target, piece.text, lines=piece.lines, action=action)

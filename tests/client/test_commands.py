@@ -371,3 +371,26 @@ def test_ctcp_ping_and_version_commands(s: Session) -> None:
                 "/version", "/ctcp bo,b VERSION"):  # fmt: skip
         assert run(s, bad) == [], bad
         assert s.current.lines[-1].kind is Kind.ERROR, bad
+
+
+def test_text_that_cannot_be_sent_is_given_back_to_the_input_line(s: Session) -> None:
+    from client.outbox import MAX_WAITING
+
+    # False: not sent, nor waiting; the UI keeps it in the input line.
+    s.switch(s.server)
+    assert s.input("hello server", NOW) is False
+    assert s.input("/me waves", NOW) is False
+    feed(s, [":alice!~a@h PART #t"])
+    s.switch("#t")
+    assert s.input("text in a parted channel", NOW) is False
+    assert last_error(s) == "You are not in #t (/join #t)"
+    assert s.take_outgoing() == []
+    # A paste of more lines than the outbox takes: refused whole, kept.
+    feed(s, [":alice!~a@h JOIN #t"])
+    paste = "\n".join(f"m{i}" for i in range(MAX_WAITING + 1))
+    assert s.input(f"/msg bob {paste}", NOW) is False
+    assert last_error(s) == "Not sent: too many messages are waiting to be sent"
+    s.connection_lost(NOW + 1)
+    assert s.input(paste, NOW) is False
+    assert s.take_outgoing() == []
+    assert s.input("one", NOW) is True  # waits in the outbox: taken
