@@ -383,14 +383,14 @@ def test_an_operator_exempt_from_a_ban_stays_after_dropping_o() -> None:
     with harness() as h:
         alice = h.register("alice", ip="192.0.2.1")
         h.send_line(alice, "OPER root hunter2")
-        h.send_line(alice, "KLINE *@*.1 :mine")
+        h.send_line(alice, "KLINE MYSELF *@*.1 :mine")
         h.send_line(alice, "MODE alice -o")
         assert h.core.clients[alice].modes == set()
         got = h.send_line(alice, "PING still")
         assert parse(got[alice][0].decode()).command == "PONG"
         bob = h.register("bob", ip="192.0.2.2")
         h.send_line(bob, "OPER root hunter2")
-        got = h.send_line(bob, "KLINE *@192.0.2.* :all of them")
+        got = h.send_line(bob, "KLINE MYSELF *@192.0.2.* :all of them")
         assert [parse(line.decode()).command for line in got[alice]] == ["465", "ERROR"]
         assert alice not in h.core.clients
         h.finish()

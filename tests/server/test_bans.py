@@ -116,8 +116,8 @@ async def test_kline_by_nick_bans_the_host_but_not_operators(server: RunningServ
     root = await server.client("root")
     bob = await server.client("bob")
     await oper_up(root)
-    msgs = await ask(root, "KLINE bob :go away")
-    # root is on the same host: told, not disconnected.
+    msgs = await ask(root, "KLINE MYSELF bob :go away")
+    # root is on the same host (hence MYSELF): told, not disconnected.
     assert [m.command for m in msgs] == ["NOTICE", "NOTICE"]
     texts = [m.params[-1] for m in msgs]
     assert "*** A K-Line [*@127.0.0.1] matches you" in texts
@@ -134,13 +134,13 @@ async def test_an_exempt_operator_stays_after_mode_minus_o(server: RunningServer
     other = await server.client("other")
     await oper_up(root)
     await oper_up(other)
-    texts = [m.params[-1] for m in await ask(root, "KLINE *@127.0.0.1 :all")]
+    texts = [m.params[-1] for m in await ask(root, "KLINE MYSELF *@127.0.0.1 :all")]
     assert texts == ["*** A K-Line [*@127.0.0.1] matches you", "Added K-Line [*@127.0.0.1] (all)"]
     assert [m.command for m in await ask(root, "MODE root -o")] == ["MODE"]
     assert [m.command for m in await ask(root, "PING here")] == ["PONG"]
     # A ban set now is checked against root like anyone.
     await notice(other, "UNKLINE *@127.0.0.1")
-    texts = [m.params[-1] for m in await ask(other, "KLINE *@127.0.0.* :again")]
+    texts = [m.params[-1] for m in await ask(other, "KLINE MYSELF *@127.0.0.* :again")]
     assert "Added K-Line [*@127.0.0.*] (again), 1 disconnected" in texts
     assert [m.command for m in await root.wait_closed()] == ["465", "ERROR"]
 
@@ -159,7 +159,7 @@ async def test_dline_refuses_connections_before_registration(server: RunningServ
     root = await server.client("root")
     bob = await server.client("bob")
     await oper_up(root)
-    msgs = await ask(root, "DLINE 1h 127.0.0.0/24 :abuse from this network")
+    msgs = await ask(root, "DLINE MYSELF 1h 127.0.0.0/24 :abuse from this network")
     texts = [m.params[-1] for m in msgs]
     assert ("Added temporary 1 h D-Line [127.0.0.0/24] (abuse from this network), "
             "1 disconnected") in texts

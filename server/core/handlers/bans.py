@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("chat.server.oper")
 
+MYSELF = "MYSELF"  # the keyword for a ban that matches the operator setting it
 QUIT_REASON = {KLINE: "K-Lined", DLINE: "D-Lined"}  # what peers see; the reason is the user's
 NAME = {KLINE: "K-Line", DLINE: "D-Line"}
 
@@ -61,13 +62,13 @@ def _looks_like_nick(text: str) -> bool:
 
 
 def handle_kline(core: ServerCore, client: Client, msg: Message) -> None:
-    """KLINE [minutes|30m|2h|7d] <user@host | nick> [:reason]."""
+    """KLINE [MYSELF] [minutes|30m|2h|7d] <user@host | nick> [:reason]."""
     if is_oper(core, client):
         _set(core, client, KLINE, msg.params)
 
 
 def handle_dline(core: ServerCore, client: Client, msg: Message) -> None:
-    """DLINE [minutes|30m|2h|7d] <ip | cidr | nick> [:reason]."""
+    """DLINE [MYSELF] [minutes|30m|2h|7d] <ip | cidr | nick> [:reason]."""
     if is_oper(core, client):
         _set(core, client, DLINE, msg.params)
 
@@ -83,6 +84,11 @@ def handle_undline(core: ServerCore, client: Client, msg: Message) -> None:
 
 
 def _set(core: ServerCore, client: Client, kind: str, params: list[str]) -> None:
+    # As on Ergo: a ban on one's own address needs the keyword, for it disconnects
+    # everyone else there (a nick on the same host becomes a mask matching us).
+    myself = len(params) > 1 and params[0].upper() == MYSELF
+    if myself:
+        params = params[1:]
     seconds, target, reason = _split(params)
     if not target:
         core.reply(client, N.ERR_NEEDMOREPARAMS, f"{kind}LINE", "Not enough parameters")
@@ -107,6 +113,14 @@ def _set(core: ServerCore, client: Client, kind: str, params: list[str]) -> None
     expires = None if not seconds else now + seconds
     setter = f"{client.nick} ({client.oper_name or '-'})"
     ban = ServerBan(kind, mask, reason, setter, now, expires)
+    if not myself and _matches_self(core, client, ban):
+        words = list(params)
+        if len(words) > (2 if seconds is not None else 1):  # the reason: trailing again
+            words[-1] = ":" + words[-1]
+        again = " ".join([f"/{kind}LINE", MYSELF, *words])
+        core.notice(client, f"The {NAME[kind]} [{mask}] matches you, and would disconnect "
+                            f"everyone at your address; to set it anyway: {again}")
+        return
     replaced, removed = add_ban(core, ban)
     if core.cluster:
         core.publish("ban", (), core.uid(client), b=ban.to_record())
@@ -118,6 +132,12 @@ def _set(core: ServerCore, client: Client, kind: str, params: list[str]) -> None
                  skip=client)
     log.info("operator %s %s %s%s [%s] (%s)", client.nick, verb.lower(), length, NAME[kind],
              mask, reason, extra={"event": "oper", "action": "ban"})
+
+
+def _matches_self(core: ServerCore, client: Client, ban: ServerBan) -> bool:
+    probe = BanList(core.fold)
+    probe.add(ban)
+    return matching_ban(probe, client) is not None
 
 
 def _unset(core: ServerCore, client: Client, kind: str, target: str) -> None:
