@@ -141,6 +141,8 @@ def message_to_store(
         client_tags = {k: v for k, v in client_tags.items() if k not in EPHEMERAL_TAGS}
     if command == "TAGMSG" and not any(k[0] == "+" for k in client_tags or ()):
         return None  # nothing a client said: only the server's "bot" tag, or nothing
+    if text and is_ctcp_request(text[0]):
+        return None
     return NewMessage(
         target=target,
         msgid=msgid,
@@ -153,6 +155,12 @@ def message_to_store(
         dm=dm,
         sender=sender,
     )
+
+
+def is_ctcp_request(text: str) -> bool:
+    """A CTCP message other than ACTION (VERSION, PING, DCC...): asked of the clients
+    present, not said to the channel; replayed, clients show it as text."""
+    return text[:1] == "\x01" and text[1:].partition(" ")[0].rstrip("\x01") != "ACTION"
 
 
 def parse_ref(token: str) -> Ref | None:
@@ -303,6 +311,8 @@ def deliver_history(
                 "Messages could not be retrieved",
             )
         return
+    # Rows stored before CTCP requests were kept out are still never replayed.
+    rows = [r for r in rows if not is_ctcp_request(r.text)]
     if pending.kind == "playback" and not ("batch" in client.caps and "server-time" in client.caps):
         _send_notices(core, client, pending.channel, rows)
         return

@@ -318,3 +318,27 @@ async def test_a_line_longer_than_a_line_is_played_back_whole(server: RunningSer
     assert len(notices) > 1 and all(map(fits, notices))
     assert all(m.params[1].startswith("[") for m in notices)
     assert "".join(m.params[1].split("<alice> ", 1)[1] for m in notices) == a + b
+
+
+async def test_ctcp_requests_are_not_history(server: RunningServer) -> None:
+    """A CTCP request to a channel (VERSION, PING...) is relayed but not kept: replayed,
+    irssi showed it as text. ACTIONs are part of the conversation and are kept."""
+    alice = await server.client("alice")
+    observer = await server.client("observer", FULL)
+    for c in (alice, observer):
+        await c.join("#ctcp")
+        await c.sync()
+    await alice.send_raw(
+        b"PRIVMSG #ctcp :\x01VERSION\x01\r\nPRIVMSG #ctcp :\x01PING 1234\x01\r\n"
+        b"PRIVMSG #ctcp :\x01ACTION waves\x01\r\nPRIVMSG #ctcp :hello\r\n"
+    )
+    live = await collect(observer, 4, "#ctcp")
+    assert live[0].text == "\x01VERSION\x01"
+    await observer.send("CHATHISTORY LATEST #ctcp * 10")
+    replay = await read_batch(observer, "chathistory", "#ctcp")
+    assert [m.params[1] for m in replay] == ["\x01ACTION waves\x01", "hello"]
+    plain = await server.client("plain")
+    await join(plain, "#ctcp")
+    notices = [await plain.read_message() for _ in range(2)]
+    assert [m.params[1].split("] ", 1)[1] for m in notices] == ["* alice waves", "<alice> hello"]
+    assert await plain.sync() == []
