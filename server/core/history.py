@@ -429,6 +429,8 @@ def _send_notices(
                 continue
             if text.startswith("\x01ACTION ") and text.endswith("\x01"):
                 head, text = f"{when}* {nick} ", text[8:-1]
+            elif row.command == "NOTICE":  # as clients show a notice, not a message
+                head = f"{when}-{nick}- "
             else:
                 head = f"{when}<{nick}> "
             # A line longer than a notice has room for (joined by multiline-concat, or

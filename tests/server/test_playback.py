@@ -3,7 +3,7 @@
 A client that will not ask for history itself (no draft/chathistory) gets the last
 ``history_playback`` messages of a channel when it joins: in a ``chathistory`` batch
 when it has batch and server-time, else as NOTICEs ``[HH:MM UTC] <nick> text`` from the
-server. Playback never holds a message sent after the join: the joiner gets those
+server (``-nick- text`` for a notice). Playback never holds a message sent after the join: the joiner gets those
 live, exactly once.
 """
 
@@ -115,7 +115,7 @@ async def test_batch_client_gets_last_n_in_a_chathistory_batch(server: RunningSe
 
 async def test_plain_client_gets_notices(server: RunningServer) -> None:
     _, stored = await seed(server, "#Plain")
-    said = ["<alice> a notice", "* alice waves", "<alice> newest"]
+    said = ["-alice- a notice", "* alice waves", "<alice> newest"]
     assert [r.text for r in stored[-N:]] == ["a notice", "\x01ACTION waves\x01", "newest"]
     # No caps, or batch without server-time: the time (UTC; seeded today) in the text.
     for nick, caps in (("plain", None), ("batchonly", ["batch"])):
