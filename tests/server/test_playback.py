@@ -3,8 +3,8 @@
 A client that will not ask for history itself (no draft/chathistory) gets the last
 ``history_playback`` messages of a channel when it joins: in a ``chathistory`` batch
 when it has batch and server-time, else as NOTICEs ``[HH:MM UTC] <nick> text`` from the
-server (``-nick- text`` for a notice). Playback never holds a message sent after the join: the joiner gets those
-live, exactly once.
+server (``-nick- text`` for a notice). Playback never holds a message sent after the
+join: the joiner gets those live, exactly once.
 """
 
 from __future__ import annotations

@@ -75,3 +75,19 @@ async def test_monitor_keeps_one_entry_per_casemapped_nick(server: RunningServer
     assert [m.params[-1] for m in only(await ask(alice, "MONITOR L"), "732")] == [
         "mnbo,nosucho"
     ]
+
+
+async def test_usual_service_nicks_are_reserved_in_any_case(server: RunningServer) -> None:
+    early = await server.client()
+    await early.send("NICK OperServ")
+    assert (await early.expect("433")).params == [
+        "*", "OperServ", "Nickname is reserved for services"
+    ]
+    alice = await server.client("alice")
+    for nick in ("hostserv", "BOTSERV", "Global", "SaslServ", "StatServ", "ChanFix", "ALIS"):
+        msgs = await ask(alice, f"NICK {nick}")
+        assert [m.params for m in only(msgs, "433")] == [
+            ["alice", nick, "Nickname is reserved for services"]
+        ]
+    msgs = await ask(alice, "REGISTER operserv * long-enough-password")
+    assert [(m.command, m.params[1]) for m in msgs] == [("FAIL", "BAD_ACCOUNT_NAME")]

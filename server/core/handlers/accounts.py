@@ -43,7 +43,11 @@ SASL_MAX = 1200
 MAX_PASSWORD = 300  # bytes; the spec's advice, so that it fits a line to services too
 ACCOUNT_EXISTS_TEXT = "An account with that name exists already"
 # Nicks of the server's services (folded).
-SERVICE_NAMES = frozenset({"nickserv", "chanserv", "memoserv"})
+SERVICE_NAMES = frozenset({  # ours, and the services Atheme, Anope and Ergo networks run
+    "alis", "botserv", "chanfix", "chanserv", "gameserv", "global", "groupserv", "helpserv",
+    "histserv", "hostserv", "infoserv", "memoserv", "nickserv", "operserv", "reportserv",
+    "rpgserv", "saslserv", "statserv",
+})
 
 
 def service_notice(core: ServerCore, client: Client, service: str, text: str) -> None:
