@@ -980,11 +980,6 @@ class ServerCore:
         finally:
             self._capture_client, self._capture = None, None
             self._label = None
-        if msg.command == "QUIT" or client.closing is not None:
-            # The connection is going away; deliver what there is, unlabelled.
-            for data in captured:
-                self.write(client, data)
-            return
         if self._label_deferred and not captured:
             return  # the answer comes later (history) and carries the label then
         self._write_labeled(client, captured, label)
@@ -994,23 +989,29 @@ class ServerCore:
         # Escaped: a label "a b" or one holding CR LF must stay inside its tag.
         tag = b"label=" + escape_tag_value(label).encode("utf-8", "surrogateescape")
         if not captured:
-            self.write(client, add_tag(Message("ACK", [], self.config.name).to_bytes(), tag))
+            lines = [add_tag(Message("ACK", [], self.config.name).to_bytes(), tag)]
         elif len(captured) == 1 or _is_one_batch(captured):
             # A reply that is itself one batch carries the label on its opening line.
-            self.write(client, add_tag(captured[0], tag))
-            for data in captured[1:]:
-                self.write(client, data)
+            lines = [add_tag(captured[0], tag), *captured[1:]]
         else:
             ref = self.next_batch_id()
             start = Message("BATCH", ["+" + ref, "labeled-response"], self.config.name)
-            self.write(client, add_tag(start.to_bytes(), tag))
+            lines = [add_tag(start.to_bytes(), tag)]
             btag = b"batch=" + ref.encode()
             for data in captured:
                 # A multiline message is several lines: those of its own batch stay in
                 # it, its opening and closing lines (or its fallback lines) join this one.
                 for line in data.splitlines(keepends=True) if data.count(b"\n") > 1 else (data,):
-                    self.write(client, line if has_batch_tag(line) else add_tag(line, btag))
-            self.write(client, Message("BATCH", ["-" + ref], self.config.name).to_bytes())
+                    lines.append(line if has_batch_tag(line) else add_tag(line, btag))
+            lines.append(Message("BATCH", ["-" + ref], self.config.name).to_bytes())
+        if client.closing is None:
+            self.write_lines(client, lines)
+        else:
+            # The request closed the connection (QUIT, a wrong PASS, a KILL of oneself):
+            # its answer, the ERROR among it, is the last the client gets, and the spec
+            # lets it carry the label. write() drops output to a closing client, so it
+            # is queued here; closing put the client on the dirty list already.
+            client.out += [d if len(d) <= MAX_LINE_BODY else fit_line(d) for d in lines]
 
     # ------------------------------------------------------------------ lifecycle
 
