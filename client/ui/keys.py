@@ -131,7 +131,8 @@ def describe(keys: Mapping[str, tuple[str, ...]], action: str) -> str:
     out = []
     for part in names[0].split():
         if part.startswith("c-") and len(part) > 2:
-            out.append("Ctrl+" + part[2:].upper())
+            name = part[2:]
+            out.append("Ctrl+" + (name.upper() if len(name) == 1 else name.capitalize()))
         elif part in KEY_NAMES:
             out.append(KEY_NAMES[part])
         else:

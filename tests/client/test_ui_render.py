@@ -240,6 +240,15 @@ class _Recorder:
     def quit(self) -> None:
         self.calls.append("quit")
 
+    def scroll_bottom(self) -> None:
+        self.calls.append("bottom")
+
+    def end_key(self) -> None:
+        self.calls.append("end")
+
+    def next_active(self) -> None:
+        self.calls.append("active")
+
     def interrupt(self) -> None:
         self.calls.append("interrupt")
 
@@ -255,6 +264,11 @@ def test_key_bindings_follow_the_config() -> None:
     assert describe(DEFAULT_KEYS, "buffer_3") == "Alt+3"
     assert describe(DEFAULT_KEYS, "quit") == "Ctrl+Q"
     assert describe(DEFAULT_KEYS, "scroll_down") == "PgDn"
+    # Actions config.DEFAULT_KEYS does not list yet have their keys in ui/keys.py.
+    assert ("Keys.ControlEnd",) in keys and ("Keys.Escape", "Keys.End") in keys
+    assert ("Keys.Escape", "a") in keys and ("Keys.End",) in keys
+    assert describe(cfg.keys, "scroll_bottom") == "Ctrl+End"
+    assert describe(cfg.keys, "next_active") == "Alt+A"
 
 
 def test_a_failing_action_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
@@ -549,3 +563,4 @@ def test_beginning_of_history_shows_at_the_top_also_when_the_pane_is_full() -> N
     content = pane2.create_content(60, 10)
     last = "".join(t for _, t, *_ in content.get_line(content.line_count - 1))
     assert last.endswith("message number 8") and content.line_count == 10
+
