@@ -187,6 +187,9 @@ class Buffer:
     key: str = ""  # channel key to rejoin with
     history_loading: bool = False  # a CHATHISTORY request is in flight
     history_complete: bool = False  # the server has nothing older
+    # /clear was used and no older history has been merged since: the top line is
+    # where the clear left off, not the beginning of history.
+    cleared: bool = False
     # A query whose history the server refused (CHATHISTORY INVALID_TARGET: the partner or
     # we have no account): not asked again on this connection.
     no_history: bool = False
@@ -389,6 +392,8 @@ class Buffer:
             lines.clear()
             lines.extend(merged)
         self._note_spoken(added)
+        if older and added:
+            self.cleared = False  # the top is history again
         newest = next((ln for ln in reversed(new) if ln.msgid and ln.kind in MESSAGE_KINDS), None)
         if newest is not None and (self.last_time is None or newest.time >= self.last_time):
             self.last_msgid = newest.msgid
@@ -399,6 +404,7 @@ class Buffer:
     def clear(self) -> None:
         """Forget the lines; the seen ids stay so history does not bring them back."""
         self.lines.clear()
+        self.cleared = True
         self.version += 1
 
     def reset(self, lines: Iterable[Line]) -> None:
@@ -409,6 +415,7 @@ class Buffer:
         self.lines.extend(lines)
         self.seen = SeenIds(max(2 * self.scrollback, 1000))
         self.read_marker = None
+        self.cleared = False
         self._index_spoken()
         self.version += 1
 

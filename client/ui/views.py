@@ -254,6 +254,8 @@ class MessagePane(UIControl):
             return "… loading older messages"
         if buf.no_history:
             return "— no history kept for this conversation —"
+        if buf.cleared:  # (the server may well have older lines: /clear hid them)
+            return "— cleared —"
         if buf.history_complete and buf.kind is not BufferKind.SERVER:
             return "— beginning of history —"
         return ""

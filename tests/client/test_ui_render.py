@@ -564,3 +564,21 @@ def test_beginning_of_history_shows_at_the_top_also_when_the_pane_is_full() -> N
     last = "".join(t for _, t, *_ in content.get_line(content.line_count - 1))
     assert last.endswith("message number 8") and content.line_count == 10
 
+
+def test_after_clear_the_top_is_not_called_the_beginning_of_history() -> None:
+    s, buf = channel_with_lines(5)
+    buf.history_loading, buf.history_complete = False, True
+    pane = MessagePane(s, LineRenderer(), Views())
+
+    def rows() -> list[str]:
+        content = pane.create_content(60, 10)
+        return ["".join(t for _, t, *_ in content.get_line(i)) for i in range(content.line_count)]
+
+    assert rows()[0] == "— beginning of history —"
+    s.input("/clear", NOW)
+    feed(s, [":bob!b@h PRIVMSG #t :after the clear"])
+    assert rows()[0] == "— cleared —"  # the server still has the older lines
+    assert rows()[1].endswith("after the clear")
+    # Older history merged above: the top is history again.
+    buf.merge([Line(T0 - 10, Kind.MESSAGE, "bob", "very old", msgid="old1")], above=True)
+    assert rows()[0] == "— beginning of history —"
