@@ -313,6 +313,8 @@ def deliver_history(
         return
     # Rows stored before CTCP requests were kept out are still never replayed.
     rows = [r for r in rows if not is_ctcp_request(r.text)]
+    if pending.kind == "playback" and not rows:
+        return  # nobody asked: an empty batch at each join is only noise
     if pending.kind == "playback" and not ("batch" in client.caps and "server-time" in client.caps):
         _send_notices(core, client, pending.channel, rows)
         return
