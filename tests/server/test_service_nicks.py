@@ -4,7 +4,7 @@ reserved nicks, over real TCP on every backend."""
 from __future__ import annotations
 
 from tests.conftest import RunningServer
-from tests.server.helpers import ask, only
+from tests.server.helpers import ask, nickserv_says, only
 
 
 async def test_whois_shows_a_network_service(server: RunningServer) -> None:
@@ -91,3 +91,19 @@ async def test_usual_service_nicks_are_reserved_in_any_case(server: RunningServe
         ]
     msgs = await ask(alice, "REGISTER operserv * long-enough-password")
     assert [(m.command, m.params[1]) for m in msgs] == [("FAIL", "BAD_ACCOUNT_NAME")]
+
+
+async def test_services_answer_at_their_server_name(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    for target in ("NickServ@test.server", "nickserv@TEST.SERVER"):
+        assert nickserv_says(await ask(alice, f"PRIVMSG {target} :FROB me")) == [
+            "Unknown command FROB: /msg NickServ HELP"
+        ]
+    # Another server's NickServ is not ours: the password goes nowhere.
+    msgs = await ask(alice, "PRIVMSG NickServ@elsewhere.example :IDENTIFY secret")
+    assert [m.params[1:] for m in only(msgs, "401")] == [
+        ["NickServ@elsewhere.example", "No such nick/channel"]
+    ]
+    # Reserved but not run here: nobody holds the nick.
+    msgs = await ask(alice, "PRIVMSG OperServ :HELP")
+    assert [m.params[1:] for m in only(msgs, "401")] == [["OperServ", "No such nick/channel"]]

@@ -13,8 +13,8 @@ from chat.utf8 import truncate_utf8
 
 from ..caps import PRE_AWAY
 from ..relay import relay_wire
+from ..services import service_target
 from ..targets import TargetGate
-from .accounts import SERVICE_NAMES
 from .callerid import blocks as callerid_blocks
 from .callerid import let_answer
 from .channels import is_banned, is_quieted
@@ -253,14 +253,15 @@ def _to_nick(
     need_cap: str | None,
     lines: list[Line] | None = None,
 ) -> None:
-    folded = core.fold(nick)
-    if folded in SERVICE_NAMES:  # services answer PRIVMSGs; anything else is dropped
+    service = service_target(core, nick)  # "NickServ", or "NickServ@<server name>"
+    if service is not None:  # services answer PRIVMSGs; anything else is dropped
         if lines is not None:
             core.fail(client, "BATCH", "MULTILINE_INVALID",
                       "Services take one line at a time")
         elif command == "PRIVMSG":
-            SERVICES[folded](core, client, text[0])
+            SERVICES[service](core, client, text[0])
         return
+    folded = core.fold(nick)
     target = core.nicks.get(folded)
     if target is None or not target.registered:
         _error(core, client, command, N.ERR_NOSUCHNICK, nick, "No such nick/channel")
