@@ -14,6 +14,22 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+# Bytes 0x80-0x9f as Windows-1252 has them (curly quotes, dashes, €...), for lines that
+# are not UTF-8; the five it leaves undefined stay latin-1's C1 controls (stripped).
+_CP1252 = {
+    b: ch for b in range(0x80, 0xA0) if (ch := bytes([b]).decode("cp1252", "ignore"))
+}
+
+
+def decode(data: bytes) -> str:
+    """A received line as text: UTF-8, else Windows-1252 (as irssi's usual
+    ``recode_fallback``), latin-1 for the bytes cp1252 leaves undefined."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1").translate(_CP1252)
+
+
 BOLD = "\x02"
 COLOUR = "\x03"
 HEX_COLOUR = "\x04"

@@ -24,7 +24,7 @@ from chat.names import is_channel_name, is_valid_nick
 from chat.servertime import format_time, parse_time
 
 from . import multiline
-from .formatting import Span, display, display_lines, plain, sanitize
+from .formatting import Span, decode, display, display_lines, plain, sanitize
 from .history import HISTORY_BATCHES, ChatHistory
 from .ignore import IgnoreList
 from .model import (
@@ -433,7 +433,7 @@ class Session:
         """Process one received line (without CRLF). Never raises."""
         try:
             if isinstance(line, bytes):
-                line = _decode(line)
+                line = decode(line)
             if not line.strip():
                 return
             try:
@@ -2809,13 +2809,6 @@ def reaction_text(value: str) -> str:
     """A reaction as shown: sanitised, without formatting or surrounding spaces, at most
     MAX_REACTION characters; '' when nothing is left."""
     return plain(value).strip()[:MAX_REACTION].strip()
-
-
-def _decode(data: bytes) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")  # C1 controls this yields are stripped on display
 
 
 def _strip_crlf(text: str) -> str:

@@ -861,3 +861,15 @@ def test_errors_about_a_nick_on_a_channel_go_to_the_channel_not_the_nicks_query(
     # An error about the nick alone still goes to its query.
     feed(s, [":srv 401 alice bob :No such nick/channel"])
     assert bob.lines[-1].text == "bob: No such nick/channel"
+
+
+def test_a_line_that_is_not_utf8_is_read_as_windows_1252() -> None:
+    from client.formatting import decode
+
+    assert decode(b"cp1252 \x93quoted\x94 na\xefve \x80 \x96") == "cp1252 “quoted” naïve € \u2013"
+    assert decode("déjà “vu”".encode()) == "déjà “vu”"  # UTF-8 first
+    # The five bytes cp1252 leaves undefined are latin-1's C1 controls (then stripped).
+    assert decode(b"\xe9\x81\x8d\x8f\x90\x9d") == "é\x81\x8d\x8f\x90\x9d"
+    s = joined_session(CHAT_BURST, ("bob",))
+    feed(s, [b":bob!b@h PRIVMSG #t :cp1252 \x93quoted\x94 na\xefve"])
+    assert s.current.lines[-1].text == "cp1252 “quoted” naïve"
