@@ -1,5 +1,5 @@
 """labeled-response at its edges, over real TCP on every backend: requests that close
-the connection."""
+the connection, messages to oneself."""
 
 from __future__ import annotations
 
@@ -91,3 +91,45 @@ async def test_labelled_quit_delayed_by_fakelag_gets_its_error(backend: str) -> 
         assert got[-1] == Message(
             "ERROR", [f"Closing Link: {HOST} (Quit: slow)"], tags={"label": "late"}
         )
+
+
+# ------------------------------------------------------------------ messages to oneself
+
+
+@pytest.mark.parametrize("command", ["PRIVMSG", "NOTICE", "TAGMSG"])
+async def test_a_labelled_message_to_oneself_without_echo_is_delivered_unlabelled(
+    server: RunningServer, command: str
+) -> None:
+    """"When a client sends a message to itself, the server MUST NOT include the label
+    tag, except for any acknowledgment sent with the echo-message mechanism": without
+    echo-message the delivery is not the answer, so the label gets an ACK."""
+    alice = await server.client("alice", [*LABELS, "message-tags"])
+    await alice.sync()
+    text = "" if command == "TAGMSG" else " :to myself"
+    await alice.send(f"@label=ps;+x=y {command} alice{text}")
+    delivered, ack = await alice.sync()
+    assert delivered.command == command and delivered.params[0] == "alice"
+    assert "label" not in delivered.tags and delivered.tags["+x"] == "y"
+    assert ack == Message("ACK", [], SERVER, {"label": "ps"})
+
+
+async def test_a_labelled_message_to_oneself_while_away_labels_the_301(
+    server: RunningServer,
+) -> None:
+    alice = await server.client("alice", LABELS)
+    await alice.send("AWAY :out")
+    await alice.expect("306")
+    await alice.sync()
+    await alice.send("@label=aw PRIVMSG alice :hi")
+    delivered, away = await alice.sync()
+    assert delivered == Message("PRIVMSG", ["alice", "hi"], f"alice!~alice@{HOST}")
+    assert away == Message("301", ["alice", "alice", "out"], SERVER, {"label": "aw"})
+
+
+async def test_with_echo_message_the_echo_keeps_the_label(server: RunningServer) -> None:
+    alice = await server.client("alice", [*LABELS, "echo-message"])
+    await alice.sync()
+    await alice.send("@label=e PRIVMSG alice :hi")
+    got = await alice.sync()
+    assert [m.tags.get("label") for m in got] == [None, "e"]
+    assert all(m.command == "PRIVMSG" for m in got)
