@@ -318,12 +318,13 @@ def deliver_history(
     if pending.kind == "playback" and not ("batch" in client.caps and "server-time" in client.caps):
         _send_notices(core, client, pending.channel, rows)
         return
+    name = pending.channel
+    if name[:1] not in CHANTYPES:
+        name = spelled(core, name, rows)
     use_batch = "batch" in client.caps
     ref = core.next_batch_id()
     if use_batch:
-        core.send(
-            client, Message("BATCH", ["+" + ref, "chathistory", pending.channel], core.config.name)
-        )
+        core.send(client, Message("BATCH", ["+" + ref, "chathistory", name], core.config.name))
     batch = ref if use_batch else None
     for row in rows:
         # A private message is replayed as it was sent: to the nick it was sent to.
@@ -331,6 +332,21 @@ def deliver_history(
         core.write(client, format_row(client, row, shown, batch))
     if use_batch:
         core.send(client, Message("BATCH", ["-" + ref], core.config.name))
+
+
+def spelled(core: ServerCore, nick: str, rows: list[StoredMessage]) -> str:
+    """A private conversation's name as the chathistory batch gives it (the target's
+    canonical name, not as the request spelled it): the partner's nick as its user
+    spells it now, else as the newest row that names it stored it."""
+    folded = core.fold(nick)
+    holder = core.nicks.get(folded)
+    if holder is not None:
+        return holder.nick
+    for row in reversed(rows):
+        for name in (row.channel, row.source.split("!", 1)[0]):
+            if core.fold(name) == folded:
+                return name
+    return nick
 
 
 def format_row(client: Client, row: StoredMessage, channel: str, batch: str | None) -> bytes:
