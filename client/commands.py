@@ -210,7 +210,12 @@ def _channel_arg(s: Session, args: str) -> tuple[str | None, str]:
 # ---------------------------------------------------------------------- channel commands
 
 
-@command("join", "/join #channel[,#other] [key[,key]]", "Join channels (and switch to them).")
+@command(
+    "join",
+    "/join #channel[,#other] [key[,key]]",
+    "Join channels (and switch to them); while not connected, when connected.",
+    online=False,
+)
 def _join(s: Session, args: str, now: float) -> None:
     parts = _need(args, 1, COMMANDS["join"].usage)
     if len(parts) > 1 and all(s.is_channel(p) for p in parts):
@@ -225,6 +230,9 @@ def _join(s: Session, args: str, now: float) -> None:
         if not s.is_channel(name):
             name = "#" + name
         chans.append(_check_name(name, "channel"))
+    if not s.registered:
+        s.join_later(chans, keys, now)
+        return
     already = [c for c in chans if (b := s.buffer(c)) is not None and b.joined]
     todo = [c for c in chans if c not in already]
     if already and not todo:
@@ -465,12 +473,15 @@ def _mode(s: Session, args: str, now: float) -> None:
 # ---------------------------------------------------------------------- messaging
 
 
-@command("msg", "/msg TARGET TEXT", "Send a message to a nick or channel.")
+@command("msg", "/msg TARGET[,TARGET] TEXT", "Send a message to nicks or channels.")
 def _msg(s: Session, args: str, now: float) -> None:
     target, _, text = args.partition(" ")
     if not target or not text.strip():
         raise UsageError(f"Usage: {COMMANDS['msg'].usage}")
-    s.say(_check_name(target, "target"), text, now)
+    # "bob,carol": one message each (as irssi), each shown in its own buffer.
+    targets = [_check_name(t, "target") for t in target.split(",")]
+    for t in dict.fromkeys(targets):
+        s.say(t, text, now)
 
 
 @command("query", "/query NICK [TEXT]", "Open a private conversation (and send TEXT).")

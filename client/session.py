@@ -270,6 +270,7 @@ class Session:
         # at every registration until then, as a connection may end before it gets
         # that far (an STS upgrade, a restart) or before the server answers.
         self._autojoin: list[str] = list(dict.fromkeys(c for c in config.channels if c))
+        self._join_keys: dict[str, str] = {}  # folded name -> key, of /join while offline
         self._pings: dict[str, float] = {}
         self._ping_seq = 0
         self._offset = 0.0  # server clock - local clock, from server-time tags
@@ -708,6 +709,25 @@ class Session:
             if switch:
                 self._switch_on_join.add(self.fold(name))
         self._send_joins(names, key_list)
+
+    def join_later(self, channels: list[str], keys: list[str], now: float) -> None:
+        """``/join`` while not registered: joined (and switched to) at the next
+        registration, as the configured channels are."""
+        known = {self.fold(c) for c in self._autojoin}
+        for i, name in enumerate(channels):
+            key = self.fold(name)
+            if i < len(keys) and keys[i]:
+                self._join_keys[key] = keys[i]
+            buf = self.buffer(name)
+            if buf is not None and buf.kind is BufferKind.CHANNEL:
+                buf.rejoin = True  # (rejoined with its key)
+                if key in self._join_keys:
+                    buf.key = self._join_keys[key]
+            elif key not in known:
+                self._autojoin.append(name)
+                known.add(key)
+            self._switch_on_join.add(key)
+        self.info(f"Not connected: will join {', '.join(channels)} when connected", now)
 
     def set_away(self, message: str, now: float) -> None:
         """/away: away with ``message`` ("": back), kept for later connections too.
@@ -1451,7 +1471,7 @@ class Session:
             self._switch_to_first = self.fold(wanted[0])
         for name in wanted:
             names.append(name)
-            keys.append("")
+            keys.append(self._join_keys.get(self.fold(name), ""))
             seen.add(self.fold(name))
         if names:
             self._send_joins(names, keys)
@@ -1674,7 +1694,7 @@ class Session:
         text = msg.params[-1] if msg.params else "Nickname is already in use"
         self._add(
             self.server,
-            self._local(Kind.INFO, f"{plain(text)}; trying {nick}", now),
+            self._local(Kind.INFO, f"{plain(text).rstrip(' .')}; trying {nick}", now),
         )
         self._send("NICK", nick)
 
@@ -2089,6 +2109,8 @@ class Session:
             text = f"{nick} invites {target} to {channel}"
             self._add(self.current, self._line(msg, now, Kind.INFO, text))
             return
+        if self.is_me(nick):
+            return  # the echo of our own /invite: its 341 said "Invited bob to #c"
         # invite-notify: someone else was invited to a channel we are on.
         buf = self.buffer(channel)
         text = f"{nick} invited {target} to {channel}"

@@ -7,7 +7,17 @@ import pytest
 from client.model import BufferClosed, BufferKind, Delivery, Kind, QuitRequested
 from client.session import Session, split_text
 
-from .helpers import NOW, chat_session, feed, last_error, make, ngircd_session, run, texts
+from .helpers import (
+    NOW,
+    chat_session,
+    feed,
+    last_error,
+    make,
+    ngircd_session,
+    reconnect,
+    run,
+    texts,
+)
 
 
 @pytest.fixture
@@ -119,7 +129,7 @@ def test_commands_send(s: Session, typed: str, sent: list[str]) -> None:
         "/query #chan",
         "/nosuch",
         "/join #bad\x07name",
-        "/msg bad,target hi",
+        "/msg bad,:target hi",
         "/help nosuch",
         "/register",
         "/register acct my pass word",
@@ -287,7 +297,7 @@ def test_plain_text_needs_a_target() -> None:
 
 def test_commands_while_disconnected() -> None:
     s = make()
-    assert run(s, "/join #a") == []
+    assert run(s, "/whois bob") == []
     assert "not connected" in last_error(s)
     assert run(s, "/help") == []
     s.take_events()
@@ -394,3 +404,22 @@ def test_text_that_cannot_be_sent_is_given_back_to_the_input_line(s: Session) ->
     assert s.input(paste, NOW) is False
     assert s.take_outgoing() == []
     assert s.input("one", NOW) is True  # waits in the outbox: taken
+
+
+def test_msg_to_a_comma_list_sends_one_message_to_each(s: Session) -> None:
+    assert run(s, "/msg bob,#t,bob hi both") == [
+        "@label=o1 PRIVMSG bob :hi both", "@label=o2 PRIVMSG #t :hi both"]  # fmt: skip
+    assert run(s, "/msg bob,,carol hi") == [] and "Invalid target" in last_error(s)
+
+
+def test_join_while_not_connected_joins_at_the_next_registration() -> None:
+    s = chat_session(channels=("#t",))
+    feed(s, [":alice!~a@h PART #t"])
+    s.connection_lost(NOW + 1)
+    assert run(s, "/join #a,#t,b k1,,k3") == []
+    assert s.current.lines[-1].text == "Not connected: will join #a, #t, #b when connected"
+    s.take_events()
+    out = reconnect(s)
+    assert [o for o in out if o.startswith("JOIN ")] == ["JOIN #a,#b,#t k1,k3"]  # keyed first
+    feed(s, [":alice!~a@h JOIN #a"])
+    assert s.current.name == "#a"  # switched to, as a /join does

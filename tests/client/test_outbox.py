@@ -246,7 +246,7 @@ def test_typed_while_disconnected_waits_for_the_rejoin_then_goes_out() -> None:
     status = "".join(t for _, t, *_ in status_fragments(s, Views()))
     assert "[2 unsent]" in status
     # Other commands still need the server.
-    assert run(s, "/join #other") == [] and last_error(s) == "/join: not connected"
+    assert run(s, "/whois bob") == [] and last_error(s) == "/whois: not connected"
 
     out = reconnect(s)
     assert out[-1] == "JOIN #t" and not privmsgs(out)  # never before the JOIN: +n

@@ -127,7 +127,8 @@ def test_nick_in_use_fallbacks_and_retry_on_reconnect() -> None:
     s.connection_made(NOW)
     s.take_outgoing()
     assert feed(s, [":srv 433 * alice :Nickname is already in use"]) == ["NICK alice_"]
-    assert feed(s, [":srv 433 * alice_ :Nickname is already in use"]) == ["NICK alice_2"]
+    assert feed(s, [":srv 433 * alice_ :Nickname is already in use."]) == ["NICK alice_2"]
+    assert s.server.lines[-1].text == "Nickname is already in use; trying alice_2"  # not ".;"
     feed(s, [":srv 001 alice_2 :Welcome"])
     assert s.nick == "alice_2"
     # After registration a 433 (from /nick) is only an error line.
@@ -832,6 +833,9 @@ def test_invites_to_us_and_invite_notify_for_others() -> None:
     buf = s.buffer("#t")
     assert buf is not None and buf.lines[-1].text == "bob invited carol to #t"
     assert s.server.lines[-1].text == "bob invites alice to #secret"
+    # Our own /invite: its 341 says it; the invite-notify echo is not shown again.
+    feed(s, [":srv 341 alice dave #t", ":alice!a@h INVITE dave #t"])
+    assert [ln.text for ln in buf.lines][-2:] == ["bob invited carol to #t", "Invited dave to #t"]
 
 
 def test_lusers_counts_are_shown_as_their_text() -> None:
