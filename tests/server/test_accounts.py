@@ -294,16 +294,19 @@ async def test_accounts_survive_a_restart(backend: str, tmp_path: Path) -> None:
         msgs = await ask(other, f"REGISTER lena * {PASSWORD}")
         assert msgs[0].params[1] == "ACCOUNT_EXISTS"
         # The nick is still reserved after the restart (names read from the store).
-        assert only(await ask(other, "NICK lena"), "433")[0].params[-1] == reserved_for("lena")
+        reason = reserved_for("lena", "lena")  # c is logged in to it
+        assert only(await ask(other, "NICK lena"), "433")[0].params[-1] == reason
 
 
 # ---------------------------------------------------------------------- reserved nicks
 
 
-def reserved_for(nick: str) -> str:
-    """433's reason to a client logged in to no account: how to get the nick."""
-    return (f"Nickname is reserved for the account {nick}: log in to it first (SASL, or "
-            f"/msg NickServ IDENTIFY {nick} <password>)")
+def reserved_for(nick: str, account: str | None = None) -> str:
+    """433's reason to a client logged in to no account: how to get the nick. The
+    account's spelling is known here (``account``) only while someone is logged in to it."""
+    who = "an account" if account is None else f"the account {account}"
+    return (f"Nickname is reserved for {who}: log in to it first (SASL, or "
+            f"/msg NickServ IDENTIFY {account or nick} <password>)")
 
 
 async def test_a_user_of_another_account_is_told_it_is_someone_elses(

@@ -465,13 +465,55 @@ def handle_verify(core: ServerCore, client: Client, msg: Message) -> None:
 # ---------------------------------------------------------------------- reserved nicks
 
 
-def reserved(client: Client, nick: str) -> str:
+def reserved(core: ServerCore, client: Client, nick: str) -> str:
     """433's reason for a nick that is an account's name: how to get it, when the
     client is logged in to no account at all."""
     if client.account is not None:
         return "Nickname is reserved by a different account"
-    return (f"Nickname is reserved for the account {nick}: log in to it first (SASL, or "
-            f"/msg NickServ IDENTIFY {nick} <password>)")
+    # The account's own spelling when known here; the nick typed may differ in case.
+    name = known_name(core, core.fold(nick))
+    account = "an account" if name is None else f"the account {name}"
+    return (f"Nickname is reserved for {account}: log in to it first (SASL, or "
+            f"/msg NickServ IDENTIFY {name or nick} <password>)")
+
+
+def known_name(core: ServerCore, folded: str) -> str | None:
+    """The account's name as registered, when a session on this node is logged in to it."""
+    for session in core.account_sessions.get(folded, ()):
+        if session.account is not None:
+            return session.account
+    return None
+
+
+def with_account_names(
+    core: ServerCore, client: Client, accounts: list[str],
+    then: Callable[[Client, dict[str, str]], None],
+) -> None:
+    """``then(client, names)``: each folded name of ``accounts`` mapped to the account's
+    name as registered (as WHOIS and ACCOUNT show it), from this node's sessions or the
+    store; the folded name stands when neither answers."""
+    names: dict[str, str] = {}
+    missing: list[str] = []
+    for folded in accounts:
+        name = known_name(core, folded)
+        names[folded] = name or folded
+        if name is None and folded not in missing:
+            missing.append(folded)
+
+    def next_one(client: Client) -> None:
+        if not missing:
+            then(client, names)
+            return
+        folded = missing.pop()
+
+        def found(client: Client, answer: tuple[str, int] | None) -> None:
+            if answer is not None:
+                names[folded] = answer[0]
+            next_one(client)
+
+        core.emit(FindAccount(core.await_answer(client, found), folded))
+
+    next_one(client)
 
 
 def reserved_for_other(core: ServerCore, client: Client, folded: str) -> bool:
@@ -491,7 +533,7 @@ def refuse_reserved_nick(core: ServerCore, client: Client) -> None:
             core.release_nick(client)
         del core.nicks[client.folded]
     client.nick, client.folded = "*", ""
-    core.reply(client, N.ERR_NICKNAMEINUSE, nick, reserved(client, nick))  # "433 * nick"
+    core.reply(client, N.ERR_NICKNAMEINUSE, nick, reserved(core, client, nick))  # "433 * nick"
 
 
 def account_registered(core: ServerCore, folded: str) -> None:

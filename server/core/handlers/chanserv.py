@@ -15,7 +15,7 @@ from chat.servertime import format_time
 from server.accounts.model import RegisteredChannel
 
 from ..relay import relay_wire
-from .accounts import service_notice
+from .accounts import service_notice, with_account_names
 from .channels import channel_record, set_channel_record
 from .help import counted, wrap_words
 from .modes import publish_mode, set_prefix
@@ -255,8 +255,13 @@ def _info(core: ServerCore, client: Client, args: list[str]) -> None:
     if registered is None:
         return
     when = format_time(registered.created_ms / 1000)
-    tell(core, client, f"{registered.name} is registered to {registered.founder} since {when}; "
-                       f"{counted(len(registered.ops), 'more account')} on its access list")
+
+    def show(client: Client, names: dict[str, str]) -> None:
+        tell(core, client, f"{registered.name} is registered to {names[registered.founder]} "
+                           f"since {when}; {counted(len(registered.ops), 'more account')} on "
+                           "its access list")
+
+    with_account_names(core, client, [registered.founder], show)
 
 
 def _op(core: ServerCore, client: Client, args: list[str], adding: bool) -> None:
@@ -286,10 +291,16 @@ def _access(core: ServerCore, client: Client, args: list[str]) -> None:
         if not is_trusted(core, registered, client):
             tell(core, client, f"You are not on the access list of {registered.name}")
             return
-        tell(core, client, f"{registered.name}: founder {registered.founder}; operators: "
-                           f"{'' if registered.ops else '(none)'}".rstrip())
-        for line in wrap_words(list(registered.ops)):  # up to 50 names of 30 characters
-            tell(core, client, line)
+        shown = registered
+
+        def show(client: Client, names: dict[str, str]) -> None:
+            tell(core, client, f"{shown.name}: founder {names[shown.founder]}; operators: "
+                               f"{'' if shown.ops else '(none)'}".rstrip())
+            # up to 50 names of 30 characters
+            for line in wrap_words([names[o] for o in shown.ops]):
+                tell(core, client, line)
+
+        with_account_names(core, client, [shown.founder, *shown.ops], show)
         return
     if client.account is None or core.fold(client.account) != registered.founder:
         tell(core, client, f"Only the founder of {registered.name} changes its access list")

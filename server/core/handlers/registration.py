@@ -150,7 +150,7 @@ def handle_nick(core: ServerCore, client: Client, msg: Message) -> None:
         return
     # Before registration the nick is checked at the end (SASL may log in meanwhile).
     if client.registered and core.account_names and reserved_for_other(core, client, folded):
-        core.reply(client, N.ERR_NICKNAMEINUSE, nick, reserved(client, nick))
+        core.reply(client, N.ERR_NICKNAMEINUSE, nick, reserved(core, client, nick))
         return
     if nick == client.nick:
         return
