@@ -961,9 +961,18 @@ class ServerCore:
             # Lines of a batch cost less (flood control): one that is not open is void.
             self.fail(client, "BATCH", "MULTILINE_INVALID", "No such batch is open")
             return
-        label = msg.tags.get("label") if "labeled-response" in client.caps else None
-        if label is not None and not 0 < len(label.encode("utf-8", "surrogateescape")) <= 64:
-            label = None  # labeled-response: a required value that "MUST NOT exceed 64 bytes"
+        label = msg.tags.get("label") if msg.tags else None
+        if label is not None and (
+            # labeled-response "depends on the batch capability which MUST be negotiated
+            # to use labeled responses": without batch a multi-line answer could carry
+            # the label on neither one line nor a batch, so the label counts only with
+            # both, as on InspIRCd (without: answers as if unlabelled, and no ACK).
+            "labeled-response" not in client.caps
+            or "batch" not in client.caps
+            # A required value that "MUST NOT exceed 64 bytes".
+            or not 0 < len(label.encode("utf-8", "surrogateescape")) <= 64
+        ):
+            label = None
         if label is not None:
             self._dispatch_labeled(client, msg, label)
         else:

@@ -1,5 +1,5 @@
 """labeled-response at its edges, over real TCP on every backend: requests that close
-the connection, messages to oneself."""
+the connection, messages to oneself, and a client that did not enable batch."""
 
 from __future__ import annotations
 
@@ -133,3 +133,27 @@ async def test_with_echo_message_the_echo_keeps_the_label(server: RunningServer)
     got = await alice.sync()
     assert [m.tags.get("label") for m in got] == [None, "e"]
     assert all(m.command == "PRIVMSG" for m in got)
+
+
+# ------------------------------------------------------------------ labeled-response alone
+
+
+async def test_labels_are_ignored_without_batch(server: RunningServer) -> None:
+    """labeled-response "depends on the batch capability which MUST be negotiated":
+    without it the label is ignored (as on InspIRCd): no batch, no label, no ACK."""
+    alice = await server.client("alice", ["labeled-response"])
+    await alice.sync()
+    await alice.send("@label=W WHOIS alice")
+    got = await alice.sync()
+    assert [m.command for m in got] == ["311", "312", "378", "317", "318"]
+    assert all(m.tags == {} for m in got)
+    await alice.send("@label=p PING tok")
+    assert await alice.expect("PONG") == Message("PONG", [SERVER, "tok"], SERVER)
+    await alice.send("@label=a PONG :x")
+    assert await alice.sync() == []
+    # Enabled later, batch makes the labels count.
+    await alice.send("CAP REQ :batch")
+    await alice.expect("CAP")
+    await alice.send("@label=p2 PING tok")
+    assert await alice.expect("PONG") == Message("PONG", [SERVER, "tok"], SERVER, {"label": "p2"})
+
