@@ -1,10 +1,10 @@
 """asyncio driver for a :class:`~client.session.Session`.
 
-TCP (optionally TLS) with a bounded line reader, a write queue, PING keepalive (which
-also measures lag), dead-connection detection, and reconnection with exponential
-backoff and jitter. The session does the protocol work, including rejoining channels
-and the CHATHISTORY gap fill after a reconnect; this module only moves bytes and
-keeps time.
+TCP (optionally TLS) with a bounded line reader, a write queue paced by flood control
+(:mod:`client.pacing`), PING keepalive (which also measures lag), dead-connection
+detection, and reconnection with exponential backoff and jitter. The session does the
+protocol work, including rejoining channels and the CHATHISTORY gap fill after a
+reconnect; this module only moves bytes and keeps time.
 
 Everything runs on one event loop; nothing blocks. UI code calls :meth:`Connection.input`
 and friends from the same loop and gets events through :meth:`Connection.subscribe`.
@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from chat.framing import LineBuffer, LineTooLong
 
 from .model import Buffer, Event, EventCallback, QuitRequested, State, StsPolicy, StsUpgrade
+from .outbox import Outbox, Outgoing
+from .pacing import Pacing, SendQueue, wire
 from .session import Session
 from .sts import StsStore
 
@@ -47,6 +49,10 @@ class ConnectionSettings:
     stable_after: float = 60.0  # a connection up this long resets the backoff
     quit_timeout: float = 3.0  # after QUIT, how long to wait for the server to close
     reconnect: bool = True
+    # Flood control: None (or 0 in either field) writes every line at once. chat-client
+    # turns it on (the config's send_burst and send_rate); a bare Connection, as the
+    # tests use, does not.
+    pacing: Pacing | None = None
 
 
 def backoff_delay(
@@ -76,6 +82,7 @@ class Connection:
         sleep: Sleep | None = None,
         rand: Callable[[], float] = random.random,
         sts: StsStore | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.session = session
         self.settings = settings
@@ -87,6 +94,10 @@ class Connection:
         self._clock = clock
         self._sleep: Sleep = sleep if sleep is not None else asyncio.sleep
         self._rand = rand
+        self._monotonic = monotonic  # flood control's clock
+        self._sendq: SendQueue | None = None  # paced lines of this connection
+        self._pace_timer: asyncio.TimerHandle | None = None
+        session.outbox.paced = self.pacing is not None
         self._writer: asyncio.StreamWriter | None = None
         self._wq: deque[bytes] = deque()
         self._wq_ready: asyncio.Event | None = None
@@ -113,6 +124,17 @@ class Connection:
     @property
     def connected(self) -> bool:
         return self._writer is not None
+
+    @property
+    def pacing(self) -> Pacing | None:
+        """Flood control in use, None when lines are written at once."""
+        pacing = self.settings.pacing
+        return pacing if pacing is not None and pacing.enabled else None
+
+    @property
+    def queued(self) -> int:
+        """Lines (a batch, an own message: one) held back by flood control."""
+        return len(self._sendq) if self._sendq is not None else 0
 
     def input(self, text: str) -> bool:
         """A line the user typed (a /command or text for the current buffer). False when
@@ -155,10 +177,11 @@ class Connection:
     def flush(self) -> None:
         """Move the session's outgoing lines to the socket and its events to subscribers."""
         lines = self.session.take_outgoing()
-        if lines and self._writer is not None:
-            self._wq.append("".join(line + "\r\n" for line in lines).encode("utf-8", "replace"))
-            if self._wq_ready is not None:
-                self._wq_ready.set()
+        if self._writer is not None:
+            if self._sendq is None:
+                self._write([wire(line) for line in lines])
+            else:
+                self._pace(lines)
         events = self.session.take_events()
         for event in events:
             if isinstance(event, StsUpgrade):
@@ -168,6 +191,8 @@ class Connection:
                 self._keep_policy(event.duration)
             if isinstance(event, QuitRequested):
                 self._closing = True
+                if self._sendq is not None:  # (the QUIT went out already: it is urgent)
+                    self._sendq.clear(self._monotonic())
                 if self._quit is not None:
                     self._quit.set()
                 if self._wake is not None:
@@ -176,6 +201,53 @@ class Connection:
         if self._changed is not None and (events or lines):
             self._changed.set()
             self._changed = asyncio.Event()
+
+    def _write(self, data: list[bytes]) -> None:
+        if data:
+            self._wq.append(b"".join(data))
+            if self._wq_ready is not None:
+                self._wq_ready.set()
+
+    def _pace(self, lines: list[str]) -> None:
+        """Lines through flood control: urgent ones (and registration) at once, the
+        rest, and the outbox's queued messages, in order as the budget allows."""
+        assert self._sendq is not None
+        now = self._monotonic()
+        # Before registration everything goes at once: servers allow for it, and it
+        # must never wait (nothing long is sent before: the outbox waits for it).
+        self._write(self._sendq.add(lines, now, urgent=not self.session.registered))
+        for entry in self.session.outbox.take_queued():
+            self._sendq.add_ticket(entry)
+        self._pump(now)
+
+    def _pump(self, now: float) -> None:
+        q = self._sendq
+        assert q is not None
+        while (unit := q.head()) is not None:
+            entry = unit.ticket
+            if isinstance(entry, Outgoing):
+                lines, size = Outbox.cost(entry)
+            else:
+                lines, size = len(unit.data), unit.size
+            wait = q.ready(unit, lines, size, now)
+            if wait > 0:
+                if self._pace_timer is None and wait != float("inf"):
+                    loop = asyncio.get_running_loop()
+                    self._pace_timer = loop.call_later(wait, self._pace_due)
+                return
+            q.pop()
+            data = unit.data
+            if isinstance(entry, Outgoing):
+                if not self.session.outbox.write_queued(entry, self._clock()):
+                    continue  # (dropped meanwhile: it costs nothing)
+                data = [wire(line) for line in self.session.take_outgoing()]
+            q.bucket.take(len(data), sum(len(d) for d in data), now)
+            self._write(data)
+
+    def _pace_due(self) -> None:
+        self._pace_timer = None
+        if self._sendq is not None:
+            self.flush()
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> None:
         """Wait until ``predicate()`` holds (checked after every change); TimeoutError."""
@@ -313,6 +385,9 @@ class Connection:
         loop = asyncio.get_running_loop()
         self._writer = writer
         self._wq.clear()
+        pacing = self.pacing
+        self._sendq = SendQueue(pacing, self._monotonic()) if pacing is not None else None
+        self.session.outbox.paced = pacing is not None
         self._wq_ready = asyncio.Event()
         self._quit = asyncio.Event()
         self._last_rx = loop.time()
@@ -339,6 +414,10 @@ class Connection:
             await asyncio.gather(*tasks, return_exceptions=True)
             self._writer = None
             self._wq.clear()
+            self._sendq = None  # (its messages wait in the outbox for the next one)
+            if self._pace_timer is not None:
+                self._pace_timer.cancel()
+                self._pace_timer = None
             self._quit = None
             writer.close()
             with contextlib.suppress(Exception):

@@ -23,6 +23,12 @@ written as a batch, the label on its BATCH line; its echo is a batch too, assemb
 the session into one line, and a ``FAIL BATCH MULTILINE_*`` fails it. Should the server
 no longer take such messages when it is (re)written, its lines go out as messages of
 their own.
+
+With flood control (:attr:`Outbox.paced`, set by the connection), a message ready to be
+written is QUEUED instead: still pending, in the order of the connection's send queue,
+which writes it (:meth:`Outbox.write_queued`) when the budget allows. Until then it is
+not sent: the connection lost, it waits for the next one as a message typed while
+disconnected does, and ``/quit`` drops it as not sent.
 """
 
 from __future__ import annotations
@@ -86,6 +92,7 @@ class Piece:
 
 class _Step(Enum):
     WAITING = "waiting"  # not written: for the connection, the rejoin, or history
+    QUEUED = "queued"  # ready, waiting for its turn in the connection's send queue
     SENT = "sent"  # written on this connection; its echo has not come yet
     UNCONFIRMED = "unconfirmed"  # written on a connection that died before the echo
     FAILED = "failed"  # refused, or may be lost: only /resend writes it again
@@ -153,6 +160,10 @@ class Outbox:
         self._labels: dict[str, Outgoing] = {}  # labels written on this connection
         self._next_label = 0
         self._refused: set[Buffer] = set()  # channels whose rejoin failed (this connection)
+        # The connection paces what it writes: messages are queued for it (QUEUED)
+        # instead of being written at once.
+        self.paced = False
+        self._queued: list[Outgoing] = []  # queued since the connection last took them
 
     # ------------------------------------------------------------------ state
 
@@ -161,6 +172,11 @@ class Outbox:
         """Messages not written yet, or to be written again (waiting for the connection,
         a rejoin or the history after a reconnect)."""
         return sum(e.step in (_Step.WAITING, _Step.UNCONFIRMED) for e in self._entries)
+
+    @property
+    def queued(self) -> int:
+        """Messages ready but held back by flood control (see :attr:`paced`)."""
+        return sum(e.step is _Step.QUEUED for e in self._entries)
 
     @property
     def pending(self) -> int:
@@ -243,6 +259,47 @@ class Outbox:
         if entry.lines is not None and s.multiline_limits is None:
             self._unbatch(entry, now)
             return
+        if self.paced:
+            entry.step = _Step.QUEUED
+            self._queued.append(entry)
+            return
+        self._write_now(entry, now)
+
+    def take_queued(self) -> list[Outgoing]:
+        """Messages queued (paced) since the last call, in order: the connection puts
+        them in its send queue, to :meth:`write_queued` each when its turn comes."""
+        queued, self._queued = self._queued, []
+        return queued
+
+    def write_queued(self, entry: Outgoing, now: float) -> bool:
+        """Write ``entry`` now (its turn in the send queue came). False when it is no
+        longer queued (its buffer was closed, /quit, the connection lost)."""
+        if entry.step is not _Step.QUEUED or entry not in self._entries:
+            return False
+        entry.step = _Step.WAITING
+        if entry.lines is not None and self._s.multiline_limits is None:
+            # (draft/multiline withdrawn while it waited: its lines go in its place.)
+            self.paced = False
+            try:
+                self._unbatch(entry, now)
+            finally:
+                self.paced = True
+            return True
+        self._write_now(entry, now)
+        return True
+
+    @staticmethod
+    def cost(entry: Outgoing) -> tuple[int, int]:
+        """About what ``entry`` costs on the wire: (lines, bytes). The connection
+        charges what was written; this only decides when it may go."""
+        overhead = len(entry.target) + 40  # command, tags, CTCP wrapping, CRLF
+        if entry.lines is None:
+            return 1, len(entry.text.encode()) + overhead
+        size = sum(len(text.encode()) + overhead for text, _ in entry.lines)
+        return len(entry.lines) + 2, size + 2 * overhead
+
+    def _write_now(self, entry: Outgoing, now: float) -> None:
+        s = self._s
         entry.nick = s.nick
         entry.sent_at = s.local_time(now)
         if not s.echo:  # nothing will confirm it: shown as sent, as it always was
@@ -452,10 +509,15 @@ class Outbox:
         self._refused.clear()
 
     def connection_lost(self, *, quitting: bool) -> None:
-        """Messages awaiting their echo may or may not have been delivered."""
+        """Messages awaiting their echo may or may not have been delivered; those still
+        queued were not written: they wait for the next connection."""
         self._labels.clear()
+        self._queued.clear()
         for entry in list(self._entries):
-            if entry.step is _Step.SENT:
+            if entry.step is _Step.QUEUED:
+                entry.step = _Step.WAITING
+                self._update(entry, replace(entry.line, note=NOT_YET))
+            elif entry.step is _Step.SENT:
                 entry.label = None
                 if quitting:
                     self._fail(entry, MAYBE_LOST)
@@ -500,7 +562,7 @@ class Outbox:
         """/quit, or no connection to come (``why``): what was not written is dropped
         (one line per buffer says so)."""
         dropped: dict[Buffer, int] = {}
-        for entry in self._of(None, _Step.WAITING, _Step.UNCONFIRMED):
+        for entry in self._of(None, _Step.WAITING, _Step.QUEUED, _Step.UNCONFIRMED):
             maybe = entry.step is _Step.UNCONFIRMED
             self._fail(entry, "may not have been delivered" if maybe else f"not sent ({why})")
             dropped[entry.buffer] = dropped.get(entry.buffer, 0) + 1
@@ -515,7 +577,7 @@ class Outbox:
             if entry.label is not None:
                 self._labels.pop(entry.label, None)
         self._refused.discard(buf)
-        return sum(e.step in (_Step.WAITING, _Step.UNCONFIRMED) for e in gone)
+        return sum(e.step in (_Step.WAITING, _Step.QUEUED, _Step.UNCONFIRMED) for e in gone)
 
     # ------------------------------------------------------------------ internals
 

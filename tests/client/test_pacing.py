@@ -1,0 +1,347 @@
+"""Outgoing flood control (client/pacing.py, Connection, Outbox): a paste goes out at
+the budget's pace, urgent lines never wait behind it, a batch stays whole, and own
+messages held back are pending, not sent, and survive a lost connection.
+
+Time is a clock the test moves (``Clock``), so counts and order are asserted, never
+wall-clock speed; the one test against a flood-limited server has generous margins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+
+from client.model import Buffer, Delivery
+from client.outbox import NOT_YET
+from client.pacing import Pacing, SendQueue, TokenBucket, command_of
+from tests.conftest import RunningServer, start_server, suite_config
+
+from .netutil import DEADLINE, ChatClient, messages, texts
+
+
+class Clock:
+    """The pacer's monotonic clock: it moves only when the test says."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def drain(q: SendQueue, now: float) -> list[bytes]:
+    """What the queue lets go at ``now`` (as Connection._pump does for plain lines)."""
+    out: list[bytes] = []
+    while (unit := q.head()) is not None:
+        if q.ready(unit, len(unit.data), unit.size, now) > 0:
+            break
+        q.pop()
+        q.bucket.take(len(unit.data), unit.size, now)
+        out += unit.data
+    return out
+
+
+def msg(i: int, size: int = 20) -> str:
+    return f"PRIVMSG #a :{i:03d}" + "x" * max(0, size - 16)
+
+
+# ---------------------------------------------------------------------- the bucket
+
+
+def test_a_burst_then_one_line_a_second() -> None:
+    q = SendQueue(Pacing(5, 1.0), 0.0)
+    assert q.add([msg(i) for i in range(12)], 0.0) == []
+    assert len(drain(q, 0.0)) == 5
+    unit = q.head()
+    assert unit is not None and q.ready(unit, 1, unit.size, 0.0) == 1.0
+    assert drain(q, 0.99) == []
+    assert len(drain(q, 1.0)) == 1
+    assert len(drain(q, 3.5)) == 2  # (half a line of credit left)
+    assert len(drain(q, 100.0)) == 4  # never more than a burst at once
+    assert drain(q, 1000.0) == [] and len(q) == 0
+
+
+def test_lines_keep_their_order() -> None:
+    q = SendQueue(Pacing(2, 1.0), 0.0)
+    q.add([msg(i) for i in range(7)], 0.0)
+    out = [d for t in range(10) for d in drain(q, float(t))]
+    assert out == [(msg(i) + "\r\n").encode() for i in range(7)]
+
+
+def test_long_lines_are_held_by_bytes() -> None:
+    pacing = Pacing(5, 1.0)
+    assert (pacing.burst_bytes, pacing.rate_bytes) == (4000, 1000.0)
+    q = SendQueue(pacing, 0.0)
+    q.add([msg(i, 1000) for i in range(5)], 0.0)
+    assert len(drain(q, 0.0)) == 3  # 1001 bytes each: a fourth would pass 4000
+    assert len(drain(q, 0.003)) == 0
+    assert len(drain(q, 0.005)) == 1
+    assert len(drain(q, 0.9)) == 0  # two lines to spare, but not the bytes
+    assert len(drain(q, 1.01)) == 1
+
+
+def test_urgent_lines_go_at_once_and_are_counted() -> None:
+    q = SendQueue(Pacing(2, 1.0), 0.0)
+    q.add([msg(i) for i in range(4)], 0.0)
+    assert len(drain(q, 0.0)) == 2
+    urgent = ["PONG :srv", "PING chat-lag-1", "CAP REQ :away-notify", "AUTHENTICATE +", "QUIT :bye"]
+    assert q.add(urgent, 0.0) == [(line + "\r\n").encode() for line in urgent]
+    assert len(q) == 2
+    # Five lines past empty: the server counts them, so the paste waits longer.
+    unit = q.head()
+    assert unit is not None and q.ready(unit, 1, unit.size, 0.0) == 6.0
+    assert q.add(["@label=x PONG :a"], 0.0) != []  # (tags do not hide the command)
+    assert command_of("@a=b :me!u@h privmsg #a :x") == "PRIVMSG"
+
+
+def test_registration_goes_at_once_uncounted() -> None:
+    q = SendQueue(Pacing(2, 1.0), 0.0)
+    lines = ["CAP LS 302", "NICK alice", "USER alice 0 * alice", "CAP END", "JOIN #a"]
+    assert len(q.add(lines, 0.0, urgent=True)) == 5
+    assert len(drain(q, 0.0)) == 0 and len(q) == 0
+    q.add([msg(i) for i in range(3)], 0.0)
+    assert len(drain(q, 0.0)) == 2  # the burst is whole after registration
+
+
+def test_a_batch_goes_whole_and_costs_its_lines() -> None:
+    q = SendQueue(Pacing(5, 1.0), 0.0)
+    q.add([msg(0), msg(1), msg(2)], 0.0)
+    assert len(drain(q, 0.0)) == 3
+    batch = ["@label=o1 BATCH +ml1 draft/multiline #a"]
+    batch += [f"@batch=ml1 PRIVMSG #a :row {i}" for i in range(8)]
+    batch += ["BATCH -ml1"]
+    assert q.add(batch[:4], 0.0) == []
+    # Its end not queued yet: nothing may go, however full the bucket.
+    unit = q.head()
+    assert unit is not None and q.ready(unit, 4, unit.size, 100.0) == float("inf")
+    assert q.add(["PONG :x"], 0.0) == []  # (within the batch: never between its lines)
+    q.add([*batch[4:], msg(9)], 0.0)
+    assert len(q) == 2
+    # Ten lines, more than a burst: it waits for a full bucket, then goes whole.
+    assert drain(q, 2.9) == []
+    out = drain(q, 3.0)
+    assert [command_of(d.decode()) for d in out][:1] == ["BATCH"]
+    assert len(out) == 11 and out[-1] == b"BATCH -ml1\r\n"
+    # Its cost is what went (11 lines with the PONG): 6 of debt, the next waits 7 s.
+    assert drain(q, 9.9) == [] and len(drain(q, 10.0)) == 1
+
+
+def test_the_bucket_refills_only_to_its_burst() -> None:
+    bucket = TokenBucket(Pacing(3, 2.0), 0.0)
+    bucket.take(3, 30, 0.0)
+    assert bucket.wait(1, 10, 0.0) == 0.5
+    assert bucket.wait(3, 10, 1000.0) == 0.0
+    assert bucket.lines == 3.0
+    assert not Pacing(0, 1.0).enabled and not Pacing(5, 0).enabled and Pacing().enabled
+
+
+# ---------------------------------------------------------------------- over TCP
+
+
+class Ircd:
+    """A tiny server: welcomes, records every line received, sends what it is told."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.changed = asyncio.Event()
+        self.writers: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port: int = self.server.sockets[0].getsockname()[1]
+        return port
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.append(writer)
+        with contextlib.suppress(Exception):
+            while raw := await reader.readline():
+                line = raw.decode().rstrip("\r\n")
+                self.lines.append(line)
+                self.changed.set()
+                if line.startswith("USER"):
+                    writer.write(b":srv 001 alice :Welcome\r\n:srv 422 alice :No MOTD\r\n")
+        writer.close()
+
+    def send(self, line: str) -> None:
+        self.writers[-1].write((line + "\r\n").encode())
+
+    async def wait(self, predicate: Callable[[], bool], what: str) -> None:
+        async def until() -> None:
+            while not predicate():
+                self.changed.clear()
+                await self.changed.wait()
+
+        try:
+            await asyncio.wait_for(until(), DEADLINE)
+        except TimeoutError:
+            raise AssertionError(f"timed out waiting for {what}: {self.lines}") from None
+
+    def privmsgs(self) -> list[str]:
+        return [ln for ln in self.lines if ln.startswith("PRIVMSG")]
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
+def paced(port: int, nick: str, pacing: Pacing, clock: Clock, *channels: str) -> ChatClient:
+    client = ChatClient.start(port, nick, channels, pacing=pacing)  # type: ignore[arg-type]
+    client.conn._monotonic = clock  # (before it runs: the test's clock)
+    return client
+
+
+async def test_a_paste_goes_at_the_budgets_pace_and_a_pong_never_waits(
+    clients: list[ChatClient],
+) -> None:
+    ircd = Ircd()
+    port = await ircd.start()
+    clock = Clock()
+    try:
+        alice = paced(port, "alice", Pacing(3, 1.0), clock)
+        clients.append(alice)
+        await alice.wait(lambda: alice.session.registered, "registration")
+        alice.session.open_query("bob", clock.now)
+        rows = [f"row {i}" for i in range(8)]
+        assert alice.conn.input("\n".join(rows))  # (no multiline here: 8 messages)
+        await ircd.wait(lambda: len(ircd.privmsgs()) == 3, "the burst")
+        assert alice.conn.queued == 5
+        ircd.send("PING :are-you-there")
+        await ircd.wait(lambda: "PONG are-you-there" in ircd.lines[-1:], "the PONG")
+        assert len(ircd.privmsgs()) == 3  # the PONG went past the five waiting
+        clock.now += 2.0
+        alice.conn.flush()
+        # Two seconds are two lines, and the PONG took one of them (the server counts it).
+        await ircd.wait(lambda: len(ircd.privmsgs()) == 4, "one more after 2 s")
+        assert alice.conn.queued == 4
+        clock.now += 60.0
+        alice.conn.flush()
+        await ircd.wait(lambda: len(ircd.privmsgs()) == 7, "a burst after a long wait")
+        assert alice.conn.queued == 1  # never more than a burst at once
+        clock.now += 1.0
+        alice.conn.flush()
+        await ircd.wait(lambda: len(ircd.privmsgs()) == 8, "all of them")
+        assert ircd.privmsgs() == [f"PRIVMSG bob :{row}" for row in rows]
+        assert alice.conn.queued == 0
+    finally:
+        await ircd.stop()
+
+
+async def settle(client: ChatClient, clock: Clock, done: Callable[[], bool], what: str) -> None:
+    """Let time pass for ``client``'s pacer until ``done()``."""
+
+    async def until() -> None:
+        while not done():
+            clock.now += 10.0
+            client.conn.flush()
+            await asyncio.sleep(0.01)
+
+    try:
+        await asyncio.wait_for(until(), DEADLINE)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
+
+
+async def joined(client: ChatClient, clock: Clock, channel: str) -> Buffer:
+    """``channel`` joined (its history in), with nothing left to send and a full bucket."""
+
+    def ok() -> bool:
+        buf = client.session.buffer(channel)
+        return buf is not None and buf.joined and not buf.history_loading
+
+    await settle(client, clock, lambda: ok() and client.conn.queued == 0, f"join {channel}")
+    clock.now += 100.0
+    buf = client.session.buffer(channel)
+    assert buf is not None
+    client.conn.switch(buf)
+    return buf
+
+
+async def test_queued_messages_are_pending_not_sent_and_wait_for_the_reconnect(
+    server: RunningServer, clients: list[ChatClient]
+) -> None:
+    clock = Clock()
+    bob = ChatClient.start(server.port, "bob", channels=("#p",))
+    alice = paced(server.port, "alice", Pacing(2, 1.0), clock, "#p")
+    clients += [bob, alice]
+    chan = await bob.joined("#p")
+    mine = await joined(alice, clock, "#p")
+    rows = [f"line {i}" for i in range(6)]
+    for row in rows:
+        assert alice.conn.input(row)
+    outbox = alice.session.outbox
+    written = [ln for ln in alice.untagged if ln.startswith("PRIVMSG #p")]
+    assert written == ["PRIVMSG #p :line 0", "PRIVMSG #p :line 1"]
+    assert (outbox.queued, outbox.pending, outbox.unsent) == (4, 6, 0)
+    shown = messages(mine)[-6:]
+    assert [ln.text for ln in shown] == rows
+    # Held back, they look as any message awaiting its echo: nothing new to see.
+    assert all(ln.delivery is Delivery.PENDING and ln.note == "" for ln in shown)
+    await bob.wait(lambda: texts(chan)[-2:] == rows[:2], "the two written")
+    await alice.wait(lambda: outbox.pending == 4, "the echoes of the two")
+
+    alice.gate.close()  # the connection lost: the four were never written
+    alice.conn.drop()
+    await asyncio.wait_for(alice.gate.waiting.wait(), DEADLINE)
+    assert (outbox.queued, outbox.pending, outbox.unsent) == (0, 4, 4)
+    waiting = messages(mine)[-4:]
+    assert [ln.text for ln in waiting] == rows[2:]
+    assert all(ln.delivery is Delivery.PENDING and ln.note == NOT_YET for ln in waiting)
+    assert [ln for ln in alice.untagged if ln.startswith("PRIVMSG #p")] == written
+
+    alice.gate.open()
+    await settle(alice, clock, lambda: texts(chan)[-6:] == rows, "the rest after the rejoin")
+    await alice.wait(
+        lambda: all(ln.delivery is Delivery.DELIVERED for ln in messages(mine)), "the echoes"
+    )
+    assert texts(chan).count("line 3") == 1
+    assert [ln.text for ln in messages(mine)] == rows
+    assert outbox.pending == 0
+
+
+async def test_quit_goes_at_once_and_what_waited_is_not_sent(
+    server: RunningServer, clients: list[ChatClient]
+) -> None:
+    clock = Clock()
+    alice = paced(server.port, "alice", Pacing(2, 1.0), clock, "#q")
+    clients.append(alice)
+    mine = await joined(alice, clock, "#q")
+    for i in range(5):
+        alice.conn.input(f"q {i}")
+    alice.conn.close("bye")
+    await asyncio.wait_for(alice.task, DEADLINE)
+    sent = [ln for ln in alice.untagged if ln.startswith(("PRIVMSG", "QUIT"))]
+    assert sent == ["PRIVMSG #q :q 0", "PRIVMSG #q :q 1", "QUIT bye"]
+    failed = [ln for ln in messages(mine) if ln.delivery is Delivery.FAILED]
+    assert [ln.text for ln in failed] == ["q 2", "q 3", "q 4"]
+    assert all(ln.note == "not sent (/quit)" for ln in failed)
+
+
+async def test_a_paste_gets_through_a_flood_limited_server(
+    tmp_path: Path, clients: list[ChatClient]
+) -> None:
+    # Our server with a small flood budget (5 at once, 40 a second, 20 lines held back
+    # at most, then Excess Flood) in the place of InspIRCd's and Solanum's; the client
+    # sends at most 5 at once and 20 a second, so half the server's rate is a margin
+    # for a slow machine.
+    config = suite_config(flood_burst=5, flood_rate=40.0, flood_max_queue=20)
+    running = start_server(config, "asyncio", db=str(tmp_path / "history.db"))
+    try:
+        bob = ChatClient.start(running.port, "bob", channels=("#f",))
+        alice = ChatClient.start(
+            running.port, "alice", channels=("#f",), pacing=Pacing(5, 20.0)  # type: ignore[arg-type]
+        )
+        clients += [bob, alice]
+        chan = await bob.joined("#f")
+        alice.conn.switch(await alice.joined("#f"))
+        rows = [f"paste row {i:02d} " + "y" * 180 for i in range(60)]
+        for row in rows:
+            assert alice.conn.input(row)
+        await bob.wait(lambda: texts(chan)[-60:] == rows, "the whole paste")
+        assert alice.session.connects == 1  # never disconnected for flooding
+        assert not any("Excess Flood" in ln.text for ln in alice.session.server.lines)
+    finally:
+        running.handle.stop()
