@@ -134,6 +134,7 @@ def build(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
         port=port,
         tls=tls,
         tls_verify=server.tls_verify and not args.tls_no_verify,
+        pacing=config.pacing(server),
     )
     connection = Connection(session, settings, sts=StsStore(sts_path()))
     return Setup(config, server, session, connection)

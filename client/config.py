@@ -20,6 +20,8 @@ Example::
     send_typing = true                  # tell others when you type (IRCv3 typing)
     events = "smart"                    # joins/parts/quits shown: "all", "smart", "none"
     smart_filter_minutes = 5            # smart: of nicks who spoke within this many minutes
+    send_burst = 5                      # flood control: lines written at once...
+    send_rate = 1.0                     # ...then lines a second (either 0: no pacing)
     default_server = "home"
 
     [servers.home]
@@ -32,6 +34,7 @@ Example::
     sasl_password = "secret"            # ...or set CHAT_SASL_PASSWORD instead
     notify = ["carol"]                  # added to the list above on this server
     ignore = ["troll"]                  # likewise
+    send_rate = 4                       # this server (a bouncer) takes more
 
     [colours]                           # prompt_toolkit style strings
     highlight = "bold #ff5f5f"
@@ -54,8 +57,11 @@ from typing import Any
 
 from chat.names import is_valid_nick
 
+from .pacing import DEFAULT_BURST, DEFAULT_RATE, Pacing
 from .smartfilter import DEFAULT_MINUTES, Events
 
+MAX_BURST = 1000  # send_burst: lines at once
+MAX_RATE = 1000  # send_rate: lines a second
 USER_MODES = re.compile(r"[+-][A-Za-z+-]{1,30}")  # what MODE <own nick> may take
 APP_DIR = "chat-client"
 FILE_NAME = "config.toml"
@@ -127,6 +133,8 @@ _SERVER_KEYS = {
     "user_modes",
     "notify",
     "ignore",
+    "send_burst",
+    "send_rate",
 }
 _TOP_KEYS = {
     "nick",
@@ -144,6 +152,8 @@ _TOP_KEYS = {
     "send_typing",
     "events",
     "smart_filter_minutes",
+    "send_burst",
+    "send_rate",
     "default_server",
     "servers",
     "colours",
@@ -173,6 +183,8 @@ class ServerSettings:
     user_modes: str = ""  # e.g. "+g": set on ourselves after every registration
     notify: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
+    send_burst: int | None = None  # None: the top level's
+    send_rate: float | None = None
 
     @property
     def effective_port(self) -> int:
@@ -202,6 +214,9 @@ class ClientConfig:
     # "all", "smart" (of nicks who spoke within smart_filter_minutes) or "none".
     events: str = Events.SMART
     smart_filter_minutes: int = DEFAULT_MINUTES
+    # Flood control (client/pacing.py): lines at once, then lines a second; 0: off.
+    send_burst: int = DEFAULT_BURST
+    send_rate: float = DEFAULT_RATE
     colours: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_COLOURS))
     nick_colours: tuple[str, ...] = DEFAULT_NICK_COLOURS
     keys: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_KEYS))
@@ -216,6 +231,15 @@ class ClientConfig:
         if len(self.servers) == 1:
             return next(iter(self.servers.values()))
         return None
+
+    def pacing(self, server: ServerSettings | None = None) -> Pacing:
+        """Flood control for ``server``: its own settings, else the top level's."""
+        burst, rate = self.send_burst, self.send_rate
+        if server is not None and server.send_burst is not None:
+            burst = server.send_burst
+        if server is not None and server.send_rate is not None:
+            rate = server.send_rate
+        return Pacing(burst, rate)
 
 
 def default_path(env: Mapping[str, str] | None = None) -> Path:
@@ -317,6 +341,8 @@ def parse(data: Mapping[str, Any], path: Path | None = None) -> ClientConfig:
         send_typing=_bool(data, "send_typing", False, "send_typing"),
         events=_events(data),
         smart_filter_minutes=_int(data, "smart_filter_minutes", DEFAULT_MINUTES, 1, 1440),
+        send_burst=_int(data, "send_burst", DEFAULT_BURST, 0, MAX_BURST),
+        send_rate=_rate(data.get("send_rate", DEFAULT_RATE), "send_rate"),
         colours=colours,
         nick_colours=nick_colours,
         keys=keys,
@@ -391,6 +417,13 @@ def _server(name: str, table: Any) -> ServerSettings:
         user_modes=user_modes,
         notify=_nick_list(table, "notify", f"{where}.notify"),
         ignore=_mask_list(table, "ignore", f"{where}.ignore"),
+        send_burst=(
+            _int(table, "send_burst", DEFAULT_BURST, 0, MAX_BURST, f"{where}.send_burst")
+            if "send_burst" in table else None
+        ),
+        send_rate=(
+            _rate(table["send_rate"], f"{where}.send_rate") if "send_rate" in table else None
+        ),
     )
 
 
@@ -439,11 +472,29 @@ def _bool(table: Mapping[str, Any], key: str, default: bool, where: str) -> bool
     return value
 
 
-def _int(table: Mapping[str, Any], key: str, default: int, low: int, high: int) -> int:
+def _int(
+    table: Mapping[str, Any], key: str, default: int, low: int, high: int, where: str = ""
+) -> int:
     value = table.get(key, default)
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ConfigError(f"{key}: expected an integer from {low} to {high}, got {value!r}")
+        raise ConfigError(
+            f"{where or key}: expected an integer from {low} to {high}, got {value!r}"
+        )
     return value
+
+
+def _rate(value: Any, where: str) -> float:
+    """Lines a second: a number from 0 (no flood control) to MAX_RATE."""
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not 0 <= value <= MAX_RATE
+    ):
+        raise ConfigError(
+            f"{where}: expected a number of lines a second from 0 (no flood control) "
+            f"to {MAX_RATE}, got {value!r}"
+        )
+    return float(value)
 
 
 def _str_list(value: Any, where: str, *, allow_empty: bool = True) -> tuple[str, ...]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from client import cli
+from client.pacing import DEFAULT_BURST, DEFAULT_RATE, Pacing
 from tests.conftest import RunningServer
 
 from .helpers import NOW, feed, make
@@ -76,6 +77,24 @@ def test_options_override_the_config(tmp_path: Path) -> None:
     assert setup.connection.settings.host == "other.host"
     assert setup.connection.settings.port == 6667
     assert setup.session.config.user == "u" and setup.session.config.password == "pw"
+
+
+def test_flood_control_from_the_config(tmp_path: Path) -> None:
+    # On by default: a paste must not get us killed for flooding (client/pacing.py).
+    setup = cli.build(["irc.example"])
+    assert setup.connection.pacing == Pacing(DEFAULT_BURST, DEFAULT_RATE)
+    assert setup.session.outbox.paced
+    conf = tmp_path / "c.toml"
+    conf.write_text(
+        "send_burst = 8\nsend_rate = 0.5\n"
+        '[servers.bnc]\nhost = "bnc.example"\nsend_rate = 4\n'
+        '[servers.lan]\nhost = "lan.example"\nsend_burst = 0\n',
+        encoding="utf-8",
+    )
+    assert cli.build(["other", "--config", str(conf)]).connection.pacing == Pacing(8, 0.5)
+    assert cli.build(["bnc", "--config", str(conf)]).connection.pacing == Pacing(8, 4.0)
+    lan = cli.build(["lan", "--config", str(conf)]).connection
+    assert lan.pacing is None and not lan.session.outbox.paced  # 0: every line at once
 
 
 def test_join_on_the_command_line_lands_in_the_first_channel(tmp_path: Path) -> None:
