@@ -549,3 +549,13 @@ async def test_nick_change_to_same_nick_is_silent(server: RunningServer) -> None
     await alice.send("NICK alice")
     assert await alice.sync() == []
     assert await bob.sync() == []
+
+
+@pytest.mark.parametrize("line", ["USER", "PASS", "USER u", "PASS x", "USER u 0 * :real"])
+async def test_user_or_pass_after_registration_is_462_whatever_the_params(
+    server: RunningServer, line: str
+) -> None:
+    c = await server.client("regdone")
+    await c.send(line)
+    reply = await c.expect("462")
+    assert reply.params == ["regdone", "You may not reregister"]

@@ -29,9 +29,9 @@ if TYPE_CHECKING:
 
 COMMANDS: dict[str, tuple[Handler, int]] = {
     "CAP": (registration.handle_cap, 1),
-    "PASS": (registration.handle_pass, 1),
+    "PASS": (registration.handle_pass, 0),  # 462 once registered, whatever the params
     "NICK": (registration.handle_nick, 0),
-    "USER": (registration.handle_user, 4),
+    "USER": (registration.handle_user, 0),  # 462 once registered, whatever the params
     "PING": (registration.handle_ping, 0),
     "PONG": (registration.handle_pong, 0),
     "QUIT": (registration.handle_quit, 0),

@@ -120,6 +120,9 @@ def handle_pass(core: ServerCore, client: Client, msg: Message) -> None:
     if client.registered:
         core.reply(client, N.ERR_ALREADYREGISTERED, "You may not reregister")
         return
+    if not msg.params or not msg.params[0]:
+        core.reply(client, N.ERR_NEEDMOREPARAMS, "PASS", "Not enough parameters")
+        return
     expected = core.config.password
     client.pass_ok = expected is not None and _same(msg.params[0], expected)
 
@@ -197,8 +200,11 @@ def handle_user(core: ServerCore, client: Client, msg: Message) -> None:
     if client.registered or client.user:
         core.reply(client, N.ERR_ALREADYREGISTERED, "You may not reregister")
         return
+    if len(msg.params) < 4:
+        core.reply(client, N.ERR_NEEDMOREPARAMS, "USER", "Not enough parameters")
+        return
     username, realname = msg.params[0], msg.params[3]
-    if not username:
+    if not username or not realname:  # empty is missing (modern-irc issue 85)
         core.reply(client, N.ERR_NEEDMOREPARAMS, "USER", "Not enough parameters")
         return
     # Usernames from USER are unverified: mark them with '~' as ident-less servers do.
