@@ -204,12 +204,12 @@ async def test_a_labelled_message_to_oneself_is_an_echo_and_a_delivery(
     assert got[0].tags["msgid"] == got[1].tags["msgid"]
     assert all(m.tags["+x"] == "y" for m in got)
     assert await alice.sync() == []
-    # Without echo-message, the delivery alone.
+    # Without echo-message, the delivery alone, unlabelled; the label gets an ACK.
     bob = await server.client("bob", caps=LABEL_CAPS)
     await bob.send("@label=s2 PRIVMSG bob :hi")
     delivered = await bob.expect("PRIVMSG")
-    assert delivered.params == ["bob", "hi"]
-    assert [m.command for m in await bob.sync()] == []
+    assert delivered.params == ["bob", "hi"] and "label" not in delivered.tags
+    assert await bob.sync() == [Message("ACK", [], SERVER, {"label": "s2"})]
 
 
 def check_batch(messages: list[Message], label: str) -> list[Message]:
