@@ -261,10 +261,25 @@ def conversation_of(core: ServerCore, client: Client, nick: str) -> str | None:
     return dm_key(core.fold(client.account), partner)
 
 
+# Join playback reads this many rows per message it may play: the channel's events
+# too, among which it looks for where the joiner left (``unseen``).
+PLAYBACK_WINDOW = 4
+
+
 def request_playback(core: ServerCore, client: Client, folded: str, name: str) -> None:
+    """Ask for the channel's newest rows to replay to ``client``, who just joined.
+
+    Not when another session of its account is in the channel: that one has seen it all.
+    """
     count = core.config.history_playback
     if count <= 0:
         return
+    if client.account is not None:
+        channel = core.channels.get(folded)
+        sessions = core.account_sessions.get(core.fold(client.account), ())
+        if channel is not None and any(s is not client and s in channel.members
+                                       for s in sessions):
+            return
     # Bound the replay at the join: later messages reach the joiner live.
     until = core.msgids.next(core.clock())
     rid = core.new_history_request(client, "playback", name)
@@ -273,13 +288,40 @@ def request_playback(core: ServerCore, client: Client, folded: str, name: str) -
         "LATEST",
         folded,
         NO_REF,
-        count,
+        count * PLAYBACK_WINDOW,
         until_msgid=until,
         with_tagmsg=batched and wants_tagmsg(client),
-        with_events=batched and EVENT_PLAYBACK in client.caps,
+        with_events=True,
         with_redactions=batched and REDACT_CAP in client.caps,
     )
     core.emit(HistoryRequest(rid, query))
+
+
+def unseen(core: ServerCore, client: Client, channel: str, rows: list[StoredMessage],
+           ) -> list[StoredMessage]:
+    """The newest of ``rows`` that ``client`` has not seen: playback fills the gap since
+    it was last in the channel, not the last N lines again at every rejoin or reconnect.
+
+    Seen is what came before its last PART, QUIT or KICK there (the same nick!user@host:
+    the same connection, or the same user reconnecting), and what its account's read
+    marker passed. Without stored events (``--history-events false``) only the marker.
+    """
+    start, folded = 0, core.fold(channel)
+    for i, row in enumerate(rows):
+        if (row.command in ("PART", "QUIT") and row.source == client.mask) or (
+            row.command == "KICK" and core.fold(row.text.split(" ", 1)[0]) == client.folded
+        ):
+            start = i + 1
+    if client.account is not None:
+        marker = core.read_markers.get((core.fold(client.account), folded), 0)
+    else:
+        marker = (client.markers or {}).get(folded, 0)
+    events = "batch" in client.caps and "server-time" in client.caps and (
+        EVENT_PLAYBACK in client.caps)
+    kept = [r for r in rows[start:]
+            if r.time_ms > marker and (events or r.command not in STORED_EVENTS)]
+    count = core.config.history_playback
+    return kept[-count:] if count > 0 else []
 
 
 def wants_tagmsg(client: Client) -> bool:
@@ -313,8 +355,10 @@ def deliver_history(
         return
     # Rows stored before CTCP requests were kept out are still never replayed.
     rows = [r for r in rows if not is_ctcp_request(r.text)]
-    if pending.kind == "playback" and not rows:
-        return  # nobody asked: an empty batch at each join is only noise
+    if pending.kind == "playback":
+        rows = unseen(core, client, pending.channel, rows)
+        if not rows:
+            return  # nobody asked: an empty batch at each join is only noise
     if pending.kind == "playback" and not ("batch" in client.caps and "server-time" in client.caps):
         _send_notices(core, client, pending.channel, rows)
         return
