@@ -892,7 +892,9 @@ class Session:
             buf = self.buffer(bare)
         else:
             buf = self._ensure(target, BufferKind.QUERY, now)
-        if buf is not None and (self.echo or not self.outbox.ready(buf)):
+        # Without echo-message a message written is a message delivered, so one the flood
+        # control holds back must go through the outbox too, pending until written.
+        if buf is not None and (self.echo or self.outbox.paced or not self.outbox.ready(buf)):
             if not self.outbox.add(buf, command, target, pieces, now, action=action):
                 self.error("Not sent: too many messages are waiting to be sent", now)
                 self.input_refused = True

@@ -345,3 +345,36 @@ async def test_a_paste_gets_through_a_flood_limited_server(
         assert not any("Excess Flood" in ln.text for ln in alice.session.server.lines)
     finally:
         running.handle.stop()
+
+
+async def test_without_echo_message_a_held_back_message_is_not_shown_as_sent(
+    clients: list[ChatClient],
+) -> None:
+    # The tiny server offers no echo-message: a message counts as delivered when it is
+    # written, so one still waiting for the budget must stay pending, and a connection
+    # lost meanwhile must not lose it as if it had gone.
+    ircd = Ircd()
+    port = await ircd.start()
+    clock = Clock()
+    try:
+        alice = paced(port, "alice", Pacing(2, 1.0), clock)
+        clients.append(alice)
+        await alice.wait(lambda: alice.session.registered, "registration")
+        query = alice.session.open_query("bob", clock.now)
+        rows = [f"row {i}" for i in range(5)]
+        for row in rows:
+            assert alice.conn.input(row)
+        await ircd.wait(lambda: len(ircd.privmsgs()) == 2, "the burst")
+        shown = messages(query)[-5:]
+        assert [ln.text for ln in shown] == rows
+        assert [ln.delivery for ln in shown] == [Delivery.DELIVERED] * 2 + [Delivery.PENDING] * 3
+        alice.gate.close()
+        alice.conn.drop()
+        await asyncio.wait_for(alice.gate.waiting.wait(), DEADLINE)
+        waiting = messages(query)[-3:]
+        assert all(ln.delivery is Delivery.PENDING and ln.note == NOT_YET for ln in waiting)
+        alice.gate.open()
+        await settle(alice, clock, lambda: len(ircd.privmsgs()) == 5, "the rest after reconnecting")
+        assert ircd.privmsgs() == [f"PRIVMSG bob :{row}" for row in rows]
+    finally:
+        await ircd.stop()
