@@ -111,6 +111,8 @@ DEFAULT_KEYS: dict[str, tuple[str, ...]] = {
     "buffer_10": ("escape 0",),  # Alt+0, as in irssi
     "scroll_up": ("pageup",),
     "scroll_down": ("pagedown",),
+    "scroll_bottom": ("c-end", "escape end"),  # (and End on an empty input line)
+    "next_active": ("escape a",),  # Alt+A, as in irssi and WeeChat
     "complete": ("tab",),
     "history_prev": ("up",),
     "history_next": ("down",),

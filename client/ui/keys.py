@@ -42,14 +42,6 @@ class Actions(Protocol):
 
 Handler = Callable[[KeyPressEvent], None]
 
-# Actions with default keys that config.DEFAULT_KEYS does not list (yet): bound to these
-# unless the config's keys name them. Ctrl+End and Alt+End as irssi and WeeChat.
-UI_KEYS: dict[str, tuple[str, ...]] = {
-    "scroll_bottom": ("c-end", "escape end"),
-    "next_active": ("escape a",),
-}
-
-
 def action_handlers(ui: Actions) -> dict[str, Handler]:
     def call(fn: Callable[[], None]) -> Handler:
         def handler(event: KeyPressEvent) -> None:
@@ -110,9 +102,9 @@ def build_key_bindings(
     for key in (*"0123456789", "-"):
         kb.add("escape", key)(_ignore)
     for action, handler in handlers.items():
-        if action not in DEFAULT_KEYS and action not in UI_KEYS:
+        if action not in DEFAULT_KEYS:
             continue
-        for key in keys.get(action, DEFAULT_KEYS.get(action, UI_KEYS.get(action, ()))):
+        for key in keys.get(action, DEFAULT_KEYS.get(action, ())):
             parts = key.split()
             if not parts:
                 continue
@@ -125,7 +117,7 @@ def build_key_bindings(
 
 def describe(keys: Mapping[str, tuple[str, ...]], action: str) -> str:
     """The first key of ``action`` for display ('c-q' -> 'Ctrl+Q')."""
-    names = keys.get(action, DEFAULT_KEYS.get(action, UI_KEYS.get(action, ())))
+    names = keys.get(action, DEFAULT_KEYS.get(action, ()))
     if not names:
         return ""
     out = []
