@@ -323,6 +323,9 @@ def command_line(draw: st.DrawFn) -> str:
         if kind in ("KLINE", "DLINE") and draw(st.booleans()):
             params.insert(0, draw(st.sampled_from(["0", "1", "30", "90s", "2h", "7d", "1w",
                                                    "99999999", "-5", "1y"])))
+        if kind in ("KLINE", "DLINE") and draw(st.booleans()):
+            # Bans matching the fuzzing operator itself are refused without it.
+            params.insert(0, draw(st.sampled_from(["MYSELF", "myself"])))
         if draw(st.booleans()):
             params.append(_trailing(t))
     elif kind == "AUTHENTICATE":

@@ -120,11 +120,13 @@ TOPICS: dict[str, tuple[str, ...]] = {
 }
 
 OPER_TOPICS: dict[str, tuple[str, ...]] = {
-    "DLINE": ("DLINE [<duration>] <address|cidr|nick> [:<reason>]",
-              "Bans addresses; a duration in minutes or as 30m, 2h, 7d (operators)."),
+    "DLINE": ("DLINE [MYSELF] [<duration>] <address|cidr|nick> [:<reason>]",
+              "Bans addresses; a duration in minutes or as 30m, 2h, 7d; MYSELF when it "
+              "matches your own address (operators)."),
     "KILL": ("KILL <nick> [:<reason>]", "Disconnects a user (operators)."),
-    "KLINE": ("KLINE [<duration>] <user@host|nick> [:<reason>]",
-              "Bans user@host masks; a duration in minutes or as 30m, 2h, 7d (operators)."),
+    "KLINE": ("KLINE [MYSELF] [<duration>] <user@host|nick> [:<reason>]",
+              "Bans user@host masks; a duration in minutes or as 30m, 2h, 7d; MYSELF when "
+              "it matches you (operators)."),
     "REHASH": ("REHASH", "Reloads the configuration (operators)."),
     "SAMODE": ("SAMODE <#channel> <modes> [<args>]",
                "Changes a channel's modes as its operators could, member or not "
