@@ -102,16 +102,30 @@ async def test_overlong_line_gives_417_and_disconnects(
     await still_works(server, bob)
 
 
-async def test_body_of_510_bytes_is_accepted(server: RunningServer) -> None:
+RELAY_TOO_LONG = "Line too long to be relayed without truncation"
+
+
+async def test_a_message_too_long_once_relayed_is_refused_not_cut(server: RunningServer) -> None:
+    """A 510-byte body is a valid line, but with the sender's mask in front the
+    recipients' line would pass 512 bytes: 417, as Ergo, rather than a text cut short
+    for them (and stored whole). What fits exactly is relayed whole."""
     alice, bob = await pair(server)
     prefix = "PRIVMSG #chan :"
-    text = "y" * (510 - len(prefix))
-    await alice.send(prefix + text)
+    await alice.send(prefix + "y" * (510 - len(prefix)))
+    assert await alice.expect("417") == numeric("417", "alice", RELAY_TOO_LONG)
+    assert await bob.sync() == []
+    await alice.send("PRIVMSG bob :x")  # learn the mask the others see
+    source = (await bob.expect("PRIVMSG")).source
+    assert source is not None
+    fits = 512 - len(f":{source} {prefix}\r\n".encode())
+    await alice.send(prefix + "é" * (fits // 2) + "z" * (fits % 2))
     got = await bob.expect("PRIVMSG")
-    # Accepted; relayed with the sender's mask in front it would pass 512 bytes, so
-    # the server cuts the text at a character boundary (Modern IRC allows that).
-    assert got.params[0] == "#chan" and text.startswith(got.params[1])
-    assert len(got.params[1]) > 400
+    assert len(got.params[1].encode()) == fits
+    await alice.send(prefix + "é" * (fits // 2) + "z" * (fits % 2 + 1))
+    assert await alice.expect("417") == numeric("417", "alice", RELAY_TOO_LONG)
+    await alice.send("NOTICE #chan :" + "n" * 480)  # a NOTICE gets no error: cut as before
+    notice = await bob.expect("NOTICE")
+    assert notice.params[1] == "n" * len(notice.params[1]) and len(notice.params[1]) < 480
 
 
 async def test_body_over_510_bytes_gives_417(server: RunningServer) -> None:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from chat import numerics as N
 from chat.formatting import strip_formatting
-from chat.message import Message
+from chat.message import MAX_LINE_BODY, Message
 from chat.multiline import Line, combine
 from chat.names import CHANTYPES
 from chat.utf8 import truncate_utf8
@@ -105,8 +105,16 @@ def relay_message(
         )
         targets = targets[:limit]
     need_cap = "message-tags" if command == "TAGMSG" else None
+    # What the recipients' line adds to the sender's: ":<mask> " in front.
+    spare = MAX_LINE_BODY - len(client.mask.encode("utf-8", "surrogateescape")) - 2
     for target in targets:
         if not target:
+            continue
+        if command == "PRIVMSG" and lines is None and _overflows(spare, target, text_params):
+            # Refused rather than cut for the recipients (and stored whole), as Ergo: the
+            # sender learns to split. A NOTICE, which gets no errors, is cut as before.
+            core.reply(client, N.ERR_INPUTTOOLONG,
+                       "Line too long to be relayed without truncation")
             continue
         status = ""
         name = target
@@ -120,6 +128,12 @@ def relay_message(
             _to_nick(core, client, command, target, text_params, client_tags, need_cap, lines)
     if command == "PRIVMSG":
         client.last_speak = core.clock()
+
+
+def _overflows(spare: int, target: str, text: list[str]) -> bool:
+    """Whether ``PRIVMSG <target> :<text>`` (CRLF included) passes ``spare`` bytes."""
+    size = len(target.encode("utf-8", "surrogateescape")) + 12  # "PRIVMSG " " :" CRLF
+    return size + len(text[0].encode("utf-8", "surrogateescape")) > spare
 
 
 def _to_channel(
