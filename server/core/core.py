@@ -543,10 +543,13 @@ class ServerCore:
         """A message to relay from ``source`` (a user, or a server's or service's
         mask); ``lines``: a draft/multiline PRIVMSG's (``params`` then only names the
         target). A logged-in user's messages carry its account (IRCv3 account-tag:
-        every message it sends, JOIN, INVITE or QUIT as much as PRIVMSG)."""
+        every message it sends, JOIN, INVITE or QUIT as much as PRIVMSG), and a bot's
+        (user mode +B) the ``bot`` tag, which bot-mode asks for on all of them."""
         if not isinstance(source, str):
             if source.account is not None and not (client_tags and "account" in client_tags):
                 client_tags = {**(client_tags or {}), "account": source.account}
+            if "B" in source.modes:
+                client_tags = {**(client_tags or {}), "bot": ""}
             source = source.mask
         now = self.clock()
         ms = int(now * 1000)

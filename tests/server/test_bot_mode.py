@@ -38,3 +38,26 @@ async def test_bot_mode_is_shown_and_tags_its_messages(server: RunningServer) ->
     msgs = await ask(bot, "MODE ci-bot -B")
     assert [(m.command, m.params) for m in msgs] == [("MODE", ["ci-bot", "-B"])]
     assert only(await ask(plain, "WHOIS ci-bot"), "335") == []
+
+
+async def test_a_bots_joins_parts_and_nick_changes_carry_the_bot_tag(
+    server: RunningServer,
+) -> None:
+    """bot-mode: the tag "SHOULD be added by the server to all commands sent by a bot
+    (e.g. PRIVMSG, JOIN, MODE, NOTICE, and all others)"."""
+    tagged = await server.client("alice", ["message-tags"])
+    bot = await server.client("relaybot")
+    await ask(bot, "MODE relaybot +B")
+    await tagged.join("#ops")
+    await tagged.sync()
+    await bot.send("JOIN #ops")
+    assert "bot" in (await tagged.expect("JOIN")).tags
+    await bot.send("NICK relaybot2")
+    assert "bot" in (await tagged.expect("NICK")).tags
+    await bot.send("PRIVMSG alice :psst")
+    assert "bot" in (await tagged.expect("PRIVMSG")).tags
+    await bot.send("PART #ops :done")
+    assert "bot" in (await tagged.expect("PART")).tags
+    human = await server.client("carol")
+    await human.join("#ops")
+    assert "bot" not in (await tagged.expect("JOIN")).tags

@@ -94,8 +94,6 @@ def relay_message(
     client_tags: dict[str, str] | None = None
     if msg.tags and "message-tags" in client.caps:
         client_tags = {k: v for k, v in msg.tags.items() if k[0] == "+"} or None
-    if "B" in client.modes:  # IRCv3 bot mode: its messages say so
-        client_tags = {**(client_tags or {}), "bot": ""}
     targets = params[0].split(",")
     limit = core.config.max_targets
     if len(targets) > limit:
