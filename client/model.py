@@ -100,6 +100,9 @@ class Line:
     # Cannot send to channel"). Confirmed, the line is replaced by the server's.
     delivery: Delivery = Delivery.DELIVERED
     note: str = ""
+    # A netsplit's quits (``Kind.QUIT``) or the netjoin's joins (``Kind.JOIN``) folded
+    # into one line (client/netsplit.py): the nicks, all of them; ``nick`` is empty.
+    nicks: tuple[str, ...] = ()
 
     def reaction_groups(self) -> list[tuple[str, tuple[str, ...], bool]]:
         """The reactions by text, in the order each text first came: (text, the nicks

@@ -53,6 +53,7 @@ from .model import (
     StsUpgrade,
 )
 from .multiline import Limits, MultilineMessage, WireLine
+from .netsplit import Netsplits, split_servers
 from .notify import NotifyList, Watched, chunks
 from .outbox import JOIN_ERRORS, Outbox, Piece
 from .passwords import (
@@ -288,6 +289,8 @@ class Session:
         self._ison_skipped = 0  # keepalives without a poll while one was unanswered
         # Joins, parts... hidden from view (the message pane asks :meth:`hidden`).
         self.event_filter = EventFilter(Events(config.events), config.smart_filter_minutes)
+        # A netsplit's quits and joins, folded per channel (shown later: see tick).
+        self.netsplits = Netsplits(self.fold)
         self._accept_list: list[str] = []  # caller ID: the nicks of 281s, until the 282
         self._accept_more = 0  # ... and how many more there were than MAX_ACCEPT_LIST
         self._searches: deque[Search] = deque(maxlen=MAX_PENDING_SEARCHES)  # sent, unanswered
@@ -344,6 +347,7 @@ class Session:
         self.notify.forget_states()
         self._ison_polls.clear()
         self._accept_list, self._accept_more = [], 0
+        self.netsplits.clear()
         for buf in self.buffers:  # the server says again (JOIN, or asked for queries)
             buf.marked_ms = None
         self._send("CAP", "LS", "302")
@@ -359,6 +363,7 @@ class Session:
     def connection_lost(self, now: float, reason: str = "") -> None:
         """The connection is gone; channels are remembered for the rejoin."""
         was = self.state
+        self._show_folds(self.netsplits.take())  # (they happened before the loss)
         self.state = State.DISCONNECTED
         self._out.clear()
         self._batches.clear()
@@ -413,7 +418,24 @@ class Session:
         if self.registered and self._regain.due(now):
             self._try_regain()
         self._mark_read(self.current)  # what arrived while it was in view: read
+        self.tick(now)
         return token
+
+    def tick(self, now: float) -> None:
+        """Show the folded netsplit lines due by ``now``. Called with every line fed and
+        keepalive; a UI also calls it at :attr:`due_at`, so they come without traffic."""
+        if self.netsplits.due_at is not None:
+            self._show_folds(self.netsplits.due(now))
+
+    @property
+    def due_at(self) -> float | None:
+        """When :meth:`tick` has something to do (the clock ``now`` is read from)."""
+        return self.netsplits.due_at
+
+    def _show_folds(self, folds: list[tuple[Buffer, Line]]) -> None:
+        for buf, line in folds:
+            if buf in self.buffers:
+                self._add(buf, line)
 
     def _poll_notify(self) -> None:
         """ISON the notify list at a keepalive.
@@ -442,6 +464,7 @@ class Session:
             except ParseError:
                 self.malformed += 1
                 return
+            self.tick(now)
             self._dispatch(msg, now)
         except Exception as exc:  # a hostile line must never take the client down
             self.malformed += 1
@@ -649,6 +672,7 @@ class Session:
             self.send("PART", buffer.name, *([reason] if reason else []))
         i = self.buffers.index(buffer)
         self.buffers.remove(buffer)
+        self.netsplits.forget(buffer)
         key = self.fold(buffer.name)
         if self._by_key.get(key) is buffer:  # (the search buffer is not there)
             self._by_key.pop(key)
@@ -743,6 +767,7 @@ class Session:
     def stopped(self, now: float) -> None:
         """The driver will not connect again (reconnecting is off, or it was closed):
         what waits in the outbox cannot go out, and nothing typed will wait."""
+        self._show_folds(self.netsplits.take())
         if not self._quitting:
             self._quitting = True
             self.outbox.quit(now, "no more connections")
@@ -1022,6 +1047,8 @@ class Session:
         return buf
 
     def _add(self, buf: Buffer, line: Line, *, count: bool = True) -> bool:
+        if self.netsplits.waiting(buf):  # a fold of earlier quits or joins goes first
+            self._show_folds(self.netsplits.take(buf))
         if not buf.append(line):
             return False
         if buf is not self.current and count and not line.own and not self.hidden(buf, line):
@@ -1922,14 +1949,18 @@ class Session:
         buf = self.buffer(name)
         if buf is None or not buf.joined:
             return
+        userhost = _source_userhost(msg)
         if len(buf.members) < MAX_MEMBERS and _safe_name(nick):
-            buf.members[self.fold(nick)] = Member(nick, userhost=_source_userhost(msg))
+            buf.members[self.fold(nick)] = Member(nick, userhost=userhost)
         buf.version += 1
         self.emit(BufferChanged(buf))
         if not self._ignored(msg):  # the member list follows; the line is not shown
             text = event_text("JOIN", msg.params) or ""
             line = self._line(msg, now, Kind.JOIN, text, nick=nick, buf=buf)
-            self._add(buf, line)
+            if self.netsplits.rejoined(buf, nick, userhost, now):
+                self.netsplits.join(buf, line.nick, line.time, now)
+            else:
+                self._add(buf, line)
 
     def _on_part(self, msg: Message, now: float) -> None:
         if not msg.params:
@@ -1981,6 +2012,8 @@ class Session:
         key = self.fold(nick)
         text = event_text("QUIT", msg.params) or ""
         hidden = self._ignored(msg)
+        # A netsplit's quits are folded into a line per channel (queries keep theirs).
+        split = split_servers(msg.params[0]) if msg.params else None
         for buf in list(self.buffers):
             if (buf.is_channel and key in buf.members) or (
                 buf.kind is BufferKind.QUERY and self.fold(buf.name) == key
@@ -1989,7 +2022,12 @@ class Session:
                 buf.members.pop(key, None)
                 buf.version += 1
                 self.emit(BufferChanged(buf))
-                if not hidden:
+                if hidden:
+                    continue
+                if split is not None and buf.is_channel and not self.is_me(nick):
+                    userhost = _source_userhost(msg)
+                    self.netsplits.quit(buf, line.nick, userhost, split, line.time, now)
+                else:
                     self._add(buf, line)
 
     def _on_nick(self, msg: Message, now: float) -> None:

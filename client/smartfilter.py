@@ -14,7 +14,9 @@ draft/event-playback) brings those back too. Three modes (config ``events``, the
   same rule as live ones.
 * ``none``: all of them are hidden.
 
-Our own lines, kicks, topic and mode changes are always shown, and so are the notify
+A netsplit's quits, folded into one line per channel (client/netsplit.py), are one
+event: ``smart`` shows it when any of its nicks spoke lately, and so for the netjoin's
+joins. Our own lines, kicks, topic and mode changes are always shown, and so are the notify
 list's "is online" lines (a ``Kind.JOIN`` too); queries and the server buffer are
 never filtered. Hiding is a display matter only: the lines stay in the buffer (chat
 logs, search, history paging and msgid dedup see them all); the message pane skips
@@ -58,20 +60,31 @@ class EventFilter:
         """Whether ``line`` of ``buf`` is left out of view."""
         if self.mode is Events.ALL or buf.kind is not BufferKind.CHANNEL or line.own:
             return False
+        if line.nicks:  # a netsplit's quits, or its joins, folded: one event
+            if self.mode is Events.NONE:
+                return True
+            return not any(self._spoke_near(buf, line.kind, nick, line.time) for nick in line.nicks)
         mark = FILTERED.get(line.kind)
         if mark is None or not line.text.startswith(mark):
             return False
         if self.mode is Events.NONE:
             return True
-        window = self.minutes * 60.0
-        at = line.time
-        if buf.spoke(line.nick, at - window, at):
-            return False
-        if line.kind is Kind.JOIN:
-            return not buf.spoke(line.nick, at, at + window)
         if line.kind is Kind.NICK:
-            return not buf.spoke(line.text[len(mark) :], at, at + window)
-        return True
+            window = self.minutes * 60.0
+            at = line.time
+            return not (
+                buf.spoke(line.nick, at - window, at)
+                or buf.spoke(line.text[len(mark) :], at, at + window)
+            )
+        return not self._spoke_near(buf, line.kind, line.nick, line.time)
+
+    def _spoke_near(self, buf: Buffer, kind: Kind, nick: str, at: float) -> bool:
+        """Whether ``nick`` spoke within the minutes before ``at``, or after it for a
+        join (the newcomer who talks)."""
+        window = self.minutes * 60.0
+        if buf.spoke(nick, at - window, at):
+            return True
+        return kind is Kind.JOIN and buf.spoke(nick, at, at + window)
 
     def describe(self) -> str:
         """What the mode shows, as a sentence."""
