@@ -1,5 +1,6 @@
 """Replies to the queries a user makes (WHOIS, WHOWAS, WHO, LIST, ban lists, HELP):
-which numerics they are, and friendlier text for the common ones."""
+which numerics they are, and friendlier text for the common ones (also for the
+InspIRCd list mode refusals)."""
 
 from __future__ import annotations
 
@@ -59,3 +60,22 @@ def query_text(code: str, params: list[str], after_whowas: bool) -> str:
     if template is not None and len(params) >= template[0]:
         return template[1].format(*params)
     return " ".join(params[1:])
+
+
+# InspIRCd's refusals of a list mode change ("<nick> <chan> <mask> <mode> :text"): /ban of
+# a mask already banned, /unban of one that is not.
+ERR_LISTMODEALREADYSET = "697"
+ERR_LISTMODENOTSET = "698"
+LIST_NAMES = {"b": "ban list", "e": "ban exception list", "I": "invite exception list",
+              "q": "quiet list"}  # fmt: skip
+
+
+def list_mode_text(code: str, params: list[str]) -> str | None:
+    """The text for a 697 or 698, e.g. "#c: *!*@host is already on the ban list"; None
+    when it lacks its parameters."""
+    if len(params) < 4:
+        return None
+    channel, mask, mode = params[1:4]
+    name = LIST_NAMES.get(mode, f"+{mode} list")
+    verb = "is already on" if code == ERR_LISTMODEALREADYSET else "is not on"
+    return f"{channel}: {mask} {verb} the {name}"

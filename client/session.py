@@ -64,7 +64,13 @@ from .passwords import (
     nickserv_password_change,
 )
 from .regain import NickRegain
-from .replies import QUERY_NUMERICS, query_text
+from .replies import (
+    ERR_LISTMODEALREADYSET,
+    ERR_LISTMODENOTSET,
+    QUERY_NUMERICS,
+    list_mode_text,
+    query_text,
+)
 from .sasl import SaslLogin
 from .smartfilter import DEFAULT_MINUTES, EventFilter, Events
 from .sts import parse_sts, valid_duration, valid_port
@@ -1776,6 +1782,15 @@ class Session:
         text = ": ".join(x for x in (" ".join(p[1:-1]), p[-1] if len(p) > 1 else "") if x)
         self._add(buf, self._line(msg, now, Kind.ERROR, text or msg.command))
 
+    def _err_listmode(self, msg: Message, now: float) -> None:
+        """InspIRCd's 697/698: a mask already on (or not on) a list, in its channel."""
+        p = msg.params
+        text = list_mode_text(msg.command, p)
+        if text is None:
+            text = " ".join(p[1:]) or msg.command
+        buf = self._target_buffer(p[1]) if len(p) > 1 else self.current
+        self._add(buf, self._line(msg, now, Kind.ERROR, text))
+
     def _rpl_isupport(self, msg: Message, now: float) -> None:
         self._isupport(msg)
         self._add(self.server, self._line(msg, now, Kind.INFO, " ".join(msg.params[1:])))
@@ -2996,6 +3011,8 @@ _NUMERICS: dict[str, Handler] = {
     N.RPL_UMODEGMSG: Session._rpl_umodegmsg,
     N.ERR_ACCEPTFULL: Session._err_accept,
     N.ERR_ACCEPTEXIST: Session._err_accept,
+    ERR_LISTMODEALREADYSET: Session._err_listmode,
+    ERR_LISTMODENOTSET: Session._err_listmode,
     N.ERR_ACCEPTNOT: Session._err_accept,
     N.ERR_OWNMODE: Session._err_accept,
     # Accounts and SASL (numbers as IRCv3 sasl-3.1 gives them).

@@ -247,6 +247,24 @@ def test_mask_lists_are_shown_in_the_current_buffer(s: Session) -> None:
         "#t: quiet mute!*@* (set by op!o@h)", "End of #t quiet list"]
 
 
+def test_inspircds_list_mode_refusals_are_said_in_words_in_their_channel(s: Session) -> None:
+    s.switch(s.server)
+    feed(s, [":irc.local 697 alice #t *!*@127.0.0.1 b"
+             " :Channel ban list already contains *!*@127.0.0.1",
+             ":irc.local 698 alice #t bad!*@* e :Channel exception list does not contain bad!*@*",
+             ":irc.local 698 alice #t x!*@* Z :Channel Z list does not contain x!*@*"])  # fmt: skip
+    t = s.buffer("#t")
+    assert t is not None
+    assert [(ln.kind, ln.text) for ln in t.lines][-3:] == [
+        (Kind.ERROR, "#t: *!*@127.0.0.1 is already on the ban list"),
+        (Kind.ERROR, "#t: bad!*@* is not on the ban exception list"),
+        (Kind.ERROR, "#t: x!*@* is not on the +Z list"),
+    ]
+    # About a channel we have no buffer for: where the user is.
+    feed(s, [":irc.local 697 alice #gone n!*@* b :Channel ban list already contains n!*@*"])
+    assert s.current.lines[-1].text == "#gone: n!*@* is already on the ban list"
+
+
 def test_query_close_win_clear(s: Session) -> None:
     assert run(s, "/query bob hello") == ["@label=o1 PRIVMSG bob :hello"]
     assert s.current.name == "bob" and s.current.kind is BufferKind.QUERY
