@@ -306,6 +306,61 @@ def _sasl_failed(core: ServerCore, client: Client) -> None:
     core.reply(client, N.ERR_SASLFAIL, "SASL authentication failed")
 
 
+# ---------------------------------------------------------------------- PASS login
+
+# PASS <account>:<password> without a server password (Ergo's login-via-pass-command,
+# for clients and bouncers without SASL). Checked only when registration ends, so that
+# SASL, usually sent after PASS, wins. Kept here until then because Client has no slot
+# for it; a connection that closes first is swept out by the next PASS logins.
+_pass_logins: dict[Client, tuple[str, str]] = {}
+_SWEEP_AT = 64
+_sweep_at = _SWEEP_AT
+
+
+def note_pass_login(client: Client, text: str) -> None:
+    """PASS on a server without a password: keep ``account:password`` for the end of
+    registration (the last PASS counts; one without a colon is no login)."""
+    global _sweep_at
+    _pass_logins.pop(client, None)
+    account, colon, password = text.partition(":")
+    account = account.partition("@")[0]  # Ergo's account@device: no devices here
+    if not colon or not account or not password or client.account is not None:
+        return
+    _pass_logins[client] = (account, password)
+    if len(_pass_logins) >= _sweep_at:
+        for gone in [c for c in _pass_logins if c.closing is not None or c.registered]:
+            del _pass_logins[gone]
+        _sweep_at = max(_SWEEP_AT, 2 * len(_pass_logins))
+
+
+def pass_login(core: ServerCore, client: Client, then: Callable[[], None]) -> bool:
+    """At the end of registration, log in with PASS's account and password unless
+    something (SASL, REGISTER) logged in meanwhile. True when a check is under way:
+    ``then`` runs once it is over, logged in or not (told why by a notice)."""
+    credentials = _pass_logins.pop(client, None)
+    if credentials is None or client.account is not None or core.config.password is not None:
+        return False
+    account, password = credentials
+
+    def tell(text: str) -> None:
+        core.send(client, Message("NOTICE", [client.nick, text], core.config.name))
+
+    if too_many_failures(core, client):
+        log.warning("PASS login as %r from %s refused: too many failures", account, client.ip)
+        tell(f"*** Login as {account} refused: too many failed attempts; "
+             "connecting without an account")
+        then()
+        return True
+
+    def failed() -> None:
+        tell(f"*** Login as {account} failed: wrong account name or password; "
+             "connecting without an account")
+        then()
+
+    check_login(core, client, account, password, lambda name: then(), failed)
+    return True
+
+
 def abort_sasl(core: ServerCore, client: Client) -> None:
     """Registration completed in the middle of an exchange: it ends there (sasl-3.1)."""
     _end_sasl(client)

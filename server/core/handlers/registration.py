@@ -18,6 +18,8 @@ from ..relay import relay_wire
 from .accounts import (
     SERVICE_NAMES,
     abort_sasl,
+    note_pass_login,
+    pass_login,
     refuse_reserved_nick,
     reserved,
     reserved_for_other,
@@ -125,6 +127,8 @@ def handle_pass(core: ServerCore, client: Client, msg: Message) -> None:
         return
     expected = core.config.password
     client.pass_ok = expected is not None and _same(msg.params[0], expected)
+    if expected is None:  # with a server password, PASS is that and nothing else
+        note_pass_login(client, msg.params[0])
 
 
 def _same(a: str, b: str) -> bool:
@@ -228,6 +232,8 @@ def try_register(core: ServerCore, client: Client) -> None:
             return
     if client.sasl is not None:
         abort_sasl(core, client)
+    if pass_login(core, client, lambda: try_register(core, client)):
+        return  # input is held until the password is checked; then this carries on
     if core.account_names and reserved_for_other(core, client, client.folded):
         refuse_reserved_nick(core, client)
         return
