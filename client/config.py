@@ -117,6 +117,10 @@ DEFAULT_KEYS: dict[str, tuple[str, ...]] = {
     "history_prev": ("up",),
     "history_next": ("down",),
     "toggle_nicklist": ("f7",),
+    # The nick list a page up or down (F11/F12 as in WeeChat; Alt+PgUp/PgDn, as some
+    # terminals take F11 for full screen).
+    "nicklist_up": ("escape pageup", "f11"),
+    "nicklist_down": ("escape pagedown", "f12"),
     "quit": ("c-q",),
 }
 

@@ -506,6 +506,11 @@ class ChatUI:
         self.show_nicklist = not self.show_nicklist
         self.app.invalidate()
 
+    def scroll_nicklist(self, pages: int) -> None:
+        if self._nicklist_visible():
+            self.nick_list.scroll(pages)
+            self.app.invalidate()
+
     def quit(self) -> None:
         self.connection.input("/quit")
 

@@ -340,9 +340,23 @@ class NickList(UIControl):
         self._rows: list[tuple[str, str, bool]] = []  # (prefix, nick, away)
         self._width = 8
         self.sorts = 0
+        self._buffer: Buffer | None = None  # the channel whose list is scrolled...
+        self._offset = 0  # ...by this many nicks (back to the top in another buffer)
+        self._rows_shown = 1  # rows for nicks at the last draw (a page)
 
     def is_focusable(self) -> bool:
         return False
+
+    def scroll(self, pages: int) -> None:
+        """Move the list by ``pages`` pages (negative: up), as far as it goes."""
+        self._current_offset()
+        page = max(1, self._rows_shown - 2)  # (keep a nick or two of the last page)
+        self._offset = max(0, self._offset + pages * page)
+
+    def _current_offset(self) -> int:
+        if self._buffer is not self.session.current:
+            self._buffer, self._offset = self.session.current, 0
+        return self._offset
 
     def _members(self) -> list[tuple[str, str, bool]]:
         buf = self.session.current
@@ -371,17 +385,34 @@ class NickList(UIControl):
             [("class:nicklist_header", fit(f"{count} user{'s' if count != 1 else ''}", width))]
         ]
         room = height - 1
-        show = max(0, room - 1) if count > room else count
-        for prefix, nick, away in members[:show]:
+        self._rows_shown = max(1, room)
+        start, end = nick_window(count, room, self._current_offset())
+        self._offset = start  # (scrolled past the end: back to where it stops)
+        if start and room > 0:
+            out.append([("class:nicklist_away", fit(f"↑ {start} more", width))])
+        for prefix, nick, away in members[start:end]:
             style = "class:nicklist_away" if away else "class:nicklist"
             out.append([("class:prefix", prefix or " "), (style, fit(nick, width - 1))])
-        if show < count and room > 0:
-            out.append([("class:nicklist_away", fit(f"+{count - show} more", width))])
+        if end < count and room > 0:
+            out.append([("class:nicklist_away", fit(f"+{count - end} more", width))])
 
         def get_line(i: int) -> Fragments:
             return out[i] if 0 <= i < len(out) else []
 
         return UIContent(get_line=get_line, line_count=len(out), show_cursor=False)
+
+
+def nick_window(count: int, room: int, offset: int) -> tuple[int, int]:
+    """The nicks (start, end) a list of ``room`` rows shows from ``offset`` on: a row
+    for "↑ N more" above them when start > 0, one for "+N more" below when end < count."""
+    if count <= room:
+        return 0, count
+    if room < 3:  # no room for both marks: the first nicks and "+N more"
+        return 0, max(0, room - 1)
+    last = count - (room - 1)  # the furthest start: the mark above, then the last nicks
+    start = min(max(0, offset), last)
+    end = start + (room - 1 if start else room) - (1 if start < last else 0)
+    return start, min(end, count)
 
 
 def topic_fragments(session: Session) -> Fragments:

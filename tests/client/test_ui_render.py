@@ -237,6 +237,9 @@ class _Recorder:
     def toggle_nicklist(self) -> None:
         raise RuntimeError("a bug in an action")
 
+    def scroll_nicklist(self, pages: int) -> None:
+        self.calls.append(f"nicklist {pages}")
+
     def quit(self) -> None:
         self.calls.append("quit")
 
@@ -269,6 +272,17 @@ def test_key_bindings_follow_the_config() -> None:
     assert ("Keys.Escape", "a") in keys and ("Keys.End",) in keys
     assert describe(cfg.keys, "scroll_bottom") == "Ctrl+End"
     assert describe(cfg.keys, "next_active") == "Alt+A"
+
+
+def test_the_nick_list_pages_with_alt_pageup_and_pagedown_or_f11_and_f12() -> None:
+    ui = _Recorder()
+    kb, _ = build_key_bindings(ui, DEFAULT_KEYS)
+    for keys in (["Keys.Escape", "Keys.PageDown"], ["Keys.F12"], ["Keys.Escape", "Keys.PageUp"],
+                 ["Keys.F11"]):  # fmt: skip
+        (binding,) = [b for b in kb.bindings if [str(k) for k in b.keys] == keys]
+        binding.handler(cast(KeyPressEvent, None))
+    assert ui.calls == ["nicklist 1", "nicklist 1", "nicklist -1", "nicklist -1"]
+    assert describe(DEFAULT_KEYS, "nicklist_down") == "Alt+PgDn"
 
 
 def test_a_failing_action_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
@@ -424,6 +438,43 @@ def test_nick_list_sorts_only_when_members_change() -> None:
     content = nl.create_content(nl.width(), 5)
     last = "".join(t for _, t, *_ in content.get_line(content.line_count - 1))
     assert last.startswith("+") and last.endswith("more")
+
+
+def nick_rows(nl: NickList, height: int) -> list[str]:
+    content = nl.create_content(nl.width(), height)
+    return ["".join(t for _, t, *_ in content.get_line(i)) for i in range(content.line_count)]
+
+
+def test_the_nick_list_scrolls_by_pages_to_every_member() -> None:
+    s = chat_session()
+    buf = s.buffer("#t")
+    assert buf is not None
+    s.switch(buf)
+    feed(s, [f":u{i:02}!~u@h JOIN #t" for i in range(40)])  # 41 with alice
+    nl = NickList(s, lambda b: len(b.members))
+    rows = nick_rows(nl, 12)  # the header, 10 nicks, "+N more"
+    assert rows[0] == "41 users" and rows[-1].strip() == "+31 more"
+    nl.scroll(1)  # a page: the rows for nicks less two, so a page overlaps the last
+    rows = nick_rows(nl, 12)
+    assert rows[1].strip() == "↑ 9 more" and rows[2].strip() == "u08"
+    assert rows[-1].strip() == "+23 more" and len(rows) == 12
+    for _ in range(10):  # past the end: the last nicks, no "+N more"
+        nl.scroll(1)
+    rows = nick_rows(nl, 12)
+    assert rows[-1].strip() == "u39" and rows[1].strip() == "↑ 31 more" and len(rows) == 12
+    nl.scroll(-1)  # from where it stopped, not from past it
+    assert nick_rows(nl, 12)[1].strip() == "↑ 22 more"
+    nl.scroll(-10)
+    assert nick_rows(nl, 12)[1].strip() == "@alice"
+    # Another buffer starts at the top.
+    nl.scroll(2)
+    s.switch(s.server)
+    s.switch(buf)
+    nick_rows(nl, 12)
+    s.switch(s.server)
+    nick_rows(nl, 12)
+    s.switch(buf)
+    assert nick_rows(nl, 12)[1].strip() == "@alice"
 
 
 def test_config_problems_are_shown_in_the_server_buffer() -> None:
