@@ -12,7 +12,7 @@ import pytest
 from chat.message import Message
 from tests.conftest import RunningServer, serving, suite_config
 from tests.ircclient import IRCTestClient
-from tests.server.helpers import ask, only, quit_and_wait
+from tests.server.helpers import ask, nickserv_says, only, quit_and_wait
 from tests.server.test_accounts import (
     PASSWORD,
     authenticate,
@@ -182,3 +182,15 @@ async def test_with_a_server_password_pass_is_only_that(backend: str, tmp_path: 
         await wrong.send("NICK ivy__")
         await wrong.send("USER ivy 0 * :Ivy")
         assert [m.command for m in await wrong.wait_closed()] == ["464", "ERROR"]
+
+
+async def test_nickserv_help_mentions_it_where_it_works(backend: str, tmp_path: Path) -> None:
+    line = "Without SASL: send PASS <account>:<password> when connecting"
+    async with serving(suite_config(), backend, db=str(tmp_path / "a.db")) as running:
+        c = await running.client("jane")
+        assert line in nickserv_says(await ask(c, "PRIVMSG NickServ :HELP"))
+    async with serving(suite_config(password="letmein"), backend,
+                       db=str(tmp_path / "b.db")) as running:
+        c = await running.client()
+        assert "001" in [m.command for m in await connect(c, "letmein", "jane")]
+        assert line not in nickserv_says(await ask(c, "PRIVMSG NickServ :HELP"))

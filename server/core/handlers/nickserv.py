@@ -44,6 +44,8 @@ HELP = [
     "DROP <account> <password>  deletes your account (operators: DROP <account>, any)",
     "Better: let your client log in with SASL PLAIN when it connects.",
 ]
+# Only where it works: with a server password, PASS is that password alone.
+PASS_HELP = "Without SASL: send PASS <account>:<password> when connecting"
 
 
 def tell(core: ServerCore, client: Client, text: str) -> None:
@@ -69,6 +71,8 @@ def nickserv(core: ServerCore, client: Client, text: str) -> None:
     if command == "HELP":
         for line in HELP:
             tell(core, client, line)
+        if core.config.password is None:
+            tell(core, client, PASS_HELP)
     elif command == "REGISTER":
         if not args:
             tell(core, client, "Syntax: REGISTER <password> [email]")
