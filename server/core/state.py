@@ -61,6 +61,7 @@ class Client:
         "nick",
         "oper_name",
         "out",
+        "pass_login",
         "pass_ok",
         "password_failures",
         "ping_sent_at",
@@ -88,6 +89,8 @@ class Client:
         self.realname = ""
         self.registered = False
         self.pass_ok = False
+        # PASS <account>:<password> (no server password): checked when registration ends.
+        self.pass_login: tuple[str, str] | None = None
         self.caps: set[str] = set()
         self.cap_negotiating = False
         self.cap_version = 0

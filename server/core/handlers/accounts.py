@@ -310,34 +310,23 @@ def _sasl_failed(core: ServerCore, client: Client) -> None:
 
 # PASS <account>:<password> without a server password (Ergo's login-via-pass-command,
 # for clients and bouncers without SASL). Checked only when registration ends, so that
-# SASL, usually sent after PASS, wins. Kept here until then because Client has no slot
-# for it; a connection that closes first is swept out by the next PASS logins.
-_pass_logins: dict[Client, tuple[str, str]] = {}
-_SWEEP_AT = 64
-_sweep_at = _SWEEP_AT
-
-
+# SASL, usually sent after PASS, wins (kept in Client.pass_login until then).
 def note_pass_login(client: Client, text: str) -> None:
     """PASS on a server without a password: keep ``account:password`` for the end of
     registration (the last PASS counts; one without a colon is no login)."""
-    global _sweep_at
-    _pass_logins.pop(client, None)
+    client.pass_login = None
     account, colon, password = text.partition(":")
     account = account.partition("@")[0]  # Ergo's account@device: no devices here
     if not colon or not account or not password or client.account is not None:
         return
-    _pass_logins[client] = (account, password)
-    if len(_pass_logins) >= _sweep_at:
-        for gone in [c for c in _pass_logins if c.closing is not None or c.registered]:
-            del _pass_logins[gone]
-        _sweep_at = max(_SWEEP_AT, 2 * len(_pass_logins))
+    client.pass_login = (account, password)
 
 
 def pass_login(core: ServerCore, client: Client, then: Callable[[], None]) -> bool:
     """At the end of registration, log in with PASS's account and password unless
     something (SASL, REGISTER) logged in meanwhile. True when a check is under way:
     ``then`` runs once it is over, logged in or not (told why by a notice)."""
-    credentials = _pass_logins.pop(client, None)
+    credentials, client.pass_login = client.pass_login, None
     if credentials is None or client.account is not None or core.config.password is not None:
         return False
     account, password = credentials
