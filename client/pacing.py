@@ -100,14 +100,19 @@ class TokenBucket:
         self.bytes -= nbytes
 
 
-def command_of(line: str) -> str:
-    """The command of a raw line (after its tags and source), upper-cased."""
+def _words(line: str) -> list[str]:
+    """A raw line's command and parameters as words (its tags and source skipped)."""
     rest = line
     if rest.startswith("@"):
         rest = rest.partition(" ")[2].lstrip(" ")
     if rest.startswith(":"):
         rest = rest.partition(" ")[2].lstrip(" ")
-    return rest.partition(" ")[0].upper()
+    return rest.split(" ")
+
+
+def command_of(line: str) -> str:
+    """The command of a raw line (after its tags and source), upper-cased."""
+    return _words(line)[0].upper()
 
 
 def wire(line: str) -> bytes:
@@ -188,10 +193,5 @@ class SendQueue:
 
 def _batch_ref(line: str) -> str:
     """The reference of a BATCH line (``+ref`` or ``-ref``), "" when there is none."""
-    rest = line
-    if rest.startswith("@"):
-        rest = rest.partition(" ")[2].lstrip(" ")
-    if rest.startswith(":"):
-        rest = rest.partition(" ")[2].lstrip(" ")
-    parts = rest.split(" ")
+    parts = _words(line)
     return parts[1] if len(parts) > 1 else ""
