@@ -79,22 +79,36 @@ def test_empty_label_is_no_label() -> None:
 # ---------------------------------------------------------------------- 512-byte lines
 
 
-def test_relayed_full_length_privmsg_is_cut_to_512_bytes_on_a_character_boundary() -> None:
-    # Was: a legal 510-byte PRIVMSG relayed with the sender's mask in front: 555 bytes.
+def test_relayed_full_length_notice_is_cut_to_512_bytes_on_a_character_boundary() -> None:
+    # Was: a legal 510-byte NOTICE relayed with the sender's mask in front: 555 bytes.
+    # (A PRIVMSG that long is refused with 417 since 6de0eaa: below.)
     with harness() as h:
         alice = h.register("alice", caps="echo-message")
         bob = h.register("bob")
         h.send_line(alice, "JOIN #c")
         h.send_line(bob, "JOIN #c")
-        text = "é" * 249  # 12 + 498 = 510 bytes sent; two-byte characters to split
-        got = h.send_line(alice, "PRIVMSG #c :" + text)
+        text = "é" * 249  # 11 + 498 = 509 bytes sent; two-byte characters to split
+        got = h.send_line(alice, "NOTICE #c :" + text)
         for conn in (alice, bob):
             line = got[conn][0]
             assert len(line) <= MAX_LINE_BODY
             relayed = parse(line.decode())
-            assert relayed.command == "PRIVMSG"
+            assert relayed.command == "NOTICE"
             assert text.startswith(relayed.params[1])
             assert len(relayed.params[1]) >= 220  # cut, not dropped
+        h.finish()
+
+
+def test_a_privmsg_too_long_once_relayed_is_refused_and_never_stored() -> None:
+    with CoreHarness(replace(CONFIG, db="on", history_playback=0)) as h:
+        alice = h.register("alice")
+        bob = h.register("bob")
+        h.send_line(alice, "JOIN #c")
+        h.send_line(bob, "JOIN #c")
+        got = h.send_line(alice, "PRIVMSG #c :" + "x" * 498)
+        assert [parse(line.decode()).command for line in got[alice]] == ["417"]
+        assert not got.get(bob)
+        assert [m for m in h.store if m.command == "PRIVMSG"] == []
         h.finish()
 
 
@@ -104,9 +118,10 @@ def test_history_keeps_the_text_the_channel_saw() -> None:
         bob = h.register("bob")
         h.send_line(alice, "JOIN #c")
         h.send_line(bob, "JOIN #c")
-        got = h.send_line(alice, "PRIVMSG #c :" + "x" * 498)
+        got = h.send_line(alice, "NOTICE #c :" + "x" * 499)
         seen = parse(got[bob][0].decode()).params[1]
-        assert [m.text for m in h.store if m.command == "PRIVMSG"] == [seen]
+        assert len(seen) < 499  # cut for the channel: stored as cut
+        assert [m.text for m in h.store if m.command == "NOTICE"] == [seen]
         h.finish()
 
 
