@@ -1407,7 +1407,7 @@ class Session:
         text = msg.params[-1] if len(msg.params) > 1 else "Welcome"
         mask = text.rsplit(" ", 1)[-1]
         if "!" in mask and "@" in mask:
-            self._mask_len = len(mask) + 1
+            self._mask_len = len(mask.encode()) + 1
         self._add(self.server, self._line(msg, now, Kind.INFO, text))
         if self._nick_taken and not self.is_me(self._wanted_nick):
             self._regain.start(self._wanted_nick, now)
@@ -1930,7 +1930,7 @@ class Session:
         nick = self._source_nick(msg)
         if self.is_me(nick):
             if msg.source and "!" in msg.source:
-                self._mask_len = len(msg.source) + 1
+                self._mask_len = len(msg.source.encode()) + 1
             buf = self._ensure(name, BufferKind.CHANNEL, now)
             if buf is None:
                 self._add(
@@ -2057,6 +2057,8 @@ class Session:
         text = event_text("NICK", msg.params) or ""
         if me:
             self.nick = self._wanted_nick = new
+            if self._mask_len:  # others now see the new nick in front of our lines
+                self._mask_len += len(new.encode()) - len(old.encode())
             if self._regain.is_target(new, self.fold):
                 self._stop_regain()  # got it back
             self._rebuild_highlight()

@@ -352,6 +352,17 @@ def test_long_messages_are_split_to_fit_a_line(s: Session) -> None:
     assert [ln.delivery for ln in shown] == [Delivery.PENDING] * len(out)
 
 
+def test_after_our_nick_change_long_messages_fit_with_the_new_mask(s: Session) -> None:
+    long_nick = "alice-with-a-much-longer-nick"
+    feed(s, [f":alice!~a@127.0.0.1 NICK {long_nick}"])
+    out = [line.split(" ", 1)[1] for line in run(s, "wörd " * 400)]
+    mask = f":{long_nick}!~a@127.0.0.1 "  # what the server now puts in front
+    assert len(out) > 1
+    for line in out:
+        assert len(line.encode()) + len(mask) <= 510  # no 417 from the server
+    assert all(len(line.encode()) + len(mask) > 450 for line in out[:-1])
+
+
 def test_split_text() -> None:
     assert split_text("short", 100) == ["short"]
     assert split_text("a" * 25, 10) == ["a" * 10, "a" * 10, "a" * 5]
