@@ -71,3 +71,13 @@ async def test_myself_does_not_bypass_the_every_host_refusal(server: RunningServ
     await oper_up(root)
     msgs = await ask(root, "KLINE MYSELF *@* :everyone")
     assert [m.params[-1] for m in msgs] == ["Not a valid K-Line: *@* matches every host"]
+
+
+@pytest.mark.parametrize("line", ["KLINE MYSELF", "DLINE myself", "KLINE MYSELF :"])
+async def test_myself_without_a_mask_is_461(server: RunningServer, line: str) -> None:
+    root = await server.client("root")
+    await oper_up(root)
+    msgs = await ask(root, line)
+    assert [(m.command, m.params[1:]) for m in msgs] == [
+        ("461", [line.split()[0], "Not enough parameters"])
+    ]

@@ -86,10 +86,10 @@ def handle_undline(core: ServerCore, client: Client, msg: Message) -> None:
 def _set(core: ServerCore, client: Client, kind: str, params: list[str]) -> None:
     # As on Ergo: a ban on one's own address needs the keyword, for it disconnects
     # everyone else there (a nick on the same host becomes a mask matching us).
-    myself = len(params) > 1 and params[0].upper() == MYSELF
+    myself = bool(params) and params[0].upper() == MYSELF  # alone: 461, not a nick
     if myself:
         params = params[1:]
-    seconds, target, reason = _split(params)
+    seconds, target, reason = _split(params) if params else (None, "", "")
     if not target:
         core.reply(client, N.ERR_NEEDMOREPARAMS, f"{kind}LINE", "Not enough parameters")
         return
