@@ -90,7 +90,9 @@ async def test_usual_service_nicks_are_reserved_in_any_case(server: RunningServe
             ["alice", nick, "Nickname is reserved for services"]
         ]
     msgs = await ask(alice, "REGISTER operserv * long-enough-password")
-    assert [(m.command, m.params[1]) for m in msgs] == [("FAIL", "BAD_ACCOUNT_NAME")]
+    assert [(m.command, m.params[1:]) for m in msgs] == [
+        ("FAIL", ["BAD_ACCOUNT_NAME", "operserv", "That name is reserved for services"])
+    ]
 
 
 async def test_services_answer_at_their_server_name(server: RunningServer) -> None:

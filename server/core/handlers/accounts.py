@@ -407,8 +407,11 @@ def register_account(
         replies.fail("TEMPORARILY_UNAVAILABLE", account, "Send the server password (PASS) first")
         return
     folded = core.fold(account)
-    if not is_valid_nick(account, core.config.nicklen) or folded in SERVICE_NAMES:
+    if not is_valid_nick(account, core.config.nicklen):
         replies.fail("BAD_ACCOUNT_NAME", account, "An account name must be a valid nickname")
+        return
+    if folded in SERVICE_NAMES:
+        replies.fail("BAD_ACCOUNT_NAME", account, "That name is reserved for services")
         return
     if folded in core.account_names:  # known here: no need to ask the store
         replies.fail("ACCOUNT_EXISTS", account, ACCOUNT_EXISTS_TEXT)
