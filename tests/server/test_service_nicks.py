@@ -109,3 +109,16 @@ async def test_services_answer_at_their_server_name(server: RunningServer) -> No
     # Reserved but not run here: nobody holds the nick.
     msgs = await ask(alice, "PRIVMSG OperServ :HELP")
     assert [m.params[1:] for m in only(msgs, "401")] == [["OperServ", "No such nick/channel"]]
+
+
+async def test_a_ctcp_to_a_service_is_answered_or_ignored_never_a_command(
+    server: RunningServer,
+) -> None:
+    alice = await server.client("alice")
+    msgs = await ask(alice, "PRIVMSG NickServ :\x01PING 12345\x01")
+    assert [(m.source, m.params) for m in msgs] == [
+        ("NickServ!NickServ@test.server", ["alice", "\x01PING 12345\x01"])
+    ]
+    msgs = await ask(alice, "PRIVMSG ChanServ :\x01VERSION\x01")
+    assert [m.params[1].startswith("\x01VERSION ") for m in msgs] == [True]
+    assert await ask(alice, "PRIVMSG MemoServ :\x01CLIENTINFO\x01") == []

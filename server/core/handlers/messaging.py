@@ -10,11 +10,13 @@ from chat.message import MAX_LINE_BODY, Message
 from chat.multiline import Line, combine
 from chat.names import CHANTYPES
 from chat.utf8 import truncate_utf8
+from server import VERSION
 
 from ..caps import PRE_AWAY
 from ..relay import relay_wire
-from ..services import service_target
+from ..services import pseudo_client, service_target
 from ..targets import TargetGate
+from .accounts import service_notice
 from .callerid import blocks as callerid_blocks
 from .callerid import let_answer
 from .channels import is_banned, is_quieted
@@ -126,6 +128,23 @@ def relay_message(
             _to_nick(core, client, command, target, text_params, client_tags, need_cap, lines)
     if command == "PRIVMSG":
         client.last_speak = core.clock()
+
+
+def _service_ctcp(core: ServerCore, client: Client, service: str, text: str) -> None:
+    """A CTCP to a service is no command: PING and VERSION are answered (as Atheme
+    does: a quick "are services up?"), anything else ignored."""
+    body = text.strip("\x01")
+    command, _, arg = body.partition(" ")
+    command = command.upper()
+    if command == "PING":
+        answer = f"PING {arg}".rstrip()
+    elif command == "VERSION":
+        answer = f"VERSION {VERSION} ({core.config.name})"
+    else:
+        return
+    pseudo = pseudo_client(core, service)
+    if pseudo is not None:
+        service_notice(core, client, pseudo.nick, f"\x01{answer}\x01")
 
 
 def _overflows(spare: int, target: str, text: list[str]) -> bool:
@@ -270,6 +289,8 @@ def _to_nick(
         if lines is not None:
             core.fail(client, "BATCH", "MULTILINE_INVALID",
                       "Services take one line at a time")
+        elif command == "PRIVMSG" and text[0].startswith("\x01"):
+            _service_ctcp(core, client, service, text[0])
         elif command == "PRIVMSG":
             SERVICES[service](core, client, text[0])
         return
