@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any, Literal
@@ -44,10 +45,12 @@ from .flood import FloodGate
 from .history import (
     STORED_COMMANDS,
     Pending,
+    Playback,
     StoreMessage,
     deliver_history,
     dm_key,
     message_to_store,
+    record_departure,
     request_playback,
     sender_key,
 )
@@ -182,6 +185,9 @@ class ServerCore:
         # draft/read-marker: (folded account, folded target) -> time (ms) of the last
         # message read; read from the account store at start, written behind.
         self.read_markers: dict[tuple[str, str], int] = {}
+        # Join playback: (folded channel, history.departure_keys key) -> msgid marking
+        # when a local user last left it, oldest first (history.record_departure).
+        self.departures: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._answer_seq = 0
         self._batch_seq = 0
         self.max_clients_seen = 0
@@ -750,10 +756,13 @@ class ServerCore:
         client: Client,
         kind: Literal["chathistory", "playback", "targets", "search"],
         channel: str,
+        playback: Playback | None = None,
     ) -> int:
         self._history_seq += 1
         label = self.defer_label() if kind != "playback" else None
-        self._pending_history[self._history_seq] = Pending(client.conn_id, kind, channel, label)
+        self._pending_history[self._history_seq] = Pending(
+            client.conn_id, kind, channel, label, playback
+        )
         return self._history_seq
 
     def await_answer(
@@ -1195,10 +1204,13 @@ class ServerCore:
             self.limits.closed(client.host_key)
 
     def remove_member(self, channel: Channel, client: Client) -> None:
+        """Every way out of a channel (PART, KICK, QUIT, KILL, disconnect) ends here."""
         channel.members.pop(client, None)
         client.channels.pop(channel.folded, None)
         if not channel.members:
             self.channels.pop(channel.folded, None)
+        if client.remote is None and client.registered and self.history_enabled:
+            record_departure(self, client, channel.folded)  # its join playback starts here
 
     def user_count(self) -> int:
         """Registered local connections, closing ones included (the peak LUSERS shows)."""

@@ -7,7 +7,7 @@ The core never reads or writes the store: it emits ``StoreMessage`` and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
@@ -84,6 +84,7 @@ class Pending:
     kind: Literal["chathistory", "playback", "targets", "search"]
     channel: str  # display name used in replies
     label: str | None = None  # labeled-response label of the request, if any
+    playback: Playback | None = None  # kind "playback": what the joiner has seen
 
 
 def may_read_history(core: ServerCore, channel: Channel, client: Client) -> bool:
@@ -261,9 +262,59 @@ def conversation_of(core: ServerCore, client: Client, nick: str) -> str | None:
     return dm_key(core.fold(client.account), partner)
 
 
-# Join playback reads this many rows per message it may play: the channel's events
-# too, among which it looks for where the joiner left (``unseen``).
+# Join playback without a departure in memory (after a restart, or a first visit) reads
+# this many rows per message it may play: the channel's events too, among which it
+# looks for where the joiner left (``last_departure``).
 PLAYBACK_WINDOW = 4
+# Departures kept in memory (ServerCore.departures): the oldest are dropped beyond it.
+DEPARTURES_KEPT = 50_000
+
+
+@dataclass(slots=True)
+class Playback:
+    """A join playback under way: where its rows end and what the joiner has seen."""
+
+    folded: str  # the channel
+    until: str  # msgid taken at the join: later messages reach the joiner live
+    since: str | None  # msgid marking its last departure, when this server run saw it
+    fallback: bool  # no departure in memory: look for one among the stored events
+
+
+def departure_keys(core: ServerCore, client: Client) -> tuple[str, ...]:
+    """Who ``client`` is whatever its nick: its account when logged in, and its
+    user@host (ident and cloaked host)."""
+    host = "h:" + core.fold(f"{client.user}@{client.host}")
+    if client.account is not None:
+        return ("a:" + core.fold(client.account), host)
+    return (host,)
+
+
+def record_departure(core: ServerCore, client: Client, folded: str) -> None:
+    """``client`` left channel ``folded``: its join playback starts after this.
+
+    A fresh msgid marks the moment: it sorts after every message the client may have
+    seen there and before every later one, even within the same millisecond.
+    """
+    mark = core.msgids.next(core.clock())
+    departures = core.departures
+    for key in departure_keys(core, client):
+        departures[(folded, key)] = mark
+        departures.move_to_end((folded, key))
+    while len(departures) > DEPARTURES_KEPT:
+        departures.popitem(last=False)
+
+
+def departed(core: ServerCore, client: Client, folded: str) -> str | None:
+    """The mark of ``client``'s newest known departure from ``folded``, under any key."""
+    marks = [m for k in departure_keys(core, client)
+             if (m := core.departures.get((folded, k))) is not None]
+    return max(marks) if marks else None
+
+
+def gets_events(client: Client) -> bool:
+    """Whether history sent to ``client`` includes channel events."""
+    return "batch" in client.caps and "server-time" in client.caps and (
+        EVENT_PLAYBACK in client.caps)
 
 
 def request_playback(core: ServerCore, client: Client, folded: str, name: str) -> None:
@@ -271,8 +322,7 @@ def request_playback(core: ServerCore, client: Client, folded: str, name: str) -
 
     Not when another session of its account is in the channel: that one has seen it all.
     """
-    count = core.config.history_playback
-    if count <= 0:
+    if core.config.history_playback <= 0:
         return
     if client.account is not None:
         channel = core.channels.get(folded)
@@ -282,46 +332,78 @@ def request_playback(core: ServerCore, client: Client, folded: str, name: str) -
             return
     # Bound the replay at the join: later messages reach the joiner live.
     until = core.msgids.next(core.clock())
-    rid = core.new_history_request(client, "playback", name)
+    since = departed(core, client, folded)
+    ask_playback(core, client, name, Playback(folded, until, since, since is None))
+
+
+def ask_playback(core: ServerCore, client: Client, name: str, playback: Playback) -> None:
+    """Emit the query for ``playback``: the newest N rows the joiner is sent, or, to
+    look for its departure, N * PLAYBACK_WINDOW rows with the events."""
+    count = core.config.history_playback
     batched = "batch" in client.caps and "server-time" in client.caps  # else NOTICEs
     query = Query(
         "LATEST",
-        folded,
+        playback.folded,
         NO_REF,
-        count * PLAYBACK_WINDOW,
-        until_msgid=until,
+        count * PLAYBACK_WINDOW if playback.fallback else count,
+        until_msgid=playback.until,
         with_tagmsg=batched and wants_tagmsg(client),
-        with_events=True,
+        with_events=playback.fallback or gets_events(client),
         with_redactions=batched and REDACT_CAP in client.caps,
     )
+    rid = core.new_history_request(client, "playback", name, playback)
     core.emit(HistoryRequest(rid, query))
 
 
-def unseen(core: ServerCore, client: Client, channel: str, rows: list[StoredMessage],
-           ) -> list[StoredMessage]:
+def last_departure(core: ServerCore, client: Client, rows: list[StoredMessage]) -> int | None:
+    """Where in ``rows`` ``client`` last left: a PART or QUIT under one of its
+    ``departure_keys`` (the row's account tag, or its source's user@host, whatever the
+    nick), or a KICK of its nick."""
+    keys = departure_keys(core, client)
+    for i in range(len(rows) - 1, -1, -1):
+        row = rows[i]
+        if row.command in ("PART", "QUIT"):
+            if "h:" + core.fold(row.source.partition("!")[2]) in keys:
+                return i
+            account = parse_tags(row.tags).get("account") if "account=" in row.tags else None
+            if account and "a:" + core.fold(account) in keys:
+                return i
+        elif row.command == "KICK" and core.fold(row.text.split(" ", 1)[0]) == client.folded:
+            return i
+    return None
+
+
+def unseen(core: ServerCore, client: Client, playback: Playback, rows: list[StoredMessage],
+           ) -> list[StoredMessage] | None:
     """The newest of ``rows`` that ``client`` has not seen: playback fills the gap since
     it was last in the channel, not the last N lines again at every rejoin or reconnect.
 
-    Seen is what came before its last PART, QUIT or KICK there (the same nick!user@host:
-    the same connection, or the same user reconnecting), and what its account's read
-    marker passed. Without stored events (``--history-events false``) only the marker.
+    Seen is what came before its last departure (``playback.since``, else one found
+    among the stored events) and what its read marker passed. None when no departure
+    was found and the window, full of events, held fewer than N messages: then the
+    caller asks for the last N messages themselves.
     """
-    start, folded = 0, core.fold(channel)
-    for i, row in enumerate(rows):
-        if (row.command in ("PART", "QUIT") and row.source == client.mask) or (
-            row.command == "KICK" and core.fold(row.text.split(" ", 1)[0]) == client.folded
-        ):
-            start = i + 1
-    if client.account is not None:
-        marker = core.read_markers.get((core.fold(client.account), folded), 0)
-    else:
-        marker = (client.markers or {}).get(folded, 0)
-    events = "batch" in client.caps and "server-time" in client.caps and (
-        EVENT_PLAYBACK in client.caps)
-    kept = [r for r in rows[start:]
-            if r.time_ms > marker and (events or r.command not in STORED_EVENTS)]
     count = core.config.history_playback
-    return kept[-count:] if count > 0 else []
+    events = gets_events(client)
+    start = 0
+    if playback.fallback:
+        found = last_departure(core, client, rows)
+        if found is not None:
+            start = found + 1
+        elif len(rows) >= count * PLAYBACK_WINDOW and sum(
+                events or r.command not in STORED_EVENTS for r in rows) < count:
+            return None
+    if client.account is not None:
+        marker = core.read_markers.get((core.fold(client.account), playback.folded), 0)
+    else:
+        marker = (client.markers or {}).get(playback.folded, 0)
+    since = playback.since or ""
+    kept = [r for r in rows[start:]
+            if r.msgid > since and r.time_ms > marker
+            and (events or r.command not in STORED_EVENTS)
+            # Rows stored before CTCP requests were kept out are still never replayed.
+            and not is_ctcp_request(r.text)]
+    return kept[-count:]
 
 
 def wants_tagmsg(client: Client) -> bool:
@@ -353,12 +435,18 @@ def deliver_history(
                 "Messages could not be retrieved",
             )
         return
-    # Rows stored before CTCP requests were kept out are still never replayed.
-    rows = [r for r in rows if not is_ctcp_request(r.text)]
-    if pending.kind == "playback":
-        rows = unseen(core, client, pending.channel, rows)
-        if not rows:
+    if pending.kind == "playback" and pending.playback is not None:
+        kept = unseen(core, client, pending.playback, rows)
+        if kept is None:  # a window of events: the last N messages, in a second query
+            ask_playback(core, client, pending.channel,
+                         replace(pending.playback, fallback=False))
+            return
+        if not kept:
             return  # nobody asked: an empty batch at each join is only noise
+        rows = kept
+    else:
+        # Rows stored before CTCP requests were kept out are still never replayed.
+        rows = [r for r in rows if not is_ctcp_request(r.text)]
     if pending.kind == "playback" and not ("batch" in client.caps and "server-time" in client.caps):
         _send_notices(core, client, pending.channel, rows)
         return

@@ -1,15 +1,21 @@
 """Join playback fills the gap, over real TCP on every backend: a client that rejoins
-or reconnects (same nick!user@host) gets only what was said since it left, and
-nothing at all when nothing was (irssi and WeeChat showed the same lines each time)."""
+or reconnects (the same account or user@host, whatever its nick) gets only what was
+said since it left, and nothing at all when nothing was (irssi and WeeChat showed the
+same lines each time); also after a restart, and in a channel busy with joins and quits."""
 
 from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from server.config import ServerConfig
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, serving, start_server
 from tests.ircclient import IRCTestClient
-from tests.server.helpers import quit_and_wait
+from tests.server.helpers import ask, quit_and_wait
+
+PASSWORD = "playback-password"
 
 
 @pytest.fixture
@@ -19,13 +25,16 @@ def server_config() -> ServerConfig:
 
 async def played(c: IRCTestClient, channel: str) -> list[str]:
     """JOIN, then the texts of the playback notices: everything before the answer to a
-    CHATHISTORY sent after the join (history requests are answered in order)."""
+    CHATHISTORY sent after the join, and before the answer to a second one sent after
+    that answer (history requests are answered in order; a playback may take a second
+    query, emitted when its first is answered)."""
     await c.join(channel)
-    await c.send(f"CHATHISTORY LATEST {channel} * 1")
     texts = []
-    while (m := await c.read_message()).command == "NOTICE":
-        texts.append(m.params[1].split("] ", 1)[1])
-    assert m.command == "PRIVMSG"  # the answer: the newest message
+    for _ in range(2):
+        await c.send(f"CHATHISTORY LATEST {channel} * 1")
+        while (m := await c.read_message()).command == "NOTICE":
+            texts.append(m.params[1].split("] ", 1)[1])
+        assert m.command == "PRIVMSG"  # the answer: the newest message
     assert await c.sync() == []
     return texts
 
@@ -64,3 +73,110 @@ async def test_a_reconnect_gets_only_what_was_said_meanwhile(server: RunningServ
     # Someone else under another nick was not there: the last lines, as before.
     other = await server.client("other")
     assert await played(other, "#g") == ["<alice> one", "<alice> two"]
+
+
+async def connect_as(server: RunningServer, nick: str, user: str) -> IRCTestClient:
+    """A client registered as ``nick`` with the ident ``user`` (the suite's clients use
+    their nick for both): the same person under another nick."""
+    c = await IRCTestClient.open(server.port)
+    server.clients.append(c)
+    await c.send(f"NICK {nick}")
+    await c.send(f"USER {user} 0 * :Real {user}")
+    await c.collect_until("376", "422")
+    c.nick = nick
+    return c
+
+
+async def test_a_nick_change_before_leaving_does_not_replay_what_was_seen(
+    server: RunningServer,
+) -> None:
+    alice = await server.client("alice")
+    await alice.join("#g")
+    await say(alice, "m1")
+    carl = await server.client("carl")
+    assert await played(carl, "#g") == ["<alice> m1"]
+    await say(alice, "m2")  # seen live
+    await ask(carl, "NICK carl2")
+    await ask(carl, "PART #g")
+    await ask(carl, "NICK Carl")  # another case too
+    await say(alice, "m3")
+    assert await played(carl, "#g") == ["<alice> m3"]
+
+
+async def test_a_reconnect_under_another_nick_gets_only_what_was_said_meanwhile(
+    server: RunningServer,
+) -> None:
+    alice = await server.client("alice")
+    await alice.join("#g")
+    await say(alice, "one")
+    plain = await server.client("plain")
+    assert await played(plain, "#g") == ["<alice> one"]
+    await ask(plain, "NICK plain|away")
+    await quit_and_wait(plain)
+    await say(alice, "two")
+    plain = await connect_as(server, "plain_", "plain")
+    assert await played(plain, "#g") == ["<alice> two"]
+
+
+async def test_a_busy_channel_still_plays_the_last_messages(server: RunningServer) -> None:
+    """Joins and parts fill the window of stored rows (4 x 5 here): a newcomer still
+    gets the last messages, and a rejoin what was said since it left."""
+    alice = await server.client("alice")
+    await alice.join("#g")
+    for text in ("one", "two", "three"):
+        await say(alice, text)
+    plain = await server.client("plain")
+    assert await played(plain, "#g") == ["<alice> one", "<alice> two", "<alice> three"]
+    await ask(plain, "PART #g")
+    churn = await server.client("churn")
+    for _ in range(12):  # 24 event rows
+        await churn.join("#g")
+        await ask(churn, "PART #g")
+    fresh = await server.client("fresh")
+    assert await played(fresh, "#g") == ["<alice> one", "<alice> two", "<alice> three"]
+    await say(alice, "four")
+    assert await played(plain, "#g") == ["<alice> four"]
+    newer = await server.client("newer")
+    assert await played(newer, "#g") == [
+        "<alice> one", "<alice> two", "<alice> three", "<alice> four"
+    ]
+
+
+async def restart_with_members(
+    config: ServerConfig, backend: str, db: str
+) -> None:
+    """alice, plain and dana (logged in to the account dana) are in #g; alice says
+    ``one`` and ``two``; then the server stops under them, as on SIGTERM."""
+    first = start_server(config, backend, db=db)
+    try:
+        alice = await first.client("alice")
+        await alice.join("#g")
+        await say(alice, "one")
+        plain = await first.client("plain")
+        assert await played(plain, "#g") == ["<alice> one"]
+        dana = await first.client("dana")
+        assert "900" in [m.command for m in await ask(dana, f"REGISTER dana * {PASSWORD}")]
+        assert await played(dana, "#g") == ["<alice> one"]
+        await say(alice, "two")  # seen live by all three
+    finally:
+        first.handle.stop()
+        for c in first.clients:
+            await c.close()
+
+
+async def test_without_stored_events_a_restart_plays_the_last_lines(
+    backend: str, server_config: ServerConfig, tmp_path: Path
+) -> None:
+    """With --history-events false nothing says where anyone left before the restart:
+    the last lines, as for a newcomer; after that, departures are known again."""
+    config = replace(server_config, history_events=False)
+    db = str(tmp_path / "history.db")
+    await restart_with_members(config, backend, db)
+    async with serving(config, backend, db=db) as second:
+        plain = await second.client("plain")
+        assert await played(plain, "#g") == ["<alice> one", "<alice> two"]
+        await ask(plain, "PART #g")
+        alice = await second.client("alice")
+        await alice.join("#g")
+        await say(alice, "three")
+        assert await played(plain, "#g") == ["<alice> three"]
