@@ -431,8 +431,15 @@ class ServerCore:
 
     def shutdown(self, reason: str = "Server shutting down") -> None:
         # Everyone is leaving at once: an ERROR each, no storm of QUITs between them.
+        keeps = self.history_enabled and self.config.history_events
         for client in list(self.clients.values()):
             if client.closing is None:
+                if keeps and client.registered and client.channels:
+                    # Stored as a real QUIT is (committed by the transport's last
+                    # flush): after the restart, with no departures in memory, join
+                    # playback finds where each user left (history.last_departure).
+                    relay = self.new_relay(client, "QUIT", [reason])
+                    self.on_channel_event(client.channels.values(), client.mask, relay, reason)
                 self.write(client, closing_link(client.host, reason))
                 self._set_closing(client, reason)
                 client.channels.clear()

@@ -164,6 +164,25 @@ async def restart_with_members(
             await c.close()
 
 
+async def test_a_restart_does_not_replay_what_was_seen(
+    backend: str, server_config: ServerConfig, tmp_path: Path
+) -> None:
+    db = str(tmp_path / "history.db")
+    await restart_with_members(server_config, backend, db)
+    async with serving(server_config, backend, db=db) as second:
+        alice = await second.client("alice")
+        assert await played(alice, "#g") == []
+        await say(alice, "three")
+        # Under another nick: the same user@host, and the same account.
+        plain = await connect_as(second, "plain_", "plain")
+        assert await played(plain, "#g") == ["<alice> three"]
+        dana = await connect_as(second, "dana_", "elsewhere")
+        assert "900" in [m.command for m in await ask(dana, f"NS IDENTIFY dana {PASSWORD}")]
+        assert await played(dana, "#g") == ["<alice> three"]
+        other = await second.client("other")  # never there: the last lines
+        assert await played(other, "#g") == ["<alice> one", "<alice> two", "<alice> three"]
+
+
 async def test_without_stored_events_a_restart_plays_the_last_lines(
     backend: str, server_config: ServerConfig, tmp_path: Path
 ) -> None:
