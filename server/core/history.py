@@ -577,8 +577,8 @@ def _send_notices(
         for text in row.text.split("\n"):  # a multiline message: a notice per line
             if not text:
                 continue
-            if text.startswith("\x01ACTION ") and text.endswith("\x01"):
-                head, text = f"{when}* {nick} ", text[8:-1]
+            if text.startswith("\x01ACTION"):  # the closing \x01 is optional (CTCP)
+                head, text = f"{when}* {nick} ", text[8:].removesuffix("\x01") or " "
             elif row.command == "NOTICE":  # as clients show a notice, not a message
                 head = f"{when}-{nick}- "
             else:

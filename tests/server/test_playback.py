@@ -345,3 +345,19 @@ async def test_ctcp_requests_are_not_history(server: RunningServer) -> None:
     notices = [await plain.read_message() for _ in range(2)]
     assert [m.params[1].split("] ", 1)[1] for m in notices] == ["* alice waves", "<alice> hello"]
     assert await plain.sync() == []
+
+
+async def test_an_action_without_its_closing_ctcp_mark_replays_as_an_action(
+    server: RunningServer,
+) -> None:
+    alice = await server.client("alice")
+    await alice.join("#acts")
+    await alice.send("PRIVMSG #acts :\x01ACTION shrugs")  # the closing \x01 is optional
+    await alice.send("PRIVMSG #acts :\x01ACTION\x01")  # an empty /me
+    await alice.sync()
+    plain = await server.client("plain")
+    await plain.send("JOIN #acts")
+    await plain.expect("366")
+    texts = [(await plain.expect("NOTICE")).params[1] for _ in range(2)]
+    assert [t.split("] ", 1)[1] for t in texts] == ["* alice shrugs", "* alice  "]
+    assert not any("\x01" in t for t in texts)
