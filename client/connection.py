@@ -24,9 +24,18 @@ from dataclasses import dataclass
 
 from chat.framing import LineBuffer, LineTooLong
 
-from .model import Buffer, Event, EventCallback, QuitRequested, State, StsPolicy, StsUpgrade
+from .model import (
+    Buffer,
+    Event,
+    EventCallback,
+    QuitRequested,
+    State,
+    StatusChanged,
+    StsPolicy,
+    StsUpgrade,
+)
 from .outbox import Outbox, Outgoing
-from .pacing import Pacing, SendQueue, wire
+from .pacing import Pacing, Priority, SendQueue, wire
 from .session import Session
 from .sts import StsStore
 
@@ -97,6 +106,7 @@ class Connection:
         self._monotonic = monotonic  # flood control's clock
         self._sendq: SendQueue | None = None  # paced lines of this connection
         self._pace_timer: asyncio.TimerHandle | None = None
+        self._queued_shown = 0  # connection.queued when StatusChanged last told it
         session.outbox.paced = self.pacing is not None
         self._writer: asyncio.StreamWriter | None = None
         self._wq: deque[bytes] = deque()
@@ -176,10 +186,10 @@ class Connection:
 
     def flush(self) -> None:
         """Move the session's outgoing lines to the socket and its events to subscribers."""
-        lines = self.session.take_outgoing()
+        lines = self.session.take_lines()
         if self._writer is not None:
             if self._sendq is None:
-                self._write([wire(line) for line in lines])
+                self._write([wire(line) for line, _typed in lines])
             else:
                 self._pace(lines)
         events = self.session.take_events()
@@ -208,17 +218,26 @@ class Connection:
             if self._wq_ready is not None:
                 self._wq_ready.set()
 
-    def _pace(self, lines: list[str]) -> None:
+    def _pace(self, lines: list[tuple[str, bool]]) -> None:
         """Lines through flood control: urgent ones (and registration) at once, the
-        rest, and the outbox's queued messages, in order as the budget allows."""
-        assert self._sendq is not None
+        rest, and the outbox's queued messages, as the budget allows: what the user
+        typed first (:class:`~client.pacing.Priority`)."""
+        q = self._sendq
+        assert q is not None
         now = self._monotonic()
         # Before registration everything goes at once: servers allow for it, and it
         # must never wait (nothing long is sent before: the outbox waits for it).
-        self._write(self._sendq.add(lines, now, urgent=not self.session.registered))
+        urgent = not self.session.registered
+        for line, typed in lines:
+            priority = Priority.TYPED if typed else Priority.AUTO
+            self._write(q.add([line], now, urgent=urgent, priority=priority))
         for entry in self.session.outbox.take_queued():
-            self._sendq.add_ticket(entry)
+            priority = Priority.BULK if entry.bulk else Priority.TYPED
+            q.add_ticket(entry, entry.buffer.name, priority)
         self._pump(now)
+        if self.queued != self._queued_shown:  # the status line's [sending N]
+            self._queued_shown = self.queued
+            self._deliver(StatusChanged())
 
     def _pump(self, now: float) -> None:
         q = self._sendq
@@ -386,7 +405,15 @@ class Connection:
         self._writer = writer
         self._wq.clear()
         pacing = self.pacing
-        self._sendq = SendQueue(pacing, self._monotonic()) if pacing is not None else None
+        self._sendq = None
+        if pacing is not None:
+            # (A channel's messages are one target, also those to @#chan.)
+            session = self.session
+
+            def target(name: str) -> str:
+                return session.fold(name.lstrip(session.prefix_symbols))
+
+            self._sendq = SendQueue(pacing, self._monotonic(), target)
         self.session.outbox.paced = pacing is not None
         self._wq_ready = asyncio.Event()
         self._quit = asyncio.Event()
@@ -415,6 +442,7 @@ class Connection:
             self._writer = None
             self._wq.clear()
             self._sendq = None  # (its messages wait in the outbox for the next one)
+            self._queued_shown = 0
             if self._pace_timer is not None:
                 self._pace_timer.cancel()
                 self._pace_timer = None

@@ -113,6 +113,7 @@ class Outgoing:
     nick: str = ""  # ours when it was written
     label: str | None = None
     sent_at: float = 0.0  # when it was written, by the server's clock as far as known
+    bulk: bool = False  # one of several (a paste, /resend): flood control lets others first
 
     @property
     def kind(self) -> Kind:
@@ -222,6 +223,7 @@ class Outbox:
         for piece in pieces:
             line = self.line(buf, kind, piece.shown, now)
             entry = Outgoing(buf, command, target, piece.text, action, line, lines=piece.lines)
+            entry.bulk = len(pieces) > 1
             self._enqueue(entry, now)
         return True
 
@@ -235,6 +237,7 @@ class Outbox:
             self._entries.remove(entry)
             buf.remove(entry.line)
             entry.step, entry.label = _Step.WAITING, None
+            entry.bulk = len(failed) > 1
             entry.line = self.line(buf, entry.kind, entry.line.text, now)
             self._enqueue(entry, now)
         return len(failed)
@@ -338,6 +341,7 @@ class Outbox:
                 continue  # (no blank messages)
             line = replace(self.line(buf, entry.kind, text, now), delivery=Delivery.PENDING)
             piece = Outgoing(buf, entry.command, entry.target, text, entry.action, line)
+            piece.bulk = True
             self._entries.insert(at, piece)
             at += 1
             if buf.append(line):

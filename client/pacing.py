@@ -16,8 +16,9 @@ Pure: every method takes ``now`` (a monotonic clock), nothing awaits.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from enum import IntEnum
 
 # A burst of 5 lines is what Solanum processes at once and half InspIRCd's threshold
 # (the other half is left for PONGs and our PINGs); one line a second after it is
@@ -36,6 +37,19 @@ BYTES_PER_RATE_LINE = 1000
 # Always written at once, never behind a paste: a held PONG (or PING) gets us
 # disconnected for a ping timeout, and QUIT must not wait for what it ends.
 URGENT = frozenset({"PONG", "PING", "CAP", "AUTHENTICATE", "QUIT"})
+# Lines that carry a message to a target: never reordered against an earlier one to it.
+MESSAGES = frozenset({"PRIVMSG", "NOTICE", "TAGMSG", "BATCH"})
+
+
+class Priority(IntEnum):
+    """Which waiting line goes first (lower first; in order within each), as WeeChat's
+    high- and low-priority queues: what the user waits for before what the client asks
+    on its own, so a line typed after a reconnect does not wait behind 20 channels'
+    history, nor a /whois behind a paste."""
+
+    TYPED = 0  # typed: a command's lines, a message of one piece
+    BULK = 1  # own messages of a paste (several pieces), /resend
+    AUTO = 2  # the client's own: history, WHO/MODE after a join, polls, replies, typing
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +141,8 @@ class Unit:
     data: list[bytes] = field(default_factory=list)
     ticket: object | None = None
     open_batch: str | None = None  # a batch reference whose end has not come yet
+    targets: frozenset[str] = frozenset()  # a message's targets (folded), else none
+    typing: bool = False  # a typing notification: stale once a newer one or a message comes
 
     @property
     def size(self) -> int:
@@ -134,33 +150,53 @@ class Unit:
 
 
 class SendQueue:
-    """Lines in the order they are to be written, released as the bucket allows."""
+    """Lines waiting to be written, by :class:`Priority` (in order within each), released
+    as the bucket allows. A message (a line or a ticket with ``targets``) is never put
+    before an earlier one to the same target: an automatic one (a CTCP reply) is moved
+    up with it, else it waits in the lower queue behind them (a line typed into a
+    channel a paste goes to). A waiting typing notification is dropped when a newer one,
+    or a message, to its target comes: it would be stale, or say typing after the message."""
 
-    def __init__(self, pacing: Pacing, now: float) -> None:
+    def __init__(
+        self, pacing: Pacing, now: float, fold: Callable[[str], str] = str.lower
+    ) -> None:
         self.bucket = TokenBucket(pacing, now)
-        self._units: deque[Unit] = deque()
+        self._fold = fold
+        self._queues: tuple[deque[Unit], ...] = tuple(deque() for _ in Priority)
+        self._open: Unit | None = None  # the batch whose lines are still coming
 
     def __len__(self) -> int:
         """Units waiting (a batch or an outbox message is one)."""
-        return len(self._units)
+        return sum(len(q) for q in self._queues)
 
     def clear(self, now: float) -> None:
         """A new connection: nothing waits, and the server counts from nothing."""
-        self._units.clear()
+        for q in self._queues:
+            q.clear()
+        self._open = None
         self.bucket = TokenBucket(self.bucket.pacing, now)
 
-    def add(self, lines: Iterable[str], now: float, *, urgent: bool = False) -> list[bytes]:
+    def add(
+        self,
+        lines: Iterable[str],
+        now: float,
+        *,
+        urgent: bool = False,
+        priority: Priority = Priority.AUTO,
+    ) -> list[bytes]:
         """Queue ``lines``; what may be written right away is returned (urgent lines,
         or all of them with ``urgent``: registration, which the server allows for)."""
         out: list[bytes] = []
         for line in lines:
             data = wire(line)
-            command = command_of(line)
-            tail = self._units[-1] if self._units else None
-            if tail is not None and tail.open_batch is not None:
+            words = _words(line)
+            command = words[0].upper()
+            tail = self._open
+            if tail is not None:
                 tail.data.append(data)  # (nothing comes between a batch's lines)
-                if command == "BATCH" and _batch_ref(line) == "-" + tail.open_batch:
+                if command == "BATCH" and _batch_ref(line) == "-" + (tail.open_batch or ""):
                     tail.open_batch = None
+                    self._open = None
                 continue
             if urgent or command in URGENT:
                 if not urgent:
@@ -171,14 +207,43 @@ class SendQueue:
             ref = _batch_ref(line) if command == "BATCH" else ""
             if ref.startswith("+"):
                 unit.open_batch = ref[1:]
-            self._units.append(unit)
+                self._open = unit
+            if command in MESSAGES:
+                at = 3 if command == "BATCH" else 1  # (BATCH +ref type target)
+                target = words[at] if len(words) > at else ""
+                unit.targets = frozenset(self._fold(t) for t in target.split(",") if t)
+                unit.typing = command == "TAGMSG" and "+typing=" in line.partition(" ")[0]
+            self._place(unit, priority)
         return out
 
-    def add_ticket(self, ticket: object) -> None:
-        self._units.append(Unit(ticket=ticket))
+    def add_ticket(
+        self, ticket: object, target: str = "", priority: Priority = Priority.TYPED
+    ) -> None:
+        """Queue an outbox message to ``target``, written when its turn comes."""
+        unit = Unit(ticket=ticket, targets=frozenset({self._fold(target)} if target else ()))
+        self._place(unit, priority)
+
+    def _place(self, unit: Unit, priority: Priority) -> None:
+        if unit.targets:
+            for q in self._queues:  # (superseded: a newer state, or the message itself)
+                for stale in [u for u in q if u.typing and u.targets & unit.targets]:
+                    q.remove(stale)
+            # Behind an own message to the same target waiting lower: there too.
+            for lower in range(Priority.AUTO - 1, priority, -1):
+                if any(u.targets & unit.targets for u in self._queues[lower]):
+                    priority = Priority(lower)
+                    break
+            if priority < Priority.AUTO:  # automatic ones to it are moved up, in order
+                auto = self._queues[Priority.AUTO]
+                earlier = [u for u in auto if u.targets & unit.targets and u is not self._open]
+                for u in earlier:
+                    auto.remove(u)
+                self._queues[priority].extend(earlier)
+        self._queues[priority].append(unit)
 
     def head(self) -> Unit | None:
-        return self._units[0] if self._units else None
+        """The next unit to go: the first of the highest priority waiting."""
+        return next((q[0] for q in self._queues if q), None)
 
     def ready(self, unit: Unit, lines: int, nbytes: int, now: float) -> float:
         """0 when ``unit`` (costing ``lines`` and ``nbytes``) may go now, else the wait;
@@ -188,7 +253,8 @@ class SendQueue:
         return self.bucket.wait(lines, nbytes, now)
 
     def pop(self) -> Unit:
-        return self._units.popleft()
+        """Take :meth:`head`."""
+        return next(q for q in self._queues if q).popleft()
 
 
 def _batch_ref(line: str) -> str:

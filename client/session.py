@@ -246,6 +246,7 @@ class Session:
         self.nicklen = 0
 
         self._out: list[str] = []
+        self._typed_out: list[tuple[int, int]] = []  # spans of _out that input() wrote
         self._events: list[Event] = []
         self.buffers: list[Buffer] = []
         self._by_key: dict[str, Buffer] = {}
@@ -311,8 +312,17 @@ class Session:
 
     def take_outgoing(self) -> list[str]:
         """Lines to send (without CRLF), oldest first; the queue is emptied."""
+        return [line for line, _typed in self.take_lines()]
+
+    def take_lines(self) -> list[tuple[str, bool]]:
+        """As :meth:`take_outgoing`, each with whether the user typed it (a command's
+        line, written by :meth:`input`): flood control lets those go first."""
         out, self._out = self._out, []
-        return out
+        typed = [False] * len(out)
+        for start, end in self._typed_out:
+            typed[start:end] = [True] * (min(end, len(out)) - min(start, len(out)))
+        self._typed_out = []
+        return list(zip(out, typed, strict=True))
 
     def take_events(self) -> list[Event]:
         events, self._events = self._events, []
@@ -350,6 +360,7 @@ class Session:
         self._quitting = False
         self._upgrading = False
         self._out.clear()
+        self._typed_out.clear()
         self.notify.forget_states()
         self._ison_polls.clear()
         self._accept_list, self._accept_more = [], 0
@@ -372,6 +383,7 @@ class Session:
         self._show_folds(self.netsplits.take())  # (they happened before the loss)
         self.state = State.DISCONNECTED
         self._out.clear()
+        self._typed_out.clear()
         self._batches.clear()
         self._searches.clear()
         self._history.connection_lost()
@@ -654,11 +666,15 @@ class Session:
         why), see :func:`client.commands.run_input`."""
         from .commands import run_input
 
+        start = len(self._out)
         try:
             return run_input(self, text, now)
         except Exception as exc:  # a command bug must not kill the UI
             self.error(f"Command failed: {exc!r}", now)
             return True
+        finally:
+            if len(self._out) > start:
+                self._typed_out.append((start, len(self._out)))
 
     def complete(self, text: str, cursor: int | None = None) -> Completion:
         """Tab completion of the word before ``cursor``: commands, channels or nicks."""

@@ -295,7 +295,7 @@ class ChatUI:
         now = time.time()
         frags = status_fragments(
             self.session, self.views, more_key=describe(self.config.keys, "scroll_down"),
-            now=now,
+            now=now, sending=self.connection.queued,
         )
         typing = self.session.current.typing
         if typing:  # redraw when the first notice runs out, so "is typing" goes away

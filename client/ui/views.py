@@ -436,9 +436,20 @@ def topic_fragments(session: Session) -> Fragments:
     return [("bold", f" {label}"), ("", " — server messages (/help for commands)")]
 
 
+# Lines held back by flood control from which the status line says so: fewer go within
+# a few seconds at the default pace.
+SENDING_HINT = 3
+
+
 def status_fragments(
-    session: Session, views: Views, *, more_key: str = "PageDown", now: float = 0.0
+    session: Session,
+    views: Views,
+    *,
+    more_key: str = "PageDown",
+    now: float = 0.0,
+    sending: int = 0,
 ) -> Fragments:
+    """The status line; ``sending``: lines flood control holds back (connection.queued)."""
     frags: Fragments = []
 
     def item(text: str, style: str = "class:status_item") -> None:
@@ -464,6 +475,8 @@ def status_fragments(
     unsent = session.outbox.unsent  # typed while the connection was down, not written yet
     if unsent:
         item(f"{unsent} unsent", "class:pending")
+    if sending >= SENDING_HINT:  # typed lines are accepted, only waiting their turn
+        item(f"sending {sending}", "class:pending")
     act = []
     for i, buf in enumerate(buffers):
         if buf is cur or not (buf.unread or buf.highlights):

@@ -83,14 +83,14 @@ class ChatClient:
         )
         client = cls(session, conn, gate, asyncio.ensure_future(conn.run()))
         conn.subscribe(client.events.append)
-        take = session.take_outgoing
+        take = session.take_lines
 
-        def record() -> list[str]:  # the connection drains the session through this
+        def record() -> list[tuple[str, bool]]:  # the connection drains the session so
             lines = take()
-            client.sent.extend(lines)
+            client.sent.extend(line for line, _typed in lines)
             return lines
 
-        session.take_outgoing = record  # type: ignore[method-assign]
+        session.take_lines = record  # type: ignore[method-assign]
         return client
 
     @property

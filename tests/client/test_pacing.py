@@ -15,9 +15,11 @@ from pathlib import Path
 
 from client.model import Buffer, Delivery
 from client.outbox import NOT_YET
-from client.pacing import Pacing, SendQueue, TokenBucket, command_of
+from client.pacing import Pacing, Priority, SendQueue, TokenBucket, command_of
+from client.ui.views import Views, status_fragments
 from tests.conftest import RunningServer, start_server, suite_config
 
+from .helpers import NOW, chat_session
 from .netutil import DEADLINE, ChatClient, messages, texts
 
 
@@ -376,5 +378,97 @@ async def test_without_echo_message_a_held_back_message_is_not_shown_as_sent(
         alice.gate.open()
         await settle(alice, clock, lambda: len(ircd.privmsgs()) == 5, "the rest after reconnecting")
         assert ircd.privmsgs() == [f"PRIVMSG bob :{row}" for row in rows]
+    finally:
+        await ircd.stop()
+
+
+# ---------------------------------------------------------------------- priorities
+
+
+def test_typed_lines_go_before_automatic_ones_in_order() -> None:
+    q = SendQueue(Pacing(1, 1.0), 0.0)
+    q.add([f"CHATHISTORY LATEST #c{i} * 50" for i in range(20)], 0.0)
+    q.add(["WHOIS bob", "JOIN #b"], 0.0, priority=Priority.TYPED)
+    q.add(["WHO #c1"], 0.0)
+    out = [d.decode().rstrip() for t in range(30) for d in drain(q, float(t))]
+    assert out[:2] == ["WHOIS bob", "JOIN #b"]
+    assert out[2:] == [f"CHATHISTORY LATEST #c{i} * 50" for i in range(20)] + ["WHO #c1"]
+
+
+def test_typed_commands_go_before_a_paste_which_stays_in_order() -> None:
+    q = SendQueue(Pacing(1, 1.0), 0.0)
+    paste = [f"PRIVMSG #a :row {i}" for i in range(6)]
+    q.add(paste, 0.0, priority=Priority.BULK)
+    assert len(drain(q, 0.0)) == 1
+    q.add(["WHOIS bob"], 0.0, priority=Priority.TYPED)
+    q.add(["PRIVMSG #b :meanwhile in #b"], 0.0, priority=Priority.TYPED)
+    out = [d.decode().rstrip() for t in range(1, 10) for d in drain(q, float(t))]
+    assert out == ["WHOIS bob", "PRIVMSG #b :meanwhile in #b", *paste[1:]]
+
+
+def test_a_message_never_goes_before_an_earlier_one_to_its_target() -> None:
+    q = SendQueue(Pacing(1, 1.0), 0.0)
+    q.add([f"CHATHISTORY LATEST #c{i} * 50" for i in range(3)], 0.0)
+    q.add(["NOTICE Bob :\x01VERSION chat\x01"], 0.0)  # an automatic CTCP reply
+    q.add([f"PRIVMSG #a :row {i}" for i in range(3)], 0.0, priority=Priority.BULK)
+    # Typed into #a during its paste: after it. To bob: the reply is moved up with it.
+    q.add(["PRIVMSG #A :typed", "PRIVMSG bob :hi"], 0.0, priority=Priority.TYPED)
+    out = [d.decode().rstrip() for t in range(20) for d in drain(q, float(t))]
+    assert out[:2] == ["NOTICE Bob :\x01VERSION chat\x01", "PRIVMSG bob :hi"]
+    assert out[2:6] == [*(f"PRIVMSG #a :row {i}" for i in range(3)), "PRIVMSG #A :typed"]
+    assert out[6:] == [f"CHATHISTORY LATEST #c{i} * 50" for i in range(3)]
+
+
+def test_a_stale_typing_notification_is_dropped() -> None:
+    q = SendQueue(Pacing(1, 1.0), 0.0)
+    q.add(["WHO #z"], 0.0)
+    assert len(drain(q, 0.0)) == 1
+    q.add(["@+typing=active TAGMSG #a", "@+typing=active TAGMSG #b"], 0.0)
+    q.add(["@+typing=paused TAGMSG #a"], 0.0)  # the newer state replaces the older
+    q.add(["PRIVMSG #b :sent"], 0.0, priority=Priority.TYPED)  # (typing ends with it)
+    out = [d.decode().rstrip() for t in range(1, 10) for d in drain(q, float(t))]
+    assert out == ["PRIVMSG #b :sent", "@+typing=paused TAGMSG #a"]
+
+
+def test_the_lines_input_writes_are_marked_typed() -> None:
+    s = chat_session(channels=())
+    s.feed(":srv PING :x", NOW)
+    assert s.input("/whois bob", NOW)
+    s.send("MODE", "#auto")
+    assert s.take_lines() == [("PONG x", False), ("WHOIS bob", True), ("MODE #auto", False)]
+    assert s.take_lines() == []
+
+
+async def test_a_command_typed_during_a_paste_goes_first_and_automatic_lines_last(
+    clients: list[ChatClient],
+) -> None:
+    ircd = Ircd()
+    port = await ircd.start()
+    clock = Clock()
+    try:
+        alice = paced(port, "alice", Pacing(1, 1.0), clock)
+        clients.append(alice)
+        await alice.wait(lambda: alice.session.registered, "registration")
+        alice.session.open_query("bob", clock.now)
+        for i in range(3):  # answered on its own: the first at once, two wait
+            ircd.send(f":u{i}!u@h PRIVMSG alice :\x01VERSION\x01")
+        await alice.wait(lambda: alice.conn.queued == 2, "two automatic replies waiting")
+        assert alice.conn.switch("bob")
+        assert alice.conn.input("\n".join(f"row {i}" for i in range(5)))
+        assert alice.conn.input("/whois carol")
+        assert alice.conn.queued == 8
+        status = "".join(t for _, t, *_ in status_fragments(
+            alice.session, Views(), sending=alice.conn.queued))  # fmt: skip
+        assert "[sending 8]" in status
+        await settle(alice, clock, lambda: alice.conn.queued == 0, "all of them")
+        await ircd.wait(lambda: ircd.lines[-1].startswith("NOTICE u2"), "the last reply")
+        assert [ln.split(" :")[0] for ln in ircd.lines[3:]] == [
+            "NOTICE u0",
+            "WHOIS carol",
+            *["PRIVMSG bob"] * 5,
+            "NOTICE u1",
+            "NOTICE u2",
+        ]
+        assert ircd.privmsgs() == [f"PRIVMSG bob :row {i}" for i in range(5)]
     finally:
         await ircd.stop()
