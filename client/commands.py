@@ -473,15 +473,40 @@ def _mode(s: Session, args: str, now: float) -> None:
 # ---------------------------------------------------------------------- messaging
 
 
-@command("msg", "/msg TARGET[,TARGET] TEXT", "Send a message to nicks or channels.")
+@command(
+    "msg", "/msg TARGET[,TARGET] TEXT", "Send a message to nicks or channels.", online=False
+)
 def _msg(s: Session, args: str, now: float) -> None:
     target, _, text = args.partition(" ")
     if not target or not text.strip():
         raise UsageError(f"Usage: {COMMANDS['msg'].usage}")
     # "bob,carol": one message each (as irssi), each shown in its own buffer.
-    targets = [_check_name(t, "target") for t in target.split(",")]
-    for t in dict.fromkeys(targets):
-        s.say(t, text, now)
+    targets = list(dict.fromkeys(_check_name(t, "target") for t in target.split(",")))
+    if _can_send_to(s, targets, now):
+        for t in targets:
+            s.say(t, text, now)
+
+
+def _can_send_to(s: Session, targets: list[str], now: float) -> bool:
+    """Whether a message to ``targets`` (a /msg, /notice) can be taken: sent now, or,
+    while the connection is down, kept in the outbox as typed text is (a nick's for
+    the registration, a channel's for its rejoin). If not, an error line says why and
+    the command stays in the input line."""
+    if s.registered:
+        return True
+    if not s.reconnecting:
+        s.error("Not connected: the message was not sent", now)
+    else:
+        for target in targets:
+            name = target.lstrip(s.prefix_symbols)
+            buf = s.buffer(name)
+            if s.is_channel(name) and (buf is None or not s.outbox.accepts(buf)):
+                s.error(f"Not connected, and not in {name}: the message was not sent", now)
+                break
+        else:
+            return True
+    s.input_refused = True
+    return False
 
 
 @command("query", "/query NICK [TEXT]", "Open a private conversation (and send TEXT).")
@@ -492,11 +517,7 @@ def _query(s: Session, args: str, now: float) -> None:
     _check_name(nick, "nick")
     if s.open_query(nick, now) is None:
         raise UsageError("Cannot open another buffer")
-    if text.strip():
-        if not s.registered:
-            s.error("Not connected: the message was not sent", now)
-            s.input_refused = True
-            return
+    if text.strip() and _can_send_to(s, [nick], now):
         s.say(nick, text, now)
 
 
@@ -564,12 +585,13 @@ def _resend(s: Session, args: str, now: float) -> None:
         s.error(f"No failed messages to resend in {buf.name}", now)
 
 
-@command("notice", "/notice TARGET TEXT", "Send a notice.")
+@command("notice", "/notice TARGET TEXT", "Send a notice.", online=False)
 def _notice(s: Session, args: str, now: float) -> None:
     target, _, text = args.partition(" ")
     if not target or not text.strip():
         raise UsageError(f"Usage: {COMMANDS['notice'].usage}")
-    s.notice(_check_name(target, "target"), text, now)
+    if _can_send_to(s, [_check_name(target, "target")], now):
+        s.notice(target, text, now)
 
 
 @command("ctcp", "/ctcp TARGET CMD [args]", "Send a CTCP request (VERSION, PING, TIME...).")

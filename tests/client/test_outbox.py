@@ -260,6 +260,38 @@ def test_typed_while_disconnected_waits_for_the_rejoin_then_goes_out() -> None:
     assert own(buf)[0].delivery is Delivery.DELIVERED
 
 
+def test_msg_and_notice_typed_while_disconnected_wait_as_typed_text_does() -> None:
+    s, buf = in_t()
+    s.connection_lost(NOW + 1)
+    assert s.input("/msg bob a long message I typed carefully", NOW + 2)
+    assert s.input("/notice #t heads up", NOW + 2)
+    assert s.input("/me waves", NOW + 2)
+    query = s.buffer("bob")
+    assert query is not None
+    assert states(query) == [("a long message I typed carefully", Delivery.PENDING, NOT_YET)]
+    assert states(buf) == [("heads up", Delivery.PENDING, NOT_YET),
+                           ("waves", Delivery.PENDING, NOT_YET)]  # fmt: skip
+    # A channel not to be rejoined: refused, and kept in the input line.
+    assert not s.input("/msg #elsewhere,bob hi", NOW + 2)
+    assert last_error(s) == "Not connected, and not in #elsewhere: the message was not sent"
+    assert s.outbox.unsent == 3
+    assert privmsgs(reconnect(s)) == ["@label=o1 PRIVMSG bob :a long message I typed carefully"]
+    assert [ln for ln in rejoin(s) if "PRIVMSG" in ln or "NOTICE" in ln] == [
+        "@label=o2 NOTICE #t :heads up",
+        "@label=o3 PRIVMSG #t :\x01ACTION waves\x01",
+    ]
+    assert s.outbox.unsent == 0
+
+
+def test_msg_with_no_connection_to_come_stays_in_the_input_line() -> None:
+    s = chat_session(channels=())
+    s.quit("bye", NOW)
+    s.connection_lost(NOW + 1)
+    assert not s.input("/msg bob a long message", NOW + 2)
+    assert last_error(s) == "Not connected: the message was not sent"
+    assert not s.input("/notice bob psst", NOW + 2)
+
+
 def test_typed_into_a_query_while_disconnected_goes_out_after_registration() -> None:
     s, _ = in_t()
     s.open_query("bob", NOW)
