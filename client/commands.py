@@ -596,7 +596,7 @@ def _notice(s: Session, args: str, now: float) -> None:
 
 @command("ctcp", "/ctcp TARGET CMD [args]", "Send a CTCP request (VERSION, PING, TIME...).")
 def _ctcp(s: Session, args: str, now: float) -> None:
-    target, cmd, rest = [*args.split(None, 2), "", ""][:3]
+    target, cmd, rest = [*args.split(None, 2), "", "", ""][:3]  # (all three may be missing)
     if not target or not cmd:
         raise UsageError(f"Usage: {COMMANDS['ctcp'].usage}")
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", cmd):

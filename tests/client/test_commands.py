@@ -406,10 +406,12 @@ def test_ctcp_ping_and_version_commands(s: Session) -> None:
     feed(s, [":bob!b@h NOTICE alice :\x01PING 12345\x01"])  # not ours: as it came
     assert s.current.lines[-1].text == "CTCP PING reply from bob: 12345"
     assert s.buffer("bob") is None  # no query opened
-    for bad in ("/ctcp bob", "/ctcp", "/ctcp bob VER\x01SION", "/ping", "/ping a b",
-                "/version", "/ctcp bo,b VERSION"):  # fmt: skip
+    for bad in ("/ctcp bob", "/ctcp", "/ctcp ", "/ctcp bob VER\x01SION", "/ping", "/ping ",
+                "/ping a b", "/version", "/version ", "/ctcp bo,b VERSION"):  # fmt: skip
         assert run(s, bad) == [], bad
-        assert s.current.lines[-1].kind is Kind.ERROR, bad
+        error = s.current.lines[-1]
+        assert error.kind is Kind.ERROR, bad
+        assert error.text.startswith(("Usage: /", "Invalid ")), (bad, error.text)
 
 
 def test_text_that_cannot_be_sent_is_given_back_to_the_input_line(s: Session) -> None:
