@@ -573,6 +573,16 @@ class Outbox:
         for buf, count in dropped.items():
             self._s.info(f"{why}: {_messages(count)} not sent", now, buf)
 
+    def left(self, buf: Buffer, note: str) -> int:
+        """We left channel ``buf`` (a PART, a KICK): what was not written yet to it (the
+        rest of a paste) fails with ``note`` instead of going to a channel we are no
+        longer in (refused, or on a -n channel delivered after all); /resend after a
+        rejoin. How many."""
+        gone = self._of(buf, _Step.WAITING, _Step.QUEUED)
+        for entry in gone:
+            self._fail(entry, note)
+        return len(gone)
+
     def closed(self, buf: Buffer) -> int:
         """``buf`` was closed: its messages are forgotten. How many were not written."""
         gone = [e for e in self._entries if e.buffer is buf]

@@ -2014,6 +2014,8 @@ class Session:
             self.emit(BufferChanged(buf))
             if not hidden:
                 self._add(buf, line)
+            if self.is_me(nick):
+                self.outbox.left(buf, f"not sent: left {buf.name}")
 
     def _on_kick(self, msg: Message, now: float) -> None:
         if len(msg.params) < 2:
@@ -2035,6 +2037,8 @@ class Session:
         buf.version += 1
         self.emit(BufferChanged(buf))
         self._add(buf, line)
+        if self.is_me(victim):
+            self.outbox.left(buf, f"not sent: kicked from {buf.name}")
 
     def _on_quit(self, msg: Message, now: float) -> None:
         nick = self._source_nick(msg)

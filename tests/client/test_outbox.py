@@ -744,3 +744,27 @@ async def test_lost_on_the_way_or_typed_while_away_it_arrives_once(
         await in_history_once(server.port, "lost on the way", clients)
     finally:
         await relay.stop()
+
+
+# ---------------------------------------------------------------------- kicked, parted
+
+
+@pytest.mark.parametrize(
+    ("event", "note"),
+    [(":bob!b@h KICK #t alice :out", "not sent: kicked from #t"),
+     (":alice!a@h PART #t", "not sent: left #t")],
+)  # fmt: skip
+def test_what_flood_control_holds_for_a_channel_we_left_fails(event: str, note: str) -> None:
+    s, buf = in_t()
+    assert run(s, "written") == ["@label=o1 PRIVMSG #t :written"]
+    s.outbox.paced = True  # (as the connection sets it): the rest wait their turn
+    for row in ("row 1", "row 2"):
+        assert run(s, row) == []
+    queued = s.outbox.take_queued()
+    assert len(queued) == 2
+    feed(s, [event])
+    assert states(buf) == [("written", Delivery.PENDING, ""),  # (its answer may still come)
+                           ("row 1", Delivery.FAILED, note),
+                           ("row 2", Delivery.FAILED, note)]  # fmt: skip
+    assert not any(s.outbox.write_queued(e, NOW) for e in queued)  # never written
+    assert s.take_outgoing() == [] and s.outbox.queued == 0
