@@ -241,11 +241,21 @@ def _join(s: Session, args: str, now: float) -> None:
     s.join(todo, keys)
 
 
-@command("part", "/part [#channel] [reason]", "Leave a channel (the buffer stays; /close it).")
+@command(
+    "part",
+    "/part [#channel] [reason]",
+    "Leave a channel (the buffer stays; /close it); while not connected, do not join it"
+    " when connected.",
+    online=False,
+)
 def _part(s: Session, args: str, now: float) -> None:
     chan, reason = _channel_arg(s, args)
     if chan is None:
         raise UsageError("Usage: /part [#channel] [reason] (in a channel buffer)")
+    if not s.registered:
+        if not s.forget_join(chan, now):
+            s.error("/part: not connected", now)
+        return
     s.send("PART", chan, *([reason] if reason else []))
 
 

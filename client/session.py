@@ -692,6 +692,8 @@ class Session:
             return False
         if buffer.kind is BufferKind.CHANNEL and buffer.joined and self.registered:
             self.send("PART", buffer.name, *([reason] if reason else []))
+        elif buffer.kind is BufferKind.CHANNEL and not self.registered:
+            self.forget_join(buffer.name, now)  # (closed: not rejoined either)
         i = self.buffers.index(buffer)
         self.buffers.remove(buffer)
         self.netsplits.forget(buffer)
@@ -774,6 +776,25 @@ class Session:
                 known.add(key)
             self._switch_on_join.add(key)
         self.info(f"Not connected: will join {', '.join(channels)} when connected", now)
+
+    def forget_join(self, name: str, now: float) -> bool:
+        """``/part`` (or ``/close``) while not registered: ``name`` is not joined at the
+        next registration after all (a ``/join`` typed meanwhile, a configured channel,
+        a channel to rejoin). False when it was not to be joined."""
+        key = self.fold(name)
+        buf = self.buffer(name)
+        rejoin = buf is not None and buf.kind is BufferKind.CHANNEL and buf.rejoin
+        listed = any(self.fold(c) == key for c in self._autojoin)
+        if not rejoin and not listed:
+            return False
+        if buf is not None and rejoin:
+            buf.rejoin = False
+            self.emit(BufferChanged(buf))
+        self._autojoin_answered(name)
+        self._join_keys.pop(key, None)
+        self._switch_on_join.discard(key)
+        self.info(f"Not connected: will no longer join {name}", now)
+        return True
 
     def set_away(self, message: str, now: float) -> None:
         """/away: away with ``message`` ("": back), kept for later connections too.

@@ -443,6 +443,19 @@ def test_msg_to_a_comma_list_sends_one_message_to_each(s: Session) -> None:
     assert run(s, "/msg bob,,carol hi") == [] and "Invalid target" in last_error(s)
 
 
+def test_part_or_close_while_not_connected_forgets_the_join() -> None:
+    s = chat_session(channels=("#t",))
+    s.connection_lost(NOW + 1)
+    assert run(s, "/join #p1,#j2,#p3 k1") == []
+    assert run(s, "/part #p1") == []
+    assert s.current.lines[-1].text == "Not connected: will no longer join #p1"
+    assert run(s, "/part #nowhere") == [] and last_error(s) == "/part: not connected"
+    assert run(s, "/close #t") == []  # (a channel to rejoin, its buffer closed)
+    assert run(s, "/part #p3") == []
+    out = reconnect(s)
+    assert [o for o in out if o.startswith("JOIN ")] == ["JOIN #j2"]
+
+
 def test_join_while_not_connected_joins_at_the_next_registration() -> None:
     s = chat_session(channels=("#t",))
     feed(s, [":alice!~a@h PART #t"])
