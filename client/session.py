@@ -108,6 +108,8 @@ SEARCH_BATCH = "soju.im/search"
 SEARCH_BUFFER = "*search*"  # the results buffer's name (no nick or channel has a '*')
 SEARCH_LIMIT = 100  # results asked for (the newest matches), at most scrollback - 2
 MAX_PENDING_SEARCHES = 8  # searches awaiting their answer (answered in order)
+# "<nick> <#chan> :text" numerics said in words: "bob is already on #a".
+NICK_ON_CHANNEL = {"441": "is not on", "443": "is already on"}  # ERR_USERNOTINCHANNEL, ..ONCHANNEL
 # IRCv3 reactions: a TAGMSG with these client tags (the reaction, the msgid reacted to).
 REACT_TAG = "+draft/react"
 REPLY_TAG = "+draft/reply"
@@ -1817,6 +1819,8 @@ class Session:
             self._history.fail_all(now)
             return
         text = ": ".join(x for x in (" ".join(p[1:-1]), p[-1] if len(p) > 1 else "") if x)
+        if msg.command in NICK_ON_CHANNEL and len(p) > 3:  # in words, as irssi
+            text = f"{p[1]} {NICK_ON_CHANNEL[msg.command]} {p[2]}"
         self._add(buf, self._line(msg, now, Kind.ERROR, text or msg.command))
 
     def _err_listmode(self, msg: Message, now: float) -> None:

@@ -857,11 +857,11 @@ def test_errors_about_a_nick_on_a_channel_go_to_the_channel_not_the_nicks_query(
     t = s.buffer("#t")
     assert t is not None and t is s.current
     assert [ln.text for ln in t.lines][-2:] == [
-        "bob #t: They aren't on that channel", "bob #t: is already on channel"]  # fmt: skip
+        "bob is not on #t", "bob is already on #t"]  # fmt: skip
     assert not any(ln.kind is Kind.ERROR for ln in bob.lines)
     # A channel we have no buffer for: where the user is.
     feed(s, [":srv 441 alice bob #elsewhere :They aren't on that channel"])
-    assert last_error(s) == "bob #elsewhere: They aren't on that channel"
+    assert last_error(s) == "bob is not on #elsewhere"
     # An error about the nick alone still goes to its query.
     feed(s, [":srv 401 alice bob :No such nick/channel"])
     assert bob.lines[-1].text == "bob: No such nick/channel"
