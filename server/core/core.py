@@ -185,9 +185,9 @@ class ServerCore:
         # draft/read-marker: (folded account, folded target) -> time (ms) of the last
         # message read; read from the account store at start, written behind.
         self.read_markers: dict[tuple[str, str], int] = {}
-        # Join playback: (folded channel, history.departure_keys key) -> msgid marking
+        # Join playback: "<folded channel> <history.departure_keys key>" -> msgid marking
         # when a local user last left it, oldest first (history.record_departure).
-        self.departures: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self.departures: OrderedDict[str, str] = OrderedDict()
         self._answer_seq = 0
         self._batch_seq = 0
         self.max_clients_seen = 0

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
 from chat.message import MAX_LINE_BODY, Message, parse_tags, serialize_tags
-from chat.msgid import is_msgid
+from chat.msgid import is_msgid, timestamp_ms
 from chat.multiline import split_concat, utf8_size
 from chat.names import CHANTYPES
 from chat.servertime import format_time, parse_time
@@ -266,8 +266,12 @@ def conversation_of(core: ServerCore, client: Client, nick: str) -> str | None:
 # this many rows per message it may play: the channel's events too, among which it
 # looks for where the joiner left (``last_departure``).
 PLAYBACK_WINDOW = 4
-# Departures kept in memory (ServerCore.departures): the oldest are dropped beyond it.
-DEPARTURES_KEPT = 50_000
+# Departures kept in memory (ServerCore.departures): the oldest are dropped beyond the
+# count, and any older than the age. They matter for a reconnect or a rejoin minutes
+# later; after longer, the stored events (``last_departure``) or the last N messages
+# serve, and a busy server's churn must not keep megabytes of them (the soak's RSS).
+DEPARTURES_KEPT = 10_000
+DEPARTURE_MAX_AGE_MS = 30 * 60 * 1000
 
 
 @dataclass(slots=True)
@@ -295,19 +299,27 @@ def record_departure(core: ServerCore, client: Client, folded: str) -> None:
     A fresh msgid marks the moment: it sorts after every message the client may have
     seen there and before every later one, even within the same millisecond.
     """
-    mark = core.msgids.next(core.clock())
+    now = core.clock()
+    mark = core.msgids.next(now)
     departures = core.departures
     for key in departure_keys(core, client):
-        departures[(folded, key)] = mark
-        departures.move_to_end((folded, key))
-    while len(departures) > DEPARTURES_KEPT:
+        entry = f"{folded} {key}"  # one string: no tuple for the GC to track
+        departures[entry] = mark
+        departures.move_to_end(entry)
+    oldest = int(now * 1000) - DEPARTURE_MAX_AGE_MS
+    while departures and (
+        len(departures) > DEPARTURES_KEPT
+        or timestamp_ms(next(iter(departures.values()))) < oldest
+    ):
         departures.popitem(last=False)
 
 
 def departed(core: ServerCore, client: Client, folded: str) -> str | None:
     """The mark of ``client``'s newest known departure from ``folded``, under any key."""
+    oldest = int(core.clock() * 1000) - DEPARTURE_MAX_AGE_MS
     marks = [m for k in departure_keys(core, client)
-             if (m := core.departures.get((folded, k))) is not None]
+             if (m := core.departures.get(f"{folded} {k}")) is not None
+             and timestamp_ms(m) >= oldest]
     return max(marks) if marks else None
 
 

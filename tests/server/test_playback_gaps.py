@@ -199,3 +199,29 @@ async def test_without_stored_events_a_restart_plays_the_last_lines(
         await alice.join("#g")
         await say(alice, "three")
         assert await played(plain, "#g") == ["<alice> three"]
+
+
+def test_departures_are_forgotten_after_half_an_hour_and_beyond_the_count() -> None:
+    """Departures serve a reconnect or rejoin minutes later; kept longer, a busy server's
+    churn would hold megabytes of them. Sans-IO: the core with a clock of our own."""
+    from server.core import ServerCore
+    from server.core.history import DEPARTURES_KEPT, departed, record_departure
+
+    now = [1_795_000_000.0]
+    core = ServerCore(ServerConfig(name="test.server", flood_burst=0), clock=lambda: now[0])
+    core.connect(1, "127.0.0.1", 5000)
+    core.data_received(1, b"NICK dana\r\nUSER dana 0 * :Dana\r\n")
+    dana = core.clients[1]
+    record_departure(core, dana, "#a")
+    assert departed(core, dana, "#a") is not None
+    now[0] += 29 * 60
+    assert departed(core, dana, "#a") is not None
+    now[0] += 2 * 60  # 31 minutes: too old to use, and dropped at the next departure
+    assert departed(core, dana, "#a") is None
+    record_departure(core, dana, "#b")
+    assert list(core.departures) == ["#b h:" + core.fold(f"{dana.user}@{dana.host}")]
+    for i in range(DEPARTURES_KEPT + 5):
+        record_departure(core, dana, f"#c{i}")
+    assert len(core.departures) == DEPARTURES_KEPT
+    assert departed(core, dana, "#c0") is None and departed(core, dana, "#b") is None
+    assert departed(core, dana, f"#c{DEPARTURES_KEPT + 4}") is not None
