@@ -343,9 +343,16 @@ def request_playback(core: ServerCore, client: Client, folded: str, name: str) -
                                        for s in sessions):
             return
     # Bound the replay at the join: later messages reach the joiner live.
-    until = core.msgids.next(core.clock())
+    now = core.clock()
+    until = core.msgids.next(now)
     since = departed(core, client, folded)
-    ask_playback(core, client, name, Playback(folded, until, since, since is None))
+    # Reading the stored events (past the cache, from the store) is worth it only while
+    # departures from before this run could still be young enough to be in memory; later
+    # a departure not in memory is older than any kept, and the last N are the answer.
+    # (A soak's churn of joins through that path tripled echo latency.)
+    recent_start = int(now * 1000) - core.started_ms < DEPARTURE_MAX_AGE_MS
+    fallback = since is None and recent_start and core.config.history_events
+    ask_playback(core, client, name, Playback(folded, until, since, fallback))
 
 
 def ask_playback(core: ServerCore, client: Client, name: str, playback: Playback) -> None:

@@ -225,3 +225,27 @@ def test_departures_are_forgotten_after_half_an_hour_and_beyond_the_count() -> N
     assert len(core.departures) == DEPARTURES_KEPT
     assert departed(core, dana, "#c0") is None and departed(core, dana, "#b") is None
     assert departed(core, dana, f"#c{DEPARTURES_KEPT + 4}") is not None
+
+
+def test_stored_events_are_read_only_while_this_run_is_young() -> None:
+    """An unknown joiner's departure is looked for among the stored events (past the
+    cache) only in the first half hour of a run: later, one not in memory is older than
+    any kept, and the last N messages are the answer, read like any other window."""
+    from server.core import ServerCore
+    from server.core.history import HistoryRequest
+
+    now = [1_795_000_000.0]
+    config = ServerConfig(name="test.server", flood_burst=0, db="on", history_playback=5)
+    core = ServerCore(config, clock=lambda: now[0])
+
+    def playback_query(nick: str) -> tuple[int, bool]:
+        conn = len(core.clients) + 1
+        core.connect(conn, "127.0.0.1", 5000 + conn)
+        core.data_received(conn, f"NICK {nick}\r\nUSER {nick} 0 * :x\r\nJOIN #y\r\n".encode())
+        queries = [e.query for e in core.take_effects() if isinstance(e, HistoryRequest)]
+        assert len(queries) == 1
+        return queries[0].limit, queries[0].with_events
+
+    assert playback_query("early") == (20, True)  # 4 x 5 rows, events included
+    now[0] += 31 * 60
+    assert playback_query("later") == (5, False)
