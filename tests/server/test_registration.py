@@ -559,3 +559,28 @@ async def test_user_or_pass_after_registration_is_462_whatever_the_params(
     await c.send(line)
     reply = await c.expect("462")
     assert reply.params == ["regdone", "You may not reregister"]
+
+
+async def test_a_cap_req_is_bounded_only_by_its_ack_fitting_a_line(server: RunningServer) -> None:
+    """Every cap offered at once already takes ~400 bytes: a longer request is granted
+    while its ACK (which echoes it whole) fits one line, refused beyond."""
+    c = await IRCTestClient.open(server.port)
+    await c.send("CAP LS 302")
+    offered: list[str] = []
+    while True:
+        ls = await c.expect("CAP")
+        offered += [t.partition("=")[0] for t in ls.params[-1].split()]
+        if ls.params[2] != "*":
+            break
+    room = 512 - len(f":{SERVER} CAP * ACK :\r\n".encode())
+    request = " ".join(cap for cap in offered if cap != "sts")
+    while len((request + " server-time").encode()) <= room:
+        request += " server-time"
+    assert 400 < len(request.encode()) <= room
+    await c.send(f"CAP REQ :{request}")
+    assert (await c.expect("CAP")).params[1:] == ["ACK", request]
+    longer = request + " server-time"  # still a legal line to send, but no ACK fits
+    assert len(f"CAP REQ :{longer}\r\n".encode()) <= 512
+    await c.send(f"CAP REQ :{longer}")
+    assert (await c.expect("CAP")).params[1] == "NAK"
+    await c.close()
