@@ -963,8 +963,18 @@ def _quote(s: Session, args: str, now: float) -> None:
     s.send_raw(args)
 
 
+QUIT_AGAIN = 10.0  # seconds a second /quit has to confirm quitting with messages unsent
+
+
 @command("quit", "/quit [message]", "Disconnect and exit.", online=False)
 def _quit(s: Session, args: str, now: float) -> None:
+    # Messages held back by flood control or waiting for the connection would go with
+    # us, told in buffers nobody sees any more: say so once, as irssi's /quit -yes.
+    waiting = s.outbox.queued + s.outbox.unsent
+    if waiting and now - s.quit_warned_at > QUIT_AGAIN:
+        s.quit_warned_at = now
+        what = "1 message is" if waiting == 1 else f"{waiting} messages are"
+        raise UsageError(f"{what} not sent yet: /quit again to quit anyway")
     s.quit(args, now)
 
 

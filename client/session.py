@@ -288,6 +288,7 @@ class Session:
         self._ctcp_at = 0.0  # when the tokens were counted
         self._ctcp_pings: dict[str, float] = {}  # /ping: our token -> when it was sent
         self._quitting = False  # /quit was used: the coming disconnect is expected
+        self.quit_warned_at = float("-inf")  # /quit refused once for messages not sent
         self._upgrading = False  # STS: this connection ends to reconnect with TLS
         self._mask_len = 0  # length of our nick!user@host as the server sees it
         self._highlight: re.Pattern[str] | None = None

@@ -355,6 +355,11 @@ def test_quit_and_closing_a_buffer_drop_what_was_not_sent() -> None:
     assert s.current.lines[-1].text == "Closed bob: 1 unsent message dropped"
     assert s.outbox.pending == 2
     s.switch(buf)
+    s.take_events()
+    run(s, "/quit")  # the first says what would be lost
+    assert last_error(s) == "2 messages are not sent yet: /quit again to quit anyway"
+    assert not any(isinstance(e, QuitRequested) for e in s.take_events())
+    assert s.outbox.pending == 2
     run(s, "/quit")
     assert any(isinstance(e, QuitRequested) for e in s.take_events())
     assert states(buf) == [("one", Delivery.FAILED, "not sent (/quit)"),
