@@ -211,9 +211,10 @@ def test_ison_with_one_nick_repeated_stays_one_line_of_whole_nicks() -> None:
 
 def test_cap_req_too_long_to_echo_is_refused_whole() -> None:
     # fit_line would cut an ACK mid-list ("batch ba"): a request that cannot fit is a NAK.
+    # (492 bytes: a legal line to send, but its ACK would need 518.)
     with harness() as h:
         conn = h.connect()
-        got = h.send_line(conn, "CAP REQ :" + "batch " * 80)
+        got = h.send_line(conn, "CAP REQ :" + "batch " * 82)
         reply = only(got, conn)
         assert reply.params[1] == "NAK"
         got = h.send_line(conn, "CAP REQ :batch message-tags")
