@@ -97,8 +97,6 @@ PRE_REGISTRATION = frozenset(
     {"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT", "AUTHENTICATE", "REGISTER", "VERIFY",
      "AWAY"}  # AWAY only with draft/pre-away: its handler checks
 )
-# What a client may send to itself: labeled-response keeps the label off the delivery.
-MESSAGES = frozenset({"PRIVMSG", "NOTICE", "TAGMSG"})
 # message-tags: "Clients MUST NOT send messages with tag data exceeding 4094 bytes, this
 # includes tags with or without the client-only prefix" (the data between '@' and ' ').
 MAX_CLIENT_TAGS = 4094
@@ -575,31 +573,11 @@ class ServerCore:
         return Relay(source, command, params, self._time_text, self.msgids.next(now), client_tags)
 
     def deliver(self, client: Client, relay: Relay) -> None:
-        if client is self._capture_client and self._to_itself(client, relay):
-            self._queue(client, relay.for_form(client.tag_form))
-            return
         self.write(client, relay.for_form(client.tag_form))
 
-    def _to_itself(self, client: Client, relay: Relay) -> bool:
-        """Whether ``relay``, for the client whose labelled request is being answered,
-        is its message to itself delivered without echo-message (with it, the handler
-        delivers with ``deliver_unlabelled`` and the echo answers the label).
-
-        labeled-response: "When a client sends a message to itself, the server MUST NOT
-        include the label tag, except for any acknowledgment sent with the echo-message
-        mechanism": the delivery is a side effect, and the label gets an ACK (as on
-        InspIRCd). Only its own message can be addressed to it during its own request:
-        services answer with plain NOTICEs (``send``), never with a relay.
-        """
-        return (
-            relay.command in MESSAGES
-            and "echo-message" not in client.caps
-            and self.fold(relay.params[0]) == client.folded
-        )
-
     def deliver_unlabelled(self, client: Client, relay: Relay) -> None:
-        """``deliver``, outside the labelled answer being made (a message to oneself
-        with echo-message: the echo answers the label, the delivery does not)."""
+        """``deliver``, outside the labelled answer being made (a message to oneself:
+        the echo, or else an ACK, answers the label, the delivery does not)."""
         self._queue(client, relay.for_form(client.tag_form))
 
     def fan_out(

@@ -324,8 +324,11 @@ def _to_nick(
                      r=relay_wire(client, relay), h=stored)
     else:
         if need_cap is None or need_cap in target.caps:
-            if target is client and "echo-message" in client.caps:
-                core.deliver_unlabelled(target, relay)  # the echo below is the answer
+            if target is client:
+                # labeled-response: a message to oneself "MUST NOT include the label
+                # tag", except on the echo: with echo-message the echo below answers
+                # the label, without it an ACK does (as on InspIRCd).
+                core.deliver_unlabelled(target, relay)
             else:
                 core.deliver(target, relay)
         if stored is not None and core.cluster:  # other nodes may cache this conversation
