@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args, get_origin
 
+from chat.utf8 import truncate_utf8
 from server.config import BACKENDS, ServerConfig
 from server.passwords import is_password_hash
 
@@ -510,13 +511,6 @@ def _load_args(args: argparse.Namespace, out: _Collected) -> None:
 # --------------------------------------------------------------------------- MOTD
 
 
-def _truncate_utf8(line: str, limit: int) -> str:
-    data = line.encode("utf-8", "surrogatepass")
-    if len(data) <= limit:
-        return line
-    return data[:limit].decode("utf-8", "ignore")
-
-
 def read_motd(path: str) -> tuple[str, ...]:
     """Read a MOTD file into lines. Raises OSError or ValueError with a readable message.
 
@@ -535,7 +529,7 @@ def read_motd(path: str) -> tuple[str, ...]:
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     if lines[-1] == "":
         lines.pop()
-    return tuple(_truncate_utf8(line.rstrip(" \t"), MOTD_LINE_BYTES) for line in lines)
+    return tuple(truncate_utf8(line.rstrip(" \t"), MOTD_LINE_BYTES) for line in lines)
 
 
 # --------------------------------------------------------------------------- entry points
