@@ -536,6 +536,7 @@ def _query(s: Session, args: str, now: float) -> None:
     "/ns TEXT",
     "Send TEXT to NickServ (/msg NickServ TEXT): IDENTIFY [account] password,"
     " REGISTER password [email], SET PASSWORD new, HELP; passwords show as ********.",
+    online=False,
 )
 def _ns(s: Session, args: str, now: float) -> None:
     _to_service(s, NICKSERV_NICK, "ns", args, now)
@@ -544,7 +545,8 @@ def _ns(s: Session, args: str, now: float) -> None:
 def _to_service(s: Session, service: str, name: str, args: str, now: float) -> None:
     if not args:
         raise UsageError(f"Usage: {COMMANDS[name].usage}")
-    s.say(service, args, now)
+    if _can_send_to(s, [service], now):  # while disconnected: as /msg NickServ ...
+        s.say(service, args, now)
 
 
 @command(
@@ -552,6 +554,7 @@ def _to_service(s: Session, service: str, name: str, args: str, now: float) -> N
     "/cs TEXT",
     "Send TEXT to ChanServ (/msg ChanServ TEXT): REGISTER #channel, OP #channel [nick],"
     " ACCESS #channel ADD account, INFO #channel, DROP #channel, HELP.",
+    online=False,
 )
 def _cs(s: Session, args: str, now: float) -> None:
     _to_service(s, CHANSERV_NICK, "cs", args, now)
@@ -562,6 +565,7 @@ def _cs(s: Session, args: str, now: float) -> None:
     "/ms TEXT",
     "Send TEXT to MemoServ (/msg MemoServ TEXT): SEND account text, LIST, READ NEW,"
     " DEL number, HELP.",
+    online=False,
 )
 def _ms(s: Session, args: str, now: float) -> None:
     _to_service(s, MEMOSERV_NICK, "ms", args, now)

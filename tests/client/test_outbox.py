@@ -292,6 +292,28 @@ def test_msg_with_no_connection_to_come_stays_in_the_input_line() -> None:
     assert not s.input("/notice bob psst", NOW + 2)
 
 
+def test_service_commands_typed_while_disconnected_wait_as_msg_does() -> None:
+    s, _ = in_t()
+    s.connection_lost(NOW + 1)
+    assert s.input("/cs INFO #t", NOW + 2)
+    assert s.input("/ms LIST", NOW + 2)
+    chanserv, memoserv = s.buffer("ChanServ"), s.buffer("MemoServ")
+    assert chanserv is not None and memoserv is not None
+    assert states(chanserv) == [("INFO #t", Delivery.PENDING, NOT_YET)]
+    assert s.outbox.unsent == 2
+    assert privmsgs(reconnect(s)) == ["@label=o1 PRIVMSG ChanServ :INFO #t",
+                                      "@label=o2 PRIVMSG MemoServ :LIST"]  # fmt: skip
+
+
+def test_service_command_with_no_connection_to_come_stays_in_the_input_line() -> None:
+    s = chat_session(channels=())
+    s.quit("bye", NOW)
+    s.connection_lost(NOW + 1)
+    assert not s.input("/ns IDENTIFY hunter2", NOW + 2)  # was cleared, text lost
+    assert last_error(s) == "Not connected: the message was not sent"
+    assert not s.input("/cs INFO #t", NOW + 2)
+
+
 def test_typed_into_a_query_while_disconnected_goes_out_after_registration() -> None:
     s, _ = in_t()
     s.open_query("bob", NOW)
