@@ -140,6 +140,54 @@ async def restart_server(first: RunningServer, db: str, client: ChatClient) -> B
     return second
 
 
+class Ircd:
+    """A tiny server: welcomes, records every line received, sends what it is told."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.changed = asyncio.Event()
+        self.writers: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port: int = self.server.sockets[0].getsockname()[1]
+        return port
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.append(writer)
+        with contextlib.suppress(Exception):
+            while raw := await reader.readline():
+                line = raw.decode().rstrip("\r\n")
+                self.lines.append(line)
+                self.changed.set()
+                if line.startswith("USER"):
+                    writer.write(b":srv 001 alice :Welcome\r\n:srv 422 alice :No MOTD\r\n")
+        writer.close()
+
+    def send(self, line: str) -> None:
+        self.writers[-1].write((line + "\r\n").encode())
+
+    async def wait(self, predicate: Callable[[], bool], what: str) -> None:
+        async def until() -> None:
+            while not predicate():
+                self.changed.clear()
+                await self.changed.wait()
+
+        try:
+            await asyncio.wait_for(until(), DEADLINE)
+        except TimeoutError:
+            raise AssertionError(f"timed out waiting for {what}: {self.lines}") from None
+
+    def privmsgs(self) -> list[str]:
+        return [ln for ln in self.lines if ln.startswith("PRIVMSG")]
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
 class Relay:
     """A TCP relay in front of a server, standing in for the network: it can hold what
     the server sends (the echo of a message lost with the connection) or what the

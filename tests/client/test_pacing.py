@@ -9,7 +9,6 @@ wall-clock speed; the one test against a flood-limited server has generous margi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from client.ui.views import Views, status_fragments
 from tests.conftest import RunningServer, start_server, suite_config
 
 from .helpers import NOW, chat_session
-from .netutil import DEADLINE, ChatClient, messages, texts
+from .netutil import DEADLINE, ChatClient, Ircd, messages, texts
 
 
 class Clock:
@@ -140,54 +139,6 @@ def test_the_bucket_refills_only_to_its_burst() -> None:
 
 
 # ---------------------------------------------------------------------- over TCP
-
-
-class Ircd:
-    """A tiny server: welcomes, records every line received, sends what it is told."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.changed = asyncio.Event()
-        self.writers: list[asyncio.StreamWriter] = []
-        self.server: asyncio.Server | None = None
-
-    async def start(self) -> int:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        port: int = self.server.sockets[0].getsockname()[1]
-        return port
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.writers.append(writer)
-        with contextlib.suppress(Exception):
-            while raw := await reader.readline():
-                line = raw.decode().rstrip("\r\n")
-                self.lines.append(line)
-                self.changed.set()
-                if line.startswith("USER"):
-                    writer.write(b":srv 001 alice :Welcome\r\n:srv 422 alice :No MOTD\r\n")
-        writer.close()
-
-    def send(self, line: str) -> None:
-        self.writers[-1].write((line + "\r\n").encode())
-
-    async def wait(self, predicate: Callable[[], bool], what: str) -> None:
-        async def until() -> None:
-            while not predicate():
-                self.changed.clear()
-                await self.changed.wait()
-
-        try:
-            await asyncio.wait_for(until(), DEADLINE)
-        except TimeoutError:
-            raise AssertionError(f"timed out waiting for {what}: {self.lines}") from None
-
-    def privmsgs(self) -> list[str]:
-        return [ln for ln in self.lines if ln.startswith("PRIVMSG")]
-
-    async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
 
 
 def paced(port: int, nick: str, pacing: Pacing, clock: Clock, *channels: str) -> ChatClient:
