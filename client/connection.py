@@ -106,6 +106,7 @@ class Connection:
         self._monotonic = monotonic  # flood control's clock
         self._sendq: SendQueue | None = None  # paced lines of this connection
         self._pace_timer: asyncio.TimerHandle | None = None
+        self._tick_timer: asyncio.TimerHandle | None = None  # Session.tick at due_at
         self._queued_shown = 0  # connection.queued when StatusChanged last told it
         session.outbox.paced = self.pacing is not None
         self._writer: asyncio.StreamWriter | None = None
@@ -211,6 +212,23 @@ class Connection:
         if self._changed is not None and (events or lines):
             self._changed.set()
             self._changed = asyncio.Event()
+        self._schedule_tick()
+
+    def _schedule_tick(self) -> None:
+        """Call the session back when it has lines waiting for a time (a netsplit's
+        quits, folded into one line once the burst is over), traffic or not: for
+        every front end (the UI, --headless, a script)."""
+        due = self.session.due_at
+        if due is None or self._tick_timer is not None:
+            return
+        with contextlib.suppress(RuntimeError):  # (no loop: the next line received does)
+            loop = asyncio.get_running_loop()
+            self._tick_timer = loop.call_later(max(due - self._clock(), 0.0) + 0.01, self._tick)
+
+    def _tick(self) -> None:
+        self._tick_timer = None
+        self.session.tick(self._clock())
+        self.flush()
 
     def _write(self, data: list[bytes]) -> None:
         if data:

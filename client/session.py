@@ -444,7 +444,8 @@ class Session:
 
     def tick(self, now: float) -> None:
         """Show the folded netsplit lines due by ``now``. Called with every line fed and
-        keepalive; a UI also calls it at :attr:`due_at`, so they come without traffic."""
+        keepalive; the connection also calls it at :attr:`due_at`, so they come without
+        traffic."""
         if self.netsplits.due_at is not None:
             self._show_folds(self.netsplits.due(now))
 

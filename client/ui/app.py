@@ -162,7 +162,6 @@ class ChatUI:
             on_text_changed=self._typed,
         )
         self._typing_handle: asyncio.TimerHandle | None = None
-        self._tick_handle: asyncio.TimerHandle | None = None
         self.input_window = Window(
             BufferControl(buffer=self.input),
             width=lambda: Dimension.exact(self._input_width()),
@@ -339,24 +338,7 @@ class ChatUI:
             self.views.bottom(event.buffer)
         elif isinstance(event, CurrentChanged):
             self._completing = None
-        self._schedule_tick()
         self._schedule_redraw()
-
-    def _schedule_tick(self) -> None:
-        """Call the session back when it has lines waiting for a time (a netsplit's
-        quits, folded into one line once the burst is over), traffic or not."""
-        due = self.session.due_at
-        if due is None or self._tick_handle is not None:
-            return
-        with contextlib.suppress(RuntimeError):  # (no loop: the next line received does)
-            loop = asyncio.get_running_loop()
-            self._tick_handle = loop.call_later(max(due - time.time(), 0.0) + 0.01, self._tick)
-
-    def _tick(self) -> None:
-        self._tick_handle = None
-        self.session.tick(time.time())
-        self.connection.flush()
-        self._schedule_tick()
 
     def _schedule_redraw(self) -> None:
         """Redraw soon, but not more often than every ``redraw_interval`` seconds.

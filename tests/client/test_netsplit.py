@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import time
 
 from prompt_toolkit.data_structures import Size
@@ -14,12 +15,15 @@ from prompt_toolkit.output.vt100 import Vt100_Output
 
 from client.config import ClientConfig
 from client.connection import Connection, ConnectionSettings
+from client.headless import run_headless
 from client.model import Kind
 from client.netsplit import MAX_NICKS, QUIET, split_servers
+from client.session import Session, SessionConfig
 from client.smartfilter import Events
 from client.ui.app import ChatUI
 
 from .helpers import NOW, T0, feed
+from .netutil import DEADLINE, Ircd
 from .test_smart_filter import event, in_t, said, shown
 
 SPLIT = ":irc.hub.net irc.leaf.net"
@@ -159,3 +163,33 @@ async def test_the_ui_shows_a_fold_when_due_without_more_traffic() -> None:
         while not any(ln.nicks for ln in buf.lines) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
     assert buf.lines[-1].text == "Netsplit irc.hub.net <-> irc.leaf.net quits: bob"
+
+
+async def test_headless_prints_a_fold_when_due_without_more_traffic() -> None:
+    # The connection calls Session.tick at due_at, so every front end gets the folded
+    # line: --headless printed it only when the next line or keepalive came.
+    ircd = Ircd()
+    port = await ircd.start()
+    conn = Connection(
+        Session(SessionConfig(nick="alice", channels=("#t",))),
+        ConnectionSettings(host="127.0.0.1", port=port, quit_timeout=0.2),
+    )
+    read_end, write_end = os.pipe()
+    out = io.StringIO()
+    with os.fdopen(read_end) as stdin:
+        task = asyncio.ensure_future(run_headless(conn, stdin, out))
+        try:
+            await ircd.wait(lambda: "JOIN #t" in ircd.lines, "the JOIN")
+            ircd.send(":alice!a@h JOIN #t")
+            ircd.send(":srv 353 alice = #t :alice bob")
+            ircd.send(":srv 366 alice #t :End of /NAMES list.")
+            ircd.send(":bob!b@h QUIT :irc.hub.net irc.leaf.net")
+            deadline = time.monotonic() + DEADLINE
+            while "Netsplit" not in out.getvalue() and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert "#t -- Netsplit irc.hub.net <-> irc.leaf.net quits: bob\n" in out.getvalue()
+            assert ircd.lines[-1] == "JOIN #t"  # (nothing since: no traffic woke it)
+        finally:
+            os.close(write_end)  # end of input: /quit
+            await asyncio.wait_for(task, DEADLINE)
+            await ircd.stop()
