@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any, Literal
@@ -41,6 +40,7 @@ from .bans import BanList
 from .callerid import AcceptIndex
 from .cloak import cloak_host
 from .connlimits import ConnectionLimits, HostRate, host_key
+from .departures import Departures
 from .flood import FloodGate
 from .history import (
     STORED_COMMANDS,
@@ -184,8 +184,8 @@ class ServerCore:
         # message read; read from the account store at start, written behind.
         self.read_markers: dict[tuple[str, str], int] = {}
         # Join playback: "<folded channel> <history.departure_keys key>" -> msgid marking
-        # when a local user last left it, oldest first (history.record_departure).
-        self.departures: OrderedDict[str, str] = OrderedDict()
+        # when a local user last left it (history.record_departure), in fixed memory.
+        self.departures = Departures()
         self._answer_seq = 0
         self._batch_seq = 0
         self.max_clients_seen = 0

@@ -266,11 +266,9 @@ def conversation_of(core: ServerCore, client: Client, nick: str) -> str | None:
 # this many rows per message it may play: the channel's events too, among which it
 # looks for where the joiner left (``last_departure``).
 PLAYBACK_WINDOW = 4
-# Departures kept in memory (ServerCore.departures): the oldest are dropped beyond the
-# count, and any older than the age. They matter for a reconnect or a rejoin minutes
-# later; after longer, the stored events (``last_departure``) or the last N messages
-# serve, and a busy server's churn must not keep megabytes of them (the soak's RSS).
-DEPARTURES_KEPT = 10_000
+# A departure older than this is not used (nor, as newer ones replace it, kept): it
+# matters for a reconnect or a rejoin minutes later; after longer, the stored events
+# (``last_departure``) or the last N messages serve.
 DEPARTURE_MAX_AGE_MS = 30 * 60 * 1000
 
 
@@ -299,19 +297,9 @@ def record_departure(core: ServerCore, client: Client, folded: str) -> None:
     A fresh msgid marks the moment: it sorts after every message the client may have
     seen there and before every later one, even within the same millisecond.
     """
-    now = core.clock()
-    mark = core.msgids.next(now)
-    departures = core.departures
+    mark = core.msgids.next(core.clock())
     for key in departure_keys(core, client):
-        entry = f"{folded} {key}"  # one string: no tuple for the GC to track
-        departures[entry] = mark
-        departures.move_to_end(entry)
-    oldest = int(now * 1000) - DEPARTURE_MAX_AGE_MS
-    while departures and (
-        len(departures) > DEPARTURES_KEPT
-        or timestamp_ms(next(iter(departures.values()))) < oldest
-    ):
-        departures.popitem(last=False)
+        core.departures.record(f"{folded} {key}", mark)
 
 
 def departed(core: ServerCore, client: Client, folded: str) -> str | None:
