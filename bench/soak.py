@@ -259,7 +259,7 @@ def _census(collect: bool) -> dict[str, Any]:
     for t, n in by_type.items():
         module = getattr(t, "__module__", "")
         module = module if isinstance(module, str) else "?"
-        if module.split(".")[0] in watched or n >= 2000:
+        if module.split(".")[0] in watched or n >= 10:
             name = f"{module}.{t.__qualname__}"
             types[name] = types.get(name, 0) + n
     return {
@@ -1870,7 +1870,7 @@ def human(soak: Soak, r: dict[str, Any], results: list[tuple[str, bool, str]]) -
         f"{final['proc'].get('Threads')}; tasks {base['census'].get('tasks')} -> "
         f"{final['census'].get('tasks')} -> {after['census'].get('tasks')}",
         f"gc objects {base['census'].get('gc_objects')} -> {final['census'].get('gc_objects')}; "
-        f"types grown by >= 200: {census_growth(base['census'], final['census'])}",
+        f"types grown by >= 50: {census_growth(base['census'], final['census'], min_growth=50)}",
         f"history: {json.dumps({k: v for k, v in r['history'].items() if k != 'examples'})}",
     ]
     if r["history"].get("examples"):
