@@ -16,6 +16,23 @@ REDACTED_COMMAND = "REDACTED"
 # msgid and time, the redactor as source; text: "<deleted msgid>[ <reason>]"), served
 # to clients with draft/message-redaction, so that those who were away learn of it.
 REDACT_EVENT = "REDACT"
+# Targets starting with this hold transit rows: private messages to a user of another
+# cluster node that no conversation keeps (not between two accounts), stored under this
+# and the recipient's uid ("node:conn") only so that its node can deliver one whose event
+# was lost (a gap). No nick, account or channel name starts with it or holds a ':', so
+# no request of a client (CHATHISTORY, SEARCH, TARGETS, REDACT, join playback) can name
+# such a target; no conversation row lists it; the cache never holds it.
+TRANSIT_PREFIX = "%"
+
+
+def is_transit(target: str) -> bool:
+    return target[:1] == TRANSIT_PREFIX
+
+
+def transit_bounds(prefix: str) -> tuple[str, str]:
+    """The range [low, high) of the targets that start with ``prefix`` (non-empty), as
+    both stores compare text (bytewise: "C" collation, SQLite's BINARY)."""
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 class StoredMessage(NamedTuple):

@@ -21,6 +21,13 @@ Text columns that are compared or ordered (msgid for ``until_msgid``, the channe
 for TARGETS' MAX) use the "C" collation: byte order, as in SQLite and Python,
 whatever the database's default collation is.
 
+Transit rows (model.TRANSIT_PREFIX: a private message to a user of another node, kept
+for that node's recovery after a gap) are numbered from one counter per recipient node
+(``%node:``), not per recipient: a counter per connection would leave a ``channel_seq``
+row behind for every connection ever messaged, and one deleted with its last message
+could be taken again by an append racing the delete, repeating numbers. Their numbers
+are then unique and increasing per target, with gaps, which nothing reads them by.
+
 Direct messages also upsert one ``conversations`` row per account and partner in
 the appending transaction, after the counters and in key order, so concurrent
 ticks lock those rows in the same order too.
@@ -37,12 +44,14 @@ from psycopg.conninfo import conninfo_to_dict
 
 from .model import (
     REDACTED_COMMAND,
+    TRANSIT_PREFIX,
     FoundMessage,
     NewMessage,
     Query,
     Ref,
     Search,
     StoredMessage,
+    transit_bounds,
 )
 from .query import SERVED_COMMANDS, Cond, run_plan, served, served_sql
 from .store import conversation_rows, latest_within, search_conditions, search_limit
@@ -125,6 +134,14 @@ def connect(url: str, connect_timeout: int, application_name: str) -> Conn:
     if "application_name" not in given:
         extra["application_name"] = application_name  # in pg_stat_activity
     return psycopg.connect(url, autocommit=True, **extra)
+
+
+def _counter(target: str) -> str:
+    """The ``channel_seq`` row numbering ``target``'s messages: its own, or for a transit
+    target the one of its recipient's node (``%node:conn`` -> ``%node:``)."""
+    if target[:1] != TRANSIT_PREFIX:
+        return target
+    return target[: target.rindex(":") + 1]
 
 
 def _row(r: tuple[Any, ...]) -> StoredMessage:
@@ -240,7 +257,8 @@ class PostgresStore:
     def _append(self, conn: Conn, messages: Sequence[NewMessage]) -> list[StoredMessage]:
         counts: dict[str, int] = {}
         for m in messages:
-            counts[m.target] = counts.get(m.target, 0) + 1
+            counter = _counter(m.target)
+            counts[counter] = counts.get(counter, 0) + 1
         targets = sorted(counts)  # lock order: the same on every node, no deadlock
         with conn.transaction():
             # Reserve a block of numbers per channel; the row lock holds until
@@ -257,8 +275,9 @@ class PostgresStore:
             next_seq = {str(t): int(last) - counts[str(t)] + 1 for t, last in rows}
             stored: list[StoredMessage] = []
             for m in messages:
-                seq = next_seq[m.target]
-                next_seq[m.target] = seq + 1
+                counter = _counter(m.target)
+                seq = next_seq[counter]
+                next_seq[counter] = seq + 1
                 stored.append(
                     StoredMessage(
                         m.target, seq, m.msgid, m.time_ms, m.source, m.command,
@@ -355,7 +374,42 @@ class PostgresStore:
                 deleted += max(cur.rowcount, 0)
         return deleted
 
+    def prune_transit(self, before_ms: int, budget: int) -> int:
+        low, high = transit_bounds(TRANSIT_PREFIX)
+
+        def delete(conn: Conn) -> int:
+            cur = conn.execute(
+                "DELETE FROM messages WHERE (target, seq) IN (SELECT target, seq "
+                "FROM messages WHERE target >= %s AND target < %s AND time_ms < %s LIMIT %s)",
+                (low, high, before_ms, budget),
+            )
+            return max(cur.rowcount, 0)
+
+        conn = self._write_conn()
+        try:
+            return delete(conn)
+        except psycopg.OperationalError:
+            if not (conn.broken or conn.closed):
+                raise
+            conn.close()
+            self._writer = None
+        return delete(self._write_conn())  # deleting by the same criteria again is safe
+
     # ------------------------------------------------------------------ reads
+
+    def transit(self, prefix: str, since_ms: int, limit: int) -> list[StoredMessage]:
+        self.reads += 1
+        low, high = transit_bounds(prefix)
+
+        def read(conn: Conn) -> list[StoredMessage]:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE target >= %s AND target < %s "
+                "AND time_ms >= %s ORDER BY time_ms DESC, target DESC, seq DESC LIMIT %s",
+                (low, high, since_ms, limit),
+            ).fetchall()
+            return [_row(r) for r in reversed(rows)]
+
+        return self._reading(read)
 
     def window(self, target: str, size: int) -> list[StoredMessage]:
         self.reads += 1

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, TypeVar
 
 from .cache import CachedWindow, RedisHistoryCache
-from .model import FoundMessage, Query, Search, StoredMessage
+from .model import FoundMessage, Query, Search, StoredMessage, is_transit
 from .query import evaluate
 from .store import HistoryStore
 
@@ -95,7 +95,9 @@ class HistoryService:
         """
         self._bind()
         cache = self.cache
-        if cache is None:
+        if cache is None or is_transit(target):
+            # Never cached: only a read makes a window, so neither are the target's rows
+            # (``_enqueue`` writes only where one was read).
             return None
         if target in self._stale or target in self._dropping:
             return None  # another node wrote to it and the window is not dropped yet
@@ -128,6 +130,12 @@ class HistoryService:
         """(partner_name, target key, last_ms) of ``account``'s direct conversations."""
         self._bind()
         return await self._in_thread(self.store.conversations, account, start_ms, end_ms, limit)
+
+    async def transit(self, prefix: str, since_ms: int, limit: int) -> list[StoredMessage]:
+        """Transit rows of the targets under ``prefix`` since ``since_ms``, from the store
+        (see HistoryStore.transit)."""
+        self._bind()
+        return await self._in_thread(self.store.transit, prefix, since_ms, limit)
 
     async def search(self, q: Search) -> list[StoredMessage]:
         """The store's answer to a SEARCH (see HistoryStore.search); never cached."""

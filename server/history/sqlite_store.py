@@ -12,12 +12,14 @@ from collections.abc import Iterator, Sequence
 
 from .model import (
     REDACTED_COMMAND,
+    TRANSIT_PREFIX,
     FoundMessage,
     NewMessage,
     Query,
     Ref,
     Search,
     StoredMessage,
+    transit_bounds,
 )
 from .query import SERVED_COMMANDS, Cond, run_plan, served, served_sql
 from .store import conversation_rows, latest_within, search_conditions, search_limit
@@ -205,6 +207,7 @@ class SQLiteStore:
         last_seq = self._last_seq
         rows: list[StoredMessage] = []
         params: list[tuple[object, ...]] = []  # each row and its sender, for the INSERT
+        transit: list[str] = []  # transit targets numbered in this tick
         if self.wal_catch_up:
             self.wal_catch_up = False
             # The frames the checkpoint thread missed, and fsyncs: 1-5 ms on the loop,
@@ -228,6 +231,8 @@ class SQLiteStore:
                         "SELECT MAX(seq) FROM messages WHERE target = ?", (m.target,)
                     ).fetchone()
                     last = int(row[0] or 0)
+                    if m.target[:1] == TRANSIT_PREFIX:
+                        transit.append(m.target)
                 last_seq[m.target] = seq = last + 1
                 stored = StoredMessage(
                     m.target, seq, m.msgid, m.time_ms, m.source, m.command,
@@ -245,6 +250,10 @@ class SQLiteStore:
             conn.execute("ROLLBACK")
             self._last_seq.clear()  # re-read from the database next time
             raise
+        # A transit target is one recipient's connection: few rows, then never again.
+        # Its number is read from the index each time rather than kept for the run.
+        for target in transit:
+            last_seq.pop(target, None)
         return rows
 
     def redact(self, target: str, msgid: str) -> bool:
@@ -286,7 +295,28 @@ class SQLiteStore:
                 deleted += cur.rowcount
         return deleted
 
+    def prune_transit(self, before_ms: int, budget: int) -> int:
+        low, high = transit_bounds(TRANSIT_PREFIX)
+        cur = self._writer.execute(
+            "DELETE FROM messages WHERE id IN (SELECT id FROM messages "
+            "WHERE target >= ? AND target < ? AND time_ms < ? LIMIT ?)",
+            (low, high, before_ms, budget),
+        )
+        return max(cur.rowcount, 0)
+
     # ------------------------------------------------------------------ reads
+
+    def transit(self, prefix: str, since_ms: int, limit: int) -> list[StoredMessage]:
+        self.reads += 1
+        low, high = transit_bounds(prefix)
+        # One walk of the prefix's range of messages_target_time: a node's transit rows
+        # of the last hour at most (prune_transit), whatever the number of its users.
+        rows = self._reader().execute(
+            f"SELECT {_COLUMNS} FROM messages WHERE target >= ? AND target < ? "
+            "AND time_ms >= ? ORDER BY time_ms DESC, target DESC, seq DESC LIMIT ?",
+            (low, high, since_ms, limit),
+        ).fetchall()
+        return [_row(r) for r in reversed(rows)]
 
     def window(self, target: str, size: int) -> list[StoredMessage]:
         self.reads += 1

@@ -75,6 +75,17 @@ class HistoryStore(Protocol):
         """Delete at most ``budget`` rows beyond the retention limits; returns how many."""
         ...
 
+    def transit(self, prefix: str, since_ms: int, limit: int) -> list[StoredMessage]:
+        """The newest ``limit`` rows of the transit targets starting with ``prefix`` (one
+        node's users: ``%node:``) whose ``time_ms`` is ``since_ms`` or later, oldest
+        first (by time, target, seq): one read, whatever the number of users."""
+        ...
+
+    def prune_transit(self, before_ms: int, budget: int) -> int:
+        """Delete at most ``budget`` transit rows older than ``before_ms``; returns how
+        many. Never touches another row, so no cached window needs dropping after it."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -110,6 +110,12 @@ class GatedStore:
     def prune(self, max_rows: int, max_age_ms: int, now_ms: int, budget: int) -> int:
         return self.inner.prune(max_rows, max_age_ms, now_ms, budget)
 
+    def transit(self, prefix: str, since_ms: int, limit: int) -> list[StoredMessage]:
+        return self.inner.transit(prefix, since_ms, limit)
+
+    def prune_transit(self, before_ms: int, budget: int) -> int:
+        return self.inner.prune_transit(before_ms, budget)
+
     def close(self) -> None:
         self.inner.close()
 
@@ -696,6 +702,28 @@ async def test_a_slow_search_does_not_hold_up_chathistory(
 
 
 # ---------------------------------------------------------------- wiring
+
+
+async def test_transit_rows_never_reach_the_cache(
+    redis_server: RedisServer, store: SQLiteStore
+) -> None:
+    """Transit rows (private messages kept only for a cluster node's recovery) are read
+    from the store alone: no window of them is ever made, so none is written either."""
+    cache = make_cache(redis_server, window=5)
+    svc = HistoryService(store, cache)
+    try:
+        svc.committed(store.append([new_message("%n1:7") for _ in range(2)]))
+        assert await svc.window("%n1:7") is None  # not even when asked for one
+        await svc.query(latest("#a"))  # a generation exists: writes would land
+        svc.committed(store.append([new_message("%n1:7"), new_message("#a")]))
+        await svc.flush()
+        assert cache.generation is not None and "%n1:7" not in cache.targets_read
+        with redis_server.admin() as r:
+            assert [k for k in r.keys("*") if b"%n1:" in k] == []
+        assert await svc.query(latest("%n1:7")) == store.query(latest("%n1:7"))
+        assert [r.target for r in await svc.transit("%n1:", 0, 10)] == ["%n1:7"] * 3
+    finally:
+        await svc.close()
 
 
 def test_build_history_from_config(tmp_path: Path) -> None:

@@ -23,10 +23,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from server.config import ServerConfig
 from server.history.model import (
     NO_REF,
     REDACT_EVENT,
     REDACTED_COMMAND,
+    TRANSIT_PREFIX,
     DirectPair,
     FoundMessage,
     NewMessage,
@@ -39,6 +41,7 @@ from server.history.postgres_store import MIGRATIONS as PG_MIGRATIONS
 from server.history.postgres_store import PostgresStore
 from server.history.query import evaluate
 from server.history.service import HistoryService
+from server.history.setup import TRANSIT_MAX_AGE_MS, prune_history
 from server.history.sqlite_store import MIGRATIONS as SQLITE_MIGRATIONS
 from server.history.sqlite_store import SQLiteStore
 from server.history.stores import open_store
@@ -1194,6 +1197,117 @@ def test_prune_by_age(store: Store) -> None:
     assert store.window("#a", 100) == rows[5:6]
     assert store.window("#b", 100) == rows[11:12]
     assert store.prune(max_rows=0, max_age_ms=0, now_ms=now, budget=100) == 0
+
+
+# ---------------------------------------------------------------- transit rows
+
+
+def transit_row(gen: Messages, uid: str, time_ms: int) -> NewMessage:
+    """A private message to the cluster user ``uid`` outside any conversation, as the
+    core keeps one for the recipient's node (server.core.history.transit_key)."""
+    return dataclasses.replace(gen.new(TRANSIT_PREFIX + uid, time_ms=time_ms), channel="bob")
+
+
+def test_transit_rows_of_one_node_are_read_in_one_range(store: Store) -> None:
+    """A node reads the transit rows to all of its users at once: those under its
+    ``%node:`` prefix (not another node's, even one whose id starts alike), since a
+    time, the newest ``limit``, oldest first."""
+    gen = Messages()
+    rows = store.append([
+        transit_row(gen, "n1:1", BASE_MS + 1000),
+        transit_row(gen, "n1:2", BASE_MS + 2000),
+        transit_row(gen, "n10:1", BASE_MS + 2000),
+        transit_row(gen, "n2:1", BASE_MS + 3000),
+        gen.new("#n1", time_ms=BASE_MS + 3000),
+    ])
+    rows += store.append([transit_row(gen, "n1:1", BASE_MS + 4000)])
+    assert store.transit("%n1:", BASE_MS, 100) == [rows[0], rows[1], rows[5]]
+    assert store.transit("%n1:", BASE_MS + 2000, 100) == [rows[1], rows[5]]
+    assert store.transit("%n1:", BASE_MS, 2) == [rows[1], rows[5]]  # the newest
+    assert store.transit("%n3:", BASE_MS, 100) == []
+    # Every node's: by time, then target ("%n10:1" sorts before "%n1:2", bytewise).
+    assert store.transit("%", BASE_MS, 100) == [rows[i] for i in (0, 2, 1, 3, 5)]
+    # Numbered per target, increasing (with gaps in PostgreSQL: one counter per node).
+    assert rows[0].seq < rows[5].seq
+    if is_pg(store):
+        with psycopg.connect(store.url) as conn:
+            counters = conn.execute("SELECT target FROM channel_seq").fetchall()
+        assert {c[0] for c in counters} == {"#n1", "%n1:", "%n10:", "%n2:"}
+    else:
+        assert [t for t in store._last_seq if t.startswith(TRANSIT_PREFIX)] == []
+
+
+def test_prune_transit_removes_only_old_transit_rows(store: Store) -> None:
+    gen = Messages()
+    rows = store.append([
+        gen.new("#a", time_ms=BASE_MS),
+        transit_row(gen, "n1:1", BASE_MS),
+        transit_row(gen, "n1:2", BASE_MS + 1000),
+        transit_row(gen, "n2:1", BASE_MS + 2000),
+        transit_row(gen, "n1:1", BASE_MS + 5000),
+    ])
+    assert store.prune_transit(BASE_MS + 3000, budget=2) == 2
+    assert store.prune_transit(BASE_MS + 3000, budget=100) == 1
+    assert store.prune_transit(BASE_MS + 3000, budget=100) == 0
+    assert store.transit("%", 0, 100) == [rows[4]]
+    assert store.window("#a", 100) == [rows[0]]  # older, but not a transit row
+    # Numbering goes on after the prune.
+    more = store.append([transit_row(gen, "n1:1", BASE_MS + 6000)])
+    assert more[0].seq > rows[4].seq
+    assert store.transit("%n1:", 0, 100) == [rows[4], *more]
+
+
+def test_the_retention_pass_prunes_transit_rows_whatever_the_settings(store: Store) -> None:
+    """Keeping history forever (no row or age limit) must not keep transit rows: they
+    go after TRANSIT_MAX_AGE_MS, and the cached windows stay (none holds them)."""
+    gen = Messages()
+    now = int(time.time() * 1000)
+    rows = store.append([
+        gen.new("#a", time_ms=now - 2 * TRANSIT_MAX_AGE_MS),
+        transit_row(gen, "n1:1", now - TRANSIT_MAX_AGE_MS - 60_000),
+        transit_row(gen, "n1:1", now - TRANSIT_MAX_AGE_MS + 60_000),
+    ])
+    history = HistoryService(store)
+    forever = ServerConfig(history_max_rows=0, history_max_age_days=0)
+    assert prune_history(history, forever) == 0  # nothing the cache could hold
+    assert store.transit("%", 0, 100) == [rows[2]]
+    assert store.window("#a", 100) == [rows[0]]
+
+
+def test_concurrent_transit_rows_from_two_nodes(opener: Opener) -> None:
+    """Two nodes message the users of a third at once: every row is stored, numbered
+    uniquely and in order per recipient (PostgreSQL: from the recipient node's counter,
+    locked as a channel's is)."""
+    nodes = [opener(), opener()]
+    barrier = threading.Barrier(2)
+    returned: list[list[StoredMessage]] = [[], []]
+    errors: list[BaseException] = []
+
+    def node(i: int) -> None:
+        gen = Messages()
+        gen.n = (i + 1) * 1_000_000
+        try:
+            for tick in range(40):
+                barrier.wait(10)
+                batch = [transit_row(gen, f"n3:{k}", BASE_MS + tick) for k in range(1, 4)]
+                returned[i].extend(nodes[i].append([*batch, gen.new("#shared")]))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=node, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    stored = nodes[0].transit("%n3:", 0, 1000)
+    assert len(stored) == 240
+    for k in range(1, 4):
+        seqs = [r.seq for r in stored if r.target == f"%n3:{k}"]
+        assert len(set(seqs)) == 80
+        for rows in returned:
+            mine = [r.seq for r in rows if r.target == f"%n3:{k}"]
+            assert mine == sorted(mine)
 
 
 # ---------------------------------------------------------------- schema
