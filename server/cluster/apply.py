@@ -4,7 +4,7 @@ Everything here runs inside the core's thread of control, never awaits and
 reads no clock: the bus (``server.cluster.bus``) feeds events and snapshots in
 through ``ServerCore.remote_event`` / ``remote_snapshot`` / ``remote_node_gone``
 and carries out the effects the core emits (``Publish``, ``ClaimNick``,
-``ReleaseNick``, ``Resync``, ``Recover``).
+``ReleaseNick``, ``Resync``, ``Recover``, ``RecoverDirect``, ``RecoverTransit``).
 
 Remote users are ``Client`` objects with ``remote`` set to their uid
 (``node:conn``). They sit in ``core.nicks``, ``core.remote`` and in channel member
@@ -33,13 +33,14 @@ from server.core.history import (
     STORED_EVENTS,
     HistoryStale,
     relay_from_row,
+    transit_key,
 )
 from server.core.multiline import MultilineRelay
 from server.core.relay import Relay
 from server.core.state import Channel, Client
-from server.history.model import StoredMessage
+from server.history.model import TRANSIT_PREFIX, StoredMessage, is_transit
 
-from .events import Event, Publish, Recover, RecoverDirect, Resync
+from .events import Event, Publish, Recover, RecoverDirect, RecoverTransit, Resync
 
 if TYPE_CHECKING:
     from server.core.core import ServerCore
@@ -68,6 +69,10 @@ class ClusterState:
         # Folded account -> msgids of private messages it sent or was sent here: a
         # recovery of its conversations delivers only the others.
         self.direct: dict[str, tuple[deque[str], set[str]]] = {}
+        # Uid of a user here -> msgids of private messages to it that were kept as
+        # transit rows (not between accounts), sent or recovered here: a recovery
+        # delivers only the others. Users gone are swept out (``_seen_transit``).
+        self.transit: dict[str, tuple[deque[str], set[str]]] = {}
         self.heard_ms: dict[str, int] = {}  # node -> when its last in-order event came
         self.runs: dict[str, str] = {}  # node -> the run of it we know (event key "e")
         # Channel -> msgid floor for its recovery, when it had no message here yet.
@@ -98,6 +103,22 @@ def _remember(table: dict[str, tuple[deque[str], set[str]]], key: str, msgid: st
     ids.add(msgid)
     if len(order) > RECENT_IDS:
         ids.discard(order.popleft())
+
+
+def _seen_transit(core: ServerCore, uid: str, msgid: str) -> bool:
+    """``msgid``, kept as a transit row to our user ``uid``, is handled here: False if
+    it was already (recovered from the store before its event came)."""
+    table = _state(core).transit
+    entry = table.get(uid)
+    if entry is not None and msgid in entry[1]:
+        return False
+    if entry is None and len(table) >= 2 * len(core.clients) + 64:
+        # Entries of users gone since: swept once the table outgrows the users twice
+        # over, so a sweep costs no more than the additions since the last one.
+        for gone in [u for u in table if resolve(core, u) is None]:
+            del table[gone]
+    _remember(table, uid, msgid)
+    return True
 
 
 def _state(core: ServerCore) -> ClusterState:
@@ -251,16 +272,23 @@ def _current_run(core: ServerCore, node: str, event: Event) -> bool:
 
 def _recover_direct(core: ServerCore, heard_ms: int | None) -> None:
     """After a gap in another node's events: private messages from its users may be
-    among what never came. Those between accounts are in the store: ask for the
-    conversations of our logged-in users since the last contact (less clock skew)."""
+    among what never came. All are in the store since the last contact (less clock
+    skew): those between accounts in the conversations of our logged-in users, the
+    others as transit rows addressed to our users (one read for all of them)."""
     if heard_ms is None or not core.history_enabled:
         return
-    accounts = {
-        core.fold(c.account) for c in core.clients.values()
-        if c.registered and c.account is not None and c.closing is None
-    }
+    since = max(heard_ms - CLOCK_SKEW_MS, 0)
+    accounts: set[str] = set()
+    anyone = False
+    for c in core.clients.values():
+        if c.registered and c.closing is None:
+            anyone = True
+            if c.account is not None:
+                accounts.add(core.fold(c.account))
     if accounts:
-        core.emit(RecoverDirect(tuple(sorted(accounts)), max(heard_ms - CLOCK_SKEW_MS, 0)))
+        core.emit(RecoverDirect(tuple(sorted(accounts)), since))
+    if anyone:
+        core.emit(RecoverTransit(transit_key(core.node_id + ":"), since))
 
 
 def _shared_channels(core: ServerCore, node: str) -> set[str]:
@@ -600,11 +628,17 @@ def _on_msg(core: ServerCore, event: Event) -> None:
         if kept is not None and core.history_enabled:
             core.emit(HistoryStale(str(kept)))  # a private conversation's window
         target = resolve(core, str(to))
+        if target is None or target.remote is not None:
+            return
         if (
-            target is not None
-            and target.remote is None
-            and (need_cap is None or need_cap in target.caps)
+            kept is None
+            and relay.command in STORED_COMMANDS
+            and not _seen_transit(core, str(to), relay.msgid)
         ):
+            # The sender's node kept it as a transit row, and a recovery read it from
+            # there before its event came (a later gap): delivered already.
+            return
+        if need_cap is None or need_cap in target.caps:
             core.deliver(target, relay)
             if target.account is not None:
                 _state(core).seen_direct(core.fold(target.account), relay.msgid)
@@ -982,6 +1016,34 @@ def recovered_direct(core: ServerCore, account: str, rows: list[StoredMessage]) 
         count += 1
     if count:
         log.warning("recovered %d missed private messages to %s from the store", count, account)
+
+
+def recovered_transit(core: ServerCore, rows: list[StoredMessage]) -> None:
+    """After a gap: deliver the transit rows (private messages to users here that no
+    conversation keeps) that were not handled here yet, each only to the connection it
+    was sent to, if still here. A uid (``node:conn``) is used again after this node
+    restarts, so a row older than the connection was for an earlier one."""
+    count = 0
+    for row in sorted(rows, key=lambda r: (r.time_ms, r.target, r.seq)):
+        if row.command not in STORED_COMMANDS or not is_transit(row.target):
+            continue
+        uid = row.target[len(TRANSIT_PREFIX):]
+        user = resolve(core, uid)
+        if (
+            user is None
+            or user.remote is not None
+            or user.closing is not None
+            or row.time_ms < user.connected_at * 1000
+        ):
+            continue
+        if not _seen_transit(core, uid, row.msgid):
+            continue  # delivered live, or by an earlier recovery
+        need_cap = _NEEDS_CAP.get(row.command)
+        if need_cap is None or need_cap in user.caps:
+            core.deliver(user, relay_from_row(row._replace(channel=user.nick)))
+        count += 1
+    if count:
+        log.warning("recovered %d missed private messages from the store", count)
 
 
 def recovered(core: ServerCore, folded: str, rows: list[StoredMessage]) -> None:

@@ -36,7 +36,7 @@ from server.history.model import NO_REF, Query, Ref
 from server.history.service import HistoryService
 from server.tasks import spawn
 
-from .apply import run_of
+from .apply import recovered_transit, run_of
 from .events import (
     CHANNEL,
     NICK_KEY,
@@ -46,6 +46,7 @@ from .events import (
     Publish,
     Recover,
     RecoverDirect,
+    RecoverTransit,
     ReleaseNick,
     Resync,
     decode,
@@ -56,6 +57,9 @@ log = logging.getLogger("chat.server.cluster")
 
 RECOVER_LIMIT = 100
 RECOVER_CONVERSATIONS = 50  # of one account, active since a gap began, recovered
+# Transit rows (private messages to our users outside conversations) read after a gap,
+# for all our users at once: the newest this many since the gap began.
+RECOVER_TRANSIT_LIMIT = 5000
 # Renew a lease we hold, or take it back if it expired (Redis restarted): never steal.
 _RENEW = """
 local v = redis.call('GET', KEYS[1])
@@ -165,6 +169,7 @@ class ClusterBus:
 
     def handle(self, effects: list[Any]) -> None:
         """The core's cluster effects of one tick (after the history commit)."""
+        transit: RecoverTransit | None = None
         for effect in effects:
             if isinstance(effect, Publish):
                 self._queue.put_nowait(encode(effect.event))
@@ -180,6 +185,12 @@ class ClusterBus:
                 self._spawn(self._recover(effect.channel))
             elif isinstance(effect, RecoverDirect):
                 self._spawn(self._recover_direct(effect))
+            elif isinstance(effect, RecoverTransit) and (
+                transit is None or effect.since_ms < transit.since_ms
+            ):
+                transit = effect  # gaps of several nodes in one tick: one read, the oldest
+        if transit is not None:
+            self._spawn(self._recover_transit(transit))
 
     async def _claim(self, claim: ClaimNick) -> None:
         key = NICK_KEY + claim.folded
@@ -253,6 +264,23 @@ class ClusterBus:
                 log.exception("cluster: recovering private messages of %s failed", account)
                 continue
             self.core.recovered_direct(account, rows)
+        self.changed()
+
+    async def _recover_transit(self, effect: RecoverTransit) -> None:
+        """Private messages to our users that no conversation keeps, since the gap began:
+        one read for every user here, bounded in rows."""
+        if self.history is None:
+            return
+        try:
+            rows = await self.history.transit(
+                effect.prefix, effect.since_ms, RECOVER_TRANSIT_LIMIT)
+        except Exception:
+            log.exception("cluster: recovering private messages from the store failed")
+            return
+        if len(rows) >= RECOVER_TRANSIT_LIMIT:
+            log.warning("cluster: over %d private messages to users here since the gap "
+                        "began: only the newest are recovered", RECOVER_TRANSIT_LIMIT)
+        recovered_transit(self.core, rows)
         self.changed()
 
     # ------------------------------------------------------------------ tasks

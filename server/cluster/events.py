@@ -74,6 +74,16 @@ class RecoverDirect:
     since_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class RecoverTransit:
+    """Private messages to users here that no conversation keeps (transit rows, under
+    ``prefix``: ``%`` and this node's id) may have been missed since ``since_ms``: read
+    them from the store in one query, hand the rows to apply.recovered_transit()."""
+
+    prefix: str
+    since_ms: int
+
+
 def encode(event: Event) -> bytes:
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
 

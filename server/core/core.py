@@ -53,6 +53,7 @@ from .history import (
     record_departure,
     request_playback,
     sender_key,
+    transit_key,
 )
 from .monitor import MonitorIndex
 from .multiline import MultilineRelay, batch_line_cost, has_batch_tag
@@ -694,18 +695,25 @@ class ServerCore:
         command: str,
         client_tags: dict[str, str] | None,
     ) -> str | None:
-        """A private message was relayed: stored only between two accounts (a nick is
-        not an identity), under their conversation's key, which is returned."""
+        """A private message was relayed: stored between two accounts (a nick is not an
+        identity) under their conversation's key, which is returned. To a user of
+        another node it is otherwise stored as a transit row (None is returned: no
+        conversation keeps it), which that node reads back only after a gap in our
+        events: the ``msg`` event is all that carried it, and may be lost."""
         if (
-            sender.account is None
-            or target.account is None
+            (target.remote is None and (sender.account is None or target.account is None))
             or not self.history_enabled
             or command not in STORED_COMMANDS
         ):
             return None
-        a, b = self.fold(sender.account), self.fold(target.account)
+        pair: DirectPair | None = None
+        if sender.account is not None and target.account is not None:
+            a, b = self.fold(sender.account), self.fold(target.account)
+            key, pair = dm_key(a, b), DirectPair(a, sender.account, b, target.account)
+        else:
+            key = transit_key(self.uid(target))
         stored = message_to_store(
-            dm_key(a, b),
+            key,
             target.nick,
             sender.mask,
             command,
@@ -713,16 +721,18 @@ class ServerCore:
             client_tags,
             relay.msgid,
             self._relay_time_ms(relay),
-            DirectPair(a, sender.account, b, target.account),
+            pair,
             sender=sender_key(self, sender),
         )
         if stored is None:
             return None
         self._effects.append(StoreMessage(stored))
+        if pair is None:
+            return None
         if self.cluster_state is not None:  # a recovery after a gap must not repeat it
-            self.cluster_state.seen_direct(a, relay.msgid)
+            self.cluster_state.seen_direct(pair.sender, relay.msgid)
             if target.remote is None:
-                self.cluster_state.seen_direct(b, relay.msgid)
+                self.cluster_state.seen_direct(pair.recipient, relay.msgid)
         return stored.target
 
     def _relay_time_ms(self, relay: Relay) -> int:

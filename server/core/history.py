@@ -19,6 +19,7 @@ from chat.servertime import format_time, parse_time
 from server.history.model import (
     NO_REF,
     REDACT_EVENT,
+    TRANSIT_PREFIX,
     DirectPair,
     NewMessage,
     Query,
@@ -111,6 +112,12 @@ def dm_key(a: str, b: str) -> str:
 
 def is_dm_key(target: str) -> bool:
     return target[:1] == "$"
+
+
+def transit_key(uid: str) -> str:
+    """The history target of the transit rows to the cluster user ``uid`` (``node:conn``):
+    private messages no conversation keeps, read back only by its node after a gap."""
+    return TRANSIT_PREFIX + uid
 
 
 def sender_key(core: ServerCore, client: Client) -> str:

@@ -435,3 +435,69 @@ def test_a_private_message_lost_in_a_gap_is_recovered_from_the_store() -> None:
     mine = rows[0]._replace(msgid="Z" * 16, tags="account=bob", source="bob2!b@h")
     b.recovered_direct("bob", [mine])
     assert output(b, 1) == b""
+
+
+def test_a_private_message_outside_conversations_lost_in_a_gap_is_recovered_once() -> None:
+    """Not between two accounts, a private message to a user of another node is kept as
+    a transit row only (the recipient's uid as its target, no conversation), which the
+    recipient's node reads back after a gap in the sender's events: each row delivered
+    once (not what came live), only to the connection it was sent to, and never one
+    older than that connection (uids are used again after a node restarts)."""
+    from server.cluster.apply import recovered_transit
+    from server.cluster.events import RecoverTransit
+    from server.core.history import StoreMessage
+
+    a, b = make_core("a"), make_core("b")
+    register(a, 1, "alice")
+    relay_events(a, b)
+    for conn, nick in ((1, "bob"), (2, "carol")):
+        register(b, conn, nick)
+        relay_events(b, a)
+    output(b, 1)
+    output(b, 2)
+    b.data_received(1, b"PRIVMSG carol :same node\r\n")  # no event to lose: not kept
+    assert [e for e in b.take_effects() if isinstance(e, StoreMessage)] == []
+    assert b"same node" in output(b, 2)
+    a.data_received(1, b"PRIVMSG bob :seen live\r\n")
+    live = a.take_effects()
+    for effect in live:
+        if isinstance(effect, Publish):
+            assert effect.event["h"] is None  # no conversation's window to drop
+            b.remote_event(effect.event)
+    assert b"seen live" in output(b, 1)
+    a.data_received(1, b"PRIVMSG bob :lost\r\nNOTICE bob :also lost\r\nPRIVMSG bob :after\r\n")
+    effects = a.take_effects()
+    stored = [e.message for e in [*live, *effects] if isinstance(e, StoreMessage)]
+    assert [(m.target, m.dm) for m in stored] == [("%b:1", None)] * 4
+    events = [e.event for e in effects if isinstance(e, Publish)]
+    b.remote_event(events[2])  # the first two never came
+    assert b"after" in output(b, 1)
+    asked = [e for e in b.take_effects() if isinstance(e, RecoverTransit)]
+    assert asked == [RecoverTransit("%b:", 1_000_000 - 5000)]
+    rows = [StoredMessage(m.target, n, m.msgid, m.time_ms, m.source, m.command, m.channel,
+                          m.text, m.tags) for n, m in enumerate(stored, 1)]  # fmt: skip
+    recovered_transit(b, rows)
+    got = output(b, 1)
+    assert got.count(b"PRIVMSG bob :lost") == 1 and got.count(b"NOTICE bob :also lost") == 1
+    assert b"seen live" not in got and b"after" not in got
+    recovered_transit(b, rows)  # once only
+    assert output(b, 1) == b""
+    # Older than bob's connection: to an earlier one under the same uid.
+    before = rows[0]._replace(msgid="Z" * 16, time_ms=999_999, text="to a former b:1")
+    # To a user gone, or to one of another node: nobody here is sent it.
+    elsewhere = [rows[0]._replace(msgid="Y" * 16, target="%b:9"),
+                 rows[0]._replace(msgid="X" * 16, target="%a:1")]
+    recovered_transit(b, [before, *elsewhere])
+    assert output(b, 1) == b"" and output(b, 2) == b""
+    # Recovered before its event came (read while the event was on its way): the event
+    # does not deliver it again.
+    a.data_received(1, b"PRIVMSG bob :raced\r\n")
+    effects = a.take_effects()
+    m = next(e.message for e in effects if isinstance(e, StoreMessage))
+    recovered_transit(b, [StoredMessage(m.target, 9, m.msgid, m.time_ms, m.source, m.command,
+                                        m.channel, m.text, m.tags)])
+    assert output(b, 1).count(b"raced") == 1
+    for effect in effects:
+        if isinstance(effect, Publish):
+            b.remote_event(effect.event)
+    assert output(b, 1) == b""

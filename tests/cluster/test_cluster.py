@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import sqlite3
 from dataclasses import replace
 
 import pytest
@@ -987,3 +989,123 @@ async def test_a_private_message_sent_while_redis_was_away_reaches_its_recipient
     assert (await bob.expect("PRIVMSG", timeout=10)).params[-1] == "after"  # none twice
     for c in (alice, bob):
         await c.close()
+
+
+
+async def private_until(c: IRCTestClient, sender: str, last: str) -> list[tuple[str, str]]:
+    """(command, text) of each PRIVMSG and NOTICE from ``sender`` to ``c``, up to and
+    including the one saying ``last``."""
+    got: list[tuple[str, str]] = []
+    while not got or got[-1][1] != last:
+        m = await c.read_message(timeout=10)
+        if m.command in ("PRIVMSG", "NOTICE") and (m.source or "").startswith(sender + "!"):
+            got.append((m.command, m.params[-1]))
+    return got
+
+
+async def no_more_from(c: IRCTestClient, sender: str) -> None:
+    """Nothing more from ``sender`` after a few heartbeats (a second recovery)."""
+    await asyncio.sleep(1.0)
+    late = [m for m in await c.sync() if (m.source or "").startswith(sender + "!")]
+    assert late == []
+
+
+async def test_private_messages_without_accounts_sent_while_redis_was_away_arrive_once(
+    cluster: Cluster,
+) -> None:
+    """Not between accounts, a private message is kept in no conversation: it crossed
+    nodes only as its event, and one sent while Redis was away was echoed to its sender
+    and never delivered. Its node keeps it as a transit row, which the recipient's node
+    reads after the gap: each delivered once, and none delivered live again."""
+    p1, p2 = cluster.start("n1"), cluster.start("n2")
+    alice = await connect(p1, "alice", ["echo-message"])
+    bob = await connect(p2, "bob")
+    await eventually(lambda: "bob" in cluster.bus("n1").core.nicks)
+    await alice.send("PRIVMSG bob :before")  # within the recovery's clock-skew margin
+    assert await private_until(bob, "alice", "before") == [("PRIVMSG", "before")]
+    cluster.redis.stop()
+    await alice.send("PRIVMSG bob :while Redis was away")
+    await alice.send("NOTICE bob :a notice too")
+    await alice.expect("NOTICE", lambda m: m.params == ["bob", "a notice too"])  # the echo
+    await asyncio.sleep(0.3)
+    cluster.redis.start()
+    got = await private_until(bob, "alice", "a notice too")
+    await alice.send("PRIVMSG bob :after")
+    got += await private_until(bob, "alice", "after")
+    assert got == [
+        ("PRIVMSG", "while Redis was away"), ("NOTICE", "a notice too"), ("PRIVMSG", "after")]
+    await no_more_from(bob, "alice")
+    for c in (alice, bob):
+        await c.close()
+
+
+@pytest.mark.parametrize("logged_in", ["recipient", "sender"])
+async def test_a_private_message_between_an_account_and_none_lost_in_a_gap_arrives_once(
+    cluster: Cluster, logged_in: str
+) -> None:
+    """One side logged in, the other not: no conversation keeps the message (a nick is
+    not an identity), so it is recovered as a transit row too."""
+    p1, p2 = cluster.start("n1"), cluster.start("n2")
+    alice = await connect(p1, "alice")
+    bob = await connect(p2, "bob")
+    await register_account(bob if logged_in == "recipient" else alice)
+    await eventually(lambda: "bob" in cluster.bus("n1").core.nicks)
+    await alice.send("PRIVMSG bob :before")
+    assert await private_until(bob, "alice", "before") == [("PRIVMSG", "before")]
+    cluster.redis.stop()
+    await alice.send("PRIVMSG bob :while Redis was away")
+    await alice.sync()
+    await asyncio.sleep(0.3)
+    cluster.redis.start()
+    got = await private_until(bob, "alice", "while Redis was away")
+    await alice.send("PRIVMSG bob :after")
+    got += await private_until(bob, "alice", "after")
+    assert got == [("PRIVMSG", "while Redis was away"), ("PRIVMSG", "after")]
+    await no_more_from(bob, "alice")
+    for c in (alice, bob):
+        await c.close()
+
+
+async def test_no_client_request_reaches_transit_rows(cluster: Cluster) -> None:
+    """A transit row's target (``%`` and the recipient's uid) is no nick, account or
+    channel: CHATHISTORY, TARGETS and SEARCH answer as if it did not exist, for the
+    recipient itself (logged in) as for anyone."""
+    caps = ["batch", "server-time", "message-tags", "draft/chathistory", "soju.im/search"]
+    p1, p2 = cluster.start("n1"), cluster.start("n2")
+    alice = await connect(p1, "alice", caps)
+    bob = await connect(p2, "bob", caps)
+    await register_account(bob)
+    await eventually(lambda: "bob" in cluster.bus("n1").core.nicks)
+    await alice.send("PRIVMSG bob :transit secret")
+    await bob.expect("PRIVMSG", lambda m: m.params[-1] == "transit secret", timeout=5)
+    core = cluster.bus("n2").core
+    key = "%" + core.uid(core.nicks["bob"])
+    await eventually(lambda: stored_targets(cluster.db, "transit secret") == [key])
+    for reader in (bob, alice):
+        for target in (key, key.upper()):
+            await reader.send(f"CHATHISTORY LATEST {target} * 10")
+            fail = await reader.expect("FAIL", timeout=5)
+            assert fail.params[:2] == ["CHATHISTORY", "INVALID_TARGET"]
+            await reader.send(f"CHATHISTORY AFTER {target} timestamp=2000-01-01T00:00:00.000Z 10")
+            fail = await reader.expect("FAIL", timeout=5)
+            assert fail.params[:2] == ["CHATHISTORY", "INVALID_TARGET"]
+        await reader.send("CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00.000Z "
+                          "timestamp=2100-01-01T00:00:00.000Z 50")
+        listed = await reader.collect_until("BATCH", timeout=5)
+        listed += await reader.collect_until("BATCH", timeout=5)
+        assert [m for m in listed if m.command == "CHATHISTORY"] == []
+        await reader.send("SEARCH text=transit")
+        found = await reader.collect_until("BATCH", timeout=5)
+        found += await reader.collect_until("BATCH", timeout=5)
+        assert [m for m in found if m.command == "PRIVMSG"] == []
+        await reader.send(f"SEARCH in={key};text=transit")
+        assert (await reader.expect("FAIL", timeout=5)).params[:2] == ["SEARCH", "INVALID_TARGET"]
+    for c in (alice, bob):
+        await c.close()
+
+
+def stored_targets(db: str, text: str) -> list[str]:
+    """The targets of the rows saying ``text`` in the cluster's shared store."""
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        rows = conn.execute("SELECT target FROM messages WHERE text = ?", (text,)).fetchall()
+    return [str(r[0]) for r in rows]
