@@ -105,13 +105,13 @@ from bench.run import (
     revision,
     wait_listening,
 )
+from server.history.cache import POOL_SIZE as REDIS_POOL_MAX  # its max_connections
 from server.history.query import EVENT_COMMANDS
 
 LIMIT = 100  # CHATHISTORY page size (the server's default chathistory_limit)
 TAG_CAPS = b"echo-message message-tags server-time batch"
 READER_CAPS = b"batch draft/chathistory server-time message-tags"
 JOIN_FAIL = frozenset({b"403", b"405", b"471", b"473", b"474", b"475", b"477"})
-REDIS_POOL_MAX = 64  # server.history.cache.POOL_SIZE: the cache's max_connections
 KEY_SPAN = 1_000_000  # message key = client id * KEY_SPAN + seq
 PROBE_ENV = "CHAT_SOAK_PROBE"
 PROBE_BOOT = (

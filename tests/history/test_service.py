@@ -449,6 +449,36 @@ async def test_a_restart_closes_every_pooled_connection_to_the_dead_server(
         await svc.close()
 
 
+def established_to(port: int) -> int:
+    """Local TCP connections to 127.0.0.1:port that are open (Linux /proc/net/tcp)."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[2].split(":")[1], 16) == port and fields[3] == "01":
+            count += 1
+    return count
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc/net/tcp")
+async def test_reads_beyond_the_pool_wait_for_a_connection_and_never_fail(
+    redis_server: RedisServer, store: SQLiteStore
+) -> None:
+    cache = make_cache(redis_server, FakeClock(), window=5, failures=1, cooldown=5.0)
+    svc = HistoryService(store, cache)
+    try:
+        channels = 6 * cache_module.POOL_SIZE
+        for i in range(channels):
+            append(store, f"#c{i}", 3)
+        queries = [latest(f"#c{i}", 5) for i in range(channels)]
+        assert await svc.query(queries[0]) == store.query(queries[0])  # starts a generation
+        answers = await asyncio.gather(*(svc.query(q) for q in queries))
+        assert answers == [store.query(q) for q in queries]
+        assert 1 <= established_to(redis_server.port) <= cache_module.POOL_SIZE
+        assert cache.breaker.state == "closed"  # waiting for a slot is not a failure
+    finally:
+        await svc.close()
+
+
 async def test_writes_that_failed_while_redis_was_down_are_never_missing(
     redis_server: RedisServer, store: SQLiteStore
 ) -> None:
