@@ -143,6 +143,19 @@ async def test_kill_unknown_nick(server: RunningServer) -> None:
     assert msgs[0].params[:2] == ["alice", "nobody"]
 
 
+async def test_kill_of_a_service_is_refused_as_a_part_of_the_server(
+    server: RunningServer,
+) -> None:
+    alice = await server.client("alice")
+    await oper_up(alice)
+    msgs = await ask(alice, "KILL nickserv :impostor?")
+    assert [(m.command, m.params) for m in msgs] == [
+        ("483", ["alice", "You cannot kill a network service"])
+    ]
+    msgs = await ask(alice, "WHOIS NickServ")  # still there
+    assert [m.command for m in msgs][:1] == ["311"]
+
+
 async def test_kill_missing_params(server: RunningServer) -> None:
     alice = await server.client("alice")
     await oper_up(alice)

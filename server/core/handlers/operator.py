@@ -11,6 +11,7 @@ from chat.message import Message
 from chat.names import is_channel_name
 
 from ..relay import relay_wire
+from ..services import pseudo_client
 
 if TYPE_CHECKING:
     from ..core import ServerCore
@@ -115,6 +116,11 @@ def handle_kill(core: ServerCore, client: Client, msg: Message) -> None:
     # the operator's nick stands in, as on solanum.
     comment = msg.params[1] if len(msg.params) > 1 and msg.params[1] else client.nick
     target = core.nicks.get(core.fold(nick))
+    if target is None and pseudo_client(core, nick) is not None:
+        # Online to WHOIS and WHO, so not "no such nick": a part of the server (as
+        # solanum answers for a service on a services server).
+        core.reply(client, N.ERR_CANTKILLSERVER, "You cannot kill a network service")
+        return
     if target is None or not target.registered:
         core.reply(client, N.ERR_NOSUCHNICK, nick, "No such nick/channel")
         return
