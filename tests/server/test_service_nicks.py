@@ -51,6 +51,19 @@ async def test_who_and_whox_list_a_service(server: RunningServer) -> None:
     assert [m.command for m in await ask(alice, "WHO NickServ o")] == ["315"]
 
 
+async def test_who_with_a_pattern_lists_the_services_it_matches(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    await server.client("servbot")
+    msgs = await ask(alice, "WHO *Serv*")
+    assert sorted(m.params[5] for m in only(msgs, "352")) == [
+        "ChanServ", "MemoServ", "NickServ", "servbot"]  # fmt: skip
+    msgs = await ask(alice, "WHO *!*@test.server")  # their mask
+    assert sorted(m.params[5] for m in only(msgs, "352")) == ["ChanServ", "MemoServ", "NickServ"]
+    # "Everyone" lists users, as it did; the "o" filter never lists a service.
+    assert [m.params[5] for m in only(await ask(alice, "WHO *"), "352")] == ["alice", "servbot"]
+    assert only(await ask(alice, "WHO *Serv* o"), "352") == []
+
+
 async def test_monitor_sees_services_online(server: RunningServer) -> None:
     alice = await server.client("alice")
     msgs = await ask(alice, "MONITOR + NickServ,nobody,chanserv")

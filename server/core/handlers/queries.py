@@ -11,7 +11,7 @@ from chat.masks import mask_matches
 from chat.message import Message
 from chat.names import is_channel_name
 
-from ..services import PseudoClient, pseudo_client
+from ..services import PSEUDO_CLIENTS, PseudoClient, pseudo_client
 from ..state import shown_address
 from .channels import can_see
 from .server_info import server_description
@@ -164,6 +164,14 @@ def handle_who(core: ServerCore, client: Client, msg: Message) -> None:
                 or mask_matches(mask, other.mask, core.fold)
             ):
                 _who_line(core, client, other, None, whox)
+        if mask not in ("*", "0") and not opers_only:
+            # A pattern naming them ("*Serv*"), not "everyone": like users hidden from a
+            # bare WHO * on the big networks, they are there when asked for.
+            for service in PSEUDO_CLIENTS.values():
+                if mask_matches(mask, service.nick, core.fold) or mask_matches(
+                    mask, service.mask(core), core.fold
+                ):
+                    _service_who_line(core, client, service, whox)
     core.reply(client, N.RPL_ENDOFWHO, mask, "End of WHO list")
 
 
