@@ -301,12 +301,15 @@ async def test_accounts_survive_a_restart(backend: str, tmp_path: Path) -> None:
 # ---------------------------------------------------------------------- reserved nicks
 
 
-def reserved_for(nick: str, account: str | None = None) -> str:
+def reserved_for(nick: str, account: str | None = None, *, connecting: bool = False) -> str:
     """433's reason to a client logged in to no account: how to get the nick. The
-    account's spelling is known here (``account``) only while someone is logged in to it."""
+    account's spelling is known here (``account``) only while someone is logged in to it;
+    a client still ``connecting`` can also use PASS (its "server password")."""
     who = "an account" if account is None else f"the account {account}"
-    return (f"Nickname is reserved for {who}: log in to it first (SASL, or "
-            f"/msg NickServ IDENTIFY {account or nick} <password>)")
+    name = account or nick
+    pass_login = f"the server password {name}:<password>, " if connecting else ""
+    return (f"Nickname is reserved for {who}: log in to it first (SASL, {pass_login}or "
+            f"/msg NickServ IDENTIFY {name} <password>)")
 
 
 async def test_a_user_of_another_account_is_told_it_is_someone_elses(
@@ -331,7 +334,7 @@ async def test_an_accounts_name_is_reserved_for_it(server: RunningServer) -> Non
     await c.send("NICK mia")
     await c.send("USER mia 0 * :Not Mia")
     refused = await c.expect("433")
-    assert refused.params == ["*", "mia", reserved_for("mia")]
+    assert refused.params == ["*", "mia", reserved_for("mia", connecting=True)]
     await c.send("NICK mia_")
     await c.expect("001")
     c.nick = "mia_"

@@ -103,7 +103,7 @@ async def test_a_wrong_password_leaves_the_reserved_nick_to_its_account(
     c = await server.client()
     msgs = await connect(c, f"carol:{WRONG}", "carol")
     assert notices(msgs)[0].startswith("*** Login as carol failed")
-    assert only(msgs, "433")[0].params == ["*", "carol", reserved_for("carol")]
+    assert only(msgs, "433")[0].params == ["*", "carol", reserved_for("carol", connecting=True)]
     await c.send("NICK carol_")
     await c.expect("001")
     assert logged_in_as(await ask(c, "WHOIS carol_")) == []

@@ -520,8 +520,12 @@ def reserved(core: ServerCore, client: Client, nick: str) -> str:
     # The account's own spelling when known here; the nick typed may differ in case.
     name = known_name(core, core.fold(nick))
     account = "an account" if name is None else f"the account {name}"
-    return (f"Nickname is reserved for {account}: log in to it first (SASL, or "
-            f"/msg NickServ IDENTIFY {name or nick} <password>)")
+    # Before registration a client can still be set to log in as it connects: a client
+    # without SASL has a "server password" setting, which PASS carries (see PASS).
+    login = name or nick
+    server_password = "" if client.registered else f"the server password {login}:<password>, "
+    return (f"Nickname is reserved for {account}: log in to it first (SASL, {server_password}"
+            f"or /msg NickServ IDENTIFY {login} <password>)")
 
 
 def known_name(core: ServerCore, folded: str) -> str | None:
