@@ -893,6 +893,12 @@ class Session:
             return
         self.info(f"No longer watching {', '.join(removed)}", now)
         if self.registered and self.monitor_supported:
+            target = self._regain.target
+            if target is not None and any(self.fold(n) == self.fold(target) for n in removed):
+                # Getting our nick back still watches it: its MONITOR entry stays, and
+                # goes when that ends (_stop_regain), as one regain added itself would.
+                self._regain.monitored = True
+                removed = [n for n in removed if self.fold(n) != self.fold(target)]
             for part in chunks(removed):
                 self._send("MONITOR", "-", ",".join(part))
 

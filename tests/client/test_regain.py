@@ -73,6 +73,18 @@ def test_a_nick_on_the_notify_list_is_not_monitored_twice_nor_dropped() -> None:
     assert feed(s, [":alice_!~a@h NICK alice"]) == []  # still on the notify list
 
 
+def test_notify_del_of_the_nick_being_regained_keeps_watching_it() -> None:
+    s = make(channels=(), notify=("alice", "bob"))
+    s.connection_made(NOW)
+    s.take_outgoing()
+    feed(s, fallback_burst(MONITOR_005))
+    # bob's entry goes; alice's stays, for the regain (it was dropped with the notify one).
+    assert run(s, "/notify del alice bob") == ["MONITOR - bob"]
+    assert feed(s, [":test.server 731 alice_ :alice"]) == ["NICK alice"]
+    # Ours: the regain's watch ends now.
+    assert feed(s, [":alice_!~a@h NICK alice"]) == ["MONITOR - alice"]
+
+
 def test_keepalives_try_again_with_backoff_and_give_up() -> None:
     s = registered_as_fallback()  # no MONITOR on this server
     tried: list[float] = []
