@@ -399,14 +399,19 @@ async def test_stop_and_restart_redis_under_traffic(
         await svc.close()
 
 
-def sockets_in_close_wait(port: int) -> int:
-    """Local TCP sockets whose peer, 127.0.0.1:port, has gone (Linux /proc/net/tcp)."""
+def sockets_to(port: int, state: str) -> int:
+    """Local TCP sockets to 127.0.0.1:port in ``state`` (Linux /proc/net/tcp: "01"
+    established, "08" CLOSE_WAIT, the peer gone)."""
     count = 0
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
-        if int(fields[2].split(":")[1], 16) == port and fields[3] == "08":
+        if int(fields[2].split(":")[1], 16) == port and fields[3] == state:
             count += 1
     return count
+
+
+def sockets_in_close_wait(port: int) -> int:
+    return sockets_to(port, "08")
 
 
 async def until(condition: Any, seconds: float = 10.0) -> bool:
@@ -449,16 +454,6 @@ async def test_a_restart_closes_every_pooled_connection_to_the_dead_server(
         await svc.close()
 
 
-def established_to(port: int) -> int:
-    """Local TCP connections to 127.0.0.1:port that are open (Linux /proc/net/tcp)."""
-    count = 0
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if int(fields[2].split(":")[1], 16) == port and fields[3] == "01":
-            count += 1
-    return count
-
-
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc/net/tcp")
 async def test_reads_beyond_the_pool_wait_for_a_connection_and_never_fail(
     redis_server: RedisServer, store: SQLiteStore
@@ -473,7 +468,7 @@ async def test_reads_beyond_the_pool_wait_for_a_connection_and_never_fail(
         assert await svc.query(queries[0]) == store.query(queries[0])  # starts a generation
         answers = await asyncio.gather(*(svc.query(q) for q in queries))
         assert answers == [store.query(q) for q in queries]
-        assert 1 <= established_to(redis_server.port) <= cache_module.POOL_SIZE
+        assert 1 <= sockets_to(redis_server.port, "01") <= cache_module.POOL_SIZE
         assert cache.breaker.state == "closed"  # waiting for a slot is not a failure
     finally:
         await svc.close()
