@@ -123,6 +123,8 @@ def run_input(s: Session, text: str, now: float) -> bool:
             )  # fmt: skip
             return False
         text = text[1:]
+    if _password_kept_back(s, s.current.name, text, now):
+        return False
     if _can_say_here(s, now):  # (line breaks: one multi-line message, or one per line)
         s.say(s.current.name, text, now)
     return not s.input_refused
@@ -155,6 +157,19 @@ def _can_say_here(s: Session, now: float) -> bool:
         return True
     s.input_refused = True
     return False
+
+
+def _password_kept_back(s: Session, target: str, text: str, now: float) -> bool:
+    """A password to NickServ typed while disconnected is not kept to go out later: on
+    the next connection whoever holds the nick NickServ then would get it (a network
+    without services, someone taking the nick in the meantime). Refused, and left in
+    the input line to be sent once connected (irssi and WeeChat refuse any /msg then)."""
+    if s.registered or mask_message(target, text) == text:
+        return False
+    s.error("Not connected: a password is not kept to be sent later (it could reach "
+            "someone else's NickServ); send it once connected", now)  # fmt: skip
+    s.input_refused = True
+    return True
 
 
 def secret_input(text: str, current: Buffer) -> bool:
@@ -492,6 +507,8 @@ def _msg(s: Session, args: str, now: float) -> None:
         raise UsageError(f"Usage: {COMMANDS['msg'].usage}")
     # "bob,carol": one message each (as irssi), each shown in its own buffer.
     targets = list(dict.fromkeys(_check_name(t, "target") for t in target.split(",")))
+    if any(_password_kept_back(s, t, text, now) for t in targets):
+        return
     if _can_send_to(s, targets, now):
         for t in targets:
             s.say(t, text, now)
@@ -519,7 +536,9 @@ def _can_send_to(s: Session, targets: list[str], now: float) -> bool:
     return False
 
 
-@command("query", "/query NICK [TEXT]", "Open a private conversation (and send TEXT).")
+@command(
+    "query", "/query NICK [TEXT]", "Open a private conversation (and send TEXT).", online=False
+)
 def _query(s: Session, args: str, now: float) -> None:
     nick, _, text = args.partition(" ")
     if not nick or s.is_channel(nick):
@@ -527,7 +546,9 @@ def _query(s: Session, args: str, now: float) -> None:
     _check_name(nick, "nick")
     if s.open_query(nick, now) is None:
         raise UsageError("Cannot open another buffer")
-    if text.strip() and _can_send_to(s, [nick], now):
+    if text.strip() and not _password_kept_back(s, nick, text, now) and _can_send_to(
+        s, [nick], now
+    ):
         s.say(nick, text, now)
 
 
@@ -545,6 +566,8 @@ def _ns(s: Session, args: str, now: float) -> None:
 def _to_service(s: Session, service: str, name: str, args: str, now: float) -> None:
     if not args:
         raise UsageError(f"Usage: {COMMANDS[name].usage}")
+    if _password_kept_back(s, service, args, now):
+        return
     if _can_send_to(s, [service], now):  # while disconnected: as /msg NickServ ...
         s.say(service, args, now)
 
@@ -604,6 +627,8 @@ def _notice(s: Session, args: str, now: float) -> None:
     target, _, text = args.partition(" ")
     if not target or not text.strip():
         raise UsageError(f"Usage: {COMMANDS['notice'].usage}")
+    if _password_kept_back(s, target, text, now):
+        return
     if _can_send_to(s, [_check_name(target, "target")], now):
         s.notice(target, text, now)
 

@@ -50,6 +50,7 @@ from .model import (
     LineAdded,
 )
 from .multiline import Limits, WireLine
+from .passwords import mask_message
 
 MAX_WAITING = 100  # messages on their way (not failed) in all; more are refused
 MAX_FAILED = 100  # failed messages kept for /resend (the oldest are forgotten first)
@@ -60,6 +61,7 @@ LABEL_CAP = "labeled-response"
 
 NOT_YET = "not sent yet"
 MAYBE_LOST = "may not have been delivered; /resend to send it again"
+SECRET_HELD = "not sent: it holds a password, typed before the connection was lost; /resend"
 
 # Numerics refusing a PRIVMSG/NOTICE, naming its target second: without labels a
 # refusal goes to the oldest message awaiting its echo to that target.
@@ -120,6 +122,12 @@ class Outgoing:
         if self.action:
             return Kind.ACTION
         return Kind.NOTICE if self.command == "NOTICE" else Kind.MESSAGE
+
+    @property
+    def secret(self) -> bool:
+        """It carries a password (to NickServ): never written on a later connection
+        than the one it was meant for, where someone else may hold the nick NickServ."""
+        return mask_message(self.target, self.text) != self.text
 
 
 class OutboxSession(Protocol):
@@ -555,8 +563,10 @@ class Outbox:
         """Write ``buf``'s waiting messages; those written before the connection died are
         written again when ``history`` did not have them, else they fail."""
         for entry in self._of(buf, _Step.WAITING, _Step.UNCONFIRMED):
-            if entry.step is _Step.UNCONFIRMED and not history:
-                self._fail(entry, MAYBE_LOST)
+            if entry.step is _Step.UNCONFIRMED and (entry.secret or not history):
+                self._fail(entry, MAYBE_LOST)  # (history never holds what NickServ got)
+            elif entry.secret:
+                self._fail(entry, SECRET_HELD)
             else:
                 self._write(entry, now)
 

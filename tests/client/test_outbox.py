@@ -20,7 +20,7 @@ from client.model import (
     LineAdded,
     QuitRequested,
 )
-from client.outbox import MAX_WAITING, MAYBE_LOST, NOT_YET
+from client.outbox import MAX_WAITING, MAYBE_LOST, NOT_YET, SECRET_HELD
 from client.session import Session
 from client.ui.render import LineRenderer, plain_text
 from client.ui.views import Views, status_fragments
@@ -309,9 +309,48 @@ def test_service_command_with_no_connection_to_come_stays_in_the_input_line() ->
     s = chat_session(channels=())
     s.quit("bye", NOW)
     s.connection_lost(NOW + 1)
-    assert not s.input("/ns IDENTIFY hunter2", NOW + 2)  # was cleared, text lost
+    assert not s.input("/ns HELP", NOW + 2)  # was cleared, text lost
     assert last_error(s) == "Not connected: the message was not sent"
     assert not s.input("/cs INFO #t", NOW + 2)
+
+
+def test_a_password_typed_while_disconnected_is_not_kept_for_later() -> None:
+    """On the next connection whoever holds the nick NickServ would get it (a network
+    without services, an impostor): refused, and left in the input line."""
+    s, _ = in_t()
+    s.connection_lost(NOW + 1)
+    assert s.reconnecting
+    for typed in ("/ns IDENTIFY hunter2", "/msg NickServ IDENTIFY alice hunter2",
+                  "/notice NickServ IDENTIFY hunter2", "/query NickServ identify hunter2"):
+        assert not s.input(typed, NOW + 2), typed
+        assert last_error(s).startswith("Not connected: a password is not kept"), typed
+    query = s.buffer("NickServ")  # (opened by the /query)
+    assert query is not None
+    s.switch(query)
+    assert not s.input("IDENTIFY hunter2", NOW + 2)
+    assert s.input("/ns HELP", NOW + 2)  # no password: it waits, as any message
+    assert s.outbox.unsent == 1
+    out = reconnect(s)
+    assert privmsgs(out) == ["@label=o1 PRIVMSG NickServ :HELP"]
+    assert not any("hunter2" in line for line in out)
+
+
+def test_a_password_held_back_by_flood_control_is_not_written_on_the_next_connection() -> None:
+    s, _ = in_t()
+    s.outbox.paced = True  # (as the connection sets it): written when the budget allows
+    assert s.input("/ns IDENTIFY hunter2", NOW)
+    query = s.buffer("NickServ")
+    assert query is not None and s.outbox.queued == 1
+    s.connection_lost(NOW + 1)
+    out = reconnect(s)
+    assert not any("hunter2" in line for line in out)
+    assert s.outbox.take_queued() == []
+    assert states(query) == [("IDENTIFY ********", Delivery.FAILED, SECRET_HELD)]
+    s.switch(query)
+    run(s, "/resend")  # the user's own decision, on this connection
+    (entry,) = s.outbox.take_queued()
+    assert s.outbox.write_queued(entry, NOW + 70)
+    assert s.take_outgoing() == ["@label=o1 PRIVMSG NickServ :IDENTIFY hunter2"]
 
 
 def test_typed_into_a_query_while_disconnected_goes_out_after_registration() -> None:
