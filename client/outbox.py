@@ -5,7 +5,9 @@ once as a PENDING line of its buffer and is written with a ``label`` tag when
 labeled-response is on. Its echo (matched by the label, else by target and text,
 oldest first) replaces that line in place with the server's (time, msgid); an error
 answering it (a numeric, FAIL) makes the line FAILED with the reason. Without
-echo-message a message shows as sent when it is written, as it always did.
+echo-message a message shows as sent when it is written, as it always did, and a PONG
+vouches for it (the session PINGs shortly after): lost with the connection before
+that, it is unconfirmed as one awaiting its echo is.
 
 Typed while the connection is down (the driver reconnecting), a message waits: for a
 channel until the rejoin's JOIN (a +n channel would refuse it before), for a query
@@ -158,6 +160,7 @@ class OutboxSession(Protocol):
     ) -> None: ...
     def emit(self, event: Event) -> None: ...
     def info(self, text: str, now: float, buffer: Buffer | None = None) -> None: ...
+    def want_ack(self, now: float) -> None: ...
 
 
 class Outbox:
@@ -173,6 +176,11 @@ class Outbox:
         # instead of being written at once.
         self.paced = False
         self._queued: list[Outgoing] = []  # queued since the connection last took them
+        # Without echo-message: messages written and shown as sent that no PONG has
+        # vouched for yet (the server answers a PING after what was written before it),
+        # each with its number among such writes (``written``).
+        self._unacked: list[tuple[int, Outgoing]] = []
+        self.written = 0
 
     # ------------------------------------------------------------------ state
 
@@ -313,11 +321,16 @@ class Outbox:
         s = self._s
         entry.nick = s.nick
         entry.sent_at = s.local_time(now)
-        if not s.echo:  # nothing will confirm it: shown as sent, as it always was
+        if not s.echo:  # no echo will confirm it: shown as sent, as it always was...
             self._send(entry, None)
             self._entries.remove(entry)
             sent = self.line(entry.buffer, entry.kind, entry.line.text, now)
             self._update(entry, sent)
+            # ...until a PONG does; lost with the connection before that, it fails.
+            self.written += 1
+            self._unacked.append((self.written, entry))
+            del self._unacked[: max(0, len(self._unacked) - MAX_WAITING)]
+            s.want_ack(now)
             return
         tags = None
         if LABEL_CAP in s.caps:
@@ -520,11 +533,28 @@ class Outbox:
         self._labels.clear()
         self._refused.clear()
 
+    @property
+    def unacknowledged(self) -> int:
+        """Messages shown as sent without echo-message that no PONG has vouched for."""
+        return len(self._unacked)
+
+    def acknowledged(self, written: int) -> None:
+        """A PONG answered a PING written after the first ``written`` messages without
+        echo-message: the server has them."""
+        self._unacked = [(n, e) for n, e in self._unacked if n > written]
+
     def connection_lost(self, *, quitting: bool) -> None:
         """Messages awaiting their echo may or may not have been delivered; those still
-        queued were not written: they wait for the next connection."""
+        queued were not written: they wait for the next connection. Without
+        echo-message, those written since the last PONG may not have reached the server
+        (a link that died silently takes what was written in the minute before it was
+        noticed): they are unconfirmed, as messages awaiting their echo are."""
         self._labels.clear()
         self._queued.clear()
+        unacked, self._unacked = self._unacked, []
+        for _, entry in [] if quitting else unacked:
+            entry.step = _Step.UNCONFIRMED
+            self._entries.append(entry)
         for entry in list(self._entries):
             if entry.step is _Step.QUEUED:
                 entry.step = _Step.WAITING
@@ -615,7 +645,8 @@ class Outbox:
         entry.line = line
         if not entry.buffer.settle(old, line):
             return False
-        self._s.emit(DeliveryChanged(entry.buffer, old, line))
+        if old.delivery is not Delivery.DELIVERED:  # (else shown and logged as sent already)
+            self._s.emit(DeliveryChanged(entry.buffer, old, line))
         return True
 
     def _update(self, entry: Outgoing, line: Line) -> None:

@@ -118,6 +118,10 @@ MAX_REACTION_TEXTS = 20  # different reactions (texts) kept per line
 MAX_REACTIONS = 200  # reactions (one per nick and text) kept per line
 MAX_REACTION_IDS = 4  # msgids kept for one nick's same reaction sent again
 MAX_MSGID = 128  # characters of a msgid kept
+# Seconds after a message written without echo-message before a PING asks the server to
+# vouch for it (and what was written with it): short, since until then a silently dead
+# link would take it unnoticed, but one PING covers a paste.
+ACK_DELAY = 2.0
 # What a deleted message shows instead of its text (plus " by <nick>" when the sender
 # did not delete it, and ": <reason>" when one was given).
 REDACTED_TEXT = "(message deleted"
@@ -283,6 +287,10 @@ class Session:
         self._join_keys: dict[str, str] = {}  # folded name -> key, of /join while offline
         self._pings: dict[str, float] = {}
         self._ping_seq = 0
+        # PING token -> outbox.written when it was sent: its PONG vouches for as many
+        # messages written without echo-message (Outbox.acknowledged).
+        self._ping_marks: dict[str, int] = {}
+        self._ack_due: float | None = None  # when to PING for messages written since
         self._offset = 0.0  # server clock - local clock, from server-time tags
         self._ctcp_tokens = float(CTCP_REPLY_BURST)
         self._ctcp_at = 0.0  # when the tokens were counted
@@ -353,6 +361,7 @@ class Session:
         self._names.clear()
         self._topic_shown.clear()
         self._pings.clear()
+        self._ping_marks.clear()
         self._nick_attempt = 0
         self._nick_taken = False
         self._regain.stop()  # (the server forgot the last connection's MONITOR list)
@@ -392,6 +401,8 @@ class Session:
         self._history.connection_lost()
         self.outbox.connection_lost(quitting=self._quitting)
         self._pings.clear()
+        self._ping_marks.clear()
+        self._ack_due = None
         self._ison_polls.clear()
         self.lag = None
         for buf in self.buffers:
@@ -427,12 +438,7 @@ class Session:
 
     def ping(self, now: float) -> str:
         """Queue a keepalive PING; the PONG sets :attr:`lag`. Returns the token."""
-        self._ping_seq += 1
-        token = f"chat-lag-{self._ping_seq}"
-        while len(self._pings) >= 8:
-            del self._pings[next(iter(self._pings))]
-        self._pings[token] = now
-        self._send("PING", token)
+        token = self._send_ping(now)
         self._sasl.keepalive(now)
         if self.registered and self.notify and not self.monitor_supported:
             self._poll_notify()
@@ -442,17 +448,45 @@ class Session:
         self.tick(now)
         return token
 
+    def _send_ping(self, now: float) -> str:
+        self._ping_seq += 1
+        token = f"chat-lag-{self._ping_seq}"
+        while len(self._pings) >= 8:
+            oldest = next(iter(self._pings))
+            del self._pings[oldest]
+            self._ping_marks.pop(oldest, None)
+        self._pings[token] = now
+        self._ping_marks[token] = self.outbox.written
+        self._send("PING", token)
+        return token
+
+    def want_ack(self, now: float) -> None:
+        """A message was written without echo-message: a PING shortly after it (not one
+        per message: a paste is one) lets the PONG vouch for it."""
+        if self._ack_due is None:
+            self._ack_due = now + ACK_DELAY
+
     def tick(self, now: float) -> None:
-        """Show the folded netsplit lines due by ``now``. Called with every line fed and
-        keepalive; the connection also calls it at :attr:`due_at`, so they come without
-        traffic."""
+        """Show the folded netsplit lines due by ``now``, and PING for messages written
+        without echo-message when due. Called with every line fed and keepalive; the
+        connection also calls it at :attr:`due_at`, so they come without traffic."""
         if self.netsplits.due_at is not None:
             self._show_folds(self.netsplits.due(now))
+        if self._ack_due is not None and now >= self._ack_due:
+            self._ack_due = None
+            vouched = max(self._ping_marks.values(), default=0)  # by a PING on its way
+            if not self.registered or vouched >= self.outbox.written:
+                return
+            if self.outbox.queued:  # the rest of a paste is coming: after it
+                self._ack_due = now + ACK_DELAY
+            else:
+                self._send_ping(now)
 
     @property
     def due_at(self) -> float | None:
         """When :meth:`tick` has something to do (the clock ``now`` is read from)."""
-        return self.netsplits.due_at
+        due = [t for t in (self.netsplits.due_at, self._ack_due) if t is not None]
+        return min(due) if due else None
 
     def _show_folds(self, folds: list[tuple[Buffer, Line]]) -> None:
         for buf, line in folds:
@@ -970,9 +1004,9 @@ class Session:
             buf = self.buffer(bare)
         else:
             buf = self._ensure(target, BufferKind.QUERY, now)
-        # Without echo-message a message written is a message delivered, so one the flood
-        # control holds back must go through the outbox too, pending until written.
-        if buf is not None and (self.echo or self.outbox.paced or not self.outbox.ready(buf)):
+        # Through the outbox even without echo-message: pending until written (flood
+        # control may hold it back), then shown as sent until a PONG vouches for it.
+        if buf is not None:
             if not self.outbox.add(buf, command, target, pieces, now, action=action):
                 self.error("Not sent: too many messages are waiting to be sent", now)
                 self.input_refused = True
@@ -1246,9 +1280,11 @@ class Session:
         sent = self._pings.pop(token, None)
         if sent is None:
             return
+        self.outbox.acknowledged(self._ping_marks.pop(token, 0))
         # Older unanswered pings are superseded by this answer.
         for old in [t for t, at in self._pings.items() if at <= sent]:
             del self._pings[old]
+            self._ping_marks.pop(old, None)
         self.lag = max(0.0, now - sent)
         self._status()
 

@@ -21,7 +21,7 @@ from client.model import (
     QuitRequested,
 )
 from client.outbox import MAX_WAITING, MAYBE_LOST, NOT_YET, SECRET_HELD
-from client.session import Session
+from client.session import ACK_DELAY, Session
 from client.ui.render import LineRenderer, plain_text
 from client.ui.views import Views, status_fragments
 from server.config import ServerConfig
@@ -42,7 +42,7 @@ from .helpers import (
     run,
     texts,
 )
-from .netutil import DEADLINE, ChatClient, Relay, has_texts, restart_server
+from .netutil import DEADLINE, ChatClient, Ircd, Relay, has_texts, restart_server
 from .netutil import texts as all_texts
 from .recorded import CHAT_BURST, CHAT_JOIN
 
@@ -179,6 +179,52 @@ def test_without_echo_message_a_message_shows_as_sent_at_once() -> None:
     assert run(s, "hello") == ["PRIVMSG #t :hello"]  # no label: nothing to match
     assert states(s.current) == [("hello", Delivery.DELIVERED, "")]
     assert not s.outbox.pending
+
+
+def test_without_echo_message_a_pong_vouches_for_what_was_written_before_its_ping() -> None:
+    """A link that dies silently takes what was written in the minute before the ping
+    timeout noticed it: what no PONG vouched for is not shown as sent for good."""
+    no_echo = burst_without("echo-message", "draft/chathistory")  # (as ngIRCd)
+    s = joined_session(no_echo, ("bob",))
+    assert run(s, "one") == ["PRIVMSG #t :one"]
+    assert run(s, "two") == ["PRIVMSG #t :two"]
+    assert s.outbox.unacknowledged == 2 and s.due_at == NOW + ACK_DELAY
+    s.tick(NOW + 1)
+    assert s.take_outgoing() == []
+    s.tick(NOW + ACK_DELAY)  # one PING for both
+    (ping,) = s.take_outgoing()
+    assert ping.startswith("PING chat-lag-")
+    assert run(s, "three") == ["PRIVMSG #t :three"]  # written after the PING
+    feed(s, [f":test.server PONG test.server {ping.split()[1]}"], NOW + 3)
+    assert s.outbox.unacknowledged == 1
+    # The connection dies before anything vouched for "three": it may be lost, and with
+    # no history to look in, it fails for /resend once the channel is rejoined.
+    s.connection_lost(NOW + 4, "ping timeout")
+    reconnect(s, no_echo)
+    feed(s, [":alice!~a@h JOIN #t"], NOW + 61)
+    assert states(s.current) == [("one", Delivery.DELIVERED, ""), ("two", Delivery.DELIVERED, ""),
+                                 ("three", Delivery.FAILED, MAYBE_LOST)]  # fmt: skip
+    assert run(s, "/resend") == ["PRIVMSG #t :three"]
+
+
+def test_without_echo_message_a_keepalive_pong_vouches_too_and_a_paste_gets_one_ping() -> None:
+    s = joined_session(burst_without("echo-message"), ("bob",))
+    s.outbox.paced = True  # (as the connection sets it): the paste goes out over time
+    assert s.input("a\nb\nc", NOW)
+    entries = s.outbox.take_queued()
+    assert s.outbox.write_queued(entries[0], NOW)
+    s.tick(NOW + ACK_DELAY)
+    assert s.take_outgoing() == ["PRIVMSG #t :a"]  # the rest is coming: no PING yet
+    for entry in entries[1:]:
+        assert s.outbox.write_queued(entry, NOW + 3)
+    token = s.ping(NOW + 4)  # a keepalive's PING covers all three
+    s.take_outgoing()
+    s.tick(NOW + 2 * ACK_DELAY + 1)
+    assert s.take_outgoing() == []  # (that PING is on its way: none more)
+    feed(s, [f":test.server PONG test.server {token}"], NOW + 5)
+    assert s.outbox.unacknowledged == 0
+    s.connection_lost(NOW + 6)
+    assert [d for _, d, _ in states(s.current)] == [Delivery.DELIVERED] * 3
 
 
 # ---------------------------------------------------------------------- refused
@@ -731,6 +777,38 @@ async def in_history_once(port: int, text: str, clients: list[ChatClient]) -> No
     clients.append(carol)
     c_buf = await carol.joined("#t")
     assert all_texts(c_buf).count(text) == 1, all_texts(c_buf)
+
+
+async def test_without_echo_message_what_a_dead_link_took_fails_and_what_a_pong_vouched_for_stays(
+    clients: list[ChatClient],
+) -> None:
+    """A server without echo-message or history (as ngIRCd): the connection PINGs by
+    itself shortly after a message, and the PONG vouches for it; one written after the
+    last PONG, on a link that then died, fails for /resend instead of showing as sent."""
+    ircd = Ircd()
+    port = await ircd.start()
+    try:
+        alice = ChatClient.start(port, "alice")
+        clients.append(alice)
+        await alice.wait(lambda: alice.session.registered, "registration")
+        alice.conn.input("/msg bob first")
+        await ircd.wait(lambda: any(ln.startswith("PING chat-lag-") for ln in ircd.lines),
+                        "the PING after it, with no other traffic")  # fmt: skip
+        ping = next(ln for ln in ircd.lines if ln.startswith("PING chat-lag-"))
+        ircd.send(f":srv PONG srv {ping.split()[1]}")
+        await alice.wait(lambda: alice.session.outbox.unacknowledged == 0, "the PONG")
+        alice.conn.input("/msg bob second")
+        await ircd.wait(lambda: "PRIVMSG bob :second" in ircd.lines, "the second message")
+        ircd.writers[-1].close()  # the link dies before anything vouched for it
+        query = alice.session.buffer("bob")
+        assert query is not None
+        await alice.wait(lambda: any(ln.delivery is Delivery.FAILED for ln in messages(query)),
+                         "the second one failed after the reconnect")  # fmt: skip
+        assert [(ln.text, ln.delivery) for ln in messages(query)] == [
+            ("first", Delivery.DELIVERED), ("second", Delivery.FAILED)]
+        assert messages(query)[-1].note == MAYBE_LOST
+    finally:
+        await ircd.stop()
 
 
 async def test_a_message_whose_echo_died_with_the_server_is_kept_once(
