@@ -1011,17 +1011,8 @@ class Session:
                 self.error("Not sent: too many messages are waiting to be sent", now)
                 self.input_refused = True
             return
-        for piece in pieces:
+        for piece in pieces:  # (no buffer to show it in: none could be opened)
             self.write_message(command, target, piece.text, lines=piece.lines, action=action)
-        if buf is None:
-            return
-        kind = Kind.ACTION if action else (Kind.NOTICE if command == "NOTICE" else Kind.MESSAGE)
-        previous = None
-        for piece in pieces:
-            if piece.shown != piece.text and piece.shown == previous:
-                continue  # a password to NickServ is shown masked, once for its pieces
-            previous = piece.shown
-            self._add(buf, self.outbox.line(buf, kind, piece.shown, now))
 
     def _pieces(self, command: str, target: str, text: str, action: bool) -> list[Piece]:
         """The messages ``text`` makes: pieces that fit a line each; with line breaks (a
