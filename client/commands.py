@@ -995,6 +995,16 @@ def _quote(s: Session, args: str, now: float) -> None:
 QUIT_AGAIN = 10.0  # seconds a second /quit has to confirm quitting with messages unsent
 
 
+@command(
+    "reconnect",
+    "/reconnect",
+    "Close the connection and connect again at once (also to stop waiting to retry).",
+    online=False,
+)
+def _reconnect(s: Session, args: str, now: float) -> None:
+    s.reconnect(now)
+
+
 @command("quit", "/quit [message]", "Disconnect and exit.", online=False)
 def _quit(s: Session, args: str, now: float) -> None:
     # Messages held back by flood control or waiting for the connection would go with

@@ -29,6 +29,7 @@ from .model import (
     Event,
     EventCallback,
     QuitRequested,
+    ReconnectRequested,
     State,
     StatusChanged,
     StsPolicy,
@@ -42,6 +43,7 @@ from .sts import StsStore
 log = logging.getLogger(__name__)
 
 READ_SIZE = 65536
+RECONNECT_GRACE = 1.0  # seconds a server has to close the connection after /reconnect's QUIT
 
 
 @dataclass(slots=True)
@@ -107,6 +109,7 @@ class Connection:
         self._sendq: SendQueue | None = None  # paced lines of this connection
         self._pace_timer: asyncio.TimerHandle | None = None
         self._tick_timer: asyncio.TimerHandle | None = None  # Session.tick at due_at
+        self._skip_backoff = False  # /reconnect: the next connection without waiting
         self._queued_shown = 0  # connection.queued when StatusChanged last told it
         session.outbox.paced = self.pacing is not None
         self._writer: asyncio.StreamWriter | None = None
@@ -185,6 +188,17 @@ class Connection:
         if self._wake is not None:
             self._wake.set()
 
+    def _reconnect_at_once(self) -> None:
+        """``/reconnect``: no backoff after this connection; a server that does not close
+        it after our QUIT (a dead link, the reason to reconnect) is cut off shortly."""
+        writer = self._writer
+        if writer is None:  # waiting to reconnect: now
+            self.reconnect_now()
+            return
+        self._skip_backoff = True
+        with contextlib.suppress(RuntimeError):  # (no loop: nothing to cut off)
+            asyncio.get_running_loop().call_later(RECONNECT_GRACE, writer.transport.abort)
+
     def flush(self) -> None:
         """Move the session's outgoing lines to the socket and its events to subscribers."""
         lines = self.session.take_lines()
@@ -200,6 +214,8 @@ class Connection:
                 self.drop()
             elif isinstance(event, StsPolicy):
                 self._keep_policy(event.duration)
+            if isinstance(event, ReconnectRequested):
+                self._reconnect_at_once()
             if isinstance(event, QuitRequested):
                 self._closing = True
                 if self._sendq is not None:  # (the QUIT went out already: it is urgent)
@@ -337,9 +353,12 @@ class Connection:
                     break
                 delay = backoff_delay(self.attempt, s.backoff_base, s.backoff_cap, self._rand)
                 self.attempt += 1
+                if self._skip_backoff:  # /reconnect
+                    self._skip_backoff, delay, self.attempt = False, 0.0, 0
                 self.session.connecting(self._clock(), delay)
                 self.flush()
-                await self._pause(delay)
+                if delay > 0:
+                    await self._pause(delay)
         finally:
             self.running = False
             if self.session.state is not State.DISCONNECTED:

@@ -565,6 +565,12 @@ class QuitRequested:
 
 
 @dataclass(frozen=True, slots=True)
+class ReconnectRequested:
+    """The user typed /reconnect: end this connection (its QUIT is queued) and connect
+    again at once, without the backoff's wait."""
+
+
+@dataclass(frozen=True, slots=True)
 class StsUpgrade:
     """A plaintext connection was told to use TLS on ``port`` (IRCv3 STS): reconnect."""
 
@@ -591,6 +597,7 @@ Event = (
     | CurrentChanged
     | StatusChanged
     | QuitRequested
+    | ReconnectRequested
     | StsUpgrade
     | StsPolicy
 )

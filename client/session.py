@@ -47,6 +47,7 @@ from .model import (
     Member,
     QuitRequested,
     Reaction,
+    ReconnectRequested,
     State,
     StatusChanged,
     StsPolicy,
@@ -859,6 +860,14 @@ class Session:
         if self.state in (State.REGISTERING, State.CONNECTED):
             self._send("QUIT", message or "Leaving")
         self.emit(QuitRequested(message))
+
+    def reconnect(self, now: float) -> None:
+        """``/reconnect``: end this connection (a QUIT, as irssi's) and connect again at
+        once; what was typed meanwhile waits in the outbox as after any loss."""
+        if self.state in (State.REGISTERING, State.CONNECTED):
+            self._send("QUIT", "Reconnecting")
+        self.info("Reconnecting…", now)
+        self.emit(ReconnectRequested())
 
     def show_names(self, channel: str) -> None:
         """Show the next NAMES reply for ``channel`` as a line (for /names)."""

@@ -18,6 +18,7 @@ from tests.conftest import RunningServer, start_server
 from .netutil import (
     DEADLINE,
     ChatClient,
+    Ircd,
     cert_or_skip,
     has_texts,
     messages,
@@ -344,3 +345,44 @@ async def test_an_untrusted_certificate_says_what_to_do_once(
         assert alice.session.secure
     finally:
         srv.close()
+
+
+# ---------------------------------------------------------------------- /reconnect
+
+
+async def test_reconnect_cuts_off_a_server_that_stopped_answering_and_connects_at_once(
+    clients: list[ChatClient],
+) -> None:
+    ircd = Ircd()  # it never closes a connection after a QUIT: as a dead link
+    port = await ircd.start()
+    try:
+        alice = ChatClient.start(port, "alice")
+        clients.append(alice)
+        await alice.wait(lambda: alice.session.registered, "registration")
+        alice.gate.close()  # the backoff would hold the next connection: not this one
+        alice.conn.input("/reconnect")
+        await ircd.wait(lambda: "QUIT Reconnecting" in ircd.lines, "the QUIT")
+        await ircd.wait(lambda: ircd.lines.count("USER alice 0 * alice") == 2,
+                        "the second connection, without waiting")  # fmt: skip
+        await alice.wait(lambda: alice.session.registered, "registered again")
+        assert alice.session.connects == 2 and not alice.gate.waiting.is_set()
+    finally:
+        await ircd.stop()
+
+
+async def test_reconnect_while_waiting_to_retry_connects_now(clients: list[ChatClient]) -> None:
+    ircd = Ircd()
+    port = await ircd.start()
+    try:
+        alice = ChatClient.start(port, "alice")
+        clients.append(alice)
+        await alice.wait(lambda: alice.session.registered, "registration")
+        alice.gate.close()
+        ircd.writers[-1].close()  # the server closed it: the client waits to retry
+        await asyncio.wait_for(alice.gate.waiting.wait(), DEADLINE)
+        assert alice.session.connects == 1
+        alice.conn.input("/reconnect")
+        await alice.wait(lambda: alice.session.connects == 2 and alice.session.registered,
+                         "connected again while the gate is closed")  # fmt: skip
+    finally:
+        await ircd.stop()
