@@ -123,6 +123,9 @@ MAX_MSGID = 128  # characters of a msgid kept
 # vouch for it (and what was written with it): short, since until then a silently dead
 # link would take it unnoticed, but one PING covers a paste.
 ACK_DELAY = 2.0
+# Seconds without the PONG to a PING before the status line says the server is not
+# answering (irssi shows its lag as "??" then): the ping timeout takes much longer.
+LAG_STALLED = 5.0
 # What a deleted message shows instead of its text (plus " by <nick>" when the sender
 # did not delete it, and ": <reason>" when one was given).
 REDACTED_TEXT = "(message deleted"
@@ -292,6 +295,10 @@ class Session:
         # messages written without echo-message (Outbox.acknowledged).
         self._ping_marks: dict[str, int] = {}
         self._ack_due: float | None = None  # when to PING for messages written since
+        # Seconds the oldest PING has waited for its PONG, once past LAG_STALLED (a
+        # server or link that stopped answering); None while answers come.
+        self.waiting_reply: float | None = None
+        self._stall_check: float | None = None  # when to look at the unanswered PINGs
         self._offset = 0.0  # server clock - local clock, from server-time tags
         self._ctcp_tokens = float(CTCP_REPLY_BURST)
         self._ctcp_at = 0.0  # when the tokens were counted
@@ -404,6 +411,8 @@ class Session:
         self._pings.clear()
         self._ping_marks.clear()
         self._ack_due = None
+        self._stall_check = None
+        self.waiting_reply = None
         self._ison_polls.clear()
         self.lag = None
         for buf in self.buffers:
@@ -459,6 +468,8 @@ class Session:
         self._pings[token] = now
         self._ping_marks[token] = self.outbox.written
         self._send("PING", token)
+        if self._stall_check is None:
+            self._stall_check = now + LAG_STALLED
         return token
 
     def want_ack(self, now: float) -> None:
@@ -473,6 +484,14 @@ class Session:
         connection also calls it at :attr:`due_at`, so they come without traffic."""
         if self.netsplits.due_at is not None:
             self._show_folds(self.netsplits.due(now))
+        if self._stall_check is not None and now >= self._stall_check:
+            self._stall_check = None
+            if self._pings:
+                waited = now - min(self._pings.values())
+                if waited >= LAG_STALLED:
+                    self.waiting_reply = waited
+                    self._status()
+                self._stall_check = now + 1.0  # (the status line counts the seconds)
         if self._ack_due is not None and now >= self._ack_due:
             self._ack_due = None
             vouched = max(self._ping_marks.values(), default=0)  # by a PING on its way
@@ -486,7 +505,8 @@ class Session:
     @property
     def due_at(self) -> float | None:
         """When :meth:`tick` has something to do (the clock ``now`` is read from)."""
-        due = [t for t in (self.netsplits.due_at, self._ack_due) if t is not None]
+        due = [t for t in (self.netsplits.due_at, self._ack_due, self._stall_check)
+               if t is not None]  # fmt: skip
         return min(due) if due else None
 
     def _show_folds(self, folds: list[tuple[Buffer, Line]]) -> None:
@@ -1281,10 +1301,13 @@ class Session:
         if sent is None:
             return
         self.outbox.acknowledged(self._ping_marks.pop(token, 0))
+        self.waiting_reply = None
         # Older unanswered pings are superseded by this answer.
         for old in [t for t, at in self._pings.items() if at <= sent]:
             del self._pings[old]
             self._ping_marks.pop(old, None)
+        if not self._pings:
+            self._stall_check = None
         self.lag = max(0.0, now - sent)
         self._status()
 

@@ -514,6 +514,8 @@ def typing_text(nicks: list[str]) -> str:
 def _connection_text(session: Session) -> str:
     state = session.state
     if state is State.CONNECTED:
+        if session.waiting_reply is not None:
+            return f"no reply for {session.waiting_reply:.0f} s"
         lag = session.lag
         if lag is None:
             return "connected"

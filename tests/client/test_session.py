@@ -171,6 +171,27 @@ def test_server_ping_is_answered_and_lag_measured() -> None:
     assert s.lag == pytest.approx(0.25)
 
 
+def test_a_server_that_stops_answering_shows_in_the_status_line_before_the_timeout() -> None:
+    from client.session import LAG_STALLED
+    from client.ui.views import Views, status_fragments
+
+    def status() -> str:
+        return "".join(t for _, t, *_ in status_fragments(s, Views()))
+
+    s = chat_session()
+    token = s.ping(100.0)
+    assert s.due_at == 100.0 + LAG_STALLED
+    s.tick(100.0 + LAG_STALLED - 1)
+    assert s.waiting_reply is None and "no reply" not in status()
+    s.tick(100.0 + LAG_STALLED)
+    assert s.waiting_reply == LAG_STALLED and "no reply for 5 s" in status()
+    s.tick(100.0 + LAG_STALLED + 3)  # the connection calls it every second meanwhile
+    assert "no reply for 8 s" in status()
+    feed(s, [f":test.server PONG test.server :{token}"], now=109.0)
+    assert s.waiting_reply is None and "lag 9.0 s" in status()
+    assert s.due_at is None
+
+
 # ---------------------------------------------------------------------- members
 
 
