@@ -224,6 +224,17 @@ class Completion:
     candidates: list[str]
 
 
+def ago(seconds: float) -> str:
+    """How long ago, in words: "3 min ago", "5 h ago", "12 days ago"."""
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f} min ago"
+    if seconds < 48 * 3600:
+        return f"{seconds // 3600:.0f} h ago"
+    return f"{seconds // 86400:.0f} days ago"
+
+
 class Session:
     def __init__(self, config: SessionConfig) -> None:
         self.config = config
@@ -1939,6 +1950,11 @@ class Session:
         if buf is not None:
             buf.topic_setter = plain(msg.params[2].split("!", 1)[0])[:MAX_NAME]
             self.emit(BufferChanged(buf))
+            # Under the "Topic for" line (join, /topic), as irssi and WeeChat say it.
+            when = msg.params[3] if len(msg.params) > 3 else ""
+            age = f" {ago(now - int(when))}" if when.isdigit() else ""
+            text = f"Topic set by {buf.topic_setter}{age}"
+            self._add(buf, self._line(msg, now, Kind.INFO, text), count=False)
 
     def _rpl_namreply(self, msg: Message, now: float) -> None:
         if len(msg.params) < 4:

@@ -294,6 +294,11 @@ def test_topic() -> None:
     buf = s.buffer("#t")
     assert buf is not None and buf.topic == "the topic" and buf.topic_setter == "bob"
     assert any(sp.bold and sp.text == "topic" for sp in buf.topic_spans)
+    # Who set it and when, under it (as irssi and WeeChat): NOW is 1790000000.
+    assert [ln.text for ln in list(buf.lines)[-2:]] == ["Topic for #t: the topic",
+                                                  "Topic set by bob just now"]  # fmt: skip
+    feed(s, [":test.server 333 alice #t bob!b@h 1789990000"])
+    assert buf.lines[-1].text == "Topic set by bob 2 h ago"
     feed(s, [":carol!c@h TOPIC #t :new one"])
     assert buf.topic == "new one" and buf.topic_setter == "carol"
     assert buf.lines[-1].kind is Kind.TOPIC
