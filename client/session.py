@@ -2040,10 +2040,9 @@ class Session:
         self._add(self.current, self._line(msg, now, Kind.INFO, text))
 
     def _rpl_inviting(self, msg: Message, now: float) -> None:
-        if len(msg.params) >= 3:
-            buf = self._target_buffer(msg.params[2])
+        if len(msg.params) >= 3:  # where /invite was typed (as irssi), not in the channel
             text = f"Invited {msg.params[1]} to {msg.params[2]}"
-            self._add(buf, self._line(msg, now, Kind.INFO, text))
+            self._add(self.current, self._line(msg, now, Kind.INFO, text))
 
     # --- channel membership
 

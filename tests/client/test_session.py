@@ -859,9 +859,15 @@ def test_invites_to_us_and_invite_notify_for_others() -> None:
     buf = s.buffer("#t")
     assert buf is not None and buf.lines[-1].text == "bob invited carol to #t"
     assert s.server.lines[-1].text == "bob invites alice to #secret"
-    # Our own /invite: its 341 says it; the invite-notify echo is not shown again.
+    # Our own /invite: its 341 says it where it was typed (the channel may not be in
+    # view); the invite-notify echo is not shown again.
+    s.switch(buf)
     feed(s, [":srv 341 alice dave #t", ":alice!a@h INVITE dave #t"])
     assert [ln.text for ln in buf.lines][-2:] == ["bob invited carol to #t", "Invited dave to #t"]
+    s.switch(s.server)
+    feed(s, [":srv 341 alice erin #t"])
+    assert s.server.lines[-1].text == "Invited erin to #t"
+    assert buf.lines[-1].text == "Invited dave to #t"
 
 
 def test_lusers_counts_are_shown_as_their_text() -> None:
