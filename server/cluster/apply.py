@@ -34,11 +34,12 @@ from server.core.history import (
     HistoryStale,
     relay_from_row,
     transit_key,
+    transit_recipient,
 )
 from server.core.multiline import MultilineRelay
 from server.core.relay import Relay
 from server.core.state import Channel, Client
-from server.history.model import TRANSIT_PREFIX, StoredMessage, is_transit
+from server.history.model import StoredMessage, is_transit
 
 from .events import Event, Publish, Recover, RecoverDirect, RecoverTransit, Resync
 
@@ -130,9 +131,10 @@ def _state(core: ServerCore) -> ClusterState:
 # ---------------------------------------------------------------------- outgoing
 
 
-# Every event's own keys: kind, node, counters, user, and the node's run (``e``: the
-# counters start again when a node restarts, under the same node id).
-_ENVELOPE = frozenset("kngcue")
+# Every event's own keys: kind, node, counters, user, the node's run (``e``: the
+# counters start again when a node restarts, under the same node id) and, with an
+# addressee (``to``), the run of the addressee's node as the sender knew it (``tr``).
+_ENVELOPE = frozenset(("k", "n", "g", "c", "u", "e", "tr"))
 
 
 def publish(
@@ -151,6 +153,12 @@ def publish(
         "k": kind, "n": core.node_id, "g": state.g, "c": seqs, "u": uid, "e": run_of(core),
         **fields,
     }
+    to = fields.get("to")
+    if isinstance(to, str):
+        # A uid repeats once its node restarts: the run says which connection is meant.
+        run = state.runs.get(_node_of(to))
+        if run is not None:
+            event["tr"] = run
     core.emit(Publish(event))
 
 
@@ -227,6 +235,27 @@ def resolve(core: ServerCore, uid: str) -> Client | None:
             return None
         return client if client is not None and client.registered else None
     return core.remote.get(uid)
+
+
+def _addressee(core: ServerCore, event: Event) -> Client | None:
+    """The user of ours an event is addressed to (``to``), if it is for this run of the
+    node: one for a connection of an earlier run (the sender had not heard of our
+    restart yet) would reach whoever has that uid now."""
+    target = resolve(core, str(event["to"]))
+    if target is None or target.remote is not None:
+        return None
+    run = event.get("tr")
+    if isinstance(run, str) and run != run_of(core):
+        log.debug("%s event from %s for %s of an earlier run dropped",
+                  event.get("k"), event.get("n"), event["to"])
+        return None
+    return target
+
+
+def user_run(core: ServerCore, client: Client) -> str:
+    """The run of a remote user's node as we know it ("" when unknown): with its uid,
+    which connection a message is for (``history.transit_key``)."""
+    return _state(core).runs.get(_node_of(client.remote or ""), "")
 
 
 def _recover(core: ServerCore, folded: str, heard_ms: int | None) -> None:
@@ -627,8 +656,8 @@ def _on_msg(core: ServerCore, event: Event) -> None:
         kept = event.get("h")
         if kept is not None and core.history_enabled:
             core.emit(HistoryStale(str(kept)))  # a private conversation's window
-        target = resolve(core, str(to))
-        if target is None or target.remote is not None:
+        target = _addressee(core, event)
+        if target is None:
             return
         if (
             kept is None
@@ -720,8 +749,8 @@ def _on_callerid(core: ServerCore, event: Event) -> None:
     718 to ours (at most once a minute), and ``informed`` back when it went out."""
     from server.core.handlers.callerid import notify
 
-    target = resolve(core, str(event["to"]))
-    if target is None or target.remote is not None or target.closing is not None:
+    target = _addressee(core, event)
+    if target is None or target.closing is not None:
         return
     if "g" in target.modes and notify(core, target, str(event["s"]), str(event["h"])):
         core.publish("informed", (), core.uid(target), to=str(event["u"]), t=target.nick)
@@ -731,8 +760,8 @@ def _on_informed(core: ServerCore, event: Event) -> None:
     """The +g user of another node was told of our user's message: 717 to ours."""
     from server.core.handlers.callerid import informed
 
-    sender = resolve(core, str(event["to"]))
-    if sender is not None and sender.remote is None and sender.closing is None:
+    sender = _addressee(core, event)
+    if sender is not None and sender.closing is None:
         informed(core, sender, str(event["t"]))
 
 
@@ -766,8 +795,8 @@ def _on_invite(core: ServerCore, event: Event) -> None:
     from server.core.handlers.channels import notify_invite
 
     relay = _relay(event["r"])
-    target = resolve(core, str(event["to"]))
-    if target is not None and target.remote is None and target.closing is None:
+    target = _addressee(core, event)
+    if target is not None and target.closing is None:
         target.invites.add(str(event["t"]))
         core.deliver(target, relay)
     channel = core.channels.get(str(event["t"]))
@@ -1022,12 +1051,16 @@ def recovered_transit(core: ServerCore, rows: list[StoredMessage]) -> None:
     """After a gap: deliver the transit rows (private messages to users here that no
     conversation keeps) that were not handled here yet, each only to the connection it
     was sent to, if still here. A uid (``node:conn``) is used again after this node
-    restarts, so a row older than the connection was for an earlier one."""
+    restarts: a row for another run of ours (its target names the run) is for an
+    earlier connection, and so is one older than the connection (rows without a run)."""
     count = 0
+    ours = run_of(core)
     for row in sorted(rows, key=lambda r: (r.time_ms, r.target, r.seq)):
         if row.command not in STORED_COMMANDS or not is_transit(row.target):
             continue
-        uid = row.target[len(TRANSIT_PREFIX):]
+        uid, run = transit_recipient(row.target)
+        if run and run != ours:
+            continue  # to whoever had this uid in another run of this node
         user = resolve(core, uid)
         if (
             user is None

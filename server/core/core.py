@@ -711,7 +711,9 @@ class ServerCore:
             a, b = self.fold(sender.account), self.fold(target.account)
             key, pair = dm_key(a, b), DirectPair(a, sender.account, b, target.account)
         else:
-            key = transit_key(self.uid(target))
+            from server.cluster.apply import user_run
+
+            key = transit_key(self.uid(target), user_run(self, target))
         stored = message_to_store(
             key,
             target.nick,

@@ -20,6 +20,7 @@ from server.history.model import (
     NO_REF,
     REDACT_EVENT,
     TRANSIT_PREFIX,
+    TRANSIT_RUN,
     DirectPair,
     NewMessage,
     Query,
@@ -114,10 +115,26 @@ def is_dm_key(target: str) -> bool:
     return target[:1] == "$"
 
 
-def transit_key(uid: str) -> str:
+def transit_key(uid: str, run: str = "") -> str:
     """The history target of the transit rows to the cluster user ``uid`` (``node:conn``):
-    private messages no conversation keeps, read back only by its node after a gap."""
-    return TRANSIT_PREFIX + uid
+    private messages no conversation keeps, read back only by its node after a gap.
+    ``run``, its node's run (``cluster.apply.run_of``) follows after a '/' (its ':' as
+    '.', so the node's prefix and PostgreSQL's counter per node still end at the uid's
+    last ':'): a uid repeats once its node restarts, and a row to a connection of an
+    earlier run must never reach the newcomer that has its uid."""
+    if not run:
+        return TRANSIT_PREFIX + uid
+    return f"{TRANSIT_PREFIX}{uid}{TRANSIT_RUN}{run.replace(':', '.')}"
+
+
+def transit_recipient(target: str) -> tuple[str, str]:
+    """A transit row's ``(uid, run)`` (run as in ``transit_key``, or "" in rows from
+    before runs were kept)."""
+    body = target[len(TRANSIT_PREFIX):]
+    uid, sep, run = body.rpartition(TRANSIT_RUN)
+    if not sep or ":" in run:  # no run (the uid's conn is digits: a '/' is the node's)
+        return body, ""
+    return uid, run.replace(".", ":")
 
 
 def sender_key(core: ServerCore, client: Client) -> str:

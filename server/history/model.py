@@ -18,11 +18,15 @@ REDACTED_COMMAND = "REDACTED"
 REDACT_EVENT = "REDACT"
 # Targets starting with this hold transit rows: private messages to a user of another
 # cluster node that no conversation keeps (not between two accounts), stored under this
-# and the recipient's uid ("node:conn") only so that its node can deliver one whose event
-# was lost (a gap). No nick, account or channel name starts with it or holds a ':', so
-# no request of a client (CHATHISTORY, SEARCH, TARGETS, REDACT, join playback) can name
-# such a target; no conversation row lists it; the cache never holds it.
+# and the recipient's uid ("node:conn", then TRANSIT_RUN and its node's run) only so
+# that its node can deliver one whose event was lost (a gap). No nick, account or
+# channel name starts with it or holds a ':', so no request of a client (CHATHISTORY,
+# SEARCH, TARGETS, REDACT, join playback) can name such a target; no conversation row
+# lists it; the cache never holds it.
 TRANSIT_PREFIX = "%"
+# Between the uid and its node's run in a transit target (``%node:conn/run``): the run
+# tells the connections of two runs apart, which have the same uid.
+TRANSIT_RUN = "/"
 
 
 def is_transit(target: str) -> bool:

@@ -443,9 +443,9 @@ def test_a_private_message_outside_conversations_lost_in_a_gap_is_recovered_once
     recipient's node reads back after a gap in the sender's events: each row delivered
     once (not what came live), only to the connection it was sent to, and never one
     older than that connection (uids are used again after a node restarts)."""
-    from server.cluster.apply import recovered_transit
+    from server.cluster.apply import recovered_transit, run_of
     from server.cluster.events import RecoverTransit
-    from server.core.history import StoreMessage
+    from server.core.history import StoreMessage, transit_key
 
     a, b = make_core("a"), make_core("b")
     register(a, 1, "alice")
@@ -468,7 +468,8 @@ def test_a_private_message_outside_conversations_lost_in_a_gap_is_recovered_once
     a.data_received(1, b"PRIVMSG bob :lost\r\nNOTICE bob :also lost\r\nPRIVMSG bob :after\r\n")
     effects = a.take_effects()
     stored = [e.message for e in [*live, *effects] if isinstance(e, StoreMessage)]
-    assert [(m.target, m.dm) for m in stored] == [("%b:1", None)] * 4
+    key = transit_key("b:1", run_of(b))  # bob's uid, and the run of b it is for
+    assert key.startswith("%b:1/") and [(m.target, m.dm) for m in stored] == [(key, None)] * 4
     events = [e.event for e in effects if isinstance(e, Publish)]
     b.remote_event(events[2])  # the first two never came
     assert b"after" in output(b, 1)
@@ -501,3 +502,44 @@ def test_a_private_message_outside_conversations_lost_in_a_gap_is_recovered_once
         if isinstance(effect, Publish):
             b.remote_event(effect.event)
     assert output(b, 1) == b""
+
+
+def test_a_private_message_for_a_connection_of_an_earlier_run_reaches_nobody() -> None:
+    """A node restarted while the others could not hear it (Redis away): they still
+    address its old users, whose uids (``node:conn``) the new run gives to newcomers.
+    The live event and the transit row name the run they are for, and neither reaches
+    the newcomer with that uid (it was mallory, not alice, who got them)."""
+    from server.cluster.apply import recovered_transit, run_of
+    from server.core.history import StoreMessage
+
+    a, b = make_core("a", now=1020.0), make_core("b", now=1000.0)
+    register(a, 1, "bob")
+    relay_events(a, b)
+    register(b, 1, "alice")
+    relay_events(b, a)
+    b_again = make_core("b", now=1010.0)  # b restarted: a new run, conn ids from 1 again
+    assert run_of(b_again) != run_of(b)
+    register(b_again, 1, "mallory")
+    b_again.take_effects()
+    output(b_again, 1)
+    a.data_received(1, b"PRIVMSG alice :for alice only\r\n")  # a knows b's old run only
+    effects = a.take_effects()
+    event = next(e.event for e in effects if isinstance(e, Publish))
+    assert event["to"] == "b:1"
+    b_again.remote_event(event)
+    live = output(b_again, 1)  # mallory's
+    a.data_received(1, b"PRIVMSG alice :lost, for alice only\r\n")  # its event never came
+    m = next(e.message for e in a.take_effects() if isinstance(e, StoreMessage))
+    row = StoredMessage(m.target, 1, m.msgid, m.time_ms, m.source, m.command, m.channel,
+                        m.text, m.tags)
+    assert row.time_ms > b_again.clients[1].connected_at * 1000  # newer than mallory
+    recovered_transit(b_again, [row])
+    assert (live, output(b_again, 1)) == (b"", b"")
+    # The run it was meant for still delivers it (b before its restart).
+    recovered_transit(b, [row])
+    assert output(b, 1).count(b"PRIVMSG alice :lost, for alice only") == 1
+    # An event from a node that sends no run (older code) is delivered as before.
+    a.data_received(1, b"PRIVMSG alice :from an older node\r\n")
+    event = next(e.event for e in a.take_effects() if isinstance(e, Publish))
+    b.remote_event({k: v for k, v in event.items() if k != "tr"})
+    assert b"PRIVMSG alice :from an older node" in output(b, 1)

@@ -12,7 +12,9 @@ from dataclasses import replace
 import pytest
 import redis
 
+from server.cluster.apply import run_of
 from server.cluster.events import CHANNEL, NICK_KEY, NODE_KEY, encode
+from server.core.history import transit_key
 from server.transport.background import BackgroundServer
 from tests.cluster.conftest import Cluster
 from tests.ircclient import IRCTestClient
@@ -1079,7 +1081,7 @@ async def test_no_client_request_reaches_transit_rows(cluster: Cluster) -> None:
     await alice.send("PRIVMSG bob :transit secret")
     await bob.expect("PRIVMSG", lambda m: m.params[-1] == "transit secret", timeout=5)
     core = cluster.bus("n2").core
-    key = "%" + core.uid(core.nicks["bob"])
+    key = transit_key(core.uid(core.nicks["bob"]), run_of(core))  # '%', uid, n2's run
     await eventually(lambda: stored_targets(cluster.db, "transit secret") == [key])
     for reader in (bob, alice):
         for target in (key, key.upper()):
