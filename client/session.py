@@ -426,7 +426,13 @@ class Session:
         self.waiting_reply = None
         self._ison_polls.clear()
         self.lag = None
+        lost = "" if self._quitting or self._upgrading or was is State.DISCONNECTED else (
+            "Disconnected" + (f": {plain(reason)}" if reason else ""))
         for buf in self.buffers:
+            if lost and (buf.joined or buf.kind is BufferKind.QUERY):
+                # Said where the user is talking too (as WeeChat), not only in the server
+                # buffer: a channel's next line is otherwise the rejoin, or nothing.
+                self._add(buf, self._local(Kind.ERROR, lost, now), count=False)
             if buf.kind is BufferKind.QUERY and buf.history_loading:
                 buf.history_loading = False
                 self.emit(BufferChanged(buf))

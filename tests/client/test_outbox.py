@@ -280,6 +280,20 @@ def test_without_labels_a_refusal_goes_to_the_message_to_its_target_only() -> No
 # ---------------------------------------------------------------------- typed while away
 
 
+def test_a_lost_connection_is_said_in_the_channels_and_queries_too_without_activity() -> None:
+    s, buf = in_t()
+    query = s.open_query("bob", NOW)
+    assert query is not None
+    s.switch(s.server)
+    s.connection_lost(NOW + 1, "Connection reset by peer")
+    for b in (s.server, buf, query):
+        assert b.lines[-1].text == "Disconnected: Connection reset by peer", b.name
+    assert not buf.activity and not query.unread  # (nothing was said there)
+    s.quit("bye", NOW + 2)
+    s.connection_lost(NOW + 3)
+    assert buf.lines[-1].text == "Disconnected: Connection reset by peer"  # not again
+
+
 def test_typed_while_disconnected_waits_for_the_rejoin_then_goes_out() -> None:
     s, buf = in_t()
     s.connection_lost(NOW + 1, "Connection reset by peer")
