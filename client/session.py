@@ -2217,6 +2217,10 @@ class Session:
                     buf.version += 1
                     self.emit(BufferChanged(buf))
                 self._add(buf, self._line(msg, now, Kind.NICK, text, nick=old, buf=buf))
+            elif me and buf.kind is BufferKind.QUERY:
+                # Our partner sees the new nick from now on (WeeChat says it there too).
+                line = self._line(msg, now, Kind.NICK, text, nick=old, buf=buf, own=True)
+                self._add(buf, line, count=False)
 
     def _on_mode(self, msg: Message, now: float) -> None:
         if len(msg.params) < 2:

@@ -266,8 +266,12 @@ def test_own_kick_part_and_nick() -> None:
     s = chat_session()
     buf = s.buffer("#t")
     assert buf is not None
+    query = s.open_query("bob", NOW)
+    assert query is not None
     feed(s, [":alice!a@h NICK alicia"])
     assert s.nick == "alicia"
+    # Said in the query too (bob sees the new nick from now on), without activity there.
+    assert query.lines[-1].kind is Kind.NICK and query.lines[-1].own and not query.activity
     feed(s, [":op!o@h KICK #t alicia :out"])
     assert not buf.joined and buf.members == {}
     assert buf.lines[-1].kind is Kind.KICK and buf.lines[-1].highlight
