@@ -310,6 +310,7 @@ class Session:
         # server or link that stopped answering); None while answers come.
         self.waiting_reply: float | None = None
         self._stall_check: float | None = None  # when to look at the unanswered PINGs
+        self._retry_at: float | None = None  # when the driver reconnects (reconnect_delay)
         self._offset = 0.0  # server clock - local clock, from server-time tags
         self._ctcp_tokens = float(CTCP_REPLY_BURST)
         self._ctcp_at = 0.0  # when the tokens were counted
@@ -458,6 +459,8 @@ class Session:
     def connecting(self, now: float, delay: float | None = None) -> None:
         """The driver waits ``delay`` seconds (None: connects right now)."""
         self.reconnect_delay = delay
+        # The status line counts the wait down: tick() every second until then.
+        self._retry_at = now + delay if delay else None
         self.state = State.DISCONNECTED if delay else State.CONNECTING
         if delay:
             self._add(self.server, self._local(Kind.INFO, f"Reconnecting in {delay:.1f} s", now))
@@ -501,6 +504,11 @@ class Session:
         connection also calls it at :attr:`due_at`, so they come without traffic."""
         if self.netsplits.due_at is not None:
             self._show_folds(self.netsplits.due(now))
+        if self._retry_at is not None and self.reconnect_delay is not None:
+            left = max(0.0, self._retry_at - now)
+            if round(left) != round(self.reconnect_delay):
+                self.reconnect_delay = left
+                self._status()
         if self._stall_check is not None and now >= self._stall_check:
             self._stall_check = None
             if self._pings:
@@ -522,7 +530,10 @@ class Session:
     @property
     def due_at(self) -> float | None:
         """When :meth:`tick` has something to do (the clock ``now`` is read from)."""
-        due = [t for t in (self.netsplits.due_at, self._ack_due, self._stall_check)
+        counting = None
+        if self._retry_at is not None and self.reconnect_delay:
+            counting = self._retry_at - self.reconnect_delay + 1.0  # the next whole second
+        due = [t for t in (self.netsplits.due_at, self._ack_due, self._stall_check, counting)
                if t is not None]  # fmt: skip
         return min(due) if due else None
 

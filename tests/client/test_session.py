@@ -192,6 +192,24 @@ def test_a_server_that_stops_answering_shows_in_the_status_line_before_the_timeo
     assert s.due_at is None
 
 
+def test_the_wait_before_reconnecting_counts_down_in_the_status_line() -> None:
+    from client.ui.views import Views, status_fragments
+
+    def status() -> str:
+        return "".join(t for _, t, *_ in status_fragments(s, Views()))
+
+    s = chat_session()
+    s.connection_lost(NOW, "Connection reset by peer")
+    s.connecting(NOW, 21.0)
+    assert "retrying in 21 s" in status() and s.due_at == NOW + 1
+    s.tick(NOW + 1)
+    assert "retrying in 20 s" in status() and s.due_at == NOW + 2
+    s.tick(NOW + 5.2)
+    assert "retrying in 16 s" in status()
+    s.connecting(NOW + 21)  # connecting now: no more ticks for it
+    assert s.due_at is None
+
+
 # ---------------------------------------------------------------------- members
 
 
