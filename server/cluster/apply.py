@@ -74,7 +74,11 @@ class ClusterState:
         # transit rows (not between accounts), sent or recovered here: a recovery
         # delivers only the others. Users gone are swept out (``_seen_transit``).
         self.transit: dict[str, tuple[deque[str], set[str]]] = {}
-        self.heard_ms: dict[str, int] = {}  # node -> when its last in-order event came
+        # node -> when its last in-order event was sent (its "w", by its clock; when it
+        # came, for a node that sends none): a gap's recovery starts there, less clock
+        # skew. Not when it came: Redis paused then resumed delivers what was sent
+        # before the pause late, and the pause's first events, lost, were older.
+        self.heard_ms: dict[str, int] = {}
         self.runs: dict[str, str] = {}  # node -> the run of it we know (event key "e")
         # Channel -> msgid floor for its recovery, when it had no message here yet.
         self.recover_from: dict[str, str] = {}
@@ -132,9 +136,10 @@ def _state(core: ServerCore) -> ClusterState:
 
 
 # Every event's own keys: kind, node, counters, user, the node's run (``e``: the
-# counters start again when a node restarts, under the same node id) and, with an
+# counters start again when a node restarts, under the same node id), when it was sent
+# (``w``, ms by the sender's clock: where a recovery window starts) and, with an
 # addressee (``to``), the run of the addressee's node as the sender knew it (``tr``).
-_ENVELOPE = frozenset(("k", "n", "g", "c", "u", "e", "tr"))
+_ENVELOPE = frozenset(("k", "n", "g", "c", "u", "e", "w", "tr"))
 
 
 def publish(
@@ -151,7 +156,7 @@ def publish(
         raise ValueError(f"cluster event fields {sorted(fields.keys() & _ENVELOPE)} are reserved")
     event: Event = {
         "k": kind, "n": core.node_id, "g": state.g, "c": seqs, "u": uid, "e": run_of(core),
-        **fields,
+        "w": int(core.clock() * 1000), **fields,
     }
     to = fields.get("to")
     if isinstance(to, str):
@@ -183,7 +188,7 @@ def snapshot(core: ServerCore) -> Event:
                 chans[folded] = channel_record(channel)
     return {
         "k": "snapshot", "n": core.node_id, "g": state.g, "c": dict(state.chan_seq),
-        "e": run_of(core),
+        "e": run_of(core), "w": int(core.clock() * 1000),  # the heartbeat's too
         "name": core.config.name, "users": users, "chans": chans,
         "bans": [b.to_record() for b in core.bans],
         "unbans": [r.to_record() for r in core.bans.removals()],
@@ -440,11 +445,13 @@ def remote_event(core: ServerCore, event: Event) -> None:
     kind = event.get("k")
     g = event.get("g")
     heard = state.heard_ms.get(node)
-    if isinstance(g, int):
-        state.heard_ms[node] = int(core.clock() * 1000)
+    sent = event.get("w")
+    sent_ms = sent if isinstance(sent, int) else int(core.clock() * 1000)
     if kind == "hb" and isinstance(g, int):
         # A heartbeat carries the node's event counter without taking a number itself.
         last = state.seen_g.get(node)
+        if last is None or g >= last:
+            state.heard_ms[node] = sent_ms  # every event up to g came (or was recovered)
         if last is None or g > last:
             if last is not None:
                 state.gaps += 1
@@ -462,6 +469,7 @@ def remote_event(core: ServerCore, event: Event) -> None:
         if last is not None and g <= last:
             return  # a duplicate, or older than a snapshot already applied
         state.seen_g[node] = g
+        state.heard_ms[node] = sent_ms
         gap = last is not None and g != last + 1
         if kind == "hello":
             gap = True  # a node (re)joined: read its state

@@ -387,7 +387,7 @@ class ClusterBus:
             pipe.set(NODE_KEY + self.node, encode(snap), px=ttl)
             pipe.sadd(NODES_KEY, self.node)
             pipe.publish(CHANNEL, encode({"k": "hb", "n": self.node, "g": snap["g"],
-                                          "e": snap["e"]}))
+                                          "e": snap["e"], "w": snap["w"]}))
             await pipe.execute()
 
     async def _heartbeat(self) -> None:

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from chat.msgid import encode as encode_msgid
 from server.cluster import config_problem
 from server.cluster.events import Publish, Recover, Resync
 from server.config import ServerConfig
@@ -543,3 +544,39 @@ def test_a_private_message_for_a_connection_of_an_earlier_run_reaches_nobody() -
     event = next(e.event for e in a.take_effects() if isinstance(e, Publish))
     b.remote_event({k: v for k, v in event.items() if k != "tr"})
     assert b"PRIVMSG alice :from an older node" in output(b, 1)
+
+
+def test_a_gap_is_recovered_from_when_the_last_event_heard_was_sent() -> None:
+    """Redis paused, then resumed, delivers what was sent before the pause late, and
+    loses the pause's first events: the recovery window starts at the sending time of
+    the last event heard in order (by the sender's clock, ``w``), not its arrival,
+    which is after those lost. A channel that had no message here yet gets its floor
+    from there too."""
+    from server.cluster.events import RecoverTransit
+
+    a, b = make_core("a", now=1000.0), make_core("b", now=1010.0)  # b hears 10 s late
+    register(a, 1, "alice")
+    relay_events(a, b)
+    register(b, 1, "bob")
+    relay_events(b, a)
+    a.data_received(1, b"JOIN #c\r\n")
+    b.data_received(1, b"JOIN #c\r\n")
+    relay_events(a, b)
+    relay_events(b, a)
+    a.data_received(1, b"PRIVMSG bob :sent before the pause\r\n")
+    relay_events(a, b)  # came in order, when Redis resumed
+    a.data_received(1, b"PRIVMSG bob :lost\r\nPRIVMSG #c :lost\r\nPRIVMSG bob :after\r\n")
+    events = [e.event for e in a.take_effects() if isinstance(e, Publish)]
+    b.remote_event(events[-1])
+    effects = b.take_effects()
+    since = 1_000_000 - 5000  # the sending time less clock skew (not 1_010_000 - 5000)
+    assert [e for e in effects if isinstance(e, RecoverTransit)] == [RecoverTransit("%b:", since)]
+    assert Recover("#c") in effects
+    assert b.cluster_state.recover_from["#c"] == encode_msgid(since << 32)
+    # A heartbeat in order moves the window's start to its sending time likewise.
+    b.remote_event({"k": "hb", "n": "a", "g": events[-1]["g"], "e": events[-1]["e"],
+                    "w": 1_000_500})
+    assert b.cluster_state.heard_ms["a"] == 1_000_500
+    # From a node that sends no time: when the event came, as before.
+    b.remote_event({"k": "hb", "n": "a", "g": events[-1]["g"], "e": events[-1]["e"]})
+    assert b.cluster_state.heard_ms["a"] == 1_010_000

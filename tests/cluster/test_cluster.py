@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import sqlite3
+import time
 from dataclasses import replace
 
 import pytest
@@ -1111,3 +1112,49 @@ def stored_targets(db: str, text: str) -> list[str]:
     with contextlib.closing(sqlite3.connect(db)) as conn:
         rows = conn.execute("SELECT target FROM messages WHERE text = ?", (text,)).fetchall()
     return [str(r[0]) for r in rows]
+
+
+async def test_messages_lost_after_events_that_came_late_are_recovered(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events that came late (Redis paused and resumed, or here the receiving node's
+    loop held up) and then a gap: the recovery starts from when the last event heard
+    was sent, not when it came, so the messages lost in between (here while Redis was
+    away) arrive. They were lost for good whenever the delay outlasted the clock-skew
+    margin (shortened here, so that the test need not wait 5 s), as Redis paused for
+    10 s did every time: a private message outside conversations, and a channel's
+    first message."""
+    from server.cluster import apply
+
+    monkeypatch.setattr(apply, "CLOCK_SKEW_MS", 500)
+    p1 = cluster.start("n1", cluster_dead_after=10.0)
+    p2 = cluster.start("n2", cluster_dead_after=10.0)
+    alice = await connect(p1, "alice", ["echo-message"])
+    bob = await connect(p2, "bob")
+    await alice.send("JOIN #late")
+    await bob.send("JOIN #late")
+    for node in ("n1", "n2"):
+        channels = cluster.bus(node).core.channels
+        await eventually(lambda c=channels: "#late" in c and len(c["#late"].members) == 2)
+    await alice.send("PRIVMSG bob :before")
+    assert await private_until(bob, "alice", "before") == [("PRIVMSG", "before")]
+    n2_loop = cluster.nodes["n2"].server.loop  # type: ignore[attr-defined]
+    n2_loop.call_soon_threadsafe(time.sleep, 3.0)  # n2 reads nothing for 3 s
+    await alice.send("PRIVMSG bob :sent in time, heard late")
+    await alice.expect("PRIVMSG", lambda m: m.params[-1] == "sent in time, heard late")
+    await asyncio.sleep(0.3)  # published: it waits in n2's socket
+    cluster.redis.stop()
+    await alice.send("PRIVMSG bob :lost while Redis was away")
+    await alice.send("PRIVMSG #late :lost in the channel too")
+    await alice.expect("PRIVMSG", lambda m: m.params[0] == "#late")  # the echo
+    await asyncio.sleep(1.0)
+    cluster.redis.start()
+    got: list[str] = []
+    while len(got) < 3:
+        m = await bob.read_message(timeout=10)
+        if m.command == "PRIVMSG" and (m.source or "").startswith("alice!"):
+            got.append(f"{m.params[0]} {m.params[-1]}")
+    assert sorted(got) == ["#late lost in the channel too", "bob lost while Redis was away",
+                           "bob sent in time, heard late"]
+    for c in (alice, bob):
+        await c.close()
