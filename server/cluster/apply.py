@@ -21,7 +21,9 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from chat.message import Message, parse_tags
+from chat.msgid import decode as decode_msgid
 from chat.msgid import encode as encode_msgid
+from chat.msgid import is_msgid, timestamp_ms
 from server.core.handlers.accounts import account_dropped, account_registered, notify_account
 from server.core.handlers.channels import announce_join, set_channel_record
 from server.core.handlers.chanserv import channel_changed, from_record
@@ -74,6 +76,12 @@ class ClusterState:
         # transit rows (not between accounts), sent or recovered here: a recovery
         # delivers only the others. Users gone are swept out (``_seen_transit``).
         self.transit: dict[str, tuple[deque[str], set[str]]] = {}
+        # Uid -> msgid generator (a sender node's run) -> (msgid, since): a recovery read
+        # every transit row to the user sent since ``since`` up to that msgid (one node
+        # stores its rows in msgid order), and handled them. Another recovery, or a live
+        # event, skips those without asking ``transit``, whose 512 are too few for a long
+        # gap's rows (each gap brings two recoveries: the second delivered them again).
+        self.transit_floor: dict[str, dict[int, tuple[str, int]]] = {}
         # node -> when its last in-order event was sent (its "w", by its clock; when it
         # came, for a node that sends none): a gap's recovery starts there, less clock
         # skew. Not when it came: Redis paused then resumed delivers what was sent
@@ -110,10 +118,20 @@ def _remember(table: dict[str, tuple[deque[str], set[str]]], key: str, msgid: st
         ids.discard(order.popleft())
 
 
-def _seen_transit(core: ServerCore, uid: str, msgid: str) -> bool:
-    """``msgid``, kept as a transit row to our user ``uid``, is handled here: False if
-    it was already (recovered from the store before its event came)."""
-    table = _state(core).transit
+def _generator(msgid: str) -> int | None:
+    """The generator (a node's run) of a msgid from ``MsgIdGenerator``: its low 16 bits."""
+    return decode_msgid(msgid) & 0xFFFF if is_msgid(msgid) else None
+
+
+def _seen_transit(core: ServerCore, uid: str, msgid: str, time_ms: int) -> bool:
+    """``msgid`` (sent at ``time_ms``), kept as a transit row to our user ``uid``, is
+    handled here: False if it was already (delivered live, or by a recovery)."""
+    state = _state(core)
+    table = state.transit
+    generator = _generator(msgid)
+    floor = None if generator is None else state.transit_floor.get(uid, {}).get(generator)
+    if floor is not None and msgid <= floor[0] and time_ms >= floor[1]:
+        return False  # a recovery read it (and everything before it from its node)
     entry = table.get(uid)
     if entry is not None and msgid in entry[1]:
         return False
@@ -122,6 +140,8 @@ def _seen_transit(core: ServerCore, uid: str, msgid: str) -> bool:
         # over, so a sweep costs no more than the additions since the last one.
         for gone in [u for u in table if resolve(core, u) is None]:
             del table[gone]
+        for gone in [u for u in state.transit_floor if resolve(core, u) is None]:
+            del state.transit_floor[gone]
     _remember(table, uid, msgid)
     return True
 
@@ -670,7 +690,7 @@ def _on_msg(core: ServerCore, event: Event) -> None:
         if (
             kept is None
             and relay.command in STORED_COMMANDS
-            and not _seen_transit(core, str(to), relay.msgid)
+            and not _seen_transit(core, str(to), relay.msgid, timestamp_ms(relay.msgid))
         ):
             # The sender's node kept it as a transit row, and a recovery read it from
             # there before its event came (a later gap): delivered already.
@@ -1055,14 +1075,19 @@ def recovered_direct(core: ServerCore, account: str, rows: list[StoredMessage]) 
         log.warning("recovered %d missed private messages to %s from the store", count, account)
 
 
-def recovered_transit(core: ServerCore, rows: list[StoredMessage]) -> None:
+def recovered_transit(
+    core: ServerCore, rows: list[StoredMessage], since_ms: int | None = None
+) -> None:
     """After a gap: deliver the transit rows (private messages to users here that no
     conversation keeps) that were not handled here yet, each only to the connection it
     was sent to, if still here. A uid (``node:conn``) is used again after this node
     restarts: a row for another run of ours (its target names the run) is for an
-    earlier connection, and so is one older than the connection (rows without a run)."""
+    earlier connection, and so is one older than the connection (rows without a run).
+    ``since_ms``: the rows are every one sent since then (the read was not cut short),
+    so later recoveries may skip them by msgid (``ClusterState.transit_floor``)."""
     count = 0
     ours = run_of(core)
+    newest: dict[str, dict[int, str]] = {}  # uid -> generator -> its newest msgid read
     for row in sorted(rows, key=lambda r: (r.time_ms, r.target, r.seq)):
         if row.command not in STORED_COMMANDS or not is_transit(row.target):
             continue
@@ -1077,12 +1102,24 @@ def recovered_transit(core: ServerCore, rows: list[StoredMessage]) -> None:
             or row.time_ms < user.connected_at * 1000
         ):
             continue
-        if not _seen_transit(core, uid, row.msgid):
+        generator = _generator(row.msgid)
+        if generator is not None:
+            read = newest.setdefault(uid, {})
+            read[generator] = max(read.get(generator, row.msgid), row.msgid)
+        if not _seen_transit(core, uid, row.msgid, row.time_ms):
             continue  # delivered live, or by an earlier recovery
         need_cap = _NEEDS_CAP.get(row.command)
         if need_cap is None or need_cap in user.caps:
             core.deliver(user, relay_from_row(row._replace(channel=user.nick)))
         count += 1
+    if since_ms is not None:
+        floors = _state(core).transit_floor
+        for uid, read in newest.items():
+            known = floors.setdefault(uid, {})
+            for generator, msgid in read.items():
+                floor = known.get(generator)
+                if floor is None or msgid > floor[0]:
+                    known[generator] = (msgid, since_ms)
     if count:
         log.warning("recovered %d missed private messages from the store", count)
 

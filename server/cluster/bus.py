@@ -277,10 +277,14 @@ class ClusterBus:
         except Exception:
             log.exception("cluster: recovering private messages from the store failed")
             return
+        since = effect.since_ms
         if len(rows) >= RECOVER_TRANSIT_LIMIT:
             log.warning("cluster: over %d private messages to users here since the gap "
                         "began: only the newest are recovered", RECOVER_TRANSIT_LIMIT)
-        recovered_transit(self.core, rows)
+            # Every row was read from the oldest one's time on (one more ms: others of
+            # that millisecond may have been cut).
+            since = min(row.time_ms for row in rows) + 1
+        recovered_transit(self.core, rows, since)
         self.changed()
 
     # ------------------------------------------------------------------ tasks

@@ -580,3 +580,40 @@ def test_a_gap_is_recovered_from_when_the_last_event_heard_was_sent() -> None:
     # From a node that sends no time: when the event came, as before.
     b.remote_event({"k": "hb", "n": "a", "g": events[-1]["g"], "e": events[-1]["e"]})
     assert b.cluster_state.heard_ms["a"] == 1_010_000
+
+
+def test_a_second_recovery_of_many_transit_rows_delivers_none_again() -> None:
+    """Each gap brings two recoveries (the heartbeat's and the event's, in different
+    ticks). With more rows than the 512 msgids remembered per user, the second one
+    delivered every row again (each one remembered pushed out the next to check): a
+    recovery now remembers, per sender's msgid generator, the newest row it read since
+    when, and skips what is at or below it, live events too."""
+    from server.cluster.apply import recovered_transit
+    from server.core.history import StoreMessage
+
+    a, b = make_core("a"), make_core("b")
+    register(a, 1, "alice")
+    relay_events(a, b)
+    register(b, 1, "bob")
+    relay_events(b, a)
+    output(b, 1)
+    a.data_received(1, b"".join(b"PRIVMSG bob :lost %d\r\n" % n for n in range(600)))
+    effects = a.take_effects()  # none of their events reaches b
+    stored = [e.message for e in effects if isinstance(e, StoreMessage)]
+    events = [e.event for e in effects if isinstance(e, Publish)]
+    rows = [StoredMessage(m.target, n, m.msgid, m.time_ms, m.source, m.command, m.channel,
+                          m.text, m.tags) for n, m in enumerate(stored, 1)]  # fmt: skip
+    since = 1_000_000 - 5000
+    recovered_transit(b, rows, since)
+    assert output(b, 1).count(b"PRIVMSG bob :lost ") == 600
+    recovered_transit(b, rows, since)  # the gap's second recovery: nothing again
+    assert output(b, 1) == b""
+    b.remote_event(events[0])  # the first one's event, late: delivered already
+    assert output(b, 1) == b""
+    # A row newer than the first read is still delivered by a later one, once.
+    a.data_received(1, b"PRIVMSG bob :lost after the first read\r\n")
+    m = next(e.message for e in a.take_effects() if isinstance(e, StoreMessage))
+    newer = StoredMessage(m.target, 601, m.msgid, m.time_ms, m.source, m.command, m.channel,
+                          m.text, m.tags)
+    recovered_transit(b, [*rows, newer], since)
+    assert output(b, 1).count(b"PRIVMSG bob :lost") == 1
