@@ -598,7 +598,20 @@ class Outbox:
             elif entry.secret:
                 self._fail(entry, SECRET_HELD)
             else:
+                if entry.step is _Step.WAITING and entry.line.note == NOT_YET:
+                    self._to_bottom(entry, now)
                 self._write(entry, now)
+
+    def _to_bottom(self, entry: Outgoing, now: float) -> None:
+        """Typed while the connection was down, it goes out now: shown now, below what
+        came meanwhile (the disconnect, the rejoin, the gap fill), in the order the chat
+        log and the others get it, instead of above them with a later time."""
+        buf = entry.buffer
+        if buf.remove(entry.line):
+            entry.line = replace(self.line(buf, entry.kind, entry.line.text, now),
+                                 delivery=Delivery.PENDING)  # fmt: skip
+            if buf.append(entry.line):
+                self._s.emit(LineAdded(buf, entry.line))
 
     # ------------------------------------------------------------------ dropped
 

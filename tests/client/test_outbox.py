@@ -320,6 +320,23 @@ def test_typed_while_disconnected_waits_for_the_rejoin_then_goes_out() -> None:
     assert own(buf)[0].delivery is Delivery.DELIVERED
 
 
+def test_typed_while_disconnected_moves_below_the_rejoin_when_it_goes_out() -> None:
+    """Shown where and when it goes out, as the chat log and the others get it: not
+    above the disconnect and the rejoin with a later time."""
+    s, buf = in_t()
+    s.connection_lost(NOW + 1, "Connection reset by peer")
+    assert run(s, "typed while away") == []
+    assert buf.lines[-1].text == "typed while away"
+    reconnect(s)
+    out = rejoin(s, NOW + 60)
+    assert privmsgs(out) == ["@label=o1 PRIVMSG #t :typed while away"]
+    texts_now = [ln.text for ln in buf.lines]
+    assert texts_now[-1] == "typed while away" and texts_now.count("typed while away") == 1
+    assert texts_now.index("Disconnected: Connection reset by peer") < len(texts_now) - 1
+    assert buf.lines[-1].time == s.local_time(NOW + 60) and buf.lines[-1].note == ""
+    assert any(ln.kind is Kind.JOIN for ln in list(buf.lines)[-4:-1])  # the rejoin, above it
+
+
 def test_msg_and_notice_typed_while_disconnected_wait_as_typed_text_does() -> None:
     s, buf = in_t()
     s.connection_lost(NOW + 1)
