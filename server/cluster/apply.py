@@ -82,6 +82,9 @@ class ClusterState:
         # event, skips those without asking ``transit``, whose 512 are too few for a long
         # gap's rows (each gap brings two recoveries: the second delivered them again).
         self.transit_floor: dict[str, dict[int, tuple[str, int]]] = {}
+        # The same for private messages between accounts, per (folded account here,
+        # conversation, generator): each conversation is read on its own, up to a limit.
+        self.direct_floor: dict[tuple[str, str, int], tuple[str, int]] = {}
         # node -> when its last in-order event was sent (its "w", by its clock; when it
         # came, for a node that sends none): a gap's recovery starts there, less clock
         # skew. Not when it came: Redis paused then resumed delivers what was sent
@@ -121,6 +124,17 @@ def _remember(table: dict[str, tuple[deque[str], set[str]]], key: str, msgid: st
 def _generator(msgid: str) -> int | None:
     """The generator (a node's run) of a msgid from ``MsgIdGenerator``: its low 16 bits."""
     return decode_msgid(msgid) & 0xFFFF if is_msgid(msgid) else None
+
+
+def _below_direct_floor(
+    state: ClusterState, account: str, conversation: str, msgid: str, time_ms: int
+) -> bool:
+    """A recovery of ``account``'s conversation read ``msgid`` already (see ``direct``)."""
+    generator = _generator(msgid)
+    if generator is None:
+        return False
+    floor = state.direct_floor.get((account, conversation, generator))
+    return floor is not None and msgid <= floor[0] and time_ms >= floor[1]
 
 
 def _seen_transit(core: ServerCore, uid: str, msgid: str, time_ms: int) -> bool:
@@ -687,6 +701,13 @@ def _on_msg(core: ServerCore, event: Event) -> None:
         target = _addressee(core, event)
         if target is None:
             return
+        if kept is not None and target.account is not None:
+            state, account = _state(core), core.fold(target.account)
+            entry = state.direct.get(account)
+            if (entry is not None and relay.msgid in entry[1]) or _below_direct_floor(
+                state, account, str(kept), relay.msgid, timestamp_ms(relay.msgid)
+            ):
+                return  # a recovery of its conversation delivered it before it came
         if (
             kept is None
             and relay.command in STORED_COMMANDS
@@ -1047,9 +1068,13 @@ def remote_snapshot(core: ServerCore, snap: Event) -> None:
             core.accept.replace(owner, _users(core, record.get("acc", ())))
 
 
-def recovered_direct(core: ServerCore, account: str, rows: list[StoredMessage]) -> None:
+def recovered_direct(
+    core: ServerCore, account: str, rows: list[StoredMessage], since_ms: int | None = None
+) -> None:
     """After a gap: deliver the stored private messages to ``account`` (folded) that its
-    sessions here were not sent, each to every one of them (by its nick now)."""
+    sessions here were not sent, each to every one of them (by its nick now).
+    ``since_ms``: each conversation's rows are all those sent since then up to its
+    newest here (the oldest first), so later recoveries may skip them by msgid."""
     state = _state(core)
     sessions = [
         c for c in core.clients.values()
@@ -1059,8 +1084,17 @@ def recovered_direct(core: ServerCore, account: str, rows: list[StoredMessage]) 
     entry = state.direct.get(account)
     seen = entry[1] if entry is not None else set()
     count = 0
+    newest: dict[tuple[str, str, int], str] = {}  # its conversations' newest rows read
     for row in sorted(rows, key=lambda r: (r.time_ms, r.seq)):
-        if row.msgid in seen or row.command not in STORED_COMMANDS:
+        generator = _generator(row.msgid)
+        if generator is not None:
+            key = (account, row.target, generator)
+            newest[key] = max(newest.get(key, row.msgid), row.msgid)
+        if (
+            row.msgid in seen
+            or row.command not in STORED_COMMANDS
+            or _below_direct_floor(state, account, row.target, row.msgid, row.time_ms)
+        ):
             continue
         sender = parse_tags(row.tags).get("account", "") if row.tags else ""
         if not sender or core.fold(sender) == account:
@@ -1071,6 +1105,17 @@ def recovered_direct(core: ServerCore, account: str, rows: list[StoredMessage]) 
                 core.deliver(session, relay_from_row(row._replace(channel=session.nick)))
         state.seen_direct(account, row.msgid)
         count += 1
+    if since_ms is not None:
+        floors = state.direct_floor
+        if newest and len(floors) > 4 * len(core.clients) + 256:
+            # Accounts with no session here any more (counted once a sweep is due).
+            here = {core.fold(c.account) for c in core.clients.values() if c.account}
+            for gone in [k for k in floors if k[0] not in here]:
+                del floors[gone]
+        for key, msgid in newest.items():
+            floor = floors.get(key)
+            if floor is None or msgid > floor[0]:
+                floors[key] = (msgid, since_ms)
     if count:
         log.warning("recovered %d missed private messages to %s from the store", count, account)
 

@@ -263,7 +263,7 @@ class ClusterBus:
             except Exception:
                 log.exception("cluster: recovering private messages of %s failed", account)
                 continue
-            self.core.recovered_direct(account, rows)
+            self.core.recovered_direct(account, rows, effect.since_ms)
         self.changed()
 
     async def _recover_transit(self, effect: RecoverTransit) -> None:

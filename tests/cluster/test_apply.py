@@ -617,3 +617,41 @@ def test_a_second_recovery_of_many_transit_rows_delivers_none_again() -> None:
                           m.text, m.tags)
     recovered_transit(b, [*rows, newer], since)
     assert output(b, 1).count(b"PRIVMSG bob :lost") == 1
+
+
+def test_a_second_recovery_of_a_conversation_delivers_none_again() -> None:
+    """Between accounts likewise: a second recovery of the same conversation delivered
+    again what the first did once over 512 (the msgids remembered per account), and a
+    live event that came after its row was recovered was delivered a second time."""
+    from server.core.history import StoreMessage
+
+    a, b = make_core("a"), make_core("b")
+    logged_in(a, 1, "alice")
+    logged_in(b, 1, "bob")
+    ups = [[e.event for e in core.take_effects() if isinstance(e, Publish)] for core in (a, b)]
+    for event in ups[0]:
+        b.remote_event(event)
+    for event in ups[1]:
+        a.remote_event(event)
+    output(b, 1)
+    a.data_received(1, b"".join(b"PRIVMSG bob :lost %d\r\n" % n for n in range(600)))
+    effects = a.take_effects()  # none of their events reaches b
+    stored = [e.message for e in effects if isinstance(e, StoreMessage)]
+    events = [e.event for e in effects if isinstance(e, Publish) and e.event["k"] == "msg"]
+    rows = [StoredMessage(m.target, n, m.msgid, m.time_ms, m.source, m.command, m.channel,
+                          m.text, m.tags) for n, m in enumerate(stored, 1)]  # fmt: skip
+    since = 1_000_000 - 5000
+    b.recovered_direct("bob", rows, since)
+    assert output(b, 1).count(b"PRIVMSG bob :lost ") == 600
+    b.remote_event(events[-1])  # the last one's event, late: delivered already
+    assert output(b, 1) == b""
+    b.recovered_direct("bob", rows, since)  # the gap's second recovery: nothing again
+    assert output(b, 1) == b""
+    b.remote_event(events[0])  # the first one's too (no longer among the 512)
+    assert output(b, 1) == b""
+    a.data_received(1, b"PRIVMSG bob :lost after the first read\r\n")
+    m = next(e.message for e in a.take_effects() if isinstance(e, StoreMessage))
+    newer = StoredMessage(m.target, 601, m.msgid, m.time_ms, m.source, m.command, m.channel,
+                          m.text, m.tags)
+    b.recovered_direct("bob", [*rows, newer], since)
+    assert output(b, 1).count(b"PRIVMSG bob :lost") == 1
