@@ -310,7 +310,15 @@ def _recover(core: ServerCore, folded: str, heard_ms: int | None) -> None:
         state.recover_from[folded] = floor if known is None else min(known, floor)
     if core.history_enabled:  # a window cached here may lack what never came
         core.emit(HistoryStale(folded))
-    core.emit(Recover(folded))
+    # The store is read from the floor ``recovered`` will apply (oldest first, in
+    # pages: its newest rows alone missed the start of a longer gap), or from the last
+    # contact less clock skew when later: what the silent node sent before that came.
+    start = state.recover_from.get(folded)
+    if start is None and entry is not None and entry[0]:
+        start = min(entry[0])
+        if heard_ms is not None:
+            start = max(start, encode_msgid(max(heard_ms - CLOCK_SKEW_MS, 0) << 32))
+    core.emit(Recover(folded, None if start is None else timestamp_ms(start)))
 
 
 def run_of(core: ServerCore) -> str:

@@ -32,7 +32,7 @@ from redis.exceptions import RedisError
 
 from server.config import ServerConfig
 from server.core import ServerCore
-from server.history.model import NO_REF, Query, Ref
+from server.history.model import NO_REF, Query, Ref, StoredMessage
 from server.history.service import HistoryService
 from server.tasks import spawn
 
@@ -55,7 +55,10 @@ from .events import (
 
 log = logging.getLogger("chat.server.cluster")
 
-RECOVER_LIMIT = 100
+RECOVER_LIMIT = 100  # rows per read of a recovery
+# Reads of one channel or conversation in one recovery, oldest first: a longer gap
+# loses its newest rows (those after it came live).
+RECOVER_PAGES = 30
 RECOVER_CONVERSATIONS = 50  # of one account, active since a gap began, recovered
 # Transit rows (private messages to our users outside conversations) read after a gap,
 # for all our users at once: the newest this many since the gap began.
@@ -182,7 +185,7 @@ class ClusterBus:
                     self._resyncing.add(effect.node)
                     self._spawn(self._resync(effect.node))
             elif isinstance(effect, Recover):
-                self._spawn(self._recover(effect.channel))
+                self._spawn(self._recover(effect))
             elif isinstance(effect, RecoverDirect):
                 self._spawn(self._recover_direct(effect))
             elif isinstance(effect, RecoverTransit) and (
@@ -231,12 +234,33 @@ class ClusterBus:
         self.core.remote_snapshot(json.loads(raw))
         self.changed()
 
-    async def _recover(self, channel: str) -> None:
+    async def _pages(
+        self, target: str, since_ms: int, *, with_redactions: bool = False
+    ) -> list[StoredMessage]:
+        """``target``'s rows sent since ``since_ms``, oldest first, in pages (bounded)."""
+        rows: list[StoredMessage] = []
+        ref = Ref("timestamp", time_ms=max(since_ms - 1, 0))
+        for _ in range(RECOVER_PAGES):
+            page = await self.history.query_store(  # type: ignore[union-attr]
+                Query("AFTER", target, ref, RECOVER_LIMIT, with_redactions=with_redactions))
+            rows += page
+            if len(page) < RECOVER_LIMIT:
+                return rows
+            ref = Ref("msgid", msgid=page[-1].msgid)
+        log.warning("cluster: over %d messages in %s since the gap began: the newest are "
+                    "not recovered", RECOVER_PAGES * RECOVER_LIMIT, target)
+        return rows
+
+    async def _recover(self, effect: Recover) -> None:
         if self.history is None:
             return
+        channel = effect.channel
         try:
-            query = Query("LATEST", channel, NO_REF, RECOVER_LIMIT, with_redactions=True)
-            rows = await self.history.query_store(query)
+            if effect.since_ms is None:
+                query = Query("LATEST", channel, NO_REF, RECOVER_LIMIT, with_redactions=True)
+                rows = await self.history.query_store(query)
+            else:
+                rows = await self._pages(channel, effect.since_ms, with_redactions=True)
         except Exception:
             log.exception("cluster: recovering %s from the store failed", channel)
             return
@@ -248,7 +272,6 @@ class ClusterBus:
         since then (a few reads per logged-in user, only after a gap)."""
         if self.history is None:
             return
-        since = Ref("timestamp", time_ms=effect.since_ms)
         until = int(time.time() * 1000) + 1
         for account in effect.accounts:
             try:
@@ -256,8 +279,7 @@ class ClusterBus:
                     account, effect.since_ms, until, RECOVER_CONVERSATIONS)
                 rows = []
                 for _partner, key, _last in talks:
-                    query = Query("AFTER", key, since, RECOVER_LIMIT)
-                    rows += await self.history.query_store(query)
+                    rows += await self._pages(key, effect.since_ms)
                 # Windows of these conversations cached here may lack them too.
                 self.history.stale([key for _partner, key, _last in talks])
             except Exception:

@@ -1158,3 +1158,43 @@ async def test_messages_lost_after_events_that_came_late_are_recovered(
                            "bob sent in time, heard late"]
     for c in (alice, bob):
         await c.close()
+
+
+async def test_a_gap_longer_than_one_read_is_recovered_from_its_start(cluster: Cluster) -> None:
+    """A recovery read a channel's newest 100 rows, and a conversation's first 100
+    since the gap began: at 10 messages a second a 10 s outage lost the rest (the
+    oldest in the channel, the newest in the conversation). Both are read from the
+    gap's start, oldest first, in pages: every message arrives, once."""
+    p1, p2 = cluster.start("n1"), cluster.start("n2")
+    alice = await connect(p1, "alice", ["echo-message"])
+    bob = await connect(p2, "bob")
+    for c in (alice, bob):
+        await register_account(c)
+        await c.send("JOIN #long")
+    channels = cluster.bus("n2").core.channels
+    await eventually(lambda: "#long" in channels and len(channels["#long"].members) == 2)
+    await eventually(lambda: cluster.bus("n1").core.nicks["bob"].account == "bob")
+    await alice.send("PRIVMSG #long :before")
+    await alice.send("PRIVMSG bob :before")
+    want = ["#long before", "bob before"]
+    got: list[str] = []
+    while len(got) < 2:
+        m = await bob.read_message(timeout=10)
+        if m.command == "PRIVMSG" and (m.source or "").startswith("alice!"):
+            got.append(f"{m.params[0]} {m.params[-1]}")
+    cluster.redis.stop()
+    for n in range(150):
+        await alice.send(f"PRIVMSG #long :lost {n}")
+        await alice.send(f"PRIVMSG bob :lost {n}")
+        want += [f"#long lost {n}", f"bob lost {n}"]
+    await alice.expect("PRIVMSG", lambda m: m.params == ["bob", "lost 149"], timeout=10)
+    await asyncio.sleep(0.3)
+    cluster.redis.start()
+    while len(got) < len(want):
+        m = await bob.read_message(timeout=10)
+        if m.command == "PRIVMSG" and (m.source or "").startswith("alice!"):
+            got.append(f"{m.params[0]} {m.params[-1]}")
+    assert sorted(got) == sorted(want)
+    await no_more_from(bob, "alice")
+    for c in (alice, bob):
+        await c.close()
