@@ -738,6 +738,9 @@ def _on_msg(core: ServerCore, event: Event) -> None:
     channel = core.channels.get(folded)
     if channel is None:
         return
+    entry = _state(core).recent.get(folded)
+    if entry is not None and relay.msgid in entry[1]:
+        return  # a recovery read it from the store (before its event came): delivered
     _state(core).seen(folded, relay.msgid)
     status = str(event.get("st", ""))
     if core.history_enabled and not status and relay.command in _CHANGES_HISTORY:

@@ -660,3 +660,31 @@ def test_a_second_recovery_of_a_conversation_delivers_none_again() -> None:
                           m.text, m.tags)
     b.recovered_direct("bob", [*rows, newer], since)
     assert output(b, 1).count(b"PRIVMSG bob :lost") == 1
+
+
+def test_a_channel_message_recovered_before_its_event_came_is_not_delivered_again() -> None:
+    """A recovery reads the store while later events are still on their way (Redis
+    resumed, or a heartbeat that overtook them): the event of a message it delivered
+    used to be delivered a second time."""
+    a, b = two_nodes_in_a_channel()
+    a.data_received(1, b"PRIVMSG #c :seen\r\n")
+    relay_events(a, b)
+    a.data_received(1, b"PRIVMSG #c :lost\r\nPRIVMSG #c :on its way\r\nPRIVMSG #c :after\r\n")
+    effects = a.take_effects()
+    events = [e.event for e in effects if isinstance(e, Publish)]
+    rows = [StoredMessage("#c", n, e["r"][4], 1_000_000, e["r"][0], "PRIVMSG", "#c",
+                          e["r"][2][-1]) for n, e in enumerate(events, 2)]  # fmt: skip
+    b.remote_event(events[2])  # the gap shows
+    b.take_effects()
+    b.recovered("#c", rows)
+    got = output(b, 1)
+    assert got.count(b"PRIVMSG #c :lost") == 1 and got.count(b"PRIVMSG #c :on its way") == 1
+    b.remote_event(events[1])  # late: older than the gap event, dropped as before
+    assert output(b, 1) == b""
+    a.data_received(1, b"PRIVMSG #c :raced\r\n")
+    event = next(e.event for e in a.take_effects() if isinstance(e, Publish))
+    b.recovered("#c", [*rows, StoredMessage("#c", 9, event["r"][4], 1_000_000, event["r"][0],
+                                            "PRIVMSG", "#c", "raced")])
+    assert output(b, 1).count(b"raced") == 1
+    b.remote_event(event)  # its event, after the recovery delivered it
+    assert output(b, 1) == b""
