@@ -36,7 +36,7 @@ from .model import (
     StsUpgrade,
 )
 from .outbox import Outbox, Outgoing
-from .pacing import Pacing, Priority, SendQueue, wire
+from .pacing import Pacing, Priority, SendQueue, command_of, wire
 from .session import Session
 from .sts import StsStore
 
@@ -263,7 +263,10 @@ class Connection:
         # must never wait (nothing long is sent before: the outbox waits for it).
         urgent = not self.session.registered
         for line, typed in lines:
-            priority = Priority.TYPED if typed else Priority.AUTO
+            # A JOIN (the rejoin's too) goes with what was typed: messages waiting for
+            # that channel wait for it, and a channel not joined yet misses what is said.
+            first = typed or command_of(line) == "JOIN"
+            priority = Priority.TYPED if first else Priority.AUTO
             self._write(q.add([line], now, urgent=urgent, priority=priority))
         for entry in self.session.outbox.take_queued():
             priority = Priority.BULK if entry.bulk else Priority.TYPED

@@ -255,6 +255,40 @@ async def test_queued_messages_are_pending_not_sent_and_wait_for_the_reconnect(
     assert outbox.pending == 0
 
 
+async def test_the_rejoin_goes_before_what_was_typed_while_away(
+    clients: list[ChatClient],
+) -> None:
+    """Messages typed to a query while disconnected are released at registration, as
+    the rejoin's JOIN is sent: the JOIN goes first (a channel not joined misses what is
+    said there, and its own waiting messages wait for it). A server without caps or
+    history (as ngIRCd), so nothing else comes between."""
+    ircd = Ircd()
+    port = await ircd.start()
+    clock = Clock()
+    try:
+        alice = paced(port, "alice", Pacing(1, 1.0), clock, "#r")
+        clients.append(alice)
+        await ircd.wait(lambda: "JOIN #r" in ircd.lines, "the JOIN")
+        ircd.send(":alice!a@h JOIN #r")
+        await alice.wait(lambda: (b := alice.session.buffer("#r")) is not None and b.joined,
+                         "joined")  # fmt: skip
+        alice.gate.close()
+        ircd.writers[-1].close()
+        await asyncio.wait_for(alice.gate.waiting.wait(), DEADLINE)
+        for i in range(3):
+            assert alice.conn.input(f"/msg bob away {i}")
+        start = len(ircd.lines)
+        clock.now += 100.0  # a full budget again
+        alice.gate.open()
+        await ircd.wait(lambda: ircd.lines.count("USER alice 0 * alice") == 2, "reconnected")
+        await settle(alice, clock, lambda: "PRIVMSG bob :away 2" in ircd.lines, "all written")
+        after = [ln for ln in ircd.lines[start:] if ln.startswith(("JOIN", "PRIVMSG"))]
+        assert after == ["JOIN #r", "PRIVMSG bob :away 0", "PRIVMSG bob :away 1",
+                         "PRIVMSG bob :away 2"]  # fmt: skip
+    finally:
+        await ircd.stop()
+
+
 async def test_quit_goes_at_once_and_what_waited_is_not_sent(
     server: RunningServer, clients: list[ChatClient]
 ) -> None:
