@@ -121,6 +121,11 @@ def _remember(table: dict[str, tuple[deque[str], set[str]]], key: str, msgid: st
         ids.discard(order.popleft())
 
 
+def _msgid_ms(msgid: str) -> int:
+    """The time in a msgid (0 for one not made by ``MsgIdGenerator``: nothing skipped)."""
+    return timestamp_ms(msgid) if is_msgid(msgid) else 0
+
+
 def _generator(msgid: str) -> int | None:
     """The generator (a node's run) of a msgid from ``MsgIdGenerator``: its low 16 bits."""
     return decode_msgid(msgid) & 0xFFFF if is_msgid(msgid) else None
@@ -318,7 +323,7 @@ def _recover(core: ServerCore, folded: str, heard_ms: int | None) -> None:
         start = min(entry[0])
         if heard_ms is not None:
             start = max(start, encode_msgid(max(heard_ms - CLOCK_SKEW_MS, 0) << 32))
-    core.emit(Recover(folded, None if start is None else timestamp_ms(start)))
+    core.emit(Recover(folded, _msgid_ms(start) if start and is_msgid(start) else None))
 
 
 def run_of(core: ServerCore) -> str:
@@ -713,13 +718,13 @@ def _on_msg(core: ServerCore, event: Event) -> None:
             state, account = _state(core), core.fold(target.account)
             entry = state.direct.get(account)
             if (entry is not None and relay.msgid in entry[1]) or _below_direct_floor(
-                state, account, str(kept), relay.msgid, timestamp_ms(relay.msgid)
+                state, account, str(kept), relay.msgid, _msgid_ms(relay.msgid)
             ):
                 return  # a recovery of its conversation delivered it before it came
         if (
             kept is None
             and relay.command in STORED_COMMANDS
-            and not _seen_transit(core, str(to), relay.msgid, timestamp_ms(relay.msgid))
+            and not _seen_transit(core, str(to), relay.msgid, _msgid_ms(relay.msgid))
         ):
             # The sender's node kept it as a transit row, and a recovery read it from
             # there before its event came (a later gap): delivered already.

@@ -688,3 +688,20 @@ def test_a_channel_message_recovered_before_its_event_came_is_not_delivered_agai
     assert output(b, 1).count(b"raced") == 1
     b.remote_event(event)  # its event, after the recovery delivered it
     assert output(b, 1) == b""
+
+
+def test_a_private_message_whose_msgid_is_not_ours_is_delivered() -> None:
+    """The recovery floors read a msgid's time and generator: an event whose msgid
+    another implementation made (not base32 of ours) is delivered all the same, not
+    refused as a bad event."""
+    a, b = make_core("a"), make_core("b")
+    register(a, 1, "alice")
+    relay_events(a, b)
+    register(b, 1, "bob")
+    relay_events(b, a)
+    output(b, 1)
+    a.data_received(1, b"PRIVMSG bob :odd id\r\n")
+    event = next(e.event for e in a.take_effects() if isinstance(e, Publish))
+    event["r"][4] = "not-a-msgid!"
+    b.remote_event(event)
+    assert b"PRIVMSG bob :odd id" in output(b, 1)
