@@ -366,7 +366,7 @@ def _invite(s: Session, args: str, now: float) -> None:
         chan = s.current.name
     if chan is None:
         raise UsageError("Usage: /invite NICK #channel")
-    s.send("INVITE", _check_name(parts[0], "nick"), _check_name(chan, "channel"))
+    s.invite(_check_name(parts[0], "nick"), _check_name(chan, "channel"))
 
 
 @command("knock", "/knock #channel [message]", "Ask a closed channel's operators for an invite.")

@@ -289,6 +289,7 @@ class Session:
         self._label: str | None = None  # labeled-response: the label of what is handled
         self._names: dict[str, dict[str, Member]] = {}
         self._names_shown: set[str] = set()  # /names asked by the user: show the result
+        self._invites_typed: dict[tuple[str, str], Buffer] = {}  # (nick, channel) -> where
         self._topic_shown: set[str] = set()  # /topic asked by the user: say "no topic" too
         self._last_query_numeric = ""  # the previous reply shown for a query (WHOIS, WHOWAS)
         self._switch_on_join: set[str] = set()
@@ -916,6 +917,14 @@ class Session:
             self._send("QUIT", "Reconnecting")
         self.info("Reconnecting…", now)
         self.emit(ReconnectRequested())
+
+    def invite(self, nick: str, channel: str) -> None:
+        """``/invite``: its confirmation (341, seconds later on a penalising server)
+        shows in the buffer it was typed in, wherever the user is by then."""
+        while len(self._invites_typed) >= 32:
+            del self._invites_typed[next(iter(self._invites_typed))]
+        self._invites_typed[(self.fold(nick), self.fold(channel))] = self.current
+        self._send("INVITE", nick, channel)
 
     def show_names(self, channel: str) -> None:
         """Show the next NAMES reply for ``channel`` as a line (for /names)."""
@@ -2058,8 +2067,11 @@ class Session:
 
     def _rpl_inviting(self, msg: Message, now: float) -> None:
         if len(msg.params) >= 3:  # where /invite was typed (as irssi), not in the channel
+            typed = self._invites_typed.pop((self.fold(msg.params[1]), self.fold(msg.params[2])),
+                                            None)  # fmt: skip
+            buf = typed if typed is not None and typed in self.buffers else self.current
             text = f"Invited {msg.params[1]} to {msg.params[2]}"
-            self._add(self.current, self._line(msg, now, Kind.INFO, text))
+            self._add(buf, self._line(msg, now, Kind.INFO, text))
 
     # --- channel membership
 

@@ -30,6 +30,7 @@ from .helpers import (
     ngircd_session,
     privmsg,
     reconnect,
+    run,
     texts,
 )
 from .recorded import CHAT_BURST, CHAT_JOIN, NGIRCD_BURST, NGIRCD_JOIN, NO_CAP_BURST
@@ -890,6 +891,12 @@ def test_invites_to_us_and_invite_notify_for_others() -> None:
     feed(s, [":srv 341 alice erin #t"])
     assert s.server.lines[-1].text == "Invited erin to #t"
     assert buf.lines[-1].text == "Invited dave to #t"
+    # Typed in #t; the answer comes late (a penalising server), the user elsewhere by then.
+    s.switch(buf)
+    assert run(s, "/invite frank") == ["INVITE frank #t"]
+    s.switch(s.server)
+    feed(s, [":srv 341 alice Frank #t"])
+    assert buf.lines[-1].text == "Invited Frank to #t"
 
 
 def test_lusers_counts_are_shown_as_their_text() -> None:
