@@ -104,8 +104,10 @@ def run_input(s: Session, text: str, now: float) -> bool:
             s.error(f"Unknown command /{shown} (try /help; // sends a line starting with /)", now)
             return False
         if cmd.online and not s.registered:
+            # Kept in the input line, to be sent once connected (a /quote holding a
+            # password is kept out of the input history: cleared, it would be lost).
             s.error(f"/{cmd.name}: not connected", now)
-            return True
+            return False
         try:
             cmd.handler(s, args.strip(), now)
         except UsageError as exc:
@@ -600,6 +602,8 @@ def _ms(s: Session, args: str, now: float) -> None:
 def _me(s: Session, args: str, now: float) -> None:
     if not args:
         raise UsageError(f"Usage: {COMMANDS['me'].usage}")
+    if _password_kept_back(s, s.current.name, args, now):
+        return
     if _can_say_here(s, now):
         s.say(s.current.name, args, now, action=True)
 

@@ -405,6 +405,11 @@ def test_a_password_typed_while_disconnected_is_not_kept_for_later() -> None:
     assert query is not None
     s.switch(query)
     assert not s.input("IDENTIFY hunter2", NOW + 2)
+    assert not s.input("/me IDENTIFY hunter2", NOW + 2)
+    # A raw line needs the connection: refused, and kept in the input line too (it is
+    # kept out of the input history, so cleared it could not be typed again).
+    assert not s.input("/quote PRIVMSG NickServ :IDENTIFY hunter2", NOW + 2)
+    assert last_error(s) == "/quote: not connected"
     assert s.input("/ns HELP", NOW + 2)  # no password: it waits, as any message
     assert s.outbox.unsent == 1
     out = reconnect(s)
