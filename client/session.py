@@ -317,6 +317,7 @@ class Session:
         self._ctcp_at = 0.0  # when the tokens were counted
         self._ctcp_pings: dict[str, float] = {}  # /ping: our token -> when it was sent
         self._quitting = False  # /quit was used: the coming disconnect is expected
+        self._user_reconnect = False  # /reconnect: the coming disconnect is expected too
         self.quit_warned_at = float("-inf")  # /quit refused once for messages not sent
         self._upgrading = False  # STS: this connection ends to reconnect with TLS
         self._mask_len = 0  # length of our nick!user@host as the server sees it
@@ -392,6 +393,7 @@ class Session:
         self._away_sent = False
         self._quitting = False
         self._upgrading = False
+        self._user_reconnect = False
         self._out.clear()
         self._typed_out.clear()
         self.notify.forget_states()
@@ -428,7 +430,8 @@ class Session:
         self.waiting_reply = None
         self._ison_polls.clear()
         self.lag = None
-        lost = "" if self._quitting or self._upgrading or was is State.DISCONNECTED else (
+        expected = self._quitting or self._upgrading or self._user_reconnect
+        lost = "" if expected or was is State.DISCONNECTED else (
             "Disconnected" + (f": {plain(reason)}" if reason else ""))
         for buf in self.buffers:
             if lost and (buf.joined or buf.kind is BufferKind.QUERY):
@@ -452,6 +455,8 @@ class Session:
             elif self._upgrading:  # meant to be: no error
                 text = "Disconnected, to reconnect with TLS (STS)"
                 self._add(self.server, self._local(Kind.INFO, text, now))
+            elif self._user_reconnect:
+                self._add(self.server, self._local(Kind.INFO, "Disconnected (/reconnect)", now))
             else:
                 text = "Disconnected" + (f": {plain(reason)}" if reason else "")
                 self._add(self.server, self._local(Kind.ERROR, text, now))
@@ -915,6 +920,7 @@ class Session:
         once; what was typed meanwhile waits in the outbox as after any loss."""
         if self.state in (State.REGISTERING, State.CONNECTED):
             self._send("QUIT", "Reconnecting")
+            self._user_reconnect = True  # the coming disconnect is asked for: no error
         self.info("Reconnecting…", now)
         self.emit(ReconnectRequested())
 
@@ -1350,7 +1356,7 @@ class Session:
 
     def _on_error(self, msg: Message, now: float) -> None:
         text = msg.params[-1] if msg.params else "connection closed"
-        kind = Kind.INFO if self._quitting else Kind.ERROR
+        kind = Kind.INFO if self._quitting or self._user_reconnect else Kind.ERROR
         self._add(self.server, self._local(kind, f"Server: {text}", now))
 
     # --- CAP

@@ -289,9 +289,17 @@ def test_a_lost_connection_is_said_in_the_channels_and_queries_too_without_activ
     for b in (s.server, buf, query):
         assert b.lines[-1].text == "Disconnected: Connection reset by peer", b.name
     assert not buf.activity and not query.unread  # (nothing was said there)
-    s.quit("bye", NOW + 2)
-    s.connection_lost(NOW + 3)
-    assert buf.lines[-1].text == "Disconnected: Connection reset by peer"  # not again
+    # /reconnect: asked for, so no error anywhere; the server buffer says it.
+    reconnect(s)
+    s.reconnect(NOW + 70)
+    s.connection_lost(NOW + 71, "connection closed by the server")
+    assert s.server.lines[-1].text == "Disconnected (/reconnect)"
+    assert s.server.lines[-1].kind is Kind.INFO
+    assert query.lines[-1].text == "Disconnected: Connection reset by peer"  # not again
+    reconnect(s)
+    s.quit("bye", NOW + 80)
+    s.connection_lost(NOW + 81)
+    assert query.lines[-1].text == "Disconnected: Connection reset by peer"  # nor after /quit
 
 
 def test_typed_while_disconnected_waits_for_the_rejoin_then_goes_out() -> None:
