@@ -135,7 +135,10 @@ class ClusterBus:
     async def stop(self, *, announce: bool = True) -> None:
         """Stop; with ``announce`` tell the others at once (else they find out by timeout)."""
         self._stopping = True
-        self._queue.put_nowait(b"")  # wakes the publisher
+        self._queue.put_nowait(b"")  # wakes the publisher, which ends once the queue is empty
+        publisher = [t for t in self._loops if t.get_name() == "cluster-publish"]
+        if publisher:
+            await asyncio.wait(publisher, timeout=2.0)  # (Redis away: the others resync)
         tasks = [*self._loops, *self._tasks]
         for task in tasks:
             task.cancel()
@@ -312,22 +315,25 @@ class ClusterBus:
     # ------------------------------------------------------------------ tasks
 
     async def _publisher(self) -> None:
-        while not self._stopping:
+        while True:
             batch = [await self._queue.get()]
             while not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             batch = [data for data in batch if data]
-            if self._stopping or not batch:
+            if batch:
+                try:
+                    async with self.redis.pipeline(transaction=False) as pipe:
+                        for data in batch:
+                            pipe.publish(CHANNEL, data)
+                        await pipe.execute()
+                    self._set_ok(True)
+                except (RedisError, OSError) as exc:
+                    # Others notice the gap in our counters and resync from our snapshot.
+                    self._set_ok(False, exc)
+            if self._stopping and self._queue.empty():
+                # What was queued when stop() came (the last tick: a message its sender
+                # saw echoed) went out first; stop() waits for this, then says bye.
                 break
-            try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for data in batch:
-                        pipe.publish(CHANNEL, data)
-                    await pipe.execute()
-                self._set_ok(True)
-            except (RedisError, OSError) as exc:
-                # Others notice the gap in our counters and resync from our snapshot.
-                self._set_ok(False, exc)
 
     def _set_ok(self, ok: bool, exc: BaseException | None = None) -> None:
         if ok and not self.redis_ok:

@@ -546,6 +546,39 @@ async def test_a_node_asked_for_its_snapshot_writes_it_at_once(cluster: Cluster)
         r.close()
 
 
+async def test_events_queued_when_the_bus_stops_go_out_before_its_bye(cluster: Cluster) -> None:
+    """A graceful stop right after a tick (the last message a user sent, echoed to
+    them already): its events were dropped when the publisher woke to the stop."""
+    from server.cluster.events import Publish
+
+    cluster.start("n1")
+    bus = cluster.bus("n1")
+    loop = cluster.nodes["n1"].server.loop  # type: ignore[attr-defined]
+    r = redis.Redis(port=cluster.redis.port)
+    sub = r.pubsub(ignore_subscribe_messages=True)
+    sub.subscribe(CHANNEL)
+    try:
+        while sub.get_message(timeout=0.1) is not None:
+            pass  # (the subscription's own confirmation)
+
+        async def publish_then_stop() -> None:
+            bus.handle([Publish({"k": "last", "n": "n1", "i": i}) for i in range(3)])
+            await bus.stop()
+
+        asyncio.run_coroutine_threadsafe(publish_then_stop(), loop).result(10)
+        kinds: list[tuple[str, object]] = []
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and ("bye", None) not in kinds:
+            message = sub.get_message(timeout=0.2)
+            if message is not None:
+                event = json.loads(message["data"])
+                kinds.append((event["k"], event.get("i")))
+        assert kinds[-4:] == [("last", 0), ("last", 1), ("last", 2), ("bye", None)]
+    finally:
+        sub.close()
+        r.close()
+
+
 async def test_the_bus_logs_a_failed_task_and_starts_none_once_stopping(
     cluster: Cluster, caplog: pytest.LogCaptureFixture
 ) -> None:
