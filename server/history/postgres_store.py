@@ -331,16 +331,9 @@ class PostgresStore:
         return self._writing(update)
 
     def prune(self, max_rows: int, max_age_ms: int, now_ms: int, budget: int) -> int:
-        conn = self._write_conn()
-        try:
-            return self._prune(conn, max_rows, max_age_ms, now_ms, budget)
-        except psycopg.OperationalError:
-            if not (conn.broken or conn.closed):
-                raise
-            conn.close()
-            self._writer = None
-        # Deleting by the same criteria again is safe, whatever the lost one did.
-        return self._prune(self._write_conn(), max_rows, max_age_ms, now_ms, budget)
+        # Deleting by the same criteria again is safe, whatever a lost attempt did: no
+        # COMMIT to lose (``_writing`` retries once on a connection found dead).
+        return self._writing(lambda conn: self._prune(conn, max_rows, max_age_ms, now_ms, budget))
 
     @staticmethod
     def _prune(conn: Conn, max_rows: int, max_age_ms: int, now_ms: int, budget: int) -> int:
@@ -385,15 +378,7 @@ class PostgresStore:
             )
             return max(cur.rowcount, 0)
 
-        conn = self._write_conn()
-        try:
-            return delete(conn)
-        except psycopg.OperationalError:
-            if not (conn.broken or conn.closed):
-                raise
-            conn.close()
-            self._writer = None
-        return delete(self._write_conn())  # deleting by the same criteria again is safe
+        return self._writing(delete)  # (deleting by the same criteria again is safe)
 
     # ------------------------------------------------------------------ reads
 
