@@ -403,13 +403,9 @@ def logged_in(core: ServerCore, conn: int, nick: str) -> None:
     core.nick_claim_result(claim.conn_id, claim.nick, claim.folded, True)
 
 
-def test_a_private_message_lost_in_a_gap_is_recovered_from_the_store() -> None:
-    """Private messages cross nodes only as events: one lost (Redis away) used to be
-    lost to its recipient for good. After the gap the recipient's node reads its
-    conversations since the last contact and delivers what it was not sent, once."""
-    from server.cluster.events import RecoverDirect
-    from server.core.history import StoreMessage
-
+def alice_and_bob_logged_in() -> tuple[ServerCore, ServerCore]:
+    """Nodes a (alice) and b (bob), both logged in to their accounts, each knowing the
+    other's user; bob's output so far taken."""
     a, b = make_core("a"), make_core("b")
     logged_in(a, 1, "alice")
     logged_in(b, 1, "bob")
@@ -419,6 +415,17 @@ def test_a_private_message_lost_in_a_gap_is_recovered_from_the_store() -> None:
     for event in ups[1]:
         a.remote_event(event)
     output(b, 1)
+    return a, b
+
+
+def test_a_private_message_lost_in_a_gap_is_recovered_from_the_store() -> None:
+    """Private messages cross nodes only as events: one lost (Redis away) used to be
+    lost to its recipient for good. After the gap the recipient's node reads its
+    conversations since the last contact and delivers what it was not sent, once."""
+    from server.cluster.events import RecoverDirect
+    from server.core.history import StoreMessage
+
+    a, b = alice_and_bob_logged_in()
     a.data_received(1, b"PRIVMSG bob :seen live\r\n")
     relay_events(a, b)
     assert b"seen live" in output(b, 1)
@@ -630,15 +637,7 @@ def test_a_second_recovery_of_a_conversation_delivers_none_again() -> None:
     live event that came after its row was recovered was delivered a second time."""
     from server.core.history import StoreMessage
 
-    a, b = make_core("a"), make_core("b")
-    logged_in(a, 1, "alice")
-    logged_in(b, 1, "bob")
-    ups = [[e.event for e in core.take_effects() if isinstance(e, Publish)] for core in (a, b)]
-    for event in ups[0]:
-        b.remote_event(event)
-    for event in ups[1]:
-        a.remote_event(event)
-    output(b, 1)
+    a, b = alice_and_bob_logged_in()
     a.data_received(1, b"".join(b"PRIVMSG bob :lost %d\r\n" % n for n in range(600)))
     effects = a.take_effects()  # none of their events reaches b
     stored = [e.message for e in effects if isinstance(e, StoreMessage)]
