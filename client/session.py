@@ -301,11 +301,10 @@ class Session:
         # that far (an STS upgrade, a restart) or before the server answers.
         self._autojoin: list[str] = list(dict.fromkeys(c for c in config.channels if c))
         self._join_keys: dict[str, str] = {}  # folded name -> key, of /join while offline
-        self._pings: dict[str, float] = {}
+        # PING token -> (when it was sent, outbox.written then): its PONG gives the lag
+        # and vouches for as many messages written without echo-message.
+        self._pings: dict[str, tuple[float, int]] = {}
         self._ping_seq = 0
-        # PING token -> outbox.written when it was sent: its PONG vouches for as many
-        # messages written without echo-message (Outbox.acknowledged).
-        self._ping_marks: dict[str, int] = {}
         self._ack_due: float | None = None  # when to PING for messages written since
         # Seconds the oldest PING has waited for its PONG, once past LAG_STALLED (a
         # server or link that stopped answering); None while answers come.
@@ -383,7 +382,6 @@ class Session:
         self._names.clear()
         self._topic_shown.clear()
         self._pings.clear()
-        self._ping_marks.clear()
         self._nick_attempt = 0
         self._nick_taken = False
         self._regain.stop()  # (the server forgot the last connection's MONITOR list)
@@ -424,7 +422,6 @@ class Session:
         self._history.connection_lost()
         self.outbox.connection_lost(quitting=self._quitting)
         self._pings.clear()
-        self._ping_marks.clear()
         self._ack_due = None
         self._stall_check = None
         self.waiting_reply = None
@@ -488,11 +485,8 @@ class Session:
         self._ping_seq += 1
         token = f"chat-lag-{self._ping_seq}"
         while len(self._pings) >= 8:
-            oldest = next(iter(self._pings))
-            del self._pings[oldest]
-            self._ping_marks.pop(oldest, None)
-        self._pings[token] = now
-        self._ping_marks[token] = self.outbox.written
+            del self._pings[next(iter(self._pings))]
+        self._pings[token] = (now, self.outbox.written)
         self._send("PING", token)
         if self._stall_check is None:
             self._stall_check = now + LAG_STALLED
@@ -518,14 +512,14 @@ class Session:
         if self._stall_check is not None and now >= self._stall_check:
             self._stall_check = None
             if self._pings:
-                waited = now - min(self._pings.values())
+                waited = now - min(at for at, _ in self._pings.values())
                 if waited >= LAG_STALLED:
                     self.waiting_reply = waited
                     self._status()
                 self._stall_check = now + 1.0  # (the status line counts the seconds)
         if self._ack_due is not None and now >= self._ack_due:
             self._ack_due = None
-            vouched = max(self._ping_marks.values(), default=0)  # by a PING on its way
+            vouched = max((n for _, n in self._pings.values()), default=0)  # a PING's on its way
             if not self.registered or vouched >= self.outbox.written:
                 return
             if self.outbox.queued:  # the rest of a paste is coming: after it
@@ -1340,15 +1334,15 @@ class Session:
 
     def _on_pong(self, msg: Message, now: float) -> None:
         token = msg.params[-1] if msg.params else ""
-        sent = self._pings.pop(token, None)
-        if sent is None:
+        ping = self._pings.pop(token, None)
+        if ping is None:
             return
-        self.outbox.acknowledged(self._ping_marks.pop(token, 0))
+        sent, written = ping
+        self.outbox.acknowledged(written)
         self.waiting_reply = None
         # Older unanswered pings are superseded by this answer.
-        for old in [t for t, at in self._pings.items() if at <= sent]:
+        for old in [t for t, (at, _) in self._pings.items() if at <= sent]:
             del self._pings[old]
-            self._ping_marks.pop(old, None)
         if not self._pings:
             self._stall_check = None
         self.lag = max(0.0, now - sent)
