@@ -9,8 +9,9 @@ shared store), and it feeds what other nodes publish back into the core.
   (re)subscribe it reloads every node's snapshot, so nothing missed while it was
   away stays missed.
 * Every ``cluster_heartbeat`` seconds: this node's snapshot is written to Redis
-  (with a TTL), a heartbeat is published, nick leases are renewed, and nodes not
-  heard from for ``cluster_dead_after`` seconds are declared gone.
+  (with a TTL), a heartbeat is published (by the same publisher, behind the events),
+  nick leases are renewed, and nodes not heard from for ``cluster_dead_after``
+  seconds are declared gone.
 * With Redis down the node keeps serving its own users; nick claims are granted
   locally (logged) and re-claimed when Redis is back.
 """
@@ -418,9 +419,13 @@ class ClusterBus:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.set(NODE_KEY + self.node, encode(snap), px=ttl)
             pipe.sadd(NODES_KEY, self.node)
-            pipe.publish(CHANNEL, encode({"k": "hb", "n": self.node, "g": snap["g"],
-                                          "e": snap["e"], "w": snap["w"]}))
             await pipe.execute()
+        # Through the publisher, behind every event the snapshot counted: published on a
+        # connection of its own it could overtake them, and each other node took that
+        # for a gap (a warning, a snapshot read and a recovery of every shared channel).
+        # After the snapshot is written: a node that sees the heartbeat may read it.
+        self._queue.put_nowait(encode({"k": "hb", "n": self.node, "g": snap["g"],
+                                       "e": snap["e"], "w": snap["w"]}))
 
     async def _heartbeat(self) -> None:
         interval = self.config.cluster_heartbeat

@@ -579,6 +579,39 @@ async def test_events_queued_when_the_bus_stops_go_out_before_its_bye(cluster: C
         r.close()
 
 
+async def test_a_heartbeat_goes_out_behind_the_events_it_counts(cluster: Cluster) -> None:
+    """Published on its own connection, a heartbeat overtook events still queued, and
+    every other node took it for a gap (and recovered every shared channel)."""
+    from server.cluster.events import Publish
+
+    cluster.start("n1", cluster_heartbeat=30.0, cluster_dead_after=90.0)
+    bus = cluster.bus("n1")
+    loop = cluster.nodes["n1"].server.loop  # type: ignore[attr-defined]
+    r = redis.Redis(port=cluster.redis.port)
+    sub = r.pubsub(ignore_subscribe_messages=True)
+    sub.subscribe(CHANNEL)
+    count = 2000
+    try:
+        while sub.get_message(timeout=0.1) is not None:
+            pass  # (the subscription's own confirmation)
+
+        async def publish_then_announce() -> None:
+            bus.handle([Publish({"k": "queued", "n": "n1", "i": i}) for i in range(count)])
+            await bus._announce()
+
+        asyncio.run_coroutine_threadsafe(publish_then_announce(), loop).result(10)
+        kinds: list[str] = []
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "hb" not in kinds:
+            message = sub.get_message(timeout=0.2)
+            if message is not None:
+                kinds.append(json.loads(message["data"])["k"])
+        assert kinds == ["queued"] * count + ["hb"]
+    finally:
+        sub.close()
+        r.close()
+
+
 async def test_the_bus_logs_a_failed_task_and_starts_none_once_stopping(
     cluster: Cluster, caplog: pytest.LogCaptureFixture
 ) -> None:
