@@ -93,6 +93,10 @@ class ClusterState:
         self.runs: dict[str, str] = {}  # node -> the run of it we know (event key "e")
         # Channel -> msgid floor for its recovery, when it had no message here yet.
         self.recover_from: dict[str, str] = {}
+        # Channel -> (recoveries under way, its live messages held until they end): a
+        # message that showed the gap, or came during the read, would otherwise reach
+        # members before the older ones the recovery finds.
+        self.recovering: dict[str, tuple[int, list[Event]]] = {}
         self.remote_ids = itertools.count(-1, -1)  # conn ids of remote Client objects
         # node -> its server name, from its snapshots (LINKS); dropped when the node goes.
         self.names: dict[str, str] = {}
@@ -323,6 +327,8 @@ def _recover(core: ServerCore, folded: str, heard_ms: int | None) -> None:
         start = min(entry[0])
         if heard_ms is not None:
             start = max(start, encode_msgid(max(heard_ms - CLOCK_SKEW_MS, 0) << 32))
+    pending, held = state.recovering.get(folded, (0, []))
+    state.recovering[folded] = (pending + 1, held)
     core.emit(Recover(folded, _msgid_ms(start) if start and is_msgid(start) else None))
 
 
@@ -742,6 +748,10 @@ def _on_msg(core: ServerCore, event: Event) -> None:
     folded = str(event["t"])
     channel = core.channels.get(folded)
     if channel is None:
+        return
+    recovering = _state(core).recovering.get(folded)
+    if recovering is not None:
+        recovering[1].append(event)  # after what the recovery finds (``recovered``)
         return
     entry = _state(core).recent.get(folded)
     if entry is not None and relay.msgid in entry[1]:
@@ -1185,14 +1195,30 @@ def recovered_transit(
         log.warning("recovered %d missed private messages from the store", count)
 
 
-def recovered(core: ServerCore, folded: str, rows: list[StoredMessage]) -> None:
-    """After a gap: deliver stored messages of ``folded`` this node has not seen.
+def recovered(core: ServerCore, folded: str, rows: list[StoredMessage] | None) -> None:
+    """After a gap: deliver stored messages of ``folded`` this node has not seen, then
+    the live ones held meanwhile (``rows`` None: the read failed).
 
     Only rows newer than the oldest msgid remembered for the channel count (when no
     message of it came here yet: those since the last contact with the node that went
     silent, less clock skew), so a node never replays much it never had to deliver.
     """
     state = _state(core)
+    try:
+        if rows is not None:
+            _deliver_recovered(core, state, folded, rows)
+    finally:
+        pending, held = state.recovering.pop(folded, (1, []))
+        if pending > 1:
+            state.recovering[folded] = (pending - 1, held)  # a later gap's read is due
+        else:
+            for event in held:  # (one a recovery delivered is skipped as seen)
+                _on_msg(core, event)
+
+
+def _deliver_recovered(
+    core: ServerCore, state: ClusterState, folded: str, rows: list[StoredMessage]
+) -> None:
     channel = core.channels.get(folded)
     entry = state.recent.get(folded)
     gap_floor = state.recover_from.pop(folded, None)

@@ -256,20 +256,23 @@ class ClusterBus:
         return rows
 
     async def _recover(self, effect: Recover) -> None:
-        if self.history is None:
-            return
         channel = effect.channel
+        rows: list[StoredMessage] | None = None
         try:
-            if effect.since_ms is None:
+            if self.history is None:
+                pass
+            elif effect.since_ms is None:
                 query = Query("LATEST", channel, NO_REF, RECOVER_LIMIT, with_redactions=True)
                 rows = await self.history.query_store(query)
             else:
                 rows = await self._pages(channel, effect.since_ms, with_redactions=True)
         except Exception:
             log.exception("cluster: recovering %s from the store failed", channel)
-            return
-        self.core.recovered(channel, rows)
-        self.changed()
+        finally:
+            # Even after a failure (or a cancellation): the channel's live messages
+            # wait for this.
+            self.core.recovered(channel, rows)
+            self.changed()
 
     async def _recover_direct(self, effect: RecoverDirect) -> None:
         """Each account's conversations active since the gap began, and their messages

@@ -933,10 +933,11 @@ class ServerCore:
         recovered_direct(self, account, rows or [], since_ms)
 
     def recovered(self, channel: str, rows: list[StoredMessage] | None) -> None:
-        """Rows the store returned after a gap: deliver the ones not seen here."""
+        """Rows the store returned after a gap (None: the read failed): deliver the ones
+        not seen here, then the live messages held while it was read."""
         from server.cluster.apply import recovered
 
-        recovered(self, channel, rows or [])
+        recovered(self, channel, rows)
 
     # ------------------------------------------------------------------ dispatch
 
