@@ -123,9 +123,13 @@ MAX_MSGID = 128  # characters of a msgid kept
 # vouch for it (and what was written with it): short, since until then a silently dead
 # link would take it unnoticed, but one PING covers a paste.
 ACK_DELAY = 2.0
-# Seconds without the PONG to a PING before the status line says the server is not
-# answering (irssi shows its lag as "??" then): the ping timeout takes much longer.
+# Seconds without the PONG to a PING (or, while registering, without any line) before
+# the status line says the server is not answering (irssi shows its lag as "??" then):
+# the ping timeout takes much longer.
 LAG_STALLED = 5.0
+# Seconds of silence while registering before the server buffer says so too: the
+# status line alone is easily missed while nothing else happens.
+REGISTER_SLOW = 10.0
 # What a deleted message shows instead of its text (plus " by <nick>" when the sender
 # did not delete it, and ": <reason>" when one was given).
 REDACTED_TEXT = "(message deleted"
@@ -306,10 +310,13 @@ class Session:
         self._pings: dict[str, tuple[float, int]] = {}
         self._ping_seq = 0
         self._ack_due: float | None = None  # when to PING for messages written since
-        # Seconds the oldest PING has waited for its PONG, once past LAG_STALLED (a
-        # server or link that stopped answering); None while answers come.
+        # Seconds the oldest PING has waited for its PONG (registering: since the
+        # server's last line), once past LAG_STALLED (a server or link that stopped
+        # answering); None while answers come.
         self.waiting_reply: float | None = None
         self._stall_check: float | None = None  # when to look at the unanswered PINGs
+        self._heard_at = 0.0  # the server's last line (or the connect): registering
+        self._slow_said = False  # the server buffer said registration is slow
         self._retry_at: float | None = None  # when the driver reconnects (reconnect_delay)
         self._offset = 0.0  # server clock - local clock, from server-time tags
         self._ctcp_tokens = float(CTCP_REPLY_BURST)
@@ -382,6 +389,12 @@ class Session:
         self._names.clear()
         self._topic_shown.clear()
         self._pings.clear()
+        self._heard_at = now
+        self._slow_said = False
+        # (A server that never lets us in shows in the status line, not only at the
+        # ping timeout.)
+        self._stall_check = now + LAG_STALLED
+        self.waiting_reply = None
         self._nick_attempt = 0
         self._nick_taken = False
         self._regain.stop()  # (the server forgot the last connection's MONITOR list)
@@ -511,11 +524,18 @@ class Session:
                 self._status()
         if self._stall_check is not None and now >= self._stall_check:
             self._stall_check = None
-            if self._pings:
-                waited = now - min(at for at, _ in self._pings.values())
+            registering = self.state is State.REGISTERING
+            if registering or self._pings:
+                # (Registering, no 001 yet: any line is an answer.)
+                pinged = min((at for at, _ in self._pings.values()), default=now)
+                waited = now - (self._heard_at if registering else pinged)
                 if waited >= LAG_STALLED:
                     self.waiting_reply = waited
                     self._status()
+                if registering and waited >= REGISTER_SLOW and not self._slow_said:
+                    self._slow_said = True
+                    self.info(f"No reply from the server for {waited:.0f} s: still waiting "
+                              "for registration (/reconnect to try again)", now, self.server)
                 self._stall_check = now + 1.0  # (the status line counts the seconds)
         if self._ack_due is not None and now >= self._ack_due:
             self._ack_due = None
@@ -570,6 +590,11 @@ class Session:
                 self.malformed += 1
                 return
             self.tick(now)
+            if self.state is State.REGISTERING:
+                self._heard_at = now
+                if self.waiting_reply is not None:  # it answers after all
+                    self.waiting_reply = None
+                    self._status()
             self._dispatch(msg, now)
         except Exception as exc:  # a hostile line must never take the client down
             self.malformed += 1
@@ -1343,7 +1368,7 @@ class Session:
         # Older unanswered pings are superseded by this answer.
         for old in [t for t, (at, _) in self._pings.items() if at <= sent]:
             del self._pings[old]
-        if not self._pings:
+        if not self._pings and self.registered:  # (registering: see tick)
             self._stall_check = None
         self.lag = max(0.0, now - sent)
         self._status()
@@ -1544,6 +1569,8 @@ class Session:
             self.nick = msg.params[0]
         self.server_name = msg.source or ""
         self.state = State.CONNECTED
+        if not self._pings:  # (registration's wait is over: PINGs set their own)
+            self._stall_check = None
         self._cap_negotiating = False
         self._sasl.welcomed(now)
         self._rebuild_highlight()

@@ -520,6 +520,8 @@ def _connection_text(session: Session) -> str:
         if lag is None:
             return "connected"
         return f"lag {lag * 1000:.0f} ms" if lag < 1 else f"lag {lag:.1f} s"
+    if state is State.REGISTERING and session.waiting_reply is not None:
+        return f"registering, no reply for {session.waiting_reply:.0f} s"
     if state is State.DISCONNECTED and session.reconnect_delay:
         return f"disconnected, retrying in {session.reconnect_delay:.0f} s"
     return state.value

@@ -148,6 +148,7 @@ class Ircd:
         self.changed = asyncio.Event()
         self.writers: list[asyncio.StreamWriter] = []
         self.server: asyncio.Server | None = None
+        self.welcome = True  # False: registration is never answered (send it yourself)
 
     async def start(self) -> int:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -161,7 +162,7 @@ class Ircd:
                 line = raw.decode().rstrip("\r\n")
                 self.lines.append(line)
                 self.changed.set()
-                if line.startswith("USER"):
+                if line.startswith("USER") and self.welcome:
                     writer.write(b":srv 001 alice :Welcome\r\n:srv 422 alice :No MOTD\r\n")
         writer.close()
 

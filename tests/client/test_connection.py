@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from client import session as session_module
 from client.connection import backoff_delay
 from client.model import Kind, State
+from client.ui.views import Views, status_fragments
 from server.config import ServerConfig
 from tests.conftest import RunningServer, start_server
 
@@ -236,6 +239,42 @@ async def test_dead_connection_is_detected_and_retried(clients: list[ChatClient]
         for w in writers:
             w.close()
         srv.close()
+
+
+async def test_a_server_that_does_not_let_us_in_is_shown_waiting(
+    clients: list[ChatClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TCP is up but no 001 comes: the status line counts the silence and the server
+    buffer says so, long before the ping timeout gives the server up."""
+    monkeypatch.setattr(session_module, "LAG_STALLED", 0.2)  # (5 s and 10 s: too long here)
+    monkeypatch.setattr(session_module, "REGISTER_SLOW", 0.4)
+    ircd = Ircd()
+    ircd.welcome = False
+    port = await ircd.start()
+    try:
+        alice = ChatClient.start(port, "alice")
+        clients.append(alice)
+        server = alice.session.server
+
+        def status() -> str:
+            return "".join(text for _, text, *_ in status_fragments(alice.session, Views()))
+
+        def said() -> bool:
+            return any(ln.text.startswith("No reply from the server for ") for ln in server.lines)
+
+        await alice.wait(said, "the server buffer to say so")
+        assert alice.session.state is State.REGISTERING
+        assert re.search(r"\[registering, no reply for \d+ s\]", status())
+        assert server.lines[-1].kind is Kind.INFO
+        assert server.lines[-1].text.endswith(
+            " s: still waiting for registration (/reconnect to try again)")
+        ircd.send(":srv 001 alice :Welcome")
+        ircd.send(":srv 422 alice :No MOTD")
+        await alice.wait(lambda: alice.session.registered, "registration")
+        assert "no reply" not in status() and "[connected]" in status()
+        assert alice.session.connects == 1  # (not given up meanwhile)
+    finally:
+        await ircd.stop()
 
 
 async def test_connection_refused_backs_off_and_retries(clients: list[ChatClient]) -> None:

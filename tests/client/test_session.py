@@ -193,6 +193,38 @@ def test_a_server_that_stops_answering_shows_in_the_status_line_before_the_timeo
     assert s.due_at is None
 
 
+def test_a_server_that_does_not_let_us_in_shows_in_the_status_line_and_the_server_buffer(
+) -> None:
+    from client.session import LAG_STALLED, REGISTER_SLOW
+    from client.ui.views import Views, status_fragments
+
+    def status() -> str:
+        return "".join(t for _, t, *_ in status_fragments(s, Views()))
+
+    def said() -> list[str]:
+        return [ln.text for ln in s.server.lines if ln.text.startswith("No reply from")]
+
+    s = make()
+    s.connection_made(100.0)
+    assert s.due_at == 100.0 + LAG_STALLED  # (the connection ticks then, traffic or not)
+    s.tick(100.0 + LAG_STALLED - 1)
+    assert "[registering]" in status()
+    feed(s, [":srv NOTICE * :*** Looking up your hostname..."], now=102.0)
+    s.tick(100.0 + LAG_STALLED)  # an answer 3 s ago: the silence counts from it
+    assert "[registering]" in status()
+    s.tick(102.0 + LAG_STALLED)
+    assert "[registering, no reply for 5 s]" in status() and not said()
+    s.tick(102.0 + REGISTER_SLOW)
+    assert "[registering, no reply for 10 s]" in status()
+    assert said() == ["No reply from the server for 10 s: still waiting for registration "
+                      "(/reconnect to try again)"]  # fmt: skip
+    s.tick(102.0 + REGISTER_SLOW + 1)
+    assert "no reply for 11 s" in status() and len(said()) == 1  # (said once)
+    feed(s, CHAT_BURST, now=114.0)
+    assert s.registered and "no reply" not in status()
+    assert s.waiting_reply is None and s.due_at is None
+
+
 def test_the_wait_before_reconnecting_counts_down_in_the_status_line() -> None:
     from client.ui.views import Views, status_fragments
 
