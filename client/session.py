@@ -324,6 +324,9 @@ class Session:
         self._ctcp_pings: dict[str, float] = {}  # /ping: our token -> when it was sent
         self._quitting = False  # /quit was used: the coming disconnect is expected
         self._user_reconnect = False  # /reconnect: the coming disconnect is expected too
+        # /reconnect was typed and no connection has been made since (nor has an attempt
+        # failed): typed again, it has nothing more to do.
+        self._reconnect_asked = False
         self.quit_warned_at = float("-inf")  # /quit refused once for messages not sent
         self._upgrading = False  # STS: this connection ends to reconnect with TLS
         self._mask_len = 0  # length of our nick!user@host as the server sees it
@@ -405,6 +408,7 @@ class Session:
         self._quitting = False
         self._upgrading = False
         self._user_reconnect = False
+        self._reconnect_asked = False
         self._out.clear()
         self._typed_out.clear()
         self.notify.forget_states()
@@ -479,6 +483,7 @@ class Session:
         self._retry_at = now + delay if delay else None
         self.state = State.DISCONNECTED if delay else State.CONNECTING
         if delay:
+            self._reconnect_asked = False  # (that attempt failed: /reconnect retries now)
             self._add(self.server, self._local(Kind.INFO, f"Reconnecting in {delay:.1f} s", now))
         self._status()
 
@@ -937,6 +942,9 @@ class Session:
     def reconnect(self, now: float) -> None:
         """``/reconnect``: end this connection (a QUIT, as irssi's) and connect again at
         once; what was typed meanwhile waits in the outbox as after any loss."""
+        if self._reconnect_asked:  # typed twice: one reconnect, said once
+            return
+        self._reconnect_asked = True
         if self.state in (State.REGISTERING, State.CONNECTED):
             self._send("QUIT", "Reconnecting")
             self._user_reconnect = True  # the coming disconnect is asked for: no error

@@ -409,6 +409,35 @@ async def test_reconnect_cuts_off_a_server_that_stopped_answering_and_connects_a
         await ircd.stop()
 
 
+async def test_reconnect_typed_twice_reconnects_once_and_says_so_once(
+    clients: list[ChatClient],
+) -> None:
+    ircd = Ircd()  # it never closes a connection after a QUIT: the client cuts it off
+    port = await ircd.start()
+    try:
+        alice = ChatClient.start(port, "alice")
+        clients.append(alice)
+        await alice.wait(lambda: alice.session.registered, "registration")
+        alice.conn.input("/reconnect")
+        await ircd.wait(lambda: "QUIT Reconnecting" in ircd.lines, "the QUIT")
+        alice.conn.input("/reconnect")  # while the first is still under way
+        await ircd.wait(lambda: ircd.lines.count("USER alice 0 * alice") == 2,
+                        "the second connection")  # fmt: skip
+        await alice.wait(lambda: alice.session.registered, "registered again")
+        said = [ln.text for ln in alice.session.server.lines]
+        assert said.count("Reconnecting…") == 1
+        assert said.count("Disconnected (/reconnect)") == 1
+        assert ircd.lines.count("QUIT Reconnecting") == 1
+        # Once connected again, /reconnect reconnects again.
+        alice.conn.input("/reconnect")
+        await ircd.wait(lambda: ircd.lines.count("USER alice 0 * alice") == 3,
+                        "the third connection")  # fmt: skip
+        said = [ln.text for ln in alice.session.server.lines]
+        assert said.count("Reconnecting…") == 2
+    finally:
+        await ircd.stop()
+
+
 async def test_reconnect_while_waiting_to_retry_connects_now(clients: list[ChatClient]) -> None:
     ircd = Ircd()
     port = await ircd.start()
