@@ -39,6 +39,7 @@ class _HistoryRequest:
     limit: int
     gap: bool = False  # part of a reconnect gap fill
     pages: int = 1
+    paging: bool = False  # PageUp's: brings back what /clear took away too
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +153,11 @@ class ChatHistory:
         self._gap.pop(key, None)
         self._floor.pop(key, None)
 
+    def cleared(self, buf: Buffer) -> None:
+        """``/clear``: PageUp goes on from where the clear left off, not from the oldest
+        page loaded before it."""
+        self._floor.pop(self._session.fold(buf.name), None)
+
     def query_renamed(self, buf: Buffer, old_key: str, now: float) -> None:
         """A NICK renamed a query to another key. Answers come back under the name asked
         for: ask again under the new one (the server keeps the conversation by account)."""
@@ -190,7 +196,7 @@ class ChatHistory:
             or (buf.kind is BufferKind.QUERY and not s.query_history_enabled)
             or buf.no_history
             or buf.history_loading
-            or buf.history_complete
+            or (buf.history_complete and not buf.cleared)  # (what /clear took is newer)
             or buf.full
         ):
             return False
@@ -204,9 +210,9 @@ class ChatHistory:
         elif buf.lines:
             ref = f"timestamp={format_time(buf.lines[0].time)}"
         else:
-            self._request(buf, _HistoryRequest("latest", limit), "LATEST", "*")
+            self._request(buf, _HistoryRequest("latest", limit, paging=True), "LATEST", "*")
             return True
-        self._request(buf, _HistoryRequest("before", limit), "BEFORE", ref)
+        self._request(buf, _HistoryRequest("before", limit, paging=True), "BEFORE", ref)
         return True
 
     def on_join(self, buf: Buffer, rejoin: bool, now: float) -> None:
@@ -391,7 +397,11 @@ class ChatHistory:
     ) -> None:
         s = self._session
         lines = self._listener.confirm(buf, lines)  # our own, shown already (no msgid)
-        added, older = buf.merge(lines, above=req is not None and req.kind == "before")
+        added, older = buf.merge(
+            lines,
+            above=req is not None and req.kind == "before",
+            restore=req is not None and req.paging,
+        )
         buf.history_loading = s.fold(buf.name) in self._requests
         kind = req.kind if req is not None else "latest"
         if req is not None and kind in ("latest", "before") and answer.count < req.limit:

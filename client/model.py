@@ -193,6 +193,9 @@ class Buffer:
     # /clear was used and no older history has been merged since: the top line is
     # where the clear left off, not the beginning of history.
     cleared: bool = False
+    # The msgids of the messages /clear took away: PageUp's history brings them back
+    # (other history, a join's, does not: they stay seen).
+    cleared_ids: set[str] = field(default_factory=set, repr=False)
     # A query whose history the server refused (CHATHISTORY INVALID_TARGET: the partner or
     # we have no account): not asked again on this connection.
     no_history: bool = False
@@ -348,7 +351,9 @@ class Buffer:
         self.version += 1
         return True
 
-    def merge(self, batch: Iterable[Line], *, above: bool = False) -> tuple[list[Line], bool]:
+    def merge(
+        self, batch: Iterable[Line], *, above: bool = False, restore: bool = False
+    ) -> tuple[list[Line], bool]:
         """Merge history lines in time order, skipping known msgids.
 
         Returns (the lines added, whether they all went above the existing ones). Older
@@ -356,8 +361,13 @@ class Buffer:
         is kept. ``above`` (a CHATHISTORY BEFORE page) puts a line above existing lines
         of the same time: server-time has millisecond resolution, so a burst of messages
         shares timestamps, and a page of older ones must not land below them.
+        ``restore`` (PageUp's page): the messages /clear took away are not skipped.
         """
-        new = [ln for ln in batch if ln.msgid is None or self.seen.add(ln.msgid)]
+        cleared = self.cleared_ids if restore else set()
+        new = [
+            ln for ln in batch
+            if ln.msgid is None or self.seen.add(ln.msgid) or _take(cleared, ln.msgid)
+        ]  # fmt: skip
         if not new:
             return [], False
         new.sort(key=_time)
@@ -395,7 +405,7 @@ class Buffer:
             lines.clear()
             lines.extend(merged)
         self._note_spoken(added)
-        if older and added:
+        if (older or restore) and added:
             self.cleared = False  # the top is history again
         newest = next((ln for ln in reversed(new) if ln.msgid and ln.kind in MESSAGE_KINDS), None)
         if newest is not None and (self.last_time is None or newest.time >= self.last_time):
@@ -405,7 +415,12 @@ class Buffer:
         return added, older
 
     def clear(self) -> None:
-        """Forget the lines; the seen ids stay so history does not bring them back."""
+        """Forget the lines; the seen ids stay so history does not bring them back,
+        but PageUp's (:meth:`merge` with ``restore``)."""
+        # (Earlier clears' ids no longer seen would come back anyway: not kept.)
+        kept = {i for i in self.cleared_ids if i in self.seen}
+        taken = {ln.msgid for ln in self.lines if ln.msgid and not ln.redacted}
+        self.cleared_ids = kept | taken
         self.lines.clear()
         self.cleared = True
         self.version += 1
@@ -419,12 +434,21 @@ class Buffer:
         self.seen = SeenIds(max(2 * self.scrollback, 1000))
         self.read_marker = None
         self.cleared = False
+        self.cleared_ids = set()
         self._index_spoken()
         self.version += 1
 
 
 def _time(line: Line) -> float:
     return line.time
+
+
+def _take(ids: set[str], msgid: str) -> bool:
+    """Whether ``msgid`` was in ``ids`` (it no longer is)."""
+    if msgid in ids:
+        ids.discard(msgid)
+        return True
+    return False
 
 
 # ---------------------------------------------------------------------- events

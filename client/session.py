@@ -829,6 +829,7 @@ class Session:
 
     def clear(self, buffer: Buffer) -> None:
         buffer.clear()
+        self._history.cleared(buffer)
         self.emit(BufferCleared(buffer))
 
     def info(self, text: str, now: float, buffer: Buffer | None = None) -> None:

@@ -576,6 +576,63 @@ async def test_pageup_at_top_loads_older_history_without_moving_the_view(
     await alice.wait_screen("old-39")
 
 
+async def test_pageup_at_the_top_of_a_cleared_buffer_brings_back_what_clear_took_away(
+    server: RunningServer,
+    uis: list[UIClient],
+    raw: Raw,
+) -> None:
+    bob = await raw("bob")
+    await bob.join("#h")
+    for i in range(40):
+        await bob.send(f"PRIVMSG #h :old-{i:02d}")
+    await bob.sync()
+    alice = await start_ui(uis, server, "alice", rows=12, columns=100, history_lines=10)
+    buf = await alice.join("#h")
+    await alice.wait_screen("old-39")
+    view = alice.ui.views(buf)
+    seen = len(alice.events)
+
+    def loaded() -> bool:
+        return any(isinstance(e, HistoryAdded) for e in alice.events[seen:])
+
+    # Cleared with nothing since: PageUp loads the newest page again.
+    await alice.command("/clear")
+    await alice.wait_screen("— cleared —")
+    assert "old-39" not in alice.text() and view.at_top
+    await alice.press(PAGE_UP)
+    await alice.wait(loaded, "history")
+    await alice.wait(lambda: not buf.history_loading, "the history batch")
+    await alice.wait_screen("old-39")
+    await alice.redrawn()
+    assert "cleared" not in alice.text()
+
+    # Cleared again, then a line: PageUp at the top pages back from it, through what the
+    # clear took away, and on to older pages as at the top of any buffer.
+    await alice.command("/clear")
+    await bob.send("PRIVMSG #h :new-00")
+    await alice.wait_screen("new-00")
+    assert "old-39" not in alice.text() and view.at_top
+    seen = len(alice.events)
+    await alice.press(PAGE_UP)
+    await alice.wait(loaded, "history")
+    await alice.wait(lambda: not buf.history_loading, "the history batch")
+    await alice.redrawn()
+    await alice.press(PAGE_UP)
+    await alice.wait_screen("old-31")
+    assert next(ln.text for ln in buf.lines if ln.kind is Kind.MESSAGE) == "old-31"
+    assert "cleared" not in alice.text()
+    seen = len(alice.events)
+    for _ in range(3):
+        if view.at_top:
+            break
+        await alice.press(PAGE_UP)
+    await alice.wait(lambda: view.at_top, "the top of the loaded lines")
+    await alice.press(PAGE_UP)
+    await alice.wait(loaded, "older history")
+    await alice.wait(lambda: not buf.history_loading, "the history batch")
+    assert next(ln.text for ln in buf.lines if ln.kind is Kind.MESSAGE) == "old-21"
+
+
 async def test_a_channel_full_of_hidden_joins_shows_its_messages_and_pages_by_them(
     server: RunningServer,
     uis: list[UIClient],
