@@ -15,6 +15,7 @@ Example::
     ignore = ["spammer", "*!*@bad.example"]  # drop their messages (every server)
     bell = false                        # ring the terminal bell on highlight
     nicklist = true                     # show the nick list initially
+    mouse = true                        # the wheel scrolls (Shift+drag selects text then)
     timestamp_format = "%H:%M"
     log_dir = "~/irclogs"               # one file per buffer, under a folder per server
     send_typing = true                  # tell others when you type (IRCv3 typing)
@@ -153,6 +154,7 @@ _TOP_KEYS = {
     "ignore",
     "bell",
     "nicklist",
+    "mouse",
     "timestamp_format",
     "log_dir",
     "send_typing",
@@ -213,6 +215,9 @@ class ClientConfig:
     ignore: tuple[str, ...] = ()
     bell: bool = False
     nicklist: bool = True
+    # The terminal reports the mouse: its wheel scrolls the message pane and the nick
+    # list; the terminal's own text selection then takes Shift (in most terminals).
+    mouse: bool = True
     timestamp_format: str = "%H:%M"
     log_dir: Path | None = None  # chat logs (client.chatlog); None: no logs
     send_typing: bool = False  # others' typing is shown either way
@@ -342,6 +347,7 @@ def parse(data: Mapping[str, Any], path: Path | None = None) -> ClientConfig:
         ignore=_mask_list(data, "ignore"),
         bell=_bool(data, "bell", False, "bell"),
         nicklist=_bool(data, "nicklist", True, "nicklist"),
+        mouse=_bool(data, "mouse", True, "mouse"),
         timestamp_format=timestamp_format,
         log_dir=_log_dir(data, path),
         send_typing=_bool(data, "send_typing", False, "send_typing"),

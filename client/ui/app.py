@@ -152,6 +152,7 @@ class ChatUI:
         palette = nick_palette(config.nick_colours)
         self.renderer = LineRenderer(config.timestamp_format, len(palette))
         self.pane = MessagePane(self.session, self.renderer, self.views)
+        self.pane.on_wheel = self.wheel
         self.buffer_list = BufferList(self.session)
         self.nick_list = NickList(self.session, self._members_version)
         self.input = InputBuffer(
@@ -177,7 +178,7 @@ class ChatUI:
             key_bindings=key_bindings,
             style=style,
             full_screen=True,
-            mouse_support=False,
+            mouse_support=config.mouse,  # (the wheel: see MessagePane and NickList)
             input=input,
             output=output,
         )
@@ -415,7 +416,8 @@ class ChatUI:
     def switch_to(self, index: int) -> None:
         self.connection.switch(index)
 
-    def scroll_up(self) -> None:
+    def scroll_up(self, lines: int | None = None) -> None:
+        """A page up (``lines``: that many lines), or older history at the top."""
         buf = self.session.current
         view = self.views(buf)
         if view.at_top:
@@ -423,12 +425,19 @@ class ChatUI:
             # merged above, so the bottom-anchored view does not move.
             self.connection.request_older(buf)
         else:
-            self.views.page_up(buf)
+            self.views.page_up(buf, lines)
         self.app.invalidate()
 
-    def scroll_down(self) -> None:
-        self.views.page_down(self.session.current)
+    def scroll_down(self, lines: int | None = None) -> None:
+        self.views.page_down(self.session.current, lines)
         self.app.invalidate()
+
+    def wheel(self, lines: int) -> None:
+        """The mouse wheel over the message pane: ``lines`` up (negative) or down."""
+        if lines < 0:
+            self.scroll_up(-lines)
+        else:
+            self.scroll_down(lines)
 
     def scroll_bottom(self) -> None:
         """Back to the newest line, following new ones again."""

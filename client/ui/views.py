@@ -23,12 +23,17 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import islice
+from typing import TYPE_CHECKING
 
 from prompt_toolkit.layout.controls import UIContent, UIControl
+from prompt_toolkit.mouse_events import MouseEvent, MouseEventType
 
 from ..model import Buffer, BufferKind, HistoryAdded, Line, State
 from ..session import Session
 from .render import Fragments, LineRenderer, fit, safe, span_fragments, text_width
+
+if TYPE_CHECKING:
+    from prompt_toolkit.key_binding.key_bindings import NotImplementedOrNone
 
 
 @dataclass(slots=True)
@@ -54,6 +59,16 @@ class View:
 
 def _never(buffer: Buffer, line: Line) -> bool:
     return False
+
+
+WHEEL_LINES = 3  # lines (or nicks) a notch of the mouse wheel scrolls, as WeeChat's
+
+
+def wheel(event: MouseEvent) -> int:
+    """-1 for the mouse wheel turned up, 1 down, 0 for any other mouse event."""
+    if event.event_type is MouseEventType.SCROLL_UP:
+        return -1
+    return 1 if event.event_type is MouseEventType.SCROLL_DOWN else 0
 
 
 class Views:
@@ -93,14 +108,15 @@ class Views:
         anchor = lines[n - 1 - view.offset]
         view.offset += sum(1 for ln in event.lines if ln.time > anchor.time)
 
-    def page_up(self, buffer: Buffer) -> None:
+    def page_up(self, buffer: Buffer, lines: int | None = None) -> None:
+        """A page up, or ``lines`` drawn lines (rows inside a tall line: the wheel)."""
         view = self(buffer)
-        page = max(1, view.height - 1)
+        page = lines or max(1, view.height - 1)
         if view.tall and view.clipped > 0:  # inside a line taller than the pane
             view.cut += min(view.clipped, page)
             return
         # The top line shown whole becomes the bottom one (counting drawn lines only).
-        step = max(1, view.shown - 1)
+        step = lines or max(1, view.shown - 1)
         hidden = self.hidden
         offset = view.offset
         drawn = -1  # lines drawn from the bottom one up (it is 0)
@@ -113,13 +129,14 @@ class Views:
         view.offset = offset  # (fewer above: the top line drawn)
         view.cut = 0
 
-    def page_down(self, buffer: Buffer) -> None:
+    def page_down(self, buffer: Buffer, lines: int | None = None) -> None:
+        """A page down, or ``lines`` drawn lines (rows inside a tall line: the wheel)."""
         view = self(buffer)
         if view.cut > 0:  # inside a line taller than the pane
-            view.cut = max(0, view.cut - max(1, view.height - 1))
+            view.cut = max(0, view.cut - (lines or max(1, view.height - 1)))
             return
         # The line ``step`` drawn lines below the bottom one becomes the bottom one.
-        step = max(1, view.shown - 1)
+        step = lines or max(1, view.shown - 1)
         hidden = self.hidden
         nearest: deque[int] = deque(maxlen=step)  # drawn lines below (offsets), nearest last
         for i, line in enumerate(islice(reversed(buffer.lines), view.offset)):
@@ -156,9 +173,18 @@ class MessagePane(UIControl):
         self.renderer = renderer
         self.views = views
         self.lines_rendered = 0  # lines looked at by the last render (bounded by height)
+        # Called with -WHEEL_LINES or WHEEL_LINES for a notch of the mouse wheel.
+        self.on_wheel: Callable[[int], None] | None = None
 
     def is_focusable(self) -> bool:
         return False
+
+    def mouse_handler(self, mouse_event: MouseEvent) -> NotImplementedOrNone:
+        step = wheel(mouse_event)
+        if not step or self.on_wheel is None:
+            return NotImplemented
+        self.on_wheel(step * WHEEL_LINES)
+        return None
 
     def create_content(self, width: int, height: int | None) -> UIContent:
         height = max(1, height or 1)
@@ -349,9 +375,20 @@ class NickList(UIControl):
 
     def scroll(self, pages: int) -> None:
         """Move the list by ``pages`` pages (negative: up), as far as it goes."""
-        self._current_offset()
         page = max(1, self._rows_shown - 2)  # (keep a nick or two of the last page)
-        self._offset = max(0, self._offset + pages * page)
+        self.scroll_nicks(pages * page)
+
+    def scroll_nicks(self, nicks: int) -> None:
+        """Move the list by ``nicks`` (negative: up), as far as it goes."""
+        self._current_offset()
+        self._offset = max(0, self._offset + nicks)
+
+    def mouse_handler(self, mouse_event: MouseEvent) -> NotImplementedOrNone:
+        step = wheel(mouse_event)
+        if not step:
+            return NotImplemented
+        self.scroll_nicks(step * WHEEL_LINES)
+        return None
 
     def _current_offset(self) -> int:
         if self._buffer is not self.session.current:

@@ -9,6 +9,7 @@ import pytest
 from client.config import (
     DEFAULT_COLOURS,
     DEFAULT_KEYS,
+    ClientConfig,
     ConfigError,
     default_nick,
     default_path,
@@ -20,6 +21,7 @@ nick = "alice"
 scrollback = 5000
 highlight_words = ["deploy"]
 bell = true
+mouse = false
 default_server = "home"
 
 [servers.home]
@@ -81,6 +83,7 @@ def test_good_config(tmp_path: Path) -> None:
     local = config.server("local")
     assert local is not None and local.effective_port == 6667
     assert config.scrollback == 5000 and config.bell and config.nick == "alice"
+    assert not config.mouse and ClientConfig().mouse
     assert config.colours["highlight"] == "bold #ff0000"
     assert config.colours["error"] == DEFAULT_COLOURS["error"]
     assert config.nick_colours == ("#111111", "#222222")

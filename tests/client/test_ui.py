@@ -723,6 +723,48 @@ async def test_nicklist_toggles(server: RunningServer, uis: list[UIClient], raw:
     await alice.wait_screen("2 users", present=False)
 
 
+def wheel(up: bool, column: int, row: int) -> str:
+    """A notch of the mouse wheel at 1-based (column, row), as an xterm (SGR) sends it."""
+    return f"\x1b[<{64 if up else 65};{column};{row}M"
+
+
+async def test_the_mouse_wheel_scrolls_the_nick_list_and_the_message_pane(
+    server: RunningServer, uis: list[UIClient], raw: Raw
+) -> None:
+    # 12 rows: a 9-row pane, and a nick list of the header and 8 rows.
+    alice = await start_ui(uis, server, "alice", rows=12, columns=100)
+    assert "\x1b[?1000h" in alice.stream.getvalue()  # the terminal reports the mouse
+    buf = await alice.join("#w")
+    others = [await raw(f"u{i:02}") for i in range(12)]
+    for other in others:
+        await other.join("#w")
+    for i in range(20):
+        await others[0].send(f"PRIVMSG #w :line-{i:02}")
+    await others[0].sync()
+    await alice.wait_screen("line-19")
+    await alice.wait_screen("13 users")
+
+    def nicks() -> list[str]:
+        return [row.rsplit("│", 1)[1].strip() for row in alice.screen()[2:10]]
+
+    assert nicks()[0] == "@alice" and nicks()[-1] == "+6 more"
+    right = alice.size.columns  # (the nick list's column)
+    await alice.press(wheel(False, right, 4))
+    assert nicks()[0] == "↑ 3 more" and nicks()[1] == "u02"
+    await alice.press(wheel(False, right, 4) * 5)  # past the end: it stops at the last
+    assert nicks()[0] == "↑ 6 more" and nicks()[-1] == "u11"
+    await alice.press(wheel(True, right, 4) * 2)
+    assert nicks()[0] == "@alice"
+
+    # Over the message pane it scrolls the lines, 3 a notch.
+    await alice.press(wheel(True, 40, 4))
+    assert "-- more: 3 below" in alice.text() and "line-16" in alice.screen()[-3]
+    await alice.press(wheel(False, 40, 4))
+    assert "more:" not in alice.text() and "line-19" in alice.screen()[-3]
+    assert alice.ui.views(buf).offset == 0
+    assert alice.ui.input.text == ""  # (the wheel is no Up or Down: no input history)
+
+
 async def test_hostile_text_never_reaches_the_terminal(
     server: RunningServer,
     uis: list[UIClient],
