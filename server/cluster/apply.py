@@ -1195,9 +1195,12 @@ def recovered_transit(
         log.warning("recovered %d missed private messages from the store", count)
 
 
-def recovered(core: ServerCore, folded: str, rows: list[StoredMessage] | None) -> None:
+def recovered(
+    core: ServerCore, folded: str, rows: list[StoredMessage] | None, *, held: bool = True
+) -> None:
     """After a gap: deliver stored messages of ``folded`` this node has not seen, then
-    the live ones held meanwhile (``rows`` None: the read failed).
+    the live ones held meanwhile (``rows`` None: the read failed; not ``held``: a
+    retry after that, for which nothing was held).
 
     Only rows newer than the oldest msgid remembered for the channel count (when no
     message of it came here yet: those since the last contact with the node that went
@@ -1208,12 +1211,18 @@ def recovered(core: ServerCore, folded: str, rows: list[StoredMessage] | None) -
         if rows is not None:
             _deliver_recovered(core, state, folded, rows)
     finally:
-        pending, held = state.recovering.pop(folded, (1, []))
-        if pending > 1:
-            state.recovering[folded] = (pending - 1, held)  # a later gap's read is due
-        else:
-            for event in held:  # (one a recovery delivered is skipped as seen)
-                _on_msg(core, event)
+        if held:
+            _release(core, state, folded)
+
+
+def _release(core: ServerCore, state: ClusterState, folded: str) -> None:
+    """One recovery of ``folded`` is over: the last one delivers the messages held."""
+    pending, waiting = state.recovering.pop(folded, (1, []))
+    if pending > 1:
+        state.recovering[folded] = (pending - 1, waiting)  # a later gap's read is due
+    else:
+        for event in waiting:  # (one a recovery delivered is skipped as seen)
+            _on_msg(core, event)
 
 
 def _deliver_recovered(

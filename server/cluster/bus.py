@@ -60,6 +60,9 @@ RECOVER_LIMIT = 100  # rows per read of a recovery
 # Reads of one channel or conversation in one recovery, oldest first: a longer gap
 # loses its newest rows (those after it came live).
 RECOVER_PAGES = 30
+# A channel's recovery whose read failed is tried again after 1, 2, 4... s, up to 16.
+RECOVER_RETRY_FIRST = 1.0
+RECOVER_RETRY_LAST = 16.0
 RECOVER_CONVERSATIONS = 50  # of one account, active since a gap began, recovered
 # Transit rows (private messages to our users outside conversations) read after a gap,
 # for all our users at once: the newest this many since the gap began.
@@ -259,13 +262,8 @@ class ClusterBus:
         channel = effect.channel
         rows: list[StoredMessage] | None = None
         try:
-            if self.history is None:
-                pass
-            elif effect.since_ms is None:
-                query = Query("LATEST", channel, NO_REF, RECOVER_LIMIT, with_redactions=True)
-                rows = await self.history.query_store(query)
-            else:
-                rows = await self._pages(channel, effect.since_ms, with_redactions=True)
+            if self.history is not None:
+                rows = await self._recovery_rows(effect)
         except Exception:
             log.exception("cluster: recovering %s from the store failed", channel)
         finally:
@@ -273,6 +271,31 @@ class ClusterBus:
             # wait for this.
             self.core.recovered(channel, rows)
             self.changed()
+        # The store may be back soon (a restart, a dropped connection): what the gap
+        # lost is delivered late rather than never. The live messages went on meanwhile.
+        delay = RECOVER_RETRY_FIRST
+        while rows is None and self.history is not None and not self._stopping:
+            if delay > RECOVER_RETRY_LAST:
+                log.error("cluster: gave up recovering %s from the store: messages missed "
+                          "in the gap are not delivered", channel)
+                return
+            await asyncio.sleep(delay)
+            delay *= 2
+            try:
+                rows = await self._recovery_rows(effect)
+            except Exception as exc:
+                log.warning("cluster: recovering %s from the store failed again: %s",
+                            channel, exc)
+                continue
+            self.core.recovered(channel, rows, held=False)
+            self.changed()
+
+    async def _recovery_rows(self, effect: Recover) -> list[StoredMessage]:
+        assert self.history is not None
+        if effect.since_ms is None:
+            query = Query("LATEST", effect.channel, NO_REF, RECOVER_LIMIT, with_redactions=True)
+            return await self.history.query_store(query)
+        return await self._pages(effect.channel, effect.since_ms, with_redactions=True)
 
     async def _recover_direct(self, effect: RecoverDirect) -> None:
         """Each account's conversations active since the gap began, and their messages

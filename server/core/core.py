@@ -932,12 +932,14 @@ class ServerCore:
 
         recovered_direct(self, account, rows or [], since_ms)
 
-    def recovered(self, channel: str, rows: list[StoredMessage] | None) -> None:
+    def recovered(
+        self, channel: str, rows: list[StoredMessage] | None, *, held: bool = True
+    ) -> None:
         """Rows the store returned after a gap (None: the read failed): deliver the ones
-        not seen here, then the live messages held while it was read."""
+        not seen here, then (``held``: not a retry) the live messages held meanwhile."""
         from server.cluster.apply import recovered
 
-        recovered(self, channel, rows)
+        recovered(self, channel, rows, held=held)
 
     # ------------------------------------------------------------------ dispatch
 

@@ -1226,6 +1226,53 @@ async def test_messages_lost_after_events_that_came_late_are_recovered(
         await c.close()
 
 
+async def test_a_recovery_whose_store_read_failed_is_tried_again(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The store unavailable when a gap showed (a restart, a dropped connection): the
+    messages the gap lost were never delivered. The read is tried again, and the
+    channel's live messages, held while it was read, are not held behind the retries."""
+    from server.cluster import bus as bus_module
+
+    monkeypatch.setattr(bus_module, "RECOVER_RETRY_FIRST", 0.2)
+    p1, p2 = cluster.start("n1"), cluster.start("n2")
+    alice = await connect(p1, "alice", ["echo-message"])
+    bob = await connect(p2, "bob")
+    for c in (alice, bob):
+        await c.send("JOIN #retry")
+    channels = cluster.bus("n2").core.channels
+    await eventually(lambda: "#retry" in channels and len(channels["#retry"].members) == 2)
+    history = cluster.bus("n2").history
+    real_read = history.query_store
+    failures = [0]
+
+    async def failing_read(query: object) -> object:
+        if failures[0] < 3:  # each gap brings two recoveries: both fail, then one retry
+            failures[0] += 1
+            raise sqlite3.OperationalError("disk I/O error")
+        return await real_read(query)
+
+    monkeypatch.setattr(history, "query_store", failing_read)
+    cluster.redis.stop()
+    await alice.send("PRIVMSG #retry :lost while Redis was away")
+    await alice.expect("PRIVMSG", lambda m: m.params[-1] == "lost while Redis was away")
+    await asyncio.sleep(0.3)
+    cluster.redis.start()
+    await eventually(lambda: failures[0] >= 2, timeout=10)
+    await alice.send("PRIVMSG #retry :live after the gap")
+    got: list[str] = []
+    while len(got) < 2:
+        m = await bob.read_message(timeout=10)
+        if m.command == "PRIVMSG" and (m.source or "").startswith("alice!"):
+            got.append(m.params[-1])
+    assert sorted(got) == ["live after the gap", "lost while Redis was away"]
+    assert failures[0] == 3
+    await no_more_from(bob, "alice")
+    assert any("failed again" in r.getMessage() for r in caplog.records)
+    for c in (alice, bob):
+        await c.close()
+
+
 async def test_a_gap_longer_than_one_read_is_recovered_from_its_start(cluster: Cluster) -> None:
     """A recovery read a channel's newest 100 rows, and a conversation's first 100
     since the gap began: at 10 messages a second a 10 s outage lost the rest (the
