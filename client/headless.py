@@ -9,6 +9,9 @@ reaction ``-- alice reacted 👍 to bob's message of HH:MM:SS``. Our own message
 printed once, when the server confirms it (not while pending); one that fails is an
 error line, ``!! <text> (not sent: <reason>)``. A message of several lines (IRCv3
 multiline) prints its lines after the first below it, indented under its text.
+Joins, parts, quits and nick changes the smart filter hides (``Session.hidden``, as
+the message pane) are not printed; a join hidden when it came is printed once its nick
+speaks soon after (before what they said), as the pane then shows it.
 
 Input lines are held until the first registration. After a ``/join`` the next
 input line waits (up to 10 s) until the channel is joined, so a script can join
@@ -22,13 +25,16 @@ import contextlib
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import replace
 from typing import TextIO
 
 from .chatlog import indent_lines
 from .connection import Connection
 from .model import (
+    MESSAGE_KINDS,
     Buffer,
+    BufferClosed,
     Delivery,
     DeliveryChanged,
     Event,
@@ -41,6 +47,7 @@ from .model import (
 )
 
 JOIN_WAIT = 10.0
+HELD_LINES = 50  # per buffer: hidden lines a nick speaking soon after may yet show
 
 
 def format_line(buffer: Buffer, line: Line, timestamp_format: str = "%H:%M:%S") -> str:
@@ -85,6 +92,20 @@ async def run_headless(
     src = stdin if stdin is not None else sys.stdin
     loop = asyncio.get_running_loop()
     lines: asyncio.Queue[str | None] = asyncio.Queue()
+    hidden = conn.session.hidden
+    held: dict[Buffer, deque[Line]] = {}  # hidden when they came
+
+    def write(buffer: Buffer, line: Line) -> None:
+        if hidden(buffer, line):
+            held.setdefault(buffer, deque(maxlen=HELD_LINES)).append(line)
+            return
+        waiting = held.get(buffer)
+        if waiting and line.kind in MESSAGE_KINDS:
+            # The pane shows a join once its nick speaks soon after: printed now.
+            for shown in [ln for ln in waiting if not hidden(buffer, ln)]:
+                waiting.remove(shown)
+                out.write(format_line(buffer, shown, timestamp_format) + "\n")
+        out.write(format_line(buffer, line, timestamp_format) + "\n")
 
     def show(event: Event) -> None:
         if isinstance(event, LineAdded | DeliveryChanged):
@@ -93,15 +114,17 @@ async def run_headless(
                 return  # shown when the server confirms it
             if line.delivery is Delivery.FAILED:
                 line = replace(line, kind=Kind.ERROR, text=f"{line.text} ({line.note})")
-            out.write(format_line(event.buffer, line, timestamp_format) + "\n")
+            write(event.buffer, line)
         elif isinstance(event, HistoryAdded):
             for line in event.lines:
-                out.write(format_line(event.buffer, line, timestamp_format) + "\n")
+                write(event.buffer, line)
         elif isinstance(event, LineRedacted):
             out.write(format_redaction(event, timestamp_format) + "\n")
         elif isinstance(event, LineReacted):
             out.write(format_reaction(event, timestamp_format) + "\n")
         else:
+            if isinstance(event, BufferClosed):
+                held.pop(event.buffer, None)
             return
         with contextlib.suppress(Exception):
             out.flush()

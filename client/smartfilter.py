@@ -19,8 +19,8 @@ event: ``smart`` shows it when any of its nicks spoke lately, and so for the net
 joins. Our own lines, kicks, topic and mode changes are always shown, and so are the notify
 list's "is online" lines (a ``Kind.JOIN`` too); queries and the server buffer are
 never filtered. Hiding is a display matter only: the lines stay in the buffer (chat
-logs, search, history paging and msgid dedup see them all); the message pane skips
-them, and a hidden line does not make a buffer look active.
+logs, search, history paging and msgid dedup see them all); the message pane and
+``--headless`` output skip them, and a hidden line does not make a buffer look active.
 """
 
 from __future__ import annotations

@@ -170,8 +170,8 @@ async def test_headless_prints_a_fold_when_due_without_more_traffic() -> None:
     # line: --headless printed it only when the next line or keepalive came.
     ircd = Ircd()
     port = await ircd.start()
-    conn = Connection(
-        Session(SessionConfig(nick="alice", channels=("#t",))),
+    conn = Connection(  # (bob never spoke: the smart filter would hide his quit)
+        Session(SessionConfig(nick="alice", channels=("#t",), events=Events.ALL)),
         ConnectionSettings(host="127.0.0.1", port=port, quit_timeout=0.2),
     )
     read_end, write_end = os.pipe()
