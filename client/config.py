@@ -216,8 +216,9 @@ class ClientConfig:
     bell: bool = False
     nicklist: bool = True
     # The terminal reports the mouse: its wheel scrolls the message pane and the nick
-    # list; the terminal's own text selection then takes Shift (in most terminals).
-    mouse: bool = True
+    # list. Off by default: a plain drag then selects text (a URL) in the terminal,
+    # which with it on takes Shift (in most terminals).
+    mouse: bool = False
     timestamp_format: str = "%H:%M"
     log_dir: Path | None = None  # chat logs (client.chatlog); None: no logs
     send_typing: bool = False  # others' typing is shown either way
@@ -347,7 +348,7 @@ def parse(data: Mapping[str, Any], path: Path | None = None) -> ClientConfig:
         ignore=_mask_list(data, "ignore"),
         bell=_bool(data, "bell", False, "bell"),
         nicklist=_bool(data, "nicklist", True, "nicklist"),
-        mouse=_bool(data, "mouse", True, "mouse"),
+        mouse=_bool(data, "mouse", False, "mouse"),
         timestamp_format=timestamp_format,
         log_dir=_log_dir(data, path),
         send_typing=_bool(data, "send_typing", False, "send_typing"),

@@ -21,7 +21,7 @@ nick = "alice"
 scrollback = 5000
 highlight_words = ["deploy"]
 bell = true
-mouse = false
+mouse = true
 default_server = "home"
 
 [servers.home]
@@ -63,6 +63,7 @@ def test_default_path_follows_xdg(tmp_path: Path) -> None:
 def test_missing_default_file_gives_defaults(tmp_path: Path) -> None:
     config = load(env={"XDG_CONFIG_HOME": str(tmp_path)})
     assert config.servers == {} and config.scrollback == 2000
+    assert not config.mouse  # a plain drag selects text in the terminal (WeeChat's default)
     assert config.colours == DEFAULT_COLOURS and config.keys == DEFAULT_KEYS
 
 
@@ -83,7 +84,7 @@ def test_good_config(tmp_path: Path) -> None:
     local = config.server("local")
     assert local is not None and local.effective_port == 6667
     assert config.scrollback == 5000 and config.bell and config.nick == "alice"
-    assert not config.mouse and ClientConfig().mouse
+    assert config.mouse and not ClientConfig().mouse
     assert config.colours["highlight"] == "bold #ff0000"
     assert config.colours["error"] == DEFAULT_COLOURS["error"]
     assert config.nick_colours == ("#111111", "#222222")

@@ -234,6 +234,7 @@ def members_of(ui: UIClient, channel: str) -> set[str]:
 async def test_join_send_and_receive(server: RunningServer, uis: list[UIClient], raw: Raw) -> None:
     alice = await start_ui(uis, server, "alice")
     assert alice.buffer_row(alice.session.server.name)  # the server buffer is listed
+    assert "\x1b[?1000h" not in alice.stream.getvalue()  # a drag selects text (mouse = false)
     await alice.join("#t")
     await alice.wait_screen("[#t]")  # the prompt names the current buffer
     assert "#t" in alice.buffer_row("#t")
@@ -732,7 +733,8 @@ async def test_the_mouse_wheel_scrolls_the_nick_list_and_the_message_pane(
     server: RunningServer, uis: list[UIClient], raw: Raw
 ) -> None:
     # 12 rows: a 9-row pane, and a nick list of the header and 8 rows.
-    alice = await start_ui(uis, server, "alice", rows=12, columns=100)
+    alice = await start_ui(uis, server, "alice", rows=12, columns=100,
+                           config=ClientConfig(mouse=True))  # fmt: skip
     assert "\x1b[?1000h" in alice.stream.getvalue()  # the terminal reports the mouse
     buf = await alice.join("#w")
     others = [await raw(f"u{i:02}") for i in range(12)]
