@@ -445,7 +445,10 @@ class Session:
         self._ison_polls.clear()
         self.lag = None
         expected = self._quitting or self._upgrading or self._user_reconnect
-        lost = "" if expected or was is State.DISCONNECTED else (
+        # Only a connection we were in (welcomed) is lost where the user talks: a retry
+        # closed before that (a proxy, a server refusing us) says so in the server
+        # buffer alone, or every open query would get a line per retry.
+        lost = "" if expected or was is not State.CONNECTED else (
             "Disconnected" + (f": {plain(reason)}" if reason else ""))
         for buf in self.buffers:
             if lost and (buf.joined or buf.kind is BufferKind.QUERY):

@@ -277,6 +277,38 @@ async def test_a_server_that_does_not_let_us_in_is_shown_waiting(
         await ircd.stop()
 
 
+async def test_retries_closed_before_the_welcome_add_no_disconnect_line_to_queries(
+    clients: list[ChatClient],
+) -> None:
+    """One "Disconnected" line per lost connection where the user talks: the retries a
+    server (or a proxy in front of it) closes before letting us in are said in the
+    server buffer only."""
+    ircd = Ircd()
+    port = await ircd.start()
+    try:
+        alice = ChatClient.start(port, "alice")
+        clients.append(alice)
+        await alice.wait(lambda: alice.session.registered, "registration")
+        ircd.send(":bob!b@h PRIVMSG alice :hi")
+        await alice.wait(lambda: alice.session.buffer("bob") is not None, "bob's query")
+        ircd.welcome = False
+        for made in range(1, 4):  # the lost connection, then two refused retries
+            ircd.writers[-1].close()
+            await ircd.wait(lambda: len(ircd.writers) > made, "the next attempt")  # noqa: B023
+        ircd.welcome = True
+        ircd.writers[-1].close()  # a third retry, let in
+        await alice.wait(lambda: alice.session.connects == 5 and alice.session.registered,
+                         "the fourth retry's registration")  # fmt: skip
+        query = alice.session.buffer("bob")
+        assert query is not None
+        said = [ln.text for ln in query.lines if ln.text.startswith("Disconnected")]
+        assert len(said) == 1, said
+        server = alice.session.server.lines
+        assert sum(ln.text.startswith("Disconnected") for ln in server) == 4
+    finally:
+        await ircd.stop()
+
+
 async def test_connection_refused_backs_off_and_retries(clients: list[ChatClient]) -> None:
     srv = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
     port = srv.sockets[0].getsockname()[1]
