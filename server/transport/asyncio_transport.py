@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import itertools
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Callable, Coroutine
@@ -25,6 +26,7 @@ from server.limits import raise_nofile_limit
 from server.tasks import spawn
 from server.tls import TLSConfigError, server_context
 from server.transport.ops import (
+    ACCEPT_RETRY_SECONDS,
     ANSWERED,
     WRITTEN_BEHIND,
     AnsweredEffect,
@@ -32,6 +34,7 @@ from server.transport.ops import (
     TransportStats,
     WrittenBehind,
     answer_account,
+    bind_listeners,
     check_oper,
     find_message,
     list_targets,
@@ -127,6 +130,10 @@ class AsyncioServer:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.port = config.port
         self.tls_port: int | None = config.tls_port  # the bound port once started
+        # The TLS port is served by an accept loop of our own (``_accept_tls``), not by
+        # create_server(ssl=...): that drops a failed handshake in silence.
+        self._tls_listeners: list[socket.socket] = []
+        self._accepting: list[asyncio.Task[Any]] = []
         self.history: HistoryService | None = build_history(config)
         self.accounts = open_account_store(config)
         # Password checks and account-store calls, one at a time, in order; stop()
@@ -164,23 +171,19 @@ class AsyncioServer:
             self.port = int(server.sockets[0].getsockname()[1])
             if tls is not None:
                 assert config.tls_port is not None
-                tls_server = await self.loop.create_server(
-                    lambda: IRCProtocol(self, secure=True),
-                    config.host,
-                    config.tls_port,
-                    reuse_address=True,
-                    backlog=1024,
-                    ssl=tls,
-                    ssl_handshake_timeout=config.tls_handshake_timeout,
-                )
-                self._servers.append(tls_server)
-                self.tls_port = int(tls_server.sockets[0].getsockname()[1])
+                self._tls_listeners, self.tls_port = bind_listeners(config.host, config.tls_port)
                 self.core.sts_port = self.tls_port
         except BaseException:
             for listening in self._servers:
                 listening.close()
             self._servers.clear()
+            for sock in self._tls_listeners:
+                sock.close()
+            self._tls_listeners.clear()
             raise
+        if tls is not None:
+            for sock in self._tls_listeners:
+                self._accepting.append(spawn(self._tasks, self._accept_tls(sock, tls), log))
         if config.cluster:
             from server.cluster.bus import ClusterBus
 
@@ -278,6 +281,31 @@ class AsyncioServer:
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         spawn(self._tasks, coro, log, self.loop)
 
+    async def _accept_tls(self, listener: socket.socket, tls: ssl.SSLContext) -> None:
+        """Accept on the TLS port; each handshake runs on its own."""
+        while True:
+            try:
+                sock, addr = await self.loop.sock_accept(listener)
+            except OSError as exc:
+                # Out of descriptors (EMFILE) or buffers: as asyncio's own listener
+                # does, wait a little instead of spinning on the error.
+                log.warning("accepting a TLS connection failed: %s", _describe(exc))
+                await asyncio.sleep(ACCEPT_RETRY_SECONDS)
+                continue
+            self._spawn(self._tls_handshake(sock, str(addr[0]), tls))
+
+    async def _tls_handshake(self, sock: socket.socket, ip: str, tls: ssl.SSLContext) -> None:
+        """Hand the connection to an ``IRCProtocol`` once its handshake is over (its
+        ``connection_made`` then runs); a failure is counted and logged with its reason."""
+        try:
+            await self.loop.connect_accepted_socket(
+                lambda: IRCProtocol(self, secure=True), sock, ssl=tls,
+                ssl_handshake_timeout=self.config.tls_handshake_timeout,
+            )
+        except Exception as exc:  # (not a cancellation: the server is stopping)
+            self.stats.tls_failures.failed(ip, exc)
+            sock.close()  # (a no-op once its transport closed it)
+
     async def _refresh_accounts(self) -> None:
         """Clustered, after (re)subscribing: what other nodes did while their events
         could not reach us (accounts registered, read markers moved) is in the shared
@@ -354,6 +382,11 @@ class AsyncioServer:
             self.metrics = None
         for server in self._servers:
             server.close()
+        for accepting in self._accepting:
+            accepting.cancel()
+        for sock in self._tls_listeners:
+            sock.close()
+        self._tls_listeners.clear()
         if self.bus is not None:
             await self.bus.stop(announce=self.announce_stop)
             self.bus = None
@@ -369,7 +402,7 @@ class AsyncioServer:
             await server.wait_closed()
         self._servers.clear()
         for task in list(self._tasks):
-            task.cancel()
+            task.cancel()  # TLS handshakes under way too
         if self.history is not None:
             await self.history.close()
             self.history.store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,10 @@ from server.core.history import HistoryRequest, StoreMessage
 from server.history.model import NewMessage
 from server.history.service import HistoryService
 from server.passwords import verify_password
+from server.transport.handshakes import HandshakeFailures
+
+BACKLOG = 1024  # pending connections a listening socket queues
+ACCEPT_RETRY_SECONDS = 1.0  # pause accepting after EMFILE and friends (as asyncio does)
 
 log = logging.getLogger("chat.server.ops")
 
@@ -46,6 +51,7 @@ class TransportStats:
     history_commit_failures: int = 0
     loop_lag: float = 0.0
     heartbeat: float = field(default_factory=time.monotonic)
+    tls_failures: HandshakeFailures = field(default_factory=HandshakeFailures)
 
 
 def check_oper(effect: CheckOper) -> bool:
@@ -315,6 +321,7 @@ def snapshot(
         "sendq_disconnects": cs.sendq_disconnects,
         "flood_disconnects": cs.flood_disconnects,
         "loop_lag_seconds": stats.loop_lag,
+        "tls_handshake_failures": stats.tls_failures.count,
     }
     if history is not None:
         data.update(
@@ -370,3 +377,36 @@ def start_metrics(
     server = MetricsServer(config.metrics_host, config.metrics_port, source, heartbeat)
     server.start()
     return server
+
+
+def bind_listeners(host: str, port: int) -> tuple[list[socket.socket], int]:
+    """Listening sockets for every address of ``host`` (one port); and that port."""
+    infos = socket.getaddrinfo(
+        host or None, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
+    )
+    seen: set[tuple[int, Any]] = set()
+    socks: list[socket.socket] = []
+    bound = port
+    try:
+        for family, socktype, proto, _name, addr in infos:
+            if (family, addr) in seen:
+                continue
+            seen.add((family, addr))
+            sock = socket.socket(family, socktype, proto)
+            socks.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(socks) > 1:
+                # Every address on the same ephemeral port as the first one.
+                addr = (addr[0], bound, *addr[2:])
+            sock.bind(addr)
+            sock.listen(BACKLOG)
+            sock.setblocking(False)
+            if len(socks) == 1:
+                bound = int(sock.getsockname()[1])
+    except OSError:
+        for sock in socks:
+            sock.close()
+        raise
+    return socks, bound

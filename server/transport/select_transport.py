@@ -94,11 +94,13 @@ from server.history.setup import build_history, prune_history
 from server.limits import raise_nofile_limit
 from server.tls import TLSConfigError, server_context
 from server.transport.ops import (
+    ACCEPT_RETRY_SECONDS,
     ANSWERED,
     WRITTEN_BEHIND,
     Reloader,
     TransportStats,
     answer_account,
+    bind_listeners,
     check_oper,
     find_message,
     list_targets,
@@ -122,8 +124,6 @@ CLOSE_GRACE_SECONDS = 10.0  # how long a closing socket may take to drain before
 SHUTDOWN_DRAIN_SECONDS = 2.0  # graceful stop: time given to clients to read their ERROR
 RECV_SIZE = 64 * 1024
 ACCEPT_BATCH = 128  # connections accepted per listening socket per loop iteration
-ACCEPT_RETRY_SECONDS = 1.0  # pause accepting after EMFILE and friends (as asyncio does)
-BACKLOG = 1024
 FD_SETSIZE = 1024
 SELECT_FD_LIMIT = 1000  # plain select(): refuse connections on descriptors from here up
 SERVER_FULL = b"ERROR :Server is full\r\n"
@@ -313,39 +313,6 @@ class HistoryWorker:
             self.history.store.close()
 
 
-def _bind(host: str, port: int) -> tuple[list[socket.socket], int]:
-    """Listening sockets for every address of ``host`` (one port); and that port."""
-    infos = socket.getaddrinfo(
-        host or None, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
-    )
-    seen: set[tuple[int, Any]] = set()
-    socks: list[socket.socket] = []
-    bound = port
-    try:
-        for family, socktype, proto, _name, addr in infos:
-            if (family, addr) in seen:
-                continue
-            seen.add((family, addr))
-            sock = socket.socket(family, socktype, proto)
-            socks.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            if port == 0 and len(socks) > 1:
-                # Every address on the same ephemeral port as the first one.
-                addr = (addr[0], bound, *addr[2:])
-            sock.bind(addr)
-            sock.listen(BACKLOG)
-            sock.setblocking(False)
-            if len(socks) == 1:
-                bound = int(sock.getsockname()[1])
-    except OSError:
-        for sock in socks:
-            sock.close()
-        raise
-    return socks, bound
-
-
 def make_selector(impl: str) -> selectors.BaseSelector:
     if impl == "select":
         return selectors.SelectSelector()
@@ -422,12 +389,12 @@ class SelectServer:
             if not config.tls_cert or not config.tls_key:
                 raise TLSConfigError("a TLS port needs a certificate and a key")
             tls = server_context(config.tls_cert, config.tls_key)
-        socks, self.port = _bind(config.host, config.port)
+        socks, self.port = bind_listeners(config.host, config.port)
         listeners = [_Listener(sock) for sock in socks]
         if tls is not None:
             assert config.tls_port is not None
             try:
-                tls_socks, self.tls_port = _bind(config.host, config.tls_port)
+                tls_socks, self.tls_port = bind_listeners(config.host, config.tls_port)
             except OSError:
                 for sock in socks:
                     sock.close()
@@ -744,7 +711,7 @@ class SelectServer:
             self._tls_watch(conn, selectors.EVENT_WRITE)
             return
         except (OSError, ValueError) as exc:  # SSLError: garbage, old protocol; resets
-            log.debug("TLS handshake from %s failed: %s", conn.addr[0], getattr(exc, "reason", exc))
+            self.stats.tls_failures.failed(conn.addr[0], exc)
             self._drop_handshake(conn)
             return
         # Established: from here on the connection is like any other, but secure.
@@ -774,7 +741,7 @@ class SelectServer:
     def _handshake_expired(self, conn: TLSConnection) -> None:
         conn.deadline = None
         if conn.handshaking and not conn.closed:
-            log.debug("TLS handshake from %s timed out", conn.addr[0])
+            self.stats.tls_failures.failed(conn.addr[0], None)
             self._drop_handshake(conn)
 
     def _drop_handshake(self, conn: TLSConnection) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import selectors
 import shutil
@@ -557,6 +558,63 @@ async def test_garbage_on_the_tls_port_does_no_harm(
     await fresh.sync()
     async with connected(tls_server, pki, "secure") as c:
         await c.sync()
+
+
+async def test_failed_handshakes_are_logged_with_their_reason_and_counted(
+    tls_server: RunningServer, pki: PKI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """asyncio's TLS listener dropped a failed handshake without a word (outside debug
+    mode): an operator could not tell a client without TLS on the TLS port, or one
+    that does not trust the certificate, from one that never connected."""
+    assert OPENSSL is not None
+    loop = asyncio.get_running_loop()
+    port = tls_port(tls_server)
+    with caplog.at_level(logging.INFO, logger="chat.server.transport"):
+        plain = socket.create_connection(("127.0.0.1", port), timeout=10)
+        silent = socket.create_connection(("127.0.0.1", port), timeout=10)
+        try:
+            plain.sendall(b"NICK plain\r\nUSER plain 0 * :no TLS\r\n")
+            await asyncio.gather(
+                loop.run_in_executor(None, wait_eof, plain, 10 * HANDSHAKE_TIMEOUT),
+                loop.run_in_executor(None, wait_eof, silent, 10 * HANDSHAKE_TIMEOUT),
+            )
+        finally:
+            plain.close()
+            silent.close()
+        await asyncio.to_thread(
+            subprocess.run,
+            [OPENSSL, "s_client", "-connect", f"127.0.0.1:{port}", "-servername", "localhost",
+             "-CAfile", str(pki.other_root), "-verify_return_error"],
+            input=b"", capture_output=True, timeout=30,
+        )  # fmt: skip
+        async with connected(tls_server, pki, "fine") as c:  # not counted
+            await c.sync()
+    failures = tls_server.handle.server.stats.tls_failures  # type: ignore[attr-defined]
+    assert failures.count == 3
+    said = [r.getMessage() for r in caplog.records if "TLS handshake from" in r.getMessage()]
+    assert len(said) == 3 and all("127.0.0.1" in line for line in said)
+    assert any("not TLS: a client without TLS on the TLS port" in line for line in said)
+    assert any(line.endswith("failed: timed out") for line in said)
+    assert any("does not trust our certificate" in line for line in said)
+
+
+def test_failed_handshakes_are_logged_at_most_twenty_a_minute(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from server.transport.handshakes import LOG_PER_MINUTE, HandshakeFailures
+
+    now = [0.0]
+    failures = HandshakeFailures(clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, logger="chat.server.transport"):
+        for _ in range(LOG_PER_MINUTE + 5):
+            failures.failed("192.0.2.1", ssl.SSLError(1, "x"))
+        now[0] = 61.0
+        failures.failed("192.0.2.1", None)
+    said = [r.getMessage() for r in caplog.records]
+    assert failures.count == LOG_PER_MINUTE + 6
+    assert len(said) == LOG_PER_MINUTE + 2
+    assert said[-2] == "5 more TLS handshakes failed in the last minute (not logged)"
+    assert said[-1] == "TLS handshake from 192.0.2.1 failed: timed out"
 
 
 # ---------------------------------------------------------------------- options

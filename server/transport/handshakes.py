@@ -1,0 +1,71 @@
+"""Failed TLS handshakes: counted, and logged with what an operator can act on.
+
+asyncio and uvloop report a failed handshake only in debug mode, and a client
+without TLS on the TLS port, or one that does not trust the certificate, just sees
+the connection closed: the log line says which it was. A scanner can fail
+handshakes as fast as it connects, so at most ``LOG_PER_MINUTE`` lines a minute
+are written, and then one line with how many were not.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import time
+from collections.abc import Callable
+
+log = logging.getLogger("chat.server.transport")
+
+LOG_PER_MINUTE = 20
+
+# OpenSSL's reasons, as the person at the keyboard would put them.
+_NOT_TLS = {"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "UNKNOWN_PROTOCOL", "RECORD_LAYER_FAILURE",
+            "PACKET_LENGTH_TOO_LONG", "HTTPS_PROXY_REQUEST"}
+_UNTRUSTED = {"TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_BAD_CERTIFICATE",
+              "SSLV3_ALERT_CERTIFICATE_UNKNOWN", "TLSV1_ALERT_DECRYPT_ERROR"}
+_TOO_OLD = {"UNSUPPORTED_PROTOCOL", "TLSV1_ALERT_PROTOCOL_VERSION", "NO_PROTOCOLS_AVAILABLE"}
+
+
+def describe(exc: BaseException | None) -> str:
+    """Why a handshake failed, in a few words (None: it timed out)."""
+    if exc is None or isinstance(exc, TimeoutError) or "taking longer" in str(exc):
+        return "timed out"
+    if isinstance(exc, ssl.SSLError) and not isinstance(exc, ssl.SSLEOFError):
+        reason = getattr(exc, "reason", None) or type(exc).__name__
+        if reason in _NOT_TLS:
+            return f"{reason} (not TLS: a client without TLS on the TLS port?)"
+        if reason in _UNTRUSTED:
+            return f"{reason} (the client does not trust our certificate)"
+        if reason in _TOO_OLD:
+            return f"{reason} (the client is older than TLS 1.2)"
+        return str(reason)
+    if isinstance(exc, (ConnectionError, ssl.SSLEOFError, EOFError)):
+        return "closed by the client"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return type(exc).__name__
+
+
+class HandshakeFailures:
+    """One server's failed TLS handshakes (``count`` goes to the metrics)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.count = 0
+        self._clock = clock
+        self._window = clock()
+        self._logged = 0
+        self._quiet = 0  # failures not logged in the current window
+
+    def failed(self, ip: str, exc: BaseException | None) -> None:
+        self.count += 1
+        now = self._clock()
+        if now - self._window >= 60.0:
+            if self._quiet:
+                log.info("%d more TLS handshakes failed in the last minute (not logged)",
+                         self._quiet)
+            self._window, self._logged, self._quiet = now, 0, 0
+        if self._logged >= LOG_PER_MINUTE:
+            self._quiet += 1
+            return
+        self._logged += 1
+        log.info("TLS handshake from %s failed: %s", ip, describe(exc))
