@@ -415,6 +415,7 @@ class ChatHistory:
         ):
             self._floor[s.fold(buf.name)] = answer.oldest
         complete = True  # what was asked for came whole (a gap fill may stop short)
+        note = ""  # the gap fill's last line, once it is over
         if req is not None and req.gap:
             key = s.fold(buf.name)
             # Others' messages: the joins, parts... a server with event playback sends are
@@ -444,11 +445,13 @@ class ChatHistory:
                 more = "" if caught_up else " (older ones skipped)"
                 if fetched:
                     word = "message" if fetched == 1 else "messages"
-                    s.info(f"Reconnected, fetched {fetched} missed {word}{more}", now, buf)
+                    note = f"Reconnected, fetched {fetched} missed {word}{more}"
                 elif buf.is_channel:  # (a query says nothing when nothing was missed)
-                    s.info("Reconnected, no missed messages", now, buf)
+                    note = "Reconnected, no missed messages"
         if added:
             s.emit(HistoryAdded(buf, len(added), older, tuple(added)))
+        if note:  # after what it counts, for those who get events in order (chat logs)
+            s.info(note, now, buf)
         buf.version += 1
         s.emit(BufferChanged(buf))
         if not buf.history_loading:

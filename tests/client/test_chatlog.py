@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from client.session import Session
 from tests.conftest import RunningServer
 
 from .helpers import NOW, chat_session, feed
+from .netutil import DEADLINE, ChatClient, has_texts
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -140,6 +142,34 @@ def test_a_failed_write_stops_logging_without_raising(tmp_path: Path) -> None:
     assert log.failed
     feed(s, [":bob!b@h PRIVMSG #t :again"])
     logged(s, log)  # still nothing raised
+
+
+async def test_a_gap_fill_is_logged_before_the_line_that_counts_it(
+    server: RunningServer, clients: list[ChatClient], tmp_path: Path
+) -> None:
+    log = ChatLog(tmp_path)
+    alice = ChatClient.start(server.port, "alice", ("#t",))
+    alice.conn.subscribe(log.handle)
+    bob = ChatClient.start(server.port, "bob", ("#t",))
+    clients += [alice, bob]
+    a_buf, b_buf = await alice.joined("#t"), await bob.joined("#t")
+    bob.conn.switch(b_buf)
+    bob.conn.input("before")  # (the gap fill asks for what came after it)
+    await alice.wait(lambda: has_texts(a_buf, ["before"]), "bob's first message")
+    alice.gate.close()
+    alice.conn.drop()
+    await asyncio.wait_for(alice.gate.waiting.wait(), DEADLINE)
+    await bob.wait(lambda: "alice" not in b_buf.members, "the server to notice")
+    bob.conn.input("missed")
+    await bob.wait(lambda: has_texts(b_buf, ["missed"]), "bob's echo (stored)")
+    alice.gate.open()
+    note = "Reconnected, fetched 1 missed message"
+    await alice.wait(lambda: any(ln.text == note for ln in a_buf.lines), "the gap fill")
+    log.close()
+    assert a_buf.lines[-1].text == note  # the pane's order...
+    logged = [ln[20:] for ln in lines_of(tmp_path / "#t.log")]
+    assert logged[-1] == f"-!- {note}", logged  # ...is the log's
+    assert "<bob> missed" in logged
 
 
 def test_log_dir_config(tmp_path: Path) -> None:

@@ -169,11 +169,13 @@ async def test_a_reconnect_fetches_what_the_accounts_other_session_got(
     assert texts(opened) == ["carol here"] and opened.unread == 1
     assert s.current is s.server  # opened in the background
     log.close()
-    assert logged(tmp_path / "logs" / "bob.log") == [  # the note, then what it speaks of
+    assert logged(tmp_path / "logs" / "bob.log") == [  # what was missed, then the note
         "<bob> before the drop", "-!- Disconnected: connection closed by the server",
-        "-!- Reconnected, fetched 1 missed message", "<bob> while you were out"]
+        "<bob> while you were out", "-!- Reconnected, fetched 1 missed message"]
+    assert [ln.text for ln in buf.lines][-2:] == [  # (as the pane shows them)
+        "while you were out", "Reconnected, fetched 1 missed message"]
     assert logged(tmp_path / "logs" / "carol.log") == [
-        "-!- Reconnected, fetched 1 missed message", "<carol> carol here"]
+        "<carol> carol here", "-!- Reconnected, fetched 1 missed message"]
 
 
 async def test_a_query_without_accounts_on_both_sides_asks_once(
