@@ -25,6 +25,7 @@ from server.history.setup import build_history, prune_history
 from server.limits import raise_nofile_limit
 from server.tasks import spawn
 from server.tls import TLSConfigError, server_context
+from server.transport.handshakes import TLS_RECORD, NotTLS, answer_plaintext, not_tls_reply
 from server.transport.ops import (
     ACCEPT_RETRY_SECONDS,
     ANSWERED,
@@ -296,15 +297,40 @@ class AsyncioServer:
 
     async def _tls_handshake(self, sock: socket.socket, ip: str, tls: ssl.SSLContext) -> None:
         """Hand the connection to an ``IRCProtocol`` once its handshake is over (its
-        ``connection_made`` then runs); a failure is counted and logged with its reason."""
+        ``connection_made`` then runs); a failure is counted and logged with its reason,
+        and a client that spoke plaintext is told so in plaintext."""
+        deadline = self.loop.time() + self.config.tls_handshake_timeout
         try:
+            first = await self._first_byte(sock, self.config.tls_handshake_timeout)
+            if first and first[0] != TLS_RECORD:
+                answer_plaintext(sock, not_tls_reply(self.port))
+                raise NotTLS
+            if not first:
+                raise ConnectionResetError
             await self.loop.connect_accepted_socket(
                 lambda: IRCProtocol(self, secure=True), sock, ssl=tls,
-                ssl_handshake_timeout=self.config.tls_handshake_timeout,
+                ssl_handshake_timeout=max(deadline - self.loop.time(), 0.1),
             )
         except Exception as exc:  # (not a cancellation: the server is stopping)
             self.stats.tls_failures.failed(ip, exc)
             sock.close()  # (a no-op once its transport closed it)
+
+    async def _first_byte(self, sock: socket.socket, timeout: float) -> bytes:
+        """The client's first byte, left in the socket for the TLS layer to read."""
+        ready: asyncio.Future[None] = self.loop.create_future()
+        fd = sock.fileno()
+
+        def readable() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        self.loop.add_reader(fd, readable)
+        try:
+            async with asyncio.timeout(timeout):
+                await ready
+        finally:
+            self.loop.remove_reader(fd)
+        return sock.recv(1, socket.MSG_PEEK)
 
     async def _refresh_accounts(self) -> None:
         """Clustered, after (re)subscribing: what other nodes did while their events

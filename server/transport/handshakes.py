@@ -9,7 +9,9 @@ are written, and then one line with how many were not.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -26,10 +28,43 @@ _UNTRUSTED = {"TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_BAD_CERTIFICATE",
 _TOO_OLD = {"UNSUPPORTED_PROTOCOL", "TLSV1_ALERT_PROTOCOL_VERSION", "NO_PROTOCOLS_AVAILABLE"}
 
 
+TLS_RECORD = 0x16  # the first byte of every ClientHello: a handshake record
+
+
+class NotTLS(Exception):
+    """The client's first byte was not a TLS handshake record."""
+
+
+def not_tls_reply(plain_port: int) -> bytes:
+    """What a client that spoke plaintext to the TLS port is told (irssi shows it)."""
+    return (f"ERROR :This port speaks TLS: connect with TLS, or to port {plain_port} "
+            "without it\r\n").encode()
+
+
+def answer_plaintext(sock: socket.socket, reply: bytes) -> None:
+    """Tell a client without TLS why it is refused, in plaintext (even on an
+    ``SSLSocket`` whose handshake failed). What it sent is read first, so that the
+    close is a FIN, not a reset that can discard the reply before it is read."""
+    with contextlib.suppress(OSError):
+        for _ in range(4):  # a registration burst; more is not waited for
+            if not socket.socket.recv(sock, 4096):
+                break
+    with contextlib.suppress(OSError):
+        socket.socket.send(sock, reply)
+        socket.socket.shutdown(sock, socket.SHUT_WR)
+
+
+def not_tls(exc: BaseException) -> bool:
+    """OpenSSL's way of saying the client did not speak TLS at all."""
+    return isinstance(exc, ssl.SSLError) and getattr(exc, "reason", None) in _NOT_TLS
+
+
 def describe(exc: BaseException | None) -> str:
     """Why a handshake failed, in a few words (None: it timed out)."""
     if exc is None or isinstance(exc, TimeoutError) or "taking longer" in str(exc):
         return "timed out"
+    if isinstance(exc, NotTLS):
+        return "plaintext (not TLS: a client without TLS on the TLS port?)"
     if isinstance(exc, ssl.SSLError) and not isinstance(exc, ssl.SSLEOFError):
         reason = getattr(exc, "reason", None) or type(exc).__name__
         if reason in _NOT_TLS:

@@ -93,6 +93,7 @@ from server.history.service import HistoryService
 from server.history.setup import build_history, prune_history
 from server.limits import raise_nofile_limit
 from server.tls import TLSConfigError, server_context
+from server.transport.handshakes import answer_plaintext, not_tls, not_tls_reply
 from server.transport.ops import (
     ACCEPT_RETRY_SECONDS,
     ANSWERED,
@@ -712,6 +713,8 @@ class SelectServer:
             return
         except (OSError, ValueError) as exc:  # SSLError: garbage, old protocol; resets
             self.stats.tls_failures.failed(conn.addr[0], exc)
+            if not_tls(exc):
+                answer_plaintext(sock, not_tls_reply(self.port))
             self._drop_handshake(conn)
             return
         # Established: from here on the connection is like any other, but secure.
