@@ -849,7 +849,7 @@ def _nick(s: Session, args: str, now: float) -> None:
 @command("whois", "/whois NICK", "Show information about someone.")
 def _whois(s: Session, args: str, now: float) -> None:
     parts = _need(args, 1, COMMANDS["whois"].usage)
-    s.send("WHOIS", _check_name(parts[0], "nick"))
+    s.whois(_check_name(parts[0], "nick"))
 
 
 @command("whowas", "/whowas NICK [COUNT]", "Show who recently used a nick, newest first.")

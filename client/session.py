@@ -109,6 +109,7 @@ SEARCH_BATCH = "soju.im/search"
 SEARCH_BUFFER = "*search*"  # the results buffer's name (no nick or channel has a '*')
 SEARCH_LIMIT = 100  # results asked for (the newest matches), at most scrollback - 2
 MAX_PENDING_SEARCHES = 8  # searches awaiting their answer (answered in order)
+MAX_PENDING_WHOIS = 16  # nicks whose WHOIS reply is awaited or under way
 # "<nick> <#chan> :text" numerics said in words: "bob is already on #a".
 NICK_ON_CHANNEL = {"441": "is not on", "443": "is already on"}  # ERR_USERNOTINCHANNEL, ..ONCHANNEL
 # IRCv3 reactions: a TAGMSG with these client tags (the reaction, the msgid reacted to).
@@ -296,6 +297,9 @@ class Session:
         self._invites_typed: dict[tuple[str, str], Buffer] = {}  # (nick, channel) -> where
         self._topic_shown: set[str] = set()  # /topic asked by the user: say "no topic" too
         self._last_query_numeric = ""  # the previous reply shown for a query (WHOIS, WHOWAS)
+        # Folded nicks of a /whois not answered yet or a WHOIS reply under way (311 to
+        # 318): their away line (301) is part of the reply, not news for their query.
+        self._whois: deque[str] = deque(maxlen=MAX_PENDING_WHOIS)
         self._switch_on_join: set[str] = set()
         # The first configured channel (--join): shown once joined, unless the user has
         # gone to another buffer by then.
@@ -391,6 +395,7 @@ class Session:
         self.outbox.connection_made()
         self._names.clear()
         self._topic_shown.clear()
+        self._whois.clear()
         self._pings.clear()
         self._heard_at = now
         self._slow_said = False
@@ -954,6 +959,16 @@ class Session:
             self._user_reconnect = True  # the coming disconnect is asked for: no error
         self.info("Reconnecting…", now)
         self.emit(ReconnectRequested())
+
+    def whois(self, nick: str) -> None:
+        """/whois: the reply goes where the user is, the away line (301) included."""
+        self._send("WHOIS", nick)
+        self._whois_started(nick)
+
+    def _whois_started(self, nick: str) -> None:
+        key = self.fold(nick)
+        if key not in self._whois:
+            self._whois.append(key)
 
     def invite(self, nick: str, channel: str) -> None:
         """``/invite``: its confirmation (341, seconds later on a penalising server)
@@ -1943,6 +1958,13 @@ class Session:
         """A reply to a query the user made, in the current buffer."""
         after_whowas = self._last_query_numeric == N.RPL_WHOWASUSER
         self._last_query_numeric = msg.command
+        p = msg.params
+        if msg.command == N.RPL_WHOISUSER and len(p) > 1:
+            self._whois_started(p[1])
+        elif msg.command == N.RPL_ENDOFWHOIS and len(p) > 1:
+            key = self.fold(p[1])
+            while key in self._whois:
+                self._whois.remove(key)
         text = query_text(msg.command, msg.params, after_whowas)
         self._add(self.current, self._line(msg, now, Kind.INFO, text))
 
@@ -2076,7 +2098,9 @@ class Session:
         if len(msg.params) < 3:
             return
         nick = msg.params[1]
-        buf = self.buffer(nick) or self.current
+        # Answering a message to them: said in their query; in a WHOIS, with the reply.
+        whois = self.fold(nick) in self._whois
+        buf = self.current if whois else self.buffer(nick) or self.current
         self._add(buf, self._line(msg, now, Kind.INFO, f"{nick} is away: {msg.params[2]}"))
 
     def _rpl_unaway(self, msg: Message, now: float) -> None:
