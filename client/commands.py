@@ -1189,7 +1189,10 @@ def _buffer_nicks(s: Session, buf: Buffer) -> list[str]:
     """Nicks to complete in ``buf``: a channel's members (recent speakers first, not
     us), a query's partner."""
     if buf.kind is BufferKind.CHANNEL:
-        members = sorted(buf.members.values(), key=lambda m: (-m.last_spoke, s.fold(m.nick)))
+        # Speaking is a message, not a join or a nick change (as WeeChat's "speakers"),
+        # at its line's time: history lines count too, so a reconnect forgets nobody.
+        members = sorted(buf.members.values(),
+                         key=lambda m: (-buf.last_spoke(m.nick), s.fold(m.nick)))  # fmt: skip
         return [m.nick for m in members if not s.is_me(m.nick)]
     if buf.kind is BufferKind.QUERY:
         return [buf.name]

@@ -135,7 +135,6 @@ class Member:
     prefixes: str = ""  # all prefix symbols, highest rank first ("@+")
     userhost: str = ""  # user@host when the server said (JOIN, userhost-in-names)
     away: bool = False
-    last_spoke: float = 0.0
 
     @property
     def prefix(self) -> str:
@@ -250,6 +249,11 @@ class Buffer:
             return False
         i = bisect_left(times, start)
         return i < len(times) and times[i] <= end
+
+    def last_spoke(self, nick: str) -> float:
+        """When ``nick`` last sent a message here (0: not in the lines held)."""
+        times = self.spoken.get(self.fold(nick))
+        return times[-1] if times else 0.0
 
     def _note_spoken(self, lines: Iterable[Line]) -> None:
         spoken, fold = self.spoken, self.fold

@@ -1286,8 +1286,6 @@ class Session:
             member = buf.members.get(self.fold(nick))
             if member is not None:
                 prefix = member.prefix
-                if not history:
-                    member.last_spoke = now
         highlight = False
         if mention and not own:
             highlight = (buf is not None and buf.kind is BufferKind.QUERY) or self._mentions(shown)
@@ -2070,7 +2068,6 @@ class Session:
                 old = buf.members.get(folded)
                 if old is not None:
                     member.away = old.away
-                    member.last_spoke = old.last_spoke
             buf.members = pending
             buf.version += 1
             self.emit(BufferChanged(buf))

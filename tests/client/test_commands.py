@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from client.model import BufferClosed, BufferKind, Delivery, Kind, QuitRequested
 from client.session import Session, split_text
+from tests.conftest import RunningServer
 
 from .helpers import (
     NOW,
@@ -18,6 +21,7 @@ from .helpers import (
     run,
     texts,
 )
+from .netutil import DEADLINE, ChatClient, has_texts
 
 
 @pytest.fixture
@@ -389,6 +393,39 @@ def test_complete_nicks_channels_commands(s: Session) -> None:
     assert s.complete("").candidates == []
     c = s.complete("ca and more", cursor=2)
     assert (c.start, c.end, c.candidates) == (0, 2, ["carol: "])
+
+
+async def test_completion_ranks_who_spoke_not_who_joined_also_after_a_reconnect(
+    server: RunningServer, clients: list[ChatClient]
+) -> None:
+    alice = ChatClient.start(server.port, "alice", ("#t",))
+    clients.append(alice)
+    a_buf = await alice.joined("#t")
+    alice.conn.switch(a_buf)
+    alice.conn.input("alice talks")
+    await alice.wait(lambda: has_texts(a_buf, ["alice talks"]), "alice's echo")
+    carol = ChatClient.start(server.port, "carol", ("#t",))  # alice's line: join history
+    alfred = ChatClient.start(server.port, "alfred", ("#t",))  # joins later, silent
+    clients += [carol, alfred]
+    c_buf = await carol.joined("#t")
+    carol.conn.switch(c_buf)
+    await alfred.joined("#t")
+    await carol.wait(lambda: "alfred" in c_buf.members, "alfred's join")
+    assert carol.session.complete("al").candidates == ["alice: ", "alfred: "]
+
+    carol.gate.close()
+    carol.conn.drop()
+    await asyncio.wait_for(carol.gate.waiting.wait(), DEADLINE)
+    carol.gate.open()
+    await carol.wait(lambda: carol.session.connects == 2 and c_buf.joined
+                     and not c_buf.history_loading and "alfred" in c_buf.members,
+                     "the rejoin")  # fmt: skip
+    assert carol.session.complete("al").candidates == ["alice: ", "alfred: "]
+
+    alfred.conn.switch("#t")
+    alfred.conn.input("now me")
+    await carol.wait(lambda: has_texts(c_buf, ["now me"]), "alfred's message")
+    assert carol.session.complete("al").candidates == ["alfred: ", "alice: "]
 
 
 def test_ctcp_ping_and_version_commands(s: Session) -> None:
