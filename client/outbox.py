@@ -598,14 +598,15 @@ class Outbox:
             elif entry.secret:
                 self._fail(entry, SECRET_HELD)
             else:
-                if entry.step is _Step.WAITING and entry.line.note == NOT_YET:
+                if entry.step is _Step.UNCONFIRMED or entry.line.note == NOT_YET:
                     self._to_bottom(entry, now)
                 self._write(entry, now)
 
     def _to_bottom(self, entry: Outgoing, now: float) -> None:
-        """Typed while the connection was down, it goes out now: shown now, below what
-        came meanwhile (the disconnect, the rejoin, the gap fill), in the order the chat
-        log and the others get it, instead of above them with a later time."""
+        """Typed while the connection was down, or written again because the history
+        after the reconnect did not have it, it goes out now: shown now, below what came
+        meanwhile (the disconnect, the rejoin, the gap fill), in the order the chat log
+        and the others get it, instead of above them with a later time."""
         buf = entry.buffer
         if buf.remove(entry.line):
             entry.line = replace(self.line(buf, entry.kind, entry.line.text, now),

@@ -617,8 +617,8 @@ def test_without_echo_message_a_repeated_message_is_matched_one_to_one_in_order(
     rows = [("alice", "ok", "M0", T0 - 600), ("alice", "ok", "M2", T0 + 2),
             ("alice", "later", "M3", T0 + 3)]  # fmt: skip
     feed(s, history_batch("g1", "#t", rows), NOW + 61)
-    assert [(ln.text, ln.msgid) for ln in own(buf)] == [
-        ("ok", "M0"), ("ok", "M2"), ("ok", None), ("later", "M3")]
+    assert [(ln.text, ln.msgid) for ln in own(buf)] == [  # (the lost one written again,
+        ("ok", "M0"), ("ok", "M2"), ("later", "M3"), ("ok", None)]  # from the bottom)
 
 
 def test_without_echo_message_ours_in_a_querys_history_under_another_nick_is_merged() -> None:
@@ -930,6 +930,40 @@ async def test_lost_on_the_way_or_typed_while_away_it_arrives_once(
         await bob.wait(lambda: has_texts(b_buf, ["typed while away"]), "alice's message")
         assert all_texts(a_buf) == ["before", "lost on the way", "typed while away"]
         await in_history_once(server.port, "lost on the way", clients)
+    finally:
+        await relay.stop()
+
+
+async def test_written_again_after_a_reconnect_it_moves_below_the_gap_fill(
+    server: RunningServer, clients: list[ChatClient], tmp_path: Path
+) -> None:
+    relay = Relay(server.port)
+    await relay.start()
+    try:
+        alice, bob, a_buf, b_buf = await talking_in_t(server.port, relay, clients)
+        log = ChatLog(tmp_path)
+        alice.conn.subscribe(log.handle)
+        relay.hold_up = relay.hold_down = True  # the link goes silent both ways
+        alice.conn.input("lost in the blackhole")
+        async with asyncio.timeout(DEADLINE):
+            while not relay.held:
+                await asyncio.sleep(0.01)
+        bob.conn.input("bob talks meanwhile")
+        await bob.wait(lambda: has_texts(b_buf, ["bob talks meanwhile"]), "bob's echo")
+        relay.hold_up = relay.hold_down = False
+        relay.cut()
+        await settled(alice, a_buf, 2)
+        shown_once(a_buf, "lost in the blackhole")
+        assert alice.untagged.count("PRIVMSG #t :lost in the blackhole") == 2  # not in the fill
+        log.close()
+
+        # Written again after the gap fill: shown (and logged) after it, with that time.
+        note = "Reconnected, fetched 1 missed message"
+        assert [ln.text for ln in a_buf.lines][-2:] == [note, "lost in the blackhole"]
+        disconnected = next(ln for ln in a_buf.lines if ln.text.startswith("Disconnected"))
+        assert a_buf.lines[-1].time >= disconnected.time
+        logged = [ln[20:] for ln in (tmp_path / "#t.log").read_text().splitlines()]
+        assert logged[-2:] == [f"-!- {note}", "<alice> lost in the blackhole"], logged
     finally:
         await relay.stop()
 
