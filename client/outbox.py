@@ -24,7 +24,8 @@ A message of several lines (IRCv3 draft/multiline) is one entry and one pending 
 written as a batch, the label on its BATCH line; its echo is a batch too, assembled by
 the session into one line, and a ``FAIL BATCH MULTILINE_*`` fails it. Should the server
 no longer take such messages when it is (re)written, its lines go out as messages of
-their own.
+their own. Typed while not connected (the server's limits unknown), it is planned into
+messages only when written (``Piece.later``).
 
 With flood control (:attr:`Outbox.paced`, set by the connection), a message ready to be
 written is QUEUED instead: still pending, in the order of the connection's send queue,
@@ -92,6 +93,10 @@ class Piece:
     text: str
     shown: str
     lines: tuple[WireLine, ...] | None = None
+    # Text with line breaks typed before the server said whether it takes multi-line
+    # messages (while disconnected): one message until written, planned then; as many
+    # as this, a message per line, when the server does not take them.
+    later: int = 0
 
 
 class _Step(Enum):
@@ -113,6 +118,7 @@ class Outgoing:
     action: bool
     line: Line  # its line in ``buffer``, replaced as it gets further
     lines: tuple[WireLine, ...] | None = None  # a draft/multiline batch's lines
+    later: int = 0  # its lines are planned into messages when written (Piece.later)
     step: _Step = _Step.WAITING
     nick: str = ""  # ours when it was written
     label: str | None = None
@@ -145,6 +151,7 @@ class OutboxSession(Protocol):
     def nick(self) -> str: ...
     @property
     def multiline_limits(self) -> Limits | None: ...
+    def pieces(self, command: str, target: str, text: str, action: bool) -> list[Piece]: ...
     def fold(self, name: str) -> str: ...
     def buffer(self, name: str) -> Buffer | None: ...
     def local_time(self, now: float) -> float: ...
@@ -200,6 +207,12 @@ class Outbox:
         """Messages on their way: not confirmed by the server yet, nor failed."""
         return sum(e.step is not _Step.FAILED for e in self._entries)
 
+    def _room(self) -> int:
+        """Messages the outbox can still take (one planned when written counts as the
+        most it may make)."""
+        waiting = (e for e in self._entries if e.step is not _Step.FAILED)
+        return MAX_WAITING - sum(max(1, e.later) for e in waiting)
+
     def accepts(self, buf: Buffer) -> bool:
         """A message typed into ``buf`` can be taken (now or after the reconnect): a
         query, a channel we are in, or one the reconnect will rejoin."""
@@ -233,12 +246,13 @@ class Outbox:
     ) -> bool:
         """Take a message for ``target`` shown in ``buf``: ``pieces`` are its messages,
         one line each. False (nothing taken) when the outbox is full."""
-        if self.pending + len(pieces) > MAX_WAITING:
+        if self._room() < sum(max(1, p.later) for p in pieces):
             return False
         kind = Kind.ACTION if action else Kind.NOTICE if command == "NOTICE" else Kind.MESSAGE
         for piece in pieces:
             line = self.line(buf, kind, piece.shown, now)
-            entry = Outgoing(buf, command, target, piece.text, action, line, lines=piece.lines)
+            entry = Outgoing(buf, command, target, piece.text, action, line, lines=piece.lines,
+                             later=piece.later)  # fmt: skip
             entry.bulk = len(pieces) > 1
             self._enqueue(entry, now)
         return True
@@ -247,7 +261,7 @@ class Outbox:
         """``/resend``: the failed messages of ``buf`` go out again, in order, from the
         bottom of the buffer. How many; None when the outbox has no room for them."""
         failed = [e for e in self._entries if e.buffer is buf and e.step is _Step.FAILED]
-        if self.pending + len(failed) > MAX_WAITING:
+        if self._room() < sum(max(1, e.later) for e in failed):
             return None
         for entry in failed:
             self._entries.remove(entry)
@@ -275,6 +289,9 @@ class Outbox:
 
     def _write(self, entry: Outgoing, now: float) -> None:
         s = self._s
+        if entry.later:  # the server's limits are known now
+            self._split(entry, s.pieces(entry.command, entry.target, entry.text, entry.action), now)
+            return
         if entry.lines is not None and s.multiline_limits is None:
             self._unbatch(entry, now)
             return
@@ -352,22 +369,26 @@ class Outbox:
     def _unbatch(self, entry: Outgoing, now: float) -> None:
         """A multi-line message to be written on a connection without draft/multiline
         (a reconnect to a server that no longer offers it): its lines go out as messages
-        of their own, in its place among the waiting ones, each with a pending line."""
+        of their own."""
+        self._split(entry, [Piece(text, text) for text, _ in entry.lines or () if text], now)
+
+    def _split(self, entry: Outgoing, pieces: list[Piece], now: float) -> None:
+        """``entry`` goes out as ``pieces``, in its place among the waiting ones, each
+        with a pending line of its own."""
         buf = entry.buffer
         at = self._entries.index(entry)
         self._entries.remove(entry)
         buf.remove(entry.line)
-        for text, _concat in entry.lines or ():
-            if not text:
-                continue  # (no blank messages)
-            line = replace(self.line(buf, entry.kind, text, now), delivery=Delivery.PENDING)
-            piece = Outgoing(buf, entry.command, entry.target, text, entry.action, line)
-            piece.bulk = True
-            self._entries.insert(at, piece)
+        for piece in pieces:
+            line = replace(self.line(buf, entry.kind, piece.shown, now), delivery=Delivery.PENDING)
+            part = Outgoing(buf, entry.command, entry.target, piece.text, entry.action, line,
+                            lines=piece.lines)  # fmt: skip
+            part.bulk = entry.bulk or len(pieces) > 1
+            self._entries.insert(at, part)
             at += 1
             if buf.append(line):
                 self._s.emit(LineAdded(buf, line))
-            self._write(piece, now)
+            self._write(part, now)
 
     # ------------------------------------------------------------------ answers
 

@@ -1103,7 +1103,7 @@ class Session:
     def _say(
         self, command: str, target: str, text: str, now: float, *, action: bool = False
     ) -> None:
-        pieces = self._pieces(command, target, text, action)
+        pieces = self.pieces(command, target, text, action)
         if not pieces:
             return
         if command == "PRIVMSG" and not action and is_nickserv(target):
@@ -1132,10 +1132,12 @@ class Session:
         for piece in pieces:  # (no buffer to show it in: none could be opened)
             self.write_message(command, target, piece.text, lines=piece.lines, action=action)
 
-    def _pieces(self, command: str, target: str, text: str, action: bool) -> list[Piece]:
+    def pieces(self, command: str, target: str, text: str, action: bool) -> list[Piece]:
         """The messages ``text`` makes: pieces that fit a line each; with line breaks (a
         PRIVMSG), one draft/multiline message when the server takes them (several past
-        its limits), else a message per line. Actions and notices stay one line."""
+        its limits), else a message per line. Actions and notices stay one line. Typed
+        before the server said whether it takes them: one message, planned when the
+        outbox writes it (``Piece.later``)."""
         budget = self._text_budget(command, target, action)
         if action or command != "PRIVMSG" or not multiline.LINE_BREAK.search(text):
             chunks = split_text(text, budget)[:MAX_INPUT_LINES]
@@ -1143,9 +1145,17 @@ class Session:
             return [Piece(chunk, chunk if masked == text else masked) for chunk in chunks]
         lines = multiline.LINE_BREAK.split(text)
         limits = self.multiline_limits
-        if limits is None or any(mask_message(target, line) != line for line in lines):
-            # (A password to NickServ: each line is shown masked on its own.)
-            return [p for line in lines if line for p in self._pieces(command, target, line, False)]
+        # (A password to NickServ: each line is shown masked on its own.)
+        secret = any(mask_message(target, line) != line for line in lines)
+        if limits is None or secret or not self.registered:
+            each = [p for line in lines if line for p in self.pieces(command, target, line, False)]
+            kept = [line for line in lines if line.strip()]
+            # (Not registered: the caps, and limits, are the last connection's or none.)
+            if secret or self.registered or len(kept) < 2:
+                return each
+            start, end = lines.index(kept[0]), len(lines) - lines[::-1].index(kept[-1])
+            whole = "\n".join(lines[start:end])  # (the blank lines between kept)
+            return [Piece(whole, whole, later=len(each))]
         pieces = []
         for group in multiline.plan(text, budget, limits):
             combined = multiline.combine(group)

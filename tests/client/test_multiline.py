@@ -43,7 +43,7 @@ from .helpers import (
     run,
     texts,
 )
-from .netutil import DEADLINE, ChatClient, has_texts
+from .netutil import DEADLINE, ChatClient, Relay, has_texts
 from .recorded import CHAT_BURST
 
 ML = "draft/multiline=max-bytes=4096,max-lines=100"
@@ -449,17 +449,25 @@ def test_after_a_reconnect_history_confirms_it_or_its_lines_go_out_alone() -> No
              ":test.server BATCH -h1"], NOW + 60)  # fmt: skip
     assert [(ln.text, ln.msgid, ln.delivery) for ln in own(buf)] == [
         ("one\ntwo", "E1", Delivery.DELIVERED)]
-    # Typed while away, written after a reconnect to a server without multiline
-    # messages: its lines go out as messages of their own.
+    # Written as a batch just before the connection died (its echo lost), or typed
+    # while away (one message until written), then written after a reconnect to a
+    # server without multiline messages: their lines go out as messages of their own.
+    assert run(s, "five\nsix")[0] == "@label=o2 BATCH +ml2 draft/multiline #t"
     s.connection_lost(NOW + 70, "reset")
     run(s, "three\nfour")
+    assert [(ln.text, ln.note) for ln in own(buf)][1:] == [
+        ("five\nsix", ""), ("three\nfour", "not sent yet")]
     s.connection_made(NOW + 80)
     feed(s, CHAT_BURST, NOW + 80)
     out = feed(s, [rejoin.replace("J2", "J3")], NOW + 80)
+    assert out[-1] == "CHATHISTORY AFTER #t msgid=E1 100"  # (did five/six get there?)
+    out = feed(s, [":test.server BATCH +h2 chathistory #t", ":test.server BATCH -h2"], NOW + 81)
     assert [line for line in out if "PRIVMSG" in line] == [
-        "@label=o2 PRIVMSG #t :three", "@label=o3 PRIVMSG #t :four"]
+        "@label=o3 PRIVMSG #t :five", "@label=o4 PRIVMSG #t :six",
+        "@label=o5 PRIVMSG #t :three", "@label=o6 PRIVMSG #t :four"]  # fmt: skip
     assert [(ln.text, ln.delivery) for ln in own(buf)][1:] == [
-        ("three", Delivery.PENDING), ("four", Delivery.PENDING)]
+        ("five", Delivery.PENDING), ("six", Delivery.PENDING),
+        ("three", Delivery.PENDING), ("four", Delivery.PENDING)]  # fmt: skip
 
 
 # ---------------------------------------------------------------------- logs
@@ -524,6 +532,50 @@ async def test_a_pasted_block_is_one_message_for_the_others_and_in_history(
     c_buf = await carol.joined("#t")
     assert [(m.text, m.history) for m in messages(c_buf)] == [
         (block, True), ("while\nyou were away", True)]
+
+
+async def test_a_block_typed_while_disconnected_is_one_message_when_written(
+    server: RunningServer, clients: list[ChatClient]
+) -> None:
+    """Whether the server takes multi-line messages is not known while disconnected
+    (here a retry was let in by a proxy and closed, as the server behind it is down):
+    the block waits as one message, planned when it is written after the rejoin."""
+    relay = Relay(server.port)
+    await relay.start()
+    try:
+        alice = ChatClient.start(relay.port, "alice", ("#t",))
+        bob = ChatClient.start(server.port, "bob", ("#t",))
+        clients += [alice, bob]
+        a_buf, b_buf = await alice.joined("#t"), await bob.joined("#t")
+        alice.conn.switch(a_buf)
+        down = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        relay.upstream_port = down.sockets[0].getsockname()[1]
+        down.close()
+        await down.wait_closed()
+        alice.gate.close()
+        relay.cut()
+        await asyncio.wait_for(alice.gate.waiting.wait(), DEADLINE)
+        alice.gate.open()
+        alice.gate.close()  # one retry, then it waits again
+        await asyncio.wait_for(alice.gate.waiting.wait(), DEADLINE)
+        assert alice.session.connects == 2 and not alice.session.caps
+
+        block = "ml down one\nml down two"
+        assert alice.conn.input(block + "\n")
+        assert [(ln.text, ln.delivery, ln.note) for ln in own(a_buf)] == [
+            (block, Delivery.PENDING, "not sent yet")]
+        assert alice.session.outbox.unsent == 1
+        relay.upstream_port = server.port
+        alice.gate.open()
+        await bob.wait(lambda: has_texts(b_buf, [block]), "the block, as one message")
+        assert texts(b_buf) == [block]
+        await alice.wait(lambda: has_texts(a_buf, [block]) and not alice.session.outbox.pending,
+                         "alice's echo")  # fmt: skip
+        assert [ln.text for ln in own(a_buf)] == [block]
+        assert [line for line in alice.untagged if line.startswith("BATCH")] == [
+            "BATCH +ml1 draft/multiline #t", "BATCH -ml1"]
+    finally:
+        await relay.stop()
 
 
 @pytest.fixture
