@@ -177,6 +177,9 @@ class Outbox:
         self._s = session
         self._entries: list[Outgoing] = []
         self._labels: dict[str, Outgoing] = {}  # labels written on this connection
+        # Labels whose answer has not ended, and their message's buffer: a notice in
+        # that answer (a service's word about the message) is said there.
+        self._answering: dict[str, Buffer] = {}
         self._next_label = 0
         self._refused: set[Buffer] = set()  # channels whose rejoin failed (this connection)
         # The connection paces what it writes: messages are queued for it (QUEUED)
@@ -354,6 +357,9 @@ class Outbox:
             self._next_label += 1
             entry.label = f"o{self._next_label}"
             self._labels[entry.label] = entry
+            self._answering[entry.label] = entry.buffer
+            if len(self._answering) > MAX_WAITING:  # (answers that never ended)
+                del self._answering[next(iter(self._answering))]
             tags = {"label": entry.label}
         entry.step = _Step.SENT
         self._send(entry, tags)
@@ -417,10 +423,15 @@ class Outbox:
     def answered(self, label: str) -> None:
         """The server's whole answer to ``label`` came (an ACK, the end of its batch):
         a message it neither echoed nor refused was taken without an echo."""
+        self._answering.pop(label, None)
         entry = self._labels.pop(label, None)
         if entry is not None and entry.step is _Step.SENT:
             self._entries.remove(entry)
             self._update(entry, replace(entry.line, delivery=Delivery.DELIVERED))
+
+    def answering(self, label: str | None) -> Buffer | None:
+        """The buffer of our message whose answer carries ``label``, until it ends."""
+        return self._answering.get(label) if label is not None else None
 
     def refused(self, code: str, params: list[str], label: str | None) -> bool:
         """A numeric (or ``FAIL``) came: a message of ours it refuses is FAILED.
@@ -552,6 +563,7 @@ class Outbox:
 
     def connection_made(self) -> None:
         self._labels.clear()
+        self._answering.clear()
         self._refused.clear()
 
     @property
@@ -571,6 +583,7 @@ class Outbox:
         (a link that died silently takes what was written in the minute before it was
         noticed): they are unconfirmed, as messages awaiting their echo are."""
         self._labels.clear()
+        self._answering.clear()
         self._queued.clear()
         unacked, self._unacked = self._unacked, []
         for _, entry in [] if quitting else unacked:
@@ -666,6 +679,8 @@ class Outbox:
             if entry.label is not None:
                 self._labels.pop(entry.label, None)
         self._refused.discard(buf)
+        for label in [k for k, b in self._answering.items() if b is buf]:
+            del self._answering[label]
         return sum(e.step in (_Step.WAITING, _Step.QUEUED, _Step.UNCONFIRMED) for e in gone)
 
     # ------------------------------------------------------------------ internals

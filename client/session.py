@@ -2611,7 +2611,9 @@ class Session:
         elif self.is_me(nick):
             buf = self._ensure(target, BufferKind.QUERY, now)
         elif notice:
-            buf = self.buffer(nick) or self.current
+            # In the answer to a message of ours (a service's word about it, as our
+            # MemoServ's hint after a 401), it is said where that message is.
+            buf = self.outbox.answering(self._label) or self.buffer(nick) or self.current
         else:
             buf = self._ensure(nick, BufferKind.QUERY, now)
         raw = text

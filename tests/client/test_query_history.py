@@ -178,6 +178,28 @@ async def test_a_reconnect_fetches_what_the_accounts_other_session_got(
         "<carol> carol here", "-!- Reconnected, fetched 1 missed message"]
 
 
+async def test_memoservs_hint_about_a_refused_message_goes_to_its_query(
+    server: RunningServer, clients: list[ChatClient]
+) -> None:
+    """Our server answers a message to an account's nick nobody uses with 401 and a
+    MemoServ notice, in the same labelled answer: the notice is about the message, so
+    it is said where the message (its failure) is, not where the user happens to be."""
+    for account in ("alice", "bob"):
+        await make_account(server, account)
+    alice = await logged_in(server, clients, "alice", channels=("#t",))
+    chan = await alice.joined("#t")
+    alice.conn.switch(chan)
+    alice.conn.input("/msg bob are you there?")
+    query = alice.session.buffer("bob")
+    assert query is not None
+    hint = "bob is not online; /msg MemoServ SEND bob <text> leaves a memo"
+    await alice.wait(lambda: any(ln.text == hint for ln in query.lines), "the hint in the query")
+    [failed] = [ln for ln in query.lines if ln.text == "are you there?"]
+    assert failed.note == "not sent: No such nick/channel"
+    assert not any(ln.text == hint for ln in chan.lines)
+    assert alice.session.current is chan and alice.session.buffer("MemoServ") is None
+
+
 async def test_a_query_without_accounts_on_both_sides_asks_once(
     server: RunningServer, clients: list[ChatClient]
 ) -> None:
