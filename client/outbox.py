@@ -511,6 +511,7 @@ class Outbox:
             if not line.own:  # (said under our nick of then)
                 line = replace(line, own=True, highlight=False)
             shown, entry = found
+            line = replace(line, prefix=shown.prefix)  # (our rank when we said it)
             if entry is None:  # shown (and logged) as sent already: it gets the msgid
                 buf.settle(shown, line)
                 continue

@@ -1292,7 +1292,9 @@ class Session:
         if own is None:
             own = bool(nick) and self.fold(nick) == self.fold(self.nick)
         prefix = ""
-        if buf is not None and buf.is_channel and nick:
+        # (A history line's sender may have had another rank then, or none: today's
+        # would be a guess.)
+        if buf is not None and buf.is_channel and nick and not history:
             member = buf.members.get(self.fold(nick))
             if member is not None:
                 prefix = member.prefix

@@ -176,6 +176,30 @@ async def test_dropped_connection_rejoins_and_fills_the_gap(
     )
 
 
+async def test_history_lines_do_not_take_the_senders_rank_of_today(
+    server: RunningServer, clients: list[ChatClient]
+) -> None:
+    alice = ChatClient.start(server.port, "alice", ("#t",))
+    clients.append(alice)
+    a_buf = await alice.joined("#t")  # (first in: an operator)
+    bob = ChatClient.start(server.port, "bob", ("#t",))
+    clients.append(bob)
+    b_buf = await bob.joined("#t")
+    bob.conn.switch(b_buf)
+    bob.conn.input("not an op yet")
+    await alice.wait(lambda: has_texts(a_buf, ["not an op yet"]), "bob's message")
+    alice.conn.switch(a_buf)
+    alice.conn.input("/op bob")
+    await bob.wait(lambda: b_buf.members["bob"].prefix == "@", "bob's op")
+    carol = ChatClient.start(server.port, "carol", ("#t",))  # bob's line: join history
+    clients.append(carol)
+    c_buf = await carol.joined("#t")
+    bob.conn.input("an op now")
+    await carol.wait(lambda: has_texts(c_buf, ["an op now"]), "bob's live message")
+    assert [(m.text, m.prefix, m.history) for m in messages(c_buf)] == [
+        ("not an op yet", "", True), ("an op now", "@", False)]
+
+
 async def test_server_restart_on_the_same_database(db: str, clients: list[ChatClient]) -> None:
     first = start_server(CONFIG, "asyncio", db=db)
     port = first.port

@@ -564,6 +564,7 @@ def test_unconfirmed_at_disconnect_and_found_in_the_gap_fill_is_not_sent_again()
     assert texts(buf) == ["earlier", "missed", "did this arrive?", "answer", "typed while away"]
     confirmed = own(buf)[0]
     assert confirmed.delivery is Delivery.DELIVERED and confirmed.msgid == "M3"
+    assert confirmed.prefix == "@"  # (our rank when we said it: history does not tell)
     assert [ln.text for ln in buf.lines if "Reconnected" in ln.text] == [
         "Reconnected, fetched 2 missed messages"]  # ours is not one of them
 
