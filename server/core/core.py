@@ -802,8 +802,16 @@ class ServerCore:
         self.answer_later(client, label, lambda: answer(client, result))
         # An answer may ask for another (a password checked, then the account dropped):
         # what the client sent meanwhile waits for that one too.
-        if not any(entry[0] == conn_id for entry in self.pending_answers.values()):
-            self._release_input(client)
+        self._release_unless_waiting(client)
+
+    def _release_unless_waiting(self, client: Client) -> None:
+        """The client's held lines, unless it still waits for an answer or a nick claim."""
+        conn_id = client.conn_id
+        if any(entry[0] == conn_id for entry in self.pending_answers.values()):
+            return
+        if any(holder is client for holder in self.nick_pending.values()):
+            return
+        self._release_input(client)
 
     def _take_line(self, client: Client, line: bytes) -> None:
         """Handle a line, or keep it while an answer the client waits for is pending."""
@@ -858,6 +866,9 @@ class ServerCore:
             if holder is client:
                 del self.nick_pending[key]
         self.nick_pending[folded] = client
+        # What the client sends next waits for the answer: a bot's JOIN right after
+        # NICK and USER came before its registration and got 451 (lost).
+        self.hold_input(client)
         self._effects.append(ClaimNick(client.conn_id, self.uid(client), nick, folded, ghost))
 
     def nick_claim_result(self, conn_id: int, nick: str, folded: str, ok: bool) -> None:
@@ -876,10 +887,11 @@ class ServerCore:
             if ok:
                 self._effects.append(ReleaseNick(self.uid(client), folded))
             self.reply(client, N.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
-            return
-        from .handlers.registration import apply_nick
+        else:
+            from .handlers.registration import apply_nick
 
-        apply_nick(self, client, nick, folded)
+            apply_nick(self, client, nick, folded)
+        self._release_unless_waiting(client)
 
     def release_nick(self, client: Client) -> None:
         from server.cluster.events import ReleaseNick

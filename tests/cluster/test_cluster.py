@@ -58,6 +58,25 @@ async def names(client: IRCTestClient, channel: str, *, prefixes: bool = False) 
     return out
 
 
+async def test_lines_sent_with_registration_wait_for_the_nick_claim(cluster: Cluster) -> None:
+    """A bot that sends NICK, USER, JOIN and PRIVMSG in one write: on a cluster node
+    the nick is claimed in Redis first, and the JOIN and PRIVMSG came before the
+    registration ended: 451 each, the bot not in the channel, its message lost."""
+    p1 = cluster.start("n1")
+    alice = await connect(p1, "alice")
+    await alice.join("#pipe")
+    bot = await IRCTestClient.open(p1)
+    await bot.send_raw(b"NICK pipeA\r\nUSER p 0 * :p\r\nJOIN #pipe\r\n"
+                       b"PRIVMSG #pipe :first words\r\n")
+    seen = [m.command for m in await bot.collect_until("366")]
+    assert "451" not in seen and seen.index("001") < seen.index("JOIN")
+    got = await alice.expect("PRIVMSG")
+    assert got.source and got.source.startswith("pipeA!")
+    assert got.params == ["#pipe", "first words"]
+    for c in (alice, bot):
+        await c.close()
+
+
 async def test_cross_node_messages_both_ways(cluster: Cluster) -> None:
     p1, p2 = cluster.start("n1"), cluster.start("n2")
     alice = await connect(p1, "alice")
