@@ -109,27 +109,33 @@ def _network(text: str) -> Network | None:
         return None
 
 
-def dline_network(text: str) -> Network:
-    """The network a D-line covers; BadMask when it is not an address or is too wide."""
+def dline_network(text: str, *, wide: bool = False) -> Network:
+    """The network a D-line covers; BadMask when it is not an address or, unless
+    ``wide``, is too wide."""
     net = _network(text)
     if net is None:
         raise BadMask(f"{text} is not an IP address or CIDR network")
     if isinstance(net, ipaddress.IPv6Network) and net.network_address.ipv4_mapped is not None:
         mapped = net.network_address.ipv4_mapped
         net = ipaddress.ip_network(f"{mapped}/{max(net.prefixlen - 96, 0)}", strict=False)
-    if net.prefixlen < MIN_PREFIX[net.version]:
+    if not wide and net.prefixlen < MIN_PREFIX[net.version]:
         raise BadMask(f"{text} covers too many addresses (at most /{MIN_PREFIX[net.version]})")
     return net
 
 
-def dline_mask(text: str) -> str:
+def dline_mask(text: str, *, wide: bool = False) -> str:
     """The canonical text of a D-line: '192.0.2.0/24', or a lone address without '/32'."""
-    net = dline_network(text)
+    net = dline_network(text, wide=wide)
     return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
 
 
+def _matches_anything(glob: str, separators: str = "") -> bool:
+    """True when ``glob`` is only wildcards (and ``separators``) with a '*' among them."""
+    return "*" in glob and not glob.strip("*?" + separators)
+
+
 def kline_mask(text: str) -> str:
-    """The canonical user@host form of a K-line mask; BadMask when it would match anyone."""
+    """The canonical user@host form of a K-line mask; BadMask when it would match everyone."""
     if len(text) > MAX_MASK or " " in text or "," in text or "!" in text:
         raise BadMask(f"{text[:MAX_MASK]} is not a user@host mask")
     user, sep, host = text.rpartition("@")
@@ -138,10 +144,14 @@ def kline_mask(text: str) -> str:
     user = user or "*"
     if not host:
         raise BadMask(f"{text} has no host")
+    # Every USER name is shown as '~name' (never verified): '~*' is everyone too.
+    everyone = _matches_anything(user.removeprefix("~"))
+    # A named user may be banned from anywhere ('~eve@*', as InspIRCd allows): only
+    # when the user part is everyone does the host part have to narrow it down.
     if "/" in host:
-        host = dline_mask(host)
-    elif not host.strip("*?.:"):
-        raise BadMask(f"{text} matches every host")
+        host = dline_mask(host, wide=not everyone)
+    elif everyone and _matches_anything(host, ".:"):
+        raise BadMask(f"{text} matches everyone")
     return f"{user}@{host}"
 
 

@@ -185,9 +185,11 @@ async def test_dline_refuses_connections_before_registration(server: RunningServ
 @pytest.mark.parametrize(
     ("line", "reply"),
     [
-        ("KLINE *@* :everyone", "Not a valid K-Line: *@* matches every host"),
-        ("KLINE spam@*.* :x", "Not a valid K-Line: spam@*.* matches every host"),
-        ("KLINE x@10.0.0.0/4 :x", "Not a valid K-Line: 10.0.0.0/4 covers too many addresses "
+        ("KLINE *@* :everyone", "Not a valid K-Line: *@* matches everyone"),
+        ("KLINE ?*@*.* :x", "Not a valid K-Line: ?*@*.* matches everyone"),
+        ("KLINE ~*@* :x", "Not a valid K-Line: ~*@* matches everyone"),
+        ("KLINE *!*@* :x", "Not a valid K-Line: *!*@* is not a user@host mask"),
+        ("KLINE *@10.0.0.0/4 :x", "Not a valid K-Line: 10.0.0.0/4 covers too many addresses "
                                   "(at most /8)"),
         ("DLINE 2000::/3 :x", "Not a valid D-Line: 2000::/3 covers too many addresses "
                               "(at most /24)"),
@@ -201,6 +203,27 @@ async def test_bad_masks_are_refused(server: RunningServer, line: str, reply: st
     await oper_up(root)
     assert await notice(root, line) == reply
     assert [m.command for m in await ask(root, "STATS k")] == ["219"]
+
+
+@pytest.mark.parametrize(
+    ("line", "mask"),
+    [("KLINE 5m ~eve@* :no eves", "~eve@*"), ("KLINE *ev*@* :x", "*ev*@*"),
+     ("KLINE eve@0.0.0.0/0 :x", "eve@0.0.0.0/0")],
+)
+async def test_a_named_user_may_be_banned_from_every_host(
+    server: RunningServer, line: str, mask: str
+) -> None:
+    # As on InspIRCd: only a mask whose user and host parts both match anything is
+    # everyone; one naming the user bans that user wherever they come from.
+    root = await server.client("root")
+    eve = await server.client("eve")
+    bob = await server.client("bob")
+    await oper_up(root)
+    text = await notice(root, line)
+    assert text.startswith("Added ") and f"K-Line [{mask}]" in text, text
+    assert text.endswith("1 disconnected")
+    assert [m.command for m in await eve.wait_closed()] == ["465", "ERROR"]
+    assert [m.command for m in await ask(bob, "PING here")] == ["PONG"]
 
 
 async def test_ban_on_unknown_nick(server: RunningServer) -> None:

@@ -57,15 +57,16 @@ def test_describe_duration(seconds: int, text: str) -> None:
     ("text", "mask"),
     [("host.example", "*@host.example"), ("@1.2.3.4", "*@1.2.3.4"),
      ("u@1.2.3.4/24", "u@1.2.3.0/24"), ("~u@*.example", "~u@*.example"),
-     ("a@b@c.d", "a@b@c.d")],
+     ("a@b@c.d", "a@b@c.d"), ("~eve@*", "~eve@*"), ("*spambot*@*", "*spambot*@*"),
+     ("u@*.*", "u@*.*"), ("u@0.0.0.0/0", "u@0.0.0.0/0"), ("*@?", "*@?"), ("?@*", "?@*")],
 )
 def test_kline_mask(text: str, mask: str) -> None:
     assert kline_mask(text) == mask
 
 
 @pytest.mark.parametrize(
-    "text", ["*@*", "u@", "u@*.*", "u@?", "u@0.0.0.0/0", "a b@c.d", "a,b@c.d", "n!u@h.x",
-             "u@" + "h" * 200]
+    "text", ["*@*", "?*@*", "~*@*", "*", "@*", "*@*.*", "**@*:*", "*@0.0.0.0/0", "u@",
+             "a b@c.d", "a,b@c.d", "n!u@h.x", "*!*@*", "u@" + "h" * 200]
 )
 def test_kline_mask_rejects(text: str) -> None:
     with pytest.raises(BadMask):

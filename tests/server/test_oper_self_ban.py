@@ -66,11 +66,11 @@ async def test_a_ban_not_matching_the_operator_needs_no_keyword(server: RunningS
     assert [m.command for m in await spam.wait_closed()] == ["465", "ERROR"]
 
 
-async def test_myself_does_not_bypass_the_every_host_refusal(server: RunningServer) -> None:
+async def test_myself_does_not_bypass_the_everyone_refusal(server: RunningServer) -> None:
     root = await server.client("root")
     await oper_up(root)
     msgs = await ask(root, "KLINE MYSELF *@* :everyone")
-    assert [m.params[-1] for m in msgs] == ["Not a valid K-Line: *@* matches every host"]
+    assert [m.params[-1] for m in msgs] == ["Not a valid K-Line: *@* matches everyone"]
 
 
 @pytest.mark.parametrize("line", ["KLINE MYSELF", "DLINE myself", "KLINE MYSELF :"])
