@@ -51,6 +51,7 @@ class _Answer:
     count: int
     newest_msgid: str | None
     oldest: tuple[float, str] | None
+    newest_known: bool = False  # the newest was seen before this answer came
 
 
 @dataclass(slots=True)
@@ -344,6 +345,9 @@ class ChatHistory:
             buf = s.open_query(name, now, switch=False, fetch=False)
         if buf is None:
             return
+        refs = [m for m, _ in others or messages]
+        newest = next((m.tags["msgid"] for m in reversed(refs) if m.tags.get("msgid")), None)
+        known = newest is not None and newest in buf.seen
         # Deletions made while we were away (draft/message-redaction) are no lines: a
         # line with that msgid gets its placeholder, and the message itself, should this
         # answer (whichever comes first) or a later one still hold it, is not shown.
@@ -362,10 +366,9 @@ class ChatHistory:
         # reaction): its count against the limit, its newest msgid for the next AFTER
         # page, its oldest for the next BEFORE one (a deletion's only when there is
         # nothing else).
-        refs = [m for m, _ in others or messages]
-        newest = next((m.tags["msgid"] for m in reversed(refs) if m.tags.get("msgid")), None)
         oldest = next(filter(None, map(_stamp, refs)), None)
-        self._done(buf, self._pop(buf), lines, now, _Answer(len(messages), newest, oldest))
+        answer = _Answer(len(messages), newest, oldest, known)
+        self._done(buf, self._pop(buf), lines, now, answer)
         for m, at in reactions:  # taken back in this answer already: not applied
             if m.tags.get("msgid") not in deleted:
                 s.history_reaction(m, at, buf)
@@ -435,14 +438,19 @@ class ChatHistory:
                     buf.unread += 1
                     buf.highlights += line.highlight
                     buf.activity = True
-            caught_up = len(added) < len(lines) or answer.count < req.limit
+            # Caught up when the page reaches, at its newest end, what came live since the
+            # rejoin. A line already seen elsewhere in it proves nothing: the fill starts
+            # after the newest *message*, so the joins and quits seen live after it come
+            # back first. A page of nothing new (all such events) is no proof either.
+            caught_up = answer.count < req.limit or (answer.newest_known and bool(added))
             if not caught_up and req.pages < MAX_GAP_PAGES and answer.newest_msgid:
                 nxt = _HistoryRequest("after", req.limit, gap=True, pages=req.pages + 1)
                 self._request(buf, nxt, "AFTER", f"msgid={answer.newest_msgid}")
             else:
                 self._gap.pop(key, None)
                 complete = caught_up
-                more = "" if caught_up else " (older ones skipped)"
+                # The fill goes forward in time: what it left out are the newest missed.
+                more = "" if caught_up else " (later ones not fetched)"
                 if fetched:
                     word = "message" if fetched == 1 else "messages"
                     note = f"Reconnected, fetched {fetched} missed {word}{more}"

@@ -176,6 +176,42 @@ async def test_dropped_connection_rejoins_and_fills_the_gap(
     )
 
 
+async def test_a_gap_fill_pages_on_past_events_seen_before_the_drop(
+    server: RunningServer, clients: list[ChatClient]
+) -> None:
+    """More than a page missed: the first page starts with a join seen live after the
+    last message (event playback), and the fill must still page on to the end."""
+    alice = ChatClient.start(server.port, "alice", ("#t",), history_lines=10)
+    bob = ChatClient.start(server.port, "bob", ("#t",))
+    clients += [alice, bob]
+    a_buf = await alice.joined("#t")
+    b_buf = await bob.joined("#t")
+    bob.conn.switch(b_buf)
+    bob.conn.input("before")
+    await alice.wait(lambda: has_texts(a_buf, ["before"]), "before")
+    carol = ChatClient.start(server.port, "carol", ("#t",))
+    clients.append(carol)
+    await alice.wait(lambda: "carol" in a_buf.members, "carol's join, seen live")
+
+    alice.gate.close()
+    alice.conn.drop()
+    await asyncio.wait_for(alice.gate.waiting.wait(), DEADLINE)
+    await bob.wait(lambda: "alice" not in b_buf.members, "the server to notice")
+    gap = [f"missed {i}" for i in range(25)]  # two and a half pages of 10
+    for text in gap:
+        bob.conn.input(text)
+    await bob.wait(lambda: has_texts(b_buf, gap), "bob's echoes (stored)")
+
+    alice.gate.open()
+    await alice.joined("#t")
+    await alice.wait(
+        lambda: any(ln.text.startswith("Reconnected") for ln in a_buf.lines), "the gap fill"
+    )
+    assert texts(a_buf) == ["before", *gap]
+    assert [ln.text for ln in a_buf.lines if ln.text.startswith("Reconnected")] == [
+        "Reconnected, fetched 25 missed messages"]  # fmt: skip
+
+
 async def test_history_lines_do_not_take_the_senders_rank_of_today(
     server: RunningServer, clients: list[ChatClient]
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chat.servertime import format_time
+from client import history as client_history
 from client.model import (
     BufferKind,
     Delivery,
@@ -581,6 +582,26 @@ def test_reconnect_rejoins_and_fills_the_gap_once() -> None:
     notes = [ln.text for ln in buf.lines if "Reconnected" in ln.text]
     assert notes == ["Reconnected, fetched 3 missed messages"]
     assert buf.unread == 3  # the missed ones count as unread (plus m7, seen while current)
+
+
+def test_a_gap_fill_stopped_at_max_gap_pages_says_later_ones_were_not_fetched(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(client_history, "MAX_GAP_PAGES", 2)
+    s = chat_session(history_lines=2)
+    buf = s.buffer("#t")
+    assert buf is not None
+    feed(s, history_batch("b0", "#t", [("bob", "m1", "M1", T0 + 1)]))
+    s.connection_lost(NOW)
+    s.connection_made(NOW + 5)
+    feed(s, CHAT_BURST, NOW + 5)
+    assert feed(s, CHAT_JOIN, NOW + 5) == ["CHATHISTORY AFTER #t msgid=M1 2"]
+    page = [("bob", "m2", "M2", T0 + 2), ("bob", "m3", "M3", T0 + 3)]
+    assert feed(s, history_batch("g1", "#t", page)) == ["CHATHISTORY AFTER #t msgid=M3 2"]
+    page = [("bob", "m4", "M4", T0 + 4), ("bob", "m5", "M5", T0 + 5)]
+    assert feed(s, history_batch("g2", "#t", page)) == []  # the last page allowed
+    assert [ln.text for ln in buf.lines if "Reconnected" in ln.text] == [
+        "Reconnected, fetched 4 missed messages (later ones not fetched)"]
 
 
 def test_paging_counts_what_the_server_sent_not_what_is_shown() -> None:
