@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 
 import psycopg
@@ -31,6 +32,13 @@ async def quit_and_wait(c: IRCTestClient) -> None:
     """QUIT and wait until the server has closed the connection (it is gone for everyone)."""
     await c.send("QUIT :bye")
     await c.wait_closed()
+
+
+def too_many_failures(text: str) -> bool:
+    """True for the refusal of a password check past the per-connection limit (which
+    must not read as a wrong password): it says when to try again, within the minute."""
+    found = re.fullmatch(r"Too many failed attempts; try again in (\d+) s", text)
+    return found is not None and 1 <= int(found[1]) <= 60
 
 
 def service_says(msgs: list[Message], service: str) -> list[str]:

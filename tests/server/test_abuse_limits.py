@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from server.config import ServerConfig
 from server.passwords import hash_password
 from tests.conftest import RunningServer, start_server, suite_config
 from tests.ircclient import IRCTestClient
+from tests.server.helpers import too_many_failures
 
 
 def product_config(**overrides: object) -> ServerConfig:
@@ -184,7 +187,9 @@ async def test_without_a_cloak_key_cloaks_outlive_a_restart(backend: str, tmp_pa
     assert await cloak_once("") != await cloak_once("")
 
 
-async def test_failed_oper_attempts_are_limited(backend: str) -> None:
+async def test_failed_oper_attempts_are_limited(
+    backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
     server = await started(
         backend, suite_config(db="", opers={"root": hash_password("right")}, oper_attempts=2)
     )
@@ -193,10 +198,14 @@ async def test_failed_oper_attempts_are_limited(backend: str) -> None:
         for _ in range(2):
             await c.send("OPER root wrong")
             assert (await c.expect("464")).params[-1] == "Password incorrect"
-        # Third attempt, even with the right password, is refused within the window.
+        # Third attempt, even with the right password, is refused within the window,
+        # saying why: the password was not checked.
         await c.send("OPER root right")
         msgs = await c.sync()
         assert [m.command for m in msgs] == ["464"]
+        assert too_many_failures(msgs[0].params[-1]), msgs[0]
+        assert "OPER attempt as 'root' from 127.0.0.1 (mallory) refused: too many failures" \
+            in caplog.text
     finally:
         await stop(server)
 

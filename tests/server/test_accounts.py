@@ -12,7 +12,15 @@ import pytest
 from chat.message import Message
 from tests.conftest import OPER_NAME, OPER_PASSWORD, RunningServer, serving, suite_config
 from tests.ircclient import IRCTestClient
-from tests.server.helpers import ask, cap_ls, mask, nickserv_says, only, quit_and_wait
+from tests.server.helpers import (
+    ask,
+    cap_ls,
+    mask,
+    nickserv_says,
+    only,
+    quit_and_wait,
+    too_many_failures,
+)
 
 PASSWORD = "tr0ub4dor&3"
 
@@ -182,14 +190,19 @@ async def test_sasl_in_chunks_of_400(server: RunningServer) -> None:
     assert [m.command for m in await authenticate(c2, *chunks)][-1:] in (["905"], ["904"])
 
 
-async def test_failed_attempts_are_limited(server: RunningServer) -> None:
+async def test_failed_attempts_are_limited(
+    server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
     await register_account(await server.client("ivan"))
     c = await sasl_connection(server)
     for _ in range(3):
-        assert [m.command for m in await authenticate(c, plain("ivan", "bad password"))] == [
-            "904"]
-    # The limit is reached: even the right password is refused for now.
-    assert [m.command for m in await authenticate(c, plain("ivan", PASSWORD))] == ["904"]
+        msgs = await authenticate(c, plain("ivan", "bad password"))
+        assert [(m.command, m.params[-1]) for m in msgs] == [("904", "SASL authentication failed")]
+    # The limit is reached: even the right password is refused for now, and the 904
+    # says why instead of calling it wrong.
+    [refusal] = await authenticate(c, plain("ivan", PASSWORD))
+    assert refusal.command == "904" and too_many_failures(refusal.params[-1]), refusal
+    assert "login as 'ivan' from 127.0.0.1 refused: too many failures" in caplog.text
 
 
 async def test_account_notify_extended_join_and_account_tag(server: RunningServer) -> None:

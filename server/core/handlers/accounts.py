@@ -26,7 +26,7 @@ from chat.names import is_valid_nick
 
 from ..caps import SASL_MECHANISMS
 from ..relay import relay_wire
-from .operator import too_many_failures
+from .operator import password_wait, too_many_failures, too_many_text
 from .readmarker import forget_markers
 
 if TYPE_CHECKING:
@@ -175,7 +175,8 @@ def handle_authenticate(core: ServerCore, client: Client, msg: Message) -> None:
     def succeeded(name: str) -> None:
         core.reply(client, N.RPL_SASLSUCCESS, "SASL authentication successful")
 
-    check_login(core, client, authcid, password, succeeded, lambda: _sasl_failed(core, client))
+    check_login(core, client, authcid, password, succeeded, lambda: _sasl_failed(core, client),
+                throttled=lambda text: _sasl_failed(core, client, text))
 
 
 def _scram_step(core: ServerCore, client: Client, exchange: ScramExchange, data: str) -> None:
@@ -215,10 +216,11 @@ def _scram_first(
     if server.authzid and server.authzid != server.username:  # as PLAIN: no one else's
         _scram_failed(core, client, "an authorization identity of someone else")
         return
-    if too_many_failures(core, client):
+    wait = password_wait(core, client)
+    if wait:
         log.warning("login as %r from %s refused: too many failures", server.username, client.ip)
         _end_sasl(client)
-        _sasl_failed(core, client)
+        _sasl_failed(core, client, too_many_text(wait))
         return
     folded = core.fold(server.username)
 
@@ -265,14 +267,17 @@ def check_login(
     succeeded: Callable[[str], None],
     failed: Callable[[], None],
     *,
+    throttled: Callable[[str], None],
     log_in_too: bool = True,
 ) -> None:
     """Check ``password`` for ``account`` off the loop; on success log the client in
     (900, ACCOUNT; unless not ``log_in_too``) and call ``succeeded(name)``, else
-    ``failed()``. Failures count against the per-connection limit, with OPER's."""
-    if too_many_failures(core, client):
+    ``failed()``. Failures count against the per-connection limit, with OPER's: past
+    it nothing is checked and ``throttled`` gets the text saying so."""
+    wait = password_wait(core, client)
+    if wait:
         log.warning("login as %r from %s refused: too many failures", account, client.ip)
-        failed()
+        throttled(too_many_text(wait))
         return
 
     def answer(client: Client, name: str | None) -> None:
@@ -302,8 +307,10 @@ def _plain(data: str) -> tuple[str, str] | None:
     return authcid, password
 
 
-def _sasl_failed(core: ServerCore, client: Client) -> None:
-    core.reply(client, N.ERR_SASLFAIL, "SASL authentication failed")
+def _sasl_failed(
+    core: ServerCore, client: Client, text: str = "SASL authentication failed"
+) -> None:
+    core.reply(client, N.ERR_SASLFAIL, text)
 
 
 # ---------------------------------------------------------------------- PASS login
@@ -346,7 +353,9 @@ def pass_login(core: ServerCore, client: Client, then: Callable[[], None]) -> bo
              "connecting without an account")
         then()
 
-    check_login(core, client, account, password, lambda name: then(), failed)
+    # The check above refused it already if it had to (and said so in its own words).
+    check_login(core, client, account, password, lambda name: then(), failed,
+                throttled=lambda text: failed())
     return True
 
 
@@ -644,7 +653,8 @@ def drop_own_account(
     def refused() -> None:
         replies.fail("INVALID_PASSWORD", account, "Wrong password: the account stays")
 
-    check_login(core, client, account, password, verified, refused, log_in_too=False)
+    check_login(core, client, account, password, verified, refused, log_in_too=False,
+                throttled=lambda text: replies.fail("TEMPORARILY_UNAVAILABLE", account, text))
 
 
 def drop_account(core: ServerCore, client: Client, account: str, replies: Replies) -> None:

@@ -93,6 +93,7 @@ def nickserv(core: ServerCore, client: Client, text: str) -> None:
             core, client, account, password,
             lambda name: tell(core, client, f"You are now logged in as {name}"),
             lambda: tell(core, client, refusal),
+            throttled=lambda text: tell(core, client, text),
         )
     elif command == "SET" and args[:1] and args[0].upper() == "PASSWORD":
         if len(args) < 2:

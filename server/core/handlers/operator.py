@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -43,10 +44,12 @@ def is_oper(core: ServerCore, client: Client) -> bool:
 
 def handle_oper(core: ServerCore, client: Client, msg: Message) -> None:
     name, password = msg.params[0], msg.params[1]
-    if too_many_failures(core, client):
+    wait = password_wait(core, client)
+    if wait:
         log.warning("OPER attempt as %r from %s (%s) refused: too many failures",
                     name, client.ip, client.nick)
-        core.reply(client, N.ERR_PASSWDMISMATCH, "Password incorrect")
+        # Not "Password incorrect": the password was not even checked.
+        core.reply(client, N.ERR_PASSWDMISMATCH, too_many_text(wait))
         return
     stored = core.config.opers.get(name)
     if stored is None:
@@ -60,12 +63,27 @@ def handle_oper(core: ServerCore, client: Client, msg: Message) -> None:
     core.emit(CheckOper(core.await_answer(client, answer), password, stored))
 
 
-def too_many_failures(core: ServerCore, client: Client) -> bool:
-    """Failed password checks (OPER, SASL) per connection are limited: each costs
-    ~45 ms of scrypt."""
+def password_wait(core: ServerCore, client: Client) -> int:
+    """Seconds before this connection may have a password checked again (0: now).
+    Failed checks (OPER, SASL, logins) per connection are limited: each costs ~45 ms
+    of scrypt."""
     now = core.clock()
-    client.password_failures = [t for t in client.password_failures if now - t < OPER_WINDOW]
-    return len(client.password_failures) >= core.config.oper_attempts
+    failures = [t for t in client.password_failures if now - t < OPER_WINDOW]
+    client.password_failures = failures
+    over = len(failures) - core.config.oper_attempts
+    if over < 0 or not failures:
+        return 0
+    # Allowed again once enough of the oldest failures have left the window.
+    return max(1, math.ceil(failures[over] + OPER_WINDOW - now))
+
+
+def too_many_failures(core: ServerCore, client: Client) -> bool:
+    return password_wait(core, client) > 0
+
+
+def too_many_text(wait: int) -> str:
+    """What a refused password check says, rather than "wrong password"."""
+    return f"Too many failed attempts; try again in {wait} s"
 
 
 def oper_failed(core: ServerCore, client: Client, name: str) -> None:
