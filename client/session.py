@@ -112,6 +112,10 @@ MAX_PENDING_SEARCHES = 8  # searches awaiting their answer (answered in order)
 MAX_PENDING_WHOIS = 16  # nicks whose WHOIS reply is awaited or under way
 # "<nick> <#chan> :text" numerics said in words: "bob is already on #a".
 NICK_ON_CHANNEL = {"441": "is not on", "443": "is already on"}  # ERR_USERNOTINCHANNEL, ..ONCHANNEL
+# Refusals of a NICK of ours: 431 none given, 432 erroneous, 433 in use, 436 collision,
+# 437 unavailable (for a nick: a channel's is about the channel), 438 changed too fast,
+# 447 InspIRCd's "cannot change nick while on #chan (+N)".
+NICK_ERRORS = frozenset({"431", "432", "433", "436", "437", "438", "447"})
 # IRCv3 reactions: a TAGMSG with these client tags (the reaction, the msgid reacted to).
 REACT_TAG = "+draft/react"
 REPLY_TAG = "+draft/reply"
@@ -282,6 +286,7 @@ class Session:
         self._nick_attempt = 0
         self._nick_taken = False  # the nick asked for was in use at this registration
         self._regain = NickRegain()  # getting it back later (client/regain.py)
+        self._nick_typed_in: Buffer | None = None  # where the last /nick was typed
         self._cap_ls: dict[str, str] = {}
         self._cap_negotiating = False
         self._sasl = SaslLogin(config, self)
@@ -1798,6 +1803,7 @@ class Session:
         """``/nick``: the user's choice; the fallback nick's own nick is not tried for
         any more."""
         self._stop_regain()
+        self._nick_typed_in = self.current
         self._send("NICK", nick)
 
     def _err_monlistfull(self, msg: Message, now: float) -> None:
@@ -1986,6 +1992,11 @@ class Session:
             # /invite was typed, not the nick's query.
             subject = p[2]
         buf = self._target_buffer(subject) if subject else self.current
+        if msg.command in NICK_ERRORS and not self.is_channel(subject):
+            # About our own NICK, not a conversation with that nick: said where /nick
+            # was typed, as irssi and WeeChat do, not in a query with that name.
+            typed = self._nick_typed_in
+            buf = typed if any(b is typed for b in self.buffers) else self.current
         if msg.params[1:2] == ["SEARCH"] and self._searches:
             self._searches.popleft()  # answered (421, say): no batch comes
         if msg.params[1:2] == ["CHATHISTORY"] and msg.command == N.ERR_UNKNOWNCOMMAND:

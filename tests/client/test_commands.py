@@ -504,3 +504,23 @@ def test_join_while_not_connected_joins_at_the_next_registration() -> None:
     assert [o for o in out if o.startswith("JOIN ")] == ["JOIN #a,#b,#t k1,k3"]  # keyed first
     feed(s, [":alice!~a@h JOIN #a"])
     assert s.current.name == "#a"  # switched to, as a /join does
+
+
+async def test_a_refused_nick_is_said_where_nick_was_typed_not_in_that_nicks_query(
+    server: RunningServer, clients: list[ChatClient]
+) -> None:
+    alice = ChatClient.start(server.port, "alice", ("#t",))
+    bobby = ChatClient.start(server.port, "bobby")
+    clients += [alice, bobby]
+    t = await alice.joined("#t")
+    await bobby.wait(lambda: bobby.session.registered, "bobby's registration")
+    bobby.conn.input("/msg alice hi")
+    await alice.wait(lambda: has_texts(alice.session.buffer("bobby"), ["hi"]), "the query")
+    query = alice.session.buffer("bobby")
+    assert query is not None
+    alice.conn.switch(t)
+    alice.conn.input("/nick bobby")
+    await alice.wait(lambda: any(ln.kind is Kind.ERROR for ln in t.lines), "the 433 in #t")
+    assert [ln.text for ln in t.lines if ln.kind is Kind.ERROR] == [
+        "bobby: Nickname is already in use"]  # fmt: skip
+    assert not [ln for ln in query.lines if ln.kind is Kind.ERROR]
