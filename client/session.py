@@ -1996,7 +1996,7 @@ class Session:
             # About our own NICK, not a conversation with that nick: said where /nick
             # was typed, as irssi and WeeChat do, not in a query with that name.
             typed = self._nick_typed_in
-            buf = typed if any(b is typed for b in self.buffers) else self.current
+            buf = next((b for b in self.buffers if b is typed), self.current)
         if msg.params[1:2] == ["SEARCH"] and self._searches:
             self._searches.popleft()  # answered (421, say): no batch comes
         if msg.params[1:2] == ["CHATHISTORY"] and msg.command == N.ERR_UNKNOWNCOMMAND:
