@@ -223,6 +223,11 @@ class Outbox:
             return buf.joined or (buf.rejoin and buf not in self._refused)
         return buf.kind is BufferKind.QUERY
 
+    def rejoin_refused(self, buf: Buffer) -> bool:
+        """The server refused ``buf``'s rejoin on this connection (a JOIN since is the
+        user's own)."""
+        return buf in self._refused
+
     def ready(self, buf: Buffer) -> bool:
         """A message to ``buf`` can be written now."""
         return self._s.registered and (buf.joined or buf.kind is not BufferKind.CHANNEL)

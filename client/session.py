@@ -2174,7 +2174,9 @@ class Session:
                 )
                 return
             self._autojoin_answered(name)
-            rejoin = buf.rejoin
+            # After a refused rejoin, a JOIN is a /join by hand, no reconnect: a join's
+            # history and no "Reconnected". (The next connection tries the rejoin again.)
+            rejoin = buf.rejoin and not self.outbox.rejoin_refused(buf)
             buf.joined = True
             buf.rejoin = False
             buf.members = {self.fold(nick): Member(nick, userhost=_source_userhost(msg))}

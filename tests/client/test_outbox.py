@@ -971,6 +971,35 @@ async def test_written_again_after_a_reconnect_it_moves_below_the_gap_fill(
         await relay.stop()
 
 
+async def test_a_join_by_hand_after_a_refused_rejoin_is_no_reconnect(
+    server: RunningServer, clients: list[ChatClient]
+) -> None:
+    bob = ChatClient.start(server.port, "bob", ("#t",))  # first in: the operator
+    clients.append(bob)
+    b_buf = await bob.joined("#t")
+    alice = ChatClient.start(server.port, "alice", ("#t",))
+    clients.append(alice)
+    a_buf = await alice.joined("#t")
+    alice.gate.close()
+    alice.conn.drop()
+    await asyncio.wait_for(alice.gate.waiting.wait(), DEADLINE)
+    await bob.wait(lambda: "alice" not in b_buf.members, "the server to notice")
+    bob.conn.switch(b_buf)
+    bob.conn.input("/mode +i")
+    await bob.wait(lambda: any("+i" in ln.text for ln in b_buf.lines), "+i")
+    alice.gate.open()
+    await alice.wait(lambda: any("#t: " in ln.text for ln in a_buf.lines
+                                 if ln.kind is Kind.ERROR), "the refused rejoin")  # fmt: skip
+    bob.conn.input("/invite alice")
+    await alice.wait(lambda: any("invites" in ln.text for ln in alice.session.server.lines
+                                 + alice.session.current.lines), "the invitation")  # fmt: skip
+    joins = sum(ln.kind is Kind.JOIN for ln in a_buf.lines)
+    alice.conn.input("/join #t")
+    await alice.joined("#t")
+    assert sum(ln.kind is Kind.JOIN for ln in a_buf.lines) == joins + 1
+    assert not [ln.text for ln in a_buf.lines if "Reconnected" in ln.text]
+
+
 # ---------------------------------------------------------------------- kicked, parted
 
 
