@@ -52,7 +52,7 @@ from .model import (
     Line,
     LineAdded,
 )
-from .multiline import Limits, WireLine
+from .multiline import LINE_BREAK, Limits, WireLine
 from .passwords import mask_message
 
 MAX_WAITING = 100  # messages on their way (not failed) in all; more are refused
@@ -216,6 +216,16 @@ class Outbox:
         waiting = (e for e in self._entries if e.step is not _Step.FAILED)
         return MAX_WAITING - sum(max(1, e.later) for e in waiting)
 
+    def refusal(self, text: str, pieces: list[Piece]) -> str:
+        """Why :meth:`add` did not take ``text`` (``pieces``): too much at once, or too
+        much waiting already."""
+        count = _count(pieces)
+        if count <= MAX_WAITING:
+            return "Not sent: too many messages are waiting to be sent"
+        what, how = ("this paste", "paste") if LINE_BREAK.search(text) else ("this text", "send")
+        return (f"Not sent: {what} makes {count} messages, more than the {MAX_WAITING} "
+                f"that can wait to be sent; {how} it in parts")  # fmt: skip
+
     def accepts(self, buf: Buffer) -> bool:
         """A message typed into ``buf`` can be taken (now or after the reconnect): a
         query, a channel we are in, or one the reconnect will rejoin."""
@@ -254,7 +264,7 @@ class Outbox:
     ) -> bool:
         """Take a message for ``target`` shown in ``buf``: ``pieces`` are its messages,
         one line each. False (nothing taken) when the outbox is full."""
-        if self._room() < sum(max(1, p.later) for p in pieces):
+        if self._room() < _count(pieces):
             return False
         kind = Kind.ACTION if action else Kind.NOTICE if command == "NOTICE" else Kind.MESSAGE
         for piece in pieces:
@@ -724,3 +734,8 @@ class Outbox:
 
 def _messages(count: int) -> str:
     return f"{count} message" + ("" if count == 1 else "s")
+
+
+def _count(pieces: list[Piece]) -> int:
+    """Messages ``pieces`` may make (one planned when written counts as the most)."""
+    return sum(max(1, p.later) for p in pieces)

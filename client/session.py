@@ -1131,7 +1131,7 @@ class Session:
         # control may hold it back), then shown as sent until a PONG vouches for it.
         if buf is not None:
             if not self.outbox.add(buf, command, target, pieces, now, action=action):
-                self.error("Not sent: too many messages are waiting to be sent", now)
+                self.error(self.outbox.refusal(text, pieces), now)
                 self.input_refused = True
             return
         for piece in pieces:  # (no buffer to show it in: none could be opened)

@@ -1000,6 +1000,29 @@ async def test_a_join_by_hand_after_a_refused_rejoin_is_no_reconnect(
     assert not [ln.text for ln in a_buf.lines if "Reconnected" in ln.text]
 
 
+async def test_a_paste_larger_than_the_outbox_says_so_not_that_messages_are_waiting(
+    clients: list[ChatClient],
+) -> None:
+    ircd = Ircd()  # no CAP, no draft/multiline: a message per line
+    port = await ircd.start()
+    try:
+        alice = ChatClient.start(port, "alice")
+        clients.append(alice)
+        await alice.wait(lambda: alice.session.registered, "registration")
+        ircd.send(":alice!a@h JOIN #t")
+        await alice.joined("#t")
+        alice.conn.switch("#t")
+        paste = "\n".join(f"big paste {i}" for i in range(1, 121))
+        assert alice.conn.input(paste) is False
+        assert alice.session.outbox.pending == 0
+        assert [ln.text for ln in alice.session.current.lines if ln.kind is Kind.ERROR] == [
+            f"Not sent: this paste makes 120 messages, more than the {MAX_WAITING} that "
+            "can wait to be sent; paste it in parts"]  # fmt: skip
+        assert not ircd.privmsgs()
+    finally:
+        await ircd.stop()
+
+
 # ---------------------------------------------------------------------- kicked, parted
 
 
