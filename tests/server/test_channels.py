@@ -369,6 +369,28 @@ async def test_topic_can_be_cleared(server: RunningServer) -> None:
     assert [m.command for m in await alice.sync()] == ["331"]
 
 
+async def test_a_topic_that_changes_nothing_is_not_broadcast(server: RunningServer) -> None:
+    alice = await server.client("alice")
+    bob = await server.client("bob")
+    await alice.join("#chan")
+    await bob.join("#chan")
+    await bob.sync()
+    # Clearing a channel that has no topic, as InspIRCd: no TOPIC to anyone.
+    assert await ask(alice, "TOPIC #chan :") == []
+    await alice.send("TOPIC #chan :same")
+    await bob.expect("TOPIC")
+    await alice.sync()
+    # Setting it again, by anyone, neither; nor does its setter change.
+    await alice.send("MODE #chan -t")
+    await alice.sync()
+    await bob.sync()
+    assert await ask(bob, "TOPIC #chan :same") == []
+    assert await ask(alice, "TOPIC #chan :same") == []
+    assert only(await bob.sync(), "TOPIC") == []
+    whotime = only(await ask(bob, "TOPIC #chan"), "333")
+    assert whotime[0].params[2] == mask(alice)
+
+
 async def test_topic_protected_needs_op_until_minus_t(server: RunningServer) -> None:
     alice = await server.client("alice")
     bob = await server.client("bob")

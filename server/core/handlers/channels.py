@@ -245,7 +245,12 @@ def handle_topic(core: ServerCore, client: Client, msg: Message) -> None:
     if "t" in channel.modes and not channel.is_op(client):
         core.reply(client, N.ERR_CHANOPRIVSNEEDED, channel.name, "You're not channel operator")
         return
-    channel.topic = truncate_utf8(msg.params[1], core.config.topiclen)
+    topic = truncate_utf8(msg.params[1], core.config.topiclen)
+    if topic == channel.topic:
+        # As on InspIRCd (Modern IRC leaves it open): nothing changed, nothing to tell,
+        # so clearing a channel without a topic is not shown as "removed the topic".
+        return
+    channel.topic = topic
     channel.topic_setter = client.mask
     channel.topic_time = int(core.clock())
     relay = core.new_relay(client, "TOPIC", [channel.name, channel.topic])
