@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from chat.servertime import format_time
 from server import VERSION
 from tests.conftest import RunningServer
+from tests.server.helpers import ask
 
 
 async def test_version_replies_351_then_isupport(server: RunningServer) -> None:
@@ -72,3 +75,12 @@ async def test_stats_m_counts_commands_and_u_uptime(server: RunningServer) -> No
     assert msgs[-1].params[1] == "u"
     await c.send("STATS x")
     assert [m.command for m in await c.sync()] == ["219"]
+
+
+@pytest.mark.parametrize("line", ["STATS", "STATS :"])
+async def test_stats_without_a_letter_is_461(server: RunningServer, line: str) -> None:
+    # Modern IRC: STATS <query> [<server>]; InspIRCd answers the same.
+    c = await server.client("alice")
+    msgs = await ask(c, line)
+    assert [(m.command, m.params) for m in msgs] == [
+        ("461", ["alice", "STATS", "Not enough parameters"])]

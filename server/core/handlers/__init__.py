@@ -81,7 +81,7 @@ COMMANDS: dict[str, tuple[Handler, int]] = {
     "TIME": (server_info.handle_time, 0),
     "ADMIN": (server_info.handle_admin, 0),
     "INFO": (server_info.handle_info, 0),
-    "STATS": (server_info.handle_stats, 0),
+    "STATS": (server_info.handle_stats, 1),  # Modern IRC: the query letter is required
     "LINKS": (server_info.handle_links, 0),
     "HELP": (help.handle_help, 0),
     "HELPOP": (help.handle_help, 0),

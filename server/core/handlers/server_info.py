@@ -82,7 +82,7 @@ def handle_info(core: ServerCore, client: Client, msg: Message) -> None:
 
 
 def handle_stats(core: ServerCore, client: Client, msg: Message) -> None:
-    letter = msg.params[0][:1] if msg.params and msg.params[0] else "*"
+    letter = msg.params[0][:1]
     if letter == "u":
         up = int(core.clock() - core.created)
         days, rest = divmod(up, 86400)
