@@ -135,6 +135,7 @@ def build(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
         tls=tls,
         tls_verify=server.tls_verify and not args.tls_no_verify,
         pacing=config.pacing(server),
+        register_timeout=config.connection_timeout,
     )
     connection = Connection(session, settings, sts=StsStore(sts_path()))
     return Setup(config, server, session, connection)

@@ -23,6 +23,7 @@ Example::
     smart_filter_minutes = 5            # smart: of nicks who spoke within this many minutes
     send_burst = 5                      # flood control: lines written at once...
     send_rate = 1.0                     # ...then lines a second (either 0: no pacing)
+    connection_timeout = 60             # seconds from connecting to the welcome (0: none)
     default_server = "home"
 
     [servers.home]
@@ -162,6 +163,7 @@ _TOP_KEYS = {
     "smart_filter_minutes",
     "send_burst",
     "send_rate",
+    "connection_timeout",
     "default_server",
     "servers",
     "colours",
@@ -229,6 +231,9 @@ class ClientConfig:
     # Flood control (client/pacing.py): lines at once, then lines a second; 0: off.
     send_burst: int = DEFAULT_BURST
     send_rate: float = DEFAULT_RATE
+    # Seconds from the TCP connection to the server's welcome before giving up on this
+    # connection (and retrying), as WeeChat's; 0: no limit.
+    connection_timeout: int = 60
     colours: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_COLOURS))
     nick_colours: tuple[str, ...] = DEFAULT_NICK_COLOURS
     keys: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_KEYS))
@@ -356,6 +361,7 @@ def parse(data: Mapping[str, Any], path: Path | None = None) -> ClientConfig:
         smart_filter_minutes=_int(data, "smart_filter_minutes", DEFAULT_MINUTES, 1, 1440),
         send_burst=_int(data, "send_burst", DEFAULT_BURST, 0, MAX_BURST),
         send_rate=_rate(data.get("send_rate", DEFAULT_RATE), "send_rate"),
+        connection_timeout=_int(data, "connection_timeout", 60, 0, 3600),
         colours=colours,
         nick_colours=nick_colours,
         keys=keys,

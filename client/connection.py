@@ -55,6 +55,10 @@ class ConnectionSettings:
     ping_interval: float = 30.0  # seconds between keepalive PINGs
     ping_timeout: float = 30.0  # no data for this long after a PING: the connection is dead
     connect_timeout: float = 20.0
+    # From the TCP connection to the server's welcome (001), as WeeChat's
+    # connection_timeout: a server that answers PINGs (or 451s) but never welcomes us
+    # keeps the keepalive content forever. 0: no limit.
+    register_timeout: float = 60.0
     backoff_base: float = 1.0
     backoff_cap: float = 60.0
     stable_after: float = 60.0  # a connection up this long resets the backoff
@@ -465,6 +469,7 @@ class Connection:
             asyncio.ensure_future(self._write_loop(writer)),
             asyncio.ensure_future(self._keepalive()),
             asyncio.ensure_future(self._quit_watch()),
+            asyncio.ensure_future(self._register_watch()),
         }
         reason = "connection lost"
         try:
@@ -538,6 +543,17 @@ class Connection:
             await asyncio.sleep(s.ping_timeout)
             if self._last_rx < sent:
                 return f"no reply from the server for {s.ping_timeout:g} s"
+
+    async def _register_watch(self) -> str:
+        """Ends the connection when the server has not welcomed us in time."""
+        timeout = self.settings.register_timeout
+        if timeout > 0:
+            try:
+                await self.wait_until(lambda: self.session.registered, timeout)
+            except TimeoutError:
+                return f"no welcome from the server {timeout:g} s after connecting"
+        await asyncio.get_running_loop().create_future()  # (registered: nothing to watch)
+        return ""
 
     async def _quit_watch(self) -> str:
         assert self._quit is not None

@@ -97,6 +97,13 @@ def test_flood_control_from_the_config(tmp_path: Path) -> None:
     assert lan.pacing is None and not lan.session.outbox.paced  # 0: every line at once
 
 
+def test_connection_timeout_from_the_config(tmp_path: Path) -> None:
+    assert cli.build(["irc.example"]).connection.settings.register_timeout == 60
+    conf = tmp_path / "c.toml"
+    conf.write_text("connection_timeout = 15\n", encoding="utf-8")
+    assert cli.build(["h", "--config", str(conf)]).connection.settings.register_timeout == 15
+
+
 def test_join_on_the_command_line_lands_in_the_first_channel(tmp_path: Path) -> None:
     conf = tmp_path / "c.toml"
     conf.write_text('nick = "alice"\n', encoding="utf-8")

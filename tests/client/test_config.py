@@ -106,6 +106,7 @@ def test_good_config(tmp_path: Path) -> None:
         ("events = 1", "events: expected one of"),
         ("smart_filter_minutes = 0", "smart_filter_minutes: expected an integer from 1 to 1440"),
         ("send_burst = -1", "send_burst: expected an integer from 0 to 1000"),
+        ("connection_timeout = -1", "connection_timeout: expected an integer from 0 to 3600"),
         ("send_burst = 2.5", "send_burst: expected an integer"),
         ('send_rate = "fast"', "send_rate: expected a number of lines a second from 0"),
         ("send_rate = -1", "send_rate: expected a number"),

@@ -337,6 +337,27 @@ async def test_a_server_that_does_not_let_us_in_is_shown_waiting(
         await ircd.stop()
 
 
+async def test_a_server_that_never_welcomes_us_is_given_up_and_retried(
+    clients: list[ChatClient],
+) -> None:
+    """It answers (here: a 451 to everything), so the keepalive sees traffic; without
+    a 001 within register_timeout the connection is ended, said, and made again."""
+    ircd = Ircd()
+    ircd.welcome = False
+    port = await ircd.start()
+    try:
+        alice = ChatClient.start(port, "alice", register_timeout=0.5)
+        clients.append(alice)
+        await ircd.wait(lambda: any(ln.startswith("USER") for ln in ircd.lines), "USER")
+        ircd.send(":srv 451 * :You have not registered")
+        await ircd.wait(lambda: len(ircd.writers) >= 2, "the retry")
+        said = [ln.text for ln in alice.session.server.lines if ln.kind is Kind.ERROR]
+        assert "Disconnected: no welcome from the server 0.5 s after connecting" in said
+        assert not alice.session.registered
+    finally:
+        await ircd.stop()
+
+
 async def test_retries_closed_before_the_welcome_add_no_disconnect_line_to_queries(
     clients: list[ChatClient],
 ) -> None:
