@@ -760,6 +760,12 @@ class ServerCore:
         self._pending_history[self._history_seq] = Pending(
             client.conn_id, kind, channel, label, playback
         )
+        if kind != "playback":
+            # Replies in the order of the commands: a PING sent after a CHATHISTORY (a
+            # client's "done" marker) was answered before it, and so was a later WHOIS.
+            # Not for a JOIN's playback: a bot that joins and talks at once would have
+            # its lines held, and past HELD_LINES disconnected for flooding.
+            self.hold_input(client)
         return self._history_seq
 
     def await_answer(
@@ -805,11 +811,15 @@ class ServerCore:
         self._release_unless_waiting(client)
 
     def _release_unless_waiting(self, client: Client) -> None:
-        """The client's held lines, unless it still waits for an answer or a nick claim."""
+        """The client's held lines, unless it still waits for an answer, a history read
+        or a nick claim."""
         conn_id = client.conn_id
         if any(entry[0] == conn_id for entry in self.pending_answers.values()):
             return
         if any(holder is client for holder in self.nick_pending.values()):
+            return
+        if any(pending.conn_id == conn_id and pending.kind != "playback"
+               for pending in self._pending_history.values()):
             return
         self._release_input(client)
 
@@ -841,6 +851,7 @@ class ServerCore:
         self.answer_later(
             client, pending.label, lambda: deliver_history(self, client, pending, rows, targets)
         )
+        self._release_unless_waiting(client)
 
     def emit(self, effect: Any) -> None:
         self._effects.append(effect)

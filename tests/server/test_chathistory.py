@@ -297,6 +297,28 @@ async def test_data_set_is_stored_as_received(server: RunningServer) -> None:
     assert ds.by_text("two").source == mask("bob")
 
 
+async def test_replies_come_in_the_order_of_the_commands(server: RunningServer) -> None:
+    """A history read is answered later than the commands after it used to be: a PING
+    sent after a CHATHISTORY (a client's "done" marker) was answered before the batch,
+    and so were a later WHOIS and a later request's FAIL."""
+    writer = await server.client("w")
+    await writer.send("JOIN #order")
+    await writer.send("PRIVMSG #order :one")
+    await writer.send("PRIVMSG #order :two")
+    await writer.sync()
+    reader = await server.client("r", CAPS)
+    await reader.send_raw(b"CHATHISTORY LATEST #order * 2\r\nPING :after-history\r\n"
+                          b"WHOIS w\r\nCHATHISTORY LATEST #nowhere * 2\r\n"
+                          b"PING :after-second\r\n")
+    seen = [(m.command, m.params[-1]) for m in await reader.collect_until("PONG")]
+    assert [c for c, _ in seen if c in ("BATCH", "PRIVMSG", "PONG")] == [
+        "BATCH", "PRIVMSG", "PRIVMSG", "BATCH", "PONG"]
+    later = await reader.collect_until("PONG")
+    commands = [m.command for m in later]
+    assert commands[0] == "311" and commands.index("318") < commands.index("FAIL")
+    assert later[-1].params[-1] == "after-second"
+
+
 async def test_event_playback_serves_tagmsg_as_members_received_it(
     server: RunningServer,
 ) -> None:
