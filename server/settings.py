@@ -554,7 +554,9 @@ def build_parser() -> argparse.ArgumentParser:
             "hashes made with --hash-password:\n\n"
             "    [opers]\n"
             '    alice = "scrypt$16384$8$1$..."\n\n'
-            "A relative motd path in the file is relative to the file's directory."
+            "Relative motd, tls_cert and tls_key paths in the file are relative to the\n"
+            "file's directory; relative db and ban_file paths (files the server writes), as\n"
+            "every path given as a flag or in the environment, to the working directory."
         ),
     )
     general = parser.add_argument_group("general")

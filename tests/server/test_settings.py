@@ -423,6 +423,19 @@ def test_motd_flag_relative_to_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert load_config([], {"CHAT_MOTD": "motd.txt"}).motd_lines == ("from cwd",)
 
 
+def test_state_paths_in_the_file_stay_relative_to_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As documented (README, --help): files the server writes follow the working
+    # directory; only the file's own inputs (motd, TLS) follow the file.
+    conf_dir = tmp_path / "etc"
+    conf_dir.mkdir()
+    path = write(conf_dir, 'db = "chat.db"\nban_file = "bans.json"\n')
+    monkeypatch.chdir(tmp_path)
+    config = load_config(["--config", str(path)], {})
+    assert (config.db, config.ban_file) == ("chat.db", "bans.json")
+
+
 def test_motd_directory_is_an_error(tmp_path: Path) -> None:
     message = config_error(["--motd", str(tmp_path)])
     assert "--motd" in message
