@@ -64,6 +64,9 @@ from .whowas import WhowasLog
 
 log = logging.getLogger("chat.server.core")
 
+# A joiner's output waits at most this long for its playback (a store that is slow
+# to answer); what comes later is appended to what was written meanwhile.
+PLAYBACK_HOLD_SECONDS = 5.0
 HELD_LINES = 64  # lines a client may send while its OPER or REHASH awaits its answer
 
 # Settings a running server cannot change: REHASH keeps the old value and says so.
@@ -211,6 +214,10 @@ class ServerCore:
         self.sts_port: int | None = None  # the bound TLS port, set by the transport (STS)
         self._history_seq = 0
         self._pending_history: dict[int, Pending] = {}
+        # Joiners whose playback is being read -> (since when, request id -> where in
+        # their output it goes): their output waits, so that what others said after
+        # the join comes after the playback of what they said before it.
+        self._playback_holds: dict[Client, tuple[float, dict[int, int]]] = {}
         self.bans = BanList(self.fold)  # K-/D-lines; the transport loads the saved ones
         self.limits = ConnectionLimits(
             config.max_clients, config.max_per_host, config.throttle_burst, config.throttle_rate
@@ -331,6 +338,9 @@ class ServerCore:
         now = self.clock()
         cfg = self.config
         self._release_flooded(now)
+        for client, (since, _marks) in list(self._playback_holds.items()):
+            if now - since >= PLAYBACK_HOLD_SECONDS:  # a slow store: live output goes on
+                self._release_output(client)
         self.limits.expire(now)
         self.account_rate.expire(now)
         self.memo_rate.expire(now)
@@ -452,6 +462,13 @@ class ServerCore:
     def take_output(self) -> list[Client]:
         dirty = self._dirty
         self._dirty = []
+        if self._playback_holds:
+            holds = self._playback_holds
+            for client in [c for c in holds if c.closing is not None]:
+                del holds[client]  # its ERROR and the close go now, playback or not
+                if client not in dirty:
+                    dirty.append(client)
+            dirty = [c for c in dirty if c not in holds]
         return dirty
 
     def has_work(self) -> bool:
@@ -760,6 +777,9 @@ class ServerCore:
         self._pending_history[self._history_seq] = Pending(
             client.conn_id, kind, channel, label, playback
         )
+        if kind == "playback":
+            hold = self._playback_holds.setdefault(client, (self.clock(), {}))
+            hold[1][self._history_seq] = len(client.out)
         if kind != "playback":
             # Replies in the order of the commands: a PING sent after a CHATHISTORY (a
             # client's "done" marker) was answered before it, and so was a later WHOIS.
@@ -848,10 +868,54 @@ class ServerCore:
         client = self.clients.get(pending.conn_id)
         if client is None or client.closing is not None:
             return
-        self.answer_later(
-            client, pending.label, lambda: deliver_history(self, client, pending, rows, targets)
-        )
+        hold = self._playback_holds.get(client)
+        mark = hold[1].pop(request_id, None) if hold is not None else None
+        if hold is None or mark is None:
+            self.answer_later(
+                client, pending.label,
+                lambda: deliver_history(self, client, pending, rows, targets),
+            )
+        else:
+            self._deliver_playback(client, hold[1], mark, pending, rows)
         self._release_unless_waiting(client)
+
+    def _deliver_playback(
+        self,
+        client: Client,
+        marks: dict[int, int],
+        mark: int,
+        pending: Pending,
+        rows: list[StoredMessage] | None,
+    ) -> None:
+        """A joiner's playback, put in its held output where the join left off, before
+        what others said since; its output goes once no playback is being read."""
+        captured: list[bytes] = []
+        asked = self._history_seq
+        self._capture_client, self._capture = client, captured
+        try:
+            deliver_history(self, client, pending, rows, None)
+        finally:
+            self._capture_client, self._capture = None, None
+        client.out[mark:mark] = captured
+        for request_id, later in marks.items():
+            if later >= mark:
+                marks[request_id] = later + len(captured)
+        if self._history_seq != asked and self._pending_history[self._history_seq].kind == (
+            "playback"
+        ):
+            marks[self._history_seq] = mark + len(captured)  # its second read (events)
+        if not marks:
+            self._release_output(client)
+
+    def output_held(self, client: Client) -> bool:
+        """Whether ``client``'s output waits for its join playback (``take_output``)."""
+        return client in self._playback_holds
+
+    def _release_output(self, client: Client) -> None:
+        """Let the transport write a joiner's held output."""
+        self._playback_holds.pop(client, None)
+        if client.out and client not in self._dirty:
+            self._dirty.append(client)
 
     def emit(self, effect: Any) -> None:
         self._effects.append(effect)
@@ -1222,6 +1286,7 @@ class ServerCore:
         if client.monitoring is not None:
             self.monitor.clear(client)
         self._flooded.pop(client, None)
+        self._playback_holds.pop(client, None)
         self.snotice_users.pop(client, None)
         if client.account is not None:
             self.set_account(client, None)

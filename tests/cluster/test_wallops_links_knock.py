@@ -123,8 +123,9 @@ async def test_knock_reaches_operators_on_the_other_node(cluster: Cluster) -> No
 
 
 def make_core(node: str) -> ServerCore:
-    config = ServerConfig(
-        name=f"{node}.chat.local", cluster=True, node_id=node, redis="redis://x", flood_burst=0
+    config = ServerConfig(  # (no join playback: nothing here answers history reads)
+        name=f"{node}.chat.local", cluster=True, node_id=node, redis="redis://x", flood_burst=0,
+        history_playback=0,
     )
     return ServerCore(config, clock=lambda: 1000.0)
 

@@ -291,6 +291,7 @@ def test_any_lines_before_registration(lines: list[bytes]) -> None:
     with h:
         alice = h.register("alice")
         h.send_line(alice, "JOIN #chan")
+        h.answer_all_history()  # (the join's playback: its output waits for it)
         stranger = h.connect("198.51.100.9")
         for line in lines:
             h.send(stranger, line + b"\r\n")

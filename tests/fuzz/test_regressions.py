@@ -252,6 +252,7 @@ def test_replies_echoing_an_overlong_name_fit_512_bytes(command: str) -> None:
         nick = "z" * 30
         alice = h.register(nick)
         h.send_line(alice, "JOIN #c")
+        h.answer_all_history()  # (the join's playback: its output waits for it)
         got = h.send_line(alice, command)
         assert got[alice]
         for line in got[alice]:

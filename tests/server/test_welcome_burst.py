@@ -160,6 +160,7 @@ def test_lusers_follows_modes_quits_and_unregistered_connections() -> None:
         h.send_line(bob, "OPER root hunter2")
         h.send_line(bob, "MODE bob +i")
         h.send_line(carol, "JOIN #room")
+        h.answer_all_history()  # (the join's playback: its output waits for it)
         assert recount(h.core) == h.core.counts
         assert h.core.counts.invisible == 2 and h.core.counts.opers == 1
 
@@ -190,6 +191,7 @@ def test_a_quit_nobody_sees_is_not_relayed() -> None:
         b, _ = register(h, "b")
         h.send_line(a, "JOIN #x")
         h.send_line(b, "JOIN #x")
+        h.answer_all_history()  # (the joins' playback: their output waits for it)
         quitter = h.client(a)
         assert quitter is not None
         got = h.send_line(a, "QUIT :bye")
