@@ -43,7 +43,7 @@ from server.transport.ops import (
     open_account_store,
     read_account_state,
     rehash,
-    reload,
+    reload_on_signal,
     restore_bans,
     snapshot,
     start_metrics,
@@ -473,7 +473,7 @@ async def serve_until_signalled(config: ServerConfig, reloader: Reloader | None 
         loop.add_signal_handler(sig, stop.set)
 
     def on_hup() -> None:
-        reload(server.core, reloader)
+        reload_on_signal(server.core, reloader)
         server.schedule_flush()
 
     loop.add_signal_handler(signal.SIGHUP, on_hup)

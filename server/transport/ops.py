@@ -359,6 +359,14 @@ def reload(core: ServerCore, reloader: Reloader | None) -> str | None:
     return None
 
 
+def reload_on_signal(core: ServerCore, reloader: Reloader | None) -> None:
+    """SIGHUP: reload, told to the operators with +s as an operator's REHASH is."""
+    core.snotice("Rehashing the server configuration (SIGHUP)")
+    error = reload(core, reloader)
+    if error is not None:  # nobody asked, so nobody else would hear of it
+        core.snotice(f"Rehash failed, old config kept: {error}")
+
+
 def rehash(core: ServerCore, reloader: Reloader | None, effect: Rehash) -> None:
     """An operator's REHASH: reload, then answer naming the file re-read (382)."""
     error = reload(core, reloader)

@@ -108,7 +108,7 @@ from server.transport.ops import (
     load_account_state,
     open_account_store,
     rehash,
-    reload,
+    reload_on_signal,
     restore_bans,
     snapshot,
     start_metrics,
@@ -549,7 +549,7 @@ class SelectServer:
         self._ticker = self.call_later(TICK_SECONDS, self._tick)
         if self._reload_requested:
             self._reload_requested = False
-            reload(self.core, self.reloader)
+            reload_on_signal(self.core, self.reloader)
         self.core.tick()
         if self.history is not None and time.monotonic() >= self._next_prune:
             self._next_prune = time.monotonic() + PRUNE_INTERVAL

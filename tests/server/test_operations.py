@@ -251,14 +251,24 @@ async def test_sighup_reloads_without_dropping_connections(tmp_path: Path, backe
     try:
         stay = await IRCTestClient.open(p.port)
         await stay.register("stay")
+        await stay.send("OPER root pw")  # +os: told of the reload, as of a REHASH
+        await stay.expect("381")
         write_config(conf, "after hup", oper_hash)
         os.kill(p.proc.pid, signal.SIGHUP)
+        notice = await stay.expect("NOTICE")
+        assert notice.params[-1] == "*** Notice -- Rehashing the server configuration (SIGHUP)"
         deadline = time.monotonic() + 10
         attempt = 0
         while await motd_of(p.port, f"u{attempt}") != ["- after hup"]:
             assert time.monotonic() < deadline, "SIGHUP did not reload the MOTD"
             attempt += 1
             await asyncio.sleep(0.1)
+        # A bad file: the old config stays, and the operators hear why.
+        conf.write_text("port = 'not a number'\n")
+        os.kill(p.proc.pid, signal.SIGHUP)
+        await stay.expect("NOTICE")
+        failed = await stay.expect("NOTICE")
+        assert failed.params[-1].startswith("*** Notice -- Rehash failed, old config kept: ")
         await stay.sync()
         await stay.close()
     finally:
