@@ -946,7 +946,7 @@ def _merge_bans(core: ServerCore, snap: Event) -> None:
 
 
 def _on_bye(core: ServerCore, event: Event) -> None:
-    node_gone(core, str(event["n"]), "*.net *.split")
+    node_gone(core, str(event["n"]), "*.net *.split", stored=True)
 
 
 _HANDLERS = {
@@ -987,12 +987,22 @@ _HANDLERS = {
 # ---------------------------------------------------------------------- resync
 
 
-def node_gone(core: ServerCore, node: str, reason: str) -> None:
+def node_gone(core: ServerCore, node: str, reason: str, *, stored: bool = False) -> None:
+    """``node`` stopped or died: its users quit here. Their QUITs are kept in the
+    channels' history by one surviving node (the lowest id this node knows of), unless
+    the node ``stored`` them itself (a graceful stop keeps its users' QUITs)."""
     gone = [c for uid, c in core.remote.items() if _node_of(uid) == node]
     if gone:
         log.warning("node %s is gone: %d users quit", node, len(gone))
+    others = [n for n in _state(core).seen_g if n != node]
+    # (Two nodes that see the cluster differently may both keep them: a QUIT twice in
+    # history is better than none, which left a rejoining user's playback no departure.)
+    keep = not stored and core.node_id <= min(others, default=core.node_id)
     for client in gone:
-        _quit_remote(core, client, reason, None)
+        relay = core.new_relay(client, "QUIT", [reason])
+        if keep:
+            core.on_channel_event(client.channels.values(), client.mask, relay, reason)
+        _quit_remote(core, client, reason, relay)
     state = _state(core)
     state.seen_g.pop(node, None)
     state.heard_ms.pop(node, None)

@@ -346,6 +346,33 @@ def test_a_message_missed_in_a_channel_with_none_seen_yet_is_recovered(
     assert output(b, 1) == b""
 
 
+def test_the_quits_of_a_dead_node_are_kept_once_by_the_lowest_survivor() -> None:
+    """A node that died kept no QUIT rows for its users (a graceful stop does): members
+    saw them quit, history did not, and a returning user's playback found no departure
+    and repeated what it had seen. The surviving node with the lowest id keeps them."""
+    from server.core.history import StoreMessage
+
+    a, b = two_nodes_in_a_channel()  # b knows alice, in #c
+    c = make_core("c")
+    c.remote_snapshot(a.cluster_snapshot())
+    c.remote_snapshot(b.cluster_snapshot())
+    b.remote_snapshot(c.cluster_snapshot())
+    b.take_effects()
+    c.take_effects()
+    b.remote_node_gone("a")
+    kept = [e.message for e in b.take_effects() if isinstance(e, StoreMessage)]
+    assert [(m.command, m.target, m.text) for m in kept] == [("QUIT", "#c", "*.net *.split")]
+    assert kept[0].source.startswith("alice!")
+    assert b"QUIT :*.net *.split" in output(b, 1)  # as the members saw it
+    c.remote_node_gone("a")
+    assert not [e for e in c.take_effects() if isinstance(e, StoreMessage)]  # b keeps them
+    # A graceful stop: the node kept its users' QUITs itself.
+    a2, b2 = two_nodes_in_a_channel()
+    b2.remote_event({"k": "bye", "n": "a", "e": a2.cluster_snapshot()["e"]})
+    assert b"QUIT" in output(b2, 1)
+    assert not [e for e in b2.take_effects() if isinstance(e, StoreMessage)]
+
+
 def test_a_node_restarted_under_its_id_is_heard_again() -> None:
     """Restarted within --cluster-dead-after under the same id, a node's counters start
     again: its events used to be dropped as duplicates and its snapshot as stale, for

@@ -927,6 +927,45 @@ async def test_a_node_restarted_at_once_under_its_id_is_heard_again(cluster: Clu
         await c.close()
 
 
+async def test_a_crashed_nodes_users_quit_in_history_and_a_returning_user_sees_only_news(
+    cluster: Cluster,
+) -> None:
+    """A node killed: its users' QUITs, which the others' members saw, were kept by
+    nobody, and a user coming back (elsewhere, or to the restarted node) was replayed
+    what it had seen live, its departure unknown. The surviving node keeps them."""
+    p1 = cluster.start("n1")
+    p2 = cluster.start("n2")
+    watcher = await connect(p1, "watcher", ["batch", "server-time", "message-tags",
+                                            "draft/chathistory", "draft/event-playback"])
+    await watcher.join("#crash")
+    frank = await connect(p2, "frank")
+    await frank.join("#crash")
+    await watcher.expect("JOIN", lambda m: (m.source or "").startswith("frank!"))
+    await watcher.send("PRIVMSG #crash :seen by frank")
+    await frank.expect("PRIVMSG", lambda m: m.params[-1] == "seen by frank")
+    await asyncio.to_thread(cluster.stop, "n2", announce=False)  # a crash: no bye
+    quit_ = await watcher.expect("QUIT", lambda m: (m.source or "").startswith("frank!"),
+                                 timeout=10)  # fmt: skip
+    await watcher.send("PRIVMSG #crash :said while frank was away")
+    await watcher.send("CHATHISTORY LATEST #crash * 10")
+    rows = await watcher.collect_until("BATCH", timeout=5)
+    rows += await watcher.collect_until("BATCH", timeout=5)
+    # The QUIT as members here saw it. (This stop, unlike kill -9, also runs n2's
+    # shutdown, which keeps a QUIT of its own, "Server shutting down".)
+    assert quit_.tags["msgid"] in [m.tags.get("msgid") for m in rows if m.command == "QUIT"]
+    back = await IRCTestClient.open(p1)  # the same user@host, on the surviving node
+    await back.send("NICK frank_")  # (frank's lease may outlive n2 by a moment)
+    await back.send("USER frank 0 * :Frank again")
+    await back.collect_until("376", "422")
+    await back.send("JOIN #crash")
+    played = [m.params[-1] for m in await back.collect_until("366")]
+    played += [m.params[-1] for m in await back.collect_until(
+        "NOTICE", lambda m: "said while frank was away" in m.params[-1], timeout=5)]
+    assert not any("seen by frank" in text for text in played)
+    for c in (watcher, back):
+        await c.close()
+
+
 async def channel_history(c: IRCTestClient, channel: str) -> list[str]:
     await c.send(f"CHATHISTORY LATEST {channel} * 50")
     lines = await c.collect_until("BATCH", timeout=5)
