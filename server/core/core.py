@@ -780,7 +780,7 @@ class ServerCore:
         if kind == "playback":
             hold = self._playback_holds.setdefault(client, (self.clock(), {}))
             hold[1][self._history_seq] = len(client.out)
-        if kind != "playback":
+        else:
             # Replies in the order of the commands: a PING sent after a CHATHISTORY (a
             # client's "done" marker) was answered before it, and so was a later WHOIS.
             # Not for a JOIN's playback: a bot that joins and talks at once would have
