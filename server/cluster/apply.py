@@ -764,9 +764,9 @@ def _on_msg(core: ServerCore, event: Event) -> None:
     if status:
         allowed = "o" if "+" not in status else "ov"
         members = [m for m, modes in channel.members.items() if any(c in modes for c in allowed)]
-        core.fan_out(members, relay, need_cap=need_cap)
+        core.fan_out(core.not_played(members, relay.msgid), relay, need_cap=need_cap)
     else:
-        core.fan_out(channel.members, relay, need_cap=need_cap)
+        core.fan_out(core.not_played(channel.members, relay.msgid), relay, need_cap=need_cap)
 
 
 def _on_stale(core: ServerCore, event: Event) -> None:

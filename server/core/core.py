@@ -67,6 +67,9 @@ log = logging.getLogger("chat.server.core")
 # A joiner's output waits at most this long for its playback (a store that is slow
 # to answer); what comes later is appended to what was written meanwhile.
 PLAYBACK_HOLD_SECONDS = 5.0
+# Cluster: how long after a join its playback and another node's live messages are
+# told apart by msgid (an event in flight takes milliseconds).
+JOINER_MSGIDS_SECONDS = 10.0
 HELD_LINES = 64  # lines a client may send while its OPER or REHASH awaits its answer
 
 # Settings a running server cannot change: REHASH keeps the old value and says so.
@@ -218,6 +221,10 @@ class ServerCore:
         # their output it goes): their output waits, so that what others said after
         # the join comes after the playback of what they said before it.
         self._playback_holds: dict[Client, tuple[float, dict[int, int]]] = {}
+        # Cluster: joiner -> (since when, msgids of channel messages it was sent since it
+        # joined): another node's message stored before the join but heard after it was
+        # in the playback and came live as well (shown twice).
+        self._joiner_msgids: dict[Client, tuple[float, set[str]]] = {}
         self.bans = BanList(self.fold)  # K-/D-lines; the transport loads the saved ones
         self.limits = ConnectionLimits(
             config.max_clients, config.max_per_host, config.throttle_burst, config.throttle_rate
@@ -341,6 +348,9 @@ class ServerCore:
         for client, (since, _marks) in list(self._playback_holds.items()):
             if now - since >= PLAYBACK_HOLD_SECONDS:  # a slow store: live output goes on
                 self._release_output(client)
+        for client, (since, _ids) in list(self._joiner_msgids.items()):
+            if now - since >= JOINER_MSGIDS_SECONDS:
+                del self._joiner_msgids[client]
         self.limits.expire(now)
         self.account_rate.expire(now)
         self.memo_rate.expire(now)
@@ -780,6 +790,8 @@ class ServerCore:
         if kind == "playback":
             hold = self._playback_holds.setdefault(client, (self.clock(), {}))
             hold[1][self._history_seq] = len(client.out)
+            if self.cluster:
+                self._joiner_msgids.setdefault(client, (self.clock(), set()))
         else:
             # Replies in the order of the commands: a PING sent after a CHATHISTORY (a
             # client's "done" marker) was answered before it, and so was a later WHOIS.
@@ -868,6 +880,10 @@ class ServerCore:
         client = self.clients.get(pending.conn_id)
         if client is None or client.closing is not None:
             return
+        joined = self._joiner_msgids.get(client)
+        if joined is not None and rows and pending.kind == "playback":
+            rows = [row for row in rows if row.msgid not in joined[1]]  # came live already
+            joined[1].update(row.msgid for row in rows)
         hold = self._playback_holds.get(client)
         mark = hold[1].pop(request_id, None) if hold is not None else None
         if hold is None or mark is None:
@@ -906,6 +922,22 @@ class ServerCore:
             marks[self._history_seq] = mark + len(captured)  # its second read (events)
         if not marks:
             self._release_output(client)
+
+    def not_played(self, members: Iterable[Client], msgid: str) -> Iterable[Client]:
+        """Cluster: ``members`` less the joiners whose playback had ``msgid`` (the others
+        who just joined are noted as sent it, so that their playback will not)."""
+        joiners = self._joiner_msgids
+        if not joiners:
+            return members
+        live: list[Client] = []
+        for member in members:
+            joined = joiners.get(member)
+            if joined is not None:
+                if msgid in joined[1]:
+                    continue
+                joined[1].add(msgid)
+            live.append(member)
+        return live
 
     def output_held(self, client: Client) -> bool:
         """Whether ``client``'s output waits for its join playback (``take_output``)."""
@@ -1287,6 +1319,7 @@ class ServerCore:
             self.monitor.clear(client)
         self._flooded.pop(client, None)
         self._playback_holds.pop(client, None)
+        self._joiner_msgids.pop(client, None)
         self.snotice_users.pop(client, None)
         if client.account is not None:
             self.set_account(client, None)

@@ -373,6 +373,36 @@ def test_the_quits_of_a_dead_node_are_kept_once_by_the_lowest_survivor() -> None
     assert not [e for e in b2.take_effects() if isinstance(e, StoreMessage)]
 
 
+@pytest.mark.parametrize("first", ["playback", "event"])
+def test_a_message_in_flight_at_a_join_reaches_the_joiner_once(first: str) -> None:
+    """Another node's message stored just before a join here but heard just after it
+    was both in the joiner's playback and delivered live: shown twice."""
+    from server.core.history import HistoryRequest, StoreMessage
+
+    a, b = two_nodes_in_a_channel()  # b knows alice, in #c
+    register(b, 2, "carol")
+    b.take_effects()
+    a.data_received(1, b"PRIVMSG #c :in flight\r\n")
+    effects = a.take_effects()
+    event = next(e.event for e in effects if isinstance(e, Publish))
+    m = next(e.message for e in effects if isinstance(e, StoreMessage))
+    row = StoredMessage(m.target, 1, m.msgid, m.time_ms, m.source, m.command, m.channel,
+                        m.text, m.tags)
+    b.data_received(2, b"JOIN #c\r\n")
+    request = next(e for e in b.take_effects() if isinstance(e, HistoryRequest))
+    if first == "playback":
+        b.history_ready(request.request_id, rows=[row])
+        b.remote_event(event)
+    else:
+        b.remote_event(event)
+        b.history_ready(request.request_id, rows=[row])
+    assert output(b, 2).count(b"in flight") == 1
+    assert output(b, 1).count(b"in flight") == 1  # bob, in the channel all along
+    a.data_received(1, b"PRIVMSG #c :after\r\n")
+    relay_events(a, b)
+    assert output(b, 2).count(b"after") == 1
+
+
 def test_a_node_restarted_under_its_id_is_heard_again() -> None:
     """Restarted within --cluster-dead-after under the same id, a node's counters start
     again: its events used to be dropped as duplicates and its snapshot as stale, for
