@@ -207,6 +207,7 @@ class AsyncioServer:
         now = self.loop.time()
         self.stats.loop_lag = max(0.0, now - self._tick_due)
         self.stats.heartbeat = time.monotonic()
+        self.stats.tls_failures.tick()
         self.core.tick()
         self.flush()
         if self.history is not None and self.loop.time() >= self._next_prune:

@@ -93,14 +93,19 @@ class HandshakeFailures:
 
     def failed(self, ip: str, exc: BaseException | None) -> None:
         self.count += 1
-        now = self._clock()
-        if now - self._window >= 60.0:
-            if self._quiet:
-                log.info("%d more TLS handshakes failed in the last minute (not logged)",
-                         self._quiet)
-            self._window, self._logged, self._quiet = now, 0, 0
+        self.tick()
         if self._logged >= LOG_PER_MINUTE:
             self._quiet += 1
             return
         self._logged += 1
         log.info("TLS handshake from %s failed: %s", ip, describe(exc))
+
+    def tick(self) -> None:
+        """Once a second (the transport's timer) and at each failure: a minute over, the
+        count of those not logged in it is, and a new minute starts."""
+        now = self._clock()
+        if now - self._window < 60.0:
+            return
+        if self._quiet:
+            log.info("%d more TLS handshakes failed in that minute (not logged)", self._quiet)
+        self._window, self._logged, self._quiet = now, 0, 0

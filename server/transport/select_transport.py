@@ -545,6 +545,7 @@ class SelectServer:
         now = time.monotonic()
         self.stats.loop_lag = max(0.0, now - self._tick_due)
         self.stats.heartbeat = now
+        self.stats.tls_failures.tick()
         self._tick_due = now + TICK_SECONDS
         self._ticker = self.call_later(TICK_SECONDS, self._tick)
         if self._reload_requested:
