@@ -312,7 +312,10 @@ class AsyncioServer:
                 lambda: IRCProtocol(self, secure=True), sock, ssl=tls,
                 ssl_handshake_timeout=max(deadline - self.loop.time(), 0.1),
             )
-        except Exception as exc:  # (not a cancellation: the server is stopping)
+        except asyncio.CancelledError:  # the server is stopping
+            sock.close()
+            raise
+        except Exception as exc:
             self.stats.tls_failures.failed(ip, exc)
             sock.close()  # (a no-op once its transport closed it)
 
