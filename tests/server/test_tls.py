@@ -610,6 +610,23 @@ async def test_failed_handshakes_are_logged_with_their_reason_and_counted(
     assert any("does not trust our certificate" in line for line in said)
 
 
+async def test_a_handshake_under_way_is_closed_when_the_server_stops(
+    backend: str, pki: PKI, tmp_path: Path
+) -> None:
+    running = start_server(tls_config(pki, tls_handshake_timeout=60.0), backend,
+                           db=str(tmp_path / "h.db"))
+    try:
+        silent = socket.create_connection(("127.0.0.1", tls_port(running)), timeout=10)
+        await asyncio.sleep(0.2)  # accepted: its handshake waits for a first byte
+    finally:
+        running.handle.stop()
+    try:
+        took = await asyncio.to_thread(wait_eof, silent, 10.0)
+        assert took < 10.0  # closed by the stop, not left open
+    finally:
+        silent.close()
+
+
 def test_failed_handshakes_are_logged_at_most_twenty_a_minute(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
