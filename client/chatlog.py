@@ -21,19 +21,30 @@ time and nick and the others below it, indented under the text:
 Our own messages are written once, when the server confirms them (their echo, or the
 history after a reconnect; at once on a server without echo-message), never while
 pending; one that failed was not said, and is not written.
+
+The file follows the pane's order, the time order: a buffer's lines are held while its
+history is loading (the join's, the gap fill after a reconnect, PageUp) and while a
+message of ours in it waits for its echo, then written merged by time (our message
+where the pane shows it: a 301 answering it comes after it). Never for long: what is
+held is written when the load ends or fails, after HOLD_SECONDS, and on ``close``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 from .model import (
     Buffer,
+    BufferClosed,
     BufferKind,
     Delivery,
     DeliveryChanged,
@@ -50,6 +61,7 @@ log = logging.getLogger("chat.client.chatlog")
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 OPEN_FILES = 32  # least recently written files are closed beyond this
 SEEN_IDS = 2000  # msgids remembered per file for this run
+HOLD_SECONDS = 5.0  # a buffer's lines are held at most this long (history that never comes)
 _UNSAFE = re.compile(r"[^\w#&+.-]")
 _EVENT_KINDS = frozenset({Kind.JOIN, Kind.PART, Kind.QUIT, Kind.KICK, Kind.NICK, Kind.TOPIC,
                           Kind.MODE, Kind.INFO, Kind.ERROR})
@@ -133,13 +145,42 @@ class _File:
         return True
 
 
+@dataclass
+class _Held:
+    """One line held back: ``text`` None while it is our message awaiting its echo."""
+
+    time: float  # where the pane has it
+    text: str | None
+    pending: Line | None = None
+
+
+@dataclass
+class _Hold:
+    name: str
+    entry: _File
+    deadline: float
+    lines: list[_Held] = field(default_factory=list)
+    timer: asyncio.TimerHandle | None = None
+
+    def waiting(self) -> bool:
+        return any(held.text is None for held in self.lines)
+
+
 class ChatLog:
     """Subscribe ``handle`` to a connection's events; ``close`` at exit."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(
+        self,
+        root: Path,
+        hold_seconds: float = HOLD_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.root = root
+        self.hold_seconds = hold_seconds
+        self._clock = clock
         self._files: dict[str, _File] = {}
         self._open: OrderedDict[str, TextIO] = OrderedDict()
+        self._holds: dict[Buffer, _Hold] = {}
         self.failed = False  # a write failed: logging stopped (said once in the log)
 
     def handle(self, event: object) -> None:
@@ -148,21 +189,82 @@ class ChatLog:
         buffer = getattr(event, "buffer", None)
         if buffer is not None and buffer.kind is BufferKind.SEARCH:
             return  # search results: old messages, logged (if at all) where they were said
-        if isinstance(event, LineAdded | DeliveryChanged):
-            if event.line.delivery is Delivery.DELIVERED:  # not pending, not failed
-                self._write(event.buffer, [event.line], history=False)
+        if isinstance(event, LineAdded):
+            self._added(event.buffer, event.line)
+        elif isinstance(event, DeliveryChanged):
+            self._delivered(event)
         elif isinstance(event, HistoryAdded) and event.lines:
             self._write(event.buffer, list(event.lines), history=True)
         elif isinstance(event, LineRedacted):
-            name, entry = self._file(event.buffer)
-            self._append(name, entry, [format_redaction(event) + "\n"])
+            self._put(event.buffer, event.time, [format_redaction(event) + "\n"])
         elif isinstance(event, LineReacted):
             self._reaction(event)
+        self._release(closed=event.buffer if isinstance(event, BufferClosed) else None)
 
     def close(self) -> None:
+        self._release(everything=True)
         for handle in self._open.values():
             handle.close()
         self._open.clear()
+
+    def _added(self, buffer: Buffer, line: Line) -> None:
+        if line.delivery is Delivery.DELIVERED:
+            self._write(buffer, [line], history=False)
+        elif line.delivery is Delivery.PENDING and not line.note:
+            # About to be written: its echo replaces it in place, above what comes
+            # meanwhile. (One "not sent yet" moves to the bottom when it is written.)
+            self._hold(buffer).lines.append(_Held(line.time, None, line))
+
+    def _delivered(self, event: DeliveryChanged) -> None:
+        hold = self._holds.get(event.buffer)
+        held = next((h for h in hold.lines if h.pending is event.old), None) if hold else None
+        if hold is None or held is None:
+            if event.line.delivery is Delivery.DELIVERED:
+                self._write(event.buffer, [event.line], history=False)
+            return
+        if event.line.delivery is Delivery.PENDING:
+            held.pending = event.line
+        elif event.line.delivery is Delivery.FAILED:
+            hold.lines.remove(held)
+        else:
+            held.pending = None
+            held.text = "".join(self._lines(hold.entry, [event.line], history=False))
+
+    def _hold(self, buffer: Buffer) -> _Hold:
+        hold = self._holds.get(buffer)
+        if hold is None:
+            name, entry = self._file(buffer)
+            hold = self._holds[buffer] = _Hold(name, entry, self._clock() + self.hold_seconds)
+            with contextlib.suppress(RuntimeError):  # (no loop: the next event or close)
+                loop = asyncio.get_running_loop()
+                hold.timer = loop.call_later(self.hold_seconds, self._release)
+        return hold
+
+    def _put(self, buffer: Buffer, when: float, out: list[str]) -> None:
+        """Append ``out`` (lines at time ``when``), or hold it while the buffer is held."""
+        if not out:
+            return
+        if buffer in self._holds or buffer.history_loading:
+            self._hold(buffer).lines.append(_Held(when, "".join(out)))
+        else:
+            name, entry = self._file(buffer)
+            self._append(name, entry, out)
+
+    def _release(self, *, everything: bool = False, closed: Buffer | None = None) -> None:
+        """Write the holds that are over: their history came (or failed), our messages
+        in them were answered, the buffer was closed, or they were held too long."""
+        now = self._clock()
+        for buffer, hold in list(self._holds.items()):
+            over = not buffer.history_loading and not hold.waiting()
+            if not (everything or over or now >= hold.deadline or buffer is closed):
+                continue
+            del self._holds[buffer]
+            if hold.timer is not None:
+                hold.timer.cancel()
+            ordered = sorted(hold.lines, key=lambda held: held.time)  # (stable)
+            if not self.failed:
+                self._append(hold.name, hold.entry,
+                             [held.text for held in ordered if held.text is not None])
 
     def _file(self, buffer: Buffer) -> tuple[str, _File]:
         name = "server" if buffer.kind is BufferKind.SERVER else safe_name(buffer.name)
@@ -172,15 +274,26 @@ class ChatLog:
         return name, entry
 
     def _reaction(self, event: LineReacted) -> None:
-        name, entry = self._file(event.buffer)
+        _, entry = self._file(event.buffer)
         if not event.removed and event.msgid is not None and not entry.first_sight(event.msgid):
             return  # written already
         if event.history and not event.removed and int(event.time) <= entry.since:
             return  # before the file's last line: in it already
-        self._append(name, entry, [format_reaction(event) + "\n"])
+        self._put(event.buffer, event.time, [format_reaction(event) + "\n"])
 
     def _write(self, buffer: Buffer, lines: list[Line], *, history: bool) -> None:
-        name, entry = self._file(buffer)
+        _, entry = self._file(buffer)
+        if buffer in self._holds or buffer.history_loading:
+            hold = self._hold(buffer)
+            for line in lines:
+                hold.lines += [_Held(line.time, text)
+                               for text in self._lines(entry, [line], history=history)]
+        else:
+            self._put(buffer, 0.0, self._lines(entry, lines, history=history))
+
+    @staticmethod
+    def _lines(entry: _File, lines: list[Line], *, history: bool) -> list[str]:
+        """The file's lines for ``lines``: those not written yet."""
         out = []
         for line in lines:
             if line.msgid is not None and not entry.first_sight(line.msgid):
@@ -188,7 +301,7 @@ class ChatLog:
             if history and int(line.time) <= entry.since:  # the file has whole seconds
                 continue
             out.append(format_line(line) + "\n")
-        self._append(name, entry, out)
+        return out
 
     def _append(self, name: str, entry: _File, out: list[str]) -> None:
         if not out:

@@ -14,11 +14,12 @@ import pytest
 from chat.servertime import format_time
 from client.chatlog import OPEN_FILES, TIME_FORMAT, ChatLog, safe_name
 from client.config import ConfigError, parse
+from client.model import LineAdded
 from client.session import Session
 from tests.conftest import RunningServer
 
 from .helpers import NOW, chat_session, feed
-from .netutil import DEADLINE, ChatClient, has_texts
+from .netutil import DEADLINE, ChatClient, Ircd, has_texts
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -66,8 +67,9 @@ def test_history_adds_only_what_the_log_lacks(tmp_path: Path) -> None:
     feed(s, [":alice!a@h JOIN #t"])
     log = ChatLog(folder)
     logged(s, log)
-    # The join's history: one line the file has (its time), two it lacks, then a live
-    # line, then the same history again (a gap fill): nothing is written twice.
+    # The join's history: one line the file has (its time), two it lacks (before the
+    # JOIN, as in the pane), then a live line, then the same history again (a gap
+    # fill): nothing is written twice.
     batch = [
         ":srv BATCH +h chathistory #t",
         f"@batch=h;time={iso(before)};msgid=m1 :bob!b@h PRIVMSG #t :logged last time",
@@ -81,8 +83,8 @@ def test_history_adds_only_what_the_log_lacks(tmp_path: Path) -> None:
     logged(s, log)
     log.close()
     texts = [ln[20:] for ln in lines_of(folder / "#t.log")]
-    assert texts == ["<bob> logged last time", "-!- alice has joined #t", "<bob> missed one",
-                     "<bob> missed two", "<bob> live"]
+    assert texts == ["<bob> logged last time", "<bob> missed one", "<bob> missed two",
+                     "-!- alice has joined #t", "<bob> live"]
 
 
 def test_history_in_the_files_last_second_is_not_written_again(tmp_path: Path) -> None:
@@ -137,10 +139,10 @@ def test_a_failed_write_stops_logging_without_raising(tmp_path: Path) -> None:
     blocker.write_text("")
     s = chat_session()
     log = ChatLog(blocker / "home")
-    feed(s, [":bob!b@h PRIVMSG #t :hello"])
+    feed(s, [":bob!b@h PRIVMSG alice :hello"])  # (#t's join history is loading: held)
     logged(s, log)
     assert log.failed
-    feed(s, [":bob!b@h PRIVMSG #t :again"])
+    feed(s, [":bob!b@h PRIVMSG alice :again"])
     logged(s, log)  # still nothing raised
 
 
@@ -167,9 +169,117 @@ async def test_a_gap_fill_is_logged_before_the_line_that_counts_it(
     await alice.wait(lambda: any(ln.text == note for ln in a_buf.lines), "the gap fill")
     log.close()
     assert a_buf.lines[-1].text == note  # the pane's order...
-    logged = [ln[20:] for ln in lines_of(tmp_path / "#t.log")]
+    file = lines_of(tmp_path / "#t.log")
+    logged = [ln[20:] for ln in file]
     assert logged[-1] == f"-!- {note}", logged  # ...is the log's
-    assert "<bob> missed" in logged
+    # The gap fill (older) comes before the rejoin's JOIN, as in the pane: the times
+    # never go backwards.
+    assert logged.index("<bob> missed") < len(logged) - 1 - logged[::-1].index(
+        "-!- alice has joined #t"), logged
+    assert [ln[:19] for ln in file] == sorted(ln[:19] for ln in file), file
+
+
+async def test_a_joins_history_is_logged_before_the_join(
+    server: RunningServer, clients: list[ChatClient], tmp_path: Path
+) -> None:
+    bob = ChatClient.start(server.port, "bob", ("#t",))
+    clients.append(bob)
+    b_buf = await bob.joined("#t")
+    bob.conn.switch(b_buf)
+    bob.conn.input("said before alice came")
+    await bob.wait(lambda: has_texts(b_buf, ["said before alice came"]), "bob's echo (stored)")
+    log = ChatLog(tmp_path)
+    alice = ChatClient.start(server.port, "alice", ("#t",))
+    alice.conn.subscribe(log.handle)
+    clients.append(alice)
+    a_buf = await alice.joined("#t")
+    assert has_texts(a_buf, ["said before alice came"])
+    log.close()
+    logged = [ln[20:] for ln in lines_of(tmp_path / "#t.log")]
+    assert logged[-2:] == ["<bob> said before alice came", "-!- alice has joined #t"], logged
+
+
+async def test_a_301_answering_our_message_is_logged_after_it(
+    server: RunningServer, clients: list[ChatClient], tmp_path: Path
+) -> None:
+    bob = ChatClient.start(server.port, "bob")
+    clients.append(bob)
+    await bob.wait(lambda: bob.session.registered, "bob's registration")
+    bob.conn.input("/away lunch")
+    await bob.wait(lambda: bob.session.away is not None, "bob away")
+    log = ChatLog(tmp_path)
+    alice = ChatClient.start(server.port, "alice")
+    alice.conn.subscribe(log.handle)
+    clients.append(alice)
+    await alice.wait(lambda: alice.session.registered, "alice's registration")
+    alice.conn.input("/query bob are you there")
+    query = alice.session.buffer("bob")
+    assert query is not None
+    await alice.wait(lambda: has_texts(query, ["are you there"]), "alice's echo")
+    await alice.wait(lambda: any("lunch" in ln.text for ln in query.lines), "the 301")
+    pane = [ln.text for ln in query.lines]
+    assert pane.index("are you there") < next(i for i, t in enumerate(pane) if "lunch" in t)
+    log.close()
+    logged = [ln[20:] for ln in lines_of(tmp_path / "bob.log")]
+    assert logged[0] == "<alice> are you there", logged
+    assert "lunch" in logged[1], logged
+
+
+async def _history_never_answered(tmp_path: Path, log: ChatLog) -> tuple[Ircd, ChatClient]:
+    """A server that offers CHATHISTORY and never answers it; the client joins #t."""
+    ircd = Ircd()
+    ircd.welcome = False
+    port = await ircd.start()
+    alice = ChatClient.start(port, "alice", ("#t",))
+    alice.conn.subscribe(log.handle)
+    await ircd.wait(lambda: any(ln.startswith("CAP LS") for ln in ircd.lines), "CAP LS")
+    ircd.send(":srv CAP * LS :batch draft/chathistory message-tags server-time")
+    await ircd.wait(lambda: any(ln.startswith("CAP REQ") for ln in ircd.lines), "CAP REQ")
+    req = next(ln for ln in ircd.lines if ln.startswith("CAP REQ"))
+    ircd.send(f":srv CAP * ACK {req.split(' ', 2)[2]}")
+    await ircd.wait(lambda: "CAP END" in ircd.lines, "CAP END")
+    ircd.send(":srv 001 alice :Welcome")
+    ircd.send(":srv 422 alice :No MOTD")
+    await ircd.wait(lambda: "JOIN #t" in ircd.lines, "the JOIN")
+    ircd.send(":alice!a@h JOIN #t")
+    await ircd.wait(lambda: any(ln.startswith("CHATHISTORY") for ln in ircd.lines), "history")
+    return ircd, alice
+
+
+async def test_held_lines_are_written_when_the_history_never_answers(
+    clients: list[ChatClient], tmp_path: Path
+) -> None:
+    log = ChatLog(tmp_path / "a", hold_seconds=0.05)
+    ircd, alice = await _history_never_answered(tmp_path, log)
+    clients.append(alice)
+    try:
+        buf = alice.session.buffer("#t")
+        assert buf is not None and buf.history_loading
+        path = tmp_path / "a" / "#t.log"
+        async with asyncio.timeout(DEADLINE):  # (the hold's own timer writes it)
+            while not (path.exists() and path.read_text()):
+                await asyncio.sleep(0.01)
+        assert [ln[20:] for ln in lines_of(path)] == ["-!- alice has joined #t"]
+        assert buf.history_loading  # (still unanswered)
+    finally:
+        log.close()
+        await alice.stop()
+        await ircd.stop()
+
+
+async def test_held_lines_are_written_at_exit(clients: list[ChatClient], tmp_path: Path) -> None:
+    log = ChatLog(tmp_path / "a", hold_seconds=3600)
+    ircd, alice = await _history_never_answered(tmp_path, log)
+    clients.append(alice)
+    try:
+        await alice.wait(lambda: any(isinstance(e, LineAdded) for e in alice.events), "JOIN")
+        assert not (tmp_path / "a" / "#t.log").exists()  # held: the history may come
+        log.close()
+        assert [ln[20:] for ln in lines_of(tmp_path / "a" / "#t.log")] == [
+            "-!- alice has joined #t"]
+    finally:
+        await alice.stop()
+        await ircd.stop()
 
 
 def test_log_dir_config(tmp_path: Path) -> None:
