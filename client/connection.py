@@ -328,9 +328,9 @@ class Connection:
         s = self.settings
         try:
             while not self._closing:
-                self.session.connecting(self._clock())
-                self.flush()
                 tls, port = self.endpoint()
+                self.session.connecting(self._clock(), target=f"{s.host}:{port}")
+                self.flush()
                 try:
                     reader, writer = await asyncio.wait_for(
                         self._open(tls, port), s.connect_timeout

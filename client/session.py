@@ -381,6 +381,8 @@ class Session:
 
     def connection_made(self, now: float, *, secure: bool = False) -> None:
         """TCP (and TLS, when ``secure``) is up: start CAP negotiation and registration."""
+        text = "Connected (TLS), registering" if secure else "Connected, registering"
+        self._add(self.server, self._local(Kind.INFO, text, now))
         self.connects += 1
         self.secure = secure
         self.state = State.REGISTERING
@@ -489,8 +491,8 @@ class Session:
                 self._add(self.server, self._local(Kind.ERROR, text, now))
         self._status()
 
-    def connecting(self, now: float, delay: float | None = None) -> None:
-        """The driver waits ``delay`` seconds (None: connects right now)."""
+    def connecting(self, now: float, delay: float | None = None, target: str = "") -> None:
+        """The driver waits ``delay`` seconds (None: connects right now, to ``target``)."""
         self.reconnect_delay = delay
         # The status line counts the wait down: tick() every second until then.
         self._retry_at = now + delay if delay else None
@@ -498,6 +500,8 @@ class Session:
         if delay:
             self._reconnect_asked = False  # (that attempt failed: /reconnect retries now)
             self._add(self.server, self._local(Kind.INFO, f"Reconnecting in {delay:.1f} s", now))
+        elif target:  # (until the welcome, the server buffer showed nothing happening)
+            self._add(self.server, self._local(Kind.INFO, f"Connecting to {target}", now))
         self._status()
 
     def ping(self, now: float) -> str:

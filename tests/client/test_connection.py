@@ -301,6 +301,27 @@ async def test_dead_connection_is_detected_and_retried(clients: list[ChatClient]
         srv.close()
 
 
+async def test_the_server_buffer_says_where_it_connects_and_when_it_is_connected(
+    clients: list[ChatClient],
+) -> None:
+    """The server buffer was empty until the welcome: nothing said what was happening
+    (irssi: "Connecting to ...", "Connection to ... established")."""
+    ircd = Ircd()
+    ircd.welcome = False
+    port = await ircd.start()
+    try:
+        alice = ChatClient.start(port, "alice")
+        clients.append(alice)
+        server = alice.session.server
+        await alice.wait(lambda: len(server.lines) >= 2, "two lines")
+        assert [(ln.kind, ln.text) for ln in list(server.lines)[:2]] == [
+            (Kind.INFO, f"Connecting to 127.0.0.1:{port}"),
+            (Kind.INFO, "Connected, registering"),
+        ]
+    finally:
+        await ircd.stop()
+
+
 async def test_a_server_that_does_not_let_us_in_is_shown_waiting(
     clients: list[ChatClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
