@@ -426,13 +426,17 @@ class ServerCore:
         if label is None:
             answer()
             return
+        self._write_labeled(client, self._captured(client, answer), label)
+
+    def _captured(self, client: Client, run: Callable[[], None]) -> list[bytes]:
+        """What ``run`` writes to ``client``, kept aside instead of queued."""
         captured: list[bytes] = []
         self._capture_client, self._capture = client, captured
         try:
-            answer()
+            run()
         finally:
             self._capture_client, self._capture = None, None
-        self._write_labeled(client, captured, label)
+        return captured
 
     def _release_flooded(self, now: float) -> None:
         """Fakelag: handle delayed lines as the clients' buckets refill."""
@@ -905,13 +909,9 @@ class ServerCore:
     ) -> None:
         """A joiner's playback, put in its held output where the join left off, before
         what others said since; its output goes once no playback is being read."""
-        captured: list[bytes] = []
         asked = self._history_seq
-        self._capture_client, self._capture = client, captured
-        try:
-            deliver_history(self, client, pending, rows, None)
-        finally:
-            self._capture_client, self._capture = None, None
+        captured = self._captured(
+            client, lambda: deliver_history(self, client, pending, rows, None))
         client.out[mark:mark] = captured
         for request_id, later in marks.items():
             if later >= mark:
