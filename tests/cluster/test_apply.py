@@ -11,7 +11,7 @@ from server.cluster import config_problem
 from server.cluster.events import Publish, Recover, Resync
 from server.config import ServerConfig
 from server.core import ServerCore
-from server.history.model import StoredMessage
+from server.history.model import NewMessage, StoredMessage
 
 
 def make_core(node: str, now: float = 1000.0) -> ServerCore:
@@ -33,6 +33,13 @@ def relay_events(src: ServerCore, dst: ServerCore) -> list[object]:
         if isinstance(effect, Publish):
             dst.remote_event(effect.event)
     return dst.take_effects()
+
+
+def row_of(message: NewMessage, seq: int) -> StoredMessage:
+    """The row the store makes of ``message`` (numbered ``seq``)."""
+    m = message
+    return StoredMessage(m.target, seq, m.msgid, m.time_ms, m.source, m.command, m.channel,
+                         m.text, m.tags)
 
 
 def recovers(effects: list[object], channel: str) -> bool:
@@ -386,8 +393,7 @@ def test_a_message_in_flight_at_a_join_reaches_the_joiner_once(first: str) -> No
     effects = a.take_effects()
     event = next(e.event for e in effects if isinstance(e, Publish))
     m = next(e.message for e in effects if isinstance(e, StoreMessage))
-    row = StoredMessage(m.target, 1, m.msgid, m.time_ms, m.source, m.command, m.channel,
-                        m.text, m.tags)
+    row = row_of(m, 1)
     b.data_received(2, b"JOIN #c\r\n")
     request = next(e for e in b.take_effects() if isinstance(e, HistoryRequest))
     if first == "playback":
@@ -529,8 +535,7 @@ def test_a_private_message_lost_in_a_gap_is_recovered_from_the_store() -> None:
     assert b"after" in output(b, 1)
     asked = [e for e in b.take_effects() if isinstance(e, RecoverDirect)]
     assert [e.accounts for e in asked] == [("bob",)]
-    rows = [StoredMessage(m.target, n, m.msgid, m.time_ms, m.source, m.command, m.channel,
-                          m.text, m.tags) for n, m in enumerate(stored, 2)]  # fmt: skip
+    rows = [row_of(m, n) for n, m in enumerate(stored, 2)]
     b.recovered_direct("bob", rows)
     got = output(b, 1)
     assert got.count(b"PRIVMSG bob :lost in the gap") == 1 and b"after" not in got
@@ -580,8 +585,7 @@ def test_a_private_message_outside_conversations_lost_in_a_gap_is_recovered_once
     assert b"after" in output(b, 1)
     asked = [e for e in b.take_effects() if isinstance(e, RecoverTransit)]
     assert asked == [RecoverTransit("%b:", 1_000_000 - 5000)]
-    rows = [StoredMessage(m.target, n, m.msgid, m.time_ms, m.source, m.command, m.channel,
-                          m.text, m.tags) for n, m in enumerate(stored, 1)]  # fmt: skip
+    rows = [row_of(m, n) for n, m in enumerate(stored, 1)]
     recovered_transit(b, rows)
     got = output(b, 1)
     assert got.count(b"PRIVMSG bob :lost") == 1 and got.count(b"NOTICE bob :also lost") == 1
@@ -600,8 +604,7 @@ def test_a_private_message_outside_conversations_lost_in_a_gap_is_recovered_once
     a.data_received(1, b"PRIVMSG bob :raced\r\n")
     effects = a.take_effects()
     m = next(e.message for e in effects if isinstance(e, StoreMessage))
-    recovered_transit(b, [StoredMessage(m.target, 9, m.msgid, m.time_ms, m.source, m.command,
-                                        m.channel, m.text, m.tags)])
+    recovered_transit(b, [row_of(m, 9)])
     assert output(b, 1).count(b"raced") == 1
     for effect in effects:
         if isinstance(effect, Publish):
@@ -635,8 +638,7 @@ def test_a_private_message_for_a_connection_of_an_earlier_run_reaches_nobody() -
     live = output(b_again, 1)  # mallory's
     a.data_received(1, b"PRIVMSG alice :lost, for alice only\r\n")  # its event never came
     m = next(e.message for e in a.take_effects() if isinstance(e, StoreMessage))
-    row = StoredMessage(m.target, 1, m.msgid, m.time_ms, m.source, m.command, m.channel,
-                        m.text, m.tags)
+    row = row_of(m, 1)
     assert row.time_ms > b_again.clients[1].connected_at * 1000  # newer than mallory
     recovered_transit(b_again, [row])
     assert (live, output(b_again, 1)) == (b"", b"")
@@ -705,8 +707,7 @@ def test_a_second_recovery_of_many_transit_rows_delivers_none_again() -> None:
     effects = a.take_effects()  # none of their events reaches b
     stored = [e.message for e in effects if isinstance(e, StoreMessage)]
     events = [e.event for e in effects if isinstance(e, Publish)]
-    rows = [StoredMessage(m.target, n, m.msgid, m.time_ms, m.source, m.command, m.channel,
-                          m.text, m.tags) for n, m in enumerate(stored, 1)]  # fmt: skip
+    rows = [row_of(m, n) for n, m in enumerate(stored, 1)]
     since = 1_000_000 - 5000
     recovered_transit(b, rows, since)
     assert output(b, 1).count(b"PRIVMSG bob :lost ") == 600
@@ -717,8 +718,7 @@ def test_a_second_recovery_of_many_transit_rows_delivers_none_again() -> None:
     # A row newer than the first read is still delivered by a later one, once.
     a.data_received(1, b"PRIVMSG bob :lost after the first read\r\n")
     m = next(e.message for e in a.take_effects() if isinstance(e, StoreMessage))
-    newer = StoredMessage(m.target, 601, m.msgid, m.time_ms, m.source, m.command, m.channel,
-                          m.text, m.tags)
+    newer = row_of(m, 601)
     recovered_transit(b, [*rows, newer], since)
     assert output(b, 1).count(b"PRIVMSG bob :lost") == 1
 
@@ -734,8 +734,7 @@ def test_a_second_recovery_of_a_conversation_delivers_none_again() -> None:
     effects = a.take_effects()  # none of their events reaches b
     stored = [e.message for e in effects if isinstance(e, StoreMessage)]
     events = [e.event for e in effects if isinstance(e, Publish) and e.event["k"] == "msg"]
-    rows = [StoredMessage(m.target, n, m.msgid, m.time_ms, m.source, m.command, m.channel,
-                          m.text, m.tags) for n, m in enumerate(stored, 1)]  # fmt: skip
+    rows = [row_of(m, n) for n, m in enumerate(stored, 1)]
     since = 1_000_000 - 5000
     b.recovered_direct("bob", rows, since)
     assert output(b, 1).count(b"PRIVMSG bob :lost ") == 600
@@ -747,8 +746,7 @@ def test_a_second_recovery_of_a_conversation_delivers_none_again() -> None:
     assert output(b, 1) == b""
     a.data_received(1, b"PRIVMSG bob :lost after the first read\r\n")
     m = next(e.message for e in a.take_effects() if isinstance(e, StoreMessage))
-    newer = StoredMessage(m.target, 601, m.msgid, m.time_ms, m.source, m.command, m.channel,
-                          m.text, m.tags)
+    newer = row_of(m, 601)
     b.recovered_direct("bob", [*rows, newer], since)
     assert output(b, 1).count(b"PRIVMSG bob :lost") == 1
 
