@@ -147,9 +147,12 @@ class ChatHistory:
         self._orphans.clear()
         self._targets = None
 
-    def buffer_closed(self, key: str, *, query: bool) -> None:
-        if query:
+    def buffer_closed(self, buf: Buffer) -> None:
+        """``buf`` was closed: answers still due for it are dropped, so it loads nothing."""
+        key = self._session.fold(buf.name)
+        if buf.kind is BufferKind.QUERY:
             self._orphan(key)
+        buf.history_loading = False
         self._requests.pop(key, None)
         self._gap.pop(key, None)
         self._floor.pop(key, None)

@@ -834,7 +834,7 @@ class Session:
         key = self.fold(buffer.name)
         if self._by_key.get(key) is buffer:  # (the search buffer is not there)
             self._by_key.pop(key)
-            self._history.buffer_closed(key, query=buffer.kind is BufferKind.QUERY)
+            self._history.buffer_closed(buffer)
         self.emit(BufferClosed(buffer))
         if self.current is buffer:
             self.switch(max(0, i - 1))

@@ -265,7 +265,9 @@ def test_a_query_closed_while_history_is_due_stays_closed() -> None:
     s = logged_in_session()
     for nick in ("bob", "carol"):
         buf = s.open_query(nick, NOW)
-        assert buf is not None and s.close_buffer(buf, NOW)
+        assert buf is not None and buf.history_loading
+        assert s.close_buffer(buf, NOW)
+        assert not buf.history_loading  # (nothing is loading into it any more)
     assert s.take_outgoing() == ["CHATHISTORY LATEST bob * 100", "CHATHISTORY LATEST carol * 100"]
     feed(s, history_batch("h1", "bob", [("bob", "old", "M1", T0)]))
     feed(s, ["FAIL CHATHISTORY MESSAGE_ERROR * carol :Messages could not be retrieved"])
