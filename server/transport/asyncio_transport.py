@@ -25,7 +25,13 @@ from server.history.setup import build_history, prune_history
 from server.limits import raise_nofile_limit
 from server.tasks import spawn
 from server.tls import TLSConfigError, server_context
-from server.transport.handshakes import TLS_RECORD, NotTLS, answer_plaintext, not_tls_reply
+from server.transport.handshakes import (
+    TLS_RECORD,
+    NotTLS,
+    answer_plaintext,
+    first_byte,
+    not_tls_reply,
+)
 from server.transport.ops import (
     ACCEPT_RETRY_SECONDS,
     ANSWERED,
@@ -334,7 +340,7 @@ class AsyncioServer:
                 await ready
         finally:
             self.loop.remove_reader(fd)
-        return sock.recv(1, socket.MSG_PEEK)
+        return first_byte(sock)
 
     async def _refresh_accounts(self) -> None:
         """Clustered, after (re)subscribing: what other nodes did while their events

@@ -35,6 +35,16 @@ class NotTLS(Exception):
     """The client's first byte was not a TLS handshake record."""
 
 
+def first_byte(sock: socket.socket) -> bytes:
+    """The client's first byte, peeked: left in the socket for OpenSSL to read (even
+    on an ``SSLSocket`` before its handshake); b"" once the client closed.
+
+    Both backends judge a plaintext client by this byte, not by OpenSSL's error,
+    which names the same client differently (``WRONG_VERSION_NUMBER``,
+    ``HTTP_REQUEST``...). Raises ``BlockingIOError`` while nothing has come."""
+    return socket.socket.recv(sock, 1, socket.MSG_PEEK)
+
+
 def not_tls_reply(plain_port: int) -> bytes:
     """What a client that spoke plaintext to the TLS port is told (irssi shows it)."""
     return (f"ERROR :This port speaks TLS: connect with TLS, or to port {plain_port} "
@@ -52,11 +62,6 @@ def answer_plaintext(sock: socket.socket, reply: bytes) -> None:
     with contextlib.suppress(OSError):
         socket.socket.send(sock, reply)
         socket.socket.shutdown(sock, socket.SHUT_WR)
-
-
-def not_tls(exc: BaseException) -> bool:
-    """OpenSSL's way of saying the client did not speak TLS at all."""
-    return isinstance(exc, ssl.SSLError) and getattr(exc, "reason", None) in _NOT_TLS
 
 
 def describe(exc: BaseException | None) -> str:

@@ -41,7 +41,9 @@ clauses, which cost nothing until raised). The handshake is driven by the select
 (``SSLWantReadError``/``SSLWantWriteError`` choose the event to wait for) under a
 deadline of ``config.tls_handshake_timeout``; until it completes the core does not
 know the connection (as with asyncio, whose ``connection_made`` comes after the
-handshake), then ``core.connect(..., secure=True)``. Reads drain ``pending()``
+handshake), then ``core.connect(..., secure=True)``. Before OpenSSL sees anything the
+client's first byte is peeked, as asyncio's does: a client that is not speaking TLS
+is answered in plaintext. Reads drain ``pending()``
 decrypted bytes the selector cannot see; a read that needs the socket writable, or
 a write that needs it readable, waits for that event. Writes go through the same
 coalescing and partial-send code as plaintext (OpenSSL's partial-write and
@@ -93,7 +95,13 @@ from server.history.service import HistoryService
 from server.history.setup import build_history, prune_history
 from server.limits import raise_nofile_limit
 from server.tls import TLSConfigError, server_context
-from server.transport.handshakes import answer_plaintext, not_tls, not_tls_reply
+from server.transport.handshakes import (
+    TLS_RECORD,
+    NotTLS,
+    answer_plaintext,
+    first_byte,
+    not_tls_reply,
+)
 from server.transport.ops import (
     ACCEPT_RETRY_SECONDS,
     ANSWERED,
@@ -193,7 +201,14 @@ class TLSConnection(Connection):
     ``SelectServer.conns`` and has no core client, only a handshake deadline.
     """
 
-    __slots__ = ("addr", "deadline", "handshaking", "read_wants_write", "write_wants_read")
+    __slots__ = (
+        "addr",
+        "deadline",
+        "handshaking",
+        "heard",
+        "read_wants_write",
+        "write_wants_read",
+    )
 
     tls = True
 
@@ -201,6 +216,7 @@ class TLSConnection(Connection):
         super().__init__(sock, conn_id)
         self.addr = addr
         self.handshaking = True
+        self.heard = False  # its first byte was looked at (a TLS record)
         self.deadline: Timer | None = None  # handshake timeout
         self.read_wants_write = False  # SSL_read needs the socket writable to go on
         self.write_wants_read = False  # SSL_write needs the socket readable to go on
@@ -705,17 +721,23 @@ class SelectServer:
         sock = conn.sock
         assert isinstance(sock, ssl.SSLSocket)
         try:
+            if not conn.heard:
+                # As the asyncio transport does: a plaintext client is known by its
+                # first byte, so both log it, and answer it, alike.
+                first = first_byte(sock)
+                if first and first[0] != TLS_RECORD:
+                    answer_plaintext(sock, not_tls_reply(self.port))
+                    raise NotTLS
+                conn.heard = True
             sock.do_handshake()
-        except ssl.SSLWantReadError:
+        except (ssl.SSLWantReadError, BlockingIOError, InterruptedError):
             self._tls_watch(conn, selectors.EVENT_READ)
             return
         except ssl.SSLWantWriteError:
             self._tls_watch(conn, selectors.EVENT_WRITE)
             return
-        except (OSError, ValueError) as exc:  # SSLError: garbage, old protocol; resets
+        except (OSError, ValueError, NotTLS) as exc:  # SSLError: garbage, old protocol
             self.stats.tls_failures.failed(conn.addr[0], exc)
-            if not_tls(exc):
-                answer_plaintext(sock, not_tls_reply(self.port))
             self._drop_handshake(conn)
             return
         # Established: from here on the connection is like any other, but secure.
