@@ -18,6 +18,12 @@ MAX_REASON = 180  # leaves room for the 465 line around it
 REMOVALS_KEPT = 30 * 86400  # seconds a lifted ban is remembered (see Removal)
 # The narrowest networks a ban may cover: a /8 of IPv4 or a /24 of IPv6 is already a lot.
 MIN_PREFIX = {4: 8, 6: 24}
+# InspIRCd's <insane trigger="95.5">: a ban matching more of the users online than this
+# is refused, whatever its mask looks like ('*@*.ip' matches every cloak).
+INSANE_PERMILLE = 955
+# Below this many users a share tells nothing about the mask: with the operator and the
+# one user meant, a ban on their shared address matches "everyone" (MYSELF covers that).
+INSANE_MIN_USERS = 3
 _DURATION = re.compile(r"(\d{1,7})([smhdw]?)")
 _UNIT_SECONDS = {"": 60, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -153,6 +159,11 @@ def kline_mask(text: str) -> str:
     elif everyone and _matches_anything(host, ".:"):
         raise BadMask(f"{text} matches everyone")
     return f"{user}@{host}"
+
+
+def matches_too_many(matched: int, online: int) -> bool:
+    """True when a ban matching ``matched`` of the ``online`` users matches "everyone"."""
+    return online >= INSANE_MIN_USERS and matched * 1000 > online * INSANE_PERMILLE
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from ..bans import (
     dline_mask,
     is_address,
     kline_mask,
+    matches_too_many,
     parse_duration,
 )
 from .operator import is_oper
@@ -113,7 +114,13 @@ def _set(core: ServerCore, client: Client, kind: str, params: list[str]) -> None
     expires = None if not seconds else now + seconds
     setter = f"{client.nick} ({client.oper_name or '-'})"
     ban = ServerBan(kind, mask, reason, setter, now, expires)
-    if not myself and _matches_self(core, client, ban):
+    probe = BanList(core.fold)
+    probe.add(ban)
+    # Before the MYSELF question: its answer would not make such a ban acceptable.
+    if _matches_most(core, probe):
+        core.notice(client, f"Not a valid {NAME[kind]}: {mask} matches everyone")
+        return
+    if not myself and matching_ban(probe, client) is not None:
         words = list(params)
         if len(words) > (2 if seconds is not None else 1):  # the reason: trailing again
             words[-1] = ":" + words[-1]
@@ -134,10 +141,18 @@ def _set(core: ServerCore, client: Client, kind: str, params: list[str]) -> None
              mask, reason, extra={"event": "oper", "action": "ban"})
 
 
-def _matches_self(core: ServerCore, client: Client, ban: ServerBan) -> bool:
-    probe = BanList(core.fold)
-    probe.add(ban)
-    return matching_ban(probe, client) is not None
+def _matches_most(core: ServerCore, probe: BanList) -> bool:
+    """True when the ban in ``probe`` would match (nearly) every user connected here.
+
+    Hosts are cloaks, so a mask that looks narrow can match everyone (InspIRCd's
+    "insane" check). Clustered, only this node's users count: it knows the others by
+    their cloaks alone, and a ban that would empty this node is wrong whatever the rest
+    of the network holds. A connection still registering does not count (a flood of
+    them would dilute the share).
+    """
+    users = [c for c in core.clients.values() if c.registered and c.closing is None]
+    matched = sum(1 for c in users if matching_ban(probe, c) is not None)
+    return matches_too_many(matched, len(users))
 
 
 def _unset(core: ServerCore, client: Client, kind: str, target: str) -> None:
