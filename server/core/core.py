@@ -562,13 +562,18 @@ class ServerCore:
     def snotice(self, text: str, skip: Client | None = None, *, local: bool = False) -> None:
         """A server notice to the operators with user mode +s (rare events only), but
         ``skip``: the operator who did it, and was answered already. Clustered, the other
-        nodes' operators get it too, marked with this server's name (unless ``local``:
-        it came from another node)."""
+        nodes' operators get it too, marked ``[name/node id]`` (unless ``local``: it came
+        from another node)."""
         for client in self.snotice_users:
             if client.closing is None and client is not skip:
                 self.notice(client, f"*** Notice -- {text}")
         if self.cluster and not local:
-            self.publish("snotice", (), f"{self.node_id}:0", t=f"[{self.config.name}] {text}")
+            # Nodes often share a name (the default chat.local, or one name for all behind
+            # one address); the node id is unique. A name starting with it says it already.
+            name = self.config.name
+            same = name.split(".", 1)[0].lower() == self.node_id.lower()
+            tag = name if same else f"{name}/{self.node_id}"
+            self.publish("snotice", (), f"{self.node_id}:0", t=f"[{tag}] {text}")
 
     @staticmethod
     def describe(client: Client) -> str:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
+from server.transport.background import BackgroundServer
 from tests.cluster.conftest import Cluster
 from tests.cluster.test_cluster import connect, eventually
 from tests.conftest import OPER_NAME, OPER_PASSWORD
@@ -122,6 +124,29 @@ async def test_server_notices_reach_operators_on_every_node(
     await mallory.expect("464")
     notice = await root.expect("NOTICE", lambda m: "Failed OPER" in m.params[-1])
     assert notice.params[-1] == (f"*** Notice -- [n2.chat.local] Failed OPER attempt as "
+                                 f"{OPER_NAME} by mallory (~mallory@127.0.0.1)")
+    for c in (root, mallory):
+        await c.close()
+
+
+async def test_server_notices_of_nodes_sharing_a_name_say_which_node(
+    cluster: Cluster, oper_hash: str
+) -> None:
+    """Nodes left at the default name all say chat.local: the node id tells them apart."""
+    ports = {}
+    for node in ("n1", "n2"):
+        config = replace(cluster.config(node, opers={OPER_NAME: oper_hash}), name="chat.local")
+        cluster.nodes[node] = BackgroundServer(config, "asyncio")
+        ports[node] = cluster.nodes[node].start()
+    await eventually(lambda: all(cluster.bus(n).subscribed.is_set() for n in ports))
+    root = await connect(ports["n1"], "root")
+    await root.send(f"OPER {OPER_NAME} :{OPER_PASSWORD}")
+    await root.expect("381")
+    mallory = await connect(ports["n2"], "mallory")
+    await mallory.send(f"OPER {OPER_NAME} :guess")
+    await mallory.expect("464")
+    notice = await root.expect("NOTICE", lambda m: "Failed OPER" in m.params[-1])
+    assert notice.params[-1] == (f"*** Notice -- [chat.local/n2] Failed OPER attempt as "
                                  f"{OPER_NAME} by mallory (~mallory@127.0.0.1)")
     for c in (root, mallory):
         await c.close()
