@@ -148,12 +148,13 @@ class Ircd:
         self.changed = asyncio.Event()
         self.writers: list[asyncio.StreamWriter] = []
         self.server: asyncio.Server | None = None
+        self.port = 0
         self.welcome = True  # False: registration is never answered (send it yourself)
 
     async def start(self) -> int:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        port: int = self.server.sockets[0].getsockname()[1]
-        return port
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self.port
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.writers.append(writer)

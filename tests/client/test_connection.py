@@ -302,113 +302,90 @@ async def test_dead_connection_is_detected_and_retried(clients: list[ChatClient]
 
 
 async def test_the_server_buffer_says_where_it_connects_and_when_it_is_connected(
-    clients: list[ChatClient],
+    clients: list[ChatClient], ircd: Ircd
 ) -> None:
     """The server buffer was empty until the welcome: nothing said what was happening
     (irssi: "Connecting to ...", "Connection to ... established")."""
-    ircd = Ircd()
     ircd.welcome = False
-    port = await ircd.start()
-    try:
-        alice = ChatClient.start(port, "alice")
-        clients.append(alice)
-        server = alice.session.server
-        await alice.wait(lambda: len(server.lines) >= 2, "two lines")
-        assert [(ln.kind, ln.text) for ln in list(server.lines)[:2]] == [
-            (Kind.INFO, f"Connecting to 127.0.0.1:{port}"),
-            (Kind.INFO, "Connected, registering"),
-        ]
-    finally:
-        await ircd.stop()
+    alice = ChatClient.start(ircd.port, "alice")
+    clients.append(alice)
+    server = alice.session.server
+    await alice.wait(lambda: len(server.lines) >= 2, "two lines")
+    assert [(ln.kind, ln.text) for ln in list(server.lines)[:2]] == [
+        (Kind.INFO, f"Connecting to 127.0.0.1:{ircd.port}"),
+        (Kind.INFO, "Connected, registering"),
+    ]
 
 
 async def test_a_server_that_does_not_let_us_in_is_shown_waiting(
-    clients: list[ChatClient], monkeypatch: pytest.MonkeyPatch
+    clients: list[ChatClient], ircd: Ircd, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """TCP is up but no 001 comes: the status line counts the silence and the server
     buffer says so, long before the ping timeout gives the server up."""
     monkeypatch.setattr(session_module, "LAG_STALLED", 0.2)  # (5 s and 10 s: too long here)
     monkeypatch.setattr(session_module, "REGISTER_SLOW", 0.4)
-    ircd = Ircd()
     ircd.welcome = False
-    port = await ircd.start()
-    try:
-        alice = ChatClient.start(port, "alice")
-        clients.append(alice)
-        server = alice.session.server
+    alice = ChatClient.start(ircd.port, "alice")
+    clients.append(alice)
+    server = alice.session.server
 
-        def status() -> str:
-            return "".join(text for _, text, *_ in status_fragments(alice.session, Views()))
+    def status() -> str:
+        return "".join(text for _, text, *_ in status_fragments(alice.session, Views()))
 
-        def said() -> bool:
-            return any(ln.text.startswith("No reply from the server for ") for ln in server.lines)
+    def said() -> bool:
+        return any(ln.text.startswith("No reply from the server for ") for ln in server.lines)
 
-        await alice.wait(said, "the server buffer to say so")
-        assert alice.session.state is State.REGISTERING
-        assert re.search(r"\[registering, no reply for \d+ s\]", status())
-        assert server.lines[-1].kind is Kind.INFO
-        assert server.lines[-1].text.endswith(
-            " s: still waiting for registration (/reconnect to try again)")
-        ircd.send(":srv 001 alice :Welcome")
-        ircd.send(":srv 422 alice :No MOTD")
-        await alice.wait(lambda: alice.session.registered, "registration")
-        assert "no reply" not in status() and "[connected]" in status()
-        assert alice.session.connects == 1  # (not given up meanwhile)
-    finally:
-        await ircd.stop()
+    await alice.wait(said, "the server buffer to say so")
+    assert alice.session.state is State.REGISTERING
+    assert re.search(r"\[registering, no reply for \d+ s\]", status())
+    assert server.lines[-1].kind is Kind.INFO
+    assert server.lines[-1].text.endswith(
+        " s: still waiting for registration (/reconnect to try again)")
+    ircd.send(":srv 001 alice :Welcome")
+    ircd.send(":srv 422 alice :No MOTD")
+    await alice.wait(lambda: alice.session.registered, "registration")
+    assert "no reply" not in status() and "[connected]" in status()
+    assert alice.session.connects == 1  # (not given up meanwhile)
 
 
 async def test_a_server_that_never_welcomes_us_is_given_up_and_retried(
-    clients: list[ChatClient],
+    clients: list[ChatClient], ircd: Ircd
 ) -> None:
     """It answers (here: a 451 to everything), so the keepalive sees traffic; without
     a 001 within register_timeout the connection is ended, said, and made again."""
-    ircd = Ircd()
     ircd.welcome = False
-    port = await ircd.start()
-    try:
-        alice = ChatClient.start(port, "alice", register_timeout=0.5)
-        clients.append(alice)
-        await ircd.wait(lambda: any(ln.startswith("USER") for ln in ircd.lines), "USER")
-        ircd.send(":srv 451 * :You have not registered")
-        await ircd.wait(lambda: len(ircd.writers) >= 2, "the retry")
-        said = [ln.text for ln in alice.session.server.lines if ln.kind is Kind.ERROR]
-        assert "Disconnected: no welcome from the server 0.5 s after connecting" in said
-        assert not alice.session.registered
-    finally:
-        await ircd.stop()
+    alice = ChatClient.start(ircd.port, "alice", register_timeout=0.5)
+    clients.append(alice)
+    await ircd.wait(lambda: any(ln.startswith("USER") for ln in ircd.lines), "USER")
+    ircd.send(":srv 451 * :You have not registered")
+    await ircd.wait(lambda: len(ircd.writers) >= 2, "the retry")
+    said = [ln.text for ln in alice.session.server.lines if ln.kind is Kind.ERROR]
+    assert "Disconnected: no welcome from the server 0.5 s after connecting" in said
+    assert not alice.session.registered
 
 
 async def test_retries_closed_before_the_welcome_add_no_disconnect_line_to_queries(
-    clients: list[ChatClient],
+    ircd: Ircd, alice: ChatClient
 ) -> None:
     """One "Disconnected" line per lost connection where the user talks: the retries a
     server (or a proxy in front of it) closes before letting us in are said in the
     server buffer only."""
-    ircd = Ircd()
-    port = await ircd.start()
-    try:
-        alice = ChatClient.start(port, "alice")
-        clients.append(alice)
-        await alice.wait(lambda: alice.session.registered, "registration")
-        ircd.send(":bob!b@h PRIVMSG alice :hi")
-        await alice.wait(lambda: alice.session.buffer("bob") is not None, "bob's query")
-        ircd.welcome = False
-        for made in range(1, 4):  # the lost connection, then two refused retries
-            ircd.writers[-1].close()
-            await ircd.wait(lambda: len(ircd.writers) > made, "the next attempt")  # noqa: B023
-        ircd.welcome = True
-        ircd.writers[-1].close()  # a third retry, let in
-        await alice.wait(lambda: alice.session.connects == 5 and alice.session.registered,
-                         "the fourth retry's registration")  # fmt: skip
-        query = alice.session.buffer("bob")
-        assert query is not None
-        said = [ln.text for ln in query.lines if ln.text.startswith("Disconnected")]
-        assert len(said) == 1, said
-        server = alice.session.server.lines
-        assert sum(ln.text.startswith("Disconnected") for ln in server) == 4
-    finally:
-        await ircd.stop()
+    ircd.send(":bob!b@h PRIVMSG alice :hi")
+    await alice.wait(lambda: alice.session.buffer("bob") is not None, "bob's query")
+    ircd.welcome = False
+    for made in range(1, 4):  # the lost connection, then two refused retries
+        ircd.writers[-1].close()
+        await ircd.wait(lambda: len(ircd.writers) > made, "the next attempt")  # noqa: B023
+    ircd.welcome = True
+    ircd.writers[-1].close()  # a third retry, let in
+    await alice.wait(lambda: alice.session.connects == 5 and alice.session.registered,
+                     "the fourth retry's registration")  # fmt: skip
+    query = alice.session.buffer("bob")
+    assert query is not None
+    said = [ln.text for ln in query.lines if ln.text.startswith("Disconnected")]
+    assert len(said) == 1, said
+    server = alice.session.server.lines
+    assert sum(ln.text.startswith("Disconnected") for ln in server) == 4
 
 
 async def test_connection_refused_backs_off_and_retries(clients: list[ChatClient]) -> None:
@@ -524,67 +501,47 @@ async def test_an_untrusted_certificate_says_what_to_do_once(
 
 
 async def test_reconnect_cuts_off_a_server_that_stopped_answering_and_connects_at_once(
-    clients: list[ChatClient],
+    ircd: Ircd, alice: ChatClient
 ) -> None:
-    ircd = Ircd()  # it never closes a connection after a QUIT: as a dead link
-    port = await ircd.start()
-    try:
-        alice = ChatClient.start(port, "alice")
-        clients.append(alice)
-        await alice.wait(lambda: alice.session.registered, "registration")
-        alice.gate.close()  # the backoff would hold the next connection: not this one
-        alice.conn.input("/reconnect")
-        await ircd.wait(lambda: "QUIT Reconnecting" in ircd.lines, "the QUIT")
-        await ircd.wait(lambda: ircd.lines.count("USER alice 0 * alice") == 2,
-                        "the second connection, without waiting")  # fmt: skip
-        await alice.wait(lambda: alice.session.registered, "registered again")
-        assert alice.session.connects == 2 and not alice.gate.waiting.is_set()
-    finally:
-        await ircd.stop()
+    # (The ircd never closes a connection after a QUIT: as a dead link.)
+    alice.gate.close()  # the backoff would hold the next connection: not this one
+    alice.conn.input("/reconnect")
+    await ircd.wait(lambda: "QUIT Reconnecting" in ircd.lines, "the QUIT")
+    await ircd.wait(lambda: ircd.lines.count("USER alice 0 * alice") == 2,
+                    "the second connection, without waiting")  # fmt: skip
+    await alice.wait(lambda: alice.session.registered, "registered again")
+    assert alice.session.connects == 2 and not alice.gate.waiting.is_set()
 
 
 async def test_reconnect_typed_twice_reconnects_once_and_says_so_once(
-    clients: list[ChatClient],
+    ircd: Ircd, alice: ChatClient
 ) -> None:
-    ircd = Ircd()  # it never closes a connection after a QUIT: the client cuts it off
-    port = await ircd.start()
-    try:
-        alice = ChatClient.start(port, "alice")
-        clients.append(alice)
-        await alice.wait(lambda: alice.session.registered, "registration")
-        alice.conn.input("/reconnect")
-        await ircd.wait(lambda: "QUIT Reconnecting" in ircd.lines, "the QUIT")
-        alice.conn.input("/reconnect")  # while the first is still under way
-        await ircd.wait(lambda: ircd.lines.count("USER alice 0 * alice") == 2,
-                        "the second connection")  # fmt: skip
-        await alice.wait(lambda: alice.session.registered, "registered again")
-        said = [ln.text for ln in alice.session.server.lines]
-        assert said.count("Reconnecting…") == 1
-        assert said.count("Disconnected (/reconnect)") == 1
-        assert ircd.lines.count("QUIT Reconnecting") == 1
-        # Once connected again, /reconnect reconnects again.
-        alice.conn.input("/reconnect")
-        await ircd.wait(lambda: ircd.lines.count("USER alice 0 * alice") == 3,
-                        "the third connection")  # fmt: skip
-        said = [ln.text for ln in alice.session.server.lines]
-        assert said.count("Reconnecting…") == 2
-    finally:
-        await ircd.stop()
+    # (The ircd never closes a connection after a QUIT: the client cuts it off.)
+    alice.conn.input("/reconnect")
+    await ircd.wait(lambda: "QUIT Reconnecting" in ircd.lines, "the QUIT")
+    alice.conn.input("/reconnect")  # while the first is still under way
+    await ircd.wait(lambda: ircd.lines.count("USER alice 0 * alice") == 2,
+                    "the second connection")  # fmt: skip
+    await alice.wait(lambda: alice.session.registered, "registered again")
+    said = [ln.text for ln in alice.session.server.lines]
+    assert said.count("Reconnecting…") == 1
+    assert said.count("Disconnected (/reconnect)") == 1
+    assert ircd.lines.count("QUIT Reconnecting") == 1
+    # Once connected again, /reconnect reconnects again.
+    alice.conn.input("/reconnect")
+    await ircd.wait(lambda: ircd.lines.count("USER alice 0 * alice") == 3,
+                    "the third connection")  # fmt: skip
+    said = [ln.text for ln in alice.session.server.lines]
+    assert said.count("Reconnecting…") == 2
 
 
-async def test_reconnect_while_waiting_to_retry_connects_now(clients: list[ChatClient]) -> None:
-    ircd = Ircd()
-    port = await ircd.start()
-    try:
-        alice = ChatClient.start(port, "alice")
-        clients.append(alice)
-        await alice.wait(lambda: alice.session.registered, "registration")
-        alice.gate.close()
-        ircd.writers[-1].close()  # the server closed it: the client waits to retry
-        await asyncio.wait_for(alice.gate.waiting.wait(), DEADLINE)
-        assert alice.session.connects == 1
-        alice.conn.input("/reconnect")
-        await alice.wait(lambda: alice.session.connects == 2 and alice.session.registered,
-                         "connected again while the gate is closed")  # fmt: skip
-    finally:
-        await ircd.stop()
+async def test_reconnect_while_waiting_to_retry_connects_now(
+    ircd: Ircd, alice: ChatClient
+) -> None:
+    alice.gate.close()
+    ircd.writers[-1].close()  # the server closed it: the client waits to retry
+    await asyncio.wait_for(alice.gate.waiting.wait(), DEADLINE)
+    assert alice.session.connects == 1
+    alice.conn.input("/reconnect")
+    await alice.wait(lambda: alice.session.connects == 2 and alice.session.registered,
+                     "connected again while the gate is closed")  # fmt: skip
