@@ -827,35 +827,27 @@ async def in_history_once(port: int, text: str, clients: list[ChatClient]) -> No
 
 
 async def test_without_echo_message_what_a_dead_link_took_fails_and_what_a_pong_vouched_for_stays(
-    clients: list[ChatClient],
+    ircd: Ircd, alice: ChatClient
 ) -> None:
     """A server without echo-message or history (as ngIRCd): the connection PINGs by
     itself shortly after a message, and the PONG vouches for it; one written after the
     last PONG, on a link that then died, fails for /resend instead of showing as sent."""
-    ircd = Ircd()
-    port = await ircd.start()
-    try:
-        alice = ChatClient.start(port, "alice")
-        clients.append(alice)
-        await alice.wait(lambda: alice.session.registered, "registration")
-        alice.conn.input("/msg bob first")
-        await ircd.wait(lambda: any(ln.startswith("PING chat-lag-") for ln in ircd.lines),
-                        "the PING after it, with no other traffic")  # fmt: skip
-        ping = next(ln for ln in ircd.lines if ln.startswith("PING chat-lag-"))
-        ircd.send(f":srv PONG srv {ping.split()[1]}")
-        await alice.wait(lambda: alice.session.outbox.unacknowledged == 0, "the PONG")
-        alice.conn.input("/msg bob second")
-        await ircd.wait(lambda: "PRIVMSG bob :second" in ircd.lines, "the second message")
-        ircd.writers[-1].close()  # the link dies before anything vouched for it
-        query = alice.session.buffer("bob")
-        assert query is not None
-        await alice.wait(lambda: any(ln.delivery is Delivery.FAILED for ln in messages(query)),
-                         "the second one failed after the reconnect")  # fmt: skip
-        assert [(ln.text, ln.delivery) for ln in messages(query)] == [
-            ("first", Delivery.DELIVERED), ("second", Delivery.FAILED)]
-        assert messages(query)[-1].note == MAYBE_LOST
-    finally:
-        await ircd.stop()
+    alice.conn.input("/msg bob first")
+    await ircd.wait(lambda: any(ln.startswith("PING chat-lag-") for ln in ircd.lines),
+                    "the PING after it, with no other traffic")  # fmt: skip
+    ping = next(ln for ln in ircd.lines if ln.startswith("PING chat-lag-"))
+    ircd.send(f":srv PONG srv {ping.split()[1]}")
+    await alice.wait(lambda: alice.session.outbox.unacknowledged == 0, "the PONG")
+    alice.conn.input("/msg bob second")
+    await ircd.wait(lambda: "PRIVMSG bob :second" in ircd.lines, "the second message")
+    ircd.writers[-1].close()  # the link dies before anything vouched for it
+    query = alice.session.buffer("bob")
+    assert query is not None
+    await alice.wait(lambda: any(ln.delivery is Delivery.FAILED for ln in messages(query)),
+                     "the second one failed after the reconnect")  # fmt: skip
+    assert [(ln.text, ln.delivery) for ln in messages(query)] == [
+        ("first", Delivery.DELIVERED), ("second", Delivery.FAILED)]
+    assert messages(query)[-1].note == MAYBE_LOST
 
 
 async def test_a_message_whose_echo_died_with_the_server_is_kept_once(
@@ -1001,26 +993,19 @@ async def test_a_join_by_hand_after_a_refused_rejoin_is_no_reconnect(
 
 
 async def test_a_paste_larger_than_the_outbox_says_so_not_that_messages_are_waiting(
-    clients: list[ChatClient],
+    ircd: Ircd, alice: ChatClient
 ) -> None:
-    ircd = Ircd()  # no CAP, no draft/multiline: a message per line
-    port = await ircd.start()
-    try:
-        alice = ChatClient.start(port, "alice")
-        clients.append(alice)
-        await alice.wait(lambda: alice.session.registered, "registration")
-        ircd.send(":alice!a@h JOIN #t")
-        await alice.joined("#t")
-        alice.conn.switch("#t")
-        paste = "\n".join(f"big paste {i}" for i in range(1, 121))
-        assert alice.conn.input(paste) is False
-        assert alice.session.outbox.pending == 0
-        assert [ln.text for ln in alice.session.current.lines if ln.kind is Kind.ERROR] == [
-            f"Not sent: this paste makes 120 messages, more than the {MAX_WAITING} that "
-            "can wait to be sent; paste it in parts"]  # fmt: skip
-        assert not ircd.privmsgs()
-    finally:
-        await ircd.stop()
+    # (The ircd offers no CAP, no draft/multiline: a message per line.)
+    ircd.send(":alice!a@h JOIN #t")
+    await alice.joined("#t")
+    alice.conn.switch("#t")
+    paste = "\n".join(f"big paste {i}" for i in range(1, 121))
+    assert alice.conn.input(paste) is False
+    assert alice.session.outbox.pending == 0
+    assert [ln.text for ln in alice.session.current.lines if ln.kind is Kind.ERROR] == [
+        f"Not sent: this paste makes 120 messages, more than the {MAX_WAITING} that "
+        "can wait to be sent; paste it in parts"]  # fmt: skip
+    assert not ircd.privmsgs()
 
 
 # ---------------------------------------------------------------------- kicked, parted
