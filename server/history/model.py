@@ -105,6 +105,11 @@ class NewMessage:
     # "c:<connection id>". Stored with the row, never served in replies.
     sender: str = ""
 
+    def numbered(self, seq: int) -> StoredMessage:
+        """The row a store makes of this message once it has numbered it ``seq``."""
+        return StoredMessage(self.target, seq, self.msgid, self.time_ms, self.source,
+                             self.command, self.channel, self.text, self.tags)
+
 
 @dataclass(frozen=True, slots=True)
 class Ref:

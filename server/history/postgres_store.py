@@ -278,12 +278,7 @@ class PostgresStore:
                 counter = _counter(m.target)
                 seq = next_seq[counter]
                 next_seq[counter] = seq + 1
-                stored.append(
-                    StoredMessage(
-                        m.target, seq, m.msgid, m.time_ms, m.source, m.command,
-                        m.channel, m.text, m.tags,
-                    )
-                )
+                stored.append(m.numbered(seq))
             conn.execute(
                 f"INSERT INTO messages ({_COLUMNS}, sender) SELECT * FROM unnest("
                 "%s::text[], %s::bigint[], %s::text[], %s::bigint[], %s::text[], "

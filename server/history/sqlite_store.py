@@ -234,10 +234,7 @@ class SQLiteStore:
                     if m.target[:1] == TRANSIT_PREFIX:
                         transit.append(m.target)
                 last_seq[m.target] = seq = last + 1
-                stored = StoredMessage(
-                    m.target, seq, m.msgid, m.time_ms, m.source, m.command,
-                    m.channel, m.text, m.tags,
-                )
+                stored = m.numbered(seq)
                 rows.append(stored)
                 # One tuple concatenation in C (unpacking into a new tuple is slower).
                 params.append(stored + (m.sender,))  # noqa: RUF005
