@@ -147,40 +147,43 @@ def paced(port: int, nick: str, pacing: Pacing, clock: Clock, *channels: str) ->
     return client
 
 
-async def test_a_paste_goes_at_the_budgets_pace_and_a_pong_never_waits(
-    clients: list[ChatClient],
-) -> None:
-    ircd = Ircd()
-    port = await ircd.start()
+async def paced_alice(
+    ircd: Ircd, clients: list[ChatClient], pacing: Pacing
+) -> tuple[ChatClient, Clock]:
+    """alice, paced by ``pacing`` on the test's clock, registered on the scripted ircd."""
     clock = Clock()
-    try:
-        alice = paced(port, "alice", Pacing(3, 1.0), clock)
-        clients.append(alice)
-        await alice.wait(lambda: alice.session.registered, "registration")
-        alice.session.open_query("bob", clock.now)
-        rows = [f"row {i}" for i in range(8)]
-        assert alice.conn.input("\n".join(rows))  # (no multiline here: 8 messages)
-        await ircd.wait(lambda: len(ircd.privmsgs()) == 3, "the burst")
-        assert alice.conn.queued == 5
-        ircd.send("PING :are-you-there")
-        await ircd.wait(lambda: "PONG are-you-there" in ircd.lines[-1:], "the PONG")
-        assert len(ircd.privmsgs()) == 3  # the PONG went past the five waiting
-        clock.now += 2.0
-        alice.conn.flush()
-        # Two seconds are two lines, and the PONG took one of them (the server counts it).
-        await ircd.wait(lambda: len(ircd.privmsgs()) == 4, "one more after 2 s")
-        assert alice.conn.queued == 4
-        clock.now += 60.0
-        alice.conn.flush()
-        await ircd.wait(lambda: len(ircd.privmsgs()) == 7, "a burst after a long wait")
-        assert alice.conn.queued == 1  # never more than a burst at once
-        clock.now += 1.0
-        alice.conn.flush()
-        await ircd.wait(lambda: len(ircd.privmsgs()) == 8, "all of them")
-        assert ircd.privmsgs() == [f"PRIVMSG bob :{row}" for row in rows]
-        assert alice.conn.queued == 0
-    finally:
-        await ircd.stop()
+    alice = paced(ircd.port, "alice", pacing, clock)
+    clients.append(alice)
+    await alice.wait(lambda: alice.session.registered, "registration")
+    return alice, clock
+
+
+async def test_a_paste_goes_at_the_budgets_pace_and_a_pong_never_waits(
+    clients: list[ChatClient], ircd: Ircd
+) -> None:
+    alice, clock = await paced_alice(ircd, clients, Pacing(3, 1.0))
+    alice.session.open_query("bob", clock.now)
+    rows = [f"row {i}" for i in range(8)]
+    assert alice.conn.input("\n".join(rows))  # (no multiline here: 8 messages)
+    await ircd.wait(lambda: len(ircd.privmsgs()) == 3, "the burst")
+    assert alice.conn.queued == 5
+    ircd.send("PING :are-you-there")
+    await ircd.wait(lambda: "PONG are-you-there" in ircd.lines[-1:], "the PONG")
+    assert len(ircd.privmsgs()) == 3  # the PONG went past the five waiting
+    clock.now += 2.0
+    alice.conn.flush()
+    # Two seconds are two lines, and the PONG took one of them (the server counts it).
+    await ircd.wait(lambda: len(ircd.privmsgs()) == 4, "one more after 2 s")
+    assert alice.conn.queued == 4
+    clock.now += 60.0
+    alice.conn.flush()
+    await ircd.wait(lambda: len(ircd.privmsgs()) == 7, "a burst after a long wait")
+    assert alice.conn.queued == 1  # never more than a burst at once
+    clock.now += 1.0
+    alice.conn.flush()
+    await ircd.wait(lambda: len(ircd.privmsgs()) == 8, "all of them")
+    assert ircd.privmsgs() == [f"PRIVMSG bob :{row}" for row in rows]
+    assert alice.conn.queued == 0
 
 
 async def settle(client: ChatClient, clock: Clock, done: Callable[[], bool], what: str) -> None:
@@ -256,37 +259,32 @@ async def test_queued_messages_are_pending_not_sent_and_wait_for_the_reconnect(
 
 
 async def test_the_rejoin_goes_before_what_was_typed_while_away(
-    clients: list[ChatClient],
+    clients: list[ChatClient], ircd: Ircd
 ) -> None:
     """Messages typed to a query while disconnected are released at registration, as
     the rejoin's JOIN is sent: the JOIN goes first (a channel not joined misses what is
     said there, and its own waiting messages wait for it). A server without caps or
     history (as ngIRCd), so nothing else comes between."""
-    ircd = Ircd()
-    port = await ircd.start()
     clock = Clock()
-    try:
-        alice = paced(port, "alice", Pacing(1, 1.0), clock, "#r")
-        clients.append(alice)
-        await ircd.wait(lambda: "JOIN #r" in ircd.lines, "the JOIN")
-        ircd.send(":alice!a@h JOIN #r")
-        await alice.wait(lambda: (b := alice.session.buffer("#r")) is not None and b.joined,
-                         "joined")  # fmt: skip
-        alice.gate.close()
-        ircd.writers[-1].close()
-        await asyncio.wait_for(alice.gate.waiting.wait(), DEADLINE)
-        for i in range(3):
-            assert alice.conn.input(f"/msg bob away {i}")
-        start = len(ircd.lines)
-        clock.now += 100.0  # a full budget again
-        alice.gate.open()
-        await ircd.wait(lambda: ircd.lines.count("USER alice 0 * alice") == 2, "reconnected")
-        await settle(alice, clock, lambda: "PRIVMSG bob :away 2" in ircd.lines, "all written")
-        after = [ln for ln in ircd.lines[start:] if ln.startswith(("JOIN", "PRIVMSG"))]
-        assert after == ["JOIN #r", "PRIVMSG bob :away 0", "PRIVMSG bob :away 1",
-                         "PRIVMSG bob :away 2"]  # fmt: skip
-    finally:
-        await ircd.stop()
+    alice = paced(ircd.port, "alice", Pacing(1, 1.0), clock, "#r")
+    clients.append(alice)
+    await ircd.wait(lambda: "JOIN #r" in ircd.lines, "the JOIN")
+    ircd.send(":alice!a@h JOIN #r")
+    await alice.wait(lambda: (b := alice.session.buffer("#r")) is not None and b.joined,
+                     "joined")  # fmt: skip
+    alice.gate.close()
+    ircd.writers[-1].close()
+    await asyncio.wait_for(alice.gate.waiting.wait(), DEADLINE)
+    for i in range(3):
+        assert alice.conn.input(f"/msg bob away {i}")
+    start = len(ircd.lines)
+    clock.now += 100.0  # a full budget again
+    alice.gate.open()
+    await ircd.wait(lambda: ircd.lines.count("USER alice 0 * alice") == 2, "reconnected")
+    await settle(alice, clock, lambda: "PRIVMSG bob :away 2" in ircd.lines, "all written")
+    after = [ln for ln in ircd.lines[start:] if ln.startswith(("JOIN", "PRIVMSG"))]
+    assert after == ["JOIN #r", "PRIVMSG bob :away 0", "PRIVMSG bob :away 1",
+                     "PRIVMSG bob :away 2"]  # fmt: skip
 
 
 async def test_quit_goes_at_once_and_what_waited_is_not_sent(
@@ -335,36 +333,28 @@ async def test_a_paste_gets_through_a_flood_limited_server(
 
 
 async def test_without_echo_message_a_held_back_message_is_not_shown_as_sent(
-    clients: list[ChatClient],
+    clients: list[ChatClient], ircd: Ircd
 ) -> None:
     # The tiny server offers no echo-message: a message counts as delivered when it is
     # written, so one still waiting for the budget must stay pending, and a connection
     # lost meanwhile must not lose it as if it had gone.
-    ircd = Ircd()
-    port = await ircd.start()
-    clock = Clock()
-    try:
-        alice = paced(port, "alice", Pacing(2, 1.0), clock)
-        clients.append(alice)
-        await alice.wait(lambda: alice.session.registered, "registration")
-        query = alice.session.open_query("bob", clock.now)
-        rows = [f"row {i}" for i in range(5)]
-        for row in rows:
-            assert alice.conn.input(row)
-        await ircd.wait(lambda: len(ircd.privmsgs()) == 2, "the burst")
-        shown = messages(query)[-5:]
-        assert [ln.text for ln in shown] == rows
-        assert [ln.delivery for ln in shown] == [Delivery.DELIVERED] * 2 + [Delivery.PENDING] * 3
-        alice.gate.close()
-        alice.conn.drop()
-        await asyncio.wait_for(alice.gate.waiting.wait(), DEADLINE)
-        waiting = messages(query)[-3:]
-        assert all(ln.delivery is Delivery.PENDING and ln.note == NOT_YET for ln in waiting)
-        alice.gate.open()
-        await settle(alice, clock, lambda: len(ircd.privmsgs()) == 5, "the rest after reconnecting")
-        assert ircd.privmsgs() == [f"PRIVMSG bob :{row}" for row in rows]
-    finally:
-        await ircd.stop()
+    alice, clock = await paced_alice(ircd, clients, Pacing(2, 1.0))
+    query = alice.session.open_query("bob", clock.now)
+    rows = [f"row {i}" for i in range(5)]
+    for row in rows:
+        assert alice.conn.input(row)
+    await ircd.wait(lambda: len(ircd.privmsgs()) == 2, "the burst")
+    shown = messages(query)[-5:]
+    assert [ln.text for ln in shown] == rows
+    assert [ln.delivery for ln in shown] == [Delivery.DELIVERED] * 2 + [Delivery.PENDING] * 3
+    alice.gate.close()
+    alice.conn.drop()
+    await asyncio.wait_for(alice.gate.waiting.wait(), DEADLINE)
+    waiting = messages(query)[-3:]
+    assert all(ln.delivery is Delivery.PENDING and ln.note == NOT_YET for ln in waiting)
+    alice.gate.open()
+    await settle(alice, clock, lambda: len(ircd.privmsgs()) == 5, "the rest after reconnecting")
+    assert ircd.privmsgs() == [f"PRIVMSG bob :{row}" for row in rows]
 
 
 # ---------------------------------------------------------------------- priorities
@@ -425,35 +415,27 @@ def test_the_lines_input_writes_are_marked_typed() -> None:
 
 
 async def test_a_command_typed_during_a_paste_goes_first_and_automatic_lines_last(
-    clients: list[ChatClient],
+    clients: list[ChatClient], ircd: Ircd
 ) -> None:
-    ircd = Ircd()
-    port = await ircd.start()
-    clock = Clock()
-    try:
-        alice = paced(port, "alice", Pacing(1, 1.0), clock)
-        clients.append(alice)
-        await alice.wait(lambda: alice.session.registered, "registration")
-        alice.session.open_query("bob", clock.now)
-        for i in range(3):  # answered on its own: the first at once, two wait
-            ircd.send(f":u{i}!u@h PRIVMSG alice :\x01VERSION\x01")
-        await alice.wait(lambda: alice.conn.queued == 2, "two automatic replies waiting")
-        assert alice.conn.switch("bob")
-        assert alice.conn.input("\n".join(f"row {i}" for i in range(5)))
-        assert alice.conn.input("/whois carol")
-        assert alice.conn.queued == 8
-        status = "".join(t for _, t, *_ in status_fragments(
-            alice.session, Views(), sending=alice.conn.queued))  # fmt: skip
-        assert "[sending 8]" in status
-        await settle(alice, clock, lambda: alice.conn.queued == 0, "all of them")
-        await ircd.wait(lambda: ircd.lines[-1].startswith("NOTICE u2"), "the last reply")
-        assert [ln.split(" :")[0] for ln in ircd.lines[3:]] == [
-            "NOTICE u0",
-            "WHOIS carol",
-            *["PRIVMSG bob"] * 5,
-            "NOTICE u1",
-            "NOTICE u2",
-        ]
-        assert ircd.privmsgs() == [f"PRIVMSG bob :row {i}" for i in range(5)]
-    finally:
-        await ircd.stop()
+    alice, clock = await paced_alice(ircd, clients, Pacing(1, 1.0))
+    alice.session.open_query("bob", clock.now)
+    for i in range(3):  # answered on its own: the first at once, two wait
+        ircd.send(f":u{i}!u@h PRIVMSG alice :\x01VERSION\x01")
+    await alice.wait(lambda: alice.conn.queued == 2, "two automatic replies waiting")
+    assert alice.conn.switch("bob")
+    assert alice.conn.input("\n".join(f"row {i}" for i in range(5)))
+    assert alice.conn.input("/whois carol")
+    assert alice.conn.queued == 8
+    status = "".join(t for _, t, *_ in status_fragments(
+        alice.session, Views(), sending=alice.conn.queued))  # fmt: skip
+    assert "[sending 8]" in status
+    await settle(alice, clock, lambda: alice.conn.queued == 0, "all of them")
+    await ircd.wait(lambda: ircd.lines[-1].startswith("NOTICE u2"), "the last reply")
+    assert [ln.split(" :")[0] for ln in ircd.lines[3:]] == [
+        "NOTICE u0",
+        "WHOIS carol",
+        *["PRIVMSG bob"] * 5,
+        "NOTICE u1",
+        "NOTICE u2",
+    ]
+    assert ircd.privmsgs() == [f"PRIVMSG bob :row {i}" for i in range(5)]
