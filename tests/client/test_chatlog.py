@@ -225,12 +225,13 @@ async def test_a_301_answering_our_message_is_logged_after_it(
     assert "lunch" in logged[1], logged
 
 
-async def _history_never_answered(tmp_path: Path, log: ChatLog) -> tuple[Ircd, ChatClient]:
-    """A server that offers CHATHISTORY and never answers it; the client joins #t."""
-    ircd = Ircd()
+async def _history_never_answered(
+    ircd: Ircd, clients: list[ChatClient], log: ChatLog
+) -> ChatClient:
+    """``ircd`` offers CHATHISTORY and never answers it; the client joins #t."""
     ircd.welcome = False
-    port = await ircd.start()
-    alice = ChatClient.start(port, "alice", ("#t",))
+    alice = ChatClient.start(ircd.port, "alice", ("#t",))
+    clients.append(alice)
     alice.conn.subscribe(log.handle)
     await ircd.wait(lambda: any(ln.startswith("CAP LS") for ln in ircd.lines), "CAP LS")
     ircd.send(":srv CAP * LS :batch draft/chathistory message-tags server-time")
@@ -243,15 +244,14 @@ async def _history_never_answered(tmp_path: Path, log: ChatLog) -> tuple[Ircd, C
     await ircd.wait(lambda: "JOIN #t" in ircd.lines, "the JOIN")
     ircd.send(":alice!a@h JOIN #t")
     await ircd.wait(lambda: any(ln.startswith("CHATHISTORY") for ln in ircd.lines), "history")
-    return ircd, alice
+    return alice
 
 
 async def test_held_lines_are_written_when_the_history_never_answers(
-    clients: list[ChatClient], tmp_path: Path
+    clients: list[ChatClient], ircd: Ircd, tmp_path: Path
 ) -> None:
     log = ChatLog(tmp_path / "a", hold_seconds=0.05)
-    ircd, alice = await _history_never_answered(tmp_path, log)
-    clients.append(alice)
+    alice = await _history_never_answered(ircd, clients, log)
     try:
         buf = alice.session.buffer("#t")
         assert buf is not None and buf.history_loading
@@ -263,23 +263,18 @@ async def test_held_lines_are_written_when_the_history_never_answers(
         assert buf.history_loading  # (still unanswered)
     finally:
         log.close()
-        await alice.stop()
-        await ircd.stop()
 
 
-async def test_held_lines_are_written_at_exit(clients: list[ChatClient], tmp_path: Path) -> None:
+async def test_held_lines_are_written_at_exit(
+    clients: list[ChatClient], ircd: Ircd, tmp_path: Path
+) -> None:
     log = ChatLog(tmp_path / "a", hold_seconds=3600)
-    ircd, alice = await _history_never_answered(tmp_path, log)
-    clients.append(alice)
-    try:
-        await alice.wait(lambda: any(isinstance(e, LineAdded) for e in alice.events), "JOIN")
-        assert not (tmp_path / "a" / "#t.log").exists()  # held: the history may come
-        log.close()
-        assert [ln[20:] for ln in lines_of(tmp_path / "a" / "#t.log")] == [
-            "-!- alice has joined #t"]
-    finally:
-        await alice.stop()
-        await ircd.stop()
+    alice = await _history_never_answered(ircd, clients, log)
+    await alice.wait(lambda: any(isinstance(e, LineAdded) for e in alice.events), "JOIN")
+    assert not (tmp_path / "a" / "#t.log").exists()  # held: the history may come
+    log.close()
+    assert [ln[20:] for ln in lines_of(tmp_path / "a" / "#t.log")] == [
+        "-!- alice has joined #t"]
 
 
 def test_log_dir_config(tmp_path: Path) -> None:
