@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
+import os
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
 
 from client.connection import Connection, ConnectionSettings
+from client.headless import run_headless
 from client.model import Buffer, Delivery, Event, Kind, Line
 from client.session import Session, SessionConfig
 from server.transport.background import BackgroundServer
@@ -188,6 +191,25 @@ class Ircd:
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def headless(port: int, config: SessionConfig) -> AsyncIterator[tuple[io.StringIO, int]]:
+    """``run_headless`` connected to ``port``, its stdin a pipe: yields what it prints
+    and the pipe's write end (to type into). At the end, the end of input (a /quit),
+    and the run over."""
+    conn = Connection(
+        Session(config), ConnectionSettings(host="127.0.0.1", port=port, quit_timeout=0.2)
+    )
+    read_end, write_end = os.pipe()
+    out = io.StringIO()
+    with os.fdopen(read_end) as stdin:
+        task = asyncio.ensure_future(run_headless(conn, stdin, out))
+        try:
+            yield out, write_end
+        finally:
+            os.close(write_end)
+            await asyncio.wait_for(task, DEADLINE)
 
 
 class Relay:

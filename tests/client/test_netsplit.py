@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import time
 
 from prompt_toolkit.data_structures import Size
@@ -15,15 +14,14 @@ from prompt_toolkit.output.vt100 import Vt100_Output
 
 from client.config import ClientConfig
 from client.connection import Connection, ConnectionSettings
-from client.headless import run_headless
 from client.model import Kind
 from client.netsplit import MAX_NICKS, QUIET, split_servers
-from client.session import Session, SessionConfig
+from client.session import SessionConfig
 from client.smartfilter import Events
 from client.ui.app import ChatUI
 
 from .helpers import NOW, T0, feed
-from .netutil import DEADLINE, Ircd
+from .netutil import DEADLINE, Ircd, headless
 from .test_smart_filter import event, in_t, said, shown
 
 SPLIT = ":irc.hub.net irc.leaf.net"
@@ -165,31 +163,19 @@ async def test_the_ui_shows_a_fold_when_due_without_more_traffic() -> None:
     assert buf.lines[-1].text == "Netsplit irc.hub.net <-> irc.leaf.net quits: bob"
 
 
-async def test_headless_prints_a_fold_when_due_without_more_traffic() -> None:
+async def test_headless_prints_a_fold_when_due_without_more_traffic(ircd: Ircd) -> None:
     # The connection calls Session.tick at due_at, so every front end gets the folded
     # line: --headless printed it only when the next line or keepalive came.
-    ircd = Ircd()
-    port = await ircd.start()
-    conn = Connection(  # (bob never spoke: the smart filter would hide his quit)
-        Session(SessionConfig(nick="alice", channels=("#t",), events=Events.ALL)),
-        ConnectionSettings(host="127.0.0.1", port=port, quit_timeout=0.2),
-    )
-    read_end, write_end = os.pipe()
-    out = io.StringIO()
-    with os.fdopen(read_end) as stdin:
-        task = asyncio.ensure_future(run_headless(conn, stdin, out))
-        try:
-            await ircd.wait(lambda: "JOIN #t" in ircd.lines, "the JOIN")
-            ircd.send(":alice!a@h JOIN #t")
-            ircd.send(":srv 353 alice = #t :alice bob")
-            ircd.send(":srv 366 alice #t :End of /NAMES list.")
-            ircd.send(":bob!b@h QUIT :irc.hub.net irc.leaf.net")
-            deadline = time.monotonic() + DEADLINE
-            while "Netsplit" not in out.getvalue() and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-            assert "#t -- Netsplit irc.hub.net <-> irc.leaf.net quits: bob\n" in out.getvalue()
-            assert ircd.lines[-1] == "JOIN #t"  # (nothing since: no traffic woke it)
-        finally:
-            os.close(write_end)  # end of input: /quit
-            await asyncio.wait_for(task, DEADLINE)
-            await ircd.stop()
+    # Every event shown: bob never spoke, and the smart filter would hide his quit.
+    config = SessionConfig(nick="alice", channels=("#t",), events=Events.ALL)
+    async with headless(ircd.port, config) as (out, _typed):
+        await ircd.wait(lambda: "JOIN #t" in ircd.lines, "the JOIN")
+        ircd.send(":alice!a@h JOIN #t")
+        ircd.send(":srv 353 alice = #t :alice bob")
+        ircd.send(":srv 366 alice #t :End of /NAMES list.")
+        ircd.send(":bob!b@h QUIT :irc.hub.net irc.leaf.net")
+        deadline = time.monotonic() + DEADLINE
+        while "Netsplit" not in out.getvalue() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert "#t -- Netsplit irc.hub.net <-> irc.leaf.net quits: bob\n" in out.getvalue()
+        assert ircd.lines[-1] == "JOIN #t"  # (nothing since: no traffic woke it)

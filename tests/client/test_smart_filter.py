@@ -5,15 +5,12 @@ buffer list's activity, and the message pane skipping what it hides."""
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 from pathlib import Path
 
 from chat.servertime import format_time
 from client import cli
 from client.config import ClientConfig, parse
-from client.connection import Connection, ConnectionSettings
-from client.headless import run_headless
 from client.model import Buffer, BufferChanged, BufferKind, Kind, Line
 from client.session import Session, SessionConfig
 from client.smartfilter import Events
@@ -31,7 +28,7 @@ from .helpers import (
     privmsg,
     run,
 )
-from .netutil import DEADLINE, Ircd
+from .netutil import DEADLINE, Ircd, headless
 from .test_read_marker import marker_session
 
 
@@ -335,46 +332,32 @@ def test_the_read_marker_on_a_hidden_line_is_drawn_where_it_is() -> None:
     assert not any(r.startswith("─") for r in pane_rows(pane))
 
 
-async def test_headless_output_hides_what_the_pane_hides() -> None:
-    ircd = Ircd()
-    port = await ircd.start()
-    conn = Connection(
-        Session(SessionConfig(nick="alice", channels=("#t",))),  # events = "smart"
-        ConnectionSettings(host="127.0.0.1", port=port, quit_timeout=0.2),
-    )
-    read_end, write_end = os.pipe()
-    out = io.StringIO()
-
+async def test_headless_output_hides_what_the_pane_hides(ircd: Ircd) -> None:
     async def printed(text: str) -> list[str]:
         async with asyncio.timeout(DEADLINE):
             while text not in out.getvalue():
                 await asyncio.sleep(0.01)
         return [line.split(" ", 2)[2] for line in out.getvalue().splitlines()]
 
-    with os.fdopen(read_end) as stdin:
-        task = asyncio.ensure_future(run_headless(conn, stdin, out))
-        try:
-            await ircd.wait(lambda: "JOIN #t" in ircd.lines, "the JOIN")
-            for line in (
-                ":alice!a@h JOIN #t",
-                ":zed!z@h JOIN #t",  # never says a word: hidden
-                ":zed!z@h PART #t",
-                ":carol!c@h PRIVMSG #t :bye all",
-                ":carol!c@h PART #t",  # spoke just before: shown
-                ":bob!b@h JOIN #t",  # hidden until he speaks, then shown before it
-                ":bob!b@h PRIVMSG #t :hi",
-            ):
-                ircd.send(line)
-            shown = await printed("<bob> hi")
-            assert not any("zed" in line for line in shown)
-            assert shown[-4:] == ["<carol> bye all", "-- carol has left #t",
-                                  "-- bob has joined #t", "<bob> hi"]  # fmt: skip
-            # The setting is the session's, as the pane's: /filter changes both.
-            os.write(write_end, b"/filter all\n")
-            await printed("Showing all joins")
-            ircd.send(":zed!z@h JOIN #t")
-            assert (await printed("zed has joined"))[-1] == "-- zed has joined #t"
-        finally:
-            os.close(write_end)  # end of input: /quit
-            await asyncio.wait_for(task, DEADLINE)
-            await ircd.stop()
+    config = SessionConfig(nick="alice", channels=("#t",))  # events = "smart"
+    async with headless(ircd.port, config) as (out, typed):
+        await ircd.wait(lambda: "JOIN #t" in ircd.lines, "the JOIN")
+        for line in (
+            ":alice!a@h JOIN #t",
+            ":zed!z@h JOIN #t",  # never says a word: hidden
+            ":zed!z@h PART #t",
+            ":carol!c@h PRIVMSG #t :bye all",
+            ":carol!c@h PART #t",  # spoke just before: shown
+            ":bob!b@h JOIN #t",  # hidden until he speaks, then shown before it
+            ":bob!b@h PRIVMSG #t :hi",
+        ):
+            ircd.send(line)
+        shown = await printed("<bob> hi")
+        assert not any("zed" in line for line in shown)
+        assert shown[-4:] == ["<carol> bye all", "-- carol has left #t",
+                              "-- bob has joined #t", "<bob> hi"]  # fmt: skip
+        # The setting is the session's, as the pane's: /filter changes both.
+        os.write(typed, b"/filter all\n")
+        await printed("Showing all joins")
+        ircd.send(":zed!z@h JOIN #t")
+        assert (await printed("zed has joined"))[-1] == "-- zed has joined #t"
