@@ -523,22 +523,31 @@ async def test_nickserv_passwords_stay_off_the_screen_and_out_of_the_history(
     assert all(secret not in entry for entry in alice.ui.history.entries)
 
 
-async def test_pageup_at_top_loads_older_history_without_moving_the_view(
-    server: RunningServer,
-    uis: list[UIClient],
-    raw: Raw,
-) -> None:
+async def old_lines_in_h(
+    server: RunningServer, uis: list[UIClient], raw: Raw
+) -> tuple[IRCTestClient, UIClient, Buffer]:
+    """bob said old-00 to old-39 in #h; then alice's UI joined it and shows old-39.
+
+    12 rows: a 9-row pane for 10 lines of history (the join, and the latest 9
+    messages: the server keeps the join too, and it counts against the 10 asked for).
+    """
     bob = await raw("bob")
     await bob.join("#h")
     for i in range(40):
         await bob.send(f"PRIVMSG #h :old-{i:02d}")
     await bob.sync()
-
-    # 12 rows: a 9-row pane for 10 lines (the join, and the latest 9 messages: the
-    # server keeps the join too, and it counts against the 10 asked for).
     alice = await start_ui(uis, server, "alice", rows=12, columns=100, history_lines=10)
     buf = await alice.join("#h")
     await alice.wait_screen("old-39")
+    return bob, alice, buf
+
+
+async def test_pageup_at_top_loads_older_history_without_moving_the_view(
+    server: RunningServer,
+    uis: list[UIClient],
+    raw: Raw,
+) -> None:
+    _bob, alice, buf = await old_lines_in_h(server, uis, raw)
     assert "old-30" not in alice.text()
     view = alice.ui.views(buf)
 
@@ -582,14 +591,7 @@ async def test_pageup_at_the_top_of_a_cleared_buffer_brings_back_what_clear_took
     uis: list[UIClient],
     raw: Raw,
 ) -> None:
-    bob = await raw("bob")
-    await bob.join("#h")
-    for i in range(40):
-        await bob.send(f"PRIVMSG #h :old-{i:02d}")
-    await bob.sync()
-    alice = await start_ui(uis, server, "alice", rows=12, columns=100, history_lines=10)
-    buf = await alice.join("#h")
-    await alice.wait_screen("old-39")
+    bob, alice, buf = await old_lines_in_h(server, uis, raw)
     view = alice.ui.views(buf)
     seen = len(alice.events)
 
