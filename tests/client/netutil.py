@@ -129,6 +129,16 @@ class ChatClient:
             await self.task
 
 
+async def in_channel(
+    clients: list[ChatClient], port: int, nick: str, channel: str = "#t"
+) -> tuple[ChatClient, Buffer]:
+    """A client for ``nick`` (stopped with ``clients``), once it is in ``channel`` with
+    the channel's history in: the client and the channel's buffer."""
+    client = ChatClient.start(port, nick, (channel,))
+    clients.append(client)
+    return client, await client.joined(channel)
+
+
 async def restart_server(first: RunningServer, db: str, client: ChatClient) -> BackgroundServer:
     """Stop ``first`` (its clients lose their connections) and, once ``client`` waits to
     reconnect (held at its gate, to be opened by the caller), start the server again on

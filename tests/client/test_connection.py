@@ -24,6 +24,7 @@ from .netutil import (
     Ircd,
     cert_or_skip,
     has_texts,
+    in_channel,
     messages,
     restart_server,
     texts,
@@ -87,9 +88,7 @@ async def test_two_clients_talk(server: RunningServer, clients: list[ChatClient]
     assert [m.highlight for m in messages(b_buf)] == [True, False, False]  # "hello bob"
     assert alice.session.lag is None or alice.session.lag >= 0
     # A third client joining later gets the history through CHATHISTORY LATEST.
-    carol = ChatClient.start(server.port, "carol", ("#t",))
-    clients.append(carol)
-    c_buf = await carol.joined("#t")
+    _carol, c_buf = await in_channel(clients, server.port, "carol")
     assert texts(c_buf) == ["hello bob", "waves", "hi alice"]
     assert all(m.history for m in messages(c_buf))
 
@@ -215,21 +214,15 @@ async def test_a_gap_fill_pages_on_past_events_seen_before_the_drop(
 async def test_history_lines_do_not_take_the_senders_rank_of_today(
     server: RunningServer, clients: list[ChatClient]
 ) -> None:
-    alice = ChatClient.start(server.port, "alice", ("#t",))
-    clients.append(alice)
-    a_buf = await alice.joined("#t")  # (first in: an operator)
-    bob = ChatClient.start(server.port, "bob", ("#t",))
-    clients.append(bob)
-    b_buf = await bob.joined("#t")
+    alice, a_buf = await in_channel(clients, server.port, "alice")  # (first in: an operator)
+    bob, b_buf = await in_channel(clients, server.port, "bob")
     bob.conn.switch(b_buf)
     bob.conn.input("not an op yet")
     await alice.wait(lambda: has_texts(a_buf, ["not an op yet"]), "bob's message")
     alice.conn.switch(a_buf)
     alice.conn.input("/op bob")
     await bob.wait(lambda: b_buf.members["bob"].prefix == "@", "bob's op")
-    carol = ChatClient.start(server.port, "carol", ("#t",))  # bob's line: join history
-    clients.append(carol)
-    c_buf = await carol.joined("#t")
+    carol, c_buf = await in_channel(clients, server.port, "carol")  # bob's line: join history
     bob.conn.input("an op now")
     await carol.wait(lambda: has_texts(c_buf, ["an op now"]), "bob's live message")
     assert [(m.text, m.prefix, m.history) for m in messages(c_buf)] == [
