@@ -19,7 +19,7 @@ from client.session import Session
 from tests.conftest import RunningServer
 
 from .helpers import NOW, chat_session, feed
-from .netutil import DEADLINE, ChatClient, Ircd, has_texts
+from .netutil import DEADLINE, ChatClient, Ircd, has_texts, in_channel
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -182,9 +182,7 @@ async def test_a_gap_fill_is_logged_before_the_line_that_counts_it(
 async def test_a_joins_history_is_logged_before_the_join(
     server: RunningServer, clients: list[ChatClient], tmp_path: Path
 ) -> None:
-    bob = ChatClient.start(server.port, "bob", ("#t",))
-    clients.append(bob)
-    b_buf = await bob.joined("#t")
+    bob, b_buf = await in_channel(clients, server.port, "bob")
     bob.conn.switch(b_buf)
     bob.conn.input("said before alice came")
     await bob.wait(lambda: has_texts(b_buf, ["said before alice came"]), "bob's echo (stored)")
