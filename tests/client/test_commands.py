@@ -21,7 +21,7 @@ from .helpers import (
     run,
     texts,
 )
-from .netutil import DEADLINE, ChatClient, has_texts
+from .netutil import DEADLINE, ChatClient, has_texts, in_channel
 
 
 @pytest.fixture
@@ -398,9 +398,7 @@ def test_complete_nicks_channels_commands(s: Session) -> None:
 async def test_completion_ranks_who_spoke_not_who_joined_also_after_a_reconnect(
     server: RunningServer, clients: list[ChatClient]
 ) -> None:
-    alice = ChatClient.start(server.port, "alice", ("#t",))
-    clients.append(alice)
-    a_buf = await alice.joined("#t")
+    alice, a_buf = await in_channel(clients, server.port, "alice")
     alice.conn.switch(a_buf)
     alice.conn.input("alice talks")
     await alice.wait(lambda: has_texts(a_buf, ["alice talks"]), "alice's echo")
