@@ -15,7 +15,7 @@ from server.config import ServerConfig
 from tests.conftest import start_server
 
 from .helpers import NOW, T0, chat_session, feed, history_batch, texts
-from .netutil import ChatClient, has_texts
+from .netutil import ChatClient, has_texts, in_channel
 
 
 def infos(s: Session) -> list[str]:
@@ -112,9 +112,7 @@ def test_config_ignore_lists_merge(tmp_path: Path) -> None:
 async def test_an_ignored_user_on_a_real_server(clients: list[ChatClient]) -> None:
     running = start_server(ServerConfig(name="test.server", network="TestNet"), "asyncio")
     try:
-        alice = ChatClient.start(running.port, "alice", ("#t",))
-        clients.append(alice)
-        buf = await alice.joined("#t")
+        alice, buf = await in_channel(clients, running.port, "alice")
         alice.session.ignore(["bob"], NOW)
         bob = ChatClient.start(running.port, "bob", ("#t",))
         carol = ChatClient.start(running.port, "carol", ("#t",))
