@@ -43,7 +43,7 @@ from .helpers import (
     run,
     texts,
 )
-from .netutil import DEADLINE, ChatClient, Relay, has_texts
+from .netutil import DEADLINE, ChatClient, Relay, has_texts, in_channel
 from .recorded import CHAT_BURST
 
 ML = "draft/multiline=max-bytes=4096,max-lines=100"
@@ -527,9 +527,7 @@ async def test_a_pasted_block_is_one_message_for_the_others_and_in_history(
     await bob.wait(lambda: any(ln.text == note for ln in b_buf.lines), "the gap fill")
     assert [m.text for m in messages(b_buf)] == [block, "while\nyou were away"]
     # A newcomer gets both from history (LATEST), each once.
-    carol = ChatClient.start(server.port, "carol", ("#t",))
-    clients.append(carol)
-    c_buf = await carol.joined("#t")
+    _carol, c_buf = await in_channel(clients, server.port, "carol")
     assert [(m.text, m.history) for m in messages(c_buf)] == [
         (block, True), ("while\nyou were away", True)]
 
@@ -602,9 +600,7 @@ async def test_a_paste_into_the_input_is_sent_as_one_message(
     server: RunningServer, clients: list[ChatClient], ui_alice: tuple[ChatUI, PipeInput]
 ) -> None:
     ui, pipe = ui_alice
-    bob = ChatClient.start(server.port, "bob", ("#t",))
-    clients.append(bob)
-    b_buf = await bob.joined("#t")
+    bob, b_buf = await in_channel(clients, server.port, "bob")
     conn = ui.connection
 
     def joined() -> bool:
