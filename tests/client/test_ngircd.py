@@ -10,7 +10,7 @@ import pytest
 from client.model import Kind
 from tests.e2e.irc_clients import RunningServer, server_skip_reason, start_server
 
-from .netutil import ChatClient, has_texts, messages, texts
+from .netutil import ChatClient, has_texts, in_channel, messages, texts
 
 pytestmark = pytest.mark.skipif(
     server_skip_reason("ngircd") is not None, reason=server_skip_reason("ngircd") or ""
@@ -27,12 +27,8 @@ def ngircd(tmp_path: Path) -> Iterator[RunningServer]:
 
 
 async def test_chat_without_history_caps(ngircd: RunningServer, clients: list[ChatClient]) -> None:
-    alice = ChatClient.start(ngircd.port, "alice", ("#t",))
-    clients.append(alice)
-    a_buf = await alice.joined("#t")  # first in: channel operator
-    bob = ChatClient.start(ngircd.port, "bob", ("#t",))
-    clients.append(bob)
-    b_buf = await bob.joined("#t")
+    alice, a_buf = await in_channel(clients, ngircd.port, "alice")  # first in: channel operator
+    bob, b_buf = await in_channel(clients, ngircd.port, "bob")
     s = alice.session
     assert not s.history_enabled and not s.echo and "server-time" not in s.caps
     assert s.casemapping == "ascii" and s.prefix_symbols == "~&@%+"
