@@ -42,7 +42,15 @@ from .helpers import (
     run,
     texts,
 )
-from .netutil import DEADLINE, ChatClient, Ircd, Relay, has_texts, restart_server
+from .netutil import (
+    DEADLINE,
+    ChatClient,
+    Ircd,
+    Relay,
+    has_texts,
+    in_channel,
+    restart_server,
+)
 from .netutil import texts as all_texts
 from .recorded import CHAT_BURST, CHAT_JOIN
 
@@ -820,9 +828,7 @@ def shown_once(buf: Buffer, text: str) -> Line:
 
 async def in_history_once(port: int, text: str, clients: list[ChatClient]) -> None:
     """A newcomer to #t gets ``text`` from the server's history exactly once."""
-    carol = ChatClient.start(port, "carol", ("#t",))
-    clients.append(carol)
-    c_buf = await carol.joined("#t")
+    _carol, c_buf = await in_channel(clients, port, "carol")
     assert all_texts(c_buf).count(text) == 1, all_texts(c_buf)
 
 
@@ -966,12 +972,8 @@ async def test_written_again_after_a_reconnect_it_moves_below_the_gap_fill(
 async def test_a_join_by_hand_after_a_refused_rejoin_is_no_reconnect(
     server: RunningServer, clients: list[ChatClient]
 ) -> None:
-    bob = ChatClient.start(server.port, "bob", ("#t",))  # first in: the operator
-    clients.append(bob)
-    b_buf = await bob.joined("#t")
-    alice = ChatClient.start(server.port, "alice", ("#t",))
-    clients.append(alice)
-    a_buf = await alice.joined("#t")
+    bob, b_buf = await in_channel(clients, server.port, "bob")  # first in: the operator
+    alice, a_buf = await in_channel(clients, server.port, "alice")
     alice.gate.close()
     alice.conn.drop()
     await asyncio.wait_for(alice.gate.waiting.wait(), DEADLINE)
