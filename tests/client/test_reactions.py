@@ -36,7 +36,7 @@ from .helpers import (
     texts,
 )
 from .helpers import chathistory_batch as batch
-from .netutil import ChatClient, has_texts, messages
+from .netutil import ChatClient, has_texts, in_channel, messages
 from .recorded import CHAT_BURST
 
 CAPS = "draft/event-playback draft/message-redaction"
@@ -673,9 +673,7 @@ async def test_a_reaction_reaches_others_is_kept_in_history_and_taken_back(
     assert own.own and own.msgids  # the echo brought its msgid
 
     # carol joins later: the join history brings the reaction, not a line of it.
-    carol = ChatClient.start(server.port, "carol", ("#room",))
-    clients.append(carol)
-    hers = await carol.joined("#room")
+    carol, hers = await in_channel(clients, server.port, "carol", "#room")
     assert [drawn(ln) for ln in messages(hers)] == ["<bob> lunch at noon?  [👍 1]"]
     assert not any("TAGMSG" in ln.text or "👍" in ln.text for ln in hers.lines)
 
@@ -688,7 +686,5 @@ async def test_a_reaction_reaches_others_is_kept_in_history_and_taken_back(
     assert [(e.nick, e.text) for e in removed] == [("alice", "👍")]
 
     # dave, later still: taken back, it is not in history either.
-    dave = ChatClient.start(server.port, "dave", ("#room",))
-    clients.append(dave)
-    his = await dave.joined("#room")
+    _dave, his = await in_channel(clients, server.port, "dave", "#room")
     assert [drawn(ln) for ln in messages(his)] == ["<bob> lunch at noon?"]
