@@ -34,7 +34,7 @@ from .helpers import (
     texts,
 )
 from .helpers import chathistory_batch as batch
-from .netutil import DEADLINE, ChatClient, has_texts, messages
+from .netutil import DEADLINE, ChatClient, has_texts, in_channel, messages
 
 CAP = "draft/message-redaction"
 REDACT_TIME = "2026-11-21T07:00:00.000Z"
@@ -616,12 +616,9 @@ async def test_a_message_deleted_by_its_sender_shows_as_deleted_to_the_others(
 async def test_the_server_refusing_a_deletion_is_an_error_line(
     server: RunningServer, clients: list[ChatClient]
 ) -> None:
-    alice = ChatClient.start(server.port, "alice", ("#room",))
-    clients.append(alice)
-    mine = await alice.joined("#room")  # first in: channel operator
-    bob = ChatClient.start(server.port, "bob", ("#room",))
-    clients.append(bob)
-    theirs = await bob.joined("#room")
+    # alice is first in: the channel operator.
+    alice, mine = await in_channel(clients, server.port, "alice", "#room")
+    bob, theirs = await in_channel(clients, server.port, "bob", "#room")
     assert CAP in bob.session.caps
     alice.conn.switch("#room")
     bob.conn.switch("#room")
@@ -681,9 +678,7 @@ async def test_a_deletion_made_while_away_is_applied_when_back(
     assert written.count("alice deleted their message of") == 1
 
     # A new client for bob, joining: the join history neither has it nor says REDACT.
-    other = ChatClient.start(server.port, "bob2", ("#room",))
-    clients.append(other)
-    fresh = await other.joined("#room")
+    other, fresh = await in_channel(clients, server.port, "bob2", "#room")
     assert texts(fresh) == ["hello", "sorry, wrong window"]
     assert not any("1234" in ln.text or "REDACT" in ln.text for ln in fresh.lines)
     assert not any(isinstance(e, LineRedacted) for e in other.events)
