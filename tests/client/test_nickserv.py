@@ -277,10 +277,16 @@ def echo(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> boo
     return bool(request.param == "echo")
 
 
-def start_logged(port: int, nick: str, tmp_path: Path) -> tuple[ChatClient, ChatLog]:
+async def start_logged(
+    clients: list[ChatClient], port: int, nick: str, tmp_path: Path
+) -> tuple[ChatClient, ChatLog]:
+    """A client for ``nick`` (stopped with ``clients``) writing a chat log under
+    ``tmp_path``/logs, once registered."""
     c = ChatClient.start(port, nick)
+    clients.append(c)
     log = ChatLog(tmp_path / "logs")
     c.conn.subscribe(log.handle)
+    await c.wait(lambda: c.session.registered, "registration")
     return c, log
 
 
@@ -302,10 +308,8 @@ async def test_identify_through_msg_nickserv_logs_in(
     server: RunningServer, clients: list[ChatClient], tmp_path: Path, echo: bool
 ) -> None:
     await make_account(server, "alice", PASSWORD)
-    alice, log = start_logged(server.port, "alice", tmp_path)
-    clients.append(alice)
+    alice, log = await start_logged(clients, server.port, "alice", tmp_path)
     s = alice.session
-    await alice.wait(lambda: s.registered, "registration")
     assert s.echo is echo
     alice.conn.input(f"/msg nickserv IDENTIFY alice {PASSWORD}")
     await alice.wait(lambda: s.account == "alice", "the login (900)")
@@ -331,10 +335,8 @@ async def test_a_wrong_password_is_refused_and_not_shown(
     server: RunningServer, clients: list[ChatClient], tmp_path: Path, echo: bool
 ) -> None:
     await make_account(server, "bert", PASSWORD)
-    bert, log = start_logged(server.port, "bert", tmp_path)
-    clients.append(bert)
+    bert, log = await start_logged(clients, server.port, "bert", tmp_path)
     s = bert.session
-    await bert.wait(lambda: s.registered, "registration")
     bert.conn.input("/query NickServ")
     await bert.wait(lambda: s.current.name == "NickServ", "the query")
     bert.conn.input("identify wr0ng-guess")  # typed in the query buffer
@@ -353,10 +355,8 @@ async def test_a_wrong_password_is_refused_and_not_shown(
 async def test_register_and_set_password_through_nickserv(
     server: RunningServer, clients: list[ChatClient], tmp_path: Path, echo: bool
 ) -> None:
-    carol, log = start_logged(server.port, "carol", tmp_path)
-    clients.append(carol)
+    carol, log = await start_logged(clients, server.port, "carol", tmp_path)
     s = carol.session
-    await carol.wait(lambda: s.registered, "registration")
     carol.conn.input(f"/ns REGISTER {PASSWORD} carol@example.com")
     await carol.wait(lambda: s.account == "carol", "the account (900)")
     assert f"PRIVMSG NickServ :REGISTER {PASSWORD} carol@example.com" in carol.untagged
@@ -387,10 +387,8 @@ async def test_quote_ns_identify_logs_in_and_shows_nothing(
     server: RunningServer, clients: list[ChatClient], tmp_path: Path
 ) -> None:
     await make_account(server, "dora", PASSWORD)
-    dora, log = start_logged(server.port, "dora", tmp_path)
-    clients.append(dora)
+    dora, log = await start_logged(clients, server.port, "dora", tmp_path)
     s = dora.session
-    await dora.wait(lambda: s.registered, "registration")
     dora.conn.input(f"/quote NS IDENTIFY dora {PASSWORD}")
     await dora.wait(lambda: s.account == "dora", "the login (900)")
     assert f"NS IDENTIFY dora {PASSWORD}" in dora.sent
