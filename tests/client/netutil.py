@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from client.chatlog import ChatLog
 from client.connection import Connection, ConnectionSettings
 from client.headless import run_headless
 from client.model import Buffer, Delivery, Event, Kind, Line
@@ -137,6 +138,19 @@ async def in_channel(
     client = ChatClient.start(port, nick, (channel,))
     clients.append(client)
     return client, await client.joined(channel)
+
+
+async def start_logged(
+    clients: list[ChatClient], port: int, nick: str, tmp_path: Path
+) -> tuple[ChatClient, ChatLog]:
+    """A client for ``nick`` (stopped with ``clients``) writing a chat log under
+    ``tmp_path``/logs, once registered."""
+    c = ChatClient.start(port, nick)
+    clients.append(c)
+    log = ChatLog(tmp_path / "logs")
+    c.conn.subscribe(log.handle)
+    await c.wait(lambda: c.session.registered, "registration")
+    return c, log
 
 
 async def restart_server(first: RunningServer, db: str, client: ChatClient) -> BackgroundServer:

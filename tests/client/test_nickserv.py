@@ -23,7 +23,7 @@ from client.session import Session
 from tests.conftest import RunningServer
 
 from .helpers import NOW, T0, all_text, chat_session, feed, history_batch, messages, ngircd_session
-from .netutil import ChatClient
+from .netutil import ChatClient, start_logged
 from .test_accounts import make_account, whois_account
 from .test_query_history import logged_in_session
 
@@ -275,19 +275,6 @@ def echo(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> boo
         caps = tuple(c for c in session_module.WANTED_CAPS if c != "echo-message")
         monkeypatch.setattr(session_module, "WANTED_CAPS", caps)
     return bool(request.param == "echo")
-
-
-async def start_logged(
-    clients: list[ChatClient], port: int, nick: str, tmp_path: Path
-) -> tuple[ChatClient, ChatLog]:
-    """A client for ``nick`` (stopped with ``clients``) writing a chat log under
-    ``tmp_path``/logs, once registered."""
-    c = ChatClient.start(port, nick)
-    clients.append(c)
-    log = ChatLog(tmp_path / "logs")
-    c.conn.subscribe(log.handle)
-    await c.wait(lambda: c.session.registered, "registration")
-    return c, log
 
 
 def logs_of(tmp_path: Path) -> str:
