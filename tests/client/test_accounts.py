@@ -32,7 +32,7 @@ from tests.e2e.irc_clients import server_skip_reason, start_server
 from tests.server.helpers import ask, forget_scram, only
 
 from .helpers import NOW, all_text, burst_offering, chat_session, feed, make, reconnect
-from .netutil import ChatClient, restart_server
+from .netutil import ChatClient, restart_server, start_logged
 
 PASSWORD = "tr0ub4dor&3"
 LOGGED_IN = "You are now logged in as {}"
@@ -264,12 +264,8 @@ async def test_every_reconnect_logs_in_again(
 async def test_register_creates_an_account_that_logs_in_later(
     server: RunningServer, clients: list[ChatClient], tmp_path: Path
 ) -> None:
-    gina = ChatClient.start(server.port, "gina")
-    clients.append(gina)
-    chatlog = ChatLog(tmp_path / "logs")
-    gina.conn.subscribe(chatlog.handle)
+    gina, chatlog = await start_logged(clients, server.port, "gina", tmp_path)
     s = gina.session
-    await gina.wait(lambda: s.registered, "registration")
     gina.conn.input("/register sh0rt")
     refused = "Account registration failed: The password must be at least 8"
     await gina.wait(lambda: any(t.startswith(refused) for t in server_texts(s, Kind.ERROR)),
@@ -370,12 +366,8 @@ async def test_a_nickserv_identify_during_the_session_logs_reconnects_in(
     server: RunningServer, clients: list[ChatClient], tmp_path: Path
 ) -> None:
     await make_account(server, "bert")
-    bert = ChatClient.start(server.port, "bert")
-    clients.append(bert)
-    chatlog = ChatLog(tmp_path / "logs")
-    bert.conn.subscribe(chatlog.handle)
+    bert, chatlog = await start_logged(clients, server.port, "bert", tmp_path)
     s = bert.session
-    await bert.wait(lambda: s.registered, "registration")
     assert s.nick == "bert_"  # bert is kept for the account's owner
     bert.conn.input("/ns IDENTIFY bert wr0ng-guess")  # refused: nothing learnt
     await bert.wait(lambda: any(text.startswith("Invalid account name or password")
