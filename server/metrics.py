@@ -47,6 +47,7 @@ SCHEMA: dict[str, tuple[str, str, str | None]] = {
     "breaker_open": ("gauge", "Redis circuit breaker: 0 closed, 1 half-open, 2 open", None),
     "loop_lag_seconds": ("gauge", "How late the last one-second timer ran", None),
     "tls_handshake_failures": ("counter", "TLS handshakes that failed or timed out", None),
+    "tls_silent_closes": ("counter", "TLS connections closed before a byte (TCP probes)", None),
 }
 
 

@@ -309,11 +309,13 @@ class AsyncioServer:
         deadline = self.loop.time() + self.config.tls_handshake_timeout
         try:
             first = await self._first_byte(sock, self.config.tls_handshake_timeout)
-            if first and first[0] != TLS_RECORD:
+            if not first:
+                self.stats.tls_failures.closed_silently(ip)
+                sock.close()
+                return
+            if first[0] != TLS_RECORD:
                 answer_plaintext(sock, not_tls_reply(self.port))
                 raise NotTLS
-            if not first:
-                raise ConnectionResetError
             await self.loop.connect_accepted_socket(
                 lambda: IRCProtocol(self, secure=True), sock, ssl=tls,
                 ssl_handshake_timeout=max(deadline - self.loop.time(), 0.1),

@@ -37,12 +37,18 @@ class NotTLS(Exception):
 
 def first_byte(sock: socket.socket) -> bytes:
     """The client's first byte, peeked: left in the socket for OpenSSL to read (even
-    on an ``SSLSocket`` before its handshake); b"" once the client closed.
+    on an ``SSLSocket`` before its handshake); b"" once the client closed, or reset,
+    without sending one.
 
     Both backends judge a plaintext client by this byte, not by OpenSSL's error,
     which names the same client differently (``WRONG_VERSION_NUMBER``,
     ``HTTP_REQUEST``...). Raises ``BlockingIOError`` while nothing has come."""
-    return socket.socket.recv(sock, 1, socket.MSG_PEEK)
+    try:
+        return socket.socket.recv(sock, 1, socket.MSG_PEEK)
+    except ConnectionResetError:
+        # The kernel hands over bytes received before a reset first, so none came:
+        # HAProxy's checks, for one, close with a reset.
+        return b""
 
 
 def not_tls_reply(plain_port: int) -> bytes:
@@ -87,10 +93,12 @@ def describe(exc: BaseException | None) -> str:
 
 
 class HandshakeFailures:
-    """One server's failed TLS handshakes (``count`` goes to the metrics)."""
+    """One server's failed TLS handshakes (``count`` goes to the metrics), and its TCP
+    probes (``silent``)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.count = 0
+        self.silent = 0  # connections closed before their first byte
         self._clock = clock
         self._window = clock()
         self._logged = 0
@@ -104,6 +112,13 @@ class HandshakeFailures:
             return
         self._logged += 1
         log.info("TLS handshake from %s failed: %s", ip, describe(exc))
+
+    def closed_silently(self, ip: str) -> None:
+        """A connection closed before sending a byte: no handshake was tried. A load
+        balancer's TCP check or ``nc -z`` does this every few seconds, which would
+        bury the real failures in the log."""
+        self.silent += 1
+        log.debug("TLS port: %s closed before sending a byte (a TCP probe?)", ip)
 
     def tick(self) -> None:
         """Once a second (the transport's timer) and at each failure: a minute over, the

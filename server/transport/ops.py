@@ -322,6 +322,7 @@ def snapshot(
         "flood_disconnects": cs.flood_disconnects,
         "loop_lag_seconds": stats.loop_lag,
         "tls_handshake_failures": stats.tls_failures.count,
+        "tls_silent_closes": stats.tls_failures.silent,
     }
     if history is not None:
         data.update(

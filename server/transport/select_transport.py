@@ -687,6 +687,10 @@ class SelectServer:
 
     def _new_tls_connection(self, sock: socket.socket, addr: Any, ctx: ssl.SSLContext) -> None:
         """Wrap an accepted socket; the handshake runs on the loop, bounded in time."""
+        if isinstance(addr, tuple) and len(addr) >= 2:
+            peer = (str(addr[0]), int(addr[1]))
+        else:
+            peer = ("?", 0)
         try:
             sock.setblocking(False)
             if sock.family in (socket.AF_INET, socket.AF_INET6):
@@ -697,13 +701,17 @@ class SelectServer:
                 return
             tls_sock = ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         except (OSError, ValueError) as exc:
-            log.debug("dropping a new TLS connection: %s", _describe(exc))
+            # A client reset before it was accepted: wrap_socket reads the socket to
+            # find out whether it had sent anything (an SSLError if it had), so that
+            # it is judged as on the asyncio transport, which peeks the same way.
+            if isinstance(exc, ssl.SSLError):
+                self.stats.tls_failures.failed(peer[0], ConnectionResetError())
+            elif isinstance(exc, ConnectionResetError):
+                self.stats.tls_failures.closed_silently(peer[0])
+            else:
+                log.debug("dropping a new TLS connection: %s", _describe(exc))
             sock.close()
             return
-        if isinstance(addr, tuple) and len(addr) >= 2:
-            peer = (str(addr[0]), int(addr[1]))
-        else:
-            peer = ("?", 0)
         conn = TLSConnection(tls_sock, next(self.ids), peer)
         try:
             self.selector.register(tls_sock, selectors.EVENT_READ, conn)
@@ -725,7 +733,11 @@ class SelectServer:
                 # As the asyncio transport does: a plaintext client is known by its
                 # first byte, so both log it, and answer it, alike.
                 first = first_byte(sock)
-                if first and first[0] != TLS_RECORD:
+                if not first:
+                    self.stats.tls_failures.closed_silently(conn.addr[0])
+                    self._drop_handshake(conn)
+                    return
+                if first[0] != TLS_RECORD:
                     answer_plaintext(sock, not_tls_reply(self.port))
                     raise NotTLS
                 conn.heard = True

@@ -17,6 +17,7 @@ import selectors
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import threading
@@ -36,6 +37,7 @@ from server.transport.select_transport import SelectServer
 from tests.conftest import RunningServer, start_server
 from tests.ircclient import IRCTestClient
 from tests.net import free_port
+from tests.server.test_operations import sample, scrape
 
 OPENSSL = shutil.which("openssl")
 pytestmark = pytest.mark.skipif(OPENSSL is None, reason="the openssl command is needed")
@@ -610,6 +612,52 @@ async def test_failed_handshakes_are_logged_with_their_reason_and_counted(
             "on the TLS port?)") in said
     assert any(line.endswith("failed: timed out") for line in said)
     assert any("does not trust our certificate" in line for line in said)
+
+
+async def test_a_tcp_probe_of_the_tls_port_is_not_a_failed_handshake(
+    backend: str, pki: PKI, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A load balancer's TCP check, Docker's ``nc -z``: connect, then close before a
+    byte. Each was logged as a failed handshake ("closed by the client") and counted,
+    every few seconds, burying real failures; a client that sent part of a
+    ClientHello and closed did fail, and still does."""
+    metrics_port = free_port()
+    running = start_server(tls_config(pki, metrics_port=metrics_port), backend,
+                           db=str(tmp_path / "h.db"))
+    try:
+        port = tls_port(running)
+        with caplog.at_level(logging.INFO, logger="chat.server.transport"):
+            # Not counted at all; and once it is through, the metrics thread is up.
+            async with connected(running, pki, "fine") as c:
+                await c.sync()
+            socket.create_connection(("127.0.0.1", port), timeout=10).close()  # a FIN
+            reset = socket.create_connection(("127.0.0.1", port), timeout=10)
+            # HAProxy's checks close with a reset (SO_LINGER 0), to leave no TIME_WAIT.
+            reset.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            reset.close()
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as half:
+                half.sendall(bytes.fromhex("160301020001"))  # a ClientHello cut short
+            half = socket.create_connection(("127.0.0.1", port), timeout=10)
+            half.sendall(bytes.fromhex("160301020001"))
+            half.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            half.close()  # and a reset
+
+            def counted() -> tuple[float, float]:
+                """(failed handshakes, silent closes), from /metrics."""
+                text = scrape(metrics_port)[1]
+                silent = "chat_tls_silent_closes_total"
+                return (sample(text, "chat_tls_handshake_failures_total"),
+                        sample(text, silent) if silent in text else 0.0)  # fmt: skip
+
+            # A deadline on the wait only: the closes reach the server's loop when they do.
+            deadline = time.monotonic() + 10 * HANDSHAKE_TIMEOUT
+            while sum(counted()) < 4 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+        assert counted() == (2.0, 2.0)
+    finally:
+        running.handle.stop()
+    said = [r.getMessage() for r in caplog.records if "TLS handshake" in r.getMessage()]
+    assert said == ["TLS handshake from 127.0.0.1 failed: closed by the client"] * 2
 
 
 async def test_a_handshake_under_way_is_closed_when_the_server_stops(
