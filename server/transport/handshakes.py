@@ -21,8 +21,21 @@ log = logging.getLogger("chat.server.transport")
 LOG_PER_MINUTE = 20
 
 # OpenSSL's reasons, as the person at the keyboard would put them.
-_NOT_TLS = {"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "UNKNOWN_PROTOCOL", "RECORD_LAYER_FAILURE",
-            "PACKET_LENGTH_TOO_LONG", "HTTPS_PROXY_REQUEST"}
+# Bytes that began as a handshake record (0x16) and went on as something else: a
+# scanner, a fuzzer, another protocol. Not "no TLS": a first byte other than 0x16
+# never reaches OpenSSL (NotTLS), so its WRONG_VERSION_NUMBER and kin mean this too.
+_MALFORMED = {
+    # the record layer
+    "WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
+    "ENCRYPTED_LENGTH_TOO_LONG", "RECORD_LENGTH_MISMATCH", "BAD_RECORD_TYPE", "UNEXPECTED_RECORD",
+    "BAD_PACKET_LENGTH", "NOT_ON_RECORD_BOUNDARY",
+    # the ClientHello in it
+    "UNEXPECTED_MESSAGE", "EXCESSIVE_MESSAGE_SIZE", "LENGTH_MISMATCH", "LENGTH_TOO_SHORT",
+    "LENGTH_TOO_LONG", "BAD_LENGTH", "BAD_PACKET", "BAD_HANDSHAKE_LENGTH", "BAD_DATA",
+    "BAD_LEGACY_VERSION", "BAD_EXTENSION", "PARSE_TLSEXT", "CLIENTHELLO_TLSEXT", "BAD_KEY_SHARE",
+    "BAD_ECPOINT", "MISSING_SUPPORTED_GROUPS_EXTENSION", "MISSING_SIGALGS_EXTENSION",
+    "NO_COMPRESSION_SPECIFIED", "INVALID_COMPRESSION_ALGORITHM", "POST_HANDSHAKE_AUTH_ENCODING_ERR",
+}  # fmt: skip
 _UNTRUSTED = {"TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_BAD_CERTIFICATE",
               "SSLV3_ALERT_CERTIFICATE_UNKNOWN", "TLSV1_ALERT_DECRYPT_ERROR"}
 _TOO_OLD = {"UNSUPPORTED_PROTOCOL", "TLSV1_ALERT_PROTOCOL_VERSION", "NO_PROTOCOLS_AVAILABLE"}
@@ -78,8 +91,8 @@ def describe(exc: BaseException | None) -> str:
         return "plaintext (not TLS: a client without TLS on the TLS port?)"
     if isinstance(exc, ssl.SSLError) and not isinstance(exc, ssl.SSLEOFError):
         reason = getattr(exc, "reason", None) or type(exc).__name__
-        if reason in _NOT_TLS:
-            return f"{reason} (not TLS: a client without TLS on the TLS port?)"
+        if reason in _MALFORMED:
+            return f"{reason} (not a valid TLS handshake)"
         if reason in _UNTRUSTED:
             return f"{reason} (the client does not trust our certificate)"
         if reason in _TOO_OLD:

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -218,6 +218,14 @@ def wait_eof(sock: socket.socket, timeout: float) -> float:
     except ConnectionResetError:
         pass
     return time.monotonic() - start
+
+
+async def settle(done: Callable[[], bool]) -> None:
+    """Wait for what the server's loop does in its own time (a deadline on the wait,
+    not an assertion on how long it took)."""
+    deadline = time.monotonic() + 10 * HANDSHAKE_TIMEOUT
+    while not done() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
 
 
 def read_until_closed(sock: socket.socket, timeout: float) -> bytes:
@@ -649,15 +657,42 @@ async def test_a_tcp_probe_of_the_tls_port_is_not_a_failed_handshake(
                 return (sample(text, "chat_tls_handshake_failures_total"),
                         sample(text, silent) if silent in text else 0.0)  # fmt: skip
 
-            # A deadline on the wait only: the closes reach the server's loop when they do.
-            deadline = time.monotonic() + 10 * HANDSHAKE_TIMEOUT
-            while sum(counted()) < 4 and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
+            await settle(lambda: sum(counted()) >= 4)
         assert counted() == (2.0, 2.0)
     finally:
         running.handle.stop()
     said = [r.getMessage() for r in caplog.records if "TLS handshake" in r.getMessage()]
     assert said == ["TLS handshake from 127.0.0.1 failed: closed by the client"] * 2
+
+
+async def test_a_malformed_handshake_is_logged_as_one(
+    tls_server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bytes that begin as a TLS handshake record (0x16) and go on as garbage: a
+    scanner, a fuzzer. Their OpenSSL reasons were logged bare ("UNEXPECTED_MESSAGE"),
+    or as a client without TLS, which these are not (their first byte was TLS's)."""
+    garbage = {
+        b"\x16\x03\x01\xff\xff" + b"\x00" * 600: "PACKET_LENGTH_TOO_LONG",  # 64 KB record
+        b"\x16\x03\x03\x00\x05\x01\x00\x00\x01\x00": "LENGTH_TOO_SHORT",
+        b"\x16\x03\x01\x00\x08\x01\x00\x00\x04\x03\x03\x00\x00": "LENGTH_MISMATCH",
+        b"\x16\x03\x01\x00\x04\x02\x00\x00\x00": "UNEXPECTED_MESSAGE",  # a ServerHello
+        b"\x16" + bytes(range(1, 256)): "WRONG_VERSION_NUMBER",
+    }
+    port = tls_port(tls_server)
+
+    def said() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "TLS handshake from" in r.getMessage()]
+
+    with caplog.at_level(logging.INFO, logger="chat.server.transport"):
+        for data in garbage:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                s.sendall(data)
+                await asyncio.to_thread(wait_eof, s, 10 * HANDSHAKE_TIMEOUT)
+        await settle(lambda: len(said()) >= len(garbage))
+    assert sorted(said()) == sorted(
+        f"TLS handshake from 127.0.0.1 failed: {reason} (not a valid TLS handshake)"
+        for reason in garbage.values()
+    )
 
 
 async def test_a_handshake_under_way_is_closed_when_the_server_stops(
