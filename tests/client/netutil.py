@@ -118,6 +118,13 @@ class ChatClient:
         assert buf is not None
         return buf
 
+    async def lose_connection(self, cut: Callable[[], object] | None = None) -> None:
+        """Lose the connection (``cut``, else a drop on our side) and wait until the
+        client is held at its gate, about to reconnect: the caller opens it."""
+        self.gate.close()
+        (cut or self.conn.drop)()
+        await asyncio.wait_for(self.gate.waiting.wait(), DEADLINE)
+
     async def stop(self) -> None:
         if not self.task.done():
             self.gate.open()
@@ -157,9 +164,7 @@ async def restart_server(first: RunningServer, db: str, client: ChatClient) -> B
     """Stop ``first`` (its clients lose their connections) and, once ``client`` waits to
     reconnect (held at its gate, to be opened by the caller), start the server again on
     the same port and database."""
-    client.gate.close()
-    first.handle.stop()
-    await asyncio.wait_for(client.gate.waiting.wait(), DEADLINE)
+    await client.lose_connection(first.handle.stop)
     second = BackgroundServer(
         replace(first.config, host="127.0.0.1", port=first.port, db=db), first.backend
     )

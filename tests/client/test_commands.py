@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from client.model import BufferClosed, BufferKind, Delivery, Kind, QuitRequested
@@ -21,7 +19,7 @@ from .helpers import (
     run,
     texts,
 )
-from .netutil import DEADLINE, ChatClient, has_texts, in_channel
+from .netutil import ChatClient, has_texts, in_channel
 
 
 @pytest.fixture
@@ -411,9 +409,7 @@ async def test_completion_ranks_who_spoke_not_who_joined_also_after_a_reconnect(
     await carol.wait(lambda: "alfred" in c_buf.members, "alfred's join")
     assert carol.session.complete("al").candidates == ["alice: ", "alfred: "]
 
-    carol.gate.close()
-    carol.conn.drop()
-    await asyncio.wait_for(carol.gate.waiting.wait(), DEADLINE)
+    await carol.lose_connection()
     carol.gate.open()
     await carol.wait(lambda: carol.session.connects == 2 and c_buf.joined
                      and not c_buf.history_loading and "alfred" in c_buf.members,

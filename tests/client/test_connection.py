@@ -147,9 +147,7 @@ async def test_dropped_connection_rejoins_and_fills_the_gap(
         bob.conn.input(f"before {i}")
     await alice.wait(lambda: has_texts(a_buf, [f"before {i}" for i in range(3)]), "before")
 
-    alice.gate.close()
-    alice.conn.drop()  # the network fails
-    await asyncio.wait_for(alice.gate.waiting.wait(), DEADLINE)  # waiting to reconnect
+    await alice.lose_connection()  # the network fails
     assert not a_buf.joined and a_buf.rejoin
     await bob.wait(lambda: "alice" not in b_buf.members, "the server to notice")
     gap = [f"missed {i}" for i in range(5)]
@@ -192,9 +190,7 @@ async def test_a_gap_fill_pages_on_past_events_seen_before_the_drop(
     clients.append(carol)
     await alice.wait(lambda: "carol" in a_buf.members, "carol's join, seen live")
 
-    alice.gate.close()
-    alice.conn.drop()
-    await asyncio.wait_for(alice.gate.waiting.wait(), DEADLINE)
+    await alice.lose_connection()
     await bob.wait(lambda: "alice" not in b_buf.members, "the server to notice")
     gap = [f"missed {i}" for i in range(25)]  # two and a half pages of 10
     for text in gap:
@@ -447,9 +443,7 @@ async def test_away_survives_a_dropped_connection(
     await alice.wait(lambda: alice.session.away, "alice marked away")
     await bob.wait(lambda: "alice" in b_buf.members and b_buf.members["alice"].away,
                    "bob seeing alice away")
-    alice.gate.close()
-    alice.conn.drop()
-    await asyncio.wait_for(alice.gate.waiting.wait(), DEADLINE)
+    await alice.lose_connection()
     await bob.wait(lambda: "alice" not in b_buf.members, "the server to notice")
     alice.gate.open()
     await alice.joined("#t")
@@ -531,9 +525,8 @@ async def test_reconnect_typed_twice_reconnects_once_and_says_so_once(
 async def test_reconnect_while_waiting_to_retry_connects_now(
     ircd: Ircd, alice: ChatClient
 ) -> None:
-    alice.gate.close()
-    ircd.writers[-1].close()  # the server closed it: the client waits to retry
-    await asyncio.wait_for(alice.gate.waiting.wait(), DEADLINE)
+    # The server closed it: the client waits to retry.
+    await alice.lose_connection(ircd.writers[-1].close)
     assert alice.session.connects == 1
     alice.conn.input("/reconnect")
     await alice.wait(lambda: alice.session.connects == 2 and alice.session.registered,

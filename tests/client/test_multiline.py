@@ -516,9 +516,7 @@ async def test_a_pasted_block_is_one_message_for_the_others_and_in_history(
     assert sum("draft/multiline-concat" in line for line in alice.sent) >= 2
 
     # bob is away while alice sends another; his reconnect's gap fill brings it, once.
-    bob.gate.close()
-    bob.conn.drop()
-    await asyncio.wait_for(bob.gate.waiting.wait(), DEADLINE)
+    await bob.lose_connection()
     await alice.wait(lambda: "bob" not in a_buf.members, "bob gone")
     alice.conn.input("while\nyou were away")
     await alice.wait(lambda: has_texts(a_buf, ["while\nyou were away"]), "the second")
@@ -550,9 +548,7 @@ async def test_a_block_typed_while_disconnected_is_one_message_when_written(
         relay.upstream_port = down.sockets[0].getsockname()[1]
         down.close()
         await down.wait_closed()
-        alice.gate.close()
-        relay.cut()
-        await asyncio.wait_for(alice.gate.waiting.wait(), DEADLINE)
+        await alice.lose_connection(relay.cut)
         alice.gate.open()
         alice.gate.close()  # one retry, then it waits again
         await asyncio.wait_for(alice.gate.waiting.wait(), DEADLINE)

@@ -919,9 +919,7 @@ async def test_lost_on_the_way_or_typed_while_away_it_arrives_once(
         assert all_texts(b_buf).count("lost on the way") == 1
 
         # Typed while the connection is down: pending, then sent after the rejoin.
-        alice.gate.close()
-        relay.cut()
-        await asyncio.wait_for(alice.gate.waiting.wait(), DEADLINE)
+        await alice.lose_connection(relay.cut)
         alice.conn.input("typed while away")
         [waiting] = [ln for ln in messages(a_buf) if ln.text == "typed while away"]
         assert (waiting.delivery, waiting.note) == (Delivery.PENDING, NOT_YET)
@@ -974,9 +972,7 @@ async def test_a_join_by_hand_after_a_refused_rejoin_is_no_reconnect(
 ) -> None:
     bob, b_buf = await in_channel(clients, server.port, "bob")  # first in: the operator
     alice, a_buf = await in_channel(clients, server.port, "alice")
-    alice.gate.close()
-    alice.conn.drop()
-    await asyncio.wait_for(alice.gate.waiting.wait(), DEADLINE)
+    await alice.lose_connection()
     await bob.wait(lambda: "alice" not in b_buf.members, "the server to notice")
     bob.conn.switch(b_buf)
     bob.conn.input("/mode +i")

@@ -239,9 +239,7 @@ async def test_queued_messages_are_pending_not_sent_and_wait_for_the_reconnect(
     await bob.wait(lambda: texts(chan)[-2:] == rows[:2], "the two written")
     await alice.wait(lambda: outbox.pending == 4, "the echoes of the two")
 
-    alice.gate.close()  # the connection lost: the four were never written
-    alice.conn.drop()
-    await asyncio.wait_for(alice.gate.waiting.wait(), DEADLINE)
+    await alice.lose_connection()  # the connection lost: the four were never written
     assert (outbox.queued, outbox.pending, outbox.unsent) == (0, 4, 4)
     waiting = messages(mine)[-4:]
     assert [ln.text for ln in waiting] == rows[2:]
@@ -272,9 +270,7 @@ async def test_the_rejoin_goes_before_what_was_typed_while_away(
     ircd.send(":alice!a@h JOIN #r")
     await alice.wait(lambda: (b := alice.session.buffer("#r")) is not None and b.joined,
                      "joined")  # fmt: skip
-    alice.gate.close()
-    ircd.writers[-1].close()
-    await asyncio.wait_for(alice.gate.waiting.wait(), DEADLINE)
+    await alice.lose_connection(ircd.writers[-1].close)
     for i in range(3):
         assert alice.conn.input(f"/msg bob away {i}")
     start = len(ircd.lines)
@@ -347,9 +343,7 @@ async def test_without_echo_message_a_held_back_message_is_not_shown_as_sent(
     shown = messages(query)[-5:]
     assert [ln.text for ln in shown] == rows
     assert [ln.delivery for ln in shown] == [Delivery.DELIVERED] * 2 + [Delivery.PENDING] * 3
-    alice.gate.close()
-    alice.conn.drop()
-    await asyncio.wait_for(alice.gate.waiting.wait(), DEADLINE)
+    await alice.lose_connection()
     waiting = messages(query)[-3:]
     assert all(ln.delivery is Delivery.PENDING and ln.note == NOT_YET for ln in waiting)
     alice.gate.open()

@@ -9,7 +9,6 @@ hostile TARGETS list).
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from chat.servertime import format_time
@@ -22,7 +21,7 @@ from client.ui.views import MessagePane, Views
 from tests.conftest import RunningServer
 
 from .helpers import NOW, T0, chat_session, feed, history_batch, privmsg
-from .netutil import DEADLINE, ChatClient, has_texts, texts
+from .netutil import ChatClient, has_texts, texts
 from .recorded import CHAT_BURST
 from .test_accounts import PASSWORD, make_account
 
@@ -149,9 +148,7 @@ async def test_a_reconnect_fetches_what_the_accounts_other_session_got(
     s = alice.session
     # The connection goes down; meanwhile bob and carol write to the account's other
     # session (a message to an offline nick would only get 401).
-    alice.gate.close()
-    alice.conn.drop()
-    await asyncio.wait_for(alice.gate.waiting.wait(), DEADLINE)  # waiting to reconnect
+    await alice.lose_connection()
     bob.conn.input("/msg alice2 while you were out")
     carol.conn.input("/msg alice2 carol here")
     await settled(other, "bob", ["while you were out"])

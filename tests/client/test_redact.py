@@ -7,7 +7,6 @@ then end-to-end cases against our real server over TCP.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from .helpers import (
     texts,
 )
 from .helpers import chathistory_batch as batch
-from .netutil import DEADLINE, ChatClient, has_texts, in_channel, messages
+from .netutil import ChatClient, has_texts, in_channel, messages
 
 CAP = "draft/message-redaction"
 REDACT_TIME = "2026-11-21T07:00:00.000Z"
@@ -651,9 +650,7 @@ async def test_a_deletion_made_while_away_is_applied_when_back(
 
     # bob's connection goes down; meanwhile alice deletes it, and says something else.
     s = bob.session
-    bob.gate.close()
-    bob.conn.drop()
-    await asyncio.wait_for(bob.gate.waiting.wait(), DEADLINE)  # waiting to reconnect
+    await bob.lose_connection()
     alice.conn.input("/redact")
     await alice.wait(lambda: any(ln.redacted for ln in mine.lines), "the confirmation")
     alice.conn.input("sorry, wrong window")
