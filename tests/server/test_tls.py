@@ -220,6 +220,12 @@ def wait_eof(sock: socket.socket, timeout: float) -> float:
     return time.monotonic() - start
 
 
+def timed_out(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The log's handshakes that failed by the handshake timeout."""
+    return [r.getMessage() for r in caplog.records
+            if "TLS handshake from" in r.getMessage() and r.getMessage().endswith("timed out")]
+
+
 async def settle(done: Callable[[], bool]) -> None:
     """Wait for what the server's loop does in its own time (a deadline on the wait,
     not an assertion on how long it took)."""
@@ -523,23 +529,28 @@ def test_tls_1_1_is_refused_and_1_2_accepted(tls_server: RunningServer) -> None:
 
 
 async def test_a_client_that_never_handshakes_is_closed_on_time(
-    tls_server: RunningServer, pki: PKI
+    tls_server: RunningServer, pki: PKI, caplog: pytest.LogCaptureFixture
 ) -> None:
     loop = asyncio.get_running_loop()
-    idle = socket.create_connection(("127.0.0.1", tls_port(tls_server)), timeout=10)
-    half = socket.create_connection(("127.0.0.1", tls_port(tls_server)), timeout=10)
-    try:
-        # A ClientHello cut short: the server waits for the rest, but not for ever.
-        half.sendall(bytes.fromhex("160301020001"))
-        took_idle, took_half = await asyncio.gather(
-            loop.run_in_executor(None, wait_eof, idle, 10 * HANDSHAKE_TIMEOUT),
-            loop.run_in_executor(None, wait_eof, half, 10 * HANDSHAKE_TIMEOUT),
-        )
-        for took in (took_idle, took_half):
-            assert HANDSHAKE_TIMEOUT * 0.5 <= took < HANDSHAKE_TIMEOUT + 3.0
-    finally:
-        idle.close()
-        half.close()
+    with caplog.at_level(logging.INFO, logger="chat.server.transport"):
+        idle = socket.create_connection(("127.0.0.1", tls_port(tls_server)), timeout=10)
+        half = socket.create_connection(("127.0.0.1", tls_port(tls_server)), timeout=10)
+        try:
+            # A ClientHello cut short: the server waits for the rest, but not for ever.
+            half.sendall(bytes.fromhex("160301020001"))
+            # (wait_eof's own deadline, ten handshake timeouts, fails a server that waits
+            # for ever; how long it took is not asserted: a loaded machine is slow)
+            took_idle, took_half = await asyncio.gather(
+                loop.run_in_executor(None, wait_eof, idle, 10 * HANDSHAKE_TIMEOUT),
+                loop.run_in_executor(None, wait_eof, half, 10 * HANDSHAKE_TIMEOUT),
+            )
+        finally:
+            idle.close()
+            half.close()
+        await settle(lambda: len(timed_out(caplog)) >= 2)
+    # Closed by the handshake timeout, not at once (nor for another reason).
+    assert min(took_idle, took_half) >= HANDSHAKE_TIMEOUT * 0.5
+    assert len(timed_out(caplog)) == 2
     async with connected(tls_server, pki, "punctual") as c:
         await c.sync()
 
@@ -566,9 +577,9 @@ async def test_garbage_on_the_tls_port_does_no_harm(
             s.sendall(garbage)
         socks.append(s)
     try:
-        for s in socks:
-            took = await loop.run_in_executor(None, wait_eof, s, 10 * HANDSHAKE_TIMEOUT)
-            assert took < HANDSHAKE_TIMEOUT + 3.0
+        for s in socks:  # (closed, at the latest, by the handshake timeout: the deadline
+            # of wait_eof, ten of them, fails a server that keeps them open)
+            await loop.run_in_executor(None, wait_eof, s, 10 * HANDSHAKE_TIMEOUT)
     finally:
         for s in socks:
             s.close()
