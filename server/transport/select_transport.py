@@ -418,6 +418,18 @@ class SelectServer:
                 raise
             listeners += [_Listener(sock, tls) for sock in tls_socks]
             self.core.sts_port = self.tls_port
+        try:
+            # Here, not in serve_forever: once listen() returns, /metrics and /health
+            # answer too (a supervisor or test polling them at once was refused).
+            self.metrics = start_metrics(
+                config,
+                lambda: snapshot(self.core, self.stats, self.history),
+                lambda: self.stats.heartbeat,
+            )
+        except BaseException:
+            for listener in listeners:
+                listener.sock.close()
+            raise
         for listener in listeners:
             self._listeners.append(listener)
             self.selector.register(listener.sock, selectors.EVENT_READ, listener)
@@ -453,11 +465,6 @@ class SelectServer:
             self.listen()
         self._ticker = self.call_later(TICK_SECONDS, self._tick)
         self._tick_due = time.monotonic() + TICK_SECONDS
-        self.metrics = start_metrics(
-            self.config,
-            lambda: snapshot(self.core, self.stats, self.history),
-            lambda: self.stats.heartbeat,
-        )
         try:
             while not self._stop_requested:
                 self._run_once()
@@ -472,6 +479,9 @@ class SelectServer:
             return
         self._closed = True
         self._stopped = True
+        if self.metrics is not None:  # (listen() started it; serve_forever may not have run)
+            self.metrics.stop()
+            self.metrics = None
         self._close_listeners()
         for pending in list(self._handshakes):
             self._drop_handshake(pending)

@@ -197,6 +197,23 @@ def test_select_impl_chooses_the_selector() -> None:
         SelectServer(config(select_impl="epoll-please"))
 
 
+def test_metrics_answer_once_listen_returns() -> None:
+    """A supervisor (or the test harness) that polls /health as soon as the port
+    listens was refused: the select backend started the HTTP server in serve_forever."""
+    from tests.net import free_port
+    from tests.server.test_operations import scrape
+
+    port = free_port()
+    server = SelectServer(config(metrics_host="127.0.0.1", metrics_port=port))
+    try:
+        server.listen()  # (serve_forever never runs here)
+        assert scrape(port, "/healthz") == (200, "ok\n")
+    finally:
+        server.close()
+    with pytest.raises(OSError):  # and close() stopped it
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
 # ---------------------------------------------------------------------- writes
 
 
