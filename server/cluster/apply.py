@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from chat.message import Message, parse_tags
@@ -97,6 +97,10 @@ class ClusterState:
         # message that showed the gap, or came during the read, would otherwise reach
         # members before the older ones the recovery finds.
         self.recovering: dict[str, tuple[int, list[Event]]] = {}
+        # The same for private messages: folded account (its conversations) or transit
+        # prefix (``%node:``, every user here: their transit rows are read at once) ->
+        # (recoveries under way, live private messages to its users held until they end).
+        self.recovering_private: dict[str, tuple[int, list[Event]]] = {}
         self.remote_ids = itertools.count(-1, -1)  # conn ids of remote Client objects
         # node -> its server name, from its snapshots (LINKS); dropped when the node goes.
         self.names: dict[str, str] = {}
@@ -327,8 +331,7 @@ def _recover(core: ServerCore, folded: str, heard_ms: int | None) -> None:
         start = min(entry[0])
         if heard_ms is not None:
             start = max(start, encode_msgid(max(heard_ms - CLOCK_SKEW_MS, 0) << 32))
-    pending, held = state.recovering.get(folded, (0, []))
-    state.recovering[folded] = (pending + 1, held)
+    _hold(state.recovering, folded)
     core.emit(Recover(folded, _msgid_ms(start) if start and is_msgid(start) else None))
 
 
@@ -372,10 +375,28 @@ def _recover_direct(core: ServerCore, heard_ms: int | None) -> None:
             anyone = True
             if c.account is not None:
                 accounts.add(core.fold(c.account))
+    state = _state(core)
+    # Until each read ends, live private messages to its recipients wait: the one that
+    # showed the gap is newer than those the read finds (``_to_user``).
     if accounts:
+        for account in accounts:
+            _hold(state.recovering_private, account)
         core.emit(RecoverDirect(tuple(sorted(accounts)), since))
     if anyone:
-        core.emit(RecoverTransit(transit_key(core.node_id + ":"), since))
+        prefix = _transit_prefix(core)
+        _hold(state.recovering_private, prefix)
+        core.emit(RecoverTransit(prefix, since))
+
+
+def _transit_prefix(core: ServerCore) -> str:
+    """What the transit rows to every user here start with (one read recovers them)."""
+    return transit_key(core.node_id + ":")
+
+
+def _hold(table: dict[str, tuple[int, list[Event]]], key: str) -> None:
+    """A recovery of ``key`` is under way: its live messages wait (``_release``)."""
+    pending, held = table.get(key, (0, []))
+    table[key] = (pending + 1, held)
 
 
 def _shared_channels(core: ServerCore, node: str) -> set[str]:
@@ -710,41 +731,14 @@ _NEEDS_CAP = {"TAGMSG": "message-tags", "REDACT": REDACT_CAP}
 
 
 def _on_msg(core: ServerCore, event: Event) -> None:
-    relay = _relay(event["r"])
-    need_cap = event.get("cap")
-    to = event.get("to")
-    if to is not None:
+    if event.get("to") is not None:
         kept = event.get("h")
         if kept is not None and core.history_enabled:
             core.emit(HistoryStale(str(kept)))  # a private conversation's window
-        target = _addressee(core, event)
-        if target is None:
-            return
-        if kept is not None and target.account is not None:
-            state, account = _state(core), core.fold(target.account)
-            entry = state.direct.get(account)
-            if (entry is not None and relay.msgid in entry[1]) or _below_direct_floor(
-                state, account, str(kept), relay.msgid, _msgid_ms(relay.msgid)
-            ):
-                return  # a recovery of its conversation delivered it before it came
-        if (
-            kept is None
-            and relay.command in STORED_COMMANDS
-            and not _seen_transit(core, str(to), relay.msgid, _msgid_ms(relay.msgid))
-        ):
-            # The sender's node kept it as a transit row, and a recovery read it from
-            # there before its event came (a later gap): delivered already.
-            return
-        if need_cap is None or need_cap in target.caps:
-            core.deliver(target, relay)
-            if target.account is not None:
-                _state(core).seen_direct(core.fold(target.account), relay.msgid)
-            sender = core.remote.get(str(event.get("u")))
-            if sender is not None:  # the local user may answer the remote one freely
-                from server.core.handlers.messaging import note_sender
-
-                note_sender(core, target, sender.folded)
+        _to_user(core, event)
         return
+    relay = _relay(event["r"])
+    need_cap = event.get("cap")
     folded = str(event["t"])
     channel = core.channels.get(folded)
     if channel is None:
@@ -767,6 +761,49 @@ def _on_msg(core: ServerCore, event: Event) -> None:
         core.fan_out(core.not_played(members, relay.msgid), relay, need_cap=need_cap)
     else:
         core.fan_out(core.not_played(channel.members, relay.msgid), relay, need_cap=need_cap)
+
+
+def _to_user(core: ServerCore, event: Event) -> None:
+    """A private message to a user here: delivered unless a recovery did already, or
+    held while one of the recipient's is under way (``recovered_direct``/``_transit``)."""
+    target = _addressee(core, event)
+    if target is None:
+        return
+    state = _state(core)
+    relay = _relay(event["r"])
+    kept = event.get("h")
+    account = core.fold(target.account) if target.account is not None else None
+    # A conversation's message is recovered with the account's, any other (a transit
+    # row, or not stored) with every user's here.
+    recovery = account if kept is not None and account is not None else _transit_prefix(core)
+    recovering = state.recovering_private.get(recovery)
+    if recovering is not None:
+        recovering[1].append(event)
+        return
+    if kept is not None and account is not None:
+        entry = state.direct.get(account)
+        if (entry is not None and relay.msgid in entry[1]) or _below_direct_floor(
+            state, account, str(kept), relay.msgid, _msgid_ms(relay.msgid)
+        ):
+            return  # a recovery of its conversation delivered it before it came
+    if (
+        kept is None
+        and relay.command in STORED_COMMANDS
+        and not _seen_transit(core, str(event["to"]), relay.msgid, _msgid_ms(relay.msgid))
+    ):
+        # The sender's node kept it as a transit row, and a recovery read it from
+        # there before its event came (a later gap): delivered already.
+        return
+    need_cap = event.get("cap")
+    if need_cap is None or need_cap in target.caps:
+        core.deliver(target, relay)
+        if account is not None:
+            state.seen_direct(account, relay.msgid)
+        sender = core.remote.get(str(event.get("u")))
+        if sender is not None:  # the local user may answer the remote one freely
+            from server.core.handlers.messaging import note_sender
+
+            note_sender(core, target, sender.folded)
 
 
 def _on_stale(core: ServerCore, event: Event) -> None:
@@ -1105,13 +1142,35 @@ def remote_snapshot(core: ServerCore, snap: Event) -> None:
 
 
 def recovered_direct(
-    core: ServerCore, account: str, rows: list[StoredMessage], since_ms: int | None = None
+    core: ServerCore,
+    account: str,
+    rows: list[StoredMessage] | None,
+    since_ms: int | None = None,
+    *,
+    held: bool = True,
 ) -> None:
     """After a gap: deliver the stored private messages to ``account`` (folded) that its
-    sessions here were not sent, each to every one of them (by its nick now).
-    ``since_ms``: each conversation's rows are all those sent since then up to its
-    newest here (the oldest first), so later recoveries may skip them by msgid."""
+    sessions here were not sent, each to every one of them (by its nick now), then
+    the live ones held meanwhile (``rows`` None: the read failed; not ``held``: a
+    retry after that, for which nothing was held). ``since_ms``: each conversation's
+    rows are all those sent since then up to its newest here (the oldest first), so
+    later recoveries may skip them by msgid."""
     state = _state(core)
+    try:
+        if rows:
+            _deliver_direct(core, state, account, rows, since_ms)
+    finally:
+        if held:
+            _release(core, state.recovering_private, account, _to_user)
+
+
+def _deliver_direct(
+    core: ServerCore,
+    state: ClusterState,
+    account: str,
+    rows: list[StoredMessage],
+    since_ms: int | None,
+) -> None:
     sessions = [
         c for c in core.clients.values()
         if c.registered and c.closing is None and c.account is not None
@@ -1157,15 +1216,33 @@ def recovered_direct(
 
 
 def recovered_transit(
-    core: ServerCore, rows: list[StoredMessage], since_ms: int | None = None
+    core: ServerCore,
+    rows: list[StoredMessage] | None,
+    since_ms: int | None = None,
+    *,
+    held: int = 1,
 ) -> None:
     """After a gap: deliver the transit rows (private messages to users here that no
     conversation keeps) that were not handled here yet, each only to the connection it
-    was sent to, if still here. A uid (``node:conn``) is used again after this node
-    restarts: a row for another run of ours (its target names the run) is for an
-    earlier connection, and so is one older than the connection (rows without a run).
-    ``since_ms``: the rows are every one sent since then (the read was not cut short),
-    so later recoveries may skip them by msgid (``ClusterState.transit_floor``)."""
+    was sent to, if still here, then the live ones held meanwhile (``rows`` None: the
+    read failed). ``held``: how many recoveries under way the read answers (the bus
+    reads once for those asked for in one tick; 0: a retry, for which nothing was held).
+
+    A uid (``node:conn``) is used again after this node restarts: a row for another run
+    of ours (its target names the run) is for an earlier connection, and so is one
+    older than the connection (rows without a run). ``since_ms``: the rows are every
+    one sent since then (the read was not cut short), so later recoveries may skip them
+    by msgid (``ClusterState.transit_floor``)."""
+    try:
+        if rows:
+            _deliver_transit(core, rows, since_ms)
+    finally:
+        if held:
+            _release(core, _state(core).recovering_private, _transit_prefix(core), _to_user,
+                     held)
+
+
+def _deliver_transit(core: ServerCore, rows: list[StoredMessage], since_ms: int | None) -> None:
     count = 0
     ours = run_of(core)
     newest: dict[str, dict[int, str]] = {}  # uid -> generator -> its newest msgid read
@@ -1222,17 +1299,26 @@ def recovered(
             _deliver_recovered(core, state, folded, rows)
     finally:
         if held:
-            _release(core, state, folded)
+            _release(core, state.recovering, folded, _on_msg)
 
 
-def _release(core: ServerCore, state: ClusterState, folded: str) -> None:
-    """One recovery of ``folded`` is over: the last one delivers the messages held."""
-    pending, waiting = state.recovering.pop(folded, (1, []))
-    if pending > 1:
-        state.recovering[folded] = (pending - 1, waiting)  # a later gap's read is due
+def _release(
+    core: ServerCore,
+    table: dict[str, tuple[int, list[Event]]],
+    key: str,
+    deliver: Callable[[ServerCore, Event], None],
+    ended: int = 1,
+) -> None:
+    """``ended`` recoveries of ``key`` are over: the last one delivers the messages held."""
+    entry = table.pop(key, None)
+    if entry is None:
+        return
+    pending, waiting = entry
+    if pending > ended:
+        table[key] = (pending - ended, waiting)  # a later gap's read is due
     else:
         for event in waiting:  # (one a recovery delivered is skipped as seen)
-            _on_msg(core, event)
+            deliver(core, event)
 
 
 def _deliver_recovered(

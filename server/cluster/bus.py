@@ -37,7 +37,7 @@ from server.history.model import NO_REF, Query, Ref, StoredMessage
 from server.history.service import HistoryService
 from server.tasks import spawn
 
-from .apply import recovered_transit, run_of
+from .apply import CLOCK_SKEW_MS, recovered_direct, recovered_transit, run_of
 from .events import (
     CHANNEL,
     NICK_KEY,
@@ -60,7 +60,7 @@ RECOVER_LIMIT = 100  # rows per read of a recovery
 # Reads of one channel or conversation in one recovery, oldest first: a longer gap
 # loses its newest rows (those after it came live).
 RECOVER_PAGES = 30
-# A channel's recovery whose read failed is tried again after 1, 2, 4... s, up to 16.
+# A recovery whose read failed is tried again after 1, 2, 4... s, up to 16.
 RECOVER_RETRY_FIRST = 1.0
 RECOVER_RETRY_LAST = 16.0
 RECOVER_CONVERSATIONS = 50  # of one account, active since a gap began, recovered
@@ -180,6 +180,7 @@ class ClusterBus:
     def handle(self, effects: list[Any]) -> None:
         """The core's cluster effects of one tick (after the history commit)."""
         transit: RecoverTransit | None = None
+        asked = 0  # transit recoveries asked for in this tick: one read answers them all
         for effect in effects:
             if isinstance(effect, Publish):
                 self._queue.put_nowait(encode(effect.event))
@@ -195,12 +196,12 @@ class ClusterBus:
                 self._spawn(self._recover(effect))
             elif isinstance(effect, RecoverDirect):
                 self._spawn(self._recover_direct(effect))
-            elif isinstance(effect, RecoverTransit) and (
-                transit is None or effect.since_ms < transit.since_ms
-            ):
-                transit = effect  # gaps of several nodes in one tick: one read, the oldest
+            elif isinstance(effect, RecoverTransit):
+                asked += 1
+                if transit is None or effect.since_ms < transit.since_ms:
+                    transit = effect  # gaps of several nodes in one tick: one read, the oldest
         if transit is not None:
-            self._spawn(self._recover_transit(transit))
+            self._spawn(self._recover_transit(transit, asked))
 
     async def _claim(self, claim: ClaimNick) -> None:
         key = NICK_KEY + claim.folded
@@ -242,14 +243,20 @@ class ClusterBus:
         self.changed()
 
     async def _pages(
-        self, target: str, since_ms: int, *, with_redactions: bool = False
+        self, target: str, since_ms: int, *, with_redactions: bool = False,
+        until_ms: int | None = None,
     ) -> list[StoredMessage]:
-        """``target``'s rows sent since ``since_ms``, oldest first, in pages (bounded)."""
+        """``target``'s rows sent since ``since_ms`` (and until ``until_ms``), oldest
+        first, in pages (bounded)."""
         rows: list[StoredMessage] = []
         ref = Ref("timestamp", time_ms=max(since_ms - 1, 0))
         for _ in range(RECOVER_PAGES):
             page = await self.history.query_store(  # type: ignore[union-attr]
                 Query("AFTER", target, ref, RECOVER_LIMIT, with_redactions=with_redactions))
+            if until_ms is not None and page and page[-1].time_ms > until_ms:
+                # Those stored later were sent later still (up to clock skew, which
+                # ``until_ms`` allows for).
+                return rows + [row for row in page if row.time_ms <= until_ms]
             rows += page
             if len(page) < RECOVER_LIMIT:
                 return rows
@@ -258,86 +265,154 @@ class ClusterBus:
                     "not recovered", RECOVER_PAGES * RECOVER_LIMIT, target)
         return rows
 
-    async def _recover(self, effect: Recover) -> None:
-        channel = effect.channel
-        rows: list[StoredMessage] | None = None
-        try:
-            if self.history is not None:
-                rows = await self._recovery_rows(effect)
-        except Exception:
-            log.exception("cluster: recovering %s from the store failed", channel)
-        finally:
-            # Even after a failure (or a cancellation): the channel's live messages
-            # wait for this.
-            self.core.recovered(channel, rows)
-            self.changed()
-        # The store may be back soon (a restart, a dropped connection): what the gap
-        # lost is delivered late rather than never. The live messages went on meanwhile.
+    async def _retrying(
+        self, what: str, attempt: Callable[[bool], Awaitable[Exception | None]]
+    ) -> None:
+        """Recover ``what``: ``attempt(True)``, which releases the live messages held
+        for it even when its store read fails (it returns the error), then, while that
+        read fails, ``attempt(False)`` after 1, 2, 4... s. The store may be back soon (a
+        restart, a dropped connection): what the gap lost is delivered late rather than
+        never, and the live messages went on meanwhile."""
+        failure = await attempt(True)
+        if failure is None:
+            return
+        log.error("cluster: recovering %s from the store failed", what, exc_info=failure)
         delay = RECOVER_RETRY_FIRST
-        while rows is None and self.history is not None and not self._stopping:
+        while not self._stopping:
             if delay > RECOVER_RETRY_LAST:
                 log.error("cluster: gave up recovering %s from the store: messages missed "
-                          "in the gap are not delivered", channel)
+                          "in the gap are not delivered", what)
                 return
             await asyncio.sleep(delay)
             delay *= 2
-            try:
-                rows = await self._recovery_rows(effect)
-            except Exception as exc:
-                log.warning("cluster: recovering %s from the store failed again: %s",
-                            channel, exc)
-                continue
-            self.core.recovered(channel, rows, held=False)
-            self.changed()
+            failure = await attempt(False)
+            if failure is None:
+                return
+            log.warning("cluster: recovering %s from the store failed again: %s",
+                        what, failure)
 
-    async def _recovery_rows(self, effect: Recover) -> list[StoredMessage]:
-        assert self.history is not None
+    async def _recover(self, effect: Recover) -> None:
+        channel = effect.channel
+        history = self.history
+        if history is None:
+            self.core.recovered(channel, None)  # its live messages wait for this
+            self.changed()
+            return
+
+        async def attempt(first: bool) -> Exception | None:
+            rows: list[StoredMessage] | None = None
+            try:
+                rows = await self._recovery_rows(history, effect)
+            except Exception as exc:
+                return exc
+            finally:
+                if first or rows is not None:  # (even when cancelled: they wait for it)
+                    self.core.recovered(channel, rows, held=first)
+                    self.changed()
+            return None
+
+        await self._retrying(channel, attempt)
+
+    async def _recovery_rows(
+        self, history: HistoryService, effect: Recover
+    ) -> list[StoredMessage]:
         if effect.since_ms is None:
             query = Query("LATEST", effect.channel, NO_REF, RECOVER_LIMIT, with_redactions=True)
-            return await self.history.query_store(query)
+            return await history.query_store(query)
         return await self._pages(effect.channel, effect.since_ms, with_redactions=True)
+
+    def _until_ms(self) -> int:
+        """The newest sending time a private recovery reads (by the sender's clock). A
+        retry comes up to half a minute later, when the messages sent since came live,
+        and more of them than the msgids remembered per user would be delivered again."""
+        return int(time.time() * 1000) + CLOCK_SKEW_MS
 
     async def _recover_direct(self, effect: RecoverDirect) -> None:
         """Each account's conversations active since the gap began, and their messages
         since then (a few reads per logged-in user, only after a gap)."""
-        if self.history is None:
+        history = self.history
+        pending = list(effect.accounts)  # those whose read has not succeeded yet
+        if history is None:
+            for account in pending:
+                recovered_direct(self.core, account, None)  # live messages wait for this
+            self.changed()
             return
-        until = int(time.time() * 1000) + 1
-        for account in effect.accounts:
-            try:
-                talks = await self.history.conversations(
-                    account, effect.since_ms, until, RECOVER_CONVERSATIONS)
-                rows = []
-                for _partner, key, _last in talks:
-                    rows += await self._pages(key, effect.since_ms)
-                # Windows of these conversations cached here may lack them too.
-                self.history.stale([key for _partner, key, _last in talks])
-            except Exception:
-                log.exception("cluster: recovering private messages of %s failed", account)
-                continue
-            self.core.recovered_direct(account, rows, effect.since_ms)
-        self.changed()
+        since, until = effect.since_ms, self._until_ms()
 
-    async def _recover_transit(self, effect: RecoverTransit) -> None:
+        async def attempt(first: bool) -> Exception | None:
+            try:
+                while pending:
+                    account = pending[0]
+                    try:
+                        rows = await self._conversations(history, account, since, until)
+                    except Exception as exc:
+                        # The store is failing: the rest wait for the next try, this one
+                        # last (should its own rows be what fails, the others get theirs).
+                        pending.append(pending.pop(0))
+                        return exc
+                    del pending[0]
+                    recovered_direct(self.core, account, rows, since, held=first)
+                    self.changed()
+            finally:
+                if first and pending:  # (or cancelled) their live messages wait no more
+                    for account in pending:
+                        recovered_direct(self.core, account, None)
+                    self.changed()
+            return None
+
+        what = (f"private messages of {pending[0]}" if len(pending) == 1
+                else f"private messages of {len(pending)} accounts")
+        await self._retrying(what, attempt)
+
+    async def _conversations(
+        self, history: HistoryService, account: str, since_ms: int, until_ms: int
+    ) -> list[StoredMessage]:
+        """The rows of ``account``'s conversations sent between the two times."""
+        # Those active since: their last message may be a live one after the lost, sent
+        # after the recovery began (the read waited for a reader thread, or a retry).
+        talks = await history.conversations(
+            account, since_ms, until_ms + 3_600_000, RECOVER_CONVERSATIONS)
+        rows = []
+        for _partner, key, _last in talks:
+            rows += await self._pages(key, since_ms, until_ms=until_ms)
+        # Windows of these conversations cached here may lack them too.
+        history.stale([key for _partner, key, _last in talks])
+        return rows
+
+    async def _recover_transit(self, effect: RecoverTransit, asked: int = 1) -> None:
         """Private messages to our users that no conversation keeps, since the gap began:
-        one read for every user here, bounded in rows."""
-        if self.history is None:
+        one read for every user here, bounded in rows. ``asked``: the recoveries it
+        answers (those of one tick)."""
+        history = self.history
+        if history is None:
+            recovered_transit(self.core, None, held=asked)  # live messages wait for this
+            self.changed()
             return
-        try:
-            rows = await self.history.transit(
-                effect.prefix, effect.since_ms, RECOVER_TRANSIT_LIMIT)
-        except Exception:
-            log.exception("cluster: recovering private messages from the store failed")
-            return
-        since = effect.since_ms
-        if len(rows) >= RECOVER_TRANSIT_LIMIT:
-            log.warning("cluster: over %d private messages to users here since the gap "
-                        "began: only the newest are recovered", RECOVER_TRANSIT_LIMIT)
-            # Every row was read from the oldest one's time on (one more ms: others of
-            # that millisecond may have been cut).
-            since = min(row.time_ms for row in rows) + 1
-        recovered_transit(self.core, rows, since)
-        self.changed()
+        until = self._until_ms()
+
+        async def attempt(first: bool) -> Exception | None:
+            rows: list[StoredMessage] | None = None
+            since = effect.since_ms
+            try:
+                rows = await history.transit(effect.prefix, since, RECOVER_TRANSIT_LIMIT)
+            except Exception as exc:
+                return exc
+            finally:
+                if rows is None and first:  # (even when cancelled: they wait for it)
+                    recovered_transit(self.core, None, held=asked)
+                    self.changed()
+            if len(rows) >= RECOVER_TRANSIT_LIMIT:
+                log.warning("cluster: over %d private messages to users here since the gap "
+                            "began: only the newest are recovered", RECOVER_TRANSIT_LIMIT)
+                # Every row was read from the oldest one's time on (one more ms: others
+                # of that millisecond may have been cut).
+                since = min(row.time_ms for row in rows) + 1
+            rows = [row for row in rows if row.time_ms <= until]
+            recovered_transit(self.core, rows, since, held=asked if first else 0)
+            self.changed()
+            return None
+
+        await self._retrying("private messages to users here", attempt)
 
     # ------------------------------------------------------------------ tasks
 

@@ -70,7 +70,7 @@ class Recover:
 class RecoverDirect:
     """Private messages to these (folded) accounts, users here, may have been missed
     since ``since_ms``: read their conversations since then from the store, hand the
-    rows to core.recovered_direct(account, rows)."""
+    rows to apply.recovered_direct(account, rows)."""
 
     accounts: tuple[str, ...]
     since_ms: int
