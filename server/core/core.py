@@ -1046,16 +1046,6 @@ class ServerCore:
 
         return snapshot(self)
 
-    def recovered_direct(
-        self, account: str, rows: list[StoredMessage] | None, since_ms: int | None = None
-    ) -> None:
-        """Private messages to ``account`` the store returned after a gap (those of its
-        conversations sent since ``since_ms``): deliver the ones its sessions here were
-        not sent."""
-        from server.cluster.apply import recovered_direct
-
-        recovered_direct(self, account, rows or [], since_ms)
-
     def recovered(
         self, channel: str, rows: list[StoredMessage] | None, *, held: bool = True
     ) -> None:

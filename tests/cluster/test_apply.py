@@ -8,10 +8,11 @@ import pytest
 
 from chat.msgid import encode as encode_msgid
 from server.cluster import config_problem
+from server.cluster.apply import recovered_direct, recovered_transit, run_of
 from server.cluster.events import Publish, Recover, Resync
 from server.config import ServerConfig
 from server.core import ServerCore
-from server.history.model import NewMessage, StoredMessage
+from server.history.model import StoredMessage
 
 
 def make_core(node: str, now: float = 1000.0) -> ServerCore:
@@ -33,13 +34,6 @@ def relay_events(src: ServerCore, dst: ServerCore) -> list[object]:
         if isinstance(effect, Publish):
             dst.remote_event(effect.event)
     return dst.take_effects()
-
-
-def row_of(message: NewMessage, seq: int) -> StoredMessage:
-    """The row the store makes of ``message`` (numbered ``seq``)."""
-    m = message
-    return StoredMessage(m.target, seq, m.msgid, m.time_ms, m.source, m.command, m.channel,
-                         m.text, m.tags)
 
 
 def recovers(effects: list[object], channel: str) -> bool:
@@ -393,7 +387,7 @@ def test_a_message_in_flight_at_a_join_reaches_the_joiner_once(first: str) -> No
     effects = a.take_effects()
     event = next(e.event for e in effects if isinstance(e, Publish))
     m = next(e.message for e in effects if isinstance(e, StoreMessage))
-    row = row_of(m, 1)
+    row = m.numbered(1)
     b.data_received(2, b"JOIN #c\r\n")
     request = next(e for e in b.take_effects() if isinstance(e, HistoryRequest))
     if first == "playback":
@@ -535,16 +529,16 @@ def test_a_private_message_lost_in_a_gap_is_recovered_from_the_store() -> None:
     assert output(b, 1) == b""  # the one that showed the gap waits for the recovery
     asked = [e for e in b.take_effects() if isinstance(e, RecoverDirect)]
     assert [e.accounts for e in asked] == [("bob",)]
-    rows = [row_of(m, n) for n, m in enumerate(stored, 2)]
-    b.recovered_direct("bob", rows)
+    rows = [m.numbered(n) for n, m in enumerate(stored, 2)]
+    recovered_direct(b, "bob", rows)
     got = output(b, 1)
     assert got.count(b"PRIVMSG bob :lost in the gap") == 1 and got.count(b"after") == 1
     assert got.index(b"lost in the gap") < got.index(b"after")
-    b.recovered_direct("bob", rows)  # once only
+    recovered_direct(b, "bob", rows)  # once only
     assert output(b, 1) == b""
     # Its own messages (sent from a session elsewhere) are not delivered to it.
     mine = rows[0]._replace(msgid="Z" * 16, tags="account=bob", source="bob2!b@h")
-    b.recovered_direct("bob", [mine])
+    recovered_direct(b, "bob", [mine])
     assert output(b, 1) == b""
 
 
@@ -554,7 +548,6 @@ def test_a_private_message_outside_conversations_lost_in_a_gap_is_recovered_once
     recipient's node reads back after a gap in the sender's events: each row delivered
     once (not what came live), only to the connection it was sent to, and never one
     older than that connection (uids are used again after a node restarts)."""
-    from server.cluster.apply import recovered_transit, run_of
     from server.cluster.events import RecoverTransit
     from server.core.history import StoreMessage, transit_key
 
@@ -586,7 +579,7 @@ def test_a_private_message_outside_conversations_lost_in_a_gap_is_recovered_once
     assert output(b, 1) == b""  # the one that showed the gap waits for the recovery
     asked = [e for e in b.take_effects() if isinstance(e, RecoverTransit)]
     assert asked == [RecoverTransit("%b:", 1_000_000 - 5000)]
-    rows = [row_of(m, n) for n, m in enumerate(stored, 1)]
+    rows = [m.numbered(n) for n, m in enumerate(stored, 1)]
     recovered_transit(b, rows)
     got = output(b, 1)
     texts = [line.split(b" :", 1)[1] for line in got.split(b"\r\n") if b" bob :" in line]
@@ -605,7 +598,7 @@ def test_a_private_message_outside_conversations_lost_in_a_gap_is_recovered_once
     a.data_received(1, b"PRIVMSG bob :raced\r\n")
     effects = a.take_effects()
     m = next(e.message for e in effects if isinstance(e, StoreMessage))
-    recovered_transit(b, [row_of(m, 9)])
+    recovered_transit(b, [m.numbered(9)])
     assert output(b, 1).count(b"raced") == 1
     for effect in effects:
         if isinstance(effect, Publish):
@@ -618,7 +611,6 @@ def test_a_private_message_for_a_connection_of_an_earlier_run_reaches_nobody() -
     address its old users, whose uids (``node:conn``) the new run gives to newcomers.
     The live event and the transit row name the run they are for, and neither reaches
     the newcomer with that uid (it was mallory, not alice, who got them)."""
-    from server.cluster.apply import recovered_transit, run_of
     from server.core.history import StoreMessage
 
     a, b = make_core("a", now=1020.0), make_core("b", now=1000.0)
@@ -639,7 +631,7 @@ def test_a_private_message_for_a_connection_of_an_earlier_run_reaches_nobody() -
     live = output(b_again, 1)  # mallory's
     a.data_received(1, b"PRIVMSG alice :lost, for alice only\r\n")  # its event never came
     m = next(e.message for e in a.take_effects() if isinstance(e, StoreMessage))
-    row = row_of(m, 1)
+    row = m.numbered(1)
     assert row.time_ms > b_again.clients[1].connected_at * 1000  # newer than mallory
     recovered_transit(b_again, [row])
     assert (live, output(b_again, 1)) == (b"", b"")
@@ -696,7 +688,6 @@ def test_a_second_recovery_of_many_transit_rows_delivers_none_again() -> None:
     delivered every row again (each one remembered pushed out the next to check): a
     recovery now remembers, per sender's msgid generator, the newest row it read since
     when, and skips what is at or below it, live events too."""
-    from server.cluster.apply import recovered_transit
     from server.core.history import StoreMessage
 
     a, b = make_core("a"), make_core("b")
@@ -709,7 +700,7 @@ def test_a_second_recovery_of_many_transit_rows_delivers_none_again() -> None:
     effects = a.take_effects()  # none of their events reaches b
     stored = [e.message for e in effects if isinstance(e, StoreMessage)]
     events = [e.event for e in effects if isinstance(e, Publish)]
-    rows = [row_of(m, n) for n, m in enumerate(stored, 1)]
+    rows = [m.numbered(n) for n, m in enumerate(stored, 1)]
     since = 1_000_000 - 5000
     recovered_transit(b, rows, since)
     assert output(b, 1).count(b"PRIVMSG bob :lost ") == 600
@@ -720,7 +711,7 @@ def test_a_second_recovery_of_many_transit_rows_delivers_none_again() -> None:
     # A row newer than the first read is still delivered by a later one, once.
     a.data_received(1, b"PRIVMSG bob :lost after the first read\r\n")
     m = next(e.message for e in a.take_effects() if isinstance(e, StoreMessage))
-    newer = row_of(m, 601)
+    newer = m.numbered(601)
     recovered_transit(b, [*rows, newer], since)
     assert output(b, 1).count(b"PRIVMSG bob :lost") == 1
 
@@ -736,20 +727,20 @@ def test_a_second_recovery_of_a_conversation_delivers_none_again() -> None:
     effects = a.take_effects()  # none of their events reaches b
     stored = [e.message for e in effects if isinstance(e, StoreMessage)]
     events = [e.event for e in effects if isinstance(e, Publish) and e.event["k"] == "msg"]
-    rows = [row_of(m, n) for n, m in enumerate(stored, 1)]
+    rows = [m.numbered(n) for n, m in enumerate(stored, 1)]
     since = 1_000_000 - 5000
-    b.recovered_direct("bob", rows, since)
+    recovered_direct(b, "bob", rows, since)
     assert output(b, 1).count(b"PRIVMSG bob :lost ") == 600
     b.remote_event(events[-1])  # the last one's event, late: delivered already
     assert output(b, 1) == b""
-    b.recovered_direct("bob", rows, since)  # the gap's second recovery: nothing again
+    recovered_direct(b, "bob", rows, since)  # the gap's second recovery: nothing again
     assert output(b, 1) == b""
     b.remote_event(events[0])  # the first one's too (no longer among the 512)
     assert output(b, 1) == b""
     a.data_received(1, b"PRIVMSG bob :lost after the first read\r\n")
     m = next(e.message for e in a.take_effects() if isinstance(e, StoreMessage))
-    newer = row_of(m, 601)
-    b.recovered_direct("bob", [*rows, newer], since)
+    newer = m.numbered(601)
+    recovered_direct(b, "bob", [*rows, newer], since)
     assert output(b, 1).count(b"PRIVMSG bob :lost") == 1
 
 
@@ -808,7 +799,6 @@ def test_private_messages_wait_for_their_recipients_recovery_even_a_failed_one()
     ones the recovery found. Now it waits: one of a conversation for the account's
     recovery, any other for the transit rows'. A failed read releases what it held,
     and a retry after it (nothing was held for it) does not release a later gap's."""
-    from server.cluster.apply import recovered_direct, recovered_transit
     from server.cluster.events import RecoverDirect, RecoverTransit
     from server.core.history import StoreMessage
 
@@ -820,7 +810,7 @@ def test_private_messages_wait_for_their_recipients_recovery_even_a_failed_one()
     def lose(conn: int, text: str) -> StoredMessage:
         a.data_received(conn, f"PRIVMSG bob :{text}\r\n".encode())
         effects = a.take_effects()  # its event never reaches b
-        return row_of(next(e.message for e in effects if isinstance(e, StoreMessage)), 1)
+        return next(e.message for e in effects if isinstance(e, StoreMessage)).numbered(1)
 
     lost, lost_too = lose(1, "lost"), lose(2, "lost too")
     a.data_received(1, b"PRIVMSG bob :after\r\n")
@@ -848,7 +838,6 @@ def test_private_messages_wait_for_their_recipients_recovery_even_a_failed_one()
 def test_transit_recoveries_answered_by_one_read_release_together() -> None:
     """Gaps of two nodes in one tick ask for two transit recoveries, which the bus makes
     one read: it ends both holds (counted in ``held``), and a live message waits for it."""
-    from server.cluster.apply import recovered_transit
 
     a, b, c = make_core("a"), make_core("b"), make_core("c")
     register(b, 1, "bob")
