@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import time
@@ -26,3 +27,19 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 15
         except OSError:
             time.sleep(0.05)
     raise TimeoutError("server did not start listening")
+
+
+async def eventually(check: object, what: str = "the condition", timeout: float = 10.0) -> None:
+    """Poll ``check`` (a callable or coroutine function) until true: a deadline on the
+    wait for what the server does in its own time, not an assertion on how long."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = check()  # type: ignore[operator]
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        await asyncio.sleep(0.02)

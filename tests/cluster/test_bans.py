@@ -8,9 +8,10 @@ from pathlib import Path
 
 from server.transport.background import BackgroundServer
 from tests.cluster.conftest import Cluster
-from tests.cluster.test_cluster import connect, eventually
+from tests.cluster.test_cluster import connect
 from tests.conftest import OPER_NAME, OPER_PASSWORD
 from tests.ircclient import IRCTestClient
+from tests.net import eventually
 
 
 async def refused(port: int, nick: str, user: str) -> list[str]:

@@ -8,8 +8,9 @@ from server.cluster.events import Publish
 from server.core import ServerCore
 from tests.cluster.conftest import Cluster
 from tests.cluster.test_apply import make_core, output, register, relay_events
-from tests.cluster.test_cluster import connect, eventually, names
+from tests.cluster.test_cluster import connect, names
 from tests.ircclient import IRCTestClient
+from tests.net import eventually
 
 TOLD = "is messaging you, and you have umode +g."
 

@@ -4,7 +4,8 @@ node of whoever speaks, before the message is stored and published."""
 from __future__ import annotations
 
 from tests.cluster.conftest import Cluster
-from tests.cluster.test_cluster import connect, eventually, names
+from tests.cluster.test_cluster import connect, names
+from tests.net import eventually
 
 HISTORY_CAPS = ["batch", "server-time", "message-tags", "draft/chathistory"]
 

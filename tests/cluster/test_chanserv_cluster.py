@@ -4,8 +4,9 @@ and the channel's kept state reach every node, and so does a drop."""
 from __future__ import annotations
 
 from tests.cluster.conftest import Cluster
-from tests.cluster.test_cluster import connect, eventually
+from tests.cluster.test_cluster import connect
 from tests.ircclient import IRCTestClient
+from tests.net import eventually
 from tests.server.helpers import ask, chanserv_says, only, service_says
 
 PASSWORD = "sesame-open"

@@ -19,6 +19,7 @@ from server.core.history import transit_key
 from server.transport.background import BackgroundServer
 from tests.cluster.conftest import Cluster
 from tests.ircclient import IRCTestClient
+from tests.net import eventually
 from tests.server.helpers import ask, service_says
 
 
@@ -32,19 +33,6 @@ async def register_account(c: IRCTestClient) -> None:
     """REGISTER an account named after the nick (password ``long-password``)."""
     assert [m.command for m in await ask(c, "REGISTER * * long-password")] == [
         "REGISTER", "900"]
-
-
-async def eventually(check: object, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = check()  # type: ignore[operator]
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        assert loop.time() < deadline, "condition never held"
-        await asyncio.sleep(0.05)
 
 
 async def names(client: IRCTestClient, channel: str, *, prefixes: bool = False) -> set[str]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tests.cluster.conftest import Cluster
-from tests.cluster.test_cluster import connect, eventually
+from tests.cluster.test_cluster import connect
 from tests.conftest import OPER_NAME, OPER_PASSWORD
+from tests.net import eventually
 from tests.server.helpers import ask, nickserv_says, only
 
 PASSWORD = "sesame-open"

@@ -14,13 +14,9 @@ import pytest
 from server.cluster import apply
 from server.cluster import bus as bus_module
 from tests.cluster.conftest import Cluster
-from tests.cluster.test_cluster import (
-    connect,
-    eventually,
-    no_more_from,
-    register_account,
-)
+from tests.cluster.test_cluster import connect, no_more_from, register_account
 from tests.ircclient import IRCTestClient
+from tests.net import eventually
 
 
 def before_private_reads(

@@ -7,8 +7,9 @@ cached window of the conversation no longer serves the message.
 from __future__ import annotations
 
 from tests.cluster.conftest import Cluster
-from tests.cluster.test_cluster import connect, eventually, register_account
+from tests.cluster.test_cluster import connect, register_account
 from tests.ircclient import IRCTestClient
+from tests.net import eventually
 
 CAP = "draft/message-redaction"
 CAPS = ["message-tags", "echo-message", "batch", "server-time", "draft/chathistory", CAP]

@@ -9,9 +9,10 @@ from server.cluster.apply import other_servers
 from server.config import ServerConfig
 from server.core import ServerCore
 from tests.cluster.conftest import Cluster
-from tests.cluster.test_cluster import connect, eventually
+from tests.cluster.test_cluster import connect
 from tests.conftest import OPER_NAME, OPER_PASSWORD
 from tests.ircclient import IRCTestClient
+from tests.net import eventually
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ on Redis: the only Redis calls made while it is open are its half-open probes.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterator
 
@@ -19,6 +18,7 @@ from server.history.model import StoredMessage
 from tests.conftest import RunningServer
 from tests.history.conftest import RedisServer, redis_server  # noqa: F401
 from tests.ircclient import IRCTestClient
+from tests.net import eventually
 from tests.server.test_chathistory import (
     CAPS,
     LIMIT,
@@ -166,21 +166,6 @@ def cached_windows(redis: RedisServer) -> list[list[str]]:
                     [StoredMessage.from_json(e).msgid for e in elements if not e.startswith(b"#")]
                 )
     return out
-
-
-async def eventually(check: object, what: str, timeout: float = 10.0) -> None:
-    """Poll ``check`` (a callable or coroutine function) until true; a deadline only."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = check()  # type: ignore[operator]
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if loop.time() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        await asyncio.sleep(0.02)
 
 
 # ---------------------------------------------------------------------- tests
