@@ -118,10 +118,12 @@ def start_server(
 
 
 @contextlib.asynccontextmanager
-async def serving(config: ServerConfig, backend: str, db: str = "") -> AsyncIterator[RunningServer]:
+async def serving(
+    config: ServerConfig, backend: str, db: str = "", *, suite_defaults: bool = True
+) -> AsyncIterator[RunningServer]:
     """``start_server`` for a test's own configuration (or a restart): its clients are
     closed and the server stopped afterwards, as the ``server`` fixture does."""
-    running = start_server(config, backend, db=db)
+    running = start_server(config, backend, db=db, suite_defaults=suite_defaults)
     try:
         yield running
     finally:

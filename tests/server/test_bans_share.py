@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from server.config import ServerConfig
-from tests.conftest import OPER_NAME, RunningServer, start_server
+from tests.conftest import OPER_NAME, RunningServer, serving
 from tests.ircclient import IRCTestClient
 from tests.server.test_oper import ask, oper_up
 
@@ -25,13 +25,8 @@ async def cloaking(backend: str, oper_hash: str, tmp_path: Path) -> AsyncIterato
         cloak_key="k1", db="", ban_file=str(tmp_path / "bans.json"), max_per_host=0,
         throttle_burst=0, flood_burst=0, target_limit=0,
     )
-    running = start_server(config, backend, suite_defaults=False)
-    try:
+    async with serving(config, backend, suite_defaults=False) as running:
         yield running
-    finally:
-        for c in running.clients:
-            await c.close()
-        running.handle.stop()
 
 
 async def users(server: RunningServer, *nicks: str) -> list[IRCTestClient]:
