@@ -27,14 +27,13 @@ class Cluster:
 
     def config(self, node: str, **overrides: Any) -> ServerConfig:
         fields: dict[str, Any] = {
-            "cluster_heartbeat": 0.2, "cluster_dead_after": 1.5, "nick_lease": 2.0,
-            "ban_file": "", **overrides,
+            "name": f"{node}.chat.local", "cluster_heartbeat": 0.2, "cluster_dead_after": 1.5,
+            "nick_lease": 2.0, "ban_file": "", **overrides,
         }
         return replace(
             ephemeral(ServerConfig()),
-            name=f"{node}.chat.local", db=self.db, redis=self.redis.url, cluster=True,
-            node_id=node, flood_burst=0, throttle_burst=0, max_per_host=0, account_limit=0,
-            **fields,
+            db=self.db, redis=self.redis.url, cluster=True, node_id=node, flood_burst=0,
+            throttle_burst=0, max_per_host=0, account_limit=0, **fields,
         )
 
     def start(self, node: str, **overrides: Any) -> int:

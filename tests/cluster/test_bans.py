@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
-from server.transport.background import BackgroundServer
+import pytest
+
 from tests.cluster.conftest import Cluster
 from tests.cluster.test_cluster import connect
 from tests.conftest import OPER_NAME, OPER_PASSWORD
@@ -112,11 +112,21 @@ async def test_a_node_that_was_away_catches_up_with_bans_and_removals(
         await c.close()
 
 
+@pytest.mark.parametrize(
+    ("name", "tag"),
+    [
+        (None, "n2.chat.local"),  # a name that starts with the node id says it all
+        # Nodes left at the default name all say chat.local: the node id tells them apart.
+        ("chat.local", "chat.local/n2"),
+    ],
+)
 async def test_server_notices_reach_operators_on_every_node(
-    cluster: Cluster, oper_hash: str
+    cluster: Cluster, oper_hash: str, name: str | None, tag: str
 ) -> None:
-    opers = {OPER_NAME: oper_hash}
-    p1, p2 = cluster.start("n1", opers=opers), cluster.start("n2", opers=opers)
+    settings: dict[str, object] = {"opers": {OPER_NAME: oper_hash}}
+    if name is not None:
+        settings["name"] = name
+    p1, p2 = cluster.start("n1", **settings), cluster.start("n2", **settings)
     root = await connect(p1, "root")
     await root.send(f"OPER {OPER_NAME} :{OPER_PASSWORD}")
     await root.expect("381")
@@ -124,30 +134,7 @@ async def test_server_notices_reach_operators_on_every_node(
     await mallory.send(f"OPER {OPER_NAME} :guess")
     await mallory.expect("464")
     notice = await root.expect("NOTICE", lambda m: "Failed OPER" in m.params[-1])
-    assert notice.params[-1] == (f"*** Notice -- [n2.chat.local] Failed OPER attempt as "
-                                 f"{OPER_NAME} by mallory (~mallory@127.0.0.1)")
-    for c in (root, mallory):
-        await c.close()
-
-
-async def test_server_notices_of_nodes_sharing_a_name_say_which_node(
-    cluster: Cluster, oper_hash: str
-) -> None:
-    """Nodes left at the default name all say chat.local: the node id tells them apart."""
-    ports = {}
-    for node in ("n1", "n2"):
-        config = replace(cluster.config(node, opers={OPER_NAME: oper_hash}), name="chat.local")
-        cluster.nodes[node] = BackgroundServer(config, "asyncio")
-        ports[node] = cluster.nodes[node].start()
-    await eventually(lambda: all(cluster.bus(n).subscribed.is_set() for n in ports))
-    root = await connect(ports["n1"], "root")
-    await root.send(f"OPER {OPER_NAME} :{OPER_PASSWORD}")
-    await root.expect("381")
-    mallory = await connect(ports["n2"], "mallory")
-    await mallory.send(f"OPER {OPER_NAME} :guess")
-    await mallory.expect("464")
-    notice = await root.expect("NOTICE", lambda m: "Failed OPER" in m.params[-1])
-    assert notice.params[-1] == (f"*** Notice -- [chat.local/n2] Failed OPER attempt as "
+    assert notice.params[-1] == (f"*** Notice -- [{tag}] Failed OPER attempt as "
                                  f"{OPER_NAME} by mallory (~mallory@127.0.0.1)")
     for c in (root, mallory):
         await c.close()
