@@ -1050,6 +1050,19 @@ def node_gone(core: ServerCore, node: str, reason: str, *, stored: bool = False)
         del state.seen_chan[key]
 
 
+def _warn_shared_name(core: ServerCore, node: str, name: str) -> None:
+    """Server names are how users tell servers apart (LINKS, WHOIS 312, server notices'
+    tags say the node too): two nodes under one name, often both left at the default,
+    is a set-up mistake worth a line in the log."""
+    here = {core.node_id: core.config.name, **_state(core).names}
+    same = sorted(other for other, known in here.items()
+                  if other != node and core.fold(known) == core.fold(name))
+    if same:
+        log.warning("cluster: node %s has the server name %s, as node %s does: give each "
+                    "node its own --name, or LINKS and WHOIS cannot tell them apart",
+                    node, name, ", ".join(same))
+
+
 def remote_snapshot(core: ServerCore, snap: Event) -> None:
     """Make our view of ``snap``'s node match it, telling local members what changed."""
     node = snap.get("n")
@@ -1060,6 +1073,8 @@ def remote_snapshot(core: ServerCore, snap: Event) -> None:
     state = _state(core)
     name = snap.get("name")
     if isinstance(name, str) and name:
+        if state.names.get(node) != name:  # (said once, when the name is learnt)
+            _warn_shared_name(core, node, name)
         state.names[node] = name
     g = int(snap.get("g", 0))
     last = state.seen_g.get(node)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
 import pytest
@@ -857,3 +858,20 @@ def test_transit_recoveries_answered_by_one_read_release_together() -> None:
     assert output(b, 1) == b""
     recovered_transit(b, [], held=2)
     assert private_texts(output(b, 1)) == [b"showed the gap"] * 2
+
+
+@pytest.mark.parametrize(("name", "warned"), [("chat.local", True), ("b.chat.local", False)])
+def test_a_node_with_our_server_name_is_a_warning_in_the_log(
+    caplog: pytest.LogCaptureFixture, name: str, warned: bool
+) -> None:
+    """Two nodes left at the default name: LINKS and WHOIS show one server twice."""
+    a, b = make_core("a"), make_core("b")
+    a.config = replace(a.config, name="chat.local")
+    b.config = replace(b.config, name=name)
+    with caplog.at_level(logging.WARNING, logger="chat.server.cluster"):
+        a.remote_snapshot(b.cluster_snapshot())
+        a.remote_snapshot(b.cluster_snapshot())  # (said once)
+    said = [r.getMessage() for r in caplog.records if "server name" in r.getMessage()]
+    assert said == ([f"cluster: node b has the server name {name}, as node a does: give "
+                     "each node its own --name, or LINKS and WHOIS cannot tell them apart"]
+                    if warned else [])
