@@ -39,6 +39,7 @@ SCHEMA: dict[str, tuple[str, str, str | None]] = {
     "history_commits": ("counter", "History store transactions (one per tick with messages)", None),
     "history_commit_seconds": ("counter", "Total seconds spent in history commits", None),
     "history_commit_failures": ("counter", "History commits that failed", None),
+    "history_unstored": ("gauge", "Messages a failed commit left, waiting for the store", None),
     "cache_hits": ("counter", "History reads answered from Redis", None),
     "cache_misses": ("counter", "History reads that missed Redis", None),
     "cache_fills": ("counter", "Windows filled into Redis", None),

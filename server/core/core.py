@@ -210,6 +210,9 @@ class ServerCore:
         self._time_text = ""
         self._time_text_ms = 0
         self.history_enabled = bool(config.db)
+        # Set by the transport while a failed commit's messages wait for the store: new
+        # messages that would be stored are refused, not relayed unstored.
+        self.history_unwritable = False
         self.caps_available = caps_mod.available(
             self.history_enabled, config.allow_register,
             (config.multiline_max_bytes, config.multiline_max_lines),

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, TypeVar
 
+from .backlog import Backlog
 from .cache import CachedWindow, RedisHistoryCache
 from .model import FoundMessage, Query, Search, StoredMessage, is_transit
 from .query import evaluate
@@ -41,6 +42,7 @@ class HistoryService:
     def __init__(self, store: HistoryStore, cache: RedisHistoryCache | None = None) -> None:
         self.store = store
         self.cache = cache
+        self.backlog = Backlog()  # messages a failed commit left, for the next one
         # One reader thread: SQLite reads are short, and order is easier to reason about.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-read")
         # SEARCH on a thread of its own: a search that matches nothing scans a channel's

@@ -244,8 +244,11 @@ class SQLiteStore:
                 conn.executemany(_UPSERT_CONVERSATION, conversations)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
             self._last_seq.clear()  # re-read from the database next time
+            # SQLite may have rolled back by itself (a full disk, an I/O error): a
+            # ROLLBACK then fails, and hid the error that matters.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
         # A transit target is one recipient's connection: few rows, then never again.
         # Its number is read from the index each time rather than kept for the run.

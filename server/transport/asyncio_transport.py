@@ -51,6 +51,7 @@ from server.transport.ops import (
     rehash,
     reload_on_signal,
     restore_bans,
+    retry_backlog,
     snapshot,
     start_metrics,
     take_account_state,
@@ -214,6 +215,8 @@ class AsyncioServer:
         self.stats.loop_lag = max(0.0, now - self._tick_due)
         self.stats.heartbeat = time.monotonic()
         self.stats.tls_failures.tick()
+        if self.history is not None:
+            retry_backlog(self.core, self.history, self.stats)
         self.core.tick()
         self.flush()
         if self.history is not None and self.loop.time() >= self._next_prune:
@@ -271,7 +274,7 @@ class AsyncioServer:
                 save_bans(self.core.config.ban_file, effect.bans, effect.removed)
         history = self.history
         if history is not None:
-            write_history(history, effects, self.stats)
+            write_history(self.core, history, effects, self.stats)
         if self.bus is not None:
             self.bus.handle(effects)  # after the commit: others may read what we publish
         if history is None:

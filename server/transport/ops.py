@@ -253,28 +253,44 @@ async def list_targets(history: HistoryService, request: HistoryRequest) -> list
 
 
 def commit_messages(
-    history: HistoryService, messages: list[NewMessage], stats: TransportStats
+    core: ServerCore, history: HistoryService, messages: list[NewMessage], stats: TransportStats
 ) -> None:
-    """Group commit: the tick's messages in one transaction, before any byte is sent."""
+    """Group commit: the tick's messages in one transaction, before any byte is sent,
+    after those an earlier failed commit left (``history.backlog``). While some wait,
+    the core refuses new messages that would be stored."""
+    backlog = history.backlog
+    batch = backlog.batch(messages)
     started = time.perf_counter()
     try:
-        stored = history.store.append(messages)
-    except Exception:
+        stored = history.store.append(batch)
+    except Exception as exc:
         stats.history_commit_failures += 1
-        log.exception("history commit of %d messages failed", len(messages))
+        backlog.failed(batch, exc)
+        core.history_unwritable = bool(backlog)
         return
+    backlog.stored()
+    core.history_unwritable = False
     stats.history_commit_seconds += time.perf_counter() - started
     stats.history_commits += 1
     stats.history_writes += len(stored)
     history.committed(stored)
 
 
-def write_history(history: HistoryService, effects: list[Any], stats: TransportStats) -> None:
+def retry_backlog(core: ServerCore, history: HistoryService, stats: TransportStats) -> None:
+    """Once a second (the transport's timer): try the messages a failed commit left
+    again, even when no new message comes (the core refuses them meanwhile)."""
+    if history.backlog:
+        commit_messages(core, history, [], stats)
+
+
+def write_history(
+    core: ServerCore, history: HistoryService, effects: list[Any], stats: TransportStats
+) -> None:
     """The tick's history writes, before any byte is sent: its messages in one
     transaction, then its redactions."""
     to_store = [e.message for e in effects if isinstance(e, StoreMessage)]
     if to_store:
-        commit_messages(history, to_store, stats)
+        commit_messages(core, history, to_store, stats)
     redactions = [e for e in effects if isinstance(e, RedactMessage)]
     if redactions:
         redact_messages(history, redactions)
@@ -330,6 +346,7 @@ def snapshot(
             history_commits=stats.history_commits,
             history_commit_seconds=stats.history_commit_seconds,
             history_commit_failures=stats.history_commit_failures,
+            history_unstored=len(history.backlog),
         )
         cache = history.cache
         if cache is not None:

@@ -118,6 +118,7 @@ from server.transport.ops import (
     rehash,
     reload_on_signal,
     restore_bans,
+    retry_backlog,
     snapshot,
     start_metrics,
     write_behind,
@@ -577,6 +578,8 @@ class SelectServer:
         if self._reload_requested:
             self._reload_requested = False
             reload_on_signal(self.core, self.reloader)
+        if self.history is not None:
+            retry_backlog(self.core, self.history, self.stats)
         self.core.tick()
         if self.history is not None and time.monotonic() >= self._next_prune:
             self._next_prune = time.monotonic() + PRUNE_INTERVAL
@@ -1020,7 +1023,7 @@ class SelectServer:
         worker = self._history_worker
         if history is None or worker is None:
             return
-        write_history(history, effects, self.stats)
+        write_history(self.core, history, effects, self.stats)
         for effect in effects:
             if isinstance(effect, HistoryRequest):
                 worker.submit(effect, self.core.history_ready)

@@ -60,6 +60,18 @@ def _error(core: ServerCore, client: Client, command: str, *params: str) -> None
         core.reply(client, *params)
 
 
+# Refused while the store fails. Not TAGMSG: typing notifications would each get a FAIL;
+# a reaction goes through and waits with the rest for the store (history.backlog).
+REFUSED_UNSTORED = frozenset({"PRIVMSG", "NOTICE"})
+
+
+def _unstorable(core: ServerCore, client: Client, command: str, target: str) -> None:
+    """The store of record is failing: a message that would be kept is refused (the
+    sender may send it again) rather than relayed and then lost."""
+    core.fail(client, command, "TEMPORARILY_UNAVAILABLE", target,
+              "Message not sent: the server cannot store messages right now; try again soon")
+
+
 def can_send(core: ServerCore, channel: Channel, client: Client) -> bool:
     modes = channel.members.get(client)
     if modes is None:
@@ -185,6 +197,9 @@ def _to_channel(
             return
         text = [filtered]
     target = status + channel.name
+    if core.history_unwritable and not status and command in REFUSED_UNSTORED:
+        _unstorable(core, client, command, channel.name)
+        return
     relay = core.new_relay(client, command, [target, *text], client_tags, lines)
     if status:
         # STATUSMSG: '@' reaches ops; '+' reaches voiced and ops.
@@ -315,6 +330,13 @@ def _to_nick(
     if not _may_start_talking(core, client, target):
         _error(core, client, command, N.ERR_TARGCHANGE, target.nick,
                "Targets changing too fast, message dropped")
+        return
+    if (
+        core.history_unwritable
+        and command in REFUSED_UNSTORED
+        and (target.remote is not None or (client.account and target.account))
+    ):
+        _unstorable(core, client, command, target.nick)
         return
     relay = core.new_relay(client, command, [target.nick, *text], client_tags, lines)
     stored = core.on_private_message(client, target, relay, command, relay.client_tags)
