@@ -35,10 +35,16 @@ def run(config: ServerConfig, reloader: Callable[[], ServerConfig] | None = None
         log.error("%s", problem)
         return 2
     log.info("backend: %s", backend)
-    if backend == "select":
-        from .select_transport import run as run_select
+    from server.history.stores import StoreOpenError
 
-        return run_select(config, reloader)
-    from .asyncio_transport import run as run_asyncio
+    try:
+        if backend == "select":
+            from .select_transport import run as run_select
 
-    return run_asyncio(config, backend, reloader)
+            return run_select(config, reloader)
+        from .asyncio_transport import run as run_asyncio
+
+        return run_asyncio(config, backend, reloader)
+    except StoreOpenError as exc:
+        log.error("%s", exc)
+        return 1

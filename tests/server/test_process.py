@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -68,4 +69,20 @@ def test_bad_option_exits_nonzero_with_one_line_naming_it() -> None:
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert any("port" in line for line in lines)
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "select"])
+def test_a_database_that_cannot_be_opened_is_one_line_and_exit_1(
+    tmp_path: Path, backend: str
+) -> None:
+    missing = tmp_path / "no such directory" / "chat.db"
+    result = subprocess.run(
+        [sys.executable, "-m", "server", "--port", "0", "--backend", backend,
+         "--db", str(missing)],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert f"cannot open the history database {missing}: unable to open database file" in (
+        result.stderr)
     assert "Traceback" not in result.stderr
