@@ -43,7 +43,7 @@ from server.core.relay import Relay
 from server.core.state import Channel, Client
 from server.history.model import StoredMessage, is_transit
 
-from .events import Event, Publish, Recover, RecoverDirect, RecoverTransit, Resync
+from .events import Came, Event, Publish, Recover, RecoverDirect, RecoverTransit, Resync
 
 if TYPE_CHECKING:
     from server.core.core import ServerCore
@@ -54,6 +54,9 @@ RECENT_IDS = 512  # msgids remembered per channel, to tell recovered rows from s
 # How far two nodes' clocks may disagree: a channel that had no message here yet is
 # recovered from this long before the last contact with the node that went silent.
 CLOCK_SKEW_MS = 5000
+# Above every msgid: this node's own generator in a ``Came`` (all its rows were
+# delivered here when they were sent).
+_EVERY = "Z" * 16
 
 
 class ClusterState:
@@ -85,6 +88,20 @@ class ClusterState:
         # The same for private messages between accounts, per (folded account here,
         # conversation, generator): each conversation is read on its own, up to a limit.
         self.direct_floor: dict[tuple[str, str, int], tuple[str, int]] = {}
+        # And for channels, per (folded channel, generator): the messages held while a
+        # recovery read them, more than ``recent`` remembers at a high rate, were
+        # delivered again when released.
+        self.channel_floor: dict[tuple[str, int], tuple[str, int]] = {}
+        # node -> the msgid of its last ``msg`` event applied. Its run's msgids grow in
+        # the order it publishes, so every message of that run up to it came here (or
+        # was lost in a gap, whose recovery was asked for with the floor of then): a
+        # recovery skips them (``Came``). The window it reads starts clock skew before
+        # the last contact: at 200 messages a second, 1,000 that came live, of which
+        # the 512 msgids remembered per account or channel left most to deliver again.
+        self.stream: dict[str, str] = {}
+        # This node's own msgid generator (from the messages the core says it stored):
+        # its rows were delivered here when sent, so no recovery delivers one.
+        self.local: int | None = None
         # node -> when its last in-order event was sent (its "w", by its clock; when it
         # came, for a node that sends none): a gap's recovery starts there, less clock
         # skew. Not when it came: Redis paused then resumed delivers what was sent
@@ -109,10 +126,38 @@ class ClusterState:
         self.ban_views: dict[str, Any] = {}
 
     def seen(self, channel: str, msgid: str) -> None:
+        """A message of this node's in ``channel`` (stored, and delivered here)."""
+        self.local = _generator(msgid)
         _remember(self.recent, channel, msgid)
 
     def seen_direct(self, account: str, msgid: str) -> None:
+        """A private message of this node's, sent by or to ``account`` (folded)."""
+        self.local = _generator(msgid)
         _remember(self.direct, account, msgid)
+
+    def came(self) -> Came:
+        """What a recovery asked for now may skip (``Came``)."""
+        newest: dict[int, str] = {}
+        for msgid in self.stream.values():
+            generator = _generator(msgid)
+            if generator is not None:  # (two runs that drew one generator: the lower)
+                newest[generator] = min(newest.get(generator, msgid), msgid)
+        if self.local is not None:
+            newest[self.local] = _EVERY
+        return tuple(sorted(newest.items()))
+
+
+def merge_came(a: Came, b: Came) -> Came:
+    """What two recoveries answered by one read may both skip."""
+    other = dict(b)
+    return tuple((g, min(m, other[g])) for g, m in a if g in other)
+
+
+def _came_before(came: dict[int, str], msgid: str) -> bool:
+    """``msgid`` came here live before the recovery was asked for (``Came``)."""
+    generator = _generator(msgid)
+    floor = None if generator is None else came.get(generator)
+    return floor is not None and msgid <= floor
 
 
 def _remember(table: dict[str, tuple[deque[str], set[str]]], key: str, msgid: str) -> None:
@@ -137,6 +182,13 @@ def _msgid_ms(msgid: str) -> int:
 def _generator(msgid: str) -> int | None:
     """The generator (a node's run) of a msgid from ``MsgIdGenerator``: its low 16 bits."""
     return decode_msgid(msgid) & 0xFFFF if is_msgid(msgid) else None
+
+
+def _below_channel_floor(state: ClusterState, folded: str, msgid: str) -> bool:
+    """A recovery of channel ``folded`` read ``msgid`` already (see ``channel_floor``)."""
+    generator = _generator(msgid)
+    floor = None if generator is None else state.channel_floor.get((folded, generator))
+    return floor is not None and msgid <= floor[0] and _msgid_ms(msgid) >= floor[1]
 
 
 def _below_direct_floor(
@@ -332,7 +384,8 @@ def _recover(core: ServerCore, folded: str, heard_ms: int | None) -> None:
         if heard_ms is not None:
             start = max(start, encode_msgid(max(heard_ms - CLOCK_SKEW_MS, 0) << 32))
     _hold(state.recovering, folded)
-    core.emit(Recover(folded, _msgid_ms(start) if start and is_msgid(start) else None))
+    since = _msgid_ms(start) if start and is_msgid(start) else None
+    core.emit(Recover(folded, since, state.came()))
 
 
 def run_of(core: ServerCore) -> str:
@@ -378,14 +431,15 @@ def _recover_direct(core: ServerCore, heard_ms: int | None) -> None:
     state = _state(core)
     # Until each read ends, live private messages to its recipients wait: the one that
     # showed the gap is newer than those the read finds (``_to_user``).
+    came = state.came()
     if accounts:
         for account in accounts:
             _hold(state.recovering_private, account)
-        core.emit(RecoverDirect(tuple(sorted(accounts)), since))
+        core.emit(RecoverDirect(tuple(sorted(accounts)), since, came))
     if anyone:
         prefix = _transit_prefix(core)
         _hold(state.recovering_private, prefix)
-        core.emit(RecoverTransit(prefix, since))
+        core.emit(RecoverTransit(prefix, since, came))
 
 
 def _transit_prefix(core: ServerCore) -> str:
@@ -568,6 +622,11 @@ def remote_event(core: ServerCore, event: Event) -> None:
                 _recover(core, folded, heard)
             if gap and kind != "hello":
                 _recover_direct(core, heard)
+        wire = event.get("r")
+        if kind == "msg" and isinstance(wire, list) and len(wire) > 4:
+            msgid = wire[4]
+            if isinstance(msgid, str) and is_msgid(msgid):
+                state.stream[node] = msgid  # (after the recoveries: it came, the gap's not)
     handler = _HANDLERS.get(str(kind))
     if handler is None:
         return
@@ -747,10 +806,13 @@ def _on_msg(core: ServerCore, event: Event) -> None:
     if recovering is not None:
         recovering[1].append(event)  # after what the recovery finds (``recovered``)
         return
-    entry = _state(core).recent.get(folded)
-    if entry is not None and relay.msgid in entry[1]:
+    state = _state(core)
+    entry = state.recent.get(folded)
+    if (entry is not None and relay.msgid in entry[1]) or _below_channel_floor(
+        state, folded, relay.msgid
+    ):
         return  # a recovery read it from the store (before its event came): delivered
-    _state(core).seen(folded, relay.msgid)
+    _remember(state.recent, folded, relay.msgid)
     status = str(event.get("st", ""))
     if core.history_enabled and not status and relay.command in _CHANGES_HISTORY:
         # The sender's node stored it in (or deleted it from) the shared store.
@@ -798,7 +860,7 @@ def _to_user(core: ServerCore, event: Event) -> None:
     if need_cap is None or need_cap in target.caps:
         core.deliver(target, relay)
         if account is not None:
-            state.seen_direct(account, relay.msgid)
+            _remember(state.direct, account, relay.msgid)
         sender = core.remote.get(str(event.get("u")))
         if sender is not None:  # the local user may answer the remote one freely
             from server.core.handlers.messaging import note_sender
@@ -1043,6 +1105,7 @@ def node_gone(core: ServerCore, node: str, reason: str, *, stored: bool = False)
     state = _state(core)
     state.seen_g.pop(node, None)
     state.heard_ms.pop(node, None)
+    state.stream.pop(node, None)
     state.stale.discard(node)
     state.names.pop(node, None)
     state.ban_views.pop(node, None)
@@ -1163,17 +1226,18 @@ def recovered_direct(
     since_ms: int | None = None,
     *,
     held: bool = True,
+    came: Came = (),
 ) -> None:
     """After a gap: deliver the stored private messages to ``account`` (folded) that its
     sessions here were not sent, each to every one of them (by its nick now), then
     the live ones held meanwhile (``rows`` None: the read failed; not ``held``: a
     retry after that, for which nothing was held). ``since_ms``: each conversation's
     rows are all those sent since then up to its newest here (the oldest first), so
-    later recoveries may skip them by msgid."""
+    later recoveries may skip them by msgid. ``came``: those that came live before."""
     state = _state(core)
     try:
         if rows:
-            _deliver_direct(core, state, account, rows, since_ms)
+            _deliver_direct(core, state, account, rows, since_ms, dict(came))
     finally:
         if held:
             _release(core, state.recovering_private, account, _to_user)
@@ -1185,6 +1249,7 @@ def _deliver_direct(
     account: str,
     rows: list[StoredMessage],
     since_ms: int | None,
+    came: dict[int, str],
 ) -> None:
     sessions = [
         c for c in core.clients.values()
@@ -1203,6 +1268,7 @@ def _deliver_direct(
         if (
             row.msgid in seen
             or row.command not in STORED_COMMANDS
+            or _came_before(came, row.msgid)
             or _below_direct_floor(state, account, row.target, row.msgid, row.time_ms)
         ):
             continue
@@ -1213,7 +1279,7 @@ def _deliver_direct(
         for session in sessions:
             if need_cap is None or need_cap in session.caps:
                 core.deliver(session, relay_from_row(row._replace(channel=session.nick)))
-        state.seen_direct(account, row.msgid)
+        _remember(state.direct, account, row.msgid)
         count += 1
     if since_ms is not None:
         floors = state.direct_floor
@@ -1236,6 +1302,7 @@ def recovered_transit(
     since_ms: int | None = None,
     *,
     held: int = 1,
+    came: Came = (),
 ) -> None:
     """After a gap: deliver the transit rows (private messages to users here that no
     conversation keeps) that were not handled here yet, each only to the connection it
@@ -1247,17 +1314,19 @@ def recovered_transit(
     of ours (its target names the run) is for an earlier connection, and so is one
     older than the connection (rows without a run). ``since_ms``: the rows are every
     one sent since then (the read was not cut short), so later recoveries may skip them
-    by msgid (``ClusterState.transit_floor``)."""
+    by msgid (``ClusterState.transit_floor``). ``came``: those that came live before."""
     try:
         if rows:
-            _deliver_transit(core, rows, since_ms)
+            _deliver_transit(core, rows, since_ms, dict(came))
     finally:
         if held:
             _release(core, _state(core).recovering_private, _transit_prefix(core), _to_user,
                      held)
 
 
-def _deliver_transit(core: ServerCore, rows: list[StoredMessage], since_ms: int | None) -> None:
+def _deliver_transit(
+    core: ServerCore, rows: list[StoredMessage], since_ms: int | None, came: dict[int, str]
+) -> None:
     count = 0
     ours = run_of(core)
     newest: dict[str, dict[int, str]] = {}  # uid -> generator -> its newest msgid read
@@ -1279,7 +1348,8 @@ def _deliver_transit(core: ServerCore, rows: list[StoredMessage], since_ms: int 
         if generator is not None:
             read = newest.setdefault(uid, {})
             read[generator] = max(read.get(generator, row.msgid), row.msgid)
-        if not _seen_transit(core, uid, row.msgid, row.time_ms):
+        if _came_before(came, row.msgid) or not _seen_transit(core, uid, row.msgid,
+                                                               row.time_ms):
             continue  # delivered live, or by an earlier recovery
         need_cap = _NEEDS_CAP.get(row.command)
         if need_cap is None or need_cap in user.caps:
@@ -1298,7 +1368,13 @@ def _deliver_transit(core: ServerCore, rows: list[StoredMessage], since_ms: int 
 
 
 def recovered(
-    core: ServerCore, folded: str, rows: list[StoredMessage] | None, *, held: bool = True
+    core: ServerCore,
+    folded: str,
+    rows: list[StoredMessage] | None,
+    *,
+    held: bool = True,
+    since_ms: int | None = None,
+    came: Came = (),
 ) -> None:
     """After a gap: deliver stored messages of ``folded`` this node has not seen, then
     the live ones held meanwhile (``rows`` None: the read failed; not ``held``: a
@@ -1306,12 +1382,14 @@ def recovered(
 
     Only rows newer than the oldest msgid remembered for the channel count (when no
     message of it came here yet: those since the last contact with the node that went
-    silent, less clock skew), so a node never replays much it never had to deliver.
+    silent, less clock skew), so a node never replays much it never had to deliver;
+    nor those that ``came`` live before. ``since_ms``: the rows are all those sent since
+    then (the oldest first), so later ones may skip them by msgid (``channel_floor``).
     """
     state = _state(core)
     try:
         if rows is not None:
-            _deliver_recovered(core, state, folded, rows)
+            _deliver_recovered(core, state, folded, rows, since_ms, dict(came))
     finally:
         if held:
             _release(core, state.recovering, folded, _on_msg)
@@ -1337,7 +1415,12 @@ def _release(
 
 
 def _deliver_recovered(
-    core: ServerCore, state: ClusterState, folded: str, rows: list[StoredMessage]
+    core: ServerCore,
+    state: ClusterState,
+    folded: str,
+    rows: list[StoredMessage],
+    since_ms: int | None,
+    came: dict[int, str],
 ) -> None:
     channel = core.channels.get(folded)
     entry = state.recent.get(folded)
@@ -1351,15 +1434,33 @@ def _deliver_recovered(
     else:
         return
     count = 0
+    newest: dict[int, str] = {}  # generator -> its newest row read
     for row in sorted(rows, key=lambda r: r.seq):
-        if row.msgid <= floor or row.msgid in ids:
+        generator = _generator(row.msgid)
+        if generator is not None:
+            newest[generator] = max(newest.get(generator, row.msgid), row.msgid)
+        if (
+            row.msgid <= floor
+            or row.msgid in ids
+            or _came_before(came, row.msgid)
+            or _below_channel_floor(state, folded, row.msgid)
+        ):
             continue
         if row.command in STORED_EVENTS:
             continue  # a join, topic change...: its state comes with the node's snapshot
         relay = relay_from_row(row)
         need_cap = _NEEDS_CAP.get(row.command)
         core.fan_out(channel.members, relay, need_cap=need_cap)
-        state.seen(folded, row.msgid)
+        _remember(state.recent, folded, row.msgid)
         count += 1
+    if since_ms is not None:
+        floors = state.channel_floor
+        if newest and len(floors) > 4 * len(core.channels) + 256:
+            for gone in [k for k in floors if k[0] not in core.channels]:
+                del floors[gone]
+        for generator, msgid in newest.items():
+            known = floors.get((folded, generator))
+            if known is None or msgid > known[0]:
+                floors[(folded, generator)] = (msgid, since_ms)
     if count:
         log.warning("recovered %d missed messages in %s from the store", count, channel.name)

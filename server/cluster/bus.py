@@ -37,7 +37,14 @@ from server.history.model import NO_REF, Query, Ref, StoredMessage
 from server.history.service import HistoryService
 from server.tasks import spawn
 
-from .apply import CLOCK_SKEW_MS, recovered_direct, recovered_transit, run_of
+from .apply import (
+    CLOCK_SKEW_MS,
+    merge_came,
+    recovered,
+    recovered_direct,
+    recovered_transit,
+    run_of,
+)
 from .events import (
     CHANNEL,
     NICK_KEY,
@@ -198,8 +205,12 @@ class ClusterBus:
                 self._spawn(self._recover_direct(effect))
             elif isinstance(effect, RecoverTransit):
                 asked += 1
-                if transit is None or effect.since_ms < transit.since_ms:
-                    transit = effect  # gaps of several nodes in one tick: one read, the oldest
+                if transit is None:
+                    transit = effect
+                else:  # gaps of several nodes in one tick: one read, the oldest
+                    transit = RecoverTransit(
+                        effect.prefix, min(effect.since_ms, transit.since_ms),
+                        merge_came(effect.came, transit.came))
         if transit is not None:
             self._spawn(self._recover_transit(transit, asked))
 
@@ -307,7 +318,8 @@ class ClusterBus:
                 return exc
             finally:
                 if first or rows is not None:  # (even when cancelled: they wait for it)
-                    self.core.recovered(channel, rows, held=first)
+                    recovered(self.core, channel, rows, held=first,
+                              since_ms=effect.since_ms, came=effect.came)
                     self.changed()
             return None
 
@@ -351,7 +363,8 @@ class ClusterBus:
                         pending.append(pending.pop(0))
                         return exc
                     del pending[0]
-                    recovered_direct(self.core, account, rows, since, held=first)
+                    recovered_direct(self.core, account, rows, since, held=first,
+                                     came=effect.came)
                     self.changed()
             finally:
                 if first and pending:  # (or cancelled) their live messages wait no more
@@ -408,7 +421,8 @@ class ClusterBus:
                 # of that millisecond may have been cut).
                 since = min(row.time_ms for row in rows) + 1
             rows = [row for row in rows if row.time_ms <= until]
-            recovered_transit(self.core, rows, since, held=asked if first else 0)
+            recovered_transit(self.core, rows, since, held=asked if first else 0,
+                              came=effect.came)
             self.changed()
             return None
 

@@ -18,6 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 Event = dict[str, Any]
+# Per msgid generator (one node's run: the low 16 bits of its msgids), the newest msgid
+# of it that had come here in order when a recovery was asked for: every message of that
+# run up to it was delivered live (or is held), so a recovery skips those rows.
+Came = tuple[tuple[int, str], ...]
 
 CHANNEL = "chat:cluster:events"  # the pub/sub channel every node publishes to
 NICK_KEY = "chat:cluster:nick:"  # + folded nick -> owner uid, with a lease
@@ -64,6 +68,7 @@ class Recover:
 
     channel: str
     since_ms: int | None = None
+    came: Came = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +79,7 @@ class RecoverDirect:
 
     accounts: tuple[str, ...]
     since_ms: int
+    came: Came = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +90,7 @@ class RecoverTransit:
 
     prefix: str
     since_ms: int
+    came: Came = ()
 
 
 def encode(event: Event) -> bytes:
