@@ -401,7 +401,7 @@ class Buffer:
             if older:
                 # Older history never pushes newer lines out: keep only what fits.
                 room = maxlen - len(existing)
-                added = new[len(new) - room :] if room > 0 else []
+                added = new[max(0, len(new) - room) :] if room > 0 else []
                 merged = added + existing
             else:
                 merged = (existing[:i] + merged_rev[::-1])[-maxlen:]

@@ -497,6 +497,15 @@ def test_request_older_when_scrollback_is_full() -> None:
     assert not s.request_older(buf, NOW)
 
 
+def test_older_history_fills_the_room_left_in_the_scrollback() -> None:
+    s = chat_session(scrollback=15, history_lines=10)
+    buf = s.buffer("#t")
+    assert buf is not None and len(buf.lines) == 1  # the JOIN
+    rows = [("bob", f"h{i}", f"H{i:03d}", T0 - 100 + i) for i in range(10)]
+    feed(s, history_batch("b0", "#t", rows))  # all older than the JOIN: room for them
+    assert texts(buf) == [f"h{i}" for i in range(10)]
+
+
 def test_merge_interleaves_by_time_without_duplicates() -> None:
     s = chat_session()
     buf = s.buffer("#t")
