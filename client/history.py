@@ -129,8 +129,10 @@ class ChatHistory:
         self._orphans: dict[str, int] = {}
         self._targets: _Targets | None = None  # a CHATHISTORY TARGETS in flight
         # Buffer key -> (time, msgid) of the oldest message a LATEST or BEFORE answer held,
-        # shown or not: PageUp goes on from there when it is older than every line.
-        self._floor: dict[str, tuple[float, str]] = {}
+        # shown or not, and the buffer's ``trimmed`` then: PageUp goes on from there when
+        # it is older than every line, unless lines fell off the top since (they are
+        # between the two).
+        self._floor: dict[str, tuple[float, str, int]] = {}
 
     # ------------------------------------------------------------------ the session's life
 
@@ -207,7 +209,11 @@ class ChatHistory:
         limit = self._limit()
         oldest = buf.oldest_message()
         floor = self._floor.get(s.fold(buf.name))
-        if floor is not None and (oldest is None or floor[0] < oldest.time):
+        if (
+            floor is not None
+            and floor[2] == buf.trimmed
+            and (oldest is None or floor[0] < oldest.time)
+        ):
             ref = f"msgid={floor[1]}"  # a page with nothing shown (all deletions, say)
         elif oldest is not None:
             ref = f"msgid={oldest.msgid}"
@@ -403,6 +409,7 @@ class ChatHistory:
     ) -> None:
         s = self._session
         lines = self._listener.confirm(buf, lines)  # our own, shown already (no msgid)
+        trimmed = buf.trimmed
         added, older = buf.merge(
             lines,
             above=req is not None and req.kind == "before",
@@ -410,16 +417,16 @@ class ChatHistory:
         )
         buf.history_loading = s.fold(buf.name) in self._requests
         kind = req.kind if req is not None else "latest"
-        if req is not None and kind in ("latest", "before") and answer.count < req.limit:
-            buf.history_complete = True
-        floor = self._floor.get(s.fold(buf.name))
-        if (
-            req is not None
-            and kind in ("latest", "before")
-            and answer.oldest is not None
-            and (floor is None or answer.oldest[0] < floor[0])
-        ):
-            self._floor[s.fold(buf.name)] = answer.oldest
+        # Lines that fell off the top (a full scrollback) leave a top that is not the end
+        # of this answer: neither the beginning of history nor a floor to page on from.
+        if req is not None and kind in ("latest", "before") and buf.trimmed == trimmed:
+            if answer.count < req.limit:
+                buf.history_complete = True
+            floor = self._floor.get(s.fold(buf.name))
+            if answer.oldest is not None and (
+                floor is None or floor[2] != trimmed or answer.oldest[0] < floor[0]
+            ):
+                self._floor[s.fold(buf.name)] = (*answer.oldest, trimmed)
         complete = True  # what was asked for came whole (a gap fill may stop short)
         note = ""  # the gap fill's last line, once it is over
         if req is not None and req.gap:

@@ -195,6 +195,10 @@ class Buffer:
     # The msgids of the messages /clear took away: PageUp's history brings them back
     # (other history, a join's, does not: they stay seen).
     cleared_ids: set[str] = field(default_factory=set, repr=False)
+    # Lines dropped above the top so far (the scrollback limit, or an older page that did
+    # not fit): the server may still have them, so the top is neither the beginning of
+    # history nor where a /clear left off, and PageUp goes on from the oldest line held.
+    trimmed: int = 0
     # A query whose history the server refused (CHATHISTORY INVALID_TARGET: the partner or
     # we have no account): not asked again on this connection.
     no_history: bool = False
@@ -349,6 +353,8 @@ class Buffer:
             if line.kind in MESSAGE_KINDS:  # only messages are kept in server history
                 self.last_msgid = line.msgid
                 self.last_time = line.time
+        if self.full:
+            self._trim(1)
         self.lines.append(line)
         if line.kind in MESSAGE_KINDS or line.kind is Kind.NICK:
             self._note_spoken((line,))
@@ -381,6 +387,7 @@ class Buffer:
         if not lines or (
             new[0].time > lines[-1].time if above else new[0].time >= lines[-1].time
         ):
+            self._trim(len(lines) + len(new) - maxlen)
             lines.extend(new)
             added = new[-maxlen:]
         else:
@@ -403,9 +410,11 @@ class Buffer:
                 room = maxlen - len(existing)
                 added = new[max(0, len(new) - room) :] if room > 0 else []
                 merged = added + existing
+                self._trim(len(new) - len(added))
             else:
                 merged = (existing[:i] + merged_rev[::-1])[-maxlen:]
                 added = new
+                self._trim(len(existing) + len(new) - maxlen)
             lines.clear()
             lines.extend(merged)
         self._note_spoken(added)
@@ -417,6 +426,13 @@ class Buffer:
             self.last_time = newest.time
         self.version += 1
         return added, older
+
+    def _trim(self, count: int) -> None:
+        """``count`` lines (when above 0) fell off the top."""
+        if count > 0:
+            self.trimmed += count
+            self.history_complete = False
+            self.cleared = False
 
     def clear(self) -> None:
         """Forget the lines; the seen ids stay so history does not bring them back,

@@ -506,6 +506,60 @@ def test_older_history_fills_the_room_left_in_the_scrollback() -> None:
     assert texts(buf) == [f"h{i}" for i in range(10)]
 
 
+def test_lines_falling_off_the_top_are_not_the_beginning_of_history() -> None:
+    """A new channel's history is complete until the scrollback drops its oldest lines:
+    the server still has them, and PageUp (once there is room) pages back to them."""
+    s = chat_session(scrollback=50, history_lines=10)
+    buf = s.buffer("#t")
+    assert buf is not None
+    s.switch(buf)
+    s.take_outgoing()
+    feed(s, history_batch("b0", "#t", []))  # a new channel: nothing older
+    assert buf.history_complete
+    feed(s, [privmsg("bob", "#t", f"x{i}", f"L{i:03d}", T0 + i) for i in range(60)])
+    assert buf.full and not buf.history_complete
+    run(s, "/clear")
+    feed(s, [privmsg("bob", "#t", f"y{i}", f"N{i:03d}", T0 + 100 + i) for i in range(60)])
+    assert not buf.cleared  # the top is the scrollback's limit, not where /clear left off
+    run(s, "/clear")
+    assert s.request_older(buf, NOW)
+    assert s.take_outgoing() == ["CHATHISTORY LATEST #t * 10"]
+    rows = [("bob", f"y{i}", f"N{i:03d}", T0 + 100 + i) for i in range(50, 60)]
+    feed(s, history_batch("b1", "#t", rows))
+    assert texts(buf) == [f"y{i}" for i in range(50, 60)] and not buf.history_complete
+    assert s.request_older(buf, NOW)
+    assert s.take_outgoing() == ["CHATHISTORY BEFORE #t msgid=N050 10"]
+
+
+def test_an_older_page_that_does_not_fit_is_not_the_beginning_of_history() -> None:
+    s = chat_session(scrollback=15, history_lines=10)
+    buf = s.buffer("#t")
+    assert buf is not None
+    rows = [("bob", f"h{i}", f"H{i:03d}", T0 - 100 + i) for i in range(10, 20)]
+    feed(s, history_batch("b0", "#t", rows))  # a full page: there may be more
+    room = buf.lines.maxlen - len(buf.lines) if buf.lines.maxlen else 0
+    assert 0 < room < 9
+    assert s.request_older(buf, NOW)
+    assert s.take_outgoing() == ["CHATHISTORY BEFORE #t msgid=H010 10"]
+    rows = [("bob", f"h{i}", f"H{i:03d}", T0 - 100 + i) for i in range(1, 10)]  # the last
+    feed(s, history_batch("b1", "#t", rows))
+    assert texts(buf)[0] == f"h{10 - room}" and buf.full
+    assert not buf.history_complete  # h1.. did not fit: the server has more than is held
+
+
+def test_pageup_after_lines_fell_off_goes_on_from_the_oldest_line_held() -> None:
+    s = chat_session(scrollback=15, history_lines=2, ignore=("dave!*@*",))
+    buf = s.buffer("#t")
+    assert buf is not None
+    s.take_outgoing()
+    rows = [("dave", "x", "M3", T0 - 7), ("dave", "y", "M4", T0 - 6)]
+    feed(s, history_batch("b0", "#t", rows))  # a full page, nothing shown: M3 is the floor
+    feed(s, [privmsg("bob", "#t", f"x{i}", f"L{i:03d}", T0 + i) for i in range(20)])
+    assert buf.full and buf.remove(buf.lines[-1])  # room again (the outbox moves lines)
+    assert s.request_older(buf, NOW)
+    assert s.take_outgoing() == ["CHATHISTORY BEFORE #t msgid=L005 2"]  # not M3: L0-L4 gone
+
+
 def test_merge_interleaves_by_time_without_duplicates() -> None:
     s = chat_session()
     buf = s.buffer("#t")
