@@ -288,7 +288,8 @@ class MessagePane(UIControl):
 
 
 class BufferList(UIControl):
-    """Numbered buffers with unread counts ('!N': highlights); keeps the current one visible."""
+    """Numbered buffers with unread counts ('!N': highlights); keeps the current one
+    visible, with "↑ N more" / "+N more" rows for those that do not fit."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -311,18 +312,26 @@ class BufferList(UIControl):
             current = buffers.index(session.current)
         except ValueError:
             current = 0
-        start = 0
-        if len(buffers) > height:
-            start = max(0, min(current - height // 2, len(buffers) - height))
-        rows = [
-            self._row(i, buffers[i], i == current, width)
-            for i in range(start, min(len(buffers), start + height))
-        ]
+        start, end = list_window(len(buffers), height, current)
+        rows = [self._row(i, buffers[i], i == current, width) for i in range(start, end)]
+        marks = height >= 3  # (list_window leaves rows for them then)
+        if start and marks:
+            rows.insert(0, self._more(f"↑ {start} more", buffers[:start], width))
+        if end < len(buffers) and marks:
+            rows.append(self._more(f"+{len(buffers) - end} more", buffers[end:], width))
 
         def get_line(i: int) -> Fragments:
             return rows[i] if 0 <= i < len(rows) else []
 
         return UIContent(get_line=get_line, line_count=len(rows), show_cursor=False)
+
+    @staticmethod
+    def _more(text: str, hidden: list[Buffer], width: int) -> Fragments:
+        """A row for the buffers out of the list, coloured as the most pressing of them."""
+        level = max((activity_level(b) for b in hidden), default=0)
+        style = ("class:sidebar", "class:buffer_activity", "class:buffer_unread",
+                 "class:buffer_highlight")[level]  # fmt: skip
+        return [(style, fit(text, width))]
 
     @staticmethod
     def _row(index: int, buf: Buffer, current: bool, width: int) -> Fragments:
@@ -452,6 +461,23 @@ def nick_window(count: int, room: int, offset: int) -> tuple[int, int]:
     return start, min(end, count)
 
 
+def list_window(count: int, room: int, keep: int) -> tuple[int, int]:
+    """The items (start, end) a list of ``room`` rows shows around item ``keep``: a row
+    for "↑ N more" above them when start > 0, one for "+N more" below when end < count."""
+    if count <= room:
+        return 0, count
+    if room < 3:  # no room for the marks: the rows around ``keep``
+        start = max(0, min(keep - room // 2, count - room))
+        return start, start + room
+    shown = room - 2  # (both marks)
+    start = max(0, min(keep - shown // 2, count - shown))
+    if start == 0:
+        return 0, room - 1
+    if start + shown >= count:
+        return count - (room - 1), count
+    return start, start + shown
+
+
 def topic_fragments(session: Session) -> Fragments:
     buf = session.current
     name = safe(buf.name)
@@ -514,19 +540,18 @@ def status_fragments(
         item(f"{unsent} unsent", "class:pending")
     if sending >= SENDING_HINT:  # typed lines are accepted, only waiting their turn
         item(f"sending {sending}", "class:pending")
-    act = []
-    for i, buf in enumerate(buffers):
-        if buf is cur or not (buf.unread or buf.highlights):
-            continue
-        act.append((str(i + 1) + ("!" if buf.highlights else ""), bool(buf.highlights)))
-        if len(act) >= 12:
-            break
+    act, more = activity(buffers, cur)
     if act:
         frags.append(("", " [Act: "))
-        for j, (text, hl) in enumerate(act):
+        for j, (number, buf) in enumerate(act):
             if j:
                 frags.append(("", ","))
-            frags.append(("class:buffer_highlight" if hl else "", text))
+            if buf.highlights:
+                frags.append(("class:buffer_highlight", f"{number}!"))
+            else:
+                frags.append(("" if buf.unread else "class:buffer_activity", str(number)))
+        if more:
+            frags.append(("", f",+{more}"))
         frags.append(("", "]"))
     typing = session.typing_nicks(cur, now) if cur.typing else []
     if typing:
@@ -538,6 +563,33 @@ def status_fragments(
         frags.append(("", " "))
         frags.append(("class:more", f"-- more: {below} below ({more_key}) --"))
     return frags
+
+
+# Buffers named in the status line's activity list; the rest are counted ("+14").
+ACTIVITY_SHOWN = 12
+
+
+def activity_level(buf: Buffer) -> int:
+    """How much a buffer's news matters: 3 highlights or a private message, 2 messages,
+    1 other lines (joins, parts...), 0 nothing."""
+    if buf.highlights or (buf.unread and buf.kind is BufferKind.QUERY):
+        return 3
+    return 2 if buf.unread else 1 if buf.activity else 0
+
+
+def activity(
+    buffers: list[Buffer], current: Buffer, limit: int = ACTIVITY_SHOWN
+) -> tuple[list[tuple[int, Buffer]], int]:
+    """The status line's activity list as WeeChat's hotlist: (1-based number, buffer) of
+    highlights and private messages first, then messages, then other activity, each in
+    buffer order, at most ``limit`` of them; and how many more have any."""
+    levels: list[list[tuple[int, Buffer]]] = [[], [], []]
+    for i, buf in enumerate(buffers):
+        level = activity_level(buf) if buf is not current else 0
+        if level:
+            levels[3 - level].append((i + 1, buf))
+    ordered = levels[0] + levels[1] + levels[2]
+    return ordered[:limit], max(0, len(ordered) - limit)
 
 
 def typing_text(nicks: list[str]) -> str:

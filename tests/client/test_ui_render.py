@@ -40,6 +40,7 @@ from client.ui.views import (
     MessagePane,
     NickList,
     Views,
+    activity,
     status_fragments,
     topic_fragments,
 )
@@ -415,6 +416,64 @@ def test_buffer_list_keeps_the_current_buffer_visible() -> None:
     rows = ["".join(t for _, t, *_ in content.get_line(i)) for i in range(content.line_count)]
     assert len(rows) == 10
     assert any(r.split()[:2] == ["36", "user34"] for r in rows)
+
+
+def test_activity_puts_highlights_and_private_messages_first_and_counts_the_rest() -> None:
+    s = chat_session(channels=(), events="all")
+    feed(s, [f":alice!~alice@host JOIN #c{i}" for i in range(1, 70)])  # buffers 2..70
+    s.switch(6)  # #c6, buffer 7
+    feed(s, [f":carol!~c@h JOIN #c{i}" for i in range(1, 70)])  # other activity everywhere
+    feed(s, [privmsg("bob", f"#c{i}", "hi") for i in range(30, 50)])  # messages: 31..50
+    feed(s, [privmsg("bob", "#c65", "alice: look")])  # a highlight in buffer 66
+    feed(s, [privmsg("bob", "alice", "psst")])  # a private message opens buffer 71
+    frags = status_fragments(s, Views())
+    status = "".join(t for _, t, *_ in frags)
+    # 2 + 20 + 47 buffers (all but the current one) with news; 12 shown.
+    assert f"[Act: 66!,71!,{','.join(str(n) for n in range(31, 41))},+57]" in status
+    assert ("class:buffer_highlight", "71!") in pairs(frags)
+    assert ("", "31") in pairs(frags)
+    act, more = activity(s.buffers, s.current, limit=100)
+    numbers = [n for n, _ in act]
+    assert more == 0 and numbers[:22] == [66, 71, *range(31, 51)]
+    assert numbers[22:] == [n for n in range(2, 71) if n not in (7, 66) and not 31 <= n <= 50]
+    # Joins only: listed after messages, dimmed.
+    quiet = chat_session(channels=(), events="all")
+    feed(quiet, [f":alice!~alice@host JOIN #c{i}" for i in range(1, 4)])
+    quiet.switch(quiet.server)
+    feed(quiet, [":carol!~c@h JOIN #c1", privmsg("bob", "#c3", "hi")])
+    frags = status_fragments(quiet, Views())
+    assert "[Act: 4,2]" in "".join(t for _, t, *_ in frags)
+    assert ("class:buffer_activity", "2") in pairs(frags)
+
+
+def test_the_buffer_list_says_how_many_buffers_are_above_and_below() -> None:
+    s = chat_session(channels=())
+    for i in range(40):
+        s.open_query(f"user{i}", NOW, switch=False)  # buffers 2..41
+    bl = BufferList(s)
+
+    def rows() -> list[str]:
+        content = bl.create_content(bl.width(), 10)
+        return [
+            "".join(t for _, t, *_ in content.get_line(i)).strip()
+            for i in range(content.line_count)
+        ]
+
+    top = rows()  # the server buffer is current: at the top, the rest below
+    assert len(top) == 10 and top[0].split() == ["1", "server"]
+    assert top[-1] == "+32 more"
+    s.switch(20)
+    middle = rows()
+    assert middle[0] == "↑ 16 more" and middle[-1] == "+17 more" and len(middle) == 10
+    assert [r.split()[0] for r in middle[1:-1]] == [str(n) for n in range(17, 25)]
+    s.switch(40)
+    bottom = rows()
+    assert bottom[0] == "↑ 32 more" and bottom[-1].split() == ["41", "user39"]
+    # The mark takes the colour of the most pressing buffer it stands for.
+    feed(s, [privmsg("bob", "alice", "psst")])  # a private message: buffer 42
+    s.switch(1)
+    content = bl.create_content(bl.width(), 10)
+    assert pairs(content.get_line(9)) == [("class:buffer_highlight", "+33 more")]
 
 
 def test_nick_list_sorts_only_when_members_change() -> None:
