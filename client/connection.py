@@ -266,6 +266,7 @@ class Connection:
         # Before registration everything goes at once: servers allow for it, and it
         # must never wait (nothing long is sent before: the outbox waits for it).
         urgent = not self.session.registered
+        q.view(self.session.current.name)
         for line, typed in lines:
             # A JOIN (the rejoin's too) goes with what was typed: messages waiting for
             # that channel wait for it, and a channel not joined yet misses what is said.

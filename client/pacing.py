@@ -50,6 +50,7 @@ class Priority(IntEnum):
     TYPED = 0  # typed: a command's lines, a message of one piece
     BULK = 1  # own messages of a paste (several pieces), /resend
     AUTO = 2  # the client's own: history, WHO/MODE after a join, polls, replies, typing
+    # (the history of the buffer in view first: :meth:`SendQueue.view`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +144,7 @@ class Unit:
     open_batch: str | None = None  # a batch reference whose end has not come yet
     targets: frozenset[str] = frozenset()  # a message's targets (folded), else none
     typing: bool = False  # a typing notification: stale once a newer one or a message comes
+    history: str = ""  # a CHATHISTORY request: the buffer it is for (folded)
 
     @property
     def size(self) -> int:
@@ -155,7 +157,9 @@ class SendQueue:
     before an earlier one to the same target: an automatic one (a CTCP reply) is moved
     up with it, else it waits in the lower queue behind them (a line typed into a
     channel a paste goes to). A waiting typing notification is dropped when a newer one,
-    or a message, to its target comes: it would be stale, or say typing after the message."""
+    or a message, to its target comes: it would be stale, or say typing after the message.
+    The history requests of the buffer in view go before the client's other own lines:
+    after joining 60 channels, the one looked at does not load last, a minute later."""
 
     def __init__(
         self, pacing: Pacing, now: float, fold: Callable[[str], str] = str.lower
@@ -164,6 +168,7 @@ class SendQueue:
         self._fold = fold
         self._queues: tuple[deque[Unit], ...] = tuple(deque() for _ in Priority)
         self._open: Unit | None = None  # the batch whose lines are still coming
+        self._viewing = ""  # the buffer in view (folded): its history requests go first
 
     def __len__(self) -> int:
         """Units waiting (a batch or an outbox message is one)."""
@@ -213,6 +218,8 @@ class SendQueue:
                 target = words[at] if len(words) > at else ""
                 unit.targets = frozenset(self._fold(t) for t in target.split(",") if t)
                 unit.typing = command == "TAGMSG" and "+typing=" in line.partition(" ")[0]
+            elif command == "CHATHISTORY" and len(words) > 2 and words[1].upper() != "TARGETS":
+                unit.history = self._fold(words[2])
             self._place(unit, priority)
         return out
 
@@ -223,7 +230,26 @@ class SendQueue:
         unit = Unit(ticket=ticket, targets=frozenset({self._fold(target)} if target else ()))
         self._place(unit, priority)
 
+    def view(self, buffer: str) -> None:
+        """``buffer`` is the one in view: its history requests waiting go first among
+        the client's own lines (in their order), and so do those that come later."""
+        key = self._fold(buffer)
+        if key == self._viewing:
+            return
+        self._viewing = key
+        auto = self._queues[Priority.AUTO]
+        first = [u for u in auto if u.history == key]
+        if first:
+            rest = [u for u in auto if u.history != key]
+            auto.clear()
+            auto.extend(first + rest)
+
     def _place(self, unit: Unit, priority: Priority) -> None:
+        if priority == Priority.AUTO and unit.history and unit.history == self._viewing:
+            auto = self._queues[Priority.AUTO]
+            at = next((i for i, u in enumerate(auto) if u.history != unit.history), len(auto))
+            auto.insert(at, unit)  # behind the earlier ones of the buffer in view
+            return
         if unit.targets:
             for q in self._queues:  # (superseded: a newer state, or the message itself)
                 for stale in [u for u in q if u.typing and u.targets & unit.targets]:

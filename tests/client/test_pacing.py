@@ -388,6 +388,25 @@ def test_a_message_never_goes_before_an_earlier_one_to_its_target() -> None:
     assert out[6:] == [f"CHATHISTORY LATEST #c{i} * 50" for i in range(3)]
 
 
+def test_the_history_of_the_buffer_in_view_goes_first_among_automatic_lines() -> None:
+    q = SendQueue(Pacing(1, 1.0), 0.0)
+    q.view("#c9")
+    q.add(["WHO #c0"], 0.0)
+    q.add([f"CHATHISTORY LATEST #c{i} * 50" for i in range(10)], 0.0)
+    q.add(["CHATHISTORY TARGETS timestamp=a timestamp=b 50"], 0.0)
+    q.add(["JOIN #d"], 0.0, priority=Priority.TYPED)
+    out = [d.decode().rstrip() for d in drain(q, 0.0) + drain(q, 1.0)]
+    assert out == ["JOIN #d", "CHATHISTORY LATEST #c9 * 50"]  # typed lines still first
+    q.view("#C4")  # switched to: its request, still waiting, goes next
+    q.add(["CHATHISTORY BEFORE #c4 msgid=x 50"], 0.0)  # and later ones behind it
+    q.add(["PRIVMSG #a :typed"], 0.0, priority=Priority.TYPED)
+    out = [d.decode().rstrip() for t in range(2, 20) for d in drain(q, float(t))]
+    assert out[:3] == ["PRIVMSG #a :typed", "CHATHISTORY LATEST #c4 * 50",
+                       "CHATHISTORY BEFORE #c4 msgid=x 50"]  # fmt: skip
+    rest = [f"CHATHISTORY LATEST #c{i} * 50" for i in (0, 1, 2, 3, 5, 6, 7, 8)]
+    assert out[3:] == ["WHO #c0", *rest, "CHATHISTORY TARGETS timestamp=a timestamp=b 50"]
+
+
 def test_a_stale_typing_notification_is_dropped() -> None:
     q = SendQueue(Pacing(1, 1.0), 0.0)
     q.add(["WHO #z"], 0.0)
@@ -433,3 +452,32 @@ async def test_a_command_typed_during_a_paste_goes_first_and_automatic_lines_las
         "NOTICE u2",
     ]
     assert ircd.privmsgs() == [f"PRIVMSG bob :row {i}" for i in range(5)]
+
+
+async def test_the_buffer_switched_to_gets_its_history_before_the_others(
+    server: RunningServer, clients: list[ChatClient]
+) -> None:
+    """Joining many channels queues a history request each, at one a second: the buffer
+    in view (the last joined, then the one switched to) is not left loading meanwhile."""
+    clock = Clock()
+    alice = paced(server.port, "alice", Pacing(1, 1.0), clock)
+    clients.append(alice)
+    await alice.wait(lambda: alice.session.registered, "registration")
+    names = [f"#h{i}" for i in range(8)]
+    assert alice.conn.input("/join " + ",".join(names))  # (the budget's one line)
+
+    def loading() -> list[str]:
+        return [b.name for b in alice.session.buffers if b.history_loading]
+
+    await alice.wait(lambda: len(loading()) == 8, "the joins")
+    assert alice.session.current.name == "#h7"
+    clock.now += 1.0  # one line of budget: the history of the buffer in view
+    alice.conn.flush()
+    await alice.wait(lambda: "#h7" not in loading(), "the history of #h7")
+    assert loading() == names[:7]
+    assert alice.conn.switch("#h3")
+    clock.now += 1.0
+    alice.conn.flush()
+    await alice.wait(lambda: "#h3" not in loading(), "the history of #h3")
+    assert loading() == [n for n in names[:7] if n != "#h3"]
+
