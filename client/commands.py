@@ -39,6 +39,7 @@ COMMANDS: dict[str, Command] = {}
 NICKSERV_NICK = "NickServ"  # /ns sends to it
 CHANSERV_NICK = "ChanServ"  # /cs sends to it
 MEMOSERV_NICK = "MemoServ"  # /ms sends to it
+MATCHES_SHOWN = 10  # buffers named when /win NAME matches several
 ALIASES = {
     "j": "join",
     "leave": "part",
@@ -47,6 +48,7 @@ ALIASES = {
     "raw": "quote",
     "w": "win",
     "window": "win",
+    "buffer": "win",  # (WeeChat's)
     "wc": "close",
     "h": "help",
     "exit": "quit",
@@ -1034,14 +1036,36 @@ def _close(s: Session, args: str, now: float) -> None:
     s.close_buffer(buf, now)
 
 
-@command("win", "/win N", "Switch to buffer number N (1 is the server buffer).", online=False)
+@command(
+    "win",
+    "/win N|NAME",
+    "Switch to buffer number N (1 is the server buffer), or to the buffer NAME, or the"
+    " one buffer whose name contains it (/win c45 for #c45). Also /window, /buffer.",
+    online=False,
+)
 def _win(s: Session, args: str, now: float) -> None:
     parts = _need(args, 1, COMMANDS["win"].usage)
     if parts[0].isdigit():
         if not s.switch(int(parts[0]) - 1):
             raise UsageError(f"No buffer number {parts[0]} (there are {len(s.buffers)})")
     elif not s.switch(parts[0]):
-        raise UsageError(f"No buffer {parts[0]!r}")
+        s.switch(_partial_buffer(s, parts[0]))
+
+
+def _partial_buffer(s: Session, text: str) -> Buffer:
+    """The one buffer whose name contains ``text`` (as irssi's /window goto): a name that
+    is ``text`` after its channel prefix (``c4`` for ``#c4``, not ``#c45``) first."""
+    want = s.fold(text)
+    found = [b for b in s.buffers if want in s.fold(b.name)]
+    if len(found) > 1:
+        found = [b for b in found if s.fold(b.name.lstrip(s.chantypes)) == want] or found
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise UsageError(f"No buffer {text!r}")
+    names = ", ".join(b.name for b in found[:MATCHES_SHOWN])
+    more = f" (+{len(found) - MATCHES_SHOWN} more)" if len(found) > MATCHES_SHOWN else ""
+    raise UsageError(f"Several buffers match {text!r}: {names}{more}")
 
 
 @command("clear", "/clear", "Clear the current buffer's scrollback.", online=False)

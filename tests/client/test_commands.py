@@ -292,6 +292,21 @@ def test_query_close_win_clear(s: Session) -> None:
     assert "cannot be closed" in last_error(s)
 
 
+def test_win_and_buffer_take_a_number_a_name_or_part_of_one(s: Session) -> None:
+    feed(s, [f":alice!a@h JOIN {name}" for name in ("#c4", "#c45", "#c450")])
+    s.switch(s.server)
+    assert run(s, "/buffer 2") == [] and s.current.name == "#t"
+    assert run(s, "/buffer #c4") == [] and s.current.name == "#c4"
+    assert run(s, "/win c450") == [] and s.current.name == "#c450"
+    assert run(s, "/win C45") == [] and s.current.name == "#c45"  # #c45, not #c450 too
+    assert run(s, "/win c4") == [] and s.current.name == "#c4"
+    assert run(s, "/win c") == []
+    assert last_error(s) == "Several buffers match 'c': #c4, #c45, #c450"
+    assert s.current.name == "#c4"
+    run(s, "/help buffer")
+    assert s.current.lines[-1].text.startswith("/win N|NAME")
+
+
 def test_join_switches_when_joined(s: Session) -> None:
     s.switch(s.server)
     assert run(s, "/join #new") == ["JOIN #new"]
