@@ -20,6 +20,7 @@ import contextlib
 import gc
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from prompt_toolkit.application import Application
@@ -48,9 +49,12 @@ from ..model import (
     BufferCleared,
     BufferClosed,
     CurrentChanged,
+    DeliveryChanged,
     Event,
     HistoryAdded,
     LineAdded,
+    LineReacted,
+    LineRedacted,
 )
 from .keys import build_key_bindings, describe, no_numeric_argument
 from .render import Fragments, LineRenderer, build_style, fit, nick_palette, safe, text_width
@@ -68,6 +72,9 @@ log = logging.getLogger(__name__)
 HISTORY_LIMIT = 500  # input lines remembered for Up/Down
 REDRAW_INTERVAL = 0.05  # incoming lines redraw at most 20 times per second...
 MAX_REDRAW_INTERVAL = 0.25  # ...or fewer when redraws are slow, but at least 4 times
+# Changes out of view (lines in other buffers, their counters) redraw at most ~3 times
+# a second: a full redraw for a counter in the buffer list cost a third of a core.
+BACKGROUND_REDRAW_INTERVAL = 0.3
 BELL_INTERVAL = 1.0  # at most one bell per second
 MIN_SIDEBAR_COLUMNS = 50  # narrower terminals hide the buffer list
 MIN_NICKLIST_COLUMNS = 70
@@ -132,6 +139,7 @@ class ChatUI:
         input: Input | None = None,
         output: Output | None = None,
         redraw_interval: float = REDRAW_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.connection = connection
         self.session = connection.session
@@ -144,7 +152,11 @@ class ChatUI:
         self._last_bell = 0.0
         self.bells = 0
         self.redraw_interval = redraw_interval
+        self.background_interval = BACKGROUND_REDRAW_INTERVAL
+        self.clock = clock  # (of the redraw pacing; tests drive it)
         self._redraw_handle: asyncio.TimerHandle | None = None
+        self._redraw_background = False  # the redraw waiting is for changes out of view
+        self.redraw_at = 0.0  # when it is due (clock time)
         self._last_render = 0.0
         self.render_cost = 0.0  # moving average of a redraw's duration (s)
 
@@ -322,16 +334,24 @@ class ChatUI:
 
     def _on_event(self, event: Event) -> None:
         """Connection events: cheap bookkeeping, then one (coalesced) redraw request."""
+        background = False  # only what is out of view changed: redraw at a slower pace
         if isinstance(event, LineAdded):
             self.views.line_added(event.buffer)
             line = event.line
-            if line.highlight and self.config.bell and not line.own and not line.history:
+            alert = line.highlight and not line.own and not line.history
+            if alert and self.config.bell:
                 self.bell()
+            # (A highlight or a private message shows in the buffer list at once.)
+            background = event.buffer is not self.session.current and not alert
         elif isinstance(event, HistoryAdded):
             self.views.history_added(event)
+            background = event.buffer is not self.session.current
+        elif isinstance(event, (LineRedacted, LineReacted, DeliveryChanged)):
+            background = event.buffer is not self.session.current
         elif isinstance(event, BufferChanged):
             buf = event.buffer
             self._member_versions[buf] = self._member_versions.get(buf, 0) + 1
+            background = buf is not self.session.current  # (its counters, members...)
         elif isinstance(event, BufferClosed):
             self.views.forget(event.buffer)
             self._member_versions.pop(event.buffer, None)
@@ -339,9 +359,9 @@ class ChatUI:
             self.views.bottom(event.buffer)
         elif isinstance(event, CurrentChanged):
             self._completing = None
-        self._schedule_redraw()
+        self._schedule_redraw(background)
 
-    def _schedule_redraw(self) -> None:
+    def _schedule_redraw(self, background: bool = False) -> None:
         """Redraw soon, but not more often than every ``redraw_interval`` seconds.
 
         At 1000 incoming lines per second every line asks for a redraw; this turns them
@@ -349,12 +369,22 @@ class ChatUI:
         slow or busy machine) the interval grows so that redraws caused by incoming
         lines take at most about a third of the time (up to MAX_REDRAW_INTERVAL). Key
         presses are not throttled: they redraw at once, and that redraw shows the new
-        lines too.
+        lines too. A ``background`` change (out of view: another buffer's lines and
+        counters) waits at least ``background_interval``: it only changes a number in
+        the buffer list or the status line, and any redraw before shows it as well.
         """
-        if self._redraw_handle is not None or self.app.invalidated:
+        if self.app.invalidated:
             return
+        if self._redraw_handle is not None:
+            if background or not self._redraw_background:
+                return
+            self._redraw_handle.cancel()  # something in view: no waiting for the slow one
+            self._redraw_handle = None
         interval = min(MAX_REDRAW_INTERVAL, max(self.redraw_interval, 3 * self.render_cost))
-        wait = self._last_render + interval - time.monotonic()
+        if background:
+            interval = max(interval, self.background_interval)
+        now = self.clock()
+        wait = self._last_render + interval - now
         if wait <= 0:
             self.app.invalidate()
             return
@@ -364,17 +394,19 @@ class ChatUI:
             self.app.invalidate()
             return
         self._redraw_handle = loop.call_later(wait, self._deferred_redraw)
+        self._redraw_background = background
+        self.redraw_at = now + wait
 
     def _deferred_redraw(self) -> None:
         self._redraw_handle = None
         self.app.invalidate()
 
     def _after_render(self, _: object) -> None:
-        cost = time.monotonic() - self._last_render
+        cost = self.clock() - self._last_render
         self.render_cost = cost if not self.render_cost else 0.8 * self.render_cost + 0.2 * cost
 
     def _before_render(self, _: object) -> None:
-        self._last_render = time.monotonic()
+        self._last_render = self.clock()
         if self._redraw_handle is not None:  # this redraw shows everything anyway
             self._redraw_handle.cancel()
             self._redraw_handle = None

@@ -6,6 +6,7 @@ No server and no event loop: a Session fed with recorded lines, and the controls
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 from typing import Any, cast
@@ -21,7 +22,7 @@ from client.connection import Connection, ConnectionSettings
 from client.formatting import Span, display
 from client.model import Buffer, BufferKind, HistoryAdded, Kind, Line
 from client.session import Session
-from client.ui.app import ChatUI, InputHistory
+from client.ui.app import BACKGROUND_REDRAW_INTERVAL, REDRAW_INTERVAL, ChatUI, InputHistory
 from client.ui.keys import build_key_bindings, describe
 from client.ui.render import (
     Fragments,
@@ -556,6 +557,87 @@ def test_default_config_builds_cleanly() -> None:
         ui = ChatUI(conn, ClientConfig(), input=pipe, output=out)
     assert not [ln for ln in s.server.lines if ln.kind is Kind.ERROR]
     assert ui.show_nicklist is True
+
+
+class _Paced:
+    """A ChatUI (not running) whose redraw pacing is driven by a fake clock: each line
+    is a session line flushed through the connection to the UI's event handler, and
+    a redraw is counted where the app would draw."""
+
+    def __init__(self, session: Session, stack: contextlib.ExitStack) -> None:
+        self.session = session
+        self.now = 1000.0
+        pipe = stack.enter_context(create_pipe_input())
+        out = Vt100_Output(io.StringIO(), lambda: Size(rows=20, columns=80))
+        conn = Connection(session, ConnectionSettings(host="127.0.0.1", port=1))
+        self.ui = ChatUI(conn, ClientConfig(), input=pipe, output=out, clock=lambda: self.now)
+        self.conn = conn
+        self.redraws: list[float] = []
+        cast(Any, self.ui.app).invalidate = self._redraw  # (the app is not running)
+        stack.callback(self._cancel)
+
+    def _redraw(self) -> None:
+        self.redraws.append(self.now)
+        self.ui._before_render(None)
+        self.ui._after_render(None)
+
+    def _cancel(self) -> None:
+        if self.ui._redraw_handle is not None:
+            self.ui._redraw_handle.cancel()
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` pass: the waiting redraw happens when it is due."""
+        self.now += seconds
+        handle = self.ui._redraw_handle
+        if handle is not None and self.now >= self.ui.redraw_at:
+            handle.cancel()
+            self.ui._deferred_redraw()
+
+    def line(self, line: str) -> None:
+        feed(self.session, [line])
+        self.conn.flush()
+
+    def lines(self, lines: list[str], every: float = 0.01) -> int:
+        """Feed ``lines`` one by one, ``every`` seconds apart; the redraws they caused."""
+        before = len(self.redraws)
+        for line in lines:
+            self.advance(every)
+            self.line(line)
+        self.advance(1.0)
+        return len(self.redraws) - before
+
+
+async def test_lines_out_of_view_redraw_at_a_slower_pace_than_the_buffer_in_view() -> None:
+    s = chat_session()
+    feed(s, [":alice!~alice@host JOIN #u"])
+    s.open_query("bob", NOW, switch=False)
+    t = s.buffer("#t")
+    assert t is not None
+    s.switch(t)
+    s.take_events()
+    with contextlib.ExitStack() as stack:
+        paced = _Paced(s, stack)
+        # 2 s of lines at 100 a second in #u, out of view: only its counter changes.
+        flood = [privmsg("carol", "#u", f"out of view {i}") for i in range(200)]
+        assert 2 <= paced.lines(flood) <= 2 / BACKGROUND_REDRAW_INTERVAL + 2
+        # The same in the buffer in view: redrawn at the usual pace, 20 a second.
+        flood = [privmsg("carol", "#t", f"in view {i}") for i in range(200)]
+        assert paced.lines(flood) >= 2 / REDRAW_INTERVAL - 2
+        # A highlight or a private message out of view is drawn at the usual pace, also
+        # when a redraw for lines out of view is waiting already.
+        for target, text in (("#u", "alice: look"), ("alice", "psst")):
+            paced.advance(1.0)
+            paced.line(privmsg("carol", "#t", "in view"))  # drawn at once
+            drawn, count = paced.redraws[-1], len(paced.redraws)
+            assert drawn == paced.now
+            paced.advance(0.01)
+            paced.line(privmsg("carol", "#u", "out of view"))
+            assert paced.ui.redraw_at == pytest.approx(drawn + BACKGROUND_REDRAW_INTERVAL)
+            paced.advance(0.01)
+            paced.line(privmsg("bob", target, text))
+            assert paced.ui.redraw_at == pytest.approx(drawn + REDRAW_INTERVAL)
+            paced.advance(REDRAW_INTERVAL)
+            assert len(paced.redraws) == count + 1
 
 
 def test_read_marker_shows_what_came_while_away() -> None:
