@@ -16,6 +16,7 @@ from server import memory
 from server.banfile import save_bans
 from server.config import ServerConfig
 from server.core import ServerCore
+from server.core.handlers.accounts import Login
 from server.core.handlers.bans import SaveBans
 from server.core.handlers.operator import CheckOper, Rehash
 from server.core.handlers.redact import FindMessage
@@ -35,6 +36,7 @@ from server.transport.handshakes import (
 from server.transport.ops import (
     ACCEPT_RETRY_SECONDS,
     ANSWERED,
+    LOGIN_ROUNDS,
     WRITTEN_BEHIND,
     AnsweredEffect,
     Reloader,
@@ -42,10 +44,12 @@ from server.transport.ops import (
     WrittenBehind,
     answer_account,
     bind_listeners,
+    check_login,
     check_oper,
     find_message,
     list_targets,
     load_account_state,
+    login_stands,
     open_account_store,
     read_account_state,
     rehash,
@@ -144,10 +148,15 @@ class AsyncioServer:
         self._accepting: list[asyncio.Task[Any]] = []
         self.history: HistoryService | None = build_history(config)
         self.accounts = open_account_store(config)
-        # Password checks and account-store calls, one at a time, in order; stop()
-        # lets the queued ones (read markers written behind) finish.
+        # Account-store calls, one at a time, in order; stop() lets the queued ones
+        # (state written behind) finish.
         self._accounts_pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="accounts"
+        )
+        # Password checks (scrypt: OPER, logins) on a thread of their own, so that state
+        # written behind is not queued behind them (a reconnect storm of SASL logins).
+        self._password_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="passwords"
         )
         self._accounts_closed = False
         load_account_state(self.core, self.accounts)
@@ -268,7 +277,7 @@ class AsyncioServer:
         for effect in effects:
             if isinstance(effect, Rehash):
                 rehash(self.core, self.reloader, effect)
-            elif isinstance(effect, (CheckOper, *ANSWERED, *WRITTEN_BEHIND)):
+            elif isinstance(effect, (CheckOper, Login, *ANSWERED, *WRITTEN_BEHIND)):
                 self._account_work(effect)
             elif isinstance(effect, SaveBans):  # rare (operators, expiry) and small
                 save_bans(self.core.config.ban_file, effect.bans, effect.removed)
@@ -359,22 +368,51 @@ class AsyncioServer:
         if state is not None:
             take_account_state(self.core, state)
 
-    def _account_work(self, effect: CheckOper | AnsweredEffect | WrittenBehind) -> None:
-        """Password checks and account-store calls, on the account worker thread."""
+    def _account_work(
+        self, effect: CheckOper | Login | AnsweredEffect | WrittenBehind
+    ) -> None:
+        """Password checks on the password worker, account-store calls on the ordered
+        account worker."""
         if self._accounts_closed:
             return  # stopping: work submitted now could not run
         if isinstance(effect, WRITTEN_BEHIND):  # nothing waits
             self.loop.run_in_executor(self._accounts_pool, write_behind, self.accounts, effect)
         elif isinstance(effect, CheckOper):
-            self._spawn(self._off_loop(effect.check_id, check_oper, effect))
+            self._spawn(self._off_loop(effect.check_id, self._password_pool, check_oper, effect))
+        elif isinstance(effect, Login):
+            self._spawn(self._login(effect))
         else:
-            self._spawn(self._off_loop(effect.check_id, answer_account, self.accounts, effect))
+            self._spawn(self._off_loop(
+                effect.check_id, self._accounts_pool, answer_account, self.accounts, effect
+            ))
 
-    async def _off_loop(self, check_id: int, work: Callable[..., Any], *args: Any) -> None:
-        """A password check (scrypt, the account store) on a worker thread; the core
-        gets the answer back on the loop."""
-        result = await self.loop.run_in_executor(self._accounts_pool, work, *args)
+    async def _off_loop(
+        self,
+        check_id: int,
+        pool: concurrent.futures.ThreadPoolExecutor,
+        work: Callable[..., Any],
+        *args: Any,
+    ) -> None:
+        """A password check or an account-store call on a worker thread; the core gets
+        the answer back on the loop."""
+        result = await self.loop.run_in_executor(pool, work, *args)
         self.core.answered(check_id, result)
+        self.schedule_flush()
+
+    async def _login(self, effect: Login) -> None:
+        """A login checked on the password worker and confirmed on the ordered account
+        worker (why: the comment above ``ops.LOGIN_ROUNDS``)."""
+        name: str | None = None
+        for _ in range(LOGIN_ROUNDS):
+            checked = await self.loop.run_in_executor(
+                self._password_pool, check_login, self.accounts, effect
+            )
+            if await self.loop.run_in_executor(
+                self._accounts_pool, login_stands, self.accounts, effect, checked
+            ):
+                name = checked.name
+                break
+        self.core.answered(effect.check_id, name)
         self.schedule_flush()
 
     async def _answer(self, request: HistoryRequest) -> None:
@@ -448,6 +486,8 @@ class AsyncioServer:
             await self.history.close()
             self.history.store.close()
         self._accounts_closed = True
+        # Queued checks are dropped: whoever waited for them has been disconnected.
+        self._password_pool.shutdown(wait=True, cancel_futures=True)
         self._accounts_pool.shutdown(wait=True)
         if self.accounts is not None:
             self.accounts.close()

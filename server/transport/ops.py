@@ -74,13 +74,15 @@ def open_account_store(config: ServerConfig) -> AccountStore | None:
 
 
 # Account requests a client waits for (answered with core.answered), and account-store
-# writes nothing waits for (written behind, in order, on the account worker).
+# writes nothing waits for (written behind, in order, on the account worker). A Login
+# is checked on the password worker instead (``check_login``), so that writes behind
+# never wait for the scrypt hashes of queued logins.
 ANSWERED = (
-    Login, Register, SetPassword, DropAccount, FindAccount, FindScram, RegisterChannel, SendMemo,
+    Register, SetPassword, DropAccount, FindAccount, FindScram, RegisterChannel, SendMemo,
     ListMemos,
 )
 AnsweredEffect = (
-    Login | Register | SetPassword | DropAccount | FindAccount | FindScram | RegisterChannel
+    Register | SetPassword | DropAccount | FindAccount | FindScram | RegisterChannel
     | SendMemo | ListMemos
 )
 WRITTEN_BEHIND = (SaveReadMarker, SaveChannel, DropChannel, MarkMemoRead, DeleteMemos)
@@ -184,13 +186,64 @@ def answer_account(store: AccountStore | None, effect: AnsweredEffect) -> object
         return store is not None and drop(store, effect.folded)
     if isinstance(effect, SetPassword):
         return store is not None and change_password(store, effect.folded, effect.password)
-    if isinstance(effect, Login):
-        account = login(store, effect.folded, effect.password) if store is not None else None
-        return None if account is None else account.name
     if store is None:
         return "unavailable"
     now_ms = int(time.time() * 1000)
     return register(store, effect.folded, effect.name, effect.password, now_ms).value
+
+
+# Logins are checked on the password worker, beside the ordered account worker: a
+# Login may then be checked before a SetPassword, DropAccount or Register of the same
+# account queued just before it has run (the old password let in), or a DropAccount
+# queued just after it may be answered first (this login then outliving the account's
+# log-out). Neither is acceptable, and preventing both is cheap: the check notes the
+# password hash it saw, and ``login_stands`` reads it again on the ordered worker,
+# after everything queued before; a different hash (every hash has a fresh salt, so a
+# change never gives the old one back) means the check runs again, and an unchanged one
+# is answered before anything queued after. The check's one write, SCRAM credentials
+# for an account that has none (``service._upgrade``), is safe off the ordered worker:
+# it only updates a row whose hash is still the one verified, so a password change or
+# a drop on the ordered worker, before or after it, wins.
+LOGIN_ROUNDS = 3  # checks of one Login before it fails (the account kept changing)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedLogin:
+    """A Login checked on the password worker: the answer (the account's name or None)
+    and the password hash it was checked against, for ``login_stands`` to confirm."""
+
+    name: str | None
+    seen: str | None  # None: no such account
+    final: bool = False  # nothing to confirm: no store, or it failed
+
+
+def check_login(store: AccountStore | None, effect: Login) -> CheckedLogin:
+    """A Login's scrypt check; runs on the password worker, never the loop."""
+    if store is None:
+        return CheckedLogin(None, None, final=True)
+    try:
+        before = store.find(effect.folded)
+    except Exception:
+        log.exception("account store: looking up account %r failed", effect.folded)
+        return CheckedLogin(None, None, final=True)
+    account = login(store, effect.folded, effect.password)
+    return CheckedLogin(
+        None if account is None else account.name,
+        None if before is None else before.password_hash,
+    )
+
+
+def login_stands(store: AccountStore | None, effect: Login, checked: CheckedLogin) -> bool:
+    """Whether the account's password hash is still the one ``checked`` saw; runs on the
+    ordered account worker (one read, no hash). A failed read does not confirm."""
+    if checked.final or store is None:
+        return True
+    try:
+        account = store.find(effect.folded)
+    except Exception:
+        log.exception("account store: looking up account %r failed", effect.folded)
+        return False
+    return (None if account is None else account.password_hash) == checked.seen
 
 
 def find_account(store: AccountStore | None, folded: str) -> tuple[str, int] | None:

@@ -86,6 +86,7 @@ from server import memory
 from server.banfile import save_bans
 from server.config import ServerConfig
 from server.core import ServerCore
+from server.core.handlers.accounts import Login
 from server.core.handlers.bans import SaveBans
 from server.core.handlers.operator import CheckOper, Rehash
 from server.core.handlers.redact import FindMessage
@@ -105,15 +106,19 @@ from server.transport.handshakes import (
 from server.transport.ops import (
     ACCEPT_RETRY_SECONDS,
     ANSWERED,
+    LOGIN_ROUNDS,
     WRITTEN_BEHIND,
+    CheckedLogin,
     Reloader,
     TransportStats,
     answer_account,
     bind_listeners,
+    check_login,
     check_oper,
     find_message,
     list_targets,
     load_account_state,
+    login_stands,
     open_account_store,
     rehash,
     reload_on_signal,
@@ -366,6 +371,7 @@ class SelectServer:
         self.accounts = open_account_store(config)
         load_account_state(self.core, self.accounts)
         self._accounts_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._password_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._next_prune = 0.0
         self.conns: dict[int, Connection] = {}
         self.ids = itertools.count(1)
@@ -493,7 +499,9 @@ class SelectServer:
         self._wake_w.close()
         if self._history_worker is not None:
             self._history_worker.close()
-        if self._accounts_pool is not None:  # queued work (read markers) finishes first
+        if self._password_pool is not None:  # queued checks: nobody waits for them now
+            self._password_pool.shutdown(wait=True, cancel_futures=True)
+        if self._accounts_pool is not None:  # queued work (state written behind) finishes first
             self._accounts_pool.shutdown(wait=True)
         if self.accounts is not None:
             self.accounts.close()
@@ -1012,9 +1020,11 @@ class SelectServer:
             if isinstance(effect, Rehash):
                 rehash(self.core, self.reloader, effect)
             elif isinstance(effect, CheckOper):
-                self._off_loop(effect.check_id, check_oper, effect)
+                self._off_loop(effect.check_id, self._passwords(), check_oper, effect)
+            elif isinstance(effect, Login):
+                self._login(effect, LOGIN_ROUNDS)
             elif isinstance(effect, ANSWERED):
-                self._off_loop(effect.check_id, answer_account, self.accounts, effect)
+                self._off_loop(effect.check_id, self._pool(), answer_account, self.accounts, effect)
             elif isinstance(effect, WRITTEN_BEHIND):  # nothing waits
                 self._pool().submit(write_behind, self.accounts, effect)
             elif isinstance(effect, SaveBans):  # rare (operators, expiry) and small
@@ -1031,24 +1041,75 @@ class SelectServer:
                 worker.find(effect, self.core.answered)
 
     def _pool(self) -> concurrent.futures.ThreadPoolExecutor:
-        """The worker thread for password checks and the account store."""
+        """The ordered worker thread for the account store (loop thread only)."""
         if self._accounts_pool is None:
             self._accounts_pool = concurrent.futures.ThreadPoolExecutor(
                 max_workers=1, thread_name_prefix="accounts"
             )
         return self._accounts_pool
 
-    def _off_loop(self, check_id: int, work: Callable[..., Any], *args: Any) -> None:
-        """A password check (scrypt, the account store) on a thread of its own; the
-        answer comes back through the wake-up pipe."""
-        future = self._pool().submit(work, *args)
-        core = self.core
+    def _passwords(self) -> concurrent.futures.ThreadPoolExecutor:
+        """The worker thread for password checks (scrypt: OPER, logins; loop thread only),
+        so that state written behind is not queued behind them."""
+        if self._password_pool is None:
+            self._password_pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="passwords"
+            )
+        return self._password_pool
+
+    def _then(
+        self,
+        pool: concurrent.futures.ThreadPoolExecutor,
+        then: Callable[[Any], object],
+        work: Callable[..., Any],
+        *args: Any,
+    ) -> None:
+        """``work(*args)`` on ``pool``, then ``then(result)`` (None if it failed) on the
+        loop thread, through the wake-up pipe."""
+        future = pool.submit(work, *args)
 
         def done(f: concurrent.futures.Future[Any]) -> None:
             result = None if f.cancelled() or f.exception() is not None else f.result()
-            self.call_soon_threadsafe(lambda: core.answered(check_id, result))
+            self.call_soon_threadsafe(lambda: then(result))
 
         future.add_done_callback(done)
+
+    def _off_loop(
+        self,
+        check_id: int,
+        pool: concurrent.futures.ThreadPoolExecutor,
+        work: Callable[..., Any],
+        *args: Any,
+    ) -> None:
+        """A password check or an account-store call on a worker thread; the core gets
+        the answer on the loop thread."""
+        core = self.core
+        self._then(pool, lambda result: core.answered(check_id, result), work, *args)
+
+    def _login(self, effect: Login, rounds: int) -> None:
+        """A login checked on the password worker and confirmed on the ordered account
+        worker (why: the comment above ``ops.LOGIN_ROUNDS``); each step is submitted from
+        the loop thread, so none reaches a pool that close() has shut down."""
+        core = self.core
+
+        def checked(result: CheckedLogin | None) -> None:
+            if result is None:  # the check raised (it logs and answers instead)
+                core.answered(effect.check_id, None)
+                return
+            self._then(
+                self._pool(), lambda stands: confirmed(result, stands),
+                login_stands, self.accounts, effect, result,
+            )
+
+        def confirmed(result: CheckedLogin, stands: bool | None) -> None:
+            if stands:
+                core.answered(effect.check_id, result.name)
+            elif rounds > 1:
+                self._login(effect, rounds - 1)
+            else:
+                core.answered(effect.check_id, None)
+
+        self._then(self._passwords(), checked, check_login, self.accounts, effect)
 
     # ------------------------------------------------------------------ closing
 
