@@ -867,6 +867,21 @@ def _whowas(s: Session, args: str, now: float) -> None:
 
 
 @command(
+    "who",
+    "/who [#channel|MASK] [o]",
+    "List the users of a channel, or those matching a mask (o: only IRC operators);"
+    " without one, the current channel's.",
+)
+def _who(s: Session, args: str, now: float) -> None:
+    parts = args.split()
+    here = s.current.name if s.current.kind is BufferKind.CHANNEL else None
+    mask = parts[0] if parts else here
+    if mask is None or len(parts) > 2 or parts[1:] not in ([], ["o"]):
+        raise UsageError(f"Usage: {COMMANDS['who'].usage}")
+    s.send("WHO", _check_name(mask, "mask"), *parts[1:])
+
+
+@command(
     "notify",
     "/notify [add|del] [NICK...]",
     "Watch nicks come and go (without NICK: show the list); also `notify` in the config.",

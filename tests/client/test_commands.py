@@ -38,6 +38,8 @@ def s() -> Session:
         ("/join #a,#b k1", ["JOIN #a,#b k1"]),
         ("/j #a #b", ["JOIN #a,#b"]),
         ("/part", ["PART #t"]),
+        ("/who", ["WHO #t"]),
+        ("/who *.example.org o", ["WHO *.example.org o"]),
         ("/part see you", ["PART #t :see you"]),
         ("/part #other bye", ["PART #other bye"]),
         ("/msg bob hi there", ["@label=o1 PRIVMSG bob :hi there"]),  # (labeled-response)
@@ -127,6 +129,8 @@ def test_commands_send(s: Session, typed: str, sent: list[str]) -> None:
         "/win",
         "/win 99",
         "/win #nope",
+        "/who #t x",
+        "/who #t o x",
         "/query",
         "/query #chan",
         "/nosuch",
@@ -146,7 +150,7 @@ def test_help_lists_commands(s: Session) -> None:
     run(s, "/help")
     text = "\n".join(ln.text for ln in s.current.lines)
     for name in ("join", "part", "msg", "query", "me", "notice", "nick", "topic", "names",
-                 "list", "whois", "whowas", "notify", "ignore", "unignore", "away", "invite",
+                 "list", "whois", "whowas", "who", "notify", "ignore", "unignore", "away", "invite",
                  "knock", "wallops", "kick", "mode", "op", "deop", "voice", "devoice", "ban",
                  "unban", "kickban", "quiet", "unquiet", "quit", "close", "win", "clear", "help",
                  "quote", "register", "redact"):  # fmt: skip
