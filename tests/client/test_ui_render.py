@@ -774,3 +774,23 @@ def test_after_clear_the_top_is_not_called_the_beginning_of_history() -> None:
     # Older history merged above: the top is history again.
     buf.merge([Line(T0 - 10, Kind.MESSAGE, "bob", "very old", msgid="old1")], above=True)
     assert rows()[0] == "— beginning of history —"
+
+
+def test_a_full_scrollback_says_older_lines_were_dropped() -> None:
+    """Past the scrollback limit the top is not the beginning of history (the server
+    has older lines) and PageUp cannot load them: the note says why nothing comes."""
+    s = chat_session(scrollback=20)
+    buf = s.buffer("#t")
+    assert buf is not None
+    s.switch(buf)
+    buf.history_loading, buf.history_complete = False, True  # (the server had nothing older)
+    pane = MessagePane(s, LineRenderer(), Views())
+
+    def top() -> str:
+        content = pane.create_content(60, 30)  # (taller than the buffer: the top shows)
+        return "".join(t for _, t, *_ in content.get_line(0))
+
+    feed(s, [privmsg("bob", "#t", f"message number {i}", f"m{i}") for i in range(15)])
+    assert top() == "— beginning of history —"  # 16 of 20 lines: nothing dropped yet
+    feed(s, [privmsg("bob", "#t", f"message number {i}", f"m{i}") for i in range(15, 40)])
+    assert buf.full and top() == "— scrollback full: older lines dropped —"
