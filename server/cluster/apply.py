@@ -362,11 +362,22 @@ def user_run(core: ServerCore, client: Client) -> str:
     return _state(core).runs.get(_node_of(client.remote or ""), "")
 
 
-def _recover(core: ServerCore, folded: str, heard_ms: int | None) -> None:
-    """Recover ``folded`` from the store after a gap. A channel no message of which came
-    here yet has no msgid to recover after: it gets a floor from the last contact with
-    the node that went silent (``heard_ms``), so a message missed in it is delivered
-    late rather than never."""
+def _since(state: ClusterState, node: str, heard_ms: int) -> int:
+    """Where a recovery of a gap in ``node``'s events reads from (ms, by its clock): clock
+    skew before the last contact, or its last message that came, when later. What the
+    gap lost is newer than that one (its run's msgids grow); at 2,000 private messages a
+    second the 5 s before held more rows than a recovery reads (3,000), and the end of a
+    killed node's, the newest, were never reached."""
+    since = max(heard_ms - CLOCK_SKEW_MS, 0)
+    last = state.stream.get(node)
+    return since if last is None else max(since, _msgid_ms(last))
+
+
+def _recover(core: ServerCore, folded: str, node: str, heard_ms: int | None) -> None:
+    """Recover ``folded`` from the store after a gap in ``node``'s events. A channel no
+    message of which came here yet has no msgid to recover after: it gets a floor from
+    the last contact with the node that went silent (``heard_ms``), so a message missed
+    in it is delivered late rather than never."""
     state = _state(core)
     entry = state.recent.get(folded)
     if (entry is None or not entry[0]) and heard_ms is not None:
@@ -382,7 +393,7 @@ def _recover(core: ServerCore, folded: str, heard_ms: int | None) -> None:
     if start is None and entry is not None and entry[0]:
         start = min(entry[0])
         if heard_ms is not None:
-            start = max(start, encode_msgid(max(heard_ms - CLOCK_SKEW_MS, 0) << 32))
+            start = max(start, encode_msgid(_since(state, node, heard_ms) << 32))
     _hold(state.recovering, folded)
     since = _msgid_ms(start) if start and is_msgid(start) else None
     core.emit(Recover(folded, since, state.came()))
@@ -408,19 +419,21 @@ def _current_run(core: ServerCore, node: str, event: Event) -> bool:
         return False
     if known is not None and run != known:
         log.warning("node %s restarted (a new run): its earlier users quit", node)
-        node_gone(core, node, "*.net *.split")
+        node_gone(core, node, "*.net *.split", restarted=True)
     state.runs[node] = run
     return True
 
 
-def _recover_direct(core: ServerCore, heard_ms: int | None) -> None:
-    """After a gap in another node's events: private messages from its users may be
-    among what never came. All are in the store since the last contact (less clock
-    skew): those between accounts in the conversations of our logged-in users, the
-    others as transit rows addressed to our users (one read for all of them)."""
+def _recover_direct(core: ServerCore, node: str, heard_ms: int | None) -> list[str]:
+    """After a gap in ``node``'s events: private messages from its users may be among
+    what never came. All are in the store since the last contact (``_since``): those
+    between accounts in the conversations of our logged-in users, the others as transit
+    rows addressed to our users (one read for all of them). Returns the keys of
+    ``recovering_private`` held meanwhile."""
     if heard_ms is None or not core.history_enabled:
-        return
-    since = max(heard_ms - CLOCK_SKEW_MS, 0)
+        return []
+    state = _state(core)
+    since = _since(state, node, heard_ms)
     accounts: set[str] = set()
     anyone = False
     for c in core.clients.values():
@@ -428,18 +441,40 @@ def _recover_direct(core: ServerCore, heard_ms: int | None) -> None:
             anyone = True
             if c.account is not None:
                 accounts.add(core.fold(c.account))
-    state = _state(core)
     # Until each read ends, live private messages to its recipients wait: the one that
     # showed the gap is newer than those the read finds (``_to_user``).
     came = state.came()
+    held = sorted(accounts)
     if accounts:
         for account in accounts:
             _hold(state.recovering_private, account)
-        core.emit(RecoverDirect(tuple(sorted(accounts)), since, came))
+        core.emit(RecoverDirect(tuple(held), since, came))
     if anyone:
         prefix = _transit_prefix(core)
         _hold(state.recovering_private, prefix)
         core.emit(RecoverTransit(prefix, since, came))
+        held.append(prefix)
+    return held
+
+
+def _recover_end(
+    core: ServerCore, node: str
+) -> list[tuple[dict[str, tuple[int, list[Event]]], str]]:
+    """Recover what ``node``, gone, stored after its last event heard in order: in the
+    channels it shared with users here, their conversations and the transit rows to
+    them. Returns the recoveries asked for, as (table, key) of their holds."""
+    state = _state(core)
+    heard = state.heard_ms.get(node)
+    if heard is None:
+        return []
+    held: list[tuple[dict[str, tuple[int, list[Event]]], str]] = []
+    for folded in sorted(_shared_channels(core, node)):
+        channel = core.channels.get(folded)
+        if channel is not None and any(m.remote is None for m in channel.members):
+            _recover(core, folded, node, heard)
+            held.append((state.recovering, folded))
+    held += [(state.recovering_private, key) for key in _recover_direct(core, node, heard)]
+    return held
 
 
 def _transit_prefix(core: ServerCore) -> str:
@@ -552,12 +587,44 @@ def _remove_remote(core: ServerCore, client: Client) -> None:
         core.remote.pop(client.remote, None)
 
 
-def _quit_remote(core: ServerCore, client: Client, reason: str, relay: Relay | None) -> None:
+def _quit_remote(
+    core: ServerCore,
+    client: Client,
+    reason: str,
+    relay: Relay | None,
+    departure: _Departure | None = None,
+) -> None:
+    """``client`` quit; its QUIT line goes to members here now, or with ``departure``."""
     if relay is None:
         relay = core.new_relay(client, "QUIT", [reason])
-    core.fan_out(_local_peers(core, client), relay)
+    peers = _local_peers(core, client)
+    if departure is None:
+        core.fan_out(peers, relay)
+    else:
+        departure.quits.append((peers, relay))
     core.remember(client)
     _remove_remote(core, client)
+
+
+class _Departure:
+    """The QUIT lines of a dead node's users, held until the recoveries of what it
+    stored last have delivered that (its users sent those messages before they quit)."""
+
+    def __init__(self, waiting: int) -> None:
+        self.waiting = waiting  # recoveries (of a channel, an account...) not over yet
+        self.quits: list[tuple[list[Client], Relay]] = []
+
+
+# The kind of the entry a departure puts among the messages each of its recoveries
+# holds, behind them: ``_release`` counts it off, and the last sends the QUITs.
+_DEPARTED = "departed"
+
+
+def _departed(core: ServerCore, departure: _Departure) -> None:
+    departure.waiting -= 1
+    if departure.waiting == 0:
+        for peers, relay in departure.quits:
+            core.fan_out(peers, relay)
 
 
 # ---------------------------------------------------------------------- incoming
@@ -585,8 +652,8 @@ def remote_event(core: ServerCore, event: Event) -> None:
                 state.gaps += 1
                 log.warning("cluster gap from node %s: heartbeat at %d after %d", node, g, last)
                 for folded in _shared_channels(core, node):
-                    _recover(core, folded, heard)
-                _recover_direct(core, heard)
+                    _recover(core, folded, node, heard)
+                _recover_direct(core, node, heard)
             core.emit(Resync(node))
         elif node in state.stale and g >= last:
             # The node writes its snapshot just before this heartbeat: now it is new enough.
@@ -619,9 +686,9 @@ def remote_event(core: ServerCore, event: Event) -> None:
             if gap and kind != "hello":  # which channels missed what is unknown: all shared
                 chans |= _shared_channels(core, node)
             for folded in sorted(chans):
-                _recover(core, folded, heard)
+                _recover(core, folded, node, heard)
             if gap and kind != "hello":
-                _recover_direct(core, heard)
+                _recover_direct(core, node, heard)
         wire = event.get("r")
         if kind == "msg" and isinstance(wire, list) and len(wire) > 4:
             msgid = wire[4]
@@ -1086,10 +1153,19 @@ _HANDLERS = {
 # ---------------------------------------------------------------------- resync
 
 
-def node_gone(core: ServerCore, node: str, reason: str, *, stored: bool = False) -> None:
+def node_gone(
+    core: ServerCore, node: str, reason: str, *, stored: bool = False, restarted: bool = False
+) -> None:
     """``node`` stopped or died: its users quit here. Their QUITs are kept in the
     channels' history by one surviving node (the lowest id this node knows of), unless
-    the node ``stored`` them itself (a graceful stop keeps its users' QUITs)."""
+    the node ``stored`` them itself (a graceful stop keeps its users' QUITs).
+
+    A node that died (not ``stored``: no ``bye``, or a new run of it came) may have
+    stored and echoed messages it never published (a kill -9 leaves its publisher's
+    backlog, a quarter of a second at a high rate): the end of its events is recovered
+    as a gap is, and its users' QUIT lines reach members here after what it finds;
+    at once if it ``restarted`` (a new run came): its users, the same people often, join
+    again from there, and a QUIT after such a JOIN would take them off members' lists."""
     gone = [c for uid, c in core.remote.items() if _node_of(uid) == node]
     if gone:
         log.warning("node %s is gone: %d users quit", node, len(gone))
@@ -1097,11 +1173,16 @@ def node_gone(core: ServerCore, node: str, reason: str, *, stored: bool = False)
     # (Two nodes that see the cluster differently may both keep them: a QUIT twice in
     # history is better than none, which left a rejoining user's playback no departure.)
     keep = not stored and core.node_id <= min(others, default=core.node_id)
+    held = [] if stored else _recover_end(core, node)
+    departure = _Departure(len(held)) if held and not restarted else None
     for client in gone:
         relay = core.new_relay(client, "QUIT", [reason])
         if keep:
             core.on_channel_event(client.channels.values(), client.mask, relay, reason)
-        _quit_remote(core, client, reason, relay)
+        _quit_remote(core, client, reason, relay, departure)
+    if departure is not None:
+        for table, waiting in held:
+            table[waiting][1].append({"k": _DEPARTED, "d": departure})
     state = _state(core)
     state.seen_g.pop(node, None)
     state.heard_ms.pop(node, None)
@@ -1157,14 +1238,14 @@ def remote_snapshot(core: ServerCore, snap: Event) -> None:
     _merge_bans(core, snap)
     heard = state.heard_ms.get(node)
     if last is not None and g > last:  # events that never came: private messages too
-        _recover_direct(core, heard)
+        _recover_direct(core, node, heard)
     for folded, seq in snap.get("c", {}).items():
         before = state.seen_chan.get((node, folded))
         state.seen_chan[(node, folded)] = int(seq)
         if before is not None and int(seq) > before and folded in core.channels:
             # Events in it that never came (published while Redis was away, or while
             # we were not subscribed): its messages are in the store.
-            _recover(core, str(folded), heard)
+            _recover(core, str(folded), node, heard)
     chans: dict[str, Any] = snap.get("chans", {})
     want = {str(u["uid"]): u for u in snap.get("users", ())}
     for uid, gone in list(core.remote.items()):
@@ -1411,7 +1492,10 @@ def _release(
         table[key] = (pending - ended, waiting)  # a later gap's read is due
     else:
         for event in waiting:  # (one a recovery delivered is skipped as seen)
-            deliver(core, event)
+            if event.get("k") == _DEPARTED:
+                _departed(core, event["d"])
+            else:
+                deliver(core, event)
 
 
 def _deliver_recovered(

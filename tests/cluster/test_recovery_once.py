@@ -80,3 +80,66 @@ async def test_nothing_that_came_live_is_delivered_again_after_a_redis_outage(
     await no_more_from(bob, "alice")
     for c in (alice, bob):
         await c.close()
+
+
+async def mute(cluster: Cluster, node: str) -> None:
+    """``node`` publishes nothing from now on, as when killed -9 with events queued:
+    its users' messages are still stored and echoed."""
+    publisher: asyncio.Task[None] = next(
+        t for t in cluster.bus(node)._loops if t.get_name() == "cluster-publish")
+
+    def stopped() -> bool:
+        if not publisher.done():  # (redis-py may swallow a cancellation mid-command)
+            publisher.get_loop().call_soon_threadsafe(publisher.cancel)
+        return publisher.done()
+
+    await eventually(stopped, "the publisher stopped")
+
+
+@pytest.mark.parametrize("back", [False, True], ids=["declared-gone", "new-run"])
+async def test_what_a_killed_node_stored_last_reaches_live_users_before_its_quits(
+    cluster: Cluster, back: bool
+) -> None:
+    """kill -9 of a node at a high rate: the messages it had stored and echoed but not
+    published yet (its publisher's backlog) never reached the other node's users live,
+    when it was declared gone nor when it came back (a new run). Each now reaches bob,
+    in a channel, a conversation and outside one, before the QUITs of their senders
+    (a new run's users may be back already: then their old selves quit at once)."""
+    p1 = cluster.start("n1")
+    p2 = cluster.start("n2", cluster_dead_after=30.0 if back else 1.5)
+    alice = await connect(p1, "alice", ["echo-message"])
+    carol = await connect(p1, "carol", ["echo-message"])  # no account: transit rows
+    bob = await connect(p2, "bob")
+    for c in (alice, bob):
+        await register_account(c)
+    for c in (alice, carol, bob):
+        await c.join("#c")
+    n2 = cluster.bus("n2").core
+    await eventually(lambda: len(n2.channels["#c"].members) == 3
+                     and getattr(n2.nicks.get("alice"), "account", None) == "alice")
+    await eventually(lambda: getattr(cluster.bus("n1").core.nicks.get("bob"), "account", None)
+                     == "bob")
+    await alice.send("PRIVMSG #c :before")
+    assert await privmsgs(bob, 1) == ["#c before"]
+    await mute(cluster, "n1")
+    for sender, target in ((alice, "#c"), (alice, "bob"), (carol, "bob")):
+        await sender.send(f"PRIVMSG {target} :last words")
+        await sender.expect("PRIVMSG", lambda m, t=target: m.params == [t, "last words"])
+    await asyncio.to_thread(cluster.stop, "n1", announce=False)
+    if back:
+        await asyncio.to_thread(cluster.start, "n1")
+    got: list[tuple[str, str, str]] = []
+    while len(got) < 5:
+        m = await bob.read_message(timeout=15)
+        if m.command in ("PRIVMSG", "QUIT"):
+            got.append((m.command, (m.source or "").split("!")[0], " ".join(m.params)))
+    assert sorted(got) == [("PRIVMSG", "alice", "#c last words"),
+                           ("PRIVMSG", "alice", "bob last words"),
+                           ("PRIVMSG", "carol", "bob last words"),
+                           ("QUIT", "alice", "*.net *.split"),
+                           ("QUIT", "carol", "*.net *.split")]
+    if not back:
+        assert [g[0] for g in got] == ["PRIVMSG"] * 3 + ["QUIT"] * 2
+    await no_more_from(bob, "alice")
+    for c in (alice, carol, bob):
+        await c.close()
