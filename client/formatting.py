@@ -6,7 +6,9 @@ override controls, line/paragraph separators and lone surrogates, and keeps only
 the mIRC formatting codes (bold, colour, italic, ...). :func:`render` then turns
 those codes into :class:`Span` objects, so the text handed to a UI contains no
 control character at all (but the line feeds of a multi-line message, kept by
-:func:`display_lines`). Pure functions, no I/O.
+:func:`display_lines`). A span's :class:`Style` is shared by every span with the same
+formatting (a bounded table, :func:`style`): a full scrollback of coloured text holds
+a handful of styles, not one per run. Otherwise pure functions, no I/O.
 """
 
 from __future__ import annotations
@@ -107,10 +109,11 @@ MIRC_COLOURS: tuple[str, ...] = (
 
 
 @dataclass(frozen=True, slots=True)
-class Span:
-    """A run of text with one style. Colours are '#rrggbb' strings or None (default)."""
+class Style:
+    """The mIRC formatting of a run of text. Colours are '#rrggbb' strings or None
+    (default). Get one from :func:`style`: equal styles are then one shared object, so
+    a line's many spans cost a pointer each for their style."""
 
-    text: str
     bold: bool = False
     italic: bool = False
     underline: bool = False
@@ -119,6 +122,79 @@ class Span:
     reverse: bool = False
     fg: str | None = None
     bg: str | None = None
+
+
+PLAIN = Style()  # no formatting
+
+# Interned styles, by their attributes. Hex colours from a server are unbounded, so the
+# table is emptied when full: a style made after that is still right, only not shared
+# with the older ones.
+_StyleKey = tuple[bool, bool, bool, bool, bool, bool, str | None, str | None]
+_PLAIN_KEY: _StyleKey = (False, False, False, False, False, False, None, None)
+_STYLES: dict[_StyleKey, Style] = {_PLAIN_KEY: PLAIN}
+MAX_STYLES = 4096
+
+
+def style(
+    bold: bool = False,
+    italic: bool = False,
+    underline: bool = False,
+    strikethrough: bool = False,
+    monospace: bool = False,
+    reverse: bool = False,
+    fg: str | None = None,
+    bg: str | None = None,
+) -> Style:
+    """The shared :class:`Style` with these attributes."""
+    key = (bold, italic, underline, strikethrough, monospace, reverse, fg, bg)
+    found = _STYLES.get(key)
+    if found is None:
+        if len(_STYLES) >= MAX_STYLES:
+            _STYLES.clear()
+            _STYLES[_PLAIN_KEY] = PLAIN
+        found = _STYLES[key] = Style(*key)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A run of text with one style (shared, see :func:`style`)."""
+
+    text: str
+    style: Style = PLAIN
+
+    # The style's attributes, read through the span as before styles were shared.
+    @property
+    def bold(self) -> bool:
+        return self.style.bold
+
+    @property
+    def italic(self) -> bool:
+        return self.style.italic
+
+    @property
+    def underline(self) -> bool:
+        return self.style.underline
+
+    @property
+    def strikethrough(self) -> bool:
+        return self.style.strikethrough
+
+    @property
+    def monospace(self) -> bool:
+        return self.style.monospace
+
+    @property
+    def reverse(self) -> bool:
+        return self.style.reverse
+
+    @property
+    def fg(self) -> str | None:
+        return self.style.fg
+
+    @property
+    def bg(self) -> str | None:
+        return self.style.bg
 
 
 # ASCII digits only: \d would read "\x03٣" as colour 3 and eat the text's first character.
@@ -152,7 +228,7 @@ def render(text: str) -> tuple[Span, ...]:
     if not has_formatting(text):
         return (Span(text),) if text else ()
     spans: list[Span] = []
-    style: dict[str, bool] = {}
+    flags: dict[str, bool] = {}
     fg: str | None = None
     bg: str | None = None
     run: list[str] = []
@@ -167,7 +243,7 @@ def render(text: str) -> tuple[Span, ...]:
 
     def flush() -> None:
         if run:
-            spans.append(Span("".join(run), fg=fg, bg=bg, **style))
+            spans.append(Span("".join(run), style(fg=fg, bg=bg, **flags)))
             run.clear()
 
     i = 0
@@ -178,10 +254,10 @@ def render(text: str) -> tuple[Span, ...]:
         if ch in toggles:
             flush()
             name = toggles[ch]
-            style[name] = not style.get(name, False)
+            flags[name] = not flags.get(name, False)
         elif ch == RESET:
             flush()
-            style.clear()
+            flags.clear()
             fg = bg = None
         elif ch in (COLOUR, HEX_COLOUR):
             flush()

@@ -196,15 +196,11 @@ def _is_hex(colour: str) -> bool:
 
 def span_style(base: str, span: Span) -> str:
     """The prompt_toolkit style of an mIRC-formatted span on top of ``base``."""
+    # By attribute, not by the Style itself: hashing these is cheaper than the
+    # dataclass's __hash__ (a Python call per span).
+    st = span.style
     return _span_style(
-        base,
-        span.bold,
-        span.italic,
-        span.underline,
-        span.strikethrough,
-        span.reverse,
-        span.fg,
-        span.bg,
+        base, st.bold, st.italic, st.underline, st.strikethrough, st.reverse, st.fg, st.bg
     )
 
 

@@ -19,7 +19,7 @@ from prompt_toolkit.output.vt100 import Vt100_Output
 
 from client.config import DEFAULT_KEYS, ClientConfig, parse
 from client.connection import Connection, ConnectionSettings
-from client.formatting import Span, display
+from client.formatting import Span, Style, display
 from client.model import Buffer, BufferKind, HistoryAdded, Kind, Line
 from client.session import Session
 from client.ui.app import BACKGROUND_REDRAW_INTERVAL, REDRAW_INTERVAL, ChatUI, InputHistory
@@ -109,8 +109,29 @@ def test_mirc_formatting_becomes_styles_not_codes() -> None:
     assert "reverse" in styles["rev"].split()
     assert all(ch.isprintable() for _, t in pairs(frags) for ch in t)
     # Colours that are not '#rrggbb' never reach the style string.
-    assert "evil" not in span_style("", Span("x", fg="evil;bg:#fff", bg="#12345g"))
+    assert "evil" not in span_style("", Span("x", Style(fg="evil;bg:#fff", bg="#12345g")))
 
+
+def test_every_mirc_attribute_renders_as_before_styles_were_shared() -> None:
+    # The fragments the renderer gave when each Span carried its own nine fields.
+    r = LineRenderer("")
+    frags, indent = r.fragments(line(
+        "\x02bold\x02 \x1d\x1fit-un \x0304,12red on blue\x0f \x04ff8800hex\x1estrike"
+        "\x16rev\x03 \x11mono"
+    ))
+    assert indent == len("<bob> ")
+    assert pairs(frags)[4:] == [
+        ("class:message bold", "bold"),
+        ("class:message", " "),
+        ("class:message italic underline", "it-un "),
+        ("class:message italic underline fg:#ff0000 bg:#0000fc", "red on blue"),
+        ("class:message", " "),
+        ("class:message fg:#ff8800", "hex"),
+        ("class:message strike fg:#ff8800", "strike"),
+        ("class:message strike reverse fg:#ff8800", "rev"),
+        ("class:message strike reverse", " "),
+        ("class:message strike reverse", "mono"),
+    ]
 
 def test_highlight_own_and_history_styles() -> None:
     r = LineRenderer("%H:%M")
