@@ -6,6 +6,7 @@ and never mutates it (it calls Session methods instead).
 
 from __future__ import annotations
 
+import sys
 from bisect import bisect_left, bisect_right, insort
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -103,6 +104,11 @@ class Line:
     # A netsplit's quits (``Kind.QUIT``) or the netjoin's joins (``Kind.JOIN``) folded
     # into one line (client/netsplit.py): the nicks, all of them; ``nick`` is empty.
     nicks: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # A buffer holds thousands of lines from a few nicks: one string per nick, not
+        # one per line (a frozen dataclass is set through object.__setattr__).
+        object.__setattr__(self, "nick", sys.intern(self.nick))
 
     def reaction_groups(self) -> list[tuple[str, tuple[str, ...], bool]]:
         """The reactions by text, in the order each text first came: (text, the nicks
