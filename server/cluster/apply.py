@@ -17,7 +17,8 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from chat.message import Message, parse_tags
@@ -57,6 +58,19 @@ CLOCK_SKEW_MS = 5000
 # Above every msgid: this node's own generator in a ``Came`` (all its rows were
 # delivered here when they were sent).
 _EVERY = "Z" * 16
+
+
+@dataclass(slots=True)
+class ChannelRetry:
+    """What a channel's recovery whose first read failed skips when tried again: what
+    the first would have (``floor``, ``ids``: the channel's msgids remembered then), not
+    what is remembered at the retry, past which more than RECENT_IDS live messages have
+    moved it (the lost ones were skipped); and, per msgid generator, the first message
+    that came live since (``live``: that run's later ones came after it, in order)."""
+
+    floor: str | None
+    ids: frozenset[str]
+    live: dict[int, str] = field(default_factory=dict)
 
 
 class ClusterState:
@@ -114,6 +128,9 @@ class ClusterState:
         # message that showed the gap, or came during the read, would otherwise reach
         # members before the older ones the recovery finds.
         self.recovering: dict[str, tuple[int, list[Event]]] = {}
+        # Channel -> its recoveries whose first read failed, until their retries end:
+        # each notes the live messages that come meanwhile (``ChannelRetry.live``).
+        self.retrying: dict[str, list[ChannelRetry]] = {}
         # The same for private messages: folded account (its conversations) or transit
         # prefix (``%node:``, every user here: their transit rows are read at once) ->
         # (recoveries under way, live private messages to its users held until they end).
@@ -874,6 +891,10 @@ def _on_msg(core: ServerCore, event: Event) -> None:
         recovering[1].append(event)  # after what the recovery finds (``recovered``)
         return
     state = _state(core)
+    generator = _generator(relay.msgid)
+    if generator is not None:
+        for retry in state.retrying.get(folded, ()):
+            retry.live.setdefault(generator, relay.msgid)
     entry = state.recent.get(folded)
     if (entry is not None and relay.msgid in entry[1]) or _below_channel_floor(
         state, folded, relay.msgid
@@ -1456,6 +1477,7 @@ def recovered(
     held: bool = True,
     since_ms: int | None = None,
     came: Came = (),
+    retry: ChannelRetry | None = None,
 ) -> None:
     """After a gap: deliver stored messages of ``folded`` this node has not seen, then
     the live ones held meanwhile (``rows`` None: the read failed; not ``held``: a
@@ -1466,14 +1488,57 @@ def recovered(
     silent, less clock skew), so a node never replays much it never had to deliver;
     nor those that ``came`` live before. ``since_ms``: the rows are all those sent since
     then (the oldest first), so later ones may skip them by msgid (``channel_floor``).
+    ``retry``: a retry's (from ``read_failed``), whose floor and msgids are those of
+    the first read, and which skips what came live since.
     """
     state = _state(core)
     try:
         if rows is not None:
-            _deliver_recovered(core, state, folded, rows, since_ms, dict(came))
+            _deliver_recovered(core, state, folded, rows, since_ms, dict(came), retry)
     finally:
         if held:
             _release(core, state.recovering, folded, _on_msg)
+
+
+def read_failed(core: ServerCore, folded: str) -> ChannelRetry:
+    """The first read of a recovery of ``folded`` failed: release the live messages held
+    for it, and return what its retries are to skip (noting what comes live until
+    ``retry_over``): the floor the read would have used, before those released and the
+    live messages after them move it past what the gap lost."""
+    state = _state(core)
+    pending = state.recovering.get(folded, (1, []))[0]
+    # The retry applies it now; but a recovery still under way may not have yet.
+    gap_floor = (state.recover_from.pop(folded, None) if pending <= 1
+                 else state.recover_from.get(folded))
+    floor, ids = _floor(state, folded, gap_floor)
+    retry = ChannelRetry(floor, frozenset(ids))
+    state.retrying.setdefault(folded, []).append(retry)
+    recovered(core, folded, None)
+    return retry
+
+
+def retry_over(core: ServerCore, folded: str, retry: ChannelRetry) -> None:
+    """The retries of a recovery of ``folded`` ended (delivered, given up, stopped)."""
+    retries = _state(core).retrying
+    left = [r for r in retries.get(folded, ()) if r is not retry]
+    if left:
+        retries[folded] = left
+    else:
+        retries.pop(folded, None)
+
+
+def _floor(
+    state: ClusterState, folded: str, gap_floor: str | None
+) -> tuple[str | None, set[str]]:
+    """The msgid at or below which a recovery of ``folded`` delivers nothing (None:
+    nothing at all), and the msgids remembered for it."""
+    entry = state.recent.get(folded)
+    ids = entry[1] if entry is not None else set()
+    if gap_floor is not None:  # nothing had come here at the gap: from the last contact
+        return gap_floor, ids
+    if entry is not None and entry[0]:
+        return min(entry[0]), ids
+    return None, ids
 
 
 def _release(
@@ -1505,17 +1570,17 @@ def _deliver_recovered(
     rows: list[StoredMessage],
     since_ms: int | None,
     came: dict[int, str],
+    retry: ChannelRetry | None,
 ) -> None:
     channel = core.channels.get(folded)
-    entry = state.recent.get(folded)
-    gap_floor = state.recover_from.pop(folded, None)
-    if channel is None:
-        return
-    if gap_floor is not None:  # nothing had come here at the gap: from the last contact
-        floor, ids = gap_floor, entry[1] if entry is not None else set()
-    elif entry is not None and entry[0]:
-        floor, ids = min(entry[0]), entry[1]
+    ids: Collection[str]
+    if retry is None:
+        floor, ids = _floor(state, folded, state.recover_from.pop(folded, None))
+        live: dict[int, str] = {}
     else:
+        floor, ids = retry.floor, retry.ids | _floor(state, folded, None)[1]
+        live = retry.live
+    if channel is None or floor is None:
         return
     count = 0
     newest: dict[int, str] = {}  # generator -> its newest row read
@@ -1523,10 +1588,12 @@ def _deliver_recovered(
         generator = _generator(row.msgid)
         if generator is not None:
             newest[generator] = max(newest.get(generator, row.msgid), row.msgid)
+        first_live = None if generator is None else live.get(generator)
         if (
             row.msgid <= floor
             or row.msgid in ids
             or _came_before(came, row.msgid)
+            or (first_live is not None and row.msgid >= first_live)
             or _below_channel_floor(state, folded, row.msgid)
         ):
             continue

@@ -39,10 +39,13 @@ from server.tasks import spawn
 
 from .apply import (
     CLOCK_SKEW_MS,
+    ChannelRetry,
     merge_came,
+    read_failed,
     recovered,
     recovered_direct,
     recovered_transit,
+    retry_over,
     run_of,
 )
 from .events import (
@@ -310,33 +313,49 @@ class ClusterBus:
             self.changed()
             return
 
+        until = self._until_ms()
+        retry: ChannelRetry | None = None
+
         async def attempt(first: bool) -> Exception | None:
+            nonlocal retry
             rows: list[StoredMessage] | None = None
             try:
-                rows = await self._recovery_rows(history, effect)
+                # A retry reads up to the first try only (plus clock skew): what was
+                # sent later came live, or is a later gap's.
+                rows = await self._recovery_rows(history, effect, None if first else until)
             except Exception as exc:
                 return exc
             finally:
-                if first or rows is not None:  # (even when cancelled: they wait for it)
+                if rows is not None:
                     recovered(self.core, channel, rows, held=first,
-                              since_ms=effect.since_ms, came=effect.came)
+                              since_ms=effect.since_ms, came=effect.came, retry=retry)
+                    self.changed()
+                elif first:  # (even when cancelled: they wait for it)
+                    retry = read_failed(self.core, channel)
                     self.changed()
             return None
 
-        await self._retrying(channel, attempt)
+        try:
+            await self._retrying(channel, attempt)
+        finally:
+            if retry is not None:
+                retry_over(self.core, channel, retry)
 
     async def _recovery_rows(
-        self, history: HistoryService, effect: Recover
+        self, history: HistoryService, effect: Recover, until_ms: int | None = None
     ) -> list[StoredMessage]:
         if effect.since_ms is None:
             query = Query("LATEST", effect.channel, NO_REF, RECOVER_LIMIT, with_redactions=True)
-            return await history.query_store(query)
-        return await self._pages(effect.channel, effect.since_ms, with_redactions=True)
+            rows = await history.query_store(query)
+            return rows if until_ms is None else [r for r in rows if r.time_ms <= until_ms]
+        return await self._pages(effect.channel, effect.since_ms, with_redactions=True,
+                                 until_ms=until_ms)
 
     def _until_ms(self) -> int:
-        """The newest sending time a private recovery reads (by the sender's clock). A
+        """The newest sending time a retried recovery reads (by the sender's clock). A
         retry comes up to half a minute later, when the messages sent since came live,
-        and more of them than the msgids remembered per user would be delivered again."""
+        and more of them than the msgids remembered per channel or user would be
+        delivered again."""
         return int(time.time() * 1000) + CLOCK_SKEW_MS
 
     async def _recover_direct(self, effect: RecoverDirect) -> None:

@@ -4,11 +4,13 @@ node's users missed, and none they were sent already."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from typing import Any
 
 import pytest
 
 from server.cluster import apply
+from server.cluster import bus as bus_module
 from tests.cluster.conftest import Cluster
 from tests.cluster.test_cluster import connect, no_more_from, register_account
 from tests.cluster.test_private_recovery import caught_up
@@ -77,6 +79,61 @@ async def test_nothing_that_came_live_is_delivered_again_after_a_redis_outage(
     paused[0] = False
     got = await privmsgs(bob, 22)
     assert sorted(got) == sorted(["bob lost", "#c lost", *(f"#c during {n}" for n in range(20))])
+    await no_more_from(bob, "alice")
+    for c in (alice, bob):
+        await c.close()
+
+
+async def test_a_channel_retry_delivers_what_the_gap_lost_once_after_more_came_live(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store failing when a gap showed, a channel's read is tried again. The retry
+    took its floor from the msgids remembered then (here 8): past the message lost, once
+    more live ones than that had come, so it was never delivered; and the retry read
+    again the live ones sent within the clock-skew margin (here a minute), and delivered
+    those no longer remembered twice, the one held during the first read too."""
+    monkeypatch.setattr(bus_module, "RECOVER_RETRY_FIRST", 0.2)
+    monkeypatch.setattr(apply, "RECENT_IDS", 8)
+    monkeypatch.setattr(apply, "CLOCK_SKEW_MS", 0)  # one clock for every node here
+    monkeypatch.setattr(bus_module, "CLOCK_SKEW_MS", 60_000)  # a retry reads every row
+    p1, p2 = cluster.start("n1"), cluster.start("n2")
+    alice = await connect(p1, "alice", ["echo-message"])
+    bob = await connect(p2, "bob")
+    for c in (alice, bob):
+        await c.join("#c")
+    await alice.expect("JOIN", lambda m: (m.source or "").startswith("bob!"))
+    await alice.send("PRIVMSG #c :before")
+    assert await privmsgs(bob, 1) == ["#c before"]
+    history = cluster.bus("n2").history
+    real = history.query_store
+    failed = [0]
+    down, reading = [True], [True]
+
+    async def failing(query: Any) -> Any:
+        if down[0]:
+            failed[0] += 1
+            while reading[0]:  # until a live message is held behind the read
+                await asyncio.sleep(0.02)
+            raise sqlite3.OperationalError("disk I/O error")
+        return await real(query)
+
+    monkeypatch.setattr(history, "query_store", failing)
+    cluster.redis.stop()
+    await alice.send("PRIVMSG #c :lost")
+    await alice.expect("PRIVMSG", lambda m: m.params == ["#c", "lost"])  # echoed: stored
+    await asyncio.sleep(0.3)
+    cluster.redis.start()
+    await eventually(lambda: failed[0] > 0 and caught_up(cluster), timeout=10)
+    n2 = cluster.bus("n2").core.cluster_state
+    await alice.send("PRIVMSG #c :held")
+    await eventually(lambda: any(e.get("k") == "msg" for e in n2.recovering["#c"][1]))
+    reading[0] = False
+    assert await privmsgs(bob, 1) == ["#c held"]  # released when the read failed
+    for n in range(20):
+        await alice.send(f"PRIVMSG #c :live {n}")
+    assert await privmsgs(bob, 20) == [f"#c live {n}" for n in range(20)]
+    down[0] = False
+    assert await privmsgs(bob, 1) == ["#c lost"]
     await no_more_from(bob, "alice")
     for c in (alice, bob):
         await c.close()
