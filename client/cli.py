@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib
 import os
 import sys
@@ -157,6 +158,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if chatlog is not None:
             chatlog.close()
+        # Everything left lives until the exit, whose garbage collections walked it
+        # all: 4 s to quit with 98 full buffers (1.7M objects); hidden, 0.15 s.
+        gc.freeze()
 
 
 def _run(setup: Setup, *, headless: bool) -> int:
