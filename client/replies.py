@@ -46,6 +46,7 @@ QUERY_FORMATS: dict[str, tuple[int, str]] = {
     N.RPL_ENDOFINVITELIST: (2, "End of {1} invite list"),
     N.RPL_QUIETLIST: (5, "{1}: quiet {3} (set by {4})"),  # <chan> q <mask> <setter> <time>
     N.RPL_ENDOFQUIETLIST: (2, "End of {1} quiet list"),
+    N.RPL_ENDOFWHO: (2, "End of WHO for {1}"),
     N.RPL_LISTSTART: (1, "Channels (users) topic:"),
     N.RPL_LISTEND: (1, "End of channel list"),
 }
@@ -59,6 +60,11 @@ def query_text(code: str, params: list[str], after_whowas: bool) -> str:
         template = WHOWAS_SERVER
     if template is not None and len(params) >= template[0]:
         return template[1].format(*params)
+    if code == N.RPL_WHOREPLY and len(params) >= 8:
+        # <me> <channel> <user> <host> <server> <nick> <flags> :<hops> <realname>
+        channel, user, host, _server, nick, flags = params[1:7]
+        realname = params[7].partition(" ")[2]
+        return f"{channel}: {nick} [{flags}] {user}@{host} ({realname})"
     return " ".join(params[1:])
 
 

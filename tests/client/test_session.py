@@ -878,7 +878,7 @@ def test_ctcp_action_version_and_throttle() -> None:
     assert s.take_outgoing() == ["@label=o1 PRIVMSG #t :\x01ACTION dances\x01"]
 
 
-def test_whois_and_whowas_replies_are_shown_in_words() -> None:
+def test_whois_whowas_and_who_replies_are_shown_in_words() -> None:
     s = chat_session()
     feed(s, [
         ":srv 311 alice bob ~bob h1 * :Real bob",
@@ -899,6 +899,16 @@ def test_whois_and_whowas_replies_are_shown_in_words() -> None:
         "carol was ~c@h3 (Old carol)",
         "carol left srv at Fri Nov 20 09:00:00 2026",
         "End of WHOWAS for carol",
+    ]
+    feed(s, [
+        ":srv 352 alice #t ~bob h1 srv bob H@ :0 Real bob",
+        ":srv 352 alice * ~c h3 srv carol G :0 Old carol",
+        ":srv 315 alice #t :End of /WHO list",
+    ])  # fmt: skip
+    assert [ln.text for ln in list(s.current.lines)[-3:]] == [
+        "#t: bob [H@] ~bob@h1 (Real bob)",
+        "*: carol [G] ~c@h3 (Old carol)",
+        "End of WHO for #t",
     ]
     feed(s, [":srv 406 alice dave :There was no such nickname"])
     error = s.current.lines[-1]
