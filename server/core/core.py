@@ -726,6 +726,16 @@ class ServerCore:
                 channel.name, text, tags,
             )))
 
+    def keeps_private(self, sender: Client, target: Client, command: str) -> bool:
+        """Whether a private message from ``sender`` to ``target`` is stored: between
+        two accounts, or to a user of another node (a transit row)."""
+        return (
+            self.history_enabled
+            and command in STORED_COMMANDS
+            and (target.remote is not None
+                 or (sender.account is not None and target.account is not None))
+        )
+
     def on_private_message(
         self,
         sender: Client,
@@ -739,11 +749,7 @@ class ServerCore:
         another node it is otherwise stored as a transit row (None is returned: no
         conversation keeps it), which that node reads back only after a gap in our
         events: the ``msg`` event is all that carried it, and may be lost."""
-        if (
-            (target.remote is None and (sender.account is None or target.account is None))
-            or not self.history_enabled
-            or command not in STORED_COMMANDS
-        ):
+        if not self.keeps_private(sender, target, command):
             return None
         pair: DirectPair | None = None
         if sender.account is not None and target.account is not None:

@@ -334,7 +334,7 @@ def _to_nick(
     if (
         core.history_unwritable
         and command in REFUSED_UNSTORED
-        and (target.remote is not None or (client.account and target.account))
+        and core.keeps_private(client, target, command)
     ):
         _unstorable(core, client, command, target.nick)
         return
