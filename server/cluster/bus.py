@@ -309,7 +309,7 @@ class ClusterBus:
         channel = effect.channel
         history = self.history
         if history is None:
-            self.core.recovered(channel, None)  # its live messages wait for this
+            recovered(self.core, channel, None)  # its live messages wait for this
             self.changed()
             return
 

@@ -63,7 +63,7 @@ class Resync:
 @dataclass(frozen=True, slots=True)
 class Recover:
     """Messages of ``channel`` may have been missed: query the store, hand rows to
-    core.recovered(channel, rows). ``since_ms``: those sent since then, oldest first
+    apply.recovered(core, channel, rows). ``since_ms``: those sent since then, oldest first
     (None: the newest)."""
 
     channel: str

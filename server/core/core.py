@@ -1055,15 +1055,6 @@ class ServerCore:
 
         return snapshot(self)
 
-    def recovered(
-        self, channel: str, rows: list[StoredMessage] | None, *, held: bool = True
-    ) -> None:
-        """Rows the store returned after a gap (None: the read failed): deliver the ones
-        not seen here, then (``held``: not a retry) the live messages held meanwhile."""
-        from server.cluster.apply import recovered
-
-        recovered(self, channel, rows, held=held)
-
     # ------------------------------------------------------------------ dispatch
 
     def handle_line(self, client: Client, raw: bytes) -> None:

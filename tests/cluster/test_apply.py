@@ -9,7 +9,7 @@ import pytest
 
 from chat.msgid import encode as encode_msgid
 from server.cluster import config_problem
-from server.cluster.apply import recovered_direct, recovered_transit, run_of
+from server.cluster.apply import recovered, recovered_direct, recovered_transit, run_of
 from server.cluster.events import Publish, Recover, RecoverDirect, RecoverTransit, Resync
 from server.config import ServerConfig
 from server.core import ServerCore
@@ -46,7 +46,7 @@ def answer_recoveries(core: ServerCore, effects: list[object]) -> None:
     """The store has nothing for the recoveries among ``effects``: each read ends."""
     for effect in effects:
         if isinstance(effect, Recover):
-            core.recovered(effect.channel, [])
+            recovered(core, effect.channel, [])
         elif isinstance(effect, RecoverDirect):
             for account in effect.accounts:
                 recovered_direct(core, account, [])
@@ -116,10 +116,10 @@ def test_remote_users_are_visible_and_a_gap_triggers_resync_and_recovery() -> No
     lost_event = lost[0].event
     src, cmd, params, _time, msgid, _tags = lost_event["r"]
     row = StoredMessage("#c", 2, msgid, 1000000, src, cmd, "#c", params[1])
-    b.recovered("#c", [row])
+    recovered(b, "#c", [row])
     got = output(b, 1)
     assert got.count(b"lost") == 1 and got.index(b":lost") < got.index(b":after")
-    b.recovered("#c", [row])
+    recovered(b, "#c", [row])
     assert output(b, 1) == b""
     a.data_received(1, b"PRIVMSG #c :live again\r\n")
     relay_events(a, b)
@@ -145,9 +145,9 @@ def test_channel_messages_wait_for_every_recovery_under_way_even_a_failed_one() 
     effects = relay_events(a, b)
     assert recovers(effects, "#c")
     assert output(b, 1) == b""
-    b.recovered("#c", None)  # the first read failed: the second is still due
+    recovered(b, "#c", None)  # the first read failed: the second is still due
     assert output(b, 1) == b""
-    b.recovered("#c", None)  # so did the second: deliver what came, in order
+    recovered(b, "#c", None)  # so did the second: deliver what came, in order
     got = output(b, 1)
     texts = [line.split(b" :", 1)[1] for line in got.split(b"\r\n") if b"PRIVMSG" in line]
     assert texts == [b"first gap", b"during", b"second gap"]
@@ -292,7 +292,7 @@ def test_a_topic_change_drops_other_nodes_windows_and_is_never_recovered() -> No
     output(b, 1)
     row = StoredMessage("#c", 9, "0" * 16, 1000000, "alice!a@h", "TOPIC", "#c", "lost topic")
     newer = row._replace(msgid="Z" * 16)
-    b.recovered("#c", [newer])
+    recovered(b, "#c", [newer])
     assert b"lost topic" not in output(b, 1)
 
 
@@ -318,9 +318,9 @@ def test_channel_events_drop_other_nodes_windows_and_are_never_recovered(line: s
     relay_events(a, b)
     output(b, 1)
     row = StoredMessage("#c", 9, "Y" * 16, 1000000, "x!a@h", line.split()[0], "#c", "x y")
-    b.recovered("#c", [row])
+    recovered(b, "#c", [row])
     assert output(b, 1) == b""
-    b.recovered("#c", [row._replace(msgid="Z" * 16, command="PRIVMSG")])
+    recovered(b, "#c", [row._replace(msgid="Z" * 16, command="PRIVMSG")])
     assert b"PRIVMSG #c :x y" in output(b, 1)  # a message missed would have been
 
 
@@ -360,12 +360,12 @@ def test_a_message_missed_in_a_channel_with_none_seen_yet_is_recovered(
     src, cmd, params, _time, msgid, _tags = lost[0].event["r"]
     row = StoredMessage("#c", 3, msgid, 1000000, src, cmd, "#c", params[1])
     older = row._replace(seq=1, msgid="0" * 16, text="from before b's last contact")
-    b.recovered("#c", [older, row])
+    recovered(b, "#c", [older, row])
     got = output(b, 1)
     assert got.count(b"lost") == 1 and b"before" not in got
     if next_contact == "message":
         assert got.index(b":lost") < got.index(b":after")
-    b.recovered("#c", [row])  # once only
+    recovered(b, "#c", [row])  # once only
     assert output(b, 1) == b""
 
 
@@ -515,7 +515,7 @@ def test_a_snapshot_newer_than_the_events_recovers_the_channels_that_moved() -> 
     b.remote_snapshot(a.cluster_snapshot())
     assert recovers(b.take_effects(), "#c")
     src, cmd, params, _time, msgid, _tags = lost[0].event["r"]
-    b.recovered("#c", [StoredMessage("#c", 9, msgid, 1000000, src, cmd, "#c", params[1])])
+    recovered(b, "#c", [StoredMessage("#c", 9, msgid, 1000000, src, cmd, "#c", params[1])])
     assert output(b, 1).count(b"during the outage") == 1
     b.remote_snapshot(a.cluster_snapshot())  # nothing moved since: nothing to recover
     assert not recovers(b.take_effects(), "#c")
@@ -822,14 +822,14 @@ def test_a_channel_message_recovered_before_its_event_came_is_not_delivered_agai
                           e["r"][2][-1]) for n, e in enumerate(events, 2)]  # fmt: skip
     b.remote_event(events[2])  # the gap shows
     b.take_effects()
-    b.recovered("#c", rows)
+    recovered(b, "#c", rows)
     got = output(b, 1)
     assert got.count(b"PRIVMSG #c :lost") == 1 and got.count(b"PRIVMSG #c :on its way") == 1
     b.remote_event(events[1])  # late: older than the gap event, dropped as before
     assert output(b, 1) == b""
     a.data_received(1, b"PRIVMSG #c :raced\r\n")
     event = next(e.event for e in a.take_effects() if isinstance(e, Publish))
-    b.recovered("#c", [*rows, StoredMessage("#c", 9, event["r"][4], 1_000_000, event["r"][0],
+    recovered(b, "#c", [*rows, StoredMessage("#c", 9, event["r"][4], 1_000_000, event["r"][0],
                                             "PRIVMSG", "#c", "raced")])
     assert output(b, 1).count(b"raced") == 1
     b.remote_event(event)  # its event, after the recovery delivered it

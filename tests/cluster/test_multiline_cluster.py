@@ -4,6 +4,7 @@ the store as one message (sans-IO)."""
 
 from __future__ import annotations
 
+from server.cluster import apply
 from server.cluster.events import Publish
 from server.history.model import StoredMessage
 from tests.cluster.conftest import Cluster
@@ -68,7 +69,7 @@ def test_a_lost_multiline_message_is_recovered_whole() -> None:
     src, _cmd, params, _time, msgid, _tags, _lines = lost[0]["r"]
     row = StoredMessage("#c", 3, msgid, 1000000, src, "PRIVMSG", "#c", params[1])
     assert params[1] == "lost\ntwo halves"  # the store keeps the joined text
-    b.recovered("#c", [row])
+    apply.recovered(b, "#c", [row])
     recovered, after = output(b, 1).split(b"PRIVMSG #c :after\r\n")
     assert recovered.startswith(b":alice") and b"BATCH +ml" in recovered and after == b""
     assert recovered.count(b"PRIVMSG #c") == 2  # split on its line feed
