@@ -540,7 +540,7 @@ async def test_a_client_that_never_handshakes_is_closed_on_time(
             half.sendall(bytes.fromhex("160301020001"))
             # (wait_eof's own deadline, ten handshake timeouts, fails a server that waits
             # for ever; how long it took is not asserted: a loaded machine is slow)
-            took_idle, took_half = await asyncio.gather(
+            await asyncio.gather(
                 loop.run_in_executor(None, wait_eof, idle, 10 * HANDSHAKE_TIMEOUT),
                 loop.run_in_executor(None, wait_eof, half, 10 * HANDSHAKE_TIMEOUT),
             )
@@ -548,8 +548,8 @@ async def test_a_client_that_never_handshakes_is_closed_on_time(
             idle.close()
             half.close()
         await settle(lambda: len(timed_out(caplog)) >= 2)
-    # Closed by the handshake timeout, not at once (nor for another reason).
-    assert min(took_idle, took_half) >= HANDSHAKE_TIMEOUT * 0.5
+    # Closed by the handshake timeout (its logged reason), not at once nor otherwise;
+    # no bound on the time taken, which a loaded machine's executor threads stretch.
     assert len(timed_out(caplog)) == 2
     async with connected(tls_server, pki, "punctual") as c:
         await c.sync()
