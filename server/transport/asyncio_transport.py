@@ -46,9 +46,11 @@ from server.transport.ops import (
     bind_listeners,
     check_login,
     check_oper,
+    failed_answer,
     find_message,
     list_targets,
     load_account_state,
+    log_failed_check,
     login_stands,
     open_account_store,
     read_account_state,
@@ -378,40 +380,49 @@ class AsyncioServer:
         if isinstance(effect, WRITTEN_BEHIND):  # nothing waits
             self.loop.run_in_executor(self._accounts_pool, write_behind, self.accounts, effect)
         elif isinstance(effect, CheckOper):
-            self._spawn(self._off_loop(effect.check_id, self._password_pool, check_oper, effect))
+            self._spawn(self._off_loop(effect, self._password_pool, check_oper, effect))
         elif isinstance(effect, Login):
             self._spawn(self._login(effect))
         else:
             self._spawn(self._off_loop(
-                effect.check_id, self._accounts_pool, answer_account, self.accounts, effect
+                effect, self._accounts_pool, answer_account, self.accounts, effect
             ))
 
     async def _off_loop(
         self,
-        check_id: int,
+        effect: CheckOper | AnsweredEffect,
         pool: concurrent.futures.ThreadPoolExecutor,
         work: Callable[..., Any],
         *args: Any,
     ) -> None:
         """A password check or an account-store call on a worker thread; the core gets
-        the answer back on the loop."""
-        result = await self.loop.run_in_executor(pool, work, *args)
-        self.core.answered(check_id, result)
+        the answer back on the loop. Work that raises (a bug) is logged and answered as
+        a failed check: the client's held lines must go on."""
+        try:
+            result = await self.loop.run_in_executor(pool, work, *args)
+        except Exception as exc:
+            log_failed_check(effect, exc)
+            result = failed_answer(effect)
+        self.core.answered(effect.check_id, result)
         self.schedule_flush()
 
     async def _login(self, effect: Login) -> None:
         """A login checked on the password worker and confirmed on the ordered account
         worker (why: the comment above ``ops.LOGIN_ROUNDS``)."""
         name: str | None = None
-        for _ in range(LOGIN_ROUNDS):
-            checked = await self.loop.run_in_executor(
-                self._password_pool, check_login, self.accounts, effect
-            )
-            if await self.loop.run_in_executor(
-                self._accounts_pool, login_stands, self.accounts, effect, checked
-            ):
-                name = checked.name
-                break
+        try:
+            for _ in range(LOGIN_ROUNDS):
+                checked = await self.loop.run_in_executor(
+                    self._password_pool, check_login, self.accounts, effect
+                )
+                if await self.loop.run_in_executor(
+                    self._accounts_pool, login_stands, self.accounts, effect, checked
+                ):
+                    name = checked.name
+                    break
+        except Exception as exc:  # a bug: as in _off_loop
+            log_failed_check(effect, exc)
+            name = None
         self.core.answered(effect.check_id, name)
         self.schedule_flush()
 

@@ -89,6 +89,29 @@ WRITTEN_BEHIND = (SaveReadMarker, SaveChannel, DropChannel, MarkMemoRead, Delete
 WrittenBehind = SaveReadMarker | SaveChannel | DropChannel | MarkMemoRead | DeleteMemos
 
 
+# What ``core.answered`` gets for a check whose work failed: the answer of a failed
+# check (a wrong password, an unavailable store), per effect.
+FAILED_ANSWERS: dict[type, object] = {
+    CheckOper: False, Login: None, Register: "unavailable", SetPassword: False,
+    DropAccount: False, FindAccount: None, FindScram: None, RegisterChannel: "unavailable",
+    SendMemo: "unavailable", ListMemos: None,
+}
+
+
+def failed_answer(effect: CheckOper | Login | AnsweredEffect) -> object:
+    """The answer to give the core for a password check or an account request that
+    raised (a server bug: the work functions catch store failures themselves). The
+    client is told the check failed, and the lines it sent meanwhile go on."""
+    return FAILED_ANSWERS[type(effect)]
+
+
+def log_failed_check(effect: CheckOper | Login | AnsweredEffect, exc: BaseException) -> None:
+    """Log, once, the exception of a check answered with ``failed_answer``. Only the
+    effect's kind is named: its fields hold passwords."""
+    log.exception("%s raised (a server bug): answered as failed", type(effect).__name__,
+                  exc_info=exc)
+
+
 @dataclass(frozen=True, slots=True)
 class AccountState:
     """What the account store holds that the core keeps in memory."""

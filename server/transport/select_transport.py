@@ -108,6 +108,7 @@ from server.transport.ops import (
     ANSWERED,
     LOGIN_ROUNDS,
     WRITTEN_BEHIND,
+    AnsweredEffect,
     CheckedLogin,
     Reloader,
     TransportStats,
@@ -115,9 +116,11 @@ from server.transport.ops import (
     bind_listeners,
     check_login,
     check_oper,
+    failed_answer,
     find_message,
     list_targets,
     load_account_state,
+    log_failed_check,
     login_stands,
     open_account_store,
     rehash,
@@ -1020,11 +1023,11 @@ class SelectServer:
             if isinstance(effect, Rehash):
                 rehash(self.core, self.reloader, effect)
             elif isinstance(effect, CheckOper):
-                self._off_loop(effect.check_id, self._passwords(), check_oper, effect)
+                self._off_loop(effect, self._passwords(), check_oper, effect)
             elif isinstance(effect, Login):
                 self._login(effect, LOGIN_ROUNDS)
             elif isinstance(effect, ANSWERED):
-                self._off_loop(effect.check_id, self._pool(), answer_account, self.accounts, effect)
+                self._off_loop(effect, self._pool(), answer_account, self.accounts, effect)
             elif isinstance(effect, WRITTEN_BEHIND):  # nothing waits
                 self._pool().submit(write_behind, self.accounts, effect)
             elif isinstance(effect, SaveBans):  # rare (operators, expiry) and small
@@ -1059,24 +1062,35 @@ class SelectServer:
 
     def _then(
         self,
+        effect: CheckOper | Login | AnsweredEffect,
         pool: concurrent.futures.ThreadPoolExecutor,
         then: Callable[[Any], object],
         work: Callable[..., Any],
         *args: Any,
     ) -> None:
-        """``work(*args)`` on ``pool``, then ``then(result)`` (None if it failed) on the
-        loop thread, through the wake-up pipe."""
+        """``work(*args)`` on ``pool`` for ``effect``, then ``then(result)`` on the loop
+        thread, through the wake-up pipe. Work that raises (a bug) is logged and the
+        check answered as failed instead (``ops.failed_answer``): the client's held
+        lines must go on. Work cancelled by close() is answered so too, unlogged."""
         future = pool.submit(work, *args)
+        core = self.core
 
         def done(f: concurrent.futures.Future[Any]) -> None:
-            result = None if f.cancelled() or f.exception() is not None else f.result()
+            exc = None if f.cancelled() else f.exception()
+            if f.cancelled() or exc is not None:
+                if exc is not None:
+                    log_failed_check(effect, exc)
+                failed = failed_answer(effect)
+                self.call_soon_threadsafe(lambda: core.answered(effect.check_id, failed))
+                return
+            result = f.result()
             self.call_soon_threadsafe(lambda: then(result))
 
         future.add_done_callback(done)
 
     def _off_loop(
         self,
-        check_id: int,
+        effect: CheckOper | AnsweredEffect,
         pool: concurrent.futures.ThreadPoolExecutor,
         work: Callable[..., Any],
         *args: Any,
@@ -1084,7 +1098,8 @@ class SelectServer:
         """A password check or an account-store call on a worker thread; the core gets
         the answer on the loop thread."""
         core = self.core
-        self._then(pool, lambda result: core.answered(check_id, result), work, *args)
+        self._then(effect, pool, lambda result: core.answered(effect.check_id, result),
+                   work, *args)
 
     def _login(self, effect: Login, rounds: int) -> None:
         """A login checked on the password worker and confirmed on the ordered account
@@ -1092,16 +1107,13 @@ class SelectServer:
         the loop thread, so none reaches a pool that close() has shut down."""
         core = self.core
 
-        def checked(result: CheckedLogin | None) -> None:
-            if result is None:  # the check raised (it logs and answers instead)
-                core.answered(effect.check_id, None)
-                return
+        def checked(result: CheckedLogin) -> None:
             self._then(
-                self._pool(), lambda stands: confirmed(result, stands),
+                effect, self._pool(), lambda stands: confirmed(result, stands),
                 login_stands, self.accounts, effect, result,
             )
 
-        def confirmed(result: CheckedLogin, stands: bool | None) -> None:
+        def confirmed(result: CheckedLogin, stands: bool) -> None:
             if stands:
                 core.answered(effect.check_id, result.name)
             elif rounds > 1:
@@ -1109,7 +1121,7 @@ class SelectServer:
             else:
                 core.answered(effect.check_id, None)
 
-        self._then(self._passwords(), checked, check_login, self.accounts, effect)
+        self._then(effect, self._passwords(), checked, check_login, self.accounts, effect)
 
     # ------------------------------------------------------------------ closing
 
