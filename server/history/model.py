@@ -84,12 +84,13 @@ class DirectPair:
     recipient_name: str
 
 
-@dataclass(frozen=True, slots=True)
-class NewMessage:
+class NewMessage(NamedTuple):
     """A message accepted by the core this tick, before the store numbers it.
 
     A direct message between accounts has ``target`` = its conversation key and
     ``dm`` set: the store then also records the conversation for both accounts.
+    A tuple rather than a frozen dataclass: one is made per stored message, on the
+    loop, and a frozen dataclass's ``__init__`` cost five times as much.
     """
 
     target: str

@@ -236,7 +236,7 @@ async def test_without_the_version_check_the_same_interleaving_is_stale(
 async def test_a_redaction_drops_the_cached_window(
     redis_server: RedisServer, store: SQLiteStore
 ) -> None:
-    sent = [replace(new_message("#a"), sender=f"a:user{i}") for i in range(4)]
+    sent = [new_message("#a")._replace(sender=f"a:user{i}") for i in range(4)]
     old = store.append(sent)
     gone = old[1]
     cache = make_cache(redis_server, window=5)

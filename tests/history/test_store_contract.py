@@ -129,8 +129,7 @@ class Messages:
         stored under their conversation key, as the core stores one."""
         sender = sender or sender_name.lower()
         recipient = recipient or recipient_name.lower()
-        return dataclasses.replace(
-            self.new(conversation_key(sender, recipient), time_ms=time_ms),
+        return self.new(conversation_key(sender, recipient), time_ms=time_ms)._replace(
             source=f"{sender_name}!user@host",
             channel=recipient_name,
             dm=DirectPair(sender, sender_name, recipient, recipient_name),
@@ -440,7 +439,7 @@ def tombstone(row: StoredMessage) -> StoredMessage:
 def test_find_returns_the_row_and_who_sent_it(store: Store) -> None:
     gen = Messages()
     sent = [gen.new("#a"), gen.new("#b"), gen.new("#a", "TAGMSG"), gen.new("#a", "NOTICE")]
-    unsigned = dataclasses.replace(gen.new("#a"), sender="")  # as before senders were kept
+    unsigned = gen.new("#a")._replace(sender="")  # as before senders were kept
     rows = store.append([*sent, unsigned])
     assert {m.sender for m in sent} >= {"a:nick1", "c:2"}
     reads = store.reads
@@ -527,8 +526,7 @@ def test_redact_events_are_served_only_to_who_asks_for_them(store: Store) -> Non
     rows = store.append([gen.new("#r") for _ in range(6)])
     store.redact("#r", rows[2].msgid)
     [event] = store.append([
-        dataclasses.replace(gen.new("#r"), command=REDACT_EVENT, text=f"{rows[2].msgid} spam",
-                            tags="")
+        gen.new("#r")._replace(command=REDACT_EVENT, text=f"{rows[2].msgid} spam", tags="")
     ])
     more = store.append([gen.new("#r") for _ in range(3)])
     expected = [*rows[:2], tombstone(rows[2]), *rows[3:], event, *more]
@@ -729,7 +727,7 @@ def test_conversations_are_in_the_appending_transaction(db: str, store: Store) -
     # A msgid already in its conversation, last in the tick: the messages fail, no
     # conversation moves.
     bad = [gen.dm("Alice", "Carol", BASE_MS + 2000), gen.dm("Bob", "Alice", BASE_MS + 3000)]
-    bad.append(dataclasses.replace(gen.dm("Bob", "Alice", BASE_MS + 4000), msgid=first[0].msgid))
+    bad.append(gen.dm("Bob", "Alice", BASE_MS + 4000)._replace(msgid=first[0].msgid))
     with pytest.raises(INTEGRITY_ERRORS):
         store.append(bad)
     assert conversation_table(db) == before
@@ -738,8 +736,7 @@ def test_conversations_are_in_the_appending_transaction(db: str, store: Store) -
     assert store.conversations("alice", 0, 2**62, 10) == [("Bob", ab, BASE_MS + 1000)]
     # A conversation row the database refuses (a NULL name, which the types forbid):
     # the tick's messages, written before it, are rolled back with it.
-    refused = dataclasses.replace(
-        gen.dm("Alice", "Bob", BASE_MS + 6000),
+    refused = gen.dm("Alice", "Bob", BASE_MS + 6000)._replace(
         dm=DirectPair("alice", "Alice", "bob", None),  # type: ignore[arg-type]
     )
     with pytest.raises(INTEGRITY_ERRORS):
@@ -861,8 +858,8 @@ def build_search_dataset(store: Store) -> list[StoredMessage]:
             command = "TAGMSG" if i % 11 == 0 else "NOTICE" if i % 5 == 0 else "PRIVMSG"
             nick = SEARCH_NICKS[(i * 7) % len(SEARCH_NICKS)]
             m = gen.new(target, command, BASE_MS + (i // 4) * 1000)  # ties galore
-            batch.append(dataclasses.replace(
-                m, source=f"{nick}!~{nick.lower()}@host",
+            batch.append(m._replace(
+                source=f"{nick}!~{nick.lower()}@host",
                 text="" if command == "TAGMSG" else SEARCH_TEXTS[i % len(SEARCH_TEXTS)],
             ))
         stored += store.append(batch)
@@ -872,14 +869,14 @@ def build_search_dataset(store: Store) -> list[StoredMessage]:
         assert store.redact(r.target, r.msgid)
     # REDACT events (texts that match searches), and a TAGMSG with a text.
     events = [
-        dataclasses.replace(
-            gen.new(r.target, REDACT_EVENT, r.time_ms + 1), text=f"{r.msgid} hello 100% x",
+        gen.new(r.target, REDACT_EVENT, r.time_ms + 1)._replace(
+            text=f"{r.msgid} hello 100% x",
             source="Alice!~alice@host", tags="",
         )
         for r in redacted
     ]
     stored += store.append([
-        *events, dataclasses.replace(gen.new("#a", "TAGMSG"), text="hello", source="bob!b@h"),
+        *events, gen.new("#a", "TAGMSG")._replace(text="hello", source="bob!b@h"),
     ])
     gone = {r.msgid for r in redacted}
     stored = [tombstone(r) if r.msgid in gone else r for r in stored]
@@ -1205,7 +1202,7 @@ def test_prune_by_age(store: Store) -> None:
 def transit_row(gen: Messages, uid: str, time_ms: int) -> NewMessage:
     """A private message to the cluster user ``uid`` outside any conversation, as the
     core keeps one for the recipient's node (server.core.history.transit_key)."""
-    return dataclasses.replace(gen.new(TRANSIT_PREFIX + uid, time_ms=time_ms), channel="bob")
+    return gen.new(TRANSIT_PREFIX + uid, time_ms=time_ms)._replace(channel="bob")
 
 
 def test_transit_rows_of_one_node_are_read_in_one_range(store: Store) -> None:
