@@ -21,6 +21,7 @@ import pstats
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from server.config import ServerConfig
@@ -29,7 +30,9 @@ from server.core.history import HistoryRequest, StoreMessage
 from server.history.sqlite_store import SQLiteStore
 
 # The bench server's settings (bench/run.py OURS_BENCH_FLAGS): no per-host limits.
-SETTINGS = {"max_per_host": 0, "throttle_burst": 0, "flood_burst": 0, "max_clients": 0}
+BENCH_CONFIG = ServerConfig(
+    name="bench.server", max_per_host=0, throttle_burst=0, flood_burst=0, max_clients=0
+)
 
 
 def drain(core: ServerCore) -> None:
@@ -55,7 +58,7 @@ def registrations(core: ServerCore, first_id: int, count: int) -> None:
 
 
 def connect_scenario(args: argparse.Namespace) -> tuple[Callable[[int], None], str]:
-    core = ServerCore(ServerConfig(name="bench.server", db="", **SETTINGS), time.time)
+    core = ServerCore(replace(BENCH_CONFIG, db=""), time.time)
     for conn_id in range(1, args.others + 1):  # clients that stay
         register(core, conn_id, f"o{conn_id}")
     next_id = [1_000_000]
@@ -70,7 +73,7 @@ def connect_scenario(args: argparse.Namespace) -> tuple[Callable[[int], None], s
 def fanout_scenario(args: argparse.Namespace) -> tuple[Callable[[int], None], str]:
     tmp = tempfile.mkdtemp(prefix="core-cost-")
     db = str(Path(tmp) / "history.db") if args.history else ""
-    core = ServerCore(ServerConfig(name="bench.server", db=db, **SETTINGS), time.time)
+    core = ServerCore(replace(BENCH_CONFIG, db=db), time.time)
     store = SQLiteStore(db) if args.history else None
     for conn_id in range(1, args.members + 1):
         register(core, conn_id, f"m{conn_id}")
