@@ -111,6 +111,9 @@ DEFAULT_KEYS: dict[str, tuple[str, ...]] = {
     "prev_buffer": ("c-p",),
     **{f"buffer_{n}": (f"escape {n}",) for n in range(1, 10)},
     "buffer_10": ("escape 0",),  # Alt+0, as in irssi
+    # Alt+Q..Alt+O: buffers 11-19, as in irssi.
+    **{f"buffer_{n}": (f"escape {key}",) for n, key in enumerate("qwertyuio", start=11)},
+    "jump_buffer": ("escape j",),  # then two digits: buffer 01-99, as in WeeChat
     "scroll_up": ("pageup",),
     "scroll_down": ("pagedown",),
     "scroll_bottom": ("c-end", "escape end"),  # (and End on an empty input line)

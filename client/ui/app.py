@@ -56,7 +56,7 @@ from ..model import (
     LineReacted,
     LineRedacted,
 )
-from .keys import build_key_bindings, describe, no_numeric_argument
+from .keys import BufferJump, build_key_bindings, describe, no_numeric_argument
 from .render import Fragments, LineRenderer, build_style, fit, nick_palette, safe, text_width
 from .views import (
     BufferList,
@@ -183,7 +183,8 @@ class ChatUI:
             wrap_lines=True,
             style="class:input",
         )
-        key_bindings, key_problems = build_key_bindings(self, config.keys)
+        self.jump = BufferJump(self.switch_to)  # Alt+J NN
+        key_bindings, key_problems = build_key_bindings(self, config.keys, self.jump)
         problems += key_problems
         self.app: Application[int] = Application(
             layout=Layout(self._layout(), focused_element=self.input_window),
@@ -201,6 +202,7 @@ class ChatUI:
         self.app.timeoutlen = 0.5  # Alt+N arrives as ESC N: do not wait long for the N
         self.app.ttimeoutlen = 0.05
         self.app.key_processor.after_key_press += no_numeric_argument
+        self.app.key_processor.after_key_press += self.jump.after_key_press
         now = time.time()
         for problem in problems:
             self.session.error(f"config: {problem}", now, self.session.server)
@@ -309,6 +311,8 @@ class ChatUI:
             self.session, self.views, more_key=describe(self.config.keys, "scroll_down"),
             now=now, sending=self.connection.queued,
         )
+        if self.jump.digits is not None:  # Alt+J: the digits so far
+            frags += [("", " ["), ("class:pending", f"jump to {self.jump.digits:_<2}"), ("", "]")]
         typing = self.session.current.typing
         if typing:  # redraw when the first notice runs out, so "is typing" goes away
             until = min(u for _, _, u in typing.values())

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
+from prompt_toolkit.filters import Condition
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.key_binding.key_processor import KeyProcessor
 
@@ -43,7 +44,45 @@ class Actions(Protocol):
 
 Handler = Callable[[KeyPressEvent], None]
 
-def action_handlers(ui: Actions) -> dict[str, Handler]:
+BUFFER_KEYS = 19  # buffer_1 .. buffer_19 (Alt+1..Alt+0, Alt+Q..Alt+O)
+
+
+class BufferJump:
+    """WeeChat's jump: Alt+J, then two digits, goes to that buffer (01-99).
+
+    A mode rather than a key sequence: a sequence would be cut by ``timeoutlen`` (half
+    a second) between the digits. Digits typed while it waits are its own; any other
+    key ends it and does what it always does (``after_key_press``).
+    """
+
+    def __init__(self, switch_to: Callable[[int], None]) -> None:
+        self.digits: str | None = None  # None: not waiting for digits
+        self._switch_to = switch_to
+        self._mine = False  # the key being handled was the jump's
+
+    def start(self) -> None:
+        self.digits = ""
+        self._mine = True
+
+    def waiting(self) -> bool:
+        return self.digits is not None
+
+    def digit(self, digit: str) -> None:
+        self._mine = True
+        digits = (self.digits or "") + digit
+        if len(digits) < 2:
+            self.digits = digits
+            return
+        self.digits = None
+        if int(digits) > 0:
+            self._switch_to(int(digits) - 1)
+
+    def after_key_press(self, key_processor: KeyProcessor) -> None:
+        if not self._mine:
+            self.digits = None
+        self._mine = False
+
+def action_handlers(ui: Actions, jump: BufferJump) -> dict[str, Handler]:
     def call(fn: Callable[[], None]) -> Handler:
         def handler(event: KeyPressEvent) -> None:
             try:
@@ -67,12 +106,13 @@ def action_handlers(ui: Actions) -> dict[str, Handler]:
         "quit": call(ui.quit),
         "scroll_bottom": call(ui.scroll_bottom),
         "next_active": call(ui.next_active),
+        "jump_buffer": call(jump.start),
         # Fixed keys (not in the config): Ctrl+C, Shift+Tab and End.
         "interrupt": call(ui.interrupt),
         "complete_prev": call(lambda: ui.complete(-1)),
         "end": call(ui.end_key),
     }
-    for n in range(1, 11):
+    for n in range(1, BUFFER_KEYS + 1):
         handlers[f"buffer_{n}"] = call(lambda n=n: ui.switch_to(n - 1))  # type: ignore[misc]
     return handlers
 
@@ -87,13 +127,21 @@ def no_numeric_argument(key_processor: KeyProcessor) -> None:
 
 
 def build_key_bindings(
-    ui: Actions, keys: Mapping[str, tuple[str, ...]]
+    ui: Actions, keys: Mapping[str, tuple[str, ...]], jump: BufferJump | None = None
 ) -> tuple[KeyBindings, list[str]]:
-    """Bindings for every action; returns (bindings, problems with the configured keys)."""
+    """Bindings for every action; returns (bindings, problems with the configured keys).
+    ``jump``: the Alt+J state (its ``after_key_press`` must run after each key)."""
     kb = KeyBindings()
     problems: list[str] = []
+    if jump is None:
+        jump = BufferJump(ui.switch_to)
     # Fixed keys first: a configured binding of the same key wins (added later).
-    handlers = action_handlers(ui)
+    handlers = action_handlers(ui, jump)
+    waiting = Condition(jump.waiting)
+    for digit in "0123456789":
+        kb.add(digit, filter=waiting, eager=True)(
+            lambda event, digit=digit: jump.digit(digit)
+        )
     kb.add("c-c")(handlers["interrupt"])
     kb.add("s-tab")(handlers["complete_prev"])
     kb.add("end")(handlers["end"])  # end of the line; on an empty one, scroll to the bottom

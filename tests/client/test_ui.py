@@ -394,6 +394,40 @@ async def test_meta_digits_switch_buffers_and_never_repeat_or_swallow_keys(
     await alice.wait(lambda: inp.text == "x", "x typed once after Alt+0")
 
 
+async def test_alt_q_to_o_and_alt_j_reach_the_buffers_past_the_tenth(
+    server: RunningServer, uis: list[UIClient]
+) -> None:
+    alice = await start_ui(uis, server, "alice")
+    s, inp = alice.session, alice.ui.input
+    for n in range(2, 22):  # buffers 2..21 (the server buffer is 1)
+        await alice.command(f"/query q{n}")
+    await alice.wait(lambda: len(s.buffers) == 21, "21 buffers")
+    alice.keys(alt("q"))
+    await alice.wait(lambda: s.current is s.buffers[10], "Alt+Q: buffer 11, as in irssi")
+    alice.keys(alt("o"))
+    await alice.wait(lambda: s.current is s.buffers[18], "Alt+O: buffer 19")
+
+    # Alt+J and two digits (WeeChat), the status line showing those typed so far, with
+    # no deadline between them (a key sequence would be cut after timeoutlen).
+    alice.keys(alt("j") + "2")
+    await alice.wait_screen("jump to 2_")
+    await asyncio.sleep(alice.ui.app.timeoutlen + 0.2)
+    alice.keys("1")
+    await alice.wait(lambda: s.current is s.buffers[20], "Alt+J 2 1: buffer 21")
+    await alice.wait_screen("jump to", present=False)
+    assert inp.text == ""
+    # Another key ends the jump and is typed, and the digits after it are text too.
+    alice.keys(alt("j") + "x5")
+    await alice.wait(lambda: inp.text == "x5", "typed after an abandoned jump")
+    assert s.current is s.buffers[20]
+    alice.keys("\x15")  # Ctrl+U
+    alice.keys(alt("j") + "05")
+    await alice.wait(lambda: s.current is s.buffers[4], "Alt+J 0 5: buffer 5")
+    alice.keys(alt("j") + "99" + "y")  # no 99th buffer: nothing happens
+    await alice.wait(lambda: inp.text == "y", "y typed after Alt+J 99")
+    assert s.current is s.buffers[4]
+
+
 async def test_an_unknown_command_or_a_paste_starting_with_a_slash_stays_in_the_input(
     server: RunningServer, uis: list[UIClient], raw: Raw
 ) -> None:
