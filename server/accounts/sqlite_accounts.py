@@ -13,15 +13,27 @@ login) next to the scrypt hash around each, so a connection per worker thread wo
 buy nothing. The connection waits up to ``busy_timeout`` for the history writer's
 transaction on the loop thread, never the other way round for long: each create is
 one short statement.
+
+The lock is the file's own (``sqlite_store.DatabaseFile``), shared with the history
+store on the same path: when the file is deleted or replaced under the running server,
+the history store copies the database back to the path while holding it, so no account
+write lands in the old file after the copy, and this store's connection is opened again
+on the restored file at its next call (``DatabaseFile.generation``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import sqlite3
 import threading
 
-from server.history.sqlite_store import PAGE_SIZE
+from server.history.sqlite_store import (
+    PAGE_SIZE,
+    existing_file_uri,
+    release_file,
+    share_file,
+)
 
 from .model import Account, Memo, RegisteredChannel
 from .store import SECRET_BYTES
@@ -100,11 +112,14 @@ class SQLiteAccountStore:
 
     def __init__(self, path: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
         self.path = path
-        self._lock = threading.Lock()
+        self._busy_timeout_ms = busy_timeout_ms
         self._closed = False
         # Raises here (a missing directory, a file that is not a database), so a bad
         # --db stops the server at start-up rather than failing every login later.
         self._conn = self._connect(busy_timeout_ms)
+        self._file = share_file(path)
+        self._lock: threading.Lock = self._file.lock
+        self._generation = self._file.generation
         try:
             self._conn.execute(_SCHEMA)
             self._add_scram_column()
@@ -116,6 +131,7 @@ class SQLiteAccountStore:
             self._conn.execute(_SECRETS_SCHEMA)
         except BaseException:
             self._conn.close()
+            release_file(self._file)
             raise
 
     def _add_scram_column(self) -> None:
@@ -133,10 +149,15 @@ class SQLiteAccountStore:
         columns = self._conn.execute("PRAGMA table_info(accounts)").fetchall()
         return any(row[1] == "scram" for row in columns)
 
-    def _connect(self, busy_timeout_ms: int) -> sqlite3.Connection:
+    def _connect(self, busy_timeout_ms: int, *, create: bool = True) -> sqlite3.Connection:
         # isolation_level=None: each statement is its own transaction, committed before
         # execute() returns. check_same_thread=False: any worker thread, under the lock.
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        # Opened again after a restore, never to make a new empty file at the path.
+        if create:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        else:
+            conn = sqlite3.connect(existing_file_uri(self.path), isolation_level=None,
+                                   check_same_thread=False, uri=True)
         try:
             # First, so that the pragmas below wait for the history writer too.
             conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
@@ -156,8 +177,16 @@ class SQLiteAccountStore:
         return conn
 
     def _open_conn(self) -> sqlite3.Connection:
+        """The connection, under the lock; opened again on the file a history store put
+        back at the path since the last call (the old one is the deleted file's)."""
         if self._closed:
             raise RuntimeError("the account store is closed")
+        if self._generation != self._file.generation:
+            conn = self._connect(self._busy_timeout_ms, create=False)
+            old, self._conn = self._conn, conn
+            self._generation = self._file.generation
+            with contextlib.suppress(sqlite3.Error):
+                old.close()
         return self._conn
 
     def create(self, folded: str, account: Account) -> bool:
@@ -369,6 +398,7 @@ class SQLiteAccountStore:
                 return
             self._closed = True
             self._conn.close()
+        release_file(self._file)
 
 
 def _ops(text: object) -> tuple[str, ...]:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import json
+import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from .model import (
     REDACTED_COMMAND,
@@ -85,6 +89,17 @@ WAL_RESTART_BYTES = 64 << 20
 # than with the 4 KiB default. Applies to new databases; existing ones keep theirs.
 PAGE_SIZE = 1024
 
+# A database file deleted or replaced under the running server (see ``check_file``).
+SIDECARS = ("-wal", "-shm")
+RESTORE_TRIES = 3  # copies tried in one check while other connections keep committing
+# How long the old file's write lock is held after a restore: a second server on the
+# same file (another process, or an in-process cluster node) writing to the old file
+# meanwhile fails and retries on the restored one, rather than writing into a file
+# nobody will read again. Twice its busy_timeout, and more than a second's tick.
+RETIRE_SECONDS = 10.0
+
+log = logging.getLogger("chat.server.history")
+
 _COLUMNS = "target, seq, msgid, time_ms, source, command, channel, text, tags"
 _INSERT = f"INSERT INTO messages ({_COLUMNS}, sender) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 # Replies carry only these (see query.SERVED_COMMANDS); references may be any row.
@@ -120,6 +135,88 @@ def _row(r: tuple[object, ...]) -> StoredMessage:
     return StoredMessage(*r)  # type: ignore[arg-type]
 
 
+Identity = tuple[int, int]  # (st_dev, st_ino): which file a path names
+
+
+def file_identity(path: str) -> Identity | None:
+    """The file ``path`` names now; None when there is none."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+class DatabaseFile:
+    """One SQLite file as this process uses it, shared by every store on its path (the
+    history and account stores share ``--db``; in-process cluster nodes share one).
+
+    ``lock`` is held by a history store while it restores or follows the file, and by
+    the account store around each of its calls; ``generation`` goes up each time a
+    history store moves to a new file at the path, and every other connection (readers,
+    the checkpointer, the account store's) is opened again at its next use."""
+
+    __slots__ = ("generation", "lock", "path", "users")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.lock = threading.Lock()
+        self.generation = 0
+        self.users = 0
+
+
+_FILES: dict[str, DatabaseFile] = {}
+_FILES_LOCK = threading.Lock()
+
+
+def share_file(path: str) -> DatabaseFile:
+    """The process's DatabaseFile for ``path``; ``release_file`` when closed."""
+    key = os.path.abspath(path)
+    with _FILES_LOCK:
+        shared = _FILES.get(key)
+        if shared is None:
+            shared = _FILES[key] = DatabaseFile(key)
+        shared.users += 1
+        return shared
+
+
+def release_file(shared: DatabaseFile) -> None:
+    with _FILES_LOCK:
+        shared.users -= 1
+        if shared.users <= 0 and _FILES.get(shared.path) is shared:
+            del _FILES[shared.path]
+
+
+def existing_file_uri(path: str) -> str:
+    """A URI that opens ``path`` only if it exists: a connection opened while the file
+    is deleted must fail, not make an empty database there."""
+    return Path(path).absolute().as_uri() + "?mode=rw"
+
+
+def _record_path(path: str) -> str:
+    return path + ".restored"
+
+
+def _read_record(path: str) -> tuple[Identity, Identity] | None:
+    """(the file that was lost, the one restored in its place), as the last restore at
+    ``path`` wrote them (this process or another server on the file)."""
+    try:
+        with open(_record_path(path), encoding="ascii") as f:
+            data = json.load(f)
+        lost, restored = data["lost"], data["restored"]
+        return (int(lost[0]), int(lost[1])), (int(restored[0]), int(restored[1]))
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None
+
+
+def _write_record(path: str, lost: Identity, restored: Identity) -> None:
+    record = _record_path(path)
+    partial = f"{record}.{os.getpid()}"
+    with open(partial, "w", encoding="ascii") as f:
+        json.dump({"lost": list(lost), "restored": list(restored)}, f)
+    os.replace(partial, record)
+
+
 class SQLiteStore:
     def __init__(self, path: str) -> None:
         self.path = path
@@ -127,11 +224,22 @@ class SQLiteStore:
         self._local = threading.local()
         self._last_seq: dict[str, int] = {}
         self._data_version: int | None = None  # PRAGMA data_version after our last look
-        self._writer = self._connect()
-        self._migrate(self._writer)
+        self._writer = self._connect(create=True)
+        try:
+            self._migrate(self._writer)
+        except BaseException:
+            self._writer.close()
+            raise
         # Checkpoints fsync; the writer runs on the event loop, so they run here instead.
         self._writer.execute("PRAGMA wal_autocheckpoint=0")
         self._page_size = int(self._writer.execute("PRAGMA page_size").fetchone()[0])
+        # The file the writer has open, and its WAL and shared-memory files, to notice
+        # the path naming another file (``check_file``).
+        self._file = share_file(path)
+        self._identity = file_identity(path)
+        self._sidecars = {suffix: file_identity(path + suffix) for suffix in SIDECARS}
+        self._retired: list[tuple[float, sqlite3.Connection]] = []  # old writers, locked
+        self._check_failing = False
         self.wal_catch_up = False  # set by the checkpoint thread, cleared by the writer
         self._stop = threading.Event()
         self._checkpointer = threading.Thread(
@@ -139,8 +247,14 @@ class SQLiteStore:
         )
         self._checkpointer.start()
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+    def _connect(self, *, create: bool = False) -> sqlite3.Connection:
+        """A connection with the store's pragmas. Only the first writer may create the
+        file: any other opened while it is deleted fails rather than make an empty one."""
+        if create:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        else:
+            conn = sqlite3.connect(existing_file_uri(self.path), isolation_level=None,
+                                   check_same_thread=False, uri=True)
         conn.execute(f"PRAGMA page_size={PAGE_SIZE}")  # no-op once the file has pages
         conn.execute("PRAGMA journal_mode=WAL")
         # NORMAL: a commit is in the OS before it returns, so it survives kill -9 of
@@ -153,10 +267,16 @@ class SQLiteStore:
         return conn
 
     def _reader(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
+        local = self._local
+        conn: sqlite3.Connection | None = getattr(local, "conn", None)
+        generation = self._file.generation
+        if conn is None or local.generation != generation:
+            if conn is not None:  # on the file the path named before a restore
+                local.conn = None
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
             conn = self._connect()
-            self._local.conn = conn
+            local.conn, local.generation = conn, generation
         return conn
 
     @contextlib.contextmanager
@@ -424,13 +544,21 @@ class SQLiteStore:
 
     def _checkpoint_loop(self) -> None:
         lower_thread_priority(CHECKPOINT_NICE)
-        conn = self._connect()
+        generation = self._file.generation
+        conn: sqlite3.Connection | None = self._connect()
         try:
             while not self._stop.wait(CHECKPOINT_INTERVAL):
                 with contextlib.suppress(sqlite3.Error):
+                    if conn is None or generation != self._file.generation:
+                        if conn is not None:  # the file was restored: checkpoint that one
+                            conn.close()
+                            conn = None
+                        generation = self._file.generation
+                        conn = self._connect()
                     self.checkpoint(conn)
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
 
     def checkpoint(self, conn: sqlite3.Connection) -> None:
         """The checkpoint thread's pass, on its own connection ``conn``."""
@@ -442,12 +570,154 @@ class SQLiteStore:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             self.wal_catch_up = True
 
+    # ------------------------------------------------------------------ the file
+
+    def check_file(self) -> bool:
+        """Whether the path still names the file the writer has open; if not, put the
+        database back there. Called on the writer's thread (the transport's loop), once
+        a tick, between commits: one stat() when all is well.
+
+        SQLite keeps using a file deleted under it (and the WAL and shared-memory files
+        beside it): everything written after the deletion, and before, would be gone at
+        the next start. The open connection still reads the whole database, so it is
+        copied (the backup API) to a new file put at the path, and every connection
+        moves there: the writer now, readers, the checkpointer and the account store at
+        their next use (``DatabaseFile.generation``). A file found at the path instead
+        (replaced) is kept beside it as ``<path>.replaced-<time>``, never overwritten.
+        If another server on the file restored it first (it leaves a record of which
+        file it replaced by which), this one moves to that file instead.
+
+        Returns True when the writer moved; a failure is logged (once while it lasts)
+        and tried again at the next call."""
+        if self._retired:
+            self._close_retired(time.monotonic())
+        try:
+            if file_identity(self.path) == self._identity:
+                return False
+            with self._file.lock:
+                moved = self._recover(file_identity(self.path))
+        except Exception:
+            if not self._check_failing:
+                log.exception("history database %s is gone from its path and could not be "
+                              "restored yet; trying again", self.path)
+            self._check_failing = True
+            return False
+        self._check_failing = False
+        return moved
+
+    def _recover(self, found: Identity | None) -> bool:
+        if found == self._identity:
+            return False
+        if found is not None and _read_record(self.path) == (self._identity, found):
+            self._move_to(found)
+            log.warning("history database %s was restored by another server on the same "
+                        "file: moved to the restored file", self.path)
+            return True
+        started = time.monotonic()
+        aside = self._restore(found)
+        pages = int(self._writer.execute("PRAGMA page_count").fetchone()[0])
+        log.warning(
+            "history database %s was %s under the running server: restored from the open "
+            "connection (%d pages, %.2f s); carrying on with the restored file", self.path,
+            "deleted" if aside is None else f"replaced (kept as {aside})",
+            pages, time.monotonic() - started)
+        return True
+
+    def _restore(self, found: Identity | None) -> str | None:
+        """Copy the database the writer sees to a new file at the path; move the writer
+        there. Returns where a file found at the path was moved, if any."""
+        path = self.path
+        old = self._writer
+        partial = f"{path}.restoring-{os.getpid()}"
+        for _ in range(RESTORE_TRIES):
+            version = old.execute("PRAGMA data_version").fetchone()[0]
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(partial)
+            copy = sqlite3.connect(partial)
+            try:
+                old.backup(copy)
+            finally:
+                copy.close()
+            # Others writing to the old file (the account store is held off by the
+            # file's lock; another server on the file is not) wait from here on; if one
+            # committed during the copy, copy again.
+            old.execute("BEGIN IMMEDIATE")
+            if old.execute("PRAGMA data_version").fetchone()[0] == version:
+                break
+            old.execute("ROLLBACK")
+        else:
+            os.unlink(partial)
+            raise sqlite3.OperationalError("the database kept changing while it was copied")
+        try:
+            aside = f"{path}.replaced-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+            kept = False
+            if found is not None:  # someone else's file: kept, not overwritten
+                os.replace(path, aside)
+                kept = True
+            for suffix, ours in self._sidecars.items():
+                sidecar = path + suffix
+                there = file_identity(sidecar)
+                if there is None:
+                    continue
+                if there == ours:  # the old file's own: its connections keep it open
+                    os.unlink(sidecar)
+                else:  # the replacement's (or a stray one): beside it
+                    os.replace(sidecar, aside + suffix)
+                    kept = True
+            restored = file_identity(partial)
+            assert restored is not None
+            if self._identity is not None:
+                _write_record(path, self._identity, restored)
+            os.replace(partial, path)
+            self._move_to(restored)
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                old.execute("ROLLBACK")
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
+            raise
+        # The old writer keeps the old file's write lock for a while (RETIRE_SECONDS).
+        self._retired.append((time.monotonic() + RETIRE_SECONDS, old))
+        return aside if kept else None
+
+    def _move_to(self, identity: Identity) -> None:
+        """The writer on the file now at the path; the other connections at their next
+        use. The caller holds the file's lock and keeps or closes the old writer."""
+        writer = self._connect()
+        try:
+            writer.execute("PRAGMA wal_autocheckpoint=0")
+            # A read: our database, and its WAL and shared-memory files made (noted below).
+            writer.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        except BaseException:
+            writer.close()
+            raise
+        old, self._writer = self._writer, writer
+        if not old.in_transaction:  # (a restore's old writer is kept, still locked)
+            with contextlib.suppress(sqlite3.Error):
+                old.close()
+        self._identity = identity
+        self._sidecars = {suffix: file_identity(self.path + suffix) for suffix in SIDECARS}
+        self._last_seq.clear()
+        self._data_version = None
+        self._file.generation += 1
+
+    def _close_retired(self, now: float | None = None) -> None:
+        """Old writers whose time is up (every one when ``now`` is None)."""
+        while self._retired and (now is None or now >= self._retired[0][0]):
+            _, conn = self._retired.pop(0)
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+
     def close(self) -> None:
         self._stop.set()
         self._checkpointer.join(5)
+        self._close_retired()
         with contextlib.suppress(sqlite3.Error):
             self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         self._writer.close()
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
+        release_file(self._file)

@@ -44,6 +44,7 @@ from server.transport.ops import (
     WrittenBehind,
     answer_account,
     bind_listeners,
+    check_history_file,
     check_login,
     check_oper,
     failed_answer,
@@ -227,6 +228,7 @@ class AsyncioServer:
         self.stats.heartbeat = time.monotonic()
         self.stats.tls_failures.tick()
         if self.history is not None:
+            check_history_file(self.history)
             retry_backlog(self.core, self.history, self.stats)
         self.core.tick()
         self.flush()

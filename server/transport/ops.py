@@ -31,6 +31,7 @@ from server.core.handlers.redact import FindMessage, RedactMessage
 from server.core.history import HistoryRequest, StoreMessage
 from server.history.model import NewMessage
 from server.history.service import HistoryService
+from server.history.sqlite_store import SQLiteStore
 from server.passwords import verify_password
 from server.transport.handshakes import HandshakeFailures
 
@@ -350,6 +351,15 @@ def commit_messages(
     stats.history_commits += 1
     stats.history_writes += len(stored)
     history.committed(stored)
+
+
+def check_history_file(history: HistoryService) -> None:
+    """Once a tick, before the backlog's retry: a SQLite history file deleted or replaced
+    under the running server is put back from the open connection
+    (``SQLiteStore.check_file``, which logs what it did and never raises)."""
+    store = history.store
+    if isinstance(store, SQLiteStore):
+        store.check_file()
 
 
 def retry_backlog(core: ServerCore, history: HistoryService, stats: TransportStats) -> None:

@@ -114,6 +114,7 @@ from server.transport.ops import (
     TransportStats,
     answer_account,
     bind_listeners,
+    check_history_file,
     check_login,
     check_oper,
     failed_answer,
@@ -590,6 +591,7 @@ class SelectServer:
             self._reload_requested = False
             reload_on_signal(self.core, self.reloader)
         if self.history is not None:
+            check_history_file(self.history)
             retry_backlog(self.core, self.history, self.stats)
         self.core.tick()
         if self.history is not None and time.monotonic() >= self._next_prune:
