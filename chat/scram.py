@@ -28,6 +28,8 @@ import stringprep
 import unicodedata
 from dataclasses import dataclass
 
+from .digits import is_digits
+
 MECHANISM = "SCRAM-SHA-256"
 ITERATIONS = 4096  # for new credentials: RFC 7677's minimum, as ergo and Atheme use
 # What a client computes when a server asks: below RFC 7677's minimum is a downgrade,
@@ -134,7 +136,7 @@ class Credentials:
         first, _, keys = text[len(_STORED_PREFIX):].partition("$")
         count, _, salt_text = first.partition(":")
         stored_text, _, server_text = keys.partition(":")
-        if not count.isdigit() or not MIN_ITERATIONS <= int(count) <= MAX_ITERATIONS:
+        if not is_digits(count) or not MIN_ITERATIONS <= int(count) <= MAX_ITERATIONS:
             return None
         try:
             salt, stored, server = (_unb64(t) for t in (salt_text, stored_text, server_text))
@@ -324,7 +326,7 @@ class ScramClient:
         salt = _unb64(salt_text)
         if not salt:
             raise ScramError("empty salt")
-        if not count.isdigit() or not MIN_ITERATIONS <= int(count) <= MAX_ITERATIONS:
+        if not is_digits(count) or not MIN_ITERATIONS <= int(count) <= MAX_ITERATIONS:
             raise ScramError(f"iteration count {count[:12]!r} out of bounds")
         client_key, stored_key, server_key = _keys(
             salted_password(self._password, salt, int(count))

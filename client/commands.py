@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from chat.digits import is_digits
+
 from .model import MESSAGE_KINDS, Buffer, BufferKind, Line, Reaction
 from .passwords import mask_message, mask_nickserv, secret_raw
 from .smartfilter import Events
@@ -411,7 +413,7 @@ def _modes_per_line(s: Session) -> int:
     value = s.isupport.get("MODES")
     if value is None:
         return DEFAULT_MODES
-    return min(int(value), MAX_MODES) if value.isdigit() and int(value) > 0 else MAX_MODES
+    return min(int(value), MAX_MODES) if is_digits(value) and int(value) > 0 else MAX_MODES
 
 
 def _send_modes(s: Session, chan: str, change: str, params: list[str]) -> None:
@@ -859,7 +861,7 @@ def _whowas(s: Session, args: str, now: float) -> None:
     parts = _need(args, 1, COMMANDS["whowas"].usage)
     nick = _check_name(parts[0], "nick")
     if len(parts) > 1:
-        if not parts[1].isdigit():
+        if not is_digits(parts[1]):
             raise UsageError(f"Usage: {COMMANDS['whowas'].usage}")
         s.send("WHOWAS", nick, parts[1])
     else:
@@ -1060,7 +1062,7 @@ def _close(s: Session, args: str, now: float) -> None:
 )
 def _win(s: Session, args: str, now: float) -> None:
     parts = _need(args, 1, COMMANDS["win"].usage)
-    if parts[0].isdigit():
+    if is_digits(parts[0]):
         if not s.switch(int(parts[0]) - 1):
             raise UsageError(f"No buffer number {parts[0]} (there are {len(s.buffers)})")
     elif not s.switch(parts[0]):

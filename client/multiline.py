@@ -20,6 +20,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from chat.digits import is_digits
 from chat.message import Message
 from chat.multiline import (
     BATCH_TYPE,
@@ -67,7 +68,7 @@ def parse_limits(value: str) -> Limits | None:
     found: dict[str, int] = {}
     for token in value.split(","):
         key, _, number = token.partition("=")
-        if key in ("max-bytes", "max-lines") and number.isdigit() and len(number) < 10:
+        if key in ("max-bytes", "max-lines") and is_digits(number) and len(number) < 10:
             found[key] = int(number)
     max_bytes = found.get("max-bytes", 0)
     if max_bytes <= 0:

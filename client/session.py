@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 
 from chat import numerics as N
 from chat.casemap import Casemapping, casefold, is_casemapping
+from chat.digits import is_digits
 from chat.message import Message, ParseError, parse, serialize_tags
 from chat.names import is_channel_name, is_valid_nick
 from chat.servertime import format_time, parse_time
@@ -1365,7 +1366,7 @@ class Session:
             handler = _HANDLERS.get(msg.command)
             if handler is not None:
                 handler(self, msg, now)
-            elif msg.command.isdigit() and len(msg.command) == 3:
+            elif is_digits(msg.command) and len(msg.command) == 3:
                 self._numeric(msg, now)
         finally:
             self._label = None
@@ -1665,9 +1666,9 @@ class Session:
                 parts = [*value.split(","), "", "", ""][:4]
                 self.chanmodes = (parts[0], parts[1], parts[2], parts[3])
             elif name == "CHATHISTORY":
-                self.chathistory_limit = int(value) if value.isdigit() and len(value) < 7 else 0
+                self.chathistory_limit = int(value) if is_digits(value) and len(value) < 7 else 0
             elif name == "NICKLEN":
-                self.nicklen = int(value) if value.isdigit() and len(value) < 4 else 0
+                self.nicklen = int(value) if is_digits(value) and len(value) < 4 else 0
             elif name == "NETWORK":
                 self.network = plain(value)[:64]
         self._status()
@@ -1902,7 +1903,7 @@ class Session:
         text = " ".join([*map(plain, words[:-1]), *words[-1:]]) or msg.command
         if msg.command == N.ERR_ACCEPTFULL:
             limit = self.isupport.get("ACCEPT", "")
-            if limit.isdigit() and len(limit) < 6:
+            if is_digits(limit) and len(limit) < 6:
                 text += f" (at most {limit})"
             text += ": /accept -NICK makes room"
         buf = self.current
@@ -2064,7 +2065,7 @@ class Session:
             self.emit(BufferChanged(buf))
             # Under the "Topic for" line (join, /topic), as irssi and WeeChat say it.
             when = msg.params[3] if len(msg.params) > 3 else ""
-            age = f" {ago(now - int(when))}" if when.isdigit() else ""
+            age = f" {ago(now - int(when))}" if is_digits(when) else ""
             text = f"Topic set by {buf.topic_setter}{age}"
             self._add(buf, self._line(msg, now, Kind.INFO, text), count=False)
 

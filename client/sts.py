@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from chat.digits import is_digits
+
 log = logging.getLogger("chat.client.sts")
 
 MAX_POLICIES = 1000
@@ -37,11 +39,11 @@ def parse_sts(value: str) -> dict[str, str]:
 
 
 def valid_port(text: str) -> int | None:
-    return int(text) if text.isascii() and text.isdigit() and 0 < int(text) < 65536 else None
+    return int(text) if is_digits(text) and 0 < int(text) < 65536 else None
 
 
 def valid_duration(text: str) -> int | None:
-    return int(text) if text.isascii() and text.isdigit() and len(text) <= 10 else None
+    return int(text) if is_digits(text) and len(text) <= 10 else None
 
 
 def default_path(env: Mapping[str, str] | None = None) -> Path:

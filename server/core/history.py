@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
+from chat.digits import is_digits
 from chat.message import MAX_LINE_BODY, Message, parse_tags, serialize_tags
 from chat.msgid import is_msgid, timestamp_ms
 from chat.multiline import split_concat, utf8_size
@@ -222,8 +223,7 @@ def handle_chathistory(core: ServerCore, client: Client, msg: Message) -> None:
         fail(client, "CHATHISTORY", "INVALID_PARAMS", sub, "Too many parameters")
         return
     limit_text = params[needed - 1]
-    # isdigit() alone admits "²" or "٣", which int() then rejects with a ValueError.
-    if not (limit_text.isascii() and limit_text.isdigit()):
+    if not is_digits(limit_text):
         fail(client, "CHATHISTORY", "INVALID_PARAMS", sub, "Invalid limit")
         return
     limit = min(int(limit_text), core.config.chathistory_limit)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from chat.digits import is_digits
 from chat.masks import mask_matches
 from chat.names import is_channel_name
 
@@ -66,12 +67,12 @@ def parse_list(params: list[str], now: float, fold: Callable[[str], str]) -> Lis
 
 def _parse_item(query: ListQuery, item: str, now: float, fold: Callable[[str], str]) -> None:
     head, rest = item[:1], item[1:]
-    if head in "<>" and rest.isdigit():
+    if head in "<>" and is_digits(rest):
         if head == ">":
             query.min_users = max(query.min_users, int(rest) + 1)
         else:
             query.max_users = int(rest) - 1
-    elif head in ("C", "c", "T", "t") and rest[:1] in ("<", ">") and rest[1:].isdigit():
+    elif head in ("C", "c", "T", "t") and rest[:1] in ("<", ">") and is_digits(rest[1:]):
         minutes_ago = now - 60 * int(rest[1:])
         topic = head in ("T", "t")
         if rest[0] == "<":  # within the last n minutes

@@ -184,6 +184,8 @@ def test_malformed_lines_are_ignored() -> None:
         ":x 366",
         "005",
         ":x 005 alice PREFIX=(ov CHATHISTORY=abc NICKLEN=99999999999 :x",
+        ":x 005 alice CHATHISTORY=² NICKLEN=² MODES=² :digits int() rejects",
+        ":x CAP alice NEW :draft/multiline=max-bytes=²,max-lines=²",
         "BATCH",
         "BATCH -nonexistent",
         "BATCH +onlyref",

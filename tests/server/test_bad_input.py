@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 
 import pytest
@@ -387,3 +388,30 @@ async def test_flood_of_small_lines_in_one_write(server: RunningServer) -> None:
     await alice.send_raw(b"".join(b"PRIVMSG #chan :n%d\r\n" % i for i in range(300)))
     for i in range(300):
         assert (await bob.expect("PRIVMSG")).params == ["#chan", f"n{i}"]
+
+
+# ---------------------------------------------------------------------- odd digits
+
+
+async def test_digits_that_are_not_ascii_are_not_numbers(
+    server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # str.isdigit() admits "²", which int() rejects: each of these raised in its
+    # handler (a traceback in the log per line, no end-of-list reply).
+    alice = await server.client("alice")
+    await alice.join("#chan")
+    await alice.sync()
+    with caplog.at_level(logging.ERROR):
+        await alice.send("LIST >²")
+        await alice.expect("323")
+        await alice.send("LIST C<²")
+        await alice.expect("323")
+        await alice.send("WHOWAS nobody ²")
+        await alice.expect("406")
+        await alice.expect("369")
+        await alice.send("CAP LS ²")
+        assert (await alice.expect("CAP")).params[1] == "LS"
+        await alice.send("MODE #chan +l ²")
+        await alice.sync()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    await still_works(server, alice)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from chat.digits import is_digits
 from chat.servertime import format_time
 from server.accounts.model import Memo
 
@@ -177,7 +178,7 @@ def _picked(core: ServerCore, client: Client, memos: list[Memo], which: str,
     numbered = list(enumerate(memos, 1))
     if which.upper() == every:
         return [(n, m) for n, m in numbered if every == "ALL" or not m.read]
-    if which.isascii() and which.isdigit() and 1 <= int(which) <= len(memos):
+    if is_digits(which) and 1 <= int(which) <= len(memos):
         return [numbered[int(which) - 1]]
     tell(core, client, f"No memo {which}: you have {len(memos)} (LIST shows them)")
     return None

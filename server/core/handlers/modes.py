@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chat import numerics as N
+from chat.digits import is_digits
 from chat.masks import EXTBAN_PREFIX, is_valid_extban, normalize_mask
 from chat.message import MAX_LINE_BODY, Message
 from chat.names import is_channel_name
@@ -191,8 +192,7 @@ def channel_mode(
                 if not is_op:
                     denied = True
                     continue
-                # isascii(): str.isdigit() also accepts non-ASCII digits, which int() then reads.
-                if not (raw.isascii() and raw.isdigit()) or int(raw) <= 0:
+                if not is_digits(raw) or int(raw) <= 0:
                     core.reply(
                         client, N.ERR_INVALIDMODEPARAM, channel.name, "l", raw, "Invalid limit"
                     )

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from chat import numerics as N
+from chat.digits import is_digits
 from chat.masks import mask_matches
 from chat.message import Message
 from chat.names import is_channel_name
@@ -53,7 +54,7 @@ def parse_who_options(arg: str) -> tuple[str, Whox | None]:
     fields = "".join(f for f in WHOX_FIELDS if f in letters)
     if not fields:  # "%" alone or unknown letters: a 354 with nothing in it helps nobody
         return flags, None
-    valid = token.isascii() and token.isdigit() and len(token) <= 3
+    valid = is_digits(token) and len(token) <= 3
     return flags, Whox(fields, token if valid else "0")
 
 
@@ -244,7 +245,7 @@ def handle_whowas(core: ServerCore, client: Client, msg: Message) -> None:
         return
     count = msg.params[1] if len(msg.params) > 1 else ""
     # A count that is missing, not a number or not positive asks for every entry.
-    limit = int(count) if count.isdigit() and len(count) < 6 else 0
+    limit = int(count) if is_digits(count) and len(count) < 6 else 0
     entries = core.whowas.lookup(core.fold(nick), limit)
     if not entries:
         core.reply(client, N.ERR_WASNOSUCHNICK, nick, "There was no such nickname")

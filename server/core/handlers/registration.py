@@ -6,6 +6,7 @@ from itertools import pairwise
 from typing import TYPE_CHECKING
 
 from chat import numerics as N
+from chat.digits import is_digits
 from chat.message import MAX_LINE_BODY, Message
 from chat.names import CHANTYPES, is_valid_nick
 from chat.servertime import format_time
@@ -48,7 +49,7 @@ def handle_cap(core: ServerCore, client: Client, msg: Message) -> None:
         if not client.registered:
             client.cap_negotiating = True
         version = 0
-        if len(msg.params) > 1 and msg.params[1].isdigit():
+        if len(msg.params) > 1 and is_digits(msg.params[1]):
             version = int(msg.params[1])
         if version >= 302:
             client.cap_version = max(client.cap_version, version)

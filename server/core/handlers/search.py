@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chat import numerics as N
+from chat.digits import is_digits
 from chat.message import Message, parse_tags
 from chat.names import CHANTYPES
 from chat.servertime import parse_time
@@ -43,7 +44,7 @@ def handle_search(core: ServerCore, client: Client, msg: Message) -> None:
     limit = core.config.chathistory_limit
     given = attrs.get("limit")
     if given is not None:
-        if not (given.isascii() and given.isdigit()):
+        if not is_digits(given):
             _invalid(core, client, "Invalid limit")
             return
         limit = min(int(given), limit)
