@@ -9,7 +9,7 @@ from functools import lru_cache
 
 
 @dataclass(frozen=True, slots=True)
-class _Glob:
+class Glob:
     """A glob split on '*': each piece has a fixed length, so no regex ever backtracks.
 
     A single regex such as ``.*a.*a.*a.*b`` takes time exponential in the number of stars
@@ -45,16 +45,22 @@ def _piece(text: str) -> re.Pattern[str]:
 
 
 @lru_cache(maxsize=4096)
-def _compile(folded_mask: str) -> _Glob:
+def _compile(folded_mask: str) -> Glob:
     parts = folded_mask.split("*")
     if len(parts) == 1:
-        return _Glob(_piece(parts[0]), len(parts[0]), (), None, 0)
+        return Glob(_piece(parts[0]), len(parts[0]), (), None, 0)
     middle = tuple((_piece(p), len(p)) for p in parts[1:-1] if p)
-    return _Glob(_piece(parts[0]), len(parts[0]), middle, _piece(parts[-1]), len(parts[-1]))
+    return Glob(_piece(parts[0]), len(parts[0]), middle, _piece(parts[-1]), len(parts[-1]))
 
 
 def mask_matches(mask: str, target: str, fold: Callable[[str], str]) -> bool:
     return _compile(fold(mask)).matches(fold(target))
+
+
+def compile_mask(mask: str, fold: Callable[[str], str]) -> Glob:
+    """``mask`` folded and compiled once, for matching many folded targets (LIST, WHO):
+    ``compile_mask(m, fold).matches(fold(t)) == mask_matches(m, t, fold)``."""
+    return _compile(fold(mask))
 
 
 def normalize_mask(mask: str) -> str:

@@ -170,6 +170,9 @@ _HELP: dict[str, str] = {
     "password_min_length": "characters an account's password must have at least",
     "memo_limit": "memos an account may send at once with MemoServ (0: no limit)",
     "memo_refill": "seconds until an account may send one more memo",
+    "scan_burst": "channel or user matches one host may spend at once on LIST and WHO "
+    "<mask> searches before 263 'try again' (0: no limit; operators are not counted)",
+    "scan_rate": "matches per second a host earns back for LIST and WHO <mask> searches",
     "cloak_key": "secret for host cloaks (empty: a random one kept in the --db database, "
     "so cloaks stay the same across restarts; random per start without a database)",
     "ban_file": "file that keeps operators' K-lines and D-lines across restarts "
@@ -198,6 +201,7 @@ _HELP: dict[str, str] = {
 }
 
 _METAVAR: dict[str, str] = {
+    "scan_rate": "N",
     "host": "HOST",
     "port": "PORT",
     "tls_port": "PORT",
@@ -234,6 +238,7 @@ _INT_BOUNDS: dict[str, tuple[int, int | None]] = {
     "accept_limit": (1, 1000),
     "password_min_length": (1, 256),
     "memo_limit": (0, 1000),
+    "scan_burst": (0, None),
     "multiline_max_bytes": (0, 65536),
     "multiline_max_lines": (1, 1000),
     "sts_duration": (0, 400 * 86400),

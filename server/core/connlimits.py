@@ -37,10 +37,12 @@ class HostRate:
         self.rate = rate
         self._buckets: dict[str, _Bucket] = {}
 
-    def take(self, key: str, now: float) -> bool:
-        """Spend one token of ``key``'s bucket; False when there is none left."""
+    def take(self, key: str, now: float, cost: float = 1.0) -> bool:
+        """Spend ``cost`` tokens of ``key``'s bucket (at most ``burst``: a full bucket
+        pays for anything); False when there are not that many left."""
         if not self.burst or self.rate <= 0:
             return True
+        cost = min(cost, float(self.burst))
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = _Bucket(float(self.burst), now)
@@ -49,9 +51,9 @@ class HostRate:
                 float(self.burst), bucket.tokens + (now - bucket.updated) * self.rate
             )
             bucket.updated = now
-        if bucket.tokens < 1.0:
+        if bucket.tokens < cost:
             return False
-        bucket.tokens -= 1.0
+        bucket.tokens -= cost
         return True
 
     def expire(self, now: float) -> None:

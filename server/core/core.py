@@ -236,6 +236,10 @@ class ServerCore:
         self.account_rate = HostRate(config.account_limit, _per_second(config.account_refill))
         # MemoServ SEND per sender account: filling someone's memo box takes time.
         self.memo_rate = HostRate(config.memo_limit, _per_second(config.memo_refill))
+        # Searches that walk every channel or user (LIST, WHO <mask>): matches per host.
+        # Flood control counts lines, and one such line over 20,000 users (or with 125
+        # LIST masks) held the loop for a second.
+        self.scan_rate = HostRate(config.scan_burst, config.scan_rate)
         self.cloak_key = config.cloak_key.encode() or secrets.token_bytes(32)
         self._flooded: dict[Client, None] = {}  # clients with delayed lines
         # Cluster (server/cluster): remote users by uid, event counters, pending nick claims.
@@ -357,6 +361,7 @@ class ServerCore:
         self.limits.expire(now)
         self.account_rate.expire(now)
         self.memo_rate.expire(now)
+        self.scan_rate.expire(now)
         if self.bans:
             from .handlers.bans import expire_bans
 
@@ -396,6 +401,7 @@ class ServerCore:
         self.account_rate.rate = _per_second(new.account_refill)
         self.memo_rate.burst = new.memo_limit
         self.memo_rate.rate = _per_second(new.memo_refill)
+        self.scan_rate.burst, self.scan_rate.rate = new.scan_burst, new.scan_rate
         self.whowas.resize(new.whowas_size)
         return ignored
 
@@ -553,6 +559,16 @@ class ServerCore:
         last = trailing(last, code in FORCE_TRAILING)
         words = [":" + self.config.name, code, nick, *map(_safe_middle, middles), last]
         return " ".join(words).encode("utf-8", "surrogateescape") + b"\r\n"
+
+    def may_scan(self, client: Client, command: str, matches: int) -> bool:
+        """Whether ``client`` may run a search costing about ``matches`` matches now
+        (``scan_burst``, ``scan_rate``); if not it is told to try again later (263, as
+        solanum's pacing of LIST and WHO)."""
+        if "o" in client.modes or self.scan_rate.take(client.host_key, self.clock(), matches):
+            return True
+        self.reply(client, N.RPL_TRYAGAIN, command, "Server load is temporarily too heavy. "
+                   "Please wait a while and try again.")
+        return False
 
     def fail(self, client: Client, command: str, code: str, *context: str) -> None:
         """IRCv3 standard reply: FAIL <command> <code> [<context>...] :<description>."""

@@ -13,12 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from chat.digits import is_digits
-from chat.masks import mask_matches
+from chat.masks import Glob, compile_mask
 from chat.names import is_channel_name
 
 from .state import Channel
 
 ELIST = "CMNTU"
+# Globs a LIST may filter by, each way (the rest are ignored): every one is matched
+# against every channel on the loop, and 125 of them fit a line (solanum keeps one).
+MAX_LIST_MASKS = 4
 
 
 @dataclass(slots=True)
@@ -30,10 +33,10 @@ class ListQuery:
     created_before: float | None = None
     topic_after: float | None = None
     topic_before: float | None = None
-    masks: list[str] = field(default_factory=list)  # any of them must match
-    not_masks: list[str] = field(default_factory=list)  # none of them may match
+    masks: list[Glob] = field(default_factory=list)  # any of them must match
+    not_masks: list[Glob] = field(default_factory=list)  # none of them may match
 
-    def wants(self, channel: Channel, fold: Callable[[str], str]) -> bool:
+    def wants(self, channel: Channel) -> bool:
         if self.names is not None and channel.folded not in self.names:
             return False
         count = len(channel.members)
@@ -46,9 +49,15 @@ class ListQuery:
             or not _within(channel.topic_time, self.topic_after, self.topic_before)
         ):
             return False
-        if self.masks and not any(mask_matches(m, channel.name, fold) for m in self.masks):
+        folded = channel.folded
+        if self.masks and not any(m.matches(folded) for m in self.masks):
             return False
-        return not any(mask_matches(m, channel.name, fold) for m in self.not_masks)
+        return not any(m.matches(folded) for m in self.not_masks)
+
+    @property
+    def cost(self) -> int:
+        """Matches per channel, for the scan budget (``ServerCore.may_scan``)."""
+        return 1 + len(self.masks) + len(self.not_masks)
 
 
 def _within(when: float, after: float | None, before: float | None) -> bool:
@@ -85,8 +94,10 @@ def _parse_item(query: ListQuery, item: str, now: float, fold: Callable[[str], s
         else:
             query.created_before = minutes_ago
     elif head == "!" and rest:
-        query.not_masks.append(rest)
+        if len(query.not_masks) < MAX_LIST_MASKS:
+            query.not_masks.append(compile_mask(rest, fold))
     elif "*" in item or "?" in item:
-        query.masks.append(item)
+        if len(query.masks) < MAX_LIST_MASKS:
+            query.masks.append(compile_mask(item, fold))
     elif is_channel_name(item):
         query.names = (query.names or set()) | {fold(item)}

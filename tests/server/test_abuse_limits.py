@@ -9,7 +9,7 @@ import pytest
 
 from server.config import ServerConfig
 from server.passwords import hash_password
-from tests.conftest import RunningServer, start_server, suite_config
+from tests.conftest import OPER_NAME, OPER_PASSWORD, RunningServer, start_server, suite_config
 from tests.ircclient import IRCTestClient
 from tests.server.helpers import too_many_failures
 
@@ -226,5 +226,70 @@ async def test_refused_connections_do_not_leak_slots(backend: str) -> None:
         # Refusals and quits gave every slot back: two clients fit again.
         for i in range(2):
             await (await server.client(f"last{i}")).sync()
+    finally:
+        await stop(server)
+
+
+async def test_list_and_who_searches_are_paced_per_host(backend: str, oper_hash: str) -> None:
+    # 30 matches at once, earned back at one a second: two LISTs of 5 channels with two
+    # masks (3 matches a channel) use it up.
+    cfg = product_config(scan_burst=30, scan_rate=1.0, flood_burst=0,
+                         opers={OPER_NAME: oper_hash})
+    server = await started(backend, cfg)
+    try:
+        alice = await server.client("alice")
+        for n in range(1, 6):
+            await alice.join(f"#c{n}")
+        await alice.sync()
+
+        async def listed(client: IRCTestClient, query: str) -> list[str] | None:
+            """The channels LIST names, or None when it was told to try again."""
+            await client.send(f"LIST {query}")
+            replies = await client.collect_until("323")
+            if any(m.command == "263" for m in replies):
+                assert [m.params[1] for m in replies if m.command == "263"] == ["LIST"]
+                return None
+            return sorted(m.params[1] for m in replies if m.command == "322")
+
+        expected = ["#c1", "#c2", "#c3", "#c4"]
+        assert await listed(alice, "*c*,!*5") == expected
+        assert await listed(alice, "*c*,!*5") == expected
+        assert await listed(alice, "*c*,!*5") is None
+        # The budget is the host's: another connection from it waits too, for WHO as well.
+        bob = await server.client("bob")
+        await bob.send("WHO *a*")
+        replies = await bob.collect_until("315")
+        assert [m.command for m in replies] == ["263", "315"]
+        # A list of channel names walks nothing: always answered.
+        assert await listed(bob, "#c1,#c2") == ["#c1", "#c2"]
+        # Operators are not counted.
+        await alice.send(f"OPER {OPER_NAME} :{OPER_PASSWORD}")
+        await alice.expect("381")
+        for _ in range(3):
+            assert await listed(alice, "*c*,!*5") == expected
+        await alice.send("WHO *ob*")
+        replies = await alice.collect_until("315")
+        assert sorted(m.params[5] for m in replies if m.command == "352") == ["bob"]
+    finally:
+        await stop(server)
+
+
+async def test_list_takes_four_masks_each_way(backend: str) -> None:
+    # Every mask is matched against every channel: 125 fit a line. The first four of
+    # each kind count, as solanum keeps one.
+    server = await started(backend, product_config(flood_burst=0))
+    try:
+        alice = await server.client("alice")
+        for name in ("#a", "#b", "#c", "#d", "#e", "#f"):
+            await alice.join(name)
+        await alice.sync()
+        await alice.send("LIST *a,*b,*c,*d,*e,*f")
+        replies = await alice.collect_until("323")
+        assert sorted(m.params[1] for m in replies if m.command == "322") == [
+            "#a", "#b", "#c", "#d"
+        ]
+        await alice.send("LIST !*a,!*b,!*c,!*d,!*e")
+        replies = await alice.collect_until("323")
+        assert sorted(m.params[1] for m in replies if m.command == "322") == ["#e", "#f"]
     finally:
         await stop(server)

@@ -64,6 +64,14 @@ def test_host_rate_is_a_bucket_per_host_and_off_at_zero() -> None:
     assert all(off.take("a", 0.0) for _ in range(10))
 
 
+def test_host_rate_takes_a_cost_and_a_full_bucket_pays_for_anything() -> None:
+    rate = HostRate(burst=100, rate=10.0)
+    assert rate.take("a", 0.0, 60) and not rate.take("a", 0.0, 60)  # 40 left
+    assert rate.take("a", 2.0, 60)  # 40 + 20 back
+    assert rate.take("b", 0.0, 10_000)  # more than the burst: the whole bucket
+    assert not rate.take("b", 0.0, 1)
+
+
 def test_cloaks_are_stable_keyed_and_hide_the_address() -> None:
     a = cloak_host("192.0.2.7", b"key")
     assert a == cloak_host("192.0.2.7", b"key")

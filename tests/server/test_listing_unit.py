@@ -26,7 +26,7 @@ CHANNELS = [
 
 def listed(*params: str) -> list[str]:
     query = parse_list(list(params), NOW, FOLD)
-    return [c.name for c in CHANNELS if query.wants(c, FOLD)]
+    return [c.name for c in CHANNELS if query.wants(c)]
 
 
 def test_creation_time_windows_in_minutes() -> None:

@@ -312,9 +312,12 @@ def handle_names(core: ServerCore, client: Client, msg: Message) -> None:
 
 def handle_list(core: ServerCore, client: Client, msg: Message) -> None:
     query = parse_list(msg.params, core.clock(), core.fold)
+    if query.names is None and not core.may_scan(client, "LIST", len(core.channels) * query.cost):
+        core.reply(client, N.RPL_LISTEND, "End of /LIST")
+        return
     core.reply(client, N.RPL_LISTSTART, "Channel", "Users  Name")
     for channel in core.channels.values():
-        if can_see(channel, client) and query.wants(channel, core.fold):
+        if can_see(channel, client) and query.wants(channel):
             core.reply(client, N.RPL_LIST, channel.name, str(len(channel.members)),
                        channel.topic)
     core.reply(client, N.RPL_LISTEND, "End of /LIST")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from chat import numerics as N
 from chat.digits import is_digits
-from chat.masks import mask_matches
+from chat.masks import compile_mask, mask_matches
 from chat.message import Message
 from chat.names import is_channel_name
 
@@ -154,16 +154,18 @@ def handle_who(core: ServerCore, client: Client, msg: Message) -> None:
         if not opers_only or "o" in exact.modes:
             _who_line(core, client, exact, None, whox)
     else:
+        everyone = mask in ("*", "0")
+        if not core.may_scan(client, "WHO", len(core.nicks) * (1 if everyone else 3)):
+            core.reply(client, N.RPL_ENDOFWHO, mask, "End of WHO list")
+            return
+        glob = compile_mask(mask, core.fold)
+        fold = core.fold
         for other in list(core.nicks.values()):
             if not other.registered or not _visible(client, other):
                 continue
             if opers_only and "o" not in other.modes:
                 continue
-            if (
-                mask in ("*", "0")
-                or mask_matches(mask, other.nick, core.fold)
-                or mask_matches(mask, other.mask, core.fold)
-            ):
+            if everyone or glob.matches(other.folded) or glob.matches(fold(other.mask)):
                 _who_line(core, client, other, None, whox)
         if mask not in ("*", "0") and not opers_only:
             # A pattern naming them ("*Serv*"), not "everyone": like users hidden from a
