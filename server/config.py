@@ -66,6 +66,10 @@ class ServerConfig:
     throttle_burst: int = 10  # connects per host in a burst ...
     throttle_rate: float = 1.0  # ... refilled at this many per second
     oper_attempts: int = 3  # failed password checks (OPER, SASL) per connection per minute
+    # Failed logins per account, whatever the connection or host (a brute force from
+    # many addresses): at once, then one more per login_refill seconds.
+    login_failures: int = 10
+    login_refill: float = 6.0
     target_limit: int = 10  # new nicks a client may message at once (0: no limit) ...
     target_refill: float = 6.0  # ... and seconds until it may message one more
     cloak_hosts: bool = True  # show a keyed hash instead of the client's address

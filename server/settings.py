@@ -150,6 +150,9 @@ _HELP: dict[str, str] = {
     "throttle_burst": "new connections per host in a burst (0: no throttle)",
     "throttle_rate": "new connections per host per second after the burst",
     "oper_attempts": "failed password checks (OPER, SASL) allowed per connection per minute",
+    "login_failures": "failed logins one account may have at once, from any connections "
+    "and hosts, before its logins are refused for a while (0: no limit)",
+    "login_refill": "seconds until an account may have one more failed login",
     "target_limit": (
         "new nicks a client may send private messages to at once; replies and nicks "
         "messaged lately do not count (0: no limit; operators are exempt)"
@@ -239,6 +242,7 @@ _INT_BOUNDS: dict[str, tuple[int, int | None]] = {
     "password_min_length": (1, 256),
     "memo_limit": (0, 1000),
     "scan_burst": (0, None),
+    "login_failures": (0, 1000),
     "multiline_max_bytes": (0, 65536),
     "multiline_max_lines": (1, 1000),
     "sts_duration": (0, 400 * 86400),

@@ -56,6 +56,14 @@ class HostRate:
         bucket.tokens -= cost
         return True
 
+    def wait(self, key: str, now: float) -> float:
+        """Seconds until ``key`` has a token to spend (0: now), spending none."""
+        bucket = self._buckets.get(key)
+        if bucket is None or not self.burst or self.rate <= 0:
+            return 0.0
+        tokens = min(float(self.burst), bucket.tokens + (now - bucket.updated) * self.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
     def expire(self, now: float) -> None:
         """Forget buckets that have refilled completely."""
         if not self._buckets or self.rate <= 0:

@@ -240,6 +240,8 @@ class ServerCore:
         # Flood control counts lines, and one such line over 20,000 users (or with 125
         # LIST masks) held the loop for a second.
         self.scan_rate = HostRate(config.scan_burst, config.scan_rate)
+        # Failed logins per folded account (handlers/accounts.py check_login, SCRAM).
+        self.login_failures = HostRate(config.login_failures, _per_second(config.login_refill))
         self.cloak_key = config.cloak_key.encode() or secrets.token_bytes(32)
         self._flooded: dict[Client, None] = {}  # clients with delayed lines
         # Cluster (server/cluster): remote users by uid, event counters, pending nick claims.
@@ -362,6 +364,7 @@ class ServerCore:
         self.account_rate.expire(now)
         self.memo_rate.expire(now)
         self.scan_rate.expire(now)
+        self.login_failures.expire(now)
         if self.bans:
             from .handlers.bans import expire_bans
 
@@ -402,6 +405,8 @@ class ServerCore:
         self.memo_rate.burst = new.memo_limit
         self.memo_rate.rate = _per_second(new.memo_refill)
         self.scan_rate.burst, self.scan_rate.rate = new.scan_burst, new.scan_rate
+        self.login_failures.burst = new.login_failures
+        self.login_failures.rate = _per_second(new.login_refill)
         self.whowas.resize(new.whowas_size)
         return ignored
 

@@ -205,6 +205,33 @@ async def test_failed_attempts_are_limited(
     assert "login as 'ivan' from 127.0.0.1 refused: too many failures" in caplog.text
 
 
+async def test_failed_logins_are_limited_per_account_across_connections(
+    backend: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Each connection may fail three times a minute; an account, from everywhere, three
+    # times here (then one more every 30 s): new connections no longer buy more guesses.
+    config = suite_config(login_failures=3, login_refill=30.0)
+    async with serving(config, backend, db=str(tmp_path / "chat.db")) as server:
+        await register_account(await server.client("ivan"))
+        await register_account(await server.client("judy"))
+        for _ in range(3):
+            c = await sasl_connection(server)
+            msgs = await authenticate(c, plain("ivan", "bad password"))
+            assert [(m.command, m.params[-1]) for m in msgs] == [
+                ("904", "SASL authentication failed")]
+        c = await sasl_connection(server)
+        [refusal] = await authenticate(c, plain("ivan", PASSWORD))
+        assert refusal.command == "904" and too_many_failures(refusal.params[-1]), refusal
+        assert "login as 'ivan' from 127.0.0.1 refused: too many failures" in caplog.text
+        # NickServ IDENTIFY asks the same check.
+        other = await server.client("other")
+        said = nickserv_says(await ask(other, f"PRIVMSG NickServ :IDENTIFY ivan {PASSWORD}"))
+        assert len(said) == 1 and too_many_failures(said[0]), said
+        # Another account is not held up, on the same connection.
+        assert [m.command for m in await authenticate(c, plain("judy", PASSWORD))] == [
+            "900", "903"]
+
+
 async def test_account_notify_extended_join_and_account_tag(server: RunningServer) -> None:
     watcher = await server.client("watcher", ["account-notify", "extended-join"])
     tagged = await server.client("tagged", ["account-tag"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from server.core.cloak import cloak_host
 from server.core.connlimits import ConnectionLimits, HostRate, host_key
 from server.core.flood import FloodGate
@@ -70,6 +72,8 @@ def test_host_rate_takes_a_cost_and_a_full_bucket_pays_for_anything() -> None:
     assert rate.take("a", 2.0, 60)  # 40 + 20 back
     assert rate.take("b", 0.0, 10_000)  # more than the burst: the whole bucket
     assert not rate.take("b", 0.0, 1)
+    assert rate.wait("b", 0.05) == pytest.approx(0.05)  # half a token back: 0.05 s more
+    assert rate.wait("b", 0.1) == 0.0 and rate.wait("new", 0.0) == 0.0
 
 
 def test_cloaks_are_stable_keyed_and_hide_the_address() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -199,7 +200,7 @@ def _scram_step(core: ServerCore, client: Client, exchange: ScramExchange, data:
         final = exchange.server.final(message)
     except ValueError as e:  # not base64 (binascii.Error, or not ASCII), or a ScramError
         if exchange.server is not None:  # past the look-up: a failed attempt, counted
-            client.password_failures.append(core.clock())
+            login_failed(core, client, core.fold(exchange.server.username))
         _scram_failed(core, client, str(e))
         return
     if exchange.name is None:  # decoy credentials: no proof matches (defensive)
@@ -216,13 +217,13 @@ def _scram_first(
     if server.authzid and server.authzid != server.username:  # as PLAIN: no one else's
         _scram_failed(core, client, "an authorization identity of someone else")
         return
-    wait = password_wait(core, client)
+    folded = core.fold(server.username)
+    wait = login_wait(core, client, folded)
     if wait:
         log.warning("login as %r from %s refused: too many failures", server.username, client.ip)
         _end_sasl(client)
         _sasl_failed(core, client, too_many_text(wait))
         return
-    folded = core.fold(server.username)
 
     def answer(client: Client, found: tuple[str, str] | None) -> None:
         if client.scram is not exchange:
@@ -274,7 +275,8 @@ def check_login(
     (900, ACCOUNT; unless not ``log_in_too``) and call ``succeeded(name)``, else
     ``failed()``. Failures count against the per-connection limit, with OPER's: past
     it nothing is checked and ``throttled`` gets the text saying so."""
-    wait = password_wait(core, client)
+    folded = core.fold(account)
+    wait = login_wait(core, client, folded)
     if wait:
         log.warning("login as %r from %s refused: too many failures", account, client.ip)
         throttled(too_many_text(wait))
@@ -282,7 +284,7 @@ def check_login(
 
     def answer(client: Client, name: str | None) -> None:
         if name is None:
-            client.password_failures.append(core.clock())
+            login_failed(core, client, folded)
             log.warning("failed login as %r from %s (%s)", account, client.ip, client.nick)
             failed()
             return
@@ -290,7 +292,23 @@ def check_login(
             log_in(core, client, name)
         succeeded(name)
 
-    core.emit(Login(core.await_answer(client, answer), core.fold(account), password))
+    core.emit(Login(core.await_answer(client, answer), folded, password))
+
+
+def login_wait(core: ServerCore, client: Client, folded: str) -> int:
+    """Seconds before a password may be checked for the account ``folded`` on this
+    connection (0: now): the connection's failures limit it (``password_wait``), and
+    so do the account's, from any connection and host (``--login-failures``), or a
+    brute force from many addresses gets a guess per scrypt hash."""
+    account_wait = core.login_failures.wait(folded, core.clock())
+    return max(password_wait(core, client), math.ceil(account_wait))
+
+
+def login_failed(core: ServerCore, client: Client, folded: str) -> None:
+    """A wrong password for ``folded``: counted for the connection and the account."""
+    now = core.clock()
+    client.password_failures.append(now)
+    core.login_failures.take(folded, now)
 
 
 def _plain(data: str) -> tuple[str, str] | None:
