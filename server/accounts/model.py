@@ -4,6 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Read markers one account keeps (draft/read-marker): past it the oldest goes, in
+# memory and in the store. MARKREAD takes any valid name, and each costs a row for good.
+ACCOUNT_MARKERS = 1000
+
+
+def oldest_marker(markers: dict[str, int]) -> str:
+    """The target whose marker goes first: the oldest, of equals the greatest name (as
+    the SQL stores' ``ORDER BY time_ms DESC, target`` keeps the others)."""
+    oldest = min(markers.values())
+    return max(target for target, time_ms in markers.items() if time_ms == oldest)
+
 
 @dataclass(frozen=True, slots=True)
 class Account:

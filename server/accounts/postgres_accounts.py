@@ -26,7 +26,7 @@ import psycopg
 
 from server.history.postgres_store import connect
 
-from .model import Account, Memo, RegisteredChannel
+from .model import ACCOUNT_MARKERS, Account, Memo, RegisteredChannel
 from .store import SECRET_BYTES
 
 T = TypeVar("T")
@@ -256,6 +256,13 @@ class PostgresAccountStore:
                 "ON CONFLICT (account, target) "
                 "DO UPDATE SET time_ms = GREATEST(read_markers.time_ms, EXCLUDED.time_ms)",
                 (account, target, time_ms),
+            )
+            # The account's oldest past ACCOUNT_MARKERS go (as the core drops them).
+            conn.execute(
+                "DELETE FROM read_markers WHERE account = %s AND target IN (SELECT target "
+                "FROM read_markers WHERE account = %s ORDER BY time_ms DESC, target "
+                "OFFSET %s)",
+                (account, account, ACCOUNT_MARKERS),
             )
 
         self._run(upsert)

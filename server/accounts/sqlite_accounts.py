@@ -35,7 +35,7 @@ from server.history.sqlite_store import (
     share_file,
 )
 
-from .model import Account, Memo, RegisteredChannel
+from .model import ACCOUNT_MARKERS, Account, Memo, RegisteredChannel
 from .store import SECRET_BYTES
 
 BUSY_TIMEOUT_MS = 5000
@@ -256,12 +256,20 @@ class SQLiteAccountStore:
 
     def set_read_marker(self, account: str, target: str, time_ms: int) -> None:
         with self._lock:
+            conn = self._open_conn()
             # One statement, so atomic against another server on the same file too.
-            self._open_conn().execute(
+            conn.execute(
                 "INSERT INTO read_markers (account, target, time_ms) VALUES (?, ?, ?) "
                 "ON CONFLICT (account, target) "
                 "DO UPDATE SET time_ms = MAX(read_markers.time_ms, excluded.time_ms)",
                 (account, target, time_ms),
+            )
+            # The account's oldest past ACCOUNT_MARKERS go (as the core drops them).
+            conn.execute(
+                "DELETE FROM read_markers WHERE account = ? AND target IN (SELECT target "
+                "FROM read_markers WHERE account = ? ORDER BY time_ms DESC, target "
+                "LIMIT -1 OFFSET ?)",
+                (account, account, ACCOUNT_MARKERS),
             )
 
     def drop_read_markers(self, account: str) -> None:

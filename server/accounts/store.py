@@ -7,7 +7,7 @@ import threading
 from dataclasses import replace
 from typing import Protocol
 
-from .model import Account, Memo, RegisteredChannel
+from .model import ACCOUNT_MARKERS, Account, Memo, RegisteredChannel, oldest_marker
 
 SECRET_BYTES = 32  # of a stored secret (AccountStore.secret), as hex
 
@@ -60,7 +60,8 @@ class AccountStore(Protocol):
 
     def set_read_marker(self, account: str, target: str, time_ms: int) -> None:
         """Keep ``time_ms`` for (account, target) unless a later one is kept already
-        (markers only move forward, also when two nodes write at once)."""
+        (markers only move forward, also when two nodes write at once); at most
+        ACCOUNT_MARKERS per account, the oldest going first."""
         ...
 
     def drop_read_markers(self, account: str) -> None:
@@ -206,6 +207,8 @@ class MemoryAccountStore:
             self._check_open()
             targets = self._markers.setdefault(account, {})
             targets[target] = max(time_ms, targets.get(target, time_ms))
+            if len(targets) > ACCOUNT_MARKERS:  # the oldest goes, as in the other stores
+                del targets[oldest_marker(targets)]
 
     def drop_read_markers(self, account: str) -> None:
         with self._lock:

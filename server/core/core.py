@@ -189,7 +189,7 @@ class ServerCore:
         self.account_sessions: dict[str, dict[Client, None]] = {}
         # draft/read-marker: (folded account, folded target) -> time (ms) of the last
         # message read; read from the account store at start, written behind.
-        self.read_markers: dict[tuple[str, str], int] = {}
+        self.read_markers: dict[str, dict[str, int]] = {}  # account -> target -> time
         # Join playback: "<folded channel> <history.departure_keys key>" -> msgid marking
         # when a local user last left it (history.record_departure), in fixed memory.
         self.departures = Departures()

@@ -425,7 +425,7 @@ def unseen(core: ServerCore, client: Client, playback: Playback, rows: list[Stor
                 events or r.command not in STORED_EVENTS for r in rows) < count:
             return None
     if client.account is not None:
-        marker = core.read_markers.get((core.fold(client.account), playback.folded), 0)
+        marker = (core.read_markers.get(core.fold(client.account)) or {}).get(playback.folded, 0)
     else:
         marker = (client.markers or {}).get(playback.folded, 0)
     since = playback.since or ""

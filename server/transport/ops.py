@@ -26,7 +26,7 @@ from server.core.handlers.accounts import (
 from server.core.handlers.chanserv import DropChannel, RegisterChannel, SaveChannel
 from server.core.handlers.memoserv import MAX_MEMOS, DeleteMemos, ListMemos, MarkMemoRead, SendMemo
 from server.core.handlers.operator import CheckOper, Rehash
-from server.core.handlers.readmarker import SaveReadMarker
+from server.core.handlers.readmarker import SaveReadMarker, keep_marker
 from server.core.handlers.redact import FindMessage, RedactMessage
 from server.core.history import HistoryRequest, StoreMessage
 from server.history.model import NewMessage
@@ -145,10 +145,9 @@ def take_account_state(core: ServerCore, state: AccountState) -> None:
     start this fills the empty view; after a cluster outage it adds what other nodes
     did meanwhile."""
     core.account_names.update(state.names)
-    kept = core.read_markers
     for account, target, time_ms in state.markers:
-        if account in core.account_names and kept.get((account, target), -1) < time_ms:
-            kept[(account, target)] = time_ms
+        if account in core.account_names:
+            keep_marker(core, account, target, time_ms)
     core.registered_channels.update(state.channels)
     # Counts, not events: what the store holds is the whole truth (the writes behind
     # this node's own changes ran before this read, on the same worker).

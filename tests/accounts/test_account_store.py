@@ -27,6 +27,7 @@ from server.accounts import (
     RegisteredChannel,
     open_accounts,
 )
+from server.accounts.model import ACCOUNT_MARKERS
 from server.accounts.postgres_accounts import APPLICATION_NAME, PostgresAccountStore
 from server.accounts.service import (
     RegisterResult,
@@ -273,6 +274,25 @@ def test_read_markers_per_account_and_target(store: AccountStore) -> None:
         ("bob[]", "#chan", NOW_MS + 3),
         ("ünï", "#ünï", NOW_MS + 4),
     ]
+
+
+def test_an_account_keeps_its_newest_markers_only(store: AccountStore, opener: Opener) -> None:
+    # MARKREAD takes any valid name: ACCOUNT_MARKERS per account, the oldest going
+    # first (of two as old, the greater name), other accounts untouched.
+    store.set_read_marker("bob", "#chan", NOW_MS)
+    store.set_read_marker("alice", "#b", NOW_MS)
+    store.set_read_marker("alice", "#a", NOW_MS)
+    for i in range(1, ACCOUNT_MARKERS):
+        store.set_read_marker("alice", f"#t{i}", NOW_MS + i)
+    store.set_read_marker("alice", "#t1", NOW_MS + 5000)  # moved: now the newest
+    for markers in (store.read_markers(), opener().read_markers()):
+        alice = {target: ms for account, target, ms in markers if account == "alice"}
+        assert len(alice) == ACCOUNT_MARKERS
+        assert "#b" not in alice and alice["#a"] == NOW_MS and alice["#t1"] == NOW_MS + 5000
+        assert ("bob", "#chan", NOW_MS) in markers
+    store.set_read_marker("alice", "#a0", NOW_MS)  # as old as #a, and the greater name
+    alice = {t: ms for a, t, ms in opener().read_markers() if a == "alice"}
+    assert "#a" in alice and "#a0" not in alice and len(alice) == ACCOUNT_MARKERS
 
 
 def test_delete_removes_the_accounts_markers_only(store: AccountStore, opener: Opener) -> None:

@@ -426,7 +426,7 @@ class CoreHarness:
                     core.rehash_done(effect.conn_id, "fuzz", None, effect.label)
                 elif isinstance(effect, SaveReadMarker):  # written behind by a transport
                     # Markers only move forward: the one kept is this one or a later one.
-                    kept = self.core.read_markers.get((effect.account, effect.target))
+                    kept = self.core.read_markers.get(effect.account, {}).get(effect.target)
                     if kept is None or kept < effect.time_ms:
                         _fail(f"a read marker saved beyond the one kept: {effect!r}")
                 elif isinstance(effect, SaveBans):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from chat.servertime import format_time, parse_time
+from server.accounts.model import ACCOUNT_MARKERS
 from tests.conftest import RunningServer, serving, suite_config
 from tests.ircclient import IRCTestClient
 from tests.server.helpers import ask, only
@@ -117,3 +119,30 @@ async def test_a_conversations_marker_follows_the_partners_account(
     assert markreads(await ask(ann, "MARKREAD bobacct")) == [["bobacct", T1]]
     # A nick nobody logged in holds has its own marker.
     assert markreads(await ask(ann, "MARKREAD bob_m")) == [["bob_m", "*"]]
+
+
+async def test_an_account_keeps_its_newest_markers_only(backend: str, tmp_path: Path) -> None:
+    # MARKREAD takes any valid name, and each was kept for good, in memory and in the
+    # database: ACCOUNT_MARKERS per account now, the oldest going first.
+    start = parse_time("2026-01-02T03:04:05.000Z")
+
+    def at(i: int) -> str:
+        return "timestamp=" + format_time(start + i / 1000)
+
+    db = str(tmp_path / "chat.db")
+    async with serving(suite_config(), backend, db=db) as first:
+        ann = await session(first, "ann_a", register=True)
+        count = ACCOUNT_MARKERS + 2
+        await ann.send_raw(
+            b"".join(f"MARKREAD #c{i} {at(i)}\r\n".encode() for i in range(count)))
+        await ann.sync()
+        assert markreads(await ask(ann, "MARKREAD #c1")) == [["#c1", "*"]]
+        assert markreads(await ask(ann, "MARKREAD #c2")) == [["#c2", at(2)]]
+        # Older than every marker kept: not kept, and said so.
+        assert markreads(await ask(ann, f"MARKREAD #old {at(-1)}")) == [["#old", "*"]]
+        await ann.close()
+    async with serving(suite_config(), backend, db=db) as second:
+        ann = await session(second, "ann_b")
+        for target, expected in (("#c0", "*"), ("#c1", "*"), ("#c2", at(2)),
+                                 (f"#c{count - 1}", at(count - 1)), ("#old", "*")):
+            assert markreads(await ask(ann, f"MARKREAD {target}")) == [[target, expected]]

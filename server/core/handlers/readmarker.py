@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from chat.message import Message
 from chat.names import is_channel_name, is_valid_nick
 from chat.servertime import format_time, parse_time
+from server.accounts.model import ACCOUNT_MARKERS, oldest_marker
 
 if TYPE_CHECKING:
     from ..core import ServerCore
@@ -58,7 +59,7 @@ def handle_markread(core: ServerCore, client: Client, msg: Message) -> None:
         _connection_marker(core, client, target, time_ms)
         return
     account, folded = core.fold(client.account), marker_key(core, target)
-    stored = core.read_markers.get((account, folded))
+    stored = marker_of(core, account, folded)
     if time_ms is None:
         send_marker(core, client, target, stored)
         return
@@ -66,8 +67,10 @@ def handle_markread(core: ServerCore, client: Client, msg: Message) -> None:
     if stored is not None and time_ms <= stored:
         send_marker(core, client, target, stored)  # the newer one stands
         return
+    if not marker_moved(core, account, folded, target, time_ms):
+        send_marker(core, client, target, None)  # older than all ACCOUNT_MARKERS kept
+        return
     core.emit(SaveReadMarker(account, folded, time_ms))
-    marker_moved(core, account, folded, target, time_ms)
     if core.cluster:
         core.publish("markread", (), core.uid(client), a=account, t=folded, tn=target, ms=time_ms)
 
@@ -105,15 +108,38 @@ def marker_key(core: ServerCore, target: str) -> str:
     return folded
 
 
-def marker_moved(core: ServerCore, account: str, folded: str, shown: str, time_ms: int) -> None:
-    """Keep the new marker and tell every local session of the account that asked."""
-    stored = core.read_markers.get((account, folded))
+def marker_of(core: ServerCore, account: str, folded: str) -> int | None:
+    """The marker ``account`` keeps for the target ``folded`` (None: none)."""
+    kept = core.read_markers.get(account)
+    return kept.get(folded) if kept else None
+
+
+def keep_marker(core: ServerCore, account: str, folded: str, time_ms: int) -> bool:
+    """Keep a later marker; past ACCOUNT_MARKERS the account's oldest goes (the store
+    drops the same one). False when the new one is that oldest, so not kept."""
+    kept = core.read_markers.setdefault(account, {})
+    if kept.get(folded, -1) >= time_ms:
+        return True
+    kept[folded] = time_ms
+    if len(kept) > ACCOUNT_MARKERS:
+        oldest = oldest_marker(kept)
+        del kept[oldest]
+        return oldest != folded
+    return True
+
+
+def marker_moved(core: ServerCore, account: str, folded: str, shown: str, time_ms: int) -> bool:
+    """Keep the new marker and tell every local session of the account that asked;
+    False when it was not kept (see keep_marker)."""
+    stored = marker_of(core, account, folded)
     if stored is not None and stored >= time_ms:
-        return
-    core.read_markers[(account, folded)] = time_ms
+        return True
+    if not keep_marker(core, account, folded, time_ms):
+        return False
     for other in core.account_sessions.get(account, ()):
         if CAP in other.caps and other.closing is None:
             send_marker(core, other, shown, time_ms)
+    return True
 
 
 def send_marker(core: ServerCore, client: Client, target: str, time_ms: int | None) -> None:
@@ -124,7 +150,7 @@ def send_marker(core: ServerCore, client: Client, target: str, time_ms: int | No
 def marker_on_join(core: ServerCore, client: Client, channel_name: str) -> None:
     """After a JOIN, before its names end: the channel's marker (``*``: none)."""
     if client.account is not None:
-        stored = core.read_markers.get((core.fold(client.account), core.fold(channel_name)))
+        stored = marker_of(core, core.fold(client.account), core.fold(channel_name))
     else:
         stored = client.markers.get(core.fold(channel_name)) if client.markers else None
     send_marker(core, client, channel_name, stored)
@@ -132,5 +158,4 @@ def marker_on_join(core: ServerCore, client: Client, channel_name: str) -> None:
 
 def forget_markers(core: ServerCore, account: str) -> None:
     """The account was dropped: its markers go (the store drops its rows with it)."""
-    for key in [k for k in core.read_markers if k[0] == account]:
-        del core.read_markers[key]
+    core.read_markers.pop(account, None)
