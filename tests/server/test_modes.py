@@ -377,7 +377,12 @@ async def test_mask_lists_are_bounded(server: RunningServer) -> None:
     msgs = await ask(alice, "MODE #chan +e one!*@*")
     assert [m.command for m in msgs] == ["478"]
     assert msgs[0].params[1:] == ["#chan", "one!*@*", "Channel exception list is full"]
-    assert only(await ask(alice, "MODE #chan +b one!*@*"), "MODE")  # each list its own
+    # The four lists share the 100 (MAXLIST=beIq:100); taking one off makes room.
+    msgs = await ask(alice, "MODE #chan +b one!*@*")
+    assert [m.command for m in msgs] == ["478"]
+    assert msgs[0].params[1:] == ["#chan", "one!*@*", "Channel ban list is full"]
+    assert only(await ask(alice, "MODE #chan -e m0!*@*"), "MODE")
+    assert only(await ask(alice, "MODE #chan +b one!*@*"), "MODE")
 
 
 # ---------------------------------------------------------------------- errors

@@ -24,7 +24,9 @@ FLAG_MODES = frozenset("Ccimnrst")
 # users logged in to an account; g: only from users on one's ACCEPT list (caller ID).
 SELF_USER_MODES = frozenset("iwBRg")
 PARAM_MODES_PER_COMMAND = 4  # ISUPPORT MODES=4
-MAX_BANS = 100  # per list: ISUPPORT MAXLIST=b:100,e:100,I:100,q:100
+# Entries of the four lists together, as solanum (ISUPPORT MAXLIST=beIq:100): 100 each
+# let one user hold ~7.5 MB with 50 channels of full lists.
+MAX_LIST_ENTRIES = 100
 # List modes: letter -> (entry numeric, end numeric, end text). The quiet list's
 # numerics (solanum's 728/729) carry the mode letter after the channel.
 LIST_MODES = {
@@ -331,7 +333,7 @@ def _change_mask_list(
     if len(mask.encode()) > MAX_BAN_MASK:  # bytes: 200 characters can be 800
         core.reply(client, N.ERR_INVALIDMODEPARAM, channel.name, letter, "*", "Mask too long")
         return False
-    if len(masks) >= MAX_BANS:
+    if sum(len(channel.mask_list(each)) for each in LIST_MODES) >= MAX_LIST_ENTRIES:
         what = LIST_MODES[letter][2].removeprefix("End of channel ")
         core.reply(client, N.ERR_BANLISTFULL, channel.name, mask, f"Channel {what} is full")
         return False

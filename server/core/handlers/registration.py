@@ -380,7 +380,7 @@ def isupport_tokens(core: ServerCore) -> list[str]:
         "INVEX=I",
         f"KICKLEN={cfg.kicklen}",
         "KNOCK",
-        "MAXLIST=b:100,e:100,I:100,q:100",
+        "MAXLIST=beIq:100",
         "MODES=4",
         f"MONITOR={cfg.monitor_limit}",
         f"NETWORK={cfg.network}",
