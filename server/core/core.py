@@ -569,11 +569,15 @@ class ServerCore:
         """Whether ``client`` may run a search costing about ``matches`` matches now
         (``scan_burst``, ``scan_rate``); if not it is told to try again later (263, as
         solanum's pacing of LIST and WHO)."""
-        if "o" in client.modes or self.scan_rate.take(client.host_key, self.clock(), matches):
+        if self.scan_allowed(client, matches):
             return True
         self.reply(client, N.RPL_TRYAGAIN, command, "Server load is temporarily too heavy. "
                    "Please wait a while and try again.")
         return False
+
+    def scan_allowed(self, client: Client, matches: int) -> bool:
+        """``may_scan`` without the reply (operators are not counted)."""
+        return "o" in client.modes or self.scan_rate.take(client.host_key, self.clock(), matches)
 
     def fail(self, client: Client, command: str, code: str, *context: str) -> None:
         """IRCv3 standard reply: FAIL <command> <code> [<context>...] :<description>."""

@@ -293,3 +293,31 @@ async def test_list_takes_four_masks_each_way(backend: str) -> None:
         assert sorted(m.params[1] for m in replies if m.command == "322") == ["#e", "#f"]
     finally:
         await stop(server)
+
+
+async def test_searches_share_the_budget_and_fail_past_it(backend: str, tmp_path: Path) -> None:
+    # A SEARCH that matches nothing reads every row of every target: counted as
+    # history_max_rows per target (2 channels: 2,000 rows here), from the same budget.
+    cfg = product_config(scan_burst=4_000, scan_rate=0.01, flood_burst=0,
+                         history_max_rows=1_000, db=str(tmp_path / "chat.db"))
+    server = await started(backend, cfg)
+    try:
+        alice = await server.client("alice", ["soju.im/search", "batch"])
+        await alice.join("#a")
+        await alice.join("#b")
+        await alice.send("PRIVMSG #a :hello there")
+        await alice.sync()
+        for _ in range(2):
+            await alice.send("SEARCH text=hello")
+            replies = await alice.collect_until("BATCH", "FAIL")
+            assert replies[-1].command == "BATCH"
+            await alice.expect("BATCH")  # its end
+        await alice.send("SEARCH text=hello")
+        fail = await alice.expect("FAIL")
+        assert fail.params[:3] == ["SEARCH", "TEMPORARILY_UNAVAILABLE", "*"], fail
+        # A LIST over the channels is out of the same budget.
+        await alice.send("LIST *")
+        replies = await alice.collect_until("323")
+        assert [m.command for m in replies] == ["263", "323"]
+    finally:
+        await stop(server)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 SEARCH_CAP = "soju.im/search"
 TEXT_MAX = 200  # characters of a search text: a LIKE pattern, scanned row by row
+SCAN_ROWS = 10_000  # rows a target is counted as for the budget when history keeps all
 
 
 def handle_search(core: ServerCore, client: Client, msg: Message) -> None:
@@ -67,6 +68,13 @@ def handle_search(core: ServerCore, client: Client, msg: Message) -> None:
             core.fail(client, "SEARCH", "INVALID_TARGET", where, "Messages could not be searched")
             return
         targets = (readable,)
+    # A text that matches nothing reads every row of every target (a LIKE scan, on the
+    # one search thread): paid for from the host's budget of LIST and WHO, in rows.
+    rows = (len(targets) + bool(account)) * (core.config.history_max_rows or SCAN_ROWS)
+    if not core.scan_allowed(client, rows):
+        core.fail(client, "SEARCH", "TEMPORARILY_UNAVAILABLE", where or "*",
+                  "Too many searches from your host; try again in a few seconds")
+        return
     search = Search(targets, text, sender, bounds.get("after", 0), bounds.get("before", 0), limit,
                     account)
     rid = core.new_history_request(client, "search", where or "")
