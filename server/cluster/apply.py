@@ -1054,14 +1054,14 @@ def _on_markread(core: ServerCore, event: Event) -> None:
 
 
 def _on_invite(core: ServerCore, event: Event) -> None:
-    from server.core.handlers.channels import notify_invite
+    from server.core.handlers.channels import invite, notify_invite
 
     relay = _relay(event["r"])
     target = _addressee(core, event)
-    if target is not None and target.closing is None:
-        target.invites.add(str(event["t"]))
-        core.deliver(target, relay)
     channel = core.channels.get(str(event["t"]))
+    if target is not None and target.closing is None:
+        invite(target, str(event["t"]), channel)
+        core.deliver(target, relay)
     if channel is not None:
         notify_invite(core, channel, relay, () if target is None else (target,))
 

@@ -101,7 +101,9 @@ class Client:
         self.account: str | None = None  # the account logged in to (SASL, REGISTER)
         self.sasl: str | None = None  # an AUTHENTICATE exchange: the base64 so far
         self.scram: ScramExchange | None = None  # that exchange's SCRAM state, if SCRAM
-        self.invites: set[str] = set()  # folded channel names this connection may enter
+        # Channels this connection was invited to: folded name -> that channel (an
+        # invite is to one channel, not to the next one of its name); see invite().
+        self.invites: dict[str, Channel | None] = {}
         # draft/read-marker without an account: folded target -> ms, this connection's.
         self.markers: dict[str, int] | None = None
         # draft/multiline: the batch of PRIVMSG lines being received (batch.OpenBatch).

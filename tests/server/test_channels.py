@@ -201,6 +201,29 @@ async def test_invite_only_and_invite_lets_in(server: RunningServer) -> None:
     assert "473" in [m.command for m in await bob.sync()]
 
 
+async def test_an_invite_is_to_the_channel_not_to_its_next_holder(server: RunningServer) -> None:
+    # alice invites bob to her #ops and leaves: the channel is gone. carol makes a new
+    # #ops, locked; the old invite must not let bob past +i, +k, +l or a ban.
+    alice = await server.client("alice")
+    bob = await server.client("bob")
+    carol = await server.client("carol")
+    await alice.join("#ops")
+    await alice.send("INVITE bob #ops")
+    await bob.expect("INVITE")
+    await alice.send("PART #ops")
+    await alice.sync()
+    await carol.join("#ops")
+    await carol.send("MODE #ops +iklb secret 1 *!*@*")
+    await carol.sync()
+    assert [m.command for m in await ask(bob, "JOIN #ops")] == ["475"]  # the key, first
+    assert [(m.command, m.params[1:]) for m in await ask(bob, "INVITE")] == [
+        ("337", ["End of /INVITE list"])]
+    # An invite to this #ops lets him in.
+    await carol.send("INVITE bob #ops")
+    await bob.expect("INVITE")
+    assert "JOIN" in [m.command for m in await ask(bob, "JOIN #ops")]
+
+
 async def test_channel_full(server: RunningServer) -> None:
     alice = await server.client("alice")
     bob = await server.client("bob")

@@ -129,7 +129,7 @@ def join(core: ServerCore, client: Client, name: str, key: str) -> None:
         return
     if created:
         core.channels[folded] = channel
-    client.invites.discard(folded)
+    client.invites.pop(folded, None)
     # Joining a registered channel with members, the founder gets +o from ChanServ below.
     channel.members[client] = "o" if trusted and (created or registered is None) else ""
     client.channels[folded] = channel
@@ -159,7 +159,7 @@ def join(core: ServerCore, client: Client, name: str, key: str) -> None:
 
 def refused(core: ServerCore, client: Client, channel: Channel, key: str) -> bool:
     """Whether the channel's key, +i, +l, bans or +r keep the client out (told why)."""
-    invited = channel.folded in client.invites
+    invited = client.invites.get(channel.folded) is channel
     if channel.key is not None and key != channel.key and not invited:
         core.reply(client, N.ERR_BADCHANNELKEY, channel.name, "Cannot join channel (+k)")
     elif "i" in channel.modes and not invited and not on_list(core, channel.invex, client):
@@ -378,12 +378,26 @@ def _kick(core: ServerCore, client: Client, name: str, nicks: list[str], reason:
         core.remove_member(channel, target)
 
 
+INVITES_KEPT = 100  # channels one connection keeps invites to; the oldest go first
+
+
+def invite(client: Client, folded: str, channel: Channel | None) -> None:
+    """Let ``client`` into this ``channel`` past +i, +k, +l and bans, once. Bound to the
+    channel, not its name: one destroyed and made again by someone else is a new one
+    (a stale invite let a user into it past all of those)."""
+    invites = client.invites
+    invites.pop(folded, None)
+    invites[folded] = channel
+    if len(invites) > INVITES_KEPT:
+        del invites[next(iter(invites))]
+
+
 def handle_invite(core: ServerCore, client: Client, msg: Message) -> None:
     if not msg.params:
         # Modern IRC: the channels this user has been invited to (and may still join).
         for folded in sorted(client.invites):
             channel = core.channels.get(folded)
-            if channel is not None:
+            if channel is not None and client.invites[folded] is channel:
                 core.reply(client, N.RPL_INVITEDLIST, channel.name)
         core.reply(client, N.RPL_ENDOFINVITEDLIST, "End of /INVITE list")
         return
@@ -416,7 +430,7 @@ def handle_invite(core: ServerCore, client: Client, msg: Message) -> None:
     # Bound to the connection, not the nick: a nick is not an identity.
     relay = core.new_relay(client, "INVITE", [target.nick, channel.name])
     if target.remote is None:
-        target.invites.add(channel.folded)
+        invite(target, channel.folded, channel)
         core.deliver(target, relay)
     if core.cluster:
         # The target's node checks the invite when the user joins there; every node
