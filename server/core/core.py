@@ -55,6 +55,7 @@ from .history import (
     sender_key,
     transit_key,
 )
+from .logbudget import LogBudget
 from .monitor import MonitorIndex
 from .multiline import MultilineRelay, batch_line_cost, has_batch_tag
 from .relay import Relay, add_tag, fit_line, relay_wire
@@ -71,6 +72,7 @@ PLAYBACK_HOLD_SECONDS = 5.0
 # told apart by msgid (an event in flight takes milliseconds).
 JOINER_MSGIDS_SECONDS = 10.0
 HELD_LINES = 64  # lines a client may send while its OPER or REHASH awaits its answer
+REFUSALS_LOGGED = 20  # refused connections logged a minute (see refusal_log)
 
 # Settings a running server cannot change: REHASH keeps the old value and says so.
 RESTART_ONLY = (
@@ -240,6 +242,11 @@ class ServerCore:
         # Flood control counts lines, and one such line over 20,000 users (or with 125
         # LIST masks) held the loop for a second.
         self.scan_rate = HostRate(config.scan_burst, config.scan_rate)
+        # A connect flood is refused at the rate it connects: a line each would be
+        # gigabytes of log a day (the metrics count them all).
+        self.refusal_log = LogBudget(
+            log, REFUSALS_LOGGED, "%d more connections refused in that minute (not logged)", clock
+        )
         # Failed logins per folded account (handlers/accounts.py check_login, SCRAM).
         self.login_failures = HostRate(config.login_failures, _per_second(config.login_refill))
         self.cloak_key = config.cloak_key.encode() or secrets.token_bytes(32)
@@ -283,7 +290,8 @@ class ServerCore:
         self.clients[conn_id] = client
         if refusal is not None:
             self.stats.refuse(refusal)
-            log.info("refused connection from %s: %s", ip, refusal)
+            if self.refusal_log.allow():
+                log.info("refused connection from %s: %s", ip, refusal)
             self.write(client, closing_link(ip, refusal))
             client.closing = refusal  # write() above put it on the dirty list
             return client
@@ -364,6 +372,7 @@ class ServerCore:
         self.account_rate.expire(now)
         self.memo_rate.expire(now)
         self.scan_rate.expire(now)
+        self.refusal_log.tick()
         self.login_failures.expire(now)
         if self.bans:
             from .handlers.bans import expire_bans

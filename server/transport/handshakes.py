@@ -16,6 +16,8 @@ import ssl
 import time
 from collections.abc import Callable
 
+from server.core.logbudget import LogBudget
+
 log = logging.getLogger("chat.server.transport")
 
 LOG_PER_MINUTE = 20
@@ -112,19 +114,15 @@ class HandshakeFailures:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.count = 0
         self.silent = 0  # connections closed before their first byte
-        self._clock = clock
-        self._window = clock()
-        self._logged = 0
-        self._quiet = 0  # failures not logged in the current window
+        self._budget = LogBudget(
+            log, LOG_PER_MINUTE, "%d more TLS handshakes failed in that minute (not logged)",
+            clock,
+        )
 
     def failed(self, ip: str, exc: BaseException | None) -> None:
         self.count += 1
-        self.tick()
-        if self._logged >= LOG_PER_MINUTE:
-            self._quiet += 1
-            return
-        self._logged += 1
-        log.info("TLS handshake from %s failed: %s", ip, describe(exc))
+        if self._budget.allow():
+            log.info("TLS handshake from %s failed: %s", ip, describe(exc))
 
     def closed_silently(self, ip: str) -> None:
         """A connection closed before sending a byte: no handshake was tried. A load
@@ -134,11 +132,6 @@ class HandshakeFailures:
         log.debug("TLS port: %s closed before sending a byte (a TCP probe?)", ip)
 
     def tick(self) -> None:
-        """Once a second (the transport's timer) and at each failure: a minute over, the
-        count of those not logged in it is, and a new minute starts."""
-        now = self._clock()
-        if now - self._window < 60.0:
-            return
-        if self._quiet:
-            log.info("%d more TLS handshakes failed in that minute (not logged)", self._quiet)
-        self._window, self._logged, self._quiet = now, 0, 0
+        """Once a second (the transport's timer): a minute over, the count of the
+        failures not logged in it is."""
+        self._budget.tick()

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
+from server.config import ServerConfig
 from server.core.cloak import cloak_host
 from server.core.connlimits import ConnectionLimits, HostRate, host_key
+from server.core.core import ServerCore
 from server.core.flood import FloodGate
 from server.core.targets import TargetGate
 
@@ -96,3 +100,22 @@ def test_target_gate_refills_one_new_target_at_a_time() -> None:
     assert list(gate.recent) == ["a", "c"]
     gate.remember("e")  # someone wrote to us: answering is free
     assert gate.allow("e", 12.0) and list(gate.recent) == ["c", "e"]
+
+
+def test_refused_connections_are_logged_twenty_a_minute(caplog: pytest.LogCaptureFixture) -> None:
+    # A connect flood is refused as fast as it connects: a line each would be
+    # gigabytes of log a day. Twenty a minute, then one line with the rest.
+    now = [1000.0]
+    core = ServerCore(
+        ServerConfig(name="t.server", db="", max_per_host=1, throttle_burst=0), lambda: now[0]
+    )
+    core.connect(1, "192.0.2.1", 1000)
+    with caplog.at_level(logging.INFO, logger="chat.server.core"):
+        for conn_id in range(2, 32):
+            assert core.connect(conn_id, "192.0.2.1", 1000).closing is not None
+        refused = [r for r in caplog.records if "refused connection" in r.getMessage()]
+        assert len(refused) == 20
+        assert core.stats.refused == {"Too many connections from your host": 30}
+        now[0] += 61
+        core.tick()
+    assert "10 more connections refused in that minute (not logged)" in caplog.text
