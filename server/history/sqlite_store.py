@@ -88,6 +88,7 @@ WAL_RESTART_BYTES = 64 << 20
 # the WAL and checksums it: with 1 KiB pages a one-message commit costs ~20 % less
 # than with the 4 KiB default. Applies to new databases; existing ones keep theirs.
 PAGE_SIZE = 1024
+LAST_SEQ_KEPT = 10_000  # targets whose last sequence number the writer keeps in memory
 
 # A database file deleted or replaced under the running server (see ``check_file``).
 SIDECARS = ("-wal", "-shm")
@@ -374,6 +375,10 @@ class SQLiteStore:
         # Its number is read from the index each time rather than kept for the run.
         for target in transit:
             last_seq.pop(target, None)
+        # Channels made to be thrown away (JOIN 45 names, JOIN 0, again) would each keep
+        # an entry for the run: the earliest known go first, and are read again if used.
+        while len(last_seq) > LAST_SEQ_KEPT:
+            del last_seq[next(iter(last_seq))]
         return rows
 
     def redact(self, target: str, msgid: str) -> bool:

@@ -24,6 +24,7 @@ import psycopg
 import pytest
 
 from server.config import ServerConfig
+from server.history import sqlite_store
 from server.history.model import (
     NO_REF,
     REDACT_EVENT,
@@ -1678,3 +1679,22 @@ def test_the_service_thread_pool_reads_postgres_concurrently(pg_url: str) -> Non
 
     asyncio.run(main())
     s.close()
+
+
+def test_the_sqlite_writer_keeps_a_bounded_number_of_last_sequence_numbers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Channels made to be thrown away (JOIN many names, JOIN 0, again) each kept an
+    # entry for the run. Past the bound the earliest known go, and numbering goes on
+    # from the database for them.
+    monkeypatch.setattr(sqlite_store, "LAST_SEQ_KEPT", 3)
+    store = SQLiteStore(str(tmp_path / "h.db"))
+    try:
+        gen = Messages()
+        first = store.append([gen.new(f"#c{i}") for i in range(5)])
+        assert len(store._last_seq) == 3 and "#c0" not in store._last_seq
+        again = store.append([gen.new("#c0"), gen.new("#c0"), gen.new("#c4")])
+        assert [r.seq for r in again] == [first[0].seq + 1, first[0].seq + 2, first[4].seq + 1]
+        assert len(store._last_seq) == 3
+    finally:
+        store.close()
