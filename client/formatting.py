@@ -163,39 +163,6 @@ class Span:
     text: str
     style: Style = PLAIN
 
-    # The style's attributes, read through the span as before styles were shared.
-    @property
-    def bold(self) -> bool:
-        return self.style.bold
-
-    @property
-    def italic(self) -> bool:
-        return self.style.italic
-
-    @property
-    def underline(self) -> bool:
-        return self.style.underline
-
-    @property
-    def strikethrough(self) -> bool:
-        return self.style.strikethrough
-
-    @property
-    def monospace(self) -> bool:
-        return self.style.monospace
-
-    @property
-    def reverse(self) -> bool:
-        return self.style.reverse
-
-    @property
-    def fg(self) -> str | None:
-        return self.style.fg
-
-    @property
-    def bg(self) -> str | None:
-        return self.style.bg
-
 
 # ASCII digits only: \d would read "\x03٣" as colour 3 and eat the text's first character.
 _COLOUR_ARGS = re.compile(r"([0-9]{1,2})?(?:,([0-9]{1,2}))?")

@@ -30,11 +30,12 @@ def test_a_span_holds_its_text_and_one_style() -> None:
     assert sys.getsizeof(Span("x")) < sys.getsizeof(Style())
 
 
-def test_a_span_reads_as_before() -> None:
+def test_a_span_is_its_text_and_a_style() -> None:
     sp = Span("x", style(bold=True, reverse=True, fg="#ff0000", bg="#000000"))
-    assert (sp.text, sp.bold, sp.italic, sp.underline, sp.strikethrough, sp.monospace) == (
+    st = sp.style
+    assert (sp.text, st.bold, st.italic, st.underline, st.strikethrough, st.monospace) == (
         "x", True, False, False, False, False)
-    assert (sp.reverse, sp.fg, sp.bg) == (True, "#ff0000", "#000000")
+    assert (st.reverse, st.fg, st.bg) == (True, "#ff0000", "#000000")
     assert Span("x") == Span("x", PLAIN) and Span("x").style is PLAIN
     assert Span("x", Style(bold=True)) == Span("x", style(bold=True))  # by value
 
@@ -43,6 +44,6 @@ def test_the_style_table_is_bounded() -> None:
     # Hex colours are the server's to choose: endless new styles must not grow the table.
     for n in range(formatting.MAX_STYLES + 10):
         [sp] = render(f"\x04{n:06x}x")
-        assert sp.fg == f"#{n:06x}"
+        assert sp.style.fg == f"#{n:06x}"
     assert len(formatting._STYLES) <= formatting.MAX_STYLES
     assert style(underline=True) is style(underline=True)  # still shared after emptying

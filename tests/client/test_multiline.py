@@ -170,8 +170,8 @@ def test_line_feeds_are_the_only_control_characters_kept() -> None:
     feed(s, batch("ml1", "bob", "#t", ["\x02bold", "\x1b[31mred\x07", "\u202eplain"], "M1", T0))
     [line] = messages(s.current)
     assert line.text == "bold\nred\nplain"
-    assert [sp.bold for sp in line.spans if sp.text == "bold"] == [True]
-    assert [sp.bold for sp in line.spans if sp.text != "bold"] == [False] * 4  # per line
+    assert [sp.style.bold for sp in line.spans if sp.text == "bold"] == [True]
+    assert [sp.style.bold for sp in line.spans if sp.text != "bold"] == [False] * 4  # per line
     # A line feed from anywhere else (a tag value, say) is still taken out.
     feed(s, ["@+x=a\\nb :bob!b@h PRIVMSG #t :one line"])
     assert messages(s.current)[-1].text == "one line"

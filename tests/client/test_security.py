@@ -57,17 +57,18 @@ def test_mirc_codes_become_spans() -> None:
     )
     assert text == "bold italic under colour rev."
     by_text = {sp.text: sp for sp in spans}
-    assert by_text["bold"].bold and by_text["italic"].italic and by_text["under"].underline
-    assert by_text["colour"].fg == "#ff0000" and by_text["colour"].bg == "#0000fc"
-    assert by_text["rev"].reverse and not by_text["."].reverse
+    assert by_text["bold"].style.bold and by_text["italic"].style.italic
+    assert by_text["under"].style.underline
+    assert by_text["colour"].style.fg == "#ff0000" and by_text["colour"].style.bg == "#0000fc"
+    assert by_text["rev"].style.reverse and not by_text["."].style.reverse
     assert "".join(sp.text for sp in spans) == text
     _, spans = display("\x04ff8800,000000hex\x1estrike")
-    assert spans[0].fg == "#ff8800" and spans[0].bg == "#000000"
-    assert spans[1].strikethrough
+    assert spans[0].style.fg == "#ff8800" and spans[0].style.bg == "#000000"
+    assert spans[1].style.strikethrough
     assert render("") == ()
     assert plain("\x0399,99x\x03,5y") == "x,5y"
     # Colour numbers are ASCII digits: other digits are text (as mIRC and the server's +c).
-    assert plain("\x03٣x") == "٣x" and render("\x03٣x")[0].fg is None
+    assert plain("\x03٣x") == "٣x" and render("\x03٣x")[0].style.fg is None
 
 
 def test_incoming_text_is_clean_everywhere() -> None:

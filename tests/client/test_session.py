@@ -349,7 +349,7 @@ def test_topic() -> None:
     )
     buf = s.buffer("#t")
     assert buf is not None and buf.topic == "the topic" and buf.topic_setter == "bob"
-    assert any(sp.bold and sp.text == "topic" for sp in buf.topic_spans)
+    assert any(sp.style.bold and sp.text == "topic" for sp in buf.topic_spans)
     # Who set it and when, under it (as irssi and WeeChat): NOW is 1790000000.
     assert [ln.text for ln in list(buf.lines)[-2:]] == ["Topic for #t: the topic",
                                                   "Topic set by bob just now"]  # fmt: skip
