@@ -47,9 +47,7 @@ class HostRate:
         if bucket is None:
             bucket = self._buckets[key] = _Bucket(float(self.burst), now)
         else:
-            bucket.tokens = min(
-                float(self.burst), bucket.tokens + (now - bucket.updated) * self.rate
-            )
+            bucket.tokens = self._tokens(bucket, now)
             bucket.updated = now
         if bucket.tokens < cost:
             return False
@@ -61,8 +59,12 @@ class HostRate:
         bucket = self._buckets.get(key)
         if bucket is None or not self.burst or self.rate <= 0:
             return 0.0
-        tokens = min(float(self.burst), bucket.tokens + (now - bucket.updated) * self.rate)
+        tokens = self._tokens(bucket, now)
         return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
+    def _tokens(self, bucket: _Bucket, now: float) -> float:
+        """What ``bucket`` holds at ``now``, refilled since it was last spent from."""
+        return min(float(self.burst), bucket.tokens + (now - bucket.updated) * self.rate)
 
     def expire(self, now: float) -> None:
         """Forget buckets that have refilled completely."""
