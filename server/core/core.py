@@ -189,9 +189,10 @@ class ServerCore:
         # Local clients logged in, by folded account: who hears of a moved read marker,
         # who is logged out when an account is dropped (without scanning every client).
         self.account_sessions: dict[str, dict[Client, None]] = {}
-        # draft/read-marker: (folded account, folded target) -> time (ms) of the last
-        # message read; read from the account store at start, written behind.
-        self.read_markers: dict[str, dict[str, int]] = {}  # account -> target -> time
+        # draft/read-marker: folded account -> folded target -> time (ms) of the last
+        # message read (readmarker.keep_marker: ACCOUNT_MARKERS at most); read from the
+        # account store at start, written behind.
+        self.read_markers: dict[str, dict[str, int]] = {}
         # Join playback: "<folded channel> <history.departure_keys key>" -> msgid marking
         # when a local user last left it (history.record_departure), in fixed memory.
         self.departures = Departures()

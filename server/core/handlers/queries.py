@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from chat import numerics as N
 from chat.digits import is_digits
-from chat.masks import compile_mask, mask_matches
+from chat.masks import compile_mask
 from chat.message import Message
 from chat.names import is_channel_name
 
@@ -167,13 +167,11 @@ def handle_who(core: ServerCore, client: Client, msg: Message) -> None:
                 continue
             if everyone or glob.matches(other.folded) or glob.matches(fold(other.mask)):
                 _who_line(core, client, other, None, whox)
-        if mask not in ("*", "0") and not opers_only:
+        if not everyone and not opers_only:
             # A pattern naming them ("*Serv*"), not "everyone": like users hidden from a
             # bare WHO * on the big networks, they are there when asked for.
             for service in PSEUDO_CLIENTS.values():
-                if mask_matches(mask, service.nick, core.fold) or mask_matches(
-                    mask, service.mask(core), core.fold
-                ):
+                if glob.matches(fold(service.nick)) or glob.matches(fold(service.mask(core))):
                     _service_who_line(core, client, service, whox)
     core.reply(client, N.RPL_ENDOFWHO, mask, "End of WHO list")
 
