@@ -183,6 +183,7 @@ class Channel:
     invex: list[Ban] = field(default_factory=list)  # +I: may join while +i
     quiets: list[Ban] = field(default_factory=list)  # +q: may not speak (+e exempts)
     origin: str = ""  # cluster: the node that created it (ties on `created` go to the lower)
+    last_knock: float | None = None  # the last KNOCK delivered here (core clock), any node's
 
     def mask_list(self, letter: str) -> list[Ban]:
         """The list behind list mode ``letter`` (b, e, I or q)."""

@@ -1,10 +1,10 @@
-"""KNOCK over real TCP, on every backend; the rate window with a fake clock."""
+"""KNOCK over real TCP, on every backend; the rate windows with a fake clock."""
 
 from __future__ import annotations
 
 from chat.message import Message
-from server.core.handlers.channels import KNOCK_WINDOW
-from tests.conftest import RunningServer, suite_config
+from server.core.handlers.channels import KNOCK_CHANNEL_WINDOW, KNOCK_WINDOW
+from tests.conftest import OPER_NAME, OPER_PASSWORD, RunningServer, serving, suite_config
 from tests.fuzz.harness import CoreHarness
 from tests.ircclient import IRCTestClient
 from tests.server.helpers import ask, mask
@@ -62,12 +62,13 @@ async def test_keyed_and_full_channels_are_closed_too(server: RunningServer) -> 
     dave = await server.client("dave")
     assert await ask(dave, "KNOCK #c :key?") == [delivered("dave", "#c")]
     assert await alice.sync() == [knock_notice("#c", dave, "key?")]
-    await ask(alice, "MODE #c -k *")
-    await ask(alice, "MODE #c +l 3")  # three members: full
+    # #c took its knock for this minute: a full channel is another one.
+    await ask(alice, "JOIN #e")
+    await ask(alice, "MODE #e +l 1")  # one member: full
     await alice.sync()
     erin = await server.client("erin")
-    assert await ask(erin, "KNOCK #c :full?") == [delivered("erin", "#c")]
-    assert await alice.sync() == [knock_notice("#c", erin, "full?")]
+    assert await ask(erin, "KNOCK #e :full?") == [delivered("erin", "#e")]
+    assert await alice.sync() == [knock_notice("#e", erin, "full?")]
 
 
 async def test_knock_on_an_open_channel(server: RunningServer) -> None:
@@ -111,7 +112,7 @@ async def test_a_banned_user_cannot_knock(server: RunningServer) -> None:
     assert await alice.sync() == []
 
 
-async def test_one_knock_per_channel_per_window(server: RunningServer) -> None:
+async def test_one_knock_per_user_per_channel(server: RunningServer) -> None:
     alice, _, _ = await closed_channel(server)
     await ask(alice, "JOIN #d")
     await ask(alice, "MODE #d +i")
@@ -121,14 +122,43 @@ async def test_one_knock_per_channel_per_window(server: RunningServer) -> None:
         numeric("712", "dave", "#c", "Too many KNOCKs (user)")
     ]
     assert await alice.sync() == [knock_notice("#c", dave, "first")]
-    # Another channel is another knock; another user may knock on the same one.
-    assert await ask(dave, "KNOCK #d") == [delivered("dave", "#d")]
+    assert await ask(dave, "KNOCK #d") == [delivered("dave", "#d")]  # another channel
+    assert await alice.sync() == [knock_notice("#d", dave, "has asked for an invite")]
+
+
+async def test_one_knock_per_channel_from_anyone(server: RunningServer) -> None:
+    """Many nicks knocking on one channel reach its operators once per window."""
+    alice, bob, _ = await closed_channel(server)
+    await ask(alice, "JOIN #d")
+    await ask(alice, "MODE #d +i")
+    dave = await server.client("dave")
     erin = await server.client("erin")
-    assert await ask(erin, "KNOCK #c") == [delivered("erin", "#c")]
-    assert await alice.sync() == [
-        knock_notice("#d", dave, "has asked for an invite"),
-        knock_notice("#c", erin, "has asked for an invite"),
-    ]
+    assert await ask(dave, "KNOCK #c :first") == [delivered("dave", "#c")]
+    too_many = numeric("712", "erin", "#c", "Too many KNOCKs (channel)")
+    assert await ask(erin, "KNOCK #c :me too") == [too_many]
+    assert await alice.sync() == [knock_notice("#c", dave, "first")]
+    assert await bob.sync() == [knock_notice("#c", dave, "first")]
+    # The channel's window is not a user's: erin may knock on another channel at once.
+    assert await ask(erin, "KNOCK #d") == [delivered("erin", "#d")]
+    assert await alice.sync() == [knock_notice("#d", erin, "has asked for an invite")]
+
+
+async def test_operators_are_held_by_the_channel_window(
+    backend: str, oper_hash: str
+) -> None:
+    """As in solanum, an IRC operator's KNOCK waits for the channel's window too."""
+    async with serving(suite_config(opers={OPER_NAME: oper_hash}), backend) as server:
+        alice, _, _ = await closed_channel(server)
+        dave = await server.client("dave")
+        oper = await server.client("oper")
+        await oper.send(f"OPER {OPER_NAME} :{OPER_PASSWORD}")
+        await oper.expect("381")
+        await oper.sync()
+        assert await ask(dave, "KNOCK #c") == [delivered("dave", "#c")]
+        assert await ask(oper, "KNOCK #c") == [
+            numeric("712", "oper", "#c", "Too many KNOCKs (channel)")
+        ]
+        assert await alice.sync() == [knock_notice("#c", dave, "has asked for an invite")]
 
 
 async def test_isupport_advertises_knock(server: RunningServer) -> None:
@@ -174,3 +204,38 @@ def test_the_window_passes_with_the_core_clock() -> None:
         h.send_line(dave, "KNOCK #nowhere")  # an error: the window is untouched
         assert knock() == ([ok], [notice])
         assert list(client.knocks) == ["#c"]  # knocks older than the window are dropped
+
+
+def test_the_channel_window_passes_with_the_core_clock() -> None:
+    """After a delivered KNOCK, a channel takes no other, from anyone, for its window."""
+    with CoreHarness(suite_config(name=SERVER, db="")) as h:
+        alice = h.register("alice")
+        dave, erin, frank = h.register("dave"), h.register("erin"), h.register("frank")
+        for channel in ("#c", "#d"):
+            h.send_line(alice, f"JOIN {channel}")
+            h.send_line(alice, f"MODE {channel} +i")
+
+        def knock(conn: int, nick: str, channel: str) -> tuple[list[bytes], list[bytes]]:
+            got = h.send_line(conn, f"KNOCK {channel}")
+            reply = got.get(conn, [])
+            notices = got.get(alice, [])
+            assert all(f"[Knock] by {nick}!".encode() in n for n in notices)
+            return reply, notices
+
+        def ok(nick: str, channel: str) -> bytes:
+            return f":test.server 711 {nick} {channel} :Your KNOCK has been delivered\r\n".encode()
+
+        def too_many(nick: str, channel: str) -> bytes:
+            return f":test.server 712 {nick} {channel} :Too many KNOCKs (channel)\r\n".encode()
+
+        assert knock(dave, "dave", "#c")[0] == [ok("dave", "#c")]
+        h.tick(KNOCK_CHANNEL_WINDOW - 1)
+        assert knock(erin, "erin", "#c") == ([too_many("erin", "#c")], [])
+        reply, notices = knock(frank, "frank", "#d")  # another channel, its own window
+        assert reply == [ok("frank", "#d")] and len(notices) == 1
+        h.tick(1)
+        reply, notices = knock(erin, "erin", "#c")  # the refusal did not extend it
+        assert reply == [ok("erin", "#c")] and len(notices) == 1
+        assert knock(frank, "frank", "#c") == ([too_many("frank", "#c")], [])
+        channel = h.core.channels["#c"]
+        assert channel.last_knock == h.clock()

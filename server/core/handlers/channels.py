@@ -23,6 +23,12 @@ if TYPE_CHECKING:
 
 NAMES_LINE_BUDGET = 400  # bytes of names per 353 line, well inside 512 with the prefix
 KNOCK_WINDOW = 60.0  # seconds before the same user may KNOCK on the same channel again
+# Seconds after a KNOCK is delivered on a channel before anyone's next one is (solanum's
+# knock_delay_channel, its default too). Many nicks from one address got 500 notices to an
+# op of 50 channels in 15 s; this makes it one per channel a minute. On a small server two
+# genuine knocks on one channel within a minute are rare, the ops were told already, and
+# the second knocker is told which limit (712 "(channel)") and may try again.
+KNOCK_CHANNEL_WINDOW = 60.0
 
 
 def on_list(core: ServerCore, masks: list[Ban], client: Client) -> bool:
@@ -465,7 +471,8 @@ def handle_knock(core: ServerCore, client: Client, msg: Message) -> None:
 
     Closed means +i, +k or full (+l), as solanum has it. The channel operators get
     ``:<server> NOTICE @<channel> :[Knock] by <mask> (<message>)``, on every node;
-    the knocker gets 711. A user may knock on a channel once per KNOCK_WINDOW.
+    the knocker gets 711. A user may knock on a channel once per KNOCK_WINDOW, and a
+    channel takes one knock, from anyone, per KNOCK_CHANNEL_WINDOW (IRC operators too).
     """
     name = msg.params[0].split(",", 1)[0]  # one channel per KNOCK
     channel = core.channels.get(core.fold(name)) if name else None
@@ -493,6 +500,9 @@ def handle_knock(core: ServerCore, client: Client, msg: Message) -> None:
     if channel.folded in knocks:
         core.reply(client, N.ERR_TOOMANYKNOCK, channel.name, "Too many KNOCKs (user)")
         return
+    if channel.last_knock is not None and now - channel.last_knock < KNOCK_CHANNEL_WINDOW:
+        core.reply(client, N.ERR_TOOMANYKNOCK, channel.name, "Too many KNOCKs (channel)")
+        return
     knocks[channel.folded] = now
     text = msg.params[1] if len(msg.params) > 1 and msg.params[1] else "has asked for an invite"
     server = core.config.name
@@ -507,4 +517,7 @@ def handle_knock(core: ServerCore, client: Client, msg: Message) -> None:
 
 def deliver_knock(core: ServerCore, channel: Channel, relay: Relay) -> None:
     """A KNOCK notice to the channel's operators on this node."""
+    # Another node's knock counts too (as in solanum), so the window spans the cluster
+    # give or take the bus's delay.
+    channel.last_knock = core.clock()
     core.fan_out([m for m, modes in channel.members.items() if "o" in modes], relay)
