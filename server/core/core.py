@@ -49,6 +49,7 @@ from .history import (
     StoreMessage,
     deliver_history,
     dm_key,
+    end_private_channel,
     message_to_store,
     record_departure,
     request_playback,
@@ -493,6 +494,10 @@ class ServerCore:
                 self.accept.forget(client)
                 if not client.out:
                     self._dirty.append(client)
+        # Channels no other node keeps end here: after the restart they come back open.
+        for channel in self.channels.values():
+            if all(member.remote is None for member in channel.members):
+                end_private_channel(self, channel)
         # connection_lost skips quit() for closing clients: drop what quit() would have.
         self.channels.clear()
         self.nicks.clear()
@@ -1363,6 +1368,7 @@ class ServerCore:
         client.channels.pop(channel.folded, None)
         if not channel.members:
             self.channels.pop(channel.folded, None)
+            end_private_channel(self, channel)
         if client.remote is None and client.registered and self.history_enabled:
             record_departure(self, client, channel.folded)  # its join playback starts here
 

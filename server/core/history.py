@@ -18,6 +18,7 @@ from chat.multiline import split_concat, utf8_size
 from chat.names import CHANTYPES
 from chat.servertime import format_time, parse_time
 from server.history.model import (
+    ENDED_COMMAND,
     NO_REF,
     REDACT_EVENT,
     TRANSIT_PREFIX,
@@ -103,6 +104,26 @@ def may_read_history(core: ServerCore, channel: Channel, client: Client) -> bool
     from .handlers.channels import is_banned  # at call time: the handlers import this module
 
     return not is_banned(core, channel, client)
+
+
+def end_private_channel(core: ServerCore, channel: Channel) -> None:
+    """``channel`` ends (its last member left, or the server stops): if it is not
+    registered and was closed to outsiders (secret, invite-only or keyed), an
+    ENDED_COMMAND row marks where, and no read serves its rows up to it again.
+
+    Whoever makes a channel of that name later, or reads it from outside, could not
+    have read what was said behind the closed door; an open channel's history was
+    open to anyone and goes on. A registered channel keeps its modes, and its history.
+    """
+    if not core.history_enabled or channel.folded in core.registered_channels:
+        return
+    if "s" not in channel.modes and "i" not in channel.modes and channel.key is None:
+        return
+    now = core.clock()
+    core.emit(StoreMessage(NewMessage(
+        channel.folded, core.msgids.next(now), int(now * 1000), core.config.name,
+        ENDED_COMMAND, channel.name, "",
+    )))
 
 
 def dm_key(a: str, b: str) -> str:

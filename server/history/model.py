@@ -16,6 +16,12 @@ REDACTED_COMMAND = "REDACTED"
 # msgid and time, the redactor as source; text: "<deleted msgid>[ <reason>]"), served
 # to clients with draft/message-redaction, so that those who were away learn of it.
 REDACT_EVENT = "REDACT"
+# The ``command`` of the row that marks where an unregistered channel ended while it was
+# secret, invite-only or keyed (core.history.end_private_channel): the rows up to it
+# were said in an earlier channel of that name, which nobody in a new one could have
+# read, so no read (CHATHISTORY, join playback, SEARCH, TARGETS, REDACT's lookup)
+# serves or finds them. Kept, not deleted: never served itself.
+ENDED_COMMAND = "ENDED"
 # Targets starting with this hold transit rows: private messages to a user of another
 # cluster node that no conversation keeps (not between two accounts), stored under this
 # and the recipient's uid ("node:conn", then TRANSIT_RUN and its node's run) only so

@@ -53,7 +53,7 @@ from .model import (
     StoredMessage,
     transit_bounds,
 )
-from .query import SERVED_COMMANDS, Cond, run_plan, served, served_sql
+from .query import SERVED_COMMANDS, Cond, floor_sql, run_plan, served, served_sql
 from .store import conversation_rows, latest_within, search_conditions, search_limit
 
 T = TypeVar("T")
@@ -108,6 +108,11 @@ MIGRATIONS: list[str] = [
     DROP INDEX messages_msgid;
     CREATE UNIQUE INDEX messages_msgid_target ON messages (msgid, target)
     """,
+    # 5: where each unregistered private channel ended (model.ENDED_COMMAND): every
+    # read of a target looks up its newest such row (query.floor_sql).
+    """
+    CREATE INDEX messages_ended ON messages (target, seq) WHERE command = 'ENDED'
+    """,
 ]
 
 APPLICATION_NAME = "chat-history"  # in pg_stat_activity
@@ -118,6 +123,8 @@ _MIGRATION_LOCK = 0x63686174  # "chat"
 _COLUMNS = "target, seq, msgid, time_ms, source, command, channel, text, tags"
 # Replies carry only these (see query.SERVED_COMMANDS); references may be any row.
 _SERVED = served_sql(SERVED_COMMANDS)
+_FLOOR = floor_sql("%s")  # its one placeholder: the target, again
+_FLOOR_OF_T = floor_sql("t.target", by_time=True)  # in a LATERAL walk per target t
 # Folds ASCII letters only, whatever the database's locale (lower() and ILIKE follow it).
 _ASCII_FOLD = "translate({}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
 
@@ -409,8 +416,9 @@ class PostgresStore:
 
         def read(conn: Conn) -> FoundMessage | None:
             row = conn.execute(
-                f"SELECT {_COLUMNS}, sender FROM messages WHERE msgid = %s AND target = %s",
-                (msgid, target),
+                f"SELECT {_COLUMNS}, sender FROM messages WHERE msgid = %s AND target = %s "
+                f"AND {_FLOOR}",
+                (msgid, target, target),
             ).fetchone()
             return FoundMessage(_row(row), str(row[9])) if row else None
 
@@ -442,12 +450,12 @@ class PostgresStore:
             if q.until_msgid:
                 where.append("msgid < %s")
                 values.append(q.until_msgid)
-            clauses = " AND ".join(["target = %s", served_sql(served(q)), *where])
+            clauses = " AND ".join(["target = %s", _FLOOR, served_sql(served(q)), *where])
             order = "DESC" if newest else "ASC"
             rows = conn.execute(
                 f"SELECT {_COLUMNS} FROM messages WHERE {clauses} "
                 f"ORDER BY seq {order} LIMIT %s",
-                (q.target, *values, limit),
+                (q.target, q.target, *values, limit),
             ).fetchall()
             out = [_row(r) for r in rows]
             return out[::-1] if newest else out
@@ -463,13 +471,14 @@ class PostgresStore:
         lo, hi = min(start_ms, end_ms), max(start_ms, end_ms)
 
         def read(conn: Conn) -> list[tuple[str, int]]:
-            # Each target's latest served message (DISTINCT ON walks the
-            # (target, time_ms) index from each target's newest end).
+            # Each target's latest served message: per target, a LATERAL walk down the
+            # (target, time_ms) index from its newest end, its floor looked up once.
             rows = conn.execute(
-                "SELECT DISTINCT ON (target) channel, time_ms FROM messages "
-                f"WHERE target = ANY(%s::text[]) AND {_SERVED} "
-                "ORDER BY target, time_ms DESC, seq DESC",
-                (list(folded),),
+                "SELECT m.channel, m.time_ms FROM unnest(%s::text[]) AS t(target) "
+                "CROSS JOIN LATERAL (SELECT channel, time_ms FROM messages x "
+                f"WHERE x.target = t.target AND {_FLOOR_OF_T} AND {_SERVED} "
+                "ORDER BY time_ms DESC, seq DESC LIMIT 1) AS m",
+                (list(dict.fromkeys(folded)),),
             ).fetchall()
             return latest_within(((str(r[0]), int(r[1])) for r in rows), lo, hi, limit)
 
@@ -482,7 +491,7 @@ class PostgresStore:
         if (not targets and not q.account) or limit == 0:
             return []
         conditions, values = search_conditions(q, "%s", _ASCII_FOLD)
-        where = ["x.target = t.target", _SERVED, *conditions]
+        where = ["x.target = t.target", _FLOOR_OF_T, _SERVED, *conditions]
         columns = ", ".join(f"m.{c.strip()}" for c in _COLUMNS.split(","))
         # Per target, a LATERAL subquery: an index scan of that target's rows only
         # (never messages_time, which would read every target's), top ``limit`` kept;

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from .model import REDACT_EVENT, Query, Ref, StoredMessage
+from .model import ENDED_COMMAND, REDACT_EVENT, Query, Ref, StoredMessage
 
 # What a reply carries. Without draft/event-playback the chathistory spec allows only
 # PRIVMSG and NOTICE in a reply batch: stored TAGMSGs still serve as references, but
@@ -43,7 +43,8 @@ def evaluate(
     """Answer ``q`` from ``rows`` (ascending by seq, no gaps from rows[0] to the newest).
 
     ``complete`` says rows hold every retained message of the channel. Returns
-    None when the answer may need older messages than the window holds.
+    None when the answer may need older messages than the window holds. Only rows
+    after the newest ENDED_COMMAND row are served (``since_floor``).
     """
     seqs = {}
     # References resolve against every message, as the stores do; until_msgid only
@@ -56,8 +57,9 @@ def evaluate(
                     return None
                 return []  # unknown msgid: nothing to return
             seqs[ref.msgid] = found.seq
-    first = rows[0] if rows else None
     every = rows
+    rows, complete = since_floor(rows, complete)
+    first = rows[0] if rows else None
     if q.until_msgid:
         rows = [r for r in rows if r.msgid < q.until_msgid]
     commands = served(q)
@@ -105,6 +107,17 @@ def evaluate(
     return last_n([r for r in rows if _before(r, ref, rseq) and _after(r, ref2, r2seq)], limit)
 
 
+def since_floor(
+    rows: Sequence[StoredMessage], complete: bool
+) -> tuple[Sequence[StoredMessage], bool]:
+    """The rows after the newest ENDED_COMMAND row, and whether they are every row that
+    may be served: all of them are when the window reaches back to that row."""
+    for i in range(len(rows) - 1, -1, -1):
+        if rows[i].command == ENDED_COMMAND:
+            return rows[i + 1 :], True
+    return rows, complete
+
+
 def _ascending(q: Query, rows: Sequence[StoredMessage], seqs: dict[str, int]) -> bool:
     a, b = q.ref, q.ref2
     if a.kind == "msgid" and b.kind == "msgid":
@@ -121,6 +134,23 @@ def ref_time(ref: Ref, rows: Sequence[StoredMessage]) -> int:
 
 
 # ---------------------------------------------------------------------- SQL stores
+
+
+def floor_sql(target: str, *, by_time: bool = False) -> str:
+    """SQL condition (both stores): the row comes after its target's newest ENDED_COMMAND
+    row, if any. ``target`` is an SQL expression for the target (a placeholder or an
+    outer column); the partial index ``messages_ended`` makes it one index lookup.
+
+    ``by_time``: the query walks the target's rows by time (TARGETS, SEARCH), stopping
+    early; "+seq" keeps the planner from taking this range of seq instead and sorting
+    every row after it (SQLite did, for each target of a TARGETS).
+    """
+    seq = "+seq" if by_time else "seq"
+    return (
+        f"{seq} > COALESCE((SELECT MAX(f.seq) FROM messages f "
+        f"WHERE f.target = {target} AND f.command = '{ENDED_COMMAND}'), 0)"
+    )
+
 
 # One condition of a store query: (column, operator, value), e.g. ("seq", "<", 42).
 Cond = tuple[str, str, int | str]

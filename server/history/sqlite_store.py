@@ -25,7 +25,7 @@ from .model import (
     StoredMessage,
     transit_bounds,
 )
-from .query import SERVED_COMMANDS, Cond, run_plan, served, served_sql
+from .query import SERVED_COMMANDS, Cond, floor_sql, run_plan, served, served_sql
 from .store import conversation_rows, latest_within, search_conditions, search_limit
 
 MIGRATIONS: list[str] = [
@@ -74,6 +74,11 @@ MIGRATIONS: list[str] = [
     DROP INDEX messages_msgid;
     CREATE UNIQUE INDEX messages_msgid_target ON messages (msgid, target)
     """,
+    # 5: where each unregistered private channel ended (model.ENDED_COMMAND): every
+    # read of a target looks up its newest such row (query.floor_sql).
+    """
+    CREATE INDEX messages_ended ON messages (target, seq) WHERE command = 'ENDED'
+    """,
 ]
 
 CHECKPOINT_INTERVAL = 1.0  # seconds between WAL checkpoints on the background thread
@@ -105,6 +110,8 @@ _COLUMNS = "target, seq, msgid, time_ms, source, command, channel, text, tags"
 _INSERT = f"INSERT INTO messages ({_COLUMNS}, sender) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 # Replies carry only these (see query.SERVED_COMMANDS); references may be any row.
 _SERVED = served_sql(SERVED_COMMANDS)
+_FLOOR = floor_sql("?")  # its one placeholder: the target, again
+_FLOOR_BY_TIME = floor_sql("?", by_time=True)
 # The newest message wins a conversation row: its time, partner name and target
 # (every SET expression reads the row as it was, so the CASEs see the old last_ms).
 _UPSERT_CONVERSATION = (
@@ -454,8 +461,9 @@ class SQLiteStore:
     def find(self, target: str, msgid: str) -> FoundMessage | None:
         self.reads += 1
         row = self._reader().execute(
-            f"SELECT {_COLUMNS}, sender FROM messages WHERE msgid = ? AND target = ?",
-            (msgid, target),
+            f"SELECT {_COLUMNS}, sender FROM messages WHERE msgid = ? AND target = ? "
+            f"AND {_FLOOR}",
+            (msgid, target, target),
         ).fetchone()
         return FoundMessage(_row(row[:-1]), str(row[-1])) if row else None
 
@@ -477,11 +485,11 @@ class SQLiteStore:
             if q.until_msgid:
                 where.append("msgid < ?")
                 values.append(q.until_msgid)
-            clauses = " AND ".join(["target = ?", served_sql(served(q)), *where])
+            clauses = " AND ".join(["target = ?", _FLOOR, served_sql(served(q)), *where])
             order = "DESC" if newest else "ASC"
             rows = conn.execute(
                 f"SELECT {_COLUMNS} FROM messages WHERE {clauses} ORDER BY seq {order} LIMIT ?",
-                (q.target, *values, limit),
+                (q.target, q.target, *values, limit),
             ).fetchall()
             out = [_row(r) for r in rows]
             return out[::-1] if newest else out
@@ -498,11 +506,11 @@ class SQLiteStore:
         # Each target's latest served message: one walk down messages_target_time from
         # its newest end, stopping at the first served row.
         sql = (
-            f"SELECT channel, time_ms FROM messages WHERE target = ? AND {_SERVED} "
-            "ORDER BY time_ms DESC, seq DESC LIMIT 1"
+            f"SELECT channel, time_ms FROM messages WHERE target = ? AND {_FLOOR_BY_TIME} "
+            f"AND {_SERVED} ORDER BY time_ms DESC, seq DESC LIMIT 1"
         )
         with self._snapshot() as conn:
-            latest = [conn.execute(sql, (t,)).fetchone() for t in dict.fromkeys(folded)]
+            latest = [conn.execute(sql, (t, t)).fetchone() for t in dict.fromkeys(folded)]
         return latest_within(((str(r[0]), int(r[1])) for r in latest if r), lo, hi, limit)
 
     def conversations(
@@ -525,7 +533,7 @@ class SQLiteStore:
             return []
         # LIKE folds ASCII letters only (no ICU), as the patterns expect.
         conditions, values = search_conditions(q, "?", "{}")
-        where = ["target = ?", _SERVED, *conditions]
+        where = ["target = ?", _FLOOR_BY_TIME, _SERVED, *conditions]
         # One walk down messages_target_time per target, newest first, stopping at
         # ``limit`` hits: never other targets' rows, never more than needed of these.
         sql = (
@@ -539,7 +547,7 @@ class SQLiteStore:
                     "SELECT target FROM conversations WHERE account = ?", (q.account,)))
             targets = sorted(keys)
             hits = [
-                [_row(r) for r in conn.execute(sql, (t, *values, limit)).fetchall()]
+                [_row(r) for r in conn.execute(sql, (t, t, *values, limit)).fetchall()]
                 for t in targets
             ]
         newest = heapq.merge(

@@ -26,6 +26,7 @@ import pytest
 from server.config import ServerConfig
 from server.history import sqlite_store
 from server.history.model import (
+    ENDED_COMMAND,
     NO_REF,
     REDACT_EVENT,
     REDACTED_COMMAND,
@@ -427,6 +428,80 @@ def test_targets(store: Store) -> None:
     assert store.targets(["#b", "#b"], lo, hi, 10) == [(channel["#b"], BASE_MS + 2000)]
     assert store.targets([], lo, hi, 10) == []
     assert store.targets(["#c"], lo, hi, 10) == []
+
+
+# ---------------------------------------------------------------- ended channels
+
+
+def ended(gen: Messages, target: str) -> NewMessage:
+    """The row the core stores where an unregistered private channel ended."""
+    return gen.new(target)._replace(command=ENDED_COMMAND, source="test.server", text="",
+                                    tags="", sender="")
+
+
+def test_rows_up_to_an_ended_row_are_never_served(store: Store) -> None:
+    gen = Messages()
+    old = store.append([gen.new("#a"), gen.new("#a", "NOTICE"), gen.new("#b"),
+                        gen.new("#a", "TAGMSG")])
+    [end] = store.append([ended(gen, "#a")])
+    said = [gen.new("#a"), gen.new("#a", "TAGMSG"), gen.new("#a", "NOTICE")]
+    new = store.append(said)
+    every = [old[0], old[1], old[3], end, *new]
+    assert store.window("#a", 100) == every  # the cache's source keeps every row
+    secret = {r.msgid for r in every[:3]}
+    qs = [*sample_queries(every, "#a"),
+          Query("LATEST", "#a", NO_REF, 100, with_tagmsg=True, with_events=True,
+                with_redactions=True),
+          Query("AFTER", "#a", Ref("timestamp", time_ms=0), 100, with_tagmsg=True),
+          Query("BEFORE", "#a", Ref("msgid", new[0].msgid), 100, with_tagmsg=True),
+          Query("AROUND", "#a", Ref("msgid", old[1].msgid), 100)]
+    served = 0
+    for q in qs:
+        got = store.query(q)
+        assert got == evaluate(every, q, complete=True), q
+        assert not secret & {r.msgid for r in got}, q
+        assert all(r.command != ENDED_COMMAND for r in got), q
+        served += len(got)
+    assert served > 20
+    assert store.query(Query("LATEST", "#a", NO_REF, 100)) == [new[0], new[2]]
+    assert store.query(Query("BEFORE", "#a", Ref("msgid", new[0].msgid), 100)) == []
+    # A window reaching back to the ENDED row holds all that may be served.
+    assert evaluate(every[2:], Query("LATEST", "#a", NO_REF, 100), complete=False) == [
+        new[0], new[2]]
+    assert evaluate(every[4:], Query("LATEST", "#a", NO_REF, 100), complete=False) is None
+    # Nor are they found (REDACT), listed (TARGETS) or searched (SEARCH).
+    assert store.find("#a", old[0].msgid) is None
+    assert store.find("#a", end.msgid) is None
+    assert store.find("#a", new[0].msgid) == FoundMessage(new[0], said[0].sender)
+    lo, hi = BASE_MS, BASE_MS + 10**9
+    assert store.targets(["#a", "#b"], lo, hi, 10) == [
+        (old[2].channel, old[2].time_ms), (new[2].channel, new[2].time_ms)]
+    found = store.search(Search(("#a", "#b"), "text", limit=100))
+    assert found == [old[2], new[0], new[2]]  # #b's rows are its own
+    # A channel ended again with nothing said since: nothing at all, and not listed.
+    [end2] = store.append([ended(gen, "#a")])
+    assert store.query(Query("LATEST", "#a", NO_REF, 100, with_tagmsg=True)) == []
+    assert store.targets(["#a"], lo, hi, 10) == []
+    assert store.search(Search(("#a",), limit=100)) == []
+    assert evaluate([*every, end2], Query("LATEST", "#a", NO_REF, 5), complete=False) == []
+    [later] = store.append([gen.new("#a")])
+    assert store.query(Query("LATEST", "#a", NO_REF, 100)) == [later]
+
+
+def test_the_floor_lookup_uses_its_partial_index(db: str, store: Store) -> None:
+    gen = Messages()
+    store.append([gen.new("#a"), ended(gen, "#a"), gen.new("#a")])
+    sql = ("SELECT MAX(f.seq) FROM messages f WHERE f.target = '#a' "
+           f"AND f.command = '{ENDED_COMMAND}'")
+    if is_pg(store):
+        with psycopg.connect(db) as conn:
+            conn.execute("SET enable_seqscan = off")  # a three-row table: force the choice
+            plan = " ".join(str(r[0]) for r in conn.execute("EXPLAIN " + sql).fetchall())
+    else:
+        with contextlib.closing(sqlite3.connect(db)) as lite:
+            plan = " ".join(str(r[-1]) for r in lite.execute(
+                "EXPLAIN QUERY PLAN " + sql).fetchall())
+    assert "messages_ended" in plan
 
 
 # ---------------------------------------------------------------- redaction
@@ -1008,7 +1083,7 @@ def test_a_version_1_database_migrates(db: str, opener: Opener) -> None:
     old = OLD_ROWS
     store = opener()
     latest = len(PG_MIGRATIONS if is_pg(store) else SQLITE_MIGRATIONS)
-    assert latest == 4
+    assert latest == 5
     assert store.schema_version() == latest
     assert store.window("#a", 10) == old  # the old rows, intact
     assert conversation_table(db) == []  # the table is there, empty
@@ -1040,7 +1115,7 @@ def test_a_version_1_database_migrates(db: str, opener: Opener) -> None:
             versions = lite.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()
             index = lite.execute("PRAGMA index_info(conversations_account_last)").fetchall()
         assert [r[2] for r in index] == ["account", "last_ms"]
-    assert versions == [(1,), (2,), (3,), (4,)]
+    assert versions == [(1,), (2,), (3,), (4,), (5,)]
 
 
 def test_a_version_2_database_migrates_and_its_messages_can_be_redacted(
@@ -1048,7 +1123,7 @@ def test_a_version_2_database_migrates_and_its_messages_can_be_redacted(
 ) -> None:
     _create_old_database(db, 2)
     store = opener()
-    assert store.schema_version() == 4
+    assert store.schema_version() == 5
     assert store.window("#a", 10) == OLD_ROWS  # the old rows, intact
     assert store.find("#a", "old1") == FoundMessage(OLD_ROWS[0], "")  # nobody recorded
     assert store.redact("#a", "old2") is True
@@ -1061,7 +1136,7 @@ def test_a_version_2_database_migrates_and_its_messages_can_be_redacted(
     assert store.find("#a", sent.msgid) == (new, sent.sender) and sent.sender
     store.close()
     again = opener()  # nothing re-applied on the next start
-    assert again.schema_version() == 4
+    assert again.schema_version() == 5
     assert again.window("#a", 10) == [OLD_ROWS[0], tombstone(OLD_ROWS[1]), new]
     if db.startswith("postgresql://"):
         with psycopg.connect(db) as conn:
@@ -1076,7 +1151,7 @@ def test_a_version_2_database_migrates_and_its_messages_can_be_redacted(
             versions = lite.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()
             info = lite.execute("PRAGMA table_info(messages)").fetchall()
         assert [(c[1], c[2], c[3], c[4]) for c in info][-1] == ("sender", "TEXT", 1, "''")
-    assert versions == [(1,), (2,), (3,), (4,)]
+    assert versions == [(1,), (2,), (3,), (4,), (5,)]
 
 
 def test_a_version_3_database_keeps_one_msgid_per_target(db: str, opener: Opener) -> None:
@@ -1084,7 +1159,7 @@ def test_a_version_3_database_keeps_one_msgid_per_target(db: str, opener: Opener
     old rows intact, and a msgid repeated within one target still refused."""
     _create_old_database(db, 3)
     store = opener()
-    assert store.schema_version() == 4
+    assert store.schema_version() == 5
     assert store.window("#a", 10) == OLD_ROWS
     [b] = store.append([NewMessage("#b", "old1", 3000, "n!u@h", "QUIT", "#b", "bye")])
     assert (b.target, b.seq, b.msgid) == ("#b", 1, "old1")

@@ -343,3 +343,35 @@ async def test_events_are_served_from_the_cached_window_as_from_the_store(
     assert [cmd for cmd, _ in answers["plain"][0]] == ["PRIVMSG"]
     [window] = cached_windows(redis_server)
     assert window[-4:] == [msgid for _, msgid in answers["events"][0]]
+
+
+async def test_a_closed_channel_that_ended_is_not_served_from_the_cached_window(
+    server: RunningServer,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    """The window keeps the rows of the #h that ended (+s) beside the new #h's: only
+    the new channel's are served, from the window as from the store."""
+    alice = await server.client("alice", CAPS)
+    await alice.join("#h")
+    await alice.send("MODE #h +s")
+    for i in range(3):
+        await alice.send(f"PRIVMSG #h :secret {i}")
+    await alice.sync()
+    secret = [m.tags["msgid"] for m in await history(alice, "CHATHISTORY LATEST #h * 10")]
+    assert len(secret) == 3  # read: the window is cached now
+    await alice.send("PART #h")
+    await alice.expect("PART")
+    mallory = await server.client("mallory", CAPS)
+    await mallory.join("#h")
+    await mallory.send("PRIVMSG #h :a new channel")
+    await mallory.sync()
+    for _ in range(2):
+        replies = await history(mallory, "CHATHISTORY LATEST #h * 10")
+        assert [m.params[1] for m in replies] == ["a new channel"]
+    new = replies[0].tags["msgid"]
+    await eventually(
+        lambda: any(set(secret) <= set(w) and new in w for w in cached_windows(redis_server)),
+        "one cached window holds the old #h's messages and the new one's",
+    )
+    replies = await history(mallory, "CHATHISTORY BEFORE #h msgid=" + new + " 10")
+    assert replies == []
