@@ -49,10 +49,18 @@ def _wal_frames(store: SQLiteStore) -> int:
 
 @pytest.fixture
 def quiet_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SQLiteStore]:
-    """A store whose own checkpoint thread stays asleep: the test runs the passes."""
+    """A store whose own checkpoint thread has stopped: the test runs the passes.
+
+    Stopped, not just asleep: the thread opens its connection when it gets to run, and
+    that connection's first pragmas read the file; on a loaded machine that came in the
+    middle of a test and kept the WAL from starting over.
+    """
     monkeypatch.setattr(sqlite_store, "CHECKPOINT_INTERVAL", 3600.0)
     monkeypatch.setattr(sqlite_store, "WAL_RESTART_BYTES", 64 << 10)
     store = SQLiteStore(str(tmp_path / "h.db"))
+    store._stop.set()
+    store._checkpointer.join(30)
+    assert not store._checkpointer.is_alive()
     try:
         yield store
     finally:
