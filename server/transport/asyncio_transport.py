@@ -28,6 +28,8 @@ from server.tasks import spawn
 from server.tls import TLSConfigError, server_context
 from server.transport.handshakes import (
     TLS_RECORD,
+    Admission,
+    HandshakeGate,
     NotTLS,
     answer_plaintext,
     first_byte,
@@ -74,16 +76,24 @@ CLOSE_GRACE_SECONDS = 10.0  # how long a closing socket may take to drain before
 
 
 class IRCProtocol(asyncio.Protocol):
-    __slots__ = ("conn_id", "grace", "secure", "server", "transport")
+    __slots__ = ("admission", "conn_id", "grace", "secure", "server", "transport")
 
-    def __init__(self, server: AsyncioServer, secure: bool = False) -> None:
+    def __init__(
+        self, server: AsyncioServer, secure: bool = False, admission: Admission | None = None
+    ) -> None:
         self.server = server
         self.secure = secure  # made by the TLS listener: connection_made() after the handshake
+        self.admission = admission  # its place among the TLS handshakes in flight
         self.transport: asyncio.Transport | None = None
         self.conn_id = 0
         self.grace: asyncio.TimerHandle | None = None  # aborts a close that does not drain
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.admission is not None:
+            # Before core.connect: from here the core counts it, and it must not count
+            # twice for an accept that runs before _tls_handshake resumes.
+            self.admission.release()
+            self.admission = None
         # uvloop's transports are not asyncio.Transport subclasses but quack the same.
         self.transport = cast(asyncio.Transport, transport)
         self.conn_id = next(self.server.ids)
@@ -149,6 +159,7 @@ class AsyncioServer:
         # create_server(ssl=...): that drops a failed handshake in silence.
         self._tls_listeners: list[socket.socket] = []
         self._accepting: list[asyncio.Task[Any]] = []
+        self.tls_gate = HandshakeGate(self.core)
         self.history: HistoryService | None = build_history(config)
         self.accounts = open_account_store(config)
         # Account-store calls, one at a time, in order; stop() lets the queued ones
@@ -227,6 +238,7 @@ class AsyncioServer:
         self.stats.loop_lag = max(0.0, now - self._tick_due)
         self.stats.heartbeat = time.monotonic()
         self.stats.tls_failures.tick()
+        self.tls_gate.expire()
         if self.history is not None:
             check_history_file(self.history)
             retry_backlog(self.core, self.history, self.stats)
@@ -306,7 +318,7 @@ class AsyncioServer:
         spawn(self._tasks, coro, log, self.loop)
 
     async def _accept_tls(self, listener: socket.socket, tls: ssl.SSLContext) -> None:
-        """Accept on the TLS port; each handshake runs on its own."""
+        """Accept on the TLS port; each admitted address's handshake runs on its own."""
         while True:
             try:
                 sock, addr = await self.loop.sock_accept(listener)
@@ -316,9 +328,16 @@ class AsyncioServer:
                 log.warning("accepting a TLS connection failed: %s", _describe(exc))
                 await asyncio.sleep(ACCEPT_RETRY_SECONDS)
                 continue
-            self._spawn(self._tls_handshake(sock, str(addr[0]), tls))
+            ip = str(addr[0])
+            admission = self.tls_gate.admit(ip)
+            if admission is None:
+                sock.close()
+                continue
+            self._spawn(self._tls_handshake(sock, ip, admission, tls))
 
-    async def _tls_handshake(self, sock: socket.socket, ip: str, tls: ssl.SSLContext) -> None:
+    async def _tls_handshake(
+        self, sock: socket.socket, ip: str, admission: Admission, tls: ssl.SSLContext
+    ) -> None:
         """Hand the connection to an ``IRCProtocol`` once its handshake is over (its
         ``connection_made`` then runs); a failure is counted and logged with its reason,
         and a client that spoke plaintext is told so in plaintext."""
@@ -333,7 +352,7 @@ class AsyncioServer:
                 answer_plaintext(sock, not_tls_reply(self.port))
                 raise NotTLS
             await self.loop.connect_accepted_socket(
-                lambda: IRCProtocol(self, secure=True), sock, ssl=tls,
+                lambda: IRCProtocol(self, secure=True, admission=admission), sock, ssl=tls,
                 ssl_handshake_timeout=max(deadline - self.loop.time(), 0.1),
             )
         except asyncio.CancelledError:  # the server is stopping
@@ -342,6 +361,8 @@ class AsyncioServer:
         except Exception as exc:
             self.stats.tls_failures.failed(ip, exc)
             sock.close()  # (a no-op once its transport closed it)
+        finally:
+            admission.release()  # failed (the core never counted it), or a no-op
 
     async def _first_byte(self, sock: socket.socket, timeout: float) -> bytes:
         """The client's first byte, left in the socket for the TLS layer to read."""

@@ -5,6 +5,8 @@ without TLS on the TLS port, or one that does not trust the certificate, just se
 the connection closed: the log line says which it was. A scanner can fail
 handshakes as fast as it connects, so at most ``LOG_PER_MINUTE`` lines a minute
 are written, and then one line with how many were not.
+
+``HandshakeGate`` admits a TLS connection before its handshake, with the core's limits.
 """
 
 from __future__ import annotations
@@ -15,8 +17,13 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+from server.core.connlimits import HostRate, host_key
 from server.core.logbudget import LogBudget
+
+if TYPE_CHECKING:
+    from server.core import ServerCore
 
 log = logging.getLogger("chat.server.transport")
 
@@ -135,3 +142,81 @@ class HandshakeFailures:
         """Once a second (the transport's timer): a minute over, the count of the
         failures not logged in it is."""
         self._budget.tick()
+
+
+class Admission:
+    """A TLS connection's place among the handshakes in flight; given back once, by
+    whichever comes first: the core taking the connection over, or its end."""
+
+    __slots__ = ("_gate", "key")
+
+    def __init__(self, gate: HandshakeGate, key: str) -> None:
+        self._gate: HandshakeGate | None = gate
+        self.key = key
+
+    def release(self) -> None:
+        gate = self._gate
+        if gate is not None:
+            self._gate = None
+            gate.released(self.key)
+
+
+class HandshakeGate:
+    """The core's admission checks, made for the TLS port as it accepts, before any
+    handshake work: the core hears of a TLS connection only once its handshake is over,
+    and until then each holds a descriptor and tens of kB (one address held 9,000).
+
+    A handshake in flight counts as one of its host's connections and towards the
+    global cap, until the core counts it instead. A refused socket is just closed: a
+    TLS client could not read a plaintext ERROR."""
+
+    def __init__(self, core: ServerCore) -> None:
+        self._core = core
+        self._per_host: dict[str, int] = {}
+        self.in_flight = 0
+        # TLS accepts per host, with the core's throttle settings. The core's own
+        # bucket cannot be charged here: it is charged again when the core takes the
+        # connection over (and cannot refund). So each bucket pays once per connection,
+        # and the core's is only looked at: empty, the core would refuse it anyway.
+        self._throttle = HostRate(0, 0.0)
+
+    def admit(self, ip: str) -> Admission | None:
+        """The connection's place, or None: refused (counted and logged as the core's
+        refusals are, within the same log budget)."""
+        core = self._core
+        limits = core.limits
+        key = host_key(ip)
+        now = core.clock()
+        throttle = self._throttle
+        throttle.burst, throttle.rate = limits.throttle.burst, limits.throttle.rate  # as REHASHed
+        # The core's words (ConnectionLimits.admit), so the metrics count them together.
+        refusal: str | None = None
+        if limits.max_clients and len(core.clients) + self.in_flight >= limits.max_clients:
+            refusal = "Server is full"
+        elif limits.max_per_host and (
+            limits.per_host.get(key, 0) + self._per_host.get(key, 0) >= limits.max_per_host
+        ):
+            refusal = "Too many connections from your host"
+        elif limits.throttle.wait(key, now) > 0.0 or not throttle.take(key, now):
+            refusal = "Connecting too fast; try again later"
+        if refusal is not None:
+            core.stats.refuse(refusal)
+            if core.refusal_log.allow():
+                log.info("refused TLS connection from %s before its handshake: %s", ip, refusal)
+            return None
+        self._per_host[key] = self._per_host.get(key, 0) + 1
+        self.in_flight += 1
+        return Admission(self, key)
+
+    def released(self, key: str) -> None:
+        """Called by ``Admission.release`` only."""
+        self.in_flight -= 1
+        count = self._per_host.get(key, 0) - 1
+        if count > 0:
+            self._per_host[key] = count
+        else:
+            self._per_host.pop(key, None)
+
+    def expire(self) -> None:
+        """Once a second (the transport's timer): forget refilled throttle buckets."""
+        self._throttle.expire(self._core.clock())

@@ -41,9 +41,11 @@ clauses, which cost nothing until raised). The handshake is driven by the select
 (``SSLWantReadError``/``SSLWantWriteError`` choose the event to wait for) under a
 deadline of ``config.tls_handshake_timeout``; until it completes the core does not
 know the connection (as with asyncio, whose ``connection_made`` comes after the
-handshake), then ``core.connect(..., secure=True)``. Before OpenSSL sees anything the
-client's first byte is peeked, as asyncio's does: a client that is not speaking TLS
-is answered in plaintext. Reads drain ``pending()``
+handshake), then ``core.connect(..., secure=True)``; so the address is admitted with the
+core's limits as it is accepted, before ``wrap_socket`` (``handshakes.HandshakeGate``,
+shared with asyncio). Before OpenSSL sees anything the client's first byte is peeked,
+as asyncio's does: a client that is not speaking TLS is answered in plaintext. Reads
+drain ``pending()``
 decrypted bytes the selector cannot see; a read that needs the socket writable, or
 a write that needs it readable, waits for that event. Writes go through the same
 coalescing and partial-send code as plaintext (OpenSSL's partial-write and
@@ -98,6 +100,8 @@ from server.limits import raise_nofile_limit
 from server.tls import TLSConfigError, server_context
 from server.transport.handshakes import (
     TLS_RECORD,
+    Admission,
+    HandshakeGate,
     NotTLS,
     answer_plaintext,
     first_byte,
@@ -213,6 +217,7 @@ class TLSConnection(Connection):
 
     __slots__ = (
         "addr",
+        "admission",
         "deadline",
         "handshaking",
         "heard",
@@ -222,9 +227,12 @@ class TLSConnection(Connection):
 
     tls = True
 
-    def __init__(self, sock: ssl.SSLSocket, conn_id: int, addr: tuple[str, int]) -> None:
+    def __init__(
+        self, sock: ssl.SSLSocket, conn_id: int, addr: tuple[str, int], admission: Admission
+    ) -> None:
         super().__init__(sock, conn_id)
         self.addr = addr
+        self.admission = admission  # its place among the handshakes in flight
         self.handshaking = True
         self.heard = False  # its first byte was looked at (a TLS record)
         self.deadline: Timer | None = None  # handshake timeout
@@ -382,6 +390,7 @@ class SelectServer:
         self.port = config.port
         self.tls_port: int | None = config.tls_port  # the bound TLS port after listen()
         self._handshakes: set[TLSConnection] = set()  # TLS sockets not yet handed to the core
+        self.tls_gate = HandshakeGate(self.core)
         # Descriptors from max_fd up are refused (plain select() cannot watch them).
         self.max_fd: int | None = (
             SELECT_FD_LIMIT if isinstance(self.selector, selectors.SelectSelector) else None
@@ -585,6 +594,7 @@ class SelectServer:
         self.stats.loop_lag = max(0.0, now - self._tick_due)
         self.stats.heartbeat = now
         self.stats.tls_failures.tick()
+        self.tls_gate.expire()
         self._tick_due = now + TICK_SECONDS
         self._ticker = self.call_later(TICK_SECONDS, self._tick)
         if self._reload_requested:
@@ -717,16 +727,22 @@ class SelectServer:
             peer = (str(addr[0]), int(addr[1]))
         else:
             peer = ("?", 0)
+        admission = self.tls_gate.admit(peer[0])
+        if admission is None:  # before wrap_socket, which already costs memory and a read
+            sock.close()
+            return
         try:
             sock.setblocking(False)
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             fd = sock.fileno()
             if self.max_fd is not None and fd >= self.max_fd:
+                admission.release()
                 self._refuse(sock, fd, tls=True)
                 return
             tls_sock = ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         except (OSError, ValueError) as exc:
+            admission.release()
             # A client reset before it was accepted: wrap_socket reads the socket to
             # find out whether it had sent anything (an SSLError if it had), so that
             # it is judged as on the asyncio transport, which peeks the same way.
@@ -738,11 +754,12 @@ class SelectServer:
                 log.debug("dropping a new TLS connection: %s", _describe(exc))
             sock.close()
             return
-        conn = TLSConnection(tls_sock, next(self.ids), peer)
+        conn = TLSConnection(tls_sock, next(self.ids), peer, admission)
         try:
             self.selector.register(tls_sock, selectors.EVENT_READ, conn)
         except (OSError, ValueError) as exc:
             log.debug("dropping a new TLS connection: %s", _describe(exc))
+            admission.release()
             tls_sock.close()
             return
         self._handshakes.add(conn)
@@ -781,6 +798,7 @@ class SelectServer:
         # Established: from here on the connection is like any other, but secure.
         conn.handshaking = False
         self._handshakes.discard(conn)
+        conn.admission.release()  # the core counts it from here on
         self._cancel_deadline(conn)
         self.conns[conn.conn_id] = conn
         self._tls_watch(conn, selectors.EVENT_READ)
@@ -811,6 +829,7 @@ class SelectServer:
     def _drop_handshake(self, conn: TLSConnection) -> None:
         """Close a TLS socket that never became a client (the core never heard of it)."""
         self._handshakes.discard(conn)
+        conn.admission.release()
         self._cancel_deadline(conn)
         if conn.closed:
             return
