@@ -41,7 +41,7 @@ from .callerid import AcceptIndex
 from .cloak import cloak_host
 from .connlimits import ConnectionLimits, HostRate, host_key
 from .departures import Departures
-from .flood import FloodGate
+from .flood import FloodGate, join_part_cost
 from .history import (
     STORED_COMMANDS,
     Pending,
@@ -326,10 +326,16 @@ class ServerCore:
             if not line or client.closing is not None:
                 continue
             if gate is not None and "o" not in client.modes:
-                # A line with tags (64: '@') may be a multiline batch's: it costs less.
+                # A line with tags (64: '@') may be a multiline batch's: it costs less
+                # (a batch holds PRIVMSGs: a JOIN or PART in one is refused, never run).
                 cost = batch_line_cost(client.caps, line) if line[0] == 64 else 1.0
+                if cost == 1.0:
+                    cost = join_part_cost(line, gate.burst)
                 if not gate.admit(line, now, cost):
                     if gate.queued > self.config.flood_max_queue:
+                        # They will never run: dropped now, not held until the close
+                        # (one JOIN may take them a burst's worth past the bound).
+                        gate.clear()
                         self.flood_disconnect(client)
                         break
                     self._flooded[client] = None
