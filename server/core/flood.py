@@ -6,6 +6,9 @@ from collections import deque
 
 SPACE, AT, COLON = 32, 64, 58
 _BEFORE_COMMAND = frozenset((SPACE, AT, COLON))
+# How a JOIN or PART line that starts with its command starts, in any case.
+_JOIN_OR_PART = frozenset(a + b for a in (b"J", b"j") for b in (b"O", b"o")) | frozenset(
+    a + b for a in (b"P", b"p") for b in (b"A", b"a"))
 
 
 def _skip_spaces(line: bytes, pos: int) -> int:
@@ -23,8 +26,11 @@ def join_part_cost(line: bytes, cap: float) -> float:
     # leaves: counted here, before it runs, behind a queued JOIN it would see none; and
     # people seldom send it. The line is read as chat.message.parse reads it (tags, a
     # source, runs of spaces, a first parameter sent as trailing): parsing comes later.
+    head = line[:2]
+    if head not in _JOIN_OR_PART and (not head or head[0] not in _BEFORE_COMMAND):
+        return 1.0  # every PRIVMSG ends here, before the reading below (0.26 µs, not 0.37)
     pos = 0
-    if line and line[0] in _BEFORE_COMMAND:  # rare: most lines begin with their command
+    if line[0] in _BEFORE_COMMAND:  # rare: most lines begin with their command
         pos = _skip_spaces(line, 0)
         for prefix in (AT, COLON):  # tags, then a source
             if pos < len(line) and line[pos] == prefix:
