@@ -18,8 +18,10 @@ from chat.multiline import split_concat, utf8_size
 from chat.names import CHANTYPES
 from chat.servertime import format_time, parse_time
 from server.history.model import (
+    CLOSED_COMMAND,
     ENDED_COMMAND,
     NO_REF,
+    OPENED_COMMAND,
     REDACT_EVENT,
     TRANSIT_PREFIX,
     TRANSIT_RUN,
@@ -99,31 +101,49 @@ def may_read_history(core: ServerCore, channel: Channel, client: Client) -> bool
     """
     if client in channel.members:
         return True
-    if "s" in channel.modes or "i" in channel.modes or channel.key is not None:
+    if is_closed(channel):
         return False
     from .handlers.channels import is_banned  # at call time: the handlers import this module
 
     return not is_banned(core, channel, client)
 
 
+def is_closed(channel: Channel) -> bool:
+    """Secret, invite-only or keyed: closed to outsiders, and so is its history."""
+    return "s" in channel.modes or "i" in channel.modes or channel.key is not None
+
+
 def end_private_channel(core: ServerCore, channel: Channel) -> None:
     """``channel`` ends (its last member left, or the server stops): if it is not
-    registered and was closed to outsiders (secret, invite-only or keyed), an
-    ENDED_COMMAND row marks where, and no read serves its rows up to it again.
+    registered and was closed to outsiders, an ENDED_COMMAND row marks where, and no
+    read serves its rows up to it again.
 
     Whoever makes a channel of that name later, or reads it from outside, could not
     have read what was said behind the closed door; an open channel's history was
     open to anyone and goes on. A registered channel keeps its modes, and its history.
     """
-    if not core.history_enabled or channel.folded in core.registered_channels:
-        return
-    if "s" not in channel.modes and "i" not in channel.modes and channel.key is None:
-        return
+    if core.history_enabled and is_closed(channel) and (
+        channel.folded not in core.registered_channels
+    ):
+        core.emit(StoreMessage(marker_row(core, channel.folded, channel.name, ENDED_COMMAND)))
+
+
+def note_closed(core: ServerCore, channel: Channel, was_closed: bool) -> None:
+    """A MODE made ``channel`` closed, or open again: a CLOSED_COMMAND or OPENED_COMMAND
+    row says so, for the next start after a kill -9 (which ends no channel) to end
+    those left closed (``left_closed``)."""
+    closed = is_closed(channel)
+    if core.history_enabled and closed != was_closed:
+        command = CLOSED_COMMAND if closed else OPENED_COMMAND
+        core.emit(StoreMessage(marker_row(core, channel.folded, channel.name, command)))
+
+
+def marker_row(core: ServerCore, folded: str, name: str, command: str) -> NewMessage:
+    """A row of the server's own about the channel ``folded`` (ENDED, CLOSED, OPENED):
+    never served, it tells the reads where a channel ended."""
     now = core.clock()
-    core.emit(StoreMessage(NewMessage(
-        channel.folded, core.msgids.next(now), int(now * 1000), core.config.name,
-        ENDED_COMMAND, channel.name, "",
-    )))
+    return NewMessage(folded, core.msgids.next(now), int(now * 1000), core.config.name,
+                      command, name, "")
 
 
 def dm_key(a: str, b: str) -> str:

@@ -22,6 +22,12 @@ REDACT_EVENT = "REDACT"
 # read, so no read (CHATHISTORY, join playback, SEARCH, TARGETS, REDACT's lookup)
 # serves or finds them. Kept, not deleted: never served itself.
 ENDED_COMMAND = "ENDED"
+# The ``command`` of the rows that say a MODE made a channel closed (secret, invite-only
+# or keyed) or open again (core.history.note_closed), never served: a server killed
+# (kill -9) ends no channel, so at the next start each channel whose newest of these is
+# CLOSED, with no ENDED row after it, gets its ENDED row then (``left_closed``).
+CLOSED_COMMAND = "CLOSED"
+OPENED_COMMAND = "OPENED"
 # Targets starting with this hold transit rows: private messages to a user of another
 # cluster node that no conversation keeps (not between two accounts), stored under this
 # and the recipient's uid ("node:conn", then TRANSIT_RUN and its node's run) only so

@@ -43,6 +43,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from .model import (
+    CLOSED_COMMAND,
     REDACTED_COMMAND,
     TRANSIT_PREFIX,
     FoundMessage,
@@ -112,6 +113,11 @@ MIGRATIONS: list[str] = [
     # read of a target looks up its newest such row (query.floor_sql).
     """
     CREATE INDEX messages_ended ON messages (target, seq) WHERE command = 'ENDED'
+    """,
+    # 6: where a MODE made a channel closed or open again (model.CLOSED_COMMAND), read
+    # once at start (``left_closed``).
+    """
+    CREATE INDEX messages_closed ON messages (target, seq) WHERE command IN ('CLOSED', 'OPENED')
     """,
 ]
 
@@ -395,6 +401,21 @@ class PostgresStore:
                 (low, high, since_ms, limit),
             ).fetchall()
             return [_row(r) for r in reversed(rows)]
+
+        return self._reading(read)
+
+    def left_closed(self) -> list[tuple[str, str]]:
+        self.reads += 1
+
+        def read(conn: Conn) -> list[tuple[str, str]]:
+            # The IN is the partial index's own condition, so the walk is of those rows.
+            rows = conn.execute(
+                "SELECT target, channel FROM (SELECT DISTINCT ON (target) target, channel, "
+                "command, seq FROM messages WHERE command IN ('CLOSED', 'OPENED') "
+                f"ORDER BY target, seq DESC) AS c WHERE command = '{CLOSED_COMMAND}' "
+                f"AND {floor_sql('c.target')}"
+            ).fetchall()
+            return [(str(t), str(name)) for t, name in rows]
 
         return self._reading(read)
 

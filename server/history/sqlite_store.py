@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from .model import (
+    CLOSED_COMMAND,
     REDACTED_COMMAND,
     TRANSIT_PREFIX,
     FoundMessage,
@@ -78,6 +79,11 @@ MIGRATIONS: list[str] = [
     # read of a target looks up its newest such row (query.floor_sql).
     """
     CREATE INDEX messages_ended ON messages (target, seq) WHERE command = 'ENDED'
+    """,
+    # 6: where a MODE made a channel closed or open again (model.CLOSED_COMMAND), read
+    # once at start (``left_closed``).
+    """
+    CREATE INDEX messages_closed ON messages (target, seq) WHERE command IN ('CLOSED', 'OPENED')
     """,
 ]
 
@@ -449,6 +455,17 @@ class SQLiteStore:
             (low, high, since_ms, limit),
         ).fetchall()
         return [_row(r) for r in reversed(rows)]
+
+    def left_closed(self) -> list[tuple[str, str]]:
+        self.reads += 1
+        # The bare columns of a MAX() aggregate come from its row (SQLite's rule); the
+        # IN is the partial index's own condition, so the walk is of those rows only.
+        rows = self._reader().execute(
+            "SELECT target, channel FROM (SELECT target, channel, command, MAX(seq) AS seq "
+            "FROM messages WHERE command IN ('CLOSED', 'OPENED') GROUP BY target) "
+            f"AS c WHERE command = '{CLOSED_COMMAND}' AND {floor_sql('c.target')}"
+        ).fetchall()
+        return [(str(t), str(name)) for t, name in rows]
 
     def window(self, target: str, size: int) -> list[StoredMessage]:
         self.reads += 1

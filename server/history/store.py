@@ -47,6 +47,12 @@ class HistoryStore(Protocol):
         who sent it; None if ``target`` has no such row."""
         ...
 
+    def left_closed(self) -> list[tuple[str, str]]:
+        """(target, channel name) of each channel whose newest CLOSED_COMMAND or
+        OPENED_COMMAND row is a CLOSED one after its newest ENDED_COMMAND row, if any: it
+        was closed when the server was killed, and never ended. Read once, at start."""
+        ...
+
     def window(self, target: str, size: int) -> list[StoredMessage]:
         """The newest ``size`` messages of ``target``, oldest first."""
         ...

@@ -49,6 +49,7 @@ from server.transport.ops import (
     check_history_file,
     check_login,
     check_oper,
+    end_channels_left_closed,
     failed_answer,
     find_message,
     list_targets,
@@ -174,6 +175,7 @@ class AsyncioServer:
         )
         self._accounts_closed = False
         load_account_state(self.core, self.accounts)
+        end_channels_left_closed(self.core, self.history, self.stats)
         self._next_prune = 0.0
         self.bus: Any = None  # server.cluster.bus.ClusterBus with --cluster
         self.announce_stop = True  # tests: False stops like a crash (no "bye")

@@ -28,8 +28,8 @@ from server.core.handlers.memoserv import MAX_MEMOS, DeleteMemos, ListMemos, Mar
 from server.core.handlers.operator import CheckOper, Rehash
 from server.core.handlers.readmarker import SaveReadMarker, keep_marker
 from server.core.handlers.redact import FindMessage, RedactMessage
-from server.core.history import HistoryRequest, StoreMessage
-from server.history.model import NewMessage
+from server.core.history import HistoryRequest, StoreMessage, marker_row
+from server.history.model import ENDED_COMMAND, NewMessage
 from server.history.service import HistoryService
 from server.history.sqlite_store import SQLiteStore
 from server.passwords import verify_password
@@ -350,6 +350,27 @@ def commit_messages(
     stats.history_commits += 1
     stats.history_writes += len(stored)
     history.committed(stored)
+
+
+def end_channels_left_closed(
+    core: ServerCore, history: HistoryService | None, stats: TransportStats
+) -> None:
+    """At start, after the registrations are loaded: the channels a killed server left
+    closed (``HistoryStore.left_closed``) end now, as they would have at a stop, so
+    that the open channel anyone may make of the name next does not show their history.
+    Not in a cluster: another node may hold such a channel still."""
+    if history is None or core.config.cluster:
+        return
+    try:
+        left = history.store.left_closed()
+    except Exception:
+        log.exception("history: the channels left closed could not be read")
+        return
+    rows = [marker_row(core, target, name, ENDED_COMMAND)
+            for target, name in left if target not in core.registered_channels]
+    if rows:
+        commit_messages(core, history, rows, stats)
+        log.info("history: %d channels left closed by the last run ended", len(rows))
 
 
 def check_history_file(history: HistoryService) -> None:

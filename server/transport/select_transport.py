@@ -121,6 +121,7 @@ from server.transport.ops import (
     check_history_file,
     check_login,
     check_oper,
+    end_channels_left_closed,
     failed_answer,
     find_message,
     list_targets,
@@ -382,6 +383,7 @@ class SelectServer:
         )
         self.accounts = open_account_store(config)
         load_account_state(self.core, self.accounts)
+        end_channels_left_closed(self.core, self.history, self.stats)
         self._accounts_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._password_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._next_prune = 0.0

@@ -26,8 +26,10 @@ import pytest
 from server.config import ServerConfig
 from server.history import sqlite_store
 from server.history.model import (
+    CLOSED_COMMAND,
     ENDED_COMMAND,
     NO_REF,
+    OPENED_COMMAND,
     REDACT_EVENT,
     REDACTED_COMMAND,
     TRANSIT_PREFIX,
@@ -488,6 +490,28 @@ def test_rows_up_to_an_ended_row_are_never_served(store: Store) -> None:
     assert store.query(Query("LATEST", "#a", NO_REF, 100)) == [later]
 
 
+def test_left_closed_lists_the_channels_whose_last_word_is_closed(store: Store) -> None:
+    gen = Messages()
+
+    def marker(target: str, command: str) -> NewMessage:
+        return ended(gen, target)._replace(command=command, channel=target.upper())
+
+    store.append([marker("#a", CLOSED_COMMAND), gen.new("#a")])  # closed, killed
+    store.append([marker("#b", CLOSED_COMMAND), marker("#b", OPENED_COMMAND)])  # opened
+    store.append([marker("#c", CLOSED_COMMAND), ended(gen, "#c"), gen.new("#c")])  # ended
+    store.append([marker("#d", CLOSED_COMMAND), ended(gen, "#d")])
+    store.append([marker("#d", CLOSED_COMMAND), gen.new("#d")])  # closed again since
+    store.append([marker("#e", OPENED_COMMAND), gen.new("#e"), gen.new("#f")])
+    store.append([marker("#g", OPENED_COMMAND), marker("#g", CLOSED_COMMAND)])
+    assert sorted(store.left_closed()) == [("#a", "#A"), ("#d", "#D"), ("#g", "#G")]
+    store.append([ended(gen, "#a"), marker("#g", OPENED_COMMAND)])
+    assert store.left_closed() == [("#d", "#D")]
+    # Never served: they are the server's notes.
+    for target in ("#a", "#b", "#g"):
+        assert store.query(Query("LATEST", target, NO_REF, 10, with_tagmsg=True,
+                                 with_events=True, with_redactions=True)) == []
+
+
 def test_the_floor_lookup_uses_its_partial_index(db: str, store: Store) -> None:
     gen = Messages()
     store.append([gen.new("#a"), ended(gen, "#a"), gen.new("#a")])
@@ -502,6 +526,17 @@ def test_the_floor_lookup_uses_its_partial_index(db: str, store: Store) -> None:
             plan = " ".join(str(r[-1]) for r in lite.execute(
                 "EXPLAIN QUERY PLAN " + sql).fetchall())
     assert "messages_ended" in plan
+    closed = ("SELECT target, MAX(seq) FROM messages WHERE command IN ('CLOSED', 'OPENED') "
+              "GROUP BY target")
+    if is_pg(store):
+        with psycopg.connect(db) as conn:
+            conn.execute("SET enable_seqscan = off")
+            plan = " ".join(str(r[0]) for r in conn.execute("EXPLAIN " + closed).fetchall())
+    else:
+        with contextlib.closing(sqlite3.connect(db)) as lite:
+            plan = " ".join(str(r[-1]) for r in lite.execute(
+                "EXPLAIN QUERY PLAN " + closed).fetchall())
+    assert "messages_closed" in plan
 
 
 # ---------------------------------------------------------------- redaction
@@ -1083,7 +1118,7 @@ def test_a_version_1_database_migrates(db: str, opener: Opener) -> None:
     old = OLD_ROWS
     store = opener()
     latest = len(PG_MIGRATIONS if is_pg(store) else SQLITE_MIGRATIONS)
-    assert latest == 5
+    assert latest == 6
     assert store.schema_version() == latest
     assert store.window("#a", 10) == old  # the old rows, intact
     assert conversation_table(db) == []  # the table is there, empty
@@ -1115,7 +1150,7 @@ def test_a_version_1_database_migrates(db: str, opener: Opener) -> None:
             versions = lite.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()
             index = lite.execute("PRAGMA index_info(conversations_account_last)").fetchall()
         assert [r[2] for r in index] == ["account", "last_ms"]
-    assert versions == [(1,), (2,), (3,), (4,), (5,)]
+    assert versions == [(1,), (2,), (3,), (4,), (5,), (6,)]
 
 
 def test_a_version_2_database_migrates_and_its_messages_can_be_redacted(
@@ -1123,7 +1158,7 @@ def test_a_version_2_database_migrates_and_its_messages_can_be_redacted(
 ) -> None:
     _create_old_database(db, 2)
     store = opener()
-    assert store.schema_version() == 5
+    assert store.schema_version() == 6
     assert store.window("#a", 10) == OLD_ROWS  # the old rows, intact
     assert store.find("#a", "old1") == FoundMessage(OLD_ROWS[0], "")  # nobody recorded
     assert store.redact("#a", "old2") is True
@@ -1136,7 +1171,7 @@ def test_a_version_2_database_migrates_and_its_messages_can_be_redacted(
     assert store.find("#a", sent.msgid) == (new, sent.sender) and sent.sender
     store.close()
     again = opener()  # nothing re-applied on the next start
-    assert again.schema_version() == 5
+    assert again.schema_version() == 6
     assert again.window("#a", 10) == [OLD_ROWS[0], tombstone(OLD_ROWS[1]), new]
     if db.startswith("postgresql://"):
         with psycopg.connect(db) as conn:
@@ -1151,7 +1186,7 @@ def test_a_version_2_database_migrates_and_its_messages_can_be_redacted(
             versions = lite.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()
             info = lite.execute("PRAGMA table_info(messages)").fetchall()
         assert [(c[1], c[2], c[3], c[4]) for c in info][-1] == ("sender", "TEXT", 1, "''")
-    assert versions == [(1,), (2,), (3,), (4,), (5,)]
+    assert versions == [(1,), (2,), (3,), (4,), (5,), (6,)]
 
 
 def test_a_version_3_database_keeps_one_msgid_per_target(db: str, opener: Opener) -> None:
@@ -1159,7 +1194,7 @@ def test_a_version_3_database_keeps_one_msgid_per_target(db: str, opener: Opener
     old rows intact, and a msgid repeated within one target still refused."""
     _create_old_database(db, 3)
     store = opener()
-    assert store.schema_version() == 5
+    assert store.schema_version() == 6
     assert store.window("#a", 10) == OLD_ROWS
     [b] = store.append([NewMessage("#b", "old1", 3000, "n!u@h", "QUIT", "#b", "bye")])
     assert (b.target, b.seq, b.msgid) == ("#b", 1, "old1")

@@ -217,3 +217,29 @@ async def test_kill_9_after_a_multiline_echo_keeps_the_whole_message(
     # Without draft/multiline: its non-blank lines, the msgid on the first.
     assert await fetch_all(server_proc.port, "#m") == [
         (msgid, "first"), *[(None, text) for text in lines[2:]]]
+
+
+async def test_kill_9_leaves_no_closed_channel_open_to_the_next_comer(
+    server_proc: ServerProcess,
+) -> None:
+    """A kill -9 ends no channel: the restarted server ends the ones it left closed
+    (tests/server/test_ended_channels.py), and only those, before anyone joins."""
+    alice = await IRCTestClient.open(server_proc.port)
+    await alice.register("alice", [*CAPS, "echo-message"])
+    modes = {"#closed": "+k door", "#open": "", "#reopened": "+s", "#shut": "+i"}
+    for channel, mode in modes.items():
+        await alice.join(channel)
+        if mode:
+            await alice.send(f"MODE {channel} {mode}")
+            await alice.expect("MODE")
+        await alice.send(f"PRIVMSG {channel} :said in {channel}")
+        await alice.expect("PRIVMSG", lambda m, c=channel: m.params[0] == c)
+    await alice.send("MODE #reopened -s")
+    await alice.expect("MODE")
+    assert server_proc.signal(signal.SIGKILL) == -signal.SIGKILL
+    await alice.close()
+    server_proc.start()
+    said = {channel: [text for _, text in await fetch_all(server_proc.port, channel)]
+            for channel in modes}
+    assert said == {"#closed": [], "#open": ["said in #open"],
+                    "#reopened": ["said in #reopened"], "#shut": []}

@@ -10,6 +10,7 @@ from chat.masks import EXTBAN_PREFIX, is_valid_extban, normalize_mask
 from chat.message import MAX_LINE_BODY, Message
 from chat.names import is_channel_name
 
+from ..history import is_closed, note_closed
 from ..relay import relay_wire
 from ..state import Ban, Channel
 
@@ -130,6 +131,7 @@ def channel_mode(
         core.reply(client, N.RPL_CREATIONTIME, channel.name, str(channel.created))
         return False
     modestring, params = args[0], list(args[1:])
+    was_closed = is_closed(channel)
     is_op = override or channel.is_op(client)
     adding = True
     applied: list[tuple[str, str, str | None]] = []  # (sign, letter, arg)
@@ -262,6 +264,8 @@ def channel_mode(
         core.fan_out(channel.members, relay)
         core.on_channel_event((channel,), client.mask, relay, " ".join(change))
         relays.append(relay_wire(client, relay))
+    if relays:
+        note_closed(core, channel, was_closed)
     if core.cluster and relays:
         publish_mode(core, channel, core.uid(client), relays)
     if relays and channel.folded in core.registered_channels:
