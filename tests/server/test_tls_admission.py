@@ -75,6 +75,16 @@ def raw_connections() -> Iterator[Callable[[int], socket.socket]]:
             sock.close()
 
 
+async def registers_over_tls(port: int, pki: PKI, nick: str) -> None:  # noqa: F811
+    """A real TLS client is admitted, registers as ``nick`` and leaves."""
+    c = await open_tls(port, client_context(pki))
+    try:
+        await c.register(nick)
+        await c.sync()
+    finally:
+        await c.close()
+
+
 def closed_by_server(sock: socket.socket) -> bool:
     """Whether the server closed (or reset) the connection, waiting up to ``WAIT``; it
     never sends on these, and they never send."""
@@ -130,12 +140,7 @@ async def test_handshakes_past_the_per_host_limit_are_closed_before_the_handshak
             for sock in held:
                 sock.close()
             await settle(lambda: internals(running).tls_gate.in_flight == 0)
-            c = await open_tls(port, client_context(pki))
-            try:
-                await c.register("secure")
-                await c.sync()
-            finally:
-                await c.close()
+            await registers_over_tls(port, pki, "secure")
 
 
 async def test_a_handshake_that_times_out_gives_its_place_back(
@@ -199,12 +204,7 @@ async def test_a_completed_tls_connection_is_counted_once(
         finally:
             await secure.close()
         await settle(lambda: core.limits.per_host.get("127.0.0.1", 0) == 1)
-        again = await open_tls(port, client_context(pki))
-        try:
-            await again.register("again")
-            await again.sync()
-        finally:
-            await again.close()
+        await registers_over_tls(port, pki, "again")
 
 
 async def test_the_connect_throttle_refuses_before_the_handshake_and_charges_once(
