@@ -25,8 +25,12 @@ pending; one that failed was not said, and is not written.
 The file follows the pane's order, the time order: a buffer's lines are held while its
 history is loading (the join's, the gap fill after a reconnect, PageUp) and while a
 message of ours in it waits for its echo, then written merged by time (our message
-where the pane shows it: a 301 answering it comes after it). Never for long: what is
-held is written when the load ends or fails, after HOLD_SECONDS, and on ``close``.
+where the pane shows it: a 301 answering it comes after it). Never for ever: what is
+held is written when the load ends or fails, and on ``close``; a hold for an echo ends
+after HOLD_SECONDS, one for history after LOADING_HOLD_SECONDS (a reconnect's gap fill
+waits its turn behind the other channels' requests, paced at a line a second). History
+that comes later still is written after the lines released, below a line saying it is
+late: the file then goes back in time, and says so.
 """
 
 from __future__ import annotations
@@ -61,7 +65,10 @@ log = logging.getLogger("chat.client.chatlog")
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 OPEN_FILES = 32  # least recently written files are closed beyond this
 SEEN_IDS = 2000  # msgids remembered per file for this run
-HOLD_SECONDS = 5.0  # a buffer's lines are held at most this long (history that never comes)
+HOLD_SECONDS = 5.0  # a buffer's lines are held at most this long for our message's echo
+# ...and for its history: the gap fills of 90 channels take 90 s at a line a second, a
+# second page each as long again; a server that never answers is not waited for longer.
+LOADING_HOLD_SECONDS = 300.0
 _UNSAFE = re.compile(r"[^\w#&+.-]")
 _EVENT_KINDS = frozenset({Kind.JOIN, Kind.PART, Kind.QUIT, Kind.KICK, Kind.NICK, Kind.TOPIC,
                           Kind.MODE, Kind.INFO, Kind.ERROR})
@@ -158,9 +165,10 @@ class _Held:
 class _Hold:
     name: str
     entry: _File
-    deadline: float
+    started: float
     lines: list[_Held] = field(default_factory=list)
     timer: asyncio.TimerHandle | None = None
+    timer_at: float = 0.0  # (the clock's time the timer is set for)
 
     def waiting(self) -> bool:
         return any(held.text is None for held in self.lines)
@@ -174,13 +182,18 @@ class ChatLog:
         root: Path,
         hold_seconds: float = HOLD_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        loading_hold_seconds: float = LOADING_HOLD_SECONDS,
     ) -> None:
         self.root = root
         self.hold_seconds = hold_seconds
+        self.loading_hold_seconds = loading_hold_seconds
         self._clock = clock
         self._files: dict[str, _File] = {}
         self._open: OrderedDict[str, TextIO] = OrderedDict()
         self._holds: dict[Buffer, _Hold] = {}
+        # Buffers whose history took longer than the hold: what it brings now is late,
+        # written where it lands (below a line saying so), and holds nothing back.
+        self._late: set[Buffer] = set()
         self.failed = False  # a write failed: logging stopped (said once in the log)
 
     def handle(self, event: object) -> None:
@@ -234,17 +247,38 @@ class ChatLog:
         hold = self._holds.get(buffer)
         if hold is None:
             name, entry = self._file(buffer)
-            hold = self._holds[buffer] = _Hold(name, entry, self._clock() + self.hold_seconds)
-            with contextlib.suppress(RuntimeError):  # (no loop: the next event or close)
-                loop = asyncio.get_running_loop()
-                hold.timer = loop.call_later(self.hold_seconds, self._release)
+            hold = self._holds[buffer] = _Hold(name, entry, self._clock())
+            self._arm(hold, self._until(buffer, hold))
         return hold
+
+    def _holding(self, buffer: Buffer) -> bool:
+        return buffer in self._holds or self._loading(buffer)
+
+    def _loading(self, buffer: Buffer) -> bool:
+        return buffer.history_loading and buffer not in self._late
+
+    def _until(self, buffer: Buffer, hold: _Hold) -> float:
+        """When ``hold`` is over at the latest (the clock's time)."""
+        seconds = self.loading_hold_seconds if self._loading(buffer) else self.hold_seconds
+        return hold.started + seconds
+
+    def _arm(self, hold: _Hold, at: float) -> None:
+        """Release at ``at`` even when no event comes (history that never does)."""
+        if hold.timer is not None:
+            if hold.timer_at == at:
+                return
+            hold.timer.cancel()
+            hold.timer = None
+        with contextlib.suppress(RuntimeError):  # (no loop: the next event or close)
+            loop = asyncio.get_running_loop()
+            hold.timer = loop.call_later(max(0.0, at - self._clock()), self._release)
+            hold.timer_at = at
 
     def _put(self, buffer: Buffer, when: float, out: list[str]) -> None:
         """Append ``out`` (lines at time ``when``), or hold it while the buffer is held."""
         if not out:
             return
-        if buffer in self._holds or buffer.history_loading:
+        if self._holding(buffer):
             self._hold(buffer).lines.append(_Held(when, "".join(out)))
         else:
             name, entry = self._file(buffer)
@@ -256,8 +290,12 @@ class ChatLog:
         now = self._clock()
         for buffer, hold in list(self._holds.items()):
             over = not buffer.history_loading and not hold.waiting()
-            if not (everything or over or now >= hold.deadline or buffer is closed):
+            until = self._until(buffer, hold)
+            if not (everything or over or now >= until or buffer is closed):
+                self._arm(hold, until)
                 continue
+            if now >= until and self._loading(buffer) and not everything:
+                self._late.add(buffer)
             del self._holds[buffer]
             if hold.timer is not None:
                 hold.timer.cancel()
@@ -265,6 +303,7 @@ class ChatLog:
             if not self.failed:
                 self._append(hold.name, hold.entry,
                              [held.text for held in ordered if held.text is not None])
+        self._late = {b for b in self._late if b.history_loading and b is not closed}
 
     def _file(self, buffer: Buffer) -> tuple[str, _File]:
         name = "server" if buffer.kind is BufferKind.SERVER else safe_name(buffer.name)
@@ -283,13 +322,25 @@ class ChatLog:
 
     def _write(self, buffer: Buffer, lines: list[Line], *, history: bool) -> None:
         _, entry = self._file(buffer)
-        if buffer in self._holds or buffer.history_loading:
-            hold = self._hold(buffer)
-            for line in lines:
-                hold.lines += [_Held(line.time, text)
-                               for text in self._lines(entry, [line], history=history)]
+        held = [_Held(line.time, text)
+                for line in lines for text in self._lines(entry, [line], history=history)]
+        if history and held and buffer in self._late:
+            held.insert(0, _Held(held[0].time, self._late_note(held)))
+        if self._holding(buffer):
+            self._hold(buffer).lines += held
         else:
-            self._put(buffer, 0.0, self._lines(entry, lines, history=history))
+            self._put(buffer, 0.0, [h.text for h in held if h.text is not None])
+
+    @staticmethod
+    def _late_note(held: list[_Held]) -> str:
+        """The line before late history, at its first line's time: where the file goes
+        back in time, it says why."""
+        first, last = (time.strftime("%H:%M:%S", time.localtime(t))
+                       for t in (held[0].time, held[-1].time))
+        span = f"of {first}" if first == last else f"from {first} to {last}"
+        stamp = time.strftime(TIME_FORMAT, time.localtime(held[0].time))
+        return (f"{stamp} -!- Missed messages {span} follow, late: their history came "
+                "after the lines above\n")
 
     @staticmethod
     def _lines(entry: _File, lines: list[Line], *, history: bool) -> list[str]:

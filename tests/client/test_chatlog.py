@@ -12,14 +12,15 @@ from pathlib import Path
 import pytest
 
 from chat.servertime import format_time
-from client.chatlog import OPEN_FILES, TIME_FORMAT, ChatLog, safe_name
+from client.chatlog import HOLD_SECONDS, OPEN_FILES, TIME_FORMAT, ChatLog, safe_name
 from client.config import ConfigError, parse
 from client.model import LineAdded
 from client.session import Session
 from tests.conftest import RunningServer
 
-from .helpers import NOW, chat_session, feed
+from .helpers import NOW, T0, chat_session, feed, history_batch, privmsg
 from .netutil import DEADLINE, ChatClient, Ircd, has_texts, in_channel
+from .recorded import CHAT_BURST, CHAT_JOIN
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -246,7 +247,7 @@ async def _history_never_answered(
 async def test_held_lines_are_written_when_the_history_never_answers(
     clients: list[ChatClient], ircd: Ircd, tmp_path: Path
 ) -> None:
-    log = ChatLog(tmp_path / "a", hold_seconds=0.05)
+    log = ChatLog(tmp_path / "a", loading_hold_seconds=0.05)
     alice = await _history_never_answered(ircd, clients, log)
     try:
         buf = alice.session.buffer("#t")
@@ -264,7 +265,7 @@ async def test_held_lines_are_written_when_the_history_never_answers(
 async def test_held_lines_are_written_at_exit(
     clients: list[ChatClient], ircd: Ircd, tmp_path: Path
 ) -> None:
-    log = ChatLog(tmp_path / "a", hold_seconds=3600)
+    log = ChatLog(tmp_path / "a", loading_hold_seconds=3600)
     alice = await _history_never_answered(ircd, clients, log)
     await alice.wait(lambda: any(isinstance(e, LineAdded) for e in alice.events), "JOIN")
     assert not (tmp_path / "a" / "#t.log").exists()  # held: the history may come
@@ -301,3 +302,59 @@ def test_the_client_writes_logs_under_the_servers_name(
     assert result.returncode == 0, result.stderr
     texts = [ln[20:] for ln in lines_of(config.parent / "logs" / "home" / "#t.log")]
     assert texts == ["-!- scripty has joined #t", "<@scripty> hello from a script"]
+
+
+def _gap_fill_pending(tmp_path: Path, clock: list[float], **kw: float) -> tuple[Session, ChatLog]:
+    """#t logged, the connection lost and #t rejoined: its gap fill is asked for and
+    not answered yet (queued behind other channels' requests, say)."""
+    s = chat_session(history_lines=10)
+    log = ChatLog(tmp_path, clock=lambda: clock[0], **kw)
+    feed(s, history_batch("b0", "#t", [("bob", "before", "M1", T0 + 1)]))
+    logged(s, log)
+    s.connection_lost(NOW + 10, "Connection reset by peer")
+    s.connection_made(NOW + 20)
+    feed(s, CHAT_BURST, NOW + 20)
+    rejoin = [f"@time={format_time(T0 + 20)};msgid=J2 :alice!~a@h JOIN #t", *CHAT_JOIN[1:]]
+    assert feed(s, rejoin, NOW + 20) == ["CHATHISTORY AFTER #t msgid=M1 10"]
+    logged(s, log)
+    for i in range(4):  # live lines for 40 s while the fill waits its turn
+        clock[0] += 10
+        feed(s, [privmsg("bob", "#t", f"live {i}", f"L{i}", T0 + 21 + 10 * i)],
+             NOW + 21 + 10 * i)  # fmt: skip
+        logged(s, log)
+    return s, log
+
+
+def test_a_gap_fill_answered_after_the_hold_seconds_is_logged_in_time_order(
+    tmp_path: Path,
+) -> None:
+    clock = [0.0]
+    s, log = _gap_fill_pending(tmp_path, clock)
+    assert clock[0] > HOLD_SECONDS
+    feed(s, history_batch("g1", "#t", [("bob", "missed", "M2", T0 + 15)]), NOW + 70)
+    logged(s, log)
+    log.close()
+    file = lines_of(tmp_path / "#t.log")
+    assert [ln[:19] for ln in file] == sorted(ln[:19] for ln in file), file
+    texts = [ln[20:] for ln in file]
+    assert texts.index("<bob> missed") < texts.index("-!- alice has joined #t"), texts
+    assert texts[-1] == "-!- Reconnected, fetched 1 missed message", texts
+
+
+def test_history_later_than_the_hold_bound_follows_a_line_saying_it_is_late(
+    tmp_path: Path,
+) -> None:
+    clock = [0.0]
+    s, log = _gap_fill_pending(tmp_path, clock, loading_hold_seconds=25)
+    written = [ln[20:] for ln in lines_of(tmp_path / "#t.log")]
+    assert written[-2:] == ["<bob> live 2", "<bob> live 3"]  # (held 25 s, no more)
+    feed(s, history_batch("g1", "#t", [("bob", "missed", "M2", T0 + 15)]), NOW + 70)
+    logged(s, log)
+    log.close()
+    texts = [ln[20:] for ln in lines_of(tmp_path / "#t.log")]
+    late = texts.index("<bob> missed")
+    when = time.strftime("%H:%M:%S", time.localtime(T0 + 15))
+    assert texts[late - 1] == (f"-!- Missed messages of {when} follow, late: their history "
+                               "came after the lines above"), texts
+    assert texts[late - 2] == "<bob> live 3", texts
+    assert texts[-1] == "-!- Reconnected, fetched 1 missed message", texts
