@@ -78,14 +78,14 @@ PASTE_COMMANDS = frozenset({"msg", "query", "notice", "me", "ns", "cs", "ms", "t
 
 
 def run_input(s: Session, text: str, now: float) -> bool:
-    """Run what the user typed. False when it was neither run nor sent and belongs back
-    in the input line to be corrected (an error line says why): an unknown command, or
-    text of several lines (a paste) starting with ``/`` that is not one of the
-    ``PASTE_COMMANDS`` — a pasted block is never run as a command, nor sent as a message
-    (it may be commands for another client, with a password); ``//`` sends it; or a
-    line ``//command text`` (a command retyped after a kept ``/``: sent when entered a
-    second time in a row); text that cannot be sent (here, or now: too many waiting),
-    also a command's. True otherwise (usage errors included: the command was
+    """Run what the user typed. False when it was neither run nor sent, refused with an
+    error line saying why (``Session.refuse``; the UI puts it in the input history):
+    an unknown command, or text of several lines (a paste) starting with ``/`` that is
+    not one of the ``PASTE_COMMANDS`` — a pasted block is never run as a command, nor
+    sent as a message (it may be commands for another client, with a password); ``//``
+    sends it; or a line ``//command text`` (a command retyped after a ``/``: sent when
+    entered a second time in a row); text that cannot be sent (here, or now: too many
+    waiting), also a command's. True otherwise (usage errors included: the command was
     understood)."""
     if not text.strip():
         return True
@@ -99,18 +99,17 @@ def run_input(s: Session, text: str, now: float) -> bool:
         shown = name[:40] + ("…" if len(name) > 40 else "")
         several = "\n" in line or "\r" in line
         if several and (cmd is None or cmd.name not in PASTE_COMMANDS):
-            s.error(
+            s.refuse(
                 f"Not run: several lines starting with /{shown} (a paste?) are not a "
                 "command; put // before them to send them as a message", now,
             )  # fmt: skip
             return False
         if cmd is None:
-            s.error(f"Unknown command /{shown} (try /help; // sends a line starting with /)", now)
+            s.refuse(f"Unknown command /{shown} (try /help; // sends a line starting with /)",
+                     now)  # fmt: skip
             return False
         if cmd.online and not s.registered:
-            # Kept in the input line, to be sent once connected (a /quote holding a
-            # password is kept out of the input history: cleared, it would be lost).
-            s.error(f"/{cmd.name}: not connected", now)
+            s.refuse(f"/{cmd.name}: not connected", now)
             return False
         try:
             cmd.handler(s, args.strip(), now)
@@ -119,13 +118,13 @@ def run_input(s: Session, text: str, now: float) -> bool:
         return not s.input_refused  # (its text could not be sent: kept, as typed text)
     if text.startswith("//"):
         if _looks_like_a_command(text[2:]) and not confirmed:
-            # Almost always a command retyped after a "/" kept in the input line (a
-            # typo'd "/mgs NickServ IDENTIFY pw"): it must not reach a channel, with its
-            # password, by accident. The same line entered again is sent.
+            # Almost always a command retyped after a "/" (a typo'd "/mgs NickServ
+            # IDENTIFY pw" brought back and fixed): it must not reach a channel, with
+            # its password, by accident. The same line entered again is sent.
             s.slash_refused = text
-            s.error(
+            s.refuse(
                 f"Not sent: //{text[2:].split(None, 1)[0][:40]} looks like a command "
-                "typed after a /; press Enter again to send it as a message", now,
+                "typed after a /; enter it again to send it as a message", now,
             )  # fmt: skip
             return False
         text = text[1:]
@@ -152,29 +151,29 @@ def _can_say_here(s: Session, now: float) -> bool:
     error line says why."""
     buf = s.current
     if buf.kind is BufferKind.SERVER:
-        s.error("This is the server buffer: /join a channel, /msg NICK TEXT or /quote a line", now)
+        s.refuse("This is the server buffer: /join a channel, /msg NICK TEXT or /quote a line",
+                 now)  # fmt: skip
     elif buf.kind is BufferKind.SEARCH:
-        s.error("These are search results: /search TEXT searches again, /close closes them", now)
+        s.refuse("These are search results: /search TEXT searches again, /close closes them",
+                 now)  # fmt: skip
     elif not s.registered and not s.reconnecting:
-        s.error("Not connected: the message was not sent", now)
+        s.refuse("Not connected: the message was not sent", now)
     elif not s.outbox.accepts(buf):
-        s.error(f"You are not in {buf.name} (/join {buf.name})", now)
+        s.refuse(f"You are not in {buf.name} (/join {buf.name})", now)
     else:
         return True
-    s.input_refused = True
     return False
 
 
 def _password_kept_back(s: Session, target: str, text: str, now: float) -> bool:
     """A password to NickServ typed while disconnected is not kept to go out later: on
     the next connection whoever holds the nick NickServ then would get it (a network
-    without services, someone taking the nick in the meantime). Refused, and left in
-    the input line to be sent once connected (irssi and WeeChat refuse any /msg then)."""
+    without services, someone taking the nick in the meantime). Refused, to be sent
+    once connected (irssi and WeeChat refuse any /msg then)."""
     if s.registered or mask_message(target, text) == text:
         return False
-    s.error("Not connected: a password is not kept to be sent later (it could reach "
-            "someone else's NickServ); send it once connected", now)  # fmt: skip
-    s.input_refused = True
+    s.refuse("Not connected: a password is not kept to be sent later (it could reach "
+             "someone else's NickServ); send it once connected", now)  # fmt: skip
     return True
 
 
@@ -523,23 +522,20 @@ def _msg(s: Session, args: str, now: float) -> None:
 def _can_send_to(s: Session, targets: list[str], now: float) -> bool:
     """Whether a message to ``targets`` (a /msg, /notice) can be taken: sent now, or,
     while the connection is down, kept in the outbox as typed text is (a nick's for
-    the registration, a channel's for its rejoin). If not, an error line says why and
-    the command stays in the input line."""
+    the registration, a channel's for its rejoin). If not, it is refused with an error
+    line saying why."""
     if s.registered:
         return True
     if not s.reconnecting:
-        s.error("Not connected: the message was not sent", now)
-    else:
-        for target in targets:
-            name = target.lstrip(s.prefix_symbols)
-            buf = s.buffer(name)
-            if s.is_channel(name) and (buf is None or not s.outbox.accepts(buf)):
-                s.error(f"Not connected, and not in {name}: the message was not sent", now)
-                break
-        else:
-            return True
-    s.input_refused = True
-    return False
+        s.refuse("Not connected: the message was not sent", now)
+        return False
+    for target in targets:
+        name = target.lstrip(s.prefix_symbols)
+        buf = s.buffer(name)
+        if s.is_channel(name) and (buf is None or not s.outbox.accepts(buf)):
+            s.refuse(f"Not connected, and not in {name}: the message was not sent", now)
+            return False
+    return True
 
 
 @command(

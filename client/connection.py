@@ -154,10 +154,11 @@ class Connection:
         """Lines (a batch, an own message: one) held back by flood control."""
         return len(self._sendq) if self._sendq is not None else 0
 
-    def input(self, text: str) -> bool:
+    def input(self, text: str, recall: str = "") -> bool:
         """A line the user typed (a /command or text for the current buffer). False when
-        it should stay in the input line to be corrected (see :meth:`Session.input`)."""
-        taken = self.session.input(text, self._clock())
+        it was refused, with an error line ending in ``recall`` (see
+        :meth:`Session.input`)."""
+        taken = self.session.input(text, self._clock(), recall)
         self.flush()
         return taken
 

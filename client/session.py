@@ -354,8 +354,9 @@ class Session:
         self._accept_more = 0  # ... and how many more there were than MAX_ACCEPT_LIST
         self._searches: deque[Search] = deque(maxlen=MAX_PENDING_SEARCHES)  # sent, unanswered
         # Set when typed text was refused (not sent, and not waiting in the outbox):
-        # the input goes back to the input line (commands.run_input).
+        # the UI puts it in its input history (commands.run_input).
         self.input_refused = False
+        self._recall = ""  # how the input being run is got back when refused (UI's words)
         # A "//command text" line refused once (see commands.run_input): sent if the
         # user enters it again.
         self.slash_refused: str | None = None
@@ -794,20 +795,23 @@ class Session:
         """Prefix symbols, highest rank first: pass to Buffer.sorted_members()."""
         return self.prefix_symbols
 
-    def input(self, text: str, now: float) -> bool:
+    def input(self, text: str, now: float, recall: str = "") -> bool:
         """A line typed by the user: a /command or text for the current buffer. False
-        when it was neither run nor sent and belongs back in the input line to be
-        corrected (an unknown command, a paste starting with ``/``; an error line says
-        why), see :func:`client.commands.run_input`."""
+        when it was neither run nor sent (an unknown command, a paste starting with
+        ``/``; an error line says why, ending with ``recall``, how the user gets it
+        back to correct it, e.g. "Up brings it back"), see
+        :func:`client.commands.run_input`."""
         from .commands import run_input
 
         start = len(self._out)
+        self._recall = recall
         try:
             return run_input(self, text, now)
         except Exception as exc:  # a command bug must not kill the UI
             self.error(f"Command failed: {exc!r}", now)
             return True
         finally:
+            self._recall = ""
             if len(self._out) > start:
                 self._typed_out.append((start, len(self._out)))
 
@@ -856,6 +860,12 @@ class Session:
 
     def error(self, text: str, now: float, buffer: Buffer | None = None) -> None:
         self._add(buffer or self.current, self._local(Kind.ERROR, text, now))
+
+    def refuse(self, text: str, now: float) -> None:
+        """The input being run is neither run nor sent: an error line says why (and
+        how to get it back, when the caller of :meth:`input` said)."""
+        self.error(f"{text}; {self._recall}" if self._recall else text, now)
+        self.input_refused = True
 
     def send(self, command: str, *params: str, tags: dict[str, str] | None = None) -> None:
         """Queue a line to the server (CR, LF and NUL are removed from parameters)."""
@@ -1136,8 +1146,7 @@ class Session:
         # control may hold it back), then shown as sent until a PONG vouches for it.
         if buf is not None:
             if not self.outbox.add(buf, command, target, pieces, now, action=action):
-                self.error(self.outbox.refusal(text, pieces), now)
-                self.input_refused = True
+                self.refuse(self.outbox.refusal(text, pieces), now)
             return
         for piece in pieces:  # (no buffer to show it in: none could be opened)
             self.write_message(command, target, piece.text, lines=piece.lines, action=action)

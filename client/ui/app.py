@@ -428,21 +428,23 @@ class ChatUI:
     # ------------------------------------------------------------------ actions (keys)
 
     def _accept(self, buff: InputBuffer) -> bool:
+        """Enter: the input line is run or sent, and always cleared (as WeeChat): one
+        refused (an unknown command, a paste starting with "/") goes into the input
+        history, and the error line says that Up brings it back to be corrected. Left
+        in the input line, whatever was typed next ran on from it, refused again."""
         text = buff.text
         current = self.session.current
         self._completing = None
-        if not self.connection.input(text):
-            # Neither run nor sent (an unknown command, a paste starting with "/"): it
-            # stays in the input line to be corrected; the error line says why. The
-            # cursor goes to the end (as WeeChat): a command retyped there is another
-            # unknown command, never a "//" message to the channel.
-            self.views.bottom(current)
-            buff.cursor_position = len(text)
-            return True  # keep the input line
-        if not secret_input(text, current):  # no passwords in the history
+        # No passwords in the history (nor "//msg NickServ IDENTIFY pw", refused).
+        secret = secret_input(text, current) or (
+            text.startswith("//") and secret_input(text[1:], current))
+        key = describe(self.config.keys, "history_prev")
+        recall = f"{key} brings it back" if key and not secret else ""
+        taken = self.connection.input(text, recall)
+        if not secret:
             self.history.add(text)
-        if text.strip() and not text.startswith("/"):
-            self.views.bottom(current)  # sending a message: follow the chat
+        if not taken or (text.strip() and not text.startswith("/")):
+            self.views.bottom(current)  # the error line, or a message sent: follow the chat
         return False  # clear the input line
 
     def switch_relative(self, step: int) -> None:

@@ -182,7 +182,7 @@ def test_ban_uses_hosts_from_names(s: Session) -> None:
 def test_an_unknown_command_or_a_pasted_block_starting_with_a_slash_is_given_back(
     s: Session,
 ) -> None:
-    # False: neither run nor sent, the UI keeps it in the input line.
+    # False: neither run nor sent, refused (the UI puts it in the input history).
     assert s.input("/mgs bob a long message with a typo in the command", NOW) is False
     assert s.take_outgoing() == [] and last_error(s).startswith("Unknown command /mgs")
     for paste in ("/etc/passwd is a file\nand another line",  # not a command at all
@@ -206,12 +206,23 @@ def test_an_unknown_command_or_a_pasted_block_starting_with_a_slash_is_given_bac
     assert last_error(s).startswith("Usage: /join")
 
 
+def test_a_refused_input_says_how_to_get_it_back_when_the_caller_says(s: Session) -> None:
+    assert s.input("/mgs bob hi", NOW, "Up brings it back") is False
+    assert last_error(s) == ("Unknown command /mgs (try /help; // sends a line starting "
+                             "with /); Up brings it back")
+    s.switch(s.server)
+    assert s.input("hello", NOW, "Up brings it back") is False
+    assert last_error(s).endswith("/quote a line; Up brings it back")
+    assert s.input("/mgs bob hi", NOW) is False  # (headless: nothing to bring back)
+    assert last_error(s).endswith("starting with /)")
+
+
 def test_a_command_retyped_after_a_slash_is_not_sent_to_the_channel_unless_entered_again(
     s: Session,
 ) -> None:
-    # "/mgs NickServ IDENTIFY pw" kept, then "/msg ..." typed after its "/".
+    # "/mgs NickServ IDENTIFY pw" brought back, then "/msg ..." typed after its "/".
     typed = "//msg NickServ IDENTIFY hunter2mgs NickServ IDENTIFY hunter2"
-    assert s.input(typed, NOW) is False  # given back to the input line
+    assert s.input(typed, NOW) is False  # refused
     assert s.take_outgoing() == []
     assert "//msg looks like a command" in last_error(s)
     assert not any("hunter2" in ln.text for ln in s.current.lines)
@@ -467,7 +478,7 @@ def test_ctcp_ping_and_version_commands(s: Session) -> None:
 def test_text_that_cannot_be_sent_is_given_back_to_the_input_line(s: Session) -> None:
     from client.outbox import MAX_WAITING
 
-    # False: not sent, nor waiting; the UI keeps it in the input line.
+    # False: not sent, nor waiting: refused (the UI puts it in the input history).
     s.switch(s.server)
     assert s.input("hello server", NOW) is False
     assert s.input("/me waves", NOW) is False

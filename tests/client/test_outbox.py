@@ -364,7 +364,7 @@ def test_msg_and_notice_typed_while_disconnected_wait_as_typed_text_does() -> No
     assert states(query) == [("a long message I typed carefully", Delivery.PENDING, NOT_YET)]
     assert states(buf) == [("heads up", Delivery.PENDING, NOT_YET),
                            ("waves", Delivery.PENDING, NOT_YET)]  # fmt: skip
-    # A channel not to be rejoined: refused, and kept in the input line.
+    # A channel not to be rejoined: refused.
     assert not s.input("/msg #elsewhere,bob hi", NOW + 2)
     assert last_error(s) == "Not connected, and not in #elsewhere: the message was not sent"
     assert s.outbox.unsent == 3
@@ -376,7 +376,7 @@ def test_msg_and_notice_typed_while_disconnected_wait_as_typed_text_does() -> No
     assert s.outbox.unsent == 0
 
 
-def test_msg_with_no_connection_to_come_stays_in_the_input_line() -> None:
+def test_msg_with_no_connection_to_come_is_refused() -> None:
     s = chat_session(channels=())
     s.quit("bye", NOW)
     s.connection_lost(NOW + 1)
@@ -398,18 +398,18 @@ def test_service_commands_typed_while_disconnected_wait_as_msg_does() -> None:
                                       "@label=o2 PRIVMSG MemoServ :LIST"]  # fmt: skip
 
 
-def test_service_command_with_no_connection_to_come_stays_in_the_input_line() -> None:
+def test_service_command_with_no_connection_to_come_is_refused() -> None:
     s = chat_session(channels=())
     s.quit("bye", NOW)
     s.connection_lost(NOW + 1)
-    assert not s.input("/ns HELP", NOW + 2)  # was cleared, text lost
+    assert not s.input("/ns HELP", NOW + 2)  # (not taken as sent: the UI can give it back)
     assert last_error(s) == "Not connected: the message was not sent"
     assert not s.input("/cs INFO #t", NOW + 2)
 
 
 def test_a_password_typed_while_disconnected_is_not_kept_for_later() -> None:
     """On the next connection whoever holds the nick NickServ would get it (a network
-    without services, an impostor): refused, and left in the input line."""
+    without services, an impostor): refused."""
     s, _ = in_t()
     s.connection_lost(NOW + 1)
     assert s.reconnecting
@@ -422,8 +422,7 @@ def test_a_password_typed_while_disconnected_is_not_kept_for_later() -> None:
     s.switch(query)
     assert not s.input("IDENTIFY hunter2", NOW + 2)
     assert not s.input("/me IDENTIFY hunter2", NOW + 2)
-    # A raw line needs the connection: refused, and kept in the input line too (it is
-    # kept out of the input history, so cleared it could not be typed again).
+    # A raw line needs the connection: refused too.
     assert not s.input("/quote PRIVMSG NickServ :IDENTIFY hunter2", NOW + 2)
     assert last_error(s) == "/quote: not connected"
     assert s.input("/ns HELP", NOW + 2)  # no password: it waits, as any message

@@ -428,7 +428,7 @@ async def test_alt_q_to_o_and_alt_j_reach_the_buffers_past_the_tenth(
     assert s.current is s.buffers[4]
 
 
-async def test_an_unknown_command_or_a_paste_starting_with_a_slash_stays_in_the_input(
+async def test_a_refused_input_is_cleared_and_up_brings_it_back(
     server: RunningServer, uis: list[UIClient], raw: Raw
 ) -> None:
     alice = await start_ui(uis, server, "alice")
@@ -441,26 +441,64 @@ async def test_an_unknown_command_or_a_paste_starting_with_a_slash_stays_in_the_
     typo = "/mgs bob a long message I would hate to type again"
     alice.keys(typo + ENTER)
     await alice.wait_screen("Unknown command /mgs")
-    assert inp.text == typo and inp.cursor_position == len(typo)  # kept, to be corrected
-    # Retyping the command there (what most clients taught us) is another unknown
-    # command: kept, never a "//" message to the channel.
-    alice.keys("/msg bob a long message" + ENTER)
-    await alice.wait(lambda: inp.text == typo + "/msg bob a long message", "the retyped text")
-    await alice.wait(lambda: sum("Unknown command /mgs" in r for r in alice.screen()) == 2, "2nd")
-
+    await alice.wait_screen("Up brings it back")
+    assert inp.text == ""  # Enter always takes the input away (as WeeChat)...
+    # ...so what is typed next is an input of its own, not run on from the refused one.
+    alice.keys("sorry, ignore that" + ENTER)
+    msg = await bob.expect("PRIVMSG", lambda m: m.params[0] == "#t")
+    assert msg.params[1] == "sorry, ignore that"
+    alice.keys(UP + UP)  # the refused line is in the input history, to be corrected
+    await alice.wait(lambda: inp.text == typo and inp.cursor_position == len(typo), "Up")
     alice.keys("\x03")  # Ctrl+C
-    await alice.wait(lambda: inp.text == "", "cleared")
+
     # A bracketed paste (as a terminal sends it), then Enter.
+    paste = "/etc/passwd is a file\nand another line"
     alice.keys("\x1b[200~/etc/passwd is a file\r\nand another line\x1b[201~")
     await alice.wait(lambda: "\n" in inp.text, "the paste in the input line")
     alice.keys(ENTER)
     await alice.wait_screen("several lines starting with /etc/passwd")
-    assert inp.text == "/etc/passwd is a file\nand another line"
+    assert inp.text == ""
+    assert paste in alice.ui.history.entries
+    alice.keys("/quit bye" + ENTER)  # a command typed next runs (it was stuck)
+    quit_msg = await bob.expect("QUIT")
+    assert quit_msg.params == ["Quit: bye"]
+    assert alice.task is not None
+    assert await asyncio.wait_for(alice.task, DEADLINE) == 0
+
+
+async def test_up_brings_back_a_refused_paste_and_ctrl_home_slash_sends_it(
+    server: RunningServer, uis: list[UIClient], raw: Raw
+) -> None:
+    alice = await start_ui(uis, server, "alice")
+    inp = alice.ui.input
+    await alice.join("#t")
+    bob = await raw("bob")
+    await bob.join("#t")
+    await alice.wait(lambda: "bob" in members_of(alice, "#t"), "bob in #t")
+    alice.keys("\x1b[200~/etc/passwd is a file\r\nand another line\x1b[201~" + ENTER)
+    await alice.wait_screen("several lines starting with /etc/passwd")
+    assert inp.text == ""
+    alice.keys(UP)
+    await alice.wait(lambda: inp.text == "/etc/passwd is a file\nand another line", "Up")
     # Ctrl+Home, another "/" and Enter: // sends it as a message.
     alice.keys("\x1b[1;5H/" + ENTER)
     msg = await bob.expect("PRIVMSG", lambda m: m.params[0] == "#t")
     assert msg.params[1] == "/etc/passwd is a file"
     await alice.wait(lambda: inp.text == "", "the input line cleared once sent")
+
+
+async def test_a_refused_password_is_cleared_and_kept_out_of_the_history(
+    server: RunningServer, uis: list[UIClient]
+) -> None:
+    alice = await start_ui(uis, server, "alice")
+    inp = alice.ui.input
+    await alice.command("/help ns")
+    alice.keys("//msg NickServ IDENTIFY hunter2" + ENTER)  # (a / typed before a command)
+    await alice.wait_screen("looks like a command")
+    assert inp.text == "" and "Up brings it back" not in alice.text()
+    alice.keys(UP)
+    await alice.wait(lambda: inp.text == "/help ns", "Up: the line before")
+    assert all("hunter2" not in entry for entry in alice.ui.history.entries)
 
 
 async def test_tab_completion_and_input_history(
