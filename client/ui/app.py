@@ -307,12 +307,15 @@ class ChatUI:
 
     def _status(self) -> Fragments:
         now = time.time()
+        jump: Fragments = []
+        if self.jump.digits is not None:  # Alt+J: the digits so far
+            jump = [("", " ["), ("class:pending", f"jump to {self.jump.digits:_<2}"), ("", "]")]
         frags = status_fragments(
             self.session, self.views, more_key=describe(self.config.keys, "scroll_down"),
             now=now, sending=self.connection.queued,
+            width=self._columns() - sum(text_width(f[1]) for f in jump),
         )
-        if self.jump.digits is not None:  # Alt+J: the digits so far
-            frags += [("", " ["), ("class:pending", f"jump to {self.jump.digits:_<2}"), ("", "]")]
+        frags += jump
         typing = self.session.current.typing
         if typing:  # redraw when the first notice runs out, so "is typing" goes away
             until = min(u for _, _, u in typing.values())

@@ -513,8 +513,13 @@ def status_fragments(
     more_key: str = "PageDown",
     now: float = 0.0,
     sending: int = 0,
+    width: int | None = None,
 ) -> Fragments:
-    """The status line; ``sending``: lines flood control holds back (connection.queued)."""
+    """The status line; ``sending``: lines flood control holds back (connection.queued).
+    The activity list comes last, after the scroll indicator (as WeeChat's hotlist after
+    its ``-MORE-``), and names only as many buffers as fit in ``width`` cells: a long
+    list must not push "more below" off the line, the one sign that new lines are not
+    being followed."""
     frags: Fragments = []
 
     def item(text: str, style: str = "class:status_item") -> None:
@@ -542,29 +547,44 @@ def status_fragments(
         item(f"{unsent} unsent", "class:pending")
     if sending >= SENDING_HINT:  # typed lines are accepted, only waiting their turn
         item(f"sending {sending}", "class:pending")
-    act, more = activity(buffers, cur)
-    if act:
-        frags.append(("", " [Act: "))
-        for j, (number, buf) in enumerate(act):
-            if j:
-                frags.append(("", ","))
-            if buf.highlights:
-                frags.append(("class:buffer_highlight", f"{number}!"))
-            else:
-                frags.append(("" if buf.unread else "class:buffer_activity", str(number)))
-        if more:
-            frags.append(("", f",+{more}"))
-        frags.append(("", "]"))
-    typing = session.typing_nicks(cur, now) if cur.typing else []
-    if typing:
-        item(typing_text([safe(n) for n in typing]), "class:typing")
     view = views.get(cur)
     # (Lines drawn below: those the join/part filter hides do not count.)
     below = views.below(cur) + (view.cut > 0) if view is not None and view.scrolled else 0
     if below:  # (a tall line partly below counts)
         frags.append(("", " "))
         frags.append(("class:more", f"-- more: {below} below ({more_key}) --"))
-    return frags
+    typing = session.typing_nicks(cur, now) if cur.typing else []
+    if typing:
+        item(typing_text([safe(n) for n in typing]), "class:typing")
+    act, more = activity(buffers, cur)
+    room = None if width is None else width - sum(text_width(f[1]) for f in frags)
+    return frags + activity_fragments(act, more, room)
+
+
+def activity_fragments(
+    act: list[tuple[int, Buffer]], more: int, room: int | None = None
+) -> Fragments:
+    """`` [Act: 66!,3,+57]``, naming the first of ``act`` that fit in ``room`` cells
+    (the others join the ``+N`` count); nothing when not even ``[Act: +N]`` fits."""
+    for shown in range(len(act), -1, -1):
+        frags: Fragments = []
+        rest = more + len(act) - shown
+        if not shown and not rest:
+            return []
+        frags.append(("", " [Act: "))
+        for j, (number, buf) in enumerate(act[:shown]):
+            if j:
+                frags.append(("", ","))
+            if buf.highlights:
+                frags.append(("class:buffer_highlight", f"{number}!"))
+            else:
+                frags.append(("" if buf.unread else "class:buffer_activity", str(number)))
+        if rest:
+            frags.append(("", f",+{rest}" if shown else f"+{rest}"))
+        frags.append(("", "]"))
+        if room is None or sum(text_width(f[1]) for f in frags) <= room:
+            return frags
+    return []
 
 
 # Buffers named in the status line's activity list; the rest are counted ("+14").

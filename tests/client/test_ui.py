@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -656,6 +657,36 @@ async def test_pageup_at_top_loads_older_history_without_moving_the_view(
     alice.keys(PAGE_DOWN * 10)
     await alice.wait_screen("more:", present=False)
     await alice.wait_screen("old-39")
+
+
+async def test_at_80_columns_more_below_stays_on_the_status_line_past_a_long_activity_list(
+    server: RunningServer, uis: list[UIClient], raw: Raw
+) -> None:
+    bob = await raw("bob")
+    await bob.join("#h")
+    for i in range(40):
+        await bob.send(f"PRIVMSG #h :old-{i:02d}")
+    await bob.sync()
+    alice = await start_ui(uis, server, "alice", rows=12, columns=80, history_lines=10)
+    h = await alice.join("#h")
+    await alice.wait_screen("old-39")
+    channels = [f"#c{i}" for i in range(1, 15)]
+    for channel in channels:
+        await alice.join(channel)
+    await alice.command("/win #h")
+    await alice.wait(lambda: alice.session.current is h, "back in #h")
+    for channel in channels:  # news in buffers 3..16
+        await bob.join(channel)
+        await bob.send(f"PRIVMSG {channel} :news")
+    await bob.sync()
+    await alice.wait(lambda: "+" in alice.screen()[-2], "the activity list, shortened")
+    await alice.press(PAGE_UP)
+    await alice.wait_screen("-- more: ")
+    status = alice.screen()[-2]
+    assert len(status) <= 80
+    assert status.index("-- more: ") < status.index("[Act: "), status
+    # The list names the buffers that fit; the others are counted in its +N.
+    assert re.search(r"-- more: \d+ below \(PgDn\) -- \[Act: 3(,\d+)*,\+\d+\]$", status), status
 
 
 async def test_pageup_at_the_top_of_a_cleared_buffer_brings_back_what_clear_took_away(

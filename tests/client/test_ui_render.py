@@ -468,6 +468,22 @@ def test_activity_puts_highlights_and_private_messages_first_and_counts_the_rest
     assert ("class:buffer_activity", "2") in pairs(frags)
 
 
+def test_the_activity_list_names_only_the_buffers_that_fit_the_status_line() -> None:
+    s = chat_session(channels=(), events="all")
+    feed(s, [f":alice!~alice@host JOIN #c{i}" for i in range(1, 30)])  # buffers 2..30
+    s.switch(s.server)
+    feed(s, [privmsg("bob", f"#c{i}", "hi") for i in range(1, 30)])
+    full = "".join(t for _, t, *_ in status_fragments(s, Views()))
+    assert full.endswith("[Act: 2,3,4,5,6,7,8,9,10,11,12,13,+17]")
+    for width in (80, 60, 50):
+        status = "".join(t for _, t, *_ in status_fragments(s, Views(), width=width))
+        assert len(status) <= width and status.startswith(full.split(" [Act: ")[0]), status
+    assert "".join(t for _, t, *_ in status_fragments(s, Views(), width=60)).endswith(
+        "[Act: 2,3,4,5,6,7,8,9,+21]")  # (60 cells exactly)
+    narrow = "".join(t for _, t, *_ in status_fragments(s, Views(), width=len(full) - 40))
+    assert "Act" not in narrow  # not even "[Act: +29]" fits
+
+
 def test_the_buffer_list_says_how_many_buffers_are_above_and_below() -> None:
     s = chat_session(channels=())
     for i in range(40):
