@@ -102,7 +102,9 @@ class HistorySession(Protocol):
     def local_time(self, now: float) -> float: ...
     def send(self, command: str, *params: str) -> None: ...
     def emit(self, event: Event) -> None: ...
-    def info(self, text: str, now: float, buffer: Buffer | None = None) -> None: ...
+    def info(
+        self, text: str, now: float, buffer: Buffer | None = None, *, count: bool = True
+    ) -> None: ...
     def open_query(
         self, nick: str, now: float, switch: bool = True, *, fetch: bool = True
     ) -> Buffer | None: ...
@@ -228,8 +230,9 @@ class ChatHistory:
     def on_join(self, buf: Buffer, rejoin: bool, now: float) -> None:
         s = self._session
         if not s.history_enabled:
-            if rejoin:
-                s.info("Reconnected (this server keeps no history for us)", now, buf)
+            if rejoin:  # (as the Disconnected line, no news: every channel gets one)
+                s.info("Reconnected (this server keeps no history for us)", now, buf,
+                       count=False)  # fmt: skip
             return
         limit = self._limit()
         if rejoin and buf.last_msgid:
@@ -242,7 +245,7 @@ class ChatHistory:
             self._request(buf, req, "AFTER", f"timestamp={format_time(buf.last_time)}")
         else:
             if rejoin:
-                s.info("Reconnected", now, buf)
+                s.info("Reconnected", now, buf, count=False)
             self._request(buf, _HistoryRequest("latest", limit), "LATEST", "*")
 
     def for_query(self, buf: Buffer, now: float, *, latest: bool = False) -> None:
@@ -469,7 +472,7 @@ class ChatHistory:
         if added:
             s.emit(HistoryAdded(buf, len(added), older, tuple(added)))
         if note:  # after what it counts, for those who get events in order (chat logs)
-            s.info(note, now, buf)
+            s.info(note, now, buf, count=False)  # (the missed messages count, above)
         buf.version += 1
         s.emit(BufferChanged(buf))
         if not buf.history_loading:

@@ -854,9 +854,12 @@ class Session:
         self._history.cleared(buffer)
         self.emit(BufferCleared(buffer))
 
-    def info(self, text: str, now: float, buffer: Buffer | None = None) -> None:
-        """Add a local info line (to the current buffer by default)."""
-        self._add(buffer or self.current, self._local(Kind.INFO, text, now))
+    def info(
+        self, text: str, now: float, buffer: Buffer | None = None, *, count: bool = True
+    ) -> None:
+        """Add a local info line (to the current buffer by default); ``count`` False:
+        no news, the buffer does not look active for it."""
+        self._add(buffer or self.current, self._local(Kind.INFO, text, now), count=count)
 
     def error(self, text: str, now: float, buffer: Buffer | None = None) -> None:
         self._add(buffer or self.current, self._local(Kind.ERROR, text, now))

@@ -647,6 +647,30 @@ def test_reconnect_rejoins_and_fills_the_gap_once() -> None:
     assert buf.unread == 3  # the missed ones count as unread (plus m7, seen while current)
 
 
+@pytest.mark.parametrize("server", ["chat", "ngircd", "chat, nothing seen"])
+def test_a_reconnect_alone_makes_no_channel_look_active(server: str) -> None:
+    """Our rejoin's JOIN and the "Reconnected" line are no news, as the Disconnected
+    line is not: after every reconnect, every channel would be in [Act: ...]."""
+    if server == "ngircd":
+        s, burst, join = ngircd_session(), NGIRCD_BURST, NGIRCD_JOIN
+    else:
+        s, burst, join = chat_session(history_lines=2), CHAT_BURST, CHAT_JOIN
+    buf = s.buffer("#t")
+    assert buf is not None
+    if server == "chat":
+        feed(s, history_batch("b0", "#t", [("bob", "m1", "M1", T0 + 1)]))
+    s.switch(s.server)
+    s.connection_lost(NOW, "Connection reset")
+    s.connection_made(NOW + 5)
+    feed(s, burst, NOW + 5)
+    feed(s, join, NOW + 5)
+    if s.history_enabled:
+        feed(s, history_batch("g1", "#t", []), NOW + 6)
+    reconnected = [ln.text for ln in buf.lines if ln.text.startswith("Reconnected")]
+    assert len(reconnected) == 1, reconnected
+    assert not buf.activity and not buf.unread
+
+
 def test_a_gap_fill_stopped_at_max_gap_pages_says_later_ones_were_not_fetched(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
