@@ -16,6 +16,10 @@ not noticed gone yet, or a cluster's nick lease still running — asks for it ag
 It stops once the nick is ours, when the user changes nick (``/nick``), when the
 server calls the nick erroneous (432), and with the connection. A refused try (433,
 437) says nothing; the last keepalive try refused, without MONITOR, says it gives up.
+
+A nick the server keeps for an account (a 433 saying "reserved", as ours and Ergo's
+do) is not held by anyone and never becomes free: only the login tries for it
+(``login_only``).
 """
 
 from __future__ import annotations
@@ -32,17 +36,29 @@ class NickRegain:
         self.target: str | None = None  # the nick to get back; None: not trying
         self.monitored = False  # MONITOR + target was sent for this (to be taken back)
         self.asked = False  # a NICK for it awaits the server's answer
+        self.login_only = False  # reserved for an account: tried only after a login
         self._next = 0.0  # the next keepalive try, not before then
         self._gap = REGAIN_FIRST
         self._tries = 0
 
-    def start(self, nick: str, now: float) -> None:
-        """Registered under a fallback: ``nick`` was in use."""
+    def start(self, nick: str, now: float, *, login_only: bool = False) -> None:
+        """Registered under a fallback: ``nick`` was in use (``login_only``: reserved
+        for an account)."""
         self.target = nick
         self.monitored = self.asked = False
+        self.login_only = login_only
         self._next = now + REGAIN_FIRST
         self._gap = REGAIN_FIRST
-        self._tries = 0
+        self._tries = REGAIN_TRIES if login_only else 0
+
+    def reserved(self) -> bool:
+        """A try was refused as reserved for an account: only a login tries again.
+        True when MONITOR was watching the nick for this (to be taken back)."""
+        monitored = self.monitored
+        self.monitored = self.asked = False
+        self.login_only = True
+        self._tries = REGAIN_TRIES
+        return monitored
 
     def stop(self) -> bool:
         """No more tries; True when MONITOR was watching the nick for this."""

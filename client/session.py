@@ -117,6 +117,7 @@ NICK_ON_CHANNEL = {"441": "is not on", "443": "is already on"}  # ERR_USERNOTINC
 # 437 unavailable (for a nick: a channel's is about the channel), 438 changed too fast,
 # 447 InspIRCd's "cannot change nick while on #chan (+N)".
 NICK_ERRORS = frozenset({"431", "432", "433", "436", "437", "438", "447"})
+_RESERVED = re.compile(r"\breserved\b", re.IGNORECASE)  # (a 433 about an account's nick)
 # IRCv3 reactions: a TAGMSG with these client tags (the reaction, the msgid reacted to).
 REACT_TAG = "+draft/react"
 REPLY_TAG = "+draft/reply"
@@ -286,6 +287,7 @@ class Session:
 
         self._nick_attempt = 0
         self._nick_taken = False  # the nick asked for was in use at this registration
+        self._nick_reserved = False  # ...or reserved for an account (a login gets it)
         self._regain = NickRegain()  # getting it back later (client/regain.py)
         self._nick_typed_in: Buffer | None = None  # where the last /nick was typed
         self._cap_ls: dict[str, str] = {}
@@ -413,7 +415,7 @@ class Session:
         self._stall_check = now + LAG_STALLED
         self.waiting_reply = None
         self._nick_attempt = 0
-        self._nick_taken = False
+        self._nick_taken = self._nick_reserved = False
         self._regain.stop()  # (the server forgot the last connection's MONITOR list)
         self.nick = self._wanted_nick
         self.away = False
@@ -1638,7 +1640,10 @@ class Session:
         if "!" in mask and "@" in mask:
             self._mask_len = len(mask.encode()) + 1
         self._add(self.server, self._line(msg, now, Kind.INFO, text))
-        if self._nick_taken and not self.is_me(self._wanted_nick):
+        if self._nick_reserved and not self.is_me(self._wanted_nick):
+            self._regain.start(self._wanted_nick, now, login_only=True)
+            self._add(self.server, self._local(Kind.INFO, _reserved_text(self._wanted_nick), now))
+        elif self._nick_taken and not self.is_me(self._wanted_nick):
             self._regain.start(self._wanted_nick, now)
             self._add(self.server, self._local(
                 Kind.INFO,
@@ -1742,7 +1747,12 @@ class Session:
         if self.notify:
             self._watch(self.notify.nicks())
         target = self._regain.target
-        if target is not None and self.monitor_supported and target not in self.notify:
+        if (
+            target is not None
+            and not self._regain.login_only  # (free, it is still reserved)
+            and self.monitor_supported
+            and target not in self.notify
+        ):
             self._send("MONITOR", "+", target)  # 731 says when it is free
             self._regain.monitored = True
         for buf in self.buffers:
@@ -1800,7 +1810,12 @@ class Session:
             watched = self.notify.seen(nick, False) if nick else None
             if watched is not None:
                 self._announce(watched, now)
-            if nick and self._regain.is_target(nick, self.fold) and not self._regain.asked:
+            if (
+                nick
+                and self._regain.is_target(nick, self.fold)
+                and not self._regain.asked
+                and not self._regain.login_only
+            ):
                 self._try_regain()  # our nick is free
 
     # --- getting our nick back (client/regain.py)
@@ -1812,7 +1827,10 @@ class Session:
 
     def _stop_regain(self) -> None:
         target = self._regain.target
-        monitored = self._regain.stop()
+        self._unmonitor(target, self._regain.stop())
+
+    def _unmonitor(self, target: str | None, monitored: bool) -> None:
+        """MONITOR watched ``target`` for the regain, and needs to no more."""
         if monitored and target is not None and target not in self.notify and self.registered:
             self._send("MONITOR", "-", target)
 
@@ -1929,6 +1947,10 @@ class Session:
         if self.state is State.CONNECTED:
             if about and self._regain.asked and self._regain.is_target(about, self.fold):
                 self._regain.asked = False
+                if _reserved(msg):  # free, but kept for an account: no use waiting
+                    self._unmonitor(about, self._regain.reserved())
+                    self.info(_reserved_text(about), now, self.server)
+                    return
                 if msg.command != N.ERR_ERRONEUSNICKNAME:
                     if self._regain.exhausted and not self._regain.monitored:
                         self._stop_regain()
@@ -1941,7 +1963,10 @@ class Session:
         if msg.command != N.ERR_ERRONEUSNICKNAME and about and self.fold(about) == self.fold(
             self._wanted_nick
         ):
-            self._nick_taken = True  # in use: to be got back once free
+            if _reserved(msg):
+                self._nick_reserved = True  # for an account: to be got back by logging in
+            else:
+                self._nick_taken = True  # in use: to be got back once free
         self._nick_attempt += 1
         if self._nick_attempt > MAX_NICK_ATTEMPTS:
             self._add(self.server, self._local(Kind.ERROR, "No usable nick found", now))
@@ -3164,6 +3189,17 @@ def _userhost(text: str) -> str:
     """``user@host`` as a server gave it, or '' when it is not one we would put in a ban."""
     user, at, host = text.partition("@")
     return text if at and user and host and _safe_name(text) else ""
+
+
+def _reserved(msg: Message) -> bool:
+    """A 433 saying the nick is kept for an account (ours: "Nickname is reserved for
+    the account alice: log in to it first ...", Ergo's: "... reserved by a different
+    account"): nobody may be holding it, and only logging in gets it."""
+    return msg.command == N.ERR_NICKNAMEINUSE and bool(_RESERVED.search(msg.params[-1]))
+
+
+def _reserved_text(nick: str) -> str:
+    return f"{plain(nick)} is reserved for an account: log in to it to get it back"
 
 
 def _source_userhost(msg: Message) -> str:

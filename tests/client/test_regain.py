@@ -127,6 +127,45 @@ def test_logging_in_to_the_account_of_that_name_takes_the_nick_at_once() -> None
     assert s.nick == "alice" and s.account == "alice"
 
 
+RESERVED = (":test.server 433 * alice :Nickname is reserved for the account alice: log in"
+            " to it first (SASL, or /msg NickServ IDENTIFY alice <password>)")
+
+
+def test_a_nick_reserved_for_an_account_is_not_waited_for_only_logged_in_to() -> None:
+    """Nobody holds it, and it will not become free: only logging in to the account
+    gets it. No "trying to get it back when it is free", no MONITOR, no tries."""
+    s = make(channels=(), notify=("bob", "alice"))
+    s.connection_made(NOW)
+    s.take_outgoing()
+    out = feed(s, fallback_burst(MONITOR_005, taken=RESERVED))
+    assert "MONITOR + bob,alice" in out  # (the notify list's own)
+    said = [ln.text for ln in s.server.lines]
+    assert not any("trying to get it back" in text for text in said), said
+    assert "alice is reserved for an account: log in to it to get it back" in said
+    assert any(text.startswith("Nickname is reserved for the account alice") for text in said)
+    assert feed(s, [":test.server 731 alice_ :alice"]) == []  # offline: still reserved
+    for i in range(REGAIN_TRIES + 2):
+        s.ping(NOW + (i + 1) * REGAIN_CAP)
+        assert "NICK alice" not in s.take_outgoing()
+    out = feed(s, [":test.server 900 alice_ alice_!~a@h alice :You are now logged in as alice"])
+    assert out == ["NICK alice"]
+    feed(s, [":alice_!~a@h NICK alice"])
+    assert s.nick == "alice" and errors(s) == []
+
+
+def test_a_try_refused_as_reserved_stops_the_tries_until_a_login() -> None:
+    s = registered_as_fallback(MONITOR_005)
+    assert feed(s, [":test.server 731 alice_ :alice"]) == ["NICK alice"]  # its holder left
+    reserved = RESERVED.replace(" * alice ", " alice_ alice ")
+    assert feed(s, [reserved]) == ["MONITOR - alice"]
+    assert s.server.lines[-1].text == "alice is reserved for an account: log in to it to get " \
+        "it back"
+    s.ping(NOW + 10 * REGAIN_CAP)
+    assert "NICK alice" not in s.take_outgoing()
+    out = feed(s, [":test.server 900 alice_ alice_!~a@h alice :You are now logged in as alice"])
+    assert out == ["NICK alice"] and errors(s) == []
+
+
 def test_logging_in_to_another_account_does_not() -> None:
     s = registered_as_fallback()
     out = feed(s, [":test.server 900 alice_ alice_!~a@h bob :You are now logged in as bob"])
@@ -204,6 +243,9 @@ async def test_identify_takes_the_accounts_nick(
     s = alice.session
     await alice.wait(lambda: s.registered, "registration")
     assert s.nick == "alice_"  # reserved for the account
+    said = [ln.text for ln in s.server.lines]
+    assert "alice is reserved for an account: log in to it to get it back" in said, said
+    assert not any("trying to get it back" in text for text in said), said
     alice.conn.input("/ns IDENTIFY alice s3cret-Pa55word")
     await alice.wait(lambda: s.nick == "alice", "the nick, once logged in")
     assert s.account == "alice"
