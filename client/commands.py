@@ -1051,18 +1051,37 @@ def _close(s: Session, args: str, now: float) -> None:
 
 @command(
     "win",
-    "/win N|NAME",
+    "/win N|NAME|next|prev|goto N|NAME|close [N|NAME]",
     "Switch to buffer number N (1 is the server buffer), or to the buffer NAME, or the"
-    " one buffer whose name contains it (/win c45 for #c45). Also /window, /buffer.",
+    " one buffer whose name contains it (/win c45 for #c45). As irssi's /window: next,"
+    " prev, goto (the same; /win goto next for a buffer named next), close (/close)."
+    " Also /window, /buffer.",
     online=False,
 )
 def _win(s: Session, args: str, now: float) -> None:
-    parts = _need(args, 1, COMMANDS["win"].usage)
-    if is_digits(parts[0]):
-        if not s.switch(int(parts[0]) - 1):
-            raise UsageError(f"No buffer number {parts[0]} (there are {len(s.buffers)})")
-    elif not s.switch(parts[0]):
-        s.switch(_partial_buffer(s, parts[0]))
+    usage = COMMANDS["win"].usage
+    parts = _need(args, 1, usage)
+    sub = parts[0].lower()
+    if sub in ("next", "prev") and len(parts) == 1:
+        s.switch_relative(1 if sub == "next" else -1)
+    elif sub == "close":
+        buf = _named_buffer(s, parts[1]) if len(parts) > 1 else s.current
+        if buf.kind is BufferKind.SERVER:
+            raise UsageError("The server buffer cannot be closed (use /quit)")
+        s.close_buffer(buf, now)
+    elif sub == "goto":
+        s.switch(_named_buffer(s, _need(args, 2, usage)[1]))
+    else:
+        s.switch(_named_buffer(s, parts[0]))
+
+
+def _named_buffer(s: Session, text: str) -> Buffer:
+    """The buffer numbered ``text``, named ``text``, or whose name contains it."""
+    if is_digits(text):
+        if not 0 < int(text) <= len(s.buffers):
+            raise UsageError(f"No buffer number {text} (there are {len(s.buffers)})")
+        return s.buffers[int(text) - 1]
+    return s.find_buffer(text) or _partial_buffer(s, text)
 
 
 def _partial_buffer(s: Session, text: str) -> Buffer:

@@ -322,6 +322,29 @@ def test_win_and_buffer_take_a_number_a_name_or_part_of_one(s: Session) -> None:
     assert s.current.lines[-1].text.startswith("/win N|NAME")
 
 
+def test_window_takes_irssis_subcommands(s: Session) -> None:
+    feed(s, [f":alice!a@h JOIN {name}" for name in ("#c4", "#c5")])  # buffers 3 and 4
+    s.open_query("next", NOW, switch=False)  # buffer 5: a nick named like a subcommand
+    s.switch(s.server)
+    assert run(s, "/window goto 3") == [] and s.current.name == "#c4"
+    assert run(s, "/window next") == [] and s.current.name == "#c5"
+    assert run(s, "/window prev") == [] and s.current.name == "#c4"
+    assert run(s, "/window prev") == [] and s.current.name == "#t"
+    assert run(s, "/window goto next") == [] and s.current.name == "next"  # the buffer
+    assert run(s, "/window next") == [] and s.current is s.server  # (wraps around)
+    assert run(s, "/window goto c5") == [] and s.current.name == "#c5"
+    assert run(s, "/window close") == ["PART #c5"] and s.buffer("#c5") is None
+    assert run(s, "/window close 3") == ["PART #c4"] and s.buffer("#c4") is None
+    assert run(s, "/WINDOW CLOSE next") == [] and s.buffer("next") is None
+    assert not any(ln.kind is Kind.ERROR for ln in s.current.lines)
+    run(s, "/window goto")
+    assert last_error(s).startswith("Usage: /win")
+    run(s, "/window close 1")
+    assert "cannot be closed" in last_error(s)
+    run(s, "/window goto 9")
+    assert last_error(s) == "No buffer number 9 (there are 2)"
+
+
 def test_join_switches_when_joined(s: Session) -> None:
     s.switch(s.server)
     assert run(s, "/join #new") == ["JOIN #new"]
