@@ -39,6 +39,18 @@ def test_help_documents_every_option(capsys: pytest.CaptureFixture[str]) -> None
         assert option.lower() in out.lower(), option
 
 
+def test_python_m_client_is_chat_client() -> None:
+    """``python -m client`` runs the entry point chat-client does (pyproject.toml)."""
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert 'chat-client = "client.cli:main"' in pyproject
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    runs = [subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True,
+                           text=True, timeout=60, env=env, check=False)
+            for module in ("client", "client.cli")]  # fmt: skip
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr
+    assert runs[0].stdout == runs[1].stdout and "usage: chat-client" in runs[0].stdout
+
+
 def test_sasl_settings(tmp_path: Path) -> None:
     conf = tmp_path / "c.toml"
     conf.write_text('[servers.home]\nhost = "h"\nsasl_username = "amy"\nsasl_password = "file"\n',
