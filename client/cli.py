@@ -128,6 +128,7 @@ def build(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
             send_typing=config.send_typing,
             events=config.events,
             smart_filter_minutes=config.smart_filter_minutes,
+            keys=config.keys,
         )
     )
     settings = ConnectionSettings(

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 from chat.digits import is_digits
 
+from .config import DEFAULT_KEYS
+from .keyhelp import help_lines
 from .model import MESSAGE_KINDS, Buffer, BufferKind, Line, Reaction
 from .passwords import mask_message, mask_nickserv, secret_raw
 from .smartfilter import Events
@@ -1120,8 +1122,14 @@ def _filter(s: Session, args: str, now: float) -> None:
     s.set_filter(Events(words[0]) if words else None, now)
 
 
-@command("help", "/help [command]", "List commands, or describe one.", online=False)
+@command("help", "/help [command|keys]", "List commands, describe one, or list the keys.",
+         online=False)  # fmt: skip
 def _help(s: Session, args: str, now: float) -> None:
+    if args.split()[:1] == ["keys"]:
+        s.info("Keys (rebind them by action name in [keys] of the config file):", now)
+        for line in help_lines(s.config.keys if s.config.keys is not None else DEFAULT_KEYS):
+            s.info(line, now)
+        return
     if args:
         name = args.split()[0].lstrip("/").lower()
         cmd = COMMANDS.get(ALIASES.get(name, name))
@@ -1129,7 +1137,8 @@ def _help(s: Session, args: str, now: float) -> None:
             raise UsageError(f"Unknown command /{name}")
         s.info(f"{cmd.usage} — {cmd.help}", now)
         return
-    s.info("Commands (/help COMMAND for details; //text sends text starting with /):", now)
+    s.info("Commands (/help COMMAND for details, /help keys for the keys; //text sends text "
+           "starting with /):", now)  # fmt: skip
     for cmd in COMMANDS.values():
         s.info(f"  {cmd.usage:<42} {cmd.help}", now)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from chat import numerics as N
@@ -194,6 +194,8 @@ class SessionConfig:
     events: str = Events.SMART
     smart_filter_minutes: int = DEFAULT_MINUTES
     version: str = "chat-client 0.1.0"
+    # The UI's key bindings (config ``keys``), for /help keys; None: the defaults.
+    keys: Mapping[str, tuple[str, ...]] | None = None
 
 
 @dataclass(slots=True)

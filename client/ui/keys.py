@@ -16,11 +16,9 @@ from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.key_binding.key_processor import KeyProcessor
 
 from ..config import DEFAULT_KEYS
+from ..keyhelp import describe as describe  # (for the UI: keys named in hints)
 
 log = logging.getLogger(__name__)
-
-# Display names of keys ('pagedown' -> 'PgDn') for hints in the status line.
-KEY_NAMES = {"pageup": "PgUp", "pagedown": "PgDn", "escape": "Alt", "tab": "Tab"}
 
 
 class Actions(Protocol):
@@ -164,20 +162,3 @@ def build_key_bindings(
             except (ValueError, KeyError, AssertionError):
                 problems.append(f"keys.{action}: unknown key {key!r} (ignored)")
     return kb, problems
-
-
-def describe(keys: Mapping[str, tuple[str, ...]], action: str) -> str:
-    """The first key of ``action`` for display ('c-q' -> 'Ctrl+Q')."""
-    names = keys.get(action, DEFAULT_KEYS.get(action, ()))
-    if not names:
-        return ""
-    out = []
-    for part in names[0].split():
-        if part.startswith("c-") and len(part) > 2:
-            name = part[2:]
-            out.append("Ctrl+" + (name.upper() if len(name) == 1 else name.capitalize()))
-        elif part in KEY_NAMES:
-            out.append(KEY_NAMES[part])
-        else:
-            out.append(part[:1].upper() + part[1:])
-    return "+".join(out) if out and out[0] == "Alt" else " ".join(out)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from client.commands import COMMANDS
+from client.config import DEFAULT_KEYS
+from client.keyhelp import KEY_HELP, markdown
 from client.model import BufferClosed, BufferKind, Delivery, Kind, QuitRequested
 from client.session import Session, split_text
 from tests.conftest import RunningServer
@@ -157,6 +162,26 @@ def test_help_lists_commands(s: Session) -> None:
         assert f"/{name}" in text
     run(s, "/help kick")
     assert "/kick" in s.current.lines[-1].text
+
+
+def test_help_keys_lists_the_key_bindings_the_user_has() -> None:
+    s = chat_session(keys={**DEFAULT_KEYS, "quit": ("c-x",), "next_active": ()})
+    run(s, "/help")
+    assert "/help keys for the keys" in s.current.lines[-len(COMMANDS) - 1].text
+    run(s, "/help keys")
+    shown = [ln.text for ln in s.current.lines][-len(KEY_HELP):]
+    assert [text.split()[0] for text in shown][:3] == ["Alt+1..Alt+9", "Alt+0", "Alt+Q..Alt+O"]
+    assert any(text.split() == ["Ctrl+X", "quit"] for text in shown), shown  # rebound
+    assert any(text.startswith("  (none)") and "highlights" in text for text in shown), shown
+    assert any("PgUp / PgDn" in text and "PgUp at the top" in text for text in shown), shown
+
+
+def test_the_readme_lists_the_keys_help_keys_does() -> None:
+    """One source for both: client/keyhelp.py (python -m client.keyhelp prints the table)."""
+    readme = (Path(__file__).resolve().parents[2] / "client" / "README.md").read_text()
+    assert markdown() in readme
+    for action in DEFAULT_KEYS:  # every bindable action is described
+        assert f"`{action}`" in markdown() or action.startswith("buffer_"), action
 
 
 def test_status_modes_follow_isupport_modes(s: Session) -> None:
