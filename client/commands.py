@@ -235,7 +235,8 @@ def _channel_arg(s: Session, args: str) -> tuple[str | None, str]:
 @command(
     "join",
     "/join #channel[,#other] [key[,key]]",
-    "Join channels (and switch to them); while not connected, when connected.",
+    "Join channels (and switch to them); typed while not connected, they are joined"
+    " once connected.",
     online=False,
 )
 def _join(s: Session, args: str, now: float) -> None:

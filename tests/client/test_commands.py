@@ -184,6 +184,13 @@ def test_the_readme_lists_the_keys_help_keys_does() -> None:
         assert f"`{action}`" in markdown() or action.startswith("buffer_"), action
 
 
+def test_join_help_says_what_it_does_typed_while_not_connected(s: Session) -> None:
+    run(s, "/help join")
+    assert s.current.lines[-1].text.endswith(
+        "Join channels (and switch to them); typed while not connected, they are joined "
+        "once connected.")
+
+
 def test_status_modes_follow_isupport_modes(s: Session) -> None:
     s.isupport["MODES"] = "2"
     assert run(s, "/op a b c d e") == ["MODE #t +oo a b", "MODE #t +oo c d", "MODE #t +o e"]
