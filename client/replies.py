@@ -21,6 +21,10 @@ QUERY_NUMERICS = frozenset(
     }
 )  # fmt: skip
 
+# ...except LIST's, in the server buffer (as irssi's status window, WeeChat's server
+# buffer): a big network's list is thousands of lines, not the channel's nor its log's.
+LIST_NUMERICS = frozenset({N.RPL_LISTSTART, N.RPL_LIST, N.RPL_LISTEND})
+
 WHOWAS_SERVER = (4, "{1} left {2} at {3}")
 
 # Friendlier text for common query replies: (minimum params, format over params).

@@ -69,6 +69,7 @@ from .regain import NickRegain
 from .replies import (
     ERR_LISTMODEALREADYSET,
     ERR_LISTMODENOTSET,
+    LIST_NUMERICS,
     QUERY_NUMERICS,
     list_mode_text,
     query_text,
@@ -2026,7 +2027,8 @@ class Session:
             while key in self._whois:
                 self._whois.remove(key)
         text = query_text(msg.command, msg.params, after_whowas)
-        self._add(self.current, self._line(msg, now, Kind.INFO, text))
+        buf = self.server if msg.command in LIST_NUMERICS else self.current
+        self._add(buf, self._line(msg, now, Kind.INFO, text))
 
     def _numeric_error(self, msg: Message, now: float) -> None:
         p = msg.params
@@ -2190,7 +2192,7 @@ class Session:
             return
         topic = msg.params[3] if len(msg.params) > 3 else ""
         text = f"{msg.params[1]} ({msg.params[2]}) {topic}".rstrip()
-        self._add(self.current, self._line(msg, now, Kind.INFO, text))
+        self._add(self.server, self._line(msg, now, Kind.INFO, text))  # (LIST_NUMERICS)
 
     def _rpl_inviting(self, msg: Message, now: float) -> None:
         if len(msg.params) >= 3:  # where /invite was typed (as irssi), not in the channel

@@ -296,6 +296,20 @@ def test_mask_lists_are_shown_in_the_current_buffer(s: Session) -> None:
         "#t: quiet mute!*@* (set by op!o@h)", "End of #t quiet list"]
 
 
+def test_the_channel_list_goes_to_the_server_buffer_not_the_channel(s: Session) -> None:
+    """As irssi's status window and WeeChat's server buffer: a LIST of a big network is
+    thousands of lines, not the channel's (nor its chat log's)."""
+    before = list(s.current.lines)
+    assert run(s, "/list") == ["LIST"]
+    feed(s, [":test.server 321 alice Channel :Users  Name",
+             ":test.server 322 alice #t 4 :a topic",
+             ":test.server 322 alice #u 1 :",
+             ":test.server 323 alice :End of /LIST"])  # fmt: skip
+    assert list(s.current.lines) == before
+    assert [ln.text for ln in s.server.lines][-4:] == [
+        "Channels (users) topic:", "#t (4) a topic", "#u (1)", "End of channel list"]
+
+
 def test_inspircds_list_mode_refusals_are_said_in_words_in_their_channel(s: Session) -> None:
     s.switch(s.server)
     feed(s, [":irc.local 697 alice #t *!*@127.0.0.1 b"
