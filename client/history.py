@@ -32,12 +32,20 @@ TARGETS_BATCHES = frozenset({"chathistory-targets", "draft/chathistory-targets"}
 
 HistoryKind = Literal["latest", "before", "after"]
 
+# Our own events a reconnect's gap fill leaves out: the quit of the connection lost
+# (under the nick it had) and a join of ours (the rejoin, a connection in between). The
+# Disconnected and Reconnected lines say it, and by server time the quit may land on
+# either side of the Disconnected line.
+OWN_GAP_EVENTS = frozenset({"QUIT", "JOIN"})
+
 
 @dataclass(slots=True)
 class _HistoryRequest:
     kind: HistoryKind
     limit: int
-    gap: bool = False  # part of a reconnect gap fill
+    # Part of a reconnect gap fill (AFTER pages, or the LATEST of a channel rejoined
+    # with no message seen: all its messages are missed ones).
+    gap: bool = False
     pages: int = 1
     paging: bool = False  # PageUp's: brings back what /clear took away too
 
@@ -99,6 +107,7 @@ class HistorySession(Protocol):
     def buffer(self, name: str) -> Buffer | None: ...
     def is_channel(self, name: str) -> bool: ...
     def is_me(self, nick: str) -> bool: ...
+    def was_me(self, msg: Message) -> bool: ...
     def local_time(self, now: float) -> float: ...
     def send(self, command: str, *params: str) -> None: ...
     def emit(self, event: Event) -> None: ...
@@ -244,9 +253,12 @@ class ChatHistory:
             self._gap[s.fold(buf.name)] = 0
             self._request(buf, req, "AFTER", f"timestamp={format_time(buf.last_time)}")
         else:
+            # (No message seen yet: the newest ones are what was missed, and the fill
+            # ends with the same line as any other.)
             if rejoin:
-                s.info("Reconnected", now, buf, count=False)
-            self._request(buf, _HistoryRequest("latest", limit), "LATEST", "*")
+                self._gap[s.fold(buf.name)] = 0
+            req = _HistoryRequest("latest", limit, gap=rejoin)
+            self._request(buf, req, "LATEST", "*")
 
     def for_query(self, buf: Buffer, now: float, *, latest: bool = False) -> None:
         """A query's history, when the server can have it: the recent conversation for a
@@ -360,6 +372,14 @@ class ChatHistory:
         refs = [m for m, _ in others or messages]
         newest = next((m.tags["msgid"] for m in reversed(refs) if m.tags.get("msgid")), None)
         known = newest is not None and newest in buf.seen
+        req = self._pop(buf)
+        if req is not None and req.gap:
+            mine = [m for m, _ in texts if m.command in OWN_GAP_EVENTS and s.was_me(m)]
+            for m in mine:  # (seen: a later fill does not bring them back)
+                if m.tags.get("msgid"):
+                    buf.seen.add(m.tags["msgid"])
+            dropped = {id(m) for m in mine}
+            texts = [(m, at) for m, at in texts if id(m) not in dropped]
         # Deletions made while we were away (draft/message-redaction) are no lines: a
         # line with that msgid gets its placeholder, and the message itself, should this
         # answer (whichever comes first) or a later one still hold it, is not shown.
@@ -380,7 +400,7 @@ class ChatHistory:
         # nothing else).
         oldest = next(filter(None, map(_stamp, refs)), None)
         answer = _Answer(len(messages), newest, oldest, known)
-        self._done(buf, self._pop(buf), lines, now, answer)
+        self._done(buf, req, lines, now, answer)
         for m, at in reactions:  # taken back in this answer already: not applied
             if m.tags.get("msgid") not in deleted:
                 s.history_reaction(m, at, buf)
@@ -455,7 +475,11 @@ class ChatHistory:
             # rejoin. A line already seen elsewhere in it proves nothing: the fill starts
             # after the newest *message*, so the joins and quits seen live after it come
             # back first. A page of nothing new (all such events) is no proof either.
-            caught_up = answer.count < req.limit or (answer.newest_known and bool(added))
+            caught_up = (
+                req.kind == "latest"  # the newest there are
+                or answer.count < req.limit
+                or (answer.newest_known and bool(added))
+            )
             if not caught_up and req.pages < MAX_GAP_PAGES and answer.newest_msgid:
                 nxt = _HistoryRequest("after", req.limit, gap=True, pages=req.pages + 1)
                 self._request(buf, nxt, "AFTER", f"msgid={answer.newest_msgid}")
@@ -487,6 +511,9 @@ class ChatHistory:
         key = self._session.fold(buf.name)
         if req is not None and req.gap:
             self._gap.pop(key, None)
+            if buf.is_channel:  # (every rejoined channel ends its reconnect with a line)
+                self._session.info(f"Reconnected, missed messages not fetched ({code})", now,
+                                   buf, count=False)  # fmt: skip
         if code == "INVALID_TARGET" and buf.kind is BufferKind.QUERY:
             buf.no_history = True  # no accounts on both sides: the server keeps none
         elif req is not None and req.kind in ("latest", "before"):

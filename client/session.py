@@ -158,6 +158,7 @@ CTCP_REPLY_BURST = 3
 CTCP_REPLY_INTERVAL = 2.0  # seconds per reply once the burst is spent
 MAX_CTCP_PINGS = 16  # /ping times remembered for their replies
 MAX_ACCEPT_LIST = 1000  # nicks of an accept list (281 lines) gathered for one line
+MAX_SELVES = 16  # nicks (with user@host) we had this run, for Session.was_me
 ACCEPT_CHUNK = 400  # bytes of nicks per ACCEPT line sent
 
 DEFAULT_PREFIX = ("ov", "@+")
@@ -345,6 +346,10 @@ class Session:
         self.quit_warned_at = float("-inf")  # /quit refused once for messages not sent
         self._upgrading = False  # STS: this connection ends to reconnect with TLS
         self._mask_len = 0  # length of our nick!user@host as the server sees it
+        # Who we were in our channels this run, newest last: (folded nick, user@host,
+        # account), each '' when not known. A reconnect's gap fill brings back the quit
+        # of the connection lost, under the nick it had then (see was_me).
+        self._selves: deque[tuple[str, str, str]] = deque(maxlen=MAX_SELVES)
         self._highlight: re.Pattern[str] | None = None
         self._rebuild_highlight()
         self.notify = NotifyList(config.notify, self.fold)
@@ -1408,6 +1413,29 @@ class Session:
     def is_me(self, nick: str) -> bool:
         return bool(nick) and self.fold(nick) == self.fold(self.nick)
 
+    def was_me(self, msg: Message) -> bool:
+        """Whether ``msg`` came from us, on this connection or an earlier one of this run:
+        a nick we had in a channel, with the user@host and account we had it with where
+        both sides know them (someone who took the nick meanwhile is not us). Not by
+        account alone: the account's other sessions are not this one."""
+        nick, _, rest = (msg.source or "").partition("!")
+        if not nick:
+            return False
+        key, userhost = self.fold(nick), _userhost(rest).lower()
+        account = self.fold(msg.tags.get("account") or "")
+        return any(
+            k == key and (not h or not userhost or h == userhost)
+            and (not a or not account or a == account)
+            for k, h, a in self._selves
+        )  # fmt: skip
+
+    def _note_self(self, nick: str, msg: Message) -> None:
+        """We are ``nick`` in a channel, from ``msg``'s user@host (our JOIN, our NICK)."""
+        me = (self.fold(nick), _source_userhost(msg).lower(), self.fold(self.account or ""))
+        if me in self._selves:
+            self._selves.remove(me)
+        self._selves.append(me)
+
     def _from_server(self, msg: Message) -> bool:
         src = msg.source
         if src is None or src == self.server_name:
@@ -2212,6 +2240,7 @@ class Session:
         if self.is_me(nick):
             if msg.source and "!" in msg.source:
                 self._mask_len = len(msg.source.encode()) + 1
+            self._note_self(nick, msg)
             buf = self._ensure(name, BufferKind.CHANNEL, now)
             if buf is None:
                 self._add(
@@ -2346,6 +2375,7 @@ class Session:
             self.nick = self._wanted_nick = new
             if self._mask_len:  # others now see the new nick in front of our lines
                 self._mask_len += len(new.encode()) - len(old.encode())
+            self._note_self(new, msg)
             if self._regain.is_target(new, self.fold):
                 self._stop_regain()  # got it back
             self._rebuild_highlight()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from chat.message import parse
 from chat.servertime import format_time
 from client import history as client_history
 from client.model import (
@@ -645,6 +646,105 @@ def test_reconnect_rejoins_and_fills_the_gap_once() -> None:
     notes = [ln.text for ln in buf.lines if "Reconnected" in ln.text]
     assert notes == ["Reconnected, fetched 3 missed messages"]
     assert buf.unread == 3  # the missed ones count as unread (plus m7, seen while current)
+
+
+def _event(ref: str, source: str, rest: str, msgid: str, t: float, tags: str = "") -> str:
+    """An event of a chathistory batch (draft/event-playback)."""
+    return f"@batch={ref};time={format_time(t)};msgid={msgid}{tags} :{source} {rest}"
+
+
+def test_a_gap_fill_leaves_out_our_own_quit_and_join_under_the_nick_we_had() -> None:
+    """The quit of the connection lost (under the nick it had then) and a join of ours
+    are no news: the Disconnected and Reconnected lines say it. Others' are kept, also
+    those of someone who took our old nick meanwhile (another user@host)."""
+    s = chat_session(history_lines=10)
+    buf = s.buffer("#t")
+    assert buf is not None
+    feed(s, history_batch("b0", "#t", [("bob", "m1", "M1", T0 + 1)]))
+    feed(s, [":alice!~a@127.0.0.1 NICK alice2"], NOW + 2)
+    s.connection_lost(NOW + 3, "Connection reset")
+    s.connection_made(NOW + 5)
+    feed(s, CHAT_BURST, NOW + 5)  # (registered as alice again)
+    rejoin = [f"@time={format_time(T0 + 9)};msgid=J9 :alice!~a@127.0.0.1 JOIN #t",
+              *CHAT_JOIN[1:]]  # fmt: skip
+    assert feed(s, rejoin, NOW + 9) == ["CHATHISTORY AFTER #t msgid=M1 10"]
+    page = [
+        _event("g1", "alice2!~a@127.0.0.1", "QUIT :Connection closed", "Q1", T0 + 2),
+        _event("g1", "carol!~c@host", "QUIT :bye", "Q2", T0 + 4),
+        _event("g1", "alice2!~x@elsewhere", "JOIN #t", "J5", T0 + 5),  # not us
+        privmsg("bob", "#t", "missed", "M6", T0 + 6, batch="g1"),
+        _event("g1", "alice2!~x@elsewhere", "QUIT :gone", "Q7", T0 + 7),
+        _event("g1", "alice!~a@127.0.0.1", "JOIN #t", "J8", T0 + 8),  # a connection between
+        _event("g1", "alice!~a@127.0.0.1", "QUIT :Ping timeout", "Q8", T0 + 8.5),
+        _event("g1", "alice!~a@127.0.0.1", "JOIN #t", "J9", T0 + 9),  # the rejoin, seen
+    ]
+    assert feed(s, chathistory_batch("g1", "#t", page), NOW + 10) == []
+    events = [(ln.nick, ln.text) for ln in buf.lines
+              if ln.history and ln.kind is not Kind.MESSAGE]  # fmt: skip
+    assert events == [
+        ("carol", "has quit (bye)"),
+        ("alice2", "has joined #t"),
+        ("alice2", "has quit (gone)"),
+    ]
+    assert texts(buf) == ["m1", "missed"]
+    assert [ln.text for ln in buf.lines if "Reconnected" in ln.text] == [
+        "Reconnected, fetched 1 missed message"]  # fmt: skip
+    assert all(m in buf.seen for m in ("Q1", "J8", "Q8"))  # no later answer brings them
+
+
+def test_was_me_needs_the_nick_and_where_known_the_user_host_and_account() -> None:
+    s = chat_session(channels=())
+    feed(s, [":test.server 900 alice alice!~a@h alice :You are now logged in as alice",
+             ":alice!~a@h JOIN #t"])  # fmt: skip
+
+    def was_me(line: str) -> bool:
+        return s.was_me(parse(line))
+
+    assert was_me(":alice!~a@h QUIT :x") and was_me(":ALICE!~A@H QUIT :x")
+    assert was_me(":alice QUIT :x")  # (no user@host to tell)
+    assert not was_me(":alice!~x@elsewhere QUIT :x")
+    assert was_me("@account=alice :alice!~a@h QUIT :x")
+    assert not was_me("@account=mallory :alice!~a@h QUIT :x")
+    assert not was_me(":bob!~a@h QUIT :x")  # not by user@host alone
+    feed(s, [":alice!~a@h NICK alice2"])
+    assert was_me(":alice!~a@h QUIT :x") and was_me(":alice2!~a@h QUIT :x")
+
+
+def test_a_channel_rejoined_with_no_message_seen_says_reconnected_as_any_other() -> None:
+    """Its fill is the LATEST page (every message there was missed), ending with the same
+    line as an AFTER fill; a failed fill says so in every rejoined channel."""
+    s = chat_session(history_lines=10)
+    buf = s.buffer("#t")
+    assert buf is not None
+    feed(s, history_batch("b0", "#t", []))
+    s.connection_lost(NOW + 1, "Connection reset")
+    s.connection_made(NOW + 5)
+    feed(s, CHAT_BURST, NOW + 5)
+    rejoin = [f"@time={format_time(T0 + 6)};msgid=J6 :alice!~a@127.0.0.1 JOIN #t",
+              *CHAT_JOIN[1:]]  # fmt: skip
+    assert feed(s, rejoin, NOW + 6) == ["CHATHISTORY LATEST #t * 10"]
+    assert not [ln for ln in buf.lines if "Reconnected" in ln.text]  # not before the fill
+    page = [
+        _event("g1", "alice!~a@127.0.0.1", "JOIN #t", "06GZSSKD3G0012WN", T0),  # seen
+        _event("g1", "alice!~a@127.0.0.1", "QUIT :Connection closed", "Q2", T0 + 2),
+        privmsg("bob", "#t", "missed", "M3", T0 + 3, batch="g1"),
+        _event("g1", "alice!~a@127.0.0.1", "JOIN #t", "J6", T0 + 6),  # seen
+    ]
+    assert feed(s, chathistory_batch("g1", "#t", page), NOW + 7) == []
+    assert not [ln for ln in buf.lines if ln.kind is Kind.QUIT]
+    assert texts(buf) == ["missed"] and buf.unread == 1
+    assert [ln.text for ln in buf.lines if "Reconnected" in ln.text] == [
+        "Reconnected, fetched 1 missed message"]  # fmt: skip
+
+    s.connection_lost(NOW + 8, "Connection reset")
+    s.connection_made(NOW + 10)
+    feed(s, CHAT_BURST, NOW + 10)
+    rejoin = [f"@time={format_time(T0 + 11)};msgid=J11 :alice!~a@127.0.0.1 JOIN #t",
+              *CHAT_JOIN[1:]]  # fmt: skip
+    assert feed(s, rejoin, NOW + 11) == ["CHATHISTORY AFTER #t msgid=M3 10"]
+    feed(s, ["FAIL CHATHISTORY MESSAGE_ERROR AFTER #t :Messages could not be retrieved"])
+    assert [ln.text for ln in buf.lines if "Reconnected" in ln.text][1:] == [
+        "Reconnected, missed messages not fetched (MESSAGE_ERROR)"]  # fmt: skip
 
 
 @pytest.mark.parametrize("server", ["chat", "ngircd", "chat, nothing seen"])
