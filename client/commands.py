@@ -629,6 +629,25 @@ def _resend(s: Session, args: str, now: float) -> None:
         s.error(f"No failed messages to resend in {buf.name}", now)
 
 
+@command(
+    "unqueue",
+    "/unqueue",
+    "Drop this buffer's messages not sent yet (a paste held back by flood control, or"
+    " typed while disconnected): they are marked \"not sent\"; /resend sends them.",
+    online=False,
+)
+def _unqueue(s: Session, args: str, now: float) -> None:
+    buf = s.current
+    count, lines = s.outbox.unqueue(buf)
+    if not count:
+        s.error(f"No messages waiting to be sent in {buf.name}", now)
+        return
+    what = f"{count} message" + ("s" if count > 1 else "")
+    if lines > count:
+        what += f" ({lines} lines)"
+    s.info(f"Not sending {what}; /resend sends them again", now)
+
+
 @command("notice", "/notice TARGET TEXT", "Send a notice.", online=False)
 def _notice(s: Session, args: str, now: float) -> None:
     target, _, text = args.partition(" ")

@@ -115,6 +115,7 @@ class Connection:
         self._tick_timer: asyncio.TimerHandle | None = None  # Session.tick at due_at
         self._skip_backoff = False  # /reconnect: the next connection without waiting
         self._queued_shown = 0  # connection.queued when StatusChanged last told it
+        self._dropped_seen = 0  # outbox.dropped when the send queue was last purged
         session.outbox.paced = self.pacing is not None
         self._writer: asyncio.StreamWriter | None = None
         self._wq: deque[bytes] = deque()
@@ -151,8 +152,9 @@ class Connection:
 
     @property
     def queued(self) -> int:
-        """Lines (a batch, an own message: one) held back by flood control."""
-        return len(self._sendq) if self._sendq is not None else 0
+        """Lines held back by flood control; a multi-line message of ours counts its
+        lines of text (a paste's progress shows in [sending N])."""
+        return self._sendq.lines if self._sendq is not None else 0
 
     def input(self, text: str, recall: str = "") -> bool:
         """A line the user typed (a /command or text for the current buffer). False when
@@ -274,9 +276,13 @@ class Connection:
             first = typed or command_of(line) == "JOIN"
             priority = Priority.TYPED if first else Priority.AUTO
             self._write(q.add([line], now, urgent=urgent, priority=priority))
-        for entry in self.session.outbox.take_queued():
+        outbox = self.session.outbox
+        for entry in outbox.take_queued():
             priority = Priority.BULK if entry.bulk else Priority.TYPED
-            q.add_ticket(entry, entry.buffer.name, priority)
+            q.add_ticket(entry, entry.buffer.name, priority, entry.text_lines)
+        if outbox.dropped != self._dropped_seen:  # (/unqueue, /close, a PART...)
+            self._dropped_seen = outbox.dropped
+            q.purge(lambda t: isinstance(t, Outgoing) and outbox.is_queued(t))
         self._pump(now)
         if self.queued != self._queued_shown:  # the status line's [sending N]
             self._queued_shown = self.queued

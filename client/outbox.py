@@ -31,7 +31,8 @@ With flood control (:attr:`Outbox.paced`, set by the connection), a message read
 written is QUEUED instead: still pending, in the order of the connection's send queue,
 which writes it (:meth:`Outbox.write_queued`) when the budget allows. Until then it is
 not sent: the connection lost, it waits for the next one as a message typed while
-disconnected does, and ``/quit`` drops it as not sent.
+disconnected does, and ``/quit`` drops it as not sent; so does ``/unqueue`` (a buffer's
+messages not written yet, a paste the user thinks better of; ``/resend`` sends them).
 """
 
 from __future__ import annotations
@@ -126,6 +127,11 @@ class Outgoing:
     bulk: bool = False  # one of several (a paste, /resend): flood control lets others first
 
     @property
+    def text_lines(self) -> int:
+        """Lines of text it carries (a multi-line message's as typed, blank ones too)."""
+        return self.text.count("\n") + 1
+
+    @property
     def kind(self) -> Kind:
         if self.action:
             return Kind.ACTION
@@ -191,6 +197,9 @@ class Outbox:
         # each with its number among such writes (``written``).
         self._unacked: list[tuple[int, Outgoing]] = []
         self.written = 0
+        # Queued messages dropped before their turn (failed, their buffer closed): the
+        # connection takes them out of its send queue when this changes.
+        self.dropped = 0
 
     # ------------------------------------------------------------------ state
 
@@ -325,10 +334,14 @@ class Outbox:
         queued, self._queued = self._queued, []
         return queued
 
+    def is_queued(self, entry: Outgoing) -> bool:
+        """``entry`` still waits for its turn in the send queue."""
+        return entry.step is _Step.QUEUED and entry in self._entries
+
     def write_queued(self, entry: Outgoing, now: float) -> bool:
         """Write ``entry`` now (its turn in the send queue came). False when it is no
         longer queued (its buffer was closed, /quit, the connection lost)."""
-        if entry.step is not _Step.QUEUED or entry not in self._entries:
+        if not self.is_queued(entry):
             return False
         entry.step = _Step.WAITING
         if entry.lines is not None and self._s.multiline_limits is None:
@@ -677,6 +690,17 @@ class Outbox:
         for buf, count in dropped.items():
             self._s.info(f"{why}: {_messages(count)} not sent", now, buf)
 
+    def unqueue(self, buf: Buffer) -> tuple[int, int]:
+        """``/unqueue``: ``buf``'s messages not written yet (held back by flood
+        control, or waiting for the connection) fail as not sent, for ``/resend``. Those
+        written already stay: the server may have them. Nothing of the buffer is left
+        waiting behind them, so nothing goes before an earlier message. (Messages,
+        lines of text) dropped."""
+        gone = self._of(buf, _Step.WAITING, _Step.QUEUED)
+        for entry in gone:
+            self._fail(entry, "not sent (/unqueue)")
+        return len(gone), sum(e.text_lines for e in gone)
+
     def left(self, buf: Buffer, note: str) -> int:
         """We left channel ``buf`` (a PART, a KICK): what was not written yet to it (the
         rest of a paste) fails with ``note`` instead of going to a channel we are no
@@ -691,6 +715,7 @@ class Outbox:
         """``buf`` was closed: its messages are forgotten. How many were not written."""
         gone = [e for e in self._entries if e.buffer is buf]
         self._entries = [e for e in self._entries if e.buffer is not buf]
+        self.dropped += sum(e.step is _Step.QUEUED for e in gone)
         for entry in gone:
             if entry.label is not None:
                 self._labels.pop(entry.label, None)
@@ -725,6 +750,8 @@ class Outbox:
         if entry.label is not None:
             self._labels.pop(entry.label, None)
             entry.label = None
+        if entry.step is _Step.QUEUED:
+            self.dropped += 1
         entry.step = _Step.FAILED
         self._update(entry, replace(entry.line, delivery=Delivery.FAILED, note=note))
         failed = [e for e in self._entries if e.step is _Step.FAILED]

@@ -145,10 +145,16 @@ class Unit:
     targets: frozenset[str] = frozenset()  # a message's targets (folded), else none
     typing: bool = False  # a typing notification: stale once a newer one or a message comes
     history: str = ""  # a CHATHISTORY request: the buffer it is for (folded)
+    text_lines: int = 1  # a ticket's lines of text (a multi-line message's: all of them)
 
     @property
     def size(self) -> int:
         return sum(len(d) for d in self.data)
+
+    @property
+    def waiting(self) -> int:
+        """Lines it stands for, as the user counts them (the status line's [sending N])."""
+        return self.text_lines if self.ticket is not None else len(self.data)
 
 
 class SendQueue:
@@ -173,6 +179,11 @@ class SendQueue:
     def __len__(self) -> int:
         """Units waiting (a batch or an outbox message is one)."""
         return sum(len(q) for q in self._queues)
+
+    @property
+    def lines(self) -> int:
+        """Lines waiting: a multi-line message counts its lines of text, not one."""
+        return sum(u.waiting for q in self._queues for u in q)
 
     def clear(self, now: float) -> None:
         """A new connection: nothing waits, and the server counts from nothing."""
@@ -224,11 +235,30 @@ class SendQueue:
         return out
 
     def add_ticket(
-        self, ticket: object, target: str = "", priority: Priority = Priority.TYPED
+        self,
+        ticket: object,
+        target: str = "",
+        priority: Priority = Priority.TYPED,
+        lines: int = 1,
     ) -> None:
-        """Queue an outbox message to ``target``, written when its turn comes."""
+        """Queue an outbox message to ``target`` (of ``lines`` lines of text), written
+        when its turn comes."""
         unit = Unit(ticket=ticket, targets=frozenset({self._fold(target)} if target else ()))
+        unit.text_lines = lines
         self._place(unit, priority)
+
+    def purge(self, keep: Callable[[object], bool]) -> int:
+        """Take out the tickets ``keep`` says no to (messages dropped before their
+        turn: they would cost nothing, yet wait for the budget and count as waiting).
+        How many. What stays keeps its order, so nothing overtakes an earlier message."""
+        gone = 0
+        for q in self._queues:
+            kept = [u for u in q if u.ticket is None or keep(u.ticket)]
+            gone += len(q) - len(kept)
+            if len(kept) != len(q):
+                q.clear()
+                q.extend(kept)
+        return gone
 
     def view(self, buffer: str) -> None:
         """``buffer`` is the one in view: its history requests waiting go first among

@@ -501,8 +501,10 @@ def topic_fragments(session: Session) -> Fragments:
     return [("bold", f" {label}"), ("", " — server messages (/help for commands)")]
 
 
-# Lines held back by flood control from which the status line says so: fewer go within
-# a few seconds at the default pace.
+# Lines held back by flood control from which the status line says so when none is a
+# message of ours (a command's, the client's own requests): fewer go within a few
+# seconds at the default pace. A message of ours waiting shows it at once: it may be a
+# paste of 150 lines, all in one or two multi-line messages.
 SENDING_HINT = 3
 
 
@@ -515,7 +517,8 @@ def status_fragments(
     sending: int = 0,
     width: int | None = None,
 ) -> Fragments:
-    """The status line; ``sending``: lines flood control holds back (connection.queued).
+    """The status line; ``sending``: lines flood control holds back (connection.queued;
+    a multi-line message of ours counts its lines).
     The activity list comes last, after the scroll indicator (as WeeChat's hotlist after
     its ``-MORE-``), and names only as many buffers as fit in ``width`` cells: a long
     list must not push "more below" off the line, the one sign that new lines are not
@@ -545,7 +548,8 @@ def status_fragments(
     unsent = session.outbox.unsent  # typed while the connection was down, not written yet
     if unsent:
         item(f"{unsent} unsent", "class:pending")
-    if sending >= SENDING_HINT:  # typed lines are accepted, only waiting their turn
+    # Typed lines are accepted, only waiting their turn (/unqueue drops ours).
+    if sending >= SENDING_HINT or (sending and session.outbox.queued):
         item(f"sending {sending}", "class:pending")
     view = views.get(cur)
     # (Lines drawn below: those the join/part filter hides do not count.)

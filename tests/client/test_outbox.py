@@ -1027,3 +1027,40 @@ def test_what_flood_control_holds_for_a_channel_we_left_fails(event: str, note: 
                            ("row 2", Delivery.FAILED, note)]  # fmt: skip
     assert not any(s.outbox.write_queued(e, NOW) for e in queued)  # never written
     assert s.take_outgoing() == [] and s.outbox.queued == 0
+
+
+def test_unqueue_drops_the_buffers_messages_not_written_yet_for_resend() -> None:
+    """/unqueue: what is not written yet (held back by flood control, typed while
+    disconnected) fails as not sent; what was written stays (the server may have it),
+    and so do other buffers' messages."""
+    s, buf = in_t()
+    query = s.open_query("bob", NOW, switch=False)
+    assert query is not None
+    assert run(s, "written") == ["@label=o1 PRIVMSG #t :written"]
+    s.outbox.paced = True  # (as the connection sets it): held back by flood control
+    assert run(s, "held 1") == [] and run(s, "held 2") == []
+    s.switch(query)
+    assert run(s, "to bob") == []
+    s.switch(buf)
+    assert s.outbox.queued == 3
+    assert run(s, "/unqueue") == []
+    dropped = "not sent (/unqueue)"
+    assert states(buf) == [("written", Delivery.PENDING, ""),
+                           ("held 1", Delivery.FAILED, dropped),
+                           ("held 2", Delivery.FAILED, dropped)]  # fmt: skip
+    assert buf.lines[-1].text == "Not sending 2 messages; /resend sends them again"
+    assert s.outbox.queued == 1 and states(query)[0][1] is Delivery.PENDING  # bob's waits
+    assert run(s, "/unqueue") == []
+    assert last_error(s) == "No messages waiting to be sent in #t"
+
+    s.connection_lost(NOW + 1)  # "written" may have gone: it stays, for the gap fill
+    assert run(s, "typed\nwhile away") == []  # (one message, planned when written)
+    assert run(s, "/unqueue") == []
+    assert buf.lines[-1].text == "Not sending 1 message (2 lines); /resend sends them again"
+    assert states(buf)[0] == ("written", Delivery.PENDING, "")
+    assert states(buf)[-1] == ("typed\nwhile away", Delivery.FAILED, dropped)
+    assert s.outbox.unsent == 2  # "written" (unconfirmed) and bob's
+    assert run(s, "/resend") == []
+    assert [(text, state) for text, state, _ in states(buf)] == [
+        ("written", Delivery.PENDING), ("held 1", Delivery.PENDING),
+        ("held 2", Delivery.PENDING), ("typed\nwhile away", Delivery.PENDING)]  # fmt: skip

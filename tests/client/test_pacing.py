@@ -328,6 +328,54 @@ async def test_a_paste_gets_through_a_flood_limited_server(
         running.handle.stop()
 
 
+async def test_a_paste_held_back_shows_its_lines_waiting_and_unqueue_drops_them(
+    tmp_path: Path, clients: list[ChatClient]
+) -> None:
+    """A paste made of several multi-line messages behind flood control: [sending N]
+    counts the lines of text still waiting, not one per message, from the first
+    message of ours; /unqueue drops what is not written yet, and /resend sends it."""
+    running = start_server(suite_config(multiline_max_lines=4), "asyncio",
+                           db=str(tmp_path / "history.db"))  # fmt: skip
+    try:
+        clock = Clock()
+        bob = ChatClient.start(running.port, "bob", channels=("#m",))
+        alice = paced(running.port, "alice", Pacing(5, 1.0), clock, "#m")
+        clients += [bob, alice]
+        chan = await bob.joined("#m")
+        mine = await joined(alice, clock, "#m")
+
+        def status() -> str:
+            frags = status_fragments(alice.session, Views(), sending=alice.conn.queued)
+            return "".join(t for _, t, *_ in frags)
+
+        rows = [f"paste row {i}" for i in range(10)]  # messages of 4, 4 and 2 lines
+        assert alice.conn.input("\n".join(rows))
+        await bob.wait(lambda: texts(chan)[-1:] == ["\n".join(rows[:4])], "the first")
+        assert alice.conn.queued == 6 and "[sending 6]" in status()
+        clock.now += 6.0  # (the first batch, 6 lines with its BATCH lines, left a debt)
+        alice.conn.flush()
+        await bob.wait(lambda: texts(chan)[-1:] == ["\n".join(rows[4:8])], "the second")
+        assert alice.conn.queued == 2 and "[sending 2]" in status()
+
+        assert alice.conn.input("/unqueue")
+        assert alice.conn.queued == 0 and "sending" not in status()
+        last = messages(mine)[-1]
+        assert last.text == "\n".join(rows[8:])
+        assert (last.delivery, last.note) == (Delivery.FAILED, "not sent (/unqueue)")
+        assert mine.lines[-1].text == "Not sending 1 message (2 lines); /resend sends them again"
+        clock.now += 100.0
+        alice.conn.flush()
+        await alice.wait(lambda: messages(mine)[-2].delivery is Delivery.DELIVERED, "echo")
+        assert sum(ln.startswith("BATCH +") for ln in alice.untagged) == 2  # never the third
+
+        assert alice.conn.input("/resend")
+        await bob.wait(lambda: texts(chan)[-1:] == ["\n".join(rows[8:])], "the resent one")
+        assert texts(chan)[-3:] == ["\n".join(rows[:4]), "\n".join(rows[4:8]),
+                                    "\n".join(rows[8:])]  # fmt: skip
+    finally:
+        running.handle.stop()
+
+
 async def test_without_echo_message_a_held_back_message_is_not_shown_as_sent(
     clients: list[ChatClient], ircd: Ircd
 ) -> None:
@@ -405,6 +453,36 @@ def test_the_history_of_the_buffer_in_view_goes_first_among_automatic_lines() ->
                        "CHATHISTORY BEFORE #c4 msgid=x 50"]  # fmt: skip
     rest = [f"CHATHISTORY LATEST #c{i} * 50" for i in (0, 1, 2, 3, 5, 6, 7, 8)]
     assert out[3:] == ["WHO #c0", *rest, "CHATHISTORY TARGETS timestamp=a timestamp=b 50"]
+
+
+def test_tickets_count_their_lines_and_dropped_ones_are_purged_in_order() -> None:
+    q = SendQueue(Pacing(1, 1.0), 0.0)
+    q.add(["WHO #z"], 0.0)
+    q.add_ticket("paste 1", "#a", Priority.BULK, lines=100)
+    q.add_ticket("paste 2", "#a", Priority.BULK, lines=50)
+    q.add_ticket("typed", "#a", Priority.TYPED)  # (behind the paste: the same target)
+    assert len(q) == 4 and q.lines == 152
+    assert q.purge(lambda ticket: ticket != "paste 2") == 1
+    assert q.lines == 102
+    order = []
+    while (unit := q.head()) is not None:
+        q.pop()
+        order.append(unit.ticket or unit.data[0].decode().rstrip())
+    assert order == ["paste 1", "typed", "WHO #z"]
+
+
+def test_sending_shows_from_the_first_own_message_waiting_else_from_three_lines() -> None:
+    s = chat_session()
+    assert s.switch("#t")
+
+    def status(sending: int) -> str:
+        return "".join(t for _, t, *_ in status_fragments(s, Views(), sending=sending))
+
+    assert "sending" not in status(2)  # a command's lines, the client's own: soon gone
+    assert "[sending 3]" in status(3)
+    s.outbox.paced = True  # (as the connection sets it)
+    assert s.input("a paste, or one line behind one", NOW) and s.outbox.queued == 1
+    assert "[sending 1]" in status(1)
 
 
 def test_a_stale_typing_notification_is_dropped() -> None:
