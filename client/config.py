@@ -114,6 +114,9 @@ DEFAULT_KEYS: dict[str, tuple[str, ...]] = {
     # Alt+Q..Alt+O: buffers 11-19, as in irssi.
     **{f"buffer_{n}": (f"escape {key}",) for n, key in enumerate("qwertyuio", start=11)},
     "jump_buffer": ("escape j",),  # then two digits: buffer 01-99, as in WeeChat
+    # Then b, c, i, u, v, s or o: a mIRC formatting code (readline's Ctrl+V inserts the
+    # next key as is; WeeChat's prefix, Ctrl+C, clears the input line here).
+    "format_prefix": ("c-v",),
     "scroll_up": ("pageup",),
     "scroll_down": ("pagedown",),
     "scroll_bottom": ("c-end", "escape end"),  # (and End on an empty input line)

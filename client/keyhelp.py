@@ -30,6 +30,9 @@ KEY_HELP: tuple[tuple[str, str], ...] = (
     ("{history_prev} / {history_next}", "input history (a refused input is there too)"),
     ("{toggle_nicklist}", "nick list on or off"),
     ("{nicklist_up} / {nicklist_down}", "the nick list a page up / down"),
+    ("{format_prefix}", "then B, C, I, U, V, S or O (or Ctrl+B..., Ctrl+] for I): the formatting"
+     " code for bold, colour (digits follow: 04 red, 04,01 on black), italic, underline,"
+     " reverse, strikethrough, reset; shown as ^B, ^C..."),
     ("Ctrl+C", "clear the input line"),
     ("{quit}", "quit"),
 )

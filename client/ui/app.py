@@ -56,7 +56,7 @@ from ..model import (
     LineReacted,
     LineRedacted,
 )
-from .keys import BufferJump, build_key_bindings, describe, no_numeric_argument
+from .keys import BufferJump, FormatPrefix, build_key_bindings, describe, no_numeric_argument
 from .render import Fragments, LineRenderer, build_style, fit, nick_palette, safe, text_width
 from .views import (
     BufferList,
@@ -184,7 +184,10 @@ class ChatUI:
             style="class:input",
         )
         self.jump = BufferJump(self.switch_to)  # Alt+J NN
-        key_bindings, key_problems = build_key_bindings(self, config.keys, self.jump)
+        self.format = FormatPrefix(self.insert_text)  # Ctrl+V B: ^B
+        key_bindings, key_problems = build_key_bindings(
+            self, config.keys, self.jump, self.format
+        )
         problems += key_problems
         self.app: Application[int] = Application(
             layout=Layout(self._layout(), focused_element=self.input_window),
@@ -203,6 +206,7 @@ class ChatUI:
         self.app.ttimeoutlen = 0.05
         self.app.key_processor.after_key_press += no_numeric_argument
         self.app.key_processor.after_key_press += self.jump.after_key_press
+        self.app.key_processor.after_key_press += self.format.after_key_press
         now = time.time()
         for problem in problems:
             self.session.error(f"config: {problem}", now, self.session.server)
@@ -310,6 +314,8 @@ class ChatUI:
         jump: Fragments = []
         if self.jump.digits is not None:  # Alt+J: the digits so far
             jump = [("", " ["), ("class:pending", f"jump to {self.jump.digits:_<2}"), ("", "]")]
+        elif self.format.active:  # Ctrl+V: the keys it takes next
+            jump = [("", " ["), ("class:pending", "format: b c i u v s o"), ("", "]")]
         frags = status_fragments(
             self.session, self.views, more_key=describe(self.config.keys, "scroll_down"),
             now=now, sending=self.connection.queued,
@@ -556,6 +562,10 @@ class ChatUI:
         hint = f"press {key} or type /quit" if key else "type /quit"
         self.session.info(f"To leave, {hint}", time.time())
         self.connection.flush()
+
+    def insert_text(self, text: str) -> None:
+        """Put ``text`` in the input line at the cursor (a formatting code, Ctrl+V B)."""
+        self.input.insert_text(text)
 
     # ------------------------------------------------------------------ running
 

@@ -38,9 +38,24 @@ class Actions(Protocol):
     def next_active(self) -> None: ...
     def quit(self) -> None: ...
     def interrupt(self) -> None: ...
+    def insert_text(self, text: str) -> None: ...
 
 
 Handler = Callable[[KeyPressEvent], None]
+
+# The key after the formatting prefix (Ctrl+V), Ctrl held or not, and the mIRC code it
+# inserts: WeeChat's letters after its prefix, and readline's Ctrl+V Ctrl+B giving ^B.
+FORMAT_CODES: dict[str, str] = {
+    "b": "\x02",  # bold
+    "c": "\x03",  # colour: the digits follow (04 red, 04,01 red on black)
+    "i": "\x1d",  # italic (Ctrl+I is Tab: Ctrl+] is the code's own key)
+    "u": "\x1f",  # underline
+    "_": "\x1f",
+    "v": "\x16",  # reverse
+    "r": "\x16",
+    "s": "\x1e",  # strikethrough
+    "o": "\x0f",  # reset
+}
 
 BUFFER_KEYS = 19  # buffer_1 .. buffer_19 (Alt+1..Alt+0, Alt+Q..Alt+O)
 
@@ -80,7 +95,50 @@ class BufferJump:
             self.digits = None
         self._mine = False
 
-def action_handlers(ui: Actions, jump: BufferJump) -> dict[str, Handler]:
+class FormatPrefix:
+    """The formatting prefix (Ctrl+V): the next key inserts a mIRC code (FORMAT_CODES)
+    into the input line, shown there as ^B, ^C... and sent as it is.
+
+    A mode, as :class:`BufferJump`: no deadline for the second key. Any other key ends
+    it and does what it always does.
+    """
+
+    def __init__(self, insert: Callable[[str], None]) -> None:
+        self.active = False
+        self._insert = insert
+        self._mine = False  # the key being handled was the prefix's
+
+    def start(self) -> None:
+        self.active = True
+        self._mine = True
+
+    def waiting(self) -> bool:
+        return self.active
+
+    def code(self, code: str) -> None:
+        self.active = False
+        self._mine = True
+        self._insert(code)
+
+    def after_key_press(self, key_processor: KeyProcessor) -> None:
+        if not self._mine:
+            self.active = False
+        self._mine = False
+
+
+def format_keys() -> list[tuple[str, str]]:
+    """(prompt_toolkit key, code) for every key FormatPrefix takes."""
+    keys = []
+    for key, code in FORMAT_CODES.items():
+        keys.append((key, code))
+        if key.isalpha():
+            keys.append((key.upper(), code))
+        if key != "i":  # (Ctrl+I is Tab)
+            keys.append((f"c-{key}", code))
+    return [*keys, ("c-]", FORMAT_CODES["i"])]
+
+
+def action_handlers(ui: Actions, jump: BufferJump, fmt: FormatPrefix) -> dict[str, Handler]:
     def call(fn: Callable[[], None]) -> Handler:
         def handler(event: KeyPressEvent) -> None:
             try:
@@ -105,6 +163,7 @@ def action_handlers(ui: Actions, jump: BufferJump) -> dict[str, Handler]:
         "scroll_bottom": call(ui.scroll_bottom),
         "next_active": call(ui.next_active),
         "jump_buffer": call(jump.start),
+        "format_prefix": call(fmt.start),
         # Fixed keys (not in the config): Ctrl+C, Shift+Tab and End.
         "interrupt": call(ui.interrupt),
         "complete_prev": call(lambda: ui.complete(-1)),
@@ -125,16 +184,22 @@ def no_numeric_argument(key_processor: KeyProcessor) -> None:
 
 
 def build_key_bindings(
-    ui: Actions, keys: Mapping[str, tuple[str, ...]], jump: BufferJump | None = None
+    ui: Actions,
+    keys: Mapping[str, tuple[str, ...]],
+    jump: BufferJump | None = None,
+    fmt: FormatPrefix | None = None,
 ) -> tuple[KeyBindings, list[str]]:
     """Bindings for every action; returns (bindings, problems with the configured keys).
-    ``jump``: the Alt+J state (its ``after_key_press`` must run after each key)."""
+    ``jump``: the Alt+J state, ``fmt`` the formatting prefix's (the ``after_key_press``
+    of each must run after each key)."""
     kb = KeyBindings()
     problems: list[str] = []
     if jump is None:
         jump = BufferJump(ui.switch_to)
+    if fmt is None:
+        fmt = FormatPrefix(ui.insert_text)
     # Fixed keys first: a configured binding of the same key wins (added later).
-    handlers = action_handlers(ui, jump)
+    handlers = action_handlers(ui, jump, fmt)
     waiting = Condition(jump.waiting)
     for digit in "0123456789":
         kb.add(digit, filter=waiting, eager=True)(
@@ -161,4 +226,9 @@ def build_key_bindings(
                 kb.add(*parts)(handler)
             except (ValueError, KeyError, AssertionError):
                 problems.append(f"keys.{action}: unknown key {key!r} (ignored)")
+    # Last, so that while the prefix waits they win over every other binding of those
+    # keys (Ctrl+C clears the input line, Ctrl+B moves back... otherwise).
+    waiting_code = Condition(fmt.waiting)
+    for key, code in format_keys():
+        kb.add(key, filter=waiting_code, eager=True)(lambda event, code=code: fmt.code(code))
     return kb, problems

@@ -43,6 +43,9 @@ EXTRA_STYLES: dict[str, str] = {
     "typing": "italic",
     "read_marker": "#5f5f87",
     "where": "#5f87af",  # a search result's channel or conversation
+    # A formatting code in the input line (prompt_toolkit draws \x02 as ^B in this
+    # class): reverse, as irssi and WeeChat show them.
+    "control-character": "reverse fg:default",
 }
 
 # What precedes the nick of an event line (joins, parts and quits are compact and dim).

@@ -429,6 +429,39 @@ async def test_alt_q_to_o_and_alt_j_reach_the_buffers_past_the_tenth(
     assert s.current is s.buffers[4]
 
 
+async def test_ctrl_v_then_a_letter_types_a_formatting_code_shown_as_caret_sent_as_is(
+    server: RunningServer, uis: list[UIClient], raw: Raw
+) -> None:
+    """Ctrl+V, then B (or Ctrl+B, readline's quoted insert), C, I, U, V, S or O: the mIRC
+    code, ^B in reverse video in the input line (as irssi and WeeChat), sent as the byte.
+    Ctrl+C then is colour, not clearing the line; any other key ends the prefix."""
+    alice = await start_ui(uis, server, "alice")
+    inp = alice.ui.input
+    await alice.join("#t")
+    bob = await raw("bob")
+    await bob.join("#t")
+    await alice.wait(lambda: "bob" in members_of(alice, "#t"), "bob in #t")
+
+    alice.keys("\x16")  # Ctrl+V
+    await alice.wait_screen("format: b c i u v s o")
+    await asyncio.sleep(alice.ui.app.timeoutlen + 0.2)  # (no deadline: a mode)
+    alice.keys("b" + "bold" + "\x16\x02")  # Ctrl+V Ctrl+B: the same
+    await alice.wait(lambda: inp.text == "\x02bold\x02", "^B bold ^B")
+    await alice.wait_screen("format:", present=False)
+    alice.keys(" \x16\x0304red\x16o \x16x")  # Ctrl+V Ctrl+C: colour; Ctrl+V x: just x
+    await alice.wait(lambda: inp.text == "\x02bold\x02 \x0304red\x0f x", "colour and reset")
+    await alice.wait_screen("[#t] ^Bbold^B ^C04red^O x")
+    attrs = alice.ui.app.style.get_attrs_for_style_str(alice.style_of("^Bbold"))
+    assert attrs.reverse  # (the prompt_toolkit default is blue, like any text)
+    alice.keys("\x16I\x16_\x16\x1d" + ENTER)  # I (italic), _ (underline), Ctrl+]
+    msg = await bob.expect("PRIVMSG", lambda m: m.params[0] == "#t")
+    assert msg.params[1] == "\x02bold\x02 \x0304red\x0f x\x1d\x1f\x1d"
+    alice.keys("gone")
+    await alice.wait(lambda: inp.text == "gone", "gone typed")
+    alice.keys("\x03")  # Ctrl+C alone still clears the input line
+    await alice.wait(lambda: inp.text == "", "Ctrl+C clearing the line")
+
+
 async def test_a_refused_input_is_cleared_and_up_brings_it_back(
     server: RunningServer, uis: list[UIClient], raw: Raw
 ) -> None:

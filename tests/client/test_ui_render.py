@@ -23,7 +23,7 @@ from client.formatting import Span, Style, display
 from client.model import Buffer, BufferKind, HistoryAdded, Kind, Line
 from client.session import Session
 from client.ui.app import BACKGROUND_REDRAW_INTERVAL, REDRAW_INTERVAL, ChatUI, InputHistory
-from client.ui.keys import build_key_bindings, describe
+from client.ui.keys import FormatPrefix, build_key_bindings, describe, format_keys
 from client.ui.render import (
     Fragments,
     LineRenderer,
@@ -278,6 +278,9 @@ class _Recorder:
     def interrupt(self) -> None:
         self.calls.append("interrupt")
 
+    def insert_text(self, text: str) -> None:
+        self.calls.append(f"insert {text!r}")
+
 
 def test_key_bindings_follow_the_config() -> None:
     cfg = parse({"keys": {"next_buffer": ["c-x n", "f2"], "quit": "nonsense-key"}})
@@ -306,6 +309,27 @@ def test_the_nick_list_pages_with_alt_pageup_and_pagedown_or_f11_and_f12() -> No
         binding.handler(cast(KeyPressEvent, None))
     assert ui.calls == ["nicklist 1", "nicklist 1", "nicklist -1", "nicklist -1"]
     assert describe(DEFAULT_KEYS, "nicklist_down") == "Alt+PgDn"
+
+
+def test_the_format_prefix_then_a_letter_or_its_ctrl_key_inserts_the_code() -> None:
+    ui = _Recorder()
+    fmt = FormatPrefix(ui.insert_text)
+    kb, _ = build_key_bindings(ui, DEFAULT_KEYS, fmt=fmt)
+    keys = dict(format_keys())
+    assert keys["b"] == keys["B"] == keys["c-b"] == "\x02"
+    assert keys["c-c"] == "\x03" and keys["i"] == keys["c-]"] == "\x1d"
+    assert "c-i" not in keys  # (Tab)
+    # Ctrl+V starts it; once it waits, Ctrl+V is reverse (the binding added last wins).
+    ctrl_v = [b for b in kb.bindings if [str(k) for k in b.keys] == ["Keys.ControlV"]]
+    assert len(ctrl_v) == 2 and not ctrl_v[-1].filter()
+    ctrl_v[0].handler(cast(KeyPressEvent, None))
+    assert fmt.waiting()
+    # Ctrl+C's bindings: clearing the line, and last the prefix's, active only while it waits.
+    ctrl_c = [b for b in kb.bindings if [str(k) for k in b.keys] == ["Keys.ControlC"]]
+    assert [b.filter() for b in ctrl_c] == [True, True]
+    ctrl_c[-1].handler(cast(KeyPressEvent, None))
+    assert ui.calls == ["insert '\\x03'"] and not fmt.waiting()
+    assert [b.filter() for b in ctrl_c] == [True, False]
 
 
 def test_a_failing_action_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
