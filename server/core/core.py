@@ -249,6 +249,12 @@ class ServerCore:
         self.refusal_log = LogBudget(
             log, REFUSALS_LOGGED, "%d more connections refused in that minute (not logged)", clock
         )
+        # Logins and REGISTERs refused past their limits (too many failures, too many
+        # accounts from the host) are as cheap to repeat: the same twenty a minute.
+        self.login_refusal_log = LogBudget(
+            logging.getLogger("chat.server.accounts"), REFUSALS_LOGGED,
+            "%d more logins or registrations refused in that minute (not logged)", clock,
+        )
         # Failed logins per folded account (handlers/accounts.py check_login, SCRAM).
         self.login_failures = HostRate(config.login_failures, _per_second(config.login_refill))
         self.cloak_key = config.cloak_key.encode() or secrets.token_bytes(32)
@@ -381,6 +387,7 @@ class ServerCore:
         self.memo_rate.expire(now)
         self.scan_rate.expire(now)
         self.refusal_log.tick()
+        self.login_refusal_log.tick()
         self.login_failures.expire(now)
         if self.bans:
             from .handlers.bans import expire_bans

@@ -201,7 +201,7 @@ def _scram_step(core: ServerCore, client: Client, exchange: ScramExchange, data:
     except ValueError as e:  # not base64 (binascii.Error, or not ASCII), or a ScramError
         if exchange.server is not None:  # past the look-up: a failed attempt, counted
             login_failed(core, client, core.fold(exchange.server.username))
-        _scram_failed(core, client, str(e))
+        _scram_failed(core, client, str(e), counted=exchange.server is not None)
         return
     if exchange.name is None:  # decoy credentials: no proof matches (defensive)
         _scram_failed(core, client, "no credentials")
@@ -220,7 +220,9 @@ def _scram_first(
     folded = core.fold(server.username)
     wait = login_wait(core, client, folded)
     if wait:
-        log.warning("login as %r from %s refused: too many failures", server.username, client.ip)
+        if core.login_refusal_log.allow():
+            log.warning("login as %r from %s refused: too many failures",
+                        server.username, client.ip)
         _end_sasl(client)
         _sasl_failed(core, client, too_many_text(wait))
         return
@@ -242,10 +244,15 @@ def _scram_first(
     core.emit(FindScram(core.await_answer(client, answer), folded))
 
 
-def _scram_failed(core: ServerCore, client: Client, why: str) -> None:
+def _scram_failed(core: ServerCore, client: Client, why: str, *, counted: bool = False) -> None:
+    """End the exchange with 904. A failure that counts against the limits is always
+    logged; a malformed exchange (nothing checked, nothing counted, as cheap to repeat
+    as a refusal) within the refusals' budget."""
     exchange = client.scram
     name = exchange.server.username if exchange is not None and exchange.server else "?"
-    log.warning("failed SCRAM login as %r from %s (%s): %s", name, client.ip, client.nick, why)
+    if counted or core.login_refusal_log.allow():
+        log.warning("failed SCRAM login as %r from %s (%s): %s",
+                    name, client.ip, client.nick, why)
     _end_sasl(client)
     _sasl_failed(core, client)
 
@@ -278,7 +285,8 @@ def check_login(
     folded = core.fold(account)
     wait = login_wait(core, client, folded)
     if wait:
-        log.warning("login as %r from %s refused: too many failures", account, client.ip)
+        if core.login_refusal_log.allow():
+            log.warning("login as %r from %s refused: too many failures", account, client.ip)
         throttled(too_many_text(wait))
         return
 
@@ -360,7 +368,9 @@ def pass_login(core: ServerCore, client: Client, then: Callable[[], None]) -> bo
         core.send(client, Message("NOTICE", [client.nick, text], core.config.name))
 
     if too_many_failures(core, client):
-        log.warning("PASS login as %r from %s refused: too many failures", account, client.ip)
+        if core.login_refusal_log.allow():
+            log.warning("PASS login as %r from %s refused: too many failures",
+                        account, client.ip)
         tell(f"*** Login as {account} refused: too many failed attempts; "
              "connecting without an account")
         then()
@@ -454,8 +464,9 @@ def register_account(
         replies.fail("TEMPORARILY_UNAVAILABLE", account, "Too many attempts; try again later")
         return
     if not core.account_rate.take(client.host_key, core.clock()):
-        log.warning("REGISTER of %r from %s refused: too many accounts from that host",
-                    account, client.ip)
+        if core.login_refusal_log.allow():
+            log.warning("REGISTER of %r from %s refused: too many accounts from that host",
+                        account, client.ip)
         replies.fail("TEMPORARILY_UNAVAILABLE", account,
                      "Too many accounts registered from your host; try again later")
         return

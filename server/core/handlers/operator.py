@@ -46,8 +46,9 @@ def handle_oper(core: ServerCore, client: Client, msg: Message) -> None:
     name, password = msg.params[0], msg.params[1]
     wait = password_wait(core, client)
     if wait:
-        log.warning("OPER attempt as %r from %s (%s) refused: too many failures",
-                    name, client.ip, client.nick)
+        if core.login_refusal_log.allow():
+            log.warning("OPER attempt as %r from %s (%s) refused: too many failures",
+                        name, client.ip, client.nick)
         # Not "Password incorrect": the password was not even checked.
         core.reply(client, N.ERR_PASSWDMISMATCH, too_many_text(wait))
         return

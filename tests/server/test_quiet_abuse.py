@@ -1,0 +1,95 @@
+"""What a client can repeat at will must cost the server little and say nothing new:
+refused logins and REGISTERs logged within a budget; over real TCP on every backend
+(the server runs on a thread of this process, so caplog sees its log)."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from pathlib import Path
+
+import pytest
+
+from server.config import ServerConfig
+from server.core.core import REFUSALS_LOGGED, ServerCore
+from tests.conftest import serving, suite_config
+from tests.server.helpers import ask, nickserv_says
+from tests.server.test_accounts import PASSWORD, plain, register_account, sasl_connection
+
+WRONG = "n0t-the-r1ght-one"
+ATTEMPTS = 12  # of each kind: together well past the budget
+
+
+@pytest.fixture(autouse=True)
+def server_log(caplog: pytest.LogCaptureFixture) -> None:
+    """Every record the server (on a thread of this process) logs, at every level."""
+    caplog.set_level(logging.DEBUG, logger="chat")
+
+
+def said(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if text in r.getMessage()]
+
+
+async def test_refused_logins_and_registrations_are_logged_within_a_budget(
+    backend: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # One failure locks the account "victim" for an hour (from any connection), and a
+    # host may register one account an hour: everything after is refused, each time
+    # answered, but logged only twenty times a minute whatever the mix.
+    config = suite_config(login_failures=1, login_refill=3600.0,
+                          account_limit=1, account_refill=3600.0)
+    async with serving(config, backend, db=str(tmp_path / "h.db")) as running:
+        await register_account(await running.client("victim"))
+        guesser = await running.client("guesser")
+        assert nickserv_says(await ask(guesser, f"PRIVMSG NickServ :IDENTIFY victim {WRONG}"))
+        assert len(said(caplog, "failed login as 'victim'")) == 1  # a real check: logged
+        for _ in range(ATTEMPTS):  # refused before any check
+            assert nickserv_says(await ask(guesser, f"PRIVMSG NickServ :IDENTIFY victim {WRONG}"))
+        sasl = await sasl_connection(running)
+        for _ in range(ATTEMPTS):
+            await sasl.send("AUTHENTICATE PLAIN")
+            await sasl.expect("AUTHENTICATE")
+            assert [m.command for m in await ask(sasl, f"AUTHENTICATE {plain('victim', WRONG)}")
+                    ] == ["904"]
+        for _ in range(ATTEMPTS):
+            await sasl.send("AUTHENTICATE SCRAM-SHA-256")
+            await sasl.expect("AUTHENTICATE")
+            first = base64.b64encode(b"n,,n=victim,r=0123456789abcdef").decode()
+            assert [m.command for m in await ask(sasl, f"AUTHENTICATE {first}")] == ["904"]
+        squatter = await running.client("squatter")
+        for i in range(ATTEMPTS):  # the host's one account is made
+            msgs = await ask(squatter, f"REGISTER spare{i} * {PASSWORD}")
+            assert [(m.command, m.params[1]) for m in msgs] == [
+                ("FAIL", "TEMPORARILY_UNAVAILABLE")]
+    refused = said(caplog, "refused: too many")
+    assert len(refused) == REFUSALS_LOGGED < 4 * ATTEMPTS
+    assert said(caplog, "login as 'victim' from 127.0.0.1 refused: too many failures")
+    # Those past the budget are counted, and told once the minute is over (unit test
+    # below): the server was stopped before.
+    assert not said(caplog, "not logged")
+
+
+async def test_malformed_scram_exchanges_are_logged_within_the_budget(
+    backend: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Nothing is checked or counted for a SCRAM exchange that is not even well formed:
+    # as cheap to repeat as a refusal, and under the same budget.
+    async with serving(suite_config(), backend, db=str(tmp_path / "h.db")) as running:
+        c = await sasl_connection(running)
+        for _ in range(2 * REFUSALS_LOGGED):
+            await c.send("AUTHENTICATE SCRAM-SHA-256")
+            await c.expect("AUTHENTICATE")
+            assert [m.command for m in await ask(c, "AUTHENTICATE !!!")] == ["904"]
+    assert len(said(caplog, "failed SCRAM login as '?'")) == REFUSALS_LOGGED
+
+
+def test_refused_logins_past_the_budget_are_summed_up(caplog: pytest.LogCaptureFixture) -> None:
+    now = [1000.0]
+    core = ServerCore(ServerConfig(name="t.server", db=""), lambda: now[0])
+    with caplog.at_level(logging.INFO, logger="chat.server.accounts"):
+        allowed = [core.login_refusal_log.allow() for _ in range(REFUSALS_LOGGED + 7)]
+        assert allowed == [True] * REFUSALS_LOGGED + [False] * 7
+        now[0] += 61
+        core.tick()  # the core's one-second tick ends the minute
+    assert "7 more logins or registrations refused in that minute (not logged)" in caplog.text
+    assert core.login_refusal_log.allow()  # a new minute
