@@ -1,6 +1,7 @@
 """What a client can repeat at will must cost the server little and say nothing new:
-refused logins and REGISTERs logged within a budget; over real TCP on every backend
-(the server runs on a thread of this process, so caplog sees its log)."""
+refused logins and REGISTERs logged within a budget, AWAY and SETNAME that change
+nothing told to no one; over real TCP on every backend (the server runs on a thread
+of this process, so caplog sees its log)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import pytest
 
 from server.config import ServerConfig
 from server.core.core import REFUSALS_LOGGED, ServerCore
-from tests.conftest import serving, suite_config
-from tests.server.helpers import ask, nickserv_says
+from tests.conftest import RunningServer, serving, suite_config
+from tests.server.helpers import ask, mask, nickserv_says
 from tests.server.test_accounts import PASSWORD, plain, register_account, sasl_connection
 
 WRONG = "n0t-the-r1ght-one"
@@ -93,3 +94,39 @@ def test_refused_logins_past_the_budget_are_summed_up(caplog: pytest.LogCaptureF
         core.tick()  # the core's one-second tick ends the minute
     assert "7 more logins or registrations refused in that minute (not logged)" in caplog.text
     assert core.login_refusal_log.allow()  # a new minute
+
+
+# ---------------------------------------------------------------------- AWAY, SETNAME
+
+
+async def test_away_and_setname_that_change_nothing_are_told_to_no_one(
+    server: RunningServer,
+) -> None:
+    caps = ["away-notify", "setname"]
+    alice = await server.client("alice", caps=caps)
+    peer = await server.client("peer", caps=caps)  # shares a channel
+    watcher = await server.client("watcher", caps=["extended-monitor", *caps])  # MONITORs
+    for c in (alice, peer):
+        await c.join("#room")
+    await ask(watcher, "MONITOR + alice")
+    await peer.sync()
+    # Back while not away: answered, told to no one.
+    assert [m.command for m in await ask(alice, "AWAY")] == ["305"]
+    # The same text three times: answered each time, told once.
+    for _ in range(3):
+        assert [m.command for m in await ask(alice, "AWAY :lunch")] == ["306"]
+    # The registration's realname again: echoed to alice (the spec's confirmation).
+    got = await ask(alice, "SETNAME :Real alice")
+    assert [(m.command, m.params) for m in got] == [("SETNAME", ["Real alice"])]
+    # A new one twice: told once.
+    for _ in range(2):
+        got = await ask(alice, "SETNAME :Alice L.")
+        assert [(m.command, m.params) for m in got] == [("SETNAME", ["Alice L."])]
+    assert [m.command for m in await ask(alice, "AWAY")] == ["305"]
+    assert [m.command for m in await ask(alice, "AWAY")] == ["305"]
+    for c in (peer, watcher):
+        assert [(m.command, m.source, m.params) for m in await c.sync()] == [
+            ("AWAY", mask(alice), ["lunch"]),
+            ("SETNAME", mask(alice), ["Alice L."]),
+            ("AWAY", mask(alice), []),
+        ], c.nick

@@ -379,14 +379,18 @@ def handle_away(core: ServerCore, client: Client, msg: Message) -> None:
         else:
             core.reply(client, N.RPL_UNAWAY, "You are no longer marked as being away")
         return
+    # An AWAY that changes nothing (the same text again, or back while not away) is
+    # answered but told to no one: a line each would reach every peer and watcher.
+    changed = (text or None) != client.away
     if text:
         client.away = text
         core.reply(client, N.RPL_NOWAWAY, "You have been marked as being away")
-        relay = core.new_relay(client, "AWAY", [text])
     else:
         client.away = None
         core.reply(client, N.RPL_UNAWAY, "You are no longer marked as being away")
-        relay = core.new_relay(client, "AWAY", [])
+    if not changed:
+        return
+    relay = core.new_relay(client, "AWAY", [text] if text else [])
     audience = core.with_watchers(client, core.peers(client, include_self=False))
     core.fan_out(audience, relay, exclude=client, need_cap="away-notify")
     if core.cluster:
@@ -399,8 +403,13 @@ def handle_setname(core: ServerCore, client: Client, msg: Message) -> None:
     if not realname or len(realname.encode()) > REALNAME_MAX:
         core.fail(client, "SETNAME", "INVALID_REALNAME", "Realname is not valid")
         return
-    client.realname = realname
     relay = core.new_relay(client, "SETNAME", [realname])
+    if realname == client.realname:
+        # Unchanged: confirmed to the client (the spec's answer), told to no one else.
+        if "setname" in client.caps:
+            core.deliver(client, relay)
+        return
+    client.realname = realname
     audience = core.with_watchers(client, core.peers(client, include_self=True))
     core.fan_out(audience, relay, need_cap="setname")
     if core.cluster:
