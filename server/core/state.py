@@ -11,6 +11,7 @@ from .flood import FloodGate
 from .targets import TargetGate
 
 if TYPE_CHECKING:
+    from .connlimits import HostRate
     from .handlers.accounts import ScramExchange
     from .handlers.batch import OpenBatch
 
@@ -59,6 +60,7 @@ class Client:
         "monitoring",
         "multiline",
         "nick",
+        "nick_rate",
         "oper_name",
         "out",
         "pass_login",
@@ -126,6 +128,7 @@ class Client:
         self.flood: FloodGate | None = None
         self.password_failures: list[float] = []  # OPER, SASL: when, for the limit
         self.targets: TargetGate | None = None  # made at the first private message
+        self.nick_rate: HostRate | None = None  # nick changes; made at the first one
         # Lines received while the client's OPER (checked off the loop) or REHASH
         # awaits its answer: handled, in order, once it is in (None: nothing pending).
         self.held: list[bytes] | None = None

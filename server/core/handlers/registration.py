@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from itertools import pairwise
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ from chat.utf8 import truncate_utf8
 from server import VERSION
 
 from .. import caps as caps_mod
+from ..connlimits import HostRate
 from ..listing import ELIST
 from ..relay import relay_wire
 from .accounts import (
@@ -35,6 +37,10 @@ if TYPE_CHECKING:
 USER_MODES = "BRgiosw"
 CHANNEL_MODES = "CIbceiklmnoqrstv"  # RPL_MYINFO; those with a parameter follow it
 REALNAME_MAX = 200  # bytes: USER cuts to it, SETNAME refuses more (one can restore the other)
+# Nick changes a connection may make at once, and the seconds in which that many come
+# back (solanum's max_nick_changes, max_nick_time); the first NICK and operators are free.
+NICK_CHANGES = 5
+NICK_TIME = 20.0
 
 
 # ---------------------------------------------------------------------- CAP
@@ -163,6 +169,8 @@ def handle_nick(core: ServerCore, client: Client, msg: Message) -> None:
         return
     if nick == client.nick:
         return
+    if client.registered and not _may_change_nick(core, client, nick):
+        return
     if core.cluster and folded != client.folded:
         pending = core.nick_pending.get(folded)
         if pending is not None and pending is not client:
@@ -171,6 +179,24 @@ def handle_nick(core: ServerCore, client: Client, msg: Message) -> None:
         core.claim_nick(client, nick, folded)  # nick_claim_result() carries on
         return
     apply_nick(core, client, nick, folded)
+
+
+def _may_change_nick(core: ServerCore, client: Client, nick: str) -> bool:
+    """A registered user's nick change within the rate (438 past it), as solanum's
+    ``anti_nick_flood``: each change is relayed, stored per channel and given up to
+    WHOWAS, so one connection could flush a channel's history and WHOWAS in seconds."""
+    if "o" in client.modes:
+        return True
+    rate = client.nick_rate
+    if rate is None:
+        rate = client.nick_rate = HostRate(NICK_CHANGES, NICK_CHANGES / NICK_TIME)
+    now = core.clock()
+    if rate.take("", now):
+        return True
+    wait = max(1, math.ceil(rate.wait("", now)))
+    core.reply(client, N.ERR_NICKTOOFAST, nick,
+               f"Nick change too fast. Please wait {wait} seconds.")
+    return False
 
 
 def apply_nick(core: ServerCore, client: Client, nick: str, folded: str) -> None:
