@@ -133,3 +133,80 @@ def test_the_window_with_a_fake_clock() -> None:
         client = h.client(alice)
         assert client is not None and client.nick == f"d{NICK_CHANGES - 1}"
 
+
+# ---------------------------------------------------------------------- bans and quiets
+
+
+def banned_change(nick: str, new: str, channel: str) -> Message:
+    return Message(
+        "435", [nick, new, channel, "Cannot change nickname while banned on channel"], SERVER
+    )
+
+
+async def in_channel(server: RunningServer, *modes: str) -> tuple[IRCTestClient, IRCTestClient]:
+    """alice (op) and bob in #c, then each of ``modes`` set by alice."""
+    alice = await server.client("alice")
+    bob = await server.client("bob")
+    await alice.join("#c")
+    await bob.join("#c")
+    for line in modes:
+        await ask(alice, f"MODE #c {line}")
+    await alice.sync()
+    await bob.sync()
+    return alice, bob
+
+
+async def assert_refused(alice: IRCTestClient, bob: IRCTestClient, channel: str) -> None:
+    assert await ask(bob, "NICK bobby") == [banned_change("bob", "bobby", channel)]
+    assert await alice.sync() == []  # nobody saw a change
+    assert await ask(alice, "ISON bob bobby") == [Message("303", ["alice", "bob"], SERVER)]
+
+
+@pytest.mark.parametrize("mode", ["+b", "+q"])
+async def test_banned_or_quieted_by_nick_keeps_the_nick(
+    server: RunningServer, mode: str
+) -> None:
+    alice, bob = await in_channel(server, f"{mode} bob!*@*")
+    await assert_refused(alice, bob, "#c")
+    # The reason it matters: still unable to speak there.
+    got = await ask(bob, "PRIVMSG #c :hi")
+    assert [m.command for m in got] == ["404"]
+    assert await alice.sync() == []
+
+
+async def test_any_channel_holds_and_names_itself(server: RunningServer) -> None:
+    alice, bob = await in_channel(server)
+    await alice.join("#d")
+    await bob.join("#d")
+    await ask(alice, "MODE #d +b *!~bob@*")  # by user name: another way to match
+    await alice.sync()
+    await assert_refused(alice, bob, "#d")
+    # Out of #d, bob is free again; a ban where bob is not a member counts for nothing.
+    await ask(bob, "PART #d")
+    await alice.sync()
+    assert await change(bob, "bobby") == [Message("NICK", ["bobby"], "bob!~bob@127.0.0.1")]
+
+
+async def test_voiced_users_and_operators_may_change(server: RunningServer) -> None:
+    alice, bob = await in_channel(server, "+b bob!*@*", "+q bob!*@*", "+v bob")
+    assert await change(bob, "bobby") == [Message("NICK", ["bobby"], "bob!~bob@127.0.0.1")]
+    # A channel operator banned by its own mask too.
+    await ask(alice, "MODE #c +b alice!*@*")
+    assert await change(alice, "alicia") == [
+        Message("NICK", ["alicia"], "alice!~alice@127.0.0.1")
+    ]
+
+
+@pytest.mark.parametrize("mode", ["+b", "+q"])
+async def test_an_exception_lets_them(server: RunningServer, mode: str) -> None:
+    _, bob = await in_channel(server, f"{mode} *!*@127.0.0.1", "+e bob!*@*")
+    assert await change(bob, "bobby") == [Message("NICK", ["bobby"], "bob!~bob@127.0.0.1")]
+
+
+async def test_the_user_is_checked_as_it_is(server: RunningServer) -> None:
+    # A ban on the nick being taken does not stop the change (solanum's check too):
+    # the user is checked as it stands, banned now or not.
+    _, bob = await in_channel(server, "+b bobby!*@*")
+    assert await change(bob, "bobby") == [Message("NICK", ["bobby"], "bob!~bob@127.0.0.1")]
+    # Now it is: no way out by NICK.
+    assert await ask(bob, "NICK bob") == [banned_change("bobby", "bob", "#c")]

@@ -28,10 +28,11 @@ from .accounts import (
     reserved_for_other,
 )
 from .bans import banned_by, refuse
+from .channels import is_banned, is_quieted
 
 if TYPE_CHECKING:
     from ..core import ServerCore
-    from ..state import Client
+    from ..state import Channel, Client
 
 # RPL_MYINFO: bot, registered-only PMs, invisible, operator, server notices, wallops
 USER_MODES = "BRgiosw"
@@ -169,8 +170,13 @@ def handle_nick(core: ServerCore, client: Client, msg: Message) -> None:
         return
     if nick == client.nick:
         return
-    if client.registered and not _may_change_nick(core, client, nick):
-        return
+    if client.registered:
+        if (channel := _bannickchange_channel(core, client)) is not None:
+            core.reply(client, N.ERR_BANNICKCHANGE, nick, channel.name,
+                       "Cannot change nickname while banned on channel")
+            return
+        if not _may_change_nick(core, client, nick):
+            return
     if core.cluster and folded != client.folded:
         pending = core.nick_pending.get(folded)
         if pending is not None and pending is not client:
@@ -179,6 +185,18 @@ def handle_nick(core: ServerCore, client: Client, msg: Message) -> None:
         core.claim_nick(client, nick, folded)  # nick_claim_result() carries on
         return
     apply_nick(core, client, nick, folded)
+
+
+def _bannickchange_channel(core: ServerCore, client: Client) -> Channel | None:
+    """A channel where ``client`` is banned or quieted (+b, +q, no +e) and neither voiced
+    nor an operator: it may not change nick there, or a ban or quiet by nick would be
+    shed with one NICK (solanum's ``find_bannickchange_channel``)."""
+    for channel in client.channels.values():
+        if channel.members.get(client):  # voiced or op: may speak through bans
+            continue
+        if is_banned(core, channel, client) or is_quieted(core, channel, client):
+            return channel
+    return None
 
 
 def _may_change_nick(core: ServerCore, client: Client, nick: str) -> bool:
