@@ -410,12 +410,14 @@ async def test_exception_and_invite_lists_hold_on_the_other_node(cluster: Cluste
     dave = await connect(p2, "dave")
 
     async def lists_on_n2() -> bool:
-        await dave.send("MODE #c e")
-        return any(m.command == "348" for m in await dave.sync())
+        await dave.send("MODE #c q")
+        return any(m.command == "728" for m in await dave.sync())
 
     await eventually(lists_on_n2)
-    assert (await ask(dave, "MODE #c I"))[0].params[2] == "carol!*@*"
     assert (await ask(dave, "MODE #c q"))[0].params[2:4] == ["q", "dave!*@*"]
+    assert (await ask(dave, "MODE #c b"))[0].params[2] == "carol!*@*"
+    # +e and +I are listed to channel operators only; what they hold shows below.
+    assert [m.command for m in await ask(dave, "MODE #c eI")] == ["482"]
     assert "473" in [m.command for m in await ask(dave, "JOIN #c")]
     carol = await connect(p2, "carol")  # +I opens +i, +e overrides +b
     await carol.send("JOIN #c")

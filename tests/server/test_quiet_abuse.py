@@ -1,7 +1,8 @@
 """What a client can repeat at will must cost the server little and say nothing new:
 refused logins and REGISTERs logged within a budget, AWAY and SETNAME that change
-nothing told to no one; over real TCP on every backend (the server runs on a thread
-of this process, so caplog sees its log)."""
+nothing told to no one; and +e and +I lists are shown to channel operators only. Over
+real TCP on every backend (the server runs on a thread of this process, so caplog
+sees its log)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from chat.message import Message
 from server.config import ServerConfig
 from server.core.core import REFUSALS_LOGGED, ServerCore
-from tests.conftest import RunningServer, serving, suite_config
+from tests.conftest import OPER_NAME, RunningServer, serving, suite_config
 from tests.server.helpers import ask, mask, nickserv_says
 from tests.server.test_accounts import PASSWORD, plain, register_account, sasl_connection
+from tests.server.test_oper import oper_up
 
 WRONG = "n0t-the-r1ght-one"
 ATTEMPTS = 12  # of each kind: together well past the budget
@@ -130,3 +133,57 @@ async def test_away_and_setname_that_change_nothing_are_told_to_no_one(
             ("SETNAME", mask(alice), ["Alice L."]),
             ("AWAY", mask(alice), []),
         ], c.nick
+
+
+# ---------------------------------------------------------------------- channel lists
+
+
+def listed(msgs: list[Message]) -> list[tuple[str, list[str]]]:
+    return [(m.command, m.params[1:]) for m in msgs]
+
+
+async def test_exception_and_invite_lists_are_for_channel_operators(
+    backend: str, tmp_path: Path, oper_hash: str
+) -> None:
+    config = suite_config(opers={OPER_NAME: oper_hash})
+    async with serving(config, backend, db=str(tmp_path / "h.db")) as running:
+        op = await running.client("op")
+        member = await running.client("member")
+        outsider = await running.client("outsider")
+        for c in (op, member):
+            await c.join("#chan")
+        await ask(op, "MODE #chan +eIbq friend!*@* invited!*@* foe!*@* hush!*@*")
+        # The operator sees all four lists.
+        for letter, mask_set in (("e", "friend!*@*"), ("I", "invited!*@*"),
+                                 ("b", "foe!*@*"), ("q", "hush!*@*")):
+            msgs = await ask(op, f"MODE #chan {letter}")
+            assert len(msgs) == 2 and mask_set in msgs[0].params, msgs
+            assert mask(op) in msgs[0].params
+        # Anyone else: 482 for +e and +I, once for both; +b and +q stay public.
+        for c in (member, outsider):
+            for query in ("MODE #chan e", "MODE #chan I", "MODE #chan eI", "MODE #chan +e"):
+                assert listed(await ask(c, query)) == [
+                    ("482", ["#chan", "You're not channel operator"])], (c.nick, query)
+            assert [m.command for m in await ask(c, "MODE #chan b")] == ["367", "368"]
+            assert [m.command for m in await ask(c, "MODE #chan q")] == ["728", "729"]
+        # An IRC operator with SAMODE acts as a channel operator: it may list them.
+        root = await running.client("root")
+        await oper_up(root)
+        msgs = await ask(root, "SAMODE #chan e")
+        assert [m.command for m in msgs] == ["348", "349"] and "friend!*@*" in msgs[0].params
+
+
+async def test_a_secret_channels_ban_list_shows_an_outsider_nothing(
+    server: RunningServer,
+) -> None:
+    op = await server.client("op")
+    outsider = await server.client("outsider")
+    await op.join("#hidden")
+    await ask(op, "MODE #hidden +sbq foe!*@* hush!*@*")
+    # The setter's mask would say who is in the channel: the end of the list only, as
+    # NAMES of a secret channel.
+    assert listed(await ask(outsider, "MODE #hidden b")) == [
+        ("368", ["#hidden", "End of channel ban list"])]
+    assert listed(await ask(outsider, "MODE #hidden q")) == [
+        ("729", ["#hidden", "q", "End of channel quiet list"])]
+    assert [m.command for m in await ask(op, "MODE #hidden b")] == ["367", "368"]

@@ -143,8 +143,16 @@ def channel_mode(
             continue
         if ch in LIST_MODES:
             if not params:
-                if adding:
-                    send_mask_list(core, client, channel, ch)
+                # As solanum ("non-ops cant see +eI lists"): +e and +I only to channel
+                # operators (and SAMODE), for they say who gets past a ban or +i; 482
+                # (once, below) to anyone else. +b and +q stay public, but a secret
+                # channel's show an outsider only their end, as NAMES does: a setter's
+                # mask would tell who is in it.
+                if adding and ch in "eI" and not is_op:
+                    denied = True
+                elif adding:
+                    hide = "s" in channel.modes and client not in channel.members
+                    send_mask_list(core, client, channel, ch, hide=hide and not override)
                 continue
             given = params.pop(0)
             extban = given.startswith(EXTBAN_PREFIX)
@@ -347,10 +355,13 @@ def _change_mask_list(
     return True
 
 
-def send_mask_list(core: ServerCore, client: Client, channel: Channel, letter: str) -> None:
-    """367/368 for +b, 348/349 for +e, 346/347 for +I, 728/729 for +q."""
+def send_mask_list(
+    core: ServerCore, client: Client, channel: Channel, letter: str, *, hide: bool = False
+) -> None:
+    """367/368 for +b, 348/349 for +e, 346/347 for +I, 728/729 for +q (``hide``: the
+    end only)."""
     entry, end, text = LIST_MODES[letter]
     where = [channel.name, "q"] if letter == "q" else [channel.name]
-    for ban in channel.mask_list(letter):
+    for ban in [] if hide else channel.mask_list(letter):
         core.reply(client, entry, *where, ban.mask, ban.setter, str(ban.set_at))
     core.reply(client, end, *where, text)
