@@ -871,6 +871,19 @@ class ServerCore:
             self.hold_input(client)
         return self._history_seq
 
+    def history_requester(self, request_id: int) -> int | None:
+        """The connection id of the client waiting for history request ``request_id``;
+        None once it has gone (closed or closing) or the request is answered: the
+        transport then need not read anything, only call ``history_ready`` (which
+        forgets the request)."""
+        pending = self._pending_history.get(request_id)
+        if pending is None:
+            return None
+        client = self.clients.get(pending.conn_id)
+        if client is None or client.closing is not None:
+            return None
+        return pending.conn_id
+
     def await_answer(
         self, client: Client, answer: Answer, orphaned: Callable[[Any], None] | None = None
     ) -> int:

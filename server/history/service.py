@@ -35,6 +35,15 @@ log = logging.getLogger("chat.server.history")
 
 T = TypeVar("T")
 
+# Whether a read is still wanted: called on the thread about to run it (a reader
+# thread, or the loop running the service), so it must be safe there (see
+# ``server.transport.ops.HistoryReaders``: it only reads a ``threading.Event``).
+Wanted = Callable[[], bool]
+
+
+class ReadSkipped(Exception):
+    """A read not run: the client that asked for it had gone when its turn came."""
+
 
 class HistoryService:
     """Async facade used by every backend (the select loop runs it on a thread)."""
@@ -68,34 +77,43 @@ class HistoryService:
         if self._loop is not loop:
             self._loop = loop
 
-    async def _in_thread(self, fn: Callable[..., T], *args: object) -> T:
+    async def _in_thread(
+        self, fn: Callable[..., T], *args: object, wanted: Wanted | None = None
+    ) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fn, *args)
+        return await loop.run_in_executor(self._executor, _unless_gone(fn, wanted), *args)
 
     # ------------------------------------------------------------------ reads
 
-    async def query(self, q: Query) -> list[StoredMessage]:
-        window = await self.window(q.target)
+    async def query(self, q: Query, wanted: Wanted | None = None) -> list[StoredMessage]:
+        """``q``'s rows, from the cached window or the store. With ``wanted``, every
+        read (the cache's, and the store's on its reader thread, when its turn comes)
+        first asks it, and raises ReadSkipped instead when it says no."""
+        window = await self.window(q.target, wanted)
         if window is not None:
             rows, complete = window
             answer = evaluate(rows, q, complete)
             if answer is not None:
                 return answer
-        return await self.query_store(q)
+        return await self.query_store(q, wanted)
 
-    async def query_store(self, q: Query) -> list[StoredMessage]:
+    async def query_store(self, q: Query, wanted: Wanted | None = None) -> list[StoredMessage]:
         """The store's answer, never a cached window: after a cluster gap the windows
         here may lack what never came (their drops were lost with it)."""
         self._bind()
-        return await self._in_thread(self.store.query, q)
+        return await self._in_thread(self.store.query, q, wanted=wanted)
 
-    async def window(self, target: str) -> tuple[Sequence[StoredMessage], bool] | None:
+    async def window(
+        self, target: str, wanted: Wanted | None = None
+    ) -> tuple[Sequence[StoredMessage], bool] | None:
         """The recent window (rows, complete): cached, or read from the store on a miss.
 
         None when no cache is configured or it is unavailable (breaker open, Redis
         failing, a new generation being started): the caller asks the store.
         """
         self._bind()
+        if wanted is not None and not wanted():
+            raise ReadSkipped
         cache = self.cache
         if cache is None or is_transit(target):
             # Never cached: only a read makes a window, so neither are the target's rows
@@ -115,23 +133,32 @@ class HistoryService:
         # Miss: the version was read before this store read; the fill is applied only
         # if no write bumped it since, so a fill can never hide a newer message.
         size = cache.window_size
-        rows = await self._in_thread(self.store.window, target, size)
+        rows = await self._in_thread(self.store.window, target, size, wanted=wanted)
         complete = len(rows) < size
         await cache.fill(got, rows, complete)
         return rows, complete
 
     async def targets(
-        self, folded: Sequence[str], start_ms: int, end_ms: int, limit: int
+        self,
+        folded: Sequence[str],
+        start_ms: int,
+        end_ms: int,
+        limit: int,
+        wanted: Wanted | None = None,
     ) -> list[tuple[str, int]]:
         self._bind()
-        return await self._in_thread(self.store.targets, list(folded), start_ms, end_ms, limit)
+        return await self._in_thread(
+            self.store.targets, list(folded), start_ms, end_ms, limit, wanted=wanted
+        )
 
     async def conversations(
-        self, account: str, start_ms: int, end_ms: int, limit: int
+        self, account: str, start_ms: int, end_ms: int, limit: int, wanted: Wanted | None = None
     ) -> list[tuple[str, str, int]]:
         """(partner_name, target key, last_ms) of ``account``'s direct conversations."""
         self._bind()
-        return await self._in_thread(self.store.conversations, account, start_ms, end_ms, limit)
+        return await self._in_thread(
+            self.store.conversations, account, start_ms, end_ms, limit, wanted=wanted
+        )
 
     async def transit(self, prefix: str, since_ms: int, limit: int) -> list[StoredMessage]:
         """Transit rows of the targets under ``prefix`` since ``since_ms``, from the store
@@ -139,11 +166,13 @@ class HistoryService:
         self._bind()
         return await self._in_thread(self.store.transit, prefix, since_ms, limit)
 
-    async def search(self, q: Search) -> list[StoredMessage]:
+    async def search(self, q: Search, wanted: Wanted | None = None) -> list[StoredMessage]:
         """The store's answer to a SEARCH (see HistoryStore.search); never cached."""
         self._bind()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._searcher, self.store.search, q)
+        return await loop.run_in_executor(
+            self._searcher, _unless_gone(self.store.search, wanted), q
+        )
 
     async def find(self, target: str, msgid: str) -> FoundMessage | None:
         """``target``'s stored message ``msgid`` (redacted too) and who sent it, from the
@@ -275,6 +304,20 @@ class HistoryService:
             await self.cache.close()
         self._executor.shutdown(wait=True)
         self._searcher.shutdown(wait=True)
+
+
+def _unless_gone(fn: Callable[..., T], wanted: Wanted | None) -> Callable[..., T]:
+    """``fn``, asking ``wanted`` first on the thread that runs it: a read queued behind
+    others (a backlog of join playbacks) is skipped if its client went meanwhile."""
+    if wanted is None:
+        return fn
+
+    def run(*args: object) -> T:
+        if not wanted():
+            raise ReadSkipped
+        return fn(*args)
+
+    return run
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

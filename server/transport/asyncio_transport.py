@@ -21,7 +21,7 @@ from server.core.handlers.bans import SaveBans
 from server.core.handlers.operator import CheckOper, Rehash
 from server.core.handlers.redact import FindMessage
 from server.core.history import HistoryRequest, HistoryStale
-from server.history.service import HistoryService
+from server.history.service import HistoryService, ReadSkipped
 from server.history.setup import build_history, prune_history
 from server.limits import raise_nofile_limit
 from server.tasks import spawn
@@ -41,6 +41,7 @@ from server.transport.ops import (
     LOGIN_ROUNDS,
     WRITTEN_BEHIND,
     AnsweredEffect,
+    HistoryReaders,
     Reloader,
     TransportStats,
     WrittenBehind,
@@ -119,6 +120,7 @@ class IRCProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         server = self.server
         server.conns.pop(self.conn_id, None)
+        server.readers.gone(self.conn_id)
         if self.grace is not None:
             self.grace.cancel()  # closed in time: no timer left behind per connection
             self.grace = None
@@ -162,6 +164,7 @@ class AsyncioServer:
         self._accepting: list[asyncio.Task[Any]] = []
         self.tls_gate = HandshakeGate(self.core)
         self.history: HistoryService | None = build_history(config)
+        self.readers = HistoryReaders()  # which queued history reads are still wanted
         self.accounts = open_account_store(config)
         # Account-store calls, one at a time, in order; stop() lets the queued ones
         # (state written behind) finish.
@@ -282,6 +285,7 @@ class AsyncioServer:
                     if not transport.is_closing():
                         transport.write(data)
                 if client.closing is not None:
+                    self.readers.gone(client.conn_id)
                     self._close(conn, abort=transport.get_write_buffer_size() > sendq)
                 elif transport.get_write_buffer_size() > sendq:
                     core.sendq_exceeded(client.conn_id)
@@ -454,16 +458,22 @@ class AsyncioServer:
     async def _answer(self, request: HistoryRequest) -> None:
         history = self.history
         assert history is not None
+        # Asked again on the reader thread just before each read (ops.HistoryReaders).
+        wanted = self.readers.wanted(self.core, request.request_id)
         try:
+            if wanted is None:
+                raise ReadSkipped  # its client is gone already
             if request.search is not None:
-                found = await history.search(request.search)
+                found = await history.search(request.search, wanted)
                 self.core.history_ready(request.request_id, rows=found)
             elif request.query is not None:
-                rows = await history.query(request.query)
+                rows = await history.query(request.query, wanted)
                 self.core.history_ready(request.request_id, rows=rows)
             else:
-                targets = await list_targets(history, request)
+                targets = await list_targets(history, request, wanted)
                 self.core.history_ready(request.request_id, targets=targets)
+        except ReadSkipped:  # its client went: the core only forgets the request
+            self.core.history_ready(request.request_id, rows=None)
         except Exception:
             log.exception("history request failed")
             self.core.history_ready(request.request_id, rows=None)

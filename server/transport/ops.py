@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from server.core.handlers.readmarker import SaveReadMarker, keep_marker
 from server.core.handlers.redact import FindMessage, RedactMessage
 from server.core.history import HistoryRequest, StoreMessage, marker_row
 from server.history.model import ENDED_COMMAND, NewMessage
-from server.history.service import HistoryService
+from server.history.service import HistoryService, Wanted
 from server.history.sqlite_store import SQLiteStore
 from server.passwords import verify_password
 from server.transport.handshakes import HandshakeFailures
@@ -316,14 +317,59 @@ def restore_bans(core: ServerCore) -> None:
         log.info("%d bans in force from %s", len(core.bans), core.config.ban_file)
 
 
-async def list_targets(history: HistoryService, request: HistoryRequest) -> list[tuple[str, int]]:
+class HistoryReaders:
+    """Whether a history read is still wanted, asked when its turn comes on the thread
+    that would run it: a read whose client has gone is skipped (``ReadSkipped``).
+
+    Reads queue on the one history-read thread (SEARCHes on theirs) behind each other,
+    and a JOIN of 50 channels queues 50 playback reads: JOIN/JOIN 0 churn from clients
+    that then left kept the reader busy for minutes after they were gone. Checking as
+    a read is queued is not enough, so each read carries a ``Wanted``.
+
+    The core knows who is gone (``history_requester``) but is not thread-safe: only the
+    loop thread may touch it. So the loop thread, as it queues a read, gives it a
+    ``threading.Event`` of the client's connection, made then (one per connection with
+    reads queued, whatever their number), and sets it when that connection goes
+    (``gone``: the transport closes it for the core, or its peer closed it); the reader
+    thread only calls ``is_set()``, which is thread-safe. Set is final, and the dict is
+    touched on the loop thread only. Seen a moment late, an event costs one read, never
+    a wrong answer: a read that ran is answered as before, and the core drops an answer
+    for a client that is gone (``history_ready``), as it does for a skipped read.
+    """
+
+    __slots__ = ("_gone",)
+
+    def __init__(self) -> None:
+        self._gone: dict[int, threading.Event] = {}
+
+    def wanted(self, core: ServerCore, request_id: int) -> Wanted | None:
+        """Loop thread, as the read is queued: what the reader asks before reading; None
+        when its client is gone already (answer ``history_ready`` now, read nothing)."""
+        conn_id = core.history_requester(request_id)
+        if conn_id is None:
+            return None
+        gone = self._gone.get(conn_id)
+        if gone is None:
+            gone = self._gone[conn_id] = threading.Event()
+        return lambda: not gone.is_set()
+
+    def gone(self, conn_id: int) -> None:
+        """Loop thread: the connection is closing or closed; its queued reads are not run."""
+        gone = self._gone.pop(conn_id, None)
+        if gone is not None:
+            gone.set()
+
+
+async def list_targets(
+    history: HistoryService, request: HistoryRequest, wanted: Wanted | None = None
+) -> list[tuple[str, int]]:
     """CHATHISTORY TARGETS: the channels', and an account's private conversations'
     (by the partner's account name), in the order and limit the store gives each."""
     start, end, limit = request.start_ms, request.end_ms, request.limit
-    targets = await history.targets(request.targets, start, end, limit)
+    targets = await history.targets(request.targets, start, end, limit, wanted)
     if not request.account:
         return targets
-    talks = await history.conversations(request.account, start, end, limit)
+    talks = await history.conversations(request.account, start, end, limit, wanted)
     merged = [*targets, *((name, last_ms) for name, _key, last_ms in talks)]
     return sorted(merged, key=lambda t: t[1])[:limit]
 

@@ -94,7 +94,7 @@ from server.core.handlers.operator import CheckOper, Rehash
 from server.core.handlers.redact import FindMessage
 from server.core.history import HistoryRequest
 from server.history.model import StoredMessage
-from server.history.service import HistoryService
+from server.history.service import HistoryService, ReadSkipped, Wanted
 from server.history.setup import build_history, prune_history
 from server.limits import raise_nofile_limit
 from server.tls import TLSConfigError, server_context
@@ -114,6 +114,7 @@ from server.transport.ops import (
     WRITTEN_BEHIND,
     AnsweredEffect,
     CheckedLogin,
+    HistoryReaders,
     Reloader,
     TransportStats,
     answer_account,
@@ -289,9 +290,12 @@ class HistoryWorker:
         self._loop = loop
         return loop
 
-    def submit(self, request: HistoryRequest, answer: Callable[..., None]) -> None:
-        """Run ``request``; later, on the select thread: ``answer(request_id, rows=...)``."""
-        self._run(self._answer(request, answer))
+    def submit(
+        self, request: HistoryRequest, answer: Callable[..., None], wanted: Wanted | None = None
+    ) -> None:
+        """Run ``request``; later, on the select thread: ``answer(request_id, rows=...)``
+        (``rows=None`` too when ``wanted``, asked before each read, said no)."""
+        self._run(self._answer(request, answer, wanted))
 
     def find(self, effect: FindMessage, answer: Callable[[int, object], None]) -> None:
         """Look a REDACT's message up; later, on the select thread: ``answer(check_id,
@@ -308,21 +312,25 @@ class HistoryWorker:
         found = await find_message(self.history, effect)
         self._post(lambda: answer(effect.check_id, found))
 
-    async def _answer(self, request: HistoryRequest, answer: Callable[..., None]) -> None:
+    async def _answer(
+        self, request: HistoryRequest, answer: Callable[..., None], wanted: Wanted | None
+    ) -> None:
         history = self.history
         rid = request.request_id
         try:
             if request.search is not None:
-                found: list[StoredMessage] = await history.search(request.search)
+                found: list[StoredMessage] = await history.search(request.search, wanted)
                 self._post(lambda: answer(rid, rows=found))
             elif request.query is not None:
-                rows: list[StoredMessage] = await history.query(request.query)
+                rows: list[StoredMessage] = await history.query(request.query, wanted)
                 self._post(lambda: answer(rid, rows=rows))
             else:
-                targets = await list_targets(history, request)
+                targets = await list_targets(history, request, wanted)
                 self._post(lambda: answer(rid, targets=targets))
         except asyncio.CancelledError:
             raise
+        except ReadSkipped:  # its client went: the core only forgets the request
+            self._post(lambda: answer(rid, rows=None))
         except Exception:
             log.exception("history request failed")
             self._post(lambda: answer(rid, rows=None))
@@ -381,6 +389,7 @@ class SelectServer:
             if self.history is not None
             else None
         )
+        self.readers = HistoryReaders()  # which queued history reads are still wanted
         self.accounts = open_account_store(config)
         load_account_state(self.core, self.accounts)
         end_channels_left_closed(self.core, self.history, self.stats)
@@ -961,6 +970,7 @@ class SelectServer:
                         if conn.closed:
                             continue
                 if client.closing is not None:
+                    self.readers.gone(client.conn_id)
                     self._close(conn, abort=len(conn.wbuf) > sendq)
                 elif len(conn.wbuf) > sendq and not conn.closing:
                     core.sendq_exceeded(client.conn_id)
@@ -1062,7 +1072,12 @@ class SelectServer:
         write_history(self.core, history, effects, self.stats)
         for effect in effects:
             if isinstance(effect, HistoryRequest):
-                worker.submit(effect, self.core.history_ready)
+                # Asked again on the reader thread just before each read (ops.HistoryReaders).
+                wanted = self.readers.wanted(self.core, effect.request_id)
+                if wanted is None:  # its client is gone already: only forget the request
+                    self.core.history_ready(effect.request_id, rows=None)
+                else:
+                    worker.submit(effect, self.core.history_ready, wanted)
             elif isinstance(effect, FindMessage):
                 worker.find(effect, self.core.answered)
 
@@ -1201,6 +1216,7 @@ class SelectServer:
         conn.wbuf.clear()
         sock.close()
         self.conns.pop(conn.conn_id, None)
+        self.readers.gone(conn.conn_id)
         self.core.connection_lost(conn.conn_id, conn.lost_reason)
         log.debug("connection %d closed: %s", conn.conn_id, conn.lost_reason)
 
