@@ -76,6 +76,9 @@ class HostRate:
             del self._buckets[key]
 
 
+THROTTLED = "Connecting too fast; try again later"  # a host past its connect rate
+
+
 class ConnectionLimits:
     """Decides whether a new connection may stay; the core keeps the live counts."""
 
@@ -89,12 +92,21 @@ class ConnectionLimits:
 
     def admit(self, key: str, total: int, now: float) -> str | None:
         """None to accept, or the reason to refuse (sent as ERROR)."""
+        full = self.full(key, total)
+        if full is not None:
+            return full
+        if not self.throttle.take(key, now):
+            return THROTTLED
+        return None
+
+    def full(self, key: str, total: int, host_extra: int = 0) -> str | None:
+        """The reason to refuse one more connection when ``total`` are open, ``host_extra``
+        of the host's beside those counted here (TLS handshakes in flight); None: room.
+        The throttle is the caller's (``admit`` charges it)."""
         if self.max_clients and total >= self.max_clients:
             return "Server is full"
-        if self.max_per_host and self.per_host.get(key, 0) >= self.max_per_host:
+        if self.max_per_host and self.per_host.get(key, 0) + host_extra >= self.max_per_host:
             return "Too many connections from your host"
-        if not self.throttle.take(key, now):
-            return "Connecting too fast; try again later"
         return None
 
     def opened(self, key: str) -> None:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from server.core.connlimits import HostRate, host_key
+from server.core.connlimits import THROTTLED, HostRate, host_key
 from server.core.logbudget import LogBudget
 
 if TYPE_CHECKING:
@@ -189,16 +189,12 @@ class HandshakeGate:
         now = core.clock()
         throttle = self._throttle
         throttle.burst, throttle.rate = limits.throttle.burst, limits.throttle.rate  # as REHASHed
-        # The core's words (ConnectionLimits.admit), so the metrics count them together.
-        refusal: str | None = None
-        if limits.max_clients and len(core.clients) + self.in_flight >= limits.max_clients:
-            refusal = "Server is full"
-        elif limits.max_per_host and (
-            limits.per_host.get(key, 0) + self._per_host.get(key, 0) >= limits.max_per_host
-        ):
-            refusal = "Too many connections from your host"
-        elif limits.throttle.wait(key, now) > 0.0 or not throttle.take(key, now):
-            refusal = "Connecting too fast; try again later"
+        # The core's checks and words, so the metrics count them together.
+        refusal = limits.full(key, len(core.clients) + self.in_flight,
+                              self._per_host.get(key, 0))
+        if refusal is None and (limits.throttle.wait(key, now) > 0.0
+                                or not throttle.take(key, now)):
+            refusal = THROTTLED
         if refusal is not None:
             core.stats.refuse(refusal)
             if core.refusal_log.allow():
