@@ -25,7 +25,7 @@ FLAG_MODES = frozenset("Ccimnrst")
 # users logged in to an account; g: only from users on one's ACCEPT list (caller ID).
 SELF_USER_MODES = frozenset("iwBRg")
 PARAM_MODES_PER_COMMAND = 4  # ISUPPORT MODES=4
-# Entries of the four lists together, as solanum (ISUPPORT MAXLIST=beIq:100): 100 each
+# Entries of the four lists together, as solanum (ISUPPORT MAXLIST=beIq:<this>): 100 each
 # let one user hold ~7.5 MB with 50 channels of full lists.
 MAX_LIST_ENTRIES = 100
 # List modes: letter -> (entry numeric, end numeric, end text). The quiet list's

@@ -29,6 +29,7 @@ from .accounts import (
 )
 from .bans import banned_by, refuse
 from .channels import is_banned, is_quieted
+from .modes import MAX_LIST_ENTRIES
 
 if TYPE_CHECKING:
     from ..core import ServerCore
@@ -424,7 +425,7 @@ def isupport_tokens(core: ServerCore) -> list[str]:
         "INVEX=I",
         f"KICKLEN={cfg.kicklen}",
         "KNOCK",
-        "MAXLIST=beIq:100",
+        f"MAXLIST=beIq:{MAX_LIST_ENTRIES}",
         "MODES=4",
         f"MONITOR={cfg.monitor_limit}",
         f"NETWORK={cfg.network}",
