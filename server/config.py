@@ -79,6 +79,10 @@ class ServerConfig:
     allow_register: bool = True  # REGISTER / NickServ REGISTER create accounts
     account_limit: int = 3  # accounts a host may register at once (0: no limit) ...
     account_refill: float = 1200.0  # ... and seconds until it may register one more
+    # Registrations server-wide, whatever the host: many addresses, each within its
+    # account_limit, would otherwise keep the server hashing passwords.
+    register_limit: int = 10  # at once (0: no limit) ...
+    register_refill: float = 3.0  # ... and seconds until one more (20 a minute)
     password_min_length: int = 8  # characters in an account's password, at least
     memo_limit: int = 5  # memos an account may send at once (0: no limit) ...
     memo_refill: float = 60.0  # ... and seconds until it may send one more

@@ -170,6 +170,10 @@ _HELP: dict[str, str] = {
     "allow_register": "let users register accounts (REGISTER, NickServ REGISTER)",
     "account_limit": "accounts one host (an IPv4 address or an IPv6 /64) may register at once",
     "account_refill": "seconds until a host may register one more account",
+    "register_limit": "accounts the whole server registers at once, whatever the hosts "
+    "(0: no limit)",
+    "register_refill": "seconds until the server registers one more account (the rate of "
+    "registrations server-wide)",
     "password_min_length": "characters an account's password must have at least",
     "memo_limit": "memos an account may send at once with MemoServ (0: no limit)",
     "memo_refill": "seconds until an account may send one more memo",
@@ -242,6 +246,7 @@ _INT_BOUNDS: dict[str, tuple[int, int | None]] = {
     "accept_limit": (1, 1000),
     "password_min_length": (1, 256),
     "memo_limit": (0, 1000),
+    "register_limit": (0, None),
     "scan_burst": (0, None),
     "login_failures": (0, 1000),
     "multiline_max_bytes": (0, 65536),

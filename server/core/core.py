@@ -238,6 +238,9 @@ class ServerCore:
         )
         # Accounts registered per host: each reserves a nick and a row for good.
         self.account_rate = HostRate(config.account_limit, _per_second(config.account_refill))
+        # Accounts registered server-wide (a single bucket): each costs a scrypt hash,
+        # and many addresses, each within its own rate, kept the hashing busy.
+        self.register_rate = HostRate(config.register_limit, _per_second(config.register_refill))
         # MemoServ SEND per sender account: filling someone's memo box takes time.
         self.memo_rate = HostRate(config.memo_limit, _per_second(config.memo_refill))
         # Searches that walk every channel or user (LIST, WHO <mask>): matches per host.
@@ -426,6 +429,8 @@ class ServerCore:
         )
         self.account_rate.burst = new.account_limit
         self.account_rate.rate = _per_second(new.account_refill)
+        self.register_rate.burst = new.register_limit
+        self.register_rate.rate = _per_second(new.register_refill)
         self.memo_rate.burst = new.memo_limit
         self.memo_rate.rate = _per_second(new.memo_refill)
         self.scan_rate.burst, self.scan_rate.rate = new.scan_burst, new.scan_rate

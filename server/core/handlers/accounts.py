@@ -57,6 +57,7 @@ def service_notice(core: ServerCore, client: Client, service: str, text: str) ->
     core.send(client, Message("NOTICE", [client.nick, text], source))
 
 
+SERVER_WIDE = "*"  # the one key of core.register_rate (no host is spelt so)
 REGISTERED = "ok"  # the answers to Register (server.accounts.service.RegisterResult values)
 EXISTS = "exists"
 
@@ -463,12 +464,12 @@ def register_account(
     if too_many_failures(core, client):
         replies.fail("TEMPORARILY_UNAVAILABLE", account, "Too many attempts; try again later")
         return
-    if not core.account_rate.take(client.host_key, core.clock()):
+    refusal = registration_refused(core, client)
+    if refusal is not None:
+        why, text = refusal
         if core.login_refusal_log.allow():
-            log.warning("REGISTER of %r from %s refused: too many accounts from that host",
-                        account, client.ip)
-        replies.fail("TEMPORARILY_UNAVAILABLE", account,
-                     "Too many accounts registered from your host; try again later")
+            log.warning("REGISTER of %r from %s refused: %s", account, client.ip, why)
+        replies.fail("TEMPORARILY_UNAVAILABLE", account, text)
         return
     # Every attempt costs a scrypt hash: each counts against the limit, success too.
     client.password_failures.append(core.clock())
@@ -498,6 +499,23 @@ def register_account(
     conn_id = client.conn_id
     check = core.await_answer(client, answer, stored)
     core.emit(Register(check, folded, account, password))
+
+
+def registration_refused(core: ServerCore, client: Client) -> tuple[str, str] | None:
+    """(why for the log, text for the client) when a registration now would exceed the
+    host's rate (``core.account_rate``) or the server's (``core.register_rate``); None
+    when it may go on, counted against both. A refusal by one spends nothing of the
+    other: a host refused server-wide keeps its own accounts for later."""
+    now = core.clock()
+    if core.account_rate.wait(client.host_key, now):
+        return ("too many accounts from that host",
+                "Too many accounts registered from your host; try again later")
+    if not core.register_rate.take(SERVER_WIDE, now):
+        wait = math.ceil(core.register_rate.wait(SERVER_WIDE, now))
+        return ("too many registrations on the server",
+                f"Too many accounts are being registered right now; try again in {wait} s")
+    core.account_rate.take(client.host_key, now)
+    return None
 
 
 def acceptable_password(password: str, account: str, replies: Replies, least: int) -> bool:
