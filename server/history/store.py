@@ -78,7 +78,12 @@ class HistoryStore(Protocol):
         ...
 
     def prune(self, max_rows: int, max_age_ms: int, now_ms: int, budget: int) -> int:
-        """Delete at most ``budget`` rows beyond the retention limits; returns how many."""
+        """Delete at most ``budget`` rows beyond the retention limits; returns how many.
+
+        Called on the loop thread, so a pass costs about what was written since the
+        last one, not the table: rows beyond ``max_rows`` that this store did not
+        write (before it was opened, by another server, under a higher cap) may take
+        further passes to be found, within the SQLite store's SWEEP_INTERVAL_MS."""
         ...
 
     def transit(self, prefix: str, since_ms: int, limit: int) -> list[StoredMessage]:

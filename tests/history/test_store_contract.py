@@ -47,7 +47,7 @@ from server.history.query import evaluate
 from server.history.service import HistoryService
 from server.history.setup import TRANSIT_MAX_AGE_MS, prune_history
 from server.history.sqlite_store import MIGRATIONS as SQLITE_MIGRATIONS
-from server.history.sqlite_store import SQLiteStore
+from server.history.sqlite_store import SWEEP_INTERVAL_MS, SQLiteStore
 from server.history.stores import open_store
 from tests.history.conftest import FakeClock, RedisServer, make_cache, sample_queries
 from tests.history.postgres_fixture import pg_server_fixture, pg_url_fixture  # noqa: F401
@@ -1300,6 +1300,27 @@ def test_prune_by_age(store: Store) -> None:
     assert store.window("#a", 100) == rows[5:6]
     assert store.window("#b", 100) == rows[11:12]
     assert store.prune(max_rows=0, max_age_ms=0, now_ms=now, budget=100) == 0
+
+
+def test_prune_by_rows_reaches_rows_the_store_did_not_write(opener: Opener) -> None:
+    """Rows over the cap written before this store was opened, or since by another
+    server on the same database, or under a cap since lowered, are pruned too (the
+    SQLite store's pass looks at the targets it wrote itself, and sweeps the rest)."""
+    gen = Messages()
+    before = opener()
+    before.append([gen.new("#old") for _ in range(10)] + [gen.new("#small") for _ in range(3)])
+    before.close()
+    store, other = opener(), opener()
+    assert store.prune(max_rows=4, max_age_ms=0, now_ms=BASE_MS, budget=100) == 6
+    assert [r.seq for r in store.window("#old", 100)] == [7, 8, 9, 10]
+    other.append([gen.new("#theirs") for _ in range(7)])
+    later = BASE_MS + SWEEP_INTERVAL_MS
+    store.prune(max_rows=4, max_age_ms=0, now_ms=later, budget=100)
+    assert [r.seq for r in store.window("#theirs", 100)] == [4, 5, 6, 7]
+    assert len(store.window("#small", 100)) == 3
+    # A lower cap applies to every target, written since or not.
+    assert store.prune(max_rows=2, max_age_ms=0, now_ms=later, budget=100) == 5
+    assert [len(store.window(t, 100)) for t in ("#old", "#theirs", "#small")] == [2, 2, 2]
 
 
 # ---------------------------------------------------------------- transit rows
