@@ -348,6 +348,8 @@ class Connection:
                         f"Could not connect to {s.host}:{port}: {_describe(exc)}",
                         self._clock(),
                         self.session.server,
+                        # (The retries of a reconnect: the status line counts them.)
+                        count=not self.session.registrations,
                     )
                     if isinstance(exc, ssl.SSLCertVerificationError):
                         self._tls_hint(exc)

@@ -500,7 +500,9 @@ class Session:
                 self._add(self.server, self._local(Kind.INFO, "Disconnected (/reconnect)", now))
             else:
                 text = "Disconnected" + (f": {plain(reason)}" if reason else "")
-                self._add(self.server, self._local(Kind.ERROR, text, now))
+                # (Once in, said where the user talks too, and the status line shows it.)
+                line = self._local(Kind.ERROR, text, now)
+                self._add(self.server, line, count=not self.registrations)
         self._status()
 
     def connecting(self, now: float, delay: float | None = None, target: str = "") -> None:
@@ -871,8 +873,12 @@ class Session:
         no news, the buffer does not look active for it."""
         self._add(buffer or self.current, self._local(Kind.INFO, text, now), count=count)
 
-    def error(self, text: str, now: float, buffer: Buffer | None = None) -> None:
-        self._add(buffer or self.current, self._local(Kind.ERROR, text, now))
+    def error(
+        self, text: str, now: float, buffer: Buffer | None = None, *, count: bool = True
+    ) -> None:
+        """Add a local error line (to the current buffer by default); ``count`` as
+        :meth:`info`'s."""
+        self._add(buffer or self.current, self._local(Kind.ERROR, text, now), count=count)
 
     def refuse(self, text: str, now: float) -> None:
         """The input being run is neither run nor sent: an error line says why (and
@@ -1289,7 +1295,13 @@ class Session:
             self._show_folds(self.netsplits.take(buf))
         if not buf.append(line):
             return False
-        if buf is not self.current and count and not line.own and not self.hidden(buf, line):
+        if (
+            buf is not self.current
+            and count
+            and not line.own
+            and not self.hidden(buf, line)
+            and not self._reconnect_chatter(buf, line)
+        ):
             if line.kind in MESSAGE_KINDS:
                 buf.unread += 1
             if line.highlight:
@@ -1299,6 +1311,19 @@ class Session:
                 self.emit(BufferChanged(buf))
         self.emit(LineAdded(buf, line))
         return True
+
+    def _reconnect_chatter(self, buf: Buffer, line: Line) -> bool:
+        """``line`` is the server buffer's part of a reconnect: from the loss of a
+        connection we were in to the next one's end of MOTD (the Disconnected and
+        Connecting lines, the welcome, ISUPPORT, LUSERS, the MOTD, server notices), the
+        same at every reconnect, and the status line shows the state. An error still
+        counts (a ban, a failed login), as at any time."""
+        return (
+            buf is self.server
+            and line.kind is not Kind.ERROR
+            and self.registrations > 0
+            and (self.state is not State.CONNECTED or not self._motd_done)
+        )
 
     def _local(self, kind: Kind, text: str, now: float, nick: str = "") -> Line:
         shown, spans = display(text)

@@ -212,6 +212,28 @@ async def test_a_gap_fill_pages_on_past_events_seen_before_the_drop(
         "Reconnected, fetched 25 missed messages"]  # fmt: skip
 
 
+async def test_a_reconnect_leaves_the_server_buffer_without_activity(
+    server: RunningServer, clients: list[ChatClient]
+) -> None:
+    """The lines a reconnect brings to the server buffer (Disconnected, Connecting,
+    the welcome, ISUPPORT, LUSERS, the MOTD) are every connection's: the buffer does
+    not show up in the activity list for them. Its lines after that count as ever."""
+    alice = ChatClient.start(server.port, "alice", ("#t",))
+    clients.append(alice)
+    a_buf = await alice.joined("#t")
+    alice.conn.switch(a_buf)
+    s = alice.session
+    before = len(s.server.lines)
+    await alice.lose_connection()
+    alice.gate.open()
+    await alice.wait(lambda: any(ln.text.startswith("Reconnected") for ln in a_buf.lines),
+                     "the gap fill")  # fmt: skip
+    assert len(s.server.lines) > before + 10  # (the whole registration again)
+    assert not s.server.activity and s.server.unread == 0
+    alice.conn.input("/quote MOTD")  # a reply in the server buffer, asked for later
+    await alice.wait(lambda: s.server.activity, "the MOTD's activity")
+
+
 async def test_history_lines_do_not_take_the_senders_rank_of_today(
     server: RunningServer, clients: list[ChatClient]
 ) -> None:
@@ -380,6 +402,30 @@ async def test_retries_closed_before_the_welcome_add_no_disconnect_line_to_queri
     assert len(said) == 1, said
     server = alice.session.server.lines
     assert sum(ln.text.startswith("Disconnected") for ln in server) == 4
+
+
+async def test_a_reregistrations_server_notices_are_no_activity(
+    ircd: Ircd, alice: ChatClient
+) -> None:
+    """What a server says to every connection as it registers (its hostname lookup
+    notices, the welcome, our user modes) is no news after a reconnect; a server
+    notice once registered is, as ever."""
+    s = alice.session
+    ircd.send(":bob!b@h PRIVMSG alice :hi")
+    await alice.wait(lambda: s.buffer("bob") is not None, "bob's query")
+    alice.conn.switch("bob")
+    ircd.welcome = False
+    await alice.lose_connection(ircd.writers[-1].close)
+    alice.gate.open()
+    await ircd.wait(lambda: ircd.lines.count("USER alice 0 * alice") == 2, "the new USER")
+    for line in (":srv NOTICE * :*** Looking up your hostname...",
+                 ":srv 001 alice :Welcome", ":srv 422 alice :No MOTD",
+                 ":alice!a@h MODE alice :+i"):  # fmt: skip
+        ircd.send(line)
+    await alice.wait(lambda: s.user_modes == "i", "registered again, +i")
+    assert not s.server.activity
+    ircd.send(":srv NOTICE alice :*** The network is going down for maintenance")
+    await alice.wait(lambda: s.server.activity, "the notice's activity")
 
 
 async def test_connection_refused_backs_off_and_retries(clients: list[ChatClient]) -> None:
