@@ -417,9 +417,10 @@ class ChatHistory:
                 return True
             buf = s.buffer(arg)
             if buf is not None and s.fold(arg) in self._requests:
-                self._failed(buf, p[1], now)
-                # Private history is simply not served: nothing to report.
-                return p[1] == "INVALID_TARGET"
+                said = self._failed(buf, p[1], now, f"{p[-1]} ({p[1]})")
+                # Private history is simply not served: nothing to report. A gap fill's
+                # last line says why it stopped: not said twice.
+                return p[1] == "INVALID_TARGET" or said
         return False
 
     def _done(
@@ -504,16 +505,20 @@ class ChatHistory:
             # must then not guess that it was lost (it would send it twice).
             self._listener.history_done(buf, complete, now)
 
-    def _failed(self, buf: Buffer, code: str, now: float) -> None:
-        """A FAIL answered ``buf``'s oldest request: it ends, and is not asked again
-        (PageUp) on this connection."""
+    def _failed(self, buf: Buffer, code: str, now: float, why: str) -> bool:
+        """A FAIL answered ``buf``'s oldest request (``why``: its text and code): it ends,
+        and is not asked again (PageUp) on this connection. True when a gap fill's last
+        line said why."""
         req = self._pop(buf)
         key = self._session.fold(buf.name)
+        said = False
         if req is not None and req.gap:
-            self._gap.pop(key, None)
-            if buf.is_channel:  # (every rejoined channel ends its reconnect with a line)
-                self._session.info(f"Reconnected, missed messages not fetched ({code})", now,
-                                   buf, count=False)  # fmt: skip
+            fetched = self._gap.pop(key, 0)
+            # (Every rejoined channel ends its reconnect with a line; a query with
+            # history that is not kept says nothing.)
+            said = code != "INVALID_TARGET"
+            if said:
+                self._session.info(_unfetched(fetched, why), now, buf, count=False)
         if code == "INVALID_TARGET" and buf.kind is BufferKind.QUERY:
             buf.no_history = True  # no accounts on both sides: the server keeps none
         elif req is not None and req.kind in ("latest", "before"):
@@ -523,6 +528,7 @@ class ChatHistory:
         self._session.emit(BufferChanged(buf))
         if not buf.history_loading:
             self._listener.history_done(buf, False, now)
+        return said
 
     # ------------------------------------------------------------------ queries gone
 
@@ -543,6 +549,15 @@ class ChatHistory:
         else:
             del self._orphans[key]
         return True
+
+
+def _unfetched(fetched: int, why: str) -> str:
+    """The last line of a gap fill the server did not answer (``why``), after
+    ``fetched`` missed messages."""
+    if not fetched:
+        return f"Reconnected, missed messages not fetched: {why}"
+    word = "message" if fetched == 1 else "messages"
+    return f"Reconnected, fetched {fetched} missed {word} (later ones not fetched: {why})"
 
 
 def _stamp(msg: Message) -> tuple[float, str] | None:

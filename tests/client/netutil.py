@@ -301,6 +301,50 @@ class Relay:
             await self._server.wait_closed()
 
 
+class HistoryStandIn(Relay):
+    """A relay in front of our server standing in for a server that answers CHATHISTORY
+    its own way: while ``answer`` is set, the client's CHATHISTORY requests (TARGETS
+    aside) never reach the server, and ``answer(request)`` gives the lines sent back
+    instead (none: as a server that never answers)."""
+
+    def __init__(self, upstream_port: int) -> None:
+        super().__init__(upstream_port)
+        self.answer: Callable[[str], list[str]] | None = None
+        self.kept: list[str] = []  # the requests answered here
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        self.connections += 1
+        self._writers += [writer, up_writer]
+        await asyncio.gather(
+            self._requests(reader, up_writer, writer),
+            self._pump(up_reader, writer, up=False),
+            return_exceptions=True,
+        )
+
+    async def _requests(
+        self, reader: asyncio.StreamReader, up: asyncio.StreamWriter, client: asyncio.StreamWriter
+    ) -> None:
+        try:
+            while raw := await reader.readline():
+                request = raw.decode(errors="replace").strip()
+                words = request.split()
+                if self.answer is not None and words[:1] == ["CHATHISTORY"] and (
+                    words[1:2] != ["TARGETS"]
+                ):
+                    self.kept.append(request)
+                    client.write("".join(f"{ln}\r\n" for ln in self.answer(request)).encode())
+                    continue
+                up.write(raw)
+                await up.drain()
+        finally:
+            up.transport.abort()
+
+
 def messages(buf: Buffer) -> list[Line]:
     return [ln for ln in buf.lines if ln.kind in (Kind.MESSAGE, Kind.ACTION, Kind.NOTICE)]
 

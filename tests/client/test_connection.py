@@ -13,7 +13,7 @@ import pytest
 
 from client import session as session_module
 from client.connection import backoff_delay
-from client.model import Kind, State
+from client.model import Buffer, Kind, State
 from client.ui.views import Views, status_fragments
 from server.config import ServerConfig
 from tests.conftest import RunningServer, start_server
@@ -21,6 +21,7 @@ from tests.conftest import RunningServer, start_server
 from .netutil import (
     DEADLINE,
     ChatClient,
+    HistoryStandIn,
     Ircd,
     cert_or_skip,
     has_texts,
@@ -232,6 +233,43 @@ async def test_a_reconnect_leaves_the_server_buffer_without_activity(
     assert not s.server.activity and s.server.unread == 0
     alice.conn.input("/quote MOTD")  # a reply in the server buffer, asked for later
     await alice.wait(lambda: s.server.activity, "the MOTD's activity")
+
+
+def reconnected_notes(buf: Buffer) -> list[str]:
+    return [ln.text for ln in buf.lines if ln.text.startswith("Reconnected")]
+
+
+async def test_a_gap_fill_refused_with_fail_is_said_once(
+    server: RunningServer, clients: list[ChatClient]
+) -> None:
+    """FAIL CHATHISTORY to a gap fill: the channel's Reconnected line says why, and the
+    FAIL is not shown again as an error line of its own (in the current buffer)."""
+    relay = HistoryStandIn(server.port)
+    await relay.start()
+    try:
+        alice = ChatClient.start(relay.port, "alice", ("#t", "#u"))
+        clients.append(alice)
+        a_buf, u_buf = await alice.joined("#t"), await alice.joined("#u")
+        alice.conn.switch(a_buf)
+        alice.conn.input("said before the drop")
+        await alice.wait(lambda: has_texts(a_buf, ["said before the drop"]), "the echo")
+        await alice.lose_connection()
+        relay.answer = lambda request: [
+            f":test.server FAIL CHATHISTORY MESSAGE_ERROR {request.split()[1]} "
+            f"{request.split()[2]} :Messages could not be retrieved"
+        ]
+        alice.gate.open()
+        await alice.wait(lambda: bool(reconnected_notes(a_buf) and reconnected_notes(u_buf)),
+                         "both channels' Reconnected lines")  # fmt: skip
+        note = ("Reconnected, missed messages not fetched: Messages could not be retrieved "
+                "(MESSAGE_ERROR)")  # fmt: skip
+        assert reconnected_notes(a_buf) == reconnected_notes(u_buf) == [note]
+        said = [ln.text for b in alice.session.buffers for ln in b.lines
+                if "Messages could not be retrieved" in ln.text]  # fmt: skip
+        assert said == [note, note], said
+        assert len(relay.kept) == 2
+    finally:
+        await relay.stop()
 
 
 async def test_history_lines_do_not_take_the_senders_rank_of_today(

@@ -744,7 +744,8 @@ def test_a_channel_rejoined_with_no_message_seen_says_reconnected_as_any_other()
     assert feed(s, rejoin, NOW + 11) == ["CHATHISTORY AFTER #t msgid=M3 10"]
     feed(s, ["FAIL CHATHISTORY MESSAGE_ERROR AFTER #t :Messages could not be retrieved"])
     assert [ln.text for ln in buf.lines if "Reconnected" in ln.text][1:] == [
-        "Reconnected, missed messages not fetched (MESSAGE_ERROR)"]  # fmt: skip
+        "Reconnected, missed messages not fetched: Messages could not be retrieved "
+        "(MESSAGE_ERROR)"]  # fmt: skip
 
 
 @pytest.mark.parametrize("server", ["chat", "ngircd", "chat, nothing seen"])
