@@ -166,6 +166,7 @@ class Search:
     after_ms: int = 0  # only messages strictly after this time (0: no bound)
     before_ms: int = 0  # only messages strictly before this time (0: no bound)
     limit: int = 100
-    # Also every private conversation of this (folded) account, from the store's
-    # conversations table (the core does not hold their keys); "" none.
+    # Also the newest store.SEARCH_CONVERSATIONS private conversations of this (folded)
+    # account, from the store's conversations table (the core does not hold their
+    # keys); "" none.
     account: str = ""

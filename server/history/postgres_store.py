@@ -55,7 +55,13 @@ from .model import (
     transit_bounds,
 )
 from .query import SERVED_COMMANDS, Cond, floor_sql, run_plan, served, served_sql
-from .store import conversation_rows, latest_within, search_conditions, search_limit
+from .store import (
+    SEARCH_CONVERSATIONS,
+    conversation_rows,
+    latest_within,
+    search_conditions,
+    search_limit,
+)
 
 T = TypeVar("T")
 
@@ -519,14 +525,16 @@ class PostgresStore:
         # then the newest ``limit`` of those.
         sql = (
             f"SELECT {columns} FROM (SELECT unnest(%s::text[]) UNION "
-            "SELECT target FROM conversations WHERE account = %s) AS t(target) CROSS JOIN LATERAL "
+            "(SELECT target FROM conversations WHERE account = %s "
+            "ORDER BY last_ms DESC, partner DESC LIMIT %s)) AS t(target) CROSS JOIN LATERAL "
             f"(SELECT {_COLUMNS} FROM messages x WHERE {' AND '.join(where)} "
             "ORDER BY time_ms DESC, seq DESC LIMIT %s) AS m "
             "ORDER BY m.time_ms DESC, m.target DESC, m.seq DESC LIMIT %s"
         )
 
         def read(conn: Conn) -> list[StoredMessage]:
-            rows = conn.execute(sql, (targets, q.account, *values, limit, limit)).fetchall()
+            rows = conn.execute(sql, (targets, q.account, SEARCH_CONVERSATIONS, *values,
+                                      limit, limit)).fetchall()
             return [_row(r) for r in reversed(rows)]
 
         return self._reading(read)

@@ -28,7 +28,13 @@ from .model import (
     transit_bounds,
 )
 from .query import SERVED_COMMANDS, Cond, floor_sql, run_plan, served, served_sql
-from .store import conversation_rows, latest_within, search_conditions, search_limit
+from .store import (
+    SEARCH_CONVERSATIONS,
+    conversation_rows,
+    latest_within,
+    search_conditions,
+    search_limit,
+)
 
 MIGRATIONS: list[str] = [
     # 1: messages with a per-channel sequence number as the total order.
@@ -642,7 +648,9 @@ class SQLiteStore:
             keys = set(q.targets)
             if q.account:
                 keys.update(str(r[0]) for r in conn.execute(
-                    "SELECT target FROM conversations WHERE account = ?", (q.account,)))
+                    "SELECT target FROM conversations WHERE account = ? "
+                    "ORDER BY last_ms DESC, partner DESC LIMIT ?",
+                    (q.account, SEARCH_CONVERSATIONS)))
             targets = sorted(keys)
             hits = [
                 [_row(r) for r in conn.execute(sql, (t, t, *values, limit)).fetchall()]

@@ -10,6 +10,10 @@ from .model import FoundMessage, NewMessage, Query, Search, StoredMessage
 # One row of the conversations table: (account, partner, partner_name, target, last_ms).
 ConversationRow = tuple[str, str, str, str, int]
 
+# A search with ``Search.account`` covers that account's newest this many conversations
+# (by their last message), not all of them: each is a walk of its own rows, and one
+# account may have hundreds (the SEARCH handler charges this many targets for them).
+SEARCH_CONVERSATIONS = 20
 # The most rows one search returns, whatever it asks for (a LIMIT both databases take).
 MAX_SEARCH_LIMIT = (1 << 31) - 1
 # ASCII letters only, as SQLite's LIKE folds them (str.lower() also folds non-ASCII).
@@ -74,7 +78,10 @@ class HistoryStore(Protocol):
     def search(self, q: Search) -> list[StoredMessage]:
         """The newest ``q.limit`` PRIVMSG and NOTICE rows of ``q.targets`` matching every
         condition of ``q`` (see search_patterns), oldest first: ascending by time_ms,
-        then target, then seq. Never TAGMSG, tombstones or REDACT events; no targets: []."""
+        then target, then seq. Never TAGMSG, tombstones or REDACT events; no targets: [].
+
+        With ``q.account``, also that account's newest SEARCH_CONVERSATIONS conversations
+        (by ``last_ms``, then partner, descending), not the older ones."""
         ...
 
     def prune(self, max_rows: int, max_age_ms: int, now_ms: int, budget: int) -> int:

@@ -48,6 +48,7 @@ from server.history.service import HistoryService
 from server.history.setup import TRANSIT_MAX_AGE_MS, prune_history
 from server.history.sqlite_store import MIGRATIONS as SQLITE_MIGRATIONS
 from server.history.sqlite_store import SWEEP_INTERVAL_MS, SQLiteStore
+from server.history.store import SEARCH_CONVERSATIONS
 from server.history.stores import open_store
 from tests.history.conftest import FakeClock, RedisServer, make_cache, sample_queries
 from tests.history.postgres_fixture import pg_server_fixture, pg_url_fixture  # noqa: F401
@@ -1006,6 +1007,22 @@ def test_search_covers_an_accounts_conversations(store: Store) -> None:
     assert store.search(Search((), "text", account="bob", limit=1)) == [bc]
     assert store.search(Search((), "text", account="dave")) == []
     assert store.search(Search(("#b",), "text", account="nobody")) == [rows[4]]
+
+
+def test_search_covers_only_an_accounts_newest_conversations(store: Store) -> None:
+    """``account`` adds the newest SEARCH_CONVERSATIONS conversations by their last
+    message, not all: an older one is searched only when named among the targets."""
+    gen = Messages()
+    rows = store.append([gen.dm("Alice", f"P{i}") for i in range(SEARCH_CONVERSATIONS + 1)])
+    assert store.search(Search((), "text", account="alice", limit=1000)) == rows[1:]
+    named = Search((rows[0].target,), "text", account="alice", limit=1000)
+    assert store.search(named) == rows
+    # A new message makes a conversation one of the newest again.
+    again = store.append([gen.dm("P0", "Alice")])
+    assert store.search(Search((), "text", account="alice", limit=1000)) == [
+        rows[0], *rows[2:], *again]
+    # The partners count theirs: the one conversation each.
+    assert store.search(Search((), "text", account="p1", limit=1000)) == [rows[1]]
 
 
 def test_search_matches_the_reference(store: Store) -> None:

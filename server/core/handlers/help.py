@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chat import numerics as N
+from server.history.store import SEARCH_CONVERSATIONS
 
 if TYPE_CHECKING:
     from chat.message import Message
@@ -99,7 +100,8 @@ TOPICS: dict[str, tuple[str, ...]] = {
                  "IRCv3 account registration (* names it after your nick); logs you in."),
     "SEARCH": ("SEARCH text=<words>[;in=<#channel|nick>][;from=<nick>][;limit=<n>]",
                "Finds messages in history you may read (soju.im/search): the newest "
-               "matches, oldest first; without in=, your channels."),
+               "matches, oldest first; without in=, your channels and your "
+               f"{SEARCH_CONVERSATIONS} latest private conversations."),
     "SETNAME": ("SETNAME :<realname>", "Changes your realname."),
     "STATS": ("STATS <letter>", "u: uptime; m: commands used; k, d: bans (operators)."),
     "TAGMSG": ("TAGMSG <target>", "A message with only client tags (typing, reactions)."),

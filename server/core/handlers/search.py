@@ -5,7 +5,8 @@ case-insensitive), ``in=`` (a channel, or a nick for the private conversation wi
 account), ``from=`` (a nick), ``after=``/``before=`` (timestamps) and ``limit=``. The
 answer is a ``soju.im/search`` batch of the newest matches, oldest first, formatted as
 CHATHISTORY formats rows. Only what CHATHISTORY would let the user read is searched;
-without ``in=``, the channels the user is in and its own private conversations.
+without ``in=``, the channels the user is in and its newest SEARCH_CONVERSATIONS
+private conversations (older ones by ``in=<nick>``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from chat.message import Message, parse_tags
 from chat.names import CHANTYPES
 from chat.servertime import parse_time
 from server.history.model import Search
+from server.history.store import SEARCH_CONVERSATIONS
 
 from ..history import HistoryRequest, conversation_of, may_read_history
 
@@ -59,9 +61,11 @@ def handle_search(core: ServerCore, client: Client, msg: Message) -> None:
                 return
     where = attrs.get("in")
     account = ""
-    if where is None:  # the user's channels and, logged in, its private conversations
+    conversations = 0  # how many the store may add: each one more target to pay for
+    if where is None:  # the user's channels and, logged in, its newest conversations
         targets = tuple(client.channels)
-        account = core.fold(client.account) if client.account is not None else ""
+        if client.account is not None:
+            account, conversations = core.fold(client.account), SEARCH_CONVERSATIONS
     else:
         readable = _readable(core, client, where)
         if readable is None:
@@ -70,7 +74,7 @@ def handle_search(core: ServerCore, client: Client, msg: Message) -> None:
         targets = (readable,)
     # A text that matches nothing reads every row of every target (a LIKE scan, on the
     # one search thread): paid for from the host's budget of LIST and WHO, in rows.
-    rows = (len(targets) + bool(account)) * (core.config.history_max_rows or SCAN_ROWS)
+    rows = (len(targets) + conversations) * (core.config.history_max_rows or SCAN_ROWS)
     if not core.scan_allowed(client, rows):
         core.fail(client, "SEARCH", "TEMPORARILY_UNAVAILABLE", where or "*",
                   "Too many searches from your host; try again in a few seconds")
