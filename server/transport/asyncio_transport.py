@@ -39,17 +39,12 @@ from server.transport.ops import (
     ACCEPT_RETRY_SECONDS,
     ANSWERED,
     LOGIN_ROUNDS,
-    NEW_PASSWORDS,
     WRITTEN_BEHIND,
-    AccountTurns,
     AnsweredEffect,
     HistoryReaders,
-    NewPasswordEffect,
     Reloader,
     TransportStats,
-    Turn,
     WrittenBehind,
-    account_key,
     answer_account,
     bind_listeners,
     check_history_file,
@@ -58,7 +53,6 @@ from server.transport.ops import (
     end_channels_left_closed,
     failed_answer,
     find_message,
-    hash_new,
     list_targets,
     load_account_state,
     log_failed_check,
@@ -71,7 +65,6 @@ from server.transport.ops import (
     retry_backlog,
     snapshot,
     start_metrics,
-    store_new_password,
     take_account_state,
     write_behind,
     write_history,
@@ -183,12 +176,6 @@ class AsyncioServer:
         self._password_pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="passwords"
         )
-        # New passwords (REGISTER, SET PASSWORD) hashed on a thread of their own, so that
-        # neither logins nor the store calls wait behind them (ops.AccountTurns).
-        self._hash_pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="new-passwords"
-        )
-        self.turns = AccountTurns()  # store calls of an account in the order they came
         self._accounts_closed = False
         load_account_state(self.core, self.accounts)
         end_channels_left_closed(self.core, self.history, self.stats)
@@ -415,72 +402,38 @@ class AsyncioServer:
     def _account_work(
         self, effect: CheckOper | Login | AnsweredEffect | WrittenBehind
     ) -> None:
-        """Password checks on the password worker, new passwords hashed on theirs, and
-        account-store calls on the ordered account worker, each account's in the order
-        they came (``ops.AccountTurns``)."""
+        """Password checks on the password worker, account-store calls on the ordered
+        account worker."""
         if self._accounts_closed:
             return  # stopping: work submitted now could not run
         if isinstance(effect, WRITTEN_BEHIND):  # nothing waits
             self.loop.run_in_executor(self._accounts_pool, write_behind, self.accounts, effect)
         elif isinstance(effect, CheckOper):
-            self._off_loop(effect, self._password_pool, check_oper, effect)
+            self._spawn(self._off_loop(effect, self._password_pool, check_oper, effect))
         elif isinstance(effect, Login):
             self._spawn(self._login(effect))
-        elif isinstance(effect, NEW_PASSWORDS):
-            self._spawn(self._new_password(effect, self.turns.hashing(effect.folded)))
         else:
-            self.turns.run(account_key(effect), lambda: self._off_loop(
+            self._spawn(self._off_loop(
                 effect, self._accounts_pool, answer_account, self.accounts, effect
             ))
 
-    def _off_loop(
+    async def _off_loop(
         self,
         effect: CheckOper | AnsweredEffect,
         pool: concurrent.futures.ThreadPoolExecutor,
         work: Callable[..., Any],
         *args: Any,
     ) -> None:
-        """A password check or an account-store call on a worker thread, submitted now
-        (the ordered worker runs them in the order of these calls); the core gets the
-        answer back on the loop."""
-        self._spawn(self._answer_check(effect, self.loop.run_in_executor(pool, work, *args)))
-
-    async def _answer_check(
-        self, effect: CheckOper | AnsweredEffect, work: asyncio.Future[Any]
-    ) -> None:
-        """Give the core the answer of ``work`` once it is done. Work that raises (a bug)
-        is logged and answered as a failed check: the client's held lines must go on."""
+        """A password check or an account-store call on a worker thread; the core gets
+        the answer back on the loop. Work that raises (a bug) is logged and answered as
+        a failed check: the client's held lines must go on."""
         try:
-            result = await work
+            result = await self.loop.run_in_executor(pool, work, *args)
         except Exception as exc:
             log_failed_check(effect, exc)
             result = failed_answer(effect)
         self.core.answered(effect.check_id, result)
         self.schedule_flush()
-
-    async def _new_password(self, effect: NewPasswordEffect, turn: Turn) -> None:
-        """A registration's or a password change's password hashed on the new-password
-        worker, then its store call on the ordered account worker, in its turn."""
-        new = await self.loop.run_in_executor(self._hash_pool, hash_new, effect)
-        if self._accounts_closed:
-            return  # stopping: the ordered worker takes nothing more
-        self.turns.hashed(turn, lambda: self._off_loop(
-            effect, self._accounts_pool, store_new_password, self.accounts, effect, new
-        ))
-
-    async def _in_turn(self, folded: str, work: Callable[..., Any], *args: Any) -> Any:
-        """``work(*args)`` on the ordered account worker once the store calls of
-        ``folded`` that came before it are there (``ops.AccountTurns``)."""
-        submitted: asyncio.Future[asyncio.Future[Any]] = self.loop.create_future()
-
-        def submit() -> None:
-            if not submitted.done():  # cancelled: the server is stopping
-                submitted.set_result(
-                    self.loop.run_in_executor(self._accounts_pool, work, *args)
-                )
-
-        self.turns.run(folded, submit)
-        return await (await submitted)
 
     async def _login(self, effect: Login) -> None:
         """A login checked on the password worker and confirmed on the ordered account
@@ -491,8 +444,8 @@ class AsyncioServer:
                 checked = await self.loop.run_in_executor(
                     self._password_pool, check_login, self.accounts, effect
                 )
-                if await self._in_turn(
-                    effect.folded, login_stands, self.accounts, effect, checked
+                if await self.loop.run_in_executor(
+                    self._accounts_pool, login_stands, self.accounts, effect, checked
                 ):
                     name = checked.name
                     break
@@ -581,7 +534,6 @@ class AsyncioServer:
         self._accounts_closed = True
         # Queued checks are dropped: whoever waited for them has been disconnected.
         self._password_pool.shutdown(wait=True, cancel_futures=True)
-        self._hash_pool.shutdown(wait=True, cancel_futures=True)
         self._accounts_pool.shutdown(wait=True)
         if self.accounts is not None:
             self.accounts.close()

@@ -85,7 +85,6 @@ from types import FrameType
 from typing import Any
 
 from server import memory
-from server.accounts.service import NewPassword
 from server.banfile import save_bans
 from server.config import ServerConfig
 from server.core import ServerCore
@@ -110,19 +109,14 @@ from server.transport.handshakes import (
 )
 from server.transport.ops import (
     ACCEPT_RETRY_SECONDS,
+    ANSWERED,
     LOGIN_ROUNDS,
-    NEW_PASSWORDS,
-    STORE_REQUESTS,
     WRITTEN_BEHIND,
-    AccountTurns,
     AnsweredEffect,
     CheckedLogin,
     HistoryReaders,
-    NewPasswordEffect,
     Reloader,
-    StoreRequest,
     TransportStats,
-    account_key,
     answer_account,
     bind_listeners,
     check_history_file,
@@ -131,7 +125,6 @@ from server.transport.ops import (
     end_channels_left_closed,
     failed_answer,
     find_message,
-    hash_new,
     list_targets,
     load_account_state,
     log_failed_check,
@@ -143,7 +136,6 @@ from server.transport.ops import (
     retry_backlog,
     snapshot,
     start_metrics,
-    store_new_password,
     write_behind,
     write_history,
 )
@@ -403,8 +395,6 @@ class SelectServer:
         end_channels_left_closed(self.core, self.history, self.stats)
         self._accounts_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._password_pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._hash_pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self.turns = AccountTurns()  # store calls of an account in the order they came
         self._next_prune = 0.0
         self.conns: dict[int, Connection] = {}
         self.ids = itertools.count(1)
@@ -535,8 +525,6 @@ class SelectServer:
             self._history_worker.close()
         if self._password_pool is not None:  # queued checks: nobody waits for them now
             self._password_pool.shutdown(wait=True, cancel_futures=True)
-        if self._hash_pool is not None:  # nor for these hashes
-            self._hash_pool.shutdown(wait=True, cancel_futures=True)
         if self._accounts_pool is not None:  # queued work (state written behind) finishes first
             self._accounts_pool.shutdown(wait=True)
         if self.accounts is not None:
@@ -1071,10 +1059,8 @@ class SelectServer:
                 self._off_loop(effect, self._passwords(), check_oper, effect)
             elif isinstance(effect, Login):
                 self._login(effect, LOGIN_ROUNDS)
-            elif isinstance(effect, NEW_PASSWORDS):
-                self._new_password(effect)
-            elif isinstance(effect, STORE_REQUESTS):
-                self._store_request(effect)
+            elif isinstance(effect, ANSWERED):
+                self._off_loop(effect, self._pool(), answer_account, self.accounts, effect)
             elif isinstance(effect, WRITTEN_BEHIND):  # nothing waits
                 self._pool().submit(write_behind, self.accounts, effect)
             elif isinstance(effect, SaveBans):  # rare (operators, expiry) and small
@@ -1111,33 +1097,6 @@ class SelectServer:
                 max_workers=1, thread_name_prefix="passwords"
             )
         return self._password_pool
-
-    def _hashes(self) -> concurrent.futures.ThreadPoolExecutor:
-        """The worker thread for new passwords (REGISTER, SET PASSWORD; loop thread only),
-        so that neither logins nor the store calls wait behind them (ops.AccountTurns)."""
-        if self._hash_pool is None:
-            self._hash_pool = concurrent.futures.ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix="new-passwords"
-            )
-        return self._hash_pool
-
-    def _store_request(self, effect: StoreRequest) -> None:
-        """An account-store call on the ordered worker, in its account's turn."""
-        self.turns.run(account_key(effect), lambda: self._off_loop(
-            effect, self._pool(), answer_account, self.accounts, effect
-        ))
-
-    def _new_password(self, effect: NewPasswordEffect) -> None:
-        """A registration's or a password change's password hashed on the new-password
-        worker, then its store call on the ordered account worker, in its turn."""
-        turn = self.turns.hashing(effect.folded)
-
-        def hashed(new: NewPassword | None) -> None:
-            self.turns.hashed(turn, lambda: self._off_loop(
-                effect, self._pool(), store_new_password, self.accounts, effect, new
-            ))
-
-        self._then(effect, self._hashes(), hashed, hash_new, effect)
 
     def _then(
         self,
@@ -1187,10 +1146,10 @@ class SelectServer:
         core = self.core
 
         def checked(result: CheckedLogin) -> None:
-            self.turns.run(effect.folded, lambda: self._then(
+            self._then(
                 effect, self._pool(), lambda stands: confirmed(result, stands),
                 login_stands, self.accounts, effect, result,
-            ))
+            )
 
         def confirmed(result: CheckedLogin, stands: bool) -> None:
             if stands:

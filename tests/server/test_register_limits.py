@@ -1,7 +1,5 @@
 """REGISTER bursts over real TCP on every backend, with a real SQLite account store: a
-server-wide registration rate besides the per-host one, and new passwords hashed off
-the ordered account worker, so that a login does not wait behind queued registrations
-(while one after a password change still waits for that change)."""
+server-wide registration rate besides the per-host one."""
 
 from __future__ import annotations
 
@@ -12,16 +10,8 @@ from pathlib import Path
 from tests.conftest import RunningServer, serving, suite_config
 from tests.ircclient import IRCTestClient
 from tests.server.helpers import ask, nickserv_says, only
-from tests.server.test_accounts import (
-    PASSWORD,
-    authenticate,
-    plain,
-    register_account,
-    sasl_connection,
-)
+from tests.server.test_accounts import PASSWORD, register_account
 
-REGISTERING = 10  # registrations queued at once: a scrypt hash each
-DEADLINE = 30.0  # a hung server fails the test instead of hanging it; never asserted on
 SERVER_BUSY = re.compile(r"Too many accounts are being registered right now; try again in \d+ s")
 
 
@@ -57,72 +47,3 @@ async def test_registrations_are_limited_server_wide(backend: str, tmp_path: Pat
         assert nickserv_says(await ask(fourth, "NS INFO third")) == [
             "third is not a registered account"]
 
-
-async def answer_order(
-    registering: list[IRCTestClient], login: IRCTestClient, credentials: str
-) -> list[str]:
-    """Send REGISTER on every client of ``registering``; once the first is answered (all
-    of them are queued by then: their lines came first, and each answer is a hash),
-    log ``login`` in by SASL PLAIN. The names of the answers in the order they came:
-    the registering clients' nicks and "login"."""
-    order: list[str] = []
-    first = asyncio.Event()
-
-    async def registered(c: IRCTestClient) -> None:
-        await c.expect("REGISTER", timeout=DEADLINE)
-        order.append(c.nick)
-        first.set()
-
-    async def logged_in() -> None:
-        await first.wait()
-        await login.send(f"AUTHENTICATE {credentials}")
-        reply = await login.expect("903", timeout=DEADLINE)
-        assert reply.params[-1] == "SASL authentication successful"
-        order.append("login")
-
-    await login.send("AUTHENTICATE PLAIN")
-    assert (await login.expect("AUTHENTICATE")).params == ["+"]
-    for c in registering:
-        await c.send(f"REGISTER * * {PASSWORD}")
-    await asyncio.gather(logged_in(), *(registered(c) for c in registering))
-    return order
-
-
-async def test_a_login_does_not_wait_for_registrations_being_hashed(
-    server: RunningServer,
-) -> None:
-    fiona = await server.client("fiona")
-    await register_account(fiona)
-    registering = [await server.client(f"reg{i}") for i in range(REGISTERING)]
-    login = await sasl_connection(server)
-    order = await answer_order(registering, login, plain("fiona", PASSWORD))
-    # Queued behind the registrations, the login would be answered after every one.
-    answered_after = order[order.index("login") + 1:]
-    assert len(answered_after) >= 2, order
-
-
-async def test_a_login_after_a_password_change_waits_for_the_change(
-    server: RunningServer,
-) -> None:
-    rosa = await server.client("rosa")
-    await register_account(rosa)
-    registering = [await server.client(f"reg{i}") for i in range(REGISTERING)]
-    old = await sasl_connection(server)
-    for c in registering:  # keep the hashing busy: the change's hash comes after theirs
-        await c.send(f"REGISTER * * {PASSWORD}")
-    await rosa.send("NS SET PASSWORD new-password")
-    # Read by the server no later than this exchange (its line was sent first), so the
-    # change was asked for before the login below: the old password must not let in,
-    # however long the new one takes to hash.
-    await old.send("AUTHENTICATE PLAIN")
-    assert (await old.expect("AUTHENTICATE")).params == ["+"]
-    await old.send(f"AUTHENTICATE {plain('rosa', PASSWORD)}")
-    failed = await old.expect("904", timeout=DEADLINE)
-    assert failed.params[-1] == "SASL authentication failed"
-    assert nickserv_says(await rosa.collect_until("NOTICE", timeout=DEADLINE)) == [
-        "The password of rosa is changed"]
-    new = await sasl_connection(server)
-    assert [m.command for m in await authenticate(new, plain("rosa", "new-password"))] == [
-        "900", "903"]
-    for c in registering:
-        await c.expect("REGISTER", timeout=DEADLINE)
