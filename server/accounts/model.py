@@ -2,18 +2,70 @@
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import ItemsView
 from dataclasses import dataclass
+from typing import overload
 
 # Read markers one account keeps (draft/read-marker): past it the oldest goes, in
 # memory and in the store. MARKREAD takes any valid name, and each costs a row for good.
 ACCOUNT_MARKERS = 1000
 
 
-def oldest_marker(markers: dict[str, int]) -> str:
-    """The target whose marker goes first: the oldest, of equals the greatest name (as
-    the SQL stores' ``ORDER BY time_ms DESC, target`` keeps the others)."""
-    oldest = min(markers.values())
-    return max(target for target, time_ms in markers.items() if time_ms == oldest)
+class Markers:
+    """One account's read markers, target -> time (ms): at most ACCOUNT_MARKERS, the
+    oldest going first, of equals the smallest name (as the SQL stores' ``ORDER BY
+    time_ms DESC, target DESC`` keeps the others).
+
+    The oldest is found in a heap of (time, target), kept only once the account is
+    full: a linear search for it cost every MARKREAD of a full account a thousand
+    comparisons on the loop. Entries a marker moved past stay in the heap until popped
+    or until they outnumber the markers (then it is built again)."""
+
+    __slots__ = ("_heap", "_times")
+
+    def __init__(self) -> None:
+        self._times: dict[str, int] = {}
+        self._heap: list[tuple[int, str]] | None = None
+
+    @overload
+    def get(self, target: str) -> int | None: ...
+    @overload
+    def get(self, target: str, default: int) -> int: ...
+    def get(self, target: str, default: int | None = None) -> int | None:
+        return self._times.get(target, default)
+
+    def __len__(self) -> int:
+        return len(self._times)
+
+    def items(self) -> ItemsView[str, int]:
+        return self._times.items()
+
+    def keep(self, target: str, time_ms: int) -> bool:
+        """Keep ``time_ms`` for ``target`` unless a later time is kept; past
+        ACCOUNT_MARKERS the oldest goes. False when that was this one: not kept."""
+        times = self._times
+        if times.get(target, -1) >= time_ms:
+            return True
+        times[target] = time_ms
+        heap = self._heap
+        if heap is not None:
+            heapq.heappush(heap, (time_ms, target))
+        elif len(times) > ACCOUNT_MARKERS:
+            heap = self._heap = [(t, name) for name, t in times.items()]
+            heapq.heapify(heap)
+        kept = True
+        if heap is not None and len(times) > ACCOUNT_MARKERS:
+            while True:
+                oldest, name = heapq.heappop(heap)
+                if times.get(name) == oldest:  # else moved since, or gone: a stale entry
+                    break
+            del times[name]
+            kept = name != target
+        if heap is not None and len(heap) > 2 * len(times):
+            heap[:] = [(t, name) for name, t in times.items()]
+            heapq.heapify(heap)
+        return kept
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -246,26 +246,34 @@ class PostgresAccountStore:
 
         return self._run(select)
 
-    def set_read_marker(self, account: str, target: str, time_ms: int) -> None:
+    def set_read_markers(self, markers: Sequence[tuple[str, str, int]]) -> None:
+        # In a fixed order, one statement (its own transaction) each: two nodes
+        # writing overlapping batches never hold row locks the other waits for.
+        rows = sorted(markers)
+
         def upsert(conn: Conn, _retried: bool) -> None:
             # Atomic across nodes: a conflicting update waits for the other node's row
             # and compares with its committed value, so the later time always stays.
             # Idempotent, so running it again after a lost connection is harmless.
-            conn.execute(
-                "INSERT INTO read_markers (account, target, time_ms) VALUES (%s, %s, %s) "
+            conn.cursor().executemany(
+                "INSERT INTO read_markers (account, target, time_ms) SELECT %s, %s, %s "
+                "WHERE EXISTS (SELECT 1 FROM accounts WHERE folded = %s) "
                 "ON CONFLICT (account, target) "
                 "DO UPDATE SET time_ms = GREATEST(read_markers.time_ms, EXCLUDED.time_ms)",
-                (account, target, time_ms),
+                [(a, t, ms, a) for a, t, ms in rows],
             )
-            # The account's oldest past ACCOUNT_MARKERS go (as the core drops them).
-            conn.execute(
-                "DELETE FROM read_markers WHERE account = %s AND target IN (SELECT target "
-                "FROM read_markers WHERE account = %s ORDER BY time_ms DESC, target "
-                "OFFSET %s)",
-                (account, account, ACCOUNT_MARKERS),
-            )
+            # The account's oldest past ACCOUNT_MARKERS go, as ``model.Markers`` drops
+            # them (names compared as code points, as there and in SQLite).
+            for account in sorted({a for a, _t, _ms in rows}):
+                conn.execute(
+                    "DELETE FROM read_markers WHERE account = %s AND target IN (SELECT "
+                    "target FROM read_markers WHERE account = %s "
+                    'ORDER BY time_ms DESC, target COLLATE "C" DESC OFFSET %s)',
+                    (account, account, ACCOUNT_MARKERS),
+                )
 
-        self._run(upsert)
+        if rows:
+            self._run(upsert)
 
     def drop_read_markers(self, account: str) -> None:
         def remove(conn: Conn, _retried: bool) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Protocol
 
-from .model import ACCOUNT_MARKERS, Account, Memo, RegisteredChannel, oldest_marker
+from .model import Account, Markers, Memo, RegisteredChannel
 
 SECRET_BYTES = 32  # of a stored secret (AccountStore.secret), as hex
 
@@ -58,10 +59,12 @@ class AccountStore(Protocol):
         """Every (account, target, time_ms) kept: the server reads them all at start."""
         ...
 
-    def set_read_marker(self, account: str, target: str, time_ms: int) -> None:
-        """Keep ``time_ms`` for (account, target) unless a later one is kept already
-        (markers only move forward, also when two nodes write at once); at most
-        ACCOUNT_MARKERS per account, the oldest going first."""
+    def set_read_markers(self, markers: Sequence[tuple[str, str, int]]) -> None:
+        """For each (account, target, time_ms): keep ``time_ms`` unless a later one is
+        kept already (markers only move forward, also when two nodes write at once);
+        at most ACCOUNT_MARKERS per account, the oldest going first (``Markers``).
+        Markers of an account that does not exist (dropped since they were set) are
+        not kept: a new account of the name must not inherit them."""
         ...
 
     def drop_read_markers(self, account: str) -> None:
@@ -134,7 +137,7 @@ class MemoryAccountStore:
     def __init__(self) -> None:
         self._accounts: dict[str, Account] = {}
         # account -> target -> time_ms of the last message read (IRCv3 read markers)
-        self._markers: dict[str, dict[str, int]] = {}
+        self._markers: dict[str, Markers] = {}
         self._channels: dict[str, RegisteredChannel] = {}
         self._memos: dict[str, list[Memo]] = {}  # recipient -> memos, oldest first
         self._last_memo_id = 0
@@ -202,13 +205,12 @@ class MemoryAccountStore:
                 for target, time_ms in targets.items()
             ]
 
-    def set_read_marker(self, account: str, target: str, time_ms: int) -> None:
+    def set_read_markers(self, markers: Sequence[tuple[str, str, int]]) -> None:
         with self._lock:
             self._check_open()
-            targets = self._markers.setdefault(account, {})
-            targets[target] = max(time_ms, targets.get(target, time_ms))
-            if len(targets) > ACCOUNT_MARKERS:  # the oldest goes, as in the other stores
-                del targets[oldest_marker(targets)]
+            for account, target, time_ms in markers:
+                if account in self._accounts:
+                    self._markers.setdefault(account, Markers()).keep(target, time_ms)
 
     def drop_read_markers(self, account: str) -> None:
         with self._lock:

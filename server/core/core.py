@@ -31,7 +31,7 @@ from chat.msgid import MsgIdGenerator
 from chat.multiline import CAP as MULTILINE_CAP
 from chat.multiline import Line
 from chat.servertime import format_time, parse_time
-from server.accounts.model import RegisteredChannel
+from server.accounts.model import Markers, RegisteredChannel
 from server.config import ServerConfig
 from server.history.model import DirectPair, NewMessage, StoredMessage
 
@@ -193,7 +193,11 @@ class ServerCore:
         # draft/read-marker: folded account -> folded target -> time (ms) of the last
         # message read (readmarker.keep_marker: ACCOUNT_MARKERS at most); read from the
         # account store at start, written behind.
-        self.read_markers: dict[str, dict[str, int]] = {}
+        self.read_markers: dict[str, Markers] = {}
+        # (account, target) -> time of the markers moved since the last batch written
+        # behind (readmarker.save_marker).
+        self.markers_to_save: dict[tuple[str, str], int] = {}
+        self.markers_saved_at = float("-inf")  # (the clock's) when the last batch went
         # Join playback: "<folded channel> <history.departure_keys key>" -> msgid marking
         # when a local user last left it (history.record_departure), in fixed memory.
         self.departures = Departures()
@@ -396,6 +400,9 @@ class ServerCore:
             from .handlers.bans import expire_bans
 
             expire_bans(self)
+        from .handlers.readmarker import save_markers
+
+        save_markers(self)
         for client in list(self.clients.values()):
             if client.closing is not None:
                 continue
@@ -519,6 +526,9 @@ class ServerCore:
         # connection_lost skips quit() for closing clients: drop what quit() would have.
         self.channels.clear()
         self.nicks.clear()
+        from .handlers.readmarker import save_markers
+
+        save_markers(self)  # the transport's stop lets the account worker finish
 
     def take_output(self) -> list[Client]:
         dirty = self._dirty

@@ -466,7 +466,8 @@ def unseen(core: ServerCore, client: Client, playback: Playback, rows: list[Stor
                 events or r.command not in STORED_EVENTS for r in rows) < count:
             return None
     if client.account is not None:
-        marker = (core.read_markers.get(core.fold(client.account)) or {}).get(playback.folded, 0)
+        markers = core.read_markers.get(core.fold(client.account))
+        marker = markers.get(playback.folded, 0) if markers is not None else 0
     else:
         marker = (client.markers or {}).get(playback.folded, 0)
     since = playback.since or ""

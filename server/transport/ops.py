@@ -27,7 +27,7 @@ from server.core.handlers.accounts import (
 from server.core.handlers.chanserv import DropChannel, RegisterChannel, SaveChannel
 from server.core.handlers.memoserv import MAX_MEMOS, DeleteMemos, ListMemos, MarkMemoRead, SendMemo
 from server.core.handlers.operator import CheckOper, Rehash
-from server.core.handlers.readmarker import SaveReadMarker, keep_marker
+from server.core.handlers.readmarker import SaveReadMarkers, keep_marker
 from server.core.handlers.redact import FindMessage, RedactMessage
 from server.core.history import HistoryRequest, StoreMessage, marker_row
 from server.history.model import ENDED_COMMAND, NewMessage
@@ -87,8 +87,8 @@ AnsweredEffect = (
     Register | SetPassword | DropAccount | FindAccount | FindScram | RegisterChannel
     | SendMemo | ListMemos
 )
-WRITTEN_BEHIND = (SaveReadMarker, SaveChannel, DropChannel, MarkMemoRead, DeleteMemos)
-WrittenBehind = SaveReadMarker | SaveChannel | DropChannel | MarkMemoRead | DeleteMemos
+WRITTEN_BEHIND = (SaveReadMarkers, SaveChannel, DropChannel, MarkMemoRead, DeleteMemos)
+WrittenBehind = SaveReadMarkers | SaveChannel | DropChannel | MarkMemoRead | DeleteMemos
 
 
 # What ``core.answered`` gets for a check whose work failed: the answer of a failed
@@ -179,8 +179,8 @@ def write_behind(store: AccountStore | None, effect: WrittenBehind) -> None:
     if store is None:
         return
     try:
-        if isinstance(effect, SaveReadMarker):
-            store.set_read_marker(effect.account, effect.target, effect.time_ms)
+        if isinstance(effect, SaveReadMarkers):
+            store.set_read_markers(effect.markers)
         elif isinstance(effect, SaveChannel):
             store.save_channel(effect.folded, effect.channel)
         elif isinstance(effect, DropChannel):

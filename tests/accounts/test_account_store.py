@@ -27,7 +27,7 @@ from server.accounts import (
     RegisteredChannel,
     open_accounts,
 )
-from server.accounts.model import ACCOUNT_MARKERS
+from server.accounts.model import ACCOUNT_MARKERS, Markers
 from server.accounts.postgres_accounts import APPLICATION_NAME, PostgresAccountStore
 from server.accounts.service import (
     RegisterResult,
@@ -98,6 +98,17 @@ def store(opener: Opener) -> AccountStore:
 def account(name: str, n: int = 0) -> Account:
     """An account with a distinguishable (not real) hash: the store does not care."""
     return Account(name=name, password_hash=f"scrypt$hash-{name}-{n}", created_ms=NOW_MS + n)
+
+
+def mark(store: AccountStore, account: str, target: str, time_ms: int) -> None:
+    """One marker, as a batch of one."""
+    store.set_read_markers([(account, target, time_ms)])
+
+
+def create(store: AccountStore, *folded: str) -> None:
+    """Accounts the markers of a test belong to (a store keeps none for others)."""
+    for name in folded:
+        assert store.create(name, account(name))
 
 
 def create_concurrently(stores: list[AccountStore], folded: str, count: int) -> list[bool]:
@@ -233,7 +244,7 @@ def test_closed_store_raises(store: AccountStore) -> None:
     with pytest.raises(RuntimeError, match="closed"):
         store.read_markers()
     with pytest.raises(RuntimeError, match="closed"):
-        store.set_read_marker("alice", "#chan", NOW_MS)
+        mark(store, "alice", "#chan", NOW_MS)
     with pytest.raises(RuntimeError, match="closed"):
         store.drop_read_markers("alice")
     store.close()  # a second close is harmless (the fixture closes it again too)
@@ -244,29 +255,32 @@ def test_closed_store_raises(store: AccountStore) -> None:
 
 def test_read_marker_set_then_read(store: AccountStore, opener: Opener) -> None:
     assert store.read_markers() == []
-    store.set_read_marker("alice", "#chan", NOW_MS)
+    create(store, "alice")
+    mark(store, "alice", "#chan", NOW_MS)
     assert store.read_markers() == [("alice", "#chan", NOW_MS)]
     assert opener().read_markers() == [("alice", "#chan", NOW_MS)]  # another node
 
 
 def test_read_marker_only_moves_forward(store: AccountStore) -> None:
-    store.set_read_marker("alice", "#chan", NOW_MS + 10)
-    store.set_read_marker("alice", "#chan", NOW_MS + 5)  # older: ignored
+    create(store, "alice")
+    mark(store, "alice", "#chan", NOW_MS + 10)
+    mark(store, "alice", "#chan", NOW_MS + 5)  # older: ignored
     assert store.read_markers() == [("alice", "#chan", NOW_MS + 10)]
-    store.set_read_marker("alice", "#chan", NOW_MS + 10)  # the same: no change
+    mark(store, "alice", "#chan", NOW_MS + 10)  # the same: no change
     assert store.read_markers() == [("alice", "#chan", NOW_MS + 10)]
-    store.set_read_marker("alice", "#chan", NOW_MS + 20)  # newer: kept
+    mark(store, "alice", "#chan", NOW_MS + 20)  # newer: kept
     assert store.read_markers() == [("alice", "#chan", NOW_MS + 20)]
 
 
 def test_read_markers_per_account_and_target(store: AccountStore) -> None:
-    store.set_read_marker("alice", "#chan", NOW_MS + 1)
-    store.set_read_marker("alice", "bob[]", NOW_MS + 2)
-    store.set_read_marker("bob[]", "#chan", NOW_MS + 3)
-    store.set_read_marker("ünï", "#ünï", NOW_MS + 4)
-    store.set_read_marker("alice", "#Chan", NOW_MS + 5)  # keys are taken as given
+    create(store, "alice", "bob[]", "ünï")
+    mark(store, "alice", "#chan", NOW_MS + 1)
+    mark(store, "alice", "bob[]", NOW_MS + 2)
+    mark(store, "bob[]", "#chan", NOW_MS + 3)
+    mark(store, "ünï", "#ünï", NOW_MS + 4)
+    mark(store, "alice", "#Chan", NOW_MS + 5)  # keys are taken as given
     # Moving one marker leaves every other where it was.
-    store.set_read_marker("alice", "#chan", NOW_MS + 6)
+    mark(store, "alice", "#chan", NOW_MS + 6)
     assert sorted(store.read_markers()) == [
         ("alice", "#Chan", NOW_MS + 5),
         ("alice", "#chan", NOW_MS + 6),
@@ -278,30 +292,64 @@ def test_read_markers_per_account_and_target(store: AccountStore) -> None:
 
 def test_an_account_keeps_its_newest_markers_only(store: AccountStore, opener: Opener) -> None:
     # MARKREAD takes any valid name: ACCOUNT_MARKERS per account, the oldest going
-    # first (of two as old, the greater name), other accounts untouched.
-    store.set_read_marker("bob", "#chan", NOW_MS)
-    store.set_read_marker("alice", "#b", NOW_MS)
-    store.set_read_marker("alice", "#a", NOW_MS)
+    # first (of two as old, the smaller name), other accounts untouched.
+    create(store, "alice", "bob")
+    mark(store, "bob", "#chan", NOW_MS)
+    mark(store, "alice", "#b", NOW_MS)
+    mark(store, "alice", "#a", NOW_MS)
     for i in range(1, ACCOUNT_MARKERS):
-        store.set_read_marker("alice", f"#t{i}", NOW_MS + i)
-    store.set_read_marker("alice", "#t1", NOW_MS + 5000)  # moved: now the newest
+        mark(store, "alice", f"#t{i}", NOW_MS + i)
+    mark(store, "alice", "#t1", NOW_MS + 5000)  # moved: now the newest
     for markers in (store.read_markers(), opener().read_markers()):
         alice = {target: ms for account, target, ms in markers if account == "alice"}
         assert len(alice) == ACCOUNT_MARKERS
-        assert "#b" not in alice and alice["#a"] == NOW_MS and alice["#t1"] == NOW_MS + 5000
+        assert "#a" not in alice and alice["#b"] == NOW_MS and alice["#t1"] == NOW_MS + 5000
         assert ("bob", "#chan", NOW_MS) in markers
-    store.set_read_marker("alice", "#a0", NOW_MS)  # as old as #a, and the greater name
+    mark(store, "alice", "#a0", NOW_MS)  # as old as #b, and the smaller name
     alice = {t: ms for a, t, ms in opener().read_markers() if a == "alice"}
-    assert "#a" in alice and "#a0" not in alice and len(alice) == ACCOUNT_MARKERS
+    assert "#b" in alice and "#a0" not in alice and len(alice) == ACCOUNT_MARKERS
+    mark(store, "alice", "#c", NOW_MS)  # as old as #b, and the greater name: #b goes
+    alice = {t: ms for a, t, ms in opener().read_markers() if a == "alice"}
+    assert "#c" in alice and "#b" not in alice and len(alice) == ACCOUNT_MARKERS
+
+
+def test_a_batch_of_markers_keeps_what_one_at_a_time_keeps(
+    store: AccountStore, opener: Opener
+) -> None:
+    # The core writes a second's markers as one batch: the store must end where the
+    # core's own Markers do, one at a time, past the cap and with moved markers.
+    create(store, "alice", "bob")
+    batch = [("alice", f"#t{i}", NOW_MS + i % 700) for i in range(ACCOUNT_MARKERS + 300)]
+    batch += [("alice", "#t5", NOW_MS + 900), ("bob", "#t1", NOW_MS), ("alice", "#t6", NOW_MS)]
+    store.set_read_markers(batch)
+    expected = Markers()
+    for _account, target, ms in (row for row in batch if row[0] == "alice"):
+        expected.keep(target, ms)
+    alice = {t: ms for a, t, ms in opener().read_markers() if a == "alice"}
+    assert alice == dict(expected.items())
+    assert ("bob", "#t1", NOW_MS) in store.read_markers()
+    store.set_read_markers([])  # nothing to write: nothing happens
+
+
+def test_no_markers_are_kept_for_an_account_that_does_not_exist(
+    store: AccountStore, opener: Opener
+) -> None:
+    # Written behind, a marker can reach the store after its account was dropped: a
+    # new account of the same name must not inherit it.
+    create(store, "bob")
+    store.set_read_markers([("alice", "#chan", NOW_MS), ("bob", "#chan", NOW_MS + 1)])
+    assert store.read_markers() == [("bob", "#chan", NOW_MS + 1)]
+    create(store, "alice")
+    assert sorted(opener().read_markers()) == [("bob", "#chan", NOW_MS + 1)]
 
 
 def test_delete_removes_the_accounts_markers_only(store: AccountStore, opener: Opener) -> None:
     assert store.create("alice", account("Alice"))
     assert store.create("bob", account("Bob"))
-    store.set_read_marker("alice", "#chan", NOW_MS)
-    store.set_read_marker("alice", "bob", NOW_MS + 1)
-    store.set_read_marker("bob", "#chan", NOW_MS + 2)
-    store.set_read_marker("bob", "alice", NOW_MS + 3)
+    mark(store, "alice", "#chan", NOW_MS)
+    mark(store, "alice", "bob", NOW_MS + 1)
+    mark(store, "bob", "#chan", NOW_MS + 2)
+    mark(store, "bob", "alice", NOW_MS + 3)
     assert store.delete("alice") is True
     expected = [("bob", "#chan", NOW_MS + 2), ("bob", "alice", NOW_MS + 3)]
     assert sorted(store.read_markers()) == expected
@@ -312,15 +360,16 @@ def test_delete_removes_the_accounts_markers_only(store: AccountStore, opener: O
 
 
 def test_drop_read_markers(store: AccountStore) -> None:
+    create(store, "bob")
     assert store.create("alice", account("Alice"))
-    store.set_read_marker("alice", "#chan", NOW_MS)
-    store.set_read_marker("alice", "#other", NOW_MS + 1)
-    store.set_read_marker("bob", "#chan", NOW_MS + 2)
+    mark(store, "alice", "#chan", NOW_MS)
+    mark(store, "alice", "#other", NOW_MS + 1)
+    mark(store, "bob", "#chan", NOW_MS + 2)
     store.drop_read_markers("nobody")  # no markers: nothing happens
     store.drop_read_markers("alice")
     assert store.read_markers() == [("bob", "#chan", NOW_MS + 2)]
     assert store.find("alice") == account("Alice")  # the account itself stays
-    store.set_read_marker("alice", "#chan", NOW_MS - 1)  # no old marker to stay behind
+    mark(store, "alice", "#chan", NOW_MS - 1)  # no old marker to stay behind
     assert sorted(store.read_markers()) == [
         ("alice", "#chan", NOW_MS - 1), ("bob", "#chan", NOW_MS + 2)
     ]
@@ -330,6 +379,7 @@ def test_concurrent_read_marker_sets_end_at_the_maximum(opener: Opener) -> None:
     # Two store objects (two nodes). Each thread writes its highest time first and
     # then lower ones, so a store where the last write wins ends below the maximum.
     stores = [opener(), opener()]
+    create(stores[0], "alice")
     count, targets = 16, ["#a", "#b", "bob"]
     barrier = threading.Barrier(count)
 
@@ -338,7 +388,7 @@ def test_concurrent_read_marker_sets_end_at_the_maximum(opener: Opener) -> None:
         barrier.wait(timeout=30)
         for time_ms in (NOW_MS + 1000 + i, NOW_MS + 500 + i, NOW_MS + i):
             for target in targets:
-                s.set_read_marker("alice", target, time_ms)
+                mark(s, "alice", target, time_ms)
 
     with ThreadPoolExecutor(max_workers=count) as pool:
         list(pool.map(set_markers, range(count)))
@@ -359,8 +409,9 @@ def durable_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def test_read_markers_survive_close_and_reopen(durable_db: str) -> None:
     s = open_accounts(durable_db)
     try:
-        s.set_read_marker("alice", "#chan", NOW_MS + 7)
-        s.set_read_marker("bob", "alice", NOW_MS)
+        create(s, "alice", "bob")
+        mark(s, "alice", "#chan", NOW_MS + 7)
+        mark(s, "bob", "alice", NOW_MS)
     finally:
         s.close()
     s = open_accounts(durable_db)
@@ -368,7 +419,7 @@ def test_read_markers_survive_close_and_reopen(durable_db: str) -> None:
         assert sorted(s.read_markers()) == [
             ("alice", "#chan", NOW_MS + 7), ("bob", "alice", NOW_MS)
         ]
-        s.set_read_marker("alice", "#chan", NOW_MS + 6)  # still only moves forward
+        mark(s, "alice", "#chan", NOW_MS + 6)  # still only moves forward
         assert ("alice", "#chan", NOW_MS + 7) in s.read_markers()
     finally:
         s.close()
@@ -494,7 +545,7 @@ def test_delete_removes_the_channels_the_account_founded(
     assert store.register_channel("#a2", channel("#a2", "alice", 2))
     bobs = channel("#b", "bob", 3, ops=("carol",), state='{"topic": "kept"}')
     assert store.register_channel("#b", bobs)
-    store.set_read_marker("alice", "#a1", NOW_MS)
+    mark(store, "alice", "#a1", NOW_MS)
     assert store.delete("alice") is True
     assert store.channels() == [("#b", bobs)]
     assert opener().channels() == [("#b", bobs)]

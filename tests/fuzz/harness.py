@@ -46,7 +46,7 @@ from server.core.handlers.memoserv import (
     SendMemo,
 )
 from server.core.handlers.operator import CheckOper, Rehash
-from server.core.handlers.readmarker import CONNECTION_MARKERS, SaveReadMarker
+from server.core.handlers.readmarker import CONNECTION_MARKERS, SaveReadMarkers
 from server.core.handlers.redact import FindMessage, RedactMessage
 from server.core.history import HistoryRequest, StoreMessage, dm_key, is_dm_key
 from server.core.state import Client, LocalCounts
@@ -424,11 +424,8 @@ class CoreHarness:
                     self.oper_checks.append(effect)
                 elif isinstance(effect, Rehash):  # a reload that keeps the configuration
                     core.rehash_done(effect.conn_id, "fuzz", None, effect.label)
-                elif isinstance(effect, SaveReadMarker):  # written behind by a transport
-                    # Markers only move forward: the one kept is this one or a later one.
-                    kept = self.core.read_markers.get(effect.account, {}).get(effect.target)
-                    if kept is None or kept < effect.time_ms:
-                        _fail(f"a read marker saved beyond the one kept: {effect!r}")
+                elif isinstance(effect, SaveReadMarkers):  # written behind by a transport
+                    self._check_saved_markers(effect)
                 elif isinstance(effect, SaveBans):
                     self.saved_bans = effect.bans  # a transport writes them to the ban file
                 elif isinstance(effect, SaveChannel):  # written behind, as a transport does
@@ -477,6 +474,17 @@ class CoreHarness:
         if self.check_every_step:
             self.check_state()
         return got
+
+    def _check_saved_markers(self, effect: SaveReadMarkers) -> None:
+        """Markers only move forward: each saved is the one kept, an older one, or one
+        a later marker of the account pushed out since; never one of a dropped account."""
+        for account, target, time_ms in effect.markers:
+            markers = self.core.read_markers.get(account)
+            if markers is None:
+                _fail(f"a read marker saved for an account without markers: {effect!r}")
+            kept = markers.get(target)
+            if kept is not None and kept < time_ms:
+                _fail(f"a read marker saved beyond the one kept: {effect!r}")
 
     def _receive(self, conn: Conn, data: bytes) -> list[bytes]:
         conn.total_out += len(data)

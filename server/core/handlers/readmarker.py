@@ -2,8 +2,8 @@
 last message the user has read, and tells the user's other sessions (on every node).
 
 The markers live in ``core.read_markers`` (read from the account store at start) so
-that answers need no database round trip; each change is written behind
-(``SaveReadMarker``). Markers only move forward. They belong to the person, not to a
+that answers need no database round trip; the changes are written behind, in
+batches (``save_marker``). Markers only move forward. They belong to the person, not to a
 nick: a connection not logged in keeps its own on the connection (``Client.markers``),
 gone with it.
 """
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from chat.message import Message
 from chat.names import is_channel_name, is_valid_nick
 from chat.servertime import format_time, parse_time
-from server.accounts.model import ACCOUNT_MARKERS, oldest_marker
+from server.accounts.model import Markers
 
 if TYPE_CHECKING:
     from ..core import ServerCore
@@ -24,16 +24,16 @@ if TYPE_CHECKING:
 
 CAP = "draft/read-marker"
 CONNECTION_MARKERS = 100  # targets a connection not logged in keeps markers for
+# At most one batch of markers written in this time, besides the timer's (see save_marker).
+MARKER_BATCH_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
-class SaveReadMarker:
-    """Effect: keep ``time_ms`` for (account, target) in the account store (written
+class SaveReadMarkers:
+    """Effect: keep these (account, target, time_ms) in the account store (written
     behind: nothing waits for it; the store keeps the later of two)."""
 
-    account: str
-    target: str
-    time_ms: int
+    markers: tuple[tuple[str, str, int], ...]
 
 
 def handle_markread(core: ServerCore, client: Client, msg: Message) -> None:
@@ -70,7 +70,7 @@ def handle_markread(core: ServerCore, client: Client, msg: Message) -> None:
     if not marker_moved(core, account, folded, target, time_ms):
         send_marker(core, client, target, None)  # older than all ACCOUNT_MARKERS kept
         return
-    core.emit(SaveReadMarker(account, folded, time_ms))
+    save_marker(core, account, folded, time_ms)
     if core.cluster:
         core.publish("markread", (), core.uid(client), a=account, t=folded, tn=target, ms=time_ms)
 
@@ -115,17 +115,13 @@ def marker_of(core: ServerCore, account: str, folded: str) -> int | None:
 
 
 def keep_marker(core: ServerCore, account: str, folded: str, time_ms: int) -> bool:
-    """Keep a later marker; past ACCOUNT_MARKERS the account's oldest goes (the store
-    drops the same one). False when the new one is that oldest, so not kept."""
-    kept = core.read_markers.setdefault(account, {})
-    if kept.get(folded, -1) >= time_ms:
-        return True
-    kept[folded] = time_ms
-    if len(kept) > ACCOUNT_MARKERS:
-        oldest = oldest_marker(kept)
-        del kept[oldest]
-        return oldest != folded
-    return True
+    """Keep a later marker (``Markers.keep``: past ACCOUNT_MARKERS the account's oldest
+    goes, and the store drops the same one). False when the new one is that oldest,
+    so not kept."""
+    kept = core.read_markers.get(account)
+    if kept is None:
+        kept = core.read_markers[account] = Markers()
+    return kept.keep(folded, time_ms)
 
 
 def marker_moved(core: ServerCore, account: str, folded: str, shown: str, time_ms: int) -> bool:
@@ -156,6 +152,31 @@ def marker_on_join(core: ServerCore, client: Client, channel_name: str) -> None:
     send_marker(core, client, channel_name, stored)
 
 
+def save_marker(core: ServerCore, account: str, folded: str, time_ms: int) -> None:
+    """Write a moved marker behind: at once if no batch went in the last second, else
+    with the others of this second (``core.tick``). A MARKREAD flood from many accounts
+    wrote a transaction each, holding the database file's write lock, which the loop's
+    history commit waits for, for most of every second."""
+    core.markers_to_save[account, folded] = time_ms
+    if core.clock() - core.markers_saved_at >= MARKER_BATCH_SECONDS:
+        save_markers(core)
+
+
+def save_markers(core: ServerCore) -> None:
+    """The markers moved since the last batch, in one write behind: from ``core.tick``
+    (once a second), and at shutdown."""
+    if core.markers_to_save:
+        rows = tuple((account, target, ms) for (account, target), ms
+                     in core.markers_to_save.items())
+        core.markers_to_save = {}
+        core.markers_saved_at = core.clock()
+        core.emit(SaveReadMarkers(rows))
+
+
 def forget_markers(core: ServerCore, account: str) -> None:
-    """The account was dropped: its markers go (the store drops its rows with it)."""
+    """The account was dropped: its markers go (the store drops its rows with it, and
+    keeps none for an account it no longer has)."""
     core.read_markers.pop(account, None)
+    pending = core.markers_to_save
+    for key in [key for key in pending if key[0] == account]:
+        del pending[key]
