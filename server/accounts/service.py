@@ -2,7 +2,10 @@
 event loop: each call spends one scrypt hash (tens of milliseconds) and a store call.
 Wherever the password is seen (a registration, a change, a PLAIN login of an account
 from before SCRAM) its SCRAM-SHA-256 credentials are derived (PBKDF2, a few ms) and
-stored with it, so that the account can log in with SCRAM from then on.
+stored with it, so that the account can log in with SCRAM from then on. A new
+password's hash and credentials (``hash_new_password``) are made apart from the store
+call that keeps them (``create``, ``store_password``), so that the server can make them
+on a thread other than the one its store calls queue on.
 
 No function here raises for a store failure: it is logged and answered as a failed
 login or an unavailable registration, so a database outage refuses logins rather
@@ -14,6 +17,7 @@ from __future__ import annotations
 import base64
 import enum
 import logging
+from dataclasses import dataclass
 
 from chat import scram
 from server.passwords import (
@@ -95,11 +99,31 @@ def scram_credentials(store: AccountStore, folded: str) -> tuple[str, str] | Non
     return account.name, account.scram
 
 
+@dataclass(frozen=True, slots=True)
+class NewPassword:
+    """What an account keeps of a new password: its scrypt hash and SCRAM credentials."""
+
+    password_hash: str
+    scram: str
+
+
+def hash_new_password(password: str) -> NewPassword:
+    """The hash and SCRAM credentials of ``password`` (fresh salts): no store call, only
+    the slow part of a registration or a password change."""
+    return NewPassword(hash_password(password), scram.derive(password).to_text())
+
+
 def change_password(store: AccountStore, folded: str, password: str) -> bool:
     """Give the account ``folded`` a new password (hashed, and its SCRAM credentials);
     False when it failed."""
+    return store_password(store, folded, hash_new_password(password))
+
+
+def store_password(store: AccountStore, folded: str, new: NewPassword) -> bool:
+    """Give the account ``folded`` the password ``new`` was made of; False when it
+    failed (no such account, or the store)."""
     try:
-        return store.set_password(folded, hash_password(password), scram.derive(password).to_text())
+        return store.set_password(folded, new.password_hash, new.scram)
     except Exception:
         log.exception("account store: changing the password of %r failed", folded)
         return False
@@ -121,11 +145,16 @@ def register(
 
     The caller has validated the name and password; EXISTS when ``folded`` is taken.
     """
+    return create(store, folded, name, hash_new_password(password), now_ms)
+
+
+def create(
+    store: AccountStore, folded: str, name: str, new: NewPassword, now_ms: int
+) -> RegisterResult:
+    """Create the account ``name`` (key ``folded``) with the password ``new`` was made
+    of; EXISTS when ``folded`` is taken."""
     account = Account(
-        name=name,
-        password_hash=hash_password(password),
-        created_ms=now_ms,
-        scram=scram.derive(password).to_text(),
+        name=name, password_hash=new.password_hash, created_ms=now_ms, scram=new.scram
     )
     try:
         created = store.create(folded, account)

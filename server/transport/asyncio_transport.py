@@ -39,12 +39,17 @@ from server.transport.ops import (
     ACCEPT_RETRY_SECONDS,
     ANSWERED,
     LOGIN_ROUNDS,
+    NEW_PASSWORDS,
     WRITTEN_BEHIND,
+    AccountTurns,
     AnsweredEffect,
     HistoryReaders,
+    NewPasswordEffect,
     Reloader,
     TransportStats,
+    Turn,
     WrittenBehind,
+    account_key,
     answer_account,
     bind_listeners,
     check_history_file,
@@ -53,6 +58,7 @@ from server.transport.ops import (
     end_channels_left_closed,
     failed_answer,
     find_message,
+    hash_new,
     list_targets,
     load_account_state,
     log_failed_check,
@@ -65,6 +71,7 @@ from server.transport.ops import (
     retry_backlog,
     snapshot,
     start_metrics,
+    store_new_password,
     take_account_state,
     write_behind,
     write_history,
@@ -176,6 +183,12 @@ class AsyncioServer:
         self._password_pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="passwords"
         )
+        # New passwords (REGISTER, SET PASSWORD) hashed on a thread of their own, so that
+        # neither logins nor the store calls wait behind them (ops.AccountTurns).
+        self._hash_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="new-passwords"
+        )
+        self.turns = AccountTurns()  # store calls of an account in the order they came
         self._accounts_closed = False
         load_account_state(self.core, self.accounts)
         end_channels_left_closed(self.core, self.history, self.stats)
@@ -402,38 +415,82 @@ class AsyncioServer:
     def _account_work(
         self, effect: CheckOper | Login | AnsweredEffect | WrittenBehind
     ) -> None:
-        """Password checks on the password worker, account-store calls on the ordered
-        account worker."""
+        """Password checks on the password worker, new passwords hashed on theirs, and
+        account-store calls on the ordered account worker, each account's in the order
+        they came (``ops.AccountTurns``)."""
         if self._accounts_closed:
             return  # stopping: work submitted now could not run
         if isinstance(effect, WRITTEN_BEHIND):  # nothing waits
             self.loop.run_in_executor(self._accounts_pool, write_behind, self.accounts, effect)
         elif isinstance(effect, CheckOper):
-            self._spawn(self._off_loop(effect, self._password_pool, check_oper, effect))
+            self._off_loop(effect, self._password_pool, check_oper, effect)
         elif isinstance(effect, Login):
             self._spawn(self._login(effect))
+        elif isinstance(effect, NEW_PASSWORDS):
+            self._spawn(self._new_password(effect, self.turns.hashing(effect.folded)))
         else:
-            self._spawn(self._off_loop(
+            self.turns.run(account_key(effect), lambda: self._off_loop(
                 effect, self._accounts_pool, answer_account, self.accounts, effect
             ))
 
-    async def _off_loop(
+    def _off_loop(
         self,
         effect: CheckOper | AnsweredEffect,
         pool: concurrent.futures.ThreadPoolExecutor,
         work: Callable[..., Any],
         *args: Any,
     ) -> None:
-        """A password check or an account-store call on a worker thread; the core gets
-        the answer back on the loop. Work that raises (a bug) is logged and answered as
-        a failed check: the client's held lines must go on."""
+        """A password check or an account-store call on a worker thread, submitted now
+        (the ordered worker runs them in the order of these calls); the core gets the
+        answer back on the loop."""
+        self._spawn(self._answer_check(effect, self.loop.run_in_executor(pool, work, *args)))
+
+    async def _answer_check(
+        self, effect: CheckOper | AnsweredEffect, work: asyncio.Future[Any]
+    ) -> None:
+        """Give the core the answer of ``work`` once it is done. Work that raises (a bug)
+        is logged and answered as a failed check: the client's held lines must go on."""
         try:
-            result = await self.loop.run_in_executor(pool, work, *args)
+            result = await work
         except Exception as exc:
             log_failed_check(effect, exc)
             result = failed_answer(effect)
         self.core.answered(effect.check_id, result)
         self.schedule_flush()
+
+    async def _new_password(self, effect: NewPasswordEffect, turn: Turn) -> None:
+        """A registration's or a password change's password hashed on the new-password
+        worker, then its store call on the ordered account worker, in its turn. A hash
+        that raises (a bug) is logged and answered as failed, and gives up its turn."""
+        try:
+            new = await self.loop.run_in_executor(self._hash_pool, hash_new, effect)
+        except Exception as exc:
+            log_failed_check(effect, exc)
+            new = None
+        if self._accounts_closed:
+            return  # stopping: the ordered worker takes nothing more
+        if new is None:
+            self.turns.hashed(turn, lambda: None)
+            self.core.answered(effect.check_id, failed_answer(effect))
+            self.schedule_flush()
+            return
+        self.turns.hashed(turn, lambda: self._off_loop(
+            effect, self._accounts_pool, store_new_password, self.accounts, new, effect
+        ))
+
+    async def _in_turn(self, folded: str, work: Callable[..., Any], *args: Any) -> Any:
+        """``work(*args)`` on the ordered account worker once the store calls of
+        ``folded`` that came before it are there (``ops.AccountTurns``)."""
+        submitted: asyncio.Future[asyncio.Future[Any]] = self.loop.create_future()
+
+        def submit() -> None:
+            if not submitted.done():  # cancelled: the server is stopping
+                submitted.set_result(
+                    self.loop.run_in_executor(self._accounts_pool, work, *args)
+                )
+
+        self.turns.run(folded, submit)
+        return await (await submitted)
 
     async def _login(self, effect: Login) -> None:
         """A login checked on the password worker and confirmed on the ordered account
@@ -444,8 +501,8 @@ class AsyncioServer:
                 checked = await self.loop.run_in_executor(
                     self._password_pool, check_login, self.accounts, effect
                 )
-                if await self.loop.run_in_executor(
-                    self._accounts_pool, login_stands, self.accounts, effect, checked
+                if await self._in_turn(
+                    effect.folded, login_stands, self.accounts, effect, checked
                 ):
                     name = checked.name
                     break
@@ -534,6 +591,7 @@ class AsyncioServer:
         self._accounts_closed = True
         # Queued checks are dropped: whoever waited for them has been disconnected.
         self._password_pool.shutdown(wait=True, cancel_futures=True)
+        self._hash_pool.shutdown(wait=True, cancel_futures=True)
         self._accounts_pool.shutdown(wait=True)
         if self.accounts is not None:
             self.accounts.close()

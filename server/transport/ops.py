@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 import socket
 import threading
@@ -12,7 +13,15 @@ from typing import Any
 
 from server.accounts import AccountStore, open_accounts
 from server.accounts.model import RegisteredChannel
-from server.accounts.service import change_password, drop, login, register, scram_credentials
+from server.accounts.service import (
+    NewPassword,
+    create,
+    drop,
+    hash_new_password,
+    login,
+    scram_credentials,
+    store_password,
+)
 from server.banfile import load_bans
 from server.config import ServerConfig
 from server.core import ServerCore
@@ -78,7 +87,9 @@ def open_account_store(config: ServerConfig) -> AccountStore | None:
 # Account requests a client waits for (answered with core.answered), and account-store
 # writes nothing waits for (written behind, in order, on the account worker). A Login
 # is checked on the password worker instead (``check_login``), so that writes behind
-# never wait for the scrypt hashes of queued logins.
+# never wait for the scrypt hashes of queued logins; a new password (NEW_PASSWORDS) is
+# hashed on a worker of its own before its store call takes its turn on the account
+# worker (``store_new_password``; why: the comment above ``AccountTurns``).
 ANSWERED = (
     Register, SetPassword, DropAccount, FindAccount, FindScram, RegisterChannel, SendMemo,
     ListMemos,
@@ -87,6 +98,10 @@ AnsweredEffect = (
     Register | SetPassword | DropAccount | FindAccount | FindScram | RegisterChannel
     | SendMemo | ListMemos
 )
+NEW_PASSWORDS = (Register, SetPassword)
+NewPasswordEffect = Register | SetPassword
+STORE_REQUESTS = (DropAccount, FindAccount, FindScram, RegisterChannel, SendMemo, ListMemos)
+StoreRequest = DropAccount | FindAccount | FindScram | RegisterChannel | SendMemo | ListMemos
 WRITTEN_BEHIND = (SaveReadMarkers, SaveChannel, DropChannel, MarkMemoRead, DeleteMemos)
 WrittenBehind = SaveReadMarkers | SaveChannel | DropChannel | MarkMemoRead | DeleteMemos
 
@@ -193,27 +208,101 @@ def write_behind(store: AccountStore | None, effect: WrittenBehind) -> None:
         log.exception("account store: writing %r failed", effect)
 
 
-def answer_account(store: AccountStore | None, effect: AnsweredEffect) -> object:
-    """The answer to an account request (the account's name for a login, a
-    RegisterResult value for a registration of an account or a channel, success of a
-    password change, name and creation time for a lookup, name and SCRAM credentials);
-    runs on a worker thread, never the loop."""
+def answer_account(store: AccountStore | None, effect: StoreRequest) -> object:
+    """The answer to an account request without a new password (a RegisterResult value
+    for a channel's registration, success of a drop, name and creation time for a
+    lookup, name and SCRAM credentials, memos); runs on the ordered account worker."""
     if isinstance(effect, FindScram):
         return None if store is None else scram_credentials(store, effect.folded)
     if isinstance(effect, RegisterChannel):
         return register_channel(store, effect)
     if isinstance(effect, FindAccount):
         return find_account(store, effect.folded)
-    if isinstance(effect, SendMemo | ListMemos):
-        return memo_request(store, effect)
     if isinstance(effect, DropAccount):
         return store is not None and drop(store, effect.folded)
+    return memo_request(store, effect)
+
+
+def hash_new(effect: NewPasswordEffect) -> NewPassword:
+    """The new password of a registration or a password change, hashed; runs on the
+    new-password worker, never the loop."""
+    return hash_new_password(effect.password)
+
+
+def store_new_password(
+    store: AccountStore | None, new: NewPassword, effect: NewPasswordEffect
+) -> object:
+    """The answer to a registration (a RegisterResult value) or a password change
+    (success), whose password ``new`` was hashed already: the store call alone, on the
+    ordered account worker."""
     if isinstance(effect, SetPassword):
-        return store is not None and change_password(store, effect.folded, effect.password)
+        return store is not None and store_password(store, effect.folded, new)
     if store is None:
         return "unavailable"
     now_ms = int(time.time() * 1000)
-    return register(store, effect.folded, effect.name, effect.password, now_ms).value
+    return create(store, effect.folded, effect.name, new, now_ms).value
+
+
+def account_key(effect: StoreRequest) -> str | None:
+    """The folded account whose row ``effect`` reads or deletes, for ``AccountTurns``
+    (None: none that a new password changes)."""
+    return effect.folded if isinstance(effect, DropAccount | FindAccount | FindScram) else None
+
+
+# A new password is hashed (scrypt and PBKDF2: tens of ms) on a worker of its own, not
+# on the ordered account worker, where a burst of registrations held every store call
+# and every login's confirmation (``login_stands``) behind their hashes; nor on the
+# password worker, where a login's check would queue behind them instead. Only its
+# store call runs on the ordered worker, and it must run there in the place its effect
+# came in: a login confirmed before a password change asked for earlier (or a SCRAM
+# lookup answered with the old credentials) would let the old password in, and a
+# DropAccount must not overtake the change or the registration queued before it.
+# So, per account, what comes in while a new password of that account is hashed (the
+# store calls of other new passwords, drops, lookups and login confirmations) waits
+# until the store calls before it are on the ordered worker; other accounts' work does
+# not wait. Loop thread only.
+@dataclass(slots=True)
+class Turn:
+    """A place in an account's queue; ``submit`` is None while its password is hashed."""
+
+    folded: str
+    submit: Callable[[], object] | None = None
+
+
+class AccountTurns:
+    """Store calls on the ordered account worker, per account in the order their effects
+    came, though new passwords are hashed first elsewhere (why: the comment above)."""
+
+    __slots__ = ("_queues",)
+
+    def __init__(self) -> None:
+        self._queues: dict[str, collections.deque[Turn]] = {}
+
+    def hashing(self, folded: str) -> Turn:
+        """A new password of ``folded`` is being hashed: its turn, kept until ``hashed``;
+        what comes in for ``folded`` meanwhile waits behind it."""
+        turn = Turn(folded)
+        self._queues.setdefault(folded, collections.deque()).append(turn)
+        return turn
+
+    def hashed(self, turn: Turn, submit: Callable[[], object]) -> None:
+        """The password of ``turn`` is hashed: ``submit`` its store call in its turn, and
+        what waited behind it up to the next password still being hashed."""
+        turn.submit = submit
+        queue = self._queues[turn.folded]
+        while queue and (ready := queue[0].submit) is not None:
+            queue.popleft()
+            ready()
+        if not queue:
+            del self._queues[turn.folded]
+
+    def run(self, folded: str | None, submit: Callable[[], object]) -> None:
+        """``submit`` (a store call of ``folded`` on the ordered worker) now, or behind
+        the new passwords of ``folded`` that came before it."""
+        if folded is None or folded not in self._queues:
+            submit()
+            return
+        self._queues[folded].append(Turn(folded, submit))
 
 
 # Logins are checked on the password worker, beside the ordered account worker: a

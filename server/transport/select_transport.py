@@ -85,6 +85,7 @@ from types import FrameType
 from typing import Any
 
 from server import memory
+from server.accounts.service import NewPassword
 from server.banfile import save_bans
 from server.config import ServerConfig
 from server.core import ServerCore
@@ -109,14 +110,19 @@ from server.transport.handshakes import (
 )
 from server.transport.ops import (
     ACCEPT_RETRY_SECONDS,
-    ANSWERED,
     LOGIN_ROUNDS,
+    NEW_PASSWORDS,
+    STORE_REQUESTS,
     WRITTEN_BEHIND,
+    AccountTurns,
     AnsweredEffect,
     CheckedLogin,
     HistoryReaders,
+    NewPasswordEffect,
     Reloader,
+    StoreRequest,
     TransportStats,
+    account_key,
     answer_account,
     bind_listeners,
     check_history_file,
@@ -125,6 +131,7 @@ from server.transport.ops import (
     end_channels_left_closed,
     failed_answer,
     find_message,
+    hash_new,
     list_targets,
     load_account_state,
     log_failed_check,
@@ -136,6 +143,7 @@ from server.transport.ops import (
     retry_backlog,
     snapshot,
     start_metrics,
+    store_new_password,
     write_behind,
     write_history,
 )
@@ -395,6 +403,8 @@ class SelectServer:
         end_channels_left_closed(self.core, self.history, self.stats)
         self._accounts_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._password_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._hash_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self.turns = AccountTurns()  # store calls of an account in the order they came
         self._next_prune = 0.0
         self.conns: dict[int, Connection] = {}
         self.ids = itertools.count(1)
@@ -525,6 +535,8 @@ class SelectServer:
             self._history_worker.close()
         if self._password_pool is not None:  # queued checks: nobody waits for them now
             self._password_pool.shutdown(wait=True, cancel_futures=True)
+        if self._hash_pool is not None:  # nor for these hashes
+            self._hash_pool.shutdown(wait=True, cancel_futures=True)
         if self._accounts_pool is not None:  # queued work (state written behind) finishes first
             self._accounts_pool.shutdown(wait=True)
         if self.accounts is not None:
@@ -1059,8 +1071,10 @@ class SelectServer:
                 self._off_loop(effect, self._passwords(), check_oper, effect)
             elif isinstance(effect, Login):
                 self._login(effect, LOGIN_ROUNDS)
-            elif isinstance(effect, ANSWERED):
-                self._off_loop(effect, self._pool(), answer_account, self.accounts, effect)
+            elif isinstance(effect, NEW_PASSWORDS):
+                self._new_password(effect)
+            elif isinstance(effect, STORE_REQUESTS):
+                self._store_request(effect)
             elif isinstance(effect, WRITTEN_BEHIND):  # nothing waits
                 self._pool().submit(write_behind, self.accounts, effect)
             elif isinstance(effect, SaveBans):  # rare (operators, expiry) and small
@@ -1098,6 +1112,35 @@ class SelectServer:
             )
         return self._password_pool
 
+    def _hashes(self) -> concurrent.futures.ThreadPoolExecutor:
+        """The worker thread for new passwords (REGISTER, SET PASSWORD; loop thread only),
+        so that neither logins nor the store calls wait behind them (ops.AccountTurns)."""
+        if self._hash_pool is None:
+            self._hash_pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="new-passwords"
+            )
+        return self._hash_pool
+
+    def _store_request(self, effect: StoreRequest) -> None:
+        """An account-store call on the ordered worker, in its account's turn."""
+        self.turns.run(account_key(effect), lambda: self._off_loop(
+            effect, self._pool(), answer_account, self.accounts, effect
+        ))
+
+    def _new_password(self, effect: NewPasswordEffect) -> None:
+        """A registration's or a password change's password hashed on the new-password
+        worker, then its store call on the ordered account worker, in its turn. A hash
+        that raises (a bug) is answered as failed by ``_then`` and gives up its turn."""
+        turn = self.turns.hashing(effect.folded)
+
+        def hashed(new: NewPassword) -> None:
+            self.turns.hashed(turn, lambda: self._off_loop(
+                effect, self._pool(), store_new_password, self.accounts, new, effect
+            ))
+
+        self._then(effect, self._hashes(), hashed, hash_new, effect,
+                   on_failure=lambda: self.turns.hashed(turn, lambda: None))
+
     def _then(
         self,
         effect: CheckOper | Login | AnsweredEffect,
@@ -1105,21 +1148,27 @@ class SelectServer:
         then: Callable[[Any], object],
         work: Callable[..., Any],
         *args: Any,
+        on_failure: Callable[[], object] | None = None,
     ) -> None:
         """``work(*args)`` on ``pool`` for ``effect``, then ``then(result)`` on the loop
         thread, through the wake-up pipe. Work that raises (a bug) is logged and the
-        check answered as failed instead (``ops.failed_answer``): the client's held
-        lines must go on. Work cancelled by close() is answered so too, unlogged."""
+        check answered as failed instead (``ops.failed_answer``), after ``on_failure``:
+        the client's held lines must go on. Work cancelled by close() is answered so
+        too, unlogged."""
         future = pool.submit(work, *args)
         core = self.core
+
+        def answer_failed() -> None:
+            if on_failure is not None:
+                on_failure()
+            core.answered(effect.check_id, failed_answer(effect))
 
         def done(f: concurrent.futures.Future[Any]) -> None:
             exc = None if f.cancelled() else f.exception()
             if f.cancelled() or exc is not None:
                 if exc is not None:
                     log_failed_check(effect, exc)
-                failed = failed_answer(effect)
-                self.call_soon_threadsafe(lambda: core.answered(effect.check_id, failed))
+                self.call_soon_threadsafe(answer_failed)
                 return
             result = f.result()
             self.call_soon_threadsafe(lambda: then(result))
@@ -1146,10 +1195,10 @@ class SelectServer:
         core = self.core
 
         def checked(result: CheckedLogin) -> None:
-            self._then(
+            self.turns.run(effect.folded, lambda: self._then(
                 effect, self._pool(), lambda stands: confirmed(result, stands),
                 login_stands, self.accounts, effect, result,
-            )
+            ))
 
         def confirmed(result: CheckedLogin, stands: bool) -> None:
             if stands:

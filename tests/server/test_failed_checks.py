@@ -96,10 +96,14 @@ async def test_a_login_check_that_raises_fails_the_login_and_the_client_goes_on(
     await c.register("lena2")
 
 
+# A registration's hash (on the new-password worker) or its store call (on the ordered
+# account worker, in its turn) raising.
+@pytest.mark.parametrize("step", ["hash_new", "store_new_password"])
 async def test_an_account_request_that_raises_is_answered_unavailable(
-    server: RunningServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    step: str,
 ) -> None:
-    raising_for(ops.answer_account, Register, monkeypatch, "answer_account")
+    raising_for(getattr(ops, step), Register, monkeypatch, step)
     c = await server.client("rita")
     await c.sync()
     await c.send(f"REGISTER * * {BOOM}\r\nPING :after")
@@ -107,7 +111,8 @@ async def test_an_account_request_that_raises_is_answered_unavailable(
     assert answers(got, "FAIL", "REGISTER", "900") == ["FAIL", "PONG after"], got
     assert only(got, "FAIL")[0].params[1] == "TEMPORARILY_UNAVAILABLE"
     assert len(check_errors(caplog, "Register")) == 1
-    # The nick was not left reserved by the failed registration: it registers now.
+    # The nick was not left reserved by the failed registration, nor its turn on the
+    # account worker kept (ops.AccountTurns): it registers now.
     await register_account(c)
 
 
