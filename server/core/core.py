@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from chat import numerics as N
@@ -95,6 +95,20 @@ RESTART_ONLY = (
 )
 
 Handler = Callable[["ServerCore", Client, Message], None]
+
+
+@dataclass(slots=True)
+class Waits:
+    """What one connection waits for from the transport (``ServerCore._waits``), counted
+    where each entry is added and removed, so that an answer looks at its own client
+    only rather than at every request pending."""
+
+    # Answers its input is held for: checks (pending_answers), history reads other than
+    # playback (_pending_history), nick claims (nick_pending).
+    input: int = 0
+
+    def idle(self) -> bool:
+        return not self.input
 
 
 def _per_second(refill: float) -> float:
@@ -228,6 +242,8 @@ class ServerCore:
         self.sts_port: int | None = None  # the bound TLS port, set by the transport (STS)
         self._history_seq = 0
         self._pending_history: dict[int, Pending] = {}
+        # conn_id -> what it waits for (Waits); no entry when nothing.
+        self._waits: dict[int, Waits] = {}
         # Joiners whose playback is being read -> (since when, request id -> where in
         # their output it goes): their output waits, so that what others said after
         # the join comes after the playback of what they said before it.
@@ -870,9 +886,9 @@ class ServerCore:
     ) -> int:
         self._history_seq += 1
         label = self.defer_label() if kind != "playback" else None
-        self._pending_history[self._history_seq] = Pending(
+        self._add_history(self._history_seq, Pending(
             client.conn_id, kind, channel, label, playback
-        )
+        ))
         if kind == "playback":
             hold = self._playback_holds.setdefault(client, (self.clock(), {}))
             hold[1][self._history_seq] = len(client.out)
@@ -885,6 +901,29 @@ class ServerCore:
             # its lines held, and past HELD_LINES disconnected for flooding.
             self.hold_input(client)
         return self._history_seq
+
+    def _waits_of(self, conn_id: int) -> Waits:
+        waits = self._waits.get(conn_id)
+        if waits is None:
+            waits = self._waits[conn_id] = Waits()
+        return waits
+
+    def _tidy(self, conn_id: int, waits: Waits) -> None:
+        if waits.idle():
+            del self._waits[conn_id]
+
+    def _add_history(self, request_id: int, pending: Pending) -> None:
+        self._pending_history[request_id] = pending
+        if pending.kind != "playback":
+            self._waits_of(pending.conn_id).input += 1
+
+    def _pop_history(self, request_id: int) -> Pending | None:
+        pending = self._pending_history.pop(request_id, None)
+        if pending is not None and pending.kind != "playback":
+            waits = self._waits[pending.conn_id]
+            waits.input -= 1
+            self._tidy(pending.conn_id, waits)
+        return pending
 
     def history_requester(self, request_id: int) -> int | None:
         """The connection id of the client waiting for history request ``request_id``;
@@ -910,6 +949,7 @@ class ServerCore:
         self.pending_answers[self._answer_seq] = (
             client.conn_id, self.defer_label(), answer, orphaned
         )
+        self._waits_of(client.conn_id).input += 1
         self.hold_input(client)
         return self._answer_seq
 
@@ -931,6 +971,9 @@ class ServerCore:
         if found is None:
             return
         conn_id, label, answer, orphaned = found
+        waits = self._waits[conn_id]
+        waits.input -= 1
+        self._tidy(conn_id, waits)
         client = self.clients.get(conn_id)
         if client is None or client.closing is not None:
             if orphaned is not None:
@@ -944,15 +987,9 @@ class ServerCore:
     def _release_unless_waiting(self, client: Client) -> None:
         """The client's held lines, unless it still waits for an answer, a history read
         or a nick claim."""
-        conn_id = client.conn_id
-        if any(entry[0] == conn_id for entry in self.pending_answers.values()):
-            return
-        if any(holder is client for holder in self.nick_pending.values()):
-            return
-        if any(pending.conn_id == conn_id and pending.kind != "playback"
-               for pending in self._pending_history.values()):
-            return
-        self._release_input(client)
+        waits = self._waits.get(client.conn_id)
+        if waits is None or not waits.input:
+            self._release_input(client)
 
     def _take_line(self, client: Client, line: bytes) -> None:
         """Handle a line, or keep it while an answer the client waits for is pending."""
@@ -973,7 +1010,7 @@ class ServerCore:
         targets: list[tuple[str, int]] | None = None,
     ) -> None:
         """The transport's answer to a HistoryRequest (rows None: the store failed)."""
-        pending = self._pending_history.pop(request_id, None)
+        pending = self._pop_history(request_id)
         if pending is None:
             return
         client = self.clients.get(pending.conn_id)
@@ -1064,10 +1101,10 @@ class ServerCore:
         the uid of a user NickServ REGAIN disconnected, too)."""
         from server.cluster.events import ClaimNick
 
-        for key, holder in list(self.nick_pending.items()):
-            if holder is client:
-                del self.nick_pending[key]
+        self._drop_nick_claims(client)
+        self._drop_nick_claim(folded)  # (another's: the handlers refuse that before)
         self.nick_pending[folded] = client
+        self._waits_of(client.conn_id).input += 1
         # What the client sends next waits for the answer: a bot's JOIN right after
         # NICK and USER came before its registration and got 451 (lost).
         self.hold_input(client)
@@ -1083,7 +1120,7 @@ class ServerCore:
             if ok:  # nobody wants it any more
                 self._effects.append(ReleaseNick(f"{self.node_id}:{conn_id}", folded))
             return
-        del self.nick_pending[folded]
+        self._drop_nick_claim(folded)
         holder = self.nicks.get(folded)
         if not ok or (holder is not None and holder is not client):
             if ok:
@@ -1098,11 +1135,21 @@ class ServerCore:
     def release_nick(self, client: Client) -> None:
         from server.cluster.events import ReleaseNick
 
-        for key, holder in list(self.nick_pending.items()):
-            if holder is client:
-                del self.nick_pending[key]
+        self._drop_nick_claims(client)
         if client.folded and client.remote is None:
             self._effects.append(ReleaseNick(self.uid(client), client.folded))
+
+    def _drop_nick_claims(self, client: Client) -> None:
+        """Forget ``client``'s nick claims (one at most: claim_nick drops the last)."""
+        for key in [key for key, holder in self.nick_pending.items() if holder is client]:
+            self._drop_nick_claim(key)
+
+    def _drop_nick_claim(self, folded: str) -> None:
+        holder = self.nick_pending.pop(folded, None)
+        if holder is not None:
+            waits = self._waits[holder.conn_id]
+            waits.input -= 1
+            self._tidy(holder.conn_id, waits)
 
     def server_of(self, client: Client) -> str:
         """The name of the server a user is on: ours, or another node's (WHO, WHOIS)."""
