@@ -113,6 +113,7 @@ class Connection:
         self._sendq: SendQueue | None = None  # paced lines of this connection
         self._pace_timer: asyncio.TimerHandle | None = None
         self._tick_timer: asyncio.TimerHandle | None = None  # Session.tick at due_at
+        self._tick_at = 0.0  # (the due_at it was set for)
         self._skip_backoff = False  # /reconnect: the next connection without waiting
         self._queued_shown = 0  # connection.queued when StatusChanged last told it
         self._dropped_seen = 0  # outbox.dropped when the send queue was last purged
@@ -242,11 +243,17 @@ class Connection:
         quits, folded into one line once the burst is over), traffic or not: for
         every front end (the UI, --headless, a script)."""
         due = self.session.due_at
-        if due is None or self._tick_timer is not None:
+        if due is None:
             return
+        if self._tick_timer is not None:
+            if due >= self._tick_at:
+                return
+            self._tick_timer.cancel()  # something came due sooner
+            self._tick_timer = None
         with contextlib.suppress(RuntimeError):  # (no loop: the next line received does)
             loop = asyncio.get_running_loop()
             self._tick_timer = loop.call_later(max(due - self._clock(), 0.0) + 0.01, self._tick)
+            self._tick_at = due
 
     def _tick(self) -> None:
         self._tick_timer = None
@@ -311,6 +318,8 @@ class Connection:
                 data = [wire(line) for line in self.session.take_outgoing()]
             q.bucket.take(len(data), sum(len(d) for d in data), now)
             self._write(data)
+            if unit.history:  # (its answer is waited for from now on)
+                self.session.history_written(unit.history, self._clock())
 
     def _pace_due(self) -> None:
         self._pace_timer = None

@@ -25,6 +25,11 @@ from .model import MESSAGE_KINDS, Buffer, BufferChanged, BufferKind, Event, Hist
 MAX_GAP_PAGES = 30  # CHATHISTORY AFTER pages fetched after one reconnect
 MAX_TARGETS = 50  # queries CHATHISTORY TARGETS may open after one reconnect
 MAX_ORPHANS = 500  # queries gone with answers still due (one per buffer: MAX_BUFFERS)
+# Seconds a request written may wait for its answer (a batch, or FAIL): a server that
+# answers some without a batch (nothing to send, say) or not at all must not leave a
+# buffer loading for ever, nor a reconnect without its line.
+HISTORY_TIMEOUT = 60.0
+NO_ANSWER = "no answer from the server"
 
 # Batch types that carry history, and a TARGETS listing.
 HISTORY_BATCHES = frozenset({"chathistory", "draft/chathistory"})
@@ -48,6 +53,7 @@ class _HistoryRequest:
     gap: bool = False
     pages: int = 1
     paging: bool = False  # PageUp's: brings back what /clear took away too
+    due: float | None = None  # given up at (HISTORY_TIMEOUT after it was written)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +90,11 @@ class HistoryListener(Protocol):
 
     def confirm(self, buf: Buffer, lines: list[Line]) -> list[Line]: ...
     def history_done(self, buf: Buffer, ok: bool, now: float) -> None: ...
+    @property
+    def paced(self) -> bool:
+        """Lines wait for flood control: the connection says when a request is
+        written (:meth:`ChatHistory.written`)."""
+        ...
 
 
 class HistorySession(Protocol):
@@ -190,12 +201,19 @@ class ChatHistory:
         if kinds != {"before"}:  # PageUp asks again by itself
             self.for_query(buf, now, latest="latest" in kinds)
 
-    def fail_all(self, now: float) -> None:
-        """The server does not really support CHATHISTORY: nothing asked is coming."""
+    def fail_all(self, now: float, why: str) -> None:
+        """The server does not really support CHATHISTORY (``why``, its answer): nothing
+        asked is coming; the gap fills under way end with their line."""
+        s = self._session
+        gaps = {key for key, queue in self._requests.items() if any(r.gap for r in queue)}
+        fetched = self._gap.copy()
         self._requests.clear()
         self._gap.clear()
         self._targets = None
-        for buf in list(self._session.buffers):
+        for buf in list(s.buffers):
+            key = s.fold(buf.name)
+            if key in gaps:
+                s.info(_unfetched(fetched.get(key, 0), why), now, buf, count=False)
             if buf.history_loading:
                 buf.history_loading = False
                 self._session.emit(BufferChanged(buf))
@@ -203,7 +221,7 @@ class ChatHistory:
 
     # ------------------------------------------------------------------ requests
 
-    def request_older(self, buf: Buffer) -> bool:
+    def request_older(self, buf: Buffer, now: float) -> bool:
         """PageUp at the top: ask for history before the oldest line. False if not possible."""
         s = self._session
         if (
@@ -231,9 +249,9 @@ class ChatHistory:
         elif buf.lines:
             ref = f"timestamp={format_time(buf.lines[0].time)}"
         else:
-            self._request(buf, _HistoryRequest("latest", limit, paging=True), "LATEST", "*")
+            self._request(buf, _HistoryRequest("latest", limit, paging=True), "LATEST", "*", now)
             return True
-        self._request(buf, _HistoryRequest("before", limit, paging=True), "BEFORE", ref)
+        self._request(buf, _HistoryRequest("before", limit, paging=True), "BEFORE", ref, now)
         return True
 
     def on_join(self, buf: Buffer, rejoin: bool, now: float) -> None:
@@ -247,18 +265,18 @@ class ChatHistory:
         if rejoin and buf.last_msgid:
             req = _HistoryRequest("after", limit, gap=True)
             self._gap[s.fold(buf.name)] = 0
-            self._request(buf, req, "AFTER", f"msgid={buf.last_msgid}")
+            self._request(buf, req, "AFTER", f"msgid={buf.last_msgid}", now)
         elif rejoin and buf.last_time is not None:
             req = _HistoryRequest("after", limit, gap=True)
             self._gap[s.fold(buf.name)] = 0
-            self._request(buf, req, "AFTER", f"timestamp={format_time(buf.last_time)}")
+            self._request(buf, req, "AFTER", f"timestamp={format_time(buf.last_time)}", now)
         else:
             # (No message seen yet: the newest ones are what was missed, and the fill
             # ends with the same line as any other.)
             if rejoin:
                 self._gap[s.fold(buf.name)] = 0
             req = _HistoryRequest("latest", limit, gap=rejoin)
-            self._request(buf, req, "LATEST", "*")
+            self._request(buf, req, "LATEST", "*", now)
 
     def for_query(self, buf: Buffer, now: float, *, latest: bool = False) -> None:
         """A query's history, when the server can have it: the recent conversation for a
@@ -277,10 +295,10 @@ class ChatHistory:
         elif buf.last_time is not None and not latest:
             ref = f"timestamp={format_time(buf.last_time)}"
         else:
-            self._request(buf, _HistoryRequest("latest", limit), "LATEST", "*")
+            self._request(buf, _HistoryRequest("latest", limit), "LATEST", "*", now)
             return
         self._gap[self._session.fold(buf.name)] = 0
-        self._request(buf, _HistoryRequest("after", limit, gap=True), "AFTER", ref)
+        self._request(buf, _HistoryRequest("after", limit, gap=True), "AFTER", ref, now)
 
     def ask_targets(self, now: float) -> None:
         """After a reconnect: which conversations got messages since the newest message
@@ -302,13 +320,44 @@ class ChatHistory:
             limit = min(limit, self._session.chathistory_limit)
         return limit
 
-    def _request(self, buf: Buffer, req: _HistoryRequest, sub: str, ref: str) -> None:
+    def _request(
+        self, buf: Buffer, req: _HistoryRequest, sub: str, ref: str, now: float
+    ) -> None:
         key = self._session.fold(buf.name)
+        if not self._listener.paced:  # (written now)
+            req.due = now + HISTORY_TIMEOUT
         queue = self._requests.setdefault(key, deque(maxlen=8))
         queue.append(req)
         buf.history_loading = True
         self._session.emit(BufferChanged(buf))
         self._session.send("CHATHISTORY", sub, buf.name, ref, str(req.limit))
+
+    def written(self, key: str, now: float) -> None:
+        """A request for the buffer ``key`` (folded) was written, flood control's turn
+        come: its answer is waited for from now."""
+        queue = self._requests.get(key, ())
+        req = next((r for r in queue if r.due is None), None)
+        if req is not None:
+            req.due = now + HISTORY_TIMEOUT
+
+    @property
+    def due_at(self) -> float | None:
+        """When the oldest request written times out, None when none is waited for."""
+        dues = [q[0].due for q in self._requests.values() if q and q[0].due is not None]
+        return min(dues) if dues else None
+
+    def expire(self, now: float) -> None:
+        """Requests unanswered HISTORY_TIMEOUT after they were written end as a FAIL
+        would (answers come in order: only the oldest of a buffer can be the late one).
+        An answer that comes after all is merged as one not asked for."""
+        for key, queue in list(self._requests.items()):
+            if not queue or queue[0].due is None or queue[0].due > now:
+                continue
+            buf = self._session.buffer(key)
+            if buf is None:
+                del self._requests[key]  # (no buffer to end it in: not due again)
+            else:
+                self._failed(buf, "", now, NO_ANSWER)
 
     def _pop(self, buf: Buffer) -> _HistoryRequest | None:
         key = self._session.fold(buf.name)
@@ -483,7 +532,7 @@ class ChatHistory:
             )
             if not caught_up and req.pages < MAX_GAP_PAGES and answer.newest_msgid:
                 nxt = _HistoryRequest("after", req.limit, gap=True, pages=req.pages + 1)
-                self._request(buf, nxt, "AFTER", f"msgid={answer.newest_msgid}")
+                self._request(buf, nxt, "AFTER", f"msgid={answer.newest_msgid}", now)
             else:
                 self._gap.pop(key, None)
                 complete = caught_up
@@ -506,9 +555,9 @@ class ChatHistory:
             self._listener.history_done(buf, complete, now)
 
     def _failed(self, buf: Buffer, code: str, now: float, why: str) -> bool:
-        """A FAIL answered ``buf``'s oldest request (``why``: its text and code): it ends,
-        and is not asked again (PageUp) on this connection. True when a gap fill's last
-        line said why."""
+        """A FAIL answered ``buf``'s oldest request, or none came in time (``why``, in
+        words): it ends, and is not asked again (PageUp) on this connection. True when
+        a gap fill's last line said why."""
         req = self._pop(buf)
         key = self._session.fold(buf.name)
         said = False

@@ -548,11 +548,13 @@ class Session:
             self._ack_due = now + ACK_DELAY
 
     def tick(self, now: float) -> None:
-        """Show the folded netsplit lines due by ``now``, and PING for messages written
-        without echo-message when due. Called with every line fed and keepalive; the
-        connection also calls it at :attr:`due_at`, so they come without traffic."""
+        """Show the folded netsplit lines due by ``now``, end history requests left
+        unanswered, and PING for messages written without echo-message when due. Called
+        with every line fed and keepalive; the connection also calls it at
+        :attr:`due_at`, so they come without traffic."""
         if self.netsplits.due_at is not None:
             self._show_folds(self.netsplits.due(now))
+        self._history.expire(now)
         if self._retry_at is not None and self.reconnect_delay is not None:
             left = max(0.0, self._retry_at - now)
             if round(left) != round(self.reconnect_delay):
@@ -583,14 +585,19 @@ class Session:
             else:
                 self._send_ping(now)
 
+    def history_written(self, buffer: str, now: float) -> None:
+        """Flood control wrote a CHATHISTORY request for ``buffer`` (folded): its
+        answer is waited for from now (see :meth:`tick`)."""
+        self._history.written(buffer, now)
+
     @property
     def due_at(self) -> float | None:
         """When :meth:`tick` has something to do (the clock ``now`` is read from)."""
         counting = None
         if self._retry_at is not None and self.reconnect_delay:
             counting = self._retry_at - self.reconnect_delay + 1.0  # the next whole second
-        due = [t for t in (self.netsplits.due_at, self._ack_due, self._stall_check, counting)
-               if t is not None]  # fmt: skip
+        due = [t for t in (self.netsplits.due_at, self._ack_due, self._stall_check, counting,
+                           self._history.due_at) if t is not None]  # fmt: skip
         return min(due) if due else None
 
     def _show_folds(self, folds: list[tuple[Buffer, Line]]) -> None:
@@ -835,7 +842,7 @@ class Session:
 
     def request_older(self, buffer: Buffer, now: float) -> bool:
         """PageUp at the top: ask for history before the oldest line. False if not possible."""
-        return self._history.request_older(buffer)
+        return self._history.request_older(buffer, now)
 
     def close_buffer(self, buffer: Buffer, now: float, reason: str = "") -> bool:
         """Close a channel or query (parting a joined channel). The server buffer stays."""
@@ -2101,7 +2108,7 @@ class Session:
         if msg.params[1:2] == ["CHATHISTORY"] and msg.command == N.ERR_UNKNOWNCOMMAND:
             # The server does not really support it: stop asking.
             self.caps.discard("draft/chathistory")
-            self._history.fail_all(now)
+            self._history.fail_all(now, f"{p[-1]} ({msg.command})")
             return
         text = ": ".join(x for x in (" ".join(p[1:-1]), p[-1] if len(p) > 1 else "") if x)
         if msg.command in NICK_ON_CHANNEL and len(p) > 3:  # in words, as irssi

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from client import history as history_module
 from client import session as session_module
 from client.connection import backoff_delay
 from client.model import Buffer, Kind, State
+from client.pacing import Pacing
 from client.ui.views import Views, status_fragments
 from server.config import ServerConfig
 from tests.conftest import RunningServer, start_server
@@ -268,6 +270,54 @@ async def test_a_gap_fill_refused_with_fail_is_said_once(
                 if "Messages could not be retrieved" in ln.text]  # fmt: skip
         assert said == [note, note], said
         assert len(relay.kept) == 2
+    finally:
+        await relay.stop()
+
+
+@pytest.mark.parametrize(
+    ("answer", "why", "pacing"),
+    [
+        (":test.server 421 alice CHATHISTORY :Unknown command", "Unknown command (421)", None),
+        # Answered without a batch (a server notice), or not at all: the same to us.
+        (":test.server NOTICE alice :*** CHATHISTORY is off", "no answer from the server", None),
+        ("", "no answer from the server", None),
+        # (Flood control: the wait starts when the request is written.)
+        ("", "no answer from the server", Pacing(1, 20.0)),
+    ],
+    ids=["421", "no batch", "no answer", "no answer, paced"],
+)
+async def test_every_rejoined_channel_gets_one_reconnected_line_whatever_the_answer(
+    server: RunningServer,
+    clients: list[ChatClient],
+    monkeypatch: pytest.MonkeyPatch,
+    answer: str,
+    why: str,
+    pacing: Pacing | None,
+) -> None:
+    # (60 s: too long here)
+    monkeypatch.setattr(history_module, "HISTORY_TIMEOUT", 0.3, raising=False)
+    relay = HistoryStandIn(server.port)
+    await relay.start()
+    try:
+        alice = ChatClient.start(
+            relay.port, "alice", ("#t", "#u"), pacing=pacing  # type: ignore[arg-type]
+        )
+        clients.append(alice)
+        a_buf, u_buf = await alice.joined("#t"), await alice.joined("#u")
+        alice.conn.switch(a_buf)
+        alice.conn.input("said before the drop")
+        await alice.wait(lambda: has_texts(a_buf, ["said before the drop"]), "the echo")
+        await alice.lose_connection()
+        relay.answer = lambda request: [answer] if answer else []
+        alice.gate.open()
+        await alice.wait(lambda: bool(reconnected_notes(a_buf) and reconnected_notes(u_buf)),
+                         "both channels' Reconnected lines")  # fmt: skip
+        note = f"Reconnected, missed messages not fetched: {why}"
+        assert reconnected_notes(a_buf) == reconnected_notes(u_buf) == [note]
+        assert not a_buf.history_loading and not u_buf.history_loading
+        errors = [ln.text for b in alice.session.buffers for ln in b.lines
+                  if ln.kind is Kind.ERROR and "CHATHISTORY" in ln.text]  # fmt: skip
+        assert errors == []
     finally:
         await relay.stop()
 

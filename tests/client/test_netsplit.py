@@ -14,6 +14,7 @@ from prompt_toolkit.output.vt100 import Vt100_Output
 
 from client.config import ClientConfig
 from client.connection import Connection, ConnectionSettings
+from client.history import HISTORY_TIMEOUT
 from client.model import Kind
 from client.netsplit import MAX_NICKS, QUIET, split_servers
 from client.session import SessionConfig
@@ -63,7 +64,7 @@ def test_a_splits_quits_are_one_line_per_channel_once_quiet() -> None:
         + ", ".join(nicks[:MAX_NICKS]) + " (+3 more)"
     )
     assert line.time == T0 + 1  # (server time of the first quit)
-    assert s.due_at is None
+    assert s.due_at == NOW + HISTORY_TIMEOUT  # (#t's history, never answered here)
     assert [ln.kind for ln in buf.lines].count(Kind.QUIT) == 1
 
 
