@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from chat import numerics as N
@@ -33,7 +34,7 @@ from chat.multiline import Line
 from chat.servertime import format_time, parse_time
 from server.accounts.model import Markers, RegisteredChannel
 from server.config import ServerConfig
-from server.history.model import DirectPair, NewMessage, StoredMessage
+from server.history.model import DirectPair, NewMessage, Query, StoredMessage
 
 from . import caps as caps_mod
 from .bans import BanList
@@ -44,8 +45,8 @@ from .departures import Departures
 from .flood import FloodGate, join_part_cost
 from .history import (
     STORED_COMMANDS,
+    HistoryRequest,
     Pending,
-    Playback,
     StoreMessage,
     deliver_history,
     dm_key,
@@ -73,6 +74,9 @@ PLAYBACK_HOLD_SECONDS = 5.0
 # told apart by msgid (an event in flight takes milliseconds).
 JOINER_MSGIDS_SECONDS = 10.0
 HELD_LINES = 64  # lines a client may send while its OPER or REHASH awaits its answer
+# Join playback reads of one client on the history reader at once: a JOIN of 50
+# channels queued 50 reads ahead of everyone else's; later joins' reads wait their turn.
+PLAYBACK_READS = 4
 REFUSALS_LOGGED = 20  # refused connections logged a minute (see refusal_log)
 
 # Settings a running server cannot change: REHASH keeps the old value and says so.
@@ -106,9 +110,12 @@ class Waits:
     # Answers its input is held for: checks (pending_answers), history reads other than
     # playback (_pending_history), nick claims (nick_pending).
     input: int = 0
+    playbacks: int = 0  # join playback reads asked and not answered
+    # Join playback reads waiting their turn (PLAYBACK_READS), in join order.
+    queued: deque[tuple[Pending, HistoryRequest]] = field(default_factory=deque)
 
     def idle(self) -> bool:
-        return not self.input
+        return not (self.input or self.playbacks or self.queued)
 
 
 def _per_second(refill: float) -> float:
@@ -244,6 +251,8 @@ class ServerCore:
         self._pending_history: dict[int, Pending] = {}
         # conn_id -> what it waits for (Waits); no entry when nothing.
         self._waits: dict[int, Waits] = {}
+        # Clients told their join playback was skipped (history.playback_charged).
+        self.told_playback_skipped: dict[Client, None] = {}
         # Joiners whose playback is being read -> (since when, request id -> where in
         # their output it goes): their output waits, so that what others said after
         # the join comes after the playback of what they said before it.
@@ -880,27 +889,67 @@ class ServerCore:
     def new_history_request(
         self,
         client: Client,
-        kind: Literal["chathistory", "playback", "targets", "search"],
+        kind: Literal["chathistory", "targets", "search"],
         channel: str,
-        playback: Playback | None = None,
     ) -> int:
+        """A history read the client asked for: the caller emits its HistoryRequest."""
         self._history_seq += 1
-        label = self.defer_label() if kind != "playback" else None
-        self._add_history(self._history_seq, Pending(
-            client.conn_id, kind, channel, label, playback
-        ))
-        if kind == "playback":
-            hold = self._playback_holds.setdefault(client, (self.clock(), {}))
-            hold[1][self._history_seq] = len(client.out)
-            if self.cluster:
-                self._joiner_msgids.setdefault(client, (self.clock(), set()))
-        else:
-            # Replies in the order of the commands: a PING sent after a CHATHISTORY (a
-            # client's "done" marker) was answered before it, and so was a later WHOIS.
-            # Not for a JOIN's playback: a bot that joins and talks at once would have
-            # its lines held, and past HELD_LINES disconnected for flooding.
-            self.hold_input(client)
+        pending = Pending(client.conn_id, kind, channel, self.defer_label())
+        self._add_history(self._history_seq, pending)
+        # Replies in the order of the commands: a PING sent after a CHATHISTORY (a
+        # client's "done" marker) was answered before it, and so was a later WHOIS.
+        # Not for a JOIN's playback (read_playback): a bot that joins and talks at once
+        # would have its lines held, and past HELD_LINES disconnected for flooding.
+        self.hold_input(client)
         return self._history_seq
+
+    def read_playback(self, client: Client, pending: Pending, query: Query, *,
+                      first: bool = True) -> None:
+        """A join's playback read: its rows go in the held output where the join's
+        replies end now. A ``first`` read waits its turn while PLAYBACK_READS of the
+        client's are being read (or others wait already): asked, in join order, as
+        those are answered (``_next_playbacks``), unless it left the channel first."""
+        self._history_seq += 1
+        request = HistoryRequest(self._history_seq, query)
+        hold = self._playback_holds.setdefault(client, (self.clock(), {}))
+        hold[1][request.request_id] = len(client.out)
+        if self.cluster:
+            self._joiner_msgids.setdefault(client, (self.clock(), set()))
+        waits = self._waits_of(client.conn_id)
+        if first and (waits.queued or waits.playbacks >= PLAYBACK_READS):
+            waits.queued.append((pending, request))
+        else:
+            self._ask_history(pending, request)
+
+    def _ask_history(self, pending: Pending, request: HistoryRequest) -> None:
+        self._add_history(request.request_id, pending)
+        self.emit(request)
+
+    def _next_playbacks(self, client: Client) -> None:
+        """Ask for the client's waiting playback reads that have a turn now."""
+        waits = self._waits.get(client.conn_id)
+        while waits is not None and waits.queued and waits.playbacks < PLAYBACK_READS:
+            self._ask_history(*waits.queued.popleft())
+
+    def _drop_queued(self, client: Client, folded: str | None) -> None:
+        """Forget the client's waiting playback reads of channel ``folded`` (left before
+        their turn), or all of them (None: it has gone)."""
+        waits = self._waits.get(client.conn_id)
+        if waits is None or not waits.queued:
+            return
+        hold = self._playback_holds.get(client)
+        kept: deque[tuple[Pending, HistoryRequest]] = deque()
+        for pending, request in waits.queued:
+            playback = pending.playback
+            if folded is None or (playback is not None and playback.folded == folded):
+                if hold is not None:
+                    hold[1].pop(request.request_id, None)
+            else:
+                kept.append((pending, request))
+        waits.queued = kept
+        self._tidy(client.conn_id, waits)
+        if hold is not None and not hold[1]:
+            self._release_output(client)
 
     def _waits_of(self, conn_id: int) -> Waits:
         waits = self._waits.get(conn_id)
@@ -914,14 +963,20 @@ class ServerCore:
 
     def _add_history(self, request_id: int, pending: Pending) -> None:
         self._pending_history[request_id] = pending
-        if pending.kind != "playback":
-            self._waits_of(pending.conn_id).input += 1
+        waits = self._waits_of(pending.conn_id)
+        if pending.kind == "playback":
+            waits.playbacks += 1
+        else:
+            waits.input += 1
 
     def _pop_history(self, request_id: int) -> Pending | None:
         pending = self._pending_history.pop(request_id, None)
-        if pending is not None and pending.kind != "playback":
+        if pending is not None:
             waits = self._waits[pending.conn_id]
-            waits.input -= 1
+            if pending.kind == "playback":
+                waits.playbacks -= 1
+            else:
+                waits.input -= 1
             self._tidy(pending.conn_id, waits)
         return pending
 
@@ -1029,6 +1084,8 @@ class ServerCore:
             )
         else:
             self._deliver_playback(client, hold[1], mark, pending, rows)
+        if pending.kind == "playback":
+            self._next_playbacks(client)
         self._release_unless_waiting(client)
 
     def _deliver_playback(
@@ -1048,9 +1105,8 @@ class ServerCore:
         for request_id, later in marks.items():
             if later >= mark:
                 marks[request_id] = later + len(captured)
-        if self._history_seq != asked and self._pending_history[self._history_seq].kind == (
-            "playback"
-        ):
+        second = self._pending_history.get(self._history_seq)
+        if self._history_seq != asked and second is not None and second.kind == "playback":
             marks[self._history_seq] = mark + len(captured)  # its second read (events)
         if not marks:
             self._release_output(client)
@@ -1442,6 +1498,8 @@ class ServerCore:
             self.monitor.clear(client)
         self._flooded.pop(client, None)
         self._playback_holds.pop(client, None)
+        self._drop_queued(client, None)  # (none left unless it went without a quit)
+        self.told_playback_skipped.pop(client, None)
         self._joiner_msgids.pop(client, None)
         self.snotice_users.pop(client, None)
         if client.account is not None:
@@ -1454,6 +1512,8 @@ class ServerCore:
         """Every way out of a channel (PART, KICK, QUIT, KILL, disconnect) ends here."""
         channel.members.pop(client, None)
         client.channels.pop(channel.folded, None)
+        if client.remote is None:
+            self._drop_queued(client, channel.folded)  # its playback is not read
         if not channel.members:
             self.channels.pop(channel.folded, None)
             end_private_channel(self, channel)

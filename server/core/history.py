@@ -408,23 +408,57 @@ def request_playback(core: ServerCore, client: Client, folded: str, name: str) -
     ask_playback(core, client, name, Playback(folded, until, since, fallback))
 
 
-def ask_playback(core: ServerCore, client: Client, name: str, playback: Playback) -> None:
-    """Emit the query for ``playback``: the newest N rows the joiner is sent, or, to
-    look for its departure, N * PLAYBACK_WINDOW rows with the events."""
+def ask_playback(
+    core: ServerCore, client: Client, name: str, playback: Playback, *, first: bool = True
+) -> None:
+    """Ask for the read of ``playback``: the newest N rows the joiner is sent, or, to
+    look for its departure, N * PLAYBACK_WINDOW rows with the events.
+
+    The rows are charged to the host's scan budget (``playback_charged``). ``first``: a
+    join's first read, which waits its turn behind the client's other playback reads
+    (``ServerCore.read_playback``); a fallback's second read is part of one already
+    under way and goes at once.
+    """
     count = core.config.history_playback
+    rows = count * PLAYBACK_WINDOW if playback.fallback else count
+    if not playback_charged(core, client, name, rows):
+        return
     batched = "batch" in client.caps and "server-time" in client.caps  # else NOTICEs
     query = Query(
         "LATEST",
         playback.folded,
         NO_REF,
-        count * PLAYBACK_WINDOW if playback.fallback else count,
+        rows,
         until_msgid=playback.until,
         with_tagmsg=batched and wants_tagmsg(client),
         with_events=playback.fallback or gets_events(client),
         with_redactions=batched and REDACT_CAP in client.caps,
     )
-    rid = core.new_history_request(client, "playback", name, playback)
-    core.emit(HistoryRequest(rid, query))
+    pending = Pending(client.conn_id, "playback", name, None, playback)
+    core.read_playback(client, pending, query, first=first)
+
+
+def playback_charged(core: ServerCore, client: Client, name: str, rows: int) -> bool:
+    """Whether the host's scan budget (``core.scan_allowed``, which LIST, WHO and SEARCH
+    pay from too) pays for a playback read of ``rows`` rows of channel ``name``.
+
+    JOIN 50 / JOIN 0 churn from one address kept the one history reader busy for
+    minutes. Past the budget the playback is skipped, and the client is told so once
+    (until a playback is read again), in the channel's window, with how to fetch it.
+    """
+    told = core.told_playback_skipped
+    if core.scan_allowed(client, rows):
+        told.pop(client, None)
+        return True
+    if client not in told:
+        told[client] = None
+        count = core.config.history_playback
+        text = (f"Recent messages in {name} were not replayed: too much history was read "
+                "from your address just now (your next joins may skip it too, for a "
+                f"moment). To see them, send CHATHISTORY LATEST {name} * {count} (/quote "
+                "in most clients), or use your client's history command.")
+        core.send(client, Message("NOTICE", [name, text], core.config.name))
+    return False
 
 
 def last_departure(core: ServerCore, client: Client, rows: list[StoredMessage]) -> int | None:
@@ -512,7 +546,7 @@ def deliver_history(
         kept = unseen(core, client, pending.playback, rows)
         if kept is None:  # a window of events: the last N messages, in a second query
             ask_playback(core, client, pending.channel,
-                         replace(pending.playback, fallback=False))
+                         replace(pending.playback, fallback=False), first=False)
             return
         if not kept:
             return  # nobody asked: an empty batch at each join is only noise

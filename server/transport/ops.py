@@ -411,8 +411,9 @@ class HistoryReaders:
     that would run it: a read whose client has gone is skipped (``ReadSkipped``).
 
     Reads queue on the one history-read thread (SEARCHes on theirs) behind each other,
-    and a JOIN of 50 channels queues 50 playback reads: JOIN/JOIN 0 churn from clients
-    that then left kept the reader busy for minutes after they were gone. Checking as
+    and a JOIN of 50 channels queued 50 playback reads (a few at once now, the rest
+    waiting in the core: ``core.PLAYBACK_READS``): JOIN/JOIN 0 churn from clients that
+    then left kept the reader busy for minutes after they were gone. Checking as
     a read is queued is not enough, so each read carries a ``Wanted``.
 
     The core knows who is gone (``history_requester``) but is not thread-safe: only the
