@@ -30,7 +30,8 @@ held is written when the load ends or fails, and on ``close``; a hold for an ech
 after HOLD_SECONDS, one for history after LOADING_HOLD_SECONDS (a reconnect's gap fill
 waits its turn behind the other channels' requests, paced at a line a second). History
 that comes later still is written after the lines released, below a line saying it is
-late: the file then goes back in time, and says so.
+late and what it is (missed messages, the history of a join, PageUp's scrollback): the
+file then goes back in time, and says why.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from .model import (
     Delivery,
     DeliveryChanged,
     HistoryAdded,
+    HistoryCause,
     Kind,
     Line,
     LineAdded,
@@ -207,7 +209,7 @@ class ChatLog:
         elif isinstance(event, DeliveryChanged):
             self._delivered(event)
         elif isinstance(event, HistoryAdded) and event.lines:
-            self._write(event.buffer, list(event.lines), history=True)
+            self._write(event.buffer, list(event.lines), history=event.cause)
         elif isinstance(event, LineRedacted):
             self._put(event.buffer, event.time, [format_redaction(event) + "\n"])
         elif isinstance(event, LineReacted):
@@ -222,7 +224,7 @@ class ChatLog:
 
     def _added(self, buffer: Buffer, line: Line) -> None:
         if line.delivery is Delivery.DELIVERED:
-            self._write(buffer, [line], history=False)
+            self._write(buffer, [line], history=None)
         elif line.delivery is Delivery.PENDING and not line.note:
             # About to be written: its echo replaces it in place, above what comes
             # meanwhile. (One "not sent yet" moves to the bottom when it is written.)
@@ -233,7 +235,7 @@ class ChatLog:
         held = next((h for h in hold.lines if h.pending is event.old), None) if hold else None
         if hold is None or held is None:
             if event.line.delivery is Delivery.DELIVERED:
-                self._write(event.buffer, [event.line], history=False)
+                self._write(event.buffer, [event.line], history=None)
             return
         if event.line.delivery is Delivery.PENDING:
             held.pending = event.line
@@ -320,27 +322,36 @@ class ChatLog:
             return  # before the file's last line: in it already
         self._put(event.buffer, event.time, [format_reaction(event) + "\n"])
 
-    def _write(self, buffer: Buffer, lines: list[Line], *, history: bool) -> None:
+    def _write(
+        self, buffer: Buffer, lines: list[Line], *, history: HistoryCause | None
+    ) -> None:
+        """Write (or hold) ``lines``: live ones, or ``history`` asked for that cause."""
         _, entry = self._file(buffer)
-        held = [_Held(line.time, text)
-                for line in lines for text in self._lines(entry, [line], history=history)]
-        if history and held and buffer in self._late:
-            held.insert(0, _Held(held[0].time, self._late_note(held)))
+        held = [_Held(line.time, text) for line in lines
+                for text in self._lines(entry, [line], history=history is not None)]
+        if history is not None and held and buffer in self._late:
+            held.insert(0, _Held(held[0].time, self._late_note(held, history, buffer)))
         if self._holding(buffer):
             self._hold(buffer).lines += held
         else:
             self._put(buffer, 0.0, [h.text for h in held if h.text is not None])
 
     @staticmethod
-    def _late_note(held: list[_Held]) -> str:
+    def _late_note(held: list[_Held], cause: HistoryCause, buffer: Buffer) -> str:
         """The line before late history, at its first line's time: where the file goes
-        back in time, it says why."""
+        back in time, it says why, in the words of what the history was asked for."""
         first, last = (time.strftime("%H:%M:%S", time.localtime(t))
                        for t in (held[0].time, held[-1].time))
         span = f"of {first}" if first == last else f"from {first} to {last}"
         stamp = time.strftime(TIME_FORMAT, time.localtime(held[0].time))
-        return (f"{stamp} -!- Missed messages {span} follow, late: their history came "
-                "after the lines above\n")
+        if cause == "missed":  # a reconnect's gap fill
+            what = f"Missed messages {span} follow, late: their history came"
+        elif cause == "older":
+            what = f"Older messages {span} follow, late: the scrollback asked for with PageUp came"
+        else:
+            opening = "opening the query" if buffer.kind is BufferKind.QUERY else "joining"
+            what = f"Earlier messages {span} follow, late: the history fetched on {opening} came"
+        return f"{stamp} -!- {what} after the lines above\n"
 
     @staticmethod
     def _lines(entry: _File, lines: list[Line], *, history: bool) -> list[str]:

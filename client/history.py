@@ -20,7 +20,16 @@ from typing import Literal, Protocol
 from chat.message import Message
 from chat.servertime import format_time, parse_time
 
-from .model import MESSAGE_KINDS, Buffer, BufferChanged, BufferKind, Event, HistoryAdded, Line
+from .model import (
+    MESSAGE_KINDS,
+    Buffer,
+    BufferChanged,
+    BufferKind,
+    Event,
+    HistoryAdded,
+    HistoryCause,
+    Line,
+)
 
 MAX_GAP_PAGES = 30  # CHATHISTORY AFTER pages fetched after one reconnect
 MAX_TARGETS = 50  # queries CHATHISTORY TARGETS may open after one reconnect
@@ -544,7 +553,7 @@ class ChatHistory:
                 elif buf.is_channel:  # (a query says nothing when nothing was missed)
                     note = "Reconnected, no missed messages"
         if added:
-            s.emit(HistoryAdded(buf, len(added), older, tuple(added)))
+            s.emit(HistoryAdded(buf, len(added), older, tuple(added), _cause(req)))
         if note:  # after what it counts, for those who get events in order (chat logs)
             s.info(note, now, buf, count=False)  # (the missed messages count, above)
         buf.version += 1
@@ -598,6 +607,12 @@ class ChatHistory:
         else:
             del self._orphans[key]
         return True
+
+
+def _cause(req: _HistoryRequest | None) -> HistoryCause:
+    if req is not None and req.gap:
+        return "missed"
+    return "older" if req is not None and req.paging else "recent"
 
 
 def _unfetched(fetched: int, why: str) -> str:

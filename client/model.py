@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Literal
 
 from .formatting import Span
 
@@ -479,6 +480,10 @@ def _take(ids: set[str], msgid: str) -> bool:
 
 # ---------------------------------------------------------------------- events
 
+# What a history answer was asked for: the recent lines of a channel joined or a query
+# opened (or sent unasked), what a reconnect missed (the gap fill), or PageUp's older page.
+HistoryCause = Literal["recent", "missed", "older"]
+
 
 @dataclass(frozen=True, slots=True)
 class LineAdded:
@@ -494,13 +499,14 @@ class HistoryAdded:
 
     ``older`` is True when they all went above the existing lines (PageUp loading):
     a UI scrolled up should move its offset by ``count`` to keep its position.
-    ``lines`` are the merged lines, oldest first.
+    ``lines`` are the merged lines, oldest first; ``cause`` what they were asked for.
     """
 
     buffer: Buffer
     count: int
     older: bool
     lines: tuple[Line, ...] = ()
+    cause: HistoryCause = "recent"
 
 
 @dataclass(frozen=True, slots=True)

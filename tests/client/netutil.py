@@ -304,13 +304,22 @@ class Relay:
 class HistoryStandIn(Relay):
     """A relay in front of our server standing in for a server that answers CHATHISTORY
     its own way: while ``answer`` is set, the client's CHATHISTORY requests (TARGETS
-    aside) never reach the server, and ``answer(request)`` gives the lines sent back
-    instead (none: as a server that never answers)."""
+    aside) do not reach the server, and ``answer(request)`` gives the lines sent back
+    instead (none: as a server that never answers; None: the request waits, for
+    :meth:`release` to send it on to the server, a slow answer)."""
 
     def __init__(self, upstream_port: int) -> None:
         super().__init__(upstream_port)
-        self.answer: Callable[[str], list[str]] | None = None
+        self.answer: Callable[[str], list[str] | None] | None = None
         self.kept: list[str] = []  # the requests answered here
+        self.waiting: list[str] = []  # ...of which those for release()
+        self._up: asyncio.StreamWriter | None = None
+
+    def release(self) -> None:
+        """Send the requests waiting on to the server: it answers them now."""
+        assert self._up is not None
+        self._up.write("".join(f"{request}\r\n" for request in self.waiting).encode())
+        self.waiting.clear()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -329,6 +338,7 @@ class HistoryStandIn(Relay):
     async def _requests(
         self, reader: asyncio.StreamReader, up: asyncio.StreamWriter, client: asyncio.StreamWriter
     ) -> None:
+        self._up = up
         try:
             while raw := await reader.readline():
                 request = raw.decode(errors="replace").strip()
@@ -337,7 +347,11 @@ class HistoryStandIn(Relay):
                     words[1:2] != ["TARGETS"]
                 ):
                     self.kept.append(request)
-                    client.write("".join(f"{ln}\r\n" for ln in self.answer(request)).encode())
+                    back = self.answer(request)
+                    if back is None:
+                        self.waiting.append(request)
+                    else:
+                        client.write("".join(f"{ln}\r\n" for ln in back).encode())
                     continue
                 up.write(raw)
                 await up.drain()

@@ -19,7 +19,7 @@ from client.session import Session
 from tests.conftest import RunningServer
 
 from .helpers import NOW, T0, chat_session, feed, history_batch, privmsg
-from .netutil import DEADLINE, ChatClient, Ircd, has_texts, in_channel
+from .netutil import DEADLINE, ChatClient, HistoryStandIn, Ircd, has_texts, in_channel
 from .recorded import CHAT_BURST, CHAT_JOIN
 
 REPO = Path(__file__).resolve().parents[2]
@@ -358,3 +358,70 @@ def test_history_later_than_the_hold_bound_follows_a_line_saying_it_is_late(
                                "came after the lines above"), texts
     assert texts[late - 2] == "<bob> live 3", texts
     assert texts[-1] == "-!- Reconnected, fetched 1 missed message", texts
+
+
+def late_notes(path: Path) -> list[str]:
+    return [ln[24:] for ln in lines_of(path) if " follow, late: " in ln]
+
+
+async def test_a_joins_late_history_is_said_to_be_the_joins(
+    server: RunningServer, clients: list[ChatClient], tmp_path: Path
+) -> None:
+    """History later than the hold (here at once) follows a line saying what it is:
+    the join's history, not messages missed (the gap fill's word)."""
+    bob, b_buf = await in_channel(clients, server.port, "bob")
+    bob.conn.switch(b_buf)
+    bob.conn.input("said before alice came")
+    await bob.wait(lambda: has_texts(b_buf, ["said before alice came"]), "bob's echo (stored)")
+    log = ChatLog(tmp_path, loading_hold_seconds=0)
+    alice = ChatClient.start(server.port, "alice", ("#t",))
+    alice.conn.subscribe(log.handle)
+    clients.append(alice)
+    await alice.joined("#t")
+    log.close()
+    logged = [ln[20:] for ln in lines_of(tmp_path / "#t.log")]
+    assert logged[0] == "-!- alice has joined #t", logged
+    assert "<bob> said before alice came" in logged[2:]
+    [note] = late_notes(tmp_path / "#t.log")
+    assert note.startswith("Earlier messages "), note
+    assert note.endswith(" follow, late: the history fetched on joining came after the "
+                         "lines above")  # fmt: skip
+
+
+async def test_late_scrollback_is_said_to_be_pageups(
+    server: RunningServer, clients: list[ChatClient], tmp_path: Path
+) -> None:
+    """PageUp's older page comes after a live line the log could not hold longer: the
+    line before it says it is the scrollback asked for."""
+    bob, b_buf = await in_channel(clients, server.port, "bob")
+    bob.conn.switch(b_buf)
+    for text in ("first", "second", "third"):
+        bob.conn.input(text)
+    await bob.wait(lambda: has_texts(b_buf, ["first", "second", "third"]), "bob's echoes")
+    relay = HistoryStandIn(server.port)
+    await relay.start()
+    log = ChatLog(tmp_path, loading_hold_seconds=0)
+    try:
+        alice = ChatClient.start(relay.port, "alice", ("#t",), history_lines=2)
+        alice.conn.subscribe(log.handle)
+        clients.append(alice)
+        a_buf = await alice.joined("#t")
+        relay.answer = lambda request: None  # PageUp's request waits...
+        assert alice.conn.request_older(a_buf)
+        async with asyncio.timeout(DEADLINE):
+            while not relay.waiting:
+                await asyncio.sleep(0.01)
+        bob.conn.input("live")  # ...while a live line comes
+        await alice.wait(lambda: has_texts(a_buf, ["live"]), "the live line")
+        relay.release()
+        await alice.wait(lambda: has_texts(a_buf, ["first"]), "the older page")
+        await alice.wait(lambda: not a_buf.history_loading, "the page merged")
+    finally:
+        log.close()
+        await relay.stop()
+    logged = [ln[20:] for ln in lines_of(tmp_path / "#t.log")]
+    assert logged.index("<@bob> live") < logged.index("<bob> first"), logged
+    note = late_notes(tmp_path / "#t.log")[-1]
+    assert note.startswith("Older messages "), note
+    assert note.endswith(" follow, late: the scrollback asked for with PageUp came after "
+                         "the lines above")  # fmt: skip
