@@ -54,7 +54,15 @@ from .model import (
     StoredMessage,
     transit_bounds,
 )
-from .query import SERVED_COMMANDS, Cond, floor_sql, run_plan, served, served_sql
+from .query import (
+    SERVED_COMMANDS,
+    Cond,
+    floor_sql,
+    run_plan,
+    served,
+    served_sql,
+    walk_limit,
+)
 from .store import (
     SEARCH_CONVERSATIONS,
     conversation_rows,
@@ -472,17 +480,20 @@ class PostgresStore:
             return (int(row[0]), int(row[1])) if row else None
 
         def select(conds: list[Cond], newest: bool, limit: int) -> list[StoredMessage]:
-            where = [f"{column} {op} %s" for column, op, _ in conds]
+            where = ["target = %s", _FLOOR, *(f"{c} {op} %s" for c, op, _ in conds)]
             values: list[int | str] = [value for _, _, value in conds]
-            if q.until_msgid:
+            if q.until_msgid:  # msgids sort by time: this leaves out the newest few
                 where.append("msgid < %s")
                 values.append(q.until_msgid)
-            clauses = " AND ".join(["target = %s", _FLOOR, served_sql(served(q)), *where])
             order = "DESC" if newest else "ASC"
+            # The served rows among the first walk_limit(limit) (the subquery): the
+            # outer ORDER BY is the walk's own, so no sort, and the outer LIMIT stops
+            # the walk once it has ``limit`` of them.
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM messages WHERE {clauses} "
-                f"ORDER BY seq {order} LIMIT %s",
-                (q.target, q.target, *values, limit),
+                f"SELECT {_COLUMNS} FROM (SELECT {_COLUMNS} FROM messages "
+                f"WHERE {' AND '.join(where)} ORDER BY seq {order} LIMIT %s) AS walk "
+                f"WHERE {served_sql(served(q))} ORDER BY seq {order} LIMIT %s",
+                (q.target, q.target, *values, walk_limit(limit), limit),
             ).fetchall()
             out = [_row(r) for r in rows]
             return out[::-1] if newest else out

@@ -27,7 +27,15 @@ from .model import (
     StoredMessage,
     transit_bounds,
 )
-from .query import SERVED_COMMANDS, Cond, floor_sql, run_plan, served, served_sql
+from .query import (
+    SERVED_COMMANDS,
+    Cond,
+    floor_sql,
+    run_plan,
+    served,
+    served_sql,
+    walk_limit,
+)
 from .store import (
     SEARCH_CONVERSATIONS,
     conversation_rows,
@@ -584,18 +592,28 @@ class SQLiteStore:
         conn = self._reader()
 
         def select(conds: list[Cond], newest: bool, limit: int) -> list[StoredMessage]:
-            where = [f"{column} {op} ?" for column, op, _ in conds]
+            where = ["target = ?", _FLOOR, *(f"{c} {op} ?" for c, op, _ in conds)]
             values: list[int | str] = [value for _, _, value in conds]
-            if q.until_msgid:
+            if q.until_msgid:  # msgids sort by time: this leaves out the newest few
                 where.append("msgid < ?")
                 values.append(q.until_msgid)
-            clauses = " AND ".join(["target = ?", _FLOOR, served_sql(served(q)), *where])
             order = "DESC" if newest else "ASC"
-            rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM messages WHERE {clauses} ORDER BY seq {order} LIMIT ?",
-                (q.target, q.target, *values, limit),
-            ).fetchall()
-            out = [_row(r) for r in rows]
+            commands = frozenset(served(q))
+            out: list[StoredMessage] = []
+            # The served rows among the first walk_limit(limit), picked here as SQLite
+            # steps through them, so the walk stops at ``limit`` of them. (With the
+            # commands in the WHERE, the walk went past every other row; in an outer
+            # query, SQLite sorted the whole walk before the LIMIT.)
+            with contextlib.closing(conn.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE {' AND '.join(where)} "
+                f"ORDER BY seq {order} LIMIT ?",
+                (q.target, q.target, *values, walk_limit(limit)),
+            )) as walk:
+                for r in walk:
+                    if r[5] in commands:
+                        out.append(_row(r))
+                        if len(out) == limit:
+                            break
             return out[::-1] if newest else out
 
         return run_plan(q, lambda ref: self._resolve(q.target, ref), select)

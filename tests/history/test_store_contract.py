@@ -43,7 +43,7 @@ from server.history.model import (
 )
 from server.history.postgres_store import MIGRATIONS as PG_MIGRATIONS
 from server.history.postgres_store import PostgresStore
-from server.history.query import evaluate
+from server.history.query import SERVED_WALK, evaluate, walk_limit
 from server.history.service import HistoryService
 from server.history.setup import TRANSIT_MAX_AGE_MS, prune_history
 from server.history.sqlite_store import MIGRATIONS as SQLITE_MIGRATIONS
@@ -346,6 +346,30 @@ def test_replies_carry_only_privmsg_and_notice(store: Store) -> None:
         assert store.query(q) == evaluate(rows, q, complete=True), q
     assert store.query(Query("LATEST", "#a", NO_REF, 10, with_tagmsg=True)) == rows
     assert store.query(Query("LATEST", "#a", NO_REF, 2, with_tagmsg=True)) == [t2, p2]
+
+
+def test_a_served_read_examines_a_bounded_number_of_rows(store: Store) -> None:
+    """A read serving only messages (no event-playback) looks at most ``walk_limit``
+    rows from where it starts, and serves the messages among them: past that much
+    churn it answers with fewer, rather than walk every event row."""
+    gen = Messages()
+    churn = walk_limit(5)
+    more = churn // SERVED_WALK + 1  # a limit whose walk reaches past the churn
+    assert walk_limit(more) >= churn + 2
+    old = store.append([gen.new("#c")])
+    joins = store.append([gen.new("#c", "JOIN") for _ in range(churn)])
+    new = store.append([gen.new("#c")])
+    assert store.query(Query("LATEST", "#c", NO_REF, 5)) == new
+    assert store.query(Query("LATEST", "#c", NO_REF, more)) == old + new
+    assert store.query(Query("LATEST", "#c", NO_REF, 5, with_events=True)) == joins[-4:] + new
+    assert store.query(Query("BEFORE", "#c", Ref("msgid", new[0].msgid), 5)) == []
+    assert store.query(Query("BEFORE", "#c", Ref("msgid", new[0].msgid), more)) == old
+    assert store.query(Query("AFTER", "#c", Ref("msgid", old[0].msgid), 5)) == []
+    assert store.query(Query("AFTER", "#c", Ref("msgid", old[0].msgid), more)) == new
+    # Rows from the joiner's own message on (msgids sort by time) are not among those
+    # examined: "~" sorts after every msgid above.
+    store.append([gen.new("#c", "JOIN")._replace(msgid=f"~{i}") for i in range(churn)])
+    assert store.query(Query("LATEST", "#c", NO_REF, more, until_msgid="~")) == old + new
 
 
 def test_timestamp_references(store: Store) -> None:
