@@ -231,7 +231,8 @@ class ChatHistory:
     # ------------------------------------------------------------------ requests
 
     def request_older(self, buf: Buffer, now: float) -> bool:
-        """PageUp at the top: ask for history before the oldest line. False if not possible."""
+        """PageUp at the top: ask for history before the oldest line (a full scrollback
+        grows by a page for it). False if not possible."""
         s = self._session
         if (
             not s.history_enabled
@@ -241,10 +242,11 @@ class ChatHistory:
             or buf.no_history
             or buf.history_loading
             or (buf.history_complete and not buf.cleared)  # (what /clear took is newer)
-            or buf.full
         ):
             return False
         limit = self._limit()
+        if buf.full and not buf.grow(limit):
+            return False
         oldest = buf.oldest_message()
         floor = self._floor.get(s.fold(buf.name))
         if (

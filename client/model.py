@@ -9,9 +9,10 @@ from __future__ import annotations
 import sys
 from bisect import bisect_left, bisect_right, insort
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from itertools import chain, islice
 from typing import Literal
 
 from .formatting import Span
@@ -171,8 +172,26 @@ class SeenIds:
     def __contains__(self, msgid: object) -> bool:
         return msgid in self._set
 
+    def take(self, msgid: str) -> bool:
+        """Forget ``msgid``; whether it was known. (Its place in the order stays: an id
+        taken and added again may be forgotten a little early.)"""
+        if msgid not in self._set:
+            return False
+        self._set.discard(msgid)
+        return True
+
+    def grow(self, limit: int) -> None:
+        """Remember up to ``limit`` ids from now on (never fewer than now)."""
+        if limit > (self._order.maxlen or 0):
+            self._order = deque(self._order, maxlen=limit)
+
     def __len__(self) -> int:
         return len(self._set)
+
+
+# PageUp at the top of a full scrollback grows it, up to this many times its size,
+# until the view follows new lines again (Buffer.grow, Buffer.shrink).
+SCROLLBACK_GROWTH = 4
 
 
 @dataclass(eq=False, slots=True)
@@ -206,6 +225,9 @@ class Buffer:
     # not fit): the server may still have them, so the top is neither the beginning of
     # history nor where a /clear left off, and PageUp goes on from the oldest line held.
     trimmed: int = 0
+    # The msgids of the lines dropped so (not deleted ones): seen, yet PageUp's history
+    # brings them back.
+    dropped_ids: SeenIds = field(init=False, repr=False)
     # A query whose history the server refused (CHATHISTORY INVALID_TARGET: the partner or
     # we have no account): not asked again on this connection.
     no_history: bool = False
@@ -229,6 +251,7 @@ class Buffer:
     def __post_init__(self) -> None:
         self.lines = deque(maxlen=max(1, self.scrollback))
         self.seen = SeenIds(max(2 * self.scrollback, 1000))
+        self.dropped_ids = SeenIds(max(2 * self.scrollback, 1000))
 
     @property
     def is_channel(self) -> bool:
@@ -241,6 +264,32 @@ class Buffer:
     @property
     def full(self) -> bool:
         return len(self.lines) >= (self.lines.maxlen or 0)
+
+    @property
+    def can_grow(self) -> bool:
+        """PageUp may still make room above (see :meth:`grow`)."""
+        return (self.lines.maxlen or 0) < SCROLLBACK_GROWTH * max(1, self.scrollback)
+
+    def grow(self, lines: int) -> bool:
+        """Room for ``lines`` more (PageUp at the top of a full scrollback: older history
+        must not push newer lines out), up to SCROLLBACK_GROWTH times the scrollback,
+        until :meth:`shrink`. False when it cannot grow."""
+        if not self.can_grow:
+            return False
+        size = min((self.lines.maxlen or 0) + max(1, lines), SCROLLBACK_GROWTH * self.scrollback)
+        self.lines = deque(self.lines, maxlen=size)
+        self.seen.grow(2 * size)  # (as many ids per line as at the start)
+        return True
+
+    def shrink(self) -> None:
+        """Back to the scrollback's size once the view follows new lines again: the
+        oldest lines go, those PageUp paged in beyond it first."""
+        size = max(1, self.scrollback)
+        if (self.lines.maxlen or 0) <= size:
+            return
+        self._trim(list(islice(self.lines, max(0, len(self.lines) - size))))
+        self.lines = deque(self.lines, maxlen=size)  # (the newest stay)
+        self.version += 1
 
     def sorted_members(self, ranks: str = "") -> list[Member]:
         """Members by highest prefix (in ``ranks`` order, e.g. "~&@%+"), then by nick."""
@@ -361,7 +410,7 @@ class Buffer:
                 self.last_msgid = line.msgid
                 self.last_time = line.time
         if self.full:
-            self._trim(1)
+            self._trim((self.lines[0],))
         self.lines.append(line)
         if line.kind in MESSAGE_KINDS or line.kind is Kind.NICK:
             self._note_spoken((line,))
@@ -378,12 +427,14 @@ class Buffer:
         is kept. ``above`` (a CHATHISTORY BEFORE page) puts a line above existing lines
         of the same time: server-time has millisecond resolution, so a burst of messages
         shares timestamps, and a page of older ones must not land below them.
-        ``restore`` (PageUp's page): the messages /clear took away are not skipped.
+        ``restore`` (PageUp's page): the messages /clear took away, and those dropped
+        above the top, are not skipped.
         """
         cleared = self.cleared_ids if restore else set()
         new = [
             ln for ln in batch
             if ln.msgid is None or self.seen.add(ln.msgid) or _take(cleared, ln.msgid)
+            or (restore and self.dropped_ids.take(ln.msgid))
         ]  # fmt: skip
         if not new:
             return [], False
@@ -394,7 +445,7 @@ class Buffer:
         if not lines or (
             new[0].time > lines[-1].time if above else new[0].time >= lines[-1].time
         ):
-            self._trim(len(lines) + len(new) - maxlen)
+            self._trim(list(islice(chain(lines, new), max(0, len(lines) + len(new) - maxlen))))
             lines.extend(new)
             added = new[-maxlen:]
         else:
@@ -417,11 +468,12 @@ class Buffer:
                 room = maxlen - len(existing)
                 added = new[max(0, len(new) - room) :] if room > 0 else []
                 merged = added + existing
-                self._trim(len(new) - len(added))
+                self._trim(new[: len(new) - len(added)])
             else:
-                merged = (existing[:i] + merged_rev[::-1])[-maxlen:]
+                merged = existing[:i] + merged_rev[::-1]
                 added = new
-                self._trim(len(existing) + len(new) - maxlen)
+                self._trim(merged[: max(0, len(merged) - maxlen)])
+                merged = merged[-maxlen:]
             lines.clear()
             lines.extend(merged)
         self._note_spoken(added)
@@ -434,12 +486,16 @@ class Buffer:
         self.version += 1
         return added, older
 
-    def _trim(self, count: int) -> None:
-        """``count`` lines (when above 0) fell off the top."""
-        if count > 0:
-            self.trimmed += count
+    def _trim(self, dropped: Sequence[Line]) -> None:
+        """``dropped`` fell off the top (or, older history, did not fit): PageUp may
+        bring them back, deleted messages aside."""
+        if dropped:
+            self.trimmed += len(dropped)
             self.history_complete = False
             self.cleared = False
+            for line in dropped:
+                if line.msgid and not line.redacted:
+                    self.dropped_ids.add(line.msgid)
 
     def clear(self) -> None:
         """Forget the lines; the seen ids stay so history does not bring them back,
@@ -459,6 +515,7 @@ class Buffer:
         self.lines.clear()
         self.lines.extend(lines)
         self.seen = SeenIds(max(2 * self.scrollback, 1000))
+        self.dropped_ids = SeenIds(max(2 * self.scrollback, 1000))
         self.read_marker = None
         self.cleared = False
         self.cleared_ids = set()

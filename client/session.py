@@ -844,6 +844,11 @@ class Session:
         """PageUp at the top: ask for history before the oldest line. False if not possible."""
         return self._history.request_older(buffer, now)
 
+    def follow(self, buffer: Buffer) -> None:
+        """The view of ``buffer`` follows new lines again (at the bottom): a scrollback
+        PageUp grew goes back to its size (:meth:`Buffer.shrink`)."""
+        buffer.shrink()
+
     def close_buffer(self, buffer: Buffer, now: float, reason: str = "") -> bool:
         """Close a channel or query (parting a joined channel). The server buffer stays."""
         if buffer.kind is BufferKind.SERVER or buffer not in self.buffers:

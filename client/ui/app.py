@@ -454,6 +454,7 @@ class ChatUI:
             self.history.add(text)
         if not taken or (text.strip() and not text.startswith("/")):
             self.views.bottom(current)  # the error line, or a message sent: follow the chat
+            self.session.follow(current)
         return False  # clear the input line
 
     def switch_relative(self, step: int) -> None:
@@ -476,7 +477,10 @@ class ChatUI:
         self.app.invalidate()
 
     def scroll_down(self, lines: int | None = None) -> None:
-        self.views.page_down(self.session.current, lines)
+        buf = self.session.current
+        self.views.page_down(buf, lines)
+        if not self.views(buf).scrolled:
+            self.session.follow(buf)
         self.app.invalidate()
 
     def wheel(self, lines: int) -> None:
@@ -489,6 +493,7 @@ class ChatUI:
     def scroll_bottom(self) -> None:
         """Back to the newest line, following new ones again."""
         self.views.bottom(self.session.current)
+        self.session.follow(self.session.current)
         self.app.invalidate()
 
     def end_key(self) -> None:

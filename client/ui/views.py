@@ -282,7 +282,7 @@ class MessagePane(UIControl):
             return "— no history kept for this conversation —"
         if buf.cleared:  # (the server may well have older lines: /clear hid them)
             return "— cleared —"
-        if buf.trimmed and buf.full:  # (PageUp cannot load older: they would push out new)
+        if buf.trimmed and buf.full and not buf.can_grow:  # (PageUp cannot load older)
             return "— scrollback full: older lines dropped —"
         if buf.history_complete and buf.kind is not BufferKind.SERVER:
             return "— beginning of history —"

@@ -65,13 +65,14 @@ class ChatClient:
         notify: tuple[str, ...] = (),
         sasl: tuple[str, str] | None = None,  # (username, password): SASL at connect
         history_lines: int = 100,
+        scrollback: int = 2000,
         **settings: float,
     ) -> ChatClient:
         settings.setdefault("quit_timeout", 1.0)
         user, password = sasl if sasl is not None else (None, None)
         session = Session(SessionConfig(
             nick=nick, channels=channels, notify=notify, sasl_username=user, sasl_password=password,
-            history_lines=history_lines,
+            history_lines=history_lines, scrollback=scrollback,
         ))  # fmt: skip
         gate = Gate()
         conn = Connection(

@@ -14,7 +14,7 @@ import pytest
 from client import history as history_module
 from client import session as session_module
 from client.connection import backoff_delay
-from client.model import Buffer, Kind, State
+from client.model import SCROLLBACK_GROWTH, Buffer, Kind, State
 from client.pacing import Pacing
 from client.ui.views import Views, status_fragments
 from server.config import ServerConfig
@@ -320,6 +320,41 @@ async def test_every_rejoined_channel_gets_one_reconnected_line_whatever_the_ans
         assert errors == []
     finally:
         await relay.stop()
+
+
+async def test_pageup_at_the_top_of_a_full_scrollback_loads_older_history(
+    server: RunningServer, clients: list[ChatClient]
+) -> None:
+    """PageUp at the top of a full scrollback grows it by a page for CHATHISTORY BEFORE,
+    up to SCROLLBACK_GROWTH times its size, bringing back the lines that fell off the
+    top first; following new lines again, the view at the bottom, it goes back to its
+    size."""
+    bob, b_buf = await in_channel(clients, server.port, "bob")
+    bob.conn.switch(b_buf)
+    said = [f"said {i}" for i in range(100)]
+    for text in said:
+        bob.conn.input(text)
+    await bob.wait(lambda: has_texts(b_buf, said), "bob's echoes (stored)")
+    alice = ChatClient.start(server.port, "alice", ("#t",), history_lines=10, scrollback=20)
+    clients.append(alice)
+    a_buf = await alice.joined("#t")
+    live = [f"live {i}" for i in range(15)]
+    for text in live:
+        bob.conn.input(text)
+    await alice.wait(lambda: has_texts(a_buf, live), "the live lines")
+    assert a_buf.full and a_buf.trimmed  # the oldest fell off the top
+    every = said + live  # (and our JOIN among them)
+    pages = 0
+    while alice.conn.request_older(a_buf):
+        pages += 1
+        await alice.wait(lambda: not a_buf.history_loading, f"page {pages}")
+    assert len(a_buf.lines) == SCROLLBACK_GROWTH * 20 and not a_buf.can_grow
+    assert texts(a_buf) == every[-(SCROLLBACK_GROWTH * 20 - 1) :]
+    alice.session.follow(a_buf)
+    assert len(a_buf.lines) == 20 and texts(a_buf) == every[-19:]
+    assert alice.conn.request_older(a_buf)  # room to grow again, and what fell off comes back
+    await alice.wait(lambda: not a_buf.history_loading, "a page after following")
+    assert texts(a_buf) == every[-29:]
 
 
 async def test_history_lines_do_not_take_the_senders_rank_of_today(

@@ -495,7 +495,10 @@ def test_request_older_when_scrollback_is_full() -> None:
     assert not buf.history_complete and not buf.history_loading
     feed(s, [privmsg("bob", "#t", f"x{i}", f"L{i:04d}", T0 + 1000 + i) for i in range(200)])
     assert len(buf.lines) == 100 and buf.full
-    assert not s.request_older(buf, NOW)
+    s.take_outgoing()
+    assert s.request_older(buf, NOW)  # the scrollback grows by a page for it
+    assert s.take_outgoing() == ["CHATHISTORY BEFORE #t msgid=L0100 100"]
+    assert buf.lines.maxlen == 200 and not buf.full
 
 
 def test_older_history_fills_the_room_left_in_the_scrollback() -> None:

@@ -67,8 +67,11 @@ class UIClient:
         columns: int = 120,
         config: ClientConfig | None = None,
         history_lines: int = 100,
+        scrollback: int = 2000,
     ) -> None:
-        self.session = Session(SessionConfig(nick=nick, history_lines=history_lines))
+        self.session = Session(
+            SessionConfig(nick=nick, history_lines=history_lines, scrollback=scrollback)
+        )
         self.conn = Connection(
             self.session,
             ConnectionSettings(
@@ -690,6 +693,41 @@ async def test_pageup_at_top_loads_older_history_without_moving_the_view(
     alice.keys(PAGE_DOWN * 10)
     await alice.wait_screen("more:", present=False)
     await alice.wait_screen("old-39")
+
+
+async def test_pageup_at_the_top_of_a_full_scrollback_loads_older_and_end_gives_it_back(
+    server: RunningServer, uis: list[UIClient], raw: Raw
+) -> None:
+    """A full scrollback no longer stops PageUp: at its top it grows a page for older
+    history (lines that fell off first); End, back to following new lines, takes it
+    back to its size."""
+    bob = await raw("bob")
+    await bob.join("#h")
+    for i in range(40):
+        await bob.send(f"PRIVMSG #h :old-{i:02d}")
+    await bob.sync()
+    alice = await start_ui(uis, server, "alice", rows=12, columns=100, history_lines=10,
+                           scrollback=15)  # fmt: skip
+    buf = await alice.join("#h")
+    for i in range(10):
+        await bob.send(f"PRIVMSG #h :new-{i}")
+    await bob.sync()
+    await alice.wait_screen("new-9")
+    assert buf.full and buf.trimmed
+    view = alice.ui.views(buf)
+    for _ in range(5):
+        if view.at_top:
+            break
+        await alice.press(PAGE_UP)
+    await alice.wait(lambda: view.at_top, "the top of the scrollback")
+    await alice.press(PAGE_UP)  # at the top: older history, the scrollback full or not
+    await alice.wait(lambda: len(buf.lines) > 15 and not buf.history_loading, "older lines")
+    await alice.redrawn()
+    await alice.press(PAGE_UP)
+    await alice.wait_screen("old-33")  # (it had fallen off the top)
+    await alice.press(END)
+    await alice.wait(lambda: len(buf.lines) == 15, "the scrollback at its size again")
+    await alice.wait_screen("new-9")
 
 
 async def test_at_80_columns_more_below_stays_on_the_status_line_past_a_long_activity_list(

@@ -839,7 +839,8 @@ def test_after_clear_the_top_is_not_called_the_beginning_of_history() -> None:
 
 def test_a_full_scrollback_says_older_lines_were_dropped() -> None:
     """Past the scrollback limit the top is not the beginning of history (the server
-    has older lines) and PageUp cannot load them: the note says why nothing comes."""
+    has older lines); once PageUp cannot grow it to load them (SCROLLBACK_GROWTH times
+    its size), the note says why nothing comes."""
     s = chat_session(scrollback=20)
     buf = s.buffer("#t")
     assert buf is not None
@@ -848,10 +849,14 @@ def test_a_full_scrollback_says_older_lines_were_dropped() -> None:
     pane = MessagePane(s, LineRenderer(), Views())
 
     def top() -> str:
-        content = pane.create_content(60, 30)  # (taller than the buffer: the top shows)
+        content = pane.create_content(60, 100)  # (taller than the buffer: the top shows)
         return "".join(t for _, t, *_ in content.get_line(0))
 
     feed(s, [privmsg("bob", "#t", f"message number {i}", f"m{i}") for i in range(15)])
     assert top() == "— beginning of history —"  # 16 of 20 lines: nothing dropped yet
     feed(s, [privmsg("bob", "#t", f"message number {i}", f"m{i}") for i in range(15, 40)])
+    assert buf.full and not top().startswith("—")  # (PageUp at the top grows it)
+    while buf.grow(20):  # as far as PageUp goes
+        pass
+    feed(s, [privmsg("bob", "#t", f"message number {i}", f"m{i}") for i in range(40, 120)])
     assert buf.full and top() == "— scrollback full: older lines dropped —"
