@@ -299,6 +299,7 @@ class Session:
         self._sasl = SaslLogin(config, self)
         self._registered_account: str | None = None  # REGISTER SUCCESS: a hint follows 900
         self._motd_done = False
+        self._closed_why = ""  # the ERROR that ended the connection we were in
         self._batches: dict[str, _Batch] = {}
         self._batch_seq = 0  # draft/multiline batches we sent (their references)
         self.outbox = Outbox(self)  # our messages until the server confirms them
@@ -409,6 +410,7 @@ class Session:
         self._registered_account = None
         self.account = None
         self._motd_done = False
+        self._closed_why = ""
         self._batches.clear()
         self._history.connection_made()
         self.outbox.connection_made()
@@ -472,8 +474,9 @@ class Session:
         # Only a connection we were in (welcomed) is lost where the user talks: a retry
         # closed before that (a proxy, a server refusing us) says so in the server
         # buffer alone, or every open query would get a line per retry.
+        why = self._closed_why or plain(reason)  # (the server's words, when it said any)
         lost = "" if expected or was is not State.CONNECTED else (
-            "Disconnected" + (f": {plain(reason)}" if reason else ""))
+            "Disconnected" + (f": {why}" if why else ""))
         for buf in self.buffers:
             if lost and (buf.joined or buf.kind is BufferKind.QUERY):
                 # Said where the user is talking too (as WeeChat), not only in the server
@@ -1503,9 +1506,15 @@ class Session:
         self._status()
 
     def _on_error(self, msg: Message, now: float) -> None:
+        """The server's last word before it closes the connection. Once we were in, the
+        Disconnected line where the user talks gives its words (connection_lost): its
+        line here is then no news, a restart's "Server shutting down" say."""
         text = msg.params[-1] if msg.params else "connection closed"
         kind = Kind.INFO if self._quitting or self._user_reconnect else Kind.ERROR
-        self._add(self.server, self._local(kind, f"Server: {text}", now))
+        inside = self.state is State.CONNECTED
+        if inside:
+            self._closed_why = plain(text)
+        self._add(self.server, self._local(kind, f"Server: {text}", now), count=not inside)
 
     # --- CAP
 

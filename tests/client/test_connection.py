@@ -551,6 +551,29 @@ async def test_a_reregistrations_server_notices_are_no_activity(
     await alice.wait(lambda: s.server.activity, "the notice's activity")
 
 
+async def test_a_servers_closing_error_is_said_where_the_user_talks_not_as_activity(
+    ircd: Ircd, alice: ChatClient
+) -> None:
+    """The ERROR a server sends as it closes the connection (a restart: "Server
+    shutting down") gives the Disconnected line in channels and queries its words; its
+    own line in the server buffer is then no news, as the rest of a reconnect."""
+    s = alice.session
+    ircd.send(":bob!b@h PRIVMSG alice :hi")
+    await alice.wait(lambda: s.buffer("bob") is not None, "bob's query")
+    alice.conn.switch("bob")
+    alice.gate.close()
+    ircd.send("ERROR :Closing Link: h (Server shutting down)")
+    ircd.writers[-1].close()
+    await asyncio.wait_for(alice.gate.waiting.wait(), DEADLINE)
+    query = s.buffer("bob")
+    assert query is not None
+    assert query.lines[-1].text == "Disconnected: Closing Link: h (Server shutting down)"
+    alice.gate.open()
+    await alice.wait(lambda: s.connects == 2 and s.registered, "registered again")
+    assert "Server: Closing Link: h (Server shutting down)" in [ln.text for ln in s.server.lines]
+    assert not s.server.activity
+
+
 async def test_connection_refused_backs_off_and_retries(clients: list[ChatClient]) -> None:
     srv = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
     port = srv.sockets[0].getsockname()[1]
