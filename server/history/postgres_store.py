@@ -52,6 +52,7 @@ from .model import (
     Ref,
     Search,
     StoredMessage,
+    is_transit,
     transit_bounds,
 )
 from .query import (
@@ -65,6 +66,7 @@ from .query import (
 )
 from .store import (
     SEARCH_CONVERSATIONS,
+    DueTargets,
     conversation_rows,
     latest_within,
     search_conditions,
@@ -191,6 +193,7 @@ class PostgresStore:
         self._closed = False
         self._writer: Conn | None = None
         self._committing = False  # the current append has reached its COMMIT
+        self._retention = DueTargets()  # what ``prune`` looks at
         self._migrate(self._write_conn())
 
     # ------------------------------------------------------------ connections
@@ -279,7 +282,13 @@ class PostgresStore:
     def append(self, messages: Sequence[NewMessage]) -> list[StoredMessage]:
         if not messages:
             return []
-        return self._writing(lambda conn: self._append(conn, messages))
+        stored = self._writing(lambda conn: self._append(conn, messages))
+        # Committed: channels numbered past the row cap are due for the next pass.
+        cap = self._retention.cap
+        over = {s.target: s.seq for s in stored if s.seq > cap and not is_transit(s.target)}
+        if over:
+            self._retention.note(over)
+        return stored
 
     def _append(self, conn: Conn, messages: Sequence[NewMessage]) -> list[StoredMessage]:
         counts: dict[str, int] = {}
@@ -352,13 +361,17 @@ class PostgresStore:
 
         return self._writing(update)
 
+    @property
+    def prune_probes(self) -> int:
+        """Targets the last retention pass probed, for tests."""
+        return self._retention.probes
+
     def prune(self, max_rows: int, max_age_ms: int, now_ms: int, budget: int) -> int:
         # Deleting by the same criteria again is safe, whatever a lost attempt did: no
         # COMMIT to lose (``_writing`` retries once on a connection found dead).
         return self._writing(lambda conn: self._prune(conn, max_rows, max_age_ms, now_ms, budget))
 
-    @staticmethod
-    def _prune(conn: Conn, max_rows: int, max_age_ms: int, now_ms: int, budget: int) -> int:
+    def _prune(self, conn: Conn, max_rows: int, max_age_ms: int, now_ms: int, budget: int) -> int:
         # Only messages: conversations rows are left alone (one tiny row per account
         # and partner), so a conversation stays listed after its messages expire.
         deleted = 0
@@ -369,25 +382,30 @@ class PostgresStore:
                 (now_ms - max_age_ms, budget),
             )
             deleted += max(cur.rowcount, 0)
-        if max_rows > 0 and deleted < budget:
-            # Channels holding rows older than their newest ``max_rows``: one index
-            # probe per channel counter rather than a scan of every message.
-            over = conn.execute(
-                "SELECT c.target, c.last_seq FROM channel_seq c WHERE EXISTS "
-                "(SELECT 1 FROM messages m WHERE m.target = c.target "
-                "AND m.seq <= c.last_seq - %s) ORDER BY c.target",
-                (max_rows,),
+        retention = self._retention
+        cursor = retention.begin(max_rows, now_ms)
+        if max_rows <= 0:
+            return deleted
+        if cursor is not None:
+            # A piece of the sweep: the next channel counters, an index probe each (one
+            # per counter ever made, every pass, took 0.13 s at 100,000 of them).
+            rows = conn.execute(
+                "SELECT c.target, c.last_seq, EXISTS (SELECT 1 FROM messages m "
+                "WHERE m.target = c.target AND m.seq <= c.last_seq - %s) FROM channel_seq c "
+                "WHERE c.target > %s ORDER BY c.target LIMIT %s",
+                (max_rows, cursor, retention.piece),
             ).fetchall()
-            for target, newest in over:
-                if deleted >= budget:
-                    break
-                cur = conn.execute(
-                    "DELETE FROM messages WHERE target = %s AND seq IN (SELECT seq "
-                    "FROM messages WHERE target = %s AND seq <= %s ORDER BY seq LIMIT %s)",
-                    (target, target, int(newest) - max_rows, budget - deleted),
-                )
-                deleted += max(cur.rowcount, 0)
-        return deleted
+            retention.swept([(str(t), int(last), bool(over)) for t, last, over in rows])
+
+        def delete(target: str, seq: int, limit: int) -> int:
+            cur = conn.execute(
+                "DELETE FROM messages WHERE target = %s AND seq IN (SELECT seq "
+                "FROM messages WHERE target = %s AND seq <= %s ORDER BY seq LIMIT %s)",
+                (target, target, seq, limit),
+            )
+            return max(cur.rowcount, 0)
+
+        return deleted + retention.prune(delete, budget - deleted)
 
     def prune_transit(self, before_ms: int, budget: int) -> int:
         low, high = transit_bounds(TRANSIT_PREFIX)

@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -38,6 +37,7 @@ from .query import (
 )
 from .store import (
     SEARCH_CONVERSATIONS,
+    DueTargets,
     conversation_rows,
     latest_within,
     search_conditions,
@@ -115,14 +115,6 @@ WAL_RESTART_BYTES = 64 << 20
 # than with the 4 KiB default. Applies to new databases; existing ones keep theirs.
 PAGE_SIZE = 1024
 LAST_SEQ_KEPT = 10_000  # targets whose last sequence number the writer keeps in memory
-# The retention pass (``prune``) looks at the targets this store wrote past the row cap
-# since the last pass (``_due``), not at the table. Rows over the cap it did not write
-# (there before the process started, written by another server on the file, or under a
-# cap since lowered) are found by a sweep of every target in key order, this many per
-# pass (an index probe or three each: ~2 ms on the loop here), started at the first
-# pass, when the cap changes, and again SWEEP_INTERVAL_MS after the last one started.
-SWEEP_TARGETS = 500
-SWEEP_INTERVAL_MS = 3_600_000
 # The age limit walks the oldest rows by id (insertion order, which is time order but
 # for the clock skew between servers on one file), at most this many times the
 # budget of them a pass, rather than scanning the table for old times: there is no
@@ -146,9 +138,9 @@ _INSERT = f"INSERT INTO messages ({_COLUMNS}, sender) VALUES (?, ?, ?, ?, ?, ?, 
 _SERVED = served_sql(SERVED_COMMANDS)
 _FLOOR = floor_sql("?")  # its one placeholder: the target, again
 _FLOOR_BY_TIME = floor_sql("?", by_time=True)
-# A piece of the sweep (see SWEEP_TARGETS): the next targets after the cursor, one
-# MIN(target) probe each, with their newest and oldest seq (two more probes; SQLite
-# does one min() or max() as a probe, both in one SELECT as a walk of the target).
+# A piece of the retention sweep (store.SWEEP_TARGETS): the next targets after the
+# cursor, one MIN(target) probe each, with their newest and oldest seq (two more probes;
+# SQLite does one min() or max() as a probe, both in one SELECT as a walk of the target).
 _SWEEP = (
     "WITH RECURSIVE t(target) AS (SELECT (SELECT MIN(target) FROM messages "
     "WHERE target > ?) UNION ALL SELECT (SELECT MIN(m.target) FROM messages m "
@@ -277,15 +269,7 @@ class SQLiteStore:
         self._local = threading.local()
         self._last_seq: dict[str, int] = {}
         self._data_version: int | None = None  # PRAGMA data_version after our last look
-        # Retention (``prune``): targets that may hold rows over the cap, with the newest
-        # seq known; the cap of the last pass (the writer notes targets written past it);
-        # the sweep's cursor (None: not sweeping) and when the last sweep started.
-        self._due: dict[str, int] = {}
-        self._cap = sys.maxsize  # no pass yet: the first one sweeps everything
-        self._sweep: str | None = None
-        self._swept_ms: int | None = None
-        # Targets the last pass probed (the sweep's, then each due one), for tests.
-        self.prune_probes = 0
+        self._retention = DueTargets()  # what ``prune`` looks at
         self._writer = self._connect(create=True)
         try:
             self._migrate(self._writer)
@@ -390,7 +374,7 @@ class SQLiteStore:
         rows: list[StoredMessage] = []
         params: list[tuple[object, ...]] = []  # each row and its sender, for the INSERT
         transit: list[str] = []  # transit targets numbered in this tick
-        cap = self._cap
+        cap = self._retention.cap
         over: dict[str, int] = {}  # targets written past the row cap: due for the next pass
         if self.wal_catch_up:
             self.wal_catch_up = False
@@ -437,7 +421,7 @@ class SQLiteStore:
                 conn.execute("ROLLBACK")
             raise
         if over:  # (only once committed: a rolled-back number would prune too much)
-            self._due.update(over)
+            self._retention.note(over)
         # A transit target is one recipient's connection: few rows, then never again.
         # Its number is read from the index each time rather than kept for the run.
         for target in transit:
@@ -458,22 +442,25 @@ class SQLiteStore:
         )
         return cur.rowcount > 0
 
+    @property
+    def prune_probes(self) -> int:
+        """Targets the last retention pass probed, for tests."""
+        return self._retention.probes
+
     def prune(self, max_rows: int, max_age_ms: int, now_ms: int, budget: int) -> int:
         # Only messages: conversations rows are left alone (one tiny row per account
         # and partner), so a conversation stays listed after its messages expire.
-        self.prune_probes = 0
         deleted = 0
         if max_age_ms > 0:
             deleted += self._prune_by_age(now_ms - max_age_ms, budget)
+        retention = self._retention
+        cursor = retention.begin(max_rows, now_ms)
         if max_rows <= 0:
-            self._cap = sys.maxsize  # nothing to note until a cap is set again
             return deleted
-        if max_rows != self._cap or self._sweep_due(now_ms):
-            self._sweep, self._swept_ms = "", now_ms
-        self._cap = max_rows
-        if self._sweep is not None:
-            self._sweep_piece(max_rows)
-        return deleted + self._prune_due(max_rows, budget - deleted)
+        if cursor is not None:
+            rows = self._writer.execute(_SWEEP, (cursor, retention.piece)).fetchall()
+            retention.swept([(str(t), int(new), old <= new - max_rows) for t, new, old in rows])
+        return deleted + retention.prune(self._delete_up_to, budget - deleted)
 
     def _prune_by_age(self, before_ms: int, budget: int) -> int:
         """Delete up to ``budget`` rows older than ``before_ms`` among the oldest
@@ -486,47 +473,14 @@ class SQLiteStore:
         )
         return max(cur.rowcount, 0)
 
-    def _sweep_due(self, now_ms: int) -> bool:
-        """Whether a new sweep should start: none yet, or the last one started
-        SWEEP_INTERVAL_MS ago (or the clock went back) and has ended."""
-        started = self._swept_ms
-        if started is None:
-            return True
-        return self._sweep is None and not 0 <= now_ms - started < SWEEP_INTERVAL_MS
-
-    def _sweep_piece(self, max_rows: int) -> None:
-        """The next SWEEP_TARGETS targets after the cursor: those holding a row older
-        than their newest ``max_rows`` become due."""
-        cursor = self._sweep
-        assert cursor is not None
-        rows = self._writer.execute(_SWEEP, (cursor, SWEEP_TARGETS)).fetchall()
-        self.prune_probes += len(rows)
-        for target, newest, oldest in rows:
-            if oldest <= newest - max_rows:
-                self._due[target] = max(newest, self._due.get(target, 0))
-        self._sweep = str(rows[-1][0]) if len(rows) == SWEEP_TARGETS else None
-
-    def _prune_due(self, max_rows: int, budget: int) -> int:
-        """Delete up to ``budget`` rows of the due targets beyond their newest
-        ``max_rows``: one index range each. A target cut short by the budget stays due,
-        as do those not reached."""
-        conn = self._writer
-        due = self._due
-        deleted = 0
-        for target, newest in list(due.items()):
-            if deleted >= budget:
-                break
-            self.prune_probes += 1
-            left = budget - deleted
-            cur = conn.execute(
-                "DELETE FROM messages WHERE id IN (SELECT id FROM messages "
-                "WHERE target = ? AND seq <= ? LIMIT ?)",
-                (target, newest - max_rows, left),
-            )
-            deleted += max(cur.rowcount, 0)
-            if cur.rowcount < left:
-                del due[target]
-        return deleted
+    def _delete_up_to(self, target: str, seq: int, limit: int) -> int:
+        """Delete up to ``limit`` of ``target``'s rows numbered ``seq`` or lower."""
+        cur = self._writer.execute(
+            "DELETE FROM messages WHERE id IN (SELECT id FROM messages "
+            "WHERE target = ? AND seq <= ? LIMIT ?)",
+            (target, seq, limit),
+        )
+        return max(cur.rowcount, 0)
 
     def prune_transit(self, before_ms: int, budget: int) -> int:
         low, high = transit_bounds(TRANSIT_PREFIX)

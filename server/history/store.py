@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import sys
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 from .model import FoundMessage, NewMessage, Query, Search, StoredMessage
@@ -18,6 +19,17 @@ SEARCH_CONVERSATIONS = 20
 MAX_SEARCH_LIMIT = (1 << 31) - 1
 # ASCII letters only, as SQLite's LIKE folds them (str.lower() also folds non-ASCII).
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+# The retention pass (``prune``, on the loop) looks at the targets the store's writer
+# numbered past the row cap since the last pass (``DueTargets``), not at every target.
+# Rows over the cap it did not write (there before the process started, written by
+# another server on the database, or under a cap since lowered) are found by a sweep
+# of every target in key order, this many per pass (an index probe or three each: ~2 ms
+# on the loop in SQLite), started at the first pass, when the cap changes, and again
+# SWEEP_INTERVAL_MS after the last one started.
+SWEEP_TARGETS = 500
+SWEEP_INTERVAL_MS = 3_600_000
 
 
 class HistoryStore(Protocol):
@@ -90,7 +102,7 @@ class HistoryStore(Protocol):
         Called on the loop thread, so a pass costs about what was written since the
         last one, not the table: rows beyond ``max_rows`` that this store did not
         write (before it was opened, by another server, under a higher cap) may take
-        further passes to be found, within the SQLite store's SWEEP_INTERVAL_MS."""
+        further passes to be found (``DueTargets``), within SWEEP_INTERVAL_MS."""
         ...
 
     def transit(self, prefix: str, since_ms: int, limit: int) -> list[StoredMessage]:
@@ -184,3 +196,63 @@ def search_conditions(q: Search, mark: str, fold: str) -> tuple[list[str], list[
             where.append(f"{fold.format(column)} LIKE {mark} ESCAPE '\\'")
             values.append(pattern)
     return where, values
+
+
+class DueTargets:
+    """What a store's retention pass looks at: the targets that may hold rows over the
+    row cap, each with its newest seq known (``due``). The writer adds those it numbers
+    past ``cap`` (``note``, once committed: a number rolled back would prune too much);
+    a sweep adds those found over it (``swept``, a piece per pass). Both stores keep one
+    and do the SQL; this keeps the bookkeeping the same for both."""
+
+    def __init__(self) -> None:
+        self.due: dict[str, int] = {}
+        self.cap = sys.maxsize  # the last pass's row cap; none yet: nothing noted
+        self.cursor: str | None = None  # the sweep's last target; None: not sweeping
+        self._swept_ms: int | None = None  # when the last sweep started
+        self.probes = 0  # targets the current pass probed (sweep, then due), for tests
+        self.piece = SWEEP_TARGETS  # targets per piece of the sweep
+
+    def begin(self, max_rows: int, now_ms: int) -> str | None:
+        """Start a pass under the cap ``max_rows`` (0: none); returns the cursor to
+        sweep a piece from, if a sweep is under way or due now."""
+        self.probes = 0
+        if max_rows <= 0:
+            self.cap = sys.maxsize  # nothing to note until a cap is set again
+            return None
+        started = self._swept_ms
+        if (max_rows != self.cap or started is None
+                or (self.cursor is None and not 0 <= now_ms - started < SWEEP_INTERVAL_MS)):
+            self.cursor, self._swept_ms = "", now_ms  # (or the clock went back)
+        self.cap = max_rows
+        return self.cursor
+
+    def note(self, over: dict[str, int]) -> None:
+        """Targets the writer committed past ``cap``, with their newest seq."""
+        self.due.update(over)
+
+    def swept(self, rows: Sequence[tuple[str, int, bool]]) -> None:
+        """A piece of the sweep (at most ``piece`` targets, in key order, from the
+        cursor): each target, its newest seq, and whether it holds a row older than its
+        newest ``cap``."""
+        self.probes += len(rows)
+        for target, newest, over in rows:
+            if over:
+                self.due[target] = max(newest, self.due.get(target, 0))
+        self.cursor = rows[-1][0] if len(rows) == self.piece else None
+
+    def prune(self, delete: Callable[[str, int, int], int], budget: int) -> int:
+        """Delete up to ``budget`` rows beyond the cap, due target by due target:
+        ``delete(target, up_to_seq, at_most)`` returns how many it deleted. A target
+        cut short by the budget stays due, as do those not reached."""
+        deleted = 0
+        for target, newest in list(self.due.items()):
+            if deleted >= budget:
+                break
+            self.probes += 1
+            left = budget - deleted
+            gone = delete(target, newest - self.cap, left)
+            deleted += gone
+            if gone < left:
+                del self.due[target]
+        return deleted

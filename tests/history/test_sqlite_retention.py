@@ -1,7 +1,8 @@
 """The SQLite store's retention pass costs what was written since the last pass, not
-the table: it probes the targets it wrote past the cap, sweeps the others a piece per
-pass, and walks the oldest rows for the age limit. Real SQLite files; the work a pass
-does is counted in SQLite VM instructions (a scan of N rows takes at least N)."""
+the table: it probes the targets it wrote past the cap (the sweep of the others and
+the bookkeeping are in the store contract tests), and walks the oldest rows for the
+age limit. Real SQLite files; the work a pass does is counted in SQLite VM
+instructions (a scan of N rows takes at least N)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from server.history import sqlite_store
 from server.history.model import NewMessage
-from server.history.sqlite_store import SWEEP_INTERVAL_MS, SQLiteStore
+from server.history.sqlite_store import SQLiteStore
 
 BASE_MS = 1_700_000_000_000
 
@@ -85,51 +85,6 @@ def test_a_pass_probes_the_targets_written_past_the_cap_not_the_table(
     assert steps < rows  # the old GROUP BY read every row
     assert store.prune_probes == 1  # of 200 targets
     assert [r.seq for r in store.window("#t7", 100)] == list(range(16, 36))
-
-
-def test_rows_over_the_cap_from_before_are_swept_a_piece_per_pass(
-    path: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(sqlite_store, "SWEEP_TARGETS", 3)
-    w = Writer()
-    before = SQLiteStore(path)
-    before.append([m for t in range(8) for m in w.rows(f"#t{t}", 6)])
-    before.close()
-    store = SQLiteStore(path)
-    try:
-        # Each piece's three targets are over the cap: probed, then pruned.
-        for probes, left in ((6, 5), (6, 2), (4, 0)):
-            store.prune(max_rows=4, max_age_ms=0, now_ms=BASE_MS, budget=100)
-            assert store.prune_probes == probes
-            assert sum(len(store.window(f"#t{t}", 100)) > 4 for t in range(8)) == left
-        store.prune(max_rows=4, max_age_ms=0, now_ms=BASE_MS, budget=100)
-        assert store.prune_probes == 0  # swept: not again within SWEEP_INTERVAL_MS
-        store.prune(max_rows=4, max_age_ms=0, now_ms=BASE_MS + SWEEP_INTERVAL_MS, budget=100)
-        assert store.prune_probes == 3
-    finally:
-        store.close()
-
-
-def test_a_target_cut_short_by_the_budget_stays_due(store: SQLiteStore) -> None:
-    w = Writer()
-    store.prune(max_rows=4, max_age_ms=0, now_ms=BASE_MS, budget=100)
-    store.append(w.rows("#a", 10) + w.rows("#b", 6))
-    assert store.prune(max_rows=4, max_age_ms=0, now_ms=BASE_MS, budget=5) == 5
-    assert store.prune(max_rows=4, max_age_ms=0, now_ms=BASE_MS, budget=100) == 3
-    assert [len(store.window(t, 100)) for t in ("#a", "#b")] == [4, 4]
-
-
-def test_a_rolled_back_append_leaves_nothing_due(store: SQLiteStore) -> None:
-    """Numbers taken by an append that failed were never stored: pruning below them
-    would delete rows within the cap."""
-    w = Writer()
-    store.prune(max_rows=4, max_age_ms=0, now_ms=BASE_MS, budget=100)
-    store.append(w.rows("#a", 4))
-    dup = w.rows("#a", 3)
-    with pytest.raises(sqlite3.IntegrityError):
-        store.append([*dup, dup[0]])  # the same msgid twice in a target
-    assert store.prune(max_rows=4, max_age_ms=0, now_ms=BASE_MS, budget=100) == 0
-    assert len(store.window("#a", 100)) == 4
 
 
 def test_the_age_limit_walks_the_oldest_rows_not_the_table(

@@ -25,6 +25,7 @@ import pytest
 
 from server.config import ServerConfig
 from server.history import sqlite_store
+from server.history import store as store_module
 from server.history.model import (
     CLOSED_COMMAND,
     ENDED_COMMAND,
@@ -47,8 +48,8 @@ from server.history.query import SERVED_WALK, evaluate, walk_limit
 from server.history.service import HistoryService
 from server.history.setup import TRANSIT_MAX_AGE_MS, prune_history
 from server.history.sqlite_store import MIGRATIONS as SQLITE_MIGRATIONS
-from server.history.sqlite_store import SWEEP_INTERVAL_MS, SQLiteStore
-from server.history.store import SEARCH_CONVERSATIONS
+from server.history.sqlite_store import SQLiteStore
+from server.history.store import SEARCH_CONVERSATIONS, SWEEP_INTERVAL_MS
 from server.history.stores import open_store
 from tests.history.conftest import FakeClock, RedisServer, make_cache, sample_queries
 from tests.history.postgres_fixture import pg_server_fixture, pg_url_fixture  # noqa: F401
@@ -1362,6 +1363,60 @@ def test_prune_by_rows_reaches_rows_the_store_did_not_write(opener: Opener) -> N
     # A lower cap applies to every target, written since or not.
     assert store.prune(max_rows=2, max_age_ms=0, now_ms=later, budget=100) == 5
     assert [len(store.window(t, 100)) for t in ("#old", "#theirs", "#small")] == [2, 2, 2]
+
+
+def test_a_pass_probes_only_the_targets_written_past_the_cap(store: Store) -> None:
+    gen = Messages()
+    store.append([gen.new(f"#t{t}") for t in range(40) for _ in range(6)])
+    assert store.prune(max_rows=4, max_age_ms=0, now_ms=BASE_MS, budget=1000) == 80
+    assert store.prune(max_rows=4, max_age_ms=0, now_ms=BASE_MS, budget=1000) == 0
+    assert store.prune_probes == 0
+    store.append([gen.new("#t7") for _ in range(3)] + [gen.new("#new") for _ in range(3)])
+    assert store.prune(max_rows=4, max_age_ms=0, now_ms=BASE_MS, budget=1000) == 3
+    assert store.prune_probes == 1  # #t7; #new has no more rows than the cap
+    assert [r.seq for r in store.window("#t7", 100)] == [6, 7, 8, 9]
+
+
+def test_rows_over_the_cap_from_before_are_swept_a_piece_per_pass(
+    opener: Opener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "SWEEP_TARGETS", 3)
+    gen = Messages()
+    before = opener()
+    before.append([gen.new(f"#t{t}") for t in range(8) for _ in range(6)])
+    before.close()
+    store = opener()
+    # Each piece's three targets are over the cap: probed, then pruned.
+    for probes, left in ((6, 5), (6, 2), (4, 0)):
+        store.prune(max_rows=4, max_age_ms=0, now_ms=BASE_MS, budget=100)
+        assert store.prune_probes == probes
+        assert sum(len(store.window(f"#t{t}", 100)) > 4 for t in range(8)) == left
+    store.prune(max_rows=4, max_age_ms=0, now_ms=BASE_MS, budget=100)
+    assert store.prune_probes == 0  # swept: not again within SWEEP_INTERVAL_MS
+    store.prune(max_rows=4, max_age_ms=0, now_ms=BASE_MS + SWEEP_INTERVAL_MS, budget=100)
+    assert store.prune_probes == 3
+
+
+def test_a_target_cut_short_by_the_budget_stays_due(store: Store) -> None:
+    gen = Messages()
+    store.prune(max_rows=4, max_age_ms=0, now_ms=BASE_MS, budget=100)
+    store.append([gen.new("#a") for _ in range(10)] + [gen.new("#b") for _ in range(6)])
+    assert store.prune(max_rows=4, max_age_ms=0, now_ms=BASE_MS, budget=5) == 5
+    assert store.prune(max_rows=4, max_age_ms=0, now_ms=BASE_MS, budget=100) == 3
+    assert [len(store.window(t, 100)) for t in ("#a", "#b")] == [4, 4]
+
+
+def test_a_rolled_back_append_leaves_nothing_due(store: Store) -> None:
+    """Numbers taken by an append that failed were never stored: pruning below them
+    would delete rows within the cap."""
+    gen = Messages()
+    store.prune(max_rows=4, max_age_ms=0, now_ms=BASE_MS, budget=100)
+    store.append([gen.new("#a") for _ in range(4)])
+    dup = [gen.new("#a") for _ in range(3)]
+    with pytest.raises(INTEGRITY_ERRORS):
+        store.append([*dup, dup[0]])  # the same msgid twice in a target
+    assert store.prune(max_rows=4, max_age_ms=0, now_ms=BASE_MS, budget=100) == 0
+    assert len(store.window("#a", 100)) == 4
 
 
 # ---------------------------------------------------------------- transit rows
