@@ -18,12 +18,15 @@ EVENT_COMMANDS = ("TOPIC", "JOIN", "PART", "KICK", "QUIT", "NICK", "MODE")
 # draft/event-playback) walks the target's rows in seq order past the others: "the
 # newest 50 messages" of a channel of JOIN/PART churn read every event row (0.6 s at
 # a million in SQLite). It examines at most this many times the rows asked for (and
-# at least SERVED_WALK_MIN rows: a LATEST 1 would give up after ten events), and
-# serves the served ones among them: such a channel answers with fewer messages than
-# asked (none, past that much churn) rather than read them all. An index of served
-# rows would have them found at once, but every stored message would pay its upkeep.
+# at least SERVED_WALK_MIN rows), and serves the served ones among them: such a channel
+# answers with fewer messages than asked rather than read them all. None, past that
+# much churn, would tell a client paging back that history ends there, so the floor is
+# the default retention cap (``history_max_rows``): where a channel keeps that many rows
+# at most, no read is cut short, and the walk of 10,000 rows costs about 5 ms; only a
+# server keeping everything bounds it. An index of served rows would have them found at
+# once, but every stored message would pay its upkeep.
 SERVED_WALK = 10
-SERVED_WALK_MIN = 500
+SERVED_WALK_MIN = 10_000
 
 
 def served(q: Query) -> tuple[str, ...]:

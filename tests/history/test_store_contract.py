@@ -373,6 +373,17 @@ def test_a_served_read_examines_a_bounded_number_of_rows(store: Store) -> None:
     assert store.query(Query("LATEST", "#c", NO_REF, more, until_msgid="~")) == old + new
 
 
+def test_a_served_read_within_the_default_cap_is_never_cut_short(store: Store) -> None:
+    """A netsplit's worth of QUITs between two messages: paging back from the newer one
+    still finds the older (an empty batch would tell the client history ends there)."""
+    gen = Messages()
+    old = store.append([gen.new("#c")])
+    store.append([gen.new("#c", "QUIT") for _ in range(2_000)])
+    new = store.append([gen.new("#c")])
+    assert store.query(Query("BEFORE", "#c", Ref("msgid", new[0].msgid), 1)) == old
+    assert store.query(Query("LATEST", "#c", NO_REF, 2)) == old + new
+
+
 def test_timestamp_references(store: Store) -> None:
     gen = Messages()
     t = BASE_MS + 5_000
