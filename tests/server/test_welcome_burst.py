@@ -112,8 +112,9 @@ def register(h: CoreHarness, nick: str) -> tuple[int, list[bytes]]:
         replace(CONFIG, motd_lines=None),
         replace(CONFIG, motd_lines=LONG_MOTD, network="Ünï Net", nicklen=30),
         replace(CONFIG, motd_lines=EDGE_MOTD),
+        replace(CONFIG, name="odd%d%%.server"),  # LUSERS is a %-template
     ],
-    ids=["history", "no-history", "no-motd", "long-motd", "edge-motd"],
+    ids=["history", "no-history", "no-motd", "long-motd", "edge-motd", "percent-name"],
 )
 @pytest.mark.parametrize("nick", ["a", "n" * 5, "n" * 6, "n" * 9, "[weird]^_`"])
 def test_burst_is_what_one_message_per_line_gives(config: ServerConfig, nick: str) -> None:
