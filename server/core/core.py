@@ -1430,8 +1430,9 @@ class ServerCore:
             return
         # Nobody shares a channel with most quitting clients: then there is nothing to
         # relay, nor to keep unless its channels keep quits as history events.
-        peers = self.peers(client, include_self=False) if client.registered else []
-        keeps = bool(client.channels) and self.history_enabled and self.config.history_events
+        in_channels = client.registered and bool(client.channels)
+        peers = self.peers(client, include_self=False) if in_channels else []
+        keeps = in_channels and self.history_enabled and self.config.history_events
         if client.registered and (peers or self.cluster or keeps):
             relay = self.new_relay(client, "QUIT", [reason])
             self.fan_out(peers, relay)
