@@ -339,7 +339,8 @@ class ServerCore:
         client.counted = True
         self.counts.unknown += 1
         self.stats.connections_opened += 1
-        log.info("connection %d from %s", conn_id, ip, extra={"event": "open", "conn": conn_id})
+        if log.isEnabledFor(logging.INFO):  # (the extra dict is made for nothing otherwise)
+            log.info("connection %d from %s", conn_id, ip, extra={"event": "open", "conn": conn_id})
         if self.config.cloak_hosts:
             client.host = cloak_host(ip, self.cloak_key)
         if self.config.flood_burst > 0:
@@ -1486,7 +1487,7 @@ class ServerCore:
             )
 
     def _forget(self, client: Client) -> None:
-        if client.conn_id in self.clients and client.counted:
+        if client.conn_id in self.clients and client.counted and log.isEnabledFor(logging.INFO):
             log.info(
                 "connection %d closed: %s",
                 client.conn_id,
