@@ -279,7 +279,10 @@ def try_register(core: ServerCore, client: Client) -> None:
             return
     if client.sasl is not None:
         abort_sasl(core, client)
-    if pass_login(core, client, lambda: try_register(core, client)):
+    # PASS <account>:<password> (rare): no closure made for the others.
+    if client.pass_login is not None and pass_login(
+        core, client, lambda: try_register(core, client)
+    ):
         return  # input is held until the password is checked; then this carries on
     if core.account_names and reserved_for_other(core, client, client.folded):
         refuse_reserved_nick(core, client)
