@@ -115,7 +115,8 @@ def parse(line: str) -> Message:
     # those split directly. Everything else takes the general path.
     head, colon, text = line.partition(" :")
     if head and head[0] not in " @:" and head[-1] != " " and "  " not in head:
-        command, *params = head.split(" ")
+        params = head.split(" ")
+        command = params.pop(0)  # (a starred assignment copies the list: dearer)
         if colon:
             params.append(text)
         return Message(command.upper(), params)
