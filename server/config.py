@@ -72,6 +72,9 @@ class ServerConfig:
     login_refill: float = 6.0
     target_limit: int = 10  # new nicks a client may message at once (0: no limit) ...
     target_refill: float = 6.0  # ... and seconds until it may message one more
+    # Seconds before a client may set or change its away message once more, past one
+    # extra (solanum's away_interval): each reaches every channel peer and watcher.
+    away_interval: int = 30  # 0: no limit
     cloak_hosts: bool = True  # show a keyed hash instead of the client's address
     cloak_key: str = ""  # secret for cloaks; empty: one kept in the --db database
     ban_file: str = "bans.json"  # K-/D-lines kept across restarts ("": only in memory)

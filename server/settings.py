@@ -158,6 +158,10 @@ _HELP: dict[str, str] = {
         "messaged lately do not count (0: no limit; operators are exempt)"
     ),
     "target_refill": "seconds after which a client may message one more new nick",
+    "away_interval": (
+        "seconds before a client may set or change its away message again, after one "
+        "extra change; coming back is always allowed (0: no limit; operators are exempt)"
+    ),
     "whowas_size": "nicks remembered for WHOWAS, the oldest forgotten first (0: off)",
     "monitor_limit": "nicks one client may watch with MONITOR",
     "accept_limit": "users one client may put on its ACCEPT list (caller ID, user mode +g)",
@@ -210,6 +214,7 @@ _HELP: dict[str, str] = {
 
 _METAVAR: dict[str, str] = {
     "scan_rate": "N",
+    "away_interval": "SECONDS",
     "host": "HOST",
     "port": "PORT",
     "tls_port": "PORT",
@@ -239,6 +244,7 @@ _INT_BOUNDS: dict[str, tuple[int, int | None]] = {
     "max_per_host": (0, None),
     "throttle_burst": (0, None),
     "target_limit": (0, 1000),
+    "away_interval": (0, 86400),
     "history_max_rows": (0, None),
     "history_max_age_days": (0, None),
     "whowas_size": (0, 100_000),  # WHOWAS scans the log: keep a lookup within milliseconds

@@ -36,6 +36,7 @@ class Client:
         "accepting",
         "account",
         "away",
+        "away_rate",
         "cap_negotiating",
         "cap_version",
         "caps",
@@ -129,6 +130,7 @@ class Client:
         self.password_failures: list[float] = []  # OPER, SASL: when, for the limit
         self.targets: TargetGate | None = None  # made at the first private message
         self.nick_rate: HostRate | None = None  # nick changes; made at the first one
+        self.away_rate: HostRate | None = None  # away messages set; made at the first
         # Lines received while the client's OPER (checked off the loop) or REHASH
         # awaits its answer: handled, in order, once it is in (None: nothing pending).
         self.held: list[bytes] | None = None

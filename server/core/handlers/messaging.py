@@ -13,6 +13,7 @@ from chat.utf8 import truncate_utf8
 from server import VERSION
 
 from ..caps import PRE_AWAY
+from ..connlimits import HostRate
 from ..relay import relay_wire
 from ..services import pseudo_client, service_target
 from ..targets import TargetGate
@@ -24,6 +25,12 @@ from .chanserv import chanserv
 from .memoserv import memoserv, offline_hint
 from .nickserv import nickserv
 from .registration import REALNAME_MAX
+
+# AWAYs that set or change the message a connection may send at once (the second is
+# solanum's "one additional AWAY command"); then one per ``away_interval`` seconds.
+AWAY_BURST = 2
+AWAY_TOO_FAST = ("This command could not be completed because it has been used recently, "
+                 "and is rate-limited.")  # solanum's 263 for AWAY
 
 SERVICES = {"nickserv": nickserv, "chanserv": chanserv, "memoserv": memoserv}
 SERVICE_COMMANDS = {
@@ -382,6 +389,8 @@ def handle_away(core: ServerCore, client: Client, msg: Message) -> None:
     # An AWAY that changes nothing (the same text again, or back while not away) is
     # answered but told to no one: a line each would reach every peer and watcher.
     changed = (text or None) != client.away
+    if text and changed and not _may_set_away(core, client):
+        return
     if text:
         client.away = text
         core.reply(client, N.RPL_NOWAWAY, "You have been marked as being away")
@@ -396,6 +405,24 @@ def handle_away(core: ServerCore, client: Client, msg: Message) -> None:
     if core.cluster:
         core.publish("away", client.channels, core.uid(client), away=client.away,
                      r=relay_wire(client, relay))
+
+
+def _may_set_away(core: ServerCore, client: Client) -> bool:
+    """Whether ``client`` may set or change its away message now (263 past the rate),
+    as solanum's ``away_interval``: each change reaches every channel peer with
+    away-notify and every watcher, so a toggling user made noise for all of them.
+    Coming back is free, as on solanum: it only ends the noise."""
+    interval = core.config.away_interval
+    if not interval or "o" in client.modes:
+        return True
+    rate = client.away_rate
+    if rate is None:
+        rate = client.away_rate = HostRate(AWAY_BURST, 1.0 / interval)
+    rate.rate = 1.0 / interval  # as REHASHed
+    if rate.take("", core.clock()):
+        return True
+    core.reply(client, N.RPL_TRYAGAIN, "AWAY", AWAY_TOO_FAST)
+    return False
 
 
 def handle_setname(core: ServerCore, client: Client, msg: Message) -> None:
