@@ -299,6 +299,12 @@ class BanList:
                 return rule.ban
         return None
 
+    def dline_refusal(self, ip: str) -> str | None:
+        """Why a connection from ``ip`` is refused by a D-line (its ERROR's words and
+        the metrics' reason), or None."""
+        dline = self.dline_for(ip)
+        return None if dline is None else f"D-Lined: {dline.reason}"
+
     def kline_for(self, user: str, ip: str, host: str) -> ServerBan | None:
         """The K-line matching ``user`` at ``ip`` (or its cloak ``host``), if any."""
         if not self.klines:

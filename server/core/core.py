@@ -324,9 +324,7 @@ class ServerCore:
         client.host_key = key
         refusal = self.limits.admit(key, len(self.clients), now)
         if self.bans.dlines:
-            dline = self.bans.dline_for(ip)
-            if dline is not None:
-                refusal = f"D-Lined: {dline.reason}"
+            refusal = self.bans.dline_refusal(ip) or refusal
         self.clients[conn_id] = client
         if refusal is not None:
             self.stats.refuse(refusal)

@@ -6,7 +6,8 @@ the connection closed: the log line says which it was. A scanner can fail
 handshakes as fast as it connects, so at most ``LOG_PER_MINUTE`` lines a minute
 are written, and then one line with how many were not.
 
-``HandshakeGate`` admits a TLS connection before its handshake, with the core's limits.
+``HandshakeGate`` admits a TLS connection before its handshake, with the core's limits
+and D-lines.
 """
 
 from __future__ import annotations
@@ -166,9 +167,9 @@ class HandshakeGate:
     handshake work: the core hears of a TLS connection only once its handshake is over,
     and until then each holds a descriptor and tens of kB (one address held 9,000).
 
-    A handshake in flight counts as one of its host's connections and towards the
-    global cap, until the core counts it instead. A refused socket is just closed: a
-    TLS client could not read a plaintext ERROR."""
+    A D-lined address is refused here too. A handshake in flight counts as one of its
+    host's connections and towards the global cap, until the core counts it instead. A
+    refused socket is just closed: a TLS client could not read a plaintext ERROR."""
 
     def __init__(self, core: ServerCore) -> None:
         self._core = core
@@ -189,9 +190,12 @@ class HandshakeGate:
         now = core.clock()
         throttle = self._throttle
         throttle.burst, throttle.rate = limits.throttle.burst, limits.throttle.rate  # as REHASHed
-        # The core's checks and words, so the metrics count them together.
-        refusal = limits.full(key, len(core.clients) + self.in_flight,
-                              self._per_host.get(key, 0))
+        # The core's checks and words, so the metrics count them together. A D-line
+        # first: its handshake would be CPU spent for a client the core then refuses.
+        refusal = core.bans.dline_refusal(ip)
+        if refusal is None:
+            refusal = limits.full(key, len(core.clients) + self.in_flight,
+                                  self._per_host.get(key, 0))
         if refusal is None and (limits.throttle.wait(key, now) > 0.0
                                 or not throttle.take(key, now)):
             refusal = THROTTLED
