@@ -583,6 +583,7 @@ class ChatHistory:
             buf.no_history = True  # no accounts on both sides: the server keeps none
         elif req is not None and req.kind in ("latest", "before"):
             buf.history_complete = True
+            buf.history_refused = why
         buf.history_loading = key in self._requests
         buf.version += 1
         self._session.emit(BufferChanged(buf))

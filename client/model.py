@@ -215,6 +215,9 @@ class Buffer:
     key: str = ""  # channel key to rejoin with
     history_loading: bool = False  # a CHATHISTORY request is in flight
     history_complete: bool = False  # the server has nothing older
+    # Why the server's older history was not fetched (a FAIL's text, no answer): it is
+    # not asked again on this connection, but it is not the beginning of history.
+    history_refused: str = ""
     # /clear was used and no older history has been merged since: the top line is
     # where the clear left off, not the beginning of history.
     cleared: bool = False
@@ -492,6 +495,7 @@ class Buffer:
         if dropped:
             self.trimmed += len(dropped)
             self.history_complete = False
+            self.history_refused = ""
             self.cleared = False
             for line in dropped:
                 if line.msgid and not line.redacted:

@@ -2305,6 +2305,7 @@ class Session:
             # JOIN only when one is set (no 331 comes on JOIN).
             buf.topic, buf.topic_spans, buf.topic_setter = "", (), ""
             buf.history_complete = False
+            buf.history_refused = ""
             buf.version += 1
             self.emit(BufferChanged(buf))
             text = event_text("JOIN", msg.params) or ""

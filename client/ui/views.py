@@ -284,6 +284,8 @@ class MessagePane(UIControl):
             return "— cleared —"
         if buf.trimmed and buf.full and not buf.can_grow:  # (PageUp cannot load older)
             return "— scrollback full: older lines dropped —"
+        if buf.history_refused and buf.kind is not BufferKind.SERVER:
+            return f"— older messages not fetched: {buf.history_refused} —"
         if buf.history_complete and buf.kind is not BufferKind.SERVER:
             return "— beginning of history —"
         return ""

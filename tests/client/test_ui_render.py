@@ -818,6 +818,27 @@ def test_beginning_of_history_shows_at_the_top_also_when_the_pane_is_full() -> N
     assert last.endswith("message number 8") and content.line_count == 10
 
 
+def test_older_history_refused_is_not_called_the_beginning_of_history() -> None:
+    """A PageUp the server answers with FAIL (or not at all) is not asked again on this
+    connection; the top says why rather than that history begins there."""
+    s = chat_session(history_lines=2)
+    buf = s.buffer("#t")
+    assert buf is not None
+    s.switch(buf)
+    page = [("bob", "m1", "M1", T0 + 1), ("bob", "m2", "M2", T0 + 2)]
+    feed(s, history_batch("b0", "#t", page))  # the join's history: a full page
+    s.take_outgoing()
+    pane = MessagePane(s, LineRenderer(), Views())
+    assert s.request_older(buf, NOW)
+    assert s.take_outgoing()[-1].startswith("CHATHISTORY BEFORE #t")
+    feed(s, ["FAIL CHATHISTORY MESSAGE_ERROR BEFORE #t :Messages could not be retrieved"])
+    assert not buf.history_loading and not s.request_older(buf, NOW)
+    content = pane.create_content(80, 10)
+    top = "".join(t for _, t, *_ in content.get_line(0))
+    assert top == ("— older messages not fetched: Messages could not be retrieved "
+                   "(MESSAGE_ERROR) —")
+
+
 def test_after_clear_the_top_is_not_called_the_beginning_of_history() -> None:
     s, buf = channel_with_lines(5)
     buf.history_loading, buf.history_complete = False, True
