@@ -195,6 +195,8 @@ def announce_join(core: ServerCore, client: Client, channel: Channel, relay: Rel
 
 
 def handle_part(core: ServerCore, client: Client, msg: Message) -> None:
+    from .messaging import can_send  # messaging imports this module
+
     reason = msg.params[1] if len(msg.params) > 1 else ""
     for name in msg.params[0].split(","):
         if not name:
@@ -204,6 +206,10 @@ def handle_part(core: ServerCore, client: Client, msg: Message) -> None:
             core.reply(client, N.ERR_NOSUCHCHANNEL, name, "No such channel")
         elif client not in channel.members:
             core.reply(client, N.ERR_NOTONCHANNEL, channel.name, "You're not on that channel")
+        elif reason and not can_send(core, channel, client):
+            # The reason is said to the channel and kept in its history: not by one who
+            # may not speak there (solanum's can_send_part), or +q and +m were a PART away.
+            part(core, client, channel, "")
         else:
             part(core, client, channel, reason)
 
