@@ -433,6 +433,7 @@ def ask_playback(
         with_tagmsg=batched and wants_tagmsg(client),
         with_events=playback.fallback or gets_events(client),
         with_redactions=batched and REDACT_CAP in client.caps,
+        playback=True,
     )
     pending = Pending(client.conn_id, "playback", name, None, playback)
     core.read_playback(client, pending, query, first=first)

@@ -154,6 +154,9 @@ class Query:
     with_events: bool = False
     # The client negotiated draft/message-redaction: REDACT_EVENT rows are served too.
     with_redactions: bool = False
+    # A join's playback: a convenience (the client may ask CHATHISTORY for more), so its
+    # walk past unserved rows stops sooner (query.walk_limit).
+    playback: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -511,7 +511,7 @@ class PostgresStore:
                 f"SELECT {_COLUMNS} FROM (SELECT {_COLUMNS} FROM messages "
                 f"WHERE {' AND '.join(where)} ORDER BY seq {order} LIMIT %s) AS walk "
                 f"WHERE {served_sql(served(q))} ORDER BY seq {order} LIMIT %s",
-                (q.target, q.target, *values, walk_limit(limit), limit),
+                (q.target, q.target, *values, walk_limit(limit, q.playback), limit),
             ).fetchall()
             out = [_row(r) for r in rows]
             return out[::-1] if newest else out

@@ -561,7 +561,7 @@ class SQLiteStore:
             with contextlib.closing(conn.execute(
                 f"SELECT {_COLUMNS} FROM messages WHERE {' AND '.join(where)} "
                 f"ORDER BY seq {order} LIMIT ?",
-                (q.target, q.target, *values, walk_limit(limit)),
+                (q.target, q.target, *values, walk_limit(limit, q.playback)),
             )) as walk:
                 for r in walk:
                     if r[5] in commands:

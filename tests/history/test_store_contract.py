@@ -384,6 +384,17 @@ def test_a_served_read_within_the_default_cap_is_never_cut_short(store: Store) -
     assert store.query(Query("LATEST", "#c", NO_REF, 2)) == old + new
 
 
+def test_a_joins_playback_walks_less_far(store: Store) -> None:
+    """A join's playback (read at every join) stops after PLAYBACK_WALK_MIN rows of
+    churn; the same read from CHATHISTORY goes on to the older message."""
+    gen = Messages()
+    old = store.append([gen.new("#c")])
+    store.append([gen.new("#c", "JOIN") for _ in range(walk_limit(5, playback=True))])
+    new = store.append([gen.new("#c")])
+    assert store.query(Query("LATEST", "#c", NO_REF, 5, playback=True)) == new
+    assert store.query(Query("LATEST", "#c", NO_REF, 5)) == old + new
+
+
 def test_timestamp_references(store: Store) -> None:
     gen = Messages()
     t = BASE_MS + 5_000

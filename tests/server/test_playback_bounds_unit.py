@@ -105,3 +105,17 @@ def test_operators_playback_is_not_charged() -> None:
     core.take_effects()
     core.data_received(1, b"JOIN #a,#b,#c\r\n")
     assert channels_read(reads(core)) == ["#a", "#b", "#c"]
+
+
+def test_a_joins_playback_read_is_marked_as_playback_and_chathistory_is_not() -> None:
+    # The store walks a playback read's unserved rows less far (query.walk_limit).
+    core = make_core()
+    register(core, 1, "pj")
+    core.take_effects()
+    core.data_received(1, b"JOIN #c\r\n")
+    (read,) = reads(core)
+    assert read.query is not None and read.query.playback
+    core.history_ready(read.request_id, rows=[])
+    core.data_received(1, b"CHATHISTORY LATEST #c * 10\r\n")
+    (asked,) = reads(core)
+    assert asked.query is not None and not asked.query.playback
