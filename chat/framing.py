@@ -24,10 +24,11 @@ class LineTooLong(Exception):
 class LineBuffer:
     """Accepts CRLF and bare LF; holds at most ``limit`` bytes (+ a CR) of a partial line."""
 
-    __slots__ = ("_buf", "limit")
+    __slots__ = ("_buf", "_skipping", "limit")
 
     def __init__(self, limit: int = MAX_LINE) -> None:
         self._buf = b""
+        self._skipping = False  # feed_skipping: the rest of a line too long is dropped
         self.limit = limit
 
     def feed(self, data: bytes) -> list[bytes]:
@@ -47,6 +48,32 @@ class LineBuffer:
             self._check(lines, tail)
         self._buf = tail
         return lines
+
+    def feed_skipping(self, data: bytes) -> tuple[list[bytes], int]:
+        """As ``feed``, for a reader that goes on past a line too long (the client: the
+        server closes the connection instead): the complete lines in ``data`` and how
+        many lines too long were dropped. The lines around one are kept, and the rest of
+        one that comes in several reads is dropped up to its end, never framed as a line
+        of its own (it could be made to look like another user's)."""
+        dropped = 0
+        if self._skipping:
+            end = data.find(b"\n")
+            if end < 0:
+                return [], 0
+            data = data[end + 1:]
+            self._skipping = False
+        buf = self._buf + data if self._buf else data
+        lines = buf.replace(b"\r\n", b"\n").split(b"\n")
+        tail = lines.pop()
+        if len(buf) > self.limit:
+            kept = [line for line in lines if len(line) <= self.limit]
+            dropped = len(lines) - len(kept)
+            lines = kept
+            if self._too_long(tail):
+                tail, self._skipping = b"", True
+                dropped += 1
+        self._buf = tail
+        return lines, dropped
 
     def _check(self, lines: list[bytes], tail: bytes) -> None:
         """Raise LineTooLong, with the lines before it, at the first line too long."""

@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from chat.framing import LineBuffer, LineTooLong
+from chat.framing import LineBuffer
 
 from .model import (
     Buffer,
@@ -528,11 +528,9 @@ class Connection:
             if not data:
                 return "connection closed by the server"
             self._last_rx = loop.time()
-            try:
-                lines = lines_in.feed(data)
-            except LineTooLong as exc:
-                lines = exc.lines
-                self.session.malformed += 1
+            lines, dropped = lines_in.feed_skipping(data)
+            if dropped:
+                self.session.lines_too_long(dropped, self._clock())
             now = self._clock()
             for line in lines:
                 self.session.feed(line, now)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from chat import numerics as N
 from chat.casemap import Casemapping, casefold, is_casemapping
 from chat.digits import is_digits
+from chat.framing import MAX_LINE
 from chat.message import Message, ParseError, parse, serialize_tags
 from chat.names import is_channel_name, is_valid_nick
 from chat.servertime import format_time, parse_time
@@ -271,6 +272,7 @@ class Session:
         self.account: str | None = None  # logged in as (900), None when not
         self.reconnect_delay: float | None = None  # set while waiting to reconnect
         self.malformed = 0  # lines that could not be parsed
+        self._told_too_long = False  # lines_too_long said so once
         self.connects = 0  # connections made so far
         self.registrations = 0  # connections that got as far as the end of the MOTD
         self.secure = False  # the current connection is TLS
@@ -648,6 +650,15 @@ class Session:
                 self.server,
                 self._local(Kind.ERROR, f"Ignored a line that could not be handled ({exc!r})", now),
             )
+
+    def lines_too_long(self, count: int, now: float) -> None:
+        """``count`` lines from the server longer than an IRC line may be were dropped
+        (the lines around them were not): said once in the server buffer, then counted."""
+        self.malformed += count
+        if not self._told_too_long:
+            self._told_too_long = True
+            self.error(f"Dropped a line from the server longer than {MAX_LINE} bytes "
+                       "(later ones are dropped without a word)", now, self.server)
 
     # ------------------------------------------------------------------ UI API
 

@@ -218,3 +218,34 @@ def test_arbitrary_bytes_never_escape_the_bound(stream: bytes, cuts: list[int]) 
             lines = exc.lines
         assert all(len(line) <= LIMIT and b"\n" not in line for line in lines)
         assert buf.pending <= LIMIT + 1
+
+
+@settings(deadline=None, max_examples=300)
+@given(streams(), st.lists(st.integers(min_value=0), max_size=10))
+def test_skipping_keeps_every_other_line_whatever_the_chunking(
+    stream: bytes, cuts: list[int]
+) -> None:
+    """The client's reader: a line too long is dropped and counted, the lines around it
+    kept, and no piece of it ever comes out as a line of its own."""
+    expected_lines, expected_tail, _too_long = _reference(stream, LIMIT)
+    kept = [line for line in expected_lines if len(line) <= LIMIT]
+    tail_too_long = len(expected_tail) - expected_tail.endswith(b"\r") > LIMIT
+    buf = LineBuffer(limit=LIMIT)
+    got: list[bytes] = []
+    dropped = 0
+    for chunk in _chunk(stream, cuts):
+        lines, count = buf.feed_skipping(chunk)
+        got += lines
+        dropped += count
+        assert buf.pending <= LIMIT + 1
+    assert got == kept
+    assert dropped == len(expected_lines) - len(kept) + tail_too_long
+    assert buf.pending == (0 if tail_too_long else len(expected_tail))
+
+
+def test_skipping_a_line_too_long_in_pieces_never_frames_its_rest() -> None:
+    buf = LineBuffer(limit=LIMIT)
+    assert buf.feed_skipping(b"good\r\n" + b"C" * (LIMIT + 5)) == ([b"good"], 1)
+    assert buf.feed_skipping(b"C" * 100) == ([], 0)
+    forged = b" :m PRIVMSG #t :tail\r\n:b PRIVMSG #t :after\r\n"  # (LIMIT: 24)
+    assert buf.feed_skipping(forged) == ([b":b PRIVMSG #t :after"], 0)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from chat.framing import MAX_LINE
 from client import history as history_module
 from client import session as session_module
 from client.connection import backoff_delay
@@ -728,3 +729,30 @@ async def test_reconnect_while_waiting_to_retry_connects_now(
     alice.conn.input("/reconnect")
     await alice.wait(lambda: alice.session.connects == 2 and alice.session.registered,
                      "connected again while the gate is closed")  # fmt: skip
+
+
+async def test_a_line_too_long_is_dropped_and_the_lines_around_it_are_not(
+    ircd: Ircd, alice: ChatClient
+) -> None:
+    """A hostile or broken server's line past the IRC bound (here a tag blob, then one
+    sent in pieces whose rest looks like another user's message): only it is dropped,
+    said once, and the lines in the same read around it arrive."""
+    writer = ircd.writers[-1]
+    blob = "z" * (MAX_LINE + 100)
+    writer.write((f":bob!b@h PRIVMSG alice :before\r\n@+x={blob} :bob!b@h PRIVMSG alice :big\r\n"
+                  + "".join(f":bob!b@h PRIVMSG alice :after {i}\r\n" for i in range(50))
+                  + "@+y=" + "C" * (MAX_LINE + 10)).encode())
+    await writer.drain()
+    writer.write(b"C" * 1000 + b" :mallory!m@h PRIVMSG alice :forged\r\n"
+                 b":bob!b@h PRIVMSG alice :last\r\n")
+
+    def bobs() -> list[str]:
+        query = alice.session.buffer("bob")
+        return [] if query is None else [ln.text for ln in query.lines]
+
+    await alice.wait(lambda: "last" in bobs(), "bob's last line")
+    assert bobs() == ["before", *(f"after {i}" for i in range(50)), "last"]
+    assert alice.session.buffer("mallory") is None
+    told = [ln.text for ln in alice.session.server.lines if "longer than" in ln.text]
+    assert told == [f"Dropped a line from the server longer than {MAX_LINE} bytes "
+                    "(later ones are dropped without a word)"]
