@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from .chatlog import ChatLog, safe_name
 from .config import ClientConfig, ConfigError, ServerSettings, default_nick, default_path, load
 from .connection import Connection, ConnectionSettings
+from .sasl import MECHANISMS
 from .session import Session, SessionConfig
 from .sts import StsStore
 from .sts import default_path as sts_path
@@ -29,7 +30,10 @@ scrollback). See client/README.md.
 
 SASL login at connect: --sasl-username NAME (or sasl_username in the config) with
 the password in the environment variable {SASL_PASSWORD_ENV} (or sasl_password in the
-config); there is no option for the password, so that it never shows in ps.
+config); there is no option for the password, so that it never shows in ps. SCRAM-SHA-256
+when the server offers it; PLAIN, which sends the password itself, only over TLS with a
+verified certificate (unless --sasl-plain-insecure), and never after a failed SCRAM: an
+account the server has no SCRAM credentials for yet needs --sasl-mechanism PLAIN.
 
 In the client: /help lists the commands (/join /part /msg /query /me /notice /nick
 /topic /names /list /whois /whowas /notify /ignore /away /register /ns /invite /knock /kick
@@ -61,6 +65,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help=f"log in to account NAME at connect (SASL SCRAM-SHA-256 or PLAIN); the password "
         f"comes from ${SASL_PASSWORD_ENV} or the config file",
+    )
+    p.add_argument(
+        "--sasl-mechanism",
+        type=str.upper,
+        choices=MECHANISMS,
+        help="log in with this mechanism only (default: SCRAM-SHA-256 when offered, else "
+        "PLAIN); PLAIN for an account the server has no SCRAM credentials for yet",
+    )
+    p.add_argument(
+        "--sasl-plain-insecure",
+        action="store_true",
+        help="allow SASL PLAIN without TLS or with an unverified certificate (the password "
+        "can then be read by anyone on the way, or by an impostor)",
     )
     p.add_argument("--join", metavar="CHANNELS", help="channels to join, comma-separated: '#a,#b'")
     p.add_argument("--config", metavar="FILE", help=f"config file (default {default_path()})")
@@ -116,6 +133,8 @@ def build(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
             password=args.password if args.password is not None else server.password,
             sasl_username=sasl_username,
             sasl_password=sasl_password,
+            sasl_mechanism=args.sasl_mechanism or server.sasl_mechanism,
+            sasl_plain_insecure=args.sasl_plain_insecure or server.sasl_plain_insecure,
             channels=tuple(dict.fromkeys(channels)),
             show_first_channel=True,  # --join #a: the user lands in #a, not the server buffer
             user_modes=server.user_modes,

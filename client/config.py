@@ -34,6 +34,8 @@ Example::
     user_modes = "+g"                   # set on yourself after every connect (+g: caller ID)
     sasl_username = "alice"             # log in to this account at connect (SASL)...
     sasl_password = "secret"            # ...or set CHAT_SASL_PASSWORD instead
+    # sasl_mechanism = "PLAIN"          # an account the server has no SCRAM credentials for
+    # sasl_plain_insecure = true        # PLAIN without verified TLS: the password readable
     notify = ["carol"]                  # added to the list above on this server
     ignore = ["troll"]                  # likewise
     send_rate = 4                       # this server (a bouncer) takes more
@@ -60,6 +62,7 @@ from typing import Any
 from chat.names import is_valid_nick
 
 from .pacing import DEFAULT_BURST, DEFAULT_RATE, Pacing
+from .sasl import MECHANISMS
 from .smartfilter import DEFAULT_MINUTES, Events
 
 MAX_BURST = 1000  # send_burst: lines at once
@@ -143,6 +146,8 @@ _SERVER_KEYS = {
     "password",
     "sasl_username",
     "sasl_password",
+    "sasl_mechanism",
+    "sasl_plain_insecure",
     "channels",
     "user_modes",
     "notify",
@@ -195,6 +200,10 @@ class ServerSettings:
     password: str | None = None
     sasl_username: str | None = None  # SASL at connect (SCRAM-SHA-256 or PLAIN), with a password
     sasl_password: str | None = field(default=None, repr=False)
+    # None: SCRAM-SHA-256 when offered, else PLAIN; "PLAIN" for an account the server
+    # has no SCRAM credentials for (never chosen after a failed SCRAM: client/sasl.py).
+    sasl_mechanism: str | None = None
+    sasl_plain_insecure: bool = False  # PLAIN also without TLS with a verified certificate
     channels: tuple[str, ...] = ()
     user_modes: str = ""  # e.g. "+g": set on ourselves after every registration
     notify: tuple[str, ...] = ()
@@ -418,6 +427,10 @@ def _server(name: str, table: Any) -> ServerSettings:
         raise ConfigError(f"{where}.sasl_password: expected a string")
     if sasl_password is not None and "\0" in sasl_password:
         raise ConfigError(f"{where}.sasl_password: must not contain NUL")
+    mechanism = _str(table, "sasl_mechanism", f"{where}.sasl_mechanism").upper()
+    if mechanism and mechanism not in MECHANISMS:
+        raise ConfigError(f"{where}.sasl_mechanism: expected one of "
+                          f"{', '.join(MECHANISMS)}, got {mechanism!r}")
     channels = _str_list(table.get("channels", []), f"{where}.channels")
     for chan in channels:
         if not chan or any(c in chan for c in " ,\x07\r\n\0"):
@@ -438,6 +451,9 @@ def _server(name: str, table: Any) -> ServerSettings:
         password=password or None,
         sasl_username=sasl_username or None,
         sasl_password=sasl_password or None,
+        sasl_mechanism=mechanism or None,
+        sasl_plain_insecure=_bool(
+            table, "sasl_plain_insecure", False, f"{where}.sasl_plain_insecure"),
         channels=tuple(channels),
         user_modes=user_modes,
         notify=_nick_list(table, "notify", f"{where}.notify"),

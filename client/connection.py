@@ -481,7 +481,8 @@ class Connection:
         self._wq_ready = asyncio.Event()
         self._quit = asyncio.Event()
         self._last_rx = loop.time()
-        self.session.connection_made(self._clock(), secure=secure)
+        self.session.connection_made(
+            self._clock(), secure=secure, verified=secure and self._verifies())
         self.flush()
         tasks = {
             asyncio.ensure_future(self._read_loop(reader)),

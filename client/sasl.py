@@ -1,16 +1,21 @@
 """SASL at connect (IRCv3 sasl-3.1/3.2): logging in before registration ends, with
-SCRAM-SHA-256 when the server offers it, else PLAIN.
+SCRAM-SHA-256 when the server offers it, else PLAIN (or the one ``sasl_mechanism`` names).
 
 ``sasl`` is requested with the other capabilities when the server offers it with
 SCRAM-SHA-256 or PLAIN (or with no list of mechanisms: PLAIN); after the ACK the
 exchange runs in AUTHENTICATE lines and CAP END waits for its outcome. SCRAM never
 sends the password, and the login counts only once the server has proved it holds the
-password's credentials (its signature); a wrong one is a failed login, aborted. When
-SCRAM fails (904: a wrong password, or an account the server has no SCRAM credentials
-for yet) and PLAIN is offered too, PLAIN is tried once on the same connection. A login
-that is not offered, refused, failed or never answered is reported with an error
-line, and registration goes on without it (WeeChat's ``sasl_fail=continue``). Every
-connection logs in again.
+password's credentials (its signature); a wrong one is a failed login, aborted.
+
+PLAIN sends the password itself, so it goes only over TLS with a verified certificate
+(``sasl_plain_insecure`` allows it elsewhere), and never in place of a failed SCRAM:
+an impostor, or anyone on a plaintext path, could answer SCRAM with 904 (or strip it
+from CAP LS) to be sent the password. An account the server has no SCRAM credentials
+for yet logs in with ``sasl_mechanism = "PLAIN"``; the 904 line says so.
+
+A login that is not offered, refused, failed or never answered is reported with an
+error line, and registration goes on without it (WeeChat's ``sasl_fail=continue``).
+Every connection logs in again.
 
 Without configured credentials, those of a login made during the session (``/register``,
 NickServ ``IDENTIFY``: :meth:`SaslLogin.learn`) are used from the next connect on, for
@@ -34,6 +39,10 @@ SASL_CHUNK = framing.CHUNK  # bytes of base64 per AUTHENTICATE line (IRCv3 sasl-
 SASL_TIMEOUT = 20.0  # an exchange still unanswered at a keepalive after this is given up
 MAX_MESSAGE = 4 * SASL_CHUNK  # base64 of one server message; a longer one is refused
 ATTEMPT_WINDOW = 120.0  # seconds a password sent to log in waits for its 900
+MECHANISMS = (SCRAM, "PLAIN")  # what sasl_mechanism may name
+# After a failed SCRAM: how an account the server has no SCRAM credentials for logs in.
+PLAIN_HINT = (
+    'to log in with PLAIN instead (over TLS): --sasl-mechanism PLAIN, or sasl_mechanism = "PLAIN"')
 
 # SASL at connect: idle -> requested (CAP REQ) -> started (AUTHENTICATE <mechanism>) ->
 # sent (our first message) -> done; "done" also when it was not offered or failed.
@@ -47,6 +56,10 @@ class Credentials(Protocol):
     def sasl_username(self) -> str | None: ...
     @property
     def sasl_password(self) -> str | None: ...
+    @property
+    def sasl_mechanism(self) -> str | None: ...  # None: SCRAM-SHA-256 when offered, else PLAIN
+    @property
+    def sasl_plain_insecure(self) -> bool: ...  # PLAIN also without verified TLS
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +89,10 @@ class SaslSession(Protocol):
     def account(self) -> str | None: ...
     @property
     def registered(self) -> bool: ...
+    @property
+    def secure(self) -> bool: ...  # the connection is TLS
+    @property
+    def tls_verified(self) -> bool: ...  # ...with a verified certificate
     def fold(self, name: str) -> str: ...
     def send(self, command: str, *params: str) -> None: ...
     def error(self, text: str, now: float, buffer: Buffer | None = None) -> None: ...
@@ -92,7 +109,7 @@ class SaslLogin:
         self.step: SaslStep = "idle"
         self.since = 0.0  # when the exchange began (SASL_TIMEOUT counts from there)
         self._mechanism = "PLAIN"  # or SCRAM-SHA-256, when the server offers it
-        self._plain_after = False  # PLAIN is offered too: tried if SCRAM fails
+        self._plain_offered = False  # SCRAM failing, the failure says how to use PLAIN
         self._scram: ScramClient | None = None  # a SCRAM exchange's state
         self._proof_sent = False  # SCRAM: the client-final went out
         self._incoming = ""  # SCRAM: the base64 of the server message so far
@@ -209,20 +226,45 @@ class SaslLogin:
             return False
         value = offered.get("sasl")
         mechanisms = value.upper().split(",") if value else []
+        mechanism = self._choose(mechanisms)
         if value is None:
             reason = "the server does not offer SASL"
-        elif mechanisms and SCRAM not in mechanisms and "PLAIN" not in mechanisms:
-            reason = (
-                f"the server offers SASL only as {plain(value)[:64]}, not {SCRAM} or PLAIN"
-            )
+        elif mechanism is None:
+            wanted = self._credentials.sasl_mechanism or f"{SCRAM} or PLAIN"
+            reason = f"the server offers SASL only as {plain(value)[:64]}, not {wanted}"
+        elif mechanism == "PLAIN" and (refusal := self._plain_refusal()):
+            reason = refusal
         else:
-            # No list (sasl-3.1 servers): PLAIN, which every server with SASL takes.
-            self._mechanism = SCRAM if SCRAM in mechanisms else "PLAIN"
-            self._plain_after = self._mechanism == SCRAM and "PLAIN" in mechanisms
+            self._mechanism = mechanism
+            self._plain_offered = not mechanisms or "PLAIN" in mechanisms
             self.step = "requested"
             return True
         self._over(reason, now, tried=False)
         return False
+
+    def _choose(self, mechanisms: list[str]) -> str | None:
+        """The mechanism to log in with, of those offered (none listed: sasl-3.1
+        servers, which all take PLAIN), None when none will do."""
+        wanted = self._credentials.sasl_mechanism
+        plain_ok = not mechanisms or "PLAIN" in mechanisms
+        if wanted == "PLAIN":
+            return "PLAIN" if plain_ok else None
+        if SCRAM in mechanisms or (wanted == SCRAM and not mechanisms):
+            return SCRAM
+        return "PLAIN" if plain_ok and wanted is None else None
+
+    def _plain_refusal(self) -> str:
+        """Why PLAIN must not send the password on this connection ('' when it may):
+        only TLS with a verified certificate keeps it from other eyes than the
+        server's, the one the user chose."""
+        session = self._session
+        if session.tls_verified or self._credentials.sasl_plain_insecure:
+            return ""
+        allow = "or send it anyway with --sasl-plain-insecure (sasl_plain_insecure = true)"
+        if session.secure:
+            return ("PLAIN would send the password to a server whose TLS certificate was "
+                    f"not verified: trust the certificate instead of --tls-no-verify, {allow}")
+        return f"PLAIN would send the password unencrypted: connect with --tls, {allow}"
 
     def cap_acked(self, acked: list[str], now: float) -> bool:
         """CAP ACK: True when the login holds back CAP END (or has sent it already)."""
@@ -327,14 +369,14 @@ class SaslLogin:
                 return Kind.INFO, text
             if code == "908":
                 mechanisms = p[1] if len(p) > 2 else "?"
-                if self._plain_after and "PLAIN" in mechanisms.upper().split(","):
-                    return None  # the 904 that follows tries PLAIN
-                self._over(f"the server offers {mechanisms}, not {self._mechanism}", now)
-            elif code == "904" and self._plain_after:
-                # SCRAM failed: a wrong password, or an account from before the server
-                # kept SCRAM credentials. PLAIN once (which gives it them, on ours).
-                self._mechanism, self._plain_after = "PLAIN", False
-                self._start(now)
+                self._plain_offered = "PLAIN" in mechanisms.upper().split(",")
+                self._over(self._scram_hint(
+                    f"the server offers {plain(mechanisms)[:64]}, not {self._mechanism}"), now)
+            elif code == "904" and self._mechanism == SCRAM:
+                # Never PLAIN in its place: an impostor would answer 904 to get the password.
+                self._over(self._scram_hint(
+                    f"{text} (a wrong password, or an account this server has no SCRAM "
+                    "credentials for yet)"), now)
             else:
                 self._over(text, now)
             return None
@@ -344,6 +386,12 @@ class SaslLogin:
         if code == "908" and len(p) > 2:
             text = f"SASL mechanisms: {p[1]}"
         return kind, text
+
+    def _scram_hint(self, reason: str) -> str:
+        """A failed SCRAM's reason, with how to log in with PLAIN when it may help."""
+        if self._mechanism != SCRAM or not self._plain_offered:  # (PLAIN would not help)
+            return reason
+        return f"{reason}; {PLAIN_HINT}"
 
     def _start(self, now: float) -> None:
         """AUTHENTICATE with the chosen mechanism: a new exchange."""

@@ -181,6 +181,8 @@ class SessionConfig:
     password: str | None = None
     sasl_username: str | None = None  # SASL at connect when both are set
     sasl_password: str | None = field(default=None, repr=False)
+    sasl_mechanism: str | None = None  # "SCRAM-SHA-256" or "PLAIN"; None: SCRAM if offered
+    sasl_plain_insecure: bool = False  # PLAIN also over plaintext or unverified TLS
     channels: tuple[str, ...] = ()  # joined after registration
     show_first_channel: bool = False  # switch to channels[0] once joined (chat-client does)
     user_modes: str = ""  # set on ourselves after every registration, e.g. "+g"
@@ -276,6 +278,7 @@ class Session:
         self.connects = 0  # connections made so far
         self.registrations = 0  # connections that got as far as the end of the MOTD
         self.secure = False  # the current connection is TLS
+        self.tls_verified = False  # ...and its certificate was verified
         self.casemapping: Casemapping = "rfc1459"
         self.chantypes = "#&"
         self.prefix_modes, self.prefix_symbols = DEFAULT_PREFIX
@@ -394,12 +397,16 @@ class Session:
         events, self._events = self._events, []
         return events
 
-    def connection_made(self, now: float, *, secure: bool = False) -> None:
-        """TCP (and TLS, when ``secure``) is up: start CAP negotiation and registration."""
+    def connection_made(
+        self, now: float, *, secure: bool = False, verified: bool = False
+    ) -> None:
+        """TCP (and TLS, when ``secure``; its certificate checked, when ``verified``) is
+        up: start CAP negotiation and registration."""
         text = "Connected (TLS), registering" if secure else "Connected, registering"
         self._add(self.server, self._local(Kind.INFO, text, now))
         self.connects += 1
         self.secure = secure
+        self.tls_verified = secure and verified
         self.state = State.REGISTERING
         self.reconnect_delay = None
         self.caps = set()

@@ -64,6 +64,8 @@ class ChatClient:
         host: str = "127.0.0.1",
         notify: tuple[str, ...] = (),
         sasl: tuple[str, str] | None = None,  # (username, password): SASL at connect
+        sasl_mechanism: str | None = None,
+        sasl_plain_insecure: bool = False,
         history_lines: int = 100,
         scrollback: int = 2000,
         **settings: float,
@@ -72,6 +74,7 @@ class ChatClient:
         user, password = sasl if sasl is not None else (None, None)
         session = Session(SessionConfig(
             nick=nick, channels=channels, notify=notify, sasl_username=user, sasl_password=password,
+            sasl_mechanism=sasl_mechanism, sasl_plain_insecure=sasl_plain_insecure,
             history_lines=history_lines, scrollback=scrollback,
         ))  # fmt: skip
         gate = Gate()

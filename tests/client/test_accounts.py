@@ -1,7 +1,9 @@
-"""Accounts in the client: SASL at connect (SCRAM-SHA-256, PLAIN when SCRAM is not
-offered or fails) and /register, against our real server over TCP (the server's own
-view checked with a second connection's WHOIS 330), against ngIRCd, a real server that
-has never heard of SASL, and against a fake server whose SCRAM signature is wrong.
+"""Accounts in the client: SASL at connect (SCRAM-SHA-256; PLAIN when SCRAM is not
+offered, or asked for, and only over verified TLS) and /register, against our real
+server over TCP and TLS (the server's own view checked with a second connection's WHOIS
+330), against ngIRCd, a real server that has never heard of SASL, and against fake
+servers: one whose SCRAM signature is wrong, one answering SCRAM with 904 to be sent
+the password with PLAIN.
 
 At the end, a few sans-IO cases the real servers cannot produce (a server offering only
 EXTERNAL, or only PLAIN, one without CAP, one that never answers AUTHENTICATE).
@@ -12,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import ssl
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -32,7 +36,7 @@ from tests.e2e.irc_clients import server_skip_reason, start_server
 from tests.server.helpers import ask, forget_scram, only
 
 from .helpers import NOW, all_text, burst_offering, chat_session, feed, make, reconnect
-from .netutil import ChatClient, restart_server, start_logged
+from .netutil import ChatClient, Ircd, cert_or_skip, restart_server, start_logged
 
 PASSWORD = "tr0ub4dor&3"
 LOGGED_IN = "You are now logged in as {}"
@@ -116,9 +120,13 @@ async def test_a_wrong_password_is_an_error_and_the_client_connects_anyway(
     s = frank.session
     assert s.registered and s.account is None
     errors = server_texts(s, Kind.ERROR)
-    assert [e for e in errors if e.startswith("SASL login as frank failed")], errors
-    assert len(errors) == 1  # SCRAM's failure is not reported: PLAIN was tried after it
-    assert "AUTHENTICATE SCRAM-SHA-256" in frank.sent and "AUTHENTICATE PLAIN" in frank.sent
+    assert errors == [
+        "SASL login as frank failed: SASL authentication failed (a wrong password, or an "
+        "account this server has no SCRAM credentials for yet); to log in with PLAIN instead "
+        '(over TLS): --sasl-mechanism PLAIN, or sasl_mechanism = "PLAIN"; connecting '
+        "without logging in"]
+    # SCRAM alone: a 904 is no reason to send the password itself with PLAIN.
+    assert "AUTHENTICATE SCRAM-SHA-256" in frank.sent and "AUTHENTICATE PLAIN" not in frank.sent
     assert not any("not the password" in text for text in all_text(s))
     assert await whois_account(server, "frank") is None
 
@@ -127,43 +135,138 @@ async def test_a_wrong_password_is_an_error_and_the_client_connects_anyway(
 async def test_credentials_go_in_400_byte_chunks(
     server: RunningServer, clients: list[ChatClient], extra: int
 ) -> None:
-    """PLAIN's credentials (for an account without SCRAM credentials, so that SCRAM
-    fails first): extra 0: the base64 is exactly 400 bytes, one full line, so a '+'
-    must follow (without it the server would wait for more and registration would never
-    end); extra 3: 404 bytes, a full line and a short one."""
+    """PLAIN's credentials (asked for, and allowed over the test's plaintext TCP):
+    extra 0: the base64 is exactly 400 bytes, one full line, so a '+' must follow
+    (without it the server would wait for more and registration would never end);
+    extra 3: 404 bytes, a full line and a short one."""
     password = "x" * (300 - len("hank") - 2 + extra)
     assert len(base64.b64encode(f"\0hank\0{password}".encode())) == 400 + 4 * (extra > 0)
     await make_account(server, "hank", password)
     forget_scram(server.config.db, "hank")
-    hank = ChatClient.start(server.port, "hank", sasl=("hank", password))
+    hank = ChatClient.start(server.port, "hank", sasl=("hank", password),
+                            sasl_mechanism="PLAIN", sasl_plain_insecure=True)  # fmt: skip
     clients.append(hank)
     await hank.wait(lambda: hank.session.registered, "registration")
     assert hank.session.account == "hank"
     assert await whois_account(server, "hank") == "hank"
-    assert "AUTHENTICATE PLAIN" in hank.sent
+    assert "AUTHENTICATE PLAIN" in hank.sent and "AUTHENTICATE SCRAM-SHA-256" not in hank.sent
 
 
-async def test_an_account_from_before_scram_logs_in_with_plain_then_scram(
-    server: RunningServer, clients: list[ChatClient]
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[RunningServer, Path]]:
+    """Our server with a TLS port too (its certificate, self-signed for 127.0.0.1, is
+    the second item: a client trusting it verifies the connection)."""
+    cert, key = cert_or_skip(tmp_path)
+    config = replace(suite_config(), tls_port=0, tls_cert=str(cert), tls_key=str(key))
+    running = start_chat_server(config, "asyncio", db=str(tmp_path / "history.db"))
+    try:
+        yield running, cert
+    finally:
+        running.handle.stop()
+
+
+def over_tls(server: RunningServer, cert: Path, nick: str, **kw: object) -> ChatClient:
+    """A client for ``nick`` on ``server``'s TLS port, trusting ``cert`` (verified TLS)."""
+    assert server.handle.tls_port is not None
+    c = ChatClient.start(server.handle.tls_port, nick, tls=True, **kw)  # type: ignore[arg-type]
+    c.conn._ssl = ssl.create_default_context(cafile=str(cert))
+    return c
+
+
+async def test_an_account_from_before_scram_logs_in_with_plain_when_asked_then_scram(
+    tls_server: tuple[RunningServer, Path], clients: list[ChatClient]
 ) -> None:
-    """SCRAM fails (the server has no credentials for the account yet): PLAIN on the same
-    connection logs in, with no error shown, and gives the server the credentials, so
-    that the next connection logs in with SCRAM alone."""
+    """SCRAM fails (the server has no credentials for the account yet): no PLAIN after
+    it, and the error line says how to log in; with sasl_mechanism PLAIN over verified
+    TLS the login works and gives the server the credentials, so that the next
+    connection logs in with SCRAM alone."""
+    server, cert = tls_server
     await make_account(server, "kate")
     forget_scram(server.config.db, "kate")
-    first = ChatClient.start(server.port, "kate", sasl=("kate", PASSWORD))
+    first = over_tls(server, cert, "kate", sasl=("kate", PASSWORD))
     clients.append(first)
     await first.wait(lambda: first.session.registered, "registration")
-    assert first.session.account == "kate" and server_texts(first.session, Kind.ERROR) == []
-    methods = [line for line in first.sent if line in SASL_STARTS]
-    assert methods == ["AUTHENTICATE SCRAM-SHA-256", "AUTHENTICATE PLAIN"]
-    second = ChatClient.start(server.port, "kate2", sasl=("kate", PASSWORD))
+    assert first.session.tls_verified and first.session.account is None
+    assert [line for line in first.sent if line in SASL_STARTS] == ["AUTHENTICATE SCRAM-SHA-256"]
+    (error,) = server_texts(first.session, Kind.ERROR)
+    assert "--sasl-mechanism PLAIN" in error
+    second = over_tls(server, cert, "kate2", sasl=("kate", PASSWORD), sasl_mechanism="PLAIN")
     clients.append(second)
     await second.wait(lambda: second.session.registered, "registration")
-    assert second.session.account == "kate"
-    assert [line for line in second.sent if line in SASL_STARTS] == [
-        "AUTHENTICATE SCRAM-SHA-256"]
-    assert await whois_account(server, "kate2") == "kate"
+    assert second.session.account == "kate" and server_texts(second.session, Kind.ERROR) == []
+    assert [line for line in second.sent if line in SASL_STARTS] == ["AUTHENTICATE PLAIN"]
+    third = over_tls(server, cert, "kate3", sasl=("kate", PASSWORD))
+    clients.append(third)
+    await third.wait(lambda: third.session.registered, "registration")
+    assert third.session.account == "kate"
+    assert [line for line in third.sent if line in SASL_STARTS] == ["AUTHENTICATE SCRAM-SHA-256"]
+    assert await whois_account(server, "kate3") == "kate"
+
+
+async def registering(ircd: Ircd, password: str, **kw: object) -> ChatClient:
+    """A client logging in as lee with ``password`` to the scripted ``ircd``, which
+    leaves registration to the test; once its CAP LS has come."""
+    ircd.welcome = False
+    c = ChatClient.start(ircd.port, "lee", sasl=("lee", password), **kw)  # type: ignore[arg-type]
+    await ircd.wait(lambda: any(ln.startswith("USER ") for ln in ircd.lines), "USER")
+    return c
+
+
+def leaked(lines: list[str], password: str) -> list[str]:
+    """The lines carrying ``password`` as PLAIN sends it (its base64), or as is."""
+    token = base64.b64encode(f"\0lee\0{password}".encode()).decode()
+    return [line for line in lines if token[:12] in line or password in line]
+
+
+async def test_a_904_to_scram_does_not_get_the_password_with_plain(
+    ircd: Ircd, clients: list[ChatClient]
+) -> None:
+    """An impostor (or anyone on a plaintext path) offers SCRAM and PLAIN, answers
+    SCRAM with 904, and waits for PLAIN's password: it never comes."""
+    password = "hunter2hunter2"
+    lee = await registering(ircd, password)
+    clients.append(lee)
+    ircd.send(":evil.test CAP * LS :sasl=SCRAM-SHA-256,PLAIN server-time")
+    await ircd.wait(lambda: any(ln.startswith("CAP REQ") for ln in ircd.lines), "CAP REQ")
+    ircd.send(":evil.test CAP lee ACK :sasl server-time")
+    await ircd.wait(lambda: "AUTHENTICATE SCRAM-SHA-256" in ircd.lines, "SCRAM")
+    ircd.send("AUTHENTICATE +")
+    await ircd.wait(lambda: len([ln for ln in ircd.lines if ln.startswith("AUTHENTICATE")]) == 2,
+                    "the client-first message")  # fmt: skip
+    ircd.send(":evil.test 904 lee :SASL authentication failed")
+    await ircd.wait(lambda: "CAP END" in ircd.lines or "AUTHENTICATE PLAIN" in ircd.lines,
+                    "what follows the 904")  # fmt: skip
+    ircd.send(":evil.test 001 lee :Welcome")
+    ircd.send("AUTHENTICATE +")  # (as if PLAIN had been asked for: nothing must answer it)
+    ircd.send(":evil.test 422 lee :No MOTD")
+    await lee.wait(lambda: lee.session.registered, "registration")
+    assert "AUTHENTICATE PLAIN" not in ircd.lines
+    assert leaked(ircd.lines, password) == []
+    assert [e for e in server_texts(lee.session, Kind.ERROR) if "--sasl-mechanism PLAIN" in e]
+
+
+@pytest.mark.parametrize("offered", ["sasl=PLAIN", "sasl"])
+async def test_plain_is_not_sent_over_plaintext(
+    ircd: Ircd, clients: list[ChatClient], offered: str
+) -> None:
+    """A server offering only PLAIN (or no list, sasl-3.1) over plaintext TCP: no login,
+    and the line says why and what would allow it."""
+    password = "hunter2hunter2"
+    lee = await registering(ircd, password)
+    clients.append(lee)
+    ircd.send(f":evil.test CAP * LS :{offered} server-time")
+    await ircd.wait(lambda: any(ln.startswith("CAP REQ") for ln in ircd.lines), "CAP REQ")
+    ircd.send(":evil.test CAP lee ACK :server-time")
+    await ircd.wait(lambda: "CAP END" in ircd.lines, "CAP END")
+    ircd.send(":evil.test 001 lee :Welcome")
+    ircd.send(":evil.test 422 lee :No MOTD")
+    await lee.wait(lambda: lee.session.registered, "registration")
+    assert not [ln for ln in ircd.lines if ln.startswith("AUTHENTICATE") or "sasl" in ln]
+    assert leaked(ircd.lines, password) == []
+    assert server_texts(lee.session, Kind.ERROR) == [
+        "SASL login as lee skipped: PLAIN would send the password unencrypted: connect "
+        "with --tls, or send it anyway with --sasl-plain-insecure (sasl_plain_insecure = "
+        "true); connecting without logging in"]
 
 
 SASL_STARTS = ("AUTHENTICATE SCRAM-SHA-256", "AUTHENTICATE PLAIN")
@@ -420,7 +523,7 @@ def test_logging_out_forgets_the_login_made_during_the_session() -> None:
     assert s.sasl_learned == "alice"
     feed(s, [":test.server 901 alice alice!~a@h :You are now logged out"])  # /ns LOGOUT
     assert s.sasl_learned is None
-    out = reconnect(s, burst_offering("sasl=PLAIN"))
+    out = reconnect(s, burst_offering("sasl=SCRAM-SHA-256,PLAIN"))
     assert not any(line.startswith("AUTHENTICATE") or "sasl" in line for line in out)
 
 
@@ -430,7 +533,7 @@ def test_configured_credentials_win_over_a_login_made_during_the_session() -> No
     feed(s, [":test.server 900 alice alice!~a@h alice :You are now logged in as alice"])
     assert not any("Reconnects log in" in text for text in all_text(s))
     s.connection_lost(NOW + 1)
-    s.connection_made(NOW + 2)
+    s.connection_made(NOW + 2, secure=True, verified=True)
     feed(s, [":test.server CAP * LS :sasl=PLAIN", ":test.server CAP alice ACK :sasl"])
     out = feed(s, ["AUTHENTICATE +"])
     assert base64.b64decode(out[0].split()[1]) == b"\0lee\0configured-pw"
@@ -471,9 +574,11 @@ async def test_a_server_without_sasl_is_joined_without_logging_in(
 # ---------------------------------------------------------------------- sans-IO edges
 
 
-def sasl_session(**kw: object) -> Session:
+def sasl_session(*, tls: bool = False, verified: bool = False, **kw: object) -> Session:
+    """Logging in as lee, over plaintext TCP unless ``tls`` (``verified``: its
+    certificate checked, where PLAIN may go)."""
     s = make(sasl_username="lee", sasl_password="hunter2hunter2", **kw)
-    s.connection_made(NOW)
+    s.connection_made(NOW, secure=tls, verified=verified)
     s.take_outgoing()
     return s
 
@@ -483,7 +588,7 @@ def errors(s: Session) -> list[str]:
 
 
 def test_the_exchange_on_the_wire() -> None:
-    s = sasl_session()
+    s = sasl_session(tls=True, verified=True)
     assert feed(s, [":srv CAP * LS :multi-prefix sasl=EXTERNAL,PLAIN"]) == [
         "CAP REQ :multi-prefix sasl"]
     assert feed(s, [":srv CAP * ACK :multi-prefix sasl"]) == ["AUTHENTICATE PLAIN"]
@@ -529,37 +634,75 @@ def test_scram_on_the_wire() -> None:
     assert s.account == "lee" and errors(s) == []
 
 
-def test_a_failed_scram_tries_plain_once_when_offered() -> None:
-    s = sasl_session()
+def test_a_failed_scram_never_falls_back_to_plain() -> None:
+    """Even over verified TLS: 904 is what an impostor answers to get the password."""
+    s = sasl_session(tls=True, verified=True)
     feed(s, [":srv CAP * LS :sasl=SCRAM-SHA-256,PLAIN", ":srv CAP * ACK :sasl"])
     feed(s, ["AUTHENTICATE +"])
     # The server has no SCRAM credentials for the account: 904 at the first message.
-    assert feed(s, [":srv 904 lee :SASL authentication failed"]) == ["AUTHENTICATE PLAIN"]
-    token = base64.b64encode(b"\0lee\0hunter2hunter2").decode()
-    assert feed(s, ["AUTHENTICATE +"]) == [f"AUTHENTICATE {token}"]
-    assert feed(s, [":srv 904 lee :SASL authentication failed"]) == ["CAP END"]  # once only
+    assert feed(s, [":srv 904 lee :SASL authentication failed"]) == ["CAP END"]
     assert errors(s) == [
-        "SASL login as lee failed: SASL authentication failed; connecting without logging in"]
+        "SASL login as lee failed: SASL authentication failed (a wrong password, or an "
+        "account this server has no SCRAM credentials for yet); to log in with PLAIN instead "
+        '(over TLS): --sasl-mechanism PLAIN, or sasl_mechanism = "PLAIN"; connecting '
+        "without logging in"]
+    assert feed(s, ["AUTHENTICATE +"]) == []  # nothing to answer
 
 
 def test_a_failed_scram_ends_the_login_when_plain_is_not_offered() -> None:
     s = sasl_session()
     feed(s, [":srv CAP * LS :sasl=SCRAM-SHA-256", ":srv CAP * ACK :sasl", "AUTHENTICATE +"])
     assert feed(s, [":srv 904 lee :SASL authentication failed"]) == ["CAP END"]
-    assert len(errors(s)) == 1
+    assert errors(s) == [
+        "SASL login as lee failed: SASL authentication failed (a wrong password, or an "
+        "account this server has no SCRAM credentials for yet); connecting without logging "
+        "in"]  # (no PLAIN hint: the server has none)
 
 
-def test_908_then_904_during_scram_tries_plain() -> None:
-    s = sasl_session()
+def test_908_then_904_during_scram_ends_the_login() -> None:
+    s = sasl_session(tls=True, verified=True)
     feed(s, [":srv CAP * LS :sasl=SCRAM-SHA-256,PLAIN", ":srv CAP * ACK :sasl"])
-    assert feed(s, [":srv 908 lee PLAIN :are available SASL mechanisms"]) == []
-    assert feed(s, [":srv 904 lee :SASL authentication failed"]) == ["AUTHENTICATE PLAIN"]
+    assert feed(s, [":srv 908 lee PLAIN :are available SASL mechanisms"]) == ["CAP END"]
+    assert feed(s, [":srv 904 lee :SASL authentication failed"]) == []
+    assert errors(s) == [
+        "SASL login as lee failed: the server offers PLAIN, not SCRAM-SHA-256; to log in "
+        'with PLAIN instead (over TLS): --sasl-mechanism PLAIN, or sasl_mechanism = "PLAIN"; '
+        "connecting without logging in"]
 
 
-def test_a_server_offering_only_plain_gets_plain() -> None:
-    s = sasl_session()
+def test_a_server_offering_only_plain_gets_plain_over_verified_tls() -> None:
+    s = sasl_session(tls=True, verified=True)
     feed(s, [":srv CAP * LS :sasl=PLAIN"])
     assert feed(s, [":srv CAP * ACK :sasl"]) == ["AUTHENTICATE PLAIN"]
+
+
+@pytest.mark.parametrize(("tls", "why"), [
+    (False, "PLAIN would send the password unencrypted: connect with --tls"),
+    (True, "PLAIN would send the password to a server whose TLS certificate was not "
+           "verified: trust the certificate instead of --tls-no-verify"),
+])  # fmt: skip
+def test_plain_needs_verified_tls_or_the_insecure_option(tls: bool, why: str) -> None:
+    s = sasl_session(tls=tls)
+    assert feed(s, [":srv CAP * LS :sasl=PLAIN server-time"]) == ["CAP REQ server-time"]
+    assert errors(s) == [
+        f"SASL login as lee skipped: {why}, or send it anyway with --sasl-plain-insecure "
+        "(sasl_plain_insecure = true); connecting without logging in"]
+    s = sasl_session(tls=tls, sasl_plain_insecure=True)
+    feed(s, [":srv CAP * LS :sasl=PLAIN"])
+    assert feed(s, [":srv CAP * ACK :sasl"]) == ["AUTHENTICATE PLAIN"]
+    assert feed(s, ["AUTHENTICATE +"]) == [
+        "AUTHENTICATE " + base64.b64encode(b"\0lee\0hunter2hunter2").decode()]
+
+
+def test_the_configured_mechanism_is_the_only_one_tried() -> None:
+    s = sasl_session(tls=True, verified=True, sasl_mechanism="PLAIN")
+    feed(s, [":srv CAP * LS :sasl=SCRAM-SHA-256,PLAIN"])
+    assert feed(s, [":srv CAP * ACK :sasl"]) == ["AUTHENTICATE PLAIN"]
+    s = sasl_session(tls=True, verified=True, sasl_mechanism="SCRAM-SHA-256")
+    assert feed(s, [":srv CAP * LS :sasl=PLAIN server-time"]) == ["CAP REQ server-time"]
+    assert errors(s) == [
+        "SASL login as lee skipped: the server offers SASL only as PLAIN, not SCRAM-SHA-256; "
+        "connecting without logging in"]
 
 
 def test_a_wrong_server_signature_is_not_answered_with_plus() -> None:
@@ -625,7 +768,7 @@ def test_a_server_without_cap_is_reported_once() -> None:
 
 
 def test_an_unanswered_exchange_is_given_up_at_a_keepalive() -> None:
-    s = sasl_session()
+    s = sasl_session(tls=True, verified=True)
     feed(s, [":srv CAP * LS :sasl", ":srv CAP * ACK :sasl"])
     s.ping(NOW + 1)
     assert "CAP END" not in s.take_outgoing()  # not yet
@@ -688,9 +831,10 @@ def test_a_password_change_not_confirmed_keeps_the_old_password(answer: str) -> 
 
 
 def sasl_plain_at_reconnect(s: Session, now: float) -> bytes:
-    """The connection drops and comes back offering PLAIN: what the client sends."""
+    """The connection drops and comes back (verified TLS) offering PLAIN: what the
+    client sends."""
     s.connection_lost(now - 1)
-    s.connection_made(now)
+    s.connection_made(now, secure=True, verified=True)
     feed(s, [":test.server CAP * LS :sasl=PLAIN", ":test.server CAP alice ACK :sasl"], now)
     out = feed(s, ["AUTHENTICATE +"], now)
     return base64.b64decode(out[0].split()[1])

@@ -35,6 +35,7 @@ def test_help_documents_every_option(capsys: pytest.CaptureFixture[str]) -> None
     out = capsys.readouterr().out
     for option in ("HOST", "--port", "--tls", "--nick", "--user", "--realname", "--password",
                    "--join", "--config", "--headless", "config.toml", "--sasl-username",
+                   "--sasl-mechanism", "--sasl-plain-insecure",
                    "CHAT_SASL_PASSWORD", "/register"):  # fmt: skip
         assert option.lower() in out.lower(), option
 
@@ -64,9 +65,14 @@ def test_sasl_settings(tmp_path: Path) -> None:
     config = cli.build(["other.host", "--sasl-username", "cy"], env=env).session.config
     assert (config.sasl_username, config.sasl_password) == ("cy", "from env")
     assert cli.build(["other.host"], env=env).session.config.sasl_username is None
+    assert (config.sasl_mechanism, config.sasl_plain_insecure) == (None, False)
+    argv = ["h", "--sasl-mechanism", "plain", "--sasl-plain-insecure"]
+    config = cli.build(argv, env=env).session.config
+    assert (config.sasl_mechanism, config.sasl_plain_insecure) == ("PLAIN", True)
 
 
-@pytest.mark.parametrize("argv", [["h", "--sasl-password", "pw"], ["h", "--sasl-username", "a b"]])
+@pytest.mark.parametrize("argv", [["h", "--sasl-password", "pw"], ["h", "--sasl-username", "a b"],
+                                  ["h", "--sasl-mechanism", "EXTERNAL"]])
 def test_sasl_options_that_are_refused(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as info:
         cli.build(argv, env={})

@@ -32,6 +32,8 @@ channels = ["#chat", "#dev"]
 password = "pw"
 sasl_username = "alice"
 sasl_password = "s3cret pass"
+sasl_mechanism = "plain"
+sasl_plain_insecure = true
 
 [servers.local]
 host = "127.0.0.1"
@@ -81,8 +83,10 @@ def test_good_config(tmp_path: Path) -> None:
     assert home.password == "pw"
     assert home.sasl_username == "alice" and home.sasl_password == "s3cret pass"
     assert "s3cret" not in repr(home)  # tracebacks and debug prints keep it to themselves
+    assert home.sasl_mechanism == "PLAIN" and home.sasl_plain_insecure
     local = config.server("local")
     assert local is not None and local.effective_port == 6667
+    assert local.sasl_mechanism is None and not local.sasl_plain_insecure
     assert config.scrollback == 5000 and config.bell and config.nick == "alice"
     assert config.mouse and not ClientConfig().mouse
     assert config.colours["highlight"] == "bold #ff0000"
@@ -123,6 +127,10 @@ def test_good_config(tmp_path: Path) -> None:
         ('[servers.x]\nhost = "h"\nsasl_username = 5', "servers.x.sasl_username: expected"),
         ('[servers.x]\nhost = "h"\nsasl_password = 5', "servers.x.sasl_password: expected"),
         ('[servers.x]\nhost = "h"\nsasl_password = "a\\u0000b"', "must not contain NUL"),
+        ('[servers.x]\nhost = "h"\nsasl_mechanism = "EXTERNAL"',
+         "servers.x.sasl_mechanism: expected one of SCRAM-SHA-256, PLAIN, got 'EXTERNAL'"),
+        ('[servers.x]\nhost = "h"\nsasl_plain_insecure = "yes"',
+         "servers.x.sasl_plain_insecure: expected true or false"),
         ('default_server = "nope"', "default_server: no [servers.nope] table"),
         ('[colours]\nbogus = "red"', "colours.bogus: unknown colour"),
         ("[colours]\nerror = 1", "colours.error: expected a style string"),
