@@ -32,12 +32,18 @@ waits its turn behind the other channels' requests, paced at a line a second). H
 that comes later still is written after the lines released, below a line saying it is
 late and what it is (missed messages, the history of a join, PageUp's scrollback): the
 file then goes back in time, and says why.
+
+File names come from buffer names (``safe_name``): a name that had to be changed (an
+unsafe character, too long) ends in ``~`` and a hash of the whole name, so that names
+that differ never share a file; the server buffer's file is SERVER_FILE, which no name
+gives. A file that cannot be written is given up alone, said once; the others go on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import re
 import time
@@ -72,14 +78,27 @@ HOLD_SECONDS = 5.0  # a buffer's lines are held at most this long for our messag
 # second page each as long again; a server that never answers is not waited for longer.
 LOADING_HOLD_SECONDS = 300.0
 _UNSAFE = re.compile(r"[^\w#&+.-]")
+# UTF-8 bytes of a name kept: with "~", the hash and ".log", well under the 255 bytes
+# file systems take (NAME_MAX); a longer name is cut and hashed.
+NAME_BYTES = 150
+HASH_MARK = "~"  # never in a name kept as it is (_UNSAFE replaces it)
+SERVER_FILE = "@server"  # the server buffer's log: no buffer name gives it (no "@" either)
 _EVENT_KINDS = frozenset({Kind.JOIN, Kind.PART, Kind.QUIT, Kind.KICK, Kind.NICK, Kind.TOPIC,
                           Kind.MODE, Kind.INFO, Kind.ERROR})
 
 
 def safe_name(name: str) -> str:
-    """A file name from a buffer or network name: no path separators, no dot-files."""
-    cleaned = _UNSAFE.sub("_", name.lower())[:100].lstrip(".")
-    return cleaned or "_"
+    """A file name from a buffer or network name: no path separators, no dot-files, at
+    most NAME_BYTES of UTF-8. One that had to be changed (not the case) ends in
+    HASH_MARK and a hash of the whole name: ``#a/b`` and ``#a_b``, or ``bob|`` and
+    ``bob_``, get files of their own."""
+    lowered = name.lower()
+    cleaned = _UNSAFE.sub("_", lowered).lstrip(".")
+    cut = cleaned.encode()[:NAME_BYTES].decode("utf-8", "ignore")  # (whole characters)
+    if cut and cut == lowered:
+        return cut
+    digest = hashlib.sha256(lowered.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{cut or '_'}{HASH_MARK}{digest}"
 
 
 def format_line(line: Line) -> str:
@@ -140,6 +159,7 @@ class _File:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.since = _newest_time(path)  # history at or before this is in the file already
+        self.failed = False  # a write failed: this file is not written again in this run
         self._order: deque[str] = deque()
         self._ids: set[str] = set()
 
@@ -196,7 +216,7 @@ class ChatLog:
         # Buffers whose history took longer than the hold: what it brings now is late,
         # written where it lands (below a line saying so), and holds nothing back.
         self._late: set[Buffer] = set()
-        self.failed = False  # a write failed: logging stopped (said once in the log)
+        self.failed = False  # the folder cannot be made: logging stopped (said once)
 
     def handle(self, event: object) -> None:
         if self.failed:
@@ -308,7 +328,7 @@ class ChatLog:
         self._late = {b for b in self._late if b.history_loading and b is not closed}
 
     def _file(self, buffer: Buffer) -> tuple[str, _File]:
-        name = "server" if buffer.kind is BufferKind.SERVER else safe_name(buffer.name)
+        name = SERVER_FILE if buffer.kind is BufferKind.SERVER else safe_name(buffer.name)
         entry = self._files.get(name)
         if entry is None:
             entry = self._files[name] = _File(self.root / f"{name}.log")
@@ -366,16 +386,24 @@ class ChatLog:
         return out
 
     def _append(self, name: str, entry: _File, out: list[str]) -> None:
-        if not out:
+        if not out or entry.failed:
             return
         try:
             handle = self._handle(name, entry)
             handle.write("".join(out))
             handle.flush()
         except OSError as exc:
-            self.failed = True
-            log.warning("chat log stopped: cannot write %s: %s", entry.path, exc)
-            self.close()
+            if not self.root.is_dir():  # no folder: no file can be written
+                self.failed = True
+                log.warning("chat logs stopped: cannot write %s: %s", entry.path, exc)
+                self.close()
+                return
+            # One file (a name the file system refuses, a full quota): the others go on.
+            entry.failed = True
+            log.warning("chat log of this buffer stopped: cannot write %s: %s", entry.path, exc)
+            with contextlib.suppress(OSError):
+                if (broken := self._open.pop(name, None)) is not None:
+                    broken.close()
 
     def _handle(self, name: str, entry: _File) -> TextIO:
         handle = self._open.pop(name, None)

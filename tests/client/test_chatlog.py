@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 
 from chat.servertime import format_time
-from client.chatlog import HOLD_SECONDS, OPEN_FILES, TIME_FORMAT, ChatLog, safe_name
+from client.chatlog import (
+    HOLD_SECONDS,
+    NAME_BYTES,
+    OPEN_FILES,
+    SERVER_FILE,
+    TIME_FORMAT,
+    ChatLog,
+    safe_name,
+)
 from client.config import ConfigError, parse
 from client.model import LineAdded
 from client.session import Session
@@ -56,7 +64,7 @@ def test_live_lines_are_appended_per_buffer(tmp_path: Path) -> None:
         f"{when} <bob> hello there", f"{when} * bob waves", f"{when} -bob- psst",
         f"{when} -!- carol has joined #t"]
     assert lines_of(tmp_path / "home" / "bob.log") == [f"{when} <bob> just you"]
-    assert any("server news" in ln for ln in lines_of(tmp_path / "home" / "server.log"))
+    assert any("server news" in ln for ln in lines_of(tmp_path / "home" / "@server.log"))
 
 
 def test_history_adds_only_what_the_log_lacks(tmp_path: Path) -> None:
@@ -114,11 +122,79 @@ def iso(t: float) -> str:
 
 @pytest.mark.parametrize(
     ("name", "file"),
-    [("#Chan", "#chan"), ("../etc/passwd", "_etc_passwd"), ("a/b\\c", "a_b_c"), ("..", "_"),
-     ("&local", "&local"), ("", "_")],
+    [("#Chan", "#chan"), ("&local", "&local"), ("bob_", "bob_"), ("#日本", "#日本"),
+     # Changed: "~" and a hash of the name follow, so that it is the file of no other.
+     ("../etc/passwd", "_etc_passwd~"), ("a/b\\c", "a_b_c~"), ("..", "_~"), ("", "_~"),
+     ("bob|", "bob_~"), ("#a/b", "#a_b~")],
 )
 def test_safe_name(name: str, file: str) -> None:
-    assert safe_name(name) == file
+    made = safe_name(name)
+    if file.endswith("~"):
+        assert made.startswith(file) and len(made) == len(file) + 8
+    else:
+        assert made == file
+    assert len(made.encode()) <= NAME_BYTES + 9 and "/" not in made
+    assert made != SERVER_FILE and safe_name(name.upper()) == made
+
+
+def test_a_long_name_is_cut_in_whole_characters() -> None:
+    """297 bytes of UTF-8: cut to the characters that fit NAME_BYTES, then the hash."""
+    made = safe_name("#" + "日" * 99)
+    assert made.startswith("#" + "日" * 49 + "~") and len(made) == 1 + 49 + 1 + 8
+    assert safe_name("#" + "日" * 98 + "月") != made  # (the same first 150 bytes)
+
+
+async def test_names_that_differ_get_files_of_their_own(
+    alice: ChatClient, ircd: Ircd, tmp_path: Path
+) -> None:
+    """A long non-ASCII channel name (297 bytes of UTF-8, past the 255 a file name may
+    have) and a long nick are logged, as what comes after them is; #a/b and #a_b, bob|
+    and bob_, and a nick called server and the server buffer each have a file."""
+    log = ChatLog(tmp_path / "home")
+    alice.conn.subscribe(log.handle)
+    long_channel, long_nick = "#" + "日" * 99, "\U0001d400" * 64  # (4 bytes each)
+    said = {long_channel: "to the long channel", "#a/b": "to a/b", "#a_b": "to a_b",
+            "#ok": "to ok"}  # fmt: skip
+    for channel in said:
+        ircd.send(f":alice!a@h JOIN {channel}")
+    for nick, text in [(long_nick, "from the long nick"), ("bob|", "from bob|"),
+                       ("bob_", "from bob_"), ("server", "from a nick called server")]:
+        said[nick] = text
+        ircd.send(f":{nick}!u@h PRIVMSG alice :{text}")
+    for channel in (long_channel, "#a/b", "#a_b", "#ok"):
+        ircd.send(f":bob!b@h PRIVMSG {channel} :{said[channel]}")
+    ircd.send(":srv NOTICE alice :server news")
+    s = alice.session
+    await alice.wait(lambda: any("server news" in ln.text for ln in s.server.lines), "the last")
+    log.close()
+    folder = tmp_path / "home"
+    files = {name: folder / f"{safe_name(name)}.log" for name in said}
+    assert len(set(files.values())) == len(files)
+    for name, path in files.items():
+        assert [ln[20:] for ln in lines_of(path)][-1].endswith(said[name]), name
+    assert [ln[20:] for ln in lines_of(folder / f"{SERVER_FILE}.log")][-1].endswith(
+        "server news")
+    assert "from a nick called server" not in (folder / f"{SERVER_FILE}.log").read_text()
+
+
+async def test_a_file_that_cannot_be_written_stops_only_its_own_log(
+    alice: ChatClient, ircd: Ircd, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "home"
+    (folder / "carol.log").mkdir(parents=True)  # (not a file: it cannot be opened)
+    log = ChatLog(folder)
+    alice.conn.subscribe(log.handle)
+    ircd.send(":carol!c@h PRIVMSG alice :lost")
+    ircd.send(":dave!d@h PRIVMSG alice :kept")
+    ircd.send(":carol!c@h PRIVMSG alice :lost again")
+    ircd.send(":dave!d@h PRIVMSG alice :kept too")
+    await alice.wait(lambda: has_texts(alice.session.buffer("dave"), ["kept", "kept too"]),
+                     "dave's lines")  # fmt: skip
+    log.close()
+    assert not log.failed
+    assert [ln[20:] for ln in lines_of(folder / "dave.log")] == ["<dave> kept", "<dave> kept too"]
+    warnings = [r.getMessage() for r in caplog.records if "carol.log" in r.getMessage()]
+    assert len(warnings) == 1 and "cannot write" in warnings[0]  # said once
 
 
 def test_more_buffers_than_open_files(tmp_path: Path) -> None:
