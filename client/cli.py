@@ -8,6 +8,7 @@ import gc
 import importlib
 import os
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -78,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow SASL PLAIN without TLS or with an unverified certificate (the password "
         "can then be read by anyone on the way, or by an impostor)",
+    )
+    p.add_argument(
+        "--forget-sts",
+        action="store_true",
+        help="forget the server's STS policy (it asked to be reached only over TLS, and "
+        "plaintext connections to it go to its TLS port) before connecting",
     )
     p.add_argument("--join", metavar="CHANNELS", help="channels to join, comma-separated: '#a,#b'")
     p.add_argument("--config", metavar="FILE", help=f"config file (default {default_path()})")
@@ -158,7 +165,12 @@ def build(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
         pacing=config.pacing(server),
         register_timeout=config.connection_timeout,
     )
-    connection = Connection(session, settings, sts=StsStore(sts_path()))
+    sts = StsStore(sts_path())
+    if args.forget_sts:
+        forgot = sts.forget(server.host)
+        what = "Forgot the STS policy of" if forgot else "No STS policy was stored for"
+        session.info(f"{what} {server.host}", time.time(), session.server)
+    connection = Connection(session, settings, sts=sts)
     return Setup(config, server, session, connection)
 
 

@@ -104,6 +104,7 @@ class Connection:
         self.sts = sts  # IRCv3 STS policies kept across runs (None: this run only)
         self._sts_port: int | None = None  # TLS port a server told us to use (STS)
         self._upgrade: int | None = None  # StsUpgrade seen: reconnect there at once
+        self._sts_said = False  # the line saying a stored policy moved us to TLS (once a run)
         self._callbacks: list[EventCallback] = [on_event] if on_event is not None else []
         self._ssl = ssl_context
         self._clock = clock
@@ -346,6 +347,7 @@ class Connection:
         try:
             while not self._closing:
                 tls, port = self.endpoint()
+                self._say_stored_policy()
                 self.session.connecting(self._clock(), target=f"{s.host}:{port}")
                 self.flush()
                 try:
@@ -404,6 +406,27 @@ class Connection:
         if policy is not None:
             return True, policy.port
         return False, s.port
+
+    def _say_stored_policy(self) -> None:
+        """A policy stored in an earlier run moves this run to TLS: say so, once, with
+        until when and how to undo it, or the user sees only a port not theirs (and,
+        should nothing listen there, retries without end)."""
+        s = self.settings
+        if self._sts_said or s.tls or self._sts_port is not None or self.sts is None:
+            return
+        now = self._clock()
+        policy = self.sts.get(s.host, now)
+        if policy is None:
+            return
+        self._sts_said = True
+        until = time.strftime("%Y-%m-%d %H:%M", time.localtime(policy.expires))
+        self.session.info(
+            f"Using TLS on port {policy.port}, not plaintext port {s.port}: {s.host} asked "
+            f"to be reached only over TLS (STS) until {until}; to forget that, start "
+            "chat-client with --forget-sts",
+            now,
+            self.session.server,
+        )
 
     def _tls_hint(self, exc: ssl.SSLCertVerificationError) -> None:
         """The certificate did not verify: say once what to do about it. Retrying goes

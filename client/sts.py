@@ -3,6 +3,11 @@
 A server that says ``sts=duration=D`` over a verified TLS connection asks to be reached
 only over TLS for D seconds; the client then never connects to it in plaintext.
 Stored as JSON in ``$XDG_STATE_HOME/chat-client/sts.json`` (``~/.local/state/...``).
+
+A policy is kept MAX_DURATION at most, as browsers cap HSTS: a server compromised once,
+or a test server on localhost, must not pin its host to TLS for centuries. It is kept
+per host name, as the spec has it (the whole domain); ``chat-client --forget-sts``
+drops the one of the host it connects to (``forget``).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +26,7 @@ from chat.digits import is_digits
 log = logging.getLogger("chat.client.sts")
 
 MAX_POLICIES = 1000
+MAX_DURATION = 365 * 24 * 3600  # seconds a policy is kept at most (a year, as HSTS in browsers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +63,11 @@ def default_path(env: Mapping[str, str] | None = None) -> Path:
 class StsStore:
     """The policies, read at start and written when one changes."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, now: float | None = None) -> None:
         self.path = path
         self._policies: dict[str, Policy] = {}
         if path is not None:
-            self._load(path)
+            self._load(path, time.time() if now is None else now)
 
     def get(self, host: str, now: float) -> Policy | None:
         policy = self._policies.get(host.lower())
@@ -73,7 +80,7 @@ class StsStore:
             if self._policies.pop(key, None) is None:
                 return
         else:
-            self._policies[key] = Policy(port, now + duration)
+            self._policies[key] = Policy(port, now + min(duration, MAX_DURATION))
             expired = [h for h, p in self._policies.items() if p.expires <= now]
             for h in expired:
                 del self._policies[h]
@@ -81,7 +88,14 @@ class StsStore:
                 del self._policies[next(iter(self._policies))]
         self._save()
 
-    def _load(self, path: Path) -> None:
+    def forget(self, host: str) -> bool:
+        """Drop the policy for ``host`` (the user asked to); whether there was one."""
+        if self._policies.get(host.lower()) is None:
+            return False
+        self.set(host, 0, 0, 0.0)
+        return True
+
+    def _load(self, path: Path, now: float) -> None:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -97,7 +111,9 @@ class StsStore:
                 if isinstance(port, int) and 0 < port < 65536 and isinstance(
                     expires, int | float
                 ):
-                    self._policies[str(host).lower()] = Policy(port, float(expires))
+                    # (A file from before the cap, or edited: no longer than a new one.)
+                    expires = min(float(expires), now + MAX_DURATION)
+                    self._policies[str(host).lower()] = Policy(port, expires)
 
     def _save(self) -> None:
         if self.path is None:

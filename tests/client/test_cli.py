@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import io
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -35,7 +37,7 @@ def test_help_documents_every_option(capsys: pytest.CaptureFixture[str]) -> None
     out = capsys.readouterr().out
     for option in ("HOST", "--port", "--tls", "--nick", "--user", "--realname", "--password",
                    "--join", "--config", "--headless", "config.toml", "--sasl-username",
-                   "--sasl-mechanism", "--sasl-plain-insecure",
+                   "--sasl-mechanism", "--sasl-plain-insecure", "--forget-sts",
                    "CHAT_SASL_PASSWORD", "/register"):  # fmt: skip
         assert option.lower() in out.lower(), option
 
@@ -77,6 +79,21 @@ def test_sasl_options_that_are_refused(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as info:
         cli.build(argv, env={})
     assert info.value.code == 2
+
+
+def test_forget_sts_drops_the_hosts_policy_before_connecting(tmp_path: Path) -> None:
+    store = tmp_path / "state" / "chat-client" / "sts.json"  # (XDG_STATE_HOME: the fixture's)
+    store.parent.mkdir(parents=True)
+    expires = time.time() + 3600
+    store.write_text(json.dumps({"h": {"port": 6697, "expires": expires},
+                                 "other": {"port": 7000, "expires": expires}}))  # fmt: skip
+    assert cli.build(["h"], env={}).connection.endpoint() == (True, 6697)
+    setup = cli.build(["h", "--forget-sts"], env={})
+    assert setup.connection.endpoint() == (False, 6667)
+    assert setup.session.server.lines[-1].text == "Forgot the STS policy of h"
+    assert list(json.loads(store.read_text())) == ["other"]
+    setup = cli.build(["h", "--forget-sts"], env={})
+    assert setup.session.server.lines[-1].text == "No STS policy was stored for h"
 
 
 def test_options_override_the_config(tmp_path: Path) -> None:

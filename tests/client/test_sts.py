@@ -6,13 +6,21 @@ import asyncio
 import json
 import socket
 import ssl
+import time
 from pathlib import Path
 
 import pytest
 
 from client.model import Kind, StsPolicy, StsUpgrade
 from client.session import Session
-from client.sts import StsStore, default_path, parse_sts, valid_duration, valid_port
+from client.sts import (
+    MAX_DURATION,
+    StsStore,
+    default_path,
+    parse_sts,
+    valid_duration,
+    valid_port,
+)
 from server.config import ServerConfig
 from tests.conftest import start_server
 
@@ -98,6 +106,28 @@ def test_store_keeps_expires_and_drops_policies(tmp_path: Path) -> None:
     assert [p.name for p in path.parent.iterdir()] == ["sts.json"]
 
 
+def test_a_policy_is_kept_a_year_at_most(tmp_path: Path) -> None:
+    path = tmp_path / "sts.json"
+    store = StsStore(path)
+    store.set("irc.example", 6697, 9_999_999_999, 100.0)  # 317 years asked
+    assert store.get("irc.example", 100.0 + MAX_DURATION - 1) is not None
+    assert store.get("irc.example", 100.0 + MAX_DURATION) is None
+    # A file written before the cap (or edited) is read capped too.
+    path.write_text(json.dumps({"old.example": {"port": 6697, "expires": 11795398290.97}}))
+    assert StsStore(path, now=100.0).get("old.example", 100.0 + MAX_DURATION) is None
+    assert StsStore(path, now=100.0).get("old.example", 100.0) is not None
+
+
+def test_forget_drops_one_hosts_policy(tmp_path: Path) -> None:
+    path = tmp_path / "sts.json"
+    store = StsStore(path)
+    for host in ("a.example", "b.example"):
+        store.set(host, 6697, 300, 100.0)
+    assert store.forget("A.example") and not store.forget("a.example")
+    again = StsStore(path, now=100.0)
+    assert again.get("a.example", 100.0) is None and again.get("b.example", 100.0) is not None
+
+
 def test_store_survives_a_bad_file(tmp_path: Path) -> None:
     path = tmp_path / "sts.json"
     path.write_text("{not json")
@@ -137,6 +167,56 @@ async def test_the_client_moves_to_tls_and_stays_there(tmp_path: Path) -> None:
         for c in started:
             await c.stop()
         running.handle.stop()
+
+
+async def test_a_stored_policy_is_capped_and_said_when_it_moves_a_run_to_tls(
+    tmp_path: Path,
+) -> None:
+    """A server over verified TLS asks for 317 years of STS: kept a year. A later run
+    pointed at a plaintext port goes to the TLS port, and its server buffer says why,
+    until when, and how to undo it."""
+    cert, key = cert_or_skip(tmp_path)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+
+    async def tls_ircd(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while line := await reader.readline():
+            if line.startswith(b"CAP LS"):
+                writer.write(b":tls.test CAP * LS :sts=duration=9999999999\r\n")
+            elif line.startswith(b"CAP END"):
+                writer.write(b":tls.test 001 alice :Welcome\r\n:tls.test 422 alice :No MOTD\r\n")
+        writer.close()
+
+    srv = await asyncio.start_server(tls_ircd, "127.0.0.1", 0, ssl=server_ctx)
+    tls_port = srv.sockets[0].getsockname()[1]
+    store_path = tmp_path / "sts.json"
+    started: list[ChatClient] = []
+    try:
+        first = ChatClient.start(tls_port, "alice", tls=True)  # type: ignore[arg-type]
+        started.append(first)
+        first.conn._ssl = ssl.create_default_context(cafile=str(cert))
+        first.conn.sts = StsStore(store_path)
+        await first.wait(lambda: first.session.registered, "registration over TLS")
+        expires = json.loads(store_path.read_text())["127.0.0.1"]["expires"]
+        assert expires <= time.time() + MAX_DURATION
+        later = ChatClient.start(6667, "alice")  # pointed at plaintext, as the user asked
+        started.append(later)
+        later.conn._ssl = ssl.create_default_context(cafile=str(cert))
+        later.conn.sts = StsStore(store_path)
+        await later.wait(lambda: later.session.registered, "registration over TLS")
+        assert later.session.tls_verified and later.conn.endpoint() == (True, tls_port)
+        until = time.strftime("%Y-%m-%d %H:%M", time.localtime(expires))
+        shown = [ln.text for ln in later.session.server.lines]
+        said = (f"Using TLS on port {tls_port}, not plaintext port 6667: 127.0.0.1 asked to be "
+                f"reached only over TLS (STS) until {until}; to forget that, start chat-client "
+                "with --forget-sts")  # fmt: skip
+        assert shown.index(said) < shown.index(f"Connecting to 127.0.0.1:{tls_port}")
+        assert not any("Using TLS" in text for text in
+                       (ln.text for ln in first.session.server.lines))  # (asked for TLS)
+    finally:
+        for c in started:
+            await c.stop()
+        srv.close()
 
 
 async def test_after_an_upgrade_the_client_never_falls_back_to_plaintext(
