@@ -614,6 +614,21 @@ class ServerCore:
             self._dirty.append(client)
         client.out.append(block)
 
+    def output_full(self, client: Client) -> bool:
+        """Whether ``client`` is closing, or has more queued this tick than its sendq,
+        which then cuts it (SendQ exceeded). For answers that can be large (lists), asked
+        before each part: the transports' check comes only after the flush, when all of
+        it was built; the fan-out path does not ask."""
+        if client.closing is not None:
+            return True
+        queued = sum(map(len, client.out))
+        if client is self._capture_client and self._capture is not None:
+            queued += sum(map(len, self._capture))
+        if queued <= self.config.sendq:
+            return False
+        self.sendq_exceeded(client.conn_id)
+        return True
+
     def send(self, client: Client, msg: Message) -> None:
         self.write(client, msg.to_bytes())
 

@@ -25,6 +25,9 @@ FLAG_MODES = frozenset("Ccimnrst")
 # users logged in to an account; g: only from users on one's ACCEPT list (caller ID).
 SELF_USER_MODES = frozenset("iwBRg")
 PARAM_MODES_PER_COMMAND = 4  # ISUPPORT MODES=4
+# Flag changes (Ccimnrst) applied per command beyond which the rest are ignored, as
+# solanum's MAXMODES_SIMPLE: "+m-m+m-m..." otherwise relays and stores 250 changes a line.
+FLAG_MODES_PER_COMMAND = 46
 # Entries of the four lists together, as solanum (ISUPPORT MAXLIST=beIq:<this>): 100 each
 # let one user hold ~7.5 MB with 50 channels of full lists.
 MAX_LIST_ENTRIES = 100
@@ -136,6 +139,8 @@ def channel_mode(
     adding = True
     applied: list[tuple[str, str, str | None]] = []  # (sign, letter, arg)
     param_count = 0
+    flag_count = 0
+    listed: set[str] = set()
     denied = False
     for ch in modestring:
         if ch in "+-":
@@ -143,6 +148,11 @@ def channel_mode(
             continue
         if ch in LIST_MODES:
             if not params:
+                # Each list once per command, as solanum: "MODE #c bbbb..." sent the
+                # ban list once per letter (500 lists, ~15 MB, from one 512-byte line).
+                if ch in listed:
+                    continue
+                listed.add(ch)
                 # As solanum ("non-ops cant see +eI lists"): +e and +I only to channel
                 # operators (and SAMODE), for they say who gets past a ban or +i; 482
                 # (once, below) to anyone else. +b and +q stay public, but a secret
@@ -250,6 +260,9 @@ def channel_mode(
             if not is_op:
                 denied = True
                 continue
+            flag_count += 1
+            if flag_count > FLAG_MODES_PER_COMMAND:
+                continue
             if adding and ch not in channel.modes:
                 channel.modes.add(ch)
             elif not adding and ch in channel.modes:
@@ -307,15 +320,34 @@ def publish_mode(core: ServerCore, channel: Channel, uid: str, relays: list[list
 def _fitting_chunks(
     source: str, name: str, applied: list[tuple[str, str, str | None]]
 ) -> list[list[tuple[str, str, str | None]]]:
+    """``applied`` cut into runs whose MODE line fits 512 bytes, the bytes counted as
+    each change is added (rendering each growing run was quadratic)."""
+    # ":source MODE name " and CRLF; a run adds its modestring and " arg" per argument.
+    base = _wire_len(source) + _wire_len(name) + len(":  MODE \r\n")
     chunks: list[list[tuple[str, str, str | None]]] = []
+    size = 0
+    sign = ""
     for change in applied:
-        if chunks:
-            params = [name, *render_changes([*chunks[-1], change])]
-            if len(Message("MODE", params, source).to_bytes()) <= MAX_LINE_BODY:
-                chunks[-1].append(change)
-                continue
-        chunks.append([change])
+        s, _letter, arg = change
+        # The last argument may need a ':' (empty, or starting with one): counted for
+        # any such argument, which at worst splits a line a byte early.
+        extra = 0 if arg is None else 1 + _wire_len(arg) + _needs_colon(arg)
+        if chunks and size + 1 + (s != sign) + extra <= MAX_LINE_BODY:
+            chunks[-1].append(change)
+            size += 1 + (s != sign) + extra
+        else:
+            chunks.append([change])
+            size = base + 2 + extra
+        sign = s
     return chunks
+
+
+def _wire_len(text: str) -> int:
+    return len(text.encode("utf-8", "surrogateescape"))
+
+
+def _needs_colon(arg: str) -> bool:
+    return not arg or arg[0] == ":" or " " in arg
 
 
 def render_changes(applied: list[tuple[str, str, str | None]]) -> list[str]:
@@ -359,7 +391,9 @@ def send_mask_list(
     core: ServerCore, client: Client, channel: Channel, letter: str, *, hide: bool = False
 ) -> None:
     """367/368 for +b, 348/349 for +e, 346/347 for +I, 728/729 for +q (``hide``: the
-    end only)."""
+    end only); nothing for a client whose queued output is past its sendq (cut)."""
+    if core.output_full(client):
+        return
     entry, end, text = LIST_MODES[letter]
     where = [channel.name, "q"] if letter == "q" else [channel.name]
     for ban in [] if hide else channel.mask_list(letter):
