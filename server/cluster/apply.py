@@ -1062,7 +1062,7 @@ def _on_invite(core: ServerCore, event: Event) -> None:
     if target is not None and target.closing is None:
         invite(target, str(event["t"]), channel)
         core.deliver(target, relay)
-    if channel is not None:
+    if channel is not None and not event.get("q"):  # q: the inviter may not speak there
         notify_invite(core, channel, relay, () if target is None else (target,))
 
 

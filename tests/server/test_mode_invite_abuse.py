@@ -1,4 +1,4 @@
-"""Hostile round 4 (items 1, 9): MODE list queries and flag toggles, over real TCP."""
+"""Hostile round 4 (items 1, 6, 9): MODE list queries, flag toggles, INVITE, over real TCP."""
 
 from __future__ import annotations
 
@@ -82,3 +82,46 @@ async def test_flag_toggles_beyond_46_in_one_command_are_ignored(server: Running
     assert letters == "m" * 46  # as solanum's MAXMODES_SIMPLE, "+m-m" 23 times
     assert "".join(relayed) == "+m-m" * 23
 
+
+# ---------------------------------------------------------------------- INVITE (item 6)
+
+
+async def test_invite_is_charged_to_the_target_limit(
+    backend: str, stopping: list[RunningServer]
+) -> None:
+    server = await started(backend, target_limit=3, target_refill=1000.0)
+    stopping.append(server)
+    spam = await server.client("spam")
+    await spam.join("#free")
+    victims = [await server.client(n) for n in ("bob", "carol", "dave", "erin")]
+    for nick in ("bob", "carol", "dave"):
+        assert [m.command for m in await ask(spam, f"INVITE {nick} #free")] == ["341"]
+    msgs = await ask(spam, "INVITE erin #free")
+    assert [(m.command, m.params[1:]) for m in msgs] == [
+        ("707", ["erin", "Targets changing too fast, message dropped"])]
+    assert only(await victims[3].sync(), "INVITE") == []
+    # Someone already invited (or written to) costs nothing again.
+    assert [m.command for m in await ask(spam, "INVITE bob #free")] == ["341"]
+
+
+@pytest.mark.parametrize("mute", ["+m", "+q mallory!*@*", "+b mallory!*@*"])
+async def test_a_member_who_may_not_speak_does_not_reach_the_channel_by_invite(
+    server: RunningServer, mute: str
+) -> None:
+    alice = await server.client("alice")
+    await alice.join("#mute")
+    mallory = await server.client("mallory")
+    await mallory.join("#mute")
+    watcher = await server.client("watcher", caps=["invite-notify"])
+    await watcher.join("#mute")
+    victim = await server.client("victim")
+    await ask(alice, f"MODE #mute {mute}")
+    await watcher.sync()
+    # The invite itself still goes to its target; the channel is not told.
+    assert [m.command for m in await ask(mallory, "INVITE victim #mute")] == ["341"]
+    await victim.expect("INVITE")
+    assert only(await watcher.sync(), "INVITE") == []
+    # Voiced, it may speak again, and invite-notify tells the channel.
+    await ask(alice, "MODE #mute +v mallory")
+    await ask(mallory, "INVITE victim #mute")
+    await watcher.expect("INVITE", lambda m: m.params == ["victim", "#mute"])

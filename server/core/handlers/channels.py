@@ -439,17 +439,29 @@ def handle_invite(core: ServerCore, client: Client, msg: Message) -> None:
 
         if blocks(core, client, target, "INVITE"):
             return
+    from .messaging import _may_start_talking, can_send  # messaging imports this module
+
+    # An INVITE is a message to its target (the channel name its text): the target
+    # limit PRIVMSG has, as solanum's m_invite, or one address invites everyone.
+    if not _may_start_talking(core, client, target):
+        core.reply(client, N.ERR_TARGCHANGE, target.nick,
+                   "Targets changing too fast, message dropped")
+        return
     # Bound to the connection, not the nick: a nick is not an identity.
     relay = core.new_relay(client, "INVITE", [target.nick, channel.name])
     if target.remote is None:
         invite(target, channel.folded, channel)
         core.deliver(target, relay)
+    # The channel name and the nick are text the channel reads: none from a member who
+    # may not speak there (unvoiced under +m, +q, +b), as PART drops their reason.
+    muted = not can_send(core, channel, client)
     if core.cluster:
         # The target's node checks the invite when the user joins there; every node
-        # tells its members with invite-notify.
+        # tells its members with invite-notify (q: not this one).
         core.publish("invite", (), core.uid(client), to=core.uid(target), t=channel.folded,
-                     r=relay_wire(client, relay))
-    notify_invite(core, channel, relay, (client, target))
+                     r=relay_wire(client, relay), q=muted)
+    if not muted:
+        notify_invite(core, channel, relay, (client, target))
     core.reply(client, N.RPL_INVITING, target.nick, channel.name)
     if target.away is not None:
         core.reply(client, N.RPL_AWAY, target.nick, target.away)
