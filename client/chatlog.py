@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import TextIO
 
 from .model import (
+    MAX_CLOCK_SKEW,
     Buffer,
     BufferClosed,
     BufferKind,
@@ -138,7 +139,10 @@ def format_reaction(event: LineReacted) -> str:
 
 
 def _newest_time(path: Path) -> float:
-    """The time of the file's last line, 0 when there is none (or it cannot be read)."""
+    """The time of the file's last line, 0 when there is none (or it cannot be read).
+    A line dated in the future (past MAX_CLOCK_SKEW: a bad server time written by an
+    older version) is passed over, or no history would ever be logged again."""
+    latest = time.time() + MAX_CLOCK_SKEW
     try:
         with path.open("rb") as f:
             f.seek(0, 2)
@@ -149,9 +153,11 @@ def _newest_time(path: Path) -> float:
         return 0.0
     for text in reversed(tail):
         try:
-            return time.mktime(time.strptime(text[:19], TIME_FORMAT))
+            when = time.mktime(time.strptime(text[:19], TIME_FORMAT))
         except (ValueError, OverflowError):
             continue
+        if when <= latest:
+            return when
     return 0.0
 
 

@@ -39,6 +39,11 @@ MESSAGE_KINDS = frozenset({Kind.MESSAGE, Kind.ACTION, Kind.NOTICE})
 # The text of a nick change line (``Kind.NICK``) before the new nick.
 NICK_CHANGE = "is now known as "
 
+# Seconds a server time (a time tag, a read marker) may be from the local clock and be
+# believed: past it, a server's clock is wrong, or a hostile server lies, and one such
+# time must not date later lines, hide logged history or stop gap fills.
+MAX_CLOCK_SKEW = 24 * 3600.0
+
 
 class BufferKind(StrEnum):
     SERVER = "server"

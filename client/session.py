@@ -30,6 +30,7 @@ from .formatting import Span, decode, display, display_lines, plain, sanitize
 from .history import HISTORY_BATCHES, ChatHistory
 from .ignore import IgnoreList
 from .model import (
+    MAX_CLOCK_SKEW,
     MESSAGE_KINDS,
     NICK_CHANGE,
     Buffer,
@@ -1395,11 +1396,17 @@ class Session:
         return Line(when, kind, plain(nick), shown, spans, msgid, prefix, own, highlight, history)
 
     def _msg_time(self, msg: Message, now: float, history: bool = False) -> float:
+        """The line's server time; live lines keep the clock offset up to date. A time
+        more than MAX_CLOCK_SKEW from the local clock (the future, or for a live line
+        the past too: history may be old) is not believed: the line is dated now, and
+        the offset, the buffer's newest time and the chat log never see it."""
         stamp = msg.tags.get("time")
         if stamp:
             try:
                 when = parse_time(stamp)
             except (ValueError, OverflowError, OSError):
+                return self.local_time(now)
+            if when - now > MAX_CLOCK_SKEW or (not history and now - when > MAX_CLOCK_SKEW):
                 return self.local_time(now)
             if not history:
                 self._offset = when - now
@@ -2692,6 +2699,8 @@ class Session:
             ms = _ms(parse_time(p[1][len("timestamp=") :]))
         except (ValueError, OverflowError, OSError):
             return
+        if ms / 1000 - now > MAX_CLOCK_SKEW:
+            return  # read in the future: it would leave nothing unread for the connection
         if buf.marked_ms is None or ms > buf.marked_ms:
             buf.marked_ms = ms
         if buf is not self.current:  # in view, everything is read already

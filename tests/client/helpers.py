@@ -10,8 +10,10 @@ from client.session import Session, SessionConfig
 
 from .recorded import CHAT_BURST, CHAT_JOIN, NGIRCD_BURST, NGIRCD_JOIN
 
-NOW = 1_790_000_000.0  # an arbitrary local clock reading
 T0 = parse_time("2026-11-21T06:58:42.076Z")  # server time of the recorded JOIN #t
+# A local clock reading: 10 minutes behind the recordings' server clock, well within
+# the skew the client believes (MAX_CLOCK_SKEW).
+NOW = float(int(T0) - 600)
 
 
 def make(nick: str = "alice", **kw: object) -> Session:

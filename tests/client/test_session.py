@@ -345,16 +345,16 @@ def test_topic() -> None:
         s,
         [
             ":test.server 332 alice #t :the \x02topic\x02",
-            ":test.server 333 alice #t bob!b@h 1790000000",
+            f":test.server 333 alice #t bob!b@h {int(NOW)}",
         ],
     )
     buf = s.buffer("#t")
     assert buf is not None and buf.topic == "the topic" and buf.topic_setter == "bob"
     assert any(sp.style.bold and sp.text == "topic" for sp in buf.topic_spans)
-    # Who set it and when, under it (as irssi and WeeChat): NOW is 1790000000.
+    # Who set it and when, under it (as irssi and WeeChat).
     assert [ln.text for ln in list(buf.lines)[-2:]] == ["Topic for #t: the topic",
                                                   "Topic set by bob just now"]  # fmt: skip
-    feed(s, [":test.server 333 alice #t bob!b@h 1789990000"])
+    feed(s, [f":test.server 333 alice #t bob!b@h {int(NOW) - 10000}"])
     assert buf.lines[-1].text == "Topic set by bob 2 h ago"
     feed(s, [":carol!c@h TOPIC #t :new one"])
     assert buf.topic == "new one" and buf.topic_setter == "carol"

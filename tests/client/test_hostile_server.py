@@ -1,0 +1,109 @@
+"""A hostile (or broken) server against the client over real TCP: the scripted Ircd
+says what a test tells it, and the client must come out of it unharmed."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from chat.servertime import format_time, parse_time
+from client.chatlog import TIME_FORMAT, ChatLog
+from client.model import MAX_CLOCK_SKEW, Buffer
+
+from .netutil import ChatClient, Ircd, has_texts
+
+HISTORY_CAPS = "batch draft/chathistory draft/read-marker message-tags server-time"
+YEAR_9999 = "9999-12-31T23:59:59.000Z"
+
+
+def count(ircd: Ircd, start: str) -> int:
+    return sum(line.startswith(start) for line in ircd.lines)
+
+
+async def welcome(ircd: Ircd, n: int = 1) -> None:
+    """Register the ``n``-th connection: history caps, logged in as alice (900)."""
+    await ircd.wait(lambda: count(ircd, "CAP LS") >= n, "CAP LS")
+    ircd.send(f":srv CAP * LS :{HISTORY_CAPS}")
+    await ircd.wait(lambda: count(ircd, "CAP REQ") >= n, "CAP REQ")
+    request = [line for line in ircd.lines if line.startswith("CAP REQ")][-1]
+    ircd.send(f":srv CAP * ACK {request.split(' ', 2)[2]}")
+    await ircd.wait(lambda: count(ircd, "CAP END") >= n, "CAP END")
+    ircd.send(":srv 900 alice alice!a@h alice :You are now logged in as alice")
+    ircd.send(":srv 001 alice :Welcome")
+    ircd.send(":srv 422 alice :No MOTD")
+
+
+async def registered(ircd: Ircd, clients: list[ChatClient]) -> ChatClient:
+    ircd.welcome = False  # (welcome() does it)
+    alice = ChatClient.start(ircd.port, "alice")
+    clients.append(alice)
+    await welcome(ircd)
+    await alice.wait(lambda: alice.session.registered, "registration")
+    return alice
+
+
+def query(alice: ChatClient, nick: str) -> Buffer:
+    buf = alice.session.buffer(nick)
+    assert buf is not None
+    return buf
+
+
+def believable(t: float | None) -> bool:
+    return t is not None and abs(t - time.time()) <= MAX_CLOCK_SKEW
+
+
+# ---------------------------------------------------------------------- server-time
+
+
+async def test_a_time_tag_far_off_dates_nothing_else(
+    ircd: Ircd, clients: list[ChatClient]
+) -> None:
+    """A live line from the year 9999, one from 1970, a read marker in 9999: the lines
+    are dated now, later untagged lines and local lines keep the local clock, nothing
+    counts as read, and the reconnect's TARGETS asks from a time that has been."""
+    alice = await registered(ircd, clients)
+    ircd.send(f"@time={YEAR_9999};msgid=f1 :bob!b@h PRIVMSG alice :from the year 9999")
+    ircd.send("@time=1970-01-01T00:00:01.000Z;msgid=f2 :bob!b@h PRIVMSG alice :from 1970")
+    ircd.send(f":srv MARKREAD bob timestamp={YEAR_9999}")
+    ircd.send(":bob!b@h PRIVMSG alice :untagged")
+    await alice.wait(lambda: has_texts(alice.session.buffer("bob"), ["untagged"]), "bob")
+    bob = query(alice, "bob")
+    assert all(believable(line.time) for line in bob.lines), [ln.time for ln in bob.lines]
+    assert alice.session.local_time(1000.0) == 1000.0  # the clock offset untouched
+    assert believable(bob.last_time) and bob.marked_ms is None
+
+    await alice.lose_connection()
+    alice.gate.open()
+    await welcome(ircd, 2)
+    await ircd.wait(lambda: count(ircd, "CHATHISTORY TARGETS") == 1, "TARGETS")
+    targets = next(ln for ln in ircd.lines if ln.startswith("CHATHISTORY TARGETS"))
+    since = parse_time(targets.split()[2].removeprefix("timestamp="))
+    assert since <= time.time() + MAX_CLOCK_SKEW, targets
+
+
+async def test_a_log_ending_in_the_future_still_gets_missed_history(
+    ircd: Ircd, clients: list[ChatClient], tmp_path: Path
+) -> None:
+    """A log whose last line an older version dated 9999: what was missed since the
+    line before it is still written when history brings it."""
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    logged_at = time.time() - 3600
+    stamp = time.strftime(TIME_FORMAT, time.localtime(logged_at))
+    (folder / "bob.log").write_text(f"{stamp} <bob> logged last time\n"
+                                    "9999-12-31 23:59:59 <bob> from the year 9999\n")
+    log = ChatLog(folder)
+    alice = await registered(ircd, clients)
+    alice.conn.subscribe(log.handle)
+    ircd.send(f"@time={format_time(time.time())};msgid=live :bob!b@h PRIVMSG alice :live")
+    await ircd.wait(lambda: count(ircd, "CHATHISTORY LATEST bob") == 1, "bob's history")
+    missed = format_time(logged_at + 600)
+    ircd.send(":srv BATCH +h chathistory bob")
+    ircd.send(f"@batch=h;time={missed};msgid=m1 :bob!b@h PRIVMSG alice :missed while away")
+    ircd.send(":srv BATCH -h")
+    await alice.wait(lambda: has_texts(alice.session.buffer("bob"), ["missed while away"]),
+                     "the history")  # fmt: skip
+    await alice.wait(lambda: not query(alice, "bob").history_loading, "the history's end")
+    log.close()
+    written = [line[20:] for line in (folder / "bob.log").read_text().splitlines()]
+    assert "<bob> missed while away" in written, written
