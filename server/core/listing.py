@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from chat.digits import is_digits
-from chat.masks import Glob, compile_mask
+from chat.masks import Glob, compile_mask, glob_pieces
 from chat.names import is_channel_name
 
 from .state import Channel
@@ -22,6 +22,15 @@ ELIST = "CMNTU"
 # Globs a LIST may filter by, each way (the rest are ignored): every one is matched
 # against every channel on the loop, and 125 of them fit a line (solanum keeps one).
 MAX_LIST_MASKS = 4
+# Scan-budget matches a piece of a glob costs to compile (one re.compile, ~5 µs, as ten
+# matches): a LIST or WHO of long unique masks cost more than its matches over a few
+# channels (8 masks of 20 pieces, 2 ms a line), charged before it is compiled.
+PIECE_COMPILE_COST = 10
+
+
+def compile_cost(mask: str) -> int:
+    """What compiling ``mask`` is charged to the scan budget."""
+    return PIECE_COMPILE_COST * glob_pieces(mask)
 
 
 @dataclass(slots=True)
@@ -33,8 +42,10 @@ class ListQuery:
     created_before: float | None = None
     topic_after: float | None = None
     topic_before: float | None = None
-    masks: list[Glob] = field(default_factory=list)  # any of them must match
-    not_masks: list[Glob] = field(default_factory=list)  # none of them may match
+    masks: list[str] = field(default_factory=list)  # folded; any of them must match
+    not_masks: list[str] = field(default_factory=list)  # folded; none of them may match
+    # Compiled at the first ``wants``, after the budget paid for it (``cost``).
+    _globs: tuple[list[Glob], list[Glob]] | None = None
 
     def wants(self, channel: Channel) -> bool:
         if self.names is not None and channel.folded not in self.names:
@@ -50,14 +61,28 @@ class ListQuery:
         ):
             return False
         folded = channel.folded
-        if self.masks and not any(m.matches(folded) for m in self.masks):
+        masks, not_masks = self._compiled()
+        if masks and not any(m.matches(folded) for m in masks):
             return False
-        return not any(m.matches(folded) for m in self.not_masks)
+        return not any(m.matches(folded) for m in not_masks)
 
-    @property
-    def cost(self) -> int:
-        """Matches per channel, for the scan budget (``ServerCore.may_scan``)."""
-        return 1 + len(self.masks) + len(self.not_masks)
+    def _compiled(self) -> tuple[list[Glob], list[Glob]]:
+        if self._globs is None:
+            same = str  # folded already
+            self._globs = (
+                [compile_mask(m, same) for m in self.masks],
+                [compile_mask(m, same) for m in self.not_masks],
+            )
+        return self._globs
+
+    def cost(self, channels: int) -> int:
+        """What the query costs the scan budget (``ServerCore.may_scan``) over
+        ``channels``: a match per channel and mask, and compiling the masks. A list of
+        channel names walks none (0 without masks)."""
+        compiling = sum(compile_cost(m) for m in (*self.masks, *self.not_masks))
+        if self.names is not None:
+            return compiling
+        return channels * (1 + len(self.masks) + len(self.not_masks)) + compiling
 
 
 def _within(when: float, after: float | None, before: float | None) -> bool:
@@ -95,9 +120,9 @@ def _parse_item(query: ListQuery, item: str, now: float, fold: Callable[[str], s
             query.created_before = minutes_ago
     elif head == "!" and rest:
         if len(query.not_masks) < MAX_LIST_MASKS:
-            query.not_masks.append(compile_mask(rest, fold))
+            query.not_masks.append(fold(rest))
     elif "*" in item or "?" in item:
         if len(query.masks) < MAX_LIST_MASKS:
-            query.masks.append(compile_mask(item, fold))
+            query.masks.append(fold(item))
     elif is_channel_name(item):
         query.names = (query.names or set()) | {fold(item)}

@@ -324,7 +324,7 @@ def handle_names(core: ServerCore, client: Client, msg: Message) -> None:
 
 def handle_list(core: ServerCore, client: Client, msg: Message) -> None:
     query = parse_list(msg.params, core.clock(), core.fold)
-    if query.names is None and not core.may_scan(client, "LIST", len(core.channels) * query.cost):
+    if not core.may_scan(client, "LIST", query.cost(len(core.channels))):
         core.reply(client, N.RPL_LISTEND, "End of /LIST")
         return
     core.reply(client, N.RPL_LISTSTART, "Channel", "Users  Name")

@@ -12,6 +12,7 @@ from chat.masks import compile_mask
 from chat.message import Message
 from chat.names import is_channel_name
 
+from ..listing import compile_cost
 from ..services import PSEUDO_CLIENTS, PseudoClient, pseudo_client
 from ..state import shown_address
 from .channels import can_see
@@ -132,6 +133,11 @@ def _service_who_line(
     core.reply(viewer, N.RPL_WHOSPCRPL, *[values[f] for f in whox.fields])
 
 
+# Scan-budget matches a WHO reply line costs: a 354 of every WHOX field takes about 8 µs
+# of the loop, as many as 8-16 glob matches, so listing a member is charged as 8 matches.
+WHO_LINE_COST = 8
+
+
 def handle_who(core: ServerCore, client: Client, msg: Message) -> None:
     mask = msg.params[0] if msg.params and msg.params[0] else "*"
     filters, whox = parse_who_options(msg.params[1]) if len(msg.params) > 1 else ("", None)
@@ -139,12 +145,11 @@ def handle_who(core: ServerCore, client: Client, msg: Message) -> None:
     if is_channel_name(mask):
         channel = core.channels.get(core.fold(mask))
         if channel is not None and can_see(channel, client):
-            member = client in channel.members
-            for other in channel.members:
-                if opers_only and "o" not in other.modes:
-                    continue
-                if member or "i" not in other.modes:
-                    _who_line(core, client, other, channel, whox)
+            listed = _channel_who(client, channel, opers_only)
+            if not _may_list(core, client, mask, len(listed)):
+                return
+            for other in listed:
+                _who_line(core, client, other, channel, whox)
     elif (service := pseudo_client(core, mask)) is not None:
         if not opers_only:
             _service_who_line(core, client, service, whox)
@@ -153,27 +158,58 @@ def handle_who(core: ServerCore, client: Client, msg: Message) -> None:
         # mask patterns, not from a lookup by nick (WHOIS shows them all the same).
         if not opers_only or "o" in exact.modes:
             _who_line(core, client, exact, None, whox)
-    else:
-        everyone = mask in ("*", "0")
-        if not core.may_scan(client, "WHO", len(core.nicks) * (1 if everyone else 3)):
-            core.reply(client, N.RPL_ENDOFWHO, mask, "End of WHO list")
-            return
-        glob = compile_mask(mask, core.fold)
-        fold = core.fold
-        for other in list(core.nicks.values()):
-            if not other.registered or not _visible(client, other):
-                continue
-            if opers_only and "o" not in other.modes:
-                continue
-            if everyone or glob.matches(other.folded) or glob.matches(fold(other.mask)):
-                _who_line(core, client, other, None, whox)
-        if not everyone and not opers_only:
-            # A pattern naming them ("*Serv*"), not "everyone": like users hidden from a
-            # bare WHO * on the big networks, they are there when asked for.
-            for service in PSEUDO_CLIENTS.values():
-                if glob.matches(fold(service.nick)) or glob.matches(fold(service.mask(core))):
-                    _service_who_line(core, client, service, whox)
+    elif not _who_mask(core, client, mask, opers_only, whox):
+        return
     core.reply(client, N.RPL_ENDOFWHO, mask, "End of WHO list")
+
+
+def _channel_who(client: Client, channel: Channel, opers_only: bool) -> list[Client]:
+    """The members ``WHO #channel`` lists to ``client``: +i ones only to a member."""
+    member = client in channel.members
+    return [
+        other for other in channel.members
+        if (not opers_only or "o" in other.modes) and (member or "i" not in other.modes)
+    ]
+
+
+def _may_list(core: ServerCore, client: Client, mask: str, lines: int) -> bool:
+    """Charge ``lines`` reply lines to the host's scan budget; past it, 263 and the end
+    of the list (False), as a WHO * over budget."""
+    if lines <= 1 or core.may_scan(client, "WHO", lines * WHO_LINE_COST):
+        return True
+    core.reply(client, N.RPL_ENDOFWHO, mask, "End of WHO list")
+    return False
+
+
+def _who_mask(
+    core: ServerCore, client: Client, mask: str, opers_only: bool, whox: Whox | None
+) -> bool:
+    """``WHO *`` or a mask over every user: paid for the matches before they are made,
+    then for the lines; False when refused (the end of the list was sent)."""
+    everyone = mask in ("*", "0")
+    cost = len(core.nicks) * (1 if everyone else 3) + compile_cost(mask)
+    if not core.may_scan(client, "WHO", cost):
+        core.reply(client, N.RPL_ENDOFWHO, mask, "End of WHO list")
+        return False
+    glob = compile_mask(mask, core.fold)
+    fold = core.fold
+    listed = [
+        other for other in core.nicks.values()
+        if other.registered and _visible(client, other)
+        and (not opers_only or "o" in other.modes)
+        and (everyone or glob.matches(other.folded) or glob.matches(fold(other.mask)))
+    ]
+    if not _may_list(core, client, mask, len(listed)):
+        return False
+    for other in listed:
+        _who_line(core, client, other, None, whox)
+    if not everyone and not opers_only:
+        # A pattern naming them ("*Serv*"), not "everyone": like users hidden from a
+        # bare WHO * on the big networks, they are there when asked for.
+        for service in PSEUDO_CLIENTS.values():
+            if glob.matches(fold(service.nick)) or glob.matches(fold(service.mask(core))):
+                _service_who_line(core, client, service, whox)
+    return True
 
 
 def handle_whois(core: ServerCore, client: Client, msg: Message) -> None:
