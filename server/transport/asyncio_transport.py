@@ -59,6 +59,7 @@ from server.transport.ops import (
     failed_answer,
     find_message,
     hash_new,
+    limit_send_buffer,
     list_targets,
     load_account_state,
     log_failed_check,
@@ -105,6 +106,10 @@ class IRCProtocol(asyncio.Protocol):
             self.admission = None
         # uvloop's transports are not asyncio.Transport subclasses but quack the same.
         self.transport = cast(asyncio.Transport, transport)
+        if not self.secure:  # (a TLS socket's was set before its handshake)
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                limit_send_buffer(sock)
         self.conn_id = next(self.server.ids)
         peer = transport.get_extra_info("peername") or ("?", 0)
         self.server.conns[self.conn_id] = self
@@ -370,6 +375,7 @@ class AsyncioServer:
             if first[0] != TLS_RECORD:
                 answer_plaintext(sock, not_tls_reply(self.port))
                 raise NotTLS
+            limit_send_buffer(sock)
             await self.loop.connect_accepted_socket(
                 lambda: IRCProtocol(self, secure=True, admission=admission), sock, ssl=tls,
                 ssl_handshake_timeout=max(deadline - self.loop.time(), 0.1),

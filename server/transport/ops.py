@@ -47,6 +47,10 @@ from server.transport.handshakes import HandshakeFailures
 
 BACKLOG = 1024  # pending connections a listening socket queues
 ACCEPT_RETRY_SECONDS = 1.0  # pause accepting after EMFILE and friends (as asyncio does)
+# SO_SNDBUF asked for each client's socket (Linux doubles it: 256 KiB in the kernel).
+# Left to autotuning, a reader that stops takes up to tcp_wmem's max (4 MiB) of kernel
+# memory before the transport's buffer, which the sendq counts, grows at all.
+SEND_BUFFER = 128 * 1024
 
 log = logging.getLogger("chat.server.ops")
 
@@ -63,6 +67,15 @@ class TransportStats:
     loop_lag: float = 0.0
     heartbeat: float = field(default_factory=time.monotonic)
     tls_failures: HandshakeFailures = field(default_factory=HandshakeFailures)
+
+
+def limit_send_buffer(sock: Any) -> None:
+    """Fix ``sock``'s kernel send buffer at ``SEND_BUFFER`` (a socket, or uvloop's
+    stand-in), so that a slow reader's backlog is in the sendq's view."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+    except OSError as exc:  # the peer is gone already: its connection ends anyway
+        log.debug("cannot set SO_SNDBUF: %s", exc)
 
 
 def check_oper(effect: CheckOper) -> bool:

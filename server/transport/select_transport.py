@@ -132,6 +132,7 @@ from server.transport.ops import (
     failed_answer,
     find_message,
     hash_new,
+    limit_send_buffer,
     list_targets,
     load_account_state,
     log_failed_check,
@@ -690,6 +691,7 @@ class SelectServer:
             sock.setblocking(False)
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            limit_send_buffer(sock)
             fd = sock.fileno()
             if self.max_fd is not None and fd >= self.max_fd:
                 self._refuse(sock, fd)
@@ -758,6 +760,7 @@ class SelectServer:
             sock.setblocking(False)
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            limit_send_buffer(sock)
             fd = sock.fileno()
             if self.max_fd is not None and fd >= self.max_fd:
                 admission.release()

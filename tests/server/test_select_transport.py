@@ -226,11 +226,12 @@ def test_partial_writes_are_buffered_in_order_and_write_interest_is_dropped(impl
         talker.join("#c")
         reader.join("#c")
         talker.sync()
-        count, payload = 400, "z" * 400
+        count, payload = 1000, "z" * 400
         for n in range(count):
             talker.send(f"PRIVMSG #c :{n} {payload}")
         talker.sync()
-        # ~170 KB into a 4 KB send buffer and a 4 KB receive buffer that nobody reads:
+        # ~420 KB into a 256 KB send buffer (ops.SEND_BUFFER) and a 4 KB receive buffer
+        # that nobody reads:
         # the rest waits in the connection's own buffer, with EVENT_WRITE registered.
         conn = r.conn_of("reader")
         wait_for(lambda: len(conn.wbuf) > 0, what="a partial write")
@@ -290,7 +291,7 @@ def test_closing_socket_whose_peer_does_not_read_is_aborted_after_grace(
         talker.join("#c")
         stuck.join("#c")
         talker.sync()
-        for n in range(300):
+        for n in range(1000):  # past the 256 KB kernel send buffer (ops.SEND_BUFFER)
             talker.send(f"PRIVMSG #c :{n} " + "w" * 400)
         talker.sync()
         conn = r.conn_of("stuck")
