@@ -2270,7 +2270,9 @@ class Session:
 
     def _rpl_unaway(self, msg: Message, now: float) -> None:
         self.away = msg.command == N.RPL_NOWAWAY
-        self._add(self.current, self._line(msg, now, Kind.INFO, msg.params[-1]))
+        default = "You are marked as away" if self.away else "You are no longer marked as away"
+        text = msg.params[-1] if len(msg.params) > 1 else default  # (a bare 305/306 too)
+        self._add(self.current, self._line(msg, now, Kind.INFO, text))
         self._status()
 
     def _rpl_channelmodeis(self, msg: Message, now: float) -> None:

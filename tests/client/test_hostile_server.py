@@ -107,3 +107,19 @@ async def test_a_log_ending_in_the_future_still_gets_missed_history(
     log.close()
     written = [line[20:] for line in (folder / "bob.log").read_text().splitlines()]
     assert "<bob> missed while away" in written, written
+
+
+# ---------------------------------------------------------------------- malformed replies
+
+
+async def test_a_bare_305_or_306_is_understood(alice: ChatClient, ircd: Ircd) -> None:
+    """No parameter at all (not even our nick): still the away state, with a text of
+    our own, and no 'could not be handled' line."""
+    s = alice.session
+    ircd.send(":srv 306")
+    await alice.wait(lambda: s.away, "away")
+    ircd.send(":srv 305")
+    await alice.wait(lambda: not s.away, "back")
+    texts = [line.text for line in s.server.lines]
+    assert "You are marked as away" in texts and "You are no longer marked as away" in texts
+    assert not any("could not be handled" in text for text in texts)
