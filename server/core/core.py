@@ -42,7 +42,7 @@ from .callerid import AcceptIndex
 from .cloak import cloak_host
 from .connlimits import ConnectionLimits, HostRate, host_key
 from .departures import Departures
-from .flood import FloodGate, join_part_cost
+from .flood import FloodGate, line_cost
 from .history import (
     STORED_COMMANDS,
     HistoryRequest,
@@ -367,7 +367,7 @@ class ServerCore:
                 # (a batch holds PRIVMSGs: a JOIN or PART in one is refused, never run).
                 cost = batch_line_cost(client.caps, line) if line[0] == 64 else 1.0
                 if cost == 1.0:
-                    cost = join_part_cost(line, gate.burst)
+                    cost = line_cost(line, gate.burst)
                 if not gate.admit(line, now, cost):
                     if gate.queued > self.config.flood_max_queue:
                         # They will never run: dropped now, not held until the close

@@ -51,6 +51,11 @@ EVENT_PLAYBACK = "draft/event-playback"
 # Client tags that say something about now, not the conversation: never stored (IRCv3
 # typing), so a TAGMSG carrying nothing else is relayed and not kept.
 EPHEMERAL_TAGS = frozenset({"+typing", "+draft/typing"})
+# A row keeps at most this much of its tags (serialised, UTF-8). What clients act on in
+# history (+draft/reply, +draft/react, +draft/channel-context, account, bot) is tens of
+# bytes; 4 KB of client tags made every row 4.7 times larger and a CHATHISTORY of 100
+# rows 460 KB. Live relay still carries them whole (flood.line_cost charges for them).
+STORED_TAG_BYTES = 512
 # Clients with it are sent REDACTs, live and in history (handlers/redact.py).
 REDACT_CAP = "draft/message-redaction"
 
@@ -206,6 +211,10 @@ def message_to_store(
 ) -> NewMessage | None:
     if client_tags and not EPHEMERAL_TAGS.isdisjoint(client_tags):
         client_tags = {k: v for k, v in client_tags.items() if k not in EPHEMERAL_TAGS}
+    tags = serialize_tags(client_tags) if client_tags else ""
+    if client_tags and utf8_size(tags) > STORED_TAG_BYTES:
+        client_tags = tags_to_store(client_tags)
+        tags = serialize_tags(client_tags) if client_tags else ""
     if command == "TAGMSG" and not any(k[0] == "+" for k in client_tags or ()):
         return None  # nothing a client said: only the server's "bot" tag, or nothing
     if text and is_ctcp_request(text[0]):
@@ -218,10 +227,26 @@ def message_to_store(
         command,
         channel,
         text[0] if text else "",
-        serialize_tags(client_tags) if client_tags else "",
+        tags,
         dm,
         sender,
     )
+
+
+def tags_to_store(tags: dict[str, str]) -> dict[str, str]:
+    """``tags`` within STORED_TAG_BYTES: the server's all, then the client-only ones in
+    their order, each that still fits (an oversized one is dropped, the small ones after
+    it kept)."""
+    kept = {k: v for k, v in tags.items() if k[0] != "+"}
+    # Each tag counted with a ';' before it: one more than the limit, for the first.
+    room = STORED_TAG_BYTES + 1 - (utf8_size(serialize_tags(kept)) + 1 if kept else 0)
+    for key, value in tags.items():
+        if key[0] == "+":
+            size = utf8_size(serialize_tags({key: value})) + 1
+            if size <= room:
+                kept[key] = value
+                room -= size
+    return kept
 
 
 def is_ctcp_request(text: str) -> bool:

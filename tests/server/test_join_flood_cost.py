@@ -11,7 +11,7 @@ import pytest
 
 from chat.message import Message
 from server.config import ServerConfig
-from server.core.flood import join_part_cost
+from server.core.flood import line_cost
 from tests.conftest import RunningServer, serving, suite_config
 from tests.fuzz.harness import CoreHarness
 from tests.ircclient import IRCTestClient
@@ -69,7 +69,7 @@ def from_alice(got: list[Message], command: str) -> list[Message]:
     ],
 )
 def test_join_part_cost(line: bytes, cost: float) -> None:
-    assert join_part_cost(line, float(BURST)) == cost
+    assert line_cost(line, float(BURST)) == cost
 
 
 # ---------------------------------------------------------------------- over TCP
