@@ -351,9 +351,7 @@ class Connection:
                 self.session.connecting(self._clock(), target=f"{s.host}:{port}")
                 self.flush()
                 try:
-                    reader, writer = await asyncio.wait_for(
-                        self._open(tls, port), s.connect_timeout
-                    )
+                    opened = await self._connect(tls, port)
                 except (OSError, TimeoutError, ssl.SSLError) as exc:
                     self.session.error(
                         f"Could not connect to {s.host}:{port}: {_describe(exc)}",
@@ -366,9 +364,11 @@ class Connection:
                         self._tls_hint(exc)
                     self.flush()
                 else:
-                    if self.closing:  # /quit while connecting
-                        writer.close()
+                    if opened is None or self.closing:  # /quit while connecting
+                        if opened is not None:
+                            opened[1].close()
                         break
+                    reader, writer = opened
                     started = loop.time()
                     await self._serve(reader, writer, secure=tls)
                     if loop.time() - started >= s.stable_after:
@@ -454,6 +454,29 @@ class Connection:
         if self.sts is None or not tls or not self._verifies():
             return
         self.sts.set(self.settings.host, port, duration, self._clock())
+
+    async def _connect(
+        self, tls: bool, port: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """:meth:`_open` within connect_timeout; None when /quit comes first: a host
+        that drops SYNs, or a server that never ends the TLS handshake, does not hold
+        the exit back (the attempt is cancelled)."""
+        assert self._wake is not None
+        opening = asyncio.ensure_future(
+            asyncio.wait_for(self._open(tls, port), self.settings.connect_timeout))
+        try:
+            while not opening.done() and not self._closing:
+                self._wake.clear()  # (a /reconnect's wake-up: keep connecting)
+                waker = asyncio.ensure_future(self._wake.wait())
+                try:
+                    await asyncio.wait({opening, waker}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waker.cancel()
+        finally:
+            if not opening.done():
+                opening.cancel()
+                await asyncio.gather(opening, return_exceptions=True)
+        return None if opening.cancelled() else opening.result()
 
     async def _open(
         self, tls: bool, port: int

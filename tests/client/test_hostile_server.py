@@ -3,6 +3,7 @@ says what a test tells it, and the client must come out of it unharmed."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from chat.servertime import format_time, parse_time
 from client.chatlog import TIME_FORMAT, ChatLog
 from client.model import MAX_CLOCK_SKEW, Buffer
 
-from .netutil import ChatClient, Ircd, has_texts
+from .netutil import DEADLINE, ChatClient, Ircd, has_texts
 
 HISTORY_CAPS = "batch draft/chathistory draft/read-marker message-tags server-time"
 YEAR_9999 = "9999-12-31T23:59:59.000Z"
@@ -123,3 +124,32 @@ async def test_a_bare_305_or_306_is_understood(alice: ChatClient, ircd: Ircd) ->
     texts = [line.text for line in s.server.lines]
     assert "You are marked as away" in texts and "You are no longer marked as away" in texts
     assert not any("could not be handled" in text for text in texts)
+
+
+# ---------------------------------------------------------------------- stalls
+
+
+async def test_quit_during_a_stalled_tls_handshake_ends_at_once(
+    clients: list[ChatClient],
+) -> None:
+    """A server that takes the TCP connection and never answers the TLS handshake, with
+    an hour to connect: /quit ends the run without waiting for it."""
+    accepted = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.set()
+        await reader.read()  # (until the client goes)
+        writer.close()
+
+    srv = await asyncio.start_server(silent, "127.0.0.1", 0)
+    try:
+        port = srv.sockets[0].getsockname()[1]
+        alice = ChatClient.start(port, "alice", tls=True, connect_timeout=3600.0)  # type: ignore[arg-type]
+        clients.append(alice)
+        await asyncio.wait_for(accepted.wait(), DEADLINE)
+        alice.conn.close("bye")
+        await asyncio.wait_for(asyncio.shield(alice.task), DEADLINE)  # (not cancelled)
+        assert not alice.conn.running
+        assert not any("Could not connect" in ln.text for ln in alice.session.server.lines)
+    finally:
+        srv.close()
