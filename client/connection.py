@@ -574,9 +574,8 @@ class Connection:
                 return _describe(exc)
             if not data:
                 return "connection closed by the server"
+            self._last_rx = loop.time()
             lines, dropped = lines_in.feed_skipping(data)
-            if lines or dropped:  # (a byte now and then, never a line, is no answer)
-                self._last_rx = loop.time()
             if dropped:
                 self.session.lines_too_long(dropped, self._clock())
             now = self._clock()

@@ -34,7 +34,7 @@ from server.history.model import (
 )
 from server.history.query import EVENT_COMMANDS
 
-from .multiline import MultilineRelay, render, stored_lines
+from .multiline import MultilineRelay, fallback_tags, render, stored_lines
 from .relay import Relay
 from .state import FORM_MULTILINE
 
@@ -627,7 +627,7 @@ def format_row(client: Client, row: StoredMessage, channel: str, batch: str | No
     if row.command in ("PRIVMSG", "NOTICE"):
         lines = stored_lines(row.source, channel, row.text)
         if len(lines) > 1:
-            rest = {k: v for k, v in tags.items() if k != "msgid"}
+            rest = fallback_tags(tags)
             # Only PRIVMSGs are ever received as draft/multiline: a long NOTICE (a
             # longer mask than its sender counted on) comes back as its lines.
             multiline = row.command == "PRIVMSG" and client.tag_form & FORM_MULTILINE

@@ -153,31 +153,3 @@ async def test_quit_during_a_stalled_tls_handshake_ends_at_once(
         assert not any("Could not connect" in ln.text for ln in alice.session.server.lines)
     finally:
         srv.close()
-
-
-async def test_a_server_trickling_bytes_without_a_line_is_dropped(
-    clients: list[ChatClient],
-) -> None:
-    """Registered, then a byte at a time and never a whole line (no PONG either): dead
-    at the ping timeout, as a silent server is, and connected to again."""
-    connections = 0
-
-    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal connections
-        connections += 1
-        await reader.readuntil(b"USER")
-        writer.write(b":srv 001 alice :Welcome\r\n:srv 422 alice :No MOTD\r\n:srv NOTICE alice :")
-        while not writer.is_closing() and not reader.at_eof():
-            writer.write(b"x")
-            await asyncio.sleep(0.01)
-        writer.close()
-
-    srv = await asyncio.start_server(trickle, "127.0.0.1", 0)
-    try:
-        port = srv.sockets[0].getsockname()[1]
-        alice = ChatClient.start(port, "alice", ping_interval=0.1, ping_timeout=0.3)
-        clients.append(alice)
-        await alice.wait(lambda: connections >= 2, "a second connection")
-        assert any("no reply from the server" in ln.text for ln in alice.session.server.lines)
-    finally:
-        srv.close()

@@ -14,9 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from chat.message import Message
-from chat.multiline import BATCH_TYPE, CAP, CONCAT, Line, combine
+from chat.message import Message, serialize_tags
+from chat.multiline import BATCH_TYPE, CAP, CONCAT, Line, combine, utf8_size
 
+from ..flood import FREE_TAG_BYTES
 from .messaging import relay_message
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ class OpenBatch:
     tags: dict[str, str]  # the BATCH line's client-only tags: the message's
     label: str | None  # labeled-response: the BATCH line's, for the answer
     lines: list[Line] = field(default_factory=list)
-    size: int = 0  # bytes as max-bytes counts them
+    size: int = 0  # bytes as max-bytes counts them (text, line feeds, tags past 512)
     failed: bool = False
 
 
@@ -66,7 +67,17 @@ def _open(core: ServerCore, client: Client, msg: Message, ref: str) -> None:
     tags = {k: v for k, v in msg.tags.items() if k[0] == "+"} if "message-tags" in client.caps \
         else {}
     # The answer (the echo, or an error) comes with the batch's end: labelled then.
-    client.multiline = OpenBatch(ref, msg.params[2], tags, core.defer_label())
+    client.multiline = OpenBatch(ref, msg.params[2], tags, core.defer_label(),
+                                 size=_tag_bytes(tags))
+
+
+def _tag_bytes(tags: dict[str, str]) -> int:
+    """What the message's client tags count towards max-bytes: their bytes past the 512
+    a line carries for its token (a reply, a react), so that a message's text and tags
+    together stay within max-bytes + 512."""
+    if not tags:
+        return 0
+    return max(utf8_size(serialize_tags(tags)) - FREE_TAG_BYTES, 0)
 
 
 def take_line(core: ServerCore, client: Client, msg: Message) -> bool:
