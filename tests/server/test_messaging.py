@@ -197,15 +197,16 @@ async def test_too_many_targets(server: RunningServer) -> None:
     alice = await server.client("alice")
     bob = await server.client("bob")
     await server.client("carol")
-    msgs = await ask(alice, "PRIVMSG bob,carol,alice,bob :spam")
+    await server.client("dave")
+    msgs = await ask(alice, "PRIVMSG bob,carol,alice,dave :spam")
     errors = only(msgs, "407")
     assert len(errors) == 1
-    assert errors[0].params[:2] == ["alice", "bob,carol,alice,bob"]
-    # Exactly TARGMAX targets are still fine.
-    msgs = await ask(alice, "PRIVMSG bob,carol,bob :ok")
+    assert errors[0].params[:2] == ["alice", "bob,carol,alice,dave"]
+    # Exactly TARGMAX targets are still fine, and a repeat is no target (once to bob).
+    msgs = await ask(alice, "PRIVMSG bob,carol,dave,BOB :ok")
     assert only(msgs, "407") == []
     assert [m.params for m in only(await bob.sync(), "PRIVMSG")][-2:] == [
-        ["bob", "ok"],
+        ["bob", "spam"],
         ["bob", "ok"],
     ]
 

@@ -115,7 +115,7 @@ def relay_message(
     client_tags: dict[str, str] | None = None
     if msg.tags and "message-tags" in client.caps:
         client_tags = {k: v for k, v in msg.tags.items() if k[0] == "+"} or None
-    targets = params[0].split(",")
+    targets = unique_targets(core, params[0])
     limit = core.config.max_targets
     if len(targets) > limit:
         _error(
@@ -147,6 +147,18 @@ def relay_message(
             _to_nick(core, client, command, target, text_params, client_tags, need_cap, lines)
     if command == "PRIVMSG":
         client.last_speak = core.clock()
+
+
+def unique_targets(core: ServerCore, names: str) -> list[str]:
+    """A target list without its repeats (folded, status prefixes kept apart), each as
+    first written: ``PRIVMSG #c,#c,#C,#c`` delivered and stored the message four times.
+    As on solanum, a repeat counts neither as a target nor towards the limit."""
+    if "," not in names:
+        return [names]
+    seen: dict[str, str] = {}
+    for name in names.split(","):
+        seen.setdefault(core.fold(name), name)
+    return list(seen.values())
 
 
 def _service_ctcp(core: ServerCore, client: Client, service: str, text: str) -> None:
