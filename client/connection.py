@@ -43,6 +43,10 @@ from .sts import StsStore
 log = logging.getLogger(__name__)
 
 READ_SIZE = 65536
+# OpenSSL's X509_V_ERR_* codes for a certificate that is not for the name connected to
+# (host name, e-mail, IP address) and for one outside its dates (not yet, expired).
+NAME_MISMATCH = frozenset({62, 63, 64})
+OUT_OF_DATE = frozenset({9, 10})
 RECONNECT_GRACE = 1.0  # seconds a server has to close the connection after /reconnect's QUIT
 
 
@@ -435,13 +439,19 @@ class Connection:
             return
         self._tls_hint_shown = True
         why = exc.verify_message or "self-signed?"
-        self.session.error(
-            f"TLS: the server's certificate is not trusted ({why}): use --tls-no-verify "
-            "(tls_verify = false in the config), or trust it with "
-            "SSL_CERT_FILE=<its PEM file>; still retrying",
-            self._clock(),
-            self.session.server,
-        )
+        if exc.verify_code in NAME_MISMATCH:
+            # Not a certificate to trust by hand: what an impostor's looks like.
+            text = (f"TLS: the server's certificate is not for {self.settings.host} ({why}): "
+                    "that is what an impostor looks like; connect with a name the certificate "
+                    "is for, or ask the server's operator; still retrying")
+        elif exc.verify_code in OUT_OF_DATE:
+            text = (f"TLS: the server's certificate is out of date ({why}): its operator "
+                    "must renew it, or this computer's clock is wrong; still retrying")
+        else:
+            text = (f"TLS: the server's certificate is not trusted ({why}): use --tls-no-verify "
+                    "(tls_verify = false in the config), or trust it with "
+                    "SSL_CERT_FILE=<its PEM file>; still retrying")
+        self.session.error(text, self._clock(), self.session.server)
 
     def _verifies(self) -> bool:
         if self._ssl is not None:
@@ -574,8 +584,9 @@ class Connection:
                 return _describe(exc)
             if not data:
                 return "connection closed by the server"
-            self._last_rx = loop.time()
             lines, dropped = lines_in.feed_skipping(data)
+            if lines or dropped:  # (a byte now and then, never a line, is no answer)
+                self._last_rx = loop.time()
             if dropped:
                 self.session.lines_too_long(dropped, self._clock())
             now = self._clock()

@@ -380,23 +380,26 @@ def has_texts(buf: Buffer | None, wanted: list[str]) -> bool:
     return all(w in delivered for w in wanted)
 
 
-def cert_or_skip(tmp_path: Path) -> tuple[Path, Path]:
+def cert_or_skip(tmp_path: Path, names: str = "DNS:localhost,IP:127.0.0.1") -> tuple[Path, Path]:
     """``make_cert``'s certificate and key; the test is skipped without openssl."""
-    pair = make_cert(tmp_path)
+    pair = make_cert(tmp_path, names)
     if pair is None:
         pytest.skip("openssl cannot make a test certificate here")
     return pair
 
 
-def make_cert(tmp_path: Path) -> tuple[Path, Path] | None:
-    """A self-signed certificate for localhost and 127.0.0.1, or None without openssl."""
+def make_cert(
+    tmp_path: Path, names: str = "DNS:localhost,IP:127.0.0.1"
+) -> tuple[Path, Path] | None:
+    """A self-signed certificate for ``names`` (a subjectAltName: localhost and
+    127.0.0.1), or None without openssl."""
     openssl = shutil.which("openssl")
     if openssl is None:
         return None
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     result = subprocess.run(
         [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-subj", "/CN=localhost", "-addext", f"subjectAltName={names}",
          "-keyout", str(key), "-out", str(cert)],
         capture_output=True,
         check=False,

@@ -682,6 +682,31 @@ async def test_an_untrusted_certificate_says_what_to_do_once(
         srv.close()
 
 
+async def test_a_certificate_for_another_name_is_not_to_be_trusted_by_hand(
+    tmp_path: Path, clients: list[ChatClient]
+) -> None:
+    """A trusted certificate, but for another name: the hint says what is wrong, and
+    not to switch verification off (an impostor's certificate is just that)."""
+    cert, key = cert_or_skip(tmp_path, "DNS:other.example")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    srv = await asyncio.start_server(tiny_ircd, "127.0.0.1", 0, ssl=server_ctx)
+    port = srv.sockets[0].getsockname()[1]
+    try:
+        alice = ChatClient.start(port, "alice", tls=True)  # type: ignore[arg-type]
+        alice.conn._ssl = ssl.create_default_context(cafile=str(cert))
+        clients.append(alice)
+        await alice.wait(lambda: alice.conn.attempt >= 2, "two attempts")
+        hints = [ln.text for ln in alice.session.server.lines if ln.text.startswith("TLS: ")]
+        assert len(hints) == 1 and "--tls-no-verify" not in hints[0], hints
+        assert hints[0].startswith("TLS: the server's certificate is not for 127.0.0.1 (")
+        assert hints[0].endswith("that is what an impostor looks like; connect with a name "
+                                 "the certificate is for, or ask the server's operator; "
+                                 "still retrying")  # fmt: skip
+    finally:
+        srv.close()
+
+
 # ---------------------------------------------------------------------- /reconnect
 
 
