@@ -1462,8 +1462,13 @@ class Session:
 
     def _keep(self, batch: _Batch, msg: Message, now: float) -> None:
         """A message of a history or search batch, kept until it ends (a hostile
-        server's endless batch: no more than a buffer can show)."""
+        server's endless batch: no more than a buffer can show). Past that, a history
+        batch keeps its newest, nearest to what is shown (the join, the bottom of the
+        gap, the top of the pane); search results their first."""
         if len(batch.lines) < max(self.config.scrollback, 1000):
+            batch.lines.append((msg, now))
+        elif batch.type in HISTORY_BATCHES:
+            del batch.lines[0]  # (a list of a buffer's lines: a short move)
             batch.lines.append((msg, now))
 
     def _ignored(self, msg: Message) -> bool:

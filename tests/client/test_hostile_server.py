@@ -153,3 +153,53 @@ async def test_quit_during_a_stalled_tls_handshake_ends_at_once(
         assert not any("Could not connect" in ln.text for ln in alice.session.server.lines)
     finally:
         srv.close()
+
+
+async def test_a_server_trickling_bytes_without_a_line_is_dropped(
+    clients: list[ChatClient],
+) -> None:
+    """Registered, then a byte at a time and never a whole line (no PONG either): dead
+    at the ping timeout, as a silent server is, and connected to again."""
+    connections = 0
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await reader.readuntil(b"USER")
+        writer.write(b":srv 001 alice :Welcome\r\n:srv 422 alice :No MOTD\r\n:srv NOTICE alice :")
+        while not writer.is_closing() and not reader.at_eof():
+            writer.write(b"x")
+            await asyncio.sleep(0.01)
+        writer.close()
+
+    srv = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    try:
+        port = srv.sockets[0].getsockname()[1]
+        alice = ChatClient.start(port, "alice", ping_interval=0.1, ping_timeout=0.3)
+        clients.append(alice)
+        await alice.wait(lambda: connections >= 2, "a second connection")
+        assert any("no reply from the server" in ln.text for ln in alice.session.server.lines)
+    finally:
+        srv.close()
+
+
+# ---------------------------------------------------------------------- floods
+
+
+async def test_an_oversized_history_answer_keeps_its_newest_lines(
+    ircd: Ircd, clients: list[ChatClient]
+) -> None:
+    """A server sends 2,500 lines for a query's history (the client asked for 100, and
+    keeps 2,000 of a batch): those nearest the conversation's present are kept."""
+    alice = await registered(ircd, clients)
+    start = time.time() - 3600
+    ircd.send(f"@time={format_time(time.time())};msgid=live :bob!b@h PRIVMSG alice :live")
+    await ircd.wait(lambda: count(ircd, "CHATHISTORY LATEST bob") == 1, "bob's history")
+    ircd.send(":srv BATCH +h chathistory bob")
+    for i in range(2500):
+        ircd.send(f"@batch=h;time={format_time(start + i)};msgid=h{i} "
+                  f":bob!b@h PRIVMSG alice :hist {i}")  # fmt: skip
+    ircd.send(":srv BATCH -h")
+    await alice.wait(lambda: not query(alice, "bob").history_loading, "the history")
+    shown = {line.text for line in query(alice, "bob").lines}
+    assert "hist 2499" in shown and "hist 0" not in shown
