@@ -34,7 +34,7 @@ class IRCTestClient:
     async def read_message(self, timeout: float = DEFAULT_TIMEOUT) -> Message:
         while True:
             raw = await asyncio.wait_for(self.reader.readline(), timeout)
-            if not raw:
+            if not raw.endswith(b"\n"):  # (a server killed mid-write leaves half a line)
                 raise ConnectionError("server closed the connection")
             text = raw.decode("utf-8", "replace").rstrip("\r\n")
             if not text:
