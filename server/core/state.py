@@ -11,6 +11,8 @@ from .flood import FloodGate
 from .targets import TargetGate
 
 if TYPE_CHECKING:
+    from chat.masks import Glob
+
     from .connlimits import HostRate
     from .handlers.accounts import ScramExchange
     from .handlers.batch import OpenBatch
@@ -168,6 +170,9 @@ class Ban:
     mask: str
     setter: str
     set_at: int
+    # The mask folded and compiled, made at its first match (handlers.channels.on_list):
+    # every message to the channel matches its sender against the b and q lists.
+    glob: Glob | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(slots=True, eq=False)

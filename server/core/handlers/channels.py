@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from chat import numerics as N
-from chat.masks import EXTBAN_PREFIX, extban_matches, mask_matches
+from chat.masks import EXTBAN_PREFIX, compile_mask, extban_matches
 from chat.message import Message
 from chat.names import is_valid_channel
 from chat.utf8 import truncate_utf8
@@ -32,15 +32,26 @@ KNOCK_CHANNEL_WINDOW = 60.0
 
 
 def on_list(core: ServerCore, masks: list[Ban], client: Client) -> bool:
-    # Every message to a channel asks about +b and +q, and most lists are empty:
-    # answer those without building the client's mask or a generator.
-    return bool(masks) and any(_matches(core, ban.mask, client) for ban in masks)
-
-
-def _matches(core: ServerCore, mask: str, client: Client) -> bool:
-    if mask[0] == EXTBAN_PREFIX:
-        return extban_matches(mask, client.account, core.fold)
-    return mask_matches(mask, client.mask, core.fold)
+    """Whether ``client`` matches a mask of the list. Every message to a channel asks
+    about +b and +q: each mask is compiled once (``Ban.glob``) and the client's mask
+    folded once per list, not once per mask (100 glob bans cost 0.4 ms a message)."""
+    if not masks:  # most lists are: no mask built
+        return False
+    target = ""
+    for ban in masks:
+        mask = ban.mask
+        if mask[0] == EXTBAN_PREFIX:
+            if extban_matches(mask, client.account, core.fold):
+                return True
+            continue
+        glob = ban.glob
+        if glob is None:
+            glob = ban.glob = compile_mask(mask, core.fold)
+        if not target:
+            target = core.fold(client.mask)
+        if glob.matches(target):
+            return True
+    return False
 
 
 def is_banned(core: ServerCore, channel: Channel, client: Client) -> bool:
