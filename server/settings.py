@@ -172,7 +172,8 @@ _HELP: dict[str, str] = {
     "cloak_hosts": "show clients a keyed hash instead of each other's addresses",
     "reserve_account_nicks": "keep each account's name as a nick for those logged in to it",
     "allow_register": "let users register accounts (REGISTER, NickServ REGISTER)",
-    "account_limit": "accounts one host (an IPv4 address or an IPv6 /64) may register at once",
+    "account_limit": "accounts one host (an IPv4 address or an IPv6 /64) may register at once "
+    "(0: no limit)",
     "account_refill": "seconds until a host may register one more account",
     "register_limit": "accounts the whole server registers at once, whatever the hosts "
     "(0: no limit)",
@@ -253,6 +254,7 @@ _INT_BOUNDS: dict[str, tuple[int, int | None]] = {
     "password_min_length": (1, 256),
     "memo_limit": (0, 1000),
     "register_limit": (0, None),
+    "account_limit": (0, None),
     "scan_burst": (0, None),
     "login_failures": (0, 1000),
     "multiline_max_bytes": (0, 65536),

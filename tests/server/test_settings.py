@@ -176,6 +176,12 @@ def test_whowas_size_zero_turns_whowas_off() -> None:
     assert load_config(["--whowas-size", "0"], {}).whowas_size == 0
 
 
+def test_account_limit_zero_turns_the_per_host_limit_off() -> None:
+    # (config.py: "0: no limit", as --register-limit 0.)
+    assert load_config(["--account-limit", "0"], {}).account_limit == 0
+    assert load_config([], {"CHAT_ACCOUNT_LIMIT": "0"}).account_limit == 0
+
+
 def test_opers_table(tmp_path: Path) -> None:
     path = write(tmp_path, f'[opers]\nalice = "{OPER_HASH}"\nbob = "{OPER_HASH}"\n')
     config = load_config(["--config", str(path)], {})
