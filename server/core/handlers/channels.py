@@ -450,11 +450,11 @@ def handle_invite(core: ServerCore, client: Client, msg: Message) -> None:
 
         if blocks(core, client, target, "INVITE"):
             return
-    from .messaging import _may_start_talking, can_send  # messaging imports this module
+    from .messaging import can_send, may_start_talking  # messaging imports this module
 
     # An INVITE is a message to its target (the channel name its text): the target
     # limit PRIVMSG has, as solanum's m_invite, or one address invites everyone.
-    if not _may_start_talking(core, client, target):
+    if not may_start_talking(core, client, target):
         core.reply(client, N.ERR_TARGCHANGE, target.nick,
                    "Targets changing too fast, message dropped")
         return

@@ -282,7 +282,7 @@ def _is_action(ctcp: str) -> bool:
     return word.isascii() and word.upper() == "ACTION" and ctcp[7:8] in ("", " ", "\x01")
 
 
-def _may_start_talking(core: ServerCore, client: Client, target: Client) -> bool:
+def may_start_talking(core: ServerCore, client: Client, target: Client) -> bool:
     """The target-change limit (operators and messages to oneself are exempt); the
     target, when local, may then answer freely."""
     cfg = core.config
@@ -346,7 +346,7 @@ def _to_nick(
         return
     if "g" in target.modes and callerid_blocks(core, client, target, command):
         return  # caller ID: not on the target's ACCEPT list (716/717/718 in callerid.py)
-    if not _may_start_talking(core, client, target):
+    if not may_start_talking(core, client, target):
         _error(core, client, command, N.ERR_TARGCHANGE, target.nick,
                "Targets changing too fast, message dropped")
         return
