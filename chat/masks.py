@@ -60,9 +60,10 @@ def _build(folded_mask: str) -> Glob:
     return Glob(_piece(parts[0]), len(parts[0]), middle, _piece(parts[-1]), len(parts[-1]))
 
 
-# The cache of masks matched again and again (bans, per message), bounded by its size
+# The cache of masks matched again and again (K-lines, account extbans, the client's
+# ignore list; a channel's bans keep their own compiled Glob), bounded by its size
 # rather than its entries: a Glob takes ~520 bytes and ~70 more per piece, so 4,096 of
-# 250 pieces held 76 MB. In units of a piece: at most ~4.6 MB, some 6,000 ban masks.
+# 250 pieces held 76 MB. In units of a piece: at most ~4.6 MB, some 6,000 masks.
 CACHE_UNITS = 65_536
 ENTRY_UNITS = 8  # a Glob's own overhead, in pieces
 
@@ -102,9 +103,10 @@ def mask_matches(mask: str, target: str, fold: Callable[[str], str]) -> bool:
 
 
 def compile_mask(mask: str, fold: Callable[[str], str]) -> Glob:
-    """``mask`` folded and compiled once, for matching many folded targets (LIST, WHO):
+    """``mask`` folded and compiled, for the caller to keep while it matches many folded
+    targets (LIST, WHO, a channel's ``Ban.glob``):
     ``compile_mask(m, fold).matches(fold(t)) == mask_matches(m, t, fold)``. Not cached:
-    it serves one request, and a stream of unique ones would evict the bans."""
+    a stream of unique LIST and WHO masks would evict the masks matched again and again."""
     return _build(fold(mask))
 
 
