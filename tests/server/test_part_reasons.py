@@ -12,6 +12,7 @@ from server.config import ServerConfig
 from tests.conftest import RunningServer, suite_config
 from tests.ircclient import IRCTestClient
 from tests.server.helpers import ask
+from tests.server.test_nick_limits import in_channel
 
 REASON = "buy cheap stuff at spam.example"
 
@@ -19,19 +20,6 @@ REASON = "buy cheap stuff at spam.example"
 @pytest.fixture
 def server_config() -> ServerConfig:
     return suite_config(db="")
-
-
-async def members(server: RunningServer, *modes: str) -> tuple[IRCTestClient, IRCTestClient]:
-    """alice (op) and bob in #c, then each of ``modes`` set by alice."""
-    alice = await server.client("alice")
-    bob = await server.client("bob")
-    await alice.join("#c")
-    await bob.join("#c")
-    for line in modes:
-        await ask(alice, f"MODE #c {line}")
-    await alice.sync()
-    await bob.sync()
-    return alice, bob
 
 
 async def parts_seen(alice: IRCTestClient, bob: IRCTestClient, line: str) -> list[Message]:
@@ -47,7 +35,7 @@ async def parts_seen(alice: IRCTestClient, bob: IRCTestClient, line: str) -> lis
 async def test_one_who_may_not_speak_leaves_without_a_reason(
     server: RunningServer, modes: tuple[str, ...]
 ) -> None:
-    alice, bob = await members(server, *modes)
+    alice, bob = await in_channel(server, *modes)
     seen = await parts_seen(alice, bob, f"PART #c :{REASON}")
     assert [m.params for m in seen] == [["#c"]]
 
@@ -55,7 +43,7 @@ async def test_one_who_may_not_speak_leaves_without_a_reason(
 async def test_a_reason_is_dropped_only_where_it_may_not_be_said(
     server: RunningServer,
 ) -> None:
-    alice, bob = await members(server, "+q bob!*@*")
+    alice, bob = await in_channel(server, "+q bob!*@*")
     await alice.join("#d")
     await bob.join("#d")
     await alice.sync()
@@ -68,6 +56,6 @@ async def test_a_reason_is_dropped_only_where_it_may_not_be_said(
 async def test_one_who_may_speak_keeps_the_reason(
     server: RunningServer, modes: tuple[str, ...]
 ) -> None:
-    alice, bob = await members(server, *modes)
+    alice, bob = await in_channel(server, *modes)
     seen = await parts_seen(alice, bob, f"PART #c :{REASON}")
     assert [m.params for m in seen] == [["#c", REASON]]
