@@ -274,10 +274,16 @@ class Relay:
         self.connections += 1
         self._writers += [writer, up_writer]
         await asyncio.gather(
-            self._pump(reader, up_writer, up=True),
+            self._upward(reader, up_writer, writer),
             self._pump(up_reader, writer, up=False),
             return_exceptions=True,
         )
+
+    async def _upward(
+        self, reader: asyncio.StreamReader, up: asyncio.StreamWriter, client: asyncio.StreamWriter
+    ) -> None:
+        """What the client sends, on its way to the server."""
+        await self._pump(reader, up, up=True)
 
     async def _pump(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, up: bool
@@ -325,21 +331,7 @@ class HistoryStandIn(Relay):
         self._up.write("".join(f"{request}\r\n" for request in self.waiting).encode())
         self.waiting.clear()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-        except OSError:
-            writer.transport.abort()
-            return
-        self.connections += 1
-        self._writers += [writer, up_writer]
-        await asyncio.gather(
-            self._requests(reader, up_writer, writer),
-            self._pump(up_reader, writer, up=False),
-            return_exceptions=True,
-        )
-
-    async def _requests(
+    async def _upward(
         self, reader: asyncio.StreamReader, up: asyncio.StreamWriter, client: asyncio.StreamWriter
     ) -> None:
         self._up = up
