@@ -109,6 +109,7 @@ class Connection:
         self._sts_port: int | None = None  # TLS port a server told us to use (STS)
         self._upgrade: int | None = None  # StsUpgrade seen: reconnect there at once
         self._sts_said = False  # the line saying a stored policy moved us to TLS (once a run)
+        self._sts_held = False  # a policy held on this connection: pushed on when it closes
         self._callbacks: list[EventCallback] = [on_event] if on_event is not None else []
         self._ssl = ssl_context
         self._clock = clock
@@ -464,6 +465,20 @@ class Connection:
         if self.sts is None or not tls or not self._verifies():
             return
         self.sts.set(self.settings.host, port, duration, self._clock())
+        self._sts_held = duration > 0
+
+    def _holds_policy(self) -> bool:
+        """This (TLS) connection goes where a stored policy is in force, verified."""
+        if self.sts is None or not self._verifies():
+            return False
+        return self.sts.get(self.settings.host, self._clock()) is not None
+
+    def _reschedule_policy(self) -> None:
+        """A secure connection under a policy closed: the policy runs its duration from
+        now (the spec's MUST), even if it would have expired while connected."""
+        if self._sts_held and self.sts is not None:
+            self._sts_held = False
+            self.sts.reschedule(self.settings.host, self._clock())
 
     async def _connect(
         self, tls: bool, port: int
@@ -537,6 +552,7 @@ class Connection:
         self._wq_ready = asyncio.Event()
         self._quit = asyncio.Event()
         self._last_rx = loop.time()
+        self._sts_held = secure and self._holds_policy()
         self.session.connection_made(
             self._clock(), secure=secure, verified=secure and self._verifies())
         self.flush()
@@ -571,6 +587,7 @@ class Connection:
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 2.0)
+            self._reschedule_policy()
             self.session.connection_lost(self._clock(), reason)
             self.flush()
 

@@ -8,6 +8,10 @@ A policy is kept MAX_DURATION at most, as browsers cap HSTS: a server compromise
 or a test server on localhost, must not pin its host to TLS for centuries. It is kept
 per host name, as the spec has it (the whole domain); ``chat-client --forget-sts``
 drops the one of the host it connects to (``forget``).
+
+The spec counts the duration from the last time the policy held: a secure connection
+to the host pushes its expiry to duration from when that connection closes
+(``reschedule``), so a connection longer than the duration does not see it lapse.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ MAX_DURATION = 365 * 24 * 3600  # seconds a policy is kept at most (a year, as H
 class Policy:
     port: int
     expires: float  # epoch seconds
+    duration: int = 0  # as the server last said it (0: unknown, a file from before)
 
 
 def parse_sts(value: str) -> dict[str, str]:
@@ -80,13 +85,21 @@ class StsStore:
             if self._policies.pop(key, None) is None:
                 return
         else:
-            self._policies[key] = Policy(port, now + min(duration, MAX_DURATION))
+            duration = min(duration, MAX_DURATION)
+            self._policies[key] = Policy(port, now + duration, duration)
             expired = [h for h, p in self._policies.items() if p.expires <= now]
             for h in expired:
                 del self._policies[h]
             while len(self._policies) > MAX_POLICIES:
                 del self._policies[next(iter(self._policies))]
         self._save()
+
+    def reschedule(self, host: str, now: float) -> None:
+        """A secure connection to ``host`` closed: its policy (if any, and of a known
+        duration) expires that duration from ``now``, as the spec asks."""
+        policy = self._policies.get(host.lower())
+        if policy is not None and policy.duration > 0:
+            self.set(host, policy.port, policy.duration, now)
 
     def forget(self, host: str) -> bool:
         """Drop the policy for ``host`` (the user asked to); whether there was one."""
@@ -113,12 +126,18 @@ class StsStore:
                 ):
                     # (A file from before the cap, or edited: no longer than a new one.)
                     expires = min(float(expires), now + MAX_DURATION)
-                    self._policies[str(host).lower()] = Policy(port, expires)
+                    duration = entry.get("duration")
+                    if not isinstance(duration, int) or not 0 < duration <= MAX_DURATION:
+                        duration = 0  # (unknown: kept until it expires, never pushed on)
+                    self._policies[str(host).lower()] = Policy(port, expires, duration)
 
     def _save(self) -> None:
         if self.path is None:
             return
-        data = {h: {"port": p.port, "expires": p.expires} for h, p in self._policies.items()}
+        data = {
+            h: {"port": p.port, "expires": p.expires, "duration": p.duration}
+            for h, p in self._policies.items()
+        }
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".sts.", dir=self.path.parent)

@@ -15,6 +15,7 @@ from client.model import Kind, StsPolicy, StsUpgrade
 from client.session import Session
 from client.sts import (
     MAX_DURATION,
+    Policy,
     StsStore,
     default_path,
     parse_sts,
@@ -272,3 +273,61 @@ async def test_channels_are_joined_after_the_upgrade(tmp_path: Path) -> None:
     finally:
         await alice.stop()
         running.handle.stop()
+
+
+def test_reschedule_pushes_a_policy_on_by_its_duration(tmp_path: Path) -> None:
+    path = tmp_path / "sts.json"
+    store = StsStore(path)
+    store.set("irc.example", 6697, 300, 100.0)
+    store.reschedule("IRC.example", 1000.0)  # (it had expired meanwhile: still pushed on)
+    assert StsStore(path, now=1000.0).get("irc.example", 1299.0) == Policy(6697, 1300.0, 300)
+    store.reschedule("other.example", 1000.0)  # no policy: none made
+    assert StsStore(path, now=1000.0).get("other.example", 1000.0) is None
+    # A file from before durations were kept: left to expire as it was.
+    path.write_text(json.dumps({"old.example": {"port": 6697, "expires": 500.0}}))
+    old = StsStore(path, now=100.0)
+    old.reschedule("old.example", 400.0)
+    assert old.get("old.example", 499.0) == Policy(6697, 500.0, 0)
+
+
+@pytest.mark.parametrize("said", [True, False], ids=["said-at-connect", "stored-before"])
+async def test_closing_a_secure_connection_reschedules_the_policy(
+    tmp_path: Path, said: bool
+) -> None:
+    """A policy of 300 s, said at connect (or stored by an earlier run, the server not
+    saying it again); the connection lasts 1000 s (the injected clock): when it closes,
+    the policy expires 300 s from then, not from the connect (IRCv3 STS, "Rescheduling
+    expiry on disconnect")."""
+    cert, key = cert_or_skip(tmp_path)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+
+    async def tls_ircd(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while line := await reader.readline():
+            if line.startswith(b"CAP LS"):
+                writer.write(b":tls.test CAP * LS :" + (b"sts=duration=300" if said else b"")
+                             + b"\r\n")
+            elif line.startswith(b"CAP END"):
+                writer.write(b":tls.test 001 alice :Welcome\r\n:tls.test 422 alice :No MOTD\r\n")
+        writer.close()
+
+    srv = await asyncio.start_server(tls_ircd, "127.0.0.1", 0, ssl=server_ctx)
+    tls_port = srv.sockets[0].getsockname()[1]
+    store_path = tmp_path / "sts.json"
+    clock = [time.time()]
+    connected_at = clock[0]
+    if not said:
+        StsStore(store_path).set("127.0.0.1", tls_port, 300, connected_at)
+    alice = ChatClient.start(tls_port, "alice", tls=True)  # type: ignore[arg-type]
+    try:
+        alice.conn._ssl = ssl.create_default_context(cafile=str(cert))
+        alice.conn.sts = StsStore(store_path)
+        alice.conn._clock = lambda: clock[0]
+        await alice.wait(lambda: alice.session.registered, "registration over TLS")
+        assert json.loads(store_path.read_text())["127.0.0.1"]["expires"] == connected_at + 300
+        clock[0] += 1000
+    finally:
+        await alice.stop()
+        srv.close()
+    saved = json.loads(store_path.read_text())["127.0.0.1"]
+    assert (saved["expires"], saved["duration"]) == (connected_at + 1000 + 300, 300)
