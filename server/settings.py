@@ -352,6 +352,8 @@ def _check(opt: Option, value: object) -> object:
                 )
         elif opt.name in ("host", "network") and any(c.isspace() for c in value):
             raise _Invalid(f"must not contain whitespace (got {value!r})")
+        elif opt.name == "redis":
+            _check_redis_url(value)
         return value
     if isinstance(value, bool):
         return value
@@ -366,6 +368,17 @@ def _check(opt: Option, value: object) -> object:
             raise _Invalid(f"must be a number of seconds above 0 and at most {_FLOAT_MAX:g}")
         return value
     raise _Invalid(f"unsupported value {value!r}")  # pragma: no cover
+
+
+def _check_redis_url(url: str) -> None:
+    """Refuse at start a URL redis-py would refuse at the first cache call: else the
+    server ran with every history read failing. The URL is not echoed (a password)."""
+    from redis.connection import parse_url  # (only when a URL is configured)
+
+    try:
+        parse_url(url)
+    except ValueError as e:
+        raise _Invalid(f"not a Redis URL: {e}") from None
 
 
 _TOML_TYPE_NAMES = {bool: "boolean", int: "integer", float: "float", str: "string"}

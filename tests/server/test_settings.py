@@ -41,7 +41,8 @@ def sample(opt: Option) -> tuple[object, str]:
         return opt.default + 1.5, str(opt.default + 1.5)
     if opt.kind == "bool":
         return (not opt.default), str(not opt.default).lower()
-    text = "irc.example.org" if opt.name == "name" else "some-value"
+    texts = {"name": "irc.example.org", "redis": "redis://cache.example:6379/1"}
+    text = texts.get(opt.name, "some-value")
     return text, text
 
 
@@ -335,6 +336,10 @@ CLI_ERRORS = [
     (["--name", "bad name"], ["--name"]),
     (["--motd", "/nonexistent/motd.txt"], ["--motd", "cannot read"]),
     (["--config", "/nonexistent/chat.toml"], ["--config", "/nonexistent/chat.toml"]),
+    # A shell variable left unexpanded: the server ran with every history read failing.
+    (["--redis", "redis://127.0.0.1:$RP/0"], ["--redis", "not a Redis URL", "Port"]),
+    (["--redis", "localhost:6379"], ["--redis", "not a Redis URL", "redis://"]),
+    (["--redis", "redis://:secret@h:99999/0"], ["--redis", "Port out of range"]),
 ]
 
 
@@ -483,3 +488,14 @@ def test_empty_ban_file_keeps_bans_in_memory_only(tmp_path: Path) -> None:
     path.write_text('ban_file = ""\n')
     assert load_config(["--config", str(path)], {}).ban_file == ""
     assert load_config([], {}).ban_file == "bans.json"
+
+
+def test_redis_url_errors_do_not_show_the_password() -> None:
+    assert "secret" not in config_error(["--redis", "redis://:secret@h:99999/0"])
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://localhost:6379/0", "rediss://:pw@cache.example:6380/2", "unix:///run/r.sock"]
+)
+def test_redis_urls_redis_py_accepts_are_accepted(url: str) -> None:
+    assert load_config(["--redis", url], {}).redis == url
