@@ -35,7 +35,9 @@ def compile_cost(mask: str) -> int:
 
 @dataclass(slots=True)
 class ListQuery:
-    names: set[str] | None = None  # folded channel names asked for; None: any
+    # Folded channel names asked for, in the order asked (a dict as an ordered set);
+    # None: any.
+    names: dict[str, None] | None = None
     min_users: int = 0
     max_users: int | None = None
     created_after: float | None = None  # epoch seconds
@@ -78,10 +80,11 @@ class ListQuery:
     def cost(self, channels: int) -> int:
         """What the query costs the scan budget (``ServerCore.may_scan``) over
         ``channels``: a match per channel and mask, and compiling the masks. A list of
-        channel names walks none (0 without masks)."""
+        channel names is looked up, not walked: a match per name and mask instead; one
+        name alone is one lookup and at most one line, free as a WHO of a nick."""
         compiling = sum(compile_cost(m) for m in (*self.masks, *self.not_masks))
         if self.names is not None:
-            return compiling
+            channels = len(self.names) if len(self.names) > 1 else 0
         return channels * (1 + len(self.masks) + len(self.not_masks)) + compiling
 
 
@@ -125,4 +128,6 @@ def _parse_item(query: ListQuery, item: str, now: float, fold: Callable[[str], s
         if len(query.masks) < MAX_LIST_MASKS:
             query.masks.append(fold(item))
     elif is_channel_name(item):
-        query.names = (query.names or set()) | {fold(item)}
+        if query.names is None:
+            query.names = {}
+        query.names[fold(item)] = None

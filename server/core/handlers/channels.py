@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from chat import numerics as N
@@ -359,7 +360,12 @@ def handle_list(core: ServerCore, client: Client, msg: Message) -> None:
         core.reply(client, N.RPL_LISTEND, "End of /LIST")
         return
     core.reply(client, N.RPL_LISTSTART, "Channel", "Users  Name")
-    for channel in core.channels.values():
+    if query.names is None:
+        channels: Iterable[Channel] = core.channels.values()
+    else:  # looked up, not walked: the query paid for the names, not for every channel
+        found = (core.channels.get(name) for name in query.names)
+        channels = [channel for channel in found if channel is not None]
+    for channel in channels:
         if can_see(channel, client) and query.wants(channel):
             core.reply(client, N.RPL_LIST, channel.name, str(len(channel.members)),
                        channel.topic)
