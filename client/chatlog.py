@@ -37,6 +37,12 @@ File names come from buffer names (``safe_name``): a name that had to be changed
 unsafe character, too long) ends in ``~`` and a hash of the whole name, so that names
 that differ never share a file; the server buffer's file is SERVER_FILE, which no name
 gives. A file that cannot be written is given up alone, said once; the others go on.
+
+Logs from before those names (``old_name``: ``server.log`` for the server buffer,
+``bob_.log`` for ``bob|``) take the new name once, when their buffer is first logged
+(``_adopt``), the server's at once: ``server.log`` is a nick's file now. Which files
+are that old is listed when the client first logs into a folder (LEGACY_FILE), so a
+file written under the new names is never taken for one.
 """
 
 from __future__ import annotations
@@ -84,6 +90,10 @@ _UNSAFE = re.compile(r"[^\w#&+.-]")
 NAME_BYTES = 150
 HASH_MARK = "~"  # never in a name kept as it is (_UNSAFE replaces it)
 SERVER_FILE = "@server"  # the server buffer's log: no buffer name gives it (no "@" either)
+OLD_SERVER_FILE = "server"  # ...and its name before: a nick called server has it now
+# The logs in a folder that were there before the names changed and are not renamed
+# yet, one a line (written when the client first logs there; no buffer gives a dot-file).
+LEGACY_FILE = ".old-names"
 _EVENT_KINDS = frozenset({Kind.JOIN, Kind.PART, Kind.QUIT, Kind.KICK, Kind.NICK, Kind.TOPIC,
                           Kind.MODE, Kind.INFO, Kind.ERROR})
 
@@ -100,6 +110,25 @@ def safe_name(name: str) -> str:
         return cut
     digest = hashlib.sha256(lowered.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     return f"{cut or '_'}{HASH_MARK}{digest}"
+
+
+def old_name(name: str) -> str:
+    """The file name ``safe_name`` gave before names were bounded and hashed (to find an
+    older client's log): cut at 100 characters, so two names could share a file."""
+    return _UNSAFE.sub("_", name.lower())[:100].lstrip(".") or "_"
+
+
+def log_root(log_dir: Path, network: str) -> Path:
+    """The folder of ``network``'s logs, an older client's folder renamed to it first
+    (once: a folder this version logged into has a LEGACY_FILE, and is never moved)."""
+    root, old = log_dir / safe_name(network), log_dir / old_name(network)
+    if old != root and old.is_dir() and not root.exists() and not (old / LEGACY_FILE).exists():
+        try:
+            old.rename(root)
+        except OSError as exc:
+            log.warning("cannot rename the chat logs %s to %s: %s", old, root, exc)
+            return old  # (logged where they were, rather than split in two)
+    return root
 
 
 def format_line(line: Line) -> str:
@@ -223,6 +252,7 @@ class ChatLog:
         # written where it lands (below a line saying so), and holds nothing back.
         self._late: set[Buffer] = set()
         self.failed = False  # the folder cannot be made: logging stopped (said once)
+        self._legacy: set[str] | None = None  # old-named logs not renamed yet (LEGACY_FILE)
 
     def handle(self, event: object) -> None:
         if self.failed:
@@ -337,8 +367,75 @@ class ChatLog:
         name = SERVER_FILE if buffer.kind is BufferKind.SERVER else safe_name(buffer.name)
         entry = self._files.get(name)
         if entry is None:
+            legacy = self._legacy_names()  # (the server buffer's renamed first)
+            if buffer.kind is not BufferKind.SERVER:
+                self._adopt(legacy, name, old_name(buffer.name))
             entry = self._files[name] = _File(self.root / f"{name}.log")
         return name, entry
+
+    def _adopt(self, legacy: set[str], name: str, old: str) -> None:
+        """The buffer logged as ``name`` now is first logged in this run: an older
+        client's log of it, as ``old``, takes the new name; a file that already has
+        the new name is the buffer's, never renamed later (for another buffer whose
+        old name it is: ``_bob_`` is ``[bob]``'s old name)."""
+        if name in legacy:
+            legacy.discard(name)
+        elif old in legacy and not (self.root / f"{name}.log").exists():
+            legacy.discard(old)
+            self._rename(old, name)
+        else:
+            return
+        self._save_legacy(legacy)
+
+    def _legacy_names(self) -> set[str]:
+        """The old-named logs left to rename, listed the first time the folder is
+        logged into; the server buffer's is renamed then."""
+        if self._legacy is not None:
+            return self._legacy
+        if not self.root.is_dir():
+            return set()  # (nothing old; listed when the first file makes the folder)
+        try:
+            text = (self.root / LEGACY_FILE).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            self._legacy = self._list_old_logs()
+            self._save_legacy(self._legacy)
+        except (OSError, ValueError) as exc:
+            log.warning("chat logs: cannot read %s: %s", self.root / LEGACY_FILE, exc)
+            self._legacy = set()
+        else:
+            self._legacy = set(text.splitlines())
+        return self._legacy
+
+    def _list_old_logs(self) -> set[str]:
+        """The logs in the folder before this version logged there (not the new names
+        only it gives), the server buffer's moved to its new name."""
+        try:
+            stems = {p.stem for p in self.root.glob("*.log")
+                     if HASH_MARK not in p.stem and p.stem != SERVER_FILE}
+        except OSError:
+            return set()
+        if OLD_SERVER_FILE in stems:
+            stems.discard(OLD_SERVER_FILE)
+            # (With a log of the new name already, from the version that changed the
+            # names, the old one is kept beside it: never a nick's file.)
+            taken = (self.root / f"{SERVER_FILE}.log").exists()
+            self._rename(OLD_SERVER_FILE, f"{SERVER_FILE}.old" if taken else SERVER_FILE)
+        return stems
+
+    def _rename(self, old: str, new: str) -> None:
+        source, target = self.root / f"{old}.log", self.root / f"{new}.log"
+        try:
+            if not target.exists():
+                source.rename(target)
+        except OSError as exc:
+            log.warning("chat logs: cannot rename %s to %s: %s", source, target, exc)
+
+    def _save_legacy(self, legacy: set[str]) -> None:
+        try:
+            (self.root / LEGACY_FILE).write_text(
+                "".join(f"{stem}\n" for stem in sorted(legacy)), encoding="utf-8")
+        except OSError as exc:
+            log.warning("chat logs: cannot write %s: %s", self.root / LEGACY_FILE, exc)
 
     def _reaction(self, event: LineReacted) -> None:
         _, entry = self._file(event.buffer)
@@ -415,6 +512,7 @@ class ChatLog:
         handle = self._open.pop(name, None)
         if handle is None:
             self.root.mkdir(parents=True, exist_ok=True)
+            self._legacy_names()  # (a folder just made: listed, with nothing old in it)
             handle = entry.path.open("a", encoding="utf-8")
             if len(self._open) >= OPEN_FILES:
                 _, oldest = self._open.popitem(last=False)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .chatlog import ChatLog, safe_name
+from .chatlog import ChatLog, log_root
 from .config import ClientConfig, ConfigError, ServerSettings, default_nick, default_path, load
 from .connection import Connection, ConnectionSettings
 from .sasl import MECHANISMS
@@ -183,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     chatlog = None
     if setup.config.log_dir is not None:
-        chatlog = ChatLog(setup.config.log_dir / safe_name(setup.server.name))
+        chatlog = ChatLog(log_root(setup.config.log_dir, setup.server.name))
         setup.connection.subscribe(chatlog.handle)
     try:
         return _run(setup, headless="--headless" in raw)

@@ -14,11 +14,13 @@ import pytest
 from chat.servertime import format_time
 from client.chatlog import (
     HOLD_SECONDS,
+    LEGACY_FILE,
     NAME_BYTES,
     OPEN_FILES,
     SERVER_FILE,
     TIME_FORMAT,
     ChatLog,
+    log_root,
     safe_name,
 )
 from client.config import ConfigError, parse
@@ -175,6 +177,76 @@ async def test_names_that_differ_get_files_of_their_own(
     assert [ln[20:] for ln in lines_of(folder / f"{SERVER_FILE}.log")][-1].endswith(
         "server news")
     assert "from a nick called server" not in (folder / f"{SERVER_FILE}.log").read_text()
+
+
+def test_logs_under_the_old_names_take_the_new_ones_once(tmp_path: Path) -> None:
+    """An older client named files without bounds or hashes: the server buffer's was
+    server.log, bob|'s bob_.log. They take the new names (the server's at once, before
+    a nick called server logs a line), and what is written next follows them there;
+    a name kept as it is keeps its file."""
+    folder = tmp_path / "home"
+    folder.mkdir()
+    before = stamp(NOW - 3600)
+    old = {"server": f"{before} -!- old server news\n", "bob_": f"{before} <bob|> old bob|\n",
+           "#t": f"{before} <carol> old #t\n"}
+    for stem, text in old.items():
+        (folder / f"{stem}.log").write_text(text)
+    s = chat_session()
+    log = ChatLog(folder)
+    feed(s, [":server!u@h PRIVMSG alice :from a nick called server",
+             ":bob|!b@h PRIVMSG alice :new from bob|",
+             ":carol!c@h PRIVMSG #t :new in #t",
+             ":srv.example NOTICE alice :new server news"])
+    logged(s, log)
+    log.close()
+    texts = {path.name: [ln[20:] for ln in lines_of(path)] for path in folder.glob("*.log")}
+    assert texts == {
+        f"{SERVER_FILE}.log": ["-!- old server news", texts[f"{SERVER_FILE}.log"][1]],
+        "server.log": ["<server> from a nick called server"],
+        f"{safe_name('bob|')}.log": ["<bob|> old bob|", "<bob|> new from bob|"],
+        "#t.log": ["<carol> old #t", "<carol> new in #t"],
+    }, texts
+    assert "new server news" in texts[f"{SERVER_FILE}.log"][1]
+
+
+def test_a_file_under_a_new_name_is_never_taken_for_an_old_one(tmp_path: Path) -> None:
+    """A first run with the new names: a nick called server, and bob_, log before the
+    server buffer and bob| do. In the next run those files stay theirs: server.log and
+    bob_.log are the old names of the server buffer and bob|, but not old files."""
+    folder = tmp_path / "home"
+    s = chat_session()
+    first = ChatLog(folder)
+    feed(s, [":server!u@h PRIVMSG alice :from a nick called server",
+             ":bob_!b@h PRIVMSG alice :from bob_"])
+    logged(s, first)
+    first.close()
+    again = ChatLog(folder)
+    feed(s, [":srv.example NOTICE alice :server news", ":bob|!b@h PRIVMSG alice :from bob|"])
+    logged(s, again)
+    again.close()
+    assert [ln[20:] for ln in lines_of(folder / "server.log")] == [
+        "<server> from a nick called server"]
+    assert [ln[20:] for ln in lines_of(folder / "bob_.log")] == ["<bob_> from bob_"]
+    assert [ln[20:] for ln in lines_of(folder / f"{safe_name('bob|')}.log")] == [
+        "<bob|> from bob|"]
+    assert "server news" in (folder / f"{SERVER_FILE}.log").read_text()
+
+
+def test_an_old_networks_folder_takes_the_new_name_once(tmp_path: Path) -> None:
+    (tmp_path / "my_net").mkdir()
+    (tmp_path / "my_net" / "#t.log").write_text("old\n")
+    root = log_root(tmp_path, "My Net")
+    assert root == tmp_path / safe_name("My Net") and (root / "#t.log").read_text() == "old\n"
+    assert not (tmp_path / "my_net").exists()
+    # A network logged as my_net by this version (its folder listed) is never moved.
+    log = ChatLog(log_root(tmp_path, "my_net"))
+    feed(s := chat_session(), [":bob!b@h PRIVMSG alice :hi"])
+    logged(s, log)
+    log.close()
+    assert (tmp_path / "my_net" / LEGACY_FILE).exists()
+    root.rename(tmp_path / "elsewhere")
+    assert log_root(tmp_path, "My Net") == tmp_path / safe_name("My Net")
+    assert (tmp_path / "my_net" / "bob.log").exists()
 
 
 async def test_a_file_that_cannot_be_written_stops_only_its_own_log(
