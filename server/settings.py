@@ -376,7 +376,7 @@ def _check_redis_url(url: str) -> None:
     from redis.connection import parse_url  # (only when a URL is configured)
 
     try:
-        parse_url(url)
+        parse_url(url)  # type: ignore[no-untyped-call]
     except ValueError as e:
         raise _Invalid(f"not a Redis URL: {e}") from None
 
