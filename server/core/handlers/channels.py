@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from chat import numerics as N
+from chat.formatting import strip_formatting
 from chat.masks import EXTBAN_PREFIX, compile_mask, extban_matches
 from chat.message import Message
 from chat.names import is_valid_channel
@@ -226,7 +227,14 @@ def handle_part(core: ServerCore, client: Client, msg: Message) -> None:
             # may not speak there (solanum's can_send_part), or +q and +m were a PART away.
             part(core, client, channel, "")
         else:
-            part(core, client, channel, reason)
+            part(core, client, channel, filtered_reason(channel, reason))
+
+
+def filtered_reason(channel: Channel, reason: str) -> str:
+    """A reason said to ``channel`` as +c lets it be said: without colours and formatting,
+    as a message there (solanum runs its message hooks on a PART reason); "" when
+    nothing else was in it."""
+    return strip_formatting(reason) if "c" in channel.modes else reason
 
 
 def part(core: ServerCore, client: Client, channel: Channel, reason: str) -> None:

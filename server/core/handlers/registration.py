@@ -28,7 +28,7 @@ from .accounts import (
     reserved_for_other,
 )
 from .bans import banned_by, refuse
-from .channels import is_banned, is_quieted
+from .channels import filtered_reason, is_banned, is_quieted
 from .modes import MAX_LIST_ENTRIES
 
 if TYPE_CHECKING:
@@ -555,5 +555,8 @@ def handle_pong(core: ServerCore, client: Client, msg: Message) -> None:
 
 def handle_quit(core: ServerCore, client: Client, msg: Message) -> None:
     reason = msg.params[0] if msg.params else ""
+    for channel in client.channels.values():
+        # One QUIT line reaches every channel: a +c one has it without colours for all.
+        reason = filtered_reason(channel, reason)
     text = f"Quit: {reason}" if reason else "Quit"
     core.quit(client, truncate_utf8(text, core.config.kicklen), send_error=True)
