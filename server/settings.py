@@ -162,6 +162,11 @@ _HELP: dict[str, str] = {
         "seconds before a client may set or change its away message again, after one "
         "extra change; coming back is always allowed (0: no limit; operators are exempt)"
     ),
+    "anti_spam_exit_message_time": (
+        "seconds a client must have been connected before its QUIT reason is shown to "
+        "others; a newer client's quit says 'Client Quit' (0: always shown; operators "
+        "are exempt)"
+    ),
     "whowas_size": "nicks remembered for WHOWAS, the oldest forgotten first (0: off)",
     "monitor_limit": "nicks one client may watch with MONITOR",
     "accept_limit": "users one client may put on its ACCEPT list (caller ID, user mode +g)",
@@ -216,6 +221,7 @@ _HELP: dict[str, str] = {
 _METAVAR: dict[str, str] = {
     "scan_rate": "N",
     "away_interval": "SECONDS",
+    "anti_spam_exit_message_time": "SECONDS",
     "host": "HOST",
     "port": "PORT",
     "tls_port": "PORT",
@@ -246,6 +252,7 @@ _INT_BOUNDS: dict[str, tuple[int, int | None]] = {
     "throttle_burst": (0, None),
     "target_limit": (0, 1000),
     "away_interval": (0, 86400),
+    "anti_spam_exit_message_time": (0, 86400),
     "history_max_rows": (0, None),
     "history_max_age_days": (0, None),
     "whowas_size": (0, 100_000),  # WHOWAS scans the log: keep a lookup within milliseconds

@@ -61,9 +61,10 @@ def backend(request: pytest.FixtureRequest) -> str:
 # The protocol suite asserts exact hostmasks and opens hundreds of connections
 # from 127.0.0.1 as fast as it can: cloaking, flood control, per-host limits, the
 # private-message target limit, the accounts-per-host and server-wide registration
-# limits, the memo rate and the search budget are off here and proven on their own
-# (tests/server/test_abuse_limits.py, test_target_limit.py, test_accounts.py,
-# test_register_limits.py, test_memoserv.py).
+# limits, the memo rate, the search budget and the hiding of new clients' QUIT reasons
+# are off here and proven on their own (tests/server/test_abuse_limits.py,
+# test_target_limit.py, test_accounts.py, test_register_limits.py, test_memoserv.py,
+# test_quit_reasons.py).
 TEST_DEFAULTS = {
     "cloak_hosts": False,
     "flood_burst": 0,
@@ -74,6 +75,7 @@ TEST_DEFAULTS = {
     "register_limit": 0,
     "memo_limit": 0,
     "scan_burst": 0,
+    "anti_spam_exit_message_time": 0,
 }
 
 

@@ -33,7 +33,8 @@ class Cluster:
         return replace(
             ephemeral(ServerConfig()),
             db=self.db, redis=self.redis.url, cluster=True, node_id=node, flood_burst=0,
-            throttle_burst=0, max_per_host=0, account_limit=0, **fields,
+            throttle_burst=0, max_per_host=0, account_limit=0, anti_spam_exit_message_time=0,
+            **fields,
         )
 
     def start(self, node: str, **overrides: Any) -> int:

@@ -127,6 +127,9 @@ def _chat_command(port: int, workdir: Path) -> list[str]:
         # would replay other runs' messages on JOIN.
         "--db",
         str(workdir / "history.db"),
+        # Quit reasons shown at once: clients here quit seconds after connecting.
+        "--anti-spam-exit-message-time",
+        "0",
     ]
 
 

@@ -99,6 +99,7 @@ def fuzz_config(**overrides: Any) -> ServerConfig:
         registration_timeout=30.0,
         ping_interval=60.0,
         ping_timeout=20.0,
+        anti_spam_exit_message_time=0,  # quit reasons reach the channels, long ones too
     )
     return replace(base, **overrides)
 

@@ -115,7 +115,7 @@ class Proc:
         self.log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "server", "--port", str(self.port), "--db", "",
-             "--throttle-burst", "0", *args],
+             "--throttle-burst", "0", "--anti-spam-exit-message-time", "0", *args],
             stdout=subprocess.DEVNULL, stderr=self.log,
         )
         wait_listening(self.port, self.proc)

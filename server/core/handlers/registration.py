@@ -548,6 +548,14 @@ def handle_ping(core: ServerCore, client: Client, msg: Message) -> None:
     core.send(client, Message("PONG", [core.config.name, msg.params[0]], core.config.name))
 
 
+def _too_new_to_say(core: ServerCore, client: Client) -> bool:
+    """Whether ``client`` connected too lately for its QUIT reason to be shown (solanum's
+    anti_spam_exit_message_time): connect, join, quit with an advert reached a channel
+    before any of its operators could act. Operators are exempt."""
+    wait = core.config.anti_spam_exit_message_time
+    return bool(wait) and "o" not in client.modes and core.clock() - client.connected_at < wait
+
+
 def handle_pong(core: ServerCore, client: Client, msg: Message) -> None:
     # Any received line already reset the ping timer; nothing else to do.
     return
@@ -558,5 +566,8 @@ def handle_quit(core: ServerCore, client: Client, msg: Message) -> None:
     for channel in client.channels.values():
         # One QUIT line reaches every channel: a +c one has it without colours for all.
         reason = filtered_reason(channel, reason)
-    text = f"Quit: {reason}" if reason else "Quit"
+    if reason and _too_new_to_say(core, client):
+        text = "Client Quit"
+    else:
+        text = f"Quit: {reason}" if reason else "Quit"
     core.quit(client, truncate_utf8(text, core.config.kicklen), send_error=True)
