@@ -31,7 +31,8 @@ after HOLD_SECONDS, one for history after LOADING_HOLD_SECONDS (a reconnect's ga
 waits its turn behind the other channels' requests, paced at a line a second). History
 that comes later still is written after the lines released, below a line saying it is
 late and what it is (missed messages, the history of a join, PageUp's scrollback): the
-file then goes back in time, and says why.
+file then goes back in time, and says why. So is an answer that came after the client
+gave its request up (``HistoryAdded.late``: the session's HISTORY_TIMEOUT).
 
 File names come from buffer names (``safe_name``): a name that had to be changed (an
 unsafe character, too long) ends in ``~`` and a hash of the whole name, so that names
@@ -265,7 +266,7 @@ class ChatLog:
         elif isinstance(event, DeliveryChanged):
             self._delivered(event)
         elif isinstance(event, HistoryAdded) and event.lines:
-            self._write(event.buffer, list(event.lines), history=event.cause)
+            self._write(event.buffer, list(event.lines), history=event.cause, late=event.late)
         elif isinstance(event, LineRedacted):
             self._put(event.buffer, event.time, [format_redaction(event) + "\n"])
         elif isinstance(event, LineReacted):
@@ -446,13 +447,15 @@ class ChatLog:
         self._put(event.buffer, event.time, [format_reaction(event) + "\n"])
 
     def _write(
-        self, buffer: Buffer, lines: list[Line], *, history: HistoryCause | None
+        self, buffer: Buffer, lines: list[Line], *, history: HistoryCause | None,
+        late: bool = False,
     ) -> None:
-        """Write (or hold) ``lines``: live ones, or ``history`` asked for that cause."""
+        """Write (or hold) ``lines``: live ones, or ``history`` asked for that cause
+        (``late``: answered after the request was given up, its hold long over)."""
         _, entry = self._file(buffer)
         held = [_Held(line.time, text) for line in lines
                 for text in self._lines(entry, [line], history=history is not None)]
-        if history is not None and held and buffer in self._late:
+        if history is not None and held and (late or buffer in self._late):
             held.insert(0, _Held(held[0].time, self._late_note(held, history, buffer)))
         if self._holding(buffer):
             self._hold(buffer).lines += held

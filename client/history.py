@@ -63,6 +63,10 @@ class _HistoryRequest:
     pages: int = 1
     paging: bool = False  # PageUp's: brings back what /clear took away too
     due: float | None = None  # given up at (HISTORY_TIMEOUT after it was written)
+    # Given up (no answer by ``due``), kept in its place: answers come in order, so the
+    # next one for the buffer is its answer, late, and not that of a request after it.
+    late: bool = False
+    resumed: bool = False  # a page of a gap fill resumed by a late answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +218,8 @@ class ChatHistory:
         """The server does not really support CHATHISTORY (``why``, its answer): nothing
         asked is coming; the gap fills under way end with their line."""
         s = self._session
-        gaps = {key for key, queue in self._requests.items() if any(r.gap for r in queue)}
+        gaps = {key for key, queue in self._requests.items()
+                if any(r.gap and not r.late for r in queue)}
         fetched = self._gap.copy()
         self._requests.clear()
         self._gap.clear()
@@ -347,28 +352,41 @@ class ChatHistory:
         """A request for the buffer ``key`` (folded) was written, flood control's turn
         come: its answer is waited for from now."""
         queue = self._requests.get(key, ())
-        req = next((r for r in queue if r.due is None), None)
+        req = next((r for r in queue if r.due is None and not r.late), None)
         if req is not None:
             req.due = now + HISTORY_TIMEOUT
+
+    def _waiting(self, key: str) -> bool:
+        """The buffer ``key`` waits for an answer (one not given up)."""
+        return any(not r.late for r in self._requests.get(key, ()))
+
+    def _oldest_waited(self, key: str) -> _HistoryRequest | None:
+        """The buffer's oldest request not given up (answers come in order: only it
+        can be the next to time out)."""
+        return next((r for r in self._requests.get(key, ()) if not r.late), None)
 
     @property
     def due_at(self) -> float | None:
         """When the oldest request written times out, None when none is waited for."""
-        dues = [q[0].due for q in self._requests.values() if q and q[0].due is not None]
+        dues = [req.due for key in self._requests
+                if (req := self._oldest_waited(key)) is not None and req.due is not None]
         return min(dues) if dues else None
 
     def expire(self, now: float) -> None:
         """Requests unanswered HISTORY_TIMEOUT after they were written end as a FAIL
-        would (answers come in order: only the oldest of a buffer can be the late one).
-        An answer that comes after all is merged as one not asked for."""
-        for key, queue in list(self._requests.items()):
-            if not queue or queue[0].due is None or queue[0].due > now:
+        would, but stay in their place, given up (``late``): an answer that comes after
+        all is merged as the late answer to what was asked (its buffer's lines, a late
+        gap fill's own line, a chat log's note), not taken for the next request's."""
+        for key in list(self._requests):
+            req = self._oldest_waited(key)
+            if req is None or req.due is None or req.due > now:
                 continue
             buf = self._session.buffer(key)
             if buf is None:
                 del self._requests[key]  # (no buffer to end it in: not due again)
             else:
-                self._failed(buf, "", now, NO_ANSWER)
+                req.late = True
+                self._failed(buf, req, "", now, NO_ANSWER)
 
     def _pop(self, buf: Buffer) -> _HistoryRequest | None:
         key = self._session.fold(buf.name)
@@ -477,7 +495,10 @@ class ChatHistory:
                 return True
             buf = s.buffer(arg)
             if buf is not None and s.fold(arg) in self._requests:
-                said = self._failed(buf, p[1], now, f"{p[-1]} ({p[1]})")
+                req = self._pop(buf)
+                if req is not None and req.late:
+                    return True  # given up, and said so, already
+                said = self._failed(buf, req, p[1], now, f"{p[-1]} ({p[1]})")
                 # Private history is simply not served: nothing to report. A gap fill's
                 # last line says why it stopped: not said twice.
                 return p[1] == "INVALID_TARGET" or said
@@ -499,8 +520,11 @@ class ChatHistory:
             above=req is not None and req.kind == "before",
             restore=req is not None and req.paging,
         )
-        buf.history_loading = s.fold(buf.name) in self._requests
+        buf.history_loading = self._waiting(s.fold(buf.name))
         kind = req.kind if req is not None else "latest"
+        if req is not None and req.late and kind in ("latest", "before"):
+            buf.history_refused = ""  # (the timeout took it for the end)
+            buf.history_complete = answer.count < req.limit
         # Lines that fell off the top (a full scrollback) leave a top that is not the end
         # of this answer: neither the beginning of history nor a floor to page on from.
         if req is not None and kind in ("latest", "before") and buf.trimmed == trimmed:
@@ -542,20 +566,16 @@ class ChatHistory:
                 or (answer.newest_known and bool(added))
             )
             if not caught_up and req.pages < MAX_GAP_PAGES and answer.newest_msgid:
-                nxt = _HistoryRequest("after", req.limit, gap=True, pages=req.pages + 1)
+                nxt = _HistoryRequest("after", req.limit, gap=True, pages=req.pages + 1,
+                                      resumed=req.late or req.resumed)  # fmt: skip
                 self._request(buf, nxt, "AFTER", f"msgid={answer.newest_msgid}", now)
             else:
                 self._gap.pop(key, None)
                 complete = caught_up
-                # The fill goes forward in time: what it left out are the newest missed.
-                more = "" if caught_up else " (later ones not fetched)"
-                if fetched:
-                    word = "message" if fetched == 1 else "messages"
-                    note = f"Reconnected, fetched {fetched} missed {word}{more}"
-                elif buf.is_channel:  # (a query says nothing when nothing was missed)
-                    note = "Reconnected, no missed messages"
+                note = _gap_note(fetched, caught_up, buf.is_channel, req.late or req.resumed)
+        late = req is not None and (req.late or req.resumed)
         if added:
-            s.emit(HistoryAdded(buf, len(added), older, tuple(added), _cause(req)))
+            s.emit(HistoryAdded(buf, len(added), older, tuple(added), _cause(req), late))
         if note:  # after what it counts, for those who get events in order (chat logs)
             s.info(note, now, buf, count=False)  # (the missed messages count, above)
         buf.version += 1
@@ -565,11 +585,12 @@ class ChatHistory:
             # must then not guess that it was lost (it would send it twice).
             self._listener.history_done(buf, complete, now)
 
-    def _failed(self, buf: Buffer, code: str, now: float, why: str) -> bool:
-        """A FAIL answered ``buf``'s oldest request, or none came in time (``why``, in
-        words): it ends, and is not asked again (PageUp) on this connection. True when
-        a gap fill's last line said why."""
-        req = self._pop(buf)
+    def _failed(
+        self, buf: Buffer, req: _HistoryRequest | None, code: str, now: float, why: str
+    ) -> bool:
+        """A FAIL answered ``buf``'s oldest request ``req``, or none came in time
+        (``why``, in words): it ends, and is not asked again (PageUp) on this
+        connection. True when a gap fill's last line said why."""
         key = self._session.fold(buf.name)
         said = False
         if req is not None and req.gap:
@@ -584,7 +605,7 @@ class ChatHistory:
         elif req is not None and req.kind in ("latest", "before"):
             buf.history_complete = True
             buf.history_refused = why
-        buf.history_loading = key in self._requests
+        buf.history_loading = self._waiting(key)
         buf.version += 1
         self._session.emit(BufferChanged(buf))
         if not buf.history_loading:
@@ -616,6 +637,22 @@ def _cause(req: _HistoryRequest | None) -> HistoryCause:
     if req is not None and req.gap:
         return "missed"
     return "older" if req is not None and req.paging else "recent"
+
+
+def _gap_note(fetched: int, caught_up: bool, channel: bool, late: bool) -> str:
+    """The last line of a gap fill that got its answers; ``late``: after its request
+    was given up, when a line said the missed messages were not fetched."""
+    notes = [f"late: the server answered after {HISTORY_TIMEOUT:g} s"] if late else []
+    if fetched:
+        if not caught_up:  # (the fill goes forward: it left out the newest missed)
+            notes.append("later ones not fetched")
+        word = "message" if fetched == 1 else "messages"
+        what = f"fetched {fetched} missed {word}"
+    elif channel or late:  # (a query says nothing when nothing was missed, in time)
+        what = "no missed messages"
+    else:
+        return ""
+    return f"Reconnected, {what}" + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def _unfetched(fetched: int, why: str) -> str:

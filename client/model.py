@@ -565,7 +565,9 @@ class HistoryAdded:
 
     ``older`` is True when they all went above the existing lines (PageUp loading):
     a UI scrolled up should move its offset by ``count`` to keep its position.
-    ``lines`` are the merged lines, oldest first; ``cause`` what they were asked for.
+    ``lines`` are the merged lines, oldest first; ``cause`` what they were asked for;
+    ``late``: the answer came after its request was given up (HISTORY_TIMEOUT), or
+    is a page of a gap fill such an answer resumed.
     """
 
     buffer: Buffer
@@ -573,6 +575,7 @@ class HistoryAdded:
     older: bool
     lines: tuple[Line, ...] = ()
     cause: HistoryCause = "recent"
+    late: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from client.chatlog import (
     safe_name,
 )
 from client.config import ConfigError, parse
+from client.history import HISTORY_TIMEOUT
 from client.model import LineAdded
 from client.session import Session
 from tests.conftest import RunningServer
@@ -506,6 +507,31 @@ def test_history_later_than_the_hold_bound_follows_a_line_saying_it_is_late(
                                "came after the lines above"), texts
     assert texts[late - 2] == "<bob> live 3", texts
     assert texts[-1] == "-!- Reconnected, fetched 1 missed message", texts
+
+
+def test_a_gap_fill_answered_after_its_timeout_follows_a_line_saying_it_is_late(
+    tmp_path: Path,
+) -> None:
+    """The session gave the fill up (HISTORY_TIMEOUT) and the log wrote what it held;
+    the answer then comes after all: below a line saying it is late, not as if it had
+    been in time."""
+    clock = [0.0]
+    s, log = _gap_fill_pending(tmp_path, clock)
+    s.tick(NOW + 20 + HISTORY_TIMEOUT)
+    logged(s, log)
+    feed(s, history_batch("g1", "#t", [("bob", "missed", "M2", T0 + 15)]), NOW + 90)
+    logged(s, log)
+    log.close()
+    texts = [ln[20:] for ln in lines_of(tmp_path / "#t.log")]
+    when = time.strftime("%H:%M:%S", time.localtime(T0 + 15))
+    late = texts.index("<bob> missed")
+    assert texts[late - 2:] == [
+        "-!- Reconnected, missed messages not fetched: no answer from the server",
+        f"-!- Missed messages of {when} follow, late: their history came after the lines "
+        "above",
+        "<bob> missed",
+        "-!- Reconnected, fetched 1 missed message (late: the server answered after 60 s)",
+    ], texts
 
 
 def late_notes(path: Path) -> list[str]:

@@ -795,6 +795,38 @@ def test_a_gap_fill_stopped_at_max_gap_pages_says_later_ones_were_not_fetched(
         "Reconnected, fetched 4 missed messages (later ones not fetched)"]
 
 
+def test_a_gap_fill_answered_after_its_timeout_is_merged_as_missed_and_late() -> None:
+    """The fill is given up after HISTORY_TIMEOUT (its line says so) and PageUp asks for
+    older lines; then the fill's answer comes after all. It is the fill's (answers come
+    in order), not PageUp's: missed messages, unread, its line saying they came late;
+    the page that follows is PageUp's."""
+    s = chat_session(history_lines=2)
+    buf = s.buffer("#t")
+    assert buf is not None
+    feed(s, history_batch("b0", "#t", [("bob", "m0", "M0", T0), ("bob", "m1", "M1", T0 + 1)]))
+    s.connection_lost(NOW)
+    s.connection_made(NOW + 5)
+    feed(s, CHAT_BURST, NOW + 5)
+    assert feed(s, CHAT_JOIN, NOW + 5) == ["CHATHISTORY AFTER #t msgid=M1 2"]
+    s.tick(NOW + 5 + client_history.HISTORY_TIMEOUT)
+    assert not buf.history_loading and s.due_at is None
+    assert s.request_older(buf, NOW + 70)
+    assert s.take_outgoing() == ["CHATHISTORY BEFORE #t msgid=M0 2"]
+    s.take_events()
+    feed(s, history_batch("g1", "#t", [("bob", "missed", "M2", T0 + 2)]), NOW + 80)
+    [late] = [e for e in s.take_events() if isinstance(e, HistoryAdded)]
+    assert (late.cause, late.late, late.older) == ("missed", True, False)
+    assert buf.history_loading and buf.unread == 1  # (PageUp's page is still to come)
+    assert [ln.text for ln in buf.lines if "Reconnected" in ln.text] == [
+        "Reconnected, missed messages not fetched: no answer from the server",
+        "Reconnected, fetched 1 missed message (late: the server answered after 60 s)"]
+    feed(s, history_batch("b1", "#t", [("bob", "older", "Ma", T0 - 1)]), NOW + 81)
+    [page] = [e for e in s.take_events() if isinstance(e, HistoryAdded)]
+    assert (page.cause, page.late, page.older) == ("older", False, True)
+    assert not buf.history_loading
+    assert texts(buf) == ["older", "m0", "m1", "missed"]
+
+
 def test_paging_counts_what_the_server_sent_not_what_is_shown() -> None:
     s = chat_session(history_lines=3, ignore=("dave!*@*",))
     buf = s.buffer("#t")
