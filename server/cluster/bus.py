@@ -33,6 +33,7 @@ from redis.exceptions import RedisError
 
 from server.config import ServerConfig
 from server.core import ServerCore
+from server.core.history import end_unended
 from server.history.model import NO_REF, Query, Ref, StoredMessage
 from server.history.service import HistoryService
 from server.tasks import spawn
@@ -131,6 +132,12 @@ class ClusterBus:
         self.redis_ok = True
         self.listener_restarts = 0
         self.subscribed = asyncio.Event()
+        # The nodes found at the first subscription whose state is still to be read
+        # afresh (after a heartbeat of theirs that came once we were subscribed): until
+        # then a change they made before we subscribed may be missing from our view.
+        # None until that subscription; ``view_whole`` once empty.
+        self._unheard: set[str] | None = None
+        self.view_whole = asyncio.Event()
         self._stopping = False
         # Set by the transport: re-read what events may have been missed and a snapshot
         # does not carry (the account names), after every (re)subscription.
@@ -242,19 +249,44 @@ class ClusterBus:
         except (RedisError, OSError) as exc:
             log.debug("cluster: nick release failed (the lease will expire): %s", exc)
 
-    async def _resync(self, node: str) -> None:
+    async def _resync(self, node: str) -> bool:
+        """Read ``node``'s snapshot and apply it; whether there was one."""
         try:
             raw = await self.redis.get(NODE_KEY + node)
         except (RedisError, OSError) as exc:
             log.warning("cluster: cannot resync node %s: %s", node, exc)
-            return
+            return False
         finally:
             self._resyncing.discard(node)
         if raw is None:
-            return
+            return False
         self.last_heard.setdefault(node, time.monotonic())
         self.core.remote_snapshot(json.loads(raw))
         self.changed()
+        return True
+
+    async def _heard_afresh(self, node: str) -> None:
+        """``node``'s heartbeat came after we subscribed: the snapshot it wrote just
+        before holds every change it made before that, and we hear the rest."""
+        if await self._resync(node):
+            self._heard(node)
+
+    def _heard(self, node: str) -> None:
+        """``node`` is in our view now, or gone: once no node found at start is left
+        to hear, the view is whole, and the channels a killed cluster left closed
+        that no node holds end (``end_unended``)."""
+        unheard = self._unheard
+        if unheard is None or node not in unheard:
+            return
+        unheard.discard(node)
+        if not unheard:
+            self._view_whole()
+
+    def _view_whole(self) -> None:
+        if not self.view_whole.is_set():
+            self.view_whole.set()
+            end_unended(self.core)
+            self.changed()
 
     async def _pages(
         self, target: str, since_ms: int, *, with_redactions: bool = False,
@@ -517,6 +549,11 @@ class ClusterBus:
             self.last_heard.pop(node, None)
         if event.get("k") == "want" and event.get("of") == self.node:
             self._announce_soon()  # another node holds a snapshot of ours that is stale
+        if self._unheard and node in self._unheard:
+            if event.get("k") == "hb":
+                self._spawn(self._heard_afresh(node))
+            elif event.get("k") == "bye":
+                self._heard(node)
         self.core.remote_event(event)
         self.changed()
 
@@ -524,10 +561,15 @@ class ClusterBus:
         """After (re)subscribing: announce ourselves and read every other node's state."""
         await self._announce()
         nodes = await self.redis.smembers(NODES_KEY)
+        found = set()
         for raw_node in nodes:
             node = raw_node.decode()
-            if node != self.node:
-                await self._resync(node)
+            if node != self.node and await self._resync(node):
+                found.add(node)
+        if self._unheard is None:
+            self._unheard = found
+            if not found:
+                self._view_whole()
         if self.after_subscribe is not None:
             await self.after_subscribe()
 
@@ -593,3 +635,4 @@ class ClusterBus:
                                 node, now - heard)
                     self.core.remote_node_gone(node)
                     self.changed()
+                    self._heard(node)

@@ -300,6 +300,9 @@ class ServerCore:
         self.nick_pending: dict[str, Client] = {}  # folded nick -> client awaiting its claim
         # ChanServ: folded channel name -> its registration (from the account store).
         self.registered_channels: dict[str, RegisteredChannel] = {}
+        # Clustered: folded -> name of the channels a killed cluster left closed, until
+        # this node's view of the cluster is whole (history.end_unended).
+        self.unended: dict[str, str] = {}
         # MemoServ: folded account -> unread memos (from the account store).
         self.unread_memos: dict[str, int] = {}
         # NickServ REGAIN of a remote user's nick: folded -> (client, nick as asked,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
+from chat import numerics as N
 from chat.digits import is_digits
 from chat.message import MAX_LINE_BODY, Message, parse_tags, serialize_tags
 from chat.msgid import is_msgid, timestamp_ms
@@ -131,6 +132,25 @@ def end_private_channel(core: ServerCore, channel: Channel) -> None:
         channel.folded not in core.registered_channels
     ):
         core.emit(StoreMessage(marker_row(core, channel.folded, channel.name, ENDED_COMMAND)))
+
+
+def wait_for_cluster_view(core: ServerCore, client: Client, name: str) -> None:
+    """A JOIN that would make anew a channel every node of a killed cluster left
+    closed, before this node knows whether another node holds it: refused for now
+    (at most ``cluster_dead_after`` after start), since its playback might otherwise
+    show what was said behind the closed door (``end_unended``)."""
+    core.reply(client, N.ERR_UNAVAILRESOURCE, name, "Channel is temporarily unavailable")
+
+
+def end_unended(core: ServerCore) -> None:
+    """Clustered, once this node's view of the cluster is whole (every node it found
+    at start heard afresh, or gone): the channels a killed cluster left closed that no
+    node holds end now, as a single server ends them at its start. One that a live
+    node holds goes on, and ends when its last member leaves."""
+    for folded, name in core.unended.items():
+        if folded not in core.channels:
+            core.emit(StoreMessage(marker_row(core, folded, name, ENDED_COMMAND)))
+    core.unended = {}
 
 
 def note_closed(core: ServerCore, channel: Channel, was_closed: bool) -> None:

@@ -507,16 +507,23 @@ def end_channels_left_closed(
     """At start, after the registrations are loaded: the channels a killed server left
     closed (``HistoryStore.left_closed``) end now, as they would have at a stop, so
     that the open channel anyone may make of the name next does not show their history.
-    Not in a cluster: another node may hold such a channel still."""
-    if history is None or core.config.cluster:
+    Clustered, another node may hold such a channel still: they wait until this node's
+    view of the cluster is whole (``core.unended``, ``history.end_unended``)."""
+    if history is None:
         return
     try:
         left = history.store.left_closed()
     except Exception:
         log.exception("history: the channels left closed could not be read")
         return
-    rows = [marker_row(core, target, name, ENDED_COMMAND)
-            for target, name in left if target not in core.registered_channels]
+    left = [(target, name) for target, name in left if target not in core.registered_channels]
+    if core.config.cluster:
+        core.unended = dict(left)
+        if left:
+            log.info("history: %d channels left closed; those no node holds end once "
+                     "every node has been heard from", len(left))
+        return
+    rows = [marker_row(core, target, name, ENDED_COMMAND) for target, name in left]
     if rows:
         commit_messages(core, history, rows, stats)
         log.info("history: %d channels left closed by the last run ended", len(rows))

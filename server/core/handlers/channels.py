@@ -134,6 +134,11 @@ def join(core: ServerCore, client: Client, name: str, key: str) -> None:
         return
     now = int(core.clock())
     created = channel is None
+    if created and folded in core.unended:
+        from ..history import wait_for_cluster_view  # (history imports this module)
+
+        wait_for_cluster_view(core, client, name)
+        return
     registered = core.registered_channels.get(folded) if core.registered_channels else None
     if registered is None:
         trusted = created  # the creator of an unregistered channel gets +o
