@@ -32,7 +32,9 @@ waits its turn behind the other channels' requests, paced at a line a second). H
 that comes later still is written after the lines released, below a line saying it is
 late and what it is (missed messages, the history of a join, PageUp's scrollback): the
 file then goes back in time, and says why. So is an answer that came after the client
-gave its request up (``HistoryAdded.late``: the session's HISTORY_TIMEOUT).
+gave its request up (``HistoryAdded.late``: the session's HISTORY_TIMEOUT), and every
+PageUp page: older than the lines above it always (any older than the file's last line
+at the start of the run are left out), it can never be merged in time order.
 
 File names come from buffer names (``safe_name``): a name that had to be changed (an
 unsafe character, too long) ends in ``~`` and a hash of the whole name, so that names
@@ -455,7 +457,10 @@ class ChatLog:
         _, entry = self._file(buffer)
         held = [_Held(line.time, text) for line in lines
                 for text in self._lines(entry, [line], history=history is not None)]
-        if history is not None and held and (late or buffer in self._late):
+        # (A PageUp page is older than every line written above it: never in order.)
+        if history is not None and held and (
+            late or history == "older" or buffer in self._late
+        ):
             held.insert(0, _Held(held[0].time, self._late_note(held, history, buffer)))
         if self._holding(buffer):
             self._hold(buffer).lines += held

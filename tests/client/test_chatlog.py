@@ -534,6 +534,33 @@ def test_a_gap_fill_answered_after_its_timeout_follows_a_line_saying_it_is_late(
     ], texts
 
 
+def test_a_pageup_page_follows_a_line_saying_it_goes_back_in_time(tmp_path: Path) -> None:
+    """A fresh log: the join's history and a live line are written, then PageUp's older
+    page comes in time (held with a live line that came meanwhile). It is older than
+    every line written: below a line saying so, the live lines in their order."""
+    s = chat_session(history_lines=2)
+    buf = s.buffer("#t")
+    assert buf is not None
+    log = ChatLog(tmp_path)
+    feed(s, history_batch("b0", "#t", [("bob", "five", "M5", T0 + 5),
+                                       ("bob", "six", "M6", T0 + 6)]))
+    feed(s, [privmsg("bob", "#t", "seven", "M7", T0 + 7)], NOW + 7)
+    logged(s, log)
+    assert s.request_older(buf, NOW + 8)
+    feed(s, [privmsg("bob", "#t", "eight", "M8", T0 + 8)], NOW + 8)  # (held: PageUp loads)
+    logged(s, log)
+    feed(s, history_batch("b1", "#t", [("bob", "three", "M3", T0 + 3),
+                                       ("bob", "four", "M4", T0 + 4)]))
+    logged(s, log)
+    log.close()
+    first, last = (time.strftime("%H:%M:%S", time.localtime(T0 + t)) for t in (3, 4))
+    assert [ln[20:] for ln in lines_of(tmp_path / "#t.log")] == [
+        "<bob> five", "<bob> six", "<bob> seven",
+        f"-!- Older messages from {first} to {last} follow, late: the scrollback asked for "
+        "with PageUp came after the lines above",
+        "<bob> three", "<bob> four", "<bob> eight"]
+
+
 def late_notes(path: Path) -> list[str]:
     return [ln[24:] for ln in lines_of(path) if " follow, late: " in ln]
 
