@@ -129,6 +129,9 @@ class ClusterBus:
         self._resyncing: set[str] = set()
         self._announcing = False  # a snapshot asked for by another node is being written
         self.last_heard: dict[str, float] = {}
+        # Nodes declared gone (silent past cluster_dead_after, or said bye) and not heard
+        # from since: their users quit here, and their nick leases may be taken over.
+        self._gone: set[str] = set()
         self.redis_ok = True
         self.listener_restarts = 0
         self.subscribed = asyncio.Event()
@@ -235,8 +238,15 @@ class ClusterBus:
             else:
                 ok = bool(await self.redis.set(key, claim.uid, nx=True, px=lease))
             if not ok:
-                holder = await self.redis.get(key)
-                ok = holder is not None and holder.decode() == claim.uid
+                raw = await self.redis.get(key)
+                holder = raw.decode() if raw is not None else ""
+                ok = holder == claim.uid
+                if not ok and holder.rpartition(":")[0] in self._gone:
+                    # A user of a node that died: its lease would hold the nick for
+                    # up to --nick-lease after the node's users quit here.
+                    ok = bool(await self.redis.eval(
+                        _CLAIM_FROM_GHOST, 1, key, claim.uid, holder, lease
+                    ))
         except (RedisError, OSError) as exc:
             log.warning("cluster: Redis unavailable, nick %s granted locally: %s", claim.nick, exc)
             ok = True
@@ -545,8 +555,10 @@ class ClusterBus:
             return
         if event.get("k") != "bye":
             self.last_heard[node] = time.monotonic()
+            self._gone.discard(node)
         else:
             self.last_heard.pop(node, None)
+            self._gone.add(node)
         if event.get("k") == "want" and event.get("of") == self.node:
             self._announce_soon()  # another node holds a snapshot of ours that is stale
         if self._unheard and node in self._unheard:
@@ -631,6 +643,7 @@ class ClusterBus:
             for node, heard in list(self.last_heard.items()):
                 if now - heard > self.config.cluster_dead_after:
                     del self.last_heard[node]
+                    self._gone.add(node)
                     log.warning("cluster: node %s not heard from for %.1fs: gone",
                                 node, now - heard)
                     self.core.remote_node_gone(node)

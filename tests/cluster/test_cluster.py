@@ -323,6 +323,29 @@ async def test_dead_node_users_quit_elsewhere(cluster: Cluster) -> None:
     await fresh.close()
 
 
+async def test_a_dead_nodes_nicks_are_free_once_it_is_gone(cluster: Cluster) -> None:
+    """A user whose node was killed comes back on another node under the same nick as
+    soon as that node is declared gone, not when its lease runs out (--nick-lease)."""
+    long_lease = {"nick_lease": 60.0}
+    p1, p2 = cluster.start("n1", **long_lease), cluster.start("n2", **long_lease)
+    alice = await connect(p1, "alice")
+    await alice.join("#c")
+    bob = await connect(p2, "bob")
+    await bob.join("#c")
+    await alice.expect("JOIN", lambda m: (m.source or "").startswith("bob!"))
+    await asyncio.to_thread(cluster.stop, "n2", announce=False)  # a crash: no bye
+    await alice.expect("QUIT", lambda m: (m.source or "").startswith("bob!"), timeout=10)
+    back = await IRCTestClient.open(p1)
+    await back.send("NICK bob")
+    await back.send("USER bob 0 * :bob")
+    reply = await back.read_message()
+    while reply.command not in ("001", "433"):
+        reply = await back.read_message()
+    assert reply.command == "001", reply
+    for c in (alice, back):
+        await c.close()
+
+
 async def test_invite_reaches_a_user_on_the_other_node(cluster: Cluster) -> None:
     p1, p2 = cluster.start("n1"), cluster.start("n2")
     alice = await connect(p1, "alice")
