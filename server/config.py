@@ -75,9 +75,11 @@ class ServerConfig:
     # Seconds before a client may set or change its away message once more, past one
     # extra (solanum's away_interval): each reaches every channel peer and watcher.
     away_interval: int = 30  # 0: no limit
-    # Seconds a client must have been connected before its QUIT reason is relayed (solanum's
-    # anti_spam_exit_message_time): a drive-by connection's says "Client Quit" instead.
-    anti_spam_exit_message_time: int = 300  # 0: always relayed; operators are exempt
+    # Seconds a client must have been connected before its QUIT and PART reasons are relayed
+    # (solanum's anti_spam_exit_message_time): a drive-by connection's QUIT says "Client
+    # Quit" instead, its PART has none. 0: always relayed; operators (of the channel, for
+    # PART) are exempt.
+    anti_spam_exit_message_time: int = 300
     cloak_hosts: bool = True  # show a keyed hash instead of the client's address
     cloak_key: str = ""  # secret for cloaks; empty: one kept in the --db database
     ban_file: str = "bans.json"  # K-/D-lines kept across restarts ("": only in memory)

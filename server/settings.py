@@ -163,9 +163,10 @@ _HELP: dict[str, str] = {
         "extra change; coming back is always allowed (0: no limit; operators are exempt)"
     ),
     "anti_spam_exit_message_time": (
-        "seconds a client must have been connected before its QUIT reason is shown to "
-        "others; a newer client's quit says 'Client Quit' (0: always shown; operators "
-        "are exempt)"
+        "seconds a client must have been connected before its QUIT and PART reasons are "
+        "shown to others; a newer client's quit says 'Client Quit' and its part gives no "
+        "reason (0: always shown; operators are exempt from the QUIT rule, a channel's "
+        "operators from the PART one)"
     ),
     "whowas_size": "nicks remembered for WHOWAS, the oldest forgotten first (0: off)",
     "monitor_limit": "nicks one client may watch with MONITOR",

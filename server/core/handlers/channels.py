@@ -216,8 +216,6 @@ def announce_join(core: ServerCore, client: Client, channel: Channel, relay: Rel
 
 
 def handle_part(core: ServerCore, client: Client, msg: Message) -> None:
-    from .messaging import can_send  # messaging imports this module
-
     reason = msg.params[1] if len(msg.params) > 1 else ""
     for name in msg.params[0].split(","):
         if not name:
@@ -227,12 +225,30 @@ def handle_part(core: ServerCore, client: Client, msg: Message) -> None:
             core.reply(client, N.ERR_NOSUCHCHANNEL, name, "No such channel")
         elif client not in channel.members:
             core.reply(client, N.ERR_NOTONCHANNEL, channel.name, "You're not on that channel")
-        elif reason and not can_send(core, channel, client):
-            # The reason is said to the channel and kept in its history: not by one who
-            # may not speak there (solanum's can_send_part), or +q and +m were a PART away.
+        elif reason and not may_give_part_reason(core, channel, client):
             part(core, client, channel, "")
         else:
             part(core, client, channel, filtered_reason(channel, reason))
+
+
+def may_give_part_reason(core: ServerCore, channel: Channel, client: Client) -> bool:
+    """Whether ``client``'s PART reason is said to ``channel`` (solanum's can_send_part).
+    It is said there and kept in its history: not by one who may not speak there, or +q
+    and +m were a PART away; nor by one connected too lately, or connect, join and part
+    with an advert reached the channel before its operators could act. The channel's
+    operators are exempt from the wait, server operators not (as solanum's)."""
+    from .messaging import can_send  # messaging imports this module
+
+    if not can_send(core, channel, client):
+        return False
+    return "o" in channel.members[client] or not connected_too_lately(core, client)
+
+
+def connected_too_lately(core: ServerCore, client: Client) -> bool:
+    """Whether ``client`` has been connected for less than --anti-spam-exit-message-time
+    (solanum's anti_spam_exit_message_time; 0: never), by the core's clock."""
+    wait = core.config.anti_spam_exit_message_time
+    return bool(wait) and core.clock() - client.connected_at < wait
 
 
 def filtered_reason(channel: Channel, reason: str) -> str:

@@ -28,7 +28,7 @@ from .accounts import (
     reserved_for_other,
 )
 from .bans import banned_by, refuse
-from .channels import filtered_reason, is_banned, is_quieted
+from .channels import connected_too_lately, filtered_reason, is_banned, is_quieted
 from .modes import MAX_LIST_ENTRIES
 
 if TYPE_CHECKING:
@@ -552,8 +552,7 @@ def _too_new_to_say(core: ServerCore, client: Client) -> bool:
     """Whether ``client`` connected too lately for its QUIT reason to be shown (solanum's
     anti_spam_exit_message_time): connect, join, quit with an advert reached a channel
     before any of its operators could act. Operators are exempt."""
-    wait = core.config.anti_spam_exit_message_time
-    return bool(wait) and "o" not in client.modes and core.clock() - client.connected_at < wait
+    return "o" not in client.modes and connected_too_lately(core, client)
 
 
 def handle_pong(core: ServerCore, client: Client, msg: Message) -> None:
