@@ -188,10 +188,12 @@ _HELP: dict[str, str] = {
     "password_min_length": "characters an account's password must have at least",
     "memo_limit": "memos an account may send at once with MemoServ (0: no limit)",
     "memo_refill": "seconds until an account may send one more memo",
-    "scan_burst": "channel or user matches (or, for SEARCH, history rows) one host may "
-    "spend at once on LIST, WHO <mask> and SEARCH before 'try again' (0: no limit; "
-    "operators are not counted)",
-    "scan_rate": "matches per second a host earns back for LIST, WHO <mask> and SEARCH",
+    "scan_burst": "matches one host may spend at once before 'try again': LIST (channels "
+    "matched), WHO (users matched and listed), NAMES of a channel past one line (members "
+    "listed), SEARCH and join playback (history rows read; past it a playback is "
+    "skipped) (0: no limit; operators are not counted)",
+    "scan_rate": "matches per second a host earns back for LIST, WHO, NAMES, SEARCH and "
+    "join playback",
     "cloak_key": "secret for host cloaks (empty: a random one kept in the --db database, "
     "so cloaks stay the same across restarts; random per start without a database)",
     "ban_file": "file that keeps operators' K-lines and D-lines across restarts "
