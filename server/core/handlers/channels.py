@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from chat import numerics as N
 from chat.formatting import strip_formatting
 from chat.masks import EXTBAN_PREFIX, compile_mask, extban_matches
-from chat.message import Message
+from chat.message import MAX_LINE_BODY, Message
 from chat.names import is_valid_channel
 from chat.utf8 import truncate_utf8
 
@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from ..core import ServerCore
     from ..state import Client
 
-NAMES_LINE_BUDGET = 400  # bytes of names per 353 line, well inside 512 with the prefix
+# UTF-8 bytes of names per 353 line at most, fewer when the prefix leaves less of 512
+# (a channel name may be 50 four-byte characters).
+NAMES_LINE_BUDGET = 400
 # Scan-budget matches a member an explicit NAMES lists costs: a name takes about 0.3 µs
 # of the loop (a 1,000-member channel 0.32 ms; a WHOX line 7.4 µs, WHO_LINE_COST 8).
 NAMES_MEMBER_COST = 1
@@ -339,7 +341,8 @@ def send_names(core: ServerCore, client: Client, channel: Channel, *, paid: bool
             continue
         who = other.mask if full else other.nick
         entries.append(channel.prefix_of(other, multi) + who)
-    lines = _name_lines(entries)
+    head = core.numeric(client.nick, N.RPL_NAMREPLY, symbol, channel.name, "")
+    lines = _name_lines(entries, min(NAMES_LINE_BUDGET, MAX_LINE_BODY - len(head)))
     if paid and len(lines) > 1 and not core.may_scan(
         client, "NAMES", len(entries) * NAMES_MEMBER_COST
     ):
@@ -349,17 +352,20 @@ def send_names(core: ServerCore, client: Client, channel: Channel, *, paid: bool
     core.reply(client, N.RPL_ENDOFNAMES, channel.name, "End of /NAMES list")
 
 
-def _name_lines(entries: list[str]) -> list[str]:
-    """``entries`` joined into 353 texts of at most ``NAMES_LINE_BUDGET`` bytes."""
+def _name_lines(entries: list[str], budget: int) -> list[str]:
+    """``entries`` joined into 353 texts of at most ``budget`` UTF-8 bytes (an entry
+    longer than that alone on its line)."""
     lines: list[str] = []
     line: list[str] = []
     size = 0
     for entry in entries:
-        if line and size + len(entry) + 1 > NAMES_LINE_BUDGET:
+        # Nicks are ASCII; a userhost-in-names username may not be.
+        length = len(entry) if entry.isascii() else len(entry.encode("utf-8", "surrogateescape"))
+        if line and size + length + 1 > budget:
             lines.append(" ".join(line))
             line, size = [], 0
         line.append(entry)
-        size += len(entry) + 1
+        size += length + 1
     if line:
         lines.append(" ".join(line))
     return lines
