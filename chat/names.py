@@ -24,7 +24,12 @@ def is_channel_name(name: str, chantypes: str = CHANTYPES) -> bool:
 
 
 def is_valid_channel(name: str, maxlen: int = 50, chantypes: str = CHANTYPES) -> bool:
-    if len(name) < 2 or len(name) > maxlen or name[0] not in chantypes:
+    """``maxlen`` (CHANNELLEN) counts UTF-8 bytes, as TOPICLEN and KICKLEN do here and
+    CHANNELLEN does in solanum, InspIRCd and ergo: 50 four-byte characters made lines
+    that the other limits leave room for 200 bytes too long."""
+    if len(name) < 2 or name[0] not in chantypes:
+        return False
+    if len(name) > maxlen // 4 and len(name.encode()) > maxlen:  # (ASCII: no encoding)
         return False
     return _CHANNEL_FORBIDDEN.isdisjoint(name)
 

@@ -131,7 +131,7 @@ _HELP: dict[str, str] = {
     "metrics_host": "address for the metrics port",
     "casemapping": "how nick and channel names compare",
     "nicklen": "maximum nickname length",
-    "channellen": "maximum channel name length",
+    "channellen": "maximum channel name length, in UTF-8 bytes",
     "topiclen": "maximum topic length",
     "kicklen": "maximum kick reason length",
     "awaylen": "maximum away message length",

@@ -113,6 +113,13 @@ def test_channel_maxlen_and_chantypes_are_configurable() -> None:
     assert is_valid_channel("+abc", chantypes="#+")
 
 
+def test_channel_maxlen_counts_utf8_bytes() -> None:
+    assert is_valid_channel("#" + "é" * 24)  # 49 bytes
+    assert not is_valid_channel("#" + "é" * 25)  # 51 bytes, 26 characters
+    assert not is_valid_channel("#" + "😀" * 13)  # 53 bytes, 14 characters
+    assert is_valid_channel("#" + "😀" * 12)  # 49 bytes
+
+
 def test_is_channel_name_only_looks_at_the_type() -> None:
     assert CHANTYPES == "#&"
     assert is_channel_name("#")
@@ -133,7 +140,9 @@ def test_invalid_usernames(user: str) -> None:
 
 
 valid_nicks = st.from_regex(r"\A[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}-]{0,29}\Z")
-valid_channels = st.from_regex(r"\A[#&][^ ,\x07\x00\r\n:]{1,49}\Z")
+valid_channels = st.from_regex(r"\A[#&][^ ,\x07\x00\r\n:]{1,49}\Z").filter(
+    lambda name: len(name.encode()) <= 50  # CHANNELLEN counts bytes
+)
 
 
 @settings(deadline=None)

@@ -1,7 +1,8 @@
 """NAMES splits its members into 353 lines of at most 512 bytes, CRLF included, counting
-UTF-8 bytes: a channel name of 50 four-byte characters, and userhost-in-names usernames
-of multibyte ones, left lines of 650 bytes, which clients and servers that keep to 512
-cut. Over real TCP, on every backend, read as the raw bytes the server sent."""
+UTF-8 bytes: userhost-in-names usernames of multibyte characters left lines of 650
+bytes, which clients and servers that keep to 512 cut (channel names of multibyte
+characters too, before CHANNELLEN counted bytes). Over real TCP, on every backend,
+read as the raw bytes the server sent."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from server.config import ServerConfig
 from tests.conftest import RunningServer, serving, suite_config
 from tests.ircclient import IRCTestClient
 
-CHANNEL = "#" + "😀" * 49  # 50 characters, 197 bytes
+CHANNEL = "#" + "😀" * 12  # 49 bytes: CHANNELLEN (50) counts bytes
 MEMBERS = 20
 # Nicks are ASCII: the asker's is as long as nicks go, to make the prefix longest.
 ASKER = "a" * 30
