@@ -485,7 +485,7 @@ def ask_playback(
 
 
 def playback_charged(core: ServerCore, client: Client, name: str, rows: int) -> bool:
-    """Whether the host's scan budget (``core.scan_allowed``, which LIST, WHO and SEARCH
+    """Whether the host's scan budget (``core.scan_allowed``, which LIST, WHO, NAMES and SEARCH
     pay from too) pays for a playback read of ``rows`` rows of channel ``name``.
 
     JOIN 50 / JOIN 0 churn from one address kept the one history reader busy for
