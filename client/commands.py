@@ -259,7 +259,7 @@ def _join(s: Session, args: str, now: float) -> None:
     already = [c for c in chans if (b := s.buffer(c)) is not None and b.joined]
     todo = [c for c in chans if c not in already]
     if already and not todo:
-        s.switch(already[-1])
+        s.switch(already[-1], now)
         return
     s.join(todo, keys)
 
@@ -1085,16 +1085,16 @@ def _win(s: Session, args: str, now: float) -> None:
     parts = _need(args, 1, usage)
     sub = parts[0].lower()
     if sub in ("next", "prev") and len(parts) == 1:
-        s.switch_relative(1 if sub == "next" else -1)
+        s.switch_relative(1 if sub == "next" else -1, now)
     elif sub == "close":
         buf = _named_buffer(s, parts[1]) if len(parts) > 1 else s.current
         if buf.kind is BufferKind.SERVER:
             raise UsageError("The server buffer cannot be closed (use /quit)")
         s.close_buffer(buf, now)
     elif sub == "goto":
-        s.switch(_named_buffer(s, _need(args, 2, usage)[1]))
+        s.switch(_named_buffer(s, _need(args, 2, usage)[1]), now)
     else:
-        s.switch(_named_buffer(s, parts[0]))
+        s.switch(_named_buffer(s, parts[0]), now)
 
 
 def _named_buffer(s: Session, text: str) -> Buffer:

@@ -183,9 +183,14 @@ class Connection:
         return sent
 
     def switch(self, target: Buffer | str | int) -> bool:
-        ok = self.session.switch(target)
+        ok = self.session.switch(target, self._clock())
         self.flush()
         return ok
+
+    def switch_relative(self, step: int) -> None:
+        """Ctrl+N / Ctrl+P: the next or previous buffer."""
+        self.session.switch_relative(step, self._clock())
+        self.flush()
 
     def close(self, message: str = "") -> None:
         """Send QUIT (when connected) and stop; :meth:`run` then returns."""

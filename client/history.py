@@ -34,6 +34,11 @@ from .model import (
 MAX_GAP_PAGES = 30  # CHATHISTORY AFTER pages fetched after one reconnect
 MAX_TARGETS = 50  # queries CHATHISTORY TARGETS may open after one reconnect
 MAX_ORPHANS = 500  # queries gone with answers still due (one per buffer: MAX_BUFFERS)
+# Channels loading history at once: a server (or bouncer) that joins us to hundreds of
+# channels must not queue a request for each. A join past it is fetched when its
+# buffer is first shown (the one in view is asked for whatever the count) or gets a
+# message, a rejoin's gap fill as soon as fewer channels load.
+MAX_LOADING = 20
 # Seconds a request written may wait for its answer (a batch, or FAIL): a server that
 # answers some without a batch (nothing to send, say) or not at all must not leave a
 # buffer loading for ever, nor a reconnect without its line.
@@ -70,6 +75,19 @@ class _HistoryRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class _PutOff:
+    """A channel's history not asked for yet (MAX_LOADING were loading): a join's
+    recent lines, asked when its buffer is shown or gets a message, or (``gap``) a
+    rejoin's gap fill, ``CHATHISTORY <sub> <channel> <ref>`` as it was when the channel
+    was rejoined (live messages since must not move where the fill starts), asked as
+    soon as there is room."""
+
+    gap: bool = False
+    sub: str = "LATEST"
+    ref: str = "*"
+
+
+@dataclass(frozen=True, slots=True)
 class _Answer:
     """What a chathistory batch held, whether shown or not: ``count`` messages, the
     newest (the last) with ``newest_msgid``, the oldest (the first) with a msgid and a
@@ -103,6 +121,7 @@ class HistoryListener(Protocol):
 
     def confirm(self, buf: Buffer, lines: list[Line]) -> list[Line]: ...
     def history_done(self, buf: Buffer, ok: bool, now: float) -> None: ...
+    def awaits_history(self, buf: Buffer) -> bool: ...
     @property
     def paced(self) -> bool:
         """Lines wait for flood control: the connection says when a request is
@@ -168,6 +187,10 @@ class ChatHistory:
         # it is older than every line, unless lines fell off the top since (they are
         # between the two).
         self._floor: dict[str, tuple[float, str, int]] = {}
+        # Channel key -> its history put off, in join order. A join's stays from one
+        # connection to the next (never loaded: its rejoin has no gap to fill), a gap
+        # fill's goes with the connection (the next rejoin asks again).
+        self._put_off: dict[str, _PutOff] = {}
 
     # ------------------------------------------------------------------ the session's life
 
@@ -183,6 +206,7 @@ class ChatHistory:
         self._gap.clear()
         self._orphans.clear()
         self._targets = None
+        self._put_off = {key: p for key, p in self._put_off.items() if not p.gap}
 
     def buffer_closed(self, buf: Buffer) -> None:
         """``buf`` was closed: answers still due for it are dropped, so it loads nothing."""
@@ -193,6 +217,7 @@ class ChatHistory:
         self._requests.pop(key, None)
         self._gap.pop(key, None)
         self._floor.pop(key, None)
+        self._put_off.pop(key, None)
 
     def cleared(self, buf: Buffer) -> None:
         """``/clear``: PageUp goes on from where the clear left off, not from the oldest
@@ -220,10 +245,12 @@ class ChatHistory:
         s = self._session
         gaps = {key for key, queue in self._requests.items()
                 if any(r.gap and not r.late for r in queue)}
+        gaps |= {key for key, p in self._put_off.items() if p.gap}
         fetched = self._gap.copy()
         self._requests.clear()
         self._gap.clear()
         self._targets = None
+        self._put_off = {key: p for key, p in self._put_off.items() if not p.gap}
         for buf in list(s.buffers):
             key = s.fold(buf.name)
             if key in gaps:
@@ -277,22 +304,78 @@ class ChatHistory:
                 s.info("Reconnected (this server keeps no history for us)", now, buf,
                        count=False)  # fmt: skip
             return
-        limit = self._limit()
+        key = s.fold(buf.name)
+        before = self._put_off.pop(key, None)
+        if before is not None and not before.gap:
+            rejoin = False  # never loaded: no gap to fill, its recent lines when shown
         if rejoin and buf.last_msgid:
-            req = _HistoryRequest("after", limit, gap=True)
-            self._gap[s.fold(buf.name)] = 0
-            self._request(buf, req, "AFTER", f"msgid={buf.last_msgid}", now)
+            ask = _PutOff(True, "AFTER", f"msgid={buf.last_msgid}")
         elif rejoin and buf.last_time is not None:
-            req = _HistoryRequest("after", limit, gap=True)
-            self._gap[s.fold(buf.name)] = 0
-            self._request(buf, req, "AFTER", f"timestamp={format_time(buf.last_time)}", now)
+            ask = _PutOff(True, "AFTER", f"timestamp={format_time(buf.last_time)}")
         else:
-            # (No message seen yet: the newest ones are what was missed, and the fill
-            # ends with the same line as any other.)
-            if rejoin:
-                self._gap[s.fold(buf.name)] = 0
-            req = _HistoryRequest("latest", limit, gap=rejoin)
-            self._request(buf, req, "LATEST", "*", now)
+            # (No message seen yet on a rejoin: the newest ones are what was missed, and
+            # the fill ends with the same line as any other.)
+            ask = _PutOff(rejoin)
+        # (Messages of ours that may be lost wait for the gap fill to tell.)
+        if (
+            buf is s.current
+            or self._listener.awaits_history(buf)
+            or self._loading() < MAX_LOADING
+        ):
+            self._ask(buf, ask, now)
+        else:
+            self._put_off[key] = ask
+
+    def shown(self, buf: Buffer, now: float) -> None:
+        """``buf`` is in view: its history put off (:data:`MAX_LOADING`) is asked for."""
+        if buf.is_channel:
+            self._take_put_off(buf, now, room=False)
+
+    def activity(self, buf: Buffer, now: float) -> None:
+        """A message came to ``buf``: a join's history put off is asked for when fewer
+        than :data:`MAX_LOADING` channels load (a gap fill waits its turn)."""
+        p = self._put_off.get(self._session.fold(buf.name))
+        if p is not None and not p.gap and buf.is_channel:
+            self._take_put_off(buf, now, room=True)
+
+    def _take_put_off(self, buf: Buffer, now: float, *, room: bool) -> bool:
+        """Ask for ``buf``'s history put off, if any, when it can be (``room``: only
+        when fewer than :data:`MAX_LOADING` load). True when asked."""
+        s = self._session
+        key = s.fold(buf.name)
+        p = self._put_off.get(key)
+        if (
+            p is None
+            or not s.history_enabled
+            or not s.registered
+            or not buf.joined  # (kept for the rejoin)
+            or (room and self._loading() >= MAX_LOADING)
+        ):
+            return False
+        del self._put_off[key]
+        self._ask(buf, p, now)
+        return True
+
+    def _make_room(self, now: float) -> None:
+        """A channel stopped loading: the gap fills put off go next, oldest first."""
+        for key in [key for key, p in self._put_off.items() if p.gap]:
+            if self._loading() >= MAX_LOADING:
+                return
+            buf = self._session.buffer(key)
+            if buf is None or not self._take_put_off(buf, now, room=True):
+                self._put_off.pop(key, None)  # (not joined: the next rejoin asks again)
+
+    def _loading(self) -> int:
+        """How many buffers wait for a history answer (not given up)."""
+        return sum(1 for key in self._requests if self._waiting(key))
+
+    def _ask(self, buf: Buffer, ask: _PutOff, now: float) -> None:
+        """Send a channel's join history, or its gap fill (``ask.gap``)."""
+        if ask.gap:
+            self._gap[self._session.fold(buf.name)] = 0
+        kind: HistoryKind = "latest" if ask.sub == "LATEST" else "after"
+        req = _HistoryRequest(kind, self._limit(), gap=ask.gap)
+        self._request(buf, req, ask.sub, ask.ref, now)
 
     def for_query(self, buf: Buffer, now: float, *, latest: bool = False) -> None:
         """A query's history, when the server can have it: the recent conversation for a
@@ -584,6 +667,7 @@ class ChatHistory:
             # A gap fill cut short may not have reached a message of ours: the outbox
             # must then not guess that it was lost (it would send it twice).
             self._listener.history_done(buf, complete, now)
+            self._make_room(now)
 
     def _failed(
         self, buf: Buffer, req: _HistoryRequest | None, code: str, now: float, why: str
@@ -610,6 +694,7 @@ class ChatHistory:
         self._session.emit(BufferChanged(buf))
         if not buf.history_loading:
             self._listener.history_done(buf, False, now)
+            self._make_room(now)
         return said
 
     # ------------------------------------------------------------------ queries gone

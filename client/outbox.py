@@ -582,6 +582,11 @@ class Outbox:
             return line.time >= entry.sent_at - HISTORY_SLACK
         return shown.time - HISTORY_SLACK <= line.time <= shown.time + MATCH_WINDOW
 
+    def awaits_history(self, buf: Buffer) -> bool:
+        """Messages of ours to ``buf`` written before the connection died wait for its
+        history (the gap fill) to say whether they got there."""
+        return any(e.buffer is buf and e.step is _Step.UNCONFIRMED for e in self._entries)
+
     def history_done(self, buf: Buffer, ok: bool, now: float) -> None:
         """``buf``'s history requests are answered (``ok``), or failed: what waited for
         them goes out, in order."""
@@ -635,9 +640,7 @@ class Outbox:
         self._refused.discard(buf)
         if not self.ready(buf) or not any(e.buffer is buf for e in self._entries):
             return
-        if buf.history_loading and any(
-            e.buffer is buf and e.step is _Step.UNCONFIRMED for e in self._entries
-        ):
+        if buf.history_loading and self.awaits_history(buf):
             return  # history_done decides
         self._release(buf, history=False, now=now)
 

@@ -765,8 +765,9 @@ class Session:
             found = self.search_buffer
         return found
 
-    def switch(self, target: Buffer | str | int) -> bool:
-        """Make a buffer current: a Buffer, a name, or a 0-based index."""
+    def switch(self, target: Buffer | str | int, now: float | None = None) -> bool:
+        """Make a buffer current: a Buffer, a name, or a 0-based index. With the clock
+        ``now``, a channel's history put off (many joined at once) is asked for."""
         if isinstance(target, int):
             if not 0 <= target < len(self.buffers):
                 return False
@@ -794,6 +795,8 @@ class Session:
         if left is not buf and left in self.buffers:  # read while it was in view
             self._mark_read(left)
         self._mark_read(buf)
+        if now is not None:
+            self._history.shown(buf, now)
         return True
 
     def hidden(self, buf: Buffer, line: Line) -> bool:
@@ -813,10 +816,10 @@ class Session:
         self.info(self.event_filter.describe(), now)
         self.emit(BufferChanged(self.current))
 
-    def switch_relative(self, step: int) -> None:
+    def switch_relative(self, step: int, now: float | None = None) -> None:
         """Ctrl+N / Ctrl+P: the next or previous buffer, wrapping around."""
         i = self.buffers.index(self.current)
-        self.switch((i + step) % len(self.buffers))
+        self.switch((i + step) % len(self.buffers), now)
 
     def next_active(self) -> Buffer | None:
         """Alt+A (as irssi): the buffer to go to next, one with highlights first, then
@@ -888,7 +891,7 @@ class Session:
             self._history.buffer_closed(buffer)
         self.emit(BufferClosed(buffer))
         if self.current is buffer:
-            self.switch(max(0, i - 1))
+            self.switch(max(0, i - 1), now)
         dropped = self.outbox.closed(buffer)
         if dropped:
             text = f"Closed {buffer.name}: {dropped} unsent message{'' if dropped == 1 else 's'}"
@@ -934,7 +937,7 @@ class Session:
         ``fetch`` is False); None when it cannot be (see :meth:`_ensure`)."""
         buf = self._ensure(nick, BufferKind.QUERY, now, fetch=fetch)
         if buf is not None and switch:
-            self.switch(buf)
+            self.switch(buf, now)
         return buf
 
     def say(self, target: str, text: str, now: float, *, action: bool = False) -> None:
@@ -2342,6 +2345,7 @@ class Session:
             self.emit(BufferChanged(buf))
             text = event_text("JOIN", msg.params) or ""
             self._add(buf, self._line(msg, now, Kind.JOIN, text, nick=nick))
+            # (Switched to without the clock: the join's own history follows.)
             if self.fold(name) in self._switch_on_join:
                 self._switch_on_join.discard(self.fold(name))
                 self.switch(buf)
@@ -2811,6 +2815,8 @@ class Session:
         if line.own and self.outbox.echo(target, kind, raw, line, self._label):
             return line  # it took the place of its pending line
         self._add(buf, line)
+        if buf.is_channel:  # a channel whose history was put off gets it now, room permitting
+            self._history.activity(buf, now)
         if notice and is_nickserv(nick) and confirms_password_change(raw):
             self._password_changed(now, buf)
         return line
@@ -3137,7 +3143,7 @@ class Session:
         self.emit(BufferCleared(buf))
         self.emit(HistoryAdded(buf, len(lines), False, tuple(lines)))
         if search is None or self.current in (search.origin, buf):
-            self.switch(buf)
+            self.switch(buf, now)
         elif not buf.activity:
             buf.activity = True
             self.emit(BufferChanged(buf))

@@ -458,8 +458,7 @@ class ChatUI:
         return False  # clear the input line
 
     def switch_relative(self, step: int) -> None:
-        self.session.switch_relative(step)
-        self.connection.flush()
+        self.connection.switch_relative(step)
 
     def switch_to(self, index: int) -> None:
         self.connection.switch(index)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from chat.servertime import format_time, parse_time
 from client.chatlog import TIME_FORMAT, ChatLog
+from client.history import MAX_LOADING
 from client.model import MAX_CLOCK_SKEW, Buffer
 
 from .netutil import DEADLINE, ChatClient, Ircd, has_texts
@@ -203,3 +204,117 @@ async def test_an_oversized_history_answer_keeps_its_newest_lines(
     await alice.wait(lambda: not query(alice, "bob").history_loading, "the history")
     shown = {line.text for line in query(alice, "bob").lines}
     assert "hist 2499" in shown and "hist 0" not in shown
+
+
+# ---------------------------------------------------------------------- forced joins
+
+
+async def synced(ircd: Ircd, token: str) -> None:
+    """Everything the client wrote in answer to what was sent before is in: it
+    answers lines in order, and this PING's PONG comes after."""
+    ircd.send(f"PING {token}")
+    await ircd.wait(lambda: any(ln.startswith("PONG") and ln.rsplit(" ", 1)[-1].lstrip(":") == token
+                                for ln in ircd.lines), f"PONG {token}")  # fmt: skip
+
+
+def history_asked(ircd: Ircd, since: int = 0) -> list[str]:
+    """``CHATHISTORY <sub> <target>`` of each request received from line ``since`` on."""
+    return [" ".join(ln.split()[:3]) for ln in ircd.lines[since:]
+            if ln.startswith("CHATHISTORY ")]  # fmt: skip
+
+
+def answer(ircd: Ircd, channel: str, msgid: str | None = None) -> None:
+    """A chathistory batch for ``channel``: one message ``msgid``, or nothing."""
+    ircd.send(f":srv BATCH +{channel[1:]} chathistory {channel}")
+    if msgid is not None:
+        ircd.send(f"@batch={channel[1:]};time={format_time(time.time() - 60)};msgid={msgid} "
+                  f":bob!b@h PRIVMSG {channel} :said {msgid}")  # fmt: skip
+    ircd.send(f":srv BATCH -{channel[1:]}")
+
+
+def channel(alice: ChatClient, name: str) -> Buffer:
+    buf = alice.session.buffer(name)
+    assert buf is not None
+    return buf
+
+
+async def test_hundreds_of_forced_joins_ask_history_a_few_at_a_time(
+    ircd: Ircd, clients: list[ChatClient]
+) -> None:
+    """The server joins us to 60 channels at once: the first MAX_LOADING ask for their
+    history; the others when a message comes there with room, or when shown."""
+    alice = await registered(ircd, clients)
+    for i in range(60):
+        ircd.send(f":alice!a@h JOIN #c{i}")
+    await synced(ircd, "joins")
+    assert len(alice.session.buffers) == 61
+    assert history_asked(ircd) == [f"CHATHISTORY LATEST #c{i}" for i in range(MAX_LOADING)]
+
+    ircd.send(f"@time={format_time(time.time())};msgid=l1 :bob!b@h PRIVMSG #c30 :busy")
+    await synced(ircd, "full")
+    assert len(history_asked(ircd)) == MAX_LOADING  # 20 loading: #c30 waits
+    answer(ircd, "#c0")
+    await alice.wait(lambda: not channel(alice, "#c0").history_loading, "#c0's history")
+    ircd.send(f"@time={format_time(time.time())};msgid=l2 :bob!b@h PRIVMSG #c30 :again")
+    await synced(ircd, "room")
+    assert history_asked(ircd)[MAX_LOADING:] == ["CHATHISTORY LATEST #c30"]
+
+    alice.conn.switch("#c59")  # shown: asked at once, however many load
+    await synced(ircd, "shown")
+    assert history_asked(ircd)[MAX_LOADING:] == [
+        "CHATHISTORY LATEST #c30", "CHATHISTORY LATEST #c59"]
+    assert channel(alice, "#c59").history_loading
+
+
+async def test_a_rejoin_fills_the_gaps_of_loaded_channels_a_few_at_a_time(
+    ircd: Ircd, clients: list[ChatClient]
+) -> None:
+    """After a reconnect, channels whose history never loaded ask nothing; those that
+    did fill their gaps MAX_LOADING at a time, the one in view at once, the others as
+    answers come, each from where it was when rejoined."""
+    alice = await registered(ircd, clients)
+    loaded = MAX_LOADING + 5
+    for i in range(loaded + 10):
+        ircd.send(f":alice!a@h JOIN #c{i}")
+    await synced(ircd, "joins")
+    for i in range(MAX_LOADING):
+        answer(ircd, f"#c{i}", f"m{i}")
+    for i in range(MAX_LOADING, loaded):  # looked at, one after the other
+        alice.conn.switch(f"#c{i}")
+        await synced(ircd, f"shown{i}")
+        assert history_asked(ircd)[-1] == f"CHATHISTORY LATEST #c{i}"
+        answer(ircd, f"#c{i}", f"m{i}")
+    await alice.wait(lambda: all(channel(alice, f"#c{i}").last_msgid == f"m{i}"
+                                 for i in range(loaded)), "the histories")  # fmt: skip
+    assert len(history_asked(ircd)) == loaded
+
+    await alice.lose_connection()
+    alice.gate.open()
+    start = len(ircd.lines)
+    await welcome(ircd, 2)
+
+    def rejoins() -> int:
+        return sum(ln.count("#c") for ln in ircd.lines[start:] if ln.startswith("JOIN"))
+
+    await ircd.wait(lambda: rejoins() == loaded + 10, "the rejoins")
+    for i in range(loaded + 10):
+        ircd.send(f":alice!a@h JOIN #c{i}")
+    ircd.send(f"@time={format_time(time.time())};msgid=live :bob!b@h PRIVMSG #c{MAX_LOADING} :hi")
+    await synced(ircd, "rejoins")
+
+    def fills() -> list[str]:
+        return [ln for ln in history_asked(ircd, start) if "TARGETS" not in ln]
+
+    # The first MAX_LOADING, and the one in view (#c24) however many load.
+    assert alice.session.current is channel(alice, f"#c{loaded - 1}")
+    first = [f"CHATHISTORY AFTER #c{i}" for i in [*range(MAX_LOADING), loaded - 1]]
+    assert fills() == first
+
+    answer(ircd, "#c0")  # nothing missed there
+    await synced(ircd, "room")
+    assert fills() == first  # (21 were loading, the one in view among them)
+    answer(ircd, "#c1")
+    await synced(ircd, "room2")
+    assert fills() == [*first, f"CHATHISTORY AFTER #c{MAX_LOADING}"]
+    # From the message seen before the drop, not the live one since.
+    assert ircd.lines[-2].endswith(f"AFTER #c{MAX_LOADING} msgid=m{MAX_LOADING} 100"), ircd.lines
