@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from itertools import chain, islice
+from itertools import islice
 from typing import Literal
 
 from .formatting import Span
@@ -38,6 +38,22 @@ MESSAGE_KINDS = frozenset({Kind.MESSAGE, Kind.ACTION, Kind.NOTICE})
 
 # The text of a nick change line (``Kind.NICK``) before the new nick.
 NICK_CHANGE = "is now known as "
+
+# Joins, parts, quits and nick changes, with how the session's text for each begins (a
+# line of such a kind with other text, e.g. the notify list's "bob is online", is none
+# of them): in a channel, those of others are the lines the event filter may hide
+# (client/smartfilter.py), and a full scrollback keeps them apart (EVENT_SHARE).
+EVENT_TEXTS: dict[Kind, str] = {
+    Kind.JOIN: "has joined ",
+    Kind.PART: "has left",
+    Kind.QUIT: "has quit",
+    Kind.NICK: NICK_CHANGE,
+}
+
+# A full scrollback's share (1/EVENT_SHARE) that such events may take from the
+# conversation when they may be hidden: past it they push out only older events, so a
+# flood of joins and parts nobody sees never pushes what was said out of view.
+EVENT_SHARE = 10
 
 # Seconds a server time (a time tag, a read marker) may be from the local clock and be
 # believed: past it, a server's clock is wrong, or a hostile server lies, and one such
@@ -255,6 +271,11 @@ class Buffer:
     # from the scrollback; it is rebuilt from the lines when it grows past them.
     spoken: dict[str, list[float]] = field(init=False, default_factory=dict, repr=False)
     spoken_count: int = field(init=False, default=0, repr=False)
+    # Joins, parts, quits and nick changes of others may be hidden here (the event
+    # filter is not ``all``): a full scrollback then makes room among them before it
+    # drops the conversation's lines (EVENT_SHARE).
+    events_hidden: bool = True
+    event_lines: int = field(init=False, default=0, repr=False)  # such lines held
 
     def __post_init__(self) -> None:
         self.lines = deque(maxlen=max(1, self.scrollback))
@@ -278,6 +299,60 @@ class Buffer:
         """PageUp may still make room above (see :meth:`grow`)."""
         return (self.lines.maxlen or 0) < SCROLLBACK_GROWTH * max(1, self.scrollback)
 
+    @property
+    def _event_share(self) -> int:
+        """How many event lines may push the conversation out (EVENT_SHARE)."""
+        return max(1, (self.lines.maxlen or 0) // EVENT_SHARE)
+
+    def is_event(self, line: Line) -> bool:
+        """``line`` is a join, part, quit or nick change of someone else in a channel
+        (a netsplit's folded quits or joins too): one the event filter may hide."""
+        if self.kind is not BufferKind.CHANNEL or line.own:
+            return False
+        if line.nicks:
+            return True
+        mark = EVENT_TEXTS.get(line.kind)
+        return mark is not None and line.text.startswith(mark)
+
+    def _count_events(self) -> None:
+        self.event_lines = sum(map(self.is_event, self.lines))
+
+    def _make_room(self, count: int) -> None:
+        """Room for ``count`` more lines in the scrollback: the oldest lines go, but
+        while events (:meth:`is_event`) that may be hidden hold more than their share,
+        a line of the conversation does not. The oldest events go instead, down to
+        half their share at once: dropping them one a line would walk the scrollback
+        at every line of a flood."""
+        lines = self.lines
+        while lines and len(lines) + count > (lines.maxlen or 0):
+            oldest = lines[0]
+            if (
+                self.events_hidden
+                and self.event_lines > self._event_share
+                and not self.is_event(oldest)
+            ):
+                self._drop_events(self.event_lines - self._event_share // 2)
+            else:
+                self._trim((oldest,))
+                lines.popleft()
+                self.event_lines -= self.is_event(oldest)
+
+    def _drop_events(self, count: int) -> None:
+        """The ``count`` oldest event lines go, below the top (the oldest line is the
+        conversation's); the read marker on one moves to the line above it."""
+        kept: list[Line] = []
+        for line in self.lines:
+            if count and self.is_event(line):
+                count -= 1
+                if line is self.read_marker:
+                    self.read_marker = kept[-1] if kept else None
+            else:
+                kept.append(line)
+        self.lines.clear()
+        self.lines.extend(kept)
+        self._count_events()
+        self.version += 1
+
     def grow(self, lines: int) -> bool:
         """Room for ``lines`` more (PageUp at the top of a full scrollback: older history
         must not push newer lines out), up to SCROLLBACK_GROWTH times the scrollback,
@@ -297,6 +372,7 @@ class Buffer:
             return
         self._trim(list(islice(self.lines, max(0, len(self.lines) - size))))
         self.lines = deque(self.lines, maxlen=size)  # (the newest stay)
+        self._count_events()
         self.version += 1
 
     def sorted_members(self, ranks: str = "") -> list[Member]:
@@ -377,6 +453,7 @@ class Buffer:
         for back, line in enumerate(reversed(lines)):
             if line is old:
                 lines[len(lines) - 1 - back] = new
+                self.event_lines += self.is_event(new) - self.is_event(old)
                 if self.read_marker is old:
                     self.read_marker = new
                 self.version += 1
@@ -405,6 +482,7 @@ class Buffer:
                 if self.read_marker is line:
                     self.read_marker = lines[i - 1] if i else None
                 del lines[i]
+                self.event_lines -= self.is_event(line)
                 self.version += 1
                 return True
         return False
@@ -418,8 +496,9 @@ class Buffer:
                 self.last_msgid = line.msgid
                 self.last_time = line.time
         if self.full:
-            self._trim((self.lines[0],))
+            self._make_room(1)
         self.lines.append(line)
+        self.event_lines += self.is_event(line)
         if line.kind in MESSAGE_KINDS or line.kind is Kind.NICK:
             self._note_spoken((line,))
         self.version += 1
@@ -453,9 +532,12 @@ class Buffer:
         if not lines or (
             new[0].time > lines[-1].time if above else new[0].time >= lines[-1].time
         ):
-            self._trim(list(islice(chain(lines, new), max(0, len(lines) + len(new) - maxlen))))
-            lines.extend(new)
-            added = new[-maxlen:]
+            for ln in new:  # (as live lines: what makes room for each is the same)
+                self._make_room(1)
+                lines.append(ln)
+                self.event_lines += self.is_event(ln)
+            held = set(map(id, lines))
+            added = [ln for ln in new if id(ln) in held]
         else:
             # Insert each new line after the last existing line that is not newer,
             # scanning from the bottom: existing lines keep their (arrival) order.
@@ -484,6 +566,7 @@ class Buffer:
                 merged = merged[-maxlen:]
             lines.clear()
             lines.extend(merged)
+            self._count_events()
         self._note_spoken(added)
         if (older or restore) and added:
             self.cleared = False  # the top is history again
@@ -514,6 +597,7 @@ class Buffer:
         taken = {ln.msgid for ln in self.lines if ln.msgid and not ln.redacted}
         self.cleared_ids = kept | taken
         self.lines.clear()
+        self.event_lines = 0
         self.cleared = True
         self.version += 1
 
@@ -523,6 +607,7 @@ class Buffer:
         unread and no newest message is remembered for history or read markers."""
         self.lines.clear()
         self.lines.extend(lines)
+        self._count_events()
         self.seen = SeenIds(max(2 * self.scrollback, 1000))
         self.dropped_ids = SeenIds(max(2 * self.scrollback, 1000))
         self.read_marker = None

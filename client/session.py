@@ -290,6 +290,8 @@ class Session:
         self._out: list[str] = []
         self._typed_out: list[tuple[int, int]] = []  # spans of _out that input() wrote
         self._events: list[Event] = []
+        # Joins, parts... hidden from view (the message pane asks :meth:`hidden`).
+        self.event_filter = EventFilter(Events(config.events), config.smart_filter_minutes)
         self.buffers: list[Buffer] = []
         self._by_key: dict[str, Buffer] = {}
         self.server = self._new_buffer(BufferKind.SERVER, config.server_label, "")
@@ -363,8 +365,6 @@ class Session:
         self.ignores = IgnoreList(config.ignore, self.fold)
         self._ison_polls: deque[list[str]] = deque()  # nicks of each ISON we sent, in order
         self._ison_skipped = 0  # keepalives without a poll while one was unanswered
-        # Joins, parts... hidden from view (the message pane asks :meth:`hidden`).
-        self.event_filter = EventFilter(Events(config.events), config.smart_filter_minutes)
         # A netsplit's quits and joins, folded per channel (shown later: see tick).
         self.netsplits = Netsplits(self.fold)
         self._accept_list: list[str] = []  # caller ID: the nicks of 281s, until the 282
@@ -812,6 +812,7 @@ class Session:
             mode = modes[(modes.index(self.event_filter.mode) + 1) % len(modes)]
         self.event_filter.mode = mode
         for buf in self.buffers:
+            buf.events_hidden = mode is not Events.ALL  # (what a full scrollback drops first)
             buf.version += 1  # drawn anew
         self.info(self.event_filter.describe(), now)
         self.emit(BufferChanged(self.current))
@@ -1299,7 +1300,8 @@ class Session:
     # ------------------------------------------------------------------ internals: buffers
 
     def _new_buffer(self, kind: BufferKind, name: str, key: str) -> Buffer:
-        buf = Buffer(kind, name, scrollback=self.config.scrollback, fold=self.fold)
+        buf = Buffer(kind, name, scrollback=self.config.scrollback, fold=self.fold,
+                     events_hidden=self.event_filter.mode is not Events.ALL)  # fmt: skip
         self.buffers.append(buf)
         self._by_key[key] = buf
         self.emit(BufferOpened(buf))

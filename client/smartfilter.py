@@ -21,6 +21,9 @@ list's "is online" lines (a ``Kind.JOIN`` too); queries and the server buffer ar
 never filtered. Hiding is a display matter only: the lines stay in the buffer (chat
 logs, search, history paging and msgid dedup see them all); the message pane and
 ``--headless`` output skip them, and a hidden line does not make a buffer look active.
+But a full scrollback drops the oldest of them before the conversation (unless
+``all``: ``Buffer.events_hidden``, model.EVENT_SHARE), so their flood never pushes what
+was said out of view.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .model import NICK_CHANGE, Buffer, BufferKind, Kind, Line
+from .model import NICK_CHANGE, Buffer, Kind, Line
 
 
 class Events(StrEnum):
@@ -41,15 +44,6 @@ class Events(StrEnum):
 
 DEFAULT_MINUTES = 5
 
-# The kinds filtered, with how the session's text for each begins (a line of such a
-# kind with other text, e.g. the notify list's "bob is online", is never hidden).
-FILTERED: dict[Kind, str] = {
-    Kind.JOIN: "has joined ",
-    Kind.PART: "has left",
-    Kind.QUIT: "has quit",
-    Kind.NICK: NICK_CHANGE,
-}
-
 
 @dataclass(slots=True)
 class EventFilter:
@@ -57,24 +51,20 @@ class EventFilter:
     minutes: int = DEFAULT_MINUTES  # smart: "spoke lately" is within this many minutes
 
     def hides(self, buf: Buffer, line: Line) -> bool:
-        """Whether ``line`` of ``buf`` is left out of view."""
-        if self.mode is Events.ALL or buf.kind is not BufferKind.CHANNEL or line.own:
-            return False
-        if line.nicks:  # a netsplit's quits, or its joins, folded: one event
-            if self.mode is Events.NONE:
-                return True
-            return not any(self._spoke_near(buf, line.kind, nick, line.time) for nick in line.nicks)
-        mark = FILTERED.get(line.kind)
-        if mark is None or not line.text.startswith(mark):
+        """Whether ``line`` of ``buf`` is left out of view (only what
+        :meth:`Buffer.is_event` says may be)."""
+        if self.mode is Events.ALL or not buf.is_event(line):
             return False
         if self.mode is Events.NONE:
             return True
+        if line.nicks:  # a netsplit's quits, or its joins, folded: one event
+            return not any(self._spoke_near(buf, line.kind, nick, line.time) for nick in line.nicks)
         if line.kind is Kind.NICK:
             window = self.minutes * 60.0
             at = line.time
             return not (
                 buf.spoke(line.nick, at - window, at)
-                or buf.spoke(line.text[len(mark) :], at, at + window)
+                or buf.spoke(line.text[len(NICK_CHANGE) :], at, at + window)
             )
         return not self._spoke_near(buf, line.kind, line.nick, line.time)
 

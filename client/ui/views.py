@@ -8,7 +8,9 @@ members only when they changed.
 
 Scroll positions are kept per buffer as an offset *from the bottom* (lines hidden
 below the pane). Older history prepended at the top therefore never moves the view;
-live lines arriving while scrolled up increase the offset so the view stays still.
+live lines arriving while scrolled up increase the offset so the view stays still, and
+the line at the bottom of a view scrolled up is found again when lines below it went
+(the hidden events a full scrollback drops first: ``View.anchor``).
 A line taller than the pane (a long multi-line message) is paged through by rows:
 ``View.cut`` rows of the bottom line are hidden below the pane meanwhile.
 
@@ -50,11 +52,37 @@ class View:
     top_first: bool = False  # PageDown came: show a tall bottom line from its top
     below_key: tuple[int, int] = (-1, -1)  # (buffer version, offset) `below` counted at
     below: int = 0  # lines drawn (not hidden) among the `offset` lines below the pane
+    # The line ``offset`` lines from the bottom when scrolled: found again when lines
+    # below it went (a full scrollback's oldest hidden events, model.EVENT_SHARE).
+    anchor: Line | None = None
 
     @property
     def scrolled(self) -> bool:
         """Not following new lines: scrolled up (by lines, or into a tall line)."""
         return self.offset > 0 or self.cut > 0
+
+
+def _anchored(view: View, lines: deque[Line]) -> bool:
+    """Whether the view's bottom line is ``offset`` lines from the bottom, its offset
+    corrected if lines went from below it. False when it is gone (replaced by an
+    edited line, or off the top): the line in its place is the bottom line now."""
+    n = len(lines)
+    if view.anchor is None or not 0 < view.offset < n:
+        return False
+    if lines[n - 1 - view.offset] is view.anchor:
+        return True
+    for i, line in enumerate(reversed(lines)):
+        if line is view.anchor:
+            view.offset = i
+            return True
+    view.anchor = lines[n - 1 - view.offset]
+    return False
+
+
+def _pin(view: View, lines: deque[Line]) -> None:
+    """The line at the view's bottom is its anchor from now on (see :func:`_anchored`)."""
+    n = len(lines)
+    view.anchor = lines[n - 1 - view.offset] if 0 < view.offset < n else None
 
 
 def _never(buffer: Buffer, line: Line) -> bool:
@@ -95,6 +123,7 @@ class Views:
         view = self._views.get(buffer)
         if view is not None and view.scrolled:
             view.offset += 1  # keep the lines on screen where they are
+            _anchored(view, buffer.lines)  # (hidden lines below it may have gone for it)
 
     def history_added(self, event: HistoryAdded) -> None:
         view = self._views.get(event.buffer)
@@ -102,7 +131,7 @@ class Views:
             return  # older lines go above: an offset from the bottom is unaffected
         lines = event.buffer.lines
         n = len(lines)
-        if view.offset >= n:
+        if view.offset >= n or _anchored(view, lines):
             return
         # Lines merged below the bottom visible line push it up: follow it.
         anchor = lines[n - 1 - view.offset]
@@ -118,6 +147,7 @@ class Views:
         # The top line shown whole becomes the bottom one (counting drawn lines only).
         step = lines or max(1, view.shown - 1)
         hidden = self.hidden
+        _anchored(view, buffer.lines)
         offset = view.offset
         drawn = -1  # lines drawn from the bottom one up (it is 0)
         for i, line in enumerate(islice(reversed(buffer.lines), view.offset, None), view.offset):
@@ -128,6 +158,7 @@ class Views:
                     break
         view.offset = offset  # (fewer above: the top line drawn)
         view.cut = 0
+        _pin(view, buffer.lines)
 
     def page_down(self, buffer: Buffer, lines: int | None = None) -> None:
         """A page down, or ``lines`` drawn lines (rows inside a tall line: the wheel)."""
@@ -138,6 +169,7 @@ class Views:
         # The line ``step`` drawn lines below the bottom one becomes the bottom one.
         step = lines or max(1, view.shown - 1)
         hidden = self.hidden
+        _anchored(view, buffer.lines)
         nearest: deque[int] = deque(maxlen=step)  # drawn lines below (offsets), nearest last
         for i, line in enumerate(islice(reversed(buffer.lines), view.offset)):
             if not hidden(buffer, line):
@@ -145,10 +177,12 @@ class Views:
         offset = nearest[0] if len(nearest) == step else 0
         view.top_first = offset < view.offset
         view.offset = offset
+        _pin(view, buffer.lines)
 
     def below(self, buffer: Buffer) -> int:
         """Lines drawn (not hidden) below the pane: those scrolled past."""
         view = self(buffer)
+        _anchored(view, buffer.lines)
         key = (buffer.version, view.offset)
         if view.below_key != key:
             hidden = self.hidden
@@ -160,6 +194,7 @@ class Views:
     def bottom(self, buffer: Buffer) -> None:
         view = self(buffer)
         view.offset = view.cut = 0
+        view.anchor = None
 
 
 READ_MARKER = "─"  # the read marker's line is this, the pane's width
@@ -191,6 +226,7 @@ class MessagePane(UIControl):
         buf = self.session.current
         view = self.views(buf)
         lines = buf.lines
+        _anchored(view, lines)
         n = len(lines)
         offset = view.offset = max(0, min(view.offset, n - 1)) if n else 0
         rows_of = self.renderer.rows
@@ -265,6 +301,7 @@ class MessagePane(UIControl):
         if len(out) > height:
             out = out[len(out) - height :]
         view.cut, view.tall, view.top_first = cut, tall, False
+        _pin(view, lines)
         view.shown = shown
         view.at_top = at_top
         view.height = height

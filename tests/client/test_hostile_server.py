@@ -35,9 +35,9 @@ async def welcome(ircd: Ircd, n: int = 1) -> None:
     ircd.send(":srv 422 alice :No MOTD")
 
 
-async def registered(ircd: Ircd, clients: list[ChatClient]) -> ChatClient:
+async def registered(ircd: Ircd, clients: list[ChatClient], scrollback: int = 2000) -> ChatClient:
     ircd.welcome = False  # (welcome() does it)
-    alice = ChatClient.start(ircd.port, "alice")
+    alice = ChatClient.start(ircd.port, "alice", scrollback=scrollback)
     clients.append(alice)
     await welcome(ircd)
     await alice.wait(lambda: alice.session.registered, "registration")
@@ -204,6 +204,40 @@ async def test_an_oversized_history_answer_keeps_its_newest_lines(
     await alice.wait(lambda: not query(alice, "bob").history_loading, "the history")
     shown = {line.text for line in query(alice, "bob").lines}
     assert "hist 2499" in shown and "hist 0" not in shown
+
+
+async def test_a_flood_of_hidden_joins_and_parts_keeps_the_conversation(
+    ircd: Ircd, clients: list[ChatClient]
+) -> None:
+    """2,000 joins and parts of nicks who never speak, hidden by the smart filter, in a
+    channel whose scrollback holds 100 lines: what was said stays, and the newest of
+    them. Shown (/filter all), they are lines as any other."""
+    alice = await registered(ircd, clients, scrollback=100)
+    ircd.send(":alice!a@h JOIN #t")
+    await alice.wait(lambda: alice.session.buffer("#t") is not None, "#t")
+    said = [f"line {i}" for i in range(40)]
+    for text in said:
+        ircd.send(f":bob!b@h PRIVMSG #t :{text}")
+    for i in range(1000):
+        ircd.send(f":u{i}!u@h JOIN #t")
+        ircd.send(f":u{i}!u@h PART #t")
+    ircd.send(":bob!b@h PRIVMSG #t :flood done")
+    buf = channel(alice, "#t")
+    await alice.wait(lambda: has_texts(buf, ["flood done"]), "the end of the flood")
+
+    def conversation() -> list[str]:
+        return [ln.text for ln in buf.lines if ln.nick == "bob"]
+
+    assert conversation() == [*said, "flood done"]
+    assert len(buf.lines) <= 100 and buf.lines[-2].text == "has left #t"  # (u999's)
+    assert not any(alice.session.hidden(buf, ln) for ln in buf.lines if ln.nick == "bob")
+
+    alice.conn.input("/filter all")
+    for i in range(100):
+        ircd.send(f":v{i}!v@h JOIN #t")
+    ircd.send(":bob!b@h PRIVMSG #t :shown flood done")
+    await alice.wait(lambda: has_texts(buf, ["shown flood done"]), "the shown flood")
+    assert conversation() == ["shown flood done"]
 
 
 # ---------------------------------------------------------------------- forced joins

@@ -240,6 +240,24 @@ def test_who_spoke_when_stays_bounded_by_the_scrollback() -> None:
     assert not buf.spoken
 
 
+def test_hidden_events_in_history_make_room_among_themselves() -> None:
+    """A history answer of joins (event playback) fills a full scrollback: the oldest
+    joins go, not the conversation, and a read marker on one moves to the line above."""
+    s, buf = in_t(scrollback=50)
+    feed(s, chathistory_batch("h0", "#t", []))  # the join's: nothing older
+    feed(s, [said("bob", f"message {i}", T0 + i) for i in range(20)])
+    feed(s, [event(f"u{i}", "JOIN", T0 + 100 + i) for i in range(29)])
+    assert buf.full
+    buf.read_marker = buf.lines[21]  # the first join (u0's), hidden
+    rows = [event(f"w{i}", "JOIN", T0 + 200 + i, batch="h1") for i in range(100)]
+    feed(s, chathistory_batch("h1", "#t", rows))  # (answered unasked: merged all the same)
+    assert [ln.text for ln in buf.lines if ln.nick == "bob"] == [
+        f"message {i}" for i in range(20)]
+    assert buf.lines[-1].nick == "w99" and len(buf.lines) <= 50
+    assert buf.read_marker is buf.lines[20]  # bob's last message, above u0's join
+    assert buf.history_complete  # (nothing fell off the top)
+
+
 # ---------------------------------------------------------------------- the pane
 
 
@@ -295,6 +313,33 @@ def test_the_pane_skips_hidden_lines_and_pages_by_the_lines_it_draws() -> None:
     # Shown again (/filter all), the joins are drawn where they are.
     s.set_filter(Events.ALL, NOW)
     assert "u29x4 has joined #t" in "".join(pane_rows(pane))
+
+
+def test_a_view_scrolled_up_stays_while_hidden_events_below_it_go() -> None:
+    """Scrolled up in a full scrollback, a flood of hidden joins: the oldest joins go,
+    below the lines in view too, and the view stays on the same lines."""
+    s, buf = in_t(scrollback=60)
+    feed(s, chathistory_batch("h0", "#t", []))
+    t = T0
+    lines = []
+    for i in range(40):
+        t += 2
+        lines += [said("bob", f"message {i}", t), event(f"u{i}", "JOIN", t + 1)]
+    feed(s, lines)
+    s.switch(buf)
+    views = Views(s.hidden)
+    pane = MessagePane(s, LineRenderer(), views)
+    pane_rows(pane)
+    views.page_up(buf)
+    views.page_up(buf)
+    before = pane_rows(pane)
+    assert before[-1].endswith("message 21")
+    for i in range(100):
+        feed(s, [event(f"w{i}", "JOIN", t + 10 + i)])
+        views.line_added(buf)
+    assert [ln.text for ln in buf.lines if ln.nick == "bob"][-20:] == [
+        f"message {i}" for i in range(20, 40)]
+    assert pane_rows(pane) == before
 
 
 def test_only_hidden_lines_above_is_the_top() -> None:
