@@ -14,7 +14,7 @@ from tests.ircclient import IRCTestClient
 
 def mask(c: IRCTestClient) -> str:
     """The hostmask the suite's uncloaked server gives a client registered as c.nick."""
-    return f"{c.nick}!~{c.nick[:10]}@127.0.0.1"
+    return f"{c.nick}!~{c.nick[:9]}@127.0.0.1"
 
 
 def only(msgs: list[Message], command: str) -> list[Message]:

@@ -20,7 +20,7 @@ def config(**changes: Any) -> ServerConfig:
 
 
 def mask(c: IRCTestClient) -> str:
-    return f"{c.nick}!~{c.nick[:10]}@127.0.0.1"
+    return f"{c.nick}!~{c.nick[:9]}@127.0.0.1"
 
 
 def only(msgs: list[Message], command: str) -> list[Message]:

@@ -74,7 +74,7 @@ class Rec:
 
 
 def mask(nick: str) -> str:
-    return f"{nick}!~{nick[:10]}@127.0.0.1"
+    return f"{nick}!~{nick[:9]}@127.0.0.1"
 
 
 async def collect(c: IRCTestClient, count: int, channel: str) -> list[Rec]:

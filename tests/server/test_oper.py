@@ -16,7 +16,7 @@ def server_config(oper_hash: str) -> ServerConfig:
 
 
 def mask(c: IRCTestClient) -> str:
-    return f"{c.nick}!~{c.nick[:10]}@127.0.0.1"
+    return f"{c.nick}!~{c.nick[:9]}@127.0.0.1"
 
 
 async def ask(c: IRCTestClient, line: str) -> list[Message]:

@@ -386,8 +386,8 @@ async def test_username_is_marked_and_truncated(server: RunningServer) -> None:
     await c.send("NICK alice")
     await c.send("USER averyveryverylongusername 0 * :Alice Liddell")
     burst = await c.collect_until("376", "422")
-    userlen = server.config.userlen
-    assert burst[0].params[1].endswith(f"alice!~{'averyveryverylongusername'[:userlen]}@{HOST}")
+    room = server.config.userlen - 1  # the '~' counts within USERLEN
+    assert burst[0].params[1].endswith(f"alice!~{'averyveryverylongusername'[:room]}@{HOST}")
 
 
 # ---------------------------------------------------------------------- before registration

@@ -259,8 +259,9 @@ def handle_user(core: ServerCore, client: Client, msg: Message) -> None:
         core.reply(client, N.ERR_NEEDMOREPARAMS, "USER", "Not enough parameters")
         return
     # Usernames from USER are unverified: mark them with '~' as ident-less servers do.
-    username = username.translate(_NOT_IN_USERNAME)[: core.config.userlen]
-    client.user = "~" + (username or "user")
+    # The '~' counts within USERLEN (ircu's definition, solanum's practice).
+    room = max(core.config.userlen - 1, 1)
+    client.user = "~" + (username.translate(_NOT_IN_USERNAME) or "user")[:room]
     client.realname = truncate_utf8(realname, REALNAME_MAX) or client.user
     try_register(core, client)
 
