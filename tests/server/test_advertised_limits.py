@@ -41,3 +41,15 @@ async def test_username_with_its_tilde_fits_userlen(server: RunningServer, user:
     username = whois.params[2]
     assert username == "~" + user[: userlen - 1]
     assert burst[0].params[-1].endswith(f"alice!{username}@127.0.0.1")
+
+
+async def test_keys_up_to_keylen_are_taken_and_longer_ones_refused(server: RunningServer) -> None:
+    c = await server.client()
+    keylen = int(isupport(await register(c, "alice", "alice"))["KEYLEN"])
+    await ask(c, "JOIN #c")
+    longest = "k" * keylen
+    assert [(m.command, m.params) for m in await ask(c, f"MODE #c +k {longest}")] == [
+        ("MODE", ["#c", "+k", longest])]
+    too_long = "x" * (keylen + 1)
+    assert [(m.command, m.params) for m in await ask(c, f"MODE #c +k {too_long}")] == [
+        ("525", ["alice", "#c", "Key is not well-formed"])]

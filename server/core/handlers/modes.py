@@ -31,6 +31,7 @@ FLAG_MODES_PER_COMMAND = 46
 # Entries of the four lists together, as solanum (ISUPPORT MAXLIST=beIq:<this>): 100 each
 # let one user hold ~7.5 MB with 50 channels of full lists.
 MAX_LIST_ENTRIES = 100
+KEYLEN = 23  # characters of a channel key (ISUPPORT KEYLEN); a longer one gets 525
 # List modes: letter -> (entry numeric, end numeric, end text). The quiet list's
 # numerics (solanum's 728/729) carry the mode letter after the channel.
 LIST_MODES = {
@@ -192,7 +193,7 @@ def channel_mode(
                 continue
             if adding:
                 assert key is not None
-                if not key or " " in key or "," in key or len(key) > 23:
+                if not key or " " in key or "," in key or len(key) > KEYLEN:
                     core.reply(client, N.ERR_INVALIDKEY, channel.name, "Key is not well-formed")
                     continue
                 channel.key = key

@@ -29,7 +29,7 @@ from .accounts import (
 )
 from .bans import banned_by, refuse
 from .channels import connected_too_lately, filtered_reason, is_banned, is_quieted
-from .modes import MAX_LIST_ENTRIES
+from .modes import KEYLEN, MAX_LIST_ENTRIES
 
 if TYPE_CHECKING:
     from ..core import ServerCore
@@ -429,6 +429,7 @@ def isupport_tokens(core: ServerCore) -> list[str]:
         "EXCEPTS=e",
         "EXTBAN=$,a",
         "INVEX=I",
+        f"KEYLEN={KEYLEN}",
         f"KICKLEN={cfg.kicklen}",
         "KNOCK",
         f"MAXLIST=beIq:{MAX_LIST_ENTRIES}",
