@@ -16,7 +16,7 @@ from ..listing import compile_cost
 from ..services import PSEUDO_CLIENTS, PseudoClient, pseudo_client
 from ..state import shown_address
 from .channels import can_see
-from .server_info import server_description
+from .server_info import other_server, server_description
 
 if TYPE_CHECKING:
     from ..core import ServerCore
@@ -212,7 +212,24 @@ def _who_mask(
     return True
 
 
+def _no_such_target(core: ServerCore, client: Client, msg: Message) -> bool:
+    """WHOIS <target> <nick>: True (after 402) when <target> names no user and no server.
+
+    A nick as <target> asks that user's server (``WHOIS nick nick``, irssi's /wii):
+    every user is answered here, as every server of a cluster is.
+    """
+    if len(msg.params) < 2:
+        return False
+    target = msg.params[0]
+    folded = core.fold(target)
+    if folded == core.fold(msg.params[1].split(",")[0]) or folded in core.nicks:
+        return False
+    return pseudo_client(core, target) is None and other_server(core, client, target)
+
+
 def handle_whois(core: ServerCore, client: Client, msg: Message) -> None:
+    if _no_such_target(core, client, msg):
+        return
     nick = (msg.params[1] if len(msg.params) > 1 else msg.params[0]).split(",")[0]
     if not nick:
         core.reply(client, N.ERR_NONICKNAMEGIVEN, "No nickname given")

@@ -532,14 +532,6 @@ def _lusers_template(server: str) -> bytes:
     ).encode("utf-8", "surrogateescape")
 
 
-def handle_motd(core: ServerCore, client: Client, msg: Message) -> None:
-    send_motd(core, client)
-
-
-def handle_lusers(core: ServerCore, client: Client, msg: Message) -> None:
-    send_lusers(core, client)
-
-
 # ---------------------------------------------------------------------- PING / PONG / QUIT
 
 

@@ -1,4 +1,4 @@
-"""Server queries: VERSION, TIME, ADMIN, INFO, STATS, LINKS."""
+"""Server queries: MOTD, LUSERS, VERSION, TIME, ADMIN, INFO, STATS, LINKS."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from chat.message import Message
 from server import VERSION
 
 from .bans import stats_bans
-from .registration import send_isupport
+from .registration import send_isupport, send_lusers, send_motd
 
 if TYPE_CHECKING:
     from ..core import ServerCore
@@ -37,15 +37,35 @@ INFO_LINES = (
 )
 
 
-def _other_server(core: ServerCore, client: Client, msg: Message) -> bool:
-    """True (after replying 402) when the client names a server other than this one."""
-    name = msg.params[0] if msg.params else ""
-    if not name or "*" in name or "?" in name:
-        return False
-    if core.fold(name) == core.fold(core.config.name):
+def other_server(core: ServerCore, client: Client, name: str) -> bool:
+    """True (after replying 402) when ``name``, a server name or mask, matches no server.
+
+    No name means this server. Another cluster node counts as known: every node sees
+    the whole network, so this one answers for it (as LINKS does).
+    """
+    if not name or any(mask_matches(name, server, core.fold) for server, _ in linked_servers(core)):
         return False
     core.reply(client, ERR_NOSUCHSERVER, name, "No such server")
     return True
+
+
+def _other_server(core: ServerCore, client: Client, msg: Message, at: int = 0) -> bool:
+    """``other_server`` for the target in ``msg.params[at]`` (when there is one)."""
+    return other_server(core, client, msg.params[at] if len(msg.params) > at else "")
+
+
+def handle_motd(core: ServerCore, client: Client, msg: Message) -> None:
+    """MOTD [<target>]."""
+    if _other_server(core, client, msg):
+        return
+    send_motd(core, client)
+
+
+def handle_lusers(core: ServerCore, client: Client, msg: Message) -> None:
+    """LUSERS [<mask> [<target>]]: the mask is ignored (the counts are the network's)."""
+    if _other_server(core, client, msg, 1):
+        return
+    send_lusers(core, client)
 
 
 def handle_version(core: ServerCore, client: Client, msg: Message) -> None:
@@ -82,6 +102,9 @@ def handle_info(core: ServerCore, client: Client, msg: Message) -> None:
 
 
 def handle_stats(core: ServerCore, client: Client, msg: Message) -> None:
+    """STATS <query> [<target>]."""
+    if _other_server(core, client, msg, 1):
+        return
     letter = msg.params[0][:1]
     if letter == "u":
         up = int(core.clock() - core.created)
