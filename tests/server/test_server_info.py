@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
-from chat.servertime import format_time
 from server import VERSION
 from tests.conftest import RunningServer
 from tests.server.helpers import ask
@@ -25,10 +26,11 @@ async def test_time_gives_the_server_clock(server: RunningServer) -> None:
     await c.send("TIME")
     (msg,) = await c.sync()
     assert msg.command == "391"
-    assert msg.params[:2] == ["alice", "test.server"]
-    assert msg.params[2].isdigit()
-    # The human-readable form names the same year as the timestamp.
-    assert format_time(int(msg.params[2]))[:4] in msg.params[-1]
+    # 391 <nick> <server> :<time>, as solanum: no <timestamp> <offset> for clients to
+    # show raw.
+    nick, name, text = msg.params
+    assert (nick, name) == ("alice", "test.server")
+    datetime.strptime(text, "%A %B %d %Y -- %H:%M:%S +00:00")
 
 
 async def test_other_server_gets_402(server: RunningServer) -> None:

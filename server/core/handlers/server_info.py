@@ -78,9 +78,10 @@ def handle_version(core: ServerCore, client: Client, msg: Message) -> None:
 def handle_time(core: ServerCore, client: Client, msg: Message) -> None:
     if _other_server(core, client, msg):
         return
-    now = core.clock()
-    human = datetime.fromtimestamp(now, UTC).strftime("%A %B %d %Y -- %H:%M:%S +00:00")
-    core.reply(client, RPL_TIME, core.config.name, str(int(now)), "0", human)
+    human = datetime.fromtimestamp(core.clock(), UTC).strftime("%A %B %d %Y -- %H:%M:%S +00:00")
+    # Only the text, as solanum, InspIRCd and Ergo send it: clients show every param,
+    # and ircu's <timestamp> <offset> came out as raw numbers in irssi and WeeChat.
+    core.reply(client, RPL_TIME, core.config.name, human)
 
 
 def handle_admin(core: ServerCore, client: Client, msg: Message) -> None:
