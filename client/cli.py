@@ -12,8 +12,19 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from chat.names import NICK_SPECIAL, is_valid_nick
+
 from .chatlog import ChatLog, log_root
-from .config import ClientConfig, ConfigError, ServerSettings, default_nick, default_path, load
+from .config import (
+    ClientConfig,
+    ConfigError,
+    ServerSettings,
+    default_nick,
+    default_path,
+    default_user,
+    load,
+    user_problem,
+)
 from .connection import Connection, ConnectionSettings
 from .sasl import MECHANISMS
 from .session import Session, SessionConfig
@@ -58,7 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --tls, do not verify the server certificate (self-signed test servers)",
     )
     p.add_argument("--nick", help="nick name (default: from the config, else your login name)")
-    p.add_argument("--user", help="user name sent in USER (default: the nick)")
+    p.add_argument(
+        "--user",
+        help="user name sent in USER (default: the nick's letters, digits, '_' and '-')",
+    )
     p.add_argument("--realname", help="real name sent in USER (default: the nick)")
     p.add_argument("--password", help="server password (PASS)")
     p.add_argument(
@@ -121,6 +135,13 @@ def build(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
     tls = server.tls if args.tls is None else True
     port = args.port or server.port or (6697 if tls else 6667)
     nick = args.nick or server.nick or config.nick or default_nick()
+    if not is_valid_nick(nick):  # (the config's are checked as it is read)
+        parser.error(f"--nick: {nick!r} is not a valid nick (a letter or one of "
+                     f"{NICK_SPECIAL} first, then letters, digits, those or '-'; at most 30)")
+    user = args.user or server.user or config.user or default_user(nick)
+    problem = user_problem(user)
+    if problem is not None:
+        parser.error(f"--user: {problem}")
     channels = list(server.channels)
     if args.join:
         channels += [c.strip() for c in args.join.split(",") if c.strip()]
@@ -135,7 +156,7 @@ def build(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
     session = Session(
         SessionConfig(
             nick=nick,
-            user=args.user or server.user or config.user or nick,
+            user=user,
             realname=args.realname or server.realname or config.realname or nick,
             password=args.password if args.password is not None else server.password,
             sasl_username=sasl_username,

@@ -314,7 +314,7 @@ def parse(data: Mapping[str, Any], path: Path | None = None) -> ClientConfig:
         raise ConfigError("use either [colours] or [colors], not both")
     defaults = {
         "nick": _nick(data, "nick", "nick", optional=True),
-        "user": _str(data, "user", "user"),
+        "user": _user(data, "user"),
         "realname": _str(data, "realname", "realname"),
     }
     servers_raw = data.get("servers", {})
@@ -446,7 +446,7 @@ def _server(name: str, table: Any) -> ServerSettings:
         tls=_bool(table, "tls", False, f"{where}.tls"),
         tls_verify=_bool(table, "tls_verify", True, f"{where}.tls_verify"),
         nick=_nick(table, "nick", f"{where}.nick", optional=True),
-        user=_str(table, "user", f"{where}.user"),
+        user=_user(table, f"{where}.user"),
         realname=_str(table, "realname", f"{where}.realname"),
         password=password or None,
         sasl_username=sasl_username or None,
@@ -481,6 +481,14 @@ def _nick(table: Mapping[str, Any], key: str, where: str, *, optional: bool) -> 
     value = _str(table, key, where)
     if (value or not optional) and not is_valid_nick(value):
         raise ConfigError(f"{where}: {value!r} is not a valid nick")
+    return value
+
+
+def _user(table: Mapping[str, Any], where: str) -> str:
+    value = _str(table, "user", where)
+    problem = user_problem(value) if value else None
+    if problem is not None:
+        raise ConfigError(f"{where}: {problem}")
     return value
 
 
@@ -544,6 +552,26 @@ def _str_list(value: Any, where: str, *, allow_empty: bool = True) -> tuple[str,
     if not allow_empty and not value:
         raise ConfigError(f"{where}: must not be empty")
     return tuple(value)
+
+
+def user_problem(name: str) -> str | None:
+    """Why ``name`` cannot be the user name of USER (a middle parameter), or None.
+    Anything else is the server's to judge: a bouncer takes "alice/net@phone"."""
+    if not name:
+        return "expected a user name"
+    if any(c.isspace() or not c.isprintable() for c in name):
+        return f"{name!r}: a user name has no spaces or control characters"
+    if name.startswith(":"):
+        return f"{name!r}: a user name cannot begin with ':'"
+    return None
+
+
+def default_user(nick: str) -> str:
+    """The user name when none is set: the nick's letters, digits, '_' and '-', from
+    its first letter or digit ("[bob]" gives "bob"), as ngIRCd drops the connection
+    for the nick's other characters and solanum for a name beginning with '_' or '-';
+    'guest' when nothing is left."""
+    return re.sub(r"[^A-Za-z0-9_-]", "", nick).lstrip("_-") or "guest"
 
 
 def default_nick(env: Mapping[str, str] | None = None) -> str:

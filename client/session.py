@@ -26,6 +26,7 @@ from chat.names import is_channel_name, is_valid_nick
 from chat.servertime import format_time, parse_time
 
 from . import multiline
+from .config import default_user, user_problem
 from .formatting import Span, decode, display, display_lines, plain, sanitize
 from .history import HISTORY_BATCHES, ChatHistory
 from .ignore import IgnoreList
@@ -177,7 +178,7 @@ _COUNTS_IN_TEXT = frozenset({"265", "266"})
 @dataclass(slots=True)
 class SessionConfig:
     nick: str
-    user: str = ""  # default: the nick
+    user: str = ""  # default: the nick's letters, digits, '_' and '-' (config.default_user)
     realname: str = ""  # default: the nick
     password: str | None = None
     sasl_username: str | None = None  # SASL at connect when both are set
@@ -457,8 +458,7 @@ class Session:
         if self.config.password:
             self._send("PASS", self.config.password)
         self._send("NICK", self.nick)
-        user = self.config.user or self.config.nick
-        self._send("USER", user, "0", "*", self.config.realname or self.config.nick)
+        self._send("USER", self._user_name(), "0", "*", self.config.realname or self.config.nick)
         if self.connects == 1:
             self._sasl.check_credentials(now)
         self._status()
@@ -1271,8 +1271,13 @@ class Session:
             self._send("PRIVMSG", target, line, tags=line_tags)
         self._send("BATCH", "-" + ref)
 
+    def _user_name(self) -> str:
+        """The user name for USER: the configured one when it can be sent."""
+        user = self.config.user
+        return user if user and user_problem(user) is None else default_user(self.config.nick)
+
     def _user_part(self) -> str:
-        return (self.config.user or self.config.nick)[:10] + "@" + "x" * HOST_ESTIMATE
+        return self._user_name()[:10] + "@" + "x" * HOST_ESTIMATE
 
     def _send_joins(self, names: list[str], keys: list[str]) -> None:
         """JOIN in as few lines as fit (keyed channels first, as the syntax needs)."""

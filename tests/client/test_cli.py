@@ -81,6 +81,31 @@ def test_sasl_options_that_are_refused(argv: list[str]) -> None:
     assert info.value.code == 2
 
 
+@pytest.mark.parametrize(("argv", "said"), [
+    (["--nick", "bad nick!"], "--nick: 'bad nick!' is not a valid nick"),
+    (["--nick", ":colon"], "--nick: ':colon' is not a valid nick"),
+    (["--user", "a b"], "--user: 'a b': a user name has no spaces or control characters"),
+    (["--user", ":u"], "--user: ':u': a user name cannot begin with ':'"),
+])  # fmt: skip
+def test_a_nick_or_user_name_that_cannot_be_sent_is_refused_at_start(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.build(["h", *argv], env={})
+    assert info.value.code == 2
+    assert said in capsys.readouterr().err
+
+
+def test_the_user_name_defaults_to_the_nicks_plain_characters(tmp_path: Path) -> None:
+    s = cli.build(["h", "--nick", "[bob]"], env={}).session
+    s.connection_made(NOW)
+    assert "USER bob 0 * [bob]" in s.take_outgoing()  # ngIRCd drops "[bob]" as a user name
+    conf = tmp_path / "c.toml"
+    conf.write_text('user = "alice/net@phone"\n', encoding="utf-8")  # (a bouncer's)
+    argv = ["h", "--config", str(conf), "--nick", "[bob]"]
+    assert cli.build(argv, env={}).session.config.user == "alice/net@phone"
+
+
 def test_forget_sts_drops_the_hosts_policy_before_connecting(tmp_path: Path) -> None:
     store = tmp_path / "state" / "chat-client" / "sts.json"  # (XDG_STATE_HOME: the fixture's)
     store.parent.mkdir(parents=True)

@@ -13,6 +13,7 @@ from client.config import (
     ConfigError,
     default_nick,
     default_path,
+    default_user,
     load,
 )
 
@@ -106,6 +107,8 @@ def test_good_config(tmp_path: Path) -> None:
         ("scrollback = true", "scrollback: expected an integer"),
         ('nick = "1bad"', "nick: '1bad' is not a valid nick"),
         ("bell = 1", "bell: expected true or false"),
+        ('user = "a b"', "user: 'a b': a user name has no spaces or control characters"),
+        ('[servers.x]\nhost = "h"\nuser = ":u"', "servers.x.user: ':u': a user name cannot "),
         ('events = "some"', 'events: expected one of "all", "smart", "none", got \'some\''),
         ("events = 1", "events: expected one of"),
         ("smart_filter_minutes = 0", "smart_filter_minutes: expected an integer from 1 to 1440"),
@@ -165,3 +168,10 @@ def test_default_nick() -> None:
     assert default_nick({"USER": "jane.doe"}) == "janedoe"
     assert default_nick({"USER": "123"}) == "guest"
     assert default_nick({}) == "guest"
+
+
+def test_default_user_keeps_what_every_server_takes_from_the_nick() -> None:
+    assert default_user("alice") == "alice"
+    assert default_user("[bob]") == "bob"  # ngIRCd drops a connection for the brackets
+    assert default_user("_x|y-2") == "xy-2"  # solanum refuses a leading '_'
+    assert default_user("[]") == "guest"

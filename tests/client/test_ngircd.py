@@ -74,3 +74,15 @@ async def test_nick_collision_fallback(ngircd: RunningServer, clients: list[Chat
     clients.append(second)
     await second.wait(lambda: second.session.registered, "registration with a fallback nick")
     assert second.session.nick == "dup_"
+
+
+async def test_a_nick_with_brackets_registers(
+    ngircd: RunningServer, clients: list[ChatClient]
+) -> None:
+    """The default user name leaves out what ngIRCd refuses in one ("Invalid user
+    name" closed the connection, and every reconnect again)."""
+    client = ChatClient.start(ngircd.port, "[w]")
+    clients.append(client)
+    s = client.session
+    await client.wait(lambda: s.registered or s.connects > 1, "registration or a reconnect")
+    assert s.registered and s.connects == 1

@@ -67,6 +67,15 @@ def test_registration_against_our_server() -> None:
     assert buf.history_loading
 
 
+@pytest.mark.parametrize("user", ["", "a b", ":u"])
+def test_a_user_name_that_cannot_be_sent_is_derived_from_the_nick(user: str) -> None:
+    """USER never carries what ``_send`` refuses (that raised out of connection_made),
+    nor, by default, the nick's characters ngIRCd drops the connection for."""
+    s = make("[bob]", user=user)
+    s.connection_made(NOW)
+    assert s.take_outgoing()[-1] == "USER bob 0 * [bob]"
+
+
 def test_registration_against_ngircd_degrades() -> None:
     s = make(channels=("#t",))
     s.connection_made(NOW)
