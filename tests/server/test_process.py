@@ -17,13 +17,16 @@ from tests.net import free_port, wait_listening
 
 
 @pytest.fixture
-def server_process(backend: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+def server_process(
+    backend: str, tmp_path: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "server", "--port", str(port), "--backend", backend,
          "--name", "proc.test", "--log-level", "info"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        cwd=tmp_path,  # its default chat.db, not one in the work tree
     )
     try:
         wait_listening(port, proc)
