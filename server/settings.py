@@ -245,6 +245,7 @@ _INT_BOUNDS: dict[str, tuple[int, int | None]] = {
     "port": (0, 65535),
     "tls_port": (0, 65535),
     "sendq": (512, None),
+    "userlen": (2, None),  # USERLEN counts the "~" an unverified username gets
     "history_playback": (0, 1000),
     "redact_window": (0, None),
     "metrics_port": (0, 65535),

@@ -264,6 +264,7 @@ TOML_ERRORS = [
     ("port = 70000", ["port", "65535", "70000"]),
     ("port = -1", ["port", "65535"]),
     ("nicklen = 0", ["nicklen", "at least 1"]),
+    ("userlen = 1", ["userlen", "at least 2"]),
     ("sendq = 10", ["sendq", "at least"]),
     ("whowas_size = -1", ["whowas_size", "between 0 and 100000"]),
     ("whowas_size = 100001", ["whowas_size", "100000"]),
