@@ -117,7 +117,8 @@ class Line:
     # text (see :meth:`reaction_groups` for what to draw).
     reactions: tuple[Reaction, ...] = ()
     # A search result (a ``BufferKind.SEARCH`` buffer): the channel, or the nick of the
-    # private conversation, the message was said in; drawn before the nick.
+    # private conversation, the message was said in; our message to a channel we have
+    # no buffer for, shown where we typed it: ``[msg(#c)]``. Drawn before the nick.
     where: str = ""
     # Our own message on its way (client/outbox.py): drawn dimmed with a marker while
     # PENDING, as an error when FAILED; ``note`` says more ("not sent yet", "not sent:

@@ -1197,6 +1197,9 @@ class Session:
         bare = target.lstrip(self.prefix_symbols)
         if self.is_channel(bare):
             buf = self.buffer(bare)
+            if buf is None:
+                self._say_elsewhere(command, target, pieces, now, action=action)
+                return
         else:
             buf = self._ensure(target, BufferKind.QUERY, now)
         # Through the outbox even without echo-message: pending until written (flood
@@ -1207,6 +1210,21 @@ class Session:
             return
         for piece in pieces:  # (no buffer to show it in: none could be opened)
             self.write_message(command, target, piece.text, lines=piece.lines, action=action)
+
+    def _say_elsewhere(
+        self, command: str, target: str, pieces: list[Piece], now: float, *, action: bool
+    ) -> None:
+        """A message to a channel we have no buffer for (``/msg #c`` while not in it):
+        written at once and shown where the user is, marked as irssi's ``[msg(#c)]``;
+        with echo-message, when it comes back (:meth:`_message`)."""
+        kind = Kind.ACTION if action else Kind.NOTICE if command == "NOTICE" else Kind.MESSAGE
+        for piece in pieces:
+            self.write_message(command, target, piece.text, lines=piece.lines, action=action)
+            if not self.echo:
+                shown, spans = display_lines(piece.shown)
+                line = Line(self.local_time(now), kind, plain(self.nick), shown, spans,
+                            own=True, where=_elsewhere(command, target))  # fmt: skip
+                self._add(self.current, line)
 
     def pieces(self, command: str, target: str, text: str, action: bool) -> list[Piece]:
         """The messages ``text`` makes: pieces that fit a line each; with line breaks (a
@@ -2785,10 +2803,15 @@ class Session:
             if history is None:
                 self._ctcp(msg, nick, ctcp, text, notice, now)
             return None
+        where = ""
         if history is not None:
             buf: Buffer | None = history
         elif self.is_channel(bare):
-            buf = self._ensure(bare, BufferKind.CHANNEL, now)
+            buf = self.buffer(bare)
+            if buf is None and self.is_me(nick):  # ours, to a channel we are not in
+                buf, where = self.current, _elsewhere(msg.command, target)
+            elif buf is None:
+                buf = self._ensure(bare, BufferKind.CHANNEL, now)
         elif server_msg:
             buf = self.server
         elif self.is_me(nick):
@@ -2812,10 +2835,13 @@ class Session:
             partner = self.fold(history.name)
             own = self.fold(bare) == partner and self.fold(nick) != partner
         line = self._line(
-            msg, now, kind, text, nick=nick or (msg.source or ""), buf=buf,
+            msg, now, kind, text, nick=nick or (msg.source or ""), buf=None if where else buf,
             mention=not server_msg, history=history is not None, own=own,
         )  # fmt: skip
         if history is not None:
+            return line
+        if where:  # (no pending line of ours: written at once, see _say_elsewhere)
+            self._add(buf, replace(line, where=where))
             return line
         if buf.typing.pop(self.fold(nick), None) is not None:  # a message ends typing
             buf.version += 1
@@ -3332,6 +3358,11 @@ def _reserved_text(nick: str) -> str:
 
 def _source_userhost(msg: Message) -> str:
     return _userhost(msg.source.partition("!")[2]) if msg.source else ""
+
+
+def _elsewhere(command: str, target: str) -> str:
+    """What marks our message to ``target`` shown in another buffer: ``[msg(#c)]``."""
+    return f"[{'notice' if command == 'NOTICE' else 'msg'}({plain(target)})]"
 
 
 def _safe_name(name: str) -> bool:

@@ -97,6 +97,21 @@ async def test_two_clients_talk(server: RunningServer, clients: list[ChatClient]
     assert all(m.history for m in messages(c_buf))
 
 
+async def test_a_message_to_a_channel_we_are_not_in_is_shown_where_it_was_typed(
+    server: RunningServer, clients: list[ChatClient]
+) -> None:
+    alice, a_buf = await in_channel(clients, server.port, "alice")
+    bob, b_buf = await in_channel(clients, server.port, "bob", "#x")
+    bob.conn.input("/mode #x -n")
+    await bob.wait(lambda: any(ln.kind is Kind.MODE for ln in b_buf.lines), "#x -n")
+    alice.conn.switch(a_buf)
+    alice.conn.input("/msg #x from outside")
+    await bob.wait(lambda: has_texts(b_buf, ["from outside"]), "alice's message")
+    await alice.wait(lambda: has_texts(a_buf, ["from outside"]), "the echo, in #t")
+    assert [(m.where, m.own) for m in messages(a_buf)] == [("[msg(#x)]", True)]
+    assert alice.session.buffer("#x") is None  # (not one opened out of sight)
+
+
 async def test_lag_is_measured(server: RunningServer, clients: list[ChatClient]) -> None:
     alice = ChatClient.start(server.port, "alice", ping_interval=0.05, ping_timeout=5.0)
     clients.append(alice)

@@ -133,11 +133,11 @@ def test_without_labels_the_echo_confirms_the_oldest_pending_line_with_its_text(
     feed(s, [echo("same", "E1", T0 + 1)])
     assert [(ln.text, ln.msgid) for ln in own(buf)] == [("same", "E1"), ("other", None),
                                                         ("same", None)]  # fmt: skip
-    # Ours to another target, or a text we did not send (another client of ours): a
-    # line of its own; nothing pending changes.
+    # Ours to another target (a channel we are not in: shown here, marked), or a text
+    # we did not send (another client of ours): a line of its own; nothing pending changes.
     feed(s, [echo("same", "X1", T0 + 2, target="#elsewhere"), echo("never typed", "X2", T0 + 2)])
     assert [(ln.text, ln.msgid) for ln in own(buf)] == [
-        ("same", "E1"), ("other", None), ("same", None), ("never typed", "X2")]
+        ("same", "E1"), ("other", None), ("same", None), ("same", "X1"), ("never typed", "X2")]
     feed(s, [echo("other", "E2", T0 + 3), echo("same", "E3", T0 + 4)])
     assert [(ln.text, ln.msgid, ln.delivery) for ln in own(buf)][:3] == [
         ("same", "E1", Delivery.DELIVERED), ("other", "E2", Delivery.DELIVERED),

@@ -1233,3 +1233,27 @@ def test_a_line_that_is_not_utf8_is_read_as_windows_1252() -> None:
     s = joined_session(CHAT_BURST, ("bob",))
     feed(s, [b":bob!b@h PRIVMSG #t :cp1252 \x93quoted\x94 na\xefve"])
     assert s.current.lines[-1].text == "cp1252 “quoted” naïve"
+
+
+def test_a_message_to_a_channel_we_are_not_in_is_shown_where_it_was_typed() -> None:
+    """As irssi's ``[msg(#x)] text``, and no buffer opened out of sight for it."""
+    s = ngircd_session()
+    s.switch("#t")
+    assert run(s, "/msg #x not joined msg") == ["PRIVMSG #x :not joined msg"]
+    assert run(s, "/notice #x a notice") == ["NOTICE #x :a notice"]
+    assert s.buffer("#x") is None
+    shown = [(m.where, m.kind, m.nick, m.text, m.own) for m in messages(s.current)]
+    assert shown == [("[msg(#x)]", Kind.MESSAGE, "alice", "not joined msg", True),
+                     ("[notice(#x)]", Kind.NOTICE, "alice", "a notice", True)]  # fmt: skip
+
+
+def test_the_echo_of_a_message_to_a_channel_we_are_not_in_is_shown_where_it_was_typed() -> None:
+    s = chat_session()
+    s.switch("#t")
+    assert run(s, "/msg #x hello") == ["PRIVMSG #x :hello"]
+    assert messages(s.current) == []  # (the echo shows it)
+    feed(s, ["@msgid=e1 :alice!~a@127.0.0.1 PRIVMSG #x :hello"])
+    assert s.buffer("#x") is None and [b.name for b in s.buffers] == ["server", "#t"]
+    assert [(m.where, m.text, m.own) for m in messages(s.current)] == [("[msg(#x)]", "hello", True)]
+    feed(s, [privmsg("bob", "#y", "others' messages to a channel still open it")])
+    assert s.buffer("#y") is not None
