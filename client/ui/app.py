@@ -57,7 +57,16 @@ from ..model import (
     LineRedacted,
 )
 from .keys import BufferJump, FormatPrefix, build_key_bindings, describe, no_numeric_argument
-from .render import Fragments, LineRenderer, build_style, fit, nick_palette, safe, text_width
+from .render import (
+    DrawnInput,
+    Fragments,
+    LineRenderer,
+    build_style,
+    fit,
+    nick_palette,
+    safe,
+    text_width,
+)
 from .views import (
     BufferList,
     MessagePane,
@@ -176,7 +185,8 @@ class ChatUI:
         )
         self._typing_handle: asyncio.TimerHandle | None = None
         self.input_window = Window(
-            BufferControl(buffer=self.input),
+            # (Drawn as the rest: an emoji sequence typed or pasted must not shift the row.)
+            BufferControl(buffer=self.input, input_processors=[DrawnInput()]),
             width=lambda: Dimension.exact(self._input_width()),
             height=Dimension(min=1, max=5),
             dont_extend_height=True,

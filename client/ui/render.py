@@ -12,12 +12,15 @@ so a redraw only formats lines that have not been drawn at that width before.
 
 from __future__ import annotations
 
+import re
 import time
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import lru_cache
+from itertools import accumulate
 
 from prompt_toolkit.formatted_text import StyleAndTextTuples
+from prompt_toolkit.layout.processors import Processor, Transformation, TransformationInput
 from prompt_toolkit.styles import ANSI_COLOR_NAMES, Style
 from prompt_toolkit.utils import get_cwidth
 
@@ -73,33 +76,137 @@ FAILED_MARK = "✗"
 _CONTROL = {c: None for c in (*range(0x00, 0x20), *range(0x7F, 0xA0))}
 
 
-def safe(text: str) -> str:
-    """``text`` without C0/C1 control characters (defence in depth)."""
-    if text.isprintable():
+# Grapheme clusters are drawn in a form every terminal draws as wide as prompt_toolkit
+# counts it. prompt_toolkit gives each code point its own wcwidth cells (a zero-width
+# one joins the cell before) and moves the cursor by that count, but terminals that
+# know emoji sequences (tmux 3.3, kitty, WezTerm...) draw 👨‍👩‍👧 or 🇫🇷 as one 2-cell
+# glyph, where it counted 6 and 4 (and tmux draws a lone regional indicator in 1, and
+# 👍🏽 in 4 where kitty takes 2): the rest of the row lands in the wrong cells, and
+# stale ones stay.
+# Measuring clusters the terminal's way would not help, since prompt_toolkit still lays
+# them out per code point, and terminals disagree. So what is drawn (never what is kept,
+# logged or sent) loses what makes a sequence: U+200D (zero width joiner), so a ZWJ
+# sequence shows as its parts (👨👩👧, 6 cells); VS15/VS16 (U+FE0E/U+FE0F), each
+# character in its default width (❤ 1); a skin-tone modifier after an emoji (👍🏽 is
+# 👍); tag characters (a subdivision flag is its black flag); and a regional indicator
+# is its letter (🇫🇷 is FR, 2 cells as the flag). Combining marks stay: no terminal
+# gives them a cell.
+_CLUSTERING = re.compile(
+    "[\u200d\ufe0e\ufe0f\U0001f1e6-\U0001f1ff\U0001f3fb-\U0001f3ff\U000e0020-\U000e007f]"
+)
+_REGIONAL = range(0x1F1E6, 0x1F200)  # regional indicators A to Z
+_MODIFIERS = range(0x1F3FB, 0x1F400)  # skin tones
+
+
+def _emoji(ch: str) -> bool:
+    """Whether a skin-tone modifier after ``ch`` would join it (the blocks of every
+    Emoji_Modifier_Base: symbols, dingbats and the emoji planes)."""
+    code = ord(ch)
+    return 0x2600 <= code <= 0x27BF or code >= 0x1F000
+
+
+def drawn_parts(text: str) -> list[str]:
+    """What each code point of ``text`` is drawn as ('' for none; see _CLUSTERING)."""
+    parts: list[str] = []
+    last = ""  # the last character drawn
+    for ch in text:
+        if _CLUSTERING.match(ch) is None:
+            part = ch
+        elif ord(ch) in _REGIONAL:
+            part = chr(ord("A") + ord(ch) - _REGIONAL.start)
+        elif ord(ch) in _MODIFIERS and not (last and _emoji(last)):
+            part = ch  # (a lone swatch is 2 cells everywhere)
+        else:
+            part = ""
+        parts.append(part)
+        last = part or last
+    return parts
+
+
+def drawn(text: str) -> str:
+    """``text`` as the UI draws it: grapheme clusters in a form whose width every
+    terminal and prompt_toolkit agree on (see _CLUSTERING)."""
+    if text.isascii() or _CLUSTERING.search(text) is None:
         return text
-    return text.translate(_CONTROL)
+    return "".join(drawn_parts(text))
+
+
+def safe(text: str) -> str:
+    """``text`` without C0/C1 control characters (defence in depth), as drawn."""
+    if not text.isprintable():
+        text = text.translate(_CONTROL)
+    return drawn(text)
 
 
 def text_width(text: str) -> int:
-    """Terminal cells taken by ``text``."""
-    return len(text) if text.isascii() else get_cwidth(text)
+    """Terminal cells taken by ``text`` once drawn: what prompt_toolkit counts, and
+    what the terminal takes, for its grapheme clusters (see _CLUSTERING)."""
+    return len(text) if text.isascii() else get_cwidth(drawn(text))
+
+
+def clusters(text: str) -> Iterator[tuple[str, int]]:
+    """(cluster, cells) of ``text`` as drawn: a character with the zero-width ones
+    after it (combining marks), never cut apart."""
+    text = drawn(text)
+    start = cells = 0
+    for i, ch in enumerate(text):
+        w = get_cwidth(ch)
+        if w and i > start:
+            yield text[start:i], cells
+            start, cells = i, 0
+        cells += w
+    if text:
+        yield text[start:], cells
 
 
 def fit(text: str, width: int) -> str:
-    """``text`` cut to at most ``width`` cells ('…' marks a cut)."""
+    """``text`` as drawn, cut to at most ``width`` cells ('…' marks a cut)."""
     if width <= 0:
         return ""
+    text = drawn(text)
     if text_width(text) <= width:
         return text
     out: list[str] = []
     used = 0
-    for ch in text:
-        w = get_cwidth(ch)
+    for cluster, w in clusters(text):
         if used + w > width - 1:
             break
-        out.append(ch)
+        out.append(cluster)
         used += w
     return "".join(out) + "…"
+
+
+class DrawnInput(Processor):
+    """The input line drawn as the rest of the UI is (:func:`drawn`); its text is
+    kept, and sent, as typed. The cursor moves over what is drawn."""
+
+    def apply_transformation(self, transformation_input: TransformationInput) -> Transformation:
+        fragments = transformation_input.fragments
+        text = "".join(f[1] for f in fragments)
+        if text.isascii() or _CLUSTERING.search(text) is None:
+            return Transformation(fragments)
+        parts = drawn_parts(text)
+        out: Fragments = []
+        i = 0
+        for frag in fragments:
+            n = len(frag[1])
+            out.append((frag[0], "".join(parts[i : i + n]), *frag[2:]))
+            i += n
+        return Transformation(out, *position_maps(parts))
+
+
+def position_maps(parts: list[str]) -> tuple[Callable[[int], int], Callable[[int], int]]:
+    """(source to drawn, drawn to source) positions for :func:`drawn_parts`."""
+    starts = list(accumulate((len(p) for p in parts), initial=0))
+    sources = [i for i, p in enumerate(parts) for _ in p]
+
+    def to_drawn(i: int) -> int:
+        return starts[min(max(i, 0), len(parts))]
+
+    def to_source(i: int) -> int:
+        return sources[i] if 0 <= i < len(sources) else len(parts)
+
+    return to_drawn, to_source
 
 
 # ---------------------------------------------------------------------- styles
@@ -381,8 +488,8 @@ def wrap(frags: Fragments, width: int, indent: int = 0) -> list[Fragments]:
         style, text = frag[0], frag[1]
         if text.isascii():
             cells.extend((style, ch, 1) for ch in text)
-        else:
-            cells.extend((style, ch, get_cwidth(ch)) for ch in text)
+        else:  # (a character and its combining marks stay together)
+            cells.extend((style, cluster, w) for cluster, w in clusters(text))
     # Cells of the first row that belong to the prefix: never break inside it.
     prefix_cells = 0
     used = 0

@@ -16,6 +16,7 @@ from prompt_toolkit.data_structures import Size
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.key_binding import KeyPressEvent
 from prompt_toolkit.output.vt100 import Vt100_Output
+from prompt_toolkit.utils import get_cwidth
 
 from client.config import DEFAULT_KEYS, ClientConfig, parse
 from client.connection import Connection, ConnectionSettings
@@ -197,6 +198,54 @@ def test_fit_cuts_by_cells() -> None:
     assert fit("#averyveryverylongchannel", 10) == "#averyver…"
     assert text_width(fit("漢字漢字漢字", 7)) <= 7
     assert fit("x", 0) == ""
+
+
+# What terminals that know emoji sequences (tmux 3.3, kitty, WezTerm...) draw as one
+# 2-cell glyph, where prompt_toolkit lays out each code point in cells of its own.
+FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # 👨‍👩‍👧, a ZWJ sequence
+FLAG = "\U0001f1eb\U0001f1f7"  # 🇫🇷, a pair of regional indicators
+
+
+def test_emoji_sequences_are_drawn_in_the_cells_prompt_toolkit_counts() -> None:
+    drawn = {
+        f"family {FAMILY} here": "family 👨👩👧 here",  # its parts, 6 cells everywhere
+        f"try {FLAG} end": "try FR end",  # the letters, 2 cells as the flag
+        "ok 👍🏽": "ok 👍",  # no skin tone: 4 cells in tmux 3.3, 2 in kitty
+        "love ❤\ufe0f": "love ❤",  # no VS16: 1 cell in tmux 3.3, 2 in kitty
+        "🏳\ufe0f\u200d🌈": "🏳🌈",
+        "🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f": "🏴",
+        "the 🏽 swatch": "the 🏽 swatch",  # alone: 2 cells everywhere
+        "cafe\u0301 漢字 🎉": "cafe\u0301 漢字 🎉",  # combining marks take no cell anywhere
+    }
+    for text, shown in drawn.items():
+        assert safe(text) == shown
+        assert fit(text, 80) == shown
+        # prompt_toolkit's count (per code point) is the UI's, and no terminal differs.
+        assert text_width(text) == sum(get_cwidth(ch) for ch in shown)
+    assert text_width(f"#{FAMILY}fam") == 10
+    assert fit(f"{FAMILY} family", 5) == "👨👩…"
+    assert fit("e\u0301" * 4, 3) == "e\u0301e\u0301…"  # (a letter and its mark together)
+    r = LineRenderer("")
+    assert plain_text(r.rows(line(f"try {FLAG} end"), 80)) == "<bob> try FR end"
+    rows = row_texts(wrap([("", f"{FAMILY} " * 10)], 9))
+    assert all(text_width(t) <= 9 for t in rows) and "\u200d" not in "".join(rows)
+    assert rows[0] == "👨👩👧 "
+
+
+async def test_the_input_line_draws_emoji_sequences_as_the_pane_and_keeps_them() -> None:
+    s = chat_session(channels=())
+    conn = Connection(s, ConnectionSettings(host="127.0.0.1", port=1))
+    with create_pipe_input() as pipe:
+        out = Vt100_Output(io.StringIO(), lambda: Size(rows=20, columns=80))
+        ui = ChatUI(conn, ClientConfig(), input=pipe, output=out)
+    typed = f"hi {FAMILY} {FLAG}!"
+    ui.input.text = typed
+    ui.input.cursor_position = len(typed) - 1  # before the "!"
+    control = ui.input_window.content
+    content = control.create_content(60, 1)
+    assert "".join(f[1] for f in content.get_line(0)).rstrip() == "hi 👨👩👧 FR!"
+    assert content.cursor_position.x == len("hi 👨👩👧 FR")
+    assert ui.input.text == typed  # sent as typed
 
 
 def test_rows_are_cached_per_line_and_width() -> None:
@@ -759,17 +808,17 @@ def test_reactions_are_drawn_after_the_message_and_ours_in_bold() -> None:
              "@msgid=r3;+draft/react=👍;+draft/reply=m1 :dave!d@h TAGMSG #t"])
     shown = pane_text(pane)
     assert shown[-3:] == ["<bob> message number 0",
-                          "<bob> message number 1  [👍 2 ❤️ 1]",
+                          "<bob> message number 1  [👍 2 ❤ 1]",  # (drawn without VS16)
                           "<bob> message number 2"]  # in place, drawn anew
     assert r.formatted == formatted + 1
     row = pairs(pane.create_content(60, 10).get_line(len(shown) - 2))
     assert row[-4:] == [("class:reactions", "  ["), ("class:reactions", "👍 2"),
-                        ("class:reactions bold", " ❤️ 1"), ("class:reactions", "]")]
+                        ("class:reactions bold", " ❤ 1"), ("class:reactions", "]")]
     style, _ = build_style(ClientConfig())
     assert style.get_attrs_for_style_str("class:reactions").color == "87afaf"
     # A narrow pane wraps the reactions like text, under the message.
     narrow = pane_text(pane, width=30)
-    assert "[👍 2 ❤️ 1]" in narrow[-2] and narrow[-3].startswith("<bob> message number 1")
+    assert "[👍 2 ❤ 1]" in narrow[-2] and narrow[-3].startswith("<bob> message number 1")
 
 
 def test_the_topic_bar_says_not_joined_also_with_a_topic() -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from prompt_toolkit.utils import get_cwidth
 
 from tests.conftest import RunningServer
 from tests.e2e.irc_clients import REPO_ROOT, Tmux
@@ -45,7 +46,7 @@ async def wait_for(tmux: Tmux, check: Callable[[str], bool], what: str) -> str:
         await asyncio.sleep(0.05)
 
 
-async def test_chat_client_in_tmux(server: RunningServer, tmux: Tmux, tmp_path: Path) -> None:
+def start_client(tmux: Tmux, server: RunningServer, tmp_path: Path) -> None:
     tmux.start(
         [
             sys.executable,
@@ -64,6 +65,10 @@ async def test_chat_client_in_tmux(server: RunningServer, tmux: Tmux, tmp_path: 
             "LC_ALL": "C.UTF-8",
         },
     )
+
+
+async def test_chat_client_in_tmux(server: RunningServer, tmux: Tmux, tmp_path: Path) -> None:
+    start_client(tmux, server, tmp_path)
     await wait_for(tmux, lambda s: "[connected]" in s, "the client to register")
     tmux.type("/join #t")
     tmux.press("Enter")
@@ -91,5 +96,62 @@ async def test_chat_client_in_tmux(server: RunningServer, tmux: Tmux, tmp_path: 
         await bob.expect("QUIT", lambda m: (m.source or "").startswith("tuser!"))
         await wait_for(tmux, lambda s: tmux.pane_dead(), "the client to exit")
         assert "Traceback" not in tmux.capture()
+    finally:
+        await bob.close()
+
+
+FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # 👨‍👩‍👧, a ZWJ sequence
+FLAG = "\U0001f1eb\U0001f1f7"  # 🇫🇷, a pair of regional indicators
+
+
+def cursor_x(tmux: Tmux) -> int:
+    result = tmux._run("display-message", "-p", "-t", tmux.target, "#{cursor_x}")
+    return int(result.stdout)
+
+
+def last_row(screen: str) -> str:
+    return screen.splitlines()[-1].rstrip()
+
+
+def cells(text: str) -> int:
+    """The cells prompt_toolkit lays ``text`` out in (a code point at a time)."""
+    return sum(get_cwidth(ch) for ch in text)
+
+
+async def test_emoji_sequences_leave_every_cell_where_the_client_counts_it(
+    server: RunningServer, tmux: Tmux, tmp_path: Path
+) -> None:
+    """tmux 3.3 draws a ZWJ sequence or a flag as one 2-cell glyph, where prompt_toolkit
+    counts each code point: the cursor it moves relatively would drift, and the rest
+    of the row land in the wrong cells. The client draws them so that both agree."""
+    start_client(tmux, server, tmp_path)
+    await wait_for(tmux, lambda s: "[connected]" in s, "the client to register")
+    tmux.type("/join #emoji")
+    tmux.press("Enter")
+    await wait_for(tmux, lambda s: "tuser has joined #emoji" in s, "the join")
+    # Typed in the input line: the terminal's cursor is where the client counts it.
+    tmux.type(f"ab{FAMILY}{FLAG}cd")
+    screen = await wait_for(tmux, lambda s: "cd" in last_row(s), "the typing")
+    assert cursor_x(tmux) == cells(last_row(screen))
+    assert last_row(screen) == "[#emoji] ab👨👩👧FRcd"
+    tmux.press("C-c")
+    bob = await IRCTestClient.open(server.port)
+    try:
+        await bob.register("bob")
+        await bob.join("#emoji")
+        await bob.send(f"PRIVMSG #emoji :family {FAMILY} here")
+        await bob.send(f"PRIVMSG #emoji :try {FLAG} end")
+        screen = await wait_for(tmux, lambda s: "end" in s and "here" in s, "bob's lines")
+        assert "<bob> family 👨👩👧 here" in screen  # its parts, 6 cells
+        assert "<bob> try FR end" in screen  # the flag's letters, 2 cells
+        # A channel named with one: in the buffer list, topic, status line and prompt.
+        tmux.type(f"/join #{FAMILY}fam")
+        tmux.press("Enter")
+        await wait_for(tmux, lambda s: "has joined #👨👩👧fam" in s, "the second join")
+        tmux.type("xy")
+        screen = await wait_for(tmux, lambda s: last_row(s).endswith("xy"), "the typing")
+        assert cursor_x(tmux) == cells(last_row(screen))
+        assert last_row(screen) == "[#👨👩👧fam] xy"
+        assert "\u200d" not in screen
     finally:
         await bob.close()
