@@ -34,6 +34,7 @@ KEY_HELP: tuple[tuple[str, str], ...] = (
      " code for bold, colour (digits follow: 04 red, 04,01 on black), italic, underline,"
      " reverse, strikethrough, reset; shown as ^B, ^C..."),
     ("Ctrl+C", "clear the input line"),
+    ("Ctrl+L", "draw the whole screen again (if it looks garbled)"),
     ("{quit}", "quit"),
 )
 

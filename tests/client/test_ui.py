@@ -40,6 +40,7 @@ F7 = "\x1b[18~"
 CTRL_N = "\x0e"
 CTRL_P = "\x10"
 CTRL_Q = "\x11"
+CTRL_L = "\x0c"
 END = "\x1b[F"
 CTRL_END = "\x1b[1;5F"
 
@@ -1033,3 +1034,17 @@ async def test_quit_key_exits(server: RunningServer, uis: list[UIClient], raw: R
     assert quit_msg.source is not None and quit_msg.source.startswith("alice!")
     assert alice.task is not None
     assert await asyncio.wait_for(alice.task, DEADLINE) == 0
+
+
+async def test_ctrl_l_draws_the_screen_again_and_help_keys_says_so(
+    server: RunningServer, uis: list[UIClient]
+) -> None:
+    alice = await start_ui(uis, server, "alice")
+    written = len(alice.stream.getvalue())
+    await alice.press(CTRL_L)
+    assert "\x1b[2J" in alice.stream.getvalue()[written:]  # erased, then drawn whole
+    assert "[connected]" in alice.text()
+    await alice.command("/help keys")
+    await alice.wait_screen("Ctrl+L")
+    row = next(r for r in alice.screen() if "Ctrl+L" in r)
+    assert "draw the whole screen again" in row
