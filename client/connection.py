@@ -60,7 +60,7 @@ class ConnectionSettings:
     ping_timeout: float = 30.0  # no data for this long after a PING: the connection is dead
     connect_timeout: float = 20.0
     # From the TCP connection to the server's welcome (001), as WeeChat's
-    # connection_timeout: a server that answers PINGs (or 451s) but never welcomes us
+    # connection_timeout: a server that answers (if only with 451s) but never welcomes us
     # keeps the keepalive content forever. 0: no limit.
     register_timeout: float = 60.0
     backoff_base: float = 1.0
@@ -630,6 +630,9 @@ class Connection:
                 return _describe(exc)
 
     async def _keepalive(self) -> str:
+        """Every ``ping_interval`` a keepalive (:meth:`Session.ping`: a PING once
+        registered; before, the server has our CAP, NICK and USER to answer); no line
+        at all within ``ping_timeout`` after it ends the connection."""
         loop = asyncio.get_running_loop()
         s = self.settings
         while True:

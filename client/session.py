@@ -532,8 +532,10 @@ class Session:
         self._status()
 
     def ping(self, now: float) -> str:
-        """Queue a keepalive PING; the PONG sets :attr:`lag`. Returns the token."""
-        token = self._send_ping(now)
+        """A keepalive: queue a PING, whose PONG sets :attr:`lag`, and return its token.
+        Not before the welcome (""): servers answer it with 451 "You have not
+        registered", never a PONG, and the status line counted "no reply" after it."""
+        token = self._send_ping(now) if self.registered else ""
         self._sasl.keepalive(now)
         if self.registered and self.notify and not self.monitor_supported:
             self._poll_notify()

@@ -13,6 +13,7 @@ import pytest
 
 from chat.framing import MAX_LINE
 from client import history as history_module
+from client import sasl as sasl_module
 from client import session as session_module
 from client.connection import backoff_delay
 from client.model import SCROLLBACK_GROWTH, Buffer, Kind, State
@@ -501,6 +502,29 @@ async def test_a_server_that_does_not_let_us_in_is_shown_waiting(
     await alice.wait(lambda: alice.session.registered, "registration")
     assert "no reply" not in status() and "[connected]" in status()
     assert alice.session.connects == 1  # (not given up meanwhile)
+
+
+async def test_no_keepalive_ping_goes_out_before_the_welcome(
+    clients: list[ChatClient], ircd: Ircd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Servers answer a PING before 001 with 451 "You have not registered" (shown in
+    the buffer in view), not a PONG. The keepalive that gives up a SASL exchange the
+    server leaves unanswered shows one ran while registering."""
+    monkeypatch.setattr(sasl_module, "SASL_TIMEOUT", 0.0)
+    ircd.welcome = False
+    alice = ChatClient.start(ircd.port, "alice", sasl=("alice", "pw"), sasl_plain_insecure=True,
+                             ping_interval=0.05, ping_timeout=DEADLINE)  # fmt: skip
+    clients.append(alice)
+    await ircd.wait(lambda: any(ln.startswith("USER ") for ln in ircd.lines), "USER")
+    ircd.send(":srv CAP * LS :sasl=PLAIN")
+    await ircd.wait(lambda: any(ln.startswith("CAP REQ") for ln in ircd.lines), "CAP REQ")
+    ircd.send(":srv CAP alice ACK :sasl")
+    await ircd.wait(lambda: "AUTHENTICATE *" in ircd.lines, "a keepalive giving up SASL")
+    assert not [ln for ln in ircd.lines if ln.startswith("PING")]
+    ircd.send(":srv 001 alice :Welcome")
+    ircd.send(":srv 422 alice :No MOTD")
+    await alice.wait(lambda: alice.session.registered, "registration")
+    assert alice.session.waiting_reply is None
 
 
 async def test_a_server_that_never_welcomes_us_is_given_up_and_retried(

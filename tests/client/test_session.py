@@ -16,7 +16,7 @@ from client.model import (
     QuitRequested,
     State,
 )
-from client.session import MAX_MEMBERS, Session
+from client.session import LAG_STALLED, MAX_MEMBERS, Session
 
 from .helpers import (
     NOW,
@@ -234,6 +234,20 @@ def test_a_server_that_does_not_let_us_in_shows_in_the_status_line_and_the_serve
     feed(s, CHAT_BURST, now=114.0)
     assert s.registered and "no reply" not in status()
     assert s.waiting_reply is None and s.due_at is None
+
+
+def test_no_keepalive_ping_before_the_welcome_nor_a_stale_no_reply_after_it() -> None:
+    """A PING before 001 got 451 "You have not registered", never a PONG: after the
+    welcome the status line counted "no reply" on a healthy connection."""
+    s = make()
+    s.connection_made(NOW)
+    s.take_outgoing()
+    assert s.ping(NOW + 1) == "" and s.take_outgoing() == []
+    feed(s, CHAT_BURST, NOW + 2)
+    s.tick(NOW + 2 + LAG_STALLED + 5)
+    assert s.waiting_reply is None
+    token = s.ping(NOW + 30)
+    assert token and s.take_outgoing() == [f"PING {token}"]
 
 
 def test_the_wait_before_reconnecting_counts_down_in_the_status_line() -> None:
