@@ -2319,8 +2319,11 @@ class Session:
 
     def _rpl_umodeis(self, msg: Message, now: float) -> None:
         if len(msg.params) >= 2:
-            self.user_modes = plain(msg.params[1])[:32]
-            self._add(self.current, self._line(msg, now, Kind.INFO, f"Your modes: {msg.params[1]}"))
+            # Letters only, as a MODE line leaves them: the status bar adds the "+".
+            self.user_modes = _apply_user_modes("", plain(msg.params[1]))
+            modes = self.user_modes
+            text = f"Your modes: +{modes}" if modes else "You have no user modes"
+            self._add(self.current, self._line(msg, now, Kind.INFO, text))
             self._status()
 
     def _rpl_list(self, msg: Message, now: float) -> None:

@@ -152,6 +152,15 @@ def test_nick_in_use_fallbacks_and_retry_on_reconnect() -> None:
     assert "NICK alice" in s.take_outgoing()
 
 
+def test_the_user_mode_reply_is_kept_without_its_sign() -> None:
+    """221 (``/mode alice``): the status bar showed ``alice(++i)``, or ``(++)``."""
+    s = chat_session(channels=())
+    feed(s, [":test.server 221 alice +iw"])
+    assert s.user_modes == "iw" and s.current.lines[-1].text == "Your modes: +iw"
+    feed(s, [":test.server 221 alice +"])
+    assert s.user_modes == "" and s.current.lines[-1].text == "You have no user modes"
+
+
 def test_user_modes_follow_mode_lines_and_are_forgotten_on_reconnect() -> None:
     s = chat_session(channels=())
     feed(s, [":alice!~alice@host MODE alice :+gi"])
