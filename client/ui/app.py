@@ -56,7 +56,14 @@ from ..model import (
     LineReacted,
     LineRedacted,
 )
-from .keys import BufferJump, FormatPrefix, build_key_bindings, describe, no_numeric_argument
+from .keys import (
+    BufferJump,
+    Confirm,
+    FormatPrefix,
+    build_key_bindings,
+    describe,
+    no_numeric_argument,
+)
 from .render import (
     DrawnInput,
     Fragments,
@@ -87,6 +94,9 @@ BACKGROUND_REDRAW_INTERVAL = 0.3
 BELL_INTERVAL = 1.0  # at most one bell per second
 MIN_SIDEBAR_COLUMNS = 50  # narrower terminals hide the buffer list
 MIN_NICKLIST_COLUMNS = 70
+# An input of more lines (a paste) is sent only after a second Enter, as irssi's
+# paste_verify_line_count (5) and WeeChat's paste_max_lines ask first.
+PASTE_CONFIRM_LINES = 5
 
 
 class InputHistory:
@@ -195,6 +205,7 @@ class ChatUI:
         )
         self.jump = BufferJump(self.switch_to)  # Alt+J NN
         self.format = FormatPrefix(self.insert_text)  # Ctrl+V B: ^B
+        self.confirm = Confirm()  # a big paste's second Enter
         key_bindings, key_problems = build_key_bindings(
             self, config.keys, self.jump, self.format
         )
@@ -217,6 +228,7 @@ class ChatUI:
         self.app.key_processor.after_key_press += no_numeric_argument
         self.app.key_processor.after_key_press += self.jump.after_key_press
         self.app.key_processor.after_key_press += self.format.after_key_press
+        self.app.key_processor.after_key_press += self.confirm.after_key_press
         now = time.time()
         for problem in problems:
             self.session.error(f"config: {problem}", now, self.session.server)
@@ -308,7 +320,10 @@ class ChatUI:
         return max(1, width)
 
     def _prompt_text(self) -> str:
-        return fit(f"[{safe(self.session.current.name)}] ", max(1, self._columns() // 3))
+        prompt = fit(f"[{safe(self.session.current.name)}] ", max(1, self._columns() // 3))
+        lines = self.input.text.count("\n") + 1
+        # (The input line shows its last 5 lines: the count says how much more there is.)
+        return prompt + f"({lines} lines) " if lines > 1 else prompt
 
     def _prompt_width(self) -> int:
         return text_width(self._prompt_text())
@@ -326,6 +341,8 @@ class ChatUI:
             jump = [("", " ["), ("class:pending", f"jump to {self.jump.digits:_<2}"), ("", "]")]
         elif self.format.active:  # Ctrl+V: the keys it takes next
             jump = [("", " ["), ("class:pending", "format: b c i u v s o"), ("", "]")]
+        elif self.confirm.question:  # a big paste: Enter again?
+            jump = [("", " ["), ("class:pending", self.confirm.question), ("", "]")]
         frags = status_fragments(
             self.session, self.views, more_key=describe(self.config.keys, "scroll_down"),
             now=now, sending=self.connection.queued,
@@ -450,10 +467,15 @@ class ChatUI:
         """Enter: the input line is run or sent, and always cleared (as WeeChat): one
         refused (an unknown command, a paste starting with "/") goes into the input
         history, and the error line says that Up brings it back to be corrected. Left
-        in the input line, whatever was typed next ran on from it, refused again."""
+        in the input line, whatever was typed next ran on from it, refused again.
+        More than PASTE_CONFIRM_LINES lines (a paste) wait for a second Enter."""
         text = buff.text
         current = self.session.current
         self._completing = None
+        lines = text.count("\n") + 1
+        if lines > PASTE_CONFIRM_LINES and not self.confirm.confirmed(("send", text)):
+            self.confirm.ask(f"send {lines} lines? Enter again: yes, Esc: no", ("send", text))
+            return True  # kept in the input line
         # No passwords in the history (nor "//msg NickServ IDENTIFY pw", refused).
         secret = secret_input(text, current) or (
             text.startswith("//") and secret_input(text[1:], current))

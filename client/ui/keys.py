@@ -126,6 +126,33 @@ class FormatPrefix:
         self._mine = False
 
 
+class Confirm:
+    """A question the next key answers: the key that asked again (Enter for a big
+    paste, Ctrl+Q to quit with a line typed) says yes, any other key no, and does what
+    it always does. A mode, as :class:`BufferJump`; the status line shows the question.
+    """
+
+    def __init__(self) -> None:
+        self.question: str | None = None
+        self._subject: object = None  # what it is about: a yes is for that only
+        self._mine = False  # the key being handled asked it
+
+    def ask(self, question: str, subject: object) -> None:
+        self.question, self._subject = question, subject
+        self._mine = True
+
+    def confirmed(self, subject: object) -> bool:
+        """Whether ``subject`` was asked about by the key before this one (a yes)."""
+        yes = self.question is not None and self._subject == subject
+        self.question = self._subject = None
+        return yes
+
+    def after_key_press(self, key_processor: KeyProcessor) -> None:
+        if not self._mine:
+            self.question = self._subject = None
+        self._mine = False
+
+
 def format_keys() -> list[tuple[str, str]]:
     """(prompt_toolkit key, code) for every key FormatPrefix takes."""
     keys = []

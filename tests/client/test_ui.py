@@ -525,6 +525,42 @@ async def test_up_brings_back_a_refused_paste_and_ctrl_home_slash_sends_it(
     await alice.wait(lambda: inp.text == "", "the input line cleared once sent")
 
 
+def paste(text: str) -> str:
+    """``text`` as a terminal sends a paste (bracketed paste)."""
+    return f"\x1b[200~{text}\x1b[201~"
+
+
+async def test_a_big_paste_shows_its_line_count_and_waits_for_a_second_enter(
+    server: RunningServer, uis: list[UIClient], raw: Raw
+) -> None:
+    alice = await start_ui(uis, server, "alice")
+    inp = alice.ui.input
+    await alice.join("#t")
+    bob = await raw("bob")
+    await bob.join("#t")
+    await alice.wait(lambda: "bob" in members_of(alice, "#t"), "bob in #t")
+    text = "\n".join(f"pasted {i}" for i in range(6))
+    await alice.press(paste(text.replace("\n", "\r\n")))
+    # Only its last 5 lines are shown: the prompt says how many there are.
+    assert alice.screen()[-5] == "[#t] (6 lines) pasted 1"
+    await alice.press(ENTER)
+    assert "[send 6 lines? Enter again: yes, Esc: no]" in alice.screen()[-6]
+    assert inp.text == text  # not sent: still there
+    await alice.press("\x1b")  # Esc: no
+    await alice.wait_screen("send 6 lines?", present=False)
+    assert inp.text == text
+    await alice.press(ENTER)
+    await alice.wait_screen("send 6 lines?")
+    await alice.press(ENTER)  # yes
+    await alice.wait(lambda: inp.text == "", "the paste sent")
+    alice.keys("after the paste" + ENTER)  # (5 lines or fewer: no question)
+    got: list[str] = []
+    while not got or got[-1] != "after the paste":
+        got.append((await bob.expect("PRIVMSG")).params[1])
+    assert got == [*text.split("\n"), "after the paste"]  # the paste once, in order
+    assert alice.screen()[-1] == "[#t]"
+
+
 async def test_a_refused_password_is_cleared_and_kept_out_of_the_history(
     server: RunningServer, uis: list[UIClient]
 ) -> None:
