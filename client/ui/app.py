@@ -205,7 +205,7 @@ class ChatUI:
         )
         self.jump = BufferJump(self.switch_to)  # Alt+J NN
         self.format = FormatPrefix(self.insert_text)  # Ctrl+V B: ^B
-        self.confirm = Confirm()  # a big paste's second Enter
+        self.confirm = Confirm()  # a big paste's second Enter, Ctrl+Q's second press
         key_bindings, key_problems = build_key_bindings(
             self, config.keys, self.jump, self.format
         )
@@ -341,7 +341,7 @@ class ChatUI:
             jump = [("", " ["), ("class:pending", f"jump to {self.jump.digits:_<2}"), ("", "]")]
         elif self.format.active:  # Ctrl+V: the keys it takes next
             jump = [("", " ["), ("class:pending", "format: b c i u v s o"), ("", "]")]
-        elif self.confirm.question:  # a big paste: Enter again?
+        elif self.confirm.question:  # a big paste, or a quit with a line typed
             jump = [("", " ["), ("class:pending", self.confirm.question), ("", "]")]
         frags = status_fragments(
             self.session, self.views, more_key=describe(self.config.keys, "scroll_down"),
@@ -586,6 +586,12 @@ class ChatUI:
             self.app.invalidate()
 
     def quit(self) -> None:
+        """Ctrl+Q: quit; with a line typed, only when pressed again (one key must not
+        throw away a half-typed line)."""
+        if self.input.text and not self.confirm.confirmed("quit"):
+            key = describe(self.config.keys, "quit")
+            self.confirm.ask(f"quit and lose the line typed? {key} again: yes, Esc: no", "quit")
+            return
         self.connection.input("/quit")
 
     def interrupt(self) -> None:

@@ -1072,6 +1072,29 @@ async def test_quit_key_exits(server: RunningServer, uis: list[UIClient], raw: R
     assert await asyncio.wait_for(alice.task, DEADLINE) == 0
 
 
+async def test_ctrl_q_with_a_line_typed_quits_only_when_pressed_again(
+    server: RunningServer, uis: list[UIClient], raw: Raw
+) -> None:
+    bob = await raw("bob")
+    await bob.join("#t")
+    alice = await start_ui(uis, server, "alice")
+    await alice.join("#t")
+    alice.keys("half a line")
+    await alice.wait_screen("[#t] half a line")
+    await alice.press(CTRL_Q)  # (had it quit, the UI would stop here)
+    await alice.wait_screen("[quit and lose the line typed? Ctrl+Q again: yes, Esc: no]")
+    await alice.press("!")  # another key: no, and typed
+    await alice.wait_screen("quit and lose", present=False)
+    assert alice.ui.input.text == "half a line!"
+    assert alice.task is not None and not alice.task.done()
+    await alice.press(CTRL_Q)
+    await alice.wait_screen("quit and lose")
+    alice.keys(CTRL_Q)  # yes
+    quit_msg = await bob.expect("QUIT")
+    assert quit_msg.source is not None and quit_msg.source.startswith("alice!")
+    assert await asyncio.wait_for(alice.task, DEADLINE) == 0
+
+
 async def test_ctrl_l_draws_the_screen_again_and_help_keys_says_so(
     server: RunningServer, uis: list[UIClient]
 ) -> None:
