@@ -2172,6 +2172,8 @@ class Session:
             # /invite was typed, not the nick's query.
             subject = p[2]
         buf = self._target_buffer(subject) if subject else self.current
+        if msg.command == N.ERR_NOSUCHNICK and subject and not self.is_channel(subject):
+            buf = self._asked_about(subject) or buf
         if msg.command in NICK_ERRORS and not self.is_channel(subject):
             # About our own NICK, not a conversation with that nick: said where /nick
             # was typed, as irssi and WeeChat do, not in a query with that name.
@@ -2188,6 +2190,18 @@ class Session:
         if msg.command in NICK_ON_CHANNEL and len(p) > 3:  # in words, as irssi
             text = f"{p[1]} {NICK_ON_CHANNEL[msg.command]} {p[2]}"
         self._add(buf, self._line(msg, now, Kind.ERROR, text or msg.command))
+
+    def _asked_about(self, nick: str) -> Buffer | None:
+        """Where a /whois or /invite of ``nick`` still unanswered was typed: its 401
+        is said there, with the rest of the answer, not in a query with that nick."""
+        key = self.fold(nick)
+        if key in self._whois:
+            return self.current  # (as the WHOIS reply: _show_query)
+        typed = next((k for k in self._invites_typed if k[0] == key), None)
+        if typed is None:
+            return None
+        buf = self._invites_typed.pop(typed)
+        return buf if buf in self.buffers else self.current
 
     def _err_listmode(self, msg: Message, now: float) -> None:
         """InspIRCd's 697/698: a mask already on (or not on) a list, in its channel."""

@@ -113,6 +113,28 @@ async def test_a_message_to_a_channel_we_are_not_in_is_shown_where_it_was_typed(
     assert alice.session.buffer("#x") is None  # (not one opened out of sight)
 
 
+async def test_no_such_nick_answering_whois_or_invite_is_said_where_it_was_typed(
+    server: RunningServer, clients: list[ChatClient]
+) -> None:
+    """Not in the query with that nick a /msg opened earlier."""
+    alice, a_buf = await in_channel(clients, server.port, "alice")
+    alice.conn.input("/msg nosuch hi")
+    query = alice.session.buffer("nosuch")
+    assert query is not None
+    await alice.wait(lambda: any(ln.note for ln in query.lines), "the message refused")
+    before = len(query.lines)
+    alice.conn.switch(a_buf)
+    alice.conn.input("/whois nosuch")
+    alice.conn.input("/invite nosuch #t")
+
+    def errors() -> list[str]:
+        return [ln.text for ln in a_buf.lines if ln.kind is Kind.ERROR]
+
+    await alice.wait(lambda: len(errors()) == 2, "two 401s in #t")
+    assert all("No such nick" in e for e in errors())
+    assert len(query.lines) == before
+
+
 async def test_lag_is_measured(server: RunningServer, clients: list[ChatClient]) -> None:
     alice = ChatClient.start(server.port, "alice", ping_interval=0.05, ping_timeout=5.0)
     clients.append(alice)
