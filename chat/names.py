@@ -29,7 +29,9 @@ def is_valid_channel(name: str, maxlen: int = 50, chantypes: str = CHANTYPES) ->
     that the other limits leave room for 200 bytes too long."""
     if len(name) < 2 or name[0] not in chantypes:
         return False
-    if len(name) > maxlen // 4 and len(name.encode()) > maxlen:  # (ASCII: no encoding)
+    # (Short names need no encoding. surrogatepass: text decoded with surrogateescape,
+    # as the parser does, must not raise; a surrogate counts as 3 bytes.)
+    if len(name) > maxlen // 4 and len(name.encode("utf-8", "surrogatepass")) > maxlen:
         return False
     return _CHANNEL_FORBIDDEN.isdisjoint(name)
 

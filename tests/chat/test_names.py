@@ -120,6 +120,13 @@ def test_channel_maxlen_counts_utf8_bytes() -> None:
     assert is_valid_channel("#" + "😀" * 12)  # 49 bytes
 
 
+def test_channel_maxlen_of_undecodable_text_does_not_raise() -> None:
+    """Found by the parser fuzz target: bytes decoded with surrogateescape."""
+    undecodable = b"\x9f".decode("utf-8", "surrogateescape")
+    assert not is_valid_channel("#" + undecodable * 20)  # counted as 3 bytes each: 61
+    assert is_valid_channel("#" + undecodable * 16)  # 49
+
+
 def test_is_channel_name_only_looks_at_the_type() -> None:
     assert CHANTYPES == "#&"
     assert is_channel_name("#")
