@@ -2447,9 +2447,7 @@ class Session:
         buf = self.buffer(name)
         if buf is None or buf.kind is not BufferKind.CHANNEL:
             return
-        nick = self._source_nick(msg)
-        text = event_text("KICK", msg.params) or ""
-        line = self._line(msg, now, Kind.KICK, text, nick=nick, buf=buf)
+        line = self._kick_line(msg, now, buf)
         if self.is_me(victim):
             buf.joined = False
             buf.rejoin = False
@@ -2462,6 +2460,18 @@ class Session:
         self._add(buf, line)
         if self.is_me(victim):
             self.outbox.left(buf, f"not sent: kicked from {buf.name}")
+
+    def _kick_line(self, msg: Message, now: float, buf: Buffer, history: bool = False) -> Line:
+        """A KICK's line (live or from history); ours said to us, as irssi does: "You
+        have been kicked from #c by op (reason)", not "op has kicked alice"."""
+        nick = self._source_nick(msg)
+        p = msg.params
+        if not self.is_me(p[1]):
+            text = event_text("KICK", p) or ""
+            return self._line(msg, now, Kind.KICK, text, nick=nick, buf=buf, history=history)
+        text = f"You have been kicked from {p[0]} by {nick or msg.source or 'the server'}"
+        text += f" ({p[2]})" if len(p) > 2 and p[2] else ""
+        return self._line(msg, now, Kind.KICK, text, buf=buf, history=history)
 
     def _on_quit(self, msg: Message, now: float) -> None:
         nick = self._source_nick(msg)
@@ -3278,6 +3288,8 @@ class Session:
         body = event_text(cmd, msg.params, channel)
         if body is None:
             return None
+        if cmd == "KICK":
+            return self._kick_line(msg, now, buf, history=True)
         return self._line(msg, now, Kind(cmd.lower()), body, nick=nick, buf=buf, history=True)
 
     def _on_chathistory(self, msg: Message, now: float) -> None:

@@ -357,9 +357,12 @@ def test_own_kick_part_and_nick() -> None:
     assert s.nick == "alicia"
     # Said in the query too (bob sees the new nick from now on), without activity there.
     assert query.lines[-1].kind is Kind.NICK and query.lines[-1].own and not query.activity
-    feed(s, [":op!o@h KICK #t alicia :out"])
+    feed(s, [":op!o@h KICK #t alicia :out you go"])
     assert not buf.joined and buf.members == {}
     assert buf.lines[-1].kind is Kind.KICK and buf.lines[-1].highlight
+    # As irssi: not "op has kicked alicia (out you go)".
+    assert (buf.lines[-1].nick, buf.lines[-1].text) == (
+        "", "You have been kicked from #t by op (out you go)")
 
 
 def test_away_notify() -> None:
@@ -474,6 +477,7 @@ EVENTS = [
     ":bob!~b@h NICK robert",
     ":carol!~c@h KICK #t bob :spamming",
     ":carol!~c@h KICK #t bob",
+    ":carol!~c@h KICK #t alice :out you go",  # ours: "You have been kicked from #t by carol"
     ":carol!~c@h TOPIC #t :a \x02new\x02 topic",
     ":carol!~c@h TOPIC #t :",  # removed
     ":carol!~c@h MODE #t +ov bob carol",
