@@ -115,6 +115,7 @@ SEARCH_BUFFER = "*search*"  # the results buffer's name (no nick or channel has 
 SEARCH_LIMIT = 100  # results asked for (the newest matches), at most scrollback - 2
 MAX_PENDING_SEARCHES = 8  # searches awaiting their answer (answered in order)
 MAX_PENDING_WHOIS = 16  # nicks whose WHOIS reply is awaited or under way
+MAX_AWAY_SHOWN = 256  # nicks whose away text (301) answering a message was said
 # "<nick> <#chan> :text" numerics said in words: "bob is already on #a".
 NICK_ON_CHANNEL = {"441": "is not on", "443": "is already on"}  # ERR_USERNOTINCHANNEL, ..ONCHANNEL
 # Refusals of a NICK of ours: 431 none given, 432 erroneous, 433 in use, 436 collision,
@@ -322,6 +323,9 @@ class Session:
         # Folded nicks of a /whois not answered yet or a WHOIS reply under way (311 to
         # 318): their away line (301) is part of the reply, not news for their query.
         self._whois: deque[str] = deque(maxlen=MAX_PENDING_WHOIS)
+        # Folded nick -> the away text last said for a message to them: said again only
+        # when it changes (irssi's show_away_once), not after every message.
+        self._away_shown: dict[str, str] = {}
         self._switch_on_join: set[str] = set()
         # The first configured channel (--join): shown once joined, unless the user has
         # gone to another buffer by then.
@@ -428,6 +432,7 @@ class Session:
         self._names.clear()
         self._topic_shown.clear()
         self._whois.clear()
+        self._away_shown.clear()
         self._pings.clear()
         self._heard_at = now
         self._slow_said = False
@@ -2312,10 +2317,25 @@ class Session:
         if len(msg.params) < 3:
             return
         nick = msg.params[1]
-        # Answering a message to them: said in their query; in a WHOIS, with the reply.
+        # Answering a message to them: said in their query, once a text; in a WHOIS,
+        # with the reply.
         whois = self.fold(nick) in self._whois
+        if not whois and not self._away_news(nick, msg.params[2]):
+            return
         buf = self.current if whois else self.buffer(nick) or self.current
         self._add(buf, self._line(msg, now, Kind.INFO, f"{nick} is away: {msg.params[2]}"))
+
+    def _away_news(self, nick: str, text: str) -> bool:
+        """Whether ``nick``'s away ``text`` answering a message is news: not the text
+        said last time (remembered from now on)."""
+        key = self.fold(nick)
+        if self._away_shown.get(key) == text:
+            return False
+        self._away_shown.pop(key, None)  # (the newest last: the oldest go first)
+        while len(self._away_shown) >= MAX_AWAY_SHOWN:
+            del self._away_shown[next(iter(self._away_shown))]
+        self._away_shown[key] = text
+        return True
 
     def _rpl_unaway(self, msg: Message, now: float) -> None:
         self.away = msg.command == N.RPL_NOWAWAY
@@ -2606,6 +2626,7 @@ class Session:
         key = self.fold(nick)
         away = bool(msg.params and msg.params[0])
         self.notify.set_away(nick, plain(msg.params[0])[:200] if away else None)
+        self._away_shown.pop(key, None)  # back (or away anew): a 301 is news again
         for buf in self.buffers:
             member = buf.members.get(key) if buf.is_channel else None
             if member is not None and member.away != away:

@@ -1284,3 +1284,26 @@ def test_the_echo_of_a_message_to_a_channel_we_are_not_in_is_shown_where_it_was_
     assert [(m.where, m.text, m.own) for m in messages(s.current)] == [("[msg(#x)]", "hello", True)]
     feed(s, [privmsg("bob", "#y", "others' messages to a channel still open it")])
     assert s.buffer("#y") is not None
+
+
+def test_an_away_reply_to_messages_is_said_once_a_text() -> None:
+    """As irssi's show_away_once: "carol is away: lunch" after every message to her."""
+    s = chat_session()
+    query = s.open_query("carol", NOW, switch=False)
+    assert query is not None
+    for _ in range(3):
+        run(s, "/msg carol hi")
+        feed(s, [":test.server 301 alice carol :lunch"])
+    feed(s, [":test.server 301 alice Carol :still at lunch"])  # another text: said
+    feed(s, [":carol!c@h AWAY", ":carol!c@h AWAY :still at lunch",  # back, then away again
+             ":test.server 301 alice carol :still at lunch"])  # fmt: skip
+    away = [ln.text for ln in query.lines if " is away: " in ln.text]
+    assert away == ["carol is away: lunch", "Carol is away: still at lunch",
+                    "carol is away: still at lunch"]  # fmt: skip
+    # A WHOIS says it whatever was said before, with its reply.
+    run(s, "/whois carol")
+    feed(s, [":test.server 311 alice carol c h * :Carol",
+             ":test.server 301 alice carol :still at lunch",
+             ":test.server 318 alice carol :End of /WHOIS list"])  # fmt: skip
+    assert s.current is not query
+    assert "carol is away: still at lunch" in [ln.text for ln in s.current.lines]
