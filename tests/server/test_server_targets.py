@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from chat import masks
 from server.config import ServerConfig
 from tests.conftest import RunningServer, suite_config
 from tests.server.helpers import ask
@@ -75,3 +76,15 @@ async def test_whois_with_a_user_as_target_asks_the_users_server(
 async def test_whois_nick_nick_for_a_missing_nick_is_401(server: RunningServer) -> None:
     c = await server.client("alice")
     assert [m.command for m in await ask(c, "WHOIS gone gone")] == ["401", "318"]
+
+
+async def test_server_masks_are_not_kept_in_the_shared_mask_cache(server: RunningServer) -> None:
+    """A stream of made-up server masks must not churn the cache that K-lines and
+    extbans are matched through (chat.masks._cache)."""
+    c = await server.client("alice")
+    for n in range(5):
+        await ask(c, f"MOTD *nosuch{n}*")
+        await ask(c, f"LINKS *other{n}* *")
+        await ask(c, f"LINKS *else{n}*")
+    kept = set(masks._cache._globs)
+    assert not [m for m in kept if "nosuch" in m or "other" in m or "else" in m]

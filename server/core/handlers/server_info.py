@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from chat import numerics as N
-from chat.masks import mask_matches
+from chat.masks import compile_mask
 from chat.message import Message
 from server import VERSION
 
@@ -43,10 +43,17 @@ def other_server(core: ServerCore, client: Client, name: str) -> bool:
     No name means this server. Another cluster node counts as known: every node sees
     the whole network, so this one answers for it (as LINKS does).
     """
-    if not name or any(mask_matches(name, server, core.fold) for server, _ in linked_servers(core)):
+    if not name or _server_matches(core, name, linked_servers(core)):
         return False
     core.reply(client, ERR_NOSUCHSERVER, name, "No such server")
     return True
+
+
+def _server_matches(core: ServerCore, mask: str, servers: list[tuple[str, int]]) -> bool:
+    """Whether a client's server ``mask`` matches one of ``servers``: compiled here, not
+    through the shared mask cache, which a stream of made-up masks would churn."""
+    glob = compile_mask(mask, core.fold)
+    return any(glob.matches(core.fold(name)) for name, _ in servers)
 
 
 def _other_server(core: ServerCore, client: Client, msg: Message, at: int = 0) -> bool:
@@ -148,14 +155,15 @@ def handle_links(core: ServerCore, client: Client, msg: Message) -> None:
     params = msg.params[:2]
     if len(params) == 2 and params[0]:
         remote = params[0]
-        if not any(mask_matches(remote, name, core.fold) for name, _ in servers):
+        if not _server_matches(core, remote, servers):
             core.reply(client, ERR_NOSUCHSERVER, remote, "No such server")
             return
     mask = params[-1] if params else ""
     info = server_description(core)
     here = core.config.name
+    glob = compile_mask(mask, core.fold) if mask else None
     for name, hops in servers:
-        if not mask or mask_matches(mask, name, core.fold):
+        if glob is None or glob.matches(core.fold(name)):
             # "<server> <the server it links through>", as solanum and ergo send it (and
             # irctest expects); the other nodes are linked to this one over the bus.
             core.reply(client, N.RPL_LINKS, name, here, f"{hops} {info}")
