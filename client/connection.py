@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import re
 import ssl
 import time
 from collections import deque
@@ -48,6 +49,13 @@ READ_SIZE = 65536
 NAME_MISMATCH = frozenset({62, 63, 64})
 OUT_OF_DATE = frozenset({9, 10})
 RECONNECT_GRACE = 1.0  # seconds a server has to close the connection after /reconnect's QUIT
+# A server that closes the link while we register with the same ERROR this many times in
+# a row (a user name it refuses, a ban) refuses us for good: retrying stops, as irssi's
+# does after repeated failures, until /reconnect.
+REFUSALS_TO_STOP = 3
+# ...unless its words say the refusal passes (a throttle, a full server, a restart).
+PASSING_REFUSAL = re.compile(
+    r"full|too (fast|many)|throttl|try again|later|wait|restart|shut", re.IGNORECASE)
 
 
 @dataclass(slots=True)
@@ -133,6 +141,7 @@ class Connection:
         self._closing = False
         self._last_rx = 0.0
         self.attempt = 0  # consecutive failed or short-lived connections
+        self._refused = ("", 0)  # the server's refusal (Session.refusal), times in a row
         self._tls_hint_shown = False  # the untrusted-certificate hint (once a run)
         self.running = False
 
@@ -357,6 +366,7 @@ class Connection:
         try:
             while not self._closing:
                 tls, port = self.endpoint()
+                refusal = ""
                 self._say_stored_policy()
                 self.session.connecting(self._clock(), target=f"{s.host}:{port}")
                 self.flush()
@@ -381,6 +391,7 @@ class Connection:
                     reader, writer = opened
                     started = loop.time()
                     await self._serve(reader, writer, secure=tls)
+                    refusal = self.session.refusal
                     if loop.time() - started >= s.stable_after:
                         self.attempt = 0
                 if self._upgrade is not None and not self._closing:
@@ -389,6 +400,10 @@ class Connection:
                     continue
                 if self._closing or not s.reconnect:
                     break
+                if self._refused_for_good(refusal):
+                    await self._pause(None)  # until /reconnect (or /quit)
+                    self.attempt = 0
+                    continue
                 delay = backoff_delay(self.attempt, s.backoff_base, s.backoff_cap, self._rand)
                 self.attempt += 1
                 if self._skip_backoff:  # /reconnect
@@ -404,6 +419,22 @@ class Connection:
             self.session.reconnect_delay = None
             self.session.stopped(self._clock())
             self.flush()
+
+    def _refused_for_good(self, refusal: str) -> bool:
+        """Count ``refusal`` (the last connection's, "" for none) in a row; True, said,
+        when retrying is to stop. Network errors and a server that let us in break the
+        row; so do a refusal that passes and different words."""
+        if not refusal or PASSING_REFUSAL.search(refusal):
+            self._refused = ("", 0)
+            return False
+        last, times = self._refused
+        times = times + 1 if refusal == last else 1
+        self._refused = (refusal, times)
+        if times < REFUSALS_TO_STOP:
+            return False
+        self.session.not_reconnecting(refusal, times, self._clock())
+        self.flush()
+        return True
 
     def endpoint(self) -> tuple[bool, int]:
         """(TLS?, port) for the next connection: STS policies override plaintext."""
@@ -523,10 +554,14 @@ class Connection:
         assert ctx is not None
         return await asyncio.open_connection(s.host, port, ssl=ctx, server_hostname=s.host)
 
-    async def _pause(self, delay: float) -> None:
+    async def _pause(self, delay: float | None) -> None:
+        """Wait ``delay`` seconds (None: no end), or until woken (/reconnect, /quit)."""
         assert self._wake is not None
         self._wake.clear()
         if self._closing:
+            return
+        if delay is None:
+            await self._wake.wait()
             return
         sleeper = asyncio.ensure_future(self._sleep(delay))
         waker = asyncio.ensure_future(self._wake.wait())

@@ -310,6 +310,9 @@ class Session:
         self._registered_account: str | None = None  # REGISTER SUCCESS: a hint follows 900
         self._motd_done = False
         self._closed_why = ""  # the ERROR that ended the connection we were in
+        # The ERROR a server closed this connection with before letting us in (a user
+        # name it refuses, a ban); "" otherwise. The driver stops retrying on repeats.
+        self.refusal = ""
         self._batches: dict[str, _Batch] = {}
         self._batch_seq = 0  # draft/multiline batches we sent (their references)
         self.outbox = Outbox(self)  # our messages until the server confirms them
@@ -426,6 +429,7 @@ class Session:
         self.account = None
         self._motd_done = False
         self._closed_why = ""
+        self.refusal = ""
         self._batches.clear()
         self._history.connection_made()
         self.outbox.connection_made()
@@ -534,6 +538,17 @@ class Session:
             self._add(self.server, self._local(Kind.INFO, f"Reconnecting in {delay:.1f} s", now))
         elif target:  # (until the welcome, the server buffer showed nothing happening)
             self._add(self.server, self._local(Kind.INFO, f"Connecting to {target}", now))
+        self._status()
+
+    def not_reconnecting(self, refusal: str, times: int, now: float) -> None:
+        """The driver stops retrying: the server refused us the same way ``times`` in
+        a row. Said where the user is too: nothing else will happen until they act."""
+        self._retry_at = self.reconnect_delay = None
+        text = (f"Not reconnecting: the server refused us {times} times in a row "
+                f"({refusal}); /reconnect to try again")
+        self.error(text, now, self.server)
+        if self.current is not self.server:
+            self.error(text, now)
         self._status()
 
     def ping(self, now: float) -> str:
@@ -1579,6 +1594,8 @@ class Session:
         inside = self.state is State.CONNECTED
         if inside:
             self._closed_why = plain(text)
+        elif self.state is State.REGISTERING and kind is Kind.ERROR and not self._upgrading:
+            self.refusal = plain(text)
         self._add(self.server, self._local(kind, f"Server: {text}", now), count=not inside)
 
     # --- CAP

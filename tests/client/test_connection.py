@@ -636,6 +636,65 @@ async def test_a_servers_closing_error_is_said_where_the_user_talks_not_as_activ
     assert not s.server.activity
 
 
+async def refuse(ircd: Ircd, made: int, words: str = "") -> None:
+    """The ``made``-th connection (from 1), once it has sent USER: ERROR ``words`` (none
+    when ""), closed."""
+    def registering() -> bool:
+        return sum(ln.startswith("USER ") for ln in ircd.lines) >= made
+
+    await ircd.wait(registering, f"connection {made}'s USER")
+    if words:
+        ircd.send(f"ERROR :{words}")
+    ircd.writers[-1].close()
+
+
+async def test_the_same_refusal_three_times_in_a_row_stops_reconnecting_until_reconnect(
+    clients: list[ChatClient], ircd: Ircd
+) -> None:
+    """ngIRCd closes the link at once on a user name it refuses (an explicit --user
+    a!b): retrying changed nothing, for ever. After three such refusals in a row the
+    client stops, says why, and /reconnect tries again (stopping after one more)."""
+    ircd.welcome = False
+    alice = ChatClient.start(ircd.port, "alice")
+    clients.append(alice)
+    s = alice.session
+    for made in (1, 2, 3):
+        await refuse(ircd, made, "Invalid user name")
+
+    def said(times: int) -> bool:
+        return f"Not reconnecting: the server refused us {times} times in a row (Invalid " \
+            "user name); /reconnect to try again" in [ln.text for ln in s.server.lines]
+
+    await alice.wait(lambda: said(3), "the client to stop reconnecting")
+    assert s.connects == 3 and s.state is State.DISCONNECTED and s.reconnect_delay is None
+    assert s.server.lines[-1].kind is Kind.ERROR
+    alice.conn.input("/reconnect")
+    await refuse(ircd, 4, "Invalid user name")
+    await alice.wait(lambda: said(4), "the client to stop again")
+    assert s.connects == 4
+
+
+async def test_refusals_that_pass_or_are_not_in_a_row_keep_reconnecting(
+    clients: list[ChatClient], ircd: Ircd
+) -> None:
+    """A throttle or a full server refuses us only for a while; a network error or
+    other words between two refusals break the row: retrying goes on."""
+    ircd.welcome = False
+    alice = ChatClient.start(ircd.port, "alice")
+    clients.append(alice)
+    script = ["Closing Link: h (Connecting too fast; try again later)"] * 3 + [
+        "Server is full", "Server is full", "Server is full",
+        "Invalid user name", "Invalid user name", "",  # (a network error)
+        "Invalid user name", "Invalid user name", "You are banned", "Invalid user name",
+    ]
+    for made, words in enumerate(script, 1):
+        await refuse(ircd, made, words)
+    ircd.welcome = True
+    await alice.wait(lambda: alice.session.registered, "the next retry let in")
+    assert alice.session.connects == len(script) + 1
+    assert not [ln for ln in alice.session.server.lines if ln.text.startswith("Not reconn")]
+
+
 async def test_connection_refused_backs_off_and_retries(clients: list[ChatClient]) -> None:
     srv = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
     port = srv.sockets[0].getsockname()[1]

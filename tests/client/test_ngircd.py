@@ -86,3 +86,20 @@ async def test_a_nick_with_brackets_registers(
     s = client.session
     await client.wait(lambda: s.registered or s.connects > 1, "registration or a reconnect")
     assert s.registered and s.connects == 1
+
+
+async def test_a_user_name_refused_three_times_stops_reconnecting(
+    ngircd: RunningServer, clients: list[ChatClient]
+) -> None:
+    """An explicit user name ngIRCd refuses ("Invalid user name", the link closed)
+    stays refused: after three refusals in a row the client stops retrying and says
+    why, instead of reconnecting for ever."""
+    client = ChatClient.start(ngircd.port, "bob")
+    client.session.config.user = "a!b"  # (before the connection is made)
+    clients.append(client)
+    s = client.session
+    stopped = ("Not reconnecting: the server refused us 3 times in a row (Invalid user "
+               "name); /reconnect to try again")  # fmt: skip
+    await client.wait(lambda: stopped in [ln.text for ln in s.server.lines], "the stop")
+    assert s.connects == 3 and not s.registered
+    assert [ln.text for ln in s.server.lines].count("Server: Invalid user name") == 3
