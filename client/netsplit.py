@@ -6,7 +6,8 @@ channel when the servers meet again: hundreds of lines. The session still update
 member lists at once, but hands the lines of such quits (and of the joins of the same
 users coming back within :data:`REMEMBER` seconds) to :class:`Netsplits`, which folds
 them per channel into one line, ``Netsplit a.net <-> b.net quits: bob, carol (+37 more)``
-or ``Netsplit over, joins: bob, carol``, given out once no more came for
+or ``Netsplit over, joins: bob, carol`` (those who spoke in the channel first, most
+recently first), given out once no more came for
 :data:`QUIET` seconds (or :data:`MAX_WAIT` after the first). The session is sans-IO:
 it asks for the folds due whenever it is called with the time (a line received, a
 keepalive, :meth:`client.session.Session.tick`), and gives a channel's pending folds
@@ -61,15 +62,18 @@ class _Fold:
     nicks: list[str] = field(default_factory=list)
 
     def line(self) -> Line:
-        shown = ", ".join(self.nicks[:MAX_NICKS])
-        if len(self.nicks) > MAX_NICKS:
-            shown += f" (+{len(self.nicks) - MAX_NICKS} more)"
+        # Those who spoke here, most recently first, are named before the rest (in
+        # the order they came), so "+N more" hides the silent ones, not the talkers.
+        nicks = sorted(self.nicks, key=lambda nick: -self.buf.last_spoke(nick))
+        shown = ", ".join(nicks[:MAX_NICKS])
+        if len(nicks) > MAX_NICKS:
+            shown += f" (+{len(nicks) - MAX_NICKS} more)"
         if self.kind is Kind.QUIT and self.servers is not None:
             text = f"Netsplit {self.servers[0]} <-> {self.servers[1]} quits: {shown}"
         else:
             text = f"Netsplit over, joins: {shown}"
         text, spans = display(text)
-        return Line(self.time, self.kind, "", text, spans, nicks=tuple(self.nicks))
+        return Line(self.time, self.kind, "", text, spans, nicks=tuple(nicks))
 
 
 @dataclass(slots=True)

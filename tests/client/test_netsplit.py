@@ -68,6 +68,26 @@ def test_a_splits_quits_are_one_line_per_channel_once_quiet() -> None:
     assert [ln.kind for ln in buf.lines].count(Kind.QUIT) == 1
 
 
+def test_a_fold_names_those_who_spoke_first_most_recently_first() -> None:
+    """30 split, 3 of whom had spoken: the line named the last 10 to quit, the talkers
+    hidden in "+20 more". They come first now, the newest speaker first; the joins of
+    their return too."""
+    s, buf = in_t(events="all")
+    nicks = [f"n{i}" for i in range(30)]
+    feed(s, [*joined(nicks), said("n2", "first", T0), said("n1", "second", T0 + 1),
+             said("n3", "third", T0 + 2), said("n2", "again", T0 + 3)])  # fmt: skip
+    feed(s, [event(n, "QUIT", T0 + 10, SPLIT) for n in reversed(nicks)], now=NOW)
+    s.tick(NOW + 5)
+    quiet = [f"n{i}" for i in range(29, 3, -1)][: MAX_NICKS - 3]
+    assert buf.lines[-1].text == (
+        "Netsplit irc.hub.net <-> irc.leaf.net quits: "
+        + ", ".join(["n2", "n3", "n1", *quiet]) + " (+20 more)"
+    )
+    feed(s, [event(n, "JOIN", T0 + 60) for n in nicks], now=NOW + 60)
+    s.tick(NOW + 65)
+    assert buf.lines[-1].text.startswith("Netsplit over, joins: n2, n3, n1, n0, n4, n5, ")
+
+
 def test_a_fold_goes_before_any_later_line_of_its_channel() -> None:
     s, buf = in_t(events="all")
     feed(s, joined(["bob", "carol", "dave"]))
