@@ -59,6 +59,7 @@ from .query import (
     SERVED_COMMANDS,
     Cond,
     floor_sql,
+    latest_served_sql,
     run_plan,
     served,
     served_sql,
@@ -147,6 +148,7 @@ _COLUMNS = "target, seq, msgid, time_ms, source, command, channel, text, tags"
 _SERVED = served_sql(SERVED_COMMANDS)
 _FLOOR = floor_sql("%s")  # its one placeholder: the target, again
 _FLOOR_OF_T = floor_sql("t.target", by_time=True)  # in a LATERAL walk per target t
+_LATEST_SERVED_OF_T = latest_served_sql("t.target")
 # Folds ASCII letters only, whatever the database's locale (lower() and ILIKE follow it).
 _ASCII_FOLD = "translate({}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
 
@@ -527,13 +529,11 @@ class PostgresStore:
         lo, hi = min(start_ms, end_ms), max(start_ms, end_ms)
 
         def read(conn: Conn) -> list[tuple[str, int]]:
-            # Each target's latest served message: per target, a LATERAL walk down the
-            # (target, time_ms) index from its newest end, its floor looked up once.
+            # Each target's latest served message: per target, a LATERAL walk of at most
+            # TARGETS_WALK rows down the (target, time_ms) index from its newest end.
             rows = conn.execute(
                 "SELECT m.channel, m.time_ms FROM unnest(%s::text[]) AS t(target) "
-                "CROSS JOIN LATERAL (SELECT channel, time_ms FROM messages x "
-                f"WHERE x.target = t.target AND {_FLOOR_OF_T} AND {_SERVED} "
-                "ORDER BY time_ms DESC, seq DESC LIMIT 1) AS m",
+                f"CROSS JOIN LATERAL ({_LATEST_SERVED_OF_T}) AS m",
                 (list(dict.fromkeys(folded)),),
             ).fetchall()
             return latest_within(((str(r[0]), int(r[1])) for r in rows), lo, hi, limit)

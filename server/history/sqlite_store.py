@@ -30,6 +30,7 @@ from .query import (
     SERVED_COMMANDS,
     Cond,
     floor_sql,
+    latest_served_sql,
     run_plan,
     served,
     served_sql,
@@ -138,6 +139,7 @@ _INSERT = f"INSERT INTO messages ({_COLUMNS}, sender) VALUES (?, ?, ?, ?, ?, ?, 
 _SERVED = served_sql(SERVED_COMMANDS)
 _FLOOR = floor_sql("?")  # its one placeholder: the target, again
 _FLOOR_BY_TIME = floor_sql("?", by_time=True)
+_LATEST_SERVED = latest_served_sql("?")  # its two placeholders: the target, twice
 # A piece of the retention sweep (store.SWEEP_TARGETS): the next targets after the
 # cursor, one MIN(target) probe each, with their newest and oldest seq (two more probes;
 # SQLite does one min() or max() as a probe, both in one SELECT as a walk of the target).
@@ -579,14 +581,11 @@ class SQLiteStore:
         if not folded:
             return []
         lo, hi = min(start_ms, end_ms), max(start_ms, end_ms)
-        # Each target's latest served message: one walk down messages_target_time from
-        # its newest end, stopping at the first served row.
-        sql = (
-            f"SELECT channel, time_ms FROM messages WHERE target = ? AND {_FLOOR_BY_TIME} "
-            f"AND {_SERVED} ORDER BY time_ms DESC, seq DESC LIMIT 1"
-        )
+        # Each target's latest served message: a walk of at most TARGETS_WALK rows down
+        # messages_target_time from its newest end.
         with self._snapshot() as conn:
-            latest = [conn.execute(sql, (t, t)).fetchone() for t in dict.fromkeys(folded)]
+            latest = [conn.execute(_LATEST_SERVED, (t, t)).fetchone()
+                      for t in dict.fromkeys(folded)]
         return latest_within(((str(r[0]), int(r[1])) for r in latest if r), lo, hi, limit)
 
     def conversations(
