@@ -2590,6 +2590,8 @@ class Session:
             if self.is_me(target):
                 self.user_modes = _apply_user_modes(self.user_modes, msg.params[1])
                 self._status()
+                self._add(self.server, self._user_mode_line(msg, nick, now))
+                return
             self._add(self.server, self._line(msg, now, Kind.MODE, text, nick=nick))
             return
         buf = self.buffer(target)
@@ -2623,6 +2625,16 @@ class Session:
             buf.version += 1
             self.emit(BufferChanged(buf))
         self._add(buf, self._line(msg, now, Kind.MODE, text, nick=nick, buf=buf))
+
+    def _user_mode_line(self, msg: Message, setter: str, now: float) -> Line:
+        """Our user modes changed, said as irssi says it: "Mode change [+i] for user
+        alice" (the status bar alone went unnoticed), and by whom when another user
+        set them (services, an operator); ours or the server's are no news."""
+        text = f"Mode change [{' '.join(msg.params[1:])}] for user {msg.params[0]}"
+        other = "!" in (msg.source or "") and not self.is_me(setter)
+        if other:
+            text += f" by {setter}"
+        return self._line(msg, now, Kind.MODE, text, own=not other)
 
     def _on_topic(self, msg: Message, now: float) -> None:
         if len(msg.params) < 2:

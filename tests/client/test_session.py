@@ -173,6 +173,20 @@ def test_user_modes_follow_mode_lines_and_are_forgotten_on_reconnect() -> None:
     assert s.user_modes == ""
 
 
+def test_own_user_mode_changes_are_said_in_the_server_buffer_as_irssi_says_them() -> None:
+    """``/mode alice +i`` (ngIRCd) changed only the status bar; now a line, as irssi's
+    "Mode change [+i] for user alice", and by whom when services set one."""
+    s = chat_session(channels=())
+    feed(s, [":alice!~a@h MODE alice :+i", ":alice MODE alice -i+w",
+             ":NickServ!s@services MODE alice :+r"])  # fmt: skip
+    assert [(ln.kind, ln.nick, ln.text) for ln in list(s.server.lines)[-3:]] == [
+        (Kind.MODE, "", "Mode change [+i] for user alice"),
+        (Kind.MODE, "", "Mode change [-i+w] for user alice"),
+        (Kind.MODE, "", "Mode change [+r] for user alice by NickServ"),
+    ]
+    assert s.user_modes == "rw"
+
+
 def test_erroneous_nick_falls_back_to_a_short_valid_one() -> None:
     s = make(nick="averyveryverylongnick")
     s.connection_made(NOW)
