@@ -1,10 +1,13 @@
 """Replies to the queries a user makes (WHOIS, WHOWAS, WHO, LIST, ban lists, HELP):
 which numerics they are, and friendlier text for the common ones (also for the
-InspIRCd list mode refusals)."""
+InspIRCd list mode refusals); and the text for a DCC offer, which we do not take."""
 
 from __future__ import annotations
 
 from chat import numerics as N
+from chat.digits import is_digits
+
+from .formatting import plain
 
 # Replies to queries the user made: shown in the current buffer.
 QUERY_NUMERICS = frozenset(
@@ -89,3 +92,37 @@ def list_mode_text(code: str, params: list[str]) -> str | None:
     name = LIST_NAMES.get(mode, f"+{mode} list")
     verb = "is already on" if code == ERR_LISTMODEALREADYSET else "is not on"
     return f"{channel}: {mask} {verb} the {name}"
+
+
+MAX_DCC_NAME = 100  # characters of an offered file's name shown (a name can be 400)
+
+
+def dcc_text(nick: str, args: str) -> str:
+    """What a CTCP DCC from ``nick`` asks (``args``: after "DCC "), said with "DCC is
+    not supported": a file offer (SEND) names the file and its size. Only those are
+    read; the address and port never are."""
+    sub, _, rest = args.partition(" ")
+    who = plain(nick)
+    if sub.upper() == "CHAT":
+        return f"{who} offers a chat by DCC; DCC is not supported"
+    if sub.upper() != "SEND":
+        return f"{who} sent a DCC {plain(sub)[:16]} request; DCC is not supported"
+    name, tail = _dcc_file(rest)
+    fields = tail.split()  # ip port size [token]
+    size = fields[2] if len(fields) >= 3 and is_digits(fields[2]) and len(fields[2]) < 20 else ""
+    shown = f"{name} ({int(size):,} bytes)" if size else name
+    return f"{who} offers a file by DCC: {shown}; DCC is not supported"
+
+
+def _dcc_file(rest: str) -> tuple[str, str]:
+    """(the file's name fit to show, what follows it) from a DCC SEND's arguments; the
+    name may be in double quotes (it has spaces). Control characters, formatting and
+    direction overrides go; a long name is cut."""
+    if rest.startswith('"') and (end := rest.find('"', 1)) > 0:
+        name, tail = rest[1:end], rest[end + 1 :]
+    else:
+        name, _, tail = rest.partition(" ")
+    name = plain(name).strip() or "(no name)"
+    if len(name) > MAX_DCC_NAME:
+        name = name[: MAX_DCC_NAME - 1] + "…"
+    return name, tail

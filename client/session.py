@@ -74,6 +74,7 @@ from .replies import (
     ERR_LISTMODENOTSET,
     LIST_NUMERICS,
     QUERY_NUMERICS,
+    dcc_text,
     list_mode_text,
     query_text,
 )
@@ -2954,6 +2955,9 @@ class Session:
                 self.info(f"CTCP PING reply from {plain(nick)}: {max(0.0, now - sent):.3f} s", now)
                 return
             self.info(f"CTCP {cmd} reply from {plain(nick)}: {plain(arg)}", now)
+            return
+        if cmd == "DCC":  # (what it offers, and that we take none of it)
+            self.info(dcc_text(nick, arg), now, self.server)
             return
         self.info(f"CTCP {cmd} from {plain(nick)}", now, self.server)
         if cmd not in _CTCP_REPLIES or not _safe_name(nick) or not self._ctcp_token(now):

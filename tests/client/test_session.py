@@ -1088,6 +1088,33 @@ def test_ctcp_action_version_and_throttle() -> None:
     assert s.take_outgoing() == ["@label=o1 PRIVMSG #t :\x01ACTION dances\x01"]
 
 
+def test_a_dcc_offer_says_what_it_offers_and_that_dcc_is_not_supported() -> None:
+    """It showed only "CTCP DCC from carol": a file offer names the file (quoted when
+    it has spaces; sanitised, cut when long) and its size; nothing is answered."""
+    s = chat_session()
+    long_name = "x" * 300
+    out = feed(s, [
+        privmsg("carol", "alice", "\x01DCC SEND file.txt 2130706433 5000 1234\x01"),
+        privmsg("carol", "alice", '\x01DCC SEND "my \x02notes\x02 v2.txt" 1 0 98765 7\x01'),
+        privmsg("carol", "alice", "\x01DCC SEND evil\u202etxt.exe 1 2 ²\x01"),
+        privmsg("carol", "alice", f"\x01DCC SEND {long_name} 1 2 3\x01"),
+        privmsg("carol", "alice", "\x01DCC CHAT chat 2130706433 5001\x01"),
+        privmsg("carol", "alice", "\x01DCC RESUME file.txt 5000 100\x01"),
+    ])  # fmt: skip
+    assert out == []
+    said = [ln.text for ln in list(s.server.lines)[-6:]]
+    unsupported = "; DCC is not supported"
+    assert said == [
+        "carol offers a file by DCC: file.txt (1,234 bytes)" + unsupported,
+        "carol offers a file by DCC: my notes v2.txt (98,765 bytes)" + unsupported,
+        "carol offers a file by DCC: eviltxt.exe" + unsupported,
+        "carol offers a file by DCC: " + "x" * 99 + "… (3 bytes)" + unsupported,
+        "carol offers a chat by DCC" + unsupported,
+        "carol sent a DCC RESUME request" + unsupported,
+    ]
+    assert s.buffer("carol") is None
+
+
 def test_whois_whowas_and_who_replies_are_shown_in_words() -> None:
     s = chat_session()
     feed(s, [
