@@ -44,7 +44,7 @@ from server.core.relay import Relay
 from server.core.state import Channel, Client
 from server.history.model import StoredMessage, is_transit
 
-from .events import Came, Event, Publish, Recover, RecoverDirect, RecoverTransit, Resync
+from .events import Came, Event, Publish, Recover, RecoverDirect, RecoverTransit, Resync, encode
 
 if TYPE_CHECKING:
     from server.core.core import ServerCore
@@ -141,6 +141,14 @@ class ClusterState:
         # node -> the bans and removals of its last merged snapshot: an unchanged list
         # (nearly every heartbeat) is not parsed and merged again.
         self.ban_views: dict[str, Any] = {}
+        # Bumped whenever another node's event (not a heartbeat), snapshot or loss is
+        # applied here; with ``g``, whether what this node's snapshot holds may have
+        # changed (``snapshot_version``): an unchanged one is not built again.
+        self.applied = 0
+        # Folded channel -> (what its record is made of, the record encoded), for the
+        # channels of the last snapshot encoded: long ban lists made one node re-encode
+        # megabytes every heartbeat for one channel that changed, or none.
+        self.records: dict[str, tuple[tuple[Any, ...], bytes]] = {}
 
     def seen(self, channel: str, msgid: str) -> None:
         """A message of this node's in ``channel`` (stored, and delivered here)."""
@@ -284,12 +292,90 @@ def publish(
 
 
 def snapshot(core: ServerCore) -> Event:
+    """This node's users, their channels and its bans, as another node applies them."""
     from server.core.handlers.channels import channel_record
-    from server.core.handlers.registration import user_record
+
+    users, channels = _snapshot_users(core)
+    return {
+        **_snapshot_head(core), "w": int(core.clock() * 1000), "users": users,
+        "chans": {folded: channel_record(channel) for folded, channel in channels.items()},
+        **_snapshot_bans(core),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedSnapshot:
+    """``snapshot`` as JSON in parts, without its time ``w``: two are equal when the
+    snapshots they make are (the channels' records, cached until their channel changes,
+    compare by identity first)."""
+
+    g: int
+    head: bytes
+    users: bytes
+    chans: tuple[bytes, ...]  # '"folded":{record}' each
+    bans: bytes
+
+    def data(self, w: int) -> bytes:
+        """The snapshot as written to Redis, made at ``w`` (ms by this node's clock)."""
+        return b"".join((
+            self.head[:-1], b',"w":%d,"users":' % w, self.users,
+            b',"chans":{', b",".join(self.chans), b"},", self.bans[1:],
+        ))
+
+
+def encoded_snapshot(core: ServerCore) -> EncodedSnapshot:
+    """``snapshot``, encoded: a channel's record is encoded again only if it changed."""
+    from server.core.handlers.channels import channel_record
 
     state = _state(core)
+    users, channels = _snapshot_users(core)
+    records: dict[str, tuple[tuple[Any, ...], bytes]] = {}
+    for folded, channel in channels.items():
+        made_of = _record_parts(channel)
+        cached = state.records.get(folded)
+        if cached is None or cached[0] != made_of:
+            cached = (made_of, encode(folded) + b":" + encode(channel_record(channel)))
+        records[folded] = cached
+    state.records = records  # (channels no longer in it are forgotten)
+    return EncodedSnapshot(
+        state.g, encode(_snapshot_head(core)), encode(users),
+        tuple(record for _, record in records.values()), encode(_snapshot_bans(core)),
+    )
+
+
+def snapshot_version(core: ServerCore) -> tuple[int, int]:
+    """Moves whenever what this node's snapshot holds may have changed: with every
+    event it publishes, and with every event, snapshot or loss of another node applied
+    here (a ban set from there in a channel of ours moves no counter of ours)."""
+    state = _state(core)
+    return state.g, state.applied
+
+
+def _record_parts(channel: Channel) -> tuple[Any, ...]:
+    """Everything ``channel_record`` reads of ``channel``: the list entries themselves,
+    which compare by identity, then by value (a ``Ban`` is replaced, never changed)."""
+    return (
+        channel.name, channel.created, channel.topic, channel.topic_setter,
+        channel.topic_time, frozenset(channel.modes), channel.key, channel.limit,
+        channel.origin, tuple(channel.bans), tuple(channel.excepts), tuple(channel.invex),
+        tuple(channel.quiets),
+    )
+
+
+def _snapshot_head(core: ServerCore) -> Event:
+    state = _state(core)
+    return {
+        "k": "snapshot", "n": core.node_id, "g": state.g, "c": dict(state.chan_seq),
+        "e": run_of(core), "name": core.config.name,
+    }
+
+
+def _snapshot_users(core: ServerCore) -> tuple[list[dict[str, Any]], dict[str, Channel]]:
+    """The records of this node's users, and the channels they are in."""
+    from server.core.handlers.registration import user_record
+
     users = []
-    chans: dict[str, Any] = {}
+    channels: dict[str, Channel] = {}
     for client in core.clients.values():
         if not client.registered or client.closing is not None:
             continue
@@ -300,12 +386,12 @@ def snapshot(core: ServerCore) -> Event:
             record["acc"] = [core.uid(user) for user in client.accepting]
         users.append(record)
         for folded, channel in client.channels.items():
-            if folded not in chans:
-                chans[folded] = channel_record(channel)
+            channels.setdefault(folded, channel)
+    return users, channels
+
+
+def _snapshot_bans(core: ServerCore) -> Event:
     return {
-        "k": "snapshot", "n": core.node_id, "g": state.g, "c": dict(state.chan_seq),
-        "e": run_of(core), "w": int(core.clock() * 1000),  # the heartbeat's too
-        "name": core.config.name, "users": users, "chans": chans,
         "bans": [b.to_record() for b in core.bans],
         "unbans": [r.to_record() for r in core.bans.removals()],
     }
@@ -720,6 +806,7 @@ def remote_event(core: ServerCore, event: Event) -> None:
         # The sending node kept it in those channels' history (event playback).
         for folded in event.get("c", {}):
             core.emit(HistoryStale(str(folded)))
+    state.applied += 1
     try:
         handler(core, event)
     except (KeyError, TypeError, ValueError):
@@ -1205,6 +1292,7 @@ def node_gone(
         for table, waiting in held:
             table[waiting][1].append({"k": _DEPARTED, "d": departure})
     state = _state(core)
+    state.applied += 1
     state.seen_g.pop(node, None)
     state.heard_ms.pop(node, None)
     state.stream.pop(node, None)
@@ -1256,6 +1344,7 @@ def remote_snapshot(core: ServerCore, snap: Event) -> None:
         return
     state.stale.discard(node)
     state.seen_g[node] = g
+    state.applied += 1
     _merge_bans(core, snap)
     heard = state.heard_ms.get(node)
     if last is not None and g > last:  # events that never came: private messages too

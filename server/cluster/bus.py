@@ -9,9 +9,9 @@ shared store), and it feeds what other nodes publish back into the core.
   (re)subscribe it reloads every node's snapshot, so nothing missed while it was
   away stays missed.
 * Every ``cluster_heartbeat`` seconds: this node's snapshot is written to Redis
-  (with a TTL), a heartbeat is published (by the same publisher, behind the events),
-  nick leases are renewed, and nodes not heard from for ``cluster_dead_after``
-  seconds are declared gone.
+  (with a TTL; only its TTL renewed when nothing in it changed), a heartbeat is
+  published (by the same publisher, behind the events), nick leases are renewed, and
+  nodes not heard from for ``cluster_dead_after`` seconds are declared gone.
 * With Redis down the node keeps serving its own users; nick claims are granted
   locally (logged) and re-claimed when Redis is back.
 """
@@ -41,6 +41,8 @@ from server.tasks import spawn
 from .apply import (
     CLOCK_SKEW_MS,
     ChannelRetry,
+    EncodedSnapshot,
+    encoded_snapshot,
     merge_came,
     read_failed,
     recovered,
@@ -48,6 +50,7 @@ from .apply import (
     recovered_transit,
     retry_over,
     run_of,
+    snapshot_version,
 )
 from .events import (
     CHANNEL,
@@ -128,6 +131,12 @@ class ClusterBus:
         self._loops: list[asyncio.Task[None]] = []
         self._resyncing: set[str] = set()
         self._announcing = False  # a snapshot asked for by another node is being written
+        # One announcement at a time: the last snapshot written is the newest built.
+        self._announce_lock = asyncio.Lock()
+        # The snapshot in Redis, as far as we know, and the ``snapshot_version`` it was
+        # (re)built at; None until one is written, or after a write failed.
+        self._written: EncodedSnapshot | None = None
+        self._written_at: tuple[int, int] | None = None
         self.last_heard: dict[str, float] = {}
         # Nodes declared gone (silent past cluster_dead_after, or said bye) and not heard
         # from since: their users quit here, and their nick leases may be taken over.
@@ -593,7 +602,7 @@ class ClusterBus:
 
         async def announce() -> None:
             try:
-                await self._announce()
+                await self._announce(fresh=True)
             except (RedisError, OSError) as exc:
                 log.debug("cluster: snapshot on request failed (heartbeat will do): %s", exc)
             finally:
@@ -601,19 +610,46 @@ class ClusterBus:
 
         self._spawn(announce())
 
-    async def _announce(self) -> None:
-        snap = self.core.cluster_snapshot()
-        ttl = int(max(self.config.cluster_dead_after * 2, 1.0) * 1000)
+    async def _announce(self, *, fresh: bool = False) -> None:
+        """Write our snapshot (``fresh``: even if unchanged), then publish a heartbeat.
+
+        An unchanged snapshot is neither built nor written again, only kept: its TTL
+        renewed. Built and written every heartbeat, one address's channels with full
+        ban lists made it 8 MB of JSON a second, and the loop stalled 40-70 ms each
+        time. Kept or written, the snapshot in Redis holds every change this node made
+        or applied before the heartbeat that follows (a node that sees it may read it).
+        """
+        async with self._announce_lock:
+            ttl = int(max(self.config.cluster_dead_after * 2, 1.0) * 1000)
+            version = snapshot_version(self.core)
+            snap = self._written
+            if snap is None or version != self._written_at or fresh:
+                snap = encoded_snapshot(self.core)
+            now = int(self.core.clock() * 1000)
+            if fresh or snap != self._written or not await self._keep(ttl):
+                self._written = None  # (until the write is known to have landed)
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.set(NODE_KEY + self.node, snap.data(now), px=ttl)
+                    pipe.sadd(NODES_KEY, self.node)
+                    await pipe.execute()
+                self._written = snap
+            self._written_at = version
+            # Through the publisher, behind every event the snapshot counted: published
+            # on a connection of its own it could overtake them, and each other node took
+            # that for a gap (a warning, a snapshot read and a recovery of every shared
+            # channel). After the snapshot is written: a node that sees the heartbeat may
+            # read it.
+            self._queue.put_nowait(encode({"k": "hb", "n": self.node, "g": snap.g,
+                                           "e": run_of(self.core), "w": now}))
+
+    async def _keep(self, ttl: int) -> bool:
+        """Renew the TTL of our snapshot in Redis; False if it is not there (Redis
+        restarted, or the key ran out while the loop was held up)."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(NODE_KEY + self.node, encode(snap), px=ttl)
+            pipe.pexpire(NODE_KEY + self.node, ttl)
             pipe.sadd(NODES_KEY, self.node)
-            await pipe.execute()
-        # Through the publisher, behind every event the snapshot counted: published on a
-        # connection of its own it could overtake them, and each other node took that
-        # for a gap (a warning, a snapshot read and a recovery of every shared channel).
-        # After the snapshot is written: a node that sees the heartbeat may read it.
-        self._queue.put_nowait(encode({"k": "hb", "n": self.node, "g": snap["g"],
-                                       "e": snap["e"], "w": snap["w"]}))
+            kept, _ = await pipe.execute()
+        return bool(kept)
 
     async def _heartbeat(self) -> None:
         interval = self.config.cluster_heartbeat

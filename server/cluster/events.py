@@ -93,7 +93,8 @@ class RecoverTransit:
     came: Came = ()
 
 
-def encode(event: Event) -> bytes:
+def encode(event: Any) -> bytes:
+    """An event, or a part of one, as JSON."""
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
 
 
