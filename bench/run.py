@@ -252,6 +252,7 @@ OURS_BENCH_FLAGS = {
     "--throttle-burst": "0",
     "--flood-burst": "0",
     "--max-clients": "0",
+    "--scan-burst": "0",  # histlat's CHATHISTORY and SEARCH, hundreds from one address
 }
 
 

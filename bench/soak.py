@@ -11,7 +11,7 @@ One command, loopback only, bounded in time and in count; it stops by itself
 * our server (``python -m server``, pinned to core 0 like ``bench.run`` does)
   with ``--redis``, ``--db`` in a temp dir, ``--metrics-port``, the per-host
   limits lifted for loopback (``--max-per-host 0 --throttle-burst 0
-  --max-clients 0``) but flood control ON with modest values
+  --max-clients 0 --scan-burst 0``) but flood control ON with modest values
   (``--flood-burst 10 --flood-rate 2 --flood-max-queue 40`` by default).
 
 Phases:
@@ -862,6 +862,7 @@ class Soak:
         args = ["--host", HOST, "--port", str(self.port), "--metrics-port", str(self.metrics_port)]
         args += ["--db", str(self.dir / "history.db"), "--redis", self.redis.url]
         args += ["--max-per-host", "0", "--throttle-burst", "0", "--max-clients", "0"]
+        args += ["--scan-burst", "0"]  # the history check pages every channel from here
         args += ["--flood-burst", str(cfg.flood_burst), "--flood-rate", str(cfg.flood_rate)]
         args += ["--flood-max-queue", str(cfg.flood_max_queue), "--history-max-rows", "0"]
         args += ["--log-level", "info", *cfg.server_args]

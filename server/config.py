@@ -94,9 +94,9 @@ class ServerConfig:
     password_min_length: int = 8  # characters in an account's password, at least
     memo_limit: int = 5  # memos an account may send at once (0: no limit) ...
     memo_refill: float = 60.0  # ... and seconds until it may send one more
-    # LIST, WHO, NAMES, SEARCH and join playback walk channels, users or history: matches
-    # (rows) a host may spend at once (0: no limit) and earns back per second; operators
-    # are not counted.
+    # LIST, WHO, NAMES, SEARCH, CHATHISTORY and join playback walk channels, users or
+    # history: matches (rows) a host may spend at once (0: no limit) and earns back per
+    # second; operators are not counted.
     scan_burst: int = 200_000
     scan_rate: float = 50_000.0
     # History: SQLite store of record ("" turns history off), Redis cache-aside.

@@ -190,10 +190,10 @@ _HELP: dict[str, str] = {
     "memo_refill": "seconds until an account may send one more memo",
     "scan_burst": "matches one host may spend at once before 'try again': LIST (channels "
     "matched), WHO (users matched and listed), NAMES of a channel past one line (members "
-    "listed), SEARCH and join playback (history rows read; past it a playback is "
-    "skipped) (0: no limit; operators are not counted)",
-    "scan_rate": "matches per second a host earns back for LIST, WHO, NAMES, SEARCH and "
-    "join playback",
+    "listed), SEARCH, CHATHISTORY and join playback (history rows read; past it a "
+    "playback is skipped) (0: no limit; operators are not counted)",
+    "scan_rate": "matches per second a host earns back for LIST, WHO, NAMES, SEARCH, "
+    "CHATHISTORY and join playback",
     "cloak_key": "secret for host cloaks (empty: a random one kept in the --db database, "
     "so cloaks stay the same across restarts; random per start without a database)",
     "ban_file": "file that keeps operators' K-lines and D-lines across restarts "

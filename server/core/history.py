@@ -33,7 +33,7 @@ from server.history.model import (
     Search,
     StoredMessage,
 )
-from server.history.query import EVENT_COMMANDS
+from server.history.query import EVENT_COMMANDS, TARGETS_WALK, walk_limit
 
 from .multiline import MultilineRelay, fallback_tags, render, stored_lines
 from .relay import Relay
@@ -319,6 +319,8 @@ def handle_chathistory(core: ServerCore, client: Client, msg: Message) -> None:
             fail(client, "CHATHISTORY", "INVALID_PARAMS", sub, "Invalid timestamp")
             return
         targets = tuple(client.channels)
+        if not read_charged(core, client, sub, "*", targets_cost(core, len(targets))):
+            return
         rid = core.new_history_request(client, "targets", "")
         account = core.fold(client.account) if client.account is not None else ""
         core.emit(HistoryRequest(rid, None, targets, a.time_ms, b.time_ms, limit, account))
@@ -351,8 +353,41 @@ def handle_chathistory(core: ServerCore, client: Client, msg: Message) -> None:
         with_events=EVENT_PLAYBACK in client.caps,
         with_redactions=REDACT_CAP in client.caps,
     )
+    if not read_charged(core, client, sub, target, read_cost(core, q)):
+        return
     rid = core.new_history_request(client, "chathistory", channel.name if channel else target)
     core.emit(HistoryRequest(rid, q))
+
+
+def read_cost(core: ServerCore, q: Query) -> int:
+    """The rows a CHATHISTORY read of ``q`` may examine: its walk (``walk_limit``, two
+    of them for AROUND), each no longer than a channel's rows (``history_max_rows``)."""
+    limits = (q.limit // 2, q.limit) if q.subcommand == "AROUND" else (q.limit,)
+    cap = core.config.history_max_rows
+    return sum(min(walk_limit(n), cap) if cap else walk_limit(n) for n in limits)
+
+
+def targets_cost(core: ServerCore, channels: int) -> int:
+    """The rows a TARGETS read may examine: TARGETS_WALK per channel. (The account's
+    conversations are one index range of at most ``limit`` rows: not counted.)"""
+    cap = core.config.history_max_rows
+    return channels * (min(TARGETS_WALK, cap) if cap else TARGETS_WALK)
+
+
+def read_charged(core: ServerCore, client: Client, sub: str, target: str, rows: int) -> bool:
+    """Whether the host's scan budget (``core.scan_allowed``) pays for a CHATHISTORY read
+    of ``rows`` rows; if not, the client is told to try again (the spec's FAIL).
+
+    Uncharged, ten connections of one address kept the one history reader busy and
+    every other read and join playback waited seconds (RELIABILITY.md, fifth round).
+    Charged up front by what a read may walk, 10,000 rows at the defaults: the burst
+    pays for 20, and one connection's flood rate (5 lines/s) is the budget's rate.
+    """
+    if core.scan_allowed(client, rows):
+        return True
+    core.fail(client, "CHATHISTORY", "MESSAGE_ERROR", sub, target,
+              "Too much history was read from your host just now; try again in a few seconds")
+    return False
 
 
 def conversation_of(core: ServerCore, client: Client, nick: str) -> str | None:
@@ -501,8 +536,8 @@ def playback_charged(core: ServerCore, client: Client, name: str, rows: int) -> 
         count = core.config.history_playback
         text = (f"Recent messages in {name} were not replayed: too much history was read "
                 "from your address just now (your next joins may skip it too, for a "
-                f"moment). To see them, send CHATHISTORY LATEST {name} * {count} (/quote "
-                "in most clients), or use your client's history command.")
+                f"moment). To see them, send CHATHISTORY LATEST {name} * {count} in a few "
+                "seconds (/quote in most clients), or use your client's history command.")
         core.send(client, Message("NOTICE", [name, text], core.config.name))
     return False
 

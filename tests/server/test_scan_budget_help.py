@@ -1,7 +1,7 @@
 """The --scan-burst and --scan-rate help names everything that pays from the host's scan
-budget: each command the core charges (``may_scan``), SEARCH and join playback (which
-ask ``scan_allowed``). An operator sizing the budget from the help alone would not know
-that NAMES and playback spend it too."""
+budget: each command the core charges (``may_scan``), SEARCH, CHATHISTORY and join
+playback (which ask ``scan_allowed``). An operator sizing the budget from the help alone
+would not know that NAMES and playback spend it too."""
 
 from __future__ import annotations
 
@@ -30,5 +30,5 @@ def test_the_charged_commands_are_found() -> None:
 @pytest.mark.parametrize("option", ["scan_burst", "scan_rate"])
 def test_the_help_names_everything_that_pays(option: str) -> None:
     [help_text] = [opt.help for opt in OPTIONS if opt.name == option]
-    for payer in [*sorted(charged_commands()), "SEARCH", "join playback"]:
+    for payer in [*sorted(charged_commands()), "SEARCH", "CHATHISTORY", "join playback"]:
         assert payer in help_text, payer
