@@ -121,6 +121,18 @@ def normalize_mask(mask: str) -> str:
     return mask
 
 
+HOSTLEN = 63  # the longest host a mask needs to name (ratbox's and solanum's HOSTLEN)
+
+
+def bound_mask(mask: str, nicklen: int, userlen: int, hostlen: int = HOSTLEN) -> str:
+    """A complete ``nick!user@host`` mask with each part cut to the longest a user's
+    can be, as ratbox's pretty_mask (solanum's too). Longer, a part is junk: a glob of
+    many wildcards at best (cut, it may match more), otherwise it matches no one."""
+    nick, bang, rest = mask.partition("!")
+    user, at, host = rest.partition("@")
+    return nick[:nicklen] + bang + user[:userlen] + at + host[:hostlen]
+
+
 # Extended bans (solanum's syntax, ISUPPORT EXTBAN=$,a): "$a" matches users logged in
 # to any account, "$a:<glob>" those whose account matches, "$~a" users logged in to
 # none. They go in the b, e, I and q lists beside nick!user@host masks.

@@ -268,7 +268,8 @@ def test_four_long_bans_are_relayed_over_several_mode_lines_not_cut() -> None:
         bob = h.register("bob")
         h.send_line(alice, "JOIN #c")
         h.send_line(bob, "JOIN #c")
-        masks = ["m" * 110 + str(i) + "!*@*" for i in range(4)]
+        # 105 bytes each, the longest kept (nick, user and host cut to 30, 10 and 63).
+        masks = ["m" * 29 + f"{i}!{'u' * 10}@{'h' * 63}" for i in range(4)]
         got = h.send_line(alice, "MODE #c +bbbb " + " ".join(masks))
         seen: list[str] = []
         for line in got[bob]:

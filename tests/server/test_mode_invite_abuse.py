@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from chat.masks import bound_mask
 from tests.conftest import RunningServer, start_server, suite_config
 from tests.ircclient import IRCTestClient
 from tests.server.helpers import ask, only
@@ -27,10 +28,11 @@ async def stopping() -> AsyncIterator[list[RunningServer]]:
 
 
 async def banned_channel(server: RunningServer, bans: int, width: int = 20) -> IRCTestClient:
-    """``alice``, operator of #c, which holds ``bans`` +b masks of about ``width`` bytes."""
+    """``alice``, operator of #c, which holds ``bans`` +b masks padded by ``width``
+    characters in the nick and the host (cut as the server cuts them: to 30 and 63)."""
     alice = await server.client("alice")
     await alice.join("#c")
-    masks = [f"n{i}{'x' * width}!*@*" for i in range(bans)]
+    masks = [bound_mask(f"n{i}{'x' * width}!*@{'h' * width}", 30, 10) for i in range(bans)]
     for i in range(0, bans, 4):
         await alice.send(f"MODE #c +bbbb {' '.join(masks[i:i + 4])}")
     await alice.sync()

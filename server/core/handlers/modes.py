@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from chat import numerics as N
 from chat.digits import is_digits
-from chat.masks import EXTBAN_PREFIX, is_valid_extban, normalize_mask
+from chat.masks import EXTBAN_PREFIX, bound_mask, is_valid_extban, normalize_mask
 from chat.message import MAX_LINE_BODY, Message
 from chat.names import is_channel_name
 
@@ -178,8 +178,9 @@ def channel_mode(
                 core.reply(client, N.ERR_INVALIDMODEPARAM, channel.name, ch, mask,
                            "Unknown extended ban (EXTBAN=$,a: $a, $a:<account>, $~a)")
                 continue
-            if _change_mask_list(core, client, channel, ch, adding, mask):
-                applied.append(("+" if adding else "-", ch, mask))
+            changed = _change_mask_list(core, client, channel, ch, adding, mask)
+            if changed is not None:
+                applied.append(("+" if adding else "-", ch, changed))
         elif ch == "k":
             if adding and not params:
                 core.reply(client, N.ERR_INVALIDMODEPARAM, channel.name, "k", "*", "Key is missing")
@@ -367,25 +368,44 @@ def render_changes(applied: list[tuple[str, str, str | None]]) -> list[str]:
 
 def _change_mask_list(
     core: ServerCore, client: Client, channel: Channel, letter: str, adding: bool, mask: str
-) -> bool:
-    """Add or remove ``mask`` on list mode ``letter``; True when the list changed."""
+) -> str | None:
+    """Add or remove ``mask`` on list mode ``letter``: the mask added (cut, ``_bounded``)
+    or removed, None when the list did not change."""
     masks = channel.mask_list(letter)
-    folded = core.fold(mask)
     if not adding:
-        before = len(masks)
-        masks[:] = [b for b in masks if core.fold(b.mask) != folded]
-        return len(masks) != before
+        # As given, or as it is added now: an entry may be from before the cut.
+        for each in dict.fromkeys((mask, _bounded(core, mask))):
+            folded = core.fold(each)
+            before = len(masks)
+            masks[:] = [b for b in masks if core.fold(b.mask) != folded]
+            if len(masks) != before:
+                return each
+        return None
     if len(mask.encode()) > MAX_BAN_MASK:  # bytes: 200 characters can be 800
         core.reply(client, N.ERR_INVALIDMODEPARAM, channel.name, letter, "*", "Mask too long")
-        return False
+        return None
+    mask = _bounded(core, mask)
     if sum(len(channel.mask_list(each)) for each in LIST_MODES) >= MAX_LIST_ENTRIES:
         what = LIST_MODES[letter][2].removeprefix("End of channel ")
         core.reply(client, N.ERR_BANLISTFULL, channel.name, mask, f"Channel {what} is full")
-        return False
+        return None
+    folded = core.fold(mask)
     if any(core.fold(b.mask) == folded for b in masks):
-        return False
+        return None
     masks.append(Ban(mask, client.mask, int(core.clock())))
-    return True
+    return mask
+
+
+def _bounded(core: ServerCore, mask: str) -> str:
+    """A list mode's complete ``mask`` cut to what a user has: nick, user and host to
+    NICKLEN, USERLEN and 63 (``bound_mask``), an extban's account to NICKLEN. Each entry
+    is kept, listed, and in a cluster carried in every snapshot of its channel: a part
+    longer than any user's took those bytes for nothing."""
+    config = core.config
+    if mask.startswith(EXTBAN_PREFIX):
+        kind, colon, account = mask.partition(":")
+        return kind + colon + account[:config.nicklen]
+    return bound_mask(mask, config.nicklen, config.userlen)
 
 
 def send_mask_list(
