@@ -44,6 +44,9 @@ MAX_LOADING = 20
 # buffer loading for ever, nor a reconnect without its line.
 HISTORY_TIMEOUT = 60.0
 NO_ANSWER = "no answer from the server"
+# PageUp asks again this long after a MESSAGE_ERROR: our server says "try again in a
+# few seconds" when the host's read budget is spent (others when their store is busy).
+RETRY_REFUSED_SECONDS = 5.0
 
 # Batch types that carry history, and a TARGETS listing.
 HISTORY_BATCHES = frozenset({"chathistory", "draft/chathistory"})
@@ -274,6 +277,7 @@ class ChatHistory:
             or buf.no_history
             or buf.history_loading
             or (buf.history_complete and not buf.cleared)  # (what /clear took is newer)
+            or now < buf.history_retry_at
         ):
             return False
         limit = self._limit()
@@ -674,7 +678,9 @@ class ChatHistory:
     ) -> bool:
         """A FAIL answered ``buf``'s oldest request ``req``, or none came in time
         (``why``, in words): it ends, and is not asked again (PageUp) on this
-        connection. True when a gap fill's last line said why."""
+        connection, but after a MESSAGE_ERROR (the server could not read it now), which
+        PageUp asks again after RETRY_REFUSED_SECONDS. True when a gap fill's last line
+        said why."""
         key = self._session.fold(buf.name)
         said = False
         if req is not None and req.gap:
@@ -687,8 +693,11 @@ class ChatHistory:
         if code == "INVALID_TARGET" and buf.kind is BufferKind.QUERY:
             buf.no_history = True  # no accounts on both sides: the server keeps none
         elif req is not None and req.kind in ("latest", "before"):
-            buf.history_complete = True
             buf.history_refused = why
+            if code == "MESSAGE_ERROR":  # (for now: the spec's "could not retrieve")
+                buf.history_retry_at = now + RETRY_REFUSED_SECONDS
+            else:
+                buf.history_complete = True
         buf.history_loading = self._waiting(key)
         buf.version += 1
         self._session.emit(BufferChanged(buf))

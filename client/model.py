@@ -240,6 +240,9 @@ class Buffer:
     # Why the server's older history was not fetched (a FAIL's text, no answer): it is
     # not asked again on this connection, but it is not the beginning of history.
     history_refused: str = ""
+    # A MESSAGE_ERROR (the server could not read it now: a busy store, a spent read
+    # budget) is not the end: PageUp asks again from this time (monotonic, like ``now``).
+    history_retry_at: float = 0.0
     # /clear was used and no older history has been merged since: the top line is
     # where the clear left off, not the beginning of history.
     cleared: bool = False

@@ -536,6 +536,27 @@ def test_request_older_prepends_and_keeps_order() -> None:
     assert buf.history_complete and not s.request_older(buf, NOW)
 
 
+def test_pageup_refused_for_now_asks_again_later_and_other_refusals_end_it() -> None:
+    """Our server refuses a read past the host's budget with MESSAGE_ERROR, "try again
+    in a few seconds": PageUp asks again after RETRY_REFUSED_SECONDS, not never."""
+    s = chat_session()
+    buf = s.buffer("#t")
+    assert buf is not None
+    rows = [(f"u{i}", f"m{i}", f"M{i:03d}", T0 - 1000 + i) for i in range(100, 200)]
+    feed(s, history_batch("b1", "#t", rows))
+    assert s.request_older(buf, NOW)
+    s.take_outgoing()
+    feed(s, ["FAIL CHATHISTORY MESSAGE_ERROR BEFORE #t :Too much history was read from your "
+             "host just now; try again in a few seconds"])
+    assert buf.history_refused and not buf.history_complete
+    assert not s.request_older(buf, NOW + 1)
+    assert s.request_older(buf, NOW + client_history.RETRY_REFUSED_SECONDS)
+    assert s.take_outgoing() == ["CHATHISTORY BEFORE #t msgid=M100 100"]
+    feed(s, ["FAIL CHATHISTORY INVALID_PARAMS BEFORE #t :Invalid parameters"])
+    assert buf.history_complete
+    assert not s.request_older(buf, NOW + 60)
+
+
 def test_request_older_when_scrollback_is_full() -> None:
     s = chat_session(scrollback=100)
     buf = s.buffer("#t")
