@@ -32,8 +32,10 @@ class ServerProcess:
              self.backend, "--db", str(self.db), "--history-playback", "0",
              # Retention would legitimately prune a burst this size; keep every row.
              "--history-max-rows", "0",
-             # A burst of thousands of lines from one host: no fakelag, no host limits.
-             "--flood-burst", "0", "--max-per-host", "0", "--throttle-burst", "0"],
+             # A burst of thousands of lines from one host: no fakelag, no host limits;
+             # and fetch_all pages all of it back at once, past the host's read budget.
+             "--flood-burst", "0", "--max-per-host", "0", "--throttle-burst", "0",
+             "--scan-burst", "0"],
             stdout=subprocess.DEVNULL,
             stderr=self.log,
         )
