@@ -277,6 +277,8 @@ class Session:
         self.user_modes = ""
         self.account: str | None = None  # logged in as (900), None when not
         self.reconnect_delay: float | None = None  # set while waiting to reconnect
+        # The driver stopped retrying (``not_reconnecting``) until /reconnect.
+        self.not_retrying = False
         self.malformed = 0  # lines that could not be parsed
         self._told_too_long = False  # lines_too_long said so once
         self.connects = 0  # connections made so far
@@ -531,6 +533,7 @@ class Session:
     def connecting(self, now: float, delay: float | None = None, target: str = "") -> None:
         """The driver waits ``delay`` seconds (None: connects right now, to ``target``)."""
         self.reconnect_delay = delay
+        self.not_retrying = False
         # The status line counts the wait down: tick() every second until then.
         self._retry_at = now + delay if delay else None
         self.state = State.DISCONNECTED if delay else State.CONNECTING
@@ -545,6 +548,7 @@ class Session:
         """The driver stops retrying: the server refused us the same way ``times`` in
         a row. Said where the user is too: nothing else will happen until they act."""
         self._retry_at = self.reconnect_delay = None
+        self.not_retrying = True
         text = (f"Not reconnecting: the server refused us {times} times in a row "
                 f"({refusal}); /reconnect to try again")
         self.error(text, now, self.server)

@@ -678,4 +678,6 @@ def _connection_text(session: Session) -> str:
         return f"registering, no reply for {session.waiting_reply:.0f} s"
     if state is State.DISCONNECTED and session.reconnect_delay:
         return f"disconnected, retrying in {session.reconnect_delay:.0f} s"
+    if state is State.DISCONNECTED and session.not_retrying:
+        return "disconnected, not retrying: /reconnect"
     return state.value

@@ -291,6 +291,20 @@ def test_the_wait_before_reconnecting_counts_down_in_the_status_line() -> None:
     assert s.due_at is None
 
 
+def test_the_status_line_says_when_the_client_stopped_retrying() -> None:
+    from client.ui.views import Views, status_fragments
+
+    def status() -> str:
+        return "".join(t for _, t, *_ in status_fragments(s, Views()))
+
+    s = chat_session()
+    s.connection_lost(NOW, "closed")
+    s.not_reconnecting("Invalid user name", 3, NOW)
+    assert "disconnected, not retrying: /reconnect" in status()
+    s.connecting(NOW + 60)  # /reconnect: connecting again
+    assert "not retrying" not in status()
+
+
 # ---------------------------------------------------------------------- members
 
 
