@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .utf8 import utf8_size
+
 CAP = "draft/multiline"
 BATCH_TYPE = "draft/multiline"
 CONCAT = "draft/multiline-concat"
@@ -24,10 +26,6 @@ def combine(lines: Sequence[Line]) -> str:
             out.append("\n")
         out.append(text)
     return "".join(out)
-
-
-def utf8_size(text: str) -> int:
-    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def split_concat(text: str, limit: int) -> list[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .utf8 import utf8_size
+
 CHANTYPES = "#&"
 NICK_SPECIAL = "[]\\`_^{|}"
 _NICK_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" + NICK_SPECIAL)
@@ -29,9 +31,9 @@ def is_valid_channel(name: str, maxlen: int = 50, chantypes: str = CHANTYPES) ->
     that the other limits leave room for 200 bytes too long."""
     if len(name) < 2 or name[0] not in chantypes:
         return False
-    # (Short names need no encoding. surrogatepass: text decoded with surrogateescape,
-    # as the parser does, must not raise; a surrogate counts as 3 bytes.)
-    if len(name) > maxlen // 4 and len(name.encode("utf-8", "surrogatepass")) > maxlen:
+    # (Short names need no encoding. Text decoded with surrogateescape, as the parser
+    # does, must not raise: utf8_size counts a surrogate as 3 bytes.)
+    if len(name) > maxlen // 4 and utf8_size(name) > maxlen:
         return False
     return _CHANNEL_FORBIDDEN.isdisjoint(name)
 

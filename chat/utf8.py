@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 
+def utf8_size(text: str) -> int:
+    """``text``'s length in UTF-8 bytes (a surrogate, from text decoded with
+    surrogateescape, counted as 3: never an error)."""
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
 def truncate_utf8(text: str, limit: int) -> str:
     """``text`` cut to at most ``limit`` UTF-8 bytes, never inside a character."""
     limit = max(limit, 0)

@@ -29,8 +29,8 @@ from chat.multiline import (
     Line,
     combine,
     split_concat,
-    utf8_size,
 )
+from chat.utf8 import utf8_size
 
 # The names and pieces shared with the server, used through this module too.
 __all__ = ["BATCH_TYPE", "CAP", "CONCAT", "Limits", "MultilineMessage", "WireLine", "assemble",

@@ -15,9 +15,10 @@ from chat import numerics as N
 from chat.digits import is_digits
 from chat.message import MAX_LINE_BODY, Message, parse_tags, serialize_tags
 from chat.msgid import is_msgid, timestamp_ms
-from chat.multiline import split_concat, utf8_size
+from chat.multiline import split_concat
 from chat.names import CHANTYPES
 from chat.servertime import format_time, parse_time
+from chat.utf8 import utf8_size
 from server.history.model import (
     CLOSED_COMMAND,
     ENDED_COMMAND,

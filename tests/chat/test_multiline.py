@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chat.multiline import combine, split_concat, utf8_size
+from chat.multiline import combine, split_concat
+from chat.utf8 import utf8_size
 
 
 def test_combine_joins_lines_with_line_feeds_and_concatenated_ones_directly() -> None:

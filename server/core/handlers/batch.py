@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from chat.message import Message, serialize_tags
-from chat.multiline import BATCH_TYPE, CAP, CONCAT, Line, combine, utf8_size
+from chat.multiline import BATCH_TYPE, CAP, CONCAT, Line, combine
+from chat.utf8 import utf8_size
 
 from ..flood import FREE_TAG_BYTES
 from .messaging import relay_message

@@ -10,7 +10,7 @@ from chat.formatting import strip_formatting
 from chat.masks import EXTBAN_PREFIX, compile_mask, extban_matches
 from chat.message import MAX_LINE_BODY, Message
 from chat.names import is_valid_channel
-from chat.utf8 import truncate_utf8
+from chat.utf8 import truncate_utf8, utf8_size
 
 from ..caps import NO_IMPLICIT_NAMES
 from ..listing import parse_list
@@ -359,8 +359,7 @@ def _name_lines(entries: list[str], budget: int) -> list[str]:
     line: list[str] = []
     size = 0
     for entry in entries:
-        # Nicks are ASCII; a userhost-in-names username may not be.
-        length = len(entry) if entry.isascii() else len(entry.encode("utf-8", "surrogateescape"))
+        length = utf8_size(entry)  # (a userhost-in-names username may be multibyte)
         if line and size + length + 1 > budget:
             lines.append(" ".join(line))
             line, size = [], 0

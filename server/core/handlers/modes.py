@@ -9,6 +9,7 @@ from chat.digits import is_digits
 from chat.masks import EXTBAN_PREFIX, bound_mask, is_valid_extban, normalize_mask
 from chat.message import MAX_LINE_BODY, Message
 from chat.names import is_channel_name
+from chat.utf8 import utf8_size
 
 from ..history import is_closed, note_closed
 from ..relay import relay_wire
@@ -325,7 +326,7 @@ def _fitting_chunks(
     """``applied`` cut into runs whose MODE line fits 512 bytes, the bytes counted as
     each change is added (rendering each growing run was quadratic)."""
     # ":source MODE name " and CRLF; a run adds its modestring and " arg" per argument.
-    base = _wire_len(source) + _wire_len(name) + len(":  MODE \r\n")
+    base = utf8_size(source) + utf8_size(name) + len(":  MODE \r\n")
     chunks: list[list[tuple[str, str, str | None]]] = []
     size = 0
     sign = ""
@@ -333,7 +334,7 @@ def _fitting_chunks(
         s, _letter, arg = change
         # The last argument may need a ':' (empty, or starting with one): counted for
         # any such argument, which at worst splits a line a byte early.
-        extra = 0 if arg is None else 1 + _wire_len(arg) + _needs_colon(arg)
+        extra = 0 if arg is None else 1 + utf8_size(arg) + _needs_colon(arg)
         if chunks and size + 1 + (s != sign) + extra <= MAX_LINE_BODY:
             chunks[-1].append(change)
             size += 1 + (s != sign) + extra
@@ -342,10 +343,6 @@ def _fitting_chunks(
             size = base + 2 + extra
         sign = s
     return chunks
-
-
-def _wire_len(text: str) -> int:
-    return len(text.encode("utf-8", "surrogateescape"))
 
 
 def _needs_colon(arg: str) -> bool:
