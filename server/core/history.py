@@ -364,15 +364,19 @@ def read_cost(core: ServerCore, q: Query) -> int:
     """The rows a CHATHISTORY read of ``q`` may examine: its walk (``walk_limit``, two
     of them for AROUND), each no longer than a channel's rows (``history_max_rows``)."""
     limits = (q.limit // 2, q.limit) if q.subcommand == "AROUND" else (q.limit,)
-    cap = core.config.history_max_rows
-    return sum(min(walk_limit(n), cap) if cap else walk_limit(n) for n in limits)
+    return sum(_rows_walked(core, walk_limit(n)) for n in limits)
 
 
 def targets_cost(core: ServerCore, channels: int) -> int:
     """The rows a TARGETS read may examine: TARGETS_WALK per channel. (The account's
     conversations are one index range of at most ``limit`` rows: not counted.)"""
+    return channels * _rows_walked(core, TARGETS_WALK)
+
+
+def _rows_walked(core: ServerCore, walk: int) -> int:
+    """A walk of ``walk`` rows of one target, which holds ``history_max_rows`` at most."""
     cap = core.config.history_max_rows
-    return channels * (min(TARGETS_WALK, cap) if cap else TARGETS_WALK)
+    return min(walk, cap) if cap else walk
 
 
 def read_charged(core: ServerCore, client: Client, sub: str, target: str, rows: int) -> bool:
