@@ -35,6 +35,11 @@ def decode(text: str) -> int:
     return value
 
 
+def msgid_at(ms: int, low: int) -> str:
+    """The id of millisecond ``ms`` whose low 32 bits (counter and node) are ``low``."""
+    return encode((ms << 32) | (low & 0xFFFFFFFF))
+
+
 class MsgIdGenerator:
     """Monotonic within one process: ids from later calls always sort after earlier ones."""
 
@@ -55,7 +60,13 @@ class MsgIdGenerator:
         else:
             self._counter = 0
         self._last_ms = ms
-        return encode((ms << 32) | (self._counter << 16) | self._node)
+        return msgid_at(ms, (self._counter << 16) | self._node)
+
+    @property
+    def last_ms(self) -> int:
+        """The millisecond in the last id made: later than ``now`` had the clock gone
+        back, or more than 65,536 ids been made in one millisecond."""
+        return self._last_ms
 
 
 def timestamp_ms(msgid: str) -> int:
@@ -65,3 +76,8 @@ def timestamp_ms(msgid: str) -> int:
 
 def is_msgid(text: str) -> bool:
     return len(text) == _LENGTH and all(ch in _DECODE for ch in text)
+
+
+def msgid_ms(text: str) -> int | None:
+    """The millisecond an id names, or None if ``text`` is not one of ours."""
+    return decode(text) >> 32 if is_msgid(text) else None

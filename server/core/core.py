@@ -237,7 +237,6 @@ class ServerCore:
         self.stats = CoreStats()
         self._time_ms = -1
         self._time_text = ""
-        self._time_text_ms = 0
         self.history_enabled = bool(config.db)
         # Set by the transport while a failed commit's messages wait for the store: new
         # messages that would be stored are refused, not relayed unstored.
@@ -712,15 +711,15 @@ class ServerCore:
             if "B" in source.modes:
                 client_tags = {**(client_tags or {}), "bot": ""}
             source = source.mask
-        now = self.clock()
-        ms = int(now * 1000)
+        msgid = self.msgids.next(self.clock())
+        # The time tag is the msgid's own millisecond, so a stored row's time_ms always
+        # names its msgid's (the store finds a msgid by it) and times never go back.
+        ms = self.msgids.last_ms
         if ms != self._time_ms:  # many messages share a millisecond: format it once
-            self._time_ms, self._time_text = ms, format_time(now)
-            self._time_text_ms = round(parse_time(self._time_text) * 1000)
+            self._time_ms, self._time_text = ms, format_time(ms / 1000)
         if lines is not None:
-            return MultilineRelay(source, params[0], lines, self._time_text,
-                                  self.msgids.next(now), client_tags)
-        return Relay(source, command, params, self._time_text, self.msgids.next(now), client_tags)
+            return MultilineRelay(source, params[0], lines, self._time_text, msgid, client_tags)
+        return Relay(source, command, params, self._time_text, msgid, client_tags)
 
     def deliver(self, client: Client, relay: Relay) -> None:
         self.write(client, relay.for_form(client.tag_form))
@@ -893,9 +892,8 @@ class ServerCore:
         return stored.target
 
     def _relay_time_ms(self, relay: Relay) -> int:
-        # Parsed once per millisecond in new_relay, so it matches the time tag exactly.
-        if relay.time == self._time_text:
-            return self._time_text_ms
+        if relay.time == self._time_text:  # made by new_relay this millisecond
+            return self._time_ms
         return round(parse_time(relay.time) * 1000)
 
     def after_join(self, client: Client, channel: Channel) -> None:

@@ -167,9 +167,8 @@ def note_closed(core: ServerCore, channel: Channel, was_closed: bool) -> None:
 def marker_row(core: ServerCore, folded: str, name: str, command: str) -> NewMessage:
     """A row of the server's own about the channel ``folded`` (ENDED, CLOSED, OPENED):
     never served, it tells the reads where a channel ended."""
-    now = core.clock()
-    return NewMessage(folded, core.msgids.next(now), int(now * 1000), core.config.name,
-                      command, name, "")
+    msgid = core.msgids.next(core.clock())
+    return NewMessage(folded, msgid, core.msgids.last_ms, core.config.name, command, name, "")
 
 
 def dm_key(a: str, b: str) -> str:

@@ -6,7 +6,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chat.msgid import MsgIdGenerator, decode, encode, is_msgid, timestamp_ms
+from chat.msgid import (
+    MsgIdGenerator,
+    decode,
+    encode,
+    is_msgid,
+    msgid_at,
+    msgid_ms,
+    timestamp_ms,
+)
 
 NOW = 1_763_707_140.123  # 2025-11-21T06:39:00.123Z
 
@@ -54,6 +62,30 @@ def test_clock_going_backwards_still_increases() -> None:
     later = gen.next(NOW + 1)
     assert later > earlier
     assert timestamp_ms(later) == int((NOW + 1) * 1000)
+
+
+def test_last_ms_is_the_millisecond_of_the_last_id() -> None:
+    """What the core stamps a message with (its time tag, its stored time), so that
+    the store can find a row by its msgid's millisecond."""
+    gen = MsgIdGenerator(node=1)
+    for now in (NOW, NOW - 3600, NOW + 1):
+        msgid = gen.next(now)
+        assert gen.last_ms == timestamp_ms(msgid) == msgid_ms(msgid)
+    assert gen.last_ms == int((NOW + 1) * 1000)
+
+
+def test_msgid_ms_of_what_is_not_an_id() -> None:
+    assert msgid_ms("not-a-msgid") is None
+    assert msgid_ms("0" * 15) is None  # too short
+    assert msgid_ms("I" * 16) is None  # I is not in the alphabet
+    assert msgid_ms("0" * 16) == 0
+
+
+def test_msgid_at_names_its_millisecond() -> None:
+    msgid = msgid_at(1_800_000_000_123, 0xABCD_1234)
+    assert is_msgid(msgid) and msgid_ms(msgid) == 1_800_000_000_123
+    assert decode(msgid) & 0xFFFFFFFF == 0xABCD_1234
+    assert msgid_at(5, 1) < msgid_at(5, 2) < msgid_at(6, 0)  # the order is the time's
 
 
 def test_counter_overflow_borrows_the_next_millisecond() -> None:
