@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from chat.msgid import msgid_at
 from server.history.breaker import CircuitBreaker
 from server.history.cache import COMPLETE, RedisHistoryCache
 from server.history.model import NO_REF, NewMessage, Query, Ref, StoredMessage
@@ -131,10 +132,11 @@ _ids = itertools.count(1)
 
 def new_message(target: str, text: str = "", time_ms: int | None = None) -> NewMessage:
     n = next(_ids)
+    time_ms = 1_700_000_000_000 + n * 1000 if time_ms is None else time_ms
     return NewMessage(
         target=target,
-        msgid=f"m{n}",
-        time_ms=1_700_000_000_000 + n * 1000 if time_ms is None else time_ms,
+        msgid=msgid_at(time_ms, n),  # a row's msgid names its millisecond, as the core's
+        time_ms=time_ms,
         source=f"nick{n % 5}!user@host",
         command="PRIVMSG",
         channel=target,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from chat.msgid import msgid_at
 from server.history.model import NewMessage
 from server.history.sqlite_store import SQLiteStore
 
@@ -42,7 +43,8 @@ class Writer:
         out = []
         for _ in range(count):
             self.n += 1
-            out.append(NewMessage(target, f"m{self.n}", BASE_MS + self.n, "n!u@h", "PRIVMSG",
+            time_ms = BASE_MS + self.n
+            out.append(NewMessage(target, msgid_at(time_ms, 0), time_ms, "n!u@h", "PRIVMSG",
                                   target, f"text {self.n}"))
         return out
 

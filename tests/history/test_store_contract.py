@@ -23,6 +23,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from chat.msgid import msgid_at
 from server.config import ServerConfig
 from server.history import sqlite_store
 from server.history import store as store_module
@@ -102,10 +103,8 @@ def is_pg(store: Store) -> bool:
 
 
 class Messages:
-    """Deterministic messages. Msgids mix case and punctuation so that byte order
-    (Python's, SQLite's, the stores' contract) differs from a locale's order."""
-
-    PREFIXES = ("a", "B", "c", "D", "_", "e", "-", "F")
+    """Deterministic messages. Each msgid names its row's millisecond, as the core's
+    do (the stores find a msgid by it)."""
 
     def __init__(self) -> None:
         self.n = 0
@@ -115,10 +114,11 @@ class Messages:
     ) -> NewMessage:
         self.n += 1
         n = self.n
+        time_ms = BASE_MS + n * 1000 if time_ms is None else time_ms
         return NewMessage(
             target=target,
-            msgid=f"{self.PREFIXES[n % len(self.PREFIXES)]}{n:05d}",
-            time_ms=BASE_MS + n * 1000 if time_ms is None else time_ms,
+            msgid=msgid_at(time_ms, n),
+            time_ms=time_ms,
             source=f"nick{n % 3}!user@host",
             command=command,
             channel=target.upper() if n % 2 else target,  # display case varies
@@ -257,22 +257,24 @@ def test_append_numbers_each_channel_in_order(store: Store) -> None:
     assert store.window("#none", 10) == []
 
 
+def refused(message: NewMessage) -> NewMessage:
+    """``message`` with a NULL text, which both schemas forbid: the database refuses it."""
+    return message._replace(text=None)  # type: ignore[arg-type]
+
+
 def test_a_failed_append_leaves_nothing_behind(store: Store) -> None:
     gen = Messages()
     first = store.append([gen.new("#a"), gen.new("#b")])
-    dup = first[0].msgid
-    # The duplicate is the last of the tick: rows before it must be rolled back too.
-    bad = [gen.new("#a"), gen.new("#b"), gen.new("#c")]
-    bad.append(NewMessage("#a", dup, BASE_MS, "x!y@z", "PRIVMSG", "#a", "dup"))
+    # The refused row is the last of the tick: rows before it must be rolled back too.
+    bad = [gen.new("#a"), gen.new("#b"), gen.new("#c"), refused(gen.new("#a"))]
     with pytest.raises(INTEGRITY_ERRORS):
         store.append(bad)
     assert store.window("#a", 10) == [first[0]]
     assert store.window("#b", 10) == [first[1]]
     assert store.window("#c", 10) == []
-    # A duplicate inside one tick fails the same way.
-    twice = gen.new("#a")
+    # A refused row first in its tick fails the same way.
     with pytest.raises(INTEGRITY_ERRORS):
-        store.append([twice, twice])
+        store.append([refused(gen.new("#a")), gen.new("#a")])
     assert store.window("#a", 10) == [first[0]]
     # Numbering carries on with no gap where the failed ticks were.
     after = store.append([gen.new("#a"), gen.new("#c"), gen.new("#b")])
@@ -284,7 +286,7 @@ def test_one_msgid_is_kept_in_several_targets(store: Store) -> None:
     """A QUIT or nick change is one message shown in each channel its user was in: the
     same msgid is stored once per target, and found (and referenced) in each."""
     gen = Messages()
-    quit_id = "01JQUIT0000000000000000000"
+    quit_id = msgid_at(BASE_MS + 5, 0xABCD)
     rows = store.append([
         gen.new("#a"),
         NewMessage("#a", quit_id, BASE_MS + 5, "q!q@h", "QUIT", "#a", "bye"),
@@ -878,10 +880,10 @@ def test_conversations_are_in_the_appending_transaction(db: str, store: Store) -
     first = store.append([gen.dm("Alice", "Bob", BASE_MS + 1000)])
     before = conversation_table(db)
     assert len(before) == 2
-    # A msgid already in its conversation, last in the tick: the messages fail, no
+    # A message the database refuses, last in the tick: the messages fail, no
     # conversation moves.
     bad = [gen.dm("Alice", "Carol", BASE_MS + 2000), gen.dm("Bob", "Alice", BASE_MS + 3000)]
-    bad.append(gen.dm("Bob", "Alice", BASE_MS + 4000)._replace(msgid=first[0].msgid))
+    bad.append(refused(gen.dm("Bob", "Alice", BASE_MS + 4000)))
     with pytest.raises(INTEGRITY_ERRORS):
         store.append(bad)
     assert conversation_table(db) == before
@@ -890,11 +892,11 @@ def test_conversations_are_in_the_appending_transaction(db: str, store: Store) -
     assert store.conversations("alice", 0, 2**62, 10) == [("Bob", ab, BASE_MS + 1000)]
     # A conversation row the database refuses (a NULL name, which the types forbid):
     # the tick's messages, written before it, are rolled back with it.
-    refused = gen.dm("Alice", "Bob", BASE_MS + 6000)._replace(
+    refused_dm = gen.dm("Alice", "Bob", BASE_MS + 6000)._replace(
         dm=DirectPair("alice", "Alice", "bob", None),  # type: ignore[arg-type]
     )
     with pytest.raises(INTEGRITY_ERRORS):
-        store.append([gen.new("#a"), gen.dm("Alice", "Carol", BASE_MS + 5000), refused])
+        store.append([gen.new("#a"), gen.dm("Alice", "Carol", BASE_MS + 5000), refused_dm])
     assert conversation_table(db) == before
     assert store.window("#a", 10) == []
     assert store.window(ab, 10) == first
@@ -1140,8 +1142,8 @@ def _create_old_database(db: str, version: int) -> None:
     """A database as the first ``version`` migrations left it, with two messages in #a."""
     insert = (
         "INSERT INTO messages (target, seq, msgid, time_ms, source, command, channel, text) "
-        "VALUES ('#a', 1, 'old1', 1000, 'n!u@h', 'PRIVMSG', '#A', 'one'), "
-        "('#a', 2, 'old2', 2000, 'n!u@h', 'NOTICE', '#a', 'two')"
+        f"VALUES ('#a', 1, '{OLD1}', 1000, 'n!u@h', 'PRIVMSG', '#A', 'one'), "
+        f"('#a', 2, '{OLD2}', 2000, 'n!u@h', 'NOTICE', '#a', 'two')"
     )
     if db.startswith("postgresql://"):
         with psycopg.connect(db) as conn:
@@ -1166,18 +1168,24 @@ def _create_v1_database(db: str) -> None:
     _create_old_database(db, 1)
 
 
+OLD1, OLD2 = msgid_at(1000, 1), msgid_at(2000, 2)
 OLD_ROWS = [
-    StoredMessage("#a", 1, "old1", 1000, "n!u@h", "PRIVMSG", "#A", "one", ""),
-    StoredMessage("#a", 2, "old2", 2000, "n!u@h", "NOTICE", "#a", "two", ""),
+    StoredMessage("#a", 1, OLD1, 1000, "n!u@h", "PRIVMSG", "#A", "one", ""),
+    StoredMessage("#a", 2, OLD2, 2000, "n!u@h", "NOTICE", "#a", "two", ""),
 ]
+
+
+def latest_version(store: Store) -> int:
+    """The schema version a store migrates to: SQLite's 7 drops its msgid index."""
+    return len(PG_MIGRATIONS if is_pg(store) else SQLITE_MIGRATIONS)
 
 
 def test_a_version_1_database_migrates(db: str, opener: Opener) -> None:
     _create_v1_database(db)
     old = OLD_ROWS
     store = opener()
-    latest = len(PG_MIGRATIONS if is_pg(store) else SQLITE_MIGRATIONS)
-    assert latest == 6
+    latest = latest_version(store)
+    assert latest == (6 if is_pg(store) else 7)
     assert store.schema_version() == latest
     assert store.window("#a", 10) == old  # the old rows, intact
     assert conversation_table(db) == []  # the table is there, empty
@@ -1209,7 +1217,7 @@ def test_a_version_1_database_migrates(db: str, opener: Opener) -> None:
             versions = lite.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()
             index = lite.execute("PRAGMA index_info(conversations_account_last)").fetchall()
         assert [r[2] for r in index] == ["account", "last_ms"]
-    assert versions == [(1,), (2,), (3,), (4,), (5,), (6,)]
+    assert versions == [(v,) for v in range(1, latest + 1)]
 
 
 def test_a_version_2_database_migrates_and_its_messages_can_be_redacted(
@@ -1217,11 +1225,12 @@ def test_a_version_2_database_migrates_and_its_messages_can_be_redacted(
 ) -> None:
     _create_old_database(db, 2)
     store = opener()
-    assert store.schema_version() == 6
+    latest = latest_version(store)
+    assert store.schema_version() == latest
     assert store.window("#a", 10) == OLD_ROWS  # the old rows, intact
-    assert store.find("#a", "old1") == FoundMessage(OLD_ROWS[0], "")  # nobody recorded
-    assert store.redact("#a", "old2") is True
-    assert store.find("#a", "old2") == (tombstone(OLD_ROWS[1]), "")
+    assert store.find("#a", OLD1) == FoundMessage(OLD_ROWS[0], "")  # nobody recorded
+    assert store.redact("#a", OLD2) is True
+    assert store.find("#a", OLD2) == (tombstone(OLD_ROWS[1]), "")
     assert store.query(Query("LATEST", "#a", NO_REF, 10)) == OLD_ROWS[:1]
     gen = Messages()
     sent = gen.new("#a")
@@ -1230,7 +1239,7 @@ def test_a_version_2_database_migrates_and_its_messages_can_be_redacted(
     assert store.find("#a", sent.msgid) == (new, sent.sender) and sent.sender
     store.close()
     again = opener()  # nothing re-applied on the next start
-    assert again.schema_version() == 6
+    assert again.schema_version() == latest
     assert again.window("#a", 10) == [OLD_ROWS[0], tombstone(OLD_ROWS[1]), new]
     if db.startswith("postgresql://"):
         with psycopg.connect(db) as conn:
@@ -1245,24 +1254,25 @@ def test_a_version_2_database_migrates_and_its_messages_can_be_redacted(
             versions = lite.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()
             info = lite.execute("PRAGMA table_info(messages)").fetchall()
         assert [(c[1], c[2], c[3], c[4]) for c in info][-1] == ("sender", "TEXT", 1, "''")
-    assert versions == [(1,), (2,), (3,), (4,), (5,), (6,)]
+    assert versions == [(v,) for v in range(1, latest + 1)]
 
 
 def test_a_version_3_database_keeps_one_msgid_per_target(db: str, opener: Opener) -> None:
-    """Version 4: msgids unique per target (a QUIT kept in each of its channels), the
-    old rows intact, and a msgid repeated within one target still refused."""
+    """Version 4: a msgid is kept once per target (a QUIT kept in each of its channels),
+    the old rows intact. Postgres refuses a msgid repeated within one target; SQLite
+    has no msgid index since version 7 (the core never repeats one)."""
     _create_old_database(db, 3)
     store = opener()
-    assert store.schema_version() == 6
+    assert store.schema_version() == latest_version(store)
     assert store.window("#a", 10) == OLD_ROWS
-    [b] = store.append([NewMessage("#b", "old1", 3000, "n!u@h", "QUIT", "#b", "bye")])
-    assert (b.target, b.seq, b.msgid) == ("#b", 1, "old1")
-    with pytest.raises(INTEGRITY_ERRORS):
-        store.append([NewMessage("#a", "old2", 4000, "n!u@h", "PRIVMSG", "#a", "again")])
-    assert store.window("#a", 10) == OLD_ROWS
-    assert store.find("#a", "old1") == FoundMessage(OLD_ROWS[0], "")
-    assert store.find("#b", "old1") == FoundMessage(b, "")
+    [b] = store.append([NewMessage("#b", OLD1, 1000, "n!u@h", "QUIT", "#b", "bye")])
+    assert (b.target, b.seq, b.msgid) == ("#b", 1, OLD1)
+    assert store.find("#a", OLD1) == FoundMessage(OLD_ROWS[0], "")
+    assert store.find("#b", OLD1) == FoundMessage(b, "")
     if db.startswith("postgresql://"):
+        with pytest.raises(INTEGRITY_ERRORS):
+            store.append([NewMessage("#a", OLD2, 2000, "n!u@h", "PRIVMSG", "#a", "again")])
+        assert store.window("#a", 10) == OLD_ROWS
         with psycopg.connect(db) as conn:
             indexes = conn.execute(
                 "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'messages' "
@@ -1276,10 +1286,46 @@ def test_a_version_3_database_keeps_one_msgid_per_target(db: str, opener: Opener
                 "SELECT name FROM sqlite_master "
                 "WHERE type = 'index' AND name LIKE 'messages_msgid%'"
             ).fetchall()
-            columns = lite.execute("PRAGMA index_info(messages_msgid_target)").fetchall()
-        assert names == [("messages_msgid_target",)]
-        assert [c[2] for c in columns] == ["msgid", "target"]
+        assert names == []
     store.close()
+
+
+def test_a_version_6_sqlite_database_finds_msgids_by_their_time(tmp_path: Path) -> None:
+    """Version 7: a row stored before with a time its msgid does not name (the clock
+    had gone back) takes its msgid's, so that a lookup by the msgid's time finds it;
+    the msgid index is gone and lookups walk (target, time_ms)."""
+    db = str(tmp_path / "v6.db")
+    _create_old_database(db, 6)
+    stepped_back = msgid_at(2500, 3)  # made after OLD2, while the clock said 1500
+    with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as lite:
+        lite.execute(
+            "INSERT INTO messages (target, seq, msgid, time_ms, source, command, channel, "
+            "text) VALUES ('#a', 3, ?, 1500, 'n!u@h', 'PRIVMSG', '#a', 'three')",
+            (stepped_back,),
+        )
+    store = SQLiteStore(db)
+    try:
+        assert store.schema_version() == 7
+        third = StoredMessage("#a", 3, stepped_back, 2500, "n!u@h", "PRIVMSG", "#a", "three", "")
+        assert store.window("#a", 10) == [*OLD_ROWS, third]
+        assert store.find("#a", stepped_back) == FoundMessage(third, "")
+        assert store.find("#a", OLD1) == FoundMessage(OLD_ROWS[0], "")
+        after = store.query(Query("AFTER", "#a", Ref("msgid", msgid=OLD2), 10))
+        assert after == [third]
+        assert store.find("#a", "not-a-msgid") is None
+        assert store.redact("#a", "not-a-msgid") is False
+        with contextlib.closing(sqlite3.connect(db)) as lite:
+            plan = lite.execute(
+                "EXPLAIN QUERY PLAN SELECT seq FROM messages "
+                "WHERE target = '#a' AND time_ms = 2500 AND msgid = ?", (stepped_back,)
+            ).fetchall()
+            names = lite.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages'"
+            ).fetchall()
+        assert "messages_target_time" in str(plan)
+        assert ("messages_msgid_target",) not in names
+    finally:
+        store.close()
 
 
 def test_sqlite_servers_upgrading_one_file_together(tmp_path: Path) -> None:
@@ -1436,7 +1482,7 @@ def test_a_rolled_back_append_leaves_nothing_due(store: Store) -> None:
     store.append([gen.new("#a") for _ in range(4)])
     dup = [gen.new("#a") for _ in range(3)]
     with pytest.raises(INTEGRITY_ERRORS):
-        store.append([*dup, dup[0]])  # the same msgid twice in a target
+        store.append([*dup, refused(gen.new("#a"))])
     assert store.prune(max_rows=4, max_age_ms=0, now_ms=BASE_MS, budget=100) == 0
     assert len(store.window("#a", 100)) == 4
 
@@ -1606,7 +1652,10 @@ def test_postgres_schema_orders_msgids_bytewise(pg_url: str) -> None:
     s = PostgresStore(pg_url)
     try:
         gen = Messages()
-        rows = s.append([gen.new("#a") for _ in range(8)])
+        # Not msgids of ours (those are digits and capitals): the column's collation.
+        prefixes = ("a", "B", "c", "D", "_", "e", "-", "F")
+        rows = s.append([gen.new("#a")._replace(msgid=f"{p}{n:05d}")
+                         for n, p in enumerate(prefixes)])
         until = "a"  # "B...", "D...", "F...", "_..." and "-..." sort before "a" bytewise
         got = s.query(Query("LATEST", "#a", NO_REF, 100, until_msgid=until))
         assert got == [r for r in rows if r.msgid < until]

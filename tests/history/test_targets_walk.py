@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from chat.msgid import msgid_at
 from server.history.model import ENDED_COMMAND, NewMessage
 from server.history.postgres_store import PostgresStore
 from server.history.query import TARGETS_WALK
@@ -46,7 +47,8 @@ class Rows:
     def new(self, target: str, command: str = "PRIVMSG") -> NewMessage:
         self.n += 1
         return NewMessage(
-            target=target, msgid=f"m{self.n:06d}", time_ms=BASE_MS + self.n * 1000,
+            target=target, msgid=msgid_at(BASE_MS + self.n * 1000, 0),
+            time_ms=BASE_MS + self.n * 1000,
             source="nick!user@host", command=command, channel=target,
             text="" if command in ("TAGMSG", ENDED_COMMAND) else f"text {self.n}",
         )
