@@ -96,6 +96,12 @@ RESTART_ONLY = (
     "metrics_port",
     "metrics_host",
     "name",
+    # The cluster bus keeps the config it started with.
+    "cluster",
+    "node_id",
+    "cluster_heartbeat",
+    "cluster_dead_after",
+    "nick_lease",
 )
 
 Handler = Callable[["ServerCore", Client, Message], None]

@@ -150,6 +150,23 @@ def test_rehash_rebuilds_the_burst() -> None:
         assert got[-2].endswith(b" :- new\r\n")
 
 
+def test_rehash_leaves_the_cluster_settings_for_a_restart() -> None:
+    """The cluster bus keeps the settings it started with: a reload that changes them
+    names them as needing a restart rather than showing values nothing uses."""
+    with CoreHarness(CONFIG) as h:
+        changed = replace(CONFIG, cluster=True, node_id="n9", cluster_heartbeat=3.0,
+                          cluster_dead_after=20.0, nick_lease=60.0, network="OtherNet")
+        ignored = h.core.reload(changed)
+        assert ignored == ["cluster", "node_id", "cluster_heartbeat", "cluster_dead_after",
+                           "nick_lease"]
+        config = h.core.config
+        assert (config.cluster, config.node_id, config.cluster_heartbeat,
+                config.cluster_dead_after, config.nick_lease) == (
+            CONFIG.cluster, CONFIG.node_id, CONFIG.cluster_heartbeat,
+            CONFIG.cluster_dead_after, CONFIG.nick_lease)
+        assert config.network == "OtherNet"  # the rest is taken
+
+
 def test_lusers_follows_modes_quits_and_unregistered_connections() -> None:
     config = replace(CONFIG, motd_lines=None)
     with CoreHarness(config, auto_close=False) as h:
