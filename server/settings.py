@@ -109,6 +109,10 @@ _HELP: dict[str, str] = {
     "tls_cert": "PEM certificate file for TLS, optionally followed by intermediate certificates",
     "tls_key": "PEM private key file (unencrypted) for the TLS certificate",
     "tls_handshake_timeout": "seconds a TLS client has to complete its handshake",
+    "select_impl": (
+        "the select backend's system call: auto (epoll, kqueue or poll, whichever the "
+        "system has) or select"
+    ),
     "sts_duration": (
         "advertise IRCv3 STS: clients on the plaintext port move to the TLS port and keep "
         "to it for this many seconds (0: off; needs tls_port and a certificate clients "
