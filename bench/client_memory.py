@@ -9,9 +9,9 @@ the time to build the lines and to format them for the screen (client.ui.render)
 
 from __future__ import annotations
 
+import argparse
 import gc
 import random
-import sys
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -74,7 +74,10 @@ def fill(s: Session, chan: str, n: int, make: Callable[[random.Random, int], str
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("lines", nargs="?", type=int, default=2000,
+                        help="lines fed into each channel (default: 2000)")
+    n = parser.parse_args().lines
     makers = (("#plain", plain), ("#colour", coloured))
     s = session(n)
     tracemalloc.start()
