@@ -60,7 +60,7 @@ class MsgIdGenerator:
         else:
             self._counter = 0
         self._last_ms = ms
-        return msgid_at(ms, (self._counter << 16) | self._node)
+        return encode((ms << 32) | (self._counter << 16) | self._node)  # once a message
 
     @property
     def last_ms(self) -> int:
