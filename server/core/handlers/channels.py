@@ -254,10 +254,36 @@ def connected_too_lately(core: ServerCore, client: Client) -> bool:
 
 
 def filtered_reason(channel: Channel, reason: str) -> str:
-    """A reason said to ``channel`` as +c lets it be said: without colours and formatting,
-    as a message there (solanum runs its message hooks on a PART reason); "" when
-    nothing else was in it."""
-    return strip_formatting(reason) if "c" in channel.modes else reason
+    """A reason said to ``channel`` as +c and +C let it be said, as a message there
+    (solanum runs its message hooks on a PART reason): without colours and formatting
+    under +c, "" when nothing else was in it; "" under +C when it is a CTCP other than
+    ACTION, which a message there may not be either."""
+    modes = channel.modes
+    if "c" in modes:
+        reason = strip_formatting(reason)
+    return "" if "C" in modes and refused_ctcp(reason) else reason
+
+
+def filtered_quit_reason(channels: Iterable[Channel], reason: str) -> str:
+    """A QUIT reason as ``channels`` let it be said: the one QUIT line reaches them all,
+    so a +c one strips it for all, and a +C one drops it for all when, stripped, it is a
+    CTCP other than ACTION (stripping first, whatever the channels' order)."""
+    modes = {mode for channel in channels for mode in channel.modes}
+    if "c" in modes:
+        reason = strip_formatting(reason)
+    return "" if "C" in modes and refused_ctcp(reason) else reason
+
+
+def refused_ctcp(text: str) -> bool:
+    """Whether +C refuses ``text``: a CTCP other than ACTION (a ``/me``)."""
+    return text[:1] == "\x01" and not _is_action(text)
+
+
+def _is_action(ctcp: str) -> bool:
+    """``\\x01ACTION ...`` (a ``/me``): the CTCP command, ACTION in any case, ends at a
+    space, the closing ``\\x01`` or the end of the text."""
+    word = ctcp[1:7]
+    return word.isascii() and word.upper() == "ACTION" and ctcp[7:8] in ("", " ", "\x01")
 
 
 def part(core: ServerCore, client: Client, channel: Channel, reason: str) -> None:

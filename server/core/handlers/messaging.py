@@ -20,7 +20,7 @@ from ..targets import TargetGate
 from .accounts import service_notice
 from .callerid import blocks as callerid_blocks
 from .callerid import let_answer
-from .channels import is_banned, is_quieted
+from .channels import is_banned, is_quieted, refused_ctcp
 from .chanserv import chanserv
 from .memoserv import memoserv, offline_hint
 from .nickserv import nickserv
@@ -249,7 +249,7 @@ def _channel_filters(
         if not text:  # nothing but formatting
             _error(core, client, command, N.ERR_NOTEXTTOSEND, "No text to send")
             return None
-    if "C" in channel.modes and text[0] == "\x01" and not _is_action(text):
+    if "C" in channel.modes and refused_ctcp(text):
         _error(core, client, command, N.ERR_CANNOTSENDTOCHAN, channel.name,
                "Cannot send to channel (+C: no CTCPs)")
         return None
@@ -266,20 +266,11 @@ def _filter_lines(
         if not any(text for text, _concat in lines):
             core.reply(client, N.ERR_NOTEXTTOSEND, "No text to send")
             return None
-    if "C" in channel.modes and any(
-        text[:1] == "\x01" and not _is_action(text) for text, _concat in lines
-    ):
+    if "C" in channel.modes and any(refused_ctcp(text) for text, _concat in lines):
         core.reply(client, N.ERR_CANNOTSENDTOCHAN, channel.name,
                    "Cannot send to channel (+C: no CTCPs)")
         return None
     return lines
-
-
-def _is_action(ctcp: str) -> bool:
-    """``\\x01ACTION ...`` (a ``/me``): the CTCP command, ACTION in any case, ends at a
-    space, the closing ``\\x01`` or the end of the text."""
-    word = ctcp[1:7]
-    return word.isascii() and word.upper() == "ACTION" and ctcp[7:8] in ("", " ", "\x01")
 
 
 def may_start_talking(core: ServerCore, client: Client, target: Client) -> bool:

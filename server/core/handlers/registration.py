@@ -28,7 +28,7 @@ from .accounts import (
     reserved_for_other,
 )
 from .bans import banned_by, refuse
-from .channels import connected_too_lately, filtered_reason, is_banned, is_quieted
+from .channels import connected_too_lately, filtered_quit_reason, is_banned, is_quieted
 from .modes import KEYLEN, MAX_LIST_ENTRIES
 
 if TYPE_CHECKING:
@@ -555,10 +555,7 @@ def handle_pong(core: ServerCore, client: Client, msg: Message) -> None:
 
 
 def handle_quit(core: ServerCore, client: Client, msg: Message) -> None:
-    reason = msg.params[0] if msg.params else ""
-    for channel in client.channels.values():
-        # One QUIT line reaches every channel: a +c one has it without colours for all.
-        reason = filtered_reason(channel, reason)
+    reason = filtered_quit_reason(client.channels.values(), msg.params[0] if msg.params else "")
     if reason and _too_new_to_say(core, client):
         text = "Client Quit"
     else:
