@@ -4,6 +4,9 @@ InspIRCd list mode refusals); and the text for a DCC offer, which we do not take
 
 from __future__ import annotations
 
+import contextlib
+import time
+
 from chat import numerics as N
 from chat.digits import is_digits
 
@@ -41,7 +44,7 @@ QUERY_FORMATS: dict[str, tuple[int, str]] = {
     N.RPL_WHOWASUSER: (6, "{1} was {2}@{3} ({5})"),
     N.RPL_ENDOFWHOWAS: (2, "End of WHOWAS for {1}"),
     N.RPL_WHOISOPERATOR: (2, "{1} is an IRC operator"),
-    N.RPL_WHOISIDLE: (4, "{1} has been idle for {2} s"),
+    N.RPL_WHOISIDLE: (4, "{1} has been idle for {2} s"),  # (whois_idle found no number)
     N.RPL_WHOISCHANNELS: (3, "{1} is on {2}"),
     N.RPL_ENDOFWHOIS: (2, "End of WHOIS for {1}"),
     "330": (3, "{1} is logged in as {2}"),
@@ -65,6 +68,8 @@ def query_text(code: str, params: list[str], after_whowas: bool) -> str:
     template = QUERY_FORMATS.get(code)
     if code == N.RPL_WHOISSERVER and after_whowas:
         template = WHOWAS_SERVER
+    if code == N.RPL_WHOISIDLE and (idle := whois_idle(params)) is not None:
+        return idle
     if template is not None and len(params) >= template[0]:
         return template[1].format(*params)
     if code == N.RPL_WHOREPLY and len(params) >= 8:
@@ -73,6 +78,42 @@ def query_text(code: str, params: list[str], after_whowas: bool) -> str:
         realname = params[7].partition(" ")[2]
         return f"{channel}: {nick} [{flags}] {user}@{host} ({realname})"
     return " ".join(params[1:])
+
+
+MAX_NUMBER_DIGITS = 19  # a time in seconds longer than this is no time (nor fits a C long)
+# Units of an idle time, largest first: irssi's words, but one of each is singular.
+IDLE_UNITS = (("day", 86400), ("hour", 3600), ("min", 60), ("sec", 1))
+
+
+def whois_idle(params: list[str]) -> str | None:
+    """A 317 (``<me> <nick> <idle> [<signon>] :text``) as irssi shows it: ``bob idle :
+    1 hour 2 mins 3 secs [signon : Mon Nov 23 06:12:01 2026]``, the signon in local
+    time (left out when the server sends none, or no time). None when the idle time is
+    no number."""
+    if len(params) < 4 or not _seconds(params[2]):
+        return None
+    text = f"{params[1]} idle : {idle_text(int(params[2]))}"
+    signon = params[3] if len(params) > 4 else ""  # (else params[3] is the text)
+    if _seconds(signon):
+        # (A year the platform cannot show: left out.)
+        with contextlib.suppress(OverflowError, OSError, ValueError):
+            text += f" [signon : {time.asctime(time.localtime(int(signon)))}]"
+    return text
+
+
+def idle_text(seconds: int) -> str:
+    """``seconds`` in words from the largest unit it reaches: ``1 hour 2 mins 3 secs``,
+    ``2 days 0 hours 0 mins 5 secs``, ``0 secs``."""
+    parts: list[str] = []
+    for unit, size in IDLE_UNITS:
+        count, seconds = divmod(seconds, size)
+        if count or parts or size == 1:
+            parts.append(f"{count} {unit}" + ("" if count == 1 else "s"))
+    return " ".join(parts)
+
+
+def _seconds(text: str) -> bool:
+    return is_digits(text) and len(text) <= MAX_NUMBER_DIGITS
 
 
 # InspIRCd's refusals of a list mode change ("<nick> <chan> <mask> <mode> :text"): /ban of

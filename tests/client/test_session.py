@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from chat.message import parse
@@ -1185,6 +1187,37 @@ def test_whois_whowas_and_who_replies_are_shown_in_words() -> None:
     feed(s, [":srv 406 alice dave :There was no such nickname"])
     error = s.current.lines[-1]
     assert (error.kind, error.text) == (Kind.ERROR, "dave: There was no such nickname")
+
+
+@pytest.mark.parametrize(
+    ("zone", "signon"),
+    [("UTC", "Mon Nov 23 06:12:01 2026"), ("EST5", "Mon Nov 23 01:12:01 2026")],
+)
+def test_whois_says_the_idle_time_in_words_and_the_signon_as_a_local_date(
+    monkeypatch: pytest.MonkeyPatch, zone: str, signon: str
+) -> None:
+    """A 317's idle seconds in words and its signon time (1795414321, 06:12:01 UTC) in
+    the local zone, as irssi; a 317 without a signon, or with numbers no time can be,
+    still says what it has."""
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        s = chat_session()
+        feed(s, [
+            ":srv 317 alice bob 3723 1795414321 :seconds idle, signon time",
+            ":srv 317 alice carol 5 :seconds idle",
+            ":srv 317 alice dave 172805 99999999999999999 :seconds idle, signon time",
+            ":srv 317 alice erin soon 1795414321 :seconds idle, signon time",
+        ])  # fmt: skip
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert [ln.text for ln in list(s.current.lines)[-4:]] == [
+        f"bob idle : 1 hour 2 mins 3 secs [signon : {signon}]",
+        "carol idle : 5 secs",
+        "dave idle : 2 days 0 hours 0 mins 5 secs",
+        "erin has been idle for soon s",
+    ]
 
 
 def test_server_notices_go_to_the_server_buffer() -> None:
