@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from chat.masks import mask_matches
+from chat.masks import HOSTLEN, mask_matches
 
 KLINE = "K"
 DLINE = "D"
@@ -124,6 +124,10 @@ def dline_network(text: str, *, wide: bool = False) -> Network:
     if isinstance(net, ipaddress.IPv6Network) and net.network_address.ipv4_mapped is not None:
         mapped = net.network_address.ipv4_mapped
         net = ipaddress.ip_network(f"{mapped}/{max(net.prefixlen - 96, 0)}", strict=False)
+    elif isinstance(net, ipaddress.IPv6Network) and net.network_address.scope_id is not None:
+        # 'fe80::1%<anything>' covers what 'fe80::1' does (a scope takes no part in
+        # matching): kept, any text an operator typed after the '%' was saved and listed.
+        net = ipaddress.IPv6Network((int(net.network_address), net.prefixlen))
     if not wide and net.prefixlen < MIN_PREFIX[net.version]:
         raise BadMask(f"{text} covers too many addresses (at most /{MIN_PREFIX[net.version]})")
     return net
@@ -140,8 +144,11 @@ def _matches_anything(glob: str, separators: str = "") -> bool:
     return "*" in glob and not glob.strip("*?" + separators)
 
 
-def kline_mask(text: str) -> str:
-    """The canonical user@host form of a K-line mask; BadMask when it would match everyone."""
+def kline_mask(text: str, userlen: int | None = None) -> str:
+    """The canonical user@host form of a K-line mask; BadMask when it would match everyone.
+    With ``userlen`` (a new K-line) the user is cut to it and a host to HOSTLEN, as
+    ratbox's find_user_host: no user's is longer, so a longer part was kept, saved and
+    listed for nothing (a glob of many wildcards at best, which may match more, cut)."""
     if len(text) > MAX_MASK or " " in text or "," in text or "!" in text:
         raise BadMask(f"{text[:MAX_MASK]} is not a user@host mask")
     user, sep, host = text.rpartition("@")
@@ -150,6 +157,9 @@ def kline_mask(text: str) -> str:
     user = user or "*"
     if not host:
         raise BadMask(f"{text} has no host")
+    if userlen is not None:
+        # A network is not cut: dline_mask gives it its short canonical form.
+        user, host = user[:userlen], host if "/" in host else host[:HOSTLEN]
     # Every USER name is shown as '~name' (never verified): '~*' is everyone too.
     everyone = _matches_anything(user.removeprefix("~"))
     # A named user may be banned from anywhere ('~eve@*', as InspIRCd allows): only

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -106,7 +107,7 @@ def _set(core: ServerCore, client: Client, kind: str, params: list[str]) -> None
             return
         target = user.ip if kind == DLINE else f"*@{user.ip}"
     try:
-        mask = kline_mask(target) if kind == KLINE else dline_mask(target)
+        mask = kline_mask(target, core.config.userlen) if kind == KLINE else dline_mask(target)
     except BadMask as exc:
         core.notice(client, f"Not a valid {NAME[kind]}: {exc}")
         return
@@ -156,11 +157,9 @@ def _matches_most(core: ServerCore, probe: BanList) -> bool:
 
 
 def _unset(core: ServerCore, client: Client, kind: str, target: str) -> None:
-    try:
-        mask = kline_mask(target) if kind == KLINE else dline_mask(target)
-    except BadMask:
-        mask = target
-    if core.bans.get(kind, mask) is None:
+    named = _masks_named(core, kind, target)
+    mask = next((m for m in named if core.bans.get(kind, m) is not None), None)
+    if mask is None:
         core.notice(client, f"No {NAME[kind]} for [{target}]")
         return
     now = core.clock()
@@ -171,6 +170,16 @@ def _unset(core: ServerCore, client: Client, kind: str, target: str) -> None:
     core.snotice(f"{client.nick} has removed the {NAME[kind]} for [{mask}]", skip=client)
     log.info("operator %s removed %s %s", client.nick, NAME[kind], mask,
              extra={"event": "oper", "action": "unban"})
+
+
+def _masks_named(core: ServerCore, kind: str, target: str) -> list[str]:
+    """The masks UNKLINE/UNDLINE ``target`` may name: as given, or as a K-line is cut
+    now (one set before the cut is kept whole)."""
+    masks = []
+    for userlen in (None,) if kind == DLINE else (None, core.config.userlen):
+        with contextlib.suppress(BadMask):
+            masks.append(dline_mask(target) if kind == DLINE else kline_mask(target, userlen))
+    return masks or [target]
 
 
 def add_ban(core: ServerCore, ban: ServerBan) -> tuple[ServerBan | None, int]:
