@@ -147,6 +147,11 @@ log = logging.getLogger("chat.server.history")
 
 _COLUMNS = "target, seq, msgid, time_ms, source, command, channel, text, tags"
 _INSERT = f"INSERT INTO messages ({_COLUMNS}, sender) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# A busy tick's rows go INSERT_CHUNK to a statement: about 1 µs a row less than one
+# executemany step each (a fifth of a row's cost; larger chunks were no better), the
+# rest of the tick through _INSERT.
+INSERT_CHUNK = 32
+_INSERT_CHUNK = _INSERT + ", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" * (INSERT_CHUNK - 1)
 # Replies carry only these (see query.SERVED_COMMANDS); references may be any row.
 _SERVED = served_sql(SERVED_COMMANDS)
 _FLOOR = floor_sql("?")  # its one placeholder: the target, again
@@ -426,7 +431,12 @@ class SQLiteStore:
                 rows.append(stored)
                 # One tuple concatenation in C (unpacking into a new tuple is slower).
                 params.append(stored + (m.sender,))  # noqa: RUF005
-            conn.executemany(_INSERT, params)
+            whole = len(params) - len(params) % INSERT_CHUNK
+            for start in range(0, whole, INSERT_CHUNK):
+                chunk = params[start:start + INSERT_CHUNK]
+                conn.execute(_INSERT_CHUNK, [value for row in chunk for value in row])
+            if whole < len(params):
+                conn.executemany(_INSERT, params[whole:])
             conversations = conversation_rows(messages)
             if conversations:
                 conn.executemany(_UPSERT_CONVERSATION, conversations)

@@ -48,8 +48,8 @@ from server.history.postgres_store import PostgresStore
 from server.history.query import SERVED_WALK, evaluate, walk_limit
 from server.history.service import HistoryService
 from server.history.setup import TRANSIT_MAX_AGE_MS, prune_history
+from server.history.sqlite_store import INSERT_CHUNK, SQLiteStore
 from server.history.sqlite_store import MIGRATIONS as SQLITE_MIGRATIONS
-from server.history.sqlite_store import SQLiteStore
 from server.history.store import SEARCH_CONVERSATIONS, SWEEP_INTERVAL_MS
 from server.history.stores import open_store
 from tests.history.conftest import FakeClock, RedisServer, make_cache, sample_queries
@@ -280,6 +280,28 @@ def test_a_failed_append_leaves_nothing_behind(store: Store) -> None:
     after = store.append([gen.new("#a"), gen.new("#c"), gen.new("#b")])
     assert [(s.target, s.seq) for s in after] == [("#a", 2), ("#c", 1), ("#b", 2)]
     assert [s.seq for s in store.window("#a", 10)] == [1, 2]
+
+
+def test_a_busy_tick_is_stored_whole_and_in_order(store: Store) -> None:
+    """A tick of more rows than SQLite inserts with one statement (INSERT_CHUNK): every
+    row stored, numbered in order per target; one refused row among them, in the last
+    full chunk, fails the whole tick."""
+    gen = Messages()
+    size = 2 * INSERT_CHUNK + 5
+    tick = [gen.new("#a" if n % 3 else "#b") for n in range(size)]
+    stored = store.append(tick)
+    assert [(r.target, r.msgid) for r in stored] == [(m.target, m.msgid) for m in tick]
+    for target in ("#a", "#b"):
+        mine = [r for r in stored if r.target == target]
+        assert [r.seq for r in mine] == list(range(1, len(mine) + 1))
+        assert store.window(target, size) == mine
+    bad = [gen.new("#a") for _ in range(size)]
+    bad[2 * INSERT_CHUNK - 1] = refused(bad[2 * INSERT_CHUNK - 1])
+    with pytest.raises(INTEGRITY_ERRORS):
+        store.append(bad)
+    assert store.window("#a", 2 * size) == [r for r in stored if r.target == "#a"]
+    [after] = store.append([gen.new("#a")])
+    assert after.seq == len([r for r in stored if r.target == "#a"]) + 1
 
 
 def test_one_msgid_is_kept_in_several_targets(store: Store) -> None:
