@@ -1,4 +1,6 @@
-"""Another node's name is a known server target: this node answers for it."""
+"""A server target names this node, or gets 402: another node's MOTD, STATS, clock and
+version are its own, and this node does not forward (answered here, they were this
+node's under the other's name). WHOIS's answer is about a user, known to every node."""
 
 from __future__ import annotations
 
@@ -10,6 +12,16 @@ from tests.ircclient import IRCTestClient
 from tests.net import eventually
 from tests.server.helpers import ask
 
+QUERIES = [
+    ("MOTD {}", "422"),
+    ("LUSERS * {}", "266"),
+    ("STATS u {}", "219"),
+    ("VERSION {}", "005"),
+    ("TIME {}", "391"),
+    ("ADMIN {}", "259"),
+    ("INFO {}", "374"),
+]
+
 
 async def _knows_n2(alice: IRCTestClient) -> None:
     async def knows() -> bool:
@@ -18,31 +30,35 @@ async def _knows_n2(alice: IRCTestClient) -> None:
     await eventually(knows)
 
 
-@pytest.mark.parametrize(
-    ("line", "last"),
-    [
-        ("MOTD {}", "422"),
-        ("LUSERS * {}", "266"),
-        ("STATS u {}", "219"),
-        ("WHOIS {} bob", "318"),
-        ("VERSION {}", "005"),
-        ("TIME {}", "391"),
-        ("ADMIN {}", "259"),
-        ("INFO {}", "374"),
-    ],
-)
-async def test_other_node_is_answered_and_an_unknown_one_is_402(
+@pytest.mark.parametrize(("line", "last"), QUERIES)
+async def test_another_node_gets_402_and_this_one_answers_as_itself(
     cluster: Cluster, line: str, last: str
 ) -> None:
     p1 = cluster.start("n1")
     cluster.start("n2")
     alice = await connect(p1, "alice")
     await _knows_n2(alice)
-    msgs = await ask(alice, line.format("n2.chat.local"))
-    assert msgs[-1].command == last
-    assert "402" not in {m.command for m in msgs}
+    assert [(m.command, m.params) for m in await ask(alice, line.format("n2.chat.local"))] == [
+        ("402", ["alice", "n2.chat.local", "Not answered here: another server of this network"])]
+    # A mask matching this node is this node, whatever else it matches (solanum's).
+    for target in ("n1.chat.local", "n*.chat.local"):
+        msgs = await ask(alice, line.format(target))
+        assert msgs[-1].command == last
+        assert {m.source for m in msgs} == {"n1.chat.local"}
+        assert "402" not in {m.command for m in msgs}
     assert [(m.command, m.params) for m in await ask(alice, line.format("n3.chat.local"))] == [
         ("402", ["alice", "n3.chat.local", "No such server"])]
+    await alice.close()
+
+
+async def test_whois_with_the_other_node_as_target_is_answered(cluster: Cluster) -> None:
+    p1 = cluster.start("n1")
+    cluster.start("n2")
+    alice = await connect(p1, "alice")
+    await _knows_n2(alice)
+    msgs = await ask(alice, "WHOIS n2.chat.local alice")
+    assert msgs[-1].command == "318"
+    assert "402" not in {m.command for m in msgs}
     await alice.close()
 
 

@@ -40,12 +40,29 @@ INFO_LINES = (
 def other_server(core: ServerCore, client: Client, name: str) -> bool:
     """True (after replying 402) when ``name``, a server name or mask, matches no server.
 
-    No name means this server. Another cluster node counts as known: every node sees
-    the whole network, so this one answers for it (as LINKS does).
+    No name means this server. Another cluster node counts as known: WHOIS's answer is
+    about a user, whom every node knows, so this one answers it (as LINKS does).
     """
     if not name or _server_matches(core, name, linked_servers(core)):
         return False
     core.reply(client, ERR_NOSUCHSERVER, name, "No such server")
+    return True
+
+
+def not_this_server(core: ServerCore, client: Client, name: str) -> bool:
+    """True (after replying 402) when ``name``, a server name or mask, does not name
+    this server (no name does). The MOTD, STATS, clock and version asked for are a
+    server's own, and this one does not forward: another cluster node's answer given
+    here under its name would be this node's. So another node's name gets 402, as a
+    server that does not forward gives it (solanum's and ngIRCd's answer to a server
+    they cannot reach); a mask matching this server's name is this server, as with
+    solanum's hunt_server, whatever else it matches."""
+    if not name or _server_matches(core, name, [(core.config.name, 0)]):
+        return False
+    text = "No such server"
+    if _server_matches(core, name, linked_servers(core)):  # LINKS lists it: say why
+        text = "Not answered here: another server of this network"
+    core.reply(client, ERR_NOSUCHSERVER, name, text)
     return True
 
 
@@ -57,8 +74,8 @@ def _server_matches(core: ServerCore, mask: str, servers: list[tuple[str, int]])
 
 
 def _other_server(core: ServerCore, client: Client, msg: Message, at: int = 0) -> bool:
-    """``other_server`` for the target in ``msg.params[at]`` (when there is one)."""
-    return other_server(core, client, msg.params[at] if len(msg.params) > at else "")
+    """``not_this_server`` for the target in ``msg.params[at]`` (when there is one)."""
+    return not_this_server(core, client, msg.params[at] if len(msg.params) > at else "")
 
 
 def handle_motd(core: ServerCore, client: Client, msg: Message) -> None:
