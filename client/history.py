@@ -6,7 +6,10 @@ what it missed (AFTER its newest msgid, paged until caught up: the gap fill); Pa
 pages back (BEFORE). A query does the same, but only when logged in (servers keep
 private history only between accounts), and after a reconnect CHATHISTORY TARGETS
 opens queries for the conversations that got messages meanwhile. Answers come as
-batches, merged into their buffer by time and msgid. A deletion in an answer (REDACT,
+batches, merged into their buffer by time and msgid. With labeled-response each request
+carries a label and its answer is the batch (or FAIL, or ACK) with that label, so a
+request never answered does not take the next one's answer; without, answers are
+matched to a buffer's requests in order. A deletion in an answer (REDACT,
 draft/message-redaction) is no line: the message's line gets its placeholder. Nor is a
 reaction (a TAGMSG with ``+draft/react``, draft/event-playback): it annotates its line.
 """
@@ -30,6 +33,7 @@ from .model import (
     HistoryCause,
     Line,
 )
+from .outbox import LABEL_CAP
 
 MAX_GAP_PAGES = 30  # CHATHISTORY AFTER pages fetched after one reconnect
 MAX_TARGETS = 50  # queries CHATHISTORY TARGETS may open after one reconnect
@@ -71,10 +75,12 @@ class _HistoryRequest:
     pages: int = 1
     paging: bool = False  # PageUp's: brings back what /clear took away too
     due: float | None = None  # given up at (HISTORY_TIMEOUT after it was written)
-    # Given up (no answer by ``due``), kept in its place: answers come in order, so the
-    # next one for the buffer is its answer, late, and not that of a request after it.
+    # Given up (no answer by ``due``), kept in its place: without labels answers come in
+    # order, so the next one for the buffer is its answer, late, and not that of a
+    # request after it; with labels its own answer still finds it.
     late: bool = False
     resumed: bool = False  # a page of a gap fill resumed by a late answer
+    label: str | None = None  # labeled-response: the label its answer carries
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,8 +160,10 @@ class HistorySession(Protocol):
     def is_channel(self, name: str) -> bool: ...
     def is_me(self, nick: str) -> bool: ...
     def was_me(self, msg: Message) -> bool: ...
+    @property
+    def caps(self) -> set[str]: ...
     def local_time(self, now: float) -> float: ...
-    def send(self, command: str, *params: str) -> None: ...
+    def send(self, command: str, *params: str, tags: dict[str, str] | None = None) -> None: ...
     def emit(self, event: Event) -> None: ...
     def info(
         self, text: str, now: float, buffer: Buffer | None = None, *, count: bool = True
@@ -194,6 +202,7 @@ class ChatHistory:
         # connection to the next (never loaded: its rejoin has no gap to fill), a gap
         # fill's goes with the connection (the next rejoin asks again).
         self._put_off: dict[str, _PutOff] = {}
+        self._labels = 0  # labels given so far (h1, h2...: never one of the outbox's)
 
     # ------------------------------------------------------------------ the session's life
 
@@ -433,7 +442,12 @@ class ChatHistory:
         queue.append(req)
         buf.history_loading = True
         self._session.emit(BufferChanged(buf))
-        self._session.send("CHATHISTORY", sub, buf.name, ref, str(req.limit))
+        tags = None
+        if LABEL_CAP in self._session.caps:  # its answer says which request it is
+            self._labels += 1
+            req.label = f"h{self._labels}"
+            tags = {"label": req.label}
+        self._session.send("CHATHISTORY", sub, buf.name, ref, str(req.limit), tags=tags)
 
     def written(self, key: str, now: float) -> None:
         """A request for the buffer ``key`` (folded) was written, flood control's turn
@@ -448,8 +462,8 @@ class ChatHistory:
         return any(not r.late for r in self._requests.get(key, ()))
 
     def _oldest_waited(self, key: str) -> _HistoryRequest | None:
-        """The buffer's oldest request not given up (answers come in order: only it
-        can be the next to time out)."""
+        """The buffer's oldest request not given up (written in order: only it can be
+        the next to time out)."""
         return next((r for r in self._requests.get(key, ()) if not r.late), None)
 
     @property
@@ -475,13 +489,29 @@ class ChatHistory:
                 req.late = True
                 self._failed(buf, req, "", now, NO_ANSWER)
 
-    def _pop(self, buf: Buffer) -> _HistoryRequest | None:
+    def _take(self, buf: Buffer, label: str | None) -> _HistoryRequest | None:
+        """The request of ``buf``'s that an answer carrying ``label`` answers, taken out:
+        the one with that label, else (an answer without one) the oldest, as answers
+        come in order. None when it answers none of them."""
         key = self._session.fold(buf.name)
         queue = self._requests.get(key)
-        req = queue.popleft() if queue else None
+        if not queue:
+            return None
+        if label is None:
+            req: _HistoryRequest | None = queue.popleft()
+        elif (req := next((r for r in queue if r.label == label), None)) is not None:
+            queue.remove(req)
         if not queue:
             self._requests.pop(key, None)
         return req
+
+    def _labelled(self, label: str) -> tuple[Buffer, _HistoryRequest] | None:
+        """The buffer and request that ``label`` was sent with, if still waited for."""
+        for key, queue in self._requests.items():
+            for req in queue:
+                if req.label == label and (buf := self._session.buffer(key)) is not None:
+                    return buf, req
+        return None
 
     # ------------------------------------------------------------------ answers
 
@@ -508,9 +538,15 @@ class ChatHistory:
             self.for_query(buf, now)
 
     def on_batch(
-        self, kind: str, params: list[str], messages: list[tuple[Message, float]], now: float
+        self,
+        kind: str,
+        params: list[str],
+        messages: list[tuple[Message, float]],
+        now: float,
+        label: str | None = None,
     ) -> None:
-        """A batch ended: a chathistory answer is merged into its buffer."""
+        """A batch ended: a chathistory answer (to the request sent with ``label``, when
+        it carries one) is merged into its buffer."""
         if kind in TARGETS_BATCHES:
             self._targets = None
             return
@@ -537,7 +573,7 @@ class ChatHistory:
         refs = [m for m, _ in others or messages]
         newest = next((m.tags["msgid"] for m in reversed(refs) if m.tags.get("msgid")), None)
         known = newest is not None and newest in buf.seen
-        req = self._pop(buf)
+        req = self._take(buf, label)
         if req is not None and req.gap:
             mine = [m for m, _ in texts if m.command in OWN_GAP_EVENTS and s.was_me(m)]
             for m in mine:  # (seen: a later fill does not bring them back)
@@ -570,26 +606,47 @@ class ChatHistory:
             if m.tags.get("msgid") not in deleted:
                 s.history_reaction(m, at, buf)
 
-    def on_fail(self, params: list[str], now: float) -> bool:
-        """``FAIL CHATHISTORY <code> ...`` (or WARN, NOTE): the request it answers ends.
-        True when it is not to be shown."""
+    def on_fail(self, params: list[str], now: float, label: str | None = None) -> bool:
+        """``FAIL CHATHISTORY <code> ...`` (or WARN, NOTE): the request it answers (the
+        one sent with ``label``, when it carries one) ends. True when it is not to be
+        shown."""
         p, s = params, self._session
         if p[2:3] == ["TARGETS"] and self._targets is not None:
             self._targets = None  # asked on our own after a reconnect: not an error
             return True
+        found = self._labelled(label) if label is not None else None
+        if found is not None:  # (whatever its parameters name)
+            self._take(found[0], label)
+            return self._refused(*found, p, now)
         for arg in p[2:-1]:
             if self._orphan_answer(arg):  # for a query closed or renamed meanwhile
                 return True
             buf = s.buffer(arg)
             if buf is not None and s.fold(arg) in self._requests:
-                req = self._pop(buf)
-                if req is not None and req.late:
-                    return True  # given up, and said so, already
-                said = self._failed(buf, req, p[1], now, f"{p[-1]} ({p[1]})")
-                # Private history is simply not served: nothing to report. A gap fill's
-                # last line says why it stopped: not said twice.
-                return p[1] == "INVALID_TARGET" or said
+                return self._refused(buf, self._take(buf, label), p, now)
         return False
+
+    def _refused(
+        self, buf: Buffer, req: _HistoryRequest | None, params: list[str], now: float
+    ) -> bool:
+        """``FAIL CHATHISTORY`` answered ``req``: True when it is not to be shown."""
+        if req is None or req.late:
+            return req is not None  # given up, and said so, already (or not ours)
+        code = params[1]
+        said = self._failed(buf, req, code, now, f"{params[-1]} ({code})")
+        # Private history is simply not served: nothing to report. A gap fill's last
+        # line says why it stopped: not said twice.
+        return code == "INVALID_TARGET" or said
+
+    def answered(self, label: str, now: float) -> None:
+        """The whole answer to ``label`` came (an ACK, a labelled reply, the end of its
+        batch): a request sent with it that no chathistory batch or FAIL answered got
+        nothing, an empty answer."""
+        found = self._labelled(label)
+        if found is not None:
+            buf, req = found
+            self._take(buf, label)
+            self._done(buf, req, [], now, _Answer(0, None, None))
 
     def _done(
         self,

@@ -1514,6 +1514,7 @@ class Session:
             self._label = None
         if label is not None and msg.command != "BATCH":
             self.outbox.answered(label)
+            self._history.answered(label, now)
 
     def _keep(self, batch: _Batch, msg: Message, now: float) -> None:
         """A message of a history or search batch, kept until it ends (a hostile
@@ -2756,7 +2757,7 @@ class Session:
         if len(p) < 2:
             return
         kind = Kind.ERROR if msg.command == "FAIL" else Kind.INFO
-        if p[0] == "CHATHISTORY" and self._history.on_fail(p, now):
+        if p[0] == "CHATHISTORY" and self._history.on_fail(p, now, self._label):
             return
         if msg.command == "FAIL" and self.outbox.refused("FAIL", p, self._label):
             return
@@ -3313,7 +3314,9 @@ class Session:
         if batch.type == SEARCH_BATCH:
             self._search_results(batch.lines, now)
         elif batch.opener is None:
-            self._history.on_batch(batch.type, batch.params, batch.lines, now)
+            self._history.on_batch(batch.type, batch.params, batch.lines, now, batch.label)
+        if batch.label is not None and batch.parent is None:  # (a nested one's goes on)
+            self._history.answered(batch.label, now)
 
     def _multiline(self, batch: _Batch, opener: Message, now: float) -> None:
         """A ``draft/multiline`` batch ended: its message, one PRIVMSG of several lines.

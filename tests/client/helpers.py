@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from chat.servertime import format_time, parse_time
@@ -21,10 +22,28 @@ def make(nick: str = "alice", **kw: object) -> Session:
 
 
 def feed(s: Session, lines: Iterable[str | bytes], now: float = NOW) -> list[str]:
-    """Feed lines; return what the session sent meanwhile."""
+    """Feed lines; return what the session sent meanwhile, CHATHISTORY requests without
+    their labels (see :func:`unlabelled`)."""
     for line in lines:
         s.feed(line, now)
-    return s.take_outgoing()
+    return sent(s)
+
+
+def sent(s: Session) -> list[str]:
+    """What the session sent since last asked, CHATHISTORY requests without labels."""
+    return unlabelled(s.take_outgoing())
+
+
+def unlabelled(lines: list[str]) -> list[str]:
+    """``lines`` with the ``label`` tag of each CHATHISTORY request left out: over
+    labeled-response (our server's) every request has one, ``h1``, ``h2``..., which
+    tests of what is asked need not spell out. The answers fed back without a label are
+    matched in order, as a server's without labeled-response; test_history_labels.py
+    tests the labels."""
+    return [_HISTORY_LABEL.sub("", line) for line in lines]
+
+
+_HISTORY_LABEL = re.compile(r"^@label=h\d+ (?=CHATHISTORY )")
 
 
 def chat_session(channels: tuple[str, ...] = ("#t",), **kw: object) -> Session:

@@ -338,12 +338,15 @@ class HistoryStandIn(Relay):
         try:
             while raw := await reader.readline():
                 request = raw.decode(errors="replace").strip()
-                words = request.split()
+                # (Its label aside: the answers here carry none, as a server's without
+                # labeled-response; one released to the server is sent with it.)
+                bare = request.split(" ", 1)[-1] if request.startswith("@") else request
+                words = bare.split()
                 if self.answer is not None and words[:1] == ["CHATHISTORY"] and (
                     words[1:2] != ["TARGETS"]
                 ):
-                    self.kept.append(request)
-                    back = self.answer(request)
+                    self.kept.append(bare)
+                    back = self.answer(bare)
                     if back is None:
                         self.waiting.append(request)
                     else:

@@ -22,7 +22,17 @@ from client.passwords import MASK, is_nickserv, mask_message, mask_nickserv, sec
 from client.session import Session
 from tests.conftest import RunningServer
 
-from .helpers import NOW, T0, all_text, chat_session, feed, history_batch, messages, ngircd_session
+from .helpers import (
+    NOW,
+    T0,
+    all_text,
+    chat_session,
+    feed,
+    history_batch,
+    messages,
+    ngircd_session,
+    sent,
+)
 from .netutil import ChatClient, start_logged
 from .test_accounts import make_account, whois_account
 from .test_query_history import logged_in_session
@@ -202,7 +212,7 @@ def test_an_echo_of_our_message_to_nickserv_is_masked(tmp_path: Path) -> None:
 def test_our_messages_to_nickserv_in_chathistory_are_masked() -> None:
     s = logged_in_session()  # private history needs an account
     s.open_query("NickServ", NOW)
-    assert s.take_outgoing() == ["CHATHISTORY LATEST NickServ * 100"]
+    assert sent(s) == ["CHATHISTORY LATEST NickServ * 100"]
     rows = [("alice", "IDENTIFY alice hunter22", "M1", T0),
             ("NickServ", "You are now logged in as alice", "M2", T0 + 1),
             ("alice_", "REGISTER hunter22", "M3", T0 + 2)]  # fmt: skip

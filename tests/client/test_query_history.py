@@ -20,7 +20,7 @@ from client.ui.render import LineRenderer
 from client.ui.views import MessagePane, Views
 from tests.conftest import RunningServer
 
-from .helpers import NOW, T0, chat_session, feed, history_batch, privmsg
+from .helpers import NOW, T0, chat_session, feed, history_batch, privmsg, sent
 from .netutil import ChatClient, has_texts, texts
 from .recorded import CHAT_BURST
 from .test_accounts import PASSWORD, make_account
@@ -52,7 +52,7 @@ async def settled(c: ChatClient, name: str, wanted: list[str]) -> Buffer:
 
 
 def history_asked(c: ChatClient, target: str) -> list[str]:
-    return [ln for ln in c.sent if ln.startswith("CHATHISTORY ") and ln.split()[2] == target]
+    return [ln for ln in c.untagged if ln.startswith("CHATHISTORY ") and ln.split()[2] == target]
 
 
 def errors(s: Session) -> list[str]:
@@ -265,7 +265,7 @@ def test_a_query_closed_while_history_is_due_stays_closed() -> None:
         assert buf is not None and buf.history_loading
         assert s.close_buffer(buf, NOW)
         assert not buf.history_loading  # (nothing is loading into it any more)
-    assert s.take_outgoing() == ["CHATHISTORY LATEST bob * 100", "CHATHISTORY LATEST carol * 100"]
+    assert sent(s) == ["CHATHISTORY LATEST bob * 100", "CHATHISTORY LATEST carol * 100"]
     feed(s, history_batch("h1", "bob", [("bob", "old", "M1", T0)]))
     feed(s, ["FAIL CHATHISTORY MESSAGE_ERROR * carol :Messages could not be retrieved"])
     assert s.buffer("bob") is None and s.buffer("carol") is None
@@ -307,7 +307,7 @@ def test_refused_history_is_asked_again_on_the_next_connection_only() -> None:
     s = logged_in_session()
     buf = s.open_query("dave", NOW)
     assert buf is not None
-    assert s.take_outgoing() == ["CHATHISTORY LATEST dave * 100"]
+    assert sent(s) == ["CHATHISTORY LATEST dave * 100"]
     feed(s, ["FAIL CHATHISTORY INVALID_TARGET LATEST dave :Messages could not be retrieved"])
     assert buf.no_history and not buf.history_complete and not s.request_older(buf, NOW)
     assert feed(s, [privmsg("dave", "alice", "hey")]) == []  # a live line asks nothing

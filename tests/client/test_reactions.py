@@ -33,6 +33,7 @@ from .helpers import (
     make,
     privmsg,
     run,
+    sent,
     texts,
 )
 from .helpers import chathistory_batch as batch
@@ -406,7 +407,7 @@ def test_page_up_brings_older_reactions_and_pages_from_the_oldest_item() -> None
     assert buf is not None
     feed(s, history_batch("h1", "#t", [("bob", f"n{i}", f"m{i}", T0 + i) for i in (7, 8, 9)]))
     assert s.request_older(buf, NOW)
-    assert s.take_outgoing() == ["CHATHISTORY BEFORE #t msgid=m7 3"]
+    assert sent(s) == ["CHATHISTORY BEFORE #t msgid=m7 3"]
     h = "b1"
     feed(s, batch(h, "#t", [reaction("dave", "#t", "👍", "m2", "r1", T0 + 4, batch=h),
                             privmsg("bob", "#t", "n5", "m5", T0 + 5, batch=h),
@@ -415,7 +416,7 @@ def test_page_up_brings_older_reactions_and_pages_from_the_oldest_item() -> None
     assert shown(s, "m5") == [("👀", ("carol",))]
     assert not buf.history_complete  # a full page: maybe more
     assert s.request_older(buf, NOW)
-    assert s.take_outgoing() == ["CHATHISTORY BEFORE #t msgid=r1 3"]  # past the reaction
+    assert sent(s) == ["CHATHISTORY BEFORE #t msgid=r1 3"]  # past the reaction
 
 
 def test_query_history_with_reactions_only_opens_no_query() -> None:

@@ -30,6 +30,7 @@ from .helpers import (
     make,
     privmsg,
     run,
+    sent,
     texts,
 )
 from .helpers import chathistory_batch as batch
@@ -311,7 +312,7 @@ def test_page_up_applies_deletions_and_pages_from_real_messages() -> None:
     feed(s, history_batch("h1", "#t", [("bob", f"n{i}", f"m{i}", T0 + i) for i in (7, 8, 9)]))
     s.take_events()
     assert s.request_older(buf, NOW)
-    assert s.take_outgoing() == ["CHATHISTORY BEFORE #t msgid=m7 3"]
+    assert sent(s) == ["CHATHISTORY BEFORE #t msgid=m7 3"]
     h = "b1"
     feed(s, batch(h, "#t", [
         stored_redact(h, "carol", "#t", "m1", T0 + 4),  # the oldest of the page
@@ -323,7 +324,7 @@ def test_page_up_applies_deletions_and_pages_from_real_messages() -> None:
     [added] = [e for e in s.take_events() if isinstance(e, HistoryAdded)]
     assert added.count == 2
     assert s.request_older(buf, NOW)
-    assert s.take_outgoing() == ["CHATHISTORY BEFORE #t msgid=m5 3"]  # a real message's
+    assert sent(s) == ["CHATHISTORY BEFORE #t msgid=m5 3"]  # a real message's
     # A page of deletions only (m1's again, two of messages older still).
     h = "b2"
     feed(s, batch(h, "#t", [stored_redact(h, "carol", "#t", "m2", T0 + 3.5),
@@ -331,7 +332,7 @@ def test_page_up_applies_deletions_and_pages_from_real_messages() -> None:
                             stored_redact(h, "carol", "#t", "m1", T0 + 4)]))
     assert texts(buf) == ["n5", "n6", "n7", "n8", "n9"] and not buf.history_complete
     assert s.request_older(buf, NOW)
-    assert s.take_outgoing() == ["CHATHISTORY BEFORE #t msgid=r-m2 3"]  # past them
+    assert sent(s) == ["CHATHISTORY BEFORE #t msgid=r-m2 3"]  # past them
     # A server that still returns the deleted messages: they are not shown.
     feed(s, history_batch("b3", "#t", [("bob", "n1", "m1", T0 + 1), ("bob", "n2", "m2", T0 + 2),
                                        ("bob", "n3", "m3", T0 + 3)]))
@@ -661,7 +662,7 @@ async def test_a_deletion_made_while_away_is_applied_when_back(
         lambda: has_texts(theirs, ["sorry, wrong window"]) and not theirs.history_loading,
         "the gap fill",
     )
-    assert [ln for ln in bob.sent if ln.startswith("CHATHISTORY AFTER")] == [
+    assert [ln for ln in bob.untagged if ln.startswith("CHATHISTORY AFTER")] == [
         f"CHATHISTORY AFTER #room msgid={secret.msgid} 100"]
     assert texts(theirs) == ["hello", "(message deleted)", "sorry, wrong window"]
     [line] = [ln for ln in theirs.lines if ln.msgid == secret.msgid]

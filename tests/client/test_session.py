@@ -35,6 +35,7 @@ from .helpers import (
     privmsg,
     reconnect,
     run,
+    sent,
     texts,
 )
 from .recorded import CHAT_BURST, CHAT_JOIN, NGIRCD_BURST, NGIRCD_JOIN, NO_CAP_BURST
@@ -540,7 +541,7 @@ def test_request_older_prepends_and_keeps_order() -> None:
     feed(s, history_batch("b1", "#t", rows))  # exactly the limit: maybe more exists
     assert not buf.history_complete
     assert s.request_older(buf, NOW)
-    assert s.take_outgoing() == ["CHATHISTORY BEFORE #t msgid=M100 100"]
+    assert sent(s) == ["CHATHISTORY BEFORE #t msgid=M100 100"]
     assert buf.history_loading
     assert not s.request_older(buf, NOW), "one request at a time"
     older = [(f"u{i}", f"m{i}", f"M{i:03d}", T0 - 1000 + i) for i in range(50, 100)]
@@ -567,7 +568,7 @@ def test_pageup_refused_for_now_asks_again_later_and_other_refusals_end_it() -> 
     assert buf.history_refused and not buf.history_complete
     assert not s.request_older(buf, NOW + 1)
     assert s.request_older(buf, NOW + client_history.RETRY_REFUSED_SECONDS)
-    assert s.take_outgoing() == ["CHATHISTORY BEFORE #t msgid=M100 100"]
+    assert sent(s) == ["CHATHISTORY BEFORE #t msgid=M100 100"]
     feed(s, ["FAIL CHATHISTORY INVALID_PARAMS BEFORE #t :Invalid parameters"])
     assert buf.history_complete
     assert not s.request_older(buf, NOW + 60)
@@ -584,7 +585,7 @@ def test_request_older_when_scrollback_is_full() -> None:
     assert len(buf.lines) == 100 and buf.full
     s.take_outgoing()
     assert s.request_older(buf, NOW)  # the scrollback grows by a page for it
-    assert s.take_outgoing() == ["CHATHISTORY BEFORE #t msgid=L0100 100"]
+    assert sent(s) == ["CHATHISTORY BEFORE #t msgid=L0100 100"]
     assert buf.lines.maxlen == 200 and not buf.full
 
 
@@ -614,12 +615,12 @@ def test_lines_falling_off_the_top_are_not_the_beginning_of_history() -> None:
     assert not buf.cleared  # the top is the scrollback's limit, not where /clear left off
     run(s, "/clear")
     assert s.request_older(buf, NOW)
-    assert s.take_outgoing() == ["CHATHISTORY LATEST #t * 10"]
+    assert sent(s) == ["CHATHISTORY LATEST #t * 10"]
     rows = [("bob", f"y{i}", f"N{i:03d}", T0 + 100 + i) for i in range(50, 60)]
     feed(s, history_batch("b1", "#t", rows))
     assert texts(buf) == [f"y{i}" for i in range(50, 60)] and not buf.history_complete
     assert s.request_older(buf, NOW)
-    assert s.take_outgoing() == ["CHATHISTORY BEFORE #t msgid=N050 10"]
+    assert sent(s) == ["CHATHISTORY BEFORE #t msgid=N050 10"]
 
 
 def test_an_older_page_that_does_not_fit_is_not_the_beginning_of_history() -> None:
@@ -631,7 +632,7 @@ def test_an_older_page_that_does_not_fit_is_not_the_beginning_of_history() -> No
     room = buf.lines.maxlen - len(buf.lines) if buf.lines.maxlen else 0
     assert 0 < room < 9
     assert s.request_older(buf, NOW)
-    assert s.take_outgoing() == ["CHATHISTORY BEFORE #t msgid=H010 10"]
+    assert sent(s) == ["CHATHISTORY BEFORE #t msgid=H010 10"]
     rows = [("bob", f"h{i}", f"H{i:03d}", T0 - 100 + i) for i in range(1, 10)]  # the last
     feed(s, history_batch("b1", "#t", rows))
     assert texts(buf)[0] == f"h{10 - room}" and buf.full
@@ -648,7 +649,7 @@ def test_pageup_after_lines_fell_off_goes_on_from_the_oldest_line_held() -> None
     feed(s, [privmsg("bob", "#t", f"x{i}", f"L{i:03d}", T0 + i) for i in range(20)])
     assert buf.full and buf.remove(buf.lines[-1])  # room again (the outbox moves lines)
     assert s.request_older(buf, NOW)
-    assert s.take_outgoing() == ["CHATHISTORY BEFORE #t msgid=L005 2"]  # not M3: L0-L4 gone
+    assert sent(s) == ["CHATHISTORY BEFORE #t msgid=L005 2"]  # not M3: L0-L4 gone
 
 
 def test_merge_interleaves_by_time_without_duplicates() -> None:
@@ -693,7 +694,7 @@ def test_history_of_a_query_and_failures() -> None:
     feed(s, [":test.server 900 alice alice!~a@h alice :You are now logged in as alice"])
     q = s.open_query("carol", NOW)
     assert q is not None
-    assert s.take_outgoing() == ["CHATHISTORY LATEST carol * 100"]
+    assert sent(s) == ["CHATHISTORY LATEST carol * 100"]
     feed(s, ["FAIL CHATHISTORY INVALID_TARGET LATEST carol :Messages could not be retrieved"])
     assert not q.history_loading and q.no_history
 
@@ -898,7 +899,7 @@ def test_a_gap_fill_answered_after_its_timeout_is_merged_as_missed_and_late() ->
     s.tick(NOW + 5 + client_history.HISTORY_TIMEOUT)
     assert not buf.history_loading and s.due_at is None
     assert s.request_older(buf, NOW + 70)
-    assert s.take_outgoing() == ["CHATHISTORY BEFORE #t msgid=M0 2"]
+    assert sent(s) == ["CHATHISTORY BEFORE #t msgid=M0 2"]
     s.take_events()
     feed(s, history_batch("g1", "#t", [("bob", "missed", "M2", T0 + 2)]), NOW + 80)
     [late] = [e for e in s.take_events() if isinstance(e, HistoryAdded)]
@@ -924,7 +925,7 @@ def test_paging_counts_what_the_server_sent_not_what_is_shown() -> None:
     feed(s, history_batch("b1", "#t", rows))
     assert texts(buf) == ["one"] and not buf.history_complete
     assert s.request_older(buf, NOW)
-    assert s.take_outgoing() == ["CHATHISTORY BEFORE #t msgid=M1 3"]
+    assert sent(s) == ["CHATHISTORY BEFORE #t msgid=M1 3"]
     feed(s, history_batch("b2", "#t", [("dave", "x", "M0", T0)]))
     assert buf.history_complete
 
@@ -949,11 +950,11 @@ def test_pageup_goes_on_past_a_page_with_nothing_shown() -> None:
     assert buf is not None
     feed(s, history_batch("b1", "#t", [("bob", "a", "M5", T0 + 5), ("bob", "b", "M6", T0 + 6)]))
     assert s.request_older(buf, NOW)
-    assert s.take_outgoing() == ["CHATHISTORY BEFORE #t msgid=M5 2"]
+    assert sent(s) == ["CHATHISTORY BEFORE #t msgid=M5 2"]
     feed(s, history_batch("b2", "#t", [("dave", "x", "M3", T0 + 3), ("dave", "y", "M4", T0 + 4)]))
     assert texts(buf) == ["a", "b"] and not buf.history_complete
     assert s.request_older(buf, NOW)
-    assert s.take_outgoing() == ["CHATHISTORY BEFORE #t msgid=M3 2"]  # not M5 again
+    assert sent(s) == ["CHATHISTORY BEFORE #t msgid=M3 2"]  # not M5 again
     feed(s, history_batch("b3", "#t", [("bob", "c", "M2", T0 + 2)]))
     assert texts(buf) == ["c", "a", "b"] and buf.history_complete
 

@@ -47,7 +47,7 @@ from client.ui.views import (
     topic_fragments,
 )
 
-from .helpers import NOW, T0, chat_session, feed, history_batch, privmsg, reconnect
+from .helpers import NOW, T0, chat_session, feed, history_batch, privmsg, reconnect, sent
 from .recorded import CHAT_JOIN
 
 
@@ -879,7 +879,7 @@ def test_older_history_refused_is_not_called_the_beginning_of_history() -> None:
     s.take_outgoing()
     pane = MessagePane(s, LineRenderer(), Views())
     assert s.request_older(buf, NOW)
-    assert s.take_outgoing()[-1].startswith("CHATHISTORY BEFORE #t")
+    assert sent(s)[-1].startswith("CHATHISTORY BEFORE #t")
     feed(s, ["FAIL CHATHISTORY MESSAGE_ERROR BEFORE #t :Messages could not be retrieved"])
     assert not buf.history_loading and not s.request_older(buf, NOW)
     content = pane.create_content(80, 10)
