@@ -45,7 +45,11 @@ Logs from before those names (``old_name``: ``server.log`` for the server buffer
 ``bob_.log`` for ``bob|``) take the new name once, when their buffer is first logged
 (``_adopt``), the server's at once: ``server.log`` is a nick's file now. Which files
 are that old is listed when the client first logs into a folder (LEGACY_FILE), so a
-file written under the new names is never taken for one.
+file written under the new names is never taken for one. Where a file of the new name
+is there already, the old one is kept beside it, renamed ``<new name>@old.log`` (``@``
+is in no name a buffer gives; ``@old2``... when taken), never merged into it nor
+left for another buffer; so is an old network folder's log when the folder of the
+new name exists (``log_root`` moves its files in). Nothing is deleted.
 """
 
 from __future__ import annotations
@@ -97,6 +101,7 @@ OLD_SERVER_FILE = "server"  # ...and its name before: a nick called server has i
 # The logs in a folder that were there before the names changed and are not renamed
 # yet, one a line (written when the client first logs there; no buffer gives a dot-file).
 LEGACY_FILE = ".old-names"
+OLD_MARK = "@old"  # an old log kept beside the new one of its buffer (no name has "@")
 _EVENT_KINDS = frozenset({Kind.JOIN, Kind.PART, Kind.QUIT, Kind.KICK, Kind.NICK, Kind.TOPIC,
                           Kind.MODE, Kind.INFO, Kind.ERROR})
 
@@ -122,16 +127,86 @@ def old_name(name: str) -> str:
 
 
 def log_root(log_dir: Path, network: str) -> Path:
-    """The folder of ``network``'s logs, an older client's folder renamed to it first
-    (once: a folder this version logged into has a LEGACY_FILE, and is never moved)."""
+    """The folder of ``network``'s logs, an older client's folder renamed to it first,
+    or its logs moved into it when both exist (once: a folder this version logged into
+    has a LEGACY_FILE, and is never moved)."""
     root, old = log_dir / safe_name(network), log_dir / old_name(network)
-    if old != root and old.is_dir() and not root.exists() and not (old / LEGACY_FILE).exists():
-        try:
-            old.rename(root)
-        except OSError as exc:
-            log.warning("cannot rename the chat logs %s to %s: %s", old, root, exc)
-            return old  # (logged where they were, rather than split in two)
+    if old == root or not old.is_dir() or (old / LEGACY_FILE).exists():
+        return root
+    if root.exists():
+        _move_logs(old, root)
+        return root
+    try:
+        old.rename(root)
+    except OSError as exc:
+        log.warning("cannot rename the chat logs %s to %s: %s", old, root, exc)
+        return old  # (logged where they were, rather than split in two)
     return root
+
+
+def _move_logs(old: Path, root: Path) -> None:
+    """An older client's logs in ``old`` go into ``root``, the folder of the new name:
+    each keeps its name where it is free (an old name still, listed in ``root``'s
+    LEGACY_FILE when there is one, to take the new name when its buffer is logged),
+    else goes beside the file there as ``<name>@old``; the server buffer's is
+    SERVER_FILE's, or ``@server.old``. Nothing is overwritten; ``old`` goes once empty."""
+    try:
+        paths = sorted(old.glob("*.log"))
+    except OSError as exc:
+        log.warning("chat logs: cannot read %s: %s", old, exc)
+        return
+    moved = []
+    for path in paths:
+        if path.stem == OLD_SERVER_FILE:
+            stem = _spare(root, SERVER_FILE, f"{SERVER_FILE}.old")
+        else:
+            stem = _spare(root, path.stem, path.stem + OLD_MARK)
+        if _rename_file(path, root / f"{stem}.log") and stem == path.stem:
+            moved.append(stem)
+    listing = root / LEGACY_FILE
+    try:
+        legacy = set(listing.read_text(encoding="utf-8").splitlines()) if moved else None
+    except FileNotFoundError:  # (not logged there yet: they are listed when it is)
+        legacy = None
+    except (OSError, ValueError) as exc:
+        log.warning("chat logs: cannot read %s: %s", listing, exc)
+        legacy = None
+    if legacy is not None:
+        _save_listing(root, legacy | set(moved))
+    with contextlib.suppress(OSError):
+        old.rmdir()  # (only when empty: anything else there stays)
+
+
+def _save_listing(root: Path, legacy: set[str]) -> None:
+    """Write ``root``'s LEGACY_FILE: ``legacy``, a stem a line."""
+    try:
+        (root / LEGACY_FILE).write_text(
+            "".join(f"{stem}\n" for stem in sorted(legacy)), encoding="utf-8")
+    except OSError as exc:
+        log.warning("chat logs: cannot write %s: %s", root / LEGACY_FILE, exc)
+
+
+def _spare(folder: Path, first: str, then: str) -> str:
+    """``first`` when ``folder`` has no log of that name, else the first free of
+    ``then``, ``then2``, ``then3``..."""
+    if not (folder / f"{first}.log").exists():
+        return first
+    n = 1
+    while (folder / f"{then}{n if n > 1 else ''}.log").exists():
+        n += 1
+    return f"{then}{n if n > 1 else ''}"
+
+
+def _rename_file(source: Path, target: Path) -> bool:
+    """Rename ``source`` to ``target``, never over a file there. True when done."""
+    try:
+        if target.exists():
+            return False
+        source.rename(target)
+    except OSError as exc:
+        log.warning("chat logs: cannot rename %s to %s: %s", source, target, exc)
+        return False
+    return True
 
 
 def format_line(line: Line) -> str:
@@ -378,14 +453,15 @@ class ChatLog:
 
     def _adopt(self, legacy: set[str], name: str, old: str) -> None:
         """The buffer logged as ``name`` now is first logged in this run: an older
-        client's log of it, as ``old``, takes the new name; a file that already has
-        the new name is the buffer's, never renamed later (for another buffer whose
-        old name it is: ``_bob_`` is ``[bob]``'s old name)."""
+        client's log of it, as ``old``, takes the new name, or, when a file has that
+        name already, ``<name>@old`` beside it (neither loses a line); a file that
+        already has the new name is the buffer's, never renamed later (for another
+        buffer whose old name it is: ``_bob_`` is ``[bob]``'s old name)."""
         if name in legacy:
             legacy.discard(name)
-        elif old in legacy and not (self.root / f"{name}.log").exists():
+        elif old in legacy:
             legacy.discard(old)
-            self._rename(old, name)
+            self._rename(old, _spare(self.root, name, name + OLD_MARK))
         else:
             return
         self._save_legacy(legacy)
@@ -421,24 +497,14 @@ class ChatLog:
             stems.discard(OLD_SERVER_FILE)
             # (With a log of the new name already, from the version that changed the
             # names, the old one is kept beside it: never a nick's file.)
-            taken = (self.root / f"{SERVER_FILE}.log").exists()
-            self._rename(OLD_SERVER_FILE, f"{SERVER_FILE}.old" if taken else SERVER_FILE)
+            self._rename(OLD_SERVER_FILE, _spare(self.root, SERVER_FILE, f"{SERVER_FILE}.old"))
         return stems
 
     def _rename(self, old: str, new: str) -> None:
-        source, target = self.root / f"{old}.log", self.root / f"{new}.log"
-        try:
-            if not target.exists():
-                source.rename(target)
-        except OSError as exc:
-            log.warning("chat logs: cannot rename %s to %s: %s", source, target, exc)
+        _rename_file(self.root / f"{old}.log", self.root / f"{new}.log")
 
     def _save_legacy(self, legacy: set[str]) -> None:
-        try:
-            (self.root / LEGACY_FILE).write_text(
-                "".join(f"{stem}\n" for stem in sorted(legacy)), encoding="utf-8")
-        except OSError as exc:
-            log.warning("chat logs: cannot write %s: %s", self.root / LEGACY_FILE, exc)
+        _save_listing(self.root, legacy)
 
     def _reaction(self, event: LineReacted) -> None:
         _, entry = self._file(event.buffer)

@@ -16,6 +16,7 @@ from client.chatlog import (
     HOLD_SECONDS,
     LEGACY_FILE,
     NAME_BYTES,
+    OLD_MARK,
     OPEN_FILES,
     SERVER_FILE,
     TIME_FORMAT,
@@ -248,6 +249,72 @@ def test_an_old_networks_folder_takes_the_new_name_once(tmp_path: Path) -> None:
     root.rename(tmp_path / "elsewhere")
     assert log_root(tmp_path, "My Net") == tmp_path / safe_name("My Net")
     assert (tmp_path / "my_net" / "bob.log").exists()
+
+
+def every_line(folder: Path) -> list[str]:
+    """Every line of every log in ``folder`` and its subfolders, sorted."""
+    return sorted(ln for path in folder.rglob("*.log") for ln in lines_of(path))
+
+
+def test_an_old_log_beside_a_new_one_of_its_buffer_is_kept_beside_it(tmp_path: Path) -> None:
+    """bob|'s log under its old name (bob_.log, listed as old) and one under its new
+    name are both there: the old one goes beside the new one as <new name>@old.log, not
+    left to be taken for bob_'s; every line stays, and bob_ gets a file of its own."""
+    folder = tmp_path / "home"
+    folder.mkdir()
+    before = stamp(NOW - 3600)
+    new = safe_name("bob|")
+    (folder / "bob_.log").write_text(f"{before} <bob|> old bob|\n")
+    (folder / f"{new}.log").write_text(f"{before} <bob|> new-named bob|\n")
+    (folder / f"{new}{OLD_MARK}.log").write_text(f"{before} <bob|> kept before\n")
+    (folder / LEGACY_FILE).write_text("bob_\n")
+    lines = every_line(folder)
+    s = chat_session()
+    log = ChatLog(folder)
+    feed(s, [":bob|!b@h PRIVMSG alice :from bob|", ":bob_!b@h PRIVMSG alice :from bob_"])
+    logged(s, log)
+    log.close()
+    assert [ln[20:] for ln in lines_of(folder / f"{new}.log")] == [
+        "<bob|> new-named bob|", "<bob|> from bob|"]
+    assert lines_of(folder / f"{new}{OLD_MARK}2.log") == [f"{before} <bob|> old bob|"]
+    assert lines_of(folder / f"{new}{OLD_MARK}.log") == [f"{before} <bob|> kept before"]
+    assert [ln[20:] for ln in lines_of(folder / "bob_.log")] == ["<bob_> from bob_"]
+    assert (folder / LEGACY_FILE).read_text() == ""
+    assert set(lines) <= set(every_line(folder))
+
+
+def test_an_old_networks_folder_beside_the_new_one_is_moved_into_it(tmp_path: Path) -> None:
+    """Both my_net (an older client's) and the new folder of My Net exist: the old
+    logs move into the new folder, each under its name when free (still an old name,
+    listed: bob_.log takes bob|'s new name when bob| is logged), else beside the file
+    there as <name>@old.log, the server buffer's as @server.old.log. No line is lost
+    and the old folder goes."""
+    old, root = tmp_path / "my_net", tmp_path / safe_name("My Net")
+    old.mkdir()
+    root.mkdir()
+    before, later = stamp(NOW - 7200), stamp(NOW - 3600)
+    (old / "#t.log").write_text(f"{before} <carol> old #t\n")
+    (old / "bob_.log").write_text(f"{before} <bob|> old bob|\n")
+    (old / "server.log").write_text(f"{before} -!- old server news\n")
+    (root / "#t.log").write_text(f"{later} <carol> new #t\n")
+    (root / f"{SERVER_FILE}.log").write_text(f"{later} -!- new server news\n")
+    (root / LEGACY_FILE).write_text("")
+    lines = every_line(tmp_path)
+    assert log_root(tmp_path, "My Net") == root
+    assert not old.exists()
+    assert every_line(tmp_path) == lines
+    assert lines_of(root / "#t.log") == [f"{later} <carol> new #t"]
+    assert lines_of(root / f"#t{OLD_MARK}.log") == [f"{before} <carol> old #t"]
+    assert lines_of(root / f"{SERVER_FILE}.old.log") == [f"{before} -!- old server news"]
+    assert (root / LEGACY_FILE).read_text() == "bob_\n"
+    s = chat_session()
+    log = ChatLog(root)
+    feed(s, [":bob|!b@h PRIVMSG alice :new from bob|"])
+    logged(s, log)
+    log.close()
+    assert [ln[20:] for ln in lines_of(root / f"{safe_name('bob|')}.log")] == [
+        "<bob|> old bob|", "<bob|> new from bob|"]
+    assert not (root / "bob_.log").exists()
 
 
 async def test_a_file_that_cannot_be_written_stops_only_its_own_log(
