@@ -25,6 +25,13 @@ FORMAT = re.compile(r"\A\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z\Z")
         (1_763_707_140.001, "2025-11-21T06:39:00.001Z"),
         (951_782_400.0, "2000-02-29T00:00:00.000Z"),  # leap day
         (4_102_444_799.999, "2099-12-31T23:59:59.999Z"),
+        # The year is four digits however small: '999-…' and '1-…' are not server-time.
+        (-30_610_224_000.0, "1000-01-01T00:00:00.000Z"),
+        (-30_641_760_000.0, "0999-01-01T00:00:00.000Z"),
+        (-62_135_596_800.0, "0001-01-01T00:00:00.000Z"),
+        (-62_135_596_799.007, "0001-01-01T00:00:00.993Z"),  # a float a few µs off
+        (-0.5, "1969-12-31T23:59:59.500Z"),
+        (253_402_300_799.999, "9999-12-31T23:59:59.999Z"),
     ],
 )
 def test_format_time(epoch: float, text: str) -> None:
@@ -94,6 +101,25 @@ def test_text_round_trip(moment: datetime) -> None:
     text = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
     assert format_time(parse_time(text)) == text
     assert parse_time(text) == pytest.approx(moment.timestamp(), abs=1e-6)
+
+
+@pytest.mark.parametrize("epoch", [-62_135_596_800.001, 253_402_300_800.0])
+def test_format_time_refuses_what_has_no_four_digit_year(epoch: float) -> None:
+    with pytest.raises(ValueError):
+        format_time(epoch)
+
+
+@settings(deadline=None)
+@given(
+    st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59))
+    .map(lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000, tzinfo=UTC))
+)
+def test_every_year_round_trips_padded(moment: datetime) -> None:
+    # Any time server-time can spell formats back to the same text, in every year.
+    text = (f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:"
+            f"{moment.minute:02d}:{moment.second:02d}.{moment.microsecond // 1000:03d}Z")
+    assert format_time(parse_time(text)) == text
+    assert FORMAT.match(text)
 
 
 @settings(deadline=None)
