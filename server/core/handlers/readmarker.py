@@ -49,9 +49,7 @@ def handle_markread(core: ServerCore, client: Client, msg: Message) -> None:
     if len(msg.params) > 1:  # a bad request is told so first, logged in or not
         text = msg.params[1]
         try:
-            if not text.startswith("timestamp="):
-                raise ValueError(text)
-            time_ms = round(parse_time(text[len("timestamp="):]) * 1000)
+            time_ms = _marker_time(text)
         except ValueError:
             core.fail(client, "MARKREAD", "INVALID_PARAMS", text, "Invalid timestamp")
             return
@@ -73,6 +71,18 @@ def handle_markread(core: ServerCore, client: Client, msg: Message) -> None:
     save_marker(core, account, folded, time_ms)
     if core.cluster:
         core.publish("markread", (), core.uid(client), a=account, t=folded, tn=target, ms=time_ms)
+
+
+def _marker_time(text: str) -> int:
+    """``timestamp=...`` -> epoch ms; ValueError when malformed or before 1970. No
+    message is older, and a time before the year 1 in UTC (``0001-01-01T00:00:00+00:01``
+    parses) could not be formatted back: each answer, and each JOIN's, failed."""
+    if not text.startswith("timestamp="):
+        raise ValueError(text)
+    seconds = parse_time(text[len("timestamp="):])
+    if seconds < 0:
+        raise ValueError(text)
+    return round(seconds * 1000)
 
 
 def _connection_marker(
