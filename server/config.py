@@ -70,6 +70,11 @@ class ServerConfig:
     # many addresses): at once, then one more per login_refill seconds.
     login_failures: int = 10
     login_refill: float = 6.0
+    # Failed password checks (logins, OPER, REGISTER) per host (an IPv4 address or an
+    # IPv6 /64), whatever the account or connection: at once, then one more per
+    # host_password_refill seconds (Atheme's throttle). All checks share one thread.
+    host_password_failures: int = 10
+    host_password_refill: float = 6.0
     target_limit: int = 10  # new nicks a client may message at once (0: no limit) ...
     target_refill: float = 6.0  # ... and seconds until it may message one more
     # Seconds before a client may set or change its away message once more, past one

@@ -157,6 +157,10 @@ _HELP: dict[str, str] = {
     "login_failures": "failed logins one account may have at once, from any connections "
     "and hosts, before its logins are refused for a while (0: no limit)",
     "login_refill": "seconds until an account may have one more failed login",
+    "host_password_failures": "failed password checks (logins, OPER, REGISTER) one host "
+    "(an IPv4 address or an IPv6 /64) may have at once, whatever the accounts and "
+    "connections, before its checks are refused for a while (0: no limit)",
+    "host_password_refill": "seconds until a host may have one more failed password check",
     "target_limit": (
         "new nicks a client may send private messages to at once; replies and nicks "
         "messaged lately do not count (0: no limit; operators are exempt)"
@@ -272,6 +276,7 @@ _INT_BOUNDS: dict[str, tuple[int, int | None]] = {
     "account_limit": (0, None),
     "scan_burst": (0, None),
     "login_failures": (0, 1000),
+    "host_password_failures": (0, 100_000),
     "multiline_max_bytes": (0, 65536),
     "multiline_max_lines": (1, 1000),
     "sts_duration": (0, 400 * 86400),

@@ -54,6 +54,22 @@ class HostRate:
         bucket.tokens -= cost
         return True
 
+    def give(self, key: str, now: float, cost: float = 1.0) -> None:
+        """Give back ``cost`` tokens spent on something that turned out not to count (at
+        most a full bucket)."""
+        bucket = self._buckets.get(key)
+        if bucket is None or not self.burst or self.rate <= 0:
+            return
+        bucket.tokens = min(float(self.burst), self._tokens(bucket, now) + cost)
+        bucket.updated = now
+
+    def full(self, key: str, now: float) -> bool:
+        """True when ``key`` has its whole burst to spend (always, when off)."""
+        bucket = self._buckets.get(key)
+        if bucket is None or not self.burst or self.rate <= 0:
+            return True
+        return self._tokens(bucket, now) >= self.burst
+
     def wait(self, key: str, now: float) -> float:
         """Seconds until ``key`` has a token to spend (0: now), spending none."""
         bucket = self._buckets.get(key)

@@ -294,6 +294,9 @@ class ServerCore:
         )
         # Failed logins per folded account (handlers/accounts.py check_login, SCRAM).
         self.login_failures = HostRate(config.login_failures, _per_second(config.login_refill))
+        # Failed password checks per host (handlers/operator.py host_wait, start_check).
+        self.password_hosts = HostRate(
+            config.host_password_failures, _per_second(config.host_password_refill))
         self.cloak_key = config.cloak_key.encode() or secrets.token_bytes(32)
         self._flooded: dict[Client, None] = {}  # clients with delayed lines
         # Cluster (server/cluster): remote users by uid, event counters, pending nick claims.
@@ -428,6 +431,7 @@ class ServerCore:
         self.refusal_log.tick()
         self.login_refusal_log.tick()
         self.login_failures.expire(now)
+        self.password_hosts.expire(now)
         if self.bans:
             from .handlers.bans import expire_bans
 
@@ -475,6 +479,8 @@ class ServerCore:
         self.scan_rate.burst, self.scan_rate.rate = new.scan_burst, new.scan_rate
         self.login_failures.burst = new.login_failures
         self.login_failures.rate = _per_second(new.login_refill)
+        self.password_hosts.burst = new.host_password_failures
+        self.password_hosts.rate = _per_second(new.host_password_refill)
         self.whowas.resize(new.whowas_size)
         return ignored
 

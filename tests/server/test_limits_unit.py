@@ -80,6 +80,29 @@ def test_host_rate_takes_a_cost_and_a_full_bucket_pays_for_anything() -> None:
     assert rate.wait("b", 0.1) == 0.0 and rate.wait("new", 0.0) == 0.0
 
 
+def test_host_rate_gives_back_at_most_a_full_bucket() -> None:
+    rate = HostRate(burst=2, rate=0.5)
+    assert rate.take("a", 0.0) and rate.take("a", 0.0)
+    rate.give("a", 0.0)  # a check that passed: its token comes back
+    assert rate.take("a", 0.0) and not rate.take("a", 0.0)
+    rate.give("a", 0.0)
+    rate.give("a", 0.0)
+    rate.give("a", 0.0)  # never more than the burst
+    assert [rate.take("a", 0.0) for _ in range(3)] == [True, True, False]
+    rate.give("new", 0.0)  # nothing was spent: nothing to give back
+    assert rate.wait("new", 0.0) == 0.0 and "new" not in rate._buckets
+    off = HostRate(burst=0, rate=0.5)
+    off.give("a", 0.0)
+    assert off._buckets == {} and off.full("a", 0.0)
+
+
+def test_host_rate_is_full_until_spent_from_and_again_once_refilled() -> None:
+    rate = HostRate(burst=2, rate=0.5)
+    assert rate.full("a", 0.0)
+    assert rate.take("a", 0.0) and not rate.full("a", 0.0)
+    assert not rate.full("a", 1.0) and rate.full("a", 2.0)  # a token back every 2 s
+
+
 def test_cloaks_are_stable_keyed_and_hide_the_address() -> None:
     a = cloak_host("192.0.2.7", b"key")
     assert a == cloak_host("192.0.2.7", b"key")

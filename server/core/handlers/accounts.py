@@ -27,7 +27,14 @@ from chat.names import is_valid_nick
 
 from ..caps import SASL_MECHANISMS
 from ..relay import relay_wire
-from .operator import password_wait, too_many_failures, too_many_text
+from .operator import (
+    end_check,
+    host_wait,
+    password_wait,
+    start_check,
+    too_many_failures,
+    too_many_text,
+)
 from .readmarker import forget_markers
 
 if TYPE_CHECKING:
@@ -119,6 +126,7 @@ class ScramExchange:
     server: scram.ScramServer | None = None  # once the client-first message is in
     name: str | None = None  # the account's name; None: decoy credentials
     proven: bool = False  # the server-final message went out: the client's '+' ends it
+    paid: bool = False  # the host paid for the check up front (operator.start_check)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +198,7 @@ def _scram_step(core: ServerCore, client: Client, exchange: ScramExchange, data:
             _scram_failed(core, client, "a non-empty answer to the server-final message")
             return
         _end_sasl(client)
+        end_check(core, client, exchange.paid, True)
         log_in(core, client, exchange.name)
         core.reply(client, N.RPL_SASLSUCCESS, "SASL authentication successful")
         return
@@ -202,6 +211,7 @@ def _scram_step(core: ServerCore, client: Client, exchange: ScramExchange, data:
     except ValueError as e:  # not base64 (binascii.Error, or not ASCII), or a ScramError
         if exchange.server is not None:  # past the look-up: a failed attempt, counted
             login_failed(core, client, core.fold(exchange.server.username))
+            end_check(core, client, exchange.paid, False)
         _scram_failed(core, client, str(e), counted=exchange.server is not None)
         return
     if exchange.name is None:  # decoy credentials: no proof matches (defensive)
@@ -242,6 +252,8 @@ def _scram_first(
         exchange.server = server
         _send_sasl(core, client, server.first(credentials))
 
+    # The proof is checked here, not on the password thread; a failure counts the same.
+    exchange.paid = start_check(core, client)
     core.emit(FindScram(core.await_answer(client, answer), folded))
 
 
@@ -292,6 +304,7 @@ def check_login(
         return
 
     def answer(client: Client, name: str | None) -> None:
+        end_check(core, client, paid, name is not None)
         if name is None:
             login_failed(core, client, folded)
             log.warning("failed login as %r from %s (%s)", account, client.ip, client.nick)
@@ -301,6 +314,7 @@ def check_login(
             log_in(core, client, name)
         succeeded(name)
 
+    paid = start_check(core, client)
     core.emit(Login(core.await_answer(client, answer), folded, password))
 
 
@@ -308,9 +322,10 @@ def login_wait(core: ServerCore, client: Client, folded: str) -> int:
     """Seconds before a password may be checked for the account ``folded`` on this
     connection (0: now): the connection's failures limit it (``password_wait``), and
     so do the account's, from any connection and host (``--login-failures``), or a
-    brute force from many addresses gets a guess per scrypt hash."""
+    brute force from many addresses gets a guess per scrypt hash, and the host's, for
+    any accounts (``host_wait``)."""
     account_wait = core.login_failures.wait(folded, core.clock())
-    return max(password_wait(core, client), math.ceil(account_wait))
+    return max(password_wait(core, client), math.ceil(account_wait), host_wait(core, client))
 
 
 def login_failed(core: ServerCore, client: Client, folded: str) -> None:
@@ -368,7 +383,7 @@ def pass_login(core: ServerCore, client: Client, then: Callable[[], None]) -> bo
     def tell(text: str) -> None:
         core.send(client, Message("NOTICE", [client.nick, text], core.config.name))
 
-    if too_many_failures(core, client):
+    if login_wait(core, client, core.fold(account)):
         if core.login_refusal_log.allow():
             log.warning("PASS login as %r from %s refused: too many failures",
                         account, client.ip)
@@ -461,7 +476,7 @@ def register_account(
         return
     if not acceptable_password(password, account, replies, core.config.password_min_length):
         return
-    if too_many_failures(core, client):
+    if too_many_failures(core, client) or host_wait(core, client):
         replies.fail("TEMPORARILY_UNAVAILABLE", account, "Too many attempts; try again later")
         return
     refusal = registration_refused(core, client)
@@ -471,8 +486,10 @@ def register_account(
             log.warning("REGISTER of %r from %s refused: %s", account, client.ip, why)
         replies.fail("TEMPORARILY_UNAVAILABLE", account, text)
         return
-    # Every attempt costs a scrypt hash: each counts against the limit, success too.
+    # Every attempt costs a scrypt hash: each counts against the limit, success too;
+    # against the host's, only one that fails.
     client.password_failures.append(core.clock())
+    paid = start_check(core, client)
     # Reserved while the store decides, so that nobody takes the nick meanwhile.
     reserved_now = folded not in core.account_names
     core.account_names.add(folded)
@@ -486,6 +503,7 @@ def register_account(
 
     def answer(client: Client, result: str) -> None:
         stored(result)
+        end_check(core, client, paid, result == REGISTERED)
         if result == REGISTERED:
             log.info("account %r registered by %s (%s)", account, client.nick, client.ip)
             replies.success(account, f"Account {account} registered")

@@ -44,7 +44,7 @@ def is_oper(core: ServerCore, client: Client) -> bool:
 
 def handle_oper(core: ServerCore, client: Client, msg: Message) -> None:
     name, password = msg.params[0], msg.params[1]
-    wait = password_wait(core, client)
+    wait = max(password_wait(core, client), host_wait(core, client))
     if wait:
         if core.login_refusal_log.allow():
             log.warning("OPER attempt as %r from %s (%s) refused: too many failures",
@@ -58,9 +58,11 @@ def handle_oper(core: ServerCore, client: Client, msg: Message) -> None:
         return
 
     def answer(client: Client, ok: bool) -> None:
+        end_check(core, client, paid, ok)
         (oper_succeeded if ok else oper_failed)(core, client, name)
 
     # The client's next lines wait for the answer, so nothing it sends overtakes it.
+    paid = start_check(core, client)
     core.emit(CheckOper(core.await_answer(client, answer), password, stored))
 
 
@@ -76,6 +78,38 @@ def password_wait(core: ServerCore, client: Client) -> int:
         return 0
     # Allowed again once enough of the oldest failures have left the window.
     return max(1, math.ceil(failures[over] + OPER_WINDOW - now))
+
+
+def host_wait(core: ServerCore, client: Client) -> int:
+    """Seconds before a password may be checked for this connection's host (0: now).
+    Failed checks are limited per host too (``core.password_hosts``,
+    ``--host-password-failures``): new connections and made-up account names bought a
+    scrypt check each, on the one thread every login and OPER waits behind."""
+    return math.ceil(core.password_hosts.wait(client.host_key, core.clock()))
+
+
+def start_check(core: ServerCore, client: Client) -> bool:
+    """A password check is about to be queued; True when the host paid for it now.
+
+    Only failed checks count against the host (``end_check``). A host with failures
+    to its name pays up front, and is paid back if the check passes: each of its
+    connections could otherwise have a check in flight on its last token. A host
+    without any pays only if it fails, so that a bouncer logging many users in at
+    once is not refused."""
+    rate, key, now = core.password_hosts, client.host_key, core.clock()
+    if rate.full(key, now):
+        return False
+    rate.take(key, now)
+    return True
+
+
+def end_check(core: ServerCore, client: Client, paid: bool, passed: bool) -> None:
+    """The check ``start_check`` began is over: a failure costs the host a token, a
+    right password (an operator's own OPER, a login) nothing."""
+    if passed and paid:
+        core.password_hosts.give(client.host_key, core.clock())
+    elif not passed and not paid:
+        core.password_hosts.take(client.host_key, core.clock())
 
 
 def too_many_failures(core: ServerCore, client: Client) -> bool:
