@@ -78,6 +78,14 @@ class HistoryStale:
 
 
 @dataclass(frozen=True, slots=True)
+class ChannelEnded:
+    """Effect: this channel (folded) ended here, its last member that this node knows
+    of gone: a window of it this node cached has nobody to serve and is dropped."""
+
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
 class HistoryRequest:
     """Effect: run ``query`` (or a TARGETS listing) and call ``core.history_ready``."""
 
@@ -128,11 +136,16 @@ def end_private_channel(core: ServerCore, channel: Channel) -> None:
     Whoever makes a channel of that name later, or reads it from outside, could not
     have read what was said behind the closed door; an open channel's history was
     open to anyone and goes on. A registered channel keeps its modes, and its history.
+
+    Any channel that ends also has its cached window dropped (``ChannelEnded``): a
+    client churning through new channels (JOIN of many, JOIN 0) otherwise left a
+    window in Redis, read by its join playback, for each of them.
     """
-    if core.history_enabled and is_closed(channel) and (
-        channel.folded not in core.registered_channels
-    ):
+    if not core.history_enabled:
+        return
+    if is_closed(channel) and channel.folded not in core.registered_channels:
         core.emit(StoreMessage(marker_row(core, channel.folded, channel.name, ENDED_COMMAND)))
+    core.emit(ChannelEnded(channel.folded))
 
 
 def wait_for_cluster_view(core: ServerCore, client: Client, name: str) -> None:

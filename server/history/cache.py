@@ -5,12 +5,24 @@ raise, and the caller then reads the store of record.
 
 Keys (``P`` is the prefix, ``G`` the current generation, ``T`` a folded channel)::
 
-    P G:alive      sentinel of generation G; its absence means Redis lost our data
+    P G:alive      sentinel of generation G; its absence means Redis lost our data.
+                   Its value counts the versions handed out in G (INCR)
     P G:w:T        the window: a list of StoredMessage.to_json, oldest first, newest
                    ``window`` messages, no gaps in seq; a first element COMPLETE
                    means the list holds every retained message of the channel
-    P G:v:T        per-channel version: INCR by every write, read before a miss
-                   reads the store; a fill is applied only if it did not move
+    P G:v:T        per-channel version, only between a miss and its fill: the miss
+                   sets it to a value never handed out before in G, a write, drop
+                   or fill deletes it, and a fill is applied only if it is still
+                   the value its miss saw
+
+Lifetimes: a window lives ``ttl`` (an hour) from its last read or write, and a
+version ``FILL_WAIT`` at most. A channel that ends on this node has its window
+dropped (``HistoryService.ended``). So a channel made and left at once (JOIN/JOIN 0
+churn) leaves no key behind, and one that slips past the drop goes within the TTL:
+with a day's TTL and a version per channel read, one address's churn kept ~10 M keys
+(3.7 GB) in a Redis that may carry the cluster bus too.
+Versions are unique within a generation, so one deleted or expired and made again
+never matches what an older miss saw (no ABA): losing a version only refuses a fill.
 
 Writes (after the store committed) append only where a window exists, trim it, and
 bump the version in one atomic round trip (a Lua script), skipping rows the window
@@ -73,6 +85,14 @@ POOL_SIZE = 16
 
 COMPLETE = "#complete"  # first list element of a window holding the whole channel
 
+# Windows and generations live this long from their last use (seconds). An hour keeps
+# every channel read or written that often cached; a day kept each throw-away channel
+# of a churning client (a window it read at its JOIN) for a day.
+TTL = 3_600.0
+# A miss's version lives this long (seconds): a fill later than that (its store read
+# behind a backlog of reads) is refused, and the next read misses again.
+FILL_WAIT = 60.0
+
 
 class _Script:
     """A Lua script run with EVALSHA, falling back to EVAL (which loads it)."""
@@ -90,15 +110,26 @@ return 0
 """
 )
 
-# Read: KEYS sentinel, window, version. Returns, in one round trip, {0} (sentinel
-# gone), {2, version} (miss; version '' when absent) or {1, complete, rows} (hit):
+# Read: KEYS sentinel, window, version; ARGV ttl ms, version ttl ms. Returns, in one
+# round trip, {0} (sentinel gone), {2, version} (miss) or {1, complete, rows} (hit):
 # rows = the window's JSON arrays after its COMPLETE marker (complete 1), joined by ','
 # (one bulk string and one json.loads, not an element and a json.loads per row).
+# A miss shares the version of a miss before it, else makes a new one (the sentinel's
+# count: never handed out before in this generation). A hit renews the window's TTL.
 READ = _Script(
     f"""
 if redis.call('EXISTS', KEYS[1]) == 0 then return {{0}} end
 local w = redis.call('LRANGE', KEYS[2], 0, -1)
-if #w == 0 then return {{2, redis.call('GET', KEYS[3]) or ''}} end
+if #w == 0 then
+  local v = redis.call('GET', KEYS[3])
+  if not v then
+    v = tostring(redis.call('INCR', KEYS[1]))
+    redis.call('SET', KEYS[3], v, 'PX', ARGV[2])
+  end
+  return {{2, v}}
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
 local c = 0
 if w[1] == '{COMPLETE}' then c = 1 end
 return {{1, c, table.concat(w, ',', c + 1)}}
@@ -106,12 +137,15 @@ return {{1, c, table.concat(w, ',', c + 1)}}
 )
 
 # Fill: KEYS sentinel, window, version; ARGV version seen before the store read,
-# ttl ms, complete '1'/'0', rows... Returns -1 (sentinel gone), 0 (version moved:
-# not applied), 1 (filled), 2 (someone filled it already).
+# ttl ms, complete '1'/'0', rows... Returns -1 (sentinel gone), 0 (version gone or
+# another: a write, a drop or another fill came in between, or it expired: not
+# applied), 1 (filled), 2 (someone filled it already). Deletes the version once
+# filled: writes keep the window itself up to date.
 FILL = _Script(
     f"""
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-if (redis.call('GET', KEYS[3]) or '') ~= ARGV[1] then return 0 end
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[3])
 if redis.call('EXISTS', KEYS[2]) == 1 then return 2 end
 if ARGV[3] == '1' then redis.call('RPUSH', KEYS[2], '{COMPLETE}') end
 for i = 4, #ARGV, 1000 do
@@ -125,6 +159,7 @@ return 1
 
 # Append after commit: KEYS sentinel, then (window, version) per channel; ARGV window
 # size, ttl ms, then per channel: n, whole, then n pairs (seq, json) ascending by seq.
+# Deletes each channel's version: a fill in flight read the store before these rows.
 # whole=1: the n rows are the channel's newest `size` (older ones of the batch were left
 # out), so they replace the window unless it already holds something newer.
 # Returns 0 when the sentinel is gone (nothing done), else 1.
@@ -172,24 +207,21 @@ for k = 2, #KEYS, 2 do
     end
   end
   a = a + 2 * n
-  redis.call('INCR', vkey)
-  redis.call('PEXPIRE', vkey, ttl)
+  redis.call('DEL', vkey)
 end
 return 1
 """
 )
 
 
-# Drop: KEYS sentinel, then (window, version) per channel; ARGV ttl ms. Deletes the
-# windows and bumps the versions (a fill that read the store before is not applied).
-# Returns 0 when the sentinel is gone, else 1.
+# Drop: KEYS sentinel, then (window, version) per channel. Deletes the windows and
+# the versions (a fill that read the store before is not applied). Returns 0 when the
+# sentinel is gone, else 1.
 DROP = _Script(
     """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-for k = 2, #KEYS, 2 do
+for k = 2, #KEYS do
   redis.call('DEL', KEYS[k])
-  redis.call('INCR', KEYS[k + 1])
-  redis.call('PEXPIRE', KEYS[k + 1], ARGV[1])
 end
 return 1
 """
@@ -247,7 +279,8 @@ class RedisHistoryCache:
         timeout: float = 0.25,
         breaker: CircuitBreaker | None = None,
         prefix: str = "chat:history:",
-        ttl: float = 86_400.0,
+        ttl: float = TTL,
+        fill_wait: float = FILL_WAIT,
     ) -> None:
         if window < 1:
             raise ValueError("window must be at least 1")
@@ -257,6 +290,7 @@ class RedisHistoryCache:
         self.breaker = breaker if breaker is not None else CircuitBreaker(3, 5.0)
         self.prefix = prefix
         self._ttl_ms = max(1, int(ttl * 1000))
+        self._fill_wait_ms = max(1, int(fill_wait * 1000))
         self._client: aioredis.Redis | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self._retiring: set[asyncio.Task[Any]] = set()  # old clients, closed shortly
@@ -273,7 +307,7 @@ class RedisHistoryCache:
         self.hits = 0
         self.misses = 0
         self.fills = 0
-        self.drops = 0  # windows dropped because another node wrote to their channel
+        self.drops = 0  # windows dropped: another node wrote to their channel, or it ended
         self.invalidations = 0
 
     @classmethod
@@ -321,7 +355,7 @@ class RedisHistoryCache:
                 return None
         self.targets_read.add(target)  # before the version is read: writes now bump it
         keys = [self._alive(gen), self.window_key(gen, target), self.version_key(gen, target)]
-        reply = await self._call(READ, keys, [])
+        reply = await self._call(READ, keys, [self._ttl_ms, self._fill_wait_ms])
         if reply is None or self._generation != gen:
             return None  # failed, or the generation was dropped meanwhile
         code = int(reply[0])
@@ -393,7 +427,8 @@ class RedisHistoryCache:
             self._lost(gen)
 
     async def drop(self, targets: Sequence[str]) -> None:
-        """Another node committed to these channels: their windows here are stale."""
+        """These channels' windows here are stale (another node committed to them, a
+        message was redacted) or no longer wanted (the channel ended): delete them."""
         gen = self._generation
         if gen is None or not targets:
             return  # the next generation reads the store after those commits
@@ -401,7 +436,7 @@ class RedisHistoryCache:
         for target in targets:
             keys += [self.window_key(gen, target), self.version_key(gen, target)]
         self.drops += len(targets)
-        reply = await self._call(DROP, keys, [self._ttl_ms], write=True)
+        reply = await self._call(DROP, keys, [], write=True)
         if reply is not None and int(reply) == 0:
             self._lost(gen)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, TypeVar
@@ -34,6 +34,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("chat.server.history")
 
 T = TypeVar("T")
+
+# Channels that ended here before any read of theirs in this generation began, newest
+# last, at most this many: a read that begins later was asked for before the end (a
+# JOIN and a JOIN 0 in one go), so it skips the cache rather than fill a window that
+# nobody would read or drop. Only the newest matter: such a read begins a tick later.
+ENDED_UNREAD = 1024
 
 # Whether a read is still wanted: called on the thread about to run it (a reader
 # thread, or the loop running the service), so it must be safe there (see
@@ -62,8 +68,14 @@ class HistoryService:
         # not per row or channel: under load they are thousands of rows a second, and
         # a read (rare by comparison) can pick out its channel's.
         self._pending: list[list[StoredMessage]] = []
-        self._stale: set[str] = set()  # channels another node wrote to (cluster)
+        # Channels whose windows are to be dropped: another node wrote to them (cluster),
+        # a message was redacted, or the channel ended here.
+        self._stale: set[str] = set()
+        self._ended_unread: dict[str, None] = {}  # see ENDED_UNREAD
         self._dropping: set[str] = set()  # their windows being dropped right now
+        # Cache reads under way (from the READ to the fill), by channel: a dropped
+        # channel leaves ``cache.targets_read`` only when none is.
+        self._reading: Counter[str] = Counter()
         # Ticks whose cache update has not completed, oldest first (pending ones too).
         self._unconfirmed: deque[list[StoredMessage]] = deque()
         self._writer: asyncio.Task[None] | None = None
@@ -121,22 +133,37 @@ class HistoryService:
             return None
         if target in self._stale or target in self._dropping:
             return None  # another node wrote to it and the window is not dropped yet
+        if target in self._ended_unread:
+            del self._ended_unread[target]
+            return None  # asked for before its channel ended: see ENDED_UNREAD
         # Rows committed before this request whose cache update has not been
         # confirmed yet: a hit may predate them, so they are added here (a client
         # that saw a message must find it in history, even a microsecond later).
         unconfirmed = [r for tick in self._unconfirmed for r in tick if r.target == target]
-        got = await cache.read(target)
-        if got is None:
-            return None
-        if isinstance(got, CachedWindow):
-            return _with_unconfirmed(got.rows, got.complete, unconfirmed)
-        # Miss: the version was read before this store read; the fill is applied only
-        # if no write bumped it since, so a fill can never hide a newer message.
-        size = cache.window_size
-        rows = await self._in_thread(self.store.window, target, size, wanted=wanted)
-        complete = len(rows) < size
-        await cache.fill(got, rows, complete)
-        return rows, complete
+        self._reading[target] += 1
+        try:
+            got = await cache.read(target)
+            if got is None:
+                return None
+            if isinstance(got, CachedWindow):
+                return _with_unconfirmed(got.rows, got.complete, unconfirmed)
+            if target in self._ended_unread:
+                # Its channel ended while this read made the generation (before it was
+                # in ``targets_read``): no window, and a drop for the miss's version.
+                del self._ended_unread[target]
+                self._enqueue_stale([target])
+                return None
+            # Miss: the version was read before this store read; the fill is applied
+            # only if nothing deleted it since, so a fill never hides a newer message.
+            size = cache.window_size
+            rows = await self._in_thread(self.store.window, target, size, wanted=wanted)
+            complete = len(rows) < size
+            await cache.fill(got, rows, complete)
+            return rows, complete
+        finally:
+            self._reading[target] -= 1
+            if not self._reading[target]:
+                del self._reading[target]
 
     async def targets(
         self,
@@ -198,6 +225,28 @@ class HistoryService:
         next read fills them from the store. Never blocks."""
         if self.cache is not None and targets:
             self._on_loop(self._enqueue_stale, targets)
+
+    def ended(self, targets: list[str]) -> None:
+        """These channels ended on this node (no member left that it knows of): drop
+        their windows, so that a channel made and left at once (JOIN/JOIN 0 churn)
+        leaves no key in Redis. Never blocks.
+
+        Always safe: the windows are this node's own (its generation), and a channel
+        that ended here while another node still holds it only misses once here."""
+        if self.cache is not None and targets:
+            self._on_loop(self._enqueue_ended, targets)
+
+    def _enqueue_ended(self, targets: list[str]) -> None:
+        assert self.cache is not None
+        read = self.cache.targets_read
+        unread = self._ended_unread
+        for target in targets:
+            if target not in read:
+                unread.pop(target, None)
+                unread[target] = None
+        while len(unread) > ENDED_UNREAD:
+            del unread[next(iter(unread))]
+        self._enqueue_stale(targets)
 
     def _enqueue_stale(self, targets: list[str]) -> None:
         assert self.cache is not None
@@ -270,6 +319,7 @@ class HistoryService:
                         await cache.append([row for tick in ticks for row in tick])
                     if stale:
                         await cache.drop(sorted(stale))
+                        self._forget(stale)
                 except Exception:
                     log.exception("history cache update failed")
                     cache.invalidate("a cache update failed")
@@ -284,6 +334,16 @@ class HistoryService:
                 self._unconfirmed.clear()
                 cache.invalidate("cache updates were abandoned")
             self._writer = None
+
+    def _forget(self, dropped: set[str]) -> None:
+        """Channels just dropped need no cache writes until read again: no window, and
+        no fill unless a read is under way. Else every channel ever read stays in
+        ``targets_read`` for the generation: a churner's, millions a day."""
+        assert self.cache is not None
+        read = self.cache.targets_read
+        for target in dropped:
+            if target not in self._reading:
+                read.discard(target)
 
     async def flush(self) -> None:
         """Wait until every row passed to ``committed`` reached the cache (or was

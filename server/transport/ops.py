@@ -38,7 +38,7 @@ from server.core.handlers.memoserv import MAX_MEMOS, DeleteMemos, ListMemos, Mar
 from server.core.handlers.operator import CheckOper, Rehash
 from server.core.handlers.readmarker import SaveReadMarkers, keep_marker
 from server.core.handlers.redact import FindMessage, RedactMessage
-from server.core.history import HistoryRequest, StoreMessage, marker_row
+from server.core.history import ChannelEnded, HistoryRequest, StoreMessage, marker_row
 from server.history.model import ENDED_COMMAND, NewMessage
 from server.history.service import HistoryService, Wanted
 from server.history.sqlite_store import SQLiteStore
@@ -549,13 +549,17 @@ def write_history(
     core: ServerCore, history: HistoryService, effects: list[Any], stats: TransportStats
 ) -> None:
     """The tick's history writes, before any byte is sent: its messages in one
-    transaction, then its redactions."""
+    transaction, then its redactions; then the cached windows of the channels that
+    ended are dropped (after their last rows: the cache applies updates in order)."""
     to_store = [e.message for e in effects if isinstance(e, StoreMessage)]
     if to_store:
         commit_messages(core, history, to_store, stats)
     redactions = [e for e in effects if isinstance(e, RedactMessage)]
     if redactions:
         redact_messages(history, redactions)
+    ended = [e.target for e in effects if isinstance(e, ChannelEnded)]
+    if ended:
+        history.ended(ended)
 
 
 def redact_messages(history: HistoryService, redactions: list[RedactMessage]) -> None:

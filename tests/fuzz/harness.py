@@ -48,7 +48,7 @@ from server.core.handlers.memoserv import (
 from server.core.handlers.operator import CheckOper, Rehash
 from server.core.handlers.readmarker import CONNECTION_MARKERS, SaveReadMarkers
 from server.core.handlers.redact import FindMessage, RedactMessage
-from server.core.history import HistoryRequest, StoreMessage, dm_key, is_dm_key
+from server.core.history import ChannelEnded, HistoryRequest, StoreMessage, dm_key, is_dm_key
 from server.core.state import Client, LocalCounts
 from server.history.model import REDACT_EVENT, REDACTED_COMMAND, FoundMessage, StoredMessage
 from server.history.query import served
@@ -414,6 +414,8 @@ class CoreHarness:
                     )
                 elif isinstance(effect, HistoryRequest):
                     self.requests.append(effect)
+                elif isinstance(effect, ChannelEnded):
+                    pass  # a transport drops its cached window: no cache here
                 elif isinstance(effect, RedactMessage):  # in the tick, as a transport does
                     self.store = [
                         r._replace(command=REDACTED_COMMAND, text="", tags="")

@@ -136,16 +136,19 @@ async def test_writes_do_not_create_windows_and_skip_channels_never_read(
         with redis_server.admin() as r:
             assert not r.exists(cache.window_key(gen, "#a"))
             assert not r.exists(cache.version_key(gen, "#a"))
-        # Once read, writes bump its version (a fill in flight must notice them).
-        await svc.query(latest("#a"))
+        # Once read, a write deletes its version, so that a fill in flight (which read
+        # the store before the write) is refused; and it makes no key of its own.
+        miss = await cache.read("#a")
+        assert isinstance(miss, CacheMiss)
         with redis_server.admin() as r:
-            r.delete(cache.window_key(gen, "#a"))  # as if it expired
-        for n in (1, 2):
-            svc.committed(append(store, "#a", 2))
-            await svc.flush()
-            with redis_server.admin() as r:
-                assert not r.exists(cache.window_key(gen, "#a"))
-                assert int(r.get(cache.version_key(gen, "#a")) or 0) >= n
+            assert r.get(cache.version_key(gen, "#a")) == miss.version
+        before = store.window("#a", 5)
+        svc.committed(append(store, "#a", 2))
+        await svc.flush()
+        assert await cache.fill(miss, before, True) is False
+        with redis_server.admin() as r:
+            assert not r.exists(cache.window_key(gen, "#a"))
+            assert not r.exists(cache.version_key(gen, "#a"))
     finally:
         await svc.close()
 
@@ -380,5 +383,52 @@ async def test_random_reads_writes_and_evictions_always_match_the_store(
                 if not svc._unconfirmed:
                     assert_window_fresh(redis_server, cache, target, store)
         assert cache.hits > 10 and cache.misses > 0
+    finally:
+        await svc.close()
+
+
+async def test_a_version_made_again_never_matches_an_older_miss(
+    redis_server: RedisServer, store: SQLiteStore
+) -> None:
+    """Versions live only from a miss to its fill, so one may expire and be made again:
+    each is new in the generation, and the older miss's fill is refused."""
+    rows = append(store, "#a", 3)
+    cache = make_cache(redis_server, window=5)
+    try:
+        first = await cache.read("#a")
+        assert isinstance(first, CacheMiss)
+        gen = first.generation
+        with redis_server.admin() as r:
+            assert 0 < r.pttl(cache.version_key(gen, "#a")) <= 60_000  # FILL_WAIT
+            r.delete(cache.version_key(gen, "#a"))  # as if it expired
+        second = await cache.read("#a")
+        assert isinstance(second, CacheMiss) and second.version != first.version
+        assert await cache.fill(first, rows[:2], True) is False  # older: refused
+        assert await cache.fill(second, rows, True) is True
+        assert cached_window(redis_server, cache, "#a") == (rows, True)
+        with redis_server.admin() as r:
+            assert not r.exists(cache.version_key(gen, "#a"))  # filled: not needed now
+    finally:
+        await cache.close()
+
+
+async def test_windows_live_an_hour_from_their_last_read(
+    redis_server: RedisServer, store: SQLiteStore
+) -> None:
+    append(store, "#a", 3)
+    cache = make_cache(redis_server, window=5)
+    svc = HistoryService(store, cache)
+    try:
+        await svc.query(latest("#a"))  # miss, filled
+        gen = cache.generation
+        assert gen is not None
+        key = cache.window_key(gen, "#a")
+        with redis_server.admin() as r:
+            assert 0 < r.pttl(key) <= 3_600_000
+            r.pexpire(key, 1_000)
+        await svc.query(latest("#a"))  # a hit renews it
+        assert cache.hits == 1
+        with redis_server.admin() as r:
+            assert r.pttl(key) > 1_000
     finally:
         await svc.close()

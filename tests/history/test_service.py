@@ -210,7 +210,7 @@ async def test_without_the_version_check_the_same_interleaving_is_stale(
     """Proves the test above forces the race: an unguarded fill leaves a stale window."""
     unguarded = cache_module._Script(
         cache_module.FILL.text.replace(
-            "if (redis.call('GET', KEYS[3]) or '') ~= ARGV[1] then return 0 end", ""
+            "if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end", ""
         )
     )
     assert unguarded.text != cache_module.FILL.text
@@ -830,3 +830,54 @@ def test_service_on_its_own_loop_thread_with_commits_from_another_thread(
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+async def test_an_ended_channel_leaves_no_key_and_is_forgotten(
+    redis_server: RedisServer, store: SQLiteStore
+) -> None:
+    """A channel that ended here: its window and version go, and it leaves the channels
+    whose writes go to the cache (else a churner's names pile up there)."""
+    rows = append(store, "#a", 3)
+    cache = make_cache(redis_server, window=5)
+    svc = HistoryService(store, cache)
+    try:
+        assert await svc.query(latest("#a")) == rows  # miss, filled
+        gen = cache.generation
+        assert gen is not None and "#a" in cache.targets_read
+        svc.ended(["#a"])
+        await svc.flush()
+        with redis_server.admin() as r:
+            assert r.keys(f"{cache.prefix}{gen}:*:#a") == []
+        assert "#a" not in cache.targets_read
+        svc.committed(append(store, "#a", 1))  # the channel made again: no cache write
+        await svc.flush()
+        with redis_server.admin() as r:
+            assert r.keys(f"{cache.prefix}{gen}:*:#a") == []
+    finally:
+        await svc.close()
+
+
+async def test_a_read_asked_before_its_channel_ended_fills_no_window(
+    redis_server: RedisServer, store: SQLiteStore
+) -> None:
+    """A JOIN and a JOIN 0 in one go: the channel ends before its playback read begins.
+    That read is answered from the store; the next one is cached again."""
+    append(store, "#other", 1)
+    rows = append(store, "#a", 3)
+    cache = make_cache(redis_server, window=5)
+    svc = HistoryService(store, cache)
+    try:
+        await svc.query(latest("#other"))  # the generation
+        gen = cache.generation
+        assert gen is not None
+        svc.ended(["#a"])
+        reads = store.reads
+        assert await svc.query(latest("#a")) == rows
+        await svc.flush()
+        assert store.reads == reads + 1
+        with redis_server.admin() as r:
+            assert r.keys(f"{cache.prefix}{gen}:*:#a") == []
+        assert await svc.query(latest("#a")) == rows  # a later read: miss, filled
+        assert cached_window(redis_server, cache, "#a") == (rows, True)
+    finally:
+        await svc.close()
