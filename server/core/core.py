@@ -368,15 +368,25 @@ class ServerCore:
         now = self.clock()
         client.last_recv = now
         client.ping_sent_at = None
+        self._gate_lines(client, lines, now)
+        if too_long and client.closing is None:
+            self.reply(client, N.ERR_INPUTTOOLONG, "Input line was too long")
+            self.disconnect(client, "Input line was too long")
+
+    def _gate_lines(self, client: Client, lines: list[bytes], now: float) -> None:
+        """Handle a read's lines as flood control lets them: now, later, or never."""
         gate = client.flood
         for line in lines:
             # A line may close the connection (QUIT, bad PASS): drop the rest.
-            if not line or client.closing is not None:
-                continue
+            if client.closing is not None:
+                break
             if gate is not None and "o" not in client.modes:
+                # An empty line is ignored but costs its token, as solanum counts it:
+                # free, 64 KiB of newlines was 65,000 lines a read past flood control,
+                # a loop held at 100 % by one connection (registered or not).
                 # A line with tags (64: '@') may be a multiline batch's: it costs less
                 # (a batch holds PRIVMSGs: a JOIN or PART in one is refused, never run).
-                cost = batch_line_cost(client.caps, line) if line[0] == 64 else 1.0
+                cost = batch_line_cost(client.caps, line) if line and line[0] == 64 else 1.0
                 if cost == 1.0:
                     cost = line_cost(line, gate.burst)
                 if not gate.admit(line, now, cost):
@@ -388,10 +398,8 @@ class ServerCore:
                         break
                     self._flooded[client] = None
                     continue
-            self._take_line(client, line)
-        if too_long and client.closing is None:
-            self.reply(client, N.ERR_INPUTTOOLONG, "Input line was too long")
-            self.disconnect(client, "Input line was too long")
+            if line:
+                self._take_line(client, line)
 
     def connection_lost(self, conn_id: int, reason: str = "Connection closed") -> None:
         client = self.clients.get(conn_id)
@@ -535,7 +543,7 @@ class ServerCore:
                 continue
             lines = gate.clear() if "o" in client.modes else gate.release(now)
             for line in lines:
-                if client.closing is None:
+                if line and client.closing is None:  # an empty line only cost its token
                     self._take_line(client, line)
             if not gate.queue:
                 del self._flooded[client]
