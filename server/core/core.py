@@ -401,6 +401,14 @@ class ServerCore:
             if line:
                 self._take_line(client, line)
 
+    def input_waiting(self, conn_id: int) -> bool:
+        """Whether the client has lines waiting behind its flood gate (fakelag): the
+        transport stops reading its socket until they have run, so that the kernel's
+        buffer pushes back (as on ngIRCd) rather than the loop splitting megabytes the
+        client sends meanwhile."""
+        client = self.clients.get(conn_id)
+        return client is not None and client.closing is None and client in self._flooded
+
     def connection_lost(self, conn_id: int, reason: str = "Connection closed") -> None:
         client = self.clients.get(conn_id)
         if client is None:

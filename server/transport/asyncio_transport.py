@@ -121,7 +121,10 @@ class IRCProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         server = self.server
-        server.core.data_received(self.conn_id, data)
+        core = server.core
+        core.data_received(self.conn_id, data)
+        if core.input_waiting(self.conn_id):
+            server.pause_reading(self)
         if not server.flush_scheduled:
             server.flush_scheduled = True
             server.loop.call_soon(server.flush)
@@ -132,6 +135,7 @@ class IRCProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         server = self.server
         server.conns.pop(self.conn_id, None)
+        server.paused.pop(self.conn_id, None)
         server.readers.gone(self.conn_id)
         if self.grace is not None:
             self.grace.cancel()  # closed in time: no timer left behind per connection
@@ -177,6 +181,8 @@ class AsyncioServer:
         self.tls_gate = HandshakeGate(self.core)
         self.history: HistoryService | None = build_history(config)
         self.readers = HistoryReaders()  # which queued history reads are still wanted
+        # Connections not read while their lines wait behind the flood gate (fakelag).
+        self.paused: dict[int, IRCProtocol] = {}
         self.accounts = open_account_store(config)
         # Account-store calls, one at a time, in order; stop() lets the queued ones
         # (state written behind) finish.
@@ -266,6 +272,7 @@ class AsyncioServer:
             check_history_file(self.history)
             retry_backlog(self.core, self.history, self.stats)
         self.core.tick()
+        self._resume_reading()
         self.flush()
         if self.history is not None and self.loop.time() >= self._next_prune:
             self._next_prune = self.loop.time() + PRUNE_INTERVAL
@@ -273,6 +280,24 @@ class AsyncioServer:
         self._tick_due = now + TICK_SECONDS
         self._ticker = self.loop.call_at(self._tick_due, self._tick)
         memory.tick(len(self.core.clients))  # give memory back after a load peak
+
+    def pause_reading(self, conn: IRCProtocol) -> None:
+        """Stop reading a client whose lines wait behind its flood gate: what it sends
+        meanwhile stays in the kernel, whose full buffer stops the sender."""
+        transport = conn.transport
+        if transport is not None and not transport.is_closing() and conn.conn_id not in self.paused:
+            transport.pause_reading()
+            self.paused[conn.conn_id] = conn
+
+    def _resume_reading(self) -> None:
+        """Read again from those whose waiting lines have all run (released by the tick)."""
+        core = self.core
+        for conn_id, conn in list(self.paused.items()):
+            if not core.input_waiting(conn_id):
+                del self.paused[conn_id]
+                transport = conn.transport
+                if transport is not None and not transport.is_closing():
+                    transport.resume_reading()
 
     def schedule_flush(self) -> None:
         if not self.flush_scheduled:

@@ -23,6 +23,9 @@ for step, so the same protocol test-suite passes on both:
 * A connection the core closes (``Client.closing``) stops being read, its remaining
   output is written best-effort, then it is shut down and closed; a peer that does not
   read is cut off after ``CLOSE_GRACE_SECONDS``.
+* Read backpressure: a client whose lines wait behind its flood gate
+  (``core.input_waiting``) is not watched for reading until the tick that runs the
+  last of them, as asyncio's ``pause_reading``: the kernel's buffer stops the sender.
 
 Selector choice (``ServerConfig.select_impl``): ``"auto"`` uses
 ``selectors.DefaultSelector`` (epoll on Linux, kqueue on the BSDs and macOS, else
@@ -196,6 +199,7 @@ class Connection:
         "fd",
         "grace",
         "lost_reason",
+        "paused",
         "sent",
         "sock",
         "wbuf",
@@ -214,6 +218,7 @@ class Connection:
         self.sent = 0  # serial of the last flush that called send()
         self.closing = False  # like asyncio's transport.is_closing(): no more reads/writes
         self.closed = False
+        self.paused = False  # not read while its lines wait behind the flood gate
         self.lost_reason = "Connection closed"  # given to core.connection_lost at the end
         self.grace: Timer | None = None
 
@@ -399,6 +404,8 @@ class SelectServer:
             else None
         )
         self.readers = HistoryReaders()  # which queued history reads are still wanted
+        # Connections not read while their lines wait behind the flood gate (fakelag).
+        self.paused: dict[int, Connection] = {}
         self.accounts = open_account_store(config)
         load_account_state(self.core, self.accounts)
         end_channels_left_closed(self.core, self.history, self.stats)
@@ -628,6 +635,7 @@ class SelectServer:
             check_history_file(self.history)
             retry_backlog(self.core, self.history, self.stats)
         self.core.tick()
+        self._resume_reading()
         if self.history is not None and time.monotonic() >= self._next_prune:
             self._next_prune = time.monotonic() + PRUNE_INTERVAL
             prune_history(self.history, self.config)
@@ -735,6 +743,8 @@ class SelectServer:
             return
         if data:
             self.core.data_received(conn.conn_id, data)
+            if self.core.input_waiting(conn.conn_id):
+                self._pause_reading(conn)
             return
         # EOF: close our side too, once what is queued has been written (asyncio's
         # eof_received() -> None); the core hears about it when the socket is closed.
@@ -876,7 +886,9 @@ class SelectServer:
             self._handshake(conn)
             return
         if mask & selectors.EVENT_READ or (conn.read_wants_write and mask & selectors.EVENT_WRITE):
-            if not conn.closing:
+            # Paused, it is read only for a write that needs it (rare: level-triggered
+            # readiness left unread would spin the loop).
+            if not conn.closing and (not conn.paused or conn.write_wants_read):
                 self._tls_read(conn)
             if conn.closed:
                 return
@@ -914,12 +926,40 @@ class SelectServer:
             return
         if data:
             self.core.data_received(conn.conn_id, data)
+            if self.core.input_waiting(conn.conn_id):
+                self._pause_reading(conn)
             return
         log.debug("connection %d: end of file", conn.conn_id)
         if conn.wbuf:
             self._begin_close(conn)
         else:
             self._finish(conn)
+
+    def _pause_reading(self, conn: Connection) -> None:
+        """Stop reading a client whose lines wait behind its flood gate: what it sends
+        meanwhile stays in the kernel, whose full buffer stops the sender."""
+        if conn.closing or conn.paused:
+            return
+        conn.paused = True
+        self.paused[conn.conn_id] = conn
+        self._watch(conn)
+
+    def _resume_reading(self) -> None:
+        """Read again from those whose waiting lines have all run (released by the tick)."""
+        core = self.core
+        for conn_id, conn in list(self.paused.items()):
+            if not core.input_waiting(conn_id):
+                del self.paused[conn_id]
+                conn.paused = False
+                if not conn.closing:
+                    self._watch(conn)
+
+    def _watch(self, conn: Connection) -> None:
+        """The events to watch after ``paused`` changed."""
+        if type(conn) is TLSConnection:
+            self._tls_watch(conn, self._tls_events(conn))
+        else:
+            self._set_events(conn)
 
     def _write_wants_read(self, conn: Connection) -> None:
         """SSL_write needs to read first (renegotiation-like traffic): wait for readable
@@ -929,7 +969,7 @@ class SelectServer:
         self._tls_watch(conn, selectors.EVENT_READ)
 
     def _tls_events(self, conn: TLSConnection) -> int:
-        events = 0 if conn.closing else selectors.EVENT_READ
+        events = 0 if conn.closing or conn.paused else selectors.EVENT_READ
         if conn.wbuf or conn.read_wants_write:
             events |= selectors.EVENT_WRITE
         return events
@@ -975,7 +1015,7 @@ class SelectServer:
                         wbuf = conn.wbuf
                         if conn.sent == serial or (wbuf and not conn.writable):
                             wbuf += data  # sent this tick already, or socket is full
-                            if conn.events == selectors.EVENT_READ:
+                            if not conn.events & selectors.EVENT_WRITE:
                                 self._set_events(conn)
                         elif wbuf:
                             wbuf += data
@@ -1045,8 +1085,8 @@ class SelectServer:
         self._set_events(conn)
 
     def _set_events(self, conn: Connection) -> None:
-        """Watch EVENT_READ unless closing, EVENT_WRITE while unsent bytes remain."""
-        events = 0 if conn.closing else selectors.EVENT_READ
+        """Watch EVENT_READ unless closing or paused, EVENT_WRITE while unsent bytes remain."""
+        events = 0 if conn.closing or conn.paused else selectors.EVENT_READ
         if conn.wbuf:
             events |= selectors.EVENT_WRITE
         if events == conn.events:
@@ -1268,6 +1308,7 @@ class SelectServer:
         conn.wbuf.clear()
         sock.close()
         self.conns.pop(conn.conn_id, None)
+        self.paused.pop(conn.conn_id, None)
         self.readers.gone(conn.conn_id)
         self.core.connection_lost(conn.conn_id, conn.lost_reason)
         log.debug("connection %d closed: %s", conn.conn_id, conn.lost_reason)
