@@ -78,6 +78,9 @@ HELD_LINES = 64  # lines a client may send while its OPER or REHASH awaits its a
 # channels queued 50 reads ahead of everyone else's; later joins' reads wait their turn.
 PLAYBACK_READS = 4
 REFUSALS_LOGGED = 20  # refused connections logged a minute (see refusal_log)
+# Tracebacks of one command's handler logged a minute (see _failure_log): a bug a client
+# can reach would otherwise log ~1 KB per line it sends (gigabytes a day).
+FAILURES_LOGGED = 20
 
 # Settings a running server cannot change: REHASH keeps the old value and says so.
 RESTART_ONLY = (
@@ -299,6 +302,7 @@ class ServerCore:
             config.host_password_failures, _per_second(config.host_password_refill))
         self.cloak_key = config.cloak_key.encode() or secrets.token_bytes(32)
         self._flooded: dict[Client, None] = {}  # clients with delayed lines
+        self._failure_logs: dict[str, LogBudget] = {}  # per command (_failure_log)
         # Cluster (server/cluster): remote users by uid, event counters, pending nick claims.
         self.cluster = config.cluster
         self.node_id = config.node_id or secrets.token_hex(4)
@@ -446,6 +450,8 @@ class ServerCore:
         self.scan_rate.expire(now)
         self.refusal_log.tick()
         self.login_refusal_log.tick()
+        for budget in self._failure_logs.values():
+            budget.tick()
         self.login_failures.expire(now)
         self.password_hosts.expire(now)
         if self.bans:
@@ -1356,7 +1362,20 @@ class ServerCore:
             handler(self, client, msg)
         except Exception:
             # A bug of ours, not the client's: keep serving everyone else.
-            log.exception("handler for %s failed", msg.command)
+            if self._failure_log(msg.command).allow():
+                log.exception("handler for %s failed", msg.command)
+
+    def _failure_log(self, command: str) -> LogBudget:
+        """The log budget of ``command``'s handler failures (one per command: a bug a
+        client repeats at will does not hide another's traceback)."""
+        budget = self._failure_logs.get(command)
+        if budget is None:
+            budget = self._failure_logs[command] = LogBudget(
+                log, FAILURES_LOGGED,
+                f"%d more failures of the handler for {command} in that minute (not logged)",
+                self.clock,
+            )
+        return budget
 
     def _dispatch_labeled(self, client: Client, msg: Message, label: str) -> None:
         captured: list[bytes] = []
