@@ -1084,7 +1084,10 @@ class Soak:
             self.live.pop(cid, None)
             if conn.error is not None:
                 reason = conn.error.rsplit(b"(", 1)[-1].rstrip(b")").decode(errors="replace")
-                self.errors["Quit" if reason.startswith("Quit") else reason[:40]] += 1
+                # "Client Quit": the answer to the QUIT of a connection younger than
+                # --anti-spam-exit-message-time (its reason is not relayed), as solanum.
+                quit_ = reason.startswith(("Quit", "Client Quit"))
+                self.errors["Quit" if quit_ else reason[:40]] += 1
             if not conn.closed.done():
                 conn.abort_rst()
 
