@@ -80,4 +80,4 @@ def is_msgid(text: str) -> bool:
 
 def msgid_ms(text: str) -> int | None:
     """The millisecond an id names, or None if ``text`` is not one of ours."""
-    return decode(text) >> 32 if is_msgid(text) else None
+    return timestamp_ms(text) if is_msgid(text) else None

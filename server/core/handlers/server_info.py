@@ -73,34 +73,36 @@ def _server_matches(core: ServerCore, mask: str, servers: list[tuple[str, int]])
     return any(glob.matches(core.fold(name)) for name, _ in servers)
 
 
-def _other_server(core: ServerCore, client: Client, msg: Message, at: int = 0) -> bool:
+def _not_this_server_at(
+    core: ServerCore, client: Client, msg: Message, at: int = 0
+) -> bool:
     """``not_this_server`` for the target in ``msg.params[at]`` (when there is one)."""
     return not_this_server(core, client, msg.params[at] if len(msg.params) > at else "")
 
 
 def handle_motd(core: ServerCore, client: Client, msg: Message) -> None:
     """MOTD [<target>]."""
-    if _other_server(core, client, msg):
+    if _not_this_server_at(core, client, msg):
         return
     send_motd(core, client)
 
 
 def handle_lusers(core: ServerCore, client: Client, msg: Message) -> None:
     """LUSERS [<mask> [<target>]]: the mask is ignored (the counts are the network's)."""
-    if _other_server(core, client, msg, 1):
+    if _not_this_server_at(core, client, msg, 1):
         return
     send_lusers(core, client)
 
 
 def handle_version(core: ServerCore, client: Client, msg: Message) -> None:
-    if _other_server(core, client, msg):
+    if _not_this_server_at(core, client, msg):
         return
     core.reply(client, RPL_VERSION, VERSION, core.config.name, "IRCv3")
     send_isupport(core, client)
 
 
 def handle_time(core: ServerCore, client: Client, msg: Message) -> None:
-    if _other_server(core, client, msg):
+    if _not_this_server_at(core, client, msg):
         return
     human = datetime.fromtimestamp(core.clock(), UTC).strftime("%A %B %d %Y -- %H:%M:%S +00:00")
     # Only the text, as solanum, InspIRCd and Ergo send it: clients show every param,
@@ -109,7 +111,7 @@ def handle_time(core: ServerCore, client: Client, msg: Message) -> None:
 
 
 def handle_admin(core: ServerCore, client: Client, msg: Message) -> None:
-    if _other_server(core, client, msg):
+    if _not_this_server_at(core, client, msg):
         return
     cfg = core.config
     core.reply(client, RPL_ADMINME, cfg.name, "Administrative info")
@@ -119,7 +121,7 @@ def handle_admin(core: ServerCore, client: Client, msg: Message) -> None:
 
 
 def handle_info(core: ServerCore, client: Client, msg: Message) -> None:
-    if _other_server(core, client, msg):
+    if _not_this_server_at(core, client, msg):
         return
     for line in INFO_LINES:
         core.reply(client, RPL_INFO, line)
@@ -128,7 +130,7 @@ def handle_info(core: ServerCore, client: Client, msg: Message) -> None:
 
 def handle_stats(core: ServerCore, client: Client, msg: Message) -> None:
     """STATS <query> [<target>]."""
-    if _other_server(core, client, msg, 1):
+    if _not_this_server_at(core, client, msg, 1):
         return
     letter = msg.params[0][:1]
     if letter == "u":
